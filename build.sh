@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# ngx_deferred — the one entry point.
+#
+#   ./build.sh run      set up, build, and run the example system
+#                       (Redis, nginx with the module, workers, on loopback)
+#   ./build.sh test     set up, build (plus an ASan/UBSan build), run all tests
+#   ./build.sh build    set up and build
+#   ./build.sh bench    set up, build, run the benchmarks (bench/run.sh)
+#   ./build.sh deps     only install the Debian packages that are missing
+#   ./build.sh clean
+#
+# Environment: NGINX_SRC=/path/to/nginx-source builds the module against
+# your own nginx tree instead of Debian's nginx-dev; JOBS=n for make -j.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+PACKAGES=(gcc make pkg-config perl dpkg-dev
+          libhiredis-dev libmsgpack-dev libuv1-dev libjansson-dev libssl-dev
+          redis-server redis-tools nginx nginx-dev wrk python3 python3-flask
+          curl)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+
+deps() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing Debian packages: ${missing[*]}"
+    local sudo=
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || die "need root or sudo to install: ${missing[*]}"
+        sudo=sudo
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_module() {
+    [ -f config ] && compgen -G 'ngx_module/*.c' >/dev/null || return 0
+    local src=${NGINX_SRC:-/usr/share/nginx/src} obj=$ROOT/build/nginx
+    [ -d "$src" ] || die "no nginx source tree at $src (install nginx-dev or set NGINX_SRC)"
+    # the embedded Lua scripts are generated source for the module too
+    make -s build/gen/dq_scripts.c
+    local stamp=$obj/.configured sig
+    sig=$(cat config "$src"/conf_flags 2>/dev/null | cksum; echo "$src")
+    if [ ! -f "$obj/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sig" ]; then
+        log "configuring the module against $src"
+        mkdir -p "$obj"
+        if [ -f "$src/conf_flags" ]; then
+            # Debian's nginx-dev: the exact flags of /usr/sbin/nginx
+            (cd "$src" && . ./conf_flags &&
+             ./configure --with-cc-opt="$(dpkg-buildflags --get CFLAGS) -fPIC" \
+                 --with-ld-opt="$(dpkg-buildflags --get LDFLAGS) -fPIC" \
+                 "${NGX_CONF_FLAGS[@]}" --add-dynamic-module="$ROOT" \
+                 --builddir="$obj") >"$obj/configure.log" 2>&1 ||
+                die "nginx configure failed, see $obj/configure.log"
+        else
+            (cd "$src" && ./configure --with-compat --add-dynamic-module="$ROOT" \
+                 --builddir="$obj" ${NGINX_CONFIGURE_ARGS:-}) \
+                >"$obj/configure.log" 2>&1 ||
+                die "nginx configure failed, see $obj/configure.log"
+        fi
+        echo "$sig" >"$stamp"
+    fi
+    if [ -f "$src/conf_flags" ]; then
+        make -s -f "$obj/Makefile" -C "$src" modules
+    else
+        make -s -f "$obj/Makefile" -C "$src" modules
+    fi
+    cp "$obj/ngx_http_deferred_module.so" build/ngx_http_deferred_module.so
+}
+
+build() {
+    log "building"
+    make -s -j"$JOBS" all
+    build_module
+}
+
+build_san() {
+    log "building with AddressSanitizer + UndefinedBehaviorSanitizer"
+    make -s -j"$JOBS" SAN=1 all
+}
+
+run_tests() {
+    command -v prove >/dev/null || die "prove not found (perl)"
+    log "running tests"
+    prove -j"$JOBS" t/
+}
+
+cmd=${1:-}
+case "$cmd" in
+    deps)  deps ;;
+    build) deps; build ;;
+    test)  deps; build; build_san; run_tests ;;
+    run)   deps; build; shift; exec "$ROOT/examples/run.sh" "$@" ;;
+    bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
+    clean) make -s clean ;;
+    *) sed -n '2,14s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
+esac

@@ -1,0 +1,128 @@
+/*
+ * ngx_deferred — the C client: defer a function call from a C program.
+ *
+ * deferred.defer(fn, *args, _countdown=, _eta=, _name=, _queue=, _url=,
+ * _headers=, _retry_options=) in C. Synchronous (blocking hiredis): for C
+ * programs, tools and tests — never call it from an nginx worker or from a
+ * tasklet.
+ *
+ *   dq_client_t *c = dq_client_new("127.0.0.1:6379", NULL);
+ *   dq_args_t *a = dq_args_new();
+ *   dq_args_str(a, "key", 3); dq_args_int(a, 10);
+ *   dq_defer_opts_t o = DQ_DEFER_OPTS_INIT;
+ *   o.countdown_ms = 60000;
+ *   char id[DQ_ID_SIZE];
+ *   if (dq_defer(c, "counter.add", a, &o, id) != DQ_OK)
+ *       fprintf(stderr, "%s\n", dq_client_errstr(c));
+ *
+ * Ownership: a client is used by one thread at a time. Errors: every call
+ * returns DQ_OK or a DQ_E* code; dq_client_errstr() has the detail of the
+ * last failed call on that client.
+ */
+#ifndef DEFERRED_CLIENT_H
+#define DEFERRED_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <deferred/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dq_client_s dq_client_t;
+
+typedef struct {
+    const char *password;        /* AUTH, or NULL */
+    int         db;              /* SELECT, 0 default */
+    int         timeout_ms;      /* connect and command timeout; 0 = 5000 */
+    int64_t     tombstone_ms;    /* name dedup window; 0 = 7 days */
+    size_t      max_envelope;    /* 0 = 1 MiB */
+} dq_client_opts_t;
+
+/* address: "host:port", "host" (port 6379) or "unix:/path/to/sock".
+ * Returns NULL only on out-of-memory; a failed connect returns a client
+ * whose calls fail with DQ_EREDIS (see dq_client_errstr) and which
+ * reconnects on the next call. opts may be NULL. */
+dq_client_t *dq_client_new(const char *address, const dq_client_opts_t *opts);
+void dq_client_free(dq_client_t *c);
+const char *dq_client_errstr(const dq_client_t *c);
+
+/* Positional (array) or keyword (map) arguments, built as msgpack. */
+typedef struct dq_args_s dq_args_t;
+
+dq_args_t *dq_args_new(void);     /* an array */
+dq_args_t *dq_kwargs_new(void);   /* a map: call dq_args_key before each value */
+void dq_args_free(dq_args_t *a);
+void dq_args_clear(dq_args_t *a);
+int dq_args_key(dq_args_t *a, const char *key);
+int dq_args_int(dq_args_t *a, int64_t v);
+int dq_args_double(dq_args_t *a, double v);
+int dq_args_bool(dq_args_t *a, int v);
+int dq_args_nil(dq_args_t *a);
+int dq_args_str(dq_args_t *a, const char *s, size_t len);
+int dq_args_cstr(dq_args_t *a, const char *s);
+int dq_args_bin(dq_args_t *a, const void *p, size_t len);
+
+/* Options; fields left as in DQ_DEFER_OPTS_INIT take App Engine's
+ * defaults: queue "default", URL "/_ah/queue/deferred", run now. */
+typedef struct {
+    const char        *queue;
+    const char        *name;          /* task name (dedup), or NULL */
+    const char        *url;
+    int64_t            countdown_ms;  /* -1: none */
+    int64_t            eta_ms;        /* -1: none; absolute UTC ms */
+    const dq_header_t *headers;
+    size_t             nheaders;
+    dq_retry_t         retry;         /* fields -1: not given */
+    const dq_args_t   *kwargs;        /* or NULL */
+} dq_defer_opts_t;
+
+#define DQ_DEFER_OPTS_INIT                                                    \
+    { NULL, NULL, NULL, -1, -1, NULL, 0, DQ_RETRY_UNSET, NULL }
+
+/* Defer func(args) with opts (either may be NULL). On DQ_OK, id_out (if not
+ * NULL) holds the task id and *eta_ms (if not NULL) its ETA. Errors:
+ * DQ_EINVAL (bad name/queue/url/options), DQ_ETOOBIG, DQ_EDUPLICATE,
+ * DQ_ETOMBSTONE, DQ_EREDIS. */
+int dq_defer(dq_client_t *c, const char *func, const dq_args_t *args,
+             const dq_defer_opts_t *opts, char id_out[DQ_ID_SIZE],
+             int64_t *eta_ms);
+
+/* Many tasks in as few round trips as possible (pipelined, one script call
+ * per queue per up to 1000 tasks). statuses[i] gets each task's result
+ * (DQ_OK, DQ_EDUPLICATE, ...) and ids (if not NULL) its id. Returns DQ_OK if
+ * the calls were made (check statuses), or the error that stopped them. */
+typedef struct {
+    const char            *func;
+    const dq_args_t       *args;
+    const dq_defer_opts_t *opts;
+} dq_defer_req_t;
+
+int dq_defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
+                  int *statuses, char (*ids)[DQ_ID_SIZE]);
+
+/* Inspection and administration. */
+typedef struct {
+    int64_t waiting;     /* in the ETA set (due or not) */
+    int64_t running;     /* leased */
+    int64_t dead;
+    int64_t enqueued, done, retried, dead_total;  /* counters */
+} dq_queue_stats_t;
+
+int dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out);
+
+/* Re-run a dead task (DQ_ENOTFOUND if it is not dead). */
+int dq_requeue_dead(dq_client_t *c, const char *queue, const char *id);
+
+/* The last error recorded for a task (dead or retrying), copied into buf;
+ * DQ_ENOTFOUND if none. */
+int dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
+                       char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DEFERRED_CLIENT_H */

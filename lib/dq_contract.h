@@ -1,0 +1,399 @@
+/*
+ * ngx_deferred — THE contract between the nginx module, the worker, the C
+ * client and the tests. Compiled into all of them; nothing here is written
+ * twice anywhere else:
+ *
+ *   - the msgpack task envelope (stored format) and the public task request
+ *     (what clients POST, msgpack or JSON), with strict decoding of
+ *     untrusted bytes;
+ *   - name rules (queue, task, function, URL), task ids, limits;
+ *   - Redis key names (dq_key_format) and the Lua scripts (embedded at build
+ *     time from lib/lua/*.lua), with the KEYS/ARGV order of every script
+ *     built only by the dq_cmd_* functions below and replies parsed only by
+ *     the dq_reply_* functions;
+ *   - App Engine's retry/backoff arithmetic.
+ *
+ * No function here does I/O except dq_id_new (getrandom). Nothing blocks;
+ * everything is safe to call from nginx workers and worker threads.
+ * Every function that can fail fills a dq_error_t (code, field, message).
+ */
+#ifndef DQ_CONTRACT_H
+#define DQ_CONTRACT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <hiredis/hiredis.h>
+
+#include <deferred/common.h>
+
+/* ---------------------------------------------------------------- basics */
+
+typedef struct {
+    const char *ptr;     /* not NUL-terminated in general */
+    size_t      len;
+} dq_str_t;
+
+#define dq_str_lit(s)  ((dq_str_t) { (s), sizeof(s) - 1 })
+dq_str_t dq_str_c(const char *s);                 /* NULL -> {NULL, 0} */
+int dq_str_eq(dq_str_t a, const char *cstr);
+
+typedef struct {
+    int  code;           /* DQ_E* */
+    char field[96];      /* offending field ("tasks[3].queue"), or "" */
+    char msg[256];       /* one line of English, no trailing newline */
+} dq_error_t;
+
+/* Fill err (any of field/fmt may be NULL) and return code. */
+int dq_error_set(dq_error_t *err, int code, const char *field,
+                 const char *fmt, ...) DQ_PRINTF(4, 5);
+
+/* Wall clock in ms since the Unix epoch (for created_ms only: "now" for
+ * scheduling is always Redis TIME inside the scripts). */
+int64_t dq_now_ms(void);
+
+/* 22 chars of [A-Za-z0-9_-] from 128 random bits, NUL-terminated.
+ * Thread-safe, never blocks after boot (getrandom). */
+void dq_id_new(char out[DQ_ID_SIZE]);
+
+/* ---------------------------------------------------------------- limits */
+
+typedef struct {
+    size_t   max_envelope;   /* bytes of one request body / envelope: 1 MiB */
+    unsigned max_depth;      /* nesting of containers: 32 */
+    size_t   max_items;      /* container elements in one document: 65536 */
+    size_t   max_batch;      /* tasks in one batch request: 1000 */
+} dq_limits_t;
+
+#define DQ_DEFAULT_MAX_ENVELOPE  (1024 * 1024)
+#define DQ_DEFAULT_MAX_DEPTH     32
+#define DQ_DEFAULT_MAX_ITEMS     65536
+#define DQ_DEFAULT_MAX_BATCH     1000
+
+#define DQ_DEFAULT_TOMBSTONE_MS  (7LL * 24 * 3600 * 1000)  /* 7 days */
+#define DQ_DEFAULT_LEASE_MS      30000
+#define DQ_DEFAULT_DEAD_MAX      10000
+#define DQ_DEFAULT_DEAD_AGE_MS   (30LL * 24 * 3600 * 1000) /* 30 days */
+
+void dq_limits_default(dq_limits_t *lim);
+
+/* ----------------------------------------------------------------- names */
+
+/* 1 if valid, 0 if not. */
+int dq_queue_name_valid(dq_str_t s);   /* [A-Za-z0-9_-]{1,100} */
+int dq_task_name_valid(dq_str_t s);    /* [A-Za-z0-9_-]{1,500} */
+int dq_func_name_valid(dq_str_t s);    /* [A-Za-z0-9_.:-]{1,200} */
+int dq_url_valid(dq_str_t s);          /* "/" + printable non-space ASCII,
+                                          up to DQ_URL_MAX */
+
+/* --------------------------------------------------------------- msgpack */
+
+/*
+ * Strict decode of untrusted msgpack: pre-scans the bytes (every container
+ * element needs at least one byte of input, depth <= max_depth, element
+ * total <= max_items, len <= max_envelope) BEFORE msgpack-c allocates, then
+ * unpacks into `zone` and requires that all bytes were consumed.
+ * Objects point into `buf` (STR/BIN) and into `zone`: keep both alive.
+ */
+int dq_msgpack_unpack(const char *buf, size_t len, const dq_limits_t *lim,
+                      msgpack_zone *zone, msgpack_object *out,
+                      dq_error_t *err);
+
+/* JSON text -> msgpack bytes appended to out (objects -> maps, arrays ->
+ * arrays, integers -> int, reals -> float64, strings -> str, true/false/null).
+ * Same limits as above; DQ_EDECODE with position on malformed JSON. */
+int dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
+                       msgpack_sbuffer *out, dq_error_t *err);
+
+/* Typed look-up in a msgpack map by string key (NULL if absent). */
+const msgpack_object *dq_map_get(const msgpack_object *map, const char *key);
+
+/* --------------------------------------------------------------- request */
+
+/*
+ * The public task request: what a client POSTs (msgpack or JSON) or what the
+ * C client builds. A body is one request map, or an array of them (batch).
+ *
+ *   { "func": "counter.add",               required, dq_func_name_valid
+ *     "args": [ ... ],                      optional array
+ *     "kwargs": { "k": v, ... },            optional map, string keys
+ *     "queue": "default",                   optional
+ *     "name": "unique-name",                optional, dq_task_name_valid
+ *     "countdown": 60,                      optional seconds (int or float >= 0)
+ *     "eta": 1790000000.5 | "2026-11-21T10:00:00Z",
+ *                                           optional absolute UTC: epoch seconds,
+ *                                           or RFC 3339 WITH Z or an offset
+ *                                           (naive times are refused)
+ *     "url": "/custom/path",                optional
+ *     "headers": { "X-Foo": "bar" },        optional map str -> str
+ *     "retry_options": { "task_retry_limit": 3, "task_age_limit": 3600,
+ *                        "min_backoff_seconds": 0.1,
+ *                        "max_backoff_seconds": 3600,
+ *                        "max_doublings": 16 } }   optional, App Engine names
+ *
+ * countdown and eta together: DQ_EINVAL. Unknown keys: DQ_EINVAL naming the
+ * key (typos must not pass silently).
+ */
+typedef struct {
+    dq_str_t              func;
+    dq_str_t              queue;     /* "default" when absent */
+    dq_str_t              name;      /* {NULL,0} when absent */
+    dq_str_t              url;       /* {NULL,0} when absent: caller decides */
+    const msgpack_object *args;      /* array, or NULL */
+    dq_str_t              args_raw;  /* or: pre-packed msgpack array bytes */
+    const msgpack_object *kwargs;    /* map, or NULL */
+    dq_str_t              kwargs_raw;/* or: pre-packed msgpack map bytes */
+    const msgpack_object *headers;   /* map str->str, or NULL */
+    int64_t               countdown_ms;  /* -1 when absent */
+    int64_t               eta_ms;        /* -1 when absent; absolute UTC */
+    dq_retry_t            retry;         /* fields -1 when absent */
+} dq_request_t;
+
+void dq_request_init(dq_request_t *req);
+
+/* Parse and validate one request map. Field names in errors are prefixed
+ * with `prefix` (e.g. "tasks[3]") when non-NULL. */
+int dq_request_parse(const msgpack_object *map, const char *prefix,
+                     dq_request_t *req, dq_error_t *err);
+
+/* Parse a whole body: a map -> 1 request, an array of maps -> n requests
+ * (1..lim->max_batch). reqs has room for lim->max_batch entries. */
+int dq_request_parse_body(const msgpack_object *root, const dq_limits_t *lim,
+                          dq_request_t *reqs, size_t *n, dq_error_t *err);
+
+/* -------------------------------------------------------------- envelope */
+
+/*
+ * Stored envelope (the value in dq:{q}:tasks), a msgpack array, version
+ * first:
+ *   [ 1, id, func, args(array), kwargs(map|nil), queue, name(str|nil),
+ *     url(str|nil = default), created_ms, eta_ms(requested, 0 = none),
+ *     headers(map|nil), retry([limit, age_ms, min_ms, max_ms, doublings]
+ *     with -1 = unset | nil) ]
+ */
+#define DQ_ENVELOPE_VERSION 1
+
+typedef struct {
+    uint32_t              version;
+    dq_str_t              id;
+    dq_str_t              func;
+    const msgpack_object *args;      /* always an array (maybe empty) */
+    const msgpack_object *kwargs;    /* map or NULL */
+    dq_str_t              queue;
+    dq_str_t              name;      /* {NULL,0} if unnamed */
+    dq_str_t              url;       /* DQ_DEFAULT_URL if nil */
+    int64_t               created_ms;
+    int64_t               eta_ms;    /* requested; 0 = none */
+    const msgpack_object *headers;   /* map str->str or NULL */
+    dq_retry_t            retry;
+} dq_envelope_t;
+
+/* Validated request + id + created time -> envelope bytes appended to out.
+ * DQ_ETOOBIG above lim->max_envelope. */
+int dq_envelope_encode(const dq_request_t *req, const char *id,
+                       int64_t created_ms, const dq_limits_t *lim,
+                       msgpack_sbuffer *out, dq_error_t *err);
+
+/* Strictly decode stored bytes (untrusted: Redis may hold anything). */
+int dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
+                       msgpack_zone *zone, dq_envelope_t *env,
+                       dq_error_t *err);
+
+/* ----------------------------------------------------------------- retry */
+
+/* out = task's options, else queue's, else built-in defaults. */
+void dq_retry_merge(dq_retry_t *out, const dq_retry_t *task,
+                    const dq_retry_t *queue);
+
+/* App Engine backoff before attempt `retries + 1`, retries = failed attempts
+ * so far (>= 1 when called after a failure):
+ *   d = min_backoff * 2^(min(retries-1, max_doublings)),
+ *   past max_doublings growing linearly by min_backoff * 2^max_doublings,
+ *   capped at max_backoff. `r` must be merged (no -1 fields). */
+int64_t dq_backoff_ms(const dq_retry_t *r, int64_t retries);
+
+/* 1 if a task that has failed `retries` times (counting the one just
+ * failed) must not run again: retries > retry_limit, or age limit passed
+ * since first_run_ms. */
+int dq_retry_exhausted(const dq_retry_t *r, int64_t retries,
+                       int64_t first_run_ms, int64_t now_ms);
+
+/* ------------------------------------------------------------------ keys */
+
+/* Every key of a queue carries the hash tag {queue}: one slot per queue. */
+typedef enum {
+    DQ_KEY_TASKS = 0,   /* hash  id -> envelope */
+    DQ_KEY_ETA,         /* zset  id by ETA ms (waiting and due) */
+    DQ_KEY_LEASE,       /* zset  id by lease deadline ms (running) */
+    DQ_KEY_STATE,       /* hash  id -> "execs:retries:first_run_ms" */
+    DQ_KEY_DEAD,        /* zset  id by time of death ms */
+    DQ_KEY_ERRORS,      /* hash  id -> last error text */
+    DQ_KEY_NAMES,       /* zset  name by end of dedup window (+inf: live) */
+    DQ_KEY_STATS,       /* hash  counters + "clock" (last TIME seen) */
+    DQ_KEY_WAKE,        /* list  wake tokens for sleeping workers */
+    DQ_KEY_CONF,        /* hash  queue settings (rate, concurrency, paused) */
+    DQ_KEY_BUCKET,      /* hash  rate-limit token bucket state */
+    DQ_KEY__COUNT
+} dq_key_kind_t;
+
+/* "dq:{<queue>}:<kind>" into buf; returns the length, or 0 if it does not
+ * fit. queue must be valid. */
+size_t dq_key_format(char *buf, size_t size, dq_str_t queue,
+                     dq_key_kind_t kind);
+
+#define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 16)
+#define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
+
+/* --------------------------------------------------------------- scripts */
+
+typedef enum {
+    DQ_SCRIPT_ENQUEUE = 0,
+    DQ_SCRIPT_CLAIM,
+    DQ_SCRIPT_ACK,
+    DQ_SCRIPT_RETRY,
+    DQ_SCRIPT_BURY,
+    DQ_SCRIPT_EXTEND,
+    DQ_SCRIPT_RELEASE,
+    DQ_SCRIPT_REQUEUE,
+    DQ_SCRIPT__COUNT
+} dq_script_id_t;
+
+typedef struct {
+    const char *name;     /* "enqueue" */
+    const char *source;   /* Lua text, NUL-terminated */
+    size_t      len;
+    const char *sha1;     /* 40 lowercase hex, computed at build time */
+} dq_script_t;
+
+const dq_script_t *dq_script(dq_script_id_t id);
+
+/* ------------------------------------------------------------ commands */
+
+/*
+ * A Redis command as argv, ready for redisCommandArgv /
+ * redisAsyncCommandArgv / redisAppendCommandArgv. Strings the builder
+ * formats (keys, numbers) live inside the dq_cmd_t and stay valid until
+ * dq_cmd_reset/dq_cmd_free; payload pointers (envelopes, names, ids) point
+ * at the caller's memory, which must outlive the send call only.
+ */
+typedef struct dq_cmd_chunk_s dq_cmd_chunk_t;
+
+typedef struct {
+    int              argc;
+    int              cap;
+    const char     **argv;
+    size_t          *argvlen;
+    dq_cmd_chunk_t  *chunks;   /* storage for formatted strings */
+    dq_script_id_t   script;
+} dq_cmd_t;
+
+void dq_cmd_init(dq_cmd_t *c);
+void dq_cmd_reset(dq_cmd_t *c);
+void dq_cmd_free(dq_cmd_t *c);
+
+/* The NOSCRIPT fallback: turn "EVALSHA <sha> ..." into "EVAL <src> ...". */
+void dq_cmd_use_eval(dq_cmd_t *c);
+
+/* 1 if reply is the NOSCRIPT error. */
+int dq_reply_is_noscript(const redisReply *r);
+
+/* Enqueue (one script call, one queue, 1..n tasks, atomic).
+ * Per task: dedup by id (same id already stored -> status DQ_OK... see
+ * dq_enqueue_result_t), by name (live name -> DQ_EDUPLICATE, tombstoned
+ * within window -> DQ_ETOMBSTONE), store envelope, schedule at eta_ms (if
+ * >= 0) else Redis-now + countdown_ms (countdown -1 = 0), mark the name live,
+ * count it, and push one wake token if the task is due now or earlier than
+ * every waiting task. */
+typedef struct {
+    dq_str_t id;
+    dq_str_t envelope;
+    dq_str_t name;          /* {NULL,0} if unnamed */
+    int64_t  eta_ms;        /* -1 if none */
+    int64_t  countdown_ms;  /* -1 if none */
+} dq_enqueue_item_t;
+
+int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
+                   size_t n, int64_t tombstone_ms);
+
+typedef struct {
+    int     status;   /* DQ_OK stored; DQ_EDUPLICATE; DQ_ETOMBSTONE */
+    int     existed;  /* 1 if the same id was already stored (idempotent
+                         retry of an enqueue that did land): status DQ_OK */
+    int64_t eta_ms;   /* the scheduled ETA (UTC ms) when status is DQ_OK */
+} dq_enqueue_result_t;
+
+int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
+                     dq_error_t *err);
+
+/* Claim: first takes expired leases back (each counts as a failed attempt,
+ * error "lease expired", rescheduled at now + reclaim_delay_ms), then
+ * moves up to max_n due tasks to the lease set with deadline now + lease_ms,
+ * counting one execution each; passes a wake token on if due work remains.
+ * Returns them with their fencing token (= execution count). */
+int dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, int64_t max_n, int64_t lease_ms,
+                 int64_t reclaim_delay_ms);
+
+typedef struct {
+    dq_str_t id;
+    dq_str_t envelope;      /* {NULL,0} if the hash had no envelope */
+    int64_t  eta_ms;        /* the score it was due at */
+    int64_t  token;         /* fencing token: execution count incl. this */
+    int64_t  retries;       /* failed attempts so far */
+    int64_t  first_run_ms;  /* first claim (Redis time) */
+} dq_claimed_t;
+
+typedef struct {
+    int64_t       now_ms;   /* Redis time of the claim */
+    int64_t       next_ms;  /* ms until the next ETA or lease deadline,
+                               -1 if the queue is empty */
+    size_t        n;
+    dq_claimed_t *tasks;    /* points into the reply; `cap` entries given */
+} dq_claim_result_t;
+
+int dq_reply_claim(const redisReply *r, dq_claim_result_t *out, size_t cap,
+                   dq_error_t *err);
+
+/* Ack 1..n tasks: only those whose token still matches the current lease.
+ * Deletes envelope and state, tombstones the name until now + tombstone_ms,
+ * counts "done". Per task status 1 = acked, 0 = lease lost (fenced). */
+typedef struct {
+    dq_str_t id;
+    int64_t  token;
+    dq_str_t name;          /* {NULL,0} if unnamed */
+} dq_lease_item_t;
+
+int dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
+               size_t n, int64_t tombstone_ms);
+
+/* Retry one task after delay_ms (computed by dq_backoff_ms) with error
+ * text kept; counts a failed attempt. Reply 1 ok, 0 fenced. */
+int dq_cmd_retry(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *item,
+                 int64_t delay_ms, dq_str_t error);
+
+/* Bury one task in the dead set with its error; tombstones its name;
+ * trims the dead set to dead_max entries and dead_age_ms (deleting the
+ * trimmed tasks' data). Reply 1 ok, 0 fenced. */
+int dq_cmd_bury(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *item,
+                dq_str_t error, int64_t dead_max, int64_t dead_age_ms,
+                int64_t tombstone_ms);
+
+/* Extend leases (heartbeat) to now + lease_ms; per task 1 ok, 0 fenced. */
+int dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
+                  size_t n, int64_t lease_ms);
+
+/* Release leases of tasks never started (graceful shutdown): back to due
+ * now, the execution not counted. Per task 1 ok, 0 fenced. */
+int dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
+                   size_t n);
+
+/* Re-run a dead task: dead -> due now, retry state reset, name live again.
+ * Reply 1 ok, 0 not dead. */
+int dq_cmd_requeue(dq_cmd_t *c, dq_str_t queue, dq_str_t id);
+
+/* Per-item 0/1 statuses of ack/extend/release (and 1-element retry/bury/
+ * requeue replies); out has room for n. */
+int dq_reply_statuses(const redisReply *r, size_t n, int *out,
+                      dq_error_t *err);
+
+#endif /* DQ_CONTRACT_H */

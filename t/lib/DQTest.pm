@@ -1,0 +1,288 @@
+package DQTest;
+# Test harness for ngx_deferred: real daemons on free loopback ports in temp
+# dirs, stopped by pid. Core Perl only.
+#
+#   use lib 't/lib'; use DQTest;
+#   my $r = DQTest::Redis->start;           # skips the test if no redis-server
+#   $r->cmd(qw(SET k v));                    # RESP client: scalars, arrays, {err}
+#   my $pid = DQTest::spawn(log => "$dir/w.log", cmd => [bin('deferred-worker'), ...]);
+#   DQTest::stop_pid($pid);
+#   DQTest::log_clean_ok("$dir/w.log");      # no [alert]/[crit]/[emerg]/sanitizer
+#
+# Every process started through spawn() is stopped at exit (TERM, then KILL).
+use strict;
+use warnings;
+use Exporter 'import';
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(time sleep);
+use Test::More;
+
+our @EXPORT = qw(bin build_dir tmpdir free_port spawn stop_pid wait_for
+                 log_clean_ok slurp root);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+my %children;        # pid => name
+
+sub root { $ROOT }
+
+# The build a test uses: DQ_BUILD, else the sanitizer build when present.
+sub build_dir {
+    return $ENV{DQ_BUILD} if $ENV{DQ_BUILD};
+    return -d "$ROOT/build/san" ? "$ROOT/build/san" : "$ROOT/build";
+}
+
+# A built binary (worker, unit test, example library...) by relative path.
+sub bin {
+    my ($name) = @_;
+    for my $d (build_dir(), "$ROOT/build") {
+        for my $p ("$d/$name", "$d/worker/$name", "$d/t/$name") {
+            return $p if -e $p;
+        }
+    }
+    return build_dir() . "/$name";
+}
+
+# Run a C unit test binary (TAP on stdout) in place of this .t script.
+sub exec_unit {
+    my ($name, @args) = @_;
+    my $b = build_dir() . "/t/$name";
+    unless (-x $b) {
+        print "1..0 # SKIP $b not built (./build.sh test builds it)\n";
+        exit 0;
+    }
+    $ENV{ASAN_OPTIONS} //= 'abort_on_error=0:detect_leaks=1';
+    $ENV{UBSAN_OPTIONS} //= 'print_stacktrace=1:halt_on_error=1';
+    exec $b, @args or die "exec $b: $!";
+}
+
+sub tmpdir {
+    return tempdir('dqtest-XXXXXX', TMPDIR => 1,
+                   CLEANUP => !$ENV{DQ_KEEP});
+}
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0, Proto => 'tcp', ReuseAddr => 1)
+        or die "free_port: $!";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or return '';
+    local $/;
+    return <$fh>;
+}
+
+# spawn(cmd => [...], log => file, env => {...}, name => 'x', dir => cwd)
+sub spawn {
+    my %o = @_;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        if ($o{log}) {
+            open STDOUT, '>>', $o{log} or die "open $o{log}: $!";
+            open STDERR, '>&', \*STDOUT or die;
+        }
+        open STDIN, '<', '/dev/null';
+        chdir $o{dir} if $o{dir};
+        $ENV{$_} = $o{env}{$_} for keys %{ $o{env} || {} };
+        # sanitizer defaults: fail loudly, keep going in CI logs
+        $ENV{ASAN_OPTIONS} //= 'abort_on_error=0:detect_leaks=1';
+        $ENV{UBSAN_OPTIONS} //= 'print_stacktrace=1:halt_on_error=1';
+        exec @{ $o{cmd} } or POSIX::_exit(127);
+    }
+    $children{$pid} = $o{name} || $o{cmd}[0];
+    return $pid;
+}
+
+# Stop a child by pid: sig (TERM), wait up to timeout s, then KILL.
+# Returns the wait status ($?) or undef if it was not ours / already gone.
+sub stop_pid {
+    my ($pid, $sig, $timeout) = @_;
+    return undef unless $pid && exists $children{$pid};
+    $sig //= 'TERM';
+    $timeout //= 10;
+    kill $sig, $pid;
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        my $r = waitpid($pid, WNOHANG);
+        if ($r == $pid) { delete $children{$pid}; return $?; }
+        if ($r < 0)     { delete $children{$pid}; return undef; }
+        sleep 0.01;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+    delete $children{$pid};
+    return $?;
+}
+
+# Reap without signalling: status if it has exited, undef if running.
+sub reaped {
+    my ($pid) = @_;
+    my $r = waitpid($pid, WNOHANG);
+    if ($r == $pid) { delete $children{$pid}; return $?; }
+    return undef;
+}
+
+sub wait_for {
+    my ($cond, $timeout, $step) = @_;
+    $timeout //= 10;
+    $step //= 0.005;
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        my $v = $cond->();
+        return $v if $v;
+        sleep $step;
+    }
+    return $cond->();
+}
+
+sub wait_port {
+    my ($port, $timeout) = @_;
+    return wait_for(sub {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                      Proto => 'tcp', Timeout => 1);
+        return 0 unless $s;
+        close $s;
+        1;
+    }, $timeout // 10);
+}
+
+# Fails the test if a log holds nginx alerts or sanitizer reports.
+sub log_clean_ok {
+    my ($file, $what) = @_;
+    my $text = slurp($file);
+    my @bad = grep { /\[(alert|crit|emerg)\]|AddressSanitizer|LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer/ }
+              split /\n/, $text;
+    ok(!@bad, ($what // $file) . ' has no alert, crit, emerg or sanitizer report')
+        or diag(join "\n", @bad[0 .. ($#bad < 20 ? $#bad : 20)]);
+}
+
+END {
+    my $status = $?;
+    for my $pid (keys %children) {
+        kill 'TERM', $pid;
+    }
+    my $deadline = time + 5;
+    while (%children && time < $deadline) {
+        for my $pid (keys %children) {
+            delete $children{$pid} if waitpid($pid, WNOHANG) != 0;
+        }
+        sleep 0.01 if %children;
+    }
+    for my $pid (keys %children) { kill 'KILL', $pid; waitpid($pid, 0); }
+    $? = $status;
+}
+
+# ----------------------------------------------------------------- Redis
+
+package DQTest::Redis;
+use strict;
+use warnings;
+use IO::Socket::INET;
+use Test::More;
+
+# start(dir => ..., port => ..., args => [...]); skips the test when
+# redis-server is not installed.
+sub start {
+    my ($class, %o) = @_;
+    my $server = $ENV{REDIS_SERVER} || 'redis-server';
+    unless (grep { -x "$_/$server" } split /:/, $ENV{PATH}) {
+        plan skip_all => 'redis-server not installed';
+    }
+    my $self = bless { dir => $o{dir} || DQTest::tmpdir(),
+                       port => $o{port} || DQTest::free_port(),
+                       args => $o{args} || [], server => $server }, $class;
+    $self->_launch;
+    return $self;
+}
+
+sub _launch {
+    my ($self) = @_;
+    $self->{log} = "$self->{dir}/redis.log";
+    $self->{pid} = DQTest::spawn(
+        name => 'redis-server', log => $self->{log},
+        cmd  => [$self->{server}, '--port', $self->{port}, '--bind', '127.0.0.1',
+                 '--save', '', '--appendonly', 'no', '--dir', $self->{dir},
+                 '--daemonize', 'no', '--protected-mode', 'no',
+                 @{ $self->{args} }]);
+    DQTest::wait_port($self->{port}, 10)
+        or die "redis-server did not start on port $self->{port}:\n"
+               . DQTest::slurp($self->{log});
+    delete $self->{sock};
+}
+
+sub port    { $_[0]{port} }
+sub pid     { $_[0]{pid} }
+sub address { "127.0.0.1:$_[0]{port}" }
+
+sub stop {
+    my ($self) = @_;
+    delete $self->{sock};
+    DQTest::stop_pid($self->{pid}) if $self->{pid};
+    $self->{pid} = undef;
+}
+
+# Same port, fresh (empty) data set.
+sub restart { my ($self) = @_; $self->stop; $self->_launch; }
+
+sub _sock {
+    my ($self) = @_;
+    return $self->{sock} if $self->{sock};
+    $self->{sock} = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                          PeerPort => $self->{port},
+                                          Proto => 'tcp', Timeout => 5)
+        or die "connect to redis :$self->{port}: $!";
+    return $self->{sock};
+}
+
+# cmd(@args): one command; returns a scalar, an array ref, undef (nil) or
+# { err => 'text' } for an error reply.
+sub cmd {
+    my ($self, @args) = @_;
+    my $s = $self->_sock;
+    my $req = '*' . scalar(@args) . "\r\n";
+    $req .= '$' . length($_) . "\r\n$_\r\n" for map { defined $_ ? $_ : '' } @args;
+    print {$s} $req or die "redis write: $!";
+    return _read($s);
+}
+
+sub _line {
+    my ($s) = @_;
+    my $l = <$s>;
+    die "redis: connection closed" unless defined $l;
+    $l =~ s/\r\n\z//;
+    return $l;
+}
+
+sub _read {
+    my ($s) = @_;
+    my $l = _line($s);
+    my ($t, $rest) = (substr($l, 0, 1), substr($l, 1));
+    return $rest                  if $t eq '+';
+    return { err => $rest }       if $t eq '-';
+    return 0 + $rest              if $t eq ':';
+    if ($t eq '$') {
+        return undef if $rest < 0;
+        my $buf = '';
+        while (length($buf) < $rest + 2) {
+            my $n = read($s, $buf, $rest + 2 - length($buf), length($buf));
+            die "redis: short read" unless $n;
+        }
+        return substr($buf, 0, $rest);
+    }
+    if ($t eq '*') {
+        return undef if $rest < 0;
+        return [ map { _read($s) } 1 .. $rest ];
+    }
+    die "redis: bad reply line '$l'";
+}
+
+1;
