@@ -1,0 +1,122 @@
+/*
+ * deferred-worker — the interfaces between the worker's parts.
+ *
+ *   main.c     command line + config file -> dq_worker_conf_t, then master
+ *   config.c   the config file format, defaults, -t, --help, dump
+ *   master.c   process manager: N children, respawn, signals, pid file
+ *   child.c    one child: libuv loop, Redis connections, claim/dispatch/ack
+ *   redis_uv.c the hiredis <-> libuv adapter (errors passed through, timers)
+ *   loader.c   dlopen of task libraries, the function and handler index
+ *   task.c     the dq_task_* accessors of include/deferred/task.h
+ *   log.c      levels, stderr or file, reopen on SIGUSR1, thread-safe
+ *
+ * Configuration is read once per process (the master reads it; children
+ * inherit it across fork) and never changes under a running child: a
+ * reload replaces children.
+ */
+#ifndef DQ_WORKER_H
+#define DQ_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <deferred/common.h>
+#include <deferred/task.h>
+#include "dq_contract.h"
+
+/* ------------------------------------------------------------------ log */
+
+/* Levels: DQ_LOG_ERROR .. DQ_LOG_DEBUG (task.h). */
+int  dq_log_open(const char *path, int level);  /* path NULL: stderr */
+int  dq_log_reopen(void);                       /* SIGUSR1 */
+void dq_log_set_prefix(const char *prefix);     /* "child 3" */
+void dq_logf(int level, const char *fmt, ...) DQ_PRINTF(2, 3);
+int  dq_log_level(void);
+
+#define dq_log_error(...) dq_logf(DQ_LOG_ERROR, __VA_ARGS__)
+#define dq_log_warn(...)  dq_logf(DQ_LOG_WARN, __VA_ARGS__)
+#define dq_log_info(...)  dq_logf(DQ_LOG_INFO, __VA_ARGS__)
+#define dq_log_debug(...)                                                     \
+    do { if (dq_log_level() >= DQ_LOG_DEBUG) dq_logf(DQ_LOG_DEBUG, __VA_ARGS__); } \
+    while (0)
+
+/* --------------------------------------------------------------- config */
+
+typedef struct {
+    char      *name;            /* valid queue name */
+    int        weight;          /* share of claims among queues, >= 1 */
+    dq_retry_t retry;           /* queue defaults; -1 = built-in default */
+    double     rate;            /* tasks/s across the fleet; 0 = unlimited */
+    int        bucket_size;     /* burst; 0 = max(1, rate) */
+    int        max_concurrent;  /* running at once across the fleet; 0 = no
+                                   limit */
+    int64_t    timeout_ms;      /* per-task run time limit; 0 = none */
+} dq_queue_conf_t;
+
+typedef struct {
+    char            *redis_address;   /* "host:port" | "unix:/path" */
+    char            *redis_password;  /* or NULL */
+    int              redis_db;
+
+    dq_queue_conf_t *queues;
+    size_t           nqueues;
+    char           **libraries;       /* paths of task libraries */
+    size_t           nlibraries;
+
+    int              processes;       /* children; 0 = one per CPU */
+    int              threads;         /* pool threads per child */
+    int              concurrency;     /* plain tasks in flight per child */
+    int              tasklet_concurrency; /* tasklet tasks per child */
+    int              batch;           /* max tasks per claim */
+
+    int64_t          lease_ms;        /* lease length; heartbeat at 1/3 */
+    int64_t          reclaim_delay_ms;/* delay before re-running a task
+                                         whose lease expired */
+    int64_t          tombstone_ms;
+    int64_t          dead_max;
+    int64_t          dead_age_ms;
+    int64_t          grace_ms;        /* SIGTERM: time for running tasks */
+
+    char            *log_file;        /* NULL = stderr */
+    int              log_level;
+    char            *pid_file;        /* NULL = none */
+    char            *config_file;     /* where this came from, or NULL */
+
+    dq_limits_t      limits;
+} dq_worker_conf_t;
+
+/* Built-in defaults (one queue "default", Redis 127.0.0.1:6379, ...). */
+void dq_conf_defaults(dq_worker_conf_t *conf);
+void dq_conf_free(dq_worker_conf_t *conf);
+
+/* The queue's settings, or NULL if the worker does not serve it. */
+const dq_queue_conf_t *dq_conf_queue(const dq_worker_conf_t *conf,
+                                     dq_str_t name);
+
+/* --------------------------------------------------------------- loader */
+
+typedef struct dq_loader_s dq_loader_t;
+
+typedef struct {
+    const dq_function_t *fn;
+    const char          *library;   /* which library registered it */
+} dq_fn_entry_t;
+
+/* Load every library; a library that fails to load is logged with the
+ * dlerror()/init reason and skipped (its functions stay unknown, so their
+ * tasks go dead with that reason); the worker keeps running. */
+dq_loader_t *dq_loader_new(char *const *paths, size_t n);
+void dq_loader_free(dq_loader_t *ld);
+const dq_fn_entry_t *dq_loader_function(const dq_loader_t *ld, dq_str_t name);
+const dq_handler_t *dq_loader_handler(const dq_loader_t *ld, dq_str_t url);
+/* Why a library failed to load ("libfoo.so: cannot open shared object..."),
+ * for the dead-task reason; NULL if all loaded. */
+const char *dq_loader_errors(const dq_loader_t *ld);
+
+/* ---------------------------------------------------------------- child */
+
+/* Run one child until it is told to stop (SIGTERM/SIGINT: graceful, within
+ * conf->grace_ms; SIGQUIT: fast). Returns the process exit status. */
+int dq_child_main(const dq_worker_conf_t *conf, int index);
+
+#endif /* DQ_WORKER_H */
