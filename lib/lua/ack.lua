@@ -1,0 +1,37 @@
+-- ack: 1..n tasks done. Only a task still leased under the given token.
+-- KEYS: 1 tasks, 2 lease, 3 state, 4 names, 5 stats, 6 errors
+-- ARGV: 1 tombstone_ms, 2 n, then per task 3 values: id, token, name
+-- Reply: { 1 acked | 0 fenced, ... } one per task
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local clock = tonumber(redis.call('HGET', KEYS[5], 'clock') or '0')
+if clock > now then now = clock else redis.call('HSET', KEYS[5], 'clock', now) end
+
+local tomb = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local reply = {}
+local done = 0
+for i = 0, n - 1 do
+    local id = ARGV[3 + i * 3]
+    local token = tonumber(ARGV[4 + i * 3])
+    local name = ARGV[5 + i * 3]
+    local ok = 0
+    if redis.call('ZSCORE', KEYS[2], id) then
+        local s = redis.call('HGET', KEYS[3], id)
+        local c = s and tonumber(string.match(s, ':(%d+)$'))
+        if c and c == token then
+            redis.call('ZREM', KEYS[2], id)
+            redis.call('HDEL', KEYS[1], id)
+            redis.call('HDEL', KEYS[3], id)
+            redis.call('HDEL', KEYS[6], id)
+            if name ~= '' then
+                redis.call('ZADD', KEYS[4], now + tomb, name)
+            end
+            ok = 1
+            done = done + 1
+        end
+    end
+    reply[#reply + 1] = ok
+end
+if done > 0 then redis.call('HINCRBY', KEYS[5], 'done', done) end
+return reply

@@ -1,0 +1,89 @@
+-- claim: take back expired leases, then lease up to max_n due tasks.
+-- KEYS: 1 tasks, 2 eta, 3 lease, 4 state, 5 stats, 6 wake, 7 errors
+-- ARGV: 1 max_n, 2 lease_ms, 3 reclaim_delay_ms
+-- Reply: { now_ms, next_ms, then per task 7 values:
+--          id, envelope (nil if missing), eta_ms, token, retries,
+--          first_run_ms, execs }
+--   next_ms: ms until the earliest ETA or lease deadline still pending
+--   (0 if due work remains), -1 if the queue holds nothing.
+-- State "execs:retries:first_run_ms:claims": claims is the fencing token
+-- (every claim +1, never decremented); execs counts executions (a released
+-- claim is given back); retries counts failed attempts.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local clock = tonumber(redis.call('HGET', KEYS[5], 'clock') or '0')
+if clock > now then now = clock else redis.call('HSET', KEYS[5], 'clock', now) end
+
+local max_n = tonumber(ARGV[1])
+local lease_ms = tonumber(ARGV[2])
+local reclaim_delay = tonumber(ARGV[3])
+
+local function state(id)
+    local s = redis.call('HGET', KEYS[4], id)
+    if not s then return 0, 0, 0, 0 end
+    local e, r, f, c = string.match(s, '^(%d+):(%d+):(%d+):(%d+)$')
+    if not e then return 0, 0, 0, 0 end
+    return tonumber(e), tonumber(r), tonumber(f), tonumber(c)
+end
+
+-- 1. expired leases: a failed attempt each, back in the ETA set
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now,
+                           'LIMIT', 0, 1000)
+for _, id in ipairs(expired) do
+    local e, r, f, c = state(id)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('HSET', KEYS[4], id,
+               e .. ':' .. (r + 1) .. ':' .. f .. ':' .. c)
+    redis.call('HSET', KEYS[7], id, 'lease expired')
+    redis.call('ZADD', KEYS[2], now + reclaim_delay, id)
+end
+if #expired > 0 then
+    redis.call('HINCRBY', KEYS[5], 'reclaimed', #expired)
+end
+
+-- 2. due tasks into the lease set
+local reply = { now, -1 }
+if max_n > 0 then
+    local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,
+                           'WITHSCORES', 'LIMIT', 0, max_n)
+    for i = 1, #due, 2 do
+        local id = due[i]
+        local eta = tonumber(due[i + 1])
+        local e, r, f, c = state(id)
+        e = e + 1
+        c = c + 1
+        if f == 0 then f = now end
+        redis.call('ZREM', KEYS[2], id)
+        redis.call('ZADD', KEYS[3], now + lease_ms, id)
+        redis.call('HSET', KEYS[4], id, e .. ':' .. r .. ':' .. f .. ':' .. c)
+        local env = redis.call('HGET', KEYS[1], id)
+        reply[#reply + 1] = id
+        reply[#reply + 1] = env
+        reply[#reply + 1] = eta
+        reply[#reply + 1] = c
+        reply[#reply + 1] = r
+        reply[#reply + 1] = f
+        reply[#reply + 1] = e
+    end
+end
+
+-- 3. when to look again; pass the wake token on if due work remains
+local nxt = -1
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if first[2] then
+    local d = tonumber(first[2]) - now
+    if d <= 0 then
+        d = 0
+        redis.call('LPUSH', KEYS[6], '1')
+        redis.call('LTRIM', KEYS[6], 0, 7)
+    end
+    nxt = d
+end
+local l = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if l[2] then
+    local d = tonumber(l[2]) - now
+    if d < 0 then d = 0 end
+    if nxt < 0 or d < nxt then nxt = d end
+end
+reply[2] = nxt
+return reply

@@ -1,0 +1,62 @@
+-- enqueue: store and schedule 1..n tasks of one queue, atomically.
+-- KEYS: 1 tasks, 2 eta, 3 names, 4 stats, 5 wake
+-- ARGV: 1 tombstone_ms, 2 n, then per task 5 values:
+--       id, envelope, name ('' = none), eta_ms (-1 = none),
+--       countdown_ms (-1 = none)
+-- Reply: { now_ms, status_1, eta_1, ..., status_n, eta_n }
+--   status 0 stored, 1 same id already stored (eta = its current ETA or 0),
+--   2 name live (duplicate), 3 name tombstoned; eta 0 when not stored.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local clock = tonumber(redis.call('HGET', KEYS[4], 'clock') or '0')
+if clock > now then now = clock else redis.call('HSET', KEYS[4], 'clock', now) end
+
+local n = tonumber(ARGV[2])
+-- names whose tombstone window has passed are forgotten
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. now)
+
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local earliest = first[2] and tonumber(first[2]) or nil
+local wake = false
+local stored = 0
+local reply = { now }
+
+for i = 0, n - 1 do
+    local id = ARGV[3 + i * 5]
+    local env = ARGV[4 + i * 5]
+    local name = ARGV[5 + i * 5]
+    local eta = tonumber(ARGV[6 + i * 5])
+    local countdown = tonumber(ARGV[7 + i * 5])
+    local status = 0
+    local at = 0
+    if redis.call('HEXISTS', KEYS[1], id) == 1 then
+        status = 1
+        at = tonumber(redis.call('ZSCORE', KEYS[2], id) or '0')
+    elseif name ~= '' then
+        local s = redis.call('ZSCORE', KEYS[3], name)
+        if s then
+            if s == 'inf' then status = 2 else status = 3 end
+        end
+    end
+    if status == 0 then
+        if eta < 0 then
+            if countdown < 0 then countdown = 0 end
+            eta = now + countdown
+        end
+        at = eta
+        redis.call('HSET', KEYS[1], id, env)
+        redis.call('ZADD', KEYS[2], eta, id)
+        if name ~= '' then redis.call('ZADD', KEYS[3], 'inf', name) end
+        stored = stored + 1
+        if eta <= now or earliest == nil or eta < earliest then wake = true end
+    end
+    reply[#reply + 1] = status
+    reply[#reply + 1] = at
+end
+
+if stored > 0 then redis.call('HINCRBY', KEYS[4], 'enqueued', stored) end
+if wake then
+    redis.call('LPUSH', KEYS[5], '1')
+    redis.call('LTRIM', KEYS[5], 0, 7)
+end
+return reply

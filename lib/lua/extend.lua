@@ -1,0 +1,27 @@
+-- extend: heartbeat 1..n leases to now + lease_ms.
+-- KEYS: 1 lease, 2 state, 3 stats
+-- ARGV: 1 lease_ms, 2 n, then per task 2 values: id, token
+-- Reply: { 1 extended | 0 fenced, ... } one per task
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local clock = tonumber(redis.call('HGET', KEYS[3], 'clock') or '0')
+if clock > now then now = clock else redis.call('HSET', KEYS[3], 'clock', now) end
+
+local lease_ms = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local reply = {}
+for i = 0, n - 1 do
+    local id = ARGV[3 + i * 2]
+    local token = tonumber(ARGV[4 + i * 2])
+    local ok = 0
+    if redis.call('ZSCORE', KEYS[1], id) then
+        local s = redis.call('HGET', KEYS[2], id)
+        local c = s and tonumber(string.match(s, ':(%d+)$'))
+        if c and c == token then
+            redis.call('ZADD', KEYS[1], now + lease_ms, id)
+            ok = 1
+        end
+    end
+    reply[#reply + 1] = ok
+end
+return reply

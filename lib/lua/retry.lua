@@ -1,0 +1,31 @@
+-- retry: one leased task failed; run it again after delay_ms.
+-- KEYS: 1 eta, 2 lease, 3 state, 4 stats, 5 errors, 6 wake
+-- ARGV: 1 id, 2 token, 3 delay_ms, 4 error text
+-- Reply: 1 rescheduled | 0 fenced (lease lost or token stale)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local clock = tonumber(redis.call('HGET', KEYS[4], 'clock') or '0')
+if clock > now then now = clock else redis.call('HSET', KEYS[4], 'clock', now) end
+
+local id = ARGV[1]
+local token = tonumber(ARGV[2])
+local delay = tonumber(ARGV[3])
+if delay < 0 then delay = 0 end
+if not redis.call('ZSCORE', KEYS[2], id) then return 0 end
+local s = redis.call('HGET', KEYS[3], id)
+local e, r, f, c
+if s then e, r, f, c = string.match(s, '^(%d+):(%d+):(%d+):(%d+)$') end
+if not c or tonumber(c) ~= token then return 0 end
+
+local eta = now + delay
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+redis.call('ZREM', KEYS[2], id)
+redis.call('HSET', KEYS[3], id, e .. ':' .. (tonumber(r) + 1) .. ':' .. f .. ':' .. c)
+redis.call('HSET', KEYS[5], id, ARGV[4])
+redis.call('ZADD', KEYS[1], eta, id)
+redis.call('HINCRBY', KEYS[4], 'retried', 1)
+if eta <= now or not first[2] or eta < tonumber(first[2]) then
+    redis.call('LPUSH', KEYS[6], '1')
+    redis.call('LTRIM', KEYS[6], 0, 7)
+end
+return 1
