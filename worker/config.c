@@ -1,0 +1,993 @@
+/*
+ * deferred-worker — configuration: ONE table of directives (dq__cmds)
+ * read by the file parser, the command-line setter, the defaults, the help
+ * text and the dump.
+ *
+ * A default is written in the table as the text a user would write in the
+ * file; dq_conf_defaults() feeds it through the same setter as the file,
+ * so a default can never be a value the parser would refuse.
+ *
+ * Ownership: every string in dq_worker_conf_t is malloc'd and freed by
+ * dq_conf_free(). Nothing here logs: errors go back in the caller's buffer
+ * ("invalid value \"x\" in \"threads\" directive in FILE:LINE").
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* --------------------------------------------------------------- table */
+
+enum {
+    DQ_CT_INT = 0,   /* int, range min..max */
+    DQ_CT_INT64,     /* int64_t, range min..max */
+    DQ_CT_TIME,      /* int64_t ms; "off" = 0 when min allows */
+    DQ_CT_SIZE,      /* size_t bytes: 512, 64k, 1m */
+    DQ_CT_STR,       /* char *; "off" = NULL when DQ_CF_OFF */
+    DQ_CT_ADDR,      /* char * "host:port" | "unix:/path" */
+    DQ_CT_PATHS,     /* char ** + count: repeatable */
+    DQ_CT_LEVEL,     /* int: error|warn|info|debug */
+    DQ_CT_AUTO,      /* int; "auto" = 0 */
+    DQ_CT_LIMIT,     /* int; "unlimited" = 0 */
+    DQ_CT_RATE,      /* double tasks/s; "unlimited" = 0 */
+    DQ_CT_RINT,      /* int64_t of dq_retry_t; "default" = -1 */
+    DQ_CT_RTIME      /* int64_t ms of dq_retry_t; "default" = -1 */
+};
+
+#define DQ_CX_MAIN   1
+#define DQ_CX_QUEUE  2
+
+#define DQ_CF_OFF    1   /* DQ_CT_STR: "off" -> NULL */
+
+typedef struct {
+    const char *name;
+    int         ctx;
+    int         type;
+    size_t      off;       /* into dq_worker_conf_t or dq_queue_conf_t */
+    size_t      count_off; /* DQ_CT_PATHS: the size_t count */
+    int64_t     min, max;
+    unsigned    flags;
+    const char *dflt;      /* default, in file syntax */
+    const char *arg;       /* argument form for --help */
+    const char *help;
+} dq_conf_cmd_t;
+
+#define W(f) offsetof(dq_worker_conf_t, f)
+#define Q(f) offsetof(dq_queue_conf_t, f)
+#define R(f) (offsetof(dq_queue_conf_t, retry) + offsetof(dq_retry_t, f))
+#define DAY  (24LL * 3600 * 1000)
+
+static const dq_conf_cmd_t dq__cmds[] = {
+    { "redis", DQ_CX_MAIN, DQ_CT_ADDR, W(redis_address), 0, 0, 0, 0,
+      "127.0.0.1:6379", "HOST:PORT|unix:PATH",
+      "Redis server holding the queues (numeric address: no DNS lookup)" },
+    { "redis_password", DQ_CX_MAIN, DQ_CT_STR, W(redis_password), 0, 0, 0,
+      DQ_CF_OFF, "off", "PASSWORD|off", "AUTH password" },
+    { "redis_db", DQ_CX_MAIN, DQ_CT_INT, W(redis_db), 0, 0, 1000000, 0,
+      "0", "N", "Redis database number (SELECT)" },
+    { "library", DQ_CX_MAIN, DQ_CT_PATHS, W(libraries), W(nlibraries), 0, 0,
+      0, NULL, "PATH", "task library to load (repeatable)" },
+    { "processes", DQ_CX_MAIN, DQ_CT_AUTO, W(processes), 0, 0, 1024, 0,
+      "auto", "N|auto", "child processes (auto: one per CPU)" },
+    { "threads", DQ_CX_MAIN, DQ_CT_INT, W(threads), 0, 1, 1024, 0,
+      "4", "N", "pool threads per child for plain functions" },
+    { "concurrency", DQ_CX_MAIN, DQ_CT_INT, W(concurrency), 0, 1, 100000, 0,
+      "8", "N", "plain tasks in flight per child" },
+    { "tasklet_concurrency", DQ_CX_MAIN, DQ_CT_INT, W(tasklet_concurrency),
+      0, 1, 100000, 0, "64", "N", "tasklet tasks in flight per child" },
+    { "batch", DQ_CX_MAIN, DQ_CT_INT, W(batch), 0, 1, 1000, 0,
+      "16", "N", "max tasks taken by one claim" },
+    { "lease", DQ_CX_MAIN, DQ_CT_TIME, W(lease_ms), 0, 100, 7 * DAY, 0,
+      "30s", "TIME", "lease length (heartbeat every third)" },
+    { "reclaim_delay", DQ_CX_MAIN, DQ_CT_TIME, W(reclaim_delay_ms), 0, 0,
+      DAY, 0, "0", "TIME",
+      "delay before re-running a task whose lease expired" },
+    { "grace", DQ_CX_MAIN, DQ_CT_TIME, W(grace_ms), 0, 0, DAY, 0,
+      "30s", "TIME", "on SIGTERM, time running tasks get to finish" },
+    { "tombstone", DQ_CX_MAIN, DQ_CT_TIME, W(tombstone_ms), 0, 0, 365 * DAY,
+      0, "7d", "TIME", "how long a used task name stays taken" },
+    { "dead_max", DQ_CX_MAIN, DQ_CT_INT64, W(dead_max), 0, 1, 100000000, 0,
+      "10000", "N", "dead tasks kept per queue" },
+    { "dead_age", DQ_CX_MAIN, DQ_CT_TIME, W(dead_age_ms), 0, 1000,
+      3650 * DAY, 0, "30d", "TIME", "how long dead tasks are kept" },
+    { "max_envelope", DQ_CX_MAIN, DQ_CT_SIZE, W(limits.max_envelope), 0,
+      64, 512LL * 1024 * 1024, 0, "1m", "SIZE",
+      "largest task envelope accepted" },
+    { "log_file", DQ_CX_MAIN, DQ_CT_STR, W(log_file), 0, 0, 0, DQ_CF_OFF,
+      "stderr", "PATH|stderr", "where the log goes (SIGUSR1 reopens it)" },
+    { "log_level", DQ_CX_MAIN, DQ_CT_LEVEL, W(log_level), 0, 0, 0, 0,
+      "info", "error|warn|info|debug", "least severe level logged" },
+    { "pid_file", DQ_CX_MAIN, DQ_CT_STR, W(pid_file), 0, 0, 0, DQ_CF_OFF,
+      "off", "PATH|off", "the master's pid, for -s and init systems" },
+
+    { "weight", DQ_CX_QUEUE, DQ_CT_INT, Q(weight), 0, 1, 1000, 0,
+      "1", "N", "share of claims among this worker's queues" },
+    { "rate", DQ_CX_QUEUE, DQ_CT_RATE, Q(rate), 0, 0, 0, 0,
+      "unlimited", "N/s|N/m|N/h|N/d|unlimited",
+      "tasks started per time unit across ALL workers" },
+    { "bucket_size", DQ_CX_QUEUE, DQ_CT_AUTO, Q(bucket_size), 0, 0,
+      1000000, 0, "auto", "N|auto", "burst allowed by rate (auto: max(1, rate/s))" },
+    { "max_concurrent", DQ_CX_QUEUE, DQ_CT_LIMIT, Q(max_concurrent), 0, 0,
+      1000000, 0, "unlimited", "N|unlimited",
+      "tasks leased at once across ALL workers" },
+    { "timeout", DQ_CX_QUEUE, DQ_CT_TIME, Q(timeout_ms), 0, 0, 7 * DAY, 0,
+      "off", "TIME|off",
+      "run time after which a task fails and its child is replaced" },
+    { "retry_limit", DQ_CX_QUEUE, DQ_CT_RINT, R(retry_limit), 0, 0,
+      1000000000, 0, "default", "N|default",
+      "failed attempts before dead (default: task's, else 5)" },
+    { "age_limit", DQ_CX_QUEUE, DQ_CT_RTIME, R(age_limit_ms), 0, 0,
+      3650 * DAY, 0, "default", "TIME|default",
+      "time since first run before dead (default: none)" },
+    { "min_backoff", DQ_CX_QUEUE, DQ_CT_RTIME, R(min_backoff_ms), 0, 0,
+      DAY, 0, "default", "TIME|default", "first retry delay (default 100ms)" },
+    { "max_backoff", DQ_CX_QUEUE, DQ_CT_RTIME, R(max_backoff_ms), 0, 0,
+      30 * DAY, 0, "default", "TIME|default",
+      "largest retry delay (default 1h)" },
+    { "max_doublings", DQ_CX_QUEUE, DQ_CT_RINT, R(max_doublings), 0, 0, 62,
+      0, "default", "N|default", "times the delay doubles (default 16)" },
+};
+
+#define DQ_NCMDS (sizeof(dq__cmds) / sizeof(dq__cmds[0]))
+
+/* ------------------------------------------------------------ helpers */
+
+static void
+dq__err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static const dq_conf_cmd_t *
+dq__cmd(const char *name, int ctx)
+{
+    size_t i;
+
+    for (i = 0; i < DQ_NCMDS; i++) {
+        if ((dq__cmds[i].ctx & ctx) && strcmp(dq__cmds[i].name, name) == 0) {
+            return &dq__cmds[i];
+        }
+    }
+    return NULL;
+}
+
+int
+dq_conf_parse_time(const char *s, int64_t *out_ms)
+{
+    char   *end;
+    double  v, mul;
+
+    if (strcmp(s, "off") == 0) {
+        *out_ms = 0;
+        return 0;
+    }
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || errno != 0 || !isfinite(v) || v < 0) {
+        return -1;
+    }
+    if (*end == '\0' || strcmp(end, "s") == 0) {
+        mul = 1000;
+    } else if (strcmp(end, "ms") == 0) {
+        mul = 1;
+    } else if (strcmp(end, "m") == 0) {
+        mul = 60e3;
+    } else if (strcmp(end, "h") == 0) {
+        mul = 3600e3;
+    } else if (strcmp(end, "d") == 0) {
+        mul = 86400e3;
+    } else {
+        return -1;
+    }
+    v *= mul;
+    if (v > 9e15) {
+        return -1;
+    }
+    *out_ms = (int64_t) llround(v);
+    return 0;
+}
+
+int
+dq_conf_parse_rate(const char *s, double *out)
+{
+    char   *end;
+    double  v;
+
+    if (strcmp(s, "unlimited") == 0 || strcmp(s, "off") == 0) {
+        *out = 0;
+        return 0;
+    }
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || errno != 0 || !isfinite(v) || v < 0 || v > 1e7) {
+        return -1;
+    }
+    if (*end == '\0' || strcmp(end, "/s") == 0) {
+        *out = v;
+    } else if (strcmp(end, "/m") == 0) {
+        *out = v / 60;
+    } else if (strcmp(end, "/h") == 0) {
+        *out = v / 3600;
+    } else if (strcmp(end, "/d") == 0) {
+        *out = v / 86400;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+dq__parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char      *end;
+    long long  v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < min || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+dq__parse_size(const char *s, int64_t *out)
+{
+    char      *end;
+    long long  v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (end == s || errno != 0 || v < 0) {
+        return -1;
+    }
+    if (*end == 'k' || *end == 'K') {
+        v *= 1024;
+        end++;
+    } else if (*end == 'm' || *end == 'M') {
+        v *= 1024 * 1024;
+        end++;
+    }
+    if (*end != '\0') {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* "host:port" with a numeric IPv4/IPv6 host or a name, or "unix:/path". */
+static int
+dq__addr_valid(const char *s)
+{
+    const char *colon;
+    int64_t     port;
+
+    if (strncmp(s, "unix:", 5) == 0) {
+        return s[5] == '/';
+    }
+    colon = strrchr(s, ':');
+    if (colon == NULL || colon == s) {
+        return 0;
+    }
+    return dq__parse_int(colon + 1, 1, 65535, &port) == 0;
+}
+
+static const char *dq__levels[] = { "error", "warn", "info", "debug" };
+
+/* Set one directive on `base` (the conf or a queue). */
+static int
+dq__set(const dq_conf_cmd_t *cmd, void *base, const char *v, char *err,
+        size_t errlen)
+{
+    char    *p = (char *) base + cmd->off;
+    int64_t  i;
+    double   d;
+    size_t   k;
+
+    switch (cmd->type) {
+    case DQ_CT_INT:
+    case DQ_CT_AUTO:
+    case DQ_CT_LIMIT:
+        if (cmd->type == DQ_CT_AUTO && strcmp(v, "auto") == 0) {
+            *(int *) p = 0;
+            return 0;
+        }
+        if (cmd->type == DQ_CT_LIMIT && strcmp(v, "unlimited") == 0) {
+            *(int *) p = 0;
+            return 0;
+        }
+        if (dq__parse_int(v, cmd->type == DQ_CT_INT ? cmd->min : 0, cmd->max,
+                          &i) != 0)
+        {
+            goto range;
+        }
+        *(int *) p = (int) i;
+        return 0;
+
+    case DQ_CT_INT64:
+    case DQ_CT_RINT:
+        if (cmd->type == DQ_CT_RINT && strcmp(v, "default") == 0) {
+            *(int64_t *) p = -1;
+            return 0;
+        }
+        if (dq__parse_int(v, cmd->min, cmd->max, &i) != 0) {
+            goto range;
+        }
+        *(int64_t *) p = i;
+        return 0;
+
+    case DQ_CT_TIME:
+    case DQ_CT_RTIME:
+        if (cmd->type == DQ_CT_RTIME && strcmp(v, "default") == 0) {
+            *(int64_t *) p = -1;
+            return 0;
+        }
+        if (dq_conf_parse_time(v, &i) != 0 || i < cmd->min || i > cmd->max) {
+            goto range;
+        }
+        *(int64_t *) p = i;
+        return 0;
+
+    case DQ_CT_SIZE:
+        if (dq__parse_size(v, &i) != 0 || i < cmd->min || i > cmd->max) {
+            goto range;
+        }
+        *(size_t *) p = (size_t) i;
+        return 0;
+
+    case DQ_CT_RATE:
+        if (dq_conf_parse_rate(v, &d) != 0) {
+            goto range;
+        }
+        *(double *) p = d;
+        return 0;
+
+    case DQ_CT_LEVEL:
+        for (k = 0; k < 4; k++) {
+            if (strcmp(v, dq__levels[k]) == 0) {
+                *(int *) p = (int) k;
+                return 0;
+            }
+        }
+        goto range;
+
+    case DQ_CT_ADDR:
+        if (!dq__addr_valid(v)) {
+            goto range;
+        }
+        /* fall through */
+    case DQ_CT_STR:
+        free(*(char **) p);
+        *(char **) p = NULL;
+        if ((cmd->flags & DQ_CF_OFF)
+            && (strcmp(v, "off") == 0 || strcmp(v, "stderr") == 0))
+        {
+            return 0;
+        }
+        if (*v == '\0') {
+            goto range;
+        }
+        *(char **) p = strdup(v);
+        return *(char **) p ? 0 : -1;
+
+    case DQ_CT_PATHS: {
+        char  ***list = (char ***) p;
+        size_t  *n = (size_t *) ((char *) base + cmd->count_off);
+        char   **nl;
+
+        if (*v == '\0') {
+            goto range;
+        }
+        nl = realloc(*list, (*n + 1) * sizeof(char *));
+        if (nl == NULL) {
+            return -1;
+        }
+        *list = nl;
+        nl[*n] = strdup(v);
+        if (nl[*n] == NULL) {
+            return -1;
+        }
+        (*n)++;
+        return 0;
+    }
+    }
+
+range:
+    dq__err(err, errlen, "invalid value \"%s\" in \"%s\" directive "
+            "(expected %s)", v, cmd->name, cmd->arg);
+    return -1;
+}
+
+static void
+dq__queue_defaults(dq_queue_conf_t *q)
+{
+    size_t i;
+    char   err[DQ_CONF_ERR_SIZE];
+
+    for (i = 0; i < DQ_NCMDS; i++) {
+        if (dq__cmds[i].ctx == DQ_CX_QUEUE && dq__cmds[i].dflt) {
+            (void) dq__set(&dq__cmds[i], q, dq__cmds[i].dflt, err,
+                           sizeof(err));
+        }
+    }
+}
+
+/* ------------------------------------------------------------- public */
+
+void
+dq_conf_defaults(dq_worker_conf_t *conf)
+{
+    size_t i;
+    char   err[DQ_CONF_ERR_SIZE];
+
+    memset(conf, 0, sizeof(*conf));
+    dq_limits_default(&conf->limits);
+    for (i = 0; i < DQ_NCMDS; i++) {
+        if (dq__cmds[i].ctx == DQ_CX_MAIN && dq__cmds[i].dflt) {
+            (void) dq__set(&dq__cmds[i], conf, dq__cmds[i].dflt, err,
+                           sizeof(err));
+        }
+    }
+}
+
+void
+dq_conf_free(dq_worker_conf_t *conf)
+{
+    size_t i;
+
+    free(conf->redis_address);
+    free(conf->redis_password);
+    for (i = 0; i < conf->nqueues; i++) {
+        free(conf->queues[i].name);
+    }
+    free(conf->queues);
+    for (i = 0; i < conf->nlibraries; i++) {
+        free(conf->libraries[i]);
+    }
+    free(conf->libraries);
+    free(conf->log_file);
+    free(conf->pid_file);
+    free(conf->config_file);
+    memset(conf, 0, sizeof(*conf));
+}
+
+const dq_queue_conf_t *
+dq_conf_queue(const dq_worker_conf_t *conf, dq_str_t name)
+{
+    size_t i;
+
+    for (i = 0; i < conf->nqueues; i++) {
+        if (strlen(conf->queues[i].name) == name.len
+            && memcmp(conf->queues[i].name, name.ptr, name.len) == 0)
+        {
+            return &conf->queues[i];
+        }
+    }
+    return NULL;
+}
+
+dq_queue_conf_t *
+dq_conf_add_queue(dq_worker_conf_t *conf, const char *name, char *err,
+                  size_t errlen)
+{
+    dq_queue_conf_t *q, *nq;
+
+    if (!dq_queue_name_valid(dq_str_c(name))) {
+        dq__err(err, errlen, "invalid queue name \"%s\" "
+                "(expected [A-Za-z0-9_-]{1,%d})", name, DQ_QUEUE_NAME_MAX);
+        return NULL;
+    }
+    q = (dq_queue_conf_t *) dq_conf_queue(conf, dq_str_c(name));
+    if (q) {
+        return q;
+    }
+    nq = realloc(conf->queues, (conf->nqueues + 1) * sizeof(*nq));
+    if (nq == NULL) {
+        dq__err(err, errlen, "out of memory");
+        return NULL;
+    }
+    conf->queues = nq;
+    q = &nq[conf->nqueues];
+    memset(q, 0, sizeof(*q));
+    dq__queue_defaults(q);
+    q->name = strdup(name);
+    if (q->name == NULL) {
+        dq__err(err, errlen, "out of memory");
+        return NULL;
+    }
+    conf->nqueues++;
+    return q;
+}
+
+int
+dq_conf_known(const char *name)
+{
+    return dq__cmd(name, DQ_CX_MAIN) != NULL;
+}
+
+int
+dq_conf_set(dq_worker_conf_t *conf, const char *name, const char *value,
+            char *err, size_t errlen)
+{
+    const dq_conf_cmd_t *cmd = dq__cmd(name, DQ_CX_MAIN);
+
+    if (cmd == NULL) {
+        dq__err(err, errlen, "unknown directive \"%s\"", name);
+        return -1;
+    }
+    return dq__set(cmd, conf, value, err, errlen);
+}
+
+void
+dq_conf_reset(dq_worker_conf_t *conf, const char *name)
+{
+    const dq_conf_cmd_t *cmd = dq__cmd(name, DQ_CX_MAIN);
+    char                 err[DQ_CONF_ERR_SIZE];
+    size_t               i, *n;
+    char              ***list;
+
+    if (cmd == NULL) {
+        return;
+    }
+    if (cmd->type == DQ_CT_PATHS) {
+        list = (char ***) ((char *) conf + cmd->off);
+        n = (size_t *) ((char *) conf + cmd->count_off);
+        for (i = 0; i < *n; i++) {
+            free((*list)[i]);
+        }
+        free(*list);
+        *list = NULL;
+        *n = 0;
+        return;
+    }
+    if (cmd->dflt) {
+        (void) dq__set(cmd, conf, cmd->dflt, err, sizeof(err));
+    }
+}
+
+int
+dq_conf_processes(const dq_worker_conf_t *conf)
+{
+    long n;
+
+    if (conf->processes > 0) {
+        return conf->processes;
+    }
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int) n : 1;
+}
+
+int
+dq_conf_check(const dq_worker_conf_t *conf, char *err, size_t errlen)
+{
+    if (conf->nqueues == 0) {
+        dq__err(err, errlen, "no queue to serve (add \"queue NAME;\")");
+        return -1;
+    }
+    if (conf->redis_address == NULL || !dq__addr_valid(conf->redis_address))
+    {
+        dq__err(err, errlen, "no valid \"redis\" address");
+        return -1;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- file */
+
+typedef struct {
+    const char *file;
+    const char *p, *end;
+    int         line;
+    char        word[4096];
+} dq_cfp_t;
+
+enum { DQ_TK_WORD, DQ_TK_SEMI, DQ_TK_OPEN, DQ_TK_CLOSE, DQ_TK_EOF,
+       DQ_TK_ERR };
+
+static int
+dq__token(dq_cfp_t *cf, char *err, size_t errlen)
+{
+    size_t n = 0;
+    char   quote;
+
+    for (;;) {
+        while (cf->p < cf->end && isspace((unsigned char) *cf->p)) {
+            if (*cf->p == '\n') {
+                cf->line++;
+            }
+            cf->p++;
+        }
+        if (cf->p < cf->end && *cf->p == '#') {
+            while (cf->p < cf->end && *cf->p != '\n') {
+                cf->p++;
+            }
+            continue;
+        }
+        break;
+    }
+    if (cf->p >= cf->end) {
+        return DQ_TK_EOF;
+    }
+    switch (*cf->p) {
+    case ';': cf->p++; return DQ_TK_SEMI;
+    case '{': cf->p++; return DQ_TK_OPEN;
+    case '}': cf->p++; return DQ_TK_CLOSE;
+    }
+
+    if (*cf->p == '"' || *cf->p == '\'') {
+        quote = *cf->p++;
+        while (cf->p < cf->end && *cf->p != quote) {
+            if (*cf->p == '\\' && cf->p + 1 < cf->end) {
+                cf->p++;
+            }
+            if (*cf->p == '\n') {
+                cf->line++;
+            }
+            if (n + 1 >= sizeof(cf->word)) {
+                goto long_word;
+            }
+            cf->word[n++] = *cf->p++;
+        }
+        if (cf->p >= cf->end) {
+            dq__err(err, errlen, "unterminated string in %s:%d", cf->file,
+                    cf->line);
+            return DQ_TK_ERR;
+        }
+        cf->p++;
+    } else {
+        while (cf->p < cf->end && !isspace((unsigned char) *cf->p)
+               && *cf->p != ';' && *cf->p != '{' && *cf->p != '}'
+               && *cf->p != '#')
+        {
+            if (n + 1 >= sizeof(cf->word)) {
+                goto long_word;
+            }
+            cf->word[n++] = *cf->p++;
+        }
+    }
+    cf->word[n] = '\0';
+    return DQ_TK_WORD;
+
+long_word:
+    dq__err(err, errlen, "word too long in %s:%d", cf->file, cf->line);
+    return DQ_TK_ERR;
+}
+
+/* One directive's words up to ';' or '{'. Returns the terminator token. */
+static int
+dq__words(dq_cfp_t *cf, char words[][4096], int max, int *n, char *err,
+          size_t errlen)
+{
+    int t;
+
+    *n = 0;
+    for (;;) {
+        t = dq__token(cf, err, errlen);
+        if (t != DQ_TK_WORD) {
+            return t;
+        }
+        if (*n == max) {
+            dq__err(err, errlen, "too many arguments in \"%s\" directive in "
+                    "%s:%d", words[0], cf->file, cf->line);
+            return DQ_TK_ERR;
+        }
+        memcpy(words[(*n)++], cf->word, sizeof(cf->word));
+    }
+}
+
+static int
+dq__parse(dq_worker_conf_t *conf, dq_cfp_t *cf, char *err, size_t errlen)
+{
+    static char          words[3][4096];
+    dq_queue_conf_t     *q = NULL;
+    const dq_conf_cmd_t *cmd;
+    int                  t, n, ctx, line;
+    size_t               i;
+    char                 e[DQ_CONF_ERR_SIZE];
+
+    for (;;) {
+        t = dq__words(cf, words, 3, &n, err, errlen);
+        line = cf->line;
+        if (t == DQ_TK_ERR) {
+            return -1;
+        }
+        ctx = q ? DQ_CX_QUEUE : DQ_CX_MAIN;
+        if (n == 0) {
+            if (t == DQ_TK_EOF) {
+                if (q) {
+                    dq__err(err, errlen, "unexpected end of file, expecting "
+                            "\"}\" in %s:%d", cf->file, line);
+                    return -1;
+                }
+                return 0;
+            }
+            if (t == DQ_TK_CLOSE && q) {
+                q = NULL;
+                continue;
+            }
+            dq__err(err, errlen, "unexpected \"%s\" in %s:%d",
+                    t == DQ_TK_SEMI ? ";" : t == DQ_TK_OPEN ? "{" : "}",
+                    cf->file, line);
+            return -1;
+        }
+
+        if (ctx == DQ_CX_MAIN && strcmp(words[0], "queue") == 0) {
+            if (n != 2 || (t != DQ_TK_SEMI && t != DQ_TK_OPEN)) {
+                dq__err(err, errlen, "\"queue\" takes a name and a block or "
+                        "\";\" in %s:%d", cf->file, line);
+                return -1;
+            }
+            for (i = 0; i < conf->nqueues; i++) {
+                if (strcmp(conf->queues[i].name, words[1]) == 0) {
+                    dq__err(err, errlen, "duplicate queue \"%s\" in %s:%d",
+                            words[1], cf->file, line);
+                    return -1;
+                }
+            }
+            q = dq_conf_add_queue(conf, words[1], e, sizeof(e));
+            if (q == NULL) {
+                dq__err(err, errlen, "%s in %s:%d", e, cf->file, line);
+                return -1;
+            }
+            if (t == DQ_TK_SEMI) {
+                q = NULL;
+            }
+            continue;
+        }
+
+        cmd = dq__cmd(words[0], ctx);
+        if (cmd == NULL) {
+            dq__err(err, errlen, "unknown directive \"%s\"%s in %s:%d",
+                    words[0], dq__cmd(words[0], DQ_CX_MAIN | DQ_CX_QUEUE)
+                    ? (q ? " inside a queue block" : " outside a queue block")
+                    : "", cf->file, line);
+            return -1;
+        }
+        if (t != DQ_TK_SEMI) {
+            dq__err(err, errlen, "directive \"%s\" is not terminated by "
+                    "\";\" in %s:%d", words[0], cf->file, line);
+            return -1;
+        }
+        if (n != 2) {
+            dq__err(err, errlen, "invalid number of arguments in \"%s\" "
+                    "directive in %s:%d", words[0], cf->file, line);
+            return -1;
+        }
+        if (dq__set(cmd, q ? (void *) q : (void *) conf, words[1], e,
+                    sizeof(e)) != 0)
+        {
+            dq__err(err, errlen, "%s in %s:%d", e, cf->file, line);
+            return -1;
+        }
+    }
+}
+
+int
+dq_conf_load(dq_worker_conf_t *conf, const char *path, char *err,
+             size_t errlen)
+{
+    FILE     *f;
+    char     *buf = NULL;
+    size_t    len = 0, cap = 0, r;
+    dq_cfp_t  cf;
+    int       rc;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        dq__err(err, errlen, "cannot open configuration file %s: %s", path,
+                strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        if (len == cap) {
+            char *nb = realloc(buf, cap ? cap * 2 : 8192);
+            if (nb == NULL || cap > (64u << 20)) {
+                free(nb ? nb : buf);
+                fclose(f);
+                dq__err(err, errlen, "configuration file %s too large", path);
+                return -1;
+            }
+            buf = nb;
+            cap = cap ? cap * 2 : 8192;
+        }
+        r = fread(buf + len, 1, cap - len, f);
+        if (r == 0) {
+            break;
+        }
+        len += r;
+    }
+    if (ferror(f)) {
+        dq__err(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        fclose(f);
+        free(buf);
+        return -1;
+    }
+    fclose(f);
+
+    cf.file = path;
+    cf.p = buf;
+    cf.end = buf + len;
+    cf.line = 1;
+    rc = dq__parse(conf, &cf, err, errlen);
+    free(buf);
+    if (rc == 0) {
+        free(conf->config_file);
+        conf->config_file = strdup(path);
+    }
+    return rc;
+}
+
+/* --------------------------------------------------------------- dump */
+
+static void
+dq__time_str(int64_t ms, char *buf, size_t len)
+{
+    static const struct { int64_t ms; const char *u; } units[] = {
+        { 86400000, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" }
+    };
+    size_t i;
+
+    for (i = 0; i < 4; i++) {
+        if (ms >= units[i].ms && ms % units[i].ms == 0) {
+            snprintf(buf, len, "%lld%s", (long long) (ms / units[i].ms),
+                     units[i].u);
+            return;
+        }
+    }
+    snprintf(buf, len, "%lldms", (long long) ms);
+}
+
+/* The value of one directive as file text; paths are printed one per line
+ * by the caller. Strings that need it are quoted. */
+static void
+dq__value(const dq_conf_cmd_t *cmd, const void *base, char *buf, size_t len)
+{
+    const char *p = (const char *) base + cmd->off;
+    int64_t     i;
+
+    switch (cmd->type) {
+    case DQ_CT_INT:
+        snprintf(buf, len, "%d", *(const int *) p);
+        return;
+    case DQ_CT_AUTO:
+    case DQ_CT_LIMIT:
+        if (*(const int *) p == 0) {
+            snprintf(buf, len, "%s",
+                     cmd->type == DQ_CT_AUTO ? "auto" : "unlimited");
+        } else {
+            snprintf(buf, len, "%d", *(const int *) p);
+        }
+        return;
+    case DQ_CT_INT64:
+    case DQ_CT_RINT:
+        i = *(const int64_t *) p;
+        if (i < 0) {
+            snprintf(buf, len, "default");
+        } else {
+            snprintf(buf, len, "%lld", (long long) i);
+        }
+        return;
+    case DQ_CT_TIME:
+    case DQ_CT_RTIME:
+        i = *(const int64_t *) p;
+        if (i < 0) {
+            snprintf(buf, len, "default");
+        } else if (i == 0) {
+            snprintf(buf, len, cmd->min == 0 && strcmp(cmd->dflt, "off") == 0
+                     ? "off" : "0");
+        } else {
+            dq__time_str(i, buf, len);
+        }
+        return;
+    case DQ_CT_SIZE:
+        snprintf(buf, len, "%zu", *(const size_t *) p);
+        return;
+    case DQ_CT_RATE:
+        if (*(const double *) p == 0) {
+            snprintf(buf, len, "unlimited");
+        } else {
+            snprintf(buf, len, "%.6g/s", *(const double *) p);
+        }
+        return;
+    case DQ_CT_LEVEL:
+        i = *(const int *) p;
+        snprintf(buf, len, "%s", dq__levels[i >= 0 && i < 4 ? i : 2]);
+        return;
+    case DQ_CT_STR:
+    case DQ_CT_ADDR:
+        if (*(char *const *) p == NULL) {
+            snprintf(buf, len, "%s", cmd->dflt ? cmd->dflt : "off");
+        } else {
+            snprintf(buf, len, "\"%s\"", *(char *const *) p);
+        }
+        return;
+    default:
+        snprintf(buf, len, "?");
+    }
+}
+
+void
+dq_conf_dump(const dq_worker_conf_t *conf, FILE *out)
+{
+    size_t i, k;
+    char   v[4200];
+
+    fprintf(out, "# deferred-worker effective configuration%s%s\n",
+            conf->config_file ? " from " : "",
+            conf->config_file ? conf->config_file : "");
+    for (i = 0; i < DQ_NCMDS; i++) {
+        const dq_conf_cmd_t *cmd = &dq__cmds[i];
+
+        if (cmd->ctx != DQ_CX_MAIN) {
+            continue;
+        }
+        if (cmd->type == DQ_CT_PATHS) {
+            char *const *list = *(char *const *const *)
+                                ((const char *) conf + cmd->off);
+            size_t n = *(const size_t *) ((const char *) conf
+                                          + cmd->count_off);
+            for (k = 0; k < n; k++) {
+                fprintf(out, "%s \"%s\";\n", cmd->name, list[k]);
+            }
+            continue;
+        }
+        if (strcmp(cmd->name, "redis_password") == 0 && conf->redis_password)
+        {
+            fprintf(out, "redis_password \"********\";\n");
+            continue;
+        }
+        dq__value(cmd, conf, v, sizeof(v));
+        fprintf(out, "%s %s;\n", cmd->name, v);
+    }
+    for (k = 0; k < conf->nqueues; k++) {
+        fprintf(out, "\nqueue %s {\n", conf->queues[k].name);
+        for (i = 0; i < DQ_NCMDS; i++) {
+            if (dq__cmds[i].ctx != DQ_CX_QUEUE) {
+                continue;
+            }
+            dq__value(&dq__cmds[i], &conf->queues[k], v, sizeof(v));
+            fprintf(out, "    %s %s;\n", dq__cmds[i].name, v);
+        }
+        fprintf(out, "}\n");
+    }
+}
+
+void
+dq_conf_help(FILE *out)
+{
+    size_t i;
+    int    ctx;
+    char   left[80];
+
+    for (ctx = DQ_CX_MAIN; ctx <= DQ_CX_QUEUE; ctx++) {
+        fprintf(out, ctx == DQ_CX_MAIN
+                ? "Settings (config file `NAME VALUE;`, or command line "
+                  "`--NAME VALUE`):\n"
+                : "\nPer queue (config file `queue NAME { ... }`; "
+                  "`--queue NAME` serves NAME):\n");
+        for (i = 0; i < DQ_NCMDS; i++) {
+            if (dq__cmds[i].ctx != ctx) {
+                continue;
+            }
+            snprintf(left, sizeof(left), "%s %s", dq__cmds[i].name,
+                     dq__cmds[i].arg);
+            fprintf(out, "  %-34s %s", left, dq__cmds[i].help);
+            if (dq__cmds[i].dflt) {
+                fprintf(out, " [%s]", dq__cmds[i].dflt);
+            }
+            fprintf(out, "\n");
+        }
+    }
+}
