@@ -8,7 +8,7 @@
  *     untrusted bytes;
  *   - name rules (queue, task, function, URL), task ids, limits;
  *   - Redis key names (dq_key_format) and the Lua scripts (embedded at build
- *     time from lib/lua/*.lua), with the KEYS/ARGV order of every script
+ *     time from lib/lua/NAME.lua), with the KEYS/ARGV order of every script
  *     built only by the dq_cmd_* functions below and replies parsed only by
  *     the dq_reply_* functions;
  *   - App Engine's retry/backoff arithmetic.
@@ -214,8 +214,10 @@ void dq_retry_merge(dq_retry_t *out, const dq_retry_t *task,
 int64_t dq_backoff_ms(const dq_retry_t *r, int64_t retries);
 
 /* 1 if a task that has failed `retries` times (counting the one just
- * failed) must not run again: retries > retry_limit, or age limit passed
- * since first_run_ms. */
+ * failed) must not run again: retries > retry_limit (so retry_limit 0 =
+ * one run, no retry); when age_limit_ms > 0 as well, only once BOTH the
+ * count and the age (now - first_run_ms >= age_limit_ms) are reached, as
+ * App Engine does. */
 int dq_retry_exhausted(const dq_retry_t *r, int64_t retries,
                        int64_t first_run_ms, int64_t now_ms);
 
@@ -226,7 +228,9 @@ typedef enum {
     DQ_KEY_TASKS = 0,   /* hash  id -> envelope */
     DQ_KEY_ETA,         /* zset  id by ETA ms (waiting and due) */
     DQ_KEY_LEASE,       /* zset  id by lease deadline ms (running) */
-    DQ_KEY_STATE,       /* hash  id -> "execs:retries:first_run_ms" */
+    DQ_KEY_STATE,       /* hash  id -> "execs:retries:first_run_ms:claims"
+                           (created at the first claim; claims is the
+                           fencing token) */
     DQ_KEY_DEAD,        /* zset  id by time of death ms */
     DQ_KEY_ERRORS,      /* hash  id -> last error text */
     DQ_KEY_NAMES,       /* zset  name by end of dedup window (+inf: live) */
@@ -338,9 +342,14 @@ typedef struct {
     dq_str_t id;
     dq_str_t envelope;      /* {NULL,0} if the hash had no envelope */
     int64_t  eta_ms;        /* the score it was due at */
-    int64_t  token;         /* fencing token: execution count incl. this */
+    int64_t  token;         /* fencing token: number of claims of this task
+                               incl. this one; only ever grows (a released
+                               or requeued task keeps counting) */
     int64_t  retries;       /* failed attempts so far */
     int64_t  first_run_ms;  /* first claim (Redis time) */
+    int64_t  execs;         /* execution count incl. this one (released
+                               claims not counted): X-AppEngine-
+                               TaskExecutionCount */
 } dq_claimed_t;
 
 typedef struct {
@@ -391,8 +400,8 @@ int dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
  * Reply 1 ok, 0 not dead. */
 int dq_cmd_requeue(dq_cmd_t *c, dq_str_t queue, dq_str_t id);
 
-/* Per-item 0/1 statuses of ack/extend/release (and 1-element retry/bury/
- * requeue replies); out has room for n. */
+/* Per-item 0/1 statuses of ack/extend/release (arrays), and of retry/bury/
+ * requeue (an integer reply, read with n = 1); out has room for n. */
 int dq_reply_statuses(const redisReply *r, size_t n, int *out,
                       dq_error_t *err);
 

@@ -1,0 +1,550 @@
+/*
+ * Redis commands of the contract: the only code that knows the KEYS/ARGV
+ * order of each Lua script (lib/lua/NAME.lua) and the shape of its reply.
+ *
+ * A dq_cmd_t owns an argv array and "chunks" holding the strings it
+ * formats (keys, numbers); chunks never move, so argv pointers into them
+ * stay valid until dq_cmd_reset/dq_cmd_free. Payloads are not copied.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dq_contract.h"
+
+struct dq_cmd_chunk_s {
+    dq_cmd_chunk_t *next;
+    size_t          used;
+    size_t          size;
+    char            data[];
+};
+
+#define DQ_CMD_CHUNK 2048
+
+/* The KEYS of each script, in the order the script reads them. */
+static const dq_key_kind_t dq__keys_enqueue[] = {
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_WAKE
+};
+static const dq_key_kind_t dq__keys_claim[] = {
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS,
+    DQ_KEY_WAKE, DQ_KEY_ERRORS
+};
+static const dq_key_kind_t dq__keys_ack[] = {
+    DQ_KEY_TASKS, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_NAMES, DQ_KEY_STATS,
+    DQ_KEY_ERRORS
+};
+static const dq_key_kind_t dq__keys_retry[] = {
+    DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS, DQ_KEY_ERRORS,
+    DQ_KEY_WAKE
+};
+static const dq_key_kind_t dq__keys_bury[] = {
+    DQ_KEY_TASKS, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_DEAD, DQ_KEY_ERRORS,
+    DQ_KEY_NAMES, DQ_KEY_STATS
+};
+static const dq_key_kind_t dq__keys_extend[] = {
+    DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS
+};
+static const dq_key_kind_t dq__keys_release[] = {
+    DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS, DQ_KEY_WAKE
+};
+static const dq_key_kind_t dq__keys_requeue[] = {
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_DEAD, DQ_KEY_STATE, DQ_KEY_NAMES,
+    DQ_KEY_STATS, DQ_KEY_WAKE
+};
+
+#define DQ__KEYS(a) a, sizeof(a) / sizeof(a[0])
+
+void
+dq_cmd_init(dq_cmd_t *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+void
+dq_cmd_reset(dq_cmd_t *c)
+{
+    dq_cmd_chunk_t *ch;
+
+    for (ch = c->chunks; ch; ch = ch->next) {
+        ch->used = 0;
+    }
+    c->argc = 0;
+}
+
+void
+dq_cmd_free(dq_cmd_t *c)
+{
+    dq_cmd_chunk_t *ch, *next;
+
+    for (ch = c->chunks; ch; ch = next) {
+        next = ch->next;
+        free(ch);
+    }
+    free(c->argv);
+    free(c->argvlen);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Append one argument pointing at caller memory. */
+static int
+dq__arg(dq_cmd_t *c, const char *p, size_t len)
+{
+    if (c->argc == c->cap) {
+        int          cap = c->cap ? c->cap * 2 : 16;
+        const char **argv = realloc(c->argv, (size_t) cap * sizeof(*argv));
+        size_t      *lens;
+
+        if (argv == NULL) {
+            return -1;
+        }
+        c->argv = argv;
+        lens = realloc(c->argvlen, (size_t) cap * sizeof(*lens));
+        if (lens == NULL) {
+            return -1;
+        }
+        c->argvlen = lens;
+        c->cap = cap;
+    }
+    c->argv[c->argc] = len ? p : "";
+    c->argvlen[c->argc] = len;
+    c->argc++;
+    return 0;
+}
+
+/* Append one argument copied into the command's own storage. */
+static int
+dq__arg_copy(dq_cmd_t *c, const char *p, size_t len)
+{
+    dq_cmd_chunk_t *ch;
+    char           *dst;
+
+    for (ch = c->chunks; ch; ch = ch->next) {
+        if (ch->size - ch->used >= len + 1) {
+            break;
+        }
+    }
+    if (ch == NULL) {
+        size_t size = len + 1 > DQ_CMD_CHUNK ? len + 1 : DQ_CMD_CHUNK;
+        ch = malloc(sizeof(*ch) + size);
+        if (ch == NULL) {
+            return -1;
+        }
+        ch->size = size;
+        ch->used = 0;
+        ch->next = c->chunks;
+        c->chunks = ch;
+    }
+    dst = ch->data + ch->used;
+    memcpy(dst, p, len);
+    dst[len] = '\0';
+    ch->used += len + 1;
+    return dq__arg(c, dst, len);
+}
+
+static int
+dq__arg_int(dq_cmd_t *c, int64_t v)
+{
+    char buf[24];
+    int  n = snprintf(buf, sizeof(buf), "%" PRId64, v);
+    return dq__arg_copy(c, buf, (size_t) n);
+}
+
+static int
+dq__arg_str(dq_cmd_t *c, dq_str_t s)
+{
+    return dq__arg(c, s.ptr, s.ptr ? s.len : 0);
+}
+
+/* "EVALSHA sha numkeys key..." for script id over queue. */
+static int
+dq__script_head(dq_cmd_t *c, dq_script_id_t id, dq_str_t queue,
+                const dq_key_kind_t *keys, size_t nkeys)
+{
+    const dq_script_t *s = dq_script(id);
+    char               key[DQ_KEY_MAX];
+    size_t             i, len;
+
+    if (s == NULL || !dq_queue_name_valid(queue)) {
+        return DQ_EINVAL;
+    }
+    dq_cmd_reset(c);
+    c->script = id;
+    if (dq__arg(c, "EVALSHA", 7) || dq__arg(c, s->sha1, 40)
+        || dq__arg_int(c, (int64_t) nkeys))
+    {
+        return DQ_ENOMEM;
+    }
+    for (i = 0; i < nkeys; i++) {
+        len = dq_key_format(key, sizeof(key), queue, keys[i]);
+        if (len == 0) {
+            return DQ_EINVAL;
+        }
+        if (dq__arg_copy(c, key, len)) {
+            return DQ_ENOMEM;
+        }
+    }
+    return DQ_OK;
+}
+
+void
+dq_cmd_use_eval(dq_cmd_t *c)
+{
+    const dq_script_t *s = dq_script(c->script);
+
+    if (c->argc < 2 || s == NULL || c->argvlen[0] != 7) {
+        return;     /* not an EVALSHA we built, or already EVAL */
+    }
+    c->argv[0] = "EVAL";
+    c->argvlen[0] = 4;
+    c->argv[1] = s->source;
+    c->argvlen[1] = s->len;
+}
+
+int
+dq_reply_is_noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && r->len >= 8
+           && memcmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* -------------------------------------------------------------- builders */
+
+int
+dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
+               size_t n, int64_t tombstone_ms)
+{
+    size_t i;
+    int    rc;
+
+    if (n == 0) {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_head(c, DQ_SCRIPT_ENQUEUE, queue,
+                         DQ__KEYS(dq__keys_enqueue));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg_int(c, tombstone_ms) || dq__arg_int(c, (int64_t) n)) {
+        return DQ_ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__arg_str(c, items[i].id) || dq__arg_str(c, items[i].envelope)
+            || dq__arg_str(c, items[i].name)
+            || dq__arg_int(c, items[i].eta_ms < 0 ? -1 : items[i].eta_ms)
+            || dq__arg_int(c, items[i].countdown_ms < 0
+                              ? -1 : items[i].countdown_ms))
+        {
+            return DQ_ENOMEM;
+        }
+    }
+    return DQ_OK;
+}
+
+int
+dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, int64_t max_n, int64_t lease_ms,
+             int64_t reclaim_delay_ms)
+{
+    int rc = dq__script_head(c, DQ_SCRIPT_CLAIM, queue,
+                             DQ__KEYS(dq__keys_claim));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (max_n < 0 || lease_ms <= 0 || reclaim_delay_ms < 0) {
+        return DQ_EINVAL;
+    }
+    if (dq__arg_int(c, max_n) || dq__arg_int(c, lease_ms)
+        || dq__arg_int(c, reclaim_delay_ms))
+    {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
+int
+dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
+           size_t n, int64_t tombstone_ms)
+{
+    size_t i;
+    int    rc;
+
+    if (n == 0) {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_head(c, DQ_SCRIPT_ACK, queue, DQ__KEYS(dq__keys_ack));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg_int(c, tombstone_ms) || dq__arg_int(c, (int64_t) n)) {
+        return DQ_ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__arg_str(c, items[i].id) || dq__arg_int(c, items[i].token)
+            || dq__arg_str(c, items[i].name))
+        {
+            return DQ_ENOMEM;
+        }
+    }
+    return DQ_OK;
+}
+
+int
+dq_cmd_retry(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *item,
+             int64_t delay_ms, dq_str_t error)
+{
+    int rc = dq__script_head(c, DQ_SCRIPT_RETRY, queue,
+                             DQ__KEYS(dq__keys_retry));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg_str(c, item->id) || dq__arg_int(c, item->token)
+        || dq__arg_int(c, delay_ms < 0 ? 0 : delay_ms)
+        || dq__arg_str(c, error))
+    {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
+int
+dq_cmd_bury(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *item,
+            dq_str_t error, int64_t dead_max, int64_t dead_age_ms,
+            int64_t tombstone_ms)
+{
+    int rc = dq__script_head(c, DQ_SCRIPT_BURY, queue,
+                             DQ__KEYS(dq__keys_bury));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg_str(c, item->id) || dq__arg_int(c, item->token)
+        || dq__arg_str(c, error) || dq__arg_int(c, dead_max)
+        || dq__arg_int(c, dead_age_ms) || dq__arg_int(c, tombstone_ms)
+        || dq__arg_str(c, item->name))
+    {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
+int
+dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
+              size_t n, int64_t lease_ms)
+{
+    size_t i;
+    int    rc;
+
+    if (n == 0 || lease_ms <= 0) {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_head(c, DQ_SCRIPT_EXTEND, queue,
+                         DQ__KEYS(dq__keys_extend));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg_int(c, lease_ms) || dq__arg_int(c, (int64_t) n)) {
+        return DQ_ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__arg_str(c, items[i].id) || dq__arg_int(c, items[i].token)) {
+            return DQ_ENOMEM;
+        }
+    }
+    return DQ_OK;
+}
+
+int
+dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
+               size_t n)
+{
+    size_t i;
+    int    rc;
+
+    if (n == 0) {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_head(c, DQ_SCRIPT_RELEASE, queue,
+                         DQ__KEYS(dq__keys_release));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg_int(c, (int64_t) n)) {
+        return DQ_ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__arg_str(c, items[i].id) || dq__arg_int(c, items[i].token)) {
+            return DQ_ENOMEM;
+        }
+    }
+    return DQ_OK;
+}
+
+int
+dq_cmd_requeue(dq_cmd_t *c, dq_str_t queue, dq_str_t id)
+{
+    int rc = dq__script_head(c, DQ_SCRIPT_REQUEUE, queue,
+                             DQ__KEYS(dq__keys_requeue));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    return dq__arg_str(c, id) ? DQ_ENOMEM : DQ_OK;
+}
+
+/* --------------------------------------------------------------- replies */
+
+/* NULL, error and wrong-shape replies become DQ_EREDIS with the text. */
+static int
+dq__reply_check(const redisReply *r, int type, const char *what,
+                dq_error_t *err)
+{
+    if (r == NULL) {
+        return dq_error_set(err, DQ_EREDIS, NULL, "%s: no reply from redis",
+                            what);
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        return dq_error_set(err, DQ_EREDIS, NULL, "%s: %.*s", what,
+                            (int) (r->len > 200 ? 200 : r->len), r->str);
+    }
+    if (r->type != type) {
+        return dq_error_set(err, DQ_EREDIS, NULL,
+                            "%s: unexpected reply type %d", what, r->type);
+    }
+    return DQ_OK;
+}
+
+static int
+dq__int_at(const redisReply *r, size_t i, int64_t *v)
+{
+    if (r->element[i]->type != REDIS_REPLY_INTEGER) {
+        return -1;
+    }
+    *v = (int64_t) r->element[i]->integer;
+    return 0;
+}
+
+int
+dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
+                 dq_error_t *err)
+{
+    int64_t status, eta, now;
+    size_t  i;
+    int     rc = dq__reply_check(r, REDIS_REPLY_ARRAY, "enqueue", err);
+
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (r->elements != 1 + 2 * n || dq__int_at(r, 0, &now)) {
+        return dq_error_set(err, DQ_EREDIS, NULL,
+                            "enqueue: reply of %zu elements for %zu tasks",
+                            (size_t) r->elements, n);
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__int_at(r, 1 + 2 * i, &status)
+            || dq__int_at(r, 2 + 2 * i, &eta))
+        {
+            return dq_error_set(err, DQ_EREDIS, NULL,
+                                "enqueue: malformed reply");
+        }
+        out[i].existed = status == 1;
+        out[i].eta_ms = eta;
+        switch (status) {
+        case 0:
+        case 1:
+            out[i].status = DQ_OK;
+            break;
+        case 2:
+            out[i].status = DQ_EDUPLICATE;
+            break;
+        case 3:
+            out[i].status = DQ_ETOMBSTONE;
+            break;
+        default:
+            return dq_error_set(err, DQ_EREDIS, NULL,
+                                "enqueue: unknown status %" PRId64, status);
+        }
+    }
+    return DQ_OK;
+}
+
+int
+dq_reply_claim(const redisReply *r, dq_claim_result_t *out, size_t cap,
+               dq_error_t *err)
+{
+    size_t        i, n;
+    dq_claimed_t *t;
+    redisReply   *e;
+    int           rc = dq__reply_check(r, REDIS_REPLY_ARRAY, "claim", err);
+
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (r->elements < 2 || (r->elements - 2) % 7 != 0
+        || dq__int_at(r, 0, &out->now_ms) || dq__int_at(r, 1, &out->next_ms))
+    {
+        return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed reply");
+    }
+    n = (r->elements - 2) / 7;
+    if (n > cap) {
+        return dq_error_set(err, DQ_ERR, NULL,
+                            "claim: %zu tasks claimed, room for %zu", n, cap);
+    }
+    for (i = 0; i < n; i++) {
+        t = &out->tasks[i];
+        e = r->element[2 + i * 7];
+        if (e->type != REDIS_REPLY_STRING) {
+            return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed id");
+        }
+        t->id.ptr = e->str;
+        t->id.len = e->len;
+        e = r->element[3 + i * 7];
+        if (e->type == REDIS_REPLY_STRING) {
+            t->envelope.ptr = e->str;
+            t->envelope.len = e->len;
+        } else if (e->type == REDIS_REPLY_NIL) {
+            t->envelope.ptr = NULL;
+            t->envelope.len = 0;
+        } else {
+            return dq_error_set(err, DQ_EREDIS, NULL,
+                                "claim: malformed envelope");
+        }
+        if (dq__int_at(r, 4 + i * 7, &t->eta_ms)
+            || dq__int_at(r, 5 + i * 7, &t->token)
+            || dq__int_at(r, 6 + i * 7, &t->retries)
+            || dq__int_at(r, 7 + i * 7, &t->first_run_ms)
+            || dq__int_at(r, 8 + i * 7, &t->execs))
+        {
+            return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed task");
+        }
+    }
+    out->n = n;
+    return DQ_OK;
+}
+
+int
+dq_reply_statuses(const redisReply *r, size_t n, int *out, dq_error_t *err)
+{
+    int64_t v;
+    size_t  i;
+    int     rc;
+
+    if (r && r->type == REDIS_REPLY_INTEGER && n == 1) {
+        out[0] = r->integer != 0;
+        return DQ_OK;
+    }
+    rc = dq__reply_check(r, REDIS_REPLY_ARRAY, "script", err);
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (r->elements != n) {
+        return dq_error_set(err, DQ_EREDIS, NULL,
+                            "script: %zu statuses for %zu tasks",
+                            (size_t) r->elements, n);
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__int_at(r, i, &v)) {
+            return dq_error_set(err, DQ_EREDIS, NULL,
+                                "script: malformed status");
+        }
+        out[i] = v != 0;
+    }
+    return DQ_OK;
+}

@@ -1,0 +1,271 @@
+/*
+ * The stored task envelope (dq_envelope_t): a versioned msgpack array,
+ *   [ 1, id, func, args, kwargs|nil, queue, name|nil, url|nil, created_ms,
+ *     eta_ms, headers|nil, retry|nil ]
+ * written only by dq_envelope_encode and read only by dq_envelope_decode,
+ * which treats the bytes as untrusted (anyone with Redis access can write
+ * them) and checks every element.
+ */
+#include <string.h>
+
+#include "dq_contract.h"
+
+#define DQ__ENV_FIELDS 12
+#define DQ__ID_MAX     64
+
+static int
+dq__pack_str(msgpack_packer *pk, dq_str_t s)
+{
+    if (s.ptr == NULL) {
+        return msgpack_pack_nil(pk);
+    }
+    if (msgpack_pack_str(pk, s.len) != 0) {
+        return -1;
+    }
+    return msgpack_pack_str_body(pk, s.ptr, s.len);
+}
+
+static int
+dq__pack_retry(msgpack_packer *pk, const dq_retry_t *r)
+{
+    if (r->retry_limit < 0 && r->age_limit_ms < 0 && r->min_backoff_ms < 0
+        && r->max_backoff_ms < 0 && r->max_doublings < 0)
+    {
+        return msgpack_pack_nil(pk);
+    }
+    return msgpack_pack_array(pk, 5) || msgpack_pack_int64(pk, r->retry_limit)
+           || msgpack_pack_int64(pk, r->age_limit_ms)
+           || msgpack_pack_int64(pk, r->min_backoff_ms)
+           || msgpack_pack_int64(pk, r->max_backoff_ms)
+           || msgpack_pack_int64(pk, r->max_doublings);
+}
+
+int
+dq_envelope_encode(const dq_request_t *req, const char *id,
+                   int64_t created_ms, const dq_limits_t *lim,
+                   msgpack_sbuffer *out, dq_error_t *err)
+{
+    msgpack_packer pk;
+    size_t         start = out->size, max;
+    int            rc;
+
+    max = lim ? lim->max_envelope : DQ_DEFAULT_MAX_ENVELOPE;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+
+    rc = msgpack_pack_array(&pk, DQ__ENV_FIELDS)
+         || msgpack_pack_uint32(&pk, DQ_ENVELOPE_VERSION)
+         || dq__pack_str(&pk, dq_str_c(id))
+         || dq__pack_str(&pk, req->func);
+    if (rc == 0) {
+        if (req->args) {
+            rc = msgpack_pack_object(&pk, *req->args);
+        } else if (req->args_raw.len) {
+            rc = msgpack_sbuffer_write(out, req->args_raw.ptr,
+                                       req->args_raw.len);
+        } else {
+            rc = msgpack_pack_array(&pk, 0);
+        }
+    }
+    if (rc == 0) {
+        if (req->kwargs) {
+            rc = msgpack_pack_object(&pk, *req->kwargs);
+        } else if (req->kwargs_raw.len) {
+            rc = msgpack_sbuffer_write(out, req->kwargs_raw.ptr,
+                                       req->kwargs_raw.len);
+        } else {
+            rc = msgpack_pack_nil(&pk);
+        }
+    }
+    if (rc == 0) {
+        rc = dq__pack_str(&pk, req->queue.ptr ? req->queue
+                                              : dq_str_lit(DQ_DEFAULT_QUEUE))
+             || dq__pack_str(&pk, req->name)
+             || dq__pack_str(&pk, req->url)
+             || msgpack_pack_int64(&pk, created_ms)
+             || msgpack_pack_int64(&pk, req->eta_ms >= 0 ? req->eta_ms : 0)
+             || (req->headers ? msgpack_pack_object(&pk, *req->headers)
+                              : msgpack_pack_nil(&pk))
+             || dq__pack_retry(&pk, &req->retry);
+    }
+    if (rc != 0) {
+        out->size = start;
+        return dq_error_set(err, DQ_ENOMEM, NULL,
+                            "out of memory packing the envelope");
+    }
+    if (out->size - start > max) {
+        size_t n = out->size - start;
+        out->size = start;
+        return dq_error_set(err, DQ_ETOOBIG, NULL,
+                            "task envelope of %zu bytes over the limit of "
+                            "%zu", n, max);
+    }
+    return DQ_OK;
+}
+
+/* ---------------------------------------------------------------- decode */
+
+static int
+dq__get_str(const msgpack_object *o, int nullable, dq_str_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_NIL && nullable) {
+        out->ptr = NULL;
+        out->len = 0;
+        return 1;
+    }
+    if (o->type != MSGPACK_OBJECT_STR) {
+        return 0;
+    }
+    out->ptr = o->via.str.ptr;
+    out->len = o->via.str.size;
+    return 1;
+}
+
+static int
+dq__get_int(const msgpack_object *o, int64_t *v)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+        && o->via.u64 <= (uint64_t) INT64_MAX)
+    {
+        *v = (int64_t) o->via.u64;
+        return 1;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *v = o->via.i64;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+dq__id_valid(dq_str_t s)
+{
+    size_t i;
+
+    if (s.len == 0 || s.len > DQ__ID_MAX) {
+        return 0;
+    }
+    for (i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char) s.ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+dq__bad(dq_error_t *err, const char *field, const char *what)
+{
+    return dq_error_set(err, DQ_EDECODE, field, "envelope %s: %s", field,
+                        what);
+}
+
+int
+dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
+                   msgpack_zone *zone, dq_envelope_t *env, dq_error_t *err)
+{
+    msgpack_object        root;
+    const msgpack_object *a;
+    int64_t               v;
+    uint32_t              i;
+    int                   rc;
+
+    memset(env, 0, sizeof(*env));
+    rc = dq_msgpack_unpack(buf, len, lim, zone, &root, err);
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size == 0) {
+        return dq_error_set(err, DQ_EDECODE, NULL,
+                            "envelope: not a msgpack array");
+    }
+    a = root.via.array.ptr;
+    if (!dq__get_int(&a[0], &v) || v != DQ_ENVELOPE_VERSION) {
+        return dq_error_set(err, DQ_EDECODE, "version",
+                            "envelope: unsupported version");
+    }
+    env->version = (uint32_t) v;
+    if (root.via.array.size != DQ__ENV_FIELDS) {
+        return dq_error_set(err, DQ_EDECODE, NULL,
+                            "envelope: %u elements, version 1 has %d",
+                            (unsigned) root.via.array.size, DQ__ENV_FIELDS);
+    }
+    if (!dq__get_str(&a[1], 0, &env->id) || !dq__id_valid(env->id)) {
+        return dq__bad(err, "id", "not a task id");
+    }
+    if (!dq__get_str(&a[2], 0, &env->func) || !dq_func_name_valid(env->func)) {
+        return dq__bad(err, "func", "not a valid function name");
+    }
+    if (a[3].type != MSGPACK_OBJECT_ARRAY) {
+        return dq__bad(err, "args", "not an array");
+    }
+    env->args = &a[3];
+    if (a[4].type == MSGPACK_OBJECT_MAP) {
+        for (i = 0; i < a[4].via.map.size; i++) {
+            if (a[4].via.map.ptr[i].key.type != MSGPACK_OBJECT_STR) {
+                return dq__bad(err, "kwargs", "a key is not a string");
+            }
+        }
+        env->kwargs = &a[4];
+    } else if (a[4].type != MSGPACK_OBJECT_NIL) {
+        return dq__bad(err, "kwargs", "not a map");
+    }
+    if (!dq__get_str(&a[5], 0, &env->queue)
+        || !dq_queue_name_valid(env->queue))
+    {
+        return dq__bad(err, "queue", "not a valid queue name");
+    }
+    if (!dq__get_str(&a[6], 1, &env->name)
+        || (env->name.ptr && !dq_task_name_valid(env->name)))
+    {
+        return dq__bad(err, "name", "not a valid task name");
+    }
+    if (!dq__get_str(&a[7], 1, &env->url)
+        || (env->url.ptr && !dq_url_valid(env->url)))
+    {
+        return dq__bad(err, "url", "not a valid URL path");
+    }
+    if (env->url.ptr == NULL) {
+        env->url = dq_str_lit(DQ_DEFAULT_URL);
+    }
+    if (!dq__get_int(&a[8], &env->created_ms) || env->created_ms < 0) {
+        return dq__bad(err, "created_ms", "not a time");
+    }
+    if (!dq__get_int(&a[9], &env->eta_ms) || env->eta_ms < 0) {
+        return dq__bad(err, "eta_ms", "not a time");
+    }
+    if (a[10].type == MSGPACK_OBJECT_MAP) {
+        for (i = 0; i < a[10].via.map.size; i++) {
+            if (a[10].via.map.ptr[i].key.type != MSGPACK_OBJECT_STR
+                || a[10].via.map.ptr[i].val.type != MSGPACK_OBJECT_STR)
+            {
+                return dq__bad(err, "headers", "not a map of strings");
+            }
+        }
+        env->headers = &a[10];
+    } else if (a[10].type != MSGPACK_OBJECT_NIL) {
+        return dq__bad(err, "headers", "not a map");
+    }
+    env->retry.retry_limit = env->retry.age_limit_ms = -1;
+    env->retry.min_backoff_ms = env->retry.max_backoff_ms = -1;
+    env->retry.max_doublings = -1;
+    if (a[11].type == MSGPACK_OBJECT_ARRAY) {
+        const msgpack_object *r = a[11].via.array.ptr;
+        if (a[11].via.array.size != 5 || !dq__get_int(&r[0], &env->retry.retry_limit)
+            || !dq__get_int(&r[1], &env->retry.age_limit_ms)
+            || !dq__get_int(&r[2], &env->retry.min_backoff_ms)
+            || !dq__get_int(&r[3], &env->retry.max_backoff_ms)
+            || !dq__get_int(&r[4], &env->retry.max_doublings)
+            || env->retry.retry_limit < -1 || env->retry.age_limit_ms < -1
+            || env->retry.min_backoff_ms < -1 || env->retry.max_backoff_ms < -1
+            || env->retry.max_doublings < -1 || env->retry.max_doublings > 62)
+        {
+            return dq__bad(err, "retry", "not 5 integers >= -1");
+        }
+    } else if (a[11].type != MSGPACK_OBJECT_NIL) {
+        return dq__bad(err, "retry", "not an array");
+    }
+    return DQ_OK;
+}

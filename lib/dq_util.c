@@ -1,0 +1,231 @@
+/*
+ * The contract's small pieces: strings, errors, clocks, task ids, limits,
+ * name rules and Redis key names. No global mutable state.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dq_contract.h"
+
+dq_str_t
+dq_str_c(const char *s)
+{
+    dq_str_t r = { s, s ? strlen(s) : 0 };
+    return r;
+}
+
+int
+dq_str_eq(dq_str_t a, const char *cstr)
+{
+    size_t n = strlen(cstr);
+    return a.len == n && (n == 0 || memcmp(a.ptr, cstr, n) == 0);
+}
+
+int
+dq_error_set(dq_error_t *err, int code, const char *field,
+             const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL) {
+        return code;
+    }
+    err->code = code;
+    snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
+    if (fmt) {
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    } else {
+        snprintf(err->msg, sizeof(err->msg), "%s", dq_strerror(code));
+    }
+    return code;
+}
+
+const char *
+dq_strerror(int code)
+{
+    switch (code) {
+    case DQ_OK:         return "ok";
+    case DQ_ERR:        return "error";
+    case DQ_EINVAL:     return "invalid input";
+    case DQ_ETOOBIG:    return "over the size limit";
+    case DQ_EDUPLICATE: return "duplicate task name";
+    case DQ_ETOMBSTONE: return "task name tombstoned";
+    case DQ_EREDIS:     return "redis error";
+    case DQ_ENOMEM:     return "out of memory";
+    case DQ_ENOTFOUND:  return "not found";
+    case DQ_ELEASE:     return "lease lost";
+    case DQ_EDECODE:    return "malformed input";
+    default:            return "unknown error";
+    }
+}
+
+int64_t
+dq_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+dq__random(unsigned char *buf, size_t len)
+{
+    size_t  got = 0;
+    ssize_t n;
+    int     fd;
+
+    while (got < len) {
+        n = getrandom(buf + got, len - got, 0);
+        if (n > 0) {
+            got += (size_t) n;
+        } else if (n < 0 && errno != EINTR) {
+            break;
+        }
+    }
+    if (got == len) {
+        return;
+    }
+    /* no getrandom (old kernel, seccomp): the device, then give up loudly */
+    fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    while (fd >= 0 && got < len) {
+        n = read(fd, buf + got, len - got);
+        if (n > 0) {
+            got += (size_t) n;
+        } else if (n == 0 || errno != EINTR) {
+            break;
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (got != len) {
+        abort();    /* ids must be unique; never fall back to a weak PRNG */
+    }
+}
+
+void
+dq_id_new(char out[DQ_ID_SIZE])
+{
+    static const char alpha[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char r[17];
+    unsigned      bits = 0, acc = 0;
+    size_t        i, k = 0;
+
+    dq__random(r, 16);
+    r[16] = 0;
+    /* 128 bits -> 22 base64url digits (the last one holds 2 bits) */
+    for (i = 0; i < 17 && k < DQ_ID_LEN; i++) {
+        acc = (acc << 8) | r[i];
+        bits += 8;
+        while (bits >= 6 && k < DQ_ID_LEN) {
+            bits -= 6;
+            out[k++] = alpha[(acc >> bits) & 63];
+        }
+    }
+    out[DQ_ID_LEN] = '\0';
+}
+
+void
+dq_limits_default(dq_limits_t *lim)
+{
+    lim->max_envelope = DQ_DEFAULT_MAX_ENVELOPE;
+    lim->max_depth = DQ_DEFAULT_MAX_DEPTH;
+    lim->max_items = DQ_DEFAULT_MAX_ITEMS;
+    lim->max_batch = DQ_DEFAULT_MAX_BATCH;
+}
+
+/* ----------------------------------------------------------------- names */
+
+static int
+dq__name_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+           || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+}
+
+static int
+dq__chars_valid(dq_str_t s, size_t max, const char *extra)
+{
+    size_t i;
+
+    if (s.ptr == NULL || s.len == 0 || s.len > max) {
+        return 0;
+    }
+    for (i = 0; i < s.len; i++) {
+        unsigned char ch = (unsigned char) s.ptr[i];
+        if (!dq__name_char(ch) && (extra == NULL || ch == '\0'
+                                   || strchr(extra, ch) == NULL)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int
+dq_queue_name_valid(dq_str_t s)
+{
+    return dq__chars_valid(s, DQ_QUEUE_NAME_MAX, NULL);
+}
+
+int
+dq_task_name_valid(dq_str_t s)
+{
+    return dq__chars_valid(s, DQ_TASK_NAME_MAX, NULL);
+}
+
+int
+dq_func_name_valid(dq_str_t s)
+{
+    return dq__chars_valid(s, DQ_FUNC_NAME_MAX, ".:");
+}
+
+int
+dq_url_valid(dq_str_t s)
+{
+    size_t i;
+
+    if (s.ptr == NULL || s.len == 0 || s.len > DQ_URL_MAX || s.ptr[0] != '/') {
+        return 0;
+    }
+    for (i = 0; i < s.len; i++) {
+        unsigned char ch = (unsigned char) s.ptr[i];
+        if (ch <= 0x20 || ch >= 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+static const char *const dq__key_suffix[DQ_KEY__COUNT] = {
+    "tasks", "eta", "lease", "state", "dead", "errors", "names", "stats",
+    "wake", "conf", "bucket"
+};
+
+size_t
+dq_key_format(char *buf, size_t size, dq_str_t queue, dq_key_kind_t kind)
+{
+    int n;
+
+    if ((unsigned) kind >= DQ_KEY__COUNT || !dq_queue_name_valid(queue)) {
+        return 0;
+    }
+    n = snprintf(buf, size, "dq:{%.*s}:%s", (int) queue.len, queue.ptr,
+                 dq__key_suffix[kind]);
+    if (n < 0 || (size_t) n >= size) {
+        return 0;
+    }
+    return (size_t) n;
+}
