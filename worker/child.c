@@ -1,0 +1,508 @@
+/*
+ * deferred-worker — one child process: the libuv loop and its clocks.
+ *
+ * Owns the two Redis connections (commands; BLPOP on the wake lists of
+ * every served queue), the deadline timer, the lease heartbeat, the
+ * signals, and the shutdown sequence. The work itself (claim, run,
+ * report) is dispatch.c.
+ *
+ * Deadlines, not polling: each claim reply says when the queue's next task
+ * is due (earliest ETA or lease deadline); the child arms one timer for the
+ * earliest such time over its queues, and the BLPOP wakes it early when an
+ * enqueue pushes a token. The BLPOP timeout is a liveness check only. The
+ * child only BLPOPs while it has a free slot, so a busy child leaves wake
+ * tokens to idle ones.
+ *
+ * Stop (SIGTERM/SIGINT): no more claims, wake connection closed, work not
+ * yet started handed back (release), running work gets conf->grace_ms;
+ * when nothing is left in flight every handle is closed and the loop ends.
+ * SIGQUIT: the same with no grace. SIGUSR1 reopens the log.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "child_impl.h"
+
+/* ---------------------------------------------------------------- tasks */
+
+void
+dq_child_link(dq_child_t *ch, dq_task_t *t)
+{
+    t->prev = NULL;
+    t->next = ch->tasks;
+    if (ch->tasks) {
+        ch->tasks->prev = t;
+    }
+    ch->tasks = t;
+}
+
+void
+dq_child_unlink(dq_child_t *ch, dq_task_t *t)
+{
+    if (t->prev) {
+        t->prev->next = t->next;
+    } else {
+        ch->tasks = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
+    t->prev = t->next = NULL;
+}
+
+/* ---------------------------------------------------------- wake-ups */
+
+static void dq__blpop(dq_child_t *ch);
+
+static size_t
+dq__free_slots(const dq_child_t *ch)
+{
+    size_t busy = ch->used + ch->reserved;
+
+    return busy >= ch->concurrency ? 0 : ch->concurrency - busy;
+}
+
+static void
+dq__due_cb(uv_timer_t *t)
+{
+    dq_child_kick(t->data);
+}
+
+/* Claim from every queue that may have due work while slots are free
+ * (round robin), then sleep until the earliest known due time. */
+void
+dq_child_kick(dq_child_t *ch)
+{
+    uint64_t now = uv_now(&ch->loop), next = DQ_NEVER;
+    size_t   i, free_slots, n, batch;
+
+    if (ch->stopping) {
+        return;
+    }
+    batch = ch->conf->batch > 0 ? (size_t) ch->conf->batch : 1;
+    if (dq_redis_is_up(ch->rc)) {
+        for (i = 0; i < ch->nq; i++) {
+            dq_cqueue_t *q = &ch->qs[(ch->rr + i) % ch->nq];
+
+            free_slots = dq__free_slots(ch);
+            if (free_slots == 0) {
+                break;
+            }
+            if (q->claiming || q->due_at > now) {
+                continue;
+            }
+            n = free_slots < batch ? free_slots : batch;
+            dq_dispatch_claim(q, n);
+        }
+        ch->rr = (ch->rr + 1) % ch->nq;
+    }
+
+    for (i = 0; i < ch->nq; i++) {
+        if (!ch->qs[i].claiming && ch->qs[i].due_at < next) {
+            next = ch->qs[i].due_at;
+        }
+    }
+    if (next == DQ_NEVER || !dq_redis_is_up(ch->rc)) {
+        uv_timer_stop(&ch->due_timer);
+    } else if (next > now) {
+        uv_timer_start(&ch->due_timer, dq__due_cb, next - now, 0);
+    } else if (dq__free_slots(ch) > 0) {
+        /* due now but not claimed (claim send failed): soon, not hot */
+        uv_timer_start(&ch->due_timer, dq__due_cb, 1, 0);
+    } else {
+        uv_timer_stop(&ch->due_timer);     /* a finishing task kicks */
+    }
+
+    if (!ch->blpop_inflight && dq__free_slots(ch) > 0) {
+        dq__blpop(ch);
+    }
+}
+
+static void
+dq__blpop_retry_cb(uv_timer_t *t)
+{
+    dq_child_t *ch = t->data;
+
+    if (!ch->blpop_inflight && dq__free_slots(ch) > 0) {
+        dq__blpop(ch);
+    }
+}
+
+static void
+dq__blpop_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
+                void *data)
+{
+    dq_child_t *ch = data;
+    size_t      i;
+
+    (void) r;
+    ch->blpop_inflight = 0;
+    if (ch->stopping) {
+        return;
+    }
+    if (rep == NULL) {
+        dq_log_debug("wake connection: %s", errstr);
+        return;                    /* re-issued when it is up again */
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        dq_log_warn("BLPOP on the wake lists failed: %s; again in 1 s",
+                    rep->str);
+        uv_timer_start(&ch->blpop_retry, dq__blpop_retry_cb, 1000, 0);
+        return;
+    }
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2
+        && rep->element[0]->type == REDIS_REPLY_STRING)
+    {
+        for (i = 0; i < ch->nq; i++) {
+            dq_cqueue_t *q = &ch->qs[i];
+
+            if (q->wake_key_len == rep->element[0]->len
+                && memcmp(q->wake_key, rep->element[0]->str,
+                          q->wake_key_len) == 0)
+            {
+                dq_log_debug("woken for queue %.*s", (int) q->name.len,
+                             q->name.ptr);
+                q->due_at = 0;
+            }
+        }
+    }
+    /* nil: the liveness timeout; nothing to do but block again */
+    dq_child_kick(ch);
+}
+
+static void
+dq__blpop(dq_child_t *ch)
+{
+    const char **argv;
+    size_t      *len;
+    size_t       i, n = ch->nq + 2;
+    char         tmo[16];
+
+    if (ch->stopping || ch->rb == NULL || !dq_redis_is_up(ch->rb)) {
+        return;
+    }
+    argv = calloc(n, sizeof(*argv));
+    len = calloc(n, sizeof(*len));
+    if (argv == NULL || len == NULL) {
+        free(argv);
+        free(len);
+        return;
+    }
+    argv[0] = "BLPOP";
+    len[0] = 5;
+    for (i = 0; i < ch->nq; i++) {
+        argv[i + 1] = ch->qs[i].wake_key;
+        len[i + 1] = ch->qs[i].wake_key_len;
+    }
+    len[n - 1] = (size_t) snprintf(tmo, sizeof(tmo), "%d",
+                                   DQ_BLPOP_TIMEOUT_S);
+    argv[n - 1] = tmo;
+    if (dq_redis_send(ch->rb, (int) n, argv, len,
+                      (DQ_BLPOP_TIMEOUT_S + 10) * 1000LL, dq__blpop_reply,
+                      ch) == 0)
+    {
+        ch->blpop_inflight = 1;
+    }
+    free(argv);
+    free(len);
+}
+
+static void
+dq__redis_state(dq_redis_t *r, int up, void *data)
+{
+    dq_child_t *ch = data;
+    size_t      i;
+
+    if (r == ch->rc && up) {
+        /* (re)connected: whatever was due meanwhile is due now */
+        for (i = 0; i < ch->nq; i++) {
+            ch->qs[i].due_at = 0;
+        }
+    }
+    if (r == ch->rb && !up) {
+        ch->blpop_inflight = 0;
+    }
+    dq_child_kick(ch);
+}
+
+/* ----------------------------------------------------------- heartbeat */
+
+static void
+dq__hb_cb(uv_timer_t *t)
+{
+    dq_child_t *ch = t->data;
+
+    if (dq_redis_is_up(ch->rc)) {
+        dq_dispatch_heartbeat(ch);
+    }
+}
+
+/* ---------------------------------------------------------------- flush */
+
+static void
+dq__flush_cb(uv_check_t *c)
+{
+    dq_child_t *ch = c->data;
+
+    uv_check_stop(c);
+    ch->flush_active = 0;
+    dq_dispatch_flush(ch);
+    dq_child_maybe_finish(ch);
+}
+
+void
+dq_child_flush_on(dq_child_t *ch)
+{
+    if (!ch->flush_active) {
+        ch->flush_active = 1;
+        uv_check_start(&ch->flush, dq__flush_cb);
+    }
+}
+
+/* ------------------------------------------------------------ stopping */
+
+static void
+dq__close_all(dq_child_t *ch)
+{
+    size_t i;
+
+    uv_close((uv_handle_t *) &ch->due_timer, NULL);
+    uv_close((uv_handle_t *) &ch->hb_timer, NULL);
+    uv_close((uv_handle_t *) &ch->grace_timer, NULL);
+    uv_close((uv_handle_t *) &ch->blpop_retry, NULL);
+    uv_close((uv_handle_t *) &ch->flush, NULL);
+    for (i = 0; i < sizeof(ch->sigs) / sizeof(ch->sigs[0]); i++) {
+        uv_close((uv_handle_t *) &ch->sigs[i], NULL);
+    }
+    if (ch->rb) {
+        dq_redis_close(ch->rb);
+        ch->rb = NULL;
+    }
+    dq_redis_close(ch->rc);
+    ch->rc = NULL;
+}
+
+/* Once stopping: done when no task, no claim and no command is left. */
+void
+dq_child_maybe_finish(dq_child_t *ch)
+{
+    if (!ch->stopping || ch->finished) {
+        return;
+    }
+    if (ch->tasks != NULL || ch->reserved > 0 || ch->flush_active
+        || dq_redis_pending(ch->rc) > 0)
+    {
+        return;
+    }
+    ch->finished = 1;
+    dq_log_info("stopped");
+    dq__close_all(ch);
+}
+
+static void
+dq__grace_cb(uv_timer_t *t)
+{
+    dq_child_t *ch = t->data;
+    size_t      n = 0;
+    dq_task_t  *k;
+
+    for (k = ch->tasks; k; k = k->next) {
+        n++;
+    }
+    dq_log_warn("grace period of %lld ms over with %zu tasks unfinished; "
+                "their leases expire and they run again elsewhere",
+                (long long) ch->conf->grace_ms, n);
+    /* pool threads may still be inside task code: no orderly teardown */
+    _exit(1);
+}
+
+static void
+dq__stop(dq_child_t *ch, int fast)
+{
+    if (ch->stopping) {
+        if (fast) {
+            uv_timer_start(&ch->grace_timer, dq__grace_cb, 0, 0);
+        }
+        return;
+    }
+    ch->stopping = 1;
+    dq_log_info("stopping%s: %zu tasks running", fast ? " now" : "",
+                ch->used);
+    uv_timer_stop(&ch->due_timer);
+    uv_timer_stop(&ch->blpop_retry);
+    if (ch->rb) {
+        dq_redis_close(ch->rb);      /* BLPOP callback gets NULL */
+        ch->rb = NULL;
+    }
+    dq_dispatch_stop(ch);
+    uv_timer_start(&ch->grace_timer, dq__grace_cb,
+                   fast ? 0 : (uint64_t) ch->conf->grace_ms, 0);
+    uv_unref((uv_handle_t *) &ch->grace_timer);
+    dq_child_maybe_finish(ch);
+}
+
+static void
+dq__signal_cb(uv_signal_t *s, int signum)
+{
+    dq_child_t *ch = s->data;
+
+    switch (signum) {
+    case SIGTERM:
+    case SIGINT:
+        dq__stop(ch, 0);
+        break;
+    case SIGQUIT:
+        dq__stop(ch, 1);
+        break;
+    case SIGUSR1:
+        dq_log_reopen();
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int
+dq__setup(dq_child_t *ch)
+{
+    const dq_worker_conf_t *conf = ch->conf;
+    static const int        signums[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
+    dq_redis_opts_t         ro;
+    size_t                  i;
+    int64_t                 hb;
+
+    ch->nq = conf->nqueues;
+    ch->qs = calloc(ch->nq, sizeof(*ch->qs));
+    if (ch->qs == NULL) {
+        return -1;
+    }
+    for (i = 0; i < ch->nq; i++) {
+        dq_cqueue_t *q = &ch->qs[i];
+
+        q->ch = ch;
+        q->qc = &conf->queues[i];
+        q->name = dq_str_c(conf->queues[i].name);
+        q->wake_key_len = dq_key_format(q->wake_key, sizeof(q->wake_key),
+                                        q->name, DQ_KEY_WAKE);
+        q->due_at = 0;
+        if (q->wake_key_len == 0) {
+            dq_log_error("invalid queue name \"%s\"", conf->queues[i].name);
+            return -1;
+        }
+    }
+
+    ch->concurrency = conf->concurrency > 0 ? (size_t) conf->concurrency
+                                            : (size_t) conf->threads;
+    uv_timer_init(&ch->loop, &ch->due_timer);
+    uv_timer_init(&ch->loop, &ch->hb_timer);
+    uv_timer_init(&ch->loop, &ch->grace_timer);
+    uv_timer_init(&ch->loop, &ch->blpop_retry);
+    uv_check_init(&ch->loop, &ch->flush);
+    ch->due_timer.data = ch->hb_timer.data = ch->grace_timer.data = ch;
+    ch->blpop_retry.data = ch;
+    ch->flush.data = ch;
+    for (i = 0; i < sizeof(signums) / sizeof(signums[0]); i++) {
+        uv_signal_init(&ch->loop, &ch->sigs[i]);
+        ch->sigs[i].data = ch;
+        uv_signal_start(&ch->sigs[i], dq__signal_cb, signums[i]);
+    }
+
+    memset(&ro, 0, sizeof(ro));
+    ro.address = conf->redis_address;
+    ro.password = conf->redis_password;
+    ro.db = conf->redis_db;
+    ro.label = "commands";
+    ro.load_scripts = 1;
+    ch->rc = dq_redis_new(&ch->loop, &ro, dq__redis_state, ch);
+    ro.label = "wake";
+    ro.load_scripts = 0;
+    ch->rb = ch->rc ? dq_redis_new(&ch->loop, &ro, dq__redis_state, ch)
+                    : NULL;
+    if (ch->rc == NULL || ch->rb == NULL) {
+        return -1;
+    }
+
+    hb = conf->lease_ms / 3 > 0 ? conf->lease_ms / 3 : 1;
+    uv_timer_start(&ch->hb_timer, dq__hb_cb, (uint64_t) hb, (uint64_t) hb);
+    dq_redis_start(ch->rc);
+    dq_redis_start(ch->rb);
+    return 0;
+}
+
+static void
+dq__close_walk(uv_handle_t *h, void *arg)
+{
+    (void) arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+int
+dq_child_main(const dq_worker_conf_t *conf, int index)
+{
+    dq_child_t *ch;
+    char        buf[32];
+    int         status;
+    dq_task_t  *t;
+
+    signal(SIGPIPE, SIG_IGN);
+    /* the pool is created by the first uv_queue_work: size it first */
+    snprintf(buf, sizeof(buf), "%d", conf->threads > 0 ? conf->threads : 4);
+    setenv("UV_THREADPOOL_SIZE", buf, 1);
+    snprintf(buf, sizeof(buf), "child %d", index);
+    dq_log_set_prefix(buf);
+
+    ch = calloc(1, sizeof(*ch));
+    if (ch == NULL) {
+        return 1;
+    }
+    ch->conf = conf;
+    ch->index = index;
+    if (uv_loop_init(&ch->loop) != 0) {
+        free(ch);
+        return 1;
+    }
+    dq_task_set_worker_redis(conf->redis_address, conf->redis_db);
+    ch->loader = dq_loader_new(conf->libraries, conf->nlibraries);
+    if (ch->loader == NULL || dq__setup(ch) != 0) {
+        dq_log_error("child cannot start");
+        status = 1;
+        if (ch->rc) {
+            dq_redis_close(ch->rc);
+        }
+        if (ch->rb) {
+            dq_redis_close(ch->rb);
+        }
+        uv_walk(&ch->loop, dq__close_walk, NULL);
+        goto done;
+    }
+    dq_log_info("started: %zu queues, %d threads, concurrency %zu, "
+                "batch %d, lease %lld ms", ch->nq, conf->threads,
+                ch->concurrency, conf->batch, (long long) conf->lease_ms);
+
+    uv_run(&ch->loop, UV_RUN_DEFAULT);
+    status = ch->exit_status;
+
+done:
+    uv_run(&ch->loop, UV_RUN_DEFAULT);     /* close callbacks */
+    if (uv_loop_close(&ch->loop) != 0) {
+        dq_log_warn("event loop closed with handles still open");
+    }
+    while ((t = ch->tasks) != NULL) {
+        dq_child_unlink(ch, t);
+        dq_task_free(t);
+    }
+    for (size_t i = 0; i < ch->nq; i++) {
+        free(ch->qs[i].acks);
+        free(ch->qs[i].rels);
+    }
+    free(ch->qs);
+    dq_loader_free(ch->loader);
+    dq_task_set_worker_redis(NULL, 0);
+    free(ch);
+    return status;
+}

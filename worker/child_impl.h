@@ -1,0 +1,82 @@
+/*
+ * deferred-worker — one child's state, shared by child.c (loop, signals,
+ * wake-ups, heartbeat, shutdown) and dispatch.c (claim, run, ack/retry/
+ * bury/release). Internal to the worker.
+ *
+ * Slots: `used` counts tasks claimed and not yet finished running (they
+ * occupy the pool); `reserved` counts tasks asked for by claims in flight.
+ * A claim never asks for more than concurrency - used - reserved, so the
+ * child never holds more leases than it can run.
+ */
+#ifndef DQ_CHILD_IMPL_H
+#define DQ_CHILD_IMPL_H
+
+#include <uv.h>
+
+#include "worker.h"
+#include "redis_uv.h"
+#include "task_impl.h"
+
+#define DQ_CMD_TIMEOUT_MS    10000
+#define DQ_BLPOP_TIMEOUT_S   30       /* liveness only: wake-ups come early */
+#define DQ_NEVER             UINT64_MAX
+
+typedef struct dq_child_s dq_child_t;
+
+struct dq_cqueue_s {
+    dq_child_t            *ch;
+    const dq_queue_conf_t *qc;
+    dq_str_t               name;
+    char                   wake_key[DQ_KEY_MAX];
+    size_t                 wake_key_len;
+    uint64_t               due_at;     /* uv_now ms when work may be due */
+    int                    claiming;   /* a claim is in flight */
+    dq_task_t            **acks;       /* finished OK, ack not sent yet */
+    size_t                 nacks, cap_acks;
+    dq_task_t            **rels;       /* never started, to release */
+    size_t                 nrels, cap_rels;
+};
+
+struct dq_child_s {
+    uv_loop_t               loop;
+    const dq_worker_conf_t *conf;
+    int                     index;
+    dq_loader_t            *loader;
+    dq_redis_t             *rc;         /* commands */
+    dq_redis_t             *rb;         /* BLPOP on the wake lists */
+    dq_cqueue_t            *qs;
+    size_t                  nq;
+    size_t                  rr;         /* next queue to claim from */
+
+    uv_timer_t              due_timer;  /* earliest known due time */
+    uv_timer_t              hb_timer;   /* lease heartbeat */
+    uv_timer_t              grace_timer;
+    uv_timer_t              blpop_retry;
+    uv_check_t              flush;      /* batched acks and releases */
+    uv_signal_t             sigs[4];
+
+    dq_task_t              *tasks;      /* every live task */
+    size_t                  used;
+    size_t                  reserved;
+    size_t                  concurrency;
+    int                     blpop_inflight;
+    int                     flush_active;
+    int                     stopping;
+    int                     finished;
+    int                     exit_status;
+};
+
+/* dispatch.c */
+void dq_child_kick(dq_child_t *ch);
+void dq_dispatch_claim(dq_cqueue_t *q, size_t n);
+void dq_dispatch_flush(dq_child_t *ch);
+void dq_dispatch_stop(dq_child_t *ch);    /* cancel never-started work */
+void dq_dispatch_heartbeat(dq_child_t *ch);
+
+/* child.c */
+void dq_child_maybe_finish(dq_child_t *ch);
+void dq_child_flush_on(dq_child_t *ch);
+void dq_child_link(dq_child_t *ch, dq_task_t *t);
+void dq_child_unlink(dq_child_t *ch, dq_task_t *t);
+
+#endif /* DQ_CHILD_IMPL_H */

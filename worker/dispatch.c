@@ -1,0 +1,628 @@
+/*
+ * deferred-worker — claim, run, and report tasks (one child's work).
+ *
+ *   claim    dq_cmd_claim for up to the free slots (and conf->batch); the
+ *            reply's next_ms becomes the queue's due time (no polling);
+ *   check    bad tasks (missing or undecodable envelope, unknown function,
+ *            retry limit already passed after lease expiries) are buried at
+ *            once with their reason and never run;
+ *   run      plain functions on libuv's thread pool (uv_queue_work);
+ *   report   ok -> ack, batched per queue and loop iteration (flushed from
+ *            a uv_check); fail / retry-quietly -> retry after
+ *            dq_backoff_ms, or bury once exhausted; permanent -> bury.
+ *
+ * Every fencing reply of 0 is a "lease lost" warning: the task belongs to
+ * another worker now and this one's result is dropped. A task is freed only
+ * when the reply to its last command arrived (or the command failed).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "child_impl.h"
+
+typedef enum { DQ_OP_ACK, DQ_OP_RETRY, DQ_OP_BURY, DQ_OP_RELEASE,
+               DQ_OP_EXTEND } dq_op_t;
+
+static const char *dq__op_names[] = { "ack", "retry", "bury", "release",
+                                      "extend" };
+
+/* A batch of tasks (ack, release, single retry/bury) awaiting its reply. */
+typedef struct {
+    dq_child_t *ch;
+    dq_op_t     op;
+    size_t      n;
+    dq_task_t  *tasks[];
+} dq__batch_t;
+
+/* Heartbeat batches carry copies of ids: tasks may be freed meanwhile. */
+typedef struct {
+    dq_child_t *ch;
+    char       *queue;
+    size_t      n;
+    char       *ids[];
+} dq__hb_t;
+
+static int64_t
+dq__redis_now(const dq_task_t *t, const dq_child_t *ch)
+{
+    return t->claim_now_ms
+           + (int64_t) (uv_now((uv_loop_t *) &ch->loop) - t->claim_loop_ms);
+}
+
+static const char *
+dq__s(const char *s)
+{
+    return s ? s : "-";
+}
+
+/* --------------------------------------------------------------- replies */
+
+static void
+dq__batch_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
+                void *data)
+{
+    dq__batch_t *b = data;
+    dq_child_t  *ch = b->ch;
+    int          st[DQ_DEFAULT_MAX_BATCH];
+    dq_error_t   err;
+    size_t       i;
+
+    (void) r;
+    memset(&err, 0, sizeof(err));
+    if (rep == NULL || dq_reply_statuses(rep, b->n, st, &err) != DQ_OK) {
+        const char *why = rep == NULL ? errstr : err.msg;
+
+        for (i = 0; i < b->n; i++) {
+            dq_log_warn("%s failed for task %s (queue %s): %s; the task "
+                        "runs again when its lease expires",
+                        dq__op_names[b->op], b->tasks[i]->id,
+                        b->tasks[i]->queue, why);
+        }
+    } else {
+        for (i = 0; i < b->n; i++) {
+            if (st[i] == 0) {
+                dq_log_warn("lease lost: %s of task %s (queue %s, token "
+                            "%lld) refused: the lease expired and the task "
+                            "was claimed again; this result is dropped",
+                            dq__op_names[b->op], b->tasks[i]->id,
+                            b->tasks[i]->queue,
+                            (long long) b->tasks[i]->token);
+            }
+        }
+    }
+    for (i = 0; i < b->n; i++) {
+        dq_child_unlink(ch, b->tasks[i]);
+        dq_task_free(b->tasks[i]);
+    }
+    free(b);
+    dq_child_maybe_finish(ch);
+}
+
+static dq__batch_t *
+dq__batch_new(dq_child_t *ch, dq_op_t op, size_t n)
+{
+    dq__batch_t *b = malloc(sizeof(*b) + n * sizeof(dq_task_t *));
+
+    if (b != NULL) {
+        b->ch = ch;
+        b->op = op;
+        b->n = n;
+    }
+    return b;
+}
+
+/* Send cmd for the batch; on failure, report through the same path. */
+static void
+dq__batch_send(dq__batch_t *b, dq_cmd_t *cmd, int built)
+{
+    if (built != DQ_OK) {
+        dq__batch_reply(NULL, NULL, "cannot build the command", b);
+    } else if (dq_redis_send_cmd(b->ch->rc, cmd, DQ_CMD_TIMEOUT_MS,
+                                 dq__batch_reply, b) != 0)
+    {
+        dq__batch_reply(NULL, NULL, "redis not connected", b);
+    }
+    dq_cmd_free(cmd);
+}
+
+static void
+dq__item(dq_lease_item_t *it, const dq_task_t *t)
+{
+    it->id = dq_str_c(t->id);
+    it->token = t->token;
+    it->name = dq_str_c(t->name);
+}
+
+/* One task to the dead set (its reason already logged by the caller). */
+static void
+dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
+{
+    dq__batch_t     *b = dq__batch_new(ch, DQ_OP_BURY, 1);
+    dq_lease_item_t  it;
+    dq_cmd_t         cmd;
+    int              rc;
+
+    t->state = DQ_TS_DONE;
+    if (b == NULL) {
+        dq_child_unlink(ch, t);
+        dq_task_free(t);
+        return;
+    }
+    b->tasks[0] = t;
+    dq__item(&it, t);
+    dq_cmd_init(&cmd);
+    rc = dq_cmd_bury(&cmd, dq_str_c(t->queue), &it, dq_str_c(reason),
+                     ch->conf->dead_max, ch->conf->dead_age_ms,
+                     ch->conf->tombstone_ms);
+    dq__batch_send(b, &cmd, rc);
+}
+
+static void
+dq__bury_bad(dq_child_t *ch, dq_task_t *t, const char *reason)
+{
+    dq_log_error("task dead: queue=%s id=%s name=%s function=%s attempt=%lld "
+                 "reason=\"%s\"", t->queue, t->id, dq__s(t->name),
+                 dq__s(t->func), (long long) t->token, reason);
+    dq__bury(ch, t, reason);
+}
+
+static void
+dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms)
+{
+    dq__batch_t     *b = dq__batch_new(ch, DQ_OP_RETRY, 1);
+    dq_lease_item_t  it;
+    dq_cmd_t         cmd;
+    int              rc;
+
+    t->state = DQ_TS_DONE;
+    if (b == NULL) {
+        dq_child_unlink(ch, t);
+        dq_task_free(t);
+        return;
+    }
+    b->tasks[0] = t;
+    dq__item(&it, t);
+    dq_cmd_init(&cmd);
+    rc = dq_cmd_retry(&cmd, dq_str_c(t->queue), &it, delay_ms,
+                      dq_str_c(t->error));
+    dq__batch_send(b, &cmd, rc);
+}
+
+/* ----------------------------------------------------------------- run */
+
+static void
+dq__work(uv_work_t *w)
+{
+    dq_task_t *t = w->data;
+
+    t->result = dq_task_execute(t);
+}
+
+static void
+dq__finished(dq_child_t *ch, dq_task_t *t)
+{
+    int64_t     failed, now, delay;
+    char        reason[700];
+    int         quiet;
+
+    switch (t->result) {
+    case DQ_TASK_OK:
+        t->state = DQ_TS_DONE;
+        if (t->q->nacks == t->q->cap_acks) {
+            size_t      cap = t->q->cap_acks ? t->q->cap_acks * 2 : 64;
+            dq_task_t **a = realloc(t->q->acks, cap * sizeof(*a));
+
+            if (a == NULL) {
+                dq_log_error("out of memory queueing the ack of task %s",
+                             t->id);
+                dq_child_unlink(ch, t);
+                dq_task_free(t);
+                return;
+            }
+            t->q->acks = a;
+            t->q->cap_acks = cap;
+        }
+        t->q->acks[t->q->nacks++] = t;
+        dq_log_debug("task done: queue=%s id=%s function=%s", t->queue,
+                     t->id, t->func);
+        dq_child_flush_on(ch);
+        return;
+
+    case DQ_TASK_PERMANENT:
+        if (t->error[0] == '\0') {
+            snprintf(t->error, sizeof(t->error), "permanent failure");
+        }
+        dq__bury_bad(ch, t, t->error);
+        return;
+
+    case DQ_TASK_FAIL:
+    case DQ_TASK_RETRY_QUIET:
+    default:
+        break;
+    }
+
+    quiet = t->result == DQ_TASK_RETRY_QUIET;
+    if (t->error[0] == '\0') {
+        snprintf(t->error, sizeof(t->error), "%s",
+                 quiet ? "retry requested" : "failed (no error message)");
+    }
+    failed = t->retries + 1;
+    now = dq__redis_now(t, ch);
+    if (dq_retry_exhausted(&t->retry, failed,
+                           t->first_run_ms ? t->first_run_ms : now, now))
+    {
+        snprintf(reason, sizeof(reason), "retry limit reached after %lld "
+                 "failed attempts: %s", (long long) failed, t->error);
+        memcpy(t->error, reason, sizeof(t->error) - 1);
+        t->error[sizeof(t->error) - 1] = '\0';
+        dq__bury_bad(ch, t, t->error);
+        return;
+    }
+    delay = dq_backoff_ms(&t->retry, failed);
+    if (quiet) {
+        dq_log_debug("task retry: queue=%s id=%s name=%s function=%s "
+                     "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
+                     t->id, dq__s(t->name), t->func, (long long) t->token,
+                     t->error, (long long) delay);
+    } else {
+        dq_log_error("task failed: queue=%s id=%s name=%s function=%s "
+                     "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
+                     t->id, dq__s(t->name), t->func, (long long) t->token,
+                     t->error, (long long) delay);
+    }
+    dq__retry(ch, t, delay);
+}
+
+static void
+dq__after_work(uv_work_t *w, int status)
+{
+    dq_task_t  *t = w->data;
+    dq_child_t *ch = t->q->ch;
+
+    ch->used--;
+    if (status == UV_ECANCELED) {
+        /* never started (graceful stop): hand the lease back */
+        t->state = DQ_TS_DONE;
+        if (t->q->nrels == t->q->cap_rels) {
+            size_t      cap = t->q->cap_rels ? t->q->cap_rels * 2 : 64;
+            dq_task_t **a = realloc(t->q->rels, cap * sizeof(*a));
+
+            if (a == NULL) {
+                dq_child_unlink(ch, t);
+                dq_task_free(t);
+                dq_child_maybe_finish(ch);
+                return;
+            }
+            t->q->rels = a;
+            t->q->cap_rels = cap;
+        }
+        t->q->rels[t->q->nrels++] = t;
+        dq_child_flush_on(ch);
+        return;
+    }
+    dq__finished(ch, t);
+    dq_child_kick(ch);
+}
+
+/* A claimed task: bury it if it cannot run, else hand it to the pool. */
+static void
+dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
+{
+    char reason[1024];
+
+    if (t->decoded != 1) {
+        dq__bury_bad(ch, t, t->error);
+        return;
+    }
+    dq_retry_merge(&t->retry, &t->env.retry, &t->q->qc->retry);
+
+    if (t->retries > 0
+        && dq_retry_exhausted(&t->retry, t->retries,
+                              t->first_run_ms ? t->first_run_ms : now_ms,
+                              now_ms))
+    {
+        snprintf(reason, sizeof(reason), "retry limit reached after %lld "
+                 "failed attempts (the last lease expired or the limits "
+                 "changed)", (long long) t->retries);
+        dq__bury_bad(ch, t, reason);
+        return;
+    }
+    if (t->fn == NULL && t->handler == NULL) {
+        const char *le = dq_loader_errors(ch->loader);
+
+        snprintf(reason, sizeof(reason), "unknown function \"%s\"%s%s%s",
+                 t->func, le ? " (task libraries that failed to load: " : "",
+                 le ? le : "", le ? ")" : "");
+        dq__bury_bad(ch, t, reason);
+        return;
+    }
+    if (t->fn != NULL && (t->fn->fn->flags & DQ_FN_TASKLET)) {
+        snprintf(reason, sizeof(reason), "function \"%s\" is a tasklet and "
+                 "this worker has no tasklet runtime", t->func);
+        dq__bury_bad(ch, t, reason);
+        return;
+    }
+
+    if (ch->stopping) {
+        t->state = DQ_TS_QUEUED;
+        ch->used++;
+        dq__after_work(&t->work, UV_ECANCELED);
+        return;
+    }
+    t->state = DQ_TS_QUEUED;
+    t->work.data = t;
+    t->start_loop_ms = uv_now(&ch->loop);
+    ch->used++;
+    if (uv_queue_work(&ch->loop, &t->work, dq__work, dq__after_work) != 0) {
+        ch->used--;
+        snprintf(t->error, sizeof(t->error), "cannot queue the task on the "
+                 "thread pool");
+        t->result = DQ_TASK_FAIL;
+        dq__finished(ch, t);
+    }
+}
+
+/* --------------------------------------------------------------- claim */
+
+typedef struct {
+    dq_cqueue_t *q;
+    size_t       asked;
+} dq__claim_t;
+
+static void
+dq__claim_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
+                void *data)
+{
+    dq__claim_t       *c = data;
+    dq_cqueue_t       *q = c->q;
+    dq_child_t        *ch = q->ch;
+    dq_claim_result_t  res;
+    dq_claimed_t      *slots;
+    dq_error_t         err;
+    uint64_t           now = uv_now(&ch->loop);
+    size_t             i;
+
+    (void) r;
+    q->claiming = 0;
+    ch->reserved -= c->asked;
+    memset(&err, 0, sizeof(err));
+    memset(&res, 0, sizeof(res));
+
+    slots = calloc(c->asked, sizeof(*slots));
+    res.tasks = slots;
+    if (rep == NULL || slots == NULL
+        || dq_reply_claim(rep, &res, c->asked, &err) != DQ_OK)
+    {
+        dq_log_warn("claim on queue %.*s failed: %s; trying again in 1 s",
+                    (int) q->name.len, q->name.ptr,
+                    rep == NULL ? errstr : slots == NULL ? "out of memory"
+                                                         : err.msg);
+        free(slots);
+        free(c);
+        q->due_at = now + 1000;
+        dq_child_kick(ch);
+        return;
+    }
+
+    for (i = 0; i < res.n; i++) {
+        dq_task_t *t = dq_task_new(&res.tasks[i], q->name, &ch->conf->limits,
+                                   ch->loader);
+
+        if (t == NULL) {
+            dq_log_error("out of memory: task %.*s (queue %.*s) left to "
+                         "its lease", (int) res.tasks[i].id.len,
+                         res.tasks[i].id.ptr, (int) q->name.len,
+                         q->name.ptr);
+            continue;
+        }
+        t->q = q;
+        t->claim_now_ms = res.now_ms;
+        t->claim_loop_ms = now;
+        dq_child_link(ch, t);
+        dq__start(ch, t, res.now_ms);
+    }
+
+    if (res.n >= c->asked) {
+        q->due_at = now;                      /* a full batch: maybe more */
+    } else if (res.next_ms < 0) {
+        q->due_at = DQ_NEVER;                 /* empty: the wake list says */
+    } else {
+        q->due_at = now + (uint64_t) (res.next_ms > 0 ? res.next_ms : 1);
+    }
+    dq_log_debug("claimed %zu of %zu on queue %.*s, next in %lld ms", res.n,
+                 c->asked, (int) q->name.len, q->name.ptr,
+                 (long long) res.next_ms);
+    free(slots);
+    free(c);
+    dq_child_kick(ch);
+}
+
+/* Ask for n tasks of queue q (the slots are already reserved). */
+void
+dq_dispatch_claim(dq_cqueue_t *q, size_t n)
+{
+    dq_child_t  *ch = q->ch;
+    dq__claim_t *c = malloc(sizeof(*c));
+    dq_cmd_t     cmd;
+    int          rc;
+
+    if (c == NULL) {
+        return;
+    }
+    c->q = q;
+    c->asked = n;
+    dq_cmd_init(&cmd);
+    rc = dq_cmd_claim(&cmd, q->name, (int64_t) n, ch->conf->lease_ms,
+                      ch->conf->reclaim_delay_ms);
+    if (rc != DQ_OK
+        || dq_redis_send_cmd(ch->rc, &cmd, DQ_CMD_TIMEOUT_MS,
+                             dq__claim_reply, c) != 0)
+    {
+        free(c);
+        dq_cmd_free(&cmd);
+        return;                   /* retried when Redis is back */
+    }
+    dq_cmd_free(&cmd);
+    q->claiming = 1;
+    ch->reserved += n;
+}
+
+/* ------------------------------------------------------ batched replies */
+
+static void
+dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
+               size_t n)
+{
+    size_t          max = ch->conf->limits.max_batch;
+    size_t          off, k, i;
+    dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
+    dq__batch_t    *b;
+    dq_cmd_t        cmd;
+    int             rc;
+
+    if (max == 0 || max > DQ_DEFAULT_MAX_BATCH) {
+        max = DQ_DEFAULT_MAX_BATCH;
+    }
+    for (off = 0; off < n; off += k) {
+        k = n - off < max ? n - off : max;
+        b = dq__batch_new(ch, op, k);
+        if (b == NULL) {
+            for (i = 0; i < k; i++) {
+                dq_child_unlink(ch, list[off + i]);
+                dq_task_free(list[off + i]);
+            }
+            continue;
+        }
+        for (i = 0; i < k; i++) {
+            b->tasks[i] = list[off + i];
+            dq__item(&items[i], list[off + i]);
+        }
+        dq_cmd_init(&cmd);
+        if (op == DQ_OP_ACK) {
+            rc = dq_cmd_ack(&cmd, q->name, items, k, ch->conf->tombstone_ms);
+        } else {
+            rc = dq_cmd_release(&cmd, q->name, items, k);
+        }
+        dq__batch_send(b, &cmd, rc);
+    }
+}
+
+void
+dq_dispatch_flush(dq_child_t *ch)
+{
+    size_t i, n;
+
+    for (i = 0; i < ch->nq; i++) {
+        dq_cqueue_t *q = &ch->qs[i];
+
+        if (q->nacks) {
+            n = q->nacks;
+            q->nacks = 0;
+            dq__flush_list(ch, q, DQ_OP_ACK, q->acks, n);
+        }
+        if (q->nrels) {
+            n = q->nrels;
+            q->nrels = 0;
+            dq_log_info("releasing %zu never-started tasks of queue %.*s",
+                        n, (int) q->name.len, q->name.ptr);
+            dq__flush_list(ch, q, DQ_OP_RELEASE, q->rels, n);
+        }
+    }
+}
+
+/* Graceful stop: work still waiting in the pool's queue is cancelled (its
+ * after-work callback releases it); running work finishes. */
+void
+dq_dispatch_stop(dq_child_t *ch)
+{
+    dq_task_t *t;
+
+    for (t = ch->tasks; t; t = t->next) {
+        if (t->state == DQ_TS_QUEUED) {
+            uv_cancel((uv_req_t *) &t->work);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ heartbeat */
+
+static void
+dq__hb_reply(dq_redis_t *r, redisReply *rep, const char *errstr, void *data)
+{
+    dq__hb_t   *h = data;
+    int         st[DQ_DEFAULT_MAX_BATCH];
+    dq_error_t  err;
+    size_t      i;
+
+    (void) r;
+    memset(&err, 0, sizeof(err));
+    if (rep == NULL || dq_reply_statuses(rep, h->n, st, &err) != DQ_OK) {
+        dq_log_warn("heartbeat of %zu tasks (queue %s) failed: %s", h->n,
+                    h->queue, rep == NULL ? errstr : err.msg);
+    } else {
+        for (i = 0; i < h->n; i++) {
+            if (st[i] == 0) {
+                dq_log_warn("lease lost: task %s (queue %s) is running "
+                            "but its lease expired and it was claimed "
+                            "again", h->ids[i], h->queue);
+            }
+        }
+    }
+    for (i = 0; i < h->n; i++) {
+        free(h->ids[i]);
+    }
+    free(h->queue);
+    dq_child_t *ch = h->ch;
+    free(h);
+    dq_child_maybe_finish(ch);
+}
+
+/* Extend the lease of every task this child holds that has not finished
+ * running (finished ones are being acked/retried with their token). */
+void
+dq_dispatch_heartbeat(dq_child_t *ch)
+{
+    dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
+    dq_task_t      *t;
+    dq__hb_t       *h;
+    dq_cmd_t        cmd;
+    size_t          i, k;
+
+    for (i = 0; i < ch->nq; i++) {
+        dq_cqueue_t *q = &ch->qs[i];
+
+        t = ch->tasks;
+        while (t != NULL) {
+            h = malloc(sizeof(*h) + DQ_DEFAULT_MAX_BATCH * sizeof(char *));
+            if (h == NULL) {
+                return;
+            }
+            h->ch = ch;
+            h->queue = strndup(q->name.ptr, q->name.len);
+            for (k = 0; t != NULL && k < DQ_DEFAULT_MAX_BATCH; t = t->next) {
+                if (t->q != q || t->state != DQ_TS_QUEUED) {
+                    continue;
+                }
+                h->ids[k] = strdup(t->id);
+                dq__item(&items[k], t);
+                k++;
+            }
+            h->n = k;
+            if (k == 0) {
+                free(h->queue);
+                free(h);
+                break;
+            }
+            dq_cmd_init(&cmd);
+            if (dq_cmd_extend(&cmd, q->name, items, k, ch->conf->lease_ms)
+                != DQ_OK
+                || dq_redis_send_cmd(ch->rc, &cmd, DQ_CMD_TIMEOUT_MS,
+                                     dq__hb_reply, h) != 0)
+            {
+                dq__hb_reply(NULL, NULL, "redis not connected", h);
+            }
+            dq_cmd_free(&cmd);
+        }
+    }
+}

@@ -1,0 +1,723 @@
+/*
+ * deferred-worker — hiredis async on libuv: the adapter, timeouts,
+ * reconnect, script loading (redis_uv.h has the contract).
+ *
+ * Why not hiredis' adapters/libuv.h: in 0.14 its poll callback returns
+ * early when libuv reports an error, so a refused connect never reaches
+ * the connect callback and the loop just runs dry. Here a poll error is
+ * handed to hiredis as a read/write event; hiredis then sees the socket
+ * error itself (SO_ERROR on connect, read() failing later) and runs the
+ * connect/disconnect and reply callbacks as usual.
+ *
+ * Invariants: r->ac is the live context or NULL; it becomes NULL in the
+ * adapter's cleanup hook, which hiredis calls after it has run every
+ * pending reply callback, so nothing references a request after that.
+ * Requests are kept in send order (Redis answers in order): the head is
+ * the oldest, and the command timer only ever watches the head.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <hiredis/async.h>
+
+#include "worker.h"
+#include "redis_uv.h"
+
+#define DQ_RECONNECT_MIN_MS  100
+#define DQ_RECONNECT_MAX_MS  5000
+
+typedef enum { DQ_RS_DOWN, DQ_RS_CONNECTING, DQ_RS_UP, DQ_RS_CLOSING }
+    dq__rstate_t;
+
+typedef struct dq__req_s dq__req_t;
+
+struct dq__req_s {
+    dq__req_t         *prev, *next;
+    dq_redis_t        *r;
+    dq_redis_reply_cb  cb;
+    void              *data;
+    uint64_t           deadline;       /* uv_now ms; 0 = none */
+    int64_t            timeout_ms;
+    int                argc;
+    const char       **argv;
+    size_t            *argvlen;
+    int                evalsha;        /* may fall back to EVAL */
+    /* argv strings follow */
+};
+
+typedef struct {
+    uv_poll_t          poll;
+    redisAsyncContext *ac;
+    dq_redis_t        *r;
+    int                events;
+} dq__ev_t;
+
+struct dq_redis_s {
+    uv_loop_t         *loop;
+    redisAsyncContext *ac;
+    dq__rstate_t       state;
+    uv_timer_t         conn_timer;     /* connect timeout / reconnect */
+    uv_timer_t         cmd_timer;      /* head request's deadline */
+    int                open_handles;
+    int64_t            backoff_ms;
+    int64_t            connect_timeout_ms;
+    dq__req_t         *head, *tail;
+    size_t             npending;
+    char              *label;
+    char              *password;
+    int                db;
+    int                load_scripts;
+    char              *host;           /* numeric, or NULL for unix */
+    int                port;
+    char              *path;           /* unix socket */
+    char               errstr[160];    /* why the last connection ended */
+    dq_redis_state_cb  state_cb;
+    void              *data;
+};
+
+static void dq__connect(dq_redis_t *r);
+static void dq__drop(dq_redis_t *r, const char *why);
+
+/* ------------------------------------------------------------- adapter */
+
+static void
+dq__on_poll(uv_poll_t *h, int status, int events)
+{
+    dq__ev_t *e = h->data;
+
+    if (status < 0) {
+        /* Pass it through: hiredis finds the socket error itself. */
+        if (e->ac && (e->events & UV_WRITABLE)) {
+            redisAsyncHandleWrite(e->ac);
+        } else if (e->ac) {
+            redisAsyncHandleRead(e->ac);
+        }
+        return;
+    }
+    if (e->ac && (events & UV_READABLE)) {
+        redisAsyncHandleRead(e->ac);
+    }
+    if (e->ac && (events & UV_WRITABLE)) {
+        redisAsyncHandleWrite(e->ac);
+    }
+}
+
+static void
+dq__ev_update(dq__ev_t *e, int add, int ev)
+{
+    if (e->ac == NULL) {
+        return;
+    }
+    if (add) {
+        e->events |= ev;
+    } else {
+        e->events &= ~ev;
+    }
+    if (e->events) {
+        uv_poll_start(&e->poll, e->events, dq__on_poll);
+    } else {
+        uv_poll_stop(&e->poll);
+    }
+}
+
+static void dq__add_read(void *p)  { dq__ev_update(p, 1, UV_READABLE); }
+static void dq__del_read(void *p)  { dq__ev_update(p, 0, UV_READABLE); }
+static void dq__add_write(void *p) { dq__ev_update(p, 1, UV_WRITABLE); }
+static void dq__del_write(void *p) { dq__ev_update(p, 0, UV_WRITABLE); }
+
+static void dq__maybe_free(dq_redis_t *r);
+
+static void
+dq__ev_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void
+dq__cleanup(void *p)
+{
+    dq__ev_t   *e = p;
+    dq_redis_t *r = e->r;
+
+    if (r->ac == e->ac) {
+        r->ac = NULL;
+    }
+    e->ac = NULL;
+    uv_poll_stop(&e->poll);
+    uv_close((uv_handle_t *) &e->poll, dq__ev_closed);
+    dq__maybe_free(r);
+}
+
+static int
+dq__attach(dq_redis_t *r, redisAsyncContext *ac)
+{
+    dq__ev_t *e = calloc(1, sizeof(*e));
+
+    if (e == NULL) {
+        return -1;
+    }
+    if (uv_poll_init_socket(r->loop, &e->poll, ac->c.fd) != 0) {
+        free(e);
+        return -1;
+    }
+    e->poll.data = e;
+    e->ac = ac;
+    e->r = r;
+    ac->ev.addRead = dq__add_read;
+    ac->ev.delRead = dq__del_read;
+    ac->ev.addWrite = dq__add_write;
+    ac->ev.delWrite = dq__del_write;
+    ac->ev.cleanup = dq__cleanup;
+    ac->ev.data = e;
+    return 0;
+}
+
+/* ------------------------------------------------------------- requests */
+
+static void
+dq__unlink(dq_redis_t *r, dq__req_t *q)
+{
+    if (q->prev) {
+        q->prev->next = q->next;
+    } else {
+        r->head = q->next;
+    }
+    if (q->next) {
+        q->next->prev = q->prev;
+    } else {
+        r->tail = q->prev;
+    }
+    q->prev = q->next = NULL;
+    r->npending--;
+}
+
+static void
+dq__link(dq_redis_t *r, dq__req_t *q)
+{
+    q->prev = r->tail;
+    q->next = NULL;
+    if (r->tail) {
+        r->tail->next = q;
+    } else {
+        r->head = q;
+    }
+    r->tail = q;
+    r->npending++;
+}
+
+static void
+dq__cmd_timer_cb(uv_timer_t *t)
+{
+    dq_redis_t *r = t->data;
+    uint64_t    now = uv_now(r->loop);
+    dq__req_t  *q;
+
+    for (q = r->head; q && q->deadline == 0; q = q->next) { /* void */ }
+    if (q == NULL) {
+        return;
+    }
+    if (q->deadline <= now) {
+        char why[96];
+
+        snprintf(why, sizeof(why), "command %s timed out after %lld ms",
+                 q->argv[0], (long long) q->timeout_ms);
+        dq__drop(r, why);
+        return;
+    }
+    uv_timer_start(&r->cmd_timer, dq__cmd_timer_cb, q->deadline - now, 0);
+}
+
+static void dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+static int
+dq__submit(dq_redis_t *r, dq__req_t *q)
+{
+    if (r->ac == NULL
+        || redisAsyncCommandArgv(r->ac, dq__on_reply, q, q->argc, q->argv,
+                                 q->argvlen) != REDIS_OK)
+    {
+        return -1;
+    }
+    q->deadline = q->timeout_ms > 0
+                  ? uv_now(r->loop) + (uint64_t) q->timeout_ms : 0;
+    dq__link(r, q);
+    if (q->deadline && !uv_is_active((uv_handle_t *) &r->cmd_timer)) {
+        uv_timer_start(&r->cmd_timer, dq__cmd_timer_cb, q->timeout_ms, 0);
+    }
+    return 0;
+}
+
+static void
+dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    dq__req_t  *q = privdata;
+    dq_redis_t *r = q->r;
+    redisReply *rep = reply;
+    const char *err = NULL;
+
+    (void) ac;
+    dq__unlink(r, q);
+
+    if (rep != NULL && q->evalsha && dq_reply_is_noscript(rep)) {
+        const dq_script_t *s = NULL;
+
+        /* NOSCRIPT (SCRIPT FLUSH, failover): resend this one as EVAL */
+        for (int i = 0; i < DQ_SCRIPT__COUNT; i++) {
+            const dq_script_t *c = dq_script((dq_script_id_t) i);
+
+            if (c && q->argvlen[1] == 40
+                && memcmp(q->argv[1], c->sha1, 40) == 0)
+            {
+                s = c;
+                break;
+            }
+        }
+        if (s != NULL) {
+            dq_log_warn("redis (%s): NOSCRIPT for \"%s\", sending it as EVAL",
+                        r->label, s->name);
+            q->argv[0] = "EVAL";
+            q->argvlen[0] = 4;
+            q->argv[1] = s->source;
+            q->argvlen[1] = s->len;
+            q->evalsha = 0;
+            if (dq__submit(r, q) == 0) {
+                return;
+            }
+        }
+    }
+
+    if (rep == NULL) {
+        err = r->errstr[0] ? r->errstr
+              : (ac->errstr[0] ? ac->errstr : "connection closed");
+    }
+    if (q->cb) {
+        q->cb(r, rep, err, q->data);
+    }
+    free(q);
+}
+
+static dq__req_t *
+dq__req_new(dq_redis_t *r, int argc, const char **argv, const size_t *len,
+            int64_t timeout_ms, dq_redis_reply_cb cb, void *data)
+{
+    size_t     total = sizeof(dq__req_t)
+                       + (size_t) argc * (sizeof(char *) + sizeof(size_t));
+    dq__req_t *q;
+    char      *p;
+
+    for (int i = 0; i < argc; i++) {
+        total += len[i] + 1;
+    }
+    q = malloc(total);
+    if (q == NULL) {
+        return NULL;
+    }
+    memset(q, 0, sizeof(*q));
+    q->r = r;
+    q->cb = cb;
+    q->data = data;
+    q->timeout_ms = timeout_ms;
+    q->argc = argc;
+    q->argv = (const char **) (q + 1);
+    q->argvlen = (size_t *) (q->argv + argc);
+    p = (char *) (q->argvlen + argc);
+    for (int i = 0; i < argc; i++) {
+        if (len[i]) {
+            memcpy(p, argv[i], len[i]);
+        }
+        p[len[i]] = '\0';
+        q->argv[i] = p;
+        q->argvlen[i] = len[i];
+        p += len[i] + 1;
+    }
+    q->evalsha = argc >= 2 && len[0] == 7 && strncasecmp(argv[0], "EVALSHA", 7)
+                 == 0 && len[1] == 40;
+    return q;
+}
+
+int
+dq_redis_send(dq_redis_t *r, int argc, const char **argv,
+              const size_t *argvlen, int64_t timeout_ms,
+              dq_redis_reply_cb cb, void *data)
+{
+    dq__req_t *q;
+
+    if (r->state != DQ_RS_UP || r->ac == NULL || argc < 1) {
+        return -1;
+    }
+    q = dq__req_new(r, argc, argv, argvlen, timeout_ms, cb, data);
+    if (q == NULL) {
+        return -1;
+    }
+    if (dq__submit(r, q) != 0) {
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
+int
+dq_redis_send_cmd(dq_redis_t *r, const dq_cmd_t *c, int64_t timeout_ms,
+                  dq_redis_reply_cb cb, void *data)
+{
+    return dq_redis_send(r, c->argc, c->argv, c->argvlen, timeout_ms, cb,
+                         data);
+}
+
+int
+dq_redis_is_up(const dq_redis_t *r)
+{
+    return r->state == DQ_RS_UP;
+}
+
+size_t
+dq_redis_pending(const dq_redis_t *r)
+{
+    return r->npending;
+}
+
+/* ----------------------------------------------------------- connecting */
+
+static void
+dq__reconnect_cb(uv_timer_t *t)
+{
+    dq__connect(t->data);
+}
+
+static void
+dq__schedule_reconnect(dq_redis_t *r)
+{
+    if (r->state == DQ_RS_CLOSING) {
+        return;
+    }
+    r->state = DQ_RS_DOWN;
+    uv_timer_start(&r->conn_timer, dq__reconnect_cb, (uint64_t) r->backoff_ms,
+                   0);
+    r->backoff_ms *= 2;
+    if (r->backoff_ms > DQ_RECONNECT_MAX_MS) {
+        r->backoff_ms = DQ_RECONNECT_MAX_MS;
+    }
+}
+
+/* Drop the live connection: every pending callback gets NULL. */
+static void
+dq__drop(dq_redis_t *r, const char *why)
+{
+    redisAsyncContext *ac = r->ac;
+    int                was_up = r->state == DQ_RS_UP;
+
+    snprintf(r->errstr, sizeof(r->errstr), "%s", why);
+    if (r->state != DQ_RS_CLOSING) {
+        dq_log_warn("redis (%s): %s; reconnecting", r->label, why);
+    }
+    uv_timer_stop(&r->cmd_timer);
+    if (r->state != DQ_RS_CLOSING) {
+        r->state = DQ_RS_DOWN;      /* no sends from the callbacks below */
+    }
+    if (ac != NULL) {
+        ac->onDisconnect = NULL;    /* handled here */
+        redisAsyncFree(ac);         /* runs the pending callbacks */
+    }
+    if (r->state != DQ_RS_CLOSING) {
+        dq__schedule_reconnect(r);
+        if (was_up && r->state_cb) {
+            r->state_cb(r, 0, r->data);
+        }
+    }
+}
+
+static void
+dq__setup_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
+                void *data)
+{
+    const char *what = data;
+
+    if (rep == NULL) {
+        return;                 /* the connection went: already handled */
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        char why[200];
+
+        snprintf(why, sizeof(why), "%s failed: %s", what, rep->str);
+        dq_log_error("redis (%s): %s", r->label, why);
+        dq__drop(r, why);
+    }
+    (void) errstr;
+}
+
+static void
+dq__on_connect(const redisAsyncContext *ac, int status)
+{
+    dq_redis_t *r = ac->data;
+    char        dbs[24];
+
+    uv_timer_stop(&r->conn_timer);
+    if (status != REDIS_OK) {
+        if (r->state != DQ_RS_CLOSING) {
+            dq_log_warn("redis (%s): cannot connect: %s", r->label,
+                        ac->errstr);
+            dq__schedule_reconnect(r);
+        }
+        return;                 /* hiredis frees the context */
+    }
+
+    r->state = DQ_RS_UP;
+    r->errstr[0] = '\0';
+    r->backoff_ms = DQ_RECONNECT_MIN_MS;
+
+    /* pipelined ahead of anything the owner sends */
+    if (r->password) {
+        const char *argv[] = { "AUTH", r->password };
+        size_t      len[] = { 4, strlen(r->password) };
+
+        dq_redis_send(r, 2, argv, len, 0, dq__setup_reply, "AUTH");
+    }
+    if (r->db) {
+        const char *argv[] = { "SELECT", dbs };
+        size_t      len[2];
+
+        len[0] = 6;
+        len[1] = (size_t) snprintf(dbs, sizeof(dbs), "%d", r->db);
+        dq_redis_send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
+    }
+    for (int i = 0; r->load_scripts && i < DQ_SCRIPT__COUNT; i++) {
+        const dq_script_t *s = dq_script((dq_script_id_t) i);
+        const char        *argv[] = { "SCRIPT", "LOAD", s->source };
+        size_t             len[] = { 6, 4, s->len };
+
+        dq_redis_send(r, 3, argv, len, 0, dq__setup_reply, "SCRIPT LOAD");
+    }
+    dq_log_info("redis (%s): connected", r->label);
+    if (r->state == DQ_RS_UP && r->state_cb) {
+        r->state_cb(r, 1, r->data);
+    }
+}
+
+static void
+dq__on_disconnect(const redisAsyncContext *ac, int status)
+{
+    dq_redis_t *r = ac->data;
+
+    (void) status;
+    uv_timer_stop(&r->cmd_timer);
+    if (r->state == DQ_RS_CLOSING) {
+        return;
+    }
+    dq_log_warn("redis (%s): connection lost: %s; reconnecting", r->label,
+                ac->errstr[0] ? ac->errstr : "closed by the server");
+    dq__schedule_reconnect(r);
+    if (r->state_cb) {
+        r->state_cb(r, 0, r->data);
+    }
+}
+
+static void
+dq__connect_timeout_cb(uv_timer_t *t)
+{
+    dq_redis_t        *r = t->data;
+    redisAsyncContext *ac = r->ac;
+    char               why[64];
+
+    snprintf(why, sizeof(why), "connect timed out after %lld ms",
+             (long long) r->connect_timeout_ms);
+    dq_log_warn("redis (%s): %s", r->label, why);
+    if (ac != NULL) {
+        ac->onConnect = NULL;
+        redisAsyncFree(ac);
+    }
+    dq__schedule_reconnect(r);
+}
+
+static void
+dq__connect(dq_redis_t *r)
+{
+    redisAsyncContext *ac;
+
+    if (r->state == DQ_RS_CLOSING || r->ac != NULL) {
+        return;
+    }
+    r->errstr[0] = '\0';
+    ac = r->path ? redisAsyncConnectUnix(r->path)
+                 : redisAsyncConnect(r->host, r->port);
+    if (ac == NULL) {
+        dq_log_error("redis (%s): out of memory", r->label);
+        dq__schedule_reconnect(r);
+        return;
+    }
+    if (ac->err) {
+        dq_log_warn("redis (%s): cannot connect: %s", r->label, ac->errstr);
+        redisAsyncFree(ac);
+        dq__schedule_reconnect(r);
+        return;
+    }
+    if (dq__attach(r, ac) != 0) {
+        dq_log_error("redis (%s): cannot watch the socket", r->label);
+        redisAsyncFree(ac);
+        dq__schedule_reconnect(r);
+        return;
+    }
+    ac->data = r;
+    r->ac = ac;
+    r->state = DQ_RS_CONNECTING;
+    redisAsyncSetConnectCallback(ac, dq__on_connect);
+    redisAsyncSetDisconnectCallback(ac, dq__on_disconnect);
+    uv_timer_start(&r->conn_timer, dq__connect_timeout_cb,
+                   (uint64_t) r->connect_timeout_ms, 0);
+}
+
+/* ------------------------------------------------------------- lifetime */
+
+static int
+dq__parse_address(dq_redis_t *r, const char *address)
+{
+    struct addrinfo  hints, *res = NULL;
+    char             host[256], num[INET6_ADDRSTRLEN];
+    const char      *colon, *h = address;
+    size_t           hlen;
+    int              rc;
+
+    if (strncmp(address, "unix:", 5) == 0) {
+        r->path = strdup(address + 5);
+        return r->path ? 0 : -1;
+    }
+    r->port = 6379;
+    if (address[0] == '[') {                  /* [v6]:port */
+        colon = strchr(address, ']');
+        if (colon == NULL) {
+            goto bad;
+        }
+        h = address + 1;
+        hlen = (size_t) (colon - h);
+        if (colon[1] == ':') {
+            r->port = atoi(colon + 2);
+        }
+    } else {
+        colon = strrchr(address, ':');
+        hlen = colon ? (size_t) (colon - address) : strlen(address);
+        if (colon) {
+            r->port = atoi(colon + 1);
+        }
+    }
+    if (hlen == 0 || hlen >= sizeof(host) || r->port <= 0 || r->port > 65535)
+    {
+        goto bad;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        dq_log_error("redis address \"%s\": cannot resolve \"%s\": %s",
+                     address, host, gai_strerror(rc));
+        return -1;
+    }
+    if (res->ai_family == AF_INET6) {
+        inet_ntop(AF_INET6,
+                  &((struct sockaddr_in6 *) res->ai_addr)->sin6_addr, num,
+                  sizeof(num));
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *) res->ai_addr)->sin_addr,
+                  num, sizeof(num));
+    }
+    freeaddrinfo(res);
+    r->host = strdup(num);
+    return r->host ? 0 : -1;
+
+bad:
+    dq_log_error("redis address \"%s\" is not host:port or unix:/path",
+                 address);
+    return -1;
+}
+
+dq_redis_t *
+dq_redis_new(uv_loop_t *loop, const dq_redis_opts_t *o,
+             dq_redis_state_cb cb, void *data)
+{
+    dq_redis_t *r = calloc(1, sizeof(*r));
+
+    if (r == NULL) {
+        return NULL;
+    }
+    r->loop = loop;
+    r->label = strdup(o->label ? o->label : "redis");
+    r->password = o->password ? strdup(o->password) : NULL;
+    r->db = o->db;
+    r->load_scripts = o->load_scripts;
+    r->connect_timeout_ms = o->connect_timeout_ms > 0
+                            ? o->connect_timeout_ms : 5000;
+    r->backoff_ms = DQ_RECONNECT_MIN_MS;
+    r->state_cb = cb;
+    r->data = data;
+    if (r->label == NULL || dq__parse_address(r, o->address) != 0) {
+        free(r->label);
+        free(r->password);
+        free(r->host);
+        free(r->path);
+        free(r);
+        return NULL;
+    }
+    uv_timer_init(loop, &r->conn_timer);
+    uv_timer_init(loop, &r->cmd_timer);
+    r->conn_timer.data = r;
+    r->cmd_timer.data = r;
+    r->open_handles = 2;
+    return r;
+}
+
+void
+dq_redis_start(dq_redis_t *r)
+{
+    dq__connect(r);
+}
+
+static void
+dq__maybe_free(dq_redis_t *r)
+{
+    if (r->state != DQ_RS_CLOSING || r->ac != NULL || r->open_handles > 0) {
+        return;
+    }
+    free(r->label);
+    free(r->password);
+    free(r->host);
+    free(r->path);
+    free(r);
+}
+
+static void
+dq__timer_closed(uv_handle_t *h)
+{
+    dq_redis_t *r = h->data;
+
+    r->open_handles--;
+    dq__maybe_free(r);
+}
+
+void
+dq_redis_close(dq_redis_t *r)
+{
+    if (r == NULL || r->state == DQ_RS_CLOSING) {
+        return;
+    }
+    r->state = DQ_RS_CLOSING;
+    snprintf(r->errstr, sizeof(r->errstr), "connection closing");
+    uv_timer_stop(&r->conn_timer);
+    uv_timer_stop(&r->cmd_timer);
+    /* close the timers first: the cleanup hook may free r */
+    r->open_handles++;                 /* held until the context is gone */
+    uv_close((uv_handle_t *) &r->conn_timer, dq__timer_closed);
+    uv_close((uv_handle_t *) &r->cmd_timer, dq__timer_closed);
+    if (r->ac != NULL) {
+        r->ac->onConnect = NULL;
+        r->ac->onDisconnect = NULL;
+        redisAsyncFree(r->ac);         /* deferred if inside a callback */
+    }
+    r->open_handles--;
+    dq__maybe_free(r);
+}

@@ -1,0 +1,68 @@
+/*
+ * deferred-worker — a Redis connection on a libuv loop (hiredis async).
+ *
+ * The hiredis <-> libuv glue (read/write/cleanup events on a uv_poll_t,
+ * poll errors passed through to hiredis so a failed connect or a reset
+ * always reaches a callback), plus what hiredis 0.14 lacks: a connect
+ * timeout and per-command timeouts on uv timers, reconnect with backoff,
+ * AUTH/SELECT and SCRIPT LOAD of every contract script on each connect,
+ * and the NOSCRIPT -> EVAL fallback for EVALSHA commands.
+ *
+ * Contract: every dq_redis_send() whose return is 0 gets its callback
+ * exactly once — with the reply, or with reply NULL and errstr set
+ * (connection lost, timeout, closing). The reply dies when the callback
+ * returns. Arguments are copied at send time.
+ */
+#ifndef DQ_REDIS_UV_H
+#define DQ_REDIS_UV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+#include <hiredis/hiredis.h>
+
+#include "dq_contract.h"
+
+typedef struct dq_redis_s dq_redis_t;
+
+typedef void (*dq_redis_reply_cb)(dq_redis_t *r, redisReply *reply,
+                                  const char *errstr, void *data);
+/* up = 1: connected and ready (scripts loaded); 0: connection lost (a
+ * reconnect is scheduled). */
+typedef void (*dq_redis_state_cb)(dq_redis_t *r, int up, void *data);
+
+typedef struct {
+    const char *address;          /* "host:port" | "host" | "unix:/path" */
+    const char *password;         /* or NULL */
+    int         db;
+    const char *label;            /* for logs: "commands", "wake" */
+    int64_t     connect_timeout_ms;  /* 0 = 5000 */
+    int         load_scripts;
+} dq_redis_opts_t;
+
+/* Resolve the host once (blocking getaddrinfo: call before the loop
+ * runs) so every connect is by numeric address. 0 or -1 (logged). */
+dq_redis_t *dq_redis_new(uv_loop_t *loop, const dq_redis_opts_t *opts,
+                         dq_redis_state_cb cb, void *data);
+
+/* Start connecting (and keep reconnecting until closed). */
+void dq_redis_start(dq_redis_t *r);
+
+int dq_redis_is_up(const dq_redis_t *r);
+size_t dq_redis_pending(const dq_redis_t *r);
+
+/* Send a command; 0 if sent (the callback will run), -1 if the
+ * connection is not up (no callback). timeout_ms 0 = no timeout. A
+ * command whose argv[0] is EVALSHA is resent as EVAL on NOSCRIPT. */
+int dq_redis_send(dq_redis_t *r, int argc, const char **argv,
+                  const size_t *argvlen, int64_t timeout_ms,
+                  dq_redis_reply_cb cb, void *data);
+int dq_redis_send_cmd(dq_redis_t *r, const dq_cmd_t *c, int64_t timeout_ms,
+                      dq_redis_reply_cb cb, void *data);
+
+/* Close: pending callbacks get NULL ("closing"); the object is freed once
+ * its handles have closed (keep running the loop). */
+void dq_redis_close(dq_redis_t *r);
+
+#endif /* DQ_REDIS_UV_H */

@@ -1,0 +1,471 @@
+/*
+ * deferred-worker — the dq_task_* accessors of include/deferred/task.h
+ * over a decoded envelope, plus the task object's life (task_impl.h).
+ *
+ * Metadata comes from the claim: retry count = failed attempts so far,
+ * execution count = executions before this one (token - 1), ETA = the
+ * score the task was due at. Every string handed to a function is owned
+ * by the task and dies with it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "worker.h"
+#include "task_impl.h"
+
+struct dq_header_str_s {
+    dq_header_str_t *next;
+    char            *name;
+    char            *value;
+};
+
+static char    *dq__redis_address;
+static int      dq__redis_db;
+
+static char *
+dq__strndup(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    if (s != NULL) {
+        if (n) {
+            memcpy(s, p, n);
+        }
+        s[n] = '\0';
+    }
+    return s;
+}
+
+void
+dq_task_set_worker_redis(const char *address, int db)
+{
+    free(dq__redis_address);
+    dq__redis_address = address ? strdup(address) : NULL;
+    dq__redis_db = db;
+}
+
+DQ_EXPORT const char *
+dq_worker_redis_address(void)
+{
+    return dq__redis_address;
+}
+
+DQ_EXPORT int
+dq_worker_redis_db(void)
+{
+    return dq__redis_db;
+}
+
+dq_task_t *
+dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
+            const dq_loader_t *loader)
+{
+    dq_task_t  *t;
+    dq_error_t  err;
+
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return NULL;
+    }
+    t->loader = loader;
+    t->id = dq__strndup(c->id.ptr, c->id.len);
+    t->queue = dq__strndup(queue.ptr, queue.len);
+    if (t->id == NULL || t->queue == NULL) {
+        goto nomem;
+    }
+    t->eta_ms = c->eta_ms;
+    t->token = c->token;
+    t->retries = c->retries;
+    t->first_run_ms = c->first_run_ms;
+
+    if (c->envelope.ptr == NULL) {
+        snprintf(t->error, sizeof(t->error),
+                 "missing envelope: the task hash has no entry for this id");
+        return t;
+    }
+
+    t->buf = dq__strndup(c->envelope.ptr, c->envelope.len);
+    if (t->buf == NULL) {
+        goto nomem;
+    }
+    t->len = c->envelope.len;
+    if (!msgpack_zone_init(&t->zone, 2048)) {
+        goto nomem;
+    }
+    memset(&err, 0, sizeof(err));
+    if (dq_envelope_decode(t->buf, t->len, lim, &t->zone, &t->env, &err)
+        != DQ_OK)
+    {
+        snprintf(t->error, sizeof(t->error), "undecodable envelope: %s%s%s",
+                 err.field[0] ? err.field : "", err.field[0] ? ": " : "",
+                 err.msg);
+        t->decoded = -1;       /* zone initialised, envelope not usable */
+        return t;
+    }
+    t->decoded = 1;
+
+    t->func = dq__strndup(t->env.func.ptr, t->env.func.len);
+    t->url = t->env.url.ptr
+             ? dq__strndup(t->env.url.ptr, t->env.url.len)
+             : strdup(DQ_DEFAULT_URL);
+    if (t->func == NULL || t->url == NULL) {
+        goto nomem;
+    }
+    if (t->env.name.ptr != NULL) {
+        t->name = dq__strndup(t->env.name.ptr, t->env.name.len);
+        if (t->name == NULL) {
+            goto nomem;
+        }
+    }
+
+    if (loader != NULL) {
+        t->fn = dq_loader_function(loader, t->env.func);
+        t->handler = dq_loader_handler(loader, dq_str_c(t->url));
+    }
+    return t;
+
+nomem:
+    dq_task_free(t);
+    return NULL;
+}
+
+void
+dq_task_free(dq_task_t *t)
+{
+    dq_header_str_t *h, *n;
+
+    if (t == NULL) {
+        return;
+    }
+    for (h = t->hdrs; h; h = n) {
+        n = h->next;
+        free(h->name);
+        free(h->value);
+        free(h);
+    }
+    if (t->decoded != 0) {
+        msgpack_zone_destroy(&t->zone);
+    }
+    free(t->id);
+    free(t->queue);
+    free(t->buf);
+    free(t->name);
+    free(t->func);
+    free(t->url);
+    free(t);
+}
+
+dq_task_result_t
+dq_task_execute(dq_task_t *t)
+{
+    dq_task_result_t r;
+
+    if (t->handler != NULL) {
+        r = t->handler->handle(t, t->handler->udata);
+    } else {
+        r = dq_task_run(t);
+    }
+    switch (r) {
+    case DQ_TASK_OK:
+    case DQ_TASK_FAIL:
+    case DQ_TASK_RETRY_QUIET:
+    case DQ_TASK_PERMANENT:
+        return r;
+    }
+    dq_task_set_error(t, "function returned an unknown result code %d",
+                      (int) r);
+    return DQ_TASK_FAIL;
+}
+
+DQ_EXPORT dq_task_result_t
+dq_task_run(dq_task_t *t)
+{
+    if (t->fn == NULL) {
+        dq_task_set_error(t, "unknown function \"%s\"",
+                          t->func ? t->func : "");
+        return DQ_TASK_PERMANENT;
+    }
+    return t->fn->fn->fn(t, t->fn->fn->udata);
+}
+
+DQ_EXPORT void
+dq_task_set_error(dq_task_t *t, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(t->error, sizeof(t->error), fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------ arguments */
+
+DQ_EXPORT size_t
+dq_task_nargs(const dq_task_t *t)
+{
+    if (t->decoded != 1 || t->env.args == NULL) {
+        return 0;
+    }
+    return t->env.args->via.array.size;
+}
+
+DQ_EXPORT const msgpack_object *
+dq_task_arg(const dq_task_t *t, size_t i)
+{
+    if (i >= dq_task_nargs(t)) {
+        return NULL;
+    }
+    return &t->env.args->via.array.ptr[i];
+}
+
+static int
+dq__to_int(dq_task_t *t, const msgpack_object *o, const char *what,
+           int64_t *out)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > (uint64_t) INT64_MAX) {
+            dq_task_set_error(t, "%s: integer out of range", what);
+            return DQ_EINVAL;
+        }
+        *out = (int64_t) o->via.u64;
+        return DQ_OK;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *out = o->via.i64;
+        return DQ_OK;
+    default:
+        dq_task_set_error(t, "%s: expected an integer", what);
+        return DQ_EINVAL;
+    }
+}
+
+static int
+dq__to_str(dq_task_t *t, const msgpack_object *o, const char *what,
+           const char **ptr, size_t *len)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        *ptr = o->via.str.ptr;
+        *len = o->via.str.size;
+        return DQ_OK;
+    }
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        *ptr = o->via.bin.ptr;
+        *len = o->via.bin.size;
+        return DQ_OK;
+    }
+    dq_task_set_error(t, "%s: expected a string", what);
+    return DQ_EINVAL;
+}
+
+static const msgpack_object *
+dq__arg_or_err(dq_task_t *t, size_t i, char *what, size_t wsize)
+{
+    const msgpack_object *o = dq_task_arg(t, i);
+
+    snprintf(what, wsize, "argument %zu", i);
+    if (o == NULL) {
+        dq_task_set_error(t, "%s: missing (the task has %zu)", what,
+                          dq_task_nargs(t));
+    }
+    return o;
+}
+
+DQ_EXPORT int
+dq_task_arg_int(dq_task_t *t, size_t i, int64_t *out)
+{
+    char                  what[48];
+    const msgpack_object *o = dq__arg_or_err(t, i, what, sizeof(what));
+
+    return o ? dq__to_int(t, o, what, out) : DQ_ENOTFOUND;
+}
+
+DQ_EXPORT int
+dq_task_arg_double(dq_task_t *t, size_t i, double *out)
+{
+    char                  what[48];
+    const msgpack_object *o = dq__arg_or_err(t, i, what, sizeof(what));
+
+    if (o == NULL) {
+        return DQ_ENOTFOUND;
+    }
+    switch (o->type) {
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        *out = o->via.f64;
+        return DQ_OK;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *out = (double) o->via.u64;
+        return DQ_OK;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *out = (double) o->via.i64;
+        return DQ_OK;
+    default:
+        dq_task_set_error(t, "%s: expected a number", what);
+        return DQ_EINVAL;
+    }
+}
+
+DQ_EXPORT int
+dq_task_arg_bool(dq_task_t *t, size_t i, int *out)
+{
+    char                  what[48];
+    const msgpack_object *o = dq__arg_or_err(t, i, what, sizeof(what));
+
+    if (o == NULL) {
+        return DQ_ENOTFOUND;
+    }
+    if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+        dq_task_set_error(t, "%s: expected a boolean", what);
+        return DQ_EINVAL;
+    }
+    *out = o->via.boolean ? 1 : 0;
+    return DQ_OK;
+}
+
+DQ_EXPORT int
+dq_task_arg_str(dq_task_t *t, size_t i, const char **ptr, size_t *len)
+{
+    char                  what[48];
+    const msgpack_object *o = dq__arg_or_err(t, i, what, sizeof(what));
+
+    return o ? dq__to_str(t, o, what, ptr, len) : DQ_ENOTFOUND;
+}
+
+DQ_EXPORT const msgpack_object *
+dq_task_kwarg(const dq_task_t *t, const char *key)
+{
+    if (t->decoded != 1 || t->env.kwargs == NULL) {
+        return NULL;
+    }
+    return dq_map_get(t->env.kwargs, key);
+}
+
+DQ_EXPORT int
+dq_task_kwarg_int(dq_task_t *t, const char *key, int64_t *out)
+{
+    char                  what[64];
+    const msgpack_object *o = dq_task_kwarg(t, key);
+
+    snprintf(what, sizeof(what), "keyword argument \"%.40s\"", key);
+    if (o == NULL) {
+        dq_task_set_error(t, "%s: missing", what);
+        return DQ_ENOTFOUND;
+    }
+    return dq__to_int(t, o, what, out);
+}
+
+DQ_EXPORT int
+dq_task_kwarg_str(dq_task_t *t, const char *key, const char **ptr,
+                  size_t *len)
+{
+    char                  what[64];
+    const msgpack_object *o = dq_task_kwarg(t, key);
+
+    snprintf(what, sizeof(what), "keyword argument \"%.40s\"", key);
+    if (o == NULL) {
+        dq_task_set_error(t, "%s: missing", what);
+        return DQ_ENOTFOUND;
+    }
+    return dq__to_str(t, o, what, ptr, len);
+}
+
+/* ------------------------------------------------------------- metadata */
+
+DQ_EXPORT const char *
+dq_task_id(const dq_task_t *t)
+{
+    return t->id;
+}
+
+DQ_EXPORT const char *
+dq_task_name(const dq_task_t *t)
+{
+    return t->name;
+}
+
+DQ_EXPORT const char *
+dq_task_queue(const dq_task_t *t)
+{
+    return t->queue;
+}
+
+DQ_EXPORT const char *
+dq_task_func(const dq_task_t *t)
+{
+    return t->func;
+}
+
+DQ_EXPORT const char *
+dq_task_url(const dq_task_t *t)
+{
+    return t->url;
+}
+
+DQ_EXPORT int64_t
+dq_task_retry_count(const dq_task_t *t)
+{
+    return t->retries;
+}
+
+DQ_EXPORT int64_t
+dq_task_execution_count(const dq_task_t *t)
+{
+    return t->token > 0 ? t->token - 1 : 0;
+}
+
+DQ_EXPORT int64_t
+dq_task_eta_ms(const dq_task_t *t)
+{
+    return t->eta_ms;
+}
+
+DQ_EXPORT const char *
+dq_task_header(const dq_task_t *t_, const char *name)
+{
+    dq_task_t              *t = (dq_task_t *) t_;   /* lazily caches */
+    dq_header_str_t        *h;
+    const msgpack_object   *m;
+    const msgpack_object_kv *kv;
+    size_t                  nlen = strlen(name);
+
+    for (h = t->hdrs; h; h = h->next) {
+        if (strcasecmp(h->name, name) == 0) {
+            return h->value;
+        }
+    }
+    if (t->decoded != 1 || t->env.headers == NULL) {
+        return NULL;
+    }
+    m = t->env.headers;
+    if (m->type != MSGPACK_OBJECT_MAP) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        kv = &m->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR
+            || kv->val.type != MSGPACK_OBJECT_STR
+            || kv->key.via.str.size != nlen
+            || strncasecmp(kv->key.via.str.ptr, name, nlen) != 0)
+        {
+            continue;
+        }
+        h = calloc(1, sizeof(*h));
+        if (h == NULL) {
+            return NULL;
+        }
+        h->name = dq__strndup(kv->key.via.str.ptr, kv->key.via.str.size);
+        h->value = dq__strndup(kv->val.via.str.ptr, kv->val.via.str.size);
+        if (h->name == NULL || h->value == NULL) {
+            free(h->name);
+            free(h->value);
+            free(h);
+            return NULL;
+        }
+        h->next = t->hdrs;
+        t->hdrs = h;
+        return h->value;
+    }
+    return NULL;
+}

@@ -1,0 +1,85 @@
+/*
+ * deferred-worker — the task object behind include/deferred/task.h
+ * (internal to the worker).
+ *
+ * A dq_task_t is born from one entry of a claim reply: the envelope bytes
+ * are copied (the reply dies when its callback returns), decoded strictly
+ * into the task's own msgpack zone, and the claim metadata kept. It lives
+ * until its ack/retry/bury/release reply arrives. Between dispatch and the
+ * work's completion it belongs to one pool thread; the loop thread only
+ * touches the list links and the state fields.
+ */
+#ifndef DQ_TASK_IMPL_H
+#define DQ_TASK_IMPL_H
+
+#include <uv.h>
+
+#include "worker.h"
+
+typedef struct dq_cqueue_s dq_cqueue_t;   /* a served queue (child.c) */
+
+typedef enum {
+    DQ_TS_CLAIMED = 0,   /* not yet handed to the pool */
+    DQ_TS_QUEUED,        /* in the pool's queue or running there */
+    DQ_TS_DONE,          /* result known, reply to Redis under way */
+} dq_task_state_t;
+
+typedef struct dq_header_str_s dq_header_str_t;
+
+struct dq_task_s {
+    dq_task_t            *prev, *next;    /* child's in-flight list */
+    dq_cqueue_t          *q;
+    dq_task_state_t       state;
+    int                   lease_lost;     /* a fencing reply said 0 */
+
+    /* the claim */
+    char                 *id;             /* NUL-terminated copies */
+    char                 *queue;
+    int64_t               eta_ms;
+    int64_t               token;
+    int64_t               retries;
+    int64_t               first_run_ms;
+    int64_t               claim_now_ms;   /* Redis time of the claim */
+    uint64_t              claim_loop_ms;  /* uv_now() at the claim */
+
+    /* the envelope: NULL buf = missing; decoded = 0 = undecodable */
+    char                 *buf;
+    size_t                len;
+    msgpack_zone          zone;
+    int                   decoded;
+    dq_envelope_t         env;
+    char                 *name;           /* NULL if unnamed */
+    char                 *func;
+    char                 *url;
+    dq_header_str_t      *hdrs;           /* lazily NUL-terminated copies */
+
+    /* what runs it */
+    const dq_loader_t    *loader;
+    const dq_fn_entry_t  *fn;
+    const dq_handler_t   *handler;
+    dq_retry_t            retry;          /* merged: task, queue, defaults */
+
+    /* the result */
+    dq_task_result_t      result;
+    char                  error[512];
+    uint64_t              start_loop_ms;
+    uv_work_t             work;
+};
+
+/* From a claim entry; never NULL except on out-of-memory. When the
+ * envelope is missing or undecodable, task->error says why (and the
+ * caller buries it). */
+dq_task_t *dq_task_new(const dq_claimed_t *c, dq_str_t queue,
+                       const dq_limits_t *lim, const dq_loader_t *loader);
+void dq_task_free(dq_task_t *t);
+
+/* Pool thread: the URL handler if one is registered, else the function. */
+dq_task_result_t dq_task_execute(dq_task_t *t);
+
+/* What tasks see as dq_worker_redis_address()/db(); set once at start. */
+void dq_task_set_worker_redis(const char *address, int db);
+
+/* log.c */
+void dq_log_close(void);
+
+#endif /* DQ_TASK_IMPL_H */
