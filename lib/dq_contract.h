@@ -260,6 +260,7 @@ typedef enum {
     DQ_SCRIPT_EXTEND,
     DQ_SCRIPT_RELEASE,
     DQ_SCRIPT_REQUEUE,
+    DQ_SCRIPT_PAUSE,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -337,6 +338,28 @@ int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
  * Returns them with their fencing token (= execution count). */
 int dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, int64_t max_n, int64_t lease_ms,
                  int64_t reclaim_delay_ms);
+
+/* Queue limits enforced inside the claim script, atomically, for every
+ * worker on every host: a token bucket in DQ_KEY_BUCKET refilled at `rate`
+ * per second (Redis TIME) up to bucket_size, the lease set's size against
+ * max_concurrent, and the "paused" flag in DQ_KEY_CONF (dq_cmd_pause).
+ * When a limit holds due work back, claim returns fewer tasks, passes no
+ * wake token on, and next_ms is when the limit can let a task go (the
+ * bucket's next token, the earliest lease deadline), or -1 when paused. */
+typedef struct {
+    double  rate;            /* tasks/s; 0 = unlimited */
+    int64_t bucket_size;     /* burst; < 1 = max(1, rate) */
+    int64_t max_concurrent;  /* leased at once; 0 = unlimited */
+} dq_claim_limits_t;
+
+/* dq_cmd_claim with limits (lim NULL = none). */
+int dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, int64_t max_n,
+                         int64_t lease_ms, int64_t reclaim_delay_ms,
+                         const dq_claim_limits_t *lim);
+
+/* Pause (paused = 1) or resume (0) a queue for all workers; resume wakes
+ * a sleeper. Reply (dq_reply_statuses, n = 1): 1 changed, 0 already so. */
+int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
 
 typedef struct {
     dq_str_t id;

@@ -1,0 +1,747 @@
+/*
+ * The C client (include/deferred/client.h): synchronous hiredis.
+ *
+ * A task is built exactly as an HTTP client's would be: the options become
+ * a public request map (msgpack), which goes through the same strict
+ * decoder and dq_request_parse as a POST body, then dq_envelope_encode and
+ * the enqueue script. So a C program cannot store anything the nginx module
+ * would refuse.
+ *
+ * Connection: made at dq_client_new (a failure is remembered, not fatal);
+ * any I/O error drops the context and the next call reconnects (AUTH,
+ * SELECT). Scripts go as EVALSHA; NOSCRIPT (Redis restarted or SCRIPT
+ * FLUSH) is answered by sending the same command as EVAL, which also
+ * caches the script again.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_impl.h"
+
+
+int
+dq__fail(dq_client_t *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->errstr, sizeof(c->errstr), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int
+dq__fail_err(dq_client_t *c, const dq_error_t *e)
+{
+    return dq__fail(c, e->code, "%s", e->msg);
+}
+
+/* ------------------------------------------------------------ connection */
+
+void
+dq__disconnect(dq_client_t *c)
+{
+    if (c->ctx) {
+        redisFree(c->ctx);
+        c->ctx = NULL;
+    }
+}
+
+static int
+dq__simple(dq_client_t *c, int argc, const char **argv, const char *what)
+{
+    redisReply *r = redisCommandArgv(c->ctx, argc, argv, NULL);
+    int         rc = DQ_OK;
+
+    if (r == NULL) {
+        rc = dq__fail(c, DQ_EREDIS, "redis %s: %s", what,
+                      c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
+        dq__disconnect(c);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        rc = dq__fail(c, DQ_EREDIS, "redis %s: %s", what, r->str);
+        dq__disconnect(c);
+    }
+    if (r) {
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+static int
+dq__connect(dq_client_t *c)
+{
+    struct timeval tv;
+    char           db[16];
+    const char    *argv[2];
+
+    if (c->ctx && c->ctx->err == 0) {
+        return DQ_OK;
+    }
+    dq__disconnect(c);
+    tv.tv_sec = c->timeout_ms / 1000;
+    tv.tv_usec = (c->timeout_ms % 1000) * 1000;
+    c->ctx = c->unix_path ? redisConnectUnixWithTimeout(c->unix_path, tv)
+                          : redisConnectWithTimeout(c->host, c->port, tv);
+    if (c->ctx == NULL) {
+        return dq__fail(c, DQ_ENOMEM, "redis connect: out of memory");
+    }
+    if (c->ctx->err) {
+        if (c->unix_path) {
+            dq__fail(c, DQ_EREDIS, "redis connect to unix:%s: %s",
+                     c->unix_path, c->ctx->errstr);
+        } else {
+            dq__fail(c, DQ_EREDIS, "redis connect to %s:%d: %s", c->host,
+                     c->port, c->ctx->errstr);
+        }
+        dq__disconnect(c);
+        return DQ_EREDIS;
+    }
+    if (redisSetTimeout(c->ctx, tv) != REDIS_OK) {
+        dq__disconnect(c);
+        return dq__fail(c, DQ_EREDIS, "redis: cannot set the timeout");
+    }
+    if (c->password) {
+        argv[0] = "AUTH";
+        argv[1] = c->password;
+        if (dq__simple(c, 2, argv, "AUTH") != DQ_OK) {
+            return DQ_EREDIS;
+        }
+    }
+    if (c->db) {
+        snprintf(db, sizeof(db), "%d", c->db);
+        argv[0] = "SELECT";
+        argv[1] = db;
+        if (dq__simple(c, 2, argv, "SELECT") != DQ_OK) {
+            return DQ_EREDIS;
+        }
+    }
+    return DQ_OK;
+}
+
+dq_client_t *
+dq_client_new(const char *address, const dq_client_opts_t *opts)
+{
+    dq_client_t *c = calloc(1, sizeof(*c));
+    const char  *colon;
+    char        *end;
+    long         port;
+
+    if (c == NULL) {
+        return NULL;
+    }
+    if (address == NULL || address[0] == '\0') {
+        address = "127.0.0.1:6379";
+    }
+    c->port = 6379;
+    if (strncmp(address, "unix:", 5) == 0) {
+        c->unix_path = strdup(address + 5);
+        if (c->unix_path == NULL) {
+            goto nomem;
+        }
+    } else {
+        colon = strrchr(address, ':');
+        if (colon && strchr(address, ':') == colon) {
+            errno = 0;
+            port = strtol(colon + 1, &end, 10);
+            if (*end != '\0' || port <= 0 || port > 65535 || errno) {
+                port = -1;
+            }
+            c->host = strndup(address, (size_t) (colon - address));
+            c->port = (int) port;
+        } else {
+            c->host = strdup(address);
+        }
+        if (c->host == NULL) {
+            goto nomem;
+        }
+    }
+    c->timeout_ms = 5000;
+    c->tombstone_ms = DQ_DEFAULT_TOMBSTONE_MS;
+    dq_limits_default(&c->lim);
+    if (opts) {
+        if (opts->password) {
+            c->password = strdup(opts->password);
+            if (c->password == NULL) {
+                goto nomem;
+            }
+        }
+        c->db = opts->db;
+        if (opts->timeout_ms > 0) {
+            c->timeout_ms = opts->timeout_ms;
+        }
+        if (opts->tombstone_ms > 0) {
+            c->tombstone_ms = opts->tombstone_ms;
+        }
+        if (opts->max_envelope > 0) {
+            c->lim.max_envelope = opts->max_envelope;
+        }
+    }
+    if (c->host && c->port < 0) {
+        dq__fail(c, DQ_EINVAL, "bad redis address \"%s\"", address);
+        return c;
+    }
+    (void) dq__connect(c);
+    return c;
+
+nomem:
+    dq_client_free(c);
+    return NULL;
+}
+
+void
+dq_client_free(dq_client_t *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    dq__disconnect(c);
+    free(c->host);
+    free(c->unix_path);
+    free(c->password);
+    free(c);
+}
+
+const char *
+dq_client_errstr(const dq_client_t *c)
+{
+    return c->errstr;
+}
+
+/* Ready to talk: address valid and connected. */
+int
+dq__ready(dq_client_t *c)
+{
+    if (c->host && c->port < 0) {
+        return DQ_EINVAL;   /* errstr already says why */
+    }
+    return dq__connect(c);
+}
+
+/* Read one reply of a pipeline; I/O errors drop the connection. */
+int
+dq__get_reply(dq_client_t *c, redisReply **r)
+{
+    void *p = NULL;
+
+    if (redisGetReply(c->ctx, &p) != REDIS_OK || p == NULL) {
+        dq__fail(c, DQ_EREDIS, "redis: %s",
+                 c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
+        dq__disconnect(c);
+        *r = NULL;
+        return DQ_EREDIS;
+    }
+    *r = p;
+    return DQ_OK;
+}
+
+/* Send one script command; a NOSCRIPT reply is retried as EVAL. */
+int
+dq__run(dq_client_t *c, dq_cmd_t *cmd, redisReply **r)
+{
+    if (redisAppendCommandArgv(c->ctx, cmd->argc, cmd->argv, cmd->argvlen)
+        != REDIS_OK)
+    {
+        dq__disconnect(c);
+        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    }
+    if (dq__get_reply(c, r) != DQ_OK) {
+        return DQ_EREDIS;
+    }
+    if (dq_reply_is_noscript(*r)) {
+        freeReplyObject(*r);
+        dq_cmd_use_eval(cmd);
+        if (redisAppendCommandArgv(c->ctx, cmd->argc, cmd->argv,
+                                   cmd->argvlen) != REDIS_OK)
+        {
+            dq__disconnect(c);
+            return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+        }
+        return dq__get_reply(c, r);
+    }
+    return DQ_OK;
+}
+
+/* ------------------------------------------------------------ defer */
+
+static int
+dq__pack_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n);
+}
+
+static int
+dq__pack_key(msgpack_packer *pk, const char *k)
+{
+    return dq__pack_cstr(pk, k);
+}
+
+/* The options as a public request map (what an HTTP client would POST). */
+static int
+dq__pack_request(msgpack_packer *pk, const char *func, const dq_args_t *args,
+                 const dq_defer_opts_t *o)
+{
+    const dq_retry_t *r = &o->retry;
+    uint32_t          n = 1, nr = 0;
+    size_t            i;
+    int               rc;
+
+    n += args != NULL;
+    n += o->kwargs != NULL;
+    n += o->queue != NULL;
+    n += o->name != NULL;
+    n += o->url != NULL;
+    n += o->countdown_ms >= 0;
+    n += o->eta_ms >= 0;
+    n += o->nheaders > 0;
+    nr = (r->retry_limit >= 0) + (r->age_limit_ms >= 0)
+         + (r->min_backoff_ms >= 0) + (r->max_backoff_ms >= 0)
+         + (r->max_doublings >= 0);
+    n += nr > 0;
+
+    rc = msgpack_pack_map(pk, n) || dq__pack_key(pk, "func")
+         || dq__pack_cstr(pk, func);
+    if (!rc && args) {
+        rc = dq__pack_key(pk, "args") || dq__args_pack(args, pk);
+    }
+    if (!rc && o->kwargs) {
+        rc = dq__pack_key(pk, "kwargs") || dq__args_pack(o->kwargs, pk);
+    }
+    if (!rc && o->queue) {
+        rc = dq__pack_key(pk, "queue") || dq__pack_cstr(pk, o->queue);
+    }
+    if (!rc && o->name) {
+        rc = dq__pack_key(pk, "name") || dq__pack_cstr(pk, o->name);
+    }
+    if (!rc && o->url) {
+        rc = dq__pack_key(pk, "url") || dq__pack_cstr(pk, o->url);
+    }
+    if (!rc && o->countdown_ms >= 0) {
+        rc = dq__pack_key(pk, "countdown")
+             || msgpack_pack_double(pk, (double) o->countdown_ms / 1000.0);
+    }
+    if (!rc && o->eta_ms >= 0) {
+        rc = dq__pack_key(pk, "eta")
+             || msgpack_pack_double(pk, (double) o->eta_ms / 1000.0);
+    }
+    if (!rc && o->nheaders > 0) {
+        rc = dq__pack_key(pk, "headers")
+             || msgpack_pack_map(pk, o->nheaders);
+        for (i = 0; !rc && i < o->nheaders; i++) {
+            rc = dq__pack_cstr(pk, o->headers[i].name ? o->headers[i].name
+                                                      : "")
+                 || dq__pack_cstr(pk, o->headers[i].value
+                                      ? o->headers[i].value : "");
+        }
+    }
+    if (!rc && nr > 0) {
+        rc = dq__pack_key(pk, "retry_options") || msgpack_pack_map(pk, nr);
+        if (!rc && r->retry_limit >= 0) {
+            rc = dq__pack_key(pk, "task_retry_limit")
+                 || msgpack_pack_int64(pk, r->retry_limit);
+        }
+        if (!rc && r->age_limit_ms >= 0) {
+            rc = dq__pack_key(pk, "task_age_limit")
+                 || msgpack_pack_double(pk, r->age_limit_ms / 1000.0);
+        }
+        if (!rc && r->min_backoff_ms >= 0) {
+            rc = dq__pack_key(pk, "min_backoff_seconds")
+                 || msgpack_pack_double(pk, r->min_backoff_ms / 1000.0);
+        }
+        if (!rc && r->max_backoff_ms >= 0) {
+            rc = dq__pack_key(pk, "max_backoff_seconds")
+                 || msgpack_pack_double(pk, r->max_backoff_ms / 1000.0);
+        }
+        if (!rc && r->max_doublings >= 0) {
+            rc = dq__pack_key(pk, "max_doublings")
+                 || msgpack_pack_int64(pk, r->max_doublings);
+        }
+    }
+    return rc ? -1 : 0;
+}
+
+/* One task prepared for the enqueue script. */
+typedef struct {
+    size_t   env_off, env_len;    /* in the shared envelope buffer */
+    char     id[DQ_ID_SIZE];
+    char     queue[DQ_QUEUE_NAME_MAX + 1];
+    char    *name;                /* malloc'd copy, or NULL */
+    int64_t  eta_ms, countdown_ms;
+    int      status;
+    int64_t  result_eta;
+    int      sent;
+} dq__prep_t;
+
+/* Validate one call and append its envelope to envs. */
+static int
+dq__prepare(dq_client_t *c, const char *func, const dq_args_t *args,
+            const dq_defer_opts_t *opts, const char *field,
+            msgpack_sbuffer *envs, dq__prep_t *p)
+{
+    static const dq_defer_opts_t defaults = DQ_DEFER_OPTS_INIT;
+    msgpack_sbuffer reqbuf;
+    msgpack_packer  pk;
+    msgpack_zone    zone;
+    msgpack_object  root;
+    dq_request_t    req;
+    dq_error_t      err;
+    int             rc;
+
+    if (opts == NULL) {
+        opts = &defaults;
+    }
+    if (func == NULL) {
+        return dq__fail(c, DQ_EINVAL, "%s%sfunc: required", field,
+                        field[0] ? "." : "");
+    }
+    if ((args && (args->broken || args->key_pending || args->is_map))
+        || (opts->kwargs && (opts->kwargs->broken || opts->kwargs->key_pending
+                             || !opts->kwargs->is_map)))
+    {
+        return dq__fail(c, DQ_EINVAL, "%s%s%s: incomplete or failed "
+                        "arguments (args must come from dq_args_new, kwargs "
+                        "from dq_kwargs_new with a value after every key)",
+                        field, field[0] ? "." : "",
+                        args && (args->broken || args->key_pending
+                                 || args->is_map) ? "args" : "kwargs");
+    }
+    if (opts->nheaders && opts->headers == NULL) {
+        return dq__fail(c, DQ_EINVAL, "%s%sheaders: NULL with nheaders %zu",
+                        field, field[0] ? "." : "", opts->nheaders);
+    }
+    msgpack_sbuffer_init(&reqbuf);
+    msgpack_packer_init(&pk, &reqbuf, msgpack_sbuffer_write);
+    if (dq__pack_request(&pk, func, args, opts) != 0) {
+        msgpack_sbuffer_destroy(&reqbuf);
+        return dq__fail(c, DQ_ENOMEM, "out of memory building the task");
+    }
+    if (!msgpack_zone_init(&zone, 2048)) {
+        msgpack_sbuffer_destroy(&reqbuf);
+        return dq__fail(c, DQ_ENOMEM, "out of memory");
+    }
+    rc = dq_msgpack_unpack(reqbuf.data, reqbuf.size, &c->lim, &zone, &root,
+                           &err);
+    if (rc == DQ_OK) {
+        rc = dq_request_parse(&root, field[0] ? field : NULL, &req, &err);
+    }
+    if (rc == DQ_OK) {
+        dq_id_new(p->id);
+        p->env_off = envs->size;
+        rc = dq_envelope_encode(&req, p->id, dq_now_ms(), &c->lim, envs,
+                                &err);
+        p->env_len = envs->size - p->env_off;
+    }
+    if (rc == DQ_OK) {
+        memcpy(p->queue, req.queue.ptr, req.queue.len);
+        p->queue[req.queue.len] = '\0';
+        p->name = NULL;
+        if (req.name.ptr) {
+            p->name = strndup(req.name.ptr, req.name.len);
+            if (p->name == NULL) {
+                rc = DQ_ENOMEM;
+                dq_error_set(&err, rc, NULL, "out of memory");
+            }
+        }
+        p->eta_ms = req.eta_ms;
+        p->countdown_ms = req.countdown_ms;
+    }
+    msgpack_zone_destroy(&zone);
+    msgpack_sbuffer_destroy(&reqbuf);
+    if (rc != DQ_OK) {
+        return dq__fail_err(c, &err);
+    }
+    return DQ_OK;
+}
+
+static void
+dq__status_text(dq_client_t *c, const dq__prep_t *p)
+{
+    if (p->status == DQ_EDUPLICATE) {
+        dq__fail(c, DQ_EDUPLICATE, "task name \"%s\" in queue \"%s\": a task "
+                 "with this name is waiting or running", p->name, p->queue);
+    } else if (p->status == DQ_ETOMBSTONE) {
+        dq__fail(c, DQ_ETOMBSTONE, "task name \"%s\" in queue \"%s\": a task "
+                 "with this name ran or died recently (tombstoned)", p->name,
+                 p->queue);
+    }
+}
+
+/* Enqueue prepared tasks: one script call per queue per DQ__BATCH tasks,
+ * all pipelined, then all replies read. */
+static int
+dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
+            const msgpack_sbuffer *envs)
+{
+    dq_enqueue_item_t   *items = NULL;
+    dq_enqueue_result_t *res = NULL;
+    size_t              *idx = NULL, ncalls = 0, i, j, k, m;
+    dq_cmd_t            *cmds = NULL;
+    size_t              *call_first = NULL, *call_n = NULL;
+    redisReply          *r;
+    dq_error_t           err;
+    const char          *sadd[3];
+    char                 qkey[DQ_QUEUE_NAME_MAX + 1];
+    int                  rc = DQ_OK;
+
+    items = calloc(n, sizeof(*items));
+    res = calloc(n, sizeof(*res));
+    idx = calloc(n, sizeof(*idx));
+    cmds = calloc(n, sizeof(*cmds));        /* at most n calls */
+    call_first = calloc(n, sizeof(*call_first));
+    call_n = calloc(n, sizeof(*call_n));
+    if (!items || !res || !idx || !cmds || !call_first || !call_n) {
+        rc = dq__fail(c, DQ_ENOMEM, "out of memory");
+        goto done;
+    }
+    /* group by queue, keeping the callers' order inside a queue */
+    m = 0;
+    for (i = 0; i < n; i++) {
+        if (preps[i].sent) {
+            continue;
+        }
+        snprintf(qkey, sizeof(qkey), "%s", preps[i].queue);
+        for (j = i; j < n; j++) {
+            if (preps[j].sent || strcmp(preps[j].queue, qkey) != 0) {
+                continue;
+            }
+            if (ncalls == 0 || call_n[ncalls - 1] == DQ__BATCH
+                || strcmp(preps[idx[call_first[ncalls - 1]]].queue, qkey) != 0)
+            {
+                call_first[ncalls] = m;
+                call_n[ncalls] = 0;
+                ncalls++;
+            }
+            preps[j].sent = 1;
+            idx[m] = j;
+            items[m].id = dq_str_c(preps[j].id);
+            items[m].envelope.ptr = envs->data + preps[j].env_off;
+            items[m].envelope.len = preps[j].env_len;
+            items[m].name = dq_str_c(preps[j].name);
+            items[m].eta_ms = preps[j].eta_ms;
+            items[m].countdown_ms = preps[j].countdown_ms;
+            call_n[ncalls - 1]++;
+            m++;
+        }
+    }
+    for (k = 0; k < ncalls; k++) {
+        dq_cmd_init(&cmds[k]);
+        rc = dq_cmd_enqueue(&cmds[k], dq_str_c(preps[idx[call_first[k]]].queue),
+                            &items[call_first[k]], call_n[k], c->tombstone_ms);
+        if (rc != DQ_OK) {
+            dq__fail(c, rc, "cannot build the enqueue command");
+            ncalls = k + 1;
+            goto done;
+        }
+    }
+    /* pipeline: every call, plus the informational queue set */
+    for (k = 0; k < ncalls; k++) {
+        if (redisAppendCommandArgv(c->ctx, cmds[k].argc, cmds[k].argv,
+                                   cmds[k].argvlen) != REDIS_OK)
+        {
+            dq__disconnect(c);
+            rc = dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+            goto done;
+        }
+        sadd[0] = "SADD";
+        sadd[1] = DQ_QUEUES_KEY;
+        sadd[2] = preps[idx[call_first[k]]].queue;
+        if (redisAppendCommandArgv(c->ctx, 3, sadd, NULL) != REDIS_OK) {
+            dq__disconnect(c);
+            rc = dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+            goto done;
+        }
+    }
+    for (k = 0; k < ncalls; k++) {
+        if (dq__get_reply(c, &r) != DQ_OK) {
+            rc = DQ_EREDIS;
+            goto done;
+        }
+        if (dq_reply_is_noscript(r)) {
+            /* not run: send it again as EVAL once the pipeline drained */
+            freeReplyObject(r);
+            r = NULL;
+        }
+        if (r) {
+            rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
+            freeReplyObject(r);
+            if (rc != DQ_OK) {
+                dq__fail_err(c, &err);
+                goto drain;
+            }
+            call_n[k] = 0;      /* done */
+        }
+        if (dq__get_reply(c, &r) != DQ_OK) {
+            rc = DQ_EREDIS;
+            goto done;
+        }
+        freeReplyObject(r);    /* SADD: informational, errors ignored */
+    }
+    for (k = 0; k < ncalls; k++) {
+        if (call_n[k] == 0) {
+            continue;
+        }
+        rc = dq__run(c, &cmds[k], &r);
+        if (rc != DQ_OK) {
+            goto done;
+        }
+        rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
+        freeReplyObject(r);
+        if (rc != DQ_OK) {
+            dq__fail_err(c, &err);
+            goto done;
+        }
+    }
+    for (i = 0; i < m; i++) {
+        preps[idx[i]].status = res[i].status;
+        preps[idx[i]].result_eta = res[i].eta_ms;
+    }
+    goto done;
+
+drain:
+    /* a malformed reply: read the rest so the connection stays in step */
+    for (k++; k < ncalls; k++) {
+        if (dq__get_reply(c, &r) != DQ_OK) {
+            break;
+        }
+        freeReplyObject(r);
+        if (dq__get_reply(c, &r) != DQ_OK) {
+            break;
+        }
+        freeReplyObject(r);
+    }
+done:
+    if (cmds) {
+        for (k = 0; k < ncalls; k++) {
+            dq_cmd_free(&cmds[k]);
+        }
+    }
+    free(items);
+    free(res);
+    free(idx);
+    free(cmds);
+    free(call_first);
+    free(call_n);
+    return rc;
+}
+
+static int
+dq__defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
+               int *statuses, char (*ids)[DQ_ID_SIZE], int64_t *etas)
+{
+    msgpack_sbuffer envs;
+    dq__prep_t     *preps;
+    char            field[32], first_err[sizeof(c->errstr)];
+    size_t          i, first_bad = n, nvalid = 0;
+    int             rc = DQ_OK;
+
+    c->errstr[0] = '\0';
+    if (n == 0) {
+        return DQ_OK;
+    }
+    if (reqs == NULL || statuses == NULL) {
+        return dq__fail(c, DQ_EINVAL, "dq_defer_many: NULL reqs or statuses");
+    }
+    preps = calloc(n, sizeof(*preps));
+    if (preps == NULL) {
+        return dq__fail(c, DQ_ENOMEM, "out of memory");
+    }
+    msgpack_sbuffer_init(&envs);
+    for (i = 0; i < n; i++) {
+        field[0] = '\0';
+        if (n > 1) {
+            snprintf(field, sizeof(field), "tasks[%zu]", i);
+        }
+        statuses[i] = dq__prepare(c, reqs[i].func, reqs[i].args,
+                                  reqs[i].opts, field, &envs, &preps[i]);
+        if (statuses[i] != DQ_OK) {
+            preps[i].sent = 1;      /* invalid: never sent */
+            if (first_bad == n) {
+                first_bad = i;
+                rc = statuses[i];
+                memcpy(first_err, c->errstr, sizeof(first_err));
+            }
+        } else {
+            nvalid++;
+        }
+    }
+    if (nvalid == 0) {
+        goto done;                  /* errstr says why */
+    }
+    rc = dq__ready(c);
+    if (rc != DQ_OK) {
+        for (i = 0; i < n; i++) {
+            if (statuses[i] == DQ_OK) {
+                statuses[i] = rc;
+            }
+        }
+        goto done;
+    }
+    rc = dq__enqueue(c, preps, n, &envs);
+    for (i = 0; i < n; i++) {
+        if (statuses[i] != DQ_OK) {
+            continue;               /* refused before sending */
+        }
+        statuses[i] = rc != DQ_OK ? rc : preps[i].status;
+        if (statuses[i] != DQ_OK && rc == DQ_OK && c->errstr[0] == '\0') {
+            dq__status_text(c, &preps[i]);
+        }
+        if (ids) {
+            memcpy(ids[i], preps[i].id, DQ_ID_SIZE);
+        }
+        if (etas) {
+            etas[i] = preps[i].result_eta;
+        }
+    }
+    if (rc == DQ_OK && first_bad < n && c->errstr[0] == '\0') {
+        /* the calls were made (see statuses); say why one was refused */
+        memcpy(c->errstr, first_err, sizeof(first_err));
+    }
+
+done:
+    for (i = 0; i < n; i++) {
+        free(preps[i].name);
+    }
+    free(preps);
+    msgpack_sbuffer_destroy(&envs);
+    return rc;
+}
+
+int
+dq_defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
+              int *statuses, char (*ids)[DQ_ID_SIZE])
+{
+    return dq__defer_many(c, reqs, n, statuses, ids, NULL);
+}
+
+int
+dq_defer(dq_client_t *c, const char *func, const dq_args_t *args,
+         const dq_defer_opts_t *opts, char id_out[DQ_ID_SIZE],
+         int64_t *eta_ms)
+{
+    dq_defer_req_t req;
+    int            status = DQ_ERR, rc;
+    char           ids[1][DQ_ID_SIZE];
+    int64_t        eta = 0;
+
+    req.func = func;
+    req.args = args;
+    req.opts = opts;
+    rc = dq__defer_many(c, &req, 1, &status, ids, &eta);
+    if (rc == DQ_OK) {
+        rc = status;
+    }
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (id_out) {
+        memcpy(id_out, ids[0], DQ_ID_SIZE);
+    }
+    if (eta_ms) {
+        *eta_ms = eta;
+    }
+    return DQ_OK;
+}

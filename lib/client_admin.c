@@ -1,0 +1,183 @@
+/*
+ * The C client's inspection and administration calls: queue statistics,
+ * requeue of a dead task, a task's last error. Part of the C client (not
+ * built into nginx).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_impl.h"
+
+static int
+dq__queue_arg(dq_client_t *c, const char *queue, dq_str_t *q)
+{
+    *q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
+    if (!dq_queue_name_valid(*q)) {
+        return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
+                        "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
+    }
+    return DQ_OK;
+}
+
+static int64_t
+dq__int_reply(const redisReply *r)
+{
+    if (r == NULL) {
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_INTEGER) {
+        return (int64_t) r->integer;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        return strtoll(r->str, NULL, 10);
+    }
+    return 0;
+}
+
+int
+dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
+{
+    static const dq_key_kind_t zsets[3] = { DQ_KEY_ETA, DQ_KEY_LEASE,
+                                             DQ_KEY_DEAD };
+    const char *argv[7];
+    char        keys[4][DQ_KEY_MAX];
+    redisReply *r;
+    dq_str_t    q;
+    int64_t     v[3];
+    int         i, rc;
+
+    c->errstr[0] = '\0';
+    memset(out, 0, sizeof(*out));
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK
+        || (rc = dq__ready(c)) != DQ_OK)
+    {
+        return rc;
+    }
+    for (i = 0; i < 3; i++) {
+        dq_key_format(keys[i], sizeof(keys[i]), q, zsets[i]);
+        argv[0] = "ZCARD";
+        argv[1] = keys[i];
+        redisAppendCommandArgv(c->ctx, 2, argv, NULL);
+    }
+    dq_key_format(keys[3], sizeof(keys[3]), q, DQ_KEY_STATS);
+    argv[0] = "HMGET";
+    argv[1] = keys[3];
+    argv[2] = "enqueued";
+    argv[3] = "done";
+    argv[4] = "retried";
+    argv[5] = "dead";
+    redisAppendCommandArgv(c->ctx, 6, argv, NULL);
+    for (i = 0; i < 4; i++) {
+        if (dq__get_reply(c, &r) != DQ_OK) {
+            return DQ_EREDIS;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
+        } else if (i < 3) {
+            v[i] = dq__int_reply(r);
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+            out->enqueued = dq__int_reply(r->element[0]);
+            out->done = dq__int_reply(r->element[1]);
+            out->retried = dq__int_reply(r->element[2]);
+            out->dead_total = dq__int_reply(r->element[3]);
+        }
+        freeReplyObject(r);
+    }
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    out->waiting = v[0];
+    out->running = v[1];
+    out->dead = v[2];
+    return DQ_OK;
+}
+
+int
+dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
+{
+    dq_cmd_t    cmd;
+    redisReply *r;
+    dq_error_t  err;
+    dq_str_t    q;
+    int         rc, ok = 0;
+
+    c->errstr[0] = '\0';
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
+        return rc;
+    }
+    if (id == NULL || id[0] == '\0') {
+        return dq__fail(c, DQ_EINVAL, "id: required");
+    }
+    if ((rc = dq__ready(c)) != DQ_OK) {
+        return rc;
+    }
+    dq_cmd_init(&cmd);
+    rc = dq_cmd_requeue(&cmd, q, dq_str_c(id));
+    if (rc == DQ_OK) {
+        rc = dq__run(c, &cmd, &r);
+        if (rc == DQ_OK) {
+            rc = dq_reply_statuses(r, 1, &ok, &err);
+            if (rc != DQ_OK) {
+                dq__fail_err(c, &err);
+            }
+            freeReplyObject(r);
+        }
+    } else {
+        dq__fail(c, rc, "cannot build the requeue command");
+    }
+    dq_cmd_free(&cmd);
+    if (rc == DQ_OK && !ok) {
+        rc = dq__fail(c, DQ_ENOTFOUND, "task %s is not in the dead set of "
+                      "queue \"%.*s\"", id, (int) q.len, q.ptr);
+    }
+    return rc;
+}
+
+int
+dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
+                   char *buf, size_t size)
+{
+    const char *argv[3];
+    char        key[DQ_KEY_MAX];
+    redisReply *r;
+    dq_str_t    q;
+    int         rc;
+
+    c->errstr[0] = '\0';
+    if (size) {
+        buf[0] = '\0';
+    }
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
+        return rc;
+    }
+    if (id == NULL || id[0] == '\0') {
+        return dq__fail(c, DQ_EINVAL, "id: required");
+    }
+    if ((rc = dq__ready(c)) != DQ_OK) {
+        return rc;
+    }
+    dq_key_format(key, sizeof(key), q, DQ_KEY_ERRORS);
+    argv[0] = "HGET";
+    argv[1] = key;
+    argv[2] = id;
+    if (redisAppendCommandArgv(c->ctx, 3, argv, NULL) != REDIS_OK) {
+        dq__disconnect(c);
+        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    }
+    if (dq__get_reply(c, &r) != DQ_OK) {
+        return DQ_EREDIS;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        if (size) {
+            snprintf(buf, size, "%.*s", (int) r->len, r->str);
+        }
+    } else if (r->type == REDIS_REPLY_NIL) {
+        rc = dq__fail(c, DQ_ENOTFOUND, "no error recorded for task %s", id);
+    } else {
+        rc = dq__fail(c, DQ_EREDIS, "redis: %s",
+                      r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+    }
+    freeReplyObject(r);
+    return rc;
+}

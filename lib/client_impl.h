@@ -1,0 +1,49 @@
+/*
+ * The C client's internals shared by lib/client.c and lib/client_args.c.
+ * Not part of the nginx module build.
+ */
+#ifndef DQ_CLIENT_IMPL_H
+#define DQ_CLIENT_IMPL_H
+
+#include <msgpack.h>
+
+#include <deferred/client.h>
+#include "dq_contract.h"
+
+struct dq_args_s {
+    msgpack_sbuffer sb;       /* the elements, without container header */
+    msgpack_packer  pk;
+    uint32_t        count;    /* elements (array) or pairs (map) */
+    int             is_map;
+    int             key_pending;
+    int             broken;   /* a call failed: the args are refused */
+};
+
+/* Write the container header and the elements to pk (whose data is a
+ * msgpack_sbuffer). 0 or -1 (out of memory). */
+int dq__args_pack(const dq_args_t *a, msgpack_packer *pk);
+
+#define DQ__BATCH  1000   /* tasks per enqueue script call */
+
+struct dq_client_s {
+    char        *host;        /* or NULL with unix_path */
+    int          port;
+    char        *unix_path;
+    char        *password;
+    int          db;
+    int          timeout_ms;
+    int64_t      tombstone_ms;
+    dq_limits_t  lim;
+    redisContext *ctx;
+    char         errstr[512];
+};
+
+/* Shared by client.c and client_admin.c. */
+int  dq__fail(dq_client_t *c, int code, const char *fmt, ...) DQ_PRINTF(3, 4);
+int  dq__fail_err(dq_client_t *c, const dq_error_t *e);
+void dq__disconnect(dq_client_t *c);
+int  dq__ready(dq_client_t *c);       /* connected (reconnects) or error */
+int  dq__get_reply(dq_client_t *c, redisReply **r);
+int  dq__run(dq_client_t *c, dq_cmd_t *cmd, redisReply **r);  /* NOSCRIPT */
+
+#endif /* DQ_CLIENT_IMPL_H */
