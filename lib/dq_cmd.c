@@ -28,7 +28,10 @@ static const dq_key_kind_t dq__keys_enqueue[] = {
 };
 static const dq_key_kind_t dq__keys_claim[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS,
-    DQ_KEY_WAKE, DQ_KEY_ERRORS
+    DQ_KEY_WAKE, DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET
+};
+static const dq_key_kind_t dq__keys_pause[] = {
+    DQ_KEY_CONF, DQ_KEY_WAKE
 };
 static const dq_key_kind_t dq__keys_ack[] = {
     DQ_KEY_TASKS, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_NAMES, DQ_KEY_STATS,
@@ -245,17 +248,59 @@ int
 dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, int64_t max_n, int64_t lease_ms,
              int64_t reclaim_delay_ms)
 {
-    int rc = dq__script_head(c, DQ_SCRIPT_CLAIM, queue,
-                             DQ__KEYS(dq__keys_claim));
+    return dq_cmd_claim_limited(c, queue, max_n, lease_ms, reclaim_delay_ms,
+                                NULL);
+}
+
+int
+dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, int64_t max_n,
+                     int64_t lease_ms, int64_t reclaim_delay_ms,
+                     const dq_claim_limits_t *lim)
+{
+    double  rate = 0;
+    int64_t bucket = 1, conc = 0;
+    char    buf[32];
+    int     n;
+    int     rc = dq__script_head(c, DQ_SCRIPT_CLAIM, queue,
+                                 DQ__KEYS(dq__keys_claim));
     if (rc != DQ_OK) {
         return rc;
     }
     if (max_n < 0 || lease_ms <= 0 || reclaim_delay_ms < 0) {
         return DQ_EINVAL;
     }
+    if (lim) {
+        if (!(lim->rate >= 0 && lim->rate <= 1e9) || lim->max_concurrent < 0)
+        {
+            return DQ_EINVAL;
+        }
+        rate = lim->rate;
+        conc = lim->max_concurrent;
+        bucket = lim->bucket_size;
+        if (bucket < 1) {
+            bucket = rate > 1 ? (int64_t) rate : 1;
+        }
+    }
+    n = snprintf(buf, sizeof(buf), "%.9g", rate);
     if (dq__arg_int(c, max_n) || dq__arg_int(c, lease_ms)
-        || dq__arg_int(c, reclaim_delay_ms))
+        || dq__arg_int(c, reclaim_delay_ms)
+        || dq__arg_copy(c, buf, (size_t) n) || dq__arg_int(c, bucket)
+        || dq__arg_int(c, conc))
     {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
+int
+dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused)
+{
+    int rc = dq__script_head(c, DQ_SCRIPT_PAUSE, queue,
+                             DQ__KEYS(dq__keys_pause));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg(c, paused ? "1" : "0", 1)) {
         return DQ_ENOMEM;
     }
     return DQ_OK;

@@ -5,7 +5,7 @@
 set -eu
 out=$1
 dir=$2
-names="enqueue claim ack retry bury extend release requeue"
+names="enqueue claim ack retry bury extend release requeue pause"
 tmp="$out.tmp.$$"
 mkdir -p "$(dirname "$out")"
 {

@@ -1,11 +1,22 @@
 -- claim: take back expired leases, then lease up to max_n due tasks.
--- KEYS: 1 tasks, 2 eta, 3 lease, 4 state, 5 stats, 6 wake, 7 errors
--- ARGV: 1 max_n, 2 lease_ms, 3 reclaim_delay_ms
+-- KEYS: 1 tasks, 2 eta, 3 lease, 4 state, 5 stats, 6 wake, 7 errors,
+--       8 conf, 9 bucket
+-- ARGV: 1 max_n, 2 lease_ms, 3 reclaim_delay_ms,
+--       4 rate (tasks/s across all workers, 0 = unlimited),
+--       5 bucket_size (burst, >= 1 when rate > 0),
+--       6 max_concurrent (leases at once across all workers, 0 = unlimited)
 -- Reply: { now_ms, next_ms, then per task 7 values:
 --          id, envelope (nil if missing), eta_ms, token, retries,
 --          first_run_ms, execs }
 --   next_ms: ms until the earliest ETA or lease deadline still pending
 --   (0 if due work remains), -1 if the queue holds nothing.
+--   When a limit held due work back: next_ms is the time until the token
+--   bucket has a token (rate) or the earliest lease deadline (concurrency),
+--   and no wake token is passed on (the others are limited too); when the
+--   queue is paused (conf "paused" = 1) nothing is claimed and next_ms is
+--   -1: resuming pushes a wake token.
+-- Bucket: hash "tokens" (float), "ts" (Redis ms of the last refill); it
+-- starts full and refills at `rate` per second up to bucket_size.
 -- State "execs:retries:first_run_ms:claims": claims is the fencing token
 -- (every claim +1, never decremented); execs counts executions (a released
 -- claim is given back); retries counts failed attempts.
@@ -17,6 +28,9 @@ if clock > now then now = clock else redis.call('HSET', KEYS[5], 'clock', now) e
 local max_n = tonumber(ARGV[1])
 local lease_ms = tonumber(ARGV[2])
 local reclaim_delay = tonumber(ARGV[3])
+local rate = tonumber(ARGV[4] or '0')
+local bucket = tonumber(ARGV[5] or '1')
+local max_conc = tonumber(ARGV[6] or '0')
 
 local function state(id)
     local s = redis.call('HGET', KEYS[4], id)
@@ -41,11 +55,48 @@ if #expired > 0 then
     redis.call('HINCRBY', KEYS[5], 'reclaimed', #expired)
 end
 
--- 2. due tasks into the lease set
+-- 2. limits: pause, concurrency, rate (all shared by every worker)
+local want = max_n
+local limited = false
+local paused = KEYS[8] and redis.call('HGET', KEYS[8], 'paused') == '1'
+local lease_wait = false
+if paused then
+    want = 0
+    limited = true
+end
+if want > 0 and max_conc > 0 then
+    local room = max_conc - redis.call('ZCARD', KEYS[3])
+    if room < want then
+        if room < 0 then room = 0 end
+        want = room
+        limited = true
+        lease_wait = true
+    end
+end
+local tokens = 0
+local bucket_ts = now
+if rate > 0 then
+    if bucket < 1 then bucket = 1 end
+    local b = redis.call('HMGET', KEYS[9], 'tokens', 'ts')
+    tokens = tonumber(b[1]) or bucket
+    bucket_ts = tonumber(b[2]) or now
+    if now > bucket_ts then
+        tokens = tokens + (now - bucket_ts) * rate / 1000
+        bucket_ts = now
+    end
+    if tokens > bucket then tokens = bucket end
+    if want > 0 and math.floor(tokens) < want then
+        want = math.floor(tokens)
+        limited = true
+    end
+end
+
+-- 3. due tasks into the lease set
 local reply = { now, -1 }
-if max_n > 0 then
+local taken = 0
+if want > 0 then
     local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,
-                           'WITHSCORES', 'LIMIT', 0, max_n)
+                           'WITHSCORES', 'LIMIT', 0, want)
     for i = 1, #due, 2 do
         local id = due[i]
         local eta = tonumber(due[i + 1])
@@ -64,20 +115,54 @@ if max_n > 0 then
         reply[#reply + 1] = r
         reply[#reply + 1] = f
         reply[#reply + 1] = e
+        taken = taken + 1
     end
 end
+if rate > 0 then
+    tokens = tokens - taken
+    redis.call('HSET', KEYS[9], 'tokens', string.format('%.6f', tokens),
+               'ts', bucket_ts)
+end
 
--- 3. when to look again; pass the wake token on if due work remains
+-- 4. when to look again; pass the wake token on if due work remains
 local nxt = -1
 local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local held_back = false
 if first[2] then
     local d = tonumber(first[2]) - now
     if d <= 0 then
         d = 0
-        redis.call('LPUSH', KEYS[6], '1')
-        redis.call('LTRIM', KEYS[6], 0, 7)
+        if limited then
+            held_back = true
+        else
+            redis.call('LPUSH', KEYS[6], '1')
+            redis.call('LTRIM', KEYS[6], 0, 7)
+        end
     end
     nxt = d
+end
+if held_back then
+    -- due work waits for a limit: sleep until the limit can let one go
+    if paused then
+        nxt = -1
+    else
+        nxt = -1
+        if rate > 0 and tokens < 1 then
+            nxt = math.ceil((1 - tokens) * 1000 / rate)
+            if nxt < 1 then nxt = 1 end
+        end
+        if lease_wait then
+            local l = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+            if l[2] then
+                local d = tonumber(l[2]) - now
+                if d < 1 then d = 1 end
+                if nxt < 0 or d < nxt then nxt = d end
+            end
+        end
+        if nxt < 0 then nxt = 1 end
+    end
+    reply[2] = nxt
+    return reply
 end
 local l = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if l[2] then

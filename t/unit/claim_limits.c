@@ -1,0 +1,199 @@
+/*
+ * The claim script's queue limits against a real redis-server (port in
+ * DQ_REDIS_PORT, started by t/70-claim-limits.t): token bucket rate,
+ * max_concurrent over the lease set, pause/resume, and what next_ms and
+ * the wake list tell a sleeping worker. Tasks are placed by hand (the
+ * claim script does not read envelopes), so only the script is tested.
+ */
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dq_contract.h"
+#include "tap.h"
+
+static redisContext *rc;
+static dq_str_t      q;
+
+static redisReply *
+run(dq_cmd_t *c)
+{
+    redisReply *r = redisCommandArgv(rc, c->argc, c->argv, c->argvlen);
+    if (r && dq_reply_is_noscript(r)) {
+        freeReplyObject(r);
+        dq_cmd_use_eval(c);
+        r = redisCommandArgv(rc, c->argc, c->argv, c->argvlen);
+    }
+    return r;
+}
+
+static void
+add_due(int n, const char *prefix)
+{
+    char key_t[DQ_KEY_MAX], key_e[DQ_KEY_MAX], id[64];
+    int  i;
+
+    dq_key_format(key_t, sizeof(key_t), q, DQ_KEY_TASKS);
+    dq_key_format(key_e, sizeof(key_e), q, DQ_KEY_ETA);
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%s%d", prefix, i);
+        freeReplyObject(redisCommand(rc, "HSET %s %s x", key_t, id));
+        freeReplyObject(redisCommand(rc, "ZADD %s 1 %s", key_e, id));
+    }
+}
+
+/* Claim with limits; returns the number claimed, next_ms in *next. */
+static long
+claim(int64_t max_n, const dq_claim_limits_t *lim, int64_t *next)
+{
+    dq_cmd_t          c;
+    redisReply       *r;
+    dq_claimed_t      tasks[64];
+    dq_claim_result_t res = { 0, 0, 0, tasks };
+    dq_error_t        err;
+    long              n = -1;
+
+    dq_cmd_init(&c);
+    if (dq_cmd_claim_limited(&c, q, max_n, 60000, 0, lim) != DQ_OK) {
+        return -2;
+    }
+    r = run(&c);
+    if (r && dq_reply_claim(r, &res, 64, &err) == DQ_OK) {
+        n = (long) res.n;
+        *next = res.next_ms;
+    } else {
+        diag("claim failed: %s", r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                                   : err.msg);
+    }
+    freeReplyObject(r);
+    dq_cmd_free(&c);
+    return n;
+}
+
+static long long
+llen_wake(void)
+{
+    char        key[DQ_KEY_MAX];
+    redisReply *r;
+    long long   n;
+
+    dq_key_format(key, sizeof(key), q, DQ_KEY_WAKE);
+    r = redisCommand(rc, "LLEN %s", key);
+    n = r ? r->integer : -1;
+    freeReplyObject(r);
+    r = redisCommand(rc, "DEL %s", key);
+    freeReplyObject(r);
+    return n;
+}
+
+static int
+pause_q(int on)
+{
+    dq_cmd_t    c;
+    redisReply *r;
+    int         st = -1;
+    dq_error_t  err;
+
+    dq_cmd_init(&c);
+    dq_cmd_pause(&c, q, on);
+    r = run(&c);
+    if (r == NULL || dq_reply_statuses(r, 1, &st, &err) != DQ_OK) {
+        st = -1;
+    }
+    freeReplyObject(r);
+    dq_cmd_free(&c);
+    return st;
+}
+
+int
+main(void)
+{
+    const char        *port = getenv("DQ_REDIS_PORT");
+    dq_claim_limits_t  lim;
+    int64_t            next = 0;
+    long               n, total;
+    int                i;
+
+    if (port == NULL) {
+        printf("1..0 # SKIP DQ_REDIS_PORT not set\n");
+        return 0;
+    }
+    rc = redisConnect("127.0.0.1", atoi(port));
+    if (rc == NULL || rc->err) {
+        printf("1..0 # SKIP cannot connect to redis on %s\n", port);
+        return 0;
+    }
+
+    /* ---- no limits: same as dq_cmd_claim */
+    q = dq_str_lit("free");
+    add_due(5, "f");
+    is_int(claim(10, NULL, &next), 5, "no limits: all 5 due tasks claimed");
+
+    /* ---- rate: bucket 3 at 10/s */
+    q = dq_str_lit("rated");
+    add_due(20, "r");
+    memset(&lim, 0, sizeof(lim));
+    lim.rate = 10;
+    lim.bucket_size = 3;
+    llen_wake();
+    is_int(claim(10, &lim, &next), 3, "rate: a full bucket gives its 3");
+    ok(next >= 1 && next <= 100, "rate: next_ms %lld is the next token "
+       "(<= 100 ms at 10/s)", (long long) next);
+    is_int(llen_wake(), 0, "rate: no wake token passed on while limited");
+    is_int(claim(10, &lim, &next), 0, "rate: empty bucket gives nothing");
+    usleep(250 * 1000);
+    n = claim(10, &lim, &next);
+    ok(n == 2 || n == 3, "rate: 250 ms later 2 tokens refilled (got %ld)",
+       n);
+    usleep(2000 * 1000);
+    n = claim(10, &lim, &next);
+    is_int(n, 3, "rate: the bucket never holds more than bucket_size");
+
+    /* rate over time: 1.0 s of claims at 10/s, bucket 1 */
+    q = dq_str_lit("rated2");
+    add_due(100, "s");
+    lim.bucket_size = 1;
+    total = 0;
+    for (i = 0; i < 100; i++) {
+        n = claim(10, &lim, &next);
+        total += n > 0 ? n : 0;
+        usleep(10 * 1000);
+    }
+    ok(total >= 9 && total <= 14, "rate: ~1 s of claims at 10/s took %ld "
+       "(9..14)", total);
+
+    /* ---- concurrency: at most 2 leased */
+    q = dq_str_lit("conc");
+    add_due(6, "c");
+    memset(&lim, 0, sizeof(lim));
+    lim.max_concurrent = 2;
+    is_int(claim(10, &lim, &next), 2, "concurrency: 2 of 6 claimed");
+    ok(next > 1000 && next <= 60000, "concurrency: next_ms %lld waits for "
+       "the earliest lease deadline", (long long) next);
+    is_int(claim(10, &lim, &next), 0, "concurrency: none while 2 leased");
+    is_int(llen_wake(), 0, "concurrency: no wake token passed on");
+    {
+        char        key[DQ_KEY_MAX];
+        redisReply *r;
+
+        dq_key_format(key, sizeof(key), q, DQ_KEY_LEASE);
+        r = redisCommand(rc, "ZPOPMIN %s", key);   /* one finished */
+        freeReplyObject(r);
+    }
+    is_int(claim(10, &lim, &next), 1, "concurrency: a freed slot gives one");
+
+    /* ---- pause / resume */
+    q = dq_str_lit("paused");
+    add_due(3, "p");
+    is_int(pause_q(1), 1, "pause: state changed");
+    is_int(pause_q(1), 0, "pause again: no change");
+    is_int(claim(10, NULL, &next), 0, "paused: nothing claimed");
+    is_int(next, -1, "paused: next_ms -1 (sleep until woken)");
+    llen_wake();
+    is_int(pause_q(0), 1, "resume: state changed");
+    is_int(llen_wake(), 1, "resume pushed one wake token");
+    is_int(claim(10, NULL, &next), 3, "resumed: all 3 claimed");
+
+    redisFree(rc);
+    return done_testing();
+}
