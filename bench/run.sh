@@ -1,0 +1,656 @@
+#!/usr/bin/env bash
+# bench/run.sh — the ngx_deferred benchmarks (also: ./build.sh bench).
+#
+# Starts its own redis-server, nginx (with the module when it is built) and
+# deferred-worker processes on 127.0.0.1 in a temp dir, runs every workload
+# of docs/BENCHMARKS.md bounded in time and task count, stops everything it
+# started by pid (trap on exit), and prints one line per figure
+#     figure: <name> <value> <unit>
+# (a figure with a same-run ceiling is followed by its ratio line
+#     figure: <name>/ceiling <ratio> ratio:<ceiling name>)
+# then a readable table. A workload whose part is not built prints
+#     figure: <name> n/a (<reason>)
+#
+#   bench/run.sh [--record] [--repeat R] [--only LIST] [--n N] [--keep]
+#     --record     also write the table, machine, date and settings into
+#                  docs/BENCHMARKS.md (between its "recorded run" markers)
+#     --repeat R   runs per throughput figure, the median is reported (3)
+#     --only LIST  comma-separated workloads: ceilings,http1,httpbatch,
+#                  client,worker,tasklet,lateness,memory,idle
+#     --n N        tasks per bounded workload (100000)
+#     --keep       keep the temp dir (logs, configs) for inspection
+#
+# Environment: DQ_BUILD (default build/, the optimised build; the sanitizer
+# build is never used here), BENCH_HTTP_SECONDS (10), BENCH_NGINX_WORKERS (2),
+# BENCH_WORKER_PROCS (one per core).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${DQ_BUILD:-$ROOT/build}
+BENCH=$ROOT/bench
+
+RECORD=0
+REPEAT=3
+ONLY=
+N=100000
+KEEP=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --record) RECORD=1 ;;
+        --repeat) REPEAT=$2; shift ;;
+        --only)   ONLY=$2; shift ;;
+        --n)      N=$2; shift ;;
+        --keep)   KEEP=1 ;;
+        -h|--help) sed -n '2,25s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+CORES=$(nproc)
+HTTP_SECONDS=${BENCH_HTTP_SECONDS:-10}
+NGINX_WORKERS=${BENCH_NGINX_WORKERS:-2}
+WORKER_PROCS=${BENCH_WORKER_PROCS:-$CORES}
+WRK_THREADS=2
+WRK_CONNS=50
+LATENESS_N=2000
+LATENESS_SPREAD_MS=10000
+IDLE_WORKERS=4
+IDLE_SECONDS=10
+
+TMP=$(mktemp -d /tmp/dqbench-XXXXXX)
+FIGS=$TMP/figures.tsv
+META=$TMP/meta.txt
+: >"$FIGS"
+: >"$META"
+
+PIDS=()
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ------------------------------------------------------------ processes
+
+# Stop one process we started: TERM, wait up to 10 s, then KILL.
+stop_pid() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 200); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${PIDS[$i]}"
+    done
+    if [ "$KEEP" = 1 ] || [ $rc -ne 0 ]; then
+        log "temp dir kept: $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# spawn LOG CMD...: start in the background, remember the pid in $SPAWNED
+spawn() {
+    local logf=$1; shift
+    "$@" </dev/null >>"$logf" 2>&1 &
+    SPAWNED=$!
+    PIDS+=("$SPAWNED")
+}
+
+# forget a pid after stopping it
+stop_spawned() {
+    local pid=$1 i
+    stop_pid "$pid"
+    for i in "${!PIDS[@]}"; do
+        [ "${PIDS[$i]}" = "$pid" ] && unset 'PIDS[i]'
+    done
+    PIDS=("${PIDS[@]}")
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+    local port=$1 i
+    for i in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# direct children of a pid (the worker master's children)
+children_of() { ps --ppid "$1" -o pid= 2>/dev/null | tr -d ' ' || true; }
+
+# ns on CPU of a pid (all its threads), from the scheduler
+cpu_ns() { awk '{print $1}' "/proc/$1/schedstat" 2>/dev/null || echo 0; }
+
+# peak RSS (VmHWM) of a pid in KiB
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# ---------------------------------------------------------------- figures
+
+declare -A FIG
+
+# figure NAME VALUE UNIT [CEILING_NAME]
+figure() {
+    local name=$1 value=$2 unit=$3 ceil=${4:-} ratio=
+    FIG[$name]=$value
+    printf 'figure: %s %s %s\n' "$name" "$value" "$unit"
+    if [ -n "$ceil" ] && [ -n "${FIG[$ceil]:-}" ] && [ "${FIG[$ceil]}" != n/a ]; then
+        ratio=$(awk -v a="$value" -v b="${FIG[$ceil]}" \
+                'BEGIN { if (b > 0) printf "%.3f", a / b }')
+        [ -n "$ratio" ] &&
+            printf 'figure: %s/ceiling %s ratio:%s\n' "$name" "$ratio" "$ceil"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$value" "$unit" "$ceil" "$ratio" >>"$FIGS"
+}
+
+# na NAME REASON: a figure that cannot be measured in this tree
+na() {
+    FIG[$1]=n/a
+    printf 'figure: %s n/a (%s)\n' "$1" "$2"
+    printf '%s\tn/a\t\t\t\t%s\n' "$1" "$2" >>"$FIGS"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# key=value field from a line
+kv() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1" | head -1; }
+
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+# ------------------------------------------------------------------ redis
+
+REDIS_PORT=
+REDIS_PID=
+start_redis() {
+    REDIS_PORT=$(free_port)
+    mkdir -p "$TMP/redis"
+    spawn "$TMP/redis/redis.log" redis-server --port "$REDIS_PORT" \
+        --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP/redis" \
+        --daemonize no --protected-mode no --maxclients 10000
+    REDIS_PID=$SPAWNED
+    wait_port "$REDIS_PORT" || die "redis-server did not start: $(tail -5 "$TMP/redis/redis.log")"
+}
+
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
+# a field of INFO
+rinfo() { rcli INFO "$1" | tr -d '\r' | awk -F: -v k="$2" '$1 == k { print $2 }'; }
+
+redis_cpu_s() {
+    rcli INFO cpu | tr -d '\r' |
+        awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f", s }'
+}
+
+flush() { rcli FLUSHALL >/dev/null; }
+
+# ------------------------------------------------------------------ nginx
+
+MODULE_SO=$BUILD/ngx_http_deferred_module.so
+NGINX_PORT=
+NGINX_PID=
+HAVE_MODULE=0
+
+# The deferred endpoint's location block, in the module's directives
+# (docs/MODULE.md); empty when the module is not built.
+module_location() {
+    [ "$HAVE_MODULE" = 1 ] || return 0
+    cat <<EOF
+        location = /_ah/queue/deferred {
+            deferred_redis 127.0.0.1:$REDIS_PORT;
+            deferred_endpoint;
+        }
+EOF
+}
+
+start_nginx() {
+    local d=$TMP/nginx load=
+    mkdir -p "$d/logs" "$d/tmp"
+    NGINX_PORT=$(free_port)
+    if [ -f "$MODULE_SO" ]; then
+        HAVE_MODULE=1
+        load="load_module $MODULE_SO;"
+    fi
+    cat >"$d/nginx.conf" <<EOF
+$load
+daemon off;
+master_process on;
+worker_processes $NGINX_WORKERS;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+user $(id -un) $(id -gn);
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    client_body_buffer_size 1m;
+    client_max_body_size 2m;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location = /ceiling { return 202; }
+$(module_location)
+    }
+}
+EOF
+    if ! nginx -t -q -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" 2>"$d/t.log"; then
+        if [ "$HAVE_MODULE" = 1 ]; then
+            log "nginx -t failed with the module; benchmarking without it: $(tail -3 "$d/t.log")"
+            MODULE_FAIL=$(tail -1 "$d/t.log")
+            HAVE_MODULE=0
+            start_nginx_plain
+            return
+        fi
+        die "nginx -t failed: $(cat "$d/t.log")"
+    fi
+    spawn "$d/logs/stderr.log" nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
+    NGINX_PID=$SPAWNED
+    wait_port "$NGINX_PORT" || die "nginx did not start: $(tail -5 "$d/logs/error.log")"
+}
+
+start_nginx_plain() { MODULE_SO=/nonexistent; start_nginx; }
+
+# wrk_run NAME PATH BODY_FILE CTYPE MAX_REQ SECONDS: prints the wrk_result line
+wrk_run() {
+    local name=$1 path=$2 body=$3 ctype=$4 max=$5 secs=$6 out=$TMP/wrk-$1.log
+    BENCH_BODY=$body BENCH_CTYPE=$ctype BENCH_MAX_REQ=$max BENCH_THREADS=$WRK_THREADS \
+        wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${secs}s" --timeout 5s \
+        -s "$BENCH/post.lua" "http://127.0.0.1:$NGINX_PORT$path" >>"$out" 2>&1 ||
+        { log "wrk failed: $(tail -3 "$out")"; echo; return 0; }
+    grep '^wrk_result' "$out" | tail -1
+}
+
+# ----------------------------------------------------------------- worker
+
+WORKER_BIN=$BUILD/worker/deferred-worker
+TASKS_SO=$BUILD/bench/libdq_bench_tasks.so
+ENQ=$BUILD/bench/dq-bench-enqueue
+WAITER=$BUILD/bench/dq-bench-wait
+STATS_KEY='dq:{default}:stats'
+
+# start_worker PROCS LIBRARY...: one master with PROCS children (pid in
+# $WORKER_PID); docs/WORKER.md has the command line
+WORKER_PID=
+start_worker() {
+    local procs=$1; shift
+    local args=(-r "127.0.0.1:$REDIS_PORT" -q default -p "$procs") lib
+    for lib in "$@"; do args+=(-l "$lib"); done
+    spawn "$TMP/worker.log" "$WORKER_BIN" "${args[@]}"
+    WORKER_PID=$SPAWNED
+}
+
+# the worker master and its children
+worker_pids() { echo "$WORKER_PID"; children_of "$WORKER_PID"; }
+
+worker_missing() {
+    [ -x "$WORKER_BIN" ] || { echo "deferred-worker not built"; return 0; }
+    [ -f "$TASKS_SO" ] || { echo "bench task library not built"; return 0; }
+    [ -x "$ENQ" ] || { echo "C client (lib/client.c) not built"; return 0; }
+    return 1
+}
+
+# ================================================================ machine
+
+machine_info() {
+    local model
+    model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    {
+        echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+        echo "cpu: $CORES cores, $model"
+        echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+        echo "kernel: $(uname -sr)"
+        echo "os: $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+        echo "redis: $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')"
+        echo "nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///')"
+        echo "wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+        echo "settings: N=$N repeat=$REPEAT (median) http=${HTTP_SECONDS}s wrk=${WRK_THREADS}t/${WRK_CONNS}c nginx_workers=$NGINX_WORKERS worker_procs=$WORKER_PROCS lateness=${LATENESS_N}/${LATENESS_SPREAD_MS}ms idle=${IDLE_WORKERS}x${IDLE_SECONDS}s"
+    } >>"$META"
+}
+
+# ============================================================== workloads
+
+wl_ceilings() {
+    local i out v vals
+
+    log "ceiling: nginx return 202 (wrk ${WRK_THREADS}t ${WRK_CONNS}c ${HTTP_SECONDS}s, same POST body)"
+    vals=()
+    for i in $(seq 1 "$REPEAT"); do
+        out=$(wrk_run ceiling /ceiling "$TMP/body1.json" application/json 0 "$HTTP_SECONDS")
+        v=$(kv "$out" requests); d=$(kv "$out" duration_us)
+        [ -n "$v" ] && vals+=("$(awk -v r="$v" -v d="$d" 'BEGIN { printf "%.0f", r / (d / 1e6) }')")
+    done
+    if [ ${#vals[@]} -gt 0 ]; then figure ceiling.nginx_return_202 "$(median "${vals[@]}")" req/s
+    else na ceiling.nginx_return_202 "wrk failed"; fi
+
+    log "ceiling: redis-benchmark ZADD -P 16"
+    vals=()
+    for i in $(seq 1 "$REPEAT"); do
+        v=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 50 -n 1000000 -P 16 \
+                -r 1000000 --csv zadd bench:z __rand_int__ m:__rand_int__ |
+            awk -F'","' 'NR == 2 { print $2 + 0 }')
+        vals+=("${v%.*}")
+        flush
+    done
+    figure ceiling.redis_zadd_p16 "$(median "${vals[@]}")" ops/s
+
+    # the enqueue script's core: ZADD + HSET of a small envelope
+    local script="redis.call('ZADD',KEYS[1],ARGV[1],ARGV[2]) redis.call('HSET',KEYS[2],ARGV[2],ARGV[3]) return 1"
+    local envelope
+    envelope=$(printf 'x%.0s' $(seq 1 60))
+    log "ceiling: redis-benchmark EVAL ZADD+HSET, unpipelined and -P 16"
+    vals=()
+    for i in $(seq 1 "$REPEAT"); do
+        v=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 50 -n 200000 -r 1000000 --csv \
+                eval "$script" 2 'bench:{b}:eta' 'bench:{b}:tasks' __rand_int__ id:__rand_int__ "$envelope" |
+            awk -F'","' 'NR == 2 { print $2 + 0 }')
+        vals+=("${v%.*}")
+        flush
+    done
+    figure ceiling.redis_eval_zadd_hset "$(median "${vals[@]}")" ops/s
+    vals=()
+    for i in $(seq 1 "$REPEAT"); do
+        v=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 50 -n 500000 -P 16 -r 1000000 --csv \
+                eval "$script" 2 'bench:{b}:eta' 'bench:{b}:tasks' __rand_int__ id:__rand_int__ "$envelope" |
+            awk -F'","' 'NR == 2 { print $2 + 0 }')
+        vals+=("${v%.*}")
+        flush
+    done
+    figure ceiling.redis_eval_zadd_hset_p16 "$(median "${vals[@]}")" ops/s
+}
+
+# 1. one task per POST
+wl_http1() {
+    local i out vals=() p50s=() p99s=() errs=0 e
+    if [ "$HAVE_MODULE" != 1 ]; then
+        local why=${MODULE_FAIL:-"nginx module not built"}
+        na http1.tasks_per_s "$why"; na http1.p50_ms "$why"; na http1.p99_ms "$why"
+        na http1.errors "$why"
+        return
+    fi
+    log "http1: one task per POST (wrk ${WRK_THREADS}t ${WRK_CONNS}c ${HTTP_SECONDS}s)"
+    for i in $(seq 1 "$REPEAT"); do
+        flush
+        out=$(wrk_run http1 /_ah/queue/deferred "$TMP/body1.json" application/json 0 "$HTTP_SECONDS")
+        [ -n "$out" ] || continue
+        vals+=("$(awk -v r="$(kv "$out" requests)" -v d="$(kv "$out" duration_us)" \
+                  'BEGIN { printf "%.0f", r / (d / 1e6) }')")
+        p50s+=("$(kv "$out" p50_us)"); p99s+=("$(kv "$out" p99_us)")
+        for e in connect read write status timeout; do errs=$((errs + $(kv "$out" $e))); done
+        # every 2xx stored a task: the count in Redis must match the requests
+        log "http1 run $i: $(kv "$out" requests) requests, $(rcli HGET "$STATS_KEY" enqueued) tasks counted in Redis"
+    done
+    [ ${#vals[@]} -gt 0 ] || { na http1.tasks_per_s "wrk failed"; return; }
+    figure http1.tasks_per_s "$(median "${vals[@]}")" tasks/s ceiling.nginx_return_202
+    figure http1.p50_ms "$(awk -v v="$(median "${p50s[@]}")" 'BEGIN { printf "%.2f", v / 1000 }')" ms
+    figure http1.p99_ms "$(awk -v v="$(median "${p99s[@]}")" 'BEGIN { printf "%.2f", v / 1000 }')" ms
+    figure http1.errors "$errs" errors
+    flush
+}
+
+# 2. batches of 100 and 1,000 tasks per POST
+wl_httpbatch() {
+    local b i out vals reqs
+    for b in 100 1000; do
+        if [ "$HAVE_MODULE" != 1 ]; then
+            na "http_batch$b.tasks_per_s" "${MODULE_FAIL:-nginx module not built}"
+            continue
+        fi
+        reqs=$(( (N * 5 + b - 1) / b ))   # bounded: 5 N tasks per run
+        log "http batch $b: up to $reqs POSTs of $b tasks, ${HTTP_SECONDS}s max"
+        vals=()
+        for i in $(seq 1 "$REPEAT"); do
+            flush
+            out=$(wrk_run "batch$b" /_ah/queue/deferred "$TMP/body$b.json" application/json \
+                  "$reqs" "$HTTP_SECONDS")
+            [ -n "$out" ] || continue
+            local errs=0 e
+            for e in connect read write status timeout; do errs=$((errs + $(kv "$out" $e))); done
+            [ "$errs" -eq 0 ] || log "http batch $b: $errs errors"
+            vals+=("$(awk -v r="$(kv "$out" requests)" -v d="$(kv "$out" duration_us)" -v b="$b" \
+                      'BEGIN { printf "%.0f", r * b / (d / 1e6) }')")
+        done
+        if [ ${#vals[@]} -gt 0 ]; then
+            figure "http_batch$b.tasks_per_s" "$(median "${vals[@]}")" tasks/s ceiling.redis_zadd_p16
+        else
+            na "http_batch$b.tasks_per_s" "wrk failed"
+        fi
+    done
+    flush
+}
+
+# 3. the C client: one dq_defer per task, and dq_defer_many in batches
+wl_client() {
+    local why i out vals
+    if [ ! -x "$ENQ" ]; then
+        why="C client (lib/client.c) not built"
+        na client_single.tasks_per_s "$why"; na client_many.tasks_per_s "$why"
+        return
+    fi
+    log "client: $N x dq_defer, one call per task (10 s max)"
+    vals=()
+    for i in $(seq 1 "$REPEAT"); do
+        flush
+        out=$("$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 0 -t 10 2>>"$TMP/enqueue.log") || true
+        [ -n "$(kv "$out" tasks_per_s)" ] && vals+=("$(kv "$out" tasks_per_s)")
+    done
+    if [ ${#vals[@]} -gt 0 ]; then figure client_single.tasks_per_s "$(median "${vals[@]}")" tasks/s ceiling.redis_eval_zadd_hset
+    else na client_single.tasks_per_s "dq-bench-enqueue failed: $(tail -1 "$TMP/enqueue.log")"; fi
+
+    log "client: $N tasks by dq_defer_many, batches of 1000"
+    vals=()
+    for i in $(seq 1 "$REPEAT"); do
+        flush
+        out=$("$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 1000 -t 10 2>>"$TMP/enqueue.log") || true
+        [ -n "$(kv "$out" tasks_per_s)" ] && vals+=("$(kv "$out" tasks_per_s)")
+    done
+    if [ ${#vals[@]} -gt 0 ]; then figure client_many.tasks_per_s "$(median "${vals[@]}")" tasks/s ceiling.redis_eval_zadd_hset_p16
+    else na client_many.tasks_per_s "dq-bench-enqueue failed: $(tail -1 "$TMP/enqueue.log")"; fi
+    flush
+}
+
+# run N queued tasks of FUNC through one master with WORKER_PROCS children;
+# sets RUN_RATE RUN_WCPU_US RUN_RCPU_US RUN_RSS_CHILD RUN_RSS_MASTER
+drain_run() {
+    local func=$1 lib=$2 out t0 w rc0 rc1 cpu=0 p hwm maxc=0 master=0
+    flush
+    "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 1000 -f "$func" -t 60 \
+        >/dev/null 2>>"$TMP/enqueue.log" || { log "$func: filling the queue failed"; return 1; }
+    rc0=$(redis_cpu_s)
+    t0=$EPOCHREALTIME
+    start_worker "$WORKER_PROCS" "$lib"
+    out=$("$WAITER" -p "$REDIS_PORT" -k "$STATS_KEY" -f done -n "$N" -i 5 -t 120) ||
+        { log "$func: the worker did not finish ($out); log: $(tail -3 "$TMP/worker.log")"
+          stop_spawned "$WORKER_PID"; return 1; }
+    rc1=$(redis_cpu_s)
+    for p in $(worker_pids); do
+        cpu=$((cpu + $(cpu_ns "$p")))
+        hwm=$(hwm_kib "$p")
+        if [ "$p" = "$WORKER_PID" ]; then master=$hwm
+        elif [ "$hwm" -gt "$maxc" ]; then maxc=$hwm; fi
+    done
+    stop_spawned "$WORKER_PID"
+    RUN_RATE=$(awk -v n="$N" -v a="$t0" -v b="$(kv "$out" done_s)" 'BEGIN { printf "%.0f", n / (b - a) }')
+    RUN_WCPU_US=$(awk -v c="$cpu" -v n="$N" 'BEGIN { printf "%.2f", c / 1000 / n }')
+    RUN_RCPU_US=$(awk -v a="$rc0" -v b="$rc1" -v n="$N" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')
+    RUN_RSS_CHILD=$(awk -v k="$maxc" 'BEGIN { printf "%.1f", k / 1024 }')
+    RUN_RSS_MASTER=$(awk -v k="$master" 'BEGIN { printf "%.1f", k / 1024 }')
+    log "$func: $N tasks at $RUN_RATE/s, worker ${RUN_WCPU_US} us/task, redis ${RUN_RCPU_US} us/task, rss child ${RUN_RSS_CHILD} MiB"
+}
+
+# 4. worker throughput on N queued no-op tasks
+wl_worker() {
+    local why i rates=() w=() r=() rc=() rm=()
+    if why=$(worker_missing); then
+        for f in tasks_per_s cpu_us_per_task redis_cpu_us_per_task rss_child_mib rss_master_mib; do
+            na "worker.$f" "$why"
+        done
+        return
+    fi
+    for i in $(seq 1 "$REPEAT"); do
+        drain_run bench.noop "$TASKS_SO" || continue
+        rates+=("$RUN_RATE"); w+=("$RUN_WCPU_US"); r+=("$RUN_RCPU_US")
+        rc+=("$RUN_RSS_CHILD"); rm+=("$RUN_RSS_MASTER")
+    done
+    if [ ${#rates[@]} -eq 0 ]; then
+        na worker.tasks_per_s "worker run failed: $(tail -1 "$TMP/worker.log")"
+        return
+    fi
+    figure worker.tasks_per_s "$(median "${rates[@]}")" tasks/s ceiling.redis_eval_zadd_hset_p16
+    figure worker.cpu_us_per_task "$(median "${w[@]}")" us/task
+    figure worker.redis_cpu_us_per_task "$(median "${r[@]}")" us/task
+    figure worker.rss_child_mib "$(printf '%s\n' "${rc[@]}" | sort -g | tail -1)" MiB
+    figure worker.rss_master_mib "$(printf '%s\n' "${rm[@]}" | sort -g | tail -1)" MiB
+    flush
+}
+
+# 5. tasklet tasks that each do one async Redis command
+TASKLET_SO=$BUILD/bench/libdq_bench_tasklets.so
+wl_tasklet() {
+    local why i rates=() w=()
+    if why=$(worker_missing); then
+        na tasklet.tasks_per_s "$why"; na tasklet.cpu_us_per_task "$why"; return
+    fi
+    if [ ! -f "$TASKLET_SO" ]; then
+        why="tasklet API (include/deferred/tasklet.h) not built"
+        na tasklet.tasks_per_s "$why"; na tasklet.cpu_us_per_task "$why"; return
+    fi
+    for i in $(seq 1 "$REPEAT"); do
+        drain_run bench.tasklet_incr "$TASKLET_SO" || continue
+        rates+=("$RUN_RATE"); w+=("$RUN_WCPU_US")
+    done
+    if [ ${#rates[@]} -eq 0 ]; then
+        na tasklet.tasks_per_s "worker run failed: $(tail -1 "$TMP/worker.log")"; return
+    fi
+    figure tasklet.tasks_per_s "$(median "${rates[@]}")" tasks/s ceiling.redis_eval_zadd_hset_p16
+    figure tasklet.cpu_us_per_task "$(median "${w[@]}")" us/task
+    flush
+}
+
+# 6. ETA lateness: start - ETA of 2,000 tasks spread over 10 s
+wl_lateness() {
+    local why out stamps=$TMP/stamps.txt
+    if why=$(worker_missing); then
+        na lateness.p50_ms "$why"; na lateness.p99_ms "$why"; na lateness.max_ms "$why"
+        return
+    fi
+    flush
+    : >"$stamps"
+    start_worker "$WORKER_PROCS" "$TASKS_SO"
+    sleep 1   # the worker is up and asleep on an empty queue
+    log "lateness: $LATENESS_N tasks with ETAs over ${LATENESS_SPREAD_MS} ms, worker idle before"
+    "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$LATENESS_N" -b 1000 -f bench.stamp -s "$stamps" \
+        -e "1000:$LATENESS_SPREAD_MS" -t 30 >/dev/null 2>>"$TMP/enqueue.log" ||
+        { na lateness.p50_ms "enqueue failed"; stop_spawned "$WORKER_PID"; return; }
+    out=$("$WAITER" -p "$REDIS_PORT" -k "$STATS_KEY" -f done -n "$LATENESS_N" -i 50 \
+          -t $((LATENESS_SPREAD_MS / 1000 + 20))) ||
+        log "lateness: not all tasks ran ($out)"
+    stop_spawned "$WORKER_PID"
+    out=$(python3 "$BENCH/results.py" lateness "$stamps")
+    log "lateness: $out"
+    figure lateness.p50_ms "$(kv "$out" p50_ms)" ms
+    figure lateness.p99_ms "$(kv "$out" p99_ms)" ms
+    figure lateness.max_ms "$(kv "$out" max_ms)" ms
+    figure lateness.ran "$(kv "$out" n)" tasks
+    flush
+}
+
+# 7. Redis memory per delayed task
+wl_memory() {
+    local m0 m1
+    if [ ! -x "$ENQ" ]; then na memory.bytes_per_task "C client (lib/client.c) not built"; return; fi
+    flush
+    rcli MEMORY PURGE >/dev/null 2>&1 || true
+    m0=$(rinfo memory used_memory)
+    "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 1000 -c 86400000 -t 60 >/dev/null \
+        2>>"$TMP/enqueue.log" || { na memory.bytes_per_task "enqueue failed"; return; }
+    m1=$(rinfo memory used_memory)
+    log "memory: used_memory $m0 -> $m1 for $N tasks delayed 1 day; $(rcli DBSIZE) keys"
+    figure memory.bytes_per_task "$(awk -v a="$m0" -v b="$m1" -v n="$N" 'BEGIN { printf "%.0f", (b - a) / n }')" B/task
+    flush
+}
+
+# 8. idle cost: 4 worker processes on an empty queue
+wl_idle() {
+    local why c0 c1 r0 r1 w0=0 w1=0 p pids
+    if why=$(worker_missing); then
+        na idle.redis_cmds_per_s "$why"; na idle.worker_cpu_pct "$why"; return
+    fi
+    flush
+    start_worker "$IDLE_WORKERS" "$TASKS_SO"
+    sleep 2
+    pids=$(worker_pids)
+    rcli CONFIG RESETSTAT >/dev/null
+    c0=$(rinfo stats total_commands_processed); r0=$(redis_cpu_s)
+    for p in $pids; do w0=$((w0 + $(cpu_ns "$p"))); done
+    sleep "$IDLE_SECONDS"
+    c1=$(rinfo stats total_commands_processed); r1=$(redis_cpu_s)
+    for p in $pids; do w1=$((w1 + $(cpu_ns "$p"))); done
+    log "idle: commandstats: $(rcli INFO commandstats | tr -d '\r' | grep '^cmdstat' | sed 's/,usec_per_call.*//' | tr '\n' ' ')"
+    stop_spawned "$WORKER_PID"
+    # the INFO calls of this measurement are not the worker's: 2 INFO (c0, r0)
+    figure idle.redis_cmds_per_s "$(awk -v a="$c0" -v b="$c1" -v s="$IDLE_SECONDS" \
+        'BEGIN { v = (b - a - 2) / s; if (v < 0) v = 0; printf "%.1f", v }')" cmds/s
+    figure idle.worker_cpu_pct "$(awk -v a="$w0" -v b="$w1" -v s="$IDLE_SECONDS" \
+        'BEGIN { printf "%.3f", (b - a) / 1e9 / s * 100 }')" "%cpu(all $IDLE_WORKERS+1)"
+    figure idle.redis_cpu_pct "$(awk -v a="$r0" -v b="$r1" -v s="$IDLE_SECONDS" \
+        'BEGIN { printf "%.3f", (b - a) / s * 100 }')" %cpu
+}
+
+# ================================================================== main
+
+command -v redis-server >/dev/null || die "redis-server not installed (./build.sh deps)"
+command -v redis-benchmark >/dev/null || die "redis-benchmark not installed"
+command -v nginx >/dev/null || die "nginx not installed"
+command -v wrk >/dev/null || die "wrk not installed"
+command -v python3 >/dev/null || die "python3 not installed"
+
+machine_info
+# what else runs on this machine during each workload (the other helpers'
+# builds and tests): CPU of every process that is not ours, sampled
+spawn "$TMP/sampler.log" python3 "$BENCH/results.py" sample $$ "$TMP/load.txt"
+SAMPLER_PID=$SPAWNED
+START_S=$EPOCHREALTIME
+
+# request bodies: one task, and arrays of 100 and 1,000 (small args)
+python3 "$BENCH/results.py" bodies "$TMP"
+
+start_redis
+start_nginx
+log "redis :$REDIS_PORT, nginx :$NGINX_PORT (module: $([ "$HAVE_MODULE" = 1 ] && echo yes || echo no)), temp $TMP"
+
+for w in ceilings http1 httpbatch client worker tasklet lateness memory idle; do
+    if want "$w"; then
+        t0=$EPOCHREALTIME
+        "wl_$w"
+        echo "$w $t0 $EPOCHREALTIME" >>"$TMP/windows.txt"
+    fi
+done
+echo "whole_run $START_S $EPOCHREALTIME" >>"$TMP/windows.txt"
+echo "duration: $(awk -v a="$START_S" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f s", b - a }')" >>"$META"
+stop_spawned "$SAMPLER_PID"
+python3 "$BENCH/results.py" load "$TMP/load.txt" "$TMP/windows.txt" |
+    sed 's/^\([^:]*\): /other load during \1: /' >>"$META"
+
+echo
+python3 "$BENCH/results.py" table "$FIGS" "$META"
+if [ "$RECORD" = 1 ]; then
+    python3 "$BENCH/results.py" record "$FIGS" "$META" "$ROOT/docs/BENCHMARKS.md"
+    log "recorded in docs/BENCHMARKS.md"
+fi
