@@ -63,6 +63,10 @@ typedef struct {
     char           **libraries;       /* paths of task libraries */
     size_t           nlibraries;
 
+    int              master_process;  /* 1: a master supervises the
+                                         children; 0: one child runs in
+                                         this process (nginx's
+                                         master_process off) */
     int              processes;       /* children; 0 = one per CPU */
     int              threads;         /* pool threads per child */
     int              concurrency;     /* plain tasks in flight per child */
