@@ -1,0 +1,360 @@
+/*
+ * deferred-cli — defer tasks and inspect queues from the shell, through
+ * the C client (include/deferred/client.h).
+ *
+ *   deferred-cli [-r ADDR] defer [OPTIONS] FUNC [ARG...]
+ *   deferred-cli [-r ADDR] stats [QUEUE]
+ *   deferred-cli [-r ADDR] dead [QUEUE]          dead ids and their errors
+ *   deferred-cli [-r ADDR] error QUEUE ID        last error of a task
+ *   deferred-cli [-r ADDR] requeue QUEUE ID      re-run a dead task
+ *
+ * defer options: -q QUEUE, -n NAME, -u URL, --countdown MS, --eta MS,
+ * -H NAME:VALUE (repeatable), --retry-limit N, --age-limit MS,
+ * --min-backoff MS, --max-backoff MS, --max-doublings N, --count N
+ * (defer N copies, pipelined). ARG: an integer literal is sent as an
+ * integer, "s:TEXT" as the string TEXT, anything else as a string.
+ * Prints "<id> <eta_ms>" per task. Exit: 0 ok, 2 usage/invalid,
+ * 3 duplicate name, 4 tombstoned name, 1 other errors.
+ *
+ * The dead listing reads the dead set directly (ZRANGE; the key name from
+ * dq_key_format) since the client API has no listing call.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include <deferred/client.h>
+#include "dq_contract.h"
+
+#define MAX_HEADERS 32
+
+static int
+usage(void)
+{
+    fprintf(stderr,
+        "usage: deferred-cli [-r HOST:PORT|unix:PATH] COMMAND ...\n"
+        "  defer [-q QUEUE] [-n NAME] [-u URL] [--countdown MS] [--eta MS]\n"
+        "        [-H NAME:VALUE]... [--retry-limit N] [--age-limit MS]\n"
+        "        [--min-backoff MS] [--max-backoff MS] [--max-doublings N]\n"
+        "        [--count N] FUNC [ARG...]\n"
+        "  stats [QUEUE]\n"
+        "  dead [QUEUE]\n"
+        "  error QUEUE ID\n"
+        "  requeue QUEUE ID\n");
+    return 2;
+}
+
+static int
+exit_code(int rc)
+{
+    switch (rc) {
+    case DQ_OK:         return 0;
+    case DQ_EINVAL:
+    case DQ_ETOOBIG:    return 2;
+    case DQ_EDUPLICATE: return 3;
+    case DQ_ETOMBSTONE: return 4;
+    default:            return 1;
+    }
+}
+
+static int
+parse_i64(const char *s, int64_t *out)
+{
+    char      *end;
+    long long  v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+cmd_defer(dq_client_t *c, int argc, char **argv)
+{
+    dq_defer_opts_t  o = DQ_DEFER_OPTS_INIT;
+    dq_header_t      hdrs[MAX_HEADERS];
+    char            *hcopy[MAX_HEADERS];
+    size_t           nh = 0;
+    int64_t          count = 1, v;
+    dq_args_t       *args;
+    int              i, rc = DQ_OK, ret = 0;
+
+    for (i = 0; i < argc && argv[i][0] == '-'; i += 2) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (val == NULL) {
+            return usage();
+        }
+        if (strcmp(a, "-q") == 0) {
+            o.queue = val;
+        } else if (strcmp(a, "-n") == 0) {
+            o.name = val;
+        } else if (strcmp(a, "-u") == 0) {
+            o.url = val;
+        } else if (strcmp(a, "-H") == 0) {
+            char *colon;
+
+            if (nh == MAX_HEADERS || (hcopy[nh] = strdup(val)) == NULL
+                || (colon = strchr(hcopy[nh], ':')) == NULL)
+            {
+                fprintf(stderr, "deferred-cli: bad header \"%s\"\n", val);
+                ret = 2;
+                goto done;
+            }
+            *colon = '\0';
+            hdrs[nh].name = hcopy[nh];
+            hdrs[nh].value = colon + 1 + (colon[1] == ' ');
+            nh++;
+        } else if (parse_i64(val, &v) != 0) {
+            fprintf(stderr, "deferred-cli: %s: not a number: %s\n", a, val);
+            ret = 2;
+            goto done;
+        } else if (strcmp(a, "--countdown") == 0) {
+            o.countdown_ms = v;
+        } else if (strcmp(a, "--eta") == 0) {
+            o.eta_ms = v;
+        } else if (strcmp(a, "--retry-limit") == 0) {
+            o.retry.retry_limit = v;
+        } else if (strcmp(a, "--age-limit") == 0) {
+            o.retry.age_limit_ms = v;
+        } else if (strcmp(a, "--min-backoff") == 0) {
+            o.retry.min_backoff_ms = v;
+        } else if (strcmp(a, "--max-backoff") == 0) {
+            o.retry.max_backoff_ms = v;
+        } else if (strcmp(a, "--max-doublings") == 0) {
+            o.retry.max_doublings = v;
+        } else if (strcmp(a, "--count") == 0 && v >= 1) {
+            count = v;
+        } else {
+            fprintf(stderr, "deferred-cli: unknown defer option %s\n", a);
+            ret = 2;
+            goto done;
+        }
+    }
+    if (i >= argc) {
+        ret = usage();
+        goto done;
+    }
+    o.headers = nh ? hdrs : NULL;
+    o.nheaders = nh;
+
+    args = dq_args_new();
+    if (args == NULL) {
+        ret = 1;
+        goto done;
+    }
+    for (int k = i + 1; k < argc; k++) {
+        if (parse_i64(argv[k], &v) == 0) {
+            rc = dq_args_int(args, v);
+        } else if (strncmp(argv[k], "s:", 2) == 0) {
+            rc = dq_args_cstr(args, argv[k] + 2);
+        } else {
+            rc = dq_args_cstr(args, argv[k]);
+        }
+        if (rc != DQ_OK) {
+            break;
+        }
+    }
+
+    if (rc == DQ_OK && count == 1) {
+        char    id[DQ_ID_SIZE];
+        int64_t eta = 0;
+
+        rc = dq_defer(c, argv[i], args, &o, id, &eta);
+        if (rc == DQ_OK) {
+            printf("%s %lld\n", id, (long long) eta);
+        }
+    } else if (rc == DQ_OK) {
+        /* pipelined, up to 1000 per call */
+        size_t          chunk = 1000, n, k;
+        dq_defer_req_t *reqs = calloc(chunk, sizeof(*reqs));
+        int            *st = calloc(chunk, sizeof(*st));
+        char          (*ids)[DQ_ID_SIZE] = calloc(chunk, DQ_ID_SIZE);
+
+        if (reqs == NULL || st == NULL || ids == NULL) {
+            rc = DQ_ENOMEM;
+        }
+        for (int64_t done = 0; rc == DQ_OK && done < count; done += n) {
+            n = (size_t) (count - done) < chunk ? (size_t) (count - done)
+                                                : chunk;
+            for (k = 0; k < n; k++) {
+                reqs[k].func = argv[i];
+                reqs[k].args = args;
+                reqs[k].opts = &o;
+            }
+            rc = dq_defer_many(c, reqs, n, st, ids);
+            for (k = 0; rc == DQ_OK && k < n; k++) {
+                if (st[k] != DQ_OK) {
+                    fprintf(stderr, "deferred-cli: task %lld: %s\n",
+                            (long long) (done + (int64_t) k),
+                            dq_strerror(st[k]));
+                    ret = exit_code(st[k]);
+                } else {
+                    printf("%s\n", ids[k]);
+                }
+            }
+        }
+        free(reqs);
+        free(st);
+        free(ids);
+    }
+    if (rc != DQ_OK) {
+        fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(rc),
+                dq_client_errstr(c));
+        ret = exit_code(rc);
+    }
+    dq_args_free(args);
+
+done:
+    for (size_t k = 0; k < nh; k++) {
+        free(hcopy[k]);
+    }
+    return ret;
+}
+
+static int
+cmd_stats(dq_client_t *c, const char *queue)
+{
+    dq_queue_stats_t s;
+    int              rc = dq_queue_stats(c, queue, &s);
+
+    if (rc != DQ_OK) {
+        fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(rc),
+                dq_client_errstr(c));
+        return exit_code(rc);
+    }
+    printf("queue %s\nwaiting %lld\nrunning %lld\ndead %lld\nenqueued %lld\n"
+           "done %lld\nretried %lld\ndead_total %lld\n", queue,
+           (long long) s.waiting, (long long) s.running, (long long) s.dead,
+           (long long) s.enqueued, (long long) s.done, (long long) s.retried,
+           (long long) s.dead_total);
+    return 0;
+}
+
+static redisContext *
+sync_connect(const char *address)
+{
+    char        host[256];
+    const char *colon;
+    size_t      hlen;
+    int         port = 6379;
+
+    if (strncmp(address, "unix:", 5) == 0) {
+        return redisConnectUnix(address + 5);
+    }
+    colon = strrchr(address, ':');
+    hlen = colon ? (size_t) (colon - address) : strlen(address);
+    if (hlen >= sizeof(host)) {
+        return NULL;
+    }
+    memcpy(host, address, hlen);
+    host[hlen] = '\0';
+    if (colon) {
+        port = atoi(colon + 1);
+    }
+    return redisConnect(host, port);
+}
+
+static int
+cmd_dead(dq_client_t *c, const char *address, const char *queue)
+{
+    char          key[DQ_KEY_MAX], err[1024];
+    redisContext *rc;
+    redisReply   *r;
+    size_t        klen, i;
+    int           ret = 0;
+
+    klen = dq_key_format(key, sizeof(key), dq_str_c(queue), DQ_KEY_DEAD);
+    if (klen == 0) {
+        fprintf(stderr, "deferred-cli: invalid queue name \"%s\"\n", queue);
+        return 2;
+    }
+    rc = sync_connect(address);
+    if (rc == NULL || rc->err) {
+        fprintf(stderr, "deferred-cli: redis %s: %s\n", address,
+                rc ? rc->errstr : "out of memory");
+        redisFree(rc);
+        return 1;
+    }
+    {
+        const char *argv[] = { "ZRANGE", key, "0", "-1" };
+        size_t      len[] = { 6, klen, 1, 2 };
+
+        r = redisCommandArgv(rc, 4, argv, len);
+    }
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "deferred-cli: ZRANGE failed: %s\n",
+                r ? (r->str ? r->str : "unexpected reply") : rc->errstr);
+        ret = 1;
+    } else {
+        for (i = 0; i < r->elements; i++) {
+            const char *id = r->element[i]->str;
+
+            if (dq_task_last_error(c, queue, id, err, sizeof(err)) != DQ_OK)
+            {
+                snprintf(err, sizeof(err), "-");
+            }
+            printf("%s %s\n", id, err);
+        }
+    }
+    freeReplyObject(r);
+    redisFree(rc);
+    return ret;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char  *address = "127.0.0.1:6379";
+    dq_client_t *c;
+    int          i = 1, ret;
+    char         buf[1024];
+
+    if (argc > 2 && strcmp(argv[1], "-r") == 0) {
+        address = argv[2];
+        i = 3;
+    }
+    if (i >= argc) {
+        return usage();
+    }
+    c = dq_client_new(address, NULL);
+    if (c == NULL) {
+        fprintf(stderr, "deferred-cli: out of memory\n");
+        return 1;
+    }
+    if (strcmp(argv[i], "defer") == 0) {
+        ret = cmd_defer(c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "stats") == 0) {
+        ret = cmd_stats(c, i + 1 < argc ? argv[i + 1] : DQ_DEFAULT_QUEUE);
+    } else if (strcmp(argv[i], "dead") == 0) {
+        ret = cmd_dead(c, address,
+                       i + 1 < argc ? argv[i + 1] : DQ_DEFAULT_QUEUE);
+    } else if (strcmp(argv[i], "error") == 0 && i + 2 < argc) {
+        ret = dq_task_last_error(c, argv[i + 1], argv[i + 2], buf,
+                                 sizeof(buf));
+        if (ret == DQ_OK) {
+            printf("%s\n", buf);
+        } else {
+            fprintf(stderr, "deferred-cli: %s\n", dq_strerror(ret));
+        }
+        ret = exit_code(ret);
+    } else if (strcmp(argv[i], "requeue") == 0 && i + 2 < argc) {
+        ret = dq_requeue_dead(c, argv[i + 1], argv[i + 2]);
+        if (ret != DQ_OK) {
+            fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(ret),
+                    dq_client_errstr(c));
+        }
+        ret = exit_code(ret);
+    } else {
+        ret = usage();
+    }
+    dq_client_free(c);
+    return ret;
+}
