@@ -38,7 +38,8 @@ enum {
     DQ_CT_LIMIT,     /* int; "unlimited" = 0 */
     DQ_CT_RATE,      /* double tasks/s; "unlimited" = 0 */
     DQ_CT_RINT,      /* int64_t of dq_retry_t; "default" = -1 */
-    DQ_CT_RTIME      /* int64_t ms of dq_retry_t; "default" = -1 */
+    DQ_CT_RTIME,     /* int64_t ms of dq_retry_t; "default" = -1 */
+    DQ_CT_FLAG       /* int: on|off */
 };
 
 #define DQ_CX_MAIN   1
@@ -74,6 +75,9 @@ static const dq_conf_cmd_t dq__cmds[] = {
       "0", "N", "Redis database number (SELECT)" },
     { "library", DQ_CX_MAIN, DQ_CT_PATHS, W(libraries), W(nlibraries), 0, 0,
       0, NULL, "PATH", "task library to load (repeatable)" },
+    { "master_process", DQ_CX_MAIN, DQ_CT_FLAG, W(master_process), 0, 0, 1,
+      0, "on", "on|off",
+      "off: run one child in this process, no master (debugging)" },
     { "processes", DQ_CX_MAIN, DQ_CT_AUTO, W(processes), 0, 0, 1024, 0,
       "auto", "N|auto", "child processes (auto: one per CPU)" },
     { "threads", DQ_CX_MAIN, DQ_CT_INT, W(threads), 0, 1, 1024, 0,
@@ -353,6 +357,13 @@ dq__set(const dq_conf_cmd_t *cmd, void *base, const char *v, char *err,
         }
         *(double *) p = d;
         return 0;
+
+    case DQ_CT_FLAG:
+        if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+            *(int *) p = v[1] == 'n';
+            return 0;
+        }
+        goto range;
 
     case DQ_CT_LEVEL:
         for (k = 0; k < 4; k++) {
@@ -860,6 +871,9 @@ dq__value(const dq_conf_cmd_t *cmd, const void *base, char *buf, size_t len)
     switch (cmd->type) {
     case DQ_CT_INT:
         snprintf(buf, len, "%d", *(const int *) p);
+        return;
+    case DQ_CT_FLAG:
+        snprintf(buf, len, "%s", *(const int *) p ? "on" : "off");
         return;
     case DQ_CT_AUTO:
     case DQ_CT_LIMIT:

@@ -19,9 +19,6 @@
 
 #define DQ_CONF_ERR_SIZE 512
 
-/* Default config file path (used when -c is not given and it exists). */
-#define DQ_CONF_DEFAULT_PATH "/etc/deferred-worker.conf"
-
 /* Read `path` into conf (which holds defaults or earlier settings).
  * Returns 0, or -1 with "message in FILE:LINE" in err. */
 int dq_conf_load(dq_worker_conf_t *conf, const char *path, char *err,

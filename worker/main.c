@@ -1,129 +1,483 @@
 /*
- * deferred-worker — first entry point: command line -> dq_worker_conf_t,
- * then ONE child in this process (dq_child_main). The process manager
- * (master.c) takes over from here later; dq_main_parse_args() is the one
- * function that turns argv into a configuration.
+ * deferred-worker — entry point: command line + config file ->
+ * dq_worker_conf_t, then the master (master.c) or, with
+ * `master_process off`, one child in this process.
  *
- *   deferred-worker [-c FILE] [-r ADDR] [-q QUEUE]... [-l LIBRARY]...
- *                   [--DIRECTIVE VALUE]...
+ *   deferred-worker [-c FILE] [options]            run
+ *   deferred-worker [-c FILE] [options] -t | -T    test the config (-T: and
+ *                                                  print it), like nginx -t
+ *   deferred-worker [-c FILE] -s stop|quit|reload|reopen
+ *                                                  signal the running master
+ *                                                  (pid file)
+ *   deferred-worker [-c FILE] [-r ADDR] pause|resume QUEUE...
+ *                                                  pause/resume queues for
+ *                                                  every worker (Redis)
  *
- * Every directive of the configuration file (config.c's table) is also a
- * flag: `--threads 8`, `--lease 5s`, `--log_level debug` ("-" and "_" are
- * the same in flag names).
+ * The file is read first, whatever the order on the command line; flags
+ * then override it. Every directive of the file (config.c's table) is also
+ * a flag: `--threads 8`, `--lease 5s` ("-" and "_" are the same). A
+ * command-line `--library` / `-l` replaces the file's libraries; `-q`
+ * replaces the served queues (keeping the file's settings for a queue of
+ * the same name). SIGHUP re-runs exactly this: file, then flags.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker.h"
+#include <hiredis/hiredis.h>
+
 #include "config.h"
+#include "master.h"
 #include "task_impl.h"
+#include "worker.h"
+
+typedef struct {
+    int          argc;
+    char       **argv;
+    const char  *config;     /* -c */
+    int          test;       /* 1 = -t, 2 = -T */
+    const char  *signal;     /* -s */
+    int          cmd_at;     /* index of "pause"/"resume", or 0 */
+} dq_args_ctx_t;
 
 static void
 dq__usage(FILE *out)
 {
     fprintf(out,
-        "usage: deferred-worker [options]\n"
-        "  -c, --config FILE     read a configuration file first\n"
+        "usage: deferred-worker [-c FILE] [options]\n"
+        "       deferred-worker [-c FILE] [options] -t|-T\n"
+        "       deferred-worker [-c FILE] -s stop|quit|reload|reopen\n"
+        "       deferred-worker [-c FILE] [-r ADDR] pause|resume QUEUE...\n"
+        "\n"
+        "  -c, --config FILE     configuration file (nginx-like; see "
+        "docs/OPERATIONS.md)\n"
+        "  -t                    test the configuration (and that the task "
+        "libraries load), exit 0/1\n"
+        "  -T                    the same, then print the effective "
+        "configuration\n"
+        "  -s SIGNAL             stop (SIGTERM, graceful), quit (SIGQUIT, "
+        "fast), reload (SIGHUP),\n"
+        "                        reopen (SIGUSR1, logs) to the master named "
+        "by pid_file\n"
+        "  pause QUEUE...        stop every worker from claiming QUEUE "
+        "(tasks still accepted)\n"
+        "  resume QUEUE...       let them claim again (wakes sleeping "
+        "workers)\n"
         "  -r, --redis ADDR      Redis: HOST:PORT or unix:PATH\n"
         "  -q, --queue NAME      serve this queue (repeatable; default: "
         "\"default\")\n"
         "  -l, --library PATH    load this task library (repeatable)\n"
-        "  --DIRECTIVE VALUE     any configuration directive, e.g.\n"
-        "                        --threads 8 --concurrency 16 --batch 16\n"
-        "                        --lease 30s --grace 30s --log_level debug\n"
-        "  -h, --help            this text and every directive\n\n");
+        "  -p, --processes N     children (auto: one per CPU)\n"
+        "  --DIRECTIVE VALUE     any directive below, e.g. --threads 8 "
+        "--grace 30s\n"
+        "  -h, --help            this text\n\n");
 }
 
-/* argv -> conf (which holds the defaults). 0 ok, 1 = printed help, -1
- * error (printed). */
-int
-dq_main_parse_args(int argc, char **argv, dq_worker_conf_t *conf)
+/* Normalised long name of a flag, or NULL if it takes no value. */
+static const char *
+dq__flag_name(const char *a, char *buf, size_t len)
 {
-    char        err[DQ_CONF_ERR_SIZE];
+    static const struct { const char *s, *l; } shorts[] = {
+        { "-r", "redis" }, { "-l", "library" }, { "-q", "queue" },
+        { "-p", "processes" }, { "-c", "config" }, { "-s", "signal" },
+    };
+    size_t i;
+    char  *p;
+
+    for (i = 0; i < sizeof(shorts) / sizeof(shorts[0]); i++) {
+        if (strcmp(a, shorts[i].s) == 0) {
+            snprintf(buf, len, "%s", shorts[i].l);
+            return buf;
+        }
+    }
+    if (strncmp(a, "--", 2) != 0 || strlen(a + 2) >= len || a[2] == '\0') {
+        return NULL;
+    }
+    snprintf(buf, len, "%s", a + 2);
+    for (p = buf; *p; p++) {
+        if (*p == '-') {
+            *p = '_';
+        }
+    }
+    return buf;
+}
+
+/* First pass: find -c, -t, -s, -h and the subcommand; check the shape. */
+static int
+dq__scan(dq_args_ctx_t *a)
+{
     char        name[64];
-    const char *a, *v;
+    const char *n;
     int         i;
 
-    for (i = 1; i < argc; i++) {
-        a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            dq__usage(stdout);
-            dq_conf_help(stdout);
+    for (i = 1; i < a->argc; i++) {
+        const char *s = a->argv[i];
+
+        if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
             return 1;
         }
-        if (a[0] != '-' || i + 1 >= argc) {
+        if (strcmp(s, "-t") == 0) {
+            a->test = a->test ? a->test : 1;
+            continue;
+        }
+        if (strcmp(s, "-T") == 0) {
+            a->test = 2;
+            continue;
+        }
+        if (strcmp(s, "pause") == 0 || strcmp(s, "resume") == 0) {
+            a->cmd_at = i;
+            if (i + 1 >= a->argc) {
+                fprintf(stderr, "deferred-worker: %s needs a queue name\n",
+                        s);
+                return -1;
+            }
+            return 0;             /* the rest are queue names */
+        }
+        n = dq__flag_name(s, name, sizeof(name));
+        if (n == NULL) {
             fprintf(stderr, "deferred-worker: unexpected argument \"%s\" "
-                    "(options take a value; see --help)\n", a);
+                    "(see --help)\n", s);
             return -1;
         }
-        v = argv[++i];
-        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-            if (dq_conf_load(conf, v, err, sizeof(err)) != 0) {
-                fprintf(stderr, "deferred-worker: %s\n", err);
-                return -1;
-            }
-            continue;
-        }
-        if (strcmp(a, "-q") == 0 || strcmp(a, "--queue") == 0) {
-            if (dq_conf_add_queue(conf, v, err, sizeof(err)) == NULL) {
-                fprintf(stderr, "deferred-worker: %s\n", err);
-                return -1;
-            }
-            continue;
-        }
-        if (strcmp(a, "-r") == 0) {
-            a = "--redis";
-        } else if (strcmp(a, "-l") == 0) {
-            a = "--library";
-        }
-        if (strncmp(a, "--", 2) != 0 || strlen(a + 2) >= sizeof(name)) {
-            fprintf(stderr, "deferred-worker: unknown option \"%s\"\n", a);
+        if (i + 1 >= a->argc) {
+            fprintf(stderr, "deferred-worker: option \"%s\" needs a value\n",
+                    s);
             return -1;
         }
-        snprintf(name, sizeof(name), "%s", a + 2);
-        for (char *p = name; *p; p++) {
-            if (*p == '-') {
-                *p = '_';
-            }
-        }
-        if (dq_conf_set(conf, name, v, err, sizeof(err)) != 0) {
-            fprintf(stderr, "deferred-worker: %s\n", err);
+        i++;
+        if (strcmp(n, "config") == 0) {
+            a->config = a->argv[i];
+        } else if (strcmp(n, "signal") == 0) {
+            a->signal = a->argv[i];
+        } else if (strcmp(n, "queue") != 0 && !dq_conf_known(n)) {
+            fprintf(stderr, "deferred-worker: unknown option \"%s\" "
+                    "(see --help)\n", s);
             return -1;
         }
     }
-    if (conf->nqueues == 0
-        && dq_conf_add_queue(conf, DQ_DEFAULT_QUEUE, err, sizeof(err))
-           == NULL)
-    {
-        fprintf(stderr, "deferred-worker: %s\n", err);
+    return 0;
+}
+
+/* defaults, file, flags -> conf. The loader for start and SIGHUP. */
+static int
+dq__load(dq_worker_conf_t *conf, void *udata, char *err, size_t errlen)
+{
+    dq_args_ctx_t    *a = udata;
+    dq_worker_conf_t  file;
+    char              name[64], e[DQ_CONF_ERR_SIZE];
+    const char       *n;
+    int               i, end, libs = 0, queues = 0;
+    dq_queue_conf_t  *q;
+
+    dq_conf_defaults(conf);
+    if (a->config && dq_conf_load(conf, a->config, err, errlen) != 0) {
+        dq_conf_free(conf);
         return -1;
     }
-    if (dq_conf_check(conf, err, sizeof(err)) != 0) {
-        fprintf(stderr, "deferred-worker: %s\n", err);
+    /* keep the file's queues aside: -q chooses among them */
+    file = *conf;
+    end = a->cmd_at ? a->cmd_at : a->argc;
+    for (i = 1; i < end; i++) {
+        if (strcmp(a->argv[i], "-t") == 0 || strcmp(a->argv[i], "-T") == 0)
+        {
+            continue;
+        }
+        n = dq__flag_name(a->argv[i], name, sizeof(name));
+        i++;
+        if (n == NULL || strcmp(n, "config") == 0
+            || strcmp(n, "signal") == 0)
+        {
+            continue;
+        }
+        if (strcmp(n, "queue") == 0) {
+            if (queues++ == 0) {
+                conf->queues = NULL;
+                conf->nqueues = 0;
+            }
+            q = dq_conf_add_queue(conf, a->argv[i], e, sizeof(e));
+            if (q == NULL) {
+                snprintf(err, errlen, "%s (command line)", e);
+                goto failed;
+            }
+            {
+                const dq_queue_conf_t *fq =
+                    dq_conf_queue(&file, dq_str_c(a->argv[i]));
+                if (fq && fq != q) {
+                    char *keep = q->name;
+                    *q = *fq;
+                    q->name = keep;
+                }
+            }
+            continue;
+        }
+        if (strcmp(n, "library") == 0 && libs++ == 0) {
+            dq_conf_reset(conf, "library");
+        }
+        if (dq_conf_set(conf, n, a->argv[i], e, sizeof(e)) != 0) {
+            snprintf(err, errlen, "%s (command line)", e);
+            goto failed;
+        }
+    }
+    if (queues) {
+        for (i = 0; i < (int) file.nqueues; i++) {
+            free(file.queues[i].name);
+        }
+        free(file.queues);
+    }
+    if (conf->nqueues == 0
+        && dq_conf_add_queue(conf, DQ_DEFAULT_QUEUE, e, sizeof(e)) == NULL)
+    {
+        snprintf(err, errlen, "%s", e);
+        dq_conf_free(conf);
+        return -1;
+    }
+    if (dq_conf_check(conf, err, errlen) != 0) {
+        dq_conf_free(conf);
         return -1;
     }
     return 0;
+
+failed:
+    if (queues) {
+        for (i = 0; i < (int) file.nqueues; i++) {
+            free(file.queues[i].name);
+        }
+        free(file.queues);
+    }
+    dq_conf_free(conf);
+    return -1;
+}
+
+/* -t / -T: like nginx -t, plus "the task libraries load". */
+static int
+dq__test(dq_args_ctx_t *a)
+{
+    dq_worker_conf_t  conf;
+    dq_loader_t      *ld;
+    const char       *le;
+    const char       *file = a->config ? a->config : "(command line)";
+    char              err[DQ_CONF_ERR_SIZE];
+
+    if (dq__load(&conf, a, err, sizeof(err)) != 0) {
+        fprintf(stderr, "deferred-worker: [emerg] %s\n"
+                "deferred-worker: configuration file %s test failed\n",
+                err, file);
+        return 1;
+    }
+    fprintf(stderr, "deferred-worker: the configuration file %s syntax is "
+            "ok\n", file);
+    dq_log_open(NULL, DQ_LOG_ERROR);
+    ld = dq_loader_new(conf.libraries, conf.nlibraries);
+    le = ld ? dq_loader_errors(ld) : "out of memory";
+    if (le != NULL) {
+        fprintf(stderr, "deferred-worker: [emerg] task library failed to "
+                "load: %s\n"
+                "deferred-worker: configuration file %s test failed\n",
+                le, file);
+        dq_loader_free(ld);
+        dq_conf_free(&conf);
+        return 1;
+    }
+    dq_loader_free(ld);
+    fprintf(stderr, "deferred-worker: configuration file %s test is "
+            "successful\n", file);
+    if (a->test == 2) {
+        dq_conf_dump(&conf, stdout);
+    }
+    dq_conf_free(&conf);
+    return 0;
+}
+
+/* -s: signal the master named by the pid file. */
+static int
+dq__signal(dq_args_ctx_t *a)
+{
+    static const struct { const char *name; int sig; } sigs[] = {
+        { "stop", SIGTERM }, { "quit", SIGQUIT }, { "reload", SIGHUP },
+        { "reopen", SIGUSR1 },
+    };
+    dq_worker_conf_t conf;
+    char             err[DQ_CONF_ERR_SIZE], buf[32] = "";
+    FILE            *f;
+    long             pid;
+    size_t           i;
+    int              sig = 0;
+
+    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        if (strcmp(a->signal, sigs[i].name) == 0) {
+            sig = sigs[i].sig;
+        }
+    }
+    if (sig == 0) {
+        fprintf(stderr, "deferred-worker: invalid option: \"-s %s\" "
+                "(stop|quit|reload|reopen)\n", a->signal);
+        return 2;
+    }
+    if (dq__load(&conf, a, err, sizeof(err)) != 0) {
+        fprintf(stderr, "deferred-worker: [emerg] %s\n", err);
+        return 1;
+    }
+    if (conf.pid_file == NULL) {
+        fprintf(stderr, "deferred-worker: no pid_file configured\n");
+        dq_conf_free(&conf);
+        return 1;
+    }
+    f = fopen(conf.pid_file, "r");
+    if (f == NULL || fgets(buf, sizeof(buf), f) == NULL
+        || (pid = strtol(buf, NULL, 10)) <= 1)
+    {
+        fprintf(stderr, "deferred-worker: cannot read pid file \"%s\": %s\n",
+                conf.pid_file, f ? "empty or invalid" : strerror(errno));
+        if (f) {
+            fclose(f);
+        }
+        dq_conf_free(&conf);
+        return 1;
+    }
+    fclose(f);
+    dq_conf_free(&conf);
+    if (kill((pid_t) pid, sig) != 0) {
+        fprintf(stderr, "deferred-worker: kill(%ld, %s): %s\n", pid,
+                a->signal, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* pause / resume QUEUE...: the pause script on every named queue. */
+static int
+dq__pause(dq_args_ctx_t *a)
+{
+    dq_worker_conf_t  conf;
+    redisContext     *rc;
+    redisReply       *r;
+    struct timeval    tv = { 5, 0 };
+    char              err[DQ_CONF_ERR_SIZE], host[256];
+    const char       *colon;
+    int               i, paused, st, rcode = 0;
+    dq_cmd_t          cmd;
+    dq_error_t        e;
+
+    paused = strcmp(a->argv[a->cmd_at], "pause") == 0;
+    if (dq__load(&conf, a, err, sizeof(err)) != 0) {
+        fprintf(stderr, "deferred-worker: [emerg] %s\n", err);
+        return 1;
+    }
+    if (strncmp(conf.redis_address, "unix:", 5) == 0) {
+        rc = redisConnectUnixWithTimeout(conf.redis_address + 5, tv);
+    } else {
+        colon = strrchr(conf.redis_address, ':');
+        snprintf(host, sizeof(host), "%.*s",
+                 (int) (colon - conf.redis_address), conf.redis_address);
+        rc = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+    }
+    if (rc == NULL || rc->err) {
+        fprintf(stderr, "deferred-worker: cannot connect to Redis at %s: "
+                "%s\n", conf.redis_address, rc ? rc->errstr : "no memory");
+        redisFree(rc);
+        dq_conf_free(&conf);
+        return 1;
+    }
+    redisSetTimeout(rc, tv);
+    if (conf.redis_password) {
+        r = redisCommand(rc, "AUTH %s", conf.redis_password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "deferred-worker: AUTH failed: %s\n",
+                    r ? r->str : rc->errstr);
+            rcode = 1;
+        }
+        freeReplyObject(r);
+    }
+    if (rcode == 0 && conf.redis_db) {
+        r = redisCommand(rc, "SELECT %d", conf.redis_db);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "deferred-worker: SELECT failed: %s\n",
+                    r ? r->str : rc->errstr);
+            rcode = 1;
+        }
+        freeReplyObject(r);
+    }
+    for (i = a->cmd_at + 1; rcode == 0 && i < a->argc; i++) {
+        dq_str_t q = dq_str_c(a->argv[i]);
+
+        if (!dq_queue_name_valid(q)) {
+            fprintf(stderr, "deferred-worker: invalid queue name \"%s\"\n",
+                    a->argv[i]);
+            rcode = 2;
+            break;
+        }
+        dq_cmd_init(&cmd);
+        dq_cmd_pause(&cmd, q, paused);
+        r = redisCommandArgv(rc, cmd.argc, cmd.argv, cmd.argvlen);
+        if (r && dq_reply_is_noscript(r)) {
+            freeReplyObject(r);
+            dq_cmd_use_eval(&cmd);
+            r = redisCommandArgv(rc, cmd.argc, cmd.argv, cmd.argvlen);
+        }
+        dq_cmd_free(&cmd);
+        if (r == NULL || dq_reply_statuses(r, 1, &st, &e) != DQ_OK) {
+            fprintf(stderr, "deferred-worker: %s %s failed: %s\n",
+                    a->argv[a->cmd_at], a->argv[i],
+                    r ? e.msg : rc->errstr);
+            rcode = 1;
+        } else {
+            printf("queue %s %s%s\n", a->argv[i],
+                   st ? "" : "was already ",
+                   paused ? "paused" : "running");
+        }
+        freeReplyObject(r);
+    }
+    redisFree(rc);
+    dq_conf_free(&conf);
+    return rcode;
 }
 
 int
 main(int argc, char **argv)
 {
+    dq_args_ctx_t    a;
     dq_worker_conf_t conf;
+    char             err[DQ_CONF_ERR_SIZE];
     int              rc;
 
-    dq_conf_defaults(&conf);
-    rc = dq_main_parse_args(argc, argv, &conf);
+    memset(&a, 0, sizeof(a));
+    a.argc = argc;
+    a.argv = argv;
+    rc = dq__scan(&a);
     if (rc != 0) {
-        dq_conf_free(&conf);
-        return rc > 0 ? 0 : 2;
+        if (rc > 0) {
+            dq__usage(stdout);
+            dq_conf_help(stdout);
+            return 0;
+        }
+        return 2;
+    }
+    if (a.test) {
+        return dq__test(&a);
+    }
+    if (a.signal) {
+        return dq__signal(&a);
+    }
+    if (a.cmd_at) {
+        return dq__pause(&a);
+    }
+
+    if (dq__load(&conf, &a, err, sizeof(err)) != 0) {
+        fprintf(stderr, "deferred-worker: [emerg] %s\n", err);
+        return 1;
     }
     if (dq_log_open(conf.log_file, conf.log_level) != 0) {
         dq_conf_free(&conf);
         return 1;
     }
-    rc = dq_child_main(&conf, 0);
-    dq_conf_free(&conf);
+    if (!conf.master_process) {
+        rc = dq_child_main(&conf, 0);
+        dq_conf_free(&conf);
+    } else {
+        rc = dq_master_run(&conf, dq__load, &a);   /* takes conf */
+    }
     dq_log_close();
     return rc;
 }
