@@ -11,7 +11,18 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local clock = tonumber(redis.call('HGET', KEYS[4], 'clock') or '0')
 if clock > now then now = clock else redis.call('HSET', KEYS[4], 'clock', now) end
 
+-- validate everything before the first write: a script error does not
+-- roll back what the script already wrote
 local n = tonumber(ARGV[2])
+if not n or n < 1 or #ARGV ~= 2 + n * 5 or not tonumber(ARGV[1]) then
+    return redis.error_reply('ERR enqueue: bad arguments')
+end
+for i = 0, n - 1 do
+    if ARGV[3 + i * 5] == '' or not tonumber(ARGV[6 + i * 5])
+       or not tonumber(ARGV[7 + i * 5]) then
+        return redis.error_reply('ERR enqueue: bad task ' .. (i + 1))
+    end
+end
 -- names whose tombstone window has passed are forgotten
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. now)
 

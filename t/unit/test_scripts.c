@@ -1,0 +1,598 @@
+/*
+ * The Lua scripts against a real redis-server, driven only through the
+ * dq_cmd_* builders and dq_reply_* parsers: enqueue/claim/ack, countdown,
+ * names (duplicate, tombstone window), fencing, reclaim, retry, bury and
+ * dead-set trimming, requeue, release, extend, NOSCRIPT, batch atomicity,
+ * the wake list, the clock guard, memory of waiting tasks.
+ * Usage: test_scripts PORT
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "redis_helper.h"
+
+#define TOMB 300   /* tombstone window used here, ms */
+
+static dq_cmd_t C;
+static char     kbuf[DQ_KEY__COUNT][DQ_KEY_MAX];
+
+static const char *
+key(const char *q, dq_key_kind_t k)
+{
+    dq_key_format(kbuf[k], sizeof(kbuf[k]), dq_str_c(q), k);
+    return kbuf[k];
+}
+
+/* Enqueue one task; returns its status (DQ_OK, DQ_EDUPLICATE, ...). */
+static int
+enq(const char *q, const char *id, const char *name, int64_t eta,
+    int64_t countdown, dq_enqueue_result_t *res)
+{
+    dq_enqueue_item_t   it;
+    dq_enqueue_result_t tmp;
+    dq_error_t          err;
+    redisReply         *r;
+    int                 rc;
+
+    it.id = dq_str_c(id);
+    it.envelope = dq_str_c(id);       /* scripts never look inside */
+    it.name = dq_str_c(name);
+    it.eta_ms = eta;
+    it.countdown_ms = countdown;
+    if (res == NULL) {
+        res = &tmp;
+    }
+    if (dq_cmd_enqueue(&C, dq_str_c(q), &it, 1, TOMB) != DQ_OK) {
+        return -100;
+    }
+    r = run(&C);
+    rc = dq_reply_enqueue(r, 1, res, &err);
+    if (rc != DQ_OK) {
+        diag("enqueue: %s", err.msg);
+    }
+    freeReplyObject(r);
+    return rc == DQ_OK ? res->status : rc;
+}
+
+/* Claim; tasks copied out (ids and envelopes into static storage). */
+typedef struct {
+    char    id[64];
+    char    env[64];
+    int     has_env;
+    int64_t eta, token, retries, first, execs;
+} task_t;
+
+static int64_t claim_now, claim_next;
+
+static int
+claim(const char *q, int64_t max_n, int64_t lease, int64_t delay,
+      task_t *out, size_t cap)
+{
+    dq_claimed_t      tasks[64];
+    dq_claim_result_t res;
+    dq_error_t        err;
+    redisReply       *r;
+    size_t            i;
+
+    res.tasks = tasks;
+    if (dq_cmd_claim(&C, dq_str_c(q), max_n, lease, delay) != DQ_OK) {
+        return -100;
+    }
+    r = run(&C);
+    if (dq_reply_claim(r, &res, cap < 64 ? cap : 64, &err) != DQ_OK) {
+        diag("claim: %s", err.msg);
+        freeReplyObject(r);
+        return -1;
+    }
+    claim_now = res.now_ms;
+    claim_next = res.next_ms;
+    for (i = 0; i < res.n; i++) {
+        snprintf(out[i].id, sizeof(out[i].id), "%.*s", (int) tasks[i].id.len,
+                 tasks[i].id.ptr);
+        out[i].has_env = tasks[i].envelope.ptr != NULL;
+        snprintf(out[i].env, sizeof(out[i].env), "%.*s",
+                 (int) tasks[i].envelope.len,
+                 tasks[i].envelope.ptr ? tasks[i].envelope.ptr : "");
+        out[i].eta = tasks[i].eta_ms;
+        out[i].token = tasks[i].token;
+        out[i].retries = tasks[i].retries;
+        out[i].first = tasks[i].first_run_ms;
+        out[i].execs = tasks[i].execs;
+    }
+    freeReplyObject(r);
+    return (int) res.n;
+}
+
+static dq_lease_item_t
+item(const char *id, int64_t token, const char *name)
+{
+    dq_lease_item_t it;
+    it.id = dq_str_c(id);
+    it.token = token;
+    it.name = dq_str_c(name);
+    return it;
+}
+
+/* Run C, expect n statuses. Returns the first status or -1. */
+static int
+statuses(size_t n, int *out)
+{
+    dq_error_t  err;
+    redisReply *r = run(&C);
+    int         rc = dq_reply_statuses(r, n, out, &err);
+
+    if (rc != DQ_OK) {
+        diag("statuses: %s", err.msg);
+    }
+    freeReplyObject(r);
+    return rc == DQ_OK ? out[0] : -1;
+}
+
+static int
+ack1(const char *q, const char *id, int64_t token, const char *name)
+{
+    dq_lease_item_t it = item(id, token, name);
+    int             s;
+    dq_cmd_ack(&C, dq_str_c(q), &it, 1, TOMB);
+    return statuses(1, &s);
+}
+
+static int
+retry1(const char *q, const char *id, int64_t token, int64_t delay,
+       const char *error)
+{
+    dq_lease_item_t it = item(id, token, NULL);
+    int             s;
+    dq_cmd_retry(&C, dq_str_c(q), &it, delay, dq_str_c(error));
+    return statuses(1, &s);
+}
+
+static int
+bury1(const char *q, const char *id, int64_t token, const char *name,
+      const char *error, int64_t dead_max, int64_t dead_age)
+{
+    dq_lease_item_t it = item(id, token, name);
+    int             s;
+    dq_cmd_bury(&C, dq_str_c(q), &it, dq_str_c(error), dead_max, dead_age,
+                TOMB);
+    return statuses(1, &s);
+}
+
+static int
+extend1(const char *q, const char *id, int64_t token, int64_t lease)
+{
+    dq_lease_item_t it = item(id, token, NULL);
+    int             s;
+    dq_cmd_extend(&C, dq_str_c(q), &it, 1, lease);
+    return statuses(1, &s);
+}
+
+static int
+release1(const char *q, const char *id, int64_t token)
+{
+    dq_lease_item_t it = item(id, token, NULL);
+    int             s;
+    dq_cmd_release(&C, dq_str_c(q), &it, 1);
+    return statuses(1, &s);
+}
+
+static int
+requeue1(const char *q, const char *id)
+{
+    int s;
+    dq_cmd_requeue(&C, dq_str_c(q), dq_str_c(id));
+    return statuses(1, &s);
+}
+
+static void
+test_round_trip(void)
+{
+    dq_enqueue_result_t res;
+    task_t              t[4];
+    char                buf[64];
+    int                 n;
+
+    is_int(enq("rt", "id1", NULL, -1, -1, &res), DQ_OK, "enqueue stored");
+    ok(!res.existed && res.eta_ms > 1700000000000LL, "eta is Redis now (%lld)",
+       (long long) res.eta_ms);
+    is_int(rint_("HLEN %s", key("rt", DQ_KEY_STATE)), 0,
+           "a waiting task has no state entry");
+    is_int(rint_("HGET %s enqueued", key("rt", DQ_KEY_STATS)), 1,
+           "enqueued counted");
+    is_int(enq("rt", "id1", NULL, -1, -1, &res), DQ_OK,
+           "same id again: ok (idempotent)");
+    ok(res.existed, "same id reported as existed");
+    is_int(rint_("ZCARD %s", key("rt", DQ_KEY_ETA)), 1, "stored once");
+
+    n = claim("rt", 10, 1000, 0, t, 4);
+    is_int(n, 1, "claim takes the due task");
+    is_str(t[0].id, "id1", "claimed id");
+    is_str(t[0].env, "id1", "claimed envelope");
+    is_int(t[0].token, 1, "first token is 1");
+    is_int(t[0].execs, 1, "first execution");
+    is_int(t[0].retries, 0, "no retries yet");
+    is_int(t[0].first, claim_now, "first run = claim time");
+    ok(claim_next > 0 && claim_next <= 1000,
+       "next = lease deadline (%lld ms)", (long long) claim_next);
+    rstr(buf, sizeof(buf), "HGET %s id1", key("rt", DQ_KEY_STATE));
+    ok(strncmp(buf, "1:0:", 4) == 0 && strlen(buf) > 10,
+       "state \"execs:retries:first:claims\" written at claim (%s)", buf);
+    is_int(claim("rt", 10, 1000, 0, t, 4), 0, "nothing more to claim");
+
+    is_int(ack1("rt", "id1", 1, NULL), 1, "ack with the token");
+    is_int(rint_("HLEN %s", key("rt", DQ_KEY_TASKS)), 0, "envelope deleted");
+    is_int(rint_("HLEN %s", key("rt", DQ_KEY_STATE)), 0, "state deleted");
+    is_int(rint_("ZCARD %s", key("rt", DQ_KEY_LEASE)), 0, "lease deleted");
+    is_int(rint_("HGET %s done", key("rt", DQ_KEY_STATS)), 1, "done counted");
+    is_int(ack1("rt", "id1", 1, NULL), 0, "second ack refused");
+    is_int(claim("rt", 10, 1000, 0, t, 4), 0, "empty queue");
+    is_int(claim_next, -1, "next -1 on an empty queue");
+}
+
+static void
+test_countdown(void)
+{
+    dq_enqueue_result_t res;
+    task_t              t[2];
+    int64_t             now;
+
+    enq("cd", "a", NULL, -1, 60000, &res);
+    is_int(claim("cd", 10, 1000, 0, t, 2), 0, "a countdown task is not due");
+    now = claim_now;
+    ok(res.eta_ms >= now + 59000 && res.eta_ms <= now + 60000,
+       "eta = now + countdown (%lld)", (long long) (res.eta_ms - now));
+    ok(claim_next > 59000 && claim_next <= 60000,
+       "next = time to its eta (%lld)", (long long) claim_next);
+    enq("cd", "b", NULL, now - 5, -1, &res);
+    is_int(res.eta_ms, now - 5, "absolute eta kept");
+    is_int(claim("cd", 10, 1000, 0, t, 2), 1, "a past eta is due");
+    is_str(t[0].id, "b", "the past one");
+    is_int(t[0].eta, now - 5, "claim reports the eta it was due at");
+}
+
+static void
+test_names(void)
+{
+    task_t t[2];
+
+    is_int(enq("nm", "n1", "job", -1, 60000, NULL), DQ_OK, "named task");
+    is_int(enq("nm", "n2", "job", -1, -1, NULL), DQ_EDUPLICATE,
+           "same name while waiting: duplicate");
+    is_int(enq("nm", "n3", "other", -1, -1, NULL), DQ_OK, "other name passes");
+    is_int(rint_("HEXISTS %s n2", key("nm", DQ_KEY_TASKS)), 0,
+           "duplicate not stored");
+    is_int(claim("nm", 1, 1000, 0, t, 2), 1, "claim the other");
+    is_int(ack1("nm", "n3", t[0].token, "other"), 1, "ack it");
+    is_int(enq("nm", "n4", "other", -1, -1, NULL), DQ_ETOMBSTONE,
+           "name tombstoned after ack");
+    sleep_ms(TOMB + 50);
+    is_int(enq("nm", "n5", "other", -1, -1, NULL), DQ_OK,
+           "accepted after the window");
+    is_int(rint_("ZSCORE %s job", key("nm", DQ_KEY_NAMES)), 0,
+           "a live name scores inf (read as 0 here)");
+}
+
+static void
+test_fencing(void)
+{
+    task_t t[2];
+    char   buf[64];
+    int    s;
+
+    enq("fe", "f1", "fn", -1, -1, NULL);
+    is_int(claim("fe", 1, 100, 0, t, 2), 1, "worker A claims, lease 100 ms");
+    is_int(t[0].token, 1, "A holds token 1");
+    sleep_ms(150);
+    is_int(claim("fe", 1, 5000, 0, t, 2), 1,
+           "after expiry worker B claims it again");
+    is_int(t[0].token, 2, "B holds token 2");
+    is_int(t[0].retries, 1, "the expired lease counted as a failed attempt");
+    is_int(t[0].execs, 2, "second execution");
+    is_int(rint_("HGET %s reclaimed", key("fe", DQ_KEY_STATS)), 1,
+           "reclaimed counted");
+    is_str(rstr(buf, sizeof(buf), "HGET %s f1", key("fe", DQ_KEY_ERRORS)),
+           "lease expired", "reason recorded");
+    is_int(ack1("fe", "f1", 1, "fn"), 0, "A's ack refused");
+    is_int(retry1("fe", "f1", 1, 0, "x"), 0, "A's retry refused");
+    is_int(bury1("fe", "f1", 1, "fn", "x", 0, 0), 0, "A's bury refused");
+    is_int(extend1("fe", "f1", 1, 5000), 0, "A's extend refused");
+    is_int(release1("fe", "f1", 1), 0, "A's release refused");
+    is_int(rint_("ZCARD %s", key("fe", DQ_KEY_LEASE)), 1, "still leased to B");
+    is_int(ack1("fe", "f1", 2, "fn"), 1, "B's ack accepted");
+    /* a token alone is not enough: the id must be in the lease set */
+    enq("fe", "f2", NULL, -1, 60000, NULL);
+    redisReply *r = redisCommand(R, "HSET %s f2 1:0:1:1",
+                                 key("fe", DQ_KEY_STATE));
+    freeReplyObject(r);
+    is_int(ack1("fe", "f2", 1, NULL), 0, "ack of a waiting task refused");
+    dq_lease_item_t its[2] = { item("f2", 1, NULL), item("nope", 1, NULL) };
+    dq_cmd_extend(&C, dq_str_c("fe"), its, 2, 1000);
+    int st[2] = { 9, 9 };
+    s = statuses(2, st);
+    ok(s == 0 && st[1] == 0, "batch extend: per task statuses");
+}
+
+static void
+test_retry(void)
+{
+    task_t t[2];
+    char   buf[64];
+
+    enq("re", "r1", NULL, -1, -1, NULL);
+    claim("re", 1, 5000, 0, t, 2);
+    rint_("DEL %s", key("re", DQ_KEY_WAKE));
+    is_int(retry1("re", "r1", t[0].token, 300, "boom"), 1, "retry accepted");
+    is_int(rint_("LLEN %s", key("re", DQ_KEY_WAKE)), 1,
+           "retry woke a sleeper (earliest task)");
+    is_str(rstr(buf, sizeof(buf), "HGET %s r1", key("re", DQ_KEY_ERRORS)),
+           "boom", "error kept");
+    is_int(rint_("HGET %s retried", key("re", DQ_KEY_STATS)), 1,
+           "retried counted");
+    is_int(claim("re", 1, 5000, 0, t, 2), 0, "not due before its delay");
+    ok(claim_next > 0 && claim_next <= 300, "next <= delay (%lld)",
+       (long long) claim_next);
+    sleep_ms(320);
+    is_int(claim("re", 1, 5000, 0, t, 2), 1, "due after its delay");
+    is_int(t[0].retries, 1, "retries 1");
+    is_int(t[0].token, 2, "token 2");
+    is_int(ack1("re", "r1", 2, NULL), 1, "acked");
+    is_int(rint_("HEXISTS %s r1", key("re", DQ_KEY_ERRORS)), 0,
+           "error cleared by ack");
+}
+
+static void
+test_bury_requeue(void)
+{
+    task_t t[8];
+    char   id[16], buf[64];
+    int    i, n;
+
+    for (i = 0; i < 4; i++) {
+        snprintf(id, sizeof(id), "d%d", i);
+        enq("de", id, NULL, -1, -1, NULL);
+    }
+    {
+        /* d4 gets a real envelope: requeue reads its name from it */
+        dq_request_t        req;
+        dq_enqueue_item_t   it;
+        dq_enqueue_result_t res;
+        dq_error_t          err;
+        msgpack_sbuffer     sb;
+        redisReply         *r;
+
+        dq_request_init(&req);
+        req.func = dq_str_lit("f");
+        req.name = dq_str_lit("dn");
+        msgpack_sbuffer_init(&sb);
+        dq_envelope_encode(&req, "d4", 1, NULL, &sb, &err);
+        it.id = dq_str_lit("d4");
+        it.envelope.ptr = sb.data;
+        it.envelope.len = sb.size;
+        it.name = dq_str_lit("dn");
+        it.eta_ms = it.countdown_ms = -1;
+        dq_cmd_enqueue(&C, dq_str_lit("de"), &it, 1, TOMB);
+        r = run(&C);
+        dq_reply_enqueue(r, 1, &res, &err);
+        freeReplyObject(r);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    n = claim("de", 10, 5000, 0, t, 8);
+    is_int(n, 5, "claimed 5");
+    for (i = 0; i < n; i++) {
+        bury1("de", t[i].id, t[i].token, strcmp(t[i].id, "d4") ? NULL : "dn",
+              "dead reason", 3, 0);
+        sleep_ms(2);
+    }
+    is_int(rint_("ZCARD %s", key("de", DQ_KEY_DEAD)), 3,
+           "dead set trimmed to dead_max");
+    is_int(rint_("HLEN %s", key("de", DQ_KEY_TASKS)), 3,
+           "trimmed tasks' envelopes deleted");
+    is_int(rint_("HLEN %s", key("de", DQ_KEY_ERRORS)), 3,
+           "trimmed tasks' errors deleted");
+    is_int(rint_("HGET %s dead", key("de", DQ_KEY_STATS)), 5, "dead counted");
+    is_str(rstr(buf, sizeof(buf), "HGET %s d4", key("de", DQ_KEY_ERRORS)),
+           "dead reason", "reason kept");
+    is_int(enq("de", "x", "dn", -1, -1, NULL), DQ_ETOMBSTONE,
+           "a dead task's name is tombstoned");
+    is_int(requeue1("de", "d0"), 0, "requeue of a trimmed task: not dead");
+    is_int(requeue1("de", "d4"), 1, "requeue of a dead task");
+    is_int(rint_("ZCARD %s", key("de", DQ_KEY_DEAD)), 2, "left the dead set");
+    is_int(enq("de", "y", "dn", -1, -1, NULL), DQ_EDUPLICATE,
+           "its name is live again");
+    n = claim("de", 10, 5000, 0, t, 8);
+    is_int(n, 1, "the requeued task is due");
+    is_int(t[0].retries, 0, "retries reset");
+    is_int(t[0].execs, 1, "executions reset");
+    is_int(t[0].token, 2, "token still grows");
+    is_int(requeue1("de", "d4"), 0, "requeue of a running task: not dead");
+    /* age trimming */
+    sleep_ms(30);
+    bury1("de", "d4", 2, "dn", "again", 0, 20);
+    is_int(rint_("ZCARD %s", key("de", DQ_KEY_DEAD)), 1,
+           "older than dead_age: trimmed");
+    is_int(rint_("ZSCORE %s d4", key("de", DQ_KEY_DEAD)) > 0, 1,
+           "the fresh one stays");
+}
+
+static void
+test_release_extend(void)
+{
+    task_t t[2];
+
+    enq("rl", "l1", NULL, -1, -1, NULL);
+    claim("rl", 1, 5000, 0, t, 2);
+    rint_("DEL %s", key("rl", DQ_KEY_WAKE));
+    is_int(release1("rl", "l1", 1), 1, "release");
+    is_int(rint_("LLEN %s", key("rl", DQ_KEY_WAKE)), 1, "release wakes");
+    is_int(claim("rl", 1, 100, 0, t, 2), 1, "due again at once");
+    is_int(t[0].execs, 1, "released execution not counted");
+    is_int(t[0].token, 2, "token grows anyway");
+    is_int(t[0].retries, 0, "release is not a failure");
+    is_int(extend1("rl", "l1", 2, 5000), 1, "extend");
+    sleep_ms(150);
+    is_int(claim("rl", 1, 100, 0, t, 2), 0, "extended lease not reclaimed");
+    is_int(rint_("HGET %s reclaimed", key("rl", DQ_KEY_STATS)), -1,
+           "nothing reclaimed");
+    ok(claim_next > 4000, "next = extended deadline (%lld)",
+       (long long) claim_next);
+}
+
+static void
+test_noscript(void)
+{
+    dq_enqueue_item_t   it = { dq_str_lit("ns1"), dq_str_lit("e"),
+                               { NULL, 0 }, -1, -1 };
+    dq_enqueue_result_t res;
+    dq_error_t          err;
+    redisReply         *r;
+
+    freeReplyObject(redisCommand(R, "SCRIPT FLUSH"));
+    dq_cmd_enqueue(&C, dq_str_lit("ns"), &it, 1, TOMB);
+    r = redisCommandArgv(R, C.argc, C.argv, C.argvlen);
+    ok(dq_reply_is_noscript(r), "EVALSHA after SCRIPT FLUSH: NOSCRIPT");
+    freeReplyObject(r);
+    dq_cmd_use_eval(&C);
+    is_str(C.argv[0], "EVAL", "use_eval rewrites the command");
+    r = redisCommandArgv(R, C.argc, C.argv, C.argvlen);
+    is_int(dq_reply_enqueue(r, 1, &res, &err), DQ_OK, "EVAL works");
+    freeReplyObject(r);
+    dq_cmd_enqueue(&C, dq_str_lit("ns"), &it, 1, TOMB);
+    r = redisCommandArgv(R, C.argc, C.argv, C.argvlen);
+    ok(!dq_reply_is_noscript(r) && r->type == REDIS_REPLY_ARRAY,
+       "EVALSHA works again: the build-time SHA1 is Redis' SHA1");
+    freeReplyObject(r);
+}
+
+static void
+test_batch(void)
+{
+    dq_enqueue_item_t   it[1000];
+    dq_enqueue_result_t res[1000];
+    dq_error_t          err;
+    redisReply         *r;
+    char                ids[1000][16];
+    int                 i, rc;
+
+    for (i = 0; i < 3; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "b%d", i);
+        it[i].id = dq_str_c(ids[i]);
+        it[i].envelope = dq_str_lit("env");
+        it[i].name = i < 2 ? dq_str_lit("same") : dq_str_lit("");
+        it[i].eta_ms = -1;
+        it[i].countdown_ms = -1;
+    }
+    dq_cmd_enqueue(&C, dq_str_lit("ba"), it, 3, TOMB);
+    r = run(&C);
+    rc = dq_reply_enqueue(r, 3, res, &err);
+    freeReplyObject(r);
+    ok(rc == DQ_OK && res[0].status == DQ_OK && res[1].status == DQ_EDUPLICATE
+       && res[2].status == DQ_OK, "per task status in a batch");
+
+    /* a malformed task anywhere: nothing is written */
+    dq_cmd_enqueue(&C, dq_str_lit("bb"), it, 3, TOMB);
+    C.argv[C.argc - 1] = "x";          /* last task's countdown */
+    C.argvlen[C.argc - 1] = 1;
+    r = run(&C);
+    ok(r && r->type == REDIS_REPLY_ERROR, "bad batch refused: %s",
+       r && r->type == REDIS_REPLY_ERROR ? r->str : "");
+    freeReplyObject(r);
+    is_int(rint_("EXISTS %s", key("bb", DQ_KEY_TASKS)), 0,
+           "nothing of the bad batch stored");
+    is_int(rint_("EXISTS %s", key("bb", DQ_KEY_NAMES)), 0,
+           "no name of the bad batch recorded");
+
+    for (i = 0; i < 1000; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "k%d", i);
+        it[i].id = dq_str_c(ids[i]);
+        it[i].envelope = dq_str_lit("env");
+        it[i].name = dq_str_lit("");
+        it[i].eta_ms = -1;
+        it[i].countdown_ms = i;
+    }
+    dq_cmd_enqueue(&C, dq_str_lit("bc"), it, 1000, TOMB);
+    r = run(&C);
+    rc = dq_reply_enqueue(r, 1000, res, &err);
+    freeReplyObject(r);
+    is_int(rc, DQ_OK, "1000 tasks in one call");
+    is_int(rint_("ZCARD %s", key("bc", DQ_KEY_ETA)), 1000, "all scheduled");
+    is_int(rint_("HGET %s enqueued", key("bc", DQ_KEY_STATS)), 1000,
+           "all counted");
+    is_int(rint_("LLEN %s", key("bc", DQ_KEY_WAKE)), 1,
+           "one wake token for the batch");
+}
+
+static void
+test_wake(void)
+{
+    task_t t[4];
+    char   id[16];
+    int    i;
+
+    enq("wk", "w1", NULL, -1, 60000, NULL);
+    is_int(rint_("LLEN %s", key("wk", DQ_KEY_WAKE)), 1,
+           "first waiting task wakes (earliest)");
+    rint_("DEL %s", key("wk", DQ_KEY_WAKE));
+    enq("wk", "w2", NULL, -1, 120000, NULL);
+    is_int(rint_("LLEN %s", key("wk", DQ_KEY_WAKE)), 0,
+           "a later task does not wake");
+    enq("wk", "w3", NULL, -1, 30000, NULL);
+    is_int(rint_("LLEN %s", key("wk", DQ_KEY_WAKE)), 1,
+           "an earlier task wakes");
+    for (i = 0; i < 20; i++) {
+        snprintf(id, sizeof(id), "x%d", i);
+        enq("wk", id, NULL, -1, -1, NULL);
+    }
+    is_int(rint_("LLEN %s", key("wk", DQ_KEY_WAKE)), 8,
+           "wake list trimmed to 8 tokens");
+    rint_("DEL %s", key("wk", DQ_KEY_WAKE));
+    is_int(claim("wk", 2, 5000, 0, t, 4), 2, "claim 2 of 20 due");
+    is_int(rint_("LLEN %s", key("wk", DQ_KEY_WAKE)), 1,
+           "claim passes the token on while due work remains");
+    is_int(claim_next, 0, "next 0 while due work remains");
+}
+
+static void
+test_clock(void)
+{
+    dq_enqueue_result_t res;
+    task_t              t[2];
+    int64_t             ahead;
+
+    claim("ck", 1, 1000, 0, t, 2);
+    ahead = claim_now + 100000;
+    rint_("HSET %s clock %lld", key("ck", DQ_KEY_STATS), (long long) ahead);
+    enq("ck", "c1", NULL, -1, -1, &res);
+    is_int(res.eta_ms, ahead, "time never goes back: now = stored clock");
+    is_int(claim("ck", 1, 1000, 0, t, 2), 1, "due at the guarded now");
+    is_int(claim_now, ahead, "claim uses the guarded now");
+}
+
+int
+main(int argc, char **argv)
+{
+    int port = redis_port(argc, argv);
+
+    if (port <= 0) {
+        printf("1..0 # SKIP no redis port given\n");
+        return 0;
+    }
+    redis_connect(port);
+    freeReplyObject(redisCommand(R, "FLUSHALL"));
+    dq_cmd_init(&C);
+
+    test_round_trip();
+    test_countdown();
+    test_names();
+    test_fencing();
+    test_retry();
+    test_bury_requeue();
+    test_release_extend();
+    test_noscript();
+    test_batch();
+    test_wake();
+    test_clock();
+
+    dq_cmd_free(&C);
+    redisFree(R);
+    return done_testing();
+}
