@@ -34,9 +34,11 @@ all:
 
 -include lib/lib.mk
 -include worker/worker.mk
+-include worker/tasklet.mk
 -include $(wildcard examples/*/example.mk)
 -include t/t.mk
 -include bench/bench.mk
+-include bench/micro/micro.mk
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
