@@ -1,0 +1,683 @@
+
+/*
+ * ngx_http_deferred_module: the tasks of one request.
+ *
+ * Fixes each task's id and envelope (lib's dq_id_new, dq_envelope_encode)
+ * before anything talks to Redis, groups the tasks by queue, sends one
+ * enqueue script call per queue (built by dq_cmd_enqueue, all pipelined at
+ * once), waits for every reply or deferred_timeout, and turns the results
+ * into a status, a JSON body and the $deferred_task_* values.
+ *
+ * A request is finished from exactly one path: the last reply, a failed
+ * reply, or the timer; the other paths are cancelled before done() runs.
+ */
+
+
+#include "ngx_http_deferred_module.h"
+
+#include <jansson.h>
+
+
+static void ngx_http_deferred_batch_reply(void *data, redisReply *reply);
+static void ngx_http_deferred_batch_timeout(ngx_event_t *ev);
+static void ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx);
+static void ngx_http_deferred_batch_cleanup(void *data);
+static void ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
+    const char *message);
+static ngx_int_t ngx_http_deferred_json_set(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx, ngx_int_t status, json_t *json);
+static json_t *ngx_http_deferred_json_str(dq_str_t s);
+static u_char *ngx_http_deferred_rfc3339(u_char *p, int64_t ms);
+
+
+ngx_int_t
+ngx_http_deferred_status_of(int code)
+{
+    switch (code) {
+
+    case DQ_EINVAL:
+    case DQ_EDECODE:
+    case DQ_ENOTFOUND:
+        return NGX_HTTP_BAD_REQUEST;
+
+    case DQ_ETOOBIG:
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+
+    case DQ_EDUPLICATE:
+    case DQ_ETOMBSTONE:
+        return NGX_HTTP_CONFLICT;
+
+    case DQ_EREDIS:
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+ngx_int_t
+ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
+    dq_request_t *reqs, ngx_uint_t n, dq_str_t default_url, dq_error_t *err)
+{
+    int                            rc;
+    char                           id[DQ_ID_SIZE], field[64];
+    u_char                        *p;
+    int64_t                        now;
+    ngx_str_t                     *q;
+    ngx_uint_t                     i, j, k;
+    dq_limits_t                    lim;
+    dq_request_t                  *req;
+    msgpack_sbuffer                sb;
+    ngx_http_request_t            *r;
+    ngx_http_deferred_task_t      *t;
+    ngx_http_deferred_group_t     *g;
+    ngx_http_deferred_loc_conf_t  *dlcf;
+
+    r = ctx->request;
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+
+    dq_limits_default(&lim);
+    lim.max_envelope = dlcf->max_body;
+
+    ctx->tasks = ngx_pcalloc(r->pool, n * sizeof(ngx_http_deferred_task_t));
+    ctx->groups = ngx_pcalloc(r->pool, n * sizeof(ngx_http_deferred_group_t));
+    if (ctx->tasks == NULL || ctx->groups == NULL) {
+        return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+    }
+
+    ctx->ntasks = n;
+    ctx->ngroups = 0;
+    now = dq_now_ms();
+
+    for (i = 0; i < n; i++) {
+        req = &reqs[i];
+        t = &ctx->tasks[i];
+
+        if (ctx->batch) {
+            ngx_sprintf((u_char *) field, "tasks[%ui].queue%Z", i);
+        } else {
+            ngx_sprintf((u_char *) field, "queue%Z");
+        }
+
+        if (!dq_queue_name_valid(req->queue)) {
+            return dq_error_set(err, DQ_EINVAL, field,
+                                "%s: must be 1 to %d characters of "
+                                "[A-Za-z0-9_-]", field, DQ_QUEUE_NAME_MAX);
+        }
+
+        if (dlcf->queues) {
+            q = dlcf->queues->elts;
+
+            for (j = 0; j < dlcf->queues->nelts; j++) {
+                if (q[j].len == req->queue.len
+                    && ngx_strncmp(q[j].data, req->queue.ptr, q[j].len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (j == dlcf->queues->nelts) {
+                return dq_error_set(err, DQ_ENOTFOUND, field,
+                                    "%s: queue \"%.*s\" is not served here",
+                                    field, (int) req->queue.len,
+                                    req->queue.ptr);
+            }
+        }
+
+        if (req->name.ptr && !dq_task_name_valid(req->name)) {
+            field[ngx_strlen(field) - 5] = '\0';
+            ngx_sprintf((u_char *) field + ngx_strlen(field), "name%Z");
+            return dq_error_set(err, DQ_EINVAL, field,
+                                "%s: must be 1 to %d characters of "
+                                "[A-Za-z0-9_-]", field, DQ_TASK_NAME_MAX);
+        }
+
+        if (req->url.ptr == NULL && default_url.len) {
+            req->url = default_url;
+        }
+
+        dq_id_new(id);
+
+        p = ngx_pnalloc(r->pool, DQ_ID_LEN);
+        if (p == NULL) {
+            return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+        }
+
+        ngx_memcpy(p, id, DQ_ID_LEN);
+
+        msgpack_sbuffer_init(&sb);
+
+        rc = dq_envelope_encode(req, id, now, &lim, &sb, err);
+
+        if (rc == DQ_OK) {
+            t->envelope.ptr = ngx_pnalloc(r->pool, sb.size);
+
+            if (t->envelope.ptr == NULL) {
+                rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+
+            } else {
+                ngx_memcpy((u_char *) t->envelope.ptr, sb.data, sb.size);
+                t->envelope.len = sb.size;
+            }
+        }
+
+        msgpack_sbuffer_destroy(&sb);
+
+        if (rc != DQ_OK) {
+            return rc;
+        }
+
+        t->id.ptr = (const char *) p;
+        t->id.len = DQ_ID_LEN;
+        t->queue = req->queue;
+        t->name = req->name;
+        t->url = req->url.ptr ? req->url : dq_str_lit(DQ_DEFAULT_URL);
+        t->eta_ms = req->eta_ms;
+        t->countdown_ms = req->countdown_ms;
+
+        for (j = 0; j < ctx->ngroups; j++) {
+            g = &ctx->groups[j];
+
+            if (g->queue.len == t->queue.len
+                && ngx_strncmp(g->queue.ptr, t->queue.ptr, t->queue.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == ctx->ngroups) {
+            ctx->groups[j].ctx = ctx;
+            ctx->groups[j].queue = t->queue;
+            ctx->ngroups++;
+        }
+
+        ctx->groups[j].n++;
+    }
+
+    for (j = 0; j < ctx->ngroups; j++) {
+        g = &ctx->groups[j];
+
+        g->items = ngx_pcalloc(r->pool, g->n * sizeof(dq_enqueue_item_t));
+        g->index = ngx_pcalloc(r->pool, g->n * sizeof(ngx_uint_t));
+        if (g->items == NULL || g->index == NULL) {
+            return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+        }
+
+        k = 0;
+
+        for (i = 0; i < n; i++) {
+            t = &ctx->tasks[i];
+
+            if (t->queue.len != g->queue.len
+                || ngx_strncmp(t->queue.ptr, g->queue.ptr, g->queue.len) != 0)
+            {
+                continue;
+            }
+
+            g->items[k].id = t->id;
+            g->items[k].envelope = t->envelope;
+            g->items[k].name = t->name;
+            g->items[k].eta_ms = t->eta_ms;
+            g->items[k].countdown_ms = t->countdown_ms;
+            g->index[k] = i;
+            k++;
+        }
+    }
+
+    return DQ_OK;
+}
+
+
+ngx_int_t
+ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
+{
+    ngx_uint_t                     i;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_request_t            *r;
+    ngx_http_deferred_group_t     *g;
+    ngx_http_deferred_loc_conf_t  *dlcf;
+
+    r = ctx->request;
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < ctx->ngroups; i++) {
+        dq_cmd_init(&ctx->groups[i].cmd);
+    }
+
+    cln->handler = ngx_http_deferred_batch_cleanup;
+    cln->data = ctx;
+
+    ctx->redis = dlcf->redis;
+
+    for (i = 0; i < ctx->ngroups; i++) {
+        g = &ctx->groups[i];
+
+        if (dq_cmd_enqueue(&g->cmd, g->queue, g->items, g->n,
+                           (int64_t) dlcf->tombstone)
+            != DQ_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "deferred: cannot build the enqueue command");
+            return NGX_ERROR;
+        }
+    }
+
+    ctx->timer.handler = ngx_http_deferred_batch_timeout;
+    ctx->timer.data = ctx;
+    ctx->timer.log = r->connection->log;
+
+    ctx->state = NGX_HTTP_DEFERRED_WAITING;
+    ctx->waiting = 0;
+
+    for (i = 0; i < ctx->ngroups; i++) {
+        g = &ctx->groups[i];
+
+        g->pending = ngx_http_deferred_redis_eval(ctx->redis, &g->cmd,
+                                                  ngx_http_deferred_batch_reply,
+                                                  g);
+        if (g->pending == NULL) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "deferred: redis %V unavailable",
+                          &ctx->redis->name);
+
+            ngx_http_deferred_batch_cancel(ctx);
+            ctx->state = NGX_HTTP_DEFERRED_FAILED;
+
+            return NGX_DECLINED;
+        }
+
+        ctx->waiting++;
+    }
+
+    ngx_add_timer(&ctx->timer, dlcf->timeout);
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_deferred_batch_reply(void *data, redisReply *reply)
+{
+    ngx_http_deferred_group_t *g = data;
+
+    ngx_uint_t                 k;
+    dq_error_t                 err;
+    ngx_http_request_t        *r;
+    dq_enqueue_result_t       *res;
+    ngx_http_deferred_ctx_t   *ctx;
+
+    ctx = g->ctx;
+    r = ctx->request;
+
+    g->pending = NULL;
+    g->replied = 1;
+
+    if (reply == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "deferred: redis %V: no reply (connection lost)",
+                      &ctx->redis->name);
+        ngx_http_deferred_batch_fail(ctx, "Redis connection lost");
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "deferred: redis %V: enqueue failed: %*s",
+                      &ctx->redis->name, (int) reply->len, reply->str);
+        ngx_http_deferred_batch_fail(ctx, "Redis refused the enqueue");
+        return;
+    }
+
+    res = ngx_pcalloc(r->pool, g->n * sizeof(dq_enqueue_result_t));
+
+    if (res == NULL
+        || dq_reply_enqueue(reply, g->n, res, &err) != DQ_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "deferred: redis %V: unexpected enqueue reply: %s",
+                      &ctx->redis->name, res ? err.msg : "out of memory");
+        ngx_http_deferred_batch_fail(ctx, "unexpected reply from Redis");
+        return;
+    }
+
+    for (k = 0; k < g->n; k++) {
+        ctx->tasks[g->index[k]].result = res[k];
+    }
+
+    if (--ctx->waiting) {
+        return;
+    }
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    ctx->state = NGX_HTTP_DEFERRED_STORED;
+    ctx->done(ctx);
+}
+
+
+static void
+ngx_http_deferred_batch_timeout(ngx_event_t *ev)
+{
+    ngx_http_deferred_ctx_t  *ctx = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "deferred: redis %V: no reply within deferred_timeout",
+                  &ctx->redis->name);
+
+    ngx_http_deferred_batch_fail(ctx, "Redis did not answer in time");
+
+    /* after done(): the request may be gone, the connection is not */
+}
+
+
+static void
+ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
+    const char *message)
+{
+    ngx_uint_t                  timed_out;
+    ngx_http_deferred_redis_t  *rs;
+
+    timed_out = ctx->timer.timedout;
+    rs = ctx->redis;
+
+    ngx_http_deferred_batch_cancel(ctx);
+
+    ctx->state = NGX_HTTP_DEFERRED_FAILED;
+    ctx->retry_after = 1;
+
+    (void) ngx_http_deferred_error_body(ctx->request, ctx,
+                                        NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "RedisUnavailable", NULL, message);
+    ctx->done(ctx);
+
+    if (timed_out) {
+        /* a stuck connection: start over; other waiters get 503 now */
+        ngx_http_deferred_redis_timed_out(rs);
+    }
+}
+
+
+static void
+ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ctx->ngroups; i++) {
+        if (ctx->groups[i].pending) {
+            ngx_http_deferred_redis_cancel(ctx->groups[i].pending);
+            ctx->groups[i].pending = NULL;
+        }
+    }
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+}
+
+
+static void
+ngx_http_deferred_batch_cleanup(void *data)
+{
+    ngx_http_deferred_ctx_t  *ctx = data;
+
+    ngx_uint_t  i;
+
+    ngx_http_deferred_batch_cancel(ctx);
+
+    for (i = 0; i < ctx->ngroups; i++) {
+        dq_cmd_free(&ctx->groups[i].cmd);
+    }
+}
+
+
+/* results -> status, JSON, variables */
+
+void
+ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
+{
+    u_char                    *p, *e;
+    json_t                    *arr, *obj;
+    ngx_int_t                  status;
+    ngx_uint_t                 i, stored, conflict;
+    const char                *what;
+    ngx_http_request_t        *r;
+    ngx_http_deferred_task_t  *t;
+    u_char                     eta[64];
+
+    r = ctx->request;
+
+    ctx->var_id.data = ngx_pnalloc(r->pool, ctx->ntasks * (DQ_ID_LEN + 1));
+    ctx->var_eta.data = ngx_pnalloc(r->pool, ctx->ntasks * (NGX_INT64_LEN + 1));
+    if (ctx->var_id.data == NULL || ctx->var_eta.data == NULL) {
+        ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return;
+    }
+
+    p = ctx->var_id.data;
+    e = ctx->var_eta.data;
+    stored = 0;
+    conflict = 0;
+
+    arr = json_array();
+
+    for (i = 0; i < ctx->ntasks; i++) {
+        t = &ctx->tasks[i];
+
+        if (i) {
+            *p++ = ',';
+            *e++ = ',';
+        }
+
+        p = ngx_cpymem(p, t->id.ptr, t->id.len);
+
+        obj = json_object();
+
+        json_object_set_new(obj, "id", ngx_http_deferred_json_str(t->id));
+        json_object_set_new(obj, "queue",
+                            ngx_http_deferred_json_str(t->queue));
+        json_object_set_new(obj, "name",
+                            t->name.ptr ? ngx_http_deferred_json_str(t->name)
+                                        : json_null());
+        json_object_set_new(obj, "url", ngx_http_deferred_json_str(t->url));
+
+        if (t->result.status == DQ_OK) {
+            stored++;
+            e = ngx_sprintf(e, "%L", t->result.eta_ms);
+
+            json_object_set_new(obj, "status", json_string(
+                                t->result.existed ? "existed" : "created"));
+            json_object_set_new(obj, "eta_ms",
+                                json_integer(t->result.eta_ms));
+            json_object_set_new(obj, "eta", json_stringn((char *) eta,
+                ngx_http_deferred_rfc3339(eta, t->result.eta_ms) - eta));
+
+        } else {
+            conflict++;
+            what = t->result.status == DQ_ETOMBSTONE ? "TombstonedTask"
+                                                     : "TaskAlreadyExists";
+            json_object_set_new(obj, "status", json_string(what));
+            json_object_set_new(obj, "error", json_string(what));
+
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "deferred: task name \"%*s\" in queue \"%*s\": %s",
+                          (int) t->name.len, t->name.ptr,
+                          (int) t->queue.len, t->queue.ptr, what);
+        }
+
+        json_array_append_new(arr, obj);
+    }
+
+    ctx->var_id.len = p - ctx->var_id.data;
+    ctx->var_eta.len = e - ctx->var_eta.data;
+
+    if (conflict == 0) {
+        status = NGX_HTTP_CREATED;
+
+    } else if (stored == 0) {
+        status = NGX_HTTP_CONFLICT;
+
+    } else {
+        status = 207;
+    }
+
+    if (ctx->batch) {
+        (void) ngx_http_deferred_json_set(r, ctx, status, arr);
+        return;
+    }
+
+    obj = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+
+    (void) ngx_http_deferred_json_set(r, ctx, status, obj);
+}
+
+
+ngx_int_t
+ngx_http_deferred_error_body(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
+    const char *field, const char *message)
+{
+    json_t  *obj;
+
+    obj = json_object();
+
+    json_object_set_new(obj, "error", json_string(error));
+
+    if (field && field[0]) {
+        json_object_set_new(obj, "field", json_string(field));
+    }
+
+    if (message && message[0]) {
+        json_object_set_new(obj, "message", json_string(message));
+    }
+
+    return ngx_http_deferred_json_set(r, ctx, status, obj);
+}
+
+
+/* takes the reference to json */
+
+static ngx_int_t
+ngx_http_deferred_json_set(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx, ngx_int_t status, json_t *json)
+{
+    char    *s;
+    size_t   len;
+
+    ctx->status = status;
+    ctx->body.len = 0;
+
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    s = json_dumps(json, JSON_COMPACT);
+    json_decref(json);
+
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(s);
+
+    ctx->body.data = ngx_pnalloc(r->pool, len + 1);
+    if (ctx->body.data == NULL) {
+        free(s);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->body.data, s, len);
+    ctx->body.data[len] = '\n';
+    ctx->body.len = len + 1;
+
+    free(s);
+
+    return NGX_OK;
+}
+
+
+static json_t *
+ngx_http_deferred_json_str(dq_str_t s)
+{
+    json_t  *j;
+
+    j = json_stringn(s.ptr, s.len);
+
+    return j ? j : json_null();
+}
+
+
+static u_char *
+ngx_http_deferred_rfc3339(u_char *p, int64_t ms)
+{
+    ngx_tm_t  tm;
+
+    ngx_gmtime((time_t) (ms / 1000), &tm);
+
+    return ngx_sprintf(p, "%4d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
+                       (int) (ms % 1000));
+}
+
+
+ngx_int_t
+ngx_http_deferred_send_response(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx)
+{
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    r->headers_out.status = ctx->status;
+    r->headers_out.content_length_n = ctx->body.len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (ctx->retry_after) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, NGX_HTTP_DEFERRED_RETRY_AFTER);
+    }
+
+    if (ctx->body.len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = ctx->body.data;
+    b->last = ctx->body.data + ctx->body.len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}

@@ -1,0 +1,859 @@
+
+/*
+ * ngx_http_deferred_module: what a request meets.
+ *
+ *   - the deferred POST endpoint (content handler): checks method, content
+ *     type and size, reads the body (memory, several buffers or a temp
+ *     file), checks the HMAC, decodes msgpack or JSON with lib's strict
+ *     decoders, parses the task requests, and answers with the stored
+ *     tasks as JSON;
+ *   - the server-level endpoint: claims /_ah/queue/deferred in the
+ *     precontent phase by putting the endpoint handler in place;
+ *   - deferred_enqueue locations (rewrite phase, ahead of "return"):
+ *     builds the configured tasks from nginx variables, stores them, then
+ *     lets the location's own content run, or answers with the error.
+ */
+
+
+#include "ngx_http_deferred_module.h"
+
+
+static void ngx_http_deferred_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_deferred_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_deferred_content_type(ngx_http_request_t *r);
+static ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
+    const char *field, const char *message);
+static void ngx_http_deferred_endpoint_done(ngx_http_deferred_ctx_t *ctx);
+static void ngx_http_deferred_enqueue_done(ngx_http_deferred_ctx_t *ctx);
+static ngx_int_t ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_request_t *reqs, dq_error_t *err);
+static ngx_int_t ngx_http_deferred_pack_args(ngx_http_request_t *r,
+    ngx_array_t *args, dq_str_t *out, dq_error_t *err);
+static ngx_int_t ngx_http_deferred_seconds(ngx_str_t *v, int64_t *ms);
+static void ngx_http_deferred_zone_cleanup(void *data);
+
+
+#define NGX_HTTP_DEFERRED_MSGPACK  1
+#define NGX_HTTP_DEFERRED_JSON     2
+
+
+ngx_http_deferred_ctx_t *
+ngx_http_deferred_ctx_create(ngx_http_request_t *r)
+{
+    ngx_http_deferred_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_deferred_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ctx->request = r;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_deferred_module);
+
+    return ctx;
+}
+
+
+/* server level: "deferred_endpoint on" serves DQ_DEFAULT_URL */
+
+ngx_int_t
+ngx_http_deferred_precontent_handler(ngx_http_request_t *r)
+{
+    ngx_http_deferred_srv_conf_t  *dscf;
+
+    dscf = ngx_http_get_module_srv_conf(r, ngx_http_deferred_module);
+
+    if (!dscf->endpoint
+        || r->uri.len != sizeof(DQ_DEFAULT_URL) - 1
+        || ngx_strncmp(r->uri.data, DQ_DEFAULT_URL, r->uri.len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    r->content_handler = ngx_http_deferred_endpoint_handler;
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_table_elt_t               *h;
+    ngx_http_deferred_ctx_t       *ctx;
+    ngx_http_deferred_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+
+    ctx = ngx_http_deferred_ctx_create(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->endpoint = 1;
+
+    if (dlcf->redis == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "deferred: no deferred_redis for this location");
+        return ngx_http_deferred_reject(r, ctx,
+                                        NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "RedisUnavailable", NULL,
+                                        "no Redis configured");
+    }
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "POST");
+
+        return ngx_http_deferred_reject(r, ctx, NGX_HTTP_NOT_ALLOWED,
+                                        "MethodNotAllowed", NULL,
+                                        "deferred tasks are POSTed");
+    }
+
+    if (ngx_http_deferred_content_type(r) == NGX_DECLINED) {
+        return ngx_http_deferred_reject(r, ctx,
+                                        NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                        "UnsupportedMediaType", NULL,
+                                        "use application/x-msgpack or "
+                                        "application/json");
+    }
+
+    if (r->headers_in.content_length_n > (off_t) dlcf->max_body) {
+        return ngx_http_deferred_reject(r, ctx,
+                                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "RequestTooLarge", NULL,
+                                        "body over deferred_max_body");
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_deferred_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_deferred_content_type(ngx_http_request_t *r)
+{
+    size_t      len;
+    u_char     *p;
+    ngx_str_t  *ct;
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ct = &r->headers_in.content_type->value;
+
+    p = ngx_strlchr(ct->data, ct->data + ct->len, ';');
+    len = (p ? p : ct->data + ct->len) - ct->data;
+
+    while (len && (ct->data[len - 1] == ' ' || ct->data[len - 1] == '\t')) {
+        len--;
+    }
+
+    if ((len == sizeof("application/x-msgpack") - 1
+         && ngx_strncasecmp(ct->data, (u_char *) "application/x-msgpack", len)
+            == 0)
+        || (len == sizeof("application/msgpack") - 1
+            && ngx_strncasecmp(ct->data, (u_char *) "application/msgpack",
+                               len)
+               == 0))
+    {
+        return NGX_HTTP_DEFERRED_MSGPACK;
+    }
+
+    if (len == sizeof("application/json") - 1
+        && ngx_strncasecmp(ct->data, (u_char *) "application/json", len) == 0)
+    {
+        return NGX_HTTP_DEFERRED_JSON;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* an answer before the body is read (or instead of reading it) */
+
+static ngx_int_t
+ngx_http_deferred_reject(ngx_http_request_t *r, ngx_http_deferred_ctx_t *ctx,
+    ngx_int_t status, const char *error, const char *field,
+    const char *message)
+{
+    ngx_int_t  rc;
+
+    ngx_log_error((ngx_uint_t) (status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+                                ? NGX_LOG_ERR : NGX_LOG_INFO),
+                  r->connection->log, 0,
+                  "deferred: %i %s%s%s: %s", status, error,
+                  field ? " " : "", field ? field : "", message);
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_deferred_error_body(r, ctx, status, error, field, message)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        ctx->retry_after = 1;
+    }
+
+    return ngx_http_deferred_send_response(r, ctx);
+}
+
+
+static void
+ngx_http_deferred_body_handler(ngx_http_request_t *r)
+{
+    int                            rc, kind;
+    size_t                         n;
+    ngx_str_t                      body, url;
+    dq_str_t                       default_url;
+    dq_error_t                     err;
+    dq_limits_t                    lim;
+    dq_request_t                  *reqs;
+    msgpack_zone                  *zone;
+    msgpack_object                 root;
+    msgpack_sbuffer                sb;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_deferred_ctx_t       *ctx;
+    ngx_http_deferred_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_deferred_module);
+
+    ngx_memzero(&err, sizeof(dq_error_t));
+
+    if (ngx_http_deferred_read_body(r, &body) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (body.len > dlcf->max_body) {
+        dq_error_set(&err, DQ_ETOOBIG, NULL, "body over deferred_max_body");
+        goto failed;
+    }
+
+    if (dlcf->secret.len
+        && ngx_http_deferred_hmac_check(r, dlcf, body.data, body.len)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "deferred: 403 bad or missing %V", &dlcf->secret_header);
+
+        (void) ngx_http_deferred_error_body(r, ctx, NGX_HTTP_FORBIDDEN,
+                                            "Forbidden", NULL,
+                                            "bad or missing signature");
+        goto respond;
+    }
+
+    dq_limits_default(&lim);
+    lim.max_envelope = dlcf->max_body;
+    lim.max_batch = dlcf->max_batch;
+
+    kind = ngx_http_deferred_content_type(r);
+
+    if (kind == NGX_HTTP_DEFERRED_JSON) {
+        msgpack_sbuffer_init(&sb);
+
+        rc = dq_json_to_msgpack((char *) body.data, body.len, &lim, &sb,
+                                &err);
+
+        if (rc == DQ_OK) {
+            body.data = ngx_pnalloc(r->pool, sb.size ? sb.size : 1);
+
+            if (body.data == NULL) {
+                rc = dq_error_set(&err, DQ_ENOMEM, NULL, "out of memory");
+
+            } else {
+                ngx_memcpy(body.data, sb.data, sb.size);
+                body.len = sb.size;
+            }
+        }
+
+        msgpack_sbuffer_destroy(&sb);
+
+        if (rc != DQ_OK) {
+            goto failed;
+        }
+
+        /* the msgpack form may be larger than the JSON text */
+        lim.max_envelope = ngx_max(lim.max_envelope, body.len);
+    }
+
+    zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (zone == NULL || cln == NULL) {
+        if (zone) {
+            msgpack_zone_free(zone);
+        }
+
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln->handler = ngx_http_deferred_zone_cleanup;
+    cln->data = zone;
+
+    rc = dq_msgpack_unpack((char *) body.data, body.len, &lim, zone, &root,
+                           &err);
+    if (rc != DQ_OK) {
+        goto failed;
+    }
+
+    n = 1;
+
+    if (root.type == MSGPACK_OBJECT_ARRAY) {
+        ctx->batch = 1;
+
+        if (root.via.array.size > dlcf->max_batch) {
+            dq_error_set(&err, DQ_ETOOBIG, "tasks",
+                         "tasks: batch of %u tasks over the limit of %u",
+                         (unsigned) root.via.array.size,
+                         (unsigned) dlcf->max_batch);
+            goto failed;
+        }
+
+        n = ngx_max(root.via.array.size, 1);
+    }
+
+    reqs = ngx_palloc(r->pool, n * sizeof(dq_request_t));
+    if (reqs == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    lim.max_batch = n;
+
+    rc = dq_request_parse_body(&root, &lim, reqs, &n, &err);
+    if (rc != DQ_OK) {
+        goto failed;
+    }
+
+    /* tasks posted to a custom URL carry it (deferred.Handler().post) */
+
+    default_url.ptr = NULL;
+    default_url.len = 0;
+    url = r->uri;
+
+    if (!(url.len == sizeof(DQ_DEFAULT_URL) - 1
+          && ngx_strncmp(url.data, DQ_DEFAULT_URL, url.len) == 0))
+    {
+        default_url.ptr = (const char *) url.data;
+        default_url.len = url.len;
+
+        if (!dq_url_valid(default_url)) {
+            dq_error_set(&err, DQ_EINVAL, "url",
+                         "url: the endpoint's path is not a valid task URL");
+            goto failed;
+        }
+    }
+
+    rc = ngx_http_deferred_batch_prepare(ctx, reqs, n, default_url, &err);
+    if (rc != DQ_OK) {
+        goto failed;
+    }
+
+    ctx->done = ngx_http_deferred_endpoint_done;
+
+    switch (ngx_http_deferred_batch_send(ctx)) {
+
+    case NGX_AGAIN:
+        return;
+
+    case NGX_DECLINED:
+        ctx->retry_after = 1;
+        (void) ngx_http_deferred_error_body(r, ctx,
+                                            NGX_HTTP_SERVICE_UNAVAILABLE,
+                                            "RedisUnavailable", NULL,
+                                            "Redis is not reachable");
+        goto respond;
+
+    default:
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+failed:
+
+    ngx_log_error((ngx_uint_t) (err.code == DQ_ENOMEM ? NGX_LOG_ERR
+                                                      : NGX_LOG_INFO),
+                  r->connection->log, 0,
+                  "deferred: %i rejected task: %s",
+                  ngx_http_deferred_status_of(err.code), err.msg);
+
+    (void) ngx_http_deferred_error_body(r, ctx,
+                  ngx_http_deferred_status_of(err.code),
+                  err.code == DQ_ETOOBIG ? "RequestTooLarge"
+                  : err.code == DQ_EDECODE ? "MalformedBody"
+                  : err.code == DQ_ENOMEM ? "InternalError"
+                  : "InvalidTask",
+                  err.field, err.msg);
+
+respond:
+
+    ngx_http_finalize_request(r, ngx_http_deferred_send_response(r, ctx));
+}
+
+
+static void
+ngx_http_deferred_zone_cleanup(void *data)
+{
+    msgpack_zone_free(data);
+}
+
+
+/* the body in one piece: one buffer as is, else copied (files read) */
+
+static ngx_int_t
+ngx_http_deferred_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    off_t         len;
+    u_char       *p;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    body->len = 0;
+    body->data = (u_char *) "";
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "deferred: cannot read the body from %V",
+                              &b->file->name);
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_deferred_endpoint_done(ngx_http_deferred_ctx_t *ctx)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->state == NGX_HTTP_DEFERRED_STORED) {
+        ngx_http_deferred_batch_results(ctx);
+    }
+
+    ngx_http_finalize_request(r, ngx_http_deferred_send_response(r, ctx));
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* deferred_enqueue: in the rewrite phase, ahead of "return" */
+
+ngx_int_t
+ngx_http_deferred_rewrite_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    dq_error_t                     err;
+    dq_request_t                  *reqs;
+    dq_str_t                       none = { NULL, 0 };
+    ngx_http_deferred_ctx_t       *ctx;
+    ngx_http_deferred_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+
+    if (dlcf->enqueues == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_deferred_module);
+
+    if (ctx) {
+        switch (ctx->state) {
+
+        case NGX_HTTP_DEFERRED_STORED:
+            return NGX_DECLINED;
+
+        case NGX_HTTP_DEFERRED_WAITING:
+            return NGX_DONE;
+
+        default:
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    ctx = ngx_http_deferred_ctx_create(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(&err, sizeof(dq_error_t));
+
+    reqs = ngx_palloc(r->pool, dlcf->enqueues->nelts * sizeof(dq_request_t));
+    if (reqs == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->batch = 0;
+
+    if (ngx_http_deferred_enqueue_build(r, dlcf, reqs, &err) != DQ_OK
+        || ngx_http_deferred_batch_prepare(ctx, reqs, dlcf->enqueues->nelts,
+                                           none, &err)
+           != DQ_OK)
+    {
+        return ngx_http_deferred_reject(r, ctx,
+                                        ngx_http_deferred_status_of(err.code),
+                                        err.code == DQ_ENOMEM
+                                        ? "InternalError" : "InvalidTask",
+                                        err.field, err.msg);
+    }
+
+    ctx->done = ngx_http_deferred_enqueue_done;
+
+    rc = ngx_http_deferred_batch_send(ctx);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_deferred_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "RedisUnavailable", NULL,
+                                        "Redis is not reachable");
+    }
+
+    if (rc != NGX_AGAIN) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_deferred_enqueue_done(ngx_http_deferred_ctx_t *ctx)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->state == NGX_HTTP_DEFERRED_STORED) {
+        ngx_http_deferred_batch_results(ctx);
+
+        if (ctx->status == NGX_HTTP_CREATED) {
+            /* stored: the location's own content follows */
+            r->write_event_handler = ngx_http_core_run_phases;
+            ngx_http_core_run_phases(r);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_deferred_send_response(r, ctx);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_request_t *reqs, dq_error_t *err)
+{
+    ngx_str_t                     v;
+    ngx_uint_t                    i;
+    dq_request_t                 *req;
+    ngx_http_deferred_enqueue_t  *e;
+
+    e = dlcf->enqueues->elts;
+
+    for (i = 0; i < dlcf->enqueues->nelts; i++) {
+        req = &reqs[i];
+
+        dq_request_init(req);
+
+        req->func.ptr = (const char *) e[i].func.data;
+        req->func.len = e[i].func.len;
+
+        if (e[i].queue) {
+            if (ngx_http_complex_value(r, e[i].queue, &v) != NGX_OK) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            if (v.len) {
+                req->queue.ptr = (const char *) v.data;
+                req->queue.len = v.len;
+            }
+        }
+
+        if (e[i].name) {
+            if (ngx_http_complex_value(r, e[i].name, &v) != NGX_OK) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            if (v.len) {
+                req->name.ptr = (const char *) v.data;
+                req->name.len = v.len;
+            }
+        }
+
+        if (e[i].url) {
+            if (ngx_http_complex_value(r, e[i].url, &v) != NGX_OK) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            req->url.ptr = (const char *) v.data;
+            req->url.len = v.len;
+
+            if (!dq_url_valid(req->url)) {
+                return dq_error_set(err, DQ_EINVAL, "url",
+                                    "url: \"%.*s\" is not a path of "
+                                    "printable ASCII", (int) ngx_min(v.len,
+                                    100), v.data);
+            }
+        }
+
+        if (e[i].countdown) {
+            if (ngx_http_complex_value(r, e[i].countdown, &v) != NGX_OK) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            if (v.len
+                && ngx_http_deferred_seconds(&v, &req->countdown_ms)
+                   != NGX_OK)
+            {
+                return dq_error_set(err, DQ_EINVAL, "countdown",
+                                    "countdown: \"%.*s\" is not a number of "
+                                    "seconds", (int) ngx_min(v.len, 100),
+                                    v.data);
+            }
+        }
+
+        if (e[i].eta) {
+            if (ngx_http_complex_value(r, e[i].eta, &v) != NGX_OK) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            if (v.len
+                && ngx_http_deferred_seconds(&v, &req->eta_ms) != NGX_OK)
+            {
+                return dq_error_set(err, DQ_EINVAL, "eta",
+                                    "eta: \"%.*s\" is not epoch seconds",
+                                    (int) ngx_min(v.len, 100), v.data);
+            }
+        }
+
+        if (req->countdown_ms >= 0 && req->eta_ms >= 0) {
+            return dq_error_set(err, DQ_EINVAL, "eta",
+                                "eta: give countdown or eta, not both");
+        }
+
+        if (e[i].args
+            && ngx_http_deferred_pack_args(r, e[i].args, &req->args_raw, err)
+               != DQ_OK)
+        {
+            return err->code;
+        }
+    }
+
+    return DQ_OK;
+}
+
+
+/* "12", "0.5": non-negative seconds with up to 3 decimals -> ms */
+
+static ngx_int_t
+ngx_http_deferred_seconds(ngx_str_t *v, int64_t *ms)
+{
+    ngx_int_t  n;
+
+    n = ngx_atofp(v->data, v->len, 3);
+
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    *ms = n;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_deferred_pack_args(ngx_http_request_t *r, ngx_array_t *args,
+    dq_str_t *out, dq_error_t *err)
+{
+    int                       rc;
+    char                     *end, buf[64];
+    double                    d;
+    long long                 ll;
+    ngx_str_t                 v;
+    ngx_uint_t                i;
+    msgpack_packer            pk;
+    msgpack_sbuffer           sb;
+    ngx_http_deferred_arg_t  *a;
+
+    a = args->elts;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+    rc = msgpack_pack_array(&pk, args->nelts);
+
+    for (i = 0; rc == 0 && i < args->nelts; i++) {
+        if (ngx_http_complex_value(r, &a[i].value, &v) != NGX_OK) {
+            rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            break;
+        }
+
+        if (a[i].type == NGX_HTTP_DEFERRED_ARG_STR) {
+            rc = msgpack_pack_str(&pk, v.len)
+                 || msgpack_pack_str_body(&pk, v.data, v.len);
+            continue;
+        }
+
+        if (a[i].type == NGX_HTTP_DEFERRED_ARG_NIL) {
+            rc = msgpack_pack_nil(&pk);
+            continue;
+        }
+
+        if (a[i].type == NGX_HTTP_DEFERRED_ARG_BOOL) {
+            if (v.len == 4 && ngx_strncmp(v.data, "true", 4) == 0) {
+                rc = msgpack_pack_true(&pk);
+
+            } else if (v.len == 5 && ngx_strncmp(v.data, "false", 5) == 0) {
+                rc = msgpack_pack_false(&pk);
+
+            } else {
+                rc = dq_error_set(err, DQ_EINVAL, "args",
+                                  "args[%u]: \"%.*s\" is not true or false",
+                                  (unsigned) i, (int) ngx_min(v.len, 64),
+                                  v.data);
+            }
+
+            continue;
+        }
+
+        if (v.len == 0 || v.len >= sizeof(buf)) {
+            goto bad_number;
+        }
+
+        ngx_memcpy(buf, v.data, v.len);
+        buf[v.len] = '\0';
+        errno = 0;
+
+        if (a[i].type == NGX_HTTP_DEFERRED_ARG_INT) {
+            ll = strtoll(buf, &end, 10);
+            if (*end != '\0' || errno) {
+                goto bad_number;
+            }
+
+            rc = msgpack_pack_int64(&pk, ll);
+            continue;
+        }
+
+        d = strtod(buf, &end);
+        if (*end != '\0' || errno || d != d) {
+            goto bad_number;
+        }
+
+        rc = msgpack_pack_double(&pk, d);
+        continue;
+
+    bad_number:
+
+        rc = dq_error_set(err, DQ_EINVAL, "args",
+                          "args[%u]: \"%.*s\" is not a%s number", (unsigned) i,
+                          (int) ngx_min(v.len, 64), v.data,
+                          a[i].type == NGX_HTTP_DEFERRED_ARG_INT
+                          ? "n integer" : "");
+    }
+
+    if (rc == 0) {
+        out->ptr = ngx_pnalloc(r->pool, sb.size);
+
+        if (out->ptr == NULL) {
+            rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+
+        } else {
+            ngx_memcpy((u_char *) out->ptr, sb.data, sb.size);
+            out->len = sb.size;
+        }
+
+    } else if (err->code == 0) {
+        /* a msgpack_pack_* call failed: only memory can fail there */
+        rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+    }
+
+    msgpack_sbuffer_destroy(&sb);
+
+    return rc == 0 ? DQ_OK : err->code;
+}

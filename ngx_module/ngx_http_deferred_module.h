@@ -1,0 +1,215 @@
+
+/*
+ * ngx_http_deferred_module: types shared by the module's files.
+ *
+ *   ngx_http_deferred_module.c   directives, configuration, variables,
+ *                                phase handlers registration, process hooks
+ *   ngx_http_deferred_handler.c  the deferred POST endpoint and the
+ *                                deferred_enqueue locations
+ *   ngx_http_deferred_batch.c    tasks of one request: ids, envelopes, one
+ *                                script call per queue, results as JSON
+ *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
+ *                                one connection per worker per Redis,
+ *                                reconnect with backoff, EVALSHA/EVAL
+ *   ngx_http_deferred_hmac.c     the shared-secret signature check
+ *
+ * Key names, scripts, the envelope and name rules come from lib/ only.
+ */
+
+
+#ifndef _NGX_HTTP_DEFERRED_MODULE_H_INCLUDED_
+#define _NGX_HTTP_DEFERRED_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "dq_contract.h"
+
+
+#define NGX_HTTP_DEFERRED_RETRY_AFTER  "1"
+
+
+typedef struct ngx_http_deferred_redis_s      ngx_http_deferred_redis_t;
+typedef struct ngx_http_deferred_redis_cmd_s  ngx_http_deferred_redis_cmd_t;
+typedef struct ngx_http_deferred_ctx_s        ngx_http_deferred_ctx_t;
+
+
+/* the reply handler of a command; reply is NULL on timeout, disconnect or
+ * shutdown; it runs at most once, and never after a cancel */
+typedef void (*ngx_http_deferred_redis_handler_pt)(void *data,
+    redisReply *reply);
+
+
+struct ngx_http_deferred_redis_s {
+    ngx_str_t                      name;        /* as configured, for logs */
+    ngx_str_t                      host;        /* numeric, NUL-terminated */
+    in_port_t                      port;
+    ngx_str_t                      unix_path;   /* NUL-terminated, or empty */
+    ngx_str_t                      password;
+    ngx_int_t                      db;
+    ngx_msec_t                     connect_timeout;
+
+    /* per worker process, from init_process on */
+    redisAsyncContext             *ac;
+    ngx_uint_t                     state;
+    ngx_event_t                    timer;       /* connect timeout, backoff */
+    ngx_msec_t                     backoff;
+    ngx_msec_t                     last_attempt;
+    ngx_log_t                     *log;
+    unsigned                       down_logged:1;
+    unsigned                       exiting:1;
+};
+
+
+typedef struct {
+    ngx_array_t                    servers;     /* ngx_http_deferred_redis_t * */
+} ngx_http_deferred_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                     endpoint;    /* /_ah/queue/deferred */
+} ngx_http_deferred_srv_conf_t;
+
+
+/* one positional argument of a deferred_enqueue */
+typedef enum {
+    NGX_HTTP_DEFERRED_ARG_STR = 0,
+    NGX_HTTP_DEFERRED_ARG_INT,
+    NGX_HTTP_DEFERRED_ARG_FLOAT,
+    NGX_HTTP_DEFERRED_ARG_BOOL,
+    NGX_HTTP_DEFERRED_ARG_NIL
+} ngx_http_deferred_arg_type_e;
+
+
+typedef struct {
+    ngx_http_complex_value_t       value;
+    ngx_uint_t                     type;
+} ngx_http_deferred_arg_t;
+
+
+typedef struct {
+    ngx_str_t                      func;
+    ngx_http_complex_value_t      *queue;
+    ngx_http_complex_value_t      *countdown;
+    ngx_http_complex_value_t      *eta;
+    ngx_http_complex_value_t      *name;
+    ngx_http_complex_value_t      *url;
+    ngx_array_t                   *args;        /* ngx_http_deferred_arg_t */
+} ngx_http_deferred_enqueue_t;
+
+
+typedef struct {
+    ngx_http_deferred_redis_t     *redis;
+    ngx_flag_t                     endpoint;    /* this location */
+    ngx_array_t                   *enqueues;    /* ngx_http_deferred_enqueue_t */
+    ngx_array_t                   *queues;      /* ngx_str_t, allowed */
+    ngx_str_t                      secret;
+    ngx_str_t                      secret_header;
+    size_t                         max_body;
+    ngx_uint_t                     max_batch;
+    ngx_msec_t                     timeout;
+    ngx_msec_t                     tombstone;
+} ngx_http_deferred_loc_conf_t;
+
+
+/* one queue's share of a request's tasks: one script call */
+typedef struct {
+    ngx_http_deferred_ctx_t       *ctx;
+    dq_str_t                       queue;
+    dq_enqueue_item_t             *items;
+    ngx_uint_t                    *index;       /* item -> task number */
+    ngx_uint_t                     n;
+    dq_cmd_t                       cmd;
+    ngx_http_deferred_redis_cmd_t *pending;
+    ngx_uint_t                     replied;
+} ngx_http_deferred_group_t;
+
+
+typedef struct {
+    dq_str_t                       id;
+    dq_str_t                       queue;
+    dq_str_t                       name;
+    dq_str_t                       url;
+    dq_str_t                       envelope;
+    int64_t                        eta_ms;      /* requested, -1 none */
+    int64_t                        countdown_ms;
+    dq_enqueue_result_t            result;
+} ngx_http_deferred_task_t;
+
+
+typedef enum {
+    NGX_HTTP_DEFERRED_NEW = 0,
+    NGX_HTTP_DEFERRED_WAITING,
+    NGX_HTTP_DEFERRED_STORED,
+    NGX_HTTP_DEFERRED_FAILED
+} ngx_http_deferred_state_e;
+
+
+/* the request's context; the batch it carries lives in the request pool */
+struct ngx_http_deferred_ctx_s {
+    ngx_http_request_t            *request;
+    ngx_uint_t                     state;
+    ngx_uint_t                     endpoint;    /* POST vs enqueue location */
+
+    ngx_http_deferred_task_t      *tasks;
+    ngx_uint_t                     ntasks;
+    ngx_uint_t                     batch;       /* body was an array */
+    ngx_http_deferred_group_t     *groups;
+    ngx_uint_t                     ngroups;
+    ngx_uint_t                     waiting;     /* groups without reply */
+
+    ngx_http_deferred_redis_t     *redis;
+    void                         (*done)(ngx_http_deferred_ctx_t *ctx);
+    ngx_event_t                    timer;       /* deferred_timeout */
+    ngx_int_t                      status;      /* response when done */
+    ngx_str_t                      body;        /* response body (JSON) */
+    ngx_uint_t                     retry_after;
+
+    ngx_str_t                      var_id;      /* $deferred_task_id */
+    ngx_str_t                      var_eta;     /* $deferred_task_eta */
+};
+
+
+/* ngx_http_deferred_redis.c */
+ngx_int_t ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
+    ngx_http_deferred_main_conf_t *dmcf);
+void ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf);
+ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_eval(
+    ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
+    ngx_http_deferred_redis_handler_pt handler, void *data);
+void ngx_http_deferred_redis_cancel(ngx_http_deferred_redis_cmd_t *rc);
+void ngx_http_deferred_redis_timed_out(ngx_http_deferred_redis_t *rs);
+
+/* ngx_http_deferred_batch.c */
+ngx_int_t ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
+    dq_request_t *reqs, ngx_uint_t n, dq_str_t default_url,
+    dq_error_t *err);
+ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
+void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);
+ngx_int_t ngx_http_deferred_error_body(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
+    const char *field, const char *message);
+ngx_int_t ngx_http_deferred_send_response(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx);
+ngx_int_t ngx_http_deferred_status_of(int code);
+
+/* ngx_http_deferred_hmac.c */
+ngx_int_t ngx_http_deferred_hmac_check(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, u_char *body, size_t len);
+
+/* ngx_http_deferred_handler.c */
+ngx_int_t ngx_http_deferred_endpoint_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_deferred_precontent_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_deferred_rewrite_handler(ngx_http_request_t *r);
+ngx_http_deferred_ctx_t *ngx_http_deferred_ctx_create(ngx_http_request_t *r);
+
+
+extern ngx_module_t  ngx_http_deferred_module;
+
+
+#endif /* _NGX_HTTP_DEFERRED_MODULE_H_INCLUDED_ */

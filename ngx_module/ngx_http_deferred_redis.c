@@ -1,0 +1,597 @@
+
+/*
+ * ngx_http_deferred_module: Redis on nginx's event loop.
+ *
+ * Owns the hiredis <-> nginx adapter (the Redis socket wrapped in an
+ * ngx_connection_t, level-triggered read/write events, nginx closing the
+ * fd) and the per-worker connection of each configured Redis: connected at
+ * init_process by numeric address or unix socket (resolved at config
+ * time), AUTH/SELECT/SCRIPT LOAD pipelined ahead of everything else,
+ * commands of concurrent requests pipelined on it, reconnect with backoff,
+ * EVALSHA retried as EVAL on NOSCRIPT.
+ *
+ * Invariants: hiredis runs each callback exactly once (a NULL reply on
+ * disconnect); a command's handler runs at most once and never after
+ * ngx_http_deferred_redis_cancel(); nothing here blocks.
+ */
+
+
+#include "ngx_http_deferred_module.h"
+
+
+#define NGX_HTTP_DEFERRED_REDIS_IDLE        0
+#define NGX_HTTP_DEFERRED_REDIS_CONNECTING  1
+#define NGX_HTTP_DEFERRED_REDIS_READY       2
+#define NGX_HTTP_DEFERRED_REDIS_BACKOFF     3
+
+#define NGX_HTTP_DEFERRED_BACKOFF_MIN       100
+#define NGX_HTTP_DEFERRED_BACKOFF_MAX       2000
+
+
+struct ngx_http_deferred_redis_cmd_s {
+    ngx_http_deferred_redis_handler_pt   handler;   /* NULL: cancelled */
+    void                                *data;
+    dq_cmd_t                            *cmd;       /* for the EVAL retry */
+    ngx_http_deferred_redis_t           *redis;
+    unsigned                             eval:1;
+};
+
+
+static ngx_int_t ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs);
+static void ngx_http_deferred_redis_drop(ngx_http_deferred_redis_t *rs);
+static void ngx_http_deferred_redis_schedule(ngx_http_deferred_redis_t *rs);
+static void ngx_http_deferred_redis_timer_handler(ngx_event_t *ev);
+static void ngx_http_deferred_redis_connect_cb(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_deferred_redis_disconnect_cb(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
+    void *privdata);
+
+static void ngx_http_deferred_redis_add_read(void *privdata);
+static void ngx_http_deferred_redis_del_read(void *privdata);
+static void ngx_http_deferred_redis_add_write(void *privdata);
+static void ngx_http_deferred_redis_del_write(void *privdata);
+static void ngx_http_deferred_redis_cleanup(void *privdata);
+static void ngx_http_deferred_redis_read_handler(ngx_event_t *ev);
+static void ngx_http_deferred_redis_write_handler(ngx_event_t *ev);
+
+
+/* the first failure of a run is an error, the retries that follow info */
+
+static ngx_uint_t
+ngx_http_deferred_redis_level(ngx_http_deferred_redis_t *rs)
+{
+    return rs->down_logged ? NGX_LOG_INFO : NGX_LOG_ERR;
+}
+
+
+/* the adapter: maps hiredis' event hooks to nginx events, nothing else */
+
+static void
+ngx_http_deferred_redis_add_read(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (!c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "deferred: cannot add redis read event");
+        }
+    }
+}
+
+
+static void
+ngx_http_deferred_redis_del_read(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_deferred_redis_add_write(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (!c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "deferred: cannot add redis write event");
+        }
+    }
+}
+
+
+static void
+ngx_http_deferred_redis_del_write(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_deferred_redis_cleanup(void *privdata)
+{
+    ngx_connection_t   *c = privdata;
+    redisAsyncContext  *ac;
+
+    ac = c->data;
+
+    /* nginx closes the socket: hiredis must not close it again */
+    ac->c.fd = -1;
+    ac->ev.data = NULL;
+
+    ngx_close_connection(c);
+}
+
+
+static void
+ngx_http_deferred_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    redisAsyncHandleRead(c->data);
+}
+
+
+static void
+ngx_http_deferred_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    redisAsyncHandleWrite(c->data);
+}
+
+
+/* the connection of one worker to one Redis */
+
+ngx_int_t
+ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
+    ngx_http_deferred_main_conf_t *dmcf)
+{
+    ngx_uint_t                   i;
+    ngx_http_deferred_redis_t  **rsp, *rs;
+
+    rsp = dmcf->servers.elts;
+
+    for (i = 0; i < dmcf->servers.nelts; i++) {
+        rs = rsp[i];
+
+        rs->log = cycle->log;
+        rs->ac = NULL;
+        rs->state = NGX_HTTP_DEFERRED_REDIS_IDLE;
+        rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
+
+        ngx_memzero(&rs->timer, sizeof(ngx_event_t));
+        rs->timer.handler = ngx_http_deferred_redis_timer_handler;
+        rs->timer.data = rs;
+        rs->timer.log = cycle->log;
+        rs->timer.cancelable = 1;
+
+        (void) ngx_http_deferred_redis_connect(rs);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf)
+{
+    ngx_uint_t                   i;
+    redisAsyncContext           *ac;
+    ngx_http_deferred_redis_t  **rsp, *rs;
+
+    rsp = dmcf->servers.elts;
+
+    for (i = 0; i < dmcf->servers.nelts; i++) {
+        rs = rsp[i];
+
+        rs->exiting = 1;
+
+        if (rs->timer.timer_set) {
+            ngx_del_timer(&rs->timer);
+        }
+
+        ac = rs->ac;
+        rs->ac = NULL;
+        rs->state = NGX_HTTP_DEFERRED_REDIS_IDLE;
+
+        if (ac) {
+            redisAsyncFree(ac);
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
+{
+    int                 argc;
+    char                db[NGX_INT_T_LEN + 1];
+    size_t              argvlen[3];
+    const char         *argv[3];
+    ngx_connection_t   *c;
+    redisAsyncContext  *ac;
+    const dq_script_t  *script;
+
+    rs->last_attempt = ngx_current_msec;
+
+    if (rs->unix_path.len) {
+        ac = redisAsyncConnectUnix((char *) rs->unix_path.data);
+
+    } else {
+        ac = redisAsyncConnect((char *) rs->host.data, rs->port);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: redis %V: out of memory", &rs->name);
+        goto failed;
+    }
+
+    if (ac->err) {
+        ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                      "deferred: redis %V: connect failed: %s",
+                      &rs->name, ac->errstr);
+        rs->down_logged = 1;
+        redisAsyncFree(ac);
+        goto failed;
+    }
+
+    c = ngx_get_connection(ac->c.fd, rs->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        goto failed;
+    }
+
+    c->data = ac;
+    c->read->handler = ngx_http_deferred_redis_read_handler;
+    c->write->handler = ngx_http_deferred_redis_write_handler;
+    c->read->log = rs->log;
+    c->write->log = rs->log;
+
+    ac->data = rs;
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_deferred_redis_add_read;
+    ac->ev.delRead = ngx_http_deferred_redis_del_read;
+    ac->ev.addWrite = ngx_http_deferred_redis_add_write;
+    ac->ev.delWrite = ngx_http_deferred_redis_del_write;
+    ac->ev.cleanup = ngx_http_deferred_redis_cleanup;
+
+    rs->ac = ac;
+    rs->state = NGX_HTTP_DEFERRED_REDIS_CONNECTING;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_deferred_redis_connect_cb);
+    redisAsyncSetDisconnectCallback(ac, ngx_http_deferred_redis_disconnect_cb);
+
+    /* pipelined ahead of any command a request sends on this connection */
+
+    if (rs->password.len) {
+        argv[0] = "AUTH";
+        argvlen[0] = 4;
+        argv[1] = (const char *) rs->password.data;
+        argvlen[1] = rs->password.len;
+
+        (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_setup_cb,
+                                     (void *) "AUTH", 2, argv, argvlen);
+    }
+
+    if (rs->db) {
+        argv[0] = "SELECT";
+        argvlen[0] = 6;
+        argv[1] = db;
+        argvlen[1] = ngx_sprintf((u_char *) db, "%i", rs->db) - (u_char *) db;
+
+        (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_setup_cb,
+                                     (void *) "SELECT", 2, argv, argvlen);
+    }
+
+    script = dq_script(DQ_SCRIPT_ENQUEUE);
+
+    argc = 3;
+    argv[0] = "SCRIPT";
+    argvlen[0] = 6;
+    argv[1] = "LOAD";
+    argvlen[1] = 4;
+    argv[2] = script->source;
+    argvlen[2] = script->len;
+
+    (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_setup_cb,
+                                 (void *) "SCRIPT LOAD", argc, argv, argvlen);
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    ngx_add_timer(&rs->timer, rs->connect_timeout);
+
+    return NGX_OK;
+
+failed:
+
+    rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
+    ngx_http_deferred_redis_schedule(rs);
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_deferred_redis_schedule(ngx_http_deferred_redis_t *rs)
+{
+    if (rs->exiting) {
+        return;
+    }
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    ngx_add_timer(&rs->timer, rs->backoff);
+
+    rs->backoff *= 2;
+
+    if (rs->backoff > NGX_HTTP_DEFERRED_BACKOFF_MAX) {
+        rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MAX;
+    }
+}
+
+
+/* forget the connection: every pending command gets a NULL reply */
+
+static void
+ngx_http_deferred_redis_drop(ngx_http_deferred_redis_t *rs)
+{
+    redisAsyncContext  *ac;
+
+    ac = rs->ac;
+    rs->ac = NULL;
+    rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
+
+    ngx_http_deferred_redis_schedule(rs);
+
+    if (ac) {
+        redisAsyncFree(ac);
+    }
+}
+
+
+static void
+ngx_http_deferred_redis_timer_handler(ngx_event_t *ev)
+{
+    ngx_http_deferred_redis_t  *rs = ev->data;
+
+    switch (rs->state) {
+
+    case NGX_HTTP_DEFERRED_REDIS_CONNECTING:
+        ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                      "deferred: redis %V: connect timed out", &rs->name);
+        rs->down_logged = 1;
+        ngx_http_deferred_redis_drop(rs);
+        break;
+
+    case NGX_HTTP_DEFERRED_REDIS_BACKOFF:
+    case NGX_HTTP_DEFERRED_REDIS_IDLE:
+        (void) ngx_http_deferred_redis_connect(rs);
+        break;
+
+    default:
+        break;
+    }
+}
+
+
+static void
+ngx_http_deferred_redis_connect_cb(const redisAsyncContext *ac, int status)
+{
+    ngx_http_deferred_redis_t  *rs = ac->data;
+
+    if (status == REDIS_OK || rs->ac != ac) {
+        return;
+    }
+
+    /* hiredis frees the context when this returns */
+
+    ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                  "deferred: redis %V: connect failed: %s",
+                  &rs->name, ac->errstr);
+    rs->down_logged = 1;
+
+    rs->ac = NULL;
+    rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
+    ngx_http_deferred_redis_schedule(rs);
+}
+
+
+static void
+ngx_http_deferred_redis_disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    ngx_http_deferred_redis_t  *rs = ac->data;
+
+    if (rs->ac != ac) {
+        return;
+    }
+
+    if (status != REDIS_OK) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: redis %V: connection lost: %s",
+                      &rs->name, ac->errstr);
+    } else {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: redis %V: connection closed", &rs->name);
+    }
+
+    rs->down_logged = 1;
+    rs->ac = NULL;
+    rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
+    rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
+    ngx_http_deferred_redis_schedule(rs);
+}
+
+
+static void
+ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply                 *reply = r;
+    ngx_http_deferred_redis_t  *rs = ac->data;
+
+    if (reply == NULL || rs->ac != ac) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: redis %V: %s failed: %*s", &rs->name,
+                      (char *) privdata, (int) reply->len, reply->str);
+        rs->down_logged = 1;
+        ngx_http_deferred_redis_drop(rs);
+        return;
+    }
+
+    if (ngx_strcmp((char *) privdata, "SCRIPT LOAD") != 0) {
+        return;
+    }
+
+    /* the last setup command: the connection is usable */
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    ngx_log_error((ngx_uint_t) (rs->down_logged ? NGX_LOG_NOTICE
+                                                : NGX_LOG_INFO),
+                  rs->log, 0,
+                  "deferred: redis %V: connected", &rs->name);
+
+    rs->down_logged = 0;
+    rs->state = NGX_HTTP_DEFERRED_REDIS_READY;
+    rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
+}
+
+
+/* commands */
+
+ngx_http_deferred_redis_cmd_t *
+ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
+    ngx_http_deferred_redis_handler_pt handler, void *data)
+{
+    ngx_http_deferred_redis_cmd_t  *rc;
+
+    if (rs->ac == NULL
+        && !rs->exiting
+        && rs->state == NGX_HTTP_DEFERRED_REDIS_BACKOFF
+        && ngx_current_msec - rs->last_attempt >= NGX_HTTP_DEFERRED_BACKOFF_MIN)
+    {
+        /* the next request reconnects, at most once per BACKOFF_MIN */
+        (void) ngx_http_deferred_redis_connect(rs);
+    }
+
+    if (rs->ac == NULL) {
+        return NULL;
+    }
+
+    rc = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
+    if (rc == NULL) {
+        return NULL;
+    }
+
+    rc->handler = handler;
+    rc->data = data;
+    rc->cmd = cmd;
+    rc->redis = rs;
+    rc->eval = 0;
+
+    if (redisAsyncCommandArgv(rs->ac, ngx_http_deferred_redis_reply_cb, rc,
+                              cmd->argc, cmd->argv, cmd->argvlen)
+        != REDIS_OK)
+    {
+        ngx_free(rc);
+        return NULL;
+    }
+
+    return rc;
+}
+
+
+void
+ngx_http_deferred_redis_cancel(ngx_http_deferred_redis_cmd_t *rc)
+{
+    rc->handler = NULL;
+    rc->data = NULL;
+    rc->cmd = NULL;
+}
+
+
+void
+ngx_http_deferred_redis_timed_out(ngx_http_deferred_redis_t *rs)
+{
+    if (rs->ac == NULL) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                  "deferred: redis %V: command timed out, reconnecting",
+                  &rs->name);
+
+    rs->down_logged = 1;
+    ngx_http_deferred_redis_drop(rs);
+}
+
+
+static void
+ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    void                                *data;
+    redisReply                          *reply = r;
+    ngx_http_deferred_redis_cmd_t       *rc = privdata;
+    ngx_http_deferred_redis_handler_pt   handler;
+
+    if (rc->handler == NULL || rc->redis->exiting) {
+        ngx_free(rc);
+        return;
+    }
+
+    if (reply && !rc->eval && dq_reply_is_noscript(reply)) {
+        ngx_log_error(NGX_LOG_INFO, rc->redis->log, 0,
+                      "deferred: redis %V: NOSCRIPT, retrying with EVAL",
+                      &rc->redis->name);
+
+        dq_cmd_use_eval(rc->cmd);
+        rc->eval = 1;
+
+        if (redisAsyncCommandArgv(ac, ngx_http_deferred_redis_reply_cb, rc,
+                                  rc->cmd->argc, rc->cmd->argv,
+                                  rc->cmd->argvlen)
+            == REDIS_OK)
+        {
+            return;
+        }
+
+        reply = NULL;
+    }
+
+    handler = rc->handler;
+    data = rc->data;
+
+    ngx_free(rc);
+
+    handler(data, reply);
+}
