@@ -2,11 +2,11 @@
 # reload test can tell old code from new: $(B)/examples/ops-tasks/
 # libdq_ops_v1.so and libdq_ops_v2.so (used by the t/7N tests).
 
-$(B)/examples/ops-tasks/ops_v%.o: examples/ops-tasks/ops.c
+$(B)/examples/ops-tasks/v%/ops.o: examples/ops-tasks/ops.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -DOPS_VERSION=$* -MMD -MP -c -o $@ $<
 
-$(B)/examples/ops-tasks/libdq_ops_v%.so: $(B)/examples/ops-tasks/ops_v%.o
+$(B)/examples/ops-tasks/libdq_ops_v%.so: $(B)/examples/ops-tasks/v%/ops.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -shared -o $@ $^
 
