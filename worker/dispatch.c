@@ -443,9 +443,10 @@ void
 dq_dispatch_claim(dq_cqueue_t *q, size_t n)
 {
     dq_child_t  *ch = q->ch;
-    dq__claim_t *c = malloc(sizeof(*c));
-    dq_cmd_t     cmd;
-    int          rc;
+    dq__claim_t       *c = malloc(sizeof(*c));
+    dq_cmd_t           cmd;
+    dq_claim_limits_t  lim;
+    int                rc;
 
     if (c == NULL) {
         return;
@@ -453,8 +454,11 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     c->q = q;
     c->asked = n;
     dq_cmd_init(&cmd);
-    rc = dq_cmd_claim(&cmd, q->name, (int64_t) n, ch->conf->lease_ms,
-                      ch->conf->reclaim_delay_ms);
+    lim.rate = q->qc->rate;
+    lim.bucket_size = q->qc->bucket_size;
+    lim.max_concurrent = q->qc->max_concurrent;
+    rc = dq_cmd_claim_limited(&cmd, q->name, (int64_t) n, ch->conf->lease_ms,
+                              ch->conf->reclaim_delay_ms, &lim);
     if (rc != DQ_OK
         || dq_redis_send_cmd(ch->rc, &cmd, DQ_CMD_TIMEOUT_MS,
                              dq__claim_reply, c) != 0)
