@@ -10,5 +10,7 @@ $(B)/examples/ops-tasks/libdq_ops_v%.so: $(B)/examples/ops-tasks/v%/ops.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -shared -o $@ $^
 
+.PRECIOUS: $(B)/examples/ops-tasks/v%/ops.o
+
 all: $(B)/examples/ops-tasks/libdq_ops_v1.so \
      $(B)/examples/ops-tasks/libdq_ops_v2.so
