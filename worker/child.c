@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "child_impl.h"
+#include "master.h"
 
 /* ---------------------------------------------------------------- tasks */
 
@@ -37,6 +38,7 @@ dq_child_link(dq_child_t *ch, dq_task_t *t)
         ch->tasks->prev = t;
     }
     ch->tasks = t;
+    dq_child_stat_held(1);          /* for the master's crash report */
 }
 
 void
@@ -51,6 +53,7 @@ dq_child_unlink(dq_child_t *ch, dq_task_t *t)
         t->next->prev = t->prev;
     }
     t->prev = t->next = NULL;
+    dq_child_stat_held(-1);
 }
 
 /* ---------------------------------------------------------- wake-ups */

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "child_impl.h"
+#include "master.h"
 
 typedef enum { DQ_OP_ACK, DQ_OP_RETRY, DQ_OP_BURY, DQ_OP_RELEASE,
                DQ_OP_EXTEND } dq_op_t;
@@ -301,6 +302,7 @@ dq__after_work(uv_work_t *w, int status)
         dq_child_flush_on(ch);
         return;
     }
+    dq_child_stat_done(1);
     dq__finished(ch, t);
     dq_child_kick(ch);
 }
