@@ -1,0 +1,244 @@
+/*
+ * Futures produced by the loop: sleep (a uv timer) and Redis commands (on
+ * the async connection set with dq_tasklet_set_redis, the worker child's
+ * own).
+ *
+ * Each operation counts as pending in the context it was started in, so a
+ * toplevel tasklet does not end while a fire-and-forget sleep or command
+ * of its tree is still in flight. An operation holds one reference on its
+ * future until it completes it.
+ *
+ * Redis: every hiredis callback runs exactly once; a NULL reply (the
+ * connection was lost or freed) fails the future with DQ_EREDIS and the
+ * context's error text; an error reply fails it with the reply's text; any
+ * other reply is copied (hiredis frees it when the callback returns).
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "tasklet_int.h"
+
+typedef struct dq__sleep_s {
+    uv_timer_t           timer;
+    struct dq__sleep_s  *prev, *next;
+    dq_future_t         *f;
+    dq_context_t        *ctx;
+} dq__sleep_t;
+
+static void
+dq__sleep_close_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void
+dq__sleep_end(dq__sleep_t *s, int canceled)
+{
+    dq__rt_t    *rt = dq__rt;
+    dq_future_t *f = s->f;
+
+    if (s->prev) {
+        s->prev->next = s->next;
+    } else if (rt) {
+        rt->sleeps = s->next;
+    }
+    if (s->next) {
+        s->next->prev = s->prev;
+    }
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *) &s->timer, dq__sleep_close_cb);
+    s->f = NULL;
+    if (canceled) {
+        dq_future_set_exception(f, DQ_ECANCELED, "tasklet runtime shut down");
+    } else {
+        dq_future_set_result(f, DQ_VALUE_NONE);
+    }
+    dq_future_unref(f);
+    dq__context_op_end(s->ctx);
+    dq_context_unref(s->ctx);
+}
+
+static void
+dq__sleep_cb(uv_timer_t *t)
+{
+    dq__sleep_end(t->data, 0);
+}
+
+void
+dq__sleep_cancel_all(dq__rt_t *rt)
+{
+    while (rt->sleeps) {
+        dq__sleep_end(rt->sleeps, 1);
+    }
+}
+
+dq_future_t *
+dq_sleep_at(double seconds, const char *file, int line, const char *func)
+{
+    dq__rt_t    *rt = dq__rt_get();
+    dq__sleep_t *s;
+    dq_future_t *f;
+    uint64_t     ms;
+
+    if (rt == NULL) {
+        return NULL;
+    }
+    f = dq__future_alloc(sizeof(dq_future_t), DQ__FUT_SLEEP, "sleep", file,
+                         line, func);
+    if (f == NULL) {
+        return NULL;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL || uv_timer_init(rt->loop, &s->timer) != 0) {
+        free(s);
+        dq_future_set_exception(f, DQ_ENOMEM, "cannot start a timer");
+        return f;
+    }
+    s->timer.data = s;
+    s->f = dq_future_ref(f);
+    s->ctx = dq_context_ref(dq_context_get());
+    dq__context_op_start(s->ctx);
+    s->next = rt->sleeps;
+    if (s->next) {
+        s->next->prev = s;
+    }
+    rt->sleeps = s;
+    f->state = DQ_FUTURE_RUNNING;
+    ms = seconds <= 0 ? 0 : (uint64_t) (seconds * 1000.0 + 0.5);
+    uv_timer_start(&s->timer, dq__sleep_cb, ms, 0);
+    return f;
+}
+
+/* -------------------------------------------------------------- Redis */
+
+typedef struct {
+    dq_future_t  *f;
+    dq_context_t *ctx;
+} dq__redis_op_t;
+
+void
+dq_tasklet_set_redis(struct redisAsyncContext *ac)
+{
+    dq__rt_t *rt = dq__rt_get();
+
+    if (rt) {
+        rt->redis = ac;
+    }
+}
+
+static void
+dq__redis_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    dq__redis_op_t *op = privdata;
+    redisReply     *reply = r;
+    dq_value_t      v;
+
+    if (reply == NULL) {
+        dq_future_set_exception(op->f, DQ_EREDIS, "redis connection: %s",
+                                ac && ac->errstr[0] ? ac->errstr
+                                                    : "connection lost");
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        dq_future_set_exception(op->f, DQ_EREDIS, "%.*s", (int) reply->len,
+                                reply->str);
+    } else {
+        v = dq__value_reply_dup(reply);
+        if (v.type == DQ_VAL_NONE) {
+            dq_future_set_exception(op->f, DQ_ENOMEM, "cannot copy reply");
+        } else {
+            dq_future_set_result(op->f, v);
+        }
+    }
+    dq_future_unref(op->f);
+    dq__context_op_end(op->ctx);
+    dq_context_unref(op->ctx);
+    free(op);
+}
+
+/* A future for a command about to be sent; *opp gets the operation, or
+ * NULL if the future already failed (not connected, no memory). */
+static dq_future_t *
+dq__redis_prepare(dq__redis_op_t **opp, const char *file, int line,
+                  const char *func)
+{
+    dq__rt_t       *rt = dq__rt_get();
+    dq__redis_op_t *op;
+    dq_future_t    *f;
+
+    *opp = NULL;
+    if (rt == NULL) {
+        return NULL;
+    }
+    f = dq__future_alloc(sizeof(dq_future_t), DQ__FUT_REDIS, "redis", file,
+                         line, func);
+    if (f == NULL) {
+        return NULL;
+    }
+    if (rt->redis == NULL || rt->redis->err) {
+        dq_future_set_exception(f, DQ_EREDIS, "not connected to redis%s%s",
+                                rt->redis ? ": " : "",
+                                rt->redis ? rt->redis->errstr : "");
+        return f;
+    }
+    op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        dq_future_set_exception(f, DQ_ENOMEM, "no memory for the command");
+        return f;
+    }
+    op->f = dq_future_ref(f);
+    op->ctx = dq_context_ref(dq_context_get());
+    dq__context_op_start(op->ctx);
+    f->state = DQ_FUTURE_RUNNING;
+    *opp = op;
+    return f;
+}
+
+static void
+dq__redis_sent(dq__redis_op_t *op, int rc)
+{
+    redisAsyncContext *ac = dq__rt->redis;
+
+    if (rc == REDIS_OK) {
+        return;
+    }
+    dq_future_set_exception(op->f, DQ_EREDIS, "cannot send the command: %s",
+                            ac->errstr[0] ? ac->errstr : "bad format");
+    dq_future_unref(op->f);
+    dq__context_op_end(op->ctx);
+    dq_context_unref(op->ctx);
+    free(op);
+}
+
+dq_future_t *
+dq_redis_command_at(const char *file, int line, const char *func,
+                    const char *fmt, ...)
+{
+    dq__redis_op_t *op;
+    dq_future_t    *f = dq__redis_prepare(&op, file, line, func);
+    va_list         ap;
+
+    if (op) {
+        va_start(ap, fmt);
+        dq__redis_sent(op, redisvAsyncCommand(dq__rt->redis, dq__redis_cb, op,
+                                              fmt, ap));
+        va_end(ap);
+    }
+    return f;
+}
+
+dq_future_t *
+dq_redis_command_argv_at(int argc, const char **argv, const size_t *argvlen,
+                         const char *file, int line, const char *func)
+{
+    dq__redis_op_t *op;
+    dq_future_t    *f = dq__redis_prepare(&op, file, line, func);
+
+    if (op) {
+        dq__redis_sent(op, redisAsyncCommandArgv(dq__rt->redis, dq__redis_cb,
+                                                 op, argc, argv, argvlen));
+    }
+    return f;
+}
