@@ -59,7 +59,12 @@ dq__loader_error(dq_loader_t *ld, const char *path, const char *reason)
     if (e == NULL) {
         return;
     }
-    snprintf(e + old, add, "%s%s: %s", old ? "; " : "", path, reason);
+    /* dlerror() already starts with the path */
+    if (strncmp(reason, path, strlen(path)) == 0) {
+        snprintf(e + old, add, "%s%s", old ? "; " : "", reason);
+    } else {
+        snprintf(e + old, add, "%s%s: %s", old ? "; " : "", path, reason);
+    }
     ld->errors = e;
 }
 

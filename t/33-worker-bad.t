@@ -1,0 +1,64 @@
+# deferred-worker and bad tasks: a corrupt envelope and a missing envelope
+# placed in Redis by hand, an unknown function, and a function whose
+# library failed to load each go to the dead set with their reason and a
+# log line; the worker keeps running and the other tasks run.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use DQTest;
+use DQWorker;
+use Time::HiRes qw(time sleep);
+
+my $dir = tmpdir();
+my $r = DQTest::Redis->start(dir => $dir);
+
+# by hand, before the worker starts: garbage bytes, and an id with no
+# envelope at all, both due now
+$r->cmd('HSET', 'dq:{default}:tasks', 'corrupt-1', "\xc1\x93\x01garbage");
+$r->cmd('ZADD', 'dq:{default}:eta', 0, 'corrupt-1');
+$r->cmd('ZADD', 'dq:{default}:eta', 0, 'missing-1');
+my $good0 = DQWorker::defer($r, 'record', "$dir/good", 'before');
+
+my $missing_lib = "$dir/libnot-there.so";
+my $w = DQWorker::start_worker($r, $dir,
+    libs => [ DQWorker::example_lib(), $missing_lib ]);
+like(DQWorker::log_text($w), qr/\[error\].*task library "\Q$missing_lib\E" not loaded: .*No such file/,
+     'the missing library is logged');
+
+my $unknown = DQWorker::defer($r, 'no.such.function', 1, 2);
+my $good1 = DQWorker::defer($r, 'record', "$dir/good", 'after');
+
+DQTest::wait_for(sub { keys %{ DQWorker::dead($r) } >= 3 }, 10);
+my $dead = DQWorker::dead($r);
+like($dead->{'corrupt-1'} // '', qr/^undecodable envelope: /, 'corrupt envelope: dead, undecodable');
+like($dead->{'missing-1'} // '', qr/^missing envelope/, 'missing envelope: dead');
+like($dead->{$unknown} // '', qr/^unknown function "no\.such\.function" \(task libraries that failed to load: \Q$missing_lib\E: /,
+     'unknown function: dead, naming the library that failed to load');
+diag("$_: $dead->{$_}") for sort keys %$dead;
+
+my @rec = DQWorker::wait_records("$dir/good", 2, 10);
+is_deeply([ sort map { $_->{id} } @rec ], [ sort $good0, $good1 ], 'the good tasks ran');
+
+my $log = DQWorker::log_text($w);
+for my $id ('corrupt-1', 'missing-1', $unknown) {
+    like($log, qr/\[error\].*task dead: queue=default id=\Q$id\E .*reason="/,
+         "a log line for $id");
+}
+
+ok(DQWorker::alive($w), 'worker alive');
+my $good2 = DQWorker::defer($r, 'record', "$dir/good", 'later');
+@rec = DQWorker::wait_records("$dir/good", 3, 10);
+is(scalar @rec, 3, 'and still runs tasks');
+
+# a dead task can be re-run
+my ($rc) = DQWorker::cli($r, 'requeue', 'default', $unknown);
+is($rc, 0, 'requeue of a dead task accepted');
+my $deaths = sub { scalar grep { /task dead: queue=default id=\Q$unknown\E / }
+                    split /\n/, DQWorker::log_text($w) };
+DQTest::wait_for(sub { $deaths->() >= 2 }, 10);
+is($deaths->(), 2, 'it ran again (and died again: the function is still unknown)');
+
+is(DQWorker::stop_worker($w), 0, 'worker exits 0');
+log_clean_ok($w->{log}, 'worker log');
+done_testing();
