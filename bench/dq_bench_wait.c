@@ -8,8 +8,11 @@
  *   first_s=<realtime s when the counter first moved from its start value>
  *   done_s=<realtime s when it reached n> value=<v>
  * Realtime (not monotonic) so that run.sh can compare it with the time it
- * started the worker ($EPOCHREALTIME). Exit 0 when reached, 1 on timeout
- * (still printing the last value), 2 on a Redis error.
+ * started the worker ($EPOCHREALTIME). With -x FIELD (repeatable), gives up
+ * as soon as one of those counters of the same hash moves (e.g. "dead",
+ * "retried": the tasks are failing, waiting longer shows nothing).
+ * Exit 0 when reached, 1 on timeout or a failure counter moving (still
+ * printing the last value and "failed=<field>"), 2 on a Redis error.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -57,14 +60,20 @@ int
 main(int argc, char **argv)
 {
     const char     *host = "127.0.0.1", *key = NULL, *field = "done";
-    int             port = 6379, ch, interval_ms = 5;
+    const char     *fail[8];
+    long long       fail0[8], fv;
+    int             port = 6379, ch, interval_ms = 5, nfail = 0, i;
     long long       n = 0, v = 0, start;
     double          timeout = 120, t0, first = 0, now;
     redisContext   *rc;
     struct timespec nap;
 
-    while ((ch = getopt(argc, argv, "p:k:f:n:i:t:")) != -1) {
+    while ((ch = getopt(argc, argv, "p:k:f:n:i:t:x:")) != -1) {
         switch (ch) {
+        case 'x':
+            if (nfail < 8)
+                fail[nfail++] = optarg;
+            break;
         case 'p': port = atoi(optarg); break;
         case 'k': key = optarg; break;
         case 'f': field = optarg; break;
@@ -73,7 +82,7 @@ main(int argc, char **argv)
         case 't': timeout = strtod(optarg, NULL); break;
         default:
             fprintf(stderr, "usage: dq-bench-wait -p PORT -k KEY [-f FIELD] "
-                    "-n N [-i MS] [-t SEC]\n");
+                    "-n N [-i MS] [-t SEC] [-x FAILFIELD]...\n");
             return 2;
         }
     }
@@ -93,6 +102,9 @@ main(int argc, char **argv)
     if (get_counter(rc, key, field, &start) != 0)
         return 2;
     v = start;
+    for (i = 0; i < nfail; i++)
+        if (get_counter(rc, key, fail[i], &fail0[i]) != 0)
+            return 2;
     nap.tv_sec = interval_ms / 1000;
     nap.tv_nsec = (long) (interval_ms % 1000) * 1000000;
 
@@ -104,6 +116,16 @@ main(int argc, char **argv)
             first = now;
         if (v >= n)
             break;
+        for (i = 0; i < nfail; i++) {
+            if (get_counter(rc, key, fail[i], &fv) != 0)
+                return 2;
+            if (fv != fail0[i]) {
+                printf("first_s=%.6f done_s=0 value=%lld failed=%s\n",
+                       first, v, fail[i]);
+                redisFree(rc);
+                return 1;
+            }
+        }
         if (now - t0 > timeout) {
             printf("first_s=%.6f done_s=0 value=%lld\n", first, v);
             redisFree(rc);

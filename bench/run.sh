@@ -51,6 +51,7 @@ CORES=$(nproc)
 HTTP_SECONDS=${BENCH_HTTP_SECONDS:-10}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-2}
 WORKER_PROCS=${BENCH_WORKER_PROCS:-$CORES}
+WORKER_OPTS=${BENCH_WORKER_OPTS:-}   # e.g. "--batch 64 --concurrency 32"
 WRK_THREADS=2
 WRK_CONNS=50
 LATENESS_N=2000
@@ -133,7 +134,8 @@ wait_port() {
 children_of() { ps --ppid "$1" -o pid= 2>/dev/null | tr -d ' ' || true; }
 
 # ns on CPU of a pid (all its threads), from the scheduler
-cpu_ns() { awk '{print $1}' "/proc/$1/schedstat" 2>/dev/null || echo 0; }
+# (summed over its live threads: the pool threads live as long as the process)
+cpu_ns() { cat /proc/$1/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
 
 # peak RSS (VmHWM) of a pid in KiB
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -210,7 +212,7 @@ module_location() {
     cat <<EOF
         location = /_ah/queue/deferred {
             deferred_redis 127.0.0.1:$REDIS_PORT;
-            deferred_endpoint;
+            deferred_endpoint on;
         }
 EOF
 }
@@ -264,6 +266,13 @@ EOF
     wait_port "$NGINX_PORT" || die "nginx did not start: $(tail -5 "$d/logs/error.log")"
 }
 
+# ns on CPU of the nginx master and its workers
+nginx_cpu_ns() {
+    local p t=0
+    for p in $NGINX_PID $(children_of "$NGINX_PID"); do t=$((t + $(cpu_ns "$p"))); done
+    echo "$t"
+}
+
 start_nginx_plain() { MODULE_SO=/nonexistent; start_nginx; }
 
 # wrk_run NAME PATH BODY_FILE CTYPE MAX_REQ SECONDS: prints the wrk_result line
@@ -287,9 +296,10 @@ STATS_KEY='dq:{default}:stats'
 # start_worker PROCS LIBRARY...: one master with PROCS children (pid in
 # $WORKER_PID); docs/WORKER.md has the command line
 WORKER_PID=
+RUN_FAIL=
 start_worker() {
     local procs=$1; shift
-    local args=(-r "127.0.0.1:$REDIS_PORT" -q default -p "$procs") lib
+    local args=(-r "127.0.0.1:$REDIS_PORT" -q default --processes "$procs" $WORKER_OPTS) lib
     for lib in "$@"; do args+=(-l "$lib"); done
     spawn "$TMP/worker.log" "$WORKER_BIN" "${args[@]}"
     WORKER_PID=$SPAWNED
@@ -385,10 +395,18 @@ wl_http1() {
         return
     fi
     log "http1: one task per POST (wrk ${WRK_THREADS}t ${WRK_CONNS}c ${HTTP_SECONDS}s)"
+    local rcpu=() ncpu=() r0 r1 n0 n1 tasks
     for i in $(seq 1 "$REPEAT"); do
         flush
+        rcli CONFIG RESETSTAT >/dev/null
+        r0=$(redis_cpu_s); n0=$(nginx_cpu_ns)
         out=$(wrk_run http1 /_ah/queue/deferred "$TMP/body1.json" application/json 0 "$HTTP_SECONDS")
+        r1=$(redis_cpu_s); n1=$(nginx_cpu_ns)
         [ -n "$out" ] || continue
+        tasks=$(rcli HGET "$STATS_KEY" enqueued)
+        rcpu+=("$(awk -v a="$r0" -v b="$r1" -v n="$tasks" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')")
+        ncpu+=("$(awk -v a="$n0" -v b="$n1" -v n="$tasks" 'BEGIN { printf "%.2f", (b - a) / 1000 / n }')")
+        log "http1 run $i: redis commandstats: $(rcli INFO commandstats | tr -d '\r' | grep '^cmdstat' | sed 's/,rejected_calls.*//;s/cmdstat_//' | tr '\n' ' ')"
         vals+=("$(awk -v r="$(kv "$out" requests)" -v d="$(kv "$out" duration_us)" \
                   'BEGIN { printf "%.0f", r / (d / 1e6) }')")
         p50s+=("$(kv "$out" p50_us)"); p99s+=("$(kv "$out" p99_us)")
@@ -401,6 +419,8 @@ wl_http1() {
     figure http1.p50_ms "$(awk -v v="$(median "${p50s[@]}")" 'BEGIN { printf "%.2f", v / 1000 }')" ms
     figure http1.p99_ms "$(awk -v v="$(median "${p99s[@]}")" 'BEGIN { printf "%.2f", v / 1000 }')" ms
     figure http1.errors "$errs" errors
+    figure http1.redis_cpu_us_per_task "$(median "${rcpu[@]}")" us/task
+    figure http1.nginx_cpu_us_per_task "$(median "${ncpu[@]}")" us/task
     flush
 }
 
@@ -475,22 +495,33 @@ drain_run() {
     rc0=$(redis_cpu_s)
     t0=$EPOCHREALTIME
     start_worker "$WORKER_PROCS" "$lib"
-    out=$("$WAITER" -p "$REDIS_PORT" -k "$STATS_KEY" -f done -n "$N" -i 5 -t 120) ||
-        { log "$func: the worker did not finish ($out); log: $(tail -3 "$TMP/worker.log")"
+    out=$("$WAITER" -p "$REDIS_PORT" -k "$STATS_KEY" -f done -n "$N" -i 5 -t 120 \
+          -x dead -x retried) ||
+        { RUN_FAIL="$func: worker did not finish ($out): $(grep -m1 -o 'reason=.*' "$TMP/worker.log" | cut -c1-300)"
+          log "$RUN_FAIL"
           stop_spawned "$WORKER_PID"; return 1; }
     rc1=$(redis_cpu_s)
+    # a master with children: the children run tasks; a single process
+    # (no children) runs them itself and counts as the task-running one
+    local kids
+    kids=$(children_of "$WORKER_PID")
     for p in $(worker_pids); do
         cpu=$((cpu + $(cpu_ns "$p")))
         hwm=$(hwm_kib "$p")
-        if [ "$p" = "$WORKER_PID" ]; then master=$hwm
+        if [ "$p" = "$WORKER_PID" ] && [ -n "$kids" ]; then master=$hwm
         elif [ "$hwm" -gt "$maxc" ]; then maxc=$hwm; fi
     done
+    RUN_PROCS=$(( $(wc -w <<<"$kids") ))
     stop_spawned "$WORKER_PID"
     RUN_RATE=$(awk -v n="$N" -v a="$t0" -v b="$(kv "$out" done_s)" 'BEGIN { printf "%.0f", n / (b - a) }')
     RUN_WCPU_US=$(awk -v c="$cpu" -v n="$N" 'BEGIN { printf "%.2f", c / 1000 / n }')
     RUN_RCPU_US=$(awk -v a="$rc0" -v b="$rc1" -v n="$N" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')
     RUN_RSS_CHILD=$(awk -v k="$maxc" 'BEGIN { printf "%.1f", k / 1024 }')
-    RUN_RSS_MASTER=$(awk -v k="$master" 'BEGIN { printf "%.1f", k / 1024 }')
+    if [ "$RUN_PROCS" -gt 0 ]; then
+        RUN_RSS_MASTER=$(awk -v k="$master" 'BEGIN { printf "%.1f", k / 1024 }')
+    else
+        RUN_RSS_MASTER=n/a
+    fi
     log "$func: $N tasks at $RUN_RATE/s, worker ${RUN_WCPU_US} us/task, redis ${RUN_RCPU_US} us/task, rss child ${RUN_RSS_CHILD} MiB"
 }
 
@@ -509,14 +540,19 @@ wl_worker() {
         rc+=("$RUN_RSS_CHILD"); rm+=("$RUN_RSS_MASTER")
     done
     if [ ${#rates[@]} -eq 0 ]; then
-        na worker.tasks_per_s "worker run failed: $(tail -1 "$TMP/worker.log")"
+        na worker.tasks_per_s "$RUN_FAIL"
         return
     fi
     figure worker.tasks_per_s "$(median "${rates[@]}")" tasks/s ceiling.redis_eval_zadd_hset_p16
     figure worker.cpu_us_per_task "$(median "${w[@]}")" us/task
     figure worker.redis_cpu_us_per_task "$(median "${r[@]}")" us/task
     figure worker.rss_child_mib "$(printf '%s\n' "${rc[@]}" | sort -g | tail -1)" MiB
-    figure worker.rss_master_mib "$(printf '%s\n' "${rm[@]}" | sort -g | tail -1)" MiB
+    if [ "${rm[0]}" = n/a ]; then
+        na worker.rss_master_mib "deferred-worker ran as one process (no master/children yet)"
+    else
+        figure worker.rss_master_mib "$(printf '%s\n' "${rm[@]}" | sort -g | tail -1)" MiB
+    fi
+    figure worker.processes "$RUN_PROCS" children
     flush
 }
 
@@ -533,10 +569,15 @@ wl_tasklet() {
     fi
     for i in $(seq 1 "$REPEAT"); do
         drain_run bench.tasklet_incr "$TASKLET_SO" || continue
+        # each task did its one Redis command (the counter survives the
+        # drain: drain_run flushes before filling, not after)
+        local incr
+        incr=$(rcli GET bench:tasklet)
+        [ "$incr" = "$N" ] || log "tasklet: bench:tasklet is $incr, expected $N"
         rates+=("$RUN_RATE"); w+=("$RUN_WCPU_US")
     done
     if [ ${#rates[@]} -eq 0 ]; then
-        na tasklet.tasks_per_s "worker run failed: $(tail -1 "$TMP/worker.log")"; return
+        na tasklet.tasks_per_s "$RUN_FAIL"; na tasklet.cpu_us_per_task "$RUN_FAIL"; return
     fi
     figure tasklet.tasks_per_s "$(median "${rates[@]}")" tasks/s ceiling.redis_eval_zadd_hset_p16
     figure tasklet.cpu_us_per_task "$(median "${w[@]}")" us/task
