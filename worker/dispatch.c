@@ -164,7 +164,7 @@ dq__bury_bad(dq_child_t *ch, dq_task_t *t, const char *reason)
 {
     dq_log_error("task dead: queue=%s id=%s name=%s function=%s attempt=%lld "
                  "reason=\"%s\"", t->queue, t->id, dq__s(t->name),
-                 dq__s(t->func), (long long) t->token, reason);
+                 dq__s(t->func), (long long) t->execs, reason);
     dq__bury(ch, t, reason);
 }
 
@@ -264,12 +264,12 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
     if (quiet) {
         dq_log_debug("task retry: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
-                     t->id, dq__s(t->name), t->func, (long long) t->token,
+                     t->id, dq__s(t->name), t->func, (long long) t->execs,
                      t->error, (long long) delay);
     } else {
         dq_log_error("task failed: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
-                     t->id, dq__s(t->name), t->func, (long long) t->token,
+                     t->id, dq__s(t->name), t->func, (long long) t->execs,
                      t->error, (long long) delay);
     }
     dq__retry(ch, t, delay);

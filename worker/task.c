@@ -3,7 +3,8 @@
  * over a decoded envelope, plus the task object's life (task_impl.h).
  *
  * Metadata comes from the claim: retry count = failed attempts so far,
- * execution count = executions before this one (token - 1), ETA = the
+ * execution count = executions before this one (the claim's execs - 1;
+ * not the fencing token, which also counts released claims), ETA = the
  * score the task was due at. Every string handed to a function is owned
  * by the task and dies with it.
  */
@@ -77,6 +78,7 @@ dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
     }
     t->eta_ms = c->eta_ms;
     t->token = c->token;
+    t->execs = c->execs;
     t->retries = c->retries;
     t->first_run_ms = c->first_run_ms;
 
@@ -412,7 +414,7 @@ dq_task_retry_count(const dq_task_t *t)
 DQ_EXPORT int64_t
 dq_task_execution_count(const dq_task_t *t)
 {
-    return t->token > 0 ? t->token - 1 : 0;
+    return t->execs > 0 ? t->execs - 1 : 0;
 }
 
 DQ_EXPORT int64_t

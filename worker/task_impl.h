@@ -36,7 +36,8 @@ struct dq_task_s {
     char                 *id;             /* NUL-terminated copies */
     char                 *queue;
     int64_t               eta_ms;
-    int64_t               token;
+    int64_t               token;          /* fencing: claims, only grows */
+    int64_t               execs;          /* executions incl. this one */
     int64_t               retries;
     int64_t               first_run_ms;
     int64_t               claim_now_ms;   /* Redis time of the claim */

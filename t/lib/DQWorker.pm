@@ -29,7 +29,8 @@ sub worker_bin {
     return $p;
 }
 
-# start_worker($redis, $dir, name => 'w', args => [...], libs => [...])
+# start_worker($redis, $dir, name => 'w', args => [...], libs => [...],
+#              master => 0)
 sub start_worker {
     my ($r, $dir, %o) = @_;
     my $name = $o{name} || 'worker';
@@ -38,6 +39,9 @@ sub start_worker {
     my $pid = DQTest::spawn(
         name => $name, log => $log,
         cmd  => [worker_bin(), '-r', $r->address,
+                 # one child in this process, unless the test wants the
+                 # master (these tests signal and kill "the worker")
+                 ($o{master} ? () : qw(--master_process off)),
                  (map { ('-l', $_) } @libs), @{ $o{args} || [] }]);
     my $w = { pid => $pid, log => $log, name => $name };
     # ready when both connections are up
