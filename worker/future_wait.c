@@ -108,14 +108,30 @@ dq__wait_tasklet(dq__rt_t *rt, dq_future_t *const *fs, size_t n, int mode)
     return (int) idx;
 }
 
+/*
+ * Nothing alive can complete fs: fail the futures that suspended tasklets
+ * wait on (the leaves of the wait graph: the tasklets then resume and
+ * handle or propagate the error) or, if no tasklet is involved, fs
+ * themselves — all with DQ_EDEADLOCK and a message listing every pending
+ * future. Each call completes at least one future, so the caller's loop
+ * makes progress.
+ */
 static void
 dq__deadlock(dq__rt_t *rt, dq_future_t *const *fs, size_t n)
 {
-    char   *text = NULL;
-    size_t  len = 0, i, count;
-    FILE   *mem;
+    dq_future_t  *f, **leaves = NULL;
+    char         *text = NULL;
+    size_t        len = 0, i, nleaves = 0, count = 0;
+    FILE         *mem;
 
-    (void) rt;
+    for (f = rt->pending; f; f = f->pnext) {
+        count++;
+        if (f->waiter && f->waiter->state == DQ__CORO_SUSPENDED
+            && f->waiter->waiting_on == f)
+        {
+            nleaves++;
+        }
+    }
     mem = open_memstream(&text, &len);
     if (mem) {
         fprintf(mem, "deadlock: nothing left on the loop can complete ");
@@ -126,20 +142,34 @@ dq__deadlock(dq__rt_t *rt, dq_future_t *const *fs, size_t n)
                         fs[i]->site.func);
             }
         }
-        count = 0;
-        {
-            dq_future_t *f;
-            for (f = dq__rt->pending; f; f = f->pnext) {
-                count++;
-            }
-        }
         fprintf(mem, "%zu pending futures:\n", count);
         (void) dq_future_dump(mem);
         fclose(mem);
     }
-    for (i = 0; i < n; i++) {
-        dq_future_t *f = fs[i];
-
+    if (nleaves) {
+        leaves = calloc(nleaves, sizeof(*leaves));
+    }
+    if (leaves) {
+        nleaves = 0;
+        for (f = rt->pending; f; f = f->pnext) {
+            if (f->waiter && f->waiter->state == DQ__CORO_SUSPENDED
+                && f->waiter->waiting_on == f)
+            {
+                leaves[nleaves++] = dq_future_ref(f);
+            }
+        }
+    } else {
+        nleaves = 0;
+    }
+    for (i = 0; i < nleaves; i++) {
+        (void) dq__future_fail(leaves[i], DQ_EDEADLOCK, 0,
+                               text ? strdup(text) : NULL, __FILE__,
+                               __LINE__, "dq_future_wait");
+        dq_future_unref(leaves[i]);
+    }
+    free(leaves);
+    for (i = 0; nleaves == 0 && i < n; i++) {
+        f = fs[i];
         if (f->state != DQ_FUTURE_DONE) {
             dq_future_ref(f);
             (void) dq__future_fail(f, DQ_EDEADLOCK, 0,
@@ -166,7 +196,6 @@ dq__wait_plain(dq__rt_t *rt, dq_future_t *const *fs, size_t n, int mode)
             && dq__wait_ready(fs, n, mode) < 0)
         {
             dq__deadlock(rt, fs, n);
-            return DQ_EDEADLOCK;
         }
     }
     return (int) idx;

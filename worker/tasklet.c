@@ -321,19 +321,27 @@ dq__context_op_start(dq_context_t *ctx)
     ctx->pending++;
 }
 
-void
-dq__context_op_end(dq_context_t *ctx)
+/* toplevel: once everything started in the tree has ended (and its main
+ * tasklet is known), the drain future gets the main tasklet's outcome. */
+static void
+dq__context_try_drain(dq_context_t *ctx)
 {
-    if (--ctx->pending == 0 && ctx->drain
-        && ctx->drain->state != DQ_FUTURE_DONE)
-    {
-        /* toplevel: everything started in this tree has ended */
-        dq_future_t *drain = ctx->drain;
+    dq_future_t *drain = ctx->drain;
 
+    if (ctx->pending == 0 && drain && ctx->main
+        && drain->state != DQ_FUTURE_DONE)
+    {
         ctx->drain = NULL;
         dq__future_pass(drain, ctx->main, NULL, 0, NULL);
         dq_future_unref(drain);
     }
+}
+
+void
+dq__context_op_end(dq_context_t *ctx)
+{
+    ctx->pending--;
+    dq__context_try_drain(ctx);
 }
 
 /* ------------------------------------------------------------ tasklets */
@@ -444,18 +452,18 @@ dq_toplevel_at(dq_tasklet_fn fn, void *arg, const char *name,
     slot = rt->current != &rt->main ? &rt->current->ctx : &rt->thread_ctx;
     saved = *slot;
     *slot = ctx;
-    ctx->pending++;            /* hold the drain until main is recorded */
     main = dq_tasklet_at(fn, arg, name, file, line, func);
     *slot = saved;
     if (main == NULL) {
-        ctx->pending--;
         dq_future_set_exception(top, DQ_ENOMEM, "cannot start tasklet %s",
                                 name);
         dq_context_unref(ctx);
         return top;
     }
     ctx->main = main;
-    dq__context_op_end(ctx);
+    dq_context_ref(ctx);
+    dq__context_try_drain(ctx);
+    dq_context_unref(ctx);
     dq_context_unref(ctx);     /* the tasklets of the tree hold it now */
     return top;
 }

@@ -315,21 +315,28 @@ DQ_EXPORT int dq_future_remove_callback(dq_future_t *f, dq_future_cb cb,
 /*
  * wait: inside a tasklet, suspend that tasklet until f is done (the loop
  * and other tasklets keep running). Outside, run the loop until f is done.
- * Returns dq_future_check_success(f) once done. Outside a tasklet, if the
- * loop has nothing left that could complete f (no active handle, request or
- * queued callback), f is failed with DQ_EDEADLOCK, its message naming the
- * pending futures and where they were created, and DQ_EDEADLOCK is
- * returned instead of hanging.
+ * Returns dq_future_check_success(f) once done, or DQ_ENOTASKLET when
+ * called outside a tasklet from inside a loop callback (it would re-enter
+ * uv_run).
+ *
+ * Deadlocks: outside a tasklet, when the loop has nothing left that could
+ * complete what is waited on (no active handle, request or queued
+ * callback), the futures that suspended tasklets wait on — or, when no
+ * tasklet waits, the waited futures themselves — are failed with
+ * DQ_EDEADLOCK, the message naming every pending future, where it was
+ * created and which tasklet awaits it; the tasklets resume with that error
+ * and the wait goes on (so a tasklet that propagates it makes wait return
+ * DQ_EDEADLOCK). ndb spins forever there.
  */
 DQ_EXPORT int dq_future_wait(dq_future_t *f);
 #define dq_await(f) dq_future_wait(f)
 
 /* wait_any: wait until one of n futures is done; returns its index (the
- * lowest index among those already done), or DQ_EDEADLOCK (then every one
- * of them is failed as above), or DQ_EINVAL if n == 0. */
+ * lowest index among those already done), or DQ_EINVAL if n == 0 (a
+ * future failed by deadlock detection counts as done). */
 DQ_EXPORT int dq_future_wait_any(dq_future_t *const *fs, size_t n);
 /* wait_all: wait until all are done; DQ_OK, or the first (lowest index)
- * exception code among them, or DQ_EDEADLOCK. */
+ * exception code among them (DQ_EDEADLOCK included). */
 DQ_EXPORT int dq_future_wait_all(dq_future_t *const *fs, size_t n);
 
 /* Write every pending future of this thread (what, state, creation site,
