@@ -31,18 +31,39 @@
 
 #include <deferred/task.h>
 
-static pthread_key_t counter_conn_key;
+/* Every thread's connection is also on this list, so that fini frees the
+ * connections of pool threads that have not exited by then. */
+typedef struct counter_conn_s {
+    redisContext          *c;
+    struct counter_conn_s *next;
+} counter_conn_t;
+
+static pthread_key_t    counter_conn_key;
+static pthread_mutex_t  counter_conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static counter_conn_t  *counter_conns;
 
 static void
-counter_conn_free(void *c)
+counter_conn_free(void *p)
 {
-    redisFree(c);
+    counter_conn_t **pp;
+
+    pthread_mutex_lock(&counter_conns_lock);
+    for (pp = &counter_conns; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = (*pp)->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&counter_conns_lock);
+    redisFree(((counter_conn_t *) p)->c);
+    free(p);
 }
 
 static redisContext *
 counter_conn(dq_task_t *t)
 {
-    redisContext  *c = pthread_getspecific(counter_conn_key);
+    counter_conn_t *cc = pthread_getspecific(counter_conn_key);
+    redisContext  *c = cc ? cc->c : NULL;
     const char    *addr = dq_worker_redis_address();
     char           host[256];
     const char    *colon;
@@ -52,9 +73,9 @@ counter_conn(dq_task_t *t)
     if (c != NULL && c->err == 0) {
         return c;
     }
-    if (c != NULL) {
-        redisFree(c);
+    if (cc != NULL) {
         pthread_setspecific(counter_conn_key, NULL);
+        counter_conn_free(cc);
     }
     if (addr == NULL) {
         dq_task_set_error(t, "counter: no Redis address from the worker");
@@ -89,7 +110,18 @@ counter_conn(dq_task_t *t)
         }
         freeReplyObject(r);
     }
-    pthread_setspecific(counter_conn_key, c);
+    cc = malloc(sizeof(*cc));
+    if (cc == NULL) {
+        redisFree(c);
+        dq_task_set_error(t, "counter: out of memory");
+        return NULL;
+    }
+    cc->c = c;
+    pthread_mutex_lock(&counter_conns_lock);
+    cc->next = counter_conns;
+    counter_conns = cc;
+    pthread_mutex_unlock(&counter_conns_lock);
+    pthread_setspecific(counter_conn_key, cc);
     return c;
 }
 
@@ -190,13 +222,17 @@ counter_init(void)
 static void
 counter_fini(void)
 {
-    redisContext *c = pthread_getspecific(counter_conn_key);
+    counter_conn_t *cc;
 
-    if (c != NULL) {
-        redisFree(c);
-        pthread_setspecific(counter_conn_key, NULL);
-    }
+    /* the pool threads are done with their tasks when the library goes */
     pthread_key_delete(counter_conn_key);
+    pthread_mutex_lock(&counter_conns_lock);
+    while ((cc = counter_conns) != NULL) {
+        counter_conns = cc->next;
+        redisFree(cc->c);
+        free(cc);
+    }
+    pthread_mutex_unlock(&counter_conns_lock);
 }
 
 static const dq_function_t counter_functions[] = {
