@@ -334,8 +334,9 @@ int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
 /* Claim: first takes expired leases back (each counts as a failed attempt,
  * error "lease expired", rescheduled at now + reclaim_delay_ms), then
  * moves up to max_n due tasks to the lease set with deadline now + lease_ms,
- * counting one execution each; passes a wake token on if due work remains.
- * Returns them with their fencing token (= execution count). */
+ * counting one execution and one claim each; passes a wake token on if due
+ * work remains. Returns them with their fencing token (the task's claim
+ * count, which only grows) and execution count. */
 int dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, int64_t max_n, int64_t lease_ms,
                  int64_t reclaim_delay_ms);
 
