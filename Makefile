@@ -38,7 +38,6 @@ all:
 -include $(wildcard examples/*/example.mk)
 -include t/t.mk
 -include bench/bench.mk
--include bench/micro/micro.mk
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
