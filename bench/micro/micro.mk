@@ -1,0 +1,8 @@
+# Microbenchmarks run by hand (not by ./build.sh bench):
+#   make build/bench/micro/tasklet_bench && build/bench/micro/tasklet_bench
+$(B)/bench/micro/tasklet_bench: $(B)/bench/micro/tasklet_bench.o \
+                                $(B)/libdqtasklet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+all: $(B)/bench/micro/tasklet_bench
