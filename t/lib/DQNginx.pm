@@ -131,7 +131,8 @@ sub worker_pids {
         next unless $stat =~ /^\d+ \((.*)\) \S (\d+)/s;
         push @p, $e if $2 == ($self->{pid} // -1) && $1 =~ /nginx/;
     }
-    return sort { $a <=> $b } @p;
+    @p = sort { $a <=> $b } @p;
+    return @p;
 }
 
 # SIGHUP to the master; waits until the old workers are replaced.
