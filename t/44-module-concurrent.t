@@ -1,0 +1,74 @@
+# 1,000 concurrent enqueues over keep-alive connections (250 connections
+# at once, 4 requests each; half deferred POSTs, half deferred_enqueue
+# requests), pipelined by each nginx worker on its one Redis connection:
+# every one answered, every task stored exactly once under the id nginx
+# returned, every name taken once.
+use strict;
+use warnings;
+use lib 't/lib';
+use DQTest;
+use DQNginx;
+use Test::More;
+
+DQNginx::require_nginx();
+
+my $dir = tmpdir();
+my $r = DQTest::Redis->start(dir => $dir);
+my $n = DQNginx->start(redis => $r, http => q{
+    deferred_redis %%REDIS%%;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        keepalive_requests 1000;
+        deferred_endpoint on;
+        location = /enqueue {
+            deferred_enqueue noop name=$arg_n args=$arg_n;
+            add_header X-Task-Id $deferred_task_id;
+            return 200 "ok\n";
+        }
+    }
+});
+
+my $N = 1000;
+my @reqs;
+for my $i (1 .. $N) {
+    push @reqs, $i % 2
+        ? DQNginx::build_request('POST', '/_ah/queue/deferred',
+              json => qq({"func":"noop","name":"p$i","args":[$i]}))
+        : DQNginx::build_request('GET', "/enqueue?n=g$i");
+}
+my @res = $n->many(\@reqs, conns => 250, timeout => 60);
+
+my %status;
+$status{$_->{status}}++ for @res;
+is_deeply(\%status, { 201 => $N / 2, 200 => $N / 2 }, "all $N answered: 500 x 201, 500 x 200")
+    or diag explain \%status;
+
+my @ids;
+for my $i (1 .. $N) {
+    my $x = $res[$i - 1];
+    if ($i % 2) {
+        my ($id) = ($x->{body} // '') =~ /"id":"([^"]+)"/;
+        like($x->{body} // '', qr/"name":"p$i"/, "POST $i answered for its own task") unless $id;
+        push @ids, $id;
+    } else {
+        push @ids, $x->{headers}{'x-task-id'};
+    }
+}
+my %seen;
+$seen{$_ // ''}++ for @ids;
+is(scalar(grep { length } keys %seen), $N, "$N distinct task ids returned");
+
+is(DQNginx::stored($r), $N, "Redis holds exactly $N tasks");
+my $missing = grep { !$r->cmd('HEXISTS', 'dq:{default}:tasks', $_) } grep { defined } @ids;
+is($missing, 0, 'every returned id is stored');
+is($r->cmd('ZCARD', 'dq:{default}:eta'), $N, "$N scheduled in the ETA set");
+is($r->cmd('ZCARD', 'dq:{default}:names'), $N, "$N names taken, each once");
+
+# the same 1,000 again: every one a duplicate, nothing more stored
+@res = $n->many(\@reqs, conns => 250, timeout => 60);
+is(scalar(grep { $_->{status} == 409 } @res), $N, "replayed: $N x 409");
+is(DQNginx::stored($r), $N, "still exactly $N tasks");
+
+$n->stop;
+log_clean_ok($n->error_log, 'nginx error log');
+done_testing;
