@@ -158,7 +158,18 @@ void dq__context_op_end(dq_context_t *ctx);
 
 /* ------------------------------------------------------------- runtime */
 
-typedef void (*dq__switch_fn)(dq__coro_t *from, dq__coro_t *to);
+/*
+ * A Redis transport other than a raw redisAsyncContext (the worker's
+ * dq_redis_t, with its timeouts and reconnects): send returns 0 if the
+ * command went out (arguments copied), and then calls dq__redis_reply(op,
+ * reply or NULL, error text) exactly once; non-zero if not connected.
+ */
+struct redisReply;
+typedef int (*dq__redis_send_fn)(void *conn, int argc, const char **argv,
+                                 const size_t *argvlen, void *op);
+void dq__tasklet_set_redis_sender(dq__redis_send_fn fn, void *conn);
+void dq__redis_reply(void *op, const struct redisReply *reply,
+                     const char *errstr);
 
 struct dq__rt_s {
     uv_loop_t        *loop;
@@ -185,7 +196,9 @@ struct dq__rt_s {
     dq_context_t     *thread_ctx;
 
     struct dq__sleep_s *sleeps;              /* timers in flight */
-    struct redisAsyncContext *redis;
+    struct redisAsyncContext *redis;         /* raw hiredis transport */
+    dq__redis_send_fn redis_send;            /* or the worker's */
+    void             *redis_conn;
     dq_tasklet_log_fn log;
 
     uint64_t          tasklets_live, tasklets_started, stacks_mapped;

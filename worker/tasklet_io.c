@@ -127,19 +127,32 @@ dq_tasklet_set_redis(struct redisAsyncContext *ac)
 
     if (rt) {
         rt->redis = ac;
+        rt->redis_send = NULL;
+        rt->redis_conn = NULL;
     }
 }
 
-static void
-dq__redis_cb(redisAsyncContext *ac, void *r, void *privdata)
+void
+dq__tasklet_set_redis_sender(dq__redis_send_fn fn, void *conn)
 {
-    dq__redis_op_t *op = privdata;
-    redisReply     *reply = r;
+    dq__rt_t *rt = dq__rt_get();
+
+    if (rt) {
+        rt->redis = NULL;
+        rt->redis_send = fn;
+        rt->redis_conn = conn;
+    }
+}
+
+void
+dq__redis_reply(void *opv, const redisReply *reply, const char *errstr)
+{
+    dq__redis_op_t *op = opv;
     dq_value_t      v;
 
     if (reply == NULL) {
-        dq_future_set_exception(op->f, DQ_EREDIS, "redis connection: %s",
-                                ac && ac->errstr[0] ? ac->errstr
+        dq_future_set_exception(op->f, DQ_EREDIS, "redis: %s",
+                                errstr && errstr[0] ? errstr
                                                     : "connection lost");
     } else if (reply->type == REDIS_REPLY_ERROR) {
         dq_future_set_exception(op->f, DQ_EREDIS, "%.*s", (int) reply->len,
@@ -156,6 +169,12 @@ dq__redis_cb(redisAsyncContext *ac, void *r, void *privdata)
     dq__context_op_end(op->ctx);
     dq_context_unref(op->ctx);
     free(op);
+}
+
+static void
+dq__redis_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    dq__redis_reply(privdata, r, ac && ac->errstr[0] ? ac->errstr : NULL);
 }
 
 /* A future for a command about to be sent; *opp gets the operation, or
@@ -177,7 +196,7 @@ dq__redis_prepare(dq__redis_op_t **opp, const char *file, int line,
     if (f == NULL) {
         return NULL;
     }
-    if (rt->redis == NULL || rt->redis->err) {
+    if (rt->redis_send == NULL && (rt->redis == NULL || rt->redis->err)) {
         dq_future_set_exception(f, DQ_EREDIS, "not connected to redis%s%s",
                                 rt->redis ? ": " : "",
                                 rt->redis ? rt->redis->errstr : "");
@@ -197,19 +216,80 @@ dq__redis_prepare(dq__redis_op_t **opp, const char *file, int line,
 }
 
 static void
-dq__redis_sent(dq__redis_op_t *op, int rc)
+dq__redis_unsent(dq__redis_op_t *op, const char *why)
 {
-    redisAsyncContext *ac = dq__rt->redis;
-
-    if (rc == REDIS_OK) {
-        return;
-    }
     dq_future_set_exception(op->f, DQ_EREDIS, "cannot send the command: %s",
-                            ac->errstr[0] ? ac->errstr : "bad format");
+                            why);
     dq_future_unref(op->f);
     dq__context_op_end(op->ctx);
     dq_context_unref(op->ctx);
     free(op);
+}
+
+static void
+dq__redis_send_argv(dq__redis_op_t *op, int argc, const char **argv,
+                    const size_t *argvlen)
+{
+    dq__rt_t *rt = dq__rt;
+
+    if (rt->redis_send) {
+        if (rt->redis_send(rt->redis_conn, argc, argv, argvlen, op) != 0) {
+            dq__redis_unsent(op, "not connected to redis");
+        }
+        return;
+    }
+    if (redisAsyncCommandArgv(rt->redis, dq__redis_cb, op, argc, argv,
+                              argvlen) != REDIS_OK)
+    {
+        dq__redis_unsent(op, rt->redis->errstr[0] ? rt->redis->errstr
+                                                  : "not connected");
+    }
+}
+
+/* Split hiredis' RESP rendering of a formatted command back into argv
+ * (what a transport taking argv needs). Returns argc, or -1. */
+static int
+dq__resp_to_argv(char *cmd, size_t len, const char ***argvp, size_t **lenp)
+{
+    char   *p = cmd, *end = cmd + len, *nl;
+    long    n, i, l;
+    const char **argv;
+    size_t *lens;
+
+    if (len < 4 || *p != '*') {
+        return -1;
+    }
+    n = strtol(p + 1, &nl, 10);
+    if (n <= 0 || n > 1024 * 1024 || nl + 2 > end) {
+        return -1;
+    }
+    p = nl + 2;
+    argv = calloc((size_t) n, sizeof(*argv));
+    lens = calloc((size_t) n, sizeof(*lens));
+    if (argv == NULL || lens == NULL) {
+        free(argv);
+        free(lens);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (p >= end || *p != '$') {
+            goto bad;
+        }
+        l = strtol(p + 1, &nl, 10);
+        if (l < 0 || nl + 2 + l + 2 > end) {
+            goto bad;
+        }
+        argv[i] = nl + 2;
+        lens[i] = (size_t) l;
+        p = nl + 2 + l + 2;
+    }
+    *argvp = argv;
+    *lenp = lens;
+    return (int) n;
+bad:
+    free(argv);
+    free(lens);
+    return -1;
 }
 
 dq_future_t *
@@ -219,13 +299,37 @@ dq_redis_command_at(const char *file, int line, const char *func,
     dq__redis_op_t *op;
     dq_future_t    *f = dq__redis_prepare(&op, file, line, func);
     va_list         ap;
+    char           *cmd = NULL;
+    const char    **argv = NULL;
+    size_t         *lens = NULL;
+    int             len, argc;
 
-    if (op) {
-        va_start(ap, fmt);
-        dq__redis_sent(op, redisvAsyncCommand(dq__rt->redis, dq__redis_cb, op,
-                                              fmt, ap));
-        va_end(ap);
+    if (op == NULL) {
+        return f;
     }
+    if (dq__rt->redis_send == NULL) {
+        va_start(ap, fmt);
+        if (redisvAsyncCommand(dq__rt->redis, dq__redis_cb, op, fmt, ap)
+            != REDIS_OK)
+        {
+            dq__redis_unsent(op, dq__rt->redis->errstr[0]
+                                 ? dq__rt->redis->errstr : "bad format");
+        }
+        va_end(ap);
+        return f;
+    }
+    va_start(ap, fmt);
+    len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    argc = len > 0 ? dq__resp_to_argv(cmd, (size_t) len, &argv, &lens) : -1;
+    if (argc < 0) {
+        dq__redis_unsent(op, "bad format");
+    } else {
+        dq__redis_send_argv(op, argc, argv, lens);
+    }
+    free(argv);
+    free(lens);
+    free(cmd);     /* the transport copies its arguments at send time */
     return f;
 }
 
@@ -237,8 +341,7 @@ dq_redis_command_argv_at(int argc, const char **argv, const size_t *argvlen,
     dq_future_t    *f = dq__redis_prepare(&op, file, line, func);
 
     if (op) {
-        dq__redis_sent(op, redisAsyncCommandArgv(dq__rt->redis, dq__redis_cb,
-                                                 op, argc, argv, argvlen));
+        dq__redis_send_argv(op, argc, argv, argvlen);
     }
     return f;
 }
