@@ -228,8 +228,15 @@ dq__get_reply(dq_client_t *c, redisReply **r)
     void *p = NULL;
 
     if (redisGetReply(c->ctx, &p) != REDIS_OK || p == NULL) {
-        dq__fail(c, DQ_EREDIS, "redis: %s",
-                 c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
+        if (c->ctx->err == REDIS_ERR_IO
+            && (errno == EAGAIN || errno == EWOULDBLOCK))
+        {
+            dq__fail(c, DQ_EREDIS, "redis: no reply within %d ms (the "
+                     "command may still run)", c->timeout_ms);
+        } else {
+            dq__fail(c, DQ_EREDIS, "redis: %s",
+                     c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
+        }
         dq__disconnect(c);
         *r = NULL;
         return DQ_EREDIS;

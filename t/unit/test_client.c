@@ -3,8 +3,9 @@
  * option (checked by decoding the stored envelope), names (duplicate,
  * tombstone), bad input naming its field, the size limit, dq_defer_many
  * (pipelined, one script call per queue per 1000 tasks), stats, requeue,
- * last error, NOSCRIPT recovery, reconnect, SELECT/AUTH, Redis down.
- * Usage: test_client PORT
+ * last error, NOSCRIPT recovery, reconnect, timeout, unix socket,
+ * SELECT/AUTH, Redis down.
+ * Usage: test_client PORT [UNIX_SOCKET]
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 
 #include "redis_helper.h"
 
-static int port;
+static int         port;
+static const char *sock;     /* unix socket path (argv[2]), or NULL */
 
 /* Decode the stored envelope of a task. */
 static int
@@ -400,6 +402,41 @@ test_connection(dq_client_t *c)
            "bad address: DQ_EINVAL (%s)", dq_client_errstr(c2));
     dq_client_free(c2);
 
+    /* a command that times out: DQ_EREDIS, and the next call reconnects
+     * (the timed-out enqueue may still land: Redis only paused it) */
+    {
+        dq_client_opts_t to = { NULL, 0, 200, 0, 0 };
+        dq_defer_opts_t  o = DQ_DEFER_OPTS_INIT;
+        dq_queue_stats_t s;
+        long long        t0;
+
+        c2 = dq_client_new(addr, &to);
+        o.queue = "slow";
+        freeReplyObject(redisCommand(R, "CLIENT PAUSE 600 ALL"));
+        t0 = dq_now_ms();
+        rc = dq_defer(c2, "f", NULL, &o, NULL, NULL);
+        ok(rc == DQ_EREDIS && dq_now_ms() - t0 < 550,
+           "command timeout (200 ms) while Redis is paused: DQ_EREDIS "
+           "after %lld ms (%s)", dq_now_ms() - t0, dq_client_errstr(c2));
+        ok(strstr(dq_client_errstr(c2), "within 200 ms") != NULL,
+           "the error says it timed out");
+        sleep_ms(700);
+        is_int(dq_defer(c2, "f", NULL, &o, NULL, NULL), DQ_OK,
+               "the next call reconnects");
+        dq_queue_stats(c2, "slow", &s);
+        ok(s.waiting >= 1, "%lld task(s) stored (the timed-out one may "
+           "have landed too)", (long long) s.waiting);
+        dq_client_free(c2);
+    }
+    if (sock) {
+        char unixaddr[300];
+        snprintf(unixaddr, sizeof(unixaddr), "unix:%s", sock);
+        c2 = dq_client_new(unixaddr, NULL);
+        is_int(dq_defer(c2, "f", NULL, NULL, NULL, NULL), DQ_OK,
+               "over a unix socket (%s)", dq_client_errstr(c2));
+        dq_client_free(c2);
+    }
+
     freeReplyObject(redisCommand(R, "CONFIG SET requirepass s3cret"));
     co.db = 0;
     co.password = "s3cret";
@@ -424,6 +461,7 @@ main(int argc, char **argv)
     char             addr[32];
 
     port = redis_port(argc, argv);
+    sock = argc > 2 ? argv[2] : NULL;
     if (port <= 0) {
         printf("1..0 # SKIP no redis port given\n");
         return 0;
