@@ -282,10 +282,6 @@ ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
                                                   ngx_http_deferred_batch_reply,
                                                   g);
         if (g->pending == NULL) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "deferred: redis %V unavailable",
-                          &ctx->redis->name);
-
             ngx_http_deferred_batch_cancel(ctx);
             ctx->state = NGX_HTTP_DEFERRED_FAILED;
 
@@ -480,7 +476,9 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
         obj = json_object();
 
-        json_object_set_new(obj, "id", ngx_http_deferred_json_str(t->id));
+        json_object_set_new(obj, "id", t->result.status == DQ_OK
+                                       ? ngx_http_deferred_json_str(t->id)
+                                       : json_null());
         json_object_set_new(obj, "queue",
                             ngx_http_deferred_json_str(t->queue));
         json_object_set_new(obj, "name",

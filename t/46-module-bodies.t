@@ -1,0 +1,162 @@
+# What the deferred POST endpoint stores: JSON and msgpack bodies, single
+# tasks (201 + the task as JSON) and batches (one script call per queue;
+# 201 / 207 / 409 with per-task status), the custom-URL endpoint, a body
+# nginx spooled to a temp file, the deferred_secret HMAC check (403), and
+# the envelope the worker will run (checked by running it: the example
+# library's `record` function writes what it got).
+use strict;
+use warnings;
+use lib 't/lib';
+use DQTest;
+use DQNginx;
+use DQWorker;
+use Test::More;
+use Time::HiRes qw(time);
+
+DQNginx::require_nginx();
+
+my $SECRET = 'correct horse battery staple';
+my $dir = tmpdir();
+my $r = DQTest::Redis->start(dir => $dir);
+my $n = DQNginx->start(redis => $r, http => qq{
+    deferred_redis %%REDIS%%;
+    client_body_buffer_size 1k;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        deferred_endpoint on;
+        location = /custom/path { deferred_endpoint on; }
+        location = /signed {
+            deferred_endpoint on;
+            deferred_secret "$SECRET";
+        }
+        location = /signed-hdr {
+            deferred_endpoint on;
+            deferred_secret "$SECRET" header=X-Hub-Signature-256;
+        }
+        location = /vars {
+            deferred_endpoint on;
+            add_header X-Ids \$deferred_task_id;
+            add_header X-Etas \$deferred_task_eta;
+        }
+    }
+});
+my $EP = '/_ah/queue/deferred';
+
+my $task = sub { my ($id) = @_; $r->cmd('HGET', 'dq:{default}:tasks', $id) };
+my $eta = sub { my ($id, $q) = @_; $r->cmd('ZSCORE', 'dq:{' . ($q // 'default') . '}:eta', $id) };
+
+# --- one task, JSON
+my $t0 = time * 1000;
+my $res = $n->request('POST', $EP, json => '{"func":"noop","args":["a",1],"countdown":60,"queue":"default"}');
+is($res->{status}, 201, 'JSON task: 201 Created');
+like($res->{headers}{'content-type'}, qr{^application/json}, 'answer is JSON');
+my ($id) = $res->{body} =~ /"id":"([A-Za-z0-9_-]{22})"/;
+ok($id, "the task id is returned ($id)");
+my ($eta_ms) = $res->{body} =~ /"eta_ms":(\d+)/;
+ok($eta_ms >= $t0 + 59000 && $eta_ms <= $t0 + 62000, 'eta_ms is now + countdown');
+like($res->{body}, qr/"eta":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"/, 'eta as RFC 3339');
+like($res->{body}, qr/"queue":"default"/, 'queue returned');
+like($res->{body}, qr{"url":"/_ah/queue/deferred"}, 'default URL');
+ok(defined $task->($id), 'stored under that id');
+is($eta->($id), $eta_ms, 'scheduled at that ETA');
+
+# --- one task, msgpack
+$res = $n->request('POST', $EP, msgpack => DQNginx::mp({ func => 'noop', args => [\'x', 7, 1.5, undef, [1, 2], { k => 'v' }],
+                                                          kwargs => { amount => 10 }, name => 'mp-1' }));
+is($res->{status}, 201, 'msgpack task: 201');
+like($res->{body}, qr/"name":"mp-1"/, 'name returned');
+($id) = $res->{body} =~ /"id":"([^"]+)"/;
+ok(defined $task->($id), 'msgpack task stored');
+$res = $n->request('POST', $EP, msgpack => DQNginx::mp({ func => 'noop' }),
+                   type => 'application/msgpack');
+is($res->{status}, 201, 'application/msgpack accepted too');
+$res = $n->request('POST', $EP, json => '{"func":"noop"}', type => 'application/json; charset=utf-8');
+is($res->{status}, 201, 'Content-Type parameters ignored');
+
+# --- custom URL endpoint: tasks carry the URL they were posted to
+$res = $n->request('POST', '/custom/path', json => '{"func":"noop"}');
+is($res->{status}, 201, 'custom-URL endpoint: 201');
+like($res->{body}, qr{"url":"/custom/path"}, 'the task carries /custom/path');
+$res = $n->request('POST', '/custom/path', json => '{"func":"noop","url":"/other"}');
+like($res->{body}, qr{"url":"/other"}, 'an explicit url wins');
+
+# --- batches
+my $before = DQNginx::stored($r);
+$res = $n->request('POST', $EP, json => '[{"func":"noop","name":"b1"},{"func":"noop","queue":"mail"},'
+                                      . '{"func":"noop","name":"b2","eta":"2030-01-01T00:00:00Z"}]');
+is($res->{status}, 201, 'batch of 3 over two queues: 201');
+my @ids = $res->{body} =~ /"id":"([^"]+)"/g;
+is(scalar @ids, 3, 'three ids, in order');
+like($res->{body}, qr/^\[.*"queue":"default".*"queue":"mail".*"queue":"default".*\]$/s, 'per-task queues, in order');
+is($eta->($ids[2]), 1893456000000, 'eta from RFC 3339 honoured');
+ok(defined $r->cmd('HGET', 'dq:{mail}:tasks', $ids[1]), 'the mail task is in its own queue');
+is(DQNginx::stored($r), $before + 2, 'two in default');
+
+$res = $n->request('POST', $EP, json => '[{"func":"noop","name":"b1"},{"func":"noop","name":"b3"}]');
+is($res->{status}, 207, 'batch with one duplicate: 207');
+like($res->{body}, qr/"name":"b1","url":"[^"]+","status":"TaskAlreadyExists"/, 'the duplicate named');
+like($res->{body}, qr/"name":"b3","url":"[^"]+","status":"created"/, 'the other created');
+$res = $n->request('POST', $EP, json => '[{"func":"noop","name":"b1"},{"func":"noop","name":"b2"}]');
+is($res->{status}, 409, 'batch of duplicates only: 409');
+
+# a msgpack batch of 200 tasks
+$before = DQNginx::stored($r);
+$res = $n->request('POST', $EP, msgpack => DQNginx::mp([ map { { func => 'noop', args => [$_] } } 1 .. 200 ]));
+is($res->{status}, 201, 'msgpack batch of 200: 201');
+is(scalar(() = $res->{body} =~ /"status":"created"/g), 200, '200 created');
+is(DQNginx::stored($r), $before + 200, '200 stored');
+
+# --- a body nginx wrote to a temp file (client_body_buffer_size 1k)
+my $big = '{"func":"noop","args":["' . ('y' x 50000) . '"]}';
+$res = $n->request('POST', $EP, json => $big);
+is($res->{status}, 201, '50 KB body (spooled to a temp file): 201');
+($id) = $res->{body} =~ /"id":"([^"]+)"/;
+ok(index($task->($id), 'y' x 50000) >= 0, 'the whole argument stored');
+like(DQTest::slurp($n->error_log), qr/client request body is buffered to a temporary file/,
+     '... it did go through a temp file');
+
+# --- variables
+$res = $n->request('POST', '/vars', json => '[{"func":"noop"},{"func":"noop","countdown":1}]');
+@ids = $res->{body} =~ /"id":"([^"]+)"/g;
+is($res->{headers}{'x-ids'}, join(',', @ids), '$deferred_task_id lists the ids');
+my @etas = $res->{body} =~ /"eta_ms":(\d+)/g;
+is($res->{headers}{'x-etas'}, join(',', @etas), '$deferred_task_eta lists the ETAs');
+
+# --- deferred_secret
+my $body = '{"func":"noop","name":"signed-1"}';
+my $sig = DQNginx::hmac_sha256_hex($SECRET, $body);
+$before = DQNginx::stored($r);
+$res = $n->request('POST', '/signed', json => $body);
+is($res->{status}, 403, 'secret: unsigned POST 403');
+like($res->{body}, qr/"error":"Forbidden"/, '403 body');
+$res = $n->request('POST', '/signed', json => $body,
+                   headers => { 'X-Deferred-Signature' => DQNginx::hmac_sha256_hex('wrong secret 0123', $body) });
+is($res->{status}, 403, 'secret: wrong key 403');
+$res = $n->request('POST', '/signed', json => $body . ' ',
+                   headers => { 'X-Deferred-Signature' => $sig });
+is($res->{status}, 403, 'secret: body changed 403');
+is(DQNginx::stored($r), $before, 'nothing stored by a 403');
+$res = $n->request('POST', '/signed', json => $body, headers => { 'X-Deferred-Signature' => $sig });
+is($res->{status}, 201, 'secret: signed POST 201');
+$res = $n->request('POST', '/signed-hdr', json => '{"func":"noop"}',
+                   headers => { 'X-Hub-Signature-256' => 'sha256=' . uc DQNginx::hmac_sha256_hex($SECRET, '{"func":"noop"}') });
+is($res->{status}, 201, 'secret: custom header, sha256= prefix, upper-case hex');
+like(DQTest::slurp($n->error_log), qr/\[warn\].*deferred: 403 bad or missing X-Deferred-Signature/,
+     '403 logged at warn');
+
+# --- the worker runs what nginx stored, with the arguments as sent
+my $rec = "$dir/rec";
+my $w = DQWorker::start_worker($r, $dir, name => 'worker', args => ['-q', 'runq']);
+$res = $n->request('POST', $EP, json => qq({"func":"record","queue":"runq","args":["$rec",42]}));
+is($res->{status}, 201, 'record task stored');
+$res = $n->request('POST', $EP, msgpack => DQNginx::mp({ func => 'record', queue => 'runq', args => [$rec, \'tag']}));
+is($res->{status}, 201, 'msgpack record task stored');
+my @recs = DQWorker::wait_records($rec, 2, 10);
+is(scalar @recs, 2, 'the worker ran both');
+is_deeply([sort map { $_->{tag} } @recs], [42, 'tag'], 'with the arguments nginx stored');
+DQWorker::stop_worker($w);
+
+$n->stop;
+log_clean_ok($n->error_log, 'nginx error log');
+log_clean_ok($w->{log}, 'worker log');
+done_testing;
