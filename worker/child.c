@@ -368,6 +368,19 @@ dq__signal_cb(uv_signal_t *s, int signum)
 
 /* ---------------------------------------------------------------- main */
 
+static void
+dq__warmup(uv_work_t *w)
+{
+    (void) w;
+}
+
+static void
+dq__warmup_done(uv_work_t *w, int status)
+{
+    (void) w;
+    (void) status;
+}
+
 static int
 dq__setup(dq_child_t *ch)
 {
@@ -427,6 +440,9 @@ dq__setup(dq_child_t *ch)
     if (ch->rc == NULL || ch->rb == NULL) {
         return -1;
     }
+
+    /* start the pool's threads now, not on the first task's clock */
+    uv_queue_work(&ch->loop, &ch->warmup, dq__warmup, dq__warmup_done);
 
     hb = conf->lease_ms / 3 > 0 ? conf->lease_ms / 3 : 1;
     uv_timer_start(&ch->hb_timer, dq__hb_cb, (uint64_t) hb, (uint64_t) hb);

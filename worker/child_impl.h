@@ -54,6 +54,7 @@ struct dq_child_s {
     uv_timer_t              blpop_retry;
     uv_check_t              flush;      /* batched acks and releases */
     uv_signal_t             sigs[4];
+    uv_work_t               warmup;     /* starts the pool at once */
 
     dq_task_t              *tasks;      /* every live task */
     size_t                  used;
