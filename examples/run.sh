@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# examples/run.sh — run the Counter example for real, on loopback:
+# a private redis-server, Debian's nginx with ngx_http_deferred_module and
+# examples/counter/nginx.conf.in, and deferred-worker with the counter task
+# library. `./build.sh run` builds everything and then runs this.
+#
+#   PORT=8080         nginx's port on 127.0.0.1 (Redis takes a free port)
+#   COUNTDOWN1=60     the sample's countdowns, in seconds
+#   COUNTDOWN2=120
+#   RUN_DIR=build/run where config, logs, Redis data and counts go
+#
+# Stays in the foreground (the worker logs to this terminal); Ctrl-C or
+# SIGTERM stops everything it started, by pid.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PORT=${PORT:-8080}
+COUNTDOWN1=${COUNTDOWN1:-60}
+COUNTDOWN2=${COUNTDOWN2:-120}
+RUN=${RUN_DIR:-$ROOT/build/run}
+NGINX=${NGINX_BIN:-/usr/sbin/nginx}
+MODULE=$ROOT/build/ngx_http_deferred_module.so
+WORKER=$ROOT/build/worker/deferred-worker
+LIB=$ROOT/build/examples/counter/libcounter.so
+
+die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
+
+for f in "$MODULE" "$WORKER" "$LIB"; do
+    [ -e "$f" ] || die "$f is missing: run ./build.sh build (or ./build.sh run)"
+done
+command -v redis-server >/dev/null || die "redis-server not found"
+[ -x "$NGINX" ] || die "$NGINX not found"
+case $PORT in ''|*[!0-9]*) die "PORT must be a number, not '$PORT'" ;; esac
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_busy "$PORT" && die "127.0.0.1:$PORT is in use; pick another with PORT=..."
+
+REDIS_PORT=${REDIS_PORT:-16379}
+while port_busy "$REDIS_PORT"; do REDIS_PORT=$((REDIS_PORT + 1)); done
+
+rm -rf "$RUN"
+mkdir -p "$RUN/logs" "$RUN/tmp" "$RUN/data" "$RUN/redis"
+RUN=$(cd "$RUN" && pwd)
+
+USER_LINE=
+[ "$(id -u)" -eq 0 ] && USER_LINE='user root;'
+sed -e "s|@PREFIX@|$RUN|g" -e "s|@MODULE@|$MODULE|g" \
+    -e "s|@USER@|$USER_LINE|g" -e "s|@PORT@|$PORT|g" \
+    -e "s|@REDIS@|127.0.0.1:$REDIS_PORT|g" -e "s|@DATA@|$RUN/data|g" \
+    -e "s|@COUNTDOWN1@|$COUNTDOWN1|g" -e "s|@COUNTDOWN2@|$COUNTDOWN2|g" \
+    "$ROOT/examples/counter/nginx.conf.in" > "$RUN/nginx.conf"
+
+PIDS=()
+stopping=0
+stop_all() {
+    [ "$stopping" -eq 1 ] && return
+    stopping=1
+    trap - INT TERM EXIT
+    echo
+    echo "==> stopping"
+    local i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${PIDS[i]}" 2>/dev/null || true
+    done
+    for i in "${PIDS[@]}"; do wait "$i" 2>/dev/null || true; done
+}
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+trap 'stop_all' EXIT
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+    --appendonly no --dir "$RUN/redis" --daemonize no \
+    >"$RUN/logs/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do port_busy "$REDIS_PORT" && break; sleep 0.05; done
+port_busy "$REDIS_PORT" || die "redis-server did not start, see $RUN/logs/redis.log"
+
+"$NGINX" -t -q -p "$RUN/" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log" ||
+    die "nginx -t failed, see $RUN/logs/error.log"
+"$NGINX" -p "$RUN/" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log" \
+    -g 'daemon off;' &
+PIDS+=($!)
+for _ in $(seq 100); do port_busy "$PORT" && break; sleep 0.05; done
+port_busy "$PORT" || die "nginx did not start, see $RUN/logs/error.log"
+
+DQ_COUNTER_DIR=$RUN/data "$WORKER" -r "127.0.0.1:$REDIS_PORT" -l "$LIB" &
+PIDS+=($!)
+
+cat <<EOF
+==> running: Redis 127.0.0.1:$REDIS_PORT, nginx http://127.0.0.1:$PORT, deferred-worker
+    (config and logs in $RUN; the worker logs below)
+
+    curl http://127.0.0.1:$PORT/counter/increment   # defers do_something_later 3 times
+    curl http://127.0.0.1:$PORT/counter/get         # 10 now, 20 after ${COUNTDOWN1}s, 30 after ${COUNTDOWN2}s
+    curl -H 'Content-Type: application/json' \\
+         -d '{"func":"counter.do_something_later","args":["my_key",5]}' \\
+         http://127.0.0.1:$PORT/_ah/queue/deferred   # a deferred POST
+
+    Ctrl-C stops everything.
+EOF
+
+# in the foreground until one of them exits or we are told to stop
+set +e
+wait -n "${PIDS[@]}"
+status=$?
+[ "$stopping" -eq 0 ] && echo "run.sh: a process exited (status $status); stopping the rest" >&2
+exit "$status"
