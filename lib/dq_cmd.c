@@ -35,15 +35,15 @@ static const dq_key_kind_t dq__keys_pause[] = {
 };
 static const dq_key_kind_t dq__keys_ack[] = {
     DQ_KEY_TASKS, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_NAMES, DQ_KEY_STATS,
-    DQ_KEY_ERRORS
+    DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_WAKE
 };
 static const dq_key_kind_t dq__keys_retry[] = {
     DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS, DQ_KEY_ERRORS,
-    DQ_KEY_WAKE
+    DQ_KEY_WAKE, DQ_KEY_CONF
 };
 static const dq_key_kind_t dq__keys_bury[] = {
     DQ_KEY_TASKS, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_DEAD, DQ_KEY_ERRORS,
-    DQ_KEY_NAMES, DQ_KEY_STATS
+    DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE
 };
 static const dq_key_kind_t dq__keys_extend[] = {
     DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS

@@ -1,5 +1,6 @@
 -- ack: 1..n tasks done. Only a task still leased under the given token.
--- KEYS: 1 tasks, 2 lease, 3 state, 4 names, 5 stats, 6 errors
+-- KEYS: 1 tasks, 2 lease, 3 state, 4 names, 5 stats, 6 errors, 7 conf,
+--       8 wake
 -- ARGV: 1 tombstone_ms, 2 n, then per task 3 values: id, token, name
 -- Reply: { 1 acked | 0 fenced, ... } one per task
 local t = redis.call('TIME')
@@ -34,4 +35,10 @@ for i = 0, n - 1 do
     reply[#reply + 1] = ok
 end
 if done > 0 then redis.call('HINCRBY', KEYS[5], 'done', done) end
+-- A slot freed under max_concurrent: if a claim was held back by it (conf
+-- "waiting", set by claim), wake one sleeping worker to take the slot.
+if done > 0 and redis.call('HDEL', KEYS[7], 'waiting') == 1 then
+    redis.call('LPUSH', KEYS[8], '1')
+    redis.call('LTRIM', KEYS[8], 0, 7)
+end
 return reply

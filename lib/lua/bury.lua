@@ -1,7 +1,8 @@
 -- bury: one leased task is dead (retries exhausted, permanent failure,
 -- unknown function, undecodable envelope). It stays inspectable in the
 -- dead set with its error until trimmed or requeued.
--- KEYS: 1 tasks, 2 lease, 3 state, 4 dead, 5 errors, 6 names, 7 stats
+-- KEYS: 1 tasks, 2 lease, 3 state, 4 dead, 5 errors, 6 names, 7 stats,
+--       8 conf, 9 wake
 -- ARGV: 1 id, 2 token, 3 error text, 4 dead_max (<= 0: no limit),
 --       5 dead_age_ms (<= 0: no limit), 6 tombstone_ms, 7 name ('' = none)
 -- Reply: 1 buried | 0 fenced
@@ -44,5 +45,11 @@ if dead_max > 0 then
     local over = redis.call('ZCARD', KEYS[4]) - dead_max
     if over > 1000 then over = 1000 end
     if over > 0 then drop(redis.call('ZRANGE', KEYS[4], 0, over - 1)) end
+end
+-- A slot freed under max_concurrent: if a claim was held back by it (conf
+-- "waiting", set by claim), wake one sleeping worker to take the slot.
+if redis.call('HDEL', KEYS[8], 'waiting') == 1 then
+    redis.call('LPUSH', KEYS[9], '1')
+    redis.call('LTRIM', KEYS[9], 0, 7)
 end
 return 1

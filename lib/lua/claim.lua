@@ -11,8 +11,10 @@
 --   next_ms: ms until the earliest ETA or lease deadline still pending
 --   (0 if due work remains), -1 if the queue holds nothing.
 --   When a limit held due work back: next_ms is the time until the token
---   bucket has a token (rate) or the earliest lease deadline (concurrency),
---   and no wake token is passed on (the others are limited too); when the
+--   bucket has a token (rate) or the earliest lease deadline (concurrency:
+--   conf "waiting" is set, and the ack/retry/bury that frees a slot pushes
+--   a wake token), and no wake token is passed on (the others are limited
+--   too); when the
 --   queue is paused (conf "paused" = 1) nothing is claimed and next_ms is
 --   -1: resuming pushes a wake token.
 -- Bucket: hash "tokens" (float), "ts" (Redis ms of the last refill); it
@@ -152,6 +154,8 @@ if held_back then
             if nxt < 1 then nxt = 1 end
         end
         if lease_wait then
+            -- the next ack/retry/bury frees a slot and wakes a sleeper
+            redis.call('HSET', KEYS[8], 'waiting', '1')
             local l = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
             if l[2] then
                 local d = tonumber(l[2]) - now

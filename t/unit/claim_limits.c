@@ -14,6 +14,8 @@
 
 static redisContext *rc;
 static dq_str_t      q;
+static char          last_id[64];     /* first task of the last claim */
+static int64_t       last_token;
 
 static redisReply *
 run(dq_cmd_t *c)
@@ -61,6 +63,11 @@ claim(int64_t max_n, const dq_claim_limits_t *lim, int64_t *next)
     if (r && dq_reply_claim(r, &res, 64, &err) == DQ_OK) {
         n = (long) res.n;
         *next = res.next_ms;
+        if (n > 0 && res.tasks[0].id.len < sizeof(last_id)) {
+            memcpy(last_id, res.tasks[0].id.ptr, res.tasks[0].id.len);
+            last_id[res.tasks[0].id.len] = '\0';
+            last_token = res.tasks[0].token;
+        }
     } else {
         diag("claim failed: %s", r && r->type == REDIS_REPLY_ERROR ? r->str
                                                                    : err.msg);
@@ -173,14 +180,35 @@ main(void)
     is_int(claim(10, &lim, &next), 0, "concurrency: none while 2 leased");
     is_int(llen_wake(), 0, "concurrency: no wake token passed on");
     {
+        dq_cmd_t        c;
+        dq_lease_item_t it = { dq_str_c(last_id), last_token, { NULL, 0 } };
+        redisReply     *r;
+        int             st = -1;
+        dq_error_t      err;
+
+        dq_cmd_init(&c);
+        dq_cmd_ack(&c, q, &it, 1, 1000);           /* one finished */
+        r = run(&c);
+        ok(r && dq_reply_statuses(r, 1, &st, &err) == DQ_OK && st == 1,
+           "concurrency: ack of a held task");
+        freeReplyObject(r);
+        dq_cmd_free(&c);
+    }
+    is_int(llen_wake(), 1, "concurrency: the ack that freed a slot woke a "
+           "sleeper (one wake token)");
+    is_int(claim(10, &lim, &next), 1, "concurrency: a freed slot gives one");
+    is_int(claim(10, &lim, &next), 0, "concurrency: full again");
+    llen_wake();
+    {
         char        key[DQ_KEY_MAX];
         redisReply *r;
 
-        dq_key_format(key, sizeof(key), q, DQ_KEY_LEASE);
-        r = redisCommand(rc, "ZPOPMIN %s", key);   /* one finished */
+        dq_key_format(key, sizeof(key), q, DQ_KEY_CONF);
+        r = redisCommand(rc, "HGET %s waiting", key);
+        ok(r && r->type == REDIS_REPLY_STRING, "concurrency: held-back claim "
+           "marks the queue waiting");
         freeReplyObject(r);
     }
-    is_int(claim(10, &lim, &next), 1, "concurrency: a freed slot gives one");
 
     /* ---- pause / resume */
     q = dq_str_lit("paused");
