@@ -676,26 +676,22 @@ dq__defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
         }
     }
     if (nvalid == 0) {
-        goto done;                  /* errstr says why */
-    }
-    rc = dq__ready(c);
-    if (rc != DQ_OK) {
-        for (i = 0; i < n; i++) {
-            if (statuses[i] == DQ_OK) {
-                statuses[i] = rc;
-            }
-        }
+        memcpy(c->errstr, first_err, sizeof(first_err));
         goto done;
     }
-    rc = dq__enqueue(c, preps, n, &envs);
+    c->errstr[0] = '\0';
+    rc = dq__ready(c);
+    if (rc == DQ_OK) {
+        rc = dq__enqueue(c, preps, n, &envs);
+    }
     for (i = 0; i < n; i++) {
         if (statuses[i] != DQ_OK) {
-            continue;               /* refused before sending */
+            if (ids) {
+                ids[i][0] = '\0';  /* refused before sending */
+            }
+            continue;
         }
         statuses[i] = rc != DQ_OK ? rc : preps[i].status;
-        if (statuses[i] != DQ_OK && rc == DQ_OK && c->errstr[0] == '\0') {
-            dq__status_text(c, &preps[i]);
-        }
         if (ids) {
             memcpy(ids[i], preps[i].id, DQ_ID_SIZE);
         }
@@ -703,9 +699,17 @@ dq__defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
             etas[i] = preps[i].result_eta;
         }
     }
-    if (rc == DQ_OK && first_bad < n && c->errstr[0] == '\0') {
-        /* the calls were made (see statuses); say why one was refused */
-        memcpy(c->errstr, first_err, sizeof(first_err));
+    if (rc == DQ_OK) {
+        /* the calls were made (see statuses); errstr tells why the first
+         * refused task was refused */
+        for (i = 0; i < n && statuses[i] == DQ_OK; i++) {
+            /* find it */
+        }
+        if (i == first_bad) {
+            memcpy(c->errstr, first_err, sizeof(first_err));
+        } else if (i < n) {
+            dq__status_text(c, &preps[i]);
+        }
     }
 
 done:

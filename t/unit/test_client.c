@@ -311,8 +311,9 @@ test_many(dq_client_t *c)
     is_int(nok, 2498, "2498 stored");
     is_int(st[20], DQ_EDUPLICATE, "the duplicate name reported");
     is_int(st[30], DQ_EINVAL, "the invalid one reported");
-    ok(strstr(dq_client_errstr(c), "tasks[30].func") != NULL,
-       "errstr names it: %s", dq_client_errstr(c));
+    ok(strstr(dq_client_errstr(c), "\"dup\"") != NULL,
+       "errstr tells about the first refused task: %s", dq_client_errstr(c));
+    ok(ids[30][0] == '\0', "no id for the invalid one");
     ok(strlen(ids[0]) == DQ_ID_LEN && strcmp(ids[0], ids[1]) != 0, "ids");
     {
         redisReply *r = redisCommand(R, "INFO commandstats");
@@ -326,6 +327,12 @@ test_many(dq_client_t *c)
     dq_queue_stats(c, "many-b", &s);
     is_int(s.waiting, 1000, "queue b holds 1000");
     is_int(rint_("SISMEMBER dq:queues many-b"), 1, "queue listed in dq:queues");
+    reqs[5].func = "bad func";
+    dq_defer_many(c, reqs, 25, st, ids);
+    ok(st[5] == DQ_EINVAL && st[20] == DQ_EDUPLICATE
+       && strstr(dq_client_errstr(c), "tasks[5].func") != NULL,
+       "an invalid task first: errstr names its field: %s",
+       dq_client_errstr(c));
 }
 
 static void
