@@ -10,6 +10,9 @@ if clock > now then now = clock else redis.call('HSET', KEYS[5], 'clock', now) e
 
 local tomb = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
+if not tomb or not n or n < 1 or #ARGV ~= 2 + n * 3 then
+    return redis.error_reply('ERR ack: bad arguments')
+end
 local reply = {}
 local done = 0
 for i = 0, n - 1 do

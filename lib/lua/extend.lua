@@ -9,6 +9,9 @@ if clock > now then now = clock else redis.call('HSET', KEYS[3], 'clock', now) e
 
 local lease_ms = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
+if not lease_ms or not n or n < 1 or #ARGV ~= 2 + n * 2 then
+    return redis.error_reply('ERR extend: bad arguments')
+end
 local reply = {}
 for i = 0, n - 1 do
     local id = ARGV[3 + i * 2]

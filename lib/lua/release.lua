@@ -10,6 +10,9 @@ local clock = tonumber(redis.call('HGET', KEYS[4], 'clock') or '0')
 if clock > now then now = clock else redis.call('HSET', KEYS[4], 'clock', now) end
 
 local n = tonumber(ARGV[1])
+if not n or n < 1 or #ARGV ~= 1 + n * 2 then
+    return redis.error_reply('ERR release: bad arguments')
+end
 local reply = {}
 local released = 0
 for i = 0, n - 1 do

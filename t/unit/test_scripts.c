@@ -310,6 +310,27 @@ test_fencing(void)
     int st[2] = { 9, 9 };
     s = statuses(2, st);
     ok(s == 0 && st[1] == 0, "batch extend: per task statuses");
+
+    /* malformed batches are refused before any write */
+    {
+        static const char *what[3] = { "ack", "extend", "release" };
+        int k;
+        for (k = 0; k < 3; k++) {
+            if (k == 0) {
+                dq_cmd_ack(&C, dq_str_c("fe"), its, 2, TOMB);
+            } else if (k == 1) {
+                dq_cmd_extend(&C, dq_str_c("fe"), its, 2, 1000);
+            } else {
+                dq_cmd_release(&C, dq_str_c("fe"), its, 2);
+            }
+            C.argc--;                     /* drop the last argument */
+            r = run(&C);
+            ok(r && r->type == REDIS_REPLY_ERROR
+               && strstr(r->str, "bad arguments"),
+               "%s with a missing argument refused", what[k]);
+            freeReplyObject(r);
+        }
+    }
 }
 
 static void
