@@ -457,7 +457,7 @@ ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+        ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
                       "deferred: redis %V: %s failed: %*s", &rs->name,
                       (char *) privdata, (int) reply->len, reply->str);
         rs->down_logged = 1;
