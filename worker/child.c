@@ -11,7 +11,8 @@
  * earliest such time over its queues, and the BLPOP wakes it early when an
  * enqueue pushes a token. The BLPOP timeout is a liveness check only. The
  * child only BLPOPs while it has a free slot, so a busy child leaves wake
- * tokens to idle ones.
+ * tokens to idle ones. When several queues are due, the free slots are
+ * shared by queue weight.
  *
  * Stop (SIGTERM/SIGINT): no more claims, wake connection closed, work not
  * yet started handed back (release), running work gets conf->grace_ms;
@@ -74,33 +75,65 @@ dq__due_cb(uv_timer_t *t)
     dq_child_kick(t->data);
 }
 
-/* Claim from every queue that may have due work while slots are free
- * (round robin), then sleep until the earliest known due time. */
+/* Claim from the queues that may have due work while slots are free
+ * (shared by weight), then sleep until the earliest known due time. */
 void
 dq_child_kick(dq_child_t *ch)
 {
-    uint64_t now = uv_now(&ch->loop), next = DQ_NEVER;
-    size_t   i, free_slots, n, batch;
+    uint64_t     now = uv_now(&ch->loop), next = DQ_NEVER;
+    size_t       i, s, free_slots, batch;
+    int64_t      total;
+    dq_cqueue_t *q, *best;
 
     if (ch->stopping) {
         return;
     }
     batch = ch->conf->batch > 0 ? (size_t) ch->conf->batch : 1;
-    if (dq_redis_is_up(ch->rc)) {
+    free_slots = dq__free_slots(ch);
+    if (dq_redis_is_up(ch->rc) && free_slots > 0) {
+        /* Share the free slots among the due queues by weight, one slot
+         * at a time (smooth weighted round robin, as nginx picks upstream
+         * peers). A slot that falls to a queue whose claim is in flight
+         * is kept for it: its claim's reply kicks again. */
         for (i = 0; i < ch->nq; i++) {
-            dq_cqueue_t *q = &ch->qs[(ch->rr + i) % ch->nq];
-
-            free_slots = dq__free_slots(ch);
-            if (free_slots == 0) {
+            ch->qs[i].want = 0;
+        }
+        for (s = 0; s < free_slots; s++) {
+            best = NULL;
+            total = 0;
+            for (i = 0; i < ch->nq; i++) {
+                q = &ch->qs[i];
+                if (q->due_at > now || (size_t) q->want >= batch) {
+                    continue;
+                }
+                q->cur += q->qc->weight > 0 ? q->qc->weight : 1;
+                total += q->qc->weight > 0 ? q->qc->weight : 1;
+                if (best == NULL || q->cur > best->cur) {
+                    best = q;
+                }
+            }
+            if (best == NULL) {
                 break;
             }
-            if (q->claiming || q->due_at > now) {
-                continue;
+            if (best->claiming) {
+                /* undo this round: the same pick happens on the kick
+                 * that follows the claim's reply */
+                for (i = 0; i < ch->nq; i++) {
+                    q = &ch->qs[i];
+                    if (q->due_at <= now && (size_t) q->want < batch) {
+                        q->cur -= q->qc->weight > 0 ? q->qc->weight : 1;
+                    }
+                }
+                break;
             }
-            n = free_slots < batch ? free_slots : batch;
-            dq_dispatch_claim(q, n);
+            best->cur -= total;
+            best->want++;
         }
-        ch->rr = (ch->rr + 1) % ch->nq;
+        for (i = 0; i < ch->nq; i++) {
+            if (ch->qs[i].want > 0) {
+                dq_dispatch_claim(&ch->qs[i], (size_t) ch->qs[i].want);
+            }
+        }
     }
 
     for (i = 0; i < ch->nq; i++) {

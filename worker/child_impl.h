@@ -31,6 +31,8 @@ struct dq_cqueue_s {
     size_t                 wake_key_len;
     uint64_t               due_at;     /* uv_now ms when work may be due */
     int                    claiming;   /* a claim is in flight */
+    int64_t                cur;        /* weighted round robin state */
+    int64_t                want;       /* slots given in this kick */
     dq_task_t            **acks;       /* finished OK, ack not sent yet */
     size_t                 nacks, cap_acks;
     dq_task_t            **rels;       /* never started, to release */
@@ -46,7 +48,6 @@ struct dq_child_s {
     dq_redis_t             *rb;         /* BLPOP on the wake lists */
     dq_cqueue_t            *qs;
     size_t                  nq;
-    size_t                  rr;         /* next queue to claim from */
 
     uv_timer_t              due_timer;  /* earliest known due time */
     uv_timer_t              hb_timer;   /* lease heartbeat */
