@@ -104,6 +104,73 @@ nomem:
                         "out of memory converting JSON");
 }
 
+/*
+ * Before jansson builds a tree: nesting depth, and a lower bound on the
+ * container elements (one per comma, one per non-empty container), so a
+ * hostile body cannot make the parser allocate half a million values just
+ * to be refused afterwards. Strings are skipped with their escapes;
+ * malformed text is left to jansson, which reports where.
+ */
+static int
+dq__json_prescan(const char *buf, size_t len, const dq_limits_t *lim,
+                 unsigned max_depth, dq_error_t *err)
+{
+    size_t   i, items = 0;
+    unsigned depth = 0;
+    int      in_str = 0, opened = 0;
+
+    for (i = 0; i < len; i++) {
+        char ch = buf[i];
+
+        if (in_str) {
+            if (ch == '\\') {
+                i++;
+            } else if (ch == '"') {
+                in_str = 0;
+            }
+            continue;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+            continue;
+        }
+        if (opened && ch != ']' && ch != '}') {
+            items++;                    /* a container's first element */
+        }
+        opened = 0;
+        switch (ch) {
+        case '[':
+        case '{':
+            if (++depth > max_depth) {
+                return dq_error_set(err, DQ_EDECODE, NULL,
+                                    "JSON nested deeper than %u levels",
+                                    max_depth);
+            }
+            opened = 1;
+            break;
+        case ']':
+        case '}':
+            if (depth > 0) {
+                depth--;
+            }
+            break;
+        case ',':
+            items++;
+            break;
+        case '"':
+            in_str = 1;
+            break;
+        default:
+            break;
+        }
+        if (items > lim->max_items) {
+            return dq_error_set(err, DQ_ETOOBIG, NULL,
+                                "JSON holds more than %zu elements",
+                                lim->max_items);
+        }
+    }
+    return DQ_OK;
+}
+
 int
 dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
                    msgpack_sbuffer *out, dq_error_t *err)
@@ -123,6 +190,11 @@ dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
         return dq_error_set(err, DQ_ETOOBIG, NULL,
                             "%zu bytes over the limit of %zu", len,
                             lim->max_envelope);
+    }
+    rc = dq__json_prescan(buf, len, lim,
+                          lim->max_depth < 32 ? lim->max_depth : 32, err);
+    if (rc != DQ_OK) {
+        return rc;
     }
     root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL
                                 | JSON_DECODE_ANY, &jerr);

@@ -100,6 +100,47 @@ main(void)
     is_int(conv(deep + 1, &zone, &o, &sb, &err), DQ_OK,
            "32 nested arrays accepted");
 
+    {
+        /* limits hold before jansson builds a tree */
+        static char txt[300000];
+        size_t      k, off = 0;
+
+        txt[off++] = '[';
+        for (k = 0; k < 70000; k++) {
+            txt[off++] = '1';
+            txt[off++] = ',';
+        }
+        txt[off - 1] = ']';
+        txt[off] = '\0';
+        is_int(conv(txt, &zone, &o, &sb, &err), DQ_ETOOBIG,
+               "70000 elements refused (%s)", err.msg);
+        for (k = 0; k < 3000; k++) {
+            txt[k] = '[';
+            txt[3000 + k] = ']';
+        }
+        txt[6000] = '\0';
+        is_int(conv(txt, &zone, &o, &sb, &err), DQ_EDECODE,
+               "3000 nested arrays refused");
+        ok(strstr(err.msg, "deeper") != NULL, "by the depth limit: %s",
+           err.msg);
+        off = 0;
+        txt[off++] = '[';
+        txt[off++] = '"';
+        for (k = 0; k < 100000; k++) {
+            txt[off++] = k % 2 ? ',' : '\\';
+            txt[off++] = k % 2 ? '[' : '"';
+        }
+        txt[off++] = '"';
+        txt[off++] = ']';
+        txt[off] = '\0';
+        is_int(conv(txt, &zone, &o, &sb, &err), DQ_OK,
+               "commas, brackets and escaped quotes inside a string "
+               "are not elements");
+        ok(o.via.array.size == 1 && o.via.array.ptr[0].via.str.size == 150000,
+           "the string survived (%u bytes)",
+           (unsigned) o.via.array.ptr[0].via.str.size);
+    }
+
     lim.max_items = 3;
     is_int(conv("[1,2,3]", &zone, &o, &sb, &err), DQ_OK, "3 items at limit 3");
     is_int(conv("[1,2,3,4]", &zone, &o, &sb, &err), DQ_ETOOBIG,
