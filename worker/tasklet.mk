@@ -12,6 +12,9 @@ $(B)/%.o: %.S
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(OPTFLAGS) -c -o $@ $<
 
+# the worker links them whole, plus its glue (DQ_FN_TASKLET tasks)
+$(B)/worker/deferred-worker: $(TASKLET_OBJS) $(B)/worker/tasklet_task.o
+
 $(B)/libdqtasklet.a: $(TASKLET_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^

@@ -200,6 +200,8 @@ struct dq__rt_s {
     dq__redis_send_fn redis_send;            /* or the worker's */
     void             *redis_conn;
     dq_tasklet_log_fn log;
+    void             *host;     /* the embedding program's state (the
+                                   worker child's tasklet_task.c) */
 
     uint64_t          tasklets_live, tasklets_started, stacks_mapped;
     uint64_t          switches;
