@@ -21,6 +21,7 @@
 
 #include "child_impl.h"
 #include "master.h"
+#include "tasklet_task.h"
 
 typedef enum { DQ_OP_ACK, DQ_OP_RETRY, DQ_OP_BURY, DQ_OP_RELEASE,
                DQ_OP_EXTEND } dq_op_t;
@@ -275,14 +276,13 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
     dq__retry(ch, t, delay);
 }
 
-static void
-dq__after_work(uv_work_t *w, int status)
+/* A task back from the pool, or from a tasklet (tasklet_task.c); canceled:
+ * it never started (graceful stop) and its lease is handed back. */
+void
+dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
 {
-    dq_task_t  *t = w->data;
-    dq_child_t *ch = t->q->ch;
-
     ch->used--;
-    if (status == UV_ECANCELED) {
+    if (canceled) {
         /* never started (graceful stop): hand the lease back */
         t->state = DQ_TS_DONE;
         if (t->q->nrels == t->q->cap_rels) {
@@ -305,6 +305,14 @@ dq__after_work(uv_work_t *w, int status)
     dq_child_stat_done(1);
     dq__finished(ch, t);
     dq_child_kick(ch);
+}
+
+static void
+dq__after_work(uv_work_t *w, int status)
+{
+    dq_task_t *t = w->data;
+
+    dq_dispatch_done(t->q->ch, t, status == UV_ECANCELED);
 }
 
 /* A claimed task: bury it if it cannot run, else hand it to the pool. */
@@ -339,17 +347,17 @@ dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
         dq__bury_bad(ch, t, reason);
         return;
     }
-    if (t->fn != NULL && (t->fn->fn->flags & DQ_FN_TASKLET)) {
-        snprintf(reason, sizeof(reason), "function \"%s\" is a tasklet and "
-                 "this worker has no tasklet runtime", t->func);
-        dq__bury_bad(ch, t, reason);
-        return;
-    }
-
     if (ch->stopping) {
         t->state = DQ_TS_QUEUED;
         ch->used++;
-        dq__after_work(&t->work, UV_ECANCELED);
+        dq_dispatch_done(ch, t, 1);
+        return;
+    }
+    if (t->fn != NULL && (t->fn->fn->flags & DQ_FN_TASKLET)) {
+        /* a coroutine on this loop, not the pool (tasklet_task.c) */
+        t->state = DQ_TS_QUEUED;
+        ch->used++;
+        dq_tasklet_child_start(ch, t);
         return;
     }
     t->state = DQ_TS_QUEUED;
@@ -544,8 +552,11 @@ dq_dispatch_stop(dq_child_t *ch)
 {
     dq_task_t *t;
 
+    dq_tasklet_child_stop(ch);   /* tasklet tasks still waiting for a slot */
     for (t = ch->tasks; t; t = t->next) {
-        if (t->state == DQ_TS_QUEUED) {
+        if (t->state == DQ_TS_QUEUED
+            && !(t->fn != NULL && (t->fn->fn->flags & DQ_FN_TASKLET)))
+        {
             uv_cancel((uv_req_t *) &t->work);
         }
     }
