@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "child_impl.h"
+#include "tasklet_task.h"
 #include "master.h"
 
 /* ---------------------------------------------------------------- tasks */
@@ -540,6 +541,7 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
     status = ch->exit_status;
 
 done:
+    dq_tasklet_child_fini(ch);             /* closes its idle handle */
     uv_run(&ch->loop, UV_RUN_DEFAULT);     /* close callbacks */
     if (uv_loop_close(&ch->loop) != 0) {
         dq_log_warn("event loop closed with handles still open");
