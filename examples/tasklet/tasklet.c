@@ -1,0 +1,260 @@
+/*
+ * The tasklet example: the same task written twice, as a tasklet and as a
+ * plain function, plus a sleeping tasklet for the concurrency test.
+ *
+ *   example.sum_tasklet(tag[, n])   DQ_FN_TASKLET: n (100) INCRBY commands
+ *       on ex:<tag>:<i>, all in flight at once on the worker's own
+ *       connection, their replies summed by a ReducingFuture and checked
+ *       against a MultiFuture of the same commands; then
+ *       RPUSH ex:<tag>:results "<sum>:<microseconds>".
+ *   example.sum_plain(tag[, n])     the same, as a plain function on a pool
+ *       thread: n synchronous round trips on the thread's own hiredis
+ *       connection, one after the other.
+ *   example.sleep_tasklet(ms, key)  DQ_FN_TASKLET: sleeps ms (a loop timer;
+ *       the coroutine is suspended, the loop runs other tasks), then INCR
+ *       key.
+ *
+ * Tasklet functions run on the worker's loop thread and must not block:
+ * every Redis call goes through dq_redis_command(). The plain function
+ * blocks its pool thread instead. examples/tasklet/measure.pl runs both
+ * and prints the difference (docs/TASKLETS.md has the figures).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include <deferred/task.h>
+#include <deferred/tasklet.h>
+
+#define EX_MAX_N 10000
+
+static int64_t
+ex_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int
+ex_args(dq_task_t *task, const char **tag, size_t *tlen, int64_t *n)
+{
+    if (dq_task_arg_str(task, 0, tag, tlen) != DQ_OK) {
+        return -1;
+    }
+    *n = 100;
+    if (dq_task_nargs(task) > 1 && dq_task_arg_int(task, 1, n) != DQ_OK) {
+        return -1;
+    }
+    if (*n < 1 || *n > EX_MAX_N) {
+        dq_task_set_error(task, "n must be 1..%d", EX_MAX_N);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ tasklet */
+
+static dq_task_result_t
+ex_sum_tasklet(dq_task_t *task, void *udata)
+{
+    const char  *tag;
+    size_t       tlen;
+    int64_t      n, i, sum = 0, t0 = ex_now_us();
+    dq_future_t *rf, *mf, *f, *bad;
+    int          rc;
+
+    (void) udata;
+    if (ex_args(task, &tag, &tlen, &n) != 0) {
+        return DQ_TASK_PERMANENT;
+    }
+    rf = dq_reducing_future_new(dq_reducer_sum, NULL, 10);
+    mf = dq_multi_future_new();
+    for (i = 0; i < n; i++) {
+        f = dq_redis_command("INCRBY ex:%b:%lld %lld", tag, tlen,
+                             (long long) i, (long long) i);
+        if (f == NULL) {
+            break;
+        }
+        dq_multi_add_dependent(rf, f);
+        dq_multi_add_dependent(mf, f);
+        dq_future_unref(f);
+    }
+    dq_multi_complete(rf);
+    dq_multi_complete(mf);
+
+    bad = mf;
+    rc = dq_future_wait(mf);            /* suspends this tasklet only */
+    if (rc == DQ_OK) {
+        bad = rf;
+        rc = dq_future_wait(rf);
+    }
+    if (rc != DQ_OK) {
+        char buf[300];
+
+        dq_future_format_exception(bad, buf, sizeof(buf));
+        dq_task_set_error(task, "INCRBY: %s", buf);
+        dq_future_unref(rf);
+        dq_future_unref(mf);
+        return DQ_TASK_FAIL;
+    }
+    dq_future_get_int(rf, &sum);
+    if (dq_value_list_len(dq_future_result(mf)) != (size_t) i) {
+        dq_task_set_error(task, "MultiFuture lost replies");
+        rc = DQ_ERR;
+    }
+    dq_future_unref(rf);
+    dq_future_unref(mf);
+    if (rc != DQ_OK) {
+        return DQ_TASK_FAIL;
+    }
+
+    f = dq_redis_command("RPUSH ex:%b:results %lld:%lld", tag, tlen,
+                         (long long) sum, (long long) (ex_now_us() - t0));
+    rc = dq_future_wait(f);
+    if (rc != DQ_OK) {
+        dq_task_set_error(task, "RPUSH: %s", dq_future_exception_message(f));
+    }
+    dq_future_unref(f);
+    return rc == DQ_OK ? DQ_TASK_OK : DQ_TASK_FAIL;
+}
+
+static dq_task_result_t
+ex_sleep_tasklet(dq_task_t *task, void *udata)
+{
+    int64_t      ms;
+    const char  *key;
+    size_t       klen;
+    dq_future_t *f;
+    int          rc;
+
+    (void) udata;
+    if (dq_task_arg_int(task, 0, &ms) != DQ_OK
+        || dq_task_arg_str(task, 1, &key, &klen) != DQ_OK)
+    {
+        return DQ_TASK_PERMANENT;
+    }
+    f = dq_sleep((double) ms / 1000.0);
+    rc = dq_future_wait(f);
+    dq_future_unref(f);
+    if (rc != DQ_OK) {
+        dq_task_set_error(task, "sleep: %s", dq_tasklet_strerror(rc));
+        return DQ_TASK_FAIL;
+    }
+    f = dq_redis_command("INCR %b", key, klen);
+    rc = dq_future_wait(f);
+    if (rc != DQ_OK) {
+        dq_task_set_error(task, "INCR: %s", dq_future_exception_message(f));
+    }
+    dq_future_unref(f);
+    return rc == DQ_OK ? DQ_TASK_OK : DQ_TASK_FAIL;
+}
+
+/* -------------------------------------------------------------- plain */
+
+/* One synchronous connection per pool thread, made on first use. */
+static pthread_key_t ex_conn_key;
+
+static void
+ex_conn_free(void *c)
+{
+    redisFree(c);
+}
+
+static redisContext *
+ex_conn(dq_task_t *task)
+{
+    redisContext  *c = pthread_getspecific(ex_conn_key);
+    const char    *addr = dq_worker_redis_address();
+    char           host[256];
+    const char    *colon;
+    struct timeval tv = { 5, 0 };
+    redisReply    *r;
+
+    if (c && !c->err) {
+        return c;
+    }
+    if (c) {
+        redisFree(c);
+        pthread_setspecific(ex_conn_key, NULL);
+    }
+    if (strncmp(addr, "unix:", 5) == 0) {
+        c = redisConnectUnixWithTimeout(addr + 5, tv);
+    } else {
+        colon = strrchr(addr, ':');
+        snprintf(host, sizeof(host), "%.*s",
+                 (int) (colon ? (size_t) (colon - addr) : strlen(addr)), addr);
+        c = redisConnectWithTimeout(host, colon ? atoi(colon + 1) : 6379, tv);
+    }
+    if (c == NULL || c->err) {
+        dq_task_set_error(task, "connect to %s: %s", addr,
+                          c ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    if (dq_worker_redis_db() != 0) {
+        r = redisCommand(c, "SELECT %d", dq_worker_redis_db());
+        freeReplyObject(r);
+    }
+    pthread_setspecific(ex_conn_key, c);
+    return c;
+}
+
+static dq_task_result_t
+ex_sum_plain(dq_task_t *task, void *udata)
+{
+    const char   *tag;
+    size_t        tlen;
+    int64_t       n, i, sum = 0, t0 = ex_now_us();
+    redisContext *c;
+    redisReply   *r;
+
+    (void) udata;
+    if (ex_args(task, &tag, &tlen, &n) != 0) {
+        return DQ_TASK_PERMANENT;
+    }
+    if ((c = ex_conn(task)) == NULL) {
+        return DQ_TASK_FAIL;
+    }
+    for (i = 0; i < n; i++) {
+        r = redisCommand(c, "INCRBY ex:%b:%lld %lld", tag, tlen,
+                         (long long) i, (long long) i);
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+            dq_task_set_error(task, "INCRBY: %s",
+                              r ? r->str : c->errstr);
+            freeReplyObject(r);
+            return DQ_TASK_FAIL;
+        }
+        sum += r->integer;
+        freeReplyObject(r);
+    }
+    r = redisCommand(c, "RPUSH ex:%b:results %lld:%lld", tag, tlen,
+                     (long long) sum, (long long) (ex_now_us() - t0));
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        dq_task_set_error(task, "RPUSH: %s", r ? r->str : c->errstr);
+        freeReplyObject(r);
+        return DQ_TASK_FAIL;
+    }
+    freeReplyObject(r);
+    return DQ_TASK_OK;
+}
+
+static int
+ex_init(void)
+{
+    return pthread_key_create(&ex_conn_key, ex_conn_free);
+}
+
+static const dq_function_t ex_functions[] = {
+    { "example.sum_tasklet", ex_sum_tasklet, DQ_FN_TASKLET, NULL },
+    { "example.sum_plain", ex_sum_plain, 0, NULL },
+    { "example.sleep_tasklet", ex_sleep_tasklet, DQ_FN_TASKLET, NULL },
+    { NULL, NULL, 0, NULL }
+};
+
+DQ_LIBRARY("tasklet-example", ex_functions, NULL, ex_init, NULL);

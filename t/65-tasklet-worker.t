@@ -1,0 +1,67 @@
+# deferred-worker runs DQ_FN_TASKLET functions as coroutines on its loop:
+# 1,000 tasks that each sleep 100 ms finish on ONE worker process far
+# below the 100 s they would take one after the other; tasklet results
+# map to ack / bury like plain ones; 100 concurrent Redis commands from one
+# tasklet give the same sums as the plain sequential version.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use DQTest;
+use DQWorker;
+use Time::HiRes qw(time sleep);
+
+my $lib = bin('examples/tasklet/libdq_tasklet_example.so');
+plan skip_all => "tasklet example library not built ($lib)" unless -e $lib;
+
+my $dir = tmpdir();
+my $r = DQTest::Redis->start(dir => $dir);
+my $w = DQWorker::start_worker($r, $dir, libs => [$lib],
+                               args => [qw(--tasklet_concurrency 1000)]);
+
+# ---- 1,000 sleeping tasklets on one process
+my $t0 = time;
+DQWorker::defer($r, qw(--count 1000 example.sleep_tasklet 100 t:slept));
+my $t1 = time;
+my $ok = DQTest::wait_for(sub { ($r->cmd(qw(GET t:slept)) // 0) >= 1000 },
+                          60, 0.01);
+my $t2 = time;
+ok($ok, '1000 tasklet tasks that sleep 100 ms each all ran');
+is($r->cmd(qw(GET t:slept)), 1000, 'each exactly once');
+my $took = $t2 - $t1;
+diag(sprintf('1000 x sleep(100 ms) tasklets on one worker process: %.2f s '
+             . 'after the enqueue (%.2f s to enqueue); sequentially: 100 s',
+             $took, $t1 - $t0));
+cmp_ok($took, '<', 30, 'well under the sequential 100 s');
+DQTest::wait_for(sub { DQWorker::stats($r)->{done} >= 1000 }, 10);
+is(DQWorker::stats($r)->{done}, 1000, 'all 1000 acked');
+
+# ---- 100 concurrent commands, reduced, vs the plain version
+DQWorker::defer($r, qw(--count 3 example.sum_tasklet tk));
+DQWorker::defer($r, qw(--count 3 example.sum_plain pl));
+DQTest::wait_for(sub { ($r->cmd(qw(LLEN ex:tk:results)) // 0) >= 3
+                       && ($r->cmd(qw(LLEN ex:pl:results)) // 0) >= 3 }, 20);
+my ($tk, $pl) = (0, 0);
+$tk += (split /:/)[0] for @{ $r->cmd(qw(LRANGE ex:tk:results 0 -1)) };
+$pl += (split /:/)[0] for @{ $r->cmd(qw(LRANGE ex:pl:results 0 -1)) };
+# three tasks INCRBY key i by i: their replies are i, 2i, 3i in some order
+is($tk, 6 * 4950, 'tasklet version: 100 concurrent INCRBY per task, '
+   . 'reduced to the right sums');
+is($pl, 6 * 4950, 'plain version: the same sums');
+for my $k (qw(tk pl)) {
+    my @us = map { (split /:/)[1] } @{ $r->cmd('LRANGE', "ex:$k:results", 0, -1) };
+    diag("$k: microseconds per task: @us");
+}
+
+# ---- a tasklet's result code decides the task's fate
+my $id = DQWorker::defer($r, qw(example.sum_tasklet bad 0));
+DQTest::wait_for(sub { exists DQWorker::dead($r)->{$id} }, 10);
+like(DQWorker::dead($r)->{$id} // '', qr/n must be 1\.\./,
+     'DQ_TASK_PERMANENT from a tasklet buries it with its error');
+
+ok(DQWorker::alive($w), 'worker alive');
+is(DQWorker::stop_worker($w), 0, 'SIGTERM: worker exits 0');
+DQTest::log_clean_ok($w->{log}, 'worker log');
+unlike(DQTest::slurp($w->{log}), qr/unhandled exception/,
+       'no unhandled tasklet exception logged');
+done_testing();
