@@ -49,7 +49,9 @@ build_module() {
     # the embedded Lua scripts are generated source for the module too
     make -s build/gen/dq_scripts.c
     local stamp=$obj/.configured sig
-    sig=$(cat config "$src"/conf_flags 2>/dev/null | cksum; echo "$src")
+    # reconfigure when config, the flags or the set of sources change
+    sig=$(cat config "$src"/conf_flags 2>/dev/null | cksum
+          ls ngx_module/*.c lib/*.c; echo "$src")
     if [ ! -f "$obj/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sig" ]; then
         log "configuring the module against $src"
         mkdir -p "$obj"
@@ -69,11 +71,7 @@ build_module() {
         fi
         echo "$sig" >"$stamp"
     fi
-    if [ -f "$src/conf_flags" ]; then
-        make -s -f "$obj/Makefile" -C "$src" modules
-    else
-        make -s -f "$obj/Makefile" -C "$src" modules
-    fi
+    make -s -f "$obj/Makefile" -C "$src" modules
     cp "$obj/ngx_http_deferred_module.so" build/ngx_http_deferred_module.so
 }
 
