@@ -22,10 +22,15 @@
 -- State "execs:retries:first_run_ms:claims": claims is the fencing token
 -- (every claim +1, never decremented); execs counts executions (a released
 -- claim is given back); retries counts failed attempts.
+-- now: Redis TIME in ms, never behind the last now of this queue (a
+-- failover to a replica whose clock lags) unless that one was over 60 s
+-- ahead (a clock error since corrected: step back rather than stall)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local clock = tonumber(redis.call('HGET', KEYS[5], 'clock') or '0')
-if clock > now then now = clock else redis.call('HSET', KEYS[5], 'clock', now) end
+if clock > now and clock - now <= 60000 then now = clock else
+    redis.call('HSET', KEYS[5], 'clock', now)
+end
 
 local max_n = tonumber(ARGV[1])
 local lease_ms = tonumber(ARGV[2])

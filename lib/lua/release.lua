@@ -4,10 +4,15 @@
 -- KEYS: 1 eta, 2 lease, 3 state, 4 stats, 5 wake
 -- ARGV: 1 n, then per task 2 values: id, token
 -- Reply: { 1 released | 0 fenced, ... } one per task
+-- now: Redis TIME in ms, never behind the last now of this queue (a
+-- failover to a replica whose clock lags) unless that one was over 60 s
+-- ahead (a clock error since corrected: step back rather than stall)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local clock = tonumber(redis.call('HGET', KEYS[4], 'clock') or '0')
-if clock > now then now = clock else redis.call('HSET', KEYS[4], 'clock', now) end
+if clock > now and clock - now <= 60000 then now = clock else
+    redis.call('HSET', KEYS[4], 'clock', now)
+end
 
 local n = tonumber(ARGV[1])
 if not n or n < 1 or #ARGV ~= 1 + n * 2 then

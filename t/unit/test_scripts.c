@@ -580,12 +580,21 @@ test_clock(void)
     int64_t             ahead;
 
     claim("ck", 1, 1000, 0, t, 2);
-    ahead = claim_now + 100000;
+    ahead = claim_now + 30000;
     rint_("HSET %s clock %lld", key("ck", DQ_KEY_STATS), (long long) ahead);
     enq("ck", "c1", NULL, -1, -1, &res);
-    is_int(res.eta_ms, ahead, "time never goes back: now = stored clock");
+    is_int(res.eta_ms, ahead,
+           "time never goes back (30 s): now = the stored clock");
     is_int(claim("ck", 1, 1000, 0, t, 2), 1, "due at the guarded now");
     is_int(claim_now, ahead, "claim uses the guarded now");
+
+    ahead = claim_now + 3600000;
+    rint_("HSET %s clock %lld", key("ck", DQ_KEY_STATS), (long long) ahead);
+    enq("ck", "c2", NULL, -1, -1, &res);
+    ok(res.eta_ms < ahead - 3500000,
+       "a clock over 60 s ahead was an error: Redis TIME wins");
+    is_int(rint_("HGET %s clock", key("ck", DQ_KEY_STATS)), res.eta_ms,
+           "and the stored clock steps back to it");
 }
 
 int
