@@ -311,6 +311,7 @@ dq__close_all(dq_child_t *ch)
     uv_close((uv_handle_t *) &ch->grace_timer, NULL);
     uv_close((uv_handle_t *) &ch->blpop_retry, NULL);
     uv_close((uv_handle_t *) &ch->flush, NULL);
+    dq_timeout_close(ch);
     for (i = 0; i < sizeof(ch->sigs) / sizeof(ch->sigs[0]); i++) {
         uv_close((uv_handle_t *) &ch->sigs[i], NULL);
     }
@@ -480,6 +481,9 @@ dq__setup(dq_child_t *ch)
 
     hb = conf->lease_ms / 3 > 0 ? conf->lease_ms / 3 : 1;
     uv_timer_start(&ch->hb_timer, dq__hb_cb, (uint64_t) hb, (uint64_t) hb);
+    if (dq_timeout_start(ch) != 0) {
+        return -1;
+    }
     dq_redis_start(ch->rc);
     dq_redis_start(ch->rb);
     return 0;

@@ -16,6 +16,7 @@
 #include "worker.h"
 #include "redis_uv.h"
 #include "task_impl.h"
+#include "timeout.h"
 
 #define DQ_CMD_TIMEOUT_MS    10000
 #define DQ_BLPOP_TIMEOUT_S   30       /* liveness only: wake-ups come early */
@@ -66,6 +67,7 @@ struct dq_child_s {
     int                     stopping;
     int                     finished;
     int                     exit_status;
+    dq_timeouts_t          *timeouts;   /* timeout.c, or NULL */
 };
 
 /* dispatch.c */

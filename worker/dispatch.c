@@ -198,6 +198,8 @@ dq__work(uv_work_t *w)
 {
     dq_task_t *t = w->data;
 
+    __atomic_store_n(&t->run_start_ms, dq_timeout_clock_ms(),
+                     __ATOMIC_RELEASE);
     t->result = dq_task_execute(t);
 }
 
@@ -282,6 +284,15 @@ void
 dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
 {
     ch->used--;
+    if (t->timed_out) {
+        /* timeout.c failed it already; its lease is gone */
+        dq_log_warn("task %s (queue %s) returned after its timeout; result "
+                    "dropped", t->id, t->queue);
+        dq_child_unlink(ch, t);
+        dq_task_free(t);
+        dq_child_maybe_finish(ch);
+        return;
+    }
     if (canceled) {
         /* never started (graceful stop): hand the lease back */
         t->state = DQ_TS_DONE;

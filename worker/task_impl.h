@@ -64,6 +64,10 @@ struct dq_task_s {
     dq_task_result_t      result;
     char                  error[512];
     uint64_t              start_loop_ms;
+    uint64_t              run_start_ms;   /* pool thread's start stamp
+                                             (timeout.c clock), atomic */
+    int                   timed_out;      /* failed by timeout.c; the
+                                             thread may still run it */
     uv_work_t             work;
 };
 
