@@ -77,7 +77,7 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
     dq__to_req_t    *req;
     int64_t          failed, now, delay = 0;
     int              rc, bury;
-    char             err[600];
+    char             err[600], reason[700];
 
     t->timed_out = 1;
     t->state = DQ_TS_DONE;          /* no heartbeat, no release */
@@ -96,12 +96,13 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
 
     dq_cmd_init(&cmd);
     if (bury) {
+        snprintf(reason, sizeof(reason), "retry limit reached after %lld "
+                 "failed attempts: %s", (long long) failed, err);
         dq_log_error("task dead: queue=%s id=%s name=%s function=%s "
-                     "attempt=%lld reason=\"retry limit reached after %lld "
-                     "failed attempts: %s\"", t->queue, t->id,
+                     "attempt=%lld reason=\"%s\"", t->queue, t->id,
                      t->name ? t->name : "-", t->func ? t->func : "-",
-                     (long long) t->token, (long long) failed, err);
-        rc = dq_cmd_bury(&cmd, dq_str_c(t->queue), &it, dq_str_c(err),
+                     (long long) t->token, reason);
+        rc = dq_cmd_bury(&cmd, dq_str_c(t->queue), &it, dq_str_c(reason),
                          ch->conf->dead_max, ch->conf->dead_age_ms,
                          ch->conf->tombstone_ms);
     } else {
