@@ -64,4 +64,17 @@ is(DQWorker::stop_worker($w), 0, 'SIGTERM: worker exits 0');
 DQTest::log_clean_ok($w->{log}, 'worker log');
 unlike(DQTest::slurp($w->{log}), qr/unhandled exception/,
        'no unhandled tasklet exception logged');
+
+# ---- tasklet_concurrency bounds how many run at once; the rest wait
+my $w2 = DQWorker::start_worker($r, $dir, name => 'w2', libs => [$lib],
+                                args => [qw(--tasklet_concurrency 5)]);
+DQWorker::defer($r, qw(--count 40 example.gauge_tasklet 50 t:g));
+ok(DQTest::wait_for(sub { ($r->cmd(qw(ZCARD t:g:seen)) // 0) >= 5
+                          && ($r->cmd(qw(GET t:g:now)) // 1) == 0
+                          && DQWorker::stats($r)->{done} >= 1040 }, 30),
+   '40 gauge tasklets done with tasklet_concurrency 5');
+my $max = $r->cmd(qw(ZREVRANGE t:g:seen 0 0))->[0];
+is($max, 5, 'never more than 5 tasklet tasks ran at once, and 5 did');
+is(DQWorker::stop_worker($w2), 0, 'second worker exits 0');
+DQTest::log_clean_ok($w2->{log}, 'second worker log');
 done_testing();

@@ -13,6 +13,9 @@
  *   example.sleep_tasklet(ms, key)  DQ_FN_TASKLET: sleeps ms (a loop timer;
  *       the coroutine is suspended, the loop runs other tasks), then INCR
  *       key.
+ *   example.gauge_tasklet(ms, key)  DQ_FN_TASKLET: INCR key:now (how many
+ *       run at this moment), remember the highest value in the sorted set
+ *       key:seen, sleep ms, DECR key:now — shows tasklet_concurrency.
  *
  * Tasklet functions run on the worker's loop thread and must not block:
  * every Redis call goes through dq_redis_command(). The plain function
@@ -155,6 +158,56 @@ ex_sleep_tasklet(dq_task_t *task, void *udata)
     return rc == DQ_OK ? DQ_TASK_OK : DQ_TASK_FAIL;
 }
 
+/* Wait for f and drop it; DQ_OK or the error (recorded on the task). */
+static int
+ex_wait(dq_task_t *task, dq_future_t *f, const char *what)
+{
+    int rc = f ? dq_future_wait(f) : DQ_ENOMEM;
+
+    if (rc != DQ_OK) {
+        dq_task_set_error(task, "%s: %s", what,
+                          f ? dq_future_exception_message(f) : "no memory");
+    }
+    dq_future_unref(f);
+    return rc;
+}
+
+static dq_task_result_t
+ex_gauge_tasklet(dq_task_t *task, void *udata)
+{
+    int64_t      ms, now = 0;
+    const char  *key;
+    size_t       klen;
+    dq_future_t *f;
+    int          rc;
+
+    (void) udata;
+    if (dq_task_arg_int(task, 0, &ms) != DQ_OK
+        || dq_task_arg_str(task, 1, &key, &klen) != DQ_OK)
+    {
+        return DQ_TASK_PERMANENT;
+    }
+    f = dq_redis_command("INCR %b:now", key, klen);
+    if (f && dq_future_wait(f) == DQ_OK) {
+        now = ((const struct redisReply *)
+               dq_value_reply(dq_future_result(f)))->integer;
+    }
+    if ((rc = ex_wait(task, f, "INCR")) != DQ_OK
+        || (rc = ex_wait(task, dq_redis_command("ZADD %b:seen %lld %lld",
+                                                key, klen, (long long) now,
+                                                (long long) now),
+                         "ZADD")) != DQ_OK
+        || (rc = ex_wait(task, dq_sleep((double) ms / 1000.0), "sleep"))
+           != DQ_OK)
+    {
+        (void) ex_wait(task, dq_redis_command("DECR %b:now", key, klen),
+                       "DECR");
+        return DQ_TASK_FAIL;
+    }
+    rc = ex_wait(task, dq_redis_command("DECR %b:now", key, klen), "DECR");
+    return rc == DQ_OK ? DQ_TASK_OK : DQ_TASK_FAIL;
+}
+
 /* -------------------------------------------------------------- plain */
 
 /* One synchronous connection per pool thread, made on first use. */
@@ -254,6 +307,7 @@ static const dq_function_t ex_functions[] = {
     { "example.sum_tasklet", ex_sum_tasklet, DQ_FN_TASKLET, NULL },
     { "example.sum_plain", ex_sum_plain, 0, NULL },
     { "example.sleep_tasklet", ex_sleep_tasklet, DQ_FN_TASKLET, NULL },
+    { "example.gauge_tasklet", ex_gauge_tasklet, DQ_FN_TASKLET, NULL },
     { NULL, NULL, 0, NULL }
 };
 
