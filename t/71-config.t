@@ -100,6 +100,15 @@ for my $k ('bad value', 'bad rate', 'unknown', 'no semi', 'queue ctx', 'bad queu
     like($out, qr/configuration file \Q$f\E test failed/, "-t says failed ($k)");
 }
 
+# the documented example configuration passes -t (its library path
+# replaced by a built one)
+my $example = DQTest::root() . '/examples/deferred-worker.conf';
+($rc, $out) = run('-c', $example, '-l', $lib, '-T');
+is($rc, 0, 'examples/deferred-worker.conf passes -t') or diag $out;
+like($out, qr/queue mail \{[^}]*weight 2;[^}]*rate 10\/s;[^}]*bucket_size 20;[^}]*max_concurrent 4;[^}]*timeout 2m;[^}]*retry_limit 7;[^}]*age_limit 1d;[^}]*min_backoff 1s;[^}]*max_backoff 1h;[^}]*max_doublings 5;/s,
+     'its mail queue is read as documented');
+like($out, qr/^library "\Q$lib\E";$/m, 'a command-line library replaces the file\'s');
+
 # a library that does not load fails -t
 my $nolib = conf('nolib.conf', "library $dir/missing.so;\n");
 ($rc, $out) = run('-c', $nolib, '-t');
