@@ -1,0 +1,191 @@
+/*
+ * Command builders and reply parsers without Redis: argv layout (EVALSHA,
+ * build-time SHA1, key order with hash tags), NOSCRIPT fallback rewrite,
+ * invalid input, and the parsers over malformed replies built by hand.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dq_contract.h"
+#include "tap.h"
+
+static int
+arg_is(const dq_cmd_t *c, int i, const char *want)
+{
+    return i < c->argc && c->argvlen[i] == strlen(want)
+           && memcmp(c->argv[i], want, c->argvlen[i]) == 0;
+}
+
+static redisReply *
+mk(int type)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = type;
+    return r;
+}
+
+static redisReply *
+mk_int(long long v)
+{
+    redisReply *r = mk(REDIS_REPLY_INTEGER);
+    r->integer = v;
+    return r;
+}
+
+static redisReply *
+mk_str(const char *s, int type)
+{
+    redisReply *r = mk(type);
+    r->str = strdup(s);
+    r->len = strlen(s);
+    return r;
+}
+
+static redisReply *
+mk_arr(size_t n)
+{
+    redisReply *r = mk(REDIS_REPLY_ARRAY);
+    r->elements = n;
+    r->element = calloc(n ? n : 1, sizeof(*r->element));
+    return r;
+}
+
+int
+main(void)
+{
+    dq_cmd_t            c;
+    dq_enqueue_item_t   it[2];
+    dq_enqueue_result_t res[2];
+    dq_lease_item_t     li = { dq_str_lit("id1"), 7, dq_str_lit("") };
+    dq_claimed_t        tasks[1];
+    dq_claim_result_t   cr;
+    dq_error_t          err;
+    const dq_script_t  *s;
+    redisReply         *r;
+    int                 st[2], i;
+
+    /* scripts are all there, with a SHA1 */
+    for (i = 0; i < DQ_SCRIPT__COUNT; i++) {
+        s = dq_script((dq_script_id_t) i);
+        ok(s && s->len == strlen(s->source) && strlen(s->sha1) == 40
+           && s->source[s->len - 1] == '\n', "script %s embedded",
+           s ? s->name : "?");
+    }
+    ok(dq_script(DQ_SCRIPT__COUNT) == NULL, "no script past the end");
+
+    dq_cmd_init(&c);
+    it[0].id = dq_str_lit("a");
+    it[0].envelope = dq_str_lit("ENV");
+    it[0].name = dq_str_c(NULL);
+    it[0].eta_ms = -1;
+    it[0].countdown_ms = 1500;
+    it[1] = it[0];
+    it[1].id = dq_str_lit("b");
+    it[1].name = dq_str_lit("nm");
+    it[1].eta_ms = 1790000000000LL;
+    is_int(dq_cmd_enqueue(&c, dq_str_lit("q"), it, 2, 1000), DQ_OK,
+           "enqueue built");
+    s = dq_script(DQ_SCRIPT_ENQUEUE);
+    ok(arg_is(&c, 0, "EVALSHA") && arg_is(&c, 1, s->sha1) && arg_is(&c, 2, "5"),
+       "EVALSHA <sha1> 5");
+    ok(arg_is(&c, 3, "dq:{q}:tasks") && arg_is(&c, 4, "dq:{q}:eta")
+       && arg_is(&c, 5, "dq:{q}:names") && arg_is(&c, 6, "dq:{q}:stats")
+       && arg_is(&c, 7, "dq:{q}:wake"), "keys in the script's order");
+    ok(arg_is(&c, 8, "1000") && arg_is(&c, 9, "2"), "tombstone, n");
+    ok(arg_is(&c, 10, "a") && arg_is(&c, 11, "ENV") && arg_is(&c, 12, "")
+       && arg_is(&c, 13, "-1") && arg_is(&c, 14, "1500"), "task 1");
+    ok(arg_is(&c, 15, "b") && arg_is(&c, 17, "nm")
+       && arg_is(&c, 18, "1790000000000") && c.argc == 20, "task 2");
+    ok(c.argv[11] == it[0].envelope.ptr, "payloads are not copied");
+    dq_cmd_use_eval(&c);
+    ok(arg_is(&c, 0, "EVAL") && c.argv[1] == s->source
+       && c.argvlen[1] == s->len && arg_is(&c, 2, "5"),
+       "use_eval: EVAL <source> 5 ...");
+    dq_cmd_use_eval(&c);
+    ok(arg_is(&c, 0, "EVAL") && c.argv[1] == s->source, "use_eval twice: same");
+
+    is_int(dq_cmd_enqueue(&c, dq_str_lit("a b"), it, 1, 0), DQ_EINVAL,
+           "bad queue refused");
+    is_int(dq_cmd_enqueue(&c, dq_str_lit("q"), it, 0, 0), DQ_EINVAL,
+           "empty batch refused");
+    is_int(dq_cmd_claim(&c, dq_str_lit("q"), 1, 0, 0), DQ_EINVAL,
+           "lease 0 refused");
+    is_int(dq_cmd_ack(&c, dq_str_lit("q"), &li, 0, 0), DQ_EINVAL,
+           "empty ack refused");
+    is_int(dq_cmd_retry(&c, dq_str_lit("q"), &li, -5, dq_str_lit("e")), DQ_OK,
+           "retry built");
+    ok(arg_is(&c, 3 + 7, "id1") && arg_is(&c, 11, "7") && arg_is(&c, 12, "0")
+       && arg_is(&c, 13, "e"), "retry: id, token, negative delay -> 0, error");
+    is_int(dq_cmd_requeue(&c, dq_str_lit("q"), dq_str_lit("x")), DQ_OK,
+           "requeue built");
+    ok(arg_is(&c, 2, "7") && arg_is(&c, c.argc - 1, "x"), "requeue: 7 keys, id");
+    dq_cmd_free(&c);
+
+    /* replies */
+    is_int(dq_reply_enqueue(NULL, 1, res, &err), DQ_EREDIS, "NULL reply");
+    r = mk_str("ERR something", REDIS_REPLY_ERROR);
+    is_int(dq_reply_enqueue(r, 1, res, &err), DQ_EREDIS, "error reply");
+    ok(strstr(err.msg, "ERR something") != NULL, "carries the text: %s",
+       err.msg);
+    ok(!dq_reply_is_noscript(r), "not NOSCRIPT");
+    freeReplyObject(r);
+    r = mk_str("NOSCRIPT No matching script", REDIS_REPLY_ERROR);
+    ok(dq_reply_is_noscript(r), "NOSCRIPT recognised");
+    freeReplyObject(r);
+
+    r = mk_arr(5);
+    r->element[0] = mk_int(1000);
+    r->element[1] = mk_int(0);
+    r->element[2] = mk_int(1500);
+    r->element[3] = mk_int(3);
+    r->element[4] = mk_int(0);
+    is_int(dq_reply_enqueue(r, 2, res, &err), DQ_OK, "enqueue reply");
+    ok(res[0].status == DQ_OK && res[0].eta_ms == 1500 && !res[0].existed
+       && res[1].status == DQ_ETOMBSTONE, "statuses and eta");
+    is_int(dq_reply_enqueue(r, 1, res, &err), DQ_EREDIS,
+           "wrong task count refused");
+    r->element[3]->integer = 9;
+    is_int(dq_reply_enqueue(r, 2, res, &err), DQ_EREDIS,
+           "unknown status refused");
+    freeReplyObject(r);
+
+    r = mk_arr(9);
+    r->element[0] = mk_int(1000);
+    r->element[1] = mk_int(-1);
+    r->element[2] = mk_str("id9", REDIS_REPLY_STRING);
+    r->element[3] = mk(REDIS_REPLY_NIL);
+    for (i = 4; i < 9; i++) {
+        r->element[i] = mk_int(i);
+    }
+    cr.tasks = tasks;
+    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_OK, "claim reply");
+    ok(cr.n == 1 && cr.now_ms == 1000 && cr.next_ms == -1
+       && dq_str_eq(tasks[0].id, "id9") && tasks[0].envelope.ptr == NULL
+       && tasks[0].eta_ms == 4 && tasks[0].token == 5 && tasks[0].retries == 6
+       && tasks[0].first_run_ms == 7 && tasks[0].execs == 8,
+       "every field, nil envelope");
+    is_int(dq_reply_claim(r, &cr, 0, &err), DQ_ERR,
+           "more tasks than room: error, not overflow");
+    r->elements = 8;
+    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "ragged reply refused");
+    r->elements = 9;
+    r->element[2]->type = REDIS_REPLY_INTEGER;
+    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "integer id refused");
+    r->element[2]->type = REDIS_REPLY_STRING;
+    freeReplyObject(r);
+
+    r = mk_int(1);
+    is_int(dq_reply_statuses(r, 1, st, &err), DQ_OK, "integer status");
+    is_int(st[0], 1, "1");
+    is_int(dq_reply_statuses(r, 2, st, &err), DQ_EREDIS,
+           "integer for 2 statuses refused");
+    freeReplyObject(r);
+    r = mk_arr(2);
+    r->element[0] = mk_int(0);
+    r->element[1] = mk_int(1);
+    is_int(dq_reply_statuses(r, 2, st, &err), DQ_OK, "array statuses");
+    ok(st[0] == 0 && st[1] == 1, "0 and 1");
+    is_int(dq_reply_statuses(r, 3, st, &err), DQ_EREDIS, "count mismatch");
+    freeReplyObject(r);
+    return done_testing();
+}
