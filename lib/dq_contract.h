@@ -61,7 +61,8 @@ void dq_id_new(char out[DQ_ID_SIZE]);
 
 typedef struct {
     size_t   max_envelope;   /* bytes of one request body / envelope: 1 MiB */
-    unsigned max_depth;      /* nesting of containers: 32 */
+    unsigned max_depth;      /* nesting of containers: 32 (and never more:
+                                msgpack-c's parser stack holds 32) */
     size_t   max_items;      /* container elements in one document: 65536 */
     size_t   max_batch;      /* tasks in one batch request: 1000 */
 } dq_limits_t;
@@ -141,9 +142,12 @@ typedef struct {
     dq_str_t              name;      /* {NULL,0} when absent */
     dq_str_t              url;       /* {NULL,0} when absent: caller decides */
     const msgpack_object *args;      /* array, or NULL */
-    dq_str_t              args_raw;  /* or: pre-packed msgpack array bytes */
+    dq_str_t              args_raw;  /* or: pre-packed msgpack array bytes
+                                        (trusted: copied into the envelope
+                                        as they are) */
     const msgpack_object *kwargs;    /* map, or NULL */
-    dq_str_t              kwargs_raw;/* or: pre-packed msgpack map bytes */
+    dq_str_t              kwargs_raw;/* or: pre-packed msgpack map bytes
+                                        (trusted, likewise) */
     const msgpack_object *headers;   /* map str->str, or NULL */
     int64_t               countdown_ms;  /* -1 when absent */
     int64_t               eta_ms;        /* -1 when absent; absolute UTC */
@@ -325,7 +329,8 @@ typedef struct {
     int     status;   /* DQ_OK stored; DQ_EDUPLICATE; DQ_ETOMBSTONE */
     int     existed;  /* 1 if the same id was already stored (idempotent
                          retry of an enqueue that did land): status DQ_OK */
-    int64_t eta_ms;   /* the scheduled ETA (UTC ms) when status is DQ_OK */
+    int64_t eta_ms;   /* the scheduled ETA (UTC ms) when status is DQ_OK
+                         (if existed: its ETA while waiting, else 0) */
 } dq_enqueue_result_t;
 
 int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
