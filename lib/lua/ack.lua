@@ -1,7 +1,8 @@
 -- ack: 1..n tasks done. Only a task still leased under the given token.
 -- KEYS: 1 tasks, 2 lease, 3 state, 4 names, 5 stats, 6 errors, 7 conf,
 --       8 wake
--- ARGV: 1 tombstone_ms, 2 n, then per task 3 values: id, token, name
+-- ARGV: 1 tombstone_ms (<= 0: names are free again at once), 2 n, then
+--       per task 3 values: id, token, name
 -- Reply: { 1 acked | 0 fenced, ... } one per task
 -- now: Redis TIME in ms, never behind the last now of this queue (a
 -- failover to a replica whose clock lags) unless that one was over 60 s
@@ -34,7 +35,11 @@ for i = 0, n - 1 do
             redis.call('HDEL', KEYS[3], id)
             redis.call('HDEL', KEYS[6], id)
             if name ~= '' then
-                redis.call('ZADD', KEYS[4], now + tomb, name)
+                if tomb > 0 then
+                    redis.call('ZADD', KEYS[4], now + tomb, name)
+                else
+                    redis.call('ZREM', KEYS[4], name)   -- no window
+                end
             end
             ok = 1
             done = done + 1

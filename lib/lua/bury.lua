@@ -4,7 +4,8 @@
 -- KEYS: 1 tasks, 2 lease, 3 state, 4 dead, 5 errors, 6 names, 7 stats,
 --       8 conf, 9 wake
 -- ARGV: 1 id, 2 token, 3 error text, 4 dead_max (<= 0: no limit),
---       5 dead_age_ms (<= 0: no limit), 6 tombstone_ms, 7 name ('' = none)
+--       5 dead_age_ms (<= 0: no limit), 6 tombstone_ms (<= 0: the name is
+--       free again at once), 7 name ('' = none)
 -- Reply: 1 buried | 0 fenced
 -- now: Redis TIME in ms, never behind the last now of this queue (a
 -- failover to a replica whose clock lags) unless that one was over 60 s
@@ -30,7 +31,13 @@ if not c or c ~= token then return 0 end
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZADD', KEYS[4], now, id)
 redis.call('HSET', KEYS[5], id, ARGV[3])
-if name ~= '' then redis.call('ZADD', KEYS[6], now + tomb, name) end
+if name ~= '' then
+    if tomb and tomb > 0 then
+        redis.call('ZADD', KEYS[6], now + tomb, name)
+    else
+        redis.call('ZREM', KEYS[6], name)       -- no window
+    end
+end
 redis.call('HINCRBY', KEYS[7], 'dead', 1)
 
 -- trim the dead set (at most 1000 per call; every bury trims again)

@@ -270,6 +270,20 @@ test_names(void)
            "accepted after the window");
     is_int(rint_("ZSCORE %s job", key("nm", DQ_KEY_NAMES)), 0,
            "a live name scores inf (read as 0 here)");
+    {
+        /* tombstone_ms 0: no window at all */
+        dq_lease_item_t it;
+        int             st;
+
+        is_int(enq("nm", "z1", "zero", -1, -1, NULL), DQ_OK, "named task z1");
+        while (claim("nm", 1, 1000, 0, t, 2) == 1
+               && strcmp(t[0].id, "z1") != 0) { }
+        it = item("z1", t[0].token, "zero");
+        dq_cmd_ack(&C, dq_str_lit("nm"), &it, 1, 0);
+        is_int(statuses(1, &st), 1, "acked with tombstone_ms 0");
+        is_int(enq("nm", "z2", "zero", -1, -1, NULL), DQ_OK,
+               "the name is free again at once");
+    }
 }
 
 static void
