@@ -17,7 +17,14 @@
  *
  * Ownership: a client is used by one thread at a time. Errors: every call
  * returns DQ_OK or a DQ_E* code; dq_client_errstr() has the detail of the
- * last failed call on that client.
+ * last failed call on that client. After any connection error the next
+ * call reconnects. DQ_EREDIS on a timeout does not prove the task was not
+ * stored (Redis may run the command later): the id is fixed before
+ * sending, so a retry with the same name is deduplicated.
+ *
+ * Signals: hiredis writes with write(2), so a write to a connection Redis
+ * has closed raises SIGPIPE; the library changes no process-wide state, so
+ * a program that must survive that ignores SIGPIPE itself.
  */
 #ifndef DEFERRED_CLIENT_H
 #define DEFERRED_CLIENT_H
