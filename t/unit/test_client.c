@@ -7,6 +7,7 @@
  * SELECT/AUTH, Redis down.
  * Usage: test_client PORT [UNIX_SOCKET]
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -469,6 +470,7 @@ main(int argc, char **argv)
 
     port = redis_port(argc, argv);
     sock = argc > 2 ? argv[2] : NULL;
+    signal(SIGPIPE, SIG_IGN);      /* as client.h asks of programs */
     if (port <= 0) {
         printf("1..0 # SKIP no redis port given\n");
         return 0;
