@@ -49,6 +49,29 @@ DQTest::wait_for(sub { my $n = () = DQTest::slurp($log) =~ /redis \(commands\): 
 DQWorker::defer($r, 'record', "$dir/rec", 'after-restart');
 is(scalar DQWorker::wait_records("$dir/rec", 3, 15), 3, 'a task runs after the restart');
 
+# Redis goes away while a task runs (and comes back with its data, from
+# its append-only file): the result is reported when Redis is back, so the
+# task is neither lost nor run twice
+my $pd = "$dir/aof";
+mkdir $pd;
+my $ra = DQTest::Redis->start(dir => $pd, args => [qw(--appendonly yes --appendfsync always)]);
+my $wa = DQWorker::start_worker($ra, $dir, name => 'aof');
+my $aid = DQWorker::defer($ra, 'sleep_ms', 1000, "$dir/aof.rec");
+DQTest::wait_for(sub { DQWorker::stats($ra)->{running} == 1 }, 10);
+$ra->stop;
+DQWorker::wait_records("$dir/aof.rec", 1, 10);
+DQTest::wait_for(sub { DQWorker::log_text($wa) =~ /ack of 1 tasks not delivered/ }, 10);
+like(DQWorker::log_text($wa), qr/\[warn\].*ack of 1 tasks not delivered: .*sent again when Redis is back/,
+     'the ack could not be delivered: kept');
+$ra->_launch;
+DQTest::wait_for(sub { DQWorker::stats($ra)->{done} == 1 }, 15);
+is(DQWorker::stats($ra)->{done}, 1, 'acked once Redis is back');
+is(DQWorker::stats($ra)->{running}, 0, 'no lease left');
+is(scalar DQWorker::records("$dir/aof.rec"), 1, 'ran once');
+unlike(DQWorker::log_text($wa), qr/lease lost/, 'the resent ack was accepted');
+is(DQWorker::stop_worker($wa), 0, 'aof worker exits 0');
+log_clean_ok($wa->{log}, 'aof worker log');
+
 is(DQWorker::stop_worker($w), 0, 'worker exits 0');
 log_clean_ok($log, 'worker log');
 

@@ -254,10 +254,12 @@ dq__redis_state(dq_redis_t *r, int up, void *data)
     size_t      i;
 
     if (r == ch->rc && up) {
-        /* (re)connected: whatever was due meanwhile is due now */
+        /* (re)connected: whatever was due meanwhile is due now, and what
+         * could not be reported is reported now */
         for (i = 0; i < ch->nq; i++) {
             ch->qs[i].due_at = 0;
         }
+        dq_dispatch_resend(ch);
     }
     if (r == ch->rb && !up) {
         ch->blpop_inflight = 0;
@@ -350,8 +352,8 @@ dq__grace_cb(uv_timer_t *t)
     for (k = ch->tasks; k; k = k->next) {
         n++;
     }
-    dq_log_warn("grace period of %lld ms over with %zu tasks unfinished; "
-                "their leases expire and they run again elsewhere",
+    dq_log_warn("grace period of %lld ms over with %zu tasks unfinished "
+                "or unreported; their leases expire and they run again",
                 (long long) ch->conf->grace_ms, n);
     /* pool threads may still be inside task code: no orderly teardown */
     _exit(1);
@@ -559,6 +561,7 @@ done:
         free(ch->qs[i].rels);
     }
     free(ch->qs);
+    free(ch->redo);
     dq_loader_free(ch->loader);
     dq_task_set_worker_redis(NULL, 0);
     free(ch);

@@ -64,6 +64,9 @@ struct dq_child_s {
     size_t                  concurrency;
     int                     blpop_inflight;
     int                     flush_active;
+    dq_task_t             **redo;       /* results not delivered, sent */
+    size_t                  nredo;      /* again on reconnect */
+    size_t                  cap_redo;
     int                     stopping;
     int                     finished;
     int                     exit_status;
@@ -76,6 +79,7 @@ void dq_dispatch_claim(dq_cqueue_t *q, size_t n);
 void dq_dispatch_flush(dq_child_t *ch);
 void dq_dispatch_stop(dq_child_t *ch);    /* cancel never-started work */
 void dq_dispatch_heartbeat(dq_child_t *ch);
+void dq_dispatch_resend(dq_child_t *ch);  /* commands connection is back */
 
 /* child.c */
 void dq_child_maybe_finish(dq_child_t *ch);

@@ -60,6 +60,34 @@ dq__s(const char *s)
 
 /* --------------------------------------------------------------- replies */
 
+#define DQ__NOT_BUILT "cannot build the command"
+
+/* Keep the tasks of an undelivered batch for dq_dispatch_resend(). */
+static int
+dq__keep(dq_child_t *ch, dq__batch_t *b)
+{
+    size_t      i, cap;
+    dq_task_t **a;
+
+    if (ch->nredo + b->n > ch->cap_redo) {
+        cap = ch->cap_redo ? ch->cap_redo * 2 : 64;
+        while (cap < ch->nredo + b->n) {
+            cap *= 2;
+        }
+        a = realloc(ch->redo, cap * sizeof(*a));
+        if (a == NULL) {
+            return 0;
+        }
+        ch->redo = a;
+        ch->cap_redo = cap;
+    }
+    for (i = 0; i < b->n; i++) {
+        b->tasks[i]->redo_op = (int) b->op;
+        ch->redo[ch->nredo++] = b->tasks[i];
+    }
+    return 1;
+}
+
 static void
 dq__batch_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
                 void *data)
@@ -72,6 +100,16 @@ dq__batch_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
 
     (void) r;
     memset(&err, 0, sizeof(err));
+    if (rep == NULL && b->op != DQ_OP_EXTEND
+        && strcmp(errstr, DQ__NOT_BUILT) != 0 && dq__keep(ch, b))
+    {
+        /* not delivered (or not answered): say it again once Redis is
+         * back; the fencing token makes a repeat harmless */
+        dq_log_warn("%s of %zu tasks not delivered: %s; sent again when "
+                    "Redis is back", dq__op_names[b->op], b->n, errstr);
+        free(b);
+        return;
+    }
     if (rep == NULL || dq_reply_statuses(rep, b->n, st, &err) != DQ_OK) {
         const char *why = rep == NULL ? errstr : err.msg;
 
@@ -119,7 +157,7 @@ static void
 dq__batch_send(dq__batch_t *b, dq_cmd_t *cmd, int built)
 {
     if (built != DQ_OK) {
-        dq__batch_reply(NULL, NULL, "cannot build the command", b);
+        dq__batch_reply(NULL, NULL, DQ__NOT_BUILT, b);
     } else if (dq_redis_send_cmd(b->ch->rc, cmd, DQ_CMD_TIMEOUT_MS,
                                  dq__batch_reply, b) != 0)
     {
@@ -146,6 +184,9 @@ dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
     int              rc;
 
     t->state = DQ_TS_DONE;
+    if (reason != t->error) {       /* kept for a resend */
+        snprintf(t->error, sizeof(t->error), "%s", reason);
+    }
     if (b == NULL) {
         dq_child_unlink(ch, t);
         dq_task_free(t);
@@ -178,6 +219,7 @@ dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms)
     int              rc;
 
     t->state = DQ_TS_DONE;
+    t->retry_delay_ms = delay_ms;
     if (b == NULL) {
         dq_child_unlink(ch, t);
         dq_task_free(t);
@@ -571,6 +613,77 @@ dq_dispatch_stop(dq_child_t *ch)
             uv_cancel((uv_req_t *) &t->work);
         }
     }
+}
+
+/* ------------------------------------------------------- resend on reconnect */
+
+static int
+dq__push(dq_task_t ***arr, size_t *n, size_t *cap, dq_task_t *t)
+{
+    dq_task_t **a;
+    size_t      c;
+
+    if (*n == *cap) {
+        c = *cap ? *cap * 2 : 64;
+        a = realloc(*arr, c * sizeof(*a));
+        if (a == NULL) {
+            return -1;
+        }
+        *arr = a;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = t;
+    return 0;
+}
+
+/* The commands connection is up again: send the results that were not
+ * delivered (acks and releases batched again, retries and burials one by
+ * one). A lease that expired meanwhile answers 0: "lease lost". */
+void
+dq_dispatch_resend(dq_child_t *ch)
+{
+    dq_task_t **list = ch->redo;
+    size_t      n = ch->nredo, i;
+    dq_task_t  *t;
+    int         rc;
+
+    if (n == 0) {
+        return;
+    }
+    ch->redo = NULL;
+    ch->nredo = ch->cap_redo = 0;
+    dq_log_info("sending %zu undelivered results again", n);
+    for (i = 0; i < n; i++) {
+        t = list[i];
+        switch ((dq_op_t) t->redo_op) {
+        case DQ_OP_ACK:
+            rc = dq__push(&t->q->acks, &t->q->nacks, &t->q->cap_acks, t);
+            break;
+        case DQ_OP_RELEASE:
+            rc = dq__push(&t->q->rels, &t->q->nrels, &t->q->cap_rels, t);
+            break;
+        case DQ_OP_RETRY:
+            dq__retry(ch, t, t->retry_delay_ms);
+            rc = 0;
+            break;
+        case DQ_OP_BURY:
+            dq__bury(ch, t, t->error);
+            rc = 0;
+            break;
+        default:
+            rc = -1;
+            break;
+        }
+        if (rc != 0) {
+            dq_log_warn("result of task %s (queue %s) dropped: out of "
+                        "memory; it runs again when its lease expires",
+                        t->id, t->queue);
+            dq_child_unlink(ch, t);
+            dq_task_free(t);
+        }
+    }
+    free(list);
+    dq_child_flush_on(ch);
 }
 
 /* ------------------------------------------------------------ heartbeat */

@@ -31,6 +31,8 @@ struct dq_task_s {
     dq_cqueue_t          *q;
     dq_task_state_t       state;
     int                   lease_lost;     /* a fencing reply said 0 */
+    int                   redo_op;        /* dispatch.c: undelivered op */
+    int64_t               retry_delay_ms; /* for a resent retry */
 
     /* the claim */
     char                 *id;             /* NUL-terminated copies */
