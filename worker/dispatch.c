@@ -121,7 +121,14 @@ dq__batch_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
         }
     } else {
         for (i = 0; i < b->n; i++) {
-            if (st[i] == 0) {
+            if (st[i] == 0 && b->tasks[i]->resent) {
+                dq_log_warn("lease lost: %s of task %s (queue %s, token "
+                            "%lld) sent again and refused: the first "
+                            "attempt landed after all, or the lease "
+                            "expired meanwhile", dq__op_names[b->op],
+                            b->tasks[i]->id, b->tasks[i]->queue,
+                            (long long) b->tasks[i]->token);
+            } else if (st[i] == 0) {
                 dq_log_warn("lease lost: %s of task %s (queue %s, token "
                             "%lld) refused: the lease expired and the task "
                             "was claimed again; this result is dropped",
@@ -655,6 +662,7 @@ dq_dispatch_resend(dq_child_t *ch)
     dq_log_info("sending %zu undelivered results again", n);
     for (i = 0; i < n; i++) {
         t = list[i];
+        t->resent = 1;
         switch ((dq_op_t) t->redo_op) {
         case DQ_OP_ACK:
             rc = dq__push(&t->q->acks, &t->q->nacks, &t->q->cap_acks, t);

@@ -32,6 +32,7 @@ struct dq_task_s {
     dq_task_state_t       state;
     int                   lease_lost;     /* a fencing reply said 0 */
     int                   redo_op;        /* dispatch.c: undelivered op */
+    int                   resent;         /* ... and sent again */
     int64_t               retry_delay_ms; /* for a resent retry */
 
     /* the claim */
