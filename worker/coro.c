@@ -178,6 +178,7 @@ dq__coro_put(dq__rt_t *rt, dq__coro_t *c)
     c->arg = NULL;
     c->future = NULL;
     c->ctx = NULL;
+    c->home = NULL;
     c->caller = NULL;
     c->waiting_on = NULL;
     c->wake = 0;

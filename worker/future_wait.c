@@ -85,7 +85,11 @@ dq__wait_tasklet(dq__rt_t *rt, dq_future_t *const *fs, size_t n, int mode)
                 c->wake = 0;
                 while (i-- > 0) {
                     (void) dq__future_remove_cb(fs[i], dq__wake_cb, c);
+                    if (fs[i]->waiter == c) {
+                        fs[i]->waiter = NULL;
+                    }
                 }
+                c->waiting_on = NULL;
                 return rc;
             }
             fs[i]->waiter = c;
@@ -102,6 +106,9 @@ dq__wait_tasklet(dq__rt_t *rt, dq_future_t *const *fs, size_t n, int mode)
         for (i = 0; i < n; i++) {
             if (fs[i]->state != DQ_FUTURE_DONE) {
                 (void) dq__future_remove_cb(fs[i], dq__wake_cb, c);
+            }
+            if (fs[i]->waiter == c) {
+                fs[i]->waiter = NULL;   /* c may end and be reused */
             }
         }
     }

@@ -357,8 +357,10 @@ dq__tasklet_entry(dq__coro_t *c)
     if (self->state != DQ_FUTURE_DONE) {
         dq_future_set_result(self, DQ_VALUE_NONE);
     }
-    ctx = c->ctx;
+    ctx = c->home;             /* not c->ctx: fn may have set another */
+    dq_context_unref(c->ctx);
     c->ctx = NULL;
+    c->home = NULL;
     c->future = NULL;
     rt->tasklets_live--;
     dq_future_unref(self);
@@ -395,6 +397,7 @@ dq_tasklet_at(dq_tasklet_fn fn, void *arg, const char *name,
     c->arg = arg;
     c->name = name;
     c->ctx = dq_context_ref(ctx);
+    c->home = dq_context_ref(ctx);
     dq__context_op_start(ctx);
     rt->tasklets_live++;
     rt->tasklets_started++;

@@ -126,7 +126,9 @@ struct dq__coro_s {
     dq_tasklet_fn     fn;
     void             *arg;
     const char       *name;
-    dq_context_t     *ctx;         /* one ref */
+    dq_context_t     *ctx;         /* current context, one ref */
+    dq_context_t     *home;        /* the context it was started in and
+                                      counted as pending in, one ref */
     dq_future_t      *waiting_on;  /* borrowed, while suspended */
     int               wake;        /* 0 idle, 1 waiting, 2 resume queued */
     dq__node_t        resume;      /* run-queue item that resumes it

@@ -264,6 +264,18 @@ t_fire_and_forget(dq_future_t *self, void *arg)
 }
 
 static void
+t_switches_context(dq_future_t *self, void *arg)
+{
+    dq_future_t *s = dq_sleep(0.005);
+
+    (void) arg;
+    dq_context_set(dq_context_make());
+    dq_future_wait(s);
+    dq_future_unref(s);
+    dq_future_set_int(self, 3);
+}
+
+static void
 test_toplevel(void)
 {
     dq_future_t  *f;
@@ -281,6 +293,11 @@ test_toplevel(void)
     dq_future_get_int(f, &v);
     is_int(v, 9, "with the main tasklet's result");
     ok(dq_context_get() == before, "the caller's context is untouched");
+    dq_future_unref(f);
+
+    f = dq_toplevel_sync(t_switches_context, NULL);
+    ok(dq_future_done(f) && dq_future_get_int(f, &v) == DQ_OK && v == 3,
+       "a toplevel whose tasklet sets another context still completes");
     dq_future_unref(f);
 }
 
