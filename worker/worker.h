@@ -71,6 +71,7 @@ typedef struct {
     int              threads;         /* pool threads per child */
     int              concurrency;     /* plain tasks in flight per child */
     int              tasklet_concurrency; /* tasklet tasks per child */
+    size_t           tasklet_stack;   /* usable bytes per tasklet stack */
     int              batch;           /* max tasks per claim */
 
     int64_t          lease_ms;        /* lease length; heartbeat at 1/3 */
