@@ -67,7 +67,7 @@ unlike(DQTest::slurp($w->{log}), qr/unhandled exception/,
 
 # ---- tasklet_concurrency bounds how many run at once; the rest wait
 my $w2 = DQWorker::start_worker($r, $dir, name => 'w2', libs => [$lib],
-                                args => [qw(--tasklet_concurrency 5)]);
+                                args => [qw(--tasklet_concurrency 5 --tasklet_stack 32k)]);
 DQWorker::defer($r, qw(--count 40 example.gauge_tasklet 50 t:g));
 ok(DQTest::wait_for(sub { ($r->cmd(qw(ZCARD t:g:seen)) // 0) >= 5
                           && ($r->cmd(qw(GET t:g:now)) // 1) == 0

@@ -72,6 +72,7 @@ int
 dq_tasklet_child_init(dq_child_t *ch)
 {
     dq_tasklet_child_t *tk;
+    dq_tasklet_opts_t   opts;
     int                 rc;
 
     tk = calloc(1, sizeof(*tk));
@@ -82,7 +83,9 @@ dq_tasklet_child_init(dq_child_t *ch)
     tk->ch = ch;
     tk->limit = ch->conf->tasklet_concurrency > 0
                 ? (size_t) ch->conf->tasklet_concurrency : 1;
-    rc = dq_tasklet_init(&ch->loop, NULL);
+    memset(&opts, 0, sizeof(opts));
+    opts.stack_size = ch->conf->tasklet_stack;
+    rc = dq_tasklet_init(&ch->loop, &opts);
     if (rc != DQ_OK) {
         dq_log_error("tasklets: cannot set up the runtime: %s",
                      dq_tasklet_strerror(rc));
