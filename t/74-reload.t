@@ -101,6 +101,26 @@ sleep 0.3;
 is_deeply([sort(DQOps::live_children($w))], [sort @live], 'and the children keep running');
 is(scalar(DQOps::children($w)), 4, 'no child was started');
 
+# ---- a reload that changes the number of processes
+(my $three = $conf) =~ s/processes 2;/processes 3;/;
+open $fh, '>', $w->{conf} or die;
+print {$fh} "redis " . $r->address . ";\n$three";
+close $fh;
+kill 'HUP', $w->{pid};
+DQTest::wait_for(sub { scalar(DQOps::children($w)) == 7 && scalar(DQOps::live_children($w)) == 3 }, 30, 0.05);
+is(scalar(DQOps::live_children($w)), 3, 'processes 2 -> 3 on reload: three children');
+is(scalar(grep { my $p = $_; grep { $_ == $p } @live } DQOps::live_children($w)), 0,
+   'all of them new');
+(my $one = $conf) =~ s/processes 2;/processes 1;/;
+open $fh, '>', $w->{conf} or die;
+print {$fh} "redis " . $r->address . ";\n$one";
+close $fh;
+kill 'HUP', $w->{pid};
+DQTest::wait_for(sub { scalar(DQOps::children($w)) == 8 && scalar(DQOps::live_children($w)) == 1 }, 30, 0.05);
+is(scalar(DQOps::live_children($w)), 1, 'processes 3 -> 1 on reload: one child');
+DQWorker::cli($r, 'defer', '-q', 'rl', '--count', 5, 'ops.version', "$dir/v3.rec");
+is(scalar(DQOps::wait_lines("$dir/v3.rec", 'V', 5, 10)), 5, 'and it runs tasks');
+
 is(DQTest::stop_pid($w->{pid}), 0, 'master exits 0');
 DQTest::log_clean_ok($w->{log});
 done_testing();
