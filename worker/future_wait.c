@@ -214,7 +214,7 @@ dq__wait(dq_future_t *const *fs, size_t n, int mode)
     dq__rt_t *rt = dq__rt_get();
 
     if (rt == NULL) {
-        return DQ_ENOMEM;
+        return DQ_ENOTASKLET;   /* no runtime on this thread */
     }
     if (n == 0) {
         return DQ_EINVAL;

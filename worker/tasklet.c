@@ -17,6 +17,15 @@
 
 __thread dq__rt_t *dq__rt;
 
+/*
+ * Set once some thread has called dq_tasklet_init() on a loop of its own.
+ * From then on no thread gets a runtime implicitly: a plain task function
+ * on a worker pool thread that calls dq_sleep() must get an error, not a
+ * second runtime driving uv_default_loop() from a pool thread. Process-wide
+ * on purpose (it describes the process, not a thread); written once.
+ */
+static int dq__explicit_loop;
+
 const char *
 dq_tasklet_strerror(int code)
 {
@@ -71,13 +80,19 @@ dq_tasklet_init(uv_loop_t *loop, const dq_tasklet_opts_t *opts)
     }
     rt->idle.data = rt;   /* started only while the run queue holds work */
     dq__rt = rt;
+    if (loop != NULL && loop != uv_default_loop()) {
+        __atomic_store_n(&dq__explicit_loop, 1, __ATOMIC_RELEASE);
+    }
     return DQ_OK;
 }
+
 
 dq__rt_t *
 dq__rt_get(void)
 {
-    if (dq__rt == NULL) {
+    if (dq__rt == NULL
+        && !__atomic_load_n(&dq__explicit_loop, __ATOMIC_ACQUIRE))
+    {
         (void) dq_tasklet_init(NULL, NULL);
     }
     return dq__rt;

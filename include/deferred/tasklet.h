@@ -101,7 +101,11 @@ typedef struct {
  * Set up this thread's runtime on `loop` (NULL: uv_default_loop()).
  * opts may be NULL. Returns DQ_OK, DQ_ESTATE if already initialized, or
  * DQ_ENOMEM / DQ_EINVAL. Functions below that need a runtime and find none
- * initialize one on uv_default_loop() with default options.
+ * initialize one on uv_default_loop() with default options — unless some
+ * thread of the process has initialized one on a loop of its own (as the
+ * worker does): then they fail (NULL futures, DQ_ENOMEM-like returns), so
+ * that a plain task function on a pool thread cannot drive a loop by
+ * mistake. Tasklet functions belong to the loop's thread.
  */
 DQ_EXPORT int dq_tasklet_init(uv_loop_t *loop, const dq_tasklet_opts_t *opts);
 

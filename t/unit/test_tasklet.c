@@ -6,6 +6,7 @@
  * fire-and-forget work, deadlock detection through tasklets, stack reuse,
  * the guard page, and shutdown with suspended tasklets.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -405,20 +406,54 @@ static void
 test_shutdown(dq_coro_backend_t backend)
 {
     dq_tasklet_opts_t opts = { 0, 0, backend };
-    dq_future_t      *never, *f;
+    dq_future_t      *never, *f, *sl;
     int              *rc = malloc(sizeof(int));
 
     *rc = 0;
     dq_context_slot_set(dq_context_get(), "rc", dq_value_ptr(rc, NULL));
     never = dq_future_new("forever");
     f = dq_tasklet(t_forever, never);
+    sl = dq_tasklet(t_sleeper, (void *) 10000);    /* a 10 s sleep */
     dq_tasklet_shutdown();
     is_int(*rc, DQ_ECANCELED, "shutdown ends suspended tasklets with "
            "DQ_ECANCELED");
+    ok(dq_future_done(sl), "and a tasklet in a 10 s sleep ends at once "
+       "(its timer is canceled and closed)");
+    dq_future_unref(sl);
     free(rc);
     dq_future_unref(f);
     dq_future_unref(never);
     dq_tasklet_init(NULL, &opts);
+}
+
+/* --------------------------------------- other threads of a worker */
+
+static void *
+pool_thread(void *arg)
+{
+    int *ok_out = arg;
+
+    ok_out[0] = dq_sleep(0.01) == NULL && dq_future_new("x") == NULL
+                && dq_tasklet(t_nothing, NULL) == NULL;
+    ok_out[1] = dq_future_wait_any(NULL, 0) == DQ_ENOTASKLET;
+    return NULL;
+}
+
+static void
+test_other_thread(void)
+{
+    uv_loop_t loop;
+    pthread_t th;
+    int       res[2] = { 0, 0 };
+
+    uv_loop_init(&loop);
+    is_int(dq_tasklet_init(&loop, NULL), DQ_OK, "init on a loop of our own");
+    pthread_create(&th, NULL, pool_thread, res);
+    pthread_join(th, NULL);
+    ok(res[0], "another thread gets no implicit runtime (NULL futures)");
+    ok(res[1], "and wait there says DQ_ENOTASKLET");
+    dq_tasklet_shutdown();
+    is_int(uv_loop_close(&loop), 0, "the runtime closed its handles");
 }
 
 int
@@ -450,6 +485,8 @@ main(void)
         is_int(st.tasklets_live, 0, "[%s] no tasklet left alive", st.backend);
         dq_tasklet_shutdown();
     }
-    uv_loop_close(uv_default_loop());
+    is_int(uv_loop_close(uv_default_loop()), 0, "the default loop closes: "
+           "every timer and handle was closed");
+    test_other_thread();
     return done_testing();
 }
