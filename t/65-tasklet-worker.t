@@ -77,4 +77,19 @@ my $max = $r->cmd(qw(ZREVRANGE t:g:seen 0 0))->[0];
 is($max, 5, 'never more than 5 tasklet tasks ran at once, and 5 did');
 is(DQWorker::stop_worker($w2), 0, 'second worker exits 0');
 DQTest::log_clean_ok($w2->{log}, 'second worker log');
+
+# ---- SIGTERM: running tasklets finish, those waiting for a slot go back
+my $w3 = DQWorker::start_worker($r, $dir, name => 'w3', libs => [$lib],
+                                args => [qw(--tasklet_concurrency 2)]);
+my $done0 = DQWorker::stats($r)->{done};
+DQWorker::defer($r, qw(--count 6 example.gauge_tasklet 1500 t:s));
+ok(DQTest::wait_for(sub { ($r->cmd(qw(GET t:s:now)) // 0) == 2
+                          && DQWorker::stats($r)->{running} >= 6 }, 10),
+   'two tasklets run, four more leased and waiting for a slot');
+is(DQWorker::stop_worker($w3), 0, 'SIGTERM: exits 0 after the running ones');
+my $st = DQWorker::stats($r);
+is($st->{done} - $done0, 2, 'the two running tasklet tasks finished');
+is($st->{waiting}, 4, 'the four waiting ones were handed back');
+is($st->{running}, 0, 'nothing left leased');
+DQTest::log_clean_ok($w3->{log}, 'third worker log');
 done_testing();
