@@ -54,6 +54,12 @@ typedef struct {
 } dq_queue_conf_t;
 
 typedef struct {
+    char      *function;        /* a function name (dq_func_name_valid) */
+    int64_t    timeout_ms;      /* its run time limit, overriding its
+                                   queue's; 0 = none */
+} dq_fn_conf_t;
+
+typedef struct {
     char            *redis_address;   /* "host:port" | "unix:/path" */
     char            *redis_password;  /* or NULL */
     int              redis_db;
@@ -62,6 +68,8 @@ typedef struct {
     size_t           nqueues;
     char           **libraries;       /* paths of task libraries */
     size_t           nlibraries;
+    dq_fn_conf_t    *functions;       /* per-function settings */
+    size_t           nfunctions;
 
     int              master_process;  /* 1: a master supervises the
                                          children; 0: one child runs in
