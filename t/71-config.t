@@ -43,6 +43,8 @@ processes 3;
 threads 2;
 grace 12s;
 lease 45s;
+function_timeout ops.span 90s;
+function_timeout ops.run 250ms;
 log_level debug;
 
 queue mail {
@@ -66,6 +68,7 @@ is($rc, 0, '-T exits 0');
 like($out, qr/^threads 5;$/m, '-T dump shows the command-line override');
 like($out, qr/^processes 3;$/m, '-T dump shows the file value');
 like($out, qr/^grace 12s;$/m, 'times print in their unit');
+like($out, qr/^function_timeout ops\.span 90s;\nfunction_timeout ops\.run 250ms;$/m, 'function timeouts dumped');
 like($out, qr/queue mail \{[^}]*rate 0\.333333\/s;[^}]*bucket_size 4;[^}]*max_concurrent 3;[^}]*timeout 2m;[^}]*retry_limit 7;[^}]*min_backoff 250ms;/s,
      'queue block dumped with its settings');
 like($out, qr/queue default \{[^}]*rate unlimited;[^}]*retry_limit default;/s,
@@ -88,10 +91,12 @@ my %bad = (
     'dup queue'  => ["queue q;\nqueue q;\n",          qr/duplicate queue "q" in \S+bad8\.conf:2/],
     'bad addr'   => ["redis localhost;\n",            qr/invalid value "localhost" in "redis" directive/],
     'bad time'   => ["lease 10parsecs;\n",            qr/invalid value "10parsecs" in "lease" directive.*bad10\.conf:1/],
+    'fn timeout' => ["function_timeout 'a b' 1s;\n",  qr/invalid value "a b 1s" in "function_timeout" directive.*bad11\.conf:1/],
+    'fn args'    => ["function_timeout x.y;\n",      qr/invalid number of arguments in "function_timeout" directive in \S+bad12\.conf:1/],
 );
 my $n = 0;
 for my $k ('bad value', 'bad rate', 'unknown', 'no semi', 'queue ctx', 'bad queue',
-           'open block', 'dup queue', 'bad addr', 'bad time') {
+           'open block', 'dup queue', 'bad addr', 'bad time', 'fn timeout', 'fn args') {
     $n++;
     my $f = conf("bad$n.conf", $bad{$k}[0]);
     ($rc, $out) = run('-c', $f, '-t');
@@ -125,7 +130,7 @@ is($rc, 0, '--help exits 0');
 for my $d (qw(redis library processes threads concurrency batch lease grace
               log_file log_level pid_file rate bucket_size max_concurrent
               timeout retry_limit age_limit min_backoff max_backoff
-              max_doublings weight)) {
+              max_doublings weight function_timeout)) {
     like($out, qr/^\s+\Q$d\E /m, "--help lists $d");
 }
 

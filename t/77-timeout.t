@@ -39,7 +39,7 @@ my $t0 = time;
 DQTest::wait_for(sub { $dead = DQWorker::dead($r, 'slow'); exists $dead->{$stuck} }, 30, 0.05);
 my $took = time - $t0;
 ok(exists $dead->{$stuck}, sprintf('the stuck task is dead after %.1f s (lease is 30 s: the timeout did it)', $took));
-like($dead->{$stuck} // '', qr/retry limit reached after 2 failed attempts: timed out after \d+ ms \(queue timeout 500 ms\)/,
+like($dead->{$stuck} // '', qr/retry limit reached after 2 failed attempts: timed out after \d+ ms \(timeout 500 ms\)/,
      '... with the timeout as its reason');
 ok($took < 10, 'long before its 20 s run or its 30 s lease');
 
@@ -55,7 +55,7 @@ ok(!$e{$stuck}, 'and never finished: its threads died with their children');
 
 DQTest::wait_for(sub { my $n = () = DQTest::slurp($w->{log}) =~ /asked to be replaced/g; $n >= 2 }, 10);
 my $log = DQTest::slurp($w->{log});
-like($log, qr/task failed: queue=slow id=\Q$stuck\E name=- function=ops\.span attempt=1 error="timed out after \d+ ms \(queue timeout 500 ms\); its child is replaced" retry_in_ms=100/,
+like($log, qr/task failed: queue=slow id=\Q$stuck\E name=- function=ops\.span attempt=1 error="timed out after \d+ ms \(timeout 500 ms\); its child is replaced" retry_in_ms=100/,
      'one structured line for the timed-out attempt');
 like($log, qr/task dead: queue=slow id=\Q$stuck\E .*attempt=2 reason="retry limit reached/,
      'and one for its death');
@@ -68,4 +68,24 @@ is(scalar(DQOps::wait_lines("$dir/after.rec", 'R', 5, 10)), 5, 'the new child ru
 is($r->cmd('ZCARD', 'dq:{slow}:lease'), 0, 'no lease left');
 is(DQTest::stop_pid($w->{pid}), 0, 'master exits 0');
 DQTest::log_clean_ok($w->{log});
+
+# ---- function_timeout: one function's limit, on a queue without one
+my $f = DQOps::start_master($r, $dir, name => 'fn', wait => 1, conf => <<"EOF2");
+library "$lib";
+processes 1;
+threads 2;
+lease 30s;
+function_timeout ops.span 300ms;
+queue fq {
+    retry_limit 0;
+}
+EOF2
+my $slow = DQWorker::defer($r, '-q', 'fq', 'ops.span', "$dir/f.rec", 20000);
+DQWorker::cli($r, 'defer', '-q', 'fq', '--count', 3, 'ops.run', "$dir/f.rec");
+DQTest::wait_for(sub { $dead = DQWorker::dead($r, 'fq'); exists $dead->{$slow} }, 20, 0.05);
+like($dead->{$slow} // '', qr/timed out after \d+ ms \(timeout 300 ms\)/,
+     'function_timeout: ops.span is dead after 300 ms (retry_limit 0)');
+is(scalar(DQOps::wait_lines("$dir/f.rec", 'R', 3, 10)), 3, 'the other function is not limited');
+is(DQTest::stop_pid($f->{pid}), 0, 'master exits 0');
+DQTest::log_clean_ok($f->{log});
 done_testing();

@@ -39,7 +39,8 @@ enum {
     DQ_CT_RATE,      /* double tasks/s; "unlimited" = 0 */
     DQ_CT_RINT,      /* int64_t of dq_retry_t; "default" = -1 */
     DQ_CT_RTIME,     /* int64_t ms of dq_retry_t; "default" = -1 */
-    DQ_CT_FLAG       /* int: on|off */
+    DQ_CT_FLAG,      /* int: on|off */
+    DQ_CT_FNTIME     /* dq_fn_conf_t list: "FUNCTION TIME" (repeatable) */
 };
 
 #define DQ_CX_MAIN   1
@@ -78,6 +79,10 @@ static const dq_conf_cmd_t dq__cmds[] = {
     { "master_process", DQ_CX_MAIN, DQ_CT_FLAG, W(master_process), 0, 0, 1,
       0, "on", "on|off",
       "off: run one child in this process, no master (debugging)" },
+    { "function_timeout", DQ_CX_MAIN, DQ_CT_FNTIME, W(functions),
+      W(nfunctions), 0, 7 * DAY, 0, NULL, "FUNCTION TIME|off",
+      "run time limit of one function, overriding its queue's timeout "
+      "(repeatable)" },
     { "processes", DQ_CX_MAIN, DQ_CT_AUTO, W(processes), 0, 0, 1024, 0,
       "auto", "N|auto", "child processes (auto: one per CPU)" },
     { "threads", DQ_CX_MAIN, DQ_CT_INT, W(threads), 0, 1, 1024, 0,
@@ -396,6 +401,43 @@ dq__set(const dq_conf_cmd_t *cmd, void *base, const char *v, char *err,
         *(char **) p = strdup(v);
         return *(char **) p ? 0 : -1;
 
+    case DQ_CT_FNTIME: {
+        dq_fn_conf_t **list = (dq_fn_conf_t **) p;
+        size_t        *n = (size_t *) ((char *) base + cmd->count_off);
+        dq_fn_conf_t  *nl;
+        const char    *sep = strpbrk(v, " =");
+        char           fname[DQ_FUNC_NAME_MAX + 1];
+
+        if (sep == NULL || sep == v || (size_t) (sep - v) > DQ_FUNC_NAME_MAX
+            || dq_conf_parse_time(sep + 1, &i) != 0 || i > cmd->max)
+        {
+            goto range;
+        }
+        memcpy(fname, v, (size_t) (sep - v));
+        fname[sep - v] = '\0';
+        if (!dq_func_name_valid(dq_str_c(fname))) {
+            goto range;
+        }
+        for (k = 0; k < *n; k++) {
+            if (strcmp((*list)[k].function, fname) == 0) {
+                (*list)[k].timeout_ms = i;
+                return 0;
+            }
+        }
+        nl = realloc(*list, (*n + 1) * sizeof(*nl));
+        if (nl == NULL) {
+            return -1;
+        }
+        *list = nl;
+        nl[*n].function = strdup(fname);
+        nl[*n].timeout_ms = i;
+        if (nl[*n].function == NULL) {
+            return -1;
+        }
+        (*n)++;
+        return 0;
+    }
+
     case DQ_CT_PATHS: {
         char  ***list = (char ***) p;
         size_t  *n = (size_t *) ((char *) base + cmd->count_off);
@@ -471,6 +513,10 @@ dq_conf_free(dq_worker_conf_t *conf)
         free(conf->libraries[i]);
     }
     free(conf->libraries);
+    for (i = 0; i < conf->nfunctions; i++) {
+        free(conf->functions[i].function);
+    }
+    free(conf->functions);
     free(conf->log_file);
     free(conf->pid_file);
     free(conf->config_file);
@@ -555,6 +601,15 @@ dq_conf_reset(dq_worker_conf_t *conf, const char *name)
     if (cmd == NULL) {
         return;
     }
+    if (cmd->type == DQ_CT_FNTIME) {
+        for (i = 0; i < conf->nfunctions; i++) {
+            free(conf->functions[i].function);
+        }
+        free(conf->functions);
+        conf->functions = NULL;
+        conf->nfunctions = 0;
+        return;
+    }
     if (cmd->type == DQ_CT_PATHS) {
         list = (char ***) ((char *) conf + cmd->off);
         n = (size_t *) ((char *) conf + cmd->count_off);
@@ -569,6 +624,20 @@ dq_conf_reset(dq_worker_conf_t *conf, const char *name)
     if (cmd->dflt) {
         (void) dq__set(cmd, conf, cmd->dflt, err, sizeof(err));
     }
+}
+
+int64_t
+dq_conf_timeout(const dq_worker_conf_t *conf, const dq_queue_conf_t *q,
+                const char *function)
+{
+    size_t i;
+
+    for (i = 0; function && i < conf->nfunctions; i++) {
+        if (strcmp(conf->functions[i].function, function) == 0) {
+            return conf->functions[i].timeout_ms;
+        }
+    }
+    return q ? q->timeout_ms : 0;
 }
 
 int
@@ -774,10 +843,22 @@ dq__parse(dq_worker_conf_t *conf, dq_cfp_t *cf, char *err, size_t errlen)
                     "\";\" in %s:%d", words[0], cf->file, line);
             return -1;
         }
-        if (n != 2) {
+        if (n != (cmd->type == DQ_CT_FNTIME ? 3 : 2)) {
             dq__err(err, errlen, "invalid number of arguments in \"%s\" "
                     "directive in %s:%d", words[0], cf->file, line);
             return -1;
+        }
+        if (cmd->type == DQ_CT_FNTIME) {
+            /* "FUNCTION TIME": the setter's one-string form */
+            size_t l1 = strlen(words[1]);
+
+            if (l1 + 1 + strlen(words[2]) >= sizeof(words[1])) {
+                dq__err(err, errlen, "value too long in %s:%d", cf->file,
+                        line);
+                return -1;
+            }
+            words[1][l1] = ' ';
+            memcpy(words[1] + l1 + 1, words[2], strlen(words[2]) + 1);
         }
         if (dq__set(cmd, q ? (void *) q : (void *) conf, words[1], e,
                     sizeof(e)) != 0)
@@ -948,6 +1029,19 @@ dq_conf_dump(const dq_worker_conf_t *conf, FILE *out)
         const dq_conf_cmd_t *cmd = &dq__cmds[i];
 
         if (cmd->ctx != DQ_CX_MAIN) {
+            continue;
+        }
+        if (cmd->type == DQ_CT_FNTIME) {
+            for (k = 0; k < conf->nfunctions; k++) {
+                if (conf->functions[k].timeout_ms > 0) {
+                    dq__time_str(conf->functions[k].timeout_ms, v,
+                                 sizeof(v));
+                } else {
+                    snprintf(v, sizeof(v), "off");
+                }
+                fprintf(out, "%s %s %s;\n", cmd->name,
+                        conf->functions[k].function, v);
+            }
             continue;
         }
         if (cmd->type == DQ_CT_PATHS) {

@@ -47,6 +47,11 @@ void dq_conf_dump(const dq_worker_conf_t *conf, FILE *out);
 /* Every directive with its argument form, default and meaning. */
 void dq_conf_help(FILE *out);
 
+/* The run time limit of `function` in queue q: its function_timeout if
+ * configured, else the queue's timeout; 0 = none. */
+int64_t dq_conf_timeout(const dq_worker_conf_t *conf,
+                        const dq_queue_conf_t *q, const char *function);
+
 /* Number of children to start: conf->processes, or one per CPU. */
 int dq_conf_processes(const dq_worker_conf_t *conf);
 

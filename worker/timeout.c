@@ -1,5 +1,6 @@
 /*
- * deferred-worker — the per-task run time limit (a queue's `timeout`).
+ * deferred-worker — the per-task run time limit (a queue's `timeout`, or
+ * a function's `function_timeout`, which wins).
  *
  * A thread cannot be stopped safely in the middle of task code, so a plain
  * function that runs past its queue's timeout is handled like this:
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "child_impl.h"
+#include "config.h"
 #include "master.h"
 #include "timeout.h"
 
@@ -81,8 +83,8 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
 
     t->timed_out = 1;
     t->state = DQ_TS_DONE;          /* no heartbeat, no release */
-    snprintf(err, sizeof(err), "timed out after %llu ms (queue timeout "
-             "%lld ms); its child is replaced",
+    snprintf(err, sizeof(err), "timed out after %llu ms (timeout %lld ms); "
+             "its child is replaced",
              (unsigned long long) ran_ms, (long long) limit_ms);
 
     failed = t->retries + 1;
@@ -151,7 +153,7 @@ dq__check(uv_timer_t *tm)
         }
         others++;
         started = __atomic_load_n(&t->run_start_ms, __ATOMIC_ACQUIRE);
-        limit = t->q ? t->q->qc->timeout_ms : 0;
+        limit = t->q ? dq_conf_timeout(ch->conf, t->q->qc, t->func) : 0;
         if (started == 0 || t->state != DQ_TS_QUEUED || limit <= 0
             || now - started < (uint64_t) limit)
         {
@@ -193,8 +195,15 @@ dq_timeout_start(dq_child_t *ch)
             min = l;
         }
     }
+    for (i = 0; i < ch->conf->nfunctions; i++) {
+        int64_t l = ch->conf->functions[i].timeout_ms;
+
+        if (l > 0 && (min == 0 || l < min)) {
+            min = l;
+        }
+    }
     if (min == 0) {
-        return 0;                   /* no queue has a timeout */
+        return 0;                   /* no timeout configured */
     }
     to = calloc(1, sizeof(*to));
     if (to == NULL) {
