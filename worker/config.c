@@ -76,13 +76,13 @@ static const dq_conf_cmd_t dq__cmds[] = {
       "0", "N", "Redis database number (SELECT)" },
     { "library", DQ_CX_MAIN, DQ_CT_PATHS, W(libraries), W(nlibraries), 0, 0,
       0, NULL, "PATH", "task library to load (repeatable)" },
-    { "master_process", DQ_CX_MAIN, DQ_CT_FLAG, W(master_process), 0, 0, 1,
-      0, "on", "on|off",
-      "off: run one child in this process, no master (debugging)" },
     { "function_timeout", DQ_CX_MAIN, DQ_CT_FNTIME, W(functions),
       W(nfunctions), 0, 7 * DAY, 0, NULL, "FUNCTION TIME|off",
       "run time limit of one function, overriding its queue's timeout "
       "(repeatable)" },
+    { "master_process", DQ_CX_MAIN, DQ_CT_FLAG, W(master_process), 0, 0, 1,
+      0, "on", "on|off",
+      "off: run one child in this process, no master (debugging)" },
     { "processes", DQ_CX_MAIN, DQ_CT_AUTO, W(processes), 0, 0, 1024, 0,
       "auto", "N|auto", "child processes (auto: one per CPU)" },
     { "threads", DQ_CX_MAIN, DQ_CT_INT, W(threads), 0, 1, 1024, 0,
@@ -1094,7 +1094,7 @@ dq_conf_help(FILE *out)
             }
             snprintf(left, sizeof(left), "%s %s", dq__cmds[i].name,
                      dq__cmds[i].arg);
-            fprintf(out, "  %-34s %s", left, dq__cmds[i].help);
+            fprintf(out, "  %-36s %s", left, dq__cmds[i].help);
             if (dq__cmds[i].dflt) {
                 fprintf(out, " [%s]", dq__cmds[i].dflt);
             }
