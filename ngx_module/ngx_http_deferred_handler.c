@@ -556,7 +556,8 @@ ngx_http_deferred_rewrite_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->batch = 0;
+    /* several deferred_enqueue answer an error with every task's status */
+    ctx->batch = dlcf->enqueues->nelts > 1;
 
     if (ngx_http_deferred_enqueue_build(r, dlcf, reqs, &err) != DQ_OK
         || ngx_http_deferred_batch_prepare(ctx, reqs, dlcf->enqueues->nelts,
@@ -611,6 +612,9 @@ ngx_http_deferred_enqueue_done(ngx_http_deferred_ctx_t *ctx)
             ngx_http_run_posted_requests(c);
             return;
         }
+
+        /* a name was taken: the content is not sent */
+        ctx->status = NGX_HTTP_CONFLICT;
     }
 
     rc = ngx_http_discard_request_body(r);

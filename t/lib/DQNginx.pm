@@ -56,7 +56,7 @@ sub start {
     my $self = bless { dir => $o{dir} || DQTest::tmpdir(),
                        port => $o{port} || DQTest::free_port(),
                        redis => $o{redis}, vars => $o{vars},
-                       workers => $o{workers} || 2 }, $class;
+                       workers => $o{workers} // 2 }, $class;
     my $d = $self->{dir};
     mkdir "$d/$_" for qw(logs tmp);
     $self->{conf_file} = "$d/nginx.conf";
@@ -65,9 +65,10 @@ sub start {
     die "nginx -t failed:\n$out" unless $ok;
     $self->{pid} = DQTest::spawn(
         name => 'nginx', log => "$d/logs/stderr.log",
-        cmd  => [$NGINX, '-p', "$d/", '-c', $self->{conf_file},
+        cmd  => [@{ $o{wrapper} || [] },
+                 $NGINX, '-p', "$d/", '-c', $self->{conf_file},
                  '-e', $self->error_log, '-g', 'daemon off;']);
-    DQTest::wait_port($self->{port}, 10)
+    DQTest::wait_port($self->{port}, $o{wrapper} ? 60 : 10)
         or die "nginx did not start:\n" . DQTest::slurp($self->error_log);
     DQTest::wait_for(sub { scalar($self->worker_pids) >= $self->{workers} }, 5);
     return $self;
@@ -81,10 +82,12 @@ sub write_conf {
         $text = $o{conf};
     } else {
         my $user = $> == 0 ? 'user root;' : '';
+        my $procs = $self->{workers} ? "worker_processes $self->{workers};"
+                                     : "master_process off;";
         $text = <<"EOF";
 load_module %%MODULE%;
 $user
-worker_processes $self->{workers};
+$procs
 error_log $d/logs/error.log info;
 pid $d/nginx.pid;
 events { worker_connections 4096; }
