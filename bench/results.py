@@ -62,14 +62,46 @@ BEGIN = "<!-- recorded-run:begin (bench/run.sh --record writes this part) -->"
 END = "<!-- recorded-run:end -->"
 
 
+def msgpack(o):
+    """The few msgpack types the request bodies need (no library needed)."""
+    if isinstance(o, bool) or o is None:
+        return {None: b"\xc0", False: b"\xc2", True: b"\xc3"}[o]
+    if isinstance(o, int):
+        if 0 <= o < 128:
+            return bytes([o])
+        if 0 <= o < 1 << 32:
+            return b"\xce" + o.to_bytes(4, "big")
+        return b"\xd3" + o.to_bytes(8, "big", signed=True)
+    if isinstance(o, str):
+        b = o.encode()
+        if len(b) < 32:
+            return bytes([0xa0 | len(b)]) + b
+        return b"\xd9" + bytes([len(b)]) + b if len(b) < 256 else \
+            b"\xda" + len(b).to_bytes(2, "big") + b
+    if isinstance(o, list):
+        head = bytes([0x90 | len(o)]) if len(o) < 16 else \
+            b"\xdc" + len(o).to_bytes(2, "big")
+        return head + b"".join(msgpack(x) for x in o)
+    if isinstance(o, dict):
+        head = bytes([0x80 | len(o)]) if len(o) < 16 else \
+            b"\xde" + len(o).to_bytes(2, "big")
+        return head + b"".join(msgpack(k) + msgpack(v) for k, v in o.items())
+    raise TypeError(type(o))
+
+
 def bodies(d):
+    """body<n>.json and body<n>.msgpack: one task, and arrays of 100 and
+    1,000 (small args: a short string and a small integer)."""
     def task(i):
         return {"func": "bench.noop", "args": ["hello", i]}
-    with open(os.path.join(d, "body1.json"), "w") as f:
-        json.dump(task(1), f, separators=(",", ":"))
+    docs = {1: task(1)}
     for n in (100, 1000):
+        docs[n] = [task(i) for i in range(n)]
+    for n, doc in docs.items():
         with open(os.path.join(d, "body%d.json" % n), "w") as f:
-            json.dump([task(i) for i in range(n)], f, separators=(",", ":"))
+            json.dump(doc, f, separators=(",", ":"))
+        with open(os.path.join(d, "body%d.msgpack" % n), "wb") as f:
+            f.write(msgpack(doc))
 
 
 def percentile(sorted_vals, p):
