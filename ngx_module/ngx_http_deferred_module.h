@@ -4,8 +4,8 @@
  *
  *   ngx_http_deferred_module.c   directives, configuration, variables,
  *                                phase handlers registration, process hooks
- *   ngx_http_deferred_handler.c  the deferred POST endpoint and the
- *                                deferred_enqueue locations
+ *   ngx_http_deferred_handler.c  the deferred POST endpoint
+ *   ngx_http_deferred_enqueue.c  deferred_enqueue: directive and locations
  *   ngx_http_deferred_batch.c    tasks of one request: ids, envelopes, one
  *                                script call per queue, results as JSON
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
@@ -67,7 +67,7 @@ struct ngx_http_deferred_redis_s {
 
 
 typedef struct {
-    ngx_array_t                    servers;     /* ngx_http_deferred_redis_t * */
+    ngx_array_t                    servers;     /* of redis_t * */
 } ngx_http_deferred_main_conf_t;
 
 
@@ -106,7 +106,7 @@ typedef struct {
 typedef struct {
     ngx_http_deferred_redis_t     *redis;
     ngx_flag_t                     endpoint;    /* this location */
-    ngx_array_t                   *enqueues;    /* ngx_http_deferred_enqueue_t */
+    ngx_array_t                   *enqueues;    /* of enqueue_t */
     ngx_array_t                   *queues;      /* ngx_str_t, allowed */
     ngx_str_t                      secret;
     ngx_str_t                      secret_header;
@@ -205,8 +205,15 @@ ngx_int_t ngx_http_deferred_hmac_check(ngx_http_request_t *r,
 /* ngx_http_deferred_handler.c */
 ngx_int_t ngx_http_deferred_endpoint_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_deferred_precontent_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_deferred_rewrite_handler(ngx_http_request_t *r);
 ngx_http_deferred_ctx_t *ngx_http_deferred_ctx_create(ngx_http_request_t *r);
+ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
+    const char *field, const char *message);
+
+/* ngx_http_deferred_enqueue.c */
+char *ngx_http_deferred_enqueue_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_deferred_rewrite_handler(ngx_http_request_t *r);
 
 
 extern ngx_module_t  ngx_http_deferred_module;

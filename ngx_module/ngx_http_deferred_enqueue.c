@@ -1,0 +1,691 @@
+
+/*
+ * ngx_http_deferred_module: deferred_enqueue locations.
+ *
+ *   - the directive: function, options (queue, countdown, eta, name, url)
+ *     and typed positional arguments, compiled as complex values; constant
+ *     values are checked at load time;
+ *   - the rewrite-phase handler (ahead of "return"): evaluates the
+ *     variables, builds the task requests and hands them to the batch code;
+ *     when every task is stored the location's own content runs, otherwise
+ *     the client gets the error.
+ */
+
+
+#include "ngx_http_deferred_module.h"
+
+
+static ngx_int_t ngx_http_deferred_compile(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_complex_value_t **cv);
+static ngx_int_t ngx_http_deferred_arg(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_deferred_arg_t *arg);
+static void ngx_http_deferred_enqueue_done(ngx_http_deferred_ctx_t *ctx);
+static ngx_int_t ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_request_t *reqs, dq_error_t *err);
+static ngx_int_t ngx_http_deferred_pack_args(ngx_http_request_t *r,
+    ngx_array_t *args, dq_str_t *out, dq_error_t *err);
+static ngx_int_t ngx_http_deferred_seconds(ngx_str_t *v, int64_t *ms);
+
+
+/* the directive */
+
+/* deferred_enqueue func [queue=] [countdown=] [eta=] [name=] [url=]
+ *                  [args=first more ...] */
+
+char *
+ngx_http_deferred_enqueue_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_deferred_loc_conf_t  *dlcf = conf;
+
+    ngx_str_t                     *value, s;
+    ngx_uint_t                     i;
+    dq_str_t                       d;
+    ngx_http_deferred_arg_t       *arg;
+    ngx_http_deferred_enqueue_t   *e;
+    ngx_http_complex_value_t     **cv;
+
+    value = cf->args->elts;
+
+    d.ptr = (const char *) value[1].data;
+    d.len = value[1].len;
+
+    if (!dq_func_name_valid(d)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid function name \"%V\" in "
+                           "\"deferred_enqueue\": 1 to %d characters of "
+                           "[A-Za-z0-9_.:-]", &value[1], DQ_FUNC_NAME_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    if (dlcf->enqueues == NULL) {
+        dlcf->enqueues = ngx_array_create(cf->pool, 2,
+                                          sizeof(ngx_http_deferred_enqueue_t));
+        if (dlcf->enqueues == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    e = ngx_array_push(dlcf->enqueues);
+    if (e == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(e, sizeof(ngx_http_deferred_enqueue_t));
+    e->func = value[1];
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "args=", 5) == 0) {
+            e->args = ngx_array_create(cf->pool, cf->args->nelts - i,
+                                       sizeof(ngx_http_deferred_arg_t));
+            if (e->args == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            for ( ;; ) {
+                if (s.len) {
+                    arg = ngx_array_push(e->args);
+                    if (arg == NULL
+                        || ngx_http_deferred_arg(cf, &s, arg) != NGX_OK)
+                    {
+                        return NGX_CONF_ERROR;
+                    }
+                }
+
+                if (++i == cf->args->nelts) {
+                    break;
+                }
+
+                s = value[i];
+            }
+
+            break;
+        }
+
+        s = value[i];
+        cv = NULL;
+
+        if (ngx_strncmp(s.data, "queue=", 6) == 0) {
+            cv = &e->queue;
+            s.data += 6;
+            s.len -= 6;
+
+        } else if (ngx_strncmp(s.data, "countdown=", 10) == 0) {
+            cv = &e->countdown;
+            s.data += 10;
+            s.len -= 10;
+
+        } else if (ngx_strncmp(s.data, "eta=", 4) == 0) {
+            cv = &e->eta;
+            s.data += 4;
+            s.len -= 4;
+
+        } else if (ngx_strncmp(s.data, "name=", 5) == 0) {
+            cv = &e->name;
+            s.data += 5;
+            s.len -= 5;
+
+        } else if (ngx_strncmp(s.data, "url=", 4) == 0) {
+            cv = &e->url;
+            s.data += 4;
+            s.len -= 4;
+        }
+
+        if (cv == NULL || *cv != NULL || s.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"deferred_enqueue\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_deferred_compile(cf, &s, cv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        /* constant values are checked now, not per request */
+
+        if ((*cv)->lengths != NULL) {
+            continue;
+        }
+
+        d.ptr = (const char *) s.data;
+        d.len = s.len;
+
+        if ((cv == &e->queue && !dq_queue_name_valid(d))
+            || (cv == &e->name && !dq_task_name_valid(d))
+            || (cv == &e->url && !dq_url_valid(d))
+            || ((cv == &e->countdown || cv == &e->eta)
+                && ngx_atofp(s.data, s.len, 3) == NGX_ERROR))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value in \"%V\" of "
+                               "\"deferred_enqueue\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (e->countdown && e->eta) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"deferred_enqueue\" takes countdown= or eta=, "
+                           "not both");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_deferred_compile(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_complex_value_t **cv)
+{
+    ngx_http_compile_complex_value_t  ccv;
+
+    *cv = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (*cv == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = value;
+    ccv.complex_value = *cv;
+
+    return ngx_http_compile_complex_value(&ccv);
+}
+
+
+/* int:V float:V str:V bool:V null; bare constants typed by their look */
+
+static ngx_int_t
+ngx_http_deferred_arg(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_deferred_arg_t *arg)
+{
+    char                        *end, buf[64];
+    ngx_str_t                    s;
+    ngx_uint_t                   typed;
+    ngx_http_complex_value_t    *cv;
+
+    s = *value;
+    typed = 1;
+
+    if (s.len >= 4 && ngx_strncmp(s.data, "int:", 4) == 0) {
+        arg->type = NGX_HTTP_DEFERRED_ARG_INT;
+        s.data += 4;
+        s.len -= 4;
+
+    } else if (s.len >= 6 && ngx_strncmp(s.data, "float:", 6) == 0) {
+        arg->type = NGX_HTTP_DEFERRED_ARG_FLOAT;
+        s.data += 6;
+        s.len -= 6;
+
+    } else if (s.len >= 4 && ngx_strncmp(s.data, "str:", 4) == 0) {
+        arg->type = NGX_HTTP_DEFERRED_ARG_STR;
+        s.data += 4;
+        s.len -= 4;
+
+    } else if (s.len >= 5 && ngx_strncmp(s.data, "bool:", 5) == 0) {
+        arg->type = NGX_HTTP_DEFERRED_ARG_BOOL;
+        s.data += 5;
+        s.len -= 5;
+
+    } else if (s.len == 4 && ngx_strncmp(s.data, "null", 4) == 0) {
+        arg->type = NGX_HTTP_DEFERRED_ARG_NIL;
+
+    } else {
+        arg->type = NGX_HTTP_DEFERRED_ARG_STR;
+        typed = 0;
+    }
+
+    cv = &arg->value;
+
+    {
+        ngx_http_compile_complex_value_t  ccv;
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &s;
+        ccv.complex_value = cv;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (cv->lengths != NULL || arg->type == NGX_HTTP_DEFERRED_ARG_NIL) {
+        return NGX_OK;
+    }
+
+    /* a constant: give it its type now, refuse a bad one now */
+
+    if (s.len == 0 || s.len >= sizeof(buf)) {
+        if (typed && arg->type != NGX_HTTP_DEFERRED_ARG_STR) {
+            goto invalid;
+        }
+
+        return NGX_OK;
+    }
+
+    ngx_memcpy(buf, s.data, s.len);
+    buf[s.len] = '\0';
+
+    if (!typed) {
+        errno = 0;
+        (void) strtoll(buf, &end, 10);
+
+        if (*end == '\0' && errno == 0) {
+            arg->type = NGX_HTTP_DEFERRED_ARG_INT;
+            return NGX_OK;
+        }
+
+        errno = 0;
+        (void) strtod(buf, &end);
+
+        if (*end == '\0' && errno == 0 && ngx_strlchr(s.data, s.data + s.len,
+                                                      '.'))
+        {
+            arg->type = NGX_HTTP_DEFERRED_ARG_FLOAT;
+            return NGX_OK;
+        }
+
+        if (ngx_strcmp(buf, "true") == 0 || ngx_strcmp(buf, "false") == 0) {
+            arg->type = NGX_HTTP_DEFERRED_ARG_BOOL;
+        }
+
+        return NGX_OK;
+    }
+
+    errno = 0;
+
+    switch (arg->type) {
+
+    case NGX_HTTP_DEFERRED_ARG_INT:
+        (void) strtoll(buf, &end, 10);
+        if (*end != '\0' || errno) {
+            goto invalid;
+        }
+        break;
+
+    case NGX_HTTP_DEFERRED_ARG_FLOAT:
+        (void) strtod(buf, &end);
+        if (*end != '\0' || errno) {
+            goto invalid;
+        }
+        break;
+
+    case NGX_HTTP_DEFERRED_ARG_BOOL:
+        if (ngx_strcmp(buf, "true") != 0 && ngx_strcmp(buf, "false") != 0) {
+            goto invalid;
+        }
+        break;
+    }
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid argument \"%V\" in \"deferred_enqueue\"",
+                       value);
+    return NGX_ERROR;
+}
+
+
+/* the requests */
+
+/* deferred_enqueue: in the rewrite phase, ahead of "return" */
+
+ngx_int_t
+ngx_http_deferred_rewrite_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    dq_error_t                     err;
+    dq_request_t                  *reqs;
+    dq_str_t                       none = { NULL, 0 };
+    ngx_http_deferred_ctx_t       *ctx;
+    ngx_http_deferred_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+
+    if (dlcf->enqueues == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_deferred_module);
+
+    if (ctx) {
+        switch (ctx->state) {
+
+        case NGX_HTTP_DEFERRED_STORED:
+            return NGX_DECLINED;
+
+        case NGX_HTTP_DEFERRED_WAITING:
+            return NGX_DONE;
+
+        default:
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    ctx = ngx_http_deferred_ctx_create(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(&err, sizeof(dq_error_t));
+
+    reqs = ngx_palloc(r->pool, dlcf->enqueues->nelts * sizeof(dq_request_t));
+    if (reqs == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* several deferred_enqueue answer an error with every task's status */
+    ctx->batch = dlcf->enqueues->nelts > 1;
+
+    if (ngx_http_deferred_enqueue_build(r, dlcf, reqs, &err) != DQ_OK
+        || ngx_http_deferred_batch_prepare(ctx, reqs, dlcf->enqueues->nelts,
+                                           none, &err)
+           != DQ_OK)
+    {
+        return ngx_http_deferred_reject(r, ctx,
+                                        ngx_http_deferred_status_of(err.code),
+                                        err.code == DQ_ENOMEM
+                                        ? "InternalError" : "InvalidTask",
+                                        err.field, err.msg);
+    }
+
+    ctx->done = ngx_http_deferred_enqueue_done;
+
+    rc = ngx_http_deferred_batch_send(ctx);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_deferred_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "RedisUnavailable", NULL,
+                                        "Redis is not reachable");
+    }
+
+    if (rc != NGX_AGAIN) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_deferred_enqueue_done(ngx_http_deferred_ctx_t *ctx)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->state == NGX_HTTP_DEFERRED_STORED) {
+        ngx_http_deferred_batch_results(ctx);
+
+        if (ctx->status == NGX_HTTP_CREATED) {
+            /* stored: the location's own content follows */
+            r->write_event_handler = ngx_http_core_run_phases;
+            ngx_http_core_run_phases(r);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
+        /* a name was taken: the content is not sent */
+        ctx->status = NGX_HTTP_CONFLICT;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_deferred_send_response(r, ctx);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_request_t *reqs, dq_error_t *err)
+{
+    ngx_str_t                     v;
+    ngx_uint_t                    i;
+    dq_request_t                 *req;
+    ngx_http_deferred_enqueue_t  *e;
+
+    e = dlcf->enqueues->elts;
+
+    for (i = 0; i < dlcf->enqueues->nelts; i++) {
+        req = &reqs[i];
+
+        dq_request_init(req);
+
+        req->func.ptr = (const char *) e[i].func.data;
+        req->func.len = e[i].func.len;
+
+        if (e[i].queue) {
+            if (ngx_http_complex_value(r, e[i].queue, &v) != NGX_OK) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            if (v.len) {
+                req->queue.ptr = (const char *) v.data;
+                req->queue.len = v.len;
+            }
+        }
+
+        if (e[i].name) {
+            if (ngx_http_complex_value(r, e[i].name, &v) != NGX_OK) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            if (v.len) {
+                req->name.ptr = (const char *) v.data;
+                req->name.len = v.len;
+            }
+        }
+
+        if (e[i].url) {
+            if (ngx_http_complex_value(r, e[i].url, &v) != NGX_OK) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            req->url.ptr = (const char *) v.data;
+            req->url.len = v.len;
+
+            if (!dq_url_valid(req->url)) {
+                return dq_error_set(err, DQ_EINVAL, "url",
+                                    "url: \"%.*s\" is not a path of "
+                                    "printable ASCII", (int) ngx_min(v.len,
+                                    100), v.data);
+            }
+        }
+
+        if (e[i].countdown) {
+            if (ngx_http_complex_value(r, e[i].countdown, &v) != NGX_OK) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            if (v.len
+                && ngx_http_deferred_seconds(&v, &req->countdown_ms)
+                   != NGX_OK)
+            {
+                return dq_error_set(err, DQ_EINVAL, "countdown",
+                                    "countdown: \"%.*s\" is not a number of "
+                                    "seconds", (int) ngx_min(v.len, 100),
+                                    v.data);
+            }
+        }
+
+        if (e[i].eta) {
+            if (ngx_http_complex_value(r, e[i].eta, &v) != NGX_OK) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            if (v.len
+                && ngx_http_deferred_seconds(&v, &req->eta_ms) != NGX_OK)
+            {
+                return dq_error_set(err, DQ_EINVAL, "eta",
+                                    "eta: \"%.*s\" is not epoch seconds",
+                                    (int) ngx_min(v.len, 100), v.data);
+            }
+        }
+
+        if (req->countdown_ms >= 0 && req->eta_ms >= 0) {
+            return dq_error_set(err, DQ_EINVAL, "eta",
+                                "eta: give countdown or eta, not both");
+        }
+
+        if (e[i].args
+            && ngx_http_deferred_pack_args(r, e[i].args, &req->args_raw, err)
+               != DQ_OK)
+        {
+            return err->code;
+        }
+    }
+
+    return DQ_OK;
+}
+
+
+/* "12", "0.5": non-negative seconds with up to 3 decimals -> ms */
+
+static ngx_int_t
+ngx_http_deferred_seconds(ngx_str_t *v, int64_t *ms)
+{
+    ngx_int_t  n;
+
+    n = ngx_atofp(v->data, v->len, 3);
+
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    *ms = n;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_deferred_pack_args(ngx_http_request_t *r, ngx_array_t *args,
+    dq_str_t *out, dq_error_t *err)
+{
+    int                       rc;
+    char                     *end, buf[64];
+    double                    d;
+    long long                 ll;
+    ngx_str_t                 v;
+    ngx_uint_t                i;
+    msgpack_packer            pk;
+    msgpack_sbuffer           sb;
+    ngx_http_deferred_arg_t  *a;
+
+    a = args->elts;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+    rc = msgpack_pack_array(&pk, args->nelts);
+
+    for (i = 0; rc == 0 && i < args->nelts; i++) {
+        if (ngx_http_complex_value(r, &a[i].value, &v) != NGX_OK) {
+            rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            break;
+        }
+
+        if (a[i].type == NGX_HTTP_DEFERRED_ARG_STR) {
+            rc = msgpack_pack_str(&pk, v.len)
+                 || msgpack_pack_str_body(&pk, v.data, v.len);
+            continue;
+        }
+
+        if (a[i].type == NGX_HTTP_DEFERRED_ARG_NIL) {
+            rc = msgpack_pack_nil(&pk);
+            continue;
+        }
+
+        if (a[i].type == NGX_HTTP_DEFERRED_ARG_BOOL) {
+            if (v.len == 4 && ngx_strncmp(v.data, "true", 4) == 0) {
+                rc = msgpack_pack_true(&pk);
+
+            } else if (v.len == 5 && ngx_strncmp(v.data, "false", 5) == 0) {
+                rc = msgpack_pack_false(&pk);
+
+            } else {
+                rc = dq_error_set(err, DQ_EINVAL, "args",
+                                  "args[%u]: \"%.*s\" is not true or false",
+                                  (unsigned) i, (int) ngx_min(v.len, 64),
+                                  v.data);
+            }
+
+            continue;
+        }
+
+        if (v.len == 0 || v.len >= sizeof(buf)) {
+            goto bad_number;
+        }
+
+        ngx_memcpy(buf, v.data, v.len);
+        buf[v.len] = '\0';
+        errno = 0;
+
+        if (a[i].type == NGX_HTTP_DEFERRED_ARG_INT) {
+            ll = strtoll(buf, &end, 10);
+            if (*end != '\0' || errno) {
+                goto bad_number;
+            }
+
+            rc = msgpack_pack_int64(&pk, ll);
+            continue;
+        }
+
+        d = strtod(buf, &end);
+        if (*end != '\0' || errno || d != d) {
+            goto bad_number;
+        }
+
+        rc = msgpack_pack_double(&pk, d);
+        continue;
+
+    bad_number:
+
+        rc = dq_error_set(err, DQ_EINVAL, "args",
+                          "args[%u]: \"%.*s\" is not a%s number", (unsigned) i,
+                          (int) ngx_min(v.len, 64), v.data,
+                          a[i].type == NGX_HTTP_DEFERRED_ARG_INT
+                          ? "n integer" : "");
+    }
+
+    if (rc == 0) {
+        out->ptr = ngx_pnalloc(r->pool, sb.size);
+
+        if (out->ptr == NULL) {
+            rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+
+        } else {
+            ngx_memcpy((u_char *) out->ptr, sb.data, sb.size);
+            out->len = sb.size;
+        }
+
+    } else if (err->code == 0) {
+        /* a msgpack_pack_* call failed: only memory can fail there */
+        rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+    }
+
+    msgpack_sbuffer_destroy(&sb);
+
+    return rc == 0 ? DQ_OK : err->code;
+}
