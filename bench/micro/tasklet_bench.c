@@ -5,8 +5,11 @@
  *   make build/bench/micro/tasklet_bench && build/bench/micro/tasklet_bench
  *
  *   switch    one coroutine switch (half of a resume + yield pair)
+ *   immed     a future without the loop: new, add_immediate_callback,
+ *             set_result (runs the callback), unref
  *   future    a future round trip on the loop: new, add_callback,
  *             set_result, the callback run from the loop's idle phase, unref
+ *             (includes one uv_run(UV_RUN_NOWAIT): an epoll_wait(0) call)
  *   await     a tasklet awaiting a future the loop side completes: wait
  *             (suspend), set_result, resume through the run queue
  *   tasklet   start + end of a tasklet that returns at once (pooled stack)
@@ -103,6 +106,30 @@ bench_future(long n)
     return (t1 - t0) / (double) n;
 }
 
+static double
+bench_immediate(long n)
+{
+    double t0, t1;
+    long   i;
+
+    fired = 0;
+    t0 = now_ns();
+    for (i = 0; i < n; i++) {
+        dq_future_t *f = dq_future_new("bench");
+
+        dq_future_add_immediate_callback(f, on_done, NULL);
+        dq_future_set_int(f, i);
+        dq_future_unref(f);
+    }
+    t1 = now_ns();
+    if (fired != n) {
+        fprintf(stderr, "immediate: %ld callbacks for %ld futures\n", fired,
+                n);
+        exit(1);
+    }
+    return (t1 - t0) / (double) n;
+}
+
 /* -------------------------------------------------------------- await */
 
 static dq_future_t *slot;
@@ -190,8 +217,8 @@ main(int argc, char **argv)
     long              n = argc > 1 ? atol(argv[1]) : 1000000;
     int               b;
 
-    printf("%-12s %10s %10s %10s %10s   (ns/op, best of 5, n=%ld)\n",
-           "backend", "switch", "future", "await", "tasklet", n);
+    printf("%-12s %8s %8s %8s %8s %8s   (ns/op, best of 5, n=%ld)\n",
+           "backend", "switch", "immed", "future", "await", "tasklet", n);
     for (b = 0; b < 2; b++) {
         dq_tasklet_opts_t  opts = { 0, 0, backends[b] };
         dq_tasklet_stats_t st;
@@ -200,9 +227,10 @@ main(int argc, char **argv)
             continue;
         }
         dq_tasklet_stats(&st);
-        printf("%-12s %10.1f %10.1f %10.1f %10.1f\n", st.backend,
-               best(bench_switch, n), best(bench_future, n),
-               best(bench_await, n), best(bench_tasklet, n));
+        printf("%-12s %8.1f %8.1f %8.1f %8.1f %8.1f\n", st.backend,
+               best(bench_switch, n), best(bench_immediate, n),
+               best(bench_future, n), best(bench_await, n),
+               best(bench_tasklet, n));
         dq_tasklet_shutdown();
     }
     uv_loop_close(uv_default_loop());
