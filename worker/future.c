@@ -229,7 +229,9 @@ dq_future_unref(dq_future_t *f)
     if (f == NULL || --f->refs > 0) {
         return;
     }
-    if (f->state == DQ_FUTURE_DONE && f->exc_code && !f->seen && !f->flow) {
+    if (f->state == DQ_FUTURE_DONE && f->exc_code && !f->seen && !f->flow
+        && !dq__is_flow_code(f->exc_code))
+    {
         dq__log_unhandled(f);
     }
     if (f->kind == DQ__FUT_MULTI || f->kind == DQ__FUT_QUEUE
@@ -478,7 +480,8 @@ dq_future_exception_message(const dq_future_t *f)
 int
 dq_future_exception_is_flow(const dq_future_t *f)
 {
-    return f->state == DQ_FUTURE_DONE && f->exc_code && f->flow;
+    return f->state == DQ_FUTURE_DONE && f->exc_code
+           && (f->flow || dq__is_flow_code(f->exc_code));
 }
 
 size_t

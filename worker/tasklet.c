@@ -116,6 +116,43 @@ dq_tasklet_set_log(dq_tasklet_log_fn fn)
     }
 }
 
+int
+dq_tasklet_add_flow_exception(int code)
+{
+    dq__rt_t *rt = dq__rt_get();
+
+    if (code == 0) {
+        return DQ_EINVAL;
+    }
+    if (rt == NULL) {
+        return DQ_ENOTASKLET;
+    }
+    if (dq__is_flow_code(code)) {
+        return DQ_OK;
+    }
+    if (rt->nflow == sizeof(rt->flow_codes) / sizeof(rt->flow_codes[0])) {
+        return DQ_ENOMEM;
+    }
+    rt->flow_codes[rt->nflow++] = code;
+    return DQ_OK;
+}
+
+int
+dq__is_flow_code(int code)
+{
+    size_t i;
+
+    if (code == DQ_EEOF) {
+        return 1;
+    }
+    for (i = 0; dq__rt && i < dq__rt->nflow; i++) {
+        if (dq__rt->flow_codes[i] == code) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void
 dq__log_unhandled(const dq_future_t *f)
 {

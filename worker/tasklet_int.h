@@ -202,6 +202,8 @@ struct dq__rt_s {
     dq__redis_send_fn redis_send;            /* or the worker's */
     void             *redis_conn;
     dq_tasklet_log_fn log;
+    int               flow_codes[32];        /* add_flow_exception */
+    size_t            nflow;
     void             *host;     /* the embedding program's state (the
                                    worker child's tasklet_task.c) */
 
@@ -239,6 +241,7 @@ void dq__sleep_cancel_all(dq__rt_t *rt);
 
 /* logging of unhandled errors (tasklet.c) */
 void dq__log_unhandled(const dq_future_t *f);
+int dq__is_flow_code(int code);
 
 /* values (future_value.c) */
 struct redisReply;

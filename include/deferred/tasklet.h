@@ -262,6 +262,13 @@ DQ_EXPORT int dq_future_set_flow_exception_at(dq_future_t *f, int code,
                                               const char *fmt, ...)
     DQ_PRINTF(6, 7);
 
+/* add_flow_exception: exceptions with this code are flow exceptions
+ * wherever they are raised (never logged as unhandled), like ndb's
+ * registered exception classes. Per thread; up to 32 codes. DQ_OK,
+ * DQ_EINVAL (code 0) or DQ_ENOMEM (table full). DQ_EEOF is registered
+ * from the start. */
+DQ_EXPORT int dq_tasklet_add_flow_exception(int code);
+
 /* Re-raise `from`'s exception on `f`, adding this site to its traceback
  * (the way an exception passes up through tasklets). If `from` holds a
  * result instead, f gets a copy of it. `from` must be done (else

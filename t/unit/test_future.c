@@ -271,6 +271,16 @@ test_log(void)
     is_int(nlogged, 0, "a flow exception is not logged");
     ok(1, "flow exception checked");
 
+    is_int(dq_tasklet_add_flow_exception(DQ_ENOTFOUND), DQ_OK,
+           "add_flow_exception(DQ_ENOTFOUND)");
+    is_int(dq_tasklet_add_flow_exception(0), DQ_EINVAL, "not code 0");
+    f = dq_future_new("registered flow");
+    dq_future_set_exception(f, DQ_ENOTFOUND, "a miss is expected here");
+    ok(dq_future_exception_is_flow(f), "a registered code is a flow "
+       "exception wherever it is raised");
+    dq_future_unref(f);
+    is_int(nlogged, 0, "and is not logged");
+
     f = dq_future_new("handled");
     dq_future_set_exception(f, DQ_EINVAL, "seen");
     (void) dq_future_check_success(f);
