@@ -62,6 +62,18 @@ like(DQWorker::dead($r)->{$aid}, qr/^retry limit reached after 3 failed attempts
 sleep 0.3;
 is(scalar DQWorker::records($a), 3, 'it ran 1 + retry_limit times');
 
+# ---- age limit with a retry limit: dead once BOTH are reached (App Engine)
+my $ag = "$dir/aged";
+my $agid = DQWorker::defer($r, qw(--retry-limit 2 --age-limit 600 --min-backoff 200 --max-backoff 200),
+                           'always_fail', $ag);
+DQTest::wait_for(sub { exists DQWorker::dead($r)->{$agid} }, 10);
+like(DQWorker::dead($r)->{$agid} // '', qr/^retry limit of 2 and age limit of 600 ms reached \(first run \d+ ms ago\) after \d+ failed attempts: always fails/,
+     'retry + age limit: dead with the reason');
+my @ar = DQWorker::records($ag);
+cmp_ok(scalar @ar, '>', 3, 'more runs than the retry limit alone allows (' . scalar(@ar) . ')');
+cmp_ok($ar[-1]{ms} - $ar[0]{ms}, '>=', 600, 'the last run is past the age limit');
+cmp_ok($ar[-2]{ms} - $ar[0]{ms}, '<', 600, 'the one before it was not');
+
 # ---- handler by URL, headers
 my $h = "$dir/handler";
 my $hid = DQWorker::defer($r, qw(-u /example/handler -H), 'X-Example: hello',

@@ -38,6 +38,22 @@ is(DQWorker::stats($r)->{done}, 5, 'five done');
 is(DQWorker::stop_worker($b), 0, 'worker b exits 0');
 log_clean_ok($b->{log}, 'worker b log');
 
+# ---- a lost lease counts as a failed attempt: with retry limit 0, the
+# task is dead when it is claimed again, without running
+my $c = DQWorker::start_worker($r, $dir, name => 'c', args => \@lease);
+my $lid = DQWorker::defer($r, qw(--retry-limit 0 sleep_ms 1500), "$dir/limit0");
+DQTest::wait_for(sub { DQWorker::stats($r)->{running} == 1 }, 10);
+kill 'KILL', $c->{pid};
+DQWorker::stop_worker($c);
+my $d = DQWorker::start_worker($r, $dir, name => 'd', args => \@lease);
+DQTest::wait_for(sub { exists DQWorker::dead($r)->{$lid} }, 10);
+like(DQWorker::dead($r)->{$lid} // '', qr/^retry limit reached after 1 failed attempts: the last lease expired/,
+     'lease expired past the retry limit: dead at the next claim');
+sleep 0.3;
+ok(!-e "$dir/limit0", 'and not run again');
+is(DQWorker::stop_worker($d), 0, 'worker d exits 0');
+log_clean_ok($d->{log}, 'worker d log');
+
 # ---- fencing: stall a worker past its lease
 my $s = DQWorker::start_worker($r, $dir, name => 'stalled', args => \@lease);
 my $frec = "$dir/fenced";

@@ -242,6 +242,33 @@ dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms)
 
 /* ----------------------------------------------------------------- run */
 
+/* Why an exhausted task is buried: which limits, and the last error. With
+ * both a retry limit and an age limit, a task is dead only once both are
+ * reached (App Engine's rule, dq_retry_exhausted). */
+static void
+dq__limit_reason(char *buf, size_t size, const dq_task_t *t, int64_t failed,
+                 int64_t now, const char *last)
+{
+    const dq_retry_t *r = &t->retry;
+    int64_t           age = now - (t->first_run_ms ? t->first_run_ms : now);
+
+    if (r->age_limit_ms > 0 && r->retry_limit >= 0) {
+        snprintf(buf, size, "retry limit of %lld and age limit of %lld ms "
+                 "reached (first run %lld ms ago) after %lld failed "
+                 "attempts: %s", (long long) r->retry_limit,
+                 (long long) r->age_limit_ms, (long long) age,
+                 (long long) failed, last);
+    } else if (r->age_limit_ms > 0) {
+        snprintf(buf, size, "age limit of %lld ms reached (first run %lld "
+                 "ms ago) after %lld failed attempts: %s",
+                 (long long) r->age_limit_ms, (long long) age,
+                 (long long) failed, last);
+    } else {
+        snprintf(buf, size, "retry limit reached after %lld failed "
+                 "attempts: %s", (long long) failed, last);
+    }
+}
+
 static void
 dq__work(uv_work_t *w)
 {
@@ -305,8 +332,7 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
     if (dq_retry_exhausted(&t->retry, failed,
                            t->first_run_ms ? t->first_run_ms : now, now))
     {
-        snprintf(reason, sizeof(reason), "retry limit reached after %lld "
-                 "failed attempts: %s", (long long) failed, t->error);
+        dq__limit_reason(reason, sizeof(reason), t, failed, now, t->error);
         memcpy(t->error, reason, sizeof(t->error) - 1);
         t->error[sizeof(t->error) - 1] = '\0';
         dq__bury_bad(ch, t, t->error);
@@ -387,14 +413,19 @@ dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
     }
     dq_retry_merge(&t->retry, &t->env.retry, &t->q->qc->retry);
 
+    /* Lease expiries count as failed attempts without a worker deciding
+     * on them: check here. A task that failed normally was judged when it
+     * failed; judge it again at that same moment (its ETA minus the
+     * backoff it was given), or the age limit would catch it one run
+     * early. */
     if (t->retries > 0
         && dq_retry_exhausted(&t->retry, t->retries,
                               t->first_run_ms ? t->first_run_ms : now_ms,
-                              now_ms))
+                              t->eta_ms - dq_backoff_ms(&t->retry,
+                                                        t->retries)))
     {
-        snprintf(reason, sizeof(reason), "retry limit reached after %lld "
-                 "failed attempts (the last lease expired or the limits "
-                 "changed)", (long long) t->retries);
+        dq__limit_reason(reason, sizeof(reason), t, t->retries, now_ms,
+                         "the last lease expired, or the limits changed");
         dq__bury_bad(ch, t, reason);
         return;
     }
