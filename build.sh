@@ -64,7 +64,10 @@ build_module() {
                  --builddir="$obj") >"$obj/configure.log" 2>&1 ||
                 die "nginx configure failed, see $obj/configure.log"
         else
-            (cd "$src" && ./configure --with-compat --add-dynamic-module="$ROOT" \
+            # a release tarball has ./configure, a git checkout auto/configure
+            local configure=./configure
+            [ -x "$src/configure" ] || configure=auto/configure
+            (cd "$src" && $configure --with-compat --add-dynamic-module="$ROOT" \
                  --builddir="$obj" ${NGINX_CONFIGURE_ARGS:-}) \
                 >"$obj/configure.log" 2>&1 ||
                 die "nginx configure failed, see $obj/configure.log"
