@@ -109,6 +109,33 @@ unlike(DQTest::slurp("$dir/logs.out.1"), qr/stopping/, 'nothing more went to the
 my $err = `$bin -c $w3->{conf} -s stop 2>&1`;
 isnt($? >> 8, 0, '-s with no running master fails');
 like($err, qr/cannot read pid file ".*logs\.pid"/, '... and says why');
+
+# ---- kill -9 of the master alone: its children stop gracefully
+# (PR_SET_PDEATHSIG), handing unstarted tasks back at once
+my $w4 = DQOps::start_master($r, $dir, name => 'orphan', wait => 2, conf => <<"EOF2");
+library "$lib";
+processes 2;
+threads 2;
+concurrency 8;
+batch 8;
+lease 60s;
+queue q4;
+EOF2
+my @k4 = DQOps::children($w4);
+DQWorker::cli($r, 'defer', '-q', 'q4', '--count', 100, 'ops.span', "$dir/o.rec", 100);
+DQOps::wait_lines("$dir/o.rec", 'E', 4, 20);
+DQTest::stop_pid($w4->{pid}, 'KILL', 5);
+# gone, or a zombie nobody reaps yet (PID 1 of a container may not)
+sub running { my $s = DQTest::slurp("/proc/$_[0]/stat"); $s ne '' && $s !~ /^\d+ \(.*\) Z/ }
+ok(DQTest::wait_for(sub { !grep { running($_) } @k4 }, 15, 0.05),
+   'children of a master killed with -9 exit by themselves');
+like(DQTest::slurp($w4->{log}), qr/child 1: stopped.*child 2: stopped|child 2: stopped.*child 1: stopped/s,
+     '... through their graceful stop');
+is($r->cmd('ZCARD', 'dq:{q4}:lease'), 0, 'no lease left behind (lease is 60 s): unstarted tasks released');
+my @o = DQOps::lines("$dir/o.rec", 'E');
+is($r->cmd('ZCARD', 'dq:{q4}:eta') + scalar(@o), 100, 'every task either ran or is back in the queue');
+DQTest::log_clean_ok($w4->{log});
+
 DQTest::log_clean_ok("$dir/logs.out");
 DQTest::log_clean_ok("$dir/busy.log");
 done_testing();
