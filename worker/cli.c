@@ -9,10 +9,11 @@
  *   deferred-cli [-r ADDR] requeue QUEUE ID      re-run a dead task
  *
  * defer options: -q QUEUE, -n NAME, -u URL, --countdown MS, --eta MS,
- * -H NAME:VALUE (repeatable), --retry-limit N, --age-limit MS,
+ * -H NAME:VALUE (repeatable), -k KEY=VALUE (keyword argument, repeatable), --retry-limit N, --age-limit MS,
  * --min-backoff MS, --max-backoff MS, --max-doublings N, --count N
- * (defer N copies, pipelined). ARG: an integer literal is sent as an
- * integer, "s:TEXT" as the string TEXT, anything else as a string.
+ * (defer N copies, pipelined). ARG and VALUE: an integer literal is sent as an
+ * integer, "d:1.5" as a double, "b:true"/"b:false" as a boolean, "nil" as
+ * nil, "s:TEXT" as the string TEXT, anything else as a string.
  * Prints "<id> <eta_ms>" per task. Exit: 0 ok, 2 usage/invalid,
  * 3 duplicate name, 4 tombstoned name, 1 other errors.
  *
@@ -37,7 +38,8 @@ usage(void)
     fprintf(stderr,
         "usage: deferred-cli [-r HOST:PORT|unix:PATH] COMMAND ...\n"
         "  defer [-q QUEUE] [-n NAME] [-u URL] [--countdown MS] [--eta MS]\n"
-        "        [-H NAME:VALUE]... [--retry-limit N] [--age-limit MS]\n"
+        "        [-H NAME:VALUE]... [-k KEY=VALUE]... [--retry-limit N]\n"
+        "        [--age-limit MS]\n"
         "        [--min-backoff MS] [--max-backoff MS] [--max-doublings N]\n"
         "        [--count N] FUNC [ARG...]\n"
         "  stats [QUEUE]\n"
@@ -75,6 +77,35 @@ parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
+/* One value: an integer literal as an integer, "d:NUMBER" as a double,
+ * "b:true|false" as a boolean, "nil" as nil, "s:TEXT" or anything else as a
+ * string. */
+static int
+add_value(dq_args_t *a, const char *v)
+{
+    int64_t  n;
+    char    *end;
+    double   d;
+
+    if (parse_i64(v, &n) == 0) {
+        return dq_args_int(a, n);
+    }
+    if (strncmp(v, "d:", 2) == 0) {
+        d = strtod(v + 2, &end);
+        return (end == v + 2 || *end) ? DQ_EINVAL : dq_args_double(a, d);
+    }
+    if (strcmp(v, "b:true") == 0 || strcmp(v, "b:false") == 0) {
+        return dq_args_bool(a, v[2] == 't');
+    }
+    if (strcmp(v, "nil") == 0) {
+        return dq_args_nil(a);
+    }
+    if (strncmp(v, "s:", 2) == 0) {
+        return dq_args_cstr(a, v + 2);
+    }
+    return dq_args_cstr(a, v);
+}
+
 static int
 cmd_defer(dq_client_t *c, int argc, char **argv)
 {
@@ -83,7 +114,7 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
     char            *hcopy[MAX_HEADERS];
     size_t           nh = 0;
     int64_t          count = 1, v;
-    dq_args_t       *args;
+    dq_args_t       *args, *kwargs = NULL;
     int              i, rc = DQ_OK, ret = 0;
 
     for (i = 0; i < argc && argv[i][0] == '-'; i += 2) {
@@ -98,6 +129,31 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
             o.name = val;
         } else if (strcmp(a, "-u") == 0) {
             o.url = val;
+        } else if (strcmp(a, "-k") == 0) {
+            char *kv = strdup(val), *eq = kv ? strchr(kv, '=') : NULL;
+
+            if (kwargs == NULL) {
+                kwargs = dq_kwargs_new();
+            }
+            if (eq == NULL || kwargs == NULL) {
+                fprintf(stderr, "deferred-cli: bad keyword argument \"%s\" "
+                        "(KEY=VALUE)\n", val);
+                free(kv);
+                ret = 2;
+                goto done;
+            }
+            *eq = '\0';
+            rc = dq_args_key(kwargs, kv);
+            if (rc == DQ_OK) {
+                rc = add_value(kwargs, eq + 1);
+            }
+            free(kv);
+            if (rc != DQ_OK) {
+                fprintf(stderr, "deferred-cli: keyword argument \"%s\": %s\n",
+                        val, dq_strerror(rc));
+                ret = 2;
+                goto done;
+            }
         } else if (strcmp(a, "-H") == 0) {
             char *colon;
 
@@ -144,23 +200,15 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
     }
     o.headers = nh ? hdrs : NULL;
     o.nheaders = nh;
+    o.kwargs = kwargs;
 
     args = dq_args_new();
     if (args == NULL) {
         ret = 1;
         goto done;
     }
-    for (int k = i + 1; k < argc; k++) {
-        if (parse_i64(argv[k], &v) == 0) {
-            rc = dq_args_int(args, v);
-        } else if (strncmp(argv[k], "s:", 2) == 0) {
-            rc = dq_args_cstr(args, argv[k] + 2);
-        } else {
-            rc = dq_args_cstr(args, argv[k]);
-        }
-        if (rc != DQ_OK) {
-            break;
-        }
+    for (int k = i + 1; k < argc && rc == DQ_OK; k++) {
+        rc = add_value(args, argv[k]);
     }
 
     if (rc == DQ_OK && count == 1) {
@@ -213,6 +261,7 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
     dq_args_free(args);
 
 done:
+    dq_args_free(kwargs);
     for (size_t k = 0; k < nh; k++) {
         free(hcopy[k]);
     }

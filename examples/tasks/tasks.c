@@ -11,6 +11,7 @@
  *   always_fail(path)          records, fails every time
  *   permanent(message)         DQ_TASK_PERMANENT with that message
  *   echo_meta(path)            records, with the X-Example header as tag
+ *   typed(path, i, s [, d [, b]])  typed accessors; kwargs n (int), s (str)
  * Handler: tasks whose URL is /example/handler are run through a handler
  * that logs "example handler: running <func>" and then dq_task_run().
  *
@@ -249,6 +250,38 @@ fn_echo_meta(dq_task_t *t, void *u)
            ? DQ_TASK_OK : DQ_TASK_FAIL;
 }
 
+/* typed(path, int, str [, double [, bool]]) with keyword arguments n (int)
+ * and s (str): records "i=.. s=.. d=.. b=.. n=.. ks=..". Any wrong type is
+ * a permanent failure carrying the accessor's message. */
+static dq_task_result_t
+fn_typed(dq_task_t *t, void *u)
+{
+    char        path[512], tag[600];
+    int64_t     i, n = -1;
+    const char *str, *ks = "-";
+    size_t      slen, kslen = 1;
+    double      d = 0;
+    int         b = -1;
+
+    (void) u;
+    if (arg_path(t, 0, path, sizeof(path)) != 0
+        || dq_task_arg_int(t, 1, &i) != DQ_OK
+        || dq_task_arg_str(t, 2, &str, &slen) != DQ_OK
+        || (dq_task_nargs(t) > 3 && dq_task_arg_double(t, 3, &d) != DQ_OK)
+        || (dq_task_nargs(t) > 4 && dq_task_arg_bool(t, 4, &b) != DQ_OK)
+        || (dq_task_kwarg(t, "n") && dq_task_kwarg_int(t, "n", &n) != DQ_OK)
+        || (dq_task_kwarg(t, "s")
+            && dq_task_kwarg_str(t, "s", &ks, &kslen) != DQ_OK))
+    {
+        return DQ_TASK_PERMANENT;
+    }
+    snprintf(tag, sizeof(tag), "i=%lld s=%.*s d=%g b=%d n=%lld ks=%.*s",
+             (long long) i, (int) slen, str, d, b, (long long) n,
+             (int) kslen, ks);
+    return record_line(t, path, tag, strlen(tag)) == 0 ? DQ_TASK_OK
+                                                       : DQ_TASK_FAIL;
+}
+
 static dq_task_result_t
 handle_example(dq_task_t *t, void *u)
 {
@@ -266,6 +299,7 @@ static const dq_function_t functions[] = {
     { "always_fail", fn_always_fail, 0, NULL },
     { "permanent", fn_permanent, 0, NULL },
     { "echo_meta", fn_echo_meta, 0, NULL },
+    { "typed", fn_typed, 0, NULL },
     { NULL, NULL, 0, NULL }
 };
 
