@@ -61,4 +61,22 @@ is($deaths->(), 2, 'it ran again (and died again: the function is still unknown)
 
 is(DQWorker::stop_worker($w), 0, 'worker exits 0');
 log_clean_ok($w->{log}, 'worker log');
+
+# ---- loader: a library without the table, and the same functions twice
+# (a copy of the library at another path): the first registration wins
+my $copy = "$dir/libcopy.so";
+system('cp', DQWorker::example_lib(), $copy) == 0 or die "cp: $?";
+my $w2 = DQWorker::start_worker($r, $dir, name => 'loader',
+    libs => [ DQWorker::example_lib(), 'libm.so.6', $copy ]);
+my $l = DQWorker::log_text($w2);
+like($l, qr/\[error\].*task library "libm\.so\.6" not loaded: no "dq_library" symbol/,
+     'a library without dq_library is refused');
+like($l, qr/\[warn\].*function "record" of "example-tasks" ignored: already registered by "example-tasks"/,
+     'duplicate function names are logged');
+like($l, qr/\[warn\].*handler for "\/example\/handler" ignored: already registered/,
+     'duplicate handlers are logged');
+DQWorker::defer($r, 'record', "$dir/good", 'dup');
+is(scalar DQWorker::wait_records("$dir/good", 4, 10), 4, 'tasks run with the first registration');
+is(DQWorker::stop_worker($w2), 0, 'worker exits 0');
+log_clean_ok($w2->{log}, 'loader worker log');
 done_testing();
