@@ -12,6 +12,7 @@
  *
  * Output, one line on stdout, parsed by run.sh:
  *   tasks=<stored> errors=<failed> seconds=<s> tasks_per_s=<r>
+ *   cpu_us_per_task=<user+system CPU of this process per stored task>
  * Exit status 0 if every task was stored, 1 otherwise.
  */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 #include <deferred/client.h>
 
@@ -52,6 +54,16 @@ realtime_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double
+cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+           + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static void
@@ -136,7 +148,7 @@ main(int argc, char **argv)
     int             *st = NULL;
     long             i, j, stored = 0, errors = 0, chunk;
     long long        base_ms;
-    double           t0, t1;
+    double           t0, t1, c0, c1;
     int              rc;
 
     if (parse_opts(argc, argv, &o) != 0)
@@ -166,6 +178,7 @@ main(int argc, char **argv)
     }
 
     base_ms = realtime_ms();
+    c0 = cpu_s();
     t0 = now_s();
 
     for (i = 0; i < o.n; i += chunk) {
@@ -224,9 +237,12 @@ main(int argc, char **argv)
     }
 
     t1 = now_s();
-    printf("tasks=%ld errors=%ld seconds=%.6f tasks_per_s=%.0f\n",
+    c1 = cpu_s();
+    printf("tasks=%ld errors=%ld seconds=%.6f tasks_per_s=%.0f "
+           "cpu_us_per_task=%.2f\n",
            stored, errors, t1 - t0,
-           t1 > t0 ? stored / (t1 - t0) : 0.0);
+           t1 > t0 ? stored / (t1 - t0) : 0.0,
+           stored > 0 ? (c1 - c0) * 1e6 / stored : 0.0);
 
     for (j = 0; j < chunk; j++)
         dq_args_free(args[j]);

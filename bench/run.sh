@@ -468,31 +468,41 @@ wl_httpbatch() {
 
 # 3. the C client: one dq_defer per task, and dq_defer_many in batches
 wl_client() {
-    local why i out vals
+    local mode b label i out vals ccpu rcpu r0 r1 ceil
     if [ ! -x "$ENQ" ]; then
-        why="C client (lib/client.c) not built"
-        na client_single.tasks_per_s "$why"; na client_many.tasks_per_s "$why"
+        for label in client_single client_many; do
+            na "$label.tasks_per_s" "C client (lib/client.c) not built"
+        done
         return
     fi
-    log "client: $N x dq_defer, one call per task (10 s max)"
-    vals=()
-    for i in $(seq 1 "$REPEAT"); do
-        flush
-        out=$("$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 0 -t 10 2>>"$TMP/enqueue.log") || true
-        [ -n "$(kv "$out" tasks_per_s)" ] && vals+=("$(kv "$out" tasks_per_s)")
+    for mode in single:0 many:1000; do
+        label=client_${mode%%:*}; b=${mode#*:}
+        if [ "$b" = 0 ]; then
+            log "$label: $N x dq_defer, one call per task (10 s max)"
+            ceil=ceiling.redis_eval_zadd_hset
+        else
+            log "$label: $N tasks by dq_defer_many, batches of $b"
+            ceil=ceiling.redis_eval_zadd_hset_p16
+        fi
+        vals=(); ccpu=(); rcpu=()
+        for i in $(seq 1 "$REPEAT"); do
+            flush
+            r0=$(redis_cpu_s)
+            out=$("$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b "$b" -t 10 2>>"$TMP/enqueue.log") || true
+            r1=$(redis_cpu_s)
+            [ -n "$(kv "$out" tasks_per_s)" ] || continue
+            vals+=("$(kv "$out" tasks_per_s)"); ccpu+=("$(kv "$out" cpu_us_per_task)")
+            rcpu+=("$(awk -v a="$r0" -v b="$r1" -v n="$(kv "$out" tasks)" \
+                      'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')")
+        done
+        if [ ${#vals[@]} -gt 0 ]; then
+            figure "$label.tasks_per_s" "$(median "${vals[@]}")" tasks/s "$ceil"
+            figure "$label.client_cpu_us_per_task" "$(median "${ccpu[@]}")" us/task
+            figure "$label.redis_cpu_us_per_task" "$(median "${rcpu[@]}")" us/task
+        else
+            na "$label.tasks_per_s" "dq-bench-enqueue failed: $(tail -1 "$TMP/enqueue.log")"
+        fi
     done
-    if [ ${#vals[@]} -gt 0 ]; then figure client_single.tasks_per_s "$(median "${vals[@]}")" tasks/s ceiling.redis_eval_zadd_hset
-    else na client_single.tasks_per_s "dq-bench-enqueue failed: $(tail -1 "$TMP/enqueue.log")"; fi
-
-    log "client: $N tasks by dq_defer_many, batches of 1000"
-    vals=()
-    for i in $(seq 1 "$REPEAT"); do
-        flush
-        out=$("$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 1000 -t 10 2>>"$TMP/enqueue.log") || true
-        [ -n "$(kv "$out" tasks_per_s)" ] && vals+=("$(kv "$out" tasks_per_s)")
-    done
-    if [ ${#vals[@]} -gt 0 ]; then figure client_many.tasks_per_s "$(median "${vals[@]}")" tasks/s ceiling.redis_eval_zadd_hset_p16
-    else na client_many.tasks_per_s "dq-bench-enqueue failed: $(tail -1 "$TMP/enqueue.log")"; fi
     flush
 }
 
