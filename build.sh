@@ -75,7 +75,9 @@ build_module() {
         echo "$sig" >"$stamp"
     fi
     make -s -f "$obj/Makefile" -C "$src" modules
-    cp "$obj/ngx_http_deferred_module.so" build/ngx_http_deferred_module.so
+    # a new inode: an nginx running the old module keeps its mapping intact
+    cp "$obj/ngx_http_deferred_module.so" build/ngx_http_deferred_module.so.tmp
+    mv -f build/ngx_http_deferred_module.so.tmp build/ngx_http_deferred_module.so
 }
 
 build() {
