@@ -3,13 +3,14 @@
  * ngx_http_deferred_module: the tasks of one request.
  *
  * Fixes each task's id and envelope (lib's dq_id_new, dq_envelope_encode)
- * before anything talks to Redis, groups the tasks by queue, sends one
- * enqueue script call per queue (built by dq_cmd_enqueue, all pipelined at
- * once), waits for every reply or deferred_timeout, and turns the results
- * into a status, a JSON body and the $deferred_task_* values.
+ * before anything talks to Redis, groups the tasks by queue, hands the
+ * groups to the merger (one script call per queue, shared with concurrent
+ * requests: ngx_http_deferred_merge.c), waits for every group's result or
+ * deferred_timeout, and turns the results into a status, a JSON body and
+ * the $deferred_task_* values.
  *
- * A request is finished from exactly one path: the last reply, a failed
- * reply, or the timer; the other paths are cancelled before done() runs.
+ * A request is finished from exactly one path: the last result, a failure,
+ * or the timer; the other paths are cancelled before done() runs.
  */
 
 
@@ -18,7 +19,6 @@
 #include <jansson.h>
 
 
-static void ngx_http_deferred_batch_reply(void *data, redisReply *reply);
 static void ngx_http_deferred_batch_timeout(ngx_event_t *ev);
 static void ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_batch_cleanup(void *data);
@@ -235,60 +235,40 @@ ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
     ngx_uint_t                     i;
     ngx_pool_cleanup_t            *cln;
     ngx_http_request_t            *r;
-    ngx_http_deferred_group_t     *g;
     ngx_http_deferred_loc_conf_t  *dlcf;
 
     r = ctx->request;
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+
+    ctx->redis = dlcf->redis;
+
+    if (ngx_http_deferred_redis_usable(ctx->redis) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "deferred: redis %V unavailable", &ctx->redis->name);
+        ctx->state = NGX_HTTP_DEFERRED_FAILED;
+        return NGX_DECLINED;
+    }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < ctx->ngroups; i++) {
-        dq_cmd_init(&ctx->groups[i].cmd);
-    }
-
     cln->handler = ngx_http_deferred_batch_cleanup;
     cln->data = ctx;
-
-    ctx->redis = dlcf->redis;
-
-    for (i = 0; i < ctx->ngroups; i++) {
-        g = &ctx->groups[i];
-
-        if (dq_cmd_enqueue(&g->cmd, g->queue, g->items, g->n,
-                           (int64_t) dlcf->tombstone)
-            != DQ_OK)
-        {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "deferred: cannot build the enqueue command");
-            return NGX_ERROR;
-        }
-    }
 
     ctx->timer.handler = ngx_http_deferred_batch_timeout;
     ctx->timer.data = ctx;
     ctx->timer.log = r->connection->log;
 
     ctx->state = NGX_HTTP_DEFERRED_WAITING;
-    ctx->waiting = 0;
+    ctx->waiting = ctx->ngroups;
+
+    /* sent at the end of this event loop iteration, merged with others */
 
     for (i = 0; i < ctx->ngroups; i++) {
-        g = &ctx->groups[i];
-
-        g->pending = ngx_http_deferred_redis_eval(ctx->redis, &g->cmd,
-                                                  ngx_http_deferred_batch_reply,
-                                                  g);
-        if (g->pending == NULL) {
-            ngx_http_deferred_batch_cancel(ctx);
-            ctx->state = NGX_HTTP_DEFERRED_FAILED;
-
-            return NGX_DECLINED;
-        }
-
-        ctx->waiting++;
+        ctx->groups[i].tombstone = (int64_t) dlcf->tombstone;
+        ngx_http_deferred_merge_add(&ctx->groups[i]);
     }
 
     ngx_add_timer(&ctx->timer, dlcf->timeout);
@@ -297,48 +277,21 @@ ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
 }
 
 
-static void
-ngx_http_deferred_batch_reply(void *data, redisReply *reply)
-{
-    ngx_http_deferred_group_t *g = data;
+/* the results of one group, or why there are none: exactly once */
 
+void
+ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
+    dq_enqueue_result_t *res, const char *failure)
+{
     ngx_uint_t                 k;
-    dq_error_t                 err;
-    ngx_http_request_t        *r;
-    dq_enqueue_result_t       *res;
     ngx_http_deferred_ctx_t   *ctx;
 
     ctx = g->ctx;
-    r = ctx->request;
 
-    g->pending = NULL;
-    g->replied = 1;
-
-    if (reply == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "deferred: redis %V: no reply (connection lost)",
-                      &ctx->redis->name);
-        ngx_http_deferred_batch_fail(ctx, "Redis connection lost");
-        return;
-    }
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "deferred: redis %V: enqueue failed: %*s",
-                      &ctx->redis->name, (int) reply->len, reply->str);
-        ngx_http_deferred_batch_fail(ctx, "Redis refused the enqueue");
-        return;
-    }
-
-    res = ngx_pcalloc(r->pool, g->n * sizeof(dq_enqueue_result_t));
-
-    if (res == NULL
-        || dq_reply_enqueue(reply, g->n, res, &err) != DQ_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "deferred: redis %V: unexpected enqueue reply: %s",
-                      &ctx->redis->name, res ? err.msg : "out of memory");
-        ngx_http_deferred_batch_fail(ctx, "unexpected reply from Redis");
+    if (res == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
+                      "deferred: redis %V: %s", &ctx->redis->name, failure);
+        ngx_http_deferred_batch_fail(ctx, failure);
         return;
     }
 
@@ -407,10 +360,7 @@ ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx)
     ngx_uint_t  i;
 
     for (i = 0; i < ctx->ngroups; i++) {
-        if (ctx->groups[i].pending) {
-            ngx_http_deferred_redis_cancel(ctx->groups[i].pending);
-            ctx->groups[i].pending = NULL;
-        }
+        ngx_http_deferred_merge_cancel(&ctx->groups[i]);
     }
 
     if (ctx->timer.timer_set) {
@@ -422,15 +372,7 @@ ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx)
 static void
 ngx_http_deferred_batch_cleanup(void *data)
 {
-    ngx_http_deferred_ctx_t  *ctx = data;
-
-    ngx_uint_t  i;
-
-    ngx_http_deferred_batch_cancel(ctx);
-
-    for (i = 0; i < ctx->ngroups; i++) {
-        dq_cmd_free(&ctx->groups[i].cmd);
-    }
+    ngx_http_deferred_batch_cancel(data);
 }
 
 

@@ -6,8 +6,10 @@
  *                                phase handlers registration, process hooks
  *   ngx_http_deferred_handler.c  the deferred POST endpoint
  *   ngx_http_deferred_enqueue.c  deferred_enqueue: directive and locations
- *   ngx_http_deferred_batch.c    tasks of one request: ids, envelopes, one
- *                                script call per queue, results as JSON
+ *   ngx_http_deferred_batch.c    tasks of one request: ids, envelopes,
+ *                                waiting for the store, results as JSON
+ *   ngx_http_deferred_merge.c    the tasks of concurrent requests merged
+ *                                into one script call per queue
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
  *                                one connection per worker per Redis,
  *                                reconnect with backoff, EVALSHA/EVAL
@@ -37,6 +39,7 @@
 typedef struct ngx_http_deferred_redis_s      ngx_http_deferred_redis_t;
 typedef struct ngx_http_deferred_redis_cmd_s  ngx_http_deferred_redis_cmd_t;
 typedef struct ngx_http_deferred_ctx_s        ngx_http_deferred_ctx_t;
+typedef struct ngx_http_deferred_merged_s     ngx_http_deferred_merged_t;
 
 
 /* the reply handler of a command; reply is NULL on timeout, disconnect or
@@ -61,6 +64,8 @@ struct ngx_http_deferred_redis_s {
     ngx_msec_t                     backoff;
     ngx_msec_t                     last_attempt;
     ngx_log_t                     *log;
+    ngx_queue_t                    queued;      /* groups not yet sent */
+    ngx_event_t                    flush;       /* posted: send them */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
 };
@@ -124,9 +129,11 @@ typedef struct {
     dq_enqueue_item_t             *items;
     ngx_uint_t                    *index;       /* item -> task number */
     ngx_uint_t                     n;
-    dq_cmd_t                       cmd;
-    ngx_http_deferred_redis_cmd_t *pending;
-    ngx_uint_t                     replied;
+    int64_t                        tombstone;
+    ngx_queue_t                    link;        /* in redis->queued */
+    ngx_http_deferred_merged_t    *merged;      /* sent, waiting */
+    ngx_uint_t                     slot;        /* in merged */
+    unsigned                       queued:1;
 } ngx_http_deferred_group_t;
 
 
@@ -175,7 +182,13 @@ struct ngx_http_deferred_ctx_s {
 };
 
 
+/* ngx_http_deferred_merge.c */
+void ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g);
+void ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g);
+
 /* ngx_http_deferred_redis.c */
+ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_deferred_main_conf_t *dmcf);
 void ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf);
@@ -191,6 +204,8 @@ ngx_int_t ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     dq_error_t *err);
 ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);
+void ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
+    dq_enqueue_result_t *res, const char *failure);
 ngx_int_t ngx_http_deferred_error_body(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);

@@ -177,6 +177,8 @@ ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
         rs->state = NGX_HTTP_DEFERRED_REDIS_IDLE;
         rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
 
+        ngx_http_deferred_merge_init(rs);
+
         ngx_memzero(&rs->timer, sizeof(ngx_event_t));
         rs->timer.handler = ngx_http_deferred_redis_timer_handler;
         rs->timer.data = rs;
@@ -488,12 +490,9 @@ ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
 
 /* commands */
 
-ngx_http_deferred_redis_cmd_t *
-ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
-    ngx_http_deferred_redis_handler_pt handler, void *data)
+ngx_int_t
+ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
 {
-    ngx_http_deferred_redis_cmd_t  *rc;
-
     if (rs->ac == NULL
         && !rs->exiting
         && rs->state == NGX_HTTP_DEFERRED_REDIS_BACKOFF
@@ -503,7 +502,17 @@ ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
         (void) ngx_http_deferred_redis_connect(rs);
     }
 
-    if (rs->ac == NULL) {
+    return rs->ac ? NGX_OK : NGX_DECLINED;
+}
+
+
+ngx_http_deferred_redis_cmd_t *
+ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
+    ngx_http_deferred_redis_handler_pt handler, void *data)
+{
+    ngx_http_deferred_redis_cmd_t  *rc;
+
+    if (ngx_http_deferred_redis_usable(rs) != NGX_OK) {
         return NULL;
     }
 

@@ -1,0 +1,355 @@
+
+/*
+ * ngx_http_deferred_module: one script call for the tasks of many requests.
+ *
+ * A request's tasks of one queue (a group) are not sent at once: they wait
+ * on their Redis' list until the end of the current event loop iteration
+ * (a posted event), when every waiting group of the same queue and
+ * tombstone window is copied into ONE enqueue command (dq_cmd_enqueue),
+ * up to a size cap. Each group stays whole inside one command, so a
+ * request's tasks of one queue are still stored atomically; Redis runs the
+ * script once for many tasks instead of once per request.
+ *
+ * A merged command owns copies of everything it sends (ids, envelopes,
+ * names), so it outlives the requests in it and can be re-sent as EVAL on
+ * NOSCRIPT. A request that goes away (timeout, client gone) is detached
+ * from its slot; the reply is split by slot and delivered to the groups
+ * still attached (ngx_http_deferred_batch_deliver), each exactly once.
+ */
+
+
+#include "ngx_http_deferred_module.h"
+
+
+#define NGX_HTTP_DEFERRED_MERGE_ITEMS  1000
+#define NGX_HTTP_DEFERRED_MERGE_BYTES  (4 * 1024 * 1024)
+
+
+struct ngx_http_deferred_merged_s {
+    ngx_http_deferred_redis_t     *redis;
+    dq_cmd_t                       cmd;
+    dq_enqueue_item_t             *items;
+    ngx_uint_t                     n;
+    ngx_http_deferred_group_t    **members;     /* NULL: detached */
+    ngx_uint_t                    *offsets;     /* first item of a member */
+    ngx_uint_t                     nmembers;
+};
+
+
+static void ngx_http_deferred_merge_flush(ngx_event_t *ev);
+static ngx_int_t ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_merged_t **mp);
+static void ngx_http_deferred_merge_reply(void *data, redisReply *reply);
+static void ngx_http_deferred_merge_deliver(ngx_http_deferred_merged_t *m,
+    dq_enqueue_result_t *res, const char *failure);
+static void ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m);
+
+
+void
+ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs)
+{
+    ngx_queue_init(&rs->queued);
+
+    ngx_memzero(&rs->flush, sizeof(ngx_event_t));
+    rs->flush.handler = ngx_http_deferred_merge_flush;
+    rs->flush.data = rs;
+    rs->flush.log = rs->log;
+}
+
+
+void
+ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g)
+{
+    ngx_http_deferred_redis_t  *rs = g->ctx->redis;
+
+    ngx_queue_insert_tail(&rs->queued, &g->link);
+    g->queued = 1;
+
+    if (!rs->flush.posted) {
+        ngx_post_event(&rs->flush, &ngx_posted_events);
+    }
+}
+
+
+void
+ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g)
+{
+    if (g->queued) {
+        ngx_queue_remove(&g->link);
+        g->queued = 0;
+    }
+
+    if (g->merged) {
+        g->merged->members[g->slot] = NULL;
+        g->merged = NULL;
+    }
+}
+
+
+static void
+ngx_http_deferred_merge_flush(ngx_event_t *ev)
+{
+    ngx_http_deferred_redis_t  *rs = ev->data;
+
+    ngx_http_deferred_merged_t  *m;
+
+    ngx_int_t                    rc;
+
+    while (!ngx_queue_empty(&rs->queued)) {
+
+        rc = ngx_http_deferred_merge_build(rs, &m);
+
+        if (rc == NGX_ERROR) {
+            /* out of memory: fail the first waiting group (its request
+             * leaves the list), go on with the others */
+            ngx_http_deferred_batch_deliver(
+                ngx_queue_data(ngx_queue_head(&rs->queued),
+                               ngx_http_deferred_group_t, link),
+                NULL, "out of memory");
+            continue;
+        }
+
+        if (rc == NGX_DECLINED) {
+            continue;
+        }
+
+        if (ngx_http_deferred_redis_eval(rs, &m->cmd,
+                                         ngx_http_deferred_merge_reply, m)
+            == NULL)
+        {
+            ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                          "deferred: redis %V unavailable", &rs->name);
+
+            ngx_http_deferred_merge_deliver(m, NULL, "Redis is not reachable");
+            ngx_http_deferred_merge_free(m);
+        }
+    }
+}
+
+
+/*
+ * Takes the first waiting group and every later one of the same queue and
+ * tombstone window, within the caps, off the list into a new command.
+ * NGX_ERROR: no memory, nothing taken; NGX_DECLINED: the groups taken
+ * have been failed already.
+ */
+
+static ngx_int_t
+ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_merged_t **mp)
+{
+    u_char                      *p;
+    dq_str_t                     queue;
+    size_t                       size, bytes;
+    ngx_uint_t                   i, k, n, nmembers;
+    ngx_queue_t                 *q, *next;
+    dq_enqueue_item_t           *it;
+    ngx_http_deferred_group_t   *first, *g;
+    ngx_http_deferred_merged_t  *m;
+
+    first = ngx_queue_data(ngx_queue_head(&rs->queued),
+                           ngx_http_deferred_group_t, link);
+
+    /* what fits */
+
+    n = 0;
+    nmembers = 0;
+    bytes = first->queue.len;
+
+    for (q = ngx_queue_head(&rs->queued);
+         q != ngx_queue_sentinel(&rs->queued);
+         q = ngx_queue_next(q))
+    {
+        g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
+
+        if (g->tombstone != first->tombstone
+            || g->queue.len != first->queue.len
+            || ngx_strncmp(g->queue.ptr, first->queue.ptr, g->queue.len) != 0)
+        {
+            continue;
+        }
+
+        size = 0;
+
+        for (k = 0; k < g->n; k++) {
+            size += g->items[k].id.len + g->items[k].envelope.len
+                    + g->items[k].name.len;
+        }
+
+        if (nmembers
+            && (n + g->n > NGX_HTTP_DEFERRED_MERGE_ITEMS
+                || bytes + size > NGX_HTTP_DEFERRED_MERGE_BYTES))
+        {
+            break;
+        }
+
+        n += g->n;
+        bytes += size;
+        nmembers++;
+    }
+
+    m = ngx_alloc(sizeof(ngx_http_deferred_merged_t)
+                  + n * sizeof(dq_enqueue_item_t)
+                  + nmembers * (sizeof(void *) + sizeof(ngx_uint_t))
+                  + bytes, rs->log);
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    m->redis = rs;
+    m->n = n;
+    m->nmembers = nmembers;
+    m->items = (dq_enqueue_item_t *) (m + 1);
+    m->members = (ngx_http_deferred_group_t **) (m->items + n);
+    m->offsets = (ngx_uint_t *) (m->members + nmembers);
+    p = (u_char *) (m->offsets + nmembers);
+
+    /* copy: the command must not depend on any request's memory */
+
+    it = m->items;
+    i = 0;
+
+    for (q = ngx_queue_head(&rs->queued);
+         q != ngx_queue_sentinel(&rs->queued) && i < nmembers;
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
+
+        if (g->tombstone != first->tombstone
+            || g->queue.len != first->queue.len
+            || ngx_strncmp(g->queue.ptr, first->queue.ptr, g->queue.len) != 0)
+        {
+            continue;
+        }
+
+        m->members[i] = g;
+        m->offsets[i] = it - m->items;
+
+        for (k = 0; k < g->n; k++, it++) {
+            *it = g->items[k];
+
+            it->id.ptr = (const char *) p;
+            p = ngx_cpymem(p, g->items[k].id.ptr, g->items[k].id.len);
+
+            it->envelope.ptr = (const char *) p;
+            p = ngx_cpymem(p, g->items[k].envelope.ptr,
+                           g->items[k].envelope.len);
+
+            if (g->items[k].name.ptr) {
+                it->name.ptr = (const char *) p;
+                p = ngx_cpymem(p, g->items[k].name.ptr, g->items[k].name.len);
+            }
+        }
+
+        ngx_queue_remove(q);
+        g->queued = 0;
+        g->merged = m;
+        g->slot = i;
+        i++;
+    }
+
+    queue.ptr = (const char *) p;
+    queue.len = first->queue.len;
+    ngx_memcpy(p, first->queue.ptr, first->queue.len);
+
+    dq_cmd_init(&m->cmd);
+
+    if (dq_cmd_enqueue(&m->cmd, queue, m->items, n, first->tombstone)
+        != DQ_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: cannot build the enqueue command");
+        ngx_http_deferred_merge_deliver(m, NULL, "out of memory");
+        ngx_http_deferred_merge_free(m);
+        return NGX_DECLINED;
+    }
+
+    *mp = m;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_deferred_merge_reply(void *data, redisReply *reply)
+{
+    ngx_http_deferred_merged_t  *m = data;
+
+    dq_error_t                   err;
+    dq_enqueue_result_t         *res;
+    ngx_http_deferred_redis_t   *rs;
+
+    rs = m->redis;
+    res = NULL;
+
+    if (reply == NULL) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: redis %V: no reply (connection lost) "
+                      "for %ui tasks", &rs->name, m->n);
+        ngx_http_deferred_merge_deliver(m, NULL, "Redis connection lost");
+        goto done;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: redis %V: enqueue failed: %*s",
+                      &rs->name, (int) reply->len, reply->str);
+        ngx_http_deferred_merge_deliver(m, NULL, "Redis refused the enqueue");
+        goto done;
+    }
+
+    res = ngx_alloc(m->n * sizeof(dq_enqueue_result_t), rs->log);
+
+    if (res == NULL || dq_reply_enqueue(reply, m->n, res, &err) != DQ_OK) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: redis %V: unexpected enqueue reply: %s",
+                      &rs->name, res ? err.msg : "out of memory");
+        ngx_http_deferred_merge_deliver(m, NULL,
+                                        "unexpected reply from Redis");
+        goto done;
+    }
+
+    ngx_http_deferred_merge_deliver(m, res, NULL);
+
+done:
+
+    if (res) {
+        ngx_free(res);
+    }
+
+    ngx_http_deferred_merge_free(m);
+}
+
+
+/* each attached group once; a delivery may detach others (same request) */
+
+static void
+ngx_http_deferred_merge_deliver(ngx_http_deferred_merged_t *m,
+    dq_enqueue_result_t *res, const char *failure)
+{
+    ngx_uint_t                  i;
+    ngx_http_deferred_group_t  *g;
+
+    for (i = 0; i < m->nmembers; i++) {
+        g = m->members[i];
+
+        if (g == NULL) {
+            continue;
+        }
+
+        m->members[i] = NULL;
+        g->merged = NULL;
+
+        ngx_http_deferred_batch_deliver(g, res ? res + m->offsets[i] : NULL,
+                                        failure);
+    }
+}
+
+
+static void
+ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m)
+{
+    dq_cmd_free(&m->cmd);
+    ngx_free(m);
+}
