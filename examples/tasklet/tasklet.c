@@ -210,31 +210,53 @@ ex_gauge_tasklet(dq_task_t *task, void *udata)
 
 /* -------------------------------------------------------------- plain */
 
-/* One synchronous connection per pool thread, made on first use. */
-static pthread_key_t ex_conn_key;
+/*
+ * One synchronous connection per pool thread, made on first use. The key
+ * has no destructor: libuv joins its pool threads at process exit, after
+ * the worker has unloaded this library, so a destructor here would be
+ * called in unmapped code. Every connection is on a list instead, freed by
+ * ex_fini.
+ */
+typedef struct ex_conn_s {
+    redisContext     *c;
+    struct ex_conn_s *next;
+} ex_conn_t;
 
-static void
-ex_conn_free(void *c)
-{
-    redisFree(c);
-}
+static pthread_key_t   ex_conn_key;
+static pthread_mutex_t ex_conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static ex_conn_t      *ex_conns;
 
 static redisContext *
 ex_conn(dq_task_t *task)
 {
-    redisContext  *c = pthread_getspecific(ex_conn_key);
+    ex_conn_t     *cc = pthread_getspecific(ex_conn_key);
     const char    *addr = dq_worker_redis_address();
     char           host[256];
     const char    *colon;
     struct timeval tv = { 5, 0 };
+    redisContext  *c;
     redisReply    *r;
 
-    if (c && !c->err) {
-        return c;
+    if (cc && cc->c && !cc->c->err) {
+        return cc->c;
     }
-    if (c) {
-        redisFree(c);
-        pthread_setspecific(ex_conn_key, NULL);
+    if (cc == NULL) {
+        cc = calloc(1, sizeof(*cc));
+        if (cc == NULL) {
+            dq_task_set_error(task, "out of memory");
+            return NULL;
+        }
+        pthread_mutex_lock(&ex_conns_lock);
+        cc->next = ex_conns;
+        ex_conns = cc;
+        pthread_mutex_unlock(&ex_conns_lock);
+        pthread_setspecific(ex_conn_key, cc);
+    }
+    redisFree(cc->c);
+    cc->c = NULL;
+    if (addr == NULL) {
+        dq_task_set_error(task, "no Redis address from the worker");
+        return NULL;
     }
     if (strncmp(addr, "unix:", 5) == 0) {
         c = redisConnectUnixWithTimeout(addr + 5, tv);
@@ -250,11 +272,12 @@ ex_conn(dq_task_t *task)
         redisFree(c);
         return NULL;
     }
+    redisSetTimeout(c, tv);
     if (dq_worker_redis_db() != 0) {
         r = redisCommand(c, "SELECT %d", dq_worker_redis_db());
         freeReplyObject(r);
     }
-    pthread_setspecific(ex_conn_key, c);
+    cc->c = c;
     return c;
 }
 
@@ -300,7 +323,22 @@ ex_sum_plain(dq_task_t *task, void *udata)
 static int
 ex_init(void)
 {
-    return pthread_key_create(&ex_conn_key, ex_conn_free);
+    return pthread_key_create(&ex_conn_key, NULL);
+}
+
+static void
+ex_fini(void)
+{
+    ex_conn_t *cc;
+
+    pthread_mutex_lock(&ex_conns_lock);
+    while ((cc = ex_conns) != NULL) {
+        ex_conns = cc->next;
+        redisFree(cc->c);
+        free(cc);
+    }
+    pthread_mutex_unlock(&ex_conns_lock);
+    pthread_key_delete(ex_conn_key);
 }
 
 static const dq_function_t ex_functions[] = {
@@ -311,4 +349,4 @@ static const dq_function_t ex_functions[] = {
     { NULL, NULL, 0, NULL }
 };
 
-DQ_LIBRARY("tasklet-example", ex_functions, NULL, ex_init, NULL);
+DQ_LIBRARY("tasklet-example", ex_functions, NULL, ex_init, ex_fini);
