@@ -64,10 +64,27 @@ is($missing, 0, 'every returned id is stored');
 is($r->cmd('ZCARD', 'dq:{default}:eta'), $N, "$N scheduled in the ETA set");
 is($r->cmd('ZCARD', 'dq:{default}:names'), $N, "$N names taken, each once");
 
+# concurrent requests are merged into fewer script calls (each request's
+# tasks stay whole in one call, each gets its own answer)
+my $calls = 0;
+for (split /\r?\n/, $r->cmd('INFO', 'commandstats')) {
+    $calls += $1 if /^cmdstat_eval(?:sha)?:calls=(\d+)/;
+}
+ok($calls > 0 && $calls < $N, "$N enqueues in $calls script calls");
+
 # the same 1,000 again: every one a duplicate, nothing more stored
 @res = $n->many(\@reqs, conns => 250, timeout => 60);
 is(scalar(grep { $_->{status} == 409 } @res), $N, "replayed: $N x 409");
 is(DQNginx::stored($r), $N, "still exactly $N tasks");
+
+# one name, 50 requests at once: exactly one wins
+@res = $n->many([ map { DQNginx::build_request('POST', '/_ah/queue/deferred',
+                            json => '{"func":"noop","name":"same"}') } 1 .. 50 ],
+                conns => 50);
+my %st;
+$st{$_->{status}}++ for @res;
+is_deeply(\%st, { 201 => 1, 409 => 49 }, 'same name from 50 concurrent requests: one 201, 49 x 409')
+    or diag explain \%st;
 
 $n->stop;
 log_clean_ok($n->error_log, 'nginx error log');
