@@ -9,6 +9,7 @@ use lib 't/lib';
 use DQTest;
 use DQNginx;
 use Test::More;
+use IO::Socket::INET;
 
 DQNginx::require_nginx();
 
@@ -76,6 +77,35 @@ ok($calls > 0 && $calls < $N, "$N enqueues in $calls script calls");
 @res = $n->many(\@reqs, conns => 250, timeout => 60);
 is(scalar(grep { $_->{status} == 409 } @res), $N, "replayed: $N x 409");
 is(DQNginx::stored($r), $N, "still exactly $N tasks");
+
+# HTTP pipelining: 20 requests in one write on one connection, answered
+# in order
+{
+    my $before = DQNginx::stored($r);
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $n->port)
+        or die "connect: $!";
+    print {$s} join '', map {
+        $_ % 2 ? DQNginx::build_request('POST', '/_ah/queue/deferred',
+                                        json => qq({"func":"noop","args":[$_]}))
+               : DQNginx::build_request('GET', "/enqueue?n=pipe$_")
+    } 1 .. 20;
+    my ($buf, @got) = ('');
+    while (@got < 20) {
+        my $p = DQNginx::parse_response($buf);
+        if ($p) {
+            push @got, $p;
+            my $end = index($buf, "\r\n\r\n") + 4 + length $p->{body};
+            substr($buf, 0, $end, '');
+            next;
+        }
+        my $k = sysread($s, $buf, 65536, length $buf);
+        last unless $k;
+    }
+    is(scalar @got, 20, 'pipelined: 20 answers on one connection');
+    is(join(',', map { $_->{status} } @got), join(',', map { $_ % 2 ? 201 : 200 } 1 .. 20),
+       'pipelined: in request order');
+    is(DQNginx::stored($r) - $before, 20, 'pipelined: 20 stored');
+}
 
 # one name, 50 requests at once: exactly one wins
 @res = $n->many([ map { DQNginx::build_request('POST', '/_ah/queue/deferred',
