@@ -131,7 +131,16 @@ wait_port() {
 }
 
 # direct children of a pid (the worker master's children)
-children_of() { ps --ppid "$1" -o pid= 2>/dev/null | tr -d ' ' || true; }
+# (from /proc: procps' ps is not in every minimal Debian)
+children_of() {
+    local f l rest
+    for f in /proc/[0-9]*/stat; do
+        read -r l <"$f" 2>/dev/null || continue
+        rest=${l##*) }          # "state ppid ...": comm may hold spaces
+        rest=${rest#* }
+        if [ "${rest%% *}" = "$1" ]; then f=${f#/proc/}; echo "${f%/stat}"; fi
+    done
+}
 
 # ns on CPU of a pid (all its threads), from the scheduler
 # (summed over its live threads: the pool threads live as long as the process)
