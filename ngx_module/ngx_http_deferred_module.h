@@ -42,8 +42,9 @@ typedef struct ngx_http_deferred_ctx_s        ngx_http_deferred_ctx_t;
 typedef struct ngx_http_deferred_merged_s     ngx_http_deferred_merged_t;
 
 
-/* the reply handler of a command; reply is NULL on timeout, disconnect or
- * shutdown; it runs at most once, and never after a cancel */
+/* the reply handler of a command; reply is NULL when the connection is
+ * lost or dropped; it runs exactly once (not at all when the worker
+ * process exits) */
 typedef void (*ngx_http_deferred_redis_handler_pt)(void *data,
     redisReply *reply);
 
@@ -195,7 +196,6 @@ void ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf);
 ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_eval(
     ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     ngx_http_deferred_redis_handler_pt handler, void *data);
-void ngx_http_deferred_redis_cancel(ngx_http_deferred_redis_cmd_t *rc);
 void ngx_http_deferred_redis_timed_out(ngx_http_deferred_redis_t *rs);
 
 /* ngx_http_deferred_batch.c */

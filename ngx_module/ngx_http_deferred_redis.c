@@ -11,8 +11,10 @@
  * EVALSHA retried as EVAL on NOSCRIPT.
  *
  * Invariants: hiredis runs each callback exactly once (a NULL reply on
- * disconnect); a command's handler runs at most once and never after
- * ngx_http_deferred_redis_cancel(); nothing here blocks.
+ * disconnect); a command's handler runs exactly once (with NULL on
+ * timeout of the connection, disconnect or failed send), except when the
+ * worker exits; the command (and what its argv points to) must live until
+ * then. Nothing here blocks.
  */
 
 
@@ -540,15 +542,6 @@ ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
 
 
 void
-ngx_http_deferred_redis_cancel(ngx_http_deferred_redis_cmd_t *rc)
-{
-    rc->handler = NULL;
-    rc->data = NULL;
-    rc->cmd = NULL;
-}
-
-
-void
 ngx_http_deferred_redis_timed_out(ngx_http_deferred_redis_t *rs)
 {
     if (rs->ac == NULL) {
@@ -573,7 +566,7 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
     ngx_http_deferred_redis_cmd_t       *rc = privdata;
     ngx_http_deferred_redis_handler_pt   handler;
 
-    if (rc->handler == NULL || rc->redis->exiting) {
+    if (rc->redis->exiting) {
         ngx_free(rc);
         return;
     }
