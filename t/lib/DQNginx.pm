@@ -15,8 +15,15 @@ package DQNginx;
 #   $n->reload; $n->stop; DQTest::log_clean_ok($n->error_log);
 #
 # In the http text: %%PORT%%, %%REDIS%% (the DQTest::Redis address),
-# %%DIR%% (the prefix). A full config (with load_module...) may be given
-# as `conf` instead, with the same %%...%% names plus %%MODULE%%, %%USER%%.
+# %%DIR%% (the prefix), and any name given in `vars => {NAME => value}`.
+# A full config (with load_module...) may be given as `conf` instead, with
+# the same %%...%% names plus %%MODULE%%, %%USER%%. `workers => 0` runs
+# nginx in one process (master_process off); `wrapper => [cmd...]` runs it
+# under another program (valgrind).
+#
+#   DQNginx::mp($data)            msgpack bytes (hand-made encoder)
+#   DQNginx::hmac_sha256_hex($key, $body)
+#   DQNginx::stored($redis, $queue), DQNginx::redis_keys($redis)
 use strict;
 use warnings;
 use lib 't/lib';
