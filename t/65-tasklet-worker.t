@@ -59,6 +59,18 @@ DQTest::wait_for(sub { exists DQWorker::dead($r)->{$id} }, 10);
 like(DQWorker::dead($r)->{$id} // '', qr/n must be 1\.\./,
      'DQ_TASK_PERMANENT from a tasklet buries it with its error');
 
+# ---- a lone tasklet task on an idle worker is acked at once: its
+# completion must not wait for an unrelated loop event (the next one here
+# would be the heartbeat, 10 s away)
+sleep 0.3;
+my $before = DQWorker::stats($r)->{done};
+my $ta = time;
+DQWorker::defer($r, qw(example.sleep_tasklet 10 t:lone));
+ok(DQTest::wait_for(sub { DQWorker::stats($r)->{done} > $before }, 5, 0.01),
+   'a lone tasklet task is acked promptly');
+diag(sprintf('lone tasklet task (10 ms sleep): acked %.0f ms after the '
+             . 'enqueue', 1000 * (time - $ta)));
+
 ok(DQWorker::alive($w), 'worker alive');
 is(DQWorker::stop_worker($w), 0, 'SIGTERM: worker exits 0');
 DQTest::log_clean_ok($w->{log}, 'worker log');

@@ -7,8 +7,10 @@
  * there, and its loop callbacks move to the run queue, each holding a
  * reference on the future, to run from the loop's idle phase. The run
  * queue is a FIFO of nodes taken from a free list, so a callback costs no
- * malloc once the list is warm; the idle handle is active only while the
- * queue holds something, so an empty queue never keeps the loop busy.
+ * malloc once the list is warm; the idle handle is active while the queue
+ * holds something and for one more loop iteration (so what the callbacks
+ * started runs before the loop blocks), so an empty queue never keeps the
+ * loop busy.
  */
 #define _GNU_SOURCE 1
 #include <stdarg.h>
@@ -144,10 +146,11 @@ dq__rq_drain(dq__rt_t *rt)
         }
     }
     rt->dispatching--;
-    if (rt->rq_head == NULL && rt->idle_on) {
-        uv_idle_stop(&rt->idle);
-        rt->idle_on = 0;
-    }
+    /* The idle handle stays active until a drain finds nothing to do: what
+     * these callbacks started (a uv_check, say the worker's batched acks)
+     * then runs in this iteration, because an active idle handle makes
+     * the coming poll non-blocking. Stopping here would let the loop block
+     * in epoll until the next unrelated event. */
     return ran;
 }
 
