@@ -18,6 +18,14 @@
  *   ...
  *   dq_future_t *f = dq_tasklet(fetch, NULL);   // runs until its first wait
  *
+ * In deferred-worker: a task function registered with DQ_FN_TASKLET
+ * (task.h) runs as a toplevel tasklet on the child's loop thread; it may
+ * wait on futures (dq_redis_command on the child's own connection,
+ * dq_sleep, other tasklets) and returns its dq_task_result_t as usual. The
+ * task is acked / retried / buried once it returned and everything it
+ * started has ended. At most `tasklet_concurrency` run per child; stacks
+ * are `tasklet_stack` bytes. It must never block the thread.
+ *
  * Threading: everything here belongs to ONE thread, the thread running the
  * loop given to dq_tasklet_init() (the worker's loop thread). The runtime
  * is thread-local; a future may only be touched on the thread that made it.
