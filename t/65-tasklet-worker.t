@@ -104,4 +104,28 @@ is($st->{done} - $done0, 2, 'the two running tasklet tasks finished');
 is($st->{waiting}, 4, 'the four waiting ones were handed back');
 is($st->{running}, 0, 'nothing left leased');
 DQTest::log_clean_ok($w3->{log}, 'third worker log');
+# ---- run time limit: a tasklet task past its queue's timeout is canceled
+# at its wait (the child keeps running) and counts as failed
+my $conf = "$dir/w4.conf";
+open my $cf, '>', $conf or die;
+print $cf "queue default {\n    timeout 300ms;\n    retry_limit 0;\n}\n";
+close $cf;
+my $w4 = DQWorker::start_worker($r, $dir, name => 'w4', libs => [$lib],
+                                args => ['-c', $conf]);
+my $t4 = time;
+my $slow = DQWorker::defer($r, qw(example.sleep_tasklet 20000 t:slow));
+DQWorker::defer($r, qw(example.sleep_tasklet 50 t:fast));
+ok(DQTest::wait_for(sub { exists DQWorker::dead($r)->{$slow} }, 15, 0.02),
+   'a tasklet task sleeping 20 s in a queue with timeout 300ms is failed');
+my $dt4 = time - $t4;
+diag(sprintf('timed-out tasklet task buried %.2f s after the enqueue', $dt4));
+cmp_ok($dt4, '<', 10, 'long before its sleep would have ended');
+like(DQWorker::dead($r)->{$slow} // '', qr/timed out after 300 ms/,
+     'the dead reason says it timed out');
+is($r->cmd(qw(GET t:slow)), undef, 'its code after the wait did not run');
+ok(DQTest::wait_for(sub { ($r->cmd(qw(GET t:fast)) // 0) == 1 }, 10),
+   'a short tasklet task in the same queue ran');
+ok(DQWorker::alive($w4), 'the worker process was not replaced or stopped');
+is(DQWorker::stop_worker($w4), 0, 'fourth worker exits 0');
+DQTest::log_clean_ok($w4->{log}, 'fourth worker log');
 done_testing();

@@ -48,6 +48,12 @@ dq__wake_cb(dq_future_t *f, void *arg)
     dq__rq_push_node(dq__rt, &c->resume);
 }
 
+void
+dq__tasklet_wake(dq__coro_t *c)
+{
+    dq__wake_cb(NULL, c);
+}
+
 /* Index of the future that satisfies the wait, or -1 to keep waiting. */
 static long
 dq__wait_ready(dq_future_t *const *fs, size_t n, int mode)
@@ -74,6 +80,9 @@ dq__wait_tasklet(dq__rt_t *rt, dq_future_t *const *fs, size_t n, int mode)
     int         rc;
 
     while ((idx = dq__wait_ready(fs, n, mode)) < 0) {
+        if (c->home && c->home->canceled) {
+            return c->home->canceled;   /* its tree was canceled */
+        }
         c->wake = 1;
         c->waiting_on = NULL;
         for (i = 0; i < n; i++) {

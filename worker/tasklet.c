@@ -288,6 +288,7 @@ dq_context_unref(dq_context_t *ctx)
     }
     dq_future_unref(ctx->drain);
     dq_future_unref(ctx->main);
+    free(ctx->cancel_msg);
     free(ctx);
 }
 
@@ -390,6 +391,30 @@ dq__context_try_drain(dq_context_t *ctx)
 }
 
 void
+dq__context_cancel(dq_context_t *ctx, int code, const char *msg)
+{
+    dq__rt_t     *rt = dq__rt;
+    dq_future_t  *f;
+
+    if (rt == NULL || ctx->canceled) {
+        return;
+    }
+    ctx->canceled = code ? code : DQ_ECANCELED;
+    ctx->cancel_msg = msg ? strdup(msg) : NULL;
+    dq__sleep_cancel_ctx(rt, ctx, ctx->canceled, msg);
+    /* wake the tree's tasklets still suspended on something else: their
+     * wait sees ctx->canceled (waking only queues: the list stays put) */
+    for (f = rt->pending; f; f = f->pnext) {
+        if (f->waiter && f->waiter->state == DQ__CORO_SUSPENDED
+            && f->waiter->waiting_on == f && f->waiter->home == ctx
+            && f->waiter->wake == 1)
+        {
+            dq__tasklet_wake(f->waiter);
+        }
+    }
+}
+
+void
 dq__context_op_end(dq_context_t *ctx)
 {
     ctx->pending--;
@@ -486,10 +511,21 @@ dq_future_t *
 dq_toplevel_at(dq_tasklet_fn fn, void *arg, const char *name,
                const char *file, int line, const char *func)
 {
+    return dq__toplevel_start(fn, arg, name, file, line, func, NULL);
+}
+
+dq_future_t *
+dq__toplevel_start(dq_tasklet_fn fn, void *arg, const char *name,
+                   const char *file, int line, const char *func,
+                   dq_context_t **ctx_out)
+{
     dq__rt_t     *rt = dq__rt_get();
     dq_context_t *ctx, *saved, **slot;
     dq_future_t  *main, *top;
 
+    if (ctx_out) {
+        *ctx_out = NULL;
+    }
     if (rt == NULL || (ctx = dq_context_make()) == NULL) {
         return NULL;
     }
@@ -516,6 +552,9 @@ dq_toplevel_at(dq_tasklet_fn fn, void *arg, const char *name,
         return top;
     }
     ctx->main = main;
+    if (ctx_out) {
+        *ctx_out = dq_context_ref(ctx);
+    }
     dq_context_ref(ctx);
     dq__context_try_drain(ctx);
     dq_context_unref(ctx);

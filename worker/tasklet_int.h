@@ -153,7 +153,24 @@ struct dq_context_s {
     dq__slot_t   *slots;
     dq_future_t  *drain;       /* toplevel: completes when pending == 0 */
     dq_future_t  *main;        /* toplevel: its tasklet's future */
+    int           canceled;    /* dq__context_cancel's code, or 0 */
+    char         *cancel_msg;
 };
+
+/*
+ * Cancel the tasklets started in ctx (the worker's run time limit): the
+ * ones suspended in a wait resume with `code` (the futures they wait on
+ * are left alone: others may share them), the sleeps started in ctx end
+ * with `code` (a flow exception: the caller reports the cancellation
+ * itself), and from now on any wait of theirs on a future that is not
+ * done returns `code` at once. Commands already sent still complete (or
+ * time out); the tree's toplevel completes once they have.
+ */
+void dq__context_cancel(dq_context_t *ctx, int code, const char *msg);
+/* A toplevel tasklet, also handing back its context (one reference). */
+dq_future_t *dq__toplevel_start(dq_tasklet_fn fn, void *arg, const char *name,
+                                const char *file, int line, const char *func,
+                                dq_context_t **ctx_out);
 
 void dq__context_op_start(dq_context_t *ctx);
 void dq__context_op_end(dq_context_t *ctx);
@@ -236,8 +253,14 @@ void dq__coro_yield(dq__rt_t *rt);                /* from a tasklet */
 void dq__coro_exit(dq__rt_t *rt) __attribute__((noreturn));
 const char *dq__coro_backend_name(int backend);
 
+/* future_wait.c: resume a tasklet suspended in a wait (it re-checks why) */
+void dq__tasklet_wake(dq__coro_t *c);
+
 /* tasklet_io.c: fail and close the sleep timers still running */
 void dq__sleep_cancel_all(dq__rt_t *rt);
+/* the same for the sleeps of one context, with this code and message */
+void dq__sleep_cancel_ctx(dq__rt_t *rt, dq_context_t *ctx, int code,
+                          const char *msg);
 
 /* logging of unhandled errors (tasklet.c) */
 void dq__log_unhandled(const dq_future_t *f);

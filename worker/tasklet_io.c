@@ -36,7 +36,7 @@ dq__sleep_close_cb(uv_handle_t *h)
 }
 
 static void
-dq__sleep_end(dq__sleep_t *s, int canceled)
+dq__sleep_end_with(dq__sleep_t *s, int code, const char *msg)
 {
     dq__rt_t    *rt = dq__rt;
     dq_future_t *f = s->f;
@@ -52,8 +52,9 @@ dq__sleep_end(dq__sleep_t *s, int canceled)
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *) &s->timer, dq__sleep_close_cb);
     s->f = NULL;
-    if (canceled) {
-        dq_future_set_exception(f, DQ_ECANCELED, "tasklet runtime shut down");
+    if (code) {
+        (void) dq__future_fail(f, code, 1, msg ? strdup(msg) : NULL, __FILE__,
+                               __LINE__, "dq_sleep");
     } else {
         dq_future_set_result(f, DQ_VALUE_NONE);
     }
@@ -65,14 +66,31 @@ dq__sleep_end(dq__sleep_t *s, int canceled)
 static void
 dq__sleep_cb(uv_timer_t *t)
 {
-    dq__sleep_end(t->data, 0);
+    dq__sleep_end_with(t->data, 0, NULL);
 }
 
 void
 dq__sleep_cancel_all(dq__rt_t *rt)
 {
     while (rt->sleeps) {
-        dq__sleep_end(rt->sleeps, 1);
+        dq__sleep_end_with(rt->sleeps, DQ_ECANCELED,
+                           "tasklet runtime shut down");
+    }
+}
+
+void
+dq__sleep_cancel_ctx(dq__rt_t *rt, dq_context_t *ctx, int code,
+                     const char *msg)
+{
+    dq__sleep_t *s, *next;
+
+    for (s = rt->sleeps; s; s = next) {
+        next = s->next;
+        if (s->ctx == ctx) {
+            /* ending one may end others (callbacks): restart the walk */
+            dq__sleep_end_with(s, code, msg);
+            next = rt->sleeps;
+        }
     }
 }
 

@@ -14,6 +14,15 @@
  * hands the task back to dispatch.c. A toplevel that fails (no stack could
  * be mapped, or the runtime shut down under it) fails the task with that
  * error, to be retried.
+ *
+ * Run time limit (the queue's `timeout` / `function_timeout`, as for plain
+ * functions in timeout.c): a coroutine can be stopped where a thread
+ * cannot, at its waits. Past the limit the task's context is canceled —
+ * what its tasklets wait on fails with DQ_ECANCELED, their sleeps end, any
+ * further wait returns DQ_ECANCELED at once — and when the tree has
+ * unwound the task counts as failed ("timed out"), retried with backoff or
+ * buried like any failure. The child keeps running (no replacement
+ * needed, unlike a stuck pool thread).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +31,7 @@
 #include <deferred/tasklet.h>
 
 #include "child_impl.h"
+#include "config.h"
 #include "tasklet_int.h"
 #include "tasklet_task.h"
 
@@ -125,10 +135,44 @@ dq__tk_next(dq_tasklet_child_t *tk)
     }
 }
 
+/* One tasklet task running: its toplevel's context and its time limit. */
+typedef struct {
+    uv_timer_t    timer;
+    dq_task_t    *t;
+    dq_future_t  *f;           /* its toplevel future (borrowed) */
+    dq_context_t *ctx;
+    int64_t       limit_ms;
+    int           timed_out;
+} dq__tk_run_t;
+
+static void
+dq__tk_run_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void
+dq__tk_timeout(uv_timer_t *timer)
+{
+    dq__tk_run_t *run = timer->data;
+    char          msg[128];
+
+    if (dq_future_done(run->f)) {
+        return;                /* finished; its report is already queued */
+    }
+    run->timed_out = 1;
+    snprintf(msg, sizeof(msg), "timed out after %lld ms",
+             (long long) run->limit_ms);
+    dq_log_warn("tasklet task %s (queue %s, function %s) %s: canceling what "
+                "it waits on", run->t->id, run->t->queue, run->t->func, msg);
+    dq__context_cancel(run->ctx, DQ_ECANCELED, msg);
+}
+
 static void
 dq__tk_done(dq_future_t *f, void *arg)
 {
-    dq_task_t          *t = arg;
+    dq__tk_run_t       *run = arg;
+    dq_task_t          *t = run->t;
     dq_child_t         *ch = t->q->ch;
     dq_tasklet_child_t *tk = dq__tk();
     int64_t             r = DQ_TASK_FAIL;
@@ -136,7 +180,13 @@ dq__tk_done(dq_future_t *f, void *arg)
     int                 rc;
 
     rc = dq_future_get_int(f, &r);
-    if (rc != DQ_OK) {
+    if (run->timed_out) {
+        /* like a plain function past its limit: failed, retried later */
+        snprintf(t->error, sizeof(t->error), "timed out after %lld ms (run "
+                 "time limit); the tasklet was canceled",
+                 (long long) run->limit_ms);
+        r = DQ_TASK_FAIL;
+    } else if (rc != DQ_OK) {
         dq_future_format_exception(f, buf, sizeof(buf));
         snprintf(t->error, sizeof(t->error), "tasklet failed: %s", buf);
         r = DQ_TASK_FAIL;
@@ -144,6 +194,14 @@ dq__tk_done(dq_future_t *f, void *arg)
     t->result = (dq_task_result_t) r;
     tk->running--;
     dq_future_unref(f);
+    dq_context_unref(run->ctx);
+    run->ctx = NULL;
+    if (run->limit_ms > 0) {
+        uv_timer_stop(&run->timer);
+        uv_close((uv_handle_t *) &run->timer, dq__tk_run_close);
+    } else {
+        free(run);
+    }
     dq_dispatch_done(ch, t, 0);
     dq__tk_next(tk);
 }
@@ -151,19 +209,39 @@ dq__tk_done(dq_future_t *f, void *arg)
 static void
 dq__tk_run(dq_tasklet_child_t *tk, dq_task_t *t)
 {
-    dq_future_t *f;
+    dq__tk_run_t *run = calloc(1, sizeof(*run));
+    dq_future_t  *f = NULL;
 
     t->start_loop_ms = uv_now(&tk->ch->loop);
     tk->running++;
-    f = dq_toplevel_at(dq__tk_body, t, t->func, __FILE__, __LINE__,
-                       "dq_tasklet_child_start");
-    if (f == NULL || dq_future_add_callback(f, dq__tk_done, t) != DQ_OK) {
+    if (run != NULL) {
+        run->t = t;
+        run->limit_ms = t->q ? dq_conf_timeout(tk->ch->conf, t->q->qc, t->func)
+                             : 0;
+        f = dq__toplevel_start(dq__tk_body, t, t->func, __FILE__, __LINE__,
+                               "dq_tasklet_child_start", &run->ctx);
+    }
+    if (f == NULL || dq_future_add_callback(f, dq__tk_done, run) != DQ_OK) {
         dq_future_unref(f);
+        if (run) {
+            dq_context_unref(run->ctx);
+            free(run);
+        }
         tk->running--;
         snprintf(t->error, sizeof(t->error), "cannot start the tasklet: out "
                  "of memory or stacks");
         t->result = DQ_TASK_FAIL;
         dq_dispatch_done(tk->ch, t, 0);
+        return;
+    }
+    run->f = f;
+    if (run->limit_ms > 0 && !dq_future_done(f)) {
+        uv_timer_init(&tk->ch->loop, &run->timer);
+        run->timer.data = run;
+        uv_timer_start(&run->timer, dq__tk_timeout, (uint64_t) run->limit_ms,
+                       0);
+    } else {
+        run->limit_ms = 0;     /* done already: no timer to close */
     }
     /* the reference on f is dropped by dq__tk_done */
 }

@@ -17,6 +17,8 @@
 #include <deferred/tasklet.h>
 
 #include "tap.h"
+#include "../../worker/tasklet_int.h"   /* dq__context_cancel (the worker's
+                                           run time limit) */
 
 static char trail[256];
 
@@ -390,6 +392,63 @@ test_stacks(void)
        "(status %#x), it does not run over other memory", status);
 }
 
+/* ------------------------------------------------ cancel (timeouts) */
+
+static int cancel_rc[3];
+
+static void
+t_cancel_child(dq_future_t *self, void *arg)
+{
+    dq_future_t *s = dq_sleep(30);
+
+    (void) arg;
+    cancel_rc[1] = dq_future_wait(s);          /* canceled here */
+    dq_future_unref(s);
+    s = dq_sleep(0.001);
+    cancel_rc[2] = dq_future_wait(s);          /* and at once again */
+    dq_future_unref(s);
+    dq_future_set_exception(self, cancel_rc[2], "gave up");
+}
+
+static void
+t_cancel_top(dq_future_t *self, void *arg)
+{
+    dq_future_t *c = dq_tasklet(t_cancel_child, NULL);
+
+    cancel_rc[0] = dq_future_wait(arg);        /* a plain future */
+    dq_future_wait(c);
+    dq_future_propagate(self, c);
+    dq_future_unref(c);
+}
+
+static void
+test_cancel(void)
+{
+    dq_future_t  *never = dq_future_new("never"), *top;
+    dq_context_t *ctx = NULL;
+    uint64_t      t0;
+
+    uv_update_time(dq_tasklet_loop());
+    t0 = uv_now(dq_tasklet_loop());
+    top = dq__toplevel_start(t_cancel_top, never, "t_cancel_top", __FILE__,
+                             __LINE__, __func__, &ctx);
+    ok(ctx != NULL && !dq_future_done(top), "a toplevel tree is waiting");
+    dq__context_cancel(ctx, DQ_ECANCELED, "timed out after 1 ms");
+    is_int(dq_future_wait(top), DQ_ECANCELED, "canceling its context ends it");
+    is_int(cancel_rc[0], DQ_ECANCELED, "a wait on a plain future returns "
+           "DQ_ECANCELED");
+    is_int(cancel_rc[1], DQ_ECANCELED, "a nested tasklet's 30 s sleep ends "
+           "with DQ_ECANCELED");
+    is_int(cancel_rc[2], DQ_ECANCELED, "a later wait in the tree returns "
+           "DQ_ECANCELED at once");
+    ok(uv_now(dq_tasklet_loop()) - t0 < 5000, "in well under the 30 s");
+    ok(!dq_future_done(never), "the plain future it awaited is left alone "
+       "(others may share it)");
+    dq_future_unref(top);
+    dq_context_unref(ctx);
+    dq_future_unref(never);
+}
+
 /* ------------------------------------------------------- shutdown */
 
 static void
@@ -480,6 +539,7 @@ main(void)
         test_toplevel();
         test_deadlock();
         test_stacks();
+        test_cancel();
         test_shutdown(backends[b]);
         dq_tasklet_stats(&st);
         is_int(st.tasklets_live, 0, "[%s] no tasklet left alive", st.backend);
