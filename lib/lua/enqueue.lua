@@ -37,6 +37,11 @@ local wake = false
 local stored = 0
 local reply = { now }
 
+-- per task one call where it can be (HSETNX stores and dedups an unnamed
+-- task by id); the ETA set gets ONE variadic ZADD after the loop, and the
+-- score of a task due now is formatted once per call, not per task
+local zs = {}
+local nows = nil
 for i = 0, n - 1 do
     local id = ARGV[3 + i * 5]
     local env = ARGV[4 + i * 5]
@@ -45,23 +50,42 @@ for i = 0, n - 1 do
     local countdown = tonumber(ARGV[7 + i * 5])
     local status = 0
     local at = 0
-    if redis.call('HEXISTS', KEYS[1], id) == 1 then
+    if name == '' then
+        if redis.call('HSETNX', KEYS[1], id, env) == 0 then status = 1 end
+    elseif redis.call('HEXISTS', KEYS[1], id) == 1 then
         status = 1
-        at = tonumber(redis.call('ZSCORE', KEYS[2], id) or '0')
-    elseif name ~= '' then
+    else
         local s = redis.call('ZSCORE', KEYS[3], name)
         if s then
             if s == 'inf' then status = 2 else status = 3 end
+        else
+            redis.call('HSET', KEYS[1], id, env)
         end
     end
-    if status == 0 then
-        if eta < 0 then
-            if countdown < 0 then countdown = 0 end
+    if status == 1 then
+        local s = redis.call('ZSCORE', KEYS[2], id)
+        if not s then
+            -- stored earlier in this same call: its ZADD is still pending
+            for j = 2, #zs, 2 do
+                if zs[j] == id then s = zs[j - 1] end
+            end
+        end
+        at = tonumber(s or '0')
+    elseif status == 0 then
+        local score
+        if eta >= 0 then
+            score = ARGV[6 + i * 5]
+        elseif countdown <= 0 then
+            eta = now
+            if not nows then nows = tostring(now) end
+            score = nows
+        else
             eta = now + countdown
+            score = eta
         end
         at = eta
-        redis.call('HSET', KEYS[1], id, env)
-        redis.call('ZADD', KEYS[2], eta, id)
+        zs[#zs + 1] = score
+        zs[#zs + 1] = id
         if name ~= '' then redis.call('ZADD', KEYS[3], 'inf', name) end
         stored = stored + 1
         if eta <= now or earliest == nil or eta < earliest then wake = true end
@@ -69,6 +93,7 @@ for i = 0, n - 1 do
     reply[#reply + 1] = status
     reply[#reply + 1] = at
 end
+if #zs > 0 then redis.call('ZADD', KEYS[2], unpack(zs)) end
 
 if stored > 0 then redis.call('HINCRBY', KEYS[4], 'enqueued', stored) end
 if wake then
