@@ -486,6 +486,11 @@ dq__setup(dq_child_t *ch)
     if (dq_timeout_start(ch) != 0) {
         return -1;
     }
+    /* the tasklet runtime on this loop, before any task runs (so a plain
+     * function on a pool thread cannot start a runtime of its own) */
+    if (dq_tasklet_child_init(ch) != 0) {
+        return -1;
+    }
     dq_redis_start(ch->rc);
     dq_redis_start(ch->rb);
     return 0;
