@@ -71,6 +71,12 @@ ok(DQTest::wait_for(sub { DQWorker::stats($r)->{done} > $before }, 5, 0.01),
 diag(sprintf('lone tasklet task (10 ms sleep): acked %.0f ms after the '
              . 'enqueue', 1000 * (time - $ta)));
 
+# ---- the tasklet API from a plain function (a pool thread): refused
+my $mis = DQWorker::defer($r, qw(example.misuse_plain));
+DQTest::wait_for(sub { exists DQWorker::dead($r)->{$mis} }, 10);
+like(DQWorker::dead($r)->{$mis} // '', qr/only for DQ_FN_TASKLET/,
+     'a plain function gets no tasklet runtime on its pool thread');
+
 ok(DQWorker::alive($w), 'worker alive');
 is(DQWorker::stop_worker($w), 0, 'SIGTERM: worker exits 0');
 DQTest::log_clean_ok($w->{log}, 'worker log');

@@ -13,6 +13,10 @@
  *   example.sleep_tasklet(ms, key)  DQ_FN_TASKLET: sleeps ms (a loop timer;
  *       the coroutine is suspended, the loop runs other tasks), then INCR
  *       key.
+ *   example.misuse_plain()          a plain function that calls dq_sleep():
+ *       on a pool thread there is no tasklet runtime, so it gets NULL and
+ *       says so (what a task author sees when a function lacks
+ *       DQ_FN_TASKLET).
  *   example.gauge_tasklet(ms, key)  DQ_FN_TASKLET: INCR key:now (how many
  *       run at this moment), remember the highest value in the sorted set
  *       key:seen, sleep ms, DECR key:now — shows tasklet_concurrency.
@@ -320,6 +324,21 @@ ex_sum_plain(dq_task_t *task, void *udata)
     return DQ_TASK_OK;
 }
 
+static dq_task_result_t
+ex_misuse_plain(dq_task_t *task, void *udata)
+{
+    dq_future_t *f = dq_sleep(0.01);
+
+    (void) udata;
+    if (f == NULL) {
+        dq_task_set_error(task, "dq_sleep() returned NULL: the tasklet API "
+                          "is only for DQ_FN_TASKLET functions");
+        return DQ_TASK_PERMANENT;
+    }
+    dq_future_unref(f);
+    return DQ_TASK_OK;
+}
+
 static int
 ex_init(void)
 {
@@ -346,6 +365,7 @@ static const dq_function_t ex_functions[] = {
     { "example.sum_plain", ex_sum_plain, 0, NULL },
     { "example.sleep_tasklet", ex_sleep_tasklet, DQ_FN_TASKLET, NULL },
     { "example.gauge_tasklet", ex_gauge_tasklet, DQ_FN_TASKLET, NULL },
+    { "example.misuse_plain", ex_misuse_plain, 0, NULL },
     { NULL, NULL, 0, NULL }
 };
 
