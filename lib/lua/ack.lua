@@ -19,33 +19,45 @@ local n = tonumber(ARGV[2])
 if not tomb or not n or n < 1 or #ARGV ~= 2 + n * 3 then
     return redis.error_reply('ERR ack: bad arguments')
 end
+-- one call per batch for each structure (ZMSCORE, HMGET, then variadic
+-- ZREM/HDEL over the acked ids), not one per task
+local ids = {}
+for i = 1, n do ids[i] = ARGV[3 + (i - 1) * 3] end
+local leased = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+local states = redis.call('HMGET', KEYS[3], unpack(ids))
 local reply = {}
-local done = 0
-for i = 0, n - 1 do
-    local id = ARGV[3 + i * 3]
-    local token = tonumber(ARGV[4 + i * 3])
-    local name = ARGV[5 + i * 3]
+local acked, seen = {}, {}
+local tombs = {}
+for i = 1, n do
+    local id = ids[i]
     local ok = 0
-    if redis.call('ZSCORE', KEYS[2], id) then
-        local s = redis.call('HGET', KEYS[3], id)
+    if leased[i] and not seen[id] then
+        local s = states[i]
         local c = s and tonumber(string.match(s, ':(%d+)$'))
-        if c and c == token then
-            redis.call('ZREM', KEYS[2], id)
-            redis.call('HDEL', KEYS[1], id)
-            redis.call('HDEL', KEYS[3], id)
-            redis.call('HDEL', KEYS[6], id)
+        if c and c == tonumber(ARGV[4 + (i - 1) * 3]) then
+            seen[id] = true
+            acked[#acked + 1] = id
+            local name = ARGV[5 + (i - 1) * 3]
             if name ~= '' then
                 if tomb > 0 then
-                    redis.call('ZADD', KEYS[4], now + tomb, name)
+                    tombs[#tombs + 1] = now + tomb
+                    tombs[#tombs + 1] = name
                 else
                     redis.call('ZREM', KEYS[4], name)   -- no window
                 end
             end
             ok = 1
-            done = done + 1
         end
     end
-    reply[#reply + 1] = ok
+    reply[i] = ok
+end
+local done = #acked
+if done > 0 then
+    redis.call('ZREM', KEYS[2], unpack(acked))
+    redis.call('HDEL', KEYS[1], unpack(acked))
+    redis.call('HDEL', KEYS[3], unpack(acked))
+    redis.call('HDEL', KEYS[6], unpack(acked))
+    if #tombs > 0 then redis.call('ZADD', KEYS[4], unpack(tombs)) end
 end
 if done > 0 then redis.call('HINCRBY', KEYS[5], 'done', done) end
 -- A slot freed under max_concurrent: if a claim was held back by it (conf

@@ -104,25 +104,51 @@ local taken = 0
 if want > 0 then
     local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,
                            'WITHSCORES', 'LIMIT', 0, want)
-    for i = 1, #due, 2 do
-        local id = due[i]
-        local eta = tonumber(due[i + 1])
-        local e, r, f, c = state(id)
-        e = e + 1
-        c = c + 1
-        if f == 0 then f = now end
-        redis.call('ZREM', KEYS[2], id)
-        redis.call('ZADD', KEYS[3], now + lease_ms, id)
-        redis.call('HSET', KEYS[4], id, e .. ':' .. r .. ':' .. f .. ':' .. c)
-        local env = redis.call('HGET', KEYS[1], id)
-        reply[#reply + 1] = id
-        reply[#reply + 1] = env
-        reply[#reply + 1] = eta
-        reply[#reply + 1] = c
-        reply[#reply + 1] = r
-        reply[#reply + 1] = f
-        reply[#reply + 1] = e
-        taken = taken + 1
+    taken = #due / 2
+    if taken > 0 then
+        -- one call per batch for each structure, not one per task; the
+        -- strings every task shares are formatted once
+        local ids = {}
+        for i = 1, taken do ids[i] = due[2 * i - 1] end
+        local states = redis.call('HMGET', KEYS[4], unpack(ids))
+        local envs = redis.call('HMGET', KEYS[1], unpack(ids))
+        local deadline = tostring(now + lease_ms)
+        local nows = tostring(now)
+        local fresh = '1:0:' .. nows .. ':1'    -- a task never claimed
+        local leases, newstates = {}, {}
+        for i = 1, taken do
+            local id = ids[i]
+            local e, r, f, c = 0, 0, 0, 0
+            local st = states[i]
+            if st then
+                local e1, r1, f1, c1 = string.match(st, '^(%d+):(%d+):(%d+):(%d+)$')
+                if e1 then
+                    e, r, f, c = tonumber(e1), tonumber(r1), tonumber(f1), tonumber(c1)
+                end
+            end
+            e = e + 1
+            c = c + 1
+            if f == 0 then f = now end
+            leases[2 * i - 1] = deadline
+            leases[2 * i] = id
+            newstates[2 * i - 1] = id
+            if e == 1 and r == 0 and c == 1 and f == now then
+                newstates[2 * i] = fresh
+            else
+                newstates[2 * i] = e .. ':' .. r .. ':' .. f .. ':' .. c
+            end
+            local k = #reply
+            reply[k + 1] = id
+            reply[k + 2] = envs[i]
+            reply[k + 3] = tonumber(due[2 * i])
+            reply[k + 4] = c
+            reply[k + 5] = r
+            reply[k + 6] = f
+            reply[k + 7] = e
+        end
+        redis.call('ZREM', KEYS[2], unpack(ids))
+        redis.call('ZADD', KEYS[3], unpack(leases))
+        redis.call('HSET', KEYS[4], unpack(newstates))
     end
 end
 if rate > 0 then
