@@ -268,7 +268,7 @@ def fmt_value(v):
 
 
 def table_lines(figs):
-    head = ["figure", "value", "unit", "ceiling ratio", "target", "",
+    head = ["figure", "value", "unit", "ceiling ratio", "target", "met?",
             "peers (same machine kind)"]
     rows = []
     for f in figs:
