@@ -1,7 +1,8 @@
 #!/bin/sh
 # Embed lib/lua/*.lua into C: gen_scripts.sh OUT.c LUA_DIR
 # Emits dq_script(id) data in the order of dq_script_id_t, each with the
-# SHA1 Redis will give it (so EVALSHA needs no SCRIPT LOAD reply).
+# SHA1 Redis will give it (so EVALSHA needs no SCRIPT LOAD reply). Each
+# script is lib/lua/prelude.lua (shared helpers) followed by NAME.lua.
 set -eu
 out=$1
 dir=$2
@@ -13,17 +14,20 @@ mkdir -p "$(dirname "$out")"
     echo '#include "dq_contract.h"'
     echo
     echo 'static const dq_script_t dq_scripts[DQ_SCRIPT__COUNT] = {'
-    for n in $names; do
+    for n in prelude $names; do
         f="$dir/$n.lua"
         [ -f "$f" ] || { echo "gen_scripts.sh: missing $f" >&2; exit 1; }
         # the C string is rebuilt line by line: the file must end in \n for
         # the embedded text (and so its SHA1) to equal the file's
         [ "$(tail -c1 "$f" | od -An -c | tr -d ' ')" = '\n' ] ||
             { echo "gen_scripts.sh: $f must end with a newline" >&2; exit 1; }
-        sha=$(sha1sum < "$f" | cut -c1-40)
-        len=$(wc -c < "$f" | tr -d ' ')
+    done
+    for n in $names; do
+        cat "$dir/prelude.lua" "$dir/$n.lua" > "$tmp.lua"
+        sha=$(sha1sum < "$tmp.lua" | cut -c1-40)
+        len=$(wc -c < "$tmp.lua" | tr -d ' ')
         printf '    { "%s",\n' "$n"
-        sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/      "/' -e 's/$/\\n"/' "$f"
+        sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/      "/' -e 's/$/\\n"/' "$tmp.lua"
         printf '      , %s, "%s" },\n' "$len" "$sha"
     done
     echo '};'
@@ -34,4 +38,5 @@ mkdir -p "$(dirname "$out")"
     echo '    return (unsigned) id < DQ_SCRIPT__COUNT ? &dq_scripts[id] : NULL;'
     echo '}'
 } > "$tmp"
+rm -f "$tmp.lua"
 mv "$tmp" "$out"

@@ -4,15 +4,7 @@
 -- ARGV: 1 tombstone_ms (<= 0: names are free again at once), 2 n, then
 --       per task 3 values: id, token, name
 -- Reply: { 1 acked | 0 fenced, ... } one per task
--- now: Redis TIME in ms, never behind the last now of this queue (a
--- failover to a replica whose clock lags) unless that one was over 60 s
--- ahead (a clock error since corrected: step back rather than stall)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local clock = tonumber(redis.call('HGET', KEYS[5], 'clock') or '0')
-if clock > now and clock - now <= 60000 then now = clock else
-    redis.call('HSET', KEYS[5], 'clock', now)
-end
+local now = dq_now(KEYS[5])
 
 local tomb = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])

@@ -7,15 +7,7 @@
 --       5 dead_age_ms (<= 0: no limit), 6 tombstone_ms (<= 0: the name is
 --       free again at once), 7 name ('' = none)
 -- Reply: 1 buried | 0 fenced
--- now: Redis TIME in ms, never behind the last now of this queue (a
--- failover to a replica whose clock lags) unless that one was over 60 s
--- ahead (a clock error since corrected: step back rather than stall)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local clock = tonumber(redis.call('HGET', KEYS[7], 'clock') or '0')
-if clock > now and clock - now <= 60000 then now = clock else
-    redis.call('HSET', KEYS[7], 'clock', now)
-end
+local now = dq_now(KEYS[7])
 
 local id = ARGV[1]
 local token = tonumber(ARGV[2])

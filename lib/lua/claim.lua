@@ -22,15 +22,7 @@
 -- State "execs:retries:first_run_ms:claims": claims is the fencing token
 -- (every claim +1, never decremented); execs counts executions (a released
 -- claim is given back); retries counts failed attempts.
--- now: Redis TIME in ms, never behind the last now of this queue (a
--- failover to a replica whose clock lags) unless that one was over 60 s
--- ahead (a clock error since corrected: step back rather than stall)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local clock = tonumber(redis.call('HGET', KEYS[5], 'clock') or '0')
-if clock > now and clock - now <= 60000 then now = clock else
-    redis.call('HSET', KEYS[5], 'clock', now)
-end
+local now = dq_now(KEYS[5])
 
 local max_n = tonumber(ARGV[1])
 local lease_ms = tonumber(ARGV[2])
@@ -42,7 +34,7 @@ local max_conc = tonumber(ARGV[6] or '0')
 local function state(id)
     local s = redis.call('HGET', KEYS[4], id)
     if not s then return 0, 0, 0, 0 end
-    local e, r, f, c = string.match(s, '^(%d+):(%d+):(%d+):(%d+)$')
+    local e, r, f, c = dq_state(s)
     if not e then return 0, 0, 0, 0 end
     return tonumber(e), tonumber(r), tonumber(f), tonumber(c)
 end
@@ -121,7 +113,7 @@ if want > 0 then
             local e, r, f, c = 0, 0, 0, 0
             local st = states[i]
             if st then
-                local e1, r1, f1, c1 = string.match(st, '^(%d+):(%d+):(%d+):(%d+)$')
+                local e1, r1, f1, c1 = dq_state(st)
                 if e1 then
                     e, r, f, c = tonumber(e1), tonumber(r1), tonumber(f1), tonumber(c1)
                 end

@@ -6,15 +6,7 @@
 -- Reply: { now_ms, status_1, eta_1, ..., status_n, eta_n }
 --   status 0 stored, 1 same id already stored (eta = its current ETA or 0),
 --   2 name live (duplicate), 3 name tombstoned; eta 0 when not stored.
--- now: Redis TIME in ms, never behind the last now of this queue (a
--- failover to a replica whose clock lags) unless that one was over 60 s
--- ahead (a clock error since corrected: step back rather than stall)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local clock = tonumber(redis.call('HGET', KEYS[4], 'clock') or '0')
-if clock > now and clock - now <= 60000 then now = clock else
-    redis.call('HSET', KEYS[4], 'clock', now)
-end
+local now = dq_now(KEYS[4])
 
 -- validate everything before the first write: a script error does not
 -- roll back what the script already wrote

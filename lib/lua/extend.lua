@@ -2,15 +2,7 @@
 -- KEYS: 1 lease, 2 state, 3 stats
 -- ARGV: 1 lease_ms, 2 n, then per task 2 values: id, token
 -- Reply: { 1 extended | 0 fenced, ... } one per task
--- now: Redis TIME in ms, never behind the last now of this queue (a
--- failover to a replica whose clock lags) unless that one was over 60 s
--- ahead (a clock error since corrected: step back rather than stall)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local clock = tonumber(redis.call('HGET', KEYS[3], 'clock') or '0')
-if clock > now and clock - now <= 60000 then now = clock else
-    redis.call('HSET', KEYS[3], 'clock', now)
-end
+local now = dq_now(KEYS[3])
 
 local lease_ms = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])

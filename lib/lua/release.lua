@@ -4,15 +4,7 @@
 -- KEYS: 1 eta, 2 lease, 3 state, 4 stats, 5 wake
 -- ARGV: 1 n, then per task 2 values: id, token
 -- Reply: { 1 released | 0 fenced, ... } one per task
--- now: Redis TIME in ms, never behind the last now of this queue (a
--- failover to a replica whose clock lags) unless that one was over 60 s
--- ahead (a clock error since corrected: step back rather than stall)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local clock = tonumber(redis.call('HGET', KEYS[4], 'clock') or '0')
-if clock > now and clock - now <= 60000 then now = clock else
-    redis.call('HSET', KEYS[4], 'clock', now)
-end
+local now = dq_now(KEYS[4])
 
 local n = tonumber(ARGV[1])
 if not n or n < 1 or #ARGV ~= 1 + n * 2 then
@@ -27,7 +19,7 @@ for i = 0, n - 1 do
     if redis.call('ZSCORE', KEYS[2], id) then
         local s = redis.call('HGET', KEYS[3], id)
         local e, r, f, c
-        if s then e, r, f, c = string.match(s, '^(%d+):(%d+):(%d+):(%d+)$') end
+        if s then e, r, f, c = dq_state(s) end
         if c and tonumber(c) == token then
             e = tonumber(e) - 1
             if e < 0 then e = 0 end

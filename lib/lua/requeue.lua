@@ -6,15 +6,7 @@
 -- KEYS: 1 tasks, 2 eta, 3 dead, 4 state, 5 names, 6 stats, 7 wake
 -- ARGV: 1 id
 -- Reply: 1 requeued | 0 not in the dead set (or its envelope is gone)
--- now: Redis TIME in ms, never behind the last now of this queue (a
--- failover to a replica whose clock lags) unless that one was over 60 s
--- ahead (a clock error since corrected: step back rather than stall)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local clock = tonumber(redis.call('HGET', KEYS[6], 'clock') or '0')
-if clock > now and clock - now <= 60000 then now = clock else
-    redis.call('HSET', KEYS[6], 'clock', now)
-end
+local now = dq_now(KEYS[6])
 
 local id = ARGV[1]
 if not redis.call('ZSCORE', KEYS[3], id) then return 0 end

@@ -2,15 +2,7 @@
 -- KEYS: 1 eta, 2 lease, 3 state, 4 stats, 5 errors, 6 wake, 7 conf
 -- ARGV: 1 id, 2 token, 3 delay_ms, 4 error text
 -- Reply: 1 rescheduled | 0 fenced (lease lost or token stale)
--- now: Redis TIME in ms, never behind the last now of this queue (a
--- failover to a replica whose clock lags) unless that one was over 60 s
--- ahead (a clock error since corrected: step back rather than stall)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local clock = tonumber(redis.call('HGET', KEYS[4], 'clock') or '0')
-if clock > now and clock - now <= 60000 then now = clock else
-    redis.call('HSET', KEYS[4], 'clock', now)
-end
+local now = dq_now(KEYS[4])
 
 local id = ARGV[1]
 local token = tonumber(ARGV[2])
@@ -19,7 +11,7 @@ if delay < 0 then delay = 0 end
 if not redis.call('ZSCORE', KEYS[2], id) then return 0 end
 local s = redis.call('HGET', KEYS[3], id)
 local e, r, f, c
-if s then e, r, f, c = string.match(s, '^(%d+):(%d+):(%d+):(%d+)$') end
+if s then e, r, f, c = dq_state(s) end
 if not c or tonumber(c) ~= token then return 0 end
 
 local eta = now + delay
