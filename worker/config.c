@@ -1,7 +1,7 @@
 /*
- * deferred-worker — configuration: ONE table of directives (dq__cmds)
+ * deferred-worker — configuration: ONE table of directives (dq__conf_cmds)
  * read by the file parser, the command-line setter, the defaults, the help
- * text and the dump.
+ * text and the dump (the last three in config_file.c).
  *
  * A default is written in the table as the text a user would write in the
  * file; dq_conf_defaults() feeds it through the same setter as the file,
@@ -21,52 +21,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config_int.h"
 
 /* --------------------------------------------------------------- table */
 
-enum {
-    DQ_CT_INT = 0,   /* int, range min..max */
-    DQ_CT_INT64,     /* int64_t, range min..max */
-    DQ_CT_TIME,      /* int64_t ms; "off" = 0 when min allows */
-    DQ_CT_SIZE,      /* size_t bytes: 512, 64k, 1m */
-    DQ_CT_STR,       /* char *; "off" = NULL when DQ_CF_OFF */
-    DQ_CT_ADDR,      /* char * "host:port" | "unix:/path" */
-    DQ_CT_PATHS,     /* char ** + count: repeatable */
-    DQ_CT_LEVEL,     /* int: error|warn|info|debug */
-    DQ_CT_AUTO,      /* int; "auto" = 0 */
-    DQ_CT_LIMIT,     /* int; "unlimited" = 0 */
-    DQ_CT_RATE,      /* double tasks/s; "unlimited" = 0 */
-    DQ_CT_RINT,      /* int64_t of dq_retry_t; "default" = -1 */
-    DQ_CT_RTIME,     /* int64_t ms of dq_retry_t; "default" = -1 */
-    DQ_CT_FLAG,      /* int: on|off */
-    DQ_CT_FNTIME     /* dq_fn_conf_t list: "FUNCTION TIME" (repeatable) */
-};
-
-#define DQ_CX_MAIN   1
-#define DQ_CX_QUEUE  2
-
-#define DQ_CF_OFF    1   /* DQ_CT_STR: "off" -> NULL */
-
-typedef struct {
-    const char *name;
-    int         ctx;
-    int         type;
-    size_t      off;       /* into dq_worker_conf_t or dq_queue_conf_t */
-    size_t      count_off; /* DQ_CT_PATHS: the size_t count */
-    int64_t     min, max;
-    unsigned    flags;
-    const char *dflt;      /* default, in file syntax */
-    const char *arg;       /* argument form for --help */
-    const char *help;
-} dq_conf_cmd_t;
 
 #define W(f) offsetof(dq_worker_conf_t, f)
 #define Q(f) offsetof(dq_queue_conf_t, f)
 #define R(f) (offsetof(dq_queue_conf_t, retry) + offsetof(dq_retry_t, f))
 #define DAY  (24LL * 3600 * 1000)
 
-static const dq_conf_cmd_t dq__cmds[] = {
+const dq_conf_cmd_t dq__conf_cmds[] = {
     { "redis", DQ_CX_MAIN, DQ_CT_ADDR, W(redis_address), 0, 0, 0, 0,
       "127.0.0.1:6379", "HOST:PORT|unix:PATH",
       "Redis server holding the queues (numeric address: no DNS lookup)" },
@@ -147,12 +112,12 @@ static const dq_conf_cmd_t dq__cmds[] = {
       0, "default", "N|default", "times the delay doubles (default 16)" },
 };
 
-#define DQ_NCMDS (sizeof(dq__cmds) / sizeof(dq__cmds[0]))
+const size_t dq__conf_ncmds = sizeof(dq__conf_cmds) / sizeof(dq__conf_cmds[0]);
 
 /* ------------------------------------------------------------ helpers */
 
-static void
-dq__err(char *err, size_t errlen, const char *fmt, ...)
+void
+dq__conf_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -161,14 +126,14 @@ dq__err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static const dq_conf_cmd_t *
-dq__cmd(const char *name, int ctx)
+const dq_conf_cmd_t *
+dq__conf_cmd(const char *name, int ctx)
 {
     size_t i;
 
-    for (i = 0; i < DQ_NCMDS; i++) {
-        if ((dq__cmds[i].ctx & ctx) && strcmp(dq__cmds[i].name, name) == 0) {
-            return &dq__cmds[i];
+    for (i = 0; i < dq__conf_ncmds; i++) {
+        if ((dq__conf_cmds[i].ctx & ctx) && strcmp(dq__conf_cmds[i].name, name) == 0) {
+            return &dq__conf_cmds[i];
         }
     }
     return NULL;
@@ -296,11 +261,11 @@ dq__addr_valid(const char *s)
     return dq__parse_int(colon + 1, 1, 65535, &port) == 0;
 }
 
-static const char *dq__levels[] = { "error", "warn", "info", "debug" };
+const char *const dq__conf_levels[] = { "error", "warn", "info", "debug" };
 
 /* Set one directive on `base` (the conf or a queue). */
-static int
-dq__set(const dq_conf_cmd_t *cmd, void *base, const char *v, char *err,
+int
+dq__conf_set(const dq_conf_cmd_t *cmd, void *base, const char *v, char *err,
         size_t errlen)
 {
     char    *p = (char *) base + cmd->off;
@@ -375,7 +340,7 @@ dq__set(const dq_conf_cmd_t *cmd, void *base, const char *v, char *err,
 
     case DQ_CT_LEVEL:
         for (k = 0; k < 4; k++) {
-            if (strcmp(v, dq__levels[k]) == 0) {
+            if (strcmp(v, dq__conf_levels[k]) == 0) {
                 *(int *) p = (int) k;
                 return 0;
             }
@@ -461,7 +426,7 @@ dq__set(const dq_conf_cmd_t *cmd, void *base, const char *v, char *err,
     }
 
 range:
-    dq__err(err, errlen, "invalid value \"%s\" in \"%s\" directive "
+    dq__conf_err(err, errlen, "invalid value \"%s\" in \"%s\" directive "
             "(expected %s)", v, cmd->name, cmd->arg);
     return -1;
 }
@@ -472,9 +437,9 @@ dq__queue_defaults(dq_queue_conf_t *q)
     size_t i;
     char   err[DQ_CONF_ERR_SIZE];
 
-    for (i = 0; i < DQ_NCMDS; i++) {
-        if (dq__cmds[i].ctx == DQ_CX_QUEUE && dq__cmds[i].dflt) {
-            (void) dq__set(&dq__cmds[i], q, dq__cmds[i].dflt, err,
+    for (i = 0; i < dq__conf_ncmds; i++) {
+        if (dq__conf_cmds[i].ctx == DQ_CX_QUEUE && dq__conf_cmds[i].dflt) {
+            (void) dq__conf_set(&dq__conf_cmds[i], q, dq__conf_cmds[i].dflt, err,
                            sizeof(err));
         }
     }
@@ -490,9 +455,9 @@ dq_conf_defaults(dq_worker_conf_t *conf)
 
     memset(conf, 0, sizeof(*conf));
     dq_limits_default(&conf->limits);
-    for (i = 0; i < DQ_NCMDS; i++) {
-        if (dq__cmds[i].ctx == DQ_CX_MAIN && dq__cmds[i].dflt) {
-            (void) dq__set(&dq__cmds[i], conf, dq__cmds[i].dflt, err,
+    for (i = 0; i < dq__conf_ncmds; i++) {
+        if (dq__conf_cmds[i].ctx == DQ_CX_MAIN && dq__conf_cmds[i].dflt) {
+            (void) dq__conf_set(&dq__conf_cmds[i], conf, dq__conf_cmds[i].dflt, err,
                            sizeof(err));
         }
     }
@@ -545,7 +510,7 @@ dq_conf_add_queue(dq_worker_conf_t *conf, const char *name, char *err,
     dq_queue_conf_t *q, *nq;
 
     if (!dq_queue_name_valid(dq_str_c(name))) {
-        dq__err(err, errlen, "invalid queue name \"%s\" "
+        dq__conf_err(err, errlen, "invalid queue name \"%s\" "
                 "(expected [A-Za-z0-9_-]{1,%d})", name, DQ_QUEUE_NAME_MAX);
         return NULL;
     }
@@ -555,7 +520,7 @@ dq_conf_add_queue(dq_worker_conf_t *conf, const char *name, char *err,
     }
     nq = realloc(conf->queues, (conf->nqueues + 1) * sizeof(*nq));
     if (nq == NULL) {
-        dq__err(err, errlen, "out of memory");
+        dq__conf_err(err, errlen, "out of memory");
         return NULL;
     }
     conf->queues = nq;
@@ -564,7 +529,7 @@ dq_conf_add_queue(dq_worker_conf_t *conf, const char *name, char *err,
     dq__queue_defaults(q);
     q->name = strdup(name);
     if (q->name == NULL) {
-        dq__err(err, errlen, "out of memory");
+        dq__conf_err(err, errlen, "out of memory");
         return NULL;
     }
     conf->nqueues++;
@@ -574,26 +539,26 @@ dq_conf_add_queue(dq_worker_conf_t *conf, const char *name, char *err,
 int
 dq_conf_known(const char *name)
 {
-    return dq__cmd(name, DQ_CX_MAIN) != NULL;
+    return dq__conf_cmd(name, DQ_CX_MAIN) != NULL;
 }
 
 int
 dq_conf_set(dq_worker_conf_t *conf, const char *name, const char *value,
             char *err, size_t errlen)
 {
-    const dq_conf_cmd_t *cmd = dq__cmd(name, DQ_CX_MAIN);
+    const dq_conf_cmd_t *cmd = dq__conf_cmd(name, DQ_CX_MAIN);
 
     if (cmd == NULL) {
-        dq__err(err, errlen, "unknown directive \"%s\"", name);
+        dq__conf_err(err, errlen, "unknown directive \"%s\"", name);
         return -1;
     }
-    return dq__set(cmd, conf, value, err, errlen);
+    return dq__conf_set(cmd, conf, value, err, errlen);
 }
 
 void
 dq_conf_reset(dq_worker_conf_t *conf, const char *name)
 {
-    const dq_conf_cmd_t *cmd = dq__cmd(name, DQ_CX_MAIN);
+    const dq_conf_cmd_t *cmd = dq__conf_cmd(name, DQ_CX_MAIN);
     char                 err[DQ_CONF_ERR_SIZE];
     size_t               i, *n;
     char              ***list;
@@ -622,7 +587,7 @@ dq_conf_reset(dq_worker_conf_t *conf, const char *name)
         return;
     }
     if (cmd->dflt) {
-        (void) dq__set(cmd, conf, cmd->dflt, err, sizeof(err));
+        (void) dq__conf_set(cmd, conf, cmd->dflt, err, sizeof(err));
     }
 }
 
@@ -656,449 +621,13 @@ int
 dq_conf_check(const dq_worker_conf_t *conf, char *err, size_t errlen)
 {
     if (conf->nqueues == 0) {
-        dq__err(err, errlen, "no queue to serve (add \"queue NAME;\")");
+        dq__conf_err(err, errlen, "no queue to serve (add \"queue NAME;\")");
         return -1;
     }
     if (conf->redis_address == NULL || !dq__addr_valid(conf->redis_address))
     {
-        dq__err(err, errlen, "no valid \"redis\" address");
+        dq__conf_err(err, errlen, "no valid \"redis\" address");
         return -1;
     }
     return 0;
-}
-
-/* --------------------------------------------------------------- file */
-
-typedef struct {
-    const char *file;
-    const char *p, *end;
-    int         line;
-    char        word[4096];
-} dq_cfp_t;
-
-enum { DQ_TK_WORD, DQ_TK_SEMI, DQ_TK_OPEN, DQ_TK_CLOSE, DQ_TK_EOF,
-       DQ_TK_ERR };
-
-static int
-dq__token(dq_cfp_t *cf, char *err, size_t errlen)
-{
-    size_t n = 0;
-    char   quote;
-
-    for (;;) {
-        while (cf->p < cf->end && isspace((unsigned char) *cf->p)) {
-            if (*cf->p == '\n') {
-                cf->line++;
-            }
-            cf->p++;
-        }
-        if (cf->p < cf->end && *cf->p == '#') {
-            while (cf->p < cf->end && *cf->p != '\n') {
-                cf->p++;
-            }
-            continue;
-        }
-        break;
-    }
-    if (cf->p >= cf->end) {
-        return DQ_TK_EOF;
-    }
-    switch (*cf->p) {
-    case ';': cf->p++; return DQ_TK_SEMI;
-    case '{': cf->p++; return DQ_TK_OPEN;
-    case '}': cf->p++; return DQ_TK_CLOSE;
-    }
-
-    if (*cf->p == '"' || *cf->p == '\'') {
-        quote = *cf->p++;
-        while (cf->p < cf->end && *cf->p != quote) {
-            if (*cf->p == '\\' && cf->p + 1 < cf->end) {
-                cf->p++;
-            }
-            if (*cf->p == '\n') {
-                cf->line++;
-            }
-            if (n + 1 >= sizeof(cf->word)) {
-                goto long_word;
-            }
-            cf->word[n++] = *cf->p++;
-        }
-        if (cf->p >= cf->end) {
-            dq__err(err, errlen, "unterminated string in %s:%d", cf->file,
-                    cf->line);
-            return DQ_TK_ERR;
-        }
-        cf->p++;
-    } else {
-        while (cf->p < cf->end && !isspace((unsigned char) *cf->p)
-               && *cf->p != ';' && *cf->p != '{' && *cf->p != '}'
-               && *cf->p != '#')
-        {
-            if (n + 1 >= sizeof(cf->word)) {
-                goto long_word;
-            }
-            cf->word[n++] = *cf->p++;
-        }
-    }
-    cf->word[n] = '\0';
-    return DQ_TK_WORD;
-
-long_word:
-    dq__err(err, errlen, "word too long in %s:%d", cf->file, cf->line);
-    return DQ_TK_ERR;
-}
-
-/* One directive's words up to ';' or '{'. Returns the terminator token. */
-static int
-dq__words(dq_cfp_t *cf, char words[][4096], int max, int *n, char *err,
-          size_t errlen)
-{
-    int t;
-
-    *n = 0;
-    for (;;) {
-        t = dq__token(cf, err, errlen);
-        if (t != DQ_TK_WORD) {
-            return t;
-        }
-        if (*n == max) {
-            dq__err(err, errlen, "too many arguments in \"%s\" directive in "
-                    "%s:%d", words[0], cf->file, cf->line);
-            return DQ_TK_ERR;
-        }
-        memcpy(words[(*n)++], cf->word, sizeof(cf->word));
-    }
-}
-
-static int
-dq__parse(dq_worker_conf_t *conf, dq_cfp_t *cf, char *err, size_t errlen)
-{
-    static char          words[3][4096];
-    dq_queue_conf_t     *q = NULL;
-    const dq_conf_cmd_t *cmd;
-    int                  t, n, ctx, line;
-    size_t               i;
-    char                 e[DQ_CONF_ERR_SIZE];
-
-    for (;;) {
-        t = dq__words(cf, words, 3, &n, err, errlen);
-        line = cf->line;
-        if (t == DQ_TK_ERR) {
-            return -1;
-        }
-        ctx = q ? DQ_CX_QUEUE : DQ_CX_MAIN;
-        if (n == 0) {
-            if (t == DQ_TK_EOF) {
-                if (q) {
-                    dq__err(err, errlen, "unexpected end of file, expecting "
-                            "\"}\" in %s:%d", cf->file, line);
-                    return -1;
-                }
-                return 0;
-            }
-            if (t == DQ_TK_CLOSE && q) {
-                q = NULL;
-                continue;
-            }
-            dq__err(err, errlen, "unexpected \"%s\" in %s:%d",
-                    t == DQ_TK_SEMI ? ";" : t == DQ_TK_OPEN ? "{" : "}",
-                    cf->file, line);
-            return -1;
-        }
-
-        if (ctx == DQ_CX_MAIN && strcmp(words[0], "queue") == 0) {
-            if (n != 2 || (t != DQ_TK_SEMI && t != DQ_TK_OPEN)) {
-                dq__err(err, errlen, "\"queue\" takes a name and a block or "
-                        "\";\" in %s:%d", cf->file, line);
-                return -1;
-            }
-            for (i = 0; i < conf->nqueues; i++) {
-                if (strcmp(conf->queues[i].name, words[1]) == 0) {
-                    dq__err(err, errlen, "duplicate queue \"%s\" in %s:%d",
-                            words[1], cf->file, line);
-                    return -1;
-                }
-            }
-            q = dq_conf_add_queue(conf, words[1], e, sizeof(e));
-            if (q == NULL) {
-                dq__err(err, errlen, "%s in %s:%d", e, cf->file, line);
-                return -1;
-            }
-            if (t == DQ_TK_SEMI) {
-                q = NULL;
-            }
-            continue;
-        }
-
-        cmd = dq__cmd(words[0], ctx);
-        if (cmd == NULL) {
-            dq__err(err, errlen, "unknown directive \"%s\"%s in %s:%d",
-                    words[0], dq__cmd(words[0], DQ_CX_MAIN | DQ_CX_QUEUE)
-                    ? (q ? " inside a queue block" : " outside a queue block")
-                    : "", cf->file, line);
-            return -1;
-        }
-        if (t != DQ_TK_SEMI) {
-            dq__err(err, errlen, "directive \"%s\" is not terminated by "
-                    "\";\" in %s:%d", words[0], cf->file, line);
-            return -1;
-        }
-        if (n != (cmd->type == DQ_CT_FNTIME ? 3 : 2)) {
-            dq__err(err, errlen, "invalid number of arguments in \"%s\" "
-                    "directive in %s:%d", words[0], cf->file, line);
-            return -1;
-        }
-        if (cmd->type == DQ_CT_FNTIME) {
-            /* "FUNCTION TIME": the setter's one-string form */
-            size_t l1 = strlen(words[1]);
-
-            if (l1 + 1 + strlen(words[2]) >= sizeof(words[1])) {
-                dq__err(err, errlen, "value too long in %s:%d", cf->file,
-                        line);
-                return -1;
-            }
-            words[1][l1] = ' ';
-            memcpy(words[1] + l1 + 1, words[2], strlen(words[2]) + 1);
-        }
-        if (dq__set(cmd, q ? (void *) q : (void *) conf, words[1], e,
-                    sizeof(e)) != 0)
-        {
-            dq__err(err, errlen, "%s in %s:%d", e, cf->file, line);
-            return -1;
-        }
-    }
-}
-
-int
-dq_conf_load(dq_worker_conf_t *conf, const char *path, char *err,
-             size_t errlen)
-{
-    FILE     *f;
-    char     *buf = NULL;
-    size_t    len = 0, cap = 0, r;
-    dq_cfp_t  cf;
-    int       rc;
-
-    f = fopen(path, "r");
-    if (f == NULL) {
-        dq__err(err, errlen, "cannot open configuration file %s: %s", path,
-                strerror(errno));
-        return -1;
-    }
-    for (;;) {
-        if (len == cap) {
-            char *nb = realloc(buf, cap ? cap * 2 : 8192);
-            if (nb == NULL || cap > (64u << 20)) {
-                free(nb ? nb : buf);
-                fclose(f);
-                dq__err(err, errlen, "configuration file %s too large", path);
-                return -1;
-            }
-            buf = nb;
-            cap = cap ? cap * 2 : 8192;
-        }
-        r = fread(buf + len, 1, cap - len, f);
-        if (r == 0) {
-            break;
-        }
-        len += r;
-    }
-    if (ferror(f)) {
-        dq__err(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        fclose(f);
-        free(buf);
-        return -1;
-    }
-    fclose(f);
-
-    cf.file = path;
-    cf.p = buf;
-    cf.end = buf + len;
-    cf.line = 1;
-    rc = dq__parse(conf, &cf, err, errlen);
-    free(buf);
-    if (rc == 0) {
-        free(conf->config_file);
-        conf->config_file = strdup(path);
-    }
-    return rc;
-}
-
-/* --------------------------------------------------------------- dump */
-
-static void
-dq__time_str(int64_t ms, char *buf, size_t len)
-{
-    static const struct { int64_t ms; const char *u; } units[] = {
-        { 86400000, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" }
-    };
-    size_t i;
-
-    for (i = 0; i < 4; i++) {
-        if (ms >= units[i].ms && ms % units[i].ms == 0) {
-            snprintf(buf, len, "%lld%s", (long long) (ms / units[i].ms),
-                     units[i].u);
-            return;
-        }
-    }
-    snprintf(buf, len, "%lldms", (long long) ms);
-}
-
-/* The value of one directive as file text; paths are printed one per line
- * by the caller. Strings that need it are quoted. */
-static void
-dq__value(const dq_conf_cmd_t *cmd, const void *base, char *buf, size_t len)
-{
-    const char *p = (const char *) base + cmd->off;
-    int64_t     i;
-
-    switch (cmd->type) {
-    case DQ_CT_INT:
-        snprintf(buf, len, "%d", *(const int *) p);
-        return;
-    case DQ_CT_FLAG:
-        snprintf(buf, len, "%s", *(const int *) p ? "on" : "off");
-        return;
-    case DQ_CT_AUTO:
-    case DQ_CT_LIMIT:
-        if (*(const int *) p == 0) {
-            snprintf(buf, len, "%s",
-                     cmd->type == DQ_CT_AUTO ? "auto" : "unlimited");
-        } else {
-            snprintf(buf, len, "%d", *(const int *) p);
-        }
-        return;
-    case DQ_CT_INT64:
-    case DQ_CT_RINT:
-        i = *(const int64_t *) p;
-        if (i < 0) {
-            snprintf(buf, len, "default");
-        } else {
-            snprintf(buf, len, "%lld", (long long) i);
-        }
-        return;
-    case DQ_CT_TIME:
-    case DQ_CT_RTIME:
-        i = *(const int64_t *) p;
-        if (i < 0) {
-            snprintf(buf, len, "default");
-        } else if (i == 0) {
-            snprintf(buf, len, cmd->min == 0 && strcmp(cmd->dflt, "off") == 0
-                     ? "off" : "0");
-        } else {
-            dq__time_str(i, buf, len);
-        }
-        return;
-    case DQ_CT_SIZE:
-        snprintf(buf, len, "%zu", *(const size_t *) p);
-        return;
-    case DQ_CT_RATE:
-        if (*(const double *) p == 0) {
-            snprintf(buf, len, "unlimited");
-        } else {
-            snprintf(buf, len, "%.6g/s", *(const double *) p);
-        }
-        return;
-    case DQ_CT_LEVEL:
-        i = *(const int *) p;
-        snprintf(buf, len, "%s", dq__levels[i >= 0 && i < 4 ? i : 2]);
-        return;
-    case DQ_CT_STR:
-    case DQ_CT_ADDR:
-        if (*(char *const *) p == NULL) {
-            snprintf(buf, len, "%s", cmd->dflt ? cmd->dflt : "off");
-        } else {
-            snprintf(buf, len, "\"%s\"", *(char *const *) p);
-        }
-        return;
-    default:
-        snprintf(buf, len, "?");
-    }
-}
-
-void
-dq_conf_dump(const dq_worker_conf_t *conf, FILE *out)
-{
-    size_t i, k;
-    char   v[4200];
-
-    fprintf(out, "# deferred-worker effective configuration%s%s\n",
-            conf->config_file ? " from " : "",
-            conf->config_file ? conf->config_file : "");
-    for (i = 0; i < DQ_NCMDS; i++) {
-        const dq_conf_cmd_t *cmd = &dq__cmds[i];
-
-        if (cmd->ctx != DQ_CX_MAIN) {
-            continue;
-        }
-        if (cmd->type == DQ_CT_FNTIME) {
-            for (k = 0; k < conf->nfunctions; k++) {
-                if (conf->functions[k].timeout_ms > 0) {
-                    dq__time_str(conf->functions[k].timeout_ms, v,
-                                 sizeof(v));
-                } else {
-                    snprintf(v, sizeof(v), "off");
-                }
-                fprintf(out, "%s %s %s;\n", cmd->name,
-                        conf->functions[k].function, v);
-            }
-            continue;
-        }
-        if (cmd->type == DQ_CT_PATHS) {
-            char *const *list = *(char *const *const *)
-                                ((const char *) conf + cmd->off);
-            size_t n = *(const size_t *) ((const char *) conf
-                                          + cmd->count_off);
-            for (k = 0; k < n; k++) {
-                fprintf(out, "%s \"%s\";\n", cmd->name, list[k]);
-            }
-            continue;
-        }
-        if (strcmp(cmd->name, "redis_password") == 0 && conf->redis_password)
-        {
-            fprintf(out, "redis_password \"********\";\n");
-            continue;
-        }
-        dq__value(cmd, conf, v, sizeof(v));
-        fprintf(out, "%s %s;\n", cmd->name, v);
-    }
-    for (k = 0; k < conf->nqueues; k++) {
-        fprintf(out, "\nqueue %s {\n", conf->queues[k].name);
-        for (i = 0; i < DQ_NCMDS; i++) {
-            if (dq__cmds[i].ctx != DQ_CX_QUEUE) {
-                continue;
-            }
-            dq__value(&dq__cmds[i], &conf->queues[k], v, sizeof(v));
-            fprintf(out, "    %s %s;\n", dq__cmds[i].name, v);
-        }
-        fprintf(out, "}\n");
-    }
-}
-
-void
-dq_conf_help(FILE *out)
-{
-    size_t i;
-    int    ctx;
-    char   left[80];
-
-    for (ctx = DQ_CX_MAIN; ctx <= DQ_CX_QUEUE; ctx++) {
-        fprintf(out, ctx == DQ_CX_MAIN
-                ? "Settings (config file `NAME VALUE;`, or command line "
-                  "`--NAME VALUE`):\n"
-                : "\nPer queue (config file `queue NAME { ... }`; "
-                  "`--queue NAME` serves NAME):\n");
-        for (i = 0; i < DQ_NCMDS; i++) {
-            if (dq__cmds[i].ctx != ctx) {
-                continue;
-            }
-            snprintf(left, sizeof(left), "%s %s", dq__cmds[i].name,
-                     dq__cmds[i].arg);
-            fprintf(out, "  %-36s %s", left, dq__cmds[i].help);
-            if (dq__cmds[i].dflt) {
-                fprintf(out, " [%s]", dq__cmds[i].dflt);
-            }
-            fprintf(out, "\n");
-        }
-    }
 }

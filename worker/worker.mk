@@ -3,7 +3,8 @@
 # dq_worker_redis_* symbols (DQ_EXPORT, -rdynamic) to the task libraries
 # it dlopen()s; everything else stays hidden (-fvisibility=hidden).
 
-WORKER_SRCS := worker/main.c worker/config.c worker/master.c worker/child.c \
+WORKER_SRCS := worker/main.c worker/config.c worker/config_file.c \
+               worker/master.c worker/child.c \
                worker/dispatch.c worker/redis_uv.c worker/loader.c \
                worker/task.c worker/log.c worker/timeout.c
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(B)/%.o)
