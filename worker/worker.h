@@ -1,14 +1,18 @@
 /*
  * deferred-worker — the interfaces between the worker's parts.
  *
- *   main.c     command line + config file -> dq_worker_conf_t, then master
- *   config.c   the config file format, defaults, -t, --help, dump
- *   master.c   process manager: N children, respawn, signals, pid file
- *   child.c    one child: libuv loop, Redis connections, claim/dispatch/ack
- *   redis_uv.c the hiredis <-> libuv adapter (errors passed through, timers)
- *   loader.c   dlopen of task libraries, the function and handler index
- *   task.c     the dq_task_* accessors of include/deferred/task.h
- *   log.c      levels, stderr or file, reopen on SIGUSR1, thread-safe
+ *   main.c        command line + config file -> dq_worker_conf_t, then master
+ *   config.c      the directive table, setters, defaults (config.h)
+ *   config_file.c the file syntax: parser, -T dump, --help
+ *   master.c      process manager: N children, respawn, signals, pid file
+ *   child.c       one child: libuv loop, Redis connections, stop, heartbeat
+ *   dispatch.c    claim, checks before running, run, ack/retry/bury
+ *   timeout.c     per-task run time limits
+ *   redis_uv.c    the hiredis <-> libuv adapter (errors passed through, timers)
+ *   loader.c      dlopen of task libraries, the function and handler index
+ *   task.c        the dq_task_* accessors of include/deferred/task.h
+ *   log.c         levels, stderr or file, reopen on SIGUSR1, thread-safe
+ *   future*.c, coro*, tasklet*.c   futures and tasklets (tasklet.h)
  *
  * Configuration is read once per process (the master reads it; children
  * inherit it across fork) and never changes under a running child: a
