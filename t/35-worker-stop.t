@@ -2,7 +2,8 @@
 # does not run it again); SIGTERM lets the running task finish, hands the
 # never-started ones back at once (release) and exits 0; a task running
 # past the grace period makes the worker leave with status 1 (its lease
-# then expires and it runs again elsewhere).
+# then expires and it runs again elsewhere); a claim in flight at SIGTERM
+# does not hold the stop up.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -65,4 +66,20 @@ $st = DQWorker::stop_worker($g);
 is($st >> 8, 1, 'grace period over: exit status 1');
 like(DQWorker::log_text($g), qr/\[warn\].*grace period of 200 ms over with 1 tasks unfinished/,
      'and says so');
+
+# ---- SIGTERM while a claim is in flight that then takes nothing: the stop
+# has nothing left to wait for once that reply is in, not the grace period
+my $c = DQWorker::start_worker($r, $dir, name => 'inflight', args => [qw(--grace 20s)]);
+my $t2 = time;
+my $cid = DQWorker::defer($r, '--countdown', 1500, 'noop');
+sleep 0.3;                                   # its timer is armed for the ETA
+$r->cmd('ZREM', 'dq:{default}:eta', $cid);   # so the claim will find nothing
+sleep(($t2 + 1.2) - time);
+is($r->cmd(qw(CLIENT PAUSE 1500 ALL)), 'OK', 'Redis paused over the ETA');
+sleep(($t2 + 1.9) - time);                   # the claim is waiting on Redis
+my $t3 = time;
+$st = DQWorker::stop_worker($c);
+is($st, 0, 'SIGTERM with a claim in flight: exit 0');
+cmp_ok(time - $t3, '<', 5, 'as soon as the claim is answered, not after the 20 s grace');
+log_clean_ok($c->{log}, 'inflight log');
 done_testing();

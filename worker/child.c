@@ -87,6 +87,9 @@ dq_child_kick(dq_child_t *ch)
     dq_cqueue_t *q, *best;
 
     if (ch->stopping) {
+        /* what kicked may have been the last thing a stop waited for
+         * (a claim reply taking nothing) */
+        dq_child_maybe_finish(ch);
         return;
     }
     batch = ch->conf->batch > 0 ? (size_t) ch->conf->batch : 1;
