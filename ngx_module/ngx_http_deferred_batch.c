@@ -16,17 +16,16 @@
 
 #include "ngx_http_deferred_module.h"
 
-#include <jansson.h>
-
 
 static void ngx_http_deferred_batch_timeout(ngx_event_t *ev);
 static void ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_batch_cleanup(void *data);
 static void ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
     const char *message);
-static ngx_int_t ngx_http_deferred_json_set(ngx_http_request_t *r,
-    ngx_http_deferred_ctx_t *ctx, ngx_int_t status, json_t *json);
-static json_t *ngx_http_deferred_json_str(dq_str_t s);
+static u_char *ngx_http_deferred_json_string(u_char *p, dq_str_t s);
+static u_char *ngx_http_deferred_json_text(u_char *p, dq_str_t s);
+static u_char *ngx_http_deferred_json_member(u_char *p, u_char *first,
+    const char *key, const char *value);
 static u_char *ngx_http_deferred_rfc3339(u_char *p, int64_t ms);
 
 
@@ -378,23 +377,49 @@ ngx_http_deferred_batch_cleanup(void *data)
 
 /* results -> status, JSON, variables */
 
+/*
+ * The reply is written straight into one pool buffer, byte for byte what
+ * jansson's json_dumps(JSON_COMPACT) gave before: keys in insertion order,
+ * '"', '\\' and control characters escaped (\b \f \n \r \t, others as
+ * \u00XX, upper-case hex), other UTF-8 as is, a string that is not valid
+ * UTF-8 becomes null (a task field) or is left out (an error field).
+ */
+
+#define NGX_HTTP_DEFERRED_TASK_JSON  256    /* fixed text of one object */
+
+
 void
 ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 {
-    u_char                    *p, *e;
-    json_t                    *arr, *obj;
+    u_char                    *p, *e, *b;
+    size_t                     size;
     ngx_int_t                  status;
-    ngx_uint_t                 i, stored, conflict;
+    ngx_uint_t                 i, stored, conflict, emit;
     const char                *what;
     ngx_http_request_t        *r;
     ngx_http_deferred_task_t  *t;
-    u_char                     eta[64];
 
     r = ctx->request;
+
+    ctx->body.len = 0;
 
     ctx->var_id.data = ngx_pnalloc(r->pool, ctx->ntasks * (DQ_ID_LEN + 1));
     ctx->var_eta.data = ngx_pnalloc(r->pool, ctx->ntasks * (NGX_INT64_LEN + 1));
     if (ctx->var_id.data == NULL || ctx->var_eta.data == NULL) {
+        ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return;
+    }
+
+    size = sizeof("[]\n");
+
+    for (i = 0; i < ctx->ntasks; i++) {
+        t = &ctx->tasks[i];
+        size += NGX_HTTP_DEFERRED_TASK_JSON + 6 * t->id.len + 6 * t->queue.len
+                + 6 * t->name.len + 6 * t->url.len;
+    }
+
+    b = ngx_pnalloc(r->pool, size);
+    if (b == NULL) {
         ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
         return;
     }
@@ -404,7 +429,11 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
     stored = 0;
     conflict = 0;
 
-    arr = json_array();
+    ctx->body.data = b;
+
+    if (ctx->batch) {
+        *b++ = '[';
+    }
 
     for (i = 0; i < ctx->ntasks; i++) {
         t = &ctx->tasks[i];
@@ -416,44 +445,66 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
         p = ngx_cpymem(p, t->id.ptr, t->id.len);
 
-        obj = json_object();
+        /* a single task's reply is its object alone (there is one task) */
 
-        json_object_set_new(obj, "id", t->result.status == DQ_OK
-                                       ? ngx_http_deferred_json_str(t->id)
-                                       : json_null());
-        json_object_set_new(obj, "queue",
-                            ngx_http_deferred_json_str(t->queue));
-        json_object_set_new(obj, "name",
-                            t->name.ptr ? ngx_http_deferred_json_str(t->name)
-                                        : json_null());
-        json_object_set_new(obj, "url", ngx_http_deferred_json_str(t->url));
+        emit = ctx->batch || i == 0;
+
+        if (i && emit) {
+            *b++ = ',';
+        }
+
+        if (emit) {
+            b = ngx_cpymem(b, "{\"id\":", sizeof("{\"id\":") - 1);
+            b = (t->result.status == DQ_OK)
+                ? ngx_http_deferred_json_string(b, t->id)
+                : ngx_cpymem(b, "null", 4);
+
+            b = ngx_cpymem(b, ",\"queue\":", sizeof(",\"queue\":") - 1);
+            b = ngx_http_deferred_json_string(b, t->queue);
+
+            b = ngx_cpymem(b, ",\"name\":", sizeof(",\"name\":") - 1);
+            b = t->name.ptr ? ngx_http_deferred_json_string(b, t->name)
+                            : ngx_cpymem(b, "null", 4);
+
+            b = ngx_cpymem(b, ",\"url\":", sizeof(",\"url\":") - 1);
+            b = ngx_http_deferred_json_string(b, t->url);
+        }
 
         if (t->result.status == DQ_OK) {
             stored++;
             e = ngx_sprintf(e, "%L", t->result.eta_ms);
 
-            json_object_set_new(obj, "status", json_string(
-                                t->result.existed ? "existed" : "created"));
-            json_object_set_new(obj, "eta_ms",
-                                json_integer(t->result.eta_ms));
-            json_object_set_new(obj, "eta", json_stringn((char *) eta,
-                ngx_http_deferred_rfc3339(eta, t->result.eta_ms) - eta));
+            if (emit) {
+                b = ngx_sprintf(b, ",\"status\":\"%s\",\"eta_ms\":%L,"
+                                "\"eta\":\"",
+                                t->result.existed ? "existed" : "created",
+                                t->result.eta_ms);
+                b = ngx_http_deferred_rfc3339(b, t->result.eta_ms);
+                b = ngx_cpymem(b, "\"}", 2);
+            }
 
         } else {
             conflict++;
             what = t->result.status == DQ_ETOMBSTONE ? "TombstonedTask"
                                                      : "TaskAlreadyExists";
-            json_object_set_new(obj, "status", json_string(what));
-            json_object_set_new(obj, "error", json_string(what));
+            if (emit) {
+                b = ngx_sprintf(b, ",\"status\":\"%s\",\"error\":\"%s\"}",
+                                what, what);
+            }
 
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "deferred: task name \"%*s\" in queue \"%*s\": %s",
                           (int) t->name.len, t->name.ptr,
                           (int) t->queue.len, t->queue.ptr, what);
         }
-
-        json_array_append_new(arr, obj);
     }
+
+    if (ctx->batch) {
+        *b++ = ']';
+    }
+
+    *b++ = '\n';
+    ctx->body.len = b - ctx->body.data;
 
     ctx->var_id.len = p - ctx->var_id.data;
     ctx->var_eta.len = e - ctx->var_eta.data;
@@ -468,15 +519,7 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
         status = 207;
     }
 
-    if (ctx->batch) {
-        (void) ngx_http_deferred_json_set(r, ctx, status, arr);
-        return;
-    }
-
-    obj = json_incref(json_array_get(arr, 0));
-    json_decref(arr);
-
-    (void) ngx_http_deferred_json_set(r, ctx, status, obj);
+    ctx->status = status;
 }
 
 
@@ -485,73 +528,177 @@ ngx_http_deferred_error_body(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message)
 {
-    json_t  *obj;
-
-    obj = json_object();
-
-    json_object_set_new(obj, "error", json_string(error));
-
-    if (field && field[0]) {
-        json_object_set_new(obj, "field", json_string(field));
-    }
-
-    if (message && message[0]) {
-        json_object_set_new(obj, "message", json_string(message));
-    }
-
-    return ngx_http_deferred_json_set(r, ctx, status, obj);
-}
-
-
-/* takes the reference to json */
-
-static ngx_int_t
-ngx_http_deferred_json_set(ngx_http_request_t *r,
-    ngx_http_deferred_ctx_t *ctx, ngx_int_t status, json_t *json)
-{
-    char    *s;
-    size_t   len;
+    u_char  *p, *start;
+    size_t   size;
 
     ctx->status = status;
     ctx->body.len = 0;
 
-    if (json == NULL) {
+    size = sizeof("{,\"error\":\"\",\"field\":\"\",\"message\":\"\"}\n")
+           + 6 * ngx_strlen(error)
+           + (field ? 6 * ngx_strlen(field) : 0)
+           + (message ? 6 * ngx_strlen(message) : 0);
+
+    start = ngx_pnalloc(r->pool, size);
+    if (start == NULL) {
         return NGX_ERROR;
     }
 
-    s = json_dumps(json, JSON_COMPACT);
-    json_decref(json);
+    *start = '{';
+    p = start + 1;
 
-    if (s == NULL) {
-        return NGX_ERROR;
+    p = ngx_http_deferred_json_member(p, start + 1, "error", error);
+
+    if (field && field[0]) {
+        p = ngx_http_deferred_json_member(p, start + 1, "field", field);
     }
 
-    len = ngx_strlen(s);
-
-    ctx->body.data = ngx_pnalloc(r->pool, len + 1);
-    if (ctx->body.data == NULL) {
-        free(s);
-        return NGX_ERROR;
+    if (message && message[0]) {
+        p = ngx_http_deferred_json_member(p, start + 1, "message", message);
     }
 
-    ngx_memcpy(ctx->body.data, s, len);
-    ctx->body.data[len] = '\n';
-    ctx->body.len = len + 1;
+    p = ngx_cpymem(p, "}\n", 2);
 
-    free(s);
+    ctx->body.data = start;
+    ctx->body.len = p - start;
 
     return NGX_OK;
 }
 
 
-static json_t *
-ngx_http_deferred_json_str(dq_str_t s)
+/* ,"key":"value" at p (no comma at first); left out if not valid UTF-8 */
+
+static u_char *
+ngx_http_deferred_json_member(u_char *p, u_char *first, const char *key,
+    const char *value)
 {
-    json_t  *j;
+    u_char    *q;
+    dq_str_t   s;
 
-    j = json_stringn(s.ptr, s.len);
+    q = p;
 
-    return j ? j : json_null();
+    if (p != first) {
+        *q++ = ',';
+    }
+
+    *q++ = '"';
+    q = ngx_cpymem(q, key, ngx_strlen(key));
+    *q++ = '"';
+    *q++ = ':';
+
+    s.ptr = value;
+    s.len = ngx_strlen(value);
+
+    q = ngx_http_deferred_json_text(q, s);
+
+    return q ? q : p;
+}
+
+
+/* a JSON string, or null when s is not valid UTF-8 */
+
+static u_char *
+ngx_http_deferred_json_string(u_char *p, dq_str_t s)
+{
+    u_char  *q;
+
+    q = ngx_http_deferred_json_text(p, s);
+
+    return q ? q : ngx_cpymem(p, "null", 4);
+}
+
+
+/*
+ * s as a quoted JSON string at p (at most 6 * s.len + 2 bytes), or NULL
+ * when s is not valid UTF-8 (overlong forms, surrogates and code points
+ * above U+10FFFF included)
+ */
+
+static u_char *
+ngx_http_deferred_json_text(u_char *p, dq_str_t s)
+{
+    u_char          c;
+    uint32_t        cp, min;
+    ngx_uint_t      n;
+    const u_char   *s0, *end;
+
+    static u_char   hex[] = "0123456789ABCDEF";
+
+    s0 = (const u_char *) s.ptr;
+    end = s0 + s.len;
+
+    *p++ = '"';
+
+    while (s0 < end) {
+        c = *s0;
+
+        if (c >= 0x20 && c < 0x80) {
+            if (c == '"' || c == '\\') {
+                *p++ = '\\';
+            }
+
+            *p++ = c;
+            s0++;
+            continue;
+        }
+
+        if (c < 0x20) {
+            *p++ = '\\';
+
+            switch (c) {
+            case '\b': *p++ = 'b'; break;
+            case '\f': *p++ = 'f'; break;
+            case '\n': *p++ = 'n'; break;
+            case '\r': *p++ = 'r'; break;
+            case '\t': *p++ = 't'; break;
+            default:
+                *p++ = 'u'; *p++ = '0'; *p++ = '0';
+                *p++ = hex[c >> 4];
+                *p++ = hex[c & 0xf];
+            }
+
+            s0++;
+            continue;
+        }
+
+        /* a multi-byte sequence: copied as is once checked */
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1; cp = c & 0x1f; min = 0x80;
+
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2; cp = c & 0x0f; min = 0x800;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3; cp = c & 0x07; min = 0x10000;
+
+        } else {
+            return NULL;
+        }
+
+        if ((size_t) (end - s0) <= n) {
+            return NULL;
+        }
+
+        for (c = 1; c <= n; c++) {
+            if ((s0[c] & 0xc0) != 0x80) {
+                return NULL;
+            }
+
+            cp = (cp << 6) | (s0[c] & 0x3f);
+        }
+
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return NULL;
+        }
+
+        p = ngx_cpymem(p, s0, n + 1);
+        s0 += n + 1;
+    }
+
+    *p++ = '"';
+
+    return p;
 }
 
 
