@@ -10,9 +10,10 @@
  * is due (earliest ETA or lease deadline); the child arms one timer for the
  * earliest such time over its queues, and the BLPOP wakes it early when an
  * enqueue pushes a token. The BLPOP timeout is a liveness check only. The
- * child only BLPOPs while it has a free slot, so a busy child leaves wake
- * tokens to idle ones. When several queues are due, the free slots are
- * shared by queue weight.
+ * child only BLPOPs while it has a free slot and some served queue is
+ * neither known to be due nor being claimed, so a busy child leaves wake
+ * tokens to idle ones and does not pay a BLPOP per claim. When several
+ * queues are due, the free slots are shared by queue weight.
  *
  * Stop (SIGTERM/SIGINT): no more claims, wake connection closed, work not
  * yet started handed back (release), running work gets conf->grace_ms;
@@ -81,10 +82,17 @@ dq__due_cb(uv_timer_t *t)
 void
 dq_child_kick(dq_child_t *ch)
 {
-    uint64_t     now = uv_now(&ch->loop), next = DQ_NEVER;
+    uint64_t     now, next = DQ_NEVER;
     size_t       i, s, free_slots, batch;
     int64_t      total;
+    int          all_due;
     dq_cqueue_t *q, *best;
+
+    /* the loop's cached time can be a whole iteration old (tasks ran,
+     * replies were parsed): refresh it, so the due timer armed below is
+     * not late by that much */
+    uv_update_time(&ch->loop);
+    now = uv_now(&ch->loop);
 
     if (ch->stopping) {
         /* what kicked may have been the last thing a stop waited for
@@ -140,7 +148,11 @@ dq_child_kick(dq_child_t *ch)
         }
     }
 
+    all_due = ch->nq > 0;
     for (i = 0; i < ch->nq; i++) {
+        if (!ch->qs[i].claiming && ch->qs[i].due_at > now) {
+            all_due = 0;
+        }
         if (!ch->qs[i].claiming && ch->qs[i].due_at < next) {
             next = ch->qs[i].due_at;
         }
@@ -156,7 +168,18 @@ dq_child_kick(dq_child_t *ch)
         uv_timer_stop(&ch->due_timer);     /* a finishing task kicks */
     }
 
-    if (!ch->blpop_inflight && dq__free_slots(ch) > 0) {
+    /* Block on the wake lists only when a wake could tell the child
+     * something: while every served queue has a claim in flight or is
+     * known to be due, the child claims again anyway (the claim's reply
+     * kicks, or a finishing task does), and a BLPOP would only take a wake
+     * token an idle child could use (it used to cost one BLPOP per claim).
+     * A queue that is not due keeps the BLPOP armed, so an enqueue on it
+     * still wakes a child busy with another queue. Every path that ends a
+     * busy spell (a claim reply taking less than asked, a failed claim, a
+     * due time in the future) comes back through here and arms it. */
+    if (!ch->blpop_inflight && dq__free_slots(ch) > 0
+        && !(all_due && dq_redis_is_up(ch->rc)))
+    {
         dq__blpop(ch);
     }
 }
