@@ -481,10 +481,14 @@ dq__claim_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
     dq_claim_result_t  res;
     dq_claimed_t      *slots;
     dq_error_t         err;
-    uint64_t           now = uv_now(&ch->loop);
+    uint64_t           now;
     size_t             i;
 
     (void) r;
+    /* fresh, not the iteration's cached time: next_ms counts from the
+     * script's TIME, and the due time below is taken from this */
+    uv_update_time(&ch->loop);
+    now = uv_now(&ch->loop);
     q->claiming = 0;
     ch->reserved -= c->asked;
     memset(&err, 0, sizeof(err));
