@@ -20,11 +20,19 @@ for i = 0, n - 1 do
         return redis.error_reply('ERR enqueue: bad task ' .. (i + 1))
     end
 end
--- names whose tombstone window has passed are forgotten
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. now)
+-- names whose tombstone window has passed are forgotten (only looked at,
+-- so only cleaned, by a call that has a named task)
+for i = 0, n - 1 do
+    if ARGV[5 + i * 5] ~= '' then
+        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. now)
+        break
+    end
+end
 
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-local earliest = first[2] and tonumber(first[2]) or nil
+-- the earliest ETA waiting before this call (the ETA set is written only
+-- after the loop), read at most once and only when a stored task is not
+-- due now and no wake is decided yet: false = not read, nil = empty set
+local earliest = false
 local wake = false
 local stored = 0
 local reply = { now }
@@ -80,7 +88,18 @@ for i = 0, n - 1 do
         zs[#zs + 1] = id
         if name ~= '' then redis.call('ZADD', KEYS[3], 'inf', name) end
         stored = stored + 1
-        if eta <= now or earliest == nil or eta < earliest then wake = true end
+        if not wake then
+            if eta <= now then
+                wake = true
+            else
+                if earliest == false then
+                    local first = redis.call('ZRANGE', KEYS[2], 0, 0,
+                                             'WITHSCORES')
+                    earliest = first[2] and tonumber(first[2]) or nil
+                end
+                if earliest == nil or eta < earliest then wake = true end
+            end
+        end
     end
     reply[#reply + 1] = status
     reply[#reply + 1] = at
@@ -89,7 +108,8 @@ if #zs > 0 then redis.call('ZADD', KEYS[2], unpack(zs)) end
 
 if stored > 0 then redis.call('HINCRBY', KEYS[4], 'enqueued', stored) end
 if wake then
-    redis.call('LPUSH', KEYS[5], '1')
-    redis.call('LTRIM', KEYS[5], 0, 7)
+    if redis.call('LPUSH', KEYS[5], '1') > 8 then
+        redis.call('LTRIM', KEYS[5], 0, 7)
+    end
 end
 return reply

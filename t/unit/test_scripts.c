@@ -3,7 +3,8 @@
  * dq_cmd_* builders and dq_reply_* parsers: enqueue/claim/ack, countdown,
  * names (duplicate, tombstone window), fencing, reclaim, retry, bury and
  * dead-set trimming, requeue, release, extend, NOSCRIPT, batch atomicity,
- * the wake list, the clock guard, memory of waiting tasks.
+ * the wake list (and its decision inside a batch), expired tombstones, the
+ * clock guard, memory of waiting tasks.
  * Usage: test_scripts PORT
  */
 #include <stdio.h>
@@ -586,6 +587,85 @@ test_wake(void)
     is_int(claim_next, 0, "next 0 while due work remains");
 }
 
+/* Enqueue 2 unnamed tasks (countdowns a, b; -1 = due now) in one call;
+ * returns the number of wake tokens it pushed. */
+static int
+enq2_wake(const char *q, const char *id_a, int64_t a, const char *id_b,
+          int64_t b)
+{
+    dq_enqueue_item_t   it[2];
+    dq_enqueue_result_t res[2];
+    dq_error_t          err;
+    redisReply         *r;
+    int                 before;
+
+    before = (int) rint_("LLEN %s", key(q, DQ_KEY_WAKE));
+    it[0].id = dq_str_c(id_a);
+    it[1].id = dq_str_c(id_b);
+    it[0].countdown_ms = a;
+    it[1].countdown_ms = b;
+    it[0].envelope = it[1].envelope = dq_str_lit("env");
+    it[0].name = it[1].name = dq_str_lit("");
+    it[0].eta_ms = it[1].eta_ms = -1;
+    dq_cmd_enqueue(&C, dq_str_c(q), it, 2, TOMB);
+    r = run(&C);
+    if (dq_reply_enqueue(r, 2, res, &err) != DQ_OK
+        || res[0].status != DQ_OK || res[1].status != DQ_OK)
+    {
+        diag("enqueue of %s, %s failed", id_a, id_b);
+    }
+    freeReplyObject(r);
+    return (int) rint_("LLEN %s", key(q, DQ_KEY_WAKE)) - before;
+}
+
+/* The wake decision inside one call: the earliest waiting ETA is read only
+ * when needed, the decision is the same whatever the order of tasks. */
+static void
+test_wake_batch(void)
+{
+    enq("wb", "e0", NULL, -1, 60000, NULL);     /* earliest waiting: 60 s */
+    rint_("DEL %s", key("wb", DQ_KEY_WAKE));
+    is_int(enq2_wake("wb", "e1", 90000, "e2", 120000), 0,
+           "batch of later tasks: no wake");
+    is_int(enq2_wake("wb", "e3", 90000, "e4", 30000), 1,
+           "later task then one earlier than every waiting task: one wake");
+    is_int(enq2_wake("wb", "e5", 20000, "e6", 120000), 1,
+           "earlier task then a later one: one wake");
+    is_int(enq2_wake("wb", "e7", 25000, "e8", 26000), 0,
+           "earliest is read before the call's own tasks (20 s): no wake");
+    /* a due task is in the eta set too: the earliest from now on */
+    enq("wd", "d0", NULL, -1, 60000, NULL);
+    rint_("DEL %s", key("wd", DQ_KEY_WAKE));
+    is_int(enq2_wake("wd", "d1", 90000, "d2", -1), 1,
+           "later task then a due one: one wake");
+    is_int(enq2_wake("wd", "d3", -1, "d4", 90000), 1,
+           "due task then a later one: one wake");
+    is_int(enq2_wake("wd", "d5", 1000, "d6", 2000), 0,
+           "after a due task, a delayed one is not the earliest: no wake");
+    is_int(enq2_wake("wc", "f1", 60000, "f2", 90000), 1,
+           "empty queue: a waiting task wakes");
+}
+
+/* Expired tombstones are dropped by the next call with a named task. */
+static void
+test_names_cleanup(void)
+{
+    task_t t[2];
+
+    enq("nc", "g1", "gone", -1, -1, NULL);
+    claim("nc", 1, 1000, 0, t, 2);
+    ack1("nc", "g1", t[0].token, "gone");
+    is_int(rint_("ZCARD %s", key("nc", DQ_KEY_NAMES)), 1, "name tombstoned");
+    sleep_ms(TOMB + 50);
+    enq("nc", "g2", NULL, -1, -1, NULL);
+    is_int(rint_("ZCARD %s", key("nc", DQ_KEY_NAMES)), 1,
+           "an unnamed call leaves the expired tombstone");
+    is_int(enq("nc", "g3", "new", -1, -1, NULL), DQ_OK, "a named task");
+    is_int(rint_("ZSCORE %s gone", key("nc", DQ_KEY_NAMES)), -1,
+           "a named call removes the expired tombstone");
+    is_int(rint_("ZCARD %s", key("nc", DQ_KEY_NAMES)), 1, "only the new name");
+}
+
 static void
 test_clock(void)
 {
@@ -609,6 +689,12 @@ test_clock(void)
        "a clock over 60 s ahead was an error: Redis TIME wins");
     is_int(rint_("HGET %s clock", key("ck", DQ_KEY_STATS)), res.eta_ms,
            "and the stored clock steps back to it");
+
+    rint_("HSET %s clock %lld", key("ck", DQ_KEY_STATS),
+          (long long) (res.eta_ms - 10000));
+    enq("ck", "c3", NULL, -1, -1, &res);
+    is_int(rint_("HGET %s clock", key("ck", DQ_KEY_STATS)), res.eta_ms,
+           "a clock behind Redis TIME moves forward to it");
 }
 
 int
@@ -634,6 +720,8 @@ main(int argc, char **argv)
     test_noscript();
     test_batch();
     test_wake();
+    test_wake_batch();
+    test_names_cleanup();
     test_clock();
 
     dq_cmd_free(&C);
