@@ -49,6 +49,7 @@ dq__disconnect(dq_client_t *c)
         redisFree(c->ctx);
         c->ctx = NULL;
     }
+    dq__qset_clear(&c->queues);   /* the next connection adds them again */
 }
 
 static int
@@ -488,6 +489,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     size_t              *idx = NULL, ncalls = 0, i, j, k, m;
     dq_cmd_t            *cmds = NULL;
     size_t              *call_first = NULL, *call_n = NULL;
+    unsigned char       *call_sadd = NULL;     /* SADD dq:queues follows */
     redisReply          *r;
     dq_error_t           err;
     const char          *sadd[3];
@@ -500,7 +502,10 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     cmds = calloc(n, sizeof(*cmds));        /* at most n calls */
     call_first = calloc(n, sizeof(*call_first));
     call_n = calloc(n, sizeof(*call_n));
-    if (!items || !res || !idx || !cmds || !call_first || !call_n) {
+    call_sadd = calloc(n, sizeof(*call_sadd));
+    if (!items || !res || !idx || !cmds || !call_first || !call_n
+        || !call_sadd)
+    {
         rc = dq__fail(c, DQ_ENOMEM, "out of memory");
         goto done;
     }
@@ -544,7 +549,10 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             goto done;
         }
     }
-    /* pipeline: every call, plus the informational queue set */
+    /* pipeline: every call, plus the informational queue set once per
+     * queue per connection (any I/O error drops the connection and the
+     * record with it, so a queue is marked only once its SADD is queued on
+     * a connection that then stays up or forgets) */
     for (k = 0; k < ncalls; k++) {
         if (redisAppendCommandArgv(c->ctx, cmds[k].argc, cmds[k].argv,
                                    cmds[k].argvlen) != REDIS_OK)
@@ -553,14 +561,20 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             rc = dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
             goto done;
         }
+        sadd[2] = preps[idx[call_first[k]]].queue;
+        if (dq__qset_has(&c->queues, sadd[2])) {
+            continue;
+        }
         sadd[0] = "SADD";
         sadd[1] = DQ_QUEUES_KEY;
-        sadd[2] = preps[idx[call_first[k]]].queue;
-        if (redisAppendCommandArgv(c->ctx, 3, sadd, NULL) != REDIS_OK) {
+        if (redisAppendCommandArgv(c->ctx, 3, sadd, NULL) != REDIS_OK
+            || dq__qset_add(&c->queues, sadd[2]) != 0)
+        {
             dq__disconnect(c);
             rc = dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
             goto done;
         }
+        call_sadd[k] = 1;
     }
     for (k = 0; k < ncalls; k++) {
         if (dq__get_reply(c, &r) != DQ_OK) {
@@ -581,11 +595,13 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             }
             call_n[k] = 0;      /* done */
         }
-        if (dq__get_reply(c, &r) != DQ_OK) {
-            rc = DQ_EREDIS;
-            goto done;
+        if (call_sadd[k]) {
+            if (dq__get_reply(c, &r) != DQ_OK) {
+                rc = DQ_EREDIS;
+                goto done;
+            }
+            freeReplyObject(r);    /* SADD: informational, errors ignored */
         }
-        freeReplyObject(r);    /* SADD: informational, errors ignored */
     }
     for (k = 0; k < ncalls; k++) {
         if (call_n[k] == 0) {
@@ -609,15 +625,12 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     goto done;
 
 drain:
-    /* a malformed reply: read the rest so the connection stays in step */
-    for (k++; k < ncalls; k++) {
-        if (dq__get_reply(c, &r) != DQ_OK) {
-            break;
-        }
-        freeReplyObject(r);
-        if (dq__get_reply(c, &r) != DQ_OK) {
-            break;
-        }
+    /* a malformed reply: read the rest so the connection stays in step
+     * (this call's SADD, then every later call and its SADD) */
+    for (i = call_sadd[k], k++; k < ncalls; k++) {
+        i += 1 + call_sadd[k];
+    }
+    while (i-- > 0 && dq__get_reply(c, &r) == DQ_OK) {
         freeReplyObject(r);
     }
 done:
@@ -632,6 +645,7 @@ done:
     free(cmds);
     free(call_first);
     free(call_n);
+    free(call_sadd);
     return rc;
 }
 

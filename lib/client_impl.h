@@ -25,6 +25,17 @@ int dq__args_pack(const dq_args_t *a, msgpack_packer *pk);
 
 #define DQ__BATCH  1000   /* tasks per enqueue script call */
 
+/* Queues already added to dq:queues on this connection (client_queues.c). */
+typedef struct {
+    char   **slot;        /* open addressing, NULL = empty */
+    size_t   cap;         /* 0 or a power of two */
+    size_t   n;
+} dq__qset_t;
+
+int  dq__qset_has(const dq__qset_t *s, const char *q);
+int  dq__qset_add(dq__qset_t *s, const char *q);    /* 0 or -1 (ENOMEM) */
+void dq__qset_clear(dq__qset_t *s);
+
 struct dq_client_s {
     char        *host;        /* or NULL with unix_path */
     int          port;
@@ -35,6 +46,7 @@ struct dq_client_s {
     int64_t      tombstone_ms;
     dq_limits_t  lim;
     redisContext *ctx;
+    dq__qset_t   queues;      /* SADD dq:queues sent on ctx (reset with it) */
     char         errstr[512];
 };
 

@@ -3,7 +3,8 @@
  * option (checked by decoding the stored envelope), names (duplicate,
  * tombstone), bad input naming its field, the size limit, dq_defer_many
  * (pipelined, one script call per queue per 1000 tasks), stats, requeue,
- * last error, NOSCRIPT recovery, reconnect, timeout, unix socket,
+ * last error, dq:queues (one SADD per queue per connection), NOSCRIPT
+ * recovery, reconnect, timeout, unix socket,
  * SELECT/AUTH, Redis down.
  * Usage: test_client PORT [UNIX_SOCKET]
  */
@@ -336,6 +337,59 @@ test_many(dq_client_t *c)
        dq_client_errstr(c));
 }
 
+static long long
+sadd_calls(void)
+{
+    redisReply *r = redisCommand(R, "INFO commandstats");
+    char       *p = r && r->str ? strstr(r->str, "cmdstat_sadd:calls=") : NULL;
+    long long   n = p ? atoll(p + 19) : 0;
+
+    freeReplyObject(r);
+    return n;
+}
+
+/* dq:queues gets one SADD per queue per connection, again after a
+ * reconnect. */
+static void
+test_queue_set(dq_client_t *c)
+{
+    static dq_defer_req_t reqs[3];
+    dq_defer_opts_t       oa = DQ_DEFER_OPTS_INIT, ob = DQ_DEFER_OPTS_INIT;
+    dq_defer_opts_t       oc = DQ_DEFER_OPTS_INIT;
+    int                   st[3], i;
+
+    oa.queue = "qs-a";
+    ob.queue = "qs-b";
+    oc.queue = "qs-c";
+    freeReplyObject(redisCommand(R, "CONFIG RESETSTAT"));
+    for (i = 0; i < 3; i++) {
+        dq_defer(c, "f", NULL, &oa, NULL, NULL);
+    }
+    is_int(sadd_calls(), 1, "3 tasks on a queue: one SADD dq:queues");
+    is_int(rint_("SISMEMBER dq:queues qs-a"), 1, "queue listed");
+    dq_defer(c, "f", NULL, &ob, NULL, NULL);
+    is_int(sadd_calls(), 2, "a new queue: its SADD");
+    for (i = 0; i < 3; i++) {
+        reqs[i].func = "f";
+        reqs[i].args = NULL;
+    }
+    reqs[0].opts = &oa;
+    reqs[1].opts = &oc;
+    reqs[2].opts = &ob;
+    is_int(dq_defer_many(c, reqs, 3, st, NULL), DQ_OK, "dq_defer_many");
+    ok(st[0] == DQ_OK && st[1] == DQ_OK && st[2] == DQ_OK, "all stored");
+    is_int(sadd_calls(), 3, "dq_defer_many: SADD for the new queue only");
+    is_int(rint_("SISMEMBER dq:queues qs-c"), 1, "the new queue listed");
+
+    freeReplyObject(redisCommand(R, "CLIENT KILL TYPE normal SKIPME yes"));
+    ok(dq_defer(c, "f", NULL, &oa, NULL, NULL) == DQ_EREDIS,
+       "connection killed");
+    rint_("DEL dq:queues");
+    is_int(dq_defer(c, "f", NULL, &oa, NULL, NULL), DQ_OK, "reconnected");
+    is_int(rint_("SISMEMBER dq:queues qs-a"), 1,
+           "a new connection adds its queue again");
+}
+
 static void
 test_admin(dq_client_t *c)
 {
@@ -484,6 +538,7 @@ main(int argc, char **argv)
     test_bad_input(c);
     test_names(c);
     test_many(c);
+    test_queue_set(c);
     test_admin(c);
     test_connection(c);
 
