@@ -1,9 +1,12 @@
 /*
  * The contract's small pieces: strings, errors, clocks, task ids, limits,
- * name rules and Redis key names. No global mutable state.
+ * name rules and Redis key names. The only mutable state: each thread's
+ * buffer of random bytes for task ids, and the fork generation that
+ * invalidates it in a child (see dq_id_new).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +116,70 @@ dq__random(unsigned char *buf, size_t len)
     }
 }
 
+/*
+ * Task ids take their 16 random bytes from a per-thread buffer filled by
+ * one getrandom per DQ__ID_BUF / 16 ids (not one syscall per id).
+ *
+ * Threads: the buffer is thread-local, so no two threads share bytes.
+ * Fork: nginx workers and the worker's children fork after ids may have
+ * been made; a child inheriting the parent's unused bytes would make the
+ * same ids as its parent. A pthread_atfork child handler (run by glibc in
+ * the child of every fork(), registered once before the first buffer is
+ * filled) bumps dq__id_gen, and a buffer filled in another generation is
+ * thrown away unused. (vfork and posix_spawn children only exec; a raw
+ * clone(2) or _Fork() would bypass the handler and is not used here.) The
+ * handler is unregistered by glibc when a dlopen'ed module is unloaded.
+ * Bytes are used once and never reused.
+ */
+#define DQ__ID_BUF  512
+
+typedef struct {
+    unsigned char bytes[DQ__ID_BUF];
+    size_t        used;               /* DQ__ID_BUF = empty */
+    unsigned long gen;                /* dq__id_gen when filled */
+} dq__id_buf_t;
+
+static __thread dq__id_buf_t dq__id_buf = { .used = DQ__ID_BUF };
+static unsigned long         dq__id_gen = 1;
+static pthread_once_t        dq__id_once = PTHREAD_ONCE_INIT;
+static int                   dq__id_atfork_ok;
+
+static void
+dq__id_after_fork(void)
+{
+    /* in the child, single-threaded */
+    __atomic_add_fetch(&dq__id_gen, 1, __ATOMIC_SEQ_CST);
+}
+
+static void
+dq__id_init(void)
+{
+    dq__id_atfork_ok =
+        pthread_atfork(NULL, NULL, dq__id_after_fork) == 0;
+}
+
+static void
+dq__id_bytes(unsigned char r[16])
+{
+    dq__id_buf_t  *b = &dq__id_buf;
+    unsigned long  gen;
+
+    pthread_once(&dq__id_once, dq__id_init);
+    if (!dq__id_atfork_ok) {
+        dq__random(r, 16);  /* no fork detection: one syscall per id */
+        return;
+    }
+    gen = __atomic_load_n(&dq__id_gen, __ATOMIC_SEQ_CST);
+    if (b->used + 16 > DQ__ID_BUF || b->gen != gen) {
+        dq__random(b->bytes, DQ__ID_BUF);
+        b->used = 0;
+        b->gen = gen;
+    }
+    memcpy(r, b->bytes + b->used, 16);
+    memset(b->bytes + b->used, 0, 16);
+    b->used += 16;
+}
+
 void
 dq_id_new(char out[DQ_ID_SIZE])
 {
@@ -122,7 +189,7 @@ dq_id_new(char out[DQ_ID_SIZE])
     unsigned      bits = 0, acc = 0;
     size_t        i, k = 0;
 
-    dq__random(r, 16);
+    dq__id_bytes(r);
     r[16] = 0;
     /* 128 bits -> 22 base64url digits (the last one holds 2 bits) */
     for (i = 0; i < 17 && k < DQ_ID_LEN; i++) {
