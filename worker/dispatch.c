@@ -469,6 +469,7 @@ dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
 typedef struct {
     dq_cqueue_t *q;
     size_t       asked;
+    uint64_t     sent_ms;     /* loop time when the claim was asked */
 } dq__claim_t;
 
 static void
@@ -481,14 +482,10 @@ dq__claim_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
     dq_claim_result_t  res;
     dq_claimed_t      *slots;
     dq_error_t         err;
-    uint64_t           now;
+    uint64_t           now = uv_now(&ch->loop);
     size_t             i;
 
     (void) r;
-    /* fresh, not the iteration's cached time: next_ms counts from the
-     * script's TIME, and the due time below is taken from this */
-    uv_update_time(&ch->loop);
-    now = uv_now(&ch->loop);
     q->claiming = 0;
     ch->reserved -= c->asked;
     memset(&err, 0, sizeof(err));
@@ -533,7 +530,12 @@ dq__claim_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
     } else if (res.next_ms < 0) {
         q->due_at = DQ_NEVER;                 /* empty: the wake list says */
     } else {
-        q->due_at = now + (uint64_t) (res.next_ms > 0 ? res.next_ms : 1);
+        /* next_ms counts from the script's TIME, which is after the
+         * claim was asked and before its reply arrived: counting from the
+         * asking time wakes the child at most a round trip early (a claim
+         * that finds nothing yet says how long is left), never late */
+        q->due_at = c->sent_ms + (uint64_t) (res.next_ms > 0 ? res.next_ms
+                                                             : 1);
     }
     dq_log_debug("claimed %zu of %zu on queue %.*s, next in %lld ms", res.n,
                  c->asked, (int) q->name.len, q->name.ptr,
@@ -558,6 +560,7 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     }
     c->q = q;
     c->asked = n;
+    c->sent_ms = uv_now(&ch->loop);   /* fresh: dq_child_kick updated it */
     dq_cmd_init(&cmd);
     lim.rate = q->qc->rate;
     lim.bucket_size = q->qc->bucket_size;
