@@ -78,8 +78,11 @@ void dq_child_kick(dq_child_t *ch);
 void dq_dispatch_claim(dq_cqueue_t *q, size_t n);
 void dq_dispatch_flush(dq_child_t *ch);
 void dq_dispatch_stop(dq_child_t *ch);    /* cancel never-started work */
-void dq_dispatch_heartbeat(dq_child_t *ch);
 void dq_dispatch_resend(dq_child_t *ch);  /* commands connection is back */
+void dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t);
+
+/* heartbeat.c */
+void dq_dispatch_heartbeat(dq_child_t *ch);
 
 /* child.c */
 void dq_child_maybe_finish(dq_child_t *ch);

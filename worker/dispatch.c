@@ -37,14 +37,6 @@ typedef struct {
     dq_task_t  *tasks[];
 } dq__batch_t;
 
-/* Heartbeat batches carry copies of ids: tasks may be freed meanwhile. */
-typedef struct {
-    dq_child_t *ch;
-    char       *queue;
-    size_t      n;
-    char       *ids[];
-} dq__hb_t;
-
 static int64_t
 dq__redis_now(const dq_task_t *t, const dq_child_t *ch)
 {
@@ -173,8 +165,8 @@ dq__batch_send(dq__batch_t *b, dq_cmd_t *cmd, int built)
     dq_cmd_free(cmd);
 }
 
-static void
-dq__item(dq_lease_item_t *it, const dq_task_t *t)
+void
+dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t)
 {
     it->id = dq_str_c(t->id);
     it->token = t->token;
@@ -200,7 +192,7 @@ dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
         return;
     }
     b->tasks[0] = t;
-    dq__item(&it, t);
+    dq_dispatch_lease_item(&it, t);
     dq_cmd_init(&cmd);
     rc = dq_cmd_bury(&cmd, dq_str_c(t->queue), &it, dq_str_c(reason),
                      ch->conf->dead_max, ch->conf->dead_age_ms,
@@ -233,7 +225,7 @@ dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms)
         return;
     }
     b->tasks[0] = t;
-    dq__item(&it, t);
+    dq_dispatch_lease_item(&it, t);
     dq_cmd_init(&cmd);
     rc = dq_cmd_retry(&cmd, dq_str_c(t->queue), &it, delay_ms,
                       dq_str_c(t->error));
@@ -608,7 +600,7 @@ dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
         }
         for (i = 0; i < k; i++) {
             b->tasks[i] = list[off + i];
-            dq__item(&items[i], list[off + i]);
+            dq_dispatch_lease_item(&items[i], list[off + i]);
         }
         dq_cmd_init(&cmd);
         if (op == DQ_OP_ACK) {
@@ -730,86 +722,4 @@ dq_dispatch_resend(dq_child_t *ch)
     }
     free(list);
     dq_child_flush_on(ch);
-}
-
-/* ------------------------------------------------------------ heartbeat */
-
-static void
-dq__hb_reply(dq_redis_t *r, redisReply *rep, const char *errstr, void *data)
-{
-    dq__hb_t   *h = data;
-    int         st[DQ_DEFAULT_MAX_BATCH];
-    dq_error_t  err;
-    size_t      i;
-
-    (void) r;
-    memset(&err, 0, sizeof(err));
-    if (rep == NULL || dq_reply_statuses(rep, h->n, st, &err) != DQ_OK) {
-        dq_log_warn("heartbeat of %zu tasks (queue %s) failed: %s", h->n,
-                    h->queue, rep == NULL ? errstr : err.msg);
-    } else {
-        for (i = 0; i < h->n; i++) {
-            if (st[i] == 0) {
-                dq_log_warn("lease lost: task %s (queue %s) is running "
-                            "but its lease expired and it was claimed "
-                            "again", h->ids[i], h->queue);
-            }
-        }
-    }
-    for (i = 0; i < h->n; i++) {
-        free(h->ids[i]);
-    }
-    free(h->queue);
-    dq_child_t *ch = h->ch;
-    free(h);
-    dq_child_maybe_finish(ch);
-}
-
-/* Extend the lease of every task this child holds that has not finished
- * running (finished ones are being acked/retried with their token). */
-void
-dq_dispatch_heartbeat(dq_child_t *ch)
-{
-    dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
-    dq_task_t      *t;
-    dq__hb_t       *h;
-    dq_cmd_t        cmd;
-    size_t          i, k;
-
-    for (i = 0; i < ch->nq; i++) {
-        dq_cqueue_t *q = &ch->qs[i];
-
-        t = ch->tasks;
-        while (t != NULL) {
-            h = malloc(sizeof(*h) + DQ_DEFAULT_MAX_BATCH * sizeof(char *));
-            if (h == NULL) {
-                return;
-            }
-            h->ch = ch;
-            h->queue = strndup(q->name.ptr, q->name.len);
-            for (k = 0; t != NULL && k < DQ_DEFAULT_MAX_BATCH; t = t->next) {
-                if (t->q != q || t->state != DQ_TS_QUEUED) {
-                    continue;
-                }
-                h->ids[k] = strdup(t->id);
-                dq__item(&items[k], t);
-                k++;
-            }
-            h->n = k;
-            if (k == 0) {
-                free(h->queue);
-                free(h);
-                break;
-            }
-            dq_cmd_init(&cmd);
-            if (dq_cmd_extend(&cmd, q->name, items, k, ch->conf->lease_ms)
-                != DQ_OK
-                || dq_redis_send_cmd(ch->rc, &cmd, DQ_CMD_TIMEOUT_MS,
-                                     dq__hb_reply, h) != 0)
-            {
-                dq__hb_reply(NULL, NULL, "redis not connected", h);
-            }
-            dq_cmd_free(&cmd);
-        }
-    }
 }

@@ -5,8 +5,9 @@
  *   config.c      the directive table, setters, defaults (config.h)
  *   config_file.c the file syntax: parser, -T dump, --help
  *   master.c      process manager: N children, respawn, signals, pid file
- *   child.c       one child: libuv loop, Redis connections, stop, heartbeat
- *   dispatch.c    claim, checks before running, run, ack/retry/bury
+ *   child.c       one child: libuv loop, Redis connections, stop
+ *   dispatch.c    claim, checks before running, run, ack/retry/bury, resend
+ *   heartbeat.c   lease extension of the tasks a child holds
  *   timeout.c     per-task run time limits
  *   redis_uv.c    the hiredis <-> libuv adapter (errors passed through, timers)
  *   loader.c      dlopen of task libraries, the function and handler index

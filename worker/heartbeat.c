@@ -1,0 +1,100 @@
+/*
+ * deferred-worker — the lease heartbeat of one child: every third of the
+ * lease, one dq_cmd_extend per queue for all the tasks the child holds
+ * (running or waiting for a pool thread), so a long task keeps its lease
+ * and no other worker runs it again. A fenced reply (0) means the lease was
+ * lost: logged, the task's own result will be refused the same way.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "child_impl.h"
+
+/* Heartbeat batches carry copies of ids: tasks may be freed meanwhile. */
+typedef struct {
+    dq_child_t *ch;
+    char       *queue;
+    size_t      n;
+    char       *ids[];
+} dq__hb_t;
+
+static void
+dq__hb_reply(dq_redis_t *r, redisReply *rep, const char *errstr, void *data)
+{
+    dq__hb_t   *h = data;
+    int         st[DQ_DEFAULT_MAX_BATCH];
+    dq_error_t  err;
+    size_t      i;
+
+    (void) r;
+    memset(&err, 0, sizeof(err));
+    if (rep == NULL || dq_reply_statuses(rep, h->n, st, &err) != DQ_OK) {
+        dq_log_warn("heartbeat of %zu tasks (queue %s) failed: %s", h->n,
+                    h->queue, rep == NULL ? errstr : err.msg);
+    } else {
+        for (i = 0; i < h->n; i++) {
+            if (st[i] == 0) {
+                dq_log_warn("lease lost: task %s (queue %s) is running "
+                            "but its lease expired and it was claimed "
+                            "again", h->ids[i], h->queue);
+            }
+        }
+    }
+    for (i = 0; i < h->n; i++) {
+        free(h->ids[i]);
+    }
+    free(h->queue);
+    dq_child_t *ch = h->ch;
+    free(h);
+    dq_child_maybe_finish(ch);
+}
+
+/* Extend the lease of every task this child holds that has not finished
+ * running (finished ones are being acked/retried with their token). */
+void
+dq_dispatch_heartbeat(dq_child_t *ch)
+{
+    dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
+    dq_task_t      *t;
+    dq__hb_t       *h;
+    dq_cmd_t        cmd;
+    size_t          i, k;
+
+    for (i = 0; i < ch->nq; i++) {
+        dq_cqueue_t *q = &ch->qs[i];
+
+        t = ch->tasks;
+        while (t != NULL) {
+            h = malloc(sizeof(*h) + DQ_DEFAULT_MAX_BATCH * sizeof(char *));
+            if (h == NULL) {
+                return;
+            }
+            h->ch = ch;
+            h->queue = strndup(q->name.ptr, q->name.len);
+            for (k = 0; t != NULL && k < DQ_DEFAULT_MAX_BATCH; t = t->next) {
+                if (t->q != q || t->state != DQ_TS_QUEUED) {
+                    continue;
+                }
+                h->ids[k] = strdup(t->id);
+                dq_dispatch_lease_item(&items[k], t);
+                k++;
+            }
+            h->n = k;
+            if (k == 0) {
+                free(h->queue);
+                free(h);
+                break;
+            }
+            dq_cmd_init(&cmd);
+            if (dq_cmd_extend(&cmd, q->name, items, k, ch->conf->lease_ms)
+                != DQ_OK
+                || dq_redis_send_cmd(ch->rc, &cmd, DQ_CMD_TIMEOUT_MS,
+                                     dq__hb_reply, h) != 0)
+            {
+                dq__hb_reply(NULL, NULL, "redis not connected", h);
+            }
+            dq_cmd_free(&cmd);
+        }
+    }
+}
