@@ -1,51 +1,94 @@
-# ngx_deferred — worker, contract library, C client, examples and unit tests.
-# The nginx module is built by build.sh against nginx's own build system.
+# ngx_deferred — worker, contract library, C client, tasklet runtime,
+# examples and unit tests. The nginx module is built by build.sh (or by
+# nginx's own ./configure --add-dynamic-module) through ./config.
 #
-#   make                 normal build into build/
+#   make                 build into build/
 #   make SAN=1           ASan + UBSan build into build/san/
+#   make check           build and run every test (prove t/)
+#   make install         install (PREFIX, DESTDIR, BINDIR, LIBDIR, INCLUDEDIR,
+#                        MODULEDIR, UNITDIR; the module must have been built
+#                        by ./build.sh build or nginx's configure first)
+#   make version         print the version
+#
+# Flags follow the GNU/Debian conventions: CPPFLAGS, CFLAGS and LDFLAGS are
+# the builder's (e.g. dpkg-buildflags) and are added to, never replace, the
+# flags the project needs (DQ_* below). WERROR=1 (set by build.sh and CI)
+# turns warnings into errors; a packager's build does not fail on a new
+# compiler's new warning.
 #
 # Each part adds its targets in its own fragment (lib/lib.mk,
-# worker/worker.mk, t/t.mk, examples/*/example.mk, bench/bench.mk).
+# client/client.mk, tasklet/tasklet.mk, worker/worker.mk, t/t.mk,
+# examples/*/example.mk, bench/bench.mk).
 
-SAN   ?= 0
-CC    ?= cc
-PKGS  := hiredis msgpack libuv jansson
+VERSION := $(shell cat VERSION)
+SAN     ?= 0
+WERROR  ?= 0
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS    := hiredis msgpack libuv jansson
+
+# the builder's flags (defaults when nothing is given)
+CFLAGS   ?= -O2 -g
+CPPFLAGS ?=
+LDFLAGS  ?=
 
 ifeq ($(SAN),1)
 B        ?= build/san
-OPTFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
-            -fno-sanitize-recover=undefined
-SANLD    := -fsanitize=address,undefined
+DQ_SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+DQ_SANLD    := -fsanitize=address,undefined
 else
 B        ?= build
-OPTFLAGS := -O2 -g
-SANLD    :=
+DQ_SANFLAGS :=
+DQ_SANLD    :=
 endif
 
-GEN      := build/gen
-CPPFLAGS := -Iinclude -Ilib -I$(GEN) $(shell pkg-config --cflags $(PKGS))
-CFLAGS   := -std=gnu11 $(OPTFLAGS) -Wall -Wextra -Werror -fPIC \
-            -fvisibility=hidden $(EXTRA_CFLAGS)
-LDFLAGS  := $(SANLD) $(EXTRA_LDFLAGS)
-LDLIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -ldl -lm
+GEN := $(B)/gen
 
-.PHONY: all clean
+# what the project needs whatever the builder says: the task ABI relies on
+# -fvisibility=hidden (only DQ_EXPORT symbols leave a library) and -fPIC
+DQ_CPPFLAGS := -Iinclude -Ilib -Iclient -Itasklet -I$(GEN) \
+               -DDQ_VERSION='"$(VERSION)"' \
+               $(shell $(PKG_CONFIG) --cflags $(PKGS))
+DQ_CFLAGS   := -std=gnu11 -Wall -Wextra -fPIC -fvisibility=hidden \
+               $(if $(filter 1,$(WERROR)),-Werror) $(DQ_SANFLAGS)
+DQ_LDFLAGS  := $(DQ_SANLD)
+DQ_LDLIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS)) -lpthread -ldl -lm
+
+ALL_CPPFLAGS = $(DQ_CPPFLAGS) $(CPPFLAGS)
+ALL_CFLAGS   = $(CFLAGS) $(DQ_CFLAGS)
+ALL_LDFLAGS  = $(LDFLAGS) $(DQ_LDFLAGS)
+ALL_LDLIBS   = $(DQ_LDLIBS) $(LDLIBS)
+
+.PHONY: all clean check install version
 all:
 
 -include lib/lib.mk
+-include client/client.mk
+-include tasklet/tasklet.mk
 -include worker/worker.mk
--include worker/tasklet.mk
 -include $(wildcard examples/*/example.mk)
 -include t/t.mk
 -include bench/bench.mk
+-include install.mk
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(CFLAGS) $(DQ_SANFLAGS) -c -o $@ $<
 
 $(B)/gen/%.o: $(GEN)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+check: all
+	prove -j$(or $(JOBS),2) t/
+
+version:
+	@echo $(VERSION)
 
 clean:
 	rm -rf build

@@ -46,12 +46,10 @@ build_module() {
     [ -f config ] && compgen -G 'ngx_module/*.c' >/dev/null || return 0
     local src=${NGINX_SRC:-/usr/share/nginx/src} obj=$ROOT/build/nginx
     [ -d "$src" ] || die "no nginx source tree at $src (install nginx-dev or set NGINX_SRC)"
-    # the embedded Lua scripts are generated source for the module too
-    make -s build/gen/dq_scripts.c
     local stamp=$obj/.configured sig
     # reconfigure when config, the flags or the set of sources change
     sig=$(cat config "$src"/conf_flags 2>/dev/null | cksum
-          ls ngx_module/*.c lib/*.c; echo "$src")
+          ls ngx_module/*.c lib/dq_*.c; echo "$src")
     if [ ! -f "$obj/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sig" ]; then
         log "configuring the module against $src"
         mkdir -p "$obj"
@@ -74,6 +72,9 @@ build_module() {
         fi
         echo "$sig" >"$stamp"
     fi
+    # the embedded Lua scripts (generated into the build directory by
+    # ./config at configure time) follow lib/lua/ between configures
+    sh lib/gen_scripts.sh "$obj/ngx_deferred_gen/dq_scripts.c" lib/lua
     make -s -f "$obj/Makefile" -C "$src" modules
     # a new inode: an nginx running the old module keeps its mapping intact
     cp "$obj/ngx_http_deferred_module.so" build/ngx_http_deferred_module.so.tmp
@@ -82,13 +83,13 @@ build_module() {
 
 build() {
     log "building"
-    make -s -j"$JOBS" all
+    make -s -j"$JOBS" WERROR=1 all
     build_module
 }
 
 build_san() {
     log "building with AddressSanitizer + UndefinedBehaviorSanitizer"
-    make -s -j"$JOBS" SAN=1 all
+    make -s -j"$JOBS" WERROR=1 SAN=1 all
 }
 
 run_tests() {

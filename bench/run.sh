@@ -320,7 +320,7 @@ worker_pids() { echo "$WORKER_PID"; children_of "$WORKER_PID"; }
 worker_missing() {
     [ -x "$WORKER_BIN" ] || { echo "deferred-worker not built"; return 0; }
     [ -f "$TASKS_SO" ] || { echo "bench task library not built"; return 0; }
-    [ -x "$ENQ" ] || { echo "C client (lib/client.c) not built"; return 0; }
+    [ -x "$ENQ" ] || { echo "C client (client/client.c) not built"; return 0; }
     return 1
 }
 
@@ -480,7 +480,7 @@ wl_client() {
     local mode b label i out vals ccpu rcpu r0 r1 ceil
     if [ ! -x "$ENQ" ]; then
         for label in client_single client_many; do
-            na "$label.tasks_per_s" "C client (lib/client.c) not built"
+            na "$label.tasks_per_s" "C client (client/client.c) not built"
         done
         return
     fi
@@ -656,7 +656,7 @@ wl_lateness() {
 # 7. Redis memory per delayed task
 wl_memory() {
     local m0 m1
-    if [ ! -x "$ENQ" ]; then na memory.bytes_per_task "C client (lib/client.c) not built"; return; fi
+    if [ ! -x "$ENQ" ]; then na memory.bytes_per_task "C client (client/client.c) not built"; return; fi
     flush
     rcli MEMORY PURGE >/dev/null 2>&1 || true
     m0=$(rinfo memory used_memory)

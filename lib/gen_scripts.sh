@@ -39,4 +39,5 @@ mkdir -p "$(dirname "$out")"
     echo '}'
 } > "$tmp"
 rm -f "$tmp.lua"
-mv "$tmp" "$out"
+# unchanged text keeps its time stamp: nothing is recompiled for nothing
+if cmp -s "$tmp" "$out" 2>/dev/null; then rm -f "$tmp"; else mv "$tmp" "$out"; fi

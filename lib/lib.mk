@@ -1,12 +1,9 @@
-# The contract library (lib/dq_*.c + embedded Lua) and the C client
-# (lib/client*.c): $(B)/libdq.a, linked into the worker, the tests and C
-# programs. The nginx module compiles only the contract, DQ_CONTRACT_SRCS
-# (lib/dq_*.c and the generated build/gen/dq_scripts.c), through ./config:
-# the client files use blocking hiredis and must never go into nginx.
+# The contract library: lib/dq_*.c and the embedded Lua scripts
+# ($(GEN)/dq_scripts.c) as $(B)/libdq.a. Non-blocking and safe inside nginx:
+# the module compiles the same sources through ./config. Nothing here may
+# block, sleep or own a connection.
 
-DQ_CONTRACT_SRCS := $(wildcard lib/dq_*.c)
-DQ_CLIENT_SRCS   := $(wildcard lib/client*.c)
-LIB_SRCS := $(DQ_CONTRACT_SRCS) $(DQ_CLIENT_SRCS)
+LIB_SRCS := $(wildcard lib/dq_*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/gen/dq_scripts.o
 
 $(GEN)/dq_scripts.c: lib/gen_scripts.sh $(wildcard lib/lua/*.lua)

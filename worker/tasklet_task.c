@@ -32,7 +32,7 @@
 
 #include "child_impl.h"
 #include "config.h"
-#include "tasklet_int.h"
+#include "tasklet_host.h"
 #include "tasklet_task.h"
 
 typedef struct {
@@ -48,7 +48,7 @@ typedef struct {
 static dq_tasklet_child_t *
 dq__tk(void)
 {
-    return dq__rt ? dq__rt->host : NULL;
+    return dq__tasklet_host();
 }
 
 static void
@@ -104,7 +104,7 @@ dq_tasklet_child_init(dq_child_t *ch)
     }
     dq_tasklet_set_log(dq__tk_log);
     dq__tasklet_set_redis_sender(dq__tk_redis_send, ch);
-    dq__rt->host = tk;
+    dq__tasklet_set_host(tk);
     return 0;
 }
 
@@ -318,7 +318,7 @@ dq_tasklet_child_fini(dq_child_t *ch)
         return;
     }
     (void) ch;
-    dq__rt->host = NULL;
+    dq__tasklet_set_host(NULL);
     dq_tasklet_shutdown();
     free(tk->wait);
     free(tk);

@@ -3,6 +3,6 @@
 $(B)/bench/micro/tasklet_bench: $(B)/bench/micro/tasklet_bench.o \
                                 $(B)/libdqtasklet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
 all: $(B)/bench/micro/tasklet_bench

@@ -16,7 +16,7 @@
  *
  * Every figure is measured with both switch backends (asm-x86_64 and
  * ucontext) and is the best of 5 runs, in ns per operation. The bench
- * reaches into worker/tasklet_int.h for the raw resume/yield pair.
+ * reaches into tasklet/tasklet_int.h for the raw resume/yield pair.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +25,7 @@
 
 #include <deferred/tasklet.h>
 
-#include "../../worker/tasklet_int.h"
+#include "tasklet_int.h"
 
 static double
 now_ns(void)

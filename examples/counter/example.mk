@@ -4,6 +4,6 @@
 
 $(B)/examples/counter/libcounter.so: $(B)/examples/counter/counter.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -shared -o $@ $^ -lhiredis -lpthread
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ -lhiredis -lpthread
 
 all: $(B)/examples/counter/libcounter.so

@@ -4,11 +4,11 @@
 
 $(B)/examples/ops-tasks/v%/ops.o: examples/ops-tasks/ops.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -DOPS_VERSION=$* -MMD -MP -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -DOPS_VERSION=$* -MMD -MP -c -o $@ $<
 
 $(B)/examples/ops-tasks/libdq_ops_v%.so: $(B)/examples/ops-tasks/v%/ops.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -shared -o $@ $^
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^
 
 .PRECIOUS: $(B)/examples/ops-tasks/v%/ops.o
 

@@ -4,6 +4,6 @@
 
 $(B)/examples/tasklet/libdq_tasklet_example.so: $(B)/examples/tasklet/tasklet.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -shared -o $@ $^ -lhiredis -lpthread
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ -lhiredis -lpthread
 
 all: $(B)/examples/tasklet/libdq_tasklet_example.so

@@ -3,6 +3,6 @@
 
 $(B)/examples/tasks/libdq_example_tasks.so: $(B)/examples/tasks/tasks.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -shared -o $@ $^
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^
 
 all: $(B)/examples/tasks/libdq_example_tasks.so

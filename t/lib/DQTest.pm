@@ -39,7 +39,7 @@ sub build_dir {
 sub bin {
     my ($name) = @_;
     for my $d (build_dir(), "$ROOT/build") {
-        for my $p ("$d/$name", "$d/worker/$name", "$d/t/$name") {
+        for my $p ("$d/$name", "$d/worker/$name", "$d/client/$name", "$d/t/$name") {
             return $p if -e $p;
         }
     }

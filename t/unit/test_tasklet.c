@@ -17,8 +17,8 @@
 #include <deferred/tasklet.h>
 
 #include "tap.h"
-#include "../../worker/tasklet_int.h"   /* dq__context_cancel (the worker's
-                                           run time limit) */
+#include "tasklet_host.h" /* dq__context_cancel (the worker's
+                              run time limit) */
 
 static char trail[256];
 

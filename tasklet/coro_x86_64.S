@@ -1,6 +1,6 @@
 /*
  * The hand-written coroutine switch for x86-64 (System V ABI), used by
- * worker/coro.c when the DQ_CORO_ASM backend is selected.
+ * tasklet/coro.c when the DQ_CORO_ASM backend is selected.
  *
  *   void dq__coro_switch_asm(void **save_sp, void *load_sp);
  *

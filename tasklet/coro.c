@@ -6,7 +6,7 @@
  * corrupting a neighbour. Ended coroutines keep their stack in a pool (up
  * to pool_max) for the next tasklet: no mmap/munmap per tasklet.
  *
- * Two switch backends: DQ_CORO_ASM (worker/coro_x86_64.S, x86-64 only:
+ * Two switch backends: DQ_CORO_ASM (tasklet/coro_x86_64.S, x86-64 only:
  * callee-saved registers + MXCSR/x87 control word) and DQ_CORO_UCONTEXT
  * (makecontext/swapcontext, portable, but swapcontext makes a sigprocmask
  * system call on every switch). bench/micro/tasklet_bench.c measures both;

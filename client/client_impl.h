@@ -1,5 +1,5 @@
 /*
- * The C client's internals shared by lib/client.c and lib/client_args.c.
+ * The C client's internals shared by client/client.c and client/client_args.c.
  * Not part of the nginx module build.
  */
 #ifndef DQ_CLIENT_IMPL_H

@@ -1,7 +1,8 @@
 /*
- * Futures and tasklets — internals shared by worker/future*.c,
- * worker/coro*.c and worker/tasklet*.c (include/deferred/tasklet.h is the
- * public side).
+ * Futures and tasklets — internals shared by tasklet/future*.c,
+ * tasklet/coro*.c and tasklet/tasklet*.c (include/deferred/tasklet.h is the
+ * public side, tasklet_host.h the few calls an embedding program such as
+ * the worker makes).
  *
  * One runtime per thread (dq__rt, thread-local): the loop, the run queue of
  * loop callbacks (drained by a uv_idle handle that is active only while the
@@ -28,6 +29,8 @@
 #include <uv.h>
 
 #include <deferred/tasklet.h>
+
+#include "tasklet_host.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define DQ__ASAN 1
@@ -157,38 +160,10 @@ struct dq_context_s {
     char         *cancel_msg;
 };
 
-/*
- * Cancel the tasklets started in ctx (the worker's run time limit): the
- * ones suspended in a wait resume with `code` (the futures they wait on
- * are left alone: others may share them), the sleeps started in ctx end
- * with `code` (a flow exception: the caller reports the cancellation
- * itself), and from now on any wait of theirs on a future that is not
- * done returns `code` at once. Commands already sent still complete (or
- * time out); the tree's toplevel completes once they have.
- */
-void dq__context_cancel(dq_context_t *ctx, int code, const char *msg);
-/* A toplevel tasklet, also handing back its context (one reference). */
-dq_future_t *dq__toplevel_start(dq_tasklet_fn fn, void *arg, const char *name,
-                                const char *file, int line, const char *func,
-                                dq_context_t **ctx_out);
-
 void dq__context_op_start(dq_context_t *ctx);
 void dq__context_op_end(dq_context_t *ctx);
 
 /* ------------------------------------------------------------- runtime */
-
-/*
- * A Redis transport other than a raw redisAsyncContext (the worker's
- * dq_redis_t, with its timeouts and reconnects): send returns 0 if the
- * command went out (arguments copied), and then calls dq__redis_reply(op,
- * reply or NULL, error text) exactly once; non-zero if not connected.
- */
-struct redisReply;
-typedef int (*dq__redis_send_fn)(void *conn, int argc, const char **argv,
-                                 const size_t *argvlen, void *op);
-void dq__tasklet_set_redis_sender(dq__redis_send_fn fn, void *conn);
-void dq__redis_reply(void *op, const struct redisReply *reply,
-                     const char *errstr);
 
 struct dq__rt_s {
     uv_loop_t        *loop;

@@ -98,6 +98,20 @@ dq__rt_get(void)
     return dq__rt;
 }
 
+void *
+dq__tasklet_host(void)
+{
+    return dq__rt ? dq__rt->host : NULL;
+}
+
+void
+dq__tasklet_set_host(void *host)
+{
+    if (dq__rt != NULL) {
+        dq__rt->host = host;
+    }
+}
+
 uv_loop_t *
 dq_tasklet_loop(void)
 {

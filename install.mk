@@ -1,0 +1,44 @@
+# make install [DESTDIR=...] [PREFIX=/usr/local]
+#
+#   $(BINDIR)      deferred-worker, deferred-cli
+#   $(INCLUDEDIR)  deferred/*.h (task ABI, tasklets, C client)
+#   $(LIBDIR)      libdqclient.a, libdq.a (the C client and the contract it
+#                  needs) and pkgconfig/ngx-deferred.pc
+#   $(MODULEDIR)   ngx_http_deferred_module.so, when it has been built
+#                  (./build.sh build, or nginx's configure + make modules)
+#   $(UNITDIR)     deferred-worker.service, its paths rewritten to $(BINDIR)
+#   $(DOCDIR)      README and docs/
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DOCDIR     ?= $(PREFIX)/share/doc/ngx_deferred
+MODULEDIR  ?= $(PREFIX)/lib/nginx/modules
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MODULE_SO  ?= build/ngx_http_deferred_module.so
+INSTALL    ?= install
+
+install: $(B)/worker/deferred-worker $(B)/client/deferred-cli \
+         $(B)/libdqclient.a $(B)/libdq.a
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR)/deferred \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 755 $(B)/worker/deferred-worker $(B)/client/deferred-cli \
+	    $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 644 include/deferred/*.h $(DESTDIR)$(INCLUDEDIR)/deferred/
+	$(INSTALL) -m 644 $(B)/libdqclient.a $(B)/libdq.a $(DESTDIR)$(LIBDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    ngx-deferred.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/ngx-deferred.pc
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
+	    -e 's|/usr/local/share/doc/ngx_deferred|$(DOCDIR)|g' \
+	    examples/systemd/deferred-worker.service \
+	    > $(DESTDIR)$(UNITDIR)/deferred-worker.service
+	$(INSTALL) -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	@if [ -f $(MODULE_SO) ]; then \
+	    $(INSTALL) -d $(DESTDIR)$(MODULEDIR) && \
+	    $(INSTALL) -m 644 $(MODULE_SO) $(DESTDIR)$(MODULEDIR)/ && \
+	    echo "installed $(MODULEDIR)/ngx_http_deferred_module.so"; \
+	else \
+	    echo "make install: $(MODULE_SO) not built (./build.sh build): module not installed" >&2; \
+	fi
