@@ -21,6 +21,8 @@
 #define DQ_CMD_TIMEOUT_MS    10000
 #define DQ_BLPOP_TIMEOUT_S   30       /* liveness only: wake-ups come early */
 #define DQ_NEVER             UINT64_MAX
+#define DQ_IDLE_LOOK_MAX_MS  30000    /* longest sleep of a queue without
+                                         a claim (min with the lease) */
 
 typedef struct dq_child_s dq_child_t;
 
@@ -62,6 +64,7 @@ struct dq_child_s {
     size_t                  used;
     size_t                  reserved;
     size_t                  concurrency;
+    uint64_t                idle_look_ms; /* min(lease, 30 s) */
     int                     blpop_inflight;
     int                     flush_active;
     dq_task_t             **redo;       /* results not delivered, sent */
