@@ -45,6 +45,15 @@ dq_child_link(dq_child_t *ch, dq_task_t *t)
     }
     ch->tasks = t;
     dq_child_stat_held(1);          /* for the master's crash report */
+    t->held = dq_held_add(t->queue, t->id, t->token);
+}
+
+/* The task's function is entered (pool thread or loop): if the child dies
+ * now, the master fails it with the queue's backoff (held.c). */
+void
+dq_child_started(dq_task_t *t)
+{
+    dq_held_started(t->held, dq_backoff_ms(&t->retry, t->retries + 1));
 }
 
 void
@@ -60,6 +69,8 @@ dq_child_unlink(dq_child_t *ch, dq_task_t *t)
     }
     t->prev = t->next = NULL;
     dq_child_stat_held(-1);
+    dq_held_remove(t->held);
+    t->held = 0;
 }
 
 /* ---------------------------------------------------------- wake-ups */

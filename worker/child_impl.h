@@ -92,5 +92,6 @@ void dq_child_maybe_finish(dq_child_t *ch);
 void dq_child_flush_on(dq_child_t *ch);
 void dq_child_link(dq_child_t *ch, dq_task_t *t);
 void dq_child_unlink(dq_child_t *ch, dq_task_t *t);
+void dq_child_started(dq_task_t *t);      /* any thread */
 
 #endif /* DQ_CHILD_IMPL_H */

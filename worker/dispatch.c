@@ -268,6 +268,7 @@ dq__work(uv_work_t *w)
 
     __atomic_store_n(&t->run_start_ms, dq_timeout_clock_ms(),
                      __ATOMIC_RELEASE);
+    dq_child_started(t);
     t->result = dq_task_execute(t);
 }
 
@@ -381,6 +382,9 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
         return;
     }
     dq_child_stat_done(1);
+    if (t->result == DQ_TASK_OK) {
+        dq_held_done(t->held);     /* a crash now costs no attempt */
+    }
     dq__finished(ch, t);
     dq_child_kick(ch);
 }

@@ -71,8 +71,10 @@ struct dq_redis_s {
     char              *password;
     int                db;
     int                load_scripts;
+    char              *name;           /* host as configured */
     char              *host;           /* numeric, or NULL for unix */
     int                port;
+    int                reconnecting;   /* not the first connect */
     char              *path;           /* unix socket */
     char               errstr[160];    /* why the last connection ended */
     dq_redis_state_cb  state_cb;
@@ -81,6 +83,7 @@ struct dq_redis_s {
 
 static void dq__connect(dq_redis_t *r);
 static void dq__drop(dq_redis_t *r, const char *why);
+static int dq__resolve(dq_redis_t *r);
 
 /* ------------------------------------------------------------- adapter */
 
@@ -541,6 +544,10 @@ dq__connect(dq_redis_t *r)
         return;
     }
     r->errstr[0] = '\0';
+    if (r->name != NULL && r->reconnecting) {
+        (void) dq__resolve(r);        /* on failure: the last address */
+    }
+    r->reconnecting = 1;
     ac = r->path ? redisAsyncConnectUnix(r->path)
                  : redisAsyncConnect(r->host, r->port);
     if (ac == NULL) {
@@ -571,51 +578,63 @@ dq__connect(dq_redis_t *r)
 
 /* ------------------------------------------------------------- lifetime */
 
-static int
-dq__parse_address(dq_redis_t *r, const char *address)
+int
+dq_redis_address_split(const char *address, char *host, size_t hostlen,
+                       int *port, const char **path)
 {
-    struct addrinfo  hints, *res = NULL;
-    char             host[256], num[INET6_ADDRSTRLEN];
-    const char      *colon, *h = address;
-    size_t           hlen;
-    int              rc;
+    const char *colon, *h = address;
+    size_t      hlen;
 
+    *path = NULL;
+    *port = 6379;
     if (strncmp(address, "unix:", 5) == 0) {
-        r->path = strdup(address + 5);
-        return r->path ? 0 : -1;
+        *path = address + 5;
+        return address[5] != '\0' ? 0 : -1;
     }
-    r->port = 6379;
     if (address[0] == '[') {                  /* [v6]:port */
         colon = strchr(address, ']');
         if (colon == NULL) {
-            goto bad;
+            return -1;
         }
         h = address + 1;
         hlen = (size_t) (colon - h);
         if (colon[1] == ':') {
-            r->port = atoi(colon + 2);
+            *port = atoi(colon + 2);
         }
     } else {
         colon = strrchr(address, ':');
         hlen = colon ? (size_t) (colon - address) : strlen(address);
         if (colon) {
-            r->port = atoi(colon + 1);
+            *port = atoi(colon + 1);
         }
     }
-    if (hlen == 0 || hlen >= sizeof(host) || r->port <= 0 || r->port > 65535)
-    {
-        goto bad;
+    if (hlen == 0 || hlen >= hostlen || *port <= 0 || *port > 65535) {
+        return -1;
     }
     memcpy(host, h, hlen);
     host[hlen] = '\0';
+    return 0;
+}
+
+/* host name -> numeric address in r->host (blocking getaddrinfo: a name
+ * from /etc/hosts or a literal costs nothing; a DNS name is looked up
+ * again on every reconnect, so a failover that moves the name is
+ * followed). 0 or -1 (logged, r->host kept). */
+static int
+dq__resolve(dq_redis_t *r)
+{
+    struct addrinfo  hints, *res = NULL;
+    char             num[INET6_ADDRSTRLEN];
+    char            *h;
+    int              rc;
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    rc = getaddrinfo(host, NULL, &hints, &res);
+    rc = getaddrinfo(r->name, NULL, &hints, &res);
     if (rc != 0 || res == NULL) {
-        dq_log_error("redis address \"%s\": cannot resolve \"%s\": %s",
-                     address, host, gai_strerror(rc));
+        dq_log_error("redis (%s): cannot resolve \"%s\": %s", r->label,
+                     r->name, gai_strerror(rc));
         return -1;
     }
     if (res->ai_family == AF_INET6) {
@@ -627,13 +646,44 @@ dq__parse_address(dq_redis_t *r, const char *address)
                   num, sizeof(num));
     }
     freeaddrinfo(res);
-    r->host = strdup(num);
-    return r->host ? 0 : -1;
+    if (r->host != NULL && strcmp(r->host, num) == 0) {
+        return 0;
+    }
+    h = strdup(num);
+    if (h == NULL) {
+        return -1;
+    }
+    if (r->host != NULL) {
+        dq_log_info("redis (%s): %s now resolves to %s (was %s)", r->label,
+                    r->name, num, r->host);
+    }
+    free(r->host);
+    r->host = h;
+    return 0;
+}
 
-bad:
-    dq_log_error("redis address \"%s\" is not host:port or unix:/path",
-                 address);
-    return -1;
+static int
+dq__parse_address(dq_redis_t *r, const char *address)
+{
+    char        host[256];
+    const char *path;
+
+    if (dq_redis_address_split(address, host, sizeof(host), &r->port, &path)
+        != 0)
+    {
+        dq_log_error("redis address \"%s\" is not host:port or unix:/path",
+                     address);
+        return -1;
+    }
+    if (path != NULL) {
+        r->path = strdup(path);
+        return r->path ? 0 : -1;
+    }
+    r->name = strdup(host);
+    if (r->name == NULL) {
+        return -1;
+    }
+    return dq__resolve(r);
 }
 
 dq_redis_t *
@@ -658,6 +708,7 @@ dq_redis_new(uv_loop_t *loop, const dq_redis_opts_t *o,
     if (r->label == NULL || dq__parse_address(r, o->address) != 0) {
         free(r->label);
         free(r->password);
+        free(r->name);
         free(r->host);
         free(r->path);
         free(r);
@@ -685,6 +736,7 @@ dq__maybe_free(dq_redis_t *r)
     }
     free(r->label);
     free(r->password);
+    free(r->name);
     free(r->host);
     free(r->path);
     free(r);

@@ -61,6 +61,12 @@ int dq_redis_send(dq_redis_t *r, int argc, const char **argv,
 int dq_redis_send_cmd(dq_redis_t *r, const dq_cmd_t *c, int64_t timeout_ms,
                       dq_redis_reply_cb cb, void *data);
 
+/* Split "host:port" | "host" | "[v6]:port" | "unix:/path" (port 6379
+ * when absent): host copied into host[hostlen], or *path pointing into
+ * address. 0, or -1 when malformed. */
+int dq_redis_address_split(const char *address, char *host, size_t hostlen,
+                           int *port, const char **path);
+
 /* Close: pending callbacks get NULL ("closing"); the object is freed once
  * its handles have closed (keep running the loop). */
 void dq_redis_close(dq_redis_t *r);

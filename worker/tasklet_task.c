@@ -213,6 +213,7 @@ dq__tk_run(dq_tasklet_child_t *tk, dq_task_t *t)
     dq_future_t  *f = NULL;
 
     t->start_loop_ms = uv_now(&tk->ch->loop);
+    dq_child_started(t);
     tk->running++;
     if (run != NULL) {
         run->t = t;
