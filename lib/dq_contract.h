@@ -307,6 +307,11 @@ void dq_cmd_use_eval(dq_cmd_t *c);
 /* 1 if reply is the NOSCRIPT error. */
 int dq_reply_is_noscript(const redisReply *r);
 
+/* 1 if reply is an error saying Redis did not run the command and it
+ * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
+ * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_fault.c). */
+int dq_reply_is_unavailable(const redisReply *r);
+
 /* Enqueue (one script call, one queue, 1..n tasks, atomic).
  * Per task: dedup by id (same id already stored -> status DQ_OK... see
  * dq_enqueue_result_t), by name (live name -> DQ_EDUPLICATE, tombstoned

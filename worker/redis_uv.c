@@ -46,6 +46,7 @@ struct dq__req_s {
     const char       **argv;
     size_t            *argvlen;
     int                evalsha;        /* may fall back to EVAL */
+    int                script;         /* EVAL/EVALSHA: faults resent */
     /* argv strings follow */
 };
 
@@ -75,6 +76,7 @@ struct dq_redis_s {
     char              *host;           /* numeric, or NULL for unix */
     int                port;
     int                reconnecting;   /* not the first connect */
+    int                faults;         /* fault replies in a row */
     char              *path;           /* unix socket */
     char               errstr[160];    /* why the last connection ended */
     dq_redis_state_cb  state_cb;
@@ -293,6 +295,30 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         }
     }
 
+    if (rep != NULL && q->script && dq_reply_is_unavailable(rep)) {
+        /* Redis did not run it (a demoted master, loading, busy, out of
+         * memory...): "not delivered", like a lost connection. Drop this
+         * connection (a failover may have moved the name) and let the
+         * owner keep the result for the resend after reconnecting. */
+        char why[200];
+
+        snprintf(why, sizeof(why), "%s answered: %.*s", q->argv[0],
+                 (int) (rep->len > 120 ? 120 : rep->len), rep->str);
+        if (r->faults < 6) {
+            r->faults++;
+        }
+        if (q->cb) {
+            q->cb(r, NULL, why, q->data);
+        }
+        free(q);
+        if (r->state == DQ_RS_UP) {
+            dq__drop(r, why);
+        }
+        return;
+    }
+    if (rep != NULL && q->script && rep->type != REDIS_REPLY_ERROR) {
+        r->faults = 0;
+    }
     if (rep == NULL) {
         err = r->errstr[0] ? r->errstr
               : (ac->errstr[0] ? ac->errstr : "connection closed");
@@ -339,6 +365,8 @@ dq__req_new(dq_redis_t *r, int argc, const char **argv, const size_t *len,
     }
     q->evalsha = argc >= 2 && len[0] == 7 && strncasecmp(argv[0], "EVALSHA", 7)
                  == 0 && len[1] == 40;
+    q->script = q->evalsha || (len[0] == 4 && strncasecmp(argv[0], "EVAL", 4)
+                               == 0);
     return q;
 }
 
@@ -398,6 +426,11 @@ dq__schedule_reconnect(dq_redis_t *r)
         return;
     }
     r->state = DQ_RS_DOWN;
+    if (r->faults > 0 && r->backoff_ms < (125LL << r->faults)) {
+        /* Redis answers but refuses (OOM, READONLY...): do not hammer it
+         * with reconnects, 250 ms doubling to 8 s */
+        r->backoff_ms = 125LL << r->faults;
+    }
     uv_timer_start(&r->conn_timer, dq__reconnect_cb, (uint64_t) r->backoff_ms,
                    0);
     r->backoff_ms *= 2;
