@@ -127,7 +127,7 @@ like($out, qr/invalid value "many" in "processes" directive .*command line/, 'an
 
 ($rc, $out) = run('--help');
 is($rc, 0, '--help exits 0');
-for my $d (qw(redis library processes threads concurrency batch lease grace
+for my $d (qw(redis library processes threads concurrency claim_size lease grace
               log_file log_level pid_file rate bucket_size max_concurrent
               timeout retry_limit age_limit min_backoff max_backoff
               max_doublings weight function_timeout)) {

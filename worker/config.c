@@ -59,7 +59,7 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
     { "tasklet_stack", DQ_CX_MAIN, DQ_CT_SIZE, W(tasklet_stack), 0,
       16 * 1024, 64LL * 1024 * 1024, 0, "64k", "SIZE",
       "stack per tasklet (plus a guard page; x4 in sanitizer builds)" },
-    { "batch", DQ_CX_MAIN, DQ_CT_INT, W(batch), 0, 1, 1000, 0,
+    { "claim_size", DQ_CX_MAIN, DQ_CT_INT, W(claim_size), 0, 1, 1000, 0,
       "32", "N", "max tasks taken by one claim" },
     { "lease", DQ_CX_MAIN, DQ_CT_TIME, W(lease_ms), 0, 100, 7 * DAY, 0,
       "30s", "TIME", "lease length (heartbeat every third)" },
