@@ -571,43 +571,27 @@ dq__connect(dq_conn_t *r)
 
 /* ------------------------------------------------------------- lifetime */
 
+/* The address by dq_addr_parse; a host name resolved here, once. */
 static int
 dq__parse_address(dq_conn_t *r, const char *address)
 {
     struct addrinfo  hints, *res = NULL;
     char             host[256], num[INET6_ADDRSTRLEN];
-    const char      *colon, *h = address;
-    size_t           hlen;
+    dq_addr_t        a;
+    dq_error_t       err;
     int              rc;
 
-    if (strncmp(address, "unix:", 5) == 0) {
-        r->path = strdup(address + 5);
+    if (dq_addr_parse(dq_str_c(address), &a, &err) != DQ_OK) {
+        dq_log_error("%s", err.msg);
+        return -1;
+    }
+    if (a.path.len) {
+        r->path = strndup(a.path.ptr, a.path.len);
         return r->path ? 0 : -1;
     }
-    r->port = 6379;
-    if (address[0] == '[') {                  /* [v6]:port */
-        colon = strchr(address, ']');
-        if (colon == NULL) {
-            goto bad;
-        }
-        h = address + 1;
-        hlen = (size_t) (colon - h);
-        if (colon[1] == ':') {
-            r->port = atoi(colon + 2);
-        }
-    } else {
-        colon = strrchr(address, ':');
-        hlen = colon ? (size_t) (colon - address) : strlen(address);
-        if (colon) {
-            r->port = atoi(colon + 1);
-        }
-    }
-    if (hlen == 0 || hlen >= sizeof(host) || r->port <= 0 || r->port > 65535)
-    {
-        goto bad;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
+    r->port = a.port;
+    memcpy(host, a.host.ptr, a.host.len);
+    host[a.host.len] = '\0';
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -629,11 +613,6 @@ dq__parse_address(dq_conn_t *r, const char *address)
     freeaddrinfo(res);
     r->host = strdup(num);
     return r->host ? 0 : -1;
-
-bad:
-    dq_log_error("redis address \"%s\" is not host:port or unix:/path",
-                 address);
-    return -1;
 }
 
 dq_conn_t *
