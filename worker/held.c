@@ -10,7 +10,7 @@
  * thread marks "started".
  *
  * Master side: after the child is reaped nothing writes the table any
- * more. The master opens one blocking hiredis connection (2 s timeouts:
+ * more. The master opens one blocking client connection (2 s timeouts:
  * the master must not hang on a dead Redis; what it cannot hand back
  * returns when its lease expires, as before), releases what never started
  * or finished OK, fails what started with the child's death as the error,
@@ -21,10 +21,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include <hiredis/hiredis.h>
-
+#include "client_impl.h"
 #include "master.h"
-#include "redis_uv.h"
 
 #define DQ_HELD_TIMEOUT_MS 2000
 
@@ -136,78 +134,17 @@ dq_held_unmap(dq_held_t *tab, size_t n)
     }
 }
 
-static redisContext *
-dq__connect(const dq_worker_conf_t *conf, char *err, size_t errlen)
-{
-    struct timeval  tv = { DQ_HELD_TIMEOUT_MS / 1000,
-                           (DQ_HELD_TIMEOUT_MS % 1000) * 1000 };
-    char            host[256], db[16];
-    const char     *path, *argv[2];
-    int             port;
-    redisContext   *c;
-    redisReply     *r;
-
-    if (dq_redis_address_split(conf->redis_address, host, sizeof(host),
-                               &port, &path) != 0)
-    {
-        snprintf(err, errlen, "bad redis address");
-        return NULL;
-    }
-    c = path ? redisConnectUnixWithTimeout(path, tv)
-             : redisConnectWithTimeout(host, port, tv);
-    if (c == NULL || c->err) {
-        snprintf(err, errlen, "cannot connect to redis: %s",
-                 c ? c->errstr : "out of memory");
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    for (int i = 0; i < 2; i++) {
-        if (i == 0 && conf->redis_password == NULL) {
-            continue;
-        }
-        if (i == 1 && conf->redis_db == 0) {
-            continue;
-        }
-        argv[0] = i == 0 ? "AUTH" : "SELECT";
-        if (i == 0) {
-            argv[1] = conf->redis_password;
-        } else {
-            snprintf(db, sizeof(db), "%d", conf->redis_db);
-            argv[1] = db;
-        }
-        r = redisCommandArgv(c, 2, argv, NULL);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "redis %s failed: %s", argv[0],
-                     r ? r->str : c->errstr);
-            if (r) {
-                freeReplyObject(r);
-            }
-            redisFree(c);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    return c;
-}
-
-/* One script call; NOSCRIPT is sent again as EVAL. Status of its single
- * task: 1 done, 0 fenced, -1 failed (err set). */
+/* One script call on the client's connection (NOSCRIPT handled there).
+ * Status of its single task: 1 done, 0 fenced, -1 failed (err set). */
 static int
-dq__run(redisContext *c, dq_cmd_t *cmd, char *err, size_t errlen)
+dq__run_one(dq_client_t *c, dq_cmd_t *cmd, char *err, size_t errlen)
 {
-    redisReply *r;
+    redisReply *r = NULL;
     dq_error_t  e;
     int         st = -1;
 
-    r = redisCommandArgv(c, cmd->argc, cmd->argv, cmd->argvlen);
-    if (r != NULL && dq_reply_is_noscript(r)) {
-        freeReplyObject(r);
-        dq_cmd_use_eval(cmd);
-        r = redisCommandArgv(c, cmd->argc, cmd->argv, cmd->argvlen);
-    }
-    if (r == NULL) {
-        snprintf(err, errlen, "%s", c->errstr[0] ? c->errstr : "no reply");
+    if (dq__ready(c) != DQ_OK || dq__run(c, cmd, &r) != DQ_OK) {
+        snprintf(err, errlen, "%s", dq_client_errstr(c));
         return -1;
     }
     memset(&e, 0, sizeof(e));
@@ -223,7 +160,8 @@ void
 dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
                 int child, const char *how, char *summary, size_t summary_len)
 {
-    redisContext    *c = NULL;
+    dq_client_t     *c = NULL;
+    dq_client_opts_t co;
     dq_held_t       *e;
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
@@ -245,7 +183,14 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
             continue;
         }
         if (c == NULL && err[0] == '\0') {
-            c = dq__connect(conf, err, sizeof(err));
+            memset(&co, 0, sizeof(co));
+            co.password = conf->redis_password;
+            co.db = conf->redis_db;
+            co.timeout_ms = DQ_HELD_TIMEOUT_MS;
+            c = dq_client_new(conf->redis_address, &co);
+            if (c == NULL) {
+                snprintf(err, sizeof(err), "out of memory");
+            }
         }
         rc = -1;
         if (c != NULL) {
@@ -259,10 +204,10 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
             } else {
                 rc = dq_cmd_release(&cmd, dq_str_c(e->queue), &it, 1);
             }
-            rc = rc == DQ_OK ? dq__run(c, &cmd, err, sizeof(err)) : -1;
+            rc = rc == DQ_OK ? dq__run_one(c, &cmd, err, sizeof(err)) : -1;
             dq_cmd_free(&cmd);
             if (rc < 0) {
-                redisFree(c);         /* say why once, leave the rest */
+                dq_client_free(c);    /* say why once, leave the rest */
                 c = NULL;
                 if (err[0] == '\0') {
                     snprintf(err, sizeof(err), "cannot build the command");
@@ -284,9 +229,7 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
         }
         __atomic_store_n(&e->state, DQ_HELD_FREE, __ATOMIC_RELAXED);
     }
-    if (c != NULL) {
-        redisFree(c);
-    }
+    dq_client_free(c);
     if (nrel + nfail + nfenced + nleft == 0) {
         return;
     }

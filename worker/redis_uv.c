@@ -37,8 +37,8 @@ typedef struct dq__req_s dq__req_t;
 
 struct dq__req_s {
     dq__req_t         *prev, *next;
-    dq_redis_t        *r;
-    dq_redis_reply_cb  cb;
+    dq_conn_t         *r;
+    dq_conn_reply_cb   cb;
     void              *data;
     uint64_t           deadline;       /* uv_now ms; 0 = none */
     int64_t            timeout_ms;
@@ -53,11 +53,11 @@ struct dq__req_s {
 typedef struct {
     uv_poll_t          poll;
     redisAsyncContext *ac;
-    dq_redis_t        *r;
+    dq_conn_t         *r;
     int                events;
 } dq__ev_t;
 
-struct dq_redis_s {
+struct dq_conn_s {
     uv_loop_t         *loop;
     redisAsyncContext *ac;
     dq__rstate_t       state;
@@ -79,13 +79,13 @@ struct dq_redis_s {
     int                faults;         /* fault replies in a row */
     char              *path;           /* unix socket */
     char               errstr[160];    /* why the last connection ended */
-    dq_redis_state_cb  state_cb;
+    dq_conn_state_cb  state_cb;
     void              *data;
 };
 
-static void dq__connect(dq_redis_t *r);
-static void dq__drop(dq_redis_t *r, const char *why);
-static int dq__resolve(dq_redis_t *r);
+static void dq__connect(dq_conn_t *r);
+static void dq__drop(dq_conn_t *r, const char *why);
+static int dq__resolve(dq_conn_t *r);
 
 /* ------------------------------------------------------------- adapter */
 
@@ -134,7 +134,7 @@ static void dq__del_read(void *p)  { dq__ev_update(p, 0, UV_READABLE); }
 static void dq__add_write(void *p) { dq__ev_update(p, 1, UV_WRITABLE); }
 static void dq__del_write(void *p) { dq__ev_update(p, 0, UV_WRITABLE); }
 
-static void dq__maybe_free(dq_redis_t *r);
+static void dq__maybe_free(dq_conn_t *r);
 
 static void
 dq__ev_closed(uv_handle_t *h)
@@ -146,7 +146,7 @@ static void
 dq__cleanup(void *p)
 {
     dq__ev_t   *e = p;
-    dq_redis_t *r = e->r;
+    dq_conn_t *r = e->r;
 
     if (r->ac == e->ac) {
         r->ac = NULL;
@@ -158,7 +158,7 @@ dq__cleanup(void *p)
 }
 
 static int
-dq__attach(dq_redis_t *r, redisAsyncContext *ac)
+dq__attach(dq_conn_t *r, redisAsyncContext *ac)
 {
     dq__ev_t *e = calloc(1, sizeof(*e));
 
@@ -184,7 +184,7 @@ dq__attach(dq_redis_t *r, redisAsyncContext *ac)
 /* ------------------------------------------------------------- requests */
 
 static void
-dq__unlink(dq_redis_t *r, dq__req_t *q)
+dq__unlink(dq_conn_t *r, dq__req_t *q)
 {
     if (q->prev) {
         q->prev->next = q->next;
@@ -201,7 +201,7 @@ dq__unlink(dq_redis_t *r, dq__req_t *q)
 }
 
 static void
-dq__link(dq_redis_t *r, dq__req_t *q)
+dq__link(dq_conn_t *r, dq__req_t *q)
 {
     q->prev = r->tail;
     q->next = NULL;
@@ -217,7 +217,7 @@ dq__link(dq_redis_t *r, dq__req_t *q)
 static void
 dq__cmd_timer_cb(uv_timer_t *t)
 {
-    dq_redis_t *r = t->data;
+    dq_conn_t *r = t->data;
     uint64_t    now = uv_now(r->loop);
     dq__req_t  *q;
 
@@ -239,7 +239,7 @@ dq__cmd_timer_cb(uv_timer_t *t)
 static void dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
 static int
-dq__submit(dq_redis_t *r, dq__req_t *q)
+dq__submit(dq_conn_t *r, dq__req_t *q)
 {
     if (r->ac == NULL
         || redisAsyncCommandArgv(r->ac, dq__on_reply, q, q->argc, q->argv,
@@ -260,7 +260,7 @@ static void
 dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     dq__req_t  *q = privdata;
-    dq_redis_t *r = q->r;
+    dq_conn_t *r = q->r;
     redisReply *rep = reply;
     const char *err = NULL;
 
@@ -330,8 +330,8 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 static dq__req_t *
-dq__req_new(dq_redis_t *r, int argc, const char **argv, const size_t *len,
-            int64_t timeout_ms, dq_redis_reply_cb cb, void *data)
+dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
+            int64_t timeout_ms, dq_conn_reply_cb cb, void *data)
 {
     size_t     total = sizeof(dq__req_t)
                        + (size_t) argc * (sizeof(char *) + sizeof(size_t));
@@ -371,9 +371,9 @@ dq__req_new(dq_redis_t *r, int argc, const char **argv, const size_t *len,
 }
 
 int
-dq_redis_send(dq_redis_t *r, int argc, const char **argv,
-              const size_t *argvlen, int64_t timeout_ms,
-              dq_redis_reply_cb cb, void *data)
+dq_conn_send(dq_conn_t *r, int argc, const char **argv,
+             const size_t *argvlen, int64_t timeout_ms,
+             dq_conn_reply_cb cb, void *data)
 {
     dq__req_t *q;
 
@@ -392,21 +392,21 @@ dq_redis_send(dq_redis_t *r, int argc, const char **argv,
 }
 
 int
-dq_redis_send_cmd(dq_redis_t *r, const dq_cmd_t *c, int64_t timeout_ms,
-                  dq_redis_reply_cb cb, void *data)
+dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
+                 dq_conn_reply_cb cb, void *data)
 {
-    return dq_redis_send(r, c->argc, c->argv, c->argvlen, timeout_ms, cb,
-                         data);
+    return dq_conn_send(r, c->argc, c->argv, c->argvlen, timeout_ms, cb,
+                        data);
 }
 
 int
-dq_redis_is_up(const dq_redis_t *r)
+dq_conn_is_up(const dq_conn_t *r)
 {
     return r->state == DQ_RS_UP;
 }
 
 size_t
-dq_redis_pending(const dq_redis_t *r)
+dq_conn_pending(const dq_conn_t *r)
 {
     return r->npending;
 }
@@ -420,7 +420,7 @@ dq__reconnect_cb(uv_timer_t *t)
 }
 
 static void
-dq__schedule_reconnect(dq_redis_t *r)
+dq__schedule_reconnect(dq_conn_t *r)
 {
     if (r->state == DQ_RS_CLOSING) {
         return;
@@ -441,7 +441,7 @@ dq__schedule_reconnect(dq_redis_t *r)
 
 /* Drop the live connection: every pending callback gets NULL. */
 static void
-dq__drop(dq_redis_t *r, const char *why)
+dq__drop(dq_conn_t *r, const char *why)
 {
     redisAsyncContext *ac = r->ac;
     int                was_up = r->state == DQ_RS_UP;
@@ -467,7 +467,7 @@ dq__drop(dq_redis_t *r, const char *why)
 }
 
 static void
-dq__setup_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
+dq__setup_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
 {
     const char *what = data;
@@ -488,7 +488,7 @@ dq__setup_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
 static void
 dq__on_connect(const redisAsyncContext *ac, int status)
 {
-    dq_redis_t *r = ac->data;
+    dq_conn_t *r = ac->data;
     char        dbs[24];
 
     uv_timer_stop(&r->conn_timer);
@@ -510,7 +510,7 @@ dq__on_connect(const redisAsyncContext *ac, int status)
         const char *argv[] = { "AUTH", r->password };
         size_t      len[] = { 4, strlen(r->password) };
 
-        dq_redis_send(r, 2, argv, len, 0, dq__setup_reply, "AUTH");
+        dq_conn_send(r, 2, argv, len, 0, dq__setup_reply, "AUTH");
     }
     if (r->db) {
         const char *argv[] = { "SELECT", dbs };
@@ -518,14 +518,14 @@ dq__on_connect(const redisAsyncContext *ac, int status)
 
         len[0] = 6;
         len[1] = (size_t) snprintf(dbs, sizeof(dbs), "%d", r->db);
-        dq_redis_send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
+        dq_conn_send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
     }
     for (int i = 0; r->load_scripts && i < DQ_SCRIPT__COUNT; i++) {
         const dq_script_t *s = dq_script((dq_script_id_t) i);
         const char        *argv[] = { "SCRIPT", "LOAD", s->source };
         size_t             len[] = { 6, 4, s->len };
 
-        dq_redis_send(r, 3, argv, len, 0, dq__setup_reply, "SCRIPT LOAD");
+        dq_conn_send(r, 3, argv, len, 0, dq__setup_reply, "SCRIPT LOAD");
     }
     dq_log_info("redis (%s): connected", r->label);
     if (r->state == DQ_RS_UP && r->state_cb) {
@@ -536,7 +536,7 @@ dq__on_connect(const redisAsyncContext *ac, int status)
 static void
 dq__on_disconnect(const redisAsyncContext *ac, int status)
 {
-    dq_redis_t *r = ac->data;
+    dq_conn_t *r = ac->data;
 
     (void) status;
     uv_timer_stop(&r->cmd_timer);
@@ -554,7 +554,7 @@ dq__on_disconnect(const redisAsyncContext *ac, int status)
 static void
 dq__connect_timeout_cb(uv_timer_t *t)
 {
-    dq_redis_t        *r = t->data;
+    dq_conn_t        *r = t->data;
     redisAsyncContext *ac = r->ac;
     char               why[64];
 
@@ -569,7 +569,7 @@ dq__connect_timeout_cb(uv_timer_t *t)
 }
 
 static void
-dq__connect(dq_redis_t *r)
+dq__connect(dq_conn_t *r)
 {
     redisAsyncContext *ac;
 
@@ -611,50 +611,12 @@ dq__connect(dq_redis_t *r)
 
 /* ------------------------------------------------------------- lifetime */
 
-int
-dq_redis_address_split(const char *address, char *host, size_t hostlen,
-                       int *port, const char **path)
-{
-    const char *colon, *h = address;
-    size_t      hlen;
-
-    *path = NULL;
-    *port = 6379;
-    if (strncmp(address, "unix:", 5) == 0) {
-        *path = address + 5;
-        return address[5] != '\0' ? 0 : -1;
-    }
-    if (address[0] == '[') {                  /* [v6]:port */
-        colon = strchr(address, ']');
-        if (colon == NULL) {
-            return -1;
-        }
-        h = address + 1;
-        hlen = (size_t) (colon - h);
-        if (colon[1] == ':') {
-            *port = atoi(colon + 2);
-        }
-    } else {
-        colon = strrchr(address, ':');
-        hlen = colon ? (size_t) (colon - address) : strlen(address);
-        if (colon) {
-            *port = atoi(colon + 1);
-        }
-    }
-    if (hlen == 0 || hlen >= hostlen || *port <= 0 || *port > 65535) {
-        return -1;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    return 0;
-}
-
 /* host name -> numeric address in r->host (blocking getaddrinfo: a name
  * from /etc/hosts or a literal costs nothing; a DNS name is looked up
  * again on every reconnect, so a failover that moves the name is
  * followed). 0 or -1 (logged, r->host kept). */
 static int
-dq__resolve(dq_redis_t *r)
+dq__resolve(dq_conn_t *r)
 {
     struct addrinfo  hints, *res = NULL;
     char             num[INET6_ADDRSTRLEN];
@@ -695,35 +657,35 @@ dq__resolve(dq_redis_t *r)
     return 0;
 }
 
+/* The address by dq_addr_parse; a host name resolved here, and again on
+ * every reconnect (dq__connect). */
 static int
-dq__parse_address(dq_redis_t *r, const char *address)
+dq__parse_address(dq_conn_t *r, const char *address)
 {
-    char        host[256];
-    const char *path;
+    dq_addr_t   a;
+    dq_error_t  err;
 
-    if (dq_redis_address_split(address, host, sizeof(host), &r->port, &path)
-        != 0)
-    {
-        dq_log_error("redis address \"%s\" is not host:port or unix:/path",
-                     address);
+    if (dq_addr_parse(dq_str_c(address), &a, &err) != DQ_OK) {
+        dq_log_error("%s", err.msg);
         return -1;
     }
-    if (path != NULL) {
-        r->path = strdup(path);
+    if (a.path.len) {
+        r->path = strndup(a.path.ptr, a.path.len);
         return r->path ? 0 : -1;
     }
-    r->name = strdup(host);
+    r->port = a.port;
+    r->name = strndup(a.host.ptr, a.host.len);
     if (r->name == NULL) {
         return -1;
     }
     return dq__resolve(r);
 }
 
-dq_redis_t *
-dq_redis_new(uv_loop_t *loop, const dq_redis_opts_t *o,
-             dq_redis_state_cb cb, void *data)
+dq_conn_t *
+dq_conn_new(uv_loop_t *loop, const dq_conn_opts_t *o,
+            dq_conn_state_cb cb, void *data)
 {
-    dq_redis_t *r = calloc(1, sizeof(*r));
+    dq_conn_t *r = calloc(1, sizeof(*r));
 
     if (r == NULL) {
         return NULL;
@@ -756,13 +718,13 @@ dq_redis_new(uv_loop_t *loop, const dq_redis_opts_t *o,
 }
 
 void
-dq_redis_start(dq_redis_t *r)
+dq_conn_start(dq_conn_t *r)
 {
     dq__connect(r);
 }
 
 static void
-dq__maybe_free(dq_redis_t *r)
+dq__maybe_free(dq_conn_t *r)
 {
     if (r->state != DQ_RS_CLOSING || r->ac != NULL || r->open_handles > 0) {
         return;
@@ -778,14 +740,14 @@ dq__maybe_free(dq_redis_t *r)
 static void
 dq__timer_closed(uv_handle_t *h)
 {
-    dq_redis_t *r = h->data;
+    dq_conn_t *r = h->data;
 
     r->open_handles--;
     dq__maybe_free(r);
 }
 
 void
-dq_redis_close(dq_redis_t *r)
+dq_conn_close(dq_conn_t *r)
 {
     if (r == NULL || r->state == DQ_RS_CLOSING) {
         return;
