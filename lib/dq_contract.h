@@ -335,8 +335,23 @@ int dq_reply_is_noscript(const redisReply *r);
 
 /* 1 if reply is an error saying Redis did not run the command and it
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
- * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_fault.c). */
+ * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
 int dq_reply_is_unavailable(const redisReply *r);
+
+/* The oldest Redis the scripts run on (ZMSCORE, 6.2). */
+#define DQ_REDIS_MIN_VERSION "6.2.0"
+
+typedef struct {
+    char version[32];      /* "7.0.15" */
+    char policy[32];       /* maxmemory_policy, "" if INFO did not say */
+    int  too_old;          /* version < DQ_REDIS_MIN_VERSION */
+    int  evicts;           /* policy set and not "noeviction": Redis may
+                              delete a queue's keys under memory pressure */
+} dq_server_info_t;
+
+/* Read an INFO reply's text (the "server" and "memory" sections). 0, or
+ * -1 when it holds no redis_version. (lib/dq_server.c) */
+int dq_server_info(const char *info, size_t len, dq_server_info_t *out);
 
 /* Enqueue (one script call, one queue, 1..n tasks, atomic).
  * Per task: dedup by id (same id already stored -> status DQ_OK... see

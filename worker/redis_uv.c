@@ -29,8 +29,12 @@
 
 #define DQ_RECONNECT_MIN_MS  100
 #define DQ_RECONNECT_MAX_MS  5000
+#define DQ_HANDSHAKE_TIMEOUT_MS 10000
 
-typedef enum { DQ_RS_DOWN, DQ_RS_CONNECTING, DQ_RS_UP, DQ_RS_CLOSING }
+/* HANDSHAKE: connected, AUTH/SELECT/INFO (version check) under way; UP
+ * once INFO said the server is recent enough. */
+typedef enum { DQ_RS_DOWN, DQ_RS_CONNECTING, DQ_RS_HANDSHAKE, DQ_RS_UP,
+               DQ_RS_CLOSING }
     dq__rstate_t;
 
 typedef struct dq__req_s dq__req_t;
@@ -311,7 +315,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             q->cb(r, NULL, why, q->data);
         }
         free(q);
-        if (r->state == DQ_RS_UP) {
+        if (r->state == DQ_RS_UP || r->state == DQ_RS_HANDSHAKE) {
             dq__drop(r, why);
         }
         return;
@@ -370,14 +374,15 @@ dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
     return q;
 }
 
-int
-dq_conn_send(dq_conn_t *r, int argc, const char **argv,
-             const size_t *argvlen, int64_t timeout_ms,
-             dq_conn_reply_cb cb, void *data)
+static int
+dq__send(dq_conn_t *r, int argc, const char **argv, const size_t *argvlen,
+         int64_t timeout_ms, dq_conn_reply_cb cb, void *data)
 {
     dq__req_t *q;
 
-    if (r->state != DQ_RS_UP || r->ac == NULL || argc < 1) {
+    if ((r->state != DQ_RS_UP && r->state != DQ_RS_HANDSHAKE)
+        || r->ac == NULL || argc < 1)
+    {
         return -1;
     }
     q = dq__req_new(r, argc, argv, argvlen, timeout_ms, cb, data);
@@ -389,6 +394,17 @@ dq_conn_send(dq_conn_t *r, int argc, const char **argv,
         return -1;
     }
     return 0;
+}
+
+int
+dq_conn_send(dq_conn_t *r, int argc, const char **argv,
+             const size_t *argvlen, int64_t timeout_ms,
+             dq_conn_reply_cb cb, void *data)
+{
+    if (r->state != DQ_RS_UP) {
+        return -1;
+    }
+    return dq__send(r, argc, argv, argvlen, timeout_ms, cb, data);
 }
 
 int
@@ -444,7 +460,8 @@ static void
 dq__drop(dq_conn_t *r, const char *why)
 {
     redisAsyncContext *ac = r->ac;
-    int                was_up = r->state == DQ_RS_UP;
+    int                was_up = r->state == DQ_RS_UP
+                                || r->state == DQ_RS_HANDSHAKE;
 
     snprintf(r->errstr, sizeof(r->errstr), "%s", why);
     if (r->state != DQ_RS_CLOSING) {
@@ -485,6 +502,59 @@ dq__setup_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     (void) errstr;
 }
 
+/* The INFO reply of the handshake: refuse a server older than the
+ * scripts need (retried slowly: an upgrade may come), warn once per
+ * process about an evicting maxmemory-policy, then tell the owner. */
+static void
+dq__info_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
+               void *data)
+{
+    static char       warned_policy[32];
+    dq_server_info_t  si;
+    char              why[200];
+
+    (void) errstr;
+    (void) data;
+    if (rep == NULL || r->state != DQ_RS_HANDSHAKE) {
+        return;                 /* the connection went: already handled */
+    }
+    si.version[0] = '\0';
+    if (rep->type != REDIS_REPLY_STRING) {
+        /* INFO renamed away or refused: nothing to check against */
+        dq_log_warn("redis (%s): INFO answered %s; cannot check the server "
+                    "version (%s or later is needed)", r->label,
+                    rep->type == REDIS_REPLY_ERROR ? rep->str : "no text",
+                    DQ_REDIS_MIN_VERSION);
+    } else if (dq_server_info(rep->str, rep->len, &si) != 0) {
+        dq_log_warn("redis (%s): INFO gave no redis_version; cannot check "
+                    "the server version (%s or later is needed)", r->label,
+                    DQ_REDIS_MIN_VERSION);
+    } else if (si.too_old) {
+        snprintf(why, sizeof(why), "Redis %s is too old: %s or later is "
+                 "needed (the scripts use ZMSCORE); not using it", si.version,
+                 DQ_REDIS_MIN_VERSION);
+        dq_log_error("redis (%s): %s", r->label, why);
+        r->faults = 6;          /* look again in 8 s */
+        dq__drop(r, why);
+        return;
+    } else {
+        if (si.evicts && strcmp(warned_policy, si.policy) != 0) {
+            snprintf(warned_policy, sizeof(warned_policy), "%s", si.policy);
+            dq_log_warn("redis (%s): maxmemory-policy is %s: under memory "
+                        "pressure Redis may delete task data (a whole "
+                        "queue's hash); use noeviction (docs/RELIABILITY.md)",
+                        r->label, si.policy);
+        }
+    }
+    dq_log_info("redis (%s): connected%s%s%s", r->label,
+                si.version[0] ? " (Redis " : "", si.version,
+                si.version[0] ? ")" : "");
+    r->state = DQ_RS_UP;
+    if (r->state_cb) {
+        r->state_cb(r, 1, r->data);
+    }
+}
+
 static void
 dq__on_connect(const redisAsyncContext *ac, int status)
 {
@@ -501,16 +571,17 @@ dq__on_connect(const redisAsyncContext *ac, int status)
         return;                 /* hiredis frees the context */
     }
 
-    r->state = DQ_RS_UP;
+    r->state = DQ_RS_HANDSHAKE;
     r->errstr[0] = '\0';
     r->backoff_ms = DQ_RECONNECT_MIN_MS;
 
-    /* pipelined ahead of anything the owner sends */
+    /* pipelined ahead of anything the owner sends; the owner hears "up"
+     * from the INFO reply (dq__info_reply) */
     if (r->password) {
         const char *argv[] = { "AUTH", r->password };
         size_t      len[] = { 4, strlen(r->password) };
 
-        dq_conn_send(r, 2, argv, len, 0, dq__setup_reply, "AUTH");
+        dq__send(r, 2, argv, len, 0, dq__setup_reply, "AUTH");
     }
     if (r->db) {
         const char *argv[] = { "SELECT", dbs };
@@ -518,18 +589,21 @@ dq__on_connect(const redisAsyncContext *ac, int status)
 
         len[0] = 6;
         len[1] = (size_t) snprintf(dbs, sizeof(dbs), "%d", r->db);
-        dq_conn_send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
+        dq__send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
+    }
+    {
+        const char *argv[] = { "INFO" };
+        size_t      len[] = { 4 };
+
+        dq__send(r, 1, argv, len, DQ_HANDSHAKE_TIMEOUT_MS, dq__info_reply,
+                 NULL);
     }
     for (int i = 0; r->load_scripts && i < DQ_SCRIPT__COUNT; i++) {
         const dq_script_t *s = dq_script((dq_script_id_t) i);
         const char        *argv[] = { "SCRIPT", "LOAD", s->source };
         size_t             len[] = { 6, 4, s->len };
 
-        dq_conn_send(r, 3, argv, len, 0, dq__setup_reply, "SCRIPT LOAD");
-    }
-    dq_log_info("redis (%s): connected", r->label);
-    if (r->state == DQ_RS_UP && r->state_cb) {
-        r->state_cb(r, 1, r->data);
+        dq__send(r, 3, argv, len, 0, dq__setup_reply, "SCRIPT LOAD");
     }
 }
 
