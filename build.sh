@@ -6,6 +6,8 @@
 #   ./build.sh test     set up, build (plus an ASan/UBSan build), run all tests
 #   ./build.sh build    set up and build
 #   ./build.sh bench    set up, build, run the benchmarks (bench/run.sh)
+#   ./build.sh soak [S] set up, build, run the fault soak (t/82-fault-soak.t)
+#                       for S seconds of faults (default 600)
 #   ./build.sh deps     only install the Debian packages that are missing
 #   ./build.sh clean
 #
@@ -105,6 +107,8 @@ case "$cmd" in
     test)  deps; build; build_san; run_tests ;;
     run)   deps; build; shift; exec "$ROOT/examples/run.sh" "$@" ;;
     bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
+    soak)  deps; build; build_san
+           DQ_SOAK_S=${2:-600} exec prove -v t/82-fault-soak.t ;;
     clean) make -s clean ;;
-    *) sed -n '2,14s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
+    *) sed -n '2,16s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
 esac
