@@ -558,7 +558,8 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
         free(ch);
         return 1;
     }
-    dq_task_set_worker_redis(conf->redis_address, conf->redis_db);
+    dq_task_set_worker_redis(conf->redis_address, conf->redis_password,
+                             conf->redis_db);
     ch->loader = dq_loader_new(conf->libraries, conf->nlibraries);
     if (ch->loader == NULL || dq__setup(ch) != 0) {
         dq_log_error("child cannot start");
@@ -596,7 +597,7 @@ done:
     free(ch->qs);
     free(ch->redo);
     dq_loader_free(ch->loader);
-    dq_task_set_worker_redis(NULL, 0);
+    dq_task_set_worker_redis(NULL, NULL, 0);
     free(ch);
     return status;
 }
