@@ -161,4 +161,11 @@ is($rc, 2, 'pause of an invalid queue name exits 2');
 
 is(DQTest::stop_pid($w->{pid}), 0, 'worker exits 0 on SIGTERM');
 DQTest::log_clean_ok($w->{log});
+# the option's earlier name still works (a file that passed -t before an
+# upgrade still does)
+my $old = conf('old.conf', "redis 127.0.0.1:6390;\nlibrary \"$lib\";\nbatch 8;\n");
+($rc, $out) = run('-c', $old, '-T');
+is($rc, 0, 'the earlier name "batch" is accepted') or diag $out;
+like($out, qr/^claim_size 8;$/m, '"batch" sets claim_size');
+
 done_testing();

@@ -132,6 +132,11 @@ dq__conf_cmd(const char *name, int ctx)
 {
     size_t i;
 
+    /* earlier names, still accepted: a config file that worked keeps
+     * working after an upgrade */
+    if (strcmp(name, "batch") == 0) {
+        name = "claim_size";
+    }
     for (i = 0; i < dq__conf_ncmds; i++) {
         if ((dq__conf_cmds[i].ctx & ctx) && strcmp(dq__conf_cmds[i].name, name) == 0) {
             return &dq__conf_cmds[i];
