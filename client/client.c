@@ -484,7 +484,7 @@ dq__status_text(dq_client_t *c, const dq__prep_t *p)
     }
 }
 
-/* Enqueue prepared tasks: one script call per queue per DQ__BATCH tasks,
+/* Enqueue prepared tasks: one script call per queue per DQ__CHUNK tasks,
  * all pipelined, then all replies read. */
 static int
 dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
@@ -526,7 +526,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             if (preps[j].sent || strcmp(preps[j].queue, qkey) != 0) {
                 continue;
             }
-            if (ncalls == 0 || call_n[ncalls - 1] == DQ__BATCH
+            if (ncalls == 0 || call_n[ncalls - 1] == DQ__CHUNK
                 || strcmp(preps[idx[call_first[ncalls - 1]]].queue, qkey) != 0)
             {
                 call_first[ncalls] = m;

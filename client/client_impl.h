@@ -24,7 +24,7 @@ struct dq_args_s {
  * msgpack_sbuffer). 0 or -1 (out of memory). */
 int dq__args_pack(const dq_args_t *a, msgpack_packer *pk);
 
-#define DQ__BATCH  1000   /* tasks per enqueue script call */
+#define DQ__CHUNK  1000   /* tasks per enqueue script call (a chunk) */
 
 /* Queues already added to dq:queues on this connection (client_queues.c). */
 typedef struct {
