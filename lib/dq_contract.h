@@ -97,6 +97,10 @@ typedef struct {
 #define DQ_DEFAULT_MAX_ITEMS     65536
 #define DQ_DEFAULT_MAX_BATCH     1000
 
+/* Most leases one report (ack, release) or extend call of the worker
+ * names: bounds its script's argument list. Not a request batch. */
+#define DQ_MAX_LEASE_ITEMS       1000
+
 /* The module's and the client's default. The worker's defaults (lease,
  * dead_max, dead_age, ...) live only in its directive table
  * (worker/config.c), as the text a user would write, fed through its

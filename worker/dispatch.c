@@ -87,7 +87,7 @@ dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
 {
     dq__report_t *b = data;
     dq_child_t  *ch = b->ch;
-    int          st[DQ_DEFAULT_MAX_BATCH];
+    int          st[DQ_MAX_LEASE_ITEMS];
     dq_error_t   err;
     size_t       i;
 
@@ -178,7 +178,7 @@ dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t)
 static void
 dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
 {
-    dq__report_t     *b = dq__report_new(ch, DQ_OP_BURY, 1);
+    dq__report_t    *b = dq__report_new(ch, DQ_OP_BURY, 1);
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
     int              rc;
@@ -213,7 +213,7 @@ dq__bury_bad(dq_child_t *ch, dq_task_t *t, const char *reason)
 static void
 dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms)
 {
-    dq__report_t     *b = dq__report_new(ch, DQ_OP_RETRY, 1);
+    dq__report_t    *b = dq__report_new(ch, DQ_OP_RETRY, 1);
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
     int              rc;
@@ -579,16 +579,13 @@ static void
 dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
                size_t n)
 {
-    size_t          max = ch->conf->limits.max_batch;
+    size_t          max = DQ_MAX_LEASE_ITEMS;
     size_t          off, k, i;
-    dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
-    dq__report_t    *b;
+    dq_lease_item_t items[DQ_MAX_LEASE_ITEMS];
+    dq__report_t   *b;
     dq_cmd_t        cmd;
     int             rc;
 
-    if (max == 0 || max > DQ_DEFAULT_MAX_BATCH) {
-        max = DQ_DEFAULT_MAX_BATCH;
-    }
     for (off = 0; off < n; off += k) {
         k = n - off < max ? n - off : max;
         b = dq__report_new(ch, op, k);

@@ -24,7 +24,7 @@ static void
 dq__hb_reply(dq_conn_t *r, redisReply *rep, const char *errstr, void *data)
 {
     dq__hb_t   *h = data;
-    int         st[DQ_DEFAULT_MAX_BATCH];
+    int         st[DQ_MAX_LEASE_ITEMS];
     dq_error_t  err;
     size_t      i;
 
@@ -56,7 +56,7 @@ dq__hb_reply(dq_conn_t *r, redisReply *rep, const char *errstr, void *data)
 void
 dq_heartbeat(dq_child_t *ch)
 {
-    dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
+    dq_lease_item_t items[DQ_MAX_LEASE_ITEMS];
     dq_task_t      *t;
     dq__hb_t       *h;
     dq_cmd_t        cmd;
@@ -67,13 +67,13 @@ dq_heartbeat(dq_child_t *ch)
 
         t = ch->tasks;
         while (t != NULL) {
-            h = malloc(sizeof(*h) + DQ_DEFAULT_MAX_BATCH * sizeof(char *));
+            h = malloc(sizeof(*h) + DQ_MAX_LEASE_ITEMS * sizeof(char *));
             if (h == NULL) {
                 return;
             }
             h->ch = ch;
             h->queue = strndup(q->name.ptr, q->name.len);
-            for (k = 0; t != NULL && k < DQ_DEFAULT_MAX_BATCH; t = t->next) {
+            for (k = 0; t != NULL && k < DQ_MAX_LEASE_ITEMS; t = t->next) {
                 if (t->q != q || t->state != DQ_TS_QUEUED) {
                     continue;
                 }
