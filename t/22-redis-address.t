@@ -8,7 +8,6 @@ use warnings;
 use lib 't/lib';
 use DQTest;
 use DQWorker;
-use File::Temp qw(tempfile);
 use Test::More;
 
 my $dir = tmpdir();
@@ -21,24 +20,7 @@ my $lib = DQWorker::example_lib();
 my $wbin = DQWorker::worker_bin();
 my $cli = bin('deferred-cli');
 
-# run(cmd...) -> (exit, stdout, stderr)
-sub run {
-    my (@cmd) = @_;
-    my ($fh, $errf) = tempfile();
-    close $fh;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open STDERR, '>', $errf or die;
-        exec @cmd or POSIX::_exit(127);
-    }
-    local $/;
-    my $stdout = <$out> // '';
-    close $out;
-    my $rc = $? >> 8;
-    my $err = DQTest::slurp($errf);
-    unlink $errf;
-    return ($rc, $stdout, $err);
-}
+sub run { DQTest::capture(@_) }
 
 # ---- the CLI: a name, a password, a database
 my ($rc, $out, $err) = run($cli, '-r', "localhost:$port", '-a', 's3cret',

@@ -22,7 +22,7 @@ use Time::HiRes qw(time sleep);
 use Test::More;
 
 our @EXPORT = qw(bin build_dir tmpdir free_port spawn stop_pid wait_for
-                 log_clean_ok slurp root need_built);
+                 log_clean_ok slurp root need_built capture);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 my %children;        # pid => name
@@ -96,6 +96,25 @@ sub exec_unit {
     my $st = $?;
     $r->stop;
     exit($st == 0 ? 0 : ($st >> 8) || 1);
+}
+
+# capture(@cmd) -> ($exit, $stdout, $stderr) of a command run to its end.
+sub capture {
+    my (@cmd) = @_;
+    my ($fh, $errf) = File::Temp::tempfile();
+    close $fh;
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>', $errf or die;
+        exec @cmd or POSIX::_exit(127);
+    }
+    local $/;
+    my $stdout = <$out> // '';
+    close $out;
+    my $rc = $? >> 8;
+    my $stderr = slurp($errf);
+    unlink $errf;
+    return ($rc, $stdout, $stderr);
 }
 
 sub tmpdir {

@@ -19,7 +19,6 @@ use strict;
 use warnings;
 use lib 't/lib';
 use DQTest;
-use File::Temp qw(tempfile);
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
 use Test::More;
@@ -93,22 +92,7 @@ sub log_text { DQTest::slurp($_[0]{log}) }
 # cli($redis, @args) -> ($exit, $stdout, $stderr)
 sub cli {
     my ($r, @args) = @_;
-    my $bin = bin('deferred-cli');
-    my ($fh, $errf) = tempfile();
-    close $fh;
-    my $pid = open(my $out, '-|');
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open STDERR, '>', $errf or die;
-        exec $bin, '-r', $r->address, @args or POSIX::_exit(127);
-    }
-    local $/;
-    my $stdout = <$out> // '';
-    close $out;
-    my $rc = $? >> 8;
-    my $stderr = DQTest::slurp($errf);
-    unlink $errf;
-    return ($rc, $stdout, $stderr);
+    return DQTest::capture(bin('deferred-cli'), '-r', $r->address, @args);
 }
 
 # defer($redis, @args) -> id (dies on failure)
