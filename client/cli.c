@@ -7,6 +7,9 @@
  *   deferred-cli [-r ADDR] dead [QUEUE]          dead ids and their errors
  *   deferred-cli [-r ADDR] error QUEUE ID        last error of a task
  *   deferred-cli [-r ADDR] requeue QUEUE ID      re-run a dead task
+ *   deferred-cli [-r ADDR] requeue-all QUEUE [TEXT]
+ *                                   re-run every dead task (whose last
+ *                                   error contains TEXT)
  *
  * defer options: -q QUEUE, -n NAME, -u URL, --countdown MS, --eta MS,
  * -H NAME:VALUE (repeatable), -k KEY=VALUE (keyword argument, repeatable), --retry-limit N, --age-limit MS,
@@ -45,7 +48,8 @@ usage(void)
         "  stats [QUEUE]\n"
         "  dead [QUEUE]\n"
         "  error QUEUE ID\n"
-        "  requeue QUEUE ID\n");
+        "  requeue QUEUE ID\n"
+        "  requeue-all QUEUE [ERROR-TEXT]\n");
     return 2;
 }
 
@@ -399,6 +403,19 @@ main(int argc, char **argv)
         if (ret != DQ_OK) {
             fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(ret),
                     dq_client_errstr(c));
+        }
+        ret = exit_code(ret);
+    } else if (strcmp(argv[i], "requeue-all") == 0 && i + 1 < argc) {
+        int64_t n = 0, k = 0;
+
+        ret = dq_requeue_dead_all(c, argv[i + 1],
+                                  i + 2 < argc ? argv[i + 2] : NULL, &n, &k);
+        if (ret != DQ_OK) {
+            fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(ret),
+                    dq_client_errstr(c));
+        } else {
+            printf("%lld requeued, %lld left dead (name held by a live "
+                   "task)\n", (long long) n, (long long) k);
         }
         ret = exit_code(ret);
     } else {

@@ -117,7 +117,7 @@ dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
     if (rc == DQ_OK) {
         rc = dq__run(c, &cmd, &r);
         if (rc == DQ_OK) {
-            rc = dq_reply_statuses(r, 1, &ok, &err);
+            rc = dq_reply_requeue(r, &ok, &err);
             if (rc != DQ_OK) {
                 dq__fail_err(c, &err);
             }
@@ -130,6 +130,58 @@ dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
     if (rc == DQ_OK && !ok) {
         rc = dq__fail(c, DQ_ENOTFOUND, "task %s is not in the dead set of "
                       "queue \"%.*s\"", id, (int) q.len, q.ptr);
+    }
+    return rc;
+}
+
+int
+dq_requeue_dead_all(dq_client_t *c, const char *queue, const char *match,
+                    int64_t *requeued, int64_t *conflicts)
+{
+    dq_cmd_t    cmd;
+    redisReply *r;
+    dq_error_t  err;
+    dq_str_t    q;
+    int64_t     off = 0, n, k, done = 0, conf = 0;
+    int         rc;
+
+    c->errstr[0] = '\0';
+    if (requeued) {
+        *requeued = 0;
+    }
+    if (conflicts) {
+        *conflicts = 0;
+    }
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK
+        || (rc = dq__ready(c)) != DQ_OK)
+    {
+        return rc;
+    }
+    dq_cmd_init(&cmd);
+    while (off >= 0) {
+        rc = dq_cmd_requeue_bulk(&cmd, q, match, off, DQ_DEFAULT_MAX_BATCH);
+        if (rc != DQ_OK) {
+            dq__fail(c, rc, "cannot build the requeue command");
+            break;
+        }
+        if ((rc = dq__run(c, &cmd, &r)) != DQ_OK) {
+            break;
+        }
+        rc = dq_reply_requeue_bulk(r, &off, &n, &k, &err);
+        freeReplyObject(r);
+        if (rc != DQ_OK) {
+            dq__fail_err(c, &err);
+            break;
+        }
+        done += n;
+        conf += k;
+    }
+    dq_cmd_free(&cmd);
+    if (requeued) {
+        *requeued = done;
+    }
+    if (conflicts) {
+        *conflicts = conf;
     }
     return rc;
 }

@@ -54,15 +54,17 @@ work(const char *queue, int bury, const char *error)
     redisReply       *r;
     size_t            i;
     int               st, done = 0;
+    char              cid[DQ_ID_SIZE];
 
     dq_cmd_init(&c);
     res.tasks = t;
-    dq_cmd_claim(&c, dq_str_c(queue), 16, 5000, 0);
+    dq_claim_id_new(cid);
+    dq_cmd_claim(&c, dq_str_c(queue), cid, 16, 5000, 0);
     r = run(&c);
     if (dq_reply_claim(r, &res, 16, &err) == DQ_OK) {
         for (i = 0; i < res.n; i++) {
             it.id = t[i].id;
-            it.token = t[i].token;
+            it.claim = t[i].claim;
             it.name = dq_str_lit("");
             {
                 /* the name comes from the envelope */
@@ -77,7 +79,7 @@ work(const char *queue, int bury, const char *error)
                 }
                 if (bury) {
                     dq_cmd_bury(&c, dq_str_c(queue), &it, dq_str_c(error), 0,
-                                0, 200);
+                                0, 200, 1);
                 } else {
                     dq_cmd_ack(&c, dq_str_c(queue), &it, 1, 200);
                 }
