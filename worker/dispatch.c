@@ -178,26 +178,39 @@ dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t)
     it->name = dq_str_c(t->name);
 }
 
+/* A batch of one task for op, its lease item filled; NULL (the task freed)
+ * when out of memory. */
+static dq__batch_t *
+dq__batch_one(dq_child_t *ch, dq_task_t *t, dq_op_t op, dq_lease_item_t *it)
+{
+    dq__batch_t *b = dq__batch_new(ch, op, 1);
+
+    t->state = DQ_TS_DONE;
+    if (b == NULL) {
+        dq_child_unlink(ch, t);
+        dq_task_free(t);
+        return NULL;
+    }
+    b->tasks[0] = t;
+    dq_dispatch_lease_item(it, t);
+    return b;
+}
+
 /* One task to the dead set (its reason already logged by the caller). */
 static void
 dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
 {
-    dq__batch_t     *b = dq__batch_new(ch, DQ_OP_BURY, 1);
+    dq__batch_t     *b;
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
     int              rc;
 
-    t->state = DQ_TS_DONE;
     if (reason != t->error) {       /* kept for a resend */
         snprintf(t->error, sizeof(t->error), "%s", reason);
     }
-    if (b == NULL) {
-        dq_child_unlink(ch, t);
-        dq_task_free(t);
+    if ((b = dq__batch_one(ch, t, DQ_OP_BURY, &it)) == NULL) {
         return;
     }
-    b->tasks[0] = t;
-    dq_dispatch_lease_item(&it, t);
     dq_cmd_init(&cmd);
     rc = dq_cmd_bury(&cmd, dq_str_c(t->queue), &it, dq_str_c(reason),
                      ch->conf->dead_max, ch->conf->dead_age_ms,
@@ -217,20 +230,15 @@ dq__bury_bad(dq_child_t *ch, dq_task_t *t, const char *reason)
 static void
 dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms)
 {
-    dq__batch_t     *b = dq__batch_new(ch, DQ_OP_RETRY, 1);
+    dq__batch_t     *b;
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
     int              rc;
 
-    t->state = DQ_TS_DONE;
     t->retry_delay_ms = delay_ms;
-    if (b == NULL) {
-        dq_child_unlink(ch, t);
-        dq_task_free(t);
+    if ((b = dq__batch_one(ch, t, DQ_OP_RETRY, &it)) == NULL) {
         return;
     }
-    b->tasks[0] = t;
-    dq_dispatch_lease_item(&it, t);
     dq_cmd_init(&cmd);
     rc = dq_cmd_retry(&cmd, dq_str_c(t->queue), &it, delay_ms,
                       dq_str_c(t->error), t->ran);
@@ -466,16 +474,10 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
     } else if (delay > DQ__UNRUNNABLE_MAX_MS) {
         delay = DQ__UNRUNNABLE_MAX_MS;
     }
-    t->state = DQ_TS_DONE;
     t->retry_delay_ms = (int64_t) delay;
-    b = dq__batch_new(ch, DQ_OP_UNRUNNABLE, 1);
-    if (b == NULL) {
-        dq_child_unlink(ch, t);
-        dq_task_free(t);
+    if ((b = dq__batch_one(ch, t, DQ_OP_UNRUNNABLE, &it)) == NULL) {
         return;
     }
-    b->tasks[0] = t;
-    dq_dispatch_lease_item(&it, t);
     dq_cmd_init(&cmd);
     rc = dq_cmd_release(&cmd, dq_str_c(t->queue), &it, 1, (int64_t) delay, 1);
     dq__batch_send(b, &cmd, rc);

@@ -176,9 +176,13 @@ main(void)
            "more tasks than room: error, not overflow");
     r->elements = 9;
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "ragged reply refused");
-    r->elements = 9;
-    r->element[2]->type = REDIS_REPLY_INTEGER;
+    r->elements = 10;
+    r->element[3]->type = REDIS_REPLY_INTEGER;
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "integer id refused");
+    r->element[3]->type = REDIS_REPLY_STRING;
+    r->element[2]->type = REDIS_REPLY_INTEGER;
+    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS,
+           "integer claim id refused");
     r->element[2]->type = REDIS_REPLY_STRING;
     freeReplyObject(r);
 
