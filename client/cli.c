@@ -284,10 +284,13 @@ cmd_stats(dq_client_t *c, const char *queue)
         return exit_code(rc);
     }
     printf("queue %s\nwaiting %lld\nrunning %lld\ndead %lld\nenqueued %lld\n"
-           "done %lld\nretried %lld\ndead_total %lld\n", queue,
+           "done %lld\nretried %lld\ndead_total %lld\nreclaimed %lld\n"
+           "released %lld\nunrunnable %lld\ndead_over_max %lld\n", queue,
            (long long) s.waiting, (long long) s.running, (long long) s.dead,
            (long long) s.enqueued, (long long) s.done, (long long) s.retried,
-           (long long) s.dead_total);
+           (long long) s.dead_total, (long long) s.reclaimed,
+           (long long) s.released, (long long) s.unrunnable,
+           (long long) s.dead_over_max);
     return 0;
 }
 

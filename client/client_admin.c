@@ -40,7 +40,7 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
 {
     static const dq_key_kind_t zsets[3] = { DQ_KEY_ETA, DQ_KEY_LEASE,
                                              DQ_KEY_DEAD };
-    const char *argv[7];
+    const char *argv[11];
     char        keys[4][DQ_KEY_MAX];
     redisReply *r;
     dq_str_t    q;
@@ -67,7 +67,11 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
     argv[3] = "done";
     argv[4] = "retried";
     argv[5] = "dead";
-    redisAppendCommandArgv(c->ctx, 6, argv, NULL);
+    argv[6] = "reclaimed";
+    argv[7] = "released";
+    argv[8] = "unrunnable";
+    argv[9] = "dead_over_max";
+    redisAppendCommandArgv(c->ctx, 10, argv, NULL);
     for (i = 0; i < 4; i++) {
         if (dq__get_reply(c, &r) != DQ_OK) {
             return DQ_EREDIS;
@@ -76,11 +80,15 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
             rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
         } else if (i < 3) {
             v[i] = dq__int_reply(r);
-        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 8) {
             out->enqueued = dq__int_reply(r->element[0]);
             out->done = dq__int_reply(r->element[1]);
             out->retried = dq__int_reply(r->element[2]);
             out->dead_total = dq__int_reply(r->element[3]);
+            out->reclaimed = dq__int_reply(r->element[4]);
+            out->released = dq__int_reply(r->element[5]);
+            out->unrunnable = dq__int_reply(r->element[6]);
+            out->dead_over_max = dq__int_reply(r->element[7]);
         }
         freeReplyObject(r);
     }

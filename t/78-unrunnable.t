@@ -23,7 +23,7 @@ open(my $fh, '>', $broken) or die; print $fh "not a library\n"; close $fh;
 my $w1 = DQWorker::start_worker($r, $dir, name => 'nolib', libs => [$broken],
                                 args => [qw(--log_level debug)]);
 DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{default}:stats', 'unrunnable') // 0) >= 20 }, 10);
-ok(($r->cmd('HGET', 'dq:{default}:stats', 'unrunnable') // 0) >= 20,
+ok((DQWorker::stats($r)->{unrunnable} // 0) >= 20,
    'the worker without the library released all 20 (stats "unrunnable")');
 sleep 2.5;                                 # it sees them again, and again
 is(scalar keys %{ DQWorker::dead($r) }, 0, 'none dead');

@@ -116,6 +116,13 @@ typedef struct {
     int64_t running;     /* leased */
     int64_t dead;
     int64_t enqueued, done, retried, dead_total;  /* counters */
+    int64_t reclaimed;   /* expired leases taken back */
+    int64_t released;    /* leases given back unstarted, not charged */
+    int64_t unrunnable;  /* released by a worker that cannot run the
+                            function (not registered, library not loaded) */
+    int64_t dead_over_max;  /* burials that found the dead set over
+                               dead_max (nothing younger than dead_age is
+                               deleted) */
 } dq_queue_stats_t;
 
 int dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out);

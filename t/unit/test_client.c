@@ -425,6 +425,34 @@ test_admin(dq_client_t *c)
     is_int(s.done, 1, "done 1");
     is_int(dq_queue_stats(c, "a b", &s), DQ_EINVAL, "bad queue name refused");
     is_int(dq_requeue_dead(c, "adm", ""), DQ_EINVAL, "empty id refused");
+
+    /* bulk requeue: by error text, then all */
+    {
+        dq_defer_opts_t o2 = DQ_DEFER_OPTS_INIT;
+        int64_t         n = -1, k = -1;
+        int             i;
+
+        o2.queue = "adm2";
+        for (i = 0; i < 2; i++) {
+            dq_defer(c, "f", NULL, &o2, NULL, NULL);
+        }
+        is_int(work("adm2", 1, "boom: disk full"), 2, "two die of one error");
+        for (i = 0; i < 3; i++) {
+            dq_defer(c, "f", NULL, &o2, NULL, NULL);
+        }
+        is_int(work("adm2", 1, "boom: timeout"), 3, "three of another");
+        is_int(dq_requeue_dead_all(c, "adm2", "disk", &n, &k), DQ_OK,
+               "requeue the dead whose error contains \"disk\"");
+        ok(n == 2 && k == 0, "2 requeued (%lld), 0 left for names",
+           (long long) n);
+        dq_queue_stats(c, "adm2", &s);
+        ok(s.waiting == 2 && s.dead == 3, "2 waiting, 3 still dead");
+        is_int(dq_requeue_dead_all(c, "adm2", NULL, &n, NULL), DQ_OK,
+               "requeue all");
+        is_int(n, 3, "the other 3");
+        dq_queue_stats(c, "adm2", &s);
+        ok(s.waiting == 5 && s.dead == 0, "all 5 waiting");
+    }
 }
 
 static void
