@@ -101,12 +101,42 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
     return DQ_OK;
 }
 
+static int
+dq__one_status(const redisReply *r, int *status, dq_error_t *err)
+{
+    return dq_reply_statuses(r, 1, status, err);
+}
+
+/* Run a built script command whose reply is one status, read by parse. */
+static int
+dq__status_call(dq_client_t *c, dq_cmd_t *cmd, int built, const char *what,
+                int (*parse)(const redisReply *, int *, dq_error_t *),
+                int *status)
+{
+    redisReply *r;
+    dq_error_t  err;
+    int         rc = built;
+
+    if (rc == DQ_OK) {
+        rc = dq__run(c, cmd, &r);
+        if (rc == DQ_OK) {
+            rc = parse(r, status, &err);
+            if (rc != DQ_OK) {
+                dq__fail_err(c, &err);
+            }
+            freeReplyObject(r);
+        }
+    } else {
+        dq__fail(c, rc, "cannot build the %s command", what);
+    }
+    dq_cmd_free(cmd);
+    return rc;
+}
+
 int
 dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
 {
     dq_cmd_t    cmd;
-    redisReply *r;
-    dq_error_t  err;
     dq_str_t    q;
     int         rc, ok = 0;
 
@@ -121,20 +151,8 @@ dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
         return rc;
     }
     dq_cmd_init(&cmd);
-    rc = dq_cmd_requeue(&cmd, q, dq_str_c(id));
-    if (rc == DQ_OK) {
-        rc = dq__run(c, &cmd, &r);
-        if (rc == DQ_OK) {
-            rc = dq_reply_requeue(r, &ok, &err);
-            if (rc != DQ_OK) {
-                dq__fail_err(c, &err);
-            }
-            freeReplyObject(r);
-        }
-    } else {
-        dq__fail(c, rc, "cannot build the requeue command");
-    }
-    dq_cmd_free(&cmd);
+    rc = dq__status_call(c, &cmd, dq_cmd_requeue(&cmd, q, dq_str_c(id)),
+                         "requeue", dq_reply_requeue, &ok);
     if (rc == DQ_OK && !ok) {
         rc = dq__fail(c, DQ_ENOTFOUND, "task %s is not in the dead set of "
                       "queue \"%.*s\"", id, (int) q.len, q.ptr);
@@ -239,5 +257,28 @@ dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
                       r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
     }
     freeReplyObject(r);
+    return rc;
+}
+
+int
+dq_queue_pause(dq_client_t *c, const char *queue, int paused, int *changed)
+{
+    dq_cmd_t cmd;
+    dq_str_t q;
+    int      rc, st = 0;
+
+    c->errstr[0] = '\0';
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
+        return rc;
+    }
+    if ((rc = dq__ready(c)) != DQ_OK) {
+        return rc;
+    }
+    dq_cmd_init(&cmd);
+    rc = dq__status_call(c, &cmd, dq_cmd_pause(&cmd, q, paused != 0),
+                         "pause", dq__one_status, &st);
+    if (rc == DQ_OK && changed) {
+        *changed = st;
+    }
     return rc;
 }
