@@ -2,10 +2,10 @@
  * deferred-worker — the dq_task_* accessors of include/deferred/task.h
  * over a decoded envelope, plus the task object's life (task_impl.h).
  *
- * Metadata comes from the claim: retry count = failed attempts so far,
- * execution count = executions before this one (the claim's execs - 1;
- * not the fencing token, which also counts released claims), ETA = the
- * score the task was due at. Every string handed to a function is owned
+ * Metadata comes from the claim: retry count = failed attempts so far
+ * (lease expiries included), execution count = earlier runs that reached
+ * the function (a lease that expired, a release, a worker that could not
+ * run it do not count), ETA = the score the task was due at. Every string handed to a function is owned
  * by the task and dies with it.
  */
 #include <stdio.h>
@@ -99,10 +99,15 @@ dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
         goto nomem;
     }
     t->eta_ms = c->eta_ms;
-    t->token = c->token;
-    t->execs = c->execs;
+    if (c->claim.len == 0 || c->claim.len > DQ_CLAIM_ID_MAX) {
+        goto nomem;     /* dq_reply_claim checked it: cannot happen */
+    }
+    memcpy(t->claim, c->claim.ptr, c->claim.len);
+    t->claim[c->claim.len] = '\0';
+    t->runs = c->runs;
     t->retries = c->retries;
     t->first_run_ms = c->first_run_ms;
+    t->failed_ms = c->failed_ms;
 
     if (c->envelope.ptr == NULL) {
         snprintf(t->error, sizeof(t->error),
@@ -436,7 +441,7 @@ dq_task_retry_count(const dq_task_t *t)
 DQ_EXPORT int64_t
 dq_task_execution_count(const dq_task_t *t)
 {
-    return t->execs > 0 ? t->execs - 1 : 0;
+    return t->runs;
 }
 
 DQ_EXPORT int64_t

@@ -127,9 +127,11 @@ DQ_EXPORT const char *dq_task_name(const dq_task_t *task);
 DQ_EXPORT const char *dq_task_queue(const dq_task_t *task);
 DQ_EXPORT const char *dq_task_func(const dq_task_t *task);
 DQ_EXPORT const char *dq_task_url(const dq_task_t *task);
-/* X-AppEngine-TaskRetryCount: failed attempts before this one. */
+/* X-AppEngine-TaskRetryCount: failed attempts before this one, whether
+ * or not they reached the function (an expired lease counts). */
 DQ_EXPORT int64_t dq_task_retry_count(const dq_task_t *task);
-/* X-AppEngine-TaskExecutionCount: executions before this one. */
+/* X-AppEngine-TaskExecutionCount: earlier runs that reached the function
+ * (and failed). */
 DQ_EXPORT int64_t dq_task_execution_count(const dq_task_t *task);
 /* X-AppEngine-TaskETA, UTC ms. */
 DQ_EXPORT int64_t dq_task_eta_ms(const dq_task_t *task);

@@ -13,7 +13,7 @@
 
 static dq_str_t      q;
 static char          last_id[64];     /* first task of the last claim */
-static int64_t       last_token;
+static char          last_claim[DQ_ID_SIZE];
 
 static void
 add_due(int n, const char *prefix)
@@ -55,9 +55,13 @@ claim(int64_t max_n, const dq_claim_limits_t *lim, int64_t *next)
     dq_claim_result_t res = { 0, 0, 0, tasks };
     dq_error_t        err;
     long              n = -1;
+    char              cid[DQ_ID_SIZE];
 
     dq_cmd_init(&c);
-    if (dq_cmd_claim_limited(&c, q, max_n, 60000, 0, lim) != DQ_OK) {
+    dq_claim_id_new(cid);
+    if (dq_cmd_claim_limited(&c, q, cid, max_n, 60000, 0, NULL, lim)
+        != DQ_OK)
+    {
         return -2;
     }
     r = run(&c);
@@ -67,7 +71,7 @@ claim(int64_t max_n, const dq_claim_limits_t *lim, int64_t *next)
         if (n > 0 && res.tasks[0].id.len < sizeof(last_id)) {
             memcpy(last_id, res.tasks[0].id.ptr, res.tasks[0].id.len);
             last_id[res.tasks[0].id.len] = '\0';
-            last_token = res.tasks[0].token;
+            memcpy(last_claim, cid, sizeof(cid));
         }
     } else {
         diag("claim failed: %s", r && r->type == REDIS_REPLY_ERROR ? r->str
@@ -184,7 +188,8 @@ main(int argc, char **argv)
     is_int(llen_wake(), 0, "concurrency: no wake token passed on");
     {
         dq_cmd_t        c;
-        dq_lease_item_t it = { dq_str_c(last_id), last_token, { NULL, 0 } };
+        dq_lease_item_t it = { dq_str_c(last_id), dq_str_c(last_claim),
+                               { NULL, 0 } };
         redisReply     *r;
         int             st = -1;
         dq_error_t      err;
