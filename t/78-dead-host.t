@@ -14,10 +14,9 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use DQOps;
 use Time::HiRes qw(time sleep);
 
-my $lib = DQOps::ops_lib(1);
+my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $r = DQTest::Redis->start;
 my $lease_ms = 2000;
@@ -35,24 +34,24 @@ EOF
 sub host_of {
     my ($pid, @hosts) = @_;
     for my $h (@hosts) {
-        return $h if grep { $_ == $pid } DQOps::children($h);
+        return $h if grep { $_ == $pid } DQWorker::children($h);
     }
     return undef;
 }
 
 sub whole_host {
     my ($h) = @_;
-    return ($h->{pid}, DQOps::live_children($h));
+    return ($h->{pid}, DQWorker::live_children($h));
 }
 
 for my $case ('kill', 'stop') {
     my $rec = "$dir/$case.rec";
-    my $a = DQOps::start_master($r, $dir, name => "$case-a", wait => 2, conf => conf());
-    my $b = DQOps::start_master($r, $dir, name => "$case-b", wait => 2, conf => conf());
+    my $a = DQWorker::start_master($r, $dir, name => "$case-a", wait => 2, conf => conf());
+    my $b = DQWorker::start_master($r, $dir, name => "$case-b", wait => 2, conf => conf());
     sleep 0.5;    # every child has claimed once and sleeps in BLPOP
 
-    my $id = DQOps::defer($r, '-q', 'quiet', 'ops.span', $rec, 4000);
-    my @S = DQOps::wait_lines($rec, 'S', 1, 20);
+    my $id = DQWorker::defer($r, '-q', 'quiet', 'ops.span', $rec, 4000);
+    my @S = DQWorker::wait_lines($rec, 'S', 1, 20);
     is(scalar(@S), 1, "$case: the task started");
     my $holder = host_of($S[0][2], $a, $b);
     ok($holder, "$case: its child belongs to one of the two hosts") or next;
@@ -67,7 +66,7 @@ for my $case ('kill', 'stop') {
     }
 
     # no enqueue from here on
-    my @S2 = DQOps::wait_lines($rec, 'S', 2, ($lease_ms / 1000) + 15);
+    my @S2 = DQWorker::wait_lines($rec, 'S', 2, ($lease_ms / 1000) + 15);
     is(scalar(@S2), 2, "$case: the task started again with no new traffic");
     my $again = @S2 > 1 ? $S2[1] : undef;
     if ($again) {
@@ -78,19 +77,19 @@ for my $case ('kill', 'stop') {
         diag(sprintf("%s: taken back %.2f s after the fault (lease %.1f s)",
                      $case, $delay, $lease_ms / 1000));
     }
-    my @E = DQOps::wait_lines($rec, 'E', 1, 15);
+    my @E = DQWorker::wait_lines($rec, 'E', 1, 15);
     ok(scalar(@E) >= 1, "$case: the second run finished");
     if ($case eq 'stop') {
         kill 'CONT', @pids;        # the zombie wakes up, finishes, reports
-        DQOps::wait_lines($rec, 'E', 2, 15);
+        DQWorker::wait_lines($rec, 'E', 2, 15);
         DQTest::wait_for(sub { DQTest::slurp($holder->{log}) =~ /lease lost/ }, 15);
         like(DQTest::slurp($holder->{log}), qr/lease lost/,
              'stop: the zombie\'s late result is refused (lease lost)');
     }
     DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{quiet}:stats', 'done') // 0) >= 1
-                           && DQOps::zcard($r, 'quiet', 'lease') == 0 }, 15);
-    is(DQOps::zcard($r, 'quiet', 'lease'), 0, "$case: no lease left");
-    is(DQOps::zcard($r, 'quiet', 'eta'), 0, "$case: nothing waiting");
+                           && DQWorker::zcard($r, 'quiet', 'lease') == 0 }, 15);
+    is(DQWorker::zcard($r, 'quiet', 'lease'), 0, "$case: no lease left");
+    is(DQWorker::zcard($r, 'quiet', 'eta'), 0, "$case: nothing waiting");
     is(scalar(keys %{ DQWorker::dead($r, 'quiet') }), 0, "$case: nothing dead");
     is(DQTest::stop_pid($other->{pid}), 0, "$case: the other host stops cleanly");
     DQTest::stop_pid($holder->{pid}, 'KILL') if $case eq 'stop';

@@ -14,13 +14,12 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use DQOps;
 use IO::Socket::INET;
 use IO::Select;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 
-my $lib = DQOps::ops_lib(1);
+my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $seen = "$dir/fake.cmds";
 
@@ -71,7 +70,7 @@ DQTest::wait_port($port, 10) or die "fake server did not start";
 
 my $old = bless { port => $port }, 'DQTest::Redis';
 my $w = DQTest::spawn(name => 'old', log => "$dir/old.log",
-                      cmd => [DQOps::worker_bin(), '--redis', "127.0.0.1:$port",
+                      cmd => [DQWorker::worker_bin(), '--redis', "127.0.0.1:$port",
                               '--library', $lib, '--processes', 1, '--queue', 'q']);
 DQTest::wait_for(sub { DQTest::slurp("$dir/old.log") =~ /too old/ }, 15);
 my $log = DQTest::slurp("$dir/old.log");
@@ -93,7 +92,7 @@ waitpid($fake, 0);
 
 # ---- a real, recent Redis that evicts
 my $r = DQTest::Redis->start(args => ['--maxmemory-policy', 'allkeys-lru']);
-my $w2 = DQOps::start_master($r, $dir, name => 'lru', wait => 1, conf => <<"EOF");
+my $w2 = DQWorker::start_master($r, $dir, name => 'lru', wait => 1, conf => <<"EOF");
 library "$lib";
 processes 1;
 queue q;
@@ -104,7 +103,7 @@ like($l2, qr/\[warn\].*maxmemory-policy is allkeys-lru: under memory pressure Re
 like($l2, qr/redis \(commands\): connected \(Redis \d+\.\d+\.\d+\)/, 'the version is logged');
 is(DQTest::stop_pid($w2->{pid}), 0, 'stops cleanly');
 my $r2 = DQTest::Redis->start;
-my $w3 = DQOps::start_master($r2, $dir, name => 'noev', wait => 1, conf => "library \"$lib\";\nprocesses 1;\nqueue q;\n");
+my $w3 = DQWorker::start_master($r2, $dir, name => 'noev', wait => 1, conf => "library \"$lib\";\nprocesses 1;\nqueue q;\n");
 unlike(DQTest::slurp($w3->{log}), qr/maxmemory-policy/, 'no warning with noeviction');
 is(DQTest::stop_pid($w3->{pid}), 0, 'stops cleanly');
 done_testing();

@@ -9,7 +9,7 @@
 #
 # Short form here (DQ_SOAK_S seconds of faults, default 30); the long form
 # is `./build.sh soak [SECONDS]`. Uses the normal (non-sanitizer) build for
-# the worker when present (DQOps::fast_bin): the load, not ASan, is the
+# the worker when present (DQWorker::fast_bin): the load, not ASan, is the
 # point.
 use strict;
 use warnings;
@@ -17,14 +17,13 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use DQOps;
 use DQNginx;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 
 DQNginx::require_nginx();
 my $S = $ENV{DQ_SOAK_S} || 30;
-my $lib = DQOps::ops_lib(1, 1);
+my $lib = DQWorker::ops_lib(1, 1);
 my $dir = DQTest::tmpdir();
 my $rec = "$dir/soak.rec";
 my $acks = "$dir/acks";
@@ -47,7 +46,7 @@ lease 2s;
 queue soak { retry_limit 50; min_backoff 100ms; max_backoff 1s; }
 EOF
 my $wn = 0;
-my @masters = map { DQOps::start_master($r, $dir, name => 'm' . ++$wn, wait => 2,
+my @masters = map { DQWorker::start_master($r, $dir, name => 'm' . ++$wn, wait => 2,
                                         fast => 1, conf => $conf) } 1 .. 2;
 
 # ---- the load: one request per connection, as fast as one process goes
@@ -82,10 +81,10 @@ while (time - $t0 < $S) {
     @stopped = grep { $_->[1] > time } @stopped;
     my $fault = (qw(child zombie master redis nginx))[$k++ % 5];
     if ($fault eq 'child') {
-        my @c = map { DQOps::live_children($_) } @masters;
+        my @c = map { DQWorker::live_children($_) } @masters;
         kill 'KILL', $c[ int rand @c ] if @c;
     } elsif ($fault eq 'zombie') {
-        my @c = map { DQOps::live_children($_) } @masters;
+        my @c = map { DQWorker::live_children($_) } @masters;
         if (@c) {
             my $p = $c[ int rand @c ];
             kill 'STOP', $p;
@@ -93,10 +92,10 @@ while (time - $t0 < $S) {
         }
     } elsif ($fault eq 'master') {
         my $m = shift @masters;
-        my @pids = ($m->{pid}, DQOps::live_children($m));
+        my @pids = ($m->{pid}, DQWorker::live_children($m));
         kill 'KILL', @pids;                     # the whole host at once
         DQTest::stop_pid($m->{pid}, 'KILL', 5);
-        push @masters, DQOps::start_master($r, $dir, name => 'm' . ++$wn, wait => 2,
+        push @masters, DQWorker::start_master($r, $dir, name => 'm' . ++$wn, wait => 2,
                                            fast => 1, conf => $conf);
     } elsif ($fault eq 'redis') {
         DQTest::stop_pid($r->pid, 'KILL', 5);   # no shutdown, no final fsync
@@ -122,14 +121,14 @@ $failed //= 0;
 my %ends;
 DQTest::wait_for(sub {
     %ends = ();
-    $ends{ $_->[0] }++ for DQOps::lines($rec, 'E');
+    $ends{ $_->[0] }++ for DQWorker::lines($rec, 'E');
     !grep { !$ends{$_} } keys %acked;
 }, 90, 0.2);
-DQTest::wait_for(sub { DQOps::zcard($r, 'soak', 'lease') == 0
-                       && DQOps::zcard($r, 'soak', 'eta') == 0 }, 30, 0.2);
+DQTest::wait_for(sub { DQWorker::zcard($r, 'soak', 'lease') == 0
+                       && DQWorker::zcard($r, 'soak', 'eta') == 0 }, 30, 0.2);
 my @lost = grep { !$ends{$_} } keys %acked;
 my $dups = grep { $_ > 1 } values %ends;
-my @E = DQOps::lines($rec, 'E');
+my @E = DQWorker::lines($rec, 'E');
 my $charged = grep { ($_->[4] // 0) > 0 } @E;
 my $extra = grep { !$acked{$_} } keys %ends;
 my $dead = DQWorker::dead($r, "soak");
@@ -146,8 +145,8 @@ diag(sprintf('fault soak: %.0f s of faults (%s), %d requests (%.0f/s), %d acknow
 ok(scalar(keys %acked) > 100, 'the load was acknowledged throughout');
 is(scalar(@lost), 0, 'every acknowledged task ran') or diag("lost: @lost[0 .. ($#lost > 9 ? 9 : $#lost)]");
 is(scalar(keys %$dead), 0, 'no task is dead');
-is(DQOps::zcard($r, 'soak', 'lease'), 0, 'no lease left');
-is(DQOps::zcard($r, 'soak', 'eta'), 0, 'nothing left waiting');
+is(DQWorker::zcard($r, 'soak', 'lease'), 0, 'no lease left');
+is(DQWorker::zcard($r, 'soak', 'eta'), 0, 'nothing left waiting');
 ok($count{$_}, "fault $_ happened") for qw(child zombie master redis nginx);
 
 for my $m (@masters) {

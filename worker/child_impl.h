@@ -23,6 +23,7 @@
 #define DQ_NEVER             UINT64_MAX
 #define DQ_IDLE_LOOK_MAX_MS  30000    /* longest sleep of a queue without
                                          a claim (min with the lease) */
+#define DQ_LOST_CLAIMS       8        /* per queue, between reconnects */
 
 typedef struct dq_child_s dq_child_t;
 
@@ -40,6 +41,9 @@ struct dq_cqueue_s {
     size_t                 nacks, cap_acks;
     dq_task_t            **rels;       /* never started, to release */
     size_t                 nrels, cap_rels;
+    char                   lost[DQ_LOST_CLAIMS][DQ_ID_SIZE];
+    size_t                 nlost;      /* claims whose reply was lost:
+                                          release_claim on reconnect */
 };
 
 struct dq_child_s {

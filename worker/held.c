@@ -42,13 +42,16 @@ dq_held_use(dq_held_t *tab, size_t n)
 }
 
 int
-dq_held_add(const char *queue, const char *id, int64_t token)
+dq_held_add(const char *queue, const char *id, const char *claim)
 {
     size_t     i, k;
     dq_held_t *e;
 
+    if (id == NULL) {
+        id = "";
+    }
     if (dq__tab == NULL || strlen(queue) >= DQ_HELD_QUEUE_MAX
-        || strlen(id) >= DQ_HELD_ID_MAX)
+        || strlen(id) >= DQ_HELD_ID_MAX || strlen(claim) > DQ_CLAIM_ID_MAX)
     {
         return 0;
     }
@@ -58,11 +61,13 @@ dq_held_add(const char *queue, const char *id, int64_t token)
         if (__atomic_load_n(&e->state, __ATOMIC_RELAXED) != DQ_HELD_FREE) {
             continue;
         }
-        e->token = token;
         e->fail_delay_ms = 0;
+        memcpy(e->claim, claim, strlen(claim) + 1);
         memcpy(e->queue, queue, strlen(queue) + 1);
         memcpy(e->id, id, strlen(id) + 1);
-        __atomic_store_n(&e->state, DQ_HELD_CLAIMED, __ATOMIC_RELEASE);
+        __atomic_store_n(&e->state, id[0] ? DQ_HELD_CLAIMED
+                                           : DQ_HELD_CLAIMING,
+                         __ATOMIC_RELEASE);
         dq__hint = (i + 1) % dq__cap;
         return (int) i + 1;
     }
@@ -156,6 +161,47 @@ dq__run_one(dq_client_t *c, dq_cmd_t *cmd, char *err, size_t errlen)
     return st;
 }
 
+/* Every lease a lost claim call still holds, given back: 1 (count in
+ * *n), -1 failed (err set). */
+static int
+dq__release_claim(dq_client_t *c, const dq_held_t *e, int64_t *n, char *err,
+                  size_t errlen)
+{
+    char        cursor[24] = "0";
+    dq_cmd_t    cmd;
+    redisReply *r;
+    dq_error_t  er;
+    int64_t     k;
+    int         rc, rounds = 0;
+
+    *n = 0;
+    do {
+        dq_cmd_init(&cmd);
+        rc = dq_cmd_release_claim(&cmd, dq_str_c(e->queue), e->claim,
+                                  cursor);
+        r = NULL;
+        if (rc != DQ_OK || dq__ready(c) != DQ_OK
+            || dq__run(c, &cmd, &r) != DQ_OK)
+        {
+            snprintf(err, errlen, "%s", rc != DQ_OK ? "cannot build the "
+                     "command" : dq_client_errstr(c));
+            dq_cmd_free(&cmd);
+            return -1;
+        }
+        dq_cmd_free(&cmd);
+        memset(&er, 0, sizeof(er));
+        k = 0;
+        rc = dq_reply_release_claim(r, cursor, &k, &er);
+        freeReplyObject(r);
+        if (rc != DQ_OK) {
+            snprintf(err, errlen, "%s", er.msg);
+            return -1;
+        }
+        *n += k;
+    } while (strcmp(cursor, "0") != 0 && ++rounds < 10000);
+    return 1;
+}
+
 void
 dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
                 int child, const char *how, char *summary, size_t summary_len)
@@ -167,6 +213,7 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
     dq_cmd_t         cmd;
     char             err[256], error[300];
     size_t           i, nrel = 0, nfail = 0, nfenced = 0, nleft = 0;
+    size_t           nclaimed = 0;
     uint32_t         st;
     int              rc;
 
@@ -193,25 +240,34 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
             }
         }
         rc = -1;
-        if (c != NULL) {
+        if (c != NULL && st == DQ_HELD_CLAIMING) {
+            int64_t k = 0;
+
+            rc = dq__release_claim(c, e, &k, err, sizeof(err));
+            if (rc == 1) {
+                nclaimed += (size_t) k;
+                __atomic_store_n(&e->state, DQ_HELD_FREE, __ATOMIC_RELAXED);
+                continue;
+            }
+        } else if (c != NULL) {
             memset(&it, 0, sizeof(it));
             it.id = dq_str_c(e->id);
-            it.token = e->token;
+            it.claim = dq_str_c(e->claim);
             dq_cmd_init(&cmd);
             if (st == DQ_HELD_STARTED) {
                 rc = dq_cmd_retry(&cmd, dq_str_c(e->queue), &it,
-                                  e->fail_delay_ms, dq_str_c(error));
+                                  e->fail_delay_ms, dq_str_c(error), 1);
             } else {
-                rc = dq_cmd_release(&cmd, dq_str_c(e->queue), &it, 1);
+                rc = dq_cmd_release(&cmd, dq_str_c(e->queue), &it, 1, 0, 0);
             }
             rc = rc == DQ_OK ? dq__run_one(c, &cmd, err, sizeof(err)) : -1;
             dq_cmd_free(&cmd);
-            if (rc < 0) {
-                dq_client_free(c);    /* say why once, leave the rest */
-                c = NULL;
-                if (err[0] == '\0') {
-                    snprintf(err, sizeof(err), "cannot build the command");
-                }
+        }
+        if (c != NULL && rc < 0) {
+            dq_client_free(c);        /* say why once, leave the rest */
+            c = NULL;
+            if (err[0] == '\0') {
+                snprintf(err, sizeof(err), "cannot build the command");
             }
         }
         if (rc == 1 && st == DQ_HELD_STARTED) {
@@ -230,9 +286,10 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
         __atomic_store_n(&e->state, DQ_HELD_FREE, __ATOMIC_RELAXED);
     }
     dq_client_free(c);
-    if (nrel + nfail + nfenced + nleft == 0) {
+    if (nrel + nfail + nfenced + nleft + nclaimed == 0) {
         return;
     }
+    nrel += nclaimed;
     snprintf(summary, summary_len, "holding %zu leased tasks: %zu released "
              "at once (never started, or finished OK), %zu started and "
              "failed (charged, retried after backoff), %zu already settled, "

@@ -54,13 +54,17 @@ dq_child_stat_done(int64_t n)
  * released at once without charge, tasks that finished OK are released
  * too (their ack may not have landed; running them again costs no
  * attempt), started ones are failed with "child killed by signal N"
- * (charged, after the queue's backoff). Fencing (the token) makes any of
- * these harmless when the child's own report landed first. */
+ * (charged, after the queue's backoff), and the leases of a claim call
+ * whose reply the child never read are released (release_claim). Fencing
+ * (the claim id) makes any of these harmless when the child's own report
+ * landed first. */
 enum {
     DQ_HELD_FREE = 0,
     DQ_HELD_CLAIMED,     /* leased, function not entered */
     DQ_HELD_STARTED,     /* function entered */
-    DQ_HELD_DONE         /* returned OK, ack maybe not delivered */
+    DQ_HELD_DONE,        /* returned OK, ack maybe not delivered */
+    DQ_HELD_CLAIMING     /* a claim call in flight (id ""): its leases
+                            are given back with release_claim */
 };
 
 #define DQ_HELD_QUEUE_MAX 104   /* queue names are <= 100 */
@@ -69,15 +73,16 @@ enum {
 typedef struct {
     uint32_t state;                   /* DQ_HELD_*, written last */
     uint32_t pad;
-    int64_t  token;                   /* fencing token of the lease */
     int64_t  fail_delay_ms;           /* backoff if it fails now */
+    char     claim[DQ_CLAIM_ID_MAX + 1];  /* the lease's claim id */
     char     queue[DQ_HELD_QUEUE_MAX];
     char     id[DQ_HELD_ID_MAX];
 } dq_held_t;
 
-/* Child side (no-ops outside a master's child): an entry for a new lease
- * (0 = not tracked: table full, or id too long), then its steps. */
-int  dq_held_add(const char *queue, const char *id, int64_t token);
+/* Child side (no-ops outside a master's child): an entry for a new lease,
+ * or with id NULL for a claim call in flight (0 = not tracked: table
+ * full, or a string too long), then its steps. */
+int  dq_held_add(const char *queue, const char *id, const char *claim);
 void dq_held_started(int h, int64_t fail_delay_ms);   /* any thread */
 void dq_held_done(int h);
 void dq_held_remove(int h);
