@@ -64,6 +64,11 @@ sub scenario {
     DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{f}:stats', 'done') // 0) == $N }, 20);
     my %runs;
     $runs{ $_->[0] }++ for DQWorker::lines($rec, 'S');
+    my $charged = grep { ($_->[4] // 0) > 0 } DQWorker::lines($rec, 'E');
+    diag(sprintf('%s: %d tasks, fault 2.5 s: %d lost, %d ran twice, %d runs charged',
+                 $case, $N, scalar(grep { !$runs{$_} } keys %ids),
+                 scalar(grep { ($runs{$_} // 0) > 1 } keys %ids), $charged));
+    is($charged, 0, "$case: no attempt charged");
     is(scalar(grep { $runs{$_} } keys %ids), $N, "$case: every task ran");
     is(scalar(grep { ($runs{$_} // 0) > 1 } keys %ids), 0, "$case: none ran twice");
     is($r->cmd('HGET', 'dq:{f}:stats', 'done'), $N, "$case: all acked");
