@@ -92,7 +92,7 @@ dq__check_server(redisContext *ctx, char *err, size_t errlen)
         && dq_server_info(r->str, r->len, &si) == 0 && si.too_old)
     {
         snprintf(err, errlen, "Redis %s is too old: %s or later is needed "
-                 "(the scripts use ZMSCORE)", si.version,
+                 "(script flags, ZMSCORE)", si.version,
                  DQ_REDIS_MIN_VERSION);
         rc = -1;
     }

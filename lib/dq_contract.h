@@ -344,8 +344,9 @@ int dq_reply_is_noscript(const redisReply *r);
  * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
 int dq_reply_is_unavailable(const redisReply *r);
 
-/* The oldest Redis the scripts run on (ZMSCORE, 6.2). */
-#define DQ_REDIS_MIN_VERSION "6.2.0"
+/* The oldest Redis the scripts run on: script flags (#!lua flags=...,
+ * 7.0) and ZMSCORE (6.2). */
+#define DQ_REDIS_MIN_VERSION "7.0.0"
 
 typedef struct {
     char version[32];      /* "7.0.15" */

@@ -1,6 +1,7 @@
 # Versions and settings checked on connect (issue 10, items 8 and 9).
 #
-# A Redis older than 6.2 lacks ZMSCORE: every ack would fail and every task
+# A Redis older than 7.0 lacks script flags (and 6.0 ZMSCORE): every ack
+# would fail and every task
 # run until dead. No redis-server older than 7.0 is packaged here, so the
 # old server is a small fake speaking RESP (this file) that answers INFO
 # with redis_version:6.0.16 and records every command it gets; it is used
@@ -74,7 +75,7 @@ my $w = DQTest::spawn(name => 'old', log => "$dir/old.log",
                               '--library', $lib, '--processes', 1, '--queue', 'q']);
 DQTest::wait_for(sub { DQTest::slurp("$dir/old.log") =~ /too old/ }, 15);
 my $log = DQTest::slurp("$dir/old.log");
-like($log, qr/\[error\].*Redis 6\.0\.16 is too old: 6\.2\.0 or later is needed \(the scripts use ZMSCORE\); not using it/,
+like($log, qr/\[error\].*Redis 6\.0\.16 is too old: 7\.0\.0 or later is needed \(script flags, ZMSCORE\); not using it/,
      'the worker refuses Redis 6.0.16 with a clear message');
 sleep 1;
 my $cmds = DQTest::slurp($seen);
@@ -85,7 +86,7 @@ is(DQTest::stop_pid($w), 0, 'the worker still stops cleanly');
 
 my ($rc, $o1, $o2) = DQWorker::cli($old, "defer", "ops.run", "/dev/null"); my $out = "$o1$o2";
 isnt($rc, 0, 'deferred-cli (the C client) refuses it');
-like($out, qr/Redis 6\.0\.16 is too old: 6\.2\.0 or later is needed/, '... saying why') or diag("rc $rc: $out");
+like($out, qr/Redis 6\.0\.16 is too old: 7\.0\.0 or later is needed/, '... saying why') or diag("rc $rc: $out");
 unlike(DQTest::slurp($seen), qr/^(EVALSHA|EVAL)$/m, '... before any script call');
 kill 'KILL', $fake;
 waitpid($fake, 0);

@@ -531,7 +531,7 @@ dq__info_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                     DQ_REDIS_MIN_VERSION);
     } else if (si.too_old) {
         snprintf(why, sizeof(why), "Redis %s is too old: %s or later is "
-                 "needed (the scripts use ZMSCORE); not using it", si.version,
+                 "needed (script flags, ZMSCORE); not using it", si.version,
                  DQ_REDIS_MIN_VERSION);
         dq_log_error("redis (%s): %s", r->label, why);
         r->faults = 6;          /* look again in 8 s */
