@@ -1,7 +1,7 @@
 /*
  * The C client's opt-in replication wait (dq_client_set_wait; issue 10,
  * item 9) against real redis-servers: argv[1] a master with one replica,
- * argv[2] a master with none (t/81-client-wait.t starts them). With the
+ * argv[2] a master with none (t/23-client-wait.t starts them). With the
  * replica the enqueue answers DQ_OK; without one it fails with the count
  * of replicas that acknowledged, although the task is stored.
  */
