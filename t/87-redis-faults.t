@@ -40,8 +40,9 @@ EOF
 
 sub raw {
     my ($r) = @_;
-    return IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $r->port,
-                                 Proto => 'tcp', Timeout => 5) or die "connect: $!";
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $r->port,
+                                  Proto => 'tcp', Timeout => 5) or die "connect: $!";
+    return $s;
 }
 
 sub resp {
