@@ -19,12 +19,27 @@ use DQTest;
 use DQWorker;
 use Time::HiRes qw(time sleep);
 
-my $dir = tmpdir();
-my $r = DQTest::Redis->start(dir => $dir, args => [
-    qw(--appendonly yes --appendfsync always --auto-aof-rewrite-percentage 0
-       --appenddirname aof)]);
-my $incr;
-DQTest::wait_for(sub { ($incr) = glob("$dir/aof/*.incr.aof"); $incr }, 10);
+# A redis-server that fsyncs every write to its AOF: (redis, dir, AOF file)
+sub aof_redis {
+    my $d = tmpdir();
+    my $rs = DQTest::Redis->start(dir => $d, args => [
+        qw(--appendonly yes --appendfsync always --auto-aof-rewrite-percentage 0
+           --appenddirname aof)]);
+    my $f;
+    DQTest::wait_for(sub { ($f) = glob("$d/aof/*.incr.aof"); $f }, 10);
+    return ($rs, $d, $f);
+}
+
+# kill -9, the AOF cut back to $offset bytes, started again
+sub crash_to {
+    my ($rs, $f, $offset) = @_;
+    DQTest::stop_pid($rs->pid, 'KILL', 10);
+    truncate($f, $offset) or die "truncate: $!";
+    $rs->_launch;
+    DQTest::wait_for(sub { !ref $rs->cmd('PING') }, 10);   # not -LOADING
+}
+
+my ($r, $dir, $incr) = aof_redis();
 ok($incr && -e $incr, 'the AOF has an incr file') or BAIL_OUT('no AOF');
 
 my $a = DQWorker::start_worker($r, $dir, name => 'a', args =>
@@ -39,10 +54,7 @@ DQTest::wait_for(sub { DQWorker::stats($r)->{running} == 2 }, 10);
 is(DQWorker::stats($r)->{running}, 2, 'A holds the long task and the task (queued behind it)');
 
 # the crash: Redis loses A's claim
-DQTest::stop_pid($r->pid, 'KILL', 10);
-truncate($incr, $offset) or die "truncate: $!";
-$r->_launch;
-DQTest::wait_for(sub { !ref $r->cmd('PING') }, 10);   # not -LOADING
+crash_to($r, $incr, $offset);
 is($r->cmd('ZCARD', 'dq:{default}:lease'), 1, 'after the rollback only the long task is leased')
     or diag explain $r->cmd('ZRANGE', 'dq:{default}:lease', 0, -1, 'WITHSCORES');
 ok(defined $r->cmd('ZSCORE', 'dq:{default}:eta', $tid), 'the task is waiting again');
@@ -72,12 +84,7 @@ log_clean_ok($a->{log}, 'worker A log');
 log_clean_ok($b->{log}, 'worker B log');
 
 # ---- the zombie's retry
-my $dir2 = tmpdir();
-my $r2 = DQTest::Redis->start(dir => $dir2, args => [
-    qw(--appendonly yes --appendfsync always --auto-aof-rewrite-percentage 0
-       --appenddirname aof)]);
-my $incr2;
-DQTest::wait_for(sub { ($incr2) = glob("$dir2/aof/*.incr.aof"); $incr2 }, 10);
+my ($r2, $dir2, $incr2) = aof_redis();
 my $conf = "$dir2/a.conf";
 open(my $cf, '>', $conf) or die;
 print $cf "queue default {\n    timeout 1500ms;\n    min_backoff 100ms;\n}\n";
@@ -89,10 +96,7 @@ my $t2 = DQWorker::defer($r2, '--countdown', 1000, 'sleep_ms', 2500, $rec2);
 sleep 0.3;
 my $offset2 = -s $incr2;
 DQTest::wait_for(sub { DQWorker::stats($r2)->{running} == 1 }, 10);
-DQTest::stop_pid($r2->pid, 'KILL', 10);
-truncate($incr2, $offset2) or die "truncate: $!";
-$r2->_launch;
-DQTest::wait_for(sub { !ref $r2->cmd('PING') }, 10);
+crash_to($r2, $incr2, $offset2);
 ok(defined $r2->cmd('ZSCORE', 'dq:{default}:eta', $t2), 'rolled back: the task waits again');
 my $b2 = DQWorker::start_worker($r2, $dir2, name => 'b2', args =>
     [qw(--lease 10s --log_level debug)]);
