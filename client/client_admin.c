@@ -20,6 +20,21 @@ dq__queue_arg(dq_client_t *c, const char *queue, dq_str_t *q)
     return DQ_OK;
 }
 
+/* A call on one task: valid queue and id, and connected. */
+static int
+dq__task_args(dq_client_t *c, const char *queue, const char *id, dq_str_t *q)
+{
+    int rc;
+
+    if ((rc = dq__queue_arg(c, queue, q)) != DQ_OK) {
+        return rc;
+    }
+    if (id == NULL || id[0] == '\0') {
+        return dq__fail(c, DQ_EINVAL, "id: required");
+    }
+    return dq__ready(c);
+}
+
 static int64_t
 dq__int_reply(const redisReply *r)
 {
@@ -141,13 +156,7 @@ dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
     int         rc, ok = 0;
 
     c->errstr[0] = '\0';
-    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
-        return rc;
-    }
-    if (id == NULL || id[0] == '\0') {
-        return dq__fail(c, DQ_EINVAL, "id: required");
-    }
-    if ((rc = dq__ready(c)) != DQ_OK) {
+    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK) {
         return rc;
     }
     dq_cmd_init(&cmd);
@@ -226,13 +235,7 @@ dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
     if (size) {
         buf[0] = '\0';
     }
-    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
-        return rc;
-    }
-    if (id == NULL || id[0] == '\0') {
-        return dq__fail(c, DQ_EINVAL, "id: required");
-    }
-    if ((rc = dq__ready(c)) != DQ_OK) {
+    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK) {
         return rc;
     }
     dq_key_format(key, sizeof(key), q, DQ_KEY_ERRORS);

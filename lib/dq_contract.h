@@ -97,10 +97,14 @@ typedef struct {
 #define DQ_DEFAULT_MAX_ITEMS     65536
 #define DQ_DEFAULT_MAX_BATCH     1000
 
-/* The module's and the client's default; the worker's defaults (lease,
- * dead_max, dead_age, tombstone "7d", ...) are the strings of its directive
- * table (worker/config.c), fed through its parser. t/71-config.t checks the
- * two tombstones agree. */
+/* Most leases one report (ack, release) or extend call of the worker
+ * names: bounds its script's argument list. Not a request batch. */
+#define DQ_MAX_LEASE_ITEMS       1000
+
+/* The module's and the client's default. The worker's defaults (lease,
+ * dead_max, dead_age, ...) live only in its directive table
+ * (worker/config.c), as the text a user would write, fed through its
+ * parser; its tombstone there is "7d", the same 7 days. */
 #define DQ_DEFAULT_TOMBSTONE_MS  (7LL * 24 * 3600 * 1000)  /* 7 days */
 
 void dq_limits_default(dq_limits_t *lim);

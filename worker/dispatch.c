@@ -93,7 +93,7 @@ dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
 {
     dq__report_t *b = data;
     dq_child_t  *ch = b->ch;
-    int          st[DQ_DEFAULT_MAX_BATCH];
+    int          st[DQ_MAX_LEASE_ITEMS];
     dq_error_t   err;
     size_t       i;
 
@@ -685,16 +685,13 @@ static void
 dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
                size_t n)
 {
-    size_t          max = ch->conf->limits.max_batch;
+    size_t          max = DQ_MAX_LEASE_ITEMS;
     size_t          off, k, i;
-    dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
-    dq__report_t    *b;
+    dq_lease_item_t items[DQ_MAX_LEASE_ITEMS];
+    dq__report_t   *b;
     dq_cmd_t        cmd;
     int             rc;
 
-    if (max == 0 || max > DQ_DEFAULT_MAX_BATCH) {
-        max = DQ_DEFAULT_MAX_BATCH;
-    }
     for (off = 0; off < n; off += k) {
         k = n - off < max ? n - off : max;
         b = dq__report_new(ch, op, k);

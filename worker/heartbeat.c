@@ -20,8 +20,8 @@ typedef struct {
     dq_child_t *ch;
     char       *queue;
     size_t      n;
-    char       *ids[DQ_DEFAULT_MAX_BATCH];
-    char        claims[DQ_DEFAULT_MAX_BATCH][DQ_CLAIM_ID_MAX + 1];
+    char       *ids[DQ_MAX_LEASE_ITEMS];
+    char        claims[DQ_MAX_LEASE_ITEMS][DQ_CLAIM_ID_MAX + 1];
 } dq__hb_t;
 
 /* The live task leased under (id, claim), or NULL. */
@@ -44,7 +44,7 @@ dq__hb_reply(dq_conn_t *r, redisReply *rep, const char *errstr, void *data)
     dq__hb_t   *h = data;
     dq_child_t *ch = h->ch;
     dq_task_t  *t;
-    int         st[DQ_DEFAULT_MAX_BATCH];
+    int         st[DQ_MAX_LEASE_ITEMS];
     dq_error_t  err;
     size_t      i;
 
@@ -85,7 +85,7 @@ dq__hb_reply(dq_conn_t *r, redisReply *rep, const char *errstr, void *data)
 void
 dq_heartbeat(dq_child_t *ch)
 {
-    dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
+    dq_lease_item_t items[DQ_MAX_LEASE_ITEMS];
     dq_task_t      *t;
     dq__hb_t       *h;
     dq_cmd_t        cmd;
@@ -102,7 +102,7 @@ dq_heartbeat(dq_child_t *ch)
             }
             h->ch = ch;
             h->queue = strndup(q->name.ptr, q->name.len);
-            for (k = 0; t != NULL && k < DQ_DEFAULT_MAX_BATCH; t = t->next) {
+            for (k = 0; t != NULL && k < DQ_MAX_LEASE_ITEMS; t = t->next) {
                 if (t->q != q || t->state != DQ_TS_QUEUED) {
                     continue;
                 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dq_sync.h"
 #include "worker.h"
 #include "task_impl.h"
 
@@ -23,6 +24,7 @@ struct dq_header_str_s {
 };
 
 static char    *dq__redis_address;
+static char    *dq__redis_password;
 static int      dq__redis_db;
 
 static char *
@@ -40,10 +42,12 @@ dq__strndup(const char *p, size_t n)
 }
 
 void
-dq_task_set_worker_redis(const char *address, int db)
+dq_task_set_worker_redis(const char *address, const char *password, int db)
 {
     free(dq__redis_address);
+    free(dq__redis_password);
     dq__redis_address = address ? strdup(address) : NULL;
+    dq__redis_password = password ? strdup(password) : NULL;
     dq__redis_db = db;
 }
 
@@ -57,6 +61,24 @@ DQ_EXPORT int
 dq_worker_redis_db(void)
 {
     return dq__redis_db;
+}
+
+DQ_EXPORT redisContext *
+dq_worker_redis_connect(int timeout_ms, char *err, size_t errlen)
+{
+    char buf[512];
+
+    if (err == NULL || errlen == 0) {
+        err = buf;
+        errlen = sizeof(buf);
+    }
+    if (dq__redis_address == NULL) {
+        snprintf(err, errlen, "no Redis address (not in a worker child)");
+        return NULL;
+    }
+    return dq_sync_connect(dq__redis_address, dq__redis_password,
+                           dq__redis_db, timeout_ms > 0 ? timeout_ms : 5000,
+                           err, errlen);
 }
 
 dq_task_t *

@@ -90,7 +90,8 @@ void dq_task_free(dq_task_t *t);
 dq_task_result_t dq_task_execute(dq_task_t *t);
 
 /* What tasks see as dq_worker_redis_address()/db(); set once at start. */
-void dq_task_set_worker_redis(const char *address, int db);
+void dq_task_set_worker_redis(const char *address, const char *password,
+                              int db);
 
 /* log.c */
 void dq_log_close(void);
