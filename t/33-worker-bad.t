@@ -2,7 +2,7 @@
 # placed in Redis by hand go to the dead set with their reason and a log
 # line; a function this worker cannot run (unknown here, its library failed
 # to load) is never buried: released for another worker without charge,
-# logged once (t/78-unrunnable.t has the whole story); the worker keeps
+# logged once (t/85-unrunnable.t has the whole story); the worker keeps
 # running and the other tasks run.
 use strict;
 use warnings;
