@@ -83,14 +83,15 @@ ok(-e "$dir/long", 'the long task finished');
 log_clean_ok($a->{log}, 'worker A log');
 log_clean_ok($b->{log}, 'worker B log');
 
-# ---- the zombie's retry
+# ---- the zombie's retry (A2 has one slot, busy with its zombie run: only
+# B2 can claim the task again)
 my ($r2, $dir2, $incr2) = aof_redis();
 my $conf = "$dir2/a.conf";
 open(my $cf, '>', $conf) or die;
 print $cf "queue default {\n    timeout 1500ms;\n    min_backoff 100ms;\n}\n";
 close $cf;
 my $a2 = DQWorker::start_worker($r2, $dir2, name => 'a2', args =>
-    ['-c', $conf, qw(--lease 10s --log_level debug)]);
+    ['-c', $conf, qw(--threads 1 --concurrency 1 --lease 10s --log_level debug)]);
 my $rec2 = "$dir2/rec";
 my $t2 = DQWorker::defer($r2, '--countdown', 1000, 'sleep_ms', 2500, $rec2);
 sleep 0.3;
