@@ -69,6 +69,14 @@ is($deaths->(), 2, 'it ran again (and died again: the envelope is still corrupt)
 is(scalar(grep { /is not registered here/ } split /\n/, DQWorker::log_text($w)), 1,
    'the unknown function was logged once');
 
+# bulk requeue by error text: only the undecodable one runs again
+my ($rc2, $out2) = DQWorker::cli($r, 'requeue-all', 'default', 'undecodable');
+is($rc2, 0, 'requeue-all by error text accepted');
+like($out2, qr/^1 requeued, 0 left dead/, 'one dead task matched');
+DQTest::wait_for(sub { $deaths->() >= 3 }, 10);
+is($deaths->(), 3, 'it ran (and died) again');
+ok(exists DQWorker::dead($r)->{'missing-1'}, 'the other dead task was left alone');
+
 is(DQWorker::stop_worker($w), 0, 'worker exits 0');
 log_clean_ok($w->{log}, 'worker log');
 
