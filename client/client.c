@@ -135,7 +135,9 @@ dq_sync_connect(const char *address, const char *password, int db,
         snprintf(err, errlen, "redis: cannot set the timeout");
         goto fail;
     }
-    if (password && dq__setup_cmd(ctx, "AUTH", password, err, errlen) != 0)
+    /* an empty password (-a '', an exported empty variable) is none */
+    if (password && password[0]
+        && dq__setup_cmd(ctx, "AUTH", password, err, errlen) != 0)
     {
         goto fail;
     }
@@ -198,7 +200,7 @@ dq_client_new(const char *address, const dq_client_opts_t *opts)
     c->tombstone_ms = DQ_DEFAULT_TOMBSTONE_MS;
     dq_limits_default(&c->lim);
     if (opts) {
-        if (opts->password) {
+        if (opts->password && opts->password[0]) {
             c->password = strdup(opts->password);
             if (c->password == NULL) {
                 goto nomem;

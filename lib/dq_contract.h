@@ -74,6 +74,11 @@ typedef struct {
 /* DQ_OK, or DQ_EINVAL with err saying what is wrong (err may be NULL). */
 int dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err);
 
+/* The normalized text of a parsed address: "HOST:PORT" (the port always
+ * written), "[IPV6]:PORT" or "unix:PATH". The length written, or -1 when
+ * it does not fit in len bytes (with the NUL). */
+int dq_addr_format(const dq_addr_t *a, char *buf, size_t len);
+
 /* Wall clock in ms since the Unix epoch (for created_ms only: "now" for
  * scheduling is always Redis TIME inside the scripts). */
 int64_t dq_now_ms(void);

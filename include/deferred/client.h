@@ -41,7 +41,7 @@ extern "C" {
 typedef struct dq_client_s dq_client_t;
 
 typedef struct {
-    const char *password;        /* AUTH, or NULL */
+    const char *password;        /* AUTH; NULL or "": no AUTH */
     int         db;              /* SELECT, 0 default */
     int         timeout_ms;      /* connect and command timeout; 0 = 5000 */
     int64_t     tombstone_ms;    /* name dedup window; 0 = 7 days */
