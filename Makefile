@@ -25,7 +25,7 @@ SAN     ?= 0
 WERROR  ?= 0
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS    := hiredis msgpack libuv jansson
+PKGS    := hiredis msgpack libuv jansson libcrypto
 
 # the builder's flags (defaults when nothing is given)
 CFLAGS   ?= -O2 -g
