@@ -18,26 +18,41 @@
 
 
 static void ngx_http_deferred_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_deferred_read_body(ngx_http_request_t *r,
-    ngx_str_t *body);
 static ngx_int_t ngx_http_deferred_content_type(ngx_http_request_t *r);
 static void ngx_http_deferred_endpoint_done(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_zone_cleanup(void *data);
+static void ngx_http_deferred_ctx_cleanup(void *data);
 
 
 #define NGX_HTTP_DEFERRED_MSGPACK  1
 #define NGX_HTTP_DEFERRED_JSON     2
 
 
+/*
+ * A context outlives internal redirects (which clear r->ctx): it is also
+ * the data of a pool cleanup, found again by its handler, so that a
+ * location's deferred_enqueue runs once per request whatever the
+ * redirects, and $deferred_task_* keep their values.
+ */
+
 ngx_http_deferred_ctx_t *
 ngx_http_deferred_ctx_create(ngx_http_request_t *r)
 {
+    ngx_pool_cleanup_t       *cln;
     ngx_http_deferred_ctx_t  *ctx;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_deferred_ctx_t));
     if (ctx == NULL) {
         return NULL;
     }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_deferred_ctx_cleanup;
+    cln->data = ctx;
 
     ctx->request = r;
 
@@ -47,16 +62,57 @@ ngx_http_deferred_ctx_create(ngx_http_request_t *r)
 }
 
 
+/* the newest context of r (conf NULL), or the one of conf's enqueues */
+
+ngx_http_deferred_ctx_t *
+ngx_http_deferred_ctx_find(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *conf)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_deferred_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_deferred_module);
+
+    if (ctx && (conf == NULL || ctx->conf == conf)) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler != ngx_http_deferred_ctx_cleanup) {
+            continue;
+        }
+
+        ctx = cln->data;
+
+        if (ctx->request == r && (conf == NULL || ctx->conf == conf)) {
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_deferred_ctx_cleanup(void *data)
+{
+    /* a marker: the context lives in the pool */
+}
+
+
 /* server level: "deferred_endpoint on" serves DQ_DEFAULT_URL */
 
 ngx_int_t
 ngx_http_deferred_precontent_handler(ngx_http_request_t *r)
 {
     ngx_http_deferred_srv_conf_t  *dscf;
+    ngx_http_deferred_loc_conf_t  *dlcf;
 
     dscf = ngx_http_get_module_srv_conf(r, ngx_http_deferred_module);
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
 
     if (!dscf->endpoint
+        || dlcf->endpoint_off
         || r->uri.len != sizeof(DQ_DEFAULT_URL) - 1
         || ngx_strncmp(r->uri.data, DQ_DEFAULT_URL, r->uri.len) != 0)
     {
@@ -65,7 +121,9 @@ ngx_http_deferred_precontent_handler(ngx_http_request_t *r)
 
     r->content_handler = ngx_http_deferred_endpoint_handler;
 
-    return NGX_DECLINED;
+    /* straight to the content phase: try_files must not redirect it */
+
+    return NGX_OK;
 }
 
 
@@ -93,6 +151,21 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
                                         NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "RedisUnavailable", NULL,
                                         "no Redis configured");
+    }
+
+    if (!dlcf->open && dlcf->secrets == NULL
+        && ngx_http_deferred_local_client(r) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "deferred: 403 client %V is not local; the endpoint "
+                      "has no \"deferred_secret\" and is not "
+                      "\"deferred_endpoint on open\"",
+                      &r->connection->addr_text);
+
+        return ngx_http_deferred_reject(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        "Forbidden", NULL,
+                                        "the deferred endpoint answers only "
+                                        "the local host");
     }
 
     if (!(r->method & NGX_HTTP_POST)) {
@@ -124,6 +197,10 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
                                         "RequestTooLarge", NULL,
                                         "body over deferred_max_body");
     }
+
+    /* the body lands in ctx->raw, within deferred_max_body, as it is read
+     * (ngx_http_deferred_body_filter) */
+    ctx->reading = 1;
 
     rc = ngx_http_read_client_request_body(r, ngx_http_deferred_body_handler);
 
@@ -215,7 +292,7 @@ static void
 ngx_http_deferred_body_handler(ngx_http_request_t *r)
 {
     int                            rc, kind;
-    size_t                         n;
+    size_t                         n, i;
     ngx_str_t                      body, url;
     dq_str_t                       default_url;
     dq_error_t                     err;
@@ -233,27 +310,30 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
 
     ngx_memzero(&err, sizeof(dq_error_t));
 
-    if (ngx_http_deferred_read_body(r, &body) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
+    ctx->reading = 0;
+    body.data = ctx->raw ? ctx->raw : (u_char *) "";
+    body.len = ctx->raw_len;
 
-    if (body.len > dlcf->max_body) {
-        dq_error_set(&err, DQ_ETOOBIG, NULL, "body over deferred_max_body");
-        goto failed;
-    }
+    if (dlcf->secrets) {
+        rc = ngx_http_deferred_signature_check(r, dlcf, &err);
 
-    if (dlcf->secret.len
-        && ngx_http_deferred_hmac_check(r, dlcf, body.data, body.len)
-           != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "deferred: 403 bad or missing %V", &dlcf->secret_header);
+        if (rc == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "deferred: signature check failed: %s", err.msg);
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
 
-        (void) ngx_http_deferred_error_body(r, ctx, NGX_HTTP_FORBIDDEN,
-                                            "Forbidden", NULL,
-                                            "bad or missing signature");
-        goto respond;
+        if (rc != NGX_OK) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "deferred: 403 %V from %V: %s",
+                          &dlcf->secret_header, &r->connection->addr_text,
+                          err.msg);
+
+            (void) ngx_http_deferred_error_body(r, ctx, NGX_HTTP_FORBIDDEN,
+                                                "Forbidden", NULL, err.msg);
+            goto respond;
+        }
     }
 
     dq_limits_default(&lim);
@@ -340,6 +420,18 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
         goto failed;
     }
 
+    for (i = 0; i < n; i++) {
+        char  prefix[32];
+
+        ngx_sprintf((u_char *) prefix, "tasks[%uz]%Z", i);
+
+        rc = ngx_http_deferred_allowed(dlcf, &reqs[i],
+                                       ctx->batch ? prefix : NULL, &err);
+        if (rc != DQ_OK) {
+            goto failed;
+        }
+    }
+
     /* tasks posted to a custom URL carry it (deferred.Handler().post) */
 
     default_url.ptr = NULL;
@@ -394,10 +486,7 @@ failed:
 
     (void) ngx_http_deferred_error_body(r, ctx,
                   ngx_http_deferred_status_of(err.code),
-                  err.code == DQ_ETOOBIG ? "RequestTooLarge"
-                  : err.code == DQ_EDECODE ? "MalformedBody"
-                  : err.code == DQ_ENOMEM ? "InternalError"
-                  : "InvalidTask",
+                  ngx_http_deferred_error_name(err.code),
                   err.field, err.msg);
 
 respond:
@@ -410,75 +499,6 @@ static void
 ngx_http_deferred_zone_cleanup(void *data)
 {
     msgpack_zone_free(data);
-}
-
-
-/* the body in one piece: one buffer as is, else copied (files read) */
-
-static ngx_int_t
-ngx_http_deferred_read_body(ngx_http_request_t *r, ngx_str_t *body)
-{
-    off_t         len;
-    u_char       *p;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    body->len = 0;
-    body->data = (u_char *) "";
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    cl = r->request_body->bufs;
-
-    if (cl->next == NULL && !cl->buf->in_file) {
-        body->data = cl->buf->pos;
-        body->len = cl->buf->last - cl->buf->pos;
-        return NGX_OK;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    if (len == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    body->data = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                              b->file_pos);
-            if (n != b->file_last - b->file_pos) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "deferred: cannot read the body from %V",
-                              &b->file->name);
-                return NGX_ERROR;
-            }
-
-            p += n;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
-    }
-
-    body->len = p - body->data;
-
-    return NGX_OK;
 }
 
 

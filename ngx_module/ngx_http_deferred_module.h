@@ -13,7 +13,9 @@
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
  *                                one connection per worker per Redis,
  *                                reconnect with backoff, EVALSHA/EVAL
- *   ngx_http_deferred_hmac.c     the shared-secret signature check
+ *   ngx_http_deferred_access.c   who may call the endpoint: local
+ *                                addresses, signatures (lib/dq_sign.c),
+ *                                functions and retry bounds
  *
  * Key names, scripts, the envelope and name rules come from lib/ only.
  */
@@ -31,6 +33,7 @@
 #include <hiredis/async.h>
 
 #include "dq_contract.h"
+#include "dq_sign.h"
 
 
 #define NGX_HTTP_DEFERRED_RETRY_AFTER  "1"
@@ -109,13 +112,30 @@ typedef struct {
 } ngx_http_deferred_enqueue_t;
 
 
+/* server-side bounds on a task's retry_options (deferred_retry_bounds) */
+typedef struct {
+    int64_t                        max_retries;
+    int64_t                        min_backoff_ms;
+    int64_t                        max_backoff_ms;
+    int64_t                        max_doublings;
+    int64_t                        max_age_ms;  /* 0: any */
+} ngx_http_deferred_bounds_t;
+
+
 typedef struct {
     ngx_http_deferred_redis_t     *redis;
     ngx_flag_t                     endpoint;    /* this location */
+    ngx_flag_t                     endpoint_off;
+    ngx_flag_t                     open;        /* any address may call */
     ngx_array_t                   *enqueues;    /* of enqueue_t */
     ngx_array_t                   *queues;      /* ngx_str_t, allowed */
-    ngx_str_t                      secret;
+    ngx_array_t                   *functions;   /* ngx_str_t, allowed */
+    ngx_array_t                   *secrets;     /* dq_str_t */
     ngx_str_t                      secret_header;
+    time_t                         secret_window;
+    ngx_http_deferred_bounds_t    *bounds;
+    ngx_uint_t                     ret_status;  /* deferred_return */
+    ngx_http_complex_value_t      *ret_text;
     size_t                         max_body;
     ngx_uint_t                     max_batch;
     ngx_msec_t                     timeout;
@@ -161,6 +181,7 @@ typedef enum {
 /* the request's context; the batch it carries lives in the request pool */
 struct ngx_http_deferred_ctx_s {
     ngx_http_request_t            *request;
+    ngx_http_deferred_loc_conf_t  *conf;        /* whose enqueues */
     ngx_uint_t                     state;
     ngx_uint_t                     endpoint;    /* POST vs enqueue location */
 
@@ -177,6 +198,11 @@ struct ngx_http_deferred_ctx_s {
     ngx_int_t                      status;      /* response when done */
     ngx_str_t                      body;        /* response body (JSON) */
     ngx_uint_t                     retry_after;
+
+    u_char                        *raw;         /* the body as read */
+    size_t                         raw_len;
+    size_t                         raw_cap;
+    unsigned                       reading:1;   /* endpoint body */
 
     ngx_str_t                      var_id;      /* $deferred_task_id */
     ngx_str_t                      var_eta;     /* $deferred_task_eta */
@@ -213,14 +239,20 @@ ngx_int_t ngx_http_deferred_send_response(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx);
 ngx_int_t ngx_http_deferred_status_of(int code);
 
-/* ngx_http_deferred_hmac.c */
-ngx_int_t ngx_http_deferred_hmac_check(ngx_http_request_t *r,
-    ngx_http_deferred_loc_conf_t *dlcf, u_char *body, size_t len);
+/* ngx_http_deferred_access.c */
+ngx_int_t ngx_http_deferred_local_client(ngx_http_request_t *r);
+ngx_int_t ngx_http_deferred_signature_check(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_error_t *err);
+ngx_int_t ngx_http_deferred_allowed(ngx_http_deferred_loc_conf_t *dlcf,
+    dq_request_t *req, const char *prefix, dq_error_t *err);
+const char *ngx_http_deferred_error_name(int code);
 
 /* ngx_http_deferred_handler.c */
 ngx_int_t ngx_http_deferred_endpoint_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_deferred_precontent_handler(ngx_http_request_t *r);
 ngx_http_deferred_ctx_t *ngx_http_deferred_ctx_create(ngx_http_request_t *r);
+ngx_http_deferred_ctx_t *ngx_http_deferred_ctx_find(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *conf);
 ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);
@@ -228,7 +260,10 @@ ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
 /* ngx_http_deferred_enqueue.c */
 char *ngx_http_deferred_enqueue_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_int_t ngx_http_deferred_rewrite_handler(ngx_http_request_t *r);
+char *ngx_http_deferred_return_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_deferred_log_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_deferred_enqueue_handler(ngx_http_request_t *r);
 
 
 extern ngx_module_t  ngx_http_deferred_module;

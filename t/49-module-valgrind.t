@@ -33,7 +33,7 @@ my $n = DQNginx->start(redis => $r, workers => 0,
         location = /enqueue {
             deferred_enqueue noop name=$arg_n args=$arg_k int:$arg_i;
             deferred_enqueue noop queue=q2 countdown=5;
-            return 200 "ok $deferred_task_id\n";
+            deferred_return 200 "ok $deferred_task_id\n";
         }
         location = /signed {
             deferred_endpoint on;
