@@ -100,18 +100,16 @@ ngx_http_deferred_local_client(ngx_http_request_t *r)
 }
 
 
-/* the body must be in memory: ngx_http_deferred_endpoint_handler sees to
- * it (client_body_buffer_size raised to deferred_max_body) */
+/* body: as ngx_http_deferred_body_filter copied it while reading */
 
 ngx_int_t
 ngx_http_deferred_signature_check(ngx_http_request_t *r,
-    ngx_http_deferred_loc_conf_t *dlcf, dq_error_t *err)
+    ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, dq_error_t *err)
 {
     int               rc;
-    dq_str_t          method, uri, *pieces;
+    dq_str_t          method, uri, piece;
     ngx_str_t         v;
-    ngx_uint_t        i, n;
-    ngx_chain_t      *cl;
+    ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
@@ -147,42 +145,16 @@ ngx_http_deferred_signature_check(ngx_http_request_t *r,
         }
     }
 
-    n = 0;
-
-    if (r->request_body) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            if (cl->buf->in_file) {
-                dq_error_set(err, DQ_ERR, NULL, "the body is in a file");
-                return NGX_ERROR;
-            }
-
-            n++;
-        }
-    }
-
-    pieces = ngx_palloc(r->pool, (n ? n : 1) * sizeof(dq_str_t));
-    if (pieces == NULL) {
-        dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
-        return NGX_ERROR;
-    }
-
-    n = 0;
-
-    if (r->request_body) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            pieces[n].ptr = (const char *) cl->buf->pos;
-            pieces[n].len = cl->buf->last - cl->buf->pos;
-            n++;
-        }
-    }
-
     method.ptr = (const char *) r->method_name.data;
     method.len = r->method_name.len;
     uri.ptr = (const char *) r->unparsed_uri.data;
     uri.len = r->unparsed_uri.len;
 
+    piece.ptr = (const char *) body->data;
+    piece.len = body->len;
+
     rc = dq_sign_verify(dlcf->secrets->elts, dlcf->secrets->nelts,
-                        (const char *) v.data, v.len, method, uri, pieces, n,
+                        (const char *) v.data, v.len, method, uri, &piece, 1,
                         (int64_t) ngx_time(), (int64_t) dlcf->secret_window,
                         err);
 

@@ -315,7 +315,7 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     body.len = ctx->raw_len;
 
     if (dlcf->secrets) {
-        rc = ngx_http_deferred_signature_check(r, dlcf, &err);
+        rc = ngx_http_deferred_signature_check(r, dlcf, &body, &err);
 
         if (rc == NGX_ERROR) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -242,7 +242,7 @@ ngx_int_t ngx_http_deferred_status_of(int code);
 /* ngx_http_deferred_access.c */
 ngx_int_t ngx_http_deferred_local_client(ngx_http_request_t *r);
 ngx_int_t ngx_http_deferred_signature_check(ngx_http_request_t *r,
-    ngx_http_deferred_loc_conf_t *dlcf, dq_error_t *err);
+    ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, dq_error_t *err);
 ngx_int_t ngx_http_deferred_allowed(ngx_http_deferred_loc_conf_t *dlcf,
     dq_request_t *req, const char *prefix, dq_error_t *err);
 const char *ngx_http_deferred_error_name(int code);
