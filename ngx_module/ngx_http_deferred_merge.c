@@ -33,6 +33,12 @@ struct ngx_http_deferred_merged_s {
     ngx_http_deferred_group_t    **members;     /* NULL: detached */
     ngx_uint_t                    *offsets;     /* first item of a member */
     ngx_uint_t                     nmembers;
+
+    /* with "replicas=": the results wait for WAIT's answer */
+    dq_enqueue_result_t           *res;
+    const char                    *failure;
+    unsigned                       waiting:1;   /* a WAIT is out */
+    unsigned                       replied:1;   /* the script answered */
 };
 
 
@@ -40,6 +46,8 @@ static void ngx_http_deferred_merge_flush(ngx_event_t *ev);
 static ngx_int_t ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     ngx_http_deferred_merged_t **mp);
 static void ngx_http_deferred_merge_reply(void *data, redisReply *reply);
+static void ngx_http_deferred_merge_waited(void *data, redisReply *reply);
+static void ngx_http_deferred_merge_finish(ngx_http_deferred_merged_t *m);
 static void ngx_http_deferred_merge_deliver(ngx_http_deferred_merged_t *m,
     dq_enqueue_result_t *res, const char *failure);
 static void ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m);
@@ -71,6 +79,40 @@ ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g)
 }
 
 
+/* the connection's setup answered OK: what waited for it goes now */
+
+void
+ngx_http_deferred_merge_ready(ngx_http_deferred_redis_t *rs)
+{
+    if (!ngx_queue_empty(&rs->queued) && !rs->flush.posted) {
+        ngx_post_event(&rs->flush, &ngx_posted_events);
+    }
+}
+
+
+/* the connection failed before its setup answered: 503 for the waiting */
+
+void
+ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
+    const char *failure)
+{
+    ngx_http_deferred_group_t  *g;
+
+    while (!ngx_queue_empty(&rs->queued)) {
+        g = ngx_queue_data(ngx_queue_head(&rs->queued),
+                           ngx_http_deferred_group_t, link);
+
+        /* the request's other groups leave the list with it */
+        ngx_http_deferred_batch_deliver(g, NULL, failure);
+
+        if (g->queued) {
+            ngx_queue_remove(&g->link);
+            g->queued = 0;
+        }
+    }
+}
+
+
 void
 ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g)
 {
@@ -94,6 +136,16 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
     ngx_http_deferred_merged_t  *m;
 
     ngx_int_t                    rc;
+
+    if (ngx_http_deferred_redis_ready(rs) != NGX_OK) {
+
+        if (rs->ac == NULL) {
+            ngx_http_deferred_merge_fail_queued(rs, "Redis is not reachable");
+        }
+
+        /* connecting: sent once the setup answered OK (merge_ready) */
+        return;
+    }
 
     while (!ngx_queue_empty(&rs->queued)) {
 
@@ -122,6 +174,20 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
 
             ngx_http_deferred_merge_deliver(m, NULL, "Redis is not reachable");
             ngx_http_deferred_merge_free(m);
+            continue;
+        }
+
+        if (rs->replicas) {
+            m->waiting = 1;
+
+            if (ngx_http_deferred_redis_wait(rs,
+                                             ngx_http_deferred_merge_waited, m)
+                != NGX_OK)
+            {
+                /* the script's reply still comes: it fails the tasks */
+                m->waiting = 0;
+                m->failure = "cannot wait for replicas";
+            }
         }
     }
 }
@@ -198,6 +264,10 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
 
     m->redis = rs;
     m->n = n;
+    m->res = NULL;
+    m->failure = NULL;
+    m->waiting = 0;
+    m->replied = 0;
     m->nmembers = nmembers;
     m->items = (dq_enqueue_item_t *) (m + 1);
     m->members = (ngx_http_deferred_group_t **) (m->items + n);
@@ -277,45 +347,109 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
     ngx_http_deferred_merged_t  *m = data;
 
     dq_error_t                   err;
-    dq_enqueue_result_t         *res;
     ngx_http_deferred_redis_t   *rs;
 
     rs = m->redis;
-    res = NULL;
+    m->replied = 1;
 
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: no reply (connection lost) "
                       "for %ui tasks", &rs->name, m->n);
-        ngx_http_deferred_merge_deliver(m, NULL, "Redis connection lost");
+        m->failure = "Redis connection lost";
         goto done;
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: enqueue failed: %*s",
-                      &rs->name, (int) reply->len, reply->str);
-        ngx_http_deferred_merge_deliver(m, NULL, "Redis refused the enqueue");
+                      &rs->name, (size_t) reply->len, reply->str);
+        m->failure = "Redis refused the enqueue";
         goto done;
     }
 
-    res = ngx_alloc(m->n * sizeof(dq_enqueue_result_t), rs->log);
+    m->res = ngx_alloc(m->n * sizeof(dq_enqueue_result_t), rs->log);
 
-    if (res == NULL || dq_reply_enqueue(reply, m->n, res, &err) != DQ_OK) {
+    if (m->res == NULL || dq_reply_enqueue(reply, m->n, m->res, &err) != DQ_OK)
+    {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: unexpected enqueue reply: %s",
-                      &rs->name, res ? err.msg : "out of memory");
-        ngx_http_deferred_merge_deliver(m, NULL,
-                                        "unexpected reply from Redis");
-        goto done;
+                      &rs->name, m->res ? err.msg : "out of memory");
+        m->failure = "unexpected reply from Redis";
     }
-
-    ngx_http_deferred_merge_deliver(m, res, NULL);
 
 done:
 
-    if (res) {
-        ngx_free(res);
+    if (!m->waiting) {
+        ngx_http_deferred_merge_finish(m);
+    }
+}
+
+
+/*
+ * WAIT's answer: the number of replicas that have the writes. It came
+ * before the script's reply only when the script was re-sent as EVAL
+ * (NOSCRIPT) behind it: then wait again, behind the EVAL.
+ */
+
+static void
+ngx_http_deferred_merge_waited(void *data, redisReply *reply)
+{
+    ngx_http_deferred_merged_t  *m = data;
+
+    ngx_http_deferred_redis_t   *rs;
+
+    rs = m->redis;
+
+    if (!m->replied && reply) {
+        if (ngx_http_deferred_redis_wait(rs, ngx_http_deferred_merge_waited,
+                                         m)
+            == NGX_OK)
+        {
+            return;
+        }
+
+        m->waiting = 0;
+        m->failure = "cannot wait for replicas";
+        return;
+    }
+
+    m->waiting = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer < rs->replicas)
+    {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: redis %V: %ui tasks stored but not "
+                      "acknowledged by %i replicas within %M ms (%s)",
+                      &rs->name, m->n, rs->replicas, rs->replicas_timeout,
+                      reply == NULL ? "connection lost"
+                      : reply->type == REDIS_REPLY_INTEGER ? "too few"
+                      : "WAIT refused");
+
+        if (m->failure == NULL) {
+            m->failure = "not replicated in time";
+        }
+    }
+
+    if (m->replied) {
+        ngx_http_deferred_merge_finish(m);
+    }
+}
+
+
+static void
+ngx_http_deferred_merge_finish(ngx_http_deferred_merged_t *m)
+{
+    if (m->failure) {
+        ngx_http_deferred_merge_deliver(m, NULL, m->failure);
+
+    } else {
+        ngx_http_deferred_merge_deliver(m, m->res, NULL);
+    }
+
+    if (m->res) {
+        ngx_free(m->res);
     }
 
     ngx_http_deferred_merge_free(m);

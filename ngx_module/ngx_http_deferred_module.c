@@ -454,7 +454,7 @@ ngx_http_deferred_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 /* deferred_redis 127.0.0.1:6379 | unix:/path [password=] [db=]
- *                [connect_timeout=] */
+ *                [connect_timeout=] [replicas=n] [replicas_timeout=] */
 
 static char *
 ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -463,10 +463,10 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char                          *p;
     ngx_str_t                       *value, password, s;
-    ngx_int_t                        db;
+    ngx_int_t                        db, replicas;
     ngx_uint_t                       i;
     ngx_url_t                        u;
-    ngx_msec_t                       connect_timeout;
+    ngx_msec_t                       connect_timeout, replicas_timeout;
     ngx_http_deferred_redis_t       *rs, **rsp;
     ngx_http_deferred_main_conf_t   *dmcf;
 
@@ -479,6 +479,8 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_null(&password);
     db = 0;
     connect_timeout = 1000;
+    replicas = 0;
+    replicas_timeout = 1000;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -496,6 +498,29 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             db = ngx_atoi(value[i].data + 3, value[i].len - 3);
             if (db == NGX_ERROR || db > 65535) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "replicas=", 9) == 0) {
+            replicas = ngx_atoi(value[i].data + 9, value[i].len - 9);
+            if (replicas == NGX_ERROR || replicas > 100) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "replicas_timeout=", 17) == 0) {
+            s.data = value[i].data + 17;
+            s.len = value[i].len - 17;
+
+            replicas_timeout = ngx_parse_time(&s, 0);
+            if (replicas_timeout == (ngx_msec_t) NGX_ERROR
+                || replicas_timeout == 0)
+            {
                 goto invalid;
             }
 
@@ -531,6 +556,8 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (rs->name.len == value[1].len
             && ngx_strncmp(rs->name.data, value[1].data, value[1].len) == 0
             && rs->db == db
+            && rs->replicas == replicas
+            && rs->replicas_timeout == replicas_timeout
             && rs->password.len == password.len
             && ngx_strncmp(rs->password.data, password.data, password.len)
                == 0)
@@ -548,6 +575,8 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rs->name = value[1];
     rs->db = db;
     rs->connect_timeout = connect_timeout;
+    rs->replicas = replicas;
+    rs->replicas_timeout = replicas_timeout;
 
     if (password.len) {
         rs->password.data = ngx_pstrdup(cf->pool, &password);

@@ -34,6 +34,7 @@
 
 #include "dq_contract.h"
 #include "dq_sign.h"
+#include "dq_info.h"
 
 
 #define NGX_HTTP_DEFERRED_RETRY_AFTER  "1"
@@ -60,6 +61,8 @@ struct ngx_http_deferred_redis_s {
     ngx_str_t                      password;
     ngx_int_t                      db;
     ngx_msec_t                     connect_timeout;
+    ngx_int_t                      replicas;    /* WAIT for n replicas */
+    ngx_msec_t                     replicas_timeout;
 
     /* per worker process, from init_process on */
     redisAsyncContext             *ac;
@@ -213,9 +216,15 @@ struct ngx_http_deferred_ctx_s {
 void ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g);
+void ngx_http_deferred_merge_ready(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
+    const char *failure);
 
 /* ngx_http_deferred_redis.c */
 ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
+ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
+ngx_int_t ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_deferred_main_conf_t *dmcf);
 void ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf);

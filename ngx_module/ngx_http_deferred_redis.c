@@ -6,9 +6,13 @@
  * ngx_connection_t, level-triggered read/write events, nginx closing the
  * fd) and the per-worker connection of each configured Redis: connected at
  * init_process by numeric address or unix socket (resolved at config
- * time), AUTH/SELECT/SCRIPT LOAD pipelined ahead of everything else,
- * commands of concurrent requests pipelined on it, reconnect with backoff,
- * EVALSHA retried as EVAL on NOSCRIPT.
+ * time), AUTH/SELECT/INFO/SCRIPT LOAD pipelined ahead of everything else
+ * and the connection used only once all of them answered OK (a refused
+ * AUTH or SELECT must not let a command run unauthenticated or in the
+ * wrong database; an older Redis than DQ_REDIS_MIN_VERSION is refused, an
+ * evicting maxmemory-policy is warned about), commands of concurrent
+ * requests pipelined on it, reconnect with backoff, EVALSHA retried as
+ * EVAL on NOSCRIPT, WAIT for replicas when configured.
  *
  * Invariants: hiredis runs each callback exactly once (a NULL reply on
  * disconnect); a command's handler runs exactly once (with NULL on
@@ -306,6 +310,12 @@ ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
                                      (void *) "SELECT", 2, argv, argvlen);
     }
 
+    argv[0] = "INFO";
+    argvlen[0] = 4;
+
+    (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_setup_cb,
+                                 (void *) "INFO", 1, argv, argvlen);
+
     script = dq_script(DQ_SCRIPT_ENQUEUE);
 
     argc = 3;
@@ -373,6 +383,8 @@ ngx_http_deferred_redis_drop(ngx_http_deferred_redis_t *rs)
     if (ac) {
         redisAsyncFree(ac);
     }
+
+    ngx_http_deferred_merge_fail_queued(rs, "Redis is not reachable");
 }
 
 
@@ -420,6 +432,8 @@ ngx_http_deferred_redis_connect_cb(const redisAsyncContext *ac, int status)
     rs->ac = NULL;
     rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
     ngx_http_deferred_redis_schedule(rs);
+
+    ngx_http_deferred_merge_fail_queued(rs, "Redis is not reachable");
 }
 
 
@@ -446,6 +460,8 @@ ngx_http_deferred_redis_disconnect_cb(const redisAsyncContext *ac, int status)
     rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
     rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
     ngx_http_deferred_redis_schedule(rs);
+
+    ngx_http_deferred_merge_fail_queued(rs, "Redis connection lost");
 }
 
 
@@ -453,7 +469,9 @@ static void
 ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
     void *privdata)
 {
+    dq_error_t                  err;
     redisReply                 *reply = r;
+    dq_redis_info_t             info;
     ngx_http_deferred_redis_t  *rs = ac->data;
 
     if (reply == NULL || rs->ac != ac) {
@@ -462,10 +480,38 @@ ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                      "deferred: redis %V: %s failed: %*s", &rs->name,
-                      (char *) privdata, (int) reply->len, reply->str);
+                      "deferred: redis %V: %s failed: %*s; the connection "
+                      "is not used", &rs->name, (char *) privdata,
+                      (size_t) reply->len, reply->str);
         rs->down_logged = 1;
         ngx_http_deferred_redis_drop(rs);
+        return;
+    }
+
+    if (ngx_strcmp((char *) privdata, "INFO") == 0) {
+
+        if (reply->type != REDIS_REPLY_STRING
+            || dq_redis_info_check(reply->str, reply->len, &info, &err)
+               != DQ_OK)
+        {
+            ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                          "deferred: redis %V: %s; the connection is not "
+                          "used", &rs->name,
+                          reply->type == REDIS_REPLY_STRING
+                          ? err.msg : "INFO did not answer a text");
+            rs->down_logged = 1;
+            ngx_http_deferred_redis_drop(rs);
+            return;
+        }
+
+        if (info.evicts) {
+            ngx_log_error(NGX_LOG_WARN, rs->log, 0,
+                          "deferred: redis %V: maxmemory-policy %s may "
+                          "evict keys, and a queue's keys hold its tasks: "
+                          "set maxmemory-policy noeviction",
+                          &rs->name, info.maxmemory_policy);
+        }
+
         return;
     }
 
@@ -487,6 +533,9 @@ ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
     rs->down_logged = 0;
     rs->state = NGX_HTTP_DEFERRED_REDIS_READY;
     rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
+
+    /* what waited for the setup goes now */
+    ngx_http_deferred_merge_ready(rs);
 }
 
 
@@ -508,13 +557,23 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
 }
 
 
+/* commands go only on a connection whose setup answered OK */
+
+ngx_int_t
+ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs)
+{
+    return (rs->ac && rs->state == NGX_HTTP_DEFERRED_REDIS_READY)
+           ? NGX_OK : NGX_DECLINED;
+}
+
+
 ngx_http_deferred_redis_cmd_t *
 ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     ngx_http_deferred_redis_handler_pt handler, void *data)
 {
     ngx_http_deferred_redis_cmd_t  *rc;
 
-    if (ngx_http_deferred_redis_usable(rs) != NGX_OK) {
+    if (ngx_http_deferred_redis_ready(rs) != NGX_OK) {
         return NULL;
     }
 
@@ -538,6 +597,51 @@ ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     }
 
     return rc;
+}
+
+
+/* WAIT replicas timeout, right behind the commands already sent */
+
+ngx_int_t
+ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_redis_handler_pt handler, void *data)
+{
+    u_char                          n[NGX_INT_T_LEN], ms[NGX_INT_T_LEN];
+    size_t                          argvlen[3];
+    const char                     *argv[3];
+    ngx_http_deferred_redis_cmd_t  *rc;
+
+    if (ngx_http_deferred_redis_ready(rs) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
+    if (rc == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc->handler = handler;
+    rc->data = data;
+    rc->cmd = NULL;
+    rc->redis = rs;
+    rc->eval = 1;           /* never retried as EVAL */
+
+    argv[0] = "WAIT";
+    argvlen[0] = 4;
+    argv[1] = (const char *) n;
+    argvlen[1] = ngx_sprintf(n, "%i", rs->replicas) - n;
+    argv[2] = (const char *) ms;
+    argvlen[2] = ngx_sprintf(ms, "%M", rs->replicas_timeout) - ms;
+
+    if (redisAsyncCommandArgv(rs->ac, ngx_http_deferred_redis_reply_cb, rc,
+                              3, argv, argvlen)
+        != REDIS_OK)
+    {
+        ngx_free(rc);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
