@@ -60,7 +60,8 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     dq_request_t *reqs, ngx_uint_t n, dq_str_t default_url, dq_error_t *err)
 {
     int                            rc;
-    char                           id[DQ_ID_SIZE], field[64];
+    char                           id[DQ_CLIENT_ID_MAX + 1], field[64];
+    size_t                         idlen;
     u_char                        *p;
     int64_t                        now;
     ngx_str_t                     *q;
@@ -136,14 +137,25 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             req->url = default_url;
         }
 
-        dq_id_new(id);
+        /* the client's id (idempotent enqueue), or a new one */
 
-        p = ngx_pnalloc(r->pool, DQ_ID_LEN);
+        if (req->id.ptr) {
+            idlen = req->id.len;
+            ngx_memcpy(id, req->id.ptr, idlen);
+            id[idlen] = '\0';
+            t->keyed = 1;
+
+        } else {
+            dq_id_new(id);
+            idlen = DQ_ID_LEN;
+        }
+
+        p = ngx_pnalloc(r->pool, idlen);
         if (p == NULL) {
             return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
         }
 
-        ngx_memcpy(p, id, DQ_ID_LEN);
+        ngx_memcpy(p, id, idlen);
 
         msgpack_sbuffer_init(&sb);
 
@@ -168,7 +180,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         }
 
         t->id.ptr = (const char *) p;
-        t->id.len = DQ_ID_LEN;
+        t->id.len = idlen;
         t->queue = req->queue;
         t->name = req->name;
         t->url = req->url.ptr ? req->url : dq_str_lit(DQ_DEFAULT_URL);
@@ -219,6 +231,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             g->items[k].name = t->name;
             g->items[k].eta_ms = t->eta_ms;
             g->items[k].countdown_ms = t->countdown_ms;
+            g->items[k].keyed = t->keyed;
             g->index[k] = i;
             k++;
         }
@@ -403,7 +416,8 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
     ctx->body.len = 0;
 
-    ctx->var_id.data = ngx_pnalloc(r->pool, ctx->ntasks * (DQ_ID_LEN + 1));
+    ctx->var_id.data = ngx_pnalloc(r->pool,
+                                   ctx->ntasks * (DQ_CLIENT_ID_MAX + 1));
     ctx->var_eta.data = ngx_pnalloc(r->pool, ctx->ntasks * (NGX_INT64_LEN + 1));
     if (ctx->var_id.data == NULL || ctx->var_eta.data == NULL) {
         ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -22,6 +22,8 @@ static ngx_int_t ngx_http_deferred_content_type(ngx_http_request_t *r);
 static void ngx_http_deferred_endpoint_done(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_zone_cleanup(void *data);
 static void ngx_http_deferred_ctx_cleanup(void *data);
+static ngx_int_t ngx_http_deferred_idempotency_key(ngx_http_request_t *r,
+    dq_request_t *reqs, size_t n, dq_error_t *err);
 
 
 #define NGX_HTTP_DEFERRED_MSGPACK  1
@@ -340,6 +342,9 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     lim.max_envelope = dlcf->max_body;
     lim.max_batch = dlcf->max_batch;
 
+    /* a batch may be up to deferred_max_batch tasks of a few fields each */
+    lim.max_items = ngx_max(lim.max_items, dlcf->max_batch * 16);
+
     kind = ngx_http_deferred_content_type(r);
 
     if (kind == NGX_HTTP_DEFERRED_JSON) {
@@ -420,6 +425,10 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
         goto failed;
     }
 
+    if (ngx_http_deferred_idempotency_key(r, reqs, n, &err) != NGX_OK) {
+        goto failed;
+    }
+
     for (i = 0; i < n; i++) {
         char  prefix[32];
 
@@ -492,6 +501,88 @@ failed:
 respond:
 
     ngx_http_finalize_request(r, ngx_http_deferred_send_response(r, ctx));
+}
+
+
+/*
+ * Idempotency-Key: the id of a single task, "<key>-<i>" of task i of a
+ * batch, unless the task names its own "id". A retry of a request that
+ * got 503 or no answer then stores nothing twice (lib/lua/enqueue.lua,
+ * "keyed").
+ */
+
+static ngx_int_t
+ngx_http_deferred_idempotency_key(ngx_http_request_t *r, dq_request_t *reqs,
+    size_t n, dq_error_t *err)
+{
+    u_char           *p;
+    size_t            i, max;
+    dq_str_t          key;
+    ngx_uint_t        k;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+    key.ptr = NULL;
+    key.len = 0;
+
+    for (k = 0; /* void */; k++) {
+
+        if (k >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            k = 0;
+        }
+
+        if (h[k].key.len == sizeof("Idempotency-Key") - 1
+            && ngx_strncasecmp(h[k].key.data, (u_char *) "Idempotency-Key",
+                               h[k].key.len)
+               == 0)
+        {
+            key.ptr = (const char *) h[k].value.data;
+            key.len = h[k].value.len;
+        }
+    }
+
+    if (key.ptr == NULL) {
+        return NGX_OK;
+    }
+
+    max = (n == 1) ? DQ_CLIENT_ID_MAX : DQ_CLIENT_ID_MAX - NGX_INT_T_LEN - 1;
+
+    if (key.len > max || !dq_client_id_valid(key)) {
+        dq_error_set(err, DQ_EINVAL, "Idempotency-Key",
+                     "Idempotency-Key: must be 1 to %d characters of "
+                     "[A-Za-z0-9_-]", (int) ngx_min(max, 40));
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (reqs[i].id.ptr) {
+            continue;
+        }
+
+        if (n == 1) {
+            reqs[i].id = key;
+            continue;
+        }
+
+        p = ngx_pnalloc(r->pool, key.len + 1 + NGX_INT_T_LEN);
+        if (p == NULL) {
+            dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            return NGX_ERROR;
+        }
+
+        reqs[i].id.ptr = (const char *) p;
+        reqs[i].id.len = ngx_sprintf(p, "%*s-%uz", key.len, key.ptr, i) - p;
+    }
+
+    return NGX_OK;
 }
 
 

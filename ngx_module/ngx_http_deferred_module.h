@@ -169,6 +169,7 @@ typedef struct {
     dq_str_t                       envelope;
     int64_t                        eta_ms;      /* requested, -1 none */
     int64_t                        countdown_ms;
+    int                            keyed;       /* id from the client */
     dq_enqueue_result_t            result;
 } ngx_http_deferred_task_t;
 
