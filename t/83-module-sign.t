@@ -89,6 +89,37 @@ my $big = '{"func":"noop","queue":"s3","args":["' . ('x' x 20000) . '"]}';
 is(post('/a/x', $big, "t=$now,v1=" . sig($OLD, 'POST', '/a/x', $now, $big))->{status},
    201, 'a 20 kB body spooled by nginx: signature checked, 201');
 
+# --- the signers shipped for callers: deferred-cli sign (the C client's
+# dq_sign_request) and the openssl/curl recipe of docs/MODULE.md
+my $cli = DQTest::build_dir() . '/client/deferred-cli';
+SKIP: {
+    skip 'deferred-cli not built', 3 unless -x $cli;
+    open my $fh, '>', "$dir/old.key" or die; print $fh "$OLD\n"; close $fh;
+    open $fh, '>', "$dir/new.key" or die; print $fh "$NEW\n"; close $fh;
+    my $b3 = '{"func":"noop","queue":"s4"}';
+    open $fh, '>', "$dir/body.json" or die; print $fh $b3; close $fh;
+    my $h3 = `$cli sign -s $dir/old.key /a/cli $dir/body.json`;
+    chomp $h3;
+    like($h3, qr/^t=\d+,v1=[0-9a-f]{64}$/, "deferred-cli sign: $h3");
+    is(post('/a/cli', $b3, $h3)->{status}, 201, 'signed by deferred-cli: 201');
+    my $h4 = `$cli sign -s $dir/new.key -s $dir/old.key /rot/cli < $dir/body.json`;
+    chomp $h4;
+    is(post('/rot/cli', $b3, $h4)->{status}, 201,
+       'deferred-cli sign with two secrets (rotation), body from stdin: 201');
+}
+SKIP: {
+    skip 'no openssl/curl', 1 unless `which openssl curl` =~ /curl/;
+    my $port = $n->port;
+    my $code = `cd $dir && SECRET='$OLD' URI=/a/recipe sh -c '
+t=\$(date +%s)
+sig=\$( { printf "POST\\n%s\\n%s\\n" "\$URI" "\$t"; cat body.json; } |
+       openssl dgst -sha256 -hmac "\$SECRET" -r | cut -d" " -f1)
+curl -s -o /dev/null -w "%{http_code}" -H "Content-Type: application/json" \\
+     -H "X-Deferred-Signature: t=\$t,v1=\$sig" --data-binary \@body.json \\
+     http://127.0.0.1:$port\$URI'`;
+    is($code, '201', 'the openssl + curl recipe: 201');
+}
+
 $n->stop;
 log_clean_ok($n->error_log, 'nginx error log');
 done_testing;
