@@ -6,6 +6,8 @@
 #   ./build.sh test     set up, build (plus an ASan/UBSan build), run all tests
 #   ./build.sh build    set up and build
 #   ./build.sh bench    set up, build, run the benchmarks (bench/run.sh)
+#   ./build.sh fuzz [S] set up, run every libFuzzer harness S seconds
+#                       (default 600; fuzz/run.sh, docs/SECURITY.md)
 #   ./build.sh deps     only install the Debian packages that are missing
 #   ./build.sh clean
 #
@@ -19,7 +21,7 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 PACKAGES=(gcc make pkg-config perl dpkg-dev
           libhiredis-dev libmsgpack-dev libuv1-dev libjansson-dev libssl-dev
           redis-server redis-tools nginx nginx-dev wrk python3 python3-flask
-          curl valgrind)
+          curl valgrind clang libclang-rt-14-dev)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -105,6 +107,7 @@ case "$cmd" in
     test)  deps; build; build_san; run_tests ;;
     run)   deps; build; shift; exec "$ROOT/examples/run.sh" "$@" ;;
     bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
+    fuzz)  deps; shift; exec "$ROOT/fuzz/run.sh" "${1:-600}" ;;
     clean) make -s clean ;;
     *) sed -n '2,14s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
 esac

@@ -218,8 +218,11 @@ dq__dup_keys(const msgpack_object *map, uint32_t upto, const msgpack_object *k)
 
     for (j = 0; j < upto; j++) {
         const msgpack_object *o = &map->via.map.ptr[j].key;
+        /* (an empty key's ptr may be NULL: no memcmp on it) */
         if (o->type == MSGPACK_OBJECT_STR && o->via.str.size == k->via.str.size
-            && memcmp(o->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0)
+            && (k->via.str.size == 0
+                || memcmp(o->via.str.ptr, k->via.str.ptr, k->via.str.size)
+                   == 0))
         {
             return 1;
         }
