@@ -9,7 +9,7 @@
 #                                      libFuzzer) into build/fuzz, run each
 #                                      for SECONDS from fuzz/corpus/<name>
 #
-# ./build.sh fuzz runs it long; t/87-fuzz.t runs a short bounded pass.
+# ./build.sh fuzz runs it long; t/19-fuzz.t runs a short bounded pass.
 # Prints one "fuzz <name>: <execs> execs, <secs> s, ok|CRASH" line each;
 # exits 1 on a crash (the input is kept in build/fuzz/crash-<name>-*).
 set -eu

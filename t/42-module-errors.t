@@ -67,7 +67,7 @@ err_ok($n->request('POST', $EP, json => '{"func":"f","args":["' . ('x' x 3000) .
             . sprintf("%x\r\n%s\r\n0\r\n\r\n", length $body, $body);
     ($res) = $n->many([$raw], conns => 1);
     # refused while reading (ngx_http_deferred_body_filter): nginx's own
-    # 413 page, as for client_max_body_size (t/81-module-bodies.t)
+    # 413 page, as for client_max_body_size (t/94-module-stream.t)
     is($res->{status}, 413, 'chunked body over the limit: 413');
 }
 

@@ -123,7 +123,7 @@ my @etas = $res->{body} =~ /"eta_ms":(\d+)/g;
 is($res->{headers}{'x-etas'}, join(',', @etas), '$deferred_task_eta lists the ETAs');
 
 # --- deferred_secret (the header of lib/dq_sign.h; replay, windows and
-# rotation in t/83-module-sign.t)
+# rotation in t/93-module-sign.t)
 my $body = '{"func":"noop","name":"signed-1"}';
 my $signed = sub {
     my ($secret, $uri, $b, $t) = @_;
