@@ -18,7 +18,7 @@ SECS=${1:-60}
 [ $# -gt 0 ] && shift
 NAMES=${*:-fuzz_request fuzz_envelope fuzz_sign fuzz_names}
 CC=${FUZZ_CC:-clang}
-B=build/fuzz
+B=${FUZZ_DIR:-build/fuzz}   # t/19-fuzz.t uses its own: runs may overlap
 mkdir -p "$B/obj" "$B/gen"
 
 command -v "$CC" >/dev/null || { echo "fuzz: no $CC (apt-get install clang libclang-rt-14-dev)"; exit 77; }
@@ -53,8 +53,8 @@ for n in $NAMES; do
         res=CRASH
         status=1
     fi
-    execs=$(grep -o 'Done [0-9]* runs' "$log" | grep -o '[0-9]*' || true)
-    [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
+    execs=$(grep -ao 'Done [0-9]* runs' "$log" | grep -o '[0-9]*' || true)
+    [ -n "$execs" ] || execs=$(grep -ao '^#[0-9]*' "$log" | tail -1 | tr -d '#')
     echo "fuzz $n: ${execs:-0} execs, $SECS s, $res"
     [ "$res" = ok ] || tail -40 "$log"
 done

@@ -255,7 +255,8 @@ ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
     ctx->redis = dlcf->redis;
 
     if (ngx_http_deferred_redis_usable(ctx->redis) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        /* the outage itself is logged once, at error, by the connection */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "deferred: redis %V unavailable", &ctx->redis->name);
         ctx->state = NGX_HTTP_DEFERRED_FAILED;
         return NGX_DECLINED;
@@ -457,7 +458,11 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
             *e++ = ',';
         }
 
-        p = ngx_cpymem(p, t->id.ptr, t->id.len);
+        /* $deferred_task_id and _eta line up: a refused task has an empty
+         * entry in both */
+        if (t->result.status == DQ_OK) {
+            p = ngx_cpymem(p, t->id.ptr, t->id.len);
+        }
 
         /* a single task's reply is its object alone (there is one task) */
 
@@ -508,8 +513,8 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "deferred: task name \"%*s\" in queue \"%*s\": %s",
-                          (int) t->name.len, t->name.ptr,
-                          (int) t->queue.len, t->queue.ptr, what);
+                          t->name.len, t->name.ptr,
+                          t->queue.len, t->queue.ptr, what);
         }
     }
 
@@ -752,6 +757,9 @@ ngx_http_deferred_send_response(ngx_http_request_t *r,
         }
 
         h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
         ngx_str_set(&h->key, "Retry-After");
         ngx_str_set(&h->value, NGX_HTTP_DEFERRED_RETRY_AFTER);
     }

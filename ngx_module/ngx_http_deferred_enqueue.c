@@ -505,6 +505,8 @@ ngx_http_deferred_enqueue_handler(ngx_http_request_t *r)
                                            none, &err)
            != DQ_OK)
     {
+        ngx_http_deferred_log_safe(err.msg);
+
         rc = ngx_http_deferred_reject(r, ctx,
                                       ngx_http_deferred_status_of(err.code),
                                       ngx_http_deferred_error_name(err.code),
@@ -561,8 +563,11 @@ ngx_http_deferred_enqueue_done(ngx_http_deferred_ctx_t *ctx)
             return;
         }
 
-        /* a name was taken: the content is not sent */
-        ctx->status = NGX_HTTP_CONFLICT;
+        /* a name was taken: the content is not sent (an allocation
+         * failure stays a 500) */
+        if (ctx->status == 207) {
+            ctx->status = NGX_HTTP_CONFLICT;
+        }
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -622,10 +627,12 @@ ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
                 return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
             }
 
-            req->url.ptr = (const char *) v.data;
-            req->url.len = v.len;
+            if (v.len) {
+                req->url.ptr = (const char *) v.data;
+                req->url.len = v.len;
+            }
 
-            if (!dq_url_valid(req->url)) {
+            if (v.len && !dq_url_valid(req->url)) {
                 return dq_error_set(err, DQ_EINVAL, "url",
                                     "url: \"%.*s\" is not a path of "
                                     "printable ASCII", (int) ngx_min(v.len,
@@ -639,13 +646,14 @@ ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
             }
 
             if (v.len
-                && ngx_http_deferred_seconds(&v, &req->countdown_ms)
-                   != NGX_OK)
+                && (ngx_http_deferred_seconds(&v, &req->countdown_ms)
+                    != NGX_OK
+                    || req->countdown_ms > 10LL * 366 * 24 * 3600 * 1000))
             {
                 return dq_error_set(err, DQ_EINVAL, "countdown",
                                     "countdown: \"%.*s\" is not a number of "
-                                    "seconds", (int) ngx_min(v.len, 100),
-                                    v.data);
+                                    "seconds up to ten years",
+                                    (int) ngx_min(v.len, 100), v.data);
             }
         }
 
@@ -689,7 +697,8 @@ ngx_http_deferred_seconds(ngx_str_t *v, int64_t *ms)
 
     n = ngx_atofp(v->data, v->len, 3);
 
-    if (n == NGX_ERROR) {
+    /* at most ten years of countdown; an eta before the year 9999 */
+    if (n == NGX_ERROR || n > (ngx_int_t) 253402300799000LL) {
         return NGX_ERROR;
     }
 

@@ -177,6 +177,9 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
         }
 
         h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
         ngx_str_set(&h->key, "Allow");
         ngx_str_set(&h->value, "POST");
 
@@ -264,7 +267,9 @@ ngx_http_deferred_reject(ngx_http_request_t *r, ngx_http_deferred_ctx_t *ctx,
 {
     ngx_int_t  rc;
 
+    /* 503: the Redis outage behind it is logged once by the connection */
     ngx_log_error((ngx_uint_t) (status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+                                && status != NGX_HTTP_SERVICE_UNAVAILABLE
                                 ? NGX_LOG_ERR : NGX_LOG_INFO),
                   r->connection->log, 0,
                   "deferred: %i %s%s%s: %s", status, error,
@@ -487,6 +492,11 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
 
 failed:
 
+    /* the message may quote the client's bytes (a msgpack key): no line
+     * breaks or control characters into the error log */
+    ngx_http_deferred_log_safe(err.msg);
+    ngx_http_deferred_log_safe(err.field);
+
     ngx_log_error((ngx_uint_t) (err.code == DQ_ENOMEM ? NGX_LOG_ERR
                                                       : NGX_LOG_INFO),
                   r->connection->log, 0,
@@ -583,6 +593,17 @@ ngx_http_deferred_idempotency_key(ngx_http_request_t *r, dq_request_t *reqs,
     }
 
     return NGX_OK;
+}
+
+
+void
+ngx_http_deferred_log_safe(char *s)
+{
+    for ( /* void */ ; *s; s++) {
+        if ((u_char) *s < 0x20 || *s == 0x7f) {
+            *s = '?';
+        }
+    }
 }
 
 

@@ -102,13 +102,9 @@ ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
         g = ngx_queue_data(ngx_queue_head(&rs->queued),
                            ngx_http_deferred_group_t, link);
 
-        /* the request's other groups leave the list with it */
+        /* every group of the request leaves the list (batch_cancel)
+         * before its request may be freed: g is not touched after */
         ngx_http_deferred_batch_deliver(g, NULL, failure);
-
-        if (g->queued) {
-            ngx_queue_remove(&g->link);
-            g->queued = 0;
-        }
     }
 }
 

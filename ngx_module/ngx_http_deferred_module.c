@@ -435,6 +435,10 @@ ngx_http_deferred_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->redis && conf->redis->max_timeout < conf->timeout) {
+        conf->redis->max_timeout = conf->timeout;
+    }
+
     dscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_deferred_module);
 
     if (conf->redis == NULL

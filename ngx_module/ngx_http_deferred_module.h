@@ -63,6 +63,9 @@ struct ngx_http_deferred_redis_s {
     ngx_msec_t                     connect_timeout;
     ngx_int_t                      replicas;    /* WAIT for n replicas */
     ngx_msec_t                     replicas_timeout;
+    ngx_msec_t                     max_timeout; /* longest deferred_timeout
+                                                   of the locations using
+                                                   it */
 
     /* per worker process, from init_process on */
     redisAsyncContext             *ac;
@@ -72,6 +75,9 @@ struct ngx_http_deferred_redis_s {
     ngx_msec_t                     last_attempt;
     ngx_log_t                     *log;
     ngx_queue_t                    queued;      /* groups not yet sent */
+    ngx_uint_t                     pending;     /* commands sent, no reply */
+    ngx_msec_t                     waiting_since; /* last reply, or first
+                                                   send after none */
     ngx_event_t                    flush;       /* posted: send them */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
@@ -263,6 +269,7 @@ ngx_int_t ngx_http_deferred_precontent_handler(ngx_http_request_t *r);
 ngx_http_deferred_ctx_t *ngx_http_deferred_ctx_create(ngx_http_request_t *r);
 ngx_http_deferred_ctx_t *ngx_http_deferred_ctx_find(ngx_http_request_t *r,
     ngx_http_deferred_loc_conf_t *conf);
+void ngx_http_deferred_log_safe(char *s);
 ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);

@@ -183,6 +183,7 @@ ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
         rs->state = NGX_HTTP_DEFERRED_REDIS_IDLE;
         rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
 
+        rs->pending = 0;
         ngx_http_deferred_merge_init(rs);
 
         ngx_memzero(&rs->timer, sizeof(ngx_event_t));
@@ -266,6 +267,20 @@ ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
     if (c == NULL) {
         redisAsyncFree(ac);
         goto failed;
+    }
+
+    if (rs->unix_path.len == 0) {
+        /* a peer that vanished (host down, NAT dropped the flow) is
+         * noticed even on an idle connection */
+        int  on = 1;
+
+        if (setsockopt(ac->c.fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on))
+            == -1)
+        {
+            ngx_log_error(NGX_LOG_INFO, rs->log, ngx_socket_errno,
+                          "deferred: redis %V: SO_KEEPALIVE failed",
+                          &rs->name);
+        }
     }
 
     c->data = ac;
@@ -596,6 +611,10 @@ ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
         return NULL;
     }
 
+    if (rs->pending++ == 0) {
+        rs->waiting_since = ngx_current_msec;
+    }
+
     return rcmd;
 }
 
@@ -609,22 +628,22 @@ ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
     u_char                          n[NGX_INT_T_LEN], ms[NGX_INT_T_LEN];
     size_t                          argvlen[3];
     const char                     *argv[3];
-    ngx_http_deferred_redis_cmd_t  *rc;
+    ngx_http_deferred_redis_cmd_t  *rcmd;
 
     if (ngx_http_deferred_redis_ready(rs) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    rc = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
-    if (rc == NULL) {
+    rcmd = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
+    if (rcmd == NULL) {
         return NGX_ERROR;
     }
 
-    rc->handler = handler;
-    rc->data = data;
-    rc->cmd = NULL;
-    rc->redis = rs;
-    rc->eval = 1;           /* never retried as EVAL */
+    rcmd->handler = handler;
+    rcmd->data = data;
+    rcmd->cmd = NULL;
+    rcmd->redis = rs;
+    rcmd->eval = 1;           /* never retried as EVAL */
 
     argv[0] = "WAIT";
     argvlen[0] = 4;
@@ -633,22 +652,43 @@ ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
     argv[2] = (const char *) ms;
     argvlen[2] = ngx_sprintf(ms, "%M", rs->replicas_timeout) - ms;
 
-    if (redisAsyncCommandArgv(rs->ac, ngx_http_deferred_redis_reply_cb, rc,
+    if (redisAsyncCommandArgv(rs->ac, ngx_http_deferred_redis_reply_cb, rcmd,
                               3, argv, argvlen)
         != REDIS_OK)
     {
-        ngx_free(rc);
+        ngx_free(rcmd);
         return NGX_ERROR;
+    }
+
+    if (rs->pending++ == 0) {
+        rs->waiting_since = ngx_current_msec;
     }
 
     return NGX_OK;
 }
 
 
+/*
+ * A request's deferred_timeout passed. The connection is dropped (and
+ * every command on it failed) only when it is stuck: commands are waiting
+ * and nothing has come back for the longest deferred_timeout of any
+ * location using this Redis. One location's short timeout does not cut
+ * the others' requests off.
+ */
+
 void
 ngx_http_deferred_redis_timed_out(ngx_http_deferred_redis_t *rs)
 {
     if (rs->ac == NULL) {
+        return;
+    }
+
+    if (rs->pending == 0
+        || ngx_current_msec - rs->waiting_since < rs->max_timeout)
+    {
+        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                      "deferred: redis %V: slow, the connection is kept "
+                      "(%ui commands waiting)", &rs->name, rs->pending);
         return;
     }
 
@@ -675,6 +715,10 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
         return;
     }
 
+    /* one reply (or the loss of the connection) for one command */
+    rcmd->redis->pending--;
+    rcmd->redis->waiting_since = ngx_current_msec;
+
     if (reply && !rcmd->eval && dq_reply_is_noscript(reply)) {
         ngx_log_error(NGX_LOG_INFO, rcmd->redis->log, 0,
                       "deferred: redis %V: NOSCRIPT, retrying with EVAL",
@@ -688,6 +732,7 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
                                   rcmd->cmd->argvlen)
             == REDIS_OK)
         {
+            rcmd->redis->pending++;
             return;
         }
 

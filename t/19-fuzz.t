@@ -9,7 +9,7 @@ use DQTest;
 use Test::More;
 
 my $secs = $ENV{DQ_FUZZ_SECONDS} || 3;
-my $out = `sh $DQTest::ROOT/fuzz/run.sh $secs 2>&1`;
+my $out = `cd $DQTest::ROOT && FUZZ_DIR=build/fuzz-test sh fuzz/run.sh $secs 2>&1`;
 my $rc = $? >> 8;
 plan skip_all => 'no clang/libFuzzer' if $rc == 77;
 my @lines = $out =~ /^(fuzz \S+: .*)$/mg;
