@@ -19,7 +19,7 @@
  *                     the X-Deferred-Signature value for an HTTP request
  *                     (body from BODY_FILE or stdin; no Redis involved)
  *
- * defer options: -q QUEUE, -n NAME, -u URL, --countdown MS, --eta MS,
+ * defer options: -q QUEUE, -n NAME, --id ID (idempotent: the task's id), -u URL, --countdown MS, --eta MS,
  * -H NAME:VALUE (repeatable), -k KEY=VALUE (keyword argument, repeatable), --retry-limit N, --age-limit MS,
  * --min-backoff MS, --max-backoff MS, --max-doublings N, --count N
  * (defer N copies, pipelined). ARG and VALUE: an integer literal is sent as an
@@ -53,7 +53,7 @@ usage(void)
         "(default 127.0.0.1:6379)\n"
         "  PASSWORD: Redis AUTH (or $DEFERRED_REDIS_PASSWORD, kept out of "
         "ps)\n"
-        "  defer [-q QUEUE] [-n NAME] [-u URL] [--countdown MS] [--eta MS]\n"
+        "  defer [-q QUEUE] [-n NAME] [--id ID] [-u URL] [--countdown MS] [--eta MS]\n"
         "        [-H NAME:VALUE]... [-k KEY=VALUE]... [--retry-limit N]\n"
         "        [--age-limit MS]\n"
         "        [--min-backoff MS] [--max-backoff MS] [--max-doublings N]\n"
@@ -250,6 +250,8 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
             o.queue = val;
         } else if (strcmp(a, "-n") == 0) {
             o.name = val;
+        } else if (strcmp(a, "--id") == 0) {
+            o.id = val;
         } else if (strcmp(a, "-u") == 0) {
             o.url = val;
         } else if (strcmp(a, "-k") == 0) {

@@ -89,6 +89,21 @@ is(DQNginx::stored($r, 'i3'), 2, 'two stored, once each');
 $res = $n->request('POST', $EP, json => '{"func":"noop"}', headers => { 'Idempotency-Key' => 'no spaces' });
 is($res->{status}, 400, 'a bad Idempotency-Key: 400');
 
+# --- the C client (deferred-cli defer --id): the same rule
+my $cli = DQTest::build_dir() . '/client/deferred-cli';
+SKIP: {
+    skip 'deferred-cli not built', 5 unless -x $cli;
+    my $addr = $r->address;
+    my $o1 = `$cli -r $addr defer -q c1 --id job-42 noop`;
+    is($? >> 8, 0, 'deferred-cli defer --id: exit 0');
+    like($o1, qr/^job-42 \d+$/, "the id is the caller's: $o1");
+    my $o2 = `$cli -r $addr defer -q c1 --id job-42 noop`;
+    is($? >> 8, 0, 'the same id again: exit 0 (existed)');
+    is(DQNginx::stored($r, 'c1'), 1, 'stored once');
+    `$cli -r $addr defer -q c1 --id this-id-is-longer-than-22 noop 2>/dev/null`;
+    is($? >> 8, 2, 'an id over 22 characters through the C client: exit 2');
+}
+
 $n->stop;
 log_clean_ok($n->error_log, 'nginx error log');
 done_testing;

@@ -86,10 +86,17 @@ typedef struct {
     size_t             nheaders;
     dq_retry_t         retry;         /* fields -1: not given */
     const dq_args_t   *kwargs;        /* or NULL */
+    const char        *id;            /* the task id ([A-Za-z0-9_-], 1 to
+                                         DQ_ID_LEN characters), or NULL
+                                         for a new one: a defer of an id
+                                         stored, or run within the
+                                         tombstone window after its ETA,
+                                         stores nothing and reports DQ_OK
+                                         (safe retries after DQ_EREDIS) */
 } dq_defer_opts_t;
 
 #define DQ_DEFER_OPTS_INIT                                                    \
-    { NULL, NULL, NULL, -1, -1, NULL, 0, DQ_RETRY_UNSET, NULL }
+    { NULL, NULL, NULL, -1, -1, NULL, 0, DQ_RETRY_UNSET, NULL, NULL }
 
 /* Defer func(args) with opts (either may be NULL). On DQ_OK, id_out (if not
  * NULL) holds the task id and *eta_ms (if not NULL) its ETA. Errors:
