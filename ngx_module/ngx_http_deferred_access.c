@@ -100,22 +100,21 @@ ngx_http_deferred_local_client(ngx_http_request_t *r)
 }
 
 
-/* body: as ngx_http_deferred_body_filter copied it while reading */
+/* a request header by name: NGX_OK (value), NGX_DECLINED (absent),
+ * NGX_BUSY (sent twice) */
 
 ngx_int_t
-ngx_http_deferred_signature_check(ngx_http_request_t *r,
-    ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, dq_error_t *err)
+ngx_http_deferred_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
 {
-    int               rc;
-    dq_str_t          method, uri, piece;
-    ngx_str_t         v;
+    ngx_int_t         rc;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
-    ngx_str_null(&v);
+    rc = NGX_DECLINED;
 
     for (i = 0; /* void */; i++) {
 
@@ -129,20 +128,42 @@ ngx_http_deferred_signature_check(ngx_http_request_t *r,
             i = 0;
         }
 
-        if (h[i].key.len == dlcf->secret_header.len
-            && ngx_strncasecmp(h[i].key.data, dlcf->secret_header.data,
-                               h[i].key.len)
-               == 0)
+        if (h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
         {
-            if (v.data) {
-                dq_error_set(err, DQ_EINVAL, NULL, "two %.*s headers",
-                             (int) dlcf->secret_header.len,
-                             dlcf->secret_header.data);
-                return NGX_DECLINED;
+            if (rc == NGX_OK) {
+                return NGX_BUSY;
             }
 
-            v = h[i].value;
+            *value = h[i].value;
+            rc = NGX_OK;
         }
+    }
+
+    return rc;
+}
+
+
+/* body: as ngx_http_deferred_body_filter copied it while reading */
+
+ngx_int_t
+ngx_http_deferred_signature_check(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, dq_error_t *err)
+{
+    int        rc;
+    dq_str_t   method, uri, piece;
+    ngx_str_t  v;
+
+    switch (ngx_http_deferred_header(r, &dlcf->secret_header, &v)) {
+
+    case NGX_DECLINED:
+        ngx_str_null(&v);
+        break;
+
+    case NGX_BUSY:
+        dq_error_set(err, DQ_EINVAL, NULL, "two %.*s headers",
+                     (int) dlcf->secret_header.len, dlcf->secret_header.data);
+        return NGX_DECLINED;
     }
 
     method.ptr = (const char *) r->method_name.data;

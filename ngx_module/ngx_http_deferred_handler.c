@@ -525,43 +525,24 @@ static ngx_int_t
 ngx_http_deferred_idempotency_key(ngx_http_request_t *r, dq_request_t *reqs,
     size_t n, dq_error_t *err)
 {
-    u_char           *p;
-    size_t            i, max;
-    dq_str_t          key;
-    ngx_uint_t        k;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    u_char     *p;
+    size_t      i, max;
+    dq_str_t    key;
+    ngx_str_t   v, name = ngx_string("Idempotency-Key");
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-    key.ptr = NULL;
-    key.len = 0;
+    switch (ngx_http_deferred_header(r, &name, &v)) {
 
-    for (k = 0; /* void */; k++) {
-
-        if (k >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            k = 0;
-        }
-
-        if (h[k].key.len == sizeof("Idempotency-Key") - 1
-            && ngx_strncasecmp(h[k].key.data, (u_char *) "Idempotency-Key",
-                               h[k].key.len)
-               == 0)
-        {
-            key.ptr = (const char *) h[k].value.data;
-            key.len = h[k].value.len;
-        }
-    }
-
-    if (key.ptr == NULL) {
+    case NGX_DECLINED:
         return NGX_OK;
+
+    case NGX_BUSY:
+        dq_error_set(err, DQ_EINVAL, "Idempotency-Key",
+                     "Idempotency-Key: sent twice");
+        return NGX_ERROR;
     }
+
+    key.ptr = (const char *) v.data;
+    key.len = v.len;
 
     max = (n == 1) ? DQ_CLIENT_ID_MAX : DQ_CLIENT_ID_MAX - NGX_INT_T_LEN - 1;
 

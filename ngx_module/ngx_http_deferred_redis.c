@@ -582,8 +582,11 @@ ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs)
 }
 
 
-ngx_http_deferred_redis_cmd_t *
-ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
+/* one command on a ready connection; its handler runs exactly once */
+
+static ngx_http_deferred_redis_cmd_t *
+ngx_http_deferred_redis_send(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
+    int argc, const char **argv, const size_t *argvlen,
     ngx_http_deferred_redis_handler_pt handler, void *data)
 {
     ngx_http_deferred_redis_cmd_t  *rcmd;
@@ -601,10 +604,10 @@ ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     rcmd->data = data;
     rcmd->cmd = cmd;
     rcmd->redis = rs;
-    rcmd->eval = 0;
+    rcmd->eval = (cmd == NULL);     /* not a script: never re-sent */
 
     if (redisAsyncCommandArgv(rs->ac, ngx_http_deferred_redis_reply_cb, rcmd,
-                              cmd->argc, cmd->argv, cmd->argvlen)
+                              argc, argv, argvlen)
         != REDIS_OK)
     {
         ngx_free(rcmd);
@@ -619,31 +622,24 @@ ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
 }
 
 
+ngx_http_deferred_redis_cmd_t *
+ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
+    ngx_http_deferred_redis_handler_pt handler, void *data)
+{
+    return ngx_http_deferred_redis_send(rs, cmd, cmd->argc, cmd->argv,
+                                        cmd->argvlen, handler, data);
+}
+
+
 /* WAIT replicas timeout, right behind the commands already sent */
 
 ngx_int_t
 ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
     ngx_http_deferred_redis_handler_pt handler, void *data)
 {
-    u_char                          n[NGX_INT_T_LEN], ms[NGX_INT_T_LEN];
-    size_t                          argvlen[3];
-    const char                     *argv[3];
-    ngx_http_deferred_redis_cmd_t  *rcmd;
-
-    if (ngx_http_deferred_redis_ready(rs) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    rcmd = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
-    if (rcmd == NULL) {
-        return NGX_ERROR;
-    }
-
-    rcmd->handler = handler;
-    rcmd->data = data;
-    rcmd->cmd = NULL;
-    rcmd->redis = rs;
-    rcmd->eval = 1;           /* never retried as EVAL */
+    u_char       n[NGX_INT_T_LEN], ms[NGX_INT_T_LEN];
+    size_t       argvlen[3];
+    const char  *argv[3];
 
     argv[0] = "WAIT";
     argvlen[0] = 4;
@@ -652,19 +648,9 @@ ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
     argv[2] = (const char *) ms;
     argvlen[2] = ngx_sprintf(ms, "%M", rs->replicas_timeout) - ms;
 
-    if (redisAsyncCommandArgv(rs->ac, ngx_http_deferred_redis_reply_cb, rcmd,
-                              3, argv, argvlen)
-        != REDIS_OK)
-    {
-        ngx_free(rcmd);
-        return NGX_ERROR;
-    }
-
-    if (rs->pending++ == 0) {
-        rs->waiting_since = ngx_current_msec;
-    }
-
-    return NGX_OK;
+    return ngx_http_deferred_redis_send(rs, NULL, 3, argv, argvlen, handler,
+                                        data)
+           ? NGX_OK : NGX_ERROR;
 }
 
 

@@ -76,6 +76,7 @@ SKIP: {
         unless `curl --version` =~ /HTTP2/;
     my $h2 = sub {
         my ($data, $hold) = @_;
+        unlink "$dir/h2head", "$dir/h2code";     # before curl creates them
         pipe(my $rd, my $wr) or die;
         my $pid = fork // die;
         if (!$pid) {
@@ -90,7 +91,6 @@ SKIP: {
             exit 127;
         }
         close $rd;
-        unlink "$dir/h2head", "$dir/h2code";
         syswrite($wr, $data);
         close $wr unless $hold;
         # the answer's header as curl received it, the body still held open
@@ -118,7 +118,8 @@ SKIP: {
     like(DQTest::slurp($n->error_log), qr/deferred: 413 body over deferred_max_body .* while reading.*HTTP\/2\.0/,
          'HTTP/2: refused while reading, logged');
     ($done, $code) = $h2->('{"func":"noop","queue":"h2","args":["' . ('z' x 20000) . '"]}', 0);
-    is($code, '201', 'HTTP/2 without a length within the limit: 201');
+    is($code, '201', 'HTTP/2 without a length within the limit: 201')
+        or diag join '', grep { /HTTP\/2|http2|deferred/ } split /^/, DQTest::slurp($n->error_log);
 }
 
 $n->stop;
