@@ -65,7 +65,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     u_char                        *p;
     int64_t                        now;
     ngx_str_t                     *q;
-    ngx_uint_t                     i, j, k;
+    ngx_uint_t                     i, j, k, hash, nslots, *slots, *group;
     dq_limits_t                    lim;
     dq_request_t                  *req;
     msgpack_sbuffer                sb;
@@ -83,6 +83,14 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     ctx->tasks = ngx_pcalloc(r->pool, n * sizeof(ngx_http_deferred_task_t));
     ctx->groups = ngx_pcalloc(r->pool, n * sizeof(ngx_http_deferred_group_t));
     if (ctx->tasks == NULL || ctx->groups == NULL) {
+        return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+    }
+
+    for (nslots = 4; nslots < 2 * n; nslots *= 2) { /* void */ }
+
+    slots = ngx_pcalloc(r->pool, nslots * sizeof(ngx_uint_t));
+    group = ngx_palloc(r->pool, n * sizeof(ngx_uint_t));
+    if (slots == NULL || group == NULL) {
         return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
     }
 
@@ -187,8 +195,22 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         t->eta_ms = req->eta_ms;
         t->countdown_ms = req->countdown_ms;
 
-        for (j = 0; j < ctx->ngroups; j++) {
-            g = &ctx->groups[j];
+        /* the task's group: an open-addressing table of queue names, so
+         * that a batch over many queues costs O(n), not O(n * queues) */
+
+        hash = ngx_hash_key((u_char *) t->queue.ptr, t->queue.len);
+
+        for (j = hash & (nslots - 1); /* void */; j = (j + 1) & (nslots - 1))
+        {
+            if (slots[j] == 0) {
+                g = &ctx->groups[ctx->ngroups];
+                g->ctx = ctx;
+                g->queue = t->queue;
+                slots[j] = ++ctx->ngroups;
+                break;
+            }
+
+            g = &ctx->groups[slots[j] - 1];
 
             if (g->queue.len == t->queue.len
                 && ngx_strncmp(g->queue.ptr, t->queue.ptr, t->queue.len) == 0)
@@ -197,13 +219,8 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             }
         }
 
-        if (j == ctx->ngroups) {
-            ctx->groups[j].ctx = ctx;
-            ctx->groups[j].queue = t->queue;
-            ctx->ngroups++;
-        }
-
-        ctx->groups[j].n++;
+        group[i] = slots[j] - 1;
+        g->n++;
     }
 
     for (j = 0; j < ctx->ngroups; j++) {
@@ -215,26 +232,21 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
         }
 
-        k = 0;
+        g->n = 0;       /* counted again while filled */
+    }
 
-        for (i = 0; i < n; i++) {
-            t = &ctx->tasks[i];
+    for (i = 0; i < n; i++) {
+        t = &ctx->tasks[i];
+        g = &ctx->groups[group[i]];
+        k = g->n++;
 
-            if (t->queue.len != g->queue.len
-                || ngx_strncmp(t->queue.ptr, g->queue.ptr, g->queue.len) != 0)
-            {
-                continue;
-            }
-
-            g->items[k].id = t->id;
-            g->items[k].envelope = t->envelope;
-            g->items[k].name = t->name;
-            g->items[k].eta_ms = t->eta_ms;
-            g->items[k].countdown_ms = t->countdown_ms;
-            g->items[k].keyed = t->keyed;
-            g->index[k] = i;
-            k++;
-        }
+        g->items[k].id = t->id;
+        g->items[k].envelope = t->envelope;
+        g->items[k].name = t->name;
+        g->items[k].eta_ms = t->eta_ms;
+        g->items[k].countdown_ms = t->countdown_ms;
+        g->items[k].keyed = t->keyed;
+        g->index[k] = i;
     }
 
     return DQ_OK;

@@ -59,6 +59,16 @@ $res = $n->request('POST', $EP, msgpack => $mp);
 is($res->{status}, 409, 'the msgpack batch again: 409, every name taken');
 is(DQNginx::stored($r), 10000, 'still 10,000');
 
+# --- 10,000 tasks in 10,000 queues: grouped by a table, not a scan per
+# task (issue 11 item 8: the cost grew with tasks x queues)
+$json = '[' . join(',', map { qq({"func":"noop","queue":"mq$_"}) } 1 .. 10000) . ']';
+$res = $n->request('POST', $EP, json => $json);
+is($res->{status}, 201, '10,000 tasks in 10,000 queues: 201');
+is(DQNginx::stored($r, 'mq1') + DQNginx::stored($r, 'mq5000') + DQNginx::stored($r, 'mq10000'),
+   3, 'one task in each queue');
+my @q = $res->{body} =~ /"queue":"(mq\d+)"/g;
+is_deeply([@q[0, 4999, 9999]], ['mq1', 'mq5000', 'mq10000'], 'answers in request order');
+
 # --- idempotent enqueue: "id" in the body
 $res = $n->request('POST', $EP, json => '{"func":"noop","queue":"i1","id":"order-1234"}');
 is($res->{status}, 201, 'client id: 201');
