@@ -30,6 +30,7 @@ struct ngx_http_deferred_merged_s {
     dq_cmd_t                       cmd;
     dq_enqueue_item_t             *items;
     ngx_uint_t                     n;
+    dq_str_t                       queue;       /* points into the copy */
     ngx_http_deferred_group_t    **members;     /* NULL: detached */
     ngx_uint_t                    *offsets;     /* first item of a member */
     ngx_uint_t                     nmembers;
@@ -172,6 +173,10 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
             ngx_http_deferred_merge_free(m);
             continue;
         }
+
+        /* the queue in dq:queues (what deferred-cli stats and the
+         * operators list): pipelined, its answer not waited for */
+        (void) ngx_http_deferred_redis_register(rs, m->queue);
 
         if (rs->replicas) {
             m->waiting = 1;
@@ -318,6 +323,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     queue.ptr = (const char *) p;
     queue.len = first->queue.len;
     ngx_memcpy(p, first->queue.ptr, first->queue.len);
+    m->queue = queue;
 
     dq_cmd_init(&m->cmd);
 

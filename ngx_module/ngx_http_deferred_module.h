@@ -230,6 +230,8 @@ void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
 /* ngx_http_deferred_redis.c */
 ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
+ngx_int_t ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
+    dq_str_t queue);
 ngx_int_t ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
     ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,

@@ -631,6 +631,34 @@ ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
 }
 
 
+/* SADD dq:queues queue; the reply is not waited for */
+
+static void
+ngx_http_deferred_redis_ignore(void *data, redisReply *reply)
+{
+}
+
+
+ngx_int_t
+ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
+    dq_str_t queue)
+{
+    size_t       argvlen[3];
+    const char  *argv[3];
+
+    argv[0] = "SADD";
+    argvlen[0] = 4;
+    argv[1] = DQ_QUEUES_KEY;
+    argvlen[1] = sizeof(DQ_QUEUES_KEY) - 1;
+    argv[2] = queue.ptr;
+    argvlen[2] = queue.len;
+
+    return ngx_http_deferred_redis_send(rs, NULL, 3, argv, argvlen,
+                                        ngx_http_deferred_redis_ignore, NULL)
+           ? NGX_OK : NGX_ERROR;
+}
+
+
 /* WAIT replicas timeout, right behind the commands already sent */
 
 ngx_int_t
