@@ -45,7 +45,7 @@ struct ngx_http_deferred_merged_s {
 
 static void ngx_http_deferred_merge_flush(ngx_event_t *ev);
 static ngx_int_t ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
-    ngx_http_deferred_merged_t **mp);
+    ngx_http_deferred_group_t **chain, ngx_http_deferred_merged_t **mp);
 static void ngx_http_deferred_merge_reply(void *data, redisReply *reply);
 static void ngx_http_deferred_merge_waited(void *data, redisReply *reply);
 static void ngx_http_deferred_merge_finish(ngx_http_deferred_merged_t *m);
@@ -130,9 +130,11 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
 {
     ngx_http_deferred_redis_t  *rs = ev->data;
 
-    ngx_http_deferred_merged_t  *m;
-
-    ngx_int_t                    rc;
+    ngx_int_t                     rc;
+    ngx_uint_t                    count, nslots, norder, j, k, *order;
+    ngx_queue_t                  *q;
+    ngx_http_deferred_group_t   **heads, **tails, *g, *chain;
+    ngx_http_deferred_merged_t   *m;
 
     if (ngx_http_deferred_redis_ready(rs) != NGX_OK) {
 
@@ -144,78 +146,157 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
         return;
     }
 
-    while (!ngx_queue_empty(&rs->queued)) {
+again:
 
-        rc = ngx_http_deferred_merge_build(rs, &m);
+    if (ngx_queue_empty(&rs->queued)) {
+        return;
+    }
 
-        if (rc == NGX_ERROR) {
-            /* out of memory: fail the first waiting group (its request
-             * leaves the list), go on with the others */
-            ngx_http_deferred_batch_deliver(
-                ngx_queue_data(ngx_queue_head(&rs->queued),
-                               ngx_http_deferred_group_t, link),
-                NULL, "out of memory");
-            continue;
-        }
+    /*
+     * The waiting groups by queue and tombstone window, in order of first
+     * appearance: an open-addressing table of chains, so that many
+     * distinct queues cost O(groups), not O(groups x queues).
+     */
 
-        if (rc == NGX_DECLINED) {
-            continue;
-        }
+    count = 0;
 
-        if (ngx_http_deferred_redis_eval(rs, &m->cmd,
-                                         ngx_http_deferred_merge_reply, m)
-            == NULL)
-        {
-            ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                          "deferred: redis %V unavailable", &rs->name);
+    for (q = ngx_queue_head(&rs->queued);
+         q != ngx_queue_sentinel(&rs->queued);
+         q = ngx_queue_next(q))
+    {
+        count++;
+    }
 
-            ngx_http_deferred_merge_deliver(m, NULL, "Redis is not reachable");
-            ngx_http_deferred_merge_free(m);
-            continue;
-        }
+    for (nslots = 4; nslots < 2 * count; nslots *= 2) { /* void */ }
 
-        /* the queue in dq:queues (what deferred-cli stats and the
-         * operators list): pipelined, its answer not waited for */
-        (void) ngx_http_deferred_redis_register(rs, m->queue);
+    heads = ngx_calloc(2 * nslots * sizeof(ngx_http_deferred_group_t *)
+                       + count * sizeof(ngx_uint_t), rs->log);
+    if (heads == NULL) {
+        ngx_http_deferred_batch_deliver(
+            ngx_queue_data(ngx_queue_head(&rs->queued),
+                           ngx_http_deferred_group_t, link),
+            NULL, "out of memory");
+        goto again;
+    }
 
-        if (rs->replicas) {
-            m->waiting = 1;
+    tails = heads + nslots;
+    order = (ngx_uint_t *) (tails + nslots);
+    norder = 0;
 
-            if (ngx_http_deferred_redis_wait(rs,
-                                             ngx_http_deferred_merge_waited, m)
-                != NGX_OK)
+    for (q = ngx_queue_head(&rs->queued);
+         q != ngx_queue_sentinel(&rs->queued);
+         q = ngx_queue_next(q))
+    {
+        g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
+        g->bucket_next = NULL;
+
+        j = (ngx_hash_key((u_char *) g->queue.ptr, g->queue.len)
+             ^ (ngx_uint_t) g->tombstone) & (nslots - 1);
+
+        for ( ;; ) {
+            if (heads[j] == NULL) {
+                heads[j] = g;
+                tails[j] = g;
+                order[norder++] = j;
+                break;
+            }
+
+            if (heads[j]->tombstone == g->tombstone
+                && heads[j]->queue.len == g->queue.len
+                && ngx_strncmp(heads[j]->queue.ptr, g->queue.ptr,
+                               g->queue.len)
+                   == 0)
             {
-                /* the script's reply still comes: it fails the tasks */
-                m->waiting = 0;
-                m->failure = "cannot wait for replicas";
+                tails[j]->bucket_next = g;
+                tails[j] = g;
+                break;
+            }
+
+            j = (j + 1) & (nslots - 1);
+        }
+    }
+
+    for (k = 0; k < norder; k++) {
+        chain = heads[order[k]];
+
+        while (chain) {
+
+            rc = ngx_http_deferred_merge_build(rs, &chain, &m);
+
+            if (rc != NGX_OK) {
+                if (rc == NGX_ERROR) {
+                    /* out of memory: fail the first waiting group (its
+                     * request leaves the list) */
+                    ngx_http_deferred_batch_deliver(chain, NULL,
+                                                    "out of memory");
+                }
+
+                /* a failure may have taken other groups off the list:
+                 * the chains are rebuilt */
+                ngx_free(heads);
+                goto again;
+            }
+
+            if (ngx_http_deferred_redis_eval(rs, &m->cmd,
+                                             ngx_http_deferred_merge_reply, m)
+                == NULL)
+            {
+                ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                              "deferred: redis %V unavailable", &rs->name);
+
+                ngx_free(heads);
+                ngx_http_deferred_merge_deliver(m, NULL,
+                                                "Redis is not reachable");
+                ngx_http_deferred_merge_free(m);
+                ngx_http_deferred_merge_fail_queued(rs,
+                                                    "Redis is not reachable");
+                return;
+            }
+
+            /* the queue in dq:queues (what deferred-cli stats and the
+             * operators list): pipelined, its answer not waited for */
+            (void) ngx_http_deferred_redis_register(rs, m->queue);
+
+            if (rs->replicas) {
+                m->waiting = 1;
+
+                if (ngx_http_deferred_redis_wait(rs,
+                                                 ngx_http_deferred_merge_waited,
+                                                 m)
+                    != NGX_OK)
+                {
+                    /* the script's reply still comes: it fails the tasks */
+                    m->waiting = 0;
+                    m->failure = "cannot wait for replicas";
+                }
             }
         }
     }
+
+    ngx_free(heads);
 }
 
 
 /*
- * Takes the first waiting group and every later one of the same queue and
- * tombstone window, within the caps, off the list into a new command.
- * NGX_ERROR: no memory, nothing taken; NGX_DECLINED: the groups taken
- * have been failed already.
+ * Takes the groups of one chain (same queue and tombstone window, in
+ * order), as many as fit the caps, off the list into a new command;
+ * *chain moves past them. NGX_ERROR: no memory, nothing taken;
+ * NGX_DECLINED: the groups taken have been failed already.
  */
 
 static ngx_int_t
 ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
-    ngx_http_deferred_merged_t **mp)
+    ngx_http_deferred_group_t **chain, ngx_http_deferred_merged_t **mp)
 {
     u_char                      *p;
     dq_str_t                     queue;
     size_t                       size, bytes;
     ngx_uint_t                   i, k, n, nmembers;
-    ngx_queue_t                 *q, *next;
     dq_enqueue_item_t           *it;
-    ngx_http_deferred_group_t   *first, *g;
+    ngx_http_deferred_group_t   *first, *g, *next;
     ngx_http_deferred_merged_t  *m;
 
-    first = ngx_queue_data(ngx_queue_head(&rs->queued),
-                           ngx_http_deferred_group_t, link);
+    first = *chain;
 
     /* what fits */
 
@@ -223,19 +304,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     nmembers = 0;
     bytes = first->queue.len;
 
-    for (q = ngx_queue_head(&rs->queued);
-         q != ngx_queue_sentinel(&rs->queued);
-         q = ngx_queue_next(q))
-    {
-        g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
-
-        if (g->tombstone != first->tombstone
-            || g->queue.len != first->queue.len
-            || ngx_strncmp(g->queue.ptr, first->queue.ptr, g->queue.len) != 0)
-        {
-            continue;
-        }
-
+    for (g = first; g; g = g->bucket_next) {
         size = 0;
 
         for (k = 0; k < g->n; k++) {
@@ -280,19 +349,8 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     it = m->items;
     i = 0;
 
-    for (q = ngx_queue_head(&rs->queued);
-         q != ngx_queue_sentinel(&rs->queued) && i < nmembers;
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
-
-        if (g->tombstone != first->tombstone
-            || g->queue.len != first->queue.len
-            || ngx_strncmp(g->queue.ptr, first->queue.ptr, g->queue.len) != 0)
-        {
-            continue;
-        }
+    for (g = first; g && i < nmembers; g = next) {
+        next = g->bucket_next;
 
         m->members[i] = g;
         m->offsets[i] = it - m->items;
@@ -313,12 +371,14 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
             }
         }
 
-        ngx_queue_remove(q);
+        ngx_queue_remove(&g->link);
         g->queued = 0;
         g->merged = m;
         g->slot = i;
         i++;
     }
+
+    *chain = g;             /* the first group not taken, or NULL */
 
     queue.ptr = (const char *) p;
     queue.len = first->queue.len;

@@ -153,7 +153,9 @@ typedef struct {
 
 
 /* one queue's share of a request's tasks: one script call */
-typedef struct {
+typedef struct ngx_http_deferred_group_s  ngx_http_deferred_group_t;
+
+struct ngx_http_deferred_group_s {
     ngx_http_deferred_ctx_t       *ctx;
     dq_str_t                       queue;
     dq_enqueue_item_t             *items;
@@ -161,10 +163,12 @@ typedef struct {
     ngx_uint_t                     n;
     int64_t                        tombstone;
     ngx_queue_t                    link;        /* in redis->queued */
+    ngx_http_deferred_group_t     *bucket_next; /* same queue, while the
+                                                   merger sorts the list */
     ngx_http_deferred_merged_t    *merged;      /* sent, waiting */
     ngx_uint_t                     slot;        /* in merged */
     unsigned                       queued:1;
-} ngx_http_deferred_group_t;
+};
 
 
 typedef struct {
