@@ -264,6 +264,17 @@ dq_sign_verify(const dq_str_t *secrets, size_t nsecrets, const char *value,
                const dq_str_t *body, size_t nbody, int64_t now_s,
                int64_t window_s, dq_error_t *err)
 {
+    return dq_sign_verify_mac(secrets, nsecrets, value, len, method, uri,
+                              body, nbody, now_s, window_s, NULL, err);
+}
+
+int
+dq_sign_verify_mac(const dq_str_t *secrets, size_t nsecrets,
+                   const char *value, size_t len, dq_str_t method,
+                   dq_str_t uri, const dq_str_t *body, size_t nbody,
+                   int64_t now_s, int64_t window_s,
+                   unsigned char matched[DQ_SIGN_MAC_LEN], dq_error_t *err)
+{
     dq_sign_header_t  h;
     unsigned char     mac[DQ_SIGN_MAC_LEN];
     size_t            i, j;
@@ -289,7 +300,12 @@ dq_sign_verify(const dq_str_t *secrets, size_t nsecrets, const char *value,
         }
         for (j = 0; j < h.nv1; j++) {
             /* no early exit: the time taken does not say which matched */
-            match |= CRYPTO_memcmp(mac, h.v1[j], DQ_SIGN_MAC_LEN) == 0;
+            int m = CRYPTO_memcmp(mac, h.v1[j], DQ_SIGN_MAC_LEN) == 0;
+
+            if (m && !match && matched) {
+                memcpy(matched, mac, DQ_SIGN_MAC_LEN);
+            }
+            match |= m;
         }
     }
 

@@ -90,4 +90,17 @@ int dq_sign_verify(const dq_str_t *secrets, size_t nsecrets,
                    dq_str_t uri, const dq_str_t *body, size_t nbody,
                    int64_t now_s, int64_t window_s, dq_error_t *err);
 
+/*
+ * dq_sign_verify, and on DQ_OK the MAC that matched (that of the first
+ * configured secret that matches: the same bytes for every replay of the
+ * request, whatever v1= values were added or reordered) into matched.
+ * The module derives replay-proof task ids from it.
+ */
+int dq_sign_verify_mac(const dq_str_t *secrets, size_t nsecrets,
+                       const char *value, size_t len, dq_str_t method,
+                       dq_str_t uri, const dq_str_t *body, size_t nbody,
+                       int64_t now_s, int64_t window_s,
+                       unsigned char matched[DQ_SIGN_MAC_LEN],
+                       dq_error_t *err);
+
 #endif /* DQ_SIGN_H */

@@ -144,11 +144,13 @@ ngx_http_deferred_header(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
-/* body: as ngx_http_deferred_body_filter copied it while reading */
+/* body: as ngx_http_deferred_body_filter copied it while reading; mac
+ * (DQ_SIGN_MAC_LEN bytes): the MAC that matched */
 
 ngx_int_t
 ngx_http_deferred_signature_check(ngx_http_request_t *r,
-    ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, dq_error_t *err)
+    ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, u_char *mac,
+    dq_error_t *err)
 {
     int        rc;
     dq_str_t   method, uri, piece;
@@ -174,10 +176,10 @@ ngx_http_deferred_signature_check(ngx_http_request_t *r,
     piece.ptr = (const char *) body->data;
     piece.len = body->len;
 
-    rc = dq_sign_verify(dlcf->secrets->elts, dlcf->secrets->nelts,
-                        (const char *) v.data, v.len, method, uri, &piece, 1,
-                        (int64_t) ngx_time(), (int64_t) dlcf->secret_window,
-                        err);
+    rc = dq_sign_verify_mac(dlcf->secrets->elts, dlcf->secrets->nelts,
+                            (const char *) v.data, v.len, method, uri, &piece,
+                            1, (int64_t) ngx_time(),
+                            (int64_t) dlcf->secret_window, mac, err);
 
     if (rc == DQ_OK) {
         return NGX_OK;

@@ -24,6 +24,8 @@ static void ngx_http_deferred_zone_cleanup(void *data);
 static void ngx_http_deferred_ctx_cleanup(void *data);
 static ngx_int_t ngx_http_deferred_idempotency_key(ngx_http_request_t *r,
     dq_request_t *reqs, size_t n, dq_error_t *err);
+static ngx_int_t ngx_http_deferred_signed_ids(ngx_http_request_t *r,
+    dq_request_t *reqs, size_t n, u_char *mac);
 
 
 #define NGX_HTTP_DEFERRED_MSGPACK  1
@@ -299,6 +301,7 @@ static void
 ngx_http_deferred_body_handler(ngx_http_request_t *r)
 {
     int                            rc, kind;
+    u_char                         mac[DQ_SIGN_MAC_LEN];
     size_t                         n, i;
     ngx_str_t                      body, url;
     dq_str_t                       default_url;
@@ -322,7 +325,7 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     body.len = ctx->raw_len;
 
     if (dlcf->secrets) {
-        rc = ngx_http_deferred_signature_check(r, dlcf, &body, &err);
+        rc = ngx_http_deferred_signature_check(r, dlcf, &body, mac, &err);
 
         if (rc == NGX_ERROR) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -432,6 +435,13 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
 
     if (ngx_http_deferred_idempotency_key(r, reqs, n, &err) != NGX_OK) {
         goto failed;
+    }
+
+    if (dlcf->secrets
+        && ngx_http_deferred_signed_ids(r, reqs, n, mac) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
     }
 
     for (i = 0; i < n; i++) {
@@ -571,6 +581,44 @@ ngx_http_deferred_idempotency_key(ngx_http_request_t *r, dq_request_t *reqs,
 
         reqs[i].id.ptr = (const char *) p;
         reqs[i].id.len = ngx_sprintf(p, "%*s-%uz", key.len, key.ptr, i) - p;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A signed request's tasks that carry no id get one derived from the MAC
+ * that matched ("sig-<40 hex>", "-<i>" in a batch): a replay of the
+ * request within the signature window stores nothing ("existed").
+ */
+
+static ngx_int_t
+ngx_http_deferred_signed_ids(ngx_http_request_t *r, dq_request_t *reqs,
+    size_t n, u_char *mac)
+{
+    u_char  *p, *q;
+    size_t   i;
+
+    for (i = 0; i < n; i++) {
+        if (reqs[i].id.ptr) {
+            continue;
+        }
+
+        p = ngx_pnalloc(r->pool, sizeof("sig--") - 1 + 40 + NGX_SIZE_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        q = ngx_cpymem(p, "sig-", 4);
+        q = ngx_hex_dump(q, mac, 20);
+
+        if (n > 1) {
+            q = ngx_sprintf(q, "-%uz", i);
+        }
+
+        reqs[i].id.ptr = (const char *) p;
+        reqs[i].id.len = q - p;
     }
 
     return NGX_OK;

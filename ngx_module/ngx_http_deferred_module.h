@@ -266,7 +266,8 @@ ngx_int_t ngx_http_deferred_local_client(ngx_http_request_t *r);
 ngx_int_t ngx_http_deferred_header(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value);
 ngx_int_t ngx_http_deferred_signature_check(ngx_http_request_t *r,
-    ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, dq_error_t *err);
+    ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, u_char *mac,
+    dq_error_t *err);
 ngx_int_t ngx_http_deferred_allowed(ngx_http_deferred_loc_conf_t *dlcf,
     dq_request_t *req, const char *prefix, dq_error_t *err);
 const char *ngx_http_deferred_error_name(int code);

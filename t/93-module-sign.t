@@ -50,6 +50,14 @@ is(post('/a/x?u=1', $body, $h)->{status}, 403, 'query string added: 403');
 is(post('/a/x', $body . ' ', $h)->{status}, 403, 'body changed: 403');
 is(DQNginx::stored($r, 's1'), 1, 'only the genuine request stored');
 
+# replayed as is within the window (or with a v1= added): the task's id is
+# derived from the signature, so the replay stores nothing
+my $res0 = post('/a/x', $body, $h);
+is($res0->{status}, 201, 'replay within the window: 201');
+like($res0->{body}, qr/"id":"sig-[0-9a-f]{40}".*"status":"existed"/, 'existed, id from the signature');
+is(post('/a/x', $body, $h . ',v1=' . ('0' x 64))->{status}, 201, 'replay with a v1 added: 201');
+is(DQNginx::stored($r, 's1'), 1, 'replays stored nothing');
+
 my $old = $now - 301;
 my $hs = "t=$old,v1=" . sig($OLD, 'POST', '/a/x', $old, $body);
 my $res = post('/a/x', $body, $hs);
