@@ -181,6 +181,9 @@ typedef struct {
                                         is made up; given: the enqueue is
                                         idempotent (dq_enqueue_item_t
                                         .keyed) */
+    int64_t               key_window_ms; /* how long the id is remembered
+                                        after the ETA; 0: the tombstone
+                                        window (not from the body) */
     dq_str_t              queue;     /* "default" when absent */
     dq_str_t              name;      /* {NULL,0} when absent */
     dq_str_t              url;       /* {NULL,0} when absent: caller decides */
@@ -368,7 +371,9 @@ typedef struct {
     int      keyed;         /* 1: id given by the client (idempotent
                                enqueue): a second enqueue of the id is
                                "existed" while the task is stored and for
-                               tombstone_ms after its ETA */
+                               key_window_ms (0: tombstone_ms) after its
+                               ETA */
+    int64_t  key_window_ms;
 } dq_enqueue_item_t;
 
 int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,

@@ -152,6 +152,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             ngx_memcpy(id, req->id.ptr, idlen);
             id[idlen] = '\0';
             t->keyed = 1;
+            t->key_window_ms = req->key_window_ms;
 
         } else {
             dq_id_new(id);
@@ -246,6 +247,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         g->items[k].eta_ms = t->eta_ms;
         g->items[k].countdown_ms = t->countdown_ms;
         g->items[k].keyed = t->keyed;
+        g->items[k].key_window_ms = t->key_window_ms;
         g->index[k] = i;
     }
 

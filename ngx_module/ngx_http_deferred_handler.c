@@ -25,7 +25,7 @@ static void ngx_http_deferred_ctx_cleanup(void *data);
 static ngx_int_t ngx_http_deferred_idempotency_key(ngx_http_request_t *r,
     dq_request_t *reqs, size_t n, dq_error_t *err);
 static ngx_int_t ngx_http_deferred_signed_ids(ngx_http_request_t *r,
-    dq_request_t *reqs, size_t n, u_char *mac);
+    dq_request_t *reqs, size_t n, u_char *mac, int64_t window_ms);
 
 
 #define NGX_HTTP_DEFERRED_MSGPACK  1
@@ -438,7 +438,9 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     }
 
     if (dlcf->secrets
-        && ngx_http_deferred_signed_ids(r, reqs, n, mac) != NGX_OK)
+        && ngx_http_deferred_signed_ids(r, reqs, n, mac,
+                                        2000 * (int64_t) dlcf->secret_window)
+           != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -590,12 +592,13 @@ ngx_http_deferred_idempotency_key(ngx_http_request_t *r, dq_request_t *reqs,
 /*
  * A signed request's tasks that carry no id get one derived from the MAC
  * that matched ("sig-<40 hex>", "-<i>" in a batch): a replay of the
- * request within the signature window stores nothing ("existed").
+ * request within the signature window stores nothing ("existed"). The
+ * id is remembered for twice the window after the task's ETA.
  */
 
 static ngx_int_t
 ngx_http_deferred_signed_ids(ngx_http_request_t *r, dq_request_t *reqs,
-    size_t n, u_char *mac)
+    size_t n, u_char *mac, int64_t window_ms)
 {
     u_char  *p, *q;
     size_t   i;
@@ -619,6 +622,10 @@ ngx_http_deferred_signed_ids(ngx_http_request_t *r, dq_request_t *reqs,
 
         reqs[i].id.ptr = (const char *) p;
         reqs[i].id.len = q - p;
+
+        /* remembered as long as a replay could pass the window check
+         * (not the tombstone window: one entry per signed request) */
+        reqs[i].key_window_ms = window_ms;
     }
 
     return NGX_OK;

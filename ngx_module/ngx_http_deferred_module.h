@@ -180,6 +180,7 @@ typedef struct {
     int64_t                        eta_ms;      /* requested, -1 none */
     int64_t                        countdown_ms;
     int                            keyed;       /* id from the client */
+    int64_t                        key_window_ms;
     dq_enqueue_result_t            result;
 } ngx_http_deferred_task_t;
 

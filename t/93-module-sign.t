@@ -57,6 +57,10 @@ is($res0->{status}, 201, 'replay within the window: 201');
 like($res0->{body}, qr/"id":"sig-[0-9a-f]{40}".*"status":"existed"/, 'existed, id from the signature');
 is(post('/a/x', $body, $h . ',v1=' . ('0' x 64))->{status}, 201, 'replay with a v1 added: 201');
 is(DQNginx::stored($r, 's1'), 1, 'replays stored nothing');
+my ($sid) = $res0->{body} =~ /"id":"(sig-[0-9a-f]{40})"/;
+my $until = $r->cmd('ZSCORE', 'dq:{s1}:names', "#$sid") // 0;
+ok($until > time * 1000 + 590_000 && $until < time * 1000 + 610_000,
+   'the signature id is remembered for twice the window (600 s), not the tombstone window');
 
 my $old = $now - 301;
 my $hs = "t=$old,v1=" . sig($OLD, 'POST', '/a/x', $old, $body);

@@ -2,9 +2,9 @@
 -- KEYS: 1 tasks, 2 eta, 3 names, 4 stats, 5 wake
 -- ARGV: 1 tombstone_ms, 2 n, then per task 6 values:
 --       id, envelope, name ('' = none), eta_ms (-1 = none),
---       countdown_ms (-1 = none), keyed ('1': the id came from the client
---       (idempotent enqueue) and is remembered in the names set as '#' ..
---       id until tombstone_ms after the task's ETA; '0': not)
+--       countdown_ms (-1 = none), keyed (0: not; else the id came from the
+--       client (idempotent enqueue) and is remembered in the names set as
+--       '#' .. id until this many ms after the task's ETA, -1: tombstone_ms)
 -- Reply: { now_ms, status_1, eta_1, ..., status_n, eta_n }
 --   status 0 stored, 1 same id already stored (eta = its current ETA, or 0
 --   when it already ran), 2 name live (duplicate), 3 name tombstoned; eta
@@ -21,7 +21,7 @@ if not n or n < 1 or #ARGV ~= 2 + n * W or not tomb then
 end
 for i = 0, n - 1 do
     if ARGV[3 + i * W] == '' or not tonumber(ARGV[6 + i * W])
-       or not tonumber(ARGV[7 + i * W]) then
+       or not tonumber(ARGV[7 + i * W]) or not tonumber(ARGV[8 + i * W]) then
         return redis.error_reply('ERR enqueue: bad task ' .. (i + 1))
     end
 end
@@ -30,7 +30,7 @@ end
 -- a quiet week that would be millions in one call); an expired entry not
 -- yet removed counts as free below, so the bound costs no correctness
 for i = 0, n - 1 do
-    if ARGV[5 + i * W] ~= '' or ARGV[8 + i * W] == '1' then
+    if ARGV[5 + i * W] ~= '' or ARGV[8 + i * W] ~= '0' then
         local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now,
                                'LIMIT', 0, 2 * n + 100)
         if #old > 0 then redis.call('ZREM', KEYS[3], unpack(old)) end
@@ -62,7 +62,9 @@ for i = 0, n - 1 do
     local name = ARGV[5 + i * W]
     local eta = tonumber(ARGV[6 + i * W])
     local countdown = tonumber(ARGV[7 + i * W])
-    local keyed = ARGV[8 + i * W] == '1'
+    local kw = tonumber(ARGV[8 + i * W])
+    local keyed = kw ~= 0
+    if kw < 0 then kw = tomb end
     local status = 0
     local at = 0
     if keyed and taken(redis.call('ZSCORE', KEYS[3], '#' .. id))
@@ -107,7 +109,7 @@ for i = 0, n - 1 do
         zs[#zs + 1] = id
         if name ~= '' then redis.call('ZADD', KEYS[3], 'inf', name) end
         if keyed then
-            redis.call('ZADD', KEYS[3], math.max(eta, now) + tomb, '#' .. id)
+            redis.call('ZADD', KEYS[3], math.max(eta, now) + kw, '#' .. id)
         end
         stored = stored + 1
         if not wake then

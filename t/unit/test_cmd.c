@@ -99,7 +99,7 @@ main(void)
        && arg_is(&c, 13, "-1") && arg_is(&c, 14, "1500")
        && arg_is(&c, 15, "0"), "task 1");
     ok(arg_is(&c, 16, "b") && arg_is(&c, 18, "nm")
-       && arg_is(&c, 19, "1790000000000") && arg_is(&c, 21, "1")
+       && arg_is(&c, 19, "1790000000000") && arg_is(&c, 21, "-1")
        && c.argc == 22, "task 2 (keyed)");
     ok(c.argv[11] == it[0].envelope.ptr, "payloads are not copied");
     dq_cmd_use_eval(&c);
