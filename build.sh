@@ -6,6 +6,7 @@
 #   ./build.sh test     set up, build (plus an ASan/UBSan build), run all tests
 #   ./build.sh build    set up and build
 #   ./build.sh bench    set up, build, run the benchmarks (bench/run.sh)
+#   ./build.sh packages build the Debian packages (debian/) into build/packages
 #   ./build.sh deps     only install the Debian packages that are missing
 #   ./build.sh clean
 #
@@ -19,7 +20,7 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 PACKAGES=(gcc make pkg-config perl dpkg-dev
           libhiredis-dev libmsgpack-dev libuv1-dev libjansson-dev libssl-dev
           redis-server redis-tools nginx nginx-dev wrk python3 python3-flask
-          curl valgrind)
+          curl valgrind debhelper)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -98,6 +99,24 @@ run_tests() {
     prove -j"$JOBS" t/
 }
 
+# dpkg-buildpackage on a copy of the tree (it writes into debian/ and puts
+# the .debs beside the tree), results in build/packages
+packages() {
+    local out=$ROOT/build/packages src
+    rm -rf "$out" && mkdir -p "$out/src/ngx-deferred"
+    src=$out/src/ngx-deferred
+    tar --exclude=./build --exclude=./.git --exclude=./debian/tmp \
+        --exclude=./debian/build-nginx --exclude=./debian/build-make \
+        -cf - . | tar -C "$src" -xf -
+    log "dpkg-buildpackage -us -uc -b (log: $out/build.log)"
+    (cd "$src" && DEB_BUILD_OPTIONS="parallel=$JOBS" \
+        dpkg-buildpackage -us -uc -b) >"$out/build.log" 2>&1 ||
+        die "dpkg-buildpackage failed, see $out/build.log"
+    mv "$out"/src/*.deb "$out"/src/*.changes "$out"/src/*.buildinfo "$out"/
+    rm -rf "$out/src"
+    ls -1 "$out"/*.deb
+}
+
 cmd=${1:-}
 case "$cmd" in
     deps)  deps ;;
@@ -105,6 +124,7 @@ case "$cmd" in
     test)  deps; build; build_san; run_tests ;;
     run)   deps; build; shift; exec "$ROOT/examples/run.sh" "$@" ;;
     bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
+    packages) deps; packages ;;
     clean) make -s clean ;;
-    *) sed -n '2,14s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
+    *) sed -n '2,15s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
 esac
