@@ -11,7 +11,11 @@ $(B)/libdqclient.a: $(CLIENT_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/client/deferred-cli: $(B)/client/cli.o $(B)/libdqclient.a $(B)/libdq.a
+CLI_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard client/cli*.c))
+
+$(CLI_OBJS): $(GEN)/dq_scripts.c
+
+$(B)/client/deferred-cli: $(CLI_OBJS) $(B)/libdqclient.a $(B)/libdq.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 

@@ -252,6 +252,15 @@ size_t dq_key_format(char *buf, size_t size, dq_str_t queue,
 
 #define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 16)
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
+/* Live workers: every worker child refreshes its heartbeat hash
+ * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
+ * running, done, failed, started_ms, beat_ms; EXPIREs after ttl) and its
+ * member in the zset DQ_WORKERS_KEY (score: when the heartbeat expires,
+ * ms). worker/live.c writes them; deferred-cli workers and the module's
+ * status read them. */
+#define DQ_WORKERS_KEY       "dq:workers"
+#define DQ_WORKER_KEY_PREFIX "dq:worker:"
+#define DQ_WORKER_TTL_MS     15000     /* heartbeat every ttl / 3 */
 
 /* --------------------------------------------------------------- scripts */
 
@@ -265,6 +274,7 @@ typedef enum {
     DQ_SCRIPT_RELEASE,
     DQ_SCRIPT_REQUEUE,
     DQ_SCRIPT_PAUSE,
+    DQ_SCRIPT_REMOVE,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -366,6 +376,14 @@ int dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, int64_t max_n,
 /* Pause (paused = 1) or resume (0) a queue for all workers; resume wakes
  * a sleeper. Reply (dq_reply_statuses, n = 1): 1 changed, 0 already so. */
 int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
+
+/* Operator deletes (lib/lua/remove.lua): what = "id" removes task `id` in
+ * any state (reply 0 not found, 1 waiting, 2 running, 3 dead); what =
+ * "waiting" | "due" | "delayed" | "dead" removes up to max (1..1000) tasks
+ * of that state (reply: how many; fewer than max = none left). A removed
+ * name stays taken for tombstone_ms. */
+int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
+                  dq_str_t id, int64_t max, int64_t tombstone_ms);
 
 typedef struct {
     dq_str_t id;
