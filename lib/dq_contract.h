@@ -261,6 +261,12 @@ size_t dq_key_format(char *buf, size_t size, dq_str_t queue,
 #define DQ_WORKERS_KEY       "dq:workers"
 #define DQ_WORKER_KEY_PREFIX "dq:worker:"
 #define DQ_WORKER_TTL_MS     15000     /* heartbeat every ttl / 3 */
+/* Lateness (claim time - ETA, ms) per queue, a histogram in the queue's
+ * stats hash: fields "late_le_<bound>" for each bound below and
+ * "late_le_inf" (counts per bucket, not cumulative), "late_sum_ms",
+ * "late_count". Workers add their counts with each heartbeat. */
+#define DQ_LATENESS_BOUNDS_MS { 5, 25, 100, 500, 1000, 5000, 30000 }
+#define DQ_LATENESS_NBOUNDS   7
 
 /* --------------------------------------------------------------- scripts */
 

@@ -40,7 +40,7 @@ is($rc, 0, 'queues with --password and --db: exit 0') or diag $err;
 
 my $w = DQWorker::start_worker($r, $dir, name => 'w',
     args => ['--redis_password', 'sekret', '--redis_db', '3', '-q', 'ops',
-             '--concurrency', '4']);
+             '--concurrency', '4', '--grace', '3s']);
 
 # dead: two fail once with retry limit 0 (a re-run succeeds), one permanent
 my $fa = "$dir/a.rec"; my $fc = "$dir/c.rec";
@@ -165,6 +165,19 @@ ok(DQTest::wait_for(sub { my @l = split /\n/, slurp($fc); @l == 2 }, 10),
 ($rc, $out) = cli(qw(retry ops));
 is($rc, 2, 'retry without ID/--all/--match: exit 2');
 
+# workers: the live child, from its heartbeat
+my $wk;
+ok(DQTest::wait_for(sub { ($rc, $wk) = js('workers'); $wk && @$wk == 1 }, 10),
+   'workers --json: one live worker child');
+is($wk->[0]{pid}, $w->{pid}, 'workers: its pid (master_process off: the child is the process)');
+is($wk->[0]{queues}, 'ops', 'workers: the queues it serves');
+ok($wk->[0]{done} >= 0 && $wk->[0]{failed} >= 3, 'workers: its failed count (>= 3)')
+    or diag explain $wk;
+is($wk->[0]{running}, 1, 'workers: one task running (the sleeper)');
+($rc, $out) = cli('workers');
+like($out, qr/^WORKER\s+HOST\s+PID\s+QUEUES\s+RUNNING\s+DONE\s+FAILED\s+STARTED\s+LAST_BEAT_MS_AGO\n\S+:$w->{pid}\s+\S+\s+$w->{pid}\s+ops\s+1\s/m,
+     'workers: table');
+
 # errors: unknown command, unreachable Redis
 ($rc, $out, $err) = cli('frobnicate');
 is($rc, 2, 'unknown command: exit 2');
@@ -172,6 +185,10 @@ is($rc, 2, 'unknown command: exit 2');
 is($rc, 1, 'Redis unreachable: exit 1');
 like($err, qr/redis/i, '... says so');
 
-DQWorker::stop_worker($w, 'QUIT');
+kill 'TERM', $w->{pid};
+ok(DQTest::wait_for(sub { ($rc, $wk) = js('workers'); $wk && !@$wk }, 2),
+   'a stopping worker leaves the list at once (while its task still runs)');
+ok(DQWorker::alive($w), '... it was still running then');
+DQWorker::stop_worker($w);
 log_clean_ok($w->{log}, 'worker log');
 done_testing;
