@@ -20,7 +20,7 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 PACKAGES=(gcc make pkg-config perl dpkg-dev
           libhiredis-dev libmsgpack-dev libuv1-dev libjansson-dev libssl-dev
           redis-server redis-tools nginx nginx-dev wrk python3 python3-flask
-          curl valgrind debhelper)
+          curl valgrind debhelper prometheus chromium chromium-driver)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -76,6 +76,9 @@ build_module() {
     # the embedded Lua scripts (generated into the build directory by
     # ./config at configure time) follow lib/lua/ between configures
     sh lib/gen_scripts.sh "$obj/ngx_deferred_gen/dq_scripts.c" lib/lua
+    sh ngx_module/gen_dashboard.sh \
+        "$obj/ngx_deferred_gen/ngx_http_deferred_dashboard.h" \
+        ngx_module/dashboard.html
     make -s -f "$obj/Makefile" -C "$src" modules
     # a new inode: an nginx running the old module keeps its mapping intact
     cp "$obj/ngx_http_deferred_module.so" build/ngx_http_deferred_module.so.tmp

@@ -333,6 +333,27 @@ dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
     return DQ_OK;
 }
 
+static const dq_key_kind_t dq__keys_status[] = {
+    DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_CONF, DQ_KEY_STATS,
+    DQ_KEY_ERRORS, DQ_KEY_TASKS
+};
+
+int
+dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit)
+{
+    int rc;
+
+    if (dead_limit < 0 || dead_limit > 100) {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_head(c, DQ_SCRIPT_STATUS, queue,
+                         DQ__KEYS(dq__keys_status));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    return dq__arg_int(c, dead_limit) ? DQ_ENOMEM : DQ_OK;
+}
+
 int
 dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
            size_t n, int64_t tombstone_ms)

@@ -281,6 +281,7 @@ typedef enum {
     DQ_SCRIPT_REQUEUE,
     DQ_SCRIPT_PAUSE,
     DQ_SCRIPT_REMOVE,
+    DQ_SCRIPT_STATUS,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -390,6 +391,10 @@ int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
  * name stays taken for tombstone_ms. */
 int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
                   dq_str_t id, int64_t max, int64_t tombstone_ms);
+
+/* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
+ * age, conf, stats and the dead_limit (0..100) newest dead tasks. */
+int dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit);
 
 typedef struct {
     dq_str_t id;

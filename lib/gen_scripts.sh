@@ -6,7 +6,7 @@
 set -eu
 out=$1
 dir=$2
-names="enqueue claim ack retry bury extend release requeue pause remove"
+names="enqueue claim ack retry bury extend release requeue pause remove status"
 tmp="$out.tmp.$$"
 mkdir -p "$(dirname "$out")"
 {
