@@ -59,7 +59,7 @@ install: $(INSTALL_PROGRAMS)
 	[ -e $(DESTDIR)$(SYSCONFDIR)/deferred-worker.conf ] || \
 	    $(INSTALL) -m 644 examples/deferred-worker.min.conf \
 	        $(DESTDIR)$(SYSCONFDIR)/deferred-worker.conf
-	$(INSTALL) -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 644 README.md docs/*.md docs/*.png $(DESTDIR)$(DOCDIR)/
 	$(INSTALL) -m 644 examples/deferred-worker.conf $(DESTDIR)$(DOCDIR)/examples/
 	$(INSTALL) -m 644 examples/counter/counter.c \
 	    examples/counter/nginx.conf.in $(DESTDIR)$(DOCDIR)/examples/counter/
