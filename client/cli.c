@@ -18,6 +18,7 @@
  * Prints "<id> <eta_ms>" per task.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,10 @@ static void
 usage_to(FILE *out)
 {
     fprintf(out,
-        "usage: deferred-cli [-r HOST:PORT|unix:PATH] [--password PASS] "
-        "[--db N] [--json]\n"
+        "usage: deferred-cli [-r ADDR] [-a|--password PASS] [--db N] "
+        "[--json]\n"
+        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT or unix:PATH "
+        "(default 127.0.0.1:6379)\n"
         "                    COMMAND ...\n"
         "  queues                          every known queue: waiting, due, "
         "delayed,\n"
@@ -53,7 +56,8 @@ usage_to(FILE *out)
         "        [-H NAME:VALUE]... [-k KEY=VALUE]... [--retry-limit N]\n"
         "        [--age-limit MS] [--min-backoff MS] [--max-backoff MS]\n"
         "        [--max-doublings N] [--count N] FUNC [ARG...]\n"
-        "  stats [QUEUE] | dead [QUEUE] | error QUEUE ID\n"
+        "  stats [QUEUE] | dead [QUEUE] | error QUEUE ID | "
+        "requeue-all QUEUE [TEXT]\n"
         "Environment: DEFERRED_REDIS (address), DEFERRED_REDIS_PASSWORD.\n"
         "Exit: 0 ok, 1 error, 2 usage, 3 duplicate name, 4 tombstoned "
         "name, 5 not found.\n");
@@ -283,10 +287,13 @@ cmd_stats(dq_cli_t *cli, int argc, char **argv)
         return dq_cli_fail(cli, rc);
     }
     printf("queue %s\nwaiting %lld\nrunning %lld\ndead %lld\nenqueued %lld\n"
-           "done %lld\nretried %lld\ndead_total %lld\n", queue,
+           "done %lld\nretried %lld\ndead_total %lld\nreclaimed %lld\n"
+           "released %lld\nunrunnable %lld\ndead_over_max %lld\n", queue,
            (long long) s.waiting, (long long) s.running, (long long) s.dead,
            (long long) s.enqueued, (long long) s.done, (long long) s.retried,
-           (long long) s.dead_total);
+           (long long) s.dead_total, (long long) s.reclaimed,
+           (long long) s.released, (long long) s.unrunnable,
+           (long long) s.dead_over_max);
     return 0;
 }
 
@@ -353,6 +360,7 @@ static const struct {
     { "show",    dq_cli_show },
     { "retry",   dq_cli_retry },
     { "requeue", dq_cli_retry },
+    { "requeue-all", dq_cli_retry },
     { "delete",  dq_cli_delete },
     { "purge",   dq_cli_purge },
     { "pause",   dq_cli_pause },

@@ -589,7 +589,9 @@ dq_cli_show(dq_cli_t *cli, int argc, char **argv)
 /* --------------------------------------------------------------- retry */
 
 /* retry QUEUE ID | --all | --match TEXT: dead tasks run again (due now,
- * retry state reset), through lib/lua/requeue.lua one at a time. */
+ * retry state reset): one through dq_requeue_dead, many through
+ * dq_requeue_dead_all (TEXT: a substring of the last error). Also
+ * "requeue-all QUEUE [TEXT]". */
 int
 dq_cli_retry(dq_cli_t *cli, int argc, char **argv)
 {
@@ -597,7 +599,18 @@ dq_cli_retry(dq_cli_t *cli, int argc, char **argv)
     int         all = 0, i, rc;
     long long   done = 0, seen = 0;
 
-    for (i = 1; i < argc; i++) {
+    if (strcmp(argv[0], "requeue-all") == 0) {
+        if (argc < 2 || argc > 3) {
+            return dq_cli_usage_error("requeue-all QUEUE [TEXT]");
+        }
+        queue = argv[1];
+        match = argc == 3 ? argv[2] : NULL;
+        all = match == NULL;
+        i = argc;
+    } else {
+        i = 1;
+    }
+    for (; i < argc; i++) {
         if (strcmp(argv[i], "--all") == 0) {
             all = 1;
         } else if (strcmp(argv[i], "--match") == 0 && i + 1 < argc) {
@@ -630,53 +643,27 @@ dq_cli_retry(dq_cli_t *cli, int argc, char **argv)
         }
         done = seen = 1;
     } else {
-        char         kd[DQ_KEY_MAX], ke[DQ_KEY_MAX];
-        const char  *a[] = { "ZRANGE", kd, "0", "-1" };
-        redisReply  *ids;
+        /* lib/lua/requeue_all (client: dq_requeue_dead_all), 1000 a call */
+        int64_t n = 0, kept = 0;
 
-        dq__key(kd, queue, DQ_KEY_DEAD);
-        dq__key(ke, queue, DQ_KEY_ERRORS);
-        if ((ids = dq_cli_cmd(cli, 4, a)) == NULL) {
-            return DQ_CLI_ERROR;
+        rc = dq_requeue_dead_all(cli->c, queue, match, &n, &kept);
+        if (rc != DQ_OK) {
+            return dq_cli_fail(cli, rc);
         }
-        for (size_t e = 0; e < ids->elements; e++) {
-            const char *tid = ids->element[e]->str;
-
-            seen++;
-            if (match) {
-                const char *h[] = { "HGET", ke, tid };
-                redisReply *er = dq_cli_cmd(cli, 3, h);
-                int         hit;
-
-                if (er == NULL) {
-                    freeReplyObject(ids);
-                    return DQ_CLI_ERROR;
-                }
-                hit = er->type == REDIS_REPLY_STRING
-                      && strstr(er->str, match) != NULL;
-                freeReplyObject(er);
-                if (!hit) {
-                    continue;
-                }
-            }
-            rc = dq_requeue_dead(cli->c, queue, tid);
-            if (rc == DQ_OK) {
-                done++;
-            } else if (rc != DQ_ENOTFOUND) {  /* gone meanwhile: fine */
-                freeReplyObject(ids);
-                return dq_cli_fail(cli, rc);
-            }
-        }
-        freeReplyObject(ids);
+        done = n;
+        seen = kept;
     }
     if (cli->json) {
         json_t *o = json_object();
         json_object_set_new(o, "queue", json_string(queue));
         json_object_set_new(o, "requeued", json_integer(done));
-        json_object_set_new(o, "dead_examined", json_integer(seen));
+        json_object_set_new(o, "kept_dead", json_integer(id ? 0 : seen));
         dq_cli_print_json(o);
+    } else if (id) {
+        printf("requeued %s in %s\n", id, queue);
     } else {
-        printf("requeued %lld of %lld dead tasks in %s\n", done, seen, queue);
+        printf("requeued %lld dead tasks in %s (%lld left dead: a live task "
+               "holds their name)\n", done, queue, seen);
     }
     return DQ_CLI_OK;
 }
@@ -824,21 +811,13 @@ dq_cli_pause(dq_cli_t *cli, int argc, char **argv)
         }
     }
     for (i = 1; i < argc; i++) {
-        dq_cmd_t    cmd;
-        redisReply *r;
-        const char *sadd[] = { "SADD", DQ_QUEUES_KEY, argv[i] };
+        int changed = 0;
 
-        dq_cmd_init(&cmd);
-        rc = dq_cmd_pause(&cmd, dq_str_c(argv[i]), pause);
-        r = rc == DQ_OK ? dq_cli_script(cli, &cmd) : NULL;
-        dq_cmd_free(&cmd);
-        if (r == NULL) {
+        rc = dq_queue_pause(cli->c, argv[i], pause, &changed);
+        if (rc != DQ_OK) {
             json_decref(out);
-            return DQ_CLI_ERROR;
+            return dq_cli_fail(cli, rc);
         }
-        freeReplyObject(r);
-        /* a queue paused before its first task is a known queue */
-        freeReplyObject(dq_cli_cmd(cli, 3, sadd));
         if (out) {
             json_t *o = json_object();
             json_object_set_new(o, "queue", json_string(argv[i]));

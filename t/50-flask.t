@@ -55,9 +55,9 @@ like(DQWorker::log_text($w), qr/Executing deferred task\./, 'the /custom/path ha
 # location keeps nginx's access rules (checked from the config text)
 like($conf, qr/allow 127\.0\.0\.1;\s*deny all;/, 'the endpoint is guarded by allow/deny');
 
-DQWorker::stop_worker($w);
+is(DQWorker::stop_worker($w), 0, 'worker stops cleanly (exit status 0)');
 stop_pid($app);
-$n->stop;
+is($n->stop, 0, 'nginx stops cleanly (exit status 0)');
 log_clean_ok($n->error_log, 'nginx error log');
 log_clean_ok($w->{log}, 'worker log');
 done_testing;

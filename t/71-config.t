@@ -7,11 +7,10 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use DQOps;
 use Time::HiRes qw(time sleep);
 
-my $bin = DQOps::worker_bin();
-my $lib = DQOps::ops_lib(1);
+my $bin = DQWorker::worker_bin();
+my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 
 sub run {
@@ -89,7 +88,7 @@ my %bad = (
     'bad queue'  => ["queue a.b;\n",                  qr/invalid queue name "a\.b" .* in \S+bad6\.conf:1/],
     'open block' => ["queue q {\n rate 1/s;\n",       qr/unexpected end of file, expecting "\}" in \S+bad7\.conf/],
     'dup queue'  => ["queue q;\nqueue q;\n",          qr/duplicate queue "q" in \S+bad8\.conf:2/],
-    'bad addr'   => ["redis localhost;\n",            qr/invalid value "localhost" in "redis" directive/],
+    'bad addr'   => ["redis localhost:0;\n",          qr/invalid value "localhost:0" in "redis" directive/],
     'bad time'   => ["lease 10parsecs;\n",            qr/invalid value "10parsecs" in "lease" directive.*bad10\.conf:1/],
     'fn timeout' => ["function_timeout 'a b' 1s;\n",  qr/invalid value "a b 1s" in "function_timeout" directive.*bad11\.conf:1/],
     'fn args'    => ["function_timeout x.y;\n",      qr/invalid number of arguments in "function_timeout" directive in \S+bad12\.conf:1/],
@@ -127,7 +126,7 @@ like($out, qr/invalid value "many" in "processes" directive .*command line/, 'an
 
 ($rc, $out) = run('--help');
 is($rc, 0, '--help exits 0');
-for my $d (qw(redis library processes threads concurrency batch lease grace
+for my $d (qw(redis library processes threads concurrency claim_size lease grace
               log_file log_level pid_file rate bucket_size max_concurrent
               timeout retry_limit age_limit min_backoff max_backoff
               max_doublings weight function_timeout)) {
@@ -136,7 +135,7 @@ for my $d (qw(redis library processes threads concurrency batch lease grace
 
 # ---- pause / resume against a running worker
 my $r = DQTest::Redis->start;
-my $w = DQOps::start_master($r, $dir, name => 'pw', wait => 1, conf => <<"EOF2");
+my $w = DQWorker::start_master($r, $dir, name => 'pw', wait => 1, conf => <<"EOF2");
 library "$lib";
 processes 1;
 queue pq;
@@ -148,12 +147,12 @@ like($out, qr/queue pq paused/, 'pause says so');
 like($out, qr/queue pq was already paused/, 'pausing twice says already');
 DQWorker::defer($r, '-q', 'pq', 'ops.run', "$dir/p.rec") for 1 .. 5;
 sleep 1.0;
-is(scalar(DQOps::lines("$dir/p.rec", 'R')), 0, 'a paused queue runs nothing');
+is(scalar(DQWorker::lines("$dir/p.rec", 'R')), 0, 'a paused queue runs nothing');
 is($r->cmd('ZCARD', 'dq:{pq}:eta'), 5, 'its tasks wait in the queue');
 my $t0 = time;
 ($rc, $out) = run('-r', $r->address, 'resume', 'pq');
 is($rc, 0, 'resume exits 0');
-my @l = DQOps::wait_lines("$dir/p.rec", 'R', 5, 10);
+my @l = DQWorker::wait_lines("$dir/p.rec", 'R', 5, 10);
 my $dt = time - $t0;
 is(scalar(@l), 5, 'after resume all 5 ran');
 ok($dt < 2, sprintf('resume woke the sleeping worker (%.0f ms)', $dt * 1000));
@@ -162,4 +161,11 @@ is($rc, 2, 'pause of an invalid queue name exits 2');
 
 is(DQTest::stop_pid($w->{pid}), 0, 'worker exits 0 on SIGTERM');
 DQTest::log_clean_ok($w->{log});
+# the option's earlier name still works (a file that passed -t before an
+# upgrade still does)
+my $old = conf('old.conf', "redis 127.0.0.1:6390;\nlibrary \"$lib\";\nbatch 8;\n");
+($rc, $out) = run('-c', $old, '-T');
+is($rc, 0, 'the earlier name "batch" is accepted') or diag $out;
+like($out, qr/^claim_size 8;$/m, '"batch" sets claim_size');
+
 done_testing();

@@ -26,28 +26,21 @@ __thread dq__rt_t *dq__rt;
  */
 static int dq__explicit_loop;
 
+/* The runtime's own codes here; the shared DQ_E* codes by dq_strerror (one
+ * text per code everywhere); any other code is an application's. */
 const char *
 dq_tasklet_strerror(int code)
 {
     switch (code) {
-    case DQ_OK:          return "ok";
     case DQ_EEOF:        return "end of queue";
     case DQ_EDEADLOCK:   return "deadlock";
     case DQ_EPENDING:    return "future not done";
     case DQ_ESTATE:      return "invalid state";
     case DQ_ENOTASKLET:  return "not allowed in this context";
     case DQ_ECANCELED:   return "canceled";
-    case DQ_ERR:         return "error";
-    case DQ_EINVAL:      return "invalid argument";
-    case DQ_ETOOBIG:     return "too big";
-    case DQ_EDUPLICATE:  return "duplicate task name";
-    case DQ_ETOMBSTONE:  return "task name recently used";
-    case DQ_EREDIS:      return "redis error";
-    case DQ_ENOMEM:      return "out of memory";
-    case DQ_ENOTFOUND:   return "not found";
-    case DQ_ELEASE:      return "lease lost";
-    case DQ_EDECODE:     return "malformed data";
-    default:             return "application error";
+    default:
+        return code <= DQ_OK && code >= DQ_EDECODE ? dq_strerror(code)
+                                                   : "application error";
     }
 }
 
@@ -461,8 +454,8 @@ dq__tasklet_entry(dq__coro_t *c)
 }
 
 dq_future_t *
-dq_tasklet_at(dq_tasklet_fn fn, void *arg, const char *name,
-              const char *file, int line, const char *func)
+dq_tasklet_loc(dq_tasklet_fn fn, void *arg, const char *name,
+               const char *file, int line, const char *func)
 {
     dq__rt_t     *rt = dq__rt_get();
     dq__coro_t   *c;
@@ -510,10 +503,10 @@ dq_tasklet_current(void)
 }
 
 dq_future_t *
-dq_synctasklet_at(dq_tasklet_fn fn, void *arg, const char *name,
-                  const char *file, int line, const char *func)
+dq_synctasklet_loc(dq_tasklet_fn fn, void *arg, const char *name,
+                   const char *file, int line, const char *func)
 {
-    dq_future_t *f = dq_tasklet_at(fn, arg, name, file, line, func);
+    dq_future_t *f = dq_tasklet_loc(fn, arg, name, file, line, func);
 
     if (f) {
         (void) dq_future_wait(f);
@@ -522,8 +515,8 @@ dq_synctasklet_at(dq_tasklet_fn fn, void *arg, const char *name,
 }
 
 dq_future_t *
-dq_toplevel_at(dq_tasklet_fn fn, void *arg, const char *name,
-               const char *file, int line, const char *func)
+dq_toplevel_loc(dq_tasklet_fn fn, void *arg, const char *name,
+                const char *file, int line, const char *func)
 {
     return dq__toplevel_start(fn, arg, name, file, line, func, NULL);
 }
@@ -557,7 +550,7 @@ dq__toplevel_start(dq_tasklet_fn fn, void *arg, const char *name,
     slot = rt->current != &rt->main ? &rt->current->ctx : &rt->thread_ctx;
     saved = *slot;
     *slot = ctx;
-    main = dq_tasklet_at(fn, arg, name, file, line, func);
+    main = dq_tasklet_loc(fn, arg, name, file, line, func);
     *slot = saved;
     if (main == NULL) {
         dq_future_set_exception(top, DQ_ENOMEM, "cannot start tasklet %s",
@@ -577,10 +570,10 @@ dq__toplevel_start(dq_tasklet_fn fn, void *arg, const char *name,
 }
 
 dq_future_t *
-dq_toplevel_sync_at(dq_tasklet_fn fn, void *arg, const char *name,
-                    const char *file, int line, const char *func)
+dq_toplevel_sync_loc(dq_tasklet_fn fn, void *arg, const char *name,
+                     const char *file, int line, const char *func)
 {
-    dq_future_t *f = dq_toplevel_at(fn, arg, name, file, line, func);
+    dq_future_t *f = dq_toplevel_loc(fn, arg, name, file, line, func);
 
     if (f) {
         (void) dq_future_wait(f);

@@ -21,6 +21,7 @@
 #define DQ_CMD_TIMEOUT_MS    10000
 #define DQ_BLPOP_TIMEOUT_S   30       /* liveness only: wake-ups come early */
 #define DQ_NEVER             UINT64_MAX
+#define DQ_LOST_CLAIMS       8        /* per queue, between reconnects */
 
 typedef struct dq_child_s dq_child_t;
 
@@ -38,6 +39,9 @@ struct dq_cqueue_s {
     size_t                 nacks, cap_acks;
     dq_task_t            **rels;       /* never started, to release */
     size_t                 nrels, cap_rels;
+    char                   lost[DQ_LOST_CLAIMS][DQ_ID_SIZE];
+    size_t                 nlost;      /* claims whose reply was lost:
+                                          release_claim on reconnect */
 };
 
 struct dq_child_s {
@@ -45,8 +49,8 @@ struct dq_child_s {
     const dq_worker_conf_t *conf;
     int                     index;
     dq_loader_t            *loader;
-    dq_redis_t             *rc;         /* commands */
-    dq_redis_t             *rb;         /* BLPOP on the wake lists */
+    dq_conn_t              *cmd_conn;   /* claims, acks, scripts */
+    dq_conn_t              *wake_conn;  /* BLPOP on the wake lists */
     dq_cqueue_t            *qs;
     size_t                  nq;
 
@@ -54,7 +58,7 @@ struct dq_child_s {
     uv_timer_t              hb_timer;   /* lease heartbeat */
     uv_timer_t              grace_timer;
     uv_timer_t              blpop_retry;
-    uv_check_t              flush;      /* batched acks and releases */
+    uv_check_t              flush;      /* grouped acks and releases */
     uv_signal_t             sigs[4];
     uv_work_t               warmup;     /* starts the pool at once */
 
@@ -83,7 +87,7 @@ void dq_dispatch_resend(dq_child_t *ch);  /* commands connection is back */
 void dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t);
 
 /* heartbeat.c */
-void dq_dispatch_heartbeat(dq_child_t *ch);
+void dq_heartbeat(dq_child_t *ch);
 
 /* child.c */
 void dq_child_maybe_finish(dq_child_t *ch);

@@ -60,7 +60,7 @@ dq__wall_ms(void)
 /* The reply is not needed; but a stopping child waits for its last
  * command before it exits, so let it look again. */
 static void
-dq__sent(dq_redis_t *r, redisReply *reply, const char *errstr, void *data)
+dq__sent(dq_conn_t *r, redisReply *reply, const char *errstr, void *data)
 {
     (void) r;
     (void) reply;
@@ -78,7 +78,7 @@ dq__send(dq_child_t *ch, int argc, const char **argv)
     for (i = 0; i < argc && i < 32; i++) {
         len[i] = strlen(argv[i]);
     }
-    return dq_redis_send(ch->rc, argc, argv, len, 0, dq__sent, ch);
+    return dq_conn_send(ch->cmd_conn, argc, argv, len, 0, dq__sent, ch);
 }
 
 /* The histogram counts of one queue, sent (and zeroed when sent). */
@@ -141,7 +141,7 @@ dq__beat(uv_timer_t *timer)
     if (lv->left) {
         return;
     }
-    if (!dq_redis_is_up(ch->rc)) {
+    if (!dq_conn_is_up(ch->cmd_conn)) {
         if (!lv->beaten) {          /* the first one as soon as it can */
             uv_timer_start(&lv->timer, dq__beat, 200,
                            (uint64_t) (DQ_WORKER_TTL_MS / 3));
@@ -265,7 +265,7 @@ dq_live_leave(dq_child_t *ch)
     }
     lv->left = 1;
     uv_timer_stop(&lv->timer);
-    if (!dq_redis_is_up(ch->rc)) {
+    if (!dq_conn_is_up(ch->cmd_conn)) {
         return;
     }
     for (i = 0; i < ch->nq; i++) {

@@ -50,7 +50,7 @@ dq_timeout_clock_ms(void)
 }
 
 static void
-dq__to_reply(dq_redis_t *r, redisReply *rep, const char *errstr, void *data)
+dq__to_reply(dq_conn_t *r, redisReply *rep, const char *errstr, void *data)
 {
     dq__to_req_t *q = data;
     int           st = 0;
@@ -92,9 +92,7 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
           + (int64_t) (uv_now(&ch->loop) - t->claim_loop_ms);
     bury = dq_retry_exhausted(&t->retry, failed,
                               t->first_run_ms ? t->first_run_ms : now, now);
-    it.id = dq_str_c(t->id);
-    it.token = t->token;
-    it.name = t->name ? dq_str_c(t->name) : (dq_str_t) { NULL, 0 };
+    dq_dispatch_lease_item(&it, t);
 
     dq_cmd_init(&cmd);
     if (bury) {
@@ -103,19 +101,19 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
         dq_log_error("task dead: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld reason=\"%s\"", t->queue, t->id,
                      t->name ? t->name : "-", t->func ? t->func : "-",
-                     (long long) t->token, reason);
+                     (long long) failed, reason);
         rc = dq_cmd_bury(&cmd, dq_str_c(t->queue), &it, dq_str_c(reason),
                          ch->conf->dead_max, ch->conf->dead_age_ms,
-                         ch->conf->tombstone_ms);
+                         ch->conf->tombstone_ms, 1);
     } else {
         delay = dq_backoff_ms(&t->retry, failed);
         dq_log_error("task failed: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
                      t->id, t->name ? t->name : "-",
-                     t->func ? t->func : "-", (long long) t->token, err,
+                     t->func ? t->func : "-", (long long) failed, err,
                      (long long) delay);
         rc = dq_cmd_retry(&cmd, dq_str_c(t->queue), &it, delay,
-                          dq_str_c(err));
+                          dq_str_c(err), 1);
     }
     req = calloc(1, sizeof(*req));
     if (req) {
@@ -123,8 +121,8 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
         req->queue = strdup(t->queue);
     }
     if (rc != DQ_OK || req == NULL || req->id == NULL || req->queue == NULL
-        || dq_redis_send_cmd(ch->rc, &cmd, DQ_CMD_TIMEOUT_MS, dq__to_reply,
-                             req) != 0)
+        || dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS, dq__to_reply,
+                            req) != 0)
     {
         dq_log_warn("timed-out task %s: cannot reach Redis; its lease "
                     "expires instead", t->id);
@@ -172,7 +170,7 @@ dq__check(uv_timer_t *tm)
         raise(SIGTERM);             /* the child's graceful stop */
     }
     if (to->tripped && others == 0 && ch->reserved == 0
-        && !ch->flush_active && dq_redis_pending(ch->rc) == 0)
+        && !ch->flush_active && dq_conn_pending(ch->cmd_conn) == 0)
     {
         dq_log_info("only timed-out tasks left: exiting to be replaced");
         /* threads are still inside task code: no orderly teardown */

@@ -48,7 +48,9 @@ typedef struct {
     size_t      max_envelope;    /* 0 = 1 MiB */
 } dq_client_opts_t;
 
-/* address: "host:port", "host" (port 6379) or "unix:/path/to/sock".
+/* address: "HOST" (port 6379), "HOST:PORT", "[IPV6]:PORT" or
+ * "unix:/path/to/sock" (the same forms as the module and the worker); a
+ * host name is resolved at each connect.
  * Returns NULL only on out-of-memory; a failed connect returns a client
  * whose calls fail with DQ_EREDIS (see dq_client_errstr) and which
  * reconnects on the next call. opts may be NULL. */
@@ -116,17 +118,40 @@ typedef struct {
     int64_t running;     /* leased */
     int64_t dead;
     int64_t enqueued, done, retried, dead_total;  /* counters */
+    int64_t reclaimed;   /* expired leases taken back */
+    int64_t released;    /* leases given back unstarted, not charged */
+    int64_t unrunnable;  /* released by a worker that cannot run the
+                            function (not registered, library not loaded) */
+    int64_t dead_over_max;  /* burials that found the dead set over
+                               dead_max (nothing younger than dead_age is
+                               deleted) */
 } dq_queue_stats_t;
 
 int dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out);
 
-/* Re-run a dead task (DQ_ENOTFOUND if it is not dead). */
+/* Re-run a dead task (DQ_ENOTFOUND if it is not dead; DQ_EDUPLICATE if a
+ * live task holds its name now: it stays dead). */
 int dq_requeue_dead(dq_client_t *c, const char *queue, const char *id);
+
+/* Re-run every dead task of a queue whose last error contains `match` (a
+ * plain substring; NULL or "" = all of them), oldest first, in script
+ * calls of at most 1000 tasks each. *requeued and *conflicts (either may
+ * be NULL) say how many ran again and how many stayed dead because a live
+ * task holds their name now. */
+int dq_requeue_dead_all(dq_client_t *c, const char *queue, const char *match,
+                        int64_t *requeued, int64_t *conflicts);
 
 /* The last error recorded for a task (dead or retrying), copied into buf;
  * DQ_ENOTFOUND if none. */
 int dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
                        char *buf, size_t size);
+
+/* Pause (paused 1) or resume (0) a queue for every worker: claims take
+ * nothing from it while tasks are still accepted; resuming wakes sleeping
+ * workers. *changed (may be NULL): 1 if the state changed, 0 if it already
+ * was so. */
+int dq_queue_pause(dq_client_t *c, const char *queue, int paused,
+                   int *changed);
 
 #ifdef __cplusplus
 }
