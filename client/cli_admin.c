@@ -243,7 +243,8 @@ typedef struct {
     char            id[DQ_ID_SIZE + 64];
     dq_cli_state_t  state;        /* DQ_ST_ALL: not found */
     int64_t         score;        /* ETA, lease deadline or time of death */
-    int64_t         execs, retries, first_run, claims;
+    int64_t         runs, retries, first_run, failed_ms;
+    char            claim[64];    /* the last claim id, or "" */
     char           *error;        /* or NULL */
     redisReply     *env_reply;    /* HGET tasks (string or nil) */
     dq_envelope_t   env;
@@ -260,23 +261,25 @@ dq__task_free(dq_cli_task_t *t)
 }
 
 /* Fill t (id already set; state/score set by the caller unless find): the
- * envelope, state and last error. find: also locate the task's state. */
+ * envelope, state ("runs:retries:first_run_ms:failed_ms:claim[:name]", or
+ * the older "execs:retries:first_run_ms:claims") and last error. find:
+ * also locate the task (the ETA set, its lease "id|claim", the dead set). */
 static int
 dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
 {
-    char         k[6][DQ_KEY_MAX];
+    char         k[6][DQ_KEY_MAX], member[DQ_ID_SIZE + 128];
     const char  *a0[] = { "HGET", k[0], t->id };
     const char  *a1[] = { "HGET", k[1], t->id };
     const char  *a2[] = { "HGET", k[2], t->id };
     const char  *a3[] = { "ZSCORE", k[3], t->id };
-    const char  *a4[] = { "ZSCORE", k[4], t->id };
+    const char  *a4[] = { "ZSCORE", k[4], member };
     const char  *a5[] = { "ZSCORE", k[5], t->id };
-    const char **av[6] = { a0, a1, a2, a3, a4, a5 };
+    const char **av[6] = { a0, a1, a2, a3, a5, a4 };
     int          ac[6] = { 3, 3, 3, 3, 3, 3 };
     redisReply  *r[6];
     dq_limits_t  lim;
     dq_error_t   err;
-    int          i;
+    int          i, n = find ? 5 : 3;
 
     dq__key(k[0], queue, DQ_KEY_TASKS);
     dq__key(k[1], queue, DQ_KEY_STATE);
@@ -288,36 +291,52 @@ dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
     t->error = NULL;
     t->env_reply = NULL;
     t->env_ok = 0;
-    if (dq__pipeline(cli, find ? 6 : 3, ac, av, r) != DQ_OK) {
+    t->runs = t->retries = t->first_run = t->failed_ms = 0;
+    t->claim[0] = '\0';
+    if (dq__pipeline(cli, (size_t) n, ac, av, r) != DQ_OK) {
         return DQ_EREDIS;
     }
     t->env_reply = r[0];
     if (r[1]->type == REDIS_REPLY_STRING) {
-        long long e, rt, f, c;
-        if (sscanf(r[1]->str, "%lld:%lld:%lld:%lld", &e, &rt, &f, &c) == 4) {
-            t->execs = e;
-            t->retries = rt;
-            t->first_run = f;
-            t->claims = c;
+        long long e, rt, f, x;
+        char      c[64];
+
+        if (sscanf(r[1]->str, "%lld:%lld:%lld:%lld:%63[A-Za-z0-9_-]",
+                   &e, &rt, &f, &x, c) == 5)
+        {
+            t->failed_ms = x;
+            snprintf(t->claim, sizeof(t->claim), "%s", c);
+        } else if (sscanf(r[1]->str, "%lld:%lld:%lld:%lld", &e, &rt, &f, &x)
+                   != 4)
+        {
+            e = rt = f = 0;
         }
-    } else {
-        t->execs = t->retries = t->first_run = t->claims = 0;
+        t->runs = e;
+        t->retries = rt;
+        t->first_run = f;
     }
     if (r[2]->type == REDIS_REPLY_STRING) {
         t->error = strdup(r[2]->str);
     }
     if (find) {
         t->state = DQ_ST_ALL;
-        for (i = 3; i < 6; i++) {
-            if (r[i]->type == REDIS_REPLY_STRING) {
-                t->state = i == 3 ? DQ_ST_WAITING
-                                  : i == 4 ? DQ_ST_RUNNING : DQ_ST_DEAD;
-                t->score = strtoll(r[i]->str, NULL, 10);
-                break;
+        if (r[3]->type == REDIS_REPLY_STRING) {
+            t->state = DQ_ST_WAITING;
+            t->score = strtoll(r[3]->str, NULL, 10);
+        } else if (r[4]->type == REDIS_REPLY_STRING) {
+            t->state = DQ_ST_DEAD;
+            t->score = strtoll(r[4]->str, NULL, 10);
+        } else if (t->claim[0]) {
+            snprintf(member, sizeof(member), "%s|%s", t->id, t->claim);
+            r[5] = dq_cli_cmd(cli, 3, a4);
+            if (r[5] && r[5]->type == REDIS_REPLY_STRING) {
+                t->state = DQ_ST_RUNNING;
+                t->score = strtoll(r[5]->str, NULL, 10);
             }
+            freeReplyObject(r[5]);
         }
     }
-    for (i = 1; i < (find ? 6 : 3); i++) {
+    for (i = 1; i < n; i++) {
         freeReplyObject(r[i]);
     }
     if (t->env_reply->type == REDIS_REPLY_STRING) {
@@ -356,10 +375,12 @@ dq__task_json(const char *queue, dq_cli_task_t *t, int full)
         json_object_set_new(o, "name", json_null());
     }
     json_object_set_new(o, dq__time_title(t->state), json_integer(t->score));
-    json_object_set_new(o, "executions", json_integer(t->execs));
+    json_object_set_new(o, "runs", json_integer(t->runs));
     json_object_set_new(o, "retries", json_integer(t->retries));
-    json_object_set_new(o, "claims", json_integer(t->claims));
     json_object_set_new(o, "first_run_ms", json_integer(t->first_run));
+    json_object_set_new(o, "last_failure_ms", json_integer(t->failed_ms));
+    json_object_set_new(o, "claim", t->claim[0] ? json_string(t->claim)
+                                                : json_null());
     json_object_set_new(o, "last_error", t->error ? json_string(t->error)
                                                   : json_null());
     if (full && t->env_ok) {
@@ -476,14 +497,18 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
         dq_cli_table_init(&t, 7, "ID", "FUNCTION", "NAME",
                           st == DQ_ST_RUNNING ? "LEASE_UNTIL"
                           : st == DQ_ST_DEAD ? "DIED" : "ETA",
-                          "EXECS", "RETRIES", "LAST_ERROR");
+                          "RUNS", "RETRIES", "LAST_ERROR");
     }
     for (size_t e = 0; r->type == REDIS_REPLY_ARRAY && e + 1 < r->elements;
          e += 2)
     {
         dq_cli_task_t task;
+        const char   *m = r->element[e]->str, *bar = strrchr(m, '|');
 
-        snprintf(task.id, sizeof(task.id), "%s", r->element[e]->str);
+        /* a lease member is "id|claim id" */
+        snprintf(task.id, sizeof(task.id), "%.*s",
+                 (int) (st == DQ_ST_RUNNING && bar ? (size_t) (bar - m)
+                                                   : strlen(m)), m);
         task.score = strtoll(r->element[e + 1]->str, NULL, 10);
         task.state = st == DQ_ST_WAITING
                      ? (task.score <= now ? DQ_ST_DUE : DQ_ST_DELAYED) : st;
@@ -511,7 +536,7 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
                 dq_cli_table_cell(&t, "?");
             }
             dq_cli_table_cell(&t, "%s", dq_cli_time(task.score, tbuf));
-            dq_cli_table_cell(&t, "%lld", (long long) task.execs);
+            dq_cli_table_cell(&t, "%lld", (long long) task.runs);
             dq_cli_table_cell(&t, "%lld", (long long) task.retries);
             dq_cli_table_cell(&t, "%.80s", task.error ? task.error : "-");
         }

@@ -27,7 +27,11 @@ local function drop(id)
         end
     end
     redis.call('ZREM', KEYS[2], id)
-    if redis.call('ZREM', KEYS[3], id) == 1 then freed = true end
+    local _, _, _, _, claim = dq_state(redis.call('HGET', KEYS[4], id))
+    if claim ~= '' and redis.call('ZREM', KEYS[3], dq_member(id, claim)) == 1
+    then
+        freed = true
+    end
     redis.call('ZREM', KEYS[5], id)
     redis.call('HDEL', KEYS[1], id)
     redis.call('HDEL', KEYS[4], id)
@@ -37,8 +41,10 @@ end
 local n = 0
 if what == 'id' then
     local id = ARGV[2]
+    local _, _, _, _, claim = dq_state(redis.call('HGET', KEYS[4], id))
     if redis.call('ZSCORE', KEYS[2], id) then n = 1
-    elseif redis.call('ZSCORE', KEYS[3], id) then n = 2
+    elseif claim ~= '' and redis.call('ZSCORE', KEYS[3], dq_member(id, claim))
+    then n = 2
     elseif redis.call('ZSCORE', KEYS[5], id) then n = 3
     elseif redis.call('HEXISTS', KEYS[1], id) == 0 then return 0 end
     drop(id)
@@ -58,13 +64,10 @@ else
     else
         return redis.error_reply('ERR remove: unknown state ' .. what)
     end
-    for _, id in ipairs(ids) do drop(id) end
+    for _, id in ipairs(ids) do drop(id) end   -- max <= 1000 (DQ_CHUNK)
     n = #ids
     if n > 0 then redis.call('HINCRBY', KEYS[8], 'deleted', n) end
 end
 -- a freed max_concurrent slot wakes a worker held back by it (as ack does)
-if freed and redis.call('HDEL', KEYS[9], 'waiting') == 1 then
-    redis.call('LPUSH', KEYS[10], '1')
-    redis.call('LTRIM', KEYS[10], 0, 7)
-end
+if freed then dq_slot_freed(KEYS[9], KEYS[10]) end
 return n
