@@ -20,7 +20,8 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 PACKAGES=(gcc make pkg-config perl dpkg-dev
           libhiredis-dev libmsgpack-dev libuv1-dev libjansson-dev libssl-dev
           redis-server redis-tools nginx nginx-dev wrk python3 python3-flask
-          curl valgrind debhelper prometheus chromium chromium-driver)
+          curl valgrind debhelper prometheus chromium chromium-driver
+          libsystemd-dev)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }

@@ -36,6 +36,7 @@
 int  dq_log_open(const char *path, int level);  /* path NULL: stderr */
 int  dq_log_reopen(void);                       /* SIGUSR1 */
 void dq_log_set_prefix(const char *prefix);     /* "child 3" */
+int  dq_log_set_format(const char *format);     /* "text" | "json"; -1 */
 void dq_logf(int level, const char *fmt, ...) DQ_PRINTF(2, 3);
 int  dq_log_level(void);
 
@@ -98,6 +99,7 @@ typedef struct {
 
     char            *log_file;        /* NULL = stderr */
     int              log_level;
+    char            *log_format;      /* "text" (NULL) or "json" */
     char            *pid_file;        /* NULL = none */
     char            *config_file;     /* where this came from, or NULL */
 
