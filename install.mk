@@ -24,7 +24,7 @@ MODULEDIR  ?= $(PREFIX)/lib/nginx/modules
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 MANDIR     ?= $(PREFIX)/share/man
-SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+SYSCONFDIR ?= $(PREFIX)/etc
 MODULE_SO  ?= build/ngx_http_deferred_module.so
 INSTALL    ?= install
 
