@@ -52,6 +52,9 @@ usage_to(FILE *out)
         "  purge QUEUE [--state waiting|due|delayed|dead|all] --yes\n"
         "  pause QUEUE... | resume QUEUE...\n"
         "  workers                         live workers (heartbeats)\n"
+        "  config apply FILE [--dry-run]   queue blocks or App Engine "
+        "queue.yaml -> Redis\n"
+        "  config show [QUEUE] | config clear QUEUE...\n"
         "  defer [-q QUEUE] [-n NAME] [-u URL] [--countdown MS] [--eta MS]\n"
         "        [-H NAME:VALUE]... [-k KEY=VALUE]... [--retry-limit N]\n"
         "        [--age-limit MS] [--min-backoff MS] [--max-backoff MS]\n"
@@ -366,6 +369,7 @@ static const struct {
     { "pause",   dq_cli_pause },
     { "resume",  dq_cli_pause },
     { "workers", dq_cli_workers },
+    { "config",  dq_cli_config },
     { "stats",   cmd_stats },
     { "dead",    cmd_dead },
     { "error",   cmd_error },

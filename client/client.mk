@@ -15,7 +15,11 @@ CLI_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard client/cli*.c))
 
 $(CLI_OBJS): $(GEN)/dq_scripts.c
 
-$(B)/client/deferred-cli: $(CLI_OBJS) $(B)/libdqclient.a $(B)/libdq.a
+# `config apply` reads queue blocks with the worker's own parser
+CLI_CONF_OBJS := $(B)/worker/config.o $(B)/worker/config_file.o
+
+$(B)/client/deferred-cli: $(CLI_OBJS) $(CLI_CONF_OBJS) $(B)/libdqclient.a \
+                          $(B)/libdq.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 

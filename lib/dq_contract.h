@@ -314,6 +314,7 @@ typedef enum {
     DQ_SCRIPT_RELEASE_CLAIM,
     DQ_SCRIPT_REMOVE,
     DQ_SCRIPT_STATUS,
+    DQ_SCRIPT_CONFIGURE,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -447,6 +448,21 @@ int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
 /* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
  * age, conf, stats and the dead_limit (0..100) newest dead tasks. */
 int dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit);
+
+/* A queue's applied configuration (lib/lua/configure.lua): n field/value
+ * pairs replace it (values: NULL-free strings), or n = 0 with values NULL
+ * clears every DQ_QCONF_FIELDS field. The fields, in the conf hash: "cfg"
+ * (set: applied), "rate" (tasks/s, 0 unlimited), "bucket_size" (0 auto),
+ * "max_concurrent" (0 unlimited), "retry_limit", "age_limit_ms",
+ * "min_backoff_ms", "max_backoff_ms", "max_doublings" (resolved: never
+ * -1 except age_limit_ms -1 = none), "timeout_ms" (0 none), "applied_ms",
+ * "source" (the file applied). */
+#define DQ_QCONF_FIELDS  { "cfg", "rate", "bucket_size", "max_concurrent", \
+    "retry_limit", "age_limit_ms", "min_backoff_ms", "max_backoff_ms",      \
+    "max_doublings", "timeout_ms", "applied_ms", "source" }
+#define DQ_QCONF_NFIELDS 12
+int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
+                     const char *const *values, size_t n);
 
 typedef struct {
     dq_str_t id;

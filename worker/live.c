@@ -15,6 +15,14 @@
  * kept in this process and added to the queue's stats hash with the next
  * heartbeat (HINCRBY: a few commands per queue every 5 s, none per task).
  *
+ * Applied queue configuration (deferred-cli config apply: the queue's conf
+ * hash, fields DQ_QCONF_FIELDS) is read with every heartbeat and replaces
+ * the settings this child took from its file for that queue (rate,
+ * bucket, max_concurrent, retry options, timeout); when it is cleared the
+ * file's settings come back. The child works on its own copy of the queue
+ * settings for that (ch->qs[i].qc points into it). The claim script reads
+ * the limits from Redis itself, so they hold from the first claim.
+ *
  * Fire and forget: the commands go on the child's commands connection;
  * a failed heartbeat is simply sent again next time (the counts are kept
  * until a send succeeds... or lost with the child: they are statistics).
@@ -28,6 +36,12 @@
 #include "live.h"
 
 static const int64_t dq__bounds[DQ_LATENESS_NBOUNDS] = DQ_LATENESS_BOUNDS_MS;
+static const char *const dq__qconf_fields[DQ_QCONF_NFIELDS] = DQ_QCONF_FIELDS;
+
+typedef struct dq__qref_s {
+    dq_child_t *ch;
+    size_t      i;
+} dq__qref_t;
 
 typedef struct {
     int64_t  n[DQ_LATENESS_NBOUNDS + 1];
@@ -44,6 +58,10 @@ struct dq_live_s {
     int64_t     started_ms;
     int64_t     done, failed;
     dq__hist_t *hist;               /* per served queue (ch->qs order) */
+    dq_queue_conf_t        *qconf;  /* the settings the child uses */
+    const dq_queue_conf_t **orig;   /* its file's, per queue */
+    int                    *applied;
+    struct dq__qref_s      *refs;
     int         left;
     int         beaten;             /* one heartbeat sent */
 };
@@ -128,6 +146,100 @@ dq__flush_hist(dq_child_t *ch, size_t qi)
     }
 }
 
+static int64_t
+dq__field_int(const redisReply *r, int64_t dflt)
+{
+    return r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+                                              : dflt;
+}
+
+/* The queue's applied configuration, or none: the child's settings follow. */
+static void
+dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
+{
+    dq__qref_t      *ref = data;
+    dq_child_t      *ch = ref->ch;
+    dq_live_t       *lv = ch->live;
+    dq_queue_conf_t  nq, *cur;
+    redisReply     **e;
+
+    (void) c;
+    (void) errstr;
+    if (lv == NULL || r == NULL || r->type != REDIS_REPLY_ARRAY
+        || r->elements != DQ_QCONF_NFIELDS)
+    {
+        dq_child_maybe_finish(ch);
+        return;
+    }
+    e = r->element;
+    cur = &lv->qconf[ref->i];
+    nq = *lv->orig[ref->i];
+    if (e[0]->type == REDIS_REPLY_STRING) {
+        nq.rate = e[1]->type == REDIS_REPLY_STRING ? strtod(e[1]->str, NULL)
+                                                   : nq.rate;
+        nq.bucket_size = (int) dq__field_int(e[2], nq.bucket_size);
+        nq.max_concurrent = (int) dq__field_int(e[3], nq.max_concurrent);
+        nq.retry.retry_limit = dq__field_int(e[4], nq.retry.retry_limit);
+        nq.retry.age_limit_ms = dq__field_int(e[5], nq.retry.age_limit_ms);
+        nq.retry.min_backoff_ms = dq__field_int(e[6],
+                                                nq.retry.min_backoff_ms);
+        nq.retry.max_backoff_ms = dq__field_int(e[7],
+                                                nq.retry.max_backoff_ms);
+        nq.retry.max_doublings = dq__field_int(e[8], nq.retry.max_doublings);
+        nq.timeout_ms = dq__field_int(e[9], nq.timeout_ms);
+        if (!lv->applied[ref->i] || memcmp(&nq, cur, sizeof(nq)) != 0) {
+            dq_log_info("queue %s: applied configuration from %s: "
+                        "rate=%g bucket_size=%d max_concurrent=%d "
+                        "retry_limit=%lld age_limit_ms=%lld "
+                        "min_backoff_ms=%lld max_backoff_ms=%lld "
+                        "max_doublings=%lld timeout_ms=%lld", nq.name,
+                        e[11]->type == REDIS_REPLY_STRING ? e[11]->str : "?",
+                        nq.rate, nq.bucket_size, nq.max_concurrent,
+                        (long long) nq.retry.retry_limit,
+                        (long long) nq.retry.age_limit_ms,
+                        (long long) nq.retry.min_backoff_ms,
+                        (long long) nq.retry.max_backoff_ms,
+                        (long long) nq.retry.max_doublings,
+                        (long long) nq.timeout_ms);
+        }
+        lv->applied[ref->i] = 1;
+    } else if (lv->applied[ref->i]) {
+        dq_log_info("queue %s: applied configuration cleared: this "
+                    "worker's own settings apply", nq.name);
+        lv->applied[ref->i] = 0;
+    }
+    *cur = nq;
+    dq_child_maybe_finish(ch);
+}
+
+static void
+dq__conf_refresh(dq_child_t *ch)
+{
+    dq_live_t  *lv = ch->live;
+    char        key[DQ_KEY_MAX];
+    const char *argv[2 + DQ_QCONF_NFIELDS];
+    size_t      len[2 + DQ_QCONF_NFIELDS], i;
+    int         k;
+
+    argv[0] = "HMGET";
+    argv[1] = key;
+    for (k = 0; k < DQ_QCONF_NFIELDS; k++) {
+        argv[2 + k] = dq__qconf_fields[k];
+    }
+    for (i = 0; i < ch->nq; i++) {
+        if (dq_key_format(key, sizeof(key), ch->qs[i].name, DQ_KEY_CONF)
+            == 0)
+        {
+            continue;
+        }
+        for (k = 0; k < 2 + DQ_QCONF_NFIELDS; k++) {
+            len[k] = strlen(argv[k]);
+        }
+        (void) dq_conn_send(ch->cmd_conn, 2 + DQ_QCONF_NFIELDS, argv, len, 0,
+                            dq__conf_reply, &lv->refs[i]);
+    }
+}
+
 static void
 dq__beat(uv_timer_t *timer)
 {
@@ -180,6 +292,7 @@ dq__beat(uv_timer_t *timer)
     for (i = 0; i < ch->nq; i++) {
         dq__flush_hist(ch, i);
     }
+    dq__conf_refresh(ch);
 }
 
 int
@@ -197,11 +310,23 @@ dq_live_start(dq_child_t *ch)
     }
     lv->queues = calloc(1, len);
     lv->hist = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->hist));
-    if (lv->queues == NULL || lv->hist == NULL) {
-        free(lv->queues);
-        free(lv->hist);
-        free(lv);
+    lv->qconf = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->qconf));
+    lv->orig = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->orig));
+    lv->applied = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->applied));
+    lv->refs = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->refs));
+    if (lv->queues == NULL || lv->hist == NULL || lv->qconf == NULL
+        || lv->orig == NULL || lv->applied == NULL || lv->refs == NULL)
+    {
+        ch->live = lv;
+        dq_live_free(ch);
         return -1;
+    }
+    for (i = 0; i < ch->nq; i++) {
+        lv->orig[i] = ch->qs[i].qc;
+        lv->qconf[i] = *ch->qs[i].qc;
+        ch->qs[i].qc = &lv->qconf[i];
+        lv->refs[i].ch = ch;
+        lv->refs[i].i = i;
     }
     for (i = 0; i < ch->nq; i++) {
         if (i) {
@@ -291,10 +416,17 @@ dq_live_close(dq_child_t *ch)
 void
 dq_live_free(dq_child_t *ch)
 {
-    if (ch->live) {
-        free(ch->live->queues);
-        free(ch->live->hist);
-        free(ch->live);
+    dq_live_t *lv = ch->live;
+
+    /* called last (child.c): ch->qs, which point into qconf, are gone */
+    if (lv) {
+        free(lv->queues);
+        free(lv->hist);
+        free(lv->qconf);
+        free(lv->orig);
+        free(lv->applied);
+        free(lv->refs);
+        free(lv);
         ch->live = NULL;
     }
 }

@@ -8,7 +8,8 @@
  *   child.c       one child: libuv loop, Redis connections, stop
  *   dispatch.c    claim, checks before running, run, ack/retry/bury, resend
  *   heartbeat.c   lease extension of the tasks a child holds
- *   live.c        the child's live heartbeat + lateness histogram in Redis
+ *   live.c        the child's heartbeat, lateness histogram and applied
+ *                 queue configuration (Redis)
  *   timeout.c     per-task run time limits
  *   redis_uv.c    the hiredis <-> libuv adapter (errors passed through, timers)
  *   loader.c      dlopen of task libraries, the function and handler index
