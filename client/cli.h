@@ -43,7 +43,6 @@ redisReply *dq_cli_cmd(dq_cli_t *cli, int argc, const char **argv);
 int64_t dq_cli_now(dq_cli_t *cli);
 /* A script call built by lib/dq_cmd.c (NOSCRIPT handled). */
 redisReply *dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd);
-int64_t dq_cli_int(const redisReply *r);      /* integer or numeric string */
 
 int dq_cli_queue(const char *s);              /* 1 if a valid queue name */
 

@@ -156,18 +156,18 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             json_decref(out);
             return DQ_CLI_ERROR;
         }
-        waiting = dq_cli_int(rep[0]);
-        due = dq_cli_int(rep[1]);
-        running = dq_cli_int(rep[2]);
-        dead = dq_cli_int(rep[3]);
+        waiting = dq_reply_int(rep[0]);
+        due = dq_reply_int(rep[1]);
+        running = dq_reply_int(rep[2]);
+        dead = dq_reply_int(rep[3]);
         if (rep[4]->type == REDIS_REPLY_ARRAY && rep[4]->elements == 2) {
-            int64_t eta = dq_cli_int(rep[4]->element[1]);
+            int64_t eta = dq_reply_int(rep[4]->element[1]);
             if (eta <= now) {
                 oldest = now - eta;
             }
         }
         paused = rep[5]->type == REDIS_REPLY_ARRAY && rep[5]->elements == 3
-                 && dq_cli_int(rep[5]->element[0]) == 1;
+                 && dq_reply_int(rep[5]->element[0]) == 1;
         if (rep[5]->type == REDIS_REPLY_ARRAY && rep[5]->elements == 3
             && rep[5]->element[1]->type == REDIS_REPLY_STRING)
         {
@@ -195,7 +195,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
                         && rep[6]->elements == 6; j++)
             {
                 json_object_set_new(st, cn[j], json_integer(
-                    dq_cli_int(rep[6]->element[j])));
+                    dq_reply_int(rep[6]->element[j])));
             }
             json_object_set_new(o, "counters", st);
             json_array_append_new(out, o);
@@ -203,9 +203,9 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             int64_t done = 0, failed = 0;
 
             if (rep[6]->type == REDIS_REPLY_ARRAY && rep[6]->elements == 6) {
-                done = dq_cli_int(rep[6]->element[1]);
-                failed = dq_cli_int(rep[6]->element[2])
-                         + dq_cli_int(rep[6]->element[3]);
+                done = dq_reply_int(rep[6]->element[1]);
+                failed = dq_reply_int(rep[6]->element[2])
+                         + dq_reply_int(rep[6]->element[3]);
             }
             dq_cli_table_cell(&t, "%s", q[i]);
             dq_cli_table_cell(&t, "%lld", (long long) waiting);
@@ -715,7 +715,7 @@ dq__remove(dq_cli_t *cli, const char *queue, const char *what,
     if (r == NULL) {
         return DQ_EREDIS;
     }
-    *out = dq_cli_int(r);
+    *out = dq_reply_int(r);
     freeReplyObject(r);
     return DQ_OK;
 }

@@ -99,21 +99,6 @@ dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd)
 }
 
 int64_t
-dq_cli_int(const redisReply *r)
-{
-    if (r == NULL) {
-        return 0;
-    }
-    if (r->type == REDIS_REPLY_INTEGER) {
-        return (int64_t) r->integer;
-    }
-    if (r->type == REDIS_REPLY_STRING) {
-        return strtoll(r->str, NULL, 10);
-    }
-    return 0;
-}
-
-int64_t
 dq_cli_now(dq_cli_t *cli)
 {
     const char *argv[] = { "TIME" };
@@ -121,8 +106,8 @@ dq_cli_now(dq_cli_t *cli)
     int64_t     now = -1;
 
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-        now = dq_cli_int(r->element[0]) * 1000
-              + dq_cli_int(r->element[1]) / 1000;
+        now = dq_reply_int(r->element[0]) * 1000
+              + dq_reply_int(r->element[1]) / 1000;
     }
     freeReplyObject(r);
     return now;

@@ -357,6 +357,10 @@ void dq_cmd_use_eval(dq_cmd_t *c);
 /* 1 if reply is the NOSCRIPT error. */
 int dq_reply_is_noscript(const redisReply *r);
 
+/* An integer reply, or a string holding one (HGET of a counter); 0 for
+ * nil, errors and anything else (lib/dq_reply.c). */
+int64_t dq_reply_int(const redisReply *r);
+
 /* Enqueue (one script call, one queue, 1..n tasks, atomic).
  * Per task: dedup by id (same id already stored -> status DQ_OK... see
  * dq_enqueue_result_t), by name (live name -> DQ_EDUPLICATE, tombstoned

@@ -118,6 +118,8 @@ static ngx_int_t ngx_http_deferred_op_plain(ngx_http_deferred_op_t *op,
     ngx_uint_t what, ngx_uint_t index, ngx_uint_t argc, ngx_str_t *argv);
 static ngx_int_t ngx_http_deferred_op_script(ngx_http_deferred_op_t *op,
     ngx_http_deferred_op_cmd_t *oc);
+static ngx_int_t ngx_http_deferred_op_send(ngx_http_deferred_op_t *op,
+    ngx_http_deferred_op_cmd_t *oc);
 static void ngx_http_deferred_op_reply(void *data, redisReply *reply);
 static void ngx_http_deferred_op_next(ngx_http_deferred_op_t *op);
 static void ngx_http_deferred_op_finish(ngx_http_deferred_op_t *op,
@@ -467,6 +469,14 @@ ngx_http_deferred_op_plain(ngx_http_deferred_op_t *op, ngx_uint_t what,
         oc->cmd.argvlen[i] = argv[i].len;
     }
 
+    return ngx_http_deferred_op_send(op, oc);
+}
+
+
+static ngx_int_t
+ngx_http_deferred_op_send(ngx_http_deferred_op_t *op,
+    ngx_http_deferred_op_cmd_t *oc)
+{
     if (ngx_http_deferred_redis_eval(op->redis, &oc->cmd,
                                      ngx_http_deferred_op_reply, oc)
         == NULL)
@@ -498,17 +508,7 @@ ngx_http_deferred_op_script(ngx_http_deferred_op_t *op,
     cln->handler = ngx_http_deferred_op_cmd_free;
     cln->data = &oc->cmd;
 
-    if (ngx_http_deferred_redis_eval(op->redis, &oc->cmd,
-                                     ngx_http_deferred_op_reply, oc)
-        == NULL)
-    {
-        op->failed = 1;
-        return NGX_ERROR;
-    }
-
-    op->pending++;
-
-    return NGX_OK;
+    return ngx_http_deferred_op_send(op, oc);
 }
 
 
@@ -542,25 +542,6 @@ ngx_http_deferred_op_copy(ngx_http_deferred_op_t *op, redisReply *r)
     s.len = r->len;
 
     return s;
-}
-
-
-static int64_t
-ngx_http_deferred_reply_int(redisReply *r)
-{
-    if (r == NULL) {
-        return 0;
-    }
-
-    if (r->type == REDIS_REPLY_INTEGER) {
-        return (int64_t) r->integer;
-    }
-
-    if (r->type == REDIS_REPLY_STRING) {
-        return strtoll(r->str, NULL, 10);
-    }
-
-    return 0;
 }
 
 
@@ -652,7 +633,7 @@ ngx_http_deferred_op_reply(void *data, redisReply *reply)
         break;
 
     default:    /* admin action, readiness */
-        op->result = ngx_http_deferred_reply_int(reply);
+        op->result = dq_reply_int(reply);
         if (reply->type == REDIS_REPLY_STRING) {
             op->error = ngx_http_deferred_op_copy(op, reply);
         }
@@ -680,16 +661,16 @@ ngx_http_deferred_op_queue(ngx_http_deferred_op_t *op,
         return;
     }
 
-    q->waiting = ngx_http_deferred_reply_int(reply->element[1]);
-    q->due = ngx_http_deferred_reply_int(reply->element[2]);
-    q->running = ngx_http_deferred_reply_int(reply->element[3]);
-    q->dead = ngx_http_deferred_reply_int(reply->element[4]);
-    q->oldest = ngx_http_deferred_reply_int(reply->element[5]);
+    q->waiting = dq_reply_int(reply->element[1]);
+    q->due = dq_reply_int(reply->element[2]);
+    q->running = dq_reply_int(reply->element[3]);
+    q->dead = dq_reply_int(reply->element[4]);
+    q->oldest = dq_reply_int(reply->element[5]);
 
     a = reply->element[6];              /* conf */
     for (i = 0; a->type == REDIS_REPLY_ARRAY && i + 1 < a->elements; i += 2) {
         if (ngx_strcmp(a->element[i]->str, "paused") == 0) {
-            q->paused = ngx_http_deferred_reply_int(a->element[i + 1]) == 1;
+            q->paused = dq_reply_int(a->element[i + 1]) == 1;
 
         } else if (ngx_strcmp(a->element[i]->str, "rate") == 0) {
             q->rate = ngx_http_deferred_op_copy(op, a->element[i + 1]);
@@ -703,7 +684,7 @@ ngx_http_deferred_op_queue(ngx_http_deferred_op_t *op,
     a = reply->element[7];              /* stats */
     for (i = 0; a->type == REDIS_REPLY_ARRAY && i + 1 < a->elements; i += 2) {
         const char  *f = a->element[i]->str;
-        int64_t      v = ngx_http_deferred_reply_int(a->element[i + 1]);
+        int64_t      v = dq_reply_int(a->element[i + 1]);
         char         name[32];
 
         for (k = 0; k < 7; k++) {

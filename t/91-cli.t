@@ -167,8 +167,10 @@ is($rc, 2, 'retry without ID/--all/--match: exit 2');
 
 # workers: the live child, from its heartbeat
 my $wk;
-ok(DQTest::wait_for(sub { ($rc, $wk) = js('workers'); $wk && @$wk == 1 }, 10),
-   'workers --json: one live worker child');
+# (a heartbeat every 5 s: wait for one written after the tasks above)
+ok(DQTest::wait_for(sub { ($rc, $wk) = js('workers');
+                          $wk && @$wk == 1 && $wk->[0]{failed} >= 3 }, 12, 0.2),
+   'workers --json: one live worker child, its heartbeat current');
 is($wk->[0]{pid}, $w->{pid}, 'workers: its pid (master_process off: the child is the process)');
 is($wk->[0]{queues}, 'ops', 'workers: the queues it serves');
 ok($wk->[0]{done} >= 0 && $wk->[0]{failed} >= 3, 'workers: its failed count (>= 3)')
