@@ -97,8 +97,11 @@ typedef struct {
 #define DQ_DEFAULT_MAX_ITEMS     65536
 #define DQ_DEFAULT_MAX_BATCH     1000
 
-/* Most leases one report (ack, release) or extend call of the worker
- * names: bounds its script's argument list. Not a request batch. */
+/* Most tasks one script call of the worker's side handles: leases named
+ * by an ack, release or extend, tasks taken by a claim, dead tasks looked
+ * at by a requeue. Bounds each call's work; the scripts check it too
+ * (DQ_CHUNK in lib/lua/prelude.lua, the same number). Not a request
+ * batch. */
 #define DQ_MAX_LEASE_ITEMS       1000
 
 /* The module's and the client's default. The worker's defaults (lease,

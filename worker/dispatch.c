@@ -663,8 +663,8 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     if (c == NULL) {
         return;
     }
-    if (n > DQ_DEFAULT_MAX_BATCH) {
-        n = DQ_DEFAULT_MAX_BATCH;
+    if (n > DQ_MAX_LEASE_ITEMS) {
+        n = DQ_MAX_LEASE_ITEMS;
     }
     c->q = q;
     c->asked = n;
