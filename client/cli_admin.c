@@ -686,6 +686,10 @@ dq_cli_retry(dq_cli_t *cli, int argc, char **argv)
         dq_cli_print_json(o);
     } else if (id) {
         printf("requeued %s in %s\n", id, queue);
+    } else if (strcmp(argv[0], "requeue-all") == 0) {
+        /* the older command's own words */
+        printf("%lld requeued, %lld left dead (name held by a live task)\n",
+               done, seen);
     } else {
         printf("requeued %lld dead tasks in %s (%lld left dead: a live task "
                "holds their name)\n", done, queue, seen);
