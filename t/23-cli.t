@@ -187,10 +187,18 @@ is($rc, 2, 'unknown command: exit 2');
 is($rc, 1, 'Redis unreachable: exit 1');
 like($err, qr/redis/i, '... says so');
 
+# delete a running task: its lease goes, the worker's result is fenced
+($rc, $out) = cli('delete', 'ops', $ids);
+is($rc, 0, 'delete of the running task: exit 0');
+like($out, qr/deleted \Q$ids\E \(running\)/, '... it says it was running');
+is($r->cmd('ZCARD', key('ops', 'lease')), 0, 'its lease is gone');
+is($r->cmd('ZSCORE', key('ops', 'names'), 'sleeper') > time * 1000, 1,
+   'its name stays taken (tombstoned)');
+
 kill 'TERM', $w->{pid};
 ok(DQTest::wait_for(sub { ($rc, $wk) = js('workers'); $wk && !@$wk }, 2),
    'a stopping worker leaves the list at once (while its task still runs)');
-ok(DQWorker::alive($w), '... it was still running then');
+ok(DQWorker::alive($w), '... it was still in its grace period then');
 DQWorker::stop_worker($w);
 log_clean_ok($w->{log}, 'worker log');
 done_testing;

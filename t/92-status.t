@@ -16,7 +16,9 @@ use Test::More;
 
 my $dir = tmpdir();
 my $r = DQTest::Redis->start;
-my $n = DQNginx->start(redis => $r, http => <<'NGX');
+my $ndir = tmpdir();
+{ open my $fh, '>', "$ndir/htpasswd" or die; print {$fh} "ops:{PLAIN}s3cret\n"; close $fh; }
+my $n = DQNginx->start(redis => $r, dir => $ndir, http => <<'NGX');
     deferred_redis %%REDIS%%;
     deferred_timeout 2s;
     server {
@@ -26,6 +28,15 @@ my $n = DQNginx->start(redis => $r, http => <<'NGX');
         location = /deferred/admin   { deferred_admin; }
         location /deferred/          { deferred_dashboard; }
         location = /ready            { deferred_ready; }
+        location = /locked/admin {
+            deferred_admin;
+            auth_basic "queue admin";
+            auth_basic_user_file %%DIR%%/htpasswd;
+        }
+        location = /denied/status {
+            deny all;
+            deferred_status;
+        }
     }
 NGX
 sub key { "dq:{$_[0]}:$_[1]" }
@@ -133,6 +144,19 @@ admin("action=pause&queue=mail");
 is($r->cmd('HGET', key('mail', 'conf'), 'paused'), '1', 'admin pause: paused in Redis');
 $res = admin("action=pause&queue=no/such");
 is($res->{status}, 400, 'admin: invalid queue name is 400');
+
+# restricted like any location: deny, auth_basic
+is($n->request('GET', '/denied/status')->{status}, 403, 'deny all: 403 before Redis is asked');
+$res = $n->request('POST', '/locked/admin?action=pause&queue=mail', body => '',
+                   headers => { 'X-Deferred-Admin' => '1' });
+is($res->{status}, 401, 'auth_basic: 401 without credentials');
+require MIME::Base64;
+$res = $n->request('POST', '/locked/admin?action=resume&queue=mail', body => '',
+                   headers => { 'X-Deferred-Admin' => '1',
+                                Authorization => 'Basic ' . MIME::Base64::encode_base64('ops:s3cret', '') });
+is($res->{status}, 200, 'auth_basic: 200 with them');
+ok(!defined $r->cmd('HGET', key('mail', 'conf'), 'paused'), '... and the action was done');
+admin("action=pause&queue=mail");
 
 # dashboard page
 $res = $n->request('GET', '/deferred/');
