@@ -289,8 +289,11 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
     if (op->pending == 0) {
         /* nothing could be sent: Redis is not reachable */
         n = op->kind == NGX_HTTP_DEFERRED_OPS_READY;
-        ngx_str_set(&body, "{\"ready\":false,\"error\":\"RedisUnavailable\"}\n");
-        if (!n) {
+        if (n) {
+            ngx_str_set(&body, "{\"ready\":false,"
+                               "\"error\":\"RedisUnavailable\"}\n");
+
+        } else {
             ngx_str_set(&body, "{\"error\":\"RedisUnavailable\",\"message\":"
                                "\"Redis is not reachable\"}\n");
         }
