@@ -5,6 +5,7 @@
  *   config.c      the directive table, setters, defaults (config.h)
  *   config_file.c the file syntax: parser, -T dump, --help
  *   master.c      process manager: N children, respawn, signals, pid file
+ *   notify.c      systemd: READY/RELOADING/STOPPING, the watchdog
  *   child.c       one child: libuv loop, Redis connections, stop
  *   dispatch.c    claim, checks before running, run, ack/retry/bury, resend
  *   heartbeat.c   lease extension of the tasks a child holds
