@@ -5,13 +5,18 @@
 #                       (Redis, nginx with the module, workers, on loopback)
 #   ./build.sh test     set up, build (plus an ASan/UBSan build), run all tests
 #   ./build.sh build    set up and build
+#   ./build.sh module   only the nginx module, into $B (default build/)
 #   ./build.sh bench    set up, build, run the benchmarks (bench/run.sh)
 #   ./build.sh packages build the Debian packages (debian/) into build/packages
+#   ./build.sh soak [S] set up, build, run the fault soak (t/82-fault-soak.t)
+#                       for S seconds of faults (default 600)
 #   ./build.sh deps     only install the Debian packages that are missing
 #   ./build.sh clean
 #
 # Environment: NGINX_SRC=/path/to/nginx-source builds the module against
-# your own nginx tree instead of Debian's nginx-dev; JOBS=n for make -j.
+# your own nginx tree instead of Debian's nginx-dev; JOBS=n for make -j;
+# B=dir, CPPFLAGS, CFLAGS, LDFLAGS for `module` (default build/ and
+# dpkg-buildflags).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -44,22 +49,31 @@ deps() {
         --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The module, built by nginx's own build system against Debian's nginx-dev
+# (or NGINX_SRC) into $B/nginx, copied to $B/ngx_http_deferred_module.so
+# (B: the build directory, default build/). The builder's CPPFLAGS, CFLAGS
+# and LDFLAGS when given, else dpkg-buildflags' (what Debian's nginx was
+# built with); -fPIC is always added.
 build_module() {
     [ -f config ] && compgen -G 'ngx_module/*.c' >/dev/null || return 0
-    local src=${NGINX_SRC:-/usr/share/nginx/src} obj=$ROOT/build/nginx
+    local src=${NGINX_SRC:-/usr/share/nginx/src} out=${B:-build} obj sig
+    case $out in /*) ;; *) out=$ROOT/$out ;; esac
+    obj=$out/nginx
     [ -d "$src" ] || die "no nginx source tree at $src (install nginx-dev or set NGINX_SRC)"
-    local stamp=$obj/.configured sig
+    local cc_opt ld_opt
+    cc_opt="${CPPFLAGS-$(dpkg-buildflags --get CPPFLAGS 2>/dev/null)} ${CFLAGS-$(dpkg-buildflags --get CFLAGS 2>/dev/null)} -fPIC"
+    ld_opt="${LDFLAGS-$(dpkg-buildflags --get LDFLAGS 2>/dev/null)} -fPIC"
+    local stamp=$obj/.configured
     # reconfigure when config, the flags or the set of sources change
     sig=$(cat config "$src"/conf_flags 2>/dev/null | cksum
-          ls ngx_module/*.c lib/dq_*.c; echo "$src")
+          ls ngx_module/*.c lib/dq_*.c; echo "$src $cc_opt $ld_opt")
     if [ ! -f "$obj/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sig" ]; then
-        log "configuring the module against $src"
+        log "configuring the module against $src into $obj"
         mkdir -p "$obj"
         if [ -f "$src/conf_flags" ]; then
             # Debian's nginx-dev: the exact flags of /usr/sbin/nginx
             (cd "$src" && . ./conf_flags &&
-             ./configure --with-cc-opt="$(dpkg-buildflags --get CFLAGS) -fPIC" \
-                 --with-ld-opt="$(dpkg-buildflags --get LDFLAGS) -fPIC" \
+             ./configure --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
                  "${NGX_CONF_FLAGS[@]}" --add-dynamic-module="$ROOT" \
                  --builddir="$obj") >"$obj/configure.log" 2>&1 ||
                 die "nginx configure failed, see $obj/configure.log"
@@ -68,6 +82,7 @@ build_module() {
             local configure=./configure
             [ -x "$src/configure" ] || configure=auto/configure
             (cd "$src" && $configure --with-compat --add-dynamic-module="$ROOT" \
+                 --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
                  --builddir="$obj" ${NGINX_CONFIGURE_ARGS:-}) \
                 >"$obj/configure.log" 2>&1 ||
                 die "nginx configure failed, see $obj/configure.log"
@@ -82,8 +97,8 @@ build_module() {
         ngx_module/dashboard.html
     make -s -f "$obj/Makefile" -C "$src" modules
     # a new inode: an nginx running the old module keeps its mapping intact
-    cp "$obj/ngx_http_deferred_module.so" build/ngx_http_deferred_module.so.tmp
-    mv -f build/ngx_http_deferred_module.so.tmp build/ngx_http_deferred_module.so
+    cp "$obj/ngx_http_deferred_module.so" "$out/ngx_http_deferred_module.so.tmp"
+    mv -f "$out/ngx_http_deferred_module.so.tmp" "$out/ngx_http_deferred_module.so"
 }
 
 build() {
@@ -126,10 +141,13 @@ cmd=${1:-}
 case "$cmd" in
     deps)  deps ;;
     build) deps; build ;;
+    module) build_module ;;
     test)  deps; build; build_san; run_tests ;;
     run)   deps; build; shift; exec "$ROOT/examples/run.sh" "$@" ;;
     bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
     packages) deps; packages ;;
+    soak)  deps; build; build_san
+           DQ_SOAK_S=${2:-600} exec prove -v t/82-fault-soak.t ;;
     clean) make -s clean ;;
-    *) sed -n '2,15s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
+    *) sed -n '2,20s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
 esac

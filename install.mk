@@ -4,8 +4,10 @@
 #   $(INCLUDEDIR)  deferred/*.h (task ABI, tasklets, C client)
 #   $(LIBDIR)      libdqclient.a, libdq.a (the C client and the contract it
 #                  needs) and pkgconfig/ngx-deferred.pc
-#   $(MODULEDIR)   ngx_http_deferred_module.so, when it has been built
-#                  (./build.sh build, or nginx's configure + make modules)
+#   $(MODULEDIR)   $(MODULE_SO) (the Makefile's: $(MODULE_B)/, i.e. the
+#                  build directory B, build/ for SAN=1), when it has been
+#                  built (make module, ./build.sh build|module, or give
+#                  MODULE_SO= the file nginx's configure + make modules made)
 #   $(UNITDIR)     deferred-worker.service, its paths rewritten to $(BINDIR)
 #   $(SYSUSERSDIR) deferred-worker.conf: the unit's user "deferred"
 #                  (systemd-sysusers creates it; Debian's postinst uses adduser)
@@ -25,7 +27,6 @@ UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(PREFIX)/etc
-MODULE_SO  ?= build/ngx_http_deferred_module.so
 INSTALL    ?= install
 
 INSTALL_PROGRAMS := $(B)/worker/deferred-worker $(B)/client/deferred-cli \
@@ -46,7 +47,7 @@ install: $(INSTALL_PROGRAMS)
 	$(INSTALL) -m 644 $(B)/libdqclient.a $(B)/libdq.a $(DESTDIR)$(LIBDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e 's|@REQUIRES@|$(filter-out libuv,$(PKGS))|g' \
+	    -e 's|@REQUIRES@|$(DQ_CLIENT_PKGS)|g' \
 	    ngx-deferred.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/ngx-deferred.pc
 	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
 	    -e 's|/usr/local/share/doc/ngx_deferred|$(DOCDIR)|g' \
@@ -69,5 +70,5 @@ install: $(INSTALL_PROGRAMS)
 	    $(INSTALL) -m 644 $(MODULE_SO) $(DESTDIR)$(MODULEDIR)/ && \
 	    echo "installed $(MODULEDIR)/ngx_http_deferred_module.so"; \
 	else \
-	    echo "make install: $(MODULE_SO) not built (./build.sh build): module not installed" >&2; \
+	    echo "make install: $(MODULE_SO) not built (make module): module not installed" >&2; \
 	fi

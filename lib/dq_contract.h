@@ -59,8 +59,8 @@ int dq_error_set(dq_error_t *err, int code, const char *field,
  *   unix:PATH         a Unix socket (PATH not empty)
  * Parsing never resolves a name. Where a name is resolved is each caller's:
  * the module once, when the configuration is read (never per request); the
- * worker once per child, when the child starts (blocking getaddrinfo before
- * its loop runs; every reconnect of that child uses the number); the
+ * worker when a child starts and again on each reconnect (blocking
+ * getaddrinfo, so a failover that moves the name is followed); the
  * blocking client and the CLI at each connect (hiredis). A password and a
  * database number are given beside the address, never inside it. */
 #define DQ_REDIS_PORT  6379
@@ -73,6 +73,11 @@ typedef struct {
 
 /* DQ_OK, or DQ_EINVAL with err saying what is wrong (err may be NULL). */
 int dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err);
+
+/* The normalized text of a parsed address: "HOST:PORT" (the port always
+ * written), "[IPV6]:PORT" or "unix:PATH". The length written, or -1 when
+ * it does not fit in len bytes (with the NUL). */
+int dq_addr_format(const dq_addr_t *a, char *buf, size_t len);
 
 /* Wall clock in ms since the Unix epoch (for created_ms only: "now" for
  * scheduling is always Redis TIME inside the scripts). */
@@ -363,6 +368,27 @@ int dq_reply_is_noscript(const redisReply *r);
 /* An integer reply, or a string holding one (HGET of a counter); 0 for
  * nil, errors and anything else (lib/dq_reply.c). */
 int64_t dq_reply_int(const redisReply *r);
+
+/* 1 if reply is an error saying Redis did not run the command and it
+ * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
+ * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
+int dq_reply_is_unavailable(const redisReply *r);
+
+/* The oldest Redis the scripts run on: script flags (#!lua flags=...,
+ * 7.0) and ZMSCORE (6.2). */
+#define DQ_REDIS_MIN_VERSION "7.0.0"
+
+typedef struct {
+    char version[32];      /* "7.0.15" */
+    char policy[32];       /* maxmemory_policy, "" if INFO did not say */
+    int  too_old;          /* version < DQ_REDIS_MIN_VERSION */
+    int  evicts;           /* policy set and not "noeviction": Redis may
+                              delete a queue's keys under memory pressure */
+} dq_server_info_t;
+
+/* Read an INFO reply's text (the "server" and "memory" sections). 0, or
+ * -1 when it holds no redis_version. (lib/dq_server.c) */
+int dq_server_info(const char *info, size_t len, dq_server_info_t *out);
 
 /* Enqueue (one script call, one queue, 1..n tasks, atomic).
  * Per task: dedup by id (same id already stored -> status DQ_OK... see
