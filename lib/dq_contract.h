@@ -307,6 +307,21 @@ size_t dq_key_format(char *buf, size_t size, dq_str_t queue,
 
 #define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 16)
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
+/* Live workers: every worker child refreshes its heartbeat hash
+ * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
+ * running, done, failed, started_ms, beat_ms; EXPIREs after ttl) and its
+ * member in the zset DQ_WORKERS_KEY (score: when the heartbeat expires,
+ * ms). worker/live.c writes them; deferred-cli workers and the module's
+ * status read them. */
+#define DQ_WORKERS_KEY       "dq:workers"
+#define DQ_WORKER_KEY_PREFIX "dq:worker:"
+#define DQ_WORKER_TTL_MS     15000     /* heartbeat every ttl / 3 */
+/* Lateness (claim time - ETA, ms) per queue, a histogram in the queue's
+ * stats hash: fields "late_le_<bound>" for each bound below and
+ * "late_le_inf" (counts per bucket, not cumulative), "late_sum_ms",
+ * "late_count". Workers add their counts with each heartbeat. */
+#define DQ_LATENESS_BOUNDS_MS { 5, 25, 100, 500, 1000, 5000, 30000 }
+#define DQ_LATENESS_NBOUNDS   7
 
 /* --------------------------------------------------------------- scripts */
 
@@ -321,6 +336,9 @@ typedef enum {
     DQ_SCRIPT_REQUEUE,
     DQ_SCRIPT_PAUSE,
     DQ_SCRIPT_RELEASE_CLAIM,
+    DQ_SCRIPT_REMOVE,
+    DQ_SCRIPT_STATUS,
+    DQ_SCRIPT_CONFIGURE,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -362,6 +380,10 @@ void dq_cmd_use_eval(dq_cmd_t *c);
 
 /* 1 if reply is the NOSCRIPT error. */
 int dq_reply_is_noscript(const redisReply *r);
+
+/* An integer reply, or a string holding one (HGET of a counter); 0 for
+ * nil, errors and anything else (lib/dq_reply.c). */
+int64_t dq_reply_int(const redisReply *r);
 
 /* 1 if reply is an error saying Redis did not run the command and it
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
@@ -469,6 +491,33 @@ int dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
 /* Pause (paused = 1) or resume (0) a queue for all workers; resume wakes
  * a sleeper. Reply (dq_reply_statuses, n = 1): 1 changed, 0 already so. */
 int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
+
+/* Operator deletes (lib/lua/remove.lua): what = "id" removes task `id` in
+ * any state (reply 0 not found, 1 waiting, 2 running, 3 dead); what =
+ * "waiting" | "due" | "delayed" | "dead" removes up to max (1..1000) tasks
+ * of that state (reply: how many; fewer than max = none left). A removed
+ * name stays taken for tombstone_ms. */
+int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
+                  dq_str_t id, int64_t max, int64_t tombstone_ms);
+
+/* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
+ * age, conf, stats and the dead_limit (0..100) newest dead tasks. */
+int dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit);
+
+/* A queue's applied configuration (lib/lua/configure.lua): n field/value
+ * pairs replace it (values: NULL-free strings), or n = 0 with values NULL
+ * clears every DQ_QCONF_FIELDS field. The fields, in the conf hash: "cfg"
+ * (set: applied), "rate" (tasks/s, 0 unlimited), "bucket_size" (0 auto),
+ * "max_concurrent" (0 unlimited), "retry_limit", "age_limit_ms",
+ * "min_backoff_ms", "max_backoff_ms", "max_doublings" (resolved: never
+ * -1 except age_limit_ms -1 = none), "timeout_ms" (0 none), "applied_ms",
+ * "source" (the file applied). */
+#define DQ_QCONF_FIELDS  { "cfg", "rate", "bucket_size", "max_concurrent", \
+    "retry_limit", "age_limit_ms", "min_backoff_ms", "max_backoff_ms",      \
+    "max_doublings", "timeout_ms", "applied_ms", "source" }
+#define DQ_QCONF_NFIELDS 12
+int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
+                     const char *const *values, size_t n);
 
 typedef struct {
     dq_str_t id;
