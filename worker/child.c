@@ -557,6 +557,7 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
         return 1;
     }
     dq_task_set_worker_redis(conf->redis_address, conf->redis_db);
+    dq_task_set_worker_conf(conf);
     ch->loader = dq_loader_new(conf->libraries, conf->nlibraries);
     if (ch->loader == NULL || dq__setup(ch) != 0) {
         dq_log_error("child cannot start");
@@ -595,6 +596,7 @@ done:
     free(ch->redo);
     dq_loader_free(ch->loader);
     dq_task_set_worker_redis(NULL, 0);
+    dq_task_set_worker_conf(NULL);
     free(ch);
     return status;
 }
