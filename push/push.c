@@ -85,6 +85,7 @@ typedef struct {
     char             body[DQ__PUSH_ERRBODY + 1];
     size_t           body_len;
     char             result[32];    /* X-Deferred-Result */
+    char             error[256];    /* X-Deferred-Error */
 } dq__push_xfer_t;
 
 static dq__push_rt_t *dq__rt;       /* this process's (the loop thread's) */
@@ -311,25 +312,36 @@ dq__push_write_cb(char *ptr, size_t size, size_t n, void *data)
     return len;                         /* the rest is read and dropped */
 }
 
+/* Copy the value of header `name` (with its colon) if line is it. */
+static void
+dq__push_header_value(const char *line, size_t len, const char *name,
+                      char *out, size_t size)
+{
+    size_t nlen = strlen(name), k = 0, v;
+
+    if (len <= nlen || strncasecmp(line, name, nlen) != 0) {
+        return;
+    }
+    for (v = nlen; v < len && (line[v] == ' ' || line[v] == '\t'); v++) {
+    }
+    for (; v < len && k < size - 1 && line[v] != '\r' && line[v] != '\n';
+         v++)
+    {
+        out[k++] = line[v];
+    }
+    out[k] = '\0';
+}
+
 static size_t
 dq__push_header_cb(char *ptr, size_t size, size_t n, void *data)
 {
     dq__push_xfer_t *x = data;
-    size_t           len = size * n, k, v;
-    static const char name[] = "X-Deferred-Result:";
+    size_t           len = size * n;
 
-    if (len > sizeof(name) - 1
-        && strncasecmp(ptr, name, sizeof(name) - 1) == 0)
-    {
-        for (v = sizeof(name) - 1; v < len && (ptr[v] == ' '
-                                               || ptr[v] == '\t'); v++) {
-        }
-        for (k = 0; v < len && k < sizeof(x->result) - 1 && ptr[v] != '\r'
-                    && ptr[v] != '\n'; v++) {
-            x->result[k++] = ptr[v];
-        }
-        x->result[k] = '\0';
-    }
+    dq__push_header_value(ptr, len, "X-Deferred-Result:", x->result,
+                          sizeof(x->result));
+    dq__push_header_value(ptr, len, "X-Deferred-Error:", x->error,
+                          sizeof(x->error));
     return len;
 }
 
@@ -594,13 +606,15 @@ dq__push(dq_task_t *task, void *udata)
         if (strcasecmp(x.result, "permanent") == 0) {
             res = DQ_TASK_PERMANENT;
             dq_task_set_error(task, "PermanentTaskFailure (%s answered "
-                              "%ld): %s", full, status, x.body);
+                              "%ld): %s", full, status,
+                              x.error[0] ? x.error : x.body);
         } else {
             res = DQ_TASK_OK;
         }
     } else if (status == 408 && strcasecmp(x.result, "singular") == 0) {
         res = DQ_TASK_RETRY_QUIET;
-        dq_task_set_error(task, "SingularTaskFailure: %s", x.body);
+        dq_task_set_error(task, "SingularTaskFailure: %s",
+                          x.error[0] ? x.error : x.body);
     } else {
         res = DQ_TASK_FAIL;
         dq_task_set_error(task, "push to %s: HTTP %ld: %s", full, status,

@@ -1,0 +1,137 @@
+# Push delivery's outcomes, with a real app under gunicorn
+# (t/python/pushapp.py) and tasks deferred by the Python package through
+# nginx: App Engine's headers and os.environ context; PermanentTaskFailure
+# dead at once; SingularTaskFailure retried quietly; an exception (500)
+# retried with the backoff; a custom URL answering 500 retried; a push to
+# a dead app retried until the app is back; an unpicklable payload dead,
+# not dropped.
+use strict;
+use warnings;
+use lib 't/lib';
+use DQTest;
+use DQApp;
+use JSON::PP;
+use Test::More;
+
+DQApp::require_python();
+plan skip_all => 'python3-redis not installed'
+    if system($DQApp::PY, '-c', 'import redis') != 0;
+
+my $dir = tmpdir();
+my $r = DQTest::Redis->start(dir => $dir);
+my $s = DQApp->start(dir => $dir, redis => $r, app => 'pushapp:app',
+                     app_dir => "$DQTest::ROOT/t/python");
+
+sub attempts {
+    my ($tag) = @_;
+    my @rows = map { decode_json($_) } grep { /\S/ }
+               split /\n/, (-e "$dir/attempts.log" ? slurp("$dir/attempts.log") : '');
+    return grep { !defined $tag || $_->{tag} eq $tag } @rows;
+}
+
+sub defer_py {
+    my ($code) = @_;
+    my ($rc, $out) = $s->python("import pushapp\nfrom ngx_deferred import deferred, taskqueue\n$code");
+    is($rc, 0, 'deferred') or diag $out;
+    return $out;
+}
+
+sub dead_error {
+    my ($id) = @_;
+    return $r->cmd('HGET', 'dq:{default}:errors', $id);
+}
+
+# ---------------------------------------------------------------- success
+my $out = defer_py(q{
+t = deferred.defer(pushapp.ok, "plain", 1, x=2, _name="task-ok-1",
+                   _headers={"X-Trace": "abc"})
+print(t.id)
+});
+ok(wait_for(sub { scalar attempts('plain') }, 10), 'the task ran in the app');
+my ($a) = attempts('plain');
+is_deeply([$a->{args}, $a->{kwargs}], [[1], {x => 2}], 'args and kwargs arrived');
+is($a->{queue}, 'default', 'X-AppEngine-QueueName in os.environ');
+is($a->{name}, 'task-ok-1', 'X-AppEngine-TaskName is the task name');
+is($a->{retry}, '0', 'X-AppEngine-TaskRetryCount 0');
+is($a->{execs}, '0', 'X-AppEngine-TaskExecutionCount 0');
+like($a->{eta}, qr/^\d{10}\.\d{6}$/, 'X-AppEngine-TaskETA: float epoch seconds');
+ok(abs($a->{eta} - $a->{t}) < 30, 'the ETA is about now');
+
+defer_py(q{deferred.defer(pushapp.ok, "hdr", _url="/headers", _headers={"X-Trace": "abc"})});
+ok(wait_for(sub { scalar attempts('h') }, 10), 'a custom URL got its push');
+my ($h) = attempts('h');
+is($h->{trace}, 'abc', "the task's own header reached the app");
+is($h->{ctype}, 'application/octet-stream', 'Content-Type application/octet-stream');
+is($h->{status}, 200, 'Handler().post() returned 200');
+
+defer_py(q{deferred.defer(pushapp.Greeter("Ada").greet, "method")});
+ok(wait_for(sub { scalar attempts('method') }, 10), 'a bound method ran');
+is((attempts('method'))[0]{who}, 'Ada', 'on its pickled object');
+
+# ---------------------------------------------------- PermanentTaskFailure
+$out = defer_py(q{print(deferred.defer(pushapp.permanent, "perm").id)});
+my ($perm_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $perm_id) }, 10),
+   'PermanentTaskFailure: the task is in the dead set');
+is(scalar attempts('perm'), 1, '... after one attempt (dead at once)');
+like(dead_error($perm_id), qr/PermanentTaskFailure/, '... its error says PermanentTaskFailure');
+
+# ----------------------------------------------------- SingularTaskFailure
+$out = defer_py(q{print(deferred.defer(pushapp.singular, "sing").id)});
+my ($sing_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { scalar(attempts('sing')) >= 2 }, 10), 'SingularTaskFailure: retried');
+ok(wait_for(sub { !$r->cmd('HEXISTS', 'dq:{default}:tasks', $sing_id) }, 10),
+   '... and done at the second attempt');
+unlike(DQWorker::log_text($s->worker), qr/task failed:[^\n]*id=$sing_id/,
+       '... quietly: no "task failed" line for it');
+like(slurp("$dir/app.log"), qr{"POST /_ah/queue/deferred HTTP/1.1" 408 },
+     'the app answered 408 (App Engine\'s status for it)');
+
+# ------------------------------------------- an exception: 500, backoff
+$out = defer_py(q{
+print(deferred.defer(pushapp.flaky, "flaky", 2,
+      _retry_options=deferred.TaskRetryOptions(min_backoff_seconds=0.4,
+                                               task_retry_limit=5)).id)});
+my ($flaky_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { scalar(attempts('flaky')) >= 3 }, 15), 'an exception: retried twice, then done');
+my @f = attempts('flaky');
+is_deeply([map { $_->{execs} } @f], [0, 1, 2], 'execution counts 0, 1, 2');
+is_deeply([map { $_->{retry} } @f], [0, 1, 2], 'retry counts 0, 1, 2');
+cmp_ok($f[1]{t} - $f[0]{t}, '>=', 0.35, 'first retry after the min backoff (0.4 s)');
+cmp_ok($f[2]{t} - $f[1]{t}, '>=', 0.75, 'second after twice that (0.8 s)');
+like(DQWorker::log_text($s->worker), qr/task failed:[^\n]*id=$flaky_id[^\n]*HTTP 500/,
+     'the worker logged the 500 as a failed attempt');
+
+# -------------------------------------------- a custom URL answering 500
+defer_py(q{deferred.defer(pushapp.ok, "after500", _url="/status500")});
+ok(wait_for(sub { scalar attempts('after500') }, 15), 'a URL answering 500 twice: the task ran at the third push');
+is_deeply([map { $_->{retry_seen} } attempts('s500')], [0, 1, 2], 'three pushes');
+
+# ----------------------------------------------------- the app is down
+$s->app_stop;
+$out = defer_py(q{
+print(deferred.defer(pushapp.ok, "revived", _retry_options=
+      deferred.TaskRetryOptions(task_retry_limit=100)).id)});
+my ($rev_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { () = DQWorker::log_text($s->worker) =~ /id=$rev_id[^\n]*(?:Couldn't connect|Connection refused)/g; }, 10),
+   'a push to a dead app: a failed attempt (connection refused)');
+ok(wait_for(sub { my @n = DQWorker::log_text($s->worker) =~ /task failed:[^\n]*id=$rev_id/g; @n >= 2 }, 10),
+   '... retried');
+$s->app_start;
+ok(wait_for(sub { scalar attempts('revived') }, 20), 'the app is back: the task ran');
+ok(wait_for(sub { !$r->cmd('HEXISTS', 'dq:{default}:tasks', $rev_id) }, 10), '... and is done');
+
+# ------------------------------------------------ a payload that cannot load
+$out = defer_py(q{
+t = taskqueue.Task(payload=b"\x80\x04not a pickle", url="/_ah/queue/deferred")
+print(taskqueue.Queue().add(t).id)});
+my ($bad_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $bad_id) }, 10),
+   'an undecodable payload: dead (kept, inspectable), not silently dropped');
+like(dead_error($bad_id), qr/cannot unpickle/, '... with the reason');
+
+my $stats = { @{ $r->cmd('HGETALL', 'dq:{default}:stats') } };
+is($stats->{dead}, 2, 'two dead tasks in all (permanent, undecodable)');
+$s->stop;
+log_clean_ok("$dir/worker.log", 'worker log');
+done_testing();
