@@ -35,7 +35,7 @@ DEFAULT_URL = "/_ah/queue/deferred"
 ENQUEUE_PREFIX = "/_ngx_deferred/"      # never a task's URL
 MAX_TASKS_PER_ADD = 1000                # the module's deferred_max_batch
 MAX_ETA_DAYS = 30
-RETRIES = 3
+RETRIES = 3           # NGX_DEFERRED_RETRIES overrides
 
 
 class Error(Exception):
@@ -267,7 +267,8 @@ class Queue(object):
         body = _msgpack.packb(reqs[0] if len(reqs) == 1 else reqs)
         timeout = float(os.environ.get("NGX_DEFERRED_TIMEOUT", "5"))
         # safe to resend only when every task is named (dedup by name)
-        retries = RETRIES if all(t.name for t in tasks) else 0
+        retries = (int(os.environ.get("NGX_DEFERRED_RETRIES", RETRIES))
+                   if all(t.name for t in tasks) else 0)
         resent = False
         delay = 0.1
         while True:
