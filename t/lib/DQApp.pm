@@ -66,6 +66,14 @@ sub env {
 
 sub app_start {
     my ($self) = @_;
+    if ($self->{app_cmd}) {           # another server in the app's place
+        $self->{app_pid} = DQTest::spawn(
+            name => 'app', log => "$self->{dir}/app.log", env => $self->env,
+            cmd => [map { s/%PORT%/$self->{app_port}/r } @{ $self->{app_cmd} }]);
+        DQTest::wait_port($self->{app_port}, 30)
+            or diag("the app did not start:\n" . DQTest::slurp("$self->{dir}/app.log"));
+        return;
+    }
     $self->{app_pid} = DQTest::spawn(
         name => 'gunicorn', log => "$self->{dir}/app.log",
         dir => $self->{app_dir}, env => $self->env,
@@ -98,6 +106,7 @@ sub worker_start {
     $self->{worker} = DQWorker::start_worker(
         $self->{redis}, $self->{dir}, name => 'worker', libs => [push_lib()],
         args => ['-c', $file, @{ $self->{worker_args} || [] }]);
+    $self->{worker_conf_file} = $file;
 }
 
 sub worker { $_[0]{worker} }
