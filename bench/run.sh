@@ -51,7 +51,7 @@ CORES=$(nproc)
 HTTP_SECONDS=${BENCH_HTTP_SECONDS:-10}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-2}
 WORKER_PROCS=${BENCH_WORKER_PROCS:-$CORES}
-WORKER_OPTS=${BENCH_WORKER_OPTS:-}   # e.g. "--batch 64 --concurrency 32"
+WORKER_OPTS=${BENCH_WORKER_OPTS:-}   # e.g. "--claim-size 64 --concurrency 32"
 WRK_THREADS=2
 WRK_CONNS=50
 LATENESS_N=2000
@@ -557,7 +557,7 @@ drain_run() {
 
 # 4. worker throughput on N queued no-op tasks: with the worker's default
 #    settings, and with large claim batches (what batching buys)
-WORKER_TUNED="--batch 256 --concurrency 256"
+WORKER_TUNED="--claim-size 256 --concurrency 256"
 wl_worker() {
     local why i f rates w r rc rm variant prefix opts saved=$WORKER_OPTS
     if why=$(worker_missing); then

@@ -2,6 +2,11 @@
  * deferred-cli — defer tasks and inspect queues from the shell, through
  * the C client (include/deferred/client.h).
  *
+ * Global options, before the command: -r ADDR (HOST, HOST:PORT,
+ * [IPV6]:PORT or unix:PATH, as everywhere: dq_addr_parse), -a PASSWORD
+ * (else $DEFERRED_REDIS_PASSWORD), --db N. Every command goes through one
+ * dq_client_t: one connect, AUTH, SELECT and NOSCRIPT fallback.
+ *
  *   deferred-cli [-r ADDR] defer [OPTIONS] FUNC [ARG...]
  *   deferred-cli [-r ADDR] stats [QUEUE]
  *   deferred-cli [-r ADDR] dead [QUEUE]          dead ids and their errors
@@ -21,6 +26,7 @@
  * dq_key_format) since the client API has no listing call.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +34,7 @@
 #include <hiredis/hiredis.h>
 
 #include <deferred/client.h>
-#include "dq_contract.h"
+#include "client_impl.h"
 
 #define MAX_HEADERS 32
 
@@ -36,7 +42,11 @@ static int
 usage(void)
 {
     fprintf(stderr,
-        "usage: deferred-cli [-r HOST:PORT|unix:PATH] COMMAND ...\n"
+        "usage: deferred-cli [-r ADDR] [-a PASSWORD] [--db N] COMMAND ...\n"
+        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT or unix:PATH "
+        "(default 127.0.0.1:6379)\n"
+        "  PASSWORD: Redis AUTH (or $DEFERRED_REDIS_PASSWORD, kept out of "
+        "ps)\n"
         "  defer [-q QUEUE] [-n NAME] [-u URL] [--countdown MS] [--eta MS]\n"
         "        [-H NAME:VALUE]... [-k KEY=VALUE]... [--retry-limit N]\n"
         "        [--age-limit MS]\n"
@@ -287,60 +297,34 @@ cmd_stats(dq_client_t *c, const char *queue)
     return 0;
 }
 
-static redisContext *
-sync_connect(const char *address)
-{
-    char        host[256];
-    const char *colon;
-    size_t      hlen;
-    int         port = 6379;
-
-    if (strncmp(address, "unix:", 5) == 0) {
-        return redisConnectUnix(address + 5);
-    }
-    colon = strrchr(address, ':');
-    hlen = colon ? (size_t) (colon - address) : strlen(address);
-    if (hlen >= sizeof(host)) {
-        return NULL;
-    }
-    memcpy(host, address, hlen);
-    host[hlen] = '\0';
-    if (colon) {
-        port = atoi(colon + 1);
-    }
-    return redisConnect(host, port);
-}
-
+/* The dead ids, on the client's own connection (dq__ready: connect, AUTH,
+ * SELECT as for every other call). */
 static int
-cmd_dead(dq_client_t *c, const char *address, const char *queue)
+cmd_dead(dq_client_t *c, const char *queue)
 {
     char          key[DQ_KEY_MAX], err[1024];
-    redisContext *rc;
     redisReply   *r;
     size_t        klen, i;
-    int           ret = 0;
+    int           ret = 0, rc;
 
     klen = dq_key_format(key, sizeof(key), dq_str_c(queue), DQ_KEY_DEAD);
     if (klen == 0) {
         fprintf(stderr, "deferred-cli: invalid queue name \"%s\"\n", queue);
         return 2;
     }
-    rc = sync_connect(address);
-    if (rc == NULL || rc->err) {
-        fprintf(stderr, "deferred-cli: redis %s: %s\n", address,
-                rc ? rc->errstr : "out of memory");
-        redisFree(rc);
-        return 1;
+    if ((rc = dq__ready(c)) != DQ_OK) {
+        fprintf(stderr, "deferred-cli: %s\n", dq_client_errstr(c));
+        return exit_code(rc);
     }
     {
         const char *argv[] = { "ZRANGE", key, "0", "-1" };
         size_t      len[] = { 6, klen, 1, 2 };
 
-        r = redisCommandArgv(rc, 4, argv, len);
+        r = redisCommandArgv(c->ctx, 4, argv, len);
     }
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         fprintf(stderr, "deferred-cli: ZRANGE failed: %s\n",
-                r ? (r->str ? r->str : "unexpected reply") : rc->errstr);
+                r ? (r->str ? r->str : "unexpected reply") : c->ctx->errstr);
         ret = 1;
     } else {
         for (i = 0; i < r->elements; i++) {
@@ -354,26 +338,41 @@ cmd_dead(dq_client_t *c, const char *address, const char *queue)
         }
     }
     freeReplyObject(r);
-    redisFree(rc);
     return ret;
 }
 
 int
 main(int argc, char **argv)
 {
-    const char  *address = "127.0.0.1:6379";
-    dq_client_t *c;
-    int          i = 1, ret;
-    char         buf[1024];
+    const char       *address = "127.0.0.1:6379";
+    dq_client_t      *c;
+    dq_client_opts_t  opts;
+    int64_t           db;
+    int               i = 1, ret;
+    char              buf[1024];
 
-    if (argc > 2 && strcmp(argv[1], "-r") == 0) {
-        address = argv[2];
-        i = 3;
+    memset(&opts, 0, sizeof(opts));
+    opts.password = getenv("DEFERRED_REDIS_PASSWORD");
+    for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
+        if (strcmp(argv[i], "-r") == 0) {
+            address = argv[i + 1];
+        } else if (strcmp(argv[i], "-a") == 0) {
+            opts.password = argv[i + 1];
+        } else if (strcmp(argv[i], "--db") == 0) {
+            if (parse_i64(argv[i + 1], &db) != 0 || db < 0 || db > INT_MAX) {
+                fprintf(stderr, "deferred-cli: --db: not a database number: "
+                        "\"%s\"\n", argv[i + 1]);
+                return 2;
+            }
+            opts.db = (int) db;
+        } else {
+            return usage();
+        }
     }
     if (i >= argc) {
         return usage();
     }
-    c = dq_client_new(address, NULL);
+    c = dq_client_new(address, &opts);
     if (c == NULL) {
         fprintf(stderr, "deferred-cli: out of memory\n");
         return 1;
@@ -383,8 +382,7 @@ main(int argc, char **argv)
     } else if (strcmp(argv[i], "stats") == 0) {
         ret = cmd_stats(c, i + 1 < argc ? argv[i + 1] : DQ_DEFAULT_QUEUE);
     } else if (strcmp(argv[i], "dead") == 0) {
-        ret = cmd_dead(c, address,
-                       i + 1 < argc ? argv[i + 1] : DQ_DEFAULT_QUEUE);
+        ret = cmd_dead(c, i + 1 < argc ? argv[i + 1] : DQ_DEFAULT_QUEUE);
     } else if (strcmp(argv[i], "error") == 0 && i + 2 < argc) {
         ret = dq_task_last_error(c, argv[i + 1], argv[i + 2], buf,
                                  sizeof(buf));

@@ -127,9 +127,9 @@ dq_client_t *
 dq_client_new(const char *address, const dq_client_opts_t *opts)
 {
     dq_client_t *c = calloc(1, sizeof(*c));
-    const char  *colon;
-    char        *end;
-    long         port;
+    dq_addr_t    a;
+    dq_error_t   err;
+    int          bad;
 
     if (c == NULL) {
         return NULL;
@@ -137,25 +137,21 @@ dq_client_new(const char *address, const dq_client_opts_t *opts)
     if (address == NULL || address[0] == '\0') {
         address = "127.0.0.1:6379";
     }
-    c->port = 6379;
-    if (strncmp(address, "unix:", 5) == 0) {
-        c->unix_path = strdup(address + 5);
+    bad = dq_addr_parse(dq_str_c(address), &a, &err) != DQ_OK;
+    if (bad) {
+        dq__fail(c, DQ_EINVAL, "%s", err.msg);
+        c->host = strdup(address);        /* for dq__ready's message */
+        if (c->host == NULL) {
+            goto nomem;
+        }
+    } else if (a.path.len) {
+        c->unix_path = strndup(a.path.ptr, a.path.len);
         if (c->unix_path == NULL) {
             goto nomem;
         }
     } else {
-        colon = strrchr(address, ':');
-        if (colon && strchr(address, ':') == colon) {
-            errno = 0;
-            port = strtol(colon + 1, &end, 10);
-            if (*end != '\0' || port <= 0 || port > 65535 || errno) {
-                port = -1;
-            }
-            c->host = strndup(address, (size_t) (colon - address));
-            c->port = (int) port;
-        } else {
-            c->host = strdup(address);
-        }
+        c->host = strndup(a.host.ptr, a.host.len);
+        c->port = a.port;
         if (c->host == NULL) {
             goto nomem;
         }
@@ -181,8 +177,8 @@ dq_client_new(const char *address, const dq_client_opts_t *opts)
             c->lim.max_envelope = opts->max_envelope;
         }
     }
-    if (c->host && c->port < 0) {
-        dq__fail(c, DQ_EINVAL, "bad redis address \"%s\"", address);
+    if (bad) {
+        c->bad_address = 1;       /* every call answers DQ_EINVAL */
         return c;
     }
     (void) dq__connect(c);
@@ -216,8 +212,12 @@ dq_client_errstr(const dq_client_t *c)
 int
 dq__ready(dq_client_t *c)
 {
-    if (c->host && c->port < 0) {
-        return DQ_EINVAL;   /* errstr already says why */
+    dq_addr_t  a;
+    dq_error_t err;
+
+    if (c->bad_address) {
+        (void) dq_addr_parse(dq_str_c(c->host), &a, &err);
+        return dq__fail(c, DQ_EINVAL, "%s", err.msg);
     }
     return dq__connect(c);
 }

@@ -93,12 +93,35 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
     return DQ_OK;
 }
 
+/* Run a built script command whose reply is one status (1 or 0). */
+static int
+dq__status_call(dq_client_t *c, dq_cmd_t *cmd, int built, const char *what,
+                int *status)
+{
+    redisReply *r;
+    dq_error_t  err;
+    int         rc = built;
+
+    if (rc == DQ_OK) {
+        rc = dq__run(c, cmd, &r);
+        if (rc == DQ_OK) {
+            rc = dq_reply_statuses(r, 1, status, &err);
+            if (rc != DQ_OK) {
+                dq__fail_err(c, &err);
+            }
+            freeReplyObject(r);
+        }
+    } else {
+        dq__fail(c, rc, "cannot build the %s command", what);
+    }
+    dq_cmd_free(cmd);
+    return rc;
+}
+
 int
 dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
 {
     dq_cmd_t    cmd;
-    redisReply *r;
-    dq_error_t  err;
     dq_str_t    q;
     int         rc, ok = 0;
 
@@ -113,20 +136,8 @@ dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
         return rc;
     }
     dq_cmd_init(&cmd);
-    rc = dq_cmd_requeue(&cmd, q, dq_str_c(id));
-    if (rc == DQ_OK) {
-        rc = dq__run(c, &cmd, &r);
-        if (rc == DQ_OK) {
-            rc = dq_reply_statuses(r, 1, &ok, &err);
-            if (rc != DQ_OK) {
-                dq__fail_err(c, &err);
-            }
-            freeReplyObject(r);
-        }
-    } else {
-        dq__fail(c, rc, "cannot build the requeue command");
-    }
-    dq_cmd_free(&cmd);
+    rc = dq__status_call(c, &cmd, dq_cmd_requeue(&cmd, q, dq_str_c(id)),
+                         "requeue", &ok);
     if (rc == DQ_OK && !ok) {
         rc = dq__fail(c, DQ_ENOTFOUND, "task %s is not in the dead set of "
                       "queue \"%.*s\"", id, (int) q.len, q.ptr);
@@ -179,5 +190,28 @@ dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
                       r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
     }
     freeReplyObject(r);
+    return rc;
+}
+
+int
+dq_queue_pause(dq_client_t *c, const char *queue, int paused, int *changed)
+{
+    dq_cmd_t cmd;
+    dq_str_t q;
+    int      rc, st = 0;
+
+    c->errstr[0] = '\0';
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
+        return rc;
+    }
+    if ((rc = dq__ready(c)) != DQ_OK) {
+        return rc;
+    }
+    dq_cmd_init(&cmd);
+    rc = dq__status_call(c, &cmd, dq_cmd_pause(&cmd, q, paused != 0),
+                         "pause", &st);
+    if (rc == DQ_OK && changed) {
+        *changed = st;
+    }
     return rc;
 }

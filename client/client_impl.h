@@ -40,6 +40,7 @@ struct dq_client_s {
     char        *host;        /* or NULL with unix_path */
     int          port;
     char        *unix_path;
+    int          bad_address; /* dq_addr_parse refused host (the input) */
     char        *password;
     int          db;
     int          timeout_ms;

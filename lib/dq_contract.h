@@ -49,6 +49,31 @@ typedef struct {
 int dq_error_set(dq_error_t *err, int code, const char *field,
                  const char *fmt, ...) DQ_PRINTF(4, 5);
 
+/* A Redis address, as the module, the worker, the client and the CLI all
+ * take it (one parser, one behaviour):
+ *   HOST              port 6379 (HOST: a name, an IPv4 or an IPv6 address)
+ *   HOST:PORT         PORT 1..65535
+ *   [IPV6]  [IPV6]:PORT   an IPv6 address with a port goes in brackets; an
+ *                     unbracketed string with two or more colons is an IPv6
+ *                     address without a port
+ *   unix:PATH         a Unix socket (PATH not empty)
+ * Parsing never resolves a name. Where a name is resolved is each caller's:
+ * the module once, when the configuration is read (never per request); the
+ * worker once per child, when the child starts (blocking getaddrinfo before
+ * its loop runs; every reconnect of that child uses the number); the
+ * blocking client and the CLI at each connect (hiredis). A password and a
+ * database number are given beside the address, never inside it. */
+#define DQ_REDIS_PORT  6379
+
+typedef struct {
+    dq_str_t  host;      /* into the input, without brackets; len 0: unix */
+    dq_str_t  path;      /* the socket path (into the input); len 0: TCP */
+    int       port;      /* TCP only */
+} dq_addr_t;
+
+/* DQ_OK, or DQ_EINVAL with err saying what is wrong (err may be NULL). */
+int dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err);
+
 /* Wall clock in ms since the Unix epoch (for created_ms only: "now" for
  * scheduling is always Redis TIME inside the scripts). */
 int64_t dq_now_ms(void);
@@ -72,10 +97,11 @@ typedef struct {
 #define DQ_DEFAULT_MAX_ITEMS     65536
 #define DQ_DEFAULT_MAX_BATCH     1000
 
+/* The module's and the client's default; the worker's defaults (lease,
+ * dead_max, dead_age, tombstone "7d", ...) are the strings of its directive
+ * table (worker/config.c), fed through its parser. t/71-config.t checks the
+ * two tombstones agree. */
 #define DQ_DEFAULT_TOMBSTONE_MS  (7LL * 24 * 3600 * 1000)  /* 7 days */
-#define DQ_DEFAULT_LEASE_MS      30000
-#define DQ_DEFAULT_DEAD_MAX      10000
-#define DQ_DEFAULT_DEAD_AGE_MS   (30LL * 24 * 3600 * 1000) /* 30 days */
 
 void dq_limits_default(dq_limits_t *lim);
 

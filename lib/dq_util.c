@@ -1,8 +1,8 @@
 /*
- * The contract's small pieces: strings, errors, clocks, task ids, limits,
- * name rules and Redis key names. The only mutable state: each thread's
- * buffer of random bytes for task ids, and the fork generation that
- * invalidates it in a child (see dq_id_new).
+ * The contract's small pieces: strings, errors, Redis addresses, clocks,
+ * task ids, limits, name rules and Redis key names. The only mutable
+ * state: each thread's buffer of random bytes for task ids, and the fork
+ * generation that invalidates it in a child (see dq_id_new).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +69,76 @@ dq_strerror(int code)
     case DQ_EDECODE:    return "malformed input";
     default:            return "unknown error";
     }
+}
+
+int
+dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err)
+{
+    const char *p = s.ptr, *end = s.ptr + s.len, *colon = NULL, *q;
+    size_t      ncolons = 0;
+    long        port;
+
+    memset(a, 0, sizeof(*a));
+    a->port = DQ_REDIS_PORT;
+    if (s.len == 0) {
+        return dq_error_set(err, DQ_EINVAL, "redis", "empty Redis address");
+    }
+    if (s.len > 5 && memcmp(p, "unix:", 5) == 0) {
+        a->path.ptr = p + 5;
+        a->path.len = s.len - 5;
+        return memchr(a->path.ptr, '\0', a->path.len)
+               ? dq_error_set(err, DQ_EINVAL, "redis",
+                              "Redis socket path contains a NUL byte")
+               : DQ_OK;
+    }
+    if (p[0] == '[') {
+        q = memchr(p, ']', s.len);
+        if (q == NULL || q == p + 1 || (q + 1 < end && q[1] != ':')) {
+            goto bad;
+        }
+        a->host.ptr = p + 1;
+        a->host.len = (size_t) (q - p - 1);
+        colon = q + 1 < end ? q + 1 : NULL;
+    } else {
+        for (q = p; q < end; q++) {
+            if (*q == ':') {
+                ncolons++;
+                colon = q;
+            }
+        }
+        if (ncolons > 1) {
+            colon = NULL;                    /* a bare IPv6 address */
+        }
+        a->host.ptr = p;
+        a->host.len = colon ? (size_t) (colon - p) : s.len;
+    }
+    if (a->host.len == 0 || a->host.len > 255
+        || memchr(a->host.ptr, '\0', a->host.len)
+        || memchr(a->host.ptr, '/', a->host.len))
+    {
+        goto bad;
+    }
+    if (colon) {
+        port = 0;
+        for (q = colon + 1; q < end; q++) {
+            if (*q < '0' || *q > '9' || port > 65535) {
+                goto bad;
+            }
+            port = port * 10 + (*q - '0');
+        }
+        if (q == colon + 1 || port < 1 || port > 65535) {
+            goto bad;
+        }
+        a->port = (int) port;
+    }
+    return DQ_OK;
+
+bad:
+    memset(a, 0, sizeof(*a));
+    return dq_error_set(err, DQ_EINVAL, "redis",
+                        "invalid Redis address \"%.*s\" (expected HOST, "
+                        "HOST:PORT, [IPV6]:PORT or unix:PATH)",
+                        (int) (s.len > 200 ? 200 : s.len), s.ptr);
 }
 
 int64_t

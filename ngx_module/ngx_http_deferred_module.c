@@ -11,7 +11,6 @@
 #include "ngx_http_deferred_module.h"
 
 
-#define NGX_HTTP_DEFERRED_REDIS_PORT  6379
 
 
 static ngx_int_t ngx_http_deferred_preconfiguration(ngx_conf_t *cf);
@@ -363,7 +362,7 @@ ngx_http_deferred_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
-/* deferred_redis 127.0.0.1:6379 | unix:/path [password=] [db=]
+/* deferred_redis HOST[:PORT] | [IPV6]:PORT | unix:PATH [password=] [db=]
  *                [connect_timeout=] */
 
 static char *
@@ -375,7 +374,9 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                       *value, password, s;
     ngx_int_t                        db;
     ngx_uint_t                       i;
+    dq_addr_t                        addr;
     ngx_url_t                        u;
+    dq_error_t                       err;
     ngx_msec_t                       connect_timeout;
     ngx_http_deferred_redis_t       *rs, **rsp;
     ngx_http_deferred_main_conf_t   *dmcf;
@@ -468,17 +469,25 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         rs->password.len = password.len;
     }
 
-    if (value[1].len > 5 && ngx_strncasecmp(value[1].data,
-                                            (u_char *) "unix:", 5) == 0)
+    /* the syntax is dq_addr_parse's, as for the worker and the client */
+
+    if (dq_addr_parse((dq_str_t) { (char *) value[1].data, value[1].len },
+                      &addr, &err)
+        != DQ_OK)
     {
-        rs->unix_path.len = value[1].len - 5;
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%s in \"deferred_redis\"", err.msg);
+        return NGX_CONF_ERROR;
+    }
+
+    if (addr.path.len) {
+        rs->unix_path.len = addr.path.len;
         rs->unix_path.data = ngx_pnalloc(cf->pool, rs->unix_path.len + 1);
         if (rs->unix_path.data == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        p = ngx_cpymem(rs->unix_path.data, value[1].data + 5,
-                       rs->unix_path.len);
+        p = ngx_cpymem(rs->unix_path.data, addr.path.ptr, addr.path.len);
         *p = '\0';
 
     } else {
@@ -488,21 +497,14 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_memzero(&u, sizeof(ngx_url_t));
 
         u.url = value[1];
-        u.default_port = NGX_HTTP_DEFERRED_REDIS_PORT;
+        u.host.data = (u_char *) addr.host.ptr;
+        u.host.len = addr.host.len;
+        u.port = (in_port_t) addr.port;
 
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-            if (u.err) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "%s in \"deferred_redis\" address \"%V\"",
-                                   u.err, &u.url);
-            }
-
-            return NGX_CONF_ERROR;
-        }
-
-        if (u.naddrs == 0 || u.uri.len) {
+        if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"deferred_redis\" address \"%V\"",
+                               "%s of \"%V\" in \"deferred_redis\"",
+                               u.err ? u.err : "cannot resolve the host",
                                &u.url);
             return NGX_CONF_ERROR;
         }
@@ -523,7 +525,7 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             rs->host.data[rs->host.len] = '\0';
         }
 
-        rs->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+        rs->port = addr.port;
     }
 
     rsp = ngx_array_push(&dmcf->servers);

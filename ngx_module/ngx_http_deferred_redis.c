@@ -31,7 +31,7 @@
 
 
 struct ngx_http_deferred_redis_cmd_s {
-    ngx_http_deferred_redis_handler_pt   handler;   /* NULL: cancelled */
+    ngx_http_deferred_redis_handler_pt   handler;   /* once; never while exiting */
     void                                *data;
     dq_cmd_t                            *cmd;       /* for the EVAL retry */
     ngx_http_deferred_redis_t           *redis;

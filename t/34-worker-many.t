@@ -11,7 +11,7 @@ use Time::HiRes qw(time sleep);
 my $N = $ENV{DQ_MANY} || 10000;
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
-my @args = qw(--threads 4 --concurrency 32 --batch 32);
+my @args = qw(--threads 4 --concurrency 32 --claim-size 32);
 my @w = map { DQWorker::start_worker($r, $dir, name => "w$_", args => \@args) } 1, 2;
 
 my $rec = "$dir/many";

@@ -29,7 +29,7 @@ log_clean_ok($_->{log}, "$_->{name} log") for @hb;
 
 # ---- graceful stop: one thread, four leased tasks
 my $w = DQWorker::start_worker($r, $dir, name => 'grace',
-    args => [qw(--threads 1 --concurrency 4 --batch 4 --lease 30s --grace 10s)]);
+    args => [qw(--threads 1 --concurrency 4 --claim-size 4 --lease 30s --grace 10s)]);
 my %ids = map { scalar(DQWorker::defer($r, 'sleep_ms', 700, "$dir/stop")) => 1 } 1 .. 4;
 DQTest::wait_for(sub { DQWorker::stats($r)->{running} == 4 }, 10);
 is(DQWorker::stats($r)->{running}, 4, 'four tasks leased');

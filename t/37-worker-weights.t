@@ -20,7 +20,7 @@ open my $fh, '>', "$dir/w.conf" or die;
 print $fh "queue heavy { weight 3; }\nqueue light { weight 1; }\n";
 close $fh;
 my $w = DQWorker::start_worker($r, $dir,
-    args => ['-c', "$dir/w.conf", qw(--threads 2 --concurrency 8 --batch 8)]);
+    args => ['-c', "$dir/w.conf", qw(--threads 2 --concurrency 8 --claim-size 8)]);
 
 # the first half of the work: how was it shared?
 DQTest::wait_for(sub { DQWorker::records("$dir/heavy") + DQWorker::records("$dir/light") >= $N }, 30, 0.001);

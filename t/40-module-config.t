@@ -90,6 +90,14 @@ my ($ok, $out) = nginx_t(q{
 });
 ok($ok, 'nginx -t passes with every directive') or diag $out;
 
+# every address form dq_addr_parse takes; names resolved here, once
+for my $addr ('127.0.0.1', 'localhost', 'localhost:6380', '[::1]:6379',
+              '::1') {
+    ($ok, $out) = nginx_t("deferred_redis $addr; server { listen "
+                          . "127.0.0.1:1; deferred_endpoint on; }");
+    ok($ok, "nginx -t passes with deferred_redis $addr") or diag $out;
+}
+
 my $R = 'deferred_redis 127.0.0.1:6379;';
 my $S = 'server { listen 127.0.0.1:1; ';
 my @bad = (
@@ -98,7 +106,12 @@ my @bad = (
     [ "deferred_redis 127.0.0.1:6379 db=-1; $S }",
       qr/invalid parameter "db=-1"/, 'bad db' ],
     [ "deferred_redis 127.0.0.1:99999; $S }",
-      qr/invalid port/i, 'bad port' ],
+      qr/invalid Redis address "127.0.0.1:99999"/, 'bad port' ],
+    [ "deferred_redis [::1; $S }",
+      qr/invalid Redis address/, 'unclosed IPv6 bracket' ],
+    [ "deferred_redis no-such-host.invalid:6379; $S }",
+      qr/no-such-host.invalid/, 'a name that does not resolve: refused at '
+      . 'config time' ],
     [ "$S location / { deferred_endpoint on; } }",
       qr/without "deferred_redis"/, 'endpoint without redis' ],
     [ "$S deferred_endpoint on; }",

@@ -89,7 +89,7 @@ my %bad = (
     'bad queue'  => ["queue a.b;\n",                  qr/invalid queue name "a\.b" .* in \S+bad6\.conf:1/],
     'open block' => ["queue q {\n rate 1/s;\n",       qr/unexpected end of file, expecting "\}" in \S+bad7\.conf/],
     'dup queue'  => ["queue q;\nqueue q;\n",          qr/duplicate queue "q" in \S+bad8\.conf:2/],
-    'bad addr'   => ["redis localhost;\n",            qr/invalid value "localhost" in "redis" directive/],
+    'bad addr'   => ["redis localhost:0;\n",          qr/invalid value "localhost:0" in "redis" directive/],
     'bad time'   => ["lease 10parsecs;\n",            qr/invalid value "10parsecs" in "lease" directive.*bad10\.conf:1/],
     'fn timeout' => ["function_timeout 'a b' 1s;\n",  qr/invalid value "a b 1s" in "function_timeout" directive.*bad11\.conf:1/],
     'fn args'    => ["function_timeout x.y;\n",      qr/invalid number of arguments in "function_timeout" directive in \S+bad12\.conf:1/],
@@ -127,7 +127,7 @@ like($out, qr/invalid value "many" in "processes" directive .*command line/, 'an
 
 ($rc, $out) = run('--help');
 is($rc, 0, '--help exits 0');
-for my $d (qw(redis library processes threads concurrency batch lease grace
+for my $d (qw(redis library processes threads concurrency claim_size lease grace
               log_file log_level pid_file rate bucket_size max_concurrent
               timeout retry_limit age_limit min_backoff max_backoff
               max_doublings weight function_timeout)) {
@@ -162,4 +162,11 @@ is($rc, 2, 'pause of an invalid queue name exits 2');
 
 is(DQTest::stop_pid($w->{pid}), 0, 'worker exits 0 on SIGTERM');
 DQTest::log_clean_ok($w->{log});
+# the option's earlier name still works (a file that passed -t before an
+# upgrade still does)
+my $old = conf('old.conf', "redis 127.0.0.1:6390;\nlibrary \"$lib\";\nbatch 8;\n");
+($rc, $out) = run('-c', $old, '-T');
+is($rc, 0, 'the earlier name "batch" is accepted') or diag $out;
+like($out, qr/^claim_size 8;$/m, '"batch" sets claim_size');
+
 done_testing();

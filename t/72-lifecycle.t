@@ -24,7 +24,7 @@ library "$lib";
 processes 2;
 threads 3;
 concurrency 6;
-batch 4;
+claim_size 4;
 grace 5s;
 lease 30s;
 pid_file $dir/busy.pid;
@@ -117,7 +117,7 @@ library "$lib";
 processes 2;
 threads 2;
 concurrency 8;
-batch 8;
+claim_size 8;
 lease 60s;
 queue q4;
 EOF2

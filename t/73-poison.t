@@ -23,7 +23,7 @@ library "$lib";
 processes 2;
 threads 1;
 concurrency 1;
-batch 1;
+claim_size 1;
 lease 1s;
 queue poison {
     retry_limit 2;

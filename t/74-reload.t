@@ -31,7 +31,7 @@ library $dir/ops.so;
 processes 2;
 threads 2;
 concurrency 4;
-batch 4;
+claim_size 4;
 grace 10s;
 pid_file $dir/w.pid;
 queue rl;

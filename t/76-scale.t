@@ -22,7 +22,7 @@ library "$lib";
 processes 2;
 threads 4;
 concurrency 16;
-batch 16;
+claim_size 16;
 lease 3s;
 queue scale;
 EOF2

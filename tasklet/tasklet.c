@@ -26,28 +26,21 @@ __thread dq__rt_t *dq__rt;
  */
 static int dq__explicit_loop;
 
+/* The runtime's own codes here; the shared DQ_E* codes by dq_strerror (one
+ * text per code everywhere); any other code is an application's. */
 const char *
 dq_tasklet_strerror(int code)
 {
     switch (code) {
-    case DQ_OK:          return "ok";
     case DQ_EEOF:        return "end of queue";
     case DQ_EDEADLOCK:   return "deadlock";
     case DQ_EPENDING:    return "future not done";
     case DQ_ESTATE:      return "invalid state";
     case DQ_ENOTASKLET:  return "not allowed in this context";
     case DQ_ECANCELED:   return "canceled";
-    case DQ_ERR:         return "error";
-    case DQ_EINVAL:      return "invalid argument";
-    case DQ_ETOOBIG:     return "too big";
-    case DQ_EDUPLICATE:  return "duplicate task name";
-    case DQ_ETOMBSTONE:  return "task name recently used";
-    case DQ_EREDIS:      return "redis error";
-    case DQ_ENOMEM:      return "out of memory";
-    case DQ_ENOTFOUND:   return "not found";
-    case DQ_ELEASE:      return "lease lost";
-    case DQ_EDECODE:     return "malformed data";
-    default:             return "application error";
+    default:
+        return code <= DQ_OK && code >= DQ_EDECODE ? dq_strerror(code)
+                                                   : "application error";
     }
 }
 

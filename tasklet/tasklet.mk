@@ -2,8 +2,8 @@
 # embedding program such as the worker calls besides): archived as
 # $(B)/libdqtasklet.a for the unit tests, the example and the
 # microbenchmark, and linked whole into deferred-worker (so task libraries
-# find every dq_* entry point through -rdynamic). Needs libuv and hiredis
-# only; knows nothing of the worker.
+# find every dq_* entry point through -rdynamic). Needs libuv, hiredis and
+# $(B)/libdq.a (dq_strerror); knows nothing of the worker.
 
 TASKLET_SRCS := tasklet/coro.c tasklet/future.c tasklet/future_value.c \
                 tasklet/future_multi.c tasklet/future_wait.c tasklet/tasklet.c \

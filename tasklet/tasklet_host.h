@@ -27,7 +27,7 @@ dq_future_t *dq__toplevel_start(dq_tasklet_fn fn, void *arg, const char *name,
 
 /*
  * A Redis transport other than a raw redisAsyncContext (the worker's
- * dq_redis_t, with its timeouts and reconnects): send returns 0 if the
+ * dq_conn_t, with its timeouts and reconnects): send returns 0 if the
  * command went out (arguments copied), and then calls dq__redis_reply(op,
  * reply or NULL, error text) exactly once; non-zero if not connected.
  */

@@ -83,7 +83,7 @@ void
 dq_child_kick(dq_child_t *ch)
 {
     uint64_t     now, next = DQ_NEVER;
-    size_t       i, s, free_slots, batch;
+    size_t       i, s, free_slots, claim_size;
     int64_t      total;
     int          all_due;
     dq_cqueue_t *q, *best;
@@ -100,9 +100,10 @@ dq_child_kick(dq_child_t *ch)
         dq_child_maybe_finish(ch);
         return;
     }
-    batch = ch->conf->batch > 0 ? (size_t) ch->conf->batch : 1;
+    claim_size = ch->conf->claim_size > 0 ? (size_t) ch->conf->claim_size
+                                          : 1;
     free_slots = dq__free_slots(ch);
-    if (dq_redis_is_up(ch->rc) && free_slots > 0) {
+    if (dq_conn_is_up(ch->cmd_conn) && free_slots > 0) {
         /* Share the free slots among the due queues by weight, one slot
          * at a time (smooth weighted round robin, as nginx picks upstream
          * peers). A slot that falls to a queue whose claim is in flight
@@ -115,7 +116,7 @@ dq_child_kick(dq_child_t *ch)
             total = 0;
             for (i = 0; i < ch->nq; i++) {
                 q = &ch->qs[i];
-                if (q->due_at > now || (size_t) q->want >= batch) {
+                if (q->due_at > now || (size_t) q->want >= claim_size) {
                     continue;
                 }
                 q->cur += q->qc->weight > 0 ? q->qc->weight : 1;
@@ -132,7 +133,7 @@ dq_child_kick(dq_child_t *ch)
                  * that follows the claim's reply */
                 for (i = 0; i < ch->nq; i++) {
                     q = &ch->qs[i];
-                    if (q->due_at <= now && (size_t) q->want < batch) {
+                    if (q->due_at <= now && (size_t) q->want < claim_size) {
                         q->cur -= q->qc->weight > 0 ? q->qc->weight : 1;
                     }
                 }
@@ -157,7 +158,7 @@ dq_child_kick(dq_child_t *ch)
             next = ch->qs[i].due_at;
         }
     }
-    if (next == DQ_NEVER || !dq_redis_is_up(ch->rc)) {
+    if (next == DQ_NEVER || !dq_conn_is_up(ch->cmd_conn)) {
         uv_timer_stop(&ch->due_timer);
     } else if (next > now) {
         uv_timer_start(&ch->due_timer, dq__due_cb, next - now, 0);
@@ -172,13 +173,12 @@ dq_child_kick(dq_child_t *ch)
      * something: while every served queue has a claim in flight or is
      * known to be due, the child claims again anyway (the claim's reply
      * kicks, or a finishing task does), and a BLPOP would only take a wake
-     * token an idle child could use (it used to cost one BLPOP per claim).
-     * A queue that is not due keeps the BLPOP armed, so an enqueue on it
+     * token an idle child could use. A queue that is not due keeps the BLPOP armed, so an enqueue on it
      * still wakes a child busy with another queue. Every path that ends a
      * busy spell (a claim reply taking less than asked, a failed claim, a
      * due time in the future) comes back through here and arms it. */
     if (!ch->blpop_inflight && dq__free_slots(ch) > 0
-        && !(all_due && dq_redis_is_up(ch->rc)))
+        && !(all_due && dq_conn_is_up(ch->cmd_conn)))
     {
         dq__blpop(ch);
     }
@@ -195,7 +195,7 @@ dq__blpop_retry_cb(uv_timer_t *t)
 }
 
 static void
-dq__blpop_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
+dq__blpop_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
 {
     dq_child_t *ch = data;
@@ -244,7 +244,9 @@ dq__blpop(dq_child_t *ch)
     size_t       i, n = ch->nq + 2;
     char         tmo[16];
 
-    if (ch->stopping || ch->rb == NULL || !dq_redis_is_up(ch->rb)) {
+    if (ch->stopping || ch->wake_conn == NULL
+        || !dq_conn_is_up(ch->wake_conn))
+    {
         return;
     }
     argv = calloc(n, sizeof(*argv));
@@ -263,9 +265,9 @@ dq__blpop(dq_child_t *ch)
     len[n - 1] = (size_t) snprintf(tmo, sizeof(tmo), "%d",
                                    DQ_BLPOP_TIMEOUT_S);
     argv[n - 1] = tmo;
-    if (dq_redis_send(ch->rb, (int) n, argv, len,
-                      (DQ_BLPOP_TIMEOUT_S + 10) * 1000LL, dq__blpop_reply,
-                      ch) == 0)
+    if (dq_conn_send(ch->wake_conn, (int) n, argv, len,
+                     (DQ_BLPOP_TIMEOUT_S + 10) * 1000LL, dq__blpop_reply,
+                     ch) == 0)
     {
         ch->blpop_inflight = 1;
     }
@@ -274,12 +276,12 @@ dq__blpop(dq_child_t *ch)
 }
 
 static void
-dq__redis_state(dq_redis_t *r, int up, void *data)
+dq__redis_state(dq_conn_t *r, int up, void *data)
 {
     dq_child_t *ch = data;
     size_t      i;
 
-    if (r == ch->rc && up) {
+    if (r == ch->cmd_conn && up) {
         /* (re)connected: whatever was due meanwhile is due now, and what
          * could not be reported is reported now */
         for (i = 0; i < ch->nq; i++) {
@@ -287,7 +289,7 @@ dq__redis_state(dq_redis_t *r, int up, void *data)
         }
         dq_dispatch_resend(ch);
     }
-    if (r == ch->rb && !up) {
+    if (r == ch->wake_conn && !up) {
         ch->blpop_inflight = 0;
     }
     dq_child_kick(ch);
@@ -300,8 +302,8 @@ dq__hb_cb(uv_timer_t *t)
 {
     dq_child_t *ch = t->data;
 
-    if (dq_redis_is_up(ch->rc)) {
-        dq_dispatch_heartbeat(ch);
+    if (dq_conn_is_up(ch->cmd_conn)) {
+        dq_heartbeat(ch);
     }
 }
 
@@ -343,12 +345,12 @@ dq__close_all(dq_child_t *ch)
     for (i = 0; i < sizeof(ch->sigs) / sizeof(ch->sigs[0]); i++) {
         uv_close((uv_handle_t *) &ch->sigs[i], NULL);
     }
-    if (ch->rb) {
-        dq_redis_close(ch->rb);
-        ch->rb = NULL;
+    if (ch->wake_conn) {
+        dq_conn_close(ch->wake_conn);
+        ch->wake_conn = NULL;
     }
-    dq_redis_close(ch->rc);
-    ch->rc = NULL;
+    dq_conn_close(ch->cmd_conn);
+    ch->cmd_conn = NULL;
 }
 
 /* Once stopping: done when no task, no claim and no command is left. */
@@ -359,7 +361,7 @@ dq_child_maybe_finish(dq_child_t *ch)
         return;
     }
     if (ch->tasks != NULL || ch->reserved > 0 || ch->flush_active
-        || dq_redis_pending(ch->rc) > 0)
+        || dq_conn_pending(ch->cmd_conn) > 0)
     {
         return;
     }
@@ -399,9 +401,9 @@ dq__stop(dq_child_t *ch, int fast)
                 ch->used);
     uv_timer_stop(&ch->due_timer);
     uv_timer_stop(&ch->blpop_retry);
-    if (ch->rb) {
-        dq_redis_close(ch->rb);      /* BLPOP callback gets NULL */
-        ch->rb = NULL;
+    if (ch->wake_conn) {
+        dq_conn_close(ch->wake_conn);      /* BLPOP callback gets NULL */
+        ch->wake_conn = NULL;
     }
     dq_dispatch_stop(ch);
     uv_timer_start(&ch->grace_timer, dq__grace_cb,
@@ -449,7 +451,7 @@ dq__setup(dq_child_t *ch)
 {
     const dq_worker_conf_t *conf = ch->conf;
     static const int        signums[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
-    dq_redis_opts_t         ro;
+    dq_conn_opts_t         ro;
     size_t                  i;
     int64_t                 hb;
 
@@ -495,12 +497,12 @@ dq__setup(dq_child_t *ch)
     ro.db = conf->redis_db;
     ro.label = "commands";
     ro.load_scripts = 1;
-    ch->rc = dq_redis_new(&ch->loop, &ro, dq__redis_state, ch);
+    ch->cmd_conn = dq_conn_new(&ch->loop, &ro, dq__redis_state, ch);
     ro.label = "wake";
     ro.load_scripts = 0;
-    ch->rb = ch->rc ? dq_redis_new(&ch->loop, &ro, dq__redis_state, ch)
-                    : NULL;
-    if (ch->rc == NULL || ch->rb == NULL) {
+    ch->wake_conn = ch->cmd_conn
+                    ? dq_conn_new(&ch->loop, &ro, dq__redis_state, ch) : NULL;
+    if (ch->cmd_conn == NULL || ch->wake_conn == NULL) {
         return -1;
     }
 
@@ -517,8 +519,8 @@ dq__setup(dq_child_t *ch)
     if (dq_tasklet_child_init(ch) != 0) {
         return -1;
     }
-    dq_redis_start(ch->rc);
-    dq_redis_start(ch->rb);
+    dq_conn_start(ch->cmd_conn);
+    dq_conn_start(ch->wake_conn);
     return 0;
 }
 
@@ -562,18 +564,18 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
     if (ch->loader == NULL || dq__setup(ch) != 0) {
         dq_log_error("child cannot start");
         status = 1;
-        if (ch->rc) {
-            dq_redis_close(ch->rc);
+        if (ch->cmd_conn) {
+            dq_conn_close(ch->cmd_conn);
         }
-        if (ch->rb) {
-            dq_redis_close(ch->rb);
+        if (ch->wake_conn) {
+            dq_conn_close(ch->wake_conn);
         }
         uv_walk(&ch->loop, dq__close_walk, NULL);
         goto done;
     }
     dq_log_info("started: %zu queues, %d threads, concurrency %zu, "
-                "batch %d, lease %lld ms", ch->nq, conf->threads,
-                ch->concurrency, conf->batch, (long long) conf->lease_ms);
+                "claim size %d, lease %lld ms", ch->nq, conf->threads,
+                ch->concurrency, conf->claim_size, (long long) conf->lease_ms);
 
     uv_run(&ch->loop, UV_RUN_DEFAULT);
     status = ch->exit_status;

@@ -45,8 +45,8 @@ struct dq_child_s {
     const dq_worker_conf_t *conf;
     int                     index;
     dq_loader_t            *loader;
-    dq_redis_t             *rc;         /* commands */
-    dq_redis_t             *rb;         /* BLPOP on the wake lists */
+    dq_conn_t              *cmd_conn;   /* claims, acks, scripts */
+    dq_conn_t              *wake_conn;  /* BLPOP on the wake lists */
     dq_cqueue_t            *qs;
     size_t                  nq;
 
@@ -54,7 +54,7 @@ struct dq_child_s {
     uv_timer_t              hb_timer;   /* lease heartbeat */
     uv_timer_t              grace_timer;
     uv_timer_t              blpop_retry;
-    uv_check_t              flush;      /* batched acks and releases */
+    uv_check_t              flush;      /* grouped acks and releases */
     uv_signal_t             sigs[4];
     uv_work_t               warmup;     /* starts the pool at once */
 
@@ -82,7 +82,7 @@ void dq_dispatch_resend(dq_child_t *ch);  /* commands connection is back */
 void dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t);
 
 /* heartbeat.c */
-void dq_dispatch_heartbeat(dq_child_t *ch);
+void dq_heartbeat(dq_child_t *ch);
 
 /* child.c */
 void dq_child_maybe_finish(dq_child_t *ch);

@@ -33,8 +33,9 @@
 
 const dq_conf_cmd_t dq__conf_cmds[] = {
     { "redis", DQ_CX_MAIN, DQ_CT_ADDR, W(redis_address), 0, 0, 0, 0,
-      "127.0.0.1:6379", "HOST:PORT|unix:PATH",
-      "Redis server holding the queues (numeric address: no DNS lookup)" },
+      "127.0.0.1:6379", "HOST[:PORT]|unix:PATH",
+      "Redis server holding the queues (a name is resolved when a child "
+      "starts)" },
     { "redis_password", DQ_CX_MAIN, DQ_CT_STR, W(redis_password), 0, 0, 0,
       DQ_CF_OFF, "off", "PASSWORD|off", "AUTH password" },
     { "redis_db", DQ_CX_MAIN, DQ_CT_INT, W(redis_db), 0, 0, 1000000, 0,
@@ -63,7 +64,7 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
     { "tasklet_stack", DQ_CX_MAIN, DQ_CT_SIZE, W(tasklet_stack), 0,
       16 * 1024, 64LL * 1024 * 1024, 0, "64k", "SIZE",
       "stack per tasklet (plus a guard page; x4 in sanitizer builds)" },
-    { "batch", DQ_CX_MAIN, DQ_CT_INT, W(batch), 0, 1, 1000, 0,
+    { "claim_size", DQ_CX_MAIN, DQ_CT_INT, W(claim_size), 0, 1, 1000, 0,
       "32", "N", "max tasks taken by one claim" },
     { "lease", DQ_CX_MAIN, DQ_CT_TIME, W(lease_ms), 0, 100, 7 * DAY, 0,
       "30s", "TIME", "lease length (heartbeat every third)" },
@@ -141,6 +142,11 @@ dq__conf_cmd(const char *name, int ctx)
 {
     size_t i;
 
+    /* earlier names, still accepted: a config file that worked keeps
+     * working after an upgrade */
+    if (strcmp(name, "batch") == 0) {
+        name = "claim_size";
+    }
     for (i = 0; i < dq__conf_ncmds; i++) {
         if ((dq__conf_cmds[i].ctx & ctx) && strcmp(dq__conf_cmds[i].name, name) == 0) {
             return &dq__conf_cmds[i];
@@ -254,21 +260,13 @@ dq__parse_size(const char *s, int64_t *out)
     return 0;
 }
 
-/* "host:port" with a numeric IPv4/IPv6 host or a name, or "unix:/path". */
+/* Any form dq_addr_parse takes (HOST, HOST:PORT, [IPV6]:PORT, unix:PATH). */
 static int
 dq__addr_valid(const char *s)
 {
-    const char *colon;
-    int64_t     port;
+    dq_addr_t a;
 
-    if (strncmp(s, "unix:", 5) == 0) {
-        return s[5] == '/';
-    }
-    colon = strrchr(s, ':');
-    if (colon == NULL || colon == s) {
-        return 0;
-    }
-    return dq__parse_int(colon + 1, 1, 65535, &port) == 0;
+    return dq_addr_parse(dq_str_c(s), &a, NULL) == DQ_OK;
 }
 
 const char *const dq__conf_levels[] = { "error", "warn", "info", "debug" };

@@ -1,13 +1,13 @@
 /*
  * deferred-worker — claim, run, and report tasks (one child's work).
  *
- *   claim    dq_cmd_claim for up to the free slots (and conf->batch); the
+ *   claim    dq_cmd_claim for up to the free slots and claim_size; the
  *            reply's next_ms becomes the queue's due time (no polling);
  *   check    bad tasks (missing or undecodable envelope, unknown function,
  *            retry limit already passed after lease expiries) are buried at
  *            once with their reason and never run;
  *   run      plain functions on libuv's thread pool (uv_queue_work);
- *   report   ok -> ack, batched per queue and loop iteration (flushed from
+ *   report   ok -> ack, grouped per queue and loop iteration (flushed from
  *            a uv_check); fail / retry-quietly -> retry after
  *            dq_backoff_ms, or bury once exhausted; permanent -> bury.
  *
@@ -29,13 +29,14 @@ typedef enum { DQ_OP_ACK, DQ_OP_RETRY, DQ_OP_BURY, DQ_OP_RELEASE,
 static const char *dq__op_names[] = { "ack", "retry", "bury", "release",
                                       "extend" };
 
-/* A batch of tasks (ack, release, single retry/bury) awaiting its reply. */
+/* A report: one ack, release, retry or bury call for its tasks, awaiting
+ * its reply. */
 typedef struct {
     dq_child_t *ch;
     dq_op_t     op;
     size_t      n;
     dq_task_t  *tasks[];
-} dq__batch_t;
+} dq__report_t;
 
 static int64_t
 dq__redis_now(const dq_task_t *t, const dq_child_t *ch)
@@ -54,9 +55,9 @@ dq__s(const char *s)
 
 #define DQ__NOT_BUILT "cannot build the command"
 
-/* Keep the tasks of an undelivered batch for dq_dispatch_resend(). */
+/* Keep the tasks of an undelivered report for dq_dispatch_resend(). */
 static int
-dq__keep(dq_child_t *ch, dq__batch_t *b)
+dq__keep(dq_child_t *ch, dq__report_t *b)
 {
     size_t      i, cap;
     dq_task_t **a;
@@ -81,10 +82,10 @@ dq__keep(dq_child_t *ch, dq__batch_t *b)
 }
 
 static void
-dq__batch_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
+dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
 {
-    dq__batch_t *b = data;
+    dq__report_t *b = data;
     dq_child_t  *ch = b->ch;
     int          st[DQ_DEFAULT_MAX_BATCH];
     dq_error_t   err;
@@ -138,10 +139,10 @@ dq__batch_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
     dq_child_maybe_finish(ch);
 }
 
-static dq__batch_t *
-dq__batch_new(dq_child_t *ch, dq_op_t op, size_t n)
+static dq__report_t *
+dq__report_new(dq_child_t *ch, dq_op_t op, size_t n)
 {
-    dq__batch_t *b = malloc(sizeof(*b) + n * sizeof(dq_task_t *));
+    dq__report_t *b = malloc(sizeof(*b) + n * sizeof(dq_task_t *));
 
     if (b != NULL) {
         b->ch = ch;
@@ -151,16 +152,16 @@ dq__batch_new(dq_child_t *ch, dq_op_t op, size_t n)
     return b;
 }
 
-/* Send cmd for the batch; on failure, report through the same path. */
+/* Send cmd for the report; on failure, answer through the same path. */
 static void
-dq__batch_send(dq__batch_t *b, dq_cmd_t *cmd, int built)
+dq__report_send(dq__report_t *b, dq_cmd_t *cmd, int built)
 {
     if (built != DQ_OK) {
-        dq__batch_reply(NULL, NULL, DQ__NOT_BUILT, b);
-    } else if (dq_redis_send_cmd(b->ch->rc, cmd, DQ_CMD_TIMEOUT_MS,
-                                 dq__batch_reply, b) != 0)
+        dq__report_reply(NULL, NULL, DQ__NOT_BUILT, b);
+    } else if (dq_conn_send_cmd(b->ch->cmd_conn, cmd, DQ_CMD_TIMEOUT_MS,
+                                dq__report_reply, b) != 0)
     {
-        dq__batch_reply(NULL, NULL, "redis not connected", b);
+        dq__report_reply(NULL, NULL, "redis not connected", b);
     }
     dq_cmd_free(cmd);
 }
@@ -177,7 +178,7 @@ dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t)
 static void
 dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
 {
-    dq__batch_t     *b = dq__batch_new(ch, DQ_OP_BURY, 1);
+    dq__report_t     *b = dq__report_new(ch, DQ_OP_BURY, 1);
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
     int              rc;
@@ -197,7 +198,7 @@ dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
     rc = dq_cmd_bury(&cmd, dq_str_c(t->queue), &it, dq_str_c(reason),
                      ch->conf->dead_max, ch->conf->dead_age_ms,
                      ch->conf->tombstone_ms);
-    dq__batch_send(b, &cmd, rc);
+    dq__report_send(b, &cmd, rc);
 }
 
 static void
@@ -212,7 +213,7 @@ dq__bury_bad(dq_child_t *ch, dq_task_t *t, const char *reason)
 static void
 dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms)
 {
-    dq__batch_t     *b = dq__batch_new(ch, DQ_OP_RETRY, 1);
+    dq__report_t     *b = dq__report_new(ch, DQ_OP_RETRY, 1);
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
     int              rc;
@@ -229,7 +230,7 @@ dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms)
     dq_cmd_init(&cmd);
     rc = dq_cmd_retry(&cmd, dq_str_c(t->queue), &it, delay_ms,
                       dq_str_c(t->error));
-    dq__batch_send(b, &cmd, rc);
+    dq__report_send(b, &cmd, rc);
 }
 
 /* ----------------------------------------------------------------- run */
@@ -465,7 +466,7 @@ typedef struct {
 } dq__claim_t;
 
 static void
-dq__claim_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
+dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
 {
     dq__claim_t       *c = data;
@@ -518,7 +519,7 @@ dq__claim_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
     }
 
     if (res.n >= c->asked) {
-        q->due_at = now;                      /* a full batch: maybe more */
+        q->due_at = now;                      /* a full claim: maybe more */
     } else if (res.next_ms < 0) {
         q->due_at = DQ_NEVER;                 /* empty: the wake list says */
     } else {
@@ -560,8 +561,8 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     rc = dq_cmd_claim_limited(&cmd, q->name, (int64_t) n, ch->conf->lease_ms,
                               ch->conf->reclaim_delay_ms, &lim);
     if (rc != DQ_OK
-        || dq_redis_send_cmd(ch->rc, &cmd, DQ_CMD_TIMEOUT_MS,
-                             dq__claim_reply, c) != 0)
+        || dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                            dq__claim_reply, c) != 0)
     {
         free(c);
         dq_cmd_free(&cmd);
@@ -572,7 +573,7 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     ch->reserved += n;
 }
 
-/* ------------------------------------------------------ batched replies */
+/* --------------------------------------------------------- report calls */
 
 static void
 dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
@@ -581,7 +582,7 @@ dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
     size_t          max = ch->conf->limits.max_batch;
     size_t          off, k, i;
     dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
-    dq__batch_t    *b;
+    dq__report_t    *b;
     dq_cmd_t        cmd;
     int             rc;
 
@@ -590,7 +591,7 @@ dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
     }
     for (off = 0; off < n; off += k) {
         k = n - off < max ? n - off : max;
-        b = dq__batch_new(ch, op, k);
+        b = dq__report_new(ch, op, k);
         if (b == NULL) {
             for (i = 0; i < k; i++) {
                 dq_child_unlink(ch, list[off + i]);
@@ -608,7 +609,7 @@ dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
         } else {
             rc = dq_cmd_release(&cmd, q->name, items, k);
         }
-        dq__batch_send(b, &cmd, rc);
+        dq__report_send(b, &cmd, rc);
     }
 }
 
@@ -674,7 +675,7 @@ dq__push(dq_task_t ***arr, size_t *n, size_t *cap, dq_task_t *t)
 }
 
 /* The commands connection is up again: send the results that were not
- * delivered (acks and releases batched again, retries and burials one by
+ * delivered (acks and releases grouped again, retries and burials one by
  * one). A lease that expired meanwhile answers 0: "lease lost". */
 void
 dq_dispatch_resend(dq_child_t *ch)

@@ -11,7 +11,8 @@
 
 #include "child_impl.h"
 
-/* Heartbeat batches carry copies of ids: tasks may be freed meanwhile. */
+/* One extend call's tasks, as copies of their ids: tasks may be freed
+ * meanwhile. */
 typedef struct {
     dq_child_t *ch;
     char       *queue;
@@ -20,7 +21,7 @@ typedef struct {
 } dq__hb_t;
 
 static void
-dq__hb_reply(dq_redis_t *r, redisReply *rep, const char *errstr, void *data)
+dq__hb_reply(dq_conn_t *r, redisReply *rep, const char *errstr, void *data)
 {
     dq__hb_t   *h = data;
     int         st[DQ_DEFAULT_MAX_BATCH];
@@ -53,7 +54,7 @@ dq__hb_reply(dq_redis_t *r, redisReply *rep, const char *errstr, void *data)
 /* Extend the lease of every task this child holds that has not finished
  * running (finished ones are being acked/retried with their token). */
 void
-dq_dispatch_heartbeat(dq_child_t *ch)
+dq_heartbeat(dq_child_t *ch)
 {
     dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
     dq_task_t      *t;
@@ -89,8 +90,8 @@ dq_dispatch_heartbeat(dq_child_t *ch)
             dq_cmd_init(&cmd);
             if (dq_cmd_extend(&cmd, q->name, items, k, ch->conf->lease_ms)
                 != DQ_OK
-                || dq_redis_send_cmd(ch->rc, &cmd, DQ_CMD_TIMEOUT_MS,
-                                     dq__hb_reply, h) != 0)
+                || dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                                    dq__hb_reply, h) != 0)
             {
                 dq__hb_reply(NULL, NULL, "redis not connected", h);
             }

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
+#include <deferred/client.h>
 
 #include "config.h"
 #include "master.h"
@@ -65,7 +65,8 @@ dq__usage(FILE *out)
         "(tasks still accepted)\n"
         "  resume QUEUE...       let them claim again (wakes sleeping "
         "workers)\n"
-        "  -r, --redis ADDR      Redis: HOST:PORT or unix:PATH\n"
+        "  -r, --redis ADDR      Redis: HOST, HOST:PORT, [IPV6]:PORT or "
+        "unix:PATH\n"
         "  -q, --queue NAME      serve this queue (repeatable; default: "
         "\"default\")\n"
         "  -l, --library PATH    load this task library (repeatable)\n"
@@ -346,90 +347,49 @@ dq__signal(dq_args_ctx_t *a)
     return 0;
 }
 
-/* pause / resume QUEUE...: the pause script on every named queue. */
+/* pause / resume QUEUE...: the pause script on every named queue, through
+ * the blocking client (the same connect, AUTH, SELECT and NOSCRIPT
+ * fallback as every other synchronous caller). */
 static int
 dq__pause(dq_args_ctx_t *a)
 {
     dq_worker_conf_t  conf;
-    redisContext     *rc;
-    redisReply       *r;
-    struct timeval    tv = { 5, 0 };
-    char              err[DQ_CONF_ERR_SIZE], host[256];
-    const char       *colon;
-    int               i, paused, st, rcode = 0;
-    dq_cmd_t          cmd;
-    dq_error_t        e;
+    dq_client_opts_t  co;
+    dq_client_t      *c;
+    char              err[DQ_CONF_ERR_SIZE];
+    int               i, paused, changed, st, rcode = 0;
 
     paused = strcmp(a->argv[a->cmd_at], "pause") == 0;
     if (dq__load(&conf, a, err, sizeof(err)) != 0) {
         fprintf(stderr, "deferred-worker: [emerg] %s\n", err);
         return 1;
     }
-    if (strncmp(conf.redis_address, "unix:", 5) == 0) {
-        rc = redisConnectUnixWithTimeout(conf.redis_address + 5, tv);
-    } else {
-        colon = strrchr(conf.redis_address, ':');
-        snprintf(host, sizeof(host), "%.*s",
-                 (int) (colon - conf.redis_address), conf.redis_address);
-        rc = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    }
-    if (rc == NULL || rc->err) {
-        fprintf(stderr, "deferred-worker: cannot connect to Redis at %s: "
-                "%s\n", conf.redis_address, rc ? rc->errstr : "no memory");
-        redisFree(rc);
+    memset(&co, 0, sizeof(co));
+    co.password = conf.redis_password;
+    co.db = conf.redis_db;
+    c = dq_client_new(conf.redis_address, &co);
+    if (c == NULL) {
+        fprintf(stderr, "deferred-worker: out of memory\n");
         dq_conf_free(&conf);
         return 1;
     }
-    redisSetTimeout(rc, tv);
-    if (conf.redis_password) {
-        r = redisCommand(rc, "AUTH %s", conf.redis_password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "deferred-worker: AUTH failed: %s\n",
-                    r ? r->str : rc->errstr);
-            rcode = 1;
-        }
-        freeReplyObject(r);
-    }
-    if (rcode == 0 && conf.redis_db) {
-        r = redisCommand(rc, "SELECT %d", conf.redis_db);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "deferred-worker: SELECT failed: %s\n",
-                    r ? r->str : rc->errstr);
-            rcode = 1;
-        }
-        freeReplyObject(r);
-    }
     for (i = a->cmd_at + 1; rcode == 0 && i < a->argc; i++) {
-        dq_str_t q = dq_str_c(a->argv[i]);
-
-        if (!dq_queue_name_valid(q)) {
-            fprintf(stderr, "deferred-worker: invalid queue name \"%s\"\n",
-                    a->argv[i]);
+        st = dq_queue_pause(c, a->argv[i], paused, &changed);
+        if (st == DQ_EINVAL) {
+            fprintf(stderr, "deferred-worker: %s %s: %s\n",
+                    a->argv[a->cmd_at], a->argv[i], dq_client_errstr(c));
             rcode = 2;
-            break;
-        }
-        dq_cmd_init(&cmd);
-        dq_cmd_pause(&cmd, q, paused);
-        r = redisCommandArgv(rc, cmd.argc, cmd.argv, cmd.argvlen);
-        if (r && dq_reply_is_noscript(r)) {
-            freeReplyObject(r);
-            dq_cmd_use_eval(&cmd);
-            r = redisCommandArgv(rc, cmd.argc, cmd.argv, cmd.argvlen);
-        }
-        dq_cmd_free(&cmd);
-        if (r == NULL || dq_reply_statuses(r, 1, &st, &e) != DQ_OK) {
+        } else if (st != DQ_OK) {
             fprintf(stderr, "deferred-worker: %s %s failed: %s\n",
-                    a->argv[a->cmd_at], a->argv[i],
-                    r ? e.msg : rc->errstr);
+                    a->argv[a->cmd_at], a->argv[i], dq_client_errstr(c));
             rcode = 1;
         } else {
             printf("queue %s %s%s\n", a->argv[i],
-                   st ? "" : "was already ",
+                   changed ? "" : "was already ",
                    paused ? "paused" : "running");
         }
-        freeReplyObject(r);
     }
-    redisFree(rc);
+    dq_client_free(c);
     dq_conf_free(&conf);
     return rcode;
 }

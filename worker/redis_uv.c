@@ -37,8 +37,8 @@ typedef struct dq__req_s dq__req_t;
 
 struct dq__req_s {
     dq__req_t         *prev, *next;
-    dq_redis_t        *r;
-    dq_redis_reply_cb  cb;
+    dq_conn_t         *r;
+    dq_conn_reply_cb   cb;
     void              *data;
     uint64_t           deadline;       /* uv_now ms; 0 = none */
     int64_t            timeout_ms;
@@ -52,11 +52,11 @@ struct dq__req_s {
 typedef struct {
     uv_poll_t          poll;
     redisAsyncContext *ac;
-    dq_redis_t        *r;
+    dq_conn_t         *r;
     int                events;
 } dq__ev_t;
 
-struct dq_redis_s {
+struct dq_conn_s {
     uv_loop_t         *loop;
     redisAsyncContext *ac;
     dq__rstate_t       state;
@@ -75,12 +75,12 @@ struct dq_redis_s {
     int                port;
     char              *path;           /* unix socket */
     char               errstr[160];    /* why the last connection ended */
-    dq_redis_state_cb  state_cb;
+    dq_conn_state_cb  state_cb;
     void              *data;
 };
 
-static void dq__connect(dq_redis_t *r);
-static void dq__drop(dq_redis_t *r, const char *why);
+static void dq__connect(dq_conn_t *r);
+static void dq__drop(dq_conn_t *r, const char *why);
 
 /* ------------------------------------------------------------- adapter */
 
@@ -129,7 +129,7 @@ static void dq__del_read(void *p)  { dq__ev_update(p, 0, UV_READABLE); }
 static void dq__add_write(void *p) { dq__ev_update(p, 1, UV_WRITABLE); }
 static void dq__del_write(void *p) { dq__ev_update(p, 0, UV_WRITABLE); }
 
-static void dq__maybe_free(dq_redis_t *r);
+static void dq__maybe_free(dq_conn_t *r);
 
 static void
 dq__ev_closed(uv_handle_t *h)
@@ -141,7 +141,7 @@ static void
 dq__cleanup(void *p)
 {
     dq__ev_t   *e = p;
-    dq_redis_t *r = e->r;
+    dq_conn_t *r = e->r;
 
     if (r->ac == e->ac) {
         r->ac = NULL;
@@ -153,7 +153,7 @@ dq__cleanup(void *p)
 }
 
 static int
-dq__attach(dq_redis_t *r, redisAsyncContext *ac)
+dq__attach(dq_conn_t *r, redisAsyncContext *ac)
 {
     dq__ev_t *e = calloc(1, sizeof(*e));
 
@@ -179,7 +179,7 @@ dq__attach(dq_redis_t *r, redisAsyncContext *ac)
 /* ------------------------------------------------------------- requests */
 
 static void
-dq__unlink(dq_redis_t *r, dq__req_t *q)
+dq__unlink(dq_conn_t *r, dq__req_t *q)
 {
     if (q->prev) {
         q->prev->next = q->next;
@@ -196,7 +196,7 @@ dq__unlink(dq_redis_t *r, dq__req_t *q)
 }
 
 static void
-dq__link(dq_redis_t *r, dq__req_t *q)
+dq__link(dq_conn_t *r, dq__req_t *q)
 {
     q->prev = r->tail;
     q->next = NULL;
@@ -212,7 +212,7 @@ dq__link(dq_redis_t *r, dq__req_t *q)
 static void
 dq__cmd_timer_cb(uv_timer_t *t)
 {
-    dq_redis_t *r = t->data;
+    dq_conn_t *r = t->data;
     uint64_t    now = uv_now(r->loop);
     dq__req_t  *q;
 
@@ -234,7 +234,7 @@ dq__cmd_timer_cb(uv_timer_t *t)
 static void dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
 static int
-dq__submit(dq_redis_t *r, dq__req_t *q)
+dq__submit(dq_conn_t *r, dq__req_t *q)
 {
     if (r->ac == NULL
         || redisAsyncCommandArgv(r->ac, dq__on_reply, q, q->argc, q->argv,
@@ -255,7 +255,7 @@ static void
 dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     dq__req_t  *q = privdata;
-    dq_redis_t *r = q->r;
+    dq_conn_t *r = q->r;
     redisReply *rep = reply;
     const char *err = NULL;
 
@@ -301,8 +301,8 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 static dq__req_t *
-dq__req_new(dq_redis_t *r, int argc, const char **argv, const size_t *len,
-            int64_t timeout_ms, dq_redis_reply_cb cb, void *data)
+dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
+            int64_t timeout_ms, dq_conn_reply_cb cb, void *data)
 {
     size_t     total = sizeof(dq__req_t)
                        + (size_t) argc * (sizeof(char *) + sizeof(size_t));
@@ -340,9 +340,9 @@ dq__req_new(dq_redis_t *r, int argc, const char **argv, const size_t *len,
 }
 
 int
-dq_redis_send(dq_redis_t *r, int argc, const char **argv,
-              const size_t *argvlen, int64_t timeout_ms,
-              dq_redis_reply_cb cb, void *data)
+dq_conn_send(dq_conn_t *r, int argc, const char **argv,
+             const size_t *argvlen, int64_t timeout_ms,
+             dq_conn_reply_cb cb, void *data)
 {
     dq__req_t *q;
 
@@ -361,21 +361,21 @@ dq_redis_send(dq_redis_t *r, int argc, const char **argv,
 }
 
 int
-dq_redis_send_cmd(dq_redis_t *r, const dq_cmd_t *c, int64_t timeout_ms,
-                  dq_redis_reply_cb cb, void *data)
+dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
+                 dq_conn_reply_cb cb, void *data)
 {
-    return dq_redis_send(r, c->argc, c->argv, c->argvlen, timeout_ms, cb,
-                         data);
+    return dq_conn_send(r, c->argc, c->argv, c->argvlen, timeout_ms, cb,
+                        data);
 }
 
 int
-dq_redis_is_up(const dq_redis_t *r)
+dq_conn_is_up(const dq_conn_t *r)
 {
     return r->state == DQ_RS_UP;
 }
 
 size_t
-dq_redis_pending(const dq_redis_t *r)
+dq_conn_pending(const dq_conn_t *r)
 {
     return r->npending;
 }
@@ -389,7 +389,7 @@ dq__reconnect_cb(uv_timer_t *t)
 }
 
 static void
-dq__schedule_reconnect(dq_redis_t *r)
+dq__schedule_reconnect(dq_conn_t *r)
 {
     if (r->state == DQ_RS_CLOSING) {
         return;
@@ -405,7 +405,7 @@ dq__schedule_reconnect(dq_redis_t *r)
 
 /* Drop the live connection: every pending callback gets NULL. */
 static void
-dq__drop(dq_redis_t *r, const char *why)
+dq__drop(dq_conn_t *r, const char *why)
 {
     redisAsyncContext *ac = r->ac;
     int                was_up = r->state == DQ_RS_UP;
@@ -431,7 +431,7 @@ dq__drop(dq_redis_t *r, const char *why)
 }
 
 static void
-dq__setup_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
+dq__setup_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
 {
     const char *what = data;
@@ -452,7 +452,7 @@ dq__setup_reply(dq_redis_t *r, redisReply *rep, const char *errstr,
 static void
 dq__on_connect(const redisAsyncContext *ac, int status)
 {
-    dq_redis_t *r = ac->data;
+    dq_conn_t *r = ac->data;
     char        dbs[24];
 
     uv_timer_stop(&r->conn_timer);
@@ -474,7 +474,7 @@ dq__on_connect(const redisAsyncContext *ac, int status)
         const char *argv[] = { "AUTH", r->password };
         size_t      len[] = { 4, strlen(r->password) };
 
-        dq_redis_send(r, 2, argv, len, 0, dq__setup_reply, "AUTH");
+        dq_conn_send(r, 2, argv, len, 0, dq__setup_reply, "AUTH");
     }
     if (r->db) {
         const char *argv[] = { "SELECT", dbs };
@@ -482,14 +482,14 @@ dq__on_connect(const redisAsyncContext *ac, int status)
 
         len[0] = 6;
         len[1] = (size_t) snprintf(dbs, sizeof(dbs), "%d", r->db);
-        dq_redis_send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
+        dq_conn_send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
     }
     for (int i = 0; r->load_scripts && i < DQ_SCRIPT__COUNT; i++) {
         const dq_script_t *s = dq_script((dq_script_id_t) i);
         const char        *argv[] = { "SCRIPT", "LOAD", s->source };
         size_t             len[] = { 6, 4, s->len };
 
-        dq_redis_send(r, 3, argv, len, 0, dq__setup_reply, "SCRIPT LOAD");
+        dq_conn_send(r, 3, argv, len, 0, dq__setup_reply, "SCRIPT LOAD");
     }
     dq_log_info("redis (%s): connected", r->label);
     if (r->state == DQ_RS_UP && r->state_cb) {
@@ -500,7 +500,7 @@ dq__on_connect(const redisAsyncContext *ac, int status)
 static void
 dq__on_disconnect(const redisAsyncContext *ac, int status)
 {
-    dq_redis_t *r = ac->data;
+    dq_conn_t *r = ac->data;
 
     (void) status;
     uv_timer_stop(&r->cmd_timer);
@@ -518,7 +518,7 @@ dq__on_disconnect(const redisAsyncContext *ac, int status)
 static void
 dq__connect_timeout_cb(uv_timer_t *t)
 {
-    dq_redis_t        *r = t->data;
+    dq_conn_t        *r = t->data;
     redisAsyncContext *ac = r->ac;
     char               why[64];
 
@@ -533,7 +533,7 @@ dq__connect_timeout_cb(uv_timer_t *t)
 }
 
 static void
-dq__connect(dq_redis_t *r)
+dq__connect(dq_conn_t *r)
 {
     redisAsyncContext *ac;
 
@@ -571,43 +571,27 @@ dq__connect(dq_redis_t *r)
 
 /* ------------------------------------------------------------- lifetime */
 
+/* The address by dq_addr_parse; a host name resolved here, once. */
 static int
-dq__parse_address(dq_redis_t *r, const char *address)
+dq__parse_address(dq_conn_t *r, const char *address)
 {
     struct addrinfo  hints, *res = NULL;
     char             host[256], num[INET6_ADDRSTRLEN];
-    const char      *colon, *h = address;
-    size_t           hlen;
+    dq_addr_t        a;
+    dq_error_t       err;
     int              rc;
 
-    if (strncmp(address, "unix:", 5) == 0) {
-        r->path = strdup(address + 5);
+    if (dq_addr_parse(dq_str_c(address), &a, &err) != DQ_OK) {
+        dq_log_error("%s", err.msg);
+        return -1;
+    }
+    if (a.path.len) {
+        r->path = strndup(a.path.ptr, a.path.len);
         return r->path ? 0 : -1;
     }
-    r->port = 6379;
-    if (address[0] == '[') {                  /* [v6]:port */
-        colon = strchr(address, ']');
-        if (colon == NULL) {
-            goto bad;
-        }
-        h = address + 1;
-        hlen = (size_t) (colon - h);
-        if (colon[1] == ':') {
-            r->port = atoi(colon + 2);
-        }
-    } else {
-        colon = strrchr(address, ':');
-        hlen = colon ? (size_t) (colon - address) : strlen(address);
-        if (colon) {
-            r->port = atoi(colon + 1);
-        }
-    }
-    if (hlen == 0 || hlen >= sizeof(host) || r->port <= 0 || r->port > 65535)
-    {
-        goto bad;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
+    r->port = a.port;
+    memcpy(host, a.host.ptr, a.host.len);
+    host[a.host.len] = '\0';
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -629,18 +613,13 @@ dq__parse_address(dq_redis_t *r, const char *address)
     freeaddrinfo(res);
     r->host = strdup(num);
     return r->host ? 0 : -1;
-
-bad:
-    dq_log_error("redis address \"%s\" is not host:port or unix:/path",
-                 address);
-    return -1;
 }
 
-dq_redis_t *
-dq_redis_new(uv_loop_t *loop, const dq_redis_opts_t *o,
-             dq_redis_state_cb cb, void *data)
+dq_conn_t *
+dq_conn_new(uv_loop_t *loop, const dq_conn_opts_t *o,
+            dq_conn_state_cb cb, void *data)
 {
-    dq_redis_t *r = calloc(1, sizeof(*r));
+    dq_conn_t *r = calloc(1, sizeof(*r));
 
     if (r == NULL) {
         return NULL;
@@ -672,13 +651,13 @@ dq_redis_new(uv_loop_t *loop, const dq_redis_opts_t *o,
 }
 
 void
-dq_redis_start(dq_redis_t *r)
+dq_conn_start(dq_conn_t *r)
 {
     dq__connect(r);
 }
 
 static void
-dq__maybe_free(dq_redis_t *r)
+dq__maybe_free(dq_conn_t *r)
 {
     if (r->state != DQ_RS_CLOSING || r->ac != NULL || r->open_handles > 0) {
         return;
@@ -693,14 +672,14 @@ dq__maybe_free(dq_redis_t *r)
 static void
 dq__timer_closed(uv_handle_t *h)
 {
-    dq_redis_t *r = h->data;
+    dq_conn_t *r = h->data;
 
     r->open_handles--;
     dq__maybe_free(r);
 }
 
 void
-dq_redis_close(dq_redis_t *r)
+dq_conn_close(dq_conn_t *r)
 {
     if (r == NULL || r->state == DQ_RS_CLOSING) {
         return;

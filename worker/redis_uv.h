@@ -8,7 +8,7 @@
  * AUTH/SELECT and SCRIPT LOAD of every contract script on each connect,
  * and the NOSCRIPT -> EVAL fallback for EVALSHA commands.
  *
- * Contract: every dq_redis_send() whose return is 0 gets its callback
+ * Contract: every dq_conn_send() whose return is 0 gets its callback
  * exactly once — with the reply, or with reply NULL and errstr set
  * (connection lost, timeout, closing). The reply dies when the callback
  * returns. Arguments are copied at send time.
@@ -24,13 +24,13 @@
 
 #include "dq_contract.h"
 
-typedef struct dq_redis_s dq_redis_t;
+typedef struct dq_conn_s dq_conn_t;
 
-typedef void (*dq_redis_reply_cb)(dq_redis_t *r, redisReply *reply,
+typedef void (*dq_conn_reply_cb)(dq_conn_t *r, redisReply *reply,
                                   const char *errstr, void *data);
 /* up = 1: connected and ready (scripts loaded); 0: connection lost (a
  * reconnect is scheduled). */
-typedef void (*dq_redis_state_cb)(dq_redis_t *r, int up, void *data);
+typedef void (*dq_conn_state_cb)(dq_conn_t *r, int up, void *data);
 
 typedef struct {
     const char *address;          /* "host:port" | "host" | "unix:/path" */
@@ -39,30 +39,33 @@ typedef struct {
     const char *label;            /* for logs: "commands", "wake" */
     int64_t     connect_timeout_ms;  /* 0 = 5000 */
     int         load_scripts;
-} dq_redis_opts_t;
+} dq_conn_opts_t;
 
-/* Resolve the host once (blocking getaddrinfo: call before the loop
- * runs) so every connect is by numeric address. 0 or -1 (logged). */
-dq_redis_t *dq_redis_new(uv_loop_t *loop, const dq_redis_opts_t *opts,
-                         dq_redis_state_cb cb, void *data);
+/* Parse the address (dq_addr_parse) and resolve a host name once
+ * (blocking getaddrinfo: call before the loop runs) so every connect and
+ * reconnect of this connection is by numeric address; a child started
+ * later (restart, reload) resolves again. NULL on a bad address, a name
+ * that does not resolve or no memory (logged). */
+dq_conn_t *dq_conn_new(uv_loop_t *loop, const dq_conn_opts_t *opts,
+                         dq_conn_state_cb cb, void *data);
 
 /* Start connecting (and keep reconnecting until closed). */
-void dq_redis_start(dq_redis_t *r);
+void dq_conn_start(dq_conn_t *r);
 
-int dq_redis_is_up(const dq_redis_t *r);
-size_t dq_redis_pending(const dq_redis_t *r);
+int dq_conn_is_up(const dq_conn_t *r);
+size_t dq_conn_pending(const dq_conn_t *r);
 
 /* Send a command; 0 if sent (the callback will run), -1 if the
  * connection is not up (no callback). timeout_ms 0 = no timeout. A
  * command whose argv[0] is EVALSHA is resent as EVAL on NOSCRIPT. */
-int dq_redis_send(dq_redis_t *r, int argc, const char **argv,
-                  const size_t *argvlen, int64_t timeout_ms,
-                  dq_redis_reply_cb cb, void *data);
-int dq_redis_send_cmd(dq_redis_t *r, const dq_cmd_t *c, int64_t timeout_ms,
-                      dq_redis_reply_cb cb, void *data);
+int dq_conn_send(dq_conn_t *r, int argc, const char **argv,
+                 const size_t *argvlen, int64_t timeout_ms,
+                 dq_conn_reply_cb cb, void *data);
+int dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
+                     dq_conn_reply_cb cb, void *data);
 
 /* Close: pending callbacks get NULL ("closing"); the object is freed once
  * its handles have closed (keep running the loop). */
-void dq_redis_close(dq_redis_t *r);
+void dq_conn_close(dq_conn_t *r);
 
 #endif /* DQ_REDIS_UV_H */

@@ -58,7 +58,7 @@ dq__tk_log(int level, const char *msg)
 }
 
 static void
-dq__tk_redis_cb(dq_redis_t *r, redisReply *reply, const char *errstr,
+dq__tk_redis_cb(dq_conn_t *r, redisReply *reply, const char *errstr,
                 void *data)
 {
     (void) r;
@@ -71,11 +71,11 @@ dq__tk_redis_send(void *conn, int argc, const char **argv,
 {
     dq_child_t *ch = conn;
 
-    if (ch->rc == NULL) {
+    if (ch->cmd_conn == NULL) {
         return -1;
     }
-    return dq_redis_send(ch->rc, argc, argv, argvlen, DQ_CMD_TIMEOUT_MS,
-                         dq__tk_redis_cb, op);
+    return dq_conn_send(ch->cmd_conn, argc, argv, argvlen, DQ_CMD_TIMEOUT_MS,
+                        dq__tk_redis_cb, op);
 }
 
 int

@@ -23,10 +23,10 @@ typedef struct dq_task_s  dq_task_t;
  * never started and its lease is handed back. */
 void dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled);
 
-/* Set up the runtime on ch->loop (after ch->rc exists): child.c does it at
- * start, before any task runs, so that no pool thread ever gets a runtime
- * of its own (dq_tasklet_child_start() would do it otherwise). 0 or -1
- * (logged). */
+/* Set up the runtime on ch->loop (after ch->cmd_conn exists): child.c
+ * does it at start, before any task runs, so that no pool thread ever gets
+ * a runtime of its own (dq_tasklet_child_start() would do it otherwise).
+ * 0 or -1 (logged). */
 int dq_tasklet_child_init(dq_child_t *ch);
 /* Run t (counted in ch->used by the caller) as a tasklet, now or when a
  * tasklet slot frees up. The first call adds tasklet_concurrency to the

@@ -50,7 +50,7 @@ dq_timeout_clock_ms(void)
 }
 
 static void
-dq__to_reply(dq_redis_t *r, redisReply *rep, const char *errstr, void *data)
+dq__to_reply(dq_conn_t *r, redisReply *rep, const char *errstr, void *data)
 {
     dq__to_req_t *q = data;
     int           st = 0;
@@ -123,8 +123,8 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
         req->queue = strdup(t->queue);
     }
     if (rc != DQ_OK || req == NULL || req->id == NULL || req->queue == NULL
-        || dq_redis_send_cmd(ch->rc, &cmd, DQ_CMD_TIMEOUT_MS, dq__to_reply,
-                             req) != 0)
+        || dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS, dq__to_reply,
+                            req) != 0)
     {
         dq_log_warn("timed-out task %s: cannot reach Redis; its lease "
                     "expires instead", t->id);
@@ -172,7 +172,7 @@ dq__check(uv_timer_t *tm)
         raise(SIGTERM);             /* the child's graceful stop */
     }
     if (to->tripped && others == 0 && ch->reserved == 0
-        && !ch->flush_active && dq_redis_pending(ch->rc) == 0)
+        && !ch->flush_active && dq_conn_pending(ch->cmd_conn) == 0)
     {
         dq_log_info("only timed-out tasks left: exiting to be replaced");
         /* threads are still inside task code: no orderly teardown */

@@ -90,7 +90,7 @@ typedef struct {
     int              concurrency;     /* plain tasks in flight per child */
     int              tasklet_concurrency; /* tasklet tasks per child */
     size_t           tasklet_stack;   /* usable bytes per tasklet stack */
-    int              batch;           /* max tasks per claim */
+    int              claim_size;      /* max tasks per claim */
 
     int64_t          lease_ms;        /* lease length; heartbeat at 1/3 */
     int64_t          reclaim_delay_ms;/* delay before re-running a task

@@ -12,7 +12,8 @@ WORKER_OBJS := $(WORKER_SRCS:%.c=$(B)/%.o)
 
 $(WORKER_OBJS): $(GEN)/dq_scripts.c
 
-$(B)/worker/deferred-worker: $(WORKER_OBJS) $(TASKLET_OBJS) $(B)/libdq.a
+$(B)/worker/deferred-worker: $(WORKER_OBJS) $(TASKLET_OBJS) $(B)/libdqclient.a \
+                            $(B)/libdq.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -rdynamic -o $@ $^ $(ALL_LDLIBS)
 

@@ -48,7 +48,9 @@ typedef struct {
     size_t      max_envelope;    /* 0 = 1 MiB */
 } dq_client_opts_t;
 
-/* address: "host:port", "host" (port 6379) or "unix:/path/to/sock".
+/* address: "HOST" (port 6379), "HOST:PORT", "[IPV6]:PORT" or
+ * "unix:/path/to/sock" (the same forms as the module and the worker); a
+ * host name is resolved at each connect.
  * Returns NULL only on out-of-memory; a failed connect returns a client
  * whose calls fail with DQ_EREDIS (see dq_client_errstr) and which
  * reconnects on the next call. opts may be NULL. */
@@ -127,6 +129,13 @@ int dq_requeue_dead(dq_client_t *c, const char *queue, const char *id);
  * DQ_ENOTFOUND if none. */
 int dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
                        char *buf, size_t size);
+
+/* Pause (paused 1) or resume (0) a queue for every worker: claims take
+ * nothing from it while tasks are still accepted; resuming wakes sleeping
+ * workers. *changed (may be NULL): 1 if the state changed, 0 if it already
+ * was so. */
+int dq_queue_pause(dq_client_t *c, const char *queue, int paused,
+                   int *changed);
 
 #ifdef __cplusplus
 }

@@ -74,7 +74,8 @@ extern "C" {
 #define DQ_ENOTASKLET -104  /* only allowed outside (or inside) a tasklet */
 #define DQ_ECANCELED  -105  /* the runtime shut down before completion */
 
-/* Static English text of any code (this header's or common.h's). */
+/* Static English text of any code: this header's here, common.h's by
+ * dq_strerror (the same text), any other "application error". */
 DQ_EXPORT const char *dq_tasklet_strerror(int code);
 
 /* ============================================================== runtime */
