@@ -24,7 +24,7 @@ my $s = DQApp->start(
     dir => $dir, redis => $r,
     app_cmd => [$DQApp::PY, "$DQTest::ROOT/t/python/barrier.py", '%PORT%', $N,
                 "$dir/barrier.json"],
-    worker_conf => "tasklet_concurrency $N;\nbatch $N;\n"
+    worker_conf => "tasklet_concurrency $N;\nclaim_size $N;\n"
         . "queue default { push_target http://127.0.0.1:\@APP_PORT\@; push_deadline 90s; }\n");
 
 my ($rc, $out) = $s->python(qq{

@@ -17,7 +17,7 @@ plan skip_all => "tasklet example library not built ($lib)" unless -e $lib;
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
 my $w = DQWorker::start_worker($r, $dir, libs => [$lib],
-                               args => [qw(--tasklet_concurrency 1000 --batch 1000)]);
+                               args => [qw(--tasklet_concurrency 1000 --claim_size 1000)]);
 for my $round (1 .. 3) {
     DQWorker::defer($r, qw(--count 1000 example.sleep_tasklet 100 t:slept));
     ok(wait_for(sub { ($r->cmd(qw(GET t:slept)) // 0) >= 1000 * $round }, 30, 0.05),
