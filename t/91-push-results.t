@@ -11,6 +11,7 @@ use lib 't/lib';
 use DQTest;
 use DQApp;
 use JSON::PP;
+use HTTP::Tiny;
 use Test::More;
 
 DQApp::require_python();
@@ -20,7 +21,14 @@ plan skip_all => 'python3-redis not installed'
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
 my $s = DQApp->start(dir => $dir, redis => $r, app => 'pushapp:app',
-                     app_dir => "$DQTest::ROOT/t/python");
+                     app_dir => "$DQTest::ROOT/t/python", worker_conf => <<'EOF');
+queue default {
+    push_target http://127.0.0.1:@APP_PORT@; push_deadline 20s;
+    min_backoff 100ms; max_backoff 1s;
+}
+queue deadline { push_target http://127.0.0.1:@APP_PORT@; push_deadline 500ms; retry_limit 0; }
+queue timeout { push_target http://127.0.0.1:@APP_PORT@; timeout 500ms; retry_limit 0; }
+EOF
 
 sub attempts {
     my ($tag) = @_;
@@ -130,8 +138,29 @@ ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $bad_id) }, 10),
    'an undecodable payload: dead (kept, inspectable), not silently dropped');
 like(dead_error($bad_id), qr/cannot unpickle/, '... with the reason');
 
+# ------------------------------------------------ a task that is not a push
+my $res = HTTP::Tiny->new->post('http://127.0.0.1:' . $s->{enqueue_port} . '/_ngx_deferred/enqueue',
+    { content => '{"func":"c.function","args":[1,2]}',
+      headers => { 'Content-Type' => 'application/json' } });
+is($res->{status}, 201, 'a C-style task (two arguments) enqueued into the push queue');
+my ($c_id) = $res->{content} =~ /"id":"([^"]+)"/;
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $c_id) }, 10), '... is dead at once');
+like(dead_error($c_id), qr/carries its body as its one argument/, '... saying why');
+
 my $stats = { @{ $r->cmd('HGETALL', 'dq:{default}:stats') } };
-is($stats->{dead}, 2, 'two dead tasks in all (permanent, undecodable)');
-$s->stop;
+is($stats->{dead}, 3, 'three dead tasks in all (permanent, undecodable, not a push)');
+
+# --------------------------------------- push_deadline and the queue timeout
+for my $q (qw(deadline timeout)) {
+    $out = defer_py(qq{print(deferred.defer(pushapp.ok, "never", _queue="$q", _url="/slow?3").id)});
+    my ($id) = $out =~ /(\S+)\s*$/;
+    ok(wait_for(sub { $r->cmd('ZSCORE', "dq:{$q}:dead", $id) }, 10),
+       "queue $q: a push the app answers after 3 s fails at 0.5 s (retry_limit 0: dead)");
+    like($r->cmd('HGET', "dq:{$q}:errors", $id),
+         $q eq 'deadline' ? qr/Timeout was reached/ : qr/timed out|canceled/,
+         "... $q: the reason");
+}
+
+is($s->stop, 0, 'the worker exits 0 (the push library lets it stop)');
 log_clean_ok("$dir/worker.log", 'worker log');
 done_testing();

@@ -135,11 +135,13 @@ sub python {
     return ($? >> 8, $out);
 }
 
+# stop everything; returns the worker's exit status
 sub stop {
     my ($self) = @_;
-    DQWorker::stop_worker($self->{worker}) if $self->{worker};
+    my $st = $self->{worker} ? DQWorker::stop_worker($self->{worker}) : undef;
     $self->app_stop if $self->{app_pid};
     $self->{nginx}->stop;
+    return defined $st ? $st >> 8 : undef;
 }
 
 1;
