@@ -92,6 +92,6 @@ version:
 	@echo $(VERSION)
 
 clean:
-	rm -rf build
+	rm -rf build $(B)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

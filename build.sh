@@ -100,7 +100,8 @@ build_san() {
 run_tests() {
     command -v prove >/dev/null || die "prove not found (perl)"
     log "running tests"
-    prove -j"$JOBS" t/
+    # DQ_STRICT: a test whose binary is missing fails instead of skipping
+    DQ_STRICT=1 prove -j"$JOBS" t/
 }
 
 cmd=${1:-}

@@ -32,14 +32,14 @@ realtime_s(void)
 }
 
 static int
-get_counter(redisContext *rc, const char *key, const char *field,
+get_counter(redisContext *ctx, const char *key, const char *field,
             long long *out)
 {
     redisReply *r;
 
-    r = redisCommand(rc, "HGET %s %s", key, field);
+    r = redisCommand(ctx, "HGET %s %s", key, field);
     if (r == NULL) {
-        fprintf(stderr, "dq-bench-wait: %s\n", rc->errstr);
+        fprintf(stderr, "dq-bench-wait: %s\n", ctx->errstr);
         return -1;
     }
     if (r->type == REDIS_REPLY_NIL) {
@@ -65,7 +65,7 @@ main(int argc, char **argv)
     int             port = 6379, ch, interval_ms = 5, nfail = 0, i;
     long long       n = 0, v = 0, start;
     double          timeout = 120, t0, first = 0, now;
-    redisContext   *rc;
+    redisContext   *ctx;
     struct timespec nap;
 
     while ((ch = getopt(argc, argv, "p:k:f:n:i:t:x:")) != -1) {
@@ -91,25 +91,25 @@ main(int argc, char **argv)
         return 2;
     }
 
-    rc = redisConnect(host, port);
-    if (rc == NULL || rc->err) {
+    ctx = redisConnect(host, port);
+    if (ctx == NULL || ctx->err) {
         fprintf(stderr, "dq-bench-wait: connect: %s\n",
-                rc ? rc->errstr : "out of memory");
+                ctx ? ctx->errstr : "out of memory");
         return 2;
     }
 
     t0 = realtime_s();
-    if (get_counter(rc, key, field, &start) != 0)
+    if (get_counter(ctx, key, field, &start) != 0)
         return 2;
     v = start;
     for (i = 0; i < nfail; i++)
-        if (get_counter(rc, key, fail[i], &fail0[i]) != 0)
+        if (get_counter(ctx, key, fail[i], &fail0[i]) != 0)
             return 2;
     nap.tv_sec = interval_ms / 1000;
     nap.tv_nsec = (long) (interval_ms % 1000) * 1000000;
 
     for ( ;; ) {
-        if (get_counter(rc, key, field, &v) != 0)
+        if (get_counter(ctx, key, field, &v) != 0)
             return 2;
         now = realtime_s();
         if (first == 0 && v != start)
@@ -117,24 +117,24 @@ main(int argc, char **argv)
         if (v >= n)
             break;
         for (i = 0; i < nfail; i++) {
-            if (get_counter(rc, key, fail[i], &fv) != 0)
+            if (get_counter(ctx, key, fail[i], &fv) != 0)
                 return 2;
             if (fv != fail0[i]) {
                 printf("first_s=%.6f done_s=0 value=%lld failed=%s\n",
                        first, v, fail[i]);
-                redisFree(rc);
+                redisFree(ctx);
                 return 1;
             }
         }
         if (now - t0 > timeout) {
             printf("first_s=%.6f done_s=0 value=%lld\n", first, v);
-            redisFree(rc);
+            redisFree(ctx);
             return 1;
         }
         nanosleep(&nap, NULL);
     }
 
     printf("first_s=%.6f done_s=%.6f value=%lld\n", first, now, v);
-    redisFree(rc);
+    redisFree(ctx);
     return 0;
 }

@@ -14,7 +14,7 @@
 
 FIGS is the TSV run.sh writes, one figure a line:
   name, value (or n/a), unit, ceiling name, ratio to it, reason if n/a.
-Targets and peer figures (issue 6) live here, in TARGETS, so the table says
+Targets and peer figures (docs/BENCHMARKS.md) live here, in TARGETS, so the table says
 which targets a run met.
 """
 import json

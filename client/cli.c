@@ -12,6 +12,9 @@
  *   deferred-cli [-r ADDR] dead [QUEUE]          dead ids and their errors
  *   deferred-cli [-r ADDR] error QUEUE ID        last error of a task
  *   deferred-cli [-r ADDR] requeue QUEUE ID      re-run a dead task
+ *   deferred-cli [-r ADDR] requeue-all QUEUE [TEXT]
+ *                                   re-run every dead task (whose last
+ *                                   error contains TEXT)
  *
  * defer options: -q QUEUE, -n NAME, -u URL, --countdown MS, --eta MS,
  * -H NAME:VALUE (repeatable), -k KEY=VALUE (keyword argument, repeatable), --retry-limit N, --age-limit MS,
@@ -55,7 +58,8 @@ usage(void)
         "  stats [QUEUE]\n"
         "  dead [QUEUE]\n"
         "  error QUEUE ID\n"
-        "  requeue QUEUE ID\n");
+        "  requeue QUEUE ID\n"
+        "  requeue-all QUEUE [ERROR-TEXT]\n");
     return 2;
 }
 
@@ -290,10 +294,13 @@ cmd_stats(dq_client_t *c, const char *queue)
         return exit_code(rc);
     }
     printf("queue %s\nwaiting %lld\nrunning %lld\ndead %lld\nenqueued %lld\n"
-           "done %lld\nretried %lld\ndead_total %lld\n", queue,
+           "done %lld\nretried %lld\ndead_total %lld\nreclaimed %lld\n"
+           "released %lld\nunrunnable %lld\ndead_over_max %lld\n", queue,
            (long long) s.waiting, (long long) s.running, (long long) s.dead,
            (long long) s.enqueued, (long long) s.done, (long long) s.retried,
-           (long long) s.dead_total);
+           (long long) s.dead_total, (long long) s.reclaimed,
+           (long long) s.released, (long long) s.unrunnable,
+           (long long) s.dead_over_max);
     return 0;
 }
 
@@ -397,6 +404,19 @@ main(int argc, char **argv)
         if (ret != DQ_OK) {
             fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(ret),
                     dq_client_errstr(c));
+        }
+        ret = exit_code(ret);
+    } else if (strcmp(argv[i], "requeue-all") == 0 && i + 1 < argc) {
+        int64_t n = 0, k = 0;
+
+        ret = dq_requeue_dead_all(c, argv[i + 1],
+                                  i + 2 < argc ? argv[i + 2] : NULL, &n, &k);
+        if (ret != DQ_OK) {
+            fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(ret),
+                    dq_client_errstr(c));
+        } else {
+            printf("%lld requeued, %lld left dead (name held by a live "
+                   "task)\n", (long long) n, (long long) k);
         }
         ret = exit_code(ret);
     } else {

@@ -52,19 +52,19 @@ dq__disconnect(dq_client_t *c)
     dq__qset_clear(&c->queues);   /* the next connection adds them again */
 }
 
+/* AUTH or SELECT on a fresh connection; 0, or -1 with err filled. */
 static int
-dq__simple(dq_client_t *c, int argc, const char **argv, const char *what)
+dq__setup_cmd(redisContext *ctx, const char *cmd, const char *arg,
+              char *err, size_t errlen)
 {
-    redisReply *r = redisCommandArgv(c->ctx, argc, argv, NULL);
-    int         rc = DQ_OK;
+    const char *argv[2] = { cmd, arg };
+    redisReply *r = redisCommandArgv(ctx, 2, argv, NULL);
+    int         rc = 0;
 
-    if (r == NULL) {
-        rc = dq__fail(c, DQ_EREDIS, "redis %s: %s", what,
-                      c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
-        dq__disconnect(c);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        rc = dq__fail(c, DQ_EREDIS, "redis %s: %s", what, r->str);
-        dq__disconnect(c);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "redis %s: %s", cmd,
+                 r ? r->str : ctx->errstr[0] ? ctx->errstr : "no reply");
+        rc = -1;
     }
     if (r) {
         freeReplyObject(r);
@@ -72,53 +72,71 @@ dq__simple(dq_client_t *c, int argc, const char **argv, const char *what)
     return rc;
 }
 
+redisContext *
+dq_sync_connect(const char *address, const char *password, int db,
+                int timeout_ms, char *err, size_t errlen)
+{
+    struct timeval  tv;
+    redisContext   *ctx;
+    dq_addr_t       a;
+    dq_error_t      e;
+    char            host[256], dbs[16];
+
+    if (dq_addr_parse(dq_str_c(address), &a, &e) != DQ_OK) {
+        snprintf(err, errlen, "%s", e.msg);
+        return NULL;
+    }
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    if (a.path.len) {
+        ctx = redisConnectUnixWithTimeout(address + 5, tv);
+    } else {
+        snprintf(host, sizeof(host), "%.*s", (int) a.host.len, a.host.ptr);
+        ctx = redisConnectWithTimeout(host, a.port, tv);
+    }
+    if (ctx == NULL) {
+        snprintf(err, errlen, "redis connect: out of memory");
+        return NULL;
+    }
+    if (ctx->err) {
+        snprintf(err, errlen, "redis connect to %s: %s", address,
+                 ctx->errstr);
+        goto fail;
+    }
+    if (redisSetTimeout(ctx, tv) != REDIS_OK) {
+        snprintf(err, errlen, "redis: cannot set the timeout");
+        goto fail;
+    }
+    if (password && dq__setup_cmd(ctx, "AUTH", password, err, errlen) != 0)
+    {
+        goto fail;
+    }
+    snprintf(dbs, sizeof(dbs), "%d", db);
+    if (db && dq__setup_cmd(ctx, "SELECT", dbs, err, errlen) != 0) {
+        goto fail;
+    }
+    return ctx;
+
+fail:
+    redisFree(ctx);
+    return NULL;
+}
+
 static int
 dq__connect(dq_client_t *c)
 {
-    struct timeval tv;
-    char           db[16];
-    const char    *argv[2];
+    char err[sizeof(c->errstr)];
 
     if (c->ctx && c->ctx->err == 0) {
         return DQ_OK;
     }
     dq__disconnect(c);
-    tv.tv_sec = c->timeout_ms / 1000;
-    tv.tv_usec = (c->timeout_ms % 1000) * 1000;
-    c->ctx = c->unix_path ? redisConnectUnixWithTimeout(c->unix_path, tv)
-                          : redisConnectWithTimeout(c->host, c->port, tv);
+    c->ctx = dq_sync_connect(c->address, c->password, c->db, c->timeout_ms,
+                             err, sizeof(err));
     if (c->ctx == NULL) {
-        return dq__fail(c, DQ_ENOMEM, "redis connect: out of memory");
-    }
-    if (c->ctx->err) {
-        if (c->unix_path) {
-            dq__fail(c, DQ_EREDIS, "redis connect to unix:%s: %s",
-                     c->unix_path, c->ctx->errstr);
-        } else {
-            dq__fail(c, DQ_EREDIS, "redis connect to %s:%d: %s", c->host,
-                     c->port, c->ctx->errstr);
-        }
-        dq__disconnect(c);
-        return DQ_EREDIS;
-    }
-    if (redisSetTimeout(c->ctx, tv) != REDIS_OK) {
-        dq__disconnect(c);
-        return dq__fail(c, DQ_EREDIS, "redis: cannot set the timeout");
-    }
-    if (c->password) {
-        argv[0] = "AUTH";
-        argv[1] = c->password;
-        if (dq__simple(c, 2, argv, "AUTH") != DQ_OK) {
-            return DQ_EREDIS;
-        }
-    }
-    if (c->db) {
-        snprintf(db, sizeof(db), "%d", c->db);
-        argv[0] = "SELECT";
-        argv[1] = db;
-        if (dq__simple(c, 2, argv, "SELECT") != DQ_OK) {
-            return DQ_EREDIS;
-        }
+        return dq__fail(c, strstr(err, "out of memory") ? DQ_ENOMEM
+                                                         : DQ_EREDIS,
+                        "%s", err);
     }
     return DQ_OK;
 }
@@ -140,21 +158,10 @@ dq_client_new(const char *address, const dq_client_opts_t *opts)
     bad = dq_addr_parse(dq_str_c(address), &a, &err) != DQ_OK;
     if (bad) {
         dq__fail(c, DQ_EINVAL, "%s", err.msg);
-        c->host = strdup(address);        /* for dq__ready's message */
-        if (c->host == NULL) {
-            goto nomem;
-        }
-    } else if (a.path.len) {
-        c->unix_path = strndup(a.path.ptr, a.path.len);
-        if (c->unix_path == NULL) {
-            goto nomem;
-        }
-    } else {
-        c->host = strndup(a.host.ptr, a.host.len);
-        c->port = a.port;
-        if (c->host == NULL) {
-            goto nomem;
-        }
+    }
+    c->address = strdup(address);
+    if (c->address == NULL) {
+        goto nomem;
     }
     c->timeout_ms = 5000;
     c->tombstone_ms = DQ_DEFAULT_TOMBSTONE_MS;
@@ -196,8 +203,7 @@ dq_client_free(dq_client_t *c)
         return;
     }
     dq__disconnect(c);
-    free(c->host);
-    free(c->unix_path);
+    free(c->address);
     free(c->password);
     free(c);
 }
@@ -216,7 +222,7 @@ dq__ready(dq_client_t *c)
     dq_error_t err;
 
     if (c->bad_address) {
-        (void) dq_addr_parse(dq_str_c(c->host), &a, &err);
+        (void) dq_addr_parse(dq_str_c(c->address), &a, &err);
         return dq__fail(c, DQ_EINVAL, "%s", err.msg);
     }
     return dq__connect(c);
@@ -478,7 +484,7 @@ dq__status_text(dq_client_t *c, const dq__prep_t *p)
     }
 }
 
-/* Enqueue prepared tasks: one script call per queue per DQ__BATCH tasks,
+/* Enqueue prepared tasks: one script call per queue per DQ__CHUNK tasks,
  * all pipelined, then all replies read. */
 static int
 dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
@@ -520,7 +526,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             if (preps[j].sent || strcmp(preps[j].queue, qkey) != 0) {
                 continue;
             }
-            if (ncalls == 0 || call_n[ncalls - 1] == DQ__BATCH
+            if (ncalls == 0 || call_n[ncalls - 1] == DQ__CHUNK
                 || strcmp(preps[idx[call_first[ncalls - 1]]].queue, qkey) != 0)
             {
                 call_first[ncalls] = m;

@@ -20,6 +20,21 @@ dq__queue_arg(dq_client_t *c, const char *queue, dq_str_t *q)
     return DQ_OK;
 }
 
+/* A call on one task: valid queue and id, and connected. */
+static int
+dq__task_args(dq_client_t *c, const char *queue, const char *id, dq_str_t *q)
+{
+    int rc;
+
+    if ((rc = dq__queue_arg(c, queue, q)) != DQ_OK) {
+        return rc;
+    }
+    if (id == NULL || id[0] == '\0') {
+        return dq__fail(c, DQ_EINVAL, "id: required");
+    }
+    return dq__ready(c);
+}
+
 static int64_t
 dq__int_reply(const redisReply *r)
 {
@@ -40,7 +55,7 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
 {
     static const dq_key_kind_t zsets[3] = { DQ_KEY_ETA, DQ_KEY_LEASE,
                                              DQ_KEY_DEAD };
-    const char *argv[7];
+    const char *argv[11];
     char        keys[4][DQ_KEY_MAX];
     redisReply *r;
     dq_str_t    q;
@@ -67,7 +82,11 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
     argv[3] = "done";
     argv[4] = "retried";
     argv[5] = "dead";
-    redisAppendCommandArgv(c->ctx, 6, argv, NULL);
+    argv[6] = "reclaimed";
+    argv[7] = "released";
+    argv[8] = "unrunnable";
+    argv[9] = "dead_over_max";
+    redisAppendCommandArgv(c->ctx, 10, argv, NULL);
     for (i = 0; i < 4; i++) {
         if (dq__get_reply(c, &r) != DQ_OK) {
             return DQ_EREDIS;
@@ -76,11 +95,15 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
             rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
         } else if (i < 3) {
             v[i] = dq__int_reply(r);
-        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 8) {
             out->enqueued = dq__int_reply(r->element[0]);
             out->done = dq__int_reply(r->element[1]);
             out->retried = dq__int_reply(r->element[2]);
             out->dead_total = dq__int_reply(r->element[3]);
+            out->reclaimed = dq__int_reply(r->element[4]);
+            out->released = dq__int_reply(r->element[5]);
+            out->unrunnable = dq__int_reply(r->element[6]);
+            out->dead_over_max = dq__int_reply(r->element[7]);
         }
         freeReplyObject(r);
     }
@@ -93,9 +116,16 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
     return DQ_OK;
 }
 
-/* Run a built script command whose reply is one status (1 or 0). */
+static int
+dq__one_status(const redisReply *r, int *status, dq_error_t *err)
+{
+    return dq_reply_statuses(r, 1, status, err);
+}
+
+/* Run a built script command whose reply is one status, read by parse. */
 static int
 dq__status_call(dq_client_t *c, dq_cmd_t *cmd, int built, const char *what,
+                int (*parse)(const redisReply *, int *, dq_error_t *),
                 int *status)
 {
     redisReply *r;
@@ -105,7 +135,7 @@ dq__status_call(dq_client_t *c, dq_cmd_t *cmd, int built, const char *what,
     if (rc == DQ_OK) {
         rc = dq__run(c, cmd, &r);
         if (rc == DQ_OK) {
-            rc = dq_reply_statuses(r, 1, status, &err);
+            rc = parse(r, status, &err);
             if (rc != DQ_OK) {
                 dq__fail_err(c, &err);
             }
@@ -126,21 +156,67 @@ dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
     int         rc, ok = 0;
 
     c->errstr[0] = '\0';
-    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
-        return rc;
-    }
-    if (id == NULL || id[0] == '\0') {
-        return dq__fail(c, DQ_EINVAL, "id: required");
-    }
-    if ((rc = dq__ready(c)) != DQ_OK) {
+    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK) {
         return rc;
     }
     dq_cmd_init(&cmd);
     rc = dq__status_call(c, &cmd, dq_cmd_requeue(&cmd, q, dq_str_c(id)),
-                         "requeue", &ok);
+                         "requeue", dq_reply_requeue, &ok);
     if (rc == DQ_OK && !ok) {
         rc = dq__fail(c, DQ_ENOTFOUND, "task %s is not in the dead set of "
                       "queue \"%.*s\"", id, (int) q.len, q.ptr);
+    }
+    return rc;
+}
+
+int
+dq_requeue_dead_all(dq_client_t *c, const char *queue, const char *match,
+                    int64_t *requeued, int64_t *conflicts)
+{
+    dq_cmd_t    cmd;
+    redisReply *r;
+    dq_error_t  err;
+    dq_str_t    q;
+    int64_t     off = 0, n, k, done = 0, conf = 0;
+    int         rc;
+
+    c->errstr[0] = '\0';
+    if (requeued) {
+        *requeued = 0;
+    }
+    if (conflicts) {
+        *conflicts = 0;
+    }
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK
+        || (rc = dq__ready(c)) != DQ_OK)
+    {
+        return rc;
+    }
+    dq_cmd_init(&cmd);
+    while (off >= 0) {
+        rc = dq_cmd_requeue_bulk(&cmd, q, match, off, DQ_DEFAULT_MAX_BATCH);
+        if (rc != DQ_OK) {
+            dq__fail(c, rc, "cannot build the requeue command");
+            break;
+        }
+        if ((rc = dq__run(c, &cmd, &r)) != DQ_OK) {
+            break;
+        }
+        rc = dq_reply_requeue_bulk(r, &off, &n, &k, &err);
+        freeReplyObject(r);
+        if (rc != DQ_OK) {
+            dq__fail_err(c, &err);
+            break;
+        }
+        done += n;
+        conf += k;
+    }
+    dq_cmd_free(&cmd);
+    if (requeued) {
+        *requeued = done;
+    }
+    if (conflicts) {
+        *conflicts = conf;
     }
     return rc;
 }
@@ -159,13 +235,7 @@ dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
     if (size) {
         buf[0] = '\0';
     }
-    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
-        return rc;
-    }
-    if (id == NULL || id[0] == '\0') {
-        return dq__fail(c, DQ_EINVAL, "id: required");
-    }
-    if ((rc = dq__ready(c)) != DQ_OK) {
+    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK) {
         return rc;
     }
     dq_key_format(key, sizeof(key), q, DQ_KEY_ERRORS);
@@ -209,7 +279,7 @@ dq_queue_pause(dq_client_t *c, const char *queue, int paused, int *changed)
     }
     dq_cmd_init(&cmd);
     rc = dq__status_call(c, &cmd, dq_cmd_pause(&cmd, q, paused != 0),
-                         "pause", &st);
+                         "pause", dq__one_status, &st);
     if (rc == DQ_OK && changed) {
         *changed = st;
     }

@@ -9,6 +9,7 @@
 
 #include <deferred/client.h>
 #include "dq_contract.h"
+#include "dq_sync.h"
 
 struct dq_args_s {
     msgpack_sbuffer sb;       /* the elements, without container header */
@@ -23,7 +24,7 @@ struct dq_args_s {
  * msgpack_sbuffer). 0 or -1 (out of memory). */
 int dq__args_pack(const dq_args_t *a, msgpack_packer *pk);
 
-#define DQ__BATCH  1000   /* tasks per enqueue script call */
+#define DQ__CHUNK  1000   /* tasks per enqueue script call (a chunk) */
 
 /* Queues already added to dq:queues on this connection (client_queues.c). */
 typedef struct {
@@ -37,10 +38,8 @@ int  dq__qset_add(dq__qset_t *s, const char *q);    /* 0 or -1 (ENOMEM) */
 void dq__qset_clear(dq__qset_t *s);
 
 struct dq_client_s {
-    char        *host;        /* or NULL with unix_path */
-    int          port;
-    char        *unix_path;
-    int          bad_address; /* dq_addr_parse refused host (the input) */
+    char        *address;     /* as given (dq_addr_parse's forms) */
+    int          bad_address; /* dq_addr_parse refused it */
     char        *password;
     int          db;
     int          timeout_ms;

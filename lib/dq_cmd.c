@@ -35,7 +35,7 @@ static const dq_key_kind_t dq__keys_pause[] = {
 };
 static const dq_key_kind_t dq__keys_ack[] = {
     DQ_KEY_TASKS, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_NAMES, DQ_KEY_STATS,
-    DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_WAKE
+    DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_WAKE, DQ_KEY_ETA
 };
 static const dq_key_kind_t dq__keys_retry[] = {
     DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS, DQ_KEY_ERRORS,
@@ -48,12 +48,14 @@ static const dq_key_kind_t dq__keys_bury[] = {
 static const dq_key_kind_t dq__keys_extend[] = {
     DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS
 };
+/* release and release_claim */
 static const dq_key_kind_t dq__keys_release[] = {
-    DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS, DQ_KEY_WAKE
+    DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS, DQ_KEY_WAKE,
+    DQ_KEY_CONF
 };
 static const dq_key_kind_t dq__keys_requeue[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_DEAD, DQ_KEY_STATE, DQ_KEY_NAMES,
-    DQ_KEY_STATS, DQ_KEY_WAKE
+    DQ_KEY_STATS, DQ_KEY_WAKE, DQ_KEY_ERRORS
 };
 
 #define DQ__KEYS(a) a, sizeof(a) / sizeof(a[0])
@@ -159,6 +161,46 @@ dq__arg_str(dq_cmd_t *c, dq_str_t s)
     return dq__arg(c, s.ptr, s.ptr ? s.len : 0);
 }
 
+/* A claim id as the scripts accept it: [A-Za-z0-9_-]{1,DQ_CLAIM_ID_MAX}. */
+static int
+dq__claim_valid(dq_str_t s)
+{
+    size_t i;
+
+    if (s.ptr == NULL || s.len == 0 || s.len > DQ_CLAIM_ID_MAX) {
+        return 0;
+    }
+    for (i = 0; i < s.len; i++) {
+        char ch = s.ptr[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+              || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void
+dq_claim_id_new(char out[DQ_ID_SIZE])
+{
+    dq_id_new(out);
+}
+
+/* id, claim id of one lease item (the claim id checked). */
+static int
+dq__arg_lease(dq_cmd_t *c, const dq_lease_item_t *it)
+{
+    if (!dq__claim_valid(it->claim)) {
+        return DQ_EINVAL;
+    }
+    if (dq__arg_str(c, it->id) || dq__arg_str(c, it->claim)) {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
 /* "EVALSHA sha numkeys key..." for script id over queue. */
 static int
 dq__script_head(dq_cmd_t *c, dq_script_id_t id, dq_str_t queue,
@@ -245,30 +287,37 @@ dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
 }
 
 int
-dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, int64_t max_n, int64_t lease_ms,
-             int64_t reclaim_delay_ms)
+dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
+             int64_t max_n, int64_t lease_ms, int64_t reclaim_delay_ms)
 {
-    return dq_cmd_claim_limited(c, queue, max_n, lease_ms, reclaim_delay_ms,
-                                NULL);
+    return dq_cmd_claim_limited(c, queue, claim_id, max_n, lease_ms,
+                                reclaim_delay_ms, NULL, NULL);
 }
 
 int
-dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, int64_t max_n,
-                     int64_t lease_ms, int64_t reclaim_delay_ms,
+dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
+                     int64_t max_n, int64_t lease_ms,
+                     int64_t reclaim_delay_ms, const dq_retry_t *backoff,
                      const dq_claim_limits_t *lim)
 {
-    double  rate = 0;
-    int64_t bucket = 1, conc = 0;
-    char    buf[32];
-    int     n;
-    int     rc = dq__script_head(c, DQ_SCRIPT_CLAIM, queue,
-                                 DQ__KEYS(dq__keys_claim));
+    static const dq_retry_t unset = DQ_RETRY_UNSET;
+    dq_retry_t bo;
+    double     rate = 0;
+    int64_t    bucket = 1, conc = 0;
+    char       buf[32];
+    int        n;
+    int        rc = dq__script_head(c, DQ_SCRIPT_CLAIM, queue,
+                                    DQ__KEYS(dq__keys_claim));
     if (rc != DQ_OK) {
         return rc;
     }
-    if (max_n < 0 || lease_ms <= 0 || reclaim_delay_ms < 0) {
+    if (max_n < 0 || max_n > DQ_DEFAULT_MAX_BATCH || lease_ms <= 0
+        || reclaim_delay_ms < 0 || claim_id == NULL
+        || !dq__claim_valid(dq_str_c(claim_id)))
+    {
         return DQ_EINVAL;
     }
+    dq_retry_merge(&bo, backoff ? backoff : &unset, NULL);
     if (lim) {
         if (!(lim->rate >= 0 && lim->rate <= 1e9) || lim->max_concurrent < 0)
         {
@@ -285,7 +334,10 @@ dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, int64_t max_n,
     if (dq__arg_int(c, max_n) || dq__arg_int(c, lease_ms)
         || dq__arg_int(c, reclaim_delay_ms)
         || dq__arg_copy(c, buf, (size_t) n) || dq__arg_int(c, bucket)
-        || dq__arg_int(c, conc))
+        || dq__arg_int(c, conc) || dq__arg_copy(c, claim_id, strlen(claim_id))
+        || dq__arg_int(c, bo.min_backoff_ms)
+        || dq__arg_int(c, bo.max_backoff_ms)
+        || dq__arg_int(c, bo.max_doublings))
     {
         return DQ_ENOMEM;
     }
@@ -313,7 +365,7 @@ dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
     size_t i;
     int    rc;
 
-    if (n == 0) {
+    if (n == 0 || n > DQ_DEFAULT_MAX_BATCH) {
         return DQ_EINVAL;
     }
     rc = dq__script_head(c, DQ_SCRIPT_ACK, queue, DQ__KEYS(dq__keys_ack));
@@ -324,9 +376,10 @@ dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
         return DQ_ENOMEM;
     }
     for (i = 0; i < n; i++) {
-        if (dq__arg_str(c, items[i].id) || dq__arg_int(c, items[i].token)
-            || dq__arg_str(c, items[i].name))
-        {
+        if ((rc = dq__arg_lease(c, &items[i])) != DQ_OK) {
+            return rc;
+        }
+        if (dq__arg_str(c, items[i].name)) {
             return DQ_ENOMEM;
         }
     }
@@ -335,16 +388,15 @@ dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
 
 int
 dq_cmd_retry(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *item,
-             int64_t delay_ms, dq_str_t error)
+             int64_t delay_ms, dq_str_t error, int ran)
 {
     int rc = dq__script_head(c, DQ_SCRIPT_RETRY, queue,
                              DQ__KEYS(dq__keys_retry));
-    if (rc != DQ_OK) {
+    if (rc != DQ_OK || (rc = dq__arg_lease(c, item)) != DQ_OK) {
         return rc;
     }
-    if (dq__arg_str(c, item->id) || dq__arg_int(c, item->token)
-        || dq__arg_int(c, delay_ms < 0 ? 0 : delay_ms)
-        || dq__arg_str(c, error))
+    if (dq__arg_int(c, delay_ms < 0 ? 0 : delay_ms)
+        || dq__arg_str(c, error) || dq__arg(c, ran ? "1" : "0", 1))
     {
         return DQ_ENOMEM;
     }
@@ -354,17 +406,16 @@ dq_cmd_retry(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *item,
 int
 dq_cmd_bury(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *item,
             dq_str_t error, int64_t dead_max, int64_t dead_age_ms,
-            int64_t tombstone_ms)
+            int64_t tombstone_ms, int ran)
 {
     int rc = dq__script_head(c, DQ_SCRIPT_BURY, queue,
                              DQ__KEYS(dq__keys_bury));
-    if (rc != DQ_OK) {
+    if (rc != DQ_OK || (rc = dq__arg_lease(c, item)) != DQ_OK) {
         return rc;
     }
-    if (dq__arg_str(c, item->id) || dq__arg_int(c, item->token)
-        || dq__arg_str(c, error) || dq__arg_int(c, dead_max)
+    if (dq__arg_str(c, error) || dq__arg_int(c, dead_max)
         || dq__arg_int(c, dead_age_ms) || dq__arg_int(c, tombstone_ms)
-        || dq__arg_str(c, item->name))
+        || dq__arg_str(c, item->name) || dq__arg(c, ran ? "1" : "0", 1))
     {
         return DQ_ENOMEM;
     }
@@ -378,7 +429,7 @@ dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
     size_t i;
     int    rc;
 
-    if (n == 0 || lease_ms <= 0) {
+    if (n == 0 || n > DQ_DEFAULT_MAX_BATCH || lease_ms <= 0) {
         return DQ_EINVAL;
     }
     rc = dq__script_head(c, DQ_SCRIPT_EXTEND, queue,
@@ -390,8 +441,8 @@ dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
         return DQ_ENOMEM;
     }
     for (i = 0; i < n; i++) {
-        if (dq__arg_str(c, items[i].id) || dq__arg_int(c, items[i].token)) {
-            return DQ_ENOMEM;
+        if ((rc = dq__arg_lease(c, &items[i])) != DQ_OK) {
+            return rc;
         }
     }
     return DQ_OK;
@@ -399,12 +450,12 @@ dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
 
 int
 dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
-               size_t n)
+               size_t n, int64_t delay_ms, int unrunnable)
 {
     size_t i;
     int    rc;
 
-    if (n == 0) {
+    if (n == 0 || n > DQ_DEFAULT_MAX_BATCH) {
         return DQ_EINVAL;
     }
     rc = dq__script_head(c, DQ_SCRIPT_RELEASE, queue,
@@ -412,13 +463,39 @@ dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
     if (rc != DQ_OK) {
         return rc;
     }
-    if (dq__arg_int(c, (int64_t) n)) {
+    if (dq__arg_int(c, (int64_t) n)
+        || dq__arg_int(c, delay_ms < 0 ? 0 : delay_ms)
+        || (unrunnable ? dq__arg(c, "unrunnable", 10) : dq__arg(c, "stop", 4)))
+    {
         return DQ_ENOMEM;
     }
     for (i = 0; i < n; i++) {
-        if (dq__arg_str(c, items[i].id) || dq__arg_int(c, items[i].token)) {
-            return DQ_ENOMEM;
+        if ((rc = dq__arg_lease(c, &items[i])) != DQ_OK) {
+            return rc;
         }
+    }
+    return DQ_OK;
+}
+
+int
+dq_cmd_release_claim(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
+                     const char *cursor)
+{
+    int rc = dq__script_head(c, DQ_SCRIPT_RELEASE_CLAIM, queue,
+                             DQ__KEYS(dq__keys_release));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (claim_id == NULL || !dq__claim_valid(dq_str_c(claim_id))) {
+        return DQ_EINVAL;
+    }
+    if (cursor == NULL || cursor[0] == '\0') {
+        cursor = "0";
+    }
+    if (dq__arg_copy(c, claim_id, strlen(claim_id))
+        || dq__arg_copy(c, cursor, strlen(cursor)))
+    {
+        return DQ_ENOMEM;
     }
     return DQ_OK;
 }
@@ -431,7 +508,33 @@ dq_cmd_requeue(dq_cmd_t *c, dq_str_t queue, dq_str_t id)
     if (rc != DQ_OK) {
         return rc;
     }
+    if (id.ptr == NULL || id.len == 0) {
+        return DQ_EINVAL;
+    }
     return dq__arg_str(c, id) ? DQ_ENOMEM : DQ_OK;
+}
+
+int
+dq_cmd_requeue_bulk(dq_cmd_t *c, dq_str_t queue, const char *match,
+                    int64_t offset, int64_t limit)
+{
+    int rc = dq__script_head(c, DQ_SCRIPT_REQUEUE, queue,
+                             DQ__KEYS(dq__keys_requeue));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (offset < 0 || limit < 1 || limit > DQ_DEFAULT_MAX_BATCH) {
+        return DQ_EINVAL;
+    }
+    if (match == NULL) {
+        match = "";
+    }
+    if (dq__arg(c, "", 0) || dq__arg_copy(c, match, strlen(match))
+        || dq__arg_int(c, offset) || dq__arg_int(c, limit))
+    {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
 }
 
 /* --------------------------------------------------------------- replies */
@@ -516,31 +619,36 @@ dq_reply_claim(const redisReply *r, dq_claim_result_t *out, size_t cap,
 {
     size_t        i, n;
     dq_claimed_t *t;
-    redisReply   *e;
+    redisReply   *e, *cid;
     int           rc = dq__reply_check(r, REDIS_REPLY_ARRAY, "claim", err);
 
     if (rc != DQ_OK) {
         return rc;
     }
-    if (r->elements < 2 || (r->elements - 2) % 7 != 0
-        || dq__int_at(r, 0, &out->now_ms) || dq__int_at(r, 1, &out->next_ms))
+    if (r->elements < 3 || (r->elements - 3) % 7 != 0
+        || dq__int_at(r, 0, &out->now_ms) || dq__int_at(r, 1, &out->next_ms)
+        || r->element[2]->type != REDIS_REPLY_STRING
+        || r->element[2]->len > DQ_CLAIM_ID_MAX)
     {
         return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed reply");
     }
-    n = (r->elements - 2) / 7;
+    cid = r->element[2];
+    n = (r->elements - 3) / 7;
     if (n > cap) {
         return dq_error_set(err, DQ_ERR, NULL,
                             "claim: %zu tasks claimed, room for %zu", n, cap);
     }
     for (i = 0; i < n; i++) {
         t = &out->tasks[i];
-        e = r->element[2 + i * 7];
+        e = r->element[3 + i * 7];
         if (e->type != REDIS_REPLY_STRING) {
             return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed id");
         }
         t->id.ptr = e->str;
         t->id.len = e->len;
-        e = r->element[3 + i * 7];
+        t->claim.ptr = cid->str;
+        t->claim.len = cid->len;
+        e = r->element[4 + i * 7];
         if (e->type == REDIS_REPLY_STRING) {
             t->envelope.ptr = e->str;
             t->envelope.len = e->len;
@@ -551,16 +659,70 @@ dq_reply_claim(const redisReply *r, dq_claim_result_t *out, size_t cap,
             return dq_error_set(err, DQ_EREDIS, NULL,
                                 "claim: malformed envelope");
         }
-        if (dq__int_at(r, 4 + i * 7, &t->eta_ms)
-            || dq__int_at(r, 5 + i * 7, &t->token)
+        if (dq__int_at(r, 5 + i * 7, &t->eta_ms)
             || dq__int_at(r, 6 + i * 7, &t->retries)
             || dq__int_at(r, 7 + i * 7, &t->first_run_ms)
-            || dq__int_at(r, 8 + i * 7, &t->execs))
+            || dq__int_at(r, 8 + i * 7, &t->runs)
+            || dq__int_at(r, 9 + i * 7, &t->failed_ms))
         {
             return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed task");
         }
     }
     out->n = n;
+    return DQ_OK;
+}
+
+int
+dq_reply_release_claim(const redisReply *r, char *cursor, int64_t *released,
+                       dq_error_t *err)
+{
+    int rc = dq__reply_check(r, REDIS_REPLY_ARRAY, "release_claim", err);
+
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[0]->len > 23 || dq__int_at(r, 1, released))
+    {
+        return dq_error_set(err, DQ_EREDIS, NULL,
+                            "release_claim: malformed reply");
+    }
+    memcpy(cursor, r->element[0]->str, r->element[0]->len);
+    cursor[r->element[0]->len] = '\0';
+    return DQ_OK;
+}
+
+int
+dq_reply_requeue(const redisReply *r, int *requeued, dq_error_t *err)
+{
+    int rc = dq__reply_check(r, REDIS_REPLY_INTEGER, "requeue", err);
+
+    *requeued = 0;
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (r->integer == 2) {
+        return dq_error_set(err, DQ_EDUPLICATE, "name", "requeue: the "
+                            "task's name is held by a live task now");
+    }
+    *requeued = r->integer == 1;
+    return DQ_OK;
+}
+
+int
+dq_reply_requeue_bulk(const redisReply *r, int64_t *next_offset,
+                      int64_t *requeued, int64_t *conflicts, dq_error_t *err)
+{
+    int rc = dq__reply_check(r, REDIS_REPLY_ARRAY, "requeue", err);
+
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (r->elements != 3 || dq__int_at(r, 0, next_offset)
+        || dq__int_at(r, 1, requeued) || dq__int_at(r, 2, conflicts))
+    {
+        return dq_error_set(err, DQ_EREDIS, NULL, "requeue: malformed reply");
+    }
     return DQ_OK;
 }
 

@@ -97,10 +97,14 @@ typedef struct {
 #define DQ_DEFAULT_MAX_ITEMS     65536
 #define DQ_DEFAULT_MAX_BATCH     1000
 
-/* The module's and the client's default; the worker's defaults (lease,
- * dead_max, dead_age, tombstone "7d", ...) are the strings of its directive
- * table (worker/config.c), fed through its parser. t/71-config.t checks the
- * two tombstones agree. */
+/* Most leases one report (ack, release) or extend call of the worker
+ * names: bounds its script's argument list. Not a request batch. */
+#define DQ_MAX_LEASE_ITEMS       1000
+
+/* The module's and the client's default. The worker's defaults (lease,
+ * dead_max, dead_age, ...) live only in its directive table
+ * (worker/config.c), as the text a user would write, fed through its
+ * parser; its tombstone there is "7d", the same 7 days. */
 #define DQ_DEFAULT_TOMBSTONE_MS  (7LL * 24 * 3600 * 1000)  /* 7 days */
 
 void dq_limits_default(dq_limits_t *lim);
@@ -257,10 +261,11 @@ int dq_retry_exhausted(const dq_retry_t *r, int64_t retries,
 typedef enum {
     DQ_KEY_TASKS = 0,   /* hash  id -> envelope */
     DQ_KEY_ETA,         /* zset  id by ETA ms (waiting and due) */
-    DQ_KEY_LEASE,       /* zset  id by lease deadline ms (running) */
-    DQ_KEY_STATE,       /* hash  id -> "execs:retries:first_run_ms:claims"
-                           (created at the first claim; claims is the
-                           fencing token) */
+    DQ_KEY_LEASE,       /* zset  "id|claim id" by lease deadline ms */
+    DQ_KEY_STATE,       /* hash  id -> "runs:retries:first_run_ms:
+                           failed_ms:claim[:name]" (created at the first
+                           claim; claim = the last claim id; layout in
+                           lib/lua/prelude.lua) */
     DQ_KEY_DEAD,        /* zset  id by time of death ms */
     DQ_KEY_ERRORS,      /* hash  id -> last error text */
     DQ_KEY_NAMES,       /* zset  name by end of dedup window (+inf: live) */
@@ -291,6 +296,7 @@ typedef enum {
     DQ_SCRIPT_RELEASE,
     DQ_SCRIPT_REQUEUE,
     DQ_SCRIPT_PAUSE,
+    DQ_SCRIPT_RELEASE_CLAIM,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -362,14 +368,32 @@ typedef struct {
 int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
                      dq_error_t *err);
 
-/* Claim: first takes expired leases back (each counts as a failed attempt,
- * error "lease expired", rescheduled at now + reclaim_delay_ms), then
- * moves up to max_n due tasks to the lease set with deadline now + lease_ms,
- * counting one execution and one claim each; passes a wake token on if due
- * work remains. Returns them with their fencing token (the task's claim
- * count, which only grows) and execution count. */
-int dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, int64_t max_n, int64_t lease_ms,
-                 int64_t reclaim_delay_ms);
+/*
+ * Fencing. Every claim call carries a claim id the caller draws
+ * (dq_claim_id_new: 128 random bits, never reused); each task it leases is
+ * the lease member "id|claim id", and every later call for the task (ack,
+ * retry, bury, extend, release) names that claim id. A call whose claim id
+ * does not hold the task's lease is refused ("fenced", status 0). Because
+ * the id is random and not derived from data in Redis, no rollback of
+ * Redis (AOF everysec after a crash, an asynchronous failover) can issue
+ * it again: a zombie holding an old claim can never match a newer lease.
+ */
+#define DQ_CLAIM_ID_MAX 32          /* bytes, [A-Za-z0-9_-] */
+
+/* A fresh claim id (22 chars of dq_id_new), NUL-terminated. */
+void dq_claim_id_new(char out[DQ_ID_SIZE]);
+
+/* Claim: first takes expired leases back (at most 1000 per call; each is a
+ * failed attempt, rescheduled after the queue's backoff for its attempt
+ * count, never sooner than reclaim_delay_ms; the last real error is kept),
+ * then moves up to max_n (<= 1000) due tasks to the lease set with
+ * deadline now + lease_ms under claim_id; passes a wake token on if due
+ * work remains. backoff: the queue's retry options (min/max backoff,
+ * doublings; NULL = built-in defaults). A forward jump of the Redis
+ * clock (a gap over two lease periods since the queue's last call) takes
+ * back, for one lease period, only leases that expired before the gap. */
+int dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
+                 int64_t max_n, int64_t lease_ms, int64_t reclaim_delay_ms);
 
 /* Queue limits enforced inside the claim script, atomically, for every
  * worker on every host: a token bucket in DQ_KEY_BUCKET refilled at `rate`
@@ -384,9 +408,11 @@ typedef struct {
     int64_t max_concurrent;  /* leased at once; 0 = unlimited */
 } dq_claim_limits_t;
 
-/* dq_cmd_claim with limits (lim NULL = none). */
-int dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, int64_t max_n,
-                         int64_t lease_ms, int64_t reclaim_delay_ms,
+/* dq_cmd_claim with the queue's backoff and limits (NULL = defaults /
+ * none). */
+int dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
+                         int64_t max_n, int64_t lease_ms,
+                         int64_t reclaim_delay_ms, const dq_retry_t *backoff,
                          const dq_claim_limits_t *lim);
 
 /* Pause (paused = 1) or resume (0) a queue for all workers; resume wakes
@@ -396,15 +422,16 @@ int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
 typedef struct {
     dq_str_t id;
     dq_str_t envelope;      /* {NULL,0} if the hash had no envelope */
+    dq_str_t claim;         /* the claim id it is leased under (the same
+                               for every task of one reply) */
     int64_t  eta_ms;        /* the score it was due at */
-    int64_t  token;         /* fencing token: number of claims of this task
-                               incl. this one; only ever grows (a released
-                               or requeued task keeps counting) */
-    int64_t  retries;       /* failed attempts so far */
-    int64_t  first_run_ms;  /* first claim (Redis time) */
-    int64_t  execs;         /* execution count incl. this one (released
-                               claims not counted): X-AppEngine-
-                               TaskExecutionCount */
+    int64_t  retries;       /* failed attempts so far, lease expiries
+                               included: X-AppEngine-TaskRetryCount */
+    int64_t  first_run_ms;  /* first claim not given back (Redis time) */
+    int64_t  runs;          /* earlier runs that reached the function and
+                               failed: X-AppEngine-TaskExecutionCount */
+    int64_t  failed_ms;     /* when the last failed attempt was judged
+                               (0 = none): limits are checked at it */
 } dq_claimed_t;
 
 typedef struct {
@@ -418,42 +445,79 @@ typedef struct {
 int dq_reply_claim(const redisReply *r, dq_claim_result_t *out, size_t cap,
                    dq_error_t *err);
 
-/* Ack 1..n tasks: only those whose token still matches the current lease.
- * Deletes envelope and state, tombstones the name until now + tombstone_ms,
- * counts "done". Per task status 1 = acked, 0 = lease lost (fenced). */
+/* A task named in a later call: its id, the claim id it was leased under
+ * (dq_claimed_t.claim), its name (for the tombstone). */
 typedef struct {
     dq_str_t id;
-    int64_t  token;
+    dq_str_t claim;
     dq_str_t name;          /* {NULL,0} if unnamed */
 } dq_lease_item_t;
 
+/* Ack 1..n (<= 1000) tasks: those still leased under their claim id, or
+ * whose lease expired but which nobody claimed again since (a late ack:
+ * stats "acked_late"). Deletes envelope and state, tombstones the name
+ * until now + tombstone_ms, counts "done". Per task status 1 = acked,
+ * 0 = fenced. Works at maxmemory. */
 int dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
                size_t n, int64_t tombstone_ms);
 
 /* Retry one task after delay_ms (computed by dq_backoff_ms) with error
- * text kept; counts a failed attempt. Reply 1 ok, 0 fenced. */
+ * text kept; counts a failed attempt, and a run if ran (the run reached
+ * the function). Reply 1 ok, 0 fenced. */
 int dq_cmd_retry(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *item,
-                 int64_t delay_ms, dq_str_t error);
+                 int64_t delay_ms, dq_str_t error, int ran);
 
 /* Bury one task in the dead set with its error; tombstones its name;
- * trims the dead set to dead_max entries and dead_age_ms (deleting the
- * trimmed tasks' data). Reply 1 ok, 0 fenced. */
+ * trims the dead set: tasks dead longer than dead_age_ms are deleted, and
+ * the oldest beyond dead_max only when dead_age_ms <= 0 (a task dead for
+ * less than dead_age is never deleted). Reply 1 ok, 0 fenced. Works at
+ * maxmemory. */
 int dq_cmd_bury(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *item,
                 dq_str_t error, int64_t dead_max, int64_t dead_age_ms,
-                int64_t tombstone_ms);
+                int64_t tombstone_ms, int ran);
 
-/* Extend leases (heartbeat) to now + lease_ms; per task 1 ok, 0 fenced. */
+/* Extend leases (heartbeat) to now + lease_ms; per task 1 ok, 0 fenced.
+ * Works at maxmemory. */
 int dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
                   size_t n, int64_t lease_ms);
 
-/* Release leases of tasks never started (graceful shutdown): back to due
- * now, the execution not counted. Per task 1 ok, 0 fenced. */
+/* Give leases back WITHOUT charging an attempt (the tasks never reached
+ * their function): due again at now + delay_ms. unrunnable: 1 = this
+ * worker cannot run them (no function, library failed to load; counted
+ * in stats "unrunnable"), 0 = never started (stop; "released").
+ * Per task 1 ok, 0 fenced. Works at maxmemory. */
 int dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
-                   size_t n);
+                   size_t n, int64_t delay_ms, int unrunnable);
 
-/* Re-run a dead task: dead -> due now, retry state reset, name live again.
- * Reply 1 ok, 0 not dead. */
+/* Give back, without charge, every lease one claim call still holds (its
+ * reply was lost). Walks the lease set: start with cursor "0" and call
+ * again with the returned cursor until it is "0". */
+int dq_cmd_release_claim(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
+                         const char *cursor);
+
+/* cursor: room for 24 bytes. */
+int dq_reply_release_claim(const redisReply *r, char *cursor,
+                           int64_t *released, dq_error_t *err);
+
+/* Re-run a dead task: dead -> due now, retry state reset, name live
+ * again. Reply (dq_reply_statuses) 1 ok, 0 not dead; a task whose name a
+ * live task holds now stays dead: dq_reply_requeue gives DQ_EDUPLICATE. */
 int dq_cmd_requeue(dq_cmd_t *c, dq_str_t queue, dq_str_t id);
+
+/* 1 requeued / 0 not dead (DQ_OK either way, *requeued says), or
+ * DQ_EDUPLICATE (name held by a live task) or DQ_EREDIS. */
+int dq_reply_requeue(const redisReply *r, int *requeued, dq_error_t *err);
+
+/* Bulk requeue: the dead tasks of a queue whose last error contains
+ * `match` (plain substring; NULL or "" = all), looking at most `limit`
+ * (<= 1000) per call from `offset`, oldest first. */
+int dq_cmd_requeue_bulk(dq_cmd_t *c, dq_str_t queue, const char *match,
+                        int64_t offset, int64_t limit);
+
+/* next_offset -1 when the dead set was walked to its end. */
+int dq_reply_requeue_bulk(const redisReply *r, int64_t *next_offset,
+                          int64_t *requeued, int64_t *conflicts,
+                          dq_error_t *err);
 
 /* Per-item 0/1 statuses of ack/extend/release (arrays), and of retry/bury/
  * requeue (an integer reply, read with n = 1); out has room for n. */

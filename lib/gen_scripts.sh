@@ -2,11 +2,12 @@
 # Embed lib/lua/*.lua into C: gen_scripts.sh OUT.c LUA_DIR
 # Emits dq_script(id) data in the order of dq_script_id_t, each with the
 # SHA1 Redis will give it (so EVALSHA needs no SCRIPT LOAD reply). Each
-# script is lib/lua/prelude.lua (shared helpers) followed by NAME.lua.
+# script is lib/lua/prelude.lua (shared helpers) followed by NAME.lua; a
+# first line "#!lua ..." of NAME.lua (Redis 7 script flags) goes first.
 set -eu
 out=$1
 dir=$2
-names="enqueue claim ack retry bury extend release requeue pause"
+names="enqueue claim ack retry bury extend release requeue pause release_claim"
 tmp="$out.tmp.$$"
 mkdir -p "$(dirname "$out")"
 {
@@ -23,7 +24,12 @@ mkdir -p "$(dirname "$out")"
             { echo "gen_scripts.sh: $f must end with a newline" >&2; exit 1; }
     done
     for n in $names; do
-        cat "$dir/prelude.lua" "$dir/$n.lua" > "$tmp.lua"
+        if head -n1 "$dir/$n.lua" | grep -q '^#!lua'; then
+            { head -n1 "$dir/$n.lua"; cat "$dir/prelude.lua";
+              tail -n +2 "$dir/$n.lua"; } > "$tmp.lua"
+        else
+            cat "$dir/prelude.lua" "$dir/$n.lua" > "$tmp.lua"
+        fi
         sha=$(sha1sum < "$tmp.lua" | cut -c1-40)
         len=$(wc -c < "$tmp.lua" | tr -d ' ')
         printf '    { "%s",\n' "$n"

@@ -503,9 +503,8 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s of \"%V\" in \"deferred_redis\"",
-                               u.err ? u.err : "cannot resolve the host",
-                               &u.url);
+                               "%s in \"deferred_redis\" address \"%V\"",
+                               u.err ? u.err : "host not found", &u.url);
             return NGX_CONF_ERROR;
         }
 

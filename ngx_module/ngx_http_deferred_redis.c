@@ -512,32 +512,32 @@ ngx_http_deferred_redis_cmd_t *
 ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     ngx_http_deferred_redis_handler_pt handler, void *data)
 {
-    ngx_http_deferred_redis_cmd_t  *rc;
+    ngx_http_deferred_redis_cmd_t  *rcmd;
 
     if (ngx_http_deferred_redis_usable(rs) != NGX_OK) {
         return NULL;
     }
 
-    rc = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
-    if (rc == NULL) {
+    rcmd = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
+    if (rcmd == NULL) {
         return NULL;
     }
 
-    rc->handler = handler;
-    rc->data = data;
-    rc->cmd = cmd;
-    rc->redis = rs;
-    rc->eval = 0;
+    rcmd->handler = handler;
+    rcmd->data = data;
+    rcmd->cmd = cmd;
+    rcmd->redis = rs;
+    rcmd->eval = 0;
 
-    if (redisAsyncCommandArgv(rs->ac, ngx_http_deferred_redis_reply_cb, rc,
+    if (redisAsyncCommandArgv(rs->ac, ngx_http_deferred_redis_reply_cb, rcmd,
                               cmd->argc, cmd->argv, cmd->argvlen)
         != REDIS_OK)
     {
-        ngx_free(rc);
+        ngx_free(rcmd);
         return NULL;
     }
 
-    return rc;
+    return rcmd;
 }
 
 
@@ -563,25 +563,25 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
 {
     void                                *data;
     redisReply                          *reply = r;
-    ngx_http_deferred_redis_cmd_t       *rc = privdata;
+    ngx_http_deferred_redis_cmd_t       *rcmd = privdata;
     ngx_http_deferred_redis_handler_pt   handler;
 
-    if (rc->redis->exiting) {
-        ngx_free(rc);
+    if (rcmd->redis->exiting) {
+        ngx_free(rcmd);
         return;
     }
 
-    if (reply && !rc->eval && dq_reply_is_noscript(reply)) {
-        ngx_log_error(NGX_LOG_INFO, rc->redis->log, 0,
+    if (reply && !rcmd->eval && dq_reply_is_noscript(reply)) {
+        ngx_log_error(NGX_LOG_INFO, rcmd->redis->log, 0,
                       "deferred: redis %V: NOSCRIPT, retrying with EVAL",
-                      &rc->redis->name);
+                      &rcmd->redis->name);
 
-        dq_cmd_use_eval(rc->cmd);
-        rc->eval = 1;
+        dq_cmd_use_eval(rcmd->cmd);
+        rcmd->eval = 1;
 
-        if (redisAsyncCommandArgv(ac, ngx_http_deferred_redis_reply_cb, rc,
-                                  rc->cmd->argc, rc->cmd->argv,
-                                  rc->cmd->argvlen)
+        if (redisAsyncCommandArgv(ac, ngx_http_deferred_redis_reply_cb, rcmd,
+                                  rcmd->cmd->argc, rcmd->cmd->argv,
+                                  rcmd->cmd->argvlen)
             == REDIS_OK)
         {
             return;
@@ -590,10 +590,10 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
         reply = NULL;
     }
 
-    handler = rc->handler;
-    data = rc->data;
+    handler = rcmd->handler;
+    data = rcmd->data;
 
-    ngx_free(rc);
+    ngx_free(rcmd);
 
     handler(data, reply);
 }

@@ -1,9 +1,3 @@
 # The Lua scripts against a real redis-server (t/unit/test_scripts.c).
 use strict; use warnings; use lib 't/lib'; use DQTest;
-my $bin = DQTest::build_dir() . '/t/test_scripts';
-unless (-x $bin) { print "1..0 # SKIP $bin not built\n"; exit 0; }
-my $r = DQTest::Redis->start;
-$ENV{ASAN_OPTIONS} //= 'abort_on_error=0:detect_leaks=1';
-$ENV{UBSAN_OPTIONS} //= 'print_stacktrace=1:halt_on_error=1';
-system($bin, $r->port);
-exit($? == 0 ? 0 : 1);
+DQTest::exec_unit('test_scripts', redis => 1);

@@ -8,7 +8,6 @@ use warnings;
 use lib 't/lib';
 use DQTest;
 use DQWorker;
-use File::Temp qw(tempfile);
 use Test::More;
 
 my $dir = tmpdir();
@@ -21,24 +20,7 @@ my $lib = DQWorker::example_lib();
 my $wbin = DQWorker::worker_bin();
 my $cli = bin('deferred-cli');
 
-# run(cmd...) -> (exit, stdout, stderr)
-sub run {
-    my (@cmd) = @_;
-    my ($fh, $errf) = tempfile();
-    close $fh;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open STDERR, '>', $errf or die;
-        exec @cmd or POSIX::_exit(127);
-    }
-    local $/;
-    my $stdout = <$out> // '';
-    close $out;
-    my $rc = $? >> 8;
-    my $err = DQTest::slurp($errf);
-    unlink $errf;
-    return ($rc, $stdout, $err);
-}
+sub run { DQTest::capture(@_) }
 
 # ---- the CLI: a name, a password, a database
 my ($rc, $out, $err) = run($cli, '-r', "localhost:$port", '-a', 's3cret',
@@ -108,5 +90,26 @@ is(scalar(@rec), 1, 'the worker ran the task from database 2')
     or diag(DQTest::slurp($log));
 is(DQTest::stop_pid($pid), 0, 'worker stops cleanly');
 log_clean_ok($log);
+
+# a task library's own blocking connection (dq_worker_redis_connect): the
+# worker's address, password and database, both for a plain function and
+# for a tasklet's runtime connection
+my $tlib = bin('examples/tasklet/libdq_tasklet_example.so');
+SKIP: {
+    skip "tasklet example not built ($tlib)", 3 unless -e $tlib;
+    $log = "$dir/w2.log";
+    $pid = DQTest::spawn(name => 'w2', log => $log,
+        cmd => [$wbin, '-r', "localhost:$port", '--redis_password', 's3cret',
+                '--redis_db', '2', '--master_process', 'off', '-l', $tlib]);
+    ($rc, $out, $err) = run($cli, '-r', "127.0.0.1:$port", '-a', 's3cret',
+                            '--db', '2', 'defer', 'example.sum_plain', 'pw',
+                            5);
+    is($rc, 0, 'deferred example.sum_plain') or diag($err);
+    DQTest::wait_for(sub { ($r->cmd(qw(LLEN ex:pw:results)) // 0) >= 1 }, 20);
+    like($r->cmd(qw(LINDEX ex:pw:results 0)) // '', qr/^10:/,
+         'a plain function\'s own connection authenticated and selected '
+         . 'database 2') or diag(DQTest::slurp($log));
+    is(DQTest::stop_pid($pid), 0, 'worker stops cleanly');
+}
 
 done_testing();

@@ -44,8 +44,7 @@ is($rc, 3, 'same name while it waits: duplicate');
 like($err, qr/duplicate/i, 'the error says duplicate');
 ($rc) = DQWorker::cli($r, qw(defer -n job2 record), "$dir/names", 'job2');
 is($rc, 0, 'another name passes');
-DQWorker::wait_records("$dir/names", 1, 10);
-my @n = DQWorker::records("$dir/names");
+my @n = DQWorker::wait_records("$dir/names", 1, 10);
 is(scalar @n, 1, 'job2 ran');
 DQTest::wait_for(sub { DQWorker::stats($r)->{done} >= 4 }, 5);
 ($rc, $out, $err) = DQWorker::cli($r, qw(defer -n job2 record), "$dir/names");
@@ -53,7 +52,7 @@ is($rc, 4, 'same name after it ran: tombstoned');
 like($err, qr/tombstone/i, 'the error says tombstoned');
 ($rc) = DQWorker::cli($r, qw(defer -n job3 record), "$dir/names", 'job3');
 is($rc, 0, 'a new name still passes');
-DQWorker::wait_records("$dir/names", 2, 10);
+is(scalar(DQWorker::wait_records("$dir/names", 2, 10)), 2, 'job3 ran too');
 
 ok(DQWorker::alive($w), 'worker alive');
 my $st = DQWorker::stop_worker($w);

@@ -1,7 +1,9 @@
 # deferred-worker and bad tasks: a corrupt envelope and a missing envelope
-# placed in Redis by hand, an unknown function, and a function whose
-# library failed to load each go to the dead set with their reason and a
-# log line; the worker keeps running and the other tasks run.
+# placed in Redis by hand go to the dead set with their reason and a log
+# line; a function this worker cannot run (unknown here, its library failed
+# to load) is never buried: released for another worker without charge,
+# logged once (t/78-unrunnable.t has the whole story); the worker keeps
+# running and the other tasks run.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -29,19 +31,25 @@ like(DQWorker::log_text($w), qr/\[error\].*task library "\Q$missing_lib\E" not l
 my $unknown = DQWorker::defer($r, 'no.such.function', 1, 2);
 my $good1 = DQWorker::defer($r, 'record', "$dir/good", 'after');
 
-DQTest::wait_for(sub { keys %{ DQWorker::dead($r) } >= 3 }, 10);
+DQTest::wait_for(sub { keys %{ DQWorker::dead($r) } >= 2 }, 10);
+DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{default}:stats', 'unrunnable') // 0) >= 1 }, 10);
 my $dead = DQWorker::dead($r);
 like($dead->{'corrupt-1'} // '', qr/^undecodable envelope: /, 'corrupt envelope: dead, undecodable');
 like($dead->{'missing-1'} // '', qr/^missing envelope/, 'missing envelope: dead');
-like($dead->{$unknown} // '', qr/^unknown function "no\.such\.function" \(task libraries that failed to load: \Q$missing_lib\E: /,
-     'unknown function: dead, naming the library that failed to load');
+ok(!exists $dead->{$unknown}, 'unknown function: not dead');
+ok(defined $r->cmd('ZSCORE', 'dq:{default}:eta', $unknown),
+   'unknown function: released, waiting for a worker that has it');
+like($r->cmd('HGET', 'dq:{default}:state', $unknown) // '', qr/^0:0:0:/,
+     'no attempt charged, no run counted, no first run kept');
+like(DQWorker::log_text($w), qr/\[warn\].*function "no\.such\.function" \(queue default\) is not registered here \(task libraries that failed to load: \Q$missing_lib\E: /,
+     'logged, naming the library that failed to load');
 diag("$_: $dead->{$_}") for sort keys %$dead;
 
 my @rec = DQWorker::wait_records("$dir/good", 2, 10);
 is_deeply([ sort map { $_->{id} } @rec ], [ sort $good0, $good1 ], 'the good tasks ran');
 
 my $log = DQWorker::log_text($w);
-for my $id ('corrupt-1', 'missing-1', $unknown) {
+for my $id ('corrupt-1', 'missing-1') {
     like($log, qr/\[error\].*task dead: queue=default id=\Q$id\E .*reason="/,
          "a log line for $id");
 }
@@ -52,12 +60,14 @@ my $good2 = DQWorker::defer($r, 'record', "$dir/good", 'later');
 is(scalar @rec, 3, 'and still runs tasks');
 
 # a dead task can be re-run
-my ($rc) = DQWorker::cli($r, 'requeue', 'default', $unknown);
+my ($rc) = DQWorker::cli($r, 'requeue', 'default', 'corrupt-1');
 is($rc, 0, 'requeue of a dead task accepted');
-my $deaths = sub { scalar grep { /task dead: queue=default id=\Q$unknown\E / }
+my $deaths = sub { scalar grep { /task dead: queue=default id=corrupt-1 / }
                     split /\n/, DQWorker::log_text($w) };
 DQTest::wait_for(sub { $deaths->() >= 2 }, 10);
-is($deaths->(), 2, 'it ran again (and died again: the function is still unknown)');
+is($deaths->(), 2, 'it ran again (and died again: the envelope is still corrupt)');
+is(scalar(grep { /is not registered here/ } split /\n/, DQWorker::log_text($w)), 1,
+   'the unknown function was logged once');
 
 is(DQWorker::stop_worker($w), 0, 'worker exits 0');
 log_clean_ok($w->{log}, 'worker log');

@@ -59,8 +59,10 @@ my $wa = DQWorker::start_worker($ra, $dir, name => 'aof');
 my $aid = DQWorker::defer($ra, 'sleep_ms', 1000, "$dir/aof.rec");
 DQTest::wait_for(sub { DQWorker::stats($ra)->{running} == 1 }, 10);
 $ra->stop;
-DQWorker::wait_records("$dir/aof.rec", 1, 10);
-DQTest::wait_for(sub { DQWorker::log_text($wa) =~ /ack of 1 tasks not delivered/ }, 10);
+is(scalar(DQWorker::wait_records("$dir/aof.rec", 1, 10)), 1,
+   'the task finished while Redis was down');
+ok(DQTest::wait_for(sub { DQWorker::log_text($wa) =~ /ack of 1 tasks not delivered/ }, 10),
+   'the worker noticed the ack could not go out');
 like(DQWorker::log_text($wa), qr/\[warn\].*ack of 1 tasks not delivered: .*sent again when Redis is back/,
      'the ack could not be delivered: kept');
 $ra->_launch;

@@ -110,7 +110,8 @@ my @bad = (
     [ "deferred_redis [::1; $S }",
       qr/invalid Redis address/, 'unclosed IPv6 bracket' ],
     [ "deferred_redis no-such-host.invalid:6379; $S }",
-      qr/no-such-host.invalid/, 'a name that does not resolve: refused at '
+      qr/host not found in "deferred_redis" address "no-such-host.invalid:6379"/,
+      'a name that does not resolve: refused at '
       . 'config time' ],
     [ "$S location / { deferred_endpoint on; } }",
       qr/without "deferred_redis"/, 'endpoint without redis' ],

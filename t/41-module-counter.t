@@ -65,8 +65,8 @@ sleep 0.3;
 is($get->(), '30', 'count stays 30');
 is($r->cmd('GET', 'counter:my_key'), '30', 'Redis holds 30');
 
-DQWorker::stop_worker($w);
-$n->stop;
+is(DQWorker::stop_worker($w), 0, 'worker stops cleanly (exit status 0)');
+is($n->stop, 0, 'nginx stops cleanly (exit status 0)');
 log_clean_ok($n->error_log, 'nginx error log');
 log_clean_ok($w->{log}, 'worker log');
 

@@ -136,7 +136,7 @@ ok(DQTest::wait_for(sub { DQNginx::stored($r) == 1 }, 10), 'and run by the worke
 $res = $n->request('POST', $EP, json => '{"func":"noop","name":"ran"}');
 err_ok($res, 409, 'TombstonedTask', undef, 'same name after it ran');
 is(DQNginx::stored($r), 1, 'nothing stored by the 409');
-DQWorker::stop_worker($w);
+is(DQWorker::stop_worker($w), 0, 'worker stops cleanly (exit status 0)');
 
 # --- log levels: client errors at info, never error or above
 my $log = DQTest::slurp($n->error_log);
@@ -147,7 +147,7 @@ like($log, qr/\[info\].*task name "once" in queue "default": TaskAlreadyExists/,
      '409 logged at info');
 unlike($log, qr/\[(error|crit|alert|emerg)\]/, 'no client error logged as [error]');
 
-$n->stop;
+is($n->stop, 0, 'nginx stops cleanly (exit status 0)');
 log_clean_ok($n->error_log, 'nginx error log');
 log_clean_ok($w->{log}, 'worker log');
 done_testing;

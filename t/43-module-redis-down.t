@@ -103,6 +103,6 @@ like($log, qr/\[error\].*deferred: redis .*(connection lost|timed out|connect fa
 like($log, qr/\[notice\].*deferred: redis .*: connected/, 'reconnection logged');
 unlike($log, qr/ 500 | \[alert\]|signal \d+|exited on signal/, 'no 500, no worker crash');
 
-$n->stop;
+is($n->stop, 0, 'nginx stops cleanly (exit status 0)');
 log_clean_ok($n->error_log, 'nginx error log');
 done_testing;

@@ -116,6 +116,6 @@ $st{$_->{status}}++ for @res;
 is_deeply(\%st, { 201 => 1, 409 => 49 }, 'same name from 50 concurrent requests: one 201, 49 x 409')
     or diag explain \%st;
 
-$n->stop;
+is($n->stop, 0, 'nginx stops cleanly (exit status 0)');
 log_clean_ok($n->error_log, 'nginx error log');
 done_testing;

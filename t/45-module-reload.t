@@ -81,6 +81,6 @@ my @connected = $log =~ /deferred: redis \S+: connected/g;
 ok(@connected >= 8, scalar(@connected) . ' worker connections to Redis (2 per generation)');
 unlike($log, qr/open socket .* left in connection/, 'old workers closed their Redis connections');
 
-$n->stop;
+is($n->stop, 0, 'nginx stops cleanly (exit status 0)');
 log_clean_ok($n->error_log, 'nginx error log');
 done_testing;

@@ -154,9 +154,9 @@ is($res->{status}, 201, 'msgpack record task stored');
 my @recs = DQWorker::wait_records($rec, 2, 10);
 is(scalar @recs, 2, 'the worker ran both');
 is_deeply([sort map { $_->{tag} } @recs], [42, 'tag'], 'with the arguments nginx stored');
-DQWorker::stop_worker($w);
+is(DQWorker::stop_worker($w), 0, 'worker stops cleanly (exit status 0)');
 
-$n->stop;
+is($n->stop, 0, 'nginx stops cleanly (exit status 0)');
 log_clean_ok($n->error_log, 'nginx error log');
 log_clean_ok($w->{log}, 'worker log');
 done_testing;

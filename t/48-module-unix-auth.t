@@ -53,6 +53,6 @@ is($res->{headers}{'retry-after'}, '1', '... with Retry-After');
 like(slurp($n->error_log), qr/\[error\].*deferred: redis unix:\S+: AUTH failed/,
      'AUTH failure logged at error');
 
-$n->stop;
+is($n->stop, 0, 'nginx stops cleanly (exit status 0)');
 log_clean_ok($n->error_log, 'nginx error log');
 done_testing;

@@ -55,8 +55,8 @@ is($n->request('POST', $EP, msgpack => DQNginx::mp({ func => 'f', args => [1, \'
 is($n->request('POST', $EP, msgpack => "\xdd\xff\xff\xff\xff")->{status}, 400, 'hostile msgpack');
 is($post->('{"func":'), 400, 'malformed JSON');
 is($post->('{"func":"f","x":1}'), 400, 'unknown field');
-is($n->request('POST', $EP, body => 'x', type => 'text/plain')->{status}, 415, '415');
-is($n->request('POST', '/signed', json => '{"func":"f"}')->{status}, 403, '403');
+is($n->request('POST', $EP, body => 'x', type => 'text/plain')->{status}, 415, 'wrong content type: 415');
+is($n->request('POST', '/signed', json => '{"func":"f"}')->{status}, 403, 'unsigned request: 403');
 $r->cmd('SCRIPT', 'FLUSH');
 is($post->(), 201, 'NOSCRIPT -> EVAL');
 
@@ -78,7 +78,7 @@ is($n->request('GET', '/enqueue?k=x&i=1')->{status}, 503, 'Redis killed: 503');
 $r->restart;
 ok(DQTest::wait_for(sub { $post->() == 201 }, 15, 0.2), 'Redis back: 201');
 
-ok(defined $n->stop, 'nginx exited');
+is($n->stop, 0, 'nginx exited with status 0');
 my $log = slurp($vg);
 ok(length $log, 'valgrind wrote its report');
 like($log, qr/ERROR SUMMARY/, 'valgrind ran to the end');

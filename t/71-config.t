@@ -7,11 +7,10 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use DQOps;
 use Time::HiRes qw(time sleep);
 
-my $bin = DQOps::worker_bin();
-my $lib = DQOps::ops_lib(1);
+my $bin = DQWorker::worker_bin();
+my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 
 sub run {
@@ -136,7 +135,7 @@ for my $d (qw(redis library processes threads concurrency claim_size lease grace
 
 # ---- pause / resume against a running worker
 my $r = DQTest::Redis->start;
-my $w = DQOps::start_master($r, $dir, name => 'pw', wait => 1, conf => <<"EOF2");
+my $w = DQWorker::start_master($r, $dir, name => 'pw', wait => 1, conf => <<"EOF2");
 library "$lib";
 processes 1;
 queue pq;
@@ -148,12 +147,12 @@ like($out, qr/queue pq paused/, 'pause says so');
 like($out, qr/queue pq was already paused/, 'pausing twice says already');
 DQWorker::defer($r, '-q', 'pq', 'ops.run', "$dir/p.rec") for 1 .. 5;
 sleep 1.0;
-is(scalar(DQOps::lines("$dir/p.rec", 'R')), 0, 'a paused queue runs nothing');
+is(scalar(DQWorker::lines("$dir/p.rec", 'R')), 0, 'a paused queue runs nothing');
 is($r->cmd('ZCARD', 'dq:{pq}:eta'), 5, 'its tasks wait in the queue');
 my $t0 = time;
 ($rc, $out) = run('-r', $r->address, 'resume', 'pq');
 is($rc, 0, 'resume exits 0');
-my @l = DQOps::wait_lines("$dir/p.rec", 'R', 5, 10);
+my @l = DQWorker::wait_lines("$dir/p.rec", 'R', 5, 10);
 my $dt = time - $t0;
 is(scalar(@l), 5, 'after resume all 5 ran');
 ok($dt < 2, sprintf('resume woke the sleeping worker (%.0f ms)', $dt * 1000));

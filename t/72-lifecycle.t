@@ -7,19 +7,18 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use DQOps;
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
 
-my $bin = DQOps::worker_bin();
-my $lib = DQOps::ops_lib(1);
+my $bin = DQWorker::worker_bin();
+my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $r = DQTest::Redis->start;
 
 # ---- SIGTERM during a busy run
 my $N = 200;
 my $rec = "$dir/busy.rec";
-my $w = DQOps::start_master($r, $dir, name => 'busy', wait => 2, conf => <<"EOF2");
+my $w = DQWorker::start_master($r, $dir, name => 'busy', wait => 2, conf => <<"EOF2");
 library "$lib";
 processes 2;
 threads 3;
@@ -33,8 +32,10 @@ queue busy;
 EOF2
 ok(-e "$dir/busy.pid", 'pid file written');
 is(DQTest::slurp("$dir/busy.pid") + 0, $w->{pid}, 'pid file holds the master pid');
-DQWorker::cli($r, 'defer', '-q', 'busy', '--count', $N, 'ops.span', $rec, 100);
-DQOps::wait_lines($rec, 'E', 20, 20);
+is((DQWorker::cli($r, 'defer', '-q', 'busy', '--count', $N, 'ops.span', $rec,
+                  100))[0], 0, "$N tasks deferred");
+cmp_ok(scalar(DQWorker::wait_lines($rec, 'E', 20, 20)), '>=', 20,
+       'at least 20 running before the stop');
 my $t0 = time;
 kill 'TERM', $w->{pid};
 my $st;
@@ -43,8 +44,8 @@ my $took = time - $t0;
 is($st, 0, 'master exits 0 after SIGTERM');
 ok($took < 5, sprintf('... within the 5 s grace period (%.2f s)', $took));
 ok(!-e "$dir/busy.pid", 'pid file removed at exit');
-my @S = DQOps::lines($rec, 'S');
-my @E = DQOps::lines($rec, 'E');
+my @S = DQWorker::lines($rec, 'S');
+my @E = DQWorker::lines($rec, 'E');
 my %s; $s{ $_->[0] }++ for @S;
 my %e; $e{ $_->[0] }++ for @E;
 ok(@E > 0 && @E < $N, scalar(@E) . " of $N finished before the stop");
@@ -55,36 +56,36 @@ is($r->cmd('ZCARD', 'dq:{busy}:eta'), $N - scalar(keys %e), 'every unfinished ta
 like(DQTest::slurp("$dir/busy.log"), qr/SIGTERM|Terminated/, 'the stop is logged');
 
 # a second worker finishes the rest: each ran exactly once
-my $w2 = DQOps::start_master($r, $dir, name => 'rest', wait => 1, conf => <<"EOF2");
+my $w2 = DQWorker::start_master($r, $dir, name => 'rest', wait => 1, conf => <<"EOF2");
 library "$lib";
 processes 1;
 threads 8;
 concurrency 8;
 queue busy;
 EOF2
-@E = DQOps::wait_lines($rec, 'E', $N, 60);
+@E = DQWorker::wait_lines($rec, 'E', $N, 60);
 %e = (); $e{ $_->[0] }++ for @E;
 is(scalar(keys %e), $N, "all $N tasks ran");
 is(scalar(grep { $_ > 1 } values %e), 0, 'none ran twice');
 
 # ---- a killed child is respawned; work goes on
-my @kids = DQOps::live_children($w2);
+my @kids = DQWorker::live_children($w2);
 is(scalar(@kids), 1, 'one child');
 kill 'KILL', $kids[0];
 DQTest::wait_for(sub { DQTest::slurp($w2->{log}) =~ /killed by signal 9/ }, 10);
 like(DQTest::slurp($w2->{log}), qr/child 1 \(pid $kids[0]\) killed by signal 9 \(Killed\), holding \d+ leased tasks/,
      'the master logs the signal and the held tasks');
-DQTest::wait_for(sub { scalar(DQOps::children($w2)) == 2 }, 10);
-my @now = DQOps::live_children($w2);
+DQTest::wait_for(sub { scalar(DQWorker::children($w2)) == 2 }, 10);
+my @now = DQWorker::live_children($w2);
 ok(@now == 1 && $now[0] != $kids[0], 'a new child was started');
 DQTest::wait_for(sub { my $c = () = DQTest::slurp($w2->{log}) =~ /redis \(wake\): connected/g; $c >= 2 }, 10);
 DQWorker::cli($r, 'defer', '-q', 'busy', '--count', 10, 'ops.run', "$dir/after.rec");
-is(scalar(DQOps::wait_lines("$dir/after.rec", 'R', 10, 20)), 10, 'the respawned child runs tasks');
+is(scalar(DQWorker::wait_lines("$dir/after.rec", 'R', 10, 20)), 10, 'the respawned child runs tasks');
 is(DQTest::stop_pid($w2->{pid}), 0, 'stopped');
 DQTest::log_clean_ok($w2->{log});
 
 # ---- SIGUSR1 reopens the logs of master and children; -s reopen / stop
-my $w3 = DQOps::start_master($r, $dir, name => 'logs', wait => 0, conf => <<"EOF2");
+my $w3 = DQWorker::start_master($r, $dir, name => 'logs', wait => 0, conf => <<"EOF2");
 library "$lib";
 processes 2;
 pid_file $dir/logs.pid;
@@ -112,7 +113,7 @@ like($err, qr/cannot read pid file ".*logs\.pid"/, '... and says why');
 
 # ---- kill -9 of the master alone: its children stop gracefully
 # (PR_SET_PDEATHSIG), handing unstarted tasks back at once
-my $w4 = DQOps::start_master($r, $dir, name => 'orphan', wait => 2, conf => <<"EOF2");
+my $w4 = DQWorker::start_master($r, $dir, name => 'orphan', wait => 2, conf => <<"EOF2");
 library "$lib";
 processes 2;
 threads 2;
@@ -121,9 +122,11 @@ claim_size 8;
 lease 60s;
 queue q4;
 EOF2
-my @k4 = DQOps::children($w4);
-DQWorker::cli($r, 'defer', '-q', 'q4', '--count', 100, 'ops.span', "$dir/o.rec", 100);
-DQOps::wait_lines("$dir/o.rec", 'E', 4, 20);
+my @k4 = DQWorker::children($w4);
+is((DQWorker::cli($r, 'defer', '-q', 'q4', '--count', 100, 'ops.span',
+                  "$dir/o.rec", 100))[0], 0, '100 tasks deferred');
+cmp_ok(scalar(DQWorker::wait_lines("$dir/o.rec", 'E', 4, 20)), '>=', 4,
+       'tasks running before the kill');
 DQTest::stop_pid($w4->{pid}, 'KILL', 5);
 # gone, or a zombie nobody reaps yet (PID 1 of a container may not)
 sub running { my $s = DQTest::slurp("/proc/$_[0]/stat"); $s ne '' && $s !~ /^\d+ \(.*\) Z/ }
@@ -132,7 +135,7 @@ ok(DQTest::wait_for(sub { !grep { running($_) } @k4 }, 15, 0.05),
 like(DQTest::slurp($w4->{log}), qr/child 1: stopped.*child 2: stopped|child 2: stopped.*child 1: stopped/s,
      '... through their graceful stop');
 is($r->cmd('ZCARD', 'dq:{q4}:lease'), 0, 'no lease left behind (lease is 60 s): unstarted tasks released');
-my @o = DQOps::lines("$dir/o.rec", 'E');
+my @o = DQWorker::lines("$dir/o.rec", 'E');
 is($r->cmd('ZCARD', 'dq:{q4}:eta') + scalar(@o), 100, 'every task either ran or is back in the queue');
 DQTest::log_clean_ok($w4->{log});
 

@@ -8,16 +8,15 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use DQOps;
 use Time::HiRes qw(time sleep);
 
-my $lib = DQOps::ops_lib(1);
+my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $r = DQTest::Redis->start;
 my $rec = "$dir/p.rec";
 
 # the crash must be a real SIGSEGV, not ASan's report-and-exit
-my $w = DQOps::start_master($r, $dir, name => 'poison', wait => 2,
+my $w = DQWorker::start_master($r, $dir, name => 'poison', wait => 2,
     env => { ASAN_OPTIONS => 'handle_segv=0:detect_leaks=0' }, conf => <<"EOF2");
 library "$lib";
 processes 2;
@@ -42,7 +41,7 @@ ok(exists $dead->{$bad}, 'the poison task is dead');
 like($dead->{$bad} // '', qr/retry limit reached after 3 failed attempts/, '... after its retry limit (2 retries = 3 attempts)');
 is(scalar(keys %$dead), 1, 'no other task is dead');
 
-my @R = DQOps::wait_lines($rec, 'R', 19, 20);
+my @R = DQWorker::wait_lines($rec, 'R', 19, 20);
 my %ran; $ran{ $_->[0] }++ for @R;
 is(scalar(grep { $ids{$_} != 13 && $ran{$_} } keys %ids), 19, 'the 19 other tasks ran');
 ok(!$ran{$bad}, 'the poison task never completed');
@@ -54,13 +53,13 @@ like($log, qr/killed by signal 11 \(Segmentation fault\)[^\n]*holding 1 leased t
 like($log, qr/task dead: queue=poison id=\Q$bad\E .*function=ops\.segv .*reason="retry limit reached/,
      'one structured line for the dead task');
 ok(DQWorker::alive($w), 'the master survived');
-DQTest::wait_for(sub { scalar(DQOps::live_children($w)) == 2 }, 10);
-is(scalar(DQOps::live_children($w)), 2, 'two children running again');
+DQTest::wait_for(sub { scalar(DQWorker::live_children($w)) == 2 }, 10);
+is(scalar(DQWorker::live_children($w)), 2, 'two children running again');
 is($r->cmd('HGET', 'dq:{poison}:stats', 'done'), 19, 'stats: 19 done');
 
 # the worker is healthy afterwards
 DQWorker::cli($r, 'defer', '-q', 'poison', '--count', 5, 'ops.run', "$dir/after.rec");
-is(scalar(DQOps::wait_lines("$dir/after.rec", 'R', 5, 10)), 5, 'new tasks run after the crashes');
+is(scalar(DQWorker::wait_lines("$dir/after.rec", 'R', 5, 10)), 5, 'new tasks run after the crashes');
 is(DQTest::stop_pid($w->{pid}), 0, 'master exits 0');
 DQTest::log_clean_ok($w->{log});
 done_testing();

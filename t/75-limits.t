@@ -8,10 +8,9 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use DQOps;
 use Time::HiRes qw(time sleep);
 
-my $lib = DQOps::ops_lib(1);
+my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $r = DQTest::Redis->start;
 
@@ -28,12 +27,12 @@ queue conc {
     max_concurrent 2;
 }
 EOF2
-my @w = map { DQOps::start_master($r, $dir, name => "w$_", wait => 1, conf => $conf) } 1 .. 3;
+my @w = map { DQWorker::start_master($r, $dir, name => "w$_", wait => 1, conf => $conf) } 1 .. 3;
 
 # ---- max_concurrent 2 across 3 workers
 DQWorker::cli($r, 'defer', '-q', 'conc', '--count', 30, 'ops.span', "$dir/c.rec", 100);
-my @E = DQOps::wait_lines("$dir/c.rec", 'E', 30, 30);
-my @S = DQOps::lines("$dir/c.rec", 'S');
+my @E = DQWorker::wait_lines("$dir/c.rec", 'E', 30, 30);
+my @S = DQWorker::lines("$dir/c.rec", 'S');
 is(scalar(@E), 30, 'all 30 concurrency-limited tasks ran');
 my @ev = sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] }
          ((map { [$_->[1], 1] } @S), (map { [$_->[1], 0] } @E));   # end before start on ties
@@ -46,7 +45,7 @@ note('concurrency-limited tasks per child: ' . join(' ', map { "$_=$pids{$_}" } 
 
 # ---- rate 50/s across 3 workers, measured over 10 s
 DQWorker::cli($r, 'defer', '-q', 'rated', '--count', 700, 'ops.span', "$dir/r.rec", 0);
-@S = DQOps::wait_lines("$dir/r.rec", 'S', 650, 30);
+@S = DQWorker::wait_lines("$dir/r.rec", 'S', 650, 30);
 my @t = sort { $a <=> $b } map { $_->[1] } @S;
 my $from = $t[0] + 1000;                  # past the initial burst (bucket 50)
 my $to = $from + 10000;

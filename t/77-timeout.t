@@ -9,15 +9,14 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use DQOps;
 use Time::HiRes qw(time sleep);
 
-my $lib = DQOps::ops_lib(1);
+my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $r = DQTest::Redis->start;
 my $rec = "$dir/t.rec";
 
-my $w = DQOps::start_master($r, $dir, name => 'to', wait => 1, conf => <<"EOF2");
+my $w = DQWorker::start_master($r, $dir, name => 'to', wait => 1, conf => <<"EOF2");
 library "$lib";
 processes 1;
 threads 4;
@@ -43,8 +42,8 @@ like($dead->{$stuck} // '', qr/retry limit reached after 2 failed attempts: time
      '... with the timeout as its reason');
 ok($took < 10, 'long before its 20 s run or its 30 s lease');
 
-my @E = DQOps::wait_lines($rec, 'E', 12, 20);
-my @S = DQOps::lines($rec, 'S');
+my @E = DQWorker::wait_lines($rec, 'E', 12, 20);
+my @S = DQWorker::lines($rec, 'S');
 my (%s, %e);
 $s{ $_->[0] }++ for @S;
 $e{ $_->[0] }++ for @E;
@@ -61,16 +60,16 @@ like($log, qr/task dead: queue=slow id=\Q$stuck\E .*attempt=2 reason="retry limi
      'and one for its death');
 my $repl = () = $log =~ /asked to be replaced \(a task ran past its timeout\)/g;
 is($repl, 2, 'two children were replaced');
-DQTest::wait_for(sub { scalar(DQOps::live_children($w)) == 1 }, 10);
-is(scalar(DQOps::live_children($w)), 1, 'one child running');
+DQTest::wait_for(sub { scalar(DQWorker::live_children($w)) == 1 }, 10);
+is(scalar(DQWorker::live_children($w)), 1, 'one child running');
 DQWorker::cli($r, 'defer', '-q', 'slow', '--count', 5, 'ops.run', "$dir/after.rec");
-is(scalar(DQOps::wait_lines("$dir/after.rec", 'R', 5, 10)), 5, 'the new child runs tasks');
+is(scalar(DQWorker::wait_lines("$dir/after.rec", 'R', 5, 10)), 5, 'the new child runs tasks');
 is($r->cmd('ZCARD', 'dq:{slow}:lease'), 0, 'no lease left');
 is(DQTest::stop_pid($w->{pid}), 0, 'master exits 0');
 DQTest::log_clean_ok($w->{log});
 
 # ---- function_timeout: one function's limit, on a queue without one
-my $f = DQOps::start_master($r, $dir, name => 'fn', wait => 1, conf => <<"EOF2");
+my $f = DQWorker::start_master($r, $dir, name => 'fn', wait => 1, conf => <<"EOF2");
 library "$lib";
 processes 1;
 threads 2;
@@ -85,7 +84,7 @@ DQWorker::cli($r, 'defer', '-q', 'fq', '--count', 3, 'ops.run', "$dir/f.rec");
 DQTest::wait_for(sub { $dead = DQWorker::dead($r, 'fq'); exists $dead->{$slow} }, 20, 0.05);
 like($dead->{$slow} // '', qr/timed out after \d+ ms \(timeout 300 ms\)/,
      'function_timeout: ops.span is dead after 300 ms (retry_limit 0)');
-is(scalar(DQOps::wait_lines("$dir/f.rec", 'R', 3, 10)), 3, 'the other function is not limited');
+is(scalar(DQWorker::wait_lines("$dir/f.rec", 'R', 3, 10)), 3, 'the other function is not limited');
 is(DQTest::stop_pid($f->{pid}), 0, 'master exits 0');
 DQTest::log_clean_ok($f->{log});
 done_testing();

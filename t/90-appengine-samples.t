@@ -53,7 +53,7 @@ for my $sample (split /,/, ($ENV{DQ_SAMPLES} || "flask,django,wsgi")) {
     is(scalar(() = $log =~ m{"POST /custom/path HTTP/1\.1" 200 }g), 1,
        "$sample: one push to /custom/path, answered 200");
     my $stats = { @{ $r->cmd('HGETALL', 'dq:{default}:stats') } };
-    $s->stop;
+    is($s->stop, 0, "$sample: the worker exits 0");
     log_clean_ok("$dir/worker.log", "$sample: worker log");
     log_clean_ok($s->nginx->error_log, "$sample: nginx error log");
 }

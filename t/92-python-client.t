@@ -165,6 +165,6 @@ ok(wait_for(sub { slurp("$dir/named.log") =~ /stored True/ }, 30), '... and stor
     or diag slurp("$dir/named.log");
 ok(wait_for(sub { scalar attempts('named503') }, 10), '... and it ran');
 
-$s->stop;
+is($s->stop, 0, "the worker exits 0");
 log_clean_ok("$dir/worker.log", 'worker log');
 done_testing();

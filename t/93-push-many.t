@@ -67,6 +67,6 @@ cmp_ok($st->{connections}, '<=', $N + 50,
 my $log = DQWorker::log_text($s->worker);
 unlike($log, qr/task failed/, 'no push failed');
 like($log, qr/started: /, 'one worker child');
-$s->stop;
+is($s->stop, 0, "the worker exits 0");
 log_clean_ok("$dir/worker.log", 'worker log');
 done_testing();

@@ -185,8 +185,8 @@ dq__future_alloc(size_t size, dq__fut_kind_t kind, const char *what,
 }
 
 dq_future_t *
-dq_future_new_at(const char *what, const char *file, int line,
-                 const char *func)
+dq_future_new_loc(const char *what, const char *file, int line,
+                  const char *func)
 {
     return dq__future_alloc(sizeof(dq_future_t), DQ__FUT_PLAIN, what, file,
                             line, func);
@@ -355,8 +355,8 @@ dq__future_fail(dq_future_t *f, int code, int flow, char *msg,
 }
 
 int
-dq_future_set_exception_at(dq_future_t *f, int code, const char *file,
-                           int line, const char *func, const char *fmt, ...)
+dq_future_set_exception_loc(dq_future_t *f, int code, const char *file,
+                            int line, const char *func, const char *fmt, ...)
 {
     va_list ap;
     char   *msg = NULL;
@@ -370,9 +370,9 @@ dq_future_set_exception_at(dq_future_t *f, int code, const char *file,
 }
 
 int
-dq_future_set_flow_exception_at(dq_future_t *f, int code, const char *file,
-                                int line, const char *func,
-                                const char *fmt, ...)
+dq_future_set_flow_exception_loc(dq_future_t *f, int code, const char *file,
+                                 int line, const char *func,
+                                 const char *fmt, ...)
 {
     va_list ap;
     char   *msg = NULL;
@@ -419,8 +419,8 @@ dq__future_pass(dq_future_t *f, const dq_future_t *from, const char *file,
 }
 
 int
-dq_future_propagate_at(dq_future_t *f, const dq_future_t *from,
-                       const char *file, int line, const char *func)
+dq_future_propagate_loc(dq_future_t *f, const dq_future_t *from,
+                        const char *file, int line, const char *func)
 {
     return dq__future_pass(f, from, file, line, func);
 }

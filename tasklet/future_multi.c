@@ -98,27 +98,27 @@ dq__multi_new(dq__fut_kind_t kind, const char *what, const char *file,
 }
 
 dq_future_t *
-dq_multi_future_new_at(const char *file, int line, const char *func)
+dq_multi_future_new_loc(const char *file, int line, const char *func)
 {
     return dq__multi_new(DQ__FUT_MULTI, "MultiFuture", file, line, func);
 }
 
 dq_future_t *
-dq_queue_future_new_at(const char *file, int line, const char *func)
+dq_queue_future_new_loc(const char *file, int line, const char *func)
 {
     return dq__multi_new(DQ__FUT_QUEUE, "QueueFuture", file, line, func);
 }
 
 dq_future_t *
-dq_serial_queue_future_new_at(const char *file, int line, const char *func)
+dq_serial_queue_future_new_loc(const char *file, int line, const char *func)
 {
     return dq__multi_new(DQ__FUT_SERIAL, "SerialQueueFuture", file, line,
                          func);
 }
 
 dq_future_t *
-dq_reducing_future_new_at(dq_reducer_fn reducer, void *arg, size_t batch,
-                          const char *file, int line, const char *func)
+dq_reducing_future_new_loc(dq_reducer_fn reducer, void *arg, size_t batch,
+                           const char *file, int line, const char *func)
 {
     dq_future_t *f;
     dq__multi_t *m;
@@ -468,8 +468,8 @@ dq_multi_complete(dq_future_t *mf)
 }
 
 dq_future_t *
-dq_queue_getq_at(dq_future_t *qf, const char *file, int line,
-                 const char *func)
+dq_queue_getq_loc(dq_future_t *qf, const char *file, int line,
+                  const char *func)
 {
     dq__multi_t *m = (dq__multi_t *) qf;
     dq_future_t *g, *dep;

@@ -454,8 +454,8 @@ dq__tasklet_entry(dq__coro_t *c)
 }
 
 dq_future_t *
-dq_tasklet_at(dq_tasklet_fn fn, void *arg, const char *name,
-              const char *file, int line, const char *func)
+dq_tasklet_loc(dq_tasklet_fn fn, void *arg, const char *name,
+               const char *file, int line, const char *func)
 {
     dq__rt_t     *rt = dq__rt_get();
     dq__coro_t   *c;
@@ -503,10 +503,10 @@ dq_tasklet_current(void)
 }
 
 dq_future_t *
-dq_synctasklet_at(dq_tasklet_fn fn, void *arg, const char *name,
-                  const char *file, int line, const char *func)
+dq_synctasklet_loc(dq_tasklet_fn fn, void *arg, const char *name,
+                   const char *file, int line, const char *func)
 {
-    dq_future_t *f = dq_tasklet_at(fn, arg, name, file, line, func);
+    dq_future_t *f = dq_tasklet_loc(fn, arg, name, file, line, func);
 
     if (f) {
         (void) dq_future_wait(f);
@@ -515,8 +515,8 @@ dq_synctasklet_at(dq_tasklet_fn fn, void *arg, const char *name,
 }
 
 dq_future_t *
-dq_toplevel_at(dq_tasklet_fn fn, void *arg, const char *name,
-               const char *file, int line, const char *func)
+dq_toplevel_loc(dq_tasklet_fn fn, void *arg, const char *name,
+                const char *file, int line, const char *func)
 {
     return dq__toplevel_start(fn, arg, name, file, line, func, NULL);
 }
@@ -550,7 +550,7 @@ dq__toplevel_start(dq_tasklet_fn fn, void *arg, const char *name,
     slot = rt->current != &rt->main ? &rt->current->ctx : &rt->thread_ctx;
     saved = *slot;
     *slot = ctx;
-    main = dq_tasklet_at(fn, arg, name, file, line, func);
+    main = dq_tasklet_loc(fn, arg, name, file, line, func);
     *slot = saved;
     if (main == NULL) {
         dq_future_set_exception(top, DQ_ENOMEM, "cannot start tasklet %s",
@@ -570,10 +570,10 @@ dq__toplevel_start(dq_tasklet_fn fn, void *arg, const char *name,
 }
 
 dq_future_t *
-dq_toplevel_sync_at(dq_tasklet_fn fn, void *arg, const char *name,
-                    const char *file, int line, const char *func)
+dq_toplevel_sync_loc(dq_tasklet_fn fn, void *arg, const char *name,
+                     const char *file, int line, const char *func)
 {
-    dq_future_t *f = dq_toplevel_at(fn, arg, name, file, line, func);
+    dq_future_t *f = dq_toplevel_loc(fn, arg, name, file, line, func);
 
     if (f) {
         (void) dq_future_wait(f);

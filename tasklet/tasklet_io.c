@@ -95,7 +95,7 @@ dq__sleep_cancel_ctx(dq__rt_t *rt, dq_context_t *ctx, int code,
 }
 
 dq_future_t *
-dq_sleep_at(double seconds, const char *file, int line, const char *func)
+dq_sleep_loc(double seconds, const char *file, int line, const char *func)
 {
     dq__rt_t    *rt = dq__rt_get();
     dq__sleep_t *s;
@@ -311,8 +311,8 @@ bad:
 }
 
 dq_future_t *
-dq_redis_command_at(const char *file, int line, const char *func,
-                    const char *fmt, ...)
+dq_redis_command_loc(const char *file, int line, const char *func,
+                     const char *fmt, ...)
 {
     dq__redis_op_t *op;
     dq_future_t    *f = dq__redis_prepare(&op, file, line, func);
@@ -352,8 +352,8 @@ dq_redis_command_at(const char *file, int line, const char *func,
 }
 
 dq_future_t *
-dq_redis_command_argv_at(int argc, const char **argv, const size_t *argvlen,
-                         const char *file, int line, const char *func)
+dq_redis_command_argv_loc(int argc, const char **argv, const size_t *argvlen,
+                          const char *file, int line, const char *func)
 {
     dq__redis_op_t *op;
     dq_future_t    *f = dq__redis_prepare(&op, file, line, func);

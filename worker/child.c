@@ -173,8 +173,9 @@ dq_child_kick(dq_child_t *ch)
      * something: while every served queue has a claim in flight or is
      * known to be due, the child claims again anyway (the claim's reply
      * kicks, or a finishing task does), and a BLPOP would only take a wake
-     * token an idle child could use. A queue that is not due keeps the BLPOP armed, so an enqueue on it
-     * still wakes a child busy with another queue. Every path that ends a
+     * token an idle child could use. A queue that is not due keeps the
+     * BLPOP armed, so an enqueue on it still wakes a child busy with
+     * another queue. Every path that ends a
      * busy spell (a claim reply taking less than asked, a failed claim, a
      * due time in the future) comes back through here and arms it. */
     if (!ch->blpop_inflight && dq__free_slots(ch) > 0
@@ -558,7 +559,8 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
         free(ch);
         return 1;
     }
-    dq_task_set_worker_redis(conf->redis_address, conf->redis_db);
+    dq_task_set_worker_redis(conf->redis_address, conf->redis_password,
+                             conf->redis_db);
     dq_task_set_worker_conf(conf);
     ch->loader = dq_loader_new(conf->libraries, conf->nlibraries);
     if (ch->loader == NULL || dq__setup(ch) != 0) {
@@ -597,7 +599,7 @@ done:
     free(ch->qs);
     free(ch->redo);
     dq_loader_free(ch->loader);
-    dq_task_set_worker_redis(NULL, 0);
+    dq_task_set_worker_redis(NULL, NULL, 0);
     dq_task_set_worker_conf(NULL);
     free(ch);
     return status;

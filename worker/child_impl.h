@@ -21,6 +21,7 @@
 #define DQ_CMD_TIMEOUT_MS    10000
 #define DQ_BLPOP_TIMEOUT_S   30       /* liveness only: wake-ups come early */
 #define DQ_NEVER             UINT64_MAX
+#define DQ_LOST_CLAIMS       8        /* per queue, between reconnects */
 
 typedef struct dq_child_s dq_child_t;
 
@@ -38,6 +39,9 @@ struct dq_cqueue_s {
     size_t                 nacks, cap_acks;
     dq_task_t            **rels;       /* never started, to release */
     size_t                 nrels, cap_rels;
+    char                   lost[DQ_LOST_CLAIMS][DQ_ID_SIZE];
+    size_t                 nlost;      /* claims whose reply was lost:
+                                          release_claim on reconnect */
 };
 
 struct dq_child_s {

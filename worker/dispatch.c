@@ -3,16 +3,22 @@
  *
  *   claim    dq_cmd_claim for up to the free slots and claim_size; the
  *            reply's next_ms becomes the queue's due time (no polling);
- *   check    bad tasks (missing or undecodable envelope, unknown function,
- *            retry limit already passed after lease expiries) are buried at
- *            once with their reason and never run;
+ *   check    bad tasks (missing or undecodable envelope, retry limit
+ *            already passed after lease expiries) are buried at once with
+ *            their reason and never run; a task this worker cannot run (no
+ *            function or handler registered, its library failed to load)
+ *            is released without charge for another worker, after a
+ *            back-off of its own (logged once per function);
  *   run      plain functions on libuv's thread pool (uv_queue_work);
  *   report   ok -> ack, grouped per queue and loop iteration (flushed from
  *            a uv_check); fail / retry-quietly -> retry after
  *            dq_backoff_ms, or bury once exhausted; permanent -> bury.
  *
- * Every fencing reply of 0 is a "lease lost" warning: the task belongs to
- * another worker now and this one's result is dropped. A task is freed only
+ * Fencing: each claim call draws a random claim id (dq_claim_id_new) that
+ * every later call for its tasks names; a reply of 0 is a "lease lost"
+ * warning: the task belongs to another worker now and this one's result
+ * is dropped. A claim whose reply was lost (the connection dropped) is
+ * given back whole with release_claim once Redis is back. A task is freed only
  * when the reply to its last command arrived (or the command failed).
  */
 #include <stdio.h>
@@ -24,10 +30,10 @@
 #include "tasklet_task.h"
 
 typedef enum { DQ_OP_ACK, DQ_OP_RETRY, DQ_OP_BURY, DQ_OP_RELEASE,
-               DQ_OP_EXTEND } dq_op_t;
+               DQ_OP_EXTEND, DQ_OP_UNRUNNABLE } dq_op_t;
 
 static const char *dq__op_names[] = { "ack", "retry", "bury", "release",
-                                      "extend" };
+                                      "extend", "release" };
 
 /* A report: one ack, release, retry or bury call for its tasks, awaiting
  * its reply. */
@@ -87,7 +93,7 @@ dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
 {
     dq__report_t *b = data;
     dq_child_t  *ch = b->ch;
-    int          st[DQ_DEFAULT_MAX_BATCH];
+    int          st[DQ_MAX_LEASE_ITEMS];
     dq_error_t   err;
     size_t       i;
 
@@ -115,19 +121,18 @@ dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     } else {
         for (i = 0; i < b->n; i++) {
             if (st[i] == 0 && b->tasks[i]->resent) {
-                dq_log_warn("lease lost: %s of task %s (queue %s, token "
-                            "%lld) sent again and refused: the first "
+                dq_log_warn("lease lost: %s of task %s (queue %s, claim "
+                            "%s) sent again and refused: the first "
                             "attempt landed after all, or the lease "
                             "expired meanwhile", dq__op_names[b->op],
                             b->tasks[i]->id, b->tasks[i]->queue,
-                            (long long) b->tasks[i]->token);
+                            b->tasks[i]->claim);
             } else if (st[i] == 0) {
-                dq_log_warn("lease lost: %s of task %s (queue %s, token "
-                            "%lld) refused: the lease expired and the task "
-                            "was claimed again; this result is dropped",
+                dq_log_warn("lease lost: %s of task %s (queue %s, claim "
+                            "%s) refused: the lease expired and was taken "
+                            "back; this result is dropped",
                             dq__op_names[b->op], b->tasks[i]->id,
-                            b->tasks[i]->queue,
-                            (long long) b->tasks[i]->token);
+                            b->tasks[i]->queue, b->tasks[i]->claim);
             }
         }
     }
@@ -170,34 +175,47 @@ void
 dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t)
 {
     it->id = dq_str_c(t->id);
-    it->token = t->token;
+    it->claim = dq_str_c(t->claim);
     it->name = dq_str_c(t->name);
+}
+
+/* A batch of one task for op, its lease item filled; NULL (the task freed)
+ * when out of memory. */
+static dq__report_t *
+dq__report_one(dq_child_t *ch, dq_task_t *t, dq_op_t op, dq_lease_item_t *it)
+{
+    dq__report_t *b = dq__report_new(ch, op, 1);
+
+    t->state = DQ_TS_DONE;
+    if (b == NULL) {
+        dq_child_unlink(ch, t);
+        dq_task_free(t);
+        return NULL;
+    }
+    b->tasks[0] = t;
+    dq_dispatch_lease_item(it, t);
+    return b;
 }
 
 /* One task to the dead set (its reason already logged by the caller). */
 static void
 dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
 {
-    dq__report_t     *b = dq__report_new(ch, DQ_OP_BURY, 1);
+    dq__report_t     *b;
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
     int              rc;
 
-    t->state = DQ_TS_DONE;
     if (reason != t->error) {       /* kept for a resend */
         snprintf(t->error, sizeof(t->error), "%s", reason);
     }
-    if (b == NULL) {
-        dq_child_unlink(ch, t);
-        dq_task_free(t);
+    if ((b = dq__report_one(ch, t, DQ_OP_BURY, &it)) == NULL) {
         return;
     }
-    b->tasks[0] = t;
-    dq_dispatch_lease_item(&it, t);
     dq_cmd_init(&cmd);
     rc = dq_cmd_bury(&cmd, dq_str_c(t->queue), &it, dq_str_c(reason),
                      ch->conf->dead_max, ch->conf->dead_age_ms,
-                     ch->conf->tombstone_ms);
+                     ch->conf->tombstone_ms, t->ran);
     dq__report_send(b, &cmd, rc);
 }
 
@@ -206,30 +224,25 @@ dq__bury_bad(dq_child_t *ch, dq_task_t *t, const char *reason)
 {
     dq_log_error("task dead: queue=%s id=%s name=%s function=%s attempt=%lld "
                  "reason=\"%s\"", t->queue, t->id, dq__s(t->name),
-                 dq__s(t->func), (long long) t->execs, reason);
+                 dq__s(t->func), (long long) (t->retries + 1), reason);
     dq__bury(ch, t, reason);
 }
 
 static void
 dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms)
 {
-    dq__report_t     *b = dq__report_new(ch, DQ_OP_RETRY, 1);
+    dq__report_t     *b;
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
     int              rc;
 
-    t->state = DQ_TS_DONE;
     t->retry_delay_ms = delay_ms;
-    if (b == NULL) {
-        dq_child_unlink(ch, t);
-        dq_task_free(t);
+    if ((b = dq__report_one(ch, t, DQ_OP_RETRY, &it)) == NULL) {
         return;
     }
-    b->tasks[0] = t;
-    dq_dispatch_lease_item(&it, t);
     dq_cmd_init(&cmd);
     rc = dq_cmd_retry(&cmd, dq_str_c(t->queue), &it, delay_ms,
-                      dq_str_c(t->error));
+                      dq_str_c(t->error), t->ran);
     dq__report_send(b, &cmd, rc);
 }
 
@@ -269,6 +282,7 @@ dq__work(uv_work_t *w)
 
     __atomic_store_n(&t->run_start_ms, dq_timeout_clock_ms(),
                      __ATOMIC_RELEASE);
+    t->ran = 1;
     t->result = dq_task_execute(t);
 }
 
@@ -335,12 +349,12 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
     if (quiet) {
         dq_log_debug("task retry: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
-                     t->id, dq__s(t->name), t->func, (long long) t->execs,
+                     t->id, dq__s(t->name), t->func, (long long) failed,
                      t->error, (long long) delay);
     } else {
         dq_log_error("task failed: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
-                     t->id, dq__s(t->name), t->func, (long long) t->execs,
+                     t->id, dq__s(t->name), t->func, (long long) failed,
                      t->error, (long long) delay);
     }
     dq__retry(ch, t, delay);
@@ -359,6 +373,17 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
         dq_child_unlink(ch, t);
         dq_task_free(t);
         dq_child_maybe_finish(ch);
+        return;
+    }
+    if (t->lease_lost) {
+        /* a tasklet task canceled because its lease was lost
+         * (heartbeat.c): the task is someone else's now; no report */
+        dq_log_warn("task %s (queue %s) canceled: its lease was lost",
+                    t->id, t->queue);
+        dq_child_unlink(ch, t);
+        dq_task_free(t);
+        dq_child_maybe_finish(ch);
+        dq_child_kick(ch);
         return;
     }
     if (canceled) {
@@ -394,6 +419,71 @@ dq__after_work(uv_work_t *w, int status)
     dq_dispatch_done(t->q->ch, t, status == UV_ECANCELED);
 }
 
+/* ------------------------------------------------------- cannot run here */
+
+/* A function this worker cannot run (none registered, or its library
+ * failed to load): another worker may. Its tasks are released without
+ * charge, after a back-off of their own that grows with how long the
+ * function has been missing here (1 s .. DQ__UNRUNNABLE_MAX_MS), so a
+ * worker without the function does not spin on them; the first time per
+ * function it is logged (with the libraries that failed to load). */
+#define DQ__UNRUNNABLE_MIN_MS  1000
+#define DQ__UNRUNNABLE_MAX_MS  30000
+
+typedef struct dq__missing_s {
+    struct dq__missing_s *next;
+    uint64_t              since;    /* loop ms it was first missing */
+    char                  func[];
+} dq__missing_t;
+
+static dq__missing_t *dq__missing;   /* one child per process */
+
+static void
+dq__unrunnable(dq_child_t *ch, dq_task_t *t)
+{
+    dq__report_t     *b;
+    dq__missing_t   *m;
+    dq_lease_item_t  it;
+    dq_cmd_t         cmd;
+    uint64_t         now = uv_now(&ch->loop), delay;
+    const char      *le;
+    int              rc;
+
+    for (m = dq__missing; m; m = m->next) {
+        if (strcmp(m->func, t->func) == 0) {
+            break;
+        }
+    }
+    if (m == NULL) {
+        le = dq_loader_errors(ch->loader);
+        dq_log_warn("function \"%s\" (queue %s) is not registered here%s%s"
+                    "%s: its tasks are released for other workers, no "
+                    "attempt charged (logged once)", t->func, t->queue,
+                    le ? " (task libraries that failed to load: " : "",
+                    le ? le : "", le ? ")" : "");
+        m = malloc(sizeof(*m) + strlen(t->func) + 1);
+        if (m != NULL) {
+            m->since = now;
+            strcpy(m->func, t->func);
+            m->next = dq__missing;
+            dq__missing = m;
+        }
+    }
+    delay = m ? now - m->since : 0;
+    if (delay < DQ__UNRUNNABLE_MIN_MS) {
+        delay = DQ__UNRUNNABLE_MIN_MS;
+    } else if (delay > DQ__UNRUNNABLE_MAX_MS) {
+        delay = DQ__UNRUNNABLE_MAX_MS;
+    }
+    t->retry_delay_ms = (int64_t) delay;
+    if ((b = dq__report_one(ch, t, DQ_OP_UNRUNNABLE, &it)) == NULL) {
+        return;
+    }
+    dq_cmd_init(&cmd);
+    rc = dq_cmd_release(&cmd, dq_str_c(t->queue), &it, 1, (int64_t) delay, 1);
+    dq__report_send(b, &cmd, rc);
+}
+
 /* A claimed task: bury it if it cannot run, else hand it to the pool. */
 static void
 dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
@@ -407,15 +497,13 @@ dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
     dq_retry_merge(&t->retry, &t->env.retry, &t->q->qc->retry);
 
     /* Lease expiries count as failed attempts without a worker deciding
-     * on them: check here. A task that failed normally was judged when it
-     * failed; judge it again at that same moment (its ETA minus the
-     * backoff it was given), or the age limit would catch it one run
-     * early. */
+     * on them: check here. Judge at the moment the last attempt failed
+     * (failed_ms, kept by the scripts), not now, or the age limit would
+     * catch a task one run early. */
     if (t->retries > 0
         && dq_retry_exhausted(&t->retry, t->retries,
                               t->first_run_ms ? t->first_run_ms : now_ms,
-                              t->eta_ms - dq_backoff_ms(&t->retry,
-                                                        t->retries)))
+                              t->failed_ms ? t->failed_ms : now_ms))
     {
         dq__limit_reason(reason, sizeof(reason), t, t->retries, now_ms,
                          "the last lease expired, or the limits changed");
@@ -423,12 +511,7 @@ dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
         return;
     }
     if (t->fn == NULL && t->handler == NULL) {
-        const char *le = dq_loader_errors(ch->loader);
-
-        snprintf(reason, sizeof(reason), "unknown function \"%s\"%s%s%s",
-                 t->func, le ? " (task libraries that failed to load: " : "",
-                 le ? le : "", le ? ")" : "");
-        dq__bury_bad(ch, t, reason);
+        dq__unrunnable(ch, t);
         return;
     }
     if (ch->stopping) {
@@ -463,7 +546,22 @@ typedef struct {
     dq_cqueue_t *q;
     size_t       asked;
     uint64_t     sent_ms;     /* loop time when the claim was asked */
+    char         claim[DQ_ID_SIZE];
 } dq__claim_t;
+
+/* A claim whose reply was lost may have leased tasks nobody here knows
+ * about: give them back (no charge) once Redis is back. */
+static void
+dq__claim_lost(dq_cqueue_t *q, const char *claim)
+{
+    if (q->nlost == DQ_LOST_CLAIMS) {
+        dq_log_warn("too many lost claim replies on queue %.*s: the tasks "
+                    "of claim %s come back when their lease expires",
+                    (int) q->name.len, q->name.ptr, q->lost[0]);
+        memmove(q->lost[0], q->lost[1], sizeof(q->lost[0]) * --q->nlost);
+    }
+    memcpy(q->lost[q->nlost++], claim, DQ_ID_SIZE);
+}
 
 static void
 dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
@@ -486,6 +584,9 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
 
     slots = calloc(c->asked, sizeof(*slots));
     res.tasks = slots;
+    if (rep == NULL && strcmp(errstr, "redis not connected") != 0) {
+        dq__claim_lost(q, c->claim);       /* it may have landed */
+    }
     if (rep == NULL || slots == NULL
         || dq_reply_claim(rep, &res, c->asked, &err) != DQ_OK)
     {
@@ -551,15 +652,20 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     if (c == NULL) {
         return;
     }
+    if (n > DQ_DEFAULT_MAX_BATCH) {
+        n = DQ_DEFAULT_MAX_BATCH;
+    }
     c->q = q;
     c->asked = n;
     c->sent_ms = uv_now(&ch->loop);   /* fresh: dq_child_kick updated it */
+    dq_claim_id_new(c->claim);
     dq_cmd_init(&cmd);
     lim.rate = q->qc->rate;
     lim.bucket_size = q->qc->bucket_size;
     lim.max_concurrent = q->qc->max_concurrent;
-    rc = dq_cmd_claim_limited(&cmd, q->name, (int64_t) n, ch->conf->lease_ms,
-                              ch->conf->reclaim_delay_ms, &lim);
+    rc = dq_cmd_claim_limited(&cmd, q->name, c->claim, (int64_t) n,
+                              ch->conf->lease_ms, ch->conf->reclaim_delay_ms,
+                              &q->qc->retry, &lim);
     if (rc != DQ_OK
         || dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
                             dq__claim_reply, c) != 0)
@@ -579,16 +685,13 @@ static void
 dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
                size_t n)
 {
-    size_t          max = ch->conf->limits.max_batch;
+    size_t          max = DQ_MAX_LEASE_ITEMS;
     size_t          off, k, i;
-    dq_lease_item_t items[DQ_DEFAULT_MAX_BATCH];
-    dq__report_t    *b;
+    dq_lease_item_t items[DQ_MAX_LEASE_ITEMS];
+    dq__report_t   *b;
     dq_cmd_t        cmd;
     int             rc;
 
-    if (max == 0 || max > DQ_DEFAULT_MAX_BATCH) {
-        max = DQ_DEFAULT_MAX_BATCH;
-    }
     for (off = 0; off < n; off += k) {
         k = n - off < max ? n - off : max;
         b = dq__report_new(ch, op, k);
@@ -607,7 +710,7 @@ dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
         if (op == DQ_OP_ACK) {
             rc = dq_cmd_ack(&cmd, q->name, items, k, ch->conf->tombstone_ms);
         } else {
-            rc = dq_cmd_release(&cmd, q->name, items, k);
+            rc = dq_cmd_release(&cmd, q->name, items, k, 0, 0);
         }
         dq__report_send(b, &cmd, rc);
     }
@@ -677,14 +780,83 @@ dq__push(dq_task_t ***arr, size_t *n, size_t *cap, dq_task_t *t)
 /* The commands connection is up again: send the results that were not
  * delivered (acks and releases grouped again, retries and burials one by
  * one). A lease that expired meanwhile answers 0: "lease lost". */
+/* One step of giving back the leases of a claim whose reply was lost. */
+typedef struct {
+    dq_child_t *ch;
+    dq_cqueue_t *q;
+    char        claim[DQ_ID_SIZE];
+} dq__relclaim_t;
+
+static void dq__release_claim(dq__relclaim_t *rq, const char *cursor);
+
+static void
+dq__release_claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
+                        void *data)
+{
+    dq__relclaim_t *rq = data;
+    dq_error_t      err;
+    char            cursor[24];
+    int64_t         n = 0;
+
+    (void) r;
+    if (rep == NULL || dq_reply_release_claim(rep, cursor, &n, &err)
+                       != DQ_OK)
+    {
+        dq_log_warn("giving back claim %s (queue %.*s) failed: %s; its "
+                    "tasks come back when their lease expires", rq->claim,
+                    (int) rq->q->name.len, rq->q->name.ptr,
+                    rep == NULL ? errstr : err.msg);
+        free(rq);
+        return;
+    }
+    if (n > 0) {
+        dq_log_info("gave back %lld tasks of claim %s (queue %.*s) whose "
+                    "reply was lost, no attempt charged", (long long) n,
+                    rq->claim, (int) rq->q->name.len, rq->q->name.ptr);
+    }
+    if (strcmp(cursor, "0") == 0) {
+        free(rq);
+        return;
+    }
+    dq__release_claim(rq, cursor);
+}
+
+static void
+dq__release_claim(dq__relclaim_t *rq, const char *cursor)
+{
+    dq_cmd_t cmd;
+
+    dq_cmd_init(&cmd);
+    if (dq_cmd_release_claim(&cmd, rq->q->name, rq->claim, cursor) != DQ_OK
+        || dq_conn_send_cmd(rq->ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                             dq__release_claim_reply, rq) != 0)
+    {
+        free(rq);
+    }
+    dq_cmd_free(&cmd);
+}
+
 void
 dq_dispatch_resend(dq_child_t *ch)
 {
-    dq_task_t **list = ch->redo;
-    size_t      n = ch->nredo, i;
-    dq_task_t  *t;
-    int         rc;
+    dq_task_t      **list = ch->redo;
+    size_t           n = ch->nredo, i, k;
+    dq_task_t       *t;
+    dq__relclaim_t  *rq;
+    int              rc;
 
+    for (i = 0; i < ch->nq; i++) {
+        for (k = 0; k < ch->qs[i].nlost; k++) {
+            rq = malloc(sizeof(*rq));
+            if (rq != NULL) {
+                rq->ch = ch;
+                rq->q = &ch->qs[i];
+                memcpy(rq->claim, ch->qs[i].lost[k], DQ_ID_SIZE);
+                dq__release_claim(rq, "0");
+            }
+        }
+        ch->qs[i].nlost = 0;
+    }
     if (n == 0) {
         return;
     }
@@ -707,6 +879,10 @@ dq_dispatch_resend(dq_child_t *ch)
             break;
         case DQ_OP_BURY:
             dq__bury(ch, t, t->error);
+            rc = 0;
+            break;
+        case DQ_OP_UNRUNNABLE:
+            dq__unrunnable(ch, t);
             rc = 0;
             break;
         default:

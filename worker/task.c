@@ -2,10 +2,10 @@
  * deferred-worker — the dq_task_* accessors of include/deferred/task.h
  * over a decoded envelope, plus the task object's life (task_impl.h).
  *
- * Metadata comes from the claim: retry count = failed attempts so far,
- * execution count = executions before this one (the claim's execs - 1;
- * not the fencing token, which also counts released claims), ETA = the
- * score the task was due at. Every string handed to a function is owned
+ * Metadata comes from the claim: retry count = failed attempts so far
+ * (lease expiries included), execution count = earlier runs that reached
+ * the function (a lease that expired, a release, a worker that could not
+ * run it do not count), ETA = the score the task was due at. Every string handed to a function is owned
  * by the task and dies with it.
  */
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dq_sync.h"
 #include "worker.h"
 #include "task_impl.h"
 
@@ -23,6 +24,7 @@ struct dq_header_str_s {
 };
 
 static char    *dq__redis_address;
+static char    *dq__redis_password;
 static int      dq__redis_db;
 static const dq_worker_conf_t *dq__conf;
 
@@ -41,10 +43,12 @@ dq__strndup(const char *p, size_t n)
 }
 
 void
-dq_task_set_worker_redis(const char *address, int db)
+dq_task_set_worker_redis(const char *address, const char *password, int db)
 {
     free(dq__redis_address);
+    free(dq__redis_password);
     dq__redis_address = address ? strdup(address) : NULL;
+    dq__redis_password = password ? strdup(password) : NULL;
     dq__redis_db = db;
 }
 
@@ -85,6 +89,24 @@ dq_worker_redis_db(void)
     return dq__redis_db;
 }
 
+DQ_EXPORT redisContext *
+dq_worker_redis_connect(int timeout_ms, char *err, size_t errlen)
+{
+    char buf[512];
+
+    if (err == NULL || errlen == 0) {
+        err = buf;
+        errlen = sizeof(buf);
+    }
+    if (dq__redis_address == NULL) {
+        snprintf(err, errlen, "no Redis address (not in a worker child)");
+        return NULL;
+    }
+    return dq_sync_connect(dq__redis_address, dq__redis_password,
+                           dq__redis_db, timeout_ms > 0 ? timeout_ms : 5000,
+                           err, errlen);
+}
+
 dq_task_t *
 dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
             const dq_loader_t *loader)
@@ -103,10 +125,15 @@ dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
         goto nomem;
     }
     t->eta_ms = c->eta_ms;
-    t->token = c->token;
-    t->execs = c->execs;
+    if (c->claim.len == 0 || c->claim.len > DQ_CLAIM_ID_MAX) {
+        goto nomem;     /* dq_reply_claim checked it: cannot happen */
+    }
+    memcpy(t->claim, c->claim.ptr, c->claim.len);
+    t->claim[c->claim.len] = '\0';
+    t->runs = c->runs;
     t->retries = c->retries;
     t->first_run_ms = c->first_run_ms;
+    t->failed_ms = c->failed_ms;
 
     if (c->envelope.ptr == NULL) {
         snprintf(t->error, sizeof(t->error),
@@ -453,7 +480,7 @@ dq_task_retry_count(const dq_task_t *t)
 DQ_EXPORT int64_t
 dq_task_execution_count(const dq_task_t *t)
 {
-    return t->execs > 0 ? t->execs - 1 : 0;
+    return t->runs;
 }
 
 DQ_EXPORT int64_t

@@ -30,7 +30,7 @@ struct dq_task_s {
     dq_task_t            *prev, *next;    /* child's in-flight list */
     dq_cqueue_t          *q;
     dq_task_state_t       state;
-    int                   lease_lost;     /* a fencing reply said 0 */
+    int                   lease_lost;     /* the heartbeat was fenced */
     int                   redo_op;        /* dispatch.c: undelivered op */
     int                   resent;         /* ... and sent again */
     int64_t               retry_delay_ms; /* for a resent retry */
@@ -39,10 +39,12 @@ struct dq_task_s {
     char                 *id;             /* NUL-terminated copies */
     char                 *queue;
     int64_t               eta_ms;
-    int64_t               token;          /* fencing: claims, only grows */
-    int64_t               execs;          /* executions incl. this one */
-    int64_t               retries;
+    char                  claim[DQ_CLAIM_ID_MAX + 1]; /* claim id: fencing */
+    int64_t               runs;           /* earlier runs that reached the
+                                             function */
+    int64_t               retries;        /* failed attempts so far */
     int64_t               first_run_ms;
+    int64_t               failed_ms;      /* last failed attempt judged */
     int64_t               claim_now_ms;   /* Redis time of the claim */
     uint64_t              claim_loop_ms;  /* uv_now() at the claim */
 
@@ -72,6 +74,9 @@ struct dq_task_s {
                                              (timeout.c clock), atomic */
     int                   timed_out;      /* failed by timeout.c; the
                                              thread may still run it */
+    int                   ran;            /* reached its function */
+    void                 *tk_run;         /* a running tasklet's run
+                                             (tasklet_task.c), or NULL */
     uv_work_t             work;
 };
 
@@ -90,7 +95,8 @@ dq_task_result_t dq_task_execute(dq_task_t *t);
 void dq_task_set_worker_conf(const dq_worker_conf_t *conf);
 
 /* What tasks see as dq_worker_redis_address()/db(); set once at start. */
-void dq_task_set_worker_redis(const char *address, int db);
+void dq_task_set_worker_redis(const char *address, const char *password,
+                              int db);
 
 /* log.c */
 void dq_log_close(void);

@@ -192,6 +192,7 @@ dq__tk_done(dq_future_t *f, void *arg)
         r = DQ_TASK_FAIL;
     }
     t->result = (dq_task_result_t) r;
+    t->tk_run = NULL;
     tk->running--;
     dq_future_unref(f);
     dq_context_unref(run->ctx);
@@ -213,6 +214,7 @@ dq__tk_run(dq_tasklet_child_t *tk, dq_task_t *t)
     dq_future_t  *f = NULL;
 
     t->start_loop_ms = uv_now(&tk->ch->loop);
+    t->ran = 1;
     tk->running++;
     if (run != NULL) {
         run->t = t;
@@ -235,6 +237,9 @@ dq__tk_run(dq_tasklet_child_t *tk, dq_task_t *t)
         return;
     }
     run->f = f;
+    if (!dq_future_done(f)) {
+        t->tk_run = run;       /* dq_tasklet_task_lease_lost may cancel it */
+    }
     if (run->limit_ms > 0 && !dq_future_done(f)) {
         uv_timer_init(&tk->ch->loop, &run->timer);
         run->timer.data = run;
@@ -290,6 +295,34 @@ dq_tasklet_child_start(dq_child_t *ch, dq_task_t *t)
         }
     }
     tk->wait[tk->head + tk->len++] = t;
+}
+
+int
+dq_tasklet_task_lease_lost(dq_child_t *ch, dq_task_t *t)
+{
+    dq_tasklet_child_t *tk = dq__tk();
+    dq__tk_run_t       *run = t->tk_run;
+    size_t              i;
+
+    if (tk == NULL) {
+        return 0;
+    }
+    if (run != NULL) {
+        t->lease_lost = 1;
+        dq__context_cancel(run->ctx, DQ_ECANCELED, "lease lost");
+        return 1;
+    }
+    for (i = 0; i < tk->len; i++) {
+        if (tk->wait[tk->head + i] == t) {
+            memmove(&tk->wait[tk->head + i], &tk->wait[tk->head + i + 1],
+                    (tk->len - i - 1) * sizeof(*tk->wait));
+            tk->len--;
+            t->lease_lost = 1;
+            dq_dispatch_done(ch, t, 1);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 void

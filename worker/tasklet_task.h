@@ -33,6 +33,11 @@ int dq_tasklet_child_init(dq_child_t *ch);
  * child's claim slots (ch->concurrency), so a worker that never sees a
  * tasklet task never leases more than its pool can run. */
 void dq_tasklet_child_start(dq_child_t *ch, dq_task_t *t);
+/* heartbeat.c: t's lease was lost (a fenced extend). A running tasklet
+ * task is canceled (what it waits on fails with DQ_ECANCELED) and, like
+ * one still waiting for a slot, dropped without a report: 1. 0 if t is
+ * not a tasklet task here (a thread cannot be stopped: it runs on). */
+int dq_tasklet_task_lease_lost(dq_child_t *ch, dq_task_t *t);
 /* Graceful stop: tasks still waiting for a slot are handed back
  * (dq_dispatch_done(..., canceled = 1)); running tasklets go on. */
 void dq_tasklet_child_stop(dq_child_t *ch);

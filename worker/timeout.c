@@ -92,9 +92,7 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
           + (int64_t) (uv_now(&ch->loop) - t->claim_loop_ms);
     bury = dq_retry_exhausted(&t->retry, failed,
                               t->first_run_ms ? t->first_run_ms : now, now);
-    it.id = dq_str_c(t->id);
-    it.token = t->token;
-    it.name = t->name ? dq_str_c(t->name) : (dq_str_t) { NULL, 0 };
+    dq_dispatch_lease_item(&it, t);
 
     dq_cmd_init(&cmd);
     if (bury) {
@@ -103,19 +101,19 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
         dq_log_error("task dead: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld reason=\"%s\"", t->queue, t->id,
                      t->name ? t->name : "-", t->func ? t->func : "-",
-                     (long long) t->token, reason);
+                     (long long) failed, reason);
         rc = dq_cmd_bury(&cmd, dq_str_c(t->queue), &it, dq_str_c(reason),
                          ch->conf->dead_max, ch->conf->dead_age_ms,
-                         ch->conf->tombstone_ms);
+                         ch->conf->tombstone_ms, 1);
     } else {
         delay = dq_backoff_ms(&t->retry, failed);
         dq_log_error("task failed: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
                      t->id, t->name ? t->name : "-",
-                     t->func ? t->func : "-", (long long) t->token, err,
+                     t->func ? t->func : "-", (long long) failed, err,
                      (long long) delay);
         rc = dq_cmd_retry(&cmd, dq_str_c(t->queue), &it, delay,
-                          dq_str_c(err));
+                          dq_str_c(err), 1);
     }
     req = calloc(1, sizeof(*req));
     if (req) {

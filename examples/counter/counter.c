@@ -16,8 +16,8 @@
  *
  * Task functions run on the worker's pool threads and may block: each
  * thread keeps its own synchronous hiredis connection to the worker's
- * Redis (dq_worker_redis_address()), made on first use and freed when the
- * thread ends. A Redis error fails the task, so the worker retries it.
+ * Redis (dq_worker_redis_connect(): address, password, database), made on
+ * first use and freed when the thread ends. A Redis error fails the task, so the worker retries it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,11 +64,7 @@ counter_conn(dq_task_t *t)
 {
     counter_conn_t *cc = pthread_getspecific(counter_conn_key);
     redisContext  *c = cc ? cc->c : NULL;
-    const char    *addr = dq_worker_redis_address();
-    char           host[256];
-    const char    *colon;
-    struct timeval tv = { 5, 0 };
-    redisReply    *r;
+    char           err[512];
 
     if (c != NULL && c->err == 0) {
         return c;
@@ -77,38 +73,10 @@ counter_conn(dq_task_t *t)
         pthread_setspecific(counter_conn_key, NULL);
         counter_conn_free(cc);
     }
-    if (addr == NULL) {
-        dq_task_set_error(t, "counter: no Redis address from the worker");
+    c = dq_worker_redis_connect(5000, err, sizeof(err));
+    if (c == NULL) {
+        dq_task_set_error(t, "counter: %s", err);
         return NULL;
-    }
-    if (strncmp(addr, "unix:", 5) == 0) {
-        c = redisConnectUnixWithTimeout(addr + 5, tv);
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL || (size_t) (colon - addr) >= sizeof(host)) {
-            dq_task_set_error(t, "counter: bad Redis address \"%s\"", addr);
-            return NULL;
-        }
-        memcpy(host, addr, (size_t) (colon - addr));
-        host[colon - addr] = '\0';
-        c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    }
-    if (c == NULL || c->err) {
-        dq_task_set_error(t, "counter: connect to %s: %s", addr,
-                          c ? c->errstr : "out of memory");
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    if (dq_worker_redis_db() != 0) {
-        r = redisCommand(c, "SELECT %d", dq_worker_redis_db());
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            dq_task_set_error(t, "counter: SELECT failed");
-            freeReplyObject(r);
-            redisFree(c);
-            return NULL;
-        }
-        freeReplyObject(r);
     }
     cc = malloc(sizeof(*cc));
     if (cc == NULL) {

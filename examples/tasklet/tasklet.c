@@ -234,12 +234,8 @@ static redisContext *
 ex_conn(dq_task_t *task)
 {
     ex_conn_t     *cc = pthread_getspecific(ex_conn_key);
-    const char    *addr = dq_worker_redis_address();
-    char           host[256];
-    const char    *colon;
-    struct timeval tv = { 5, 0 };
+    char           err[512];
     redisContext  *c;
-    redisReply    *r;
 
     if (cc && cc->c && !cc->c->err) {
         return cc->c;
@@ -258,28 +254,10 @@ ex_conn(dq_task_t *task)
     }
     redisFree(cc->c);
     cc->c = NULL;
-    if (addr == NULL) {
-        dq_task_set_error(task, "no Redis address from the worker");
+    c = dq_worker_redis_connect(5000, err, sizeof(err));
+    if (c == NULL) {
+        dq_task_set_error(task, "%s", err);
         return NULL;
-    }
-    if (strncmp(addr, "unix:", 5) == 0) {
-        c = redisConnectUnixWithTimeout(addr + 5, tv);
-    } else {
-        colon = strrchr(addr, ':');
-        snprintf(host, sizeof(host), "%.*s",
-                 (int) (colon ? (size_t) (colon - addr) : strlen(addr)), addr);
-        c = redisConnectWithTimeout(host, colon ? atoi(colon + 1) : 6379, tv);
-    }
-    if (c == NULL || c->err) {
-        dq_task_set_error(task, "connect to %s: %s", addr,
-                          c ? c->errstr : "out of memory");
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    if (dq_worker_redis_db() != 0) {
-        r = redisCommand(c, "SELECT %d", dq_worker_redis_db());
-        freeReplyObject(r);
     }
     cc->c = c;
     return c;

@@ -118,12 +118,28 @@ typedef struct {
     int64_t running;     /* leased */
     int64_t dead;
     int64_t enqueued, done, retried, dead_total;  /* counters */
+    int64_t reclaimed;   /* expired leases taken back */
+    int64_t released;    /* leases given back unstarted, not charged */
+    int64_t unrunnable;  /* released by a worker that cannot run the
+                            function (not registered, library not loaded) */
+    int64_t dead_over_max;  /* burials that found the dead set over
+                               dead_max (nothing younger than dead_age is
+                               deleted) */
 } dq_queue_stats_t;
 
 int dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out);
 
-/* Re-run a dead task (DQ_ENOTFOUND if it is not dead). */
+/* Re-run a dead task (DQ_ENOTFOUND if it is not dead; DQ_EDUPLICATE if a
+ * live task holds its name now: it stays dead). */
 int dq_requeue_dead(dq_client_t *c, const char *queue, const char *id);
+
+/* Re-run every dead task of a queue whose last error contains `match` (a
+ * plain substring; NULL or "" = all of them), oldest first, in script
+ * calls of at most 1000 tasks each. *requeued and *conflicts (either may
+ * be NULL) say how many ran again and how many stayed dead because a live
+ * task holds their name now. */
+int dq_requeue_dead_all(dq_client_t *c, const char *queue, const char *match,
+                        int64_t *requeued, int64_t *conflicts);
 
 /* The last error recorded for a task (dead or retrying), copied into buf;
  * DQ_ENOTFOUND if none. */

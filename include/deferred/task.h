@@ -127,9 +127,11 @@ DQ_EXPORT const char *dq_task_name(const dq_task_t *task);
 DQ_EXPORT const char *dq_task_queue(const dq_task_t *task);
 DQ_EXPORT const char *dq_task_func(const dq_task_t *task);
 DQ_EXPORT const char *dq_task_url(const dq_task_t *task);
-/* X-AppEngine-TaskRetryCount: failed attempts before this one. */
+/* X-AppEngine-TaskRetryCount: failed attempts before this one, whether
+ * or not they reached the function (an expired lease counts). */
 DQ_EXPORT int64_t dq_task_retry_count(const dq_task_t *task);
-/* X-AppEngine-TaskExecutionCount: executions before this one. */
+/* X-AppEngine-TaskExecutionCount: earlier runs that reached the function
+ * (and failed). */
 DQ_EXPORT int64_t dq_task_execution_count(const dq_task_t *task);
 /* X-AppEngine-TaskETA, UTC ms. */
 DQ_EXPORT int64_t dq_task_eta_ms(const dq_task_t *task);
@@ -142,11 +144,21 @@ DQ_EXPORT int dq_task_header_at(const dq_task_t *task, size_t i,
                                 const char **name, size_t *nlen,
                                 const char **value, size_t *vlen);
 
-/* The Redis the worker serves, as "host:port" or "unix:/path", with the
- * database number, for libraries that keep their own connection (one per
- * pool thread; the worker's own connection belongs to its loop). */
+/* The Redis the worker serves, as configured (HOST, HOST:PORT,
+ * [IPV6]:PORT or unix:PATH), with the database number. */
 DQ_EXPORT const char *dq_worker_redis_address(void);
 DQ_EXPORT int dq_worker_redis_db(void);
+
+/* A new blocking hiredis connection to that Redis, authenticated and on
+ * that database (the worker's own connect code), for libraries that keep
+ * their own connection: one per pool thread, used only from plain
+ * functions (the worker's connections belong to its loop; a tasklet uses
+ * dq_redis_command). timeout_ms bounds the connect and every command.
+ * NULL with err filled (err may be NULL). Free with redisFree(). */
+struct redisContext;
+DQ_EXPORT struct redisContext *dq_worker_redis_connect(int timeout_ms,
+                                                      char *err,
+                                                      size_t errlen);
 
 /* ------------------------------------------------------------------ push */
 

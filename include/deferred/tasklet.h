@@ -46,9 +46,9 @@
  * over the caller's reference.
  *
  * Creation sites: the functions that create futures are macros that record
- * __FILE__, __LINE__ and __func__ (the *_at functions are the real entry
- * points), so dq_future_dump() and deadlock errors can say where each
- * pending future came from.
+ * __FILE__, __LINE__ and __func__ (the *_loc functions, which take that
+ * location, are the real entry points), so dq_future_dump() and deadlock
+ * errors can say where each pending future came from.
  */
 #ifndef DEFERRED_TASKLET_H
 #define DEFERRED_TASKLET_H
@@ -225,9 +225,9 @@ typedef struct {
 /* A new pending future with one reference (the caller's). `what` is a
  * static or caller-lifetime-free description for dumps (may be NULL). */
 #define dq_future_new(what) \
-    dq_future_new_at((what), __FILE__, __LINE__, __func__)
-DQ_EXPORT dq_future_t *dq_future_new_at(const char *what, const char *file,
-                                        int line, const char *func);
+    dq_future_new_loc((what), __FILE__, __LINE__, __func__)
+DQ_EXPORT dq_future_t *dq_future_new_loc(const char *what, const char *file,
+                                         int line, const char *func);
 
 DQ_EXPORT dq_future_t *dq_future_ref(dq_future_t *f);
 /* Drop a reference. A future that is dropped while still pending by
@@ -251,24 +251,24 @@ DQ_EXPORT int dq_future_set_result(dq_future_t *f, dq_value_t v);
 #define dq_future_set_int(f, i)  dq_future_set_result((f), dq_value_int(i))
 
 #define dq_future_set_exception(f, code, ...) \
-    dq_future_set_exception_at((f), (code), __FILE__, __LINE__, __func__, \
-                               __VA_ARGS__)
-DQ_EXPORT int dq_future_set_exception_at(dq_future_t *f, int code,
-                                         const char *file, int line,
-                                         const char *func,
-                                         const char *fmt, ...)
+    dq_future_set_exception_loc((f), (code), __FILE__, __LINE__, __func__, \
+                                __VA_ARGS__)
+DQ_EXPORT int dq_future_set_exception_loc(dq_future_t *f, int code,
+                                          const char *file, int line,
+                                          const char *func,
+                                          const char *fmt, ...)
     DQ_PRINTF(6, 7);
 
 /* A flow exception: like set_exception, but not logged when nobody
  * handles it (ndb's add_flow_exception role: expected control flow such
  * as "retry later" is not an error worth a log line). */
 #define dq_future_set_flow_exception(f, code, ...) \
-    dq_future_set_flow_exception_at((f), (code), __FILE__, __LINE__, \
-                                    __func__, __VA_ARGS__)
-DQ_EXPORT int dq_future_set_flow_exception_at(dq_future_t *f, int code,
-                                              const char *file, int line,
-                                              const char *func,
-                                              const char *fmt, ...)
+    dq_future_set_flow_exception_loc((f), (code), __FILE__, __LINE__, \
+                                     __func__, __VA_ARGS__)
+DQ_EXPORT int dq_future_set_flow_exception_loc(dq_future_t *f, int code,
+                                               const char *file, int line,
+                                               const char *func,
+                                               const char *fmt, ...)
     DQ_PRINTF(6, 7);
 
 /* add_flow_exception: exceptions with this code are flow exceptions
@@ -283,10 +283,10 @@ DQ_EXPORT int dq_tasklet_add_flow_exception(int code);
  * result instead, f gets a copy of it. `from` must be done (else
  * DQ_EPENDING). */
 #define dq_future_propagate(f, from) \
-    dq_future_propagate_at((f), (from), __FILE__, __LINE__, __func__)
-DQ_EXPORT int dq_future_propagate_at(dq_future_t *f, const dq_future_t *from,
-                                     const char *file, int line,
-                                     const char *func);
+    dq_future_propagate_loc((f), (from), __FILE__, __LINE__, __func__)
+DQ_EXPORT int dq_future_propagate_loc(dq_future_t *f, const dq_future_t *from,
+                                      const char *file, int line,
+                                      const char *func);
 
 /* The result, or NULL if the future is not done or holds an exception.
  * Borrowed: valid while the future is (dq_value_copy() to keep it). */
@@ -388,41 +388,41 @@ DQ_EXPORT size_t dq_future_dump(FILE *out);
  * DQ_ESTATE. set_exception on the multi future itself fails it at once.
  */
 #define dq_multi_future_new() \
-    dq_multi_future_new_at(__FILE__, __LINE__, __func__)
+    dq_multi_future_new_loc(__FILE__, __LINE__, __func__)
 #define dq_queue_future_new() \
-    dq_queue_future_new_at(__FILE__, __LINE__, __func__)
+    dq_queue_future_new_loc(__FILE__, __LINE__, __func__)
 #define dq_serial_queue_future_new() \
-    dq_serial_queue_future_new_at(__FILE__, __LINE__, __func__)
+    dq_serial_queue_future_new_loc(__FILE__, __LINE__, __func__)
 #define dq_reducing_future_new(reducer, arg, batch_size) \
-    dq_reducing_future_new_at((reducer), (arg), (batch_size), __FILE__, \
-                              __LINE__, __func__)
+    dq_reducing_future_new_loc((reducer), (arg), (batch_size), __FILE__, \
+                               __LINE__, __func__)
 
 /* Fold n >= 2 values into *out (a new value). Return DQ_OK, or an error
  * code that fails the ReducingFuture. Must not keep vals. */
 typedef int (*dq_reducer_fn)(const dq_value_t *vals, size_t n,
                              dq_value_t *out, void *arg);
 
-DQ_EXPORT dq_future_t *dq_multi_future_new_at(const char *file, int line,
-                                              const char *func);
-DQ_EXPORT dq_future_t *dq_queue_future_new_at(const char *file, int line,
-                                              const char *func);
-DQ_EXPORT dq_future_t *dq_serial_queue_future_new_at(const char *file,
-                                                     int line,
-                                                     const char *func);
+DQ_EXPORT dq_future_t *dq_multi_future_new_loc(const char *file, int line,
+                                               const char *func);
+DQ_EXPORT dq_future_t *dq_queue_future_new_loc(const char *file, int line,
+                                               const char *func);
+DQ_EXPORT dq_future_t *dq_serial_queue_future_new_loc(const char *file,
+                                                      int line,
+                                                      const char *func);
 /* batch_size >= 2 (else NULL). */
-DQ_EXPORT dq_future_t *dq_reducing_future_new_at(dq_reducer_fn reducer,
-                                                 void *arg, size_t batch_size,
-                                                 const char *file, int line,
-                                                 const char *func);
+DQ_EXPORT dq_future_t *dq_reducing_future_new_loc(dq_reducer_fn reducer,
+                                                  void *arg, size_t batch_size,
+                                                  const char *file, int line,
+                                                  const char *func);
 
 /* DQ_OK, DQ_ESTATE (completed), DQ_EINVAL (not a multi/queue future). */
 DQ_EXPORT int dq_multi_add_dependent(dq_future_t *mf, dq_future_t *dep);
 DQ_EXPORT int dq_multi_putq(dq_future_t *mf, dq_value_t v);
 DQ_EXPORT int dq_multi_complete(dq_future_t *mf);
 /* Queue futures only: a new future for the next item (see above). */
-#define dq_queue_getq(qf) dq_queue_getq_at((qf), __FILE__, __LINE__, __func__)
-DQ_EXPORT dq_future_t *dq_queue_getq_at(dq_future_t *qf, const char *file,
-                                        int line, const char *func);
+#define dq_queue_getq(qf) dq_queue_getq_loc((qf), __FILE__, __LINE__, __func__)
+DQ_EXPORT dq_future_t *dq_queue_getq_loc(dq_future_t *qf, const char *file,
+                                         int line, const char *func);
 
 /* A ready reducer: sums DQ_VAL_INT values (and integer Redis replies). */
 DQ_EXPORT int dq_reducer_sum(const dq_value_t *vals, size_t n,
@@ -445,11 +445,11 @@ typedef void (*dq_tasklet_fn)(dq_future_t *self, void *arg);
  * the loop. It inherits the current context (see below). Returns NULL on
  * DQ_ENOMEM (no stack could be mapped: see errno).
  */
-#define dq_tasklet(fn, arg) dq_tasklet_at((fn), (arg), #fn, __FILE__, \
-                                          __LINE__, __func__)
-DQ_EXPORT dq_future_t *dq_tasklet_at(dq_tasklet_fn fn, void *arg,
-                                     const char *name, const char *file,
-                                     int line, const char *func);
+#define dq_tasklet(fn, arg) dq_tasklet_loc((fn), (arg), #fn, __FILE__, \
+                                           __LINE__, __func__)
+DQ_EXPORT dq_future_t *dq_tasklet_loc(dq_tasklet_fn fn, void *arg,
+                                      const char *name, const char *file,
+                                      int line, const char *func);
 
 /* Non-zero when called from inside a tasklet. */
 DQ_EXPORT int dq_in_tasklet(void);
@@ -465,27 +465,27 @@ DQ_EXPORT dq_future_t *dq_tasklet_current(void);
  * that context (fire-and-forget work included) has ended. dq_toplevel()
  * returns that future without waiting (what the worker uses).
  */
-#define dq_synctasklet(fn, arg) dq_synctasklet_at((fn), (arg), #fn, \
-                                                  __FILE__, __LINE__, __func__)
-DQ_EXPORT dq_future_t *dq_synctasklet_at(dq_tasklet_fn fn, void *arg,
-                                         const char *name, const char *file,
-                                         int line, const char *func);
-#define dq_toplevel(fn, arg) dq_toplevel_at((fn), (arg), #fn, __FILE__, \
-                                            __LINE__, __func__)
-DQ_EXPORT dq_future_t *dq_toplevel_at(dq_tasklet_fn fn, void *arg,
-                                      const char *name, const char *file,
-                                      int line, const char *func);
-#define dq_toplevel_sync(fn, arg) dq_toplevel_sync_at((fn), (arg), #fn, \
+#define dq_synctasklet(fn, arg) dq_synctasklet_loc((fn), (arg), #fn, \
+                                                   __FILE__, __LINE__, __func__)
+DQ_EXPORT dq_future_t *dq_synctasklet_loc(dq_tasklet_fn fn, void *arg,
+                                          const char *name, const char *file,
+                                          int line, const char *func);
+#define dq_toplevel(fn, arg) dq_toplevel_loc((fn), (arg), #fn, __FILE__, \
+                                             __LINE__, __func__)
+DQ_EXPORT dq_future_t *dq_toplevel_loc(dq_tasklet_fn fn, void *arg,
+                                       const char *name, const char *file,
+                                       int line, const char *func);
+#define dq_toplevel_sync(fn, arg) dq_toplevel_sync_loc((fn), (arg), #fn, \
                                             __FILE__, __LINE__, __func__)
-DQ_EXPORT dq_future_t *dq_toplevel_sync_at(dq_tasklet_fn fn, void *arg,
-                                           const char *name, const char *file,
-                                           int line, const char *func);
+DQ_EXPORT dq_future_t *dq_toplevel_sync_loc(dq_tasklet_fn fn, void *arg,
+                                            const char *name, const char *file,
+                                            int line, const char *func);
 
 /* sleep: a future that gets DQ_VAL_NONE after `seconds` (a uv timer,
  * millisecond resolution; <= 0 completes on the next loop iteration). */
-#define dq_sleep(seconds) dq_sleep_at((seconds), __FILE__, __LINE__, __func__)
-DQ_EXPORT dq_future_t *dq_sleep_at(double seconds, const char *file,
-                                   int line, const char *func);
+#define dq_sleep(seconds) dq_sleep_loc((seconds), __FILE__, __LINE__, __func__)
+DQ_EXPORT dq_future_t *dq_sleep_loc(double seconds, const char *file,
+                                    int line, const char *func);
 
 /* ============================================================= contexts */
 
@@ -526,17 +526,17 @@ DQ_EXPORT size_t dq_context_pending(const dq_context_t *ctx);
  * future fails with DQ_EREDIS.
  */
 #define dq_redis_command(...) \
-    dq_redis_command_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
-DQ_EXPORT dq_future_t *dq_redis_command_at(const char *file, int line,
-                                           const char *func,
-                                           const char *fmt, ...);
+    dq_redis_command_loc(__FILE__, __LINE__, __func__, __VA_ARGS__)
+DQ_EXPORT dq_future_t *dq_redis_command_loc(const char *file, int line,
+                                            const char *func,
+                                            const char *fmt, ...);
 #define dq_redis_command_argv(argc, argv, argvlen) \
-    dq_redis_command_argv_at((argc), (argv), (argvlen), __FILE__, __LINE__, \
-                             __func__)
-DQ_EXPORT dq_future_t *dq_redis_command_argv_at(int argc, const char **argv,
-                                                const size_t *argvlen,
-                                                const char *file, int line,
-                                                const char *func);
+    dq_redis_command_argv_loc((argc), (argv), (argvlen), __FILE__, __LINE__, \
+                              __func__)
+DQ_EXPORT dq_future_t *dq_redis_command_argv_loc(int argc, const char **argv,
+                                                 const size_t *argvlen,
+                                                 const char *file, int line,
+                                                 const char *func);
 
 /* Where dq_redis_command sends commands on this thread: an async context
  * already attached to the runtime's loop (the worker sets it on connect

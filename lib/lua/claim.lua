@@ -1,28 +1,28 @@
 -- claim: take back expired leases, then lease up to max_n due tasks.
 -- KEYS: 1 tasks, 2 eta, 3 lease, 4 state, 5 stats, 6 wake, 7 errors,
 --       8 conf, 9 bucket
--- ARGV: 1 max_n, 2 lease_ms, 3 reclaim_delay_ms,
---       4 rate (tasks/s across all workers, 0 = unlimited),
---       5 bucket_size (burst, >= 1 when rate > 0),
---       6 max_concurrent (leases at once across all workers, 0 = unlimited)
--- Reply: { now_ms, next_ms, then per task 7 values:
---          id, envelope (nil if missing), eta_ms, token, retries,
---          first_run_ms, execs }
+-- ARGV: 1 max_n, 2 lease_ms, 3 reclaim_delay_ms (least delay of an
+--       expired lease), 4 rate (tasks/s across all workers, 0 =
+--       unlimited), 5 bucket_size (burst, >= 1 when rate > 0),
+--       6 max_concurrent (leases at once across all workers, 0 =
+--       unlimited), 7 claim id (the caller's, [A-Za-z0-9_-]{1,32}, never
+--       reused), 8 min_backoff_ms, 9 max_backoff_ms, 10 max_doublings (the
+--       queue's backoff, applied to expired leases)
+-- Reply: { now_ms, next_ms, claim id, then per task 7 values:
+--          id, envelope (nil if missing), eta_ms, retries, first_run_ms,
+--          runs, failed_ms }
 --   next_ms: ms until the earliest ETA or lease deadline still pending
 --   (0 if due work remains), -1 if the queue holds nothing.
 --   When a limit held due work back: next_ms is the time until the token
 --   bucket has a token (rate) or the earliest lease deadline (concurrency:
---   conf "waiting" is set, and the ack/retry/bury that frees a slot pushes
---   a wake token), and no wake token is passed on (the others are limited
---   too); when the
---   queue is paused (conf "paused" = 1) nothing is claimed and next_ms is
---   -1: resuming pushes a wake token.
+--   conf "waiting" is set, and the ack/retry/bury/release that frees a slot
+--   pushes a wake token), and no wake token is passed on (the others are
+--   limited too); when the queue is paused (conf "paused" = 1) nothing is
+--   claimed and next_ms is -1: resuming pushes a wake token.
 -- Bucket: hash "tokens" (float), "ts" (Redis ms of the last refill); it
 -- starts full and refills at `rate` per second up to bucket_size.
--- State "execs:retries:first_run_ms:claims": claims is the fencing token
--- (every claim +1, never decremented); execs counts executions (a released
--- claim is given back); retries counts failed attempts.
-local now = dq_now(KEYS[5])
+-- A claimed task's lease is the member "id|claim id" (prelude).
+local now, prev = dq_now(KEYS[5])
 
 local max_n = tonumber(ARGV[1])
 local lease_ms = tonumber(ARGV[2])
@@ -30,32 +30,71 @@ local reclaim_delay = tonumber(ARGV[3])
 local rate = tonumber(ARGV[4] or '0')
 local bucket = tonumber(ARGV[5] or '1')
 local max_conc = tonumber(ARGV[6] or '0')
-
-local function state(id)
-    local s = redis.call('HGET', KEYS[4], id)
-    if not s then return 0, 0, 0, 0 end
-    local e, r, f, c = dq_state(s)
-    if not e then return 0, 0, 0, 0 end
-    return tonumber(e), tonumber(r), tonumber(f), tonumber(c)
+local cid = ARGV[7] or ''
+local bo_min = tonumber(ARGV[8] or '0') or 0
+local bo_max = tonumber(ARGV[9] or '0') or 0
+local bo_dbl = tonumber(ARGV[10] or '0') or 0
+if not max_n or not lease_ms or lease_ms <= 0 or not reclaim_delay
+   or #cid > 32 or not string.match(cid, '^[%w_-]+$') then
+    return redis.error_reply('ERR claim: bad arguments')
 end
 
--- 1. expired leases: a failed attempt each, back in the ETA set
+-- 1. expired leases (at most DQ_CHUNK per call): a failed attempt each,
+-- back in the ETA set after the queue's backoff (never sooner than
+-- reclaim_delay). The last real error is kept (an expiry only writes one
+-- if there was none). The state keeps the expired claim id: a late ack of
+-- that claim is still accepted until someone claims the task again.
+-- A forward step of the Redis host's clock would expire every lease at
+-- once: a gap of more than two lease periods since the last call on this
+-- queue (a live holder heartbeats every third of one) is taken for one,
+-- and for one lease period after it only leases that had expired before
+-- the gap are taken back (their holders, if alive, extend meanwhile).
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now,
-                           'LIMIT', 0, 1000)
-for _, id in ipairs(expired) do
-    local e, r, f, c = state(id)
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('HSET', KEYS[4], id,
-               e .. ':' .. (r + 1) .. ':' .. f .. ':' .. c)
-    redis.call('HSET', KEYS[7], id, 'lease expired')
-    redis.call('ZADD', KEYS[2], now + reclaim_delay, id)
+                           'LIMIT', 0, DQ_CHUNK)
+if #expired > 0 then
+    local h = redis.call('HMGET', KEYS[5], 'hold', 'hold_until')
+    local hold, hold_until = tonumber(h[1]), tonumber(h[2])
+    if prev > 0 and now - prev > 2 * lease_ms then
+        hold, hold_until = prev, now + lease_ms
+        redis.call('HSET', KEYS[5], 'hold', hold, 'hold_until', hold_until)
+        redis.call('HINCRBY', KEYS[5], 'clock_jumps', 1)
+    end
+    if hold and hold_until and now < hold_until and hold < now then
+        expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', hold,
+                             'LIMIT', 0, DQ_CHUNK)
+    end
 end
 if #expired > 0 then
+    local ids = {}
+    for i = 1, #expired do ids[i] = dq_member_id(expired[i]) end
+    local states = redis.call('HMGET', KEYS[4], unpack(ids))
+    local errs = redis.call('HMGET', KEYS[7], unpack(ids))
+    local st, zs, es = {}, {}, {}
+    for i = 1, #ids do
+        local e, r, f, x, c = dq_state(states[i])
+        r = r + 1
+        if f == 0 then f = now end
+        local delay = dq_backoff(bo_min, bo_max, bo_dbl, r)
+        if delay < reclaim_delay then delay = reclaim_delay end
+        st[#st + 1] = ids[i]
+        st[#st + 1] = dq_state_str(e, r, f, now, c)
+        zs[#zs + 1] = now + delay
+        zs[#zs + 1] = ids[i]
+        if not errs[i] then
+            es[#es + 1] = ids[i]
+            es[#es + 1] = 'lease expired'
+        end
+    end
+    redis.call('ZREM', KEYS[3], unpack(expired))
+    redis.call('HSET', KEYS[4], unpack(st))
+    redis.call('ZADD', KEYS[2], unpack(zs))
+    if #es > 0 then redis.call('HSET', KEYS[7], unpack(es)) end
     redis.call('HINCRBY', KEYS[5], 'reclaimed', #expired)
 end
 
 -- 2. limits: pause, concurrency, rate (all shared by every worker)
 local want = max_n
+if want > DQ_CHUNK then want = DQ_CHUNK end
 local limited = false
 local paused = KEYS[8] and redis.call('HGET', KEYS[8], 'paused') == '1'
 local lease_wait = false
@@ -91,7 +130,7 @@ if rate > 0 then
 end
 
 -- 3. due tasks into the lease set
-local reply = { now, -1 }
+local reply = { now, -1, cid }
 local taken = 0
 if want > 0 then
     local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,
@@ -106,37 +145,30 @@ if want > 0 then
         local envs = redis.call('HMGET', KEYS[1], unpack(ids))
         local deadline = tostring(now + lease_ms)
         local nows = tostring(now)
-        local fresh = '1:0:' .. nows .. ':1'    -- a task never claimed
+        local fresh = '0:0:' .. nows .. ':0:' .. cid  -- a task never claimed
         local leases, newstates = {}, {}
         for i = 1, taken do
             local id = ids[i]
-            local e, r, f, c = 0, 0, 0, 0
+            local e, r, f, x = 0, 0, 0, 0
             local st = states[i]
-            if st then
-                local e1, r1, f1, c1 = dq_state(st)
-                if e1 then
-                    e, r, f, c = tonumber(e1), tonumber(r1), tonumber(f1), tonumber(c1)
-                end
-            end
-            e = e + 1
-            c = c + 1
+            if st then e, r, f, x = dq_state(st) end
             if f == 0 then f = now end
             leases[2 * i - 1] = deadline
-            leases[2 * i] = id
+            leases[2 * i] = dq_member(id, cid)
             newstates[2 * i - 1] = id
-            if e == 1 and r == 0 and c == 1 and f == now then
-                newstates[2 * i] = fresh
+            if st then
+                newstates[2 * i] = dq_state_str(e, r, f, x, cid)
             else
-                newstates[2 * i] = e .. ':' .. r .. ':' .. f .. ':' .. c
+                newstates[2 * i] = fresh
             end
             local k = #reply
             reply[k + 1] = id
             reply[k + 2] = envs[i]
             reply[k + 3] = tonumber(due[2 * i])
-            reply[k + 4] = c
-            reply[k + 5] = r
-            reply[k + 6] = f
-            reply[k + 7] = e
+            reply[k + 4] = r
+            reply[k + 5] = f
+            reply[k + 6] = e
+            reply[k + 7] = x
         end
         redis.call('ZREM', KEYS[2], unpack(ids))
         redis.call('ZADD', KEYS[3], unpack(leases))
@@ -160,8 +192,7 @@ if first[2] then
         if limited then
             held_back = true
         else
-            redis.call('LPUSH', KEYS[6], '1')
-            redis.call('LTRIM', KEYS[6], 0, 7)
+            dq_wake(KEYS[6])
         end
     end
     nxt = d

@@ -107,9 +107,5 @@ end
 if #zs > 0 then redis.call('ZADD', KEYS[2], unpack(zs)) end
 
 if stored > 0 then redis.call('HINCRBY', KEYS[4], 'enqueued', stored) end
-if wake then
-    if redis.call('LPUSH', KEYS[5], '1') > 8 then
-        redis.call('LTRIM', KEYS[5], 0, 7)
-    end
-end
+if wake then dq_wake(KEYS[5]) end
 return reply

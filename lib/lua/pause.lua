@@ -12,7 +12,6 @@ if ARGV[1] == '1' then
     return 1
 end
 redis.call('HDEL', KEYS[1], 'paused')
-redis.call('LPUSH', KEYS[2], '1')
-redis.call('LTRIM', KEYS[2], 0, 7)
+dq_wake(KEYS[2])
 if was then return 1 end
 return 0

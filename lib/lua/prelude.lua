@@ -1,25 +1,156 @@
--- prelude: lib/gen_scripts.sh puts this in front of every script, so its
--- helpers are locals of each script's chunk (Redis forbids globals).
+-- prelude: lib/gen_scripts.sh puts this in front of every script (after
+-- the script's own "#!lua" line, if it has one), so its helpers are locals
+-- of each script's chunk (Redis forbids globals). This is the one home of
+-- the state layout, the lease member layout, the wake push and the
+-- "slot freed" wake; no script parses or builds them itself.
+
+-- Most ids handed to one variadic Redis call: Lua's unpack() is limited by
+-- the C stack (LUAI_MAXCSTACK 8000 in Redis' Lua), and a script's work per
+-- call is bounded by this too (every loop takes at most DQ_CHUNK items).
+local DQ_CHUNK = 1000
 
 -- Redis TIME in ms, never behind the last now of this queue (kept in the
 -- stats hash `stats`: a failover to a replica whose clock lags) unless that
 -- one was over 60 s ahead (a clock error since corrected: step back rather
 -- than stall every countdown and lease). The clock is written only when
--- it changes.
+-- it changes; a field that is not a number (hand edit, corruption) counts
+-- as absent and is overwritten. Returns now and the clock stored before
+-- this call (0 if none): claim uses the gap to see a forward jump.
 local function dq_now(stats)
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    local clock = tonumber(redis.call('HGET', stats, 'clock') or '0')
-    if clock >= now and clock - now <= 60000 then return clock end
+    local clock = tonumber(redis.call('HGET', stats, 'clock')) or 0
+    if clock ~= clock then clock = 0 end            -- "nan"
+    if clock >= now and clock - now <= 60000 then return clock, clock end
     -- written only when it moves (forward, or back after a clock error):
     -- several calls in one ms share the stored value
     redis.call('HSET', stats, 'clock', now)
-    return now
+    return now, clock
 end
 
--- A task's state "execs:retries:first_run_ms:claims" as four strings
--- (nothing if malformed); claims is the fencing token.
+-- A task's state (hash `state`, created by its first claim):
+--   "runs:retries:first_run_ms:failed_ms:claim[:name]"
+-- runs: runs that reached the function (X-AppEngine-TaskExecutionCount);
+-- retries: failed attempts, lease expiries included (TaskRetryCount; what
+-- retry_limit and the backoff count); first_run_ms: the first claim that
+-- was not given back; failed_ms: when the last failed attempt was judged
+-- (0 none; the age limit is checked at that moment); claim: the claim id
+-- of the last claim (the worker's random id: the fencing token); name:
+-- kept by bury for requeue. Unreadable: all zero. A 4-field state of an
+-- older version ("execs:retries:first_run_ms:claims") still reads.
 local function dq_state(s)
-    return string.match(s, '^(%d+):(%d+):(%d+):(%d+)$')
+    if s then
+        local e, r, f, x, c, nm = string.match(s,
+            '^(%d+):(%d+):(%d+):(%d+):([%w_-]*):?([%w_-]*)$')
+        if e then
+            return tonumber(e), tonumber(r), tonumber(f), tonumber(x), c, nm
+        end
+        e, r, f, c = string.match(s, '^(%d+):(%d+):(%d+):(%d+)$')
+        if e then
+            return tonumber(e), tonumber(r), tonumber(f), 0, c, ''
+        end
+    end
+    return 0, 0, 0, 0, '', ''
 end
 
+local function dq_state_str(e, r, f, x, c, nm)
+    if nm and nm ~= '' then
+        return e .. ':' .. r .. ':' .. f .. ':' .. x .. ':' .. c .. ':' .. nm
+    end
+    return e .. ':' .. r .. ':' .. f .. ':' .. x .. ':' .. c
+end
+
+-- A lease (zset `lease`) is the member "id|claim" scored by its deadline:
+-- only the holder of that claim id can name it, and a claim id is never
+-- issued twice (the worker draws 128 random bits), so no rollback of
+-- Redis data can make a stale holder's call match a newer lease.
+local function dq_member(id, claim)
+    return id .. '|' .. claim
+end
+
+local function dq_member_id(m)
+    return string.match(m, '^(.*)|[^|]*$') or m
+end
+
+-- One wake token for a sleeping worker (the list never holds more than 8).
+local function dq_wake(wake)
+    if redis.call('LPUSH', wake, '1') > 8 then
+        redis.call('LTRIM', wake, 0, 7)
+    end
+end
+
+-- A lease slot was freed under max_concurrent: if a claim was held back by
+-- it (conf "waiting", set by claim), wake one sleeping worker to take it.
+local function dq_slot_freed(conf, wake)
+    if redis.call('HDEL', conf, 'waiting') == 1 then dq_wake(wake) end
+end
+
+-- redis.call(cmd, key, args...) over a flat list, at most DQ_CHUNK items
+-- (of `step` arguments each) per call.
+local function dq_calln(cmd, key, args, step)
+    local n = #args
+    local per = DQ_CHUNK * step
+    for i = 1, n, per do
+        local j = i + per - 1
+        if j > n then j = n end
+        redis.call(cmd, key, unpack(args, i, j))
+    end
+end
+
+-- App Engine's backoff before attempt retries + 1: the same arithmetic as
+-- dq_backoff_ms (lib/dq_retry.c; t/unit/test_scripts.c checks that both
+-- agree), used for expired leases, which no worker judges.
+local function dq_backoff(min, max, dbl, retries)
+    if min <= 0 then return 0 end
+    if max < min then max = min end
+    if dbl < 0 then dbl = 0 end
+    local k = 0
+    if retries > 1 then k = retries - 1 end
+    local step = min
+    local d = 0
+    while d < k and d < dbl do
+        if step > math.floor(max / 2) then return max end
+        step = step * 2
+        d = d + 1
+    end
+    if step >= max then return max end
+    if k <= dbl then return step end
+    if k - dbl >= math.floor(max / step) then return max end
+    d = step * (1 + (k - dbl))
+    if d < max then return d end
+    return max
+end
+
+-- Give back leases (members ms of tasks ids) without charging an attempt:
+-- due again at now + delay. A task that never ran (no failed attempt, no
+-- run) forgets the first-run time this claim gave it. Returns how many
+-- were given back (members not leased any more are skipped); got, if
+-- given, gets got[member] = true for each.
+local function dq_release(k_eta, k_lease, k_state, ids, ms, now, delay, got)
+    if #ids == 0 then return 0 end
+    local leased = redis.call('ZMSCORE', k_lease, unpack(ms))
+    local rid, rm = {}, {}
+    for i = 1, #ids do
+        if leased[i] then
+            rid[#rid + 1] = ids[i]
+            rm[#rm + 1] = ms[i]
+            if got then got[ms[i]] = true end
+        end
+    end
+    if #rid == 0 then return 0 end
+    local states = redis.call('HMGET', k_state, unpack(rid))
+    local st, zs = {}, {}
+    local at = now + delay
+    for i = 1, #rid do
+        local e, r, f, x = dq_state(states[i])
+        if e == 0 and r == 0 then f = 0 end
+        st[#st + 1] = rid[i]
+        st[#st + 1] = dq_state_str(e, r, f, x, '')  -- the claim ended
+        zs[#zs + 1] = at
+        zs[#zs + 1] = rid[i]
+    end
+    redis.call('ZREM', k_lease, unpack(rm))
+    redis.call('HSET', k_state, unpack(st))
+    redis.call('ZADD', k_eta, unpack(zs))
+    return #rid
+end

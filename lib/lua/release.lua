@@ -1,39 +1,52 @@
--- release: give back 1..n leases of tasks that never started (graceful
--- shutdown): due again now, the execution not counted (the fencing token,
--- "claims", still only grows).
--- KEYS: 1 eta, 2 lease, 3 state, 4 stats, 5 wake
--- ARGV: 1 n, then per task 2 values: id, token
+#!lua flags=allow-oom
+-- release: give back 1..n leases of tasks that never reached their
+-- function (graceful stop, a function this worker cannot run) WITHOUT
+-- charging an attempt: due again at now + delay_ms, retries and runs
+-- unchanged, and a task that never ran forgets the first-run time its
+-- claim gave it. Runs at maxmemory too (allow-oom).
+-- KEYS: 1 eta, 2 lease, 3 state, 4 stats, 5 wake, 6 conf
+-- ARGV: 1 n, 2 delay_ms, 3 why ("stop" | "unrunnable": the stats counter
+--       "released" or "unrunnable" counts them), then per task 2 values:
+--       id, claim id
 -- Reply: { 1 released | 0 fenced, ... } one per task
 local now = dq_now(KEYS[4])
 
 local n = tonumber(ARGV[1])
-if not n or n < 1 or #ARGV ~= 1 + n * 2 then
+local delay = tonumber(ARGV[2])
+if not n or n < 1 or n > DQ_CHUNK or not delay or #ARGV ~= 3 + n * 2 then
     return redis.error_reply('ERR release: bad arguments')
 end
-local reply = {}
-local released = 0
-for i = 0, n - 1 do
-    local id = ARGV[2 + i * 2]
-    local token = tonumber(ARGV[3 + i * 2])
-    local ok = 0
-    if redis.call('ZSCORE', KEYS[2], id) then
-        local s = redis.call('HGET', KEYS[3], id)
-        local e, r, f, c
-        if s then e, r, f, c = dq_state(s) end
-        if c and tonumber(c) == token then
-            e = tonumber(e) - 1
-            if e < 0 then e = 0 end
-            redis.call('ZREM', KEYS[2], id)
-            redis.call('HSET', KEYS[3], id, e .. ':' .. r .. ':' .. f .. ':' .. c)
-            redis.call('ZADD', KEYS[1], now, id)
-            ok = 1
-            released = released + 1
-        end
+if delay < 0 then delay = 0 end
+local ids, ms, seen = {}, {}, {}
+for i = 1, n do
+    local m = dq_member(ARGV[2 + i * 2], ARGV[3 + i * 2])
+    if not seen[m] then
+        seen[m] = true
+        ids[#ids + 1] = ARGV[2 + i * 2]
+        ms[#ms + 1] = m
     end
-    reply[#reply + 1] = ok
+end
+local first = false
+if delay > 0 then first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES') end
+local got = {}
+local released = dq_release(KEYS[1], KEYS[2], KEYS[3], ids, ms, now, delay,
+                            got)
+local reply = {}
+for i = 1, n do
+    local m = dq_member(ARGV[2 + i * 2], ARGV[3 + i * 2])
+    if got[m] then reply[i] = 1 else reply[i] = 0 end
+    got[m] = nil
 end
 if released > 0 then
-    redis.call('LPUSH', KEYS[5], '1')
-    redis.call('LTRIM', KEYS[5], 0, 7)
+    if ARGV[3] == 'unrunnable' then
+        redis.call('HINCRBY', KEYS[4], 'unrunnable', released)
+    else
+        redis.call('HINCRBY', KEYS[4], 'released', released)
+    end
+    -- due now, or earlier than everything that waited: a sleeper must know
+    if not first or not first[2] or now + delay < tonumber(first[2]) then
+        dq_wake(KEYS[5])
+    end
+    dq_slot_freed(KEYS[6], KEYS[5])
 end
 return reply

@@ -1,34 +1,29 @@
 -- retry: one leased task failed; run it again after delay_ms.
 -- KEYS: 1 eta, 2 lease, 3 state, 4 stats, 5 errors, 6 wake, 7 conf
--- ARGV: 1 id, 2 token, 3 delay_ms, 4 error text
--- Reply: 1 rescheduled | 0 fenced (lease lost or token stale)
+-- ARGV: 1 id, 2 claim id, 3 delay_ms, 4 error text, 5 ran ("1": the run
+--       reached the function, counted in runs; "0": it did not)
+-- Reply: 1 rescheduled | 0 fenced (not leased under this claim id)
 local now = dq_now(KEYS[4])
 
 local id = ARGV[1]
-local token = tonumber(ARGV[2])
-local delay = tonumber(ARGV[3])
+local m = dq_member(id, ARGV[2])
+local delay = tonumber(ARGV[3]) or 0
 if delay < 0 then delay = 0 end
-if not redis.call('ZSCORE', KEYS[2], id) then return 0 end
-local s = redis.call('HGET', KEYS[3], id)
-local e, r, f, c
-if s then e, r, f, c = dq_state(s) end
-if not c or tonumber(c) ~= token then return 0 end
+if not redis.call('ZSCORE', KEYS[2], m) then return 0 end
+local e, r, f = dq_state(redis.call('HGET', KEYS[3], id))
+if ARGV[5] == '1' then e = e + 1 end
+if f == 0 then f = now end
 
 local eta = now + delay
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-redis.call('ZREM', KEYS[2], id)
-redis.call('HSET', KEYS[3], id, e .. ':' .. (tonumber(r) + 1) .. ':' .. f .. ':' .. c)
+redis.call('ZREM', KEYS[2], m)
+-- the claim ended here: no late ack of it (the state names no claim)
+redis.call('HSET', KEYS[3], id, dq_state_str(e, r + 1, f, now, ''))
 redis.call('HSET', KEYS[5], id, ARGV[4])
 redis.call('ZADD', KEYS[1], eta, id)
 redis.call('HINCRBY', KEYS[4], 'retried', 1)
 if eta <= now or not first[2] or eta < tonumber(first[2]) then
-    redis.call('LPUSH', KEYS[6], '1')
-    redis.call('LTRIM', KEYS[6], 0, 7)
+    dq_wake(KEYS[6])
 end
--- A slot freed under max_concurrent: if a claim was held back by it (conf
--- "waiting", set by claim), wake one sleeping worker to take the slot.
-if redis.call('HDEL', KEYS[7], 'waiting') == 1 then
-    redis.call('LPUSH', KEYS[6], '1')
-    redis.call('LTRIM', KEYS[6], 0, 7)
-end
+dq_slot_freed(KEYS[7], KEYS[6])
 return 1

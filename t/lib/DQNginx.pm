@@ -42,8 +42,7 @@ sub module_path { "$DQTest::ROOT/build/ngx_http_deferred_module.so" }
 # Skips the whole test file when nginx or the module is missing.
 sub require_nginx {
     plan skip_all => "$NGINX not installed" unless -x $NGINX;
-    plan skip_all => 'module not built (' . module_path()
-                     . '): ./build.sh build' unless -e module_path();
+    DQTest::require_built(module_path(), 'nginx module (./build.sh build)');
 }
 
 sub _subst {

@@ -22,7 +22,7 @@ use Time::HiRes qw(time sleep);
 use Test::More;
 
 our @EXPORT = qw(bin build_dir tmpdir free_port spawn stop_pid wait_for
-                 log_clean_ok slurp root);
+                 log_clean_ok slurp root need_built capture);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 my %children;        # pid => name
@@ -46,17 +46,75 @@ sub bin {
     return build_dir() . "/$name";
 }
 
-# Run a C unit test binary (TAP on stdout) in place of this .t script.
-sub exec_unit {
-    my ($name, @args) = @_;
-    my $b = build_dir() . "/t/$name";
-    unless (-x $b) {
-        print "1..0 # SKIP $b not built (./build.sh test builds it)\n";
-        exit 0;
+# Whether a missing binary is a failure (CI=true, or ./build.sh test, which
+# sets DQ_STRICT=1) rather than a skip (a partial build on a laptop).
+sub strict { ($ENV{CI} // '') eq 'true' || $ENV{DQ_STRICT} }
+
+# Skip (or, under strict(), fail) this .t when a built file is missing.
+sub need_built {
+    my ($path, $what) = @_;
+    return $path if -e $path;
+    $what //= $path;
+    if (strict()) {
+        print "1..1\nnot ok 1 - $what is built ($path missing; "
+            . "make all builds it)\n";
+        exit 1;
     }
+    print "1..0 # SKIP $what not built ($path; ./build.sh test builds it)\n";
+    exit 0;
+}
+
+# For Test::More tests: the path if it exists; else skip the whole test, or
+# under strict() die (a failure: CI must not pass on a partial build).
+sub require_built {
+    my ($path, $what) = @_;
+    return $path if -e $path;
+    die "$what not built ($path missing; make all builds it)\n" if strict();
+    plan skip_all => "$what not built ($path)";
+}
+
+# Run the C unit test t/unit/<name>.c (TAP on stdout) as this .t script.
+#   exec_unit('test_names');                  no Redis
+#   exec_unit('test_scripts', redis => 1);    a fresh redis-server: its port
+#       is argv[1] and $DQ_REDIS_PORT, its unix socket argv[2] and
+#       $DQ_REDIS_SOCK (t/unit/redis_helper.h reads them)
+sub exec_unit {
+    my ($name, %o) = @_;
+    my $b = need_built(build_dir() . "/t/$name", "unit test $name");
     $ENV{ASAN_OPTIONS} //= 'abort_on_error=0:detect_leaks=1';
     $ENV{UBSAN_OPTIONS} //= 'print_stacktrace=1:halt_on_error=1';
-    exec $b, @args or die "exec $b: $!";
+    unless ($o{redis}) {
+        exec $b, @{ $o{args} || [] } or die "exec $b: $!";
+    }
+    my $dir = tmpdir();
+    my $r = DQTest::Redis->start(dir => $dir,
+                                 args => ['--unixsocket', "$dir/redis.sock"]);
+    $ENV{DQ_REDIS_PORT} = $r->port;
+    $ENV{DQ_REDIS_SOCK} = "$dir/redis.sock";
+    $| = 1;
+    system($b, $r->port, "$dir/redis.sock", @{ $o{args} || [] });
+    my $st = $?;
+    $r->stop;
+    exit($st == 0 ? 0 : ($st >> 8) || 1);
+}
+
+# capture(@cmd) -> ($exit, $stdout, $stderr) of a command run to its end.
+sub capture {
+    my (@cmd) = @_;
+    my ($fh, $errf) = File::Temp::tempfile();
+    close $fh;
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>', $errf or die;
+        exec @cmd or POSIX::_exit(127);
+    }
+    local $/;
+    my $stdout = <$out> // '';
+    close $out;
+    my $rc = $? >> 8;
+    my $stderr = slurp($errf);
+    unlink $errf;
+    return ($rc, $stdout, $stderr);
 }
 
 sub tmpdir {

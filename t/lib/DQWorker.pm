@@ -1,32 +1,57 @@
 package DQWorker;
 # Worker test helpers on top of DQTest: start deferred-worker (the
-# sanitizer build when present) against a DQTest::Redis, run deferred-cli,
-# read the example task library's record files.
+# sanitizer build when present) against a DQTest::Redis, either as one
+# in-process child (start_worker) or as a master with children from a
+# config file (start_master, the production tests t/7N-*.t); run
+# deferred-cli; read the record files of the example and ops task
+# libraries.
 #
 #   my $w = DQWorker::start_worker($r, $dir, name => 'w1',
 #                                  args => [qw(--lease 1s)]);
+#   my $m = DQWorker::start_master($r, $dir, name => 'm', conf => $text,
+#                                  args => [...], fast => 1);
+#   DQWorker::children($m)                     pids of the children started
 #   my ($rc, $out, $err) = DQWorker::cli($r, qw(defer record), "$dir/rec");
 #   my @rec = DQWorker::records("$dir/rec");   # hashes: id ms eta execs ...
+#   DQWorker::lines($file, 'R')                ops records of one kind
 #   DQWorker::stop_worker($w);                 # TERM; returns exit status
 use strict;
 use warnings;
 use lib 't/lib';
 use DQTest;
-use File::Temp qw(tempfile);
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
 use Test::More;
 
 sub example_lib {
-    my $p = bin('examples/tasks/libdq_example_tasks.so');
-    plan skip_all => "example task library not built ($p)" unless -e $p;
-    return $p;
+    return DQTest::require_built(bin('examples/tasks/libdq_example_tasks.so'),
+                                 'example task library');
 }
 
+# The build used for long runs: DQ_BUILD, else the normal build when it
+# has the file (ASan makes 50,000-task runs too slow), else bin().
+sub fast_bin {
+    my ($name) = @_;
+    return bin($name) if $ENV{DQ_BUILD};
+    for my $p ("$DQTest::ROOT/build/worker/$name", "$DQTest::ROOT/build/$name") {
+        return $p if -e $p;
+    }
+    return bin($name);
+}
+
+# worker_bin($fast): the sanitizer build's worker, or fast_bin's
 sub worker_bin {
-    my $p = bin('deferred-worker');
-    plan skip_all => "deferred-worker not built ($p)" unless -x $p;
-    return $p;
+    my ($fast) = @_;
+    return DQTest::require_built($fast ? fast_bin('deferred-worker')
+                                       : bin('deferred-worker'),
+                                 'deferred-worker');
+}
+
+sub ops_lib {
+    my ($v, $fast) = @_;
+    my $rel = 'examples/ops-tasks/libdq_ops_v' . ($v || 1) . '.so';
+    return DQTest::require_built($fast ? fast_bin($rel) : bin($rel),
+                                 'ops task library');
 }
 
 # start_worker($redis, $dir, name => 'w', args => [...], libs => [...],
@@ -67,22 +92,7 @@ sub log_text { DQTest::slurp($_[0]{log}) }
 # cli($redis, @args) -> ($exit, $stdout, $stderr)
 sub cli {
     my ($r, @args) = @_;
-    my $bin = bin('deferred-cli');
-    my ($fh, $errf) = tempfile();
-    close $fh;
-    my $pid = open(my $out, '-|');
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open STDERR, '>', $errf or die;
-        exec $bin, '-r', $r->address, @args or POSIX::_exit(127);
-    }
-    local $/;
-    my $stdout = <$out> // '';
-    close $out;
-    my $rc = $? >> 8;
-    my $stderr = DQTest::slurp($errf);
-    unlink $errf;
-    return ($rc, $stdout, $stderr);
+    return DQTest::capture(bin('deferred-cli'), '-r', $r->address, @args);
 }
 
 # defer($redis, @args) -> id (dies on failure)
@@ -130,5 +140,73 @@ sub stats {
     my %s = map { split / /, $_, 2 } split /\n/, $out;
     return \%s;
 }
+
+# ---- masters started from a config file (the production tests)
+
+# start_master($redis, $dir, name =>, conf => text, args => [], fast => 0,
+#              env => {}, wait => number of children to wait for)
+sub start_master {
+    my ($r, $dir, %o) = @_;
+    my $name = $o{name} || 'w';
+    my $log = "$dir/$name.log";
+    my $conf = "$dir/$name.conf";
+    my $text = $o{conf} // '';
+    $text = "redis " . $r->address . ";\n$text" unless $text =~ /^\s*redis\s/m;
+    open my $fh, '>', $conf or die "$conf: $!";
+    print {$fh} $text;
+    close $fh;
+    my $pid = DQTest::spawn(
+        name => $name, log => $log, env => $o{env},
+        cmd  => [worker_bin($o{fast}), '-c', $conf, @{ $o{args} || [] }]);
+    my $w = { pid => $pid, log => $log, name => $name, conf => $conf };
+    my $want = $o{wait} // 1;
+    DQTest::wait_for(sub {
+        my $c = () = DQTest::slurp($log) =~ /redis \(wake\): connected/g;
+        $c >= $want;
+    }, 30) or diag("$name: children did not connect:\n" . DQTest::slurp($log));
+    return $w;
+}
+
+# pids of every child this master started (from its log), in order
+sub children {
+    my ($w) = @_;
+    my @p = DQTest::slurp($w->{log}) =~ /started child \d+ \(pid (\d+)\)/g;
+    return @p;
+}
+
+# children whose exit the master has not logged
+sub live_children {
+    my ($w) = @_;
+    my $t = DQTest::slurp($w->{log});
+    my %gone = map { $_ => 1 } $t =~ /child \d+ \(pid (\d+)\) (?:exited|killed|asked)/g;
+    return grep { !$gone{$_} } children($w);
+}
+
+# lines of $kind ('R', 'S', 'E', 'V') as array refs of their fields
+sub lines {
+    my ($file, $kind) = @_;
+    my @l;
+    for (split /\n/, DQTest::slurp($file)) {
+        my @f = split / /;
+        push @l, [@f[1 .. $#f]] if $f[0] eq $kind;
+    }
+    return @l;
+}
+
+sub wait_lines {
+    my ($file, $kind, $n, $timeout) = @_;
+    DQTest::wait_for(sub { scalar(lines($file, $kind)) >= $n },
+                     $timeout // 30, 0.05);
+    return lines($file, $kind);
+}
+
+sub key {
+    my ($q, $kind) = @_;
+    return "dq:{$q}:$kind";
+}
+
+# zcard / hlen helpers
+sub zcard { my ($r, $q, $k) = @_; return $r->cmd('ZCARD', key($q, $k)) }
+
 
 1;

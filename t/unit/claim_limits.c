@@ -1,6 +1,6 @@
 /*
  * The claim script's queue limits against a real redis-server (port in
- * DQ_REDIS_PORT, started by t/70-claim-limits.t): token bucket rate,
+ * argv[1], started by t/70-claim-limits.t): token bucket rate,
  * max_concurrent over the lease set, pause/resume, and what next_ms and
  * the wake list tell a sleeping worker. Tasks are placed by hand (the
  * claim script does not read envelopes), so only the script is tested.
@@ -9,25 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dq_contract.h"
-#include "tap.h"
+#include "redis_helper.h"
 
-static redisContext *rc;
 static dq_str_t      q;
 static char          last_id[64];     /* first task of the last claim */
-static int64_t       last_token;
-
-static redisReply *
-run(dq_cmd_t *c)
-{
-    redisReply *r = redisCommandArgv(rc, c->argc, c->argv, c->argvlen);
-    if (r && dq_reply_is_noscript(r)) {
-        freeReplyObject(r);
-        dq_cmd_use_eval(c);
-        r = redisCommandArgv(rc, c->argc, c->argv, c->argvlen);
-    }
-    return r;
-}
+static char          last_claim[DQ_ID_SIZE];
 
 static void
 add_due(int n, const char *prefix)
@@ -39,8 +25,8 @@ add_due(int n, const char *prefix)
     dq_key_format(key_e, sizeof(key_e), q, DQ_KEY_ETA);
     for (i = 0; i < n; i++) {
         snprintf(id, sizeof(id), "%s%d", prefix, i);
-        freeReplyObject(redisCommand(rc, "HSET %s %s x", key_t, id));
-        freeReplyObject(redisCommand(rc, "ZADD %s 1 %s", key_e, id));
+        freeReplyObject(redisCommand(R, "HSET %s %s x", key_t, id));
+        freeReplyObject(redisCommand(R, "ZADD %s 1 %s", key_e, id));
     }
 }
 
@@ -48,7 +34,7 @@ add_due(int n, const char *prefix)
 static int64_t
 redis_ms(void)
 {
-    redisReply *r = redisCommand(rc, "TIME");
+    redisReply *r = redisCommand(R, "TIME");
     int64_t     ms = 0;
 
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
@@ -69,9 +55,13 @@ claim(int64_t max_n, const dq_claim_limits_t *lim, int64_t *next)
     dq_claim_result_t res = { 0, 0, 0, tasks };
     dq_error_t        err;
     long              n = -1;
+    char              cid[DQ_ID_SIZE];
 
     dq_cmd_init(&c);
-    if (dq_cmd_claim_limited(&c, q, max_n, 60000, 0, lim) != DQ_OK) {
+    dq_claim_id_new(cid);
+    if (dq_cmd_claim_limited(&c, q, cid, max_n, 60000, 0, NULL, lim)
+        != DQ_OK)
+    {
         return -2;
     }
     r = run(&c);
@@ -81,7 +71,7 @@ claim(int64_t max_n, const dq_claim_limits_t *lim, int64_t *next)
         if (n > 0 && res.tasks[0].id.len < sizeof(last_id)) {
             memcpy(last_id, res.tasks[0].id.ptr, res.tasks[0].id.len);
             last_id[res.tasks[0].id.len] = '\0';
-            last_token = res.tasks[0].token;
+            memcpy(last_claim, cid, sizeof(cid));
         }
     } else {
         diag("claim failed: %s", r && r->type == REDIS_REPLY_ERROR ? r->str
@@ -100,10 +90,10 @@ llen_wake(void)
     long long   n;
 
     dq_key_format(key, sizeof(key), q, DQ_KEY_WAKE);
-    r = redisCommand(rc, "LLEN %s", key);
+    r = redisCommand(R, "LLEN %s", key);
     n = r ? r->integer : -1;
     freeReplyObject(r);
-    r = redisCommand(rc, "DEL %s", key);
+    r = redisCommand(R, "DEL %s", key);
     freeReplyObject(r);
     return n;
 }
@@ -128,23 +118,15 @@ pause_q(int on)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
-    const char        *port = getenv("DQ_REDIS_PORT");
+    int                port = redis_port(argc, argv);
     dq_claim_limits_t  lim;
     int64_t            next = 0;
     long               n, total;
     int                i;
 
-    if (port == NULL) {
-        printf("1..0 # SKIP DQ_REDIS_PORT not set\n");
-        return 0;
-    }
-    rc = redisConnect("127.0.0.1", atoi(port));
-    if (rc == NULL || rc->err) {
-        printf("1..0 # SKIP cannot connect to redis on %s\n", port);
-        return 0;
-    }
+    redis_connect(port);
 
     /* ---- no limits: same as dq_cmd_claim */
     q = dq_str_lit("free");
@@ -206,7 +188,8 @@ main(void)
     is_int(llen_wake(), 0, "concurrency: no wake token passed on");
     {
         dq_cmd_t        c;
-        dq_lease_item_t it = { dq_str_c(last_id), last_token, { NULL, 0 } };
+        dq_lease_item_t it = { dq_str_c(last_id), dq_str_c(last_claim),
+                               { NULL, 0 } };
         redisReply     *r;
         int             st = -1;
         dq_error_t      err;
@@ -229,7 +212,7 @@ main(void)
         redisReply *r;
 
         dq_key_format(key, sizeof(key), q, DQ_KEY_CONF);
-        r = redisCommand(rc, "HGET %s waiting", key);
+        r = redisCommand(R, "HGET %s waiting", key);
         ok(r && r->type == REDIS_REPLY_STRING, "concurrency: held-back claim "
            "marks the queue waiting");
         freeReplyObject(r);
@@ -247,6 +230,6 @@ main(void)
     is_int(llen_wake(), 1, "resume pushed one wake token");
     is_int(claim(10, NULL, &next), 3, "resumed: all 3 claimed");
 
-    redisFree(rc);
+    redisFree(R);
     return done_testing();
 }

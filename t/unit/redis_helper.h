@@ -1,6 +1,9 @@
 /*
- * Test helpers for unit tests that talk to a real redis-server (started by
- * the .t wrapper, port in argv[1] or $DQ_REDIS_PORT). Header only.
+ * The one helper for unit tests that talk to a real redis-server. The .t
+ * wrapper is one line, DQTest::exec_unit('<name>', redis => 1): it starts a
+ * fresh redis-server and passes its port (argv[1], $DQ_REDIS_PORT) and
+ * unix socket (argv[2], $DQ_REDIS_SOCK). Header only: R is the test's
+ * connection, run() a contract command with the NOSCRIPT fallback.
  */
 #ifndef DQ_TEST_REDIS_HELPER_H
 #define DQ_TEST_REDIS_HELPER_H

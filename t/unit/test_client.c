@@ -54,15 +54,17 @@ work(const char *queue, int bury, const char *error)
     redisReply       *r;
     size_t            i;
     int               st, done = 0;
+    char              cid[DQ_ID_SIZE];
 
     dq_cmd_init(&c);
     res.tasks = t;
-    dq_cmd_claim(&c, dq_str_c(queue), 16, 5000, 0);
+    dq_claim_id_new(cid);
+    dq_cmd_claim(&c, dq_str_c(queue), cid, 16, 5000, 0);
     r = run(&c);
     if (dq_reply_claim(r, &res, 16, &err) == DQ_OK) {
         for (i = 0; i < res.n; i++) {
             it.id = t[i].id;
-            it.token = t[i].token;
+            it.claim = t[i].claim;
             it.name = dq_str_lit("");
             {
                 /* the name comes from the envelope */
@@ -77,7 +79,7 @@ work(const char *queue, int bury, const char *error)
                 }
                 if (bury) {
                     dq_cmd_bury(&c, dq_str_c(queue), &it, dq_str_c(error), 0,
-                                0, 200);
+                                0, 200, 1);
                 } else {
                     dq_cmd_ack(&c, dq_str_c(queue), &it, 1, 200);
                 }
@@ -423,6 +425,34 @@ test_admin(dq_client_t *c)
     is_int(s.done, 1, "done 1");
     is_int(dq_queue_stats(c, "a b", &s), DQ_EINVAL, "bad queue name refused");
     is_int(dq_requeue_dead(c, "adm", ""), DQ_EINVAL, "empty id refused");
+
+    /* bulk requeue: by error text, then all */
+    {
+        dq_defer_opts_t o2 = DQ_DEFER_OPTS_INIT;
+        int64_t         n = -1, k = -1;
+        int             i;
+
+        o2.queue = "adm2";
+        for (i = 0; i < 2; i++) {
+            dq_defer(c, "f", NULL, &o2, NULL, NULL);
+        }
+        is_int(work("adm2", 1, "boom: disk full"), 2, "two die of one error");
+        for (i = 0; i < 3; i++) {
+            dq_defer(c, "f", NULL, &o2, NULL, NULL);
+        }
+        is_int(work("adm2", 1, "boom: timeout"), 3, "three of another");
+        is_int(dq_requeue_dead_all(c, "adm2", "disk", &n, &k), DQ_OK,
+               "requeue the dead whose error contains \"disk\"");
+        ok(n == 2 && k == 0, "2 requeued (%lld), 0 left for names",
+           (long long) n);
+        dq_queue_stats(c, "adm2", &s);
+        ok(s.waiting == 2 && s.dead == 3, "2 waiting, 3 still dead");
+        is_int(dq_requeue_dead_all(c, "adm2", NULL, &n, NULL), DQ_OK,
+               "requeue all");
+        is_int(n, 3, "the other 3");
+        dq_queue_stats(c, "adm2", &s);
+        ok(s.waiting == 5 && s.dead == 0, "all 5 waiting");
+    }
 }
 
 static void

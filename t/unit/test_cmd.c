@@ -56,7 +56,8 @@ main(void)
     dq_cmd_t            c;
     dq_enqueue_item_t   it[2];
     dq_enqueue_result_t res[2];
-    dq_lease_item_t     li = { dq_str_lit("id1"), 7, dq_str_lit("") };
+    dq_lease_item_t     li = { dq_str_lit("id1"), dq_str_lit("c7"),
+                               dq_str_lit("") };
     dq_claimed_t        tasks[1];
     dq_claim_result_t   cr;
     dq_error_t          err;
@@ -108,17 +109,22 @@ main(void)
            "bad queue refused");
     is_int(dq_cmd_enqueue(&c, dq_str_lit("q"), it, 0, 0), DQ_EINVAL,
            "empty batch refused");
-    is_int(dq_cmd_claim(&c, dq_str_lit("q"), 1, 0, 0), DQ_EINVAL,
+    is_int(dq_cmd_claim(&c, dq_str_lit("q"), "c1", 1, 0, 0), DQ_EINVAL,
            "lease 0 refused");
+    is_int(dq_cmd_claim(&c, dq_str_lit("q"), "c|1", 1, 100, 0), DQ_EINVAL,
+           "a claim id outside [A-Za-z0-9_-] refused");
+    is_int(dq_cmd_claim(&c, dq_str_lit("q"), "", 1, 100, 0), DQ_EINVAL,
+           "an empty claim id refused");
     is_int(dq_cmd_ack(&c, dq_str_lit("q"), &li, 0, 0), DQ_EINVAL,
            "empty ack refused");
-    is_int(dq_cmd_retry(&c, dq_str_lit("q"), &li, -5, dq_str_lit("e")), DQ_OK,
-           "retry built");
-    ok(arg_is(&c, 3 + 7, "id1") && arg_is(&c, 11, "7") && arg_is(&c, 12, "0")
-       && arg_is(&c, 13, "e"), "retry: id, token, negative delay -> 0, error");
+    is_int(dq_cmd_retry(&c, dq_str_lit("q"), &li, -5, dq_str_lit("e"), 1),
+           DQ_OK, "retry built");
+    ok(arg_is(&c, 3 + 7, "id1") && arg_is(&c, 11, "c7") && arg_is(&c, 12, "0")
+       && arg_is(&c, 13, "e") && arg_is(&c, 14, "1"),
+       "retry: id, claim id, negative delay -> 0, error, ran");
     is_int(dq_cmd_requeue(&c, dq_str_lit("q"), dq_str_lit("x")), DQ_OK,
            "requeue built");
-    ok(arg_is(&c, 2, "7") && arg_is(&c, c.argc - 1, "x"), "requeue: 7 keys, id");
+    ok(arg_is(&c, 2, "8") && arg_is(&c, c.argc - 1, "x"), "requeue: 8 keys, id");
     dq_cmd_free(&c);
 
     /* replies */
@@ -149,28 +155,34 @@ main(void)
            "unknown status refused");
     freeReplyObject(r);
 
-    r = mk_arr(9);
+    r = mk_arr(10);
     r->element[0] = mk_int(1000);
     r->element[1] = mk_int(-1);
-    r->element[2] = mk_str("id9", REDIS_REPLY_STRING);
-    r->element[3] = mk(REDIS_REPLY_NIL);
-    for (i = 4; i < 9; i++) {
+    r->element[2] = mk_str("cid", REDIS_REPLY_STRING);
+    r->element[3] = mk_str("id9", REDIS_REPLY_STRING);
+    r->element[4] = mk(REDIS_REPLY_NIL);
+    for (i = 5; i < 10; i++) {
         r->element[i] = mk_int(i);
     }
     cr.tasks = tasks;
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_OK, "claim reply");
     ok(cr.n == 1 && cr.now_ms == 1000 && cr.next_ms == -1
        && dq_str_eq(tasks[0].id, "id9") && tasks[0].envelope.ptr == NULL
-       && tasks[0].eta_ms == 4 && tasks[0].token == 5 && tasks[0].retries == 6
-       && tasks[0].first_run_ms == 7 && tasks[0].execs == 8,
-       "every field, nil envelope");
+       && dq_str_eq(tasks[0].claim, "cid")
+       && tasks[0].eta_ms == 5 && tasks[0].retries == 6
+       && tasks[0].first_run_ms == 7 && tasks[0].runs == 8
+       && tasks[0].failed_ms == 9, "every field, nil envelope");
     is_int(dq_reply_claim(r, &cr, 0, &err), DQ_ERR,
            "more tasks than room: error, not overflow");
-    r->elements = 8;
-    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "ragged reply refused");
     r->elements = 9;
-    r->element[2]->type = REDIS_REPLY_INTEGER;
+    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "ragged reply refused");
+    r->elements = 10;
+    r->element[3]->type = REDIS_REPLY_INTEGER;
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "integer id refused");
+    r->element[3]->type = REDIS_REPLY_STRING;
+    r->element[2]->type = REDIS_REPLY_INTEGER;
+    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS,
+           "integer claim id refused");
     r->element[2]->type = REDIS_REPLY_STRING;
     freeReplyObject(r);
 

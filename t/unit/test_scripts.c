@@ -60,7 +60,8 @@ typedef struct {
     char    id[64];
     char    env[64];
     int     has_env;
-    int64_t eta, token, retries, first, execs;
+    char    token[DQ_ID_SIZE];      /* the claim id */
+    int64_t eta, retries, first, runs, failed;
 } task_t;
 
 static int64_t claim_now, claim_next;
@@ -75,8 +76,11 @@ claim(const char *q, int64_t max_n, int64_t lease, int64_t delay,
     redisReply       *r;
     size_t            i;
 
+    char              cid[DQ_ID_SIZE];
+
     res.tasks = tasks;
-    if (dq_cmd_claim(&C, dq_str_c(q), max_n, lease, delay) != DQ_OK) {
+    dq_claim_id_new(cid);
+    if (dq_cmd_claim(&C, dq_str_c(q), cid, max_n, lease, delay) != DQ_OK) {
         return -100;
     }
     r = run(&C);
@@ -95,21 +99,23 @@ claim(const char *q, int64_t max_n, int64_t lease, int64_t delay,
                  (int) tasks[i].envelope.len,
                  tasks[i].envelope.ptr ? tasks[i].envelope.ptr : "");
         out[i].eta = tasks[i].eta_ms;
-        out[i].token = tasks[i].token;
+        snprintf(out[i].token, sizeof(out[i].token), "%.*s",
+                 (int) tasks[i].claim.len, tasks[i].claim.ptr);
         out[i].retries = tasks[i].retries;
         out[i].first = tasks[i].first_run_ms;
-        out[i].execs = tasks[i].execs;
+        out[i].runs = tasks[i].runs;
+        out[i].failed = tasks[i].failed_ms;
     }
     freeReplyObject(r);
     return (int) res.n;
 }
 
 static dq_lease_item_t
-item(const char *id, int64_t token, const char *name)
+item(const char *id, const char *token, const char *name)
 {
     dq_lease_item_t it;
     it.id = dq_str_c(id);
-    it.token = token;
+    it.claim = dq_str_c(token);
     it.name = dq_str_c(name);
     return it;
 }
@@ -130,7 +136,7 @@ statuses(size_t n, int *out)
 }
 
 static int
-ack1(const char *q, const char *id, int64_t token, const char *name)
+ack1(const char *q, const char *id, const char *token, const char *name)
 {
     dq_lease_item_t it = item(id, token, name);
     int             s;
@@ -139,28 +145,28 @@ ack1(const char *q, const char *id, int64_t token, const char *name)
 }
 
 static int
-retry1(const char *q, const char *id, int64_t token, int64_t delay,
+retry1(const char *q, const char *id, const char *token, int64_t delay,
        const char *error)
 {
     dq_lease_item_t it = item(id, token, NULL);
     int             s;
-    dq_cmd_retry(&C, dq_str_c(q), &it, delay, dq_str_c(error));
+    dq_cmd_retry(&C, dq_str_c(q), &it, delay, dq_str_c(error), 1);
     return statuses(1, &s);
 }
 
 static int
-bury1(const char *q, const char *id, int64_t token, const char *name,
+bury1(const char *q, const char *id, const char *token, const char *name,
       const char *error, int64_t dead_max, int64_t dead_age)
 {
     dq_lease_item_t it = item(id, token, name);
     int             s;
     dq_cmd_bury(&C, dq_str_c(q), &it, dq_str_c(error), dead_max, dead_age,
-                TOMB);
+                TOMB, 1);
     return statuses(1, &s);
 }
 
 static int
-extend1(const char *q, const char *id, int64_t token, int64_t lease)
+extend1(const char *q, const char *id, const char *token, int64_t lease)
 {
     dq_lease_item_t it = item(id, token, NULL);
     int             s;
@@ -169,11 +175,11 @@ extend1(const char *q, const char *id, int64_t token, int64_t lease)
 }
 
 static int
-release1(const char *q, const char *id, int64_t token)
+release1(const char *q, const char *id, const char *token)
 {
     dq_lease_item_t it = item(id, token, NULL);
     int             s;
-    dq_cmd_release(&C, dq_str_c(q), &it, 1);
+    dq_cmd_release(&C, dq_str_c(q), &it, 1, 0, 0);
     return statuses(1, &s);
 }
 
@@ -209,23 +215,26 @@ test_round_trip(void)
     is_int(n, 1, "claim takes the due task");
     is_str(t[0].id, "id1", "claimed id");
     is_str(t[0].env, "id1", "claimed envelope");
-    is_int(t[0].token, 1, "first token is 1");
-    is_int(t[0].execs, 1, "first execution");
+    is_int((int64_t) strlen(t[0].token), 22, "the claim id comes back");
+    is_int(t[0].runs, 0, "no run before this one");
     is_int(t[0].retries, 0, "no retries yet");
     is_int(t[0].first, claim_now, "first run = claim time");
     ok(claim_next > 0 && claim_next <= 1000,
        "next = lease deadline (%lld ms)", (long long) claim_next);
     rstr(buf, sizeof(buf), "HGET %s id1", key("rt", DQ_KEY_STATE));
-    ok(strncmp(buf, "1:0:", 4) == 0 && strlen(buf) > 10,
-       "state \"execs:retries:first:claims\" written at claim (%s)", buf);
+    ok(strncmp(buf, "0:0:", 4) == 0 && strstr(buf, t[0].token) != NULL,
+       "state \"runs:retries:first:failed:claim\" written at claim (%s)",
+       buf);
     is_int(claim("rt", 10, 1000, 0, t, 4), 0, "nothing more to claim");
 
-    is_int(ack1("rt", "id1", 1, NULL), 1, "ack with the token");
+    is_int(ack1("rt", "id1", "nottheclaim", NULL), 0,
+           "ack with another claim id refused");
+    is_int(ack1("rt", "id1", t[0].token, NULL), 1, "ack with the claim id");
     is_int(rint_("HLEN %s", key("rt", DQ_KEY_TASKS)), 0, "envelope deleted");
     is_int(rint_("HLEN %s", key("rt", DQ_KEY_STATE)), 0, "state deleted");
     is_int(rint_("ZCARD %s", key("rt", DQ_KEY_LEASE)), 0, "lease deleted");
     is_int(rint_("HGET %s done", key("rt", DQ_KEY_STATS)), 1, "done counted");
-    is_int(ack1("rt", "id1", 1, NULL), 0, "second ack refused");
+    is_int(ack1("rt", "id1", t[0].token, NULL), 0, "second ack refused");
     is_int(claim("rt", 10, 1000, 0, t, 4), 0, "empty queue");
     is_int(claim_next, -1, "next -1 on an empty queue");
 }
@@ -291,36 +300,41 @@ static void
 test_fencing(void)
 {
     task_t t[2];
-    char   buf[64];
+    char   buf[64], a[DQ_ID_SIZE];
     int    s;
 
     enq("fe", "f1", "fn", -1, -1, NULL);
     is_int(claim("fe", 1, 100, 0, t, 2), 1, "worker A claims, lease 100 ms");
-    is_int(t[0].token, 1, "A holds token 1");
+    snprintf(a, sizeof(a), "%s", t[0].token);
     sleep_ms(150);
-    is_int(claim("fe", 1, 5000, 0, t, 2), 1,
-           "after expiry worker B claims it again");
-    is_int(t[0].token, 2, "B holds token 2");
+    is_int(claim("fe", 1, 5000, 100, t, 2), 0,
+           "after expiry: taken back, due after the backoff (100 ms)");
+    sleep_ms(150);
+    is_int(claim("fe", 1, 5000, 0, t, 2), 1, "then worker B claims it");
+    ok(strcmp(t[0].token, a) != 0, "B holds another claim id");
     is_int(t[0].retries, 1, "the expired lease counted as a failed attempt");
-    is_int(t[0].execs, 2, "second execution");
+    is_int(t[0].runs, 0, "but not as a run that reached the function");
+    ok(t[0].failed > 0 && t[0].failed < claim_now - 100,
+       "failed_ms = when the expiry was judged");
     is_int(rint_("HGET %s reclaimed", key("fe", DQ_KEY_STATS)), 1,
            "reclaimed counted");
     is_str(rstr(buf, sizeof(buf), "HGET %s f1", key("fe", DQ_KEY_ERRORS)),
            "lease expired", "reason recorded");
-    is_int(ack1("fe", "f1", 1, "fn"), 0, "A's ack refused");
-    is_int(retry1("fe", "f1", 1, 0, "x"), 0, "A's retry refused");
-    is_int(bury1("fe", "f1", 1, "fn", "x", 0, 0), 0, "A's bury refused");
-    is_int(extend1("fe", "f1", 1, 5000), 0, "A's extend refused");
-    is_int(release1("fe", "f1", 1), 0, "A's release refused");
+    is_int(ack1("fe", "f1", a, "fn"), 0, "A's ack refused");
+    is_int(retry1("fe", "f1", a, 0, "x"), 0, "A's retry refused");
+    is_int(bury1("fe", "f1", a, "fn", "x", 0, 0), 0, "A's bury refused");
+    is_int(extend1("fe", "f1", a, 5000), 0, "A's extend refused");
+    is_int(release1("fe", "f1", a), 0, "A's release refused");
     is_int(rint_("ZCARD %s", key("fe", DQ_KEY_LEASE)), 1, "still leased to B");
-    is_int(ack1("fe", "f1", 2, "fn"), 1, "B's ack accepted");
-    /* a token alone is not enough: the id must be in the lease set */
+    is_int(ack1("fe", "f1", t[0].token, "fn"), 1, "B's ack accepted");
+    /* a waiting task is acked only by the claim its state names */
     enq("fe", "f2", NULL, -1, 60000, NULL);
-    redisReply *r = redisCommand(R, "HSET %s f2 1:0:1:1",
+    redisReply *r = redisCommand(R, "HSET %s f2 0:1:1:1:zz",
                                  key("fe", DQ_KEY_STATE));
     freeReplyObject(r);
-    is_int(ack1("fe", "f2", 1, NULL), 0, "ack of a waiting task refused");
-    dq_lease_item_t its[2] = { item("f2", 1, NULL), item("nope", 1, NULL) };
+    is_int(ack1("fe", "f2", "yy", NULL), 0, "ack of a waiting task refused");
+    dq_lease_item_t its[2] = { item("f2", "zz", NULL),
+                               item("nope", "zz", NULL) };
     dq_cmd_extend(&C, dq_str_c("fe"), its, 2, 1000);
     int st[2] = { 9, 9 };
     s = statuses(2, st);
@@ -336,7 +350,7 @@ test_fencing(void)
             } else if (k == 1) {
                 dq_cmd_extend(&C, dq_str_c("fe"), its, 2, 1000);
             } else {
-                dq_cmd_release(&C, dq_str_c("fe"), its, 2);
+                dq_cmd_release(&C, dq_str_c("fe"), its, 2, 0, 0);
             }
             C.argc--;                     /* drop the last argument */
             r = run(&C);
@@ -370,8 +384,8 @@ test_retry(void)
     sleep_ms(320);
     is_int(claim("re", 1, 5000, 0, t, 2), 1, "due after its delay");
     is_int(t[0].retries, 1, "retries 1");
-    is_int(t[0].token, 2, "token 2");
-    is_int(ack1("re", "r1", 2, NULL), 1, "acked");
+    is_int(t[0].runs, 1, "runs 1 (the failed run reached the function)");
+    is_int(ack1("re", "r1", t[0].token, NULL), 1, "acked");
     is_int(rint_("HEXISTS %s r1", key("re", DQ_KEY_ERRORS)), 0,
            "error cleared by ack");
 }
@@ -388,7 +402,7 @@ test_bury_requeue(void)
         enq("de", id, NULL, -1, -1, NULL);
     }
     {
-        /* d4 gets a real envelope: requeue reads its name from it */
+        /* d4 is named: bury keeps the name for requeue */
         dq_request_t        req;
         dq_enqueue_item_t   it;
         dq_enqueue_result_t res;
@@ -438,16 +452,29 @@ test_bury_requeue(void)
     n = claim("de", 10, 5000, 0, t, 8);
     is_int(n, 1, "the requeued task is due");
     is_int(t[0].retries, 0, "retries reset");
-    is_int(t[0].execs, 1, "executions reset");
-    is_int(t[0].token, 2, "token still grows");
+    is_int(t[0].runs, 0, "runs reset");
     is_int(requeue1("de", "d4"), 0, "requeue of a running task: not dead");
     /* age trimming */
     sleep_ms(30);
-    bury1("de", "d4", 2, "dn", "again", 0, 20);
+    bury1("de", "d4", t[0].token, "dn", "again", 0, 20);
     is_int(rint_("ZCARD %s", key("de", DQ_KEY_DEAD)), 1,
            "older than dead_age: trimmed");
     is_int(rint_("ZSCORE %s d4", key("de", DQ_KEY_DEAD)) > 0, 1,
            "the fresh one stays");
+    /* dead_max never deletes a task younger than dead_age */
+    for (i = 5; i < 9; i++) {
+        snprintf(id, sizeof(id), "d%d", i);
+        enq("de", id, NULL, -1, -1, NULL);
+    }
+    n = claim("de", 10, 5000, 0, t, 8);
+    is_int(n, 4, "claimed 4 more");
+    for (i = 0; i < n; i++) {
+        bury1("de", t[i].id, t[i].token, NULL, "again", 2, 60000);
+    }
+    is_int(rint_("ZCARD %s", key("de", DQ_KEY_DEAD)), 5,
+           "dead_max 2 with dead_age 60 s: all 5 young dead tasks kept");
+    ok(rint_("HGET %s dead_over_max", key("de", DQ_KEY_STATS)) >= 3,
+       "the dead set over dead_max is counted");
 }
 
 static void
@@ -458,13 +485,15 @@ test_release_extend(void)
     enq("rl", "l1", NULL, -1, -1, NULL);
     claim("rl", 1, 5000, 0, t, 2);
     rint_("DEL %s", key("rl", DQ_KEY_WAKE));
-    is_int(release1("rl", "l1", 1), 1, "release");
+    is_int(release1("rl", "l1", t[0].token), 1, "release");
     is_int(rint_("LLEN %s", key("rl", DQ_KEY_WAKE)), 1, "release wakes");
+    sleep_ms(5);
     is_int(claim("rl", 1, 100, 0, t, 2), 1, "due again at once");
-    is_int(t[0].execs, 1, "released execution not counted");
-    is_int(t[0].token, 2, "token grows anyway");
+    is_int(t[0].runs, 0, "released run not counted");
     is_int(t[0].retries, 0, "release is not a failure");
-    is_int(extend1("rl", "l1", 2, 5000), 1, "extend");
+    is_int(t[0].first, claim_now,
+           "first run = this claim (the released one never ran)");
+    is_int(extend1("rl", "l1", t[0].token, 5000), 1, "extend");
     sleep_ms(150);
     is_int(claim("rl", 1, 100, 0, t, 2), 0, "extended lease not reclaimed");
     is_int(rint_("HGET %s reclaimed", key("rl", DQ_KEY_STATS)), -1,
@@ -697,6 +726,326 @@ test_clock(void)
            "a clock behind Redis TIME moves forward to it");
 }
 
+
+/* A late ack: the lease expired and was taken back, but nobody claimed the
+ * task again: the finished run counts (running it again would be for
+ * nothing). Once someone claims it, the old claim's ack is refused. */
+static void
+test_late_ack(void)
+{
+    task_t t[2];
+    char   a[DQ_ID_SIZE];
+
+    enq("la", "l1", NULL, -1, -1, NULL);
+    is_int(claim("la", 1, 50, 0, t, 2), 1, "claimed, lease 50 ms");
+    snprintf(a, sizeof(a), "%s", t[0].token);
+    sleep_ms(80);
+    is_int(claim("la", 1, 5000, 60000, t, 2), 0,
+           "expired: taken back (due in 60 s)");
+    is_int(rint_("ZCARD %s", key("la", DQ_KEY_LEASE)), 0, "lease gone");
+    is_int(ack1("la", "l1", a, NULL), 1, "the late ack is accepted");
+    is_int(rint_("ZCARD %s", key("la", DQ_KEY_ETA)), 0,
+           "and the task is gone from the ETA set");
+    is_int(rint_("HLEN %s", key("la", DQ_KEY_STATE)), 0, "state deleted");
+    is_int(rint_("HGET %s acked_late", key("la", DQ_KEY_STATS)), 1,
+           "acked_late counted");
+
+    enq("la", "l2", NULL, -1, -1, NULL);
+    claim("la", 1, 50, 0, t, 2);
+    snprintf(a, sizeof(a), "%s", t[0].token);
+    sleep_ms(80);
+    is_int(claim("la", 1, 5000, 0, t, 2), 0, "expired: taken back");
+    sleep_ms(120);
+    is_int(claim("la", 1, 5000, 0, t, 2), 1, "after its backoff, claimed again");
+    is_int(ack1("la", "l2", a, NULL), 0, "then the old claim's ack is refused");
+    is_int(retry1("la", "l2", t[0].token, 0, "x"), 1, "the new holder's retry");
+    is_int(ack1("la", "l2", t[0].token, NULL), 0,
+           "a retried task is not acked by its old claim");
+}
+
+/* An expired lease does not overwrite the last real error. */
+static void
+test_expiry_keeps_error(void)
+{
+    task_t t[2];
+    char   buf[64];
+
+    enq("ke", "k1", NULL, -1, -1, NULL);
+    claim("ke", 1, 5000, 0, t, 2);
+    retry1("ke", "k1", t[0].token, 0, "real error");
+    sleep_ms(2);
+    claim("ke", 1, 30, 0, t, 2);
+    sleep_ms(60);
+    claim("ke", 0, 30, 0, t, 2);
+    is_str(rstr(buf, sizeof(buf), "HGET %s k1", key("ke", DQ_KEY_ERRORS)),
+           "real error", "the last real error is kept after an expiry");
+}
+
+/* release_claim: a claim whose reply was lost is given back whole, without
+ * charge; other claims' leases are untouched. */
+static void
+test_release_claim(void)
+{
+    dq_claimed_t      tasks[8];
+    dq_claim_result_t res;
+    dq_error_t        err;
+    redisReply       *r;
+    task_t            t[8];
+    char              cid[DQ_ID_SIZE], cursor[24];
+    int64_t           n = 0, total = 0;
+    int               i;
+
+    for (i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "c%d", i);
+        enq("rc", id, NULL, -1, -1, NULL);
+    }
+    is_int(claim("rc", 2, 60000, 0, t, 8), 2, "another claim holds 2");
+    dq_claim_id_new(cid);
+    res.tasks = tasks;
+    dq_cmd_claim(&C, dq_str_lit("rc"), cid, 3, 60000, 0);
+    r = run(&C);
+    is_int(dq_reply_claim(r, &res, 8, &err), DQ_OK, "a claim of 3 ...");
+    freeReplyObject(r);
+    /* ... whose reply the worker never saw */
+    snprintf(cursor, sizeof(cursor), "0");
+    do {
+        dq_cmd_release_claim(&C, dq_str_lit("rc"), cid, cursor);
+        r = run(&C);
+        if (dq_reply_release_claim(r, cursor, &n, &err) != DQ_OK) {
+            diag("release_claim: %s", err.msg);
+            freeReplyObject(r);
+            break;
+        }
+        freeReplyObject(r);
+        total += n;
+    } while (strcmp(cursor, "0") != 0);
+    is_int(total, 3, "release_claim gave back its 3 tasks");
+    is_int(rint_("ZCARD %s", key("rc", DQ_KEY_LEASE)), 2,
+           "the other claim's 2 leases stay");
+    is_int(claim("rc", 8, 60000, 0, t, 8), 3, "the 3 are due again at once");
+    is_int(t[0].retries + t[1].retries + t[2].retries, 0, "no attempt charged");
+}
+
+/* Bulk requeue: all dead, or those whose error matches; a name a live task
+ * holds now keeps its dead task dead. */
+static void
+test_requeue_bulk(void)
+{
+    task_t  t[8];
+    int64_t off, n, k;
+    int     i, rc;
+    dq_error_t err;
+    redisReply *r;
+
+    for (i = 0; i < 6; i++) {
+        char id[16], nm[16];
+        snprintf(id, sizeof(id), "b%d", i);
+        snprintf(nm, sizeof(nm), "bn%d", i);
+        enq("rq", id, i == 0 ? nm : NULL, -1, -1, NULL);
+    }
+    is_int(claim("rq", 8, 60000, 0, t, 8), 6, "6 claimed");
+    for (i = 0; i < 6; i++) {
+        bury1("rq", t[i].id, t[i].token, strcmp(t[i].id, "b0") ? NULL : "bn0",
+              i % 2 ? "error: timeout" : "error: refused", 0, 0);
+    }
+    is_int(requeue1("rq", "nope"), 0, "requeue of an unknown id: 0");
+    dq_cmd_requeue_bulk(&C, dq_str_lit("rq"), "timeout", 0, 1000);
+    r = run(&C);
+    rc = dq_reply_requeue_bulk(r, &off, &n, &k, &err);
+    freeReplyObject(r);
+    is_int(rc, DQ_OK, "bulk requeue by error text");
+    is_int(n, 3, "the 3 timeouts requeued");
+    is_int(off, -1, "the end reached");
+    is_int(rint_("ZCARD %s", key("rq", DQ_KEY_DEAD)), 3, "3 stay dead");
+    /* b0's name was tombstoned at bury (TOMB ms); after it a new task
+     * takes the name: b0 must stay dead */
+    sleep_ms(TOMB + 20);
+    is_int(enq("rq", "new0", "bn0", -1, 60000, NULL), DQ_OK,
+           "a new live task takes b0's name");
+    dq_cmd_requeue(&C, dq_str_lit("rq"), dq_str_lit("b0"));
+    r = run(&C);
+    is_int(dq_reply_requeue(r, &i, &err), DQ_EDUPLICATE,
+           "requeue of b0: its name is held by a live task");
+    freeReplyObject(r);
+    /* limit 1 per call: the offset walks past what stays dead */
+    off = 0;
+    int64_t total = 0, conflicts = 0;
+    while (off >= 0) {
+        dq_cmd_requeue_bulk(&C, dq_str_lit("rq"), NULL, off, 1);
+        r = run(&C);
+        rc = dq_reply_requeue_bulk(r, &off, &n, &k, &err);
+        freeReplyObject(r);
+        if (rc != DQ_OK) {
+            break;
+        }
+        total += n;
+        conflicts += k;
+    }
+    is_int(total, 2, "bulk requeue of all, 1 per call: 2 requeued");
+    is_int(conflicts, 1, "1 left dead for its name");
+    is_int(rint_("ZCARD %s", key("rq", DQ_KEY_DEAD)), 1, "only b0 stays dead");
+    is_int(rint_("ZSCORE %s bn0", key("rq", DQ_KEY_NAMES)), 0,
+           "the name is still the live task's (inf)");
+}
+
+/* Scripts that only free memory work at maxmemory. */
+static void
+test_oom(void)
+{
+    task_t t[4];
+    int    s;
+
+    enq("om", "o1", "on1", -1, -1, NULL);
+    enq("om", "o2", NULL, -1, -1, NULL);
+    enq("om", "o3", NULL, -1, -1, NULL);
+    enq("om", "o4", NULL, -1, -1, NULL);
+    is_int(claim("om", 4, 60000, 0, t, 4), 4, "4 claimed");
+    rint_("CONFIG SET maxmemory-policy noeviction");
+    rint_("CONFIG SET maxmemory 1");
+    ok(enq("om", "o9", NULL, -1, -1, NULL) != DQ_OK,
+       "at maxmemory an enqueue is refused (OOM)");
+    is_int(extend1("om", t[0].id, t[0].token, 60000), 1, "extend works");
+    is_int(ack1("om", t[0].id, t[0].token, strcmp(t[0].id, "o1") ? NULL
+                                                                 : "on1"), 1,
+           "ack works");
+    is_int(bury1("om", t[1].id, t[1].token, NULL, "x", 0, 0), 1,
+           "bury works");
+    is_int(release1("om", t[2].id, t[2].token), 1, "release works");
+    {
+        dq_lease_item_t it = item(t[3].id, t[3].token, NULL);
+        dq_cmd_ack(&C, dq_str_lit("om"), &it, 1, TOMB);
+        is_int(statuses(1, &s), 1, "a second ack works");
+    }
+    rint_("CONFIG SET maxmemory 0");
+}
+
+/* The clock field: garbage in it breaks nothing; a forward jump of the
+ * Redis clock (simulated: the queue's clock and the lease deadlines set an
+ * hour back, which is what the scripts see after a step of an hour) takes
+ * back only the leases that had expired before it, for one lease period. */
+static void
+test_clock_jump(void)
+{
+    task_t  t[4];
+    int64_t back;
+    char    m[128];
+
+    rint_("HSET %s clock banana", key("cj", DQ_KEY_STATS));
+    is_int(enq("cj", "j1", NULL, -1, -1, NULL), DQ_OK,
+           "a non-numeric clock field: enqueue works");
+    is_int(claim("cj", 1, 60000, 0, t, 4), 1, "and claim works");
+    ok(rint_("HGET %s clock", key("cj", DQ_KEY_STATS)) > 1700000000000LL,
+       "the clock field is rewritten");
+    enq("cj", "j2", NULL, -1, -1, NULL);
+    is_int(claim("cj", 1, 60000, 0, t + 1, 3), 1, "second task claimed");
+    /* the jump: an hour since the last call by the queue's clock; j1's
+     * lease (deadline last clock + 60 s) looks long expired, j2's had
+     * expired before the jump */
+    back = claim_now - 3600000;
+    rint_("HSET %s clock %lld", key("cj", DQ_KEY_STATS), (long long) back);
+    snprintf(m, sizeof(m), "j1|%s", t[0].token);
+    rint_("ZADD %s XX %lld %s", key("cj", DQ_KEY_LEASE),
+          (long long) (back + 60000), m);
+    snprintf(m, sizeof(m), "j2|%s", t[1].token);
+    rint_("ZADD %s XX %lld %s", key("cj", DQ_KEY_LEASE),
+          (long long) (back - 1000), m);
+    is_int(claim("cj", 4, 60000, 0, t + 2, 2), 0, "a claim after the jump");
+    is_int(rint_("HGET %s clock_jumps", key("cj", DQ_KEY_STATS)), 1,
+           "the jump is seen");
+    is_int(rint_("HGET %s reclaimed", key("cj", DQ_KEY_STATS)), 1,
+           "only the lease that expired before the jump is taken back");
+    is_int(extend1("cj", "j1", t[0].token, 60000), 1,
+           "the live holder's heartbeat still extends its lease");
+    is_int(claim("cj", 4, 60000, 0, t + 2, 2), 0, "a later claim");
+    is_int(rint_("HGET %s reclaimed", key("cj", DQ_KEY_STATS)), 1,
+           "takes nothing more");
+    is_int(ack1("cj", "j1", t[0].token, NULL), 1, "its ack is accepted");
+}
+
+/* Expired leases come back after the queue's backoff: the Lua arithmetic
+ * equals dq_backoff_ms for every attempt count; at most 1000 per call. */
+static void
+test_reclaim_backoff(void)
+{
+    static const dq_retry_t bo = { 5, 0, 10, 700, 3 };
+    dq_claimed_t      tasks[32];
+    dq_claim_result_t res;
+    dq_error_t        err;
+    redisReply       *r;
+    char              cid[DQ_ID_SIZE], id[16], st[96];
+    int64_t           now, eta;
+    int               i, bad = 0;
+
+    for (i = 0; i < 20; i++) {
+        snprintf(id, sizeof(id), "bo%d", i);
+        enq("bk", id, NULL, -1, -1, NULL);
+    }
+    dq_claim_id_new(cid);
+    res.tasks = tasks;
+    dq_cmd_claim(&C, dq_str_lit("bk"), cid, 20, 1, 0);
+    r = run(&C);
+    is_int(dq_reply_claim(r, &res, 32, &err), DQ_OK, "20 claimed, lease 1 ms");
+    freeReplyObject(r);
+    for (i = 0; i < 20; i++) {
+        snprintf(id, sizeof(id), "bo%d", i);
+        snprintf(st, sizeof(st), "0:%d:1:0:%s", i, cid);
+        rint_("HSET %s %s %s", key("bk", DQ_KEY_STATE), id, st);
+    }
+    sleep_ms(5);
+    dq_claim_id_new(cid);
+    dq_cmd_claim_limited(&C, dq_str_lit("bk"), cid, 0, 1000, 0, &bo, NULL);
+    r = run(&C);
+    res.n = 0;
+    dq_reply_claim(r, &res, 32, &err);
+    now = res.now_ms;
+    freeReplyObject(r);
+    for (i = 0; i < 20; i++) {
+        snprintf(id, sizeof(id), "bo%d", i);
+        eta = rint_("ZSCORE %s %s", key("bk", DQ_KEY_ETA), id);
+        if (eta - now != dq_backoff_ms(&bo, i + 1)) {
+            diag("retries %d: lua %lld, C %lld", i + 1,
+                 (long long) (eta - now),
+                 (long long) dq_backoff_ms(&bo, i + 1));
+            bad++;
+        }
+    }
+    is_int(bad, 0, "expired leases: ETA = now + dq_backoff_ms(retries)");
+
+    /* 2500 expired leases: taken back 1000 per call */
+    {
+        static dq_enqueue_item_t it[1000];
+        static char              ids[1000][16];
+        int                      k;
+
+        for (k = 0; k < 3; k++) {
+            for (i = 0; i < 1000; i++) {
+                snprintf(ids[i], sizeof(ids[i]), "m%d", k * 1000 + i);
+                it[i].id = dq_str_c(ids[i]);
+                it[i].envelope = dq_str_lit("e");
+                it[i].name = dq_str_lit("");
+                it[i].eta_ms = it[i].countdown_ms = -1;
+            }
+            dq_cmd_enqueue(&C, dq_str_lit("bm"), it, k < 2 ? 1000 : 500,
+                           TOMB);
+            freeReplyObject(run(&C));
+        }
+        for (k = 0; k < 3; k++) {
+            dq_claim_id_new(cid);
+            dq_cmd_claim(&C, dq_str_lit("bm"), cid, 1000, 300, 60000);
+            freeReplyObject(run(&C));
+        }
+        sleep_ms(350);
+        dq_claim_id_new(cid);
+        dq_cmd_claim(&C, dq_str_lit("bm"), cid, 0, 1000, 60000);
+        freeReplyObject(run(&C));
+        is_int(rint_("HGET %s reclaimed", key("bm", DQ_KEY_STATS)), 1000,
+               "one claim takes back at most 1000 expired leases");
+        is_int(rint_("ZCARD %s", key("bm", DQ_KEY_LEASE)), 1500,
+               "the rest wait for the next calls");
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -723,6 +1072,13 @@ main(int argc, char **argv)
     test_wake_batch();
     test_names_cleanup();
     test_clock();
+    test_late_ack();
+    test_expiry_keeps_error();
+    test_release_claim();
+    test_requeue_bulk();
+    test_oom();
+    test_clock_jump();
+    test_reclaim_backoff();
 
     dq_cmd_free(&C);
     redisFree(R);

@@ -1,0 +1,69 @@
+# Fencing survives Redis losing data. A redis-server with appendfsync always
+# is killed and restarted from its AOF truncated to an earlier offset (what
+# appendfsync everysec loses in a crash, or an asynchronous failover): a
+# claim that worker A made is gone from Redis, but A still holds the task
+# (queued behind a long one). Worker B claims it again. A's graceful stop
+# releases the task with its old claim: refused ("lease lost"), because a
+# claim id is random and never issued twice; B's run is acked, the task
+# runs once and is not released, charged or run again. (With a counter as
+# the fencing token the rolled-back counter issued B the same token as A:
+# A's release was accepted, B's ack refused and the task ran again.)
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use DQTest;
+use DQWorker;
+use Time::HiRes qw(time sleep);
+
+my $dir = tmpdir();
+my $r = DQTest::Redis->start(dir => $dir, args => [
+    qw(--appendonly yes --appendfsync always --auto-aof-rewrite-percentage 0
+       --appenddirname aof)]);
+my $incr;
+DQTest::wait_for(sub { ($incr) = glob("$dir/aof/*.incr.aof"); $incr }, 10);
+ok($incr && -e $incr, 'the AOF has an incr file') or BAIL_OUT('no AOF');
+
+my $a = DQWorker::start_worker($r, $dir, name => 'a', args =>
+    [qw(--threads 1 --concurrency 2 --lease 10s --log_level debug)]);
+my $rec = "$dir/rec";
+my $long = DQWorker::defer($r, 'sleep_ms', 5000, "$dir/long");
+DQTest::wait_for(sub { DQWorker::stats($r)->{running} == 1 }, 10);
+my $tid = DQWorker::defer($r, '--countdown', 1500, 'sleep_ms', 1500, $rec);
+sleep 0.3;
+my $offset = -s $incr;                  # before A's claim of the task
+DQTest::wait_for(sub { DQWorker::stats($r)->{running} == 2 }, 10);
+is(DQWorker::stats($r)->{running}, 2, 'A holds the long task and the task (queued behind it)');
+
+# the crash: Redis loses A's claim
+DQTest::stop_pid($r->pid, 'KILL', 10);
+truncate($incr, $offset) or die "truncate: $!";
+$r->_launch;
+is($r->cmd('ZCARD', 'dq:{default}:lease'), 1, 'after the rollback only the long task is leased')
+    or diag explain $r->cmd('ZRANGE', 'dq:{default}:lease', 0, -1, 'WITHSCORES');
+ok(defined $r->cmd('ZSCORE', 'dq:{default}:eta', $tid), 'the task is waiting again');
+
+my $b = DQWorker::start_worker($r, $dir, name => 'b', args =>
+    [qw(--lease 10s --log_level debug)]);
+DQTest::wait_for(sub { DQWorker::log_text($b) =~ /claimed 1 of/ }, 10);
+like(DQWorker::log_text($b), qr/claimed 1 of/, 'B claims the task again');
+
+# A stops: the task it never started is released under A's old claim
+kill 'TERM', $a->{pid};
+DQTest::wait_for(sub { DQWorker::log_text($a) =~ /lease lost: release of task \Q$tid\E/ }, 10);
+like(DQWorker::log_text($a), qr/\[warn\].*lease lost: release of task \Q$tid\E/,
+     "the zombie's release is refused");
+my @rec = DQWorker::wait_records($rec, 1, 10);
+is(scalar @rec, 1, 'B ran the task');
+DQTest::wait_for(sub { !defined $r->cmd('HGET', 'dq:{default}:tasks', $tid) }, 10);
+ok(!defined $r->cmd('HGET', 'dq:{default}:tasks', $tid), "B's ack won: the task is done");
+unlike(DQWorker::log_text($b), qr/lease lost/, 'B lost no lease');
+is($rec[0]{retries}, 0, 'no attempt charged to the task');
+sleep 2;
+is(scalar DQWorker::records($rec), 1, 'the task ran once, not again');
+is(DQWorker::stop_worker($a), 0, 'A exits 0 (after the long task)');
+is(DQWorker::stop_worker($b), 0, 'B exits 0');
+ok(-e "$dir/long", 'the long task finished');
+log_clean_ok($a->{log}, 'worker A log');
+log_clean_ok($b->{log}, 'worker B log');
+done_testing();
