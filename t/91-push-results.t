@@ -15,13 +15,7 @@ use HTTP::Tiny;
 use Test::More;
 
 DQApp::require_python();
-plan skip_all => 'python3-redis not installed'
-    if system($DQApp::PY, '-c', 'import redis') != 0;
-
-my $dir = tmpdir();
-my $r = DQTest::Redis->start(dir => $dir);
-my $s = DQApp->start(dir => $dir, redis => $r, app => 'pushapp:app',
-                     app_dir => "$DQTest::ROOT/t/python", worker_conf => <<'EOF');
+my ($s, $r, $dir) = DQApp::start_pushapp(worker_conf => <<'EOF');
 queue default {
     push_target http://127.0.0.1:@APP_PORT@; push_deadline 20s;
     min_backoff 100ms; max_backoff 1s;
@@ -30,12 +24,7 @@ queue deadline { push_target http://127.0.0.1:@APP_PORT@; push_deadline 500ms; r
 queue timeout { push_target http://127.0.0.1:@APP_PORT@; timeout 500ms; retry_limit 0; }
 EOF
 
-sub attempts {
-    my ($tag) = @_;
-    my @rows = map { decode_json($_) } grep { /\S/ }
-               split /\n/, (-e "$dir/attempts.log" ? slurp("$dir/attempts.log") : '');
-    return grep { !defined $tag || $_->{tag} eq $tag } @rows;
-}
+sub attempts { $s->attempts(@_) }
 
 sub defer_py {
     my ($code) = @_;

@@ -13,13 +13,7 @@ use JSON::PP;
 use Test::More;
 
 DQApp::require_python();
-plan skip_all => 'python3-redis not installed'
-    if system($DQApp::PY, '-c', 'import redis') != 0;
-
-my $dir = tmpdir();
-my $r = DQTest::Redis->start(dir => $dir);
-my $s = DQApp->start(dir => $dir, redis => $r, app => 'pushapp:app',
-                     app_dir => "$DQTest::ROOT/t/python");
+my ($s, $r, $dir) = DQApp::start_pushapp();
 my $pub = $s->nginx->port;
 my $app = $s->app_port;
 
@@ -32,11 +26,7 @@ sub py {
     return $json ? decode_json($json) : {};
 }
 
-sub attempts {
-    my ($tag) = @_;
-    return grep { $_->{tag} eq $tag } map { decode_json($_) } grep { /\S/ }
-           split /\n/, (-e "$dir/attempts.log" ? slurp("$dir/attempts.log") : '');
-}
+sub attempts { $s->attempts(@_) }
 
 # ------------------------------------------------ the receiving side: 403
 my $res = py(qq{

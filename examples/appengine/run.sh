@@ -32,7 +32,7 @@ WORKER=${WORKER_BIN:-$ROOT/build/worker/deferred-worker}
 PUSH_LIB=${PUSH_LIB:-$ROOT/build/push/libdq_push.so}
 SECRET=${NGX_DEFERRED_SECRET:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 
-die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
+. "$ROOT/examples/run_lib.sh"
 
 for f in "$MODULE" "$WORKER" "$PUSH_LIB"; do
     [ -e "$f" ] || die "$f is missing: run ./build.sh build (or ./build.sh run $SAMPLE)"
@@ -42,7 +42,6 @@ command -v gunicorn >/dev/null || die "gunicorn not found (apt-get install gunic
 [ -x "$NGINX" ] || die "$NGINX not found"
 case $PORT$COUNTDOWN1$COUNTDOWN2 in *[!0-9]*) die "PORT and COUNTDOWN1/2 must be numbers" ;; esac
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
     local p=$1
     while port_busy "$p"; do p=$((p + 1)); done
@@ -73,36 +72,8 @@ sed -e "s|@REDIS@|127.0.0.1:$REDIS_PORT|g" -e "s|@PUSH_LIB@|$PUSH_LIB|g" \
     -e "s|@SECRET@|$SECRET|g" -e "s|@APP_PORT@|$APP_PORT|g" \
     "$ROOT/examples/appengine/deferred-worker.conf.in" > "$RUN/deferred-worker.conf"
 
-PIDS=()
-stopping=0
-stop_all() {
-    [ "$stopping" -eq 1 ] && return
-    stopping=1
-    trap - INT TERM EXIT
-    echo
-    echo "==> stopping"
-    local i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${PIDS[i]}" 2>/dev/null || true
-    done
-    for i in "${PIDS[@]}"; do wait "$i" 2>/dev/null || true; done
-}
-trap 'stop_all; exit 130' INT
-trap 'stop_all; exit 143' TERM
-trap 'stop_all' EXIT
-
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-    --appendonly no --dir "$RUN/redis" --daemonize no \
-    >"$RUN/logs/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do port_busy "$REDIS_PORT" && break; sleep 0.05; done
-port_busy "$REDIS_PORT" || die "redis-server did not start, see $RUN/logs/redis.log"
-
-"$NGINX" -t -q -p "$RUN/" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log" ||
-    die "nginx -t failed, see $RUN/logs/error.log"
-"$NGINX" -p "$RUN/" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log" \
-    -g 'daemon off;' &
-PIDS+=($!)
+start_redis
+start_nginx
 
 # the app: the package from this tree (no install needed), the Counter
 # model beside the samples
@@ -118,10 +89,8 @@ PIDS+=($!)
 "$WORKER" -c "$RUN/deferred-worker.conf" &
 PIDS+=($!)
 
-for p in "$PORT" "$APP_PORT"; do
-    for _ in $(seq 200); do port_busy "$p" && break; sleep 0.05; done
-    port_busy "$p" || die "127.0.0.1:$p did not come up; see $RUN/logs"
-done
+for _ in $(seq 200); do port_busy "$APP_PORT" && break; sleep 0.05; done
+port_busy "$APP_PORT" || die "the app did not come up on 127.0.0.1:$APP_PORT"
 
 cat <<EOT
 ==> running the $SAMPLE sample: nginx http://127.0.0.1:$PORT -> gunicorn 127.0.0.1:$APP_PORT,
@@ -134,8 +103,4 @@ cat <<EOT
     Ctrl-C stops everything.
 EOT
 
-set +e
-wait -n "${PIDS[@]}"
-status=$?
-[ "$stopping" -eq 0 ] && echo "run.sh: a process exited (status $status); stopping the rest" >&2
-exit "$status"
+wait_all

@@ -17,6 +17,7 @@ use DQTest;
 use DQNginx;
 use DQWorker;
 use HTTP::Tiny;
+use JSON::PP ();
 use Test::More;
 
 our $PY = -x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3';
@@ -31,6 +32,28 @@ sub require_python {
 }
 
 sub push_lib { DQTest::bin('push/libdq_push.so') }
+
+# The stack with t/python/pushapp.py as the app (skips without
+# python3-redis, which pushapp's neighbours import): ($stack, $redis, $dir)
+sub start_pushapp {
+    my (%o) = @_;
+    plan skip_all => 'python3-redis not installed'
+        if system($PY, '-c', 'import redis') != 0;
+    my $dir = DQTest::tmpdir();
+    my $r = DQTest::Redis->start(dir => $dir);
+    my $s = DQApp->start(dir => $dir, redis => $r, app => 'pushapp:app',
+                         app_dir => "$DQTest::ROOT/t/python", %o);
+    return ($s, $r, $dir);
+}
+
+# pushapp's attempts (t/python/attempts.log rows), of one tag or all
+sub attempts {
+    my ($self, $tag) = @_;
+    my $f = "$self->{dir}/attempts.log";
+    return grep { !defined $tag || $_->{tag} eq $tag }
+           map { JSON::PP::decode_json($_) } grep { /\S/ }
+           split /\n/, (-e $f ? DQTest::slurp($f) : '');
+}
 
 sub start {
     my ($class, %o) = @_;

@@ -8,6 +8,26 @@ import struct
 __all__ = ["packb"]
 
 
+def _header(out, n, c8, c16, c32):
+    """A str/bin header: 1-, 2- or 4-byte length after its type byte."""
+    if n < 2 ** 8:
+        out.append(c8 + struct.pack("B", n))
+    elif n < 2 ** 16:
+        out.append(c16 + struct.pack(">H", n))
+    else:
+        out.append(c32 + struct.pack(">I", n))
+
+
+def _container(out, n, fix, c16, c32):
+    """An array/map header: fix form below 16 elements, else 2 or 4 bytes."""
+    if n < 16:
+        out.append(struct.pack("B", fix | n))
+    elif n < 2 ** 16:
+        out.append(c16 + struct.pack(">H", n))
+    else:
+        out.append(c32 + struct.pack(">I", n))
+
+
 def _pack(o, out):
     if o is None:
         out.append(b"\xc0")
@@ -30,44 +50,21 @@ def _pack(o, out):
         out.append(b"\xcb" + struct.pack(">d", o))
     elif isinstance(o, str):
         b = o.encode("utf-8")
-        n = len(b)
-        if n < 32:
-            out.append(struct.pack("B", 0xA0 | n))
-        elif n < 2 ** 8:
-            out.append(b"\xd9" + struct.pack("B", n))
-        elif n < 2 ** 16:
-            out.append(b"\xda" + struct.pack(">H", n))
+        if len(b) < 32:
+            out.append(struct.pack("B", 0xA0 | len(b)))
         else:
-            out.append(b"\xdb" + struct.pack(">I", n))
+            _header(out, len(b), b"\xd9", b"\xda", b"\xdb")
         out.append(b)
     elif isinstance(o, (bytes, bytearray, memoryview)):
         b = bytes(o)
-        n = len(b)
-        if n < 2 ** 8:
-            out.append(b"\xc4" + struct.pack("B", n))
-        elif n < 2 ** 16:
-            out.append(b"\xc5" + struct.pack(">H", n))
-        else:
-            out.append(b"\xc6" + struct.pack(">I", n))
+        _header(out, len(b), b"\xc4", b"\xc5", b"\xc6")
         out.append(b)
     elif isinstance(o, (list, tuple)):
-        n = len(o)
-        if n < 16:
-            out.append(struct.pack("B", 0x90 | n))
-        elif n < 2 ** 16:
-            out.append(b"\xdc" + struct.pack(">H", n))
-        else:
-            out.append(b"\xdd" + struct.pack(">I", n))
+        _container(out, len(o), 0x90, b"\xdc", b"\xdd")
         for x in o:
             _pack(x, out)
     elif isinstance(o, dict):
-        n = len(o)
-        if n < 16:
-            out.append(struct.pack("B", 0x80 | n))
-        elif n < 2 ** 16:
-            out.append(b"\xde" + struct.pack(">H", n))
-        else:
-            out.append(b"\xdf" + struct.pack(">I", n))
+        _container(out, len(o), 0x80, b"\xde", b"\xdf")
         for k, v in o.items():
             if not isinstance(k, str):
                 raise TypeError("map keys must be str, not %r" % type(k))
