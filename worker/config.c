@@ -639,5 +639,21 @@ dq_conf_check(const dq_worker_conf_t *conf, char *err, size_t errlen)
         dq__conf_err(err, errlen, "no valid \"redis\" address");
         return -1;
     }
+    for (size_t i = 0; i < conf->nqueues; i++) {
+        const char *t = conf->queues[i].push_target;
+        size_t      n;
+
+        if (t == NULL) {
+            continue;
+        }
+        n = strncmp(t, "http://", 7) == 0 ? 7
+            : strncmp(t, "https://", 8) == 0 ? 8 : 0;
+        if (n == 0 || t[n] == '\0' || t[n] == '/' || strpbrk(t, " \t?#")) {
+            dq__conf_err(err, errlen, "queue %s: invalid push_target \"%s\" "
+                         "(expected http://HOST[:PORT][/PATH] or https://...)",
+                         conf->queues[i].name, t);
+            return -1;
+        }
+    }
     return 0;
 }
