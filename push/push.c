@@ -588,6 +588,9 @@ dq__push(dq_task_t *task, void *udata)
         rt->inflight--;
         curl_easy_cleanup(x.easy);
         dq_future_unref(x.f);
+        if (rt->stopping && rt->inflight == 0) {
+            dq__push_close(rt);
+        }
         res = DQ_TASK_FAIL;
         dq_task_set_error(task, "push to %s canceled: %s", full,
                           dq_tasklet_strerror(rc));

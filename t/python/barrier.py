@@ -1,4 +1,4 @@
-"""A minimal HTTP/1.1 server (stdlib asyncio) for t/93-push-many.t and the
+"""A minimal HTTP/1.1 server (stdlib asyncio) for t/54-push-many.t and the
 push benchmark.
 
     barrier.py PORT N STATEFILE   hold every request until N are open at
