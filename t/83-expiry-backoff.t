@@ -10,16 +10,15 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use DQOps;
 use Time::HiRes qw(time sleep);
 use POSIX qw(floor);
 
-my $lib = DQOps::ops_lib(1);
+my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $r = DQTest::Redis->start;
 my $rec = "$dir/p.rec";
 
-my $w = DQOps::start_master($r, $dir, name => 'crash', wait => 1,
+my $w = DQWorker::start_master($r, $dir, name => 'crash', wait => 1,
     env => { ASAN_OPTIONS => 'handle_segv=0:detect_leaks=0' }, conf => <<"EOF2");
 library "$lib";
 processes 1;
