@@ -4,6 +4,8 @@
 #   $(INCLUDEDIR)  deferred/*.h (task ABI, tasklets, C client)
 #   $(LIBDIR)      libdqclient.a, libdq.a (the C client and the contract it
 #                  needs) and pkgconfig/ngx-deferred.pc
+#   $(PKGLIBDIR)   libdq_push.so (the push library: `library` it in the
+#                  worker's configuration for push queues)
 #   $(MODULEDIR)   ngx_http_deferred_module.so, when it has been built
 #                  (./build.sh build, or nginx's configure + make modules)
 #   $(UNITDIR)     deferred-worker.service, its paths rewritten to $(BINDIR)
@@ -15,18 +17,21 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DOCDIR     ?= $(PREFIX)/share/doc/ngx_deferred
 MODULEDIR  ?= $(PREFIX)/lib/nginx/modules
+PKGLIBDIR  ?= $(LIBDIR)/ngx_deferred
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 MODULE_SO  ?= build/ngx_http_deferred_module.so
 INSTALL    ?= install
 
 install: $(B)/worker/deferred-worker $(B)/client/deferred-cli \
-         $(B)/libdqclient.a $(B)/libdq.a
+         $(B)/libdqclient.a $(B)/libdq.a $(B)/push/libdq_push.so
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR)/deferred \
+	    $(DESTDIR)$(PKGLIBDIR) \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	$(INSTALL) -m 755 $(B)/worker/deferred-worker $(B)/client/deferred-cli \
 	    $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 644 include/deferred/*.h $(DESTDIR)$(INCLUDEDIR)/deferred/
 	$(INSTALL) -m 644 $(B)/libdqclient.a $(B)/libdq.a $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 755 $(B)/push/libdq_push.so $(DESTDIR)$(PKGLIBDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    -e 's|@REQUIRES@|$(filter-out libuv,$(PKGS))|g' \
