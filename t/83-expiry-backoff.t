@@ -24,7 +24,7 @@ library "$lib";
 processes 1;
 threads 1;
 concurrency 1;
-batch 1;
+claim_size 1;
 lease 1s;
 queue crash {
     retry_limit 2;

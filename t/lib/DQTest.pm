@@ -275,6 +275,14 @@ sub _launch {
         or die "redis-server did not start on port $self->{port}:\n"
                . DQTest::slurp($self->{log});
     delete $self->{sock};
+    # ready: answers PING (PONG, or NOAUTH with requirepass), not
+    # "-LOADING" while it reads its AOF/RDB back
+    DQTest::wait_for(sub {
+        my $p = eval { $self->cmd('PING') } // { err => 'no answer' };
+        my $ready = !ref $p || ($p->{err} // '') =~ /^NOAUTH/;
+        delete $self->{sock};
+        $ready;
+    }, 10) or die "redis-server on port $self->{port} never answered PING\n";
 }
 
 sub port    { $_[0]{port} }
