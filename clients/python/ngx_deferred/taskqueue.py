@@ -223,8 +223,11 @@ def _post(body, timeout):
     headers = {"Content-Type": "application/x-msgpack"}
     secrets = _secrets()
     if secrets:
+        parts = urllib.parse.urlsplit(url)
+        target = (parts.path or "/") + ("?" + parts.query if parts.query
+                                        else "")
         headers["X-Deferred-Signature"] = signing.sign(
-            secrets[:1], "POST", urllib.parse.urlsplit(url).path or "/", body)
+            secrets[:1], "POST", target, body)
     req = urllib.request.Request(url, data=body, headers=headers,
                                  method="POST")
     try:
