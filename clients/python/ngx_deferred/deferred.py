@@ -31,7 +31,7 @@ import types
 
 from . import signing
 from . import taskqueue
-from .taskqueue import TaskRetryOptions  # noqa: F401  (deferred.TaskRetryOptions)
+from .taskqueue import TaskRetryOptions  # noqa: F401 (re-exported)
 
 __all__ = ["defer", "run", "serialize", "Handler", "Error",
            "PermanentTaskFailure", "SingularTaskFailure", "TaskRetryOptions",
