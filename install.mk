@@ -6,8 +6,10 @@
 #                  needs) and pkgconfig/ngx-deferred.pc
 #   $(PKGLIBDIR)   libdq_push.so (the push library: `library` it in the
 #                  worker's configuration for push queues)
-#   $(MODULEDIR)   ngx_http_deferred_module.so, when it has been built
-#                  (./build.sh build, or nginx's configure + make modules)
+#   $(MODULEDIR)   $(MODULE_SO) (the Makefile's: $(MODULE_B)/, i.e. the
+#                  build directory B, build/ for SAN=1), when it has been
+#                  built (make module, ./build.sh build|module, or give
+#                  MODULE_SO= the file nginx's configure + make modules made)
 #   $(UNITDIR)     deferred-worker.service, its paths rewritten to $(BINDIR)
 #   $(DOCDIR)      README and docs/
 
@@ -19,7 +21,6 @@ DOCDIR     ?= $(PREFIX)/share/doc/ngx_deferred
 MODULEDIR  ?= $(PREFIX)/lib/nginx/modules
 PKGLIBDIR  ?= $(LIBDIR)/ngx_deferred
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
-MODULE_SO  ?= build/ngx_http_deferred_module.so
 INSTALL    ?= install
 
 install: $(B)/worker/deferred-worker $(B)/client/deferred-cli \
@@ -34,7 +35,7 @@ install: $(B)/worker/deferred-worker $(B)/client/deferred-cli \
 	$(INSTALL) -m 755 $(B)/push/libdq_push.so $(DESTDIR)$(PKGLIBDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e 's|@REQUIRES@|$(filter-out libuv,$(PKGS))|g' \
+	    -e 's|@REQUIRES@|$(DQ_CLIENT_PKGS)|g' \
 	    ngx-deferred.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/ngx-deferred.pc
 	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
 	    -e 's|/usr/local/share/doc/ngx_deferred|$(DOCDIR)|g' \
@@ -46,5 +47,5 @@ install: $(B)/worker/deferred-worker $(B)/client/deferred-cli \
 	    $(INSTALL) -m 644 $(MODULE_SO) $(DESTDIR)$(MODULEDIR)/ && \
 	    echo "installed $(MODULEDIR)/ngx_http_deferred_module.so"; \
 	else \
-	    echo "make install: $(MODULE_SO) not built (./build.sh build): module not installed" >&2; \
+	    echo "make install: $(MODULE_SO) not built (make module): module not installed" >&2; \
 	fi

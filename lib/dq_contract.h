@@ -59,8 +59,8 @@ int dq_error_set(dq_error_t *err, int code, const char *field,
  *   unix:PATH         a Unix socket (PATH not empty)
  * Parsing never resolves a name. Where a name is resolved is each caller's:
  * the module once, when the configuration is read (never per request); the
- * worker once per child, when the child starts (blocking getaddrinfo before
- * its loop runs; every reconnect of that child uses the number); the
+ * worker when a child starts and again on each reconnect (blocking
+ * getaddrinfo, so a failover that moves the name is followed); the
  * blocking client and the CLI at each connect (hiredis). A password and a
  * database number are given beside the address, never inside it. */
 #define DQ_REDIS_PORT  6379
@@ -73,6 +73,11 @@ typedef struct {
 
 /* DQ_OK, or DQ_EINVAL with err saying what is wrong (err may be NULL). */
 int dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err);
+
+/* The normalized text of a parsed address: "HOST:PORT" (the port always
+ * written), "[IPV6]:PORT" or "unix:PATH". The length written, or -1 when
+ * it does not fit in len bytes (with the NUL). */
+int dq_addr_format(const dq_addr_t *a, char *buf, size_t len);
 
 /* Wall clock in ms since the Unix epoch (for created_ms only: "now" for
  * scheduling is always Redis TIME inside the scripts). */
@@ -97,8 +102,11 @@ typedef struct {
 #define DQ_DEFAULT_MAX_ITEMS     65536
 #define DQ_DEFAULT_MAX_BATCH     1000
 
-/* Most leases one report (ack, release) or extend call of the worker
- * names: bounds its script's argument list. Not a request batch. */
+/* Most tasks one script call of the worker's side handles: leases named
+ * by an ack, release or extend, tasks taken by a claim, dead tasks looked
+ * at by a requeue. Bounds each call's work; the scripts check it too
+ * (DQ_CHUNK in lib/lua/prelude.lua, the same number). Not a request
+ * batch. */
 #define DQ_MAX_LEASE_ITEMS       1000
 
 /* The module's and the client's default. The worker's defaults (lease,
@@ -117,6 +125,9 @@ int dq_task_name_valid(dq_str_t s);    /* [A-Za-z0-9_-]{1,500} */
 int dq_func_name_valid(dq_str_t s);    /* [A-Za-z0-9_.:-]{1,200} */
 int dq_url_valid(dq_str_t s);          /* "/" + printable non-space ASCII,
                                           up to DQ_URL_MAX */
+#define DQ_CLIENT_ID_MAX  64
+int dq_client_id_valid(dq_str_t s);    /* [A-Za-z0-9_-]{1,64}: a task id
+                                          chosen by the client */
 
 /* --------------------------------------------------------------- msgpack */
 
@@ -147,6 +158,12 @@ const msgpack_object *dq_map_get(const msgpack_object *map, const char *key);
  * C client builds. A body is one request map, or an array of them (batch).
  *
  *   { "func": "counter.add",               required, dq_func_name_valid
+ *     "id": "order-1234-mail",              optional, dq_client_id_valid:
+ *                                           the task id; an enqueue of an id
+ *                                           already stored, or run within
+ *                                           the tombstone window after its
+ *                                           ETA, is answered "existed" and
+ *                                           stores nothing (safe retries)
  *     "args": [ ... ],                      optional array
  *     "kwargs": { "k": v, ... },            optional map, string keys
  *     "queue": "default",                   optional
@@ -168,6 +185,13 @@ const msgpack_object *dq_map_get(const msgpack_object *map, const char *key);
  */
 typedef struct {
     dq_str_t              func;
+    dq_str_t              id;        /* {NULL,0} when absent: the task id
+                                        is made up; given: the enqueue is
+                                        idempotent (dq_enqueue_item_t
+                                        .keyed) */
+    int64_t               key_window_ms; /* how long the id is remembered
+                                        after the ETA; 0: the tombstone
+                                        window (not from the body) */
     dq_str_t              queue;     /* "default" when absent */
     dq_str_t              name;      /* {NULL,0} when absent */
     dq_str_t              url;       /* {NULL,0} when absent: caller decides */
@@ -339,6 +363,27 @@ void dq_cmd_use_eval(dq_cmd_t *c);
 /* 1 if reply is the NOSCRIPT error. */
 int dq_reply_is_noscript(const redisReply *r);
 
+/* 1 if reply is an error saying Redis did not run the command and it
+ * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
+ * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
+int dq_reply_is_unavailable(const redisReply *r);
+
+/* The oldest Redis the scripts run on: script flags (#!lua flags=...,
+ * 7.0) and ZMSCORE (6.2). */
+#define DQ_REDIS_MIN_VERSION "7.0.0"
+
+typedef struct {
+    char version[32];      /* "7.0.15" */
+    char policy[32];       /* maxmemory_policy, "" if INFO did not say */
+    int  too_old;          /* version < DQ_REDIS_MIN_VERSION */
+    int  evicts;           /* policy set and not "noeviction": Redis may
+                              delete a queue's keys under memory pressure */
+} dq_server_info_t;
+
+/* Read an INFO reply's text (the "server" and "memory" sections). 0, or
+ * -1 when it holds no redis_version. (lib/dq_server.c) */
+int dq_server_info(const char *info, size_t len, dq_server_info_t *out);
+
 /* Enqueue (one script call, one queue, 1..n tasks, atomic).
  * Per task: dedup by id (same id already stored -> status DQ_OK... see
  * dq_enqueue_result_t), by name (live name -> DQ_EDUPLICATE, tombstoned
@@ -352,6 +397,12 @@ typedef struct {
     dq_str_t name;          /* {NULL,0} if unnamed */
     int64_t  eta_ms;        /* -1 if none */
     int64_t  countdown_ms;  /* -1 if none */
+    int      keyed;         /* 1: id given by the client (idempotent
+                               enqueue): a second enqueue of the id is
+                               "existed" while the task is stored and for
+                               key_window_ms (0: tombstone_ms) after its
+                               ETA */
+    int64_t  key_window_ms;
 } dq_enqueue_item_t;
 
 int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
