@@ -24,7 +24,7 @@
  * permanent failure with the reason.
  *
  * Signing: with the worker's push_secret set, every push carries
- * X-Deferred-Signature (dq_sign.h, interface 2: t=<unix s>,v1=<hex HMAC>)
+ * X-Deferred-Signature (lib/dq_sign.h: t=<unix s>,v1=<hex HMAC>)
  * over "POST\n" URI "\n" t "\n" body, URI being the request target sent
  * (push_target's path + the task's url).
  *
@@ -49,6 +49,7 @@
 #include <deferred/task.h>
 #include <deferred/tasklet.h>
 
+#include "dq_contract.h"
 #include "dq_sign.h"
 
 #define DQ__PUSH_ERRBODY   200     /* bytes of an error answer kept */
@@ -557,14 +558,20 @@ dq__push(dq_task_t *task, void *udata)
     }
     hdrs = dq__push_add(hdrs, &bad, "Expect:");   /* no 100-continue */
     if (secret != NULL && !bad) {
-        if (dq_sign_header(sig, sizeof(sig), secret, strlen(secret), "POST",
-                           uri, (int64_t) time(NULL), body, body_len)
-            != 0)
+        dq_str_t   sec = dq_str_c(secret), b = { body, body_len };
+        dq_error_t err;
+
+        memset(&err, 0, sizeof(err));
+        if (dq_sign_header(&sec, 1, dq_str_c("POST"), dq_str_c(uri),
+                           (int64_t) time(NULL), &b, 1, sig, sizeof(sig),
+                           &err)
+            != DQ_OK)
         {
-            bad = 1;
-        } else {
-            hdrs = dq__push_add(hdrs, &bad, "X-Deferred-Signature: %s", sig);
+            dq_task_set_error(task, "push: cannot sign: %s", err.msg);
+            res = DQ_TASK_FAIL;
+            goto out;
         }
+        hdrs = dq__push_add(hdrs, &bad, DQ_SIGN_HEADER ": %s", sig);
     }
     if (bad) {
         res = DQ_TASK_FAIL;
