@@ -54,6 +54,7 @@ sub nginx_t {
     $t = DQTest::slurp("$DQTest::ROOT/examples/appengine/nginx.conf.in");
     $v{APP_PORT} = free_port();
     $v{ENQUEUE_PORT} = free_port();
+    $v{SECRET} = 'a-secret-of-at-least-16-characters';
     $t =~ s/@(\w+)@/$v{$1}/g;
     open $fh, '>', "$dir/appengine.conf" or die;
     print {$fh} $t;

@@ -11,7 +11,6 @@ use lib 't/lib';
 use DQTest;
 use DQApp;
 use JSON::PP;
-use HTTP::Tiny;
 use Test::More;
 
 DQApp::require_python();
@@ -128,11 +127,13 @@ ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $bad_id) }, 10),
 like(dead_error($bad_id), qr/cannot unpickle/, '... with the reason');
 
 # ------------------------------------------------ a task that is not a push
-my $res = HTTP::Tiny->new->post('http://127.0.0.1:' . $s->{enqueue_port} . '/_ngx_deferred/enqueue',
-    { content => '{"func":"c.function","args":[1,2]}',
-      headers => { 'Content-Type' => 'application/json' } });
-is($res->{status}, 201, 'a C-style task (two arguments) enqueued into the push queue');
-my ($c_id) = $res->{content} =~ /"id":"([^"]+)"/;
+$out = defer_py(q{
+from ngx_deferred import _msgpack
+status, detail = taskqueue._post(_msgpack.packb({"func": "c.function", "args": [1, 2]}), 5, "c-style-task-000000000")
+print(status, detail.get("id"))
+});
+like($out, qr/^201 /m, 'a C-style task (two arguments) enqueued into the push queue');
+my ($c_id) = $out =~ /^201 (\S+)/m;
 ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $c_id) }, 10), '... is dead at once');
 like(dead_error($c_id), qr/carries its body as its one argument/, '... saying why');
 

@@ -128,7 +128,38 @@ ok(wait_for(sub { scalar attempts('p0') }, 10), 'a protocol-0 task runs');
 ok(wait_for(sub { attempts('batch') == 25 }, 10), 'deferred.batch(): 25 tasks ran');
 ok(wait_for(sub { attempts('naive') && attempts('aware') }, 10), 'the eta tasks ran');
 
-# ------------------------------------------------- 503: retried when named
+# ------------------------------------------ the enqueue endpoint's secret
+$res = py(q{
+out = {}
+for label, secret in (("unsigned", ""), ("wrong", "not-the-secret-at-all-0000")):
+    os.environ["NGX_DEFERRED_SECRET"] = secret
+    try:
+        deferred.defer(pushapp.ok, "never-stored")
+        out[label] = "stored"
+    except taskqueue.Error as e:
+        out[label] = type(e).__name__
+print(json.dumps(out))
+});
+is($res->{unsigned}, 'PermissionDeniedError', 'an unsigned enqueue: 403, PermissionDeniedError');
+is($res->{wrong}, 'PermissionDeniedError', 'an enqueue signed with another secret: PermissionDeniedError');
+like(slurp($s->nginx->dir . '/logs/access.log'), qr{"POST /_ngx_deferred/enqueue HTTP/1\.1" 403 },
+     'the module refused them (deferred_secret)');
+
+# ------------------------------------------- a resend of a stored request
+$res = py(q{
+from ngx_deferred import _msgpack
+body = _msgpack.packb(taskqueue.Task(payload=deferred.serialize(pushapp.ok, "dup"))._request("default"))
+a = taskqueue._post(body, 5, "dupkey0123456789abcdef")
+b = taskqueue._post(body, 5, "dupkey0123456789abcdef")
+print(json.dumps({"a": a[1].get("status"), "b": b[1].get("status"), "id": b[1].get("id")}))
+});
+is($res->{a}, 'created', 'a request: created');
+is($res->{b}, 'existed', 'the same request again (same Idempotency-Key): existed, nothing stored');
+ok(wait_for(sub { attempts('dup') }, 10), 'the task ran');
+sleep 1;
+is(scalar attempts('dup'), 1, '... once');
+
+# ------------------------------------- 503: resent under an Idempotency-Key
 $r->stop;
 $res = py(q{
 out = {}
@@ -139,21 +170,28 @@ except taskqueue.TransientError as e:
     out["unnamed"] = "TransientError"
 print(json.dumps(out))
 });
-is($res->{unnamed}, 'TransientError', 'Redis down: an unnamed task raises TransientError');
-my $n503 = () = slurp($s->nginx->dir . '/logs/access.log') =~ m{"POST /_ngx_deferred/enqueue HTTP/1\.1" 503 }g;
-is($n503, 1, '... after one request (an unnamed task is never sent twice)');
+is($res->{unnamed}, 'TransientError', 'Redis down: TransientError once the resends are used up');
+my @keys = slurp($s->nginx->dir . '/logs/access.log') =~ m{"POST /_ngx_deferred/enqueue HTTP/1\.1" 503 }g;
+is(scalar @keys, 4, '... after the first request and 3 resends (NGX_DEFERRED_RETRIES)');
 
-my $bg = DQTest::spawn(name => 'defer-named', log => "$dir/named.log",
+my $bg = DQTest::spawn(name => 'defer-503', log => "$dir/resent.log",
     env => { %{ $s->env }, NGX_DEFERRED_RETRIES => 12 },
     cmd => [$DQApp::PY, '-c', 'import pushapp; from ngx_deferred import deferred; '
             . 't = deferred.defer(pushapp.ok, "named503", _name="survives-503"); '
-            . 'print("stored", t.was_enqueued)']);
-ok(wait_for(sub { my @n = slurp($s->nginx->dir . '/logs/access.log') =~ m{ 503 }g; @n >= 3 }, 10),
-   'a named task is resent while Redis is down');
+            . 'print("named stored", t.was_enqueued, flush=True); '
+            . 'u = deferred.defer(pushapp.ok, "unnamed503"); '
+            . 'print("unnamed stored", u.was_enqueued, u.id)']);
+ok(wait_for(sub { my @n = slurp($s->nginx->dir . '/logs/access.log') =~ m{ 503 }g; @n >= 7 }, 10),
+   'a task is resent while Redis is down');
 $r->restart;
-ok(wait_for(sub { slurp("$dir/named.log") =~ /stored True/ }, 30), '... and stored once Redis is back')
-    or diag slurp("$dir/named.log");
-ok(wait_for(sub { scalar attempts('named503') }, 10), '... and it ran');
+ok(wait_for(sub { slurp("$dir/resent.log") =~ /unnamed stored True/ }, 40),
+   '... and stored once Redis is back, named and unnamed')
+    or diag slurp("$dir/resent.log");
+ok(wait_for(sub { attempts('named503') && attempts('unnamed503') }, 10), '... and they ran');
+my ($uid) = slurp("$dir/resent.log") =~ /unnamed stored True (\S+)/;
+like($uid, qr/^[A-Za-z0-9_-]{22}$/, 'the unnamed task\'s id is the Idempotency-Key');
+sleep 1;
+is(scalar attempts('unnamed503'), 1, '... run once');
 
 is($s->stop, 0, "the worker exits 0");
 log_clean_ok("$dir/worker.log", 'worker log');

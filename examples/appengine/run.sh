@@ -66,7 +66,7 @@ USER_LINE=
 sed -e "s|@PREFIX@|$RUN|g" -e "s|@MODULE@|$MODULE|g" \
     -e "s|@USER@|$USER_LINE|g" -e "s|@PORT@|$PORT|g" \
     -e "s|@ENQUEUE_PORT@|$ENQUEUE_PORT|g" -e "s|@APP_PORT@|$APP_PORT|g" \
-    -e "s|@REDIS@|127.0.0.1:$REDIS_PORT|g" \
+    -e "s|@REDIS@|127.0.0.1:$REDIS_PORT|g" -e "s|@SECRET@|$SECRET|g" \
     "$ROOT/examples/appengine/nginx.conf.in" > "$RUN/nginx.conf"
 sed -e "s|@REDIS@|127.0.0.1:$REDIS_PORT|g" -e "s|@PUSH_LIB@|$PUSH_LIB|g" \
     -e "s|@SECRET@|$SECRET|g" -e "s|@APP_PORT@|$APP_PORT|g" \

@@ -64,6 +64,7 @@ sub start {
     $conf =~ s/\@PREFIX\@/%%DIR%%/g;
     $conf =~ s/\@APP_PORT\@/$self->{app_port}/g;
     $conf =~ s/\@ENQUEUE_PORT\@/$self->{enqueue_port}/g;
+    $conf =~ s/\@SECRET\@/$SECRET/g;
     $conf =~ s/\@(\w+)\@/%%$1%%/g;
     mkdir "$dir/nginx";
     $self->{nginx} = DQNginx->start(redis => $o{redis}, conf => $conf,

@@ -6,15 +6,18 @@ http://127.0.0.1:8081/_ngx_deferred/enqueue, a location with
 `deferred_endpoint on` (docs/APPENGINE.md: URL layout). With
 NGX_DEFERRED_SECRET set, requests carry X-Deferred-Signature.
 
-Retrying a 503 (Redis unavailable or slow): the module fixes a task's id
-before Redis is contacted, and a 503 does not prove the task was not
-stored. A NAMED task is retried (RETRIES times, backoff from 0.1 s): the
-retry gets 201, or 409 TaskAlreadyExists when the first attempt landed
-(reported as stored). An unnamed task is not retried: TransientError.
+Retrying a 503 (Redis unavailable or slow) or a lost answer: a 503 does
+not prove the task was not stored. Every request carries an
+Idempotency-Key (random, fixed before the first attempt): the module
+makes it the task's id (`<key>-<i>` for task i of a batch) and answers a
+resend of a stored id with 201 "existed", storing nothing. So every
+request is resent (RETRIES times, backoff from 0.1 s), then
+TransientError.
 """
 import datetime
 import json
 import os
+import secrets as _secrets_mod
 import time
 import urllib.error
 import urllib.parse
@@ -218,9 +221,10 @@ def _error(status, detail, name):
     return InvalidTaskError("%d %s: %s" % (status, kind, msg))
 
 
-def _post(body, timeout):
+def _post(body, timeout, key):
     url = _endpoint()
-    headers = {"Content-Type": "application/x-msgpack"}
+    headers = {"Content-Type": "application/x-msgpack",
+               "Idempotency-Key": key}
     secrets = _secrets()
     if secrets:
         parts = urllib.parse.urlsplit(url)
@@ -269,13 +273,13 @@ class Queue(object):
         reqs = [t._request(t.queue_name or self.name) for t in tasks]
         body = _msgpack.packb(reqs[0] if len(reqs) == 1 else reqs)
         timeout = float(os.environ.get("NGX_DEFERRED_TIMEOUT", "5"))
-        # safe to resend only when every task is named (dedup by name)
-        retries = (int(os.environ.get("NGX_DEFERRED_RETRIES", RETRIES))
-                   if all(t.name for t in tasks) else 0)
+        # the key makes a resend store nothing twice (module: id = key)
+        key = _secrets_mod.token_urlsafe(16)[:22]
+        retries = int(os.environ.get("NGX_DEFERRED_RETRIES", RETRIES))
         resent = False
         delay = 0.1
         while True:
-            status, detail = _post(body, timeout)
+            status, detail = _post(body, timeout, key)
             if status == 503 and retries > 0:
                 retries -= 1
                 resent = True
@@ -289,7 +293,7 @@ class Queue(object):
             first = None
             for t, row in zip(tasks, rows):
                 st = row.get("status", "created")
-                if st == "created":
+                if st in ("created", "existed"):
                     t.id, t.was_enqueued = row.get("id"), True
                     if row.get("eta_ms") is not None:
                         t.eta_posix = row["eta_ms"] / 1000.0
