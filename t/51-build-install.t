@@ -129,10 +129,11 @@ is($rc, 0, 'make install DESTDIR=... PREFIX=/usr') or diag($out);
 for my $f (qw(usr/bin/deferred-worker usr/bin/deferred-cli
               usr/include/deferred/task.h usr/include/deferred/client.h
               usr/include/deferred/tasklet.h usr/include/deferred/common.h
-              usr/lib/libdqclient.a usr/lib/libdq.a
+              usr/lib/libdqclient.a usr/lib/libdq.a usr/lib/ngx_deferred/libdq_push.so
               usr/lib/pkgconfig/ngx-deferred.pc
               usr/lib/systemd/system/deferred-worker.service
-              usr/share/doc/ngx_deferred/README.md)) {
+              usr/share/doc/ngx_deferred/README.md
+              usr/share/doc/ngx_deferred/APPENGINE.md)) {
     ok(-e "$dest/$f", "installed $f");
 }
 ok(-x "$dest/usr/bin/deferred-worker", 'the worker is executable');
