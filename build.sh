@@ -7,6 +7,8 @@
 #   ./build.sh build    set up and build
 #   ./build.sh module   only the nginx module, into $B (default build/)
 #   ./build.sh bench    set up, build, run the benchmarks (bench/run.sh)
+#   ./build.sh soak [S] set up, build, run the fault soak (t/82-fault-soak.t)
+#                       for S seconds of faults (default 600)
 #   ./build.sh deps     only install the Debian packages that are missing
 #   ./build.sh clean
 #
@@ -121,6 +123,8 @@ case "$cmd" in
     test)  deps; build; build_san; run_tests ;;
     run)   deps; build; shift; exec "$ROOT/examples/run.sh" "$@" ;;
     bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
+    soak)  deps; build; build_san
+           DQ_SOAK_S=${2:-600} exec prove -v t/82-fault-soak.t ;;
     clean) make -s clean ;;
     *) sed -n '2,16s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
 esac

@@ -194,7 +194,7 @@ dq_requeue_dead_all(dq_client_t *c, const char *queue, const char *match,
     }
     dq_cmd_init(&cmd);
     while (off >= 0) {
-        rc = dq_cmd_requeue_bulk(&cmd, q, match, off, DQ_DEFAULT_MAX_BATCH);
+        rc = dq_cmd_requeue_bulk(&cmd, q, match, off, DQ_MAX_LEASE_ITEMS);
         if (rc != DQ_OK) {
             dq__fail(c, rc, "cannot build the requeue command");
             break;

@@ -311,7 +311,7 @@ dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
     if (rc != DQ_OK) {
         return rc;
     }
-    if (max_n < 0 || max_n > DQ_DEFAULT_MAX_BATCH || lease_ms <= 0
+    if (max_n < 0 || max_n > DQ_MAX_LEASE_ITEMS || lease_ms <= 0
         || reclaim_delay_ms < 0 || claim_id == NULL
         || !dq__claim_valid(dq_str_c(claim_id)))
     {
@@ -365,7 +365,7 @@ dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
     size_t i;
     int    rc;
 
-    if (n == 0 || n > DQ_DEFAULT_MAX_BATCH) {
+    if (n == 0 || n > DQ_MAX_LEASE_ITEMS) {
         return DQ_EINVAL;
     }
     rc = dq__script_head(c, DQ_SCRIPT_ACK, queue, DQ__KEYS(dq__keys_ack));
@@ -429,7 +429,7 @@ dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
     size_t i;
     int    rc;
 
-    if (n == 0 || n > DQ_DEFAULT_MAX_BATCH || lease_ms <= 0) {
+    if (n == 0 || n > DQ_MAX_LEASE_ITEMS || lease_ms <= 0) {
         return DQ_EINVAL;
     }
     rc = dq__script_head(c, DQ_SCRIPT_EXTEND, queue,
@@ -455,7 +455,7 @@ dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
     size_t i;
     int    rc;
 
-    if (n == 0 || n > DQ_DEFAULT_MAX_BATCH) {
+    if (n == 0 || n > DQ_MAX_LEASE_ITEMS) {
         return DQ_EINVAL;
     }
     rc = dq__script_head(c, DQ_SCRIPT_RELEASE, queue,
@@ -523,7 +523,7 @@ dq_cmd_requeue_bulk(dq_cmd_t *c, dq_str_t queue, const char *match,
     if (rc != DQ_OK) {
         return rc;
     }
-    if (offset < 0 || limit < 1 || limit > DQ_DEFAULT_MAX_BATCH) {
+    if (offset < 0 || limit < 1 || limit > DQ_MAX_LEASE_ITEMS) {
         return DQ_EINVAL;
     }
     if (match == NULL) {

@@ -59,8 +59,8 @@ int dq_error_set(dq_error_t *err, int code, const char *field,
  *   unix:PATH         a Unix socket (PATH not empty)
  * Parsing never resolves a name. Where a name is resolved is each caller's:
  * the module once, when the configuration is read (never per request); the
- * worker once per child, when the child starts (blocking getaddrinfo before
- * its loop runs; every reconnect of that child uses the number); the
+ * worker when a child starts and again on each reconnect (blocking
+ * getaddrinfo, so a failover that moves the name is followed); the
  * blocking client and the CLI at each connect (hiredis). A password and a
  * database number are given beside the address, never inside it. */
 #define DQ_REDIS_PORT  6379
@@ -102,8 +102,11 @@ typedef struct {
 #define DQ_DEFAULT_MAX_ITEMS     65536
 #define DQ_DEFAULT_MAX_BATCH     1000
 
-/* Most leases one report (ack, release) or extend call of the worker
- * names: bounds its script's argument list. Not a request batch. */
+/* Most tasks one script call of the worker's side handles: leases named
+ * by an ack, release or extend, tasks taken by a claim, dead tasks looked
+ * at by a requeue. Bounds each call's work; the scripts check it too
+ * (DQ_CHUNK in lib/lua/prelude.lua, the same number). Not a request
+ * batch. */
 #define DQ_MAX_LEASE_ITEMS       1000
 
 /* The module's and the client's default. The worker's defaults (lease,
@@ -343,6 +346,27 @@ void dq_cmd_use_eval(dq_cmd_t *c);
 
 /* 1 if reply is the NOSCRIPT error. */
 int dq_reply_is_noscript(const redisReply *r);
+
+/* 1 if reply is an error saying Redis did not run the command and it
+ * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
+ * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
+int dq_reply_is_unavailable(const redisReply *r);
+
+/* The oldest Redis the scripts run on: script flags (#!lua flags=...,
+ * 7.0) and ZMSCORE (6.2). */
+#define DQ_REDIS_MIN_VERSION "7.0.0"
+
+typedef struct {
+    char version[32];      /* "7.0.15" */
+    char policy[32];       /* maxmemory_policy, "" if INFO did not say */
+    int  too_old;          /* version < DQ_REDIS_MIN_VERSION */
+    int  evicts;           /* policy set and not "noeviction": Redis may
+                              delete a queue's keys under memory pressure */
+} dq_server_info_t;
+
+/* Read an INFO reply's text (the "server" and "memory" sections). 0, or
+ * -1 when it holds no redis_version. (lib/dq_server.c) */
+int dq_server_info(const char *info, size_t len, dq_server_info_t *out);
 
 /* Enqueue (one script call, one queue, 1..n tasks, atomic).
  * Per task: dedup by id (same id already stored -> status DQ_OK... see

@@ -2,7 +2,7 @@
 # placed in Redis by hand go to the dead set with their reason and a log
 # line; a function this worker cannot run (unknown here, its library failed
 # to load) is never buried: released for another worker without charge,
-# logged once (t/78-unrunnable.t has the whole story); the worker keeps
+# logged once (t/85-unrunnable.t has the whole story); the worker keeps
 # running and the other tasks run.
 use strict;
 use warnings;
@@ -68,6 +68,14 @@ DQTest::wait_for(sub { $deaths->() >= 2 }, 10);
 is($deaths->(), 2, 'it ran again (and died again: the envelope is still corrupt)');
 is(scalar(grep { /is not registered here/ } split /\n/, DQWorker::log_text($w)), 1,
    'the unknown function was logged once');
+
+# bulk requeue by error text: only the undecodable one runs again
+my ($rc2, $out2) = DQWorker::cli($r, 'requeue-all', 'default', 'undecodable');
+is($rc2, 0, 'requeue-all by error text accepted');
+like($out2, qr/^1 requeued, 0 left dead/, 'one dead task matched');
+DQTest::wait_for(sub { $deaths->() >= 3 }, 10);
+is($deaths->(), 3, 'it ran (and died) again');
+ok(exists DQWorker::dead($r)->{'missing-1'}, 'the other dead task was left alone');
 
 is(DQWorker::stop_worker($w), 0, 'worker exits 0');
 log_clean_ok($w->{log}, 'worker log');

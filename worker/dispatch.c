@@ -283,6 +283,7 @@ dq__work(uv_work_t *w)
     __atomic_store_n(&t->run_start_ms, dq_timeout_clock_ms(),
                      __ATOMIC_RELEASE);
     t->ran = 1;
+    dq_child_started(t);
     t->result = dq_task_execute(t);
 }
 
@@ -407,6 +408,9 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
         return;
     }
     dq_child_stat_done(1);
+    if (t->result == DQ_TASK_OK) {
+        dq_held_done(t->held);     /* a crash now costs no attempt */
+    }
     dq__finished(ch, t);
     dq_child_kick(ch);
 }
@@ -547,6 +551,7 @@ typedef struct {
     size_t       asked;
     uint64_t     sent_ms;     /* loop time when the claim was asked */
     char         claim[DQ_ID_SIZE];
+    int          held;        /* the master's entry for it (held.c) */
 } dq__claim_t;
 
 /* A claim whose reply was lost may have leased tasks nobody here knows
@@ -577,6 +582,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     size_t             i;
 
     (void) r;
+    dq_held_remove(c->held);        /* its tasks get entries of their own */
     q->claiming = 0;
     ch->reserved -= c->asked;
     memset(&err, 0, sizeof(err));
@@ -652,8 +658,8 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     if (c == NULL) {
         return;
     }
-    if (n > DQ_DEFAULT_MAX_BATCH) {
-        n = DQ_DEFAULT_MAX_BATCH;
+    if (n > DQ_MAX_LEASE_ITEMS) {
+        n = DQ_MAX_LEASE_ITEMS;
     }
     c->q = q;
     c->asked = n;
@@ -675,6 +681,9 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
         return;                   /* retried when Redis is back */
     }
     dq_cmd_free(&cmd);
+    /* if this child dies before the reply, the master gives back what
+     * the claim leased */
+    c->held = dq_held_add(q->qc->name, NULL, c->claim);
     q->claiming = 1;
     ch->reserved += n;
 }

@@ -4,7 +4,7 @@
 # everything else stays hidden (-fvisibility=hidden).
 
 WORKER_SRCS := worker/main.c worker/config.c worker/config_file.c \
-               worker/master.c worker/child.c \
+               worker/master.c worker/held.c worker/child.c \
                worker/dispatch.c worker/heartbeat.c worker/redis_uv.c \
                worker/loader.c worker/task.c worker/log.c worker/timeout.c \
                worker/tasklet_task.c

@@ -58,6 +58,15 @@ dq_client_t *dq_client_new(const char *address, const dq_client_opts_t *opts);
 void dq_client_free(dq_client_t *c);
 const char *dq_client_errstr(const dq_client_t *c);
 
+/* Opt-in durability wait: after each enqueue, WAIT until `replicas`
+ * replicas acknowledged it, at most timeout_ms (> 0). Fewer in time: the
+ * call fails with DQ_EREDIS ("stored, but ...") although the tasks are
+ * stored on the master; sending the same request again is safe only for
+ * named tasks or fixed ids (a replay of an unnamed task is a new task).
+ * replicas 0 turns it off (the default). Redis 7.0 has no WAITAOF: this is
+ * replication, not fsync (docs/RELIABILITY.md). */
+int dq_client_set_wait(dq_client_t *c, int replicas, int timeout_ms);
+
 /* Positional (array) or keyword (map) arguments, built as msgpack. */
 typedef struct dq_args_s dq_args_t;
 

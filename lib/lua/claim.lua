@@ -22,7 +22,7 @@
 -- Bucket: hash "tokens" (float), "ts" (Redis ms of the last refill); it
 -- starts full and refills at `rate` per second up to bucket_size.
 -- A claimed task's lease is the member "id|claim id" (prelude).
-local now, prev = dq_now(KEYS[5])
+local now = dq_now(KEYS[5])
 
 local max_n = tonumber(ARGV[1])
 local lease_ms = tonumber(ARGV[2])
@@ -45,22 +45,22 @@ end
 -- if there was none). The state keeps the expired claim id: a late ack of
 -- that claim is still accepted until someone claims the task again.
 -- A forward step of the Redis host's clock would expire every lease at
--- once: a gap of more than two lease periods since the last call on this
--- queue (a live holder heartbeats every third of one) is taken for one,
+-- once: the last gap in the queue's clock (dq_now) longer than two lease
+-- periods (a live holder heartbeats every third of one) is taken for one,
 -- and for one lease period after it only leases that had expired before
--- the gap are taken back (their holders, if alive, extend meanwhile).
+-- the gap are taken back (their holders, if alive, extend meanwhile),
+-- whichever script call saw the gap first.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now,
                            'LIMIT', 0, DQ_CHUNK)
 if #expired > 0 then
-    local h = redis.call('HMGET', KEYS[5], 'hold', 'hold_until')
-    local hold, hold_until = tonumber(h[1]), tonumber(h[2])
-    if prev > 0 and now - prev > 2 * lease_ms then
-        hold, hold_until = prev, now + lease_ms
-        redis.call('HSET', KEYS[5], 'hold', hold, 'hold_until', hold_until)
-        redis.call('HINCRBY', KEYS[5], 'clock_jumps', 1)
-    end
-    if hold and hold_until and now < hold_until and hold < now then
-        expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', hold,
+    local h = redis.call('HMGET', KEYS[5], 'gap_from', 'gap_to', 'jump_seen')
+    local gf, gt = tonumber(h[1]), tonumber(h[2])
+    if gf and gt and gt - gf > 2 * lease_ms and now < gt + lease_ms then
+        if h[3] ~= h[2] then
+            redis.call('HSET', KEYS[5], 'jump_seen', h[2])
+            redis.call('HINCRBY', KEYS[5], 'clock_jumps', 1)
+        end
+        expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', gf,
                              'LIMIT', 0, DQ_CHUNK)
     end
 end

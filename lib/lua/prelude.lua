@@ -14,18 +14,25 @@ local DQ_CHUNK = 1000
 -- one was over 60 s ahead (a clock error since corrected: step back rather
 -- than stall every countdown and lease). The clock is written only when
 -- it changes; a field that is not a number (hand edit, corruption) counts
--- as absent and is overwritten. Returns now and the clock stored before
--- this call (0 if none): claim uses the gap to see a forward jump.
+-- as absent and is overwritten. A forward move of more than a second (a
+-- quiet queue, or the host's clock stepped forward) is remembered as
+-- "gap_from"/"gap_to", whichever script saw it first: claim uses the last
+-- gap to tell a clock jump from expired leases.
 local function dq_now(stats)
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local clock = tonumber(redis.call('HGET', stats, 'clock')) or 0
     if clock ~= clock then clock = 0 end            -- "nan"
-    if clock >= now and clock - now <= 60000 then return clock, clock end
+    if clock >= now and clock - now <= 60000 then return clock end
     -- written only when it moves (forward, or back after a clock error):
     -- several calls in one ms share the stored value
-    redis.call('HSET', stats, 'clock', now)
-    return now, clock
+    if clock > 0 and now - clock > 1000 then
+        redis.call('HSET', stats, 'clock', now, 'gap_from', clock,
+                   'gap_to', now)
+    else
+        redis.call('HSET', stats, 'clock', now)
+    end
+    return now
 end
 
 -- A task's state (hash `state`, created by its first claim):

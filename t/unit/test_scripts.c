@@ -923,44 +923,52 @@ test_oom(void)
 /* The clock field: garbage in it breaks nothing; a forward jump of the
  * Redis clock (simulated: the queue's clock and the lease deadlines set an
  * hour back, which is what the scripts see after a step of an hour) takes
- * back only the leases that had expired before it, for one lease period. */
+ * back only the leases that had expired before it, for one lease period,
+ * even when a heartbeat was the first call to see the jump. */
 static void
 test_clock_jump(void)
 {
-    task_t  t[4];
+    task_t  t[6];
     int64_t back;
     char    m[128];
+    int     i;
 
     rint_("HSET %s clock banana", key("cj", DQ_KEY_STATS));
     is_int(enq("cj", "j1", NULL, -1, -1, NULL), DQ_OK,
            "a non-numeric clock field: enqueue works");
-    is_int(claim("cj", 1, 60000, 0, t, 4), 1, "and claim works");
+    is_int(claim("cj", 1, 60000, 0, t, 6), 1, "and claim works");
     ok(rint_("HGET %s clock", key("cj", DQ_KEY_STATS)) > 1700000000000LL,
        "the clock field is rewritten");
     enq("cj", "j2", NULL, -1, -1, NULL);
-    is_int(claim("cj", 1, 60000, 0, t + 1, 3), 1, "second task claimed");
-    /* the jump: an hour since the last call by the queue's clock; j1's
-     * lease (deadline last clock + 60 s) looks long expired, j2's had
+    is_int(claim("cj", 1, 60000, 0, t + 1, 5), 1, "second task claimed");
+    enq("cj", "j3", NULL, -1, -1, NULL);
+    is_int(claim("cj", 1, 60000, 0, t + 2, 4), 1, "third task claimed");
+    /* the jump: an hour since the last call by the queue's clock; j1's and
+     * j3's leases (deadline last clock + 60 s) look long expired, j2's had
      * expired before the jump */
     back = claim_now - 3600000;
     rint_("HSET %s clock %lld", key("cj", DQ_KEY_STATS), (long long) back);
-    snprintf(m, sizeof(m), "j1|%s", t[0].token);
-    rint_("ZADD %s XX %lld %s", key("cj", DQ_KEY_LEASE),
-          (long long) (back + 60000), m);
-    snprintf(m, sizeof(m), "j2|%s", t[1].token);
-    rint_("ZADD %s XX %lld %s", key("cj", DQ_KEY_LEASE),
-          (long long) (back - 1000), m);
-    is_int(claim("cj", 4, 60000, 0, t + 2, 2), 0, "a claim after the jump");
-    is_int(rint_("HGET %s clock_jumps", key("cj", DQ_KEY_STATS)), 1,
-           "the jump is seen");
-    is_int(rint_("HGET %s reclaimed", key("cj", DQ_KEY_STATS)), 1,
-           "only the lease that expired before the jump is taken back");
+    for (i = 0; i < 3; i++) {
+        snprintf(m, sizeof(m), "%.63s|%.31s", t[i].id, t[i].token);
+        rint_("ZADD %s XX %lld %s", key("cj", DQ_KEY_LEASE),
+              (long long) (i == 1 ? back - 1000 : back + 60000), m);
+    }
     is_int(extend1("cj", "j1", t[0].token, 60000), 1,
-           "the live holder's heartbeat still extends its lease");
-    is_int(claim("cj", 4, 60000, 0, t + 2, 2), 0, "a later claim");
+           "j1's holder heartbeats first after the jump");
+    is_int(claim("cj", 4, 60000, 0, t + 3, 3), 0, "then a claim");
+    is_int(rint_("HGET %s clock_jumps", key("cj", DQ_KEY_STATS)), 1,
+           "sees the jump");
+    is_int(rint_("HGET %s reclaimed", key("cj", DQ_KEY_STATS)), 1,
+           "and takes back only the lease that expired before it");
+    is_int(extend1("cj", "j3", t[2].token, 60000), 1,
+           "j3's holder, heartbeating later, still holds its lease");
+    is_int(claim("cj", 4, 60000, 0, t + 3, 3), 0, "a later claim");
     is_int(rint_("HGET %s reclaimed", key("cj", DQ_KEY_STATS)), 1,
            "takes nothing more");
-    is_int(ack1("cj", "j1", t[0].token, NULL), 1, "its ack is accepted");
+    is_int(rint_("HGET %s clock_jumps", key("cj", DQ_KEY_STATS)), 1,
+           "the jump is counted once");
+    is_int(ack1("cj", "j1", t[0].token, NULL), 1, "j1's ack is accepted");
+    is_int(ack1("cj", "j3", t[2].token, NULL), 1, "j3's ack is accepted");
 }
 
 /* Expired leases come back after the queue's backoff: the Lua arithmetic
