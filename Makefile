@@ -32,11 +32,11 @@ SAN     ?= 0
 WERROR  ?= 0
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS    := hiredis msgpack libuv jansson
+PKGS    := hiredis msgpack libuv jansson libcrypto
 # what libdq.a + libdqclient.a need from a program that links them: the
 # Requires of the installed ngx-deferred.pc (add a package here when the
-# client or lib/ starts using it)
-DQ_CLIENT_PKGS := hiredis msgpack jansson
+# client or lib/ starts using it; libcrypto: request signing)
+DQ_CLIENT_PKGS := hiredis msgpack jansson libcrypto
 
 # the builder's flags (defaults when nothing is given)
 CFLAGS   ?= -O2 -g

@@ -9,6 +9,8 @@
 #   ./build.sh bench    set up, build, run the benchmarks (bench/run.sh)
 #   ./build.sh soak [S] set up, build, run the fault soak (t/82-fault-soak.t)
 #                       for S seconds of faults (default 600)
+#   ./build.sh fuzz [S] set up, run every libFuzzer harness S seconds
+#                       (default 600; fuzz/run.sh, docs/SECURITY.md)
 #   ./build.sh deps     only install the Debian packages that are missing
 #   ./build.sh clean
 #
@@ -24,7 +26,7 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 PACKAGES=(gcc make pkg-config perl dpkg-dev
           libhiredis-dev libmsgpack-dev libuv1-dev libjansson-dev libssl-dev
           redis-server redis-tools nginx nginx-dev wrk python3 python3-flask
-          curl valgrind)
+          curl valgrind clang libclang-rt-14-dev)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -125,6 +127,7 @@ case "$cmd" in
     bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
     soak)  deps; build; build_san
            DQ_SOAK_S=${2:-600} exec prove -v t/82-fault-soak.t ;;
+    fuzz)  deps; shift; exec "$ROOT/fuzz/run.sh" "${1:-600}" ;;
     clean) make -s clean ;;
-    *) sed -n '2,16s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
+    *) sed -n '2,18s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
 esac

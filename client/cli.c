@@ -15,8 +15,11 @@
  *   deferred-cli [-r ADDR] requeue-all QUEUE [TEXT]
  *                                   re-run every dead task (whose last
  *                                   error contains TEXT)
+ *   deferred-cli sign [-m METHOD] -s SECRET_FILE... URI [BODY_FILE]
+ *                     the X-Deferred-Signature value for an HTTP request
+ *                     (body from BODY_FILE or stdin; no Redis involved)
  *
- * defer options: -q QUEUE, -n NAME, -u URL, --countdown MS, --eta MS,
+ * defer options: -q QUEUE, -n NAME, --id ID (idempotent: the task's id), -u URL, --countdown MS, --eta MS,
  * -H NAME:VALUE (repeatable), -k KEY=VALUE (keyword argument, repeatable), --retry-limit N, --age-limit MS,
  * --min-backoff MS, --max-backoff MS, --max-doublings N, --count N
  * (defer N copies, pipelined). ARG and VALUE: an integer literal is sent as an
@@ -50,7 +53,7 @@ usage(void)
         "(default 127.0.0.1:6379)\n"
         "  PASSWORD: Redis AUTH, empty for none (or "
         "$DEFERRED_REDIS_PASSWORD, kept out of ps)\n"
-        "  defer [-q QUEUE] [-n NAME] [-u URL] [--countdown MS] [--eta MS]\n"
+        "  defer [-q QUEUE] [-n NAME] [--id ID] [-u URL] [--countdown MS] [--eta MS]\n"
         "        [-H NAME:VALUE]... [-k KEY=VALUE]... [--retry-limit N]\n"
         "        [--age-limit MS]\n"
         "        [--min-backoff MS] [--max-backoff MS] [--max-doublings N]\n"
@@ -59,8 +62,114 @@ usage(void)
         "  dead [QUEUE]\n"
         "  error QUEUE ID\n"
         "  requeue QUEUE ID\n"
-        "  requeue-all QUEUE [ERROR-TEXT]\n");
+        "  requeue-all QUEUE [ERROR-TEXT]\n"
+        "  sign [-m METHOD] -s SECRET_FILE... URI [BODY_FILE]\n");
     return 2;
+}
+
+
+static int exit_code(int rc);
+
+/* a whole file (or stdin for NULL) into a malloc'ed buffer */
+static char *
+slurp_file(const char *path, size_t *len)
+{
+    FILE   *f = path ? fopen(path, "rb") : stdin;
+    char   *buf = NULL, *nb;
+    size_t  cap = 0, n;
+
+    *len = 0;
+    if (f == NULL) {
+        return NULL;
+    }
+    for (;;) {
+        if (*len == cap) {
+            cap = cap ? cap * 2 : 65536;
+            nb = realloc(buf, cap);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+        }
+        n = fread(buf + *len, 1, cap - *len, f);
+        *len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    if (buf && ferror(f)) {
+        free(buf);
+        buf = NULL;
+    }
+    if (path) {
+        fclose(f);
+    }
+    return buf ? buf : (*len == 0 ? calloc(1, 1) : NULL);
+}
+
+/* sign [-m METHOD] -s SECRET_FILE... URI [BODY_FILE]: the secrets come from
+ * files (never the command line, which other users can read in ps) */
+static int
+cmd_sign(int argc, char **argv)
+{
+    const char *method = "POST", *secrets[8];
+    char       *owned[8], *body, out[DQ_SIGN_REQUEST_MAX];
+    size_t      ns = 0, len, n, i;
+    int         k, rc, ret = 2;
+
+    for (k = 0; k < argc && argv[k][0] == '-'; k += 2) {
+        if (k + 1 >= argc) {
+            return usage();
+        }
+        if (strcmp(argv[k], "-m") == 0) {
+            method = argv[k + 1];
+        } else if (strcmp(argv[k], "-s") == 0 && ns < 8) {
+            owned[ns] = slurp_file(argv[k + 1], &n);
+            if (owned[ns] == NULL || n == 0) {
+                fprintf(stderr, "deferred-cli: sign: cannot read a secret "
+                        "from %s\n", argv[k + 1]);
+                free(owned[ns]);
+                goto done;
+            }
+            while (n && (owned[ns][n - 1] == '\n' || owned[ns][n - 1] == '\r'))
+            {
+                n--;
+            }
+            owned[ns][n] = '\0';
+            secrets[ns] = owned[ns];
+            ns++;
+        } else {
+            goto done;
+        }
+    }
+    if (ns == 0 || k >= argc || argc - k > 2) {
+        fprintf(stderr, "deferred-cli: sign: -s SECRET_FILE and URI are "
+                "needed\n");
+        goto done;
+    }
+    body = slurp_file(k + 1 < argc ? argv[k + 1] : NULL, &len);
+    if (body == NULL) {
+        fprintf(stderr, "deferred-cli: sign: cannot read the body\n");
+        ret = 1;
+        goto done;
+    }
+    rc = dq_sign_request(secrets, ns, method, argv[k], body, len, 0, out,
+                         sizeof(out));
+    free(body);
+    if (rc != DQ_OK) {
+        fprintf(stderr, "deferred-cli: sign: %s\n", dq_strerror(rc));
+        ret = exit_code(rc);
+        goto done;
+    }
+    printf("%s\n", out);
+    ret = 0;
+done:
+    for (i = 0; i < ns; i++) {
+        free(owned[i]);
+    }
+    return ret;
 }
 
 static int
@@ -141,6 +250,8 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
             o.queue = val;
         } else if (strcmp(a, "-n") == 0) {
             o.name = val;
+        } else if (strcmp(a, "--id") == 0) {
+            o.id = val;
         } else if (strcmp(a, "-u") == 0) {
             o.url = val;
         } else if (strcmp(a, "-k") == 0) {
@@ -378,6 +489,9 @@ main(int argc, char **argv)
     }
     if (i >= argc) {
         return usage();
+    }
+    if (strcmp(argv[i], "sign") == 0) {
+        return cmd_sign(argc - i - 1, argv + i + 1);
     }
     c = dq_client_new(address, &opts);
     if (c == NULL) {

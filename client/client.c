@@ -341,6 +341,7 @@ dq__pack_request(msgpack_packer *pk, const char *func, const dq_args_t *args,
     n += o->kwargs != NULL;
     n += o->queue != NULL;
     n += o->name != NULL;
+    n += o->id != NULL;
     n += o->url != NULL;
     n += o->countdown_ms >= 0;
     n += o->eta_ms >= 0;
@@ -363,6 +364,9 @@ dq__pack_request(msgpack_packer *pk, const char *func, const dq_args_t *args,
     }
     if (!rc && o->name) {
         rc = dq__pack_key(pk, "name") || dq__pack_cstr(pk, o->name);
+    }
+    if (!rc && o->id) {
+        rc = dq__pack_key(pk, "id") || dq__pack_cstr(pk, o->id);
     }
     if (!rc && o->url) {
         rc = dq__pack_key(pk, "url") || dq__pack_cstr(pk, o->url);
@@ -421,6 +425,7 @@ typedef struct {
     int      status;
     int64_t  result_eta;
     int      sent;
+    int      keyed;               /* id given by the caller */
 } dq__prep_t;
 
 /* Validate one call and append its envelope to envs. */
@@ -475,8 +480,21 @@ dq__prepare(dq_client_t *c, const char *func, const dq_args_t *args,
     if (rc == DQ_OK) {
         rc = dq_request_parse(&root, field[0] ? field : NULL, &req, &err);
     }
+    if (rc == DQ_OK && req.id.ptr && req.id.len > DQ_ID_LEN) {
+        rc = dq_error_set(&err, DQ_EINVAL, "id", "%s%sid: at most %d "
+                          "characters through the C client (it fits the "
+                          "id_out buffers)", field, field[0] ? "." : "",
+                          DQ_ID_LEN);
+    }
     if (rc == DQ_OK) {
-        dq_id_new(p->id);
+        if (req.id.ptr) {
+            /* the caller's id: the enqueue is idempotent */
+            memcpy(p->id, req.id.ptr, req.id.len);
+            p->id[req.id.len] = '\0';
+            p->keyed = 1;
+        } else {
+            dq_id_new(p->id);
+        }
         p->env_off = envs->size;
         rc = dq_envelope_encode(&req, p->id, dq_now_ms(), &c->lim, envs,
                                 &err);
@@ -574,6 +592,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             items[m].name = dq_str_c(preps[j].name);
             items[m].eta_ms = preps[j].eta_ms;
             items[m].countdown_ms = preps[j].countdown_ms;
+            items[m].keyed = preps[j].keyed;
             call_n[ncalls - 1]++;
             m++;
         }

@@ -278,7 +278,10 @@ dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
             || dq__arg_str(c, items[i].name)
             || dq__arg_int(c, items[i].eta_ms < 0 ? -1 : items[i].eta_ms)
             || dq__arg_int(c, items[i].countdown_ms < 0
-                              ? -1 : items[i].countdown_ms))
+                              ? -1 : items[i].countdown_ms)
+            || dq__arg_int(c, !items[i].keyed ? 0
+                              : items[i].key_window_ms > 0
+                              ? items[i].key_window_ms : -1))
         {
             return DQ_ENOMEM;
         }

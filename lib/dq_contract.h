@@ -125,6 +125,9 @@ int dq_task_name_valid(dq_str_t s);    /* [A-Za-z0-9_-]{1,500} */
 int dq_func_name_valid(dq_str_t s);    /* [A-Za-z0-9_.:-]{1,200} */
 int dq_url_valid(dq_str_t s);          /* "/" + printable non-space ASCII,
                                           up to DQ_URL_MAX */
+#define DQ_CLIENT_ID_MAX  64
+int dq_client_id_valid(dq_str_t s);    /* [A-Za-z0-9_-]{1,64}: a task id
+                                          chosen by the client */
 
 /* --------------------------------------------------------------- msgpack */
 
@@ -155,6 +158,12 @@ const msgpack_object *dq_map_get(const msgpack_object *map, const char *key);
  * C client builds. A body is one request map, or an array of them (batch).
  *
  *   { "func": "counter.add",               required, dq_func_name_valid
+ *     "id": "order-1234-mail",              optional, dq_client_id_valid:
+ *                                           the task id; an enqueue of an id
+ *                                           already stored, or run within
+ *                                           the tombstone window after its
+ *                                           ETA, is answered "existed" and
+ *                                           stores nothing (safe retries)
  *     "args": [ ... ],                      optional array
  *     "kwargs": { "k": v, ... },            optional map, string keys
  *     "queue": "default",                   optional
@@ -176,6 +185,13 @@ const msgpack_object *dq_map_get(const msgpack_object *map, const char *key);
  */
 typedef struct {
     dq_str_t              func;
+    dq_str_t              id;        /* {NULL,0} when absent: the task id
+                                        is made up; given: the enqueue is
+                                        idempotent (dq_enqueue_item_t
+                                        .keyed) */
+    int64_t               key_window_ms; /* how long the id is remembered
+                                        after the ETA; 0: the tombstone
+                                        window (not from the body) */
     dq_str_t              queue;     /* "default" when absent */
     dq_str_t              name;      /* {NULL,0} when absent */
     dq_str_t              url;       /* {NULL,0} when absent: caller decides */
@@ -381,6 +397,12 @@ typedef struct {
     dq_str_t name;          /* {NULL,0} if unnamed */
     int64_t  eta_ms;        /* -1 if none */
     int64_t  countdown_ms;  /* -1 if none */
+    int      keyed;         /* 1: id given by the client (idempotent
+                               enqueue): a second enqueue of the id is
+                               "existed" while the task is stored and for
+                               key_window_ms (0: tombstone_ms) after its
+                               ETA */
+    int64_t  key_window_ms;
 } dq_enqueue_item_t;
 
 int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
