@@ -96,8 +96,9 @@ build_module() {
         fi
         echo "$sig" >"$stamp"
     fi
-    # the embedded Lua scripts (generated into the build directory by
-    # ./config at configure time) follow lib/lua/ between configures
+    # the embedded Lua scripts follow lib/lua/ between configures (the
+    # rule ./config adds to objs/Makefile does it too; an unchanged file
+    # keeps its time stamp)
     sh lib/gen_scripts.sh "$obj/ngx_deferred_gen/dq_scripts.c" lib/lua
     sh ngx_module/gen_dashboard.sh \
         "$obj/ngx_deferred_gen/ngx_http_deferred_dashboard.h" \
