@@ -480,7 +480,8 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
         return;
     }
     dq_cmd_init(&cmd);
-    rc = dq_cmd_release(&cmd, dq_str_c(t->queue), &it, 1, (int64_t) delay, 1);
+    rc = dq_cmd_release(&cmd, dq_str_c(t->queue), &it, 1, (int64_t) delay,
+                        t->func);
     dq__report_send(b, &cmd, rc);
 }
 
@@ -710,7 +711,7 @@ dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
         if (op == DQ_OP_ACK) {
             rc = dq_cmd_ack(&cmd, q->name, items, k, ch->conf->tombstone_ms);
         } else {
-            rc = dq_cmd_release(&cmd, q->name, items, k, 0, 0);
+            rc = dq_cmd_release(&cmd, q->name, items, k, 0, NULL);
         }
         dq__report_send(b, &cmd, rc);
     }

@@ -6,20 +6,21 @@
 -- Reply: { now_ms, status_1, eta_1, ..., status_n, eta_n }
 --   status 0 stored, 1 same id already stored (eta = its current ETA or 0),
 --   2 name live (duplicate), 3 name tombstoned; eta 0 when not stored.
-local now = dq_now(KEYS[4])
-
--- validate everything before the first write: a script error does not
--- roll back what the script already wrote
-local n = tonumber(ARGV[2])
-if not n or n < 1 or #ARGV ~= 2 + n * 5 or not tonumber(ARGV[1]) then
+-- validate everything before the first write (dq_now writes the clock):
+-- a script error does not roll back what the script already wrote; nan
+-- and inf are refused (dq_num), they would fail the ZADD after the tasks
+-- were stored
+local n = dq_num(ARGV[2])
+if not n or n < 1 or #ARGV ~= 2 + n * 5 or not dq_num(ARGV[1]) then
     return redis.error_reply('ERR enqueue: bad arguments')
 end
 for i = 0, n - 1 do
-    if ARGV[3 + i * 5] == '' or not tonumber(ARGV[6 + i * 5])
-       or not tonumber(ARGV[7 + i * 5]) then
+    if ARGV[3 + i * 5] == '' or not dq_num(ARGV[6 + i * 5])
+       or not dq_num(ARGV[7 + i * 5]) then
         return redis.error_reply('ERR enqueue: bad task ' .. (i + 1))
     end
 end
+local now = dq_now(KEYS[4])
 -- names whose tombstone window has passed are forgotten (only looked at,
 -- so only cleaned, by a call that has a named task)
 for i = 0, n - 1 do
