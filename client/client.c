@@ -40,6 +40,8 @@ dq__fail_err(dq_client_t *c, const dq_error_t *e)
     return dq__fail(c, e->code, "%s", e->msg);
 }
 
+static int dq__wait(dq_client_t *c);
+
 /* ------------------------------------------------------------ connection */
 
 void
@@ -69,6 +71,32 @@ dq__setup_cmd(redisContext *ctx, const char *cmd, const char *arg,
     if (r) {
         freeReplyObject(r);
     }
+    return rc;
+}
+
+/* Refuse a Redis older than the scripts need (every ack would fail and
+ * every task run until dead). INFO refused or renamed: not checked. */
+static int
+dq__check_server(redisContext *ctx, char *err, size_t errlen)
+{
+    redisReply       *r = redisCommand(ctx, "INFO server");
+    dq_server_info_t  si;
+    int               rc = 0;
+
+    if (r == NULL) {
+        snprintf(err, errlen, "redis INFO: %s",
+                 ctx->errstr[0] ? ctx->errstr : "no reply");
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_STRING
+        && dq_server_info(r->str, r->len, &si) == 0 && si.too_old)
+    {
+        snprintf(err, errlen, "Redis %s is too old: %s or later is needed "
+                 "(script flags, ZMSCORE)", si.version,
+                 DQ_REDIS_MIN_VERSION);
+        rc = -1;
+    }
+    freeReplyObject(r);
     return rc;
 }
 
@@ -107,12 +135,17 @@ dq_sync_connect(const char *address, const char *password, int db,
         snprintf(err, errlen, "redis: cannot set the timeout");
         goto fail;
     }
-    if (password && dq__setup_cmd(ctx, "AUTH", password, err, errlen) != 0)
+    /* an empty password (-a '', an exported empty variable) is none */
+    if (password && password[0]
+        && dq__setup_cmd(ctx, "AUTH", password, err, errlen) != 0)
     {
         goto fail;
     }
     snprintf(dbs, sizeof(dbs), "%d", db);
     if (db && dq__setup_cmd(ctx, "SELECT", dbs, err, errlen) != 0) {
+        goto fail;
+    }
+    if (dq__check_server(ctx, err, errlen) != 0) {
         goto fail;
     }
     return ctx;
@@ -167,7 +200,7 @@ dq_client_new(const char *address, const dq_client_opts_t *opts)
     c->tombstone_ms = DQ_DEFAULT_TOMBSTONE_MS;
     dq_limits_default(&c->lim);
     if (opts) {
-        if (opts->password) {
+        if (opts->password && opts->password[0]) {
             c->password = strdup(opts->password);
             if (c->password == NULL) {
                 goto nomem;
@@ -308,6 +341,7 @@ dq__pack_request(msgpack_packer *pk, const char *func, const dq_args_t *args,
     n += o->kwargs != NULL;
     n += o->queue != NULL;
     n += o->name != NULL;
+    n += o->id != NULL;
     n += o->url != NULL;
     n += o->countdown_ms >= 0;
     n += o->eta_ms >= 0;
@@ -330,6 +364,9 @@ dq__pack_request(msgpack_packer *pk, const char *func, const dq_args_t *args,
     }
     if (!rc && o->name) {
         rc = dq__pack_key(pk, "name") || dq__pack_cstr(pk, o->name);
+    }
+    if (!rc && o->id) {
+        rc = dq__pack_key(pk, "id") || dq__pack_cstr(pk, o->id);
     }
     if (!rc && o->url) {
         rc = dq__pack_key(pk, "url") || dq__pack_cstr(pk, o->url);
@@ -388,6 +425,7 @@ typedef struct {
     int      status;
     int64_t  result_eta;
     int      sent;
+    int      keyed;               /* id given by the caller */
 } dq__prep_t;
 
 /* Validate one call and append its envelope to envs. */
@@ -442,8 +480,21 @@ dq__prepare(dq_client_t *c, const char *func, const dq_args_t *args,
     if (rc == DQ_OK) {
         rc = dq_request_parse(&root, field[0] ? field : NULL, &req, &err);
     }
+    if (rc == DQ_OK && req.id.ptr && req.id.len > DQ_ID_LEN) {
+        rc = dq_error_set(&err, DQ_EINVAL, "id", "%s%sid: at most %d "
+                          "characters through the C client (it fits the "
+                          "id_out buffers)", field, field[0] ? "." : "",
+                          DQ_ID_LEN);
+    }
     if (rc == DQ_OK) {
-        dq_id_new(p->id);
+        if (req.id.ptr) {
+            /* the caller's id: the enqueue is idempotent */
+            memcpy(p->id, req.id.ptr, req.id.len);
+            p->id[req.id.len] = '\0';
+            p->keyed = 1;
+        } else {
+            dq_id_new(p->id);
+        }
         p->env_off = envs->size;
         rc = dq_envelope_encode(&req, p->id, dq_now_ms(), &c->lim, envs,
                                 &err);
@@ -541,6 +592,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             items[m].name = dq_str_c(preps[j].name);
             items[m].eta_ms = preps[j].eta_ms;
             items[m].countdown_ms = preps[j].countdown_ms;
+            items[m].keyed = preps[j].keyed;
             call_n[ncalls - 1]++;
             m++;
         }
@@ -628,6 +680,9 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         preps[idx[i]].status = res[i].status;
         preps[idx[i]].result_eta = res[i].eta_ms;
     }
+    if (c->wait_replicas > 0) {
+        rc = dq__wait(c);
+    }
     goto done;
 
 drain:
@@ -652,6 +707,55 @@ done:
     free(call_first);
     free(call_n);
     free(call_sadd);
+    return rc;
+}
+
+int
+dq_client_set_wait(dq_client_t *c, int replicas, int timeout_ms)
+{
+    if (replicas < 0 || (replicas > 0 && timeout_ms <= 0)) {
+        return dq__fail(c, DQ_EINVAL, "dq_client_set_wait: replicas >= 0 "
+                        "and timeout_ms > 0 needed");
+    }
+    c->wait_replicas = replicas;
+    c->wait_ms = timeout_ms;
+    return DQ_OK;
+}
+
+/* WAIT for the replicas after an enqueue (the socket timeout stretched by
+ * the wait's own). */
+static int
+dq__wait(dq_client_t *c)
+{
+    struct timeval  tv;
+    redisReply     *r;
+    int             rc = DQ_OK;
+    long long       total = (long long) c->timeout_ms + c->wait_ms;
+
+    tv.tv_sec = (time_t) (total / 1000);
+    tv.tv_usec = (suseconds_t) (total % 1000) * 1000;
+    redisSetTimeout(c->ctx, tv);
+    r = redisCommand(c->ctx, "WAIT %d %d", c->wait_replicas, c->wait_ms);
+    if (r == NULL) {
+        rc = dq__fail(c, DQ_EREDIS, "stored, but WAIT got no reply: %s",
+                      c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
+        dq__disconnect(c);
+        return rc;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = dq__fail(c, DQ_EREDIS, "stored, but WAIT failed: %s", r->str);
+    } else if (r->type != REDIS_REPLY_INTEGER
+               || r->integer < c->wait_replicas)
+    {
+        rc = dq__fail(c, DQ_EREDIS, "stored, but acknowledged by %lld of "
+                      "%d replicas within %d ms",
+                      r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL,
+                      c->wait_replicas, c->wait_ms);
+    }
+    freeReplyObject(r);
+    tv.tv_sec = c->timeout_ms / 1000;
+    tv.tv_usec = (c->timeout_ms % 1000) * 1000;
+    redisSetTimeout(c->ctx, tv);
     return rc;
 }
 

@@ -43,6 +43,8 @@ struct dq_client_s {
     char        *password;
     int          db;
     int          timeout_ms;
+    int          wait_replicas;   /* dq_client_set_wait; 0 = off */
+    int          wait_ms;
     int64_t      tombstone_ms;
     dq_limits_t  lim;
     redisContext *ctx;

@@ -38,7 +38,7 @@ like($dead->{$bad} // '', qr/retry limit reached after 3 failed attempts/,
      'dead after its retry limit (2 retries = 3 attempts)');
 my @t;
 for (split /\n/, DQTest::slurp($w->{log})) {
-    next unless /killed by signal 11/;
+    next unless /\(pid \d+\) killed by signal 11/;   # not the failed-task line
     my ($h, $m, $s) = /T(\d\d):(\d\d):(\d\d\.\d+)Z/ or next;
     push @t, $h * 3600 + $m * 60 + $s;
 }

@@ -58,7 +58,7 @@ sub ev {
 }
 sub nw { my ($s, @a) = @_; ev($new{$s}, $keys_new{$s}, $Q, @a) }
 sub ol { my ($s, @a) = @_; ev($old{$s}, $keys_old{$s}, $Q, @a) }
-sub enq { my ($id) = @_; nw('enqueue', 60000, 1, $id, "env-$id", '', -1, -1) }
+sub enq { my ($id) = @_; nw('enqueue', 60000, 1, $id, "env-$id", '', -1, -1, 0) }
 # new claim: { now, next, cid, (id env eta retries first runs failed)* }
 sub nclaim {
     my ($cid, $lease_ms, $n) = @_;
@@ -141,7 +141,7 @@ sub snapshot {
     $r->cmd('HSET', "dq:{$N}:stats", 'clock', '1');   # any call would move it
 }
 my %calls = (   # script => [ good args, numeric positions (0-based) ]
-    enqueue => [[60000, 1, 'x1', 'env', '', -1, -1], [0, 1, 5, 6]],
+    enqueue => [[60000, 1, 'x1', 'env', '', -1, -1, 0], [0, 1, 5, 6, 7]],
     claim   => [[10, 60000, 0, 0, 1, 0, 'cidZ', 0, 0, 0], [0, 1, 2, 3, 4, 5, 7, 8, 9]],
     ack     => [[60000, 1, 't1', 'cidN', ''], [0, 1]],
     retry   => [['t1', 'cidN', 100, 'boom', '1'], [2]],

@@ -9,7 +9,10 @@
  * Deadlines, not polling: each claim reply says when the queue's next task
  * is due (earliest ETA or lease deadline); the child arms one timer for the
  * earliest such time over its queues, and the BLPOP wakes it early when an
- * enqueue pushes a token. The BLPOP timeout is a liveness check only. The
+ * enqueue pushes a token. No queue sleeps longer than one lease period
+ * (capped at 30 s) without a claim: that claim is how an idle child learns
+ * of leases other hosts took since, and so takes back a dead host's
+ * leases when they expire. The BLPOP timeout is a liveness check only. The
  * child only BLPOPs while it has a free slot and some served queue is
  * neither known to be due nor being claimed, so a busy child leaves wake
  * tokens to idle ones and does not pay a BLPOP per claim. When several
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "child_impl.h"
+#include "live.h"
 #include "tasklet_task.h"
 #include "master.h"
 
@@ -42,6 +46,15 @@ dq_child_link(dq_child_t *ch, dq_task_t *t)
     }
     ch->tasks = t;
     dq_child_stat_held(1);          /* for the master's crash report */
+    t->held = dq_held_add(t->queue, t->id, t->claim);
+}
+
+/* The task's function is entered (pool thread or loop): if the child dies
+ * now, the master fails it with the queue's backoff (held.c). */
+void
+dq_child_started(dq_task_t *t)
+{
+    dq_held_started(t->held, dq_backoff_ms(&t->retry, t->retries + 1));
 }
 
 void
@@ -57,6 +70,9 @@ dq_child_unlink(dq_child_t *ch, dq_task_t *t)
     }
     t->prev = t->next = NULL;
     dq_child_stat_held(-1);
+    dq_held_remove(t->held);
+    t->held = 0;
+    dq_live_task_end(ch, t);        /* counters + lateness (live.c) */
 }
 
 /* ---------------------------------------------------------- wake-ups */
@@ -146,6 +162,20 @@ dq_child_kick(dq_child_t *ch)
             if (ch->qs[i].want > 0) {
                 dq_dispatch_claim(&ch->qs[i], (size_t) ch->qs[i].want);
             }
+        }
+    }
+
+    /* Look again at every queue at least once per lease period, even one
+     * whose last claim found it empty: a lease taken since by another
+     * host is only ever seen by a claim, and a host that died with it
+     * sends no wake-up. A look inside the lease sees its deadline in the
+     * claim reply (next_ms) and the child then sleeps until exactly that
+     * deadline, so a dead host's leases come back within `lease` plus a
+     * round trip, with no new traffic, for one claim per queue per lease
+     * period when idle. */
+    for (i = 0; i < ch->nq; i++) {
+        if (ch->qs[i].due_at > now + ch->idle_look_ms) {
+            ch->qs[i].due_at = now + ch->idle_look_ms;
         }
     }
 
@@ -342,6 +372,7 @@ dq__close_all(dq_child_t *ch)
     uv_close((uv_handle_t *) &ch->grace_timer, NULL);
     uv_close((uv_handle_t *) &ch->blpop_retry, NULL);
     uv_close((uv_handle_t *) &ch->flush, NULL);
+    dq_live_close(ch);
     dq_timeout_close(ch);
     for (i = 0; i < sizeof(ch->sigs) / sizeof(ch->sigs[0]); i++) {
         uv_close((uv_handle_t *) &ch->sigs[i], NULL);
@@ -398,6 +429,7 @@ dq__stop(dq_child_t *ch, int fast)
         return;
     }
     ch->stopping = 1;
+    dq_live_leave(ch);
     dq_log_info("stopping%s: %zu tasks running", fast ? " now" : "",
                 ch->used);
     uv_timer_stop(&ch->due_timer);
@@ -478,6 +510,11 @@ dq__setup(dq_child_t *ch)
 
     ch->concurrency = conf->concurrency > 0 ? (size_t) conf->concurrency
                                             : (size_t) conf->threads;
+    ch->idle_look_ms = conf->lease_ms < DQ_IDLE_LOOK_MAX_MS
+                       ? (uint64_t) conf->lease_ms : DQ_IDLE_LOOK_MAX_MS;
+    if (ch->idle_look_ms < 1) {
+        ch->idle_look_ms = 1;
+    }
     uv_timer_init(&ch->loop, &ch->due_timer);
     uv_timer_init(&ch->loop, &ch->hb_timer);
     uv_timer_init(&ch->loop, &ch->grace_timer);
@@ -512,7 +549,7 @@ dq__setup(dq_child_t *ch)
 
     hb = conf->lease_ms / 3 > 0 ? conf->lease_ms / 3 : 1;
     uv_timer_start(&ch->hb_timer, dq__hb_cb, (uint64_t) hb, (uint64_t) hb);
-    if (dq_timeout_start(ch) != 0) {
+    if (dq_timeout_start(ch) != 0 || dq_live_start(ch) != 0) {
         return -1;
     }
     /* the tasklet runtime on this loop, before any task runs (so a plain
@@ -597,6 +634,7 @@ done:
     }
     free(ch->qs);
     free(ch->redo);
+    dq_live_free(ch);
     dq_loader_free(ch->loader);
     dq_task_set_worker_redis(NULL, NULL, 0);
     free(ch);

@@ -21,6 +21,8 @@
 #define DQ_CMD_TIMEOUT_MS    10000
 #define DQ_BLPOP_TIMEOUT_S   30       /* liveness only: wake-ups come early */
 #define DQ_NEVER             UINT64_MAX
+#define DQ_IDLE_LOOK_MAX_MS  30000    /* longest sleep of a queue without
+                                         a claim (min with the lease) */
 #define DQ_LOST_CLAIMS       8        /* per queue, between reconnects */
 
 typedef struct dq_child_s dq_child_t;
@@ -66,6 +68,7 @@ struct dq_child_s {
     size_t                  used;
     size_t                  reserved;
     size_t                  concurrency;
+    uint64_t                idle_look_ms; /* min(lease, 30 s) */
     int                     blpop_inflight;
     int                     flush_active;
     dq_task_t             **redo;       /* results not delivered, sent */
@@ -75,6 +78,7 @@ struct dq_child_s {
     int                     finished;
     int                     exit_status;
     dq_timeouts_t          *timeouts;   /* timeout.c, or NULL */
+    struct dq_live_s       *live;       /* live.c: heartbeat in Redis */
 };
 
 /* dispatch.c */
@@ -93,5 +97,6 @@ void dq_child_maybe_finish(dq_child_t *ch);
 void dq_child_flush_on(dq_child_t *ch);
 void dq_child_link(dq_child_t *ch, dq_task_t *t);
 void dq_child_unlink(dq_child_t *ch, dq_task_t *t);
+void dq_child_started(dq_task_t *t);      /* any thread */
 
 #endif /* DQ_CHILD_IMPL_H */

@@ -283,6 +283,7 @@ dq__work(uv_work_t *w)
     __atomic_store_n(&t->run_start_ms, dq_timeout_clock_ms(),
                      __ATOMIC_RELEASE);
     t->ran = 1;
+    dq_child_started(t);
     t->result = dq_task_execute(t);
 }
 
@@ -292,6 +293,19 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
     int64_t     failed, now, delay;
     char        reason[700];
     int         quiet;
+
+    /* one line per task that ran, whatever its result (the failures'
+     * details follow at error) */
+    if (t->start_loop_ms) {
+        dq_log_info("task finished: queue=%s id=%s function=%s attempt=%lld "
+                    "duration_ms=%llu result=%s", t->queue, t->id,
+                    dq__s(t->func), (long long) (t->retries + 1),
+                    (unsigned long long) (uv_now(&ch->loop)
+                                          - t->start_loop_ms),
+                    t->result == DQ_TASK_OK ? "ok"
+                    : t->result == DQ_TASK_PERMANENT ? "permanent"
+                    : t->result == DQ_TASK_RETRY_QUIET ? "retry" : "failed");
+    }
 
     switch (t->result) {
     case DQ_TASK_OK:
@@ -311,8 +325,6 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
             t->q->cap_acks = cap;
         }
         t->q->acks[t->q->nacks++] = t;
-        dq_log_debug("task done: queue=%s id=%s function=%s", t->queue,
-                     t->id, t->func);
         dq_child_flush_on(ch);
         return;
 
@@ -407,6 +419,9 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
         return;
     }
     dq_child_stat_done(1);
+    if (t->result == DQ_TASK_OK) {
+        dq_held_done(t->held);     /* a crash now costs no attempt */
+    }
     dq__finished(ch, t);
     dq_child_kick(ch);
 }
@@ -548,6 +563,7 @@ typedef struct {
     size_t       asked;
     uint64_t     sent_ms;     /* loop time when the claim was asked */
     char         claim[DQ_ID_SIZE];
+    int          held;        /* the master's entry for it (held.c) */
 } dq__claim_t;
 
 /* A claim whose reply was lost may have leased tasks nobody here knows
@@ -578,6 +594,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     size_t             i;
 
     (void) r;
+    dq_held_remove(c->held);        /* its tasks get entries of their own */
     q->claiming = 0;
     ch->reserved -= c->asked;
     memset(&err, 0, sizeof(err));
@@ -682,6 +699,9 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
         return;                   /* retried when Redis is back */
     }
     dq_cmd_free(&cmd);
+    /* if this child dies before the reply, the master gives back what
+     * the claim leased */
+    c->held = dq_held_add(q->qc->name, NULL, c->claim);
     q->claiming = 1;
     ch->reserved += n;
 }

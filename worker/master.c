@@ -10,7 +10,10 @@
  * connection: a child builds all of that itself after fork, from a
  * configuration the master only ever replaces, never edits.
  *
- *   SIGCHLD          reap; a child that died unasked is logged (signal or
+ *   SIGCHLD          reap; what a dead child held goes back at once
+ *                    (held.c: never-started tasks released uncharged,
+ *                    started ones failed "child killed by signal N"); a
+ *                    child that died unasked is logged (signal or
  *                    status, tasks it held) and respawned — at once if it
  *                    lived long enough or asked to be replaced, else after
  *                    a doubling backoff (100 ms .. 10 s)
@@ -42,6 +45,7 @@
 
 #include "config.h"
 #include "master.h"
+#include "notify.h"
 
 #define DQ_MAX_SLOTS        (2 * 1024 + 8)
 #define DQ_BACKOFF_MIN_MS   100
@@ -58,6 +62,8 @@ typedef struct {
     uint64_t  started;      /* monotonic ms */
     uint64_t  respawn_at;   /* when pid == 0 */
     int       backoff_ms;
+    dq_held_t *held;        /* tasks the child holds (shared, held.c) */
+    size_t    nheld;
 } dq_slot_t;
 
 typedef struct {
@@ -68,6 +74,9 @@ typedef struct {
     unsigned           gen;
     int                numbers;
     int                stopping;      /* 0, SIGTERM or SIGQUIT */
+    int                stop_sig;      /* the signal that asked it */
+    uint64_t           stop_at;       /* when (dq__now) */
+    int                killed;        /* children SIGKILLed at the stop */
     uint64_t           kill_at;
     pid_t              draining;      /* old child being replaced */
     uint64_t           drain_kill_at; /* SIGKILL it if still there */
@@ -157,7 +166,12 @@ dq__slot_new(dq_master_t *m)
 
     for (i = 0; i < DQ_MAX_SLOTS; i++) {
         if (!m->slots[i].used) {
+            dq_held_t *held = m->slots[i].held;
+            size_t     nheld = m->slots[i].nheld;
+
             memset(&m->slots[i], 0, sizeof(m->slots[i]));
+            m->slots[i].held = held;        /* mapped once, kept */
+            m->slots[i].nheld = nheld;
             m->slots[i].used = 1;
             m->slots[i].gen = m->gen;
             m->slots[i].number = ++m->numbers;
@@ -178,6 +192,20 @@ dq__spawn(dq_master_t *m, dq_slot_t *s)
 
     __atomic_store_n(&st->held, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&st->done, 0, __ATOMIC_RELAXED);
+    if (s->held == NULL || s->nheld < dq_held_size(m->conf)) {
+        dq_held_unmap(s->held, s->nheld);
+        s->nheld = dq_held_size(m->conf);
+        s->held = dq_held_map(s->nheld);
+        if (s->held == NULL) {
+            dq_log_warn("cannot map the held-task table of child %d: if it "
+                        "dies, its tasks return when their leases expire",
+                        s->number);
+            s->nheld = 0;
+        }
+    }
+    if (s->held != NULL) {
+        memset(s->held, 0, s->nheld * sizeof(dq_held_t));
+    }
 
     pid = fork();
     if (pid < 0) {
@@ -207,6 +235,7 @@ dq__spawn(dq_master_t *m, dq_slot_t *s)
             _exit(0);
         }
         dq__my_stats = st;
+        dq_held_use(s->held, s->nheld);
         snprintf(prefix, sizeof(prefix), "child %d", s->number);
         dq_log_set_prefix(prefix);
         exit(dq_child_main(m->conf, s->number));
@@ -285,8 +314,8 @@ dq__reap(dq_master_t *m)
     dq_slot_t        *s;
     dq_child_stats_t *st;
     uint64_t          now, lived;
-    char              how[128];
-    long long         held, done;
+    char              how[128], what[640];
+    long long         done;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         s = NULL;
@@ -300,12 +329,14 @@ dq__reap(dq_master_t *m)
             continue;
         }
         st = &dq__stats_base[i];
-        held = (long long) __atomic_load_n(&st->held, __ATOMIC_RELAXED);
         done = (long long) __atomic_load_n(&st->done, __ATOMIC_RELAXED);
         now = dq__now();
         lived = now - s->started;
         dq__describe(status, how, sizeof(how));
         clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        /* what it held goes back now, not when the leases expire */
+        dq_held_recover(m->conf, s->held, s->nheld, s->number, how, what,
+                        sizeof(what));
         s->pid = 0;
         if (pid == m->draining) {
             m->draining = 0;
@@ -316,10 +347,9 @@ dq__reap(dq_master_t *m)
                 dq_log_info("child %d (pid %ld) %s after %lld tasks",
                             s->number, (long) pid, how, done);
             } else {
-                dq_log_warn("child %d (pid %ld) %s while stopping, holding "
-                            "%lld leased tasks (they return when their "
-                            "lease expires), after %lld tasks", s->number,
-                            (long) pid, how, held, done);
+                dq_log_warn("child %d (pid %ld) %s while stopping, %s, "
+                            "after %lld tasks", s->number, (long) pid, how,
+                            what, done);
             }
             s->used = 0;
             continue;
@@ -341,11 +371,9 @@ dq__reap(dq_master_t *m)
                     s->backoff_ms = DQ_BACKOFF_MAX_MS;
                 }
             }
-            dq_log_error("child %d (pid %ld) %s, holding %lld leased tasks "
-                         "(they run again when their lease expires, "
-                         "counted as a failed attempt), after %lld tasks; "
+            dq_log_error("child %d (pid %ld) %s, %s, after %lld tasks; "
                          "respawning in %d ms", s->number, (long) pid, how,
-                         held, done, s->backoff_ms);
+                         what, done, s->backoff_ms);
         }
         s->respawn_at = now + (uint64_t) s->backoff_ms;
         if (s->respawn_at == 0) {
@@ -474,6 +502,7 @@ dq__reload(dq_master_t *m)
     if (dq_log_open(nc->log_file, nc->log_level) != 0) {
         dq_log_error("reload: keeping the old log");
     }
+    (void) dq_log_set_format(nc->log_format);
     /* children hold their own copy (fork); nothing else points here */
     dq_conf_free(m->conf);
     free(m->conf);
@@ -540,6 +569,7 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
             dq__spawn(&m, s);
         }
     }
+    dq_notify("READY=1\nSTATUS=%d children", n);
 
     for (;;) {
         now = dq__now();
@@ -554,6 +584,7 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
                              (long long) (m.conf->grace_ms
                                           + DQ_KILL_MARGIN_MS));
                 dq__signal_all(&m, SIGKILL);
+                m.killed = 1;
                 m.kill_at = now + 60000;
             }
             next = m.kill_at;
@@ -571,8 +602,9 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
             }
         }
 
+        now = dq__now();
+        next = dq_notify_watchdog(now, next);
         if (next) {
-            now = dq__now();
             next = next > now ? next - now : 0;
             ts.tv_sec = (time_t) (next / 1000);
             ts.tv_nsec = (long) (next % 1000) * 1000000;
@@ -593,6 +625,9 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
         case SIGINT:
         case SIGQUIT:
             if (!m.stopping) {
+                dq_notify("STOPPING=1\nSTATUS=stopping (%s)", strsignal(sig));
+                m.stop_sig = sig;
+                m.stop_at = dq__now();
                 dq_log_info("%s: stopping %d children (%s, grace %lld ms)",
                             strsignal(sig), dq__alive(&m),
                             sig == SIGQUIT ? "fast" : "graceful",
@@ -605,8 +640,10 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
             break;
         case SIGHUP:
             if (!m.stopping) {
+                dq_notify("RELOADING=1");
                 dq_log_info("SIGHUP: reloading");
                 dq__reload(&m);
+                dq_notify("READY=1");
             }
             break;
         case SIGUSR1:
@@ -617,10 +654,21 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
         }
     }
 
-    dq_log_info("all children exited; master exits");
+    /* why it stops, in one line (the exit status is 0: a requested stop) */
+    dq_log_info("all children exited; master exits with status 0: stopped "
+                "by %s (%s) after %lld ms%s",
+                m.stop_sig == SIGQUIT ? "SIGQUIT"
+                : m.stop_sig == SIGINT ? "SIGINT" : "SIGTERM",
+                m.stop_sig == SIGQUIT ? "fast" : "graceful",
+                (long long) (dq__now() - m.stop_at),
+                m.killed ? ", children SIGKILLed past the grace period "
+                           "(their tasks run again after the lease)" : "");
     dq__pid_remove(m.conf->pid_file);
     dq_conf_free(m.conf);
     free(m.conf);
+    for (i = 0; i < DQ_MAX_SLOTS; i++) {
+        dq_held_unmap(m.slots[i].held, m.slots[i].nheld);
+    }
     free(m.slots);
     munmap(dq__stats_base, maplen);
     dq__stats_base = NULL;

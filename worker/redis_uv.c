@@ -29,8 +29,12 @@
 
 #define DQ_RECONNECT_MIN_MS  100
 #define DQ_RECONNECT_MAX_MS  5000
+#define DQ_HANDSHAKE_TIMEOUT_MS 10000
 
-typedef enum { DQ_RS_DOWN, DQ_RS_CONNECTING, DQ_RS_UP, DQ_RS_CLOSING }
+/* HANDSHAKE: connected, AUTH/SELECT/INFO (version check) under way; UP
+ * once INFO said the server is recent enough. */
+typedef enum { DQ_RS_DOWN, DQ_RS_CONNECTING, DQ_RS_HANDSHAKE, DQ_RS_UP,
+               DQ_RS_CLOSING }
     dq__rstate_t;
 
 typedef struct dq__req_s dq__req_t;
@@ -46,6 +50,7 @@ struct dq__req_s {
     const char       **argv;
     size_t            *argvlen;
     int                evalsha;        /* may fall back to EVAL */
+    int                script;         /* EVAL/EVALSHA: faults resent */
     /* argv strings follow */
 };
 
@@ -71,8 +76,11 @@ struct dq_conn_s {
     char              *password;
     int                db;
     int                load_scripts;
+    char              *name;           /* host as configured */
     char              *host;           /* numeric, or NULL for unix */
     int                port;
+    int                reconnecting;   /* not the first connect */
+    int                faults;         /* fault replies in a row */
     char              *path;           /* unix socket */
     char               errstr[160];    /* why the last connection ended */
     dq_conn_state_cb  state_cb;
@@ -81,6 +89,7 @@ struct dq_conn_s {
 
 static void dq__connect(dq_conn_t *r);
 static void dq__drop(dq_conn_t *r, const char *why);
+static int dq__resolve(dq_conn_t *r);
 
 /* ------------------------------------------------------------- adapter */
 
@@ -290,6 +299,30 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         }
     }
 
+    if (rep != NULL && q->script && dq_reply_is_unavailable(rep)) {
+        /* Redis did not run it (a demoted master, loading, busy, out of
+         * memory...): "not delivered", like a lost connection. Drop this
+         * connection (a failover may have moved the name) and let the
+         * owner keep the result for the resend after reconnecting. */
+        char why[200];
+
+        snprintf(why, sizeof(why), "%s answered: %.*s", q->argv[0],
+                 (int) (rep->len > 120 ? 120 : rep->len), rep->str);
+        if (r->faults < 6) {
+            r->faults++;
+        }
+        if (q->cb) {
+            q->cb(r, NULL, why, q->data);
+        }
+        free(q);
+        if (r->state == DQ_RS_UP || r->state == DQ_RS_HANDSHAKE) {
+            dq__drop(r, why);
+        }
+        return;
+    }
+    if (rep != NULL && q->script && rep->type != REDIS_REPLY_ERROR) {
+        r->faults = 0;
+    }
     if (rep == NULL) {
         err = r->errstr[0] ? r->errstr
               : (ac->errstr[0] ? ac->errstr : "connection closed");
@@ -336,17 +369,20 @@ dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
     }
     q->evalsha = argc >= 2 && len[0] == 7 && strncasecmp(argv[0], "EVALSHA", 7)
                  == 0 && len[1] == 40;
+    q->script = q->evalsha || (len[0] == 4 && strncasecmp(argv[0], "EVAL", 4)
+                               == 0);
     return q;
 }
 
-int
-dq_conn_send(dq_conn_t *r, int argc, const char **argv,
-             const size_t *argvlen, int64_t timeout_ms,
-             dq_conn_reply_cb cb, void *data)
+static int
+dq__send(dq_conn_t *r, int argc, const char **argv, const size_t *argvlen,
+         int64_t timeout_ms, dq_conn_reply_cb cb, void *data)
 {
     dq__req_t *q;
 
-    if (r->state != DQ_RS_UP || r->ac == NULL || argc < 1) {
+    if ((r->state != DQ_RS_UP && r->state != DQ_RS_HANDSHAKE)
+        || r->ac == NULL || argc < 1)
+    {
         return -1;
     }
     q = dq__req_new(r, argc, argv, argvlen, timeout_ms, cb, data);
@@ -358,6 +394,17 @@ dq_conn_send(dq_conn_t *r, int argc, const char **argv,
         return -1;
     }
     return 0;
+}
+
+int
+dq_conn_send(dq_conn_t *r, int argc, const char **argv,
+             const size_t *argvlen, int64_t timeout_ms,
+             dq_conn_reply_cb cb, void *data)
+{
+    if (r->state != DQ_RS_UP) {
+        return -1;
+    }
+    return dq__send(r, argc, argv, argvlen, timeout_ms, cb, data);
 }
 
 int
@@ -395,6 +442,11 @@ dq__schedule_reconnect(dq_conn_t *r)
         return;
     }
     r->state = DQ_RS_DOWN;
+    if (r->faults > 0 && r->backoff_ms < (125LL << r->faults)) {
+        /* Redis answers but refuses (OOM, READONLY...): do not hammer it
+         * with reconnects, 250 ms doubling to 8 s */
+        r->backoff_ms = 125LL << r->faults;
+    }
     uv_timer_start(&r->conn_timer, dq__reconnect_cb, (uint64_t) r->backoff_ms,
                    0);
     r->backoff_ms *= 2;
@@ -408,7 +460,8 @@ static void
 dq__drop(dq_conn_t *r, const char *why)
 {
     redisAsyncContext *ac = r->ac;
-    int                was_up = r->state == DQ_RS_UP;
+    int                was_up = r->state == DQ_RS_UP
+                                || r->state == DQ_RS_HANDSHAKE;
 
     snprintf(r->errstr, sizeof(r->errstr), "%s", why);
     if (r->state != DQ_RS_CLOSING) {
@@ -449,6 +502,59 @@ dq__setup_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     (void) errstr;
 }
 
+/* The INFO reply of the handshake: refuse a server older than the
+ * scripts need (retried slowly: an upgrade may come), warn once per
+ * process about an evicting maxmemory-policy, then tell the owner. */
+static void
+dq__info_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
+               void *data)
+{
+    static char       warned_policy[32];
+    dq_server_info_t  si;
+    char              why[200];
+
+    (void) errstr;
+    (void) data;
+    if (rep == NULL || r->state != DQ_RS_HANDSHAKE) {
+        return;                 /* the connection went: already handled */
+    }
+    si.version[0] = '\0';
+    if (rep->type != REDIS_REPLY_STRING) {
+        /* INFO renamed away or refused: nothing to check against */
+        dq_log_warn("redis (%s): INFO answered %s; cannot check the server "
+                    "version (%s or later is needed)", r->label,
+                    rep->type == REDIS_REPLY_ERROR ? rep->str : "no text",
+                    DQ_REDIS_MIN_VERSION);
+    } else if (dq_server_info(rep->str, rep->len, &si) != 0) {
+        dq_log_warn("redis (%s): INFO gave no redis_version; cannot check "
+                    "the server version (%s or later is needed)", r->label,
+                    DQ_REDIS_MIN_VERSION);
+    } else if (si.too_old) {
+        snprintf(why, sizeof(why), "Redis %s is too old: %s or later is "
+                 "needed (script flags, ZMSCORE); not using it", si.version,
+                 DQ_REDIS_MIN_VERSION);
+        dq_log_error("redis (%s): %s", r->label, why);
+        r->faults = 6;          /* look again in 8 s */
+        dq__drop(r, why);
+        return;
+    } else {
+        if (si.evicts && strcmp(warned_policy, si.policy) != 0) {
+            snprintf(warned_policy, sizeof(warned_policy), "%s", si.policy);
+            dq_log_warn("redis (%s): maxmemory-policy is %s: under memory "
+                        "pressure Redis may delete task data (a whole "
+                        "queue's hash); use noeviction (docs/RELIABILITY.md)",
+                        r->label, si.policy);
+        }
+    }
+    dq_log_info("redis (%s): connected%s%s%s", r->label,
+                si.version[0] ? " (Redis " : "", si.version,
+                si.version[0] ? ")" : "");
+    r->state = DQ_RS_UP;
+    if (r->state_cb) {
+        r->state_cb(r, 1, r->data);
+    }
+}
+
 static void
 dq__on_connect(const redisAsyncContext *ac, int status)
 {
@@ -465,16 +571,17 @@ dq__on_connect(const redisAsyncContext *ac, int status)
         return;                 /* hiredis frees the context */
     }
 
-    r->state = DQ_RS_UP;
+    r->state = DQ_RS_HANDSHAKE;
     r->errstr[0] = '\0';
     r->backoff_ms = DQ_RECONNECT_MIN_MS;
 
-    /* pipelined ahead of anything the owner sends */
+    /* pipelined ahead of anything the owner sends; the owner hears "up"
+     * from the INFO reply (dq__info_reply) */
     if (r->password) {
         const char *argv[] = { "AUTH", r->password };
         size_t      len[] = { 4, strlen(r->password) };
 
-        dq_conn_send(r, 2, argv, len, 0, dq__setup_reply, "AUTH");
+        dq__send(r, 2, argv, len, 0, dq__setup_reply, "AUTH");
     }
     if (r->db) {
         const char *argv[] = { "SELECT", dbs };
@@ -482,18 +589,21 @@ dq__on_connect(const redisAsyncContext *ac, int status)
 
         len[0] = 6;
         len[1] = (size_t) snprintf(dbs, sizeof(dbs), "%d", r->db);
-        dq_conn_send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
+        dq__send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
+    }
+    {
+        const char *argv[] = { "INFO" };
+        size_t      len[] = { 4 };
+
+        dq__send(r, 1, argv, len, DQ_HANDSHAKE_TIMEOUT_MS, dq__info_reply,
+                 NULL);
     }
     for (int i = 0; r->load_scripts && i < DQ_SCRIPT__COUNT; i++) {
         const dq_script_t *s = dq_script((dq_script_id_t) i);
         const char        *argv[] = { "SCRIPT", "LOAD", s->source };
         size_t             len[] = { 6, 4, s->len };
 
-        dq_conn_send(r, 3, argv, len, 0, dq__setup_reply, "SCRIPT LOAD");
-    }
-    dq_log_info("redis (%s): connected", r->label);
-    if (r->state == DQ_RS_UP && r->state_cb) {
-        r->state_cb(r, 1, r->data);
+        dq__send(r, 3, argv, len, 0, dq__setup_reply, "SCRIPT LOAD");
     }
 }
 
@@ -541,6 +651,10 @@ dq__connect(dq_conn_t *r)
         return;
     }
     r->errstr[0] = '\0';
+    if (r->name != NULL && r->reconnecting) {
+        (void) dq__resolve(r);        /* on failure: the last address */
+    }
+    r->reconnecting = 1;
     ac = r->path ? redisAsyncConnectUnix(r->path)
                  : redisAsyncConnect(r->host, r->port);
     if (ac == NULL) {
@@ -571,35 +685,25 @@ dq__connect(dq_conn_t *r)
 
 /* ------------------------------------------------------------- lifetime */
 
-/* The address by dq_addr_parse; a host name resolved here, once. */
+/* host name -> numeric address in r->host (blocking getaddrinfo: a name
+ * from /etc/hosts or a literal costs nothing; a DNS name is looked up
+ * again on every reconnect, so a failover that moves the name is
+ * followed). 0 or -1 (logged, r->host kept). */
 static int
-dq__parse_address(dq_conn_t *r, const char *address)
+dq__resolve(dq_conn_t *r)
 {
     struct addrinfo  hints, *res = NULL;
-    char             host[256], num[INET6_ADDRSTRLEN];
-    dq_addr_t        a;
-    dq_error_t       err;
+    char             num[INET6_ADDRSTRLEN];
+    char            *h;
     int              rc;
-
-    if (dq_addr_parse(dq_str_c(address), &a, &err) != DQ_OK) {
-        dq_log_error("%s", err.msg);
-        return -1;
-    }
-    if (a.path.len) {
-        r->path = strndup(a.path.ptr, a.path.len);
-        return r->path ? 0 : -1;
-    }
-    r->port = a.port;
-    memcpy(host, a.host.ptr, a.host.len);
-    host[a.host.len] = '\0';
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    rc = getaddrinfo(host, NULL, &hints, &res);
+    rc = getaddrinfo(r->name, NULL, &hints, &res);
     if (rc != 0 || res == NULL) {
-        dq_log_error("redis address \"%s\": cannot resolve \"%s\": %s",
-                     address, host, gai_strerror(rc));
+        dq_log_error("redis (%s): cannot resolve \"%s\": %s", r->label,
+                     r->name, gai_strerror(rc));
         return -1;
     }
     if (res->ai_family == AF_INET6) {
@@ -611,8 +715,44 @@ dq__parse_address(dq_conn_t *r, const char *address)
                   num, sizeof(num));
     }
     freeaddrinfo(res);
-    r->host = strdup(num);
-    return r->host ? 0 : -1;
+    if (r->host != NULL && strcmp(r->host, num) == 0) {
+        return 0;
+    }
+    h = strdup(num);
+    if (h == NULL) {
+        return -1;
+    }
+    if (r->host != NULL) {
+        dq_log_info("redis (%s): %s now resolves to %s (was %s)", r->label,
+                    r->name, num, r->host);
+    }
+    free(r->host);
+    r->host = h;
+    return 0;
+}
+
+/* The address by dq_addr_parse; a host name resolved here, and again on
+ * every reconnect (dq__connect). */
+static int
+dq__parse_address(dq_conn_t *r, const char *address)
+{
+    dq_addr_t   a;
+    dq_error_t  err;
+
+    if (dq_addr_parse(dq_str_c(address), &a, &err) != DQ_OK) {
+        dq_log_error("%s", err.msg);
+        return -1;
+    }
+    if (a.path.len) {
+        r->path = strndup(a.path.ptr, a.path.len);
+        return r->path ? 0 : -1;
+    }
+    r->port = a.port;
+    r->name = strndup(a.host.ptr, a.host.len);
+    if (r->name == NULL) {
+        return -1;
+    }
+    return dq__resolve(r);
 }
 
 dq_conn_t *
@@ -637,6 +777,7 @@ dq_conn_new(uv_loop_t *loop, const dq_conn_opts_t *o,
     if (r->label == NULL || dq__parse_address(r, o->address) != 0) {
         free(r->label);
         free(r->password);
+        free(r->name);
         free(r->host);
         free(r->path);
         free(r);
@@ -664,6 +805,7 @@ dq__maybe_free(dq_conn_t *r)
     }
     free(r->label);
     free(r->password);
+    free(r->name);
     free(r->host);
     free(r->path);
     free(r);

@@ -33,6 +33,8 @@ struct dq_task_s {
     int                   lease_lost;     /* the heartbeat was fenced */
     int                   redo_op;        /* dispatch.c: undelivered op */
     int                   resent;         /* ... and sent again */
+    int                   held;           /* master's table entry + 1
+                                             (held.c), 0 = none */
     int64_t               retry_delay_ms; /* for a resent retry */
 
     /* the claim */

@@ -215,6 +215,7 @@ dq__tk_run(dq_tasklet_child_t *tk, dq_task_t *t)
 
     t->start_loop_ms = uv_now(&tk->ch->loop);
     t->ran = 1;
+    dq_child_started(t);
     tk->running++;
     if (run != NULL) {
         run->t = t;

@@ -9,7 +9,8 @@
  *   ops.run(path)          "R <id> <ms> <pid> <execs> <retries> v<N>"
  *   ops.segv(path, n)      n == 13: SIGSEGV (kills its child); else ops.run
  *   ops.span(path, ms)     "S <id> <ms> <pid>", sleeps ms, "E <id> <ms>
- *                          <pid>": start/end for rate and concurrency
+ *                          <pid> <execs> <retries>": start/end for rate
+ *                          and concurrency
  *   ops.version(path)      "V <id> <pid> v<N>"
  * <ms> is CLOCK_REALTIME in ms.
  */
@@ -125,8 +126,9 @@ fn_span(dq_task_t *t, void *u)
     while (nanosleep(&ts, &ts) != 0) {
         /* EINTR: sleep the rest */
     }
-    if (put_line(t, "E %s %lld %ld\n", dq_task_id(t), now_ms(),
-                 (long) getpid()) != 0)
+    if (put_line(t, "E %s %lld %ld %lld %lld\n", dq_task_id(t), now_ms(),
+                 (long) getpid(), (long long) dq_task_execution_count(t),
+                 (long long) dq_task_retry_count(t)) != 0)
     {
         return DQ_TASK_FAIL;
     }

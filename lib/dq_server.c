@@ -1,0 +1,99 @@
+/*
+ * What Redis tells about itself: the version and eviction policy in an
+ * INFO reply (checked on every connect by the worker, the module and the
+ * C client), and the error replies that mean "Redis did not run this command; send it again
+ * later, perhaps elsewhere" (issue 10, item 7): a demoted master
+ * (READONLY), a server loading its data set (LOADING), a script or
+ * module command past the busy threshold (BUSY), maxmemory reached
+ * (OOM), a replica whose master is down (MASTERDOWN), a cluster slot in
+ * migration (TRYAGAIN, CLUSTERDOWN). Redis raises each of them before
+ * the command runs, or (READONLY) at a script's first write; only OOM can
+ * stop a script without shebang flags between two writes, which is why
+ * the scripts that free memory carry allow-oom. The caller keeps its
+ * result and sends it again on a fresh connection (fencing makes a repeat
+ * harmless); any other error is final.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dq_contract.h"
+
+static const char *const dq__faults[] = {
+    "READONLY", "LOADING", "BUSY", "OOM", "MASTERDOWN", "TRYAGAIN",
+    "CLUSTERDOWN"
+};
+
+int
+dq_reply_is_unavailable(const redisReply *r)
+{
+    size_t i, n;
+
+    if (r == NULL || r->type != REDIS_REPLY_ERROR || r->str == NULL) {
+        return 0;
+    }
+    for (i = 0; i < sizeof(dq__faults) / sizeof(dq__faults[0]); i++) {
+        n = strlen(dq__faults[i]);
+        if (r->len >= n && memcmp(r->str, dq__faults[i], n) == 0
+            && (r->len == n || r->str[n] == ' '))
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* "field:value\r\n" of an INFO text, copied into out (NUL-terminated);
+ * 0 when absent. */
+static int
+dq__info_field(const char *info, size_t len, const char *field, char *out,
+               size_t outlen)
+{
+    size_t      flen = strlen(field), n;
+    const char *p = info, *end = info + len, *eol;
+
+    while (p < end) {
+        eol = memchr(p, '\n', (size_t) (end - p));
+        if (eol == NULL) {
+            eol = end;
+        }
+        if ((size_t) (eol - p) > flen && memcmp(p, field, flen) == 0
+            && p[flen] == ':')
+        {
+            p += flen + 1;
+            n = (size_t) (eol - p);
+            if (n > 0 && p[n - 1] == '\r') {
+                n--;
+            }
+            if (n >= outlen) {
+                n = outlen - 1;
+            }
+            memcpy(out, p, n);
+            out[n] = '\0';
+            return 1;
+        }
+        p = eol + 1;
+    }
+    return 0;
+}
+
+int
+dq_server_info(const char *info, size_t len, dq_server_info_t *out)
+{
+    unsigned a = 0, b = 0, c = 0, ma = 0, mb = 0, mc = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!dq__info_field(info, len, "redis_version", out->version,
+                        sizeof(out->version))
+        || sscanf(out->version, "%u.%u.%u", &a, &b, &c) < 2)
+    {
+        return -1;
+    }
+    (void) dq__info_field(info, len, "maxmemory_policy", out->policy,
+                          sizeof(out->policy));
+    sscanf(DQ_REDIS_MIN_VERSION, "%u.%u.%u", &ma, &mb, &mc);
+    out->too_old = a < ma || (a == ma && (b < mb || (b == mb && c < mc)));
+    out->evicts = out->policy[0] != '\0'
+                  && strcmp(out->policy, "noeviction") != 0;
+    return 0;
+}
