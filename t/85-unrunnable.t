@@ -34,6 +34,10 @@ like($lines[0] // '', qr/\[warn\].*function "record" .*task libraries that faile
      'naming the library that failed to load');
 my $n = $r->cmd('HGET', 'dq:{default}:stats', 'unrunnable');
 ok($n < 20 * 4, "with a back-off: $n releases in 2.5 s for 20 tasks");
+my ($rc, $out) = DQWorker::cli($r, 'stats', 'default');
+my ($fn_n) = $out =~ /^unrunnable_fn record (\d+) \d+$/m;
+is($fn_n, $n, 'deferred-cli stats counts them per function ("unrunnable_fn record N LAST_MS")')
+    or diag $out;
 is(DQWorker::stop_worker($w1), 0, 'the worker without the library exits 0');
 ok(!-e $rec, 'nothing ran there');
 
