@@ -461,7 +461,9 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
     uint64_t         now = uv_now(&ch->loop), delay;
+    int64_t          lim;
     const char      *le;
+    char             reason[512];
     int              rc;
 
     for (m = dq__missing; m; m = m->next) {
@@ -485,6 +487,20 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
         }
     }
     delay = m ? now - m->since : 0;
+    lim = ch->conf->unrunnable_limit_ms;
+    if (lim > 0 && m != NULL && now - m->since >= (uint64_t) lim
+        && (t->env.created_ms <= 0
+            || t->claim_now_ms - t->env.created_ms >= lim))
+    {
+        /* nobody ran it for that long, while its function was missing
+         * here all along: take it for missing everywhere */
+        snprintf(reason, sizeof(reason), "no worker has function \"%s\" "
+                 "(missing here for %llu ms, the task is older than "
+                 "unrunnable_limit %lld ms)", t->func,
+                 (unsigned long long) (now - m->since), (long long) lim);
+        dq__bury_bad(ch, t, reason);
+        return;
+    }
     if (delay < DQ__UNRUNNABLE_MIN_MS) {
         delay = DQ__UNRUNNABLE_MIN_MS;
     } else if (delay > DQ__UNRUNNABLE_MAX_MS) {
