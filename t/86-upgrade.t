@@ -25,7 +25,7 @@ my $lease = $ENV{DQ_T_LEASE} || 'leases';
 
 sub slurp_f { my $f = shift; open my $h, '<', $f or die "$f: $!"; local $/; <$h> }
 my %new;
-for my $n (qw(enqueue claim ack retry bury extend release release_claim requeue)) {
+for my $n (qw(enqueue claim ack retry bury extend release release_claim requeue remove status)) {
     my $body = slurp_f("$new_dir/$n.lua");
     my $pre = slurp_f("$new_dir/prelude.lua");
     if ($body =~ s/\A(#!lua[^\n]*\n)//) { $new{$n} = $1 . $pre . $body }
@@ -43,6 +43,8 @@ my %keys_new = (
     release => [qw(eta), $lease, qw(state stats wake conf unrunnable)],
     release_claim => [qw(eta), $lease, qw(state stats wake conf unrunnable)],
     requeue => [qw(tasks eta dead state names stats wake errors)],
+    remove  => [qw(tasks eta), $lease, qw(state dead errors names stats conf wake)],
+    status  => [qw(eta), $lease, qw(dead conf stats errors tasks)],
 );
 my %keys_old = (
     claim => [qw(tasks eta lease state stats wake errors conf bucket)],
@@ -149,6 +151,8 @@ my %calls = (   # script => [ good args, numeric positions (0-based) ]
     extend  => [[60000, 1, 't1', 'cidN'], [0, 1]],
     release => [[1, 0, 'stop', 't1', 'cidN'], [0, 1]],
     requeue => [['', '', 0, 10], [2, 3]],
+    remove  => [['dead', '', 10, 60000], [2, 3]],
+    status  => [[10], [0]],
 );
 my $before = snapshot();
 for my $s (sort keys %calls) {

@@ -119,18 +119,6 @@ local function dq_slot_freed(conf, wake)
     if redis.call('HDEL', conf, 'waiting') == 1 then dq_wake(wake) end
 end
 
--- redis.call(cmd, key, args...) over a flat list, at most DQ_CHUNK items
--- (of `step` arguments each) per call.
-local function dq_calln(cmd, key, args, step)
-    local n = #args
-    local per = DQ_CHUNK * step
-    for i = 1, n, per do
-        local j = i + per - 1
-        if j > n then j = n end
-        redis.call(cmd, key, unpack(args, i, j))
-    end
-end
-
 -- The error text retry and bury store: whole, except when Redis is at
 -- maxmemory (both run there, allow-oom, so that no result is refused):
 -- then cut to DQ_OOM_ERROR bytes, and the growth of one call is this and

@@ -1142,8 +1142,22 @@ jump_case(const char *q, int64_t jump, int64_t second_gap, const char *what)
 static void
 test_clock_jump_gaps(void)
 {
+    int64_t now;
+
     jump_case("cg", 3600000, 2000, "a jump, then a 2 s gap");
     jump_case("ch", 61000, 0, "a jump of one lease period");
+    /* a backward step of over 60 s (the clock was ahead, now corrected):
+     * the gap record belongs to the old time line and goes */
+    enq("cb", "b0", NULL, -1, -1, NULL);
+    now = rint_("HGET %s clock", key("cb", DQ_KEY_STATS));
+    rint_("HSET %s clock %lld gap_from %lld gap_to %lld",
+          key("cb", DQ_KEY_STATS), (long long) (now + 120000),
+          (long long) (now + 50000), (long long) (now + 120000));
+    enq("cb", "b1", NULL, -1, -1, NULL);
+    ok(rint_("HGET %s clock", key("cb", DQ_KEY_STATS)) < now + 60000,
+       "a clock 120 s ahead steps back");
+    is_int(rint_("HEXISTS %s gap_from", key("cb", DQ_KEY_STATS)), 0,
+           "and the stale gap record is cleared");
 }
 
 /* Expired leases come back after the queue's backoff: the Lua arithmetic
