@@ -128,6 +128,16 @@ is_deeply([sort keys %{ { @{ $r->cmd('HGETALL', "dq:{$Q}:tasks") } } }], ['c3'],
           'no task stranded: only c3 (leased by the old worker) is left');
 is($r->cmd('ZCARD', "dq:{$Q}:eta"), 0, 'nothing in the ETA set');
 
+# requeue of a dead task whose envelope is gone: refused, and nothing of
+# it left (before: its last error stayed in `errors` forever)
+enq('e1');
+@c = nclaim('cidE', 60000);
+is(nw('bury', 'e1', 'cidE', 'boom', 0, 0, 60000, '', '1'), 1, 'e1 buried');
+$r->cmd('HDEL', "dq:{$Q}:tasks", 'e1');
+is(nw('requeue', 'e1'), 0, 'requeue of e1 without envelope: 0');
+is($r->cmd('HEXISTS', "dq:{$Q}:errors", 'e1'), 0, 'its error is gone too');
+is($r->cmd('HEXISTS', "dq:{$Q}:state", 'e1'), 0, 'and its state');
+
 # F5. nan/inf/1e999 in every numeric argument of every script: refused
 # before the first write
 my $N = 'nn';
