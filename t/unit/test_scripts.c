@@ -1038,6 +1038,33 @@ test_oom(void)
     is_int(bury1("om", t[1].id, t[1].token, NULL, "x", 0, 0), 1,
            "bury works");
     is_int(release1("om", t[2].id, t[2].token), 1, "release works");
+    rint_("CONFIG SET maxmemory 0");
+    {
+        /* a failed attempt is never refused at maxmemory (retry runs
+         * there like bury), and both keep their growth small there: the
+         * error text is cut to 64 bytes */
+        char   longerr[300];
+        task_t u[2];
+
+        memset(longerr, 'e', sizeof(longerr) - 1);
+        longerr[sizeof(longerr) - 1] = '\0';
+        enq("om", "o5", NULL, -1, -1, NULL);
+        enq("om", "o6", NULL, -1, -1, NULL);
+        is_int(claim("om", 2, 60000, 0, u, 2), 2, "2 more claimed");
+        rint_("CONFIG SET maxmemory 1");
+        is_int(retry1("om", u[0].id, u[0].token, 0, longerr), 1,
+               "retry works at maxmemory");
+        is_int(rint_("HSTRLEN %s %s", key("om", DQ_KEY_ERRORS), u[0].id), 64,
+               "its error text cut to 64 bytes");
+        is_int(bury1("om", u[1].id, u[1].token, NULL, longerr, 0, 0), 1,
+               "bury works at maxmemory");
+        is_int(rint_("HSTRLEN %s %s", key("om", DQ_KEY_ERRORS), u[1].id), 64,
+               "its error text cut to 64 bytes");
+        rint_("CONFIG SET maxmemory 0");
+        is_int(bury1("om", u[0].id, u[0].token, NULL, longerr, 0, 0), 0,
+               "(the retried one is not leased any more)");
+    }
+    rint_("CONFIG SET maxmemory 1");
     {
         dq_lease_item_t it = item(t[3].id, t[3].token, NULL);
         dq_cmd_ack(&C, dq_str_lit("om"), &it, 1, TOMB);
