@@ -72,6 +72,11 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
     { "reclaim_delay", DQ_CX_MAIN, DQ_CT_TIME, W(reclaim_delay_ms), 0, 0,
       DAY, 0, "0", "TIME",
       "delay before re-running a task whose lease expired" },
+    { "unrunnable_limit", DQ_CX_MAIN, DQ_CT_TIME, W(unrunnable_limit_ms), 0,
+      0, 3650 * DAY, 0, "0", "TIME",
+      "bury a task whose function no library here registers once the task "
+      "is this old and the function was missing here this long (0: never; "
+      "such tasks wait for a worker that has it)" },
     { "grace", DQ_CX_MAIN, DQ_CT_TIME, W(grace_ms), 0, 0, DAY, 0,
       "30s", "TIME", "on SIGTERM, time running tasks get to finish" },
     { "tombstone", DQ_CX_MAIN, DQ_CT_TIME, W(tombstone_ms), 0, 0, 365 * DAY,

@@ -99,6 +99,9 @@ typedef struct {
     int64_t          lease_ms;        /* lease length; heartbeat at 1/3 */
     int64_t          reclaim_delay_ms;/* delay before re-running a task
                                          whose lease expired */
+    int64_t          unrunnable_limit_ms; /* bury a task no library here
+                                         registers once it and the missing
+                                         function are this old; 0 = never */
     int64_t          tombstone_ms;
     int64_t          dead_max;
     int64_t          dead_age_ms;
