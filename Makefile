@@ -4,7 +4,14 @@
 #
 #   make                 build into build/
 #   make SAN=1           ASan + UBSan build into build/san/
-#   make check           build and run every test (prove t/)
+#   make module          the nginx module (./build.sh module) into
+#                        $(MODULE_B): B, or build/ for SAN=1 (the module
+#                        runs in Debian's nginx, never sanitized)
+#   make check           build (all + module) and run every test against
+#                        that build: DQ_BUILD=$(B) DQ_STRICT=1 prove t/
+#   make clean           remove $(B) and nothing else: build/ by default
+#                        (with build/san and the module), build/san with
+#                        SAN=1, the directory given with B=...
 #   make install         install (PREFIX, DESTDIR, BINDIR, LIBDIR, INCLUDEDIR,
 #                        MODULEDIR, UNITDIR; the module must have been built
 #                        by ./build.sh build or nginx's configure first)
@@ -25,7 +32,11 @@ SAN     ?= 0
 WERROR  ?= 0
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS    := hiredis msgpack libuv jansson
+PKGS    := hiredis msgpack libuv jansson libcrypto
+# what libdq.a + libdqclient.a need from a program that links them: the
+# Requires of the installed ngx-deferred.pc (add a package here when the
+# client or lib/ starts using it; libcrypto: request signing)
+DQ_CLIENT_PKGS := hiredis msgpack jansson libcrypto
 
 # the builder's flags (defaults when nothing is given)
 CFLAGS   ?= -O2 -g
@@ -44,6 +55,9 @@ DQ_SANLD    :=
 endif
 
 GEN := $(B)/gen
+# where the module is built and installed from (install.mk)
+MODULE_B  ?= $(if $(filter 1,$(SAN)),build,$(B))
+MODULE_SO ?= $(MODULE_B)/ngx_http_deferred_module.so
 
 # what the project needs whatever the builder says: the task ABI relies on
 # -fvisibility=hidden (only DQ_EXPORT symbols leave a library) and -fPIC
@@ -60,7 +74,7 @@ ALL_CFLAGS   = $(CFLAGS) $(DQ_CFLAGS)
 ALL_LDFLAGS  = $(LDFLAGS) $(DQ_LDFLAGS)
 ALL_LDLIBS   = $(DQ_LDLIBS) $(LDLIBS)
 
-.PHONY: all clean check install version
+.PHONY: all clean check install version module
 all:
 
 -include lib/lib.mk
@@ -84,13 +98,18 @@ $(B)/gen/%.o: $(GEN)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-check: all
-	prove -j$(or $(JOBS),2) t/
+module:
+	B='$(MODULE_B)' ./build.sh module
+
+# the build just made, and a missing piece is a failure, not a skip
+check: all module
+	DQ_BUILD='$(abspath $(B))' DQ_MODULE='$(abspath $(MODULE_SO))' \
+	    DQ_STRICT=1 prove -j$(or $(JOBS),2) t/
 
 version:
 	@echo $(VERSION)
 
 clean:
-	rm -rf build $(B)
+	rm -rf $(B)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -5,14 +5,20 @@
 #                       (Redis, nginx with the module, workers, on loopback)
 #   ./build.sh test     set up, build (plus an ASan/UBSan build), run all tests
 #   ./build.sh build    set up and build
+#   ./build.sh module   only the nginx module, into $B (default build/)
 #   ./build.sh bench    set up, build, run the benchmarks (bench/run.sh)
+#   ./build.sh packages build the Debian packages (debian/) into build/packages
 #   ./build.sh soak [S] set up, build, run the fault soak (t/82-fault-soak.t)
 #                       for S seconds of faults (default 600)
+#   ./build.sh fuzz [S] set up, run every libFuzzer harness S seconds
+#                       (default 600; fuzz/run.sh, docs/SECURITY.md)
 #   ./build.sh deps     only install the Debian packages that are missing
 #   ./build.sh clean
 #
 # Environment: NGINX_SRC=/path/to/nginx-source builds the module against
-# your own nginx tree instead of Debian's nginx-dev; JOBS=n for make -j.
+# your own nginx tree instead of Debian's nginx-dev; JOBS=n for make -j;
+# B=dir, CPPFLAGS, CFLAGS, LDFLAGS for `module` (default build/ and
+# dpkg-buildflags).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -21,7 +27,8 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 PACKAGES=(gcc make pkg-config perl dpkg-dev
           libhiredis-dev libmsgpack-dev libuv1-dev libjansson-dev libssl-dev
           redis-server redis-tools nginx nginx-dev wrk python3 python3-flask
-          curl valgrind)
+          curl valgrind clang libclang-rt-14-dev debhelper prometheus
+          chromium chromium-driver libsystemd-dev)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -44,22 +51,31 @@ deps() {
         --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The module, built by nginx's own build system against Debian's nginx-dev
+# (or NGINX_SRC) into $B/nginx, copied to $B/ngx_http_deferred_module.so
+# (B: the build directory, default build/). The builder's CPPFLAGS, CFLAGS
+# and LDFLAGS when given, else dpkg-buildflags' (what Debian's nginx was
+# built with); -fPIC is always added.
 build_module() {
     [ -f config ] && compgen -G 'ngx_module/*.c' >/dev/null || return 0
-    local src=${NGINX_SRC:-/usr/share/nginx/src} obj=$ROOT/build/nginx
+    local src=${NGINX_SRC:-/usr/share/nginx/src} out=${B:-build} obj sig
+    case $out in /*) ;; *) out=$ROOT/$out ;; esac
+    obj=$out/nginx
     [ -d "$src" ] || die "no nginx source tree at $src (install nginx-dev or set NGINX_SRC)"
-    local stamp=$obj/.configured sig
+    local cc_opt ld_opt
+    cc_opt="${CPPFLAGS-$(dpkg-buildflags --get CPPFLAGS 2>/dev/null)} ${CFLAGS-$(dpkg-buildflags --get CFLAGS 2>/dev/null)} -fPIC"
+    ld_opt="${LDFLAGS-$(dpkg-buildflags --get LDFLAGS 2>/dev/null)} -fPIC"
+    local stamp=$obj/.configured
     # reconfigure when config, the flags or the set of sources change
     sig=$(cat config "$src"/conf_flags 2>/dev/null | cksum
-          ls ngx_module/*.c lib/dq_*.c; echo "$src")
+          ls ngx_module/*.c lib/dq_*.c; echo "$src $cc_opt $ld_opt")
     if [ ! -f "$obj/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sig" ]; then
-        log "configuring the module against $src"
+        log "configuring the module against $src into $obj"
         mkdir -p "$obj"
         if [ -f "$src/conf_flags" ]; then
             # Debian's nginx-dev: the exact flags of /usr/sbin/nginx
             (cd "$src" && . ./conf_flags &&
-             ./configure --with-cc-opt="$(dpkg-buildflags --get CFLAGS) -fPIC" \
-                 --with-ld-opt="$(dpkg-buildflags --get LDFLAGS) -fPIC" \
+             ./configure --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
                  "${NGX_CONF_FLAGS[@]}" --add-dynamic-module="$ROOT" \
                  --builddir="$obj") >"$obj/configure.log" 2>&1 ||
                 die "nginx configure failed, see $obj/configure.log"
@@ -68,6 +84,7 @@ build_module() {
             local configure=./configure
             [ -x "$src/configure" ] || configure=auto/configure
             (cd "$src" && $configure --with-compat --add-dynamic-module="$ROOT" \
+                 --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
                  --builddir="$obj" ${NGINX_CONFIGURE_ARGS:-}) \
                 >"$obj/configure.log" 2>&1 ||
                 die "nginx configure failed, see $obj/configure.log"
@@ -77,10 +94,13 @@ build_module() {
     # the embedded Lua scripts (generated into the build directory by
     # ./config at configure time) follow lib/lua/ between configures
     sh lib/gen_scripts.sh "$obj/ngx_deferred_gen/dq_scripts.c" lib/lua
+    sh ngx_module/gen_dashboard.sh \
+        "$obj/ngx_deferred_gen/ngx_http_deferred_dashboard.h" \
+        ngx_module/dashboard.html
     make -s -f "$obj/Makefile" -C "$src" modules
     # a new inode: an nginx running the old module keeps its mapping intact
-    cp "$obj/ngx_http_deferred_module.so" build/ngx_http_deferred_module.so.tmp
-    mv -f build/ngx_http_deferred_module.so.tmp build/ngx_http_deferred_module.so
+    cp "$obj/ngx_http_deferred_module.so" "$out/ngx_http_deferred_module.so.tmp"
+    mv -f "$out/ngx_http_deferred_module.so.tmp" "$out/ngx_http_deferred_module.so"
 }
 
 build() {
@@ -101,15 +121,36 @@ run_tests() {
     DQ_STRICT=1 prove -j"$JOBS" t/
 }
 
+# dpkg-buildpackage on a copy of the tree (it writes into debian/ and puts
+# the .debs beside the tree), results in build/packages
+packages() {
+    local out=$ROOT/build/packages src
+    rm -rf "$out" && mkdir -p "$out/src/ngx-deferred"
+    src=$out/src/ngx-deferred
+    tar --exclude=./build --exclude=./.git --exclude=./debian/tmp \
+        --exclude=./debian/build-nginx --exclude=./debian/build-make \
+        -cf - . | tar -C "$src" -xf -
+    log "dpkg-buildpackage -us -uc -b (log: $out/build.log)"
+    (cd "$src" && DEB_BUILD_OPTIONS="parallel=$JOBS" \
+        dpkg-buildpackage -us -uc -b) >"$out/build.log" 2>&1 ||
+        die "dpkg-buildpackage failed, see $out/build.log"
+    mv "$out"/src/*.deb "$out"/src/*.changes "$out"/src/*.buildinfo "$out"/
+    rm -rf "$out/src"
+    ls -1 "$out"/*.deb
+}
+
 cmd=${1:-}
 case "$cmd" in
     deps)  deps ;;
     build) deps; build ;;
+    module) build_module ;;
     test)  deps; build; build_san; run_tests ;;
     run)   deps; build; shift; exec "$ROOT/examples/run.sh" "$@" ;;
     bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
+    packages) deps; packages ;;
     soak)  deps; build; build_san
            DQ_SOAK_S=${2:-600} exec prove -v t/82-fault-soak.t ;;
+    fuzz)  deps; shift; exec "$ROOT/fuzz/run.sh" "${1:-600}" ;;
     clean) make -s clean ;;
-    *) sed -n '2,16s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
+    *) sed -n '2,20s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
 esac

@@ -135,7 +135,9 @@ dq_sync_connect(const char *address, const char *password, int db,
         snprintf(err, errlen, "redis: cannot set the timeout");
         goto fail;
     }
-    if (password && dq__setup_cmd(ctx, "AUTH", password, err, errlen) != 0)
+    /* an empty password (-a '', an exported empty variable) is none */
+    if (password && password[0]
+        && dq__setup_cmd(ctx, "AUTH", password, err, errlen) != 0)
     {
         goto fail;
     }
@@ -198,7 +200,7 @@ dq_client_new(const char *address, const dq_client_opts_t *opts)
     c->tombstone_ms = DQ_DEFAULT_TOMBSTONE_MS;
     dq_limits_default(&c->lim);
     if (opts) {
-        if (opts->password) {
+        if (opts->password && opts->password[0]) {
             c->password = strdup(opts->password);
             if (c->password == NULL) {
                 goto nomem;
@@ -339,6 +341,7 @@ dq__pack_request(msgpack_packer *pk, const char *func, const dq_args_t *args,
     n += o->kwargs != NULL;
     n += o->queue != NULL;
     n += o->name != NULL;
+    n += o->id != NULL;
     n += o->url != NULL;
     n += o->countdown_ms >= 0;
     n += o->eta_ms >= 0;
@@ -361,6 +364,9 @@ dq__pack_request(msgpack_packer *pk, const char *func, const dq_args_t *args,
     }
     if (!rc && o->name) {
         rc = dq__pack_key(pk, "name") || dq__pack_cstr(pk, o->name);
+    }
+    if (!rc && o->id) {
+        rc = dq__pack_key(pk, "id") || dq__pack_cstr(pk, o->id);
     }
     if (!rc && o->url) {
         rc = dq__pack_key(pk, "url") || dq__pack_cstr(pk, o->url);
@@ -419,6 +425,7 @@ typedef struct {
     int      status;
     int64_t  result_eta;
     int      sent;
+    int      keyed;               /* id given by the caller */
 } dq__prep_t;
 
 /* Validate one call and append its envelope to envs. */
@@ -473,8 +480,21 @@ dq__prepare(dq_client_t *c, const char *func, const dq_args_t *args,
     if (rc == DQ_OK) {
         rc = dq_request_parse(&root, field[0] ? field : NULL, &req, &err);
     }
+    if (rc == DQ_OK && req.id.ptr && req.id.len > DQ_ID_LEN) {
+        rc = dq_error_set(&err, DQ_EINVAL, "id", "%s%sid: at most %d "
+                          "characters through the C client (it fits the "
+                          "id_out buffers)", field, field[0] ? "." : "",
+                          DQ_ID_LEN);
+    }
     if (rc == DQ_OK) {
-        dq_id_new(p->id);
+        if (req.id.ptr) {
+            /* the caller's id: the enqueue is idempotent */
+            memcpy(p->id, req.id.ptr, req.id.len);
+            p->id[req.id.len] = '\0';
+            p->keyed = 1;
+        } else {
+            dq_id_new(p->id);
+        }
         p->env_off = envs->size;
         rc = dq_envelope_encode(&req, p->id, dq_now_ms(), &c->lim, envs,
                                 &err);
@@ -572,6 +592,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             items[m].name = dq_str_c(preps[j].name);
             items[m].eta_ms = preps[j].eta_ms;
             items[m].countdown_ms = preps[j].countdown_ms;
+            items[m].keyed = preps[j].keyed;
             call_n[ncalls - 1]++;
             m++;
         }

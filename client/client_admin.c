@@ -35,21 +35,6 @@ dq__task_args(dq_client_t *c, const char *queue, const char *id, dq_str_t *q)
     return dq__ready(c);
 }
 
-static int64_t
-dq__int_reply(const redisReply *r)
-{
-    if (r == NULL) {
-        return 0;
-    }
-    if (r->type == REDIS_REPLY_INTEGER) {
-        return (int64_t) r->integer;
-    }
-    if (r->type == REDIS_REPLY_STRING) {
-        return strtoll(r->str, NULL, 10);
-    }
-    return 0;
-}
-
 int
 dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
 {
@@ -94,16 +79,16 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
         if (r->type == REDIS_REPLY_ERROR) {
             rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
         } else if (i < 3) {
-            v[i] = dq__int_reply(r);
+            v[i] = dq_reply_int(r);
         } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 8) {
-            out->enqueued = dq__int_reply(r->element[0]);
-            out->done = dq__int_reply(r->element[1]);
-            out->retried = dq__int_reply(r->element[2]);
-            out->dead_total = dq__int_reply(r->element[3]);
-            out->reclaimed = dq__int_reply(r->element[4]);
-            out->released = dq__int_reply(r->element[5]);
-            out->unrunnable = dq__int_reply(r->element[6]);
-            out->dead_over_max = dq__int_reply(r->element[7]);
+            out->enqueued = dq_reply_int(r->element[0]);
+            out->done = dq_reply_int(r->element[1]);
+            out->retried = dq_reply_int(r->element[2]);
+            out->dead_total = dq_reply_int(r->element[3]);
+            out->reclaimed = dq_reply_int(r->element[4]);
+            out->released = dq_reply_int(r->element[5]);
+            out->unrunnable = dq_reply_int(r->element[6]);
+            out->dead_over_max = dq_reply_int(r->element[7]);
         }
         freeReplyObject(r);
     }

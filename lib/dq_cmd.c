@@ -278,7 +278,10 @@ dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
             || dq__arg_str(c, items[i].name)
             || dq__arg_int(c, items[i].eta_ms < 0 ? -1 : items[i].eta_ms)
             || dq__arg_int(c, items[i].countdown_ms < 0
-                              ? -1 : items[i].countdown_ms))
+                              ? -1 : items[i].countdown_ms)
+            || dq__arg_int(c, !items[i].keyed ? 0
+                              : items[i].key_window_ms > 0
+                              ? items[i].key_window_ms : -1))
         {
             return DQ_ENOMEM;
         }
@@ -354,6 +357,86 @@ dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused)
     }
     if (dq__arg(c, paused ? "1" : "0", 1)) {
         return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
+static const dq_key_kind_t dq__keys_remove[] = {
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_DEAD,
+    DQ_KEY_ERRORS, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE
+};
+
+int
+dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
+              int64_t max, int64_t tombstone_ms)
+{
+    int rc;
+
+    if (max < 1 || max > 1000) {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_head(c, DQ_SCRIPT_REMOVE, queue,
+                         DQ__KEYS(dq__keys_remove));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg_copy(c, what, strlen(what)) || dq__arg_str(c, id)
+        || dq__arg_int(c, max) || dq__arg_int(c, tombstone_ms))
+    {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
+static const dq_key_kind_t dq__keys_status[] = {
+    DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_CONF, DQ_KEY_STATS,
+    DQ_KEY_ERRORS, DQ_KEY_TASKS
+};
+
+int
+dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit)
+{
+    int rc;
+
+    if (dead_limit < 0 || dead_limit > 100) {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_head(c, DQ_SCRIPT_STATUS, queue,
+                         DQ__KEYS(dq__keys_status));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    return dq__arg_int(c, dead_limit) ? DQ_ENOMEM : DQ_OK;
+}
+
+static const dq_key_kind_t dq__keys_configure[] = {
+    DQ_KEY_CONF, DQ_KEY_WAKE
+};
+
+int
+dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
+                 const char *const *values, size_t n)
+{
+    static const char *const all[DQ_QCONF_NFIELDS] = DQ_QCONF_FIELDS;
+    size_t                   i;
+    int                      rc;
+
+    rc = dq__script_head(c, DQ_SCRIPT_CONFIGURE, queue,
+                         DQ__KEYS(dq__keys_configure));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg(c, n ? "set" : "clear", n ? 3 : 5)) {
+        return DQ_ENOMEM;
+    }
+    for (i = 0; i < (n ? n : DQ_QCONF_NFIELDS); i++) {
+        const char *f = n ? fields[i] : all[i];
+
+        if (dq__arg_copy(c, f, strlen(f))
+            || (n && dq__arg_copy(c, values[i], strlen(values[i]))))
+        {
+            return DQ_ENOMEM;
+        }
     }
     return DQ_OK;
 }

@@ -74,6 +74,11 @@ typedef struct {
 /* DQ_OK, or DQ_EINVAL with err saying what is wrong (err may be NULL). */
 int dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err);
 
+/* The normalized text of a parsed address: "HOST:PORT" (the port always
+ * written), "[IPV6]:PORT" or "unix:PATH". The length written, or -1 when
+ * it does not fit in len bytes (with the NUL). */
+int dq_addr_format(const dq_addr_t *a, char *buf, size_t len);
+
 /* Wall clock in ms since the Unix epoch (for created_ms only: "now" for
  * scheduling is always Redis TIME inside the scripts). */
 int64_t dq_now_ms(void);
@@ -120,6 +125,9 @@ int dq_task_name_valid(dq_str_t s);    /* [A-Za-z0-9_-]{1,500} */
 int dq_func_name_valid(dq_str_t s);    /* [A-Za-z0-9_.:-]{1,200} */
 int dq_url_valid(dq_str_t s);          /* "/" + printable non-space ASCII,
                                           up to DQ_URL_MAX */
+#define DQ_CLIENT_ID_MAX  64
+int dq_client_id_valid(dq_str_t s);    /* [A-Za-z0-9_-]{1,64}: a task id
+                                          chosen by the client */
 
 /* --------------------------------------------------------------- msgpack */
 
@@ -150,6 +158,12 @@ const msgpack_object *dq_map_get(const msgpack_object *map, const char *key);
  * C client builds. A body is one request map, or an array of them (batch).
  *
  *   { "func": "counter.add",               required, dq_func_name_valid
+ *     "id": "order-1234-mail",              optional, dq_client_id_valid:
+ *                                           the task id; an enqueue of an id
+ *                                           already stored, or run within
+ *                                           the tombstone window after its
+ *                                           ETA, is answered "existed" and
+ *                                           stores nothing (safe retries)
  *     "args": [ ... ],                      optional array
  *     "kwargs": { "k": v, ... },            optional map, string keys
  *     "queue": "default",                   optional
@@ -171,6 +185,13 @@ const msgpack_object *dq_map_get(const msgpack_object *map, const char *key);
  */
 typedef struct {
     dq_str_t              func;
+    dq_str_t              id;        /* {NULL,0} when absent: the task id
+                                        is made up; given: the enqueue is
+                                        idempotent (dq_enqueue_item_t
+                                        .keyed) */
+    int64_t               key_window_ms; /* how long the id is remembered
+                                        after the ETA; 0: the tombstone
+                                        window (not from the body) */
     dq_str_t              queue;     /* "default" when absent */
     dq_str_t              name;      /* {NULL,0} when absent */
     dq_str_t              url;       /* {NULL,0} when absent: caller decides */
@@ -286,6 +307,21 @@ size_t dq_key_format(char *buf, size_t size, dq_str_t queue,
 
 #define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 16)
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
+/* Live workers: every worker child refreshes its heartbeat hash
+ * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
+ * running, done, failed, started_ms, beat_ms; EXPIREs after ttl) and its
+ * member in the zset DQ_WORKERS_KEY (score: when the heartbeat expires,
+ * ms). worker/live.c writes them; deferred-cli workers and the module's
+ * status read them. */
+#define DQ_WORKERS_KEY       "dq:workers"
+#define DQ_WORKER_KEY_PREFIX "dq:worker:"
+#define DQ_WORKER_TTL_MS     15000     /* heartbeat every ttl / 3 */
+/* Lateness (claim time - ETA, ms) per queue, a histogram in the queue's
+ * stats hash: fields "late_le_<bound>" for each bound below and
+ * "late_le_inf" (counts per bucket, not cumulative), "late_sum_ms",
+ * "late_count". Workers add their counts with each heartbeat. */
+#define DQ_LATENESS_BOUNDS_MS { 5, 25, 100, 500, 1000, 5000, 30000 }
+#define DQ_LATENESS_NBOUNDS   7
 
 /* --------------------------------------------------------------- scripts */
 
@@ -300,6 +336,9 @@ typedef enum {
     DQ_SCRIPT_REQUEUE,
     DQ_SCRIPT_PAUSE,
     DQ_SCRIPT_RELEASE_CLAIM,
+    DQ_SCRIPT_REMOVE,
+    DQ_SCRIPT_STATUS,
+    DQ_SCRIPT_CONFIGURE,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -342,6 +381,10 @@ void dq_cmd_use_eval(dq_cmd_t *c);
 /* 1 if reply is the NOSCRIPT error. */
 int dq_reply_is_noscript(const redisReply *r);
 
+/* An integer reply, or a string holding one (HGET of a counter); 0 for
+ * nil, errors and anything else (lib/dq_reply.c). */
+int64_t dq_reply_int(const redisReply *r);
+
 /* 1 if reply is an error saying Redis did not run the command and it
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
  * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
@@ -379,6 +422,12 @@ typedef struct {
     dq_str_t name;          /* {NULL,0} if unnamed */
     int64_t  eta_ms;        /* -1 if none */
     int64_t  countdown_ms;  /* -1 if none */
+    int      keyed;         /* 1: id given by the client (idempotent
+                               enqueue): a second enqueue of the id is
+                               "existed" while the task is stored and for
+                               key_window_ms (0: tombstone_ms) after its
+                               ETA */
+    int64_t  key_window_ms;
 } dq_enqueue_item_t;
 
 int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
@@ -445,6 +494,33 @@ int dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
 /* Pause (paused = 1) or resume (0) a queue for all workers; resume wakes
  * a sleeper. Reply (dq_reply_statuses, n = 1): 1 changed, 0 already so. */
 int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
+
+/* Operator deletes (lib/lua/remove.lua): what = "id" removes task `id` in
+ * any state (reply 0 not found, 1 waiting, 2 running, 3 dead); what =
+ * "waiting" | "due" | "delayed" | "dead" removes up to max (1..1000) tasks
+ * of that state (reply: how many; fewer than max = none left). A removed
+ * name stays taken for tombstone_ms. */
+int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
+                  dq_str_t id, int64_t max, int64_t tombstone_ms);
+
+/* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
+ * age, conf, stats and the dead_limit (0..100) newest dead tasks. */
+int dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit);
+
+/* A queue's applied configuration (lib/lua/configure.lua): n field/value
+ * pairs replace it (values: NULL-free strings), or n = 0 with values NULL
+ * clears every DQ_QCONF_FIELDS field. The fields, in the conf hash: "cfg"
+ * (set: applied), "rate" (tasks/s, 0 unlimited), "bucket_size" (0 auto),
+ * "max_concurrent" (0 unlimited), "retry_limit", "age_limit_ms",
+ * "min_backoff_ms", "max_backoff_ms", "max_doublings" (resolved: never
+ * -1 except age_limit_ms -1 = none), "timeout_ms" (0 none), "applied_ms",
+ * "source" (the file applied). */
+#define DQ_QCONF_FIELDS  { "cfg", "rate", "bucket_size", "max_concurrent", \
+    "retry_limit", "age_limit_ms", "min_backoff_ms", "max_backoff_ms",      \
+    "max_doublings", "timeout_ms", "applied_ms", "source" }
+#define DQ_QCONF_NFIELDS 12
+int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
+                     const char *const *values, size_t n);
 
 typedef struct {
     dq_str_t id;

@@ -218,8 +218,11 @@ dq__dup_keys(const msgpack_object *map, uint32_t upto, const msgpack_object *k)
 
     for (j = 0; j < upto; j++) {
         const msgpack_object *o = &map->via.map.ptr[j].key;
+        /* (an empty key's ptr may be NULL: no memcmp on it) */
         if (o->type == MSGPACK_OBJECT_STR && o->via.str.size == k->via.str.size
-            && memcmp(o->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0)
+            && (k->via.str.size == 0
+                || memcmp(o->via.str.ptr, k->via.str.ptr, k->via.str.size)
+                   == 0))
         {
             return 1;
         }
@@ -305,6 +308,26 @@ dq__retry_options(const msgpack_object *o, dq__field_t *f, dq_retry_t *r,
     return DQ_OK;
 }
 
+int
+dq_client_id_valid(dq_str_t s)
+{
+    size_t i;
+
+    if (s.ptr == NULL || s.len == 0 || s.len > DQ_CLIENT_ID_MAX) {
+        return 0;
+    }
+    for (i = 0; i < s.len; i++) {
+        unsigned char ch = (unsigned char) s.ptr[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+              || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 void
 dq_request_init(dq_request_t *req)
 {
@@ -355,7 +378,7 @@ dq_request_parse(const msgpack_object *map, const char *prefix,
             /* null = absent, for every optional field we know */
             if (dq_str_eq(key, "args") || dq_str_eq(key, "kwargs")
                 || dq_str_eq(key, "queue") || dq_str_eq(key, "name")
-                || dq_str_eq(key, "countdown") || dq_str_eq(key, "eta")
+                || dq_str_eq(key, "id") || dq_str_eq(key, "countdown") || dq_str_eq(key, "eta")
                 || dq_str_eq(key, "url") || dq_str_eq(key, "headers")
                 || dq_str_eq(key, "retry_options"))
             {
@@ -393,6 +416,13 @@ dq_request_parse(const msgpack_object *map, const char *prefix,
                 return dq_error_set(err, DQ_EINVAL, fn,
                                     "%s: must be 1 to %d characters of "
                                     "[A-Za-z0-9_-]", fn, DQ_TASK_NAME_MAX);
+            }
+        } else if (dq_str_eq(key, "id")) {
+            fn = dq__name(&f, "id");
+            if (!dq__str(v, &req->id) || !dq_client_id_valid(req->id)) {
+                return dq_error_set(err, DQ_EINVAL, fn,
+                                    "%s: must be 1 to %d characters of "
+                                    "[A-Za-z0-9_-]", fn, DQ_CLIENT_ID_MAX);
             }
         } else if (dq_str_eq(key, "countdown")) {
             rc = dq__seconds(v, DQ__MAX_SECONDS, dq__name(&f, "countdown"),

@@ -141,6 +141,23 @@ bad:
                         (int) (s.len > 200 ? 200 : s.len), s.ptr);
 }
 
+int
+dq_addr_format(const dq_addr_t *a, char *buf, size_t len)
+{
+    int n;
+
+    if (a->path.len) {
+        n = snprintf(buf, len, "unix:%.*s", (int) a->path.len, a->path.ptr);
+    } else if (memchr(a->host.ptr, ':', a->host.len)) {
+        n = snprintf(buf, len, "[%.*s]:%d", (int) a->host.len, a->host.ptr,
+                     a->port);
+    } else {
+        n = snprintf(buf, len, "%.*s:%d", (int) a->host.len, a->host.ptr,
+                     a->port);
+    }
+    return n >= 0 && (size_t) n < len ? n : -1;
+}
+
 int64_t
 dq_now_ms(void)
 {

@@ -60,11 +60,12 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     dq_request_t *reqs, ngx_uint_t n, dq_str_t default_url, dq_error_t *err)
 {
     int                            rc;
-    char                           id[DQ_ID_SIZE], field[64];
+    char                           id[DQ_CLIENT_ID_MAX + 1], field[64];
+    size_t                         idlen;
     u_char                        *p;
     int64_t                        now;
     ngx_str_t                     *q;
-    ngx_uint_t                     i, j, k;
+    ngx_uint_t                     i, j, k, hash, nslots, *slots, *group;
     dq_limits_t                    lim;
     dq_request_t                  *req;
     msgpack_sbuffer                sb;
@@ -82,6 +83,14 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     ctx->tasks = ngx_pcalloc(r->pool, n * sizeof(ngx_http_deferred_task_t));
     ctx->groups = ngx_pcalloc(r->pool, n * sizeof(ngx_http_deferred_group_t));
     if (ctx->tasks == NULL || ctx->groups == NULL) {
+        return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+    }
+
+    for (nslots = 4; nslots < 2 * n; nslots *= 2) { /* void */ }
+
+    slots = ngx_pcalloc(r->pool, nslots * sizeof(ngx_uint_t));
+    group = ngx_palloc(r->pool, n * sizeof(ngx_uint_t));
+    if (slots == NULL || group == NULL) {
         return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
     }
 
@@ -136,14 +145,26 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             req->url = default_url;
         }
 
-        dq_id_new(id);
+        /* the client's id (idempotent enqueue), or a new one */
 
-        p = ngx_pnalloc(r->pool, DQ_ID_LEN);
+        if (req->id.ptr) {
+            idlen = req->id.len;
+            ngx_memcpy(id, req->id.ptr, idlen);
+            id[idlen] = '\0';
+            t->keyed = 1;
+            t->key_window_ms = req->key_window_ms;
+
+        } else {
+            dq_id_new(id);
+            idlen = DQ_ID_LEN;
+        }
+
+        p = ngx_pnalloc(r->pool, idlen);
         if (p == NULL) {
             return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
         }
 
-        ngx_memcpy(p, id, DQ_ID_LEN);
+        ngx_memcpy(p, id, idlen);
 
         msgpack_sbuffer_init(&sb);
 
@@ -168,15 +189,29 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         }
 
         t->id.ptr = (const char *) p;
-        t->id.len = DQ_ID_LEN;
+        t->id.len = idlen;
         t->queue = req->queue;
         t->name = req->name;
         t->url = req->url.ptr ? req->url : dq_str_lit(DQ_DEFAULT_URL);
         t->eta_ms = req->eta_ms;
         t->countdown_ms = req->countdown_ms;
 
-        for (j = 0; j < ctx->ngroups; j++) {
-            g = &ctx->groups[j];
+        /* the task's group: an open-addressing table of queue names, so
+         * that a batch over many queues costs O(n), not O(n * queues) */
+
+        hash = ngx_hash_key((u_char *) t->queue.ptr, t->queue.len);
+
+        for (j = hash & (nslots - 1); /* void */; j = (j + 1) & (nslots - 1))
+        {
+            if (slots[j] == 0) {
+                g = &ctx->groups[ctx->ngroups];
+                g->ctx = ctx;
+                g->queue = t->queue;
+                slots[j] = ++ctx->ngroups;
+                break;
+            }
+
+            g = &ctx->groups[slots[j] - 1];
 
             if (g->queue.len == t->queue.len
                 && ngx_strncmp(g->queue.ptr, t->queue.ptr, t->queue.len) == 0)
@@ -185,13 +220,8 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             }
         }
 
-        if (j == ctx->ngroups) {
-            ctx->groups[j].ctx = ctx;
-            ctx->groups[j].queue = t->queue;
-            ctx->ngroups++;
-        }
-
-        ctx->groups[j].n++;
+        group[i] = slots[j] - 1;
+        g->n++;
     }
 
     for (j = 0; j < ctx->ngroups; j++) {
@@ -203,25 +233,22 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
         }
 
-        k = 0;
+        g->n = 0;       /* counted again while filled */
+    }
 
-        for (i = 0; i < n; i++) {
-            t = &ctx->tasks[i];
+    for (i = 0; i < n; i++) {
+        t = &ctx->tasks[i];
+        g = &ctx->groups[group[i]];
+        k = g->n++;
 
-            if (t->queue.len != g->queue.len
-                || ngx_strncmp(t->queue.ptr, g->queue.ptr, g->queue.len) != 0)
-            {
-                continue;
-            }
-
-            g->items[k].id = t->id;
-            g->items[k].envelope = t->envelope;
-            g->items[k].name = t->name;
-            g->items[k].eta_ms = t->eta_ms;
-            g->items[k].countdown_ms = t->countdown_ms;
-            g->index[k] = i;
-            k++;
-        }
+        g->items[k].id = t->id;
+        g->items[k].envelope = t->envelope;
+        g->items[k].name = t->name;
+        g->items[k].eta_ms = t->eta_ms;
+        g->items[k].countdown_ms = t->countdown_ms;
+        g->items[k].keyed = t->keyed;
+        g->items[k].key_window_ms = t->key_window_ms;
+        g->index[k] = i;
     }
 
     return DQ_OK;
@@ -242,7 +269,8 @@ ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
     ctx->redis = dlcf->redis;
 
     if (ngx_http_deferred_redis_usable(ctx->redis) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        /* the outage itself is logged once, at error, by the connection */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "deferred: redis %V unavailable", &ctx->redis->name);
         ctx->state = NGX_HTTP_DEFERRED_FAILED;
         return NGX_DECLINED;
@@ -403,7 +431,8 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
     ctx->body.len = 0;
 
-    ctx->var_id.data = ngx_pnalloc(r->pool, ctx->ntasks * (DQ_ID_LEN + 1));
+    ctx->var_id.data = ngx_pnalloc(r->pool,
+                                   ctx->ntasks * (DQ_CLIENT_ID_MAX + 1));
     ctx->var_eta.data = ngx_pnalloc(r->pool, ctx->ntasks * (NGX_INT64_LEN + 1));
     if (ctx->var_id.data == NULL || ctx->var_eta.data == NULL) {
         ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -443,7 +472,11 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
             *e++ = ',';
         }
 
-        p = ngx_cpymem(p, t->id.ptr, t->id.len);
+        /* $deferred_task_id and _eta line up: a refused task has an empty
+         * entry in both */
+        if (t->result.status == DQ_OK) {
+            p = ngx_cpymem(p, t->id.ptr, t->id.len);
+        }
 
         /* a single task's reply is its object alone (there is one task) */
 
@@ -494,8 +527,8 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "deferred: task name \"%*s\" in queue \"%*s\": %s",
-                          (int) t->name.len, t->name.ptr,
-                          (int) t->queue.len, t->queue.ptr, what);
+                          t->name.len, t->name.ptr,
+                          t->queue.len, t->queue.ptr, what);
         }
     }
 
@@ -738,6 +771,9 @@ ngx_http_deferred_send_response(ngx_http_request_t *r,
         }
 
         h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
         ngx_str_set(&h->key, "Retry-After");
         ngx_str_set(&h->value, NGX_HTTP_DEFERRED_RETRY_AFTER);
     }

@@ -5,10 +5,10 @@
  *   - the directive: function, options (queue, countdown, eta, name, url)
  *     and typed positional arguments, compiled as complex values; constant
  *     values are checked at load time;
- *   - the rewrite-phase handler (ahead of "return"): evaluates the
- *     variables, builds the task requests and hands them to the batch code;
- *     when every task is stored the location's own content runs, otherwise
- *     the client gets the error.
+ *   - the precontent-phase handler (after access control, limits and
+ *     try_files): evaluates the variables, builds the task requests and
+ *     hands them to the batch code; when every task is stored the
+ *     location's own content runs, otherwise the client gets the error.
  */
 
 
@@ -336,12 +336,129 @@ invalid:
 }
 
 
-/* the requests */
+/*
+ * deferred_return code [text]: "return" for a deferred_enqueue location.
+ * nginx's own "return" answers in the rewrite phase, before access control
+ * and before the enqueue (which then never runs); this one is the
+ * location's content handler, so it answers after the tasks are stored,
+ * with $deferred_task_id and $deferred_task_eta set.
+ */
 
-/* deferred_enqueue: in the rewrite phase, ahead of "return" */
+static ngx_int_t ngx_http_deferred_return_handler(ngx_http_request_t *r);
+
+
+char *
+ngx_http_deferred_return_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_deferred_loc_conf_t  *dlcf = conf;
+
+    ngx_str_t                 *value, empty = ngx_null_string;
+    ngx_int_t                  status;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (dlcf->ret_status) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    status = ngx_atoi(value[1].data, value[1].len);
+
+    if (status == NGX_ERROR || status < 200 || status > 599
+        || (status >= 300 && status < 400))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid status \"%V\" in \"deferred_return\": "
+                           "200 to 599, not a redirect", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    dlcf->ret_status = status;
+
+    if (ngx_http_deferred_compile(cf, cf->args->nelts == 3 ? &value[2]
+                                                           : &empty,
+                                  &dlcf->ret_text)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_deferred_return_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_deferred_return_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_http_deferred_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_send_response(r, dlcf->ret_status, NULL,
+                                  dlcf->ret_text);
+}
+
+
+/*
+ * The log phase: a deferred_enqueue location answered successfully
+ * without its enqueue having run can only have answered in the rewrite
+ * phase ("return", a redirecting "rewrite"): say so, once per worker.
+ */
 
 ngx_int_t
-ngx_http_deferred_rewrite_handler(ngx_http_request_t *r)
+ngx_http_deferred_log_handler(ngx_http_request_t *r)
+{
+    static ngx_uint_t              warned;
+    ngx_http_deferred_loc_conf_t  *dlcf;
+
+    if (warned || r != r->main) {
+        return NGX_OK;
+    }
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+
+    if (dlcf->enqueues == NULL
+        || r->headers_out.status >= NGX_HTTP_BAD_REQUEST
+        || ngx_http_deferred_ctx_find(r, dlcf) != NULL)
+    {
+        return NGX_OK;
+    }
+
+    warned = 1;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "deferred: \"%V\" answered %ui before its deferred_enqueue "
+                  "ran (nginx's \"return\" answers in the rewrite phase, "
+                  "before access control): use \"deferred_return\"",
+                  &r->uri, r->headers_out.status);
+
+    return NGX_OK;
+}
+
+
+/* the requests */
+
+/*
+ * deferred_enqueue: the last handler of the precontent phase, so after
+ * the access and limit phases let the request through, after "set" and
+ * "map" values exist, after try_files chose the location that serves the
+ * request. Once per request and location: an internal redirect back to
+ * the same location (index, error_page, X-Accel-Redirect, rewrite ...
+ * last) finds the context of the first pass and does not store again.
+ */
+
+ngx_int_t
+ngx_http_deferred_enqueue_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     dq_error_t                     err;
@@ -356,26 +473,22 @@ ngx_http_deferred_rewrite_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_deferred_module);
+    ctx = ngx_http_deferred_ctx_find(r, dlcf);
 
     if (ctx) {
-        switch (ctx->state) {
+        ngx_http_set_ctx(r, ctx, ngx_http_deferred_module);
 
-        case NGX_HTTP_DEFERRED_STORED:
-            return NGX_DECLINED;
-
-        case NGX_HTTP_DEFERRED_WAITING:
-            return NGX_DONE;
-
-        default:
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        /* stored, or answered with an error already: once is enough */
+        return ctx->state == NGX_HTTP_DEFERRED_WAITING ? NGX_DONE
+                                                       : NGX_DECLINED;
     }
 
     ctx = ngx_http_deferred_ctx_create(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ctx->conf = dlcf;
 
     ngx_memzero(&err, sizeof(dq_error_t));
 
@@ -392,11 +505,13 @@ ngx_http_deferred_rewrite_handler(ngx_http_request_t *r)
                                            none, &err)
            != DQ_OK)
     {
-        return ngx_http_deferred_reject(r, ctx,
-                                        ngx_http_deferred_status_of(err.code),
-                                        err.code == DQ_ENOMEM
-                                        ? "InternalError" : "InvalidTask",
-                                        err.field, err.msg);
+        ngx_http_deferred_log_safe(err.msg);
+
+        rc = ngx_http_deferred_reject(r, ctx,
+                                      ngx_http_deferred_status_of(err.code),
+                                      ngx_http_deferred_error_name(err.code),
+                                      err.field, err.msg);
+        goto answered;
     }
 
     ctx->done = ngx_http_deferred_enqueue_done;
@@ -404,9 +519,10 @@ ngx_http_deferred_rewrite_handler(ngx_http_request_t *r)
     rc = ngx_http_deferred_batch_send(ctx);
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_deferred_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "RedisUnavailable", NULL,
-                                        "Redis is not reachable");
+        rc = ngx_http_deferred_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "RedisUnavailable", NULL,
+                                      "Redis is not reachable");
+        goto answered;
     }
 
     if (rc != NGX_AGAIN) {
@@ -416,6 +532,12 @@ ngx_http_deferred_rewrite_handler(ngx_http_request_t *r)
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
 
+    return NGX_DONE;
+
+answered:
+
+    /* a precontent handler's NGX_OK would run the content phase too */
+    ngx_http_finalize_request(r, rc);
     return NGX_DONE;
 }
 
@@ -441,8 +563,11 @@ ngx_http_deferred_enqueue_done(ngx_http_deferred_ctx_t *ctx)
             return;
         }
 
-        /* a name was taken: the content is not sent */
-        ctx->status = NGX_HTTP_CONFLICT;
+        /* a name was taken: the content is not sent (an allocation
+         * failure stays a 500) */
+        if (ctx->status == 207) {
+            ctx->status = NGX_HTTP_CONFLICT;
+        }
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -502,10 +627,12 @@ ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
                 return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
             }
 
-            req->url.ptr = (const char *) v.data;
-            req->url.len = v.len;
+            if (v.len) {
+                req->url.ptr = (const char *) v.data;
+                req->url.len = v.len;
+            }
 
-            if (!dq_url_valid(req->url)) {
+            if (v.len && !dq_url_valid(req->url)) {
                 return dq_error_set(err, DQ_EINVAL, "url",
                                     "url: \"%.*s\" is not a path of "
                                     "printable ASCII", (int) ngx_min(v.len,
@@ -519,13 +646,14 @@ ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
             }
 
             if (v.len
-                && ngx_http_deferred_seconds(&v, &req->countdown_ms)
-                   != NGX_OK)
+                && (ngx_http_deferred_seconds(&v, &req->countdown_ms)
+                    != NGX_OK
+                    || req->countdown_ms > 10LL * 366 * 24 * 3600 * 1000))
             {
                 return dq_error_set(err, DQ_EINVAL, "countdown",
                                     "countdown: \"%.*s\" is not a number of "
-                                    "seconds", (int) ngx_min(v.len, 100),
-                                    v.data);
+                                    "seconds up to ten years",
+                                    (int) ngx_min(v.len, 100), v.data);
             }
         }
 
@@ -569,7 +697,8 @@ ngx_http_deferred_seconds(ngx_str_t *v, int64_t *ms)
 
     n = ngx_atofp(v->data, v->len, 3);
 
-    if (n == NGX_ERROR) {
+    /* at most ten years of countdown; an eta before the year 9999 */
+    if (n == NGX_ERROR || n > (ngx_int_t) 253402300799000LL) {
         return NGX_ERROR;
     }
 

@@ -18,26 +18,45 @@
 
 
 static void ngx_http_deferred_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_deferred_read_body(ngx_http_request_t *r,
-    ngx_str_t *body);
 static ngx_int_t ngx_http_deferred_content_type(ngx_http_request_t *r);
 static void ngx_http_deferred_endpoint_done(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_zone_cleanup(void *data);
+static void ngx_http_deferred_ctx_cleanup(void *data);
+static ngx_int_t ngx_http_deferred_idempotency_key(ngx_http_request_t *r,
+    dq_request_t *reqs, size_t n, dq_error_t *err);
+static ngx_int_t ngx_http_deferred_signed_ids(ngx_http_request_t *r,
+    dq_request_t *reqs, size_t n, u_char *mac, int64_t window_ms);
 
 
 #define NGX_HTTP_DEFERRED_MSGPACK  1
 #define NGX_HTTP_DEFERRED_JSON     2
 
 
+/*
+ * A context outlives internal redirects (which clear r->ctx): it is also
+ * the data of a pool cleanup, found again by its handler, so that a
+ * location's deferred_enqueue runs once per request whatever the
+ * redirects, and $deferred_task_* keep their values.
+ */
+
 ngx_http_deferred_ctx_t *
 ngx_http_deferred_ctx_create(ngx_http_request_t *r)
 {
+    ngx_pool_cleanup_t       *cln;
     ngx_http_deferred_ctx_t  *ctx;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_deferred_ctx_t));
     if (ctx == NULL) {
         return NULL;
     }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_deferred_ctx_cleanup;
+    cln->data = ctx;
 
     ctx->request = r;
 
@@ -47,16 +66,57 @@ ngx_http_deferred_ctx_create(ngx_http_request_t *r)
 }
 
 
+/* the newest context of r (conf NULL), or the one of conf's enqueues */
+
+ngx_http_deferred_ctx_t *
+ngx_http_deferred_ctx_find(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *conf)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_deferred_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_deferred_module);
+
+    if (ctx && (conf == NULL || ctx->conf == conf)) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler != ngx_http_deferred_ctx_cleanup) {
+            continue;
+        }
+
+        ctx = cln->data;
+
+        if (ctx->request == r && (conf == NULL || ctx->conf == conf)) {
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_deferred_ctx_cleanup(void *data)
+{
+    /* a marker: the context lives in the pool */
+}
+
+
 /* server level: "deferred_endpoint on" serves DQ_DEFAULT_URL */
 
 ngx_int_t
 ngx_http_deferred_precontent_handler(ngx_http_request_t *r)
 {
     ngx_http_deferred_srv_conf_t  *dscf;
+    ngx_http_deferred_loc_conf_t  *dlcf;
 
     dscf = ngx_http_get_module_srv_conf(r, ngx_http_deferred_module);
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
 
     if (!dscf->endpoint
+        || dlcf->endpoint_off
         || r->uri.len != sizeof(DQ_DEFAULT_URL) - 1
         || ngx_strncmp(r->uri.data, DQ_DEFAULT_URL, r->uri.len) != 0)
     {
@@ -65,7 +125,9 @@ ngx_http_deferred_precontent_handler(ngx_http_request_t *r)
 
     r->content_handler = ngx_http_deferred_endpoint_handler;
 
-    return NGX_DECLINED;
+    /* straight to the content phase: try_files must not redirect it */
+
+    return NGX_OK;
 }
 
 
@@ -95,6 +157,21 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
                                         "no Redis configured");
     }
 
+    if (!dlcf->open && dlcf->secrets == NULL
+        && ngx_http_deferred_local_client(r) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "deferred: 403 client %V is not local; the endpoint "
+                      "has no \"deferred_secret\" and is not "
+                      "\"deferred_endpoint on open\"",
+                      &r->connection->addr_text);
+
+        return ngx_http_deferred_reject(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        "Forbidden", NULL,
+                                        "the deferred endpoint answers only "
+                                        "the local host");
+    }
+
     if (!(r->method & NGX_HTTP_POST)) {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
@@ -102,6 +179,9 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
         }
 
         h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
         ngx_str_set(&h->key, "Allow");
         ngx_str_set(&h->value, "POST");
 
@@ -124,6 +204,10 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
                                         "RequestTooLarge", NULL,
                                         "body over deferred_max_body");
     }
+
+    /* the body lands in ctx->raw, within deferred_max_body, as it is read
+     * (ngx_http_deferred_body_filter) */
+    ctx->reading = 1;
 
     rc = ngx_http_read_client_request_body(r, ngx_http_deferred_body_handler);
 
@@ -185,7 +269,9 @@ ngx_http_deferred_reject(ngx_http_request_t *r, ngx_http_deferred_ctx_t *ctx,
 {
     ngx_int_t  rc;
 
+    /* 503: the Redis outage behind it is logged once by the connection */
     ngx_log_error((ngx_uint_t) (status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+                                && status != NGX_HTTP_SERVICE_UNAVAILABLE
                                 ? NGX_LOG_ERR : NGX_LOG_INFO),
                   r->connection->log, 0,
                   "deferred: %i %s%s%s: %s", status, error,
@@ -215,7 +301,8 @@ static void
 ngx_http_deferred_body_handler(ngx_http_request_t *r)
 {
     int                            rc, kind;
-    size_t                         n;
+    u_char                         mac[DQ_SIGN_MAC_LEN];
+    size_t                         n, i;
     ngx_str_t                      body, url;
     dq_str_t                       default_url;
     dq_error_t                     err;
@@ -233,32 +320,38 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
 
     ngx_memzero(&err, sizeof(dq_error_t));
 
-    if (ngx_http_deferred_read_body(r, &body) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
+    ctx->reading = 0;
+    body.data = ctx->raw ? ctx->raw : (u_char *) "";
+    body.len = ctx->raw_len;
 
-    if (body.len > dlcf->max_body) {
-        dq_error_set(&err, DQ_ETOOBIG, NULL, "body over deferred_max_body");
-        goto failed;
-    }
+    if (dlcf->secrets) {
+        rc = ngx_http_deferred_signature_check(r, dlcf, &body, mac, &err);
 
-    if (dlcf->secret.len
-        && ngx_http_deferred_hmac_check(r, dlcf, body.data, body.len)
-           != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "deferred: 403 bad or missing %V", &dlcf->secret_header);
+        if (rc == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "deferred: signature check failed: %s", err.msg);
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
 
-        (void) ngx_http_deferred_error_body(r, ctx, NGX_HTTP_FORBIDDEN,
-                                            "Forbidden", NULL,
-                                            "bad or missing signature");
-        goto respond;
+        if (rc != NGX_OK) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "deferred: 403 %V from %V: %s",
+                          &dlcf->secret_header, &r->connection->addr_text,
+                          err.msg);
+
+            (void) ngx_http_deferred_error_body(r, ctx, NGX_HTTP_FORBIDDEN,
+                                                "Forbidden", NULL, err.msg);
+            goto respond;
+        }
     }
 
     dq_limits_default(&lim);
     lim.max_envelope = dlcf->max_body;
     lim.max_batch = dlcf->max_batch;
+
+    /* a batch may be up to deferred_max_batch tasks of a few fields each */
+    lim.max_items = ngx_max(lim.max_items, dlcf->max_batch * 16);
 
     kind = ngx_http_deferred_content_type(r);
 
@@ -340,6 +433,31 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
         goto failed;
     }
 
+    if (ngx_http_deferred_idempotency_key(r, reqs, n, &err) != NGX_OK) {
+        goto failed;
+    }
+
+    if (dlcf->secrets
+        && ngx_http_deferred_signed_ids(r, reqs, n, mac,
+                                        2000 * (int64_t) dlcf->secret_window)
+           != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        char  prefix[32];
+
+        ngx_sprintf((u_char *) prefix, "tasks[%uz]%Z", i);
+
+        rc = ngx_http_deferred_allowed(dlcf, &reqs[i],
+                                       ctx->batch ? prefix : NULL, &err);
+        if (rc != DQ_OK) {
+            goto failed;
+        }
+    }
+
     /* tasks posted to a custom URL carry it (deferred.Handler().post) */
 
     default_url.ptr = NULL;
@@ -386,6 +504,11 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
 
 failed:
 
+    /* the message may quote the client's bytes (a msgpack key): no line
+     * breaks or control characters into the error log */
+    ngx_http_deferred_log_safe(err.msg);
+    ngx_http_deferred_log_safe(err.field);
+
     ngx_log_error((ngx_uint_t) (err.code == DQ_ENOMEM ? NGX_LOG_ERR
                                                       : NGX_LOG_INFO),
                   r->connection->log, 0,
@@ -394,10 +517,7 @@ failed:
 
     (void) ngx_http_deferred_error_body(r, ctx,
                   ngx_http_deferred_status_of(err.code),
-                  err.code == DQ_ETOOBIG ? "RequestTooLarge"
-                  : err.code == DQ_EDECODE ? "MalformedBody"
-                  : err.code == DQ_ENOMEM ? "InternalError"
-                  : "InvalidTask",
+                  ngx_http_deferred_error_name(err.code),
                   err.field, err.msg);
 
 respond:
@@ -406,79 +526,127 @@ respond:
 }
 
 
+/*
+ * Idempotency-Key: the id of a single task, "<key>-<i>" of task i of a
+ * batch, unless the task names its own "id". A retry of a request that
+ * got 503 or no answer then stores nothing twice (lib/lua/enqueue.lua,
+ * "keyed").
+ */
+
+static ngx_int_t
+ngx_http_deferred_idempotency_key(ngx_http_request_t *r, dq_request_t *reqs,
+    size_t n, dq_error_t *err)
+{
+    u_char     *p;
+    size_t      i, max;
+    dq_str_t    key;
+    ngx_str_t   v, name = ngx_string("Idempotency-Key");
+
+    switch (ngx_http_deferred_header(r, &name, &v)) {
+
+    case NGX_DECLINED:
+        return NGX_OK;
+
+    case NGX_BUSY:
+        dq_error_set(err, DQ_EINVAL, "Idempotency-Key",
+                     "Idempotency-Key: sent twice");
+        return NGX_ERROR;
+    }
+
+    key.ptr = (const char *) v.data;
+    key.len = v.len;
+
+    max = (n == 1) ? DQ_CLIENT_ID_MAX : DQ_CLIENT_ID_MAX - NGX_INT_T_LEN - 1;
+
+    if (key.len > max || !dq_client_id_valid(key)) {
+        dq_error_set(err, DQ_EINVAL, "Idempotency-Key",
+                     "Idempotency-Key: must be 1 to %d characters of "
+                     "[A-Za-z0-9_-]", (int) ngx_min(max, 40));
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (reqs[i].id.ptr) {
+            continue;
+        }
+
+        if (n == 1) {
+            reqs[i].id = key;
+            continue;
+        }
+
+        p = ngx_pnalloc(r->pool, key.len + 1 + NGX_INT_T_LEN);
+        if (p == NULL) {
+            dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            return NGX_ERROR;
+        }
+
+        reqs[i].id.ptr = (const char *) p;
+        reqs[i].id.len = ngx_sprintf(p, "%*s-%uz", key.len, key.ptr, i) - p;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A signed request's tasks that carry no id get one derived from the MAC
+ * that matched ("sig-<40 hex>", "-<i>" in a batch): a replay of the
+ * request within the signature window stores nothing ("existed"). The
+ * id is remembered for twice the window after the task's ETA.
+ */
+
+static ngx_int_t
+ngx_http_deferred_signed_ids(ngx_http_request_t *r, dq_request_t *reqs,
+    size_t n, u_char *mac, int64_t window_ms)
+{
+    u_char  *p, *q;
+    size_t   i;
+
+    for (i = 0; i < n; i++) {
+        if (reqs[i].id.ptr) {
+            continue;
+        }
+
+        p = ngx_pnalloc(r->pool, sizeof("sig--") - 1 + 40 + NGX_SIZE_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        q = ngx_cpymem(p, "sig-", 4);
+        q = ngx_hex_dump(q, mac, 20);
+
+        if (n > 1) {
+            q = ngx_sprintf(q, "-%uz", i);
+        }
+
+        reqs[i].id.ptr = (const char *) p;
+        reqs[i].id.len = q - p;
+
+        /* remembered as long as a replay could pass the window check
+         * (not the tombstone window: one entry per signed request) */
+        reqs[i].key_window_ms = window_ms;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_deferred_log_safe(char *s)
+{
+    for ( /* void */ ; *s; s++) {
+        if ((u_char) *s < 0x20 || *s == 0x7f) {
+            *s = '?';
+        }
+    }
+}
+
+
 static void
 ngx_http_deferred_zone_cleanup(void *data)
 {
     msgpack_zone_free(data);
-}
-
-
-/* the body in one piece: one buffer as is, else copied (files read) */
-
-static ngx_int_t
-ngx_http_deferred_read_body(ngx_http_request_t *r, ngx_str_t *body)
-{
-    off_t         len;
-    u_char       *p;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    body->len = 0;
-    body->data = (u_char *) "";
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    cl = r->request_body->bufs;
-
-    if (cl->next == NULL && !cl->buf->in_file) {
-        body->data = cl->buf->pos;
-        body->len = cl->buf->last - cl->buf->pos;
-        return NGX_OK;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    if (len == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    body->data = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                              b->file_pos);
-            if (n != b->file_last - b->file_pos) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "deferred: cannot read the body from %V",
-                              &b->file->name);
-                return NGX_ERROR;
-            }
-
-            p += n;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
-    }
-
-    body->len = p - body->data;
-
-    return NGX_OK;
 }
 
 

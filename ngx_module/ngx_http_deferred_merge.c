@@ -30,16 +30,25 @@ struct ngx_http_deferred_merged_s {
     dq_cmd_t                       cmd;
     dq_enqueue_item_t             *items;
     ngx_uint_t                     n;
+    dq_str_t                       queue;       /* points into the copy */
     ngx_http_deferred_group_t    **members;     /* NULL: detached */
     ngx_uint_t                    *offsets;     /* first item of a member */
     ngx_uint_t                     nmembers;
+
+    /* with "replicas=": the results wait for WAIT's answer */
+    dq_enqueue_result_t           *res;
+    const char                    *failure;
+    unsigned                       waiting:1;   /* a WAIT is out */
+    unsigned                       replied:1;   /* the script answered */
 };
 
 
 static void ngx_http_deferred_merge_flush(ngx_event_t *ev);
 static ngx_int_t ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
-    ngx_http_deferred_merged_t **mp);
+    ngx_http_deferred_group_t **chain, ngx_http_deferred_merged_t **mp);
 static void ngx_http_deferred_merge_reply(void *data, redisReply *reply);
+static void ngx_http_deferred_merge_waited(void *data, redisReply *reply);
+static void ngx_http_deferred_merge_finish(ngx_http_deferred_merged_t *m);
 static void ngx_http_deferred_merge_deliver(ngx_http_deferred_merged_t *m,
     dq_enqueue_result_t *res, const char *failure);
 static void ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m);
@@ -71,6 +80,36 @@ ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g)
 }
 
 
+/* the connection's setup answered OK: what waited for it goes now */
+
+void
+ngx_http_deferred_merge_ready(ngx_http_deferred_redis_t *rs)
+{
+    if (!ngx_queue_empty(&rs->queued) && !rs->flush.posted) {
+        ngx_post_event(&rs->flush, &ngx_posted_events);
+    }
+}
+
+
+/* the connection failed before its setup answered: 503 for the waiting */
+
+void
+ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
+    const char *failure)
+{
+    ngx_http_deferred_group_t  *g;
+
+    while (!ngx_queue_empty(&rs->queued)) {
+        g = ngx_queue_data(ngx_queue_head(&rs->queued),
+                           ngx_http_deferred_group_t, link);
+
+        /* every group of the request leaves the list (batch_cancel)
+         * before its request may be freed: g is not touched after */
+        ngx_http_deferred_batch_deliver(g, NULL, failure);
+    }
+}
+
+
 void
 ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g)
 {
@@ -91,64 +130,173 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
 {
     ngx_http_deferred_redis_t  *rs = ev->data;
 
-    ngx_http_deferred_merged_t  *m;
+    ngx_int_t                     rc;
+    ngx_uint_t                    count, nslots, norder, j, k, *order;
+    ngx_queue_t                  *q;
+    ngx_http_deferred_group_t   **heads, **tails, *g, *chain;
+    ngx_http_deferred_merged_t   *m;
 
-    ngx_int_t                    rc;
+    if (ngx_http_deferred_redis_ready(rs) != NGX_OK) {
 
-    while (!ngx_queue_empty(&rs->queued)) {
-
-        rc = ngx_http_deferred_merge_build(rs, &m);
-
-        if (rc == NGX_ERROR) {
-            /* out of memory: fail the first waiting group (its request
-             * leaves the list), go on with the others */
-            ngx_http_deferred_batch_deliver(
-                ngx_queue_data(ngx_queue_head(&rs->queued),
-                               ngx_http_deferred_group_t, link),
-                NULL, "out of memory");
-            continue;
+        if (rs->ac == NULL) {
+            ngx_http_deferred_merge_fail_queued(rs, "Redis is not reachable");
         }
 
-        if (rc == NGX_DECLINED) {
-            continue;
-        }
+        /* connecting: sent once the setup answered OK (merge_ready) */
+        return;
+    }
 
-        if (ngx_http_deferred_redis_eval(rs, &m->cmd,
-                                         ngx_http_deferred_merge_reply, m)
-            == NULL)
-        {
-            ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                          "deferred: redis %V unavailable", &rs->name);
+again:
 
-            ngx_http_deferred_merge_deliver(m, NULL, "Redis is not reachable");
-            ngx_http_deferred_merge_free(m);
+    if (ngx_queue_empty(&rs->queued)) {
+        return;
+    }
+
+    /*
+     * The waiting groups by queue and tombstone window, in order of first
+     * appearance: an open-addressing table of chains, so that many
+     * distinct queues cost O(groups), not O(groups x queues).
+     */
+
+    count = 0;
+
+    for (q = ngx_queue_head(&rs->queued);
+         q != ngx_queue_sentinel(&rs->queued);
+         q = ngx_queue_next(q))
+    {
+        count++;
+    }
+
+    for (nslots = 4; nslots < 2 * count; nslots *= 2) { /* void */ }
+
+    heads = ngx_calloc(2 * nslots * sizeof(ngx_http_deferred_group_t *)
+                       + count * sizeof(ngx_uint_t), rs->log);
+    if (heads == NULL) {
+        ngx_http_deferred_batch_deliver(
+            ngx_queue_data(ngx_queue_head(&rs->queued),
+                           ngx_http_deferred_group_t, link),
+            NULL, "out of memory");
+        goto again;
+    }
+
+    tails = heads + nslots;
+    order = (ngx_uint_t *) (tails + nslots);
+    norder = 0;
+
+    for (q = ngx_queue_head(&rs->queued);
+         q != ngx_queue_sentinel(&rs->queued);
+         q = ngx_queue_next(q))
+    {
+        g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
+        g->bucket_next = NULL;
+
+        j = (ngx_hash_key((u_char *) g->queue.ptr, g->queue.len)
+             ^ (ngx_uint_t) g->tombstone) & (nslots - 1);
+
+        for ( ;; ) {
+            if (heads[j] == NULL) {
+                heads[j] = g;
+                tails[j] = g;
+                order[norder++] = j;
+                break;
+            }
+
+            if (heads[j]->tombstone == g->tombstone
+                && heads[j]->queue.len == g->queue.len
+                && ngx_strncmp(heads[j]->queue.ptr, g->queue.ptr,
+                               g->queue.len)
+                   == 0)
+            {
+                tails[j]->bucket_next = g;
+                tails[j] = g;
+                break;
+            }
+
+            j = (j + 1) & (nslots - 1);
         }
     }
+
+    for (k = 0; k < norder; k++) {
+        chain = heads[order[k]];
+
+        while (chain) {
+
+            rc = ngx_http_deferred_merge_build(rs, &chain, &m);
+
+            if (rc != NGX_OK) {
+                if (rc == NGX_ERROR) {
+                    /* out of memory: fail the first waiting group (its
+                     * request leaves the list) */
+                    ngx_http_deferred_batch_deliver(chain, NULL,
+                                                    "out of memory");
+                }
+
+                /* a failure may have taken other groups off the list:
+                 * the chains are rebuilt */
+                ngx_free(heads);
+                goto again;
+            }
+
+            if (ngx_http_deferred_redis_eval(rs, &m->cmd,
+                                             ngx_http_deferred_merge_reply, m)
+                == NULL)
+            {
+                ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                              "deferred: redis %V unavailable", &rs->name);
+
+                ngx_free(heads);
+                ngx_http_deferred_merge_deliver(m, NULL,
+                                                "Redis is not reachable");
+                ngx_http_deferred_merge_free(m);
+                ngx_http_deferred_merge_fail_queued(rs,
+                                                    "Redis is not reachable");
+                return;
+            }
+
+            /* the queue in dq:queues (what deferred-cli stats and the
+             * operators list): pipelined, its answer not waited for */
+            (void) ngx_http_deferred_redis_register(rs, m->queue);
+
+            if (rs->replicas) {
+                m->waiting = 1;
+
+                if (ngx_http_deferred_redis_wait(rs,
+                                                 ngx_http_deferred_merge_waited,
+                                                 m)
+                    != NGX_OK)
+                {
+                    /* the script's reply still comes: it fails the tasks */
+                    m->waiting = 0;
+                    m->failure = "cannot wait for replicas";
+                }
+            }
+        }
+    }
+
+    ngx_free(heads);
 }
 
 
 /*
- * Takes the first waiting group and every later one of the same queue and
- * tombstone window, within the caps, off the list into a new command.
- * NGX_ERROR: no memory, nothing taken; NGX_DECLINED: the groups taken
- * have been failed already.
+ * Takes the groups of one chain (same queue and tombstone window, in
+ * order), as many as fit the caps, off the list into a new command;
+ * *chain moves past them. NGX_ERROR: no memory, nothing taken;
+ * NGX_DECLINED: the groups taken have been failed already.
  */
 
 static ngx_int_t
 ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
-    ngx_http_deferred_merged_t **mp)
+    ngx_http_deferred_group_t **chain, ngx_http_deferred_merged_t **mp)
 {
     u_char                      *p;
     dq_str_t                     queue;
     size_t                       size, bytes;
     ngx_uint_t                   i, k, n, nmembers;
-    ngx_queue_t                 *q, *next;
     dq_enqueue_item_t           *it;
-    ngx_http_deferred_group_t   *first, *g;
+    ngx_http_deferred_group_t   *first, *g, *next;
     ngx_http_deferred_merged_t  *m;
 
-    first = ngx_queue_data(ngx_queue_head(&rs->queued),
-                           ngx_http_deferred_group_t, link);
+    first = *chain;
 
     /* what fits */
 
@@ -156,19 +304,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     nmembers = 0;
     bytes = first->queue.len;
 
-    for (q = ngx_queue_head(&rs->queued);
-         q != ngx_queue_sentinel(&rs->queued);
-         q = ngx_queue_next(q))
-    {
-        g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
-
-        if (g->tombstone != first->tombstone
-            || g->queue.len != first->queue.len
-            || ngx_strncmp(g->queue.ptr, first->queue.ptr, g->queue.len) != 0)
-        {
-            continue;
-        }
-
+    for (g = first; g; g = g->bucket_next) {
         size = 0;
 
         for (k = 0; k < g->n; k++) {
@@ -198,6 +334,10 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
 
     m->redis = rs;
     m->n = n;
+    m->res = NULL;
+    m->failure = NULL;
+    m->waiting = 0;
+    m->replied = 0;
     m->nmembers = nmembers;
     m->items = (dq_enqueue_item_t *) (m + 1);
     m->members = (ngx_http_deferred_group_t **) (m->items + n);
@@ -209,19 +349,8 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     it = m->items;
     i = 0;
 
-    for (q = ngx_queue_head(&rs->queued);
-         q != ngx_queue_sentinel(&rs->queued) && i < nmembers;
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
-
-        if (g->tombstone != first->tombstone
-            || g->queue.len != first->queue.len
-            || ngx_strncmp(g->queue.ptr, first->queue.ptr, g->queue.len) != 0)
-        {
-            continue;
-        }
+    for (g = first; g && i < nmembers; g = next) {
+        next = g->bucket_next;
 
         m->members[i] = g;
         m->offsets[i] = it - m->items;
@@ -242,16 +371,19 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
             }
         }
 
-        ngx_queue_remove(q);
+        ngx_queue_remove(&g->link);
         g->queued = 0;
         g->merged = m;
         g->slot = i;
         i++;
     }
 
+    *chain = g;             /* the first group not taken, or NULL */
+
     queue.ptr = (const char *) p;
     queue.len = first->queue.len;
     ngx_memcpy(p, first->queue.ptr, first->queue.len);
+    m->queue = queue;
 
     dq_cmd_init(&m->cmd);
 
@@ -277,45 +409,109 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
     ngx_http_deferred_merged_t  *m = data;
 
     dq_error_t                   err;
-    dq_enqueue_result_t         *res;
     ngx_http_deferred_redis_t   *rs;
 
     rs = m->redis;
-    res = NULL;
+    m->replied = 1;
 
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: no reply (connection lost) "
                       "for %ui tasks", &rs->name, m->n);
-        ngx_http_deferred_merge_deliver(m, NULL, "Redis connection lost");
+        m->failure = "Redis connection lost";
         goto done;
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: enqueue failed: %*s",
-                      &rs->name, (int) reply->len, reply->str);
-        ngx_http_deferred_merge_deliver(m, NULL, "Redis refused the enqueue");
+                      &rs->name, (size_t) reply->len, reply->str);
+        m->failure = "Redis refused the enqueue";
         goto done;
     }
 
-    res = ngx_alloc(m->n * sizeof(dq_enqueue_result_t), rs->log);
+    m->res = ngx_alloc(m->n * sizeof(dq_enqueue_result_t), rs->log);
 
-    if (res == NULL || dq_reply_enqueue(reply, m->n, res, &err) != DQ_OK) {
+    if (m->res == NULL || dq_reply_enqueue(reply, m->n, m->res, &err) != DQ_OK)
+    {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: unexpected enqueue reply: %s",
-                      &rs->name, res ? err.msg : "out of memory");
-        ngx_http_deferred_merge_deliver(m, NULL,
-                                        "unexpected reply from Redis");
-        goto done;
+                      &rs->name, m->res ? err.msg : "out of memory");
+        m->failure = "unexpected reply from Redis";
     }
-
-    ngx_http_deferred_merge_deliver(m, res, NULL);
 
 done:
 
-    if (res) {
-        ngx_free(res);
+    if (!m->waiting) {
+        ngx_http_deferred_merge_finish(m);
+    }
+}
+
+
+/*
+ * WAIT's answer: the number of replicas that have the writes. It came
+ * before the script's reply only when the script was re-sent as EVAL
+ * (NOSCRIPT) behind it: then wait again, behind the EVAL.
+ */
+
+static void
+ngx_http_deferred_merge_waited(void *data, redisReply *reply)
+{
+    ngx_http_deferred_merged_t  *m = data;
+
+    ngx_http_deferred_redis_t   *rs;
+
+    rs = m->redis;
+
+    if (!m->replied && reply) {
+        if (ngx_http_deferred_redis_wait(rs, ngx_http_deferred_merge_waited,
+                                         m)
+            == NGX_OK)
+        {
+            return;
+        }
+
+        m->waiting = 0;
+        m->failure = "cannot wait for replicas";
+        return;
+    }
+
+    m->waiting = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer < rs->replicas)
+    {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: redis %V: %ui tasks stored but not "
+                      "acknowledged by %i replicas within %M ms (%s)",
+                      &rs->name, m->n, rs->replicas, rs->replicas_timeout,
+                      reply == NULL ? "connection lost"
+                      : reply->type == REDIS_REPLY_INTEGER ? "too few"
+                      : "WAIT refused");
+
+        if (m->failure == NULL) {
+            m->failure = "not replicated in time";
+        }
+    }
+
+    if (m->replied) {
+        ngx_http_deferred_merge_finish(m);
+    }
+}
+
+
+static void
+ngx_http_deferred_merge_finish(ngx_http_deferred_merged_t *m)
+{
+    if (m->failure) {
+        ngx_http_deferred_merge_deliver(m, NULL, m->failure);
+
+    } else {
+        ngx_http_deferred_merge_deliver(m, m->res, NULL);
+    }
+
+    if (m->res) {
+        ngx_free(m->res);
     }
 
     ngx_http_deferred_merge_free(m);

@@ -11,6 +11,10 @@
 #include "ngx_http_deferred_module.h"
 
 
+/* deferred_retry_bounds defaults (min_backoff: DQ_DEFAULT_MIN_BACKOFF_MS) */
+#define NGX_HTTP_DEFERRED_MAX_RETRIES     100
+#define NGX_HTTP_DEFERRED_MAX_BACKOFF_MS  (24 * 3600 * 1000LL)
+#define NGX_HTTP_DEFERRED_MAX_DOUBLINGS   32
 
 
 static ngx_int_t ngx_http_deferred_preconfiguration(ngx_conf_t *cf);
@@ -30,10 +34,19 @@ static char *ngx_http_deferred_queues(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_deferred_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_deferred_functions(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_deferred_retry_bounds(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_deferred_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 static ngx_int_t ngx_http_deferred_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_deferred_init_process(ngx_cycle_t *cycle);
 static void ngx_http_deferred_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_http_request_body_filter_pt  ngx_http_next_request_body_filter;
 
 
 static ngx_conf_num_bounds_t  ngx_http_deferred_batch_bounds = {
@@ -51,7 +64,7 @@ static ngx_command_t  ngx_http_deferred_commands[] = {
       NULL },
 
     { ngx_string("deferred_endpoint"),
-      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_deferred_endpoint,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -64,6 +77,13 @@ static ngx_command_t  ngx_http_deferred_commands[] = {
       0,
       NULL },
 
+    { ngx_string("deferred_return"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_deferred_return_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("deferred_queues"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_deferred_queues,
@@ -72,8 +92,22 @@ static ngx_command_t  ngx_http_deferred_commands[] = {
       NULL },
 
     { ngx_string("deferred_secret"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_deferred_secret,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("deferred_functions"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_deferred_functions,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("deferred_retry_bounds"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_deferred_retry_bounds,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -105,6 +139,41 @@ static ngx_command_t  ngx_http_deferred_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_deferred_loc_conf_t, tombstone),
       NULL },
+
+    { ngx_string("deferred_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_deferred_ops_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_deferred_ops_kinds[1] },
+
+    { ngx_string("deferred_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_deferred_ops_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_deferred_ops_kinds[2] },
+
+    { ngx_string("deferred_dashboard"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      ngx_http_deferred_ops_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_deferred_ops_kinds[3] },
+
+    { ngx_string("deferred_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_deferred_ops_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_deferred_ops_kinds[4] },
+
+    { ngx_string("deferred_ready"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_deferred_ops_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_deferred_ops_kinds[5] },
 
       ngx_null_command
 };
@@ -179,7 +248,7 @@ ngx_http_deferred_variable(ngx_http_request_t *r,
     ngx_str_t                *s;
     ngx_http_deferred_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_deferred_module);
+    ctx = ngx_http_deferred_ctx_find(r, NULL);
 
     if (ctx == NULL) {
         v->not_found = 1;
@@ -206,26 +275,51 @@ ngx_http_deferred_variable(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_deferred_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_array_t                *a;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    /* pushed after the rewrite module's handler: runs before "return" */
+    /*
+     * Both in the precontent phase, after every access and limit phase
+     * (allow/deny, auth_basic, auth_request, limit_req, limit_conn) and
+     * after the rewrite phase ("set", "if", "return"). Handlers of a phase
+     * run from the last pushed to the first: the endpoint goes at the end
+     * (it runs first, ahead of try_files), deferred_enqueue at the start
+     * (it runs last, after try_files has chosen the location that serves
+     * the request).
+     */
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
+    a = &cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers;
 
-    *h = ngx_http_deferred_rewrite_handler;
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    h = ngx_array_push(a);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
     *h = ngx_http_deferred_precontent_handler;
+
+    h = ngx_array_push(a);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = a->elts;
+    ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = ngx_http_deferred_enqueue_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_deferred_log_handler;
+
+    /* deferred_max_body while the body is read, whatever its framing */
+
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_deferred_body_filter;
 
     return NGX_OK;
 }
@@ -294,12 +388,17 @@ ngx_http_deferred_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     dlcf->enqueues = NULL;
-     *     dlcf->secret = { 0, NULL };
      *     dlcf->secret_header = { 0, NULL };
      */
 
     dlcf->redis = NGX_CONF_UNSET_PTR;
     dlcf->endpoint = NGX_CONF_UNSET;
+    dlcf->endpoint_off = NGX_CONF_UNSET;
+    dlcf->open = NGX_CONF_UNSET;
+    dlcf->functions = NGX_CONF_UNSET_PTR;
+    dlcf->secrets = NGX_CONF_UNSET_PTR;
+    dlcf->secret_window = NGX_CONF_UNSET;
+    dlcf->bounds = NGX_CONF_UNSET_PTR;
     dlcf->queues = NGX_CONF_UNSET_PTR;
     dlcf->max_body = NGX_CONF_UNSET_SIZE;
     dlcf->max_batch = NGX_CONF_UNSET_UINT;
@@ -316,11 +415,26 @@ ngx_http_deferred_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_deferred_loc_conf_t  *prev = parent;
     ngx_http_deferred_loc_conf_t  *conf = child;
 
+    ngx_flag_t                     open_here;
     ngx_http_deferred_srv_conf_t  *dscf;
+
+    static ngx_http_deferred_bounds_t  bounds = {
+        NGX_HTTP_DEFERRED_MAX_RETRIES, DQ_DEFAULT_MIN_BACKOFF_MS,
+        NGX_HTTP_DEFERRED_MAX_BACKOFF_MS, NGX_HTTP_DEFERRED_MAX_DOUBLINGS, 0
+    };
+
+    open_here = (conf->open == 1);
 
     ngx_conf_merge_ptr_value(conf->redis, prev->redis, NULL);
     ngx_conf_merge_value(conf->endpoint, prev->endpoint, 0);
+    ngx_conf_merge_value(conf->endpoint_off, prev->endpoint_off, 0);
+    ngx_conf_merge_value(conf->open, prev->open, 0);
     ngx_conf_merge_ptr_value(conf->queues, prev->queues, NULL);
+    ngx_conf_merge_ptr_value(conf->functions, prev->functions, NULL);
+    ngx_conf_merge_ptr_value(conf->secrets, prev->secrets, NULL);
+    ngx_conf_merge_value(conf->secret_window, prev->secret_window,
+                         DQ_SIGN_WINDOW_S);
+    ngx_conf_merge_ptr_value(conf->bounds, prev->bounds, &bounds);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body,
                               DQ_DEFAULT_MAX_ENVELOPE);
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch,
@@ -329,9 +443,19 @@ ngx_http_deferred_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->tombstone, prev->tombstone,
                               (ngx_msec_t) DQ_DEFAULT_TOMBSTONE_MS);
 
-    if (conf->secret.data == NULL) {
-        conf->secret = prev->secret;
+    if (conf->secret_header.data == NULL) {
         conf->secret_header = prev->secret_header;
+    }
+
+    if (conf->secret_header.data == NULL) {
+        ngx_str_set(&conf->secret_header, DQ_SIGN_HEADER);
+    }
+
+    if (open_here && conf->secrets == NULL) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "the deferred endpoint is open to every address "
+                           "without \"deferred_secret\": anyone who reaches "
+                           "this server can run any registered function");
     }
 
     if (conf->max_body == 0) {
@@ -344,6 +468,10 @@ ngx_http_deferred_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"deferred_timeout\" must be more than 0");
         return NGX_CONF_ERROR;
+    }
+
+    if (conf->redis && conf->redis->max_timeout < conf->timeout) {
+        conf->redis->max_timeout = conf->timeout;
     }
 
     dscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_deferred_module);
@@ -363,7 +491,7 @@ ngx_http_deferred_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 /* deferred_redis HOST[:PORT] | [IPV6]:PORT | unix:PATH [password=] [db=]
- *                [connect_timeout=] */
+ *                [connect_timeout=] [replicas=n] [replicas_timeout=] */
 
 static char *
 ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -372,12 +500,12 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char                          *p;
     ngx_str_t                       *value, password, s;
-    ngx_int_t                        db;
+    ngx_int_t                        db, replicas;
     ngx_uint_t                       i;
     dq_addr_t                        addr;
     ngx_url_t                        u;
     dq_error_t                       err;
-    ngx_msec_t                       connect_timeout;
+    ngx_msec_t                       connect_timeout, replicas_timeout;
     ngx_http_deferred_redis_t       *rs, **rsp;
     ngx_http_deferred_main_conf_t   *dmcf;
 
@@ -390,6 +518,8 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_null(&password);
     db = 0;
     connect_timeout = 1000;
+    replicas = 0;
+    replicas_timeout = 1000;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -407,6 +537,29 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             db = ngx_atoi(value[i].data + 3, value[i].len - 3);
             if (db == NGX_ERROR || db > 65535) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "replicas=", 9) == 0) {
+            replicas = ngx_atoi(value[i].data + 9, value[i].len - 9);
+            if (replicas == NGX_ERROR || replicas > 100) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "replicas_timeout=", 17) == 0) {
+            s.data = value[i].data + 17;
+            s.len = value[i].len - 17;
+
+            replicas_timeout = ngx_parse_time(&s, 0);
+            if (replicas_timeout == (ngx_msec_t) NGX_ERROR
+                || replicas_timeout == 0)
+            {
                 goto invalid;
             }
 
@@ -442,6 +595,8 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (rs->name.len == value[1].len
             && ngx_strncmp(rs->name.data, value[1].data, value[1].len) == 0
             && rs->db == db
+            && rs->replicas == replicas
+            && rs->replicas_timeout == replicas_timeout
             && rs->password.len == password.len
             && ngx_strncmp(rs->password.data, password.data, password.len)
                == 0)
@@ -459,6 +614,8 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rs->name = value[1];
     rs->db = db;
     rs->connect_timeout = connect_timeout;
+    rs->replicas = replicas;
+    rs->replicas_timeout = replicas_timeout;
 
     if (password.len) {
         rs->password.data = ngx_pstrdup(cf->pool, &password);
@@ -547,7 +704,9 @@ invalid:
 }
 
 
-/* "on" at server level: /_ah/queue/deferred; in a location: that URL */
+/* deferred_endpoint on [open] | off: "on" at server level serves
+ * /_ah/queue/deferred; in a location, that location's URL; "open" lets any
+ * address call it (else only the local host's, unless deferred_secret) */
 
 static char *
 ngx_http_deferred_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -574,6 +733,18 @@ ngx_http_deferred_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (cf->args->nelts == 3) {
+        if (!on || ngx_strcmp(value[2].data, "open") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"deferred_endpoint\", only \"on open\" "
+                               "takes one", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        dlcf->open = 1;
+    }
+
     if (cf->cmd_type == NGX_HTTP_SRV_CONF) {
         dscf = ngx_http_conf_get_module_srv_conf(cf,
                                                  ngx_http_deferred_module);
@@ -591,6 +762,7 @@ ngx_http_deferred_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     dlcf->endpoint = on;
+    dlcf->endpoint_off = !on;
 
     if (on) {
         clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -646,46 +818,313 @@ ngx_http_deferred_queues(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* deferred_secret <secret> [header=X-Deferred-Signature] */
+/* deferred_secret secret [secret ...] [header=name] [window=time] */
 
 static char *
 ngx_http_deferred_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_deferred_loc_conf_t  *dlcf = conf;
 
-    ngx_str_t  *value;
+    time_t       window;
+    dq_str_t    *d;
+    ngx_str_t   *value, s;
+    ngx_uint_t   i;
 
-    if (dlcf->secret.data) {
+    if (dlcf->secrets != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
-    if (value[1].len < 16) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"deferred_secret\" is too short: use at least "
-                           "16 characters");
+    dlcf->secrets = ngx_array_create(cf->pool, 2, sizeof(dq_str_t));
+    if (dlcf->secrets == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    dlcf->secret = value[1];
-    ngx_str_set(&dlcf->secret_header, "X-Deferred-Signature");
+    for (i = 1; i < cf->args->nelts; i++) {
 
-    if (cf->args->nelts == 3) {
-        if (value[2].len <= 7
-            || ngx_strncmp(value[2].data, "header=", 7) != 0)
-        {
+        if (ngx_strncmp(value[i].data, "header=", 7) == 0) {
+            if (value[i].len == 7) {
+                goto invalid;
+            }
+
+            dlcf->secret_header.data = value[i].data + 7;
+            dlcf->secret_header.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "window=", 7) == 0) {
+            s.data = value[i].data + 7;
+            s.len = value[i].len - 7;
+
+            window = ngx_parse_time(&s, 1);
+            if (window == (time_t) NGX_ERROR || window == 0) {
+                goto invalid;
+            }
+
+            dlcf->secret_window = window;
+            continue;
+        }
+
+        if (value[i].len < 16) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in "
-                               "\"deferred_secret\"", &value[2]);
+                               "\"deferred_secret\" is too short: use at "
+                               "least 16 characters");
             return NGX_CONF_ERROR;
         }
 
-        dlcf->secret_header.data = value[2].data + 7;
-        dlcf->secret_header.len = value[2].len - 7;
+        if (dlcf->secrets->nelts == DQ_SIGN_MAX_SECRETS) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"deferred_secret\" takes at most %d secrets",
+                               DQ_SIGN_MAX_SECRETS);
+            return NGX_CONF_ERROR;
+        }
+
+        d = ngx_array_push(dlcf->secrets);
+        if (d == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        d->ptr = (const char *) value[i].data;
+        d->len = value[i].len;
+    }
+
+    if (dlcf->secrets->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"deferred_secret\" names no secret");
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in \"deferred_secret\"",
+                       &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* deferred_functions name | prefix* ... */
+
+static char *
+ngx_http_deferred_functions(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_deferred_loc_conf_t  *dlcf = conf;
+
+    dq_str_t     d;
+    ngx_str_t   *value, *f;
+    ngx_uint_t   i;
+
+    if (dlcf->functions != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    dlcf->functions = ngx_array_create(cf->pool, cf->args->nelts,
+                                       sizeof(ngx_str_t));
+    if (dlcf->functions == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        d.ptr = (const char *) value[i].data;
+        d.len = value[i].len;
+
+        if (d.len > 1 && d.ptr[d.len - 1] == '*') {
+            d.len--;
+        }
+
+        if (!dq_func_name_valid(d)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid function \"%V\" in "
+                               "\"deferred_functions\": a name, or a prefix "
+                               "followed by \"*\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        f = ngx_array_push(dlcf->functions);
+        if (f == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *f = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* deferred_retry_bounds [max_retries=n] [min_backoff=time]
+ *                       [max_backoff=time] [max_doublings=n] [max_age=time] */
+
+static char *
+ngx_http_deferred_retry_bounds(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_deferred_loc_conf_t  *dlcf = conf;
+
+    int64_t                     *field;
+    ngx_int_t                    n;
+    ngx_str_t                   *value, s;
+    ngx_uint_t                   i, is_time;
+    ngx_msec_t                   ms;
+    ngx_http_deferred_bounds_t  *b;
+
+    if (dlcf->bounds != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    b = ngx_palloc(cf->pool, sizeof(ngx_http_deferred_bounds_t));
+    if (b == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    b->max_retries = NGX_HTTP_DEFERRED_MAX_RETRIES;
+    b->min_backoff_ms = DQ_DEFAULT_MIN_BACKOFF_MS;
+    b->max_backoff_ms = NGX_HTTP_DEFERRED_MAX_BACKOFF_MS;
+    b->max_doublings = NGX_HTTP_DEFERRED_MAX_DOUBLINGS;
+    b->max_age_ms = 0;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        s = value[i];
+        is_time = 1;
+
+        if (ngx_strncmp(s.data, "max_retries=", 12) == 0) {
+            field = &b->max_retries;
+            is_time = 0;
+            s.data += 12;
+            s.len -= 12;
+
+        } else if (ngx_strncmp(s.data, "min_backoff=", 12) == 0) {
+            field = &b->min_backoff_ms;
+            s.data += 12;
+            s.len -= 12;
+
+        } else if (ngx_strncmp(s.data, "max_backoff=", 12) == 0) {
+            field = &b->max_backoff_ms;
+            s.data += 12;
+            s.len -= 12;
+
+        } else if (ngx_strncmp(s.data, "max_doublings=", 14) == 0) {
+            field = &b->max_doublings;
+            is_time = 0;
+            s.data += 14;
+            s.len -= 14;
+
+        } else if (ngx_strncmp(s.data, "max_age=", 8) == 0) {
+            field = &b->max_age_ms;
+            s.data += 8;
+            s.len -= 8;
+
+        } else {
+            goto invalid;
+        }
+
+        if (is_time) {
+            ms = ngx_parse_time(&s, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR) {
+                goto invalid;
+            }
+
+            *field = (int64_t) ms;
+            continue;
+        }
+
+        n = ngx_atoi(s.data, s.len);
+        if (n == NGX_ERROR) {
+            goto invalid;
+        }
+
+        *field = n;
+    }
+
+    dlcf->bounds = b;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in "
+                       "\"deferred_retry_bounds\"", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * deferred_max_body while the body is read (Content-Length, chunked,
+ * HTTP/2 without a length alike): the endpoint's body is copied here into
+ * the request pool as it arrives and refused with 413 as soon as it
+ * passes the limit; nothing is read back from a temp file later.
+ */
+
+static ngx_int_t
+ngx_http_deferred_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    u_char                        *p;
+    size_t                         size, cap;
+    ngx_chain_t                   *cl;
+    ngx_http_deferred_ctx_t       *ctx;
+    ngx_http_deferred_loc_conf_t  *dlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_deferred_module);
+
+    if (ctx == NULL || !ctx->reading) {
+        return ngx_http_next_request_body_filter(r, in);
+    }
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+
+    for (cl = in; cl; cl = cl->next) {
+        size = cl->buf->last - cl->buf->pos;
+
+        if (size == 0 || cl->buf->in_file) {
+            continue;
+        }
+
+        if (size > dlcf->max_body - ctx->raw_len) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "deferred: 413 body over deferred_max_body (%uz) "
+                          "while reading", dlcf->max_body);
+            ctx->reading = 0;
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+
+        if (ctx->raw_len + size > ctx->raw_cap) {
+            cap = ngx_max(ctx->raw_cap * 2, 16384);
+
+            if (r->headers_in.content_length_n > 0
+                && (size_t) r->headers_in.content_length_n <= dlcf->max_body)
+            {
+                cap = ngx_max(cap, (size_t) r->headers_in.content_length_n);
+            }
+
+            cap = ngx_max(cap, ctx->raw_len + size);
+            cap = ngx_min(cap, dlcf->max_body);
+
+            p = ngx_pnalloc(r->pool, cap);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (ctx->raw_len) {
+                ngx_memcpy(p, ctx->raw, ctx->raw_len);
+            }
+
+            ctx->raw = p;
+            ctx->raw_cap = cap;
+        }
+
+        ngx_memcpy(ctx->raw + ctx->raw_len, cl->buf->pos, size);
+        ctx->raw_len += size;
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
 }
 
 

@@ -13,7 +13,11 @@
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
  *                                one connection per worker per Redis,
  *                                reconnect with backoff, EVALSHA/EVAL
- *   ngx_http_deferred_hmac.c     the shared-secret signature check
+ *   ngx_http_deferred_access.c   who may call the endpoint: local
+ *                                addresses, signatures (lib/dq_sign.c),
+ *                                functions and retry bounds
+ *   ngx_http_deferred_status.c   operator locations: status, metrics,
+ *                                dashboard, admin actions, readiness
  *
  * Key names, scripts, the envelope and name rules come from lib/ only.
  */
@@ -31,6 +35,7 @@
 #include <hiredis/async.h>
 
 #include "dq_contract.h"
+#include "dq_sign.h"
 
 
 #define NGX_HTTP_DEFERRED_RETRY_AFTER  "1"
@@ -57,6 +62,11 @@ struct ngx_http_deferred_redis_s {
     ngx_str_t                      password;
     ngx_int_t                      db;
     ngx_msec_t                     connect_timeout;
+    ngx_int_t                      replicas;    /* WAIT for n replicas */
+    ngx_msec_t                     replicas_timeout;
+    ngx_msec_t                     max_timeout; /* longest deferred_timeout
+                                                   of the locations using
+                                                   it */
 
     /* per worker process, from init_process on */
     redisAsyncContext             *ac;
@@ -66,6 +76,9 @@ struct ngx_http_deferred_redis_s {
     ngx_msec_t                     last_attempt;
     ngx_log_t                     *log;
     ngx_queue_t                    queued;      /* groups not yet sent */
+    ngx_uint_t                     pending;     /* commands sent, no reply */
+    ngx_msec_t                     waiting_since; /* last reply, or first
+                                                   send after none */
     ngx_event_t                    flush;       /* posted: send them */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
@@ -109,22 +122,43 @@ typedef struct {
 } ngx_http_deferred_enqueue_t;
 
 
+/* server-side bounds on a task's retry_options (deferred_retry_bounds) */
+typedef struct {
+    int64_t                        max_retries;
+    int64_t                        min_backoff_ms;
+    int64_t                        max_backoff_ms;
+    int64_t                        max_doublings;
+    int64_t                        max_age_ms;  /* 0: any */
+} ngx_http_deferred_bounds_t;
+
+
 typedef struct {
     ngx_http_deferred_redis_t     *redis;
     ngx_flag_t                     endpoint;    /* this location */
+    ngx_flag_t                     endpoint_off;
+    ngx_flag_t                     open;        /* any address may call */
     ngx_array_t                   *enqueues;    /* of enqueue_t */
     ngx_array_t                   *queues;      /* ngx_str_t, allowed */
-    ngx_str_t                      secret;
+    ngx_array_t                   *functions;   /* ngx_str_t, allowed */
+    ngx_array_t                   *secrets;     /* dq_str_t */
     ngx_str_t                      secret_header;
+    time_t                         secret_window;
+    ngx_http_deferred_bounds_t    *bounds;
+    ngx_uint_t                     ret_status;  /* deferred_return */
+    ngx_http_complex_value_t      *ret_text;
     size_t                         max_body;
     ngx_uint_t                     max_batch;
     ngx_msec_t                     timeout;
     ngx_msec_t                     tombstone;
+    void                          *ops;         /* status.c: operator
+                                                   location, or NULL */
 } ngx_http_deferred_loc_conf_t;
 
 
 /* one queue's share of a request's tasks: one script call */
-typedef struct {
+typedef struct ngx_http_deferred_group_s  ngx_http_deferred_group_t;
+
+struct ngx_http_deferred_group_s {
     ngx_http_deferred_ctx_t       *ctx;
     dq_str_t                       queue;
     dq_enqueue_item_t             *items;
@@ -132,10 +166,12 @@ typedef struct {
     ngx_uint_t                     n;
     int64_t                        tombstone;
     ngx_queue_t                    link;        /* in redis->queued */
+    ngx_http_deferred_group_t     *bucket_next; /* same queue, while the
+                                                   merger sorts the list */
     ngx_http_deferred_merged_t    *merged;      /* sent, waiting */
     ngx_uint_t                     slot;        /* in merged */
     unsigned                       queued:1;
-} ngx_http_deferred_group_t;
+};
 
 
 typedef struct {
@@ -146,6 +182,8 @@ typedef struct {
     dq_str_t                       envelope;
     int64_t                        eta_ms;      /* requested, -1 none */
     int64_t                        countdown_ms;
+    int                            keyed;       /* id from the client */
+    int64_t                        key_window_ms;
     dq_enqueue_result_t            result;
 } ngx_http_deferred_task_t;
 
@@ -161,6 +199,7 @@ typedef enum {
 /* the request's context; the batch it carries lives in the request pool */
 struct ngx_http_deferred_ctx_s {
     ngx_http_request_t            *request;
+    ngx_http_deferred_loc_conf_t  *conf;        /* whose enqueues */
     ngx_uint_t                     state;
     ngx_uint_t                     endpoint;    /* POST vs enqueue location */
 
@@ -178,6 +217,11 @@ struct ngx_http_deferred_ctx_s {
     ngx_str_t                      body;        /* response body (JSON) */
     ngx_uint_t                     retry_after;
 
+    u_char                        *raw;         /* the body as read */
+    size_t                         raw_len;
+    size_t                         raw_cap;
+    unsigned                       reading:1;   /* endpoint body */
+
     ngx_str_t                      var_id;      /* $deferred_task_id */
     ngx_str_t                      var_eta;     /* $deferred_task_eta */
 };
@@ -187,9 +231,17 @@ struct ngx_http_deferred_ctx_s {
 void ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g);
+void ngx_http_deferred_merge_ready(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
+    const char *failure);
 
 /* ngx_http_deferred_redis.c */
 ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
+ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
+ngx_int_t ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
+    dq_str_t queue);
+ngx_int_t ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_deferred_main_conf_t *dmcf);
 void ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf);
@@ -213,22 +265,40 @@ ngx_int_t ngx_http_deferred_send_response(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx);
 ngx_int_t ngx_http_deferred_status_of(int code);
 
-/* ngx_http_deferred_hmac.c */
-ngx_int_t ngx_http_deferred_hmac_check(ngx_http_request_t *r,
-    ngx_http_deferred_loc_conf_t *dlcf, u_char *body, size_t len);
+/* ngx_http_deferred_access.c */
+ngx_int_t ngx_http_deferred_local_client(ngx_http_request_t *r);
+ngx_int_t ngx_http_deferred_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value);
+ngx_int_t ngx_http_deferred_signature_check(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, u_char *mac,
+    dq_error_t *err);
+ngx_int_t ngx_http_deferred_allowed(ngx_http_deferred_loc_conf_t *dlcf,
+    dq_request_t *req, const char *prefix, dq_error_t *err);
+const char *ngx_http_deferred_error_name(int code);
 
 /* ngx_http_deferred_handler.c */
 ngx_int_t ngx_http_deferred_endpoint_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_deferred_precontent_handler(ngx_http_request_t *r);
 ngx_http_deferred_ctx_t *ngx_http_deferred_ctx_create(ngx_http_request_t *r);
+ngx_http_deferred_ctx_t *ngx_http_deferred_ctx_find(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *conf);
+void ngx_http_deferred_log_safe(char *s);
 ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);
 
+/* ngx_http_deferred_status.c */
+extern ngx_uint_t  ngx_http_deferred_ops_kinds[];
+char *ngx_http_deferred_ops_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
 /* ngx_http_deferred_enqueue.c */
 char *ngx_http_deferred_enqueue_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_int_t ngx_http_deferred_rewrite_handler(ngx_http_request_t *r);
+char *ngx_http_deferred_return_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_deferred_log_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_deferred_enqueue_handler(ngx_http_request_t *r);
 
 
 extern ngx_module_t  ngx_http_deferred_module;

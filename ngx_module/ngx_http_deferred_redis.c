@@ -6,9 +6,13 @@
  * ngx_connection_t, level-triggered read/write events, nginx closing the
  * fd) and the per-worker connection of each configured Redis: connected at
  * init_process by numeric address or unix socket (resolved at config
- * time), AUTH/SELECT/SCRIPT LOAD pipelined ahead of everything else,
- * commands of concurrent requests pipelined on it, reconnect with backoff,
- * EVALSHA retried as EVAL on NOSCRIPT.
+ * time), AUTH/SELECT/INFO/SCRIPT LOAD pipelined ahead of everything else
+ * and the connection used only once all of them answered OK (a refused
+ * AUTH or SELECT must not let a command run unauthenticated or in the
+ * wrong database; an older Redis than DQ_REDIS_MIN_VERSION is refused, an
+ * evicting maxmemory-policy is warned about), commands of concurrent
+ * requests pipelined on it, reconnect with backoff, EVALSHA retried as
+ * EVAL on NOSCRIPT, WAIT for replicas when configured.
  *
  * Invariants: hiredis runs each callback exactly once (a NULL reply on
  * disconnect); a command's handler runs exactly once (with NULL on
@@ -179,6 +183,7 @@ ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
         rs->state = NGX_HTTP_DEFERRED_REDIS_IDLE;
         rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
 
+        rs->pending = 0;
         ngx_http_deferred_merge_init(rs);
 
         ngx_memzero(&rs->timer, sizeof(ngx_event_t));
@@ -264,6 +269,20 @@ ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
         goto failed;
     }
 
+    if (rs->unix_path.len == 0) {
+        /* a peer that vanished (host down, NAT dropped the flow) is
+         * noticed even on an idle connection */
+        int  on = 1;
+
+        if (setsockopt(ac->c.fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on))
+            == -1)
+        {
+            ngx_log_error(NGX_LOG_INFO, rs->log, ngx_socket_errno,
+                          "deferred: redis %V: SO_KEEPALIVE failed",
+                          &rs->name);
+        }
+    }
+
     c->data = ac;
     c->read->handler = ngx_http_deferred_redis_read_handler;
     c->write->handler = ngx_http_deferred_redis_write_handler;
@@ -305,6 +324,12 @@ ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
         (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_setup_cb,
                                      (void *) "SELECT", 2, argv, argvlen);
     }
+
+    argv[0] = "INFO";
+    argvlen[0] = 4;
+
+    (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_setup_cb,
+                                 (void *) "INFO", 1, argv, argvlen);
 
     script = dq_script(DQ_SCRIPT_ENQUEUE);
 
@@ -373,6 +398,8 @@ ngx_http_deferred_redis_drop(ngx_http_deferred_redis_t *rs)
     if (ac) {
         redisAsyncFree(ac);
     }
+
+    ngx_http_deferred_merge_fail_queued(rs, "Redis is not reachable");
 }
 
 
@@ -420,6 +447,8 @@ ngx_http_deferred_redis_connect_cb(const redisAsyncContext *ac, int status)
     rs->ac = NULL;
     rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
     ngx_http_deferred_redis_schedule(rs);
+
+    ngx_http_deferred_merge_fail_queued(rs, "Redis is not reachable");
 }
 
 
@@ -446,6 +475,8 @@ ngx_http_deferred_redis_disconnect_cb(const redisAsyncContext *ac, int status)
     rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
     rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
     ngx_http_deferred_redis_schedule(rs);
+
+    ngx_http_deferred_merge_fail_queued(rs, "Redis connection lost");
 }
 
 
@@ -454,6 +485,7 @@ ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
     void *privdata)
 {
     redisReply                 *reply = r;
+    dq_server_info_t            info;
     ngx_http_deferred_redis_t  *rs = ac->data;
 
     if (reply == NULL || rs->ac != ac) {
@@ -462,10 +494,47 @@ ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                      "deferred: redis %V: %s failed: %*s", &rs->name,
-                      (char *) privdata, (int) reply->len, reply->str);
+                      "deferred: redis %V: %s failed: %*s; the connection "
+                      "is not used", &rs->name, (char *) privdata,
+                      (size_t) reply->len, reply->str);
         rs->down_logged = 1;
         ngx_http_deferred_redis_drop(rs);
+        return;
+    }
+
+    if (ngx_strcmp((char *) privdata, "INFO") == 0) {
+
+        if (reply->type != REDIS_REPLY_STRING
+            || dq_server_info(reply->str, reply->len, &info) != 0
+            || info.too_old)
+        {
+            if (reply->type != REDIS_REPLY_STRING) {
+                ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                              "deferred: redis %V: INFO did not answer a "
+                              "text; the connection is not used",
+                              &rs->name);
+
+            } else {
+                ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                              "deferred: redis %V: Redis %s is too old: "
+                              DQ_REDIS_MIN_VERSION " or later is needed "
+                              "(script flags, ZMSCORE); the connection is "
+                              "not used", &rs->name,
+                              info.version[0] ? info.version : "(unknown)");
+            }
+            rs->down_logged = 1;
+            ngx_http_deferred_redis_drop(rs);
+            return;
+        }
+
+        if (info.evicts) {
+            ngx_log_error(NGX_LOG_WARN, rs->log, 0,
+                          "deferred: redis %V: maxmemory-policy %s may "
+                          "evict keys, and a queue's keys hold its tasks: "
+                          "set maxmemory-policy noeviction",
+                          &rs->name, info.policy);
+        }
+
         return;
     }
 
@@ -487,6 +556,9 @@ ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
     rs->down_logged = 0;
     rs->state = NGX_HTTP_DEFERRED_REDIS_READY;
     rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
+
+    /* what waited for the setup goes now */
+    ngx_http_deferred_merge_ready(rs);
 }
 
 
@@ -508,13 +580,26 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
 }
 
 
-ngx_http_deferred_redis_cmd_t *
-ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
+/* commands go only on a connection whose setup answered OK */
+
+ngx_int_t
+ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs)
+{
+    return (rs->ac && rs->state == NGX_HTTP_DEFERRED_REDIS_READY)
+           ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* one command on a ready connection; its handler runs exactly once */
+
+static ngx_http_deferred_redis_cmd_t *
+ngx_http_deferred_redis_send(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
+    int argc, const char **argv, const size_t *argvlen,
     ngx_http_deferred_redis_handler_pt handler, void *data)
 {
     ngx_http_deferred_redis_cmd_t  *rcmd;
 
-    if (ngx_http_deferred_redis_usable(rs) != NGX_OK) {
+    if (ngx_http_deferred_redis_ready(rs) != NGX_OK) {
         return NULL;
     }
 
@@ -527,24 +612,105 @@ ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     rcmd->data = data;
     rcmd->cmd = cmd;
     rcmd->redis = rs;
-    rcmd->eval = 0;
+    rcmd->eval = (cmd == NULL);     /* not a script: never re-sent */
 
     if (redisAsyncCommandArgv(rs->ac, ngx_http_deferred_redis_reply_cb, rcmd,
-                              cmd->argc, cmd->argv, cmd->argvlen)
+                              argc, argv, argvlen)
         != REDIS_OK)
     {
         ngx_free(rcmd);
         return NULL;
     }
 
+    if (rs->pending++ == 0) {
+        rs->waiting_since = ngx_current_msec;
+    }
+
     return rcmd;
 }
 
+
+ngx_http_deferred_redis_cmd_t *
+ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
+    ngx_http_deferred_redis_handler_pt handler, void *data)
+{
+    return ngx_http_deferred_redis_send(rs, cmd, cmd->argc, cmd->argv,
+                                        cmd->argvlen, handler, data);
+}
+
+
+/* SADD dq:queues queue; the reply is not waited for */
+
+static void
+ngx_http_deferred_redis_ignore(void *data, redisReply *reply)
+{
+}
+
+
+ngx_int_t
+ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
+    dq_str_t queue)
+{
+    size_t       argvlen[3];
+    const char  *argv[3];
+
+    argv[0] = "SADD";
+    argvlen[0] = 4;
+    argv[1] = DQ_QUEUES_KEY;
+    argvlen[1] = sizeof(DQ_QUEUES_KEY) - 1;
+    argv[2] = queue.ptr;
+    argvlen[2] = queue.len;
+
+    return ngx_http_deferred_redis_send(rs, NULL, 3, argv, argvlen,
+                                        ngx_http_deferred_redis_ignore, NULL)
+           ? NGX_OK : NGX_ERROR;
+}
+
+
+/* WAIT replicas timeout, right behind the commands already sent */
+
+ngx_int_t
+ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_redis_handler_pt handler, void *data)
+{
+    u_char       n[NGX_INT_T_LEN], ms[NGX_INT_T_LEN];
+    size_t       argvlen[3];
+    const char  *argv[3];
+
+    argv[0] = "WAIT";
+    argvlen[0] = 4;
+    argv[1] = (const char *) n;
+    argvlen[1] = ngx_sprintf(n, "%i", rs->replicas) - n;
+    argv[2] = (const char *) ms;
+    argvlen[2] = ngx_sprintf(ms, "%M", rs->replicas_timeout) - ms;
+
+    return ngx_http_deferred_redis_send(rs, NULL, 3, argv, argvlen, handler,
+                                        data)
+           ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * A request's deferred_timeout passed. The connection is dropped (and
+ * every command on it failed) only when it is stuck: commands are waiting
+ * and nothing has come back for the longest deferred_timeout of any
+ * location using this Redis. One location's short timeout does not cut
+ * the others' requests off.
+ */
 
 void
 ngx_http_deferred_redis_timed_out(ngx_http_deferred_redis_t *rs)
 {
     if (rs->ac == NULL) {
+        return;
+    }
+
+    if (rs->pending == 0
+        || ngx_current_msec - rs->waiting_since < rs->max_timeout)
+    {
+        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                      "deferred: redis %V: slow, the connection is kept "
+                      "(%ui commands waiting)", &rs->name, rs->pending);
         return;
     }
 
@@ -571,6 +737,10 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
         return;
     }
 
+    /* one reply (or the loss of the connection) for one command */
+    rcmd->redis->pending--;
+    rcmd->redis->waiting_since = ngx_current_msec;
+
     if (reply && !rcmd->eval && dq_reply_is_noscript(reply)) {
         ngx_log_error(NGX_LOG_INFO, rcmd->redis->log, 0,
                       "deferred: redis %V: NOSCRIPT, retrying with EVAL",
@@ -584,6 +754,7 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
                                   rcmd->cmd->argvlen)
             == REDIS_OK)
         {
+            rcmd->redis->pending++;
             return;
         }
 

@@ -10,13 +10,15 @@ use DQTest;
 use DQWorker;
 use Test::More;
 
+my $lib = DQWorker::example_lib();
+my $tlib = DQTest::require_built(bin('examples/tasklet/libdq_tasklet_example.so'),
+                                 'tasklet example library');
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir,
     args => ['--requirepass', 's3cret', '--unixsocket', "$dir/r.sock"]);
 is($r->cmd('AUTH', 's3cret'), 'OK', 'test connection authenticated');
 $r->cmd('SELECT', 2);
 my $port = $r->port;
-my $lib = DQWorker::example_lib();
 my $wbin = DQWorker::worker_bin();
 my $cli = bin('deferred-cli');
 
@@ -48,6 +50,22 @@ like($err, qr/NOAUTH|AUTH/i, 'and Redis says why') or diag($err);
         or diag($err);
     like($out, qr/^deadid /m, 'and lists database 2');
     $r->cmd('DEL', 'dq:{aq}:dead');
+}
+
+# an empty password is none: -a '' or an exported empty variable must not
+# send AUTH "" (which a Redis without a password refuses)
+{
+    my $d2 = tmpdir();
+    my $open = DQTest::Redis->start(dir => $d2);
+    ($rc, $out, $err) = run($cli, '-r', $open->address, '-a', '', 'stats');
+    is($rc, 0, "cli -a '' to a Redis without a password: no AUTH")
+        or diag($err);
+    local $ENV{DEFERRED_REDIS_PASSWORD} = '';
+    ($rc, $out, $err) = run($cli, '-r', $open->address, 'stats');
+    is($rc, 0, 'DEFERRED_REDIS_PASSWORD= (empty): no AUTH') or diag($err);
+    ($rc, $out, $err) = run($wbin, '-r', $open->address, 'pause', 'eq');
+    is($rc, 0, 'worker pause with no password configured') or diag($err);
+    $open->stop;
 }
 
 for my $bad ("127.0.0.1:0", "127.0.0.1:", "[::1", "unix:") {
@@ -94,9 +112,7 @@ log_clean_ok($log);
 # a task library's own blocking connection (dq_worker_redis_connect): the
 # worker's address, password and database, both for a plain function and
 # for a tasklet's runtime connection
-my $tlib = bin('examples/tasklet/libdq_tasklet_example.so');
-SKIP: {
-    skip "tasklet example not built ($tlib)", 3 unless -e $tlib;
+{
     $log = "$dir/w2.log";
     $pid = DQTest::spawn(name => 'w2', log => $log,
         cmd => [$wbin, '-r', "localhost:$port", '--redis_password', 's3cret',

@@ -14,8 +14,8 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 
 DQNginx::require_nginx();
-my $lib = bin('examples/counter/libcounter.so');
-plan skip_all => "counter library not built ($lib)" unless -e $lib;
+my $lib = DQTest::require_built(bin('examples/counter/libcounter.so'),
+                                'counter library');
 
 my $dir = tmpdir();
 mkdir "$dir/data";

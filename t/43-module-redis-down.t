@@ -23,7 +23,7 @@ my $n = DQNginx->start(redis => $r, http => q{
         deferred_endpoint on;
         location = /enqueue {
             deferred_enqueue noop args=$arg_a;
-            return 200 "stored $deferred_task_id\n";
+            deferred_return 200 "stored $deferred_task_id\n";
         }
     }
 });

@@ -24,7 +24,7 @@ my $n = DQNginx->start(redis => $r, http => q{
         location = /enqueue {
             deferred_enqueue noop name=$arg_n args=$arg_n;
             add_header X-Task-Id $deferred_task_id;
-            return 200 "ok\n";
+            deferred_return 200 "ok\n";
         }
     }
 });

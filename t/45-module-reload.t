@@ -22,7 +22,7 @@ my $n = DQNginx->start(redis => $r, http => q{
         deferred_endpoint on;
         location = /enqueue {
             deferred_enqueue noop name=$arg_n;
-            return 200 "ok\n";
+            deferred_return 200 "ok\n";
         }
     }
 });

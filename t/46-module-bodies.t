@@ -122,15 +122,22 @@ is($res->{headers}{'x-ids'}, join(',', @ids), '$deferred_task_id lists the ids')
 my @etas = $res->{body} =~ /"eta_ms":(\d+)/g;
 is($res->{headers}{'x-etas'}, join(',', @etas), '$deferred_task_eta lists the ETAs');
 
-# --- deferred_secret
+# --- deferred_secret (the header of lib/dq_sign.h; replay, windows and
+# rotation in t/93-module-sign.t)
 my $body = '{"func":"noop","name":"signed-1"}';
-my $sig = DQNginx::hmac_sha256_hex($SECRET, $body);
+my $signed = sub {
+    my ($secret, $uri, $b, $t) = @_;
+    $t //= time;
+    $t = int $t;
+    return "t=$t,v1=" . DQNginx::hmac_sha256_hex($secret, "POST\n$uri\n$t\n$b");
+};
+my $sig = $signed->($SECRET, '/signed', $body);
 $before = DQNginx::stored($r);
 $res = $n->request('POST', '/signed', json => $body);
 is($res->{status}, 403, 'secret: unsigned POST 403');
 like($res->{body}, qr/"error":"Forbidden"/, '403 body');
 $res = $n->request('POST', '/signed', json => $body,
-                   headers => { 'X-Deferred-Signature' => DQNginx::hmac_sha256_hex('wrong secret 0123', $body) });
+                   headers => { 'X-Deferred-Signature' => $signed->('wrong secret 0123', '/signed', $body) });
 is($res->{status}, 403, 'secret: wrong key 403');
 $res = $n->request('POST', '/signed', json => $body . ' ',
                    headers => { 'X-Deferred-Signature' => $sig });
@@ -139,10 +146,10 @@ is(DQNginx::stored($r), $before, 'nothing stored by a 403');
 $res = $n->request('POST', '/signed', json => $body, headers => { 'X-Deferred-Signature' => $sig });
 is($res->{status}, 201, 'secret: signed POST 201');
 $res = $n->request('POST', '/signed-hdr', json => '{"func":"noop"}',
-                   headers => { 'X-Hub-Signature-256' => 'sha256=' . uc DQNginx::hmac_sha256_hex($SECRET, '{"func":"noop"}') });
-is($res->{status}, 201, 'secret: custom header, sha256= prefix, upper-case hex');
-like(DQTest::slurp($n->error_log), qr/\[warn\].*deferred: 403 bad or missing X-Deferred-Signature/,
-     '403 logged at warn');
+                   headers => { 'X-Hub-Signature-256' => (uc $signed->($SECRET, '/signed-hdr', '{"func":"noop"}')) =~ s/^T=(\d+),V1=/t=$1,v1=/r });
+is($res->{status}, 201, 'secret: custom header, upper-case hex');
+like(DQTest::slurp($n->error_log), qr/\[warn\].*deferred: 403 X-Deferred-Signature from 127\.0\.0\.1: missing/,
+     '403 logged at warn, with the reason');
 
 # --- the worker runs what nginx stored, with the arguments as sent
 my $rec = "$dir/rec";

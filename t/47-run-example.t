@@ -10,11 +10,11 @@ use Test::More;
 use Time::HiRes qw(sleep);
 
 DQNginx::require_nginx();
+# run.sh runs build/'s files (what ./build.sh build made)
 for (qw(build/worker/deferred-worker build/examples/counter/libcounter.so)) {
-    plan skip_all => "$_ not built" unless -e "$DQTest::ROOT/$_";
+    DQTest::require_built("$DQTest::ROOT/$_", $_);
 }
-plan skip_all => 'redis-server not installed'
-    unless grep { -x "$_/redis-server" } split /:/, $ENV{PATH};
+DQTest::need_tool(DQTest::in_path('redis-server'), 'redis-server');
 
 my $dir = tmpdir();
 my $port = free_port();

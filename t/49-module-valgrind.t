@@ -15,7 +15,7 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep);
 
 DQNginx::require_nginx();
-plan skip_all => 'valgrind not installed' unless -x '/usr/bin/valgrind';
+DQTest::need_tool(-x '/usr/bin/valgrind', 'valgrind');
 
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
@@ -33,11 +33,19 @@ my $n = DQNginx->start(redis => $r, workers => 0,
         location = /enqueue {
             deferred_enqueue noop name=$arg_n args=$arg_k int:$arg_i;
             deferred_enqueue noop queue=q2 countdown=5;
-            return 200 "ok $deferred_task_id\n";
+            deferred_return 200 "ok $deferred_task_id\n";
         }
         location = /signed {
             deferred_endpoint on;
-            deferred_secret 0123456789abcdef0123;
+            deferred_secret 0123456789abcdef0123 another-secret-0123;
+        }
+        location = /small {
+            deferred_endpoint on;
+            deferred_max_body 2k;
+        }
+        location /idx/ {
+            root %%DIR%%;
+            deferred_enqueue noop queue=idx;
         }
     }
 });
@@ -57,6 +65,25 @@ is($post->('{"func":'), 400, 'malformed JSON');
 is($post->('{"func":"f","x":1}'), 400, 'unknown field');
 is($n->request('POST', $EP, body => 'x', type => 'text/plain')->{status}, 415, 'wrong content type: 415');
 is($n->request('POST', '/signed', json => '{"func":"f"}')->{status}, 403, 'unsigned request: 403');
+{
+    my $t = time;
+    my $b = '{"func":"f","args":["' . ('s' x 3000) . '"]}';
+    my $sig = "t=$t,v1=" . DQNginx::hmac_sha256_hex('another-secret-0123', "POST\n/signed\n$t\n$b");
+    is($n->request('POST', '/signed', json => $b, headers => { 'X-Deferred-Signature' => $sig })->{status},
+       201, 'signed (second secret), body in a temp file: 201');
+}
+is($n->request('POST', $EP, json => '[{"func":"f"},{"func":"g"}]',
+               headers => { 'Idempotency-Key' => 'vg-1' })->{status}, 201, 'Idempotency-Key batch');
+{
+    my $b = '{"func":"f","args":["' . ('c' x 5000) . '"]}';
+    my $raw = "POST /small HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            . "Transfer-Encoding: chunked\r\n\r\n" . sprintf("%x\r\n%s\r\n0\r\n\r\n", length $b, $b);
+    my ($res) = $n->many([$raw], conns => 1);
+    is($res->{status}, 413, 'chunked body over deferred_max_body: 413 while reading');
+}
+mkdir $n->dir . '/idx';
+{ open my $fh, '>', $n->dir . '/idx/index.html' or die; print $fh "i\n"; close $fh; }
+is($n->request('GET', '/idx/')->{status}, 200, 'enqueue location through an index redirect');
 $r->cmd('SCRIPT', 'FLUSH');
 is($post->(), 201, 'NOSCRIPT -> EVAL');
 

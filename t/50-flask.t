@@ -12,10 +12,10 @@ use DQWorker;
 use Test::More;
 
 DQNginx::require_nginx();
-plan skip_all => 'python3-flask not installed'
-    unless system('python3 -c "import flask" 2>/dev/null') == 0;
-my $lib = bin('examples/counter/libcounter.so');
-plan skip_all => "counter library not built ($lib)" unless -e $lib;
+DQTest::need_tool(system('python3 -c "import flask" 2>/dev/null') == 0,
+                  'python3-flask');
+my $lib = DQTest::require_built(bin('examples/counter/libcounter.so'),
+                                'counter library');
 
 my $dir = tmpdir();
 mkdir "$dir/data";

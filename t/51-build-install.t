@@ -2,11 +2,13 @@
 # added to the project's, never replace them. Two builds into temporary
 # build directories (B=..., so build/ is untouched) -- `make CFLAGS=-O1`
 # and dpkg-buildflags' CPPFLAGS/CFLAGS/LDFLAGS with hardening=+all -- each
-# give a worker that loads a task library and runs a task; then
+# give a worker that loads a task library and runs a task, and a module
+# (./build.sh module with the same flags) that nginx -t loads; then
 # `make install DESTDIR=...` lays out the binaries, headers, static
 # libraries, pkg-config file, module and systemd unit, and a task library
 # and a client program built only from the installed tree (pkg-config with
-# a sysroot) work against the installed worker.
+# a sysroot; the client linked with plain `pkg-config --libs`) work against
+# the installed worker.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -14,8 +16,11 @@ use DQTest;
 use DQWorker;
 use Test::More;
 
-plan skip_all => 'no dpkg-buildflags (dpkg-dev)'
-    unless grep { -x "$_/dpkg-buildflags" } split /:/, $ENV{PATH};
+DQTest::need_tool(DQTest::in_path('dpkg-buildflags'),
+                  'dpkg-buildflags (dpkg-dev)');
+my $nginx = $ENV{NGINX_BIN} || '/usr/sbin/nginx';
+my $nginx_src = $ENV{NGINX_SRC} || '/usr/share/nginx/src';
+DQTest::need_tool(-x $nginx && -d $nginx_src, "nginx and $nginx_src (nginx-dev)");
 my $root = DQTest::root();
 my $tmp = tmpdir();
 my $r = DQTest::Redis->start(dir => $tmp);
@@ -52,6 +57,40 @@ my %builds = (
     dpkg => sprintf("CPPFLAGS='%s' CFLAGS='%s' LDFLAGS='%s'",
                     bf('CPPFLAGS'), bf('CFLAGS'), bf('LDFLAGS')),
 );
+# the same flags for the module (./build.sh module: nginx's configure
+# against nginx-dev into $b/nginx, as ./build.sh build does into build/)
+my %module_env = (
+    o1   => "CPPFLAGS= CFLAGS=-O1 LDFLAGS=",
+    dpkg => $builds{dpkg},
+);
+
+# nginx -t with the module loaded and configured: 1 if it passes
+sub nginx_loads {
+    my ($so, $tag) = @_;
+    my $d = "$tmp/ngx-$tag";
+    mkdir $d;
+    mkdir "$d/logs";
+    open my $fh, '>', "$d/nginx.conf" or die;
+    print {$fh} <<"CONF";
+load_module $so;
+error_log $d/logs/error.log info;
+pid $d/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    deferred_redis ${\ $r->address};
+    deferred_queues default;
+    server {
+        listen 127.0.0.1:${\ DQTest::free_port()};
+        location /_ah/queue/deferred { deferred_endpoint on; }
+    }
+}
+CONF
+    close $fh;
+    my ($rc, $out) = sh("'$nginx' -t -p '$d/' -c '$d/nginx.conf' -e '$d/logs/test.log'");
+    diag($out, DQTest::slurp("$d/logs/test.log")) if $rc;
+    return $rc == 0;
+}
 for my $name (sort keys %builds) {
     my $b = "$tmp/b-$name";
     my ($rc, $out) = sh("make -C '$root' -s -j$jobs B='$b' $builds{$name} "
@@ -68,6 +107,17 @@ for my $name (sort keys %builds) {
     ok(runs("$b/worker/deferred-worker", "$b/examples/tasks/libdq_example_tasks.so",
             "$b/client/deferred-cli", $name),
        "$name: the worker loads the task library and runs a task");
+
+    ($rc, $out) = sh("cd '$root' && B='$b' NGINX_SRC='$nginx_src' "
+                     . "$module_env{$name} ./build.sh module");
+    is($rc, 0, "$name: the module builds ($module_env{$name})") or diag($out);
+    unlike($out, qr/warning:/, "$name: no compiler warning in the module")
+        or diag($out);
+    my ($cf) = DQTest::slurp("$b/nginx/Makefile") =~ /^CFLAGS = (.*)$/m;
+    my $want = $name eq 'o1' ? qr/(^|\s)-O1(\s|$)/ : qr/\Q${\ bf('CFLAGS')}\E/;
+    like($cf // '', $want, "$name: the module is compiled with the builder's CFLAGS");
+    ok(nginx_loads("$b/ngx_http_deferred_module.so", $name),
+       "$name: nginx -t loads and configures that module");
 }
 
 # ---- make install DESTDIR=...
@@ -86,12 +136,8 @@ for my $f (qw(usr/bin/deferred-worker usr/bin/deferred-cli
     ok(-e "$dest/$f", "installed $f");
 }
 ok(-x "$dest/usr/bin/deferred-worker", 'the worker is executable');
-SKIP: {
-    skip 'module not built (./build.sh build)', 1
-        unless -e "$root/build/ngx_http_deferred_module.so";
-    ok(-e "$dest/usr/lib/nginx/modules/ngx_http_deferred_module.so",
-       'installed the nginx module');
-}
+ok(-e "$dest/usr/lib/nginx/modules/ngx_http_deferred_module.so",
+   'installed the nginx module of that build (B=..., not build/)');
 my $unit = DQTest::slurp("$dest/usr/lib/systemd/system/deferred-worker.service");
 like($unit, qr{^ExecStart=/usr/bin/deferred-worker }m, 'the unit runs the installed worker');
 unlike($unit, qr{/usr/local/}, 'no /usr/local path left in the unit');
@@ -104,7 +150,7 @@ $ENV{PKG_CONFIG_SYSROOT_DIR} = $dest;
 my $cflags = `pkg-config --cflags ngx-deferred`;
 is($?, 0, 'pkg-config finds ngx-deferred') or diag($cflags);
 chomp $cflags;
-my $libs = `pkg-config --libs --static ngx-deferred`;
+my $libs = `pkg-config --libs ngx-deferred`;
 chomp $libs;
 open my $fh, '>', "$tmp/mylib.c" or die;
 print {$fh} <<'C';
@@ -157,7 +203,7 @@ main(int argc, char **argv)
 C
 close $fh;
 ($rc, $out) = sh("cc $cflags -o '$tmp/myclient' '$tmp/myclient.c' $libs");
-is($rc, 0, 'a client program links with pkg-config --static') or diag($out);
+is($rc, 0, 'a client program links with plain pkg-config --libs') or diag($out);
 
 my $pid = DQTest::spawn(name => 'w-installed', log => "$tmp/inst.log",
     cmd => ["$dest/usr/bin/deferred-worker", '-r', $r->address,

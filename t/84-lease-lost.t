@@ -11,8 +11,8 @@ use DQTest;
 use DQWorker;
 use Time::HiRes qw(time sleep);
 
-my $lib = bin('examples/tasklet/libdq_tasklet_example.so');
-plan skip_all => "tasklet example library not built ($lib)" unless -e $lib;
+my $lib = DQTest::require_built(bin('examples/tasklet/libdq_tasklet_example.so'),
+                                'tasklet example library');
 
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);

@@ -33,9 +33,10 @@
 
 const dq_conf_cmd_t dq__conf_cmds[] = {
     { "redis", DQ_CX_MAIN, DQ_CT_ADDR, W(redis_address), 0, 0, 0, 0,
-      "127.0.0.1:6379", "HOST[:PORT]|unix:PATH",
-      "Redis server holding the queues (a name is resolved when a child "
-      "starts and on every reconnect)" },
+      "127.0.0.1:6379", "ADDR",
+      "Redis server holding the queues: HOST[:PORT], [IPV6][:PORT] or "
+      "unix:PATH (a name is resolved when a child starts and on every "
+      "reconnect)" },
     { "redis_password", DQ_CX_MAIN, DQ_CT_STR, W(redis_password), 0, 0, 0,
       DQ_CF_OFF, "off", "PASSWORD|off", "AUTH password" },
     { "redis_db", DQ_CX_MAIN, DQ_CT_INT, W(redis_db), 0, 0, 1000000, 0,
@@ -82,6 +83,9 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
       "stderr", "PATH|stderr", "where the log goes (SIGUSR1 reopens it)" },
     { "log_level", DQ_CX_MAIN, DQ_CT_LEVEL, W(log_level), 0, 0, 0, 0,
       "info", "error|warn|info|debug", "least severe level logged" },
+    { "log_format", DQ_CX_MAIN, DQ_CT_STR, W(log_format), 0, 0, 0, 0,
+      "text", "text|json",
+      "log lines as text or as one JSON object each (same fields)" },
     { "pid_file", DQ_CX_MAIN, DQ_CT_STR, W(pid_file), 0, 0, 0, DQ_CF_OFF,
       "off", "PATH|off", "the master's pid, for -s and init systems" },
 
@@ -481,6 +485,7 @@ dq_conf_free(dq_worker_conf_t *conf)
     }
     free(conf->functions);
     free(conf->log_file);
+    free(conf->log_format);
     free(conf->pid_file);
     free(conf->config_file);
     memset(conf, 0, sizeof(*conf));
@@ -625,6 +630,13 @@ dq_conf_check(const dq_worker_conf_t *conf, char *err, size_t errlen)
     if (conf->redis_address == NULL || !dq__addr_valid(conf->redis_address))
     {
         dq__conf_err(err, errlen, "no valid \"redis\" address");
+        return -1;
+    }
+    if (conf->log_format && strcmp(conf->log_format, "text") != 0
+        && strcmp(conf->log_format, "json") != 0)
+    {
+        dq__conf_err(err, errlen, "invalid value \"%s\" in \"log_format\" "
+                     "directive (expected text|json)", conf->log_format);
         return -1;
     }
     return 0;

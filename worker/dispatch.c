@@ -294,6 +294,19 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
     char        reason[700];
     int         quiet;
 
+    /* one line per task that ran, whatever its result (the failures'
+     * details follow at error) */
+    if (t->start_loop_ms) {
+        dq_log_info("task finished: queue=%s id=%s function=%s attempt=%lld "
+                    "duration_ms=%llu result=%s", t->queue, t->id,
+                    dq__s(t->func), (long long) (t->retries + 1),
+                    (unsigned long long) (uv_now(&ch->loop)
+                                          - t->start_loop_ms),
+                    t->result == DQ_TASK_OK ? "ok"
+                    : t->result == DQ_TASK_PERMANENT ? "permanent"
+                    : t->result == DQ_TASK_RETRY_QUIET ? "retry" : "failed");
+    }
+
     switch (t->result) {
     case DQ_TASK_OK:
         t->state = DQ_TS_DONE;
@@ -312,8 +325,6 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
             t->q->cap_acks = cap;
         }
         t->q->acks[t->q->nacks++] = t;
-        dq_log_debug("task done: queue=%s id=%s function=%s", t->queue,
-                     t->id, t->func);
         dq_child_flush_on(ch);
         return;
 

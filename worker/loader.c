@@ -1,8 +1,10 @@
 /*
  * deferred-worker — task libraries: dlopen, the function and handler index.
  *
- * Each library is opened RTLD_NOW | RTLD_LOCAL; the only symbol looked up
- * is DQ_LIBRARY_SYMBOL ("dq_library"). A name that arrives in a task
+ * Each library is first opened RTLD_LAZY to read its ABI version (a library
+ * built for another ABI gets "rebuild it", not "undefined symbol"), then
+ * RTLD_NOW | RTLD_LOCAL; the only symbol looked up is DQ_LIBRARY_SYMBOL
+ * ("dq_library"). A name that arrives in a task
  * payload is only ever searched in the sorted index built here, never
  * passed to dlsym(). A library that cannot be opened, has no table, has
  * another ABI version or whose init() refuses is logged, closed and
@@ -105,6 +107,46 @@ dq__hd_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/*
+ * The library's ABI version, read before any of its symbols is bound: a
+ * library built against another include/deferred/ may call entry points
+ * this worker no longer exports (renamed in ABI 2), which RTLD_NOW would
+ * refuse with a bare "undefined symbol" before the version could be read.
+ * RTLD_LAZY binds no function yet; the handle is closed again (its
+ * constructors, if any, have run once), and the real load is RTLD_NOW.
+ * 0 and why filled: the library cannot be used.
+ */
+static int
+dq__check_abi(const char *path, char *why, size_t len)
+{
+    void               *dl;
+    const dq_library_t *lib;
+    const char         *e;
+    int                 ok;
+
+    dlerror();
+    dl = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+    if (dl == NULL) {
+        e = dlerror();
+        snprintf(why, len, "%s", e ? e : "dlopen failed");
+        return 0;
+    }
+    lib = dlsym(dl, DQ_LIBRARY_SYMBOL);
+    ok = 0;
+    if (lib == NULL) {
+        snprintf(why, len, "no \"%s\" symbol (define it with DQ_LIBRARY)",
+                 DQ_LIBRARY_SYMBOL);
+    } else if (lib->abi_version != DQ_TASK_ABI_VERSION) {
+        snprintf(why, len, "built for task ABI %u, this worker speaks %u: "
+                 "rebuild it against include/deferred/ of this version",
+                 lib->abi_version, DQ_TASK_ABI_VERSION);
+    } else {
+        ok = 1;
+    }
+    dlclose(dl);
+    return ok;
+}
+
 static int
 dq__load_one(dq_loader_t *ld, const char *path)
 {
@@ -113,6 +155,10 @@ dq__load_one(dq_loader_t *ld, const char *path)
     char                why[512];
     const char         *e;
 
+    if (!dq__check_abi(path, why, sizeof(why))) {
+        dq__loader_error(ld, path, why);
+        return -1;
+    }
     dlerror();
     dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (dl == NULL) {
@@ -121,14 +167,9 @@ dq__load_one(dq_loader_t *ld, const char *path)
         return -1;
     }
     lib = dlsym(dl, DQ_LIBRARY_SYMBOL);
-    if (lib == NULL) {
-        snprintf(why, sizeof(why), "no \"%s\" symbol (define it with "
-                 "DQ_LIBRARY)", DQ_LIBRARY_SYMBOL);
-        goto fail;
-    }
-    if (lib->abi_version != DQ_TASK_ABI_VERSION) {
-        snprintf(why, sizeof(why), "task ABI version %u, this worker "
-                 "speaks %u", lib->abi_version, DQ_TASK_ABI_VERSION);
+    if (lib == NULL || lib->abi_version != DQ_TASK_ABI_VERSION) {
+        snprintf(why, sizeof(why), "\"%s\" changed between two opens",
+                 DQ_LIBRARY_SYMBOL);
         goto fail;
     }
     if (lib->functions == NULL) {

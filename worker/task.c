@@ -46,7 +46,21 @@ dq_task_set_worker_redis(const char *address, const char *password, int db)
 {
     free(dq__redis_address);
     free(dq__redis_password);
-    dq__redis_address = address ? strdup(address) : NULL;
+    dq__redis_address = NULL;
+    if (address != NULL) {
+        /* normalized, as task.h promises, whatever form was configured
+         * (the configuration was checked: it parses) */
+        dq_addr_t a;
+        char      buf[600];
+
+        if (dq_addr_parse(dq_str_c(address), &a, NULL) == DQ_OK
+            && dq_addr_format(&a, buf, sizeof(buf)) > 0)
+        {
+            dq__redis_address = strdup(buf);
+        } else {
+            dq__redis_address = strdup(address);
+        }
+    }
     dq__redis_password = password ? strdup(password) : NULL;
     dq__redis_db = db;
 }

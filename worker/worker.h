@@ -5,9 +5,12 @@
  *   config.c      the directive table, setters, defaults (config.h)
  *   config_file.c the file syntax: parser, -T dump, --help
  *   master.c      process manager: N children, respawn, signals, pid file
+ *   notify.c      systemd: READY/RELOADING/STOPPING, the watchdog
  *   child.c       one child: libuv loop, Redis connections, stop
  *   dispatch.c    claim, checks before running, run, ack/retry/bury, resend
  *   heartbeat.c   lease extension of the tasks a child holds
+ *   live.c        the child's heartbeat, lateness histogram and applied
+ *                 queue configuration (Redis)
  *   timeout.c     per-task run time limits
  *   redis_uv.c    the hiredis <-> libuv adapter (errors passed through, timers)
  *   loader.c      dlopen of task libraries, the function and handler index
@@ -35,6 +38,7 @@
 int  dq_log_open(const char *path, int level);  /* path NULL: stderr */
 int  dq_log_reopen(void);                       /* SIGUSR1 */
 void dq_log_set_prefix(const char *prefix);     /* "child 3" */
+int  dq_log_set_format(const char *format);     /* "text" | "json"; -1 */
 void dq_logf(int level, const char *fmt, ...) DQ_PRINTF(2, 3);
 int  dq_log_level(void);
 
@@ -97,6 +101,7 @@ typedef struct {
 
     char            *log_file;        /* NULL = stderr */
     int              log_level;
+    char            *log_format;      /* "text" (NULL) or "json" */
     char            *pid_file;        /* NULL = none */
     char            *config_file;     /* where this came from, or NULL */
 

@@ -41,7 +41,7 @@ extern "C" {
 typedef struct dq_client_s dq_client_t;
 
 typedef struct {
-    const char *password;        /* AUTH, or NULL */
+    const char *password;        /* AUTH; NULL or "": no AUTH */
     int         db;              /* SELECT, 0 default */
     int         timeout_ms;      /* connect and command timeout; 0 = 5000 */
     int64_t     tombstone_ms;    /* name dedup window; 0 = 7 days */
@@ -95,10 +95,17 @@ typedef struct {
     size_t             nheaders;
     dq_retry_t         retry;         /* fields -1: not given */
     const dq_args_t   *kwargs;        /* or NULL */
+    const char        *id;            /* the task id ([A-Za-z0-9_-], 1 to
+                                         DQ_ID_LEN characters), or NULL
+                                         for a new one: a defer of an id
+                                         stored, or run within the
+                                         tombstone window after its ETA,
+                                         stores nothing and reports DQ_OK
+                                         (safe retries after DQ_EREDIS) */
 } dq_defer_opts_t;
 
 #define DQ_DEFER_OPTS_INIT                                                    \
-    { NULL, NULL, NULL, -1, -1, NULL, 0, DQ_RETRY_UNSET, NULL }
+    { NULL, NULL, NULL, -1, -1, NULL, 0, DQ_RETRY_UNSET, NULL, NULL }
 
 /* Defer func(args) with opts (either may be NULL). On DQ_OK, id_out (if not
  * NULL) holds the task id and *eta_ms (if not NULL) its ETA. Errors:
@@ -161,6 +168,23 @@ int dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
  * was so. */
 int dq_queue_pause(dq_client_t *c, const char *queue, int paused,
                    int *changed);
+
+/*
+ * The X-Deferred-Signature header value for an HTTP request to an nginx
+ * deferred endpoint with deferred_secret (format: lib/dq_sign.h,
+ * docs/MODULE.md): "t=<t>,v1=<hex HMAC-SHA256(secret, method \n uri \n t
+ * \n body)>", one v1 per secret (1 to 8: sign with the old and the new
+ * secret during a rotation). uri is the request target as sent (path and
+ * query); t is unix seconds, <= 0 for now. out needs DQ_SIGN_REQUEST_MAX
+ * bytes. DQ_OK, DQ_EINVAL (bad arguments, out too small), DQ_ERR
+ * (libcrypto failed).
+ */
+#define DQ_SIGN_REQUEST_MAX  (32 + 8 * 68)
+
+DQ_EXPORT int dq_sign_request(const char *const *secrets, size_t nsecrets,
+                              const char *method, const char *uri,
+                              const void *body, size_t len, int64_t t,
+                              char *out, size_t outlen);
 
 #ifdef __cplusplus
 }

@@ -32,7 +32,12 @@
 extern "C" {
 #endif
 
-#define DQ_TASK_ABI_VERSION 1
+/* The task ABI a library is built for (its dq_library.abi_version). The
+ * worker loads only libraries of its own version and says which version a
+ * refused one was built for. 2: the tasklet runtime's call-site entry
+ * points were renamed dq_*_at -> dq_*_loc (the macros are unchanged; a
+ * version-1 library must be rebuilt). */
+#define DQ_TASK_ABI_VERSION 2
 
 /* What a task function returns. */
 typedef enum {
@@ -138,8 +143,11 @@ DQ_EXPORT int64_t dq_task_eta_ms(const dq_task_t *task);
 /* A header carried with the task (case-insensitive name), or NULL. */
 DQ_EXPORT const char *dq_task_header(const dq_task_t *task, const char *name);
 
-/* The Redis the worker serves, as configured (HOST, HOST:PORT,
- * [IPV6]:PORT or unix:PATH), with the database number. */
+/* The Redis the worker serves, normalized whatever form the operator
+ * configured: "HOST:PORT" (the port always given, 6379 by default),
+ * "[IPV6]:PORT" for an IPv6 address, or "unix:PATH"; HOST is as written
+ * (a name is not resolved here). NULL outside a worker child. And the
+ * database number. */
 DQ_EXPORT const char *dq_worker_redis_address(void);
 DQ_EXPORT int dq_worker_redis_db(void);
 

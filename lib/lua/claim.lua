@@ -39,6 +39,32 @@ if not max_n or not lease_ms or lease_ms <= 0 or not reclaim_delay
     return redis.error_reply('ERR claim: bad arguments')
 end
 
+-- A queue configuration applied to Redis (deferred-cli config apply: conf
+-- field "cfg" set) is the fleet's one source of truth: its rate,
+-- bucket_size (0 = auto: max(1, rate)), max_concurrent and backoff replace
+-- the caller's own (its config file, the fallback for queues nothing was
+-- applied to).
+local cf = {}
+if KEYS[8] then
+    cf = redis.call('HMGET', KEYS[8], 'paused', 'cfg', 'rate', 'bucket_size',
+                    'max_concurrent', 'min_backoff_ms', 'max_backoff_ms',
+                    'max_doublings')
+    if cf[2] then
+        rate = tonumber(cf[3]) or rate
+        bucket = tonumber(cf[4]) or bucket
+        max_conc = tonumber(cf[5]) or max_conc
+        if rate > 0 and bucket < 1 then
+            bucket = math.max(1, math.floor(rate))
+        end
+        local v = tonumber(cf[6])
+        if v and v >= 0 then bo_min = v end
+        v = tonumber(cf[7])
+        if v and v >= 0 then bo_max = v end
+        v = tonumber(cf[8])
+        if v and v >= 0 then bo_dbl = v end
+    end
+end
+
 -- 1. expired leases (at most DQ_CHUNK per call): a failed attempt each,
 -- back in the ETA set after the queue's backoff (never sooner than
 -- reclaim_delay). The last real error is kept (an expiry only writes one
@@ -96,7 +122,7 @@ end
 local want = max_n
 if want > DQ_CHUNK then want = DQ_CHUNK end
 local limited = false
-local paused = KEYS[8] and redis.call('HGET', KEYS[8], 'paused') == '1'
+local paused = cf[1] == '1'
 local lease_wait = false
 if paused then
     want = 0

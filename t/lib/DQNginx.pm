@@ -37,11 +37,15 @@ use Test::More;
 
 our $NGINX = $ENV{NGINX_BIN} || '/usr/sbin/nginx';
 
-sub module_path { "$DQTest::ROOT/build/ngx_http_deferred_module.so" }
+# The module: DQ_MODULE (make check sets it to the one it built), else
+# build/'s (./build.sh build).
+sub module_path {
+    $ENV{DQ_MODULE} || "$DQTest::ROOT/build/ngx_http_deferred_module.so"
+}
 
 # Skips the whole test file when nginx or the module is missing.
 sub require_nginx {
-    plan skip_all => "$NGINX not installed" unless -x $NGINX;
+    DQTest::need_tool(-x $NGINX, "$NGINX (nginx)");
     DQTest::require_built(module_path(), 'nginx module (./build.sh build)');
 }
 

@@ -35,10 +35,15 @@ sub build_dir {
     return -d "$ROOT/build/san" ? "$ROOT/build/san" : "$ROOT/build";
 }
 
-# A built binary (worker, unit test, example library...) by relative path.
+# A built binary (worker, unit test, example library...) by relative path,
+# in build_dir(); outside strict() also in build/ when build_dir() lacks it
+# (a partial sanitizer build on a laptop). Under strict() never another
+# build's file: the build under test has it or the test fails.
 sub bin {
     my ($name) = @_;
-    for my $d (build_dir(), "$ROOT/build") {
+    my @dirs = (build_dir());
+    push @dirs, "$ROOT/build" unless strict();
+    for my $d (@dirs) {
         for my $p ("$d/$name", "$d/worker/$name", "$d/client/$name", "$d/t/$name") {
             return $p if -e $p;
         }
@@ -71,6 +76,24 @@ sub require_built {
     return $path if -e $path;
     die "$what not built ($path missing; make all builds it)\n" if strict();
     plan skip_all => "$what not built ($path)";
+}
+
+# A prerequisite that is not built here (redis-server, nginx, valgrind,
+# flask, dpkg-buildflags...): skip the whole test when $ok is false, or
+# under strict() die (./build.sh deps installs every one of them).
+#   DQTest::need_tool(-x '/usr/bin/valgrind', 'valgrind');
+sub need_tool {
+    my ($ok, $what) = @_;
+    return 1 if $ok;
+    die "$what not available (a failure under DQ_STRICT=1 / CI=true; "
+        . "./build.sh deps installs it)\n" if strict();
+    plan skip_all => "$what not available";
+}
+
+# Whether a program is on PATH.
+sub in_path {
+    my ($prog) = @_;
+    return scalar grep { -x "$_/$prog" } split /:/, $ENV{PATH} // '';
 }
 
 # Run the C unit test t/unit/<name>.c (TAP on stdout) as this .t script.
@@ -252,9 +275,7 @@ use Test::More;
 sub start {
     my ($class, %o) = @_;
     my $server = $ENV{REDIS_SERVER} || 'redis-server';
-    unless (grep { -x "$_/$server" } split /:/, $ENV{PATH}) {
-        plan skip_all => 'redis-server not installed';
-    }
+    DQTest::need_tool(-x $server || DQTest::in_path($server), $server);
     my $self = bless { dir => $o{dir} || DQTest::tmpdir(),
                        port => $o{port} || DQTest::free_port(),
                        args => $o{args} || [], server => $server }, $class;

@@ -28,6 +28,24 @@ accepts(const char *s, const char *host, const char *path, int port)
     }
 }
 
+/* dq_addr_format: the normalized text (dq_worker_redis_address) */
+static void
+normalizes(const char *s, const char *want)
+{
+    dq_addr_t a;
+    char      buf[300];
+    int       n = -1;
+
+    if (dq_addr_parse(dq_str_c(s), &a, NULL) == DQ_OK) {
+        n = dq_addr_format(&a, buf, sizeof(buf));
+    }
+    if (!ok(n == (int) strlen(want) && strcmp(buf, want) == 0,
+            "\"%s\" normalized to \"%s\"", s, want))
+    {
+        diag("  got %d \"%s\"", n, n >= 0 ? buf : "");
+    }
+}
+
 static void
 refuses(const char *s)
 {
@@ -78,6 +96,21 @@ main(void)
        "parses exactly len bytes (10.0.0.1:6381 of a longer buffer)");
     ok(dq_addr_parse(dq_str_c("x:0"), &a, NULL) == DQ_EINVAL,
        "err may be NULL");
+
+    normalizes("127.0.0.1", "127.0.0.1:6379");
+    normalizes("localhost:7000", "localhost:7000");
+    normalizes("[127.0.0.1]:7000", "127.0.0.1:7000");
+    normalizes("::1", "[::1]:6379");
+    normalizes("[::1]", "[::1]:6379");
+    normalizes("[fe80::1]:6390", "[fe80::1]:6390");
+    normalizes("unix:/run/redis.sock", "unix:/run/redis.sock");
+    {
+        char buf[8];
+
+        dq_addr_parse(dq_str_c("localhost:7000"), &a, NULL);
+        ok(dq_addr_format(&a, buf, sizeof(buf)) == -1,
+           "format refuses a buffer too small");
+    }
 
     return done_testing();
 }

@@ -75,6 +75,7 @@ main(void)
     ok(dq_script(DQ_SCRIPT__COUNT) == NULL, "no script past the end");
 
     dq_cmd_init(&c);
+    memset(it, 0, sizeof(it));
     it[0].id = dq_str_lit("a");
     it[0].envelope = dq_str_lit("ENV");
     it[0].name = dq_str_c(NULL);
@@ -84,6 +85,7 @@ main(void)
     it[1].id = dq_str_lit("b");
     it[1].name = dq_str_lit("nm");
     it[1].eta_ms = 1790000000000LL;
+    it[1].keyed = 1;
     is_int(dq_cmd_enqueue(&c, dq_str_lit("q"), it, 2, 1000), DQ_OK,
            "enqueue built");
     s = dq_script(DQ_SCRIPT_ENQUEUE);
@@ -94,9 +96,11 @@ main(void)
        && arg_is(&c, 7, "dq:{q}:wake"), "keys in the script's order");
     ok(arg_is(&c, 8, "1000") && arg_is(&c, 9, "2"), "tombstone, n");
     ok(arg_is(&c, 10, "a") && arg_is(&c, 11, "ENV") && arg_is(&c, 12, "")
-       && arg_is(&c, 13, "-1") && arg_is(&c, 14, "1500"), "task 1");
-    ok(arg_is(&c, 15, "b") && arg_is(&c, 17, "nm")
-       && arg_is(&c, 18, "1790000000000") && c.argc == 20, "task 2");
+       && arg_is(&c, 13, "-1") && arg_is(&c, 14, "1500")
+       && arg_is(&c, 15, "0"), "task 1");
+    ok(arg_is(&c, 16, "b") && arg_is(&c, 18, "nm")
+       && arg_is(&c, 19, "1790000000000") && arg_is(&c, 21, "-1")
+       && c.argc == 22, "task 2 (keyed)");
     ok(c.argv[11] == it[0].envelope.ptr, "payloads are not copied");
     dq_cmd_use_eval(&c);
     ok(arg_is(&c, 0, "EVAL") && c.argv[1] == s->source

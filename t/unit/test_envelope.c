@@ -179,6 +179,16 @@ test_request(void)
                "integer key refused");
         is_str(err.field, "tasks[2]", "named with the prefix");
     }
+    /* found by fuzz/fuzz_request (docs/SECURITY.md): two empty keys, whose
+     * pointers msgpack-c leaves NULL, went to memcmp (UBSan: null
+     * argument); now compared by length alone */
+    {
+        msgpack_object o;
+        static const char emp[] = "\x82\xa0\xa1" "f\xa0\xa1" "g";
+        dq_msgpack_unpack(emp, sizeof(emp) - 1, &lim, &zone, &o, &err);
+        is_int(dq_request_parse(&o, NULL, &reqs[0], &err), DQ_EINVAL,
+               "two empty keys: refused as repeated, no UB");
+    }
 }
 
 static void

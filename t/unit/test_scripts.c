@@ -35,6 +35,7 @@ enq(const char *q, const char *id, const char *name, int64_t eta,
     redisReply         *r;
     int                 rc;
 
+    memset(&it, 0, sizeof(it));
     it.id = dq_str_c(id);
     it.envelope = dq_str_c(id);       /* scripts never look inside */
     it.name = dq_str_c(name);
@@ -415,6 +416,7 @@ test_bury_requeue(void)
         req.name = dq_str_lit("dn");
         msgpack_sbuffer_init(&sb);
         dq_envelope_encode(&req, "d4", 1, NULL, &sb, &err);
+        memset(&it, 0, sizeof(it));
         it.id = dq_str_lit("d4");
         it.envelope.ptr = sb.data;
         it.envelope.len = sb.size;
@@ -506,7 +508,7 @@ static void
 test_noscript(void)
 {
     dq_enqueue_item_t   it = { dq_str_lit("ns1"), dq_str_lit("e"),
-                               { NULL, 0 }, -1, -1 };
+                               { NULL, 0 }, -1, -1, 0, 0 };
     dq_enqueue_result_t res;
     dq_error_t          err;
     redisReply         *r;
@@ -540,6 +542,7 @@ test_batch(void)
 
     for (i = 0; i < 3; i++) {
         snprintf(ids[i], sizeof(ids[i]), "b%d", i);
+        memset(&it[i], 0, sizeof(it[i]));
         it[i].id = dq_str_c(ids[i]);
         it[i].envelope = dq_str_lit("env");
         it[i].name = i < 2 ? dq_str_lit("same") : dq_str_lit("");
@@ -555,8 +558,8 @@ test_batch(void)
 
     /* a malformed task anywhere: nothing is written */
     dq_cmd_enqueue(&C, dq_str_lit("bb"), it, 3, TOMB);
-    C.argv[C.argc - 1] = "x";          /* last task's countdown */
-    C.argvlen[C.argc - 1] = 1;
+    C.argv[C.argc - 2] = "x";          /* last task's countdown */
+    C.argvlen[C.argc - 2] = 1;
     r = run(&C);
     ok(r && r->type == REDIS_REPLY_ERROR, "bad batch refused: %s",
        r && r->type == REDIS_REPLY_ERROR ? r->str : "");
@@ -568,6 +571,7 @@ test_batch(void)
 
     for (i = 0; i < 1000; i++) {
         snprintf(ids[i], sizeof(ids[i]), "k%d", i);
+        memset(&it[i], 0, sizeof(it[i]));
         it[i].id = dq_str_c(ids[i]);
         it[i].envelope = dq_str_lit("env");
         it[i].name = dq_str_lit("");
@@ -629,6 +633,7 @@ enq2_wake(const char *q, const char *id_a, int64_t a, const char *id_b,
     int                 before;
 
     before = (int) rint_("LLEN %s", key(q, DQ_KEY_WAKE));
+    memset(it, 0, sizeof(it));
     it[0].id = dq_str_c(id_a);
     it[1].id = dq_str_c(id_b);
     it[0].countdown_ms = a;
@@ -726,6 +731,123 @@ test_clock(void)
            "a clock behind Redis TIME moves forward to it");
 }
 
+/* issue 11 item 7: 10,000 tasks in one call (unpack of every ZADD pair
+ * failed above ~8,000 values, after the envelopes were written) */
+static void
+test_big_batch(void)
+{
+    static dq_enqueue_item_t   it[10000];
+    static dq_enqueue_result_t res[10000];
+    static char                ids[10000][16], names[10000][16];
+    dq_error_t                 err;
+    redisReply                *r;
+    int                        i, rc, stored = 0;
+
+    for (i = 0; i < 10000; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "x%d", i);
+        snprintf(names[i], sizeof(names[i]), "n%d", i);
+        memset(&it[i], 0, sizeof(it[i]));
+        it[i].id = dq_str_c(ids[i]);
+        it[i].envelope = dq_str_lit("env");
+        it[i].name = dq_str_c(names[i]);
+        it[i].eta_ms = -1;
+        it[i].countdown_ms = i % 2 ? 60000 : -1;
+    }
+    dq_cmd_enqueue(&C, dq_str_lit("big"), it, 10000, TOMB);
+    r = run(&C);
+    rc = dq_reply_enqueue(r, 10000, res, &err);
+    ok(rc == DQ_OK, "10,000 tasks in one call answered: %s",
+       rc == DQ_OK ? "ok" : (r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                                : err.msg));
+    freeReplyObject(r);
+    for (i = 0; rc == DQ_OK && i < 10000; i++) {
+        stored += res[i].status == DQ_OK && !res[i].existed;
+    }
+    is_int(stored, 10000, "all 10,000 stored");
+    is_int(rint_("ZCARD %s", key("big", DQ_KEY_ETA)), 10000,
+           "all 10,000 scheduled");
+    is_int(rint_("HLEN %s", key("big", DQ_KEY_TASKS)), 10000,
+           "10,000 envelopes");
+    is_int(rint_("ZCARD %s", key("big", DQ_KEY_NAMES)), 10000,
+           "10,000 names live");
+}
+
+/* issue 10 item 5: expired tombstones are removed a bounded number per
+ * call, and one expired but not yet removed counts as free */
+static void
+test_names_bounded(void)
+{
+    redisReply *r;
+    int         i;
+
+    for (i = 0; i < 50; i++) {
+        r = redisCommand(R, "ZADD %s 1 a%d 1 b%d 1 c%d 1 d%d 1 e%d 1 f%d "
+                         "1 g%d 1 h%d 1 i%d 1 j%d",
+                         key("nb", DQ_KEY_NAMES), i, i, i, i, i, i, i, i, i,
+                         i);
+        freeReplyObject(r);
+    }
+    r = redisCommand(R, "ZADD %s 1 oldname", key("nb", DQ_KEY_NAMES));
+    freeReplyObject(r);
+    is_int(rint_("ZCARD %s", key("nb", DQ_KEY_NAMES)), 501,
+           "501 expired tombstones");
+    is_int(enq("nb", "nb1", "fresh", -1, -1, NULL), DQ_OK, "a named task");
+    ok(rint_("ZCARD %s", key("nb", DQ_KEY_NAMES)) >= 501 - 102 + 1,
+       "one call removed at most 2n+100 of them (%lld left)",
+       rint_("ZCARD %s", key("nb", DQ_KEY_NAMES)));
+    ok(rint_("ZCARD %s", key("nb", DQ_KEY_NAMES)) < 501,
+       "but some (bounded, not none)");
+    is_int(enq("nb", "nb2", "oldname", -1, -1, NULL), DQ_OK,
+           "an expired tombstone not yet removed does not refuse its name");
+}
+
+/* issue 10 item 10: a client-supplied id (keyed) is idempotent while the
+ * task is stored and for the tombstone window after its ETA */
+static int
+enqk(const char *q, const char *id, dq_enqueue_result_t *res)
+{
+    dq_enqueue_item_t it;
+    dq_error_t        err;
+    redisReply       *r;
+    int               rc;
+
+    memset(&it, 0, sizeof(it));
+    it.id = dq_str_c(id);
+    it.envelope = dq_str_c(id);
+    it.name = dq_str_c(NULL);
+    it.eta_ms = -1;
+    it.countdown_ms = -1;
+    it.keyed = 1;
+    dq_cmd_enqueue(&C, dq_str_c(q), &it, 1, TOMB);
+    r = run(&C);
+    rc = dq_reply_enqueue(r, 1, res, &err);
+    freeReplyObject(r);
+    return rc == DQ_OK ? res->status : rc;
+}
+
+static void
+test_keyed(void)
+{
+    dq_enqueue_result_t res;
+    task_t              t[2];
+
+    is_int(enqk("ky", "client-id-1", &res), DQ_OK, "keyed enqueue stored");
+    ok(!res.existed, "new");
+    is_int(enqk("ky", "client-id-1", &res), DQ_OK, "again while waiting");
+    ok(res.existed && res.eta_ms > 0, "existed, with its ETA");
+    is_int(rint_("HLEN %s", key("ky", DQ_KEY_TASKS)), 1, "stored once");
+    claim("ky", 1, 1000, 0, t, 2);
+    ack1("ky", "client-id-1", t[0].token, NULL);
+    is_int(rint_("HLEN %s", key("ky", DQ_KEY_TASKS)), 0, "ran and acked");
+    is_int(enqk("ky", "client-id-1", &res), DQ_OK, "again after it ran");
+    ok(res.existed && res.eta_ms == 0, "existed (already ran): not stored");
+    is_int(rint_("HLEN %s", key("ky", DQ_KEY_TASKS)), 0, "not stored again");
+    sleep_ms(TOMB + 50);
+    is_int(enqk("ky", "client-id-1", &res), DQ_OK,
+           "after the window the id is new again");
+    ok(!res.existed, "stored");
+    is_int(rint_("HLEN %s", key("ky", DQ_KEY_TASKS)), 1, "stored");
+}
 
 /* A late ack: the lease expired and was taken back, but nobody claimed the
  * task again: the finished run counts (running it again would be for
@@ -1079,6 +1201,9 @@ main(int argc, char **argv)
     test_wake();
     test_wake_batch();
     test_names_cleanup();
+    test_big_batch();
+    test_names_bounded();
+    test_keyed();
     test_clock();
     test_late_ack();
     test_expiry_keeps_error();

@@ -1,0 +1,88 @@
+/*
+ * libFuzzer: what an nginx endpoint does with an untrusted body. The first
+ * byte picks JSON (even) or msgpack (odd); the rest is the body. JSON is
+ * converted (dq_json_to_msgpack), msgpack strictly unpacked
+ * (dq_msgpack_unpack), the requests parsed (dq_request_parse_body), each
+ * encoded as an envelope and decoded back (dq_envelope_decode), whose
+ * fields must equal the request's.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dq_contract.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    dq_limits_t      lim;
+    dq_error_t       err;
+    msgpack_sbuffer  js, env;
+    msgpack_zone     zone, zone2;
+    msgpack_object   root;
+    dq_request_t     reqs[16];
+    dq_envelope_t    e;
+    const char      *buf;
+    size_t           len, n, i;
+    int              json;
+
+    if (size < 1) {
+        return 0;
+    }
+    json = !(data[0] & 1);
+    buf = (const char *) data + 1;
+    len = size - 1;
+
+    dq_limits_default(&lim);
+    lim.max_envelope = 64 * 1024;
+    lim.max_items = 4096;
+    lim.max_batch = 16;
+
+    msgpack_sbuffer_init(&js);
+    if (json) {
+        if (dq_json_to_msgpack(buf, len, &lim, &js, &err) != DQ_OK) {
+            msgpack_sbuffer_destroy(&js);
+            return 0;
+        }
+        buf = js.data ? js.data : "";
+        len = js.size;
+        lim.max_envelope = len > lim.max_envelope ? len : lim.max_envelope;
+    }
+
+    msgpack_zone_init(&zone, 2048);
+    if (dq_msgpack_unpack(buf, len, &lim, &zone, &root, &err) == DQ_OK) {
+        n = 0;
+        if (dq_request_parse_body(&root, &lim, reqs, &n, &err) == DQ_OK) {
+            for (i = 0; i < n; i++) {
+                msgpack_sbuffer_init(&env);
+                if (dq_envelope_encode(&reqs[i], "AAAAAAAAAAAAAAAAAAAAAA",
+                                       1700000000000LL, &lim, &env, &err)
+                    == DQ_OK)
+                {
+                    msgpack_zone_init(&zone2, 2048);
+                    if (dq_envelope_decode(env.data, env.size, &lim, &zone2,
+                                           &e, &err)
+                        != DQ_OK)
+                    {
+                        abort();    /* we wrote it: it must decode */
+                    }
+                    if (e.func.len != reqs[i].func.len
+                        || memcmp(e.func.ptr, reqs[i].func.ptr, e.func.len)
+                        || e.queue.len != reqs[i].queue.len
+                        || memcmp(e.queue.ptr, reqs[i].queue.ptr,
+                                  e.queue.len))
+                    {
+                        abort();
+                    }
+                    msgpack_zone_destroy(&zone2);
+                }
+                msgpack_sbuffer_destroy(&env);
+            }
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    msgpack_sbuffer_destroy(&js);
+    return 0;
+}

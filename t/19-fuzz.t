@@ -1,0 +1,21 @@
+# A short bounded libFuzzer pass over every decoder an untrusted byte
+# reaches (fuzz/run.sh: request bodies in JSON and msgpack, envelopes, the
+# signature header, names and INFO): 3 s each here; ./build.sh fuzz runs
+# them long. Skips without clang's libFuzzer.
+use strict;
+use warnings;
+use lib 't/lib';
+use DQTest;
+use Test::More;
+
+my $secs = $ENV{DQ_FUZZ_SECONDS} || 3;
+my $out = `cd $DQTest::ROOT && FUZZ_DIR=build/fuzz-test sh fuzz/run.sh $secs 2>&1`;
+my $rc = $? >> 8;
+plan skip_all => 'no clang/libFuzzer' if $rc == 77;
+my @lines = $out =~ /^(fuzz \S+: .*)$/mg;
+is(scalar @lines, 4, 'four harnesses ran') or diag $out;
+for (@lines) {
+    like($_, qr/: [1-9]\d* execs, \d+ s, ok$/, $_);
+}
+is($rc, 0, 'no crash') or diag $out;
+done_testing;
