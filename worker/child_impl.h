@@ -42,6 +42,8 @@ struct dq_cqueue_s {
     dq_task_t            **rels;       /* never started, to release */
     size_t                 nrels, cap_rels;
     char                   lost[DQ_LOST_CLAIMS][DQ_ID_SIZE];
+    int                    lost_held[DQ_LOST_CLAIMS]; /* their master
+                                           table entries (held.c) */
     size_t                 nlost;      /* claims whose reply was lost:
                                           release_claim on reconnect */
 };
