@@ -238,6 +238,9 @@ dq__blpop_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         return;
     }
     if (rep == NULL) {
+        /* the token may have been popped with the reply lost: the
+         * queues are looked at when the wake connection is up again
+         * (dq__redis_state) */
         dq_log_debug("wake connection: %s", errstr);
         return;                    /* re-issued when it is up again */
     }
@@ -322,6 +325,14 @@ dq__redis_state(dq_conn_t *r, int up, void *data)
     }
     if (r == ch->wake_conn && !up) {
         ch->blpop_inflight = 0;
+    }
+    if (r == ch->wake_conn && up) {
+        /* a BLPOP whose reply was lost (connection dropped, command
+         * timeout after Redis popped the token) took a wake-up nobody
+         * saw: look at every queue now rather than at the idle look */
+        for (i = 0; i < ch->nq; i++) {
+            ch->qs[i].due_at = 0;
+        }
     }
     dq_child_kick(ch);
 }
