@@ -209,6 +209,9 @@ dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
     if (reason != t->error) {       /* kept for a resend */
         snprintf(t->error, sizeof(t->error), "%s", reason);
     }
+    /* decided: if this child dies before the bury lands, the master
+     * buries it rather than retrying it (held.c) */
+    dq_held_bury(t->held, t->name, t->error, t->ran);
     if ((b = dq__report_one(ch, t, DQ_OP_BURY, &it)) == NULL) {
         return;
     }
@@ -420,7 +423,7 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
     }
     dq_child_stat_done(1);
     if (t->result == DQ_TASK_OK) {
-        dq_held_done(t->held);     /* a crash now costs no attempt */
+        dq_held_done(t->held, t->name);   /* a crash now: the master acks */
     }
     dq__finished(ch, t);
     dq_child_kick(ch);

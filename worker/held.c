@@ -12,8 +12,9 @@
  * Master side: after the child is reaped nothing writes the table any
  * more. The master opens one blocking client connection (2 s timeouts:
  * the master must not hang on a dead Redis; what it cannot hand back
- * returns when its lease expires, as before), releases what never started
- * or finished OK, fails what started with the child's death as the error,
+ * returns when its lease expires, as before), releases what never
+ * started, acks what finished OK, buries what the child had decided to
+ * bury, fails what started with the child's death as the error,
  * then empties the table for the next child in that slot.
  */
 #include <stdio.h>
@@ -90,13 +91,45 @@ dq_held_started(int h, int64_t fail_delay_ms)
     }
 }
 
-void
-dq_held_done(int h)
+/* The name (tombstone) an ack or bury by the master needs; 0 if it does
+ * not fit (then the entry keeps its state). */
+static int
+dq__held_name(dq_held_t *e, const char *name)
 {
-    if (h > 0 && dq__tab != NULL) {
+    size_t len = name ? strlen(name) : 0;
+
+    if (len >= DQ_HELD_NAME_MAX) {
+        return 0;
+    }
+    memcpy(e->name, name ? name : "", len);
+    e->name[len] = '\0';
+    return 1;
+}
+
+void
+dq_held_done(int h, const char *name)
+{
+    if (h > 0 && dq__tab != NULL && dq__held_name(&dq__tab[h - 1], name)) {
         __atomic_store_n(&dq__tab[h - 1].state, DQ_HELD_DONE,
                          __ATOMIC_RELEASE);
     }
+}
+
+void
+dq_held_bury(int h, const char *name, const char *error, int ran)
+{
+    dq_held_t *e;
+
+    if (h <= 0 || dq__tab == NULL) {
+        return;
+    }
+    e = &dq__tab[h - 1];
+    if (!dq__held_name(e, name)) {
+        return;
+    }
+    snprintf(e->error, sizeof(e->error), "%s", error ? error : "");
+    e->ran = ran ? 1 : 0;
+    __atomic_store_n(&e->state, DQ_HELD_BURIED, __ATOMIC_RELEASE);
 }
 
 void
@@ -213,7 +246,7 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
     dq_cmd_t         cmd;
     char             err[256], error[300];
     size_t           i, nrel = 0, nfail = 0, nfenced = 0, nleft = 0;
-    size_t           nclaimed = 0;
+    size_t           nclaimed = 0, nack = 0, nbury = 0;
     uint32_t         st;
     int              rc;
 
@@ -257,6 +290,21 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
             if (st == DQ_HELD_STARTED) {
                 rc = dq_cmd_retry(&cmd, dq_str_c(e->queue), &it,
                                   e->fail_delay_ms, dq_str_c(error), 1);
+            } else if (st == DQ_HELD_DONE) {
+                /* it ran OK: ack it (a second ack is fenced) */
+                if (e->name[0]) {
+                    it.name = dq_str_c(e->name);
+                }
+                rc = dq_cmd_ack(&cmd, dq_str_c(e->queue), &it, 1,
+                                conf->tombstone_ms);
+            } else if (st == DQ_HELD_BURIED) {
+                if (e->name[0]) {
+                    it.name = dq_str_c(e->name);
+                }
+                rc = dq_cmd_bury(&cmd, dq_str_c(e->queue), &it,
+                                 dq_str_c(e->error), conf->dead_max,
+                                 conf->dead_age_ms, conf->tombstone_ms,
+                                 e->ran);
             } else {
                 rc = dq_cmd_release(&cmd, dq_str_c(e->queue), &it, 1, 0, 0);
             }
@@ -276,6 +324,13 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
                         "retry_in_ms=%lld (it was running in child %d)",
                         e->queue, e->id, error,
                         (long long) e->fail_delay_ms, child);
+        } else if (rc == 1 && st == DQ_HELD_DONE) {
+            nack++;
+        } else if (rc == 1 && st == DQ_HELD_BURIED) {
+            nbury++;
+            dq_log_error("task dead: queue=%s id=%s reason=\"%s\" (buried "
+                         "for child %d, which died before it could)",
+                         e->queue, e->id, e->error, child);
         } else if (rc == 1) {
             nrel++;
         } else if (rc == 0) {
@@ -286,14 +341,16 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
         __atomic_store_n(&e->state, DQ_HELD_FREE, __ATOMIC_RELAXED);
     }
     dq_client_free(c);
-    if (nrel + nfail + nfenced + nleft + nclaimed == 0) {
+    if (nrel + nfail + nfenced + nleft + nclaimed + nack + nbury == 0) {
         return;
     }
     nrel += nclaimed;
     snprintf(summary, summary_len, "holding %zu leased tasks: %zu released "
-             "at once (never started, or finished OK), %zu started and "
+             "at once (never started), %zu acked (finished OK), %zu buried "
+             "(failed for good), %zu started and "
              "failed (charged, retried after backoff), %zu already settled, "
              "%zu left to their lease expiry%s%s%s",
-             nrel + nfail + nfenced + nleft, nrel, nfail, nfenced, nleft,
+             nrel + nack + nbury + nfail + nfenced + nleft, nrel, nack,
+             nbury, nfail, nfenced, nleft,
              nleft ? " (" : "", nleft ? err : "", nleft ? ")" : "");
 }
