@@ -10,9 +10,10 @@
  * thread marks "started".
  *
  * Master side: after the child is reaped nothing writes the table any
- * more. The master opens one blocking client connection (2 s timeouts:
- * the master must not hang on a dead Redis; what it cannot hand back
- * returns when its lease expires, as before), releases what never
+ * more. The master opens one blocking client connection (1 s per call,
+ * and the whole reap has a time budget, DQ_HELD_BUDGET_MS: the master
+ * must not hang on a sick Redis; what it cannot hand back in time
+ * returns when its lease expires, as before, and is logged), releases what never
  * started, acks what finished OK, buries what the child had decided to
  * bury, fails what started with the child's death as the error,
  * then empties the table for the next child in that slot.
@@ -22,10 +23,23 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <time.h>
+
 #include "client_impl.h"
 #include "master.h"
+#include "notify.h"
 
-#define DQ_HELD_TIMEOUT_MS 2000
+static uint64_t
+dq__mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+#define DQ_HELD_TIMEOUT_MS 1000   /* each call; the whole reap has a
+                                     budget (deadline_ms) */
 
 static dq_held_t *dq__tab;      /* this child's table, or NULL */
 static size_t     dq__cap;
@@ -237,7 +251,8 @@ dq__release_claim(dq_client_t *c, const dq_held_t *e, int64_t *n, char *err,
 
 void
 dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
-                int child, const char *how, char *summary, size_t summary_len)
+                int child, const char *how, uint64_t deadline_ms,
+                char *summary, size_t summary_len)
 {
     dq_client_t     *c = NULL;
     dq_client_opts_t co;
@@ -248,6 +263,7 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
     size_t           i, nrel = 0, nfail = 0, nfenced = 0, nleft = 0;
     size_t           nclaimed = 0, nack = 0, nbury = 0;
     uint32_t         st;
+    uint64_t         now;
     int              rc;
 
     snprintf(summary, summary_len, "holding 0 leased tasks");
@@ -261,6 +277,17 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
         st = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
         if (st == DQ_HELD_FREE) {
             continue;
+        }
+        /* the master's loop waits meanwhile: keep systemd's watchdog fed,
+         * and stop at the reap's time budget (a sick Redis must not get
+         * the master killed); the rest returns at lease expiry */
+        now = dq__mono_ms();
+        (void) dq_notify_watchdog(now, 0);
+        if (now >= deadline_ms && err[0] == '\0') {
+            dq_client_free(c);
+            c = NULL;
+            snprintf(err, sizeof(err), "the master's time budget for "
+                     "handing back was spent");
         }
         if (c == NULL && err[0] == '\0') {
             memset(&co, 0, sizeof(co));

@@ -313,7 +313,7 @@ dq__reap(dq_master_t *m)
     int               status, i, clean;
     dq_slot_t        *s;
     dq_child_stats_t *st;
-    uint64_t          now, lived;
+    uint64_t          now, lived, deadline = 0;  /* of handing back */
     char              how[128], what[640];
     long long         done;
 
@@ -335,8 +335,11 @@ dq__reap(dq_master_t *m)
         dq__describe(status, how, sizeof(how));
         clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         /* what it held goes back now, not when the leases expire */
-        dq_held_recover(m->conf, s->held, s->nheld, s->number, how, what,
-                        sizeof(what));
+        if (deadline == 0) {
+            deadline = dq__now() + DQ_HELD_BUDGET_MS;
+        }
+        dq_held_recover(m->conf, s->held, s->nheld, s->number, how,
+                        deadline, what, sizeof(what));
         s->pid = 0;
         if (pid == m->draining) {
             m->draining = 0;

@@ -98,14 +98,16 @@ void dq_held_remove(int h);
 
 /* Master side: the table of a slot, sized for conf (mapped before the
  * fork); hand back what a dead child left (logs what it did, empties the
- * table). `how` says how the child ended ("killed by signal 11 ..."). */
+ * table). `how` says how the child ended ("killed by signal 11 ..."),
+ * deadline_ms (CLOCK_MONOTONIC ms) when to stop calling Redis. */
 dq_held_t *dq_held_map(size_t n);
 void dq_held_unmap(dq_held_t *tab, size_t n);
 size_t dq_held_size(const dq_worker_conf_t *conf);
 void dq_held_use(dq_held_t *tab, size_t n);   /* in the child, after fork */
+#define DQ_HELD_BUDGET_MS 2000  /* per reap, all dead children together */
 void dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
-                     int child, const char *how, char *summary,
-                     size_t summary_len);
+                     int child, const char *how, uint64_t deadline_ms,
+                     char *summary, size_t summary_len);
 
 /* How the master (re)reads its configuration: on start and on SIGHUP.
  * Fills `out` (from defaults) or returns -1 with err filled; `out` is then
