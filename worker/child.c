@@ -87,6 +87,20 @@ dq__free_slots(const dq_child_t *ch)
     return busy >= ch->concurrency ? 0 : ch->concurrency - busy;
 }
 
+uint64_t
+dq_child_jitter(uint64_t max)
+{
+    static uint64_t x;
+
+    if (x == 0) {
+        x = ((uint64_t) getpid() << 32) ^ uv_hrtime() ^ 0x9e3779b97f4a7c15ULL;
+    }
+    x ^= x << 13;                 /* xorshift64 */
+    x ^= x >> 7;
+    x ^= x << 17;
+    return max == 0 ? 0 : x % (max + 1);
+}
+
 static void
 dq__due_cb(uv_timer_t *t)
 {
@@ -172,10 +186,13 @@ dq_child_kick(dq_child_t *ch)
      * claim reply (next_ms) and the child then sleeps until exactly that
      * deadline, so a dead host's leases come back within `lease` plus a
      * round trip, with no new traffic, for one claim per queue per lease
-     * period when idle. */
+     * period when idle. The look comes 0-10 % early, at random, so a
+     * fleet started (or reconnected) together does not claim in the same
+     * millisecond (docs/OPERATIONS.md, "Idle load"). */
     for (i = 0; i < ch->nq; i++) {
         if (ch->qs[i].due_at > now + ch->idle_look_ms) {
-            ch->qs[i].due_at = now + ch->idle_look_ms;
+            ch->qs[i].due_at = now + ch->idle_look_ms
+                               - dq_child_jitter(ch->idle_look_ms / 10);
         }
     }
 

@@ -711,6 +711,16 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
          * that finds nothing yet says how long is left), never late */
         q->due_at = c->sent_ms + (uint64_t) (res.next_ms > 0 ? res.next_ms
                                                              : 1);
+        if (res.n == 0) {
+            /* nothing claimed: the whole fleet got the same deadline (a
+             * lease's, or an ETA): wake 0-10 % of it later, at most
+             * DQ_DUE_JITTER_MAX_MS, so the hosts do not all claim in the
+             * same millisecond */
+            uint64_t j = (uint64_t) res.next_ms / 10;
+
+            q->due_at += dq_child_jitter(j < DQ_DUE_JITTER_MAX_MS
+                                         ? j : DQ_DUE_JITTER_MAX_MS);
+        }
     }
     dq_log_debug("claimed %zu of %zu on queue %.*s, next in %lld ms", res.n,
                  c->asked, (int) q->name.len, q->name.ptr,
