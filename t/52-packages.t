@@ -18,12 +18,12 @@ use Test::More;
 
 plan skip_all => 'DQ_SKIP_PACKAGES set' if $ENV{DQ_SKIP_PACKAGES};
 for my $tool (qw(dpkg-buildpackage dh dh_nginx dpkg-deb pkg-config cc)) {
-    plan skip_all => "$tool not installed (dpkg-dev, debhelper, nginx-dev)"
-        unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
+    DQTest::need_tool(DQTest::in_path($tool),
+                      "$tool (dpkg-dev, debhelper, nginx-dev)");
 }
-plan skip_all => 'nginx not installed' unless -x $DQNginx::NGINX;
-plan skip_all => 'dpkg-checkbuilddeps: build dependencies missing'
-    if system("cd $DQTest::ROOT && dpkg-checkbuilddeps >/dev/null 2>&1");
+DQTest::need_tool(-x $DQNginx::NGINX, 'nginx');
+DQTest::need_tool(!system("cd $DQTest::ROOT && dpkg-checkbuilddeps >/dev/null 2>&1"),
+                  'the build dependencies of debian/control (dpkg-checkbuilddeps)');
 
 my $dir = tmpdir();
 my $src = "$dir/src/ngx-deferred";

@@ -19,7 +19,7 @@ my $r = DQTest::Redis->start(dir => tmpdir());
 
 for my $sample (split /,/, ($ENV{DQ_SAMPLES} || "flask,django,wsgi")) {
     if (system($DQApp::PY, '-c', "import $need{$sample}, redis") != 0) {
-        SKIP: { skip "python3-$need{$sample} not installed", 1 }
+        SKIP: { DQTest::skip_unless(0, "python3-$need{$sample} not installed", 1) }
         next;
     }
     my $dir = tmpdir();

@@ -12,8 +12,8 @@ use DQTest;
 use DQWorker;
 use Test::More;
 
-my $lib = bin('examples/tasklet/libdq_tasklet_example.so');
-plan skip_all => "tasklet example library not built ($lib)" unless -e $lib;
+my $lib = DQTest::require_built(bin('examples/tasklet/libdq_tasklet_example.so'),
+                                'tasklet example library');
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
 my $w = DQWorker::start_worker($r, $dir, libs => [$lib],

@@ -114,8 +114,8 @@ is($v{'deferred_task_lateness_seconds_bucket{queue="ops",le="+Inf"}'}, 7, 'metri
 is($v{deferred_workers}, 1, 'metric: 1 live worker');
 is($v{deferred_redis_up}, 1, 'metric: redis up');
 SKIP: {
-    skip 'promtool not installed (Debian package prometheus)', 1
-        unless grep { -x "$_/promtool" } split /:/, $ENV{PATH};
+    DQTest::skip_unless(DQTest::in_path('promtool'),
+                        'promtool not installed (Debian package prometheus)', 1);
     open my $fh, '>', "$dir/metrics.txt" or die; print {$fh} $m; close $fh;
     my $out = `promtool check metrics < $dir/metrics.txt 2>&1`;
     is($?, 0, 'promtool check metrics accepts it') or diag $out;
