@@ -408,9 +408,12 @@ typedef struct {
     int  too_old;          /* version < DQ_REDIS_MIN_VERSION */
     int  evicts;           /* policy set and not "noeviction": Redis may
                               delete a queue's keys under memory pressure */
+    int  loading;          /* loading:1 (reading its AOF/RDB): INFO works,
+                              scripts answer -LOADING */
 } dq_server_info_t;
 
-/* Read an INFO reply's text (the "server" and "memory" sections). 0, or
+/* Read an INFO reply's text (the "server", "memory" and "persistence"
+ * sections). 0, or
  * -1 when it holds no redis_version. (lib/dq_server.c) */
 int dq_server_info(const char *info, size_t len, dq_server_info_t *out);
 

@@ -60,6 +60,10 @@ typedef struct {
     int        max_concurrent;  /* running at once across the fleet; 0 = no
                                    limit */
     int64_t    timeout_ms;      /* per-task run time limit; 0 = none */
+    char      *push_target;     /* push queue: tasks go to the push
+                                   library (DQ_PUSH_FUNCTION), POSTed to
+                                   this base URL; NULL = not a push queue */
+    int64_t    push_deadline_ms;/* a push's request deadline */
 } dq_queue_conf_t;
 
 typedef struct {
@@ -72,6 +76,7 @@ typedef struct {
     char            *redis_address;   /* "host:port" | "unix:/path" */
     char            *redis_password;  /* or NULL */
     int              redis_db;
+    char            *push_secret;     /* signs pushes; NULL = unsigned */
 
     dq_queue_conf_t *queues;
     size_t           nqueues;
