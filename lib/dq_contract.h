@@ -474,8 +474,11 @@ void dq_claim_id_new(char out[DQ_ID_SIZE]);
  * deadline now + lease_ms under claim_id; passes a wake token on if due
  * work remains. backoff: the queue's retry options (min/max backoff,
  * doublings; NULL = built-in defaults). A forward jump of the Redis
- * clock (a gap over two lease periods since the queue's last call) takes
- * back, for one lease period, only leases that expired before the gap. */
+ * clock (a gap over half a lease period since the queue's last call)
+ * takes back, for one lease period, only leases that expired before the
+ * gap. Expired leases of the old lease set (DQ_KEY_LEASE_OLD: workers
+ * before claim ids) are taken back too. While leases are held, next_ms is
+ * at most a third of lease_ms. */
 int dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
                  int64_t max_n, int64_t lease_ms, int64_t reclaim_delay_ms);
 

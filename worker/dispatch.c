@@ -842,23 +842,14 @@ dq__release_claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     int64_t         n = 0;
 
     (void) r;
-    if (rep == NULL && rq->q->ch->cmd_conn != NULL) {
-        /* not delivered (connection lost, Redis loading...): keep it for
-         * the next reconnect, like any undelivered report */
-        dq_log_warn("giving back claim %s (queue %.*s) not delivered: %s; "
-                    "sent again when Redis is back", rq->claim,
-                    (int) rq->q->name.len, rq->q->name.ptr, errstr);
-        dq__claim_lost(rq->q, rq->claim);
-        free(rq);
-        return;
-    }
     if (rep == NULL || dq_reply_release_claim(rep, cursor, &n, &err)
                        != DQ_OK)
     {
-        /* kept until it succeeds (-LOADING after a restart, a dropped
-         * connection): sent again with the next claim or reconnect */
+        /* not delivered (connection lost, Redis loading...) or refused:
+         * kept until a give-back succeeds, sent again with the next claim
+         * of the queue or the next reconnect */
         dq_log_warn("giving back claim %s (queue %.*s) failed: %s; trying "
-                    "again with the next claim", rq->claim,
+                    "again with the next claim or reconnect", rq->claim,
                     (int) rq->q->name.len, rq->q->name.ptr,
                     rep == NULL ? errstr : err.msg);
         dq__claim_lost(rq->q, rq->claim);
