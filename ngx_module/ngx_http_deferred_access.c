@@ -50,10 +50,61 @@ ngx_http_deferred_error_name(int code)
 }
 
 
+/*
+ * "Local" is decided on the address nginx has for the client, which is a
+ * same-host proxy's when one sits in front (proxy_pass from another server
+ * block, a TLS terminator, stunnel): so a request that says it was
+ * forwarded (X-Forwarded-For, Forwarded, X-Real-IP, Via) is never local,
+ * even when realip rewrote the address to a loopback one (a proxy said
+ * so: refused too, fail closed), and on a proxy_protocol connection the
+ * address is the one the PROXY header names. A same-host proxy that adds
+ * none of these headers still makes every client local: allow/deny or a
+ * deferred_secret are the real controls (docs/SECURITY.md).
+ */
+
+static ngx_int_t ngx_http_deferred_local_addr(struct sockaddr *sa);
+
+
 ngx_int_t
 ngx_http_deferred_local_client(ngx_http_request_t *r)
 {
-    struct sockaddr      *sa;
+    ngx_str_t           v;
+    ngx_uint_t          i;
+    ngx_addr_t          addr;
+    ngx_connection_t   *c;
+    static ngx_str_t    forwarded[] = {
+        ngx_string("X-Forwarded-For"),
+        ngx_string("Forwarded"),
+        ngx_string("X-Real-IP"),
+        ngx_string("Via")
+    };
+
+    for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
+        if (ngx_http_deferred_header(r, &forwarded[i], &v) != NGX_DECLINED) {
+            return NGX_DECLINED;
+        }
+    }
+
+    c = r->connection;
+
+    if (c->proxy_protocol) {
+        if (ngx_parse_addr(r->pool, &addr, c->proxy_protocol->src_addr.data,
+                           c->proxy_protocol->src_addr.len)
+            != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        return ngx_http_deferred_local_addr(addr.sockaddr);
+    }
+
+    return ngx_http_deferred_local_addr(c->sockaddr);
+}
+
+
+static ngx_int_t
+ngx_http_deferred_local_addr(struct sockaddr *sa)
+{
     struct sockaddr_in   *sin;
 #if (NGX_HAVE_INET6)
     u_char               *p;
@@ -61,8 +112,6 @@ ngx_http_deferred_local_client(ngx_http_request_t *r)
     static const u_char   v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                            0xff, 0xff };
 #endif
-
-    sa = r->connection->sockaddr;
 
     switch (sa->sa_family) {
 
