@@ -221,6 +221,7 @@ struct ngx_http_deferred_ctx_s {
     size_t                         raw_len;
     size_t                         raw_cap;
     unsigned                       reading:1;   /* endpoint body */
+    unsigned                       body_pending:1;  /* enqueue: reading */
 
     ngx_str_t                      var_id;      /* $deferred_task_id */
     ngx_str_t                      var_eta;     /* $deferred_task_eta */
