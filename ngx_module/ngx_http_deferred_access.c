@@ -17,6 +17,8 @@
 
 #include "ngx_http_deferred_module.h"
 
+#include <inttypes.h>
+
 
 /* the error names of the module's answers (docs/MODULE.md, "Answers") */
 
@@ -190,6 +192,51 @@ ngx_http_deferred_header(ngx_http_request_t *r, ngx_str_t *name,
     }
 
     return rc;
+}
+
+
+/*
+ * Before the body is read: the signature header is there once, parses,
+ * and its timestamp is inside the window. An unauthenticated client gets
+ * 403 at once instead of making nginx buffer deferred_max_body first.
+ */
+
+ngx_int_t
+ngx_http_deferred_signature_precheck(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_error_t *err)
+{
+    int64_t            now, w;
+    ngx_str_t          v;
+    dq_sign_header_t   h;
+
+    switch (ngx_http_deferred_header(r, &dlcf->secret_header, &v)) {
+
+    case NGX_DECLINED:
+        dq_error_set(err, DQ_EINVAL, NULL, "missing %.*s header",
+                     (int) dlcf->secret_header.len, dlcf->secret_header.data);
+        return NGX_DECLINED;
+
+    case NGX_BUSY:
+        dq_error_set(err, DQ_EINVAL, NULL, "two %.*s headers",
+                     (int) dlcf->secret_header.len, dlcf->secret_header.data);
+        return NGX_DECLINED;
+    }
+
+    if (dq_sign_parse((const char *) v.data, v.len, &h, err) != DQ_OK) {
+        return NGX_DECLINED;
+    }
+
+    now = (int64_t) ngx_time();
+    w = (int64_t) dlcf->secret_window;
+
+    if (h.t > now + w || h.t < now - w) {
+        dq_error_set(err, DQ_EINVAL, NULL,
+                     "signature timestamp %" PRId64 " outside the %" PRId64
+                     " s window around %" PRId64, h.t, w, now);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -138,11 +138,13 @@ ngx_int_t
 ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
+    dq_error_t                     err;
     ngx_table_elt_t               *h;
     ngx_http_deferred_ctx_t       *ctx;
     ngx_http_deferred_loc_conf_t  *dlcf;
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+    ngx_memzero(&err, sizeof(dq_error_t));
 
     ctx = ngx_http_deferred_ctx_create(r);
     if (ctx == NULL) {
@@ -201,6 +203,19 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
                                         "UnsupportedMediaType", NULL,
                                         "use application/x-msgpack or "
                                         "application/json");
+    }
+
+    if (dlcf->secrets
+        && ngx_http_deferred_signature_precheck(r, dlcf, &err) != NGX_OK)
+    {
+        ngx_http_deferred_log_safe(err.msg);
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "deferred: 403 %V from %V: %s (before the body)",
+                      &dlcf->secret_header, &r->connection->addr_text,
+                      err.msg);
+
+        return ngx_http_deferred_reject(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        "Forbidden", NULL, err.msg);
     }
 
     if (r->headers_in.content_length_n > (off_t) dlcf->max_body) {

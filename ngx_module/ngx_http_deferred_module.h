@@ -270,6 +270,8 @@ ngx_int_t ngx_http_deferred_status_of(int code);
 ngx_int_t ngx_http_deferred_local_client(ngx_http_request_t *r);
 ngx_int_t ngx_http_deferred_header(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value);
+ngx_int_t ngx_http_deferred_signature_precheck(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_error_t *err);
 ngx_int_t ngx_http_deferred_signature_check(ngx_http_request_t *r,
     ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, u_char *mac,
     dq_error_t *err);

@@ -115,6 +115,28 @@ for my $bad ('sha256=' . DQNginx::hmac_sha256_hex($OLD, $body), "t=$now", 'v1=00
     is(post('/a/x', $body, $bad)->{status}, 403, "malformed header refused: $bad");
 }
 
+# an unsigned (or stale) request announcing a large body is refused before
+# nginx reads or buffers any of it (before the fix nginx waited for the
+# whole body, 403 only after it: here, no answer until the timeout)
+use IO::Socket::INET;
+for my $case (['no signature', ''], ['a stale signature', "X-Deferred-Signature: t=" . ($now - 1000) . ",v1=" . ('0' x 64) . "\r\n"],
+              ['a malformed signature', "X-Deferred-Signature: t=1\r\n"]) {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $n->port, Proto => 'tcp')
+        or die "connect: $@";
+    print {$s} "POST /a/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             . "Content-Length: 900000\r\n$case->[1]\r\n";
+    my $got = '';
+    eval {
+        local $SIG{ALRM} = sub { die "timeout\n" };
+        alarm 5;
+        sysread($s, $got, 4096);
+        alarm 0;
+    };
+    like($got, qr{^HTTP/1\.1 403}, "$case->[0], a 900 kB body announced, none sent: 403 at once");
+}
+like(DQTest::slurp($n->error_log), qr/\[warn\].*403 X-Deferred-Signature from .*missing X-Deferred-Signature header \(before the body\)/,
+     'logged at warn, before the body');
+
 # a body of many buffers, spooled to a temp file (client_body_buffer_size 1k)
 my $big = '{"func":"noop","queue":"s3","args":["' . ('x' x 20000) . '"]}';
 is(post('/a/x', $big, "t=$now,v1=" . sig($OLD, 'POST', '/a/x', $now, $big))->{status},
