@@ -18,6 +18,8 @@
 
 
 static void ngx_http_deferred_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_deferred_body_taken(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx, ngx_http_deferred_loc_conf_t *dlcf);
 static ngx_int_t ngx_http_deferred_content_type(ngx_http_request_t *r);
 static void ngx_http_deferred_endpoint_done(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_zone_cleanup(void *data);
@@ -223,6 +225,12 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                         "RequestTooLarge", NULL,
                                         "body over deferred_max_body");
+    }
+
+    if (r->request_body) {
+        /* read already by another module (mirror_request_body ...): its
+         * buffers, never a blocking read of a temp file */
+        return ngx_http_deferred_body_taken(r, ctx, dlcf);
     }
 
     /* the body lands in ctx->raw, within deferred_max_body, as it is read
@@ -549,6 +557,66 @@ failed:
 respond:
 
     ngx_http_finalize_request(r, ngx_http_deferred_send_response(r, ctx));
+}
+
+
+static ngx_int_t
+ngx_http_deferred_body_taken(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx, ngx_http_deferred_loc_conf_t *dlcf)
+{
+    size_t        size, len;
+    u_char       *p;
+    ngx_chain_t  *cl;
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
+            if (ngx_buf_size(cl->buf) == 0) {
+                continue;
+            }
+
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "deferred: the request body was read before the "
+                          "deferred endpoint (another module in this "
+                          "location, e.g. mirror_request_body) and is in a "
+                          "temp file; raise client_body_buffer_size or read "
+                          "no body before it");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        len += cl->buf->last - cl->buf->pos;
+    }
+
+    if (len > dlcf->max_body) {
+        return ngx_http_deferred_reject(r, ctx,
+                                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "RequestTooLarge", NULL,
+                                        "body over deferred_max_body");
+    }
+
+    p = ngx_pnalloc(r->pool, ngx_max(len, 1));
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->raw = p;
+    ctx->raw_cap = ngx_max(len, 1);
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size = cl->buf->last - cl->buf->pos;
+
+        if (size && ngx_buf_in_memory(cl->buf)) {
+            p = ngx_cpymem(p, cl->buf->pos, size);
+        }
+    }
+
+    ctx->raw_len = len;
+
+    r->main->count++;
+    ngx_http_deferred_body_handler(r);
+
+    return NGX_DONE;
 }
 
 

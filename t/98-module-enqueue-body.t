@@ -44,6 +44,13 @@ my $n = DQNginx->start(redis => $r, http => qq{
         }
         location = /t1 { deferred_enqueue noop queue=sub; deferred_return 200 "t1\\n"; }
         location = /ssi.html { ssi on; ssi_types *; }
+        location = /mep { deferred_endpoint on; mirror /m; }
+        location = /mepf {
+            deferred_endpoint on;
+            mirror /m;
+            client_body_buffer_size 1k;
+        }
+        location = /m { internal; return 204; }
         location = /mir {
             mirror /t1;
             deferred_enqueue noop queue=mir;
@@ -96,6 +103,18 @@ select(undef, undef, undef, 0.3);
 is(DQNginx::stored($r, 'sub'), 0, '... not the mirror subrequest\'s');
 is($n->request('GET', '/t1')->{status}, 200, 'the enqueue location asked directly');
 is(DQNginx::stored($r, 'sub'), 1, '... stores');
+
+# a location endpoint after a module that read the body first (mirror,
+# mirror_request_body on): the endpoint uses nginx's buffers (before the
+# fix it saw an empty body: 400)
+$res = $n->request('POST', '/mep', json => '{"func":"noop","queue":"mep"}');
+is($res->{status}, 201, 'endpoint after mirror_request_body: 201');
+is(DQNginx::stored($r, 'mep'), 1, '... the task stored');
+$res = $n->request('POST', '/mepf', json => '{"func":"noop","queue":"mep","args":["' . ('z' x 3000) . '"]}');
+is($res->{status}, 500, '... the body in a temp file (no blocking read): 500');
+like(DQTest::slurp($n->error_log), qr/\[error\].*the request body was read before the deferred endpoint/,
+     '... with a log line saying why');
+is(DQNginx::stored($r, 'mep'), 1, '... nothing stored');
 
 $n->stop;
 log_clean_ok($n->error_log, 'nginx error log');
