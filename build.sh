@@ -10,6 +10,7 @@
 #   ./build.sh build    set up and build
 #   ./build.sh module   only the nginx module, into $B (default build/)
 #   ./build.sh bench    set up, build, run the benchmarks (bench/run.sh)
+#   ./build.sh packages build the Debian packages (debian/) into build/packages
 #   ./build.sh soak [S] set up, build, run the fault soak (t/82-fault-soak.t)
 #                       for S seconds of faults (default 600)
 #   ./build.sh fuzz [S] set up, run every libFuzzer harness S seconds
@@ -29,7 +30,8 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 PACKAGES=(gcc make pkg-config perl dpkg-dev
           libhiredis-dev libmsgpack-dev libuv1-dev libjansson-dev libssl-dev
           redis-server redis-tools nginx nginx-dev wrk python3 python3-flask
-          curl valgrind clang libclang-rt-14-dev libcurl4-openssl-dev gunicorn
+          curl valgrind clang libclang-rt-14-dev debhelper prometheus
+          chromium chromium-driver libsystemd-dev libcurl4-openssl-dev gunicorn
           python3-django python3-redis python3-setuptools python3-wheel
           python3-pip python3-venv)
 
@@ -94,9 +96,13 @@ build_module() {
         fi
         echo "$sig" >"$stamp"
     fi
-    # the embedded Lua scripts (generated into the build directory by
-    # ./config at configure time) follow lib/lua/ between configures
+    # the embedded Lua scripts follow lib/lua/ between configures (the
+    # rule ./config adds to objs/Makefile does it too; an unchanged file
+    # keeps its time stamp)
     sh lib/gen_scripts.sh "$obj/ngx_deferred_gen/dq_scripts.c" lib/lua
+    sh ngx_module/gen_dashboard.sh \
+        "$obj/ngx_deferred_gen/ngx_http_deferred_dashboard.h" \
+        ngx_module/dashboard.html
     make -s -f "$obj/Makefile" -C "$src" modules
     # a new inode: an nginx running the old module keeps its mapping intact
     cp "$obj/ngx_http_deferred_module.so" "$out/ngx_http_deferred_module.so.tmp"
@@ -121,6 +127,24 @@ run_tests() {
     DQ_STRICT=1 prove -j"$JOBS" t/
 }
 
+# dpkg-buildpackage on a copy of the tree (it writes into debian/ and puts
+# the .debs beside the tree), results in build/packages
+packages() {
+    local out=$ROOT/build/packages src
+    rm -rf "$out" && mkdir -p "$out/src/ngx-deferred"
+    src=$out/src/ngx-deferred
+    tar --exclude=./build --exclude=./.git --exclude=./debian/tmp \
+        --exclude=./debian/build-nginx --exclude=./debian/build-make \
+        -cf - . | tar -C "$src" -xf -
+    log "dpkg-buildpackage -us -uc -b (log: $out/build.log)"
+    (cd "$src" && DEB_BUILD_OPTIONS="parallel=$JOBS" \
+        dpkg-buildpackage -us -uc -b) >"$out/build.log" 2>&1 ||
+        die "dpkg-buildpackage failed, see $out/build.log"
+    mv "$out"/src/*.deb "$out"/src/*.changes "$out"/src/*.buildinfo "$out"/
+    rm -rf "$out/src"
+    ls -1 "$out"/*.deb
+}
+
 cmd=${1:-}
 case "$cmd" in
     deps)  deps ;;
@@ -133,9 +157,10 @@ case "$cmd" in
            esac
            exec "$ROOT/examples/run.sh" "$@" ;;
     bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
+    packages) deps; packages ;;
     soak)  deps; build; build_san
            DQ_SOAK_S=${2:-600} exec prove -v t/82-fault-soak.t ;;
     fuzz)  deps; shift; exec "$ROOT/fuzz/run.sh" "${1:-600}" ;;
     clean) make -s clean ;;
-    *) sed -n '2,18s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
+    *) sed -n '2,20s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
 esac

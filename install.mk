@@ -11,7 +11,13 @@
 #                  built (make module, ./build.sh build|module, or give
 #                  MODULE_SO= the file nginx's configure + make modules made)
 #   $(UNITDIR)     deferred-worker.service, its paths rewritten to $(BINDIR)
-#   $(DOCDIR)      README and docs/
+#   $(SYSUSERSDIR) deferred-worker.conf: the unit's user "deferred"
+#                  (systemd-sysusers creates it; Debian's postinst uses adduser)
+#   $(MANDIR)      deferred-worker(8), deferred-cli(1)
+#   $(SYSCONFDIR)  deferred-worker.conf, a minimal one, only if none is there
+#   $(DOCDIR)      README, docs/ and examples/ (configs, the Counter sample)
+#
+# `make programs` builds what install installs (no tests, no examples).
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -21,13 +27,23 @@ DOCDIR     ?= $(PREFIX)/share/doc/ngx_deferred
 MODULEDIR  ?= $(PREFIX)/lib/nginx/modules
 PKGLIBDIR  ?= $(LIBDIR)/ngx_deferred
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(PREFIX)/etc
 INSTALL    ?= install
 
-install: $(B)/worker/deferred-worker $(B)/client/deferred-cli \
-         $(B)/libdqclient.a $(B)/libdq.a $(B)/push/libdq_push.so
+INSTALL_PROGRAMS := $(B)/worker/deferred-worker $(B)/client/deferred-cli \
+                    $(B)/libdqclient.a $(B)/libdq.a $(B)/push/libdq_push.so
+
+.PHONY: programs
+programs: $(INSTALL_PROGRAMS)
+
+install: $(INSTALL_PROGRAMS)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR)/deferred \
-	    $(DESTDIR)$(PKGLIBDIR) \
-	    $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	    $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(DOCDIR)/examples/counter $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(PKGLIBDIR)
 	$(INSTALL) -m 755 $(B)/worker/deferred-worker $(B)/client/deferred-cli \
 	    $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 644 include/deferred/*.h $(DESTDIR)$(INCLUDEDIR)/deferred/
@@ -39,9 +55,20 @@ install: $(B)/worker/deferred-worker $(B)/client/deferred-cli \
 	    ngx-deferred.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/ngx-deferred.pc
 	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
 	    -e 's|/usr/local/share/doc/ngx_deferred|$(DOCDIR)|g' \
+	    -e 's|/etc/deferred-worker.conf|$(SYSCONFDIR)/deferred-worker.conf|g' \
 	    examples/systemd/deferred-worker.service \
 	    > $(DESTDIR)$(UNITDIR)/deferred-worker.service
-	$(INSTALL) -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 644 examples/systemd/deferred-worker.sysusers \
+	    $(DESTDIR)$(SYSUSERSDIR)/deferred-worker.conf
+	$(INSTALL) -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/deferred-worker.conf ] || \
+	    $(INSTALL) -m 644 examples/deferred-worker.min.conf \
+	        $(DESTDIR)$(SYSCONFDIR)/deferred-worker.conf
+	$(INSTALL) -m 644 README.md docs/*.md docs/*.png $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 644 examples/deferred-worker.conf $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 644 examples/counter/counter.c \
+	    examples/counter/nginx.conf.in $(DESTDIR)$(DOCDIR)/examples/counter/
 	@if [ -f $(MODULE_SO) ]; then \
 	    $(INSTALL) -d $(DESTDIR)$(MODULEDIR) && \
 	    $(INSTALL) -m 644 $(MODULE_SO) $(DESTDIR)$(MODULEDIR)/ && \

@@ -2,22 +2,16 @@
  * deferred-cli — defer tasks and inspect queues from the shell, through
  * the C client (include/deferred/client.h).
  *
- * Global options, before the command: -r ADDR (HOST, HOST:PORT,
- * [IPV6]:PORT or unix:PATH, as everywhere: dq_addr_parse), -a PASSWORD
- * (else $DEFERRED_REDIS_PASSWORD), --db N. Every command goes through one
- * dq_client_t: one connect, AUTH, SELECT and NOSCRIPT fallback.
+ *   deferred-cli [-r ADDR] [--password P] [--db N] [--json] COMMAND ...
  *
- *   deferred-cli [-r ADDR] defer [OPTIONS] FUNC [ARG...]
- *   deferred-cli [-r ADDR] stats [QUEUE]
- *   deferred-cli [-r ADDR] dead [QUEUE]          dead ids and their errors
- *   deferred-cli [-r ADDR] error QUEUE ID        last error of a task
- *   deferred-cli [-r ADDR] requeue QUEUE ID      re-run a dead task
- *   deferred-cli [-r ADDR] requeue-all QUEUE [TEXT]
- *                                   re-run every dead task (whose last
- *                                   error contains TEXT)
- *   deferred-cli sign [-m METHOD] -s SECRET_FILE... URI [BODY_FILE]
- *                     the X-Deferred-Signature value for an HTTP request
- *                     (body from BODY_FILE or stdin; no Redis involved)
+ * Commands: queues, list, show, retry/requeue, delete, purge, pause,
+ * resume, workers (client/cli_admin.c, client/cli_workers.c), defer (here),
+ * and the older stats, dead, error. `deferred-cli --help` lists them;
+ * docs/OPERATIONS.md shows them at work. Exit codes: cli.h.
+ * Also: requeue-all QUEUE [TEXT] (every dead task, or those whose last
+ * error contains TEXT), and sign [-m METHOD] -s SECRET_FILE... URI
+ * [BODY_FILE]: the X-Deferred-Signature value for an HTTP request (body
+ * from BODY_FILE or stdin; no Redis involved).
  *
  * defer options: -q QUEUE, -n NAME, --id ID (idempotent: the task's id), -u URL, --countdown MS, --eta MS,
  * -H NAME:VALUE (repeatable), -k KEY=VALUE (keyword argument, repeatable), --retry-limit N, --age-limit MS,
@@ -25,11 +19,7 @@
  * (defer N copies, pipelined). ARG and VALUE: an integer literal is sent as an
  * integer, "d:1.5" as a double, "b:true"/"b:false" as a boolean, "nil" as
  * nil, "s:TEXT" as the string TEXT, anything else as a string.
- * Prints "<id> <eta_ms>" per task. Exit: 0 ok, 2 usage/invalid,
- * 3 duplicate name, 4 tombstoned name, 1 other errors.
- *
- * The dead listing reads the dead set directly (ZRANGE; the key name from
- * dq_key_format) since the client API has no listing call.
+ * Prints "<id> <eta_ms>" per task.
  */
 #include <errno.h>
 #include <limits.h>
@@ -39,36 +29,59 @@
 
 #include <hiredis/hiredis.h>
 
-#include <deferred/client.h>
-#include "client_impl.h"
+#include "cli.h"
 
 #define MAX_HEADERS 32
+
+static void
+usage_to(FILE *out)
+{
+    fprintf(out,
+        "usage: deferred-cli [-r ADDR] [-a|--password PASS] [--db N] "
+        "[--json]\n"
+        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT or unix:PATH "
+        "(default 127.0.0.1:6379)\n"
+        "                    COMMAND ...\n"
+        "  queues                          every known queue: waiting, due, "
+        "delayed,\n"
+        "                                  running, dead, paused, rate, "
+        "oldest due age\n"
+        "  list QUEUE [--state waiting|due|delayed|running|dead] "
+        "[--limit N]\n"
+        "  show QUEUE ID                   decoded envelope, attempts, ETA, "
+        "last error\n"
+        "  retry QUEUE ID|--all|--match TEXT   re-run dead tasks "
+        "(alias: requeue)\n"
+        "  delete QUEUE ID                 delete one task (any state)\n"
+        "  purge QUEUE [--state waiting|due|delayed|dead|all] --yes\n"
+        "  pause QUEUE... | resume QUEUE...\n"
+        "  workers                         live workers (heartbeats)\n"
+        "  config apply FILE [--dry-run]   queue blocks or App Engine "
+        "queue.yaml -> Redis\n"
+        "  config show [QUEUE] | config clear QUEUE...\n"
+        "  defer [-q QUEUE] [-n NAME] [--id ID] [-u URL] [--countdown MS]\n"
+        "        [--eta MS] [-H NAME:VALUE]... [-k KEY=VALUE]... [--retry-limit N]\n"
+        "        [--age-limit MS] [--min-backoff MS] [--max-backoff MS]\n"
+        "        [--max-doublings N] [--count N] FUNC [ARG...]\n"
+        "  stats [QUEUE] | dead [QUEUE] | error QUEUE ID | "
+        "requeue-all QUEUE [TEXT]\n"
+        "  sign [-m METHOD] -s SECRET_FILE... URI [BODY_FILE]\n"
+        "                                  X-Deferred-Signature for an HTTP "
+        "request\n"
+        "  PASS: Redis AUTH, empty for none (or $DEFERRED_REDIS_PASSWORD, "
+        "kept out of ps)\n"
+        "Environment: DEFERRED_REDIS (address), DEFERRED_REDIS_PASSWORD.\n"
+        "Exit: 0 ok, 1 error, 2 usage, 3 duplicate name, 4 tombstoned "
+        "name, 5 not found.\n");
+}
 
 static int
 usage(void)
 {
-    fprintf(stderr,
-        "usage: deferred-cli [-r ADDR] [-a PASSWORD] [--db N] COMMAND ...\n"
-        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT or unix:PATH "
-        "(default 127.0.0.1:6379)\n"
-        "  PASSWORD: Redis AUTH, empty for none (or "
-        "$DEFERRED_REDIS_PASSWORD, kept out of ps)\n"
-        "  defer [-q QUEUE] [-n NAME] [--id ID] [-u URL] [--countdown MS] [--eta MS]\n"
-        "        [-H NAME:VALUE]... [-k KEY=VALUE]... [--retry-limit N]\n"
-        "        [--age-limit MS]\n"
-        "        [--min-backoff MS] [--max-backoff MS] [--max-doublings N]\n"
-        "        [--count N] FUNC [ARG...]\n"
-        "  stats [QUEUE]\n"
-        "  dead [QUEUE]\n"
-        "  error QUEUE ID\n"
-        "  requeue QUEUE ID\n"
-        "  requeue-all QUEUE [ERROR-TEXT]\n"
-        "  sign [-m METHOD] -s SECRET_FILE... URI [BODY_FILE]\n");
+    usage_to(stderr);
     return 2;
 }
 
-
-static int exit_code(int rc);
 
 /* a whole file (or stdin for NULL) into a malloc'ed buffer */
 static char *
@@ -160,7 +173,7 @@ cmd_sign(int argc, char **argv)
     free(body);
     if (rc != DQ_OK) {
         fprintf(stderr, "deferred-cli: sign: %s\n", dq_strerror(rc));
-        ret = exit_code(rc);
+        ret = dq_cli_exit_code(rc);
         goto done;
     }
     printf("%s\n", out);
@@ -170,19 +183,6 @@ done:
         free(owned[i]);
     }
     return ret;
-}
-
-static int
-exit_code(int rc)
-{
-    switch (rc) {
-    case DQ_OK:         return 0;
-    case DQ_EINVAL:
-    case DQ_ETOOBIG:    return 2;
-    case DQ_EDUPLICATE: return 3;
-    case DQ_ETOMBSTONE: return 4;
-    default:            return 1;
-    }
 }
 
 static int
@@ -368,7 +368,7 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
                     fprintf(stderr, "deferred-cli: task %lld: %s\n",
                             (long long) (done + (int64_t) k),
                             dq_strerror(st[k]));
-                    ret = exit_code(st[k]);
+                    ret = dq_cli_exit_code(st[k]);
                 } else {
                     printf("%s\n", ids[k]);
                 }
@@ -381,7 +381,7 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
     if (rc != DQ_OK) {
         fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(rc),
                 dq_client_errstr(c));
-        ret = exit_code(rc);
+        ret = dq_cli_exit_code(rc);
     }
     dq_args_free(args);
 
@@ -393,16 +393,44 @@ done:
     return ret;
 }
 
+/* "unrunnable_fn <function> <count> <last ms>" per function whose tasks
+ * were given back because no library of the worker registers it (the hash
+ * DQ_KEY_UNRUNNABLE: at most 64 functions, the rest as "(others)"). */
 static int
-cmd_stats(dq_client_t *c, const char *queue)
+stats_unrunnable(dq_cli_t *cli, const char *queue)
+{
+    char        key[DQ_KEY_MAX];
+    const char *a[] = { "HGETALL", key };
+    redisReply *r;
+    size_t      i;
+
+    dq_key_format(key, sizeof(key), dq_str_c(queue), DQ_KEY_UNRUNNABLE);
+    if ((r = dq_cli_cmd(cli, 2, a)) == NULL) {
+        return DQ_CLI_ERROR;
+    }
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+    {
+        const char *v = r->element[i + 1]->str;
+        const char *colon = v ? strchr(v, ':') : NULL;
+
+        if (colon != NULL) {
+            printf("unrunnable_fn %s %.*s %s\n", r->element[i]->str,
+                   (int) (colon - v), v, colon + 1);
+        }
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+static int
+cmd_stats(dq_cli_t *cli, int argc, char **argv)
 {
     dq_queue_stats_t s;
-    int              rc = dq_queue_stats(c, queue, &s);
+    const char      *queue = argc > 1 ? argv[1] : DQ_DEFAULT_QUEUE;
+    int              rc = dq_queue_stats(cli->c, queue, &s);
 
     if (rc != DQ_OK) {
-        fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(rc),
-                dq_client_errstr(c));
-        return exit_code(rc);
+        return dq_cli_fail(cli, rc);
     }
     printf("queue %s\nwaiting %lld\nrunning %lld\ndead %lld\nenqueued %lld\n"
            "done %lld\nretried %lld\ndead_total %lld\nreclaimed %lld\n"
@@ -412,79 +440,125 @@ cmd_stats(dq_client_t *c, const char *queue)
            (long long) s.dead_total, (long long) s.reclaimed,
            (long long) s.released, (long long) s.unrunnable,
            (long long) s.dead_over_max);
+    return stats_unrunnable(cli, queue);
+}
+
+/* "dead [QUEUE]": "<id> <last error>" per dead task (oldest first). */
+static int
+cmd_dead(dq_cli_t *cli, int argc, char **argv)
+{
+    const char *queue = argc > 1 ? argv[1] : DQ_DEFAULT_QUEUE;
+    char        key[DQ_KEY_MAX], err[1024];
+    const char *a[] = { "ZRANGE", key, "0", "-1" };
+    redisReply *r;
+    size_t      i;
+
+    if (!dq_cli_queue(queue)) {
+        return DQ_CLI_USAGE;
+    }
+    dq_key_format(key, sizeof(key), dq_str_c(queue), DQ_KEY_DEAD);
+    if ((r = dq_cli_cmd(cli, 4, a)) == NULL) {
+        return DQ_CLI_ERROR;
+    }
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const char *id = r->element[i]->str;
+
+        if (dq_task_last_error(cli->c, queue, id, err, sizeof(err)) != DQ_OK)
+        {
+            snprintf(err, sizeof(err), "-");
+        }
+        printf("%s %s\n", id, err);
+    }
+    freeReplyObject(r);
     return 0;
 }
 
-/* The dead ids, on the client's own connection (dq__ready: connect, AUTH,
- * SELECT as for every other call). */
 static int
-cmd_dead(dq_client_t *c, const char *queue)
+cmd_error(dq_cli_t *cli, int argc, char **argv)
 {
-    char          key[DQ_KEY_MAX], err[1024];
-    redisReply   *r;
-    size_t        klen, i;
-    int           ret = 0, rc;
+    char buf[1024];
+    int  rc;
 
-    klen = dq_key_format(key, sizeof(key), dq_str_c(queue), DQ_KEY_DEAD);
-    if (klen == 0) {
-        fprintf(stderr, "deferred-cli: invalid queue name \"%s\"\n", queue);
-        return 2;
+    if (argc != 3) {
+        return usage();
     }
-    if ((rc = dq__ready(c)) != DQ_OK) {
-        fprintf(stderr, "deferred-cli: %s\n", dq_client_errstr(c));
-        return exit_code(rc);
+    rc = dq_task_last_error(cli->c, argv[1], argv[2], buf, sizeof(buf));
+    if (rc != DQ_OK) {
+        return dq_cli_fail(cli, rc);
     }
-    {
-        const char *argv[] = { "ZRANGE", key, "0", "-1" };
-        size_t      len[] = { 6, klen, 1, 2 };
-
-        r = redisCommandArgv(c->ctx, 4, argv, len);
-    }
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "deferred-cli: ZRANGE failed: %s\n",
-                r ? (r->str ? r->str : "unexpected reply") : c->ctx->errstr);
-        ret = 1;
-    } else {
-        for (i = 0; i < r->elements; i++) {
-            const char *id = r->element[i]->str;
-
-            if (dq_task_last_error(c, queue, id, err, sizeof(err)) != DQ_OK)
-            {
-                snprintf(err, sizeof(err), "-");
-            }
-            printf("%s %s\n", id, err);
-        }
-    }
-    freeReplyObject(r);
-    return ret;
+    printf("%s\n", buf);
+    return 0;
 }
+
+static int
+cmd_defer_entry(dq_cli_t *cli, int argc, char **argv)
+{
+    return cmd_defer(cli->c, argc - 1, argv + 1);
+}
+
+static const struct {
+    const char *name;
+    int       (*run)(dq_cli_t *cli, int argc, char **argv);
+} commands[] = {
+    { "defer",   cmd_defer_entry },
+    { "queues",  dq_cli_queues },
+    { "list",    dq_cli_list },
+    { "show",    dq_cli_show },
+    { "retry",   dq_cli_retry },
+    { "requeue", dq_cli_retry },
+    { "requeue-all", dq_cli_retry },
+    { "delete",  dq_cli_delete },
+    { "purge",   dq_cli_purge },
+    { "pause",   dq_cli_pause },
+    { "resume",  dq_cli_pause },
+    { "workers", dq_cli_workers },
+    { "config",  dq_cli_config },
+    { "stats",   cmd_stats },
+    { "dead",    cmd_dead },
+    { "error",   cmd_error },
+};
 
 int
 main(int argc, char **argv)
 {
-    const char       *address = "127.0.0.1:6379";
-    dq_client_t      *c;
-    dq_client_opts_t  opts;
-    int64_t           db;
-    int               i = 1, ret;
-    char              buf[1024];
+    const char       *address = getenv("DEFERRED_REDIS");
+    dq_client_opts_t  o = { 0 };
+    dq_cli_t          cli = { 0 };
+    char             *end, **args;
+    int               i, n = 0, ret;
+    size_t            k;
 
-    memset(&opts, 0, sizeof(opts));
-    opts.password = getenv("DEFERRED_REDIS_PASSWORD");
-    for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
-        if (strcmp(argv[i], "-r") == 0) {
-            address = argv[i + 1];
-        } else if (strcmp(argv[i], "-a") == 0) {
-            opts.password = argv[i + 1];
-        } else if (strcmp(argv[i], "--db") == 0) {
-            if (parse_i64(argv[i + 1], &db) != 0 || db < 0 || db > INT_MAX) {
-                fprintf(stderr, "deferred-cli: --db: not a database number: "
-                        "\"%s\"\n", argv[i + 1]);
-                return 2;
-            }
-            opts.db = (int) db;
-        } else {
+    o.password = getenv("DEFERRED_REDIS_PASSWORD");
+    if (address == NULL || address[0] == '\0') {
+        address = "127.0.0.1:6379";
+    }
+    /* global options, before the command; --json anywhere */
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage_to(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--json") == 0) {
+            cli.json = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
             return usage();
+        }
+        if (strcmp(argv[i], "-r") == 0 || strcmp(argv[i], "--redis") == 0) {
+            address = argv[++i];
+        } else if (strcmp(argv[i], "-a") == 0
+                   || strcmp(argv[i], "--password") == 0)
+        {
+            o.password = argv[++i];
+        } else if (strcmp(argv[i], "--db") == 0) {
+            o.db = (int) strtol(argv[++i], &end, 10);
+            if (*end || o.db < 0) {
+                return dq_cli_usage_error("--db: a database number, not "
+                                          "\"%s\"", argv[i]);
+            }
+        } else {
+            return dq_cli_usage_error("unknown option %s", argv[i]);
         }
     }
     if (i >= argc) {
@@ -493,49 +567,39 @@ main(int argc, char **argv)
     if (strcmp(argv[i], "sign") == 0) {
         return cmd_sign(argc - i - 1, argv + i + 1);
     }
-    c = dq_client_new(address, &opts);
-    if (c == NULL) {
-        fprintf(stderr, "deferred-cli: out of memory\n");
+    if (o.password && o.password[0] == '\0') {
+        o.password = NULL;
+    }
+    args = calloc((size_t) (argc - i) + 1, sizeof(*args));
+    if (args == NULL) {
         return 1;
     }
-    if (strcmp(argv[i], "defer") == 0) {
-        ret = cmd_defer(c, argc - i - 1, argv + i + 1);
-    } else if (strcmp(argv[i], "stats") == 0) {
-        ret = cmd_stats(c, i + 1 < argc ? argv[i + 1] : DQ_DEFAULT_QUEUE);
-    } else if (strcmp(argv[i], "dead") == 0) {
-        ret = cmd_dead(c, i + 1 < argc ? argv[i + 1] : DQ_DEFAULT_QUEUE);
-    } else if (strcmp(argv[i], "error") == 0 && i + 2 < argc) {
-        ret = dq_task_last_error(c, argv[i + 1], argv[i + 2], buf,
-                                 sizeof(buf));
-        if (ret == DQ_OK) {
-            printf("%s\n", buf);
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0 && n > 0
+            && strcmp(args[0], "defer") != 0)
+        {
+            cli.json = 1;
         } else {
-            fprintf(stderr, "deferred-cli: %s\n", dq_strerror(ret));
+            args[n++] = argv[i];
         }
-        ret = exit_code(ret);
-    } else if (strcmp(argv[i], "requeue") == 0 && i + 2 < argc) {
-        ret = dq_requeue_dead(c, argv[i + 1], argv[i + 2]);
-        if (ret != DQ_OK) {
-            fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(ret),
-                    dq_client_errstr(c));
-        }
-        ret = exit_code(ret);
-    } else if (strcmp(argv[i], "requeue-all") == 0 && i + 1 < argc) {
-        int64_t n = 0, k = 0;
-
-        ret = dq_requeue_dead_all(c, argv[i + 1],
-                                  i + 2 < argc ? argv[i + 2] : NULL, &n, &k);
-        if (ret != DQ_OK) {
-            fprintf(stderr, "deferred-cli: %s: %s\n", dq_strerror(ret),
-                    dq_client_errstr(c));
-        } else {
-            printf("%lld requeued, %lld left dead (name held by a live "
-                   "task)\n", (long long) n, (long long) k);
-        }
-        ret = exit_code(ret);
-    } else {
-        ret = usage();
     }
-    dq_client_free(c);
+    cli.c = dq_client_new(address, &o);
+    if (cli.c == NULL) {
+        fprintf(stderr, "deferred-cli: out of memory\n");
+        free(args);
+        return 1;
+    }
+    ret = -1;
+    for (k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
+        if (strcmp(args[0], commands[k].name) == 0) {
+            ret = commands[k].run(&cli, n, args);
+            break;
+        }
+    }
+    if (ret < 0) {
+        ret = dq_cli_usage_error("unknown command \"%s\"", args[0]);
+    }
+    dq_client_free(cli.c);
+    free(args);
     return ret;
 }

@@ -11,7 +11,15 @@ $(B)/libdqclient.a: $(CLIENT_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/client/deferred-cli: $(B)/client/cli.o $(B)/libdqclient.a $(B)/libdq.a
+CLI_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard client/cli*.c))
+
+$(CLI_OBJS): $(GEN)/dq_scripts.c
+
+# `config apply` reads queue blocks with the worker's own parser
+CLI_CONF_OBJS := $(B)/worker/config.o $(B)/worker/config_file.o
+
+$(B)/client/deferred-cli: $(CLI_OBJS) $(CLI_CONF_OBJS) $(B)/libdqclient.a \
+                          $(B)/libdq.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 

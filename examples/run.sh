@@ -65,6 +65,8 @@ cat <<EOF
          -d '{"func":"counter.do_something_later","args":["my_key",5]}' \\
          http://127.0.0.1:$PORT/_ah/queue/deferred   # a deferred POST
 
+    http://127.0.0.1:$PORT/deferred/                 # the dashboard (also /metrics, /ready)
+
     Ctrl-C stops everything.
 EOF
 

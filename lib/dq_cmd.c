@@ -28,7 +28,7 @@ static const dq_key_kind_t dq__keys_enqueue[] = {
 };
 static const dq_key_kind_t dq__keys_claim[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS,
-    DQ_KEY_WAKE, DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET
+    DQ_KEY_WAKE, DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET, DQ_KEY_LEASE_OLD
 };
 static const dq_key_kind_t dq__keys_pause[] = {
     DQ_KEY_CONF, DQ_KEY_WAKE
@@ -51,7 +51,7 @@ static const dq_key_kind_t dq__keys_extend[] = {
 /* release and release_claim */
 static const dq_key_kind_t dq__keys_release[] = {
     DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS, DQ_KEY_WAKE,
-    DQ_KEY_CONF
+    DQ_KEY_CONF, DQ_KEY_UNRUNNABLE
 };
 static const dq_key_kind_t dq__keys_requeue[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_DEAD, DQ_KEY_STATE, DQ_KEY_NAMES,
@@ -361,6 +361,86 @@ dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused)
     return DQ_OK;
 }
 
+static const dq_key_kind_t dq__keys_remove[] = {
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_DEAD,
+    DQ_KEY_ERRORS, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE
+};
+
+int
+dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
+              int64_t max, int64_t tombstone_ms)
+{
+    int rc;
+
+    if (max < 1 || max > 1000) {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_head(c, DQ_SCRIPT_REMOVE, queue,
+                         DQ__KEYS(dq__keys_remove));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg_copy(c, what, strlen(what)) || dq__arg_str(c, id)
+        || dq__arg_int(c, max) || dq__arg_int(c, tombstone_ms))
+    {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
+static const dq_key_kind_t dq__keys_status[] = {
+    DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_CONF, DQ_KEY_STATS,
+    DQ_KEY_ERRORS, DQ_KEY_TASKS
+};
+
+int
+dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit)
+{
+    int rc;
+
+    if (dead_limit < 0 || dead_limit > 100) {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_head(c, DQ_SCRIPT_STATUS, queue,
+                         DQ__KEYS(dq__keys_status));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    return dq__arg_int(c, dead_limit) ? DQ_ENOMEM : DQ_OK;
+}
+
+static const dq_key_kind_t dq__keys_configure[] = {
+    DQ_KEY_CONF, DQ_KEY_WAKE
+};
+
+int
+dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
+                 const char *const *values, size_t n)
+{
+    static const char *const all[DQ_QCONF_NFIELDS] = DQ_QCONF_FIELDS;
+    size_t                   i;
+    int                      rc;
+
+    rc = dq__script_head(c, DQ_SCRIPT_CONFIGURE, queue,
+                         DQ__KEYS(dq__keys_configure));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__arg(c, n ? "set" : "clear", n ? 3 : 5)) {
+        return DQ_ENOMEM;
+    }
+    for (i = 0; i < (n ? n : DQ_QCONF_NFIELDS); i++) {
+        const char *f = n ? fields[i] : all[i];
+
+        if (dq__arg_copy(c, f, strlen(f))
+            || (n && dq__arg_copy(c, values[i], strlen(values[i]))))
+        {
+            return DQ_ENOMEM;
+        }
+    }
+    return DQ_OK;
+}
+
 int
 dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
            size_t n, int64_t tombstone_ms)
@@ -453,8 +533,9 @@ dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
 
 int
 dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
-               size_t n, int64_t delay_ms, int unrunnable)
+               size_t n, int64_t delay_ms, const char *unrunnable)
 {
+    char   why[11 + DQ_FUNC_NAME_MAX + 1];
     size_t i;
     int    rc;
 
@@ -468,7 +549,11 @@ dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
     }
     if (dq__arg_int(c, (int64_t) n)
         || dq__arg_int(c, delay_ms < 0 ? 0 : delay_ms)
-        || (unrunnable ? dq__arg(c, "unrunnable", 10) : dq__arg(c, "stop", 4)))
+        || (unrunnable == NULL ? dq__arg(c, "stop", 4)
+            : dq__arg_copy(c, why, (size_t) snprintf(why, sizeof(why),
+                                                     "unrunnable:%.*s",
+                                                     DQ_FUNC_NAME_MAX,
+                                                     unrunnable))))
     {
         return DQ_ENOMEM;
     }

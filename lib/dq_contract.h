@@ -285,7 +285,9 @@ int dq_retry_exhausted(const dq_retry_t *r, int64_t retries,
 typedef enum {
     DQ_KEY_TASKS = 0,   /* hash  id -> envelope */
     DQ_KEY_ETA,         /* zset  id by ETA ms (waiting and due) */
-    DQ_KEY_LEASE,       /* zset  "id|claim id" by lease deadline ms */
+    DQ_KEY_LEASE,       /* zset  "id|claim id" by lease deadline ms
+                           (key "leases": versions before claim ids kept
+                           bare ids in "lease", DQ_KEY_LEASE_OLD) */
     DQ_KEY_STATE,       /* hash  id -> "runs:retries:first_run_ms:
                            failed_ms:claim[:name]" (created at the first
                            claim; claim = the last claim id; layout in
@@ -297,6 +299,12 @@ typedef enum {
     DQ_KEY_WAKE,        /* list  wake tokens for sleeping workers */
     DQ_KEY_CONF,        /* hash  queue settings (rate, concurrency, paused) */
     DQ_KEY_BUCKET,      /* hash  rate-limit token bucket state */
+    DQ_KEY_LEASE_OLD,   /* zset  bare id by lease deadline ms: the lease
+                           set of workers before claim ids (64e5f06 and
+                           older); claim takes back its expired entries */
+    DQ_KEY_UNRUNNABLE,  /* hash  function -> "count:last_ms": tasks given
+                           back because no library here registers it
+                           (at most DQ_UNRUNNABLE_FUNCS fields) */
     DQ_KEY__COUNT
 } dq_key_kind_t;
 
@@ -305,8 +313,23 @@ typedef enum {
 size_t dq_key_format(char *buf, size_t size, dq_str_t queue,
                      dq_key_kind_t kind);
 
-#define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 16)
+#define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 24)
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
+/* Live workers: every worker child refreshes its heartbeat hash
+ * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
+ * running, done, failed, started_ms, beat_ms; EXPIREs after ttl) and its
+ * member in the zset DQ_WORKERS_KEY (score: when the heartbeat expires,
+ * ms). worker/live.c writes them; deferred-cli workers and the module's
+ * status read them. */
+#define DQ_WORKERS_KEY       "dq:workers"
+#define DQ_WORKER_KEY_PREFIX "dq:worker:"
+#define DQ_WORKER_TTL_MS     15000     /* heartbeat every ttl / 3 */
+/* Lateness (claim time - ETA, ms) per queue, a histogram in the queue's
+ * stats hash: fields "late_le_<bound>" for each bound below and
+ * "late_le_inf" (counts per bucket, not cumulative), "late_sum_ms",
+ * "late_count". Workers add their counts with each heartbeat. */
+#define DQ_LATENESS_BOUNDS_MS { 5, 25, 100, 500, 1000, 5000, 30000 }
+#define DQ_LATENESS_NBOUNDS   7
 
 /* --------------------------------------------------------------- scripts */
 
@@ -321,6 +344,9 @@ typedef enum {
     DQ_SCRIPT_REQUEUE,
     DQ_SCRIPT_PAUSE,
     DQ_SCRIPT_RELEASE_CLAIM,
+    DQ_SCRIPT_REMOVE,
+    DQ_SCRIPT_STATUS,
+    DQ_SCRIPT_CONFIGURE,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -363,6 +389,10 @@ void dq_cmd_use_eval(dq_cmd_t *c);
 /* 1 if reply is the NOSCRIPT error. */
 int dq_reply_is_noscript(const redisReply *r);
 
+/* An integer reply, or a string holding one (HGET of a counter); 0 for
+ * nil, errors and anything else (lib/dq_reply.c). */
+int64_t dq_reply_int(const redisReply *r);
+
 /* 1 if reply is an error saying Redis did not run the command and it
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
  * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
@@ -378,9 +408,12 @@ typedef struct {
     int  too_old;          /* version < DQ_REDIS_MIN_VERSION */
     int  evicts;           /* policy set and not "noeviction": Redis may
                               delete a queue's keys under memory pressure */
+    int  loading;          /* loading:1 (reading its AOF/RDB): INFO works,
+                              scripts answer -LOADING */
 } dq_server_info_t;
 
-/* Read an INFO reply's text (the "server" and "memory" sections). 0, or
+/* Read an INFO reply's text (the "server", "memory" and "persistence"
+ * sections). 0, or
  * -1 when it holds no redis_version. (lib/dq_server.c) */
 int dq_server_info(const char *info, size_t len, dq_server_info_t *out);
 
@@ -470,6 +503,33 @@ int dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
  * a sleeper. Reply (dq_reply_statuses, n = 1): 1 changed, 0 already so. */
 int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
 
+/* Operator deletes (lib/lua/remove.lua): what = "id" removes task `id` in
+ * any state (reply 0 not found, 1 waiting, 2 running, 3 dead); what =
+ * "waiting" | "due" | "delayed" | "dead" removes up to max (1..1000) tasks
+ * of that state (reply: how many; fewer than max = none left). A removed
+ * name stays taken for tombstone_ms. */
+int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
+                  dq_str_t id, int64_t max, int64_t tombstone_ms);
+
+/* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
+ * age, conf, stats and the dead_limit (0..100) newest dead tasks. */
+int dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit);
+
+/* A queue's applied configuration (lib/lua/configure.lua): n field/value
+ * pairs replace it (values: NULL-free strings), or n = 0 with values NULL
+ * clears every DQ_QCONF_FIELDS field. The fields, in the conf hash: "cfg"
+ * (set: applied), "rate" (tasks/s, 0 unlimited), "bucket_size" (0 auto),
+ * "max_concurrent" (0 unlimited), "retry_limit", "age_limit_ms",
+ * "min_backoff_ms", "max_backoff_ms", "max_doublings" (resolved: never
+ * -1 except age_limit_ms -1 = none), "timeout_ms" (0 none), "applied_ms",
+ * "source" (the file applied). */
+#define DQ_QCONF_FIELDS  { "cfg", "rate", "bucket_size", "max_concurrent", \
+    "retry_limit", "age_limit_ms", "min_backoff_ms", "max_backoff_ms",      \
+    "max_doublings", "timeout_ms", "applied_ms", "source" }
+#define DQ_QCONF_NFIELDS 12
+int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
+                     const char *const *values, size_t n);
+
 typedef struct {
     dq_str_t id;
     dq_str_t envelope;      /* {NULL,0} if the hash had no envelope */
@@ -533,12 +593,13 @@ int dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
                   size_t n, int64_t lease_ms);
 
 /* Give leases back WITHOUT charging an attempt (the tasks never reached
- * their function): due again at now + delay_ms. unrunnable: 1 = this
- * worker cannot run them (no function, library failed to load; counted
- * in stats "unrunnable"), 0 = never started (stop; "released").
+ * their function): due again at now + delay_ms. unrunnable: the function
+ * this worker cannot run (no library registers it, or its library failed
+ * to load; counted in stats "unrunnable" and per function in the hash
+ * DQ_KEY_UNRUNNABLE), NULL = never started (stop; "released").
  * Per task 1 ok, 0 fenced. Works at maxmemory. */
 int dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
-                   size_t n, int64_t delay_ms, int unrunnable);
+                   size_t n, int64_t delay_ms, const char *unrunnable);
 
 /* Give back, without charge, every lease one claim call still holds (its
  * reply was lost). Walks the lease set: start with cursor "0" and call

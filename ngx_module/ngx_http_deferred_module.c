@@ -140,6 +140,41 @@ static ngx_command_t  ngx_http_deferred_commands[] = {
       offsetof(ngx_http_deferred_loc_conf_t, tombstone),
       NULL },
 
+    { ngx_string("deferred_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_deferred_ops_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_deferred_ops_kinds[1] },
+
+    { ngx_string("deferred_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_deferred_ops_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_deferred_ops_kinds[2] },
+
+    { ngx_string("deferred_dashboard"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      ngx_http_deferred_ops_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_deferred_ops_kinds[3] },
+
+    { ngx_string("deferred_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_deferred_ops_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_deferred_ops_kinds[4] },
+
+    { ngx_string("deferred_ready"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_deferred_ops_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_deferred_ops_kinds[5] },
+
       ngx_null_command
 };
 

@@ -16,6 +16,8 @@
  *   ngx_http_deferred_access.c   who may call the endpoint: local
  *                                addresses, signatures (lib/dq_sign.c),
  *                                functions and retry bounds
+ *   ngx_http_deferred_status.c   operator locations: status, metrics,
+ *                                dashboard, admin actions, readiness
  *
  * Key names, scripts, the envelope and name rules come from lib/ only.
  */
@@ -148,6 +150,8 @@ typedef struct {
     ngx_uint_t                     max_batch;
     ngx_msec_t                     timeout;
     ngx_msec_t                     tombstone;
+    void                          *ops;         /* status.c: operator
+                                                   location, or NULL */
 } ngx_http_deferred_loc_conf_t;
 
 
@@ -282,6 +286,11 @@ void ngx_http_deferred_log_safe(char *s);
 ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);
+
+/* ngx_http_deferred_status.c */
+extern ngx_uint_t  ngx_http_deferred_ops_kinds[];
+char *ngx_http_deferred_ops_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_http_deferred_enqueue.c */
 char *ngx_http_deferred_enqueue_conf(ngx_conf_t *cf, ngx_command_t *cmd,

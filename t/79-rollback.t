@@ -55,8 +55,8 @@ is(DQWorker::stats($r)->{running}, 2, 'A holds the long task and the task (queue
 
 # the crash: Redis loses A's claim
 crash_to($r, $incr, $offset);
-is($r->cmd('ZCARD', 'dq:{default}:lease'), 1, 'after the rollback only the long task is leased')
-    or diag explain $r->cmd('ZRANGE', 'dq:{default}:lease', 0, -1, 'WITHSCORES');
+is($r->cmd('ZCARD', 'dq:{default}:leases'), 1, 'after the rollback only the long task is leased')
+    or diag explain $r->cmd('ZRANGE', 'dq:{default}:leases', 0, -1, 'WITHSCORES');
 ok(defined $r->cmd('ZSCORE', 'dq:{default}:eta', $tid), 'the task is waiting again');
 
 my $b = DQWorker::start_worker($r, $dir, name => 'b', args =>

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "child_impl.h"
+#include "live.h"
 #include "tasklet_task.h"
 #include "master.h"
 
@@ -71,6 +72,7 @@ dq_child_unlink(dq_child_t *ch, dq_task_t *t)
     dq_child_stat_held(-1);
     dq_held_remove(t->held);
     t->held = 0;
+    dq_live_task_end(ch, t);        /* counters + lateness (live.c) */
 }
 
 /* ---------------------------------------------------------- wake-ups */
@@ -370,6 +372,7 @@ dq__close_all(dq_child_t *ch)
     uv_close((uv_handle_t *) &ch->grace_timer, NULL);
     uv_close((uv_handle_t *) &ch->blpop_retry, NULL);
     uv_close((uv_handle_t *) &ch->flush, NULL);
+    dq_live_close(ch);
     dq_timeout_close(ch);
     for (i = 0; i < sizeof(ch->sigs) / sizeof(ch->sigs[0]); i++) {
         uv_close((uv_handle_t *) &ch->sigs[i], NULL);
@@ -426,6 +429,7 @@ dq__stop(dq_child_t *ch, int fast)
         return;
     }
     ch->stopping = 1;
+    dq_live_leave(ch);
     dq_log_info("stopping%s: %zu tasks running", fast ? " now" : "",
                 ch->used);
     uv_timer_stop(&ch->due_timer);
@@ -545,7 +549,7 @@ dq__setup(dq_child_t *ch)
 
     hb = conf->lease_ms / 3 > 0 ? conf->lease_ms / 3 : 1;
     uv_timer_start(&ch->hb_timer, dq__hb_cb, (uint64_t) hb, (uint64_t) hb);
-    if (dq_timeout_start(ch) != 0) {
+    if (dq_timeout_start(ch) != 0 || dq_live_start(ch) != 0) {
         return -1;
     }
     /* the tasklet runtime on this loop, before any task runs (so a plain
@@ -631,6 +635,7 @@ done:
     }
     free(ch->qs);
     free(ch->redo);
+    dq_live_free(ch);
     dq_loader_free(ch->loader);
     dq_task_set_worker_redis(NULL, NULL, 0);
     dq_task_set_worker_conf(NULL);

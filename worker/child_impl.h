@@ -78,6 +78,7 @@ struct dq_child_s {
     int                     finished;
     int                     exit_status;
     dq_timeouts_t          *timeouts;   /* timeout.c, or NULL */
+    struct dq_live_s       *live;       /* live.c: heartbeat in Redis */
 };
 
 /* dispatch.c */

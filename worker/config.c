@@ -72,6 +72,11 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
     { "reclaim_delay", DQ_CX_MAIN, DQ_CT_TIME, W(reclaim_delay_ms), 0, 0,
       DAY, 0, "0", "TIME",
       "delay before re-running a task whose lease expired" },
+    { "unrunnable_limit", DQ_CX_MAIN, DQ_CT_TIME, W(unrunnable_limit_ms), 0,
+      0, 3650 * DAY, 0, "0", "TIME",
+      "bury a task whose function no library here registers once the task "
+      "is this old and the function was missing here this long (0: never; "
+      "such tasks wait for a worker that has it)" },
     { "grace", DQ_CX_MAIN, DQ_CT_TIME, W(grace_ms), 0, 0, DAY, 0,
       "30s", "TIME", "on SIGTERM, time running tasks get to finish" },
     { "tombstone", DQ_CX_MAIN, DQ_CT_TIME, W(tombstone_ms), 0, 0, 365 * DAY,
@@ -87,6 +92,9 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
       "stderr", "PATH|stderr", "where the log goes (SIGUSR1 reopens it)" },
     { "log_level", DQ_CX_MAIN, DQ_CT_LEVEL, W(log_level), 0, 0, 0, 0,
       "info", "error|warn|info|debug", "least severe level logged" },
+    { "log_format", DQ_CX_MAIN, DQ_CT_STR, W(log_format), 0, 0, 0, 0,
+      "text", "text|json",
+      "log lines as text or as one JSON object each (same fields)" },
     { "pid_file", DQ_CX_MAIN, DQ_CT_STR, W(pid_file), 0, 0, 0, DQ_CF_OFF,
       "off", "PATH|off", "the master's pid, for -s and init systems" },
 
@@ -494,6 +502,7 @@ dq_conf_free(dq_worker_conf_t *conf)
     }
     free(conf->functions);
     free(conf->log_file);
+    free(conf->log_format);
     free(conf->pid_file);
     free(conf->config_file);
     memset(conf, 0, sizeof(*conf));
@@ -638,6 +647,13 @@ dq_conf_check(const dq_worker_conf_t *conf, char *err, size_t errlen)
     if (conf->redis_address == NULL || !dq__addr_valid(conf->redis_address))
     {
         dq__conf_err(err, errlen, "no valid \"redis\" address");
+        return -1;
+    }
+    if (conf->log_format && strcmp(conf->log_format, "text") != 0
+        && strcmp(conf->log_format, "json") != 0)
+    {
+        dq__conf_err(err, errlen, "invalid value \"%s\" in \"log_format\" "
+                     "directive (expected text|json)", conf->log_format);
         return -1;
     }
     for (size_t i = 0; i < conf->nqueues; i++) {

@@ -32,7 +32,8 @@ static struct {
     int             level;
     char           *path;         /* NULL: stderr */
     char            prefix[64];
-} dq__log = { PTHREAD_MUTEX_INITIALIZER, 2, DQ_LOG_INFO, NULL, "" };
+    int             json;         /* log_format json */
+} dq__log = { PTHREAD_MUTEX_INITIALIZER, 2, DQ_LOG_INFO, NULL, "", 0 };
 
 static const char *dq__level_names[] = { "error", "warn", "info", "debug" };
 
@@ -116,6 +117,214 @@ dq_log_set_prefix(const char *prefix)
 }
 
 int
+dq_log_set_format(const char *format)
+{
+    if (format == NULL || strcmp(format, "text") == 0) {
+        dq__log.json = 0;
+    } else if (strcmp(format, "json") == 0) {
+        dq__log.json = 1;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* JSON string body of s[0..n) into out (room: 6n + 1); returns the end. */
+static char *
+dq__json_str(char *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) s[i];
+
+        if (c == '"' || c == '\\') {
+            *out++ = '\\';
+            *out++ = (char) c;
+        } else if (c < 0x20) {
+            *out++ = '\\'; *out++ = 'u'; *out++ = '0'; *out++ = '0';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        } else {
+            *out++ = (char) c;      /* UTF-8 passes; the text is ours */
+        }
+    }
+    return out;
+}
+
+/* A value that is a plain decimal integer is written as a number. */
+static int
+dq__json_int(const char *s, size_t n)
+{
+    size_t i = s[0] == '-';
+
+    if (n == i || n - i > 18) {
+        return 0;
+    }
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * log_format json: one object per line with the same fields as the text
+ * line: "time", "level", "process" ("master", "child 3"), "task" (from a
+ * task library's dq_log), "msg", and, when the message is "event: k=v
+ * k=\"text\" ..." (every structured line: task finished/failed/dead...),
+ * "msg" is the event and each k=v becomes a field (integers as numbers).
+ * A message that does not parse that way stays whole in "msg".
+ */
+static size_t
+dq__log_json(char *out, size_t size, const char *time, int level,
+             const char *id, const char *msg, size_t len)
+{
+    char       *p = out, *end = out + size;
+    const char *colon = NULL, *q, *k, *v, *ve;
+    size_t      kl;
+    int         ok = 0;
+
+    if (size < 6 * len + 256 + 6 * sizeof(dq__log.prefix)) {
+        return 0;
+    }
+    p += snprintf(p, (size_t) (end - p), "{\"time\":\"%s\",\"level\":\"%s\"",
+                  time, dq__level_names[level]);
+    if (dq__log.prefix[0]) {
+        p += snprintf(p, (size_t) (end - p), ",\"process\":\"");
+        p = dq__json_str(p, dq__log.prefix, strlen(dq__log.prefix));
+        *p++ = '"';
+    }
+    if (id) {
+        p += snprintf(p, (size_t) (end - p), ",\"task\":\"");
+        p = dq__json_str(p, id, strlen(id));
+        *p++ = '"';
+    }
+
+    /* "event: k=v ..." ? check the whole line parses before writing */
+    colon = memchr(msg, ':', len);
+    if (colon && colon + 1 < msg + len && colon[1] == ' '
+        && memchr(msg, '=', (size_t) (colon - msg)) == NULL)
+    {
+        ok = 1;
+        for (q = colon + 2; ok && q < msg + len; ) {
+            k = q;
+            while (q < msg + len && (*q == '_' || (*q >= 'a' && *q <= 'z')
+                                     || (*q >= '0' && *q <= '9')))
+            {
+                q++;
+            }
+            if (q == k || q >= msg + len || *q != '=') {
+                ok = 0;
+                break;
+            }
+            q++;
+            if (q < msg + len && *q == '"') {
+                /* quoted: up to the last '"' followed by " k=" or the end */
+                for (ve = NULL, v = q + 1; v < msg + len; v++) {
+                    if (*v == '"' && (v + 1 == msg + len || v[1] == ' ')) {
+                        ve = v;
+                        if (v + 1 == msg + len) {
+                            break;
+                        }
+                        /* a field name and '=' next: this one closes */
+                        {
+                            const char *t = v + 2;
+                            while (t < msg + len && (*t == '_'
+                                   || (*t >= 'a' && *t <= 'z')))
+                            {
+                                t++;
+                            }
+                            if (t > v + 2 && t < msg + len && *t == '=') {
+                                break;
+                            }
+                        }
+                        ve = NULL;
+                    }
+                }
+                if (ve == NULL) {
+                    ok = 0;
+                    break;
+                }
+                q = ve + 1;
+            } else {
+                while (q < msg + len && *q != ' ') {
+                    q++;
+                }
+            }
+            if (q < msg + len) {
+                q++;            /* the space */
+            }
+        }
+    }
+
+    p += snprintf(p, (size_t) (end - p), ",\"msg\":\"");
+    if (!ok) {
+        p = dq__json_str(p, msg, len);
+        *p++ = '"';
+    } else {
+        p = dq__json_str(p, msg, (size_t) (colon - msg));
+        *p++ = '"';
+        for (q = colon + 2; q < msg + len; ) {
+            k = q;
+            while (*q != '=') {
+                q++;
+            }
+            kl = (size_t) (q - k);
+            q++;
+            if (*q == '"') {
+                for (v = q + 1, ve = NULL; v < msg + len; v++) {
+                    if (*v == '"' && (v + 1 == msg + len || v[1] == ' ')) {
+                        const char *t = v + 2;
+
+                        ve = v;
+                        if (v + 1 == msg + len) {
+                            break;
+                        }
+                        while (t < msg + len && (*t == '_'
+                               || (*t >= 'a' && *t <= 'z')))
+                        {
+                            t++;
+                        }
+                        if (t > v + 2 && t < msg + len && *t == '=') {
+                            break;
+                        }
+                    }
+                }
+                v = q + 1;
+                q = ve + 1;
+            } else {
+                v = q;
+                while (q < msg + len && *q != ' ') {
+                    q++;
+                }
+                ve = q;
+            }
+            *p++ = ',';
+            *p++ = '"';
+            p = dq__json_str(p, k, kl);
+            *p++ = '"';
+            *p++ = ':';
+            if (dq__json_int(v, (size_t) (ve - v)) && v[-1] != '"') {
+                memcpy(p, v, (size_t) (ve - v));
+                p += ve - v;
+            } else {
+                *p++ = '"';
+                p = dq__json_str(p, v, (size_t) (ve - v));
+                *p++ = '"';
+            }
+            if (q < msg + len) {
+                q++;
+            }
+        }
+    }
+    *p++ = '}';
+    *p++ = '\n';
+    return (size_t) (p - out);
+}
+
+int
 dq_log_level(void)
 {
     return dq__log.level;
@@ -127,7 +336,7 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
     char            line[DQ_LOG_LINE_MAX];
     struct timespec ts;
     struct tm       tm;
-    size_t          n;
+    size_t          n, msgat;
     int             r;
     ssize_t         w;
 
@@ -146,6 +355,7 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
                  dq__log.prefix, dq__log.prefix[0] ? ": " : "",
                  id ? "task " : "", id ? id : "", id ? ": " : "");
     n += (size_t) r;
+    msgat = n;
     r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
     if (r < 0) {
         r = 0;
@@ -161,6 +371,27 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
         }
     }
     line[n++] = '\n';
+
+    if (dq__log.json) {
+        char   *js;
+        size_t  head = 24, jn;    /* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+
+        line[head] = '\0';
+        js = malloc(6 * n + 1024);
+        jn = js ? dq__log_json(js, 6 * n + 1024, line, level, id,
+                               line + msgat, n - 1 - msgat) : 0;
+        if (jn) {
+            pthread_mutex_lock(&dq__log.lock);
+            do {
+                w = write(dq__log.fd, js, jn);
+            } while (w < 0 && errno == EINTR);
+            pthread_mutex_unlock(&dq__log.lock);
+            free(js);
+            return;
+        }
+        free(js);
+        line[head] = ' ';
+    }
 
     pthread_mutex_lock(&dq__log.lock);
     do {

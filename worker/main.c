@@ -432,6 +432,7 @@ main(int argc, char **argv)
         dq_conf_free(&conf);
         return 1;
     }
+    (void) dq_log_set_format(conf.log_format);      /* checked by load */
     if (!conf.master_process) {
         rc = dq_child_main(&conf, 0);
         dq_conf_free(&conf);

@@ -45,6 +45,7 @@
 
 #include "config.h"
 #include "master.h"
+#include "notify.h"
 
 #define DQ_MAX_SLOTS        (2 * 1024 + 8)
 #define DQ_BACKOFF_MIN_MS   100
@@ -73,6 +74,9 @@ typedef struct {
     unsigned           gen;
     int                numbers;
     int                stopping;      /* 0, SIGTERM or SIGQUIT */
+    int                stop_sig;      /* the signal that asked it */
+    uint64_t           stop_at;       /* when (dq__now) */
+    int                killed;        /* children SIGKILLed at the stop */
     uint64_t           kill_at;
     pid_t              draining;      /* old child being replaced */
     uint64_t           drain_kill_at; /* SIGKILL it if still there */
@@ -498,6 +502,7 @@ dq__reload(dq_master_t *m)
     if (dq_log_open(nc->log_file, nc->log_level) != 0) {
         dq_log_error("reload: keeping the old log");
     }
+    (void) dq_log_set_format(nc->log_format);
     /* children hold their own copy (fork); nothing else points here */
     dq_conf_free(m->conf);
     free(m->conf);
@@ -564,6 +569,7 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
             dq__spawn(&m, s);
         }
     }
+    dq_notify("READY=1\nSTATUS=%d children", n);
 
     for (;;) {
         now = dq__now();
@@ -578,6 +584,7 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
                              (long long) (m.conf->grace_ms
                                           + DQ_KILL_MARGIN_MS));
                 dq__signal_all(&m, SIGKILL);
+                m.killed = 1;
                 m.kill_at = now + 60000;
             }
             next = m.kill_at;
@@ -595,8 +602,9 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
             }
         }
 
+        now = dq__now();
+        next = dq_notify_watchdog(now, next);
         if (next) {
-            now = dq__now();
             next = next > now ? next - now : 0;
             ts.tv_sec = (time_t) (next / 1000);
             ts.tv_nsec = (long) (next % 1000) * 1000000;
@@ -617,6 +625,9 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
         case SIGINT:
         case SIGQUIT:
             if (!m.stopping) {
+                dq_notify("STOPPING=1\nSTATUS=stopping (%s)", strsignal(sig));
+                m.stop_sig = sig;
+                m.stop_at = dq__now();
                 dq_log_info("%s: stopping %d children (%s, grace %lld ms)",
                             strsignal(sig), dq__alive(&m),
                             sig == SIGQUIT ? "fast" : "graceful",
@@ -629,8 +640,10 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
             break;
         case SIGHUP:
             if (!m.stopping) {
+                dq_notify("RELOADING=1");
                 dq_log_info("SIGHUP: reloading");
                 dq__reload(&m);
+                dq_notify("READY=1");
             }
             break;
         case SIGUSR1:
@@ -641,7 +654,15 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
         }
     }
 
-    dq_log_info("all children exited; master exits");
+    /* why it stops, in one line (the exit status is 0: a requested stop) */
+    dq_log_info("all children exited; master exits with status 0: stopped "
+                "by %s (%s) after %lld ms%s",
+                m.stop_sig == SIGQUIT ? "SIGQUIT"
+                : m.stop_sig == SIGINT ? "SIGINT" : "SIGTERM",
+                m.stop_sig == SIGQUIT ? "fast" : "graceful",
+                (long long) (dq__now() - m.stop_at),
+                m.killed ? ", children SIGKILLed past the grace period "
+                           "(their tasks run again after the lease)" : "");
     dq__pid_remove(m.conf->pid_file);
     dq_conf_free(m.conf);
     free(m.conf);

@@ -5,9 +5,12 @@
  *   config.c      the directive table, setters, defaults (config.h)
  *   config_file.c the file syntax: parser, -T dump, --help
  *   master.c      process manager: N children, respawn, signals, pid file
+ *   notify.c      systemd: READY/RELOADING/STOPPING, the watchdog
  *   child.c       one child: libuv loop, Redis connections, stop
  *   dispatch.c    claim, checks before running, run, ack/retry/bury, resend
  *   heartbeat.c   lease extension of the tasks a child holds
+ *   live.c        the child's heartbeat, lateness histogram and applied
+ *                 queue configuration (Redis)
  *   timeout.c     per-task run time limits
  *   redis_uv.c    the hiredis <-> libuv adapter (errors passed through, timers)
  *   loader.c      dlopen of task libraries, the function and handler index
@@ -35,6 +38,7 @@
 int  dq_log_open(const char *path, int level);  /* path NULL: stderr */
 int  dq_log_reopen(void);                       /* SIGUSR1 */
 void dq_log_set_prefix(const char *prefix);     /* "child 3" */
+int  dq_log_set_format(const char *format);     /* "text" | "json"; -1 */
 void dq_logf(int level, const char *fmt, ...) DQ_PRINTF(2, 3);
 int  dq_log_level(void);
 
@@ -95,6 +99,9 @@ typedef struct {
     int64_t          lease_ms;        /* lease length; heartbeat at 1/3 */
     int64_t          reclaim_delay_ms;/* delay before re-running a task
                                          whose lease expired */
+    int64_t          unrunnable_limit_ms; /* bury a task no library here
+                                         registers once it and the missing
+                                         function are this old; 0 = never */
     int64_t          tombstone_ms;
     int64_t          dead_max;
     int64_t          dead_age_ms;
@@ -102,6 +109,7 @@ typedef struct {
 
     char            *log_file;        /* NULL = stderr */
     int              log_level;
+    char            *log_format;      /* "text" (NULL) or "json" */
     char            *pid_file;        /* NULL = none */
     char            *config_file;     /* where this came from, or NULL */
 

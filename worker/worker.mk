@@ -7,7 +7,7 @@ WORKER_SRCS := worker/main.c worker/config.c worker/config_file.c \
                worker/master.c worker/held.c worker/child.c \
                worker/dispatch.c worker/heartbeat.c worker/redis_uv.c \
                worker/loader.c worker/task.c worker/log.c worker/timeout.c \
-               worker/tasklet_task.c
+               worker/tasklet_task.c worker/live.c worker/notify.c
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(B)/%.o)
 
 $(WORKER_OBJS): $(GEN)/dq_scripts.c
@@ -15,6 +15,7 @@ $(WORKER_OBJS): $(GEN)/dq_scripts.c
 $(B)/worker/deferred-worker: $(WORKER_OBJS) $(TASKLET_OBJS) $(B)/libdqclient.a \
                             $(B)/libdq.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -rdynamic -o $@ $^ $(ALL_LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -rdynamic -o $@ $^ $(ALL_LDLIBS) \
+	    $(shell $(PKG_CONFIG) --libs libsystemd)
 
 all: $(B)/worker/deferred-worker

@@ -1,0 +1,79 @@
+/*
+ * deferred-cli internals shared by client/cli*.c: the invocation (client,
+ * output mode), exit codes, Redis helpers on the client's connection,
+ * tables for people and JSON for scripts.
+ *
+ * Exit codes (every command): 0 done, 1 error (Redis unreachable or
+ * answered an error), 2 usage or invalid input, 3 duplicate task name,
+ * 4 tombstoned task name, 5 not found (no such task, or not in the state
+ * the command needs).
+ */
+#ifndef DQ_CLI_H
+#define DQ_CLI_H
+
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <msgpack.h>
+
+#include <deferred/client.h>
+#include "dq_contract.h"
+
+#define DQ_CLI_OK        0
+#define DQ_CLI_ERROR     1
+#define DQ_CLI_USAGE     2
+#define DQ_CLI_DUPLICATE 3
+#define DQ_CLI_TOMBSTONE 4
+#define DQ_CLI_NOTFOUND  5
+
+typedef struct {
+    dq_client_t *c;
+    int          json;        /* --json: one JSON document on stdout */
+} dq_cli_t;
+
+int dq_cli_exit_code(int rc);                 /* DQ_E* -> exit code */
+int dq_cli_fail(dq_cli_t *cli, int rc);       /* prints, returns exit code */
+int dq_cli_usage_error(const char *fmt, ...) DQ_PRINTF(1, 2);
+
+/* One command on the client's connection (reconnecting as the client
+ * does); NULL after printing the error. The reply is the caller's. */
+redisReply *dq_cli_cmd(dq_cli_t *cli, int argc, const char **argv);
+/* Redis TIME in ms (the clock the scripts use), or -1 after an error. */
+int64_t dq_cli_now(dq_cli_t *cli);
+/* A script call built by lib/dq_cmd.c (NOSCRIPT handled). */
+redisReply *dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd);
+
+int dq_cli_queue(const char *s);              /* 1 if a valid queue name */
+
+/* "2026-11-30T05:00:00.123Z" into buf (>= 32 bytes); "-" for ms <= 0. */
+const char *dq_cli_time(int64_t ms, char *buf);
+
+/* A msgpack object as JSON (a string that is not UTF-8 shows each byte
+ * as the code point of the same value). */
+json_t *dq_cli_msgpack_json(const msgpack_object *o);
+void dq_cli_print_json(json_t *doc);          /* dumps and decrefs */
+
+/* A table: columns given once, then cells row by row, printed aligned. */
+typedef struct {
+    int     ncols;
+    char  **cells;    /* ncols per row, header first */
+    size_t  n, cap;
+} dq_cli_table_t;
+
+int  dq_cli_table_init(dq_cli_table_t *t, int ncols, ...);
+void dq_cli_table_cell(dq_cli_table_t *t, const char *fmt, ...) DQ_PRINTF(2, 3);
+void dq_cli_table_print(dq_cli_table_t *t);   /* prints and frees */
+
+/* commands: argv[0] is the command name */
+int dq_cli_queues(dq_cli_t *cli, int argc, char **argv);
+int dq_cli_list(dq_cli_t *cli, int argc, char **argv);
+int dq_cli_show(dq_cli_t *cli, int argc, char **argv);
+int dq_cli_retry(dq_cli_t *cli, int argc, char **argv);
+int dq_cli_delete(dq_cli_t *cli, int argc, char **argv);
+int dq_cli_purge(dq_cli_t *cli, int argc, char **argv);
+int dq_cli_pause(dq_cli_t *cli, int argc, char **argv);
+int dq_cli_workers(dq_cli_t *cli, int argc, char **argv);
+int dq_cli_config(dq_cli_t *cli, int argc, char **argv);
+
+#endif /* DQ_CLI_H */

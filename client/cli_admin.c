@@ -1,0 +1,863 @@
+/*
+ * deferred-cli operator commands: queues, list, show, retry/requeue,
+ * delete, purge, pause/resume. Reads go straight to the queue's keys
+ * (names from dq_key_format); every write goes through a script of
+ * lib/lua (requeue, remove, pause), so it is atomic with the workers'
+ * claims.
+ *
+ * States: waiting = in the ETA set (due + delayed), due = ETA <= Redis
+ * now, delayed = ETA later, running = leased, dead = in the dead set.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client_impl.h"
+
+#define DQ_CLI_MAX_LIST  10000
+
+typedef enum {
+    DQ_ST_WAITING = 0, DQ_ST_DUE, DQ_ST_DELAYED, DQ_ST_RUNNING, DQ_ST_DEAD,
+    DQ_ST_ALL
+} dq_cli_state_t;
+
+static const char *dq_cli_states[] = {
+    "waiting", "due", "delayed", "running", "dead", "all"
+};
+
+static int
+dq__state(const char *s, dq_cli_state_t *out)
+{
+    int i;
+
+    for (i = 0; i <= DQ_ST_ALL; i++) {
+        if (strcmp(s, dq_cli_states[i]) == 0) {
+            *out = (dq_cli_state_t) i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void
+dq__key(char *buf, const char *queue, dq_key_kind_t kind)
+{
+    dq_key_format(buf, DQ_KEY_MAX, dq_str_c(queue), kind);
+}
+
+/* n commands pipelined on the client's connection; replies[i] are the
+ * caller's (freeReplyObject each). DQ_OK or the first error (printed). */
+static int
+dq__pipeline(dq_cli_t *cli, size_t n, int *argcs, const char ***argvs,
+             redisReply **replies)
+{
+    dq_client_t *c = cli->c;
+    size_t       i;
+    int          rc;
+
+    memset(replies, 0, n * sizeof(*replies));
+    if ((rc = dq__ready(c)) != DQ_OK) {
+        return dq_cli_fail(cli, rc), rc;
+    }
+    for (i = 0; i < n; i++) {
+        redisAppendCommandArgv(c->ctx, argcs[i], argvs[i], NULL);
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__get_reply(c, &replies[i]) != DQ_OK) {
+            for (size_t k = 0; k < i; k++) {
+                freeReplyObject(replies[k]);
+                replies[k] = NULL;
+            }
+            return dq_cli_fail(cli, DQ_EREDIS), DQ_EREDIS;
+        }
+    }
+    return DQ_OK;
+}
+
+/* -------------------------------------------------------------- queues */
+
+static int
+dq__cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int
+dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
+{
+    const char      *smembers[] = { "SMEMBERS", DQ_QUEUES_KEY };
+    redisReply      *names, *rep[9];
+    dq_cli_table_t   t;
+    json_t          *out = NULL;
+    char           **q;
+    char             k[9][DQ_KEY_MAX], nowbuf[24];
+    int64_t          now;
+    size_t           i, n;
+
+    (void) argv;
+    if (argc > 1) {
+        return dq_cli_usage_error("queues takes no argument");
+    }
+    if ((now = dq_cli_now(cli)) < 0
+        || (names = dq_cli_cmd(cli, 2, smembers)) == NULL)
+    {
+        return DQ_CLI_ERROR;
+    }
+    n = names->type == REDIS_REPLY_ARRAY ? names->elements : 0;
+    q = calloc(n + 1, sizeof(*q));
+    for (i = 0; q && i < n; i++) {
+        q[i] = names->element[i]->str;
+    }
+    if (q == NULL) {
+        freeReplyObject(names);
+        return DQ_CLI_ERROR;
+    }
+    qsort(q, n, sizeof(*q), dq__cmp_str);
+    snprintf(nowbuf, sizeof(nowbuf), "%lld", (long long) now);
+
+    if (cli->json) {
+        out = json_array();
+    } else {
+        dq_cli_table_init(&t, 11, "QUEUE", "WAITING", "DUE", "DELAYED",
+                          "RUNNING", "DEAD", "PAUSED", "RATE",
+                          "OLDEST_DUE_MS", "DONE", "FAILED");
+    }
+    for (i = 0; i < n; i++) {
+        const char **av[9];
+        int          ac[9];
+        const char  *a0[] = { "ZCARD", k[0] };
+        const char  *a1[] = { "ZCOUNT", k[0], "-inf", nowbuf };
+        const char  *a2[] = { "ZCARD", k[1] };
+        const char  *a3[] = { "ZCARD", k[2] };
+        const char  *a4[] = { "ZRANGE", k[0], "0", "0", "WITHSCORES" };
+        const char  *a5[] = { "HMGET", k[3], "paused", "rate",
+                              "max_concurrent" };
+        const char  *a6[] = { "HMGET", k[4], "enqueued", "done", "retried",
+                              "dead", "requeued", "deleted" };
+        int64_t      waiting, due, running, dead, oldest = -1, paused;
+        const char  *rate = "-";
+        int          j;
+
+        if (!dq_queue_name_valid(dq_str_c(q[i]))) {
+            continue;
+        }
+        dq__key(k[0], q[i], DQ_KEY_ETA);
+        dq__key(k[1], q[i], DQ_KEY_LEASE);
+        dq__key(k[2], q[i], DQ_KEY_DEAD);
+        dq__key(k[3], q[i], DQ_KEY_CONF);
+        dq__key(k[4], q[i], DQ_KEY_STATS);
+        av[0] = a0; ac[0] = 2; av[1] = a1; ac[1] = 4; av[2] = a2; ac[2] = 2;
+        av[3] = a3; ac[3] = 2; av[4] = a4; ac[4] = 5; av[5] = a5; ac[5] = 5;
+        av[6] = a6; ac[6] = 8;
+        if (dq__pipeline(cli, 7, ac, av, rep) != DQ_OK) {
+            free(q);
+            freeReplyObject(names);
+            json_decref(out);
+            return DQ_CLI_ERROR;
+        }
+        waiting = dq_reply_int(rep[0]);
+        due = dq_reply_int(rep[1]);
+        running = dq_reply_int(rep[2]);
+        dead = dq_reply_int(rep[3]);
+        if (rep[4]->type == REDIS_REPLY_ARRAY && rep[4]->elements == 2) {
+            int64_t eta = dq_reply_int(rep[4]->element[1]);
+            if (eta <= now) {
+                oldest = now - eta;
+            }
+        }
+        paused = rep[5]->type == REDIS_REPLY_ARRAY && rep[5]->elements == 3
+                 && dq_reply_int(rep[5]->element[0]) == 1;
+        if (rep[5]->type == REDIS_REPLY_ARRAY && rep[5]->elements == 3
+            && rep[5]->element[1]->type == REDIS_REPLY_STRING)
+        {
+            rate = rep[5]->element[1]->str;
+        }
+        if (out) {
+            json_t *o = json_object(), *st = json_object();
+            static const char *cn[] = { "enqueued", "done", "retried",
+                                        "dead", "requeued", "deleted" };
+
+            json_object_set_new(o, "queue", json_string(q[i]));
+            json_object_set_new(o, "waiting", json_integer(waiting));
+            json_object_set_new(o, "due", json_integer(due));
+            json_object_set_new(o, "delayed", json_integer(waiting - due));
+            json_object_set_new(o, "running", json_integer(running));
+            json_object_set_new(o, "dead", json_integer(dead));
+            json_object_set_new(o, "paused", json_boolean(paused));
+            json_object_set_new(o, "rate",
+                                strcmp(rate, "-") ? json_string(rate)
+                                                  : json_null());
+            json_object_set_new(o, "oldest_due_age_ms",
+                                oldest >= 0 ? json_integer(oldest)
+                                            : json_null());
+            for (j = 0; j < 6 && rep[6]->type == REDIS_REPLY_ARRAY
+                        && rep[6]->elements == 6; j++)
+            {
+                json_object_set_new(st, cn[j], json_integer(
+                    dq_reply_int(rep[6]->element[j])));
+            }
+            json_object_set_new(o, "counters", st);
+            json_array_append_new(out, o);
+        } else {
+            int64_t done = 0, failed = 0;
+
+            if (rep[6]->type == REDIS_REPLY_ARRAY && rep[6]->elements == 6) {
+                done = dq_reply_int(rep[6]->element[1]);
+                failed = dq_reply_int(rep[6]->element[2])
+                         + dq_reply_int(rep[6]->element[3]);
+            }
+            dq_cli_table_cell(&t, "%s", q[i]);
+            dq_cli_table_cell(&t, "%lld", (long long) waiting);
+            dq_cli_table_cell(&t, "%lld", (long long) due);
+            dq_cli_table_cell(&t, "%lld", (long long) (waiting - due));
+            dq_cli_table_cell(&t, "%lld", (long long) running);
+            dq_cli_table_cell(&t, "%lld", (long long) dead);
+            dq_cli_table_cell(&t, "%s", paused ? "yes" : "no");
+            dq_cli_table_cell(&t, "%s", rate);
+            if (oldest >= 0) {
+                dq_cli_table_cell(&t, "%lld", (long long) oldest);
+            } else {
+                dq_cli_table_cell(&t, "-");
+            }
+            dq_cli_table_cell(&t, "%lld", (long long) done);
+            dq_cli_table_cell(&t, "%lld", (long long) failed);
+        }
+        for (j = 0; j < 7; j++) {
+            freeReplyObject(rep[j]);
+        }
+    }
+    if (out) {
+        dq_cli_print_json(out);
+    } else {
+        dq_cli_table_print(&t);
+    }
+    free(q);
+    freeReplyObject(names);
+    return DQ_CLI_OK;
+}
+
+/* ------------------------------------------------------- one task's data */
+
+typedef struct {
+    char            id[DQ_ID_SIZE + 64];
+    dq_cli_state_t  state;        /* DQ_ST_ALL: not found */
+    int64_t         score;        /* ETA, lease deadline or time of death */
+    int64_t         runs, retries, first_run, failed_ms;
+    char            claim[64];    /* the last claim id, or "" */
+    char           *error;        /* or NULL */
+    redisReply     *env_reply;    /* HGET tasks (string or nil) */
+    dq_envelope_t   env;
+    int             env_ok;
+    msgpack_zone    zone;
+} dq_cli_task_t;
+
+static void
+dq__task_free(dq_cli_task_t *t)
+{
+    free(t->error);
+    freeReplyObject(t->env_reply);
+    msgpack_zone_destroy(&t->zone);
+}
+
+/* Fill t (id already set; state/score set by the caller unless find): the
+ * envelope, state ("runs:retries:first_run_ms:failed_ms:claim[:name]", or
+ * the older "execs:retries:first_run_ms:claims") and last error. find:
+ * also locate the task (the ETA set, its lease "id|claim", the dead set). */
+static int
+dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
+{
+    char         k[6][DQ_KEY_MAX], member[DQ_ID_SIZE + 128];
+    const char  *a0[] = { "HGET", k[0], t->id };
+    const char  *a1[] = { "HGET", k[1], t->id };
+    const char  *a2[] = { "HGET", k[2], t->id };
+    const char  *a3[] = { "ZSCORE", k[3], t->id };
+    const char  *a4[] = { "ZSCORE", k[4], member };
+    const char  *a5[] = { "ZSCORE", k[5], t->id };
+    const char **av[6] = { a0, a1, a2, a3, a5, a4 };
+    int          ac[6] = { 3, 3, 3, 3, 3, 3 };
+    redisReply  *r[6];
+    dq_limits_t  lim;
+    dq_error_t   err;
+    int          i, n = find ? 5 : 3;
+
+    dq__key(k[0], queue, DQ_KEY_TASKS);
+    dq__key(k[1], queue, DQ_KEY_STATE);
+    dq__key(k[2], queue, DQ_KEY_ERRORS);
+    dq__key(k[3], queue, DQ_KEY_ETA);
+    dq__key(k[4], queue, DQ_KEY_LEASE);
+    dq__key(k[5], queue, DQ_KEY_DEAD);
+    msgpack_zone_init(&t->zone, 2048);
+    t->error = NULL;
+    t->env_reply = NULL;
+    t->env_ok = 0;
+    t->runs = t->retries = t->first_run = t->failed_ms = 0;
+    t->claim[0] = '\0';
+    if (dq__pipeline(cli, (size_t) n, ac, av, r) != DQ_OK) {
+        return DQ_EREDIS;
+    }
+    t->env_reply = r[0];
+    if (r[1]->type == REDIS_REPLY_STRING) {
+        long long e, rt, f, x;
+        char      c[64];
+
+        if (sscanf(r[1]->str, "%lld:%lld:%lld:%lld:%63[A-Za-z0-9_-]",
+                   &e, &rt, &f, &x, c) == 5)
+        {
+            t->failed_ms = x;
+            snprintf(t->claim, sizeof(t->claim), "%s", c);
+        } else if (sscanf(r[1]->str, "%lld:%lld:%lld:%lld", &e, &rt, &f, &x)
+                   != 4)
+        {
+            e = rt = f = 0;
+        }
+        t->runs = e;
+        t->retries = rt;
+        t->first_run = f;
+    }
+    if (r[2]->type == REDIS_REPLY_STRING) {
+        t->error = strdup(r[2]->str);
+    }
+    if (find) {
+        t->state = DQ_ST_ALL;
+        if (r[3]->type == REDIS_REPLY_STRING) {
+            t->state = DQ_ST_WAITING;
+            t->score = strtoll(r[3]->str, NULL, 10);
+        } else if (r[4]->type == REDIS_REPLY_STRING) {
+            t->state = DQ_ST_DEAD;
+            t->score = strtoll(r[4]->str, NULL, 10);
+        } else if (t->claim[0]) {
+            snprintf(member, sizeof(member), "%s|%s", t->id, t->claim);
+            r[5] = dq_cli_cmd(cli, 3, a4);
+            if (r[5] && r[5]->type == REDIS_REPLY_STRING) {
+                t->state = DQ_ST_RUNNING;
+                t->score = strtoll(r[5]->str, NULL, 10);
+            }
+            freeReplyObject(r[5]);
+        }
+    }
+    for (i = 1; i < n; i++) {
+        freeReplyObject(r[i]);
+    }
+    if (t->env_reply->type == REDIS_REPLY_STRING) {
+        dq_limits_default(&lim);
+        lim.max_envelope = (size_t) t->env_reply->len + 1;
+        t->env_ok = dq_envelope_decode(t->env_reply->str, t->env_reply->len,
+                                       &lim, &t->zone, &t->env, &err)
+                    == DQ_OK;
+    }
+    return DQ_OK;
+}
+
+static const char *
+dq__time_title(dq_cli_state_t st)
+{
+    return st == DQ_ST_RUNNING ? "lease_until_ms"
+           : st == DQ_ST_DEAD ? "died_ms" : "eta_ms";
+}
+
+static json_t *
+dq__task_json(const char *queue, dq_cli_task_t *t, int full)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "id", json_string(t->id));
+    json_object_set_new(o, "queue", json_string(queue));
+    json_object_set_new(o, "state", json_string(dq_cli_states[t->state]));
+    if (t->env_ok) {
+        json_object_set_new(o, "function",
+                            json_stringn(t->env.func.ptr, t->env.func.len));
+        json_object_set_new(o, "name", t->env.name.ptr
+                            ? json_stringn(t->env.name.ptr, t->env.name.len)
+                            : json_null());
+    } else {
+        json_object_set_new(o, "function", json_null());
+        json_object_set_new(o, "name", json_null());
+    }
+    json_object_set_new(o, dq__time_title(t->state), json_integer(t->score));
+    json_object_set_new(o, "runs", json_integer(t->runs));
+    json_object_set_new(o, "retries", json_integer(t->retries));
+    json_object_set_new(o, "first_run_ms", json_integer(t->first_run));
+    json_object_set_new(o, "last_failure_ms", json_integer(t->failed_ms));
+    json_object_set_new(o, "claim", t->claim[0] ? json_string(t->claim)
+                                                : json_null());
+    json_object_set_new(o, "last_error", t->error ? json_string(t->error)
+                                                  : json_null());
+    if (full && t->env_ok) {
+        json_t *r = json_object();
+
+        json_object_set_new(o, "url", json_stringn(t->env.url.ptr,
+                                                   t->env.url.len));
+        json_object_set_new(o, "args", dq_cli_msgpack_json(t->env.args));
+        json_object_set_new(o, "kwargs", t->env.kwargs
+                            ? dq_cli_msgpack_json(t->env.kwargs)
+                            : json_null());
+        json_object_set_new(o, "headers", t->env.headers
+                            ? dq_cli_msgpack_json(t->env.headers)
+                            : json_null());
+        json_object_set_new(o, "created_ms",
+                            json_integer(t->env.created_ms));
+        json_object_set_new(o, "requested_eta_ms",
+                            json_integer(t->env.eta_ms));
+        json_object_set_new(r, "task_retry_limit",
+                            json_integer(t->env.retry.retry_limit));
+        json_object_set_new(r, "task_age_limit_ms",
+                            json_integer(t->env.retry.age_limit_ms));
+        json_object_set_new(r, "min_backoff_ms",
+                            json_integer(t->env.retry.min_backoff_ms));
+        json_object_set_new(r, "max_backoff_ms",
+                            json_integer(t->env.retry.max_backoff_ms));
+        json_object_set_new(r, "max_doublings",
+                            json_integer(t->env.retry.max_doublings));
+        json_object_set_new(o, "retry_options", r);
+        json_object_set_new(o, "envelope_version",
+                            json_integer(t->env.version));
+    } else if (full) {
+        json_object_set_new(o, "envelope", json_string(
+            t->env_reply && t->env_reply->type == REDIS_REPLY_STRING
+            ? "undecodable" : "missing"));
+    }
+    return o;
+}
+
+/* ---------------------------------------------------------------- list */
+
+int
+dq_cli_list(dq_cli_t *cli, int argc, char **argv)
+{
+    dq_cli_state_t  st = DQ_ST_WAITING;
+    const char     *queue = NULL;
+    long long       limit = 100;
+    char            key[DQ_KEY_MAX], nowbuf[24], lim[24], tb[32];
+    const char     *a[8];
+    int             n = 0, i;
+    int64_t         now;
+    redisReply     *r;
+    json_t         *out = NULL;
+    dq_cli_table_t  t;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
+            if (dq__state(argv[++i], &st) != 0 || st == DQ_ST_ALL) {
+                return dq_cli_usage_error("--state: waiting, due, delayed, "
+                                          "running or dead, not \"%s\"",
+                                          argv[i]);
+            }
+        } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+            char *end;
+            limit = strtoll(argv[++i], &end, 10);
+            if (*end || limit < 1 || limit > DQ_CLI_MAX_LIST) {
+                return dq_cli_usage_error("--limit: 1 to %d",
+                                          DQ_CLI_MAX_LIST);
+            }
+        } else if (argv[i][0] != '-' && queue == NULL) {
+            queue = argv[i];
+        } else {
+            return dq_cli_usage_error("list: unexpected \"%s\"", argv[i]);
+        }
+    }
+    if (queue == NULL) {
+        return dq_cli_usage_error("list QUEUE [--state STATE] [--limit N]");
+    }
+    if (!dq_cli_queue(queue)) {
+        return DQ_CLI_USAGE;
+    }
+    if ((now = dq_cli_now(cli)) < 0) {
+        return DQ_CLI_ERROR;
+    }
+    snprintf(nowbuf, sizeof(nowbuf), "%lld", (long long) now);
+    snprintf(lim, sizeof(lim), "%lld", limit);
+    snprintf(tb, sizeof(tb), "(%lld", (long long) now);
+    dq__key(key, queue, st == DQ_ST_RUNNING ? DQ_KEY_LEASE
+                        : st == DQ_ST_DEAD ? DQ_KEY_DEAD : DQ_KEY_ETA);
+    switch (st) {
+    case DQ_ST_DUE:
+        a[n++] = "ZRANGEBYSCORE"; a[n++] = key; a[n++] = "-inf";
+        a[n++] = nowbuf;
+        break;
+    case DQ_ST_DELAYED:
+        a[n++] = "ZRANGEBYSCORE"; a[n++] = key; a[n++] = tb; a[n++] = "+inf";
+        break;
+    case DQ_ST_DEAD:      /* newest death first */
+        a[n++] = "ZREVRANGEBYSCORE"; a[n++] = key; a[n++] = "+inf";
+        a[n++] = "-inf";
+        break;
+    default:
+        a[n++] = "ZRANGEBYSCORE"; a[n++] = key; a[n++] = "-inf";
+        a[n++] = "+inf";
+        break;
+    }
+    a[n++] = "WITHSCORES"; a[n++] = "LIMIT"; a[n++] = "0"; a[n++] = lim;
+    if ((r = dq_cli_cmd(cli, n, a)) == NULL) {
+        return DQ_CLI_ERROR;
+    }
+    if (cli->json) {
+        out = json_array();
+    } else {
+        dq_cli_table_init(&t, 7, "ID", "FUNCTION", "NAME",
+                          st == DQ_ST_RUNNING ? "LEASE_UNTIL"
+                          : st == DQ_ST_DEAD ? "DIED" : "ETA",
+                          "RUNS", "RETRIES", "LAST_ERROR");
+    }
+    for (size_t e = 0; r->type == REDIS_REPLY_ARRAY && e + 1 < r->elements;
+         e += 2)
+    {
+        dq_cli_task_t task;
+        const char   *m = r->element[e]->str, *bar = strrchr(m, '|');
+
+        /* a lease member is "id|claim id" */
+        snprintf(task.id, sizeof(task.id), "%.*s",
+                 (int) (st == DQ_ST_RUNNING && bar ? (size_t) (bar - m)
+                                                   : strlen(m)), m);
+        task.score = strtoll(r->element[e + 1]->str, NULL, 10);
+        task.state = st == DQ_ST_WAITING
+                     ? (task.score <= now ? DQ_ST_DUE : DQ_ST_DELAYED) : st;
+        if (dq__task_load(cli, queue, &task, 0) != DQ_OK) {
+            dq__task_free(&task);
+            freeReplyObject(r);
+            json_decref(out);
+            return DQ_CLI_ERROR;
+        }
+        if (out) {
+            json_array_append_new(out, dq__task_json(queue, &task, 0));
+        } else {
+            char tbuf[32];
+
+            dq_cli_table_cell(&t, "%s", task.id);
+            if (task.env_ok) {
+                dq_cli_table_cell(&t, "%.*s", (int) task.env.func.len,
+                                  task.env.func.ptr);
+                dq_cli_table_cell(&t, "%.*s", task.env.name.ptr
+                                  ? (int) task.env.name.len : 1,
+                                  task.env.name.ptr ? task.env.name.ptr
+                                                    : "-");
+            } else {
+                dq_cli_table_cell(&t, "?");
+                dq_cli_table_cell(&t, "?");
+            }
+            dq_cli_table_cell(&t, "%s", dq_cli_time(task.score, tbuf));
+            dq_cli_table_cell(&t, "%lld", (long long) task.runs);
+            dq_cli_table_cell(&t, "%lld", (long long) task.retries);
+            dq_cli_table_cell(&t, "%.80s", task.error ? task.error : "-");
+        }
+        dq__task_free(&task);
+    }
+    freeReplyObject(r);
+    if (out) {
+        dq_cli_print_json(out);
+    } else {
+        dq_cli_table_print(&t);
+    }
+    return DQ_CLI_OK;
+}
+
+/* ---------------------------------------------------------------- show */
+
+int
+dq_cli_show(dq_cli_t *cli, int argc, char **argv)
+{
+    dq_cli_task_t  t;
+    json_t        *o;
+    int64_t        now;
+
+    if (argc != 3) {
+        return dq_cli_usage_error("show QUEUE ID");
+    }
+    if (!dq_cli_queue(argv[1])) {
+        return DQ_CLI_USAGE;
+    }
+    if ((now = dq_cli_now(cli)) < 0) {
+        return DQ_CLI_ERROR;
+    }
+    snprintf(t.id, sizeof(t.id), "%s", argv[2]);
+    if (dq__task_load(cli, argv[1], &t, 1) != DQ_OK) {
+        dq__task_free(&t);
+        return DQ_CLI_ERROR;
+    }
+    if (t.state == DQ_ST_ALL) {
+        dq__task_free(&t);
+        fprintf(stderr, "deferred-cli: no task %s in queue %s\n", argv[2],
+                argv[1]);
+        return DQ_CLI_NOTFOUND;
+    }
+    if (t.state == DQ_ST_WAITING) {
+        t.state = t.score <= now ? DQ_ST_DUE : DQ_ST_DELAYED;
+    }
+    o = dq__task_json(argv[1], &t, 1);
+    if (cli->json) {
+        dq_cli_print_json(o);
+    } else {
+        /* one "field: value" line each; values as JSON */
+        const char *k;
+        json_t     *v;
+        char        tbuf[32];
+
+        json_object_foreach(o, k, v) {
+            char *s = json_is_string(v) ? NULL
+                      : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY
+                                      | JSON_PRESERVE_ORDER);
+            printf("%-18s %s", k, s ? s : json_string_value(v));
+            if (strstr(k, "_ms") && json_is_integer(v)
+                && json_integer_value(v) > 1000000000000LL)
+            {
+                printf("  (%s)", dq_cli_time(json_integer_value(v), tbuf));
+            }
+            putchar('\n');
+            free(s);
+        }
+        json_decref(o);
+    }
+    dq__task_free(&t);
+    return DQ_CLI_OK;
+}
+
+/* --------------------------------------------------------------- retry */
+
+/* retry QUEUE ID | --all | --match TEXT: dead tasks run again (due now,
+ * retry state reset): one through dq_requeue_dead, many through
+ * dq_requeue_dead_all (TEXT: a substring of the last error). Also
+ * "requeue-all QUEUE [TEXT]". */
+int
+dq_cli_retry(dq_cli_t *cli, int argc, char **argv)
+{
+    const char *queue = NULL, *id = NULL, *match = NULL;
+    int         all = 0, i, rc;
+    long long   done = 0, seen = 0;
+
+    if (strcmp(argv[0], "requeue-all") == 0) {
+        if (argc < 2 || argc > 3) {
+            return dq_cli_usage_error("requeue-all QUEUE [TEXT]");
+        }
+        queue = argv[1];
+        match = argc == 3 ? argv[2] : NULL;
+        all = match == NULL;
+        i = argc;
+    } else {
+        i = 1;
+    }
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--all") == 0) {
+            all = 1;
+        } else if (strcmp(argv[i], "--match") == 0 && i + 1 < argc) {
+            match = argv[++i];
+        } else if (queue == NULL && argv[i][0] != '-') {
+            queue = argv[i];
+        } else if (queue != NULL && id == NULL) {
+            id = argv[i];       /* ids may start with '-' (base64url) */
+        } else {
+            return dq_cli_usage_error("%s: unexpected \"%s\"", argv[0],
+                                      argv[i]);
+        }
+    }
+    if (queue == NULL || (id != NULL) + all + (match != NULL) != 1) {
+        return dq_cli_usage_error("%s QUEUE ID | QUEUE --all | QUEUE "
+                                  "--match TEXT", argv[0]);
+    }
+    if (!dq_cli_queue(queue)) {
+        return DQ_CLI_USAGE;
+    }
+    if (id) {
+        rc = dq_requeue_dead(cli->c, queue, id);
+        if (rc == DQ_ENOTFOUND) {
+            fprintf(stderr, "deferred-cli: task %s is not dead in queue "
+                    "%s\n", id, queue);
+            return DQ_CLI_NOTFOUND;
+        }
+        if (rc != DQ_OK) {
+            return dq_cli_fail(cli, rc);
+        }
+        done = seen = 1;
+    } else {
+        /* lib/lua/requeue_all (client: dq_requeue_dead_all), 1000 a call */
+        int64_t n = 0, kept = 0;
+
+        rc = dq_requeue_dead_all(cli->c, queue, match, &n, &kept);
+        if (rc != DQ_OK) {
+            return dq_cli_fail(cli, rc);
+        }
+        done = n;
+        seen = kept;
+    }
+    if (cli->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "queue", json_string(queue));
+        json_object_set_new(o, "requeued", json_integer(done));
+        json_object_set_new(o, "kept_dead", json_integer(id ? 0 : seen));
+        dq_cli_print_json(o);
+    } else if (id) {
+        printf("requeued %s in %s\n", id, queue);
+    } else if (strcmp(argv[0], "requeue-all") == 0) {
+        /* the older command's own words */
+        printf("%lld requeued, %lld left dead (name held by a live task)\n",
+               done, seen);
+    } else {
+        printf("requeued %lld dead tasks in %s (%lld left dead: a live task "
+               "holds their name)\n", done, queue, seen);
+    }
+    return DQ_CLI_OK;
+}
+
+/* ----------------------------------------------------- delete and purge */
+
+static int
+dq__remove(dq_cli_t *cli, const char *queue, const char *what,
+           const char *id, int64_t *out)
+{
+    dq_cmd_t    cmd;
+    redisReply *r;
+    int         rc;
+
+    dq_cmd_init(&cmd);
+    rc = dq_cmd_remove(&cmd, dq_str_c(queue), what, dq_str_c(id ? id : ""),
+                       1000, cli->c->tombstone_ms);
+    if (rc != DQ_OK) {
+        dq_cmd_free(&cmd);
+        return dq_cli_fail(cli, rc), rc;
+    }
+    r = dq_cli_script(cli, &cmd);
+    dq_cmd_free(&cmd);
+    if (r == NULL) {
+        return DQ_EREDIS;
+    }
+    *out = dq_reply_int(r);
+    freeReplyObject(r);
+    return DQ_OK;
+}
+
+int
+dq_cli_delete(dq_cli_t *cli, int argc, char **argv)
+{
+    static const char *was[] = { "", "waiting", "running", "dead" };
+    int64_t            n;
+
+    if (argc != 3) {
+        return dq_cli_usage_error("delete QUEUE ID");
+    }
+    if (!dq_cli_queue(argv[1])) {
+        return DQ_CLI_USAGE;
+    }
+    if (dq__remove(cli, argv[1], "id", argv[2], &n) != DQ_OK) {
+        return DQ_CLI_ERROR;
+    }
+    if (n < 1 || n > 3) {
+        fprintf(stderr, "deferred-cli: no task %s in queue %s\n", argv[2],
+                argv[1]);
+        return DQ_CLI_NOTFOUND;
+    }
+    if (cli->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "queue", json_string(argv[1]));
+        json_object_set_new(o, "id", json_string(argv[2]));
+        json_object_set_new(o, "deleted", json_true());
+        json_object_set_new(o, "was", json_string(was[n]));
+        dq_cli_print_json(o);
+    } else {
+        printf("deleted %s (%s) from %s\n", argv[2], was[n], argv[1]);
+    }
+    return DQ_CLI_OK;
+}
+
+int
+dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
+{
+    dq_cli_state_t  st = DQ_ST_ALL;
+    const char     *queue = NULL;
+    int             yes = 0, i, s;
+    long long       total = 0;
+    int64_t         n;
+    json_t         *o;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
+            if (dq__state(argv[++i], &st) != 0 || st == DQ_ST_RUNNING) {
+                return dq_cli_usage_error("--state: waiting, due, delayed, "
+                                          "dead or all, not \"%s\" (running "
+                                          "tasks are deleted one by one)",
+                                          argv[i]);
+            }
+        } else if (strcmp(argv[i], "--yes") == 0) {
+            yes = 1;
+        } else if (argv[i][0] != '-' && queue == NULL) {
+            queue = argv[i];
+        } else {
+            return dq_cli_usage_error("purge: unexpected \"%s\"", argv[i]);
+        }
+    }
+    if (queue == NULL) {
+        return dq_cli_usage_error("purge QUEUE [--state STATE] --yes");
+    }
+    if (!dq_cli_queue(queue)) {
+        return DQ_CLI_USAGE;
+    }
+    if (!yes) {
+        return dq_cli_usage_error("purge deletes every %s task of %s for "
+                                  "good: add --yes", st == DQ_ST_ALL
+                                  ? "waiting and dead" : dq_cli_states[st],
+                                  queue);
+    }
+    for (s = DQ_ST_WAITING; s <= DQ_ST_DEAD; s++) {
+        if (st == DQ_ST_ALL ? (s != DQ_ST_WAITING && s != DQ_ST_DEAD)
+                            : s != (int) st)
+        {
+            continue;
+        }
+        do {
+            if (dq__remove(cli, queue, dq_cli_states[s], NULL, &n) != DQ_OK) {
+                return DQ_CLI_ERROR;
+            }
+            total += n;
+        } while (n == 1000);
+    }
+    if (cli->json) {
+        o = json_object();
+        json_object_set_new(o, "queue", json_string(queue));
+        json_object_set_new(o, "state", json_string(dq_cli_states[st]));
+        json_object_set_new(o, "deleted", json_integer(total));
+        dq_cli_print_json(o);
+    } else {
+        printf("purged %lld %s tasks from %s\n", total,
+               st == DQ_ST_ALL ? "waiting and dead" : dq_cli_states[st],
+               queue);
+    }
+    return DQ_CLI_OK;
+}
+
+/* -------------------------------------------------------- pause/resume */
+
+int
+dq_cli_pause(dq_cli_t *cli, int argc, char **argv)
+{
+    int     pause = strcmp(argv[0], "pause") == 0, i, rc;
+    json_t *out = cli->json ? json_array() : NULL;
+
+    if (argc < 2) {
+        return dq_cli_usage_error("%s QUEUE...", argv[0]);
+    }
+    for (i = 1; i < argc; i++) {
+        if (!dq_cli_queue(argv[i])) {
+            json_decref(out);
+            return DQ_CLI_USAGE;
+        }
+    }
+    for (i = 1; i < argc; i++) {
+        int changed = 0;
+
+        rc = dq_queue_pause(cli->c, argv[i], pause, &changed);
+        if (rc != DQ_OK) {
+            json_decref(out);
+            return dq_cli_fail(cli, rc);
+        }
+        if (out) {
+            json_t *o = json_object();
+            json_object_set_new(o, "queue", json_string(argv[i]));
+            json_object_set_new(o, "paused", json_boolean(pause));
+            json_array_append_new(out, o);
+        } else {
+            printf("%s %s\n", pause ? "paused" : "resumed", argv[i]);
+        }
+    }
+    if (out) {
+        dq_cli_print_json(out);
+    }
+    return DQ_CLI_OK;
+}

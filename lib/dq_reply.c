@@ -1,0 +1,22 @@
+/*
+ * Small reply readers shared by the blocking client, deferred-cli and the
+ * module (non-blocking: nothing here talks to Redis).
+ */
+#include <stdlib.h>
+
+#include "dq_contract.h"
+
+int64_t
+dq_reply_int(const redisReply *r)
+{
+    if (r == NULL) {
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_INTEGER) {
+        return (int64_t) r->integer;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        return strtoll(r->str, NULL, 10);
+    }
+    return 0;
+}

@@ -1,0 +1,78 @@
+# The dashboard in headless Chromium (chromedriver): it loads with no
+# console error, shows the queues with their counts, the dead tasks and
+# the live worker; a click on "retry" of a dead task makes it run (checked
+# in Redis and in the task's record file), "pause" pauses the queue. The
+# page is written to docs/dashboard.png when DQ_SCREENSHOT=1.
+use strict;
+use warnings;
+use lib 't/lib';
+use DQTest;
+use DQNginx;
+use DQWorker;
+use DQBrowser;
+use Test::More;
+
+my $dir = tmpdir();
+my $r = DQTest::Redis->start;
+my $n = DQNginx->start(redis => $r, http => <<'NGX');
+    deferred_redis %%REDIS%%;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /deferred/status { deferred_status; }
+        location = /deferred/admin  { deferred_admin; }
+        location /deferred/         { deferred_dashboard; }
+    }
+NGX
+my $b = DQBrowser->start;
+sub key { "dq:{$_[0]}:$_[1]" }
+sub cli { my @r = DQWorker::cli($r, @_); die "cli @_: $r[2]" if $r[0]; $r[1] }
+sub defer { (split ' ', cli('defer', @_))[0] }
+
+my $w = DQWorker::start_worker($r, $dir, name => 'w', args => ['-q', 'mail', '-q', 'ops']);
+defer(qw(-q mail noop)) for 1 .. 12;
+my $rec = "$dir/a.rec";
+my $id = defer(qw(-q mail --retry-limit 0 fail_then_ok), $rec, 1);
+defer(qw(-q mail permanent), 'smtp: 550 no such user');
+defer(qw(-q ops --countdown 600000 noop)) for 1 .. 3;
+ok(DQTest::wait_for(sub { $r->cmd('ZCARD', key('mail', 'dead')) == 2 }, 20), 'two dead tasks in mail');
+
+$b->get('http://127.0.0.1:' . $n->port . '/deferred/?interval=500');
+ok(DQTest::wait_for(sub { $b->find('#queues tr[data-queue="mail"]')
+                          && $b->find('#workers tr[data-worker]') }, 15, 0.2),
+   'the page shows the queues and the live worker');
+my $row = $b->text($b->find('#queues tr[data-queue="ops"]'));
+like($row, qr/^ops 3 0 3 0 0 /, 'ops row: 3 waiting, 0 due, 3 delayed, 0 running, 0 dead') or diag $row;
+$row = $b->text($b->find('#queues tr[data-queue="mail"]'));
+like($row, qr/^mail 0 0 0 0 2 .* 12 active pause$/, 'mail row: 2 dead, 12 done, active') or diag $row;
+my $dead = $b->find(qq{#dead tr[data-id="$id"]});
+ok($dead, 'the dead task is listed');
+like($b->text($dead), qr/fail_then_ok .*failing on purpose/, '... with its function and error');
+
+my $retry = $b->find(qq{#dead tr[data-id="$id"] button.retry});
+ok($retry, 'it has a retry button');
+$b->click($retry);
+ok(DQTest::wait_for(sub { my @l = split /\n/, slurp($rec); @l == 2 }, 10),
+   'a click on retry made it run again')
+    or diag $b->run('return document.getElementById("state").textContent');
+ok(DQTest::wait_for(sub { !$r->cmd('HEXISTS', key('mail', 'tasks'), $id) }, 10),
+   '... and it succeeded (gone from Redis)');
+ok(DQTest::wait_for(sub { !$b->find(qq{#dead tr[data-id="$id"]}) }, 5, 0.2),
+   'the page no longer lists it');
+
+$b->click($b->find('#queues tr[data-queue="ops"] button.pause'));
+ok(DQTest::wait_for(sub { ($r->cmd('HGET', key('ops', 'conf'), 'paused') // '') eq '1' }, 5),
+   'a click on pause paused ops in Redis');
+ok(DQTest::wait_for(sub { my $e = $b->find('#queues tr[data-queue="ops"]');
+                          $e && $b->text($e) =~ /paused resume$/ }, 5, 0.2),
+   'the page shows ops paused');
+sleep 1;    # a few polls: any error they raise shows below
+my @errors = $b->console_errors;
+is(scalar @errors, 0, 'no console errors') or diag explain \@errors;
+if ($ENV{DQ_SCREENSHOT}) {
+    ok($b->screenshot("$DQTest::ROOT/docs/dashboard.png") > 1000, 'screenshot in docs/dashboard.png');
+}
+$b->quit;
+DQWorker::stop_worker($w);
+$n->stop;
+log_clean_ok($n->error_log, 'nginx error log');
+done_testing;

@@ -1,0 +1,96 @@
+# The operator locations under valgrind (as t/49 does for the enqueue
+# paths): nginx in one process through status, metrics, dashboard, ready
+# and every admin answer, with queues, dead tasks and worker heartbeats in
+# Redis; then Redis frozen (503 at deferred_timeout, the connection
+# rebuilt while commands are pending), a client that leaves while its
+# status request waits, Redis thawed, killed and back; then a clean exit.
+# No invalid access, no leak through the module.
+use strict;
+use warnings;
+use lib 't/lib';
+use DQTest;
+use DQNginx;
+use DQWorker;
+use Test::More;
+use IO::Socket::INET;
+use Time::HiRes qw(sleep time);
+
+DQNginx::require_nginx();
+plan skip_all => 'valgrind not installed' unless -x '/usr/bin/valgrind';
+
+my $dir = tmpdir();
+my $r = DQTest::Redis->start(dir => $dir);
+my $vg = "$dir/valgrind.log";
+my $n = DQNginx->start(redis => $r, workers => 0,
+    wrapper => ['/usr/bin/valgrind', '--leak-check=full', '--num-callers=30',
+                "--log-file=$vg"],
+    http => q{
+    deferred_redis %%REDIS%%;
+    deferred_timeout 1s;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /s/status  { deferred_status; }
+        location = /s/metrics { deferred_metrics; }
+        location = /s/admin   { deferred_admin; }
+        location /s/          { deferred_dashboard status admin; }
+        location = /ready     { deferred_ready; }
+    }
+});
+my @ids = map { (split ' ', (DQWorker::cli($r, 'defer', '-q', "q$_", 'noop'))[1])[0] } 1 .. 3;
+my $now = int(time * 1000);
+$r->cmd('ZADD', 'dq:{q1}:dead', $now, 'deadone');
+$r->cmd('HSET', 'dq:{q1}:errors', 'deadone', "boom \"\x01\xff");
+$r->cmd('HSET', 'dq:{q1}:tasks', 'deadone', 'not msgpack');
+$r->cmd('HSET', 'dq:{q1}:stats', 'late_le_5', 3, 'late_le_inf', 1, 'late_sum_ms', 40000, 'late_count', 4);
+$r->cmd('ZADD', 'dq:workers', $now + 15000, 'h:1', $now + 15000, 'h:gone');
+$r->cmd('HSET', 'dq:worker:h:1', 'host', 'h', 'pid', 1, 'queues', 'q1,q2', 'running', 2);
+my $h = { 'X-Deferred-Admin' => '1' };
+my $get = sub { $n->request('GET', $_[0])->{status} };
+my $admin = sub { $n->request('POST', "/s/admin?$_[0]", body => '', headers => $h)->{status} };
+
+is($get->('/s/status'), 200, 'status');
+like($n->request('GET', '/s/status')->{body}, qr/"dead_tasks":\[\{"id":"deadone".*"error":"boom \\"\\u0001\?"/,
+     'a dead task with control and invalid bytes escaped');
+is($get->('/s/metrics'), 200, 'metrics');
+is($get->('/s/'), 200, 'dashboard');
+is($get->('/ready'), 200, 'ready');
+is($admin->('action=delete&queue=q1&id=deadone'), 200, 'admin delete');
+is($admin->('action=retry&queue=q1&id=nothere'), 404, 'admin retry of nothing: 404');
+is($admin->('action=pause&queue=q2'), 200, 'admin pause');
+is($admin->('action=resume&queue=q2'), 200, 'admin resume');
+is($admin->('action=pause&queue=bad%20name'), 400, 'admin: bad queue 400');
+is($n->request('POST', '/s/admin?action=pause&queue=q2', body => '')->{status}, 403, 'admin without header: 403');
+is($get->('/s/admin'), 405, 'admin GET: 405');
+is($n->request('POST', '/s/status', body => '')->{status}, 405, 'status POST: 405');
+
+kill 'STOP', $r->pid;
+is($get->('/s/status'), 503, 'Redis frozen: status 503 at the timeout');
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $n->port);
+    print {$s} DQNginx::build_request('GET', '/s/metrics');
+    sleep 0.2;
+    close $s;      # leaves while its request waits on Redis
+}
+is($admin->('action=pause&queue=q3'), 503, 'Redis frozen: admin 503');
+sleep 1.2;
+kill 'CONT', $r->pid;
+ok(DQTest::wait_for(sub { $get->('/s/status') == 200 }, 15, 0.2), 'Redis thawed: status 200');
+kill 'KILL', $r->pid;
+sleep 0.3;
+is($get->('/s/status'), 503, 'Redis killed: 503');
+is($get->('/ready'), 503, 'Redis killed: ready 503');
+$r->restart;
+ok(DQTest::wait_for(sub { $get->('/ready') == 200 }, 15, 0.2), 'Redis back: ready 200');
+is($get->('/s/metrics'), 200, 'Redis back: metrics 200');
+
+is($n->stop, 0, 'nginx exited with status 0');
+my $log = slurp($vg);
+like($log, qr/ERROR SUMMARY/, 'valgrind ran to the end');
+unlike($log, qr/Invalid (read|write|free)|uninitialised|Conditional jump|Mismatched free|overlap/,
+       'no invalid memory access') or diag $log;
+my @ours = grep { /ngx_http_deferred|dq_|redis|msgpack|json_/ }
+           grep { /(definitely|indirectly) lost in loss record/ }
+           split /\n(?===\d+== \S.*lost in loss record)/, $log;
+is(scalar @ours, 0, 'no leak through the module') or diag join "\n\n", @ours;
+log_clean_ok($n->error_log, 'nginx error log');
+done_testing;

@@ -1,0 +1,432 @@
+/*
+ * deferred-worker — live state in Redis.
+ *
+ * Every DQ_WORKER_TTL_MS / 3 a child writes its heartbeat hash
+ * DQ_WORKER_KEY_PREFIX "<host>:<pid>" (host, pid, child, queues, running,
+ * done, failed, started_ms, beat_ms, version), PEXPIREs it after
+ * DQ_WORKER_TTL_MS and scores its member of DQ_WORKERS_KEY with the same
+ * expiry (stale members are trimmed by every heartbeat), so readers see
+ * exactly the children whose last heartbeat is younger than the TTL. A
+ * child that stops leaves the list at once; one that crashes drops out
+ * when its heartbeat expires.
+ *
+ * Per task that ran (dq_child_unlink hook): done or failed, and its
+ * lateness (Redis time of the claim - ETA) into a per-queue histogram
+ * kept in this process and added to the queue's stats hash with the next
+ * heartbeat (HINCRBY: a few commands per queue every 5 s, none per task).
+ *
+ * Applied queue configuration (deferred-cli config apply: the queue's conf
+ * hash, fields DQ_QCONF_FIELDS) is read with every heartbeat and replaces
+ * the settings this child took from its file for that queue (rate,
+ * bucket, max_concurrent, retry options, timeout); when it is cleared the
+ * file's settings come back. The child works on its own copy of the queue
+ * settings for that (ch->qs[i].qc points into it). The claim script reads
+ * the limits from Redis itself, so they hold from the first claim.
+ *
+ * Fire and forget: the commands go on the child's commands connection;
+ * a failed heartbeat is simply sent again next time (the counts are kept
+ * until a send succeeds... or lost with the child: they are statistics).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "live.h"
+
+static const int64_t dq__bounds[DQ_LATENESS_NBOUNDS] = DQ_LATENESS_BOUNDS_MS;
+static const char *const dq__qconf_fields[DQ_QCONF_NFIELDS] = DQ_QCONF_FIELDS;
+
+typedef struct dq__qref_s {
+    dq_child_t *ch;
+    size_t      i;
+} dq__qref_t;
+
+typedef struct {
+    int64_t  n[DQ_LATENESS_NBOUNDS + 1];
+    int64_t  sum_ms;
+    int64_t  count;
+} dq__hist_t;
+
+struct dq_live_s {
+    uv_timer_t  timer;
+    char        id[300];            /* host:pid */
+    char        key[320];
+    char        host[256];
+    char       *queues;             /* "a,b,c" */
+    int64_t     started_ms;
+    int64_t     done, failed;
+    dq__hist_t *hist;               /* per served queue (ch->qs order) */
+    dq_queue_conf_t        *qconf;  /* the settings the child uses */
+    const dq_queue_conf_t **orig;   /* its file's, per queue */
+    int                    *applied;
+    struct dq__qref_s      *refs;
+    int         left;
+    int         beaten;             /* one heartbeat sent */
+};
+
+static int64_t
+dq__wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The reply is not needed; but a stopping child waits for its last
+ * command before it exits, so let it look again. */
+static void
+dq__sent(dq_conn_t *r, redisReply *reply, const char *errstr, void *data)
+{
+    (void) r;
+    (void) reply;
+    (void) errstr;
+    dq_child_maybe_finish(data);
+}
+
+/* argv of C strings (dq_redis_send wants the lengths); 0 if sent. */
+static int
+dq__send(dq_child_t *ch, int argc, const char **argv)
+{
+    size_t len[32];
+    int    i;
+
+    for (i = 0; i < argc && i < 32; i++) {
+        len[i] = strlen(argv[i]);
+    }
+    return dq_conn_send(ch->cmd_conn, argc, argv, len, 0, dq__sent, ch);
+}
+
+/* The histogram counts of one queue, sent (and zeroed when sent). */
+static void
+dq__flush_hist(dq_child_t *ch, size_t qi)
+{
+    dq__hist_t *h = &ch->live->hist[qi];
+    char        key[DQ_KEY_MAX], field[32], val[24];
+    const char *argv[4];
+    size_t      i;
+
+    if (h->count == 0
+        || dq_key_format(key, sizeof(key), ch->qs[qi].name, DQ_KEY_STATS)
+           == 0)
+    {
+        return;
+    }
+    argv[0] = "HINCRBY";
+    argv[1] = key;
+    argv[2] = field;
+    argv[3] = val;
+    for (i = 0; i <= DQ_LATENESS_NBOUNDS; i++) {
+        if (h->n[i] == 0) {
+            continue;
+        }
+        if (i < DQ_LATENESS_NBOUNDS) {
+            snprintf(field, sizeof(field), "late_le_%lld",
+                     (long long) dq__bounds[i]);
+        } else {
+            snprintf(field, sizeof(field), "late_le_inf");
+        }
+        snprintf(val, sizeof(val), "%lld", (long long) h->n[i]);
+        if (dq__send(ch, 4, argv) != 0) {
+            return;                  /* not up: keep the counts */
+        }
+        h->n[i] = 0;
+    }
+    snprintf(field, sizeof(field), "late_sum_ms");
+    snprintf(val, sizeof(val), "%lld", (long long) h->sum_ms);
+    if (dq__send(ch, 4, argv) == 0) {
+        h->sum_ms = 0;
+    }
+    snprintf(field, sizeof(field), "late_count");
+    snprintf(val, sizeof(val), "%lld", (long long) h->count);
+    if (dq__send(ch, 4, argv) == 0) {
+        h->count = 0;
+    }
+}
+
+static int64_t
+dq__field_int(const redisReply *r, int64_t dflt)
+{
+    return r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+                                              : dflt;
+}
+
+/* The queue's applied configuration, or none: the child's settings follow. */
+static void
+dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
+{
+    dq__qref_t      *ref = data;
+    dq_child_t      *ch = ref->ch;
+    dq_live_t       *lv = ch->live;
+    dq_queue_conf_t  nq, *cur;
+    redisReply     **e;
+
+    (void) c;
+    (void) errstr;
+    if (lv == NULL || r == NULL || r->type != REDIS_REPLY_ARRAY
+        || r->elements != DQ_QCONF_NFIELDS)
+    {
+        dq_child_maybe_finish(ch);
+        return;
+    }
+    e = r->element;
+    cur = &lv->qconf[ref->i];
+    nq = *lv->orig[ref->i];
+    if (e[0]->type == REDIS_REPLY_STRING) {
+        nq.rate = e[1]->type == REDIS_REPLY_STRING ? strtod(e[1]->str, NULL)
+                                                   : nq.rate;
+        nq.bucket_size = (int) dq__field_int(e[2], nq.bucket_size);
+        nq.max_concurrent = (int) dq__field_int(e[3], nq.max_concurrent);
+        nq.retry.retry_limit = dq__field_int(e[4], nq.retry.retry_limit);
+        nq.retry.age_limit_ms = dq__field_int(e[5], nq.retry.age_limit_ms);
+        nq.retry.min_backoff_ms = dq__field_int(e[6],
+                                                nq.retry.min_backoff_ms);
+        nq.retry.max_backoff_ms = dq__field_int(e[7],
+                                                nq.retry.max_backoff_ms);
+        nq.retry.max_doublings = dq__field_int(e[8], nq.retry.max_doublings);
+        nq.timeout_ms = dq__field_int(e[9], nq.timeout_ms);
+        if (!lv->applied[ref->i] || memcmp(&nq, cur, sizeof(nq)) != 0) {
+            dq_log_info("queue %s: applied configuration from %s: "
+                        "rate=%g bucket_size=%d max_concurrent=%d "
+                        "retry_limit=%lld age_limit_ms=%lld "
+                        "min_backoff_ms=%lld max_backoff_ms=%lld "
+                        "max_doublings=%lld timeout_ms=%lld", nq.name,
+                        e[11]->type == REDIS_REPLY_STRING ? e[11]->str : "?",
+                        nq.rate, nq.bucket_size, nq.max_concurrent,
+                        (long long) nq.retry.retry_limit,
+                        (long long) nq.retry.age_limit_ms,
+                        (long long) nq.retry.min_backoff_ms,
+                        (long long) nq.retry.max_backoff_ms,
+                        (long long) nq.retry.max_doublings,
+                        (long long) nq.timeout_ms);
+        }
+        lv->applied[ref->i] = 1;
+    } else if (lv->applied[ref->i]) {
+        dq_log_info("queue %s: applied configuration cleared: this "
+                    "worker's own settings apply", nq.name);
+        lv->applied[ref->i] = 0;
+    }
+    *cur = nq;
+    dq_child_maybe_finish(ch);
+}
+
+static void
+dq__conf_refresh(dq_child_t *ch)
+{
+    dq_live_t  *lv = ch->live;
+    char        key[DQ_KEY_MAX];
+    const char *argv[2 + DQ_QCONF_NFIELDS];
+    size_t      len[2 + DQ_QCONF_NFIELDS], i;
+    int         k;
+
+    argv[0] = "HMGET";
+    argv[1] = key;
+    for (k = 0; k < DQ_QCONF_NFIELDS; k++) {
+        argv[2 + k] = dq__qconf_fields[k];
+    }
+    for (i = 0; i < ch->nq; i++) {
+        if (dq_key_format(key, sizeof(key), ch->qs[i].name, DQ_KEY_CONF)
+            == 0)
+        {
+            continue;
+        }
+        for (k = 0; k < 2 + DQ_QCONF_NFIELDS; k++) {
+            len[k] = strlen(argv[k]);
+        }
+        (void) dq_conn_send(ch->cmd_conn, 2 + DQ_QCONF_NFIELDS, argv, len, 0,
+                            dq__conf_reply, &lv->refs[i]);
+    }
+}
+
+static void
+dq__beat(uv_timer_t *timer)
+{
+    dq_child_t *ch = timer->data;
+    dq_live_t  *lv = ch->live;
+    char        pid[16], child[16], running[24], done[24], failed[24],
+                started[24], beat[24], ttl[24], expiry[24], old[24];
+    int64_t     now = dq__wall_ms();
+    size_t      i;
+
+    if (lv->left) {
+        return;
+    }
+    if (!dq_conn_is_up(ch->cmd_conn)) {
+        if (!lv->beaten) {          /* the first one as soon as it can */
+            uv_timer_start(&lv->timer, dq__beat, 200,
+                           (uint64_t) (DQ_WORKER_TTL_MS / 3));
+        }
+        return;
+    }
+    lv->beaten = 1;
+    snprintf(pid, sizeof(pid), "%d", (int) getpid());
+    snprintf(child, sizeof(child), "%d", ch->index);
+    snprintf(running, sizeof(running), "%zu", ch->used);
+    snprintf(done, sizeof(done), "%lld", (long long) lv->done);
+    snprintf(failed, sizeof(failed), "%lld", (long long) lv->failed);
+    snprintf(started, sizeof(started), "%lld", (long long) lv->started_ms);
+    snprintf(beat, sizeof(beat), "%lld", (long long) now);
+    snprintf(ttl, sizeof(ttl), "%d", DQ_WORKER_TTL_MS);
+    snprintf(expiry, sizeof(expiry), "%lld",
+             (long long) (now + DQ_WORKER_TTL_MS));
+    snprintf(old, sizeof(old), "(%lld", (long long) now);
+    {
+        const char *hset[] = { "HSET", lv->key, "host", lv->host,
+                               "pid", pid, "child", child,
+                               "queues", lv->queues, "running", running,
+                               "done", done, "failed", failed,
+                               "started_ms", started, "beat_ms", beat,
+                               "version", DQ_VERSION };
+        const char *pexpire[] = { "PEXPIRE", lv->key, ttl };
+        const char *zadd[] = { "ZADD", DQ_WORKERS_KEY, expiry, lv->id };
+        const char *trim[] = { "ZREMRANGEBYSCORE", DQ_WORKERS_KEY, "-inf",
+                               old };
+
+        dq__send(ch, (int) (sizeof(hset) / sizeof(hset[0])), hset);
+        dq__send(ch, 3, pexpire);
+        dq__send(ch, 4, zadd);
+        dq__send(ch, 4, trim);
+    }
+    for (i = 0; i < ch->nq; i++) {
+        dq__flush_hist(ch, i);
+    }
+    dq__conf_refresh(ch);
+}
+
+int
+dq_live_start(dq_child_t *ch)
+{
+    dq_live_t *lv = calloc(1, sizeof(*lv));
+    size_t     i, len = 1;
+    int64_t    period = DQ_WORKER_TTL_MS / 3;
+
+    if (lv == NULL) {
+        return -1;
+    }
+    for (i = 0; i < ch->nq; i++) {
+        len += ch->qs[i].name.len + 1;
+    }
+    lv->queues = calloc(1, len);
+    lv->hist = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->hist));
+    lv->qconf = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->qconf));
+    lv->orig = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->orig));
+    lv->applied = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->applied));
+    lv->refs = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->refs));
+    if (lv->queues == NULL || lv->hist == NULL || lv->qconf == NULL
+        || lv->orig == NULL || lv->applied == NULL || lv->refs == NULL)
+    {
+        ch->live = lv;
+        dq_live_free(ch);
+        return -1;
+    }
+    for (i = 0; i < ch->nq; i++) {
+        lv->orig[i] = ch->qs[i].qc;
+        lv->qconf[i] = *ch->qs[i].qc;
+        ch->qs[i].qc = &lv->qconf[i];
+        lv->refs[i].ch = ch;
+        lv->refs[i].i = i;
+    }
+    for (i = 0; i < ch->nq; i++) {
+        if (i) {
+            strcat(lv->queues, ",");
+        }
+        strncat(lv->queues, ch->qs[i].name.ptr, ch->qs[i].name.len);
+    }
+    if (gethostname(lv->host, sizeof(lv->host) - 1) != 0) {
+        snprintf(lv->host, sizeof(lv->host), "unknown");
+    }
+    snprintf(lv->id, sizeof(lv->id), "%s:%d", lv->host, (int) getpid());
+    snprintf(lv->key, sizeof(lv->key), "%s%s", DQ_WORKER_KEY_PREFIX, lv->id);
+    lv->started_ms = dq__wall_ms();
+    ch->live = lv;
+    uv_timer_init(&ch->loop, &lv->timer);
+    lv->timer.data = ch;
+    /* the first beat soon after connecting, then every ttl / 3 */
+    uv_timer_start(&lv->timer, dq__beat, 200, (uint64_t) period);
+    uv_unref((uv_handle_t *) &lv->timer);
+    return 0;
+}
+
+void
+dq_live_task_end(dq_child_t *ch, const dq_task_t *t)
+{
+    dq_live_t  *lv = ch->live;
+    dq__hist_t *h;
+    int64_t     late;
+    size_t      i;
+
+    if (lv == NULL || t->start_loop_ms == 0) {
+        return;                     /* never ran (released, or buried) */
+    }
+    if (t->result == DQ_TASK_OK) {
+        lv->done++;
+    } else {
+        lv->failed++;
+    }
+    h = &lv->hist[t->q ? (size_t) (t->q - ch->qs) : 0];
+    late = t->claim_now_ms - t->eta_ms;
+    if (late < 0) {
+        late = 0;
+    }
+    for (i = 0; i < DQ_LATENESS_NBOUNDS && late > dq__bounds[i]; i++) {
+        /* the first bound that holds it */
+    }
+    h->n[i]++;
+    h->sum_ms += late;
+    h->count++;
+}
+
+void
+dq_live_leave(dq_child_t *ch)
+{
+    dq_live_t  *lv = ch->live;
+    const char *del[3], *zrem[3];
+    size_t      i;
+
+    if (lv == NULL || lv->left) {
+        return;
+    }
+    lv->left = 1;
+    uv_timer_stop(&lv->timer);
+    if (!dq_conn_is_up(ch->cmd_conn)) {
+        return;
+    }
+    for (i = 0; i < ch->nq; i++) {
+        dq__flush_hist(ch, i);
+    }
+    del[0] = "DEL";
+    del[1] = lv->key;
+    zrem[0] = "ZREM";
+    zrem[1] = DQ_WORKERS_KEY;
+    zrem[2] = lv->id;
+    dq__send(ch, 2, del);
+    dq__send(ch, 3, zrem);
+}
+
+void
+dq_live_close(dq_child_t *ch)
+{
+    if (ch->live && !uv_is_closing((uv_handle_t *) &ch->live->timer)) {
+        uv_close((uv_handle_t *) &ch->live->timer, NULL);
+    }
+}
+
+void
+dq_live_free(dq_child_t *ch)
+{
+    dq_live_t *lv = ch->live;
+
+    /* called last (child.c): ch->qs, which point into qconf, are gone */
+    if (lv) {
+        free(lv->queues);
+        free(lv->hist);
+        free(lv->qconf);
+        free(lv->orig);
+        free(lv->applied);
+        free(lv->refs);
+        free(lv);
+        ch->live = NULL;
+    }
+}

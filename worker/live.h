@@ -1,0 +1,21 @@
+/*
+ * deferred-worker — live state in Redis (worker/live.c): each child's
+ * heartbeat (who is alive, what it serves, what it did) and per-queue
+ * lateness histograms, for `deferred-cli workers`, the module's status,
+ * metrics and dashboard. Key names and fields: lib/dq_contract.h
+ * (DQ_WORKERS_KEY, DQ_WORKER_KEY_PREFIX, DQ_LATENESS_*).
+ */
+#ifndef DQ_LIVE_H
+#define DQ_LIVE_H
+
+#include "child_impl.h"
+
+typedef struct dq_live_s dq_live_t;
+
+int  dq_live_start(dq_child_t *ch);          /* 0 or -1 (out of memory) */
+void dq_live_task_end(dq_child_t *ch, const dq_task_t *t);
+void dq_live_leave(dq_child_t *ch);          /* stopping: leave the list */
+void dq_live_close(dq_child_t *ch);          /* closes the timer */
+void dq_live_free(dq_child_t *ch);           /* after the loop ended */
+
+#endif /* DQ_LIVE_H */
