@@ -1,5 +1,5 @@
 package DQApp;
-# Python App Engine tests (t/52-57): a whole stack on loopback — Redis,
+# Python App Engine tests (t/53-58): a whole stack on loopback — Redis,
 # nginx with the module (examples/appengine/nginx.conf.in: the public
 # server proxying to the app, the enqueue endpoint on its own port), a WSGI
 # app under Debian's gunicorn (Debian's /usr/bin/python3, the package from
