@@ -40,7 +40,7 @@ sub crash_to {
 }
 
 my ($r, $dir, $incr) = aof_redis();
-ok($incr && -e $incr, 'the AOF has an incr file') or BAIL_OUT('no AOF');
+ok($incr && -e $incr, 'the AOF has an incr file') or do { done_testing(); exit 1 };
 
 my $a = DQWorker::start_worker($r, $dir, name => 'a', args =>
     [qw(--threads 1 --concurrency 2 --lease 10s --log_level debug)]);

@@ -124,7 +124,7 @@ DQTest::wait_for(sub {
     $ends{ $_->[0] }++ for DQWorker::lines($rec, 'E');
     !grep { !$ends{$_} } keys %acked;
 }, 90, 0.2);
-DQTest::wait_for(sub { DQWorker::zcard($r, 'soak', 'lease') == 0
+DQTest::wait_for(sub { DQWorker::zcard($r, 'soak', 'leases') == 0
                        && DQWorker::zcard($r, 'soak', 'eta') == 0 }, 30, 0.2);
 my @lost = grep { !$ends{$_} } keys %acked;
 my $dups = grep { $_ > 1 } values %ends;
@@ -154,7 +154,7 @@ diag(sprintf('fault soak: %.0f s of faults (%s), %d requests (%.0f/s), %d acknow
 ok(scalar(keys %acked) > 100, 'the load was acknowledged throughout');
 is(scalar(@lost), 0, 'every acknowledged task ran') or diag("lost: @lost[0 .. ($#lost > 9 ? 9 : $#lost)]");
 is(scalar(keys %$dead), 0, 'no task is dead');
-is(DQWorker::zcard($r, 'soak', 'lease'), 0, 'no lease left');
+is(DQWorker::zcard($r, 'soak', 'leases'), 0, 'no lease left');
 is(DQWorker::zcard($r, 'soak', 'eta'), 0, 'nothing left waiting');
 ok($count{$_}, "fault $_ happened") for qw(child zombie master redis nginx);
 

@@ -60,7 +60,7 @@ my $ida = defer(qw(-q ops --retry-limit 0 fail_then_ok), $fa, 1);
 my $idb = defer(qw(-q ops permanent), 'boom "quoted" é');
 defer(qw(-q ops sleep_ms 60000));
 ok(DQTest::wait_for(sub { $r->cmd('ZCARD', key('ops', 'dead')) == 2
-                          && $r->cmd('ZCARD', key('ops', 'lease')) == 1 }, 20),
+                          && $r->cmd('ZCARD', key('ops', 'leases')) == 1 }, 20),
    'ops: 5 done, 2 dead, 1 running');
 cli(qw(pause mail));
 defer(qw(-q mail noop)) for 1 .. 3;
