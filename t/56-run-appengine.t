@@ -12,8 +12,7 @@ use IO::Socket::INET;
 use Test::More;
 
 DQApp::require_python();
-DQTest::need_tool(system($DQApp::PY, '-c', 'import redis') == 0,
-                  'python3-redis');
+DQTest::need_tool(system($DQApp::PY, '-c', 'import redis') == 0, 'python3-redis');
 for (qw(build/worker/deferred-worker build/push/libdq_push.so build/ngx_http_deferred_module.so)) {
     DQTest::require_built("$DQTest::ROOT/$_", $_);
 }

@@ -12,8 +12,8 @@ use DQTest;
 use DQWorker;
 use Test::More;
 
-my $lib = DQTest::require_built(bin('examples/tasklet/libdq_tasklet_example.so'),
-                                'tasklet example library');
+my $lib = bin('examples/tasklet/libdq_tasklet_example.so');
+DQTest::require_built($lib, 'the tasklet example library');
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
 my $w = DQWorker::start_worker($r, $dir, libs => [$lib],

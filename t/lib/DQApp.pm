@@ -1,5 +1,5 @@
 package DQApp;
-# Python App Engine tests (t/52-57): a whole stack on loopback — Redis,
+# Python App Engine tests (t/53-58): a whole stack on loopback — Redis,
 # nginx with the module (examples/appengine/nginx.conf.in: the public
 # server proxying to the app, the enqueue endpoint on its own port), a WSGI
 # app under Debian's gunicorn (Debian's /usr/bin/python3, the package from
@@ -26,7 +26,7 @@ our $SECRET = 'test-secret-0123456789abcdef';
 sub require_python {
     DQNginx::require_nginx();
     DQTest::need_tool(-x '/usr/bin/gunicorn', 'gunicorn');
-    DQTest::require_built(DQTest::bin('push/libdq_push.so'), 'push library');
+    DQTest::require_built(DQTest::bin('push/libdq_push.so'), 'the push library');
 }
 
 sub push_lib { DQTest::bin('push/libdq_push.so') }
