@@ -699,9 +699,25 @@ dq_cli_retry(dq_cli_t *cli, int argc, char **argv)
 
 /* ----------------------------------------------------- delete and purge */
 
+/* --tombstone MS: how long a removed task's name stays taken (0: free at
+ * once, as deferred_tombstone 0); the client's window when not given */
+static int
+dq__tombstone(const char *s, int64_t *ms)
+{
+    char      *end;
+    long long  v = strtoll(s, &end, 10);
+
+    if (*s == '\0' || *end || v < 0) {
+        return dq_cli_usage_error("--tombstone: milliseconds (0: the name "
+                                  "is free at once), not \"%s\"", s);
+    }
+    *ms = v;
+    return DQ_CLI_OK;
+}
+
 static int
 dq__remove(dq_cli_t *cli, const char *queue, const char *what,
-           const char *id, int64_t *out)
+           const char *id, int64_t tomb, int64_t *out)
 {
     dq_cmd_t    cmd;
     redisReply *r;
@@ -709,7 +725,7 @@ dq__remove(dq_cli_t *cli, const char *queue, const char *what,
 
     dq_cmd_init(&cmd);
     rc = dq_cmd_remove(&cmd, dq_str_c(queue), what, dq_str_c(id ? id : ""),
-                       1000, cli->c->tombstone_ms);
+                       1000, tomb);
     if (rc != DQ_OK) {
         dq_cmd_free(&cmd);
         return dq_cli_fail(cli, rc), rc;
@@ -728,15 +744,21 @@ int
 dq_cli_delete(dq_cli_t *cli, int argc, char **argv)
 {
     static const char *was[] = { "", "waiting", "running", "dead" };
-    int64_t            n;
+    int64_t            n, tomb = cli->c->tombstone_ms;
 
+    if (argc == 5 && strcmp(argv[3], "--tombstone") == 0) {
+        if (dq__tombstone(argv[4], &tomb) != DQ_CLI_OK) {
+            return DQ_CLI_USAGE;
+        }
+        argc = 3;
+    }
     if (argc != 3) {
-        return dq_cli_usage_error("delete QUEUE ID");
+        return dq_cli_usage_error("delete QUEUE ID [--tombstone MS]");
     }
     if (!dq_cli_queue(argv[1])) {
         return DQ_CLI_USAGE;
     }
-    if (dq__remove(cli, argv[1], "id", argv[2], &n) != DQ_OK) {
+    if (dq__remove(cli, argv[1], "id", argv[2], tomb, &n) != DQ_OK) {
         return DQ_CLI_ERROR;
     }
     if (n < 1 || n > 3) {
@@ -764,7 +786,7 @@ dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
     const char     *queue = NULL;
     int             yes = 0, i, s;
     long long       total = 0;
-    int64_t         n;
+    int64_t         n, tomb = cli->c->tombstone_ms;
     json_t         *o;
 
     for (i = 1; i < argc; i++) {
@@ -777,6 +799,10 @@ dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--yes") == 0) {
             yes = 1;
+        } else if (strcmp(argv[i], "--tombstone") == 0 && i + 1 < argc) {
+            if (dq__tombstone(argv[++i], &tomb) != DQ_CLI_OK) {
+                return DQ_CLI_USAGE;
+            }
         } else if (argv[i][0] != '-' && queue == NULL) {
             queue = argv[i];
         } else {
@@ -802,7 +828,9 @@ dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
             continue;
         }
         do {
-            if (dq__remove(cli, queue, dq_cli_states[s], NULL, &n) != DQ_OK) {
+            if (dq__remove(cli, queue, dq_cli_states[s], NULL, tomb, &n)
+                != DQ_OK)
+            {
                 return DQ_CLI_ERROR;
             }
             total += n;

@@ -39,6 +39,7 @@
 
 typedef struct {
     ngx_uint_t                     kind;
+    ngx_flag_t                     open;        /* "open": any address */
     ngx_str_t                      status_url;  /* dashboard */
     ngx_str_t                      admin_url;
 } ngx_http_deferred_ops_conf_t;
@@ -163,6 +164,7 @@ ngx_http_deferred_ops_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_deferred_loc_conf_t  *dlcf = conf;
 
     ngx_str_t                     *value;
+    ngx_uint_t                     i, n;
     ngx_http_core_loc_conf_t      *clcf;
     ngx_http_deferred_ops_conf_t  *oc;
 
@@ -182,12 +184,39 @@ ngx_http_deferred_ops_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_set(&oc->status_url, "status");
     ngx_str_set(&oc->admin_url, "admin");
 
-    if (cf->args->nelts > 1) {
-        oc->status_url = value[1];
+    /* "open" anywhere; the dashboard's URLs in order */
+    for (i = 1, n = 0; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 4 && ngx_strcmp(value[i].data, "open") == 0) {
+            if (oc->kind == NGX_HTTP_DEFERRED_OPS_READY || oc->open) {
+                return "has an invalid \"open\"";
+            }
+
+            oc->open = 1;
+            continue;
+        }
+
+        if (oc->kind != NGX_HTTP_DEFERRED_OPS_DASHBOARD || n == 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (n++ == 0) {
+            oc->status_url = value[i];
+
+        } else {
+            oc->admin_url = value[i];
+        }
     }
 
-    if (cf->args->nelts > 2) {
-        oc->admin_url = value[2];
+    if (oc->open && oc->kind == NGX_HTTP_DEFERRED_OPS_ADMIN) {
+        /* allow/deny and auth_basic may follow in the block and keep
+         * their settings private: the warning is given every time */
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"deferred_admin open\" lets every address "
+                           "retry, delete, pause and resume tasks: restrict "
+                           "this location with allow/deny or auth_basic");
     }
 
     dlcf->ops = oc;
@@ -214,6 +243,19 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
     oc = dlcf->ops;
+
+    /* safe by default: the operator locations answer only the local host
+     * (as the endpoint does) unless "open"; deferred_ready always answers */
+    if (!oc->open && oc->kind != NGX_HTTP_DEFERRED_OPS_READY
+        && ngx_http_deferred_local_client(r) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "deferred: 403 client %V is not local; this operator "
+                      "location is not \"open\"",
+                      &r->connection->addr_text);
+
+        return NGX_HTTP_FORBIDDEN;
+    }
 
     if (oc->kind == NGX_HTTP_DEFERRED_OPS_ADMIN) {
         if (r->method != NGX_HTTP_POST) {
@@ -310,6 +352,45 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 }
 
 
+/* operator answers are never framed, sniffed or cached; the page loads
+ * nothing from elsewhere and runs only its own inline script */
+
+static ngx_int_t
+ngx_http_deferred_ops_headers(ngx_http_request_t *r)
+{
+    ngx_uint_t         i;
+    ngx_table_elt_t   *h;
+
+    static ngx_keyval_t  hdrs[] = {
+        { ngx_string("X-Frame-Options"), ngx_string("DENY") },
+        { ngx_string("Content-Security-Policy"),
+          ngx_string("frame-ancestors 'none'; default-src 'self'; "
+                     "script-src 'self' 'unsafe-inline'; "
+                     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                     "base-uri 'none'; form-action 'none'") },
+        { ngx_string("X-Content-Type-Options"), ngx_string("nosniff") },
+        { ngx_string("Cache-Control"), ngx_string("no-store") },
+        { ngx_string("Referrer-Policy"), ngx_string("no-referrer") }
+    };
+
+    for (i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+        h->key = hdrs[i].key;
+        h->value = hdrs[i].value;
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_deferred_ops_send(ngx_http_request_t *r, ngx_int_t status,
     const char *type, ngx_str_t *body)
@@ -317,6 +398,10 @@ ngx_http_deferred_ops_send(ngx_http_request_t *r, ngx_int_t status,
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t   out;
+
+    if (ngx_http_deferred_ops_headers(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = body->len;
