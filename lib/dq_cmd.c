@@ -838,3 +838,10 @@ dq_reply_statuses(const redisReply *r, size_t n, int *out, dq_error_t *err)
     }
     return DQ_OK;
 }
+
+int
+dq_cmd_ready(dq_cmd_t *c)
+{
+    /* no keys: the queue name only satisfies the common head */
+    return dq__script_head(c, DQ_SCRIPT_READY, dq_str_c("default"), NULL, 0);
+}

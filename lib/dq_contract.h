@@ -339,6 +339,7 @@ typedef enum {
     DQ_SCRIPT_REMOVE,
     DQ_SCRIPT_STATUS,
     DQ_SCRIPT_CONFIGURE,
+    DQ_SCRIPT_READY,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -516,6 +517,9 @@ int dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit);
     "retry_limit", "age_limit_ms", "min_backoff_ms", "max_backoff_ms",      \
     "max_doublings", "timeout_ms", "applied_ms", "source" }
 #define DQ_QCONF_NFIELDS 12
+/* deferred_ready's probe (lib/lua/ready.lua): refused by Redis when it
+ * would refuse writes (OOM, read-only replica) */
+int dq_cmd_ready(dq_cmd_t *c);
 int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
                      const char *const *values, size_t n);
 

@@ -33,6 +33,14 @@
 #define NGX_HTTP_DEFERRED_OPS_READY      5
 
 #define NGX_HTTP_DEFERRED_DEAD_LIMIT     20
+
+/* a scrape without Redis still succeeds: the scraper sees redis_up 0 */
+#define NGX_HTTP_DEFERRED_METRICS_TYPE                                      \
+    "text/plain; version=0.0.4; charset=utf-8"
+#define NGX_HTTP_DEFERRED_METRICS_DOWN                                      \
+    "# HELP deferred_redis_up 1 if Redis answered this scrape.\n"           \
+    "# TYPE deferred_redis_up gauge\n"                                      \
+    "deferred_redis_up 0\n"
 #define NGX_HTTP_DEFERRED_MAX_QUEUES     1000
 #define NGX_HTTP_DEFERRED_MAX_WORKERS    1000
 
@@ -299,13 +307,27 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_DEFERRED_OPS_READY:
         {
-        const dq_script_t  *s = dq_script(DQ_SCRIPT_ENQUEUE);
+        ngx_http_deferred_op_cmd_t  *rc_;
 
-        ngx_str_set(&argv[0], "SCRIPT");
-        ngx_str_set(&argv[1], "LOAD");
-        argv[2].data = (u_char *) s->source;
-        argv[2].len = s->len;
-        (void) ngx_http_deferred_op_plain(op, 4, 0, 3, argv);
+        /* EVALSHA of lib/lua/ready.lua: refused when Redis refuses
+         * writes (OOM, read-only replica); its source only after a
+         * NOSCRIPT */
+        rc_ = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+        if (rc_ == NULL) {
+            ngx_http_deferred_op_release(op);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc_->op = op;
+        rc_->what = 4;
+        dq_cmd_init(&rc_->cmd);
+
+        if (dq_cmd_ready(&rc_->cmd) == DQ_OK) {
+            (void) ngx_http_deferred_op_script(op, rc_);
+
+        } else {
+            dq_cmd_free(&rc_->cmd);
+        }
         }
         break;
 
@@ -326,6 +348,14 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
         ngx_str_set(&argv[3], "+inf");
         (void) ngx_http_deferred_op_plain(op, 1, 0, 4, argv);
         break;
+    }
+
+    if (op->pending == 0 && op->kind == NGX_HTTP_DEFERRED_OPS_METRICS) {
+        ngx_http_deferred_op_release(op);
+        ngx_str_set(&body, NGX_HTTP_DEFERRED_METRICS_DOWN);
+        return ngx_http_deferred_ops_send(r, NGX_HTTP_OK,
+                                          NGX_HTTP_DEFERRED_METRICS_TYPE,
+                                          &body);
     }
 
     if (op->pending == 0) {
@@ -615,7 +645,8 @@ ngx_http_deferred_op_copy(ngx_http_deferred_op_t *op, redisReply *r)
     ngx_str_null(&s);
 
     if (r == NULL
-        || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS))
+        || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS
+            && r->type != REDIS_REPLY_ERROR))
     {
         return s;
     }
@@ -847,7 +878,35 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
     ngx_http_deferred_wstat_t   *w;
 
     if (op->kind == NGX_HTTP_DEFERRED_OPS_READY) {
-        if (op->failed || op->error.len != 40) {
+        if (op->failed && op->error.len) {
+            /* Redis answered but refuses writes (OOM, READONLY...) */
+            body.data = ngx_pnalloc(op->pool, op->error.len * 6 + 64);
+            if (body.data == NULL) {
+                ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                            "application/json", NULL);
+                return;
+            }
+
+            ngx_log_error(NGX_LOG_WARN, op->request->connection->log, 0,
+                          "deferred_ready: 503, Redis refuses writes: %V",
+                          &op->error);
+
+            body.len = ngx_sprintf(body.data, "{\"ready\":false,"
+                                   "\"redis\":\"refuses writes\","
+                                   "\"error\":\"")
+                       - body.data;
+            body.len = (u_char *) ngx_escape_json(body.data + body.len,
+                                                  op->error.data,
+                                                  op->error.len)
+                       - body.data;
+            body.len = ngx_sprintf(body.data + body.len, "\"}\n")
+                       - body.data;
+            ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "application/json", &body);
+            return;
+        }
+
+        if (op->failed) {
             ngx_str_set(&body, "{\"ready\":false,\"redis\":\"down\"}\n");
             ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "application/json", &body);
@@ -855,7 +914,7 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
         }
 
         ngx_str_set(&body, "{\"ready\":true,\"redis\":\"up\","
-                           "\"script\":\"loaded\"}\n");
+                           "\"writable\":true}\n");
         ngx_http_deferred_op_finish(op, NGX_HTTP_OK, "application/json",
                                     &body);
         return;
@@ -898,6 +957,13 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
         ngx_http_deferred_op_finish(op, op->result > 0 || op->id.len == 0
                                         ? NGX_HTTP_OK : NGX_HTTP_NOT_FOUND,
                                     "application/json", &body);
+        return;
+    }
+
+    if (op->failed && op->kind == NGX_HTTP_DEFERRED_OPS_METRICS) {
+        ngx_str_set(&body, NGX_HTTP_DEFERRED_METRICS_DOWN);
+        ngx_http_deferred_op_finish(op, NGX_HTTP_OK,
+                                    NGX_HTTP_DEFERRED_METRICS_TYPE, &body);
         return;
     }
 
@@ -1026,11 +1092,17 @@ ngx_http_deferred_op_timeout(ngx_event_t *ev)
 
     rs = op->redis;
 
-    ngx_str_set(&body, "{\"error\":\"RedisUnavailable\",\"message\":"
-                       "\"Redis did not answer in time\"}\n");
+    if (op->kind == NGX_HTTP_DEFERRED_OPS_METRICS) {
+        ngx_str_set(&body, NGX_HTTP_DEFERRED_METRICS_DOWN);
+        ngx_http_deferred_op_finish(op, NGX_HTTP_OK,
+                                    NGX_HTTP_DEFERRED_METRICS_TYPE, &body);
 
-    ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "application/json", &body);
+    } else {
+        ngx_str_set(&body, "{\"error\":\"RedisUnavailable\",\"message\":"
+                           "\"Redis did not answer in time\"}\n");
+        ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "application/json", &body);
+    }
 
     /* a stuck connection: start over (pending replies come back NULL) */
     ngx_http_deferred_redis_timed_out(rs);
@@ -1682,6 +1754,6 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
     body.len = o.pos - o.start;
 
     ngx_http_deferred_op_finish(op, NGX_HTTP_OK,
-                                "text/plain; version=0.0.4; charset=utf-8",
+                                NGX_HTTP_DEFERRED_METRICS_TYPE,
                                 &body);
 }

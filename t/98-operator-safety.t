@@ -132,6 +132,34 @@ ok(defined $score && $score ne 'inf' && $score > time * 1000,
 ($rc, undef, my $err) = DQWorker::cli($r, 'delete', 'ops', $id, '--tombstone', '-1');
 is($rc, 2, 'delete --tombstone -1: usage error');
 
+# F5: ready says 503 when Redis refuses writes
+$res = from('127.0.0.1', 'GET', '/ready');
+is($res->{status}, 200, 'ready: 200');
+$r->cmd('CONFIG', 'SET', 'maxmemory', '1');
+$res = from('127.0.0.1', 'GET', '/ready');
+is($res->{status}, 503, 'ready with maxmemory 1 (noeviction): 503');
+like($res->{body}, qr/"redis":"refuses writes","error":"OOM/, '... says Redis refuses writes (OOM)') or diag $res->{body};
+($rc, undef, $err) = DQWorker::cli($r, qw(defer -q ops noop));
+isnt($rc, 0, '... as an enqueue is refused then');
+$r->cmd('CONFIG', 'SET', 'maxmemory', '0');
+is(from('127.0.0.1', 'GET', '/ready')->{status}, 200, 'maxmemory 0 again: 200');
+my $r2 = DQTest::Redis->start;
+$r->cmd('REPLICAOF', '127.0.0.1', $r2->port);
+$res = from('127.0.0.1', 'GET', '/ready');
+is($res->{status}, 503, 'ready on a read-only replica: 503');
+like($res->{body}, qr/"error":"READONLY/, '... READONLY') or diag $res->{body};
+$r->cmd('REPLICAOF', 'NO', 'ONE');
+is(from('127.0.0.1', 'GET', '/ready')->{status}, 200, 'REPLICAOF NO ONE: 200');
+
+
+# F11: metrics without Redis: 200, deferred_redis_up 0
+$r2->stop;
+$r->stop;
+$res = from('127.0.0.1', 'GET', '/deferred/metrics');
+is($res->{status}, 200, 'metrics without Redis: 200');
+like($res->{body}, qr/^deferred_redis_up 0$/m, '... deferred_redis_up 0');
+is(from('127.0.0.1', 'GET', '/ready')->{status}, 503, 'ready without Redis: 503');
+
 $n->stop;
 log_clean_ok($n->error_log, 'nginx error log');
 done_testing;
