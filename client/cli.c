@@ -60,6 +60,8 @@ usage_to(FILE *out)
         "  purge QUEUE [--state waiting|due|delayed|dead|all] "
         "[--tombstone MS] --yes\n"
         "  pause QUEUE... | resume QUEUE...\n"
+        "  forget QUEUE...                 drop empty queues from the list "
+        "(exit 5: not empty)\n"
         "  workers                         live workers (heartbeats)\n"
         "  config apply FILE [--dry-run]   queue blocks or App Engine "
         "queue.yaml -> Redis\n"
@@ -487,6 +489,7 @@ static const struct {
     { "purge",   dq_cli_purge },
     { "pause",   dq_cli_pause },
     { "resume",  dq_cli_pause },
+    { "forget",  dq_cli_forget },
     { "workers", dq_cli_workers },
     { "config",  dq_cli_config },
     { "stats",   cmd_stats },

@@ -889,3 +889,86 @@ dq_cli_pause(dq_cli_t *cli, int argc, char **argv)
     }
     return DQ_CLI_OK;
 }
+
+/* -------------------------------------------------------------- forget */
+
+/*
+ * forget QUEUE...: takes a queue that holds nothing (no task in any state,
+ * no name taken, no stored settings) out of dq:queues and drops its
+ * counters (lib/lua/forget.lua). dq:queues is not in the queue's hash
+ * slot, so: SREM first, the script, SADD back when it refuses (an enqueue
+ * racing with it re-registers the queue either way).
+ */
+int
+dq_cli_forget(dq_cli_t *cli, int argc, char **argv)
+{
+    int          i, rc, ret = DQ_CLI_OK;
+    int64_t      done;
+    dq_cmd_t     cmd;
+    redisReply  *r;
+    json_t      *out = cli->json ? json_array() : NULL;
+
+    if (argc < 2) {
+        json_decref(out);
+        return dq_cli_usage_error("forget QUEUE...");
+    }
+    for (i = 1; i < argc; i++) {
+        if (!dq_cli_queue(argv[i])) {
+            json_decref(out);
+            return DQ_CLI_USAGE;
+        }
+    }
+    for (i = 1; i < argc; i++) {
+        const char  *srem[] = { "SREM", DQ_QUEUES_KEY, argv[i] };
+        const char  *sadd[] = { "SADD", DQ_QUEUES_KEY, argv[i] };
+
+        if ((r = dq_cli_cmd(cli, 3, srem)) == NULL) {
+            json_decref(out);
+            return DQ_CLI_ERROR;
+        }
+        freeReplyObject(r);
+        dq_cmd_init(&cmd);
+        rc = dq_cmd_forget(&cmd, dq_str_c(argv[i]));
+        if (rc != DQ_OK) {
+            dq_cmd_free(&cmd);
+            json_decref(out);
+            return dq_cli_fail(cli, rc);
+        }
+        r = dq_cli_script(cli, &cmd);
+        dq_cmd_free(&cmd);
+        if (r == NULL) {
+            /* not known whether it ran: the queue stays listed */
+            if ((r = dq_cli_cmd(cli, 3, sadd)) != NULL) {
+                freeReplyObject(r);
+            }
+            json_decref(out);
+            return DQ_CLI_ERROR;
+        }
+        done = dq_reply_int(r);
+        freeReplyObject(r);
+        if (done != 1) {
+            if ((r = dq_cli_cmd(cli, 3, sadd)) == NULL) {
+                json_decref(out);
+                return DQ_CLI_ERROR;
+            }
+            freeReplyObject(r);
+            fprintf(stderr, "deferred-cli: queue %s is not empty (tasks, "
+                    "names in their tombstone window or stored settings: "
+                    "purge, wait, or config clear/resume first); kept\n",
+                    argv[i]);
+            ret = DQ_CLI_NOTFOUND;
+        }
+        if (out) {
+            json_t *o = json_object();
+            json_object_set_new(o, "queue", json_string(argv[i]));
+            json_object_set_new(o, "forgotten", json_boolean(done == 1));
+            json_array_append_new(out, o);
+        } else if (done == 1) {
+            printf("forgot %s\n", argv[i]);
+        }
+    }
+    if (out) {
+        dq_cli_print_json(out);
+    }
+    return ret;
+}

@@ -845,3 +845,16 @@ dq_cmd_ready(dq_cmd_t *c)
     /* no keys: the queue name only satisfies the common head */
     return dq__script_head(c, DQ_SCRIPT_READY, dq_str_c("default"), NULL, 0);
 }
+
+static const dq_key_kind_t dq__keys_forget[] = {
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_DEAD,
+    DQ_KEY_ERRORS, DQ_KEY_NAMES, DQ_KEY_CONF, DQ_KEY_STATS, DQ_KEY_WAKE,
+    DQ_KEY_BUCKET
+};
+
+int
+dq_cmd_forget(dq_cmd_t *c, dq_str_t queue)
+{
+    return dq__script_head(c, DQ_SCRIPT_FORGET, queue,
+                           DQ__KEYS(dq__keys_forget));
+}

@@ -340,6 +340,7 @@ typedef enum {
     DQ_SCRIPT_STATUS,
     DQ_SCRIPT_CONFIGURE,
     DQ_SCRIPT_READY,
+    DQ_SCRIPT_FORGET,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -520,6 +521,9 @@ int dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit);
 /* deferred_ready's probe (lib/lua/ready.lua): refused by Redis when it
  * would refuse writes (OOM, read-only replica) */
 int dq_cmd_ready(dq_cmd_t *c);
+/* lib/lua/forget.lua: 1 when the queue was empty and its counters went,
+ * 0 (nothing done) while it holds tasks, names or settings */
+int dq_cmd_forget(dq_cmd_t *c, dq_str_t queue);
 int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
                      const char *const *values, size_t n);
 

@@ -107,6 +107,7 @@ struct ngx_http_deferred_op_s {
     ngx_event_t                    timer;
     int64_t                        now_ms;
     ngx_array_t                    queues;      /* qstat */
+    ngx_uint_t                     dropped;     /* queues past the limit */
     ngx_array_t                    workers;     /* wstat */
     ngx_str_t                      action;      /* admin */
     ngx_str_t                      queue;
@@ -694,10 +695,15 @@ ngx_http_deferred_op_reply(void *data, redisReply *reply)
     switch (oc->what) {
 
     case 0:     /* the queue names */
-        for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements
-                    && op->queues.nelts < NGX_HTTP_DEFERRED_MAX_QUEUES; i++)
+        for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
+             i++)
         {
             if (!dq_queue_name_valid(dq_str_c(reply->element[i]->str))) {
+                continue;
+            }
+
+            if (op->queues.nelts == NGX_HTTP_DEFERRED_MAX_QUEUES) {
+                op->dropped++;      /* said, not silently left out */
                 continue;
             }
 
@@ -1463,8 +1469,9 @@ ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
     ngx_memzero(&o, sizeof(o));
     o.pool = op->pool;
 
-    ngx_http_deferred_out(&o, "{\"now_ms\":%L,\"redis\":\"up\",\"queues\":[",
-                          op->now_ms);
+    ngx_http_deferred_out(&o, "{\"now_ms\":%L,\"redis\":\"up\","
+                          "\"queues_not_shown\":%ui,\"queues\":[",
+                          op->now_ms, op->dropped);
 
     q = op->queues.elts;
     n = 0;
@@ -1715,6 +1722,13 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
     for (i = 0; i < op->workers.nelts; i++) {
         live += w[i].fields.nelts != 0;
     }
+
+    ngx_http_deferred_out(&o, "# HELP deferred_queues_not_shown Queues in "
+                          "dq:queues past the %d reported (deferred-cli "
+                          "forget drops empty ones).\n"
+                          "# TYPE deferred_queues_not_shown gauge\n"
+                          "deferred_queues_not_shown %ui\n",
+                          NGX_HTTP_DEFERRED_MAX_QUEUES, op->dropped);
 
     ngx_http_deferred_out(&o, "# HELP deferred_workers Live worker children "
                           "(heartbeat younger than %d s).\n"

@@ -132,6 +132,32 @@ ok(defined $score && $score ne 'inf' && $score > time * 1000,
 ($rc, undef, my $err) = DQWorker::cli($r, 'delete', 'ops', $id, '--tombstone', '-1');
 is($rc, 2, 'delete --tombstone -1: usage error');
 
+# F4: deferred-cli forget drops only empty queues; status and metrics say
+# how many queues they do not show (past 1,000) instead of dropping them
+my $fid = defer(qw(-q full --countdown 600000 noop));
+defer(qw(-q gone noop));
+($rc, $out, $err) = DQWorker::cli($r, qw(forget full));
+is($rc, 5, 'forget of a queue holding a task: exit 5');
+like($err, qr/queue full is not empty/, '... says why');
+ok($r->cmd('SISMEMBER', 'dq:queues', 'full'), '... and it stays listed');
+cli('delete', 'full', $fid, '--tombstone', '0');
+cli(qw(purge gone --yes --tombstone 0));
+ok($r->cmd('EXISTS', key('gone', 'stats')), 'gone: counters exist before');
+($rc, $out, $err) = DQWorker::cli($r, qw(forget full gone));
+is($rc, 0, 'forget of two empty queues: exit 0') or diag $err;
+is($out, "forgot full\nforgot gone\n", '... says so');
+ok(!$r->cmd('SISMEMBER', 'dq:queues', 'gone'), '... gone from dq:queues');
+ok(!$r->cmd('EXISTS', key('gone', 'stats')), '... and its counters went');
+$r->cmd('SADD', 'dq:queues', map { "q$_" } 1 .. 1002);
+my $nq = $r->cmd('SCARD', 'dq:queues');
+$res = from('127.0.0.1', 'GET', '/deferred/status');
+my $st = eval { decode_json($res->{body}) } || {};
+is(scalar @{ $st->{queues} || [] }, 1000, 'status: 1000 queues shown');
+is($st->{queues_not_shown}, $nq - 1000, '... and says how many more there are');
+$res = from('127.0.0.1', 'GET', '/deferred/metrics');
+like($res->{body}, qr/^deferred_queues_not_shown @{[ $nq - 1000 ]}$/m, 'metrics: deferred_queues_not_shown');
+$r->cmd('SREM', 'dq:queues', map { "q$_" } 1 .. 1002);
+
 # F5: ready says 503 when Redis refuses writes
 $res = from('127.0.0.1', 'GET', '/ready');
 is($res->{status}, 200, 'ready: 200');
