@@ -28,7 +28,7 @@ PACKAGES=(gcc make pkg-config perl dpkg-dev
           libhiredis-dev libmsgpack-dev libuv1-dev libjansson-dev libssl-dev
           redis-server redis-tools nginx nginx-dev wrk python3 python3-flask
           curl valgrind clang libclang-rt-14-dev debhelper prometheus
-          chromium chromium-driver libsystemd-dev)
+          chromium chromium-driver libsystemd-dev faketime)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }

@@ -858,3 +858,23 @@ dq_cmd_forget(dq_cmd_t *c, dq_str_t queue)
     return dq__script_head(c, DQ_SCRIPT_FORGET, queue,
                            DQ__KEYS(dq__keys_forget));
 }
+
+int
+dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms)
+{
+    const dq_script_t *s = dq_script(DQ_SCRIPT_BEAT);
+
+    if (s == NULL || id == NULL || id[0] == '\0' || ttl_ms <= 0) {
+        return DQ_EINVAL;
+    }
+    dq_cmd_reset(c);
+    c->script = DQ_SCRIPT_BEAT;
+    if (dq__arg(c, "EVALSHA", 7) || dq__arg(c, s->sha1, 40)
+        || dq__arg_int(c, 1)
+        || dq__arg(c, DQ_WORKERS_KEY, sizeof(DQ_WORKERS_KEY) - 1)
+        || dq__arg_copy(c, id, strlen(id)) || dq__arg_int(c, ttl_ms))
+    {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}

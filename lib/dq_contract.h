@@ -341,6 +341,7 @@ typedef enum {
     DQ_SCRIPT_CONFIGURE,
     DQ_SCRIPT_READY,
     DQ_SCRIPT_FORGET,
+    DQ_SCRIPT_BEAT,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -524,6 +525,9 @@ int dq_cmd_ready(dq_cmd_t *c);
 /* lib/lua/forget.lua: 1 when the queue was empty and its counters went,
  * 0 (nothing done) while it holds tasks, names or settings */
 int dq_cmd_forget(dq_cmd_t *c, dq_str_t queue);
+/* lib/lua/beat.lua: a worker child's member of DQ_WORKERS_KEY scored on
+ * Redis' clock; replies Redis now in ms */
+int dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms);
 int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
                      const char *const *values, size_t n);
 

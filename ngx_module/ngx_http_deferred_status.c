@@ -337,15 +337,12 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
         ngx_str_set(&argv[1], DQ_QUEUES_KEY);
         (void) ngx_http_deferred_op_plain(op, 0, 0, 2, argv);
 
+        /* every member: scores are Redis' clock, not this host's (a
+         * member whose heartbeat hash expired shows no fields and is
+         * left out; stale members are trimmed by the workers' beats) */
         ngx_str_set(&argv[0], "ZRANGEBYSCORE");
         ngx_str_set(&argv[1], DQ_WORKERS_KEY);
-        argv[2].data = ngx_pnalloc(op->pool, NGX_INT64_LEN + 1);
-        if (argv[2].data == NULL) {
-            ngx_http_deferred_op_release(op);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-        argv[2].len = ngx_sprintf(argv[2].data, "(%L", op->now_ms)
-                      - argv[2].data;
+        ngx_str_set(&argv[2], "-inf");
         ngx_str_set(&argv[3], "+inf");
         (void) ngx_http_deferred_op_plain(op, 1, 0, 4, argv);
         break;
