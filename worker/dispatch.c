@@ -222,9 +222,12 @@ dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
 static void
 dq__bury_bad(dq_child_t *ch, dq_task_t *t, const char *reason)
 {
+    char  q[DQ_LOG_QUOTE_MAX];
+
     dq_log_error("task dead: queue=%s id=%s name=%s function=%s attempt=%lld "
                  "reason=\"%s\"", t->queue, t->id, dq__s(t->name),
-                 dq__s(t->func), (long long) (t->retries + 1), reason);
+                 dq__s(t->func), (long long) (t->retries + 1),
+                 dq_log_quote(q, sizeof(q), reason));
     dq__bury(ch, t, reason);
 }
 
@@ -291,7 +294,7 @@ static void
 dq__finished(dq_child_t *ch, dq_task_t *t)
 {
     int64_t     failed, now, delay;
-    char        reason[700];
+    char        reason[700], q[DQ_LOG_QUOTE_MAX];
     int         quiet;
 
     /* one line per task that ran, whatever its result (the failures'
@@ -362,12 +365,12 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
         dq_log_debug("task retry: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
                      t->id, dq__s(t->name), t->func, (long long) failed,
-                     t->error, (long long) delay);
+                     dq_log_quote(q, sizeof(q), t->error), (long long) delay);
     } else {
         dq_log_error("task failed: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
                      t->id, dq__s(t->name), t->func, (long long) failed,
-                     t->error, (long long) delay);
+                     dq_log_quote(q, sizeof(q), t->error), (long long) delay);
     }
     dq__retry(ch, t, delay);
 }
