@@ -141,28 +141,28 @@ static ngx_command_t  ngx_http_deferred_commands[] = {
       NULL },
 
     { ngx_string("deferred_status"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_deferred_ops_conf,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       &ngx_http_deferred_ops_kinds[1] },
 
     { ngx_string("deferred_metrics"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_deferred_ops_conf,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       &ngx_http_deferred_ops_kinds[2] },
 
     { ngx_string("deferred_dashboard"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE123,
       ngx_http_deferred_ops_conf,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       &ngx_http_deferred_ops_kinds[3] },
 
     { ngx_string("deferred_admin"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_deferred_ops_conf,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -1096,14 +1096,10 @@ ngx_http_deferred_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         }
 
         if (ctx->raw_len + size > ctx->raw_cap) {
+            /* grown as bytes arrive, never to what Content-Length claims
+             * (a client announcing 1 MiB and sending nothing would hold
+             * it) */
             cap = ngx_max(ctx->raw_cap * 2, 16384);
-
-            if (r->headers_in.content_length_n > 0
-                && (size_t) r->headers_in.content_length_n <= dlcf->max_body)
-            {
-                cap = ngx_max(cap, (size_t) r->headers_in.content_length_n);
-            }
-
             cap = ngx_max(cap, ctx->raw_len + size);
             cap = ngx_min(cap, dlcf->max_body);
 

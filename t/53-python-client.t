@@ -148,18 +148,20 @@ like(slurp($s->nginx->dir . '/logs/access.log'), qr{"POST /_ngx_deferred/enqueue
 # ------------------------------------------- a resend of a stored request
 $res = py(q{
 from ngx_deferred import _msgpack
-body = _msgpack.packb(taskqueue.Task(payload=deferred.serialize(pushapp.ok, "dup"))._request("default"))
-a = taskqueue._post(body, 5, "dupkey0123456789abcdef")
-b = taskqueue._post(body, 5, "dupkey0123456789abcdef")
+req = taskqueue.Task(payload=deferred.serialize(pushapp.ok, "dup"))._request("default")
+req["id"] = "dupkey0123456789abcdef"
+body = _msgpack.packb(req)
+a = taskqueue._post(body, 5)
+b = taskqueue._post(body, 5)
 print(json.dumps({"a": a[1].get("status"), "b": b[1].get("status"), "id": b[1].get("id")}))
 });
 is($res->{a}, 'created', 'a request: created');
-is($res->{b}, 'existed', 'the same request again (same Idempotency-Key): existed, nothing stored');
+is($res->{b}, 'existed', 'the same request again (same id, signed anew): existed, nothing stored');
 ok(wait_for(sub { attempts('dup') }, 10), 'the task ran');
 sleep 1;
 is(scalar attempts('dup'), 1, '... once');
 
-# ------------------------------------- 503: resent under an Idempotency-Key
+# ------------------------------------- 503: resent under the same ids
 $r->stop;
 $res = py(q{
 out = {}
@@ -189,7 +191,7 @@ ok(wait_for(sub { slurp("$dir/resent.log") =~ /unnamed stored True/ }, 40),
     or diag slurp("$dir/resent.log");
 ok(wait_for(sub { attempts('named503') && attempts('unnamed503') }, 10), '... and they ran');
 my ($uid) = slurp("$dir/resent.log") =~ /unnamed stored True (\S+)/;
-like($uid, qr/^[A-Za-z0-9_-]{22}$/, 'the unnamed task\'s id is the Idempotency-Key');
+like($uid, qr/^[A-Za-z0-9_-]{22}$/, 'the unnamed task\'s id is the client\'s key');
 sleep 1;
 is(scalar attempts('unnamed503'), 1, '... run once');
 

@@ -7,10 +7,11 @@ http://127.0.0.1:8081/_ngx_deferred/enqueue, a location with
 NGX_DEFERRED_SECRET set, requests carry X-Deferred-Signature.
 
 Retrying a 503 (Redis unavailable or slow) or a lost answer: a 503 does
-not prove the task was not stored. Every request carries an
-Idempotency-Key (random, fixed before the first attempt): the module
-makes it the task's id (`<key>-<i>` for task i of a batch) and answers a
-resend of a stored id with 201 "existed", storing nothing. So every
+not prove the task was not stored. Every unnamed task carries an "id"
+in the body (a random key fixed before the first attempt, `<key>-<i>` for task
+i of a batch; in the body, not an Idempotency-Key header, so the
+signature covers it): the module answers a resend of a stored id with
+201 "existed", storing nothing. So every
 request is resent (RETRIES times, backoff from 0.1 s), then
 TransientError.
 """
@@ -221,10 +222,9 @@ def _error(status, detail, name):
     return InvalidTaskError("%d %s: %s" % (status, kind, msg))
 
 
-def _post(body, timeout, key):
+def _post(body, timeout):
     url = _endpoint()
-    headers = {"Content-Type": "application/x-msgpack",
-               "Idempotency-Key": key}
+    headers = {"Content-Type": "application/x-msgpack"}
     secrets = _secrets()
     if secrets:
         parts = urllib.parse.urlsplit(url)
@@ -271,15 +271,19 @@ class Queue(object):
 
     def _add_chunk(self, tasks):
         reqs = [t._request(t.queue_name or self.name) for t in tasks]
+        # the ids make a resend store nothing twice (signed with the body);
+        # a named task has its name for that (and keeps its tombstone)
+        key = _secrets_mod.token_urlsafe(16)[:22]
+        for i, r in enumerate(reqs):
+            if "name" not in r:
+                r["id"] = key if len(reqs) == 1 else "%s-%d" % (key, i)
         body = _msgpack.packb(reqs[0] if len(reqs) == 1 else reqs)
         timeout = float(os.environ.get("NGX_DEFERRED_TIMEOUT", "5"))
-        # the key makes a resend store nothing twice (module: id = key)
-        key = _secrets_mod.token_urlsafe(16)[:22]
         retries = int(os.environ.get("NGX_DEFERRED_RETRIES", RETRIES))
         resent = False
         delay = 0.1
         while True:
-            status, detail = _post(body, timeout, key)
+            status, detail = _post(body, timeout)
             if status == 503 and retries > 0:
                 retries -= 1
                 resent = True
