@@ -52,9 +52,16 @@ usage_to(FILE *out)
         "last error\n"
         "  retry QUEUE ID|--all|--match TEXT   re-run dead tasks "
         "(alias: requeue)\n"
-        "  delete QUEUE ID                 delete one task (any state)\n"
-        "  purge QUEUE [--state waiting|due|delayed|dead|all] --yes\n"
+        "  delete QUEUE ID [--tombstone MS]\n"
+        "                                  delete one task (any state); its "
+        "name is\n"
+        "                                  taken MS more (default 7 days, 0: "
+        "free)\n"
+        "  purge QUEUE [--state waiting|due|delayed|dead|all] "
+        "[--tombstone MS] --yes\n"
         "  pause QUEUE... | resume QUEUE...\n"
+        "  forget QUEUE...                 drop empty queues from the list "
+        "(exit 5: not empty)\n"
         "  workers                         live workers (heartbeats)\n"
         "  config apply FILE [--dry-run]   queue blocks or App Engine "
         "queue.yaml -> Redis\n"
@@ -511,6 +518,7 @@ static const struct {
     { "purge",   dq_cli_purge },
     { "pause",   dq_cli_pause },
     { "resume",  dq_cli_pause },
+    { "forget",  dq_cli_forget },
     { "workers", dq_cli_workers },
     { "config",  dq_cli_config },
     { "stats",   cmd_stats },

@@ -699,9 +699,25 @@ dq_cli_retry(dq_cli_t *cli, int argc, char **argv)
 
 /* ----------------------------------------------------- delete and purge */
 
+/* --tombstone MS: how long a removed task's name stays taken (0: free at
+ * once, as deferred_tombstone 0); the client's window when not given */
+static int
+dq__tombstone(const char *s, int64_t *ms)
+{
+    char      *end;
+    long long  v = strtoll(s, &end, 10);
+
+    if (*s == '\0' || *end || v < 0) {
+        return dq_cli_usage_error("--tombstone: milliseconds (0: the name "
+                                  "is free at once), not \"%s\"", s);
+    }
+    *ms = v;
+    return DQ_CLI_OK;
+}
+
 static int
 dq__remove(dq_cli_t *cli, const char *queue, const char *what,
-           const char *id, int64_t *out)
+           const char *id, int64_t tomb, int64_t *out)
 {
     dq_cmd_t    cmd;
     redisReply *r;
@@ -709,7 +725,7 @@ dq__remove(dq_cli_t *cli, const char *queue, const char *what,
 
     dq_cmd_init(&cmd);
     rc = dq_cmd_remove(&cmd, dq_str_c(queue), what, dq_str_c(id ? id : ""),
-                       1000, cli->c->tombstone_ms);
+                       1000, tomb);
     if (rc != DQ_OK) {
         dq_cmd_free(&cmd);
         return dq_cli_fail(cli, rc), rc;
@@ -728,15 +744,21 @@ int
 dq_cli_delete(dq_cli_t *cli, int argc, char **argv)
 {
     static const char *was[] = { "", "waiting", "running", "dead" };
-    int64_t            n;
+    int64_t            n, tomb = cli->c->tombstone_ms;
 
+    if (argc == 5 && strcmp(argv[3], "--tombstone") == 0) {
+        if (dq__tombstone(argv[4], &tomb) != DQ_CLI_OK) {
+            return DQ_CLI_USAGE;
+        }
+        argc = 3;
+    }
     if (argc != 3) {
-        return dq_cli_usage_error("delete QUEUE ID");
+        return dq_cli_usage_error("delete QUEUE ID [--tombstone MS]");
     }
     if (!dq_cli_queue(argv[1])) {
         return DQ_CLI_USAGE;
     }
-    if (dq__remove(cli, argv[1], "id", argv[2], &n) != DQ_OK) {
+    if (dq__remove(cli, argv[1], "id", argv[2], tomb, &n) != DQ_OK) {
         return DQ_CLI_ERROR;
     }
     if (n < 1 || n > 3) {
@@ -764,7 +786,7 @@ dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
     const char     *queue = NULL;
     int             yes = 0, i, s;
     long long       total = 0;
-    int64_t         n;
+    int64_t         n, tomb = cli->c->tombstone_ms;
     json_t         *o;
 
     for (i = 1; i < argc; i++) {
@@ -777,6 +799,10 @@ dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--yes") == 0) {
             yes = 1;
+        } else if (strcmp(argv[i], "--tombstone") == 0 && i + 1 < argc) {
+            if (dq__tombstone(argv[++i], &tomb) != DQ_CLI_OK) {
+                return DQ_CLI_USAGE;
+            }
         } else if (argv[i][0] != '-' && queue == NULL) {
             queue = argv[i];
         } else {
@@ -802,7 +828,9 @@ dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
             continue;
         }
         do {
-            if (dq__remove(cli, queue, dq_cli_states[s], NULL, &n) != DQ_OK) {
+            if (dq__remove(cli, queue, dq_cli_states[s], NULL, tomb, &n)
+                != DQ_OK)
+            {
                 return DQ_CLI_ERROR;
             }
             total += n;
@@ -860,4 +888,87 @@ dq_cli_pause(dq_cli_t *cli, int argc, char **argv)
         dq_cli_print_json(out);
     }
     return DQ_CLI_OK;
+}
+
+/* -------------------------------------------------------------- forget */
+
+/*
+ * forget QUEUE...: takes a queue that holds nothing (no task in any state,
+ * no name taken, no stored settings) out of dq:queues and drops its
+ * counters (lib/lua/forget.lua). dq:queues is not in the queue's hash
+ * slot, so: SREM first, the script, SADD back when it refuses (an enqueue
+ * racing with it re-registers the queue either way).
+ */
+int
+dq_cli_forget(dq_cli_t *cli, int argc, char **argv)
+{
+    int          i, rc, ret = DQ_CLI_OK;
+    int64_t      done;
+    dq_cmd_t     cmd;
+    redisReply  *r;
+    json_t      *out = cli->json ? json_array() : NULL;
+
+    if (argc < 2) {
+        json_decref(out);
+        return dq_cli_usage_error("forget QUEUE...");
+    }
+    for (i = 1; i < argc; i++) {
+        if (!dq_cli_queue(argv[i])) {
+            json_decref(out);
+            return DQ_CLI_USAGE;
+        }
+    }
+    for (i = 1; i < argc; i++) {
+        const char  *srem[] = { "SREM", DQ_QUEUES_KEY, argv[i] };
+        const char  *sadd[] = { "SADD", DQ_QUEUES_KEY, argv[i] };
+
+        if ((r = dq_cli_cmd(cli, 3, srem)) == NULL) {
+            json_decref(out);
+            return DQ_CLI_ERROR;
+        }
+        freeReplyObject(r);
+        dq_cmd_init(&cmd);
+        rc = dq_cmd_forget(&cmd, dq_str_c(argv[i]));
+        if (rc != DQ_OK) {
+            dq_cmd_free(&cmd);
+            json_decref(out);
+            return dq_cli_fail(cli, rc);
+        }
+        r = dq_cli_script(cli, &cmd);
+        dq_cmd_free(&cmd);
+        if (r == NULL) {
+            /* not known whether it ran: the queue stays listed */
+            if ((r = dq_cli_cmd(cli, 3, sadd)) != NULL) {
+                freeReplyObject(r);
+            }
+            json_decref(out);
+            return DQ_CLI_ERROR;
+        }
+        done = dq_reply_int(r);
+        freeReplyObject(r);
+        if (done != 1) {
+            if ((r = dq_cli_cmd(cli, 3, sadd)) == NULL) {
+                json_decref(out);
+                return DQ_CLI_ERROR;
+            }
+            freeReplyObject(r);
+            fprintf(stderr, "deferred-cli: queue %s is not empty (tasks, "
+                    "names in their tombstone window or stored settings: "
+                    "purge, wait, or config clear/resume first); kept\n",
+                    argv[i]);
+            ret = DQ_CLI_NOTFOUND;
+        }
+        if (out) {
+            json_t *o = json_object();
+            json_object_set_new(o, "queue", json_string(argv[i]));
+            json_object_set_new(o, "forgotten", json_boolean(done == 1));
+            json_array_append_new(out, o);
+        } else if (done == 1) {
+            printf("forgot %s\n", argv[i]);
+        }
+    }
+    if (out) {
+        dq_cli_print_json(out);
+    }
+    return ret;
 }

@@ -18,6 +18,7 @@
  * its heartbeat). A file is checked whole before anything is written.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ dq__yaml_err(char *err, size_t n, int line, const char *fmt, const char *a)
     char msg[300];
 
     snprintf(msg, sizeof(msg), fmt, a);
-    snprintf(err, n, "queue.yaml line %d: %s", line, msg);
+    snprintf(err, n, "line %d: %s", line, msg);
     return -1;
 }
 
@@ -72,18 +73,36 @@ dq__yfail(char *copy, int rc)
 #define DQ__YFAIL(...)                                                  \
     return dq__yfail(copy, dq__yaml_err(err, errlen, ln, __VA_ARGS__))
 
-/* seconds (float) -> "NNNms" */
+/* seconds (float) -> "NNNms"; below 1 ms is 1 ms (the finest backoff the
+ * scripts keep; 0 would retry in a hot loop) */
 static int
 dq__secs(const char *v, char *out, size_t n)
 {
-    char   *end;
-    double  d = strtod(v, &end);
+    char      *end;
+    double     d = strtod(v, &end);
+    long long  ms;
 
-    if (end == v || *end || d < 0 || d > 1e9) {
+    if (end == v || *end || !(d >= 0) || d > 1e9) {
         return -1;
     }
-    snprintf(out, n, "%lldms", (long long) llround(d * 1000));
+    ms = llround(d * 1000);
+    snprintf(out, n, "%lldms", ms < 1 ? 1 : ms);
     return 0;
+}
+
+/* a decimal integer in [min, max] (the queue.yaml counts) */
+static int
+dq__yint(const char *v, long long min, long long max)
+{
+    char      *end;
+    long long  n;
+
+    if (!isdigit((unsigned char) v[0]) && v[0] != '-') {
+        return -1;
+    }
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    return (end == v || *end || errno || n < min || n > max) ? -1 : 0;
 }
 
 /*
@@ -246,6 +265,10 @@ dq__yaml_translate_entries(const char *text, FILE *out, dq__yentry_t *e,
             v = dq__trim(v);
             k = dq__trim(k);
             if (strcmp(k, "task_retry_limit") == 0) {
+                if (dq__yint(v, 0, 1000000000) != 0) {
+                    DQ__YFAIL("task_retry_limit: a count >= 0, not \"%s\"",
+                              v);
+                }
                 fprintf(e->m, "    retry_limit %s;\n", v);
             } else if (strcmp(k, "task_age_limit") == 0) {
                 if (dq_conf_parse_time(v, &ms) != 0) {
@@ -264,6 +287,9 @@ dq__yaml_translate_entries(const char *text, FILE *out, dq__yentry_t *e,
                                                           : "max_backoff",
                         val);
             } else if (strcmp(k, "max_doublings") == 0) {
+                if (dq__yint(v, 0, 1000) != 0) {
+                    DQ__YFAIL("max_doublings: a count >= 0, not \"%s\"", v);
+                }
                 fprintf(e->m, "    max_doublings %s;\n", v);
             } else {
                 DQ__YFAIL("unknown "
@@ -291,14 +317,32 @@ dq__yaml_translate_entries(const char *text, FILE *out, dq__yentry_t *e,
             }
             snprintf(e->name, sizeof(e->name), "%s", v);
         } else if (strcmp(k, "rate") == 0) {
-            if (dq_conf_parse_rate(v, &rate) != 0) {
+            /* only numbers: "unlimited"/"off" are this project's words */
+            if (!isdigit((unsigned char) v[0])
+                || dq_conf_parse_rate(v, &rate) != 0)
+            {
                 DQ__YFAIL("rate: expected N/s, "
                                     "N/m, N/h or N/d, not \"%s\"", v);
             }
+            if (rate <= 0) {
+                /* App Engine: a queue with rate 0 runs nothing (paused);
+                 * here rate 0 would mean unlimited */
+                DQ__YFAIL("rate %s pauses the queue in App Engine: remove "
+                          "the rate and pause it (deferred-cli pause "
+                          "QUEUE) instead", v);
+            }
             fprintf(e->m, "    rate %s;\n", v);
         } else if (strcmp(k, "bucket_size") == 0) {
+            if (dq__yint(v, 1, 1000000) != 0) {
+                DQ__YFAIL("bucket_size: an integer >= 1, not \"%s\"", v);
+            }
             fprintf(e->m, "    bucket_size %s;\n", v);
         } else if (strcmp(k, "max_concurrent_requests") == 0) {
+            if (dq__yint(v, 1, 1000000) != 0) {
+                DQ__YFAIL("max_concurrent_requests: an integer >= 1 (App "
+                          "Engine has no \"unlimited\" value: leave it "
+                          "out), not \"%s\"", v);
+            }
             fprintf(e->m, "    max_concurrent %s;\n", v);
         } else if (strcmp(k, "retry_parameters") == 0 && *v == '\0') {
             in_retry = 1;
@@ -504,6 +548,17 @@ dq__config_apply(dq_cli_t *cli, int argc, char **argv)
         free(blocks);
         rc = dq_conf_load(&conf, tmp, err, sizeof(err));
         unlink(tmp);
+        if (rc != 0) {
+            /* every value was checked above; should the reader still
+             * refuse one, name the yaml file, not the temporary one */
+            char  *at = strstr(err, tmp), msg[DQ_CONF_ERR_SIZE];
+
+            if (at) {
+                snprintf(msg, sizeof(msg), "%.*s%s (translated)%s",
+                         (int) (at - err), err, file, at + strlen(tmp));
+                snprintf(err, sizeof(err), "%s", msg);
+            }
+        }
     } else {
         rc = dq_conf_load(&conf, file, err, sizeof(err));
     }

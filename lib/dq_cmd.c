@@ -843,3 +843,43 @@ dq_reply_statuses(const redisReply *r, size_t n, int *out, dq_error_t *err)
     }
     return DQ_OK;
 }
+
+int
+dq_cmd_ready(dq_cmd_t *c)
+{
+    /* no keys: the queue name only satisfies the common head */
+    return dq__script_head(c, DQ_SCRIPT_READY, dq_str_c("default"), NULL, 0);
+}
+
+static const dq_key_kind_t dq__keys_forget[] = {
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_DEAD,
+    DQ_KEY_ERRORS, DQ_KEY_NAMES, DQ_KEY_CONF, DQ_KEY_STATS, DQ_KEY_WAKE,
+    DQ_KEY_BUCKET
+};
+
+int
+dq_cmd_forget(dq_cmd_t *c, dq_str_t queue)
+{
+    return dq__script_head(c, DQ_SCRIPT_FORGET, queue,
+                           DQ__KEYS(dq__keys_forget));
+}
+
+int
+dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms)
+{
+    const dq_script_t *s = dq_script(DQ_SCRIPT_BEAT);
+
+    if (s == NULL || id == NULL || id[0] == '\0' || ttl_ms <= 0) {
+        return DQ_EINVAL;
+    }
+    dq_cmd_reset(c);
+    c->script = DQ_SCRIPT_BEAT;
+    if (dq__arg(c, "EVALSHA", 7) || dq__arg(c, s->sha1, 40)
+        || dq__arg_int(c, 1)
+        || dq__arg(c, DQ_WORKERS_KEY, sizeof(DQ_WORKERS_KEY) - 1)
+        || dq__arg_copy(c, id, strlen(id)) || dq__arg_int(c, ttl_ms))
+    {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}

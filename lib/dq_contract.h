@@ -347,6 +347,9 @@ typedef enum {
     DQ_SCRIPT_REMOVE,
     DQ_SCRIPT_STATUS,
     DQ_SCRIPT_CONFIGURE,
+    DQ_SCRIPT_READY,
+    DQ_SCRIPT_FORGET,
+    DQ_SCRIPT_BEAT,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -474,8 +477,11 @@ void dq_claim_id_new(char out[DQ_ID_SIZE]);
  * deadline now + lease_ms under claim_id; passes a wake token on if due
  * work remains. backoff: the queue's retry options (min/max backoff,
  * doublings; NULL = built-in defaults). A forward jump of the Redis
- * clock (a gap over two lease periods since the queue's last call) takes
- * back, for one lease period, only leases that expired before the gap. */
+ * clock (a gap over half a lease period since the queue's last call)
+ * takes back, for one lease period, only leases that expired before the
+ * gap. Expired leases of the old lease set (DQ_KEY_LEASE_OLD: workers
+ * before claim ids) are taken back too. While leases are held, next_ms is
+ * at most a third of lease_ms. */
 int dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
                  int64_t max_n, int64_t lease_ms, int64_t reclaim_delay_ms);
 
@@ -527,6 +533,15 @@ int dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit);
     "retry_limit", "age_limit_ms", "min_backoff_ms", "max_backoff_ms",      \
     "max_doublings", "timeout_ms", "applied_ms", "source" }
 #define DQ_QCONF_NFIELDS 12
+/* deferred_ready's probe (lib/lua/ready.lua): refused by Redis when it
+ * would refuse writes (OOM, read-only replica) */
+int dq_cmd_ready(dq_cmd_t *c);
+/* lib/lua/forget.lua: 1 when the queue was empty and its counters went,
+ * 0 (nothing done) while it holds tasks, names or settings */
+int dq_cmd_forget(dq_cmd_t *c, dq_str_t queue);
+/* lib/lua/beat.lua: a worker child's member of DQ_WORKERS_KEY scored on
+ * Redis' clock; replies Redis now in ms */
+int dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms);
 int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
                      const char *const *values, size_t n);
 

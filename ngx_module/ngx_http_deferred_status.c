@@ -33,12 +33,21 @@
 #define NGX_HTTP_DEFERRED_OPS_READY      5
 
 #define NGX_HTTP_DEFERRED_DEAD_LIMIT     20
+
+/* a scrape without Redis still succeeds: the scraper sees redis_up 0 */
+#define NGX_HTTP_DEFERRED_METRICS_TYPE                                      \
+    "text/plain; version=0.0.4; charset=utf-8"
+#define NGX_HTTP_DEFERRED_METRICS_DOWN                                      \
+    "# HELP deferred_redis_up 1 if Redis answered this scrape.\n"           \
+    "# TYPE deferred_redis_up gauge\n"                                      \
+    "deferred_redis_up 0\n"
 #define NGX_HTTP_DEFERRED_MAX_QUEUES     1000
 #define NGX_HTTP_DEFERRED_MAX_WORKERS    1000
 
 
 typedef struct {
     ngx_uint_t                     kind;
+    ngx_flag_t                     open;        /* "open": any address */
     ngx_str_t                      status_url;  /* dashboard */
     ngx_str_t                      admin_url;
 } ngx_http_deferred_ops_conf_t;
@@ -98,6 +107,7 @@ struct ngx_http_deferred_op_s {
     ngx_event_t                    timer;
     int64_t                        now_ms;
     ngx_array_t                    queues;      /* qstat */
+    ngx_uint_t                     dropped;     /* queues past the limit */
     ngx_array_t                    workers;     /* wstat */
     ngx_str_t                      action;      /* admin */
     ngx_str_t                      queue;
@@ -163,6 +173,7 @@ ngx_http_deferred_ops_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_deferred_loc_conf_t  *dlcf = conf;
 
     ngx_str_t                     *value;
+    ngx_uint_t                     i, n;
     ngx_http_core_loc_conf_t      *clcf;
     ngx_http_deferred_ops_conf_t  *oc;
 
@@ -182,12 +193,39 @@ ngx_http_deferred_ops_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_set(&oc->status_url, "status");
     ngx_str_set(&oc->admin_url, "admin");
 
-    if (cf->args->nelts > 1) {
-        oc->status_url = value[1];
+    /* "open" anywhere; the dashboard's URLs in order */
+    for (i = 1, n = 0; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 4 && ngx_strcmp(value[i].data, "open") == 0) {
+            if (oc->kind == NGX_HTTP_DEFERRED_OPS_READY || oc->open) {
+                return "has an invalid \"open\"";
+            }
+
+            oc->open = 1;
+            continue;
+        }
+
+        if (oc->kind != NGX_HTTP_DEFERRED_OPS_DASHBOARD || n == 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (n++ == 0) {
+            oc->status_url = value[i];
+
+        } else {
+            oc->admin_url = value[i];
+        }
     }
 
-    if (cf->args->nelts > 2) {
-        oc->admin_url = value[2];
+    if (oc->open && oc->kind == NGX_HTTP_DEFERRED_OPS_ADMIN) {
+        /* allow/deny and auth_basic may follow in the block and keep
+         * their settings private: the warning is given every time */
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"deferred_admin open\" lets every address "
+                           "retry, delete, pause and resume tasks: restrict "
+                           "this location with allow/deny or auth_basic");
     }
 
     dlcf->ops = oc;
@@ -214,6 +252,19 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
     oc = dlcf->ops;
+
+    /* safe by default: the operator locations answer only the local host
+     * (as the endpoint does) unless "open"; deferred_ready always answers */
+    if (!oc->open && oc->kind != NGX_HTTP_DEFERRED_OPS_READY
+        && ngx_http_deferred_local_client(r) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "deferred: 403 client %V is not local; this operator "
+                      "location is not \"open\"",
+                      &r->connection->addr_text);
+
+        return NGX_HTTP_FORBIDDEN;
+    }
 
     if (oc->kind == NGX_HTTP_DEFERRED_OPS_ADMIN) {
         if (r->method != NGX_HTTP_POST) {
@@ -257,13 +308,27 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_DEFERRED_OPS_READY:
         {
-        const dq_script_t  *s = dq_script(DQ_SCRIPT_ENQUEUE);
+        ngx_http_deferred_op_cmd_t  *rc_;
 
-        ngx_str_set(&argv[0], "SCRIPT");
-        ngx_str_set(&argv[1], "LOAD");
-        argv[2].data = (u_char *) s->source;
-        argv[2].len = s->len;
-        (void) ngx_http_deferred_op_plain(op, 4, 0, 3, argv);
+        /* EVALSHA of lib/lua/ready.lua: refused when Redis refuses
+         * writes (OOM, read-only replica); its source only after a
+         * NOSCRIPT */
+        rc_ = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+        if (rc_ == NULL) {
+            ngx_http_deferred_op_release(op);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc_->op = op;
+        rc_->what = 4;
+        dq_cmd_init(&rc_->cmd);
+
+        if (dq_cmd_ready(&rc_->cmd) == DQ_OK) {
+            (void) ngx_http_deferred_op_script(op, rc_);
+
+        } else {
+            dq_cmd_free(&rc_->cmd);
+        }
         }
         break;
 
@@ -272,18 +337,23 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
         ngx_str_set(&argv[1], DQ_QUEUES_KEY);
         (void) ngx_http_deferred_op_plain(op, 0, 0, 2, argv);
 
+        /* every member: scores are Redis' clock, not this host's (a
+         * member whose heartbeat hash expired shows no fields and is
+         * left out; stale members are trimmed by the workers' beats) */
         ngx_str_set(&argv[0], "ZRANGEBYSCORE");
         ngx_str_set(&argv[1], DQ_WORKERS_KEY);
-        argv[2].data = ngx_pnalloc(op->pool, NGX_INT64_LEN + 1);
-        if (argv[2].data == NULL) {
-            ngx_http_deferred_op_release(op);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-        argv[2].len = ngx_sprintf(argv[2].data, "(%L", op->now_ms)
-                      - argv[2].data;
+        ngx_str_set(&argv[2], "-inf");
         ngx_str_set(&argv[3], "+inf");
         (void) ngx_http_deferred_op_plain(op, 1, 0, 4, argv);
         break;
+    }
+
+    if (op->pending == 0 && op->kind == NGX_HTTP_DEFERRED_OPS_METRICS) {
+        ngx_http_deferred_op_release(op);
+        ngx_str_set(&body, NGX_HTTP_DEFERRED_METRICS_DOWN);
+        return ngx_http_deferred_ops_send(r, NGX_HTTP_OK,
+                                          NGX_HTTP_DEFERRED_METRICS_TYPE,
+                                          &body);
     }
 
     if (op->pending == 0) {
@@ -310,6 +380,45 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 }
 
 
+/* operator answers are never framed, sniffed or cached; the page loads
+ * nothing from elsewhere and runs only its own inline script */
+
+static ngx_int_t
+ngx_http_deferred_ops_headers(ngx_http_request_t *r)
+{
+    ngx_uint_t         i;
+    ngx_table_elt_t   *h;
+
+    static ngx_keyval_t  hdrs[] = {
+        { ngx_string("X-Frame-Options"), ngx_string("DENY") },
+        { ngx_string("Content-Security-Policy"),
+          ngx_string("frame-ancestors 'none'; default-src 'self'; "
+                     "script-src 'self' 'unsafe-inline'; "
+                     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                     "base-uri 'none'; form-action 'none'") },
+        { ngx_string("X-Content-Type-Options"), ngx_string("nosniff") },
+        { ngx_string("Cache-Control"), ngx_string("no-store") },
+        { ngx_string("Referrer-Policy"), ngx_string("no-referrer") }
+    };
+
+    for (i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+        h->key = hdrs[i].key;
+        h->value = hdrs[i].value;
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_deferred_ops_send(ngx_http_request_t *r, ngx_int_t status,
     const char *type, ngx_str_t *body)
@@ -317,6 +426,10 @@ ngx_http_deferred_ops_send(ngx_http_request_t *r, ngx_int_t status,
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t   out;
+
+    if (ngx_http_deferred_ops_headers(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = body->len;
@@ -530,7 +643,8 @@ ngx_http_deferred_op_copy(ngx_http_deferred_op_t *op, redisReply *r)
     ngx_str_null(&s);
 
     if (r == NULL
-        || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS))
+        || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS
+            && r->type != REDIS_REPLY_ERROR))
     {
         return s;
     }
@@ -578,10 +692,15 @@ ngx_http_deferred_op_reply(void *data, redisReply *reply)
     switch (oc->what) {
 
     case 0:     /* the queue names */
-        for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements
-                    && op->queues.nelts < NGX_HTTP_DEFERRED_MAX_QUEUES; i++)
+        for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
+             i++)
         {
             if (!dq_queue_name_valid(dq_str_c(reply->element[i]->str))) {
+                continue;
+            }
+
+            if (op->queues.nelts == NGX_HTTP_DEFERRED_MAX_QUEUES) {
+                op->dropped++;      /* said, not silently left out */
                 continue;
             }
 
@@ -762,7 +881,35 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
     ngx_http_deferred_wstat_t   *w;
 
     if (op->kind == NGX_HTTP_DEFERRED_OPS_READY) {
-        if (op->failed || op->error.len != 40) {
+        if (op->failed && op->error.len) {
+            /* Redis answered but refuses writes (OOM, READONLY...) */
+            body.data = ngx_pnalloc(op->pool, op->error.len * 6 + 64);
+            if (body.data == NULL) {
+                ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                            "application/json", NULL);
+                return;
+            }
+
+            ngx_log_error(NGX_LOG_WARN, op->request->connection->log, 0,
+                          "deferred_ready: 503, Redis refuses writes: %V",
+                          &op->error);
+
+            body.len = ngx_sprintf(body.data, "{\"ready\":false,"
+                                   "\"redis\":\"refuses writes\","
+                                   "\"error\":\"")
+                       - body.data;
+            body.len = (u_char *) ngx_escape_json(body.data + body.len,
+                                                  op->error.data,
+                                                  op->error.len)
+                       - body.data;
+            body.len = ngx_sprintf(body.data + body.len, "\"}\n")
+                       - body.data;
+            ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "application/json", &body);
+            return;
+        }
+
+        if (op->failed) {
             ngx_str_set(&body, "{\"ready\":false,\"redis\":\"down\"}\n");
             ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "application/json", &body);
@@ -770,7 +917,7 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
         }
 
         ngx_str_set(&body, "{\"ready\":true,\"redis\":\"up\","
-                           "\"script\":\"loaded\"}\n");
+                           "\"writable\":true}\n");
         ngx_http_deferred_op_finish(op, NGX_HTTP_OK, "application/json",
                                     &body);
         return;
@@ -813,6 +960,13 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
         ngx_http_deferred_op_finish(op, op->result > 0 || op->id.len == 0
                                         ? NGX_HTTP_OK : NGX_HTTP_NOT_FOUND,
                                     "application/json", &body);
+        return;
+    }
+
+    if (op->failed && op->kind == NGX_HTTP_DEFERRED_OPS_METRICS) {
+        ngx_str_set(&body, NGX_HTTP_DEFERRED_METRICS_DOWN);
+        ngx_http_deferred_op_finish(op, NGX_HTTP_OK,
+                                    NGX_HTTP_DEFERRED_METRICS_TYPE, &body);
         return;
     }
 
@@ -941,11 +1095,17 @@ ngx_http_deferred_op_timeout(ngx_event_t *ev)
 
     rs = op->redis;
 
-    ngx_str_set(&body, "{\"error\":\"RedisUnavailable\",\"message\":"
-                       "\"Redis did not answer in time\"}\n");
+    if (op->kind == NGX_HTTP_DEFERRED_OPS_METRICS) {
+        ngx_str_set(&body, NGX_HTTP_DEFERRED_METRICS_DOWN);
+        ngx_http_deferred_op_finish(op, NGX_HTTP_OK,
+                                    NGX_HTTP_DEFERRED_METRICS_TYPE, &body);
 
-    ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "application/json", &body);
+    } else {
+        ngx_str_set(&body, "{\"error\":\"RedisUnavailable\",\"message\":"
+                           "\"Redis did not answer in time\"}\n");
+        ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "application/json", &body);
+    }
 
     /* a stuck connection: start over (pending replies come back NULL) */
     ngx_http_deferred_redis_timed_out(rs);
@@ -1306,8 +1466,9 @@ ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
     ngx_memzero(&o, sizeof(o));
     o.pool = op->pool;
 
-    ngx_http_deferred_out(&o, "{\"now_ms\":%L,\"redis\":\"up\",\"queues\":[",
-                          op->now_ms);
+    ngx_http_deferred_out(&o, "{\"now_ms\":%L,\"redis\":\"up\","
+                          "\"queues_not_shown\":%ui,\"queues\":[",
+                          op->now_ms, op->dropped);
 
     q = op->queues.elts;
     n = 0;
@@ -1559,6 +1720,13 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
         live += w[i].fields.nelts != 0;
     }
 
+    ngx_http_deferred_out(&o, "# HELP deferred_queues_not_shown Queues in "
+                          "dq:queues past the %d reported (deferred-cli "
+                          "forget drops empty ones).\n"
+                          "# TYPE deferred_queues_not_shown gauge\n"
+                          "deferred_queues_not_shown %ui\n",
+                          NGX_HTTP_DEFERRED_MAX_QUEUES, op->dropped);
+
     ngx_http_deferred_out(&o, "# HELP deferred_workers Live worker children "
                           "(heartbeat younger than %d s).\n"
                           "# TYPE deferred_workers gauge\n"
@@ -1597,6 +1765,6 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
     body.len = o.pos - o.start;
 
     ngx_http_deferred_op_finish(op, NGX_HTTP_OK,
-                                "text/plain; version=0.0.4; charset=utf-8",
+                                NGX_HTTP_DEFERRED_METRICS_TYPE,
                                 &body);
 }

@@ -18,6 +18,7 @@ my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir, args => [qw(--enable-debug-command local)]);
 my $w = DQWorker::start_worker($r, $dir, args => [qw(--lease 8s)]);
 # due in 1.5 s: the worker's claim goes out while Redis sleeps
+my $t_enq = time;
 my $id = DQWorker::defer($r, '--countdown', 1500, 'sleep_ms', 10, "$dir/rec");
 sleep 0.3;
 # the give-back (release_claim names the queue's "unrunnable" hash) will be
@@ -33,6 +34,7 @@ sleep 1.5;                                     # a few claims meanwhile
 is($r->cmd('ACL', 'SETUSER', 'default', 'allkeys'), 'OK', 'ACL: all keys again');
 my @rec = DQWorker::wait_records("$dir/rec", 1, 20);
 is(scalar(@rec), 1, 'the task ran once');
+diag(sprintf('the task ran %.1f s after the enqueue (Redis slept 12 s, lease 8 s)', time - $t_enq));
 is($rec[0]{retries}, 0, 'no attempt charged (before: 1, after its lease expired)');
 like(DQWorker::log_text($w), qr/gave back 1 tasks of claim \S+ \(queue default\) whose reply was lost/,
      'the second give-back succeeded');

@@ -127,7 +127,27 @@ for my $bad (["target: backend\n", qr/target "backend" cannot be honoured/],
     is($rc, 2, "queue.yaml with $bad->[0]" =~ s/\n//r . ': exit 2');
     like($err, $bad->[1], '... says why');
 }
+# refused rather than mistranslated: rate 0 is paused in App Engine (here
+# it would be unlimited), counts <= 0; the error names the yaml file and line
+for my $bad (["rate: 0/s\n", qr/rate 0\/s pauses the queue in App Engine/],
+             ["bucket_size: 0\n", qr/bucket_size: an integer >= 1/],
+             ["max_concurrent_requests: 0\n", qr/max_concurrent_requests: an integer >= 1/],
+             ["max_concurrent_requests: -1\n", qr/max_concurrent_requests: an integer >= 1/],
+             ["retry_parameters:\n    task_retry_limit: -2\n", qr/task_retry_limit: a count >= 0/]) {
+    my $f = wfile("$dir/bad2.yaml", "queue:\n- name: other\n  mode: push\n  $bad->[0]");
+    ($rc, $out, $err) = cli('config', 'apply', $f);
+    is($rc, 2, "queue.yaml with $bad->[0]" =~ s/\n//gr . ': exit 2');
+    like($err, qr/\Q$f\E: line [45]: /, '... the error names the yaml file and its line') or diag $err;
+    like($err, $bad->[1], '... says why');
+    unlike($err, qr{/tmp/dq-queue}, '... not a temporary file');
+}
 ok(!$r->cmd('EXISTS', key('other', 'conf')), 'nothing of a refused file was written');
+# a backoff below 1 ms is 1 ms, not 0 (a retry loop)
+($rc, $out, $err) = cli('config', 'apply', wfile("$dir/tiny.yaml",
+    "queue:\n- name: tiny\n  rate: 1/s\n  retry_parameters:\n    min_backoff_seconds: 0.0001\n"));
+is($rc, 0, 'min_backoff_seconds 0.0001: applied') or diag $err;
+is($r->cmd('HGET', key('tiny', 'conf'), 'min_backoff_ms'), '1', '... as 1 ms');
+cli('config', 'clear', 'tiny');
 
 # the project's own syntax; dry run; clear
 my $blocks = wfile("$dir/queues.conf", "queue mail { max_concurrent 1; retry_limit 3; }\n");

@@ -18,12 +18,12 @@ use Test::More;
 
 plan skip_all => 'DQ_SKIP_PACKAGES set' if $ENV{DQ_SKIP_PACKAGES};
 for my $tool (qw(dpkg-buildpackage dh dh_nginx dpkg-deb pkg-config cc)) {
-    plan skip_all => "$tool not installed (dpkg-dev, debhelper, nginx-dev)"
-        unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
+    DQTest::need_tool(DQTest::in_path($tool),
+                      "$tool (dpkg-dev, debhelper, nginx-dev)");
 }
-plan skip_all => 'nginx not installed' unless -x $DQNginx::NGINX;
-plan skip_all => 'dpkg-checkbuilddeps: build dependencies missing'
-    if system("cd $DQTest::ROOT && dpkg-checkbuilddeps >/dev/null 2>&1");
+DQTest::need_tool(-x $DQNginx::NGINX, 'nginx');
+DQTest::need_tool(!system("cd $DQTest::ROOT && dpkg-checkbuilddeps >/dev/null 2>&1"),
+                  'the build dependencies of debian/control (dpkg-checkbuilddeps)');
 
 my $dir = tmpdir();
 my $src = "$dir/src/ngx-deferred";
@@ -83,6 +83,9 @@ my $unit = slurp("$root/lib/systemd/system/deferred-worker.service");
 like($unit, qr{^ExecStart=/usr/bin/deferred-worker -c /etc/deferred-worker\.conf$}m,
      'unit runs /usr/bin/deferred-worker');
 like($unit, qr/^User=deferred$/m, 'unit runs as user deferred');
+my @docs = $unit =~ m{^Documentation=.*?file://(\S+)}mg;
+ok(@docs, 'the unit names its documentation');
+ok(-f "$root$_", "Documentation= $_ exists in the package") for @docs;
 like(slurp("$root/usr/lib/sysusers.d/deferred-worker.conf"), qr/^u deferred /m,
      'sysusers.d entry for the user');
 like($ctrl->('deferred-worker', 'postinst'), qr/adduser --system --group .* deferred/s,
@@ -101,6 +104,14 @@ $ENV{PKG_CONFIG_SYSROOT_DIR} = $root;
 my $cflags = `pkg-config --cflags ngx-deferred`;
 is($?, 0, 'pkg-config knows ngx-deferred');
 like($cflags, qr{-I\Q$root\E/usr/include}, 'its cflags point at the installed headers');
+# every package the .pc Requires comes with the -dev package's Depends
+my %pcdev = (hiredis => 'libhiredis-dev', msgpack => 'libmsgpack-dev',
+             jansson => 'libjansson-dev', libcrypto => 'libssl-dev');
+my ($req) = slurp("$root/usr/lib/pkgconfig/ngx-deferred.pc") =~ /^Requires:\s*(.*)$/m;
+my $dep = $info->('libdeferred-dev', 'Depends');
+for my $pc (split /[\s,]+/, $req // '') {
+    like($dep, qr/\b\Q@{[ $pcdev{$pc} \/\/ "?$pc" ]}\E\b/, "libdeferred-dev depends on the package of Requires: $pc");
+}
 
 # the Counter sample from the installed files
 my $doc = "$root/usr/share/doc/ngx_deferred/examples/counter";

@@ -18,10 +18,8 @@ my %need = (flask => 'flask', django => 'django', wsgi => 'redis');
 my $r = DQTest::Redis->start(dir => tmpdir());
 
 for my $sample (split /,/, ($ENV{DQ_SAMPLES} || "flask,django,wsgi")) {
-    if (system($DQApp::PY, '-c', "import $need{$sample}, redis") != 0) {
-        SKIP: { skip "python3-$need{$sample} not installed", 1 }
-        next;
-    }
+    DQTest::need_tool(system($DQApp::PY, '-c', "import $need{$sample}, redis") == 0,
+                      "python3-$need{$sample} and python3-redis");
     my $dir = tmpdir();
     mkdir "$dir/app";
     # the sample as shipped, the countdowns shortened as run.sh does

@@ -12,10 +12,9 @@ use IO::Socket::INET;
 use Test::More;
 
 DQApp::require_python();
-plan skip_all => 'python3-redis not installed'
-    if system($DQApp::PY, '-c', 'import redis') != 0;
+DQTest::need_tool(system($DQApp::PY, '-c', 'import redis') == 0, 'python3-redis');
 for (qw(build/worker/deferred-worker build/push/libdq_push.so build/ngx_http_deferred_module.so)) {
-    plan skip_all => "$_ not built" unless -e "$DQTest::ROOT/$_";
+    DQTest::require_built("$DQTest::ROOT/$_", $_);
 }
 
 my $dir = tmpdir();

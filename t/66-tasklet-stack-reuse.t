@@ -13,7 +13,7 @@ use DQWorker;
 use Test::More;
 
 my $lib = bin('examples/tasklet/libdq_tasklet_example.so');
-plan skip_all => "tasklet example library not built ($lib)" unless -e $lib;
+DQTest::require_built($lib, 'the tasklet example library');
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
 my $w = DQWorker::start_worker($r, $dir, libs => [$lib],

@@ -77,7 +77,10 @@ $pid = spawn(name => 'worker-json', log => $jlog,
              cmd => [$bin, '-r', $r->address, '-p', '1', '-l', $lib,
                      '--log_format', 'json']);
 my $id = defer('permanent', 'smtp: 550 "no" such user');
-ok(DQTest::wait_for(sub { slurp($jlog) =~ /task dead/ }, 10), 'the json worker ran a task');
+my $evil = "x\" queue=\"evil\" attempt=99 y=\"\nforged line\\";
+my $ide = defer('permanent', $evil);
+ok(DQTest::wait_for(sub { my $l = slurp($jlog); $l =~ /task dead.*\Q$id\E/ && $l =~ /task dead.*\Q$ide\E/ }, 10),
+   'the json worker ran the tasks');
 is(DQTest::stop_pid($pid, 'TERM', 20) >> 8, 0, 'json worker: exit status 0');
 my @lines = split /\n/, slurp($jlog);
 my @objs = grep { defined } map { eval { decode_json($_) } } @lines;
@@ -88,8 +91,15 @@ is_deeply({ map { $_ => $fin->{$_} } qw(level process queue function attempt res
             attempt => 1, result => 'permanent' },
           'task finished: the same fields as the text line, attempt a number');
 ok(defined $fin->{duration_ms} && $fin->{duration_ms} =~ /^\d+$/, '... and duration_ms');
-my ($dead) = grep { ($_->{msg} // '') eq 'task dead' } @objs;
+my ($dead) = grep { ($_->{msg} // '') eq 'task dead' && $_->{id} eq $id } @objs;
 is($dead->{reason}, 'smtp: 550 "no" such user', 'task dead: the reason with its quotes intact');
+# an error text cannot forge fields or lines (before: queue "evil", attempt 99)
+my ($ev) = grep { ($_->{msg} // '') eq 'task dead' && $_->{id} eq $ide } @objs;
+is($ev->{reason}, $evil, 'an error text with " queue="evil, a newline and a backslash: one field, intact');
+is($ev->{queue}, 'default', '... the queue field is not forged');
+is($ev->{attempt}, 1, '... nor the attempt');
+ok(!exists $ev->{y}, '... nor any other field');
+ok(!grep({ /^forged line/ } @lines), '... and no line starts with its text');
 like($objs[-1]{msg}, qr/master exits with status 0/, 'the last object says why it stopped');
 ok($objs[0]{time} =~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'time in UTC with ms');
 

@@ -1,7 +1,8 @@
 # The dashboard in headless Chromium (chromedriver): it loads with no
 # console error, shows the queues with their counts, the dead tasks and
 # the live worker; a click on "retry" of a dead task makes it run (checked
-# in Redis and in the task's record file), "pause" pauses the queue. The
+# in Redis and in the task's record file), "pause" pauses the queue,
+# "delete" asks with confirm() first. The
 # page is written to docs/dashboard.png when DQ_SCREENSHOT=1.
 use strict;
 use warnings;
@@ -11,6 +12,7 @@ use DQNginx;
 use DQWorker;
 use DQBrowser;
 use Test::More;
+use Time::HiRes qw(sleep);
 
 my $dir = tmpdir();
 my $r = DQTest::Redis->start;
@@ -65,6 +67,18 @@ ok(DQTest::wait_for(sub { ($r->cmd('HGET', key('ops', 'conf'), 'paused') // '') 
 ok(DQTest::wait_for(sub { my $e = $b->find('#queues tr[data-queue="ops"]');
                           $e && $b->text($e) =~ /paused resume$/ }, 5, 0.2),
    'the page shows ops paused');
+# delete asks first: a "no" deletes nothing, a "yes" deletes
+my ($pid) = grep { $_ ne $id } @{ $r->cmd('ZRANGE', key('mail', 'dead'), 0, -1) };
+$b->run('window.dqAsked = 0; window.confirm = function () { window.dqAsked++; return false; };');
+$b->click($b->find(qq{#dead tr[data-id="$pid"] button.delete}));
+is($b->run('return window.dqAsked'), 1, 'a click on delete asks for confirmation');
+sleep 0.5;
+ok($r->cmd('HEXISTS', key('mail', 'tasks'), $pid), '... "no" deletes nothing');
+$b->run('window.confirm = function () { return true; };');
+$b->click($b->find(qq{#dead tr[data-id="$pid"] button.delete}));
+ok(DQTest::wait_for(sub { !$r->cmd('HEXISTS', key('mail', 'tasks'), $pid) }, 5),
+   '... "yes" deletes the task');
+
 sleep 1;    # a few polls: any error they raise shows below
 my @errors = $b->console_errors;
 is(scalar @errors, 0, 'no console errors') or diag explain \@errors;

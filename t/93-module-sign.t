@@ -146,7 +146,7 @@ is(post('/a/x', $big, "t=$now,v1=" . sig($OLD, 'POST', '/a/x', $now, $big))->{st
 # dq_sign_request) and the openssl/curl recipe of docs/MODULE.md
 my $cli = DQTest::build_dir() . '/client/deferred-cli';
 SKIP: {
-    skip 'deferred-cli not built', 3 unless -x $cli;
+    DQTest::skip_unless(-x $cli, 'deferred-cli not built', 3);
     open my $fh, '>', "$dir/old.key" or die; print $fh "$OLD\n"; close $fh;
     open $fh, '>', "$dir/new.key" or die; print $fh "$NEW\n"; close $fh;
     my $b3 = '{"func":"noop","queue":"s4"}';
@@ -161,7 +161,8 @@ SKIP: {
        'deferred-cli sign with two secrets (rotation), body from stdin: 201');
 }
 SKIP: {
-    skip 'no openssl/curl', 1 unless `which openssl curl` =~ /curl/;
+    DQTest::skip_unless(DQTest::in_path('openssl') && DQTest::in_path('curl'),
+                        'no openssl/curl', 1);
     my $port = $n->port;
     my $code = `cd $dir && SECRET='$OLD' URI=/a/recipe sh -c '
 t=\$(date +%s)

@@ -222,9 +222,12 @@ dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
 static void
 dq__bury_bad(dq_child_t *ch, dq_task_t *t, const char *reason)
 {
+    char  q[DQ_LOG_QUOTE_MAX];
+
     dq_log_error("task dead: queue=%s id=%s name=%s function=%s attempt=%lld "
                  "reason=\"%s\"", t->queue, t->id, dq__s(t->name),
-                 dq__s(t->func), (long long) (t->retries + 1), reason);
+                 dq__s(t->func), (long long) (t->retries + 1),
+                 dq_log_quote(q, sizeof(q), reason));
     dq__bury(ch, t, reason);
 }
 
@@ -291,7 +294,7 @@ static void
 dq__finished(dq_child_t *ch, dq_task_t *t)
 {
     int64_t     failed, now, delay;
-    char        reason[700];
+    char        reason[700], q[DQ_LOG_QUOTE_MAX];
     int         quiet;
 
     /* one line per task that ran, whatever its result (the failures'
@@ -362,12 +365,12 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
         dq_log_debug("task retry: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
                      t->id, dq__s(t->name), t->func, (long long) failed,
-                     t->error, (long long) delay);
+                     dq_log_quote(q, sizeof(q), t->error), (long long) delay);
     } else {
         dq_log_error("task failed: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
                      t->id, dq__s(t->name), t->func, (long long) failed,
-                     t->error, (long long) delay);
+                     dq_log_quote(q, sizeof(q), t->error), (long long) delay);
     }
     dq__retry(ch, t, delay);
 }
@@ -842,23 +845,14 @@ dq__release_claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     int64_t         n = 0;
 
     (void) r;
-    if (rep == NULL && rq->q->ch->cmd_conn != NULL) {
-        /* not delivered (connection lost, Redis loading...): keep it for
-         * the next reconnect, like any undelivered report */
-        dq_log_warn("giving back claim %s (queue %.*s) not delivered: %s; "
-                    "sent again when Redis is back", rq->claim,
-                    (int) rq->q->name.len, rq->q->name.ptr, errstr);
-        dq__claim_lost(rq->q, rq->claim);
-        free(rq);
-        return;
-    }
     if (rep == NULL || dq_reply_release_claim(rep, cursor, &n, &err)
                        != DQ_OK)
     {
-        /* kept until it succeeds (-LOADING after a restart, a dropped
-         * connection): sent again with the next claim or reconnect */
+        /* not delivered (connection lost, Redis loading...) or refused:
+         * kept until a give-back succeeds, sent again with the next claim
+         * of the queue or the next reconnect */
         dq_log_warn("giving back claim %s (queue %.*s) failed: %s; trying "
-                    "again with the next claim", rq->claim,
+                    "again with the next claim or reconnect", rq->claim,
                     (int) rq->q->name.len, rq->q->name.ptr,
                     rep == NULL ? errstr : err.msg);
         dq__claim_lost(rq->q, rq->claim);

@@ -211,7 +211,7 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
     dq_held_t       *e;
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
-    char             err[256], error[300];
+    char             err[256], error[300], q[DQ_LOG_QUOTE_MAX];
     size_t           i, nrel = 0, nfail = 0, nfenced = 0, nleft = 0;
     size_t           nclaimed = 0;
     uint32_t         st;
@@ -274,7 +274,7 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
             nfail++;
             dq_log_warn("task failed: queue=%s id=%s error=\"%s\" "
                         "retry_in_ms=%lld (it was running in child %d)",
-                        e->queue, e->id, error,
+                        e->queue, e->id, dq_log_quote(q, sizeof(q), error),
                         (long long) e->fail_delay_ms, child);
         } else if (rc == 1) {
             nrel++;

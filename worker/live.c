@@ -1,12 +1,15 @@
 /*
  * deferred-worker — live state in Redis.
  *
- * Every DQ_WORKER_TTL_MS / 3 a child writes its heartbeat hash
- * DQ_WORKER_KEY_PREFIX "<host>:<pid>" (host, pid, child, queues, running,
- * done, failed, started_ms, beat_ms, version), PEXPIREs it after
- * DQ_WORKER_TTL_MS and scores its member of DQ_WORKERS_KEY with the same
- * expiry (stale members are trimmed by every heartbeat), so readers see
- * exactly the children whose last heartbeat is younger than the TTL. A
+ * Every DQ_WORKER_TTL_MS / 3 a child runs lib/lua/beat.lua, which scores
+ * its member "<host>:<boot>:<pid>" (boot: random per child, so containers
+ * sharing a host name never collide) of DQ_WORKERS_KEY with Redis now +
+ * DQ_WORKER_TTL_MS and trims stale members, on Redis' clock (never the
+ * host's); with the reply (Redis now) it writes its heartbeat hash
+ * DQ_WORKER_KEY_PREFIX "<id>" (host, pid, child, queues, running, done,
+ * failed, started_ms, beat_ms: Redis times, version) and PEXPIREs it after
+ * DQ_WORKER_TTL_MS, so readers see exactly the children whose last
+ * heartbeat is younger than the TTL. A
  * child that stops leaves the list at once; one that crashes drops out
  * when its heartbeat expires.
  *
@@ -65,15 +68,6 @@ struct dq_live_s {
     int         left;
     int         beaten;             /* one heartbeat sent */
 };
-
-static int64_t
-dq__wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The reply is not needed; but a stopping child waits for its last
  * command before it exits, so let it look again. */
@@ -240,14 +234,57 @@ dq__conf_refresh(dq_child_t *ch)
     }
 }
 
+/* The beat script's reply: Redis now. The hash gets it as beat_ms (and
+ * started_ms, the first time), then its expiry (Redis' clock too). */
+static void
+dq__beat_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
+{
+    dq_child_t *ch = data;
+    dq_live_t  *lv = ch->live;
+    char        pid[16], child[16], running[24], done[24], failed[24],
+                started[24], beat[24], ttl[24];
+    int64_t     now;
+
+    (void) c;
+    (void) errstr;
+    if (lv == NULL || lv->left || r == NULL || r->type != REDIS_REPLY_INTEGER
+        || (now = (int64_t) r->integer) <= 0)
+    {
+        dq_child_maybe_finish(ch);
+        return;
+    }
+    if (lv->started_ms == 0) {
+        lv->started_ms = now;
+    }
+    snprintf(pid, sizeof(pid), "%d", (int) getpid());
+    snprintf(child, sizeof(child), "%d", ch->index);
+    snprintf(running, sizeof(running), "%zu", ch->used);
+    snprintf(done, sizeof(done), "%lld", (long long) lv->done);
+    snprintf(failed, sizeof(failed), "%lld", (long long) lv->failed);
+    snprintf(started, sizeof(started), "%lld", (long long) lv->started_ms);
+    snprintf(beat, sizeof(beat), "%lld", (long long) now);
+    snprintf(ttl, sizeof(ttl), "%d", DQ_WORKER_TTL_MS);
+    {
+        const char *hset[] = { "HSET", lv->key, "host", lv->host,
+                               "pid", pid, "child", child,
+                               "queues", lv->queues, "running", running,
+                               "done", done, "failed", failed,
+                               "started_ms", started, "beat_ms", beat,
+                               "version", DQ_VERSION };
+        const char *pexpire[] = { "PEXPIRE", lv->key, ttl };
+
+        dq__send(ch, (int) (sizeof(hset) / sizeof(hset[0])), hset);
+        dq__send(ch, 3, pexpire);
+    }
+    dq_child_maybe_finish(ch);
+}
+
 static void
 dq__beat(uv_timer_t *timer)
 {
     dq_child_t *ch = timer->data;
     dq_live_t  *lv = ch->live;
-    char        pid[16], child[16], running[24], done[24], failed[24],
-                started[24], beat[24], ttl[24], expiry[24], old[24];
-    int64_t     now = dq__wall_ms();
+    dq_cmd_t    cmd;
     size_t      i;
 
     if (lv->left) {
@@ -261,34 +298,14 @@ dq__beat(uv_timer_t *timer)
         return;
     }
     lv->beaten = 1;
-    snprintf(pid, sizeof(pid), "%d", (int) getpid());
-    snprintf(child, sizeof(child), "%d", ch->index);
-    snprintf(running, sizeof(running), "%zu", ch->used);
-    snprintf(done, sizeof(done), "%lld", (long long) lv->done);
-    snprintf(failed, sizeof(failed), "%lld", (long long) lv->failed);
-    snprintf(started, sizeof(started), "%lld", (long long) lv->started_ms);
-    snprintf(beat, sizeof(beat), "%lld", (long long) now);
-    snprintf(ttl, sizeof(ttl), "%d", DQ_WORKER_TTL_MS);
-    snprintf(expiry, sizeof(expiry), "%lld",
-             (long long) (now + DQ_WORKER_TTL_MS));
-    snprintf(old, sizeof(old), "(%lld", (long long) now);
-    {
-        const char *hset[] = { "HSET", lv->key, "host", lv->host,
-                               "pid", pid, "child", child,
-                               "queues", lv->queues, "running", running,
-                               "done", done, "failed", failed,
-                               "started_ms", started, "beat_ms", beat,
-                               "version", DQ_VERSION };
-        const char *pexpire[] = { "PEXPIRE", lv->key, ttl };
-        const char *zadd[] = { "ZADD", DQ_WORKERS_KEY, expiry, lv->id };
-        const char *trim[] = { "ZREMRANGEBYSCORE", DQ_WORKERS_KEY, "-inf",
-                               old };
-
-        dq__send(ch, (int) (sizeof(hset) / sizeof(hset[0])), hset);
-        dq__send(ch, 3, pexpire);
-        dq__send(ch, 4, zadd);
-        dq__send(ch, 4, trim);
+    /* lib/lua/beat.lua: the member scored and stale ones trimmed on
+     * Redis' clock; the hash follows in its reply */
+    dq_cmd_init(&cmd);
+    if (dq_cmd_beat(&cmd, lv->id, DQ_WORKER_TTL_MS) == DQ_OK) {
+        (void) dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                                dq__beat_reply, ch);
     }
+    dq_cmd_free(&cmd);
     for (i = 0; i < ch->nq; i++) {
         dq__flush_hist(ch, i);
     }
@@ -337,9 +354,17 @@ dq_live_start(dq_child_t *ch)
     if (gethostname(lv->host, sizeof(lv->host) - 1) != 0) {
         snprintf(lv->host, sizeof(lv->host), "unknown");
     }
-    snprintf(lv->id, sizeof(lv->id), "%s:%d", lv->host, (int) getpid());
+    /* host:boot:pid; boot, random per child, keeps apart two containers
+     * that share a host name and a pid */
+    {
+        char boot[DQ_ID_SIZE];
+
+        dq_id_new(boot);
+        snprintf(lv->id, sizeof(lv->id), "%s:%.8s:%d", lv->host, boot,
+                 (int) getpid());
+    }
     snprintf(lv->key, sizeof(lv->key), "%s%s", DQ_WORKER_KEY_PREFIX, lv->id);
-    lv->started_ms = dq__wall_ms();
+    lv->started_ms = 0;             /* Redis now at the first beat */
     ch->live = lv;
     uv_timer_init(&ch->loop, &lv->timer);
     lv->timer.data = ch;

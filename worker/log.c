@@ -170,11 +170,100 @@ dq__json_int(const char *s, size_t n)
 }
 
 /*
+ * Quoted values (k="text"): dq_log_quote() writes text with '\\', '"' and
+ * control bytes escaped (\\\\ \\" \\n \\r \\t \\xNN), so a value ends at the
+ * first '"' that is not escaped, whatever the text holds: one line per
+ * event, no field can be forged from a task's error text.
+ */
+const char *
+dq_log_quote(char *buf, size_t size, const char *s)
+{
+    static const char  hex[] = "0123456789abcdef";
+    size_t             n = 0;
+    unsigned char      c;
+
+    if (size == 0) {
+        return "";
+    }
+    for (; s && *s && n + 5 < size; s++) {
+        c = (unsigned char) *s;
+        if (c == '"' || c == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char) c;
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            buf[n++] = '\\';
+            buf[n++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            buf[n++] = '\\';
+            buf[n++] = 'x';
+            buf[n++] = hex[c >> 4];
+            buf[n++] = hex[c & 15];
+        } else {
+            buf[n++] = (char) c;
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* the closing '"' of a value quoted by dq_log_quote (v: after the opening
+ * one), followed by the end or a space; NULL if there is none */
+static const char *
+dq__quoted_end(const char *v, const char *end)
+{
+    for (; v < end; v++) {
+        if (*v == '\\') {
+            v++;
+        } else if (*v == '"') {
+            return (v + 1 == end || v[1] == ' ') ? v : NULL;
+        }
+    }
+    return NULL;
+}
+
+static int
+dq__hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* JSON string body of a value quoted by dq_log_quote (undone) */
+static char *
+dq__json_unquote(char *out, const char *s, size_t n)
+{
+    char  c;
+
+    for (size_t i = 0; i < n; i++) {
+        c = s[i];
+        if (c == '\\' && i + 1 < n) {
+            c = s[++i];
+            if (c == 'n') {
+                c = '\n';
+            } else if (c == 'r') {
+                c = '\r';
+            } else if (c == 't') {
+                c = '\t';
+            } else if (c == 'x' && i + 2 < n && dq__hexval(s[i + 1]) >= 0
+                       && dq__hexval(s[i + 2]) >= 0)
+            {
+                c = (char) (dq__hexval(s[i + 1]) * 16 + dq__hexval(s[i + 2]));
+                i += 2;
+            }
+        }
+        out = dq__json_str(out, &c, 1);
+    }
+    return out;
+}
+
+/*
  * log_format json: one object per line with the same fields as the text
  * line: "time", "level", "process" ("master", "child 3"), "task" (from a
  * task library's dq_log), "msg", and, when the message is "event: k=v
  * k=\"text\" ..." (every structured line: task finished/failed/dead...),
- * "msg" is the event and each k=v becomes a field (integers as numbers).
+ * "msg" is the event and each k=v becomes a field (integers as numbers;
+ * a quoted value, escaped by dq_log_quote, always a string, unescaped).
  * A message that does not parse that way stays whole in "msg".
  */
 static size_t
@@ -221,28 +310,7 @@ dq__log_json(char *out, size_t size, const char *time, int level,
             }
             q++;
             if (q < msg + len && *q == '"') {
-                /* quoted: up to the last '"' followed by " k=" or the end */
-                for (ve = NULL, v = q + 1; v < msg + len; v++) {
-                    if (*v == '"' && (v + 1 == msg + len || v[1] == ' ')) {
-                        ve = v;
-                        if (v + 1 == msg + len) {
-                            break;
-                        }
-                        /* a field name and '=' next: this one closes */
-                        {
-                            const char *t = v + 2;
-                            while (t < msg + len && (*t == '_'
-                                   || (*t >= 'a' && *t <= 'z')))
-                            {
-                                t++;
-                            }
-                            if (t > v + 2 && t < msg + len && *t == '=') {
-                                break;
-                            }
-                        }
-                        ve = NULL;
-                    }
-                }
+                ve = dq__quoted_end(q + 1, msg + len);
                 if (ve == NULL) {
                     ok = 0;
                     break;
@@ -273,26 +341,16 @@ dq__log_json(char *out, size_t size, const char *time, int level,
             }
             kl = (size_t) (q - k);
             q++;
+            *p++ = ',';
+            *p++ = '"';
+            p = dq__json_str(p, k, kl);
+            *p++ = '"';
+            *p++ = ':';
             if (*q == '"') {
-                for (v = q + 1, ve = NULL; v < msg + len; v++) {
-                    if (*v == '"' && (v + 1 == msg + len || v[1] == ' ')) {
-                        const char *t = v + 2;
-
-                        ve = v;
-                        if (v + 1 == msg + len) {
-                            break;
-                        }
-                        while (t < msg + len && (*t == '_'
-                               || (*t >= 'a' && *t <= 'z')))
-                        {
-                            t++;
-                        }
-                        if (t > v + 2 && t < msg + len && *t == '=') {
-                            break;
-                        }
-                    }
-                }
-                v = q + 1;
+                ve = dq__quoted_end(q + 1, msg + len);
+                *p++ = '"';
+                p = dq__json_unquote(p, q + 1, (size_t) (ve - q - 1));
+                *p++ = '"';
                 q = ve + 1;
             } else {
                 v = q;
@@ -300,19 +358,14 @@ dq__log_json(char *out, size_t size, const char *time, int level,
                     q++;
                 }
                 ve = q;
-            }
-            *p++ = ',';
-            *p++ = '"';
-            p = dq__json_str(p, k, kl);
-            *p++ = '"';
-            *p++ = ':';
-            if (dq__json_int(v, (size_t) (ve - v)) && v[-1] != '"') {
-                memcpy(p, v, (size_t) (ve - v));
-                p += ve - v;
-            } else {
-                *p++ = '"';
-                p = dq__json_str(p, v, (size_t) (ve - v));
-                *p++ = '"';
+                if (dq__json_int(v, (size_t) (ve - v))) {
+                    memcpy(p, v, (size_t) (ve - v));
+                    p += ve - v;
+                } else {
+                    *p++ = '"';
+                    p = dq__json_str(p, v, (size_t) (ve - v));
+                    *p++ = '"';
+                }
             }
             if (q < msg + len) {
                 q++;

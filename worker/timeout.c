@@ -79,7 +79,7 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
     dq__to_req_t    *req;
     int64_t          failed, now, delay = 0;
     int              rc, bury;
-    char             err[600], reason[700];
+    char             err[600], reason[700], q[DQ_LOG_QUOTE_MAX];
 
     t->timed_out = 1;
     t->state = DQ_TS_DONE;          /* no heartbeat, no release */
@@ -101,7 +101,7 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
         dq_log_error("task dead: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld reason=\"%s\"", t->queue, t->id,
                      t->name ? t->name : "-", t->func ? t->func : "-",
-                     (long long) failed, reason);
+                     (long long) failed, dq_log_quote(q, sizeof(q), reason));
         rc = dq_cmd_bury(&cmd, dq_str_c(t->queue), &it, dq_str_c(reason),
                          ch->conf->dead_max, ch->conf->dead_age_ms,
                          ch->conf->tombstone_ms, 1);
@@ -110,8 +110,8 @@ dq__trip(dq_child_t *ch, dq_task_t *t, uint64_t ran_ms, int64_t limit_ms)
         dq_log_error("task failed: queue=%s id=%s name=%s function=%s "
                      "attempt=%lld error=\"%s\" retry_in_ms=%lld", t->queue,
                      t->id, t->name ? t->name : "-",
-                     t->func ? t->func : "-", (long long) failed, err,
-                     (long long) delay);
+                     t->func ? t->func : "-", (long long) failed,
+                     dq_log_quote(q, sizeof(q), err), (long long) delay);
         rc = dq_cmd_retry(&cmd, dq_str_c(t->queue), &it, delay,
                           dq_str_c(err), 1);
     }

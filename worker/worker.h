@@ -41,6 +41,11 @@ void dq_log_set_prefix(const char *prefix);     /* "child 3" */
 int  dq_log_set_format(const char *format);     /* "text" | "json"; -1 */
 void dq_logf(int level, const char *fmt, ...) DQ_PRINTF(2, 3);
 int  dq_log_level(void);
+/* text for a k="..." field: '\\', '"' and control bytes escaped into buf
+ * (truncated to size); returns buf. Every quoted log value goes through it
+ * (log_format json parses the line back into fields). */
+#define DQ_LOG_QUOTE_MAX 2048
+const char *dq_log_quote(char *buf, size_t size, const char *s);
 
 #define dq_log_error(...) dq_logf(DQ_LOG_ERROR, __VA_ARGS__)
 #define dq_log_warn(...)  dq_logf(DQ_LOG_WARN, __VA_ARGS__)

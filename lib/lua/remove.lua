@@ -2,7 +2,7 @@
 -- One task by id in whatever state it is (waiting, running, dead), or up
 -- to max tasks of one state. A removed task's envelope, state and last
 -- error go; its name (if any) stays taken for tombstone_ms, as a used
--- name does. A running task's worker finds its lease gone: its result is
+-- name does (tombstone_ms <= 0: the name is free at once). A running task's worker finds its lease gone: its result is
 -- dropped (fenced), the function is not interrupted.
 -- KEYS: 1 tasks, 2 eta, 3 lease, 4 state, 5 dead, 6 errors, 7 names,
 --       8 stats, 9 conf, 10 wake
@@ -26,8 +26,14 @@ local function drop(id)
     if env then
         local okp, arr = pcall(cmsgpack.unpack, env)
         if okp and type(arr) == 'table' and type(arr[7]) == 'string'
-           and arr[7] ~= '' and tomb > 0 then
-            redis.call('ZADD', KEYS[7], now + tomb, arr[7])
+           and arr[7] ~= '' then
+            -- as ack/bury: tomb > 0 keeps the name taken for tomb ms,
+            -- else it is free at once (never left at +inf by enqueue)
+            if tomb and tomb > 0 then
+                redis.call('ZADD', KEYS[7], now + tomb, arr[7])
+            else
+                redis.call('ZREM', KEYS[7], arr[7])
+            end
         end
     end
     redis.call('ZREM', KEYS[2], id)

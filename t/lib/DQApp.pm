@@ -1,5 +1,5 @@
 package DQApp;
-# Python App Engine tests (t/52-57): a whole stack on loopback — Redis,
+# Python App Engine tests (t/53-58): a whole stack on loopback — Redis,
 # nginx with the module (examples/appengine/nginx.conf.in: the public
 # server proxying to the app, the enqueue endpoint on its own port), a WSGI
 # app under Debian's gunicorn (Debian's /usr/bin/python3, the package from
@@ -25,10 +25,8 @@ our $SECRET = 'test-secret-0123456789abcdef';
 
 sub require_python {
     DQNginx::require_nginx();
-    plan skip_all => 'gunicorn not installed (apt-get install gunicorn)'
-        unless -x '/usr/bin/gunicorn';
-    plan skip_all => 'push library not built'
-        unless -e DQTest::bin('push/libdq_push.so');
+    DQTest::need_tool(-x '/usr/bin/gunicorn', 'gunicorn');
+    DQTest::require_built(DQTest::bin('push/libdq_push.so'), 'the push library');
 }
 
 sub push_lib { DQTest::bin('push/libdq_push.so') }
@@ -37,8 +35,7 @@ sub push_lib { DQTest::bin('push/libdq_push.so') }
 # python3-redis, which pushapp's neighbours import): ($stack, $redis, $dir)
 sub start_pushapp {
     my (%o) = @_;
-    plan skip_all => 'python3-redis not installed'
-        if system($PY, '-c', 'import redis') != 0;
+    DQTest::need_tool(system($PY, '-c', 'import redis') == 0, 'python3-redis');
     my $dir = DQTest::tmpdir();
     my $r = DQTest::Redis->start(dir => $dir);
     my $s = DQApp->start(dir => $dir, redis => $r, app => 'pushapp:app',

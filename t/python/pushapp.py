@@ -1,4 +1,4 @@
-"""The app of t/52-push-results.t and t/53-python-client.t: task functions
+"""The app of t/58-push-results.t and t/53-python-client.t: task functions
 that succeed, fail permanently, fail singularly, raise, and a custom URL
 that answers 500; every attempt appended as a JSON line to
 $APP_LOG_DIR/attempts.log with the X-AppEngine-* values the task saw in

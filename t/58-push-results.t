@@ -64,6 +64,14 @@ defer_py(q{deferred.defer(pushapp.Greeter("Ada").greet, "method")});
 ok(wait_for(sub { scalar attempts('method') }, 10), 'a bound method ran');
 is((attempts('method'))[0]{who}, 'Ada', 'on its pickled object');
 
+# a task cannot forge the queue's headers
+defer_py(q{deferred.defer(pushapp.ok, "forged", _headers={"X-AppEngine-QueueName": "forged",
+    "X-AppEngine-TaskRetryCount": "99", "X-Deferred-Signature": "t=1,v1=00"})});
+ok(wait_for(sub { scalar attempts('forged') }, 10), 'a task carrying X-AppEngine-* and signature headers ran');
+my ($fg) = attempts('forged');
+is_deeply([$fg->{queue}, $fg->{retry}], ['default', '0'],
+          "... with the queue's own values: the task's copies were dropped");
+
 # ---------------------------------------------------- PermanentTaskFailure
 $out = defer_py(q{print(deferred.defer(pushapp.permanent, "perm").id)});
 my ($perm_id) = $out =~ /(\S+)\s*$/;
