@@ -12,56 +12,23 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use IO::Socket::INET;
-use IO::Select;
-use POSIX ();
+use DQProxy;
 use Time::HiRes qw(time sleep);
 
 my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $r = DQTest::Redis->start();
 my $rec = "$dir/c.rec";
-my $pport = DQTest::free_port();
-my $lsn = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $pport,
-                                Listen => 16, ReuseAddr => 1) or die "listen: $!";
-my $proxy = fork;
-die "fork: $!" unless defined $proxy;
-if ($proxy == 0) {
-    my $sel = IO::Select->new($lsn);
-    my (%peer, %wake);
-    my $dropped = 0;
-    while (1) {
-        for my $h ($sel->can_read(1)) {
-            if ($h == $lsn) {
-                my $c = $lsn->accept or next;
-                my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                              PeerPort => $r->port) or next;
-                $peer{$c} = $s; $peer{$s} = $c;
-                $sel->add($c, $s);
-                next;
-            }
-            my $o = $peer{$h} or next;
-            my $buf = '';
-            my $n = sysread($h, $buf, 65536);
-            if (!$n) {
-                $sel->remove($h, $o); delete @peer{$h, $o};
-                close $h; close $o;
-                next;
-            }
-            my $from_server = exists $wake{"s$h"} || 0;
-            $wake{"s$o"} = 1 if $buf =~ /BLPOP/;    # $o is its server side
-            if ($from_server && !$dropped && $buf =~ /^\*2\r\n/) {
-                $dropped = 1;                       # the token's reply: lost
-                $sel->remove($h, $o); delete @peer{$h, $o};
-                close $h; close $o;
-                next;
-            }
-            syswrite($o, $buf);
-        }
-    }
-    POSIX::_exit(0);
-}
-close $lsn;
+my $dropped = 0;
+my $proxy = DQProxy::start($r->port,
+    request => sub { $_[1]{wake} = 1 if $_[0] =~ /BLPOP/ },
+    reply   => sub {
+        my ($buf, $st) = @_;
+        return 1 if $dropped || !$st->{wake} || $buf !~ /^\*2\r\n/;
+        $dropped = 1;                   # the token's reply: lost
+        return 0;
+    });
+my $pport = $proxy->{port};
 
 my $w = DQWorker::start_master($r, $dir, name => 'lw', wait => 1, conf => <<"EOF2");
 redis 127.0.0.1:$pport;
@@ -82,6 +49,5 @@ like(DQTest::slurp($w->{log}), qr/redis \(wake\): connected.*redis \(wake\): con
 diag(sprintf('ran %.1f s after the enqueue (idle look: 20 s)', $took));
 cmp_ok($took, '<', 10, 'not left to the idle look');
 is(DQTest::stop_pid($w->{pid}), 0, 'master exits 0');
-kill 'KILL', $proxy;
-waitpid($proxy, 0);
+DQProxy::stop($proxy);
 done_testing();

@@ -12,9 +12,7 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQWorker;
-use IO::Socket::INET;
-use IO::Select;
-use POSIX ();
+use DQProxy;
 use Time::HiRes qw(time sleep);
 
 my $lib = DQWorker::ops_lib(1);
@@ -22,39 +20,9 @@ my $dir = DQTest::tmpdir();
 my $r = DQTest::Redis->start();
 my $rec = "$dir/c.rec";
 my $armed = "$dir/slow";
-my $pport = DQTest::free_port();
-my $lsn = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $pport,
-                                Listen => 16, ReuseAddr => 1) or die "listen: $!";
-my $proxy = fork;
-die "fork: $!" unless defined $proxy;
-if ($proxy == 0) {
-    my $sel = IO::Select->new($lsn);
-    my (%peer, %srv);
-    while (1) {
-        for my $h ($sel->can_read(1)) {
-            if ($h == $lsn) {
-                my $c = $lsn->accept or next;
-                my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                              PeerPort => $r->port) or next;
-                $peer{$c} = $s; $peer{$s} = $c; $srv{$s} = 1;
-                $sel->add($c, $s);
-                next;
-            }
-            my $o = $peer{$h} or next;
-            my $buf = '';
-            my $n = sysread($h, $buf, 65536);
-            if (!$n) {
-                $sel->remove($h, $o); delete @peer{$h, $o};
-                close $h; close $o;
-                next;
-            }
-            sleep 0.6 if $srv{$h} && -e $armed;
-            syswrite($o, $buf);
-        }
-    }
-    POSIX::_exit(0);
-}
-close $lsn;
+my $proxy = DQProxy::start($r->port,
+                           reply => sub { sleep 0.6 if -e $armed; 1 });
+my $pport = $proxy->{port};
 
 my $w = DQWorker::start_master($r, $dir, name => 'rb', wait => 1, conf => <<"EOF2");
 redis 127.0.0.1:$pport;
@@ -81,7 +49,6 @@ like($line // '', qr/holding 8 leased tasks: .*[1-9] started and failed.*[1-9] l
      'some handed back, the rest left to lease expiry once the budget was spent');
 cmp_ok($took, '<', 4.5, 'the master was busy for about the budget, not 8 x 0.6 s + connect');
 unlink $armed;
-kill 'KILL', $proxy;
-waitpid($proxy, 0);
+DQProxy::stop($proxy);
 is(DQTest::stop_pid($w->{pid}), 0, 'master exits 0');
 done_testing();
