@@ -83,6 +83,7 @@ all:
 -include client/client.mk
 -include tasklet/tasklet.mk
 -include worker/worker.mk
+-include push/push.mk
 -include $(wildcard examples/*/example.mk)
 -include t/t.mk
 -include bench/bench.mk

@@ -3,6 +3,9 @@
 #
 #   ./build.sh run      set up, build, and run the example system
 #                       (Redis, nginx with the module, workers, on loopback)
+#   ./build.sh run flask|django|wsgi
+#                       the same with App Engine's Python sample under
+#                       gunicorn, the worker pushing tasks back to it
 #   ./build.sh test     set up, build (plus an ASan/UBSan build), run all tests
 #   ./build.sh build    set up and build
 #   ./build.sh module   only the nginx module, into $B (default build/)
@@ -28,7 +31,9 @@ PACKAGES=(gcc make pkg-config perl dpkg-dev
           libhiredis-dev libmsgpack-dev libuv1-dev libjansson-dev libssl-dev
           redis-server redis-tools nginx nginx-dev wrk python3 python3-flask
           curl valgrind clang libclang-rt-14-dev debhelper prometheus
-          chromium chromium-driver libsystemd-dev faketime)
+          chromium chromium-driver libsystemd-dev libcurl4-openssl-dev gunicorn
+          python3-django python3-redis python3-setuptools python3-wheel
+          python3-pip python3-venv faketime)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -91,8 +96,9 @@ build_module() {
         fi
         echo "$sig" >"$stamp"
     fi
-    # the embedded Lua scripts (generated into the build directory by
-    # ./config at configure time) follow lib/lua/ between configures
+    # the embedded Lua scripts follow lib/lua/ between configures (the
+    # rule ./config adds to objs/Makefile does it too; an unchanged file
+    # keeps its time stamp)
     sh lib/gen_scripts.sh "$obj/ngx_deferred_gen/dq_scripts.c" lib/lua
     sh ngx_module/gen_dashboard.sh \
         "$obj/ngx_deferred_gen/ngx_http_deferred_dashboard.h" \
@@ -145,7 +151,11 @@ case "$cmd" in
     build) deps; build ;;
     module) build_module ;;
     test)  deps; build; build_san; run_tests ;;
-    run)   deps; build; shift; exec "$ROOT/examples/run.sh" "$@" ;;
+    run)   deps; build; shift
+           case ${1:-} in
+               flask|django|wsgi) exec "$ROOT/examples/appengine/run.sh" "$@" ;;
+           esac
+           exec "$ROOT/examples/run.sh" "$@" ;;
     bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
     packages) deps; packages ;;
     soak)  deps; build; build_san

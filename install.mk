@@ -4,6 +4,8 @@
 #   $(INCLUDEDIR)  deferred/*.h (task ABI, tasklets, C client)
 #   $(LIBDIR)      libdqclient.a, libdq.a (the C client and the contract it
 #                  needs) and pkgconfig/ngx-deferred.pc
+#   $(PKGLIBDIR)   libdq_push.so (the push library: `library` it in the
+#                  worker's configuration for push queues)
 #   $(MODULEDIR)   $(MODULE_SO) (the Makefile's: $(MODULE_B)/, i.e. the
 #                  build directory B, build/ for SAN=1), when it has been
 #                  built (make module, ./build.sh build|module, or give
@@ -23,6 +25,7 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DOCDIR     ?= $(PREFIX)/share/doc/ngx_deferred
 MODULEDIR  ?= $(PREFIX)/lib/nginx/modules
+PKGLIBDIR  ?= $(LIBDIR)/ngx_deferred
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 MANDIR     ?= $(PREFIX)/share/man
@@ -30,7 +33,7 @@ SYSCONFDIR ?= $(PREFIX)/etc
 INSTALL    ?= install
 
 INSTALL_PROGRAMS := $(B)/worker/deferred-worker $(B)/client/deferred-cli \
-                    $(B)/libdqclient.a $(B)/libdq.a
+                    $(B)/libdqclient.a $(B)/libdq.a $(B)/push/libdq_push.so
 
 .PHONY: programs
 programs: $(INSTALL_PROGRAMS)
@@ -40,11 +43,12 @@ install: $(INSTALL_PROGRAMS)
 	    $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) \
 	    $(DESTDIR)$(DOCDIR)/examples/counter $(DESTDIR)$(SYSUSERSDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(SYSCONFDIR)
+	    $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(PKGLIBDIR)
 	$(INSTALL) -m 755 $(B)/worker/deferred-worker $(B)/client/deferred-cli \
 	    $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 644 include/deferred/*.h $(DESTDIR)$(INCLUDEDIR)/deferred/
 	$(INSTALL) -m 644 $(B)/libdqclient.a $(B)/libdq.a $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 755 $(B)/push/libdq_push.so $(DESTDIR)$(PKGLIBDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    -e 's|@REQUIRES@|$(DQ_CLIENT_PKGS)|g' \

@@ -400,6 +400,35 @@ done:
     return ret;
 }
 
+/* "unrunnable_fn <function> <count> <last ms>" per function whose tasks
+ * were given back because no library of the worker registers it (the hash
+ * DQ_KEY_UNRUNNABLE: at most 64 functions, the rest as "(others)"). */
+static int
+stats_unrunnable(dq_cli_t *cli, const char *queue)
+{
+    char        key[DQ_KEY_MAX];
+    const char *a[] = { "HGETALL", key };
+    redisReply *r;
+    size_t      i;
+
+    dq_key_format(key, sizeof(key), dq_str_c(queue), DQ_KEY_UNRUNNABLE);
+    if ((r = dq_cli_cmd(cli, 2, a)) == NULL) {
+        return DQ_CLI_ERROR;
+    }
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+    {
+        const char *v = r->element[i + 1]->str;
+        const char *colon = v ? strchr(v, ':') : NULL;
+
+        if (colon != NULL) {
+            printf("unrunnable_fn %s %.*s %s\n", r->element[i]->str,
+                   (int) (colon - v), v, colon + 1);
+        }
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
 static int
 cmd_stats(dq_cli_t *cli, int argc, char **argv)
 {
@@ -418,7 +447,7 @@ cmd_stats(dq_cli_t *cli, int argc, char **argv)
            (long long) s.dead_total, (long long) s.reclaimed,
            (long long) s.released, (long long) s.unrunnable,
            (long long) s.dead_over_max);
-    return 0;
+    return stats_unrunnable(cli, queue);
 }
 
 /* "dead [QUEUE]": "<id> <last error>" per dead task (oldest first). */

@@ -41,6 +41,10 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
       DQ_CF_OFF, "off", "PASSWORD|off", "AUTH password" },
     { "redis_db", DQ_CX_MAIN, DQ_CT_INT, W(redis_db), 0, 0, 1000000, 0,
       "0", "N", "Redis database number (SELECT)" },
+    { "push_secret", DQ_CX_MAIN, DQ_CT_STR, W(push_secret), 0, 0, 0,
+      DQ_CF_OFF, "off", "SECRET|off",
+      "HMAC-SHA256 key signing the push library's requests (X-Deferred-"
+      "Signature)" },
     { "library", DQ_CX_MAIN, DQ_CT_PATHS, W(libraries), W(nlibraries), 0, 0,
       0, NULL, "PATH", "task library to load (repeatable)" },
     { "function_timeout", DQ_CX_MAIN, DQ_CT_FNTIME, W(functions),
@@ -68,6 +72,11 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
     { "reclaim_delay", DQ_CX_MAIN, DQ_CT_TIME, W(reclaim_delay_ms), 0, 0,
       DAY, 0, "0", "TIME",
       "delay before re-running a task whose lease expired" },
+    { "unrunnable_limit", DQ_CX_MAIN, DQ_CT_TIME, W(unrunnable_limit_ms), 0,
+      0, 3650 * DAY, 0, "0", "TIME",
+      "bury a task whose function no library here registers once the task "
+      "is this old and the function was missing here this long (0: never; "
+      "such tasks wait for a worker that has it)" },
     { "grace", DQ_CX_MAIN, DQ_CT_TIME, W(grace_ms), 0, 0, DAY, 0,
       "30s", "TIME", "on SIGTERM, time running tasks get to finish" },
     { "tombstone", DQ_CX_MAIN, DQ_CT_TIME, W(tombstone_ms), 0, 0, 365 * DAY,
@@ -102,6 +111,12 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
     { "timeout", DQ_CX_QUEUE, DQ_CT_TIME, Q(timeout_ms), 0, 0, 7 * DAY, 0,
       "off", "TIME|off",
       "run time after which a task fails and its child is replaced" },
+    { "push_target", DQ_CX_QUEUE, DQ_CT_STR, Q(push_target), 0, 0, 0,
+      DQ_CF_OFF, "off", "URL|off",
+      "push queue: every task is POSTed to URL + the task's url by the push "
+      "library (push/libdq_push.so, function dq.push)" },
+    { "push_deadline", DQ_CX_QUEUE, DQ_CT_TIME, Q(push_deadline_ms), 0, 100,
+      DAY, 0, "10m", "TIME", "a push's request deadline (App Engine's)" },
     { "retry_limit", DQ_CX_QUEUE, DQ_CT_RINT, R(retry_limit), 0, 0,
       1000000000, 0, "default", "N|default",
       "failed attempts before dead (default: task's, else 5)" },
@@ -472,8 +487,10 @@ dq_conf_free(dq_worker_conf_t *conf)
 
     free(conf->redis_address);
     free(conf->redis_password);
+    free(conf->push_secret);
     for (i = 0; i < conf->nqueues; i++) {
         free(conf->queues[i].name);
+        free(conf->queues[i].push_target);
     }
     free(conf->queues);
     for (i = 0; i < conf->nlibraries; i++) {
@@ -638,6 +655,22 @@ dq_conf_check(const dq_worker_conf_t *conf, char *err, size_t errlen)
         dq__conf_err(err, errlen, "invalid value \"%s\" in \"log_format\" "
                      "directive (expected text|json)", conf->log_format);
         return -1;
+    }
+    for (size_t i = 0; i < conf->nqueues; i++) {
+        const char *t = conf->queues[i].push_target;
+        size_t      n;
+
+        if (t == NULL) {
+            continue;
+        }
+        n = strncmp(t, "http://", 7) == 0 ? 7
+            : strncmp(t, "https://", 8) == 0 ? 8 : 0;
+        if (n == 0 || t[n] == '\0' || t[n] == '/' || strpbrk(t, " \t?#")) {
+            dq__conf_err(err, errlen, "queue %s: invalid push_target \"%s\" "
+                         "(expected http://HOST[:PORT][/PATH] or https://...)",
+                         conf->queues[i].name, t);
+            return -1;
+        }
     }
     return 0;
 }

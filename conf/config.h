@@ -36,6 +36,10 @@ typedef struct {
     int        max_concurrent;  /* running at once across the fleet; 0 = no
                                    limit */
     int64_t    timeout_ms;      /* per-task run time limit; 0 = none */
+    char      *push_target;     /* push queue: tasks go to the push
+                                   library (DQ_PUSH_FUNCTION), POSTed to
+                                   this base URL; NULL = not a push queue */
+    int64_t    push_deadline_ms;/* a push's request deadline */
 } dq_queue_conf_t;
 
 typedef struct {
@@ -48,6 +52,7 @@ typedef struct {
     char            *redis_address;   /* "host:port" | "unix:/path" */
     char            *redis_password;  /* or NULL */
     int              redis_db;
+    char            *push_secret;     /* signs pushes; NULL = unsigned */
 
     dq_queue_conf_t *queues;
     size_t           nqueues;
@@ -70,6 +75,9 @@ typedef struct {
     int64_t          lease_ms;        /* lease length; heartbeat at 1/3 */
     int64_t          reclaim_delay_ms;/* delay before re-running a task
                                          whose lease expired */
+    int64_t          unrunnable_limit_ms; /* bury a task no library here
+                                         registers once it and the missing
+                                         function are this old; 0 = never */
     int64_t          tombstone_ms;
     int64_t          dead_max;
     int64_t          dead_age_ms;

@@ -23,7 +23,7 @@ MODULE=$ROOT/build/ngx_http_deferred_module.so
 WORKER=$ROOT/build/worker/deferred-worker
 LIB=$ROOT/build/examples/counter/libcounter.so
 
-die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
+. "$ROOT/examples/run_lib.sh"
 
 for f in "$MODULE" "$WORKER" "$LIB"; do
     [ -e "$f" ] || die "$f is missing: run ./build.sh build (or ./build.sh run)"
@@ -32,7 +32,6 @@ command -v redis-server >/dev/null || die "redis-server not found"
 [ -x "$NGINX" ] || die "$NGINX not found"
 case $PORT in ''|*[!0-9]*) die "PORT must be a number, not '$PORT'" ;; esac
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_busy "$PORT" && die "127.0.0.1:$PORT is in use; pick another with PORT=..."
 
 REDIS_PORT=${REDIS_PORT:-16379}
@@ -50,38 +49,8 @@ sed -e "s|@PREFIX@|$RUN|g" -e "s|@MODULE@|$MODULE|g" \
     -e "s|@COUNTDOWN1@|$COUNTDOWN1|g" -e "s|@COUNTDOWN2@|$COUNTDOWN2|g" \
     "$ROOT/examples/counter/nginx.conf.in" > "$RUN/nginx.conf"
 
-PIDS=()
-stopping=0
-stop_all() {
-    [ "$stopping" -eq 1 ] && return
-    stopping=1
-    trap - INT TERM EXIT
-    echo
-    echo "==> stopping"
-    local i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${PIDS[i]}" 2>/dev/null || true
-    done
-    for i in "${PIDS[@]}"; do wait "$i" 2>/dev/null || true; done
-}
-trap 'stop_all; exit 130' INT
-trap 'stop_all; exit 143' TERM
-trap 'stop_all' EXIT
-
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-    --appendonly no --dir "$RUN/redis" --daemonize no \
-    >"$RUN/logs/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do port_busy "$REDIS_PORT" && break; sleep 0.05; done
-port_busy "$REDIS_PORT" || die "redis-server did not start, see $RUN/logs/redis.log"
-
-"$NGINX" -t -q -p "$RUN/" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log" ||
-    die "nginx -t failed, see $RUN/logs/error.log"
-"$NGINX" -p "$RUN/" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log" \
-    -g 'daemon off;' &
-PIDS+=($!)
-for _ in $(seq 100); do port_busy "$PORT" && break; sleep 0.05; done
-port_busy "$PORT" || die "nginx did not start, see $RUN/logs/error.log"
+start_redis
+start_nginx
 
 DQ_COUNTER_DIR=$RUN/data "$WORKER" -r "127.0.0.1:$REDIS_PORT" -l "$LIB" &
 PIDS+=($!)
@@ -101,9 +70,4 @@ cat <<EOF
     Ctrl-C stops everything.
 EOF
 
-# in the foreground until one of them exits or we are told to stop
-set +e
-wait -n "${PIDS[@]}"
-status=$?
-[ "$stopping" -eq 0 ] && echo "run.sh: a process exited (status $status); stopping the rest" >&2
-exit "$status"
+wait_all

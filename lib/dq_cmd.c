@@ -28,7 +28,7 @@ static const dq_key_kind_t dq__keys_enqueue[] = {
 };
 static const dq_key_kind_t dq__keys_claim[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS,
-    DQ_KEY_WAKE, DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET
+    DQ_KEY_WAKE, DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET, DQ_KEY_LEASE_OLD
 };
 static const dq_key_kind_t dq__keys_pause[] = {
     DQ_KEY_CONF, DQ_KEY_WAKE
@@ -51,7 +51,7 @@ static const dq_key_kind_t dq__keys_extend[] = {
 /* release and release_claim */
 static const dq_key_kind_t dq__keys_release[] = {
     DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS, DQ_KEY_WAKE,
-    DQ_KEY_CONF
+    DQ_KEY_CONF, DQ_KEY_UNRUNNABLE
 };
 static const dq_key_kind_t dq__keys_requeue[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_DEAD, DQ_KEY_STATE, DQ_KEY_NAMES,
@@ -533,8 +533,9 @@ dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
 
 int
 dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
-               size_t n, int64_t delay_ms, int unrunnable)
+               size_t n, int64_t delay_ms, const char *unrunnable)
 {
+    char   why[11 + DQ_FUNC_NAME_MAX + 1];
     size_t i;
     int    rc;
 
@@ -548,7 +549,11 @@ dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
     }
     if (dq__arg_int(c, (int64_t) n)
         || dq__arg_int(c, delay_ms < 0 ? 0 : delay_ms)
-        || (unrunnable ? dq__arg(c, "unrunnable", 10) : dq__arg(c, "stop", 4)))
+        || (unrunnable == NULL ? dq__arg(c, "stop", 4)
+            : dq__arg_copy(c, why, (size_t) snprintf(why, sizeof(why),
+                                                     "unrunnable:%.*s",
+                                                     DQ_FUNC_NAME_MAX,
+                                                     unrunnable))))
     {
         return DQ_ENOMEM;
     }

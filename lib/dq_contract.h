@@ -285,7 +285,9 @@ int dq_retry_exhausted(const dq_retry_t *r, int64_t retries,
 typedef enum {
     DQ_KEY_TASKS = 0,   /* hash  id -> envelope */
     DQ_KEY_ETA,         /* zset  id by ETA ms (waiting and due) */
-    DQ_KEY_LEASE,       /* zset  "id|claim id" by lease deadline ms */
+    DQ_KEY_LEASE,       /* zset  "id|claim id" by lease deadline ms
+                           (key "leases": versions before claim ids kept
+                           bare ids in "lease", DQ_KEY_LEASE_OLD) */
     DQ_KEY_STATE,       /* hash  id -> "runs:retries:first_run_ms:
                            failed_ms:claim[:name]" (created at the first
                            claim; claim = the last claim id; layout in
@@ -297,6 +299,12 @@ typedef enum {
     DQ_KEY_WAKE,        /* list  wake tokens for sleeping workers */
     DQ_KEY_CONF,        /* hash  queue settings (rate, concurrency, paused) */
     DQ_KEY_BUCKET,      /* hash  rate-limit token bucket state */
+    DQ_KEY_LEASE_OLD,   /* zset  bare id by lease deadline ms: the lease
+                           set of workers before claim ids (64e5f06 and
+                           older); claim takes back its expired entries */
+    DQ_KEY_UNRUNNABLE,  /* hash  function -> "count:last_ms": tasks given
+                           back because no library here registers it
+                           (at most DQ_UNRUNNABLE_FUNCS fields) */
     DQ_KEY__COUNT
 } dq_key_kind_t;
 
@@ -305,7 +313,7 @@ typedef enum {
 size_t dq_key_format(char *buf, size_t size, dq_str_t queue,
                      dq_key_kind_t kind);
 
-#define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 16)
+#define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 24)
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
 /* Live workers: every worker child refreshes its heartbeat hash
  * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
@@ -403,9 +411,12 @@ typedef struct {
     int  too_old;          /* version < DQ_REDIS_MIN_VERSION */
     int  evicts;           /* policy set and not "noeviction": Redis may
                               delete a queue's keys under memory pressure */
+    int  loading;          /* loading:1 (reading its AOF/RDB): INFO works,
+                              scripts answer -LOADING */
 } dq_server_info_t;
 
-/* Read an INFO reply's text (the "server" and "memory" sections). 0, or
+/* Read an INFO reply's text (the "server", "memory" and "persistence"
+ * sections). 0, or
  * -1 when it holds no redis_version. (lib/dq_server.c) */
 int dq_server_info(const char *info, size_t len, dq_server_info_t *out);
 
@@ -466,8 +477,11 @@ void dq_claim_id_new(char out[DQ_ID_SIZE]);
  * deadline now + lease_ms under claim_id; passes a wake token on if due
  * work remains. backoff: the queue's retry options (min/max backoff,
  * doublings; NULL = built-in defaults). A forward jump of the Redis
- * clock (a gap over two lease periods since the queue's last call) takes
- * back, for one lease period, only leases that expired before the gap. */
+ * clock (a gap over half a lease period since the queue's last call)
+ * takes back, for one lease period, only leases that expired before the
+ * gap. Expired leases of the old lease set (DQ_KEY_LEASE_OLD: workers
+ * before claim ids) are taken back too. While leases are held, next_ms is
+ * at most a third of lease_ms. */
 int dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
                  int64_t max_n, int64_t lease_ms, int64_t reclaim_delay_ms);
 
@@ -594,12 +608,13 @@ int dq_cmd_extend(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
                   size_t n, int64_t lease_ms);
 
 /* Give leases back WITHOUT charging an attempt (the tasks never reached
- * their function): due again at now + delay_ms. unrunnable: 1 = this
- * worker cannot run them (no function, library failed to load; counted
- * in stats "unrunnable"), 0 = never started (stop; "released").
+ * their function): due again at now + delay_ms. unrunnable: the function
+ * this worker cannot run (no library registers it, or its library failed
+ * to load; counted in stats "unrunnable" and per function in the hash
+ * DQ_KEY_UNRUNNABLE), NULL = never started (stop; "released").
  * Per task 1 ok, 0 fenced. Works at maxmemory. */
 int dq_cmd_release(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
-                   size_t n, int64_t delay_ms, int unrunnable);
+                   size_t n, int64_t delay_ms, const char *unrunnable);
 
 /* Give back, without charge, every lease one claim call still holds (its
  * reply was lost). Walks the lease set: start with cursor "0" and call

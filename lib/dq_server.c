@@ -93,6 +93,12 @@ dq_server_info(const char *info, size_t len, dq_server_info_t *out)
                           sizeof(out->policy));
     sscanf(DQ_REDIS_MIN_VERSION, "%u.%u.%u", &ma, &mb, &mc);
     out->too_old = a < ma || (a == ma && (b < mb || (b == mb && c < mc)));
+    {
+        char l[8];
+
+        out->loading = dq__info_field(info, len, "loading", l, sizeof(l))
+                       && strcmp(l, "1") == 0;
+    }
     out->evicts = out->policy[0] != '\0'
                   && strcmp(out->policy, "noeviction") != 0;
     return 0;

@@ -302,9 +302,6 @@ dq_sign_verify_mac(const dq_str_t *secrets, size_t nsecrets,
             /* no early exit: the time taken does not say which matched */
             int m = CRYPTO_memcmp(mac, h.v1[j], DQ_SIGN_MAC_LEN) == 0;
 
-            if (m && !match && matched) {
-                memcpy(matched, mac, DQ_SIGN_MAC_LEN);
-            }
             match |= m;
         }
     }
@@ -313,5 +310,50 @@ dq_sign_verify_mac(const dq_str_t *secrets, size_t nsecrets,
         return dq_error_set(err, DQ_EINVAL, NULL, "no signature matches");
     }
 
+    if (matched
+        && dq_sign_digest(method, uri, h.t_text, body, nbody, matched)
+           != DQ_OK)
+    {
+        return dq_error_set(err, DQ_ERR, NULL, "SHA-256 failed");
+    }
+
     return DQ_OK;
+}
+
+int
+dq_sign_digest(dq_str_t method, dq_str_t uri, const char *t_text,
+               const dq_str_t *body, size_t nbody,
+               unsigned char digest[DQ_SIGN_MAC_LEN])
+{
+    EVP_MD_CTX  *c;
+    unsigned     outl = 0;
+    size_t       i;
+    int          rc = DQ_ERR;
+
+    c = EVP_MD_CTX_new();
+    if (c == NULL
+        || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)
+        || !EVP_DigestUpdate(c, method.ptr, method.len)
+        || !EVP_DigestUpdate(c, "\n", 1)
+        || !EVP_DigestUpdate(c, uri.ptr, uri.len)
+        || !EVP_DigestUpdate(c, "\n", 1)
+        || !EVP_DigestUpdate(c, t_text, strlen(t_text))
+        || !EVP_DigestUpdate(c, "\n", 1))
+    {
+        goto done;
+    }
+
+    for (i = 0; i < nbody; i++) {
+        if (body[i].len && !EVP_DigestUpdate(c, body[i].ptr, body[i].len)) {
+            goto done;
+        }
+    }
+
+    if (EVP_DigestFinal_ex(c, digest, &outl) && outl == DQ_SIGN_MAC_LEN) {
+        rc = DQ_OK;
+    }
+
+done:
+    EVP_MD_CTX_free(c);
+    return rc;
 }

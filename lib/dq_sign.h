@@ -68,6 +68,14 @@ int dq_sign_mac(dq_str_t secret, dq_str_t method, dq_str_t uri,
                 unsigned char mac[DQ_SIGN_MAC_LEN]);
 
 /*
+ * SHA-256(method "\n" uri "\n" t "\n" body): what a signature covers,
+ * without a secret. DQ_OK, or DQ_ERR when libcrypto fails.
+ */
+int dq_sign_digest(dq_str_t method, dq_str_t uri, const char *t_text,
+                   const dq_str_t *body, size_t nbody,
+                   unsigned char digest[DQ_SIGN_MAC_LEN]);
+
+/*
  * The header value a caller sends: "t=<t>,v1=<hex>" with one v1 per secret
  * (secrets[0..nsecrets), at most DQ_SIGN_MAX_SECRETS), NUL-terminated into
  * out (DQ_SIGN_HEADER_MAX bytes are always enough). t is the caller's
@@ -91,10 +99,11 @@ int dq_sign_verify(const dq_str_t *secrets, size_t nsecrets,
                    int64_t now_s, int64_t window_s, dq_error_t *err);
 
 /*
- * dq_sign_verify, and on DQ_OK the MAC that matched (that of the first
- * configured secret that matches: the same bytes for every replay of the
- * request, whatever v1= values were added or reordered) into matched.
- * The module derives replay-proof task ids from it.
+ * dq_sign_verify, and on DQ_OK the SHA-256 of the signed content
+ * (dq_sign_digest) into matched: the same bytes for every replay of the
+ * request, whatever v1= values were added, dropped or reordered and
+ * whichever secret matched. The module derives replay-proof task ids
+ * from it.
  */
 int dq_sign_verify_mac(const dq_str_t *secrets, size_t nsecrets,
                        const char *value, size_t len, dq_str_t method,

@@ -364,8 +364,8 @@ dq_url_valid(dq_str_t s)
 /* ------------------------------------------------------------------ keys */
 
 static const char *const dq__key_suffix[DQ_KEY__COUNT] = {
-    "tasks", "eta", "lease", "state", "dead", "errors", "names", "stats",
-    "wake", "conf", "bucket"
+    "tasks", "eta", "leases", "state", "dead", "errors", "names", "stats",
+    "wake", "conf", "bucket", "lease", "unrunnable"
 };
 
 size_t

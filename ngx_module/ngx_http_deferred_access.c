@@ -17,6 +17,8 @@
 
 #include "ngx_http_deferred_module.h"
 
+#include <inttypes.h>
+
 
 /* the error names of the module's answers (docs/MODULE.md, "Answers") */
 
@@ -50,10 +52,61 @@ ngx_http_deferred_error_name(int code)
 }
 
 
+/*
+ * "Local" is decided on the address nginx has for the client, which is a
+ * same-host proxy's when one sits in front (proxy_pass from another server
+ * block, a TLS terminator, stunnel): so a request that says it was
+ * forwarded (X-Forwarded-For, Forwarded, X-Real-IP, Via) is never local,
+ * even when realip rewrote the address to a loopback one (a proxy said
+ * so: refused too, fail closed), and on a proxy_protocol connection the
+ * address is the one the PROXY header names. A same-host proxy that adds
+ * none of these headers still makes every client local: allow/deny or a
+ * deferred_secret are the real controls (docs/SECURITY.md).
+ */
+
+static ngx_int_t ngx_http_deferred_local_addr(struct sockaddr *sa);
+
+
 ngx_int_t
 ngx_http_deferred_local_client(ngx_http_request_t *r)
 {
-    struct sockaddr      *sa;
+    ngx_str_t           v;
+    ngx_uint_t          i;
+    ngx_addr_t          addr;
+    ngx_connection_t   *c;
+    static ngx_str_t    forwarded[] = {
+        ngx_string("X-Forwarded-For"),
+        ngx_string("Forwarded"),
+        ngx_string("X-Real-IP"),
+        ngx_string("Via")
+    };
+
+    for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
+        if (ngx_http_deferred_header(r, &forwarded[i], &v) != NGX_DECLINED) {
+            return NGX_DECLINED;
+        }
+    }
+
+    c = r->connection;
+
+    if (c->proxy_protocol) {
+        if (ngx_parse_addr(r->pool, &addr, c->proxy_protocol->src_addr.data,
+                           c->proxy_protocol->src_addr.len)
+            != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        return ngx_http_deferred_local_addr(addr.sockaddr);
+    }
+
+    return ngx_http_deferred_local_addr(c->sockaddr);
+}
+
+
+static ngx_int_t
+ngx_http_deferred_local_addr(struct sockaddr *sa)
+{
     struct sockaddr_in   *sin;
 #if (NGX_HAVE_INET6)
     u_char               *p;
@@ -61,8 +114,6 @@ ngx_http_deferred_local_client(ngx_http_request_t *r)
     static const u_char   v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                            0xff, 0xff };
 #endif
-
-    sa = r->connection->sockaddr;
 
     switch (sa->sa_family) {
 
@@ -141,6 +192,51 @@ ngx_http_deferred_header(ngx_http_request_t *r, ngx_str_t *name,
     }
 
     return rc;
+}
+
+
+/*
+ * Before the body is read: the signature header is there once, parses,
+ * and its timestamp is inside the window. An unauthenticated client gets
+ * 403 at once instead of making nginx buffer deferred_max_body first.
+ */
+
+ngx_int_t
+ngx_http_deferred_signature_precheck(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_error_t *err)
+{
+    int64_t            now, w;
+    ngx_str_t          v;
+    dq_sign_header_t   h;
+
+    switch (ngx_http_deferred_header(r, &dlcf->secret_header, &v)) {
+
+    case NGX_DECLINED:
+        dq_error_set(err, DQ_EINVAL, NULL, "missing %.*s header",
+                     (int) dlcf->secret_header.len, dlcf->secret_header.data);
+        return NGX_DECLINED;
+
+    case NGX_BUSY:
+        dq_error_set(err, DQ_EINVAL, NULL, "two %.*s headers",
+                     (int) dlcf->secret_header.len, dlcf->secret_header.data);
+        return NGX_DECLINED;
+    }
+
+    if (dq_sign_parse((const char *) v.data, v.len, &h, err) != DQ_OK) {
+        return NGX_DECLINED;
+    }
+
+    now = (int64_t) ngx_time();
+    w = (int64_t) dlcf->secret_window;
+
+    if (h.t > now + w || h.t < now - w) {
+        dq_error_set(err, DQ_EINVAL, NULL,
+                     "signature timestamp %" PRId64 " outside the %" PRId64
+                     " s window around %" PRId64, h.t, w, now);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -20,6 +20,7 @@ static ngx_int_t ngx_http_deferred_compile(ngx_conf_t *cf, ngx_str_t *value,
 static ngx_int_t ngx_http_deferred_arg(ngx_conf_t *cf, ngx_str_t *value,
     ngx_http_deferred_arg_t *arg);
 static void ngx_http_deferred_enqueue_done(ngx_http_deferred_ctx_t *ctx);
+static void ngx_http_deferred_enqueue_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
     ngx_http_deferred_loc_conf_t *dlcf, dq_request_t *reqs, dq_error_t *err);
 static ngx_int_t ngx_http_deferred_pack_args(ngx_http_request_t *r,
@@ -473,9 +474,17 @@ ngx_http_deferred_enqueue_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    if (r != r->main) {
+        /* SSI include, mirror, auth_request, ...: the main request's
+         * location stores, a subrequest never (once per client request) */
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "deferred: no deferred_enqueue in a subrequest");
+        return NGX_DECLINED;
+    }
+
     ctx = ngx_http_deferred_ctx_find(r, dlcf);
 
-    if (ctx) {
+    if (ctx && !ctx->body_pending) {
         ngx_http_set_ctx(r, ctx, ngx_http_deferred_module);
 
         /* stored, or answered with an error already: once is enough */
@@ -483,12 +492,38 @@ ngx_http_deferred_enqueue_handler(ngx_http_request_t *r)
                                                        : NGX_DECLINED;
     }
 
-    ctx = ngx_http_deferred_ctx_create(r);
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ctx = ngx_http_deferred_ctx_create(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->conf = dlcf;
+
+        /*
+         * The body first: a body over client_max_body_size (chunked, or
+         * HTTP/2 without a length), a client gone or a body timeout mid-
+         * upload answers 413/400/408 and stores nothing. nginx keeps the
+         * body (preserve_body) for the location's content handler
+         * (proxy_pass ...).
+         */
+
+        if (r->request_body == NULL) {
+            ctx->body_pending = 1;
+
+            rc = ngx_http_read_client_request_body(r,
+                                             ngx_http_deferred_enqueue_body);
+            if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+                return rc;
+            }
+
+            ngx_http_finalize_request(r, NGX_DONE);
+            return NGX_DONE;
+        }
     }
 
-    ctx->conf = dlcf;
+    ngx_http_set_ctx(r, ctx, ngx_http_deferred_module);
+    ctx->body_pending = 0;
 
     ngx_memzero(&err, sizeof(dq_error_t));
 
@@ -539,6 +574,18 @@ answered:
     /* a precontent handler's NGX_OK would run the content phase too */
     ngx_http_finalize_request(r, rc);
     return NGX_DONE;
+}
+
+
+/* the body is read: the precontent phase again, the enqueue stores */
+
+static void
+ngx_http_deferred_enqueue_body(ngx_http_request_t *r)
+{
+    r->preserve_body = 1;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
 }
 
 

@@ -18,11 +18,16 @@
 
 
 static void ngx_http_deferred_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_deferred_body_taken(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx, ngx_http_deferred_loc_conf_t *dlcf);
 static ngx_int_t ngx_http_deferred_content_type(ngx_http_request_t *r);
 static void ngx_http_deferred_endpoint_done(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_zone_cleanup(void *data);
 static void ngx_http_deferred_ctx_cleanup(void *data);
 static ngx_int_t ngx_http_deferred_idempotency_key(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_request_t *reqs, size_t n,
+    dq_error_t *err);
+static ngx_int_t ngx_http_deferred_unique_ids(ngx_http_request_t *r,
     dq_request_t *reqs, size_t n, dq_error_t *err);
 static ngx_int_t ngx_http_deferred_signed_ids(ngx_http_request_t *r,
     dq_request_t *reqs, size_t n, u_char *mac, int64_t window_ms);
@@ -135,11 +140,13 @@ ngx_int_t
 ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
+    dq_error_t                     err;
     ngx_table_elt_t               *h;
     ngx_http_deferred_ctx_t       *ctx;
     ngx_http_deferred_loc_conf_t  *dlcf;
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
+    ngx_memzero(&err, sizeof(dq_error_t));
 
     ctx = ngx_http_deferred_ctx_create(r);
     if (ctx == NULL) {
@@ -161,15 +168,17 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
         && ngx_http_deferred_local_client(r) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "deferred: 403 client %V is not local; the endpoint "
-                      "has no \"deferred_secret\" and is not "
+                      "deferred: 403 client %V is not local (or came "
+                      "through a proxy); the endpoint has no "
+                      "\"deferred_secret\" and is not "
                       "\"deferred_endpoint on open\"",
                       &r->connection->addr_text);
 
         return ngx_http_deferred_reject(r, ctx, NGX_HTTP_FORBIDDEN,
                                         "Forbidden", NULL,
                                         "the deferred endpoint answers only "
-                                        "the local host");
+                                        "the local host, not through a "
+                                        "proxy");
     }
 
     if (!(r->method & NGX_HTTP_POST)) {
@@ -198,11 +207,30 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
                                         "application/json");
     }
 
+    if (dlcf->secrets
+        && ngx_http_deferred_signature_precheck(r, dlcf, &err) != NGX_OK)
+    {
+        ngx_http_deferred_log_safe(err.msg);
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "deferred: 403 %V from %V: %s (before the body)",
+                      &dlcf->secret_header, &r->connection->addr_text,
+                      err.msg);
+
+        return ngx_http_deferred_reject(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        "Forbidden", NULL, err.msg);
+    }
+
     if (r->headers_in.content_length_n > (off_t) dlcf->max_body) {
         return ngx_http_deferred_reject(r, ctx,
                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                         "RequestTooLarge", NULL,
                                         "body over deferred_max_body");
+    }
+
+    if (r->request_body) {
+        /* read already by another module (mirror_request_body ...): its
+         * buffers, never a blocking read of a temp file */
+        return ngx_http_deferred_body_taken(r, ctx, dlcf);
     }
 
     /* the body lands in ctx->raw, within deferred_max_body, as it is read
@@ -433,7 +461,9 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
         goto failed;
     }
 
-    if (ngx_http_deferred_idempotency_key(r, reqs, n, &err) != NGX_OK) {
+    if (ngx_http_deferred_idempotency_key(r, dlcf, reqs, n, &err)
+        != NGX_OK)
+    {
         goto failed;
     }
 
@@ -444,6 +474,10 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
+    }
+
+    if (ngx_http_deferred_unique_ids(r, reqs, n, &err) != NGX_OK) {
+        goto failed;
     }
 
     for (i = 0; i < n; i++) {
@@ -526,6 +560,66 @@ respond:
 }
 
 
+static ngx_int_t
+ngx_http_deferred_body_taken(ngx_http_request_t *r,
+    ngx_http_deferred_ctx_t *ctx, ngx_http_deferred_loc_conf_t *dlcf)
+{
+    size_t        size, len;
+    u_char       *p;
+    ngx_chain_t  *cl;
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
+            if (ngx_buf_size(cl->buf) == 0) {
+                continue;
+            }
+
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "deferred: the request body was read before the "
+                          "deferred endpoint (another module in this "
+                          "location, e.g. mirror_request_body) and is in a "
+                          "temp file; raise client_body_buffer_size or read "
+                          "no body before it");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        len += cl->buf->last - cl->buf->pos;
+    }
+
+    if (len > dlcf->max_body) {
+        return ngx_http_deferred_reject(r, ctx,
+                                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "RequestTooLarge", NULL,
+                                        "body over deferred_max_body");
+    }
+
+    p = ngx_pnalloc(r->pool, ngx_max(len, 1));
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->raw = p;
+    ctx->raw_cap = ngx_max(len, 1);
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size = cl->buf->last - cl->buf->pos;
+
+        if (size && ngx_buf_in_memory(cl->buf)) {
+            p = ngx_cpymem(p, cl->buf->pos, size);
+        }
+    }
+
+    ctx->raw_len = len;
+
+    r->main->count++;
+    ngx_http_deferred_body_handler(r);
+
+    return NGX_DONE;
+}
+
+
 /*
  * Idempotency-Key: the id of a single task, "<key>-<i>" of task i of a
  * batch, unless the task names its own "id". A retry of a request that
@@ -534,8 +628,9 @@ respond:
  */
 
 static ngx_int_t
-ngx_http_deferred_idempotency_key(ngx_http_request_t *r, dq_request_t *reqs,
-    size_t n, dq_error_t *err)
+ngx_http_deferred_idempotency_key(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_request_t *reqs, size_t n,
+    dq_error_t *err)
 {
     u_char     *p;
     size_t      i, max;
@@ -553,15 +648,30 @@ ngx_http_deferred_idempotency_key(ngx_http_request_t *r, dq_request_t *reqs,
         return NGX_ERROR;
     }
 
+    /*
+     * The header is not signed: on a signed request a replay could add or
+     * change it and so store the task again under a new id. The ids of a
+     * signed request come from its (signed) body or from the signature.
+     */
+
+    if (dlcf->secrets) {
+        dq_error_set(err, DQ_EINVAL, "Idempotency-Key",
+                     "Idempotency-Key: not covered by the signature; on a "
+                     "signed request give each task an \"id\" in the body");
+        return NGX_ERROR;
+    }
+
     key.ptr = (const char *) v.data;
     key.len = v.len;
 
-    max = (n == 1) ? DQ_CLIENT_ID_MAX : DQ_CLIENT_ID_MAX - NGX_INT_T_LEN - 1;
+    /* room for "-<i>" after the key of a batch of up to 99999 tasks */
+    max = (n == 1) ? DQ_CLIENT_ID_MAX : DQ_CLIENT_ID_MAX - 6;
 
     if (key.len > max || !dq_client_id_valid(key)) {
         dq_error_set(err, DQ_EINVAL, "Idempotency-Key",
                      "Idempotency-Key: must be 1 to %d characters of "
-                     "[A-Za-z0-9_-]", (int) ngx_min(max, 40));
+                     "[A-Za-z0-9_-]%s", (int) max,
+                     n == 1 ? "" : " on a batch");
         return NGX_ERROR;
     }
 
@@ -590,10 +700,102 @@ ngx_http_deferred_idempotency_key(ngx_http_request_t *r, dq_request_t *reqs,
 
 
 /*
- * A signed request's tasks that carry no id get one derived from the MAC
- * that matched ("sig-<40 hex>", "-<i>" in a batch): a replay of the
- * request within the signature window stores nothing ("existed"). The
- * id is remembered for twice the window after the task's ETA.
+ * Ids are per queue, and a batch stores one task per id: two tasks of one
+ * batch with the same id in the same queue (two equal "id"s, or an "id"
+ * equal to an Idempotency-Key's "<key>-<i>") would make the second
+ * "existed" and drop it with a 2xx. Refused whole: 400 naming both.
+ */
+
+static int ngx_libc_cdecl
+ngx_http_deferred_id_cmp(const void *one, const void *two)
+{
+    int                  c;
+    size_t               l;
+    const dq_request_t  *a, *b;
+
+    a = *(const dq_request_t **) one;
+    b = *(const dq_request_t **) two;
+
+    c = (a->id.len > b->id.len) - (a->id.len < b->id.len);
+    if (c == 0) {
+        c = ngx_memcmp(a->id.ptr, b->id.ptr, a->id.len);
+    }
+
+    if (c == 0) {
+        l = ngx_min(a->queue.len, b->queue.len);
+        c = l ? ngx_memcmp(a->queue.ptr, b->queue.ptr, l) : 0;
+        if (c == 0) {
+            c = (a->queue.len > b->queue.len) - (a->queue.len < b->queue.len);
+        }
+    }
+
+    if (c == 0) {
+        c = (a > b) - (a < b);
+    }
+
+    return c;
+}
+
+
+static ngx_int_t
+ngx_http_deferred_unique_ids(ngx_http_request_t *r, dq_request_t *reqs,
+    size_t n, dq_error_t *err)
+{
+    size_t         i, m;
+    dq_request_t  **p, *a, *b;
+
+    if (n < 2) {
+        return NGX_OK;
+    }
+
+    p = ngx_palloc(r->pool, n * sizeof(dq_request_t *));
+    if (p == NULL) {
+        dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+        return NGX_ERROR;
+    }
+
+    for (i = 0, m = 0; i < n; i++) {
+        if (reqs[i].id.ptr) {
+            p[m++] = &reqs[i];
+        }
+    }
+
+    if (m < 2) {
+        return NGX_OK;
+    }
+
+    ngx_qsort(p, m, sizeof(dq_request_t *), ngx_http_deferred_id_cmp);
+
+    for (i = 1; i < m; i++) {
+        a = p[i - 1];
+        b = p[i];
+
+        if (a->id.len == b->id.len
+            && ngx_memcmp(a->id.ptr, b->id.ptr, a->id.len) == 0
+            && a->queue.len == b->queue.len
+            && (a->queue.len == 0
+                || ngx_memcmp(a->queue.ptr, b->queue.ptr, a->queue.len) == 0))
+        {
+            dq_error_set(err, DQ_EINVAL, "tasks",
+                         "tasks[%u] and tasks[%u]: the same id \"%.*s\" in "
+                         "one queue; a batch stores one task per id",
+                         (unsigned) (a - reqs), (unsigned) (b - reqs),
+                         (int) a->id.len, a->id.ptr);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A signed request's tasks that carry no id get one derived from the
+ * SHA-256 of the signed content (method, URI, t, body: lib/dq_sign.h,
+ * dq_sign_digest) as "sig-<40 hex>" ("-<i>" in a batch): a replay of the
+ * request within the signature window stores nothing ("existed"), whatever
+ * v1= values it adds or drops. The id is remembered for twice the window
+ * after the task's ETA.
  */
 
 static ngx_int_t

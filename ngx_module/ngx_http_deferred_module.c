@@ -1096,14 +1096,10 @@ ngx_http_deferred_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         }
 
         if (ctx->raw_len + size > ctx->raw_cap) {
+            /* grown as bytes arrive, never to what Content-Length claims
+             * (a client announcing 1 MiB and sending nothing would hold
+             * it) */
             cap = ngx_max(ctx->raw_cap * 2, 16384);
-
-            if (r->headers_in.content_length_n > 0
-                && (size_t) r->headers_in.content_length_n <= dlcf->max_body)
-            {
-                cap = ngx_max(cap, (size_t) r->headers_in.content_length_n);
-            }
-
             cap = ngx_max(cap, ctx->raw_len + size);
             cap = ngx_min(cap, dlcf->max_body);
 

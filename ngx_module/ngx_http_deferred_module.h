@@ -221,6 +221,7 @@ struct ngx_http_deferred_ctx_s {
     size_t                         raw_len;
     size_t                         raw_cap;
     unsigned                       reading:1;   /* endpoint body */
+    unsigned                       body_pending:1;  /* enqueue: reading */
 
     ngx_str_t                      var_id;      /* $deferred_task_id */
     ngx_str_t                      var_eta;     /* $deferred_task_eta */
@@ -269,6 +270,8 @@ ngx_int_t ngx_http_deferred_status_of(int code);
 ngx_int_t ngx_http_deferred_local_client(ngx_http_request_t *r);
 ngx_int_t ngx_http_deferred_header(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value);
+ngx_int_t ngx_http_deferred_signature_precheck(ngx_http_request_t *r,
+    ngx_http_deferred_loc_conf_t *dlcf, dq_error_t *err);
 ngx_int_t ngx_http_deferred_signature_check(ngx_http_request_t *r,
     ngx_http_deferred_loc_conf_t *dlcf, ngx_str_t *body, u_char *mac,
     dq_error_t *err);

@@ -11,7 +11,7 @@ use Test::More;
 my $secs = $ENV{DQ_FUZZ_SECONDS} || 3;
 my $out = `cd $DQTest::ROOT && FUZZ_DIR=build/fuzz-test sh fuzz/run.sh $secs 2>&1`;
 my $rc = $? >> 8;
-plan skip_all => 'no clang/libFuzzer' if $rc == 77;
+DQTest::need_tool($rc != 77, 'clang with libFuzzer (clang, libclang-rt-14-dev)');
 my @lines = $out =~ /^(fuzz \S+: .*)$/mg;
 is(scalar @lines, 4, 'four harnesses ran') or diag $out;
 for (@lines) {

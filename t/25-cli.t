@@ -50,7 +50,7 @@ my $idb = defer(qw(-q ops permanent), 'boom B');
 # running: sleeps a minute
 my $ids = defer(qw(-q ops -n sleeper sleep_ms 60000));
 ok(DQTest::wait_for(sub { $r->cmd('ZCARD', key('ops', 'dead')) == 3
-                          && $r->cmd('ZCARD', key('ops', 'lease')) == 1 }, 20),
+                          && $r->cmd('ZCARD', key('ops', 'leases')) == 1 }, 20),
    'three dead, one running') or diag DQTest::slurp($w->{log});
 
 ($rc, $out, $err) = cli(qw(pause ops));
@@ -191,7 +191,7 @@ like($err, qr/redis/i, '... says so');
 ($rc, $out) = cli('delete', 'ops', $ids);
 is($rc, 0, 'delete of the running task: exit 0');
 like($out, qr/deleted \Q$ids\E \(running\)/, '... it says it was running');
-is($r->cmd('ZCARD', key('ops', 'lease')), 0, 'its lease is gone');
+is($r->cmd('ZCARD', key('ops', 'leases')), 0, 'its lease is gone');
 is($r->cmd('ZSCORE', key('ops', 'names'), 'sleeper') > time * 1000, 1,
    'its name stays taken (tombstoned)');
 

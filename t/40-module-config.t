@@ -51,14 +51,16 @@ sub nginx_t {
     my ($ok, $out) = $n->test_conf("$dir/counter.conf");
     ok($ok, 'nginx -t passes on examples/counter/nginx.conf.in') or diag $out;
 
-    $t = DQTest::slurp("$DQTest::ROOT/examples/flask/nginx.conf.in");
+    $t = DQTest::slurp("$DQTest::ROOT/examples/appengine/nginx.conf.in");
     $v{APP_PORT} = free_port();
+    $v{ENQUEUE_PORT} = free_port();
+    $v{SECRET} = 'a-secret-of-at-least-16-characters';
     $t =~ s/@(\w+)@/$v{$1}/g;
-    open $fh, '>', "$dir/flask.conf" or die;
+    open $fh, '>', "$dir/appengine.conf" or die;
     print {$fh} $t;
     close $fh;
-    ($ok, $out) = $n->test_conf("$dir/flask.conf");
-    ok($ok, 'nginx -t passes on examples/flask/nginx.conf.in') or diag $out;
+    ($ok, $out) = $n->test_conf("$dir/appengine.conf");
+    ok($ok, 'nginx -t passes on examples/appengine/nginx.conf.in') or diag $out;
 }
 
 my ($ok, $out) = nginx_t(q{

@@ -57,7 +57,7 @@ is((DQWorker::cli($r, 'defer', '-q', 'scale', '--count', $M, 'ops.span',
 cmp_ok(scalar(DQWorker::wait_lines($rec2, 'E', 200, 30)), '>=', 200,
        '200 finished before the kill');
 my @victims = (DQWorker::children($w[0]), $w[0]{pid});
-my $held = $r->cmd('ZCARD', 'dq:{scale}:lease');
+my $held = $r->cmd('ZCARD', 'dq:{scale}:leases');
 kill 'KILL', @victims;                # children and master at once: no release
 DQTest::stop_pid($w[0]{pid}, 'KILL', 5);
 ok($held > 0, "tasks were leased when the worker was killed ($held leases in the queue)");
@@ -66,7 +66,7 @@ DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{scale}:stats', 'done') // 0) >= $N 
 my %e; $e{ $_->[0] }++ for @E;
 is(scalar(keys %e), $M, "all $M tasks ran despite the kill -9");
 is($r->cmd('HGET', 'dq:{scale}:stats', 'done'), $N + $M, 'every task acked once');
-is($r->cmd('ZCARD', 'dq:{scale}:eta') + $r->cmd('ZCARD', 'dq:{scale}:lease'), 0, 'queue empty');
+is($r->cmd('ZCARD', 'dq:{scale}:eta') + $r->cmd('ZCARD', 'dq:{scale}:leases'), 0, 'queue empty');
 ok(($r->cmd('HGET', 'dq:{scale}:stats', 'reclaimed') // 0) > 0,
    'the killed worker\'s leases expired and were reclaimed');
 

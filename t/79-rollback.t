@@ -40,7 +40,7 @@ sub crash_to {
 }
 
 my ($r, $dir, $incr) = aof_redis();
-ok($incr && -e $incr, 'the AOF has an incr file') or BAIL_OUT('no AOF');
+ok($incr && -e $incr, 'the AOF has an incr file') or do { done_testing(); exit 1 };
 
 my $a = DQWorker::start_worker($r, $dir, name => 'a', args =>
     [qw(--threads 1 --concurrency 2 --lease 10s --log_level debug)]);
@@ -55,8 +55,8 @@ is(DQWorker::stats($r)->{running}, 2, 'A holds the long task and the task (queue
 
 # the crash: Redis loses A's claim
 crash_to($r, $incr, $offset);
-is($r->cmd('ZCARD', 'dq:{default}:lease'), 1, 'after the rollback only the long task is leased')
-    or diag explain $r->cmd('ZRANGE', 'dq:{default}:lease', 0, -1, 'WITHSCORES');
+is($r->cmd('ZCARD', 'dq:{default}:leases'), 1, 'after the rollback only the long task is leased')
+    or diag explain $r->cmd('ZRANGE', 'dq:{default}:leases', 0, -1, 'WITHSCORES');
 ok(defined $r->cmd('ZSCORE', 'dq:{default}:eta', $tid), 'the task is waiting again');
 
 my $b = DQWorker::start_worker($r, $dir, name => 'b', args =>

@@ -20,11 +20,11 @@ my $w = DQWorker::start_worker($r, $dir, libs => [$lib],
                                args => [qw(--lease 900ms --log_level debug)]);
 my $id = DQWorker::defer($r, qw(example.sleep_tasklet 3000 t:lost));
 DQTest::wait_for(sub { DQWorker::stats($r)->{running} == 1 }, 10);
-my $m = $r->cmd('ZRANGE', 'dq:{default}:lease', 0, -1)->[0];
+my $m = $r->cmd('ZRANGE', 'dq:{default}:leases', 0, -1)->[0];
 like($m, qr/^\Q$id\E\|/, 'the task is leased');
 # another worker's reclaim, as Redis sees it: the lease gone, the task
 # waiting again (far in the future here, so nobody runs it)
-$r->cmd('ZREM', 'dq:{default}:lease', $m);
+$r->cmd('ZREM', 'dq:{default}:leases', $m);
 $r->cmd('ZADD', 'dq:{default}:eta', '9999999999999', $id);
 ok(DQTest::wait_for(sub { DQWorker::log_text($w) =~ /tasklet task \Q$id\E .*was canceled/ }, 5),
    'the heartbeat sees the lost lease and cancels the tasklet');

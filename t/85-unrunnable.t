@@ -34,6 +34,10 @@ like($lines[0] // '', qr/\[warn\].*function "record" .*task libraries that faile
      'naming the library that failed to load');
 my $n = $r->cmd('HGET', 'dq:{default}:stats', 'unrunnable');
 ok($n < 20 * 4, "with a back-off: $n releases in 2.5 s for 20 tasks");
+my ($rc, $out) = DQWorker::cli($r, 'stats', 'default');
+my ($fn_n) = $out =~ /^unrunnable_fn record (\d+) \d+$/m;
+is($fn_n, $n, 'deferred-cli stats counts them per function ("unrunnable_fn record N LAST_MS")')
+    or diag $out;
 is(DQWorker::stop_worker($w1), 0, 'the worker without the library exits 0');
 ok(!-e $rec, 'nothing ran there');
 
@@ -47,6 +51,17 @@ DQTest::wait_for(sub { DQWorker::stats($r)->{done} == 20 }, 10);
 is(DQWorker::stats($r)->{done}, 20, 'all acked');
 is(scalar keys %{ DQWorker::dead($r) }, 0, 'none dead');
 is(DQWorker::stop_worker($w2), 0, 'the worker with the library exits 0');
+# unrunnable_limit: a task whose function was missing here that long, and
+# which is that old, is buried with a clear error instead of waiting forever
+my %late = map { scalar(DQWorker::defer($r, 'record', $rec, "late$_")) => 1 } 1 .. 3;
+my $w3 = DQWorker::start_worker($r, $dir, name => 'limit', libs => [$broken],
+                                args => [qw(--unrunnable_limit 1500ms)]);
+ok(DQTest::wait_for(sub { scalar(keys %{ DQWorker::dead($r) }) == 3 }, 15),
+   'with unrunnable_limit 1.5 s the three tasks are buried after a while');
+my $dead = DQWorker::dead($r);
+is_deeply([sort keys %$dead], [sort keys %late], 'those three');
+like((values %$dead)[0] // '', qr/^no worker has function "record"/, 'with the reason');
+is(DQWorker::stop_worker($w3), 0, 'that worker exits 0');
 log_clean_ok($w1->{log}, 'worker without the library: log');
 log_clean_ok($w2->{log}, 'worker with the library: log');
 done_testing();

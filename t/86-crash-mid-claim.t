@@ -50,7 +50,7 @@ cmp_ok($took, '<', 15, 'long before its 20 s lease would have expired');
 is($R[0][4], 0, 'no attempt charged (retry count 0)') if @R;
 like(DQTest::slurp($w->{log}), qr/child 1 \(pid $kid\) killed by signal 9 \(Killed\), holding [1-9]\d* leased tasks: [1-9]\d* released at once/,
      'the master gave back the lease of the claim in flight');
-DQTest::wait_for(sub { DQWorker::zcard($r, 'c', 'lease') == 0 }, 10);
-is(DQWorker::zcard($r, 'c', 'lease'), 0, 'no lease left');
+DQTest::wait_for(sub { DQWorker::zcard($r, 'c', 'leases') == 0 }, 10);
+is(DQWorker::zcard($r, 'c', 'leases'), 0, 'no lease left');
 is(DQTest::stop_pid($w->{pid}), 0, 'master exits 0');
 done_testing();

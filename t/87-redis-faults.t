@@ -73,7 +73,7 @@ sub scenario {
     is(scalar(grep { $runs{$_} } keys %ids), $N, "$case: every task ran");
     is(scalar(grep { ($runs{$_} // 0) > 1 } keys %ids), 0, "$case: none ran twice");
     is($r->cmd('HGET', 'dq:{f}:stats', 'done'), $N, "$case: all acked");
-    is(DQWorker::zcard($r, 'f', 'lease'), 0, "$case: no lease left");
+    is(DQWorker::zcard($r, 'f', 'leases'), 0, "$case: no lease left");
     is(scalar(keys %{ DQWorker::dead($r, 'f') }), 0, "$case: nothing dead");
     my $log = DQTest::slurp($w->{log});
     like($log, qr/answered: $expect/, "$case: the $expect reply was seen and treated as not delivered");

@@ -87,8 +87,8 @@ for my $case ('kill', 'stop') {
              'stop: the zombie\'s late result is refused (lease lost)');
     }
     DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{quiet}:stats', 'done') // 0) >= 1
-                           && DQWorker::zcard($r, 'quiet', 'lease') == 0 }, 15);
-    is(DQWorker::zcard($r, 'quiet', 'lease'), 0, "$case: no lease left");
+                           && DQWorker::zcard($r, 'quiet', 'leases') == 0 }, 15);
+    is(DQWorker::zcard($r, 'quiet', 'leases'), 0, "$case: no lease left");
     is(DQWorker::zcard($r, 'quiet', 'eta'), 0, "$case: nothing waiting");
     is(scalar(keys %{ DQWorker::dead($r, 'quiet') }), 0, "$case: nothing dead");
     is(DQTest::stop_pid($other->{pid}), 0, "$case: the other host stops cleanly");

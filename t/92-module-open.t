@@ -21,8 +21,25 @@ my $SECRET = 'sixteen+ characters secret';
 my $dir = tmpdir();
 mkdir "$dir/html";
 my $r = DQTest::Redis->start(dir => $dir);
+my ($FRONT, $BARE, $PP) = (free_port(), free_port(), free_port());
 my $n = DQNginx->start(redis => $r, http => qq{
     deferred_redis %%REDIS%%;
+    # same-host proxies in front of the default endpoint
+    server {
+        listen 127.0.0.1:$FRONT;
+        location / {
+            proxy_pass http://127.0.0.1:%%PORT%%;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+    server {
+        listen 127.0.0.1:$BARE;
+        location / { proxy_pass http://127.0.0.1:%%PORT%%; }
+    }
+    server {
+        listen 127.0.0.1:$PP proxy_protocol;
+        deferred_endpoint on;
+    }
     server {
         listen 127.0.0.1:%%PORT%%;
         root $dir/html;
@@ -67,6 +84,39 @@ like($res->{body}, qr/"error":"Forbidden"/, '403 says Forbidden');
 is(DQNginx::stored($r, 'q2'), 0, 'nothing stored for the remote client');
 like(DQTest::slurp($n->error_log), qr/\[warn\].*client 127\.0\.0\.2 is not local/,
      'the refusal is logged at warn with the address');
+
+# a same-host reverse proxy: nginx sees 127.0.0.1 for every client; a
+# request that says it was forwarded is not local (before the fix: 201)
+sub via {
+    my ($port, $path, $body, %h) = @_;
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', PeerAddr => '127.0.0.1',
+                                  PeerPort => $port, Proto => 'tcp') or die "connect: $@";
+    my $pp = delete $h{PROXY};
+    print {$s} $pp if $pp;
+    print {$s} DQNginx::build_request('POST', $path, json => $body, headers => \%h, close => 1);
+    local $/;
+    my $raw = <$s> // '';
+    my ($status) = $raw =~ m{^HTTP/1\.1 (\d+)};
+    return $status // 0;
+}
+is(via($FRONT, $EP, '{"func":"noop","queue":"p1"}'), 403,
+   'through a same-host proxy adding X-Forwarded-For: 403');
+for my $h ('X-Forwarded-For', 'Forwarded', 'X-Real-IP', 'Via') {
+    is(from('127.0.0.1', $EP, '{"func":"noop","queue":"p1"}', $h => 'for=192.0.2.7')->{status},
+       403, "from 127.0.0.1 with $h: 403 (forwarded, not local)");
+}
+is(DQNginx::stored($r, 'p1'), 0, 'nothing stored for forwarded requests');
+like(DQTest::slurp($n->error_log), qr/\[warn\].*client 127\.0\.0\.1 is not local \(or came through a proxy\)/,
+     'the refusal says a proxy may be why');
+is(via($PP, $EP, '{"func":"noop","queue":"p2"}', PROXY => "PROXY TCP4 192.0.2.7 127.0.0.1 4000 80\r\n"),
+   403, 'proxy_protocol naming 192.0.2.7 on a loopback connection: 403');
+is(via($PP, $EP, '{"func":"noop","queue":"p2"}', PROXY => "PROXY TCP4 127.0.0.1 127.0.0.1 4000 80\r\n"),
+   201, 'proxy_protocol naming 127.0.0.1: 201');
+is(DQNginx::stored($r, 'p2'), 1, 'only the local one stored');
+# the documented limit (docs/SECURITY.md): a proxy that adds no header
+# makes every client local; allow/deny or a secret are the real controls
+is(via($BARE, $EP, '{"func":"noop","queue":"p3"}'), 201,
+   'a same-host proxy adding no header: 201 (documented limit)');
 
 $res = from('127.0.0.2', '/open', '{"func":"noop","queue":"q3"}');
 is($res->{status}, 201, '"deferred_endpoint on open": 127.0.0.2 may call');

@@ -61,7 +61,7 @@ my $ida = defer(qw(-q ops --retry-limit 0 fail_then_ok), $fa, 1);
 my $idb = defer(qw(-q ops permanent), 'boom "quoted" é');
 defer(qw(-q ops sleep_ms 60000));
 ok(DQTest::wait_for(sub { $r->cmd('ZCARD', key('ops', 'dead')) == 2
-                          && $r->cmd('ZCARD', key('ops', 'lease')) == 1 }, 20),
+                          && $r->cmd('ZCARD', key('ops', 'leases')) == 1 }, 20),
    'ops: 5 done, 2 dead, 1 running');
 cli(qw(pause mail));
 defer(qw(-q mail noop)) for 1 .. 3;
@@ -115,8 +115,8 @@ is($v{'deferred_task_lateness_seconds_bucket{queue="ops",le="+Inf"}'}, 7, 'metri
 is($v{deferred_workers}, 1, 'metric: 1 live worker');
 is($v{deferred_redis_up}, 1, 'metric: redis up');
 SKIP: {
-    skip 'promtool not installed (Debian package prometheus)', 1
-        unless grep { -x "$_/promtool" } split /:/, $ENV{PATH};
+    DQTest::skip_unless(DQTest::in_path('promtool'),
+                        'promtool not installed (Debian package prometheus)', 1);
     open my $fh, '>', "$dir/metrics.txt" or die; print {$fh} $m; close $fh;
     my $out = `promtool check metrics < $dir/metrics.txt 2>&1`;
     is($?, 0, 'promtool check metrics accepts it') or diag $out;

@@ -11,6 +11,7 @@ use lib 't/lib';
 use DQTest;
 use DQNginx;
 use Test::More;
+use Digest::SHA ();
 
 DQNginx::require_nginx();
 
@@ -57,7 +58,16 @@ is($res0->{status}, 201, 'replay within the window: 201');
 like($res0->{body}, qr/"id":"sig-[0-9a-f]{40}".*"status":"existed"/, 'existed, id from the signature');
 is(post('/a/x', $body, $h . ',v1=' . ('0' x 64))->{status}, 201, 'replay with a v1 added: 201');
 is(DQNginx::stored($r, 's1'), 1, 'replays stored nothing');
+# an Idempotency-Key is not signed: added to a captured request it would
+# name a new id and store the task again (before the fix: 201 created)
+my $resk = $n->request('POST', '/a/x', json => $body,
+    headers => { 'X-Deferred-Signature' => $h, 'Idempotency-Key' => 'fresh-1' });
+is($resk->{status}, 400, 'replay with an Idempotency-Key added: 400');
+like($resk->{body}, qr/not covered by the signature/, '... says why');
+is(DQNginx::stored($r, 's1'), 1, 'replays stored nothing');
 my ($sid) = $res0->{body} =~ /"id":"(sig-[0-9a-f]{40})"/;
+is($sid, 'sig-' . substr(Digest::SHA::sha256_hex("POST\n/a/x\n$now\n$body"), 0, 40),
+   'the id is the SHA-256 of the signed content, not a MAC');
 my $until = $r->cmd('ZSCORE', 'dq:{s1}:names', "#$sid") // 0;
 ok($until > time * 1000 + 590_000 && $until < time * 1000 + 610_000,
    'the signature id is remembered for twice the window (600 s), not the tombstone window');
@@ -85,6 +95,15 @@ is(post('/rot/x', $b2, "t=$now,v1=" . sig($NEW, 'POST', '/rot/x', $now, $b2))->{
 is(post('/rot/x', $b2, "t=$now,v1=" . sig($NEW, 'POST', '/rot/x', $now, $b2)
         . ",v1=" . sig($OLD, 'POST', '/rot/x', $now, $b2))->{status},
    201, 'rotation: a signer holding both sends two v1');
+# signed with both secrets, replayed with one v1= dropped (either one):
+# the id does not depend on which secret matched (before the fix the
+# second and third stored again)
+my $b5 = '{"func":"noop","queue":"s5"}';
+my ($vn, $vo) = (sig($NEW, 'POST', '/rot/x', $now, $b5), sig($OLD, 'POST', '/rot/x', $now, $b5));
+like(post('/rot/x', $b5, "t=$now,v1=$vn,v1=$vo")->{body}, qr/"created"/, 'signed with both: created');
+like(post('/rot/x', $b5, "t=$now,v1=$vn")->{body}, qr/"existed"/, 'replayed with the old v1 dropped: existed');
+like(post('/rot/x', $b5, "t=$now,v1=$vo")->{body}, qr/"existed"/, 'replayed with the new v1 dropped: existed');
+is(DQNginx::stored($r, 's5'), 1, 'stored once');
 is(post('/rot/x', $b2, "t=$now,v1=" . sig('an unrelated secret!!', 'POST', '/rot/x', $now, $b2))->{status},
    403, 'rotation: a third secret refused');
 is(post('/a/x', $b2, "t=$now,v1=" . sig($NEW, 'POST', '/a/x', $now, $b2))->{status},
@@ -96,6 +115,28 @@ for my $bad ('sha256=' . DQNginx::hmac_sha256_hex($OLD, $body), "t=$now", 'v1=00
     is(post('/a/x', $body, $bad)->{status}, 403, "malformed header refused: $bad");
 }
 
+# an unsigned (or stale) request announcing a large body is refused before
+# nginx reads or buffers any of it (before the fix nginx waited for the
+# whole body, 403 only after it: here, no answer until the timeout)
+use IO::Socket::INET;
+for my $case (['no signature', ''], ['a stale signature', "X-Deferred-Signature: t=" . ($now - 1000) . ",v1=" . ('0' x 64) . "\r\n"],
+              ['a malformed signature', "X-Deferred-Signature: t=1\r\n"]) {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $n->port, Proto => 'tcp')
+        or die "connect: $@";
+    print {$s} "POST /a/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             . "Content-Length: 900000\r\n$case->[1]\r\n";
+    my $got = '';
+    eval {
+        local $SIG{ALRM} = sub { die "timeout\n" };
+        alarm 5;
+        sysread($s, $got, 4096);
+        alarm 0;
+    };
+    like($got, qr{^HTTP/1\.1 403}, "$case->[0], a 900 kB body announced, none sent: 403 at once");
+}
+like(DQTest::slurp($n->error_log), qr/\[warn\].*403 X-Deferred-Signature from .*missing X-Deferred-Signature header \(before the body\)/,
+     'logged at warn, before the body');
+
 # a body of many buffers, spooled to a temp file (client_body_buffer_size 1k)
 my $big = '{"func":"noop","queue":"s3","args":["' . ('x' x 20000) . '"]}';
 is(post('/a/x', $big, "t=$now,v1=" . sig($OLD, 'POST', '/a/x', $now, $big))->{status},
@@ -105,7 +146,7 @@ is(post('/a/x', $big, "t=$now,v1=" . sig($OLD, 'POST', '/a/x', $now, $big))->{st
 # dq_sign_request) and the openssl/curl recipe of docs/MODULE.md
 my $cli = DQTest::build_dir() . '/client/deferred-cli';
 SKIP: {
-    skip 'deferred-cli not built', 3 unless -x $cli;
+    DQTest::skip_unless(-x $cli, 'deferred-cli not built', 3);
     open my $fh, '>', "$dir/old.key" or die; print $fh "$OLD\n"; close $fh;
     open $fh, '>', "$dir/new.key" or die; print $fh "$NEW\n"; close $fh;
     my $b3 = '{"func":"noop","queue":"s4"}';
@@ -120,7 +161,8 @@ SKIP: {
        'deferred-cli sign with two secrets (rotation), body from stdin: 201');
 }
 SKIP: {
-    skip 'no openssl/curl', 1 unless `which openssl curl` =~ /curl/;
+    DQTest::skip_unless(DQTest::in_path('openssl') && DQTest::in_path('curl'),
+                        'no openssl/curl', 1);
     my $port = $n->port;
     my $code = `cd $dir && SECRET='$OLD' URI=/a/recipe sh -c '
 t=\$(date +%s)

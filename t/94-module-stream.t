@@ -72,8 +72,8 @@ my $EP = '/_ah/queue/deferred';
 
 # --- HTTP/2 without a length (curl -T - from a pipe that never ends)
 SKIP: {
-    skip 'curl without HTTP/2', 3
-        unless `curl --version` =~ /HTTP2/;
+    DQTest::skip_unless(`curl --version 2>/dev/null` =~ /HTTP2/,
+                        'curl without HTTP/2', 3);
     my $h2 = sub {
         my ($data, $hold) = @_;
         unlink "$dir/h2head", "$dir/h2code";     # before curl creates them

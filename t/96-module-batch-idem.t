@@ -98,6 +98,26 @@ is(() = $res->{body} =~ /"status":"existed"/g, 2, 'batch retried: both existed')
 is(DQNginx::stored($r, 'i3'), 2, 'two stored, once each');
 $res = $n->request('POST', $EP, json => '{"func":"noop"}', headers => { 'Idempotency-Key' => 'no spaces' });
 is($res->{status}, 400, 'a bad Idempotency-Key: 400');
+$res = $n->request('POST', $EP, json => '[{"func":"noop"},{"func":"noop"}]',
+                   headers => { 'Idempotency-Key' => 'k' x 59 });
+is($res->{status}, 400, 'an Idempotency-Key too long for a batch: 400');
+like($res->{body}, qr/1 to 58 characters of \[A-Za-z0-9_-\] on a batch/, '... the limit it says is the real one');
+$res = $n->request('POST', $EP, json => '{"func":"noop","queue":"i6"}', headers => { 'Idempotency-Key' => 'k' x 64 });
+is($res->{status}, 201, '... a 64-character key on one task: 201');
+
+# ids are per queue and a batch stores one task per id: a collision inside
+# one batch is refused whole, naming both (before the fix: 201, the second
+# task "existed" and was dropped)
+$res = $n->request('POST', $EP, json => '[{"func":"noop","queue":"i4","args":[1]},{"func":"noop","queue":"i4","args":[2]},{"func":"noop","queue":"i4","id":"k-0"}]',
+                   headers => { 'Idempotency-Key' => 'k' });
+is($res->{status}, 400, 'an explicit id equal to an Idempotency-Key id of the batch: 400');
+like($res->{body}, qr/tasks\[0\] and tasks\[2\]: the same id \\"k-0\\"/, '... naming both');
+$res = $n->request('POST', $EP, json => '[{"func":"noop","queue":"i4","id":"x","args":[1]},{"func":"noop","queue":"i5"},{"func":"noop","queue":"i4","id":"x","args":[2]}]');
+is($res->{status}, 400, 'two equal explicit ids with different bodies: 400');
+like($res->{body}, qr/tasks\[0\] and tasks\[2\]/, '... naming both');
+is(DQNginx::stored($r, 'i4') + DQNginx::stored($r, 'i5'), 0, 'nothing stored');
+$res = $n->request('POST', $EP, json => '[{"func":"noop","queue":"i4","id":"x"},{"func":"noop","queue":"i5","id":"x"}]');
+is($res->{status}, 201, 'the same id in two queues: 201 (ids are per queue)');
 
 # --- the C client (deferred-cli defer --id): the same rule
 my $cli = DQTest::build_dir() . '/client/deferred-cli';

@@ -164,6 +164,13 @@ dq__coro_get(dq__rt_t *rt)
     }
     c->stack_lo = c->map + rt->page;
     c->stack_size = rt->stack_size;
+#ifdef DQ__ASAN
+    /* munmap does not clear ASan's shadow: a new mapping at the address
+     * of a stack unmapped earlier would inherit its dead frames' redzones
+     * (reproduced: rounds of 1,000 tasklets, "stack-buffer-overflow" in
+     * __asan_handle_no_return at a tasklet's exit) */
+    ASAN_UNPOISON_MEMORY_REGION(c->stack_lo, c->stack_size);
+#endif
     rt->stacks_mapped++;
     return c;
 }

@@ -598,6 +598,7 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
     }
     dq_task_set_worker_redis(conf->redis_address, conf->redis_password,
                              conf->redis_db);
+    dq_task_set_worker_conf(conf);
     ch->loader = dq_loader_new(conf->libraries, conf->nlibraries);
     if (ch->loader == NULL || dq__setup(ch) != 0) {
         dq_log_error("child cannot start");
@@ -637,6 +638,7 @@ done:
     dq_live_free(ch);
     dq_loader_free(ch->loader);
     dq_task_set_worker_redis(NULL, NULL, 0);
+    dq_task_set_worker_conf(NULL);
     free(ch);
     return status;
 }

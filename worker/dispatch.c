@@ -464,7 +464,9 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
     uint64_t         now = uv_now(&ch->loop), delay;
+    int64_t          lim;
     const char      *le;
+    char             reason[512];
     int              rc;
 
     for (m = dq__missing; m; m = m->next) {
@@ -488,6 +490,20 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
         }
     }
     delay = m ? now - m->since : 0;
+    lim = ch->conf->unrunnable_limit_ms;
+    if (lim > 0 && m != NULL && now - m->since >= (uint64_t) lim
+        && (t->env.created_ms <= 0
+            || t->claim_now_ms - t->env.created_ms >= lim))
+    {
+        /* nobody ran it for that long, while its function was missing
+         * here all along: take it for missing everywhere */
+        snprintf(reason, sizeof(reason), "no worker has function \"%s\" "
+                 "(missing here for %llu ms, the task is older than "
+                 "unrunnable_limit %lld ms)", t->func,
+                 (unsigned long long) (now - m->since), (long long) lim);
+        dq__bury_bad(ch, t, reason);
+        return;
+    }
     if (delay < DQ__UNRUNNABLE_MIN_MS) {
         delay = DQ__UNRUNNABLE_MIN_MS;
     } else if (delay > DQ__UNRUNNABLE_MAX_MS) {
@@ -498,7 +514,8 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
         return;
     }
     dq_cmd_init(&cmd);
-    rc = dq_cmd_release(&cmd, dq_str_c(t->queue), &it, 1, (int64_t) delay, 1);
+    rc = dq_cmd_release(&cmd, dq_str_c(t->queue), &it, 1, (int64_t) delay,
+                        t->func);
     dq__report_send(b, &cmd, rc);
 }
 
@@ -659,7 +676,10 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     dq_child_kick(ch);
 }
 
-/* Ask for n tasks of queue q (the slots are already reserved). */
+static void dq__release_lost(dq_child_t *ch, dq_cqueue_t *q);
+
+/* Ask for n tasks of queue q (the slots are already reserved); first give
+ * back claims of q whose reply was lost and whose give-back failed. */
 void
 dq_dispatch_claim(dq_cqueue_t *q, size_t n)
 {
@@ -674,6 +694,9 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     }
     if (n > DQ_MAX_LEASE_ITEMS) {
         n = DQ_MAX_LEASE_ITEMS;
+    }
+    if (q->nlost > 0) {
+        dq__release_lost(ch, q);
     }
     c->q = q;
     c->asked = n;
@@ -733,7 +756,7 @@ dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
         if (op == DQ_OP_ACK) {
             rc = dq_cmd_ack(&cmd, q->name, items, k, ch->conf->tombstone_ms);
         } else {
-            rc = dq_cmd_release(&cmd, q->name, items, k, 0, 0);
+            rc = dq_cmd_release(&cmd, q->name, items, k, 0, NULL);
         }
         dq__report_send(b, &cmd, rc);
     }
@@ -825,10 +848,14 @@ dq__release_claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     if (rep == NULL || dq_reply_release_claim(rep, cursor, &n, &err)
                        != DQ_OK)
     {
-        dq_log_warn("giving back claim %s (queue %.*s) failed: %s; its "
-                    "tasks come back when their lease expires", rq->claim,
+        /* not delivered (connection lost, Redis loading...) or refused:
+         * kept until a give-back succeeds, sent again with the next claim
+         * of the queue or the next reconnect */
+        dq_log_warn("giving back claim %s (queue %.*s) failed: %s; trying "
+                    "again with the next claim or reconnect", rq->claim,
                     (int) rq->q->name.len, rq->q->name.ptr,
                     rep == NULL ? errstr : err.msg);
+        dq__claim_lost(rq->q, rq->claim);
         free(rq);
         return;
     }
@@ -854,31 +881,49 @@ dq__release_claim(dq__relclaim_t *rq, const char *cursor)
         || dq_conn_send_cmd(rq->ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
                              dq__release_claim_reply, rq) != 0)
     {
+        dq__claim_lost(rq->q, rq->claim);     /* the next time */
         free(rq);
     }
     dq_cmd_free(&cmd);
+}
+
+/* Give back the claims of q whose reply was lost. Each leaves the list
+ * while its release_claim is on its way and comes back to it if that
+ * fails, so a claim id is forgotten only once its leases are given back
+ * (or when more than DQ_LOST_CLAIMS wait: then the oldest is left to its
+ * lease expiry, logged). */
+static void
+dq__release_lost(dq_child_t *ch, dq_cqueue_t *q)
+{
+    dq__relclaim_t *rq;
+    char            ids[DQ_LOST_CLAIMS][DQ_ID_SIZE];
+    size_t          n = q->nlost, k;
+
+    memcpy(ids, q->lost, sizeof(ids[0]) * n);
+    q->nlost = 0;
+    for (k = 0; k < n; k++) {
+        rq = malloc(sizeof(*rq));
+        if (rq == NULL) {
+            dq__claim_lost(q, ids[k]);
+            continue;
+        }
+        rq->ch = ch;
+        rq->q = q;
+        memcpy(rq->claim, ids[k], DQ_ID_SIZE);
+        dq__release_claim(rq, "0");
+    }
 }
 
 void
 dq_dispatch_resend(dq_child_t *ch)
 {
     dq_task_t      **list = ch->redo;
-    size_t           n = ch->nredo, i, k;
+    size_t           n = ch->nredo, i;
     dq_task_t       *t;
-    dq__relclaim_t  *rq;
     int              rc;
 
     for (i = 0; i < ch->nq; i++) {
-        for (k = 0; k < ch->qs[i].nlost; k++) {
-            rq = malloc(sizeof(*rq));
-            if (rq != NULL) {
-                rq->ch = ch;
-                rq->q = &ch->qs[i];
-                memcpy(rq->claim, ch->qs[i].lost[k], DQ_ID_SIZE);
-                dq__release_claim(rq, "0");
-            }
-        }
-        ch->qs[i].nlost = 0;
+        dq__release_lost(ch, &ch->qs[i]);
     }
     if (n == 0) {
         return;

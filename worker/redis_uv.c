@@ -529,6 +529,14 @@ dq__info_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         dq_log_warn("redis (%s): INFO gave no redis_version; cannot check "
                     "the server version (%s or later is needed)", r->label,
                     DQ_REDIS_MIN_VERSION);
+    } else if (si.loading) {
+        /* INFO answers while Redis reads its AOF; scripts would not: not
+         * up until it is done (a report sent now would be refused) */
+        if (r->faults < 6) {
+            r->faults++;                    /* again in 250 ms, doubling */
+        }
+        dq__drop(r, "Redis is loading its data set");
+        return;
     } else if (si.too_old) {
         snprintf(why, sizeof(why), "Redis %s is too old: %s or later is "
                  "needed (script flags, ZMSCORE); not using it", si.version,

@@ -26,6 +26,7 @@ struct dq_header_str_s {
 static char    *dq__redis_address;
 static char    *dq__redis_password;
 static int      dq__redis_db;
+static const dq_worker_conf_t *dq__conf;
 
 static char *
 dq__strndup(const char *p, size_t n)
@@ -63,6 +64,31 @@ dq_task_set_worker_redis(const char *address, const char *password, int db)
     }
     dq__redis_password = password ? strdup(password) : NULL;
     dq__redis_db = db;
+}
+
+void
+dq_task_set_worker_conf(const dq_worker_conf_t *conf)
+{
+    dq__conf = conf;
+}
+
+DQ_EXPORT const char *
+dq_task_push_target(const dq_task_t *t)
+{
+    return t->qc ? t->qc->push_target : NULL;
+}
+
+DQ_EXPORT int64_t
+dq_task_push_deadline_ms(const dq_task_t *t)
+{
+    return t->qc ? t->qc->push_deadline_ms : 0;
+}
+
+DQ_EXPORT const char *
+dq_task_push_secret(const dq_task_t *t)
+{
+    (void) t;
+    return dq__conf ? dq__conf->push_secret : NULL;
 }
 
 DQ_EXPORT const char *
@@ -163,7 +189,20 @@ dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
         }
     }
 
-    if (loader != NULL) {
+    t->qc = dq__conf ? dq_conf_queue(dq__conf, queue) : NULL;
+    if (loader != NULL && t->qc != NULL && t->qc->push_target != NULL) {
+        /* a push queue: every task goes to the push library, which POSTs
+         * it to the app at its URL (no URL handler of this worker runs) */
+        t->fn = dq_loader_function(loader, dq_str_c(DQ_PUSH_FUNCTION));
+        if (t->fn == NULL) {
+            free(t->func);       /* the unknown-function reason names it */
+            t->func = strdup(DQ_PUSH_FUNCTION " (queue with push_target: "
+                             "load the push library, libdq_push.so)");
+            if (t->func == NULL) {
+                goto nomem;
+            }
+        }
+    } else if (loader != NULL) {
         t->fn = dq_loader_function(loader, t->env.func);
         t->handler = dq_loader_handler(loader, dq_str_c(t->url));
     }
@@ -511,4 +550,29 @@ dq_task_header(const dq_task_t *t_, const char *name)
         return h->value;
     }
     return NULL;
+}
+
+DQ_EXPORT int
+dq_task_header_at(const dq_task_t *t, size_t i, const char **name,
+                  size_t *nlen, const char **value, size_t *vlen)
+{
+    const msgpack_object_kv *kv;
+
+    if (t->decoded != 1 || t->env.headers == NULL
+        || t->env.headers->type != MSGPACK_OBJECT_MAP
+        || i >= t->env.headers->via.map.size)
+    {
+        return DQ_ENOTFOUND;
+    }
+    kv = &t->env.headers->via.map.ptr[i];
+    if (kv->key.type != MSGPACK_OBJECT_STR
+        || kv->val.type != MSGPACK_OBJECT_STR)
+    {
+        return DQ_EINVAL;          /* the decoder refuses these anyway */
+    }
+    *name = kv->key.via.str.ptr;
+    *nlen = kv->key.via.str.size;
+    *value = kv->val.via.str.ptr;
+    *vlen = kv->val.via.str.size;
+    return DQ_OK;
 }

@@ -65,6 +65,7 @@ struct dq_task_s {
     const dq_loader_t    *loader;
     const dq_fn_entry_t  *fn;
     const dq_handler_t   *handler;
+    const dq_queue_conf_t *qc;            /* its queue's settings, or NULL */
     dq_retry_t            retry;          /* merged: task, queue, defaults */
 
     /* the result */
@@ -90,6 +91,10 @@ void dq_task_free(dq_task_t *t);
 
 /* Pool thread: the URL handler if one is registered, else the function. */
 dq_task_result_t dq_task_execute(dq_task_t *t);
+
+/* The configuration tasks are created under (queue settings: push
+ * routing, dq_task_push_*); set once at child start, NULL at its end. */
+void dq_task_set_worker_conf(const dq_worker_conf_t *conf);
 
 /* What tasks see as dq_worker_redis_address()/db(); set once at start. */
 void dq_task_set_worker_redis(const char *address, const char *password,

@@ -142,6 +142,12 @@ DQ_EXPORT int64_t dq_task_execution_count(const dq_task_t *task);
 DQ_EXPORT int64_t dq_task_eta_ms(const dq_task_t *task);
 /* A header carried with the task (case-insensitive name), or NULL. */
 DQ_EXPORT const char *dq_task_header(const dq_task_t *task, const char *name);
+/* Header i of the task (0, 1, ... in the order stored): name and value as
+ * pointer + length, not NUL-terminated, valid while the task runs.
+ * DQ_OK, or DQ_ENOTFOUND past the last one. */
+DQ_EXPORT int dq_task_header_at(const dq_task_t *task, size_t i,
+                                const char **name, size_t *nlen,
+                                const char **value, size_t *vlen);
 
 /* The Redis the worker serves, normalized whatever form the operator
  * configured: "HOST:PORT" (the port always given, 6379 by default),
@@ -161,6 +167,22 @@ struct redisContext;
 DQ_EXPORT struct redisContext *dq_worker_redis_connect(int timeout_ms,
                                                       char *err,
                                                       size_t errlen);
+
+/* ------------------------------------------------------------------ push */
+
+/* The function a push queue's tasks run, whatever their own function:
+ * a queue with `push_target URL` in the worker's configuration hands every
+ * task to the library that registered this name (push/libdq_push.so),
+ * which POSTs it to the app. */
+#define DQ_PUSH_FUNCTION "dq.push"
+
+/* The push settings that apply to this task: its queue's push_target
+ * (NULL = not a push queue) and push_deadline (ms), and the worker's
+ * push_secret (NULL = pushes go unsigned). Strings live as long as the
+ * worker process. */
+DQ_EXPORT const char *dq_task_push_target(const dq_task_t *task);
+DQ_EXPORT int64_t dq_task_push_deadline_ms(const dq_task_t *task);
+DQ_EXPORT const char *dq_task_push_secret(const dq_task_t *task);
 
 /* -------------------------------------------------------------- results */
 

@@ -9,13 +9,12 @@
 -- ARGV: 1 tombstone_ms (<= 0: names are free again at once), 2 n, then
 --       per task 3 values: id, claim id, name
 -- Reply: { 1 acked | 0 fenced, ... } one per task
-local now = dq_now(KEYS[5])
-
-local tomb = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
+local tomb = dq_num(ARGV[1])
+local n = dq_num(ARGV[2])
 if not tomb or not n or n < 1 or n > DQ_CHUNK or #ARGV ~= 2 + n * 3 then
     return redis.error_reply('ERR ack: bad arguments')
 end
+local now = dq_now(KEYS[5])
 -- the held leases: one ZMSCORE over the members; only the misses (late
 -- acks) read the state and the ETA set
 local ids, ms = {}, {}

@@ -2,8 +2,9 @@
 -- bury: one leased task is dead (retries exhausted, permanent failure,
 -- undecodable envelope). It stays inspectable in the dead set with its
 -- error (and its name, kept in its state for requeue) until trimmed or
--- requeued. Runs at maxmemory too (allow-oom): it frees a lease and never
--- grows the data much.
+-- requeued. Runs at maxmemory too (allow-oom): it frees a lease, and
+-- there the error text is cut to 64 bytes (dq_error_text) so one burial
+-- grows the data by little more than its dead-set entry.
 -- KEYS: 1 tasks, 2 lease, 3 state, 4 dead, 5 errors, 6 names, 7 stats,
 --       8 conf, 9 wake
 -- ARGV: 1 id, 2 claim id, 3 error text, 4 dead_max (<= 0: no limit),
@@ -16,21 +17,24 @@
 -- oldest beyond it only when there is no dead_age: a task dead for less
 -- than dead_age is never deleted, so with both set the dead set may hold
 -- more than dead_max (counted in stats "dead_over_max" per bury).
-local now = dq_now(KEYS[7])
-
 local id = ARGV[1]
 local m = dq_member(id, ARGV[2])
-local dead_max = tonumber(ARGV[4]) or 0
-local dead_age = tonumber(ARGV[5]) or 0
-local tomb = tonumber(ARGV[6])
+local dead_max = dq_num(ARGV[4])
+local dead_age = dq_num(ARGV[5])
+local tomb = dq_num(ARGV[6])
 local name = ARGV[7]
+if not id or id == '' or not ARGV[3] or not dead_max or not dead_age
+   or not tomb or not name then
+    return redis.error_reply('ERR bury: bad arguments')
+end
+local now = dq_now(KEYS[7])
 if not redis.call('ZSCORE', KEYS[2], m) then return 0 end
 local e, r, f, x, c = dq_state(redis.call('HGET', KEYS[3], id))
 if ARGV[8] == '1' then e = e + 1 end
 
 redis.call('ZREM', KEYS[2], m)
 redis.call('ZADD', KEYS[4], now, id)
-redis.call('HSET', KEYS[5], id, ARGV[3])
+redis.call('HSET', KEYS[5], id, dq_error_text(ARGV[3]))
 redis.call('HSET', KEYS[3], id, dq_state_str(e, r, f, x, c, name))
 if name ~= '' then
     if tomb and tomb > 0 then

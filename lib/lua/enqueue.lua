@@ -9,22 +9,23 @@
 --   status 0 stored, 1 same id already stored (eta = its current ETA, or 0
 --   when it already ran), 2 name live (duplicate), 3 name tombstoned; eta
 --   0 when not stored.
-local now = dq_now(KEYS[4])
 local W = 6
 
--- validate everything before the first write: a script error does not
--- roll back what the script already wrote
-local n = tonumber(ARGV[2])
-local tomb = tonumber(ARGV[1])
+-- validate everything before the first write (dq_now writes the clock): a
+-- script error does not roll back what the script already wrote; nan and
+-- inf are refused (dq_num): they would fail a ZADD after tasks were stored
+local n = dq_num(ARGV[2])
+local tomb = dq_num(ARGV[1])
 if not n or n < 1 or #ARGV ~= 2 + n * W or not tomb then
     return redis.error_reply('ERR enqueue: bad arguments')
 end
 for i = 0, n - 1 do
-    if ARGV[3 + i * W] == '' or not tonumber(ARGV[6 + i * W])
-       or not tonumber(ARGV[7 + i * W]) or not tonumber(ARGV[8 + i * W]) then
+    if ARGV[3 + i * W] == '' or not dq_num(ARGV[6 + i * W])
+       or not dq_num(ARGV[7 + i * W]) or not dq_num(ARGV[8 + i * W]) then
         return redis.error_reply('ERR enqueue: bad task ' .. (i + 1))
     end
 end
+local now = dq_now(KEYS[4])
 -- names (and client ids) whose tombstone window has passed are forgotten,
 -- a bounded number per call (never one unbounded ZREMRANGEBYSCORE: after
 -- a quiet week that would be millions in one call); an expired entry not

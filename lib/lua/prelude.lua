@@ -9,26 +9,53 @@
 -- call is bounded by this too (every loop takes at most DQ_CHUNK items).
 local DQ_CHUNK = 1000
 
+-- A numeric argument: the number, or nil when it is absent, not a number
+-- or not finite (Lua's tonumber takes "nan", "inf" and "1e999"; any of
+-- them would pass a comparison and fail a ZADD after earlier writes).
+-- Every script checks all its numeric arguments with it before its first
+-- write (dq_now writes: the checks come before it).
+local function dq_num(s)
+    local v = tonumber(s)
+    if v == nil or v ~= v or v == math.huge or v == -math.huge then
+        return nil
+    end
+    return v
+end
+
 -- Redis TIME in ms, never behind the last now of this queue (kept in the
 -- stats hash `stats`: a failover to a replica whose clock lags) unless that
 -- one was over 60 s ahead (a clock error since corrected: step back rather
--- than stall every countdown and lease). The clock is written only when
+-- than stall every countdown and lease; the gap record below is cleared
+-- then, it belongs to the wrong time line). The clock is written only when
 -- it changes; a field that is not a number (hand edit, corruption) counts
 -- as absent and is overwritten. A forward move of more than a second (a
 -- quiet queue, or the host's clock stepped forward) is remembered as
--- "gap_from"/"gap_to", whichever script saw it first: claim uses the last
--- gap to tell a clock jump from expired leases.
+-- "gap_from"/"gap_to", whichever script saw it first: claim uses it to
+-- tell a clock jump from expired leases. A recorded gap is kept until
+-- twice its length has passed after it (claim guards a jump for at most
+-- one lease period, and takes a gap for a jump only when it is longer than
+-- half a lease period), unless a larger gap replaces it: a later small gap
+-- cannot hide a jump whose window is still open.
 local function dq_now(stats)
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    local clock = tonumber(redis.call('HGET', stats, 'clock')) or 0
-    if clock ~= clock then clock = 0 end            -- "nan"
+    local clock = dq_num(redis.call('HGET', stats, 'clock')) or 0
     if clock >= now and clock - now <= 60000 then return clock end
     -- written only when it moves (forward, or back after a clock error):
     -- several calls in one ms share the stored value
-    if clock > 0 and now - clock > 1000 then
-        redis.call('HSET', stats, 'clock', now, 'gap_from', clock,
-                   'gap_to', now)
+    if clock > now then
+        redis.call('HSET', stats, 'clock', now)
+        redis.call('HDEL', stats, 'gap_from', 'gap_to')
+    elseif clock > 0 and now - clock > 1000 then
+        local g = redis.call('HMGET', stats, 'gap_from', 'gap_to')
+        local gf, gt = dq_num(g[1]), dq_num(g[2])
+        if gf and gt and now - clock < gt - gf
+           and now < gt + 2 * (gt - gf) then
+            redis.call('HSET', stats, 'clock', now)   -- the open one stays
+        else
+            redis.call('HSET', stats, 'clock', now, 'gap_from', clock,
+                       'gap_to', now)
+        end
     else
         redis.call('HSET', stats, 'clock', now)
     end
@@ -92,16 +119,19 @@ local function dq_slot_freed(conf, wake)
     if redis.call('HDEL', conf, 'waiting') == 1 then dq_wake(wake) end
 end
 
--- redis.call(cmd, key, args...) over a flat list, at most DQ_CHUNK items
--- (of `step` arguments each) per call.
-local function dq_calln(cmd, key, args, step)
-    local n = #args
-    local per = DQ_CHUNK * step
-    for i = 1, n, per do
-        local j = i + per - 1
-        if j > n then j = n end
-        redis.call(cmd, key, unpack(args, i, j))
+-- The error text retry and bury store: whole, except when Redis is at
+-- maxmemory (both run there, allow-oom, so that no result is refused):
+-- then cut to DQ_OOM_ERROR bytes, and the growth of one call is this and
+-- a few bytes of state. INFO is read only by these two (failed attempts).
+local DQ_OOM_ERROR = 64
+local function dq_error_text(s)
+    local info = redis.call('INFO', 'memory')
+    local max = tonumber(string.match(info, '\nmaxmemory:(%d+)'))
+    local used = tonumber(string.match(info, '\nused_memory:(%d+)'))
+    if max and max > 0 and used and used >= max and #s > DQ_OOM_ERROR then
+        return string.sub(s, 1, DQ_OOM_ERROR)
     end
+    return s
 end
 
 -- App Engine's backoff before attempt retries + 1: the same arithmetic as

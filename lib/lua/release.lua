@@ -4,18 +4,20 @@
 -- charging an attempt: due again at now + delay_ms, retries and runs
 -- unchanged, and a task that never ran forgets the first-run time its
 -- claim gave it. Runs at maxmemory too (allow-oom).
--- KEYS: 1 eta, 2 lease, 3 state, 4 stats, 5 wake, 6 conf
--- ARGV: 1 n, 2 delay_ms, 3 why ("stop" | "unrunnable": the stats counter
---       "released" or "unrunnable" counts them), then per task 2 values:
---       id, claim id
+-- KEYS: 1 eta, 2 leases, 3 state, 4 stats, 5 wake, 6 conf, 7 unrunnable
+-- ARGV: 1 n, 2 delay_ms, 3 why ("stop" | "unrunnable" |
+--       "unrunnable:<function>": the stats counter "released" or
+--       "unrunnable" counts them; with a function, the hash `unrunnable`
+--       keeps "count:last_ms" per function, at most 64 functions, the
+--       rest counted under "(others)"), then per task 2 values: id,
+--       claim id
 -- Reply: { 1 released | 0 fenced, ... } one per task
-local now = dq_now(KEYS[4])
-
-local n = tonumber(ARGV[1])
-local delay = tonumber(ARGV[2])
+local n = dq_num(ARGV[1])
+local delay = dq_num(ARGV[2])
 if not n or n < 1 or n > DQ_CHUNK or not delay or #ARGV ~= 3 + n * 2 then
     return redis.error_reply('ERR release: bad arguments')
 end
+local now = dq_now(KEYS[4])
 if delay < 0 then delay = 0 end
 local ids, ms, seen = {}, {}, {}
 for i = 1, n do
@@ -38,7 +40,18 @@ for i = 1, n do
     got[m] = nil
 end
 if released > 0 then
-    if ARGV[3] == 'unrunnable' then
+    local fn = string.match(ARGV[3], '^unrunnable:(.+)$')
+    if fn and KEYS[7] then
+        local f = fn
+        local had = redis.call('HGET', KEYS[7], f)
+        if not had and redis.call('HLEN', KEYS[7]) >= 64 then
+            f = '(others)'
+            had = redis.call('HGET', KEYS[7], f)
+        end
+        local cnt = tonumber(string.match(had or '', '^(%d+):')) or 0
+        redis.call('HSET', KEYS[7], f, (cnt + released) .. ':' .. now)
+    end
+    if fn or ARGV[3] == 'unrunnable' then
         redis.call('HINCRBY', KEYS[4], 'unrunnable', released)
     else
         redis.call('HINCRBY', KEYS[4], 'released', released)

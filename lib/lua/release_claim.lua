@@ -7,12 +7,14 @@
 -- KEYS: 1 eta, 2 lease, 3 state, 4 stats, 5 wake, 6 conf
 -- ARGV: 1 claim id, 2 cursor ("0" to start)
 -- Reply: { next cursor ("0": done), released }
-local now = dq_now(KEYS[4])
-
 local cid = ARGV[1] or ''
 if #cid > 32 or not string.match(cid, '^[%w_-]+$') then
     return redis.error_reply('ERR release_claim: bad claim id')
 end
+if not string.match(ARGV[2] or '0', '^%d+$') then
+    return redis.error_reply('ERR release_claim: bad cursor')
+end
+local now = dq_now(KEYS[4])
 local sc = redis.call('ZSCAN', KEYS[2], ARGV[2] or '0', 'MATCH',
                       '*|' .. cid, 'COUNT', DQ_CHUNK)
 local ids, ms = {}, {}

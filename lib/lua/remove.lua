@@ -10,11 +10,15 @@
 --       2 id (what = "id") or "", 3 max (1..1000), 4 tombstone_ms
 -- Reply: what = "id": 0 not found, 1 was waiting, 2 was running, 3 was
 --        dead; else the number removed (fewer than max: nothing left).
-local now = dq_now(KEYS[8])
-
 local what = ARGV[1]
-local max = tonumber(ARGV[3])
-local tomb = tonumber(ARGV[4])
+local max = dq_num(ARGV[3])
+local tomb = dq_num(ARGV[4])
+if not (what == 'id' or what == 'waiting' or what == 'due'
+        or what == 'delayed' or what == 'dead') or not ARGV[2]
+   or not max or max < 1 or max > DQ_CHUNK or not tomb then
+    return redis.error_reply('ERR remove: bad arguments')
+end
+local now = dq_now(KEYS[8])
 local freed = false
 
 local function drop(id)

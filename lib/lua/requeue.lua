@@ -12,6 +12,16 @@
 --   gone) | 2 its name is held by a live task.
 -- Reply, bulk: { next offset (-1: the end was reached), requeued,
 --   name conflicts left dead }: call again with the offset to go on.
+--   The offset is a rank in the dead set (oldest first): a bury that
+--   trims the oldest dead tasks between two calls shifts the ranks, and
+--   the walk skips as many tasks as were trimmed. Requeue is idempotent:
+--   a second walk takes what the first skipped.
+local match = ARGV[2] or ''
+local offset = dq_num(ARGV[3] or '0')
+local limit = dq_num(ARGV[4] or tostring(DQ_CHUNK))
+if not ARGV[1] or not offset or not limit then
+    return redis.error_reply('ERR requeue: bad arguments')
+end
 local now = dq_now(KEYS[6])
 
 -- 0, 1 or 2 as above, for one id known to be in the dead set
@@ -19,6 +29,7 @@ local function requeue(id)
     if redis.call('HEXISTS', KEYS[1], id) == 0 then
         redis.call('ZREM', KEYS[3], id)
         redis.call('HDEL', KEYS[4], id)
+        redis.call('HDEL', KEYS[8], id)
         return 0
     end
     local _, _, _, _, _, name = dq_state(redis.call('HGET', KEYS[4], id))
@@ -42,9 +53,6 @@ if ARGV[1] ~= '' then
     return r
 end
 
-local match = ARGV[2] or ''
-local offset = tonumber(ARGV[3]) or 0
-local limit = tonumber(ARGV[4]) or DQ_CHUNK
 if offset < 0 then offset = 0 end
 if limit < 1 or limit > DQ_CHUNK then limit = DQ_CHUNK end
 local ids = redis.call('ZRANGE', KEYS[3], offset, offset + limit - 1)

@@ -17,7 +17,8 @@ if first[2] and tonumber(first[2]) <= now then
 end
 
 local dead = {}
-local limit = tonumber(ARGV[1])
+local limit = dq_num(ARGV[1])
+if not limit then return redis.error_reply('ERR status: bad arguments') end
 if limit > 0 then
     local ids = redis.call('ZREVRANGE', KEYS[3], 0, limit - 1, 'WITHSCORES')
     for i = 1, #ids, 2 do

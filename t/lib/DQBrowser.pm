@@ -24,8 +24,8 @@ my $ELEM = 'element-6066-11e4-a52e-4f735466cecf';
 sub start {
     my ($class, %o) = @_;
     for my $tool (qw(chromedriver chromium)) {
-        plan skip_all => "$tool not installed (Debian chromium, chromium-driver)"
-            unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
+        DQTest::need_tool(DQTest::in_path($tool),
+                          "$tool (Debian chromium, chromium-driver)");
     }
     my $dir = DQTest::tmpdir();
     my $port = DQTest::free_port();

@@ -90,6 +90,19 @@ sub need_tool {
     plan skip_all => "$what not available";
 }
 
+# Inside a SKIP block: skip the rest of it when $ok is false, after a
+# failing test under strict() (the prerequisite is in build.sh's PACKAGES
+# or the build).
+#   SKIP: { DQTest::skip_unless(-x $cli, 'deferred-cli not built', 3); ... }
+sub skip_unless {
+    my ($ok, $why, $n) = @_;
+    return 1 if $ok;
+    Test::More::fail("$why (a failure under DQ_STRICT=1 / CI=true)")
+        if strict();
+    no warnings 'exiting';
+    Test::More::skip($why, $n // 1);
+}
+
 # Whether a program is on PATH.
 sub in_path {
     my ($prog) = @_;

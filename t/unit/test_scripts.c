@@ -180,7 +180,7 @@ release1(const char *q, const char *id, const char *token)
 {
     dq_lease_item_t it = item(id, token, NULL);
     int             s;
-    dq_cmd_release(&C, dq_str_c(q), &it, 1, 0, 0);
+    dq_cmd_release(&C, dq_str_c(q), &it, 1, 0, NULL);
     return statuses(1, &s);
 }
 
@@ -351,7 +351,7 @@ test_fencing(void)
             } else if (k == 1) {
                 dq_cmd_extend(&C, dq_str_c("fe"), its, 2, 1000);
             } else {
-                dq_cmd_release(&C, dq_str_c("fe"), its, 2, 0, 0);
+                dq_cmd_release(&C, dq_str_c("fe"), its, 2, 0, NULL);
             }
             C.argc--;                     /* drop the last argument */
             r = run(&C);
@@ -500,8 +500,12 @@ test_release_extend(void)
     is_int(claim("rl", 1, 100, 0, t, 2), 0, "extended lease not reclaimed");
     is_int(rint_("HGET %s reclaimed", key("rl", DQ_KEY_STATS)), -1,
            "nothing reclaimed");
-    ok(claim_next > 4000, "next = extended deadline (%lld)",
+    ok(claim_next > 4000 || claim_next == 34,
+       "next = a third of the lease (the lease deadline is later) (%lld)",
        (long long) claim_next);
+    is_int(claim("rl", 1, 30000, 0, t, 2), 0, "with a lease of 30 s");
+    ok(claim_next > 4000 && claim_next <= 5000,
+       "next = the extended deadline (%lld)", (long long) claim_next);
 }
 
 static void
@@ -1034,6 +1038,33 @@ test_oom(void)
     is_int(bury1("om", t[1].id, t[1].token, NULL, "x", 0, 0), 1,
            "bury works");
     is_int(release1("om", t[2].id, t[2].token), 1, "release works");
+    rint_("CONFIG SET maxmemory 0");
+    {
+        /* a failed attempt is never refused at maxmemory (retry runs
+         * there like bury), and both keep their growth small there: the
+         * error text is cut to 64 bytes */
+        char   longerr[300];
+        task_t u[2];
+
+        memset(longerr, 'e', sizeof(longerr) - 1);
+        longerr[sizeof(longerr) - 1] = '\0';
+        enq("om", "o5", NULL, -1, -1, NULL);
+        enq("om", "o6", NULL, -1, -1, NULL);
+        is_int(claim("om", 2, 60000, 0, u, 2), 2, "2 more claimed");
+        rint_("CONFIG SET maxmemory 1");
+        is_int(retry1("om", u[0].id, u[0].token, 0, longerr), 1,
+               "retry works at maxmemory");
+        is_int(rint_("HSTRLEN %s %s", key("om", DQ_KEY_ERRORS), u[0].id), 64,
+               "its error text cut to 64 bytes");
+        is_int(bury1("om", u[1].id, u[1].token, NULL, longerr, 0, 0), 1,
+               "bury works at maxmemory");
+        is_int(rint_("HSTRLEN %s %s", key("om", DQ_KEY_ERRORS), u[1].id), 64,
+               "its error text cut to 64 bytes");
+        rint_("CONFIG SET maxmemory 0");
+        is_int(bury1("om", u[0].id, u[0].token, NULL, longerr, 0, 0), 0,
+               "(the retried one is not leased any more)");
+    }
+    rint_("CONFIG SET maxmemory 1");
     {
         dq_lease_item_t it = item(t[3].id, t[3].token, NULL);
         dq_cmd_ack(&C, dq_str_lit("om"), &it, 1, TOMB);
@@ -1091,6 +1122,69 @@ test_clock_jump(void)
            "the jump is counted once");
     is_int(ack1("cj", "j1", t[0].token, NULL), 1, "j1's ack is accepted");
     is_int(ack1("cj", "j3", t[2].token, NULL), 1, "j3's ack is accepted");
+}
+
+/* The jump guard against a quiet queue's later gaps and against jumps
+ * shorter than two lease periods: (a) a jump of an hour, then a 2 s gap
+ * (before: the 2 s gap replaced the record and the next claim took back
+ * every lease the jump had expired); (b) a jump of one lease period and a
+ * second (before: unguarded below two lease periods). */
+static void
+jump_case(const char *q, int64_t jump, int64_t second_gap, const char *what)
+{
+    task_t  t[4];
+    int64_t back;
+    char    m[128], msg[160];
+    int     i;
+
+    for (i = 0; i < 2; i++) {
+        snprintf(m, sizeof(m), "%s%d", q, i);
+        enq(q, m, NULL, -1, -1, NULL);
+        is_int(claim(q, 1, 60000, 0, t + i, 3), 1, "claimed");
+    }
+    back = claim_now - jump;
+    rint_("HSET %s clock %lld", key(q, DQ_KEY_STATS), (long long) back);
+    for (i = 0; i < 2; i++) {
+        snprintf(m, sizeof(m), "%.63s|%.31s", t[i].id, t[i].token);
+        rint_("ZADD %s XX %lld %s", key(q, DQ_KEY_LEASE),
+              (long long) (back + 60000), m);
+    }
+    is_int(extend1(q, t[0].id, t[0].token, 60000), 1,
+           "the first holder heartbeats first after the jump");
+    if (second_gap > 0) {
+        /* a quiet spell after it: the queue's clock second_gap behind */
+        rint_("HSET %s clock %lld", key(q, DQ_KEY_STATS),
+              (long long) (rint_("HGET %s clock", key(q, DQ_KEY_STATS))
+                           - second_gap));
+        is_int(extend1(q, t[0].id, t[0].token, 60000), 1,
+               "a heartbeat after a second, smaller gap");
+    }
+    is_int(claim(q, 4, 60000, 0, t + 2, 2), 0, "a claim");
+    snprintf(msg, sizeof(msg), "%s: the other lease is not taken back", what);
+    is_int(rint_("HGET %s reclaimed", key(q, DQ_KEY_STATS)), -1, msg);
+    is_int(extend1(q, t[1].id, t[1].token, 60000), 1,
+           "its holder, heartbeating later, still holds it");
+}
+
+static void
+test_clock_jump_gaps(void)
+{
+    int64_t now;
+
+    jump_case("cg", 3600000, 2000, "a jump, then a 2 s gap");
+    jump_case("ch", 61000, 0, "a jump of one lease period");
+    /* a backward step of over 60 s (the clock was ahead, now corrected):
+     * the gap record belongs to the old time line and goes */
+    enq("cb", "b0", NULL, -1, -1, NULL);
+    now = rint_("HGET %s clock", key("cb", DQ_KEY_STATS));
+    rint_("HSET %s clock %lld gap_from %lld gap_to %lld",
+          key("cb", DQ_KEY_STATS), (long long) (now + 120000),
+          (long long) (now + 50000), (long long) (now + 120000));
+    enq("cb", "b1", NULL, -1, -1, NULL);
+    ok(rint_("HGET %s clock", key("cb", DQ_KEY_STATS)) < now + 60000,
+       "a clock 120 s ahead steps back");
+    is_int(rint_("HEXISTS %s gap_from", key("cb", DQ_KEY_STATS)), 0,
+           "and the stale gap record is cleared");
 }
 
 /* Expired leases come back after the queue's backoff: the Lua arithmetic
@@ -1211,6 +1305,7 @@ main(int argc, char **argv)
     test_requeue_bulk();
     test_oom();
     test_clock_jump();
+    test_clock_jump_gaps();
     test_reclaim_backoff();
 
     dq_cmd_free(&C);

@@ -66,6 +66,14 @@ main(void)
     is_int(si.too_old, 0, "7.0.15 is recent enough");
     is_int(si.evicts, 0, "noeviction does not evict");
 
+    is_int(si.loading, 0, "no loading field: not loading");
+    info = "redis_version:7.0.15\r\n# Persistence\r\nloading:1\r\n";
+    dq_server_info(info, strlen(info), &si);
+    is_int(si.loading, 1, "loading:1 read");
+    info = "redis_version:7.0.15\r\nloading:0\r\n";
+    dq_server_info(info, strlen(info), &si);
+    is_int(si.loading, 0, "loading:0 read");
+
     info = "redis_version:6.2.14\nmaxmemory_policy:allkeys-lru\n";
     is_int(dq_server_info(info, strlen(info), &si), 0, "LF-only lines");
     is_int(si.too_old, 1, "6.2.14 is too old (script flags need 7.0)");
