@@ -137,7 +137,7 @@ like(dead_error($bad_id), qr/cannot unpickle/, '... with the reason');
 # ------------------------------------------------ a task that is not a push
 $out = defer_py(q{
 from ngx_deferred import _msgpack
-status, detail = taskqueue._post(_msgpack.packb({"func": "c.function", "args": [1, 2]}), 5, "c-style-task-000000000")
+status, detail = taskqueue._post(_msgpack.packb({"func": "c.function", "args": [1, 2], "id": "c-style-task-000000000"}), 5)
 print(status, detail.get("id"))
 });
 like($out, qr/^201 /m, 'a C-style task (two arguments) enqueued into the push queue');
