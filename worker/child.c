@@ -280,6 +280,10 @@ dq__blpop_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 dq_log_debug("woken for queue %.*s", (int) q->name.len,
                              q->name.ptr);
                 q->due_at = 0;
+                /* a claim in flight may have run in Redis before the
+                 * enqueue that pushed this token: its reply ("empty")
+                 * must not undo the wake-up (dq__claim_reply) */
+                q->woken = q->claiming;
             }
         }
     }

@@ -36,6 +36,9 @@ struct dq_cqueue_s {
     size_t                 wake_key_len;
     uint64_t               due_at;     /* uv_now ms when work may be due */
     int                    claiming;   /* a claim is in flight */
+    int                    woken;      /* a wake token came while claiming:
+                                          the claim may have run before the
+                                          enqueue; look again after it */
     int64_t                cur;        /* weighted round robin state */
     int64_t                want;       /* slots given in this kick */
     dq_task_t            **acks;       /* finished OK, ack not sent yet */

@@ -621,9 +621,11 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     dq_task_t        **started;
     uint64_t           now = uv_now(&ch->loop);
     size_t             i, nstart = 0;
+    int                woken = q->woken;
 
     (void) r;
     q->claiming = 0;
+    q->woken = 0;
     ch->reserved -= c->asked;
     memset(&err, 0, sizeof(err));
     memset(&res, 0, sizeof(res));
@@ -703,8 +705,10 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     }
     free(started);
 
-    if (res.n >= c->asked) {
-        q->due_at = now;                      /* a full claim: maybe more */
+    if (res.n >= c->asked || woken) {
+        /* a full claim: maybe more; or a wake token came while the claim
+         * was in flight: what it announced may be newer than the claim */
+        q->due_at = now;
     } else if (res.next_ms < 0) {
         q->due_at = DQ_NEVER;                 /* empty: the wake list says */
     } else {

@@ -7,14 +7,18 @@
 #   ... "redis 127.0.0.1:$p->{port}" ...
 #   DQProxy::stop($p);
 #
-# $st is a hash per connection the callbacks may mark. `reply` returns
-# true to pass the bytes on, false to drop them and close the connection.
+# $st is a hash per connection the callbacks may mark ($st->{n}: the
+# connection's number, 1 for the first accepted). `reply` returns true to
+# pass the bytes on, false to drop them and close the connection, or
+# { delay => SECONDS } to pass them on that much later (what follows on
+# that connection waits behind them; the other connections do not).
 package DQProxy;
 use strict;
 use warnings;
 use IO::Socket::INET;
 use IO::Select;
 use POSIX ();
+use Time::HiRes ();
 use DQTest;
 
 sub start {
@@ -27,15 +31,17 @@ sub start {
     die "fork: $!" unless defined $pid;
     if ($pid == 0) {
         my $sel = IO::Select->new($lsn);
-        my (%peer, %srv, %st);
+        my (%peer, %srv, %st, %held, %sock);
+        my $nconn = 0;
         while (1) {
-            for my $h ($sel->can_read(1)) {
+            my $tmo = %held ? 0.01 : 1;
+            for my $h ($sel->can_read($tmo)) {
                 if ($h == $lsn) {
                     my $c = $lsn->accept or next;
                     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                                   PeerPort => $target) or next;
                     $peer{$c} = $s; $peer{$s} = $c; $srv{$s} = 1;
-                    $st{$c} = $st{$s} = {};
+                    $st{$c} = $st{$s} = { n => ++$nconn };
                     $sel->add($c, $s);
                     next;
                 }
@@ -51,11 +57,27 @@ sub start {
                 if (!$pass) {
                     $sel->remove($h, $o);
                     delete @peer{$h, $o}; delete @srv{$h, $o};
-                    delete @st{$h, $o};
+                    delete @st{$h, $o}; delete @held{$h, $o};
                     close $h; close $o;
                     next;
                 }
+                my $delay = ref $pass ? $pass->{delay} : 0;
+                if ($delay || $held{$o}) {
+                    my $q = $held{$o} ||= [];
+                    my $due = Time::HiRes::time() + ($delay || 0);
+                    $due = $q->[-1][0] if @$q && $q->[-1][0] > $due;
+                    push @$q, [$due, $buf];
+                    $sock{$o} = $o;
+                    next;
+                }
                 syswrite($o, $buf);
+            }
+            for my $k (keys %held) {
+                my $q = $held{$k};
+                while (@$q && $q->[0][0] <= Time::HiRes::time()) {
+                    syswrite($sock{$k}, (shift @$q)->[1]);
+                }
+                delete $held{$k} unless @$q;
             }
         }
         POSIX::_exit(0);
