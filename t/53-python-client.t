@@ -37,13 +37,18 @@ def post(port, path, headers, data=body, method="POST"):
     req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
                                  data=data, headers=headers, method=method)
     try:
-        return urllib.request.urlopen(req, timeout=10).status
+        r = urllib.request.urlopen(req, timeout=10)
+        if r.status != 200:
+            return r.status
+        return "%d %s" % (r.status, r.headers.get("X-Deferred-Result", "-"))
     except urllib.error.HTTPError as e:
         return e.code
 P = "/_ah/queue/deferred"
-T = {"X-AppEngine-TaskName": "t1", "X-AppEngine-QueueName": "default"}
-def signed(sec=secret, path=P, data=body, now=None):
-    return dict(T, **{"X-Deferred-Signature":
+T = {"X-AppEngine-TaskName": "t1", "X-AppEngine-QueueName": "default",
+     "X-Deferred-Payload-MAC": signing.payload_mac(secret, body)}
+NOMAC = {k: v for k, v in T.items() if k != "X-Deferred-Payload-MAC"}
+def signed(sec=secret, path=P, data=body, now=None, t=T):
+    return dict(t, **{"X-Deferred-Signature":
                       signing.sign(sec, "POST", path, data, now=now)})
 out = {}
 for port, where in (($app, "app"), ($pub, "nginx")):
@@ -55,6 +60,11 @@ for port, where in (($app, "app"), ($pub, "nginx")):
     out[where + " other uri"] = post(port, P, signed(path="/custom/path"))
     out[where + " garbage header"] = post(port, P, dict(T, **{"X-Deferred-Signature": "v1=zz"}))
     out[where + " valid"] = post(port, P, signed())
+    # signed by the worker, but the payload was not written by defer():
+    # never unpickled, dead at once (permanent), not retried
+    out[where + " no payload mac"] = post(port, P, signed(t=NOMAC))
+    out[where + " other payload mac"] = post(port, P, signed(t=dict(T, **{
+        "X-Deferred-Payload-MAC": signing.payload_mac(secret, b"x")})))
     out[where + " rotated"] = post(port, P, dict(T, **{"X-Deferred-Signature":
         signing.sign(["old-secret", secret], "POST", P, body)}))
 out["GET"] = post($app, P, {}, data=None, method="GET")
@@ -65,12 +75,16 @@ for my $where (qw(app nginx)) {
                   'other body', 'other uri', 'garbage header') {
         is($res->{"$where $case"}, 403, "$where: $case push refused with 403");
     }
-    is($res->{"$where valid"}, 200, "$where: a push signed with the secret runs (200)");
-    is($res->{"$where rotated"}, 200, "$where: one of several v1= values matching is enough");
+    is($res->{"$where valid"}, '200 -', "$where: a push signed with the secret runs (200)");
+    for my $case ('no payload mac', 'other payload mac') {
+        is($res->{"$where $case"}, '200 permanent', "$where: $case: refused as permanent (dead), not run");
+    }
+    is($res->{"$where rotated"}, '200 -', "$where: one of several v1= values matching is enough");
 }
 is($res->{GET}, 405, 'GET /_ah/queue/deferred: 405');
 is(scalar attempts('sig'), 4, 'only the four valid pushes ran the task');
 like($s->app_log, qr/Detected an attempted XSRF attack/, 'refusals are logged');
+like($s->app_log, qr/Refusing a task payload \(never unpickled\)/, 'payload refusals are logged');
 
 # ------------------------------------------------------------ client errors
 $res = py(q{
@@ -148,7 +162,8 @@ like(slurp($s->nginx->dir . '/logs/access.log'), qr{"POST /_ngx_deferred/enqueue
 # ------------------------------------------- a resend of a stored request
 $res = py(q{
 from ngx_deferred import _msgpack
-req = taskqueue.Task(payload=deferred.serialize(pushapp.ok, "dup"))._request("default")
+p = deferred.serialize(pushapp.ok, "dup")
+req = taskqueue.Task(payload=p, headers=deferred.payload_headers(p))._request("default")
 req["id"] = "dupkey0123456789abcdef"
 body = _msgpack.packb(req)
 a = taskqueue._post(body, 5)

@@ -127,17 +127,36 @@ ok(wait_for(sub { !$r->cmd('HEXISTS', 'dq:{default}:tasks', $rev_id) }, 10), '..
 
 # ------------------------------------------------ a payload that cannot load
 $out = defer_py(q{
-t = taskqueue.Task(payload=b"\x80\x04not a pickle", url="/_ah/queue/deferred")
+p = b"\x80\x04not a pickle"
+t = taskqueue.Task(payload=p, url="/_ah/queue/deferred", headers=deferred.payload_headers(p))
 print(taskqueue.Queue().add(t).id)});
 my ($bad_id) = $out =~ /(\S+)\s*$/;
 ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $bad_id) }, 10),
    'an undecodable payload: dead (kept, inspectable), not silently dropped');
 like(dead_error($bad_id), qr/cannot unpickle/, '... with the reason');
 
+# ------------------- a pickle not written by defer() is never unpickled
+# The attack: anyone who can enqueue (or write Redis) sends a pickle that
+# runs a command when loaded. Without the app's payload MAC it is dead at
+# once and the command never runs.
+my $pwned = "$dir/pwned";
+$out = defer_py(qq{
+import os, pickle
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch $pwned",))
+t = taskqueue.Task(payload=pickle.dumps(Evil()), url="/_ah/queue/deferred")
+print(taskqueue.Queue().add(t).id)});
+my ($evil_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $evil_id) }, 10),
+   'a payload without the payload MAC: dead at once');
+like(dead_error($evil_id), qr/never unpickled: no X-Deferred-Payload-MAC/, '... with the reason');
+ok(!-e $pwned, '... and the pickle was never loaded (the command did not run)');
+
 # ------------------------------------------------ a task that is not a push
 $out = defer_py(q{
 from ngx_deferred import _msgpack
-status, detail = taskqueue._post(_msgpack.packb({"func": "c.function", "args": [1, 2]}), 5, "c-style-task-000000000")
+status, detail = taskqueue._post(_msgpack.packb({"func": "c.function", "args": [1, 2], "id": "c-style-task-000000000"}), 5)
 print(status, detail.get("id"))
 });
 like($out, qr/^201 /m, 'a C-style task (two arguments) enqueued into the push queue');
@@ -146,7 +165,7 @@ ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $c_id) }, 10), '... is 
 like(dead_error($c_id), qr/carries its body as its one argument/, '... saying why');
 
 my $stats = { @{ $r->cmd('HGETALL', 'dq:{default}:stats') } };
-is($stats->{dead}, 3, 'three dead tasks in all (permanent, undecodable, not a push)');
+is($stats->{dead}, 4, 'four dead tasks in all (permanent, undecodable, no payload MAC, not a push)');
 
 # --------------------------------------- push_deadline and the queue timeout
 for my $q (qw(deadline timeout)) {

@@ -35,7 +35,8 @@ from .taskqueue import TaskRetryOptions  # noqa: F401 (re-exported)
 
 __all__ = ["defer", "run", "serialize", "Handler", "Error",
            "PermanentTaskFailure", "SingularTaskFailure", "TaskRetryOptions",
-           "invoke_member", "set_log_level", "batch", "taskqueue"]
+           "invoke_member", "set_log_level", "batch", "taskqueue",
+           "payload_headers"]
 
 _DEFAULT_URL = taskqueue.DEFAULT_URL
 _DEFAULT_QUEUE = "default"
@@ -152,6 +153,7 @@ def defer(obj, *args, **kwargs):
             "stored elsewhere instead" % (len(payload), MAX_PAYLOAD))
     headers = dict(_TASKQUEUE_HEADERS)
     headers.update(opts.get("_headers") or {})
+    headers.update(payload_headers(payload))
     task = taskqueue.Task(payload=payload, name=opts.get("_name"),
                           url=opts.get("_url") or _DEFAULT_URL,
                           countdown=opts.get("_countdown"),
@@ -184,6 +186,22 @@ def batch():
     _local.batch = None
     if tasks:
         taskqueue.Queue(_DEFAULT_QUEUE).add(tasks)
+
+
+def _secrets():
+    s = os.environ.get("NGX_DEFERRED_SECRET", "")
+    return [x for x in s.split(",") if x]
+
+
+def payload_headers(payload):
+    """The task header that lets Handler trust payload: an HMAC of it with
+    the first NGX_DEFERRED_SECRET (none without a secret: the unsigned
+    development mode)."""
+    secrets = _secrets()
+    if not secrets:
+        return {}
+    return {signing.PAYLOAD_MAC_HEADER:
+            signing.payload_mac(secrets[:1], payload)}
 
 
 def _request_uri(environ):
@@ -221,8 +239,7 @@ class Handler(object):
     """
 
     def secrets(self):
-        s = os.environ.get("NGX_DEFERRED_SECRET", "")
-        return [x for x in s.split(",") if x]
+        return _secrets()
 
     def _forbidden(self, why):
         logging.error("Detected an attempted XSRF attack: %s; refusing the "
@@ -241,6 +258,15 @@ class Handler(object):
                                  _request_uri(environ), data)
             if why is not None:
                 return self._forbidden(why)
+            # before pickle.loads: only a payload defer() wrote is run
+            why = signing.verify_payload(
+                self.secrets(), environ.get("HTTP_X_DEFERRED_PAYLOAD_MAC"),
+                data)
+            if why is not None:
+                logging.error("Refusing a task payload (never unpickled): "
+                              "%s", why)
+                raise PermanentTaskFailure("refused, never unpickled: %s"
+                                           % why)
         headers = {k: v for k, v in environ.items()
                    if k.startswith("HTTP_X_APPENGINE_")}
         for k, v in sorted(headers.items()):
