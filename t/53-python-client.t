@@ -86,6 +86,39 @@ is(scalar attempts('sig'), 4, 'only the four valid pushes ran the task');
 like($s->app_log, qr/Detected an attempted XSRF attack/, 'refusals are logged');
 like($s->app_log, qr/Refusing a task payload \(never unpickled\)/, 'payload refusals are logged');
 
+# ------------------- NGX_DEFERRED_ALLOW_UNSIGNED, and a body too large
+$res = py(q{
+import io, logging
+logged = io.StringIO()
+logging.basicConfig(stream=logged)
+body = deferred.serialize(pushapp.ok, "unsigned")
+def push(env, data=body, length=None):
+    e = {"REQUEST_METHOD": "POST", "PATH_INFO": "/_ah/queue/deferred",
+         "HTTP_X_APPENGINE_TASKNAME": "u1", "wsgi.input": io.BytesIO(data),
+         "CONTENT_LENGTH": str(len(data) if length is None else length)}
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return int(deferred.Handler().post(e)[1])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+secret = os.environ.pop("NGX_DEFERRED_SECRET")
+out = {"on": push({"NGX_DEFERRED_ALLOW_UNSIGNED": "false"}),
+       "zero": push({"NGX_DEFERRED_ALLOW_UNSIGNED": "0"}),
+       "with secret": push({"NGX_DEFERRED_ALLOW_UNSIGNED": "1", "NGX_DEFERRED_SECRET": secret}),
+       "true": push({"NGX_DEFERRED_ALLOW_UNSIGNED": "true"}),
+       "huge": push({"NGX_DEFERRED_SECRET": secret}, data=b"", length=2 * 1024 * 1024)}
+out["warned"] = "UNVERIFIED push" in logged.getvalue()
+print(json.dumps(out))
+});
+is($res->{on}, 403, 'NGX_DEFERRED_ALLOW_UNSIGNED=false does not turn unsigned pushes on');
+is($res->{zero}, 403, 'NGX_DEFERRED_ALLOW_UNSIGNED=0 neither');
+is($res->{'with secret'}, 403, 'NGX_DEFERRED_ALLOW_UNSIGNED=1 with a secret set: refused');
+is($res->{true}, 200, 'NGX_DEFERRED_ALLOW_UNSIGNED=true without a secret: runs (development)');
+is($res->{huge}, 413, 'a Content-Length over the payload limit: 413 before reading the body');
+ok($res->{warned}, '... an unverified push is logged as a warning');
+
 # ------------------------------------------------------------ client errors
 $res = py(q{
 out = {}
@@ -101,6 +134,25 @@ out["countdown+eta"] = err(lambda: deferred.defer(pushapp.ok, "x", _countdown=1,
 out["eta 31 days"] = err(lambda: deferred.defer(pushapp.ok, "x", _eta=time.time() + 31 * 86400))
 out["enqueue url"] = err(lambda: deferred.defer(pushapp.ok, "x", _url="/_ngx_deferred/enqueue"))
 out["lambda"] = err(lambda: deferred.defer(lambda: 1))
+for u in ("//_ngx_deferred/enqueue", "/%5Fngx_deferred/enqueue",
+          "/_ngx_deferred/./enqueue", "/a/../_ngx_deferred/enqueue", "/a/..", "/a/."):
+    out["url " + u] = err(lambda: deferred.defer(pushapp.ok, "x", _url=u))
+for k, v in (("_eta", float("nan")), ("_eta", float("inf")),
+             ("_countdown", float("nan")), ("_countdown", float("inf"))):
+    out["%s %s" % (k, v)] = err(lambda: deferred.defer(pushapp.ok, "x", **{k: v}))
+# bytes, not only counts: 3 tasks of 400 KB go in 2 requests (1 MiB limit)
+seen = []
+real = taskqueue._post
+def counting(body, timeout):
+    seen.append(len(body))
+    return real(body, timeout)
+taskqueue._post = counting
+with deferred.batch():
+    for i in range(3):
+        deferred.defer(pushapp.ok, "big", "y" * 400000)
+taskqueue._post = real
+out["big requests"] = len(seen)
+out["big max"] = max(seen)
 out["bad queue"] = err(lambda: deferred.defer(pushapp.ok, "x", _queue="no such/queue"))
 deferred.defer(pushapp.ok, "named", _name="once", _countdown=3600)
 out["same name"] = err(lambda: deferred.defer(pushapp.ok, "x", _name="once"))
@@ -131,6 +183,15 @@ is($res->{'countdown+eta'}, 'InvalidTaskError', '_countdown with _eta refused');
 is($res->{'eta 31 days'}, 'InvalidTaskError', 'an eta more than 30 days ahead refused');
 is($res->{'enqueue url'}, 'InvalidUrlError', 'a _url under the enqueue prefix refused');
 is($res->{lambda}, 'ValueError', 'a lambda refused with a clear error');
+for my $u ('//_ngx_deferred/enqueue', '/%5Fngx_deferred/enqueue', '/_ngx_deferred/./enqueue',
+           '/a/../_ngx_deferred/enqueue', '/a/..', '/a/.') {
+    is($res->{"url $u"}, 'InvalidUrlError', "_url $u refused (//, %, . or .. segments)");
+}
+for my $k ('_eta nan', '_eta inf', '_countdown nan', '_countdown inf') {
+    is($res->{$k}, 'InvalidTaskError', "$k refused");
+}
+is($res->{'big requests'}, 2, 'a batch is split by bytes: 3 tasks of 400 KB in 2 requests');
+cmp_ok($res->{'big max'}, '<', 1024 * 1024, '... each under the module\'s 1 MiB body limit');
 is($res->{'bad queue'}, 'InvalidQueueNameError', 'a bad queue name: InvalidQueueNameError (the module\'s 400)');
 is($res->{'same name'}, 'TaskAlreadyExistsError', 'a live name: TaskAlreadyExistsError');
 is($res->{tombstoned}, 'TombstonedTaskError', 'a name that ran: TombstonedTaskError');
@@ -140,6 +201,7 @@ is($res->{'protocol 0'}, '(', 'DEFERRED_USE_CROSS_COMPATIBLE_PICKLE_PROTOCOL: pr
 is($res->{highest}, '8005', 'otherwise pickle.HIGHEST_PROTOCOL (5)');
 ok(wait_for(sub { scalar attempts('p0') }, 10), 'a protocol-0 task runs');
 ok(wait_for(sub { attempts('batch') == 25 }, 10), 'deferred.batch(): 25 tasks ran');
+ok(wait_for(sub { attempts('big') == 3 }, 10), '... and the 3 large tasks ran');
 ok(wait_for(sub { attempts('naive') && attempts('aware') }, 10), 'the eta tasks ran');
 
 # ------------------------------------------ the enqueue endpoint's secret

@@ -250,8 +250,29 @@ class Handler(object):
         if "HTTP_X_APPENGINE_TASKNAME" not in environ:
             return self._forbidden("the header X-AppEngine-TaskName was "
                                    "not set")
+        try:
+            n = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            n = 0
+        if n > MAX_PAYLOAD + 64 * 1024:
+            logging.error("Refusing a push of %d bytes (over %d) unread "
+                          "(413)", n, MAX_PAYLOAD + 64 * 1024)
+            return ("Request Entity Too Large",
+                    http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE, list(_TEXT))
         data = _read_body(environ)
-        if not os.environ.get("NGX_DEFERRED_ALLOW_UNSIGNED"):
+        unsigned = os.environ.get("NGX_DEFERRED_ALLOW_UNSIGNED", "")
+        if unsigned and unsigned.lower() not in ("1", "yes", "true"):
+            return self._forbidden("NGX_DEFERRED_ALLOW_UNSIGNED=%r is not "
+                                   "1, yes or true" % unsigned)
+        if unsigned and self.secrets():
+            return self._forbidden("NGX_DEFERRED_ALLOW_UNSIGNED is set "
+                                   "together with NGX_DEFERRED_SECRET: "
+                                   "refusing to guess; unset one")
+        if unsigned:
+            logging.warning("NGX_DEFERRED_ALLOW_UNSIGNED: running an "
+                            "UNVERIFIED push (payload not authenticated; "
+                            "local development only)")
+        else:
             why = signing.verify(self.secrets(),
                                  environ.get("HTTP_X_DEFERRED_SIGNATURE"),
                                  environ.get("REQUEST_METHOD", "POST"),
