@@ -47,9 +47,9 @@ P = "/_ah/queue/deferred"
 T = {"X-AppEngine-TaskName": "t1", "X-AppEngine-QueueName": "default",
      "X-Deferred-Payload-MAC": signing.payload_mac(secret, body)}
 NOMAC = {k: v for k, v in T.items() if k != "X-Deferred-Payload-MAC"}
-def signed(sec=secret, path=P, data=body, now=None, t=T):
+def signed(sec=secret, path=P, data=body, now=None, t=T, task="t1"):
     return dict(t, **{"X-Deferred-Signature":
-                      signing.sign(sec, "POST", path, data, now=now)})
+                      signing.sign_push(sec, task, "POST", path, data, now=now)})
 out = {}
 for port, where in (($app, "app"), ($pub, "nginx")):
     out[where + " no task name"] = post(port, P, {})
@@ -66,13 +66,18 @@ for port, where in (($app, "app"), ($pub, "nginx")):
     out[where + " other payload mac"] = post(port, P, signed(t=dict(T, **{
         "X-Deferred-Payload-MAC": signing.payload_mac(secret, b"x")})))
     out[where + " rotated"] = post(port, P, dict(T, **{"X-Deferred-Signature":
-        signing.sign(["old-secret", secret], "POST", P, body)}))
+        signing.sign_push(["old-secret", secret], "t1", "POST", P, body)}))
+    # an enqueue's signature (no "push" context) is not a push signature
+    out[where + " enqueue signature"] = post(port, P, dict(T, **{"X-Deferred-Signature":
+        signing.sign(secret, "POST", P, body)}))
+    out[where + " other task name"] = post(port, P, signed(task="t2"))
 out["GET"] = post($app, P, {}, data=None, method="GET")
 print(json.dumps(out))
 });
 for my $where (qw(app nginx)) {
     for my $case ('no task name', 'unsigned', 'wrong secret', 'stale',
-                  'other body', 'other uri', 'garbage header') {
+                  'other body', 'other uri', 'garbage header', 'enqueue signature',
+                  'other task name') {
         is($res->{"$where $case"}, 403, "$where: $case push refused with 403");
     }
     is($res->{"$where valid"}, '200 -', "$where: a push signed with the secret runs (200)");

@@ -273,10 +273,11 @@ class Handler(object):
                             "UNVERIFIED push (payload not authenticated; "
                             "local development only)")
         else:
-            why = signing.verify(self.secrets(),
-                                 environ.get("HTTP_X_DEFERRED_SIGNATURE"),
-                                 environ.get("REQUEST_METHOD", "POST"),
-                                 _request_uri(environ), data)
+            why = signing.verify_push(
+                self.secrets(), environ.get("HTTP_X_DEFERRED_SIGNATURE"),
+                environ.get("HTTP_X_APPENGINE_TASKNAME"),
+                environ.get("REQUEST_METHOD", "POST"),
+                _request_uri(environ), data)
             if why is not None:
                 return self._forbidden(why)
             # before pickle.loads: only a payload defer() wrote is run

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import time
 
-__all__ = ["sign", "verify", "payload_mac", "verify_payload", "WINDOW",
+__all__ = ["sign", "verify", "sign_push", "verify_push", "payload_mac", "verify_payload", "WINDOW",
            "PAYLOAD_MAC_HEADER"]
 
 WINDOW = 300
@@ -33,6 +33,26 @@ def sign(secrets, method, uri, body, now=None):
     t = int(now if now is not None else time.time())
     return "t=%d,%s" % (t, ",".join(
         "v1=" + _mac(s, method, uri, t, body) for s in secrets))
+
+
+def _push_method(task_name, method):
+    # the worker signs a push with "push\n<task name>\n" before the method:
+    # never a valid enqueue signature, and bound to X-AppEngine-TaskName
+    return "push\n%s\n%s" % (task_name, method)
+
+
+def sign_push(secrets, task_name, method, uri, body, now=None):
+    """The X-Deferred-Signature the worker puts on a push of task_name."""
+    return sign(secrets, _push_method(task_name, method), uri, body, now)
+
+
+def verify_push(secrets, header, task_name, method, uri, body, now=None,
+                window=WINDOW):
+    """verify() for a push: the signed string starts "push\n<task>\n"."""
+    if not task_name or "\n" in task_name:
+        return "no usable X-AppEngine-TaskName"
+    return verify(secrets, header, _push_method(task_name, method), uri,
+                  body, now, window)
 
 
 def verify(secrets, header, method, uri, body, now=None, window=WINDOW):

@@ -158,8 +158,9 @@ class Task(object):
         if not self.url.startswith("/"):
             raise InvalidUrlError("url must be a path starting with /: %r"
                                   % self.url)
-        if ("//" in self.url or "%" in self.url or "/./" in self.url
-                or "/../" in self.url or self.url.endswith(("/.", "/.."))):
+        path = self.url.split("?", 1)[0]    # as lib's dq_url_valid
+        if ("//" in path or "%" in path or "/./" in path
+                or "/../" in path or path.endswith(("/.", "/.."))):
             raise InvalidUrlError("url %r has //, %%, or a . or .. "
                                   "segment: it would not reach the app as "
                                   "written" % self.url)
