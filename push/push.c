@@ -7,7 +7,9 @@
  * url, with App Engine's X-AppEngine-* headers and the task's own headers,
  * the task's payload as the body, and waits for the answer:
  *
- *   2xx                                  done (acked)
+ *   2xx + X-Deferred-Result: ok          done (acked); any other 2xx is a
+ *                                        failed attempt unless the queue
+ *                                        sets push_require_ack off
  *   2xx + X-Deferred-Result: permanent   dead at once (PermanentTaskFailure)
  *   408 + X-Deferred-Result: singular    retried quietly (SingularTaskFailure)
  *   anything else, refused, timed out    failed: the queue's backoff
@@ -671,6 +673,16 @@ dq__push(dq_task_t *task, void *udata)
             dq_task_set_error(task, "PermanentTaskFailure (%s answered "
                               "%ld): %s", full, status,
                               x.error[0] ? x.error : x.body);
+        } else if (strcasecmp(x.result, "ok") != 0
+                   && dq_task_push_require_ack(task))
+        {
+            /* push_require_ack: a 2xx from a route that is not the
+             * deferred handler (a static page, a proxy's error page) ran
+             * nothing */
+            res = DQ_TASK_FAIL;
+            dq_task_set_error(task, "push to %s: HTTP %ld without "
+                              "X-Deferred-Result: ok: not the deferred "
+                              "handler (push_require_ack)", full, status);
         } else {
             res = DQ_TASK_OK;
         }

@@ -80,11 +80,11 @@ for my $where (qw(app nginx)) {
                   'other task name') {
         is($res->{"$where $case"}, 403, "$where: $case push refused with 403");
     }
-    is($res->{"$where valid"}, '200 -', "$where: a push signed with the secret runs (200)");
+    is($res->{"$where valid"}, '200 ok', "$where: a push signed with the secret runs (200)");
     for my $case ('no payload mac', 'other payload mac') {
         is($res->{"$where $case"}, '200 permanent', "$where: $case: refused as permanent (dead), not run");
     }
-    is($res->{"$where rotated"}, '200 -', "$where: one of several v1= values matching is enough");
+    is($res->{"$where rotated"}, '200 ok', "$where: one of several v1= values matching is enough");
 }
 is($res->{GET}, 405, 'GET /_ah/queue/deferred: 405');
 is(scalar attempts('sig'), 4, 'only the four valid pushes ran the task');

@@ -21,6 +21,7 @@ queue default {
 }
 queue deadline { push_target http://127.0.0.1:@APP_PORT@; push_deadline 500ms; retry_limit 0; }
 queue timeout { push_target http://127.0.0.1:@APP_PORT@; timeout 500ms; retry_limit 0; }
+queue noack { push_target http://127.0.0.1:@APP_PORT@; push_require_ack off; retry_limit 0; }
 EOF
 
 sub attempts { $s->attempts(@_) }
@@ -134,6 +135,22 @@ my ($bad_id) = $out =~ /(\S+)\s*$/;
 ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $bad_id) }, 10),
    'an undecodable payload: dead (kept, inspectable), not silently dropped');
 like(dead_error($bad_id), qr/cannot unpickle/, '... with the reason');
+
+# ------------------ a 2xx from a route that is not the deferred handler
+# /slow?0 answers 200 at once and runs nothing: with push_require_ack (on
+# by default) that is a failed attempt, not a done task.
+$out = defer_py(q{print(deferred.defer(pushapp.ok, "never", _url="/slow?0", _queue="deadline").id)});
+my ($noack_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{deadline}:dead', $noack_id) }, 10),
+   'a 2xx without X-Deferred-Result: ok is a failed attempt (retry_limit 0: dead)');
+like($r->cmd('HGET', 'dq:{deadline}:errors', $noack_id) // '', qr/not the deferred handler \(push_require_ack\)/,
+     '... saying it was not the deferred handler');
+$out = defer_py(q{print(deferred.defer(pushapp.ok, "never", _url="/slow?0", _queue="noack").id)});
+my ($off_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { DQWorker::log_text($s->worker) =~ /\Q$off_id\E/
+                  && !$r->cmd('HEXISTS', 'dq:{noack}:tasks', $off_id) }, 10),
+   'push_require_ack off: any 2xx is done');
+ok(!$r->cmd('ZSCORE', 'dq:{noack}:dead', $off_id), '... not dead');
 
 # ------------------- a pickle not written by defer() is never unpickled
 # The attack: anyone who can enqueue (or write Redis) sends a pickle that

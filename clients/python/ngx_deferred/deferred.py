@@ -304,7 +304,8 @@ class Handler(object):
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-        return ("Success", http.HTTPStatus.OK, list(_TEXT))
+        return ("Success", http.HTTPStatus.OK,
+                _TEXT + [("X-Deferred-Result", "ok")])
 
     def post(self, environ):
         try:
