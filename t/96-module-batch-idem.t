@@ -122,7 +122,7 @@ is($res->{status}, 201, 'the same id in two queues: 201 (ids are per queue)');
 # --- the C client (deferred-cli defer --id): the same rule
 my $cli = DQTest::build_dir() . '/client/deferred-cli';
 SKIP: {
-    skip 'deferred-cli not built', 5 unless -x $cli;
+    DQTest::skip_unless(-x $cli, 'deferred-cli not built', 5);
     my $addr = $r->address;
     my $o1 = `$cli -r $addr defer -q c1 --id job-42 noop`;
     is($? >> 8, 0, 'deferred-cli defer --id: exit 0');

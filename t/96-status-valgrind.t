@@ -16,7 +16,7 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 DQNginx::require_nginx();
-plan skip_all => 'valgrind not installed' unless -x '/usr/bin/valgrind';
+DQTest::need_tool(-x '/usr/bin/valgrind', 'valgrind');
 
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);

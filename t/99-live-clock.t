@@ -26,7 +26,7 @@ sub workers {
 
 my ($fake) = glob '/usr/lib/*/faketime/libfaketimeMT.so.1';
 SKIP: {
-    skip 'libfaketime not installed (Debian package faketime)', 4 unless $fake;
+    DQTest::skip_unless($fake, 'libfaketime not installed (Debian package faketime)', 4);
     my $ok = spawn(name => 'ok', log => "$dir/ok.log", cmd => [@base]);
     my $late = spawn(name => 'late', log => "$dir/late.log",
                      cmd => ['env', "LD_PRELOAD=$fake", 'FAKETIME=-1h', @base]);

@@ -87,6 +87,20 @@ dq__free_slots(const dq_child_t *ch)
     return busy >= ch->concurrency ? 0 : ch->concurrency - busy;
 }
 
+uint64_t
+dq_child_jitter(uint64_t max)
+{
+    static uint64_t x;
+
+    if (x == 0) {
+        x = ((uint64_t) getpid() << 32) ^ uv_hrtime() ^ 0x9e3779b97f4a7c15ULL;
+    }
+    x ^= x << 13;                 /* xorshift64 */
+    x ^= x >> 7;
+    x ^= x << 17;
+    return max == 0 ? 0 : x % (max + 1);
+}
+
 static void
 dq__due_cb(uv_timer_t *t)
 {
@@ -172,10 +186,13 @@ dq_child_kick(dq_child_t *ch)
      * claim reply (next_ms) and the child then sleeps until exactly that
      * deadline, so a dead host's leases come back within `lease` plus a
      * round trip, with no new traffic, for one claim per queue per lease
-     * period when idle. */
+     * period when idle. The look comes 0-10 % early, at random, so a
+     * fleet started (or reconnected) together does not claim in the same
+     * millisecond (docs/OPERATIONS.md, "Idle load"). */
     for (i = 0; i < ch->nq; i++) {
         if (ch->qs[i].due_at > now + ch->idle_look_ms) {
-            ch->qs[i].due_at = now + ch->idle_look_ms;
+            ch->qs[i].due_at = now + ch->idle_look_ms
+                               - dq_child_jitter(ch->idle_look_ms / 10);
         }
     }
 
@@ -238,6 +255,9 @@ dq__blpop_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         return;
     }
     if (rep == NULL) {
+        /* the token may have been popped with the reply lost: the
+         * queues are looked at when the wake connection is up again
+         * (dq__redis_state) */
         dq_log_debug("wake connection: %s", errstr);
         return;                    /* re-issued when it is up again */
     }
@@ -322,6 +342,14 @@ dq__redis_state(dq_conn_t *r, int up, void *data)
     }
     if (r == ch->wake_conn && !up) {
         ch->blpop_inflight = 0;
+    }
+    if (r == ch->wake_conn && up) {
+        /* a BLPOP whose reply was lost (connection dropped, command
+         * timeout after Redis popped the token) took a wake-up nobody
+         * saw: look at every queue now rather than at the idle look */
+        for (i = 0; i < ch->nq; i++) {
+            ch->qs[i].due_at = 0;
+        }
     }
     dq_child_kick(ch);
 }

@@ -24,6 +24,7 @@
 #define DQ_IDLE_LOOK_MAX_MS  30000    /* longest sleep of a queue without
                                          a claim (min with the lease) */
 #define DQ_LOST_CLAIMS       8        /* per queue, between reconnects */
+#define DQ_DUE_JITTER_MAX_MS 100      /* late wake after an empty claim */
 
 typedef struct dq_child_s dq_child_t;
 
@@ -42,6 +43,8 @@ struct dq_cqueue_s {
     dq_task_t            **rels;       /* never started, to release */
     size_t                 nrels, cap_rels;
     char                   lost[DQ_LOST_CLAIMS][DQ_ID_SIZE];
+    int                    lost_held[DQ_LOST_CLAIMS]; /* their master
+                                           table entries (held.c) */
     size_t                 nlost;      /* claims whose reply was lost:
                                           release_claim on reconnect */
 };
@@ -83,6 +86,9 @@ struct dq_child_s {
 
 /* dispatch.c */
 void dq_child_kick(dq_child_t *ch);
+/* 0 .. max ms, uniform enough: spreads a fleet's idle claims (loop
+ * thread only) */
+uint64_t dq_child_jitter(uint64_t max);
 void dq_dispatch_claim(dq_cqueue_t *q, size_t n);
 void dq_dispatch_flush(dq_child_t *ch);
 void dq_dispatch_stop(dq_child_t *ch);    /* cancel never-started work */

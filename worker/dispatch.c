@@ -209,6 +209,9 @@ dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason)
     if (reason != t->error) {       /* kept for a resend */
         snprintf(t->error, sizeof(t->error), "%s", reason);
     }
+    /* decided: if this child dies before the bury lands, the master
+     * buries it rather than retrying it (held.c) */
+    dq_held_bury(t->held, t->name, t->error, t->ran);
     if ((b = dq__report_one(ch, t, DQ_OP_BURY, &it)) == NULL) {
         return;
     }
@@ -423,7 +426,7 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
     }
     dq_child_stat_done(1);
     if (t->result == DQ_TASK_OK) {
-        dq_held_done(t->held);     /* a crash now costs no attempt */
+        dq_held_done(t->held, t->name);   /* a crash now: the master acks */
     }
     dq__finished(ch, t);
     dq_child_kick(ch);
@@ -586,17 +589,23 @@ typedef struct {
 } dq__claim_t;
 
 /* A claim whose reply was lost may have leased tasks nobody here knows
- * about: give them back (no charge) once Redis is back. */
+ * about: give them back (no charge) once Redis is back. Its entry in the
+ * master's table (`held`, "claim in flight") stays until then, so a child
+ * dying meanwhile still has the master give them back. */
 static void
-dq__claim_lost(dq_cqueue_t *q, const char *claim)
+dq__claim_lost(dq_cqueue_t *q, const char *claim, int held)
 {
     if (q->nlost == DQ_LOST_CLAIMS) {
         dq_log_warn("too many lost claim replies on queue %.*s: the tasks "
                     "of claim %s come back when their lease expires",
                     (int) q->name.len, q->name.ptr, q->lost[0]);
+        dq_held_remove(q->lost_held[0]);
         memmove(q->lost[0], q->lost[1], sizeof(q->lost[0]) * --q->nlost);
+        memmove(&q->lost_held[0], &q->lost_held[1],
+                sizeof(q->lost_held[0]) * q->nlost);
     }
-    memcpy(q->lost[q->nlost++], claim, DQ_ID_SIZE);
+    memcpy(q->lost[q->nlost], claim, DQ_ID_SIZE);
+    q->lost_held[q->nlost++] = held;
 }
 
 static void
@@ -609,52 +618,90 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     dq_claim_result_t  res;
     dq_claimed_t      *slots;
     dq_error_t         err;
+    dq_task_t        **started;
     uint64_t           now = uv_now(&ch->loop);
-    size_t             i;
+    size_t             i, nstart = 0;
 
     (void) r;
-    dq_held_remove(c->held);        /* its tasks get entries of their own */
     q->claiming = 0;
     ch->reserved -= c->asked;
     memset(&err, 0, sizeof(err));
     memset(&res, 0, sizeof(res));
 
     slots = calloc(c->asked, sizeof(*slots));
+    started = calloc(c->asked, sizeof(*started));
+    if (started == NULL) {
+        free(slots);
+        slots = NULL;
+    }
     res.tasks = slots;
     if (rep == NULL && strcmp(errstr, "redis not connected") != 0) {
-        dq__claim_lost(q, c->claim);       /* it may have landed */
+        dq__claim_lost(q, c->claim, c->held);  /* it may have landed */
+        c->held = 0;                 /* the entry stays until given back */
     }
     if (rep == NULL || slots == NULL
         || dq_reply_claim(rep, &res, c->asked, &err) != DQ_OK)
     {
+        if (rep != NULL && slots == NULL) {
+            dq__claim_lost(q, c->claim, c->held);  /* it did land */
+            c->held = 0;
+        }
+        dq_held_remove(c->held);
         dq_log_warn("claim on queue %.*s failed: %s; trying again in 1 s",
                     (int) q->name.len, q->name.ptr,
                     rep == NULL ? errstr : slots == NULL ? "out of memory"
                                                          : err.msg);
         free(slots);
+        free(started);
         free(c);
         q->due_at = now + 1000;
         dq_child_kick(ch);
         return;
     }
 
+    /* every task gets its own entry in the master's table before the
+     * claim's entry goes (a child dying in between must not leave them
+     * untracked), and only then does any start (the claim's entry would
+     * give back, uncharged, a task that started) */
     for (i = 0; i < res.n; i++) {
         dq_task_t *t = dq_task_new(&res.tasks[i], q->name, &ch->conf->limits,
                                    ch->loader);
 
         if (t == NULL) {
+            char qn[DQ_HELD_QUEUE_MAX], id[DQ_HELD_ID_MAX];
+
             dq_log_error("out of memory: task %.*s (queue %.*s) left to "
                          "its lease", (int) res.tasks[i].id.len,
                          res.tasks[i].id.ptr, (int) q->name.len,
                          q->name.ptr);
+            /* still tracked: if this child dies the master gives it back
+             * (its entry is never freed here: a leak of one slot) */
+            if (q->name.len < sizeof(qn) && res.tasks[i].id.len < sizeof(id)
+                && res.tasks[i].claim.len <= DQ_CLAIM_ID_MAX)
+            {
+                char cl[DQ_CLAIM_ID_MAX + 1];
+
+                memcpy(qn, q->name.ptr, q->name.len);
+                qn[q->name.len] = '\0';
+                memcpy(id, res.tasks[i].id.ptr, res.tasks[i].id.len);
+                id[res.tasks[i].id.len] = '\0';
+                memcpy(cl, res.tasks[i].claim.ptr, res.tasks[i].claim.len);
+                cl[res.tasks[i].claim.len] = '\0';
+                (void) dq_held_add(qn, id, cl);
+            }
             continue;
         }
         t->q = q;
         t->claim_now_ms = res.now_ms;
         t->claim_loop_ms = now;
         dq_child_link(ch, t);
-        dq__start(ch, t, res.now_ms);
+        started[nstart++] = t;
     }
+    dq_held_remove(c->held);
+    for (i = 0; i < nstart; i++) {
+        dq__start(ch, started[i], res.now_ms);
+    }
+    free(started);
 
     if (res.n >= c->asked) {
         q->due_at = now;                      /* a full claim: maybe more */
@@ -667,6 +714,16 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
          * that finds nothing yet says how long is left), never late */
         q->due_at = c->sent_ms + (uint64_t) (res.next_ms > 0 ? res.next_ms
                                                              : 1);
+        if (res.n == 0) {
+            /* nothing claimed: the whole fleet got the same deadline (a
+             * lease's, or an ETA): wake 0-10 % of it later, at most
+             * DQ_DUE_JITTER_MAX_MS, so the hosts do not all claim in the
+             * same millisecond */
+            uint64_t j = (uint64_t) res.next_ms / 10;
+
+            q->due_at += dq_child_jitter(j < DQ_DUE_JITTER_MAX_MS
+                                         ? j : DQ_DUE_JITTER_MAX_MS);
+        }
     }
     dq_log_debug("claimed %zu of %zu on queue %.*s, next in %lld ms", res.n,
                  c->asked, (int) q->name.len, q->name.ptr,
@@ -831,6 +888,7 @@ typedef struct {
     dq_child_t *ch;
     dq_cqueue_t *q;
     char        claim[DQ_ID_SIZE];
+    int         held;          /* its entry in the master's table */
 } dq__relclaim_t;
 
 static void dq__release_claim(dq__relclaim_t *rq, const char *cursor);
@@ -855,7 +913,7 @@ dq__release_claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                     "again with the next claim or reconnect", rq->claim,
                     (int) rq->q->name.len, rq->q->name.ptr,
                     rep == NULL ? errstr : err.msg);
-        dq__claim_lost(rq->q, rq->claim);
+        dq__claim_lost(rq->q, rq->claim, rq->held);
         free(rq);
         return;
     }
@@ -865,6 +923,7 @@ dq__release_claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                     rq->claim, (int) rq->q->name.len, rq->q->name.ptr);
     }
     if (strcmp(cursor, "0") == 0) {
+        dq_held_remove(rq->held);        /* all given back */
         free(rq);
         return;
     }
@@ -881,7 +940,7 @@ dq__release_claim(dq__relclaim_t *rq, const char *cursor)
         || dq_conn_send_cmd(rq->ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
                              dq__release_claim_reply, rq) != 0)
     {
-        dq__claim_lost(rq->q, rq->claim);     /* the next time */
+        dq__claim_lost(rq->q, rq->claim, rq->held);     /* the next time */
         free(rq);
     }
     dq_cmd_free(&cmd);
@@ -897,18 +956,21 @@ dq__release_lost(dq_child_t *ch, dq_cqueue_t *q)
 {
     dq__relclaim_t *rq;
     char            ids[DQ_LOST_CLAIMS][DQ_ID_SIZE];
+    int             held[DQ_LOST_CLAIMS];
     size_t          n = q->nlost, k;
 
     memcpy(ids, q->lost, sizeof(ids[0]) * n);
+    memcpy(held, q->lost_held, sizeof(held[0]) * n);
     q->nlost = 0;
     for (k = 0; k < n; k++) {
         rq = malloc(sizeof(*rq));
         if (rq == NULL) {
-            dq__claim_lost(q, ids[k]);
+            dq__claim_lost(q, ids[k], held[k]);
             continue;
         }
         rq->ch = ch;
         rq->q = q;
+        rq->held = held[k];
         memcpy(rq->claim, ids[k], DQ_ID_SIZE);
         dq__release_claim(rq, "0");
     }

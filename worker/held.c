@@ -10,10 +10,12 @@
  * thread marks "started".
  *
  * Master side: after the child is reaped nothing writes the table any
- * more. The master opens one blocking client connection (2 s timeouts:
- * the master must not hang on a dead Redis; what it cannot hand back
- * returns when its lease expires, as before), releases what never started
- * or finished OK, fails what started with the child's death as the error,
+ * more. The master opens one blocking client connection (1 s per call,
+ * and the whole reap has a time budget, DQ_HELD_BUDGET_MS: the master
+ * must not hang on a sick Redis; what it cannot hand back in time
+ * returns when its lease expires, as before, and is logged), releases what never
+ * started, acks what finished OK, buries what the child had decided to
+ * bury, fails what started with the child's death as the error,
  * then empties the table for the next child in that slot.
  */
 #include <stdio.h>
@@ -21,10 +23,23 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <time.h>
+
 #include "client_impl.h"
 #include "master.h"
+#include "notify.h"
 
-#define DQ_HELD_TIMEOUT_MS 2000
+static uint64_t
+dq__mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+#define DQ_HELD_TIMEOUT_MS 1000   /* each call; the whole reap has a
+                                     budget (deadline_ms) */
 
 static dq_held_t *dq__tab;      /* this child's table, or NULL */
 static size_t     dq__cap;
@@ -90,13 +105,45 @@ dq_held_started(int h, int64_t fail_delay_ms)
     }
 }
 
-void
-dq_held_done(int h)
+/* The name (tombstone) an ack or bury by the master needs; 0 if it does
+ * not fit (then the entry keeps its state). */
+static int
+dq__held_name(dq_held_t *e, const char *name)
 {
-    if (h > 0 && dq__tab != NULL) {
+    size_t len = name ? strlen(name) : 0;
+
+    if (len >= DQ_HELD_NAME_MAX) {
+        return 0;
+    }
+    memcpy(e->name, name ? name : "", len);
+    e->name[len] = '\0';
+    return 1;
+}
+
+void
+dq_held_done(int h, const char *name)
+{
+    if (h > 0 && dq__tab != NULL && dq__held_name(&dq__tab[h - 1], name)) {
         __atomic_store_n(&dq__tab[h - 1].state, DQ_HELD_DONE,
                          __ATOMIC_RELEASE);
     }
+}
+
+void
+dq_held_bury(int h, const char *name, const char *error, int ran)
+{
+    dq_held_t *e;
+
+    if (h <= 0 || dq__tab == NULL) {
+        return;
+    }
+    e = &dq__tab[h - 1];
+    if (!dq__held_name(e, name)) {
+        return;
+    }
+    snprintf(e->error, sizeof(e->error), "%s", error ? error : "");
+    e->ran = ran ? 1 : 0;
+    __atomic_store_n(&e->state, DQ_HELD_BURIED, __ATOMIC_RELEASE);
 }
 
 void
@@ -204,7 +251,8 @@ dq__release_claim(dq_client_t *c, const dq_held_t *e, int64_t *n, char *err,
 
 void
 dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
-                int child, const char *how, char *summary, size_t summary_len)
+                int child, const char *how, uint64_t deadline_ms,
+                char *summary, size_t summary_len)
 {
     dq_client_t     *c = NULL;
     dq_client_opts_t co;
@@ -213,8 +261,9 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
     dq_cmd_t         cmd;
     char             err[256], error[300], q[DQ_LOG_QUOTE_MAX];
     size_t           i, nrel = 0, nfail = 0, nfenced = 0, nleft = 0;
-    size_t           nclaimed = 0;
+    size_t           nclaimed = 0, nack = 0, nbury = 0;
     uint32_t         st;
+    uint64_t         now;
     int              rc;
 
     snprintf(summary, summary_len, "holding 0 leased tasks");
@@ -228,6 +277,17 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
         st = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
         if (st == DQ_HELD_FREE) {
             continue;
+        }
+        /* the master's loop waits meanwhile: keep systemd's watchdog fed,
+         * and stop at the reap's time budget (a sick Redis must not get
+         * the master killed); the rest returns at lease expiry */
+        now = dq__mono_ms();
+        (void) dq_notify_watchdog(now, 0);
+        if (now >= deadline_ms && err[0] == '\0') {
+            dq_client_free(c);
+            c = NULL;
+            snprintf(err, sizeof(err), "the master's time budget for "
+                     "handing back was spent");
         }
         if (c == NULL && err[0] == '\0') {
             memset(&co, 0, sizeof(co));
@@ -257,6 +317,21 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
             if (st == DQ_HELD_STARTED) {
                 rc = dq_cmd_retry(&cmd, dq_str_c(e->queue), &it,
                                   e->fail_delay_ms, dq_str_c(error), 1);
+            } else if (st == DQ_HELD_DONE) {
+                /* it ran OK: ack it (a second ack is fenced) */
+                if (e->name[0]) {
+                    it.name = dq_str_c(e->name);
+                }
+                rc = dq_cmd_ack(&cmd, dq_str_c(e->queue), &it, 1,
+                                conf->tombstone_ms);
+            } else if (st == DQ_HELD_BURIED) {
+                if (e->name[0]) {
+                    it.name = dq_str_c(e->name);
+                }
+                rc = dq_cmd_bury(&cmd, dq_str_c(e->queue), &it,
+                                 dq_str_c(e->error), conf->dead_max,
+                                 conf->dead_age_ms, conf->tombstone_ms,
+                                 e->ran);
             } else {
                 rc = dq_cmd_release(&cmd, dq_str_c(e->queue), &it, 1, 0, 0);
             }
@@ -276,6 +351,13 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
                         "retry_in_ms=%lld (it was running in child %d)",
                         e->queue, e->id, dq_log_quote(q, sizeof(q), error),
                         (long long) e->fail_delay_ms, child);
+        } else if (rc == 1 && st == DQ_HELD_DONE) {
+            nack++;
+        } else if (rc == 1 && st == DQ_HELD_BURIED) {
+            nbury++;
+            dq_log_error("task dead: queue=%s id=%s reason=\"%s\" (buried "
+                         "for child %d, which died before it could)",
+                         e->queue, e->id, e->error, child);
         } else if (rc == 1) {
             nrel++;
         } else if (rc == 0) {
@@ -286,14 +368,16 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
         __atomic_store_n(&e->state, DQ_HELD_FREE, __ATOMIC_RELAXED);
     }
     dq_client_free(c);
-    if (nrel + nfail + nfenced + nleft + nclaimed == 0) {
+    if (nrel + nfail + nfenced + nleft + nclaimed + nack + nbury == 0) {
         return;
     }
     nrel += nclaimed;
     snprintf(summary, summary_len, "holding %zu leased tasks: %zu released "
-             "at once (never started, or finished OK), %zu started and "
+             "at once (never started), %zu acked (finished OK), %zu buried "
+             "(failed for good), %zu started and "
              "failed (charged, retried after backoff), %zu already settled, "
              "%zu left to their lease expiry%s%s%s",
-             nrel + nfail + nfenced + nleft, nrel, nfail, nfenced, nleft,
+             nrel + nack + nbury + nfail + nfenced + nleft, nrel, nack,
+             nbury, nfail, nfenced, nleft,
              nleft ? " (" : "", nleft ? err : "", nleft ? ")" : "");
 }

@@ -53,9 +53,19 @@
 #define DQ_STABLE_MS        5000     /* lived this long: no backoff */
 #define DQ_KILL_MARGIN_MS   5000     /* after grace, before SIGKILL */
 
+/* A configuration shared by the master (the current one) and the children
+ * spawned with it: a child of an older generation is recovered with the
+ * Redis address, password and db it was spawned with (held.c), not with
+ * those of a reload since. */
+typedef struct {
+    dq_worker_conf_t *conf;
+    int               refs;
+} dq__cref_t;
+
 typedef struct {
     int       used;
     pid_t     pid;          /* 0: waiting to be (re)spawned */
+    dq__cref_t *cref;       /* the configuration it was spawned with */
     unsigned  gen;
     int       number;       /* child number for logs, unique per master */
     int       stopping;     /* we asked it to stop */
@@ -67,7 +77,8 @@ typedef struct {
 } dq_slot_t;
 
 typedef struct {
-    dq_worker_conf_t  *conf;
+    dq_worker_conf_t  *conf;          /* == cref->conf */
+    dq__cref_t        *cref;
     dq_conf_loader_fn  reload;
     void              *udata;
     dq_slot_t         *slots;
@@ -182,6 +193,16 @@ dq__slot_new(dq_master_t *m)
     return NULL;
 }
 
+static void
+dq__cref_put(dq__cref_t *c)
+{
+    if (c != NULL && --c->refs == 0) {
+        dq_conf_free(c->conf);
+        free(c->conf);
+        free(c);
+    }
+}
+
 static int
 dq__spawn(dq_master_t *m, dq_slot_t *s)
 {
@@ -243,6 +264,9 @@ dq__spawn(dq_master_t *m, dq_slot_t *s)
 
     s->pid = pid;
     s->started = dq__now();
+    dq__cref_put(s->cref);
+    s->cref = m->cref;
+    m->cref->refs++;
     s->respawn_at = 0;
     s->stopping = 0;
     dq_log_info("started child %d (pid %ld)", s->number, (long) pid);
@@ -313,7 +337,7 @@ dq__reap(dq_master_t *m)
     int               status, i, clean;
     dq_slot_t        *s;
     dq_child_stats_t *st;
-    uint64_t          now, lived;
+    uint64_t          now, lived, deadline = 0;  /* of handing back */
     char              how[128], what[640];
     long long         done;
 
@@ -335,8 +359,14 @@ dq__reap(dq_master_t *m)
         dq__describe(status, how, sizeof(how));
         clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         /* what it held goes back now, not when the leases expire */
-        dq_held_recover(m->conf, s->held, s->nheld, s->number, how, what,
+        if (deadline == 0) {
+            deadline = dq__now() + DQ_HELD_BUDGET_MS;
+        }
+        dq_held_recover(s->cref ? s->cref->conf : m->conf, s->held,
+                        s->nheld, s->number, how, deadline, what,
                         sizeof(what));
+        dq__cref_put(s->cref);
+        s->cref = NULL;
         s->pid = 0;
         if (pid == m->draining) {
             m->draining = 0;
@@ -473,6 +503,7 @@ static void
 dq__reload(dq_master_t *m)
 {
     dq_worker_conf_t *nc;
+    dq__cref_t       *cr;
     char              err[DQ_CONF_ERR_SIZE];
 
     if (m->reload == NULL) {
@@ -503,9 +534,19 @@ dq__reload(dq_master_t *m)
         dq_log_error("reload: keeping the old log");
     }
     (void) dq_log_set_format(nc->log_format);
-    /* children hold their own copy (fork); nothing else points here */
-    dq_conf_free(m->conf);
-    free(m->conf);
+    /* children hold their own copy (fork); the master keeps the old one
+     * while a child spawned with it lives (its recovery uses it) */
+    cr = malloc(sizeof(*cr));
+    if (cr == NULL) {
+        dq_log_error("reload: out of memory");
+        dq_conf_free(nc);
+        free(nc);
+        return;
+    }
+    cr->conf = nc;
+    cr->refs = 1;
+    dq__cref_put(m->cref);
+    m->cref = cr;
     m->conf = nc;
     m->gen++;
     m->draining = 0;
@@ -530,14 +571,19 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
     m.reload = reload;
     m.udata = udata;
     m.conf = malloc(sizeof(*conf));
+    m.cref = malloc(sizeof(*m.cref));
     m.slots = calloc(DQ_MAX_SLOTS, sizeof(dq_slot_t));
     dq__stats_base = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m.conf == NULL || m.slots == NULL || dq__stats_base == MAP_FAILED) {
+    if (m.conf == NULL || m.cref == NULL || m.slots == NULL
+        || dq__stats_base == MAP_FAILED)
+    {
         dq_log_error("master: out of memory");
         return 1;
     }
     *m.conf = *conf;              /* take ownership */
+    m.cref->conf = m.conf;
+    m.cref->refs = 1;
     memset(conf, 0, sizeof(*conf));
 
     dq_log_set_prefix("master");
@@ -664,11 +710,11 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
                 m.killed ? ", children SIGKILLed past the grace period "
                            "(their tasks run again after the lease)" : "");
     dq__pid_remove(m.conf->pid_file);
-    dq_conf_free(m.conf);
-    free(m.conf);
     for (i = 0; i < DQ_MAX_SLOTS; i++) {
         dq_held_unmap(m.slots[i].held, m.slots[i].nheld);
+        dq__cref_put(m.slots[i].cref);
     }
+    dq__cref_put(m.cref);
     free(m.slots);
     munmap(dq__stats_base, maplen);
     dq__stats_base = NULL;

@@ -51,11 +51,12 @@ dq_child_stat_done(int64_t n)
  * function is entered (pool thread or tasklet), done when it finished OK,
  * and frees it when the task's last reply arrived. When the child dies
  * unasked, the master reads what is left: tasks never started are
- * released at once without charge, tasks that finished OK are released
- * too (their ack may not have landed; running them again costs no
- * attempt), started ones are failed with "child killed by signal N"
- * (charged, after the queue's backoff), and the leases of a claim call
- * whose reply the child never read are released (release_claim). Fencing
+ * released at once without charge, tasks that finished OK are acked (the
+ * name is kept for the tombstone; their own ack may not have landed),
+ * tasks the child decided to bury are buried (the error is kept), started
+ * ones are failed with "child killed by signal N" (charged, after the
+ * queue's backoff), and the leases of a claim call whose reply the child
+ * never read are released (release_claim). Fencing
  * (the claim id) makes any of these harmless when the child's own report
  * landed first. */
 enum {
@@ -63,12 +64,16 @@ enum {
     DQ_HELD_CLAIMED,     /* leased, function not entered */
     DQ_HELD_STARTED,     /* function entered */
     DQ_HELD_DONE,        /* returned OK, ack maybe not delivered */
-    DQ_HELD_CLAIMING     /* a claim call in flight (id ""): its leases
+    DQ_HELD_CLAIMING,    /* a claim call in flight (id ""): its leases
                             are given back with release_claim */
+    DQ_HELD_BURIED       /* to the dead set (permanent failure), the
+                            bury maybe not delivered */
 };
 
 #define DQ_HELD_QUEUE_MAX 104   /* queue names are <= 100 */
 #define DQ_HELD_ID_MAX    72
+#define DQ_HELD_NAME_MAX  504   /* task names are <= 500 */
+#define DQ_HELD_ERROR_MAX 512
 
 typedef struct {
     uint32_t state;                   /* DQ_HELD_*, written last */
@@ -77,6 +82,9 @@ typedef struct {
     char     claim[DQ_CLAIM_ID_MAX + 1];  /* the lease's claim id */
     char     queue[DQ_HELD_QUEUE_MAX];
     char     id[DQ_HELD_ID_MAX];
+    int32_t  ran;                     /* BURIED: the run reached it */
+    char     name[DQ_HELD_NAME_MAX];  /* DONE, BURIED: "" if unnamed */
+    char     error[DQ_HELD_ERROR_MAX];    /* BURIED: the reason */
 } dq_held_t;
 
 /* Child side (no-ops outside a master's child): an entry for a new lease,
@@ -84,19 +92,22 @@ typedef struct {
  * full, or a string too long), then its steps. */
 int  dq_held_add(const char *queue, const char *id, const char *claim);
 void dq_held_started(int h, int64_t fail_delay_ms);   /* any thread */
-void dq_held_done(int h);
+void dq_held_done(int h, const char *name);
+void dq_held_bury(int h, const char *name, const char *error, int ran);
 void dq_held_remove(int h);
 
 /* Master side: the table of a slot, sized for conf (mapped before the
  * fork); hand back what a dead child left (logs what it did, empties the
- * table). `how` says how the child ended ("killed by signal 11 ..."). */
+ * table). `how` says how the child ended ("killed by signal 11 ..."),
+ * deadline_ms (CLOCK_MONOTONIC ms) when to stop calling Redis. */
 dq_held_t *dq_held_map(size_t n);
 void dq_held_unmap(dq_held_t *tab, size_t n);
 size_t dq_held_size(const dq_worker_conf_t *conf);
 void dq_held_use(dq_held_t *tab, size_t n);   /* in the child, after fork */
+#define DQ_HELD_BUDGET_MS 2000  /* per reap, all dead children together */
 void dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
-                     int child, const char *how, char *summary,
-                     size_t summary_len);
+                     int child, const char *how, uint64_t deadline_ms,
+                     char *summary, size_t summary_len);
 
 /* How the master (re)reads its configuration: on start and on SIGHUP.
  * Fills `out` (from defaults) or returns -1 with err filled; `out` is then
