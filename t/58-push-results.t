@@ -170,6 +170,23 @@ ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $evil_id) }, 10),
 like(dead_error($evil_id), qr/never unpickled: no X-Deferred-Payload-MAC/, '... with the reason');
 ok(!-e $pwned, '... and the pickle was never loaded (the command did not run)');
 
+# the reviewer's form: deferred-cli writes the pickle (protocol 0, text)
+# straight into Redis, past every enqueue location
+my $pwned2 = "$dir/pwned-cli";
+my ($prc, $pickle) = $s->python(qq{import os, pickle
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch $pwned2",))
+import sys; sys.stdout.write(pickle.dumps(Evil(), 0).decode())});
+my ($crc, $cout) = DQTest::capture(bin('deferred-cli'), '-r', $r->address, 'defer',
+    '-q', 'default', '-u', '/_ah/queue/deferred', 'main.harmless', $pickle);
+is($crc, 0, 'deferred-cli defer stored the pickle straight into Redis') or diag $cout;
+my ($cli_id) = $cout =~ /([A-Za-z0-9_-]{16,})/;
+ok(wait_for(sub { $cli_id && $r->cmd('ZSCORE', 'dq:{default}:dead', $cli_id) }, 10),
+   '... dead at once (no payload MAC)') or diag $cout;
+like(dead_error($cli_id), qr/never unpickled/, '... refused before unpickling');
+ok(!-e $pwned2, '... and the command never ran');
+
 # ------------------------------------------------ a task that is not a push
 $out = defer_py(q{
 from ngx_deferred import _msgpack
@@ -182,7 +199,7 @@ ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $c_id) }, 10), '... is 
 like(dead_error($c_id), qr/carries its body as its one argument/, '... saying why');
 
 my $stats = { @{ $r->cmd('HGETALL', 'dq:{default}:stats') } };
-is($stats->{dead}, 4, 'four dead tasks in all (permanent, undecodable, no payload MAC, not a push)');
+is($stats->{dead}, 5, 'five dead tasks in all (permanent, undecodable, two without payload MAC, not a push)');
 
 # --------------------------------------- push_deadline and the queue timeout
 for my $q (qw(deadline timeout)) {
