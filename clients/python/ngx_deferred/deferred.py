@@ -19,6 +19,10 @@ What differs from App Engine, on purpose:
   dead set, where it stays inspectable, instead of dropping it.
 - pushes must carry a valid X-Deferred-Signature (NGX_DEFERRED_SECRET),
   the job App Engine's stripping of X-AppEngine-* headers does there.
+- a payload is unpickled only with a valid X-Deferred-Payload-MAC (the
+  HMAC of the pickle defer() adds with NGX_DEFERRED_SECRET): a pickle
+  written into Redis or through an unsigned enqueue is dead, never loaded.
+- success answers X-Deferred-Result: ok (the worker's push_require_ack).
 """
 import contextlib
 import http
