@@ -24,7 +24,8 @@
 # compiler's new warning.
 #
 # Each part adds its targets in its own fragment (lib/lib.mk,
-# client/client.mk, tasklet/tasklet.mk, worker/worker.mk, t/t.mk,
+# conf/conf.mk, client/client.mk, tasklet/tasklet.mk, worker/worker.mk,
+# t/t.mk,
 # examples/*/example.mk, bench/bench.mk).
 
 VERSION := $(shell cat VERSION)
@@ -61,7 +62,7 @@ MODULE_SO ?= $(MODULE_B)/ngx_http_deferred_module.so
 
 # what the project needs whatever the builder says: the task ABI relies on
 # -fvisibility=hidden (only DQ_EXPORT symbols leave a library) and -fPIC
-DQ_CPPFLAGS := -Iinclude -Ilib -Iclient -Itasklet -I$(GEN) \
+DQ_CPPFLAGS := -Iinclude -Ilib -Iconf -Iclient -Itasklet -I$(GEN) \
                -DDQ_VERSION='"$(VERSION)"' \
                $(shell $(PKG_CONFIG) --cflags $(PKGS))
 DQ_CFLAGS   := -std=gnu11 -Wall -Wextra -fPIC -fvisibility=hidden \
@@ -78,6 +79,7 @@ ALL_LDLIBS   = $(DQ_LDLIBS) $(LDLIBS)
 all:
 
 -include lib/lib.mk
+-include conf/conf.mk
 -include client/client.mk
 -include tasklet/tasklet.mk
 -include worker/worker.mk

@@ -4,7 +4,7 @@
  *
  *   config apply FILE [--dry-run]   this project's `queue NAME { ... }`
  *                                   blocks (read by the worker's own
- *                                   parser, worker/config_file.c: the same
+ *                                   parser, conf/config_file.c: the same
  *                                   syntax, names and errors), or App
  *                                   Engine's queue.yaml (translated here;
  *                                   what cannot be honoured is refused)
@@ -28,7 +28,7 @@
 
 #include "cli.h"
 #include "client_impl.h"
-#include "../worker/config.h"
+#include "config.h"
 
 /* ------------------------------------------------------------ queue.yaml */
 

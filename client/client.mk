@@ -15,10 +15,9 @@ CLI_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard client/cli*.c))
 
 $(CLI_OBJS): $(GEN)/dq_scripts.c
 
-# `config apply` reads queue blocks with the worker's own parser
-CLI_CONF_OBJS := $(B)/worker/config.o $(B)/worker/config_file.o
-
-$(B)/client/deferred-cli: $(CLI_OBJS) $(CLI_CONF_OBJS) $(B)/libdqclient.a \
+# `config apply` reads queue blocks with the settings parser the worker
+# uses (conf/, libdqconf.a): one parser, no worker object linked here
+$(B)/client/deferred-cli: $(CLI_OBJS) $(B)/libdqconf.a $(B)/libdqclient.a \
                           $(B)/libdq.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LDLIBS)

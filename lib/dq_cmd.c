@@ -854,7 +854,7 @@ dq_cmd_ready(dq_cmd_t *c)
 static const dq_key_kind_t dq__keys_forget[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_DEAD,
     DQ_KEY_ERRORS, DQ_KEY_NAMES, DQ_KEY_CONF, DQ_KEY_STATS, DQ_KEY_WAKE,
-    DQ_KEY_BUCKET
+    DQ_KEY_BUCKET, DQ_KEY_LEASE_OLD, DQ_KEY_UNRUNNABLE
 };
 
 int

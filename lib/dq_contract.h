@@ -111,7 +111,7 @@ typedef struct {
 
 /* The module's and the client's default. The worker's defaults (lease,
  * dead_max, dead_age, ...) live only in its directive table
- * (worker/config.c), as the text a user would write, fed through its
+ * (conf/config.c), as the text a user would write, fed through its
  * parser; its tombstone there is "7d", the same 7 days. */
 #define DQ_DEFAULT_TOMBSTONE_MS  (7LL * 24 * 3600 * 1000)  /* 7 days */
 

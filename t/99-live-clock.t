@@ -44,8 +44,8 @@ SKIP: {
 }
 
 SKIP: {
-    skip 'unshare cannot make a pid namespace here', 2
-        if system('unshare -p -f true >/dev/null 2>&1');
+    DQTest::skip_unless(!system('unshare -p -f true >/dev/null 2>&1'),
+                        'unshare cannot make a pid namespace here', 2);
     my @w = map { spawn(name => "ns$_", log => "$dir/ns$_.log",
                         cmd => ['unshare', '-p', '-f', '--kill-child', @base]) } 1, 2;
     ok(wait_for(sub { @{ workers() } == 2 }, 15),

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "live.h"
+#include "master.h"
 
 static const int64_t dq__bounds[DQ_LATENESS_NBOUNDS] = DQ_LATENESS_BOUNDS_MS;
 static const char *const dq__qconf_fields[DQ_QCONF_NFIELDS] = DQ_QCONF_FIELDS;
@@ -244,6 +245,7 @@ dq__beat_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
     char        pid[16], child[16], running[24], done[24], failed[24],
                 started[24], beat[24], ttl[24];
     int64_t     now;
+    size_t      i;
 
     (void) c;
     (void) errstr;
@@ -276,6 +278,11 @@ dq__beat_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
         dq__send(ch, (int) (sizeof(hset) / sizeof(hset[0])), hset);
         dq__send(ch, 3, pexpire);
     }
+    /* after the hash: a reader that sees these counts sees this beat */
+    for (i = 0; i < ch->nq; i++) {
+        dq__flush_hist(ch, i);
+    }
+    dq__conf_refresh(ch);
     dq_child_maybe_finish(ch);
 }
 
@@ -285,11 +292,11 @@ dq__beat(uv_timer_t *timer)
     dq_child_t *ch = timer->data;
     dq_live_t  *lv = ch->live;
     dq_cmd_t    cmd;
-    size_t      i;
 
     if (lv->left) {
         return;
     }
+    dq_child_stat_alive();          /* the loop runs (master.c checks) */
     if (!dq_conn_is_up(ch->cmd_conn)) {
         if (!lv->beaten) {          /* the first one as soon as it can */
             uv_timer_start(&lv->timer, dq__beat, 200,
@@ -306,10 +313,6 @@ dq__beat(uv_timer_t *timer)
                                 dq__beat_reply, ch);
     }
     dq_cmd_free(&cmd);
-    for (i = 0; i < ch->nq; i++) {
-        dq__flush_hist(ch, i);
-    }
-    dq__conf_refresh(ch);
 }
 
 int
@@ -366,6 +369,7 @@ dq_live_start(dq_child_t *ch)
     snprintf(lv->key, sizeof(lv->key), "%s%s", DQ_WORKER_KEY_PREFIX, lv->id);
     lv->started_ms = 0;             /* Redis now at the first beat */
     ch->live = lv;
+    dq_child_stat_alive();
     uv_timer_init(&ch->loop, &lv->timer);
     lv->timer.data = ch;
     /* the first beat soon after connecting, then every ttl / 3 */

@@ -70,6 +70,7 @@ typedef struct {
     int       number;       /* child number for logs, unique per master */
     int       stopping;     /* we asked it to stop */
     uint64_t  started;      /* monotonic ms */
+    pid_t     stalled;      /* SIGKILLed for a stalled loop */
     uint64_t  respawn_at;   /* when pid == 0 */
     int       backoff_ms;
     dq_held_t *held;        /* tasks the child holds (shared, held.c) */
@@ -213,6 +214,7 @@ dq__spawn(dq_master_t *m, dq_slot_t *s)
 
     __atomic_store_n(&st->held, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&st->done, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->alive, 0, __ATOMIC_RELAXED);
     if (s->held == NULL || s->nheld < dq_held_size(m->conf)) {
         dq_held_unmap(s->held, s->nheld);
         s->nheld = dq_held_size(m->conf);
@@ -413,6 +415,42 @@ dq__reap(dq_master_t *m)
 }
 
 /* Respawn due slots of the current generation. */
+/* Children whose loop stopped running (their live timer's stamp is
+ * DQ_CHILD_STALL_MS old: a tasklet that never yields, a deadlock, SIGSTOP)
+ * are SIGKILLed; reaping hands their tasks back and respawns them. 1 while
+ * every child is fresh (the systemd watchdog is pinged only then). */
+static int
+dq__check_stalls(dq_master_t *m, uint64_t now)
+{
+    int               i, fresh = 1;
+    int64_t           alive;
+    uint64_t          last;
+    dq_slot_t        *s;
+
+    for (i = 0; i < DQ_MAX_SLOTS; i++) {
+        s = &m->slots[i];
+        if (!s->used || s->pid <= 0 || s->stopping) {
+            continue;
+        }
+        alive = __atomic_load_n(&dq__stats_base[i].alive, __ATOMIC_RELAXED);
+        last = alive > 0 && (uint64_t) alive > s->started ? (uint64_t) alive
+                                                          : s->started;
+        if (now < last + DQ_CHILD_STALL_MS) {
+            continue;
+        }
+        fresh = 0;
+        if (s->stalled != s->pid) {
+            dq_log_error("child %d (pid %ld): its loop has not run for "
+                         "%llu ms: SIGKILL (its tasks are handed back, a "
+                         "new child starts)", s->number, (long) s->pid,
+                         (unsigned long long) (now - last));
+            kill(s->pid, SIGKILL);
+            s->stalled = s->pid;
+        }
+    }
+    return fresh;
+}
+
 static void
 dq__respawn(dq_master_t *m, uint64_t now)
 {
@@ -649,7 +687,15 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
         }
 
         now = dq__now();
-        next = dq_notify_watchdog(now, next);
+        if (!m.stopping && !dq__check_stalls(&m, now)) {
+            /* no watchdog ping while a child is stalled */
+        } else {
+            next = dq_notify_watchdog(now, next);
+        }
+        /* look at the children's loops at least every second */
+        if (!m.stopping && (next == 0 || next > now + 1000)) {
+            next = now + 1000;
+        }
         if (next) {
             next = next > now ? next - now : 0;
             ts.tv_sec = (time_t) (next / 1000);

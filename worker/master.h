@@ -12,6 +12,7 @@
 #define DQ_MASTER_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "worker.h"
 
@@ -25,11 +26,29 @@
 typedef struct {
     int64_t held;   /* tasks leased by this child right now */
     int64_t done;   /* tasks finished by this child (any result) */
+    int64_t alive;  /* CLOCK_MONOTONIC ms its loop last ran a timer
+                       (live.c, every 5 s; 0: not yet). The master kills
+                       a child whose stamp is DQ_CHILD_STALL_MS old and
+                       pings the systemd watchdog only while every
+                       child's is fresh. */
 } dq_child_stats_t;
 
 /* This process's counters: its slot under a master, else a private one.
  * Never NULL. */
 dq_child_stats_t *dq_child_stats(void);
+
+#define DQ_CHILD_STALL_MS 20000
+
+static inline void
+dq_child_stat_alive(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    __atomic_store_n(&dq_child_stats()->alive,
+                     (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                     __ATOMIC_RELAXED);
+}
 
 static inline void
 dq_child_stat_held(int64_t delta)

@@ -2,8 +2,9 @@
  * deferred-worker — the interfaces between the worker's parts.
  *
  *   main.c        command line + config file -> dq_worker_conf_t, then master
- *   config.c      the directive table, setters, defaults (config.h)
- *   config_file.c the file syntax: parser, -T dump, --help
+ *   ../conf/      the settings: directive table, setters, defaults, file
+ *                 syntax, -T dump, --help (libdqconf.a, conf/config.h;
+ *                 deferred-cli links it too)
  *   master.c      process manager: N children, respawn, signals, pid file
  *   notify.c      systemd: READY/RELOADING/STOPPING, the watchdog
  *   child.c       one child: libuv loop, Redis connections, stop
@@ -56,80 +57,9 @@ const char *dq_log_quote(char *buf, size_t size, const char *s);
 
 /* --------------------------------------------------------------- config */
 
-typedef struct {
-    char      *name;            /* valid queue name */
-    int        weight;          /* share of claims among queues, >= 1 */
-    dq_retry_t retry;           /* queue defaults; -1 = built-in default */
-    double     rate;            /* tasks/s across the fleet; 0 = unlimited */
-    int        bucket_size;     /* burst; 0 = max(1, rate) */
-    int        max_concurrent;  /* running at once across the fleet; 0 = no
-                                   limit */
-    int64_t    timeout_ms;      /* per-task run time limit; 0 = none */
-    char      *push_target;     /* push queue: tasks go to the push
-                                   library (DQ_PUSH_FUNCTION), POSTed to
-                                   this base URL; NULL = not a push queue */
-    int64_t    push_deadline_ms;/* a push's request deadline */
-    int        push_require_ack;/* a 2xx counts only with
-                                   X-Deferred-Result: ok */
-} dq_queue_conf_t;
-
-typedef struct {
-    char      *function;        /* a function name (dq_func_name_valid) */
-    int64_t    timeout_ms;      /* its run time limit, overriding its
-                                   queue's; 0 = none */
-} dq_fn_conf_t;
-
-typedef struct {
-    char            *redis_address;   /* "host:port" | "unix:/path" */
-    char            *redis_password;  /* or NULL */
-    int              redis_db;
-    char            *push_secret;     /* signs pushes; NULL = unsigned */
-
-    dq_queue_conf_t *queues;
-    size_t           nqueues;
-    char           **libraries;       /* paths of task libraries */
-    size_t           nlibraries;
-    dq_fn_conf_t    *functions;       /* per-function settings */
-    size_t           nfunctions;
-
-    int              master_process;  /* 1: a master supervises the
-                                         children; 0: one child runs in
-                                         this process (nginx's
-                                         master_process off) */
-    int              processes;       /* children; 0 = one per CPU */
-    int              threads;         /* pool threads per child */
-    int              concurrency;     /* plain tasks in flight per child */
-    int              tasklet_concurrency; /* tasklet tasks per child */
-    size_t           tasklet_stack;   /* usable bytes per tasklet stack */
-    int              claim_size;      /* max tasks per claim */
-
-    int64_t          lease_ms;        /* lease length; heartbeat at 1/3 */
-    int64_t          reclaim_delay_ms;/* delay before re-running a task
-                                         whose lease expired */
-    int64_t          unrunnable_limit_ms; /* bury a task no library here
-                                         registers once it and the missing
-                                         function are this old; 0 = never */
-    int64_t          tombstone_ms;
-    int64_t          dead_max;
-    int64_t          dead_age_ms;
-    int64_t          grace_ms;        /* SIGTERM: time for running tasks */
-
-    char            *log_file;        /* NULL = stderr */
-    int              log_level;
-    char            *log_format;      /* "text" (NULL) or "json" */
-    char            *pid_file;        /* NULL = none */
-    char            *config_file;     /* where this came from, or NULL */
-
-    dq_limits_t      limits;
-} dq_worker_conf_t;
-
-/* Built-in defaults (one queue "default", Redis 127.0.0.1:6379, ...). */
-void dq_conf_defaults(dq_worker_conf_t *conf);
-void dq_conf_free(dq_worker_conf_t *conf);
-
-/* The queue's settings, or NULL if the worker does not serve it. */
-const dq_queue_conf_t *dq_conf_queue(const dq_worker_conf_t *conf,
-                                     dq_str_t name);
+/* the settings types and their parser: conf/config.h (shared with
+ * deferred-cli, which must not link worker code) */
+#include "config.h"
 
 /* --------------------------------------------------------------- loader */
 

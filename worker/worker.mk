@@ -3,7 +3,7 @@
 # runtime (DQ_EXPORT, -rdynamic) to the task libraries it dlopen()s;
 # everything else stays hidden (-fvisibility=hidden).
 
-WORKER_SRCS := worker/main.c worker/config.c worker/config_file.c \
+WORKER_SRCS := worker/main.c \
                worker/master.c worker/held.c worker/child.c \
                worker/dispatch.c worker/heartbeat.c worker/redis_uv.c \
                worker/loader.c worker/task.c worker/log.c worker/timeout.c \
@@ -12,8 +12,8 @@ WORKER_OBJS := $(WORKER_SRCS:%.c=$(B)/%.o)
 
 $(WORKER_OBJS): $(GEN)/dq_scripts.c
 
-$(B)/worker/deferred-worker: $(WORKER_OBJS) $(TASKLET_OBJS) $(B)/libdqclient.a \
-                            $(B)/libdq.a
+$(B)/worker/deferred-worker: $(WORKER_OBJS) $(TASKLET_OBJS) $(B)/libdqconf.a \
+                            $(B)/libdqclient.a $(B)/libdq.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -rdynamic -o $@ $^ $(ALL_LDLIBS) \
 	    $(shell $(PKG_CONFIG) --libs libsystemd)

@@ -6,12 +6,12 @@
 -- KEYS: 1 the live list (DQ_WORKERS_KEY)
 -- ARGV: 1 the child's id, 2 ttl_ms (> 0)
 -- Reply: Redis now in ms.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-if not ttl or ttl <= 0 then
+local ttl = dq_num(ARGV[2])
+if not ttl or ttl <= 0 or not ARGV[1] then
     return redis.error_reply('ERR beat: ttl_ms must be > 0')
 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 return now
