@@ -117,6 +117,10 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
       "library (push/libdq_push.so, function dq.push)" },
     { "push_deadline", DQ_CX_QUEUE, DQ_CT_TIME, Q(push_deadline_ms), 0, 100,
       DAY, 0, "10m", "TIME", "a push's request deadline (App Engine's)" },
+    { "push_require_ack", DQ_CX_QUEUE, DQ_CT_FLAG, Q(push_require_ack), 0, 0,
+      1, 0, "on", "on|off",
+      "a push's 2xx counts as done only with X-Deferred-Result: ok (the "
+      "deferred handler's answer); off: any 2xx" },
     { "retry_limit", DQ_CX_QUEUE, DQ_CT_RINT, R(retry_limit), 0, 0,
       1000000000, 0, "default", "N|default",
       "failed attempts before dead (default: task's, else 5)" },

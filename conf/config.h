@@ -40,6 +40,8 @@ typedef struct {
                                    library (DQ_PUSH_FUNCTION), POSTed to
                                    this base URL; NULL = not a push queue */
     int64_t    push_deadline_ms;/* a push's request deadline */
+    int        push_require_ack;/* a 2xx counts only with
+                                   X-Deferred-Result: ok */
 } dq_queue_conf_t;
 
 typedef struct {

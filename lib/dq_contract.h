@@ -124,7 +124,9 @@ int dq_queue_name_valid(dq_str_t s);   /* [A-Za-z0-9_-]{1,100} */
 int dq_task_name_valid(dq_str_t s);    /* [A-Za-z0-9_-]{1,500} */
 int dq_func_name_valid(dq_str_t s);    /* [A-Za-z0-9_.:-]{1,200} */
 int dq_url_valid(dq_str_t s);          /* "/" + printable non-space ASCII,
-                                          up to DQ_URL_MAX */
+                                          up to DQ_URL_MAX; the path (before
+                                          '?') without "//", '%', "." or
+                                          ".." segments */
 #define DQ_CLIENT_ID_MAX  64
 int dq_client_id_valid(dq_str_t s);    /* [A-Za-z0-9_-]{1,64}: a task id
                                           chosen by the client */

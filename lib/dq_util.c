@@ -344,6 +344,40 @@ dq_func_name_valid(dq_str_t s)
     return dq__chars_valid(s, DQ_FUNC_NAME_MAX, ".:");
 }
 
+/* The path (before '?') is the one the app will route on: no "//", no
+ * '%' escape, no "." or ".." segment. A server normalises those (nginx's
+ * merge_slashes, unescaping, dot segments), so "//_ngx_deferred/enqueue"
+ * or "/%5Fngx_deferred/enqueue" would pass a prefix check on the raw URL
+ * and still reach the enqueue location (a push loop). */
+static int
+dq__url_path_plain(dq_str_t s)
+{
+    size_t i, end, seg;
+
+    for (end = 0; end < s.len && s.ptr[end] != '?'; end++) {
+        /* the path's end */
+    }
+    seg = 1;
+    for (i = 0; i <= end; i++) {
+        if (i < end && s.ptr[i] == '%') {
+            return 0;
+        }
+        if (i == end || s.ptr[i] == '/') {
+            size_t n = i - seg;
+            if (i < end && i > 0 && s.ptr[i - 1] == '/') {
+                return 0;                           /* "//" */
+            }
+            if ((n == 1 && s.ptr[seg] == '.')
+                || (n == 2 && s.ptr[seg] == '.' && s.ptr[seg + 1] == '.'))
+            {
+                return 0;                           /* "." or ".." */
+            }
+            seg = i + 1;
+        }
+    }
+    return 1;
+}
+
 int
 dq_url_valid(dq_str_t s)
 {
@@ -358,7 +392,7 @@ dq_url_valid(dq_str_t s)
             return 0;
         }
     }
-    return 1;
+    return dq__url_path_plain(s);
 }
 
 /* ------------------------------------------------------------------ keys */

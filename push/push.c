@@ -7,7 +7,9 @@
  * url, with App Engine's X-AppEngine-* headers and the task's own headers,
  * the task's payload as the body, and waits for the answer:
  *
- *   2xx                                  done (acked)
+ *   2xx + X-Deferred-Result: ok          done (acked); any other 2xx is a
+ *                                        failed attempt unless the queue
+ *                                        sets push_require_ack off
  *   2xx + X-Deferred-Result: permanent   dead at once (PermanentTaskFailure)
  *   408 + X-Deferred-Result: singular    retried quietly (SingularTaskFailure)
  *   anything else, refused, timed out    failed: the queue's backoff
@@ -494,6 +496,13 @@ dq__push(dq_task_t *task, void *udata)
         body = arg->via.str.ptr;
         body_len = arg->via.str.size;
     }
+    if (!dq_url_valid(dq_str_c(url))) {
+        /* "//", '%', "." or ".." in the path: the app would route on a
+         * normalised path the prefix check below never saw */
+        dq_task_set_error(task, "push: refusing the task URL %.200s "
+                          "(\"//\", '%%', \".\" or \"..\" in its path)", url);
+        return DQ_TASK_PERMANENT;
+    }
     if (strncmp(url, DQ_PUSH_ENQUEUE_PREFIX,
                 sizeof(DQ_PUSH_ENQUEUE_PREFIX) - 1) == 0)
     {
@@ -562,7 +571,20 @@ dq__push(dq_task_t *task, void *udata)
         dq_error_t err;
 
         memset(&err, 0, sizeof(err));
-        if (dq_sign_header(&sec, 1, dq_str_c("POST"), dq_str_c(uri),
+        char       ctx[640];
+
+        /* a push's signed string starts "push\n<task name>\n": never a
+         * valid enqueue signature (whose method has no newline), and
+         * bound to the task it names (X-AppEngine-TaskName) */
+        if ((size_t) snprintf(ctx, sizeof(ctx), "push\n%s\nPOST",
+                              name ? name : dq_task_id(task))
+            >= sizeof(ctx))
+        {
+            dq_task_set_error(task, "push: task name too long to sign");
+            res = DQ_TASK_PERMANENT;
+            goto out;
+        }
+        if (dq_sign_header(&sec, 1, dq_str_c(ctx), dq_str_c(uri),
                            (int64_t) time(NULL), &b, 1, sig, sizeof(sig),
                            &err)
             != DQ_OK)
@@ -651,6 +673,16 @@ dq__push(dq_task_t *task, void *udata)
             dq_task_set_error(task, "PermanentTaskFailure (%s answered "
                               "%ld): %s", full, status,
                               x.error[0] ? x.error : x.body);
+        } else if (strcasecmp(x.result, "ok") != 0
+                   && dq_task_push_require_ack(task))
+        {
+            /* push_require_ack: a 2xx from a route that is not the
+             * deferred handler (a static page, a proxy's error page) ran
+             * nothing */
+            res = DQ_TASK_FAIL;
+            dq_task_set_error(task, "push to %s: HTTP %ld without "
+                              "X-Deferred-Result: ok: not the deferred "
+                              "handler (push_require_ack)", full, status);
         } else {
             res = DQ_TASK_OK;
         }

@@ -21,6 +21,7 @@ queue default {
 }
 queue deadline { push_target http://127.0.0.1:@APP_PORT@; push_deadline 500ms; retry_limit 0; }
 queue timeout { push_target http://127.0.0.1:@APP_PORT@; timeout 500ms; retry_limit 0; }
+queue noack { push_target http://127.0.0.1:@APP_PORT@; push_require_ack off; retry_limit 0; }
 EOF
 
 sub attempts { $s->attempts(@_) }
@@ -127,12 +128,64 @@ ok(wait_for(sub { !$r->cmd('HEXISTS', 'dq:{default}:tasks', $rev_id) }, 10), '..
 
 # ------------------------------------------------ a payload that cannot load
 $out = defer_py(q{
-t = taskqueue.Task(payload=b"\x80\x04not a pickle", url="/_ah/queue/deferred")
+p = b"\x80\x04not a pickle"
+t = taskqueue.Task(payload=p, url="/_ah/queue/deferred", headers=deferred.payload_headers(p))
 print(taskqueue.Queue().add(t).id)});
 my ($bad_id) = $out =~ /(\S+)\s*$/;
 ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $bad_id) }, 10),
    'an undecodable payload: dead (kept, inspectable), not silently dropped');
 like(dead_error($bad_id), qr/cannot unpickle/, '... with the reason');
+
+# ------------------ a 2xx from a route that is not the deferred handler
+# /slow?0 answers 200 at once and runs nothing: with push_require_ack (on
+# by default) that is a failed attempt, not a done task.
+$out = defer_py(q{print(deferred.defer(pushapp.ok, "never", _url="/slow?0", _queue="deadline").id)});
+my ($noack_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{deadline}:dead', $noack_id) }, 10),
+   'a 2xx without X-Deferred-Result: ok is a failed attempt (retry_limit 0: dead)');
+like($r->cmd('HGET', 'dq:{deadline}:errors', $noack_id) // '', qr/not the deferred handler \(push_require_ack\)/,
+     '... saying it was not the deferred handler');
+$out = defer_py(q{print(deferred.defer(pushapp.ok, "never", _url="/slow?0", _queue="noack").id)});
+my ($off_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { DQWorker::log_text($s->worker) =~ /\Q$off_id\E/
+                  && !$r->cmd('HEXISTS', 'dq:{noack}:tasks', $off_id) }, 10),
+   'push_require_ack off: any 2xx is done');
+ok(!$r->cmd('ZSCORE', 'dq:{noack}:dead', $off_id), '... not dead');
+
+# ------------------- a pickle not written by defer() is never unpickled
+# The attack: anyone who can enqueue (or write Redis) sends a pickle that
+# runs a command when loaded. Without the app's payload MAC it is dead at
+# once and the command never runs.
+my $pwned = "$dir/pwned";
+$out = defer_py(qq{
+import os, pickle
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch $pwned",))
+t = taskqueue.Task(payload=pickle.dumps(Evil()), url="/_ah/queue/deferred")
+print(taskqueue.Queue().add(t).id)});
+my ($evil_id) = $out =~ /(\S+)\s*$/;
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $evil_id) }, 10),
+   'a payload without the payload MAC: dead at once');
+like(dead_error($evil_id), qr/never unpickled: no X-Deferred-Payload-MAC/, '... with the reason');
+ok(!-e $pwned, '... and the pickle was never loaded (the command did not run)');
+
+# the reviewer's form: deferred-cli writes the pickle (protocol 0, text)
+# straight into Redis, past every enqueue location
+my $pwned2 = "$dir/pwned-cli";
+my ($prc, $pickle) = $s->python(qq{import os, pickle
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch $pwned2",))
+import sys; sys.stdout.write(pickle.dumps(Evil(), 0).decode())});
+my ($crc, $cout) = DQTest::capture(bin('deferred-cli'), '-r', $r->address, 'defer',
+    '-q', 'default', '-u', '/_ah/queue/deferred', 'main.harmless', $pickle);
+is($crc, 0, 'deferred-cli defer stored the pickle straight into Redis') or diag $cout;
+my ($cli_id) = $cout =~ /([A-Za-z0-9_-]{16,})/;
+ok(wait_for(sub { $cli_id && $r->cmd('ZSCORE', 'dq:{default}:dead', $cli_id) }, 10),
+   '... dead at once (no payload MAC)') or diag $cout;
+like(dead_error($cli_id), qr/never unpickled/, '... refused before unpickling');
+ok(!-e $pwned2, '... and the command never ran');
 
 # ------------------------------------------------ a task that is not a push
 $out = defer_py(q{
@@ -146,7 +199,7 @@ ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $c_id) }, 10), '... is 
 like(dead_error($c_id), qr/carries its body as its one argument/, '... saying why');
 
 my $stats = { @{ $r->cmd('HGETALL', 'dq:{default}:stats') } };
-is($stats->{dead}, 3, 'three dead tasks in all (permanent, undecodable, not a push)');
+is($stats->{dead}, 5, 'five dead tasks in all (permanent, undecodable, two without payload MAC, not a push)');
 
 # --------------------------------------- push_deadline and the queue timeout
 for my $q (qw(deadline timeout)) {

@@ -84,6 +84,12 @@ dq_task_push_deadline_ms(const dq_task_t *t)
     return t->qc ? t->qc->push_deadline_ms : 0;
 }
 
+DQ_EXPORT int
+dq_task_push_require_ack(const dq_task_t *t)
+{
+    return t->qc ? t->qc->push_require_ack : 1;
+}
+
 DQ_EXPORT const char *
 dq_task_push_secret(const dq_task_t *t)
 {

@@ -183,6 +183,9 @@ DQ_EXPORT struct redisContext *dq_worker_redis_connect(int timeout_ms,
 DQ_EXPORT const char *dq_task_push_target(const dq_task_t *task);
 DQ_EXPORT int64_t dq_task_push_deadline_ms(const dq_task_t *task);
 DQ_EXPORT const char *dq_task_push_secret(const dq_task_t *task);
+/* The queue's push_require_ack (default 1): a 2xx answer counts as done
+ * only when it carries X-Deferred-Result: ok. */
+DQ_EXPORT int dq_task_push_require_ack(const dq_task_t *task);
 
 /* -------------------------------------------------------------- results */
 

@@ -51,8 +51,12 @@ async def handle(reader, writer):
                     status = b"503 Service Unavailable"
             st["open"] -= 1
             st["answered"] += 1
+            # it stands in for the deferred handler: its ack
+            # (push_require_ack) on success
+            ack = (b"X-Deferred-Result: ok\r\n" if status == b"200 OK"
+                   else b"")
             writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n"
-                         b"Content-Type: text/plain\r\n\r\nok")
+                         + ack + b"Content-Type: text/plain\r\n\r\nok")
             await writer.drain()
             if need and st["answered"] % 100 == 0:
                 save()

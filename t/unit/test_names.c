@@ -75,6 +75,20 @@ main(void)
     ok(!dq_url_valid(dq_str_lit("/a b")), "space refused in url");
     ok(!dq_url_valid(dq_str_lit("/a\r\nX: y")), "CRLF refused in url");
     ok(!dq_url_valid(dq_str_lit("")), "empty url refused");
+    ok(!dq_url_valid(dq_str_lit("//_ngx_deferred/enqueue")), "// refused");
+    ok(!dq_url_valid(dq_str_lit("/a//b")), "// inside refused");
+    ok(!dq_url_valid(dq_str_lit("/%5Fngx_deferred/enqueue")),
+       "%% in the path refused");
+    ok(!dq_url_valid(dq_str_lit("/_ngx_deferred/./enqueue")), "/./ refused");
+    ok(!dq_url_valid(dq_str_lit("/a/../_ngx_deferred/enqueue")),
+       "/../ refused");
+    ok(!dq_url_valid(dq_str_lit("/a/.")), "trailing /. refused");
+    ok(!dq_url_valid(dq_str_lit("/a/..?x=1")), "trailing /.. refused");
+    ok(!dq_url_valid(dq_str_lit("/.")), "/. refused");
+    ok(dq_url_valid(dq_str_lit("/a/.b/..c/x.y")), "dots inside names kept");
+    ok(dq_url_valid(dq_str_lit("/")), "/ kept");
+    ok(dq_url_valid(dq_str_lit("/a?next=//x/../y")),
+       "the query is not a path");
     s = repeat('/', DQ_URL_MAX + 1);
     ok(!dq_url_valid(dq_str_c(s)), "url over DQ_URL_MAX refused");
     free(s);

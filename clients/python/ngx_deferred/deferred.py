@@ -19,6 +19,10 @@ What differs from App Engine, on purpose:
   dead set, where it stays inspectable, instead of dropping it.
 - pushes must carry a valid X-Deferred-Signature (NGX_DEFERRED_SECRET),
   the job App Engine's stripping of X-AppEngine-* headers does there.
+- a payload is unpickled only with a valid X-Deferred-Payload-MAC (the
+  HMAC of the pickle defer() adds with NGX_DEFERRED_SECRET): a pickle
+  written into Redis or through an unsigned enqueue is dead, never loaded.
+- success answers X-Deferred-Result: ok (the worker's push_require_ack).
 """
 import contextlib
 import http
@@ -35,7 +39,8 @@ from .taskqueue import TaskRetryOptions  # noqa: F401 (re-exported)
 
 __all__ = ["defer", "run", "serialize", "Handler", "Error",
            "PermanentTaskFailure", "SingularTaskFailure", "TaskRetryOptions",
-           "invoke_member", "set_log_level", "batch", "taskqueue"]
+           "invoke_member", "set_log_level", "batch", "taskqueue",
+           "payload_headers"]
 
 _DEFAULT_URL = taskqueue.DEFAULT_URL
 _DEFAULT_QUEUE = "default"
@@ -152,6 +157,7 @@ def defer(obj, *args, **kwargs):
             "stored elsewhere instead" % (len(payload), MAX_PAYLOAD))
     headers = dict(_TASKQUEUE_HEADERS)
     headers.update(opts.get("_headers") or {})
+    headers.update(payload_headers(payload))
     task = taskqueue.Task(payload=payload, name=opts.get("_name"),
                           url=opts.get("_url") or _DEFAULT_URL,
                           countdown=opts.get("_countdown"),
@@ -184,6 +190,22 @@ def batch():
     _local.batch = None
     if tasks:
         taskqueue.Queue(_DEFAULT_QUEUE).add(tasks)
+
+
+def _secrets():
+    s = os.environ.get("NGX_DEFERRED_SECRET", "")
+    return [x for x in s.split(",") if x]
+
+
+def payload_headers(payload):
+    """The task header that lets Handler trust payload: an HMAC of it with
+    the first NGX_DEFERRED_SECRET (none without a secret: the unsigned
+    development mode)."""
+    secrets = _secrets()
+    if not secrets:
+        return {}
+    return {signing.PAYLOAD_MAC_HEADER:
+            signing.payload_mac(secrets[:1], payload)}
 
 
 def _request_uri(environ):
@@ -221,8 +243,7 @@ class Handler(object):
     """
 
     def secrets(self):
-        s = os.environ.get("NGX_DEFERRED_SECRET", "")
-        return [x for x in s.split(",") if x]
+        return _secrets()
 
     def _forbidden(self, why):
         logging.error("Detected an attempted XSRF attack: %s; refusing the "
@@ -233,14 +254,45 @@ class Handler(object):
         if "HTTP_X_APPENGINE_TASKNAME" not in environ:
             return self._forbidden("the header X-AppEngine-TaskName was "
                                    "not set")
+        try:
+            n = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            n = 0
+        if n > MAX_PAYLOAD + 64 * 1024:
+            logging.error("Refusing a push of %d bytes (over %d) unread "
+                          "(413)", n, MAX_PAYLOAD + 64 * 1024)
+            return ("Request Entity Too Large",
+                    http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE, list(_TEXT))
         data = _read_body(environ)
-        if not os.environ.get("NGX_DEFERRED_ALLOW_UNSIGNED"):
-            why = signing.verify(self.secrets(),
-                                 environ.get("HTTP_X_DEFERRED_SIGNATURE"),
-                                 environ.get("REQUEST_METHOD", "POST"),
-                                 _request_uri(environ), data)
+        unsigned = os.environ.get("NGX_DEFERRED_ALLOW_UNSIGNED", "")
+        if unsigned and unsigned.lower() not in ("1", "yes", "true"):
+            return self._forbidden("NGX_DEFERRED_ALLOW_UNSIGNED=%r is not "
+                                   "1, yes or true" % unsigned)
+        if unsigned and self.secrets():
+            return self._forbidden("NGX_DEFERRED_ALLOW_UNSIGNED is set "
+                                   "together with NGX_DEFERRED_SECRET: "
+                                   "refusing to guess; unset one")
+        if unsigned:
+            logging.warning("NGX_DEFERRED_ALLOW_UNSIGNED: running an "
+                            "UNVERIFIED push (payload not authenticated; "
+                            "local development only)")
+        else:
+            why = signing.verify_push(
+                self.secrets(), environ.get("HTTP_X_DEFERRED_SIGNATURE"),
+                environ.get("HTTP_X_APPENGINE_TASKNAME"),
+                environ.get("REQUEST_METHOD", "POST"),
+                _request_uri(environ), data)
             if why is not None:
                 return self._forbidden(why)
+            # before pickle.loads: only a payload defer() wrote is run
+            why = signing.verify_payload(
+                self.secrets(), environ.get("HTTP_X_DEFERRED_PAYLOAD_MAC"),
+                data)
+            if why is not None:
+                logging.error("Refusing a task payload (never unpickled): "
+                              "%s", why)
+                raise PermanentTaskFailure("refused, never unpickled: %s"
+                                           % why)
         headers = {k: v for k, v in environ.items()
                    if k.startswith("HTTP_X_APPENGINE_")}
         for k, v in sorted(headers.items()):
@@ -256,7 +308,8 @@ class Handler(object):
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-        return ("Success", http.HTTPStatus.OK, list(_TEXT))
+        return ("Success", http.HTTPStatus.OK,
+                _TEXT + [("X-Deferred-Result", "ok")])
 
     def post(self, environ):
         try:

@@ -6,8 +6,8 @@ http://127.0.0.1:8081/_ngx_deferred/enqueue, a location with
 `deferred_endpoint on` (docs/APPENGINE.md: URL layout). With
 NGX_DEFERRED_SECRET set, requests carry X-Deferred-Signature.
 
-Retrying a 503 (Redis unavailable or slow) or a lost answer: a 503 does
-not prove the task was not stored. Every unnamed task carries an "id"
+Retrying a 5xx (503: Redis unavailable or slow; 500/502/504 from a
+proxy or a restart) or a lost answer: none of them proves the task was not stored. Every unnamed task carries an "id"
 in the body (a random key fixed before the first attempt, `<key>-<i>` for task
 i of a batch; in the body, not an Idempotency-Key header, so the
 signature covers it): the module answers a resend of a stored id with
@@ -17,6 +17,7 @@ TransientError.
 """
 import datetime
 import json
+import math
 import os
 import secrets as _secrets_mod
 import time
@@ -38,6 +39,9 @@ __all__ = [
 DEFAULT_URL = "/_ah/queue/deferred"
 ENQUEUE_PREFIX = "/_ngx_deferred/"      # never a task's URL
 MAX_TASKS_PER_ADD = 1000                # the module's deferred_max_batch
+# the module's deferred_max_body (1m) less room for the msgpack framing
+# and the ids added at send time: a batch request is closed before this
+MAX_BATCH_BYTES = 1024 * 1024 - 16 * 1024
 MAX_ETA_DAYS = 30
 RETRIES = 3           # NGX_DEFERRED_RETRIES overrides
 
@@ -124,6 +128,8 @@ def _eta_posix(eta):
             eta = eta.replace(tzinfo=datetime.timezone.utc)
         return eta.timestamp()
     if isinstance(eta, (int, float)) and not isinstance(eta, bool):
+        if not math.isfinite(eta):
+            raise InvalidTaskError("eta must be finite, not %r" % eta)
         return float(eta)
     raise InvalidTaskError("eta must be a datetime or epoch seconds, not %r"
                            % type(eta).__name__)
@@ -138,6 +144,12 @@ class Task(object):
         if countdown is not None and eta is not None:
             raise InvalidTaskError("may not use a countdown and an eta "
                                    "together")
+        if countdown is not None and (
+                isinstance(countdown, bool)
+                or not isinstance(countdown, (int, float))
+                or not math.isfinite(countdown)):
+            raise InvalidTaskError("countdown must be a finite number of "
+                                   "seconds, not %r" % (countdown,))
         if isinstance(payload, str):
             payload = payload.encode()
         self.payload = bytes(payload)
@@ -146,6 +158,12 @@ class Task(object):
         if not self.url.startswith("/"):
             raise InvalidUrlError("url must be a path starting with /: %r"
                                   % self.url)
+        path = self.url.split("?", 1)[0]    # as lib's dq_url_valid
+        if ("//" in path or "%" in path or "/./" in path
+                or "/../" in path or path.endswith(("/.", "/.."))):
+            raise InvalidUrlError("url %r has //, %%, or a . or .. "
+                                  "segment: it would not reach the app as "
+                                  "written" % self.url)
         if self.url.startswith(ENQUEUE_PREFIX):
             raise InvalidUrlError("url %r is under the module's enqueue "
                                   "prefix %s: a push there would enqueue "
@@ -206,7 +224,7 @@ def _error(status, detail, name):
         return TaskAlreadyExistsError(name or msg)
     if kind == "TombstonedTask":
         return TombstonedTaskError(name or msg)
-    if status == 503:
+    if status >= 500:
         return TransientError(msg)
     if status == 413:
         return TaskTooLargeError(msg)
@@ -248,6 +266,23 @@ def _post(body, timeout):
                      "message": "%s: %s" % (url, getattr(e, "reason", e))}
 
 
+def _chunks(tasks, queue_name):
+    """tasks in requests of at most MAX_TASKS_PER_ADD tasks and
+    MAX_BATCH_BYTES packed (a task alone over it is sent alone: the module
+    answers 413, TaskTooLargeError)."""
+    chunk, size = [], 0
+    for t in tasks:
+        n = len(_msgpack.packb(t._request(t.queue_name or queue_name))) + 48
+        if chunk and (len(chunk) >= MAX_TASKS_PER_ADD
+                      or size + n > MAX_BATCH_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(t)
+        size += n
+    if chunk:
+        yield chunk
+
+
 class Queue(object):
     """A push queue, by name (App Engine's taskqueue.Queue)."""
 
@@ -265,8 +300,8 @@ class Queue(object):
                 "docs/APPENGINE.md)")
         single = isinstance(task, Task)
         tasks = [task] if single else list(task)
-        for i in range(0, len(tasks), MAX_TASKS_PER_ADD):
-            self._add_chunk(tasks[i:i + MAX_TASKS_PER_ADD])
+        for chunk in _chunks(tasks, self.name):
+            self._add_chunk(chunk)
         return tasks[0] if single else tasks
 
     def _add_chunk(self, tasks):
@@ -284,7 +319,7 @@ class Queue(object):
         delay = 0.1
         while True:
             status, detail = _post(body, timeout)
-            if status == 503 and retries > 0:
+            if status >= 500 and retries > 0:
                 retries -= 1
                 resent = True
                 time.sleep(delay)

@@ -48,7 +48,9 @@ def custom_deferred(request):
     print("Executing deferred task.")
     # request.environ contains the WSGI `environ` dictionary (See PEP 0333)
     response, status, headers = deferred.Handler().post(request.environ)
-    return HttpResponse(response, status=status.value)
+    # the handler's headers carry X-Deferred-Result (ok, permanent,
+    # singular): the worker needs them (push_require_ack)
+    return HttpResponse(response, status=status.value, headers=dict(headers))
 
 
 urlpatterns = (
