@@ -316,6 +316,18 @@ size_t dq_key_format(char *buf, size_t size, dq_str_t queue,
                      dq_key_kind_t kind);
 
 #define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 24)
+
+/* The cold tier (lib/lua/cold.lua holds the same values; t/unit/test_cold.c
+ * checks that the scripts behave by these): an unnamed, un-keyed task whose
+ * ETA window (DQ_COLD_WINDOW_MS of ETA) starts later than now +
+ * DQ_COLD_AFTER_MS waits in a bucket hash "<prefix>cold:<window start>[.<id>]"
+ * of at most DQ_COLD_BUCKET tasks, indexed by the zset "<prefix>cold" (the
+ * prefix is the tasks key's, without "tasks"); claim promotes at most
+ * DQ_COLD_PROMOTE buckets per call. docs/CONTRACT.md "Cold tier". */
+#define DQ_COLD_AFTER_MS  20000
+#define DQ_COLD_WINDOW_MS 10000
+#define DQ_COLD_BUCKET    128
+#define DQ_COLD_PROMOTE   7
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
 /* Live workers: every worker child refreshes its heartbeat hash
  * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,

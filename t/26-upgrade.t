@@ -27,7 +27,7 @@ sub slurp_f { my $f = shift; open my $h, '<', $f or die "$f: $!"; local $/; <$h>
 my %new;
 for my $n (qw(enqueue claim ack retry bury extend release release_claim requeue remove status)) {
     my $body = slurp_f("$new_dir/$n.lua");
-    my $pre = slurp_f("$new_dir/prelude.lua");
+    my $pre = slurp_f("$new_dir/prelude.lua") . slurp_f("$new_dir/cold.lua");
     if ($body =~ s/\A(#!lua[^\n]*\n)//) { $new{$n} = $1 . $pre . $body }
     else { $new{$n} = $pre . $body }
 }

@@ -174,7 +174,9 @@ if rate > 0 then
     end
 end
 
--- 3. due tasks into the lease set
+-- 3. cold buckets due soon into tasks/eta (bounded: lib/lua/cold.lua),
+-- then due tasks into the lease set
+local cold_ws = dq_cold_promote(KEYS[1], KEYS[2], KEYS[5], now)
 local reply = { now, -1, cid }
 local taken = 0
 if want > 0 then
@@ -248,7 +250,9 @@ local function lease_next()
     if d < 1 then d = 1 end
     return d
 end
-local nxt = -1
+-- the cold tier's next promotion counts as pending work (0: more to
+-- promote now)
+local nxt = dq_cold_next(cold_ws, now) or -1
 local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local held_back = false
 if first[2] then
@@ -261,7 +265,7 @@ if first[2] then
             dq_wake(KEYS[6])
         end
     end
-    nxt = d
+    if nxt < 0 or d < nxt then nxt = d end
 end
 if held_back then
     -- due work waits for a limit: sleep until the limit can let one go

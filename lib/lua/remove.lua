@@ -8,8 +8,10 @@
 --       8 stats, 9 conf, 10 wake
 -- ARGV: 1 what: "id" | "waiting" | "due" | "delayed" | "dead",
 --       2 id (what = "id") or "", 3 max (1..1000), 4 tombstone_ms
--- Reply: what = "id": 0 not found, 1 was waiting, 2 was running, 3 was
---        dead; else the number removed (fewer than max: nothing left).
+-- Reply: what = "id": 0 not found, 1 was waiting (the cold tier too), 2
+--        was running, 3 was dead; else the number removed (fewer than
+--        max: nothing left; "waiting" and "delayed" take the cold tier's
+--        tasks after the hot ones).
 local what = ARGV[1]
 local max = dq_num(ARGV[3])
 local tomb = dq_num(ARGV[4])
@@ -56,7 +58,12 @@ if what == 'id' then
     elseif claim ~= '' and redis.call('ZSCORE', KEYS[3], dq_member(id, claim))
     then n = 2
     elseif redis.call('ZSCORE', KEYS[5], id) then n = 3
-    elseif redis.call('HEXISTS', KEYS[1], id) == 0 then return 0 end
+    elseif redis.call('HEXISTS', KEYS[1], id) == 0 then
+        -- not hot: the cold tier (every bucket looked at)
+        if dq_cold_remove_id(KEYS[1], KEYS[8], id) == 0 then return 0 end
+        redis.call('HINCRBY', KEYS[8], 'deleted', 1)
+        return 1
+    end
     drop(id)
     if n == 0 then n = 1 end
     redis.call('HINCRBY', KEYS[8], 'deleted', 1)
@@ -76,6 +83,10 @@ else
     end
     for _, id in ipairs(ids) do drop(id) end   -- max <= 1000 (DQ_CHUNK)
     n = #ids
+    if n < max and (what == 'waiting' or what == 'delayed') then
+        -- then the cold tier's buckets, earliest first
+        n = n + dq_cold_remove_some(KEYS[1], KEYS[8], max - n)
+    end
     if n > 0 then redis.call('HINCRBY', KEYS[8], 'deleted', n) end
 end
 -- a freed max_concurrent slot wakes a worker held back by it (as ack does)
