@@ -27,7 +27,7 @@ sub defer {
     die "defer @_: exit $rc: $err" if $rc;
     return (split ' ', $out)[0];
 }
-sub key { "dq:{$_[0]}:$_[1]" }
+sub key { DQTest::dq_key(@_) }
 
 # connection options
 my ($rc, $out, $err) = DQWorker::cli($r, 'queues');

@@ -479,7 +479,7 @@ test_connection(dq_client_t *c)
     c2 = dq_client_new(addr, &co);
     is_int(dq_defer(c2, "f", NULL, NULL, NULL, NULL), DQ_OK, "SELECT 3");
     freeReplyObject(redisCommand(R, "SELECT 3"));
-    is_int(rint_("ZCARD dq:{default}:eta"), 1, "the task is in db 3");
+    is_int(rint_("ZCARD dq2:{default}:eta"), 1, "the task is in db 3");
     freeReplyObject(redisCommand(R, "SELECT 0"));
     dq_client_free(c2);
 

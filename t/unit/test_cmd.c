@@ -57,7 +57,7 @@ main(void)
     dq_enqueue_item_t   it[2];
     dq_enqueue_result_t res[2];
     dq_lease_item_t     li = { dq_str_lit("id1"), dq_str_lit("c7"),
-                               dq_str_lit("") };
+                               dq_str_lit(""), 1000, 0 };
     dq_claimed_t        tasks[1];
     dq_claim_result_t   cr;
     dq_error_t          err;
@@ -91,9 +91,9 @@ main(void)
     s = dq_script(DQ_SCRIPT_ENQUEUE);
     ok(arg_is(&c, 0, "EVALSHA") && arg_is(&c, 1, s->sha1) && arg_is(&c, 2, "5"),
        "EVALSHA <sha1> 5");
-    ok(arg_is(&c, 3, "dq:{q}:tasks") && arg_is(&c, 4, "dq:{q}:eta")
-       && arg_is(&c, 5, "dq:{q}:names") && arg_is(&c, 6, "dq:{q}:stats")
-       && arg_is(&c, 7, "dq:{q}:wake"), "keys in the script's order");
+    ok(arg_is(&c, 3, "dq2:{q}:tasks") && arg_is(&c, 4, "dq2:{q}:eta")
+       && arg_is(&c, 5, "dq2:{q}:names") && arg_is(&c, 6, "dq2:{q}:stats")
+       && arg_is(&c, 7, "dq2:{q}:wake"), "keys in the script's order");
     ok(arg_is(&c, 8, "1000") && arg_is(&c, 9, "2"), "tombstone, n");
     ok(arg_is(&c, 10, "a") && arg_is(&c, 11, "ENV") && arg_is(&c, 12, "")
        && arg_is(&c, 13, "-1") && arg_is(&c, 14, "1500")
