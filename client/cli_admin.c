@@ -521,9 +521,9 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
          e += 2)
     {
         dq_cli_task_t task;
-        const char   *m = r->element[e]->str, *bar = strrchr(m, '|');
+        const char   *m = r->element[e]->str, *bar = strchr(m, '|');
 
-        /* a lease member is "id|claim id" */
+        /* a lease member is "id|claim id|first_run_ms" (ids have no '|') */
         snprintf(task.id, sizeof(task.id), "%.*s",
                  (int) (st == DQ_ST_RUNNING && bar ? (size_t) (bar - m)
                                                    : strlen(m)), m);

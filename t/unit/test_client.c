@@ -66,6 +66,8 @@ work(const char *queue, int bury, const char *error)
             it.id = t[i].id;
             it.claim = t[i].claim;
             it.name = dq_str_lit("");
+            it.first_run_ms = t[i].first_run_ms;
+            it.history = dq_claimed_history(&t[i]);
             {
                 /* the name comes from the envelope */
                 msgpack_zone  z;

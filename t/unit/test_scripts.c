@@ -1154,7 +1154,8 @@ test_clock_jump(void)
     back = claim_now - 3600000;
     rint_("HSET %s clock %lld", key("cj", DQ_KEY_STATS), (long long) back);
     for (i = 0; i < 3; i++) {
-        snprintf(m, sizeof(m), "%.63s|%.31s", t[i].id, t[i].token);
+        snprintf(m, sizeof(m), "%.63s|%.31s|%lld", t[i].id, t[i].token,
+                 (long long) t[i].first);
         rint_("ZADD %s XX %lld %s", key("cj", DQ_KEY_LEASE),
               (long long) (i == 1 ? back - 1000 : back + 60000), m);
     }
@@ -1197,7 +1198,8 @@ jump_case(const char *q, int64_t jump, int64_t second_gap, const char *what)
     back = claim_now - jump;
     rint_("HSET %s clock %lld", key(q, DQ_KEY_STATS), (long long) back);
     for (i = 0; i < 2; i++) {
-        snprintf(m, sizeof(m), "%.63s|%.31s", t[i].id, t[i].token);
+        snprintf(m, sizeof(m), "%.63s|%.31s|%lld", t[i].id, t[i].token,
+                 (long long) t[i].first);
         rint_("ZADD %s XX %lld %s", key(q, DQ_KEY_LEASE),
               (long long) (back + 60000), m);
     }
