@@ -566,6 +566,13 @@ int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
  * name stays taken for tombstone_ms. */
 int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
                   dq_str_t id, int64_t max, int64_t tombstone_ms);
+/* The same; for what = "id", cold_from >= 0 looks at the cold tier in
+ * bounded steps from that window start on (0: from the first): a reply
+ * < 0 means not found yet, call again with cold_from = -reply.
+ * dq_cmd_remove (cold_from -1) looks at all of the tier in one call. */
+int dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
+                       dq_str_t id, int64_t max, int64_t tombstone_ms,
+                       int64_t cold_from);
 
 /* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
  * age, conf, stats and the dead_limit (0..100) newest dead tasks. */

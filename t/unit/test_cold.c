@@ -5,7 +5,8 @@
  * at most DQ_COLD_BUCKET per bucket, 1000s in one window), promotion at
  * the exact ETA, bounded per claim, next_ms from the index, the queue's
  * clock stepped forward and back (the stats clock, as test_scripts), wake
- * tokens, remove by id and by state, status and forget, big envelopes, and
+ * tokens, remove by id (in bounded steps) and by state, status and
+ * forget, big envelopes, and
  * the hot path's batched dedup.
  * Usage: test_cold PORT
  */
@@ -67,7 +68,7 @@ rnow(void)
     return v;
 }
 
-static char ids[4000][16];
+static char ids[1000][16];
 
 /* Enqueue n tasks "<pfx><i>" (i from first) in one call; returns the number
  * stored (status 0, not existed); etas[i] gets each ETA when non-NULL. */
@@ -431,6 +432,64 @@ test_remove(void)
     is_int(rint_("HGET %s cold", key("c7", DQ_KEY_STATS)), 0, "cold 0");
 }
 
+static long long
+remove_from(const char *q, const char *id, int64_t from)
+{
+    redisReply *r;
+    long long   v;
+
+    dq_cmd_remove_from(&C, dq_str_c(q), "id", dq_str_c(id), 1, TOMB, from);
+    r = run(&C);
+    v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -999;
+    freeReplyObject(r);
+    return v;
+}
+
+/* remove by id looks at the tier in bounded steps (about 1000 buckets a
+ * call, whole windows) */
+static void
+test_remove_steps(void)
+{
+    int64_t   base = rnow() + DAY, from;
+    long long v;
+    int       i, calls;
+
+    for (i = 0; i < 1200; i++) {
+        enq("cb", "w", i, 1, base + (int64_t) i * DQ_COLD_WINDOW_MS, -1, NULL,
+            0, NULL, NULL);
+    }
+    is_int(rint_("ZCARD %s", idx("cb")), 1200, "1200 windows, one bucket each");
+    v = remove_from("cb", "w1199", 0);
+    ok(v < 0, "the last window's task: not found in the first call (%lld)",
+       v);
+    ok(-v > base && -v <= base + 1200LL * DQ_COLD_WINDOW_MS,
+       "it says which window to go on from");
+    is_int(remove_from("cb", "w1199", -v), 1, "found by the next call");
+    for (from = 0, calls = 0; calls < 10; calls++) {
+        v = remove_from("cb", "nope", from);
+        if (v >= 0) {
+            break;
+        }
+        from = -v;
+    }
+    is_int(v, 0, "an unknown id: 0 after %d calls", calls + 1);
+    is_int(calls, 1, "two calls for 1199 buckets");
+    is_int(remove_("cb", "id", "w3", 1), 1, "dq_cmd_remove: all in one call");
+    /* one window of more than 1000 buckets is looked at whole */
+    for (i = 0; i < 129; i++) {
+        enq("cg", "g", i * 1000, 1000, base, -1, NULL, 0, NULL, NULL);
+    }
+    is_int(rint_("ZCARD %s", idx("cg")), 1008, "129,000 tasks: 1008 buckets");
+    enq("cg", "late", 0, 1, base + DQ_COLD_WINDOW_MS, -1, NULL, 0, NULL,
+        NULL);
+    v = remove_from("cg", "late0", 0);
+    is_int(-v, base - base % DQ_COLD_WINDOW_MS + 1,
+           "a 1008-bucket window in one call, then on after it");
+    is_int(remove_from("cg", "late0", -v), 1, "found there");
+    is_int(remove_from("cg", "g128999", 0), 1,
+           "a task of the big window's last bucket: found in one call");
+}
+
 static void
 test_status_forget(void)
 {
@@ -537,6 +596,7 @@ main(int argc, char **argv)
     test_promote_bounded();
     test_clock_steps();
     test_remove();
+    test_remove_steps();
     test_status_forget();
     test_wake();
     test_hot_dedup();
