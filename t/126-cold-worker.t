@@ -48,6 +48,9 @@ my $st = $r->cmd('HGET', DQWorker::key($q, 'stats'), 'cold') // 0;
 is($st, $N + 1, "all $N + 1 tasks went cold (stats cold)");
 is(DQWorker::zcard($r, $q, 'eta'), 0, 'none in the eta set');
 is(DQWorker::stats($r)->{waiting}, $N + 1, 'deferred-cli stats: all waiting');
+my (undef, $lst) = DQWorker::cli($r, 'list', $q);
+like($lst, qr/and ${\($N + 1)} delayed in the cold tier/,
+     'deferred-cli list says how many wait in the cold tier');
 diag(sprintf 'enqueued in %.1f s', (rnow() - $t0) / 1000);
 
 # kill -9 and restart from the AOF every 1-2.5 s until t0 + 28 s: the
