@@ -360,7 +360,8 @@ dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
     if (env.ptr != NULL) {
         dq_limits_default(&lim);
         lim.max_envelope = env.len + 1;
-        t->env_ok = dq_envelope_decode(env.ptr, env.len, &lim, &t->zone,
+        t->env_ok = dq_envelope_decode(env.ptr, env.len, dq_str_c(t->id),
+                                       dq_str_c(queue), &lim, &t->zone,
                                        &t->env, &err)
                     == DQ_OK;
     }

@@ -225,22 +225,28 @@ int dq_request_parse_body(const msgpack_object *root, const dq_limits_t *lim,
 /* -------------------------------------------------------------- envelope */
 
 /*
- * Stored envelope (the value in dq:{q}:tasks), a msgpack array, version
- * first:
- *   [ 1, id, func, args(array), kwargs(map|nil), queue, name(str|nil),
+ * Stored envelope (the value in dq2:{q}:tasks, after the state prefix a
+ * task with history has), a msgpack array, version first. Version 2
+ * (written since contract v2) holds neither the id nor the queue: they
+ * are the hash field and the key.
+ *   [ 2, func, args(array), kwargs(map|nil), name(str|nil),
  *     url(str|nil = default), created_ms, eta_ms(requested, 0 = none),
  *     headers(map|nil), retry([limit, age_ms, min_ms, max_ms, doublings]
  *     with -1 = unset | nil) ]
+ * Version 1 (contract v1; still read: tasks the migration moved keep it):
+ *   [ 1, id, func, args, kwargs, queue, name, url, created_ms, eta_ms,
+ *     headers, retry ]
  */
-#define DQ_ENVELOPE_VERSION 1
+#define DQ_ENVELOPE_VERSION 2
 
 typedef struct {
-    uint32_t              version;
-    dq_str_t              id;
+    uint32_t              version;   /* 2, or 1 (contract v1) */
+    dq_str_t              id;        /* the caller's id (version 1: the
+                                        envelope's, equal to it) */
     dq_str_t              func;
     const msgpack_object *args;      /* always an array (maybe empty) */
     const msgpack_object *kwargs;    /* map or NULL */
-    dq_str_t              queue;
+    dq_str_t              queue;     /* as id */
     dq_str_t              name;      /* {NULL,0} if unnamed */
     dq_str_t              url;       /* DQ_DEFAULT_URL if nil */
     int64_t               created_ms;
@@ -249,14 +255,22 @@ typedef struct {
     dq_retry_t            retry;
 } dq_envelope_t;
 
-/* Validated request + id + created time -> envelope bytes appended to out.
- * DQ_ETOOBIG above lim->max_envelope. */
+/* Validated request + created time -> envelope bytes (version 2) appended
+ * to out. DQ_ETOOBIG above lim->max_envelope. id: not stored since
+ * version 2 (the hash field is the id); kept in the signature for the
+ * callers, may be NULL. */
 int dq_envelope_encode(const dq_request_t *req, const char *id,
                        int64_t created_ms, const dq_limits_t *lim,
                        msgpack_sbuffer *out, dq_error_t *err);
 
-/* Strictly decode stored bytes (untrusted: Redis may hold anything). */
-int dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
+/* Strict decode (untrusted bytes: anyone with Redis access can write
+ * them) of the envelope of task `id` in `queue` (the hash field and the
+ * key it was read from; {NULL,0} when unknown). Version 2 takes both from
+ * the caller; version 1 carries its own, and one that differs from a
+ * given id or queue is refused (DQ_EDECODE): a value copied under another
+ * id or queue is never run as this task. */
+int dq_envelope_decode(const char *buf, size_t len, dq_str_t id,
+                       dq_str_t queue, const dq_limits_t *lim,
                        msgpack_zone *zone, dq_envelope_t *env,
                        dq_error_t *err);
 

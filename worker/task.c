@@ -170,7 +170,8 @@ dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
         goto nomem;
     }
     memset(&err, 0, sizeof(err));
-    if (dq_envelope_decode(t->buf, t->len, lim, &t->zone, &t->env, &err)
+    if (dq_envelope_decode(t->buf, t->len, c->id, queue, lim, &t->zone,
+                           &t->env, &err)
         != DQ_OK)
     {
         snprintf(t->error, sizeof(t->error), "undecodable envelope: %s%s%s",
