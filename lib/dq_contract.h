@@ -496,6 +496,24 @@ typedef struct {
 int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
                    size_t n, int64_t tombstone_ms);
 
+/* The enqueue script's KEYS for one queue, formatted once: a caller that
+ * enqueues to the same queues again and again (the module) keeps one per
+ * queue and builds each command with dq_cmd_enqueue_keys, which copies
+ * them into the command (the dq_enqueue_keys_t may go away after). */
+#define DQ_ENQUEUE_NKEYS 5
+
+typedef struct {
+    size_t len[DQ_ENQUEUE_NKEYS];
+    char   key[DQ_ENQUEUE_NKEYS][DQ_KEY_MAX];
+} dq_enqueue_keys_t;
+
+/* DQ_OK, or DQ_EINVAL for an invalid queue name. */
+int dq_enqueue_keys_init(dq_enqueue_keys_t *k, dq_str_t queue);
+/* = dq_cmd_enqueue on the queue k was made for */
+int dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
+                        const dq_enqueue_item_t *items, size_t n,
+                        int64_t tombstone_ms);
+
 typedef struct {
     int     status;   /* DQ_OK stored; DQ_EDUPLICATE; DQ_ETOMBSTONE */
     int     existed;  /* 1 if the same id was already stored (idempotent

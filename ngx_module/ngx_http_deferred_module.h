@@ -45,6 +45,7 @@ typedef struct ngx_http_deferred_redis_s      ngx_http_deferred_redis_t;
 typedef struct ngx_http_deferred_redis_cmd_s  ngx_http_deferred_redis_cmd_t;
 typedef struct ngx_http_deferred_ctx_s        ngx_http_deferred_ctx_t;
 typedef struct ngx_http_deferred_merged_s     ngx_http_deferred_merged_t;
+typedef struct ngx_http_deferred_qkeys_s      ngx_http_deferred_qkeys_t;
 
 
 /* the reply handler of a command; reply is NULL when the connection is
@@ -80,6 +81,11 @@ struct ngx_http_deferred_redis_s {
     ngx_msec_t                     waiting_since; /* last reply, or first
                                                    send after none */
     ngx_event_t                    flush;       /* posted: send them */
+    ngx_http_deferred_qkeys_t     *qkeys;       /* per queue: its keys,
+                                                   a bounded LRU (merge.c) */
+    ngx_queue_t                    qlru;
+    ngx_uint_t                     nqkeys;
+    ngx_uint_t                     generation;  /* connections made */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
 };

@@ -299,6 +299,7 @@ ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
 
     rs->ac = ac;
     rs->state = NGX_HTTP_DEFERRED_REDIS_CONNECTING;
+    rs->generation++;
 
     redisAsyncSetConnectCallback(ac, ngx_http_deferred_redis_connect_cb);
     redisAsyncSetDisconnectCallback(ac, ngx_http_deferred_redis_disconnect_cb);
