@@ -33,7 +33,7 @@
 --    (their v1 ack tombstones them on v1; a later step moves that);
 --  - when v1 holds no task and no name any more: its state, errors, conf,
 --    unrunnable, stats, wake list and rate bucket are deleted.
-local cur = tonumber(ARGV[1] or '0')
+local cur = dq_num(ARGV[1] or '0')
 local max = dq_num(ARGV[2])
 if not cur or cur < 0 or cur ~= math.floor(cur) or not max or max < 1
    or max > DQ_CHUNK then
