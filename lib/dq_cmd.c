@@ -467,6 +467,14 @@ int
 dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
               int64_t max, int64_t tombstone_ms)
 {
+    return dq_cmd_remove_from(c, queue, what, id, max, tombstone_ms, -1);
+}
+
+int
+dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
+                   dq_str_t id, int64_t max, int64_t tombstone_ms,
+                   int64_t cold_from)
+{
     int rc;
 
     if (max < 1 || max > 1000) {
@@ -478,7 +486,8 @@ dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
         return rc;
     }
     if (dq__arg_copy(c, what, strlen(what)) || dq__arg_str(c, id)
-        || dq__arg_int(c, max) || dq__arg_int(c, tombstone_ms))
+        || dq__arg_int(c, max) || dq__arg_int(c, tombstone_ms)
+        || (cold_from >= 0 && dq__arg_int(c, cold_from)))
     {
         return DQ_ENOMEM;
     }

@@ -365,6 +365,18 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
                         dq_key_kind_t kind);
 
 #define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 32)
+
+/* The cold tier (lib/lua/cold.lua holds the same values; t/unit/test_cold.c
+ * checks that the scripts behave by these): an unnamed, un-keyed task whose
+ * ETA window (DQ_COLD_WINDOW_MS of ETA) starts later than now +
+ * DQ_COLD_AFTER_MS waits in a bucket hash "<prefix>cold:<window start>[.<id>]"
+ * of at most DQ_COLD_BUCKET tasks, indexed by the zset "<prefix>cold" (the
+ * prefix is the tasks key's, without "tasks"); claim promotes at most
+ * DQ_COLD_PROMOTE buckets per call. docs/CONTRACT.md "Cold tier". */
+#define DQ_COLD_AFTER_MS  20000
+#define DQ_COLD_WINDOW_MS 10000
+#define DQ_COLD_BUCKET    128
+#define DQ_COLD_PROMOTE   7
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
 /* Live workers: every worker child refreshes its heartbeat hash
  * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
@@ -586,6 +598,13 @@ int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
  * name stays taken for tombstone_ms. */
 int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
                   dq_str_t id, int64_t max, int64_t tombstone_ms);
+/* The same; for what = "id", cold_from >= 0 looks at the cold tier in
+ * bounded steps from that window start on (0: from the first): a reply
+ * < 0 means not found yet, call again with cold_from = -reply.
+ * dq_cmd_remove (cold_from -1) looks at all of the tier in one call. */
+int dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
+                       dq_str_t id, int64_t max, int64_t tombstone_ms,
+                       int64_t cold_from);
 
 /* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
  * age, conf, stats and the dead_limit (0..100) newest dead tasks. */
