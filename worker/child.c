@@ -31,6 +31,7 @@
 
 #include "child_impl.h"
 #include "live.h"
+#include "pool.h"
 #include "tasklet_task.h"
 #include "master.h"
 
@@ -406,6 +407,8 @@ dq__close_all(dq_child_t *ch)
     uv_close((uv_handle_t *) &ch->flush, NULL);
     dq_live_close(ch);
     dq_timeout_close(ch);
+    dq_pool_close(ch->pool);        /* nothing runs: threads joined */
+    ch->pool = NULL;
     for (i = 0; i < sizeof(ch->sigs) / sizeof(ch->sigs[0]); i++) {
         uv_close((uv_handle_t *) &ch->sigs[i], NULL);
     }
@@ -498,19 +501,6 @@ dq__signal_cb(uv_signal_t *s, int signum)
 
 /* ---------------------------------------------------------------- main */
 
-static void
-dq__warmup(uv_work_t *w)
-{
-    (void) w;
-}
-
-static void
-dq__warmup_done(uv_work_t *w, int status)
-{
-    (void) w;
-    (void) status;
-}
-
 static int
 dq__setup(dq_child_t *ch)
 {
@@ -576,8 +566,12 @@ dq__setup(dq_child_t *ch)
         return -1;
     }
 
-    /* start the pool's threads now, not on the first task's clock */
-    uv_queue_work(&ch->loop, &ch->warmup, dq__warmup, dq__warmup_done);
+    /* the pool's threads start now, not on the first task's clock */
+    ch->pool = dq_pool_new(&ch->loop, conf->threads > 0 ? conf->threads : 4,
+                           dq_dispatch_run, dq_dispatch_pool_done, ch);
+    if (ch->pool == NULL) {
+        return -1;
+    }
 
     hb = conf->lease_ms / 3 > 0 ? conf->lease_ms / 3 : 1;
     uv_timer_start(&ch->hb_timer, dq__hb_cb, (uint64_t) hb, (uint64_t) hb);
@@ -612,9 +606,6 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
     dq_task_t  *t;
 
     signal(SIGPIPE, SIG_IGN);
-    /* the pool is created by the first uv_queue_work: size it first */
-    snprintf(buf, sizeof(buf), "%d", conf->threads > 0 ? conf->threads : 4);
-    setenv("UV_THREADPOOL_SIZE", buf, 1);
     snprintf(buf, sizeof(buf), "child %d", index);
     dq_log_set_prefix(buf);
 
@@ -641,6 +632,8 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
         if (ch->wake_conn) {
             dq_conn_close(ch->wake_conn);
         }
+        dq_pool_close(ch->pool);
+        ch->pool = NULL;
         uv_walk(&ch->loop, dq__close_walk, NULL);
         goto done;
     }

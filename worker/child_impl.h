@@ -68,7 +68,7 @@ struct dq_child_s {
     uv_timer_t              blpop_retry;
     uv_check_t              flush;      /* grouped acks and releases */
     uv_signal_t             sigs[4];
-    uv_work_t               warmup;     /* starts the pool at once */
+    struct dq_pool_s       *pool;       /* plain functions (pool.c) */
 
     dq_task_t              *tasks;      /* every live task */
     size_t                  used;
@@ -97,6 +97,8 @@ void dq_dispatch_flush(dq_child_t *ch);
 void dq_dispatch_stop(dq_child_t *ch);    /* cancel never-started work */
 void dq_dispatch_resend(dq_child_t *ch);  /* commands connection is back */
 void dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t);
+void dq_dispatch_run(dq_task_t *t);                 /* pool thread */
+void dq_dispatch_pool_done(dq_task_t *t, void *ch); /* loop thread */
 
 /* heartbeat.c */
 void dq_heartbeat(dq_child_t *ch);

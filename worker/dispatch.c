@@ -9,7 +9,9 @@
  *            function or handler registered, its library failed to load)
  *            is released without charge for another worker, after a
  *            back-off of its own (logged once per function);
- *   run      plain functions on libuv's thread pool (uv_queue_work);
+ *   run      plain functions on the child's own pool (pool.c): a claim's
+ *            tasks handed over in one call, completions drained by one
+ *            uv_async per loop iteration;
  *   report   ok -> ack, grouped per queue and loop iteration (flushed from
  *            a uv_check); fail / retry-quietly -> retry after
  *            dq_backoff_ms, or bury once exhausted; permanent -> bury.
@@ -27,6 +29,7 @@
 
 #include "child_impl.h"
 #include "master.h"
+#include "pool.h"
 #include "tasklet_task.h"
 
 typedef enum { DQ_OP_ACK, DQ_OP_RETRY, DQ_OP_BURY, DQ_OP_RELEASE,
@@ -281,11 +284,10 @@ dq__limit_reason(char *buf, size_t size, const dq_task_t *t, int64_t failed,
     }
 }
 
-static void
-dq__work(uv_work_t *w)
+/* Pool thread: run one plain task. */
+void
+dq_dispatch_run(dq_task_t *t)
 {
-    dq_task_t *t = w->data;
-
     __atomic_store_n(&t->run_start_ms, dq_timeout_clock_ms(),
                      __ATOMIC_RELEASE);
     t->ran = 1;
@@ -432,12 +434,18 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
     dq_child_kick(ch);
 }
 
-static void
-dq__after_work(uv_work_t *w, int status)
+/* Loop thread: a plain task back from the pool (ran) or taken back from
+ * its queue before it started (canceled, graceful stop). */
+void
+dq_dispatch_pool_done(dq_task_t *t, void *data)
 {
-    dq_task_t *t = w->data;
+    dq_dispatch_done(data, t, 0);
+}
 
-    dq_dispatch_done(t->q->ch, t, status == UV_ECANCELED);
+static void
+dq__pool_canceled(dq_task_t *t, void *data)
+{
+    dq_dispatch_done(data, t, 1);
 }
 
 /* ------------------------------------------------------- cannot run here */
@@ -522,15 +530,17 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
     dq__report_send(b, &cmd, rc);
 }
 
-/* A claimed task: bury it if it cannot run, else hand it to the pool. */
-static void
+/* A claimed task: bury it if it cannot run, start it if it is a tasklet;
+ * 1 = a plain task for the pool (the caller hands a claim's plain tasks
+ * over in one dq_pool_submit). */
+static int
 dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
 {
     char reason[1024];
 
     if (t->decoded != 1) {
         dq__bury_bad(ch, t, t->error);
-        return;
+        return 0;
     }
     dq_retry_merge(&t->retry, &t->env.retry, &t->q->qc->retry);
 
@@ -546,36 +556,29 @@ dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
         dq__limit_reason(reason, sizeof(reason), t, t->retries, now_ms,
                          "the last lease expired, or the limits changed");
         dq__bury_bad(ch, t, reason);
-        return;
+        return 0;
     }
     if (t->fn == NULL && t->handler == NULL) {
         dq__unrunnable(ch, t);
-        return;
+        return 0;
     }
     if (ch->stopping) {
         t->state = DQ_TS_QUEUED;
         ch->used++;
         dq_dispatch_done(ch, t, 1);
-        return;
+        return 0;
     }
     if (t->fn != NULL && (t->fn->fn->flags & DQ_FN_TASKLET)) {
         /* a coroutine on this loop, not the pool (tasklet_task.c) */
         t->state = DQ_TS_QUEUED;
         ch->used++;
         dq_tasklet_child_start(ch, t);
-        return;
+        return 0;
     }
     t->state = DQ_TS_QUEUED;
-    t->work.data = t;
     t->start_loop_ms = uv_now(&ch->loop);
     ch->used++;
-    if (uv_queue_work(&ch->loop, &t->work, dq__work, dq__after_work) != 0) {
-        ch->used--;
-        snprintf(t->error, sizeof(t->error), "cannot queue the task on the "
-                 "thread pool");
-        t->result = DQ_TASK_FAIL;
-        dq__finished(ch, t);
-    }
+    return 1;
 }
 
 /* --------------------------------------------------------------- claim */
@@ -620,7 +623,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     dq_error_t         err;
     dq_task_t        **started;
     uint64_t           now = uv_now(&ch->loop);
-    size_t             i, nstart = 0;
+    size_t             i, nstart = 0, npool;
     int                woken = q->woken;
 
     (void) r;
@@ -700,9 +703,13 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         started[nstart++] = t;
     }
     dq_held_remove(c->held);
+    npool = 0;
     for (i = 0; i < nstart; i++) {
-        dq__start(ch, started[i], res.now_ms);
+        if (dq__start(ch, started[i], res.now_ms)) {
+            started[npool++] = started[i];      /* for the pool */
+        }
     }
+    dq_pool_submit(ch->pool, started, npool);
     free(started);
 
     if (res.n >= c->asked || woken) {
@@ -846,21 +853,13 @@ dq_dispatch_flush(dq_child_t *ch)
     }
 }
 
-/* Graceful stop: work still waiting in the pool's queue is cancelled (its
- * after-work callback releases it); running work finishes. */
+/* Graceful stop: work still waiting in the pool's queue is taken back and
+ * released; running work finishes. */
 void
 dq_dispatch_stop(dq_child_t *ch)
 {
-    dq_task_t *t;
-
     dq_tasklet_child_stop(ch);   /* tasklet tasks still waiting for a slot */
-    for (t = ch->tasks; t; t = t->next) {
-        if (t->state == DQ_TS_QUEUED
-            && !(t->fn != NULL && (t->fn->fn->flags & DQ_FN_TASKLET)))
-        {
-            uv_cancel((uv_req_t *) &t->work);
-        }
-    }
+    (void) dq_pool_cancel(ch->pool, dq__pool_canceled, ch);
 }
 
 /* ------------------------------------------------------- resend on reconnect */

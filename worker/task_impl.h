@@ -79,7 +79,7 @@ struct dq_task_s {
     int                   ran;            /* reached its function */
     void                 *tk_run;         /* a running tasklet's run
                                              (tasklet_task.c), or NULL */
-    uv_work_t             work;
+    dq_task_t            *pool_next;     /* pool.c: queue / done links */
 };
 
 /* From a claim entry; never NULL except on out-of-memory. When the
