@@ -629,6 +629,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     (void) r;
     q->claiming = 0;
     q->woken = 0;
+    q->more = 0;
     ch->reserved -= c->asked;
     memset(&err, 0, sizeof(err));
     memset(&res, 0, sizeof(res));
@@ -716,6 +717,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         /* a full claim: maybe more; or a wake token came while the claim
          * was in flight: what it announced may be newer than the claim */
         q->due_at = now;
+        q->more = !woken;
     } else if (res.next_ms < 0) {
         q->due_at = DQ_NEVER;                 /* empty: the wake list says */
     } else {
