@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,59 @@ static struct {
 } dq__log = { PTHREAD_MUTEX_INITIALIZER, 2, DQ_LOG_INFO, NULL, "", 0 };
 
 static const char *dq__level_names[] = { "error", "warn", "info", "debug" };
+
+/* dq_log_hold(): this thread's lines, written on release or when full */
+static __thread struct {
+    int     held;
+    size_t  len;
+    char    buf[PIPE_BUF];
+} dq__held;
+
+static void
+dq__write_all(const char *p, size_t n)
+{
+    ssize_t w;
+
+    pthread_mutex_lock(&dq__log.lock);
+    do {
+        w = write(dq__log.fd, p, n);
+    } while (w < 0 && errno == EINTR);
+    pthread_mutex_unlock(&dq__log.lock);
+}
+
+void
+dq_log_hold(void)
+{
+    dq__held.held++;
+}
+
+void
+dq_log_release(void)
+{
+    if (dq__held.held == 0 || --dq__held.held > 0) {
+        return;
+    }
+    if (dq__held.len > 0) {
+        dq__write_all(dq__held.buf, dq__held.len);
+        dq__held.len = 0;
+    }
+}
+
+/* One formatted line: into this thread's held buffer, else written. */
+static void
+dq__emit(const char *line, size_t n)
+{
+    if (dq__held.held > 0 && n <= PIPE_BUF) {
+        if (dq__held.len + n > PIPE_BUF) {
+            dq__write_all(dq__held.buf, dq__held.len);
+            dq__held.len = 0;
+        }
+        memcpy(dq__held.buf + dq__held.len, line, n);
+        dq__held.len += n;
+        return;
+    }
+    dq__write_all(line, n);
+}
 
 int
 dq_log_open(const char *path, int level)
@@ -391,7 +445,6 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
     struct tm       tm;
     size_t          n, msgat;
     int             r;
-    ssize_t         w;
 
     if (level > dq__log.level) {
         return;
@@ -434,11 +487,7 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
         jn = js ? dq__log_json(js, 6 * n + 1024, line, level, id,
                                line + msgat, n - 1 - msgat) : 0;
         if (jn) {
-            pthread_mutex_lock(&dq__log.lock);
-            do {
-                w = write(dq__log.fd, js, jn);
-            } while (w < 0 && errno == EINTR);
-            pthread_mutex_unlock(&dq__log.lock);
+            dq__emit(js, jn);
             free(js);
             return;
         }
@@ -446,11 +495,7 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
         line[head] = ' ';
     }
 
-    pthread_mutex_lock(&dq__log.lock);
-    do {
-        w = write(dq__log.fd, line, n);
-    } while (w < 0 && errno == EINTR);
-    pthread_mutex_unlock(&dq__log.lock);
+    dq__emit(line, n);
 }
 
 void

@@ -87,12 +87,14 @@ dq__pool_async(uv_async_t *a)
         t->pool_next = fifo;
         fifo = t;
     }
+    dq_log_hold();                  /* their lines in one write */
     for (t = fifo; t != NULL; t = next) {
         next = t->pool_next;
         t->pool_next = NULL;
         p->busy--;
         p->done_cb(t, p->data);
     }
+    dq_log_release();
 }
 
 dq_pool_t *
