@@ -295,6 +295,60 @@ dq_dispatch_run(dq_task_t *t)
     t->result = dq_task_execute(t);
 }
 
+/* Append s (at most room - 1 bytes in all) to buf at *n. */
+static void
+dq__put(char *buf, size_t room, size_t *n, const char *s)
+{
+    size_t k = strlen(s);
+
+    if (k > room - 1 - *n) {
+        k = room - 1 - *n;
+    }
+    memcpy(buf + *n, s, k);
+    *n += k;
+}
+
+static void
+dq__put_u64(char *buf, size_t room, size_t *n, uint64_t v)
+{
+    char  d[24];
+    char *p = d + sizeof(d);
+
+    *--p = '\0';
+    do {
+        *--p = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+    dq__put(buf, room, n, p);
+}
+
+/* "task finished: queue=Q id=I function=F attempt=N duration_ms=D
+ * result=R", built without printf: a busy child logs one per task. */
+static void
+dq__log_finished(dq_child_t *ch, const dq_task_t *t)
+{
+    char    m[1024];
+    size_t  n = 0;
+
+    dq__put(m, sizeof(m), &n, "task finished: queue=");
+    dq__put(m, sizeof(m), &n, t->queue);
+    dq__put(m, sizeof(m), &n, " id=");
+    dq__put(m, sizeof(m), &n, t->id);
+    dq__put(m, sizeof(m), &n, " function=");
+    dq__put(m, sizeof(m), &n, dq__s(t->func));
+    dq__put(m, sizeof(m), &n, " attempt=");
+    dq__put_u64(m, sizeof(m), &n, (uint64_t) (t->retries + 1));
+    dq__put(m, sizeof(m), &n, " duration_ms=");
+    dq__put_u64(m, sizeof(m), &n, uv_now(&ch->loop) - t->start_loop_ms);
+    dq__put(m, sizeof(m), &n, t->result == DQ_TASK_OK ? " result=ok"
+                              : t->result == DQ_TASK_PERMANENT
+                                ? " result=permanent"
+                              : t->result == DQ_TASK_RETRY_QUIET
+                                ? " result=retry" : " result=failed");
+    m[n] = '\0';
+    dq_logf(DQ_LOG_INFO, "%s", m);
+}
+
 static void
 dq__finished(dq_child_t *ch, dq_task_t *t)
 {
@@ -304,15 +358,8 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
 
     /* one line per task that ran, whatever its result (the failures'
      * details follow at error) */
-    if (t->start_loop_ms) {
-        dq_log_info("task finished: queue=%s id=%s function=%s attempt=%lld "
-                    "duration_ms=%llu result=%s", t->queue, t->id,
-                    dq__s(t->func), (long long) (t->retries + 1),
-                    (unsigned long long) (uv_now(&ch->loop)
-                                          - t->start_loop_ms),
-                    t->result == DQ_TASK_OK ? "ok"
-                    : t->result == DQ_TASK_PERMANENT ? "permanent"
-                    : t->result == DQ_TASK_RETRY_QUIET ? "retry" : "failed");
+    if (t->start_loop_ms && dq_log_level() >= DQ_LOG_INFO) {
+        dq__log_finished(ch, t);
     }
 
     switch (t->result) {

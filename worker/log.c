@@ -437,6 +437,26 @@ dq_log_level(void)
     return dq__log.level;
 }
 
+static __thread struct {
+    time_t sec;
+    size_t len;
+    char   text[32];
+} dq__tcache;
+
+/* Append a NUL-terminated piece to a line being built (the header: date,
+ * level, prefix and id fit well inside DQ_LOG_LINE_MAX). */
+static size_t
+dq__cat(char *line, size_t n, const char *s)
+{
+    size_t k = strlen(s);
+
+    if (k > 512) {
+        k = 512;
+    }
+    memcpy(line + n, s, k);
+    return n + k;
+}
+
 static void
 dq__log_write(int level, const char *id, const char *fmt, va_list ap)
 {
@@ -444,7 +464,7 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
     struct timespec ts;
     struct tm       tm;
     size_t          n, msgat;
-    int             r;
+    int             r, ms;
 
     if (level > dq__log.level) {
         return;
@@ -454,15 +474,47 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
     }
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    r = snprintf(line + n, sizeof(line) - n, ".%03ldZ [%s] %s%s%s%s%s",
-                 ts.tv_nsec / 1000000, dq__level_names[level],
-                 dq__log.prefix, dq__log.prefix[0] ? ": " : "",
-                 id ? "task " : "", id ? id : "", id ? ": " : "");
-    n += (size_t) r;
+    if (ts.tv_sec != dq__tcache.sec || dq__tcache.len == 0) {
+        /* the date and time to the second, formatted once per second per
+         * thread (a busy child logs a line per finished task) */
+        gmtime_r(&ts.tv_sec, &tm);
+        dq__tcache.len = strftime(dq__tcache.text, sizeof(dq__tcache.text),
+                                  "%Y-%m-%dT%H:%M:%S", &tm);
+        dq__tcache.sec = ts.tv_sec;
+    }
+    n = dq__tcache.len;
+    memcpy(line, dq__tcache.text, n);
+    ms = (int) (ts.tv_nsec / 1000000);
+    line[n++] = '.';
+    line[n++] = (char) ('0' + ms / 100);
+    line[n++] = (char) ('0' + ms / 10 % 10);
+    line[n++] = (char) ('0' + ms % 10);
+    n = dq__cat(line, n, "Z [");
+    n = dq__cat(line, n, dq__level_names[level]);
+    n = dq__cat(line, n, "] ");
+    if (dq__log.prefix[0]) {
+        n = dq__cat(line, n, dq__log.prefix);
+        n = dq__cat(line, n, ": ");
+    }
+    if (id) {
+        n = dq__cat(line, n, "task ");
+        n = dq__cat(line, n, id);     /* an id: at most DQ_ID_MAX bytes */
+        n = dq__cat(line, n, ": ");
+    }
     msgat = n;
-    r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == '\0') {
+        /* a message built by the caller: copied, no printf */
+        const char *msg = va_arg(ap, const char *);
+        size_t      k = strlen(msg);
+
+        if (k > sizeof(line) - n - 2) {
+            k = sizeof(line) - n - 2;
+        }
+        memcpy(line + n, msg, k);
+        r = (int) k;
+    } else {
+        r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    }
     if (r < 0) {
         r = 0;
     }
