@@ -300,7 +300,7 @@ WORKER_BIN=$BUILD/worker/deferred-worker
 TASKS_SO=$BUILD/bench/libdq_bench_tasks.so
 ENQ=$BUILD/bench/dq-bench-enqueue
 WAITER=$BUILD/bench/dq-bench-wait
-STATS_KEY='dq:{default}:stats'
+STATS_KEY='dq2:{default}:stats'
 
 # start_worker PROCS LIBRARY...: one master with PROCS children (pid in
 # $WORKER_PID); docs/WORKER.md has the command line

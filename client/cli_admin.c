@@ -261,32 +261,34 @@ dq__task_free(dq_cli_task_t *t)
 }
 
 /* Fill t (id already set; state/score set by the caller unless find): the
- * envelope, state ("runs:retries:first_run_ms:failed_ms:claim[:name]", or
- * the older "execs:retries:first_run_ms:claims") and last error. find:
- * also locate the task (the ETA set, its lease "id|claim", the dead set). */
+ * envelope, its state prefix (dq_task_value_split) and last error. find:
+ * also locate the task (the ETA set, the dead set, its lease
+ * "id|claim|first_run_ms": looked for with ZSCAN MATCH "id|*", ids being
+ * [A-Za-z0-9_-]). */
 static int
 dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
 {
-    char         k[6][DQ_KEY_MAX], member[DQ_ID_SIZE + 128];
-    const char  *a0[] = { "HGET", k[0], t->id };
-    const char  *a1[] = { "HGET", k[1], t->id };
-    const char  *a2[] = { "HGET", k[2], t->id };
-    const char  *a3[] = { "ZSCORE", k[3], t->id };
-    const char  *a4[] = { "ZSCORE", k[4], member };
-    const char  *a5[] = { "ZSCORE", k[5], t->id };
-    const char **av[6] = { a0, a1, a2, a3, a5, a4 };
-    int          ac[6] = { 3, 3, 3, 3, 3, 3 };
-    redisReply  *r[6];
-    dq_limits_t  lim;
-    dq_error_t   err;
-    int          i, n = find ? 5 : 3;
+    char             k[4][DQ_KEY_MAX], match[DQ_ID_SIZE + 128], cur[32];
+    const char      *a0[] = { "HGET", k[0], t->id };
+    const char      *a1[] = { "HGET", k[1], t->id };
+    const char      *a2[] = { "ZSCORE", k[2], t->id };
+    const char      *a3[] = { "ZSCORE", k[3], t->id };
+    const char      *as[] = { "ZSCAN", k[2], cur, "MATCH", match, "COUNT",
+                              "1000" };
+    const char     **av[4] = { a0, a1, a2, a3 };
+    int              ac[4] = { 3, 3, 3, 3 };
+    redisReply      *r[4], *z;
+    dq_limits_t      lim;
+    dq_error_t       err;
+    dq_value_state_t  st;
+    dq_str_t         env = { NULL, 0 };
+    size_t           j;
+    int              i, n = find ? 4 : 2;
 
     dq__key(k[0], queue, DQ_KEY_TASKS);
-    dq__key(k[1], queue, DQ_KEY_STATE);
-    dq__key(k[2], queue, DQ_KEY_ERRORS);
-    dq__key(k[3], queue, DQ_KEY_ETA);
-    dq__key(k[4], queue, DQ_KEY_LEASE);
-    dq__key(k[5], queue, DQ_KEY_DEAD);
+    dq__key(k[1], queue, DQ_KEY_ERRORS);
+    dq__key(k[2], queue, DQ_KEY_ETA);
+    dq__key(k[3], queue, DQ_KEY_DEAD);
     msgpack_zone_init(&t->zone, 2048);
     t->error = NULL;
     t->env_reply = NULL;
@@ -297,53 +299,69 @@ dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
         return DQ_EREDIS;
     }
     t->env_reply = r[0];
-    if (r[1]->type == REDIS_REPLY_STRING) {
-        long long e, rt, f, x;
-        char      c[64];
-
-        if (sscanf(r[1]->str, "%lld:%lld:%lld:%lld:%63[A-Za-z0-9_-]",
-                   &e, &rt, &f, &x, c) == 5)
-        {
-            t->failed_ms = x;
-            snprintf(t->claim, sizeof(t->claim), "%s", c);
-        } else if (sscanf(r[1]->str, "%lld:%lld:%lld:%lld", &e, &rt, &f, &x)
-                   != 4)
-        {
-            e = rt = f = 0;
-        }
-        t->runs = e;
-        t->retries = rt;
-        t->first_run = f;
+    if (r[0]->type == REDIS_REPLY_STRING) {
+        dq_task_value_split((dq_str_t) { r[0]->str, r[0]->len }, &st, &env);
+        t->runs = st.runs;
+        t->retries = st.retries;
+        t->first_run = st.first_run_ms;
+        t->failed_ms = st.failed_ms;
+        snprintf(t->claim, sizeof(t->claim), "%.*s", (int) st.claim.len,
+                 st.claim.ptr ? st.claim.ptr : "");
     }
-    if (r[2]->type == REDIS_REPLY_STRING) {
-        t->error = strdup(r[2]->str);
+    if (r[1]->type == REDIS_REPLY_STRING) {
+        t->error = strdup(r[1]->str);
     }
     if (find) {
         t->state = DQ_ST_ALL;
-        if (r[3]->type == REDIS_REPLY_STRING) {
+        if (r[2]->type == REDIS_REPLY_STRING) {
             t->state = DQ_ST_WAITING;
-            t->score = strtoll(r[3]->str, NULL, 10);
-        } else if (r[4]->type == REDIS_REPLY_STRING) {
+            t->score = strtoll(r[2]->str, NULL, 10);
+        } else if (r[3]->type == REDIS_REPLY_STRING) {
             t->state = DQ_ST_DEAD;
-            t->score = strtoll(r[4]->str, NULL, 10);
-        } else if (t->claim[0]) {
-            snprintf(member, sizeof(member), "%s|%s", t->id, t->claim);
-            r[5] = dq_cli_cmd(cli, 3, a4);
-            if (r[5] && r[5]->type == REDIS_REPLY_STRING) {
-                t->state = DQ_ST_RUNNING;
-                t->score = strtoll(r[5]->str, NULL, 10);
-            }
-            freeReplyObject(r[5]);
+            t->score = strtoll(r[3]->str, NULL, 10);
+        } else if (env.ptr != NULL) {
+            /* running: its lease member names the claim */
+            k[2][0] = '\0';
+            dq__key(k[2], queue, DQ_KEY_LEASE);
+            snprintf(match, sizeof(match), "%s|*", t->id);
+            snprintf(cur, sizeof(cur), "0");
+            do {
+                z = dq_cli_cmd(cli, 7, as);
+                if (z == NULL || z->type != REDIS_REPLY_ARRAY
+                    || z->elements != 2
+                    || z->element[0]->type != REDIS_REPLY_STRING
+                    || z->element[1]->type != REDIS_REPLY_ARRAY)
+                {
+                    freeReplyObject(z);
+                    break;
+                }
+                snprintf(cur, sizeof(cur), "%s", z->element[0]->str);
+                for (j = 0; j + 1 < z->element[1]->elements; j += 2) {
+                    const char *m = z->element[1]->element[j]->str;
+                    const char *c = m + strlen(t->id) + 1;
+                    const char *e = strchr(c, '|');
+
+                    t->state = DQ_ST_RUNNING;
+                    t->score = strtoll(z->element[1]->element[j + 1]->str,
+                                       NULL, 10);
+                    snprintf(t->claim, sizeof(t->claim), "%.*s",
+                             (int) (e ? (size_t) (e - c) : strlen(c)), c);
+                    if (e && !st.has) {
+                        t->first_run = strtoll(e + 1, NULL, 10);
+                    }
+                }
+                freeReplyObject(z);
+            } while (t->state == DQ_ST_ALL && strcmp(cur, "0") != 0);
         }
     }
     for (i = 1; i < n; i++) {
         freeReplyObject(r[i]);
     }
-    if (t->env_reply->type == REDIS_REPLY_STRING) {
+    if (env.ptr != NULL) {
         dq_limits_default(&lim);
-        lim.max_envelope = (size_t) t->env_reply->len + 1;
-        t->env_ok = dq_envelope_decode(t->env_reply->str, t->env_reply->len,
-                                       &lim, &t->zone, &t->env, &err)
+        lim.max_envelope = env.len + 1;
+        t->env_ok = dq_envelope_decode(env.ptr, env.len, &lim, &t->zone,
+                                       &t->env, &err)
                     == DQ_OK;
     }
     return DQ_OK;
@@ -503,9 +521,9 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
          e += 2)
     {
         dq_cli_task_t task;
-        const char   *m = r->element[e]->str, *bar = strrchr(m, '|');
+        const char   *m = r->element[e]->str, *bar = strchr(m, '|');
 
-        /* a lease member is "id|claim id" */
+        /* a lease member is "id|claim id|first_run_ms" (ids have no '|') */
         snprintf(task.id, sizeof(task.id), "%.*s",
                  (int) (st == DQ_ST_RUNNING && bar ? (size_t) (bar - m)
                                                    : strlen(m)), m);

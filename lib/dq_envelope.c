@@ -269,3 +269,83 @@ dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
     }
     return DQ_OK;
 }
+
+/* ------------------------------------------------- state prefix (v2) */
+
+static const char *
+dq__prefix_int(const char *p, const char *end, int64_t *v)
+{
+    int64_t n = 0;
+
+    if (p == end || *p < '0' || *p > '9') {
+        return NULL;
+    }
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (n > (INT64_MAX - 9) / 10) {
+            return NULL;
+        }
+        n = n * 10 + (*p++ - '0');
+    }
+    *v = n;
+    return p;
+}
+
+static const char *
+dq__prefix_word(const char *p, const char *end, dq_str_t *w)
+{
+    const char *s = p;
+
+    while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                       || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+    {
+        p++;
+    }
+    w->ptr = s;
+    w->len = (size_t) (p - s);
+    return p;
+}
+
+int
+dq_task_value_split(dq_str_t value, dq_value_state_t *st, dq_str_t *envelope)
+{
+    const char *p, *end, *nl;
+    int64_t    *f[4];
+    int         i;
+
+    memset(st, 0, sizeof(*st));
+    *envelope = value;
+    if (value.len == 0 || value.ptr[0] != 'S') {
+        return DQ_OK;
+    }
+    nl = memchr(value.ptr, '\n', value.len);
+    if (nl == NULL) {
+        return DQ_EDECODE;
+    }
+    f[0] = &st->runs;
+    f[1] = &st->retries;
+    f[2] = &st->first_run_ms;
+    f[3] = &st->failed_ms;
+    p = value.ptr + 1;
+    end = nl;
+    for (i = 0; i < 4; i++) {
+        p = dq__prefix_int(p, end, f[i]);
+        if (p == NULL || p == end || *p++ != ':') {
+            goto bad;
+        }
+    }
+    p = dq__prefix_word(p, end, &st->claim);
+    if (p < end && *p == ':') {
+        p = dq__prefix_word(p + 1, end, &st->name);
+    }
+    if (p != end) {
+        goto bad;
+    }
+    st->has = 1;
+    envelope->ptr = nl + 1;
+    envelope->len = value.len - (size_t) (nl + 1 - value.ptr);
+    return DQ_OK;
+
+bad:
+    memset(st, 0, sizeof(*st));
+    return DQ_EDECODE;
+}

@@ -7,7 +7,7 @@
 set -eu
 out=$1
 dir=$2
-names="enqueue claim ack retry bury extend release requeue pause release_claim remove status configure ready forget beat"
+names="enqueue claim ack retry bury extend release requeue pause release_claim remove status configure ready forget beat migrate"
 tmp="$out.tmp.$$"
 mkdir -p "$(dirname "$out")"
 {

@@ -42,8 +42,8 @@ my $n = DQNginx->start(redis => $r, http => qq{
 });
 my $EP = '/_ah/queue/deferred';
 
-my $task = sub { my ($id) = @_; $r->cmd('HGET', 'dq:{default}:tasks', $id) };
-my $eta = sub { my ($id, $q) = @_; $r->cmd('ZSCORE', 'dq:{' . ($q // 'default') . '}:eta', $id) };
+my $task = sub { my ($id) = @_; $r->cmd('HGET', 'dq2:{default}:tasks', $id) };
+my $eta = sub { my ($id, $q) = @_; $r->cmd('ZSCORE', 'dq2:{' . ($q // 'default') . '}:eta', $id) };
 
 # --- one task, JSON
 my $t0 = time * 1000;
@@ -89,7 +89,7 @@ my @ids = $res->{body} =~ /"id":"([^"]+)"/g;
 is(scalar @ids, 3, 'three ids, in order');
 like($res->{body}, qr/^\[.*"queue":"default".*"queue":"mail".*"queue":"default".*\]$/s, 'per-task queues, in order');
 is($eta->($ids[2]), 1893456000000, 'eta from RFC 3339 honoured');
-ok(defined $r->cmd('HGET', 'dq:{mail}:tasks', $ids[1]), 'the mail task is in its own queue');
+ok(defined $r->cmd('HGET', 'dq2:{mail}:tasks', $ids[1]), 'the mail task is in its own queue');
 is(DQNginx::stored($r), $before + 2, 'two in default');
 
 $res = $n->request('POST', $EP, json => '[{"func":"noop","name":"b1"},{"func":"noop","name":"b3"}]');

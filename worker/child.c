@@ -47,7 +47,8 @@ dq_child_link(dq_child_t *ch, dq_task_t *t)
     }
     ch->tasks = t;
     dq_child_stat_held(1);          /* for the master's crash report */
-    t->held = dq_held_add(t->queue, t->id, t->claim);
+    t->held = dq_held_add(t->queue, t->id, t->claim, t->first_run_ms,
+                          dq_claimed_history(t));
 }
 
 /* The task's function is entered (pool thread or loop): if the child dies

@@ -180,6 +180,8 @@ dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t)
     it->id = dq_str_c(t->id);
     it->claim = dq_str_c(t->claim);
     it->name = dq_str_c(t->name);
+    it->first_run_ms = t->first_run_ms;
+    it->history = dq_claimed_history(t);
 }
 
 /* A batch of one task for op, its lease item filled; NULL (the task freed)
@@ -740,7 +742,8 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 id[res.tasks[i].id.len] = '\0';
                 memcpy(cl, res.tasks[i].claim.ptr, res.tasks[i].claim.len);
                 cl[res.tasks[i].claim.len] = '\0';
-                (void) dq_held_add(qn, id, cl);
+                (void) dq_held_add(qn, id, cl, res.tasks[i].first_run_ms,
+                                   dq_claimed_history(&res.tasks[i]));
             }
             continue;
         }
@@ -837,7 +840,7 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     dq_cmd_free(&cmd);
     /* if this child dies before the reply, the master gives back what
      * the claim leased */
-    c->held = dq_held_add(q->qc->name, NULL, c->claim);
+    c->held = dq_held_add(q->qc->name, NULL, c->claim, 0, 0);
     q->claiming = 1;
     ch->reserved += n;
 }

@@ -23,14 +23,8 @@ if limit > 0 then
     local ids = redis.call('ZREVRANGE', KEYS[3], 0, limit - 1, 'WITHSCORES')
     for i = 1, #ids, 2 do
         local id = ids[i]
-        local func = ''
-        local env = redis.call('HGET', KEYS[7], id)
-        if env then
-            local okp, arr = pcall(cmsgpack.unpack, env)
-            if okp and type(arr) == 'table' and type(arr[3]) == 'string' then
-                func = arr[3]
-            end
-        end
+        local func = dq_env_func_name(redis.call('HGET', KEYS[7], id)) or ''
+
         dead[#dead + 1] = id
         dead[#dead + 1] = ids[i + 1]
         dead[#dead + 1] = func

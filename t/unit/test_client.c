@@ -66,6 +66,8 @@ work(const char *queue, int bury, const char *error)
             it.id = t[i].id;
             it.claim = t[i].claim;
             it.name = dq_str_lit("");
+            it.first_run_ms = t[i].first_run_ms;
+            it.history = dq_claimed_history(&t[i]);
             {
                 /* the name comes from the envelope */
                 msgpack_zone  z;
@@ -479,7 +481,7 @@ test_connection(dq_client_t *c)
     c2 = dq_client_new(addr, &co);
     is_int(dq_defer(c2, "f", NULL, NULL, NULL, NULL), DQ_OK, "SELECT 3");
     freeReplyObject(redisCommand(R, "SELECT 3"));
-    is_int(rint_("ZCARD dq:{default}:eta"), 1, "the task is in db 3");
+    is_int(rint_("ZCARD dq2:{default}:eta"), 1, "the task is in db 3");
     freeReplyObject(redisCommand(R, "SELECT 0"));
     dq_client_free(c2);
 

@@ -67,6 +67,59 @@ typedef struct {
 
 static int64_t claim_now, claim_next;
 
+/* The first_run_ms and history of the last claim of each id (the lease
+ * member is "id|claim|first_run_ms": every later call names it). */
+#define NFIRST 4096
+static struct { char id[64]; char claim[DQ_ID_SIZE]; int64_t first;
+                int history; } firsts[NFIRST];
+static size_t nfirst;
+
+static void
+first_put(const dq_claimed_t *t)
+{
+    size_t i;
+
+    for (i = 0; i < nfirst; i++) {
+        if (strlen(firsts[i].id) == t->id.len
+            && memcmp(firsts[i].id, t->id.ptr, t->id.len) == 0)
+        {
+            break;
+        }
+    }
+    if (i == nfirst) {
+        if (nfirst == NFIRST || t->id.len >= sizeof(firsts[i].id)) {
+            return;
+        }
+        nfirst++;
+    }
+    snprintf(firsts[i].id, sizeof(firsts[i].id), "%.*s", (int) t->id.len,
+             t->id.ptr);
+    snprintf(firsts[i].claim, sizeof(firsts[i].claim), "%.*s",
+             (int) t->claim.len, t->claim.ptr);
+    firsts[i].first = t->first_run_ms;
+    firsts[i].history = dq_claimed_history(t);
+}
+
+/* The lease item of id's last claim; claim given, or the one it had */
+static dq_lease_item_t
+item(const char *id, const char *token, const char *name)
+{
+    dq_lease_item_t it;
+    size_t          i;
+
+    memset(&it, 0, sizeof(it));
+    it.id = dq_str_c(id);
+    it.claim = dq_str_c(token);
+    it.name = dq_str_c(name);
+    for (i = 0; i < nfirst; i++) {
+        if (strcmp(firsts[i].id, id) == 0) {
+            it.first_run_ms = firsts[i].first;
+            it.history = firsts[i].history;
+        }
+    }
+    return it;
+}
+
 static int
 claim(const char *q, int64_t max_n, int64_t lease, int64_t delay,
       task_t *out, size_t cap)
@@ -106,20 +159,12 @@ claim(const char *q, int64_t max_n, int64_t lease, int64_t delay,
         out[i].first = tasks[i].first_run_ms;
         out[i].runs = tasks[i].runs;
         out[i].failed = tasks[i].failed_ms;
+        first_put(&tasks[i]);
     }
     freeReplyObject(r);
     return (int) res.n;
 }
 
-static dq_lease_item_t
-item(const char *id, const char *token, const char *name)
-{
-    dq_lease_item_t it;
-    it.id = dq_str_c(id);
-    it.claim = dq_str_c(token);
-    it.name = dq_str_c(name);
-    return it;
-}
 
 /* Run C, expect n statuses. Returns the first status or -1. */
 static int
@@ -203,8 +248,8 @@ test_round_trip(void)
     is_int(enq("rt", "id1", NULL, -1, -1, &res), DQ_OK, "enqueue stored");
     ok(!res.existed && res.eta_ms > 1700000000000LL, "eta is Redis now (%lld)",
        (long long) res.eta_ms);
-    is_int(rint_("HLEN %s", key("rt", DQ_KEY_STATE)), 0,
-           "a waiting task has no state entry");
+    is_str(rstr(buf, sizeof(buf), "HGET %s id1", key("rt", DQ_KEY_TASKS)),
+           "id1", "a waiting task's value is its envelope (no prefix)");
     is_int(rint_("HGET %s enqueued", key("rt", DQ_KEY_STATS)), 1,
            "enqueued counted");
     is_int(enq("rt", "id1", NULL, -1, -1, &res), DQ_OK,
@@ -222,17 +267,22 @@ test_round_trip(void)
     is_int(t[0].first, claim_now, "first run = claim time");
     ok(claim_next > 0 && claim_next <= 1000,
        "next = lease deadline (%lld ms)", (long long) claim_next);
-    rstr(buf, sizeof(buf), "HGET %s id1", key("rt", DQ_KEY_STATE));
-    ok(strncmp(buf, "0:0:", 4) == 0 && strstr(buf, t[0].token) != NULL,
-       "state \"runs:retries:first:failed:claim\" written at claim (%s)",
-       buf);
+    is_str(rstr(buf, sizeof(buf), "HGET %s id1", key("rt", DQ_KEY_TASKS)),
+           "id1", "claim writes no state: the value stays the envelope");
+    {
+        char m[128];
+
+        snprintf(m, sizeof(m), "id1|%s|%lld", t[0].token,
+                 (long long) t[0].first);
+        ok(rint_("ZSCORE %s %s", key("rt", DQ_KEY_LEASE), m) > 0,
+           "lease member \"id|claim|first_run_ms\" (%s)", m);
+    }
     is_int(claim("rt", 10, 1000, 0, t, 4), 0, "nothing more to claim");
 
     is_int(ack1("rt", "id1", "nottheclaim", NULL), 0,
            "ack with another claim id refused");
     is_int(ack1("rt", "id1", t[0].token, NULL), 1, "ack with the claim id");
     is_int(rint_("HLEN %s", key("rt", DQ_KEY_TASKS)), 0, "envelope deleted");
-    is_int(rint_("HLEN %s", key("rt", DQ_KEY_STATE)), 0, "state deleted");
     is_int(rint_("ZCARD %s", key("rt", DQ_KEY_LEASE)), 0, "lease deleted");
     is_int(rint_("HGET %s done", key("rt", DQ_KEY_STATS)), 1, "done counted");
     is_int(ack1("rt", "id1", t[0].token, NULL), 0, "second ack refused");
@@ -330,8 +380,9 @@ test_fencing(void)
     is_int(ack1("fe", "f1", t[0].token, "fn"), 1, "B's ack accepted");
     /* a waiting task is acked only by the claim its state names */
     enq("fe", "f2", NULL, -1, 60000, NULL);
-    redisReply *r = redisCommand(R, "HSET %s f2 0:1:1:1:zz",
-                                 key("fe", DQ_KEY_STATE));
+    redisReply *r = redisCommand(R, "HSET %s f2 %b",
+                                 key("fe", DQ_KEY_TASKS),
+                                 "S0:1:1:1:zz\nf2", (size_t) 15);
     freeReplyObject(r);
     is_int(ack1("fe", "f2", "yy", NULL), 0, "ack of a waiting task refused");
     dq_lease_item_t its[2] = { item("f2", "zz", NULL),
@@ -872,7 +923,8 @@ test_late_ack(void)
     is_int(ack1("la", "l1", a, NULL), 1, "the late ack is accepted");
     is_int(rint_("ZCARD %s", key("la", DQ_KEY_ETA)), 0,
            "and the task is gone from the ETA set");
-    is_int(rint_("HLEN %s", key("la", DQ_KEY_STATE)), 0, "state deleted");
+    is_int(rint_("HLEN %s", key("la", DQ_KEY_TASKS)), 0,
+           "value (and its state prefix) deleted");
     is_int(rint_("HGET %s acked_late", key("la", DQ_KEY_STATS)), 1,
            "acked_late counted");
 
@@ -1102,7 +1154,8 @@ test_clock_jump(void)
     back = claim_now - 3600000;
     rint_("HSET %s clock %lld", key("cj", DQ_KEY_STATS), (long long) back);
     for (i = 0; i < 3; i++) {
-        snprintf(m, sizeof(m), "%.63s|%.31s", t[i].id, t[i].token);
+        snprintf(m, sizeof(m), "%.63s|%.31s|%lld", t[i].id, t[i].token,
+                 (long long) t[i].first);
         rint_("ZADD %s XX %lld %s", key("cj", DQ_KEY_LEASE),
               (long long) (i == 1 ? back - 1000 : back + 60000), m);
     }
@@ -1145,7 +1198,8 @@ jump_case(const char *q, int64_t jump, int64_t second_gap, const char *what)
     back = claim_now - jump;
     rint_("HSET %s clock %lld", key(q, DQ_KEY_STATS), (long long) back);
     for (i = 0; i < 2; i++) {
-        snprintf(m, sizeof(m), "%.63s|%.31s", t[i].id, t[i].token);
+        snprintf(m, sizeof(m), "%.63s|%.31s|%lld", t[i].id, t[i].token,
+                 (long long) t[i].first);
         rint_("ZADD %s XX %lld %s", key(q, DQ_KEY_LEASE),
               (long long) (back + 60000), m);
     }
@@ -1213,8 +1267,10 @@ test_reclaim_backoff(void)
     freeReplyObject(r);
     for (i = 0; i < 20; i++) {
         snprintf(id, sizeof(id), "bo%d", i);
-        snprintf(st, sizeof(st), "0:%d:1:0:%s", i, cid);
-        rint_("HSET %s %s %s", key("bk", DQ_KEY_STATE), id, st);
+        snprintf(st, sizeof(st), "S0:%d:1:0:%s\n%s", i, cid, id);
+        freeReplyObject(redisCommand(R, "HSET %s %s %b",
+                                     key("bk", DQ_KEY_TASKS), id, st,
+                                     strlen(st)));
     }
     sleep_ms(5);
     dq_claim_id_new(cid);
