@@ -90,6 +90,9 @@ dq__keep(dq_child_t *ch, dq__report_t *b)
     return 1;
 }
 
+static void dq__report_done(dq__report_t *b, const int *st,
+                            const char *why);
+
 static void
 dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
@@ -98,7 +101,6 @@ dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     dq_child_t  *ch = b->ch;
     int          st[DQ_MAX_LEASE_ITEMS];
     dq_error_t   err;
-    size_t       i;
 
     (void) r;
     memset(&err, 0, sizeof(err));
@@ -113,8 +115,22 @@ dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         return;
     }
     if (rep == NULL || dq_reply_statuses(rep, b->n, st, &err) != DQ_OK) {
-        const char *why = rep == NULL ? errstr : err.msg;
+        dq__report_done(b, NULL, rep == NULL ? errstr : err.msg);
+    } else {
+        dq__report_done(b, st, NULL);
+    }
+}
 
+/* The answer to a report's call: st[i] per task (1 done, 0 fenced), or
+ * st NULL when the call failed (why): the tasks are settled (logged,
+ * unlinked, freed) and so is the report. */
+static void
+dq__report_done(dq__report_t *b, const int *st, const char *why)
+{
+    dq_child_t  *ch = b->ch;
+    size_t       i;
+
+    if (st == NULL) {
         for (i = 0; i < b->n; i++) {
             dq_log_warn("%s failed for task %s (queue %s): %s; the task "
                         "runs again when its lease expires",
@@ -145,6 +161,21 @@ dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     }
     free(b);
     dq_child_maybe_finish(ch);
+}
+
+/* A report's call got no usable answer: lost (lost != NULL: not
+ * delivered, or no reply: kept and sent again once Redis is back, the
+ * claim id makes a repeat harmless) or refused with an error (why). */
+static void
+dq__report_unanswered(dq__report_t *b, const char *lost, const char *why)
+{
+    if (lost != NULL && dq__keep(b->ch, b)) {
+        dq_log_warn("%s of %zu tasks not delivered: %s; sent again when "
+                    "Redis is back", dq__op_names[b->op], b->n, lost);
+        free(b);
+        return;
+    }
+    dq__report_done(b, NULL, lost != NULL ? lost : why);
 }
 
 static dq__report_t *
@@ -638,6 +669,7 @@ typedef struct {
     uint64_t     sent_ms;     /* loop time when the claim was asked */
     char         claim[DQ_ID_SIZE];
     int          held;        /* the master's entry for it (held.c) */
+    dq__report_t *acks;       /* the acks riding this call, or NULL */
 } dq__claim_t;
 
 /* A claim whose reply was lost may have leased tasks nobody here knows
@@ -674,6 +706,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     uint64_t           now = uv_now(&ch->loop);
     size_t             i, nstart = 0, npool;
     int                woken = q->woken;
+    int                ack_st[DQ_MAX_LEASE_ITEMS];
 
     (void) r;
     q->claiming = 0;
@@ -695,11 +728,23 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         c->held = 0;                 /* the entry stays until given back */
     }
     if (rep == NULL || slots == NULL
-        || dq_reply_claim(rep, &res, c->asked, &err) != DQ_OK)
+        || dq_reply_cycle(rep, c->acks ? c->acks->n : 0, ack_st, &res,
+                          c->asked, &err) != DQ_OK)
     {
         if (rep != NULL && slots == NULL) {
             dq__claim_lost(q, c->claim, c->held);  /* it did land */
             c->held = 0;
+        }
+        if (c->acks != NULL) {
+            /* no answer (or none we can read): the acks are said again
+             * once Redis is back, as a lost ack call's are; an error
+             * reply: the call did not run, the leases expire */
+            dq__report_unanswered(c->acks, rep == NULL || slots == NULL
+                                           ? (rep == NULL ? errstr
+                                                          : "out of memory")
+                                           : NULL,
+                                  err.msg);
+            c->acks = NULL;
         }
         dq_held_remove(c->held);
         dq_log_warn("claim on queue %.*s failed: %s; trying again in 1 s",
@@ -712,6 +757,11 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         q->due_at = now + 1000;
         dq_child_kick(ch);
         return;
+    }
+
+    if (c->acks != NULL) {
+        dq__report_done(c->acks, ack_st, NULL);
+        c->acks = NULL;
     }
 
     /* every task gets its own entry in the master's table before the
@@ -807,6 +857,8 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     dq__claim_t       *c = malloc(sizeof(*c));
     dq_cmd_t           cmd;
     dq_claim_limits_t  lim;
+    dq_lease_item_t    items[DQ_MAX_LEASE_ITEMS];
+    size_t             i, j, k = 0;
     int                rc;
 
     if (c == NULL) {
@@ -821,23 +873,52 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     c->q = q;
     c->asked = n;
     c->sent_ms = uv_now(&ch->loop);   /* fresh: dq_child_kick updated it */
+    c->acks = NULL;
     dq_claim_id_new(c->claim);
+
+    /* The iteration's acks of this queue ride the claim: one script call
+     * (dq_cmd_cycle). Not an ack sent again after a lost reply: the claim
+     * half refuses to run at maxmemory, and an ack alone (dq_cmd_ack)
+     * does run there; those go alone from dq_dispatch_flush. */
+    for (i = 0; i < q->nacks && k < DQ_MAX_LEASE_ITEMS; i++) {
+        if (!q->acks[i]->resent) {
+            dq_dispatch_lease_item(&items[k++], q->acks[i]);
+        }
+    }
+    if (k > 0 && (c->acks = dq__report_new(ch, DQ_OP_ACK, k)) == NULL) {
+        k = 0;                                 /* they go alone */
+    }
+
     dq_cmd_init(&cmd);
     lim.rate = q->qc->rate;
     lim.bucket_size = q->qc->bucket_size;
     lim.max_concurrent = q->qc->max_concurrent;
-    rc = dq_cmd_claim_limited(&cmd, q->name, c->claim, (int64_t) n,
-                              ch->conf->lease_ms, ch->conf->reclaim_delay_ms,
-                              &q->qc->retry, &lim);
+    rc = dq_cmd_cycle(&cmd, q->name, c->claim, (int64_t) n,
+                      ch->conf->lease_ms, ch->conf->reclaim_delay_ms,
+                      &q->qc->retry, &lim, items, k, ch->conf->tombstone_ms);
     if (rc != DQ_OK
         || dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
                             dq__claim_reply, c) != 0)
     {
+        free(c->acks);            /* the acks stay queued */
         free(c);
         dq_cmd_free(&cmd);
         return;                   /* retried when Redis is back */
     }
     dq_cmd_free(&cmd);
+    if (k > 0) {
+        /* sent: the acks belong to the call now (until its reply their
+         * held entries stay "finished OK": the master acks them if this
+         * child dies first) */
+        for (i = 0, j = 0, k = 0; i < q->nacks; i++) {
+            if (!q->acks[i]->resent && k < c->acks->n) {
+                c->acks->tasks[k++] = q->acks[i];
+            } else {
+                q->acks[j++] = q->acks[i];
+            }
+        }
+        q->nacks = j;
+    }
     /* if this child dies before the reply, the master gives back what
      * the claim leased */
     c->held = dq_held_add(q->qc->name, NULL, c->claim, 0, 0);
