@@ -768,9 +768,10 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
      * claim's entry goes (a child dying in between must not leave them
      * untracked), and only then does any start (the claim's entry would
      * give back, uncharged, a task that started) */
+    dq_task_new_many(res.tasks, res.n, q->name, &ch->conf->limits,
+                     ch->loader, started);
     for (i = 0; i < res.n; i++) {
-        dq_task_t *t = dq_task_new(&res.tasks[i], q->name, &ch->conf->limits,
-                                   ch->loader);
+        dq_task_t *t = started[i];
 
         if (t == NULL) {
             char qn[DQ_HELD_QUEUE_MAX], id[DQ_HELD_ID_MAX];
