@@ -148,12 +148,21 @@ dq__arg_copy(dq_cmd_t *c, const char *p, size_t len)
     return dq__arg(c, dst, len);
 }
 
+/* decimal, without printf (several per task) */
 static int
 dq__arg_int(dq_cmd_t *c, int64_t v)
 {
-    char buf[24];
-    int  n = snprintf(buf, sizeof(buf), "%" PRId64, v);
-    return dq__arg_copy(c, buf, (size_t) n);
+    char     buf[24], *p = buf + sizeof(buf);
+    uint64_t u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
+
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        *--p = '-';
+    }
+    return dq__arg_copy(c, p, (size_t) (buf + sizeof(buf) - p));
 }
 
 static int
