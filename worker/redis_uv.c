@@ -822,9 +822,15 @@ dq__sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata)
             dq__sentinel_failed(r, i, "out of memory");
             return;
         }
-        dq_log_info("redis (%s): sentinel %s:%d names %s:%d the primary "
-                    "\"%s\"", r->label, r->shost[i], r->sport[i], host,
-                    port, r->master);
+        if (r->host != NULL) {
+            dq_log_warn("redis (%s): sentinel %s:%d names %s:%d the "
+                        "primary \"%s\" (was %s:%d)", r->label, r->shost[i],
+                        r->sport[i], host, port, r->master, r->host, r->port);
+        } else {
+            dq_log_info("redis (%s): sentinel %s:%d names %s:%d the "
+                        "primary \"%s\"", r->label, r->shost[i], r->sport[i],
+                        host, port, r->master);
+        }
         free(r->host);
         r->host = h;
         r->port = port;
