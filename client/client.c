@@ -144,16 +144,19 @@ dq__sentinel_open(const dq_addr_t *a, const char *password,
     redisReply   *r;
     dq_error_t    e;
     char          sh[256], mh[256], name[DQ_MAX_MASTER_NAME + 1];
+    char          last[256];
     int           mport;
     size_t        i;
 
     snprintf(name, sizeof(name), "%.*s", (int) a->master.len, a->master.ptr);
-    snprintf(err, errlen, "no sentinel answered");
+    last[0] = '\0';
     for (i = 0; i < a->nsentinels; i++) {
         snprintf(sh, sizeof(sh), "%.*s", (int) a->sentinel[i].host.len,
                  a->sentinel[i].host.ptr);
-        sc = dq__open(sh, a->sentinel[i].port, NULL, tv, err, errlen);
+        sc = dq__open(sh, a->sentinel[i].port, NULL, tv, last, sizeof(last));
         if (sc == NULL) {
+            snprintf(err, errlen, "sentinel %s:%d: %s", sh,
+                     a->sentinel[i].port, last);
             continue;
         }
         r = redisCommand(sc, "SENTINEL get-master-addr-by-name %s", name);
@@ -195,6 +198,9 @@ dq__sentinel_open(const dq_addr_t *a, const char *password,
         }
         redisFree(ctx);
     }
+    snprintf(last, sizeof(last), "%s", err);
+    snprintf(err, errlen, "no sentinel named a usable primary for \"%s\" "
+             "(%zu asked; the last: %s)", name, a->nsentinels, last);
     return NULL;
 }
 

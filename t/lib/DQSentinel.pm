@@ -12,6 +12,7 @@ package DQSentinel;
 #   DQSentinel::cmd($r, ...)    $r->cmd, undef on any failure (a promotion
 #                               kills every client connection: the next
 #                               call connects again)
+#   DQSentinel::spawn_sentinel($dir, $name, $port, $quorum)   one more
 #   $s->sentinel($i)            a DQTest::Redis-like handle on sentinel $i
 #                               (->cmd only)
 #   $s->kill_primary            kill -9 of the named primary; returns it
@@ -46,27 +47,8 @@ sub start {
         link_up($_) or die "a replica never synced:\n" . DQTest::slurp($_->{log});
     }
     for my $i (1 .. ($o{sentinels} || 3)) {
-        my $port = DQTest::free_port();
-        my $sd = "$dir/s$i";
-        mkdir $sd;
-        open my $fh, '>', "$sd/sentinel.conf" or die "$sd: $!";
-        print {$fh} <<"CONF";
-port $port
-bind 127.0.0.1
-protected-mode no
-daemonize no
-dir $sd
-sentinel monitor $name 127.0.0.1 @{[ $a->port ]} 2
-sentinel down-after-milliseconds $name 1000
-sentinel failover-timeout $name 3000
-sentinel parallel-syncs $name 1
-CONF
-        close $fh;
-        my $pid = DQTest::spawn(name => "sentinel$i", log => "$sd/sentinel.log",
-                                cmd => ['redis-sentinel', "$sd/sentinel.conf"]);
-        DQTest::wait_port($port, 10) or die "sentinel $i did not start:\n"
-                                            . DQTest::slurp("$sd/sentinel.log");
-        push @{ $self->{sentinels} }, { port => $port, pid => $pid, dir => $sd };
+        push @{ $self->{sentinels} },
+             spawn_sentinel("$dir/s$i", $name, $a->port, 2);
     }
     # every sentinel knows the replica and the other sentinels
     my $n = @{ $self->{sentinels} } - 1;
@@ -81,6 +63,32 @@ CONF
         1;
     }, 30) or die "the sentinels did not find each other and the replica";
     return $self;
+}
+
+# spawn_sentinel($dir, $name, $port, $quorum): one redis-sentinel
+# watching 127.0.0.1:$port as $name; { port, pid, dir }
+sub spawn_sentinel {
+    my ($sd, $name, $mport, $quorum) = @_;
+    my $port = DQTest::free_port();
+    mkdir $sd;
+    open my $fh, '>', "$sd/sentinel.conf" or die "$sd: $!";
+    print {$fh} <<"CONF";
+port $port
+bind 127.0.0.1
+protected-mode no
+daemonize no
+dir $sd
+sentinel monitor $name 127.0.0.1 $mport $quorum
+sentinel down-after-milliseconds $name 1000
+sentinel failover-timeout $name 3000
+sentinel parallel-syncs $name 1
+CONF
+    close $fh;
+    my $pid = DQTest::spawn(name => "sentinel", log => "$sd/sentinel.log",
+                            cmd => ['redis-sentinel', "$sd/sentinel.conf"]);
+    DQTest::wait_port($port, 10) or die "sentinel did not start:\n"
+                                        . DQTest::slurp("$sd/sentinel.log");
+    return { port => $port, pid => $pid, dir => $sd };
 }
 
 sub cmd {
