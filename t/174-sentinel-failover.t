@@ -25,7 +25,7 @@ use DQSentinel;
 use Time::HiRes qw(time sleep);
 
 DQNginx::require_nginx();
-my $lib = DQWorker::ops_lib(1, 1);
+my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $s = DQSentinel->start(dir => $dir, master => 'dqm');
 my $addr = $s->address;
@@ -41,7 +41,7 @@ my $n = DQNginx->start(dir => "$dir/nginx", vars => { SENT => $addr }, http => q
     }
 });
 my $rec = "$dir/runs.rec";
-my $w = DQWorker::start_master(undef, $dir, name => 'w', wait => 2, fast => 1, conf => <<"EOF");
+my $w = DQWorker::start_master(undef, $dir, name => 'w', wait => 2, conf => <<"EOF");
 redis "$addr";
 library "$lib";
 processes 2;
@@ -79,6 +79,7 @@ for my $round (1, 2) {
     my ($ok, $failed, $ok_after, $t_back) = (0, 0, 0);
     my $t0 = time;
     while (time - $t0 < 1.5) { my ($a, $b) = post_batch($round, 10); $ok += $a; $failed += $b }
+    my $rate = ($ok + $failed) / (time - $t0);
     ok($ok > 0, "round $round: enqueues acknowledged before the kill ($ok)");
     $s->kill_primary;
     my $t_kill = time;
@@ -102,9 +103,9 @@ for my $round (1, 2) {
     my $lost = grep { !$runs->{$_} } @mine;
     my $twice = grep { ($runs->{$_} // 0) > 1 } @mine;
     is($lost, 0, "round $round: no acknowledged task lost (of " . scalar(@mine) . ")");
-    diag(sprintf("round %d: %d acknowledged, %d lost, %d ran twice, %d failed requests; "
-                 . "first 201 %.2f s after the kill",
-                 $round, scalar(@mine), $lost, $twice, $failed, ($t_back // time) - $t_kill));
+    diag(sprintf("round %d: %.0f req/s before the kill; %d acknowledged, %d lost, %d ran twice, "
+                 . "%d failed requests; first 201 %.2f s after the kill",
+                 $round, $rate, scalar(@mine), $lost, $twice, $failed, ($t_back // time) - $t_kill));
     if ($round == 1) {
         ok($s->rejoin($old), 'the old primary is back, a replica of the new one');
     }
@@ -117,6 +118,7 @@ like(DQTest::slurp($n->error_log), qr/\[warn\].*the sentinels name 127\.0\.0\.1:
      'nginx logged the move');
 unlike($wlog, qr/ack failed for task/, 'the worker dropped no result');
 is(DQTest::stop_pid($w->{pid}), 0, 'the worker stops cleanly');
+DQTest::log_clean_ok($w->{log}, 'the worker log');
 $n->stop;
 DQTest::log_clean_ok($n->error_log);
 done_testing();
