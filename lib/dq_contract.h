@@ -57,26 +57,53 @@ int dq_error_set(dq_error_t *err, int code, const char *field,
  *                     unbracketed string with two or more colons is an IPv6
  *                     address without a port
  *   unix:PATH         a Unix socket (PATH not empty)
+ *   sentinel:MASTER@HOST[:PORT][,HOST[:PORT]...]
+ *                     the primary Redis Sentinel names MASTER: up to
+ *                     DQ_MAX_SENTINELS sentinels (port 26379 by default),
+ *                     each HOST as above (brackets for IPv6 with a port);
+ *                     MASTER is 1..DQ_MAX_MASTER_NAME bytes, none of them
+ *                     '@', ',', a space or a control byte. Each connect
+ *                     asks the sentinels in turn (SENTINEL
+ *                     get-master-addr-by-name MASTER) and uses the answer
+ *                     only once ROLE says it is a master. Sentinels are
+ *                     asked without a password (the password option is the
+ *                     data Redis'); see docs/OPERATIONS.md.
  * Parsing never resolves a name. Where a name is resolved is each caller's:
  * the module once, when the configuration is read (never per request); the
  * worker when a child starts and again on each reconnect (blocking
- * getaddrinfo, so a failover that moves the name is followed); the
- * blocking client and the CLI at each connect (hiredis). A password and a
- * database number are given beside the address, never inside it. */
-#define DQ_REDIS_PORT  6379
+ * getaddrinfo, so a failover that moves the name is followed; a sentinel
+ * once, when the child starts); the blocking client and the CLI at each
+ * connect (hiredis). A password and a database number are given beside the
+ * address, never inside it. */
+#define DQ_REDIS_PORT       6379
+#define DQ_SENTINEL_PORT    26379
+#define DQ_MAX_SENTINELS    8
+#define DQ_MAX_MASTER_NAME  128
 
 typedef struct {
-    dq_str_t  host;      /* into the input, without brackets; len 0: unix */
-    dq_str_t  path;      /* the socket path (into the input); len 0: TCP */
-    int       port;      /* TCP only */
+    dq_str_t  host;      /* into the input, without brackets */
+    int       port;
+} dq_hostport_t;
+
+typedef struct {
+    dq_str_t       host;      /* into the input, without brackets; len 0:
+                                 unix or sentinel */
+    dq_str_t       path;      /* the socket path (into the input); len 0:
+                                 TCP */
+    int            port;      /* TCP only */
+    dq_str_t       master;    /* sentinel: the master's name; len 0: not
+                                 a sentinel address */
+    size_t         nsentinels;
+    dq_hostport_t  sentinel[DQ_MAX_SENTINELS];
 } dq_addr_t;
 
 /* DQ_OK, or DQ_EINVAL with err saying what is wrong (err may be NULL). */
 int dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err);
 
 /* The normalized text of a parsed address: "HOST:PORT" (the port always
- * written), "[IPV6]:PORT" or "unix:PATH". The length written, or -1 when
- * it does not fit in len bytes (with the NUL). */
+ * written), "[IPV6]:PORT", "unix:PATH" or "sentinel:MASTER@HOST:PORT,...".
+ * The length written, or -1 when it does not fit in len bytes (with the
+ * NUL). */
 int dq_addr_format(const dq_addr_t *a, char *buf, size_t len);
 
 /* Wall clock in ms since the Unix epoch (for created_ms only: "now" for
@@ -464,6 +491,17 @@ int64_t dq_reply_int(const redisReply *r);
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
  * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
 int dq_reply_is_unavailable(const redisReply *r);
+
+/* The ROLE reply of a server names it a master (ROLE's first element is
+ * "master"): what a sentinel's answer is checked with before use. */
+int dq_reply_is_master_role(const redisReply *r);
+
+/* A sentinel's answer to SENTINEL get-master-addr-by-name: the address
+ * into host (NUL-terminated) and port. DQ_OK; DQ_ENOTFOUND for nil (the
+ * sentinel does not know that master name); DQ_EREDIS for an error reply
+ * or anything not [HOST, PORT] (err says which, may be NULL). */
+int dq_sentinel_reply(const redisReply *r, char *host, size_t hostlen,
+                      int *port, dq_error_t *err);
 
 /* The oldest Redis the scripts run on: script flags (#!lua flags=...,
  * 7.0) and ZMSCORE (6.2). */
