@@ -39,7 +39,8 @@ stored(const char *queue, const char *id, msgpack_zone *zone,
     if (len == 0) {
         return DQ_ENOTFOUND;
     }
-    return dq_envelope_decode(buf, len, NULL, zone, env, &err);
+    return dq_envelope_decode(buf, len, dq_str_c(id), dq_str_c(queue), NULL,
+                              zone, env, &err);
 }
 
 /* Play the worker: claim everything due in queue, then ack or bury. */
@@ -75,7 +76,8 @@ work(const char *queue, int bury, const char *error)
                 redisReply   *r2;
                 msgpack_zone_init(&z, 1024);
                 if (dq_envelope_decode(t[i].envelope.ptr, t[i].envelope.len,
-                                       NULL, &z, &env, &err) == DQ_OK)
+                                       t[i].id, dq_str_c(queue), NULL, &z,
+                                       &env, &err) == DQ_OK)
                 {
                     it.name = env.name;
                 }
