@@ -135,6 +135,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
                               "max_concurrent" };
         const char  *a6[] = { "HMGET", k[4], "enqueued", "done", "retried",
                               "dead", "requeued", "deleted" };
+        const char  *a7[] = { "HGET", k[4], "cold" };   /* the cold tier */
         int64_t      waiting, due, running, dead, oldest = -1, paused;
         const char  *rate = "-";
         int          j;
@@ -149,14 +150,14 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
         dq__key(k[4], q[i], DQ_KEY_STATS);
         av[0] = a0; ac[0] = 2; av[1] = a1; ac[1] = 4; av[2] = a2; ac[2] = 2;
         av[3] = a3; ac[3] = 2; av[4] = a4; ac[4] = 5; av[5] = a5; ac[5] = 5;
-        av[6] = a6; ac[6] = 8;
-        if (dq__pipeline(cli, 7, ac, av, rep) != DQ_OK) {
+        av[6] = a6; ac[6] = 8; av[7] = a7; ac[7] = 3;
+        if (dq__pipeline(cli, 8, ac, av, rep) != DQ_OK) {
             free(q);
             freeReplyObject(names);
             json_decref(out);
             return DQ_CLI_ERROR;
         }
-        waiting = dq_reply_int(rep[0]);
+        waiting = dq_reply_int(rep[0]) + dq_reply_int(rep[7]);
         due = dq_reply_int(rep[1]);
         running = dq_reply_int(rep[2]);
         dead = dq_reply_int(rep[3]);
@@ -223,7 +224,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             dq_cli_table_cell(&t, "%lld", (long long) done);
             dq_cli_table_cell(&t, "%lld", (long long) failed);
         }
-        for (j = 0; j < 7; j++) {
+        for (j = 0; j < 8; j++) {
             freeReplyObject(rep[j]);
         }
     }
@@ -741,21 +742,27 @@ dq__remove(dq_cli_t *cli, const char *queue, const char *what,
     dq_cmd_t    cmd;
     redisReply *r;
     int         rc;
+    int64_t     from = strcmp(what, "id") == 0 ? 0 : -1;
 
-    dq_cmd_init(&cmd);
-    rc = dq_cmd_remove(&cmd, dq_str_c(queue), what, dq_str_c(id ? id : ""),
-                       1000, tomb);
-    if (rc != DQ_OK) {
+    /* one id: the cold tier is looked at in bounded steps (a reply < 0
+     * says where to go on), so Redis is never busy for long */
+    do {
+        dq_cmd_init(&cmd);
+        rc = dq_cmd_remove_from(&cmd, dq_str_c(queue), what,
+                                dq_str_c(id ? id : ""), 1000, tomb, from);
+        if (rc != DQ_OK) {
+            dq_cmd_free(&cmd);
+            return dq_cli_fail(cli, rc), rc;
+        }
+        r = dq_cli_script(cli, &cmd);
         dq_cmd_free(&cmd);
-        return dq_cli_fail(cli, rc), rc;
-    }
-    r = dq_cli_script(cli, &cmd);
-    dq_cmd_free(&cmd);
-    if (r == NULL) {
-        return DQ_EREDIS;
-    }
-    *out = dq_reply_int(r);
-    freeReplyObject(r);
+        if (r == NULL) {
+            return DQ_EREDIS;
+        }
+        *out = dq_reply_int(r);
+        freeReplyObject(r);
+        from = -*out;
+    } while (*out < 0);
     return DQ_OK;
 }
 

@@ -148,12 +148,21 @@ dq__arg_copy(dq_cmd_t *c, const char *p, size_t len)
     return dq__arg(c, dst, len);
 }
 
+/* decimal, without printf (several per task) */
 static int
 dq__arg_int(dq_cmd_t *c, int64_t v)
 {
-    char buf[24];
-    int  n = snprintf(buf, sizeof(buf), "%" PRId64, v);
-    return dq__arg_copy(c, buf, (size_t) n);
+    char     buf[24], *p = buf + sizeof(buf);
+    uint64_t u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
+
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        *--p = '-';
+    }
+    return dq__arg_copy(c, p, (size_t) (buf + sizeof(buf) - p));
 }
 
 static int
@@ -467,6 +476,14 @@ int
 dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
               int64_t max, int64_t tombstone_ms)
 {
+    return dq_cmd_remove_from(c, queue, what, id, max, tombstone_ms, -1);
+}
+
+int
+dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
+                   dq_str_t id, int64_t max, int64_t tombstone_ms,
+                   int64_t cold_from)
+{
     int rc;
 
     if (max < 1 || max > 1000) {
@@ -478,7 +495,8 @@ dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
         return rc;
     }
     if (dq__arg_copy(c, what, strlen(what)) || dq__arg_str(c, id)
-        || dq__arg_int(c, max) || dq__arg_int(c, tombstone_ms))
+        || dq__arg_int(c, max) || dq__arg_int(c, tombstone_ms)
+        || (cold_from >= 0 && dq__arg_int(c, cold_from)))
     {
         return DQ_ENOMEM;
     }

@@ -57,26 +57,53 @@ int dq_error_set(dq_error_t *err, int code, const char *field,
  *                     unbracketed string with two or more colons is an IPv6
  *                     address without a port
  *   unix:PATH         a Unix socket (PATH not empty)
+ *   sentinel:MASTER@HOST[:PORT][,HOST[:PORT]...]
+ *                     the primary Redis Sentinel names MASTER: up to
+ *                     DQ_MAX_SENTINELS sentinels (port 26379 by default),
+ *                     each HOST as above (brackets for IPv6 with a port);
+ *                     MASTER is 1..DQ_MAX_MASTER_NAME bytes, none of them
+ *                     '@', ',', a space or a control byte. Each connect
+ *                     asks the sentinels in turn (SENTINEL
+ *                     get-master-addr-by-name MASTER) and uses the answer
+ *                     only once ROLE says it is a master. Sentinels are
+ *                     asked without a password (the password option is the
+ *                     data Redis'); see docs/OPERATIONS.md.
  * Parsing never resolves a name. Where a name is resolved is each caller's:
  * the module once, when the configuration is read (never per request); the
  * worker when a child starts and again on each reconnect (blocking
- * getaddrinfo, so a failover that moves the name is followed); the
- * blocking client and the CLI at each connect (hiredis). A password and a
- * database number are given beside the address, never inside it. */
-#define DQ_REDIS_PORT  6379
+ * getaddrinfo, so a failover that moves the name is followed; a sentinel
+ * once, when the child starts); the blocking client and the CLI at each
+ * connect (hiredis). A password and a database number are given beside the
+ * address, never inside it. */
+#define DQ_REDIS_PORT       6379
+#define DQ_SENTINEL_PORT    26379
+#define DQ_MAX_SENTINELS    8
+#define DQ_MAX_MASTER_NAME  128
 
 typedef struct {
-    dq_str_t  host;      /* into the input, without brackets; len 0: unix */
-    dq_str_t  path;      /* the socket path (into the input); len 0: TCP */
-    int       port;      /* TCP only */
+    dq_str_t  host;      /* into the input, without brackets */
+    int       port;
+} dq_hostport_t;
+
+typedef struct {
+    dq_str_t       host;      /* into the input, without brackets; len 0:
+                                 unix or sentinel */
+    dq_str_t       path;      /* the socket path (into the input); len 0:
+                                 TCP */
+    int            port;      /* TCP only */
+    dq_str_t       master;    /* sentinel: the master's name; len 0: not
+                                 a sentinel address */
+    size_t         nsentinels;
+    dq_hostport_t  sentinel[DQ_MAX_SENTINELS];
 } dq_addr_t;
 
 /* DQ_OK, or DQ_EINVAL with err saying what is wrong (err may be NULL). */
 int dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err);
 
 /* The normalized text of a parsed address: "HOST:PORT" (the port always
- * written), "[IPV6]:PORT" or "unix:PATH". The length written, or -1 when
- * it does not fit in len bytes (with the NUL). */
+ * written), "[IPV6]:PORT", "unix:PATH" or "sentinel:MASTER@HOST:PORT,...".
+ * The length written, or -1 when it does not fit in len bytes (with the
+ * NUL). */
 int dq_addr_format(const dq_addr_t *a, char *buf, size_t len);
 
 /* Wall clock in ms since the Unix epoch (for created_ms only: "now" for
@@ -365,6 +392,18 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
                         dq_key_kind_t kind);
 
 #define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 32)
+
+/* The cold tier (lib/lua/cold.lua holds the same values; t/unit/test_cold.c
+ * checks that the scripts behave by these): an unnamed, un-keyed task whose
+ * ETA window (DQ_COLD_WINDOW_MS of ETA) starts later than now +
+ * DQ_COLD_AFTER_MS waits in a bucket hash "<prefix>cold:<window start>[.<id>]"
+ * of at most DQ_COLD_BUCKET tasks, indexed by the zset "<prefix>cold" (the
+ * prefix is the tasks key's, without "tasks"); claim promotes at most
+ * DQ_COLD_PROMOTE buckets per call. docs/CONTRACT.md "Cold tier". */
+#define DQ_COLD_AFTER_MS  20000
+#define DQ_COLD_WINDOW_MS 10000
+#define DQ_COLD_BUCKET    128
+#define DQ_COLD_PROMOTE   7
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
 /* Live workers: every worker child refreshes its heartbeat hash
  * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
@@ -452,6 +491,17 @@ int64_t dq_reply_int(const redisReply *r);
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
  * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
 int dq_reply_is_unavailable(const redisReply *r);
+
+/* The ROLE reply of a server names it a master (ROLE's first element is
+ * "master"): what a sentinel's answer is checked with before use. */
+int dq_reply_is_master_role(const redisReply *r);
+
+/* A sentinel's answer to SENTINEL get-master-addr-by-name: the address
+ * into host (NUL-terminated) and port. DQ_OK; DQ_ENOTFOUND for nil (the
+ * sentinel does not know that master name); DQ_EREDIS for an error reply
+ * or anything not [HOST, PORT] (err says which, may be NULL). */
+int dq_sentinel_reply(const redisReply *r, char *host, size_t hostlen,
+                      int *port, dq_error_t *err);
 
 /* The oldest Redis the scripts run on: script flags (#!lua flags=...,
  * 7.0) and ZMSCORE (6.2). */
@@ -586,6 +636,13 @@ int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
  * name stays taken for tombstone_ms. */
 int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
                   dq_str_t id, int64_t max, int64_t tombstone_ms);
+/* The same; for what = "id", cold_from >= 0 looks at the cold tier in
+ * bounded steps from that window start on (0: from the first): a reply
+ * < 0 means not found yet, call again with cold_from = -reply.
+ * dq_cmd_remove (cold_from -1) looks at all of the tier in one call. */
+int dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
+                       dq_str_t id, int64_t max, int64_t tombstone_ms,
+                       int64_t cold_from);
 
 /* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
  * age, conf, stats and the dead_limit (0..100) newest dead tasks. */

@@ -29,6 +29,7 @@ sub with_prelude {
     my ($dir, $n) = @_;
     my $body = slurp_f("$dir/$n.lua");
     my $pre = slurp_f("$dir/prelude.lua");
+    $pre .= slurp_f("$dir/cold.lua") if -e "$dir/cold.lua";
     return $body =~ s/\A(#!lua[^\n]*\n)// ? $1 . $pre . $body : $pre . $body;
 }
 my %new = map { $_ => with_prelude($new_dir, $_) }
