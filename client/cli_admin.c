@@ -135,6 +135,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
                               "max_concurrent" };
         const char  *a6[] = { "HMGET", k[4], "enqueued", "done", "retried",
                               "dead", "requeued", "deleted" };
+        const char  *a7[] = { "HGET", k[4], "cold" };   /* the cold tier */
         int64_t      waiting, due, running, dead, oldest = -1, paused;
         const char  *rate = "-";
         int          j;
@@ -149,14 +150,14 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
         dq__key(k[4], q[i], DQ_KEY_STATS);
         av[0] = a0; ac[0] = 2; av[1] = a1; ac[1] = 4; av[2] = a2; ac[2] = 2;
         av[3] = a3; ac[3] = 2; av[4] = a4; ac[4] = 5; av[5] = a5; ac[5] = 5;
-        av[6] = a6; ac[6] = 8;
-        if (dq__pipeline(cli, 7, ac, av, rep) != DQ_OK) {
+        av[6] = a6; ac[6] = 8; av[7] = a7; ac[7] = 3;
+        if (dq__pipeline(cli, 8, ac, av, rep) != DQ_OK) {
             free(q);
             freeReplyObject(names);
             json_decref(out);
             return DQ_CLI_ERROR;
         }
-        waiting = dq_reply_int(rep[0]);
+        waiting = dq_reply_int(rep[0]) + dq_reply_int(rep[7]);
         due = dq_reply_int(rep[1]);
         running = dq_reply_int(rep[2]);
         dead = dq_reply_int(rep[3]);
@@ -223,7 +224,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             dq_cli_table_cell(&t, "%lld", (long long) done);
             dq_cli_table_cell(&t, "%lld", (long long) failed);
         }
-        for (j = 0; j < 7; j++) {
+        for (j = 0; j < 8; j++) {
             freeReplyObject(rep[j]);
         }
     }
@@ -360,7 +361,8 @@ dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
     if (env.ptr != NULL) {
         dq_limits_default(&lim);
         lim.max_envelope = env.len + 1;
-        t->env_ok = dq_envelope_decode(env.ptr, env.len, &lim, &t->zone,
+        t->env_ok = dq_envelope_decode(env.ptr, env.len, dq_str_c(t->id),
+                                       dq_str_c(queue), &lim, &t->zone,
                                        &t->env, &err)
                     == DQ_OK;
     }
@@ -740,21 +742,27 @@ dq__remove(dq_cli_t *cli, const char *queue, const char *what,
     dq_cmd_t    cmd;
     redisReply *r;
     int         rc;
+    int64_t     from = strcmp(what, "id") == 0 ? 0 : -1;
 
-    dq_cmd_init(&cmd);
-    rc = dq_cmd_remove(&cmd, dq_str_c(queue), what, dq_str_c(id ? id : ""),
-                       1000, tomb);
-    if (rc != DQ_OK) {
+    /* one id: the cold tier is looked at in bounded steps (a reply < 0
+     * says where to go on), so Redis is never busy for long */
+    do {
+        dq_cmd_init(&cmd);
+        rc = dq_cmd_remove_from(&cmd, dq_str_c(queue), what,
+                                dq_str_c(id ? id : ""), 1000, tomb, from);
+        if (rc != DQ_OK) {
+            dq_cmd_free(&cmd);
+            return dq_cli_fail(cli, rc), rc;
+        }
+        r = dq_cli_script(cli, &cmd);
         dq_cmd_free(&cmd);
-        return dq_cli_fail(cli, rc), rc;
-    }
-    r = dq_cli_script(cli, &cmd);
-    dq_cmd_free(&cmd);
-    if (r == NULL) {
-        return DQ_EREDIS;
-    }
-    *out = dq_reply_int(r);
-    freeReplyObject(r);
+        if (r == NULL) {
+            return DQ_EREDIS;
+        }
+        *out = dq_reply_int(r);
+        freeReplyObject(r);
+        from = -*out;
+    } while (*out < 0);
     return DQ_OK;
 }
 
@@ -988,5 +996,123 @@ dq_cli_forget(dq_cli_t *cli, int argc, char **argv)
     if (out) {
         dq_cli_print_json(out);
     }
+    return ret;
+}
+
+/* migrate one queue from contract v1 (dq_cmd_migrate until its cursor is
+ * "0"); -1 on a Redis error (printed) */
+static int
+dq__migrate_one(dq_cli_t *cli, const char *queue, int64_t *moved,
+                int64_t *left)
+{
+    char        cursor[24] = "0";
+    int64_t     m, l;
+    dq_cmd_t    cmd;
+    dq_error_t  err;
+    redisReply *r;
+    int         rc;
+
+    *moved = 0;
+    *left = 0;
+    do {
+        dq_cmd_init(&cmd);
+        rc = dq_cmd_migrate(&cmd, dq_str_c(queue), cursor, 1000);
+        if (rc != DQ_OK) {
+            dq_cmd_free(&cmd);
+            (void) dq_cli_fail(cli, rc);
+            return -1;
+        }
+        r = dq_cli_script(cli, &cmd);
+        dq_cmd_free(&cmd);
+        if (r == NULL) {
+            return -1;
+        }
+        rc = dq_reply_migrate(r, cursor, &m, &l, &err);
+        freeReplyObject(r);
+        if (rc != DQ_OK) {
+            fprintf(stderr, "deferred-cli: %s\n", err.msg);
+            return -1;
+        }
+        *moved += m;
+        *left = l;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+/* migrate QUEUE...|--all: contract v1 -> v2 (docs/CONTRACT.md "Upgrading
+ * from v1") */
+int
+dq_cli_migrate(dq_cli_t *cli, int argc, char **argv)
+{
+    const char  *smembers[] = { "SMEMBERS", DQ_QUEUES_KEY };
+    redisReply  *names = NULL;
+    json_t      *out = cli->json ? json_array() : NULL;
+    char       **q;
+    int64_t      moved, left;
+    size_t       i, n;
+    int          ret = DQ_CLI_OK;
+
+    if (argc < 2 || (strcmp(argv[1], "--all") == 0 && argc != 2)) {
+        json_decref(out);
+        return dq_cli_usage_error("migrate QUEUE...|--all");
+    }
+    if (strcmp(argv[1], "--all") == 0) {
+        if ((names = dq_cli_cmd(cli, 2, smembers)) == NULL) {
+            json_decref(out);
+            return DQ_CLI_ERROR;
+        }
+        n = names->type == REDIS_REPLY_ARRAY ? names->elements : 0;
+        q = calloc(n + 1, sizeof(*q));
+        for (i = 0; q && i < n; i++) {
+            q[i] = names->element[i]->str;
+        }
+    } else {
+        n = (size_t) argc - 1;
+        q = calloc(n + 1, sizeof(*q));
+        for (i = 0; q && i < n; i++) {
+            q[i] = argv[i + 1];
+        }
+    }
+    if (q == NULL) {
+        freeReplyObject(names);
+        json_decref(out);
+        return DQ_CLI_ERROR;
+    }
+    qsort(q, n, sizeof(*q), dq__cmp_str);
+    for (i = 0; i < n; i++) {
+        if (!dq_cli_queue(q[i])) {
+            ret = DQ_CLI_USAGE;
+            goto done;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__migrate_one(cli, q[i], &moved, &left) != 0) {
+            ret = DQ_CLI_ERROR;
+            goto done;
+        }
+        if (out) {
+            json_t *o = json_object();
+            json_object_set_new(o, "queue", json_string(q[i]));
+            json_object_set_new(o, "moved", json_integer(moved));
+            json_object_set_new(o, "left", json_integer(left));
+            json_array_append_new(out, o);
+        } else {
+            printf("queue %s: moved %lld tasks from contract v1", q[i],
+                   (long long) moved);
+            if (left > 0) {
+                printf(" (%lld left in v1: leased by v1 workers; run "
+                       "migrate again after they finish)", (long long) left);
+            }
+            printf("\n");
+        }
+    }
+    if (out) {
+        dq_cli_print_json(out);
+        out = NULL;
+    }
+done:
+    json_decref(out);
+    free(q);
+    freeReplyObject(names);
     return ret;
 }

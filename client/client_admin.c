@@ -71,7 +71,8 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
     argv[7] = "released";
     argv[8] = "unrunnable";
     argv[9] = "dead_over_max";
-    redisAppendCommandArgv(c->ctx, 10, argv, NULL);
+    argv[10] = "cold";             /* the cold tier's tasks: waiting */
+    redisAppendCommandArgv(c->ctx, 11, argv, NULL);
     for (i = 0; i < 4; i++) {
         if (dq__get_reply(c, &r) != DQ_OK) {
             return DQ_EREDIS;
@@ -80,7 +81,7 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
             rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
         } else if (i < 3) {
             v[i] = dq_reply_int(r);
-        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 8) {
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 9) {
             out->enqueued = dq_reply_int(r->element[0]);
             out->done = dq_reply_int(r->element[1]);
             out->retried = dq_reply_int(r->element[2]);
@@ -89,6 +90,7 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
             out->released = dq_reply_int(r->element[5]);
             out->unrunnable = dq_reply_int(r->element[6]);
             out->dead_over_max = dq_reply_int(r->element[7]);
+            v[0] += dq_reply_int(r->element[8]);
         }
         freeReplyObject(r);
     }

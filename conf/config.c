@@ -273,7 +273,8 @@ dq__parse_size(const char *s, int64_t *out)
     return 0;
 }
 
-/* Any form dq_addr_parse takes (HOST, HOST:PORT, [IPV6]:PORT, unix:PATH). */
+/* Any form dq_addr_parse takes (HOST, HOST:PORT, [IPV6]:PORT, unix:PATH,
+ * sentinel:MASTER@HOST:PORT,...). */
 static int
 dq__addr_valid(const char *s)
 {

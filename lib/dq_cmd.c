@@ -148,12 +148,21 @@ dq__arg_copy(dq_cmd_t *c, const char *p, size_t len)
     return dq__arg(c, dst, len);
 }
 
+/* decimal, without printf (several per task) */
 static int
 dq__arg_int(dq_cmd_t *c, int64_t v)
 {
-    char buf[24];
-    int  n = snprintf(buf, sizeof(buf), "%" PRId64, v);
-    return dq__arg_copy(c, buf, (size_t) n);
+    char     buf[24], *p = buf + sizeof(buf);
+    uint64_t u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
+
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        *--p = '-';
+    }
+    return dq__arg_copy(c, p, (size_t) (buf + sizeof(buf) - p));
 }
 
 static int
@@ -232,16 +241,13 @@ dq__arg_acks(dq_cmd_t *c, const dq_lease_item_t *items, size_t n,
     return DQ_OK;
 }
 
-/* "EVALSHA sha numkeys key..." for script id over queue. */
+/* "EVALSHA sha numkeys" for script id. */
 static int
-dq__script_head(dq_cmd_t *c, dq_script_id_t id, dq_str_t queue,
-                const dq_key_kind_t *keys, size_t nkeys)
+dq__script_start(dq_cmd_t *c, dq_script_id_t id, size_t nkeys)
 {
     const dq_script_t *s = dq_script(id);
-    char               key[DQ_KEY_MAX];
-    size_t             i, len;
 
-    if (s == NULL || !dq_queue_name_valid(queue)) {
+    if (s == NULL) {
         return DQ_EINVAL;
     }
     dq_cmd_reset(c);
@@ -250,6 +256,25 @@ dq__script_head(dq_cmd_t *c, dq_script_id_t id, dq_str_t queue,
         || dq__arg_int(c, (int64_t) nkeys))
     {
         return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
+/* "EVALSHA sha numkeys key..." for script id over queue. */
+static int
+dq__script_head(dq_cmd_t *c, dq_script_id_t id, dq_str_t queue,
+                const dq_key_kind_t *keys, size_t nkeys)
+{
+    char   key[DQ_KEY_MAX];
+    size_t i, len;
+    int    rc;
+
+    if (!dq_queue_name_valid(queue)) {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_start(c, id, nkeys);
+    if (rc != DQ_OK) {
+        return rc;
     }
     for (i = 0; i < nkeys; i++) {
         len = dq_key_format(key, sizeof(key), queue, keys[i]);
@@ -286,9 +311,43 @@ dq_reply_is_noscript(const redisReply *r)
 
 /* -------------------------------------------------------------- builders */
 
+typedef char dq__enqueue_nkeys_check[
+    sizeof(dq__keys_enqueue) / sizeof(dq__keys_enqueue[0])
+    == DQ_ENQUEUE_NKEYS ? 1 : -1];
+
+int
+dq_enqueue_keys_init(dq_enqueue_keys_t *k, dq_str_t queue)
+{
+    size_t i;
+
+    for (i = 0; i < DQ_ENQUEUE_NKEYS; i++) {
+        k->len[i] = dq_key_format(k->key[i], DQ_KEY_MAX, queue,
+                                  dq__keys_enqueue[i]);
+        if (k->len[i] == 0) {
+            return DQ_EINVAL;
+        }
+    }
+    return DQ_OK;
+}
+
 int
 dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
                size_t n, int64_t tombstone_ms)
+{
+    dq_enqueue_keys_t k;
+    int               rc;
+
+    rc = dq_enqueue_keys_init(&k, queue);
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    return dq_cmd_enqueue_keys(c, &k, items, n, tombstone_ms);
+}
+
+int
+dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
+                    const dq_enqueue_item_t *items, size_t n,
+                    int64_t tombstone_ms)
 {
     size_t i;
     int    rc;
@@ -296,10 +355,14 @@ dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
     if (n == 0) {
         return DQ_EINVAL;
     }
-    rc = dq__script_head(c, DQ_SCRIPT_ENQUEUE, queue,
-                         DQ__KEYS(dq__keys_enqueue));
+    rc = dq__script_start(c, DQ_SCRIPT_ENQUEUE, DQ_ENQUEUE_NKEYS);
     if (rc != DQ_OK) {
         return rc;
+    }
+    for (i = 0; i < DQ_ENQUEUE_NKEYS; i++) {
+        if (dq__arg_copy(c, k->key[i], k->len[i])) {
+            return DQ_ENOMEM;
+        }
     }
     if (dq__arg_int(c, tombstone_ms) || dq__arg_int(c, (int64_t) n)) {
         return DQ_ENOMEM;
@@ -413,6 +476,14 @@ int
 dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
               int64_t max, int64_t tombstone_ms)
 {
+    return dq_cmd_remove_from(c, queue, what, id, max, tombstone_ms, -1);
+}
+
+int
+dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
+                   dq_str_t id, int64_t max, int64_t tombstone_ms,
+                   int64_t cold_from)
+{
     int rc;
 
     if (max < 1 || max > 1000) {
@@ -424,7 +495,8 @@ dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
         return rc;
     }
     if (dq__arg_copy(c, what, strlen(what)) || dq__arg_str(c, id)
-        || dq__arg_int(c, max) || dq__arg_int(c, tombstone_ms))
+        || dq__arg_int(c, max) || dq__arg_int(c, tombstone_ms)
+        || (cold_from >= 0 && dq__arg_int(c, cold_from)))
     {
         return DQ_ENOMEM;
     }

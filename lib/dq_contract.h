@@ -57,26 +57,53 @@ int dq_error_set(dq_error_t *err, int code, const char *field,
  *                     unbracketed string with two or more colons is an IPv6
  *                     address without a port
  *   unix:PATH         a Unix socket (PATH not empty)
+ *   sentinel:MASTER@HOST[:PORT][,HOST[:PORT]...]
+ *                     the primary Redis Sentinel names MASTER: up to
+ *                     DQ_MAX_SENTINELS sentinels (port 26379 by default),
+ *                     each HOST as above (brackets for IPv6 with a port);
+ *                     MASTER is 1..DQ_MAX_MASTER_NAME bytes, none of them
+ *                     '@', ',', a space or a control byte. Each connect
+ *                     asks the sentinels in turn (SENTINEL
+ *                     get-master-addr-by-name MASTER) and uses the answer
+ *                     only once ROLE says it is a master. Sentinels are
+ *                     asked without a password (the password option is the
+ *                     data Redis'); see docs/OPERATIONS.md.
  * Parsing never resolves a name. Where a name is resolved is each caller's:
  * the module once, when the configuration is read (never per request); the
  * worker when a child starts and again on each reconnect (blocking
- * getaddrinfo, so a failover that moves the name is followed); the
- * blocking client and the CLI at each connect (hiredis). A password and a
- * database number are given beside the address, never inside it. */
-#define DQ_REDIS_PORT  6379
+ * getaddrinfo, so a failover that moves the name is followed; a sentinel
+ * once, when the child starts); the blocking client and the CLI at each
+ * connect (hiredis). A password and a database number are given beside the
+ * address, never inside it. */
+#define DQ_REDIS_PORT       6379
+#define DQ_SENTINEL_PORT    26379
+#define DQ_MAX_SENTINELS    8
+#define DQ_MAX_MASTER_NAME  128
 
 typedef struct {
-    dq_str_t  host;      /* into the input, without brackets; len 0: unix */
-    dq_str_t  path;      /* the socket path (into the input); len 0: TCP */
-    int       port;      /* TCP only */
+    dq_str_t  host;      /* into the input, without brackets */
+    int       port;
+} dq_hostport_t;
+
+typedef struct {
+    dq_str_t       host;      /* into the input, without brackets; len 0:
+                                 unix or sentinel */
+    dq_str_t       path;      /* the socket path (into the input); len 0:
+                                 TCP */
+    int            port;      /* TCP only */
+    dq_str_t       master;    /* sentinel: the master's name; len 0: not
+                                 a sentinel address */
+    size_t         nsentinels;
+    dq_hostport_t  sentinel[DQ_MAX_SENTINELS];
 } dq_addr_t;
 
 /* DQ_OK, or DQ_EINVAL with err saying what is wrong (err may be NULL). */
 int dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err);
 
 /* The normalized text of a parsed address: "HOST:PORT" (the port always
- * written), "[IPV6]:PORT" or "unix:PATH". The length written, or -1 when
- * it does not fit in len bytes (with the NUL). */
+ * written), "[IPV6]:PORT", "unix:PATH" or "sentinel:MASTER@HOST:PORT,...".
+ * The length written, or -1 when it does not fit in len bytes (with the
+ * NUL). */
 int dq_addr_format(const dq_addr_t *a, char *buf, size_t len);
 
 /* Wall clock in ms since the Unix epoch (for created_ms only: "now" for
@@ -225,22 +252,28 @@ int dq_request_parse_body(const msgpack_object *root, const dq_limits_t *lim,
 /* -------------------------------------------------------------- envelope */
 
 /*
- * Stored envelope (the value in dq:{q}:tasks), a msgpack array, version
- * first:
- *   [ 1, id, func, args(array), kwargs(map|nil), queue, name(str|nil),
+ * Stored envelope (the value in dq2:{q}:tasks, after the state prefix a
+ * task with history has), a msgpack array, version first. Version 2
+ * (written since contract v2) holds neither the id nor the queue: they
+ * are the hash field and the key.
+ *   [ 2, func, args(array), kwargs(map|nil), name(str|nil),
  *     url(str|nil = default), created_ms, eta_ms(requested, 0 = none),
  *     headers(map|nil), retry([limit, age_ms, min_ms, max_ms, doublings]
  *     with -1 = unset | nil) ]
+ * Version 1 (contract v1; still read: tasks the migration moved keep it):
+ *   [ 1, id, func, args, kwargs, queue, name, url, created_ms, eta_ms,
+ *     headers, retry ]
  */
-#define DQ_ENVELOPE_VERSION 1
+#define DQ_ENVELOPE_VERSION 2
 
 typedef struct {
-    uint32_t              version;
-    dq_str_t              id;
+    uint32_t              version;   /* 2, or 1 (contract v1) */
+    dq_str_t              id;        /* the caller's id (version 1: the
+                                        envelope's, equal to it) */
     dq_str_t              func;
     const msgpack_object *args;      /* always an array (maybe empty) */
     const msgpack_object *kwargs;    /* map or NULL */
-    dq_str_t              queue;
+    dq_str_t              queue;     /* as id */
     dq_str_t              name;      /* {NULL,0} if unnamed */
     dq_str_t              url;       /* DQ_DEFAULT_URL if nil */
     int64_t               created_ms;
@@ -249,14 +282,22 @@ typedef struct {
     dq_retry_t            retry;
 } dq_envelope_t;
 
-/* Validated request + id + created time -> envelope bytes appended to out.
- * DQ_ETOOBIG above lim->max_envelope. */
+/* Validated request + created time -> envelope bytes (version 2) appended
+ * to out. DQ_ETOOBIG above lim->max_envelope. id: not stored since
+ * version 2 (the hash field is the id); kept in the signature for the
+ * callers, may be NULL. */
 int dq_envelope_encode(const dq_request_t *req, const char *id,
                        int64_t created_ms, const dq_limits_t *lim,
                        msgpack_sbuffer *out, dq_error_t *err);
 
-/* Strictly decode stored bytes (untrusted: Redis may hold anything). */
-int dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
+/* Strict decode (untrusted bytes: anyone with Redis access can write
+ * them) of the envelope of task `id` in `queue` (the hash field and the
+ * key it was read from; {NULL,0} when unknown). Version 2 takes both from
+ * the caller; version 1 carries its own, and one that differs from a
+ * given id or queue is refused (DQ_EDECODE): a value copied under another
+ * id or queue is never run as this task. */
+int dq_envelope_decode(const char *buf, size_t len, dq_str_t id,
+                       dq_str_t queue, const dq_limits_t *lim,
                        msgpack_zone *zone, dq_envelope_t *env,
                        dq_error_t *err);
 
@@ -351,6 +392,18 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
                         dq_key_kind_t kind);
 
 #define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 32)
+
+/* The cold tier (lib/lua/cold.lua holds the same values; t/unit/test_cold.c
+ * checks that the scripts behave by these): an unnamed, un-keyed task whose
+ * ETA window (DQ_COLD_WINDOW_MS of ETA) starts later than now +
+ * DQ_COLD_AFTER_MS waits in a bucket hash "<prefix>cold:<window start>[.<id>]"
+ * of at most DQ_COLD_BUCKET tasks, indexed by the zset "<prefix>cold" (the
+ * prefix is the tasks key's, without "tasks"); claim promotes at most
+ * DQ_COLD_PROMOTE buckets per call. docs/CONTRACT.md "Cold tier". */
+#define DQ_COLD_AFTER_MS  20000
+#define DQ_COLD_WINDOW_MS 10000
+#define DQ_COLD_BUCKET    128
+#define DQ_COLD_PROMOTE   7
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
 /* Live workers: every worker child refreshes its heartbeat hash
  * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
@@ -439,6 +492,17 @@ int64_t dq_reply_int(const redisReply *r);
  * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
 int dq_reply_is_unavailable(const redisReply *r);
 
+/* The ROLE reply of a server names it a master (ROLE's first element is
+ * "master"): what a sentinel's answer is checked with before use. */
+int dq_reply_is_master_role(const redisReply *r);
+
+/* A sentinel's answer to SENTINEL get-master-addr-by-name: the address
+ * into host (NUL-terminated) and port. DQ_OK; DQ_ENOTFOUND for nil (the
+ * sentinel does not know that master name); DQ_EREDIS for an error reply
+ * or anything not [HOST, PORT] (err says which, may be NULL). */
+int dq_sentinel_reply(const redisReply *r, char *host, size_t hostlen,
+                      int *port, dq_error_t *err);
+
 /* The oldest Redis the scripts run on: script flags (#!lua flags=...,
  * 7.0) and ZMSCORE (6.2). */
 #define DQ_REDIS_MIN_VERSION "7.0.0"
@@ -481,6 +545,24 @@ typedef struct {
 
 int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
                    size_t n, int64_t tombstone_ms);
+
+/* The enqueue script's KEYS for one queue, formatted once: a caller that
+ * enqueues to the same queues again and again (the module) keeps one per
+ * queue and builds each command with dq_cmd_enqueue_keys, which copies
+ * them into the command (the dq_enqueue_keys_t may go away after). */
+#define DQ_ENQUEUE_NKEYS 5
+
+typedef struct {
+    size_t len[DQ_ENQUEUE_NKEYS];
+    char   key[DQ_ENQUEUE_NKEYS][DQ_KEY_MAX];
+} dq_enqueue_keys_t;
+
+/* DQ_OK, or DQ_EINVAL for an invalid queue name. */
+int dq_enqueue_keys_init(dq_enqueue_keys_t *k, dq_str_t queue);
+/* = dq_cmd_enqueue on the queue k was made for */
+int dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
+                        const dq_enqueue_item_t *items, size_t n,
+                        int64_t tombstone_ms);
 
 typedef struct {
     int     status;   /* DQ_OK stored; DQ_EDUPLICATE; DQ_ETOMBSTONE */
@@ -554,6 +636,13 @@ int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
  * name stays taken for tombstone_ms. */
 int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
                   dq_str_t id, int64_t max, int64_t tombstone_ms);
+/* The same; for what = "id", cold_from >= 0 looks at the cold tier in
+ * bounded steps from that window start on (0: from the first): a reply
+ * < 0 means not found yet, call again with cold_from = -reply.
+ * dq_cmd_remove (cold_from -1) looks at all of the tier in one call. */
+int dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
+                       dq_str_t id, int64_t max, int64_t tombstone_ms,
+                       int64_t cold_from);
 
 /* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
  * age, conf, stats and the dead_limit (0..100) newest dead tasks. */

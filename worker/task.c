@@ -274,7 +274,8 @@ dq__task_new(dq_task_block_t *b, const dq_claimed_t *c, dq_str_t queue,
     }
     t->len = c->envelope.len;
     memset(&err, 0, sizeof(err));
-    if (dq_envelope_decode(t->buf, t->len, lim, &b->zone, &t->env, &err)
+    if (dq_envelope_decode(t->buf, t->len, c->id, queue, lim, &b->zone,
+                           &t->env, &err)
         != DQ_OK)
     {
         snprintf(t->error, sizeof(t->error), "undecodable envelope: %s%s%s",

@@ -196,8 +196,11 @@ if rate > 0 then
     end
 end
 
--- 3. due tasks into the lease set: one call per batch for each structure;
--- one more due task than wanted is read to know whether due work remains
+-- 3. cold buckets due soon into tasks/eta (bounded: lib/lua/cold.lua),
+-- then due tasks into the lease set: one call per batch for each
+-- structure; one more due task than wanted is read to know whether due
+-- work remains
+local cold_ws = dq_cold_promote(KEYS[1], KEYS[2], KEYS[4], now)
 local reply = { now, -1, cid, ack_reply }
 local taken = 0
 local more = false         -- due work remains after this claim
@@ -264,7 +267,9 @@ local function lease_next()
     if d < 1 then d = 1 end
     return d
 end
-local nxt = -1
+-- the cold tier's next promotion counts as pending work (0: more to
+-- promote now)
+local nxt = dq_cold_next(cold_ws, now) or -1
 local held_back = false
 local d = nil
 if more then
@@ -282,7 +287,7 @@ if d then
             dq_wake(KEYS[5])
         end
     end
-    nxt = d
+    if nxt < 0 or d < nxt then nxt = d end
 end
 if held_back then
     -- due work waits for a limit: sleep until the limit can let one go

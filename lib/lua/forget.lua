@@ -2,7 +2,7 @@
 -- forget, which takes it out of dq:queues first and puts it back when this
 -- refuses: dq:queues is not a key of the queue's hash slot).
 -- Refuses (reply 0) while the queue holds anything an operator or a task
--- needs: a task in any state, a name still taken (live or tombstoned),
+-- needs: a task in any state (the cold tier included), a name still taken (live or tombstoned),
 -- stored settings (conf: applied config, paused). Else deletes its
 -- counters, clock, wake list, rate bucket and per-function unrunnable
 -- counts; reply 1.
@@ -12,5 +12,6 @@
 for i = 1, 7 do
     if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
+if dq_cold_exists(KEYS[1]) then return 0 end
 redis.call('DEL', KEYS[8], KEYS[9], KEYS[10], KEYS[11])
 return 1

@@ -11,12 +11,23 @@
 -- ZSCAN MATCH "id|*" (an operator's one-id delete only; ids of other
 -- characters than [A-Za-z0-9_-] are never leased).
 -- ARGV: 1 what: "id" | "waiting" | "due" | "delayed" | "dead",
---       2 id (what = "id") or "", 3 max (1..1000), 4 tombstone_ms
--- Reply: what = "id": 0 not found, 1 was waiting, 2 was running, 3 was
---        dead; else the number removed (fewer than max: nothing left).
+--       2 id (what = "id") or "", 3 max (1..1000), 4 tombstone_ms,
+--       5 (what = "id", optional) the cold tier's window to look from: the
+--       tier is looked at in bounded steps (lib/lua/cold.lua), without it
+--       all of it in this call
+-- Reply: what = "id": 0 not found, 1 was waiting (the cold tier too), 2
+--        was running, 3 was dead, < 0 (only with ARGV 5) not found yet:
+--        call again with ARGV 5 = -reply; else the number removed (fewer
+--        than max: nothing left; "waiting" and "delayed" take the cold
+--        tier's tasks after the hot ones).
 local what = ARGV[1]
 local max = dq_num(ARGV[3])
 local tomb = dq_num(ARGV[4])
+local from = nil
+if ARGV[5] then
+    from = dq_num(ARGV[5])
+    if not from then return redis.error_reply('ERR remove: bad arguments') end
+end
 if not (what == 'id' or what == 'waiting' or what == 'due'
         or what == 'delayed' or what == 'dead') or not ARGV[2]
    or not max or max < 1 or max > DQ_CHUNK or not tomb then
@@ -70,7 +81,14 @@ if what == 'id' then
     else
         lease = lease_of(id)
         if lease then n = 2
-        elseif redis.call('HEXISTS', KEYS[1], id) == 0 then return 0 end
+        elseif redis.call('HEXISTS', KEYS[1], id) == 0 then
+            -- not hot: the cold tier (from ARGV[5] on, in bounded steps;
+            -- without it every bucket in this call)
+            local c = dq_cold_remove_id(KEYS[1], KEYS[7], id, from)
+            if c ~= 1 then return c end
+            redis.call('HINCRBY', KEYS[7], 'deleted', 1)
+            return 1
+        end
     end
     drop(id, lease)
     if n == 0 then n = 1 end
@@ -92,6 +110,10 @@ else
     end
     for _, id in ipairs(ids) do drop(id, nil) end   -- max <= DQ_CHUNK
     n = #ids
+    if n < max and (what == 'waiting' or what == 'delayed') then
+        -- then the cold tier's buckets, earliest first
+        n = n + dq_cold_remove_some(KEYS[1], KEYS[7], max - n)
+    end
     if n > 0 then redis.call('HINCRBY', KEYS[7], 'deleted', n) end
 end
 -- a freed max_concurrent slot wakes a worker held back by it (as ack does)

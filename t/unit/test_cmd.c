@@ -109,6 +109,40 @@ main(void)
     dq_cmd_use_eval(&c);
     ok(arg_is(&c, 0, "EVAL") && c.argv[1] == s->source, "use_eval twice: same");
 
+    {
+        /* keys formatted once (the module's per-queue table): the same
+         * command, the keys copied into it */
+        dq_enqueue_keys_t k;
+        dq_cmd_t          c2;
+        int               same;
+
+        is_int(dq_enqueue_keys_init(&k, dq_str_lit("a b")), DQ_EINVAL,
+               "keys of a bad queue refused");
+        is_int(dq_enqueue_keys_init(&k, dq_str_lit("q")), DQ_OK,
+               "keys of q formatted");
+        dq_cmd_init(&c2);
+        is_int(dq_cmd_enqueue(&c, dq_str_lit("q"), it, 2, 1000), DQ_OK,
+               "enqueue built again");
+        is_int(dq_cmd_enqueue_keys(&c2, &k, it, 2, 1000), DQ_OK,
+               "enqueue built from the keys");
+        same = c.argc == c2.argc;
+        for (i = 0; same && i < c.argc; i++) {
+            same = c.argvlen[i] == c2.argvlen[i]
+                   && memcmp(c.argv[i], c2.argv[i], c.argvlen[i]) == 0;
+        }
+        ok(same, "the same %d arguments", c2.argc);
+        {
+            char tasks[DQ_KEY_MAX], wake[DQ_KEY_MAX];
+
+            dq_key_format(tasks, sizeof(tasks), dq_str_lit("q"),
+                          DQ_KEY_TASKS);
+            dq_key_format(wake, sizeof(wake), dq_str_lit("q"), DQ_KEY_WAKE);
+            memset(&k, 'x', sizeof(k));
+            ok(arg_is(&c2, 3, tasks) && arg_is(&c2, 7, wake),
+               "the keys are the command's own copy");
+        }
+        dq_cmd_free(&c2);
+    }
     is_int(dq_cmd_enqueue(&c, dq_str_lit("a b"), it, 1, 0), DQ_EINVAL,
            "bad queue refused");
     is_int(dq_cmd_enqueue(&c, dq_str_lit("q"), it, 0, 0), DQ_EINVAL,

@@ -297,12 +297,13 @@ test_countdown(void)
     task_t              t[2];
     int64_t             now;
 
-    enq("cd", "a", NULL, -1, 60000, &res);
+    /* 10 s: inside the cold tier's horizon (t/unit/test_cold.c) */
+    enq("cd", "a", NULL, -1, 10000, &res);
     is_int(claim("cd", 10, 1000, 0, t, 2), 0, "a countdown task is not due");
     now = claim_now;
-    ok(res.eta_ms >= now + 59000 && res.eta_ms <= now + 60000,
+    ok(res.eta_ms >= now + 9000 && res.eta_ms <= now + 10000,
        "eta = now + countdown (%lld)", (long long) (res.eta_ms - now));
-    ok(claim_next > 59000 && claim_next <= 60000,
+    ok(claim_next > 9000 && claim_next <= 10000,
        "next = time to its eta (%lld)", (long long) claim_next);
     enq("cd", "b", NULL, now - 5, -1, &res);
     is_int(res.eta_ms, now - 5, "absolute eta kept");
@@ -1326,6 +1327,124 @@ test_reclaim_backoff(void)
     }
 }
 
+/* Calls of one Redis command since the last CONFIG RESETSTAT (scripts'
+ * redis.call included). */
+static long long
+calls(const char *cmd)
+{
+    redisReply *r = redisCommand(R, "INFO commandstats");
+    char        pat[64];
+    const char *p;
+    long long   n = 0;
+
+    snprintf(pat, sizeof(pat), "cmdstat_%s:calls=", cmd);
+    if (r && r->type == REDIS_REPLY_STRING
+        && (p = strstr(r->str, pat)) != NULL)
+    {
+        n = strtoll(p + strlen(pat), NULL, 10);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* One call per worker cycle (dq_cmd_cycle): the acks of the last batch
+ * and the next claim together; the success path writes no state (no
+ * HSET but the queue's clock, one HDEL: the values), reads each structure
+ * once; a task with history has its error deleted by the ack, one
+ * without has none to delete. */
+static void
+test_cycle(void)
+{
+    dq_claimed_t      tasks[64];
+    dq_lease_item_t   acks[64];
+    dq_claim_result_t res;
+    dq_error_t        err;
+    redisReply       *r;
+    char              cid[DQ_ID_SIZE], cid2[DQ_ID_SIZE], id[16];
+    int               st[64], i, bad = 0;
+    size_t            n;
+
+    for (i = 0; i < 40; i++) {
+        snprintf(id, sizeof(id), "cy%d", i);
+        enq("cy", id, NULL, -1, -1, NULL);
+    }
+    res.tasks = tasks;
+    dq_claim_id_new(cid);
+    is_int(dq_cmd_cycle(&C, dq_str_lit("cy"), cid, 20, 60000, 0, NULL, NULL,
+                        NULL, 0, TOMB), DQ_OK, "cycle without acks built");
+    r = run(&C);
+    is_int(dq_reply_cycle(r, 0, st, &res, 64, &err), DQ_OK,
+           "cycle without acks = claim");
+    is_int((int64_t) res.n, 20, "20 claimed");
+    n = res.n;
+    for (i = 0; i < (int) n; i++) {
+        memset(&acks[i], 0, sizeof(acks[i]));
+        acks[i].id = tasks[i].id;
+        acks[i].claim = tasks[i].claim;
+        acks[i].first_run_ms = tasks[i].first_run_ms;
+        acks[i].history = dq_claimed_history(&tasks[i]);
+    }
+    acks[n] = acks[0];
+    acks[n].claim = dq_str_lit("someoneelse");
+    rint_("CONFIG RESETSTAT");
+    dq_claim_id_new(cid2);
+    is_int(dq_cmd_cycle(&C, dq_str_lit("cy"), cid2, 20, 60000, 0, NULL, NULL,
+                        acks, n + 1, TOMB), DQ_OK, "cycle with 21 acks built");
+    {
+        redisReply *r2 = run(&C);
+
+        /* the acks' strings point into r: freed only now */
+        freeReplyObject(r);
+        r = r2;
+    }
+    res.tasks = tasks;
+    is_int(dq_reply_cycle(r, n + 1, st, &res, 64, &err), DQ_OK,
+           "cycle reply");
+    for (i = 0; i < (int) n; i++) {
+        bad += st[i] != 1;
+    }
+    is_int(bad, 0, "the 20 acks accepted");
+    is_int(st[n], 0, "an ack under another claim id fenced, in the same call");
+    is_int((int64_t) res.n, 20, "and the next 20 claimed");
+    freeReplyObject(r);
+    is_int(calls("hset"), 1, "success path: no HSET but the clock");
+    is_int(calls("hdel"), 1, "one HDEL (the values; no error to delete)");
+    is_int(calls("hget"), 0, "no HGET");
+    is_int(calls("zrem"), 2, "one ZREM of leases (acks), one of eta (claim)");
+    is_int(calls("zadd"), 1, "one ZADD (the new leases)");
+    is_int(rint_("HGET %s done", key("cy", DQ_KEY_STATS)), 20, "done counted");
+    is_int(rint_("ZCARD %s", key("cy", DQ_KEY_LEASE)), 20, "20 leased");
+    is_int(rint_("ZCARD %s", key("cy", DQ_KEY_ETA)), 0, "none waiting");
+
+    /* history: a retried task's error goes with its ack */
+    {
+        task_t t[2];
+
+        enq("cy2", "h1", NULL, -1, -1, NULL);
+        claim("cy2", 1, 60000, 0, t, 2);
+        retry1("cy2", "h1", t[0].token, 0, "boom");
+        is_int(claim("cy2", 1, 60000, 0, t, 2), 1, "claimed again");
+        ok(t[0].retries == 1, "with history");
+        is_int(rint_("HEXISTS %s h1", key("cy2", DQ_KEY_ERRORS)), 1,
+               "its error is kept while it runs");
+        is_int(ack1("cy2", "h1", t[0].token, NULL), 1, "acked (history 1)");
+        is_int(rint_("HEXISTS %s h1", key("cy2", DQ_KEY_ERRORS)), 0,
+               "its error deleted");
+        is_int(rint_("HLEN %s", key("cy2", DQ_KEY_TASKS)), 0,
+               "value and prefix deleted");
+    }
+    /* bad arguments: refused before the first write */
+    dq_cmd_cycle(&C, dq_str_lit("cy"), cid, 20, 60000, 0, NULL, NULL,
+                 acks, 2, TOMB);
+    C.argc--;
+    r = run(&C);
+    ok(r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "bad arguments"),
+       "a cycle with a missing ack argument refused");
+    freeReplyObject(r);
+    is_int(rint_("ZCARD %s", key("cy", DQ_KEY_LEASE)), 20,
+           "nothing acked, nothing claimed");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1363,6 +1482,7 @@ main(int argc, char **argv)
     test_clock_jump();
     test_clock_jump_gaps();
     test_reclaim_backoff();
+    test_cycle();
 
     dq_cmd_free(&C);
     redisFree(R);
