@@ -257,6 +257,64 @@ dq__script_head(dq_cmd_t *c, dq_script_id_t id, dq_str_t queue,
     return DQ_OK;
 }
 
+static size_t
+dq__digits(size_t v)
+{
+    size_t n = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+static char *
+dq__resp_head(char *p, char type, size_t v)
+{
+    char  buf[24], *q = buf + sizeof(buf);
+
+    do {
+        *--q = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+    *p++ = type;
+    memcpy(p, q, (size_t) (buf + sizeof(buf) - q));
+    p += buf + sizeof(buf) - q;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+size_t
+dq_cmd_resp_size(const dq_cmd_t *c)
+{
+    size_t n = 1 + dq__digits((size_t) c->argc) + 2;
+    int    i;
+
+    for (i = 0; i < c->argc; i++) {
+        n += 1 + dq__digits(c->argvlen[i]) + 2 + c->argvlen[i] + 2;
+    }
+    return n;
+}
+
+void
+dq_cmd_resp(const dq_cmd_t *c, char *out)
+{
+    char *p = dq__resp_head(out, '*', (size_t) c->argc);
+    int   i;
+
+    for (i = 0; i < c->argc; i++) {
+        p = dq__resp_head(p, '$', c->argvlen[i]);
+        if (c->argvlen[i]) {
+            memcpy(p, c->argv[i], c->argvlen[i]);
+        }
+        p += c->argvlen[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+}
+
 void
 dq_cmd_use_eval(dq_cmd_t *c)
 {
