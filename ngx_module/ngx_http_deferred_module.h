@@ -91,7 +91,7 @@ struct ngx_http_deferred_redis_s {
 };
 
 
-#define NGX_HTTP_DEFERRED_ZONES         8
+#define NGX_HTTP_DEFERRED_ZONES         32
 #define NGX_HTTP_DEFERRED_SCRATCH_KEEP  (64 * 1024)
 
 
