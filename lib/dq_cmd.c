@@ -91,25 +91,45 @@ dq_cmd_free(dq_cmd_t *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* Room for at least n arguments (one growth instead of a doubling
+ * series when the count is known). */
+static int
+dq__reserve(dq_cmd_t *c, size_t n)
+{
+    const char **argv;
+    size_t      *lens;
+    int          cap;
+
+    if (n <= (size_t) c->cap) {
+        return 0;
+    }
+    if (n > (size_t) (INT32_MAX / 2)) {
+        return -1;
+    }
+    cap = c->cap ? c->cap : 16;
+    while ((size_t) cap < n) {
+        cap *= 2;
+    }
+    argv = realloc(c->argv, (size_t) cap * sizeof(*argv));
+    if (argv == NULL) {
+        return -1;
+    }
+    c->argv = argv;
+    lens = realloc(c->argvlen, (size_t) cap * sizeof(*lens));
+    if (lens == NULL) {
+        return -1;
+    }
+    c->argvlen = lens;
+    c->cap = cap;
+    return 0;
+}
+
 /* Append one argument pointing at caller memory. */
 static int
 dq__arg(dq_cmd_t *c, const char *p, size_t len)
 {
-    if (c->argc == c->cap) {
-        int          cap = c->cap ? c->cap * 2 : 16;
-        const char **argv = realloc(c->argv, (size_t) cap * sizeof(*argv));
-        size_t      *lens;
-
-        if (argv == NULL) {
-            return -1;
-        }
-        c->argv = argv;
-        lens = realloc(c->argvlen, (size_t) cap * sizeof(*lens));
-        if (lens == NULL) {
-            return -1;
-        }
-        c->argvlen = lens;
-        c->cap = cap;
+    if (c->argc == c->cap && dq__reserve(c, (size_t) c->cap + 1)) {
+        return -1;
     }
     c->argv[c->argc] = len ? p : "";
     c->argvlen[c->argc] = len;
@@ -381,6 +401,10 @@ dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
 
     if (n == 0) {
         return DQ_EINVAL;
+    }
+    /* EVALSHA sha numkeys, the keys, tombstone, n, 6 per task */
+    if (dq__reserve(c, 3 + DQ_ENQUEUE_NKEYS + 2 + 6 * n)) {
+        return DQ_ENOMEM;
     }
     rc = dq__script_start(c, DQ_SCRIPT_ENQUEUE, DQ_ENQUEUE_NKEYS);
     if (rc != DQ_OK) {
