@@ -63,6 +63,10 @@ usage_to(FILE *out)
         "  pause QUEUE... | resume QUEUE...\n"
         "  forget QUEUE...                 drop empty queues from the list "
         "(exit 5: not empty)\n"
+        "  migrate QUEUE...|--all          move queues written by contract "
+        "v1 (dq:{Q}:*)\n"
+        "                                  to v2 (dq2:{Q}:*); safe to run "
+        "again\n"
         "  workers                         live workers (heartbeats)\n"
         "  config apply FILE [--dry-run]   queue blocks or App Engine "
         "queue.yaml -> Redis\n"
@@ -520,6 +524,7 @@ static const struct {
     { "pause",   dq_cli_pause },
     { "resume",  dq_cli_pause },
     { "forget",  dq_cli_forget },
+    { "migrate", dq_cli_migrate },
     { "workers", dq_cli_workers },
     { "config",  dq_cli_config },
     { "stats",   cmd_stats },

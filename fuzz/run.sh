@@ -1,6 +1,8 @@
 #!/bin/sh
 # libFuzzer harnesses for every decoder an untrusted byte reaches:
 #   fuzz_request   JSON / msgpack request bodies -> requests -> envelopes
+#   fuzz_json      the JSON -> msgpack converter against jansson's DOM
+#                  (differential: same verdict, same bytes)
 #   fuzz_envelope  stored envelopes (Redis is not trusted either)
 #   fuzz_sign      the X-Deferred-Signature parser and verifier
 #   fuzz_names     queue/task/function/URL/client-id validators, INFO check
@@ -16,7 +18,7 @@ set -eu
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-NAMES=${*:-fuzz_request fuzz_envelope fuzz_sign fuzz_names}
+NAMES=${*:-fuzz_request fuzz_json fuzz_envelope fuzz_sign fuzz_names}
 CC=${FUZZ_CC:-clang}
 B=${FUZZ_DIR:-build/fuzz}   # t/19-fuzz.t uses its own: runs may overlap
 mkdir -p "$B/obj" "$B/gen"

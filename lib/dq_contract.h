@@ -252,22 +252,28 @@ int dq_request_parse_body(const msgpack_object *root, const dq_limits_t *lim,
 /* -------------------------------------------------------------- envelope */
 
 /*
- * Stored envelope (the value in dq:{q}:tasks), a msgpack array, version
- * first:
- *   [ 1, id, func, args(array), kwargs(map|nil), queue, name(str|nil),
+ * Stored envelope (the value in dq2:{q}:tasks, after the state prefix a
+ * task with history has), a msgpack array, version first. Version 2
+ * (written since contract v2) holds neither the id nor the queue: they
+ * are the hash field and the key.
+ *   [ 2, func, args(array), kwargs(map|nil), name(str|nil),
  *     url(str|nil = default), created_ms, eta_ms(requested, 0 = none),
  *     headers(map|nil), retry([limit, age_ms, min_ms, max_ms, doublings]
  *     with -1 = unset | nil) ]
+ * Version 1 (contract v1; still read: tasks the migration moved keep it):
+ *   [ 1, id, func, args, kwargs, queue, name, url, created_ms, eta_ms,
+ *     headers, retry ]
  */
-#define DQ_ENVELOPE_VERSION 1
+#define DQ_ENVELOPE_VERSION 2
 
 typedef struct {
-    uint32_t              version;
-    dq_str_t              id;
+    uint32_t              version;   /* 2, or 1 (contract v1) */
+    dq_str_t              id;        /* the caller's id (version 1: the
+                                        envelope's, equal to it) */
     dq_str_t              func;
     const msgpack_object *args;      /* always an array (maybe empty) */
     const msgpack_object *kwargs;    /* map or NULL */
-    dq_str_t              queue;
+    dq_str_t              queue;     /* as id */
     dq_str_t              name;      /* {NULL,0} if unnamed */
     dq_str_t              url;       /* DQ_DEFAULT_URL if nil */
     int64_t               created_ms;
@@ -276,16 +282,46 @@ typedef struct {
     dq_retry_t            retry;
 } dq_envelope_t;
 
-/* Validated request + id + created time -> envelope bytes appended to out.
- * DQ_ETOOBIG above lim->max_envelope. */
+/* Validated request + created time -> envelope bytes (version 2) appended
+ * to out. DQ_ETOOBIG above lim->max_envelope. id: not stored since
+ * version 2 (the hash field is the id); kept in the signature for the
+ * callers, may be NULL. */
 int dq_envelope_encode(const dq_request_t *req, const char *id,
                        int64_t created_ms, const dq_limits_t *lim,
                        msgpack_sbuffer *out, dq_error_t *err);
 
-/* Strictly decode stored bytes (untrusted: Redis may hold anything). */
-int dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
+/* Strict decode (untrusted bytes: anyone with Redis access can write
+ * them) of the envelope of task `id` in `queue` (the hash field and the
+ * key it was read from; {NULL,0} when unknown). Version 2 takes both from
+ * the caller; version 1 carries its own, and one that differs from a
+ * given id or queue is refused (DQ_EDECODE): a value copied under another
+ * id or queue is never run as this task. */
+int dq_envelope_decode(const char *buf, size_t len, dq_str_t id,
+                       dq_str_t queue, const dq_limits_t *lim,
                        msgpack_zone *zone, dq_envelope_t *env,
                        dq_error_t *err);
+
+/* A stored task value (hash DQ_KEY_TASKS): the envelope, after a state
+ * prefix when the task has history (lib/lua/prelude.lua is its writer):
+ *   "S<runs>:<retries>:<first_run_ms>:<failed_ms>:<claim>[:<name>]\n"
+ * claim: the claim id of the last claim that ended in a failed attempt or
+ * an expired lease ("" none; a late ack of it is accepted while the task
+ * waits); name: kept by bury for requeue. */
+typedef struct {
+    int      has;            /* 1: the value had a prefix */
+    int64_t  runs;
+    int64_t  retries;
+    int64_t  first_run_ms;
+    int64_t  failed_ms;
+    dq_str_t claim;          /* into the value; len 0: none */
+    dq_str_t name;           /* into the value; len 0: none */
+} dq_value_state_t;
+
+/* Split a stored value: st (zero when there is no prefix) and the
+ * envelope (into value). DQ_OK, or DQ_EDECODE for a prefix that does not
+ * parse (st zero, envelope = the whole value). */
+int dq_task_value_split(dq_str_t value, dq_value_state_t *st,
+                        dq_str_t *envelope);
 
 /* ----------------------------------------------------------------- retry */
 
@@ -310,17 +346,21 @@ int dq_retry_exhausted(const dq_retry_t *r, int64_t retries,
 
 /* ------------------------------------------------------------------ keys */
 
-/* Every key of a queue carries the hash tag {queue}: one slot per queue. */
+/* Every key of a queue carries the hash tag {queue}: one slot per queue.
+ * Contract v2 (this one) names them "dq2:{<queue>}:<kind>"; contract v1
+ * named them "dq:{<queue>}:<kind>" (and kept a `state` hash and, before
+ * claim ids, a `lease` set): v2 code never reads or writes a v1 key except
+ * the migration (lib/lua/migrate.lua, dq_cmd_migrate). The layout of every
+ * value and member is in lib/lua/prelude.lua and docs/CONTRACT.md. */
 typedef enum {
-    DQ_KEY_TASKS = 0,   /* hash  id -> envelope */
+    DQ_KEY_TASKS = 0,   /* hash  id -> [state prefix] envelope: a task with
+                           history (a failed attempt, an expired lease, a
+                           bury...) carries "S<runs>:<retries>:
+                           <first_run_ms>:<failed_ms>:<claim>[:<name>]\n"
+                           in front of its envelope (prelude.lua) */
     DQ_KEY_ETA,         /* zset  id by ETA ms (waiting and due) */
-    DQ_KEY_LEASE,       /* zset  "id|claim id" by lease deadline ms
-                           (key "leases": versions before claim ids kept
-                           bare ids in "lease", DQ_KEY_LEASE_OLD) */
-    DQ_KEY_STATE,       /* hash  id -> "runs:retries:first_run_ms:
-                           failed_ms:claim[:name]" (created at the first
-                           claim; claim = the last claim id; layout in
-                           lib/lua/prelude.lua) */
+    DQ_KEY_LEASE,       /* zset  "id|claim id|first_run_ms" by lease
+                           deadline ms (key "leases") */
     DQ_KEY_DEAD,        /* zset  id by time of death ms */
     DQ_KEY_ERRORS,      /* hash  id -> last error text */
     DQ_KEY_NAMES,       /* zset  name by end of dedup window (+inf: live) */
@@ -328,21 +368,42 @@ typedef enum {
     DQ_KEY_WAKE,        /* list  wake tokens for sleeping workers */
     DQ_KEY_CONF,        /* hash  queue settings (rate, concurrency, paused) */
     DQ_KEY_BUCKET,      /* hash  rate-limit token bucket state */
-    DQ_KEY_LEASE_OLD,   /* zset  bare id by lease deadline ms: the lease
-                           set of workers before claim ids (64e5f06 and
-                           older); claim takes back its expired entries */
     DQ_KEY_UNRUNNABLE,  /* hash  function -> "count:last_ms": tasks given
                            back because no library here registers it
                            (at most DQ_UNRUNNABLE_FUNCS fields) */
-    DQ_KEY__COUNT
+    DQ_KEY__COUNT,
+    /* contract v1 only (dq_key_format_v1; dq_key_format refuses them) */
+    DQ_KEY_V1_STATE = DQ_KEY__COUNT,   /* hash id -> "runs:retries:
+                           first_run_ms:failed_ms:claim[:name]" */
+    DQ_KEY_V1_LEASE,    /* zset  bare id by lease deadline ms: the lease
+                           set of workers before claim ids ("lease") */
+    DQ_KEY_V1__COUNT
 } dq_key_kind_t;
 
-/* "dq:{<queue>}:<kind>" into buf; returns the length, or 0 if it does not
- * fit. queue must be valid. */
+/* "dq2:{<queue>}:<kind>" into buf; returns the length, or 0 if it does not
+ * fit, the queue is not valid or kind is a v1-only kind. */
 size_t dq_key_format(char *buf, size_t size, dq_str_t queue,
                      dq_key_kind_t kind);
 
-#define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 24)
+/* The contract v1 name of a key, "dq:{<queue>}:<kind>" (any kind, the
+ * v1-only ones included): for the migration and the tools that report v1
+ * leftovers only. */
+size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
+                        dq_key_kind_t kind);
+
+#define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 32)
+
+/* The cold tier (lib/lua/cold.lua holds the same values; t/unit/test_cold.c
+ * checks that the scripts behave by these): an unnamed, un-keyed task whose
+ * ETA window (DQ_COLD_WINDOW_MS of ETA) starts later than now +
+ * DQ_COLD_AFTER_MS waits in a bucket hash "<prefix>cold:<window start>[.<id>]"
+ * of at most DQ_COLD_BUCKET tasks, indexed by the zset "<prefix>cold" (the
+ * prefix is the tasks key's, without "tasks"); claim promotes at most
+ * DQ_COLD_PROMOTE buckets per call. docs/CONTRACT.md "Cold tier". */
+#define DQ_COLD_AFTER_MS  20000
+#define DQ_COLD_WINDOW_MS 10000
+#define DQ_COLD_BUCKET    128
+#define DQ_COLD_PROMOTE   7
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
 /* Live workers: every worker child refreshes its heartbeat hash
  * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
@@ -379,6 +440,7 @@ typedef enum {
     DQ_SCRIPT_READY,
     DQ_SCRIPT_FORGET,
     DQ_SCRIPT_BEAT,
+    DQ_SCRIPT_MIGRATE,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -484,6 +546,24 @@ typedef struct {
 int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
                    size_t n, int64_t tombstone_ms);
 
+/* The enqueue script's KEYS for one queue, formatted once: a caller that
+ * enqueues to the same queues again and again (the module) keeps one per
+ * queue and builds each command with dq_cmd_enqueue_keys, which copies
+ * them into the command (the dq_enqueue_keys_t may go away after). */
+#define DQ_ENQUEUE_NKEYS 5
+
+typedef struct {
+    size_t len[DQ_ENQUEUE_NKEYS];
+    char   key[DQ_ENQUEUE_NKEYS][DQ_KEY_MAX];
+} dq_enqueue_keys_t;
+
+/* DQ_OK, or DQ_EINVAL for an invalid queue name. */
+int dq_enqueue_keys_init(dq_enqueue_keys_t *k, dq_str_t queue);
+/* = dq_cmd_enqueue on the queue k was made for */
+int dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
+                        const dq_enqueue_item_t *items, size_t n,
+                        int64_t tombstone_ms);
+
 typedef struct {
     int     status;   /* DQ_OK stored; DQ_EDUPLICATE; DQ_ETOMBSTONE */
     int     existed;  /* 1 if the same id was already stored (idempotent
@@ -556,6 +636,13 @@ int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
  * name stays taken for tombstone_ms. */
 int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
                   dq_str_t id, int64_t max, int64_t tombstone_ms);
+/* The same; for what = "id", cold_from >= 0 looks at the cold tier in
+ * bounded steps from that window start on (0: from the first): a reply
+ * < 0 means not found yet, call again with cold_from = -reply.
+ * dq_cmd_remove (cold_from -1) looks at all of the tier in one call. */
+int dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
+                       dq_str_t id, int64_t max, int64_t tombstone_ms,
+                       int64_t cold_from);
 
 /* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
  * age, conf, stats and the dead_limit (0..100) newest dead tasks. */
@@ -617,7 +704,19 @@ typedef struct {
     dq_str_t id;
     dq_str_t claim;
     dq_str_t name;          /* {NULL,0} if unnamed */
+    int64_t  first_run_ms;  /* dq_claimed_t.first_run_ms: part of the lease
+                               member "id|claim|first_run_ms" */
+    int      history;       /* 1 when the claim said retries > 0, runs > 0
+                               or failed_ms > 0 (dq_claimed_history): the
+                               task may have an `errors` entry; ack deletes
+                               it only then. 0 for a task with history
+                               leaves its error text behind (harmless but
+                               kept until the queue is forgotten). */
 } dq_lease_item_t;
+
+/* 1 if a claimed task has history (dq_lease_item_t.history). */
+#define dq_claimed_history(t)                                               \
+    ((t)->retries > 0 || (t)->runs > 0 || (t)->failed_ms > 0)
 
 /* Ack 1..n (<= 1000) tasks: those still leased under their claim id, or
  * whose lease expired but which nobody claimed again since (a late ack:
@@ -626,6 +725,40 @@ typedef struct {
  * 0 = fenced. Works at maxmemory. */
 int dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
                size_t n, int64_t tombstone_ms);
+
+/* Ack n_acks finished tasks of this queue (exactly as dq_cmd_ack), then
+ * claim as dq_cmd_claim_limited, in ONE script call (lib/lua/claim.lua).
+ * n_acks may be 0 (= dq_cmd_claim_limited); max_n may be 0 (then it only
+ * acks and replies next_ms). Unlike dq_cmd_ack the call does not run at
+ * maxmemory (it claims): on an OOM error the caller sends its acks with
+ * dq_cmd_ack (which does). */
+int dq_cmd_cycle(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
+                 int64_t max_n, int64_t lease_ms, int64_t reclaim_delay_ms,
+                 const dq_retry_t *backoff, const dq_claim_limits_t *lim,
+                 const dq_lease_item_t *acks, size_t n_acks,
+                 int64_t tombstone_ms);
+
+/* ack_status: room for n_acks (1 acked, 0 fenced); out as dq_reply_claim
+ * (which is dq_reply_cycle with n_acks 0). */
+int dq_reply_cycle(const redisReply *r, size_t n_acks, int *ack_status,
+                   dq_claim_result_t *out, size_t cap, dq_error_t *err);
+
+/* Contract v1 -> v2 (lib/lua/migrate.lua): moves up to max (1..1000) of
+ * queue's v1 tasks (waiting, delayed, dead; their errors, names, state as
+ * the v2 state prefix) and, on the first step, its counters, conf and
+ * unrunnable records into the v2 keys, in one atomic step. A task under
+ * an unexpired v1 lease stays (a v1 worker runs it and acks it on v1); an
+ * expired v1 lease is taken back as v1 claim did (a failed attempt). Start
+ * with cursor "0" and call again with the returned cursor until it is "0";
+ * safe to run again at any time (idempotent) and while v1 workers run. */
+int dq_cmd_migrate(dq_cmd_t *c, dq_str_t queue, const char *cursor,
+                   int64_t max);
+
+/* cursor: room for 24 bytes ("0": done for now). moved: tasks moved by
+ * this step; left: v1 tasks still in v1 keys after it (leased by a live
+ * v1 worker, or not reached yet). */
+int dq_reply_migrate(const redisReply *r, char *cursor, int64_t *moved,
+                     int64_t *left, dq_error_t *err);
 
 /* Retry one task after delay_ms (computed by dq_backoff_ms) with error
  * text kept; counts a failed attempt, and a run if ran (the run reached

@@ -20,14 +20,25 @@ typedef struct {
     char        buf[96];
 } dq__field_t;
 
+/* "prefix.name", or name itself without a prefix. Called for every field
+ * of every task (the name waits in case of an error), so no printf. */
 static const char *
 dq__name(dq__field_t *f, const char *name)
 {
-    if (f->prefix && f->prefix[0]) {
-        snprintf(f->buf, sizeof(f->buf), "%s.%s", f->prefix, name);
-    } else {
-        snprintf(f->buf, sizeof(f->buf), "%s", name);
+    size_t p, n;
+
+    if (f->prefix == NULL || f->prefix[0] == '\0') {
+        return name;
     }
+    p = strlen(f->prefix);
+    n = strlen(name);
+    if (p + 1 + n >= sizeof(f->buf)) {
+        snprintf(f->buf, sizeof(f->buf), "%s.%s", f->prefix, name);
+        return f->buf;
+    }
+    memcpy(f->buf, f->prefix, p);
+    f->buf[p] = '.';
+    memcpy(f->buf + p + 1, name, n + 1);
     return f->buf;
 }
 

@@ -481,23 +481,40 @@ dq_url_valid(dq_str_t s)
 
 /* ------------------------------------------------------------------ keys */
 
-static const char *const dq__key_suffix[DQ_KEY__COUNT] = {
-    "tasks", "eta", "leases", "state", "dead", "errors", "names", "stats",
-    "wake", "conf", "bucket", "lease", "unrunnable"
+static const char *const dq__key_suffix[DQ_KEY_V1__COUNT] = {
+    "tasks", "eta", "leases", "dead", "errors", "names", "stats", "wake",
+    "conf", "bucket", "unrunnable",
+    "state", "lease"                    /* v1 only */
 };
 
-size_t
-dq_key_format(char *buf, size_t size, dq_str_t queue, dq_key_kind_t kind)
+static size_t
+dq__key_format(char *buf, size_t size, const char *prefix, dq_str_t queue,
+               dq_key_kind_t kind)
 {
     int n;
 
-    if ((unsigned) kind >= DQ_KEY__COUNT || !dq_queue_name_valid(queue)) {
+    if ((unsigned) kind >= DQ_KEY_V1__COUNT || !dq_queue_name_valid(queue)) {
         return 0;
     }
-    n = snprintf(buf, size, "dq:{%.*s}:%s", (int) queue.len, queue.ptr,
-                 dq__key_suffix[kind]);
+    n = snprintf(buf, size, "%s{%.*s}:%s", prefix, (int) queue.len,
+                 queue.ptr, dq__key_suffix[kind]);
     if (n < 0 || (size_t) n >= size) {
         return 0;
     }
     return (size_t) n;
+}
+
+size_t
+dq_key_format(char *buf, size_t size, dq_str_t queue, dq_key_kind_t kind)
+{
+    if ((unsigned) kind >= DQ_KEY__COUNT) {
+        return 0;
+    }
+    return dq__key_format(buf, size, "dq2:", queue, kind);
+}
+
+size_t
+dq_key_format_v1(char *buf, size_t size, dq_str_t queue, dq_key_kind_t kind)
+{
+    return dq__key_format(buf, size, "dq:", queue, kind);
 }

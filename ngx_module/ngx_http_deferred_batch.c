@@ -68,7 +68,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     ngx_uint_t                     i, j, k, hash, nslots, *slots, *group;
     dq_limits_t                    lim;
     dq_request_t                  *req;
-    msgpack_sbuffer                sb;
+    msgpack_sbuffer               *sb;
     ngx_http_request_t            *r;
     ngx_http_deferred_task_t      *t;
     ngx_http_deferred_group_t     *g;
@@ -105,7 +105,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         if (ctx->batch) {
             ngx_sprintf((u_char *) field, "tasks[%ui].queue%Z", i);
         } else {
-            ngx_sprintf((u_char *) field, "queue%Z");
+            ngx_memcpy(field, "queue", sizeof("queue"));
         }
 
         if (!dq_queue_name_valid(req->queue)) {
@@ -166,23 +166,24 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
 
         ngx_memcpy(p, id, idlen);
 
-        msgpack_sbuffer_init(&sb);
+        /* the worker process' scratch buffer: no malloc per task */
+        sb = ngx_http_deferred_scratch(r);
 
-        rc = dq_envelope_encode(req, id, now, &lim, &sb, err);
+        rc = dq_envelope_encode(req, id, now, &lim, sb, err);
 
         if (rc == DQ_OK) {
-            t->envelope.ptr = ngx_pnalloc(r->pool, sb.size);
+            t->envelope.ptr = ngx_pnalloc(r->pool, sb->size);
 
             if (t->envelope.ptr == NULL) {
                 rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
 
             } else {
-                ngx_memcpy((u_char *) t->envelope.ptr, sb.data, sb.size);
-                t->envelope.len = sb.size;
+                ngx_memcpy((u_char *) t->envelope.ptr, sb->data, sb->size);
+                t->envelope.len = sb->size;
             }
         }
 
-        msgpack_sbuffer_destroy(&sb);
+        ngx_http_deferred_scratch_trim(r);
 
         if (rc != DQ_OK) {
             return rc;

@@ -22,6 +22,11 @@ static ngx_int_t ngx_http_deferred_body_taken(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_http_deferred_loc_conf_t *dlcf);
 static ngx_int_t ngx_http_deferred_content_type(ngx_http_request_t *r);
 static void ngx_http_deferred_endpoint_done(ngx_http_deferred_ctx_t *ctx);
+typedef struct {
+    msgpack_zone                   *zone;
+    ngx_http_deferred_main_conf_t  *dmcf;
+} ngx_http_deferred_zone_t;
+
 static void ngx_http_deferred_zone_cleanup(void *data);
 static void ngx_http_deferred_ctx_cleanup(void *data);
 static ngx_int_t ngx_http_deferred_idempotency_key(ngx_http_request_t *r,
@@ -336,12 +341,13 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     dq_error_t                     err;
     dq_limits_t                    lim;
     dq_request_t                  *reqs;
-    msgpack_zone                  *zone;
     msgpack_object                 root;
-    msgpack_sbuffer                sb;
+    msgpack_sbuffer               *sb;
     ngx_pool_cleanup_t            *cln;
     ngx_http_deferred_ctx_t       *ctx;
+    ngx_http_deferred_zone_t      *zone;
     ngx_http_deferred_loc_conf_t  *dlcf;
+    ngx_http_deferred_main_conf_t *dmcf;
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_deferred_module);
@@ -384,24 +390,24 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     kind = ngx_http_deferred_content_type(r);
 
     if (kind == NGX_HTTP_DEFERRED_JSON) {
-        msgpack_sbuffer_init(&sb);
+        sb = ngx_http_deferred_scratch(r);
 
-        rc = dq_json_to_msgpack((char *) body.data, body.len, &lim, &sb,
+        rc = dq_json_to_msgpack((char *) body.data, body.len, &lim, sb,
                                 &err);
 
         if (rc == DQ_OK) {
-            body.data = ngx_pnalloc(r->pool, sb.size ? sb.size : 1);
+            body.data = ngx_pnalloc(r->pool, sb->size ? sb->size : 1);
 
             if (body.data == NULL) {
                 rc = dq_error_set(&err, DQ_ENOMEM, NULL, "out of memory");
 
             } else {
-                ngx_memcpy(body.data, sb.data, sb.size);
-                body.len = sb.size;
+                ngx_memcpy(body.data, sb->data, sb->size);
+                body.len = sb->size;
             }
         }
 
-        msgpack_sbuffer_destroy(&sb);
+        ngx_http_deferred_scratch_trim(r);
 
         if (rc != DQ_OK) {
             goto failed;
@@ -411,23 +417,27 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
         lim.max_envelope = ngx_max(lim.max_envelope, body.len);
     }
 
-    zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-
-    if (zone == NULL || cln == NULL) {
-        if (zone) {
-            msgpack_zone_free(zone);
-        }
-
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_deferred_zone_t));
+    if (cln == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    cln->handler = ngx_http_deferred_zone_cleanup;
-    cln->data = zone;
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_deferred_module);
 
-    rc = dq_msgpack_unpack((char *) body.data, body.len, &lim, zone, &root,
-                           &err);
+    zone = cln->data;
+    zone->dmcf = dmcf;
+    zone->zone = dmcf->nzones ? dmcf->zones[--dmcf->nzones]
+                              : msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    cln->handler = ngx_http_deferred_zone_cleanup;
+
+    if (zone->zone == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = dq_msgpack_unpack((char *) body.data, body.len, &lim, zone->zone,
+                           &root, &err);
     if (rc != DQ_OK) {
         goto failed;
     }
@@ -483,7 +493,9 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     for (i = 0; i < n; i++) {
         char  prefix[32];
 
-        ngx_sprintf((u_char *) prefix, "tasks[%uz]%Z", i);
+        if (ctx->batch) {
+            ngx_sprintf((u_char *) prefix, "tasks[%uz]%Z", i);
+        }
 
         rc = ngx_http_deferred_allowed(dlcf, &reqs[i],
                                        ctx->batch ? prefix : NULL, &err);
@@ -845,10 +857,68 @@ ngx_http_deferred_log_safe(char *s)
 }
 
 
+/*
+ * Per worker process, one msgpack buffer (the JSON body converted, each
+ * envelope encoded; each copied out into the request's pool at once) and
+ * up to NGX_HTTP_DEFERRED_ZONES idle msgpack zones: no malloc and free of
+ * 8 KiB twice per request and once per task. The buffer goes back to its
+ * first size after a large body.
+ */
+
+msgpack_sbuffer *
+ngx_http_deferred_scratch(ngx_http_request_t *r)
+{
+    ngx_http_deferred_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_deferred_module);
+    dmcf->scratch.size = 0;
+
+    return &dmcf->scratch;
+}
+
+
+void
+ngx_http_deferred_scratch_trim(ngx_http_request_t *r)
+{
+    ngx_http_deferred_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_deferred_module);
+
+    if (dmcf->scratch.alloc > NGX_HTTP_DEFERRED_SCRATCH_KEEP) {
+        msgpack_sbuffer_destroy(&dmcf->scratch);
+        msgpack_sbuffer_init(&dmcf->scratch);
+    }
+}
+
+
+void
+ngx_http_deferred_scratch_free(ngx_http_deferred_main_conf_t *dmcf)
+{
+    msgpack_sbuffer_destroy(&dmcf->scratch);
+    msgpack_sbuffer_init(&dmcf->scratch);
+
+    while (dmcf->nzones) {
+        msgpack_zone_free(dmcf->zones[--dmcf->nzones]);
+    }
+}
+
+
 static void
 ngx_http_deferred_zone_cleanup(void *data)
 {
-    msgpack_zone_free(data);
+    ngx_http_deferred_zone_t  *z = data;
+
+    if (z->zone == NULL) {
+        return;
+    }
+
+    if (z->dmcf->nzones < NGX_HTTP_DEFERRED_ZONES) {
+        msgpack_zone_clear(z->zone);
+        z->dmcf->zones[z->dmcf->nzones++] = z->zone;
+
+    } else {
+        msgpack_zone_free(z->zone);
+    }
 }
 
 

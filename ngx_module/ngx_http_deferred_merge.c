@@ -15,6 +15,13 @@
  * NOSCRIPT. A request that goes away (timeout, client gone) is detached
  * from its slot; the reply is split by slot and delivered to the groups
  * still attached (ngx_http_deferred_batch_deliver), each exactly once.
+ *
+ * Per queue, each worker process keeps the script's key strings
+ * (formatted once, not per command) and when it last sent the queue's
+ * SADD to dq:queues: at most once per connection and second, not once per
+ * command. At most NGX_HTTP_DEFERRED_QKEYS queues per Redis are kept
+ * (least recently used goes first), so a client naming many queues costs
+ * formatting, never memory.
  */
 
 
@@ -23,6 +30,19 @@
 
 #define NGX_HTTP_DEFERRED_MERGE_ITEMS  1000
 #define NGX_HTTP_DEFERRED_MERGE_BYTES  (4 * 1024 * 1024)
+#define NGX_HTTP_DEFERRED_QKEYS        64
+#define NGX_HTTP_DEFERRED_REGISTER_MS  1000
+
+
+struct ngx_http_deferred_qkeys_s {
+    ngx_queue_t                    lru;
+    ngx_uint_t                     hash;
+    ngx_uint_t                     generation;  /* of its last SADD */
+    ngx_msec_t                     registered;  /* when */
+    size_t                         len;
+    u_char                         name[DQ_QUEUE_NAME_MAX];
+    dq_enqueue_keys_t              keys;
+};
 
 
 struct ngx_http_deferred_merged_s {
@@ -39,6 +59,7 @@ struct ngx_http_deferred_merged_s {
     dq_enqueue_result_t           *res;
     const char                    *failure;
     unsigned                       waiting:1;   /* a WAIT is out */
+    unsigned                       sadd:1;      /* register the queue */
     unsigned                       replied:1;   /* the script answered */
 };
 
@@ -52,6 +73,8 @@ static void ngx_http_deferred_merge_finish(ngx_http_deferred_merged_t *m);
 static void ngx_http_deferred_merge_deliver(ngx_http_deferred_merged_t *m,
     dq_enqueue_result_t *res, const char *failure);
 static void ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m);
+static ngx_http_deferred_qkeys_t *ngx_http_deferred_merge_qkeys(
+    ngx_http_deferred_redis_t *rs, dq_str_t queue);
 
 
 void
@@ -63,6 +86,10 @@ ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs)
     rs->flush.handler = ngx_http_deferred_merge_flush;
     rs->flush.data = rs;
     rs->flush.log = rs->log;
+
+    rs->qkeys = NULL;
+    rs->nqkeys = 0;
+    ngx_queue_init(&rs->qlru);
 }
 
 
@@ -255,7 +282,9 @@ again:
 
             /* the queue in dq:queues (what deferred-cli stats and the
              * operators list): pipelined, its answer not waited for */
-            (void) ngx_http_deferred_redis_register(rs, m->queue);
+            if (m->sadd) {
+                (void) ngx_http_deferred_redis_register(rs, m->queue);
+            }
 
             if (rs->replicas) {
                 m->waiting = 1;
@@ -293,6 +322,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     size_t                       size, bytes;
     ngx_uint_t                   i, k, n, nmembers;
     dq_enqueue_item_t           *it;
+    ngx_http_deferred_qkeys_t   *qk;
     ngx_http_deferred_group_t   *first, *g, *next;
     ngx_http_deferred_merged_t  *m;
 
@@ -338,6 +368,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     m->failure = NULL;
     m->waiting = 0;
     m->replied = 0;
+    m->sadd = 1;
     m->nmembers = nmembers;
     m->items = (dq_enqueue_item_t *) (m + 1);
     m->members = (ngx_http_deferred_group_t **) (m->items + n);
@@ -387,7 +418,24 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
 
     dq_cmd_init(&m->cmd);
 
-    if (dq_cmd_enqueue(&m->cmd, queue, m->items, n, first->tombstone)
+    qk = ngx_http_deferred_merge_qkeys(rs, queue);
+
+    if (qk) {
+        if (qk->generation == rs->generation
+            && ngx_current_msec - qk->registered
+               < NGX_HTTP_DEFERRED_REGISTER_MS)
+        {
+            m->sadd = 0;
+
+        } else {
+            qk->generation = rs->generation;
+            qk->registered = ngx_current_msec;
+        }
+    }
+
+    if ((qk ? dq_cmd_enqueue_keys(&m->cmd, &qk->keys, m->items, n,
+                                  first->tombstone)
+            : dq_cmd_enqueue(&m->cmd, queue, m->items, n, first->tombstone))
         != DQ_OK)
     {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
@@ -548,4 +596,78 @@ ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m)
 {
     dq_cmd_free(&m->cmd);
     ngx_free(m);
+}
+
+
+/*
+ * The queue's entry, made (or the least recently used one reused) when
+ * missing. NULL: no memory for the table; the caller formats the keys
+ * itself.
+ */
+
+static ngx_http_deferred_qkeys_t *
+ngx_http_deferred_merge_qkeys(ngx_http_deferred_redis_t *rs, dq_str_t queue)
+{
+    ngx_uint_t                  hash;
+    ngx_queue_t                *q;
+    ngx_http_deferred_qkeys_t  *qk;
+
+    if (!dq_queue_name_valid(queue)) {
+        return NULL;
+    }
+
+    hash = ngx_hash_key((u_char *) queue.ptr, queue.len);
+
+    for (q = ngx_queue_head(&rs->qlru);
+         q != ngx_queue_sentinel(&rs->qlru);
+         q = ngx_queue_next(q))
+    {
+        qk = ngx_queue_data(q, ngx_http_deferred_qkeys_t, lru);
+
+        if (qk->hash == hash && qk->len == queue.len
+            && ngx_memcmp(qk->name, queue.ptr, queue.len) == 0)
+        {
+            if (q != ngx_queue_head(&rs->qlru)) {
+                ngx_queue_remove(q);
+                ngx_queue_insert_head(&rs->qlru, q);
+            }
+
+            return qk;
+        }
+    }
+
+    if (rs->qkeys == NULL) {
+        /* the cycle's pool: freed when the worker process exits */
+        rs->qkeys = ngx_palloc(ngx_cycle->pool, NGX_HTTP_DEFERRED_QKEYS
+                                   * sizeof(ngx_http_deferred_qkeys_t));
+        if (rs->qkeys == NULL) {
+            return NULL;
+        }
+    }
+
+    if (rs->nqkeys < NGX_HTTP_DEFERRED_QKEYS) {
+        qk = &rs->qkeys[rs->nqkeys++];
+
+    } else {
+        q = ngx_queue_last(&rs->qlru);
+        ngx_queue_remove(q);
+        qk = ngx_queue_data(q, ngx_http_deferred_qkeys_t, lru);
+    }
+
+    if (dq_enqueue_keys_init(&qk->keys, queue) != DQ_OK) {
+        /* (a valid name always fits) an empty name never matches */
+        qk->len = 0;
+        ngx_queue_insert_tail(&rs->qlru, &qk->lru);
+        return NULL;
+    }
+
+    qk->hash = hash;
+    qk->len = queue.len;
+    ngx_memcpy(qk->name, queue.ptr, queue.len);
+    qk->generation = 0;
+    qk->registered = 0;
+
+    ngx_queue_insert_head(&rs->qlru, &qk->lru);
+
+    return qk;
 }

@@ -1211,4 +1211,5 @@ ngx_http_deferred_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_deferred_redis_exit_process(dmcf);
+    ngx_http_deferred_scratch_free(dmcf);
 }

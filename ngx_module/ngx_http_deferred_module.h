@@ -45,6 +45,7 @@ typedef struct ngx_http_deferred_redis_s      ngx_http_deferred_redis_t;
 typedef struct ngx_http_deferred_redis_cmd_s  ngx_http_deferred_redis_cmd_t;
 typedef struct ngx_http_deferred_ctx_s        ngx_http_deferred_ctx_t;
 typedef struct ngx_http_deferred_merged_s     ngx_http_deferred_merged_t;
+typedef struct ngx_http_deferred_qkeys_s      ngx_http_deferred_qkeys_t;
 
 
 /* the reply handler of a command; reply is NULL when the connection is
@@ -92,6 +93,11 @@ struct ngx_http_deferred_redis_s {
     ngx_msec_t                     waiting_since; /* last reply, or first
                                                    send after none */
     ngx_event_t                    flush;       /* posted: send them */
+    ngx_http_deferred_qkeys_t     *qkeys;       /* per queue: its keys,
+                                                   a bounded LRU (merge.c) */
+    ngx_queue_t                    qlru;
+    ngx_uint_t                     nqkeys;
+    ngx_uint_t                     generation;  /* connections made */
     redisAsyncContext             *sac;         /* the sentinel asked */
     ngx_uint_t                     snext;       /* the sentinel asked next */
     ngx_uint_t                     sasked;      /* since the last answer */
@@ -100,8 +106,18 @@ struct ngx_http_deferred_redis_s {
 };
 
 
+#define NGX_HTTP_DEFERRED_ZONES         8
+#define NGX_HTTP_DEFERRED_SCRATCH_KEEP  (64 * 1024)
+
+
 typedef struct {
     ngx_array_t                    servers;     /* of redis_t * */
+
+    /* per worker process: reused by every request, so that a request or
+     * a task allocates no msgpack buffer or zone of its own (handler.c) */
+    msgpack_sbuffer                scratch;
+    msgpack_zone                  *zones[NGX_HTTP_DEFERRED_ZONES]; /* idle */
+    ngx_uint_t                     nzones;
 } ngx_http_deferred_main_conf_t;
 
 
@@ -261,6 +277,9 @@ ngx_int_t ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
 ngx_int_t ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_deferred_main_conf_t *dmcf);
 void ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf);
+msgpack_sbuffer *ngx_http_deferred_scratch(ngx_http_request_t *r);
+void ngx_http_deferred_scratch_trim(ngx_http_request_t *r);
+void ngx_http_deferred_scratch_free(ngx_http_deferred_main_conf_t *dmcf);
 ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_eval(
     ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     ngx_http_deferred_redis_handler_pt handler, void *data);

@@ -355,6 +355,7 @@ ngx_http_deferred_redis_connect_to(ngx_http_deferred_redis_t *rs)
 
     rs->ac = ac;
     rs->state = NGX_HTTP_DEFERRED_REDIS_CONNECTING;
+    rs->generation++;
 
     redisAsyncSetConnectCallback(ac, ngx_http_deferred_redis_connect_cb);
     redisAsyncSetDisconnectCallback(ac, ngx_http_deferred_redis_disconnect_cb);

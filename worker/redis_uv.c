@@ -49,11 +49,17 @@ struct dq__req_s {
     uint64_t           deadline;       /* uv_now ms; 0 = none */
     int64_t            timeout_ms;
     int                argc;
-    const char       **argv;
-    size_t            *argvlen;
+    char               name[16];       /* argv[0], for logs */
+    char               sha[41];        /* EVALSHA: the script's sha1 */
     int                evalsha;        /* may fall back to EVAL */
     int                script;         /* EVAL/EVALSHA: faults resent */
-    /* argv strings follow */
+    /* The command, formatted once as RESP (the bytes hiredis writes):
+     * after this struct, or, once resent as EVAL, its own block. tail:
+     * where the third argument starts (what EVAL keeps of an EVALSHA). */
+    char              *resp;
+    size_t             len;
+    size_t             tail;
+    int                resp_owned;
 };
 
 typedef struct {
@@ -246,7 +252,7 @@ dq__cmd_timer_cb(uv_timer_t *t)
         char why[96];
 
         snprintf(why, sizeof(why), "command %s timed out after %lld ms",
-                 q->argv[0], (long long) q->timeout_ms);
+                 q->name, (long long) q->timeout_ms);
         dq__drop(r, why);
         return;
     }
@@ -254,13 +260,15 @@ dq__cmd_timer_cb(uv_timer_t *t)
 }
 
 static void dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+static void dq__req_free(dq__req_t *q);
+static int dq__req_as_eval(dq__req_t *q, const dq_script_t *s);
 
 static int
 dq__submit(dq_conn_t *r, dq__req_t *q)
 {
     if (r->ac == NULL
-        || redisAsyncCommandArgv(r->ac, dq__on_reply, q, q->argc, q->argv,
-                                 q->argvlen) != REDIS_OK)
+        || redisAsyncFormattedCommand(r->ac, dq__on_reply, q, q->resp,
+                                      q->len) != REDIS_OK)
     {
         return -1;
     }
@@ -291,9 +299,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         for (int i = 0; i < DQ_SCRIPT__COUNT; i++) {
             const dq_script_t *c = dq_script((dq_script_id_t) i);
 
-            if (c && q->argvlen[1] == 40
-                && memcmp(q->argv[1], c->sha1, 40) == 0)
-            {
+            if (c && memcmp(q->sha, c->sha1, 40) == 0) {
                 s = c;
                 break;
             }
@@ -301,12 +307,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (s != NULL) {
             dq_log_warn("redis (%s): NOSCRIPT for \"%s\", sending it as EVAL",
                         r->label, s->name);
-            q->argv[0] = "EVAL";
-            q->argvlen[0] = 4;
-            q->argv[1] = s->source;
-            q->argvlen[1] = s->len;
-            q->evalsha = 0;
-            if (dq__submit(r, q) == 0) {
+            if (dq__req_as_eval(q, s) == 0 && dq__submit(r, q) == 0) {
                 return;
             }
         }
@@ -319,7 +320,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
          * owner keep the result for the resend after reconnecting. */
         char why[200];
 
-        snprintf(why, sizeof(why), "%s answered: %.*s", q->argv[0],
+        snprintf(why, sizeof(why), "%s answered: %.*s", q->name,
                  (int) (rep->len > 120 ? 120 : rep->len), rep->str);
         if (r->faults < 6) {
             r->faults++;
@@ -327,7 +328,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (q->cb) {
             q->cb(r, NULL, why, q->data);
         }
-        free(q);
+        dq__req_free(q);
         if (r->state == DQ_RS_UP || r->state == DQ_RS_HANDSHAKE) {
             dq__drop(r, why);
         }
@@ -343,22 +344,51 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (q->cb) {
         q->cb(r, rep, err, q->data);
     }
+    dq__req_free(q);
+}
+
+/* RESP of a bulk string header "$<n>\r\n" at p; returns its length. */
+static size_t
+dq__resp_head(char *p, char type, size_t n)
+{
+    char   d[24];
+    size_t k = 0, i = 0;
+
+    do {
+        d[k++] = (char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+    p[i++] = type;
+    while (k) {
+        p[i++] = d[--k];
+    }
+    p[i++] = '\r';
+    p[i++] = '\n';
+    return i;
+}
+
+static void
+dq__req_free(dq__req_t *q)
+{
+    if (q->resp_owned) {
+        free(q->resp);
+    }
     free(q);
 }
 
+/* The request, formatted once: its RESP right after it (one block). */
 static dq__req_t *
 dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
             int64_t timeout_ms, dq_conn_reply_cb cb, void *data)
 {
-    size_t     total = sizeof(dq__req_t)
-                       + (size_t) argc * (sizeof(char *) + sizeof(size_t));
+    size_t     total = 24, n, k;
     dq__req_t *q;
     char      *p;
 
     for (int i = 0; i < argc; i++) {
-        total += len[i] + 1;
+        total += 24 + len[i] + 2;
     }
-    q = malloc(total);
+    q = malloc(sizeof(*q) + total);
     if (q == NULL) {
         return NULL;
     }
@@ -368,23 +398,67 @@ dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
     q->data = data;
     q->timeout_ms = timeout_ms;
     q->argc = argc;
-    q->argv = (const char **) (q + 1);
-    q->argvlen = (size_t *) (q->argv + argc);
-    p = (char *) (q->argvlen + argc);
-    for (int i = 0; i < argc; i++) {
-        if (len[i]) {
-            memcpy(p, argv[i], len[i]);
-        }
-        p[len[i]] = '\0';
-        q->argv[i] = p;
-        q->argvlen[i] = len[i];
-        p += len[i] + 1;
-    }
+    k = len[0] < sizeof(q->name) - 1 ? len[0] : sizeof(q->name) - 1;
+    memcpy(q->name, argv[0], k);
+    q->name[k] = '\0';
     q->evalsha = argc >= 2 && len[0] == 7 && strncasecmp(argv[0], "EVALSHA", 7)
                  == 0 && len[1] == 40;
     q->script = q->evalsha || (len[0] == 4 && strncasecmp(argv[0], "EVAL", 4)
                                == 0);
+    if (q->evalsha) {
+        memcpy(q->sha, argv[1], 40);
+    }
+
+    q->resp = p = (char *) (q + 1);
+    n = dq__resp_head(p, '*', (size_t) argc);
+    for (int i = 0; i < argc; i++) {
+        if (i == 2) {
+            q->tail = n;
+        }
+        n += dq__resp_head(p + n, '$', len[i]);
+        if (len[i]) {
+            memcpy(p + n, argv[i], len[i]);
+        }
+        n += len[i];
+        p[n++] = '\r';
+        p[n++] = '\n';
+    }
+    if (argc <= 2) {
+        q->tail = n;
+    }
+    q->len = n;
     return q;
+}
+
+/* NOSCRIPT: the same command as "EVAL <source> ..." (its own block). */
+static int
+dq__req_as_eval(dq__req_t *q, const dq_script_t *s)
+{
+    size_t  rest = q->len - q->tail, n;
+    char   *p = malloc(24 + 10 + 24 + s->len + 2 + rest);
+
+    if (p == NULL) {
+        return -1;
+    }
+    n = dq__resp_head(p, '*', (size_t) q->argc);
+    memcpy(p + n, "$4\r\nEVAL\r\n", 10);
+    n += 10;
+    n += dq__resp_head(p + n, '$', s->len);
+    memcpy(p + n, s->source, s->len);
+    n += s->len;
+    p[n++] = '\r';
+    p[n++] = '\n';
+    memcpy(p + n, q->resp + q->tail, rest);
+    n += rest;
+    if (q->resp_owned) {
+        free(q->resp);
+    }
+    q->resp = p;
+    q->resp_owned = 1;
+    q->len = n;
+    q->evalsha = 0;
+    memcpy(q->name, "EVAL", 5);
+    return 0;
 }
 
 static int
@@ -403,7 +477,7 @@ dq__send(dq_conn_t *r, int argc, const char **argv, const size_t *argvlen,
         return -1;
     }
     if (dq__submit(r, q) != 0) {
-        free(q);
+        dq__req_free(q);
         return -1;
     }
     return 0;

@@ -132,7 +132,8 @@ int dq_defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
 
 /* Inspection and administration. */
 typedef struct {
-    int64_t waiting;     /* in the ETA set (due or not) */
+    int64_t waiting;     /* in the ETA set (due or not) or the cold
+                            tier (stats "cold") */
     int64_t running;     /* leased */
     int64_t dead;
     int64_t enqueued, done, retried, dead_total;  /* counters */

@@ -203,8 +203,7 @@ sub wait_lines {
 }
 
 sub key {
-    my ($q, $kind) = @_;
-    return "dq:{$q}:$kind";
+    return DQTest::dq_key(@_);
 }
 
 # zcard / hlen helpers
