@@ -276,7 +276,7 @@ test_promote_exact(void)
            "promoted 3");
     is_int(rint_("EXISTS %s", idx("c3")), 0, "index gone");
     for (i = 0; i < 3; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof(id), "p%d", i);
         is_int(rint_("ZSCORE %s %s", key("c3", DQ_KEY_ETA), id), etas[i],
                "%s: exact ETA in the eta set", id);
