@@ -270,6 +270,7 @@ void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
 
 /* ngx_http_deferred_redis.c */
 ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
+ngx_int_t ngx_http_deferred_redis_connecting(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
     dq_str_t queue);

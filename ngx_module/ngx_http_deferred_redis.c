@@ -844,7 +844,18 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
         (void) ngx_http_deferred_redis_connect(rs);
     }
 
-    return (rs->ac || rs->sac) ? NGX_OK : NGX_DECLINED;
+    return ngx_http_deferred_redis_connecting(rs);
+}
+
+
+/* connected, connecting, or asking the sentinels (between two of them
+ * too): what is queued waits for it */
+
+ngx_int_t
+ngx_http_deferred_redis_connecting(ngx_http_deferred_redis_t *rs)
+{
+    return (rs->ac || rs->state == NGX_HTTP_DEFERRED_REDIS_SENTINEL)
+           ? NGX_OK : NGX_DECLINED;
 }
 
 
