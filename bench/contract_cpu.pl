@@ -34,6 +34,9 @@ sub script {
     my $body = do { local $/; <$h> };
     open $h, '<', "$dir/prelude.lua" or die "$dir/prelude.lua: $!";
     my $pre = do { local $/; <$h> };
+    if (open $h, '<', "$dir/cold.lua") {      # the cold tier's (v2)
+        $pre .= do { local $/; <$h> };
+    }
     return $body =~ s/\A(#!lua[^\n]*\n)// ? $1 . $pre . $body : $pre . $body;
 }
 my $r = DQTest::Redis->start;

@@ -578,8 +578,9 @@ int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
 /*
  * Fencing. Every claim call carries a claim id the caller draws
  * (dq_claim_id_new: 128 random bits, never reused); each task it leases is
- * the lease member "id|claim id", and every later call for the task (ack,
- * retry, bury, extend, release) names that claim id. A call whose claim id
+ * the lease member "id|claim id|first_run_ms", and every later call for the
+ * task (ack, retry, bury, extend, release) names that claim id (and the
+ * first_run_ms the claim replied: dq_lease_item_t). A call whose claim id
  * does not hold the task's lease is refused ("fenced", status 0). Because
  * the id is random and not derived from data in Redis, no rollback of
  * Redis (AOF everysec after a crash, an asynchronous failover) can issue
@@ -599,9 +600,9 @@ void dq_claim_id_new(char out[DQ_ID_SIZE]);
  * doublings; NULL = built-in defaults). A forward jump of the Redis
  * clock (a gap over half a lease period since the queue's last call)
  * takes back, for one lease period, only leases that expired before the
- * gap. Expired leases of the old lease set (DQ_KEY_LEASE_OLD: workers
- * before claim ids) are taken back too. While leases are held, next_ms is
- * at most a third of lease_ms. */
+ * gap. While leases are held, next_ms is at most a third of lease_ms.
+ * Claim writes no state: a task's counters come from its value's prefix
+ * (dq_task_value_split), and the envelope in the reply is without it. */
 int dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
                  int64_t max_n, int64_t lease_ms, int64_t reclaim_delay_ms);
 
@@ -720,7 +721,8 @@ typedef struct {
 
 /* Ack 1..n (<= 1000) tasks: those still leased under their claim id, or
  * whose lease expired but which nobody claimed again since (a late ack:
- * stats "acked_late"). Deletes envelope and state, tombstones the name
+ * stats "acked_late"). Deletes the value (envelope and state prefix) and,
+ * for items with history, the last error; tombstones the name
  * until now + tombstone_ms, counts "done". Per task status 1 = acked,
  * 0 = fenced. Works at maxmemory. */
 int dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,

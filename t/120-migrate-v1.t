@@ -97,6 +97,8 @@ sleep 0.4;                                   # x1's lease expires
 my %before = @{ $r->cmd('HGETALL', "dq:{$Q}:stats") };
 is($before{enqueued}, 9, 'v1 counted 9 enqueued');
 
+my $st = DQWorker::stats($r, $Q);
+is($st->{v1_left}, 9, 'stats: the 9 tasks still in contract v1 (v1_left)');
 # ---- migrate
 unless ($ENV{DQ_T_NO_MIGRATE}) {
     my ($rc, $out, $err) = DQWorker::cli($r, 'migrate', $Q);
@@ -112,6 +114,7 @@ like($r->cmd('HGET', dq_key($Q, 'tasks'), 's1') // '', qr/^S1:1:\d+:\d+:/,
      "v2: s1's state became its value's prefix (1 run, 1 retry)");
 is($r->cmd('HGET', dq_key($Q, 'errors'), 'dead1'), 'fatal', "v2: dead1's error kept");
 ok(defined $r->cmd('ZSCORE', dq_key($Q, 'dead'), 'dead1'), 'v2: dead1 is dead');
+is(DQWorker::stats($r, $Q)->{v1_left}, 1, 'stats: v1_left 1 (l1)');
 my ($rc, $out) = DQWorker::cli($r, 'migrate', $Q);
 like($out, qr/^queue mq: moved 0 tasks/m, 'migrate again: nothing more to move');
 is($r->cmd('HGET', dq_key($Q, 'stats'), 'enqueued'), 9, 'and the counters are not added twice');
@@ -151,6 +154,7 @@ is(v1('ack', 60000, 1, 'l1', 'c-l1', '')->[0], 1, "v1: the v1 worker's ack of l1
 ($rc, $out) = DQWorker::cli($r, 'migrate', '--all');
 like($out, qr/^queue mq: moved 0 tasks from contract v1$/m, 'migrate --all: nothing left in v1');
 is_deeply($r->cmd('KEYS', "dq:{$Q}:*"), [], 'every v1 key of the queue is gone');
+ok(!exists DQWorker::stats($r, $Q)->{v1_left}, 'stats: no v1_left line any more');
 DQTest::wait_for(sub { ($r->cmd('HGET', dq_key($Q, 'stats'), 'done') // 0) >= 9 }, 10);
 is($r->cmd('HGET', dq_key($Q, 'stats'), 'done'), 9,
    'done = 8 run by v2 + 1 acked by the v1 worker: none lost, none twice');
