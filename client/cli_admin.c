@@ -568,6 +568,20 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
     } else {
         dq_cli_table_print(&t);
     }
+    if (!cli->json && (st == DQ_ST_WAITING || st == DQ_ST_DELAYED)) {
+        /* the cold tier's tasks are not in the ETA set: say how many */
+        const char *c[] = { "HGET", key, "cold" };
+
+        dq__key(key, queue, DQ_KEY_STATS);
+        if ((r = dq_cli_cmd(cli, 3, c)) != NULL) {
+            if (dq_reply_int(r) > 0) {
+                printf("(and %lld delayed in the cold tier: listed from "
+                       "20-30 s before their ETA)\n",
+                       (long long) dq_reply_int(r));
+            }
+            freeReplyObject(r);
+        }
+    }
     return DQ_CLI_OK;
 }
 

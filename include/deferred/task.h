@@ -162,7 +162,9 @@ DQ_EXPORT int dq_task_header_at(const dq_task_t *task, size_t i,
 
 /* The Redis the worker serves, normalized whatever form the operator
  * configured: "HOST:PORT" (the port always given, 6379 by default),
- * "[IPV6]:PORT" for an IPv6 address, or "unix:PATH"; HOST is as written
+ * "[IPV6]:PORT" for an IPv6 address, "unix:PATH", or
+ * "sentinel:MASTER@HOST:PORT,..." (dq_worker_redis_connect() asks the
+ * sentinels); HOST is as written
  * (a name is not resolved here). NULL outside a worker child. And the
  * database number. */
 DQ_EXPORT const char *dq_worker_redis_address(void);
