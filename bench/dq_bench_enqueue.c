@@ -7,8 +7,9 @@
  * how run.sh fills a queue before the worker, lateness and memory runs
  * (countdown or absolute ETAs spread over a window).
  *
- * Every task is func(args) with args = [<short string>, <i>] unless -p
- * gives the string (the lateness workload passes a file path there).
+ * Every task is func(args) with args = [<short string>, <i>] unless -s
+ * gives the string (the lateness workload passes a file path there); -d
+ * delays every n-th task (the 90/10 mix).
  *
  * Output, one line on stdout, parsed by run.sh:
  *   tasks=<stored> errors=<failed> seconds=<s> tasks_per_s=<r>
@@ -36,6 +37,8 @@ typedef struct {
     long long   countdown_ms; /* -1: none */
     long long   spread_ms;    /* > 0: absolute ETAs over [first, first+spread) */
     long long   first_ms;     /* offset of the first ETA from now */
+    long        every;        /* > 0: every every-th task gets delay_ms */
+    long long   delay_ms;     /* its countdown (the mix workloads) */
 } bench_opts_t;
 
 static double
@@ -79,6 +82,8 @@ usage(FILE *f)
         "  -s STR     first argument (default \"hello\")\n"
         "  -c MS      countdown in ms for every task\n"
         "  -e FIRST:SPREAD  absolute ETAs from now+FIRST ms, evenly over SPREAD ms\n"
+        "  -d EVERY:MS every EVERY-th task (i %% EVERY == EVERY - 1) gets a\n"
+        "             countdown of MS ms, the others none (-d 10:3600000: 90/10)\n"
         "  -t SEC     stop after SEC seconds (default 60)\n");
 }
 
@@ -94,7 +99,7 @@ parse_opts(int argc, char **argv, bench_opts_t *o)
     o->max_seconds = 60;
     o->countdown_ms = -1;
 
-    while ((ch = getopt(argc, argv, "a:n:b:f:q:s:c:e:t:h")) != -1) {
+    while ((ch = getopt(argc, argv, "a:n:b:f:q:s:c:e:d:t:h")) != -1) {
         switch (ch) {
         case 'a': o->address = optarg; break;
         case 'n': o->n = strtol(optarg, NULL, 10); break;
@@ -110,6 +115,14 @@ parse_opts(int argc, char **argv, bench_opts_t *o)
                 return -1;
             }
             o->spread_ms = strtoll(end + 1, NULL, 10);
+            break;
+        case 'd':
+            o->every = strtol(optarg, &end, 10);
+            if (*end != ':' || o->every < 1) {
+                fprintf(stderr, "-d wants EVERY:MS\n");
+                return -1;
+            }
+            o->delay_ms = strtoll(end + 1, NULL, 10);
             break;
         case 't': o->max_seconds = strtod(optarg, NULL); break;
         case 'h': usage(stdout); exit(0);
@@ -135,6 +148,8 @@ task_opts(const bench_opts_t *o, long long base_ms, long i,
     d->countdown_ms = o->countdown_ms;
     if (o->spread_ms > 0)
         d->eta_ms = base_ms + o->first_ms + o->spread_ms * i / o->n;
+    if (o->every > 0 && i % o->every == o->every - 1)
+        d->countdown_ms = o->delay_ms;
 }
 
 int

@@ -16,12 +16,14 @@
 #                  docs/BENCHMARKS.md (between its "recorded run" markers)
 #     --repeat R   runs per throughput figure, the median is reported (3)
 #     --only LIST  comma-separated workloads: ceilings,http1,httpbatch,
-#                  client,worker,tasklet,lateness,memory,idle,push
+#                  client,worker,tasklet,lateness,memory,deep,mix90,idle,
+#                  push
 #     --n N        tasks per bounded workload (100000)
 #     --keep       keep the temp dir (logs, configs) for inspection
 #
 # Environment: DQ_BUILD (default build/, the optimised build; the sanitizer
 # build is never used here), BENCH_HTTP_SECONDS (10), BENCH_NGINX_WORKERS (2),
+# BENCH_DEEP_N (1000000: the deep workload's delayed tasks),
 # BENCH_WORKER_PROCS (one per core).
 set -euo pipefail
 
@@ -300,7 +302,7 @@ WORKER_BIN=$BUILD/worker/deferred-worker
 TASKS_SO=$BUILD/bench/libdq_bench_tasks.so
 ENQ=$BUILD/bench/dq-bench-enqueue
 WAITER=$BUILD/bench/dq-bench-wait
-STATS_KEY='dq:{default}:stats'
+STATS_KEY='dq2:{default}:stats'
 
 # start_worker PROCS LIBRARY...: one master with PROCS children (pid in
 # $WORKER_PID); docs/WORKER.md has the command line
@@ -668,6 +670,98 @@ wl_memory() {
     flush
 }
 
+# 7b. a deep queue: DEEP_N delayed tasks spread over a day (the cold tier
+#     holds them), then what it costs: memory per task, enqueue, the
+#     promotion of a window's buckets (dq-bench-promote: 10,000 tasks on
+#     another queue, its clock moved 40 s ahead), and a stream of due tasks
+#     through the worker while the deep queue exists (lateness, EVALSHA
+#     usec per call: claims and acks)
+DEEP_N=${BENCH_DEEP_N:-1000000}
+PROMOTE=$BUILD/bench/dq-bench-promote
+wl_deep() {
+    local why m0 m1 r0 r1 out stamps=$TMP/stamps-deep.txt
+    if why=$(worker_missing); then na deep.bytes_per_task "$why"; return; fi
+    flush
+    rcli MEMORY PURGE >/dev/null 2>&1 || true
+    m0=$(rinfo memory used_memory)
+    r0=$(redis_cpu_s)
+    log "deep: $DEEP_N tasks with ETAs from now + 2 min over a day"
+    "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$DEEP_N" -b 1000 -e 120000:86400000 -t 600 \
+        >/dev/null 2>>"$TMP/enqueue.log" || { na deep.bytes_per_task "enqueue failed"; return; }
+    r1=$(redis_cpu_s)
+    m1=$(rinfo memory used_memory)
+    log "deep: used_memory $m0 -> $m1; $(rcli DBSIZE) keys; cold $(rcli HGET "$STATS_KEY" cold)"
+    figure deep.bytes_per_task "$(awk -v a="$m0" -v b="$m1" -v n="$DEEP_N" 'BEGIN { printf "%.0f", (b - a) / n }')" B/task
+    figure deep.enqueue_redis_cpu_us_per_task "$(awk -v a="$r0" -v b="$r1" -v n="$DEEP_N" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')" us/task
+    if [ -x "$PROMOTE" ]; then
+        "$ENQ" -a "127.0.0.1:$REDIS_PORT" -q deepp -n 10000 -b 1000 -e 45000:10000 \
+            >/dev/null 2>>"$TMP/enqueue.log" || log "deep: filling deepp failed"
+        r0=$(redis_cpu_s)
+        out=$("$PROMOTE" -p "$REDIS_PORT" -q deepp -A 40000 2>>"$TMP/enqueue.log") || true
+        r1=$(redis_cpu_s)
+        log "deep: promotion: $out"
+        if [ "$(kv "$out" promoted)" = 10000 ]; then
+            figure deep.promote_redis_cpu_us_per_task "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", (b - a) * 1e6 / 10000 }')" us/task
+            figure deep.promote_max_call_ms "$(kv "$out" max_call_ms)" ms
+        else
+            na deep.promote_redis_cpu_us_per_task "promoted $(kv "$out" promoted) of 10000"
+        fi
+    else
+        na deep.promote_redis_cpu_us_per_task "dq-bench-promote not built"
+    fi
+    : >"$stamps"
+    rcli CONFIG RESETSTAT >/dev/null
+    start_worker "$WORKER_PROCS" "$TASKS_SO"
+    sleep 1
+    log "deep: $LATENESS_N tasks with ETAs over ${LATENESS_SPREAD_MS} ms beside the deep queue"
+    "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$LATENESS_N" -b 1000 -f bench.stamp -s "$stamps" \
+        -e "1000:$LATENESS_SPREAD_MS" -t 30 >/dev/null 2>>"$TMP/enqueue.log" ||
+        { na deep.lateness_p99_ms "enqueue failed"; stop_spawned "$WORKER_PID"; flush; return; }
+    out=$("$WAITER" -p "$REDIS_PORT" -k "$STATS_KEY" -f done -n "$LATENESS_N" -i 50 \
+          -t $((LATENESS_SPREAD_MS / 1000 + 20))) ||
+        log "deep: not all tasks ran ($out)"
+    stop_spawned "$WORKER_PID"
+    figure deep.evalsha_us_per_call "$(rcli INFO commandstats | tr -d '\r' |
+        sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p')" us/call
+    out=$(python3 "$BENCH/results.py" lateness "$stamps")
+    log "deep: lateness $out"
+    figure deep.lateness_p50_ms "$(kv "$out" p50_ms)" ms
+    figure deep.lateness_p99_ms "$(kv "$out" p99_ms)" ms
+    figure deep.lateness_max_ms "$(kv "$out" max_ms)" ms
+    flush
+}
+
+# 7c. a 90/10 mix through the worker: N tasks, every tenth delayed by an
+#     hour (cold), the rest due now; the worker drains the due ones
+wl_mix90() {
+    local why i due out r0 r1 rc0 rc1 t0 rates=() rcpu=() ecpu=()
+    if why=$(worker_missing); then na mix90.tasks_per_s "$why"; return; fi
+    due=$((N - N / 10))
+    for i in $(seq 1 "$REPEAT"); do
+        flush
+        r0=$(redis_cpu_s)
+        "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 1000 -d 10:3600000 -t 60 \
+            >/dev/null 2>>"$TMP/enqueue.log" || { log "mix90: enqueue failed"; continue; }
+        r1=$(redis_cpu_s)
+        rc0=$r1
+        t0=$EPOCHREALTIME
+        start_worker "$WORKER_PROCS" "$TASKS_SO"
+        out=$("$WAITER" -p "$REDIS_PORT" -k "$STATS_KEY" -f done -n "$due" -i 5 -t 120) ||
+            { log "mix90: worker did not finish ($out)"; stop_spawned "$WORKER_PID"; continue; }
+        rc1=$(redis_cpu_s)
+        stop_spawned "$WORKER_PID"
+        log "mix90 run $i: cold $(rcli HGET "$STATS_KEY" cold), done $(rcli HGET "$STATS_KEY" done)"
+        rates+=("$(awk -v n="$due" -v a="$t0" -v b="$(kv "$out" done_s)" 'BEGIN { printf "%.0f", n / (b - a) }')")
+        rcpu+=("$(awk -v a="$rc0" -v b="$rc1" -v n="$due" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')")
+        ecpu+=("$(awk -v a="$r0" -v b="$r1" -v n="$N" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')")
+    done
+    if [ ${#rates[@]} -eq 0 ]; then na mix90.tasks_per_s "no run finished"; return; fi
+    figure mix90.tasks_per_s "$(median "${rates[@]}")" tasks/s ceiling.redis_eval_zadd_hset_p16
+    figure mix90.redis_cpu_us_per_task "$(median "${rcpu[@]}")" us/task
+    figure mix90.enqueue_redis_cpu_us_per_task "$(median "${ecpu[@]}")" us/task
+    flush
+}
+
 # 8. idle cost: 4 worker processes on an empty queue
 wl_idle() {
     local why c0 c1 r0 r1 w0=0 w1=0 p pids
@@ -792,7 +886,7 @@ start_redis
 start_nginx
 log "redis :$REDIS_PORT, nginx :$NGINX_PORT (module: $([ "$HAVE_MODULE" = 1 ] && echo yes || echo no)), temp $TMP"
 
-for w in ceilings http1 httpbatch client worker tasklet lateness memory idle push; do
+for w in ceilings http1 httpbatch client worker tasklet lateness memory deep mix90 idle push; do
     if want "$w"; then
         t0=$EPOCHREALTIME
         "wl_$w"

@@ -39,8 +39,9 @@ usage_to(FILE *out)
     fprintf(out,
         "usage: deferred-cli [-r ADDR] [-a|--password PASS] [--db N] "
         "[--json]\n"
-        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT or unix:PATH "
-        "(default 127.0.0.1:6379)\n"
+        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH or "
+        "sentinel:MASTER@HOST:PORT,...\n"
+        "        (default 127.0.0.1:6379)\n"
         "                    COMMAND ...\n"
         "  queues                          every known queue: waiting, due, "
         "delayed,\n"
@@ -62,6 +63,10 @@ usage_to(FILE *out)
         "  pause QUEUE... | resume QUEUE...\n"
         "  forget QUEUE...                 drop empty queues from the list "
         "(exit 5: not empty)\n"
+        "  migrate QUEUE...|--all          move queues written by contract "
+        "v1 (dq:{Q}:*)\n"
+        "                                  to v2 (dq2:{Q}:*); safe to run "
+        "again\n"
         "  workers                         live workers (heartbeats)\n"
         "  config apply FILE [--dry-run]   queue blocks or App Engine "
         "queue.yaml -> Redis\n"
@@ -429,6 +434,49 @@ stats_unrunnable(dq_cli_t *cli, const char *queue)
     return 0;
 }
 
+/* "v1_left <tasks>" when the queue still has keys of contract v1
+ * (dq:{q}:*): tasks waiting, leased or dead there (deferred-cli migrate
+ * moves them); nothing when it has none. */
+static int
+stats_v1(dq_cli_t *cli, const char *queue)
+{
+    static const dq_key_kind_t zs[4] = { DQ_KEY_ETA, DQ_KEY_LEASE,
+                                         DQ_KEY_V1_LEASE, DQ_KEY_DEAD };
+    static const dq_key_kind_t other[6] = { DQ_KEY_TASKS, DQ_KEY_NAMES,
+        DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_V1_STATE, DQ_KEY_ERRORS };
+    char        key[DQ_KEY_MAX], keys[6][DQ_KEY_MAX];
+    const char *z[] = { "ZCARD", key };
+    const char *ex[7] = { "EXISTS" };
+    redisReply *r;
+    long long   left = 0, any;
+    int         i;
+
+    for (i = 0; i < 4; i++) {
+        dq_key_format_v1(key, sizeof(key), dq_str_c(queue), zs[i]);
+        if ((r = dq_cli_cmd(cli, 2, z)) == NULL) {
+            return DQ_CLI_ERROR;
+        }
+        left += dq_reply_int(r);
+        freeReplyObject(r);
+    }
+    for (i = 0; i < 6; i++) {
+        dq_key_format_v1(keys[i], sizeof(keys[i]), dq_str_c(queue), other[i]);
+        ex[i + 1] = keys[i];
+    }
+    if ((r = dq_cli_cmd(cli, 7, ex)) == NULL) {
+        return DQ_CLI_ERROR;
+    }
+    any = dq_reply_int(r);
+    freeReplyObject(r);
+    if (left > 0 || any > 0) {
+        printf("v1_left %lld\n", left);
+        fprintf(stderr, "deferred-cli: queue %s has data of contract v1 "
+                "(%lld tasks): deferred-cli migrate %s\n", queue, left,
+                queue);
+    }
+    return DQ_CLI_OK;
+}
+
 static int
 cmd_stats(dq_cli_t *cli, int argc, char **argv)
 {
@@ -447,7 +495,8 @@ cmd_stats(dq_cli_t *cli, int argc, char **argv)
            (long long) s.dead_total, (long long) s.reclaimed,
            (long long) s.released, (long long) s.unrunnable,
            (long long) s.dead_over_max);
-    return stats_unrunnable(cli, queue);
+    rc = stats_unrunnable(cli, queue);
+    return rc != DQ_CLI_OK ? rc : stats_v1(cli, queue);
 }
 
 /* "dead [QUEUE]": "<id> <last error>" per dead task (oldest first). */
@@ -519,6 +568,7 @@ static const struct {
     { "pause",   dq_cli_pause },
     { "resume",  dq_cli_pause },
     { "forget",  dq_cli_forget },
+    { "migrate", dq_cli_migrate },
     { "workers", dq_cli_workers },
     { "config",  dq_cli_config },
     { "stats",   cmd_stats },

@@ -135,6 +135,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
                               "max_concurrent" };
         const char  *a6[] = { "HMGET", k[4], "enqueued", "done", "retried",
                               "dead", "requeued", "deleted" };
+        const char  *a7[] = { "HGET", k[4], "cold" };   /* the cold tier */
         int64_t      waiting, due, running, dead, oldest = -1, paused;
         const char  *rate = "-";
         int          j;
@@ -149,14 +150,14 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
         dq__key(k[4], q[i], DQ_KEY_STATS);
         av[0] = a0; ac[0] = 2; av[1] = a1; ac[1] = 4; av[2] = a2; ac[2] = 2;
         av[3] = a3; ac[3] = 2; av[4] = a4; ac[4] = 5; av[5] = a5; ac[5] = 5;
-        av[6] = a6; ac[6] = 8;
-        if (dq__pipeline(cli, 7, ac, av, rep) != DQ_OK) {
+        av[6] = a6; ac[6] = 8; av[7] = a7; ac[7] = 3;
+        if (dq__pipeline(cli, 8, ac, av, rep) != DQ_OK) {
             free(q);
             freeReplyObject(names);
             json_decref(out);
             return DQ_CLI_ERROR;
         }
-        waiting = dq_reply_int(rep[0]);
+        waiting = dq_reply_int(rep[0]) + dq_reply_int(rep[7]);
         due = dq_reply_int(rep[1]);
         running = dq_reply_int(rep[2]);
         dead = dq_reply_int(rep[3]);
@@ -223,7 +224,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             dq_cli_table_cell(&t, "%lld", (long long) done);
             dq_cli_table_cell(&t, "%lld", (long long) failed);
         }
-        for (j = 0; j < 7; j++) {
+        for (j = 0; j < 8; j++) {
             freeReplyObject(rep[j]);
         }
     }
@@ -261,32 +262,34 @@ dq__task_free(dq_cli_task_t *t)
 }
 
 /* Fill t (id already set; state/score set by the caller unless find): the
- * envelope, state ("runs:retries:first_run_ms:failed_ms:claim[:name]", or
- * the older "execs:retries:first_run_ms:claims") and last error. find:
- * also locate the task (the ETA set, its lease "id|claim", the dead set). */
+ * envelope, its state prefix (dq_task_value_split) and last error. find:
+ * also locate the task (the ETA set, the dead set, its lease
+ * "id|claim|first_run_ms": looked for with ZSCAN MATCH "id|*", ids being
+ * [A-Za-z0-9_-]). */
 static int
 dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
 {
-    char         k[6][DQ_KEY_MAX], member[DQ_ID_SIZE + 128];
-    const char  *a0[] = { "HGET", k[0], t->id };
-    const char  *a1[] = { "HGET", k[1], t->id };
-    const char  *a2[] = { "HGET", k[2], t->id };
-    const char  *a3[] = { "ZSCORE", k[3], t->id };
-    const char  *a4[] = { "ZSCORE", k[4], member };
-    const char  *a5[] = { "ZSCORE", k[5], t->id };
-    const char **av[6] = { a0, a1, a2, a3, a5, a4 };
-    int          ac[6] = { 3, 3, 3, 3, 3, 3 };
-    redisReply  *r[6];
-    dq_limits_t  lim;
-    dq_error_t   err;
-    int          i, n = find ? 5 : 3;
+    char             k[4][DQ_KEY_MAX], match[DQ_ID_SIZE + 128], cur[32];
+    const char      *a0[] = { "HGET", k[0], t->id };
+    const char      *a1[] = { "HGET", k[1], t->id };
+    const char      *a2[] = { "ZSCORE", k[2], t->id };
+    const char      *a3[] = { "ZSCORE", k[3], t->id };
+    const char      *as[] = { "ZSCAN", k[2], cur, "MATCH", match, "COUNT",
+                              "1000" };
+    const char     **av[4] = { a0, a1, a2, a3 };
+    int              ac[4] = { 3, 3, 3, 3 };
+    redisReply      *r[4], *z;
+    dq_limits_t      lim;
+    dq_error_t       err;
+    dq_value_state_t  st;
+    dq_str_t         env = { NULL, 0 };
+    size_t           j;
+    int              i, n = find ? 4 : 2;
 
     dq__key(k[0], queue, DQ_KEY_TASKS);
-    dq__key(k[1], queue, DQ_KEY_STATE);
-    dq__key(k[2], queue, DQ_KEY_ERRORS);
-    dq__key(k[3], queue, DQ_KEY_ETA);
-    dq__key(k[4], queue, DQ_KEY_LEASE);
-    dq__key(k[5], queue, DQ_KEY_DEAD);
+    dq__key(k[1], queue, DQ_KEY_ERRORS);
+    dq__key(k[2], queue, DQ_KEY_ETA);
+    dq__key(k[3], queue, DQ_KEY_DEAD);
     msgpack_zone_init(&t->zone, 2048);
     t->error = NULL;
     t->env_reply = NULL;
@@ -297,53 +300,70 @@ dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
         return DQ_EREDIS;
     }
     t->env_reply = r[0];
-    if (r[1]->type == REDIS_REPLY_STRING) {
-        long long e, rt, f, x;
-        char      c[64];
-
-        if (sscanf(r[1]->str, "%lld:%lld:%lld:%lld:%63[A-Za-z0-9_-]",
-                   &e, &rt, &f, &x, c) == 5)
-        {
-            t->failed_ms = x;
-            snprintf(t->claim, sizeof(t->claim), "%s", c);
-        } else if (sscanf(r[1]->str, "%lld:%lld:%lld:%lld", &e, &rt, &f, &x)
-                   != 4)
-        {
-            e = rt = f = 0;
-        }
-        t->runs = e;
-        t->retries = rt;
-        t->first_run = f;
+    if (r[0]->type == REDIS_REPLY_STRING) {
+        dq_task_value_split((dq_str_t) { r[0]->str, r[0]->len }, &st, &env);
+        t->runs = st.runs;
+        t->retries = st.retries;
+        t->first_run = st.first_run_ms;
+        t->failed_ms = st.failed_ms;
+        snprintf(t->claim, sizeof(t->claim), "%.*s", (int) st.claim.len,
+                 st.claim.ptr ? st.claim.ptr : "");
     }
-    if (r[2]->type == REDIS_REPLY_STRING) {
-        t->error = strdup(r[2]->str);
+    if (r[1]->type == REDIS_REPLY_STRING) {
+        t->error = strdup(r[1]->str);
     }
     if (find) {
         t->state = DQ_ST_ALL;
-        if (r[3]->type == REDIS_REPLY_STRING) {
+        if (r[2]->type == REDIS_REPLY_STRING) {
             t->state = DQ_ST_WAITING;
-            t->score = strtoll(r[3]->str, NULL, 10);
-        } else if (r[4]->type == REDIS_REPLY_STRING) {
+            t->score = strtoll(r[2]->str, NULL, 10);
+        } else if (r[3]->type == REDIS_REPLY_STRING) {
             t->state = DQ_ST_DEAD;
-            t->score = strtoll(r[4]->str, NULL, 10);
-        } else if (t->claim[0]) {
-            snprintf(member, sizeof(member), "%s|%s", t->id, t->claim);
-            r[5] = dq_cli_cmd(cli, 3, a4);
-            if (r[5] && r[5]->type == REDIS_REPLY_STRING) {
-                t->state = DQ_ST_RUNNING;
-                t->score = strtoll(r[5]->str, NULL, 10);
-            }
-            freeReplyObject(r[5]);
+            t->score = strtoll(r[3]->str, NULL, 10);
+        } else if (env.ptr != NULL) {
+            /* running: its lease member names the claim */
+            k[2][0] = '\0';
+            dq__key(k[2], queue, DQ_KEY_LEASE);
+            snprintf(match, sizeof(match), "%s|*", t->id);
+            snprintf(cur, sizeof(cur), "0");
+            do {
+                z = dq_cli_cmd(cli, 7, as);
+                if (z == NULL || z->type != REDIS_REPLY_ARRAY
+                    || z->elements != 2
+                    || z->element[0]->type != REDIS_REPLY_STRING
+                    || z->element[1]->type != REDIS_REPLY_ARRAY)
+                {
+                    freeReplyObject(z);
+                    break;
+                }
+                snprintf(cur, sizeof(cur), "%s", z->element[0]->str);
+                for (j = 0; j + 1 < z->element[1]->elements; j += 2) {
+                    const char *m = z->element[1]->element[j]->str;
+                    const char *c = m + strlen(t->id) + 1;
+                    const char *e = strchr(c, '|');
+
+                    t->state = DQ_ST_RUNNING;
+                    t->score = strtoll(z->element[1]->element[j + 1]->str,
+                                       NULL, 10);
+                    snprintf(t->claim, sizeof(t->claim), "%.*s",
+                             (int) (e ? (size_t) (e - c) : strlen(c)), c);
+                    if (e && !st.has) {
+                        t->first_run = strtoll(e + 1, NULL, 10);
+                    }
+                }
+                freeReplyObject(z);
+            } while (t->state == DQ_ST_ALL && strcmp(cur, "0") != 0);
         }
     }
     for (i = 1; i < n; i++) {
         freeReplyObject(r[i]);
     }
-    if (t->env_reply->type == REDIS_REPLY_STRING) {
+    if (env.ptr != NULL) {
         dq_limits_default(&lim);
-        lim.max_envelope = (size_t) t->env_reply->len + 1;
-        t->env_ok = dq_envelope_decode(t->env_reply->str, t->env_reply->len,
-                                       &lim, &t->zone, &t->env, &err)
+        lim.max_envelope = env.len + 1;
+        t->env_ok = dq_envelope_decode(env.ptr, env.len, dq_str_c(t->id),
+                                       dq_str_c(queue), &lim, &t->zone,
+                                       &t->env, &err)
                     == DQ_OK;
     }
     return DQ_OK;
@@ -503,9 +523,9 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
          e += 2)
     {
         dq_cli_task_t task;
-        const char   *m = r->element[e]->str, *bar = strrchr(m, '|');
+        const char   *m = r->element[e]->str, *bar = strchr(m, '|');
 
-        /* a lease member is "id|claim id" */
+        /* a lease member is "id|claim id|first_run_ms" (ids have no '|') */
         snprintf(task.id, sizeof(task.id), "%.*s",
                  (int) (st == DQ_ST_RUNNING && bar ? (size_t) (bar - m)
                                                    : strlen(m)), m);
@@ -547,6 +567,20 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
         dq_cli_print_json(out);
     } else {
         dq_cli_table_print(&t);
+    }
+    if (!cli->json && (st == DQ_ST_WAITING || st == DQ_ST_DELAYED)) {
+        /* the cold tier's tasks are not in the ETA set: say how many */
+        const char *c[] = { "HGET", key, "cold" };
+
+        dq__key(key, queue, DQ_KEY_STATS);
+        if ((r = dq_cli_cmd(cli, 3, c)) != NULL) {
+            if (dq_reply_int(r) > 0) {
+                printf("(and %lld delayed in the cold tier: listed from "
+                       "20-30 s before their ETA)\n",
+                       (long long) dq_reply_int(r));
+            }
+            freeReplyObject(r);
+        }
     }
     return DQ_CLI_OK;
 }
@@ -722,21 +756,27 @@ dq__remove(dq_cli_t *cli, const char *queue, const char *what,
     dq_cmd_t    cmd;
     redisReply *r;
     int         rc;
+    int64_t     from = strcmp(what, "id") == 0 ? 0 : -1;
 
-    dq_cmd_init(&cmd);
-    rc = dq_cmd_remove(&cmd, dq_str_c(queue), what, dq_str_c(id ? id : ""),
-                       1000, tomb);
-    if (rc != DQ_OK) {
+    /* one id: the cold tier is looked at in bounded steps (a reply < 0
+     * says where to go on), so Redis is never busy for long */
+    do {
+        dq_cmd_init(&cmd);
+        rc = dq_cmd_remove_from(&cmd, dq_str_c(queue), what,
+                                dq_str_c(id ? id : ""), 1000, tomb, from);
+        if (rc != DQ_OK) {
+            dq_cmd_free(&cmd);
+            return dq_cli_fail(cli, rc), rc;
+        }
+        r = dq_cli_script(cli, &cmd);
         dq_cmd_free(&cmd);
-        return dq_cli_fail(cli, rc), rc;
-    }
-    r = dq_cli_script(cli, &cmd);
-    dq_cmd_free(&cmd);
-    if (r == NULL) {
-        return DQ_EREDIS;
-    }
-    *out = dq_reply_int(r);
-    freeReplyObject(r);
+        if (r == NULL) {
+            return DQ_EREDIS;
+        }
+        *out = dq_reply_int(r);
+        freeReplyObject(r);
+        from = -*out;
+    } while (*out < 0);
     return DQ_OK;
 }
 
@@ -970,5 +1010,123 @@ dq_cli_forget(dq_cli_t *cli, int argc, char **argv)
     if (out) {
         dq_cli_print_json(out);
     }
+    return ret;
+}
+
+/* migrate one queue from contract v1 (dq_cmd_migrate until its cursor is
+ * "0"); -1 on a Redis error (printed) */
+static int
+dq__migrate_one(dq_cli_t *cli, const char *queue, int64_t *moved,
+                int64_t *left)
+{
+    char        cursor[24] = "0";
+    int64_t     m, l;
+    dq_cmd_t    cmd;
+    dq_error_t  err;
+    redisReply *r;
+    int         rc;
+
+    *moved = 0;
+    *left = 0;
+    do {
+        dq_cmd_init(&cmd);
+        rc = dq_cmd_migrate(&cmd, dq_str_c(queue), cursor, 1000);
+        if (rc != DQ_OK) {
+            dq_cmd_free(&cmd);
+            (void) dq_cli_fail(cli, rc);
+            return -1;
+        }
+        r = dq_cli_script(cli, &cmd);
+        dq_cmd_free(&cmd);
+        if (r == NULL) {
+            return -1;
+        }
+        rc = dq_reply_migrate(r, cursor, &m, &l, &err);
+        freeReplyObject(r);
+        if (rc != DQ_OK) {
+            fprintf(stderr, "deferred-cli: %s\n", err.msg);
+            return -1;
+        }
+        *moved += m;
+        *left = l;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+/* migrate QUEUE...|--all: contract v1 -> v2 (docs/CONTRACT.md "Upgrading
+ * from v1") */
+int
+dq_cli_migrate(dq_cli_t *cli, int argc, char **argv)
+{
+    const char  *smembers[] = { "SMEMBERS", DQ_QUEUES_KEY };
+    redisReply  *names = NULL;
+    json_t      *out = cli->json ? json_array() : NULL;
+    char       **q;
+    int64_t      moved, left;
+    size_t       i, n;
+    int          ret = DQ_CLI_OK;
+
+    if (argc < 2 || (strcmp(argv[1], "--all") == 0 && argc != 2)) {
+        json_decref(out);
+        return dq_cli_usage_error("migrate QUEUE...|--all");
+    }
+    if (strcmp(argv[1], "--all") == 0) {
+        if ((names = dq_cli_cmd(cli, 2, smembers)) == NULL) {
+            json_decref(out);
+            return DQ_CLI_ERROR;
+        }
+        n = names->type == REDIS_REPLY_ARRAY ? names->elements : 0;
+        q = calloc(n + 1, sizeof(*q));
+        for (i = 0; q && i < n; i++) {
+            q[i] = names->element[i]->str;
+        }
+    } else {
+        n = (size_t) argc - 1;
+        q = calloc(n + 1, sizeof(*q));
+        for (i = 0; q && i < n; i++) {
+            q[i] = argv[i + 1];
+        }
+    }
+    if (q == NULL) {
+        freeReplyObject(names);
+        json_decref(out);
+        return DQ_CLI_ERROR;
+    }
+    qsort(q, n, sizeof(*q), dq__cmp_str);
+    for (i = 0; i < n; i++) {
+        if (!dq_cli_queue(q[i])) {
+            ret = DQ_CLI_USAGE;
+            goto done;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__migrate_one(cli, q[i], &moved, &left) != 0) {
+            ret = DQ_CLI_ERROR;
+            goto done;
+        }
+        if (out) {
+            json_t *o = json_object();
+            json_object_set_new(o, "queue", json_string(q[i]));
+            json_object_set_new(o, "moved", json_integer(moved));
+            json_object_set_new(o, "left", json_integer(left));
+            json_array_append_new(out, o);
+        } else {
+            printf("queue %s: moved %lld tasks from contract v1", q[i],
+                   (long long) moved);
+            if (left > 0) {
+                printf(" (%lld left in v1: leased by v1 workers; run "
+                       "migrate again after they finish)", (long long) left);
+            }
+            printf("\n");
+        }
+    }
+    if (out) {
+        dq_cli_print_json(out);
+        out = NULL;
+    }
+done:
+    json_decref(out);
+    free(q);
+    freeReplyObject(names);
     return ret;
 }

@@ -100,6 +100,110 @@ dq__check_server(redisContext *ctx, char *err, size_t errlen)
     return rc;
 }
 
+/* One TCP or unix connection with the timeout set; NULL with err. */
+static redisContext *
+dq__open(const char *host, int port, const char *path, struct timeval tv,
+         char *err, size_t errlen)
+{
+    redisContext *ctx;
+
+    ctx = path ? redisConnectUnixWithTimeout(path, tv)
+               : redisConnectWithTimeout(host, port, tv);
+    if (ctx == NULL) {
+        snprintf(err, errlen, "redis connect: out of memory");
+        return NULL;
+    }
+    if (ctx->err) {
+        if (path) {
+            snprintf(err, errlen, "redis connect to unix:%s: %s", path,
+                     ctx->errstr);
+        } else {
+            snprintf(err, errlen, "redis connect to %s:%d: %s", host, port,
+                     ctx->errstr);
+        }
+        redisFree(ctx);
+        return NULL;
+    }
+    if (redisSetTimeout(ctx, tv) != REDIS_OK) {
+        snprintf(err, errlen, "redis: cannot set the timeout");
+        redisFree(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* The primary the sentinels name (asked in turn, the first usable answer
+ * wins) and that says it is a master (ROLE): a sentinel that has not yet
+ * seen a failover names the demoted primary, now a replica. NULL with err
+ * saying what the last sentinel answered. */
+static redisContext *
+dq__sentinel_open(const dq_addr_t *a, const char *password,
+                  struct timeval tv, char *err, size_t errlen)
+{
+    redisContext *sc, *ctx;
+    redisReply   *r;
+    dq_error_t    e;
+    char          sh[256], mh[256], name[DQ_MAX_MASTER_NAME + 1];
+    char          last[256];
+    int           mport;
+    size_t        i;
+
+    snprintf(name, sizeof(name), "%.*s", (int) a->master.len, a->master.ptr);
+    last[0] = '\0';
+    for (i = 0; i < a->nsentinels; i++) {
+        snprintf(sh, sizeof(sh), "%.*s", (int) a->sentinel[i].host.len,
+                 a->sentinel[i].host.ptr);
+        sc = dq__open(sh, a->sentinel[i].port, NULL, tv, last, sizeof(last));
+        if (sc == NULL) {
+            snprintf(err, errlen, "sentinel %s:%d: %s", sh,
+                     a->sentinel[i].port, last);
+            continue;
+        }
+        r = redisCommand(sc, "SENTINEL get-master-addr-by-name %s", name);
+        if (dq_sentinel_reply(r, mh, sizeof(mh), &mport, &e) != DQ_OK) {
+            snprintf(err, errlen, "sentinel %s:%d, master \"%s\": %s", sh,
+                     a->sentinel[i].port, name,
+                     r == NULL ? (sc->errstr[0] ? sc->errstr : "no reply")
+                               : e.msg);
+            if (r) {
+                freeReplyObject(r);
+            }
+            redisFree(sc);
+            continue;
+        }
+        freeReplyObject(r);
+        redisFree(sc);
+        ctx = dq__open(mh, mport, NULL, tv, err, errlen);
+        if (ctx == NULL) {
+            continue;
+        }
+        if (password && password[0]
+            && dq__setup_cmd(ctx, "AUTH", password, err, errlen) != 0)
+        {
+            redisFree(ctx);
+            continue;
+        }
+        r = redisCommand(ctx, "ROLE");
+        if (dq_reply_is_master_role(r)) {
+            freeReplyObject(r);
+            return ctx;
+        }
+        snprintf(err, errlen, "sentinel %s:%d named %s:%d for \"%s\", which "
+                 "is not a master (%s)", sh, a->sentinel[i].port, mh, mport,
+                 name, r == NULL ? "no reply to ROLE"
+                       : r->type == REDIS_REPLY_ERROR ? r->str
+                       : "ROLE says replica");
+        if (r) {
+            freeReplyObject(r);
+        }
+        redisFree(ctx);
+    }
+    snprintf(last, sizeof(last), "%s", err);
+    snprintf(err, errlen, "no sentinel named a usable primary for \"%s\" "
+             "(%zu asked; the last: %s)", name, a->nsentinels, last);
+    return NULL;
+}
+
 redisContext *
 dq_sync_connect(const char *address, const char *password, int db,
                 int timeout_ms, char *err, size_t errlen)
@@ -116,24 +220,17 @@ dq_sync_connect(const char *address, const char *password, int db,
     }
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;
-    if (a.path.len) {
-        ctx = redisConnectUnixWithTimeout(address + 5, tv);
+    if (a.master.len) {
+        ctx = dq__sentinel_open(&a, password, tv, err, errlen);
+        password = NULL;                  /* AUTH done before ROLE */
+    } else if (a.path.len) {
+        ctx = dq__open(NULL, 0, address + 5, tv, err, errlen);
     } else {
         snprintf(host, sizeof(host), "%.*s", (int) a.host.len, a.host.ptr);
-        ctx = redisConnectWithTimeout(host, a.port, tv);
+        ctx = dq__open(host, a.port, NULL, tv, err, errlen);
     }
     if (ctx == NULL) {
-        snprintf(err, errlen, "redis connect: out of memory");
         return NULL;
-    }
-    if (ctx->err) {
-        snprintf(err, errlen, "redis connect to %s: %s", address,
-                 ctx->errstr);
-        goto fail;
-    }
-    if (redisSetTimeout(ctx, tv) != REDIS_OK) {
-        snprintf(err, errlen, "redis: cannot set the timeout");
-        goto fail;
     }
     /* an empty password (-a '', an exported empty variable) is none */
     if (password && password[0]
@@ -297,6 +394,12 @@ dq__run(dq_client_t *c, dq_cmd_t *cmd, redisReply **r)
     }
     if (dq__get_reply(c, r) != DQ_OK) {
         return DQ_EREDIS;
+    }
+    if (dq_reply_is_unavailable(*r)) {
+        /* READONLY (a demoted primary), LOADING...: the next call
+         * connects again (and asks the sentinels again) */
+        dq__disconnect(c);
+        return DQ_OK;
     }
     if (dq_reply_is_noscript(*r)) {
         freeReplyObject(*r);

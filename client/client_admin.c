@@ -38,15 +38,13 @@ dq__task_args(dq_client_t *c, const char *queue, const char *id, dq_str_t *q)
 int
 dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
 {
-    /* running: both lease sets (the old one is used by workers of
-     * versions before claim ids during a rolling upgrade) */
-    static const dq_key_kind_t zsets[4] = { DQ_KEY_ETA, DQ_KEY_LEASE,
-                                             DQ_KEY_DEAD, DQ_KEY_LEASE_OLD };
+    static const dq_key_kind_t zsets[3] = { DQ_KEY_ETA, DQ_KEY_LEASE,
+                                             DQ_KEY_DEAD };
     const char *argv[11];
-    char        keys[5][DQ_KEY_MAX];
+    char        keys[4][DQ_KEY_MAX];
     redisReply *r;
     dq_str_t    q;
-    int64_t     v[4];
+    int64_t     v[3];
     int         i, rc;
 
     c->errstr[0] = '\0';
@@ -56,15 +54,15 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
     {
         return rc;
     }
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 3; i++) {
         dq_key_format(keys[i], sizeof(keys[i]), q, zsets[i]);
         argv[0] = "ZCARD";
         argv[1] = keys[i];
         redisAppendCommandArgv(c->ctx, 2, argv, NULL);
     }
-    dq_key_format(keys[4], sizeof(keys[4]), q, DQ_KEY_STATS);
+    dq_key_format(keys[3], sizeof(keys[3]), q, DQ_KEY_STATS);
     argv[0] = "HMGET";
-    argv[1] = keys[4];
+    argv[1] = keys[3];
     argv[2] = "enqueued";
     argv[3] = "done";
     argv[4] = "retried";
@@ -73,16 +71,17 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
     argv[7] = "released";
     argv[8] = "unrunnable";
     argv[9] = "dead_over_max";
-    redisAppendCommandArgv(c->ctx, 10, argv, NULL);
-    for (i = 0; i < 5; i++) {
+    argv[10] = "cold";             /* the cold tier's tasks: waiting */
+    redisAppendCommandArgv(c->ctx, 11, argv, NULL);
+    for (i = 0; i < 4; i++) {
         if (dq__get_reply(c, &r) != DQ_OK) {
             return DQ_EREDIS;
         }
         if (r->type == REDIS_REPLY_ERROR) {
             rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
-        } else if (i < 4) {
+        } else if (i < 3) {
             v[i] = dq_reply_int(r);
-        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 8) {
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 9) {
             out->enqueued = dq_reply_int(r->element[0]);
             out->done = dq_reply_int(r->element[1]);
             out->retried = dq_reply_int(r->element[2]);
@@ -91,6 +90,7 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
             out->released = dq_reply_int(r->element[5]);
             out->unrunnable = dq_reply_int(r->element[6]);
             out->dead_over_max = dq_reply_int(r->element[7]);
+            v[0] += dq_reply_int(r->element[8]);
         }
         freeReplyObject(r);
     }
@@ -98,7 +98,7 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
         return rc;
     }
     out->waiting = v[0];
-    out->running = v[1] + v[3];
+    out->running = v[1];
     out->dead = v[2];
     return DQ_OK;
 }

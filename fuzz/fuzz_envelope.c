@@ -22,8 +22,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lim.max_envelope = 64 * 1024;
     lim.max_items = 4096;
     msgpack_zone_init(&zone, 2048);
-    (void) dq_envelope_decode((const char *) data, size, &lim, &zone, &e,
-                              &err);
+    (void) dq_envelope_decode((const char *) data, size, dq_str_lit("id"),
+                              dq_str_lit("q"), &lim, &zone, &e, &err);
     msgpack_zone_destroy(&zone);
     return 0;
 }

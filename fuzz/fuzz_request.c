@@ -62,7 +62,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     == DQ_OK)
                 {
                     msgpack_zone_init(&zone2, 2048);
-                    if (dq_envelope_decode(env.data, env.size, &lim, &zone2,
+                    if (dq_envelope_decode(env.data, env.size,
+                                           dq_str_lit("AAAAAAAAAAAAAAAAAAAAAA"),
+                                           reqs[i].queue, &lim, &zone2,
                                            &e, &err)
                         != DQ_OK)
                     {

@@ -26,36 +26,37 @@ struct dq_cmd_chunk_s {
 static const dq_key_kind_t dq__keys_enqueue[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_WAKE
 };
+/* claim (and cycle: claim with acks) */
 static const dq_key_kind_t dq__keys_claim[] = {
-    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS,
-    DQ_KEY_WAKE, DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET, DQ_KEY_LEASE_OLD
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATS, DQ_KEY_WAKE,
+    DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET, DQ_KEY_NAMES
 };
 static const dq_key_kind_t dq__keys_pause[] = {
     DQ_KEY_CONF, DQ_KEY_WAKE
 };
 static const dq_key_kind_t dq__keys_ack[] = {
-    DQ_KEY_TASKS, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_NAMES, DQ_KEY_STATS,
-    DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_WAKE, DQ_KEY_ETA
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATS, DQ_KEY_WAKE,
+    DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_NAMES
 };
 static const dq_key_kind_t dq__keys_retry[] = {
-    DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS, DQ_KEY_ERRORS,
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATS, DQ_KEY_ERRORS,
     DQ_KEY_WAKE, DQ_KEY_CONF
 };
 static const dq_key_kind_t dq__keys_bury[] = {
-    DQ_KEY_TASKS, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_DEAD, DQ_KEY_ERRORS,
-    DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE
+    DQ_KEY_TASKS, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_ERRORS, DQ_KEY_NAMES,
+    DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE
 };
 static const dq_key_kind_t dq__keys_extend[] = {
-    DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS
+    DQ_KEY_LEASE, DQ_KEY_STATS
 };
 /* release and release_claim */
 static const dq_key_kind_t dq__keys_release[] = {
-    DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_STATS, DQ_KEY_WAKE,
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATS, DQ_KEY_WAKE,
     DQ_KEY_CONF, DQ_KEY_UNRUNNABLE
 };
 static const dq_key_kind_t dq__keys_requeue[] = {
-    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_DEAD, DQ_KEY_STATE, DQ_KEY_NAMES,
-    DQ_KEY_STATS, DQ_KEY_WAKE, DQ_KEY_ERRORS
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_DEAD, DQ_KEY_NAMES, DQ_KEY_STATS,
+    DQ_KEY_WAKE, DQ_KEY_ERRORS
 };
 
 #define DQ__KEYS(a) a, sizeof(a) / sizeof(a[0])
@@ -224,8 +225,38 @@ dq__arg_lease(dq_cmd_t *c, const dq_lease_item_t *it)
     if (!dq__claim_valid(it->claim)) {
         return DQ_EINVAL;
     }
-    if (dq__arg_str(c, it->id) || dq__arg_str(c, it->claim)) {
+    if (it->first_run_ms < 0) {
+        return DQ_EINVAL;
+    }
+    if (dq__arg_str(c, it->id) || dq__arg_str(c, it->claim)
+        || dq__arg_int(c, it->first_run_ms))
+    {
         return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
+/* The ack part of ack and cycle: tombstone_ms, n, then per task id, claim
+ * id, first_run_ms, history (0/1), name. */
+static int
+dq__arg_acks(dq_cmd_t *c, const dq_lease_item_t *items, size_t n,
+             int64_t tombstone_ms)
+{
+    size_t i;
+    int    rc;
+
+    if (dq__arg_int(c, tombstone_ms) || dq__arg_int(c, (int64_t) n)) {
+        return DQ_ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        if ((rc = dq__arg_lease(c, &items[i])) != DQ_OK) {
+            return rc;
+        }
+        if (dq__arg(c, items[i].history ? "1" : "0", 1)
+            || dq__arg_str(c, items[i].name))
+        {
+            return DQ_ENOMEM;
+        }
     }
     return DQ_OK;
 }
@@ -448,6 +479,17 @@ dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
                      int64_t reclaim_delay_ms, const dq_retry_t *backoff,
                      const dq_claim_limits_t *lim)
 {
+    return dq_cmd_cycle(c, queue, claim_id, max_n, lease_ms,
+                        reclaim_delay_ms, backoff, lim, NULL, 0, 0);
+}
+
+int
+dq_cmd_cycle(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
+             int64_t max_n, int64_t lease_ms, int64_t reclaim_delay_ms,
+             const dq_retry_t *backoff, const dq_claim_limits_t *lim,
+             const dq_lease_item_t *acks, size_t n_acks,
+             int64_t tombstone_ms)
+{
     static const dq_retry_t unset = DQ_RETRY_UNSET;
     dq_retry_t bo;
     double     rate = 0;
@@ -461,7 +503,8 @@ dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
     }
     if (max_n < 0 || max_n > DQ_MAX_LEASE_ITEMS || lease_ms <= 0
         || reclaim_delay_ms < 0 || claim_id == NULL
-        || !dq__claim_valid(dq_str_c(claim_id)))
+        || !dq__claim_valid(dq_str_c(claim_id))
+        || n_acks > DQ_MAX_LEASE_ITEMS || (n_acks && acks == NULL))
     {
         return DQ_EINVAL;
     }
@@ -489,7 +532,7 @@ dq_cmd_claim_limited(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
     {
         return DQ_ENOMEM;
     }
-    return DQ_OK;
+    return dq__arg_acks(c, acks, n_acks, tombstone_ms);
 }
 
 int
@@ -507,13 +550,21 @@ dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused)
 }
 
 static const dq_key_kind_t dq__keys_remove[] = {
-    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_DEAD,
-    DQ_KEY_ERRORS, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_ERRORS,
+    DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE
 };
 
 int
 dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
               int64_t max, int64_t tombstone_ms)
+{
+    return dq_cmd_remove_from(c, queue, what, id, max, tombstone_ms, -1);
+}
+
+int
+dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
+                   dq_str_t id, int64_t max, int64_t tombstone_ms,
+                   int64_t cold_from)
 {
     int rc;
 
@@ -526,7 +577,8 @@ dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what, dq_str_t id,
         return rc;
     }
     if (dq__arg_copy(c, what, strlen(what)) || dq__arg_str(c, id)
-        || dq__arg_int(c, max) || dq__arg_int(c, tombstone_ms))
+        || dq__arg_int(c, max) || dq__arg_int(c, tombstone_ms)
+        || (cold_from >= 0 && dq__arg_int(c, cold_from)))
     {
         return DQ_ENOMEM;
     }
@@ -590,8 +642,7 @@ int
 dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
            size_t n, int64_t tombstone_ms)
 {
-    size_t i;
-    int    rc;
+    int rc;
 
     if (n == 0 || n > DQ_MAX_LEASE_ITEMS) {
         return DQ_EINVAL;
@@ -600,18 +651,7 @@ dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
     if (rc != DQ_OK) {
         return rc;
     }
-    if (dq__arg_int(c, tombstone_ms) || dq__arg_int(c, (int64_t) n)) {
-        return DQ_ENOMEM;
-    }
-    for (i = 0; i < n; i++) {
-        if ((rc = dq__arg_lease(c, &items[i])) != DQ_OK) {
-            return rc;
-        }
-        if (dq__arg_str(c, items[i].name)) {
-            return DQ_ENOMEM;
-        }
-    }
-    return DQ_OK;
+    return dq__arg_acks(c, items, n, tombstone_ms);
 }
 
 int
@@ -850,30 +890,52 @@ int
 dq_reply_claim(const redisReply *r, dq_claim_result_t *out, size_t cap,
                dq_error_t *err)
 {
+    return dq_reply_cycle(r, 0, NULL, out, cap, err);
+}
+
+/* { now_ms, next_ms, claim id, { ack status... }, then 7 values a task } */
+int
+dq_reply_cycle(const redisReply *r, size_t n_acks, int *ack_status,
+               dq_claim_result_t *out, size_t cap, dq_error_t *err)
+{
     size_t        i, n;
     dq_claimed_t *t;
-    redisReply   *e, *cid;
+    redisReply   *e, *cid, *acks;
     int           rc = dq__reply_check(r, REDIS_REPLY_ARRAY, "claim", err);
 
     if (rc != DQ_OK) {
         return rc;
     }
-    if (r->elements < 3 || (r->elements - 3) % 7 != 0
+    if (r->elements < 4 || (r->elements - 4) % 7 != 0
         || dq__int_at(r, 0, &out->now_ms) || dq__int_at(r, 1, &out->next_ms)
         || r->element[2]->type != REDIS_REPLY_STRING
-        || r->element[2]->len > DQ_CLAIM_ID_MAX)
+        || r->element[2]->len > DQ_CLAIM_ID_MAX
+        || r->element[3]->type != REDIS_REPLY_ARRAY)
     {
         return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed reply");
     }
     cid = r->element[2];
-    n = (r->elements - 3) / 7;
+    acks = r->element[3];
+    if (acks->elements != n_acks) {
+        return dq_error_set(err, DQ_EREDIS, NULL,
+                            "claim: %zu ack statuses for %zu acks",
+                            (size_t) acks->elements, n_acks);
+    }
+    for (i = 0; i < n_acks; i++) {
+        if (acks->element[i]->type != REDIS_REPLY_INTEGER) {
+            return dq_error_set(err, DQ_EREDIS, NULL,
+                                "claim: malformed ack status");
+        }
+        ack_status[i] = acks->element[i]->integer != 0;
+    }
+    n = (r->elements - 4) / 7;
     if (n > cap) {
         return dq_error_set(err, DQ_ERR, NULL,
                             "claim: %zu tasks claimed, room for %zu", n, cap);
     }
     for (i = 0; i < n; i++) {
         t = &out->tasks[i];
-        e = r->element[3 + i * 7];
+        e = r->element[4 + i * 7];
         if (e->type != REDIS_REPLY_STRING) {
             return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed id");
         }
@@ -881,7 +943,7 @@ dq_reply_claim(const redisReply *r, dq_claim_result_t *out, size_t cap,
         t->id.len = e->len;
         t->claim.ptr = cid->str;
         t->claim.len = cid->len;
-        e = r->element[4 + i * 7];
+        e = r->element[5 + i * 7];
         if (e->type == REDIS_REPLY_STRING) {
             t->envelope.ptr = e->str;
             t->envelope.len = e->len;
@@ -892,11 +954,11 @@ dq_reply_claim(const redisReply *r, dq_claim_result_t *out, size_t cap,
             return dq_error_set(err, DQ_EREDIS, NULL,
                                 "claim: malformed envelope");
         }
-        if (dq__int_at(r, 5 + i * 7, &t->eta_ms)
-            || dq__int_at(r, 6 + i * 7, &t->retries)
-            || dq__int_at(r, 7 + i * 7, &t->first_run_ms)
-            || dq__int_at(r, 8 + i * 7, &t->runs)
-            || dq__int_at(r, 9 + i * 7, &t->failed_ms))
+        if (dq__int_at(r, 6 + i * 7, &t->eta_ms)
+            || dq__int_at(r, 7 + i * 7, &t->retries)
+            || dq__int_at(r, 8 + i * 7, &t->first_run_ms)
+            || dq__int_at(r, 9 + i * 7, &t->runs)
+            || dq__int_at(r, 10 + i * 7, &t->failed_ms))
         {
             return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed task");
         }
@@ -997,9 +1059,9 @@ dq_cmd_ready(dq_cmd_t *c)
 }
 
 static const dq_key_kind_t dq__keys_forget[] = {
-    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATE, DQ_KEY_DEAD,
-    DQ_KEY_ERRORS, DQ_KEY_NAMES, DQ_KEY_CONF, DQ_KEY_STATS, DQ_KEY_WAKE,
-    DQ_KEY_BUCKET, DQ_KEY_LEASE_OLD, DQ_KEY_UNRUNNABLE
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_ERRORS,
+    DQ_KEY_NAMES, DQ_KEY_CONF, DQ_KEY_STATS, DQ_KEY_WAKE, DQ_KEY_BUCKET,
+    DQ_KEY_UNRUNNABLE
 };
 
 int
@@ -1026,5 +1088,82 @@ dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms)
     {
         return DQ_ENOMEM;
     }
+    return DQ_OK;
+}
+
+/* v2 keys, then the v1 keys (dq_key_format_v1) migrate.lua reads */
+static const dq_key_kind_t dq__keys_migrate[] = {
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_ERRORS,
+    DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_WAKE, DQ_KEY_CONF, DQ_KEY_UNRUNNABLE
+};
+static const dq_key_kind_t dq__keys_migrate_v1[] = {
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_V1_STATE, DQ_KEY_DEAD,
+    DQ_KEY_ERRORS, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF,
+    DQ_KEY_UNRUNNABLE, DQ_KEY_V1_LEASE, DQ_KEY_WAKE, DQ_KEY_BUCKET
+};
+
+int
+dq_cmd_migrate(dq_cmd_t *c, dq_str_t queue, const char *cursor, int64_t max)
+{
+    char   key[DQ_KEY_MAX];
+    size_t i, len, n1 = sizeof(dq__keys_migrate) / sizeof(dq__keys_migrate[0]);
+    size_t n2 = sizeof(dq__keys_migrate_v1) / sizeof(dq__keys_migrate_v1[0]);
+    int    rc;
+
+    if (max < 1 || max > DQ_MAX_LEASE_ITEMS) {
+        return DQ_EINVAL;
+    }
+    if (cursor == NULL || cursor[0] == '\0') {
+        cursor = "0";
+    }
+    if (strlen(cursor) > 23 || strspn(cursor, "0123456789") != strlen(cursor))
+    {
+        return DQ_EINVAL;
+    }
+    rc = dq__script_head(c, DQ_SCRIPT_MIGRATE, queue, dq__keys_migrate, n1);
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    c->argv[2] = NULL;          /* numkeys, rewritten below */
+    for (i = 0; i < n2; i++) {
+        len = dq_key_format_v1(key, sizeof(key), queue,
+                               dq__keys_migrate_v1[i]);
+        if (len == 0) {
+            return DQ_EINVAL;
+        }
+        if (dq__arg_copy(c, key, len)) {
+            return DQ_ENOMEM;
+        }
+    }
+    len = (size_t) snprintf(key, sizeof(key), "%zu", n1 + n2);
+    if (dq__arg_copy(c, key, len)) {
+        return DQ_ENOMEM;
+    }
+    c->argv[2] = c->argv[c->argc - 1];      /* numkeys */
+    c->argvlen[2] = len;
+    c->argc--;
+    if (dq__arg_copy(c, cursor, strlen(cursor)) || dq__arg_int(c, max)) {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}
+
+int
+dq_reply_migrate(const redisReply *r, char *cursor, int64_t *moved,
+                 int64_t *left, dq_error_t *err)
+{
+    int rc = dq__reply_check(r, REDIS_REPLY_ARRAY, "migrate", err);
+
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[0]->len > 23 || dq__int_at(r, 1, moved)
+        || dq__int_at(r, 2, left))
+    {
+        return dq_error_set(err, DQ_EREDIS, NULL, "migrate: malformed reply");
+    }
+    memcpy(cursor, r->element[0]->str, r->element[0]->len);
+    cursor[r->element[0]->len] = '\0';
     return DQ_OK;
 }

@@ -57,26 +57,53 @@ int dq_error_set(dq_error_t *err, int code, const char *field,
  *                     unbracketed string with two or more colons is an IPv6
  *                     address without a port
  *   unix:PATH         a Unix socket (PATH not empty)
+ *   sentinel:MASTER@HOST[:PORT][,HOST[:PORT]...]
+ *                     the primary Redis Sentinel names MASTER: up to
+ *                     DQ_MAX_SENTINELS sentinels (port 26379 by default),
+ *                     each HOST as above (brackets for IPv6 with a port);
+ *                     MASTER is 1..DQ_MAX_MASTER_NAME bytes, none of them
+ *                     '@', ',', a space or a control byte. Each connect
+ *                     asks the sentinels in turn (SENTINEL
+ *                     get-master-addr-by-name MASTER) and uses the answer
+ *                     only once ROLE says it is a master. Sentinels are
+ *                     asked without a password (the password option is the
+ *                     data Redis'); see docs/OPERATIONS.md.
  * Parsing never resolves a name. Where a name is resolved is each caller's:
  * the module once, when the configuration is read (never per request); the
  * worker when a child starts and again on each reconnect (blocking
- * getaddrinfo, so a failover that moves the name is followed); the
- * blocking client and the CLI at each connect (hiredis). A password and a
- * database number are given beside the address, never inside it. */
-#define DQ_REDIS_PORT  6379
+ * getaddrinfo, so a failover that moves the name is followed; a sentinel
+ * once, when the child starts); the blocking client and the CLI at each
+ * connect (hiredis). A password and a database number are given beside the
+ * address, never inside it. */
+#define DQ_REDIS_PORT       6379
+#define DQ_SENTINEL_PORT    26379
+#define DQ_MAX_SENTINELS    8
+#define DQ_MAX_MASTER_NAME  128
 
 typedef struct {
-    dq_str_t  host;      /* into the input, without brackets; len 0: unix */
-    dq_str_t  path;      /* the socket path (into the input); len 0: TCP */
-    int       port;      /* TCP only */
+    dq_str_t  host;      /* into the input, without brackets */
+    int       port;
+} dq_hostport_t;
+
+typedef struct {
+    dq_str_t       host;      /* into the input, without brackets; len 0:
+                                 unix or sentinel */
+    dq_str_t       path;      /* the socket path (into the input); len 0:
+                                 TCP */
+    int            port;      /* TCP only */
+    dq_str_t       master;    /* sentinel: the master's name; len 0: not
+                                 a sentinel address */
+    size_t         nsentinels;
+    dq_hostport_t  sentinel[DQ_MAX_SENTINELS];
 } dq_addr_t;
 
 /* DQ_OK, or DQ_EINVAL with err saying what is wrong (err may be NULL). */
 int dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err);
 
 /* The normalized text of a parsed address: "HOST:PORT" (the port always
- * written), "[IPV6]:PORT" or "unix:PATH". The length written, or -1 when
- * it does not fit in len bytes (with the NUL). */
+ * written), "[IPV6]:PORT", "unix:PATH" or "sentinel:MASTER@HOST:PORT,...".
+ * The length written, or -1 when it does not fit in len bytes (with the
+ * NUL). */
 int dq_addr_format(const dq_addr_t *a, char *buf, size_t len);
 
 /* Wall clock in ms since the Unix epoch (for created_ms only: "now" for
@@ -225,22 +252,28 @@ int dq_request_parse_body(const msgpack_object *root, const dq_limits_t *lim,
 /* -------------------------------------------------------------- envelope */
 
 /*
- * Stored envelope (the value in dq:{q}:tasks), a msgpack array, version
- * first:
- *   [ 1, id, func, args(array), kwargs(map|nil), queue, name(str|nil),
+ * Stored envelope (the value in dq2:{q}:tasks, after the state prefix a
+ * task with history has), a msgpack array, version first. Version 2
+ * (written since contract v2) holds neither the id nor the queue: they
+ * are the hash field and the key.
+ *   [ 2, func, args(array), kwargs(map|nil), name(str|nil),
  *     url(str|nil = default), created_ms, eta_ms(requested, 0 = none),
  *     headers(map|nil), retry([limit, age_ms, min_ms, max_ms, doublings]
  *     with -1 = unset | nil) ]
+ * Version 1 (contract v1; still read: tasks the migration moved keep it):
+ *   [ 1, id, func, args, kwargs, queue, name, url, created_ms, eta_ms,
+ *     headers, retry ]
  */
-#define DQ_ENVELOPE_VERSION 1
+#define DQ_ENVELOPE_VERSION 2
 
 typedef struct {
-    uint32_t              version;
-    dq_str_t              id;
+    uint32_t              version;   /* 2, or 1 (contract v1) */
+    dq_str_t              id;        /* the caller's id (version 1: the
+                                        envelope's, equal to it) */
     dq_str_t              func;
     const msgpack_object *args;      /* always an array (maybe empty) */
     const msgpack_object *kwargs;    /* map or NULL */
-    dq_str_t              queue;
+    dq_str_t              queue;     /* as id */
     dq_str_t              name;      /* {NULL,0} if unnamed */
     dq_str_t              url;       /* DQ_DEFAULT_URL if nil */
     int64_t               created_ms;
@@ -249,16 +282,46 @@ typedef struct {
     dq_retry_t            retry;
 } dq_envelope_t;
 
-/* Validated request + id + created time -> envelope bytes appended to out.
- * DQ_ETOOBIG above lim->max_envelope. */
+/* Validated request + created time -> envelope bytes (version 2) appended
+ * to out. DQ_ETOOBIG above lim->max_envelope. id: not stored since
+ * version 2 (the hash field is the id); kept in the signature for the
+ * callers, may be NULL. */
 int dq_envelope_encode(const dq_request_t *req, const char *id,
                        int64_t created_ms, const dq_limits_t *lim,
                        msgpack_sbuffer *out, dq_error_t *err);
 
-/* Strictly decode stored bytes (untrusted: Redis may hold anything). */
-int dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
+/* Strict decode (untrusted bytes: anyone with Redis access can write
+ * them) of the envelope of task `id` in `queue` (the hash field and the
+ * key it was read from; {NULL,0} when unknown). Version 2 takes both from
+ * the caller; version 1 carries its own, and one that differs from a
+ * given id or queue is refused (DQ_EDECODE): a value copied under another
+ * id or queue is never run as this task. */
+int dq_envelope_decode(const char *buf, size_t len, dq_str_t id,
+                       dq_str_t queue, const dq_limits_t *lim,
                        msgpack_zone *zone, dq_envelope_t *env,
                        dq_error_t *err);
+
+/* A stored task value (hash DQ_KEY_TASKS): the envelope, after a state
+ * prefix when the task has history (lib/lua/prelude.lua is its writer):
+ *   "S<runs>:<retries>:<first_run_ms>:<failed_ms>:<claim>[:<name>]\n"
+ * claim: the claim id of the last claim that ended in a failed attempt or
+ * an expired lease ("" none; a late ack of it is accepted while the task
+ * waits); name: kept by bury for requeue. */
+typedef struct {
+    int      has;            /* 1: the value had a prefix */
+    int64_t  runs;
+    int64_t  retries;
+    int64_t  first_run_ms;
+    int64_t  failed_ms;
+    dq_str_t claim;          /* into the value; len 0: none */
+    dq_str_t name;           /* into the value; len 0: none */
+} dq_value_state_t;
+
+/* Split a stored value: st (zero when there is no prefix) and the
+ * envelope (into value). DQ_OK, or DQ_EDECODE for a prefix that does not
+ * parse (st zero, envelope = the whole value). */
+int dq_task_value_split(dq_str_t value, dq_value_state_t *st,
+                        dq_str_t *envelope);
 
 /* ----------------------------------------------------------------- retry */
 
@@ -283,17 +346,21 @@ int dq_retry_exhausted(const dq_retry_t *r, int64_t retries,
 
 /* ------------------------------------------------------------------ keys */
 
-/* Every key of a queue carries the hash tag {queue}: one slot per queue. */
+/* Every key of a queue carries the hash tag {queue}: one slot per queue.
+ * Contract v2 (this one) names them "dq2:{<queue>}:<kind>"; contract v1
+ * named them "dq:{<queue>}:<kind>" (and kept a `state` hash and, before
+ * claim ids, a `lease` set): v2 code never reads or writes a v1 key except
+ * the migration (lib/lua/migrate.lua, dq_cmd_migrate). The layout of every
+ * value and member is in lib/lua/prelude.lua and docs/CONTRACT.md. */
 typedef enum {
-    DQ_KEY_TASKS = 0,   /* hash  id -> envelope */
+    DQ_KEY_TASKS = 0,   /* hash  id -> [state prefix] envelope: a task with
+                           history (a failed attempt, an expired lease, a
+                           bury...) carries "S<runs>:<retries>:
+                           <first_run_ms>:<failed_ms>:<claim>[:<name>]\n"
+                           in front of its envelope (prelude.lua) */
     DQ_KEY_ETA,         /* zset  id by ETA ms (waiting and due) */
-    DQ_KEY_LEASE,       /* zset  "id|claim id" by lease deadline ms
-                           (key "leases": versions before claim ids kept
-                           bare ids in "lease", DQ_KEY_LEASE_OLD) */
-    DQ_KEY_STATE,       /* hash  id -> "runs:retries:first_run_ms:
-                           failed_ms:claim[:name]" (created at the first
-                           claim; claim = the last claim id; layout in
-                           lib/lua/prelude.lua) */
+    DQ_KEY_LEASE,       /* zset  "id|claim id|first_run_ms" by lease
+                           deadline ms (key "leases") */
     DQ_KEY_DEAD,        /* zset  id by time of death ms */
     DQ_KEY_ERRORS,      /* hash  id -> last error text */
     DQ_KEY_NAMES,       /* zset  name by end of dedup window (+inf: live) */
@@ -301,21 +368,42 @@ typedef enum {
     DQ_KEY_WAKE,        /* list  wake tokens for sleeping workers */
     DQ_KEY_CONF,        /* hash  queue settings (rate, concurrency, paused) */
     DQ_KEY_BUCKET,      /* hash  rate-limit token bucket state */
-    DQ_KEY_LEASE_OLD,   /* zset  bare id by lease deadline ms: the lease
-                           set of workers before claim ids (64e5f06 and
-                           older); claim takes back its expired entries */
     DQ_KEY_UNRUNNABLE,  /* hash  function -> "count:last_ms": tasks given
                            back because no library here registers it
                            (at most DQ_UNRUNNABLE_FUNCS fields) */
-    DQ_KEY__COUNT
+    DQ_KEY__COUNT,
+    /* contract v1 only (dq_key_format_v1; dq_key_format refuses them) */
+    DQ_KEY_V1_STATE = DQ_KEY__COUNT,   /* hash id -> "runs:retries:
+                           first_run_ms:failed_ms:claim[:name]" */
+    DQ_KEY_V1_LEASE,    /* zset  bare id by lease deadline ms: the lease
+                           set of workers before claim ids ("lease") */
+    DQ_KEY_V1__COUNT
 } dq_key_kind_t;
 
-/* "dq:{<queue>}:<kind>" into buf; returns the length, or 0 if it does not
- * fit. queue must be valid. */
+/* "dq2:{<queue>}:<kind>" into buf; returns the length, or 0 if it does not
+ * fit, the queue is not valid or kind is a v1-only kind. */
 size_t dq_key_format(char *buf, size_t size, dq_str_t queue,
                      dq_key_kind_t kind);
 
-#define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 24)
+/* The contract v1 name of a key, "dq:{<queue>}:<kind>" (any kind, the
+ * v1-only ones included): for the migration and the tools that report v1
+ * leftovers only. */
+size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
+                        dq_key_kind_t kind);
+
+#define DQ_KEY_MAX (DQ_QUEUE_NAME_MAX + 32)
+
+/* The cold tier (lib/lua/cold.lua holds the same values; t/unit/test_cold.c
+ * checks that the scripts behave by these): an unnamed, un-keyed task whose
+ * ETA window (DQ_COLD_WINDOW_MS of ETA) starts later than now +
+ * DQ_COLD_AFTER_MS waits in a bucket hash "<prefix>cold:<window start>[.<id>]"
+ * of at most DQ_COLD_BUCKET tasks, indexed by the zset "<prefix>cold" (the
+ * prefix is the tasks key's, without "tasks"); claim promotes at most
+ * DQ_COLD_PROMOTE buckets per call. docs/CONTRACT.md "Cold tier". */
+#define DQ_COLD_AFTER_MS  20000
+#define DQ_COLD_WINDOW_MS 10000
+#define DQ_COLD_BUCKET    128
+#define DQ_COLD_PROMOTE   7
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
 /* Live workers: every worker child refreshes its heartbeat hash
  * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
@@ -352,6 +440,7 @@ typedef enum {
     DQ_SCRIPT_READY,
     DQ_SCRIPT_FORGET,
     DQ_SCRIPT_BEAT,
+    DQ_SCRIPT_MIGRATE,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -409,6 +498,17 @@ int64_t dq_reply_int(const redisReply *r);
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
  * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
 int dq_reply_is_unavailable(const redisReply *r);
+
+/* The ROLE reply of a server names it a master (ROLE's first element is
+ * "master"): what a sentinel's answer is checked with before use. */
+int dq_reply_is_master_role(const redisReply *r);
+
+/* A sentinel's answer to SENTINEL get-master-addr-by-name: the address
+ * into host (NUL-terminated) and port. DQ_OK; DQ_ENOTFOUND for nil (the
+ * sentinel does not know that master name); DQ_EREDIS for an error reply
+ * or anything not [HOST, PORT] (err says which, may be NULL). */
+int dq_sentinel_reply(const redisReply *r, char *host, size_t hostlen,
+                      int *port, dq_error_t *err);
 
 /* The oldest Redis the scripts run on: script flags (#!lua flags=...,
  * 7.0) and ZMSCORE (6.2). */
@@ -485,8 +585,9 @@ int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
 /*
  * Fencing. Every claim call carries a claim id the caller draws
  * (dq_claim_id_new: 128 random bits, never reused); each task it leases is
- * the lease member "id|claim id", and every later call for the task (ack,
- * retry, bury, extend, release) names that claim id. A call whose claim id
+ * the lease member "id|claim id|first_run_ms", and every later call for the
+ * task (ack, retry, bury, extend, release) names that claim id (and the
+ * first_run_ms the claim replied: dq_lease_item_t). A call whose claim id
  * does not hold the task's lease is refused ("fenced", status 0). Because
  * the id is random and not derived from data in Redis, no rollback of
  * Redis (AOF everysec after a crash, an asynchronous failover) can issue
@@ -506,9 +607,9 @@ void dq_claim_id_new(char out[DQ_ID_SIZE]);
  * doublings; NULL = built-in defaults). A forward jump of the Redis
  * clock (a gap over half a lease period since the queue's last call)
  * takes back, for one lease period, only leases that expired before the
- * gap. Expired leases of the old lease set (DQ_KEY_LEASE_OLD: workers
- * before claim ids) are taken back too. While leases are held, next_ms is
- * at most a third of lease_ms. */
+ * gap. While leases are held, next_ms is at most a third of lease_ms.
+ * Claim writes no state: a task's counters come from its value's prefix
+ * (dq_task_value_split), and the envelope in the reply is without it. */
 int dq_cmd_claim(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
                  int64_t max_n, int64_t lease_ms, int64_t reclaim_delay_ms);
 
@@ -543,6 +644,13 @@ int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
  * name stays taken for tombstone_ms. */
 int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
                   dq_str_t id, int64_t max, int64_t tombstone_ms);
+/* The same; for what = "id", cold_from >= 0 looks at the cold tier in
+ * bounded steps from that window start on (0: from the first): a reply
+ * < 0 means not found yet, call again with cold_from = -reply.
+ * dq_cmd_remove (cold_from -1) looks at all of the tier in one call. */
+int dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
+                       dq_str_t id, int64_t max, int64_t tombstone_ms,
+                       int64_t cold_from);
 
 /* A queue's live state, read only (lib/lua/status.lua): counts, oldest due
  * age, conf, stats and the dead_limit (0..100) newest dead tasks. */
@@ -604,15 +712,62 @@ typedef struct {
     dq_str_t id;
     dq_str_t claim;
     dq_str_t name;          /* {NULL,0} if unnamed */
+    int64_t  first_run_ms;  /* dq_claimed_t.first_run_ms: part of the lease
+                               member "id|claim|first_run_ms" */
+    int      history;       /* 1 when the claim said retries > 0, runs > 0
+                               or failed_ms > 0 (dq_claimed_history): the
+                               task may have an `errors` entry; ack deletes
+                               it only then. 0 for a task with history
+                               leaves its error text behind (harmless but
+                               kept until the queue is forgotten). */
 } dq_lease_item_t;
+
+/* 1 if a claimed task has history (dq_lease_item_t.history). */
+#define dq_claimed_history(t)                                               \
+    ((t)->retries > 0 || (t)->runs > 0 || (t)->failed_ms > 0)
 
 /* Ack 1..n (<= 1000) tasks: those still leased under their claim id, or
  * whose lease expired but which nobody claimed again since (a late ack:
- * stats "acked_late"). Deletes envelope and state, tombstones the name
+ * stats "acked_late"). Deletes the value (envelope and state prefix) and,
+ * for items with history, the last error; tombstones the name
  * until now + tombstone_ms, counts "done". Per task status 1 = acked,
  * 0 = fenced. Works at maxmemory. */
 int dq_cmd_ack(dq_cmd_t *c, dq_str_t queue, const dq_lease_item_t *items,
                size_t n, int64_t tombstone_ms);
+
+/* Ack n_acks finished tasks of this queue (exactly as dq_cmd_ack), then
+ * claim as dq_cmd_claim_limited, in ONE script call (lib/lua/claim.lua).
+ * n_acks may be 0 (= dq_cmd_claim_limited); max_n may be 0 (then it only
+ * acks and replies next_ms). Unlike dq_cmd_ack the call does not run at
+ * maxmemory (it claims): on an OOM error the caller sends its acks with
+ * dq_cmd_ack (which does). */
+int dq_cmd_cycle(dq_cmd_t *c, dq_str_t queue, const char *claim_id,
+                 int64_t max_n, int64_t lease_ms, int64_t reclaim_delay_ms,
+                 const dq_retry_t *backoff, const dq_claim_limits_t *lim,
+                 const dq_lease_item_t *acks, size_t n_acks,
+                 int64_t tombstone_ms);
+
+/* ack_status: room for n_acks (1 acked, 0 fenced); out as dq_reply_claim
+ * (which is dq_reply_cycle with n_acks 0). */
+int dq_reply_cycle(const redisReply *r, size_t n_acks, int *ack_status,
+                   dq_claim_result_t *out, size_t cap, dq_error_t *err);
+
+/* Contract v1 -> v2 (lib/lua/migrate.lua): moves up to max (1..1000) of
+ * queue's v1 tasks (waiting, delayed, dead; their errors, names, state as
+ * the v2 state prefix) and, on the first step, its counters, conf and
+ * unrunnable records into the v2 keys, in one atomic step. A task under
+ * an unexpired v1 lease stays (a v1 worker runs it and acks it on v1); an
+ * expired v1 lease is taken back as v1 claim did (a failed attempt). Start
+ * with cursor "0" and call again with the returned cursor until it is "0";
+ * safe to run again at any time (idempotent) and while v1 workers run. */
+int dq_cmd_migrate(dq_cmd_t *c, dq_str_t queue, const char *cursor,
+                   int64_t max);
+
+/* cursor: room for 24 bytes ("0": done for now). moved: tasks moved by
+ * this step; left: v1 tasks still in v1 keys after it (leased by a live
+ * v1 worker, or not reached yet). */
+int dq_reply_migrate(const redisReply *r, char *cursor, int64_t *moved,
+                     int64_t *left, dq_error_t *err);
 
 /* Retry one task after delay_ms (computed by dq_backoff_ms) with error
  * text kept; counts a failed attempt, and a run if ran (the run reached

@@ -1,16 +1,20 @@
 /*
  * The stored task envelope (dq_envelope_t): a versioned msgpack array,
- *   [ 1, id, func, args, kwargs|nil, queue, name|nil, url|nil, created_ms,
- *     eta_ms, headers|nil, retry|nil ]
+ *   [ 2, func, args, kwargs|nil, name|nil, url|nil, created_ms, eta_ms,
+ *     headers|nil, retry|nil ]
+ * (version 1, still read: [ 1, id, func, args, kwargs|nil, queue,
+ * name|nil, url|nil, created_ms, eta_ms, headers|nil, retry|nil ])
  * written only by dq_envelope_encode and read only by dq_envelope_decode,
  * which treats the bytes as untrusted (anyone with Redis access can write
- * them) and checks every element.
+ * them) and checks every element. Then the state prefix of a stored value
+ * (dq_task_value_split).
  */
 #include <string.h>
 
 #include "dq_contract.h"
 
-#define DQ__ENV_FIELDS 12
+#define DQ__ENV_FIELDS    10    /* version 2 */
+#define DQ__ENV_FIELDS_V1 12
 #define DQ__ID_MAX     64
 
 static int
@@ -52,9 +56,9 @@ dq_envelope_encode(const dq_request_t *req, const char *id,
     max = lim ? lim->max_envelope : DQ_DEFAULT_MAX_ENVELOPE;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
 
+    (void) id;                          /* the hash field: not stored */
     rc = msgpack_pack_array(&pk, DQ__ENV_FIELDS)
          || msgpack_pack_uint32(&pk, DQ_ENVELOPE_VERSION)
-         || dq__pack_str(&pk, dq_str_c(id))
          || dq__pack_str(&pk, req->func);
     if (rc == 0) {
         if (req->args) {
@@ -77,9 +81,7 @@ dq_envelope_encode(const dq_request_t *req, const char *id,
         }
     }
     if (rc == 0) {
-        rc = dq__pack_str(&pk, req->queue.ptr ? req->queue
-                                              : dq_str_lit(DQ_DEFAULT_QUEUE))
-             || dq__pack_str(&pk, req->name)
+        rc = dq__pack_str(&pk, req->name)
              || dq__pack_str(&pk, req->url)
              || msgpack_pack_int64(&pk, created_ms)
              || msgpack_pack_int64(&pk, req->eta_ms >= 0 ? req->eta_ms : 0)
@@ -163,13 +165,14 @@ dq__bad(dq_error_t *err, const char *field, const char *what)
 }
 
 int
-dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
-                   msgpack_zone *zone, dq_envelope_t *env, dq_error_t *err)
+dq_envelope_decode(const char *buf, size_t len, dq_str_t id, dq_str_t queue,
+                   const dq_limits_t *lim, msgpack_zone *zone,
+                   dq_envelope_t *env, dq_error_t *err)
 {
     msgpack_object        root;
     const msgpack_object *a;
     int64_t               v;
-    uint32_t              i;
+    uint32_t              i, n;
     int                   rc;
 
     memset(env, 0, sizeof(*env));
@@ -182,47 +185,69 @@ dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
                             "envelope: not a msgpack array");
     }
     a = root.via.array.ptr;
-    if (!dq__get_int(&a[0], &v) || v != DQ_ENVELOPE_VERSION) {
+    if (!dq__get_int(&a[0], &v) || (v != DQ_ENVELOPE_VERSION && v != 1)) {
         return dq_error_set(err, DQ_EDECODE, "version",
                             "envelope: unsupported version");
     }
     env->version = (uint32_t) v;
-    if (root.via.array.size != DQ__ENV_FIELDS) {
+    n = v == 1 ? DQ__ENV_FIELDS_V1 : DQ__ENV_FIELDS;
+    if (root.via.array.size != n) {
         return dq_error_set(err, DQ_EDECODE, NULL,
-                            "envelope: %u elements, version 1 has %d",
-                            (unsigned) root.via.array.size, DQ__ENV_FIELDS);
+                            "envelope: %u elements, version %u has %u",
+                            (unsigned) root.via.array.size, env->version,
+                            (unsigned) n);
     }
-    if (!dq__get_str(&a[1], 0, &env->id) || !dq__id_valid(env->id)) {
-        return dq__bad(err, "id", "not a task id");
+    if (v == 1) {
+        /* [1, id, func, args, kwargs, queue, name, ...]: id and queue
+         * checked against the caller's, then read as version 2 with the
+         * queue left out */
+        if (!dq__get_str(&a[1], 0, &env->id) || !dq__id_valid(env->id)
+            || (id.ptr && (id.len != env->id.len
+                           || memcmp(id.ptr, env->id.ptr, id.len) != 0)))
+        {
+            return dq__bad(err, "id", id.ptr ? "not this task's id"
+                                             : "not a task id");
+        }
+        if (!dq__get_str(&a[5], 0, &env->queue)
+            || !dq_queue_name_valid(env->queue)
+            || (queue.ptr && (queue.len != env->queue.len
+                              || memcmp(queue.ptr, env->queue.ptr,
+                                        queue.len) != 0)))
+        {
+            return dq__bad(err, "queue", queue.ptr ? "not this task's queue"
+                                                   : "not a valid queue name");
+        }
+        a++;                        /* func at a[1] as in version 2 */
+    } else {
+        env->id = id;
+        env->queue = queue;
     }
-    if (!dq__get_str(&a[2], 0, &env->func) || !dq_func_name_valid(env->func)) {
+    if (!dq__get_str(&a[1], 0, &env->func) || !dq_func_name_valid(env->func)) {
         return dq__bad(err, "func", "not a valid function name");
     }
-    if (a[3].type != MSGPACK_OBJECT_ARRAY) {
+    if (a[2].type != MSGPACK_OBJECT_ARRAY) {
         return dq__bad(err, "args", "not an array");
     }
-    env->args = &a[3];
-    if (a[4].type == MSGPACK_OBJECT_MAP) {
-        for (i = 0; i < a[4].via.map.size; i++) {
-            if (a[4].via.map.ptr[i].key.type != MSGPACK_OBJECT_STR) {
+    env->args = &a[2];
+    if (a[3].type == MSGPACK_OBJECT_MAP) {
+        for (i = 0; i < a[3].via.map.size; i++) {
+            if (a[3].via.map.ptr[i].key.type != MSGPACK_OBJECT_STR) {
                 return dq__bad(err, "kwargs", "a key is not a string");
             }
         }
-        env->kwargs = &a[4];
-    } else if (a[4].type != MSGPACK_OBJECT_NIL) {
+        env->kwargs = &a[3];
+    } else if (a[3].type != MSGPACK_OBJECT_NIL) {
         return dq__bad(err, "kwargs", "not a map");
     }
-    if (!dq__get_str(&a[5], 0, &env->queue)
-        || !dq_queue_name_valid(env->queue))
-    {
-        return dq__bad(err, "queue", "not a valid queue name");
+    if (v == 1) {
+        a++;                        /* skip the queue: name at a[4] */
     }
-    if (!dq__get_str(&a[6], 1, &env->name)
+    if (!dq__get_str(&a[4], 1, &env->name)
         || (env->name.ptr && !dq_task_name_valid(env->name)))
     {
         return dq__bad(err, "name", "not a valid task name");
     }
-    if (!dq__get_str(&a[7], 1, &env->url)
+    if (!dq__get_str(&a[5], 1, &env->url)
         || (env->url.ptr && !dq_url_valid(env->url)))
     {
         return dq__bad(err, "url", "not a valid URL path");
@@ -230,30 +255,31 @@ dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
     if (env->url.ptr == NULL) {
         env->url = dq_str_lit(DQ_DEFAULT_URL);
     }
-    if (!dq__get_int(&a[8], &env->created_ms) || env->created_ms < 0) {
+    if (!dq__get_int(&a[6], &env->created_ms) || env->created_ms < 0) {
         return dq__bad(err, "created_ms", "not a time");
     }
-    if (!dq__get_int(&a[9], &env->eta_ms) || env->eta_ms < 0) {
+    if (!dq__get_int(&a[7], &env->eta_ms) || env->eta_ms < 0) {
         return dq__bad(err, "eta_ms", "not a time");
     }
-    if (a[10].type == MSGPACK_OBJECT_MAP) {
-        for (i = 0; i < a[10].via.map.size; i++) {
-            if (a[10].via.map.ptr[i].key.type != MSGPACK_OBJECT_STR
-                || a[10].via.map.ptr[i].val.type != MSGPACK_OBJECT_STR)
+    if (a[8].type == MSGPACK_OBJECT_MAP) {
+        for (i = 0; i < a[8].via.map.size; i++) {
+            if (a[8].via.map.ptr[i].key.type != MSGPACK_OBJECT_STR
+                || a[8].via.map.ptr[i].val.type != MSGPACK_OBJECT_STR)
             {
                 return dq__bad(err, "headers", "not a map of strings");
             }
         }
-        env->headers = &a[10];
-    } else if (a[10].type != MSGPACK_OBJECT_NIL) {
+        env->headers = &a[8];
+    } else if (a[8].type != MSGPACK_OBJECT_NIL) {
         return dq__bad(err, "headers", "not a map");
     }
     env->retry.retry_limit = env->retry.age_limit_ms = -1;
     env->retry.min_backoff_ms = env->retry.max_backoff_ms = -1;
     env->retry.max_doublings = -1;
-    if (a[11].type == MSGPACK_OBJECT_ARRAY) {
-        const msgpack_object *r = a[11].via.array.ptr;
-        if (a[11].via.array.size != 5 || !dq__get_int(&r[0], &env->retry.retry_limit)
+    if (a[9].type == MSGPACK_OBJECT_ARRAY) {
+        const msgpack_object *r = a[9].via.array.ptr;
+        if (a[9].via.array.size != 5
+            || !dq__get_int(&r[0], &env->retry.retry_limit)
             || !dq__get_int(&r[1], &env->retry.age_limit_ms)
             || !dq__get_int(&r[2], &env->retry.min_backoff_ms)
             || !dq__get_int(&r[3], &env->retry.max_backoff_ms)
@@ -264,8 +290,88 @@ dq_envelope_decode(const char *buf, size_t len, const dq_limits_t *lim,
         {
             return dq__bad(err, "retry", "not 5 integers >= -1");
         }
-    } else if (a[11].type != MSGPACK_OBJECT_NIL) {
+    } else if (a[9].type != MSGPACK_OBJECT_NIL) {
         return dq__bad(err, "retry", "not an array");
     }
     return DQ_OK;
+}
+
+/* ------------------------------------------------- state prefix (v2) */
+
+static const char *
+dq__prefix_int(const char *p, const char *end, int64_t *v)
+{
+    int64_t n = 0;
+
+    if (p == end || *p < '0' || *p > '9') {
+        return NULL;
+    }
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (n > (INT64_MAX - 9) / 10) {
+            return NULL;
+        }
+        n = n * 10 + (*p++ - '0');
+    }
+    *v = n;
+    return p;
+}
+
+static const char *
+dq__prefix_word(const char *p, const char *end, dq_str_t *w)
+{
+    const char *s = p;
+
+    while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                       || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+    {
+        p++;
+    }
+    w->ptr = s;
+    w->len = (size_t) (p - s);
+    return p;
+}
+
+int
+dq_task_value_split(dq_str_t value, dq_value_state_t *st, dq_str_t *envelope)
+{
+    const char *p, *end, *nl;
+    int64_t    *f[4];
+    int         i;
+
+    memset(st, 0, sizeof(*st));
+    *envelope = value;
+    if (value.len == 0 || value.ptr[0] != 'S') {
+        return DQ_OK;
+    }
+    nl = memchr(value.ptr, '\n', value.len);
+    if (nl == NULL) {
+        return DQ_EDECODE;
+    }
+    f[0] = &st->runs;
+    f[1] = &st->retries;
+    f[2] = &st->first_run_ms;
+    f[3] = &st->failed_ms;
+    p = value.ptr + 1;
+    end = nl;
+    for (i = 0; i < 4; i++) {
+        p = dq__prefix_int(p, end, f[i]);
+        if (p == NULL || p == end || *p++ != ':') {
+            goto bad;
+        }
+    }
+    p = dq__prefix_word(p, end, &st->claim);
+    if (p < end && *p == ':') {
+        p = dq__prefix_word(p + 1, end, &st->name);
+    }
+    if (p != end) {
+        goto bad;
+    }
+    st->has = 1;
+    envelope->ptr = nl + 1;
+    envelope->len = value.len - (size_t) (nl + 1 - value.ptr);
+    return DQ_OK;
+
+bad:
+    memset(st, 0, sizeof(*st));
+    return DQ_EDECODE;
 }

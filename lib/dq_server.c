@@ -43,6 +43,69 @@ dq_reply_is_unavailable(const redisReply *r)
     return 0;
 }
 
+int
+dq_reply_is_master_role(const redisReply *r)
+{
+    const redisReply *e;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+        return 0;
+    }
+    e = r->element[0];
+    return (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS)
+           && e->len == 6 && memcmp(e->str, "master", 6) == 0;
+}
+
+int
+dq_sentinel_reply(const redisReply *r, char *host, size_t hostlen,
+                  int *port, dq_error_t *err)
+{
+    const redisReply *h, *p;
+    char              num[8];
+    char             *end;
+    long              n;
+
+    if (r == NULL) {
+        return dq_error_set(err, DQ_EREDIS, "sentinel", "no reply");
+    }
+    if (r->type == REDIS_REPLY_NIL) {
+        return dq_error_set(err, DQ_ENOTFOUND, "sentinel",
+                            "the sentinel does not know this master name");
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        return dq_error_set(err, DQ_EREDIS, "sentinel", "%.*s",
+                            (int) (r->len > 200 ? 200 : r->len), r->str);
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return dq_error_set(err, DQ_EREDIS, "sentinel",
+                            "unexpected answer to SENTINEL "
+                            "get-master-addr-by-name");
+    }
+    h = r->element[0];
+    p = r->element[1];
+    if (h->len == 0 || h->len >= hostlen || memchr(h->str, '\0', h->len)
+        || p->len == 0 || p->len >= sizeof(num))
+    {
+        return dq_error_set(err, DQ_EREDIS, "sentinel",
+                            "unusable master address in the answer");
+    }
+    memcpy(num, p->str, p->len);
+    num[p->len] = '\0';
+    n = strtol(num, &end, 10);
+    if (*end != '\0' || n < 1 || n > 65535) {
+        return dq_error_set(err, DQ_EREDIS, "sentinel",
+                            "unusable master port \"%s\" in the answer",
+                            num);
+    }
+    memcpy(host, h->str, h->len);
+    host[h->len] = '\0';
+    *port = (int) n;
+    return DQ_OK;
+}
+
 /* "field:value\r\n" of an INFO text, copied into out (NUL-terminated);
  * 0 when absent. */
 static int

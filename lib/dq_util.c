@@ -71,12 +71,102 @@ dq_strerror(int code)
     }
 }
 
+/* HOST, HOST:PORT, [IPV6], [IPV6]:PORT of p..end: 0, or -1. */
+static int
+dq__hostport_parse(const char *p, const char *end, int defport,
+                   dq_str_t *host, int *port)
+{
+    const char *colon = NULL, *q;
+    size_t      ncolons = 0;
+    long        n;
+
+    *port = defport;
+    if (p == end) {
+        return -1;
+    }
+    if (p[0] == '[') {
+        q = memchr(p, ']', (size_t) (end - p));
+        if (q == NULL || q == p + 1 || (q + 1 < end && q[1] != ':')) {
+            return -1;
+        }
+        host->ptr = p + 1;
+        host->len = (size_t) (q - p - 1);
+        colon = q + 1 < end ? q + 1 : NULL;
+    } else {
+        for (q = p; q < end; q++) {
+            if (*q == ':') {
+                ncolons++;
+                colon = q;
+            }
+        }
+        if (ncolons > 1) {
+            colon = NULL;                    /* a bare IPv6 address */
+        }
+        host->ptr = p;
+        host->len = colon ? (size_t) (colon - p) : (size_t) (end - p);
+    }
+    if (host->len == 0 || host->len > 255
+        || memchr(host->ptr, '\0', host->len)
+        || memchr(host->ptr, '/', host->len))
+    {
+        return -1;
+    }
+    if (colon) {
+        n = 0;
+        for (q = colon + 1; q < end; q++) {
+            if (*q < '0' || *q > '9' || n > 65535) {
+                return -1;
+            }
+            n = n * 10 + (*q - '0');
+        }
+        if (q == colon + 1 || n < 1 || n > 65535) {
+            return -1;
+        }
+        *port = (int) n;
+    }
+    return 0;
+}
+
+/* sentinel:MASTER@HOST[:PORT][,...] after the "sentinel:" */
+static int
+dq__sentinel_parse(const char *p, const char *end, dq_addr_t *a)
+{
+    const char *at, *comma, *q;
+
+    at = memchr(p, '@', (size_t) (end - p));
+    if (at == NULL || at == p || at - p > DQ_MAX_MASTER_NAME) {
+        return -1;
+    }
+    for (q = p; q < at; q++) {
+        if ((unsigned char) *q <= ' ' || *q == ',' || *q == 0x7f) {
+            return -1;
+        }
+    }
+    a->master.ptr = p;
+    a->master.len = (size_t) (at - p);
+    for (p = at + 1; ; p = comma + 1) {
+        comma = memchr(p, ',', (size_t) (end - p));
+        if (comma == NULL) {
+            comma = end;
+        }
+        if (a->nsentinels == DQ_MAX_SENTINELS
+            || dq__hostport_parse(p, comma, DQ_SENTINEL_PORT,
+                                  &a->sentinel[a->nsentinels].host,
+                                  &a->sentinel[a->nsentinels].port) != 0)
+        {
+            return -1;
+        }
+        a->nsentinels++;
+        if (comma == end) {
+            return 0;
+        }
+    }
+}
+
 int
 dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err)
 {
-    const char *p = s.ptr, *end = s.ptr + s.len, *colon = NULL, *q;
-    size_t      ncolons = 0;
-    long        port;
+    const char *p = s.ptr, *end = s.ptr + s.len;
 
     memset(a, 0, sizeof(*a));
     a->port = DQ_REDIS_PORT;
@@ -91,69 +181,63 @@ dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err)
                               "Redis socket path contains a NUL byte")
                : DQ_OK;
     }
-    if (p[0] == '[') {
-        q = memchr(p, ']', s.len);
-        if (q == NULL || q == p + 1 || (q + 1 < end && q[1] != ':')) {
-            goto bad;
+    if (s.len >= 9 && memcmp(p, "sentinel:", 9) == 0) {
+        if (dq__sentinel_parse(p + 9, end, a) == 0) {
+            a->port = 0;
+            return DQ_OK;
         }
-        a->host.ptr = p + 1;
-        a->host.len = (size_t) (q - p - 1);
-        colon = q + 1 < end ? q + 1 : NULL;
-    } else {
-        for (q = p; q < end; q++) {
-            if (*q == ':') {
-                ncolons++;
-                colon = q;
-            }
-        }
-        if (ncolons > 1) {
-            colon = NULL;                    /* a bare IPv6 address */
-        }
-        a->host.ptr = p;
-        a->host.len = colon ? (size_t) (colon - p) : s.len;
+        memset(a, 0, sizeof(*a));
+        return dq_error_set(err, DQ_EINVAL, "redis",
+                            "invalid Redis address \"%.*s\" (expected "
+                            "sentinel:MASTER@HOST[:PORT][,HOST[:PORT]...], "
+                            "at most %d sentinels)",
+                            (int) (s.len > 200 ? 200 : s.len), s.ptr,
+                            DQ_MAX_SENTINELS);
     }
-    if (a->host.len == 0 || a->host.len > 255
-        || memchr(a->host.ptr, '\0', a->host.len)
-        || memchr(a->host.ptr, '/', a->host.len))
-    {
-        goto bad;
+    if (dq__hostport_parse(p, end, DQ_REDIS_PORT, &a->host, &a->port) == 0) {
+        return DQ_OK;
     }
-    if (colon) {
-        port = 0;
-        for (q = colon + 1; q < end; q++) {
-            if (*q < '0' || *q > '9' || port > 65535) {
-                goto bad;
-            }
-            port = port * 10 + (*q - '0');
-        }
-        if (q == colon + 1 || port < 1 || port > 65535) {
-            goto bad;
-        }
-        a->port = (int) port;
-    }
-    return DQ_OK;
-
-bad:
     memset(a, 0, sizeof(*a));
     return dq_error_set(err, DQ_EINVAL, "redis",
                         "invalid Redis address \"%.*s\" (expected HOST, "
-                        "HOST:PORT, [IPV6]:PORT or unix:PATH)",
+                        "HOST:PORT, [IPV6]:PORT, unix:PATH or "
+                        "sentinel:MASTER@HOST:PORT,...)",
                         (int) (s.len > 200 ? 200 : s.len), s.ptr);
+}
+
+static int
+dq__hostport_format(dq_str_t host, int port, char *buf, size_t len)
+{
+    return memchr(host.ptr, ':', host.len)
+           ? snprintf(buf, len, "[%.*s]:%d", (int) host.len, host.ptr, port)
+           : snprintf(buf, len, "%.*s:%d", (int) host.len, host.ptr, port);
 }
 
 int
 dq_addr_format(const dq_addr_t *a, char *buf, size_t len)
 {
-    int n;
+    size_t i, off;
+    int    n;
 
     if (a->path.len) {
         n = snprintf(buf, len, "unix:%.*s", (int) a->path.len, a->path.ptr);
-    } else if (memchr(a->host.ptr, ':', a->host.len)) {
-        n = snprintf(buf, len, "[%.*s]:%d", (int) a->host.len, a->host.ptr,
-                     a->port);
+    } else if (a->master.len) {
+        n = snprintf(buf, len, "sentinel:%.*s@", (int) a->master.len,
+                     a->master.ptr);
+        for (i = 0; n >= 0 && i < a->nsentinels; i++) {
+            off = (size_t) n;
+            if (off + (i > 0) >= len) {
+                return -1;
+            }
+            if (i > 0) {
+                buf[off++] = ',';
+            }
+            n = dq__hostport_format(a->sentinel[i].host, a->sentinel[i].port,
+                                    buf + off, len - off);
+            n = n < 0 ? n : n + (int) off;
+        }
     } else {
-        n = snprintf(buf, len, "%.*s:%d", (int) a->host.len, a->host.ptr,
-                     a->port);
+        n = dq__hostport_format(a->host, a->port, buf, len);
     }
     return n >= 0 && (size_t) n < len ? n : -1;
 }
@@ -397,23 +481,40 @@ dq_url_valid(dq_str_t s)
 
 /* ------------------------------------------------------------------ keys */
 
-static const char *const dq__key_suffix[DQ_KEY__COUNT] = {
-    "tasks", "eta", "leases", "state", "dead", "errors", "names", "stats",
-    "wake", "conf", "bucket", "lease", "unrunnable"
+static const char *const dq__key_suffix[DQ_KEY_V1__COUNT] = {
+    "tasks", "eta", "leases", "dead", "errors", "names", "stats", "wake",
+    "conf", "bucket", "unrunnable",
+    "state", "lease"                    /* v1 only */
 };
 
-size_t
-dq_key_format(char *buf, size_t size, dq_str_t queue, dq_key_kind_t kind)
+static size_t
+dq__key_format(char *buf, size_t size, const char *prefix, dq_str_t queue,
+               dq_key_kind_t kind)
 {
     int n;
 
-    if ((unsigned) kind >= DQ_KEY__COUNT || !dq_queue_name_valid(queue)) {
+    if ((unsigned) kind >= DQ_KEY_V1__COUNT || !dq_queue_name_valid(queue)) {
         return 0;
     }
-    n = snprintf(buf, size, "dq:{%.*s}:%s", (int) queue.len, queue.ptr,
-                 dq__key_suffix[kind]);
+    n = snprintf(buf, size, "%s{%.*s}:%s", prefix, (int) queue.len,
+                 queue.ptr, dq__key_suffix[kind]);
     if (n < 0 || (size_t) n >= size) {
         return 0;
     }
     return (size_t) n;
+}
+
+size_t
+dq_key_format(char *buf, size_t size, dq_str_t queue, dq_key_kind_t kind)
+{
+    if ((unsigned) kind >= DQ_KEY__COUNT) {
+        return 0;
+    }
+    return dq__key_format(buf, size, "dq2:", queue, kind);
+}
+
+size_t
+dq_key_format_v1(char *buf, size_t size, dq_str_t queue, dq_key_kind_t kind)
+{
+    return dq__key_format(buf, size, "dq:", queue, kind);
 }

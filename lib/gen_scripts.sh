@@ -2,12 +2,13 @@
 # Embed lib/lua/*.lua into C: gen_scripts.sh OUT.c LUA_DIR
 # Emits dq_script(id) data in the order of dq_script_id_t, each with the
 # SHA1 Redis will give it (so EVALSHA needs no SCRIPT LOAD reply). Each
-# script is lib/lua/prelude.lua (shared helpers) followed by NAME.lua; a
+# script is the prelude (lib/lua/prelude.lua, shared helpers, then
+# lib/lua/cold.lua, the cold tier's) followed by NAME.lua; a
 # first line "#!lua ..." of NAME.lua (Redis 7 script flags) goes first.
 set -eu
 out=$1
 dir=$2
-names="enqueue claim ack retry bury extend release requeue pause release_claim remove status configure ready forget beat"
+names="enqueue claim ack retry bury extend release requeue pause release_claim remove status configure ready forget beat migrate"
 tmp="$out.tmp.$$"
 mkdir -p "$(dirname "$out")"
 {
@@ -15,7 +16,7 @@ mkdir -p "$(dirname "$out")"
     echo '#include "dq_contract.h"'
     echo
     echo 'static const dq_script_t dq_scripts[DQ_SCRIPT__COUNT] = {'
-    for n in prelude $names; do
+    for n in prelude cold $names; do
         f="$dir/$n.lua"
         [ -f "$f" ] || { echo "gen_scripts.sh: missing $f" >&2; exit 1; }
         # the C string is rebuilt line by line: the file must end in \n for
@@ -25,10 +26,10 @@ mkdir -p "$(dirname "$out")"
     done
     for n in $names; do
         if head -n1 "$dir/$n.lua" | grep -q '^#!lua'; then
-            { head -n1 "$dir/$n.lua"; cat "$dir/prelude.lua";
+            { head -n1 "$dir/$n.lua"; cat "$dir/prelude.lua" "$dir/cold.lua";
               tail -n +2 "$dir/$n.lua"; } > "$tmp.lua"
         else
-            cat "$dir/prelude.lua" "$dir/$n.lua" > "$tmp.lua"
+            cat "$dir/prelude.lua" "$dir/cold.lua" "$dir/$n.lua" > "$tmp.lua"
         fi
         sha=$(sha1sum < "$tmp.lua" | cut -c1-40)
         len=$(wc -c < "$tmp.lua" | tr -d ' ')

@@ -490,7 +490,51 @@ ngx_http_deferred_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
-/* deferred_redis HOST[:PORT] | [IPV6]:PORT | unix:PATH [password=] [db=]
+/* host of url, resolved now, into out: numeric, NUL-terminated, IPv6
+ * without brackets */
+
+static ngx_int_t
+ngx_http_deferred_redis_resolve(ngx_conf_t *cf, ngx_str_t *url,
+    dq_str_t *host, int port, ngx_str_t *out)
+{
+    ngx_url_t  u;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *url;
+    u.host.data = (u_char *) host->ptr;
+    u.host.len = host->len;
+    u.port = (in_port_t) port;
+
+    if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%s in \"deferred_redis\" address \"%V\"",
+                           u.err ? u.err : "host not found", &u.url);
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
+                             out->data, NGX_SOCKADDR_STRLEN, 0);
+    out->data[out->len] = '\0';
+
+    if (out->len && out->data[0] == '[') {
+        /* IPv6 without the brackets for getaddrinfo */
+        ngx_memmove(out->data, out->data + 1, out->len - 2);
+        out->len -= 2;
+        out->data[out->len] = '\0';
+    }
+
+    return NGX_OK;
+}
+
+
+/* deferred_redis HOST[:PORT] | [IPV6]:PORT | unix:PATH
+ *                | sentinel:MASTER@HOST[:PORT][,...] [password=] [db=]
  *                [connect_timeout=] [replicas=n] [replicas_timeout=] */
 
 static char *
@@ -503,7 +547,6 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t                        db, replicas;
     ngx_uint_t                       i;
     dq_addr_t                        addr;
-    ngx_url_t                        u;
     dq_error_t                       err;
     ngx_msec_t                       connect_timeout, replicas_timeout;
     ngx_http_deferred_redis_t       *rs, **rsp;
@@ -647,38 +690,49 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         p = ngx_cpymem(rs->unix_path.data, addr.path.ptr, addr.path.len);
         *p = '\0';
 
+    } else if (addr.master.len) {
+
+        /* the sentinels resolved here, once; the primary is asked of them
+         * by each worker on each (re)connect */
+
+        rs->master.len = addr.master.len;
+        rs->master.data = ngx_pnalloc(cf->pool, addr.master.len + 1);
+        rs->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+        rs->sentinels = ngx_pcalloc(cf->pool, addr.nsentinels
+                                    * sizeof(ngx_http_deferred_sentinel_t));
+        if (rs->master.data == NULL || rs->host.data == NULL
+            || rs->sentinels == NULL)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_cpymem(rs->master.data, addr.master.ptr, addr.master.len);
+        *p = '\0';
+
+        for (i = 0; i < addr.nsentinels; i++) {
+            if (ngx_http_deferred_redis_resolve(cf, &value[1],
+                                                &addr.sentinel[i].host,
+                                                addr.sentinel[i].port,
+                                                &rs->sentinels[i].host)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            rs->sentinels[i].port = (in_port_t) addr.sentinel[i].port;
+        }
+
+        rs->nsentinels = addr.nsentinels;
+
     } else {
 
         /* resolved here, once: workers connect by numeric address */
 
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        u.url = value[1];
-        u.host.data = (u_char *) addr.host.ptr;
-        u.host.len = addr.host.len;
-        u.port = (in_port_t) addr.port;
-
-        if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in \"deferred_redis\" address \"%V\"",
-                               u.err ? u.err : "host not found", &u.url);
+        if (ngx_http_deferred_redis_resolve(cf, &value[1], &addr.host,
+                                            addr.port, &rs->host)
+            != NGX_OK)
+        {
             return NGX_CONF_ERROR;
-        }
-
-        rs->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (rs->host.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        rs->host.len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
-                                     rs->host.data, NGX_SOCKADDR_STRLEN, 0);
-        rs->host.data[rs->host.len] = '\0';
-
-        if (rs->host.len && rs->host.data[0] == '[') {
-            /* IPv6 without the brackets for getaddrinfo */
-            ngx_memmove(rs->host.data, rs->host.data + 1, rs->host.len - 2);
-            rs->host.len -= 2;
-            rs->host.data[rs->host.len] = '\0';
         }
 
         rs->port = addr.port;

@@ -55,10 +55,22 @@ typedef void (*ngx_http_deferred_redis_handler_pt)(void *data,
     redisReply *reply);
 
 
-struct ngx_http_deferred_redis_s {
-    ngx_str_t                      name;        /* as configured, for logs */
+typedef struct {
     ngx_str_t                      host;        /* numeric, NUL-terminated */
     in_port_t                      port;
+} ngx_http_deferred_sentinel_t;
+
+
+struct ngx_http_deferred_redis_s {
+    ngx_str_t                      name;        /* as configured, for logs */
+    ngx_str_t                      host;        /* numeric, NUL-terminated;
+                                                   sentinel: their last
+                                                   answer (per worker) */
+    in_port_t                      port;
+    ngx_str_t                      master;      /* sentinel: the master's
+                                                   name, NUL-terminated */
+    ngx_http_deferred_sentinel_t  *sentinels;
+    ngx_uint_t                     nsentinels;  /* 0: not sentinel: */
     ngx_str_t                      unix_path;   /* NUL-terminated, or empty */
     ngx_str_t                      password;
     ngx_int_t                      db;
@@ -86,6 +98,9 @@ struct ngx_http_deferred_redis_s {
     ngx_queue_t                    qlru;
     ngx_uint_t                     nqkeys;
     ngx_uint_t                     generation;  /* connections made */
+    redisAsyncContext             *sac;         /* the sentinel asked */
+    ngx_uint_t                     snext;       /* the sentinel asked next */
+    ngx_uint_t                     sasked;      /* since the last answer */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
 };
@@ -255,6 +270,7 @@ void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
 
 /* ngx_http_deferred_redis.c */
 ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
+ngx_int_t ngx_http_deferred_redis_connecting(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
     dq_str_t queue);

@@ -29,6 +29,7 @@
 #define NGX_HTTP_DEFERRED_REDIS_CONNECTING  1
 #define NGX_HTTP_DEFERRED_REDIS_READY       2
 #define NGX_HTTP_DEFERRED_REDIS_BACKOFF     3
+#define NGX_HTTP_DEFERRED_REDIS_SENTINEL    4
 
 #define NGX_HTTP_DEFERRED_BACKOFF_MIN       100
 #define NGX_HTTP_DEFERRED_BACKOFF_MAX       2000
@@ -44,6 +45,17 @@ struct ngx_http_deferred_redis_cmd_s {
 
 
 static ngx_int_t ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs);
+static ngx_int_t ngx_http_deferred_redis_connect_to(
+    ngx_http_deferred_redis_t *rs);
+static redisAsyncContext *ngx_http_deferred_redis_open(
+    ngx_http_deferred_redis_t *rs, const char *host, in_port_t port);
+static void ngx_http_deferred_redis_ask(ngx_http_deferred_redis_t *rs);
+static void ngx_http_deferred_redis_ask_failed(ngx_http_deferred_redis_t *rs,
+    const char *why);
+static void ngx_http_deferred_redis_sentinel_connect_cb(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_deferred_redis_sentinel_cb(redisAsyncContext *ac,
+    void *r, void *privdata);
 static void ngx_http_deferred_redis_drop(ngx_http_deferred_redis_t *rs);
 static void ngx_http_deferred_redis_schedule(ngx_http_deferred_redis_t *rs);
 static void ngx_http_deferred_redis_timer_handler(ngx_event_t *ev);
@@ -224,6 +236,14 @@ ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf)
         if (ac) {
             redisAsyncFree(ac);
         }
+
+        ac = rs->sac;
+        rs->sac = NULL;
+
+        if (ac) {
+            ac->onConnect = NULL;
+            redisAsyncFree(ac);
+        }
     }
 }
 
@@ -231,45 +251,58 @@ ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf)
 static ngx_int_t
 ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
 {
-    int                 argc;
-    char                db[NGX_INT_T_LEN + 1];
-    size_t              argvlen[3];
-    const char         *argv[3];
-    ngx_connection_t   *c;
-    redisAsyncContext  *ac;
-    const dq_script_t  *script;
-
     rs->last_attempt = ngx_current_msec;
 
-    if (rs->unix_path.len) {
+    if (rs->nsentinels) {
+        /* where the primary is now: asked before every connect */
+        rs->sasked = 0;
+        ngx_http_deferred_redis_ask(rs);
+        return NGX_OK;
+    }
+
+    return ngx_http_deferred_redis_connect_to(rs);
+}
+
+
+/* a context on nginx's loop: host and port, or rs->unix_path if host is
+ * NULL; NULL (logged) when it cannot even start */
+
+static redisAsyncContext *
+ngx_http_deferred_redis_open(ngx_http_deferred_redis_t *rs,
+    const char *host, in_port_t port)
+{
+    ngx_connection_t   *c;
+    redisAsyncContext  *ac;
+
+    if (host == NULL) {
         ac = redisAsyncConnectUnix((char *) rs->unix_path.data);
 
     } else {
-        ac = redisAsyncConnect((char *) rs->host.data, rs->port);
+        ac = redisAsyncConnect(host, port);
     }
 
     if (ac == NULL) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: out of memory", &rs->name);
-        goto failed;
+        return NULL;
     }
 
     if (ac->err) {
         ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                      "deferred: redis %V: connect failed: %s",
-                      &rs->name, ac->errstr);
+                      "deferred: redis %V: connect failed (%s): %s",
+                      &rs->name, host ? host : "unix socket", ac->errstr);
         rs->down_logged = 1;
         redisAsyncFree(ac);
-        goto failed;
+        return NULL;
     }
 
     c = ngx_get_connection(ac->c.fd, rs->log);
     if (c == NULL) {
         redisAsyncFree(ac);
-        goto failed;
+        return NULL;
     }
 
-    if (rs->unix_path.len == 0) {
+    if (host != NULL) {
         /* a peer that vanished (host down, NAT dropped the flow) is
          * noticed even on an idle connection */
         int  on = 1;
@@ -296,6 +329,29 @@ ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
     ac->ev.addWrite = ngx_http_deferred_redis_add_write;
     ac->ev.delWrite = ngx_http_deferred_redis_del_write;
     ac->ev.cleanup = ngx_http_deferred_redis_cleanup;
+
+    return ac;
+}
+
+
+/* the Redis itself: rs->host (for sentinel: what they named) */
+
+static ngx_int_t
+ngx_http_deferred_redis_connect_to(ngx_http_deferred_redis_t *rs)
+{
+    int                 argc;
+    char                db[NGX_INT_T_LEN + 1];
+    size_t              argvlen[3];
+    const char         *argv[3];
+    redisAsyncContext  *ac;
+    const dq_script_t  *script;
+
+    ac = ngx_http_deferred_redis_open(rs, rs->unix_path.len
+                                          ? NULL : (char *) rs->host.data,
+                                      rs->port);
+    if (ac == NULL) {
+        goto failed;
+    }
 
     rs->ac = ac;
     rs->state = NGX_HTTP_DEFERRED_REDIS_CONNECTING;
@@ -324,6 +380,15 @@ ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
 
         (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_setup_cb,
                                      (void *) "SELECT", 2, argv, argvlen);
+    }
+
+    if (rs->nsentinels) {
+        /* the sentinels' answer may be stale: only a master is used */
+        argv[0] = "ROLE";
+        argvlen[0] = 4;
+
+        (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_setup_cb,
+                                     (void *) "ROLE", 1, argv, argvlen);
     }
 
     argv[0] = "INFO";
@@ -359,6 +424,178 @@ failed:
     ngx_http_deferred_redis_schedule(rs);
 
     return NGX_ERROR;
+}
+
+
+/* ask the next sentinel where the primary is (a numeric address,
+ * resolved at config time; the whole question bounded by
+ * connect_timeout); after a round of them without an answer, back off */
+
+static void
+ngx_http_deferred_redis_ask(ngx_http_deferred_redis_t *rs)
+{
+    ngx_http_deferred_sentinel_t  *sn;
+    redisAsyncContext             *ac;
+
+    if (rs->exiting) {
+        return;
+    }
+
+    if (rs->sasked == rs->nsentinels) {
+        ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                      "deferred: redis %V: no sentinel named a usable "
+                      "primary for \"%V\"", &rs->name, &rs->master);
+        rs->down_logged = 1;
+        rs->sasked = 0;
+        rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
+        ngx_http_deferred_redis_schedule(rs);
+        ngx_http_deferred_merge_fail_queued(rs, "Redis is not reachable");
+        return;
+    }
+
+    sn = &rs->sentinels[rs->snext];
+    rs->snext = (rs->snext + 1) % rs->nsentinels;
+    rs->sasked++;
+    rs->state = NGX_HTTP_DEFERRED_REDIS_SENTINEL;
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    ngx_add_timer(&rs->timer, rs->connect_timeout);
+
+    ac = ngx_http_deferred_redis_open(rs, (char *) sn->host.data, sn->port);
+    if (ac == NULL) {
+        ngx_http_deferred_redis_ask_failed(rs, "cannot connect");
+        return;
+    }
+
+    rs->sac = ac;
+    redisAsyncSetConnectCallback(ac,
+                                 ngx_http_deferred_redis_sentinel_connect_cb);
+
+    if (redisAsyncCommand(ac, ngx_http_deferred_redis_sentinel_cb, NULL,
+                          "SENTINEL get-master-addr-by-name %s",
+                          rs->master.data)
+        != REDIS_OK)
+    {
+        rs->sac = NULL;
+        redisAsyncFree(ac);
+        ngx_http_deferred_redis_ask_failed(rs, "cannot send the question");
+    }
+}
+
+
+/* this sentinel did not answer usably: the next one, from the timer (not
+ * from inside a callback of the context being freed) */
+
+static void
+ngx_http_deferred_redis_ask_failed(ngx_http_deferred_redis_t *rs,
+    const char *why)
+{
+    ngx_http_deferred_sentinel_t  *sn;
+
+    sn = &rs->sentinels[(rs->snext + rs->nsentinels - 1) % rs->nsentinels];
+
+    ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                  "deferred: redis %V: sentinel %V:%d: %s",
+                  &rs->name, &sn->host, (int) sn->port, why);
+
+    if (rs->exiting) {
+        return;
+    }
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    rs->state = NGX_HTTP_DEFERRED_REDIS_SENTINEL;
+    ngx_add_timer(&rs->timer, 1);
+    rs->sac = NULL;
+}
+
+
+static void
+ngx_http_deferred_redis_sentinel_connect_cb(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_deferred_redis_t  *rs = ac->data;
+
+    if (status == REDIS_OK || rs->sac != ac) {
+        return;
+    }
+
+    /* hiredis frees the context when this returns */
+    rs->sac = NULL;
+    ngx_http_deferred_redis_ask_failed(rs, ac->errstr);
+}
+
+
+static void
+ngx_http_deferred_redis_sentinel_cb(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    int                         port;
+    u_char                      bin[sizeof(struct in6_addr)];
+    char                        host[NGX_SOCKADDR_STRLEN + 1];
+    size_t                      len;
+    dq_error_t                  err;
+    ngx_http_deferred_redis_t  *rs = ac->data;
+
+    if (rs->sac != ac || rs->exiting) {
+        return;
+    }
+
+    rs->sac = NULL;
+    ac->onConnect = NULL;
+    ac->onDisconnect = NULL;
+    redisAsyncFree(ac);             /* once this callback returns */
+
+    if (r == NULL) {
+        ngx_http_deferred_redis_ask_failed(rs, ac->errstr[0] ? ac->errstr
+                                               : "connection lost");
+        return;
+    }
+
+    if (dq_sentinel_reply(r, host, sizeof(host), &port, &err) != DQ_OK) {
+        ngx_http_deferred_redis_ask_failed(rs, err.msg);
+        return;
+    }
+
+    if (inet_pton(AF_INET, host, bin) != 1
+        && inet_pton(AF_INET6, host, bin) != 1)
+    {
+        /* resolving a name here would block the worker */
+        ngx_http_deferred_redis_ask_failed(rs, "the answer is not a numeric "
+                                           "address (set the sentinels' "
+                                           "announce-hostnames no)");
+        return;
+    }
+
+    len = ngx_strlen(host);
+
+    if (len != rs->host.len || ngx_strncmp(host, rs->host.data, len) != 0
+        || port != rs->port)
+    {
+        /* a move is worth a warning; the first answer is not */
+        ngx_log_error((ngx_uint_t) (rs->host.len ? NGX_LOG_WARN
+                                                 : NGX_LOG_INFO),
+                      rs->log, 0,
+                      "deferred: redis %V: the sentinels name %s:%d the "
+                      "primary \"%V\"", &rs->name, host, port, &rs->master);
+
+        ngx_memcpy(rs->host.data, host, len + 1);
+        rs->host.len = len;
+        rs->port = (in_port_t) port;
+    }
+
+    rs->sasked = 0;
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    (void) ngx_http_deferred_redis_connect_to(rs);
 }
 
 
@@ -407,6 +644,7 @@ ngx_http_deferred_redis_drop(ngx_http_deferred_redis_t *rs)
 static void
 ngx_http_deferred_redis_timer_handler(ngx_event_t *ev)
 {
+    redisAsyncContext          *ac;
     ngx_http_deferred_redis_t  *rs = ev->data;
 
     switch (rs->state) {
@@ -421,6 +659,21 @@ ngx_http_deferred_redis_timer_handler(ngx_event_t *ev)
     case NGX_HTTP_DEFERRED_REDIS_BACKOFF:
     case NGX_HTTP_DEFERRED_REDIS_IDLE:
         (void) ngx_http_deferred_redis_connect(rs);
+        break;
+
+    case NGX_HTTP_DEFERRED_REDIS_SENTINEL:
+        if (rs->sac) {
+            /* no answer within connect_timeout */
+            ac = rs->sac;
+            ac->onConnect = NULL;
+            rs->sac = NULL;
+            redisAsyncFree(ac);
+
+            ngx_http_deferred_redis_ask_failed(rs, "timed out");
+            break;
+        }
+
+        ngx_http_deferred_redis_ask(rs);
         break;
 
     default:
@@ -503,6 +756,20 @@ ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
         return;
     }
 
+    if (ngx_strcmp((char *) privdata, "ROLE") == 0) {
+
+        if (!dq_reply_is_master_role(reply)) {
+            ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                          "deferred: redis %V: %V:%d, named by the sentinels "
+                          "for \"%V\", is not a master; asking them again",
+                          &rs->name, &rs->host, (int) rs->port, &rs->master);
+            rs->down_logged = 1;
+            ngx_http_deferred_redis_drop(rs);
+        }
+
+        return;
+    }
+
     if (ngx_strcmp((char *) privdata, "INFO") == 0) {
 
         if (reply->type != REDIS_REPLY_STRING
@@ -577,7 +844,18 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
         (void) ngx_http_deferred_redis_connect(rs);
     }
 
-    return rs->ac ? NGX_OK : NGX_DECLINED;
+    return ngx_http_deferred_redis_connecting(rs);
+}
+
+
+/* connected, connecting, or asking the sentinels (between two of them
+ * too): what is queued waits for it */
+
+ngx_int_t
+ngx_http_deferred_redis_connecting(ngx_http_deferred_redis_t *rs)
+{
+    return (rs->ac || rs->state == NGX_HTTP_DEFERRED_REDIS_SENTINEL)
+           ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -764,6 +1042,7 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
 {
     void                                *data;
     redisReply                          *reply = r;
+    ngx_http_deferred_redis_t           *rs;
     ngx_http_deferred_redis_cmd_t       *rcmd = privdata;
     ngx_http_deferred_redis_handler_pt   handler;
 
@@ -798,8 +1077,22 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
 
     handler = rcmd->handler;
     data = rcmd->data;
+    rs = rcmd->redis;
 
     ngx_free(rcmd);
 
     handler(data, reply);
+
+    if (reply && rs->nsentinels && rs->ac == ac
+        && dq_reply_is_unavailable(reply))
+    {
+        /* a demoted primary (READONLY) or one going away: ask the
+         * sentinels again; the commands behind this one fail now */
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "deferred: redis %V: %*s; asking the sentinels again",
+                      &rs->name, (size_t) (reply->len > 80 ? 80 : reply->len),
+                      reply->str);
+        rs->down_logged = 1;
+        ngx_http_deferred_redis_drop(rs);
+    }
 }

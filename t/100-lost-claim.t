@@ -23,13 +23,13 @@ my $id = DQWorker::defer($r, '--countdown', 1500, 'sleep_ms', 10, "$dir/rec");
 sleep 0.3;
 # the give-back (release_claim names the queue's "unrunnable" hash) will be
 # refused; claims and everything else still work
-is($r->cmd('ACL', 'SETUSER', 'default', 'resetkeys', '~dq:{default}:[^u]*',
+is($r->cmd('ACL', 'SETUSER', 'default', 'resetkeys', '~dq2:{default}:[^u]*',
            '~dq:queues'), 'OK', 'ACL: the unrunnable key refused');
 is($r->cmd(qw(DEBUG SLEEP 12)), 'OK', 'Redis slept 12 s');
 ok(DQTest::wait_for(sub { DQWorker::log_text($w) =~ /giving back claim \S+ \(queue default\) failed: .*NOPERM/ }, 10),
    'the give-back of the lost claim failed')
     or diag DQWorker::log_text($w);
-is($r->cmd('ZCARD', 'dq:{default}:leases'), 1, 'the task is leased under the lost claim');
+is($r->cmd('ZCARD', 'dq2:{default}:leases'), 1, 'the task is leased under the lost claim');
 sleep 1.5;                                     # a few claims meanwhile
 is($r->cmd('ACL', 'SETUSER', 'default', 'allkeys'), 'OK', 'ACL: all keys again');
 my @rec = DQWorker::wait_records("$dir/rec", 1, 20);

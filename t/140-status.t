@@ -40,7 +40,7 @@ my $n = DQNginx->start(redis => $r, dir => $ndir, http => <<'NGX');
         }
     }
 NGX
-sub key { "dq:{$_[0]}:$_[1]" }
+sub key { DQTest::dq_key(@_) }
 sub cli { my @r = DQWorker::cli($r, @_); die "cli @_: $r[2]" if $r[0]; $r[1] }
 sub defer { (split ' ', cli('defer', @_))[0] }
 sub status {

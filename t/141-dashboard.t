@@ -26,7 +26,7 @@ my $n = DQNginx->start(redis => $r, http => <<'NGX');
     }
 NGX
 my $b = DQBrowser->start;
-sub key { "dq:{$_[0]}:$_[1]" }
+sub key { DQTest::dq_key(@_) }
 sub cli { my @r = DQWorker::cli($r, @_); die "cli @_: $r[2]" if $r[0]; $r[1] }
 sub defer { (split ' ', cli('defer', @_))[0] }
 

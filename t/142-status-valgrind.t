@@ -38,10 +38,10 @@ my $n = DQNginx->start(redis => $r, workers => 0,
 });
 my @ids = map { (split ' ', (DQWorker::cli($r, 'defer', '-q', "q$_", 'noop'))[1])[0] } 1 .. 3;
 my $now = int(time * 1000);
-$r->cmd('ZADD', 'dq:{q1}:dead', $now, 'deadone');
-$r->cmd('HSET', 'dq:{q1}:errors', 'deadone', "boom \"\x01\xff");
-$r->cmd('HSET', 'dq:{q1}:tasks', 'deadone', 'not msgpack');
-$r->cmd('HSET', 'dq:{q1}:stats', 'late_le_5', 3, 'late_le_inf', 1, 'late_sum_ms', 40000, 'late_count', 4);
+$r->cmd('ZADD', 'dq2:{q1}:dead', $now, 'deadone');
+$r->cmd('HSET', 'dq2:{q1}:errors', 'deadone', "boom \"\x01\xff");
+$r->cmd('HSET', 'dq2:{q1}:tasks', 'deadone', 'not msgpack');
+$r->cmd('HSET', 'dq2:{q1}:stats', 'late_le_5', 3, 'late_le_inf', 1, 'late_sum_ms', 40000, 'late_count', 4);
 $r->cmd('ZADD', 'dq:workers', $now + 15000, 'h:1', $now + 15000, 'h:gone');
 $r->cmd('HSET', 'dq:worker:h:1', 'host', 'h', 'pid', 1, 'queues', 'q1,q2', 'running', 2);
 my $h = { 'X-Deferred-Admin' => '1' };

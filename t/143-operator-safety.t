@@ -46,7 +46,7 @@ my $n = DQNginx->start(redis => $r, http => <<'NGX');
         location = /t0/admin { deferred_admin; deferred_tombstone 0; }
     }
 NGX
-sub key { "dq:{$_[0]}:$_[1]" }
+sub key { DQTest::dq_key(@_) }
 sub cli { my @r = DQWorker::cli($r, @_); die "cli @_: $r[2]" if $r[0]; $r[1] }
 sub defer { (split ' ', cli('defer', @_))[0] }
 

@@ -29,7 +29,7 @@ my ($rc, $out, $err) = run($cli, '-r', "localhost:$port", '-a', 's3cret',
                            '--db', '2', 'defer', '-q', 'aq', 'record',
                            "$dir/rec");
 is($rc, 0, 'cli defer with -a and --db to a host name') or diag($err);
-is($r->cmd('ZCARD', 'dq:{aq}:eta'), 1, 'the task is in database 2');
+is($r->cmd('ZCARD', 'dq2:{aq}:eta'), 1, 'the task is in database 2');
 
 ($rc, $out, $err) = run($cli, '-r', "localhost:$port", 'stats', 'aq');
 is($rc, 1, 'without the password: exit 1');
@@ -43,13 +43,13 @@ like($err, qr/NOAUTH|AUTH/i, 'and Redis says why') or diag($err);
         or diag($err);
     like($out, qr/^waiting 1$/m, 'and sees the task in database 2');
 
-    $r->cmd('ZADD', 'dq:{aq}:dead', 1, 'deadid');
+    $r->cmd('ZADD', 'dq2:{aq}:dead', 1, 'deadid');
     ($rc, $out, $err) = run($cli, '-r', "127.0.0.1:$port", '--db', '2',
                             'dead', 'aq');
     is($rc, 0, 'dead listing authenticates and selects like the rest')
         or diag($err);
     like($out, qr/^deadid /m, 'and lists database 2');
-    $r->cmd('DEL', 'dq:{aq}:dead');
+    $r->cmd('DEL', 'dq2:{aq}:dead');
 }
 
 # an empty password is none: -a '' or an exported empty variable must not
@@ -89,7 +89,7 @@ is($rc, 1, 'worker -t -r 127.0.0.1:0 refused');
                         's3cret', '--redis_db', '2', 'pause', 'aq');
 is($rc, 0, 'worker pause with a password and a database') or diag($err);
 like($out, qr/queue aq paused/, 'says so');
-is($r->cmd('HGET', 'dq:{aq}:conf', 'paused'), '1', 'flag set in database 2');
+is($r->cmd('HGET', 'dq2:{aq}:conf', 'paused'), '1', 'flag set in database 2');
 ($rc, $out, $err) = run($wbin, '-r', "localhost:$port", '--redis_password',
                         's3cret', '--redis_db', '2', 'resume', 'aq');
 is($rc, 0, 'worker resume') or diag($err);

@@ -20,7 +20,7 @@ my $dir = tmpdir();
 my $r = DQTest::Redis->start;
 my $bin = DQWorker::worker_bin();
 my $lib = DQWorker::example_lib();
-sub key { "dq:{$_[0]}:$_[1]" }
+sub key { DQTest::dq_key(@_) }
 sub cli { DQWorker::cli($r, @_) }
 sub defer { my @o = cli('defer', @_); die $o[2] if $o[0]; (split ' ', $o[1])[0] }
 sub wfile { my ($f, $t) = @_; open my $fh, '>', $f or die; print {$fh} $t; close $fh; $f }

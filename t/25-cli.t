@@ -27,7 +27,7 @@ sub defer {
     die "defer @_: exit $rc: $err" if $rc;
     return (split ' ', $out)[0];
 }
-sub key { "dq:{$_[0]}:$_[1]" }
+sub key { DQTest::dq_key(@_) }
 
 # connection options
 my ($rc, $out, $err) = DQWorker::cli($r, 'queues');
@@ -155,7 +155,7 @@ is($rc, 5, 'retry of a task that is not dead: exit 5');
 my $rt;
 ($rc, $rt) = js(qw(retry ops --match boom));
 is($rt->{requeued}, 1, 'retry --match boom: requeued 1 of 2');
-ok(DQTest::wait_for(sub { ($r->cmd('HGET', key('ops', 'state'), $idb) // '') =~ /^1:/
+ok(DQTest::wait_for(sub { ($r->cmd('HGET', key('ops', 'tasks'), $idb) // '') =~ /^S1:/
                           && defined $r->cmd('ZSCORE', key('ops', 'dead'), $idb) }, 10),
    'the permanent one ran and died again');
 ($rc, $out) = cli(qw(retry ops --all));

@@ -17,9 +17,9 @@ my $r = DQTest::Redis->start(dir => $dir);
 
 # by hand, before the worker starts: garbage bytes, and an id with no
 # envelope at all, both due now
-$r->cmd('HSET', 'dq:{default}:tasks', 'corrupt-1', "\xc1\x93\x01garbage");
-$r->cmd('ZADD', 'dq:{default}:eta', 0, 'corrupt-1');
-$r->cmd('ZADD', 'dq:{default}:eta', 0, 'missing-1');
+$r->cmd('HSET', 'dq2:{default}:tasks', 'corrupt-1', "\xc1\x93\x01garbage");
+$r->cmd('ZADD', 'dq2:{default}:eta', 0, 'corrupt-1');
+$r->cmd('ZADD', 'dq2:{default}:eta', 0, 'missing-1');
 my $good0 = DQWorker::defer($r, 'record', "$dir/good", 'before');
 
 my $missing_lib = "$dir/libnot-there.so";
@@ -32,15 +32,15 @@ my $unknown = DQWorker::defer($r, 'no.such.function', 1, 2);
 my $good1 = DQWorker::defer($r, 'record', "$dir/good", 'after');
 
 DQTest::wait_for(sub { keys %{ DQWorker::dead($r) } >= 2 }, 10);
-DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{default}:stats', 'unrunnable') // 0) >= 1 }, 10);
+DQTest::wait_for(sub { ($r->cmd('HGET', 'dq2:{default}:stats', 'unrunnable') // 0) >= 1 }, 10);
 my $dead = DQWorker::dead($r);
 like($dead->{'corrupt-1'} // '', qr/^undecodable envelope: /, 'corrupt envelope: dead, undecodable');
 like($dead->{'missing-1'} // '', qr/^missing envelope/, 'missing envelope: dead');
 ok(!exists $dead->{$unknown}, 'unknown function: not dead');
-ok(defined $r->cmd('ZSCORE', 'dq:{default}:eta', $unknown),
+ok(defined $r->cmd('ZSCORE', 'dq2:{default}:eta', $unknown),
    'unknown function: released, waiting for a worker that has it');
-like($r->cmd('HGET', 'dq:{default}:state', $unknown) // '', qr/^0:0:0:/,
-     'no attempt charged, no run counted, no first run kept');
+unlike($r->cmd('HGET', 'dq2:{default}:tasks', $unknown) // 'S', qr/^S/,
+     'no attempt charged, no run counted, no first run kept (no state prefix)');
 like(DQWorker::log_text($w), qr/\[warn\].*function "no\.such\.function" \(queue default\) is not registered here \(task libraries that failed to load: \Q$missing_lib\E: /,
      'logged, naming the library that failed to load');
 diag("$_: $dead->{$_}") for sort keys %$dead;

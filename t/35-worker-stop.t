@@ -73,7 +73,7 @@ my $c = DQWorker::start_worker($r, $dir, name => 'inflight', args => [qw(--grace
 my $t2 = time;
 my $cid = DQWorker::defer($r, '--countdown', 1500, 'noop');
 sleep 0.3;                                   # its timer is armed for the ETA
-$r->cmd('ZREM', 'dq:{default}:eta', $cid);   # so the claim will find nothing
+$r->cmd('ZREM', 'dq2:{default}:eta', $cid);   # so the claim will find nothing
 sleep(($t2 + 1.2) - time);
 is($r->cmd(qw(CLIENT PAUSE 1500 ALL)), 'OK', 'Redis paused over the ETA');
 sleep(($t2 + 1.9) - time);                   # the claim is waiting on Redis

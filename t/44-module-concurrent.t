@@ -60,10 +60,10 @@ $seen{$_ // ''}++ for @ids;
 is(scalar(grep { length } keys %seen), $N, "$N distinct task ids returned");
 
 is(DQNginx::stored($r), $N, "Redis holds exactly $N tasks");
-my $missing = grep { !$r->cmd('HEXISTS', 'dq:{default}:tasks', $_) } grep { defined } @ids;
+my $missing = grep { !$r->cmd('HEXISTS', 'dq2:{default}:tasks', $_) } grep { defined } @ids;
 is($missing, 0, 'every returned id is stored');
-is($r->cmd('ZCARD', 'dq:{default}:eta'), $N, "$N scheduled in the ETA set");
-is($r->cmd('ZCARD', 'dq:{default}:names'), $N, "$N names taken, each once");
+is($r->cmd('ZCARD', 'dq2:{default}:eta'), $N, "$N scheduled in the ETA set");
+is($r->cmd('ZCARD', 'dq2:{default}:names'), $N, "$N names taken, each once");
 
 # concurrent requests are merged into fewer script calls (each request's
 # tasks stay whole in one call, each gets its own answer)

@@ -67,7 +67,7 @@ is(scalar @bad, 0, scalar(@res) . ' requests during reloads, none failed')
     or diag explain [ @bad[0 .. ($#bad < 4 ? $#bad : 4)] ];
 ok(@res >= 1000, 'at least 1000 requests sent across the reloads');
 is(DQNginx::stored($r), scalar @res, 'every task stored');
-is($r->cmd('ZCARD', 'dq:{default}:names'), scalar @res, '... exactly once (names)');
+is($r->cmd('ZCARD', 'dq2:{default}:names'), scalar @res, '... exactly once (names)');
 
 ok(DQTest::wait_for(sub {
     my %now = map { $_ => 1 } $n->worker_pids;

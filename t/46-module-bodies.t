@@ -42,18 +42,19 @@ my $n = DQNginx->start(redis => $r, http => qq{
 });
 my $EP = '/_ah/queue/deferred';
 
-my $task = sub { my ($id) = @_; $r->cmd('HGET', 'dq:{default}:tasks', $id) };
-my $eta = sub { my ($id, $q) = @_; $r->cmd('ZSCORE', 'dq:{' . ($q // 'default') . '}:eta', $id) };
+my $task = sub { my ($id) = @_; $r->cmd('HGET', 'dq2:{default}:tasks', $id) };
+my $eta = sub { my ($id, $q) = @_; $r->cmd('ZSCORE', 'dq2:{' . ($q // 'default') . '}:eta', $id) };
 
 # --- one task, JSON
+# (10 s: inside the cold tier's horizon, so the task is in tasks/eta)
 my $t0 = time * 1000;
-my $res = $n->request('POST', $EP, json => '{"func":"noop","args":["a",1],"countdown":60,"queue":"default"}');
+my $res = $n->request('POST', $EP, json => '{"func":"noop","args":["a",1],"countdown":10,"queue":"default"}');
 is($res->{status}, 201, 'JSON task: 201 Created');
 like($res->{headers}{'content-type'}, qr{^application/json}, 'answer is JSON');
 my ($id) = $res->{body} =~ /"id":"([A-Za-z0-9_-]{22})"/;
 ok($id, "the task id is returned ($id)");
 my ($eta_ms) = $res->{body} =~ /"eta_ms":(\d+)/;
-ok($eta_ms >= $t0 + 59000 && $eta_ms <= $t0 + 62000, 'eta_ms is now + countdown');
+ok($eta_ms >= $t0 + 9000 && $eta_ms <= $t0 + 12000, 'eta_ms is now + countdown');
 like($res->{body}, qr/"eta":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"/, 'eta as RFC 3339');
 # the reply's numbers and time, digit for digit (zero padding included)
 for my $case (['2030-01-02T03:04:05.006Z', 1893553445006], ['2026-11-21T10:00:00.120Z', 1795255200120],
@@ -97,7 +98,7 @@ my @ids = $res->{body} =~ /"id":"([^"]+)"/g;
 is(scalar @ids, 3, 'three ids, in order');
 like($res->{body}, qr/^\[.*"queue":"default".*"queue":"mail".*"queue":"default".*\]$/s, 'per-task queues, in order');
 is($eta->($ids[2]), 1893456000000, 'eta from RFC 3339 honoured');
-ok(defined $r->cmd('HGET', 'dq:{mail}:tasks', $ids[1]), 'the mail task is in its own queue');
+ok(defined $r->cmd('HGET', 'dq2:{mail}:tasks', $ids[1]), 'the mail task is in its own queue');
 is(DQNginx::stored($r), $before + 2, 'two in default');
 
 $res = $n->request('POST', $EP, json => '[{"func":"noop","name":"b1"},{"func":"noop","name":"b3"}]');

@@ -40,7 +40,7 @@ my $res = $n->request('POST', '/good', json => '{"func":"noop"}');
 is($res->{status}, 201, 'unix socket + password + db: 201');
 my ($id) = $res->{body} =~ /"id":"([^"]+)"/;
 $r->cmd('SELECT', 3);
-ok(defined $r->cmd('HGET', 'dq:{default}:tasks', $id), 'stored in database 3');
+ok(defined $r->cmd('HGET', 'dq2:{default}:tasks', $id), 'stored in database 3');
 $r->cmd('SELECT', 0);
 is_deeply([DQNginx::redis_keys($r)], [], 'nothing in database 0');
 

@@ -42,9 +42,9 @@ sub state {
 }
 ok(wait_for(sub { (state()->{max_open} // 0) >= $N }, 60, 0.1),
    "the app saw $N pushes open at once") or diag explain state();
-ok(wait_for(sub { ($r->cmd('HGET', 'dq:{default}:stats', 'done') // 0) == $N }, 60, 0.1),
+ok(wait_for(sub { ($r->cmd('HGET', 'dq2:{default}:stats', 'done') // 0) == $N }, 60, 0.1),
    "all $N tasks done (acked)")
-    or diag explain { @{ $r->cmd('HGETALL', 'dq:{default}:stats') } };
+    or diag explain { @{ $r->cmd('HGETALL', 'dq2:{default}:stats') } };
 my $st = state();
 cmp_ok($st->{connections}, '<=', $N + 50, "at most about one connection per push in flight ($st->{connections})");
 
@@ -58,7 +58,7 @@ with deferred.batch() as tasks:
 print("enqueued", sum(t.was_enqueued for t in tasks))
 });
 like($out, qr/enqueued $N/, "$N more tasks enqueued") or diag $out;
-ok(wait_for(sub { ($r->cmd('HGET', 'dq:{default}:stats', 'done') // 0) == 2 * $N }, 60, 0.1),
+ok(wait_for(sub { ($r->cmd('HGET', 'dq2:{default}:stats', 'done') // 0) == 2 * $N }, 60, 0.1),
    "all done");
 ok(wait_for(sub { (state()->{requests} // 0) == 2 * $N }, 5, 0.1), 'the app answered them');
 $st = state();

@@ -55,7 +55,7 @@ for my $sample (split /,/, ($ENV{DQ_SAMPLES} || "flask,django,wsgi")) {
        "$sample: two pushes to /_ah/queue/deferred, answered 200");
     is(scalar(() = $log =~ m{"POST /custom/path HTTP/1\.1" 200 }g), 1,
        "$sample: one push to /custom/path, answered 200");
-    my $stats = { @{ $r->cmd('HGETALL', 'dq:{default}:stats') } };
+    my $stats = { @{ $r->cmd('HGETALL', 'dq2:{default}:stats') } };
     is($s->stop, 0, "$sample: the worker exits 0");
     log_clean_ok("$dir/worker.log", "$sample: worker log");
     log_clean_ok($s->nginx->error_log, "$sample: nginx error log");

@@ -47,8 +47,8 @@ my $w = DQWorker::start_worker($r, $dir, libs => [$lib],
 my $id = DQWorker::defer($r, qw(noop));
 ok(wait_for(sub { DQWorker::log_text($w) =~ /function "dq\.push \(queue with push_target: load the push library, libdq_push\.so\)" \(queue default\) is not registered here/ }, 10),
    'a push queue, no push library loaded: the worker says which library is missing');
-ok($r->cmd('HEXISTS', 'dq:{default}:tasks', $id), '... the task waits for a worker that has it');
-is($r->cmd('HGET', 'dq:{default}:stats', 'done') // 0, 0, '... its own function "noop" did not run');
+ok($r->cmd('HEXISTS', 'dq2:{default}:tasks', $id), '... the task waits for a worker that has it');
+is($r->cmd('HGET', 'dq2:{default}:stats', 'done') // 0, 0, '... its own function "noop" did not run');
 is(DQWorker::stop_worker($w) >> 8, 0, 'the worker exits 0');
 log_clean_ok("$dir/worker.log", 'worker log');
 done_testing();

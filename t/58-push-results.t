@@ -35,7 +35,7 @@ sub defer_py {
 
 sub dead_error {
     my ($id) = @_;
-    return $r->cmd('HGET', 'dq:{default}:errors', $id);
+    return $r->cmd('HGET', 'dq2:{default}:errors', $id);
 }
 
 # ---------------------------------------------------------------- success
@@ -76,7 +76,7 @@ is_deeply([$fg->{queue}, $fg->{retry}], ['default', '0'],
 # ---------------------------------------------------- PermanentTaskFailure
 $out = defer_py(q{print(deferred.defer(pushapp.permanent, "perm").id)});
 my ($perm_id) = $out =~ /(\S+)\s*$/;
-ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $perm_id) }, 10),
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq2:{default}:dead', $perm_id) }, 10),
    'PermanentTaskFailure: the task is in the dead set');
 is(scalar attempts('perm'), 1, '... after one attempt (dead at once)');
 like(dead_error($perm_id), qr/PermanentTaskFailure/, '... its error says PermanentTaskFailure');
@@ -85,7 +85,7 @@ like(dead_error($perm_id), qr/PermanentTaskFailure/, '... its error says Permane
 $out = defer_py(q{print(deferred.defer(pushapp.singular, "sing").id)});
 my ($sing_id) = $out =~ /(\S+)\s*$/;
 ok(wait_for(sub { scalar(attempts('sing')) >= 2 }, 10), 'SingularTaskFailure: retried');
-ok(wait_for(sub { !$r->cmd('HEXISTS', 'dq:{default}:tasks', $sing_id) }, 10),
+ok(wait_for(sub { !$r->cmd('HEXISTS', 'dq2:{default}:tasks', $sing_id) }, 10),
    '... and done at the second attempt');
 unlike(DQWorker::log_text($s->worker), qr/task failed:[^\n]*id=$sing_id/,
        '... quietly: no "task failed" line for it');
@@ -124,7 +124,7 @@ ok(wait_for(sub { my @n = DQWorker::log_text($s->worker) =~ /task failed:[^\n]*i
    '... retried');
 $s->app_start;
 ok(wait_for(sub { scalar attempts('revived') }, 20), 'the app is back: the task ran');
-ok(wait_for(sub { !$r->cmd('HEXISTS', 'dq:{default}:tasks', $rev_id) }, 10), '... and is done');
+ok(wait_for(sub { !$r->cmd('HEXISTS', 'dq2:{default}:tasks', $rev_id) }, 10), '... and is done');
 
 # ------------------------------------------------ a payload that cannot load
 $out = defer_py(q{
@@ -132,7 +132,7 @@ p = b"\x80\x04not a pickle"
 t = taskqueue.Task(payload=p, url="/_ah/queue/deferred", headers=deferred.payload_headers(p))
 print(taskqueue.Queue().add(t).id)});
 my ($bad_id) = $out =~ /(\S+)\s*$/;
-ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $bad_id) }, 10),
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq2:{default}:dead', $bad_id) }, 10),
    'an undecodable payload: dead (kept, inspectable), not silently dropped');
 like(dead_error($bad_id), qr/cannot unpickle/, '... with the reason');
 
@@ -141,16 +141,16 @@ like(dead_error($bad_id), qr/cannot unpickle/, '... with the reason');
 # by default) that is a failed attempt, not a done task.
 $out = defer_py(q{print(deferred.defer(pushapp.ok, "never", _url="/slow?0", _queue="deadline").id)});
 my ($noack_id) = $out =~ /(\S+)\s*$/;
-ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{deadline}:dead', $noack_id) }, 10),
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq2:{deadline}:dead', $noack_id) }, 10),
    'a 2xx without X-Deferred-Result: ok is a failed attempt (retry_limit 0: dead)');
-like($r->cmd('HGET', 'dq:{deadline}:errors', $noack_id) // '', qr/not the deferred handler \(push_require_ack\)/,
+like($r->cmd('HGET', 'dq2:{deadline}:errors', $noack_id) // '', qr/not the deferred handler \(push_require_ack\)/,
      '... saying it was not the deferred handler');
 $out = defer_py(q{print(deferred.defer(pushapp.ok, "never", _url="/slow?0", _queue="noack").id)});
 my ($off_id) = $out =~ /(\S+)\s*$/;
 ok(wait_for(sub { DQWorker::log_text($s->worker) =~ /\Q$off_id\E/
-                  && !$r->cmd('HEXISTS', 'dq:{noack}:tasks', $off_id) }, 10),
+                  && !$r->cmd('HEXISTS', 'dq2:{noack}:tasks', $off_id) }, 10),
    'push_require_ack off: any 2xx is done');
-ok(!$r->cmd('ZSCORE', 'dq:{noack}:dead', $off_id), '... not dead');
+ok(!$r->cmd('ZSCORE', 'dq2:{noack}:dead', $off_id), '... not dead');
 
 # ------------------- a pickle not written by defer() is never unpickled
 # The attack: anyone who can enqueue (or write Redis) sends a pickle that
@@ -165,7 +165,7 @@ class Evil:
 t = taskqueue.Task(payload=pickle.dumps(Evil()), url="/_ah/queue/deferred")
 print(taskqueue.Queue().add(t).id)});
 my ($evil_id) = $out =~ /(\S+)\s*$/;
-ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $evil_id) }, 10),
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq2:{default}:dead', $evil_id) }, 10),
    'a payload without the payload MAC: dead at once');
 like(dead_error($evil_id), qr/never unpickled: no X-Deferred-Payload-MAC/, '... with the reason');
 ok(!-e $pwned, '... and the pickle was never loaded (the command did not run)');
@@ -182,7 +182,7 @@ my ($crc, $cout) = DQTest::capture(bin('deferred-cli'), '-r', $r->address, 'defe
     '-q', 'default', '-u', '/_ah/queue/deferred', 'main.harmless', $pickle);
 is($crc, 0, 'deferred-cli defer stored the pickle straight into Redis') or diag $cout;
 my ($cli_id) = $cout =~ /([A-Za-z0-9_-]{16,})/;
-ok(wait_for(sub { $cli_id && $r->cmd('ZSCORE', 'dq:{default}:dead', $cli_id) }, 10),
+ok(wait_for(sub { $cli_id && $r->cmd('ZSCORE', 'dq2:{default}:dead', $cli_id) }, 10),
    '... dead at once (no payload MAC)') or diag $cout;
 like(dead_error($cli_id), qr/never unpickled/, '... refused before unpickling');
 ok(!-e $pwned2, '... and the command never ran');
@@ -195,19 +195,19 @@ print(status, detail.get("id"))
 });
 like($out, qr/^201 /m, 'a C-style task (two arguments) enqueued into the push queue');
 my ($c_id) = $out =~ /^201 (\S+)/m;
-ok(wait_for(sub { $r->cmd('ZSCORE', 'dq:{default}:dead', $c_id) }, 10), '... is dead at once');
+ok(wait_for(sub { $r->cmd('ZSCORE', 'dq2:{default}:dead', $c_id) }, 10), '... is dead at once');
 like(dead_error($c_id), qr/carries its body as its one argument/, '... saying why');
 
-my $stats = { @{ $r->cmd('HGETALL', 'dq:{default}:stats') } };
+my $stats = { @{ $r->cmd('HGETALL', 'dq2:{default}:stats') } };
 is($stats->{dead}, 5, 'five dead tasks in all (permanent, undecodable, two without payload MAC, not a push)');
 
 # --------------------------------------- push_deadline and the queue timeout
 for my $q (qw(deadline timeout)) {
     $out = defer_py(qq{print(deferred.defer(pushapp.ok, "never", _queue="$q", _url="/slow?3").id)});
     my ($id) = $out =~ /(\S+)\s*$/;
-    ok(wait_for(sub { $r->cmd('ZSCORE', "dq:{$q}:dead", $id) }, 10),
+    ok(wait_for(sub { $r->cmd('ZSCORE', "dq2:{$q}:dead", $id) }, 10),
        "queue $q: a push the app answers after 3 s fails at 0.5 s (retry_limit 0: dead)");
-    like($r->cmd('HGET', "dq:{$q}:errors", $id),
+    like($r->cmd('HGET', "dq2:{$q}:errors", $id),
          $q eq 'deadline' ? qr/Timeout was reached/ : qr/timed out|canceled/,
          "... $q: the reason");
 }

@@ -66,7 +66,7 @@ like($log, qr/task dead: queue=poison id=\Q$bad\E .*function=ops\.segv .*reason=
 ok(DQWorker::alive($w), 'the master survived');
 DQTest::wait_for(sub { scalar(DQWorker::live_children($w)) == 2 }, 10);
 is(scalar(DQWorker::live_children($w)), 2, 'two children running again');
-is($r->cmd('HGET', 'dq:{poison}:stats', 'done'), 19, 'stats: 19 done');
+is($r->cmd('HGET', 'dq2:{poison}:stats', 'done'), 19, 'stats: 19 done');
 
 # the worker is healthy afterwards
 DQWorker::cli($r, 'defer', '-q', 'poison', '--count', 5, 'ops.run', "$dir/after.rec");

@@ -31,7 +31,7 @@ my $rec = "$dir/scale.rec";
 my $t0 = time;
 DQWorker::cli($r, 'defer', '-q', 'scale', '--count', $N, 'ops.run', $rec);
 my $t_enq = time - $t0;
-DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{scale}:stats', 'done') // 0) >= $N }, 120, 0.05);
+DQTest::wait_for(sub { ($r->cmd('HGET', 'dq2:{scale}:stats', 'done') // 0) >= $N }, 120, 0.05);
 my $took = time - $t0;
 my @R = DQWorker::lines($rec, 'R');
 my (%ran, %by);
@@ -42,7 +42,7 @@ diag(sprintf('%d tasks, 3 masters x 2 children: enqueued in %.2f s, all done %.2
 is(scalar(keys %ran), $N, "all $N tasks ran");
 is(scalar(grep { $_ > 1 } values %ran), 0, 'none ran twice');
 is(scalar(@R), $N, "exactly $N executions");
-is($r->cmd('HGET', 'dq:{scale}:stats', 'done'), $N, "stats: $N done");
+is($r->cmd('HGET', 'dq2:{scale}:stats', 'done'), $N, "stats: $N done");
 my @kids = map { DQWorker::children($_) } @w;
 is(scalar(@kids), 6, 'six children');
 note('tasks per child: ' . join(' ', map { "$_=" . ($by{$_} // 0) } @kids));
@@ -57,17 +57,17 @@ is((DQWorker::cli($r, 'defer', '-q', 'scale', '--count', $M, 'ops.span',
 cmp_ok(scalar(DQWorker::wait_lines($rec2, 'E', 200, 30)), '>=', 200,
        '200 finished before the kill');
 my @victims = (DQWorker::children($w[0]), $w[0]{pid});
-my $held = $r->cmd('ZCARD', 'dq:{scale}:leases');
+my $held = $r->cmd('ZCARD', 'dq2:{scale}:leases');
 kill 'KILL', @victims;                # children and master at once: no release
 DQTest::stop_pid($w[0]{pid}, 'KILL', 5);
 ok($held > 0, "tasks were leased when the worker was killed ($held leases in the queue)");
 my @E = DQWorker::wait_lines($rec2, 'E', $M, 60);
-DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{scale}:stats', 'done') // 0) >= $N + $M }, 30, 0.05);
+DQTest::wait_for(sub { ($r->cmd('HGET', 'dq2:{scale}:stats', 'done') // 0) >= $N + $M }, 30, 0.05);
 my %e; $e{ $_->[0] }++ for @E;
 is(scalar(keys %e), $M, "all $M tasks ran despite the kill -9");
-is($r->cmd('HGET', 'dq:{scale}:stats', 'done'), $N + $M, 'every task acked once');
-is($r->cmd('ZCARD', 'dq:{scale}:eta') + $r->cmd('ZCARD', 'dq:{scale}:leases'), 0, 'queue empty');
-ok(($r->cmd('HGET', 'dq:{scale}:stats', 'reclaimed') // 0) > 0,
+is($r->cmd('HGET', 'dq2:{scale}:stats', 'done'), $N + $M, 'every task acked once');
+is($r->cmd('ZCARD', 'dq2:{scale}:eta') + $r->cmd('ZCARD', 'dq2:{scale}:leases'), 0, 'queue empty');
+ok(($r->cmd('HGET', 'dq2:{scale}:stats', 'reclaimed') // 0) > 0,
    'the killed worker\'s leases expired and were reclaimed');
 
 for my $w (@w[1, 2]) {

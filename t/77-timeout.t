@@ -64,7 +64,7 @@ DQTest::wait_for(sub { scalar(DQWorker::live_children($w)) == 1 }, 10);
 is(scalar(DQWorker::live_children($w)), 1, 'one child running');
 DQWorker::cli($r, 'defer', '-q', 'slow', '--count', 5, 'ops.run', "$dir/after.rec");
 is(scalar(DQWorker::wait_lines("$dir/after.rec", 'R', 5, 10)), 5, 'the new child runs tasks');
-is($r->cmd('ZCARD', 'dq:{slow}:leases'), 0, 'no lease left');
+is($r->cmd('ZCARD', 'dq2:{slow}:leases'), 0, 'no lease left');
 is(DQTest::stop_pid($w->{pid}), 0, 'master exits 0');
 DQTest::log_clean_ok($w->{log});
 

@@ -55,9 +55,9 @@ is(DQWorker::stats($r)->{running}, 2, 'A holds the long task and the task (queue
 
 # the crash: Redis loses A's claim
 crash_to($r, $incr, $offset);
-is($r->cmd('ZCARD', 'dq:{default}:leases'), 1, 'after the rollback only the long task is leased')
-    or diag explain $r->cmd('ZRANGE', 'dq:{default}:leases', 0, -1, 'WITHSCORES');
-ok(defined $r->cmd('ZSCORE', 'dq:{default}:eta', $tid), 'the task is waiting again');
+is($r->cmd('ZCARD', 'dq2:{default}:leases'), 1, 'after the rollback only the long task is leased')
+    or diag explain $r->cmd('ZRANGE', 'dq2:{default}:leases', 0, -1, 'WITHSCORES');
+ok(defined $r->cmd('ZSCORE', 'dq2:{default}:eta', $tid), 'the task is waiting again');
 
 my $b = DQWorker::start_worker($r, $dir, name => 'b', args =>
     [qw(--lease 10s --log_level debug)]);
@@ -71,8 +71,8 @@ like(DQWorker::log_text($a), qr/\[warn\].*lease lost: release of task \Q$tid\E/,
      "the zombie's release is refused");
 my @rec = DQWorker::wait_records($rec, 1, 10);
 is(scalar @rec, 1, 'B ran the task');
-DQTest::wait_for(sub { !defined $r->cmd('HGET', 'dq:{default}:tasks', $tid) }, 10);
-ok(!defined $r->cmd('HGET', 'dq:{default}:tasks', $tid), "B's ack won: the task is done");
+DQTest::wait_for(sub { !defined $r->cmd('HGET', 'dq2:{default}:tasks', $tid) }, 10);
+ok(!defined $r->cmd('HGET', 'dq2:{default}:tasks', $tid), "B's ack won: the task is done");
 unlike(DQWorker::log_text($b), qr/lease lost/, 'B lost no lease');
 is($rec[0]{retries}, 0, 'no attempt charged to the task');
 sleep 2;
@@ -98,16 +98,16 @@ sleep 0.3;
 my $offset2 = -s $incr2;
 DQTest::wait_for(sub { DQWorker::stats($r2)->{running} == 1 }, 10);
 crash_to($r2, $incr2, $offset2);
-ok(defined $r2->cmd('ZSCORE', 'dq:{default}:eta', $t2), 'rolled back: the task waits again');
+ok(defined $r2->cmd('ZSCORE', 'dq2:{default}:eta', $t2), 'rolled back: the task waits again');
 my $b2 = DQWorker::start_worker($r2, $dir2, name => 'b2', args =>
     [qw(--lease 10s --log_level debug)]);
 DQTest::wait_for(sub { DQWorker::log_text($a2) =~ /timed-out task \Q$t2\E .*lease already lost/ }, 10);
 like(DQWorker::log_text($a2), qr/timed-out task \Q$t2\E \(queue default\): lease already lost/,
      "the zombie's retry (its run timed out) is refused");
-DQTest::wait_for(sub { !defined $r2->cmd('HGET', 'dq:{default}:tasks', $t2) }, 10);
-ok(!defined $r2->cmd('HGET', 'dq:{default}:tasks', $t2), "B's ack won: the task is done");
+DQTest::wait_for(sub { !defined $r2->cmd('HGET', 'dq2:{default}:tasks', $t2) }, 10);
+ok(!defined $r2->cmd('HGET', 'dq2:{default}:tasks', $t2), "B's ack won: the task is done");
 unlike(DQWorker::log_text($b2), qr/lease lost/, 'B lost no lease');
-is($r2->cmd('HGET', 'dq:{default}:stats', 'retried'), undef, 'no retry landed');
+is($r2->cmd('HGET', 'dq2:{default}:stats', 'retried'), undef, 'no retry landed');
 sleep 1;
 ok(scalar(DQWorker::records($rec2)) <= 2, 'not run a third time (A may have finished its zombie run too)');
 DQWorker::stop_worker($a2);                 # its child is replaced after a timeout

@@ -22,17 +22,17 @@ my $broken = "$dir/libbroken.so";
 open(my $fh, '>', $broken) or die; print $fh "not a library\n"; close $fh;
 my $w1 = DQWorker::start_worker($r, $dir, name => 'nolib', libs => [$broken],
                                 args => [qw(--log_level debug)]);
-DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{default}:stats', 'unrunnable') // 0) >= 20 }, 10);
+DQTest::wait_for(sub { ($r->cmd('HGET', 'dq2:{default}:stats', 'unrunnable') // 0) >= 20 }, 10);
 ok((DQWorker::stats($r)->{unrunnable} // 0) >= 20,
    'the worker without the library released all 20 (stats "unrunnable")');
 sleep 2.5;                                 # it sees them again, and again
 is(scalar keys %{ DQWorker::dead($r) }, 0, 'none dead');
-is($r->cmd('HGET', 'dq:{default}:stats', 'dead'), undef, 'nothing ever buried');
+is($r->cmd('HGET', 'dq2:{default}:stats', 'dead'), undef, 'nothing ever buried');
 my @lines = grep { /is not registered here/ } split /\n/, DQWorker::log_text($w1);
 is(scalar @lines, 1, 'logged once for the function');
 like($lines[0] // '', qr/\[warn\].*function "record" .*task libraries that failed to load: \Q$broken\E/,
      'naming the library that failed to load');
-my $n = $r->cmd('HGET', 'dq:{default}:stats', 'unrunnable');
+my $n = $r->cmd('HGET', 'dq2:{default}:stats', 'unrunnable');
 ok($n < 20 * 4, "with a back-off: $n releases in 2.5 s for 20 tasks");
 my ($rc, $out) = DQWorker::cli($r, 'stats', 'default');
 my ($fn_n) = $out =~ /^unrunnable_fn record (\d+) \d+$/m;

@@ -63,7 +63,7 @@ sub scenario {
     sleep 2.5;                     # tasks finish; their acks meet the fault
     $heal->();
     my @E = DQWorker::wait_lines($rec, 'E', $N, 40);
-    DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{f}:stats', 'done') // 0) == $N }, 20);
+    DQTest::wait_for(sub { ($r->cmd('HGET', 'dq2:{f}:stats', 'done') // 0) == $N }, 20);
     my %runs;
     $runs{ $_->[0] }++ for DQWorker::lines($rec, 'S');
     my $charged = grep { ($_->[4] // 0) > 0 } DQWorker::lines($rec, 'E');
@@ -73,7 +73,7 @@ sub scenario {
     is($charged, 0, "$case: no attempt charged");
     is(scalar(grep { $runs{$_} } keys %ids), $N, "$case: every task ran");
     is(scalar(grep { ($runs{$_} // 0) > 1 } keys %ids), 0, "$case: none ran twice");
-    is($r->cmd('HGET', 'dq:{f}:stats', 'done'), $N, "$case: all acked");
+    is($r->cmd('HGET', 'dq2:{f}:stats', 'done'), $N, "$case: all acked");
     is(DQWorker::zcard($r, 'f', 'leases'), 0, "$case: no lease left");
     is(scalar(keys %{ DQWorker::dead($r, 'f') }), 0, "$case: nothing dead");
     my $log = DQTest::slurp($w->{log});

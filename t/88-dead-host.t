@@ -86,7 +86,7 @@ for my $case ('kill', 'stop') {
         like(DQTest::slurp($holder->{log}), qr/lease lost/,
              'stop: the zombie\'s late result is refused (lease lost)');
     }
-    DQTest::wait_for(sub { ($r->cmd('HGET', 'dq:{quiet}:stats', 'done') // 0) >= 1
+    DQTest::wait_for(sub { ($r->cmd('HGET', 'dq2:{quiet}:stats', 'done') // 0) >= 1
                            && DQWorker::zcard($r, 'quiet', 'leases') == 0 }, 15);
     is(DQWorker::zcard($r, 'quiet', 'leases'), 0, "$case: no lease left");
     is(DQWorker::zcard($r, 'quiet', 'eta'), 0, "$case: nothing waiting");

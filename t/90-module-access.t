@@ -90,9 +90,9 @@ is($count->('limited'), 2, 'limit_req: a task only for the 2 let through');
 
 $res = $n->request('GET', '/vars?u=bob&m=a');
 is($res->{status}, 200, 'set/map location: 200');
-is($r->cmd('ZSCORE', 'dq:{vars}:names', 'user-bob'), 'inf',
+is($r->cmd('ZSCORE', 'dq2:{vars}:names', 'user-bob'), 'inf',
    '"set" value reached the task name (user-bob)');
-my ($env) = values %{ { @{ $r->cmd('HGETALL', 'dq:{vars}:tasks') } } };
+my ($env) = values %{ { @{ $r->cmd('HGETALL', 'dq2:{vars}:tasks') } } };
 like($env // '', qr/alpha/, '"map" value reached the arguments (alpha)');
 
 $n->stop;

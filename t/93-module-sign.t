@@ -68,7 +68,7 @@ is(DQNginx::stored($r, 's1'), 1, 'replays stored nothing');
 my ($sid) = $res0->{body} =~ /"id":"(sig-[0-9a-f]{40})"/;
 is($sid, 'sig-' . substr(Digest::SHA::sha256_hex("POST\n/a/x\n$now\n$body"), 0, 40),
    'the id is the SHA-256 of the signed content, not a MAC');
-my $until = $r->cmd('ZSCORE', 'dq:{s1}:names', "#$sid") // 0;
+my $until = $r->cmd('ZSCORE', 'dq2:{s1}:names', "#$sid") // 0;
 ok($until > time * 1000 + 590_000 && $until < time * 1000 + 610_000,
    'the signature id is remembered for twice the window (600 s), not the tombstone window');
 

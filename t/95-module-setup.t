@@ -110,7 +110,7 @@ like($log, qr/\[warn\].*maxmemory-policy allkeys-lru may evict keys/,
 $res = $n->request('POST', '/good', json => '{"func":"noop"}');
 is($res->{status}, 201, 'a good setup (db=2): 201');
 $r->cmd('SELECT', 2);
-is($r->cmd('HLEN', 'dq:{default}:tasks'), 1, 'stored in database 2');
+is($r->cmd('HLEN', 'dq2:{default}:tasks'), 1, 'stored in database 2');
 $r->cmd('SELECT', 0);
 
 # WAIT: one replica attached, two asked for
@@ -120,7 +120,7 @@ sleep 0.1 until time > $end
         && ($rep->cmd('INFO', 'replication') // '') =~ /master_link_status:up/);
 $res = $n->request('POST', '/rep1', json => '{"func":"noop","queue":"r1"}');
 is($res->{status}, 201, 'replicas=1 with one replica: 201');
-is($rep->cmd('HLEN', 'dq:{r1}:tasks'), 1, 'the replica has the task when the 201 comes');
+is($rep->cmd('HLEN', 'dq2:{r1}:tasks'), 1, 'the replica has the task when the 201 comes');
 $res = $n->request('POST', '/rep2', json => '{"func":"noop","queue":"r2"}');
 is($res->{status}, 503, 'replicas=2 with one replica: 503 after replicas_timeout');
 like($res->{body}, qr/not replicated in time/, 'says why');

@@ -32,7 +32,7 @@ my $json = '[' . join(',', map { qq({"func":"noop","queue":"bj","name":"j$_","ar
 my $res = $n->request('POST', $EP, json => $json);
 is($res->{status}, 201, '10,000 tasks as JSON: 201');
 is(DQNginx::stored($r, 'bj'), 10000, '10,000 stored');
-is($r->cmd('ZCARD', 'dq:{bj}:eta'), 10000, '10,000 scheduled');
+is($r->cmd('ZCARD', 'dq2:{bj}:eta'), 10000, '10,000 scheduled');
 my @ids = $res->{body} =~ /"id":"([^"]+)"/g;
 is(scalar @ids, 10000, '10,000 ids answered');
 
@@ -42,8 +42,8 @@ my $mp = DQNginx::mp([ map { { func => 'noop', name => "m$_" } } 1 .. 10000 ]);
 $res = $n->request('POST', $EP, msgpack => $mp);
 is($res->{status}, 201, '10,000 tasks as msgpack: 201');
 is(DQNginx::stored($r), 10000, '10,000 stored');
-is($r->cmd('ZCARD', 'dq:{default}:names'), 10000, '10,000 names live');
-is($r->cmd('ZCARD', 'dq:{default}:eta'), 10000,
+is($r->cmd('ZCARD', 'dq2:{default}:names'), 10000, '10,000 names live');
+is($r->cmd('ZCARD', 'dq2:{default}:eta'), 10000,
    '10,000 scheduled (main: 0, stored but never to run, the client told 503)');
 
 # a bad task at the end: nothing of the batch
@@ -52,7 +52,7 @@ $json = '[' . join(',', map { qq({"func":"noop","queue":"bx","name":"x$_"}) } 1 
 $res = $n->request('POST', $EP, json => $json);
 is($res->{status}, 400, '10,000 with the last one invalid: 400');
 is(DQNginx::stored($r, 'bx'), 0, 'nothing stored');
-is($r->cmd('ZCARD', 'dq:{bx}:names'), 0, 'no name taken');
+is($r->cmd('ZCARD', 'dq2:{bx}:names'), 0, 'no name taken');
 
 # the same batch again: every name taken, nothing stored twice
 $res = $n->request('POST', $EP, msgpack => $mp);

@@ -75,7 +75,7 @@ my $res = $n->request('POST', '/up', json => '{"hello":"body"}');
 is($res->{status}, 200, 'POST with a body through deferred_enqueue + proxy_pass: 200');
 is(DQNginx::stored($r, 'up'), 1, '... one task');
 is(DQNginx::stored($r, 'echo'), 1, '... and the backend got the request');
-my ($env) = values %{ { @{ $r->cmd('HGETALL', 'dq:{echo}:tasks') } } };
+my ($env) = values %{ { @{ $r->cmd('HGETALL', 'dq2:{echo}:tasks') } } };
 like($env // '', qr/hello.*body/, '... with its body (proxy_pass still had it)');
 
 my $chunk = 'x' x 2000;

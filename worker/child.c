@@ -31,6 +31,7 @@
 
 #include "child_impl.h"
 #include "live.h"
+#include "pool.h"
 #include "tasklet_task.h"
 #include "master.h"
 
@@ -46,7 +47,8 @@ dq_child_link(dq_child_t *ch, dq_task_t *t)
     }
     ch->tasks = t;
     dq_child_stat_held(1);          /* for the master's crash report */
-    t->held = dq_held_add(t->queue, t->id, t->claim);
+    t->held = dq_held_add(t->queue, t->id, t->claim, t->first_run_ms,
+                          dq_claimed_history(t));
 }
 
 /* The task's function is entered (pool thread or loop): if the child dies
@@ -107,15 +109,27 @@ dq__due_cb(uv_timer_t *t)
     dq_child_kick(t->data);
 }
 
+/* May q take a slot in this kick? Due, below its claim size, and not a
+ * queue that is only "maybe more" (its last claim was full) while the
+ * child is busy and has fewer than half a claim of free slots (gate). */
+static int
+dq__eligible(const dq_cqueue_t *q, uint64_t now, size_t claim_size, int gate)
+{
+    return q->due_at <= now && (size_t) q->want < claim_size
+           && !(gate && q->more);
+}
+
 /* Claim from the queues that may have due work while slots are free
- * (shared by weight), then sleep until the earliest known due time. */
-void
-dq_child_kick(dq_child_t *ch)
+ * (shared by weight), then sleep until the earliest known due time.
+ * Called once per loop iteration, from the cycle check (dq__cycle_cb),
+ * after every completion and reply of the iteration is in. */
+static void
+dq__kick_now(dq_child_t *ch)
 {
     uint64_t     now, next = DQ_NEVER;
-    size_t       i, s, free_slots, claim_size;
+    size_t       i, s, free_slots, claim_size, half;
     int64_t      total;
-    int          all_due;
+    int          all_due, gate;
     dq_cqueue_t *q, *best;
 
     /* the loop's cached time can be a whole iteration old (tasks ran,
@@ -133,6 +147,14 @@ dq_child_kick(dq_child_t *ch)
     claim_size = ch->conf->claim_size > 0 ? (size_t) ch->conf->claim_size
                                           : 1;
     free_slots = dq__free_slots(ch);
+    /* A busy child draining a queue (its last claim was full) claims
+     * again only once half a claim's slots are free: a claim per finished
+     * task would carry one or two tasks per call. A queue that just
+     * became due (a wake token, its due time, the idle look) is claimed
+     * at once, for its lateness; an idle child always claims. */
+    half = claim_size < ch->concurrency ? claim_size : ch->concurrency;
+    half = half / 2 > 0 ? half / 2 : 1;
+    gate = free_slots < half && ch->used + ch->reserved > 0;
     if (dq_conn_is_up(ch->cmd_conn) && free_slots > 0) {
         /* Share the free slots among the due queues by weight, one slot
          * at a time (smooth weighted round robin, as nginx picks upstream
@@ -146,7 +168,7 @@ dq_child_kick(dq_child_t *ch)
             total = 0;
             for (i = 0; i < ch->nq; i++) {
                 q = &ch->qs[i];
-                if (q->due_at > now || (size_t) q->want >= claim_size) {
+                if (!dq__eligible(q, now, claim_size, gate)) {
                     continue;
                 }
                 q->cur += q->qc->weight > 0 ? q->qc->weight : 1;
@@ -163,7 +185,7 @@ dq_child_kick(dq_child_t *ch)
                  * that follows the claim's reply */
                 for (i = 0; i < ch->nq; i++) {
                     q = &ch->qs[i];
-                    if (q->due_at <= now && (size_t) q->want < claim_size) {
+                    if (dq__eligible(q, now, claim_size, gate)) {
                         q->cur -= q->qc->weight > 0 ? q->qc->weight : 1;
                     }
                 }
@@ -209,8 +231,9 @@ dq_child_kick(dq_child_t *ch)
         uv_timer_stop(&ch->due_timer);
     } else if (next > now) {
         uv_timer_start(&ch->due_timer, dq__due_cb, next - now, 0);
-    } else if (dq__free_slots(ch) > 0) {
-        /* due now but not claimed (claim send failed): soon, not hot */
+    } else if (dq__free_slots(ch) > 0 && !gate) {
+        /* due now but not claimed (claim send failed): soon, not hot; a
+         * gated queue waits for a finishing task's kick instead */
         uv_timer_start(&ch->due_timer, dq__due_cb, 1, 0);
     } else {
         uv_timer_stop(&ch->due_timer);     /* a finishing task kicks */
@@ -280,6 +303,7 @@ dq__blpop_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 dq_log_debug("woken for queue %.*s", (int) q->name.len,
                              q->name.ptr);
                 q->due_at = 0;
+                q->more = 0;
                 /* a claim in flight may have run in Redis before the
                  * enqueue that pushed this token: its reply ("empty")
                  * must not undo the wake-up (dq__claim_reply) */
@@ -341,6 +365,7 @@ dq__redis_state(dq_conn_t *r, int up, void *data)
          * could not be reported is reported now */
         for (i = 0; i < ch->nq; i++) {
             ch->qs[i].due_at = 0;
+            ch->qs[i].more = 0;
         }
         dq_dispatch_resend(ch);
     }
@@ -353,6 +378,7 @@ dq__redis_state(dq_conn_t *r, int up, void *data)
          * saw: look at every queue now rather than at the idle look */
         for (i = 0; i < ch->nq; i++) {
             ch->qs[i].due_at = 0;
+            ch->qs[i].more = 0;
         }
     }
     dq_child_kick(ch);
@@ -370,26 +396,58 @@ dq__hb_cb(uv_timer_t *t)
     }
 }
 
-/* ---------------------------------------------------------------- flush */
+/* ---------------------------------------------------------------- cycle */
 
+/* Once per loop iteration that asked for it, after the poll phase (every
+ * completion drained by the pool's async, every reply parsed): decide the
+ * claims (dq__kick_now), then send the acks and releases that no claim
+ * took along. */
 static void
-dq__flush_cb(uv_check_t *c)
+dq__cycle_cb(uv_check_t *c)
 {
     dq_child_t *ch = c->data;
 
     uv_check_stop(c);
+    uv_idle_stop(&ch->nudge);
     ch->flush_active = 0;
+    if (ch->kick_pending) {
+        ch->kick_pending = 0;
+        dq__kick_now(ch);
+    }
     dq_dispatch_flush(ch);
     dq_child_maybe_finish(ch);
+}
+
+static void
+dq__nudge_cb(uv_idle_t *h)
+{
+    (void) h;       /* only keeps the poll phase from blocking */
+}
+
+static void
+dq__cycle_on(dq_child_t *ch)
+{
+    if (!ch->flush_active) {
+        ch->flush_active = 1;
+        uv_check_start(&ch->flush, dq__cycle_cb);
+        /* asked from a timer (or a check): the poll phase in between
+         * must not block, or the decision would wait for I/O */
+        uv_idle_start(&ch->nudge, dq__nudge_cb);
+    }
 }
 
 void
 dq_child_flush_on(dq_child_t *ch)
 {
-    if (!ch->flush_active) {
-        ch->flush_active = 1;
-        uv_check_start(&ch->flush, dq__flush_cb);
-    }
+    dq__cycle_on(ch);
+}
+
+/* Ask for a claim decision in this loop iteration's cycle check. */
+void
+dq_child_kick(dq_child_t *ch)
+{
+    ch->kick_pending = 1;
+    dq__cycle_on(ch);
 }
 
 /* ------------------------------------------------------------ stopping */
@@ -404,8 +462,11 @@ dq__close_all(dq_child_t *ch)
     uv_close((uv_handle_t *) &ch->grace_timer, NULL);
     uv_close((uv_handle_t *) &ch->blpop_retry, NULL);
     uv_close((uv_handle_t *) &ch->flush, NULL);
+    uv_close((uv_handle_t *) &ch->nudge, NULL);
     dq_live_close(ch);
     dq_timeout_close(ch);
+    dq_pool_close(ch->pool);        /* nothing runs: threads joined */
+    ch->pool = NULL;
     for (i = 0; i < sizeof(ch->sigs) / sizeof(ch->sigs[0]); i++) {
         uv_close((uv_handle_t *) &ch->sigs[i], NULL);
     }
@@ -498,19 +559,6 @@ dq__signal_cb(uv_signal_t *s, int signum)
 
 /* ---------------------------------------------------------------- main */
 
-static void
-dq__warmup(uv_work_t *w)
-{
-    (void) w;
-}
-
-static void
-dq__warmup_done(uv_work_t *w, int status)
-{
-    (void) w;
-    (void) status;
-}
-
 static int
 dq__setup(dq_child_t *ch)
 {
@@ -552,9 +600,11 @@ dq__setup(dq_child_t *ch)
     uv_timer_init(&ch->loop, &ch->grace_timer);
     uv_timer_init(&ch->loop, &ch->blpop_retry);
     uv_check_init(&ch->loop, &ch->flush);
+    uv_idle_init(&ch->loop, &ch->nudge);
     ch->due_timer.data = ch->hb_timer.data = ch->grace_timer.data = ch;
     ch->blpop_retry.data = ch;
     ch->flush.data = ch;
+    ch->nudge.data = ch;
     for (i = 0; i < sizeof(signums) / sizeof(signums[0]); i++) {
         uv_signal_init(&ch->loop, &ch->sigs[i]);
         ch->sigs[i].data = ch;
@@ -576,8 +626,12 @@ dq__setup(dq_child_t *ch)
         return -1;
     }
 
-    /* start the pool's threads now, not on the first task's clock */
-    uv_queue_work(&ch->loop, &ch->warmup, dq__warmup, dq__warmup_done);
+    /* the pool's threads start now, not on the first task's clock */
+    ch->pool = dq_pool_new(&ch->loop, conf->threads > 0 ? conf->threads : 4,
+                           dq_dispatch_run, dq_dispatch_pool_done, ch);
+    if (ch->pool == NULL) {
+        return -1;
+    }
 
     hb = conf->lease_ms / 3 > 0 ? conf->lease_ms / 3 : 1;
     uv_timer_start(&ch->hb_timer, dq__hb_cb, (uint64_t) hb, (uint64_t) hb);
@@ -612,9 +666,6 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
     dq_task_t  *t;
 
     signal(SIGPIPE, SIG_IGN);
-    /* the pool is created by the first uv_queue_work: size it first */
-    snprintf(buf, sizeof(buf), "%d", conf->threads > 0 ? conf->threads : 4);
-    setenv("UV_THREADPOOL_SIZE", buf, 1);
     snprintf(buf, sizeof(buf), "child %d", index);
     dq_log_set_prefix(buf);
 
@@ -641,6 +692,8 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
         if (ch->wake_conn) {
             dq_conn_close(ch->wake_conn);
         }
+        dq_pool_close(ch->pool);
+        ch->pool = NULL;
         uv_walk(&ch->loop, dq__close_walk, NULL);
         goto done;
     }

@@ -36,6 +36,9 @@ struct dq_cqueue_s {
     size_t                 wake_key_len;
     uint64_t               due_at;     /* uv_now ms when work may be due */
     int                    claiming;   /* a claim is in flight */
+    int                    more;       /* due because its last claim was
+                                          full (draining), not because it
+                                          just became due */
     int                    woken;      /* a wake token came while claiming:
                                           the claim may have run before the
                                           enqueue; look again after it */
@@ -66,9 +69,14 @@ struct dq_child_s {
     uv_timer_t              hb_timer;   /* lease heartbeat */
     uv_timer_t              grace_timer;
     uv_timer_t              blpop_retry;
-    uv_check_t              flush;      /* grouped acks and releases */
+    uv_check_t              flush;      /* the cycle: claims decided,
+                                           acks and releases sent, once
+                                           per loop iteration */
+    uv_idle_t               nudge;      /* keeps poll from blocking while
+                                           the cycle check is due */
+    int                     kick_pending; /* a claim decision is asked */
     uv_signal_t             sigs[4];
-    uv_work_t               warmup;     /* starts the pool at once */
+    struct dq_pool_s       *pool;       /* plain functions (pool.c) */
 
     dq_task_t              *tasks;      /* every live task */
     size_t                  used;
@@ -97,6 +105,8 @@ void dq_dispatch_flush(dq_child_t *ch);
 void dq_dispatch_stop(dq_child_t *ch);    /* cancel never-started work */
 void dq_dispatch_resend(dq_child_t *ch);  /* commands connection is back */
 void dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t);
+void dq_dispatch_run(dq_task_t *t);                 /* pool thread */
+void dq_dispatch_pool_done(dq_task_t *t, void *ch); /* loop thread */
 
 /* heartbeat.c */
 void dq_heartbeat(dq_child_t *ch);

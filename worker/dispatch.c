@@ -9,7 +9,11 @@
  *            function or handler registered, its library failed to load)
  *            is released without charge for another worker, after a
  *            back-off of its own (logged once per function);
- *   run      plain functions on libuv's thread pool (uv_queue_work);
+ *   run      plain functions on the child's own pool (pool.c): a claim's
+ *            tasks handed over in one call, completions drained by one
+ *            uv_async per loop iteration; DQ_FN_LOOP functions right on
+ *            the loop thread, timed, moved to the pool if one call runs
+ *            past DQ_FN_LOOP_MAX_US;
  *   report   ok -> ack, grouped per queue and loop iteration (flushed from
  *            a uv_check); fail / retry-quietly -> retry after
  *            dq_backoff_ms, or bury once exhausted; permanent -> bury.
@@ -27,6 +31,7 @@
 
 #include "child_impl.h"
 #include "master.h"
+#include "pool.h"
 #include "tasklet_task.h"
 
 typedef enum { DQ_OP_ACK, DQ_OP_RETRY, DQ_OP_BURY, DQ_OP_RELEASE,
@@ -87,6 +92,9 @@ dq__keep(dq_child_t *ch, dq__report_t *b)
     return 1;
 }
 
+static void dq__report_done(dq__report_t *b, const int *st,
+                            const char *why);
+
 static void
 dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
@@ -95,7 +103,6 @@ dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     dq_child_t  *ch = b->ch;
     int          st[DQ_MAX_LEASE_ITEMS];
     dq_error_t   err;
-    size_t       i;
 
     (void) r;
     memset(&err, 0, sizeof(err));
@@ -110,8 +117,22 @@ dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         return;
     }
     if (rep == NULL || dq_reply_statuses(rep, b->n, st, &err) != DQ_OK) {
-        const char *why = rep == NULL ? errstr : err.msg;
+        dq__report_done(b, NULL, rep == NULL ? errstr : err.msg);
+    } else {
+        dq__report_done(b, st, NULL);
+    }
+}
 
+/* The answer to a report's call: st[i] per task (1 done, 0 fenced), or
+ * st NULL when the call failed (why): the tasks are settled (logged,
+ * unlinked, freed) and so is the report. */
+static void
+dq__report_done(dq__report_t *b, const int *st, const char *why)
+{
+    dq_child_t  *ch = b->ch;
+    size_t       i;
+
+    if (st == NULL) {
         for (i = 0; i < b->n; i++) {
             dq_log_warn("%s failed for task %s (queue %s): %s; the task "
                         "runs again when its lease expires",
@@ -142,6 +163,21 @@ dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     }
     free(b);
     dq_child_maybe_finish(ch);
+}
+
+/* A report's call got no usable answer: lost (lost != NULL: not
+ * delivered, or no reply: kept and sent again once Redis is back, the
+ * claim id makes a repeat harmless) or refused with an error (why). */
+static void
+dq__report_unanswered(dq__report_t *b, const char *lost, const char *why)
+{
+    if (lost != NULL && dq__keep(b->ch, b)) {
+        dq_log_warn("%s of %zu tasks not delivered: %s; sent again when "
+                    "Redis is back", dq__op_names[b->op], b->n, lost);
+        free(b);
+        return;
+    }
+    dq__report_done(b, NULL, lost != NULL ? lost : why);
 }
 
 static dq__report_t *
@@ -177,6 +213,8 @@ dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t)
     it->id = dq_str_c(t->id);
     it->claim = dq_str_c(t->claim);
     it->name = dq_str_c(t->name);
+    it->first_run_ms = t->first_run_ms;
+    it->history = dq_claimed_history(t);
 }
 
 /* A batch of one task for op, its lease item filled; NULL (the task freed)
@@ -281,16 +319,69 @@ dq__limit_reason(char *buf, size_t size, const dq_task_t *t, int64_t failed,
     }
 }
 
-static void
-dq__work(uv_work_t *w)
+/* Pool thread: run one plain task. */
+void
+dq_dispatch_run(dq_task_t *t)
 {
-    dq_task_t *t = w->data;
-
     __atomic_store_n(&t->run_start_ms, dq_timeout_clock_ms(),
                      __ATOMIC_RELEASE);
     t->ran = 1;
     dq_child_started(t);
     t->result = dq_task_execute(t);
+}
+
+/* Append s (at most room - 1 bytes in all) to buf at *n. */
+static void
+dq__put(char *buf, size_t room, size_t *n, const char *s)
+{
+    size_t k = strlen(s);
+
+    if (k > room - 1 - *n) {
+        k = room - 1 - *n;
+    }
+    memcpy(buf + *n, s, k);
+    *n += k;
+}
+
+static void
+dq__put_u64(char *buf, size_t room, size_t *n, uint64_t v)
+{
+    char  d[24];
+    char *p = d + sizeof(d);
+
+    *--p = '\0';
+    do {
+        *--p = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+    dq__put(buf, room, n, p);
+}
+
+/* "task finished: queue=Q id=I function=F attempt=N duration_ms=D
+ * result=R", built without printf: a busy child logs one per task. */
+static void
+dq__log_finished(dq_child_t *ch, const dq_task_t *t)
+{
+    char    m[1024];
+    size_t  n = 0;
+
+    dq__put(m, sizeof(m), &n, "task finished: queue=");
+    dq__put(m, sizeof(m), &n, t->queue);
+    dq__put(m, sizeof(m), &n, " id=");
+    dq__put(m, sizeof(m), &n, t->id);
+    dq__put(m, sizeof(m), &n, " function=");
+    dq__put(m, sizeof(m), &n, dq__s(t->func));
+    dq__put(m, sizeof(m), &n, " attempt=");
+    dq__put_u64(m, sizeof(m), &n, (uint64_t) (t->retries + 1));
+    dq__put(m, sizeof(m), &n, " duration_ms=");
+    dq__put_u64(m, sizeof(m), &n, uv_now(&ch->loop) - t->start_loop_ms);
+    dq__put(m, sizeof(m), &n, t->result == DQ_TASK_OK ? " result=ok"
+                              : t->result == DQ_TASK_PERMANENT
+                                ? " result=permanent"
+                              : t->result == DQ_TASK_RETRY_QUIET
+                                ? " result=retry" : " result=failed");
+    m[n] = '\0';
+    dq_logf(DQ_LOG_INFO, "%s", m);
 }
 
 static void
@@ -302,15 +393,8 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
 
     /* one line per task that ran, whatever its result (the failures'
      * details follow at error) */
-    if (t->start_loop_ms) {
-        dq_log_info("task finished: queue=%s id=%s function=%s attempt=%lld "
-                    "duration_ms=%llu result=%s", t->queue, t->id,
-                    dq__s(t->func), (long long) (t->retries + 1),
-                    (unsigned long long) (uv_now(&ch->loop)
-                                          - t->start_loop_ms),
-                    t->result == DQ_TASK_OK ? "ok"
-                    : t->result == DQ_TASK_PERMANENT ? "permanent"
-                    : t->result == DQ_TASK_RETRY_QUIET ? "retry" : "failed");
+    if (t->start_loop_ms && dq_log_level() >= DQ_LOG_INFO) {
+        dq__log_finished(ch, t);
     }
 
     switch (t->result) {
@@ -432,12 +516,38 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
     dq_child_kick(ch);
 }
 
+/* A DQ_FN_LOOP function's task, run right here on the loop thread (no
+ * hand-off), timed: a call longer than DQ_FN_LOOP_MAX_US moves the
+ * function to the pool for the rest of this child's life (logged once). */
 static void
-dq__after_work(uv_work_t *w, int status)
+dq__run_on_loop(dq_child_t *ch, dq_task_t *t)
 {
-    dq_task_t *t = w->data;
+    uint64_t t0 = uv_hrtime(), us;
 
-    dq_dispatch_done(t->q->ch, t, status == UV_ECANCELED);
+    dq_dispatch_run(t);
+    us = (uv_hrtime() - t0) / 1000;
+    if (us > DQ_FN_LOOP_MAX_US && !t->fn->loop_demoted) {
+        ((dq_fn_entry_t *) t->fn)->loop_demoted = 1;
+        dq_log_warn("function \"%s\" (flagged DQ_FN_LOOP) ran %llu us on "
+                    "the loop thread, more than %d us: it runs on the pool "
+                    "from now on (logged once)", t->func,
+                    (unsigned long long) us, DQ_FN_LOOP_MAX_US);
+    }
+    dq_dispatch_done(ch, t, 0);
+}
+
+/* Loop thread: a plain task back from the pool (ran) or taken back from
+ * its queue before it started (canceled, graceful stop). */
+void
+dq_dispatch_pool_done(dq_task_t *t, void *data)
+{
+    dq_dispatch_done(data, t, 0);
+}
+
+static void
+dq__pool_canceled(dq_task_t *t, void *data)
+{
+    dq_dispatch_done(data, t, 1);
 }
 
 /* ------------------------------------------------------- cannot run here */
@@ -522,15 +632,17 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
     dq__report_send(b, &cmd, rc);
 }
 
-/* A claimed task: bury it if it cannot run, else hand it to the pool. */
-static void
+/* A claimed task: bury it if it cannot run, start it if it is a tasklet;
+ * 1 = a plain task for the pool (the caller hands a claim's plain tasks
+ * over in one dq_pool_submit). */
+static int
 dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
 {
     char reason[1024];
 
     if (t->decoded != 1) {
         dq__bury_bad(ch, t, t->error);
-        return;
+        return 0;
     }
     dq_retry_merge(&t->retry, &t->env.retry, &t->q->qc->retry);
 
@@ -546,36 +658,35 @@ dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
         dq__limit_reason(reason, sizeof(reason), t, t->retries, now_ms,
                          "the last lease expired, or the limits changed");
         dq__bury_bad(ch, t, reason);
-        return;
+        return 0;
     }
     if (t->fn == NULL && t->handler == NULL) {
         dq__unrunnable(ch, t);
-        return;
+        return 0;
     }
     if (ch->stopping) {
         t->state = DQ_TS_QUEUED;
         ch->used++;
         dq_dispatch_done(ch, t, 1);
-        return;
+        return 0;
     }
     if (t->fn != NULL && (t->fn->fn->flags & DQ_FN_TASKLET)) {
         /* a coroutine on this loop, not the pool (tasklet_task.c) */
         t->state = DQ_TS_QUEUED;
         ch->used++;
         dq_tasklet_child_start(ch, t);
-        return;
+        return 0;
     }
     t->state = DQ_TS_QUEUED;
-    t->work.data = t;
     t->start_loop_ms = uv_now(&ch->loop);
     ch->used++;
-    if (uv_queue_work(&ch->loop, &t->work, dq__work, dq__after_work) != 0) {
-        ch->used--;
-        snprintf(t->error, sizeof(t->error), "cannot queue the task on the "
-                 "thread pool");
-        t->result = DQ_TASK_FAIL;
-        dq__finished(ch, t);
+    if (t->fn != NULL && t->handler == NULL
+        && (t->fn->fn->flags & DQ_FN_LOOP) && !t->fn->loop_demoted)
+    {
+        dq__run_on_loop(ch, t);
+        return 0;
     }
+    return 1;
 }
 
 /* --------------------------------------------------------------- claim */
@@ -586,6 +697,7 @@ typedef struct {
     uint64_t     sent_ms;     /* loop time when the claim was asked */
     char         claim[DQ_ID_SIZE];
     int          held;        /* the master's entry for it (held.c) */
+    dq__report_t *acks;       /* the acks riding this call, or NULL */
 } dq__claim_t;
 
 /* A claim whose reply was lost may have leased tasks nobody here knows
@@ -620,12 +732,14 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     dq_error_t         err;
     dq_task_t        **started;
     uint64_t           now = uv_now(&ch->loop);
-    size_t             i, nstart = 0;
+    size_t             i, nstart = 0, npool;
     int                woken = q->woken;
+    int                ack_st[DQ_MAX_LEASE_ITEMS];
 
     (void) r;
     q->claiming = 0;
     q->woken = 0;
+    q->more = 0;
     ch->reserved -= c->asked;
     memset(&err, 0, sizeof(err));
     memset(&res, 0, sizeof(res));
@@ -642,11 +756,23 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         c->held = 0;                 /* the entry stays until given back */
     }
     if (rep == NULL || slots == NULL
-        || dq_reply_claim(rep, &res, c->asked, &err) != DQ_OK)
+        || dq_reply_cycle(rep, c->acks ? c->acks->n : 0, ack_st, &res,
+                          c->asked, &err) != DQ_OK)
     {
         if (rep != NULL && slots == NULL) {
             dq__claim_lost(q, c->claim, c->held);  /* it did land */
             c->held = 0;
+        }
+        if (c->acks != NULL) {
+            /* no answer (or none we can read): the acks are said again
+             * once Redis is back, as a lost ack call's are; an error
+             * reply: the call did not run, the leases expire */
+            dq__report_unanswered(c->acks, rep == NULL || slots == NULL
+                                           ? (rep == NULL ? errstr
+                                                          : "out of memory")
+                                           : NULL,
+                                  err.msg);
+            c->acks = NULL;
         }
         dq_held_remove(c->held);
         dq_log_warn("claim on queue %.*s failed: %s; trying again in 1 s",
@@ -661,13 +787,19 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         return;
     }
 
+    if (c->acks != NULL) {
+        dq__report_done(c->acks, ack_st, NULL);
+        c->acks = NULL;
+    }
+
     /* every task gets its own entry in the master's table before the
      * claim's entry goes (a child dying in between must not leave them
      * untracked), and only then does any start (the claim's entry would
      * give back, uncharged, a task that started) */
+    dq_task_new_many(res.tasks, res.n, q->name, &ch->conf->limits,
+                     ch->loader, started);
     for (i = 0; i < res.n; i++) {
-        dq_task_t *t = dq_task_new(&res.tasks[i], q->name, &ch->conf->limits,
-                                   ch->loader);
+        dq_task_t *t = started[i];
 
         if (t == NULL) {
             char qn[DQ_HELD_QUEUE_MAX], id[DQ_HELD_ID_MAX];
@@ -689,7 +821,8 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 id[res.tasks[i].id.len] = '\0';
                 memcpy(cl, res.tasks[i].claim.ptr, res.tasks[i].claim.len);
                 cl[res.tasks[i].claim.len] = '\0';
-                (void) dq_held_add(qn, id, cl);
+                (void) dq_held_add(qn, id, cl, res.tasks[i].first_run_ms,
+                                   dq_claimed_history(&res.tasks[i]));
             }
             continue;
         }
@@ -700,15 +833,20 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         started[nstart++] = t;
     }
     dq_held_remove(c->held);
+    npool = 0;
     for (i = 0; i < nstart; i++) {
-        dq__start(ch, started[i], res.now_ms);
+        if (dq__start(ch, started[i], res.now_ms)) {
+            started[npool++] = started[i];      /* for the pool */
+        }
     }
+    dq_pool_submit(ch->pool, started, npool);
     free(started);
 
     if (res.n >= c->asked || woken) {
         /* a full claim: maybe more; or a wake token came while the claim
          * was in flight: what it announced may be newer than the claim */
         q->due_at = now;
+        q->more = !woken;
     } else if (res.next_ms < 0) {
         q->due_at = DQ_NEVER;                 /* empty: the wake list says */
     } else {
@@ -748,6 +886,8 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     dq__claim_t       *c = malloc(sizeof(*c));
     dq_cmd_t           cmd;
     dq_claim_limits_t  lim;
+    dq_lease_item_t    items[DQ_MAX_LEASE_ITEMS];
+    size_t             i, j, k = 0;
     int                rc;
 
     if (c == NULL) {
@@ -762,26 +902,55 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     c->q = q;
     c->asked = n;
     c->sent_ms = uv_now(&ch->loop);   /* fresh: dq_child_kick updated it */
+    c->acks = NULL;
     dq_claim_id_new(c->claim);
+
+    /* The iteration's acks of this queue ride the claim: one script call
+     * (dq_cmd_cycle). Not an ack sent again after a lost reply: the claim
+     * half refuses to run at maxmemory, and an ack alone (dq_cmd_ack)
+     * does run there; those go alone from dq_dispatch_flush. */
+    for (i = 0; i < q->nacks && k < DQ_MAX_LEASE_ITEMS; i++) {
+        if (!q->acks[i]->resent) {
+            dq_dispatch_lease_item(&items[k++], q->acks[i]);
+        }
+    }
+    if (k > 0 && (c->acks = dq__report_new(ch, DQ_OP_ACK, k)) == NULL) {
+        k = 0;                                 /* they go alone */
+    }
+
     dq_cmd_init(&cmd);
     lim.rate = q->qc->rate;
     lim.bucket_size = q->qc->bucket_size;
     lim.max_concurrent = q->qc->max_concurrent;
-    rc = dq_cmd_claim_limited(&cmd, q->name, c->claim, (int64_t) n,
-                              ch->conf->lease_ms, ch->conf->reclaim_delay_ms,
-                              &q->qc->retry, &lim);
+    rc = dq_cmd_cycle(&cmd, q->name, c->claim, (int64_t) n,
+                      ch->conf->lease_ms, ch->conf->reclaim_delay_ms,
+                      &q->qc->retry, &lim, items, k, ch->conf->tombstone_ms);
     if (rc != DQ_OK
         || dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
                             dq__claim_reply, c) != 0)
     {
+        free(c->acks);            /* the acks stay queued */
         free(c);
         dq_cmd_free(&cmd);
         return;                   /* retried when Redis is back */
     }
     dq_cmd_free(&cmd);
+    if (k > 0) {
+        /* sent: the acks belong to the call now (until its reply their
+         * held entries stay "finished OK": the master acks them if this
+         * child dies first) */
+        for (i = 0, j = 0, k = 0; i < q->nacks; i++) {
+            if (!q->acks[i]->resent && k < c->acks->n) {
+                c->acks->tasks[k++] = q->acks[i];
+            } else {
+                q->acks[j++] = q->acks[i];
+            }
+        }
+        q->nacks = j;
+    }
     /* if this child dies before the reply, the master gives back what
      * the claim leased */
-    c->held = dq_held_add(q->qc->name, NULL, c->claim);
+    c->held = dq_held_add(q->qc->name, NULL, c->claim, 0, 0);
     q->claiming = 1;
     ch->reserved += n;
 }
@@ -846,21 +1015,13 @@ dq_dispatch_flush(dq_child_t *ch)
     }
 }
 
-/* Graceful stop: work still waiting in the pool's queue is cancelled (its
- * after-work callback releases it); running work finishes. */
+/* Graceful stop: work still waiting in the pool's queue is taken back and
+ * released; running work finishes. */
 void
 dq_dispatch_stop(dq_child_t *ch)
 {
-    dq_task_t *t;
-
     dq_tasklet_child_stop(ch);   /* tasklet tasks still waiting for a slot */
-    for (t = ch->tasks; t; t = t->next) {
-        if (t->state == DQ_TS_QUEUED
-            && !(t->fn != NULL && (t->fn->fn->flags & DQ_FN_TASKLET)))
-        {
-            uv_cancel((uv_req_t *) &t->work);
-        }
-    }
+    (void) dq_pool_cancel(ch->pool, dq__pool_canceled, ch);
 }
 
 /* ------------------------------------------------------- resend on reconnect */

@@ -57,7 +57,8 @@ dq_held_use(dq_held_t *tab, size_t n)
 }
 
 int
-dq_held_add(const char *queue, const char *id, const char *claim)
+dq_held_add(const char *queue, const char *id, const char *claim,
+            int64_t first_run_ms, int history)
 {
     size_t     i, k;
     dq_held_t *e;
@@ -77,6 +78,8 @@ dq_held_add(const char *queue, const char *id, const char *claim)
             continue;
         }
         e->fail_delay_ms = 0;
+        e->first_run_ms = first_run_ms;
+        e->history = history;
         memcpy(e->claim, claim, strlen(claim) + 1);
         memcpy(e->queue, queue, strlen(queue) + 1);
         memcpy(e->id, id, strlen(id) + 1);
@@ -313,6 +316,8 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
             memset(&it, 0, sizeof(it));
             it.id = dq_str_c(e->id);
             it.claim = dq_str_c(e->claim);
+            it.first_run_ms = e->first_run_ms;
+            it.history = e->history;
             dq_cmd_init(&cmd);
             if (st == DQ_HELD_STARTED) {
                 rc = dq_cmd_retry(&cmd, dq_str_c(e->queue), &it,

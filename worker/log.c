@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,59 @@ static struct {
 } dq__log = { PTHREAD_MUTEX_INITIALIZER, 2, DQ_LOG_INFO, NULL, "", 0 };
 
 static const char *dq__level_names[] = { "error", "warn", "info", "debug" };
+
+/* dq_log_hold(): this thread's lines, written on release or when full */
+static __thread struct {
+    int     held;
+    size_t  len;
+    char    buf[PIPE_BUF];
+} dq__held;
+
+static void
+dq__write_all(const char *p, size_t n)
+{
+    ssize_t w;
+
+    pthread_mutex_lock(&dq__log.lock);
+    do {
+        w = write(dq__log.fd, p, n);
+    } while (w < 0 && errno == EINTR);
+    pthread_mutex_unlock(&dq__log.lock);
+}
+
+void
+dq_log_hold(void)
+{
+    dq__held.held++;
+}
+
+void
+dq_log_release(void)
+{
+    if (dq__held.held == 0 || --dq__held.held > 0) {
+        return;
+    }
+    if (dq__held.len > 0) {
+        dq__write_all(dq__held.buf, dq__held.len);
+        dq__held.len = 0;
+    }
+}
+
+/* One formatted line: into this thread's held buffer, else written. */
+static void
+dq__emit(const char *line, size_t n)
+{
+    if (dq__held.held > 0 && n <= PIPE_BUF) {
+        if (dq__held.len + n > PIPE_BUF) {
+            dq__write_all(dq__held.buf, dq__held.len);
+            dq__held.len = 0;
+        }
+        memcpy(dq__held.buf + dq__held.len, line, n);
+        dq__held.len += n;
+        return;
+    }
+    dq__write_all(line, n);
+}
 
 int
 dq_log_open(const char *path, int level)
@@ -383,6 +437,26 @@ dq_log_level(void)
     return dq__log.level;
 }
 
+static __thread struct {
+    time_t sec;
+    size_t len;
+    char   text[32];
+} dq__tcache;
+
+/* Append a NUL-terminated piece to a line being built (the header: date,
+ * level, prefix and id fit well inside DQ_LOG_LINE_MAX). */
+static size_t
+dq__cat(char *line, size_t n, const char *s)
+{
+    size_t k = strlen(s);
+
+    if (k > 512) {
+        k = 512;
+    }
+    memcpy(line + n, s, k);
+    return n + k;
+}
+
 static void
 dq__log_write(int level, const char *id, const char *fmt, va_list ap)
 {
@@ -390,8 +464,7 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
     struct timespec ts;
     struct tm       tm;
     size_t          n, msgat;
-    int             r;
-    ssize_t         w;
+    int             r, ms;
 
     if (level > dq__log.level) {
         return;
@@ -401,15 +474,47 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
     }
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    r = snprintf(line + n, sizeof(line) - n, ".%03ldZ [%s] %s%s%s%s%s",
-                 ts.tv_nsec / 1000000, dq__level_names[level],
-                 dq__log.prefix, dq__log.prefix[0] ? ": " : "",
-                 id ? "task " : "", id ? id : "", id ? ": " : "");
-    n += (size_t) r;
+    if (ts.tv_sec != dq__tcache.sec || dq__tcache.len == 0) {
+        /* the date and time to the second, formatted once per second per
+         * thread (a busy child logs a line per finished task) */
+        gmtime_r(&ts.tv_sec, &tm);
+        dq__tcache.len = strftime(dq__tcache.text, sizeof(dq__tcache.text),
+                                  "%Y-%m-%dT%H:%M:%S", &tm);
+        dq__tcache.sec = ts.tv_sec;
+    }
+    n = dq__tcache.len;
+    memcpy(line, dq__tcache.text, n);
+    ms = (int) (ts.tv_nsec / 1000000);
+    line[n++] = '.';
+    line[n++] = (char) ('0' + ms / 100);
+    line[n++] = (char) ('0' + ms / 10 % 10);
+    line[n++] = (char) ('0' + ms % 10);
+    n = dq__cat(line, n, "Z [");
+    n = dq__cat(line, n, dq__level_names[level]);
+    n = dq__cat(line, n, "] ");
+    if (dq__log.prefix[0]) {
+        n = dq__cat(line, n, dq__log.prefix);
+        n = dq__cat(line, n, ": ");
+    }
+    if (id) {
+        n = dq__cat(line, n, "task ");
+        n = dq__cat(line, n, id);     /* an id: at most DQ_ID_MAX bytes */
+        n = dq__cat(line, n, ": ");
+    }
     msgat = n;
-    r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == '\0') {
+        /* a message built by the caller: copied, no printf */
+        const char *msg = va_arg(ap, const char *);
+        size_t      k = strlen(msg);
+
+        if (k > sizeof(line) - n - 2) {
+            k = sizeof(line) - n - 2;
+        }
+        memcpy(line + n, msg, k);
+        r = (int) k;
+    } else {
+        r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    }
     if (r < 0) {
         r = 0;
     }
@@ -434,11 +539,7 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
         jn = js ? dq__log_json(js, 6 * n + 1024, line, level, id,
                                line + msgat, n - 1 - msgat) : 0;
         if (jn) {
-            pthread_mutex_lock(&dq__log.lock);
-            do {
-                w = write(dq__log.fd, js, jn);
-            } while (w < 0 && errno == EINTR);
-            pthread_mutex_unlock(&dq__log.lock);
+            dq__emit(js, jn);
             free(js);
             return;
         }
@@ -446,11 +547,7 @@ dq__log_write(int level, const char *id, const char *fmt, va_list ap)
         line[head] = ' ';
     }
 
-    pthread_mutex_lock(&dq__log.lock);
-    do {
-        w = write(dq__log.fd, line, n);
-    } while (w < 0 && errno == EINTR);
-    pthread_mutex_unlock(&dq__log.lock);
+    dq__emit(line, n);
 }
 
 void

@@ -98,6 +98,9 @@ typedef struct {
     uint32_t state;                   /* DQ_HELD_*, written last */
     uint32_t pad;
     int64_t  fail_delay_ms;           /* backoff if it fails now */
+    int64_t  first_run_ms;            /* part of the lease member */
+    int32_t  history;                 /* dq_lease_item_t.history */
+    int32_t  pad2;
     char     claim[DQ_CLAIM_ID_MAX + 1];  /* the lease's claim id */
     char     queue[DQ_HELD_QUEUE_MAX];
     char     id[DQ_HELD_ID_MAX];
@@ -109,7 +112,8 @@ typedef struct {
 /* Child side (no-ops outside a master's child): an entry for a new lease,
  * or with id NULL for a claim call in flight (0 = not tracked: table
  * full, or a string too long), then its steps. */
-int  dq_held_add(const char *queue, const char *id, const char *claim);
+int  dq_held_add(const char *queue, const char *id, const char *claim,
+                 int64_t first_run_ms, int history);
 void dq_held_started(int h, int64_t fail_delay_ms);   /* any thread */
 void dq_held_done(int h, const char *name);
 void dq_held_bury(int h, const char *name, const char *error, int ran);

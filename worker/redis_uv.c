@@ -31,10 +31,12 @@
 #define DQ_RECONNECT_MAX_MS  5000
 #define DQ_HANDSHAKE_TIMEOUT_MS 10000
 
-/* HANDSHAKE: connected, AUTH/SELECT/INFO (version check) under way; UP
- * once INFO said the server is recent enough. */
-typedef enum { DQ_RS_DOWN, DQ_RS_CONNECTING, DQ_RS_HANDSHAKE, DQ_RS_UP,
-               DQ_RS_CLOSING }
+/* SENTINEL: asking a sentinel where the primary is (sentinel: addresses
+ * only, before each connect); HANDSHAKE: connected, AUTH/SELECT/ROLE/INFO
+ * (version check) under way; UP once INFO said the server is recent
+ * enough. */
+typedef enum { DQ_RS_DOWN, DQ_RS_SENTINEL, DQ_RS_CONNECTING,
+               DQ_RS_HANDSHAKE, DQ_RS_UP, DQ_RS_CLOSING }
     dq__rstate_t;
 
 typedef struct dq__req_s dq__req_t;
@@ -47,11 +49,17 @@ struct dq__req_s {
     uint64_t           deadline;       /* uv_now ms; 0 = none */
     int64_t            timeout_ms;
     int                argc;
-    const char       **argv;
-    size_t            *argvlen;
+    char               name[16];       /* argv[0], for logs */
+    char               sha[41];        /* EVALSHA: the script's sha1 */
     int                evalsha;        /* may fall back to EVAL */
     int                script;         /* EVAL/EVALSHA: faults resent */
-    /* argv strings follow */
+    /* The command, formatted once as RESP (the bytes hiredis writes):
+     * after this struct, or, once resent as EVAL, its own block. tail:
+     * where the third argument starts (what EVAL keeps of an EVALSHA). */
+    char              *resp;
+    size_t             len;
+    size_t             tail;
+    int                resp_owned;
 };
 
 typedef struct {
@@ -82,6 +90,13 @@ struct dq_conn_s {
     int                reconnecting;   /* not the first connect */
     int                faults;         /* fault replies in a row */
     char              *path;           /* unix socket */
+    char              *master;         /* sentinel: the master's name */
+    char              *shost[DQ_MAX_SENTINELS];  /* numeric */
+    int                sport[DQ_MAX_SENTINELS];
+    size_t             nsentinels;
+    size_t             snext;          /* the sentinel asked next */
+    size_t             sasked;         /* asked since the last answer */
+    redisAsyncContext *sac;            /* the sentinel being asked */
     char               errstr[160];    /* why the last connection ended */
     dq_conn_state_cb  state_cb;
     void              *data;
@@ -90,6 +105,7 @@ struct dq_conn_s {
 static void dq__connect(dq_conn_t *r);
 static void dq__drop(dq_conn_t *r, const char *why);
 static int dq__resolve(dq_conn_t *r);
+static void dq__ask_sentinel(dq_conn_t *r);
 
 /* ------------------------------------------------------------- adapter */
 
@@ -155,6 +171,9 @@ dq__cleanup(void *p)
     if (r->ac == e->ac) {
         r->ac = NULL;
     }
+    if (r->sac == e->ac) {
+        r->sac = NULL;
+    }
     e->ac = NULL;
     uv_poll_stop(&e->poll);
     uv_close((uv_handle_t *) &e->poll, dq__ev_closed);
@@ -176,6 +195,8 @@ dq__attach(dq_conn_t *r, redisAsyncContext *ac)
     e->poll.data = e;
     e->ac = ac;
     e->r = r;
+    /* replies built in one block each (reply_mem.c) */
+    ac->c.reader->fn = (redisReplyObjectFunctions *) &dq_reply_functions;
     ac->ev.addRead = dq__add_read;
     ac->ev.delRead = dq__del_read;
     ac->ev.addWrite = dq__add_write;
@@ -233,7 +254,7 @@ dq__cmd_timer_cb(uv_timer_t *t)
         char why[96];
 
         snprintf(why, sizeof(why), "command %s timed out after %lld ms",
-                 q->argv[0], (long long) q->timeout_ms);
+                 q->name, (long long) q->timeout_ms);
         dq__drop(r, why);
         return;
     }
@@ -241,13 +262,15 @@ dq__cmd_timer_cb(uv_timer_t *t)
 }
 
 static void dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+static void dq__req_free(dq__req_t *q);
+static int dq__req_as_eval(dq__req_t *q, const dq_script_t *s);
 
 static int
 dq__submit(dq_conn_t *r, dq__req_t *q)
 {
     if (r->ac == NULL
-        || redisAsyncCommandArgv(r->ac, dq__on_reply, q, q->argc, q->argv,
-                                 q->argvlen) != REDIS_OK)
+        || redisAsyncFormattedCommand(r->ac, dq__on_reply, q, q->resp,
+                                      q->len) != REDIS_OK)
     {
         return -1;
     }
@@ -278,9 +301,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         for (int i = 0; i < DQ_SCRIPT__COUNT; i++) {
             const dq_script_t *c = dq_script((dq_script_id_t) i);
 
-            if (c && q->argvlen[1] == 40
-                && memcmp(q->argv[1], c->sha1, 40) == 0)
-            {
+            if (c && memcmp(q->sha, c->sha1, 40) == 0) {
                 s = c;
                 break;
             }
@@ -288,12 +309,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (s != NULL) {
             dq_log_warn("redis (%s): NOSCRIPT for \"%s\", sending it as EVAL",
                         r->label, s->name);
-            q->argv[0] = "EVAL";
-            q->argvlen[0] = 4;
-            q->argv[1] = s->source;
-            q->argvlen[1] = s->len;
-            q->evalsha = 0;
-            if (dq__submit(r, q) == 0) {
+            if (dq__req_as_eval(q, s) == 0 && dq__submit(r, q) == 0) {
                 return;
             }
         }
@@ -306,7 +322,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
          * owner keep the result for the resend after reconnecting. */
         char why[200];
 
-        snprintf(why, sizeof(why), "%s answered: %.*s", q->argv[0],
+        snprintf(why, sizeof(why), "%s answered: %.*s", q->name,
                  (int) (rep->len > 120 ? 120 : rep->len), rep->str);
         if (r->faults < 6) {
             r->faults++;
@@ -314,7 +330,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (q->cb) {
             q->cb(r, NULL, why, q->data);
         }
-        free(q);
+        dq__req_free(q);
         if (r->state == DQ_RS_UP || r->state == DQ_RS_HANDSHAKE) {
             dq__drop(r, why);
         }
@@ -330,22 +346,51 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (q->cb) {
         q->cb(r, rep, err, q->data);
     }
+    dq__req_free(q);
+}
+
+/* RESP of a bulk string header "$<n>\r\n" at p; returns its length. */
+static size_t
+dq__resp_head(char *p, char type, size_t n)
+{
+    char   d[24];
+    size_t k = 0, i = 0;
+
+    do {
+        d[k++] = (char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+    p[i++] = type;
+    while (k) {
+        p[i++] = d[--k];
+    }
+    p[i++] = '\r';
+    p[i++] = '\n';
+    return i;
+}
+
+static void
+dq__req_free(dq__req_t *q)
+{
+    if (q->resp_owned) {
+        free(q->resp);
+    }
     free(q);
 }
 
+/* The request, formatted once: its RESP right after it (one block). */
 static dq__req_t *
 dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
             int64_t timeout_ms, dq_conn_reply_cb cb, void *data)
 {
-    size_t     total = sizeof(dq__req_t)
-                       + (size_t) argc * (sizeof(char *) + sizeof(size_t));
+    size_t     total = 24, n, k;
     dq__req_t *q;
     char      *p;
 
     for (int i = 0; i < argc; i++) {
-        total += len[i] + 1;
+        total += 24 + len[i] + 2;
     }
-    q = malloc(total);
+    q = malloc(sizeof(*q) + total);
     if (q == NULL) {
         return NULL;
     }
@@ -355,23 +400,67 @@ dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
     q->data = data;
     q->timeout_ms = timeout_ms;
     q->argc = argc;
-    q->argv = (const char **) (q + 1);
-    q->argvlen = (size_t *) (q->argv + argc);
-    p = (char *) (q->argvlen + argc);
-    for (int i = 0; i < argc; i++) {
-        if (len[i]) {
-            memcpy(p, argv[i], len[i]);
-        }
-        p[len[i]] = '\0';
-        q->argv[i] = p;
-        q->argvlen[i] = len[i];
-        p += len[i] + 1;
-    }
+    k = len[0] < sizeof(q->name) - 1 ? len[0] : sizeof(q->name) - 1;
+    memcpy(q->name, argv[0], k);
+    q->name[k] = '\0';
     q->evalsha = argc >= 2 && len[0] == 7 && strncasecmp(argv[0], "EVALSHA", 7)
                  == 0 && len[1] == 40;
     q->script = q->evalsha || (len[0] == 4 && strncasecmp(argv[0], "EVAL", 4)
                                == 0);
+    if (q->evalsha) {
+        memcpy(q->sha, argv[1], 40);
+    }
+
+    q->resp = p = (char *) (q + 1);
+    n = dq__resp_head(p, '*', (size_t) argc);
+    for (int i = 0; i < argc; i++) {
+        if (i == 2) {
+            q->tail = n;
+        }
+        n += dq__resp_head(p + n, '$', len[i]);
+        if (len[i]) {
+            memcpy(p + n, argv[i], len[i]);
+        }
+        n += len[i];
+        p[n++] = '\r';
+        p[n++] = '\n';
+    }
+    if (argc <= 2) {
+        q->tail = n;
+    }
+    q->len = n;
     return q;
+}
+
+/* NOSCRIPT: the same command as "EVAL <source> ..." (its own block). */
+static int
+dq__req_as_eval(dq__req_t *q, const dq_script_t *s)
+{
+    size_t  rest = q->len - q->tail, n;
+    char   *p = malloc(24 + 10 + 24 + s->len + 2 + rest);
+
+    if (p == NULL) {
+        return -1;
+    }
+    n = dq__resp_head(p, '*', (size_t) q->argc);
+    memcpy(p + n, "$4\r\nEVAL\r\n", 10);
+    n += 10;
+    n += dq__resp_head(p + n, '$', s->len);
+    memcpy(p + n, s->source, s->len);
+    n += s->len;
+    p[n++] = '\r';
+    p[n++] = '\n';
+    memcpy(p + n, q->resp + q->tail, rest);
+    n += rest;
+    if (q->resp_owned) {
+        free(q->resp);
+    }
+    q->resp = p;
+    q->resp_owned = 1;
+    q->len = n;
+    q->evalsha = 0;
+    memcpy(q->name, "EVAL", 5);
+    return 0;
 }
 
 static int
@@ -390,7 +479,7 @@ dq__send(dq_conn_t *r, int argc, const char **argv, const size_t *argvlen,
         return -1;
     }
     if (dq__submit(r, q) != 0) {
-        free(q);
+        dq__req_free(q);
         return -1;
     }
     return 0;
@@ -564,6 +653,29 @@ dq__info_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
 }
 
 static void
+dq__role_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
+               void *data)
+{
+    char why[200];
+
+    (void) errstr;
+    (void) data;
+    if (rep == NULL || r->state != DQ_RS_HANDSHAKE
+        || dq_reply_is_master_role(rep))
+    {
+        return;
+    }
+    snprintf(why, sizeof(why), "%s:%d, named by the sentinels for \"%s\", "
+             "is not a master (%s); asking the sentinels again", r->host,
+             r->port, r->master,
+             rep->type == REDIS_REPLY_ERROR ? rep->str : "ROLE: replica");
+    if (r->faults < 4) {
+        r->faults++;                        /* 250 ms, doubling to 2 s */
+    }
+    dq__drop(r, why);
+}
+
+static void
 dq__on_connect(const redisAsyncContext *ac, int status)
 {
     dq_conn_t *r = ac->data;
@@ -598,6 +710,15 @@ dq__on_connect(const redisAsyncContext *ac, int status)
         len[0] = 6;
         len[1] = (size_t) snprintf(dbs, sizeof(dbs), "%d", r->db);
         dq__send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
+    }
+    if (r->master) {
+        /* the sentinels' answer may be stale (a demoted primary is a
+         * replica now): writes go only to a server that says master */
+        const char *argv[] = { "ROLE" };
+        size_t      len[] = { 4 };
+
+        dq__send(r, 1, argv, len, DQ_HANDSHAKE_TIMEOUT_MS, dq__role_reply,
+                 NULL);
     }
     {
         const char *argv[] = { "INFO" };
@@ -655,10 +776,15 @@ dq__connect(dq_conn_t *r)
 {
     redisAsyncContext *ac;
 
-    if (r->state == DQ_RS_CLOSING || r->ac != NULL) {
+    if (r->state == DQ_RS_CLOSING || r->ac != NULL || r->sac != NULL) {
         return;
     }
     r->errstr[0] = '\0';
+    if (r->master != NULL && r->state != DQ_RS_SENTINEL) {
+        r->sasked = 0;
+        dq__ask_sentinel(r);        /* connects here once one answered */
+        return;
+    }
     if (r->name != NULL && r->reconnecting) {
         (void) dq__resolve(r);        /* on failure: the last address */
     }
@@ -691,6 +817,177 @@ dq__connect(dq_conn_t *r)
                    (uint64_t) r->connect_timeout_ms, 0);
 }
 
+/* ------------------------------------------------------------- sentinel */
+
+static void
+dq__next_sentinel_cb(uv_timer_t *t)
+{
+    dq__ask_sentinel(t->data);
+}
+
+/* This sentinel gave no usable answer: ask the next one from the loop
+ * (not from inside a hiredis callback of the context being freed). */
+static void
+dq__sentinel_failed(dq_conn_t *r, size_t i, const char *why)
+{
+    dq_log_warn("redis (%s): sentinel %s:%d, master \"%s\": %s", r->label,
+                r->shost[i], r->sport[i], r->master, why);
+    uv_timer_stop(&r->conn_timer);
+    uv_timer_start(&r->conn_timer, dq__next_sentinel_cb, 0, 0);
+}
+
+static size_t
+dq__sentinel_index(dq_conn_t *r)
+{
+    return (r->snext + r->nsentinels - 1) % r->nsentinels;
+}
+
+static void
+dq__sentinel_on_connect(const redisAsyncContext *ac, int status)
+{
+    dq_conn_t *r = ac->data;
+
+    if (status == REDIS_OK || r->sac != ac) {
+        return;
+    }
+    r->sac = NULL;                  /* hiredis frees it when this returns */
+    dq__sentinel_failed(r, dq__sentinel_index(r), ac->errstr);
+}
+
+static void
+dq__sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    dq_conn_t   *r = ac->data;
+    size_t       i = dq__sentinel_index(r);
+    dq_error_t   err;
+    char         host[INET6_ADDRSTRLEN], *h;
+    unsigned char bin[sizeof(struct in6_addr)];
+    int          port;
+
+    (void) privdata;
+    if (r->sac != ac || r->state != DQ_RS_SENTINEL) {
+        return;                     /* dropped: already handled */
+    }
+    r->sac = NULL;
+    ac->onConnect = NULL;
+    ac->onDisconnect = NULL;
+    redisAsyncFree(ac);             /* once this callback returns */
+    uv_timer_stop(&r->conn_timer);
+
+    if (reply == NULL) {
+        dq__sentinel_failed(r, i, ac->errstr[0] ? ac->errstr
+                                                : "connection lost");
+        return;
+    }
+    if (dq_sentinel_reply(reply, host, sizeof(host), &port, &err) != DQ_OK) {
+        dq__sentinel_failed(r, i, err.msg);
+        return;
+    }
+    if (inet_pton(AF_INET, host, bin) != 1
+        && inet_pton(AF_INET6, host, bin) != 1)
+    {
+        /* resolving it would block the loop (announce-hostnames) */
+        dq__sentinel_failed(r, i, "the answer is not a numeric address "
+                                  "(set the sentinels' announce-hostnames "
+                                  "no)");
+        return;
+    }
+    if (r->host == NULL || strcmp(r->host, host) != 0 || r->port != port) {
+        h = strdup(host);
+        if (h == NULL) {
+            dq__sentinel_failed(r, i, "out of memory");
+            return;
+        }
+        if (r->host != NULL) {
+            dq_log_warn("redis (%s): sentinel %s:%d names %s:%d the "
+                        "primary \"%s\" (was %s:%d)", r->label, r->shost[i],
+                        r->sport[i], host, port, r->master, r->host, r->port);
+        } else {
+            dq_log_info("redis (%s): sentinel %s:%d names %s:%d the "
+                        "primary \"%s\"", r->label, r->shost[i], r->sport[i],
+                        host, port, r->master);
+        }
+        free(r->host);
+        r->host = h;
+        r->port = port;
+    }
+    r->sasked = 0;
+    dq__connect(r);                 /* state SENTINEL: straight to it */
+}
+
+static void
+dq__sentinel_timeout_cb(uv_timer_t *t)
+{
+    dq_conn_t         *r = t->data;
+    redisAsyncContext *ac = r->sac;
+    char               why[64];
+
+    r->sac = NULL;
+    if (ac != NULL) {
+        ac->onConnect = NULL;
+        ac->onDisconnect = NULL;
+        redisAsyncFree(ac);         /* its reply callback sees sac != ac */
+    }
+    snprintf(why, sizeof(why), "no answer within %lld ms",
+             (long long) r->connect_timeout_ms);
+    dq__sentinel_failed(r, dq__sentinel_index(r), why);
+}
+
+/* Ask the next sentinel where the primary is; after a whole round
+ * without an answer, the usual reconnect backoff. Bounded by the connect
+ * timeout; never blocks (numeric addresses, resolved at start). */
+static void
+dq__ask_sentinel(dq_conn_t *r)
+{
+    redisAsyncContext *ac;
+    size_t             i;
+
+    if (r->state == DQ_RS_CLOSING) {
+        return;
+    }
+    if (r->sasked == r->nsentinels) {
+        dq_log_error("redis (%s): no sentinel named a usable primary for "
+                     "\"%s\" (%zu asked)", r->label, r->master,
+                     r->nsentinels);
+        r->sasked = 0;
+        dq__schedule_reconnect(r);
+        return;
+    }
+    i = r->snext;
+    r->snext = (r->snext + 1) % r->nsentinels;
+    r->sasked++;
+    r->state = DQ_RS_SENTINEL;
+
+    ac = redisAsyncConnect(r->shost[i], r->sport[i]);
+    if (ac == NULL || ac->err) {
+        dq__sentinel_failed(r, i, ac ? ac->errstr : "out of memory");
+        if (ac) {
+            redisAsyncFree(ac);
+        }
+        return;
+    }
+    if (dq__attach(r, ac) != 0) {
+        redisAsyncFree(ac);
+        dq__sentinel_failed(r, i, "cannot watch the socket");
+        return;
+    }
+    ac->data = r;
+    r->sac = ac;
+    redisAsyncSetConnectCallback(ac, dq__sentinel_on_connect);
+    if (redisAsyncCommand(ac, dq__sentinel_reply, NULL,
+                          "SENTINEL get-master-addr-by-name %s", r->master)
+        != REDIS_OK)
+    {
+        r->sac = NULL;
+        redisAsyncFree(ac);
+        dq__sentinel_failed(r, i, "cannot send the question");
+        return;
+    }
+    uv_timer_stop(&r->conn_timer);
+    uv_timer_start(&r->conn_timer, dq__sentinel_timeout_cb,
+                   (uint64_t) r->connect_timeout_ms, 0);
+}
+
 /* ------------------------------------------------------------- lifetime */
 
 /* host name -> numeric address in r->host (blocking getaddrinfo: a name
@@ -698,31 +995,42 @@ dq__connect(dq_conn_t *r)
  * again on every reconnect, so a failover that moves the name is
  * followed). 0 or -1 (logged, r->host kept). */
 static int
-dq__resolve(dq_conn_t *r)
+dq__numeric(const dq_conn_t *r, const char *name,
+            char num[INET6_ADDRSTRLEN])
 {
     struct addrinfo  hints, *res = NULL;
-    char             num[INET6_ADDRSTRLEN];
-    char            *h;
     int              rc;
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    rc = getaddrinfo(r->name, NULL, &hints, &res);
+    rc = getaddrinfo(name, NULL, &hints, &res);
     if (rc != 0 || res == NULL) {
         dq_log_error("redis (%s): cannot resolve \"%s\": %s", r->label,
-                     r->name, gai_strerror(rc));
+                     name, gai_strerror(rc));
         return -1;
     }
     if (res->ai_family == AF_INET6) {
         inet_ntop(AF_INET6,
                   &((struct sockaddr_in6 *) res->ai_addr)->sin6_addr, num,
-                  sizeof(num));
+                  INET6_ADDRSTRLEN);
     } else {
         inet_ntop(AF_INET, &((struct sockaddr_in *) res->ai_addr)->sin_addr,
-                  num, sizeof(num));
+                  num, INET6_ADDRSTRLEN);
     }
     freeaddrinfo(res);
+    return 0;
+}
+
+static int
+dq__resolve(dq_conn_t *r)
+{
+    char  num[INET6_ADDRSTRLEN];
+    char *h;
+
+    if (dq__numeric(r, r->name, num) != 0) {
+        return -1;
+    }
     if (r->host != NULL && strcmp(r->host, num) == 0) {
         return 0;
     }
@@ -755,12 +1063,52 @@ dq__parse_address(dq_conn_t *r, const char *address)
         r->path = strndup(a.path.ptr, a.path.len);
         return r->path ? 0 : -1;
     }
+    if (a.master.len) {
+        /* the sentinels resolved once, here (the primary is asked of
+         * them before every connect) */
+        char num[INET6_ADDRSTRLEN], *name;
+
+        r->master = strndup(a.master.ptr, a.master.len);
+        if (r->master == NULL) {
+            return -1;
+        }
+        for (size_t i = 0; i < a.nsentinels; i++) {
+            name = strndup(a.sentinel[i].host.ptr, a.sentinel[i].host.len);
+            if (name == NULL || dq__numeric(r, name, num) != 0) {
+                free(name);
+                return -1;
+            }
+            free(name);
+            r->shost[i] = strdup(num);
+            if (r->shost[i] == NULL) {
+                return -1;
+            }
+            r->sport[i] = a.sentinel[i].port;
+            r->nsentinels++;
+        }
+        return 0;
+    }
     r->port = a.port;
     r->name = strndup(a.host.ptr, a.host.len);
     if (r->name == NULL) {
         return -1;
     }
     return dq__resolve(r);
+}
+
+static void
+dq__free_names(dq_conn_t *r)
+{
+    free(r->label);
+    free(r->password);
+    free(r->name);
+    free(r->host);
+    free(r->path);
+    free(r->master);
+    for (size_t i = 0; i < r->nsentinels; i++) {
+        free(r->shost[i]);
+    }
+    free(r);
 }
 
 dq_conn_t *
@@ -783,12 +1131,7 @@ dq_conn_new(uv_loop_t *loop, const dq_conn_opts_t *o,
     r->state_cb = cb;
     r->data = data;
     if (r->label == NULL || dq__parse_address(r, o->address) != 0) {
-        free(r->label);
-        free(r->password);
-        free(r->name);
-        free(r->host);
-        free(r->path);
-        free(r);
+        dq__free_names(r);
         return NULL;
     }
     uv_timer_init(loop, &r->conn_timer);
@@ -808,15 +1151,12 @@ dq_conn_start(dq_conn_t *r)
 static void
 dq__maybe_free(dq_conn_t *r)
 {
-    if (r->state != DQ_RS_CLOSING || r->ac != NULL || r->open_handles > 0) {
+    if (r->state != DQ_RS_CLOSING || r->ac != NULL || r->sac != NULL
+        || r->open_handles > 0)
+    {
         return;
     }
-    free(r->label);
-    free(r->password);
-    free(r->name);
-    free(r->host);
-    free(r->path);
-    free(r);
+    dq__free_names(r);
 }
 
 static void
@@ -846,6 +1186,10 @@ dq_conn_close(dq_conn_t *r)
         r->ac->onConnect = NULL;
         r->ac->onDisconnect = NULL;
         redisAsyncFree(r->ac);         /* deferred if inside a callback */
+    }
+    if (r->sac != NULL) {
+        r->sac->onConnect = NULL;
+        redisAsyncFree(r->sac);
     }
     r->open_handles--;
     dq__maybe_free(r);

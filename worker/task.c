@@ -127,21 +127,128 @@ dq_worker_redis_connect(int timeout_ms, char *err, size_t errlen)
                            err, errlen);
 }
 
-dq_task_t *
-dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
-            const dq_loader_t *loader)
+/* The tasks of one claim reply live in one block (task_impl.h): the task
+ * structs, their strings (id, envelope copy, function, URL, name), the
+ * queue name once, and one msgpack zone for every decoded envelope. A
+ * block is freed with its last task; a task bigger than
+ * DQ__BLOCK_MAX gets a block of its own, so one long task never keeps a
+ * large claim's memory alive. */
+#define DQ__BLOCK_MAX  (64 * 1024)
+#define DQ__ALIGN(n)   (((n) + 15) & ~(size_t) 15)
+
+struct dq_task_block_s {
+    size_t        refs;        /* its live tasks, +1 while being filled */
+    int           zone_ok;
+    msgpack_zone  zone;
+    size_t        used;
+    size_t        size;
+    char         *queue;
+    char          mem[] __attribute__((aligned(16)));
+};
+
+/* Room one claim entry may take in a block (at most). */
+static size_t
+dq__task_room(const dq_claimed_t *c)
+{
+    size_t n = DQ__ALIGN(sizeof(dq_task_t)) + 16 + c->id.len + 1;
+
+    if (c->envelope.ptr != NULL) {
+        /* the copy, then function + URL + name (disjoint pieces of it, or
+         * the default URL) */
+        n += 2 * (c->envelope.len + 1) + 2 + sizeof(DQ_DEFAULT_URL);
+    }
+    return n;
+}
+
+static dq_task_block_t *
+dq__block_new(size_t room, size_t env_total, dq_str_t queue)
+{
+    dq_task_block_t *b;
+    size_t           chunk;
+
+    room += queue.len + 1 + 16;
+    b = malloc(sizeof(*b) + room);
+    if (b == NULL) {
+        return NULL;
+    }
+    b->refs = 1;
+    b->used = 0;
+    b->size = room;
+    /* decoded objects: ~24 bytes per element, an element at least one
+     * byte of envelope; the zone grows past this if it must */
+    chunk = env_total * 4 + 256;
+    chunk = chunk > 16384 ? 16384 : chunk;
+    b->zone_ok = msgpack_zone_init(&b->zone, chunk) ? 1 : 0;
+    if (!b->zone_ok) {
+        free(b);
+        return NULL;
+    }
+    b->queue = b->mem;
+    memcpy(b->queue, queue.ptr, queue.len);
+    b->queue[queue.len] = '\0';
+    b->used = DQ__ALIGN(queue.len + 1);
+    return b;
+}
+
+static void *
+dq__balloc(dq_task_block_t *b, size_t n, int align)
+{
+    char *p;
+
+    if (align) {
+        b->used = DQ__ALIGN(b->used);
+    }
+    if (b->used + n > b->size) {
+        return NULL;            /* dq__task_room reserved it: cannot be */
+    }
+    p = b->mem + b->used;
+    b->used += n;
+    return p;
+}
+
+static char *
+dq__bstrndup(dq_task_block_t *b, const char *p, size_t n)
+{
+    char *s = dq__balloc(b, n + 1, 0);
+
+    if (s != NULL) {
+        if (n) {
+            memcpy(s, p, n);
+        }
+        s[n] = '\0';
+    }
+    return s;
+}
+
+static void
+dq__block_unref(dq_task_block_t *b)
+{
+    if (b != NULL && --b->refs == 0) {
+        msgpack_zone_destroy(&b->zone);
+        free(b);
+    }
+}
+
+/* One task in block b from claim entry c; NULL only if the block's room
+ * was miscounted. */
+static dq_task_t *
+dq__task_new(dq_task_block_t *b, const dq_claimed_t *c, dq_str_t queue,
+             const dq_limits_t *lim, const dq_loader_t *loader)
 {
     dq_task_t  *t;
     dq_error_t  err;
 
-    t = calloc(1, sizeof(*t));
+    t = dq__balloc(b, sizeof(*t), 1);
     if (t == NULL) {
         return NULL;
     }
+    memset(t, 0, sizeof(*t));
+    t->block = b;
+    b->refs++;
     t->loader = loader;
-    t->id = dq__strndup(c->id.ptr, c->id.len);
-    t->queue = dq__strndup(queue.ptr, queue.len);
-    if (t->id == NULL || t->queue == NULL) {
+    t->queue = b->queue;
+    t->id = dq__bstrndup(b, c->id.ptr, c->id.len);
+    if (t->id == NULL) {
         goto nomem;
     }
     t->eta_ms = c->eta_ms;
@@ -161,35 +268,33 @@ dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
         return t;
     }
 
-    t->buf = dq__strndup(c->envelope.ptr, c->envelope.len);
+    t->buf = dq__bstrndup(b, c->envelope.ptr, c->envelope.len);
     if (t->buf == NULL) {
         goto nomem;
     }
     t->len = c->envelope.len;
-    if (!msgpack_zone_init(&t->zone, 2048)) {
-        goto nomem;
-    }
     memset(&err, 0, sizeof(err));
-    if (dq_envelope_decode(t->buf, t->len, lim, &t->zone, &t->env, &err)
+    if (dq_envelope_decode(t->buf, t->len, c->id, queue, lim, &b->zone,
+                           &t->env, &err)
         != DQ_OK)
     {
         snprintf(t->error, sizeof(t->error), "undecodable envelope: %s%s%s",
                  err.field[0] ? err.field : "", err.field[0] ? ": " : "",
                  err.msg);
-        t->decoded = -1;       /* zone initialised, envelope not usable */
+        t->decoded = -1;
         return t;
     }
     t->decoded = 1;
 
-    t->func = dq__strndup(t->env.func.ptr, t->env.func.len);
+    t->func = dq__bstrndup(b, t->env.func.ptr, t->env.func.len);
     t->url = t->env.url.ptr
-             ? dq__strndup(t->env.url.ptr, t->env.url.len)
-             : strdup(DQ_DEFAULT_URL);
+             ? dq__bstrndup(b, t->env.url.ptr, t->env.url.len)
+             : dq__bstrndup(b, DQ_DEFAULT_URL, sizeof(DQ_DEFAULT_URL) - 1);
     if (t->func == NULL || t->url == NULL) {
         goto nomem;
     }
     if (t->env.name.ptr != NULL) {
-        t->name = dq__strndup(t->env.name.ptr, t->env.name.len);
+        t->name = dq__bstrndup(b, t->env.name.ptr, t->env.name.len);
         if (t->name == NULL) {
             goto nomem;
         }
@@ -201,12 +306,9 @@ dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
          * it to the app at its URL (no URL handler of this worker runs) */
         t->fn = dq_loader_function(loader, dq_str_c(DQ_PUSH_FUNCTION));
         if (t->fn == NULL) {
-            free(t->func);       /* the unknown-function reason names it */
-            t->func = strdup(DQ_PUSH_FUNCTION " (queue with push_target: "
-                             "load the push library, libdq_push.so)");
-            if (t->func == NULL) {
-                goto nomem;
-            }
+            /* the unknown-function reason names it */
+            t->func = (char *) DQ_PUSH_FUNCTION " (queue with push_target: "
+                      "load the push library, libdq_push.so)";
         }
     } else if (loader != NULL) {
         t->fn = dq_loader_function(loader, t->env.func);
@@ -217,6 +319,35 @@ dq_task_new(const dq_claimed_t *c, dq_str_t queue, const dq_limits_t *lim,
 nomem:
     dq_task_free(t);
     return NULL;
+}
+
+void
+dq_task_new_many(const dq_claimed_t *c, size_t n, dq_str_t queue,
+                 const dq_limits_t *lim, const dq_loader_t *loader,
+                 dq_task_t **out)
+{
+    dq_task_block_t *b = NULL;
+    size_t           i, k, room, env, r;
+
+    for (i = 0; i < n; i = k) {
+        /* the next block: as many entries as fit in DQ__BLOCK_MAX (at
+         * least one) */
+        room = 0;
+        env = 0;
+        for (k = i; k < n; k++) {
+            r = dq__task_room(&c[k]);
+            if (k > i && room + r > DQ__BLOCK_MAX) {
+                break;
+            }
+            room += r;
+            env += c[k].envelope.ptr ? c[k].envelope.len : 0;
+        }
+        b = dq__block_new(room, env, queue);
+        for (r = i; r < k; r++) {
+            out[r] = b ? dq__task_new(b, &c[r], queue, lim, loader) : NULL;
+        }
+        dq__block_unref(b);        /* the filler's reference */
+    }
 }
 
 void
@@ -233,16 +364,7 @@ dq_task_free(dq_task_t *t)
         free(h->value);
         free(h);
     }
-    if (t->decoded != 0) {
-        msgpack_zone_destroy(&t->zone);
-    }
-    free(t->id);
-    free(t->queue);
-    free(t->buf);
-    free(t->name);
-    free(t->func);
-    free(t->url);
-    free(t);
+    dq__block_unref(t->block);
 }
 
 dq_task_result_t

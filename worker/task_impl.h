@@ -3,8 +3,9 @@
  * (internal to the worker).
  *
  * A dq_task_t is born from one entry of a claim reply: the envelope bytes
- * are copied (the reply dies when its callback returns), decoded strictly
- * into the task's own msgpack zone, and the claim metadata kept. It lives
+ * are copied (the reply dies when its callback returns) into the claim's
+ * block, decoded strictly into the block's msgpack zone, and the claim
+ * metadata kept. It lives
  * until its ack/retry/bury/release reply arrives. Between dispatch and the
  * work's completion it belongs to one pool thread; the loop thread only
  * touches the list links and the state fields.
@@ -25,6 +26,7 @@ typedef enum {
 } dq_task_state_t;
 
 typedef struct dq_header_str_s dq_header_str_t;
+typedef struct dq_task_block_s dq_task_block_t;
 
 struct dq_task_s {
     dq_task_t            *prev, *next;    /* child's in-flight list */
@@ -53,7 +55,6 @@ struct dq_task_s {
     /* the envelope: NULL buf = missing; decoded = 0 = undecodable */
     char                 *buf;
     size_t                len;
-    msgpack_zone          zone;
     int                   decoded;
     dq_envelope_t         env;
     char                 *name;           /* NULL if unnamed */
@@ -79,14 +80,19 @@ struct dq_task_s {
     int                   ran;            /* reached its function */
     void                 *tk_run;         /* a running tasklet's run
                                              (tasklet_task.c), or NULL */
-    uv_work_t             work;
+    dq_task_t            *pool_next;     /* pool.c: queue / done links */
+    dq_task_block_t      *block;          /* its claim's memory (task.c) */
 };
 
-/* From a claim entry; never NULL except on out-of-memory. When the
- * envelope is missing or undecodable, task->error says why (and the
+/* The tasks of n claim entries (one claim reply), allocated together:
+ * every task struct, its strings and its decoded envelope in one block
+ * (a task bigger than 64 KiB in a block of its own), freed with the
+ * block's last task. out[i] is NULL only on out-of-memory. When an
+ * envelope is missing or undecodable, out[i]->error says why (and the
  * caller buries it). */
-dq_task_t *dq_task_new(const dq_claimed_t *c, dq_str_t queue,
-                       const dq_limits_t *lim, const dq_loader_t *loader);
+void dq_task_new_many(const dq_claimed_t *c, size_t n, dq_str_t queue,
+                      const dq_limits_t *lim, const dq_loader_t *loader,
+                      dq_task_t **out);
 void dq_task_free(dq_task_t *t);
 
 /* Pool thread: the URL handler if one is registered, else the function. */

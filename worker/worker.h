@@ -42,6 +42,12 @@ void dq_log_set_prefix(const char *prefix);     /* "child 3" */
 int  dq_log_set_format(const char *format);     /* "text" | "json"; -1 */
 void dq_logf(int level, const char *fmt, ...) DQ_PRINTF(2, 3);
 int  dq_log_level(void);
+/* Lines this thread logs between hold and release are written together
+ * (in writes of at most PIPE_BUF bytes, whole lines, so they never
+ * interleave with other writers): the loop thread holds while it drains a
+ * batch of finished tasks (one "task finished" line each). */
+void dq_log_hold(void);
+void dq_log_release(void);
 /* text for a k="..." field: '\\', '"' and control bytes escaped into buf
  * (truncated to size); returns buf. Every quoted log value goes through it
  * (log_format json parses the line back into fields). */
@@ -68,6 +74,9 @@ typedef struct dq_loader_s dq_loader_t;
 typedef struct {
     const dq_function_t *fn;
     const char          *library;   /* which library registered it */
+    int                  loop_demoted; /* DQ_FN_LOOP function that ran
+                                        past DQ_FN_LOOP_MAX_US: pool from
+                                        now on (loop thread only) */
 } dq_fn_entry_t;
 
 /* Load every library; a library that fails to load is logged with the

@@ -1,17 +1,19 @@
--- claim: take back expired leases, then lease up to max_n due tasks.
--- KEYS: 1 tasks, 2 eta, 3 leases, 4 state, 5 stats, 6 wake, 7 errors,
---       8 conf, 9 bucket, 10 lease (the lease set of versions before claim
---       ids: bare ids; only its expired entries are taken back here, so an
---       old worker that died during a rolling upgrade loses nothing)
--- ARGV: 1 max_n, 2 lease_ms, 3 reclaim_delay_ms (least delay of an
---       expired lease), 4 rate (tasks/s across all workers, 0 =
---       unlimited), 5 bucket_size (burst, >= 1 when rate > 0),
---       6 max_concurrent (leases at once across all workers, 0 =
---       unlimited), 7 claim id (the caller's, [A-Za-z0-9_-]{1,32}, never
---       reused), 8 min_backoff_ms, 9 max_backoff_ms, 10 max_doublings (the
---       queue's backoff, applied to expired leases)
--- Reply: { now_ms, next_ms, claim id, then per task 7 values:
---          id, envelope (nil if missing), eta_ms, retries, first_run_ms,
+-- claim (and a worker's whole cycle): ack finished tasks, take back
+-- expired leases, then lease up to max_n due tasks.
+-- KEYS: 1 tasks, 2 eta, 3 leases, 4 stats, 5 wake, 6 errors, 7 conf,
+--       8 bucket, 9 names
+-- ARGV: 1 max_n (0: only ack and say when to look again), 2 lease_ms,
+--       3 reclaim_delay_ms (least delay of an expired lease), 4 rate
+--       (tasks/s across all workers, 0 = unlimited), 5 bucket_size
+--       (burst, >= 1 when rate > 0), 6 max_concurrent (leases at once
+--       across all workers, 0 = unlimited), 7 claim id (the caller's,
+--       [A-Za-z0-9_-]{1,32}, never reused), 8 min_backoff_ms,
+--       9 max_backoff_ms, 10 max_doublings (the queue's backoff, applied
+--       to expired leases), 11 tombstone_ms, 12 n_acks, then per ack 5
+--       values as ack.lua: id, claim id, first_run_ms, history, name
+-- Reply: { now_ms, next_ms, claim id, { ack status (1 acked, 0 fenced)
+--          per ack }, then per task 7 values: id, envelope (without its
+--          state prefix; nil if missing), eta_ms, retries, first_run_ms,
 --          runs, failed_ms }
 --   next_ms: ms until the earliest ETA or lease deadline still pending
 --   (0 if due work remains), -1 if the queue holds nothing.
@@ -23,7 +25,10 @@
 --   claimed and next_ms is -1: resuming pushes a wake token.
 -- Bucket: hash "tokens" (float), "ts" (Redis ms of the last refill); it
 -- starts full and refills at `rate` per second up to bucket_size.
--- A claimed task's lease is the member "id|claim id" (prelude).
+-- A claimed task's lease is the member "id|claim id|first_run_ms"
+-- (prelude). Claim writes no state: the success path is ZRANGEBYSCORE and
+-- ZREM on `eta`, ZADD on `leases`, HMGET on `tasks` (4 element operations
+-- a task), the ack 3 more.
 -- Every argument is checked before the first write.
 local max_n = dq_num(ARGV[1])
 local lease_ms = dq_num(ARGV[2])
@@ -35,46 +40,60 @@ local cid = ARGV[7] or ''
 local bo_min = dq_num(ARGV[8] or '0')
 local bo_max = dq_num(ARGV[9] or '0')
 local bo_dbl = dq_num(ARGV[10] or '0')
+local tomb = dq_num(ARGV[11] or '0')
+local n_acks = dq_num(ARGV[12] or '0')
 if not max_n or not lease_ms or lease_ms <= 0 or not reclaim_delay
    or not rate or not bucket or not max_conc or not bo_min or not bo_max
-   or not bo_dbl or #cid > 32 or not string.match(cid, '^[%w_-]+$') then
+   or not bo_dbl or #cid > 32 or not string.match(cid, '^[%w_-]+$')
+   or not tomb or not n_acks or n_acks < 0 or n_acks > DQ_CHUNK
+   or #ARGV ~= 12 + 5 * n_acks then
     return redis.error_reply('ERR claim: bad arguments')
 end
-local old = KEYS[10]
-local now = dq_now(KEYS[5])
+local now, h = dq_now(KEYS[4])
 
 -- A queue configuration applied to Redis (deferred-cli config apply: conf
 -- field "cfg" set) is the fleet's one source of truth: its rate,
 -- bucket_size (0 = auto: max(1, rate)), max_concurrent and backoff replace
 -- the caller's own (its config file, the fallback for queues nothing was
 -- applied to).
-local cf = {}
-if KEYS[8] then
-    cf = redis.call('HMGET', KEYS[8], 'paused', 'cfg', 'rate', 'bucket_size',
-                    'max_concurrent', 'min_backoff_ms', 'max_backoff_ms',
-                    'max_doublings')
-    if cf[2] then
-        rate = dq_num(cf[3]) or rate
-        bucket = dq_num(cf[4]) or bucket
-        max_conc = dq_num(cf[5]) or max_conc
-        if rate > 0 and bucket < 1 then
-            bucket = math.max(1, math.floor(rate))
-        end
-        local v = dq_num(cf[6])
-        if v and v >= 0 then bo_min = v end
-        v = dq_num(cf[7])
-        if v and v >= 0 then bo_max = v end
-        v = dq_num(cf[8])
-        if v and v >= 0 then bo_dbl = v end
+local cf = redis.call('HMGET', KEYS[7], 'paused', 'cfg', 'rate',
+                      'bucket_size', 'max_concurrent', 'min_backoff_ms',
+                      'max_backoff_ms', 'max_doublings', 'waiting')
+if cf[2] then
+    rate = dq_num(cf[3]) or rate
+    bucket = dq_num(cf[4]) or bucket
+    max_conc = dq_num(cf[5]) or max_conc
+    if rate > 0 and bucket < 1 then
+        bucket = math.max(1, math.floor(rate))
+    end
+    local v = dq_num(cf[6])
+    if v and v >= 0 then bo_min = v end
+    v = dq_num(cf[7])
+    if v and v >= 0 then bo_max = v end
+    v = dq_num(cf[8])
+    if v and v >= 0 then bo_dbl = v end
+end
+
+-- 0. the acks of the caller's finished tasks (exactly as ack.lua)
+local ack_reply = {}
+if n_acks > 0 then
+    local K = { tasks = KEYS[1], eta = KEYS[2], leases = KEYS[3],
+                stats = KEYS[4], errors = KEYS[6], names = KEYS[9] }
+    local freed
+    ack_reply, freed = dq_ack(K, now, tomb, ARGV, 13, n_acks)
+    if freed > 0 and cf[9] then
+        -- a claim held back by max_concurrent waits for this slot
+        redis.call('HDEL', KEYS[7], 'waiting')
+        dq_wake(KEYS[5])
     end
 end
 
--- 1. expired leases (at most DQ_CHUNK per call, of both lease sets): a
--- failed attempt each, back in the ETA set after the queue's backoff
--- (never sooner than reclaim_delay). The last real error is kept (an
--- expiry only writes one if there was none). The state keeps the expired
--- claim id: a late ack of that claim is still accepted until someone
--- claims the task again.
+-- 1. expired leases (at most DQ_CHUNK per call): a failed attempt each,
+-- back in the ETA set after the queue's backoff (never sooner than
+-- reclaim_delay). The last real error is kept (an expiry only writes one
+-- if there was none). The state prefix names the expired claim id: a late
+-- ack of that claim is still accepted until someone claims the task
+-- again.
 -- A forward step of the Redis host's clock would expire every lease at
 -- once: the last gap in the queue's clock (dq_now) longer than half a
 -- lease period (a live holder heartbeats every third of one, and while
@@ -82,45 +101,48 @@ end
 -- for one, and for one lease period after it only leases that had expired
 -- before the gap are taken back (their holders, if alive, extend
 -- meanwhile), whichever script call saw the gap first.
+-- The earliest lease (one ZRANGE) decides whether anything expired and,
+-- at the end, when to look again.
 local upto = now
 local guard_until = nil
-local h = redis.call('HMGET', KEYS[5], 'gap_from', 'gap_to', 'jump_seen')
-local gf, gt = dq_num(h[1]), dq_num(h[2])
+local gf, gt = dq_num(h[2]), dq_num(h[3])
 if gf and gt and gt - gf > lease_ms / 2 and now < gt + lease_ms then
     upto = gf
     guard_until = gt + lease_ms
 end
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', upto,
-                           'LIMIT', 0, DQ_CHUNK)
-local expired_old = {}
-if old and #expired < DQ_CHUNK then
-    expired_old = redis.call('ZRANGEBYSCORE', old, '-inf', upto,
-                             'LIMIT', 0, DQ_CHUNK - #expired)
-end
-if guard_until and h[3] ~= h[2] then
+local l1 = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+local l1s = l1[2] and tonumber(l1[2])
+if guard_until and h[4] ~= h[3] and l1s and l1s <= now then
     -- counted once per jump, when it first held something back
-    local would = redis.call('ZCOUNT', KEYS[3], '(' .. upto, now)
-    if old then would = would + redis.call('ZCOUNT', old, '(' .. upto, now) end
-    if would > 0 then
-        redis.call('HSET', KEYS[5], 'jump_seen', h[2])
-        redis.call('HINCRBY', KEYS[5], 'clock_jumps', 1)
+    if redis.call('ZCOUNT', KEYS[3], '(' .. upto, now) > 0 then
+        redis.call('HSET', KEYS[4], 'jump_seen', h[3])
+        redis.call('HINCRBY', KEYS[4], 'clock_jumps', 1)
     end
 end
-if #expired + #expired_old > 0 then
-    local ids = {}
-    for i = 1, #expired do ids[i] = dq_member_id(expired[i]) end
-    for i = 1, #expired_old do ids[#ids + 1] = expired_old[i] end
-    local states = redis.call('HMGET', KEYS[4], unpack(ids))
-    local errs = redis.call('HMGET', KEYS[7], unpack(ids))
+if l1s and l1s <= upto then
+    local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', upto,
+                               'LIMIT', 0, DQ_CHUNK)
+    local ids, claims, firsts = {}, {}, {}
+    for i = 1, #expired do
+        local id, c, f = dq_member_parse(expired[i])
+        ids[i] = id or expired[i]
+        claims[i] = c or ''
+        firsts[i] = f or 0
+    end
+    local vals = redis.call('HMGET', KEYS[1], unpack(ids))
+    local errs = redis.call('HMGET', KEYS[6], unpack(ids))
     local st, zs, es = {}, {}, {}
     for i = 1, #ids do
-        local e, r, f, x, c = dq_state(states[i])
+        local e, r, f, _, _, nm, env = dq_split(vals[i])
         r = r + 1
+        if f == 0 then f = firsts[i] end
         if f == 0 then f = now end
         local delay = dq_backoff(bo_min, bo_max, bo_dbl, r)
         if delay < reclaim_delay then delay = reclaim_delay end
-        st[#st + 1] = ids[i]
-        st[#st + 1] = dq_state_str(e, r, f, now, c)
+        if vals[i] then
+            st[#st + 1] = ids[i]
+            st[#st + 1] = dq_join(e, r, f, now, claims[i], nm, env)
+        end
         zs[#zs + 1] = now + delay
         zs[#zs + 1] = ids[i]
         if not errs[i] then
@@ -128,12 +150,13 @@ if #expired + #expired_old > 0 then
             es[#es + 1] = 'lease expired'
         end
     end
-    if #expired > 0 then redis.call('ZREM', KEYS[3], unpack(expired)) end
-    if #expired_old > 0 then redis.call('ZREM', old, unpack(expired_old)) end
-    redis.call('HSET', KEYS[4], unpack(st))
+    redis.call('ZREM', KEYS[3], unpack(expired))
+    if #st > 0 then redis.call('HSET', KEYS[1], unpack(st)) end
     redis.call('ZADD', KEYS[2], unpack(zs))
-    if #es > 0 then redis.call('HSET', KEYS[7], unpack(es)) end
-    redis.call('HINCRBY', KEYS[5], 'reclaimed', #ids)
+    if #es > 0 then redis.call('HSET', KEYS[6], unpack(es)) end
+    redis.call('HINCRBY', KEYS[4], 'reclaimed', #ids)
+    l1 = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    l1s = l1[2] and tonumber(l1[2])
 end
 
 -- 2. limits: pause, concurrency, rate (all shared by every worker)
@@ -148,7 +171,6 @@ if paused then
 end
 if want > 0 and max_conc > 0 then
     local room = max_conc - redis.call('ZCARD', KEYS[3])
-    if old then room = room - redis.call('ZCARD', old) end
     if room < want then
         if room < 0 then room = 0 end
         want = room
@@ -160,7 +182,7 @@ local tokens = 0
 local bucket_ts = now
 if rate > 0 then
     if bucket < 1 then bucket = 1 end
-    local b = redis.call('HMGET', KEYS[9], 'tokens', 'ts')
+    local b = redis.call('HMGET', KEYS[8], 'tokens', 'ts')
     tokens = tonumber(b[1]) or bucket
     bucket_ts = tonumber(b[2]) or now
     if now > bucket_ts then
@@ -174,41 +196,45 @@ if rate > 0 then
     end
 end
 
--- 3. due tasks into the lease set
-local reply = { now, -1, cid }
+-- 3. cold buckets due soon into tasks/eta (bounded: lib/lua/cold.lua),
+-- then due tasks into the lease set: one call per batch for each
+-- structure; one more due task than wanted is read to know whether due
+-- work remains
+local cold_ws = dq_cold_promote(KEYS[1], KEYS[2], KEYS[4], now)
+local reply = { now, -1, cid, ack_reply }
 local taken = 0
+local more = false         -- due work remains after this claim
 if want > 0 then
     local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,
-                           'WITHSCORES', 'LIMIT', 0, want)
+                           'WITHSCORES', 'LIMIT', 0, want + 1)
     taken = #due / 2
+    if taken > want then
+        taken = want
+        more = true
+    end
     if taken > 0 then
-        -- one call per batch for each structure, not one per task; the
-        -- strings every task shares are formatted once
         local ids = {}
         for i = 1, taken do ids[i] = due[2 * i - 1] end
-        local states = redis.call('HMGET', KEYS[4], unpack(ids))
-        local envs = redis.call('HMGET', KEYS[1], unpack(ids))
-        local deadline = tostring(now + lease_ms)
-        local nows = tostring(now)
-        local fresh = '0:0:' .. nows .. ':0:' .. cid  -- a task never claimed
-        local leases, newstates = {}, {}
+        local vals = redis.call('HMGET', KEYS[1], unpack(ids))
+        local deadline = now + lease_ms
+        local tail = '|' .. cid .. '|'
+        local fresh = tail .. now       -- a task without history
+        local leases = {}
         for i = 1, taken do
             local id = ids[i]
-            local e, r, f, x = 0, 0, 0, 0
-            local st = states[i]
-            if st then e, r, f, x = dq_state(st) end
-            if f == 0 then f = now end
+            local v = vals[i]
+            local e, r, f, x, c, nm = 0, 0, now, 0, nil, nil
             leases[2 * i - 1] = deadline
-            leases[2 * i] = dq_member(id, cid)
-            newstates[2 * i - 1] = id
-            if st then
-                newstates[2 * i] = dq_state_str(e, r, f, x, cid)
+            if v and string.byte(v, 1) == 83 then
+                e, r, f, x, c, nm, v = dq_split(v)
+                if f == 0 then f = now end
+                leases[2 * i] = id .. tail .. f
             else
-                newstates[2 * i] = fresh
+                leases[2 * i] = id .. fresh
             end
             local k = #reply
             reply[k + 1] = id
-            reply[k + 2] = envs[i]
+            reply[k + 2] = v
             reply[k + 3] = tonumber(due[2 * i])
             reply[k + 4] = r
             reply[k + 5] = f
@@ -217,74 +243,72 @@ if want > 0 then
         end
         redis.call('ZREM', KEYS[2], unpack(ids))
         redis.call('ZADD', KEYS[3], unpack(leases))
-        redis.call('HSET', KEYS[4], unpack(newstates))
+        if l1s == nil or deadline < l1s then l1s = deadline end
     end
 end
 if rate > 0 then
     tokens = tokens - taken
-    redis.call('HSET', KEYS[9], 'tokens', string.format('%.6f', tokens),
+    redis.call('HSET', KEYS[8], 'tokens', string.format('%.6f', tokens),
                'ts', bucket_ts)
 end
 
 -- 4. when to look again; pass the wake token on if due work remains
--- The earliest lease deadline of both sets: while leases are held, look
--- again at least every third of a lease period (a dead holder's lease
--- comes back on time, and no gap in the queue's clock longer than half a
--- lease period appears but a clock jump or a fleet that was down); a lease
--- the jump guard holds back is looked at when the guard ends.
+-- The earliest lease deadline: while leases are held, look again at least
+-- every third of a lease period (a dead holder's lease comes back on time,
+-- and no gap in the queue's clock longer than half a lease period appears
+-- but a clock jump or a fleet that was down); a lease the jump guard holds
+-- back is looked at when the guard ends.
 local function lease_next()
-    local d = nil
-    for _, k in ipairs({ KEYS[3], old }) do
-        local l = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-        if l[2] then
-            local x = tonumber(l[2]) - now
-            if x <= 0 and guard_until then x = guard_until - now end
-            if d == nil or x < d then d = x end
-        end
-    end
-    if d == nil then return nil end
+    if l1s == nil then return nil end
+    local d = l1s - now
+    if d <= 0 and guard_until then d = guard_until - now end
     local third = math.ceil(lease_ms / 3)
     if d > third then d = third end
     if d < 1 then d = 1 end
     return d
 end
-local nxt = -1
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+-- the cold tier's next promotion counts as pending work (0: more to
+-- promote now)
+local nxt = dq_cold_next(cold_ws, now) or -1
 local held_back = false
-if first[2] then
-    local d = tonumber(first[2]) - now
+local d = nil
+if more then
+    d = 0
+else
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    if first[2] then d = tonumber(first[2]) - now end
+end
+if d then
     if d <= 0 then
         d = 0
         if limited then
             held_back = true
         else
-            dq_wake(KEYS[6])
+            dq_wake(KEYS[5])
         end
     end
-    nxt = d
+    if nxt < 0 or d < nxt then nxt = d end
 end
 if held_back then
     -- due work waits for a limit: sleep until the limit can let one go
-    if paused then
-        nxt = -1
-    else
-        nxt = -1
+    nxt = -1
+    if not paused then
         if rate > 0 and tokens < 1 then
             nxt = math.ceil((1 - tokens) * 1000 / rate)
             if nxt < 1 then nxt = 1 end
         end
         if lease_wait then
             -- the next ack/retry/bury frees a slot and wakes a sleeper
-            redis.call('HSET', KEYS[8], 'waiting', '1')
-            local d = lease_next()
-            if d and (nxt < 0 or d < nxt) then nxt = d end
+            redis.call('HSET', KEYS[7], 'waiting', '1')
+            local ld = lease_next()
+            if ld and (nxt < 0 or ld < nxt) then nxt = ld end
         end
         if nxt < 0 then nxt = 1 end
     end
     reply[2] = nxt
     return reply
 end
-local d = lease_next()
-if d and (nxt < 0 or d < nxt) then nxt = d end
+local ld = lease_next()
+if ld and (nxt < 0 or ld < nxt) then nxt = ld end
 reply[2] = nxt
 return reply

@@ -13,35 +13,54 @@ local W = 6
 
 -- validate everything before the first write (dq_now writes the clock): a
 -- script error does not roll back what the script already wrote; nan and
--- inf are refused (dq_num): they would fail a ZADD after tasks were stored
+-- inf are refused (dq_num): they would fail a ZADD after tasks were stored.
+-- The usual values ("-1", "0") are compared as strings (interned: no
+-- number conversion) and converted once, here.
 local n = dq_num(ARGV[2])
 local tomb = dq_num(ARGV[1])
 if not n or n < 1 or #ARGV ~= 2 + n * W or not tomb then
     return redis.error_reply('ERR enqueue: bad arguments')
 end
+local etas, cds, kws = {}, {}, {}
+local plain = {}        -- ids of unnamed, un-keyed tasks
 for i = 0, n - 1 do
-    if ARGV[3 + i * W] == '' or not dq_num(ARGV[6 + i * W])
-       or not dq_num(ARGV[7 + i * W]) or not dq_num(ARGV[8 + i * W]) then
+    local b = 2 + i * W
+    local e, c, k = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
+    if e == '-1' then e = -1 else e = dq_num(e) end
+    if c == '-1' then c = -1 elseif c == '0' then c = 0 else c = dq_num(c) end
+    if k == '0' then k = 0 else k = dq_num(k) end
+    if ARGV[b + 1] == '' or not e or not c or not k then
         return redis.error_reply('ERR enqueue: bad task ' .. (i + 1))
     end
+    etas[i], cds[i], kws[i] = e, c, k
+    if k == 0 and ARGV[b + 3] == '' then plain[#plain + 1] = ARGV[b + 1] end
 end
 local now = dq_now(KEYS[4])
 -- names (and client ids) whose tombstone window has passed are forgotten,
 -- a bounded number per call (never one unbounded ZREMRANGEBYSCORE: after
 -- a quiet week that would be millions in one call); an expired entry not
 -- yet removed counts as free below, so the bound costs no correctness
-for i = 0, n - 1 do
-    if ARGV[5 + i * W] ~= '' or ARGV[8 + i * W] ~= '0' then
-        local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now,
-                               'LIMIT', 0, 2 * n + 100)
-        if #old > 0 then redis.call('ZREM', KEYS[3], unpack(old)) end
-        break
-    end
+if #plain < n then
+    local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now,
+                           'LIMIT', 0, 2 * n + 100)
+    if #old > 0 then redis.call('ZREM', KEYS[3], unpack(old)) end
 end
 
 -- 'inf' (live) or a tombstone still in its window: taken
 local function taken(s)
     return s and (s == 'inf' or tonumber(s) >= now)
+end
+
+-- the plain tasks' ids already stored: one HMGET per DQ_CHUNK ids (their
+-- envelopes are then written with one variadic HSET after the loop,
+-- instead of one HSETNX per task)
+local exist = {}
+for k = 1, #plain, DQ_CHUNK do
+    local last = math.min(k + DQ_CHUNK - 1, #plain)
+    local got = redis.call('HMGET', KEYS[1], unpack(plain, k, last))
+    for j = 1, #got do
+        if got[j] then exist[plain[k + j - 1]] = true end
+    end
 end
 
 -- the earliest ETA waiting before this call (the ETA set is written only
@@ -52,23 +71,32 @@ local wake = false
 local stored = 0
 local reply = { now }
 
--- per task one call where it can be (HSETNX stores and dedups an unnamed
--- task by id); the ETA set gets ONE variadic ZADD after the loop, and the
--- score of a task due now is formatted once per call, not per task
-local zs = {}
+-- the ETA set gets ONE variadic ZADD after the loop (hs: the plain tasks'
+-- envelopes, one HSET), the cold tier one HSET per bucket (byw: per
+-- window; lib/lua/cold.lua); the score of a task due now is formatted once
+-- per call, not per task. mine[id] = the ETA of a task stored by this call
+-- (written after the loop: the checks below look here too)
+local zs, hs, byw, mine = {}, {}, {}, {}
+local cold = false
 local nows = nil
 for i = 0, n - 1 do
-    local id = ARGV[3 + i * W]
-    local env = ARGV[4 + i * W]
-    local name = ARGV[5 + i * W]
-    local eta = tonumber(ARGV[6 + i * W])
-    local countdown = tonumber(ARGV[7 + i * W])
-    local kw = tonumber(ARGV[8 + i * W])
+    local b = 2 + i * W
+    local id = ARGV[b + 1]
+    local env = ARGV[b + 2]
+    local name = ARGV[b + 3]
+    local eta = etas[i]
+    local countdown = cds[i]
+    local kw = kws[i]
     local keyed = kw ~= 0
     if kw < 0 then kw = tomb end
     local status = 0
     local at = 0
-    if keyed and taken(redis.call('ZSCORE', KEYS[3], '#' .. id))
+    local ws = nil
+    if mine[id] then
+        status = 1
+    elseif not keyed and name == '' then
+        if exist[id] then status = 1 end
+    elseif keyed and taken(redis.call('ZSCORE', KEYS[3], '#' .. id))
        and redis.call('HEXISTS', KEYS[1], id) == 0 then
         status = 1      -- ran already, within the window: not again
         keyed = false
@@ -85,18 +113,11 @@ for i = 0, n - 1 do
         end
     end
     if status == 1 then
-        local s = redis.call('ZSCORE', KEYS[2], id)
-        if not s then
-            -- stored earlier in this same call: its ZADD is still pending
-            for j = 2, #zs, 2 do
-                if zs[j] == id then s = zs[j - 1] end
-            end
-        end
-        at = tonumber(s or '0')
+        at = mine[id] or tonumber(redis.call('ZSCORE', KEYS[2], id) or '0')
     elseif status == 0 then
         local score
         if eta >= 0 then
-            score = ARGV[6 + i * W]
+            score = ARGV[b + 4]
         elseif countdown <= 0 then
             eta = now
             if not nows then nows = tostring(now) end
@@ -106,14 +127,31 @@ for i = 0, n - 1 do
             score = eta
         end
         at = eta
-        zs[#zs + 1] = score
-        zs[#zs + 1] = id
+        mine[id] = eta
+        if not keyed and name == '' then
+            ws = dq_cold_window(eta, now)
+            if ws then
+                -- cold: never due soon, so it decides no wake here
+                local w = byw[ws]
+                if not w then w = {}; byw[ws] = w end
+                w[#w + 1] = id
+                w[#w + 1] = dq_cold_value(eta, ws, env)
+                cold = true
+            else
+                hs[#hs + 1] = id
+                hs[#hs + 1] = env
+            end
+        end
+        if not ws then
+            zs[#zs + 1] = score
+            zs[#zs + 1] = id
+        end
         if name ~= '' then redis.call('ZADD', KEYS[3], 'inf', name) end
         if keyed then
             redis.call('ZADD', KEYS[3], math.max(eta, now) + kw, '#' .. id)
         end
         stored = stored + 1
-        if not wake then
+        if not wake and not ws then
             if eta <= now then
                 wake = true
             else
@@ -131,8 +169,17 @@ for i = 0, n - 1 do
 end
 -- in slices: unpack of one table of every pair fails above ~8,000 values
 -- (Lua's C stack), after the envelopes above were written
-for k = 1, #zs, 2000 do
-    redis.call('ZADD', KEYS[2], unpack(zs, k, math.min(k + 1999, #zs)))
+for k = 1, #hs, 2 * DQ_CHUNK do
+    redis.call('HSET', KEYS[1], unpack(hs, k, math.min(k + 2 * DQ_CHUNK - 1,
+                                                       #hs)))
+end
+for k = 1, #zs, 2 * DQ_CHUNK do
+    redis.call('ZADD', KEYS[2], unpack(zs, k, math.min(k + 2 * DQ_CHUNK - 1,
+                                                       #zs)))
+end
+if cold then
+    local _, w = dq_cold_store(KEYS[1], KEYS[4], byw)
+    if w then wake = true end
 end
 
 if stored > 0 then redis.call('HINCRBY', KEYS[4], 'enqueued', stored) end

@@ -36,74 +36,114 @@ end
 -- one lease period, and takes a gap for a jump only when it is longer than
 -- half a lease period), unless a larger gap replaces it: a later small gap
 -- cannot hide a jump whose window is still open.
+-- Returns now and the gap record as claim needs it: { clock, gap_from,
+-- gap_to, jump_seen } as stored after this call (one HMGET reads them all).
 local function dq_now(stats)
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    local clock = dq_num(redis.call('HGET', stats, 'clock')) or 0
-    if clock >= now and clock - now <= 60000 then return clock end
+    local g = redis.call('HMGET', stats, 'clock', 'gap_from', 'gap_to',
+                         'jump_seen')
+    local clock = dq_num(g[1]) or 0
+    if clock >= now and clock - now <= 60000 then return clock, g end
     -- written only when it moves (forward, or back after a clock error):
     -- several calls in one ms share the stored value
     if clock > now then
         redis.call('HSET', stats, 'clock', now)
         redis.call('HDEL', stats, 'gap_from', 'gap_to')
+        g[2] = false
+        g[3] = false
     elseif clock > 0 and now - clock > 1000 then
-        local g = redis.call('HMGET', stats, 'gap_from', 'gap_to')
-        local gf, gt = dq_num(g[1]), dq_num(g[2])
+        local gf, gt = dq_num(g[2]), dq_num(g[3])
         if gf and gt and now - clock < gt - gf
            and now < gt + 2 * (gt - gf) then
             redis.call('HSET', stats, 'clock', now)   -- the open one stays
         else
             redis.call('HSET', stats, 'clock', now, 'gap_from', clock,
                        'gap_to', now)
+            g[2] = tostring(clock)
+            g[3] = tostring(now)
         end
     else
         redis.call('HSET', stats, 'clock', now)
     end
-    return now
+    return now, g
 end
 
--- A task's state (hash `state`, created by its first claim):
---   "runs:retries:first_run_ms:failed_ms:claim[:name]"
+-- A task's value (hash `tasks`) is its envelope, after a state prefix
+-- when the task has history (contract v2: there is no `state` hash):
+--   "S<runs>:<retries>:<first_run_ms>:<failed_ms>:<claim>[:<name>]\n"
 -- runs: runs that reached the function (X-AppEngine-TaskExecutionCount);
 -- retries: failed attempts, lease expiries included (TaskRetryCount; what
 -- retry_limit and the backoff count); first_run_ms: the first claim that
 -- was not given back; failed_ms: when the last failed attempt was judged
 -- (0 none; the age limit is checked at that moment); claim: the claim id
--- of the last claim (the worker's random id: the fencing token); name:
--- kept by bury for requeue. Unreadable: all zero. A 4-field state of an
--- older version ("execs:retries:first_run_ms:claims") still reads.
-local function dq_state(s)
-    if s then
-        local e, r, f, x, c, nm = string.match(s,
-            '^(%d+):(%d+):(%d+):(%d+):([%w_-]*):?([%w_-]*)$')
-        if e then
-            return tonumber(e), tonumber(r), tonumber(f), tonumber(x), c, nm
-        end
-        e, r, f, c = string.match(s, '^(%d+):(%d+):(%d+):(%d+)$')
-        if e then
-            return tonumber(e), tonumber(r), tonumber(f), 0, c, ''
+-- whose lease expired ('' after a retry or release: the claim ended
+-- there), which a late ack may still name; name: kept by bury for
+-- requeue. An envelope is a msgpack array (first byte 0x9_ or 0xdc/0xdd),
+-- never 'S'. Only the rare paths write a prefix (lease expiry, retry,
+-- bury, a release that has counters to keep); claim reads it from the
+-- value it reads anyway and ack deletes it with the value.
+-- Returns runs, retries, first_run_ms, failed_ms, claim, name, envelope
+-- (the value itself when it has no prefix; an unreadable prefix reads as
+-- no history).
+local function dq_split(v)
+    if v and string.byte(v, 1) == 83 then                  -- 'S'
+        local nl = string.find(v, '\n', 2, true)
+        if nl then
+            local e, r, f, x, c, nm = string.match(string.sub(v, 2, nl - 1),
+                '^(%d+):(%d+):(%d+):(%d+):([%w_-]*):?([%w_-]*)$')
+            local env = string.sub(v, nl + 1)
+            if e then
+                return tonumber(e), tonumber(r), tonumber(f), tonumber(x),
+                       c, nm, env
+            end
+            return 0, 0, 0, 0, '', '', env
         end
     end
-    return 0, 0, 0, 0, '', ''
+    return 0, 0, 0, 0, '', '', v
 end
 
-local function dq_state_str(e, r, f, x, c, nm)
-    if nm and nm ~= '' then
-        return e .. ':' .. r .. ':' .. f .. ':' .. x .. ':' .. c .. ':' .. nm
+-- The stored value of an envelope with that state (no prefix when there
+-- is nothing to keep: no run, no retry, no failure, no name).
+local function dq_join(e, r, f, x, c, nm, env)
+    if e == 0 and r == 0 and x == 0 and (nm == nil or nm == '') then
+        return env
     end
-    return e .. ':' .. r .. ':' .. f .. ':' .. x .. ':' .. c
+    local s = 'S' .. e .. ':' .. r .. ':' .. f .. ':' .. x .. ':' .. c
+    if nm and nm ~= '' then s = s .. ':' .. nm end
+    return s .. '\n' .. env
 end
 
--- A lease (zset `lease`) is the member "id|claim" scored by its deadline:
--- only the holder of that claim id can name it, and a claim id is never
--- issued twice (the worker draws 128 random bits), so no rollback of
--- Redis data can make a stale holder's call match a newer lease.
-local function dq_member(id, claim)
-    return id .. '|' .. claim
+-- The function and the name of a stored value (prefix skipped; envelope
+-- version 2 [2, func, args, kwargs, name, ...] or version 1 [1, id, func,
+-- args, kwargs, queue, name, ...]): nil, nil when it does not decode.
+local function dq_env_func_name(v)
+    if not v then return nil, nil end
+    local _, _, _, _, _, _, env = dq_split(v)
+    local okp, arr = pcall(cmsgpack.unpack, env)
+    if not okp or type(arr) ~= 'table' then return nil, nil end
+    local fn, nm
+    if arr[1] == 1 then fn, nm = arr[3], arr[7] else fn, nm = arr[2], arr[5] end
+    if type(fn) ~= 'string' then fn = nil end
+    if type(nm) ~= 'string' or nm == '' then nm = nil end
+    return fn, nm
 end
 
-local function dq_member_id(m)
-    return string.match(m, '^(.*)|[^|]*$') or m
+-- A lease (zset `leases`) is the member "id|claim|first_run_ms" scored by
+-- its deadline: only the holder of that claim id can name it, and a claim
+-- id is never issued twice (the worker draws 128 random bits), so no
+-- rollback of Redis data can make a stale holder's call match a newer
+-- lease. first_run_ms rides along so that the success path needs no state
+-- of its own (the worker echoes it back).
+local function dq_member(id, claim, first)
+    return id .. '|' .. claim .. '|' .. first
+end
+
+-- id, claim, first_run_ms (a number) of a member; nil if malformed
+local function dq_member_parse(m)
+    local id, c, f = string.match(m, '^(.*)|([%w_-]*)|(%d+)$')
+    if not id then return nil end
+    return id, c, tonumber(f)
 end
 
 -- One wake token for a sleeping worker (the list never holds more than 8).
@@ -160,10 +200,12 @@ end
 
 -- Give back leases (members ms of tasks ids) without charging an attempt:
 -- due again at now + delay. A task that never ran (no failed attempt, no
--- run) forgets the first-run time this claim gave it. Returns how many
--- were given back (members not leased any more are skipped); got, if
--- given, gets got[member] = true for each.
-local function dq_release(k_eta, k_lease, k_state, ids, ms, now, delay, got)
+-- run) forgets the first-run time this claim gave it: a task without
+-- history keeps no prefix, one with history keeps its counters (the claim
+-- ended: no late ack of it). Returns how many were given back (members not
+-- leased any more are skipped); got, if given, gets got[member] = true for
+-- each.
+local function dq_release(k_tasks, k_eta, k_lease, ids, ms, now, delay, got)
     if #ids == 0 then return 0 end
     local leased = redis.call('ZMSCORE', k_lease, unpack(ms))
     local rid, rm = {}, {}
@@ -175,19 +217,106 @@ local function dq_release(k_eta, k_lease, k_state, ids, ms, now, delay, got)
         end
     end
     if #rid == 0 then return 0 end
-    local states = redis.call('HMGET', k_state, unpack(rid))
+    local vals = redis.call('HMGET', k_tasks, unpack(rid))
     local st, zs = {}, {}
     local at = now + delay
     for i = 1, #rid do
-        local e, r, f, x = dq_state(states[i])
-        if e == 0 and r == 0 then f = 0 end
-        st[#st + 1] = rid[i]
-        st[#st + 1] = dq_state_str(e, r, f, x, '')  -- the claim ended
+        local v = vals[i]
+        if v and string.byte(v, 1) == 83 then
+            local e, r, f, x, _, nm, env = dq_split(v)
+            if e == 0 and r == 0 then f = 0 end
+            st[#st + 1] = rid[i]
+            st[#st + 1] = dq_join(e, r, f, x, '', nm, env)
+        end
         zs[#zs + 1] = at
         zs[#zs + 1] = rid[i]
     end
     redis.call('ZREM', k_lease, unpack(rm))
-    redis.call('HSET', k_state, unpack(st))
+    if #st > 0 then redis.call('HSET', k_tasks, unpack(st)) end
     redis.call('ZADD', k_eta, unpack(zs))
     return #rid
+end
+
+-- Ack n finished tasks: args[base + 5 (i - 1) ...] = id, claim id,
+-- first_run_ms, history ("1": it may have an `errors` entry), name. K:
+-- { tasks, eta, leases, stats, errors, names }. Accepted while the lease
+-- "id|claim|first_run_ms" is held, or after it expired as long as nobody
+-- claimed the task again (it waits in the ETA set and its state prefix
+-- still names this claim: running it again would be for nothing; stats
+-- "acked_late"). Deletes the value (and its prefix), the error of a task
+-- with history, tombstones names until now + tomb (tomb <= 0: free at
+-- once), counts "done". Returns the per-task replies (1 acked, 0 fenced)
+-- and how many leases it freed. Success path: ZMSCORE + ZREM on `leases`,
+-- HDEL on `tasks`, one HINCRBY: 3 element operations a task.
+local function dq_ack(K, now, tomb, args, base, n)
+    local ids, ms = {}, {}
+    for i = 1, n do
+        local j = base + (i - 1) * 5
+        ids[i] = args[j]
+        ms[i] = dq_member(args[j], args[j + 1], args[j + 2])
+    end
+    local leased = redis.call('ZMSCORE', K.leases, unpack(ms))
+    local late = {}
+    for i = 1, n do
+        if not leased[i] then late[#late + 1] = i end
+    end
+    local ok = {}
+    if #late > 0 then
+        -- only the misses (late acks) read the values and the ETA set
+        local lid = {}
+        for j = 1, #late do lid[j] = ids[late[j]] end
+        local vals = redis.call('HMGET', K.tasks, unpack(lid))
+        local waiting = redis.call('ZMSCORE', K.eta, unpack(lid))
+        for j = 1, #late do
+            local i = late[j]
+            if waiting[j] and vals[j] then
+                local _, _, _, _, c = dq_split(vals[j])
+                if c ~= '' and c == args[base + (i - 1) * 5 + 1] then
+                    ok[i] = true
+                end
+            end
+        end
+    end
+    local reply = {}
+    local acked, held, gone, errs, seen, tombs = {}, {}, {}, {}, {}, {}
+    for i = 1, n do
+        local id = ids[i]
+        local r = 0
+        if (leased[i] or ok[i]) and not seen[id] then
+            local j = base + (i - 1) * 5
+            seen[id] = true
+            acked[#acked + 1] = id
+            if leased[i] then
+                held[#held + 1] = ms[i]
+                if args[j + 3] == '1' then errs[#errs + 1] = id end
+            else
+                gone[#gone + 1] = id
+                errs[#errs + 1] = id     -- a late ack: the expiry had history
+            end
+            local name = args[j + 4]
+            if name ~= '' then
+                if tomb > 0 then
+                    tombs[#tombs + 1] = now + tomb
+                    tombs[#tombs + 1] = name
+                else
+                    redis.call('ZREM', K.names, name)   -- no window
+                end
+            end
+            r = 1
+        end
+        reply[i] = r
+    end
+    local done = #acked
+    if done > 0 then
+        if #held > 0 then redis.call('ZREM', K.leases, unpack(held)) end
+        if #gone > 0 then
+            redis.call('ZREM', K.eta, unpack(gone))
+            redis.call('HINCRBY', K.stats, 'acked_late', #gone)
+        end
+        redis.call('HDEL', K.tasks, unpack(acked))
+        if #errs > 0 then redis.call('HDEL', K.errors, unpack(errs)) end
+        if #tombs > 0 then redis.call('ZADD', K.names, unpack(tombs)) end
+        redis.call('HINCRBY', K.stats, 'done', done)
+    end
+    return reply, #held
 end

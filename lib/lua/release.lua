@@ -4,38 +4,42 @@
 -- charging an attempt: due again at now + delay_ms, retries and runs
 -- unchanged, and a task that never ran forgets the first-run time its
 -- claim gave it. Runs at maxmemory too (allow-oom).
--- KEYS: 1 eta, 2 leases, 3 state, 4 stats, 5 wake, 6 conf, 7 unrunnable
+-- KEYS: 1 tasks, 2 eta, 3 leases, 4 stats, 5 wake, 6 conf, 7 unrunnable
 -- ARGV: 1 n, 2 delay_ms, 3 why ("stop" | "unrunnable" |
 --       "unrunnable:<function>": the stats counter "released" or
 --       "unrunnable" counts them; with a function, the hash `unrunnable`
 --       keeps "count:last_ms" per function, at most 64 functions, the
---       rest counted under "(others)"), then per task 2 values: id,
---       claim id
+--       rest counted under "(others)"), then per task 3 values: id,
+--       claim id, first_run_ms (the lease member's)
 -- Reply: { 1 released | 0 fenced, ... } one per task
 local n = dq_num(ARGV[1])
 local delay = dq_num(ARGV[2])
-if not n or n < 1 or n > DQ_CHUNK or not delay or #ARGV ~= 3 + n * 2 then
+if not n or n < 1 or n > DQ_CHUNK or not delay or #ARGV ~= 3 + n * 3 then
     return redis.error_reply('ERR release: bad arguments')
 end
 local now = dq_now(KEYS[4])
 if delay < 0 then delay = 0 end
 local ids, ms, seen = {}, {}, {}
+local function member(i)
+    local j = 1 + i * 3
+    return dq_member(ARGV[j], ARGV[j + 1], ARGV[j + 2])
+end
 for i = 1, n do
-    local m = dq_member(ARGV[2 + i * 2], ARGV[3 + i * 2])
+    local m = member(i)
     if not seen[m] then
         seen[m] = true
-        ids[#ids + 1] = ARGV[2 + i * 2]
+        ids[#ids + 1] = ARGV[1 + i * 3]
         ms[#ms + 1] = m
     end
 end
 local first = false
-if delay > 0 then first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES') end
+if delay > 0 then first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES') end
 local got = {}
 local released = dq_release(KEYS[1], KEYS[2], KEYS[3], ids, ms, now, delay,
                             got)
 local reply = {}
 for i = 1, n do
-    local m = dq_member(ARGV[2 + i * 2], ARGV[3 + i * 2])
+    local m = member(i)
     if got[m] then reply[i] = 1 else reply[i] = 0 end
     got[m] = nil
 end

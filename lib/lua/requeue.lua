@@ -1,10 +1,10 @@
 -- requeue: run dead tasks again: dead -> due now, retry state reset (runs,
--- retries, first run), the name (kept in the state by bury) live again.
+-- retries, first run: the state prefix goes), the name (kept in the
+-- prefix by bury) live again.
 -- The last error stays readable until the task succeeds.
 -- A task whose name another live task holds now (enqueued after the
 -- tombstone window) stays dead: two live tasks never share a name.
--- KEYS: 1 tasks, 2 eta, 3 dead, 4 state, 5 names, 6 stats, 7 wake,
---       8 errors
+-- KEYS: 1 tasks, 2 eta, 3 dead, 4 names, 5 stats, 6 wake, 7 errors
 -- ARGV: 1 id ('' = bulk), then for bulk: 2 error text to match (plain
 --       substring; '' = every dead task), 3 offset, 4 limit (at most
 --       DQ_CHUNK dead tasks looked at per call, oldest first)
@@ -22,23 +22,23 @@ local limit = dq_num(ARGV[4] or tostring(DQ_CHUNK))
 if not ARGV[1] or not offset or not limit then
     return redis.error_reply('ERR requeue: bad arguments')
 end
-local now = dq_now(KEYS[6])
+local now = dq_now(KEYS[5])
 
 -- 0, 1 or 2 as above, for one id known to be in the dead set
 local function requeue(id)
-    if redis.call('HEXISTS', KEYS[1], id) == 0 then
+    local v = redis.call('HGET', KEYS[1], id)
+    if not v then
         redis.call('ZREM', KEYS[3], id)
-        redis.call('HDEL', KEYS[4], id)
-        redis.call('HDEL', KEYS[8], id)
+        redis.call('HDEL', KEYS[7], id)
         return 0
     end
-    local _, _, _, _, _, name = dq_state(redis.call('HGET', KEYS[4], id))
+    local _, _, _, _, _, name, env = dq_split(v)
     if name ~= '' then
-        if redis.call('ZSCORE', KEYS[5], name) == 'inf' then return 2 end
-        redis.call('ZADD', KEYS[5], 'inf', name)
+        if redis.call('ZSCORE', KEYS[4], name) == 'inf' then return 2 end
+        redis.call('ZADD', KEYS[4], 'inf', name)
     end
     redis.call('ZREM', KEYS[3], id)
-    redis.call('HSET', KEYS[4], id, dq_state_str(0, 0, 0, 0, ''))
+    if env ~= v then redis.call('HSET', KEYS[1], id, env) end
     redis.call('ZADD', KEYS[2], now, id)
     return 1
 end
@@ -47,8 +47,8 @@ if ARGV[1] ~= '' then
     if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
     local r = requeue(ARGV[1])
     if r == 1 then
-        redis.call('HINCRBY', KEYS[6], 'requeued', 1)
-        dq_wake(KEYS[7])
+        redis.call('HINCRBY', KEYS[5], 'requeued', 1)
+        dq_wake(KEYS[6])
     end
     return r
 end
@@ -58,7 +58,7 @@ if limit < 1 or limit > DQ_CHUNK then limit = DQ_CHUNK end
 local ids = redis.call('ZRANGE', KEYS[3], offset, offset + limit - 1)
 local errs = {}
 if match ~= '' and #ids > 0 then
-    errs = redis.call('HMGET', KEYS[8], unpack(ids))
+    errs = redis.call('HMGET', KEYS[7], unpack(ids))
 end
 local done, taken, conflicts = 0, 0, 0
 for i = 1, #ids do
@@ -70,8 +70,8 @@ for i = 1, #ids do
     end
 end
 if done > 0 then
-    redis.call('HINCRBY', KEYS[6], 'requeued', done)
-    dq_wake(KEYS[7])
+    redis.call('HINCRBY', KEYS[5], 'requeued', done)
+    dq_wake(KEYS[6])
 end
 local nxt = -1
 if #ids == limit then nxt = offset + #ids - taken end

@@ -2,13 +2,16 @@
 -- dashboard (read only: nothing is written, not even the clock).
 -- KEYS: 1 eta, 2 lease, 3 dead, 4 conf, 5 stats, 6 errors, 7 tasks
 -- ARGV: 1 dead_limit (newest dead tasks listed, 0..100)
--- Reply: { now_ms, waiting, due, running, dead, oldest_due_age_ms (-1:
---          none due), conf (flat HGETALL), stats (flat HGETALL),
+-- Reply: { now_ms, waiting (the cold tier included), due, running, dead,
+--          oldest_due_age_ms (-1: none due), conf (flat HGETALL), stats (flat HGETALL),
 --          dead tasks: flat { id, died_ms, function, error } }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- waiting counts the cold tier's tasks too (stats `cold`; never due: a
+-- bucket is promoted before its window starts)
 local waiting = redis.call('ZCARD', KEYS[1])
+    + (tonumber(redis.call('HGET', KEYS[5], 'cold')) or 0)
 local due = redis.call('ZCOUNT', KEYS[1], '-inf', now)
 local oldest = -1
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -23,14 +26,8 @@ if limit > 0 then
     local ids = redis.call('ZREVRANGE', KEYS[3], 0, limit - 1, 'WITHSCORES')
     for i = 1, #ids, 2 do
         local id = ids[i]
-        local func = ''
-        local env = redis.call('HGET', KEYS[7], id)
-        if env then
-            local okp, arr = pcall(cmsgpack.unpack, env)
-            if okp and type(arr) == 'table' and type(arr[3]) == 'string' then
-                func = arr[3]
-            end
-        end
+        local func = dq_env_func_name(redis.call('HGET', KEYS[7], id)) or ''
+
         dead[#dead + 1] = id
         dead[#dead + 1] = ids[i + 1]
         dead[#dead + 1] = func

@@ -371,7 +371,7 @@ sub redis_keys {
 # Number of tasks stored in a queue (the tasks hash).
 sub stored {
     my ($r, $queue) = @_;
-    return $r->cmd('HLEN', "dq:{" . ($queue // 'default') . "}:tasks");
+    return $r->cmd('HLEN', "dq2:{" . ($queue // 'default') . "}:tasks");
 }
 
 1;

@@ -27,12 +27,20 @@ use Test::More;
 $SIG{PIPE} = 'IGNORE';
 
 our @EXPORT = qw(bin build_dir tmpdir free_port spawn stop_pid wait_for
-                 log_clean_ok slurp root need_built capture);
+                 log_clean_ok slurp root need_built capture dq_key);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 my %children;        # pid => name
 
 sub root { $ROOT }
+
+# A queue's Redis key as lib/dq_util.c's dq_key_format names it (contract
+# v2): dq_key('default', 'tasks') is "dq2:{default}:tasks". Tests that look
+# at Redis directly use this, never a name of their own.
+sub dq_key {
+    my ($q, $kind) = @_;
+    return "dq2:{$q}:$kind";
+}
 
 # The build a test uses: DQ_BUILD, else the sanitizer build when present.
 sub build_dir {

@@ -144,7 +144,8 @@ sub stats {
 # ---- masters started from a config file (the production tests)
 
 # start_master($redis, $dir, name =>, conf => text, args => [], fast => 0,
-#              env => {}, wait => number of children to wait for)
+#              env => {}, wait => number of children to wait for,
+#              prefix => [...] (run under it: DQHosts' `ip netns exec`))
 sub start_master {
     my ($r, $dir, %o) = @_;
     my $name = $o{name} || 'w';
@@ -157,7 +158,8 @@ sub start_master {
     close $fh;
     my $pid = DQTest::spawn(
         name => $name, log => $log, env => $o{env},
-        cmd  => [worker_bin($o{fast}), '-c', $conf, @{ $o{args} || [] }]);
+        cmd  => [@{ $o{prefix} || [] }, worker_bin($o{fast}), '-c', $conf,
+                 @{ $o{args} || [] }]);
     my $w = { pid => $pid, log => $log, name => $name, conf => $conf };
     my $want = $o{wait} // 1;
     DQTest::wait_for(sub {
@@ -201,8 +203,7 @@ sub wait_lines {
 }
 
 sub key {
-    my ($q, $kind) = @_;
-    return "dq:{$q}:$kind";
+    return DQTest::dq_key(@_);
 }
 
 # zcard / hlen helpers

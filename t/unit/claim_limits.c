@@ -14,6 +14,7 @@
 static dq_str_t      q;
 static char          last_id[64];     /* first task of the last claim */
 static char          last_claim[DQ_ID_SIZE];
+static int64_t       last_first;      /* its first_run_ms */
 
 static void
 add_due(int n, const char *prefix)
@@ -72,6 +73,7 @@ claim(int64_t max_n, const dq_claim_limits_t *lim, int64_t *next)
             memcpy(last_id, res.tasks[0].id.ptr, res.tasks[0].id.len);
             last_id[res.tasks[0].id.len] = '\0';
             memcpy(last_claim, cid, sizeof(cid));
+            last_first = res.tasks[0].first_run_ms;
         }
     } else {
         diag("claim failed: %s", r && r->type == REDIS_REPLY_ERROR ? r->str
@@ -189,7 +191,7 @@ main(int argc, char **argv)
     {
         dq_cmd_t        c;
         dq_lease_item_t it = { dq_str_c(last_id), dq_str_c(last_claim),
-                               { NULL, 0 } };
+                               { NULL, 0 }, last_first, 0 };
         redisReply     *r;
         int             st = -1;
         dq_error_t      err;

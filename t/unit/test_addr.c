@@ -57,6 +57,37 @@ refuses(const char *s)
        "\"%s\" refused: %s", s, rc == DQ_EINVAL ? e.msg : "(accepted)");
 }
 
+/* sentinel:MASTER@...: the master name and each sentinel */
+static void
+sentinel(const char *s, const char *master, size_t n, const char *h0,
+         int p0, const char *hl, int pl)
+{
+    dq_addr_t  a;
+    dq_error_t e;
+    char       m[200], f[300], l[300];
+    int        rc = dq_addr_parse(dq_str_c(s), &a, &e);
+
+    m[0] = f[0] = l[0] = '\0';
+    if (rc == DQ_OK && a.nsentinels > 0) {
+        snprintf(m, sizeof(m), "%.*s", (int) a.master.len, a.master.ptr);
+        snprintf(f, sizeof(f), "%.*s", (int) a.sentinel[0].host.len,
+                 a.sentinel[0].host.ptr);
+        snprintf(l, sizeof(l), "%.*s",
+                 (int) a.sentinel[a.nsentinels - 1].host.len,
+                 a.sentinel[a.nsentinels - 1].host.ptr);
+    }
+    if (!ok(rc == DQ_OK && a.host.len == 0 && a.path.len == 0
+            && strcmp(m, master) == 0 && a.nsentinels == n
+            && strcmp(f, h0) == 0 && a.sentinel[0].port == p0
+            && strcmp(l, hl) == 0 && a.sentinel[n - 1].port == pl,
+            "\"%s\" -> master \"%s\", %zu sentinels", s, master, n))
+    {
+        diag("  got rc %d master \"%s\" n %zu first %s:%d last %s (%s)",
+             rc, m, a.nsentinels, f, a.sentinel[0].port, l,
+             rc ? e.msg : "");
+    }
+}
+
 int
 main(void)
 {
@@ -90,6 +121,39 @@ main(void)
     refuses("unix:");
     refuses("a/b:6379");
 
+    sentinel("sentinel:mymaster@127.0.0.1:26380", "mymaster", 1,
+             "127.0.0.1", 26380, "127.0.0.1", 26380);
+    sentinel("sentinel:m@10.0.0.1", "m", 1, "10.0.0.1", 26379, "10.0.0.1",
+             26379);                                   /* default port */
+    sentinel("sentinel:dq-main.1@a:1,[::1]:2,b", "dq-main.1", 3, "a", 1,
+             "b", 26379);
+    sentinel("sentinel:m@s1,s2,s3,s4,s5,s6,s7,s8", "m", 8, "s1", 26379,
+             "s8", 26379);
+    refuses("sentinel:");
+    refuses("sentinel:m");
+    refuses("sentinel:m@");
+    refuses("sentinel:@h:1");
+    refuses("sentinel:m@h:1,");                /* an empty sentinel */
+    refuses("sentinel:m@h:1,,h:2");
+    refuses("sentinel:m@h:0");
+    refuses("sentinel:m@unix:/x");
+    refuses("sentinel:a b@h:1");               /* a space in the name */
+    refuses("sentinel:a,b@h:1");
+    refuses("sentinel:m@s1,s2,s3,s4,s5,s6,s7,s8,s9");   /* too many */
+    {
+        char name[DQ_MAX_MASTER_NAME + 40];
+
+        memset(name, 'n', sizeof(name));
+        memcpy(name, "sentinel:", 9);
+        snprintf(name + 9 + DQ_MAX_MASTER_NAME + 1, 10, "@h:1");
+        refuses(name);                         /* name one byte too long */
+        name[9 + DQ_MAX_MASTER_NAME] = '@';
+        snprintf(name + 9 + DQ_MAX_MASTER_NAME + 1, 10, "h:1");
+        ok(dq_addr_parse(dq_str_c(name), &a, NULL) == DQ_OK
+           && a.master.len == DQ_MAX_MASTER_NAME && a.nsentinels == 1,
+           "a name of DQ_MAX_MASTER_NAME bytes is taken");
+    }
+
     /* a length, not a C string: what nginx hands over */
     ok(dq_addr_parse((dq_str_t) { "10.0.0.1:6381junk", 13 }, &a, NULL)
        == DQ_OK && a.port == 6381 && a.host.len == 8,
@@ -104,6 +168,7 @@ main(void)
     normalizes("[::1]", "[::1]:6379");
     normalizes("[fe80::1]:6390", "[fe80::1]:6390");
     normalizes("unix:/run/redis.sock", "unix:/run/redis.sock");
+    normalizes("sentinel:m@a,[::1]:7,b:9", "sentinel:m@a:26379,[::1]:7,b:9");
     {
         char buf[8];
 

@@ -68,7 +68,7 @@ main(int argc, char **argv)
                                    "replicas within 300 ms") != NULL,
        "... saying the task is stored but not replicated (%s)",
        dq_client_errstr(c));
-    is_int(hlen(atoi(argv[2]), "dq:{default}:tasks"), 1, "... and it is "
+    is_int(hlen(atoi(argv[2]), "dq2:{default}:tasks"), 1, "... and it is "
            "stored on the master");
     dq_client_set_wait(c, 0, 0);
     is_int(dq_defer(c, "t.f", NULL, NULL, id, NULL), DQ_OK, "wait off: "

@@ -57,7 +57,7 @@ main(void)
     dq_enqueue_item_t   it[2];
     dq_enqueue_result_t res[2];
     dq_lease_item_t     li = { dq_str_lit("id1"), dq_str_lit("c7"),
-                               dq_str_lit("") };
+                               dq_str_lit(""), 1000, 0 };
     dq_claimed_t        tasks[1];
     dq_claim_result_t   cr;
     dq_error_t          err;
@@ -91,9 +91,9 @@ main(void)
     s = dq_script(DQ_SCRIPT_ENQUEUE);
     ok(arg_is(&c, 0, "EVALSHA") && arg_is(&c, 1, s->sha1) && arg_is(&c, 2, "5"),
        "EVALSHA <sha1> 5");
-    ok(arg_is(&c, 3, "dq:{q}:tasks") && arg_is(&c, 4, "dq:{q}:eta")
-       && arg_is(&c, 5, "dq:{q}:names") && arg_is(&c, 6, "dq:{q}:stats")
-       && arg_is(&c, 7, "dq:{q}:wake"), "keys in the script's order");
+    ok(arg_is(&c, 3, "dq2:{q}:tasks") && arg_is(&c, 4, "dq2:{q}:eta")
+       && arg_is(&c, 5, "dq2:{q}:names") && arg_is(&c, 6, "dq2:{q}:stats")
+       && arg_is(&c, 7, "dq2:{q}:wake"), "keys in the script's order");
     ok(arg_is(&c, 8, "1000") && arg_is(&c, 9, "2"), "tombstone, n");
     ok(arg_is(&c, 10, "a") && arg_is(&c, 11, "ENV") && arg_is(&c, 12, "")
        && arg_is(&c, 13, "-1") && arg_is(&c, 14, "1500")
@@ -178,12 +178,29 @@ main(void)
            "empty ack refused");
     is_int(dq_cmd_retry(&c, dq_str_lit("q"), &li, -5, dq_str_lit("e"), 1),
            DQ_OK, "retry built");
-    ok(arg_is(&c, 3 + 7, "id1") && arg_is(&c, 11, "c7") && arg_is(&c, 12, "0")
-       && arg_is(&c, 13, "e") && arg_is(&c, 14, "1"),
-       "retry: id, claim id, negative delay -> 0, error, ran");
+    ok(arg_is(&c, 3 + 7, "id1") && arg_is(&c, 11, "c7")
+       && arg_is(&c, 12, "1000") && arg_is(&c, 13, "0")
+       && arg_is(&c, 14, "e") && arg_is(&c, 15, "1"),
+       "retry: id, claim id, first_run_ms, negative delay -> 0, error, ran");
+    li.history = 1;
+    is_int(dq_cmd_cycle(&c, dq_str_lit("q"), "c8", 5, 1000, 0, NULL, NULL,
+                        &li, 1, 60000), DQ_OK, "cycle built");
+    ok(c.argc == 3 + 9 + 12 + 5 && arg_is(&c, 2, "9")
+       && arg_is(&c, 3, "dq2:{q}:tasks") && arg_is(&c, 11, "dq2:{q}:names")
+       && arg_is(&c, 12, "5") && arg_is(&c, 18, "c8")
+       && arg_is(&c, 22, "60000") && arg_is(&c, 23, "1")
+       && arg_is(&c, 24, "id1") && arg_is(&c, 25, "c7")
+       && arg_is(&c, 26, "1000") && arg_is(&c, 27, "1") && arg_is(&c, 28, ""),
+       "cycle: 9 keys, claim arguments, tombstone, n, then id, claim id, "
+       "first_run_ms, history, name");
+    li.history = 0;
+    li.first_run_ms = -1;
+    is_int(dq_cmd_ack(&c, dq_str_lit("q"), &li, 1, 0), DQ_EINVAL,
+           "a negative first_run_ms refused");
+    li.first_run_ms = 1000;
     is_int(dq_cmd_requeue(&c, dq_str_lit("q"), dq_str_lit("x")), DQ_OK,
            "requeue built");
-    ok(arg_is(&c, 2, "8") && arg_is(&c, c.argc - 1, "x"), "requeue: 8 keys, id");
+    ok(arg_is(&c, 2, "7") && arg_is(&c, c.argc - 1, "x"), "requeue: 7 keys, id");
     dq_cmd_free(&c);
 
     /* replies */
@@ -214,14 +231,15 @@ main(void)
            "unknown status refused");
     freeReplyObject(r);
 
-    r = mk_arr(10);
+    r = mk_arr(11);
     r->element[0] = mk_int(1000);
     r->element[1] = mk_int(-1);
     r->element[2] = mk_str("cid", REDIS_REPLY_STRING);
-    r->element[3] = mk_str("id9", REDIS_REPLY_STRING);
-    r->element[4] = mk(REDIS_REPLY_NIL);
-    for (i = 5; i < 10; i++) {
-        r->element[i] = mk_int(i);
+    r->element[3] = mk_arr(0);
+    r->element[4] = mk_str("id9", REDIS_REPLY_STRING);
+    r->element[5] = mk(REDIS_REPLY_NIL);
+    for (i = 6; i < 11; i++) {
+        r->element[i] = mk_int(i - 1);
     }
     cr.tasks = tasks;
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_OK, "claim reply");
@@ -233,16 +251,28 @@ main(void)
        && tasks[0].failed_ms == 9, "every field, nil envelope");
     is_int(dq_reply_claim(r, &cr, 0, &err), DQ_ERR,
            "more tasks than room: error, not overflow");
-    r->elements = 9;
-    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "ragged reply refused");
     r->elements = 10;
-    r->element[3]->type = REDIS_REPLY_INTEGER;
+    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "ragged reply refused");
+    r->elements = 11;
+    r->element[4]->type = REDIS_REPLY_INTEGER;
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "integer id refused");
-    r->element[3]->type = REDIS_REPLY_STRING;
+    r->element[4]->type = REDIS_REPLY_STRING;
     r->element[2]->type = REDIS_REPLY_INTEGER;
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS,
            "integer claim id refused");
     r->element[2]->type = REDIS_REPLY_STRING;
+    is_int(dq_reply_cycle(r, 1, st, &cr, 1, &err), DQ_EREDIS,
+           "cycle: 0 ack statuses for 1 ack refused");
+    freeReplyObject(r->element[3]);
+    r->element[3] = mk_arr(2);
+    r->element[3]->element[0] = mk_int(1);
+    r->element[3]->element[1] = mk_int(0);
+    st[0] = st[1] = 7;
+    is_int(dq_reply_cycle(r, 2, st, &cr, 1, &err), DQ_OK, "cycle reply");
+    ok(st[0] == 1 && st[1] == 0 && cr.n == 1 && dq_str_eq(tasks[0].id, "id9"),
+       "cycle: ack statuses, then the claimed task");
+    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS,
+           "a cycle reply with acks is not a plain claim reply");
     freeReplyObject(r);
 
     r = mk_int(1);

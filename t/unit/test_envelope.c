@@ -3,6 +3,7 @@
  * envelope: encode -> decode round trip, defaults, size limit, and the
  * decoder's checks of each element.
  */
+#define _GNU_SOURCE   /* memmem */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -209,17 +210,22 @@ test_envelope(void)
     rc = dq_envelope_encode(&reqs[0], "ID0123456789abcdefghij", 1700000000001LL,
                             &lim, &sb, &err);
     is_int(rc, DQ_OK, "encoded");
-    rc = dq_envelope_decode(sb.data, sb.size, &lim, &zone, &env, &err);
+    ok(memmem(sb.data, sb.size, "ID0123456789abcdefghij", 22) == NULL
+       && memmem(sb.data, sb.size, "q-1", 3) == NULL,
+       "version 2 stores neither the id nor the queue");
+    rc = dq_envelope_decode(sb.data, sb.size,
+                            dq_str_lit("ID0123456789abcdefghij"),
+                            dq_str_lit("q-1"), &lim, &zone, &env, &err);
     is_int(rc, DQ_OK, "decoded");
-    is_int(env.version, 1, "version 1");
-    ok(dq_str_eq(env.id, "ID0123456789abcdefghij"), "id");
+    is_int(env.version, 2, "version 2");
+    ok(dq_str_eq(env.id, "ID0123456789abcdefghij"), "id (the caller's)");
     ok(dq_str_eq(env.func, "mod.fn"), "func");
     ok(env.args->type == MSGPACK_OBJECT_ARRAY && env.args->via.array.size == 3
        && env.args->via.array.ptr[1].type == MSGPACK_OBJECT_STR, "args");
     ok(env.kwargs && env.kwargs->via.map.size == 1
        && dq_map_get(env.kwargs, "k")->type == MSGPACK_OBJECT_BOOLEAN,
        "kwargs");
-    ok(dq_str_eq(env.queue, "q-1"), "queue");
+    ok(dq_str_eq(env.queue, "q-1"), "queue (the caller's)");
     ok(dq_str_eq(env.name, "nm"), "name");
     ok(dq_str_eq(env.url, "/custom"), "url");
     is_int(env.created_ms, 1700000000001LL, "created");
@@ -231,7 +237,8 @@ test_envelope(void)
     msgpack_sbuffer_clear(&sb);
     parse("{\"func\":\"f\"}", &err);
     dq_envelope_encode(&reqs[0], "x", 5, &lim, &sb, &err);
-    is_int(dq_envelope_decode(sb.data, sb.size, &lim, &zone, &env, &err),
+    is_int(dq_envelope_decode(sb.data, sb.size, dq_str_lit("x"),
+                              dq_str_lit("q"), &lim, &zone, &env, &err),
            DQ_OK, "minimal envelope");
     ok(dq_str_eq(env.url, DQ_DEFAULT_URL), "nil url -> default URL");
     ok(env.args->via.array.size == 0 && env.kwargs == NULL
@@ -261,7 +268,17 @@ test_decode_checks(void)
     } cases[] = {
 #define E(s, f, w) { s, sizeof(s) - 1, f, w }
         E("\xc0", "", "not an array"),
-        E("\x91\x02", "version", "version 2"),
+        E("\x91\x03", "version", "version 3"),
+        E("\x9a\x02\xa3" "a b\x90\xc0\xc0\xc0\x00\x00\xc0\xc0",
+          "func", "v2: bad func"),
+        E("\x9a\x02\xa1" "f\x90\xc0\xa1.\xc0\x00\x00\xc0\xc0",
+          "name", "v2: bad name"),
+        E("\x9c\x02\xa1x\xa1" "f\x90\xc0\xa1q\xc0\xc0\x00\x00\xc0\xc0",
+          "", "a version 1 layout marked 2"),
+        E("\x9c\x01\xa1y\xa1" "f\x90\xc0\xa1q\xc0\xc0\x00\x00\xc0\xc0",
+          "id", "v1: another task's id"),
+        E("\x9c\x01\xa1x\xa1" "f\x90\xc0\xa1r\xc0\xc0\x00\x00\xc0\xc0",
+          "queue", "v1: another queue"),
         E("\x92\x01\xa1x", "", "too few elements"),
         E("\x9c\x01\x01\xa1" "f\x90\xc0\xa1q\xc0\xc0\x00\x00\xc0\xc0",
           "id", "integer id"),
@@ -295,12 +312,29 @@ test_decode_checks(void)
     int           rc;
 
     is_int(dq_envelope_decode("\x9c\x01\xa1x\xa1" "f\x90\xc0\xa1q\xc0\xc0\x00"
-                              "\x00\xc0\xc0", 16, &lim, &zone, &env, &err),
-           DQ_OK, "the hand-made base case decodes");
+                              "\x00\xc0\xc0", 16, dq_str_lit("x"),
+                              dq_str_lit("q"), &lim, &zone, &env, &err),
+           DQ_OK, "the hand-made version 1 case decodes");
+    ok(env.version == 1 && dq_str_eq(env.id, "x") && dq_str_eq(env.queue, "q")
+       && dq_str_eq(env.func, "f") && env.name.ptr == NULL
+       && dq_str_eq(env.url, DQ_DEFAULT_URL),
+       "version 1: its fields where version 2 has them");
+    is_int(dq_envelope_decode("\x9c\x01\xa1x\xa1" "f\x90\xc0\xa1q\xa2nm\xa2/u"
+                              "\x07\x08\xc0\xc0", 20, dq_str_lit("x"),
+                              dq_str_lit("q"), &lim, &zone, &env, &err),
+           DQ_OK, "version 1 with name and url");
+    ok(dq_str_eq(env.name, "nm") && dq_str_eq(env.url, "/u")
+       && env.created_ms == 7 && env.eta_ms == 8,
+       "version 1: name, url, created, eta read after the queue");
+    is_int(dq_envelope_decode("\x9a\x02\xa1" "f\x90\xc0\xc0\xc0\x00\x00\xc0"
+                              "\xc0", 12, dq_str_lit("x"), dq_str_lit("q"),
+                              &lim, &zone, &env, &err),
+           DQ_OK, "the hand-made version 2 case decodes");
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         memset(&err, 0, sizeof(err));
-        rc = dq_envelope_decode(cases[i].bytes, cases[i].len, &lim, &zone,
-                                &env, &err);
+        rc = dq_envelope_decode(cases[i].bytes, cases[i].len,
+                                dq_str_lit("x"), dq_str_lit("q"), &lim,
+                                &zone, &env, &err);
         ok(rc == DQ_EDECODE && strcmp(err.field, cases[i].field) == 0,
            "%s refused, field '%s' (%s)", cases[i].what, cases[i].field,
            err.msg);

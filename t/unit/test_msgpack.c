@@ -42,7 +42,8 @@ envdecode(const void *buf, size_t len, dq_error_t *err)
     int           rc;
 
     msgpack_zone_init(&zone, 256);
-    rc = dq_envelope_decode(buf, len, &lim, &zone, &env, err);
+    rc = dq_envelope_decode(buf, len, dq_str_lit("id"), dq_str_lit("q"), &lim,
+                            &zone, &env, err);
     msgpack_zone_destroy(&zone);
     return rc;
 }

@@ -120,19 +120,25 @@ main(void)
     ok(dq_task_name_valid(dq_str_c(ids[0])), "an id is a valid task name");
 
     /* keys */
-    is_int(dq_key_format(key, sizeof(key), dq_str_lit("q1"), DQ_KEY_ETA), 11,
+    is_int(dq_key_format(key, sizeof(key), dq_str_lit("q1"), DQ_KEY_ETA), 12,
            "key length");
-    is_str(key, "dq:{q1}:eta", "eta key with hash tag");
+    is_str(key, "dq2:{q1}:eta", "eta key with hash tag");
     dq_key_format(key, sizeof(key), dq_str_lit("default"), DQ_KEY_TASKS);
-    is_str(key, "dq:{default}:tasks", "tasks key");
+    is_str(key, "dq2:{default}:tasks", "tasks key");
     dq_key_format(key, sizeof(key), dq_str_lit("q"), DQ_KEY_BUCKET);
-    is_str(key, "dq:{q}:bucket", "last kind");
+    is_str(key, "dq2:{q}:bucket", "last kind");
     is_int(dq_key_format(small, sizeof(small), dq_str_lit("q1"), DQ_KEY_ETA),
            0, "too small a buffer: 0");
     is_int(dq_key_format(key, sizeof(key), dq_str_lit("a b"), DQ_KEY_ETA), 0,
            "invalid queue: 0");
     is_int(dq_key_format(key, sizeof(key), dq_str_lit("q"), DQ_KEY__COUNT),
            0, "invalid kind: 0");
+    is_int(dq_key_format(key, sizeof(key), dq_str_lit("q"), DQ_KEY_V1_STATE),
+           0, "a v1-only kind has no v2 name");
+    dq_key_format_v1(key, sizeof(key), dq_str_lit("q"), DQ_KEY_V1_STATE);
+    is_str(key, "dq:{q}:state", "v1 state key (the migration's)");
+    dq_key_format_v1(key, sizeof(key), dq_str_lit("q"), DQ_KEY_LEASE);
+    is_str(key, "dq:{q}:leases", "v1 lease set");
     s = repeat('q', 100);
     ok(dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_ERRORS) > 0,
        "DQ_KEY_MAX fits the longest queue and kind");

@@ -67,6 +67,59 @@ typedef struct {
 
 static int64_t claim_now, claim_next;
 
+/* The first_run_ms and history of the last claim of each id (the lease
+ * member is "id|claim|first_run_ms": every later call names it). */
+#define NFIRST 4096
+static struct { char id[64]; char claim[DQ_ID_SIZE]; int64_t first;
+                int history; } firsts[NFIRST];
+static size_t nfirst;
+
+static void
+first_put(const dq_claimed_t *t)
+{
+    size_t i;
+
+    for (i = 0; i < nfirst; i++) {
+        if (strlen(firsts[i].id) == t->id.len
+            && memcmp(firsts[i].id, t->id.ptr, t->id.len) == 0)
+        {
+            break;
+        }
+    }
+    if (i == nfirst) {
+        if (nfirst == NFIRST || t->id.len >= sizeof(firsts[i].id)) {
+            return;
+        }
+        nfirst++;
+    }
+    snprintf(firsts[i].id, sizeof(firsts[i].id), "%.*s", (int) t->id.len,
+             t->id.ptr);
+    snprintf(firsts[i].claim, sizeof(firsts[i].claim), "%.*s",
+             (int) t->claim.len, t->claim.ptr);
+    firsts[i].first = t->first_run_ms;
+    firsts[i].history = dq_claimed_history(t);
+}
+
+/* The lease item of id's last claim; claim given, or the one it had */
+static dq_lease_item_t
+item(const char *id, const char *token, const char *name)
+{
+    dq_lease_item_t it;
+    size_t          i;
+
+    memset(&it, 0, sizeof(it));
+    it.id = dq_str_c(id);
+    it.claim = dq_str_c(token);
+    it.name = dq_str_c(name);
+    for (i = 0; i < nfirst; i++) {
+        if (strcmp(firsts[i].id, id) == 0) {
+            it.first_run_ms = firsts[i].first;
+            it.history = firsts[i].history;
+        }
+    }
+    return it;
+}
+
 static int
 claim(const char *q, int64_t max_n, int64_t lease, int64_t delay,
       task_t *out, size_t cap)
@@ -106,20 +159,12 @@ claim(const char *q, int64_t max_n, int64_t lease, int64_t delay,
         out[i].first = tasks[i].first_run_ms;
         out[i].runs = tasks[i].runs;
         out[i].failed = tasks[i].failed_ms;
+        first_put(&tasks[i]);
     }
     freeReplyObject(r);
     return (int) res.n;
 }
 
-static dq_lease_item_t
-item(const char *id, const char *token, const char *name)
-{
-    dq_lease_item_t it;
-    it.id = dq_str_c(id);
-    it.claim = dq_str_c(token);
-    it.name = dq_str_c(name);
-    return it;
-}
 
 /* Run C, expect n statuses. Returns the first status or -1. */
 static int
@@ -203,8 +248,8 @@ test_round_trip(void)
     is_int(enq("rt", "id1", NULL, -1, -1, &res), DQ_OK, "enqueue stored");
     ok(!res.existed && res.eta_ms > 1700000000000LL, "eta is Redis now (%lld)",
        (long long) res.eta_ms);
-    is_int(rint_("HLEN %s", key("rt", DQ_KEY_STATE)), 0,
-           "a waiting task has no state entry");
+    is_str(rstr(buf, sizeof(buf), "HGET %s id1", key("rt", DQ_KEY_TASKS)),
+           "id1", "a waiting task's value is its envelope (no prefix)");
     is_int(rint_("HGET %s enqueued", key("rt", DQ_KEY_STATS)), 1,
            "enqueued counted");
     is_int(enq("rt", "id1", NULL, -1, -1, &res), DQ_OK,
@@ -222,17 +267,22 @@ test_round_trip(void)
     is_int(t[0].first, claim_now, "first run = claim time");
     ok(claim_next > 0 && claim_next <= 1000,
        "next = lease deadline (%lld ms)", (long long) claim_next);
-    rstr(buf, sizeof(buf), "HGET %s id1", key("rt", DQ_KEY_STATE));
-    ok(strncmp(buf, "0:0:", 4) == 0 && strstr(buf, t[0].token) != NULL,
-       "state \"runs:retries:first:failed:claim\" written at claim (%s)",
-       buf);
+    is_str(rstr(buf, sizeof(buf), "HGET %s id1", key("rt", DQ_KEY_TASKS)),
+           "id1", "claim writes no state: the value stays the envelope");
+    {
+        char m[128];
+
+        snprintf(m, sizeof(m), "id1|%s|%lld", t[0].token,
+                 (long long) t[0].first);
+        ok(rint_("ZSCORE %s %s", key("rt", DQ_KEY_LEASE), m) > 0,
+           "lease member \"id|claim|first_run_ms\" (%s)", m);
+    }
     is_int(claim("rt", 10, 1000, 0, t, 4), 0, "nothing more to claim");
 
     is_int(ack1("rt", "id1", "nottheclaim", NULL), 0,
            "ack with another claim id refused");
     is_int(ack1("rt", "id1", t[0].token, NULL), 1, "ack with the claim id");
     is_int(rint_("HLEN %s", key("rt", DQ_KEY_TASKS)), 0, "envelope deleted");
-    is_int(rint_("HLEN %s", key("rt", DQ_KEY_STATE)), 0, "state deleted");
     is_int(rint_("ZCARD %s", key("rt", DQ_KEY_LEASE)), 0, "lease deleted");
     is_int(rint_("HGET %s done", key("rt", DQ_KEY_STATS)), 1, "done counted");
     is_int(ack1("rt", "id1", t[0].token, NULL), 0, "second ack refused");
@@ -247,12 +297,13 @@ test_countdown(void)
     task_t              t[2];
     int64_t             now;
 
-    enq("cd", "a", NULL, -1, 60000, &res);
+    /* 10 s: inside the cold tier's horizon (t/unit/test_cold.c) */
+    enq("cd", "a", NULL, -1, 10000, &res);
     is_int(claim("cd", 10, 1000, 0, t, 2), 0, "a countdown task is not due");
     now = claim_now;
-    ok(res.eta_ms >= now + 59000 && res.eta_ms <= now + 60000,
+    ok(res.eta_ms >= now + 9000 && res.eta_ms <= now + 10000,
        "eta = now + countdown (%lld)", (long long) (res.eta_ms - now));
-    ok(claim_next > 59000 && claim_next <= 60000,
+    ok(claim_next > 9000 && claim_next <= 10000,
        "next = time to its eta (%lld)", (long long) claim_next);
     enq("cd", "b", NULL, now - 5, -1, &res);
     is_int(res.eta_ms, now - 5, "absolute eta kept");
@@ -330,8 +381,9 @@ test_fencing(void)
     is_int(ack1("fe", "f1", t[0].token, "fn"), 1, "B's ack accepted");
     /* a waiting task is acked only by the claim its state names */
     enq("fe", "f2", NULL, -1, 60000, NULL);
-    redisReply *r = redisCommand(R, "HSET %s f2 0:1:1:1:zz",
-                                 key("fe", DQ_KEY_STATE));
+    redisReply *r = redisCommand(R, "HSET %s f2 %b",
+                                 key("fe", DQ_KEY_TASKS),
+                                 "S0:1:1:1:zz\nf2", (size_t) 15);
     freeReplyObject(r);
     is_int(ack1("fe", "f2", "yy", NULL), 0, "ack of a waiting task refused");
     dq_lease_item_t its[2] = { item("f2", "zz", NULL),
@@ -872,7 +924,8 @@ test_late_ack(void)
     is_int(ack1("la", "l1", a, NULL), 1, "the late ack is accepted");
     is_int(rint_("ZCARD %s", key("la", DQ_KEY_ETA)), 0,
            "and the task is gone from the ETA set");
-    is_int(rint_("HLEN %s", key("la", DQ_KEY_STATE)), 0, "state deleted");
+    is_int(rint_("HLEN %s", key("la", DQ_KEY_TASKS)), 0,
+           "value (and its state prefix) deleted");
     is_int(rint_("HGET %s acked_late", key("la", DQ_KEY_STATS)), 1,
            "acked_late counted");
 
@@ -1102,7 +1155,8 @@ test_clock_jump(void)
     back = claim_now - 3600000;
     rint_("HSET %s clock %lld", key("cj", DQ_KEY_STATS), (long long) back);
     for (i = 0; i < 3; i++) {
-        snprintf(m, sizeof(m), "%.63s|%.31s", t[i].id, t[i].token);
+        snprintf(m, sizeof(m), "%.63s|%.31s|%lld", t[i].id, t[i].token,
+                 (long long) t[i].first);
         rint_("ZADD %s XX %lld %s", key("cj", DQ_KEY_LEASE),
               (long long) (i == 1 ? back - 1000 : back + 60000), m);
     }
@@ -1145,7 +1199,8 @@ jump_case(const char *q, int64_t jump, int64_t second_gap, const char *what)
     back = claim_now - jump;
     rint_("HSET %s clock %lld", key(q, DQ_KEY_STATS), (long long) back);
     for (i = 0; i < 2; i++) {
-        snprintf(m, sizeof(m), "%.63s|%.31s", t[i].id, t[i].token);
+        snprintf(m, sizeof(m), "%.63s|%.31s|%lld", t[i].id, t[i].token,
+                 (long long) t[i].first);
         rint_("ZADD %s XX %lld %s", key(q, DQ_KEY_LEASE),
               (long long) (back + 60000), m);
     }
@@ -1213,8 +1268,10 @@ test_reclaim_backoff(void)
     freeReplyObject(r);
     for (i = 0; i < 20; i++) {
         snprintf(id, sizeof(id), "bo%d", i);
-        snprintf(st, sizeof(st), "0:%d:1:0:%s", i, cid);
-        rint_("HSET %s %s %s", key("bk", DQ_KEY_STATE), id, st);
+        snprintf(st, sizeof(st), "S0:%d:1:0:%s\n%s", i, cid, id);
+        freeReplyObject(redisCommand(R, "HSET %s %s %b",
+                                     key("bk", DQ_KEY_TASKS), id, st,
+                                     strlen(st)));
     }
     sleep_ms(5);
     dq_claim_id_new(cid);
@@ -1270,6 +1327,129 @@ test_reclaim_backoff(void)
     }
 }
 
+/* Calls of one Redis command since the last CONFIG RESETSTAT (scripts'
+ * redis.call included). */
+static long long
+calls(const char *cmd)
+{
+    redisReply *r = redisCommand(R, "INFO commandstats");
+    char        pat[64];
+    const char *p;
+    long long   n = 0;
+
+    snprintf(pat, sizeof(pat), "cmdstat_%s:calls=", cmd);
+    if (r && r->type == REDIS_REPLY_STRING
+        && (p = strstr(r->str, pat)) != NULL)
+    {
+        n = strtoll(p + strlen(pat), NULL, 10);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* One call per worker cycle (dq_cmd_cycle): the acks of the last batch
+ * and the next claim together; the success path writes no state (no
+ * HSET but the queue's clock, one HDEL: the values), reads each structure
+ * once; a task with history has its error deleted by the ack, one
+ * without has none to delete. */
+static void
+test_cycle(void)
+{
+    dq_claimed_t      tasks[64];
+    dq_lease_item_t   acks[64];
+    dq_claim_result_t res;
+    dq_error_t        err;
+    redisReply       *r;
+    char              cid[DQ_ID_SIZE], cid2[DQ_ID_SIZE], id[16];
+    int               st[64], i, bad = 0;
+    size_t            n;
+
+    for (i = 0; i < 40; i++) {
+        snprintf(id, sizeof(id), "cy%d", i);
+        enq("cy", id, NULL, -1, -1, NULL);
+    }
+    res.tasks = tasks;
+    dq_claim_id_new(cid);
+    is_int(dq_cmd_cycle(&C, dq_str_lit("cy"), cid, 20, 60000, 0, NULL, NULL,
+                        NULL, 0, TOMB), DQ_OK, "cycle without acks built");
+    r = run(&C);
+    is_int(dq_reply_cycle(r, 0, st, &res, 64, &err), DQ_OK,
+           "cycle without acks = claim");
+    is_int((int64_t) res.n, 20, "20 claimed");
+    n = res.n;
+    for (i = 0; i < (int) n; i++) {
+        memset(&acks[i], 0, sizeof(acks[i]));
+        acks[i].id = tasks[i].id;
+        acks[i].claim = tasks[i].claim;
+        acks[i].first_run_ms = tasks[i].first_run_ms;
+        acks[i].history = dq_claimed_history(&tasks[i]);
+    }
+    acks[n] = acks[0];
+    acks[n].claim = dq_str_lit("someoneelse");
+    rint_("CONFIG RESETSTAT");
+    dq_claim_id_new(cid2);
+    is_int(dq_cmd_cycle(&C, dq_str_lit("cy"), cid2, 20, 60000, 0, NULL, NULL,
+                        acks, n + 1, TOMB), DQ_OK, "cycle with 21 acks built");
+    {
+        redisReply *r2 = run(&C);
+
+        /* the acks' strings point into r: freed only now */
+        freeReplyObject(r);
+        r = r2;
+    }
+    res.tasks = tasks;
+    is_int(dq_reply_cycle(r, n + 1, st, &res, 64, &err), DQ_OK,
+           "cycle reply");
+    for (i = 0; i < (int) n; i++) {
+        bad += st[i] != 1;
+    }
+    is_int(bad, 0, "the 20 acks accepted");
+    is_int(st[n], 0, "an ack under another claim id fenced, in the same call");
+    is_int((int64_t) res.n, 20, "and the next 20 claimed");
+    freeReplyObject(r);
+    ok(calls("hset") <= 1, "success path: no HSET but the clock's (%lld)",
+       calls("hset"));
+    is_int(calls("hdel"), 1, "one HDEL (the values; no error to delete)");
+    is_int(calls("hget"), 0, "no HGET");
+    is_int(calls("zrem"), 2, "one ZREM of leases (acks), one of eta (claim)");
+    is_int(calls("zadd"), 1, "one ZADD (the new leases)");
+    is_int(rint_("HGET %s done", key("cy", DQ_KEY_STATS)), 20, "done counted");
+    is_int(rint_("ZCARD %s", key("cy", DQ_KEY_LEASE)), 20, "20 leased");
+    is_int(rint_("ZCARD %s", key("cy", DQ_KEY_ETA)), 0, "none waiting");
+
+    /* history: a retried task's error goes with its ack */
+    {
+        task_t t[2];
+
+        enq("cy2", "h1", NULL, -1, -1, NULL);
+        claim("cy2", 1, 60000, 0, t, 2);
+        retry1("cy2", "h1", t[0].token, 0, "boom");
+        is_int(claim("cy2", 1, 60000, 0, t, 2), 1, "claimed again");
+        ok(t[0].retries == 1, "with history");
+        is_int(rint_("HEXISTS %s h1", key("cy2", DQ_KEY_ERRORS)), 1,
+               "its error is kept while it runs");
+        is_int(ack1("cy2", "h1", t[0].token, NULL), 1, "acked (history 1)");
+        is_int(rint_("HEXISTS %s h1", key("cy2", DQ_KEY_ERRORS)), 0,
+               "its error deleted");
+        is_int(rint_("HLEN %s", key("cy2", DQ_KEY_TASKS)), 0,
+               "value and prefix deleted");
+    }
+    /* bad arguments: refused before the first write (the acks' strings
+     * pointed into a freed reply: names of our own now) */
+    acks[0].id = dq_str_lit("cy0");
+    acks[0].claim = dq_str_lit("someclaim");
+    acks[1] = acks[0];
+    dq_cmd_cycle(&C, dq_str_lit("cy"), cid, 20, 60000, 0, NULL, NULL,
+                 acks, 2, TOMB);
+    C.argc--;
+    r = run(&C);
+    ok(r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "bad arguments"),
+       "a cycle with a missing ack argument refused");
+    freeReplyObject(r);
+    is_int(rint_("ZCARD %s", key("cy", DQ_KEY_LEASE)), 20,
+           "nothing acked, nothing claimed");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1307,6 +1487,7 @@ main(int argc, char **argv)
     test_clock_jump();
     test_clock_jump_gaps();
     test_reclaim_backoff();
+    test_cycle();
 
     dq_cmd_free(&C);
     redisFree(R);

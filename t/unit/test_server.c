@@ -21,6 +21,68 @@ unavailable(int type, const char *s)
     return dq_reply_is_unavailable(&r);
 }
 
+static redisReply *
+str_reply(redisReply *r, int type, const char *s)
+{
+    memset(r, 0, sizeof(*r));
+    r->type = type;
+    r->str = (char *) s;
+    r->len = s ? strlen(s) : 0;
+    return r;
+}
+
+/* ROLE and SENTINEL get-master-addr-by-name, as Redis 7 answers them */
+static void
+sentinel_replies(void)
+{
+    redisReply  a, h, p, *el[2] = { &h, &p };
+    char        host[64];
+    int         port = 0;
+    dq_error_t  e;
+
+    memset(&a, 0, sizeof(a));
+    a.type = REDIS_REPLY_ARRAY;
+    a.elements = 2;
+    a.element = el;
+    str_reply(&h, REDIS_REPLY_STRING, "127.0.0.1");
+    str_reply(&p, REDIS_REPLY_STRING, "6390");
+    ok(dq_sentinel_reply(&a, host, sizeof(host), &port, &e) == DQ_OK
+       && strcmp(host, "127.0.0.1") == 0 && port == 6390,
+       "sentinel answer [127.0.0.1, 6390] read");
+    str_reply(&p, REDIS_REPLY_STRING, "0");
+    ok(dq_sentinel_reply(&a, host, sizeof(host), &port, &e) == DQ_EREDIS,
+       "port 0 refused: %s", e.msg);
+    str_reply(&p, REDIS_REPLY_STRING, "63x");
+    ok(dq_sentinel_reply(&a, host, sizeof(host), &port, &e) == DQ_EREDIS,
+       "a port that is not a number refused");
+    str_reply(&p, REDIS_REPLY_STRING, "6390");
+    ok(dq_sentinel_reply(&a, host, 4, &port, &e) == DQ_EREDIS,
+       "a host longer than the buffer refused");
+    a.elements = 1;
+    ok(dq_sentinel_reply(&a, host, sizeof(host), &port, &e) == DQ_EREDIS,
+       "one element refused");
+    ok(dq_sentinel_reply(str_reply(&h, REDIS_REPLY_NIL, NULL), host,
+                         sizeof(host), &port, &e) == DQ_ENOTFOUND
+       && strstr(e.msg, "master name") != NULL,
+       "nil: the master name is unknown (%s)", e.msg);
+    ok(dq_sentinel_reply(str_reply(&h, REDIS_REPLY_ERROR, "NOAUTH x"), host,
+                         sizeof(host), &port, &e) == DQ_EREDIS
+       && strcmp(e.msg, "NOAUTH x") == 0, "an error reply passed on");
+    ok(dq_sentinel_reply(NULL, host, sizeof(host), &port, NULL) == DQ_EREDIS,
+       "no reply, err NULL");
+
+    a.elements = 2;
+    str_reply(&h, REDIS_REPLY_STRING, "master");
+    ok(dq_reply_is_master_role(&a), "ROLE master");
+    str_reply(&h, REDIS_REPLY_STRING, "slave");
+    ok(!dq_reply_is_master_role(&a), "ROLE slave is not");
+    str_reply(&h, REDIS_REPLY_STRING, "sentinel");
+    ok(!dq_reply_is_master_role(&a), "ROLE sentinel is not");
+    ok(!dq_reply_is_master_role(str_reply(&h, REDIS_REPLY_ERROR, "master")),
+       "an error is not");
+    ok(!dq_reply_is_master_role(NULL), "no reply is not");
+}
+
 int
 main(void)
 {
@@ -57,6 +119,7 @@ main(void)
        "not an error");
     ok(!dq_reply_is_unavailable(NULL), "no reply is not this (the caller "
        "handles a lost connection)");
+    sentinel_replies();
 
     info = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n"
            "# Memory\r\nmaxmemory_policy:noeviction\r\n";

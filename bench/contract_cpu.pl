@@ -1,0 +1,129 @@
+#!/usr/bin/perl
+# Redis CPU per task of the worker's success path (claim + ack), measured
+# straight over the scripts, without a worker: a private redis-server,
+# N tasks enqueued, then claim batches of B and their acks until the queue
+# is empty; Redis CPU = used_cpu_user + used_cpu_sys delta over the
+# claim/ack phase, divided by N (the client's own CPU is not counted).
+#
+#   perl bench/contract_cpu.pl [--n 100000] [--batch 32]
+#        [--mode v1|v2|cycle] [--lua DIR]
+# v1: the scripts of contract v1 (t/data/lua-v1): claim, then ack;
+# v2: lib/lua (or --lua DIR): claim, then ack, separate calls;
+# cycle: lib/lua, one call a batch: the acks of the last batch + the next
+#        claim (dq_cmd_cycle).
+# Prints one line: mode n batch calls redis_cpu_s us_per_task us_per_call
+# script_us_per_task (INFO commandstats: time inside EVALSHA only).
+# DQ_BENCH_STATS=1: every command's calls and usec on stderr.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+use DQTest;
+use Getopt::Long;
+
+my ($n, $batch, $mode, $lua) = (100000, 32, 'v2', undef);
+GetOptions('n=i' => \$n, 'batch=i' => \$batch, 'mode=s' => \$mode,
+           'lua=s' => \$lua) or die "usage\n";
+my $root = DQTest::root();
+my $dir = $lua // ($mode eq 'v1' ? "$root/t/data/lua-v1" : "$root/lib/lua");
+my $pfx = $mode eq 'v1' ? 'dq' : 'dq2';
+
+sub script {
+    my ($name) = @_;
+    open my $h, '<', "$dir/$name.lua" or die "$dir/$name.lua: $!";
+    my $body = do { local $/; <$h> };
+    open $h, '<', "$dir/prelude.lua" or die "$dir/prelude.lua: $!";
+    my $pre = do { local $/; <$h> };
+    if (open $h, '<', "$dir/cold.lua") {      # the cold tier's (v2)
+        $pre .= do { local $/; <$h> };
+    }
+    return $body =~ s/\A(#!lua[^\n]*\n)// ? $1 . $pre . $body : $pre . $body;
+}
+my $r = DQTest::Redis->start;
+my %sha = map { $_ => $r->cmd('SCRIPT', 'LOAD', script($_)) } qw(enqueue claim ack);
+my $q = 'bench';
+sub k { map { "$pfx:{$q}:$_" } @_ }
+my %keys = $mode eq 'v1' ? (
+    enqueue => [k(qw(tasks eta names stats wake))],
+    claim   => [k(qw(tasks eta leases state stats wake errors conf bucket lease))],
+    ack     => [k(qw(tasks leases state names stats errors conf wake eta))],
+) : (
+    enqueue => [k(qw(tasks eta names stats wake))],
+    claim   => [k(qw(tasks eta leases stats wake errors conf bucket names))],
+    ack     => [k(qw(tasks eta leases stats wake errors conf names))],
+);
+my %src = map { $_ => script($_) } qw(ack);
+sub ev {
+    my ($s, @a) = @_;
+    # DQ_BENCH_SPLIT=1: ack by EVAL (its own commandstats line)
+    my $rep = $ENV{DQ_BENCH_SPLIT} && $s eq 'ack'
+        ? $r->cmd('EVAL', $src{ack}, scalar @{ $keys{$s} }, @{ $keys{$s} }, @a)
+        : $r->cmd('EVALSHA', $sha{$s}, scalar @{ $keys{$s} }, @{ $keys{$s} }, @a);
+    die "$s: $rep->{err}\n" if ref $rep eq 'HASH';
+    return $rep;
+}
+
+# an envelope of the usual size (~70 bytes)
+my $env = "\x9a\x02\xa9bench.nop\x91\xd9\x30" . ('x' x 48) . "\xc0\xc0\xc0\x00\x00\xc0\xc0";
+for (my $i = 0; $i < $n; $i += 500) {
+    my @a;
+    for my $j ($i .. ($i + 499 < $n ? $i + 499 : $n - 1)) {
+        push @a, sprintf('t%07d', $j), $env, '', -1, -1, 0;
+    }
+    ev('enqueue', 60000, @a / 6, @a);
+}
+sub cpu {
+    my $info = $r->cmd('INFO', 'cpu');
+    my ($u) = $info =~ /used_cpu_user:([\d.]+)/;
+    my ($s) = $info =~ /used_cpu_sys:([\d.]+)/;
+    return $u + $s;
+}
+$r->cmd('CONFIG', 'RESETSTAT');
+my $c0 = cpu();
+my ($done, $calls, $k) = (0, 0, 0);
+my @acks;                  # v2: per task id, claim, first_run_ms, history, name
+my @claim_args = ($batch, 600000, 0, 0, 1, 0);
+while (1) {
+    my $cid = sprintf('c%06d', $k++);
+    my $rep;
+    if ($mode eq 'v1') {
+        $rep = ev('claim', @claim_args, $cid, 0, 0, 0);
+    } elsif ($mode eq 'cycle') {
+        $rep = ev('claim', @claim_args, $cid, 0, 0, 0, 60000, @acks / 5, @acks);
+        $done += @acks / 5;
+        @acks = ();
+    } else {
+        $rep = ev('claim', @claim_args, $cid, 0, 0, 0, 60000, 0);
+    }
+    $calls++;
+    my $first = $mode eq 'v1' ? 3 : 4;
+    my @t = @$rep[$first .. $#$rep];
+    my @a;
+    while (@t) {
+        my @x = splice(@t, 0, 7);
+        push @a, $mode eq 'v1' ? ($x[0], $cid, '') : ($x[0], $cid, $x[4], 0, '');
+    }
+    last if !@a && !@acks;
+    next unless @a;
+    if ($mode eq 'cycle') {
+        @acks = @a;
+        next;
+    }
+    my $per = $mode eq 'v1' ? 3 : 5;
+    ev('ack', 60000, @a / $per, @a);
+    $calls++;
+    $done += @a / $per;
+}
+my $c1 = cpu();
+die "done $done of $n\n" unless $done == $n;
+my $cs = $r->cmd('INFO', 'commandstats');
+my ($ev) = $cs =~ /cmdstat_evalsha:calls=\d+,usec=(\d+)/;
+if ($ENV{DQ_BENCH_STATS}) {
+    print STDERR "$1 calls=$2 usec=$3\n"
+        while $cs =~ /cmdstat_(\w+):calls=(\d+),usec=(\d+)/g;
+}
+printf "%s n=%d batch=%d calls=%d redis_cpu_s=%.3f us_per_task=%.2f "
+       . "us_per_call=%.1f script_us_per_task=%.2f\n",
+       $mode, $n, $batch, $calls, $c1 - $c0, ($c1 - $c0) * 1e6 / $n,
+       ($c1 - $c0) * 1e6 / $calls, ($ev // 0) / $n;
+$r->stop;

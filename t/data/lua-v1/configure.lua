@@ -1,0 +1,27 @@
+-- configure: store (or clear) a queue's applied configuration, the fleet's
+-- one source of truth for it (deferred-cli config apply / clear). claim
+-- reads rate, bucket_size, max_concurrent and the backoff from here when
+-- "cfg" is set; workers read every field with their heartbeat.
+-- KEYS: 1 conf, 2 wake
+-- ARGV: 1 "set" then field, value pairs (the previous applied fields are
+--       replaced), or "clear" then the field names to delete
+-- Reply: 1
+-- A wake token follows either way: a sleeping worker claims again under
+-- the new limits at once.
+local fields = {}
+if ARGV[1] == 'set' then
+    for i = 2, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
+elseif ARGV[1] ~= 'clear' then
+    return redis.error_reply('ERR configure: set or clear')
+end
+if ARGV[1] == 'clear' then
+    for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+    if #fields > 0 then redis.call('HDEL', KEYS[1], unpack(fields)) end
+else
+    if #ARGV < 3 or #ARGV % 2 ~= 1 then
+        return redis.error_reply('ERR configure: field value pairs')
+    end
+    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+end
+dq_wake(KEYS[2])
+return 1
