@@ -43,7 +43,11 @@ local now = dq_now(KEYS[4])
 if #plain < n then
     local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now,
                            'LIMIT', 0, 2 * n + 100)
-    if #old > 0 then redis.call('ZREM', KEYS[3], unpack(old)) end
+    -- in slices: unpack() of more than ~8,000 values fails (Lua's C stack)
+    for k = 1, #old, DQ_CHUNK do
+        redis.call('ZREM', KEYS[3], unpack(old, k, math.min(k + DQ_CHUNK - 1,
+                                                          #old)))
+    end
 end
 
 -- 'inf' (live) or a tombstone still in its window: taken
