@@ -78,10 +78,13 @@ sub v2 {
 }
 
 # a v1 envelope: [1, id, func, args, kwargs, queue, name, url, created_ms,
-# eta_ms, headers, retry]
+# eta_ms, headers, retry]; func "f" and no args unless given (args: an
+# array of strings)
 sub env1 {
-    my ($id, $q, $name) = @_;
-    return DQNginx::mp([1, \$id, \'f', [], undef, \$q,
+    my ($id, $q, $name, $func, $args) = @_;
+    $func //= 'f';
+    return DQNginx::mp([1, \$id, \$func, [map { \"$_" } @{ $args || [] }],
+                        undef, \$q,
                         defined $name ? \$name : undef, undef, 1, 0, undef,
                         undef]);
 }
