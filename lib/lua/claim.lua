@@ -13,8 +13,9 @@
 --       values as ack.lua: id, claim id, first_run_ms, history, name
 -- Reply: { now_ms, next_ms, claim id, { ack status (1 acked, 0 fenced)
 --          per ack }, then per task 7 values: id, envelope (without its
---          state prefix; nil if missing), eta_ms, retries, first_run_ms,
---          runs, failed_ms }
+--          state prefix; nil if missing), eta_ms (the score as Redis
+--          wrote it, a string: no number conversion in Lua), retries,
+--          first_run_ms, runs, failed_ms }
 --   next_ms: ms until the earliest ETA or lease deadline still pending
 --   (0 if due work remains), -1 if the queue holds nothing.
 --   When a limit held due work back: next_ms is the time until the token
@@ -235,7 +236,7 @@ if want > 0 then
             local k = #reply
             reply[k + 1] = id
             reply[k + 2] = v
-            reply[k + 3] = tonumber(due[2 * i])
+            reply[k + 3] = due[2 * i]     -- the score's text: C reads it
             reply[k + 4] = r
             reply[k + 5] = f
             reply[k + 6] = e
