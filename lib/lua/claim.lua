@@ -218,6 +218,7 @@ if want > 0 then
         for i = 1, taken do ids[i] = due[2 * i - 1] end
         local vals = redis.call('HMGET', KEYS[1], unpack(ids))
         local deadline = now + lease_ms
+        local dl = tostring(deadline)   -- formatted once, not per task
         local tail = '|' .. cid .. '|'
         local fresh = tail .. now       -- a task without history
         local leases = {}
@@ -225,7 +226,7 @@ if want > 0 then
             local id = ids[i]
             local v = vals[i]
             local e, r, f, x, c, nm = 0, 0, now, 0, nil, nil
-            leases[2 * i - 1] = deadline
+            leases[2 * i - 1] = dl
             if v and string.byte(v, 1) == 83 then
                 e, r, f, x, c, nm, v = dq_split(v)
                 if f == 0 then f = now end
