@@ -34,9 +34,10 @@
 const dq_conf_cmd_t dq__conf_cmds[] = {
     { "redis", DQ_CX_MAIN, DQ_CT_ADDR, W(redis_address), 0, 0, 0, 0,
       "127.0.0.1:6379", "ADDR",
-      "Redis server holding the queues: HOST[:PORT], [IPV6][:PORT] or "
-      "unix:PATH (a name is resolved when a child starts and on every "
-      "reconnect)" },
+      "Redis server holding the queues: HOST[:PORT], [IPV6][:PORT], "
+      "unix:PATH or sentinel:MASTER@HOST[:PORT][,...] (a name is resolved "
+      "when a child starts and on every reconnect; the sentinels are asked "
+      "for the primary before every connect)" },
     { "redis_password", DQ_CX_MAIN, DQ_CT_STR, W(redis_password), 0, 0, 0,
       DQ_CF_OFF, "off", "PASSWORD|off", "AUTH password" },
     { "redis_db", DQ_CX_MAIN, DQ_CT_INT, W(redis_db), 0, 0, 1000000, 0,

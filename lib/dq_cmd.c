@@ -92,25 +92,45 @@ dq_cmd_free(dq_cmd_t *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* Room for at least n arguments (one growth instead of a doubling
+ * series when the count is known). */
+static int
+dq__reserve(dq_cmd_t *c, size_t n)
+{
+    const char **argv;
+    size_t      *lens;
+    int          cap;
+
+    if (n <= (size_t) c->cap) {
+        return 0;
+    }
+    if (n > (size_t) (INT32_MAX / 2)) {
+        return -1;
+    }
+    cap = c->cap ? c->cap : 16;
+    while ((size_t) cap < n) {
+        cap *= 2;
+    }
+    argv = realloc(c->argv, (size_t) cap * sizeof(*argv));
+    if (argv == NULL) {
+        return -1;
+    }
+    c->argv = argv;
+    lens = realloc(c->argvlen, (size_t) cap * sizeof(*lens));
+    if (lens == NULL) {
+        return -1;
+    }
+    c->argvlen = lens;
+    c->cap = cap;
+    return 0;
+}
+
 /* Append one argument pointing at caller memory. */
 static int
 dq__arg(dq_cmd_t *c, const char *p, size_t len)
 {
-    if (c->argc == c->cap) {
-        int          cap = c->cap ? c->cap * 2 : 16;
-        const char **argv = realloc(c->argv, (size_t) cap * sizeof(*argv));
-        size_t      *lens;
-
-        if (argv == NULL) {
-            return -1;
-        }
-        c->argv = argv;
-        lens = realloc(c->argvlen, (size_t) cap * sizeof(*lens));
-        if (lens == NULL) {
-            return -1;
-        }
-        c->argvlen = lens;
-        c->cap = cap;
+    if (c->argc == c->cap && dq__reserve(c, (size_t) c->cap + 1)) {
+        return -1;
     }
     c->argv[c->argc] = len ? p : "";
     c->argvlen[c->argc] = len;
@@ -288,6 +308,66 @@ dq__script_head(dq_cmd_t *c, dq_script_id_t id, dq_str_t queue,
     return DQ_OK;
 }
 
+static size_t
+dq__digits(size_t v)
+{
+    size_t n = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+static char *
+dq__resp_head(char *p, char type, size_t v)
+{
+    char  buf[24], *q = buf + sizeof(buf);
+
+    do {
+        *--q = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+    *p++ = type;
+    memcpy(p, q, (size_t) (buf + sizeof(buf) - q));
+    p += buf + sizeof(buf) - q;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+size_t
+dq_resp_size(int argc, const char **argv, const size_t *argvlen)
+{
+    size_t n = 1 + dq__digits((size_t) argc) + 2;
+    int    i;
+
+    (void) argv;
+    for (i = 0; i < argc; i++) {
+        n += 1 + dq__digits(argvlen[i]) + 2 + argvlen[i] + 2;
+    }
+    return n;
+}
+
+size_t
+dq_resp_format(char *out, int argc, const char **argv, const size_t *argvlen)
+{
+    char *p = dq__resp_head(out, '*', (size_t) argc);
+    int   i;
+
+    for (i = 0; i < argc; i++) {
+        p = dq__resp_head(p, '$', argvlen[i]);
+        if (argvlen[i]) {
+            memcpy(p, argv[i], argvlen[i]);
+        }
+        p += argvlen[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    return (size_t) (p - out);
+}
+
 void
 dq_cmd_use_eval(dq_cmd_t *c)
 {
@@ -354,6 +434,10 @@ dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
 
     if (n == 0) {
         return DQ_EINVAL;
+    }
+    /* EVALSHA sha numkeys, the keys, tombstone, n, 6 per task */
+    if (dq__reserve(c, 3 + DQ_ENQUEUE_NKEYS + 2 + 6 * n)) {
+        return DQ_ENOMEM;
     }
     rc = dq__script_start(c, DQ_SCRIPT_ENQUEUE, DQ_ENQUEUE_NKEYS);
     if (rc != DQ_OK) {

@@ -204,7 +204,9 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
                                         "deferred tasks are POSTed");
     }
 
-    if (ngx_http_deferred_content_type(r) == NGX_DECLINED) {
+    ctx->kind = ngx_http_deferred_content_type(r);
+
+    if (ctx->kind == NGX_DECLINED) {
         return ngx_http_deferred_reject(r, ctx,
                                         NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                         "UnsupportedMediaType", NULL,
@@ -387,7 +389,7 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     /* a batch may be up to deferred_max_batch tasks of a few fields each */
     lim.max_items = ngx_max(lim.max_items, dlcf->max_batch * 16);
 
-    kind = ngx_http_deferred_content_type(r);
+    kind = ctx->kind;
 
     if (kind == NGX_HTTP_DEFERRED_JSON) {
         sb = ngx_http_deferred_scratch(r);

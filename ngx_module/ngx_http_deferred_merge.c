@@ -165,7 +165,7 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
 
     if (ngx_http_deferred_redis_ready(rs) != NGX_OK) {
 
-        if (rs->ac == NULL && rs->sac == NULL) {
+        if (ngx_http_deferred_redis_connecting(rs) != NGX_OK) {
             ngx_http_deferred_merge_fail_queued(rs, "Redis is not reachable");
         }
 

@@ -106,7 +106,7 @@ struct ngx_http_deferred_redis_s {
 };
 
 
-#define NGX_HTTP_DEFERRED_ZONES         8
+#define NGX_HTTP_DEFERRED_ZONES         32
 #define NGX_HTTP_DEFERRED_SCRATCH_KEEP  (64 * 1024)
 
 
@@ -237,6 +237,7 @@ struct ngx_http_deferred_ctx_s {
     ngx_http_deferred_task_t      *tasks;
     ngx_uint_t                     ntasks;
     ngx_uint_t                     batch;       /* body was an array */
+    ngx_int_t                      kind;        /* _JSON or _MSGPACK */
     ngx_http_deferred_group_t     *groups;
     ngx_uint_t                     ngroups;
     ngx_uint_t                     waiting;     /* groups without reply */
@@ -269,6 +270,7 @@ void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
 
 /* ngx_http_deferred_redis.c */
 ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
+ngx_int_t ngx_http_deferred_redis_connecting(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
     dq_str_t queue);

@@ -844,7 +844,18 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
         (void) ngx_http_deferred_redis_connect(rs);
     }
 
-    return (rs->ac || rs->sac) ? NGX_OK : NGX_DECLINED;
+    return ngx_http_deferred_redis_connecting(rs);
+}
+
+
+/* connected, connecting, or asking the sentinels (between two of them
+ * too): what is queued waits for it */
+
+ngx_int_t
+ngx_http_deferred_redis_connecting(ngx_http_deferred_redis_t *rs)
+{
+    return (rs->ac || rs->state == NGX_HTTP_DEFERRED_REDIS_SENTINEL)
+           ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -855,6 +866,41 @@ ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs)
 {
     return (rs->ac && rs->state == NGX_HTTP_DEFERRED_REDIS_READY)
            ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* a script command in Redis' wire format, formatted by dq_resp_format
+ * (hiredis' sdscatfmt per argument was ~10 % of a worker's instructions
+ * for one task per request); other commands as hiredis formats them */
+
+static int
+ngx_http_deferred_redis_append(redisAsyncContext *ac,
+    ngx_http_deferred_redis_cmd_t *rcmd, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int      rc;
+    char    *buf;
+    size_t   size;
+
+    if (rcmd->cmd == NULL) {
+        return redisAsyncCommandArgv(ac, ngx_http_deferred_redis_reply_cb,
+                                     rcmd, argc, argv, argvlen);
+    }
+
+    size = dq_resp_size(argc, argv, argvlen);
+
+    buf = ngx_alloc(size, rcmd->redis->log);
+    if (buf == NULL) {
+        return REDIS_ERR;
+    }
+
+    (void) dq_resp_format(buf, argc, argv, argvlen);
+
+    rc = redisAsyncFormattedCommand(ac, ngx_http_deferred_redis_reply_cb,
+                                    rcmd, buf, size);
+    ngx_free(buf);
+
+    return rc;
 }
 
 
@@ -882,8 +928,7 @@ ngx_http_deferred_redis_send(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     rcmd->redis = rs;
     rcmd->eval = (cmd == NULL);     /* not a script: never re-sent */
 
-    if (redisAsyncCommandArgv(rs->ac, ngx_http_deferred_redis_reply_cb, rcmd,
-                              argc, argv, argvlen)
+    if (ngx_http_deferred_redis_append(rs->ac, rcmd, argc, argv, argvlen)
         != REDIS_OK)
     {
         ngx_free(rcmd);
@@ -1018,9 +1063,9 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
         dq_cmd_use_eval(rcmd->cmd);
         rcmd->eval = 1;
 
-        if (redisAsyncCommandArgv(ac, ngx_http_deferred_redis_reply_cb, rcmd,
-                                  rcmd->cmd->argc, rcmd->cmd->argv,
-                                  rcmd->cmd->argvlen)
+        if (ngx_http_deferred_redis_append(ac, rcmd, rcmd->cmd->argc,
+                                           rcmd->cmd->argv,
+                                           rcmd->cmd->argvlen)
             == REDIS_OK)
         {
             rcmd->redis->pending++;

@@ -93,7 +93,7 @@ ok($ok, 'nginx -t passes with every directive') or diag $out;
 
 # every address form dq_addr_parse takes; names resolved here, once
 for my $addr ('127.0.0.1', 'localhost', 'localhost:6380', '[::1]:6379',
-              '::1') {
+              '::1', 'sentinel:dqm@127.0.0.1:26379,localhost,[::1]:26380') {
     ($ok, $out) = nginx_t("deferred_redis $addr; server { listen "
                           . "127.0.0.1:1; deferred_endpoint on; }");
     ok($ok, "nginx -t passes with deferred_redis $addr") or diag $out;
@@ -110,6 +110,12 @@ my @bad = (
       qr/invalid Redis address "127.0.0.1:99999"/, 'bad port' ],
     [ "deferred_redis [::1; $S }",
       qr/invalid Redis address/, 'unclosed IPv6 bracket' ],
+    [ "deferred_redis sentinel:dqm; $S }",
+      qr/invalid Redis address "sentinel:dqm" \(expected sentinel:MASTER\@/,
+      'sentinel address without sentinels' ],
+    [ "deferred_redis sentinel:dqm\@127.0.0.1:26379,no-such-host.invalid; $S }",
+      qr/host not found in "deferred_redis" address "sentinel:dqm\@127.0.0.1:26379,no-such-host.invalid"/,
+      'a sentinel name that does not resolve: refused at config time' ],
     [ "deferred_redis no-such-host.invalid:6379; $S }",
       qr/host not found in "deferred_redis" address "no-such-host.invalid:6379"/,
       'a name that does not resolve: refused at '

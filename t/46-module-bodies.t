@@ -56,6 +56,14 @@ ok($id, "the task id is returned ($id)");
 my ($eta_ms) = $res->{body} =~ /"eta_ms":(\d+)/;
 ok($eta_ms >= $t0 + 9000 && $eta_ms <= $t0 + 12000, 'eta_ms is now + countdown');
 like($res->{body}, qr/"eta":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"/, 'eta as RFC 3339');
+# the reply's numbers and time, digit for digit (zero padding included)
+for my $case (['2030-01-02T03:04:05.006Z', 1893553445006], ['2026-11-21T10:00:00.120Z', 1795255200120],
+              ['2100-12-31T23:59:59.999Z', 4133980799999]) {
+    my ($text, $ms) = @$case;
+    my $x = $n->request('POST', $EP, json => qq({"func":"noop","eta":"$text"}));
+    like($x->{body}, qr/"eta_ms":$ms,"eta":"\Q$text\E"/, "eta $text: eta_ms $ms and the same text back")
+        or diag $x->{body};
+}
 like($res->{body}, qr/"queue":"default"/, 'queue returned');
 like($res->{body}, qr{"url":"/_ah/queue/deferred"}, 'default URL');
 ok(defined $task->($id), 'stored under that id');

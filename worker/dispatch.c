@@ -11,7 +11,9 @@
  *            back-off of its own (logged once per function);
  *   run      plain functions on the child's own pool (pool.c): a claim's
  *            tasks handed over in one call, completions drained by one
- *            uv_async per loop iteration;
+ *            uv_async per loop iteration; DQ_FN_LOOP functions right on
+ *            the loop thread, timed, moved to the pool if one call runs
+ *            past DQ_FN_LOOP_MAX_US;
  *   report   ok -> ack, grouped per queue and loop iteration (flushed from
  *            a uv_check); fail / retry-quietly -> retry after
  *            dq_backoff_ms, or bury once exhausted; permanent -> bury.
@@ -514,6 +516,26 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
     dq_child_kick(ch);
 }
 
+/* A DQ_FN_LOOP function's task, run right here on the loop thread (no
+ * hand-off), timed: a call longer than DQ_FN_LOOP_MAX_US moves the
+ * function to the pool for the rest of this child's life (logged once). */
+static void
+dq__run_on_loop(dq_child_t *ch, dq_task_t *t)
+{
+    uint64_t t0 = uv_hrtime(), us;
+
+    dq_dispatch_run(t);
+    us = (uv_hrtime() - t0) / 1000;
+    if (us > DQ_FN_LOOP_MAX_US && !t->fn->loop_demoted) {
+        ((dq_fn_entry_t *) t->fn)->loop_demoted = 1;
+        dq_log_warn("function \"%s\" (flagged DQ_FN_LOOP) ran %llu us on "
+                    "the loop thread, more than %d us: it runs on the pool "
+                    "from now on (logged once)", t->func,
+                    (unsigned long long) us, DQ_FN_LOOP_MAX_US);
+    }
+    dq_dispatch_done(ch, t, 0);
+}
+
 /* Loop thread: a plain task back from the pool (ran) or taken back from
  * its queue before it started (canceled, graceful stop). */
 void
@@ -658,6 +680,12 @@ dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
     t->state = DQ_TS_QUEUED;
     t->start_loop_ms = uv_now(&ch->loop);
     ch->used++;
+    if (t->fn != NULL && t->handler == NULL
+        && (t->fn->fn->flags & DQ_FN_LOOP) && !t->fn->loop_demoted)
+    {
+        dq__run_on_loop(ch, t);
+        return 0;
+    }
     return 1;
 }
 

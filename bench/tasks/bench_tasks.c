@@ -3,6 +3,8 @@
  *
  *   bench.noop          does nothing: the worker-throughput workload
  *                       measures the worker and Redis, not the task.
+ *   bench.noop_loop     the same, flagged DQ_FN_LOOP (runs on the worker's
+ *                       loop thread, no hand-off to its pool).
  *   bench.stamp(path)   the ETA-lateness recorder: reads the host's
  *                       CLOCK_REALTIME first thing, then appends one line
  *                       "<eta_ms> <start_us>\n" to the file `path` (O_APPEND:
@@ -71,6 +73,7 @@ bench_stamp(dq_task_t *task, void *udata)
 
 static const dq_function_t bench_functions[] = {
     { "bench.noop", bench_noop, 0, NULL },
+    { "bench.noop_loop", bench_noop, DQ_FN_LOOP, NULL },
     { "bench.stamp", bench_stamp, 0, NULL },
     { NULL, NULL, 0, NULL }
 };

@@ -12,9 +12,12 @@
  *                          <pid> <execs> <retries>": start/end for rate
  *                          and concurrency
  *   ops.version(path)      "V <id> <pid> v<N>"
+ *   ops.loop(path, us)     "L <id> <1 on the loop thread|0>", then busy
+ *                          for us microseconds (DQ_FN_LOOP)
  * <ms> is CLOCK_REALTIME in ms.
  */
 #include <signal.h>
+#include <sys/syscall.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -147,7 +150,34 @@ fn_version(dq_task_t *t, void *u)
     return DQ_TASK_OK;
 }
 
+/* ops.loop(path, us): "L <id> <on the loop thread: 1|0>", then spins
+ * for us microseconds; flagged DQ_FN_LOOP (the worker child's loop thread
+ * is its process's main thread: its tid == the pid). */
+static dq_task_result_t
+fn_loop(dq_task_t *t, void *u)
+{
+    int64_t         us;
+    struct timespec a, b;
+
+    (void) u;
+    if (dq_task_arg_int(t, 1, &us) != DQ_OK || us < 0 || us > 1000000) {
+        return DQ_TASK_PERMANENT;
+    }
+    if (put_line(t, "L %s %d\n", dq_task_id(t),
+                 (long) syscall(SYS_gettid) == (long) getpid() ? 1 : 0) != 0)
+    {
+        return DQ_TASK_FAIL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    } while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000
+             < us);
+    return DQ_TASK_OK;
+}
+
 static const dq_function_t functions[] = {
+    { "ops.loop", fn_loop, DQ_FN_LOOP, NULL },
     { "ops.run", fn_run, 0, NULL },
     { "ops.segv", fn_segv, 0, NULL },
     { "ops.span", fn_span, 0, NULL },

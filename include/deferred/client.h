@@ -48,9 +48,11 @@ typedef struct {
     size_t      max_envelope;    /* 0 = 1 MiB */
 } dq_client_opts_t;
 
-/* address: "HOST" (port 6379), "HOST:PORT", "[IPV6]:PORT" or
- * "unix:/path/to/sock" (the same forms as the module and the worker); a
- * host name is resolved at each connect.
+/* address: "HOST" (port 6379), "HOST:PORT", "[IPV6]:PORT",
+ * "unix:/path/to/sock" or "sentinel:MASTER@HOST[:PORT][,...]" (the same
+ * forms as the module and the worker); a host name is resolved at each
+ * connect; with sentinel: each connect asks the sentinels in turn and
+ * takes the answer only if ROLE says master.
  * Returns NULL only on out-of-memory; a failed connect returns a client
  * whose calls fail with DQ_EREDIS (see dq_client_errstr) and which
  * reconnects on the next call. opts may be NULL. */

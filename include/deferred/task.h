@@ -15,7 +15,8 @@
  * may block; it must not keep `task` or anything obtained from it after it
  * returns (all strings and objects die with the task). Functions flagged
  * DQ_FN_TASKLET run on the worker's loop thread as coroutines (see
- * tasklet.h) and must not block.
+ * tasklet.h) and must not block; functions flagged DQ_FN_LOOP run on the
+ * loop thread as plain calls (below).
  */
 #ifndef DEFERRED_TASK_H
 #define DEFERRED_TASK_H
@@ -54,6 +55,16 @@ typedef struct dq_task_s dq_task_t;   /* opaque; owned by the worker */
 typedef dq_task_result_t (*dq_task_fn)(dq_task_t *task, void *udata);
 
 #define DQ_FN_TASKLET  0x1u   /* run as a coroutine on the loop */
+/* May run on the worker's loop thread itself, right where its claim
+ * arrives, with no hand-off to a pool thread: for short functions that
+ * never block (no I/O, no sleep, no lock held for long). The worker times
+ * every such call; a call longer than DQ_FN_LOOP_MAX_US moves the function
+ * to the pool for the rest of that worker process's life (logged once).
+ * A worker that does not know the flag runs the function on its pool
+ * (the ABI is unchanged). Not together with DQ_FN_TASKLET; a task whose
+ * URL has a handler runs on the pool. */
+#define DQ_FN_LOOP     0x2u
+#define DQ_FN_LOOP_MAX_US 1000
 
 typedef struct {
     const char *name;     /* [A-Za-z0-9_.:-]{1,200}, unique in the worker */
@@ -151,7 +162,9 @@ DQ_EXPORT int dq_task_header_at(const dq_task_t *task, size_t i,
 
 /* The Redis the worker serves, normalized whatever form the operator
  * configured: "HOST:PORT" (the port always given, 6379 by default),
- * "[IPV6]:PORT" for an IPv6 address, or "unix:PATH"; HOST is as written
+ * "[IPV6]:PORT" for an IPv6 address, "unix:PATH", or
+ * "sentinel:MASTER@HOST:PORT,..." (dq_worker_redis_connect() asks the
+ * sentinels); HOST is as written
  * (a name is not resolved here). NULL outside a worker child. And the
  * database number. */
 DQ_EXPORT const char *dq_worker_redis_address(void);

@@ -167,10 +167,16 @@ sub rejoin {
     my ($self, $old) = @_;
     $old->{args} = [@DURABLE];       # as a primary; the sentinels demote it
     $old->_launch;
+    # it is a replica, synced, and the primary sees every replica online
+    my $want = @{ $self->{servers} } - 1;
     return DQTest::wait_for(sub {
         my $role = cmd($old, 'ROLE');
+        my $p = $self->primary or return 0;
+        my $info = cmd($p, 'INFO', 'replication') // '';
+        my $online = () = $info =~ /^slave\d+:.*state=online/mg;
         ref $role eq 'ARRAY' && $role->[0] eq 'slave'
-            && (cmd($old, 'INFO', 'replication') // '') =~ /master_link_status:up/;
+            && (cmd($old, 'INFO', 'replication') // '') =~ /master_link_status:up/
+            && $online == $want;
     }, 30);
 }
 

@@ -143,6 +143,28 @@ main(void)
         }
         dq_cmd_free(&c2);
     }
+    {
+        /* the wire format, byte for byte what hiredis formats (an empty
+         * argument, a binary one, 22 arguments) */
+        char   *want = NULL, *got;
+        int     wlen;
+        size_t  size;
+
+        it[0].envelope.ptr = "E\0\r\n";
+        it[0].envelope.len = 4;
+        is_int(dq_cmd_enqueue(&c, dq_str_lit("q"), it, 2, 1000), DQ_OK,
+               "enqueue with a binary envelope");
+        wlen = redisFormatCommandArgv(&want, c.argc, c.argv, c.argvlen);
+        size = dq_resp_size(c.argc, c.argv, c.argvlen);
+        got = malloc(size);
+        ok(dq_resp_format(got, c.argc, c.argv, c.argvlen) == size
+           && wlen > 0 && (size_t) wlen == size
+           && memcmp(want, got, size) == 0,
+           "dq_resp_format: the %zu bytes hiredis formats", size);
+        free(got);
+        redisFreeCommand(want);
+        it[0].envelope = dq_str_lit("ENV");
+    }
     is_int(dq_cmd_enqueue(&c, dq_str_lit("a b"), it, 1, 0), DQ_EINVAL,
            "bad queue refused");
     is_int(dq_cmd_enqueue(&c, dq_str_lit("q"), it, 0, 0), DQ_EINVAL,
