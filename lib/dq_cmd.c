@@ -338,32 +338,34 @@ dq__resp_head(char *p, char type, size_t v)
 }
 
 size_t
-dq_cmd_resp_size(const dq_cmd_t *c)
+dq_resp_size(int argc, const char **argv, const size_t *argvlen)
 {
-    size_t n = 1 + dq__digits((size_t) c->argc) + 2;
+    size_t n = 1 + dq__digits((size_t) argc) + 2;
     int    i;
 
-    for (i = 0; i < c->argc; i++) {
-        n += 1 + dq__digits(c->argvlen[i]) + 2 + c->argvlen[i] + 2;
+    (void) argv;
+    for (i = 0; i < argc; i++) {
+        n += 1 + dq__digits(argvlen[i]) + 2 + argvlen[i] + 2;
     }
     return n;
 }
 
-void
-dq_cmd_resp(const dq_cmd_t *c, char *out)
+size_t
+dq_resp_format(char *out, int argc, const char **argv, const size_t *argvlen)
 {
-    char *p = dq__resp_head(out, '*', (size_t) c->argc);
+    char *p = dq__resp_head(out, '*', (size_t) argc);
     int   i;
 
-    for (i = 0; i < c->argc; i++) {
-        p = dq__resp_head(p, '$', c->argvlen[i]);
-        if (c->argvlen[i]) {
-            memcpy(p, c->argv[i], c->argvlen[i]);
+    for (i = 0; i < argc; i++) {
+        p = dq__resp_head(p, '$', argvlen[i]);
+        if (argvlen[i]) {
+            memcpy(p, argv[i], argvlen[i]);
         }
-        p += c->argvlen[i];
+        p += argvlen[i];
         *p++ = '\r';
         *p++ = '\n';
     }
+    return (size_t) (p - out);
 }
 
 void

@@ -480,12 +480,14 @@ void dq_cmd_free(dq_cmd_t *c);
 /* The NOSCRIPT fallback: turn "EVALSHA <sha> ..." into "EVAL <src> ...". */
 void dq_cmd_use_eval(dq_cmd_t *c);
 
-/* The command in Redis' wire format (RESP: "*argc\r\n" and "$len\r\n
- * bytes\r\n" per argument), for redisAsyncFormattedCommand: its size, and
- * the bytes written into out (dq_cmd_resp_size of them). A fraction of
- * what hiredis' own formatting (sdscatfmt per argument) costs. */
-size_t dq_cmd_resp_size(const dq_cmd_t *c);
-void dq_cmd_resp(const dq_cmd_t *c, char *out);
+/* A command in Redis' wire format (RESP: "*argc\r\n", then "$len\r\n
+ * bytes\r\n" per argument), for redisAsyncFormattedCommand and
+ * redisAppendFormattedCommand: its size, and the bytes written into out
+ * (dq_resp_size of them; returns that size). A fraction of what hiredis'
+ * own formatting (sdscatfmt per argument) costs. */
+size_t dq_resp_size(int argc, const char **argv, const size_t *argvlen);
+size_t dq_resp_format(char *out, int argc, const char **argv,
+                      const size_t *argvlen);
 
 /* 1 if reply is the NOSCRIPT error. */
 int dq_reply_is_noscript(const redisReply *r);

@@ -869,7 +869,7 @@ ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs)
 }
 
 
-/* a script command in Redis' wire format, formatted by dq_cmd_resp
+/* a script command in Redis' wire format, formatted by dq_resp_format
  * (hiredis' sdscatfmt per argument was ~10 % of a worker's instructions
  * for one task per request); other commands as hiredis formats them */
 
@@ -887,14 +887,14 @@ ngx_http_deferred_redis_append(redisAsyncContext *ac,
                                      rcmd, argc, argv, argvlen);
     }
 
-    size = dq_cmd_resp_size(rcmd->cmd);
+    size = dq_resp_size(argc, argv, argvlen);
 
     buf = ngx_alloc(size, rcmd->redis->log);
     if (buf == NULL) {
         return REDIS_ERR;
     }
 
-    dq_cmd_resp(rcmd->cmd, buf);
+    (void) dq_resp_format(buf, argc, argv, argvlen);
 
     rc = redisAsyncFormattedCommand(ac, ngx_http_deferred_redis_reply_cb,
                                     rcmd, buf, size);

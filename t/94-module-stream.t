@@ -70,6 +70,28 @@ my $EP = '/_ah/queue/deferred';
     is(DQNginx::stored($r, 'c1'), 1, 'stored');
 }
 
+# --- a long string of escapes and multi-byte UTF-8 cut by every chunk
+# boundary (chunks of 7 bytes: inside \u escapes, inside UTF-8 sequences),
+# stored byte for byte as decoded
+{
+    my $unit = '\u00e9\ud83d\ude00' . "\xe2\x82\xac" . '\"\\n';   # é 😀 € " newline
+    my $want = "\xc3\xa9\xf0\x9f\x98\x80\xe2\x82\xac\"\n";
+    my $body = '{"func":"noop","queue":"c2","args":["' . ($unit x 2000) . '"]}';
+    my $raw = "POST $EP HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            . "Transfer-Encoding: chunked\r\n\r\n";
+    for (my $i = 0; $i < length $body; $i += 7) {
+        my $c = substr($body, $i, 7);
+        $raw .= sprintf("%x\r\n%s\r\n", length $c, $c);
+    }
+    $raw .= "0\r\n\r\n";
+    my ($res) = $n->many([$raw], conns => 1);
+    is($res->{status}, 201, sprintf('%d bytes in 7-byte chunks: 201', length $body));
+    my ($id) = ($res->{body} // '') =~ /"id":"([^"]+)"/;
+    my $env = $r->cmd('HGET', DQTest::dq_key('c2', 'tasks'), $id // '') // '';
+    my $at = index($env, $want x 2000);
+    ok($at > 0, 'the stored envelope holds the 2,000 units decoded, byte for byte');
+}
+
 # --- HTTP/2 without a length (curl -T - from a pipe that never ends)
 SKIP: {
     DQTest::skip_unless(`curl --version 2>/dev/null` =~ /HTTP2/,

@@ -154,7 +154,18 @@ dq__kick_now(dq_child_t *ch)
      * at once, for its lateness; an idle child always claims. */
     half = claim_size < ch->concurrency ? claim_size : ch->concurrency;
     half = half / 2 > 0 ? half / 2 : 1;
-    gate = free_slots < half && ch->used + ch->reserved > 0;
+    gate = free_slots > 0 && free_slots < half
+           && ch->used + ch->reserved > 0;
+    /* ... but not for long: with long tasks holding most slots, the free
+     * ones are claimed after DQ_GATE_MAX_MS (t/133-claim-gate.t) */
+    if (!gate) {
+        ch->gate_since = 0;
+    } else if (ch->gate_since == 0) {
+        ch->gate_since = now;
+    } else if (now - ch->gate_since >= DQ_GATE_MAX_MS) {
+        gate = 0;
+        ch->gate_since = 0;
+    }
     if (dq_conn_is_up(ch->cmd_conn) && free_slots > 0) {
         /* Share the free slots among the due queues by weight, one slot
          * at a time (smooth weighted round robin, as nginx picks upstream
@@ -232,9 +243,13 @@ dq__kick_now(dq_child_t *ch)
     } else if (next > now) {
         uv_timer_start(&ch->due_timer, dq__due_cb, next - now, 0);
     } else if (dq__free_slots(ch) > 0 && !gate) {
-        /* due now but not claimed (claim send failed): soon, not hot; a
-         * gated queue waits for a finishing task's kick instead */
+        /* due now but not claimed (claim send failed): soon, not hot */
         uv_timer_start(&ch->due_timer, dq__due_cb, 1, 0);
+    } else if (dq__free_slots(ch) > 0 && ch->gate_since != 0) {
+        /* a gated queue: a finishing task kicks, or the gate ends */
+        uv_timer_start(&ch->due_timer, dq__due_cb,
+                       ch->gate_since + DQ_GATE_MAX_MS > now
+                       ? ch->gate_since + DQ_GATE_MAX_MS - now : 1, 0);
     } else {
         uv_timer_stop(&ch->due_timer);     /* a finishing task kicks */
     }

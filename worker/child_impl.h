@@ -25,6 +25,8 @@
                                          a claim (min with the lease) */
 #define DQ_LOST_CLAIMS       8        /* per queue, between reconnects */
 #define DQ_DUE_JITTER_MAX_MS 100      /* late wake after an empty claim */
+#define DQ_GATE_MAX_MS       2        /* longest a draining queue waits
+                                         for half a claim of free slots */
 
 typedef struct dq_child_s dq_child_t;
 
@@ -75,6 +77,8 @@ struct dq_child_s {
     uv_idle_t               nudge;      /* keeps poll from blocking while
                                            the cycle check is due */
     int                     kick_pending; /* a claim decision is asked */
+    uint64_t                gate_since; /* loop ms a draining queue's claim
+                                           was first held back (0: none) */
     uv_signal_t             sigs[4];
     struct dq_pool_s       *pool;       /* plain functions (pool.c) */
 
