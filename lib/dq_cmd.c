@@ -24,7 +24,8 @@ struct dq_cmd_chunk_s {
 
 /* The KEYS of each script, in the order the script reads them. */
 static const dq_key_kind_t dq__keys_enqueue[] = {
-    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_WAKE
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_WAKE,
+    DQ_KEY_NAMES        /* the last one in contract v1 (dq_key_format_v1) */
 };
 /* claim (and cycle: claim with acks) */
 static const dq_key_kind_t dq__keys_claim[] = {
@@ -401,8 +402,11 @@ dq_enqueue_keys_init(dq_enqueue_keys_t *k, dq_str_t queue)
     size_t i;
 
     for (i = 0; i < DQ_ENQUEUE_NKEYS; i++) {
-        k->len[i] = dq_key_format(k->key[i], DQ_KEY_MAX, queue,
-                                  dq__keys_enqueue[i]);
+        k->len[i] = i == DQ_ENQUEUE_NKEYS - 1
+                    ? dq_key_format_v1(k->key[i], DQ_KEY_MAX, queue,
+                                       dq__keys_enqueue[i])
+                    : dq_key_format(k->key[i], DQ_KEY_MAX, queue,
+                                    dq__keys_enqueue[i]);
         if (k->len[i] == 0) {
             return DQ_EINVAL;
         }

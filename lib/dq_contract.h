@@ -559,7 +559,7 @@ int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
  * enqueues to the same queues again and again (the module) keeps one per
  * queue and builds each command with dq_cmd_enqueue_keys, which copies
  * them into the command (the dq_enqueue_keys_t may go away after). */
-#define DQ_ENQUEUE_NKEYS 5
+#define DQ_ENQUEUE_NKEYS 6   /* the last: contract v1's names (dedup) */
 
 typedef struct {
     size_t len[DQ_ENQUEUE_NKEYS];

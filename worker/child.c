@@ -31,6 +31,7 @@
 
 #include "child_impl.h"
 #include "live.h"
+#include "migrate.h"
 #include "pool.h"
 #include "tasklet_task.h"
 #include "master.h"
@@ -479,6 +480,7 @@ dq__close_all(dq_child_t *ch)
     uv_close((uv_handle_t *) &ch->flush, NULL);
     uv_close((uv_handle_t *) &ch->nudge, NULL);
     dq_live_close(ch);
+    dq_migrate_close(ch);
     dq_timeout_close(ch);
     dq_pool_close(ch->pool);        /* nothing runs: threads joined */
     ch->pool = NULL;
@@ -650,7 +652,9 @@ dq__setup(dq_child_t *ch)
 
     hb = conf->lease_ms / 3 > 0 ? conf->lease_ms / 3 : 1;
     uv_timer_start(&ch->hb_timer, dq__hb_cb, (uint64_t) hb, (uint64_t) hb);
-    if (dq_timeout_start(ch) != 0 || dq_live_start(ch) != 0) {
+    if (dq_timeout_start(ch) != 0 || dq_live_start(ch) != 0
+        || dq_migrate_start(ch) != 0)
+    {
         return -1;
     }
     /* the tasklet runtime on this loop, before any task runs (so a plain
@@ -736,6 +740,7 @@ done:
     free(ch->qs);
     free(ch->redo);
     dq_live_free(ch);
+    dq_migrate_free(ch);
     dq_loader_free(ch->loader);
     dq_task_set_worker_redis(NULL, NULL, 0);
     dq_task_set_worker_conf(NULL);

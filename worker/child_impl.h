@@ -97,6 +97,7 @@ struct dq_child_s {
     int                     exit_status;
     dq_timeouts_t          *timeouts;   /* timeout.c, or NULL */
     struct dq_live_s       *live;       /* live.c: heartbeat in Redis */
+    struct dq_migrate_s    *migrate;    /* migrate.c: contract v1 -> v2 */
 };
 
 /* dispatch.c */

@@ -104,19 +104,28 @@ end
 -- meanwhile), whichever script call saw the gap first.
 -- The earliest lease (one ZRANGE) decides whether anything expired and,
 -- at the end, when to look again.
+-- Both gap records count (a second jump soon after a first, review R1):
+-- only leases expired before the earliest guarded gap, until the last
+-- guard ends.
 local upto = now
 local guard_until = nil
-local gf, gt = dq_num(h[2]), dq_num(h[3])
-if gf and gt and gt - gf > lease_ms / 2 and now < gt + lease_ms then
-    upto = gf
-    guard_until = gt + lease_ms
+local seen = nil           -- the latest guarded gap's end (jump_seen)
+for _, i in ipairs({ 2, 5 }) do
+    local gf, gt = dq_num(h[i]), dq_num(h[i + 1])
+    if gf and gt and gt - gf > lease_ms / 2 and now < gt + lease_ms then
+        if gf < upto then upto = gf end
+        if not guard_until or gt + lease_ms > guard_until then
+            guard_until = gt + lease_ms
+            seen = h[i + 1]
+        end
+    end
 end
 local l1 = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 local l1s = l1[2] and tonumber(l1[2])
-if guard_until and h[4] ~= h[3] and l1s and l1s <= now then
+if guard_until and h[4] ~= seen and l1s and l1s <= now then
     -- counted once per jump, when it first held something back
     if redis.call('ZCOUNT', KEYS[3], '(' .. upto, now) > 0 then
-        redis.call('HSET', KEYS[4], 'jump_seen', h[3])
+        redis.call('HSET', KEYS[4], 'jump_seen', seen)
         redis.call('HINCRBY', KEYS[4], 'clock_jumps', 1)
     end
 end
@@ -186,6 +195,9 @@ if rate > 0 then
     local b = redis.call('HMGET', KEYS[8], 'tokens', 'ts')
     tokens = tonumber(b[1]) or bucket
     bucket_ts = tonumber(b[2]) or now
+    -- a refill time ahead of now (written before the clock stepped back):
+    -- now, or the bucket would not refill until real time got there
+    if bucket_ts > now then bucket_ts = now end
     if now > bucket_ts then
         tokens = tokens + (now - bucket_ts) * rate / 1000
         bucket_ts = now
