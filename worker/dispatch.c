@@ -95,31 +95,75 @@ dq__keep(dq_child_t *ch, dq__report_t *b)
 static void dq__report_done(dq__report_t *b, const int *st,
                             const char *why);
 
+#define DQ__REDO_MIN_MS  1000
+#define DQ__REDO_MAX_MS  30000
+
+static void
+dq__redo_cb(uv_timer_t *tm)
+{
+    dq_dispatch_resend(tm->data);
+}
+
+/* Results kept after an error reply (Redis answered, but not with the
+ * script's statuses): sent again after a back-off, 1 s doubling to 30 s
+ * while the errors go on (a reconnect sends them sooner). */
+static uint64_t
+dq__redo_later(dq_child_t *ch)
+{
+    ch->redo_backoff_ms = ch->redo_backoff_ms == 0 ? DQ__REDO_MIN_MS
+                          : ch->redo_backoff_ms * 2 > DQ__REDO_MAX_MS
+                            ? DQ__REDO_MAX_MS : ch->redo_backoff_ms * 2;
+    if (!uv_is_active((uv_handle_t *) &ch->redo_timer)) {
+        uv_timer_start(&ch->redo_timer, dq__redo_cb, ch->redo_backoff_ms,
+                       0);
+    }
+    return ch->redo_backoff_ms;
+}
+
+/* A report's call not settled by a reply (lost: not delivered or not
+ * answered; else refused: an error reply, or one that is not the per-task
+ * statuses): keep its tasks and send it again, once Redis is back or
+ * after a back-off; the claim id makes a repeat harmless. 0: could not
+ * keep them (out of memory). */
+static int
+dq__keep_report(dq__report_t *b, const char *lost, const char *refused)
+{
+    if (b->op == DQ_OP_EXTEND || !dq__keep(b->ch, b)) {
+        return 0;
+    }
+    if (lost != NULL) {
+        dq_log_warn("%s of %zu tasks not delivered: %s; sent again when "
+                    "Redis is back", dq__op_names[b->op], b->n, lost);
+    } else {
+        dq_log_warn("%s of %zu tasks refused: %s; sent again in %llu ms",
+                    dq__op_names[b->op], b->n, refused,
+                    (unsigned long long) dq__redo_later(b->ch));
+    }
+    free(b);
+    return 1;
+}
+
 static void
 dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
 {
     dq__report_t *b = data;
-    dq_child_t  *ch = b->ch;
     int          st[DQ_MAX_LEASE_ITEMS];
     dq_error_t   err;
 
     (void) r;
     memset(&err, 0, sizeof(err));
-    if (rep == NULL && b->op != DQ_OP_EXTEND
-        && strcmp(errstr, DQ__NOT_BUILT) != 0 && dq__keep(ch, b))
-    {
-        /* not delivered (or not answered): say it again once Redis is
-         * back; the fencing token makes a repeat harmless */
-        dq_log_warn("%s of %zu tasks not delivered: %s; sent again when "
-                    "Redis is back", dq__op_names[b->op], b->n, errstr);
-        free(b);
+    if (rep != NULL && dq_reply_statuses(rep, b->n, st, &err) == DQ_OK) {
+        b->ch->redo_backoff_ms = 0;
+        dq__report_done(b, st, NULL);
         return;
     }
-    if (rep == NULL || dq_reply_statuses(rep, b->n, st, &err) != DQ_OK) {
+    if (rep == NULL && strcmp(errstr, DQ__NOT_BUILT) == 0) {
+        dq__report_done(b, NULL, errstr);       /* a repeat cannot help */
+        return;
+    }
+    if (!dq__keep_report(b, rep == NULL ? errstr : NULL, err.msg)) {
         dq__report_done(b, NULL, rep == NULL ? errstr : err.msg);
-    } else {
-        dq__report_done(b, st, NULL);
     }
 }
 
@@ -166,18 +210,14 @@ dq__report_done(dq__report_t *b, const int *st, const char *why)
 }
 
 /* A report's call got no usable answer: lost (lost != NULL: not
- * delivered, or no reply: kept and sent again once Redis is back, the
- * claim id makes a repeat harmless) or refused with an error (why). */
+ * delivered, or no reply) or refused with an error (why): kept and sent
+ * again (dq__keep_report); dropped only when out of memory. */
 static void
 dq__report_unanswered(dq__report_t *b, const char *lost, const char *why)
 {
-    if (lost != NULL && dq__keep(b->ch, b)) {
-        dq_log_warn("%s of %zu tasks not delivered: %s; sent again when "
-                    "Redis is back", dq__op_names[b->op], b->n, lost);
-        free(b);
-        return;
+    if (!dq__keep_report(b, lost, why)) {
+        dq__report_done(b, NULL, lost != NULL ? lost : why);
     }
-    dq__report_done(b, NULL, lost != NULL ? lost : why);
 }
 
 static dq__report_t *
@@ -766,7 +806,8 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         if (c->acks != NULL) {
             /* no answer (or none we can read): the acks are said again
              * once Redis is back, as a lost ack call's are; an error
-             * reply: the call did not run, the leases expire */
+             * reply: kept too and sent alone after a back-off (only the
+             * script's per-task statuses settle an ack) */
             dq__report_unanswered(c->acks, rep == NULL || slots == NULL
                                            ? (rep == NULL ? errstr
                                                           : "out of memory")
@@ -788,6 +829,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     }
 
     if (c->acks != NULL) {
+        ch->redo_backoff_ms = 0;
         dq__report_done(c->acks, ack_st, NULL);
         c->acks = NULL;
     }
