@@ -31,6 +31,7 @@
 
 #include "child_impl.h"
 #include "master.h"
+#include "config.h"
 #include "pool.h"
 #include "tasklet_task.h"
 
@@ -558,14 +559,27 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
 
 /* A DQ_FN_LOOP function's task, run right here on the loop thread (no
  * hand-off), timed: a call longer than DQ_FN_LOOP_MAX_US moves the
- * function to the pool for the rest of this child's life (logged once). */
+ * function to the pool for the rest of this child's life (logged once).
+ * No timer can stop a call on the loop thread, so its time limit
+ * (timeout / function_timeout) is judged when it returns: past it, the
+ * task fails as timed out whatever it returned (charged, retried or
+ * buried, the pool's error text; timeout.c). */
 static void
 dq__run_on_loop(dq_child_t *ch, dq_task_t *t)
 {
     uint64_t t0 = uv_hrtime(), us;
+    int64_t  limit;
 
     dq_dispatch_run(t);
     us = (uv_hrtime() - t0) / 1000;
+    limit = dq_conf_timeout(ch->conf, t->q->qc, t->func);
+    if (limit > 0 && us / 1000 >= (uint64_t) limit) {
+        t->result = DQ_TASK_FAIL;
+        snprintf(t->error, sizeof(t->error), "timed out after %llu ms "
+                 "(timeout %lld ms); a DQ_FN_LOOP call cannot be stopped: "
+                 "judged when it returned", (unsigned long long) (us / 1000),
+                 (long long) limit);
+    }
     if (us > DQ_FN_LOOP_MAX_US && !t->fn->loop_demoted) {
         ((dq_fn_entry_t *) t->fn)->loop_demoted = 1;
         dq_log_warn("function \"%s\" (flagged DQ_FN_LOOP) ran %llu us on "
