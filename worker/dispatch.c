@@ -360,15 +360,27 @@ dq__limit_reason(char *buf, size_t size, const dq_task_t *t, int64_t failed,
     }
 }
 
-/* Pool thread: run one plain task. */
-void
-dq_dispatch_run(dq_task_t *t)
+static void
+dq__run(dq_task_t *t)
 {
     __atomic_store_n(&t->run_start_ms, dq_timeout_clock_ms(),
                      __ATOMIC_RELEASE);
     t->ran = 1;
     dq_child_started(t);
     t->result = dq_task_execute(t);
+}
+
+/* Pool thread: run one plain task. Finished OK: marked so in the master's
+ * table right here, not when the loop drains the completion, so a child
+ * killed meanwhile (its loop stalled) has the master ack it rather than
+ * charge it and run it again. */
+void
+dq_dispatch_run(dq_task_t *t)
+{
+    dq__run(t);
+    if (t->result == DQ_TASK_OK) {
+        dq_held_done(t->held, t->name);
+    }
 }
 
 /* Append s (at most room - 1 bytes in all) to buf at *n. */
@@ -570,7 +582,9 @@ dq__run_on_loop(dq_child_t *ch, dq_task_t *t)
     uint64_t t0 = uv_hrtime(), us;
     int64_t  limit;
 
-    dq_dispatch_run(t);
+    dq_loop_enter(t->func);         /* the master reads it if we die */
+    dq__run(t);
+    dq_loop_enter(NULL);
     us = (uv_hrtime() - t0) / 1000;
     limit = dq_conf_timeout(ch->conf, t->q->qc, t->func);
     if (limit > 0 && us / 1000 >= (uint64_t) limit) {
@@ -582,12 +596,33 @@ dq__run_on_loop(dq_child_t *ch, dq_task_t *t)
     }
     if (us > DQ_FN_LOOP_MAX_US && !t->fn->loop_demoted) {
         ((dq_fn_entry_t *) t->fn)->loop_demoted = 1;
+        (void) dq_loop_demote(t->func);     /* for every child */
         dq_log_warn("function \"%s\" (flagged DQ_FN_LOOP) ran %llu us on "
                     "the loop thread, more than %d us: it runs on the pool "
-                    "from now on (logged once)", t->func,
+                    "from now on, in every child (logged once)", t->func,
                     (unsigned long long) us, DQ_FN_LOOP_MAX_US);
     }
     dq_dispatch_done(ch, t, 0);
+}
+
+/* May this DQ_FN_LOOP function run on the loop thread? Not once it was
+ * demoted, here or by another child of this worker (master.h). */
+static int
+dq__loop_ok(dq_task_t *t)
+{
+    dq_fn_entry_t *fe = (dq_fn_entry_t *) t->fn;
+
+    if (fe->loop_demoted) {
+        return 0;
+    }
+    if (dq_loop_is_demoted(t->func)) {
+        fe->loop_demoted = 1;
+        dq_log_warn("function \"%s\" (flagged DQ_FN_LOOP) runs on the pool: "
+                    "it broke its promise in an earlier child (logged once)",
+                    t->func);
+        return 0;
+    }
+    return 1;
 }
 
 /* Loop thread: a plain task back from the pool (ran) or taken back from
@@ -688,7 +723,9 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
 
 /* A claimed task: bury it if it cannot run, start it if it is a tasklet;
  * 1 = a plain task for the pool (the caller hands a claim's plain tasks
- * over in one dq_pool_submit). */
+ * over in one dq_pool_submit), 2 = one for the loop thread (the caller
+ * runs it with dq__run_on_loop once the pool has the others: a loop call
+ * that blocks must not hold them back). */
 static int
 dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
 {
@@ -735,10 +772,9 @@ dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
     t->start_loop_ms = uv_now(&ch->loop);
     ch->used++;
     if (t->fn != NULL && t->handler == NULL
-        && (t->fn->fn->flags & DQ_FN_LOOP) && !t->fn->loop_demoted)
+        && (t->fn->fn->flags & DQ_FN_LOOP) && dq__loop_ok(t))
     {
-        dq__run_on_loop(ch, t);
-        return 0;
+        return 2;
     }
     return 1;
 }
@@ -786,7 +822,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     dq_error_t         err;
     dq_task_t        **started;
     uint64_t           now = uv_now(&ch->loop);
-    size_t             i, nstart = 0, npool;
+    size_t             i, nstart = 0, npool, nloop;
     int                woken = q->woken;
     int                ack_st[DQ_MAX_LEASE_ITEMS];
 
@@ -799,7 +835,8 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     memset(&res, 0, sizeof(res));
 
     slots = calloc(c->asked, sizeof(*slots));
-    started = calloc(c->asked, sizeof(*started));
+    /* the second half: the claim's DQ_FN_LOOP tasks */
+    started = calloc(2 * c->asked, sizeof(*started));
     if (started == NULL) {
         free(slots);
         slots = NULL;
@@ -890,12 +927,24 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     }
     dq_held_remove(c->held);
     npool = 0;
+    nloop = 0;
     for (i = 0; i < nstart; i++) {
-        if (dq__start(ch, started[i], res.now_ms)) {
+        switch (dq__start(ch, started[i], res.now_ms)) {
+        case 1:
             started[npool++] = started[i];      /* for the pool */
+            break;
+        case 2:
+            started[c->asked + nloop++] = started[i];   /* the loop's */
+            break;
+        default:
+            break;
         }
     }
     dq_pool_submit(ch->pool, started, npool);
+    /* the loop tasks once the pool has the claim's other tasks */
+    for (i = 0; i < nloop; i++) {
+        dq__run_on_loop(ch, started[c->asked + i]);
+    }
     free(started);
 
     if (res.n >= c->asked || woken) {
