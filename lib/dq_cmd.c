@@ -879,6 +879,33 @@ dq__reply_check(const redisReply *r, int type, const char *what,
     return DQ_OK;
 }
 
+/* An integer, or a score's text (a whole number of ms as Redis formats it:
+ * "%.17g" of an integral double up to 2^53 prints its digits). */
+static int
+dq__score_at(const redisReply *r, size_t i, int64_t *v)
+{
+    const redisReply *e = r->element[i];
+    char              buf[32], *end;
+    double            d;
+
+    if (e->type == REDIS_REPLY_INTEGER) {
+        *v = (int64_t) e->integer;
+        return 0;
+    }
+    if (e->type != REDIS_REPLY_STRING || e->len == 0 || e->len >= sizeof(buf))
+    {
+        return -1;
+    }
+    memcpy(buf, e->str, e->len);
+    buf[e->len] = '\0';
+    d = strtod(buf, &end);
+    if (*end != '\0' || !(d >= -9e15 && d <= 9e15)) {
+        return -1;
+    }
+    *v = (int64_t) d;
+    return 0;
+}
+
 static int
 dq__int_at(const redisReply *r, size_t i, int64_t *v)
 {
@@ -1001,7 +1028,7 @@ dq_reply_cycle(const redisReply *r, size_t n_acks, int *ack_status,
             return dq_error_set(err, DQ_EREDIS, NULL,
                                 "claim: malformed envelope");
         }
-        if (dq__int_at(r, 6 + i * 7, &t->eta_ms)
+        if (dq__score_at(r, 6 + i * 7, &t->eta_ms)
             || dq__int_at(r, 7 + i * 7, &t->retries)
             || dq__int_at(r, 8 + i * 7, &t->first_run_ms)
             || dq__int_at(r, 9 + i * 7, &t->runs)

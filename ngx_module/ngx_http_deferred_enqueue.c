@@ -766,13 +766,14 @@ ngx_http_deferred_pack_args(ngx_http_request_t *r, ngx_array_t *args,
     ngx_str_t                 v;
     ngx_uint_t                i;
     msgpack_packer            pk;
-    msgpack_sbuffer           sb;
+    msgpack_sbuffer          *sb;
     ngx_http_deferred_arg_t  *a;
 
     a = args->elts;
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    /* the worker process' scratch buffer (handler.c), copied out below */
+    sb = ngx_http_deferred_scratch(r);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 
     rc = msgpack_pack_array(&pk, args->nelts);
 
@@ -846,14 +847,14 @@ ngx_http_deferred_pack_args(ngx_http_request_t *r, ngx_array_t *args,
     }
 
     if (rc == 0) {
-        out->ptr = ngx_pnalloc(r->pool, sb.size);
+        out->ptr = ngx_pnalloc(r->pool, sb->size);
 
         if (out->ptr == NULL) {
             rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
 
         } else {
-            ngx_memcpy((u_char *) out->ptr, sb.data, sb.size);
-            out->len = sb.size;
+            ngx_memcpy((u_char *) out->ptr, sb->data, sb->size);
+            out->len = sb->size;
         }
 
     } else if (err->code == 0) {
@@ -861,7 +862,7 @@ ngx_http_deferred_pack_args(ngx_http_request_t *r, ngx_array_t *args,
         rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
     }
 
-    msgpack_sbuffer_destroy(&sb);
+    ngx_http_deferred_scratch_trim(r);
 
     return rc == 0 ? DQ_OK : err->code;
 }

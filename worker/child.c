@@ -477,6 +477,7 @@ dq__close_all(dq_child_t *ch)
     uv_close((uv_handle_t *) &ch->hb_timer, NULL);
     uv_close((uv_handle_t *) &ch->grace_timer, NULL);
     uv_close((uv_handle_t *) &ch->blpop_retry, NULL);
+    uv_close((uv_handle_t *) &ch->redo_timer, NULL);
     uv_close((uv_handle_t *) &ch->flush, NULL);
     uv_close((uv_handle_t *) &ch->nudge, NULL);
     dq_live_close(ch);
@@ -616,6 +617,8 @@ dq__setup(dq_child_t *ch)
     uv_timer_init(&ch->loop, &ch->hb_timer);
     uv_timer_init(&ch->loop, &ch->grace_timer);
     uv_timer_init(&ch->loop, &ch->blpop_retry);
+    uv_timer_init(&ch->loop, &ch->redo_timer);
+    ch->redo_timer.data = ch;
     uv_check_init(&ch->loop, &ch->flush);
     uv_idle_init(&ch->loop, &ch->nudge);
     ch->due_timer.data = ch->hb_timer.data = ch->grace_timer.data = ch;

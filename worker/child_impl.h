@@ -71,6 +71,9 @@ struct dq_child_s {
     uv_timer_t              hb_timer;   /* lease heartbeat */
     uv_timer_t              grace_timer;
     uv_timer_t              blpop_retry;
+    uv_timer_t              redo_timer; /* results refused with an error
+                                           reply: sent again (dispatch.c) */
+    uint64_t                redo_backoff_ms;
     uv_check_t              flush;      /* the cycle: claims decided,
                                            acks and releases sent, once
                                            per loop iteration */

@@ -13,8 +13,9 @@
 --       values as ack.lua: id, claim id, first_run_ms, history, name
 -- Reply: { now_ms, next_ms, claim id, { ack status (1 acked, 0 fenced)
 --          per ack }, then per task 7 values: id, envelope (without its
---          state prefix; nil if missing), eta_ms, retries, first_run_ms,
---          runs, failed_ms }
+--          state prefix; nil if missing), eta_ms (the score as Redis
+--          wrote it, a string: no number conversion in Lua), retries,
+--          first_run_ms, runs, failed_ms }
 --   next_ms: ms until the earliest ETA or lease deadline still pending
 --   (0 if due work remains), -1 if the queue holds nothing.
 --   When a limit held due work back: next_ms is the time until the token
@@ -229,6 +230,7 @@ if want > 0 then
         for i = 1, taken do ids[i] = due[2 * i - 1] end
         local vals = redis.call('HMGET', KEYS[1], unpack(ids))
         local deadline = now + lease_ms
+        local dl = tostring(deadline)   -- formatted once, not per task
         local tail = '|' .. cid .. '|'
         local fresh = tail .. now       -- a task without history
         local leases = {}
@@ -236,7 +238,7 @@ if want > 0 then
             local id = ids[i]
             local v = vals[i]
             local e, r, f, x, c, nm = 0, 0, now, 0, nil, nil
-            leases[2 * i - 1] = deadline
+            leases[2 * i - 1] = dl
             if v and string.byte(v, 1) == 83 then
                 e, r, f, x, c, nm, v = dq_split(v)
                 if f == 0 then f = now end
@@ -247,7 +249,7 @@ if want > 0 then
             local k = #reply
             reply[k + 1] = id
             reply[k + 2] = v
-            reply[k + 3] = tonumber(due[2 * i])
+            reply[k + 3] = due[2 * i]     -- the score's text: C reads it
             reply[k + 4] = r
             reply[k + 5] = f
             reply[k + 6] = e

@@ -342,16 +342,22 @@ test_promote_bounded(void)
 {
     int     i, calls = 0;
     int64_t now = rnow();
-    long long prev = 0, hot;
+    long long prev = 0, hot, buckets;
 
     for (i = 0; i < 3; i++) {
         enq("c5", "b", i * 1000, 1000, now + 45000, -1, NULL, 0, NULL, NULL);
     }
     is_int(rint_("HGET %s cold", key("c5", DQ_KEY_STATS)), 3000, "3000 cold");
+    buckets = rint_("ZCARD %s", idx("c5"));
     clock_at("c5", 40000);
     for (;;) {
         claim("c5", 0);
         calls++;
+        if (calls == 1) {
+            is_int(rint_("ZCARD %s", idx("c5")), buckets - DQ_COLD_PROMOTE,
+                   "the first claim promoted %d of the %lld buckets",
+                   DQ_COLD_PROMOTE, buckets);
+        }
         hot = rint_("ZCARD %s", key("c5", DQ_KEY_ETA));
         ok(hot - prev <= DQ_COLD_PROMOTE * DQ_COLD_BUCKET && hot > prev,
            "claim %d promoted %lld (at most %d)", calls, hot - prev,
