@@ -4,9 +4,10 @@
 --       contract v1's 8 eta, 9 leases, 10 lease (bare ids), 11 dead
 -- ARGV: 1 dead_limit (newest dead tasks listed, 0..100)
 -- Reply: { now_ms, waiting (the cold tier included), due, running, dead,
---          oldest_due_age_ms (-1: none due), conf (flat HGETALL), stats (flat HGETALL,
---          and "v1_left" = tasks still in contract v1's keys, when any:
---          waiting, leased or dead there; the migration moves them),
+--          oldest_due_age_ms (-1: none due), conf (flat HGETALL),
+--          stats (flat HGETALL, and "v1_left" = tasks still in contract
+--          v1's keys, when any: waiting, leased or dead there; the
+--          migration moves them),
 --          dead tasks: flat { id, died_ms, function, error } }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
