@@ -48,7 +48,7 @@ my %keys = $mode eq 'v1' ? (
     claim   => [k(qw(tasks eta leases state stats wake errors conf bucket lease))],
     ack     => [k(qw(tasks leases state names stats errors conf wake eta))],
 ) : (
-    enqueue => [k(qw(tasks eta names stats wake))],
+    enqueue => [k(qw(tasks eta names stats wake)), "dq:{$q}:names"],
     claim   => [k(qw(tasks eta leases stats wake errors conf bucket names))],
     ack     => [k(qw(tasks eta leases stats wake errors conf names))],
 );

@@ -82,8 +82,9 @@ usage(FILE *f)
         "  -s STR     first argument (default \"hello\")\n"
         "  -c MS      countdown in ms for every task\n"
         "  -e FIRST:SPREAD  absolute ETAs from now+FIRST ms, evenly over SPREAD ms\n"
-        "  -d EVERY:MS every EVERY-th task (i %% EVERY == EVERY - 1) gets a\n"
-        "             countdown of MS ms, the others none (-d 10:3600000: 90/10)\n"
+        "  -d EVERY:MS every EVERY-th task (i %% EVERY == EVERY - 1)\n"
+        "             gets a countdown of MS ms, the others none\n"
+        "             (-d 10:3600000: 90 %% due, 10 %% an hour ahead)\n"
         "  -t SEC     stop after SEC seconds (default 60)\n");
 }
 

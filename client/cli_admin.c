@@ -261,11 +261,77 @@ dq__task_free(dq_cli_task_t *t)
     msgpack_zone_destroy(&t->zone);
 }
 
+/* A task of the cold tier (lib/lua/cold.lua): one HGET per bucket,
+ * pipelined DQ__COLD_PIPE at a time (each its own command: Redis is never
+ * busy for long; ~8,600 buckets hold 1,000,000 tasks over a day). On a hit
+ * t->env_reply holds the value (4-digit ETA offset, then the envelope) and
+ * *env points into it. */
+#define DQ__COLD_PIPE 128
+
+static void
+dq__task_cold(dq_cli_t *cli, const char *queue, dq_cli_task_t *t,
+              dq_str_t *env)
+{
+    char         idx[DQ_KEY_MAX], key[DQ__COLD_PIPE][DQ_KEY_MAX + 64];
+    const char  *ai[] = { "ZRANGE", idx, "0", "-1", "WITHSCORES" };
+    const char  *ah[DQ__COLD_PIPE][3];
+    const char **av[DQ__COLD_PIPE];
+    int          ac[DQ__COLD_PIPE];
+    redisReply  *b, *v[DQ__COLD_PIPE];
+    size_t       j, k, m, n;
+
+    dq__key(idx, queue, DQ_KEY_TASKS);
+    n = strlen(idx);
+    if (n < 5 || strcmp(idx + n - 5, "tasks") != 0) {
+        return;
+    }
+    snprintf(idx + n - 5, sizeof(idx) - n + 5, "cold");
+    if ((b = dq_cli_cmd(cli, 5, ai)) == NULL) {
+        return;
+    }
+    n = b->type == REDIS_REPLY_ARRAY ? b->elements / 2 : 0;
+    for (j = 0; j < n && t->state == DQ_ST_ALL; j += m) {
+        m = n - j < DQ__COLD_PIPE ? n - j : DQ__COLD_PIPE;
+        for (k = 0; k < m; k++) {
+            snprintf(key[k], sizeof(key[k]), "%s:%s", idx,
+                     b->element[2 * (j + k)]->str);
+            ah[k][0] = "HGET";
+            ah[k][1] = key[k];
+            ah[k][2] = t->id;
+            av[k] = ah[k];
+            ac[k] = 3;
+        }
+        if (dq__pipeline(cli, m, ac, av, v) != DQ_OK) {
+            break;
+        }
+        for (k = 0; k < m; k++) {
+            if (t->state == DQ_ST_ALL && v[k]->type == REDIS_REPLY_STRING
+                && v[k]->len > 4)
+            {
+                char off[5];
+
+                memcpy(off, v[k]->str, 4);
+                off[4] = '\0';
+                freeReplyObject(t->env_reply);
+                t->env_reply = v[k];
+                env->ptr = v[k]->str + 4;
+                env->len = v[k]->len - 4;
+                t->state = DQ_ST_WAITING;
+                t->score = strtoll(b->element[2 * (j + k) + 1]->str, NULL, 10)
+                           + strtoll(off, NULL, 10);
+                continue;
+            }
+            freeReplyObject(v[k]);
+        }
+    }
+    freeReplyObject(b);
+}
+
 /* Fill t (id already set; state/score set by the caller unless find): the
  * envelope, its state prefix (dq_task_value_split) and last error. find:
  * also locate the task (the ETA set, the dead set, its lease
  * "id|claim|first_run_ms": looked for with ZSCAN MATCH "id|*", ids being
- * [A-Za-z0-9_-]). */
+ * [A-Za-z0-9_-]; the cold tier's buckets). */
 static int
 dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
 {
@@ -353,6 +419,9 @@ dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
                 }
                 freeReplyObject(z);
             } while (t->state == DQ_ST_ALL && strcmp(cur, "0") != 0);
+        } else {
+            /* not hot: a delayed task may wait in the cold tier */
+            dq__task_cold(cli, queue, t, &env);
         }
     }
     for (i = 1; i < n; i++) {

@@ -24,7 +24,8 @@ struct dq_cmd_chunk_s {
 
 /* The KEYS of each script, in the order the script reads them. */
 static const dq_key_kind_t dq__keys_enqueue[] = {
-    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_WAKE
+    DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_WAKE,
+    DQ_KEY_NAMES        /* the last one in contract v1 (dq_key_format_v1) */
 };
 /* claim (and cycle: claim with acks) */
 static const dq_key_kind_t dq__keys_claim[] = {
@@ -401,8 +402,11 @@ dq_enqueue_keys_init(dq_enqueue_keys_t *k, dq_str_t queue)
     size_t i;
 
     for (i = 0; i < DQ_ENQUEUE_NKEYS; i++) {
-        k->len[i] = dq_key_format(k->key[i], DQ_KEY_MAX, queue,
-                                  dq__keys_enqueue[i]);
+        k->len[i] = i == DQ_ENQUEUE_NKEYS - 1
+                    ? dq_key_format_v1(k->key[i], DQ_KEY_MAX, queue,
+                                       dq__keys_enqueue[i])
+                    : dq_key_format(k->key[i], DQ_KEY_MAX, queue,
+                                    dq__keys_enqueue[i]);
         if (k->len[i] == 0) {
             return DQ_EINVAL;
         }
@@ -834,6 +838,33 @@ dq__reply_check(const redisReply *r, int type, const char *what,
     return DQ_OK;
 }
 
+/* An integer, or a score's text (a whole number of ms as Redis formats it:
+ * "%.17g" of an integral double up to 2^53 prints its digits). */
+static int
+dq__score_at(const redisReply *r, size_t i, int64_t *v)
+{
+    const redisReply *e = r->element[i];
+    char              buf[32], *end;
+    double            d;
+
+    if (e->type == REDIS_REPLY_INTEGER) {
+        *v = (int64_t) e->integer;
+        return 0;
+    }
+    if (e->type != REDIS_REPLY_STRING || e->len == 0 || e->len >= sizeof(buf))
+    {
+        return -1;
+    }
+    memcpy(buf, e->str, e->len);
+    buf[e->len] = '\0';
+    d = strtod(buf, &end);
+    if (*end != '\0' || !(d >= -9e15 && d <= 9e15)) {
+        return -1;
+    }
+    *v = (int64_t) d;
+    return 0;
+}
+
 static int
 dq__int_at(const redisReply *r, size_t i, int64_t *v)
 {
@@ -956,7 +987,7 @@ dq_reply_cycle(const redisReply *r, size_t n_acks, int *ack_status,
             return dq_error_set(err, DQ_EREDIS, NULL,
                                 "claim: malformed envelope");
         }
-        if (dq__int_at(r, 6 + i * 7, &t->eta_ms)
+        if (dq__score_at(r, 6 + i * 7, &t->eta_ms)
             || dq__int_at(r, 7 + i * 7, &t->retries)
             || dq__int_at(r, 8 + i * 7, &t->first_run_ms)
             || dq__int_at(r, 9 + i * 7, &t->runs)

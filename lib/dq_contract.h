@@ -498,7 +498,7 @@ int64_t dq_reply_int(const redisReply *r);
 
 /* 1 if reply is an error saying Redis did not run the command and it
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
- * OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
+ * OOM, MASTERDOWN, NOREPLICAS, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
 int dq_reply_is_unavailable(const redisReply *r);
 
 /* The ROLE reply of a server names it a master (ROLE's first element is
@@ -559,7 +559,7 @@ int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
  * enqueues to the same queues again and again (the module) keeps one per
  * queue and builds each command with dq_cmd_enqueue_keys, which copies
  * them into the command (the dq_enqueue_keys_t may go away after). */
-#define DQ_ENQUEUE_NKEYS 5
+#define DQ_ENQUEUE_NKEYS 6   /* the last: contract v1's names (dedup) */
 
 typedef struct {
     size_t len[DQ_ENQUEUE_NKEYS];

@@ -142,12 +142,22 @@ dq__rstring(const redisReadTask *task, char *str, size_t len)
     return o;
 }
 
+/* hiredis >= 1.0 passes the count as size_t (0.14: int) and has RESP3
+ * aggregates (map, set, push) built by the same function: keep the type */
+#if HIREDIS_MAJOR >= 1
+static void *
+dq__rarray(const redisReadTask *task, size_t elements)
+{
+    size_t      n = elements;
+    redisReply *o = dq__robj(task, task->type, n * sizeof(redisReply *));
+#else
 static void *
 dq__rarray(const redisReadTask *task, int elements)
 {
     size_t      n = elements > 0 ? (size_t) elements : 0;
     redisReply *o = dq__robj(task, REDIS_REPLY_ARRAY,
                              n * sizeof(redisReply *));
+#endif
 
     if (o == NULL) {
         return NULL;
@@ -177,6 +187,32 @@ dq__rnil(const redisReadTask *task)
     return dq__robj(task, REDIS_REPLY_NIL, 0);
 }
 
+#if HIREDIS_MAJOR >= 1
+/* RESP3 only (the worker speaks RESP2 and never sends HELLO 3): kept so
+ * that hiredis >= 1.0 never sees a NULL member here */
+static void *
+dq__rdouble(const redisReadTask *task, double value, char *str, size_t len)
+{
+    redisReply *o = dq__rstring(task, str, len);
+
+    if (o != NULL) {
+        o->dval = value;
+    }
+    return o;
+}
+
+static void *
+dq__rbool(const redisReadTask *task, int value)
+{
+    redisReply *o = dq__robj(task, REDIS_REPLY_BOOL, 0);
+
+    if (o != NULL) {
+        o->integer = value != 0;
+    }
+    return o;
+}
+#endif
+
 static void
 dq__rfree(void *obj)
 {
@@ -197,6 +233,16 @@ dq__rfree(void *obj)
     }
 }
 
+/* By name, not position: hiredis 0.14 has 5 members, >= 1.0 has 7
+ * (createDouble and createBool before freeObject). */
 const redisReplyObjectFunctions dq_reply_functions = {
-    dq__rstring, dq__rarray, dq__rinteger, dq__rnil, dq__rfree
+    .createString = dq__rstring,
+    .createArray = dq__rarray,
+    .createInteger = dq__rinteger,
+#if HIREDIS_MAJOR >= 1
+    .createDouble = dq__rdouble,
+    .createBool = dq__rbool,
+#endif
+    .createNil = dq__rnil,
+    .freeObject = dq__rfree
 };

@@ -1,17 +1,20 @@
 /*
  * What Redis tells about itself: the version and eviction policy in an
  * INFO reply (checked on every connect by the worker, the module and the
- * C client), and the error replies that mean "Redis did not run this command; send it again
- * later, perhaps elsewhere" (issue 10, item 7): a demoted master
+ * C client), and the error replies that mean "Redis did not run this
+ * command; send it again later, perhaps elsewhere" (issue 10, item 7): a demoted master
  * (READONLY), a server loading its data set (LOADING), a script or
  * module command past the busy threshold (BUSY), maxmemory reached
- * (OOM), a replica whose master is down (MASTERDOWN), a cluster slot in
- * migration (TRYAGAIN, CLUSTERDOWN). Redis raises each of them before
- * the command runs, or (READONLY) at a script's first write; only OOM can
- * stop a script without shebang flags between two writes, which is why
- * the scripts that free memory carry allow-oom. The caller keeps its
- * result and sends it again on a fresh connection (fencing makes a repeat
- * harmless); any other error is final.
+ * (OOM), a replica whose master is down (MASTERDOWN), a master without
+ * enough good replicas for min-replicas-to-write (NOREPLICAS), a cluster
+ * slot in migration (TRYAGAIN, CLUSTERDOWN). Redis raises each of them
+ * before the command runs, or (READONLY, NOREPLICAS) at a script's first
+ * write; only OOM can stop a script without shebang flags between two
+ * writes, which is why the scripts that free memory carry allow-oom. The
+ * caller keeps its result and sends it again on a fresh connection
+ * (fencing makes a repeat harmless). The worker keeps its results on any
+ * other error reply too (dispatch.c: resent with back-off): only the
+ * per-task statuses of a script that ran settle a result.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +23,8 @@
 #include "dq_contract.h"
 
 static const char *const dq__faults[] = {
-    "READONLY", "LOADING", "BUSY", "OOM", "MASTERDOWN", "TRYAGAIN",
-    "CLUSTERDOWN"
+    "READONLY", "LOADING", "BUSY", "OOM", "MASTERDOWN", "NOREPLICAS",
+    "TRYAGAIN", "CLUSTERDOWN"
 };
 
 int

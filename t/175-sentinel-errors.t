@@ -7,7 +7,11 @@
 #            "master": what a sentinel that has not yet seen a failover
 #            answers): ROLE says slave, so nothing is sent there
 # Then the worker, left running against a dead sentinel address, connects
-# once a sentinel answers there (asked again on every reconnect).
+# once a sentinel answers there (asked again on every reconnect). Last,
+# nginx's open connection to the primary meets -READONLY (the primary
+# demoted by hand, behind the sentinels' back): it drops the connection,
+# asks again, refuses the (now stale) answer by ROLE, and stores again
+# once the primary is a master again.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -107,5 +111,32 @@ EOF
     ok(DQTest::wait_for(sub { -s "$dir/late.rec" }, 10), 'late: and the worker runs it');
     is(DQTest::stop_pid($w->{pid}), 0, 'late: the worker stops cleanly');
     DQTest::log_clean_ok($w->{log}, 'late: worker log');
+}
+# nginx: -READONLY on an open connection
+{
+    mkdir "$dir/n-ro";
+    my $n = DQNginx->start(dir => "$dir/n-ro", vars => { A => "sentinel:dqm\@127.0.0.1:$good->{port}" },
+                           http => q{
+        deferred_redis %%A%% connect_timeout=500ms;
+        server { listen 127.0.0.1:%%PORT%%; deferred_endpoint on; }
+    });
+    my $post = sub {
+        $n->request('POST', '/_ah/queue/deferred', json => '{"func":"ops.run","queue":"ro","args":["x"]}')->{status}
+    };
+    ok(DQTest::wait_for(sub { $post->() == 201 }, 10, 0.1), 'readonly: 201 through the sentinel');
+    # demote the primary without the sentinels: its open connections stay
+    $q->cmd('REPLICAOF', 'NO', 'ONE');
+    $p->cmd('REPLICAOF', '127.0.0.1', $q->port);
+    is($post->(), 503, 'readonly: the demoted primary refuses the enqueue: 503');
+    ok(DQTest::wait_for(sub { DQTest::slurp($n->error_log) =~ /READONLY.*asking the sentinels again/ }, 5),
+       'readonly: nginx drops the connection and asks the sentinels again');
+    $post->();
+    ok(DQTest::wait_for(sub { DQTest::slurp($n->error_log) =~ /127\.0\.0\.1:@{[ $p->port ]}, named by the sentinels for "dqm", is not a master/ }, 5),
+       'readonly: their answer (still the demoted server) refused by ROLE');
+    $p->cmd('REPLICAOF', 'NO', 'ONE');
+    $q->cmd('REPLICAOF', '127.0.0.1', $p->port);
+    ok(DQTest::wait_for(sub { $post->() == 201 }, 10, 0.1), 'readonly: 201 again once it is a master');
+    $n->stop;
+    DQTest::log_clean_ok($n->error_log, 'readonly: nginx error log');
 }
 done_testing();

@@ -9,7 +9,9 @@
 #   - a whole host killed (SIGKILL to every process in its namespace)
 #     while its task runs on an otherwise quiet queue: the task runs on
 #     another host within a lease (+ a bound), nothing lost
-#   - the same while busy: every task it held comes back, none lost
+#   - the same while every host is busy (12 tasks of 1.5 s, 12 slots):
+#     every task it held starts again elsewhere within a lease (+ a
+#     bound), none lost
 use strict;
 use warnings;
 use lib 't/lib';
@@ -190,8 +192,10 @@ sub kill_host {
 }
 {
     my $rec = "$dir/busy.rec";
-    my @ids = defer_count('busy', 40, 'ops.span', $rec, 500);
-    DQWorker::wait_lines($rec, 'S', 8, 20);
+    # as many 1.5 s tasks as the fleet has slots (3 x 2 children x 2):
+    # every host busy, no backlog for a task taken back to wait behind
+    my @ids = defer_count('busy', 12, 'ops.span', $rec, 1500);
+    DQTest::wait_for(sub { DQWorker::lines($rec, 'S') >= 12 }, 10, 0.02);
     # a host that has tasks running now
     my %ended = map { $_->[0] => 1 } DQWorker::lines($rec, 'E');
     my %running;
@@ -203,9 +207,9 @@ sub kill_host {
     my @held = @{ $running{$victim} };
     kill_host($victim);
     my $t0 = time * 1000;
-    my @E = DQWorker::wait_lines($rec, 'E', 40, 60);
+    my @E = DQWorker::wait_lines($rec, 'E', 12, 60);
     my %done = map { $_->[0] => 1 } @E;
-    is(scalar(grep { !$done{$_} } @ids), 0, 'busy: all 40 finished: none lost (' . scalar(@held)
+    is(scalar(grep { !$done{$_} } @ids), 0, 'busy: all 12 finished: none lost (' . scalar(@held)
        . " were running on the killed host $victim)");
     my $worst = 0;
     for my $id (@held) {

@@ -31,6 +31,7 @@
 
 #include "child_impl.h"
 #include "live.h"
+#include "migrate.h"
 #include "pool.h"
 #include "tasklet_task.h"
 #include "master.h"
@@ -154,7 +155,18 @@ dq__kick_now(dq_child_t *ch)
      * at once, for its lateness; an idle child always claims. */
     half = claim_size < ch->concurrency ? claim_size : ch->concurrency;
     half = half / 2 > 0 ? half / 2 : 1;
-    gate = free_slots < half && ch->used + ch->reserved > 0;
+    gate = free_slots > 0 && free_slots < half
+           && ch->used + ch->reserved > 0;
+    /* ... but not for long: with long tasks holding most slots, the free
+     * ones are claimed after DQ_GATE_MAX_MS (t/133-claim-gate.t) */
+    if (!gate) {
+        ch->gate_since = 0;
+    } else if (ch->gate_since == 0) {
+        ch->gate_since = now;
+    } else if (now - ch->gate_since >= DQ_GATE_MAX_MS) {
+        gate = 0;
+        ch->gate_since = 0;
+    }
     if (dq_conn_is_up(ch->cmd_conn) && free_slots > 0) {
         /* Share the free slots among the due queues by weight, one slot
          * at a time (smooth weighted round robin, as nginx picks upstream
@@ -232,9 +244,13 @@ dq__kick_now(dq_child_t *ch)
     } else if (next > now) {
         uv_timer_start(&ch->due_timer, dq__due_cb, next - now, 0);
     } else if (dq__free_slots(ch) > 0 && !gate) {
-        /* due now but not claimed (claim send failed): soon, not hot; a
-         * gated queue waits for a finishing task's kick instead */
+        /* due now but not claimed (claim send failed): soon, not hot */
         uv_timer_start(&ch->due_timer, dq__due_cb, 1, 0);
+    } else if (dq__free_slots(ch) > 0 && ch->gate_since != 0) {
+        /* a gated queue: a finishing task kicks, or the gate ends */
+        uv_timer_start(&ch->due_timer, dq__due_cb,
+                       ch->gate_since + DQ_GATE_MAX_MS > now
+                       ? ch->gate_since + DQ_GATE_MAX_MS - now : 1, 0);
     } else {
         uv_timer_stop(&ch->due_timer);     /* a finishing task kicks */
     }
@@ -461,9 +477,11 @@ dq__close_all(dq_child_t *ch)
     uv_close((uv_handle_t *) &ch->hb_timer, NULL);
     uv_close((uv_handle_t *) &ch->grace_timer, NULL);
     uv_close((uv_handle_t *) &ch->blpop_retry, NULL);
+    uv_close((uv_handle_t *) &ch->redo_timer, NULL);
     uv_close((uv_handle_t *) &ch->flush, NULL);
     uv_close((uv_handle_t *) &ch->nudge, NULL);
     dq_live_close(ch);
+    dq_migrate_close(ch);
     dq_timeout_close(ch);
     dq_pool_close(ch->pool);        /* nothing runs: threads joined */
     ch->pool = NULL;
@@ -599,6 +617,8 @@ dq__setup(dq_child_t *ch)
     uv_timer_init(&ch->loop, &ch->hb_timer);
     uv_timer_init(&ch->loop, &ch->grace_timer);
     uv_timer_init(&ch->loop, &ch->blpop_retry);
+    uv_timer_init(&ch->loop, &ch->redo_timer);
+    ch->redo_timer.data = ch;
     uv_check_init(&ch->loop, &ch->flush);
     uv_idle_init(&ch->loop, &ch->nudge);
     ch->due_timer.data = ch->hb_timer.data = ch->grace_timer.data = ch;
@@ -635,7 +655,9 @@ dq__setup(dq_child_t *ch)
 
     hb = conf->lease_ms / 3 > 0 ? conf->lease_ms / 3 : 1;
     uv_timer_start(&ch->hb_timer, dq__hb_cb, (uint64_t) hb, (uint64_t) hb);
-    if (dq_timeout_start(ch) != 0 || dq_live_start(ch) != 0) {
+    if (dq_timeout_start(ch) != 0 || dq_live_start(ch) != 0
+        || dq_migrate_start(ch) != 0)
+    {
         return -1;
     }
     /* the tasklet runtime on this loop, before any task runs (so a plain
@@ -721,6 +743,7 @@ done:
     free(ch->qs);
     free(ch->redo);
     dq_live_free(ch);
+    dq_migrate_free(ch);
     dq_loader_free(ch->loader);
     dq_task_set_worker_redis(NULL, NULL, 0);
     dq_task_set_worker_conf(NULL);

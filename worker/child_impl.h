@@ -25,6 +25,8 @@
                                          a claim (min with the lease) */
 #define DQ_LOST_CLAIMS       8        /* per queue, between reconnects */
 #define DQ_DUE_JITTER_MAX_MS 100      /* late wake after an empty claim */
+#define DQ_GATE_MAX_MS       2        /* longest a draining queue waits
+                                         for half a claim of free slots */
 
 typedef struct dq_child_s dq_child_t;
 
@@ -69,12 +71,17 @@ struct dq_child_s {
     uv_timer_t              hb_timer;   /* lease heartbeat */
     uv_timer_t              grace_timer;
     uv_timer_t              blpop_retry;
+    uv_timer_t              redo_timer; /* results refused with an error
+                                           reply: sent again (dispatch.c) */
+    uint64_t                redo_backoff_ms;
     uv_check_t              flush;      /* the cycle: claims decided,
                                            acks and releases sent, once
                                            per loop iteration */
     uv_idle_t               nudge;      /* keeps poll from blocking while
                                            the cycle check is due */
     int                     kick_pending; /* a claim decision is asked */
+    uint64_t                gate_since; /* loop ms a draining queue's claim
+                                           was first held back (0: none) */
     uv_signal_t             sigs[4];
     struct dq_pool_s       *pool;       /* plain functions (pool.c) */
 
@@ -93,6 +100,7 @@ struct dq_child_s {
     int                     exit_status;
     dq_timeouts_t          *timeouts;   /* timeout.c, or NULL */
     struct dq_live_s       *live;       /* live.c: heartbeat in Redis */
+    struct dq_migrate_s    *migrate;    /* migrate.c: contract v1 -> v2 */
 };
 
 /* dispatch.c */

@@ -31,6 +31,7 @@
 
 #include "child_impl.h"
 #include "master.h"
+#include "config.h"
 #include "pool.h"
 #include "tasklet_task.h"
 
@@ -95,31 +96,75 @@ dq__keep(dq_child_t *ch, dq__report_t *b)
 static void dq__report_done(dq__report_t *b, const int *st,
                             const char *why);
 
+#define DQ__REDO_MIN_MS  1000
+#define DQ__REDO_MAX_MS  30000
+
+static void
+dq__redo_cb(uv_timer_t *tm)
+{
+    dq_dispatch_resend(tm->data);
+}
+
+/* Results kept after an error reply (Redis answered, but not with the
+ * script's statuses): sent again after a back-off, 1 s doubling to 30 s
+ * while the errors go on (a reconnect sends them sooner). */
+static uint64_t
+dq__redo_later(dq_child_t *ch)
+{
+    ch->redo_backoff_ms = ch->redo_backoff_ms == 0 ? DQ__REDO_MIN_MS
+                          : ch->redo_backoff_ms * 2 > DQ__REDO_MAX_MS
+                            ? DQ__REDO_MAX_MS : ch->redo_backoff_ms * 2;
+    if (!uv_is_active((uv_handle_t *) &ch->redo_timer)) {
+        uv_timer_start(&ch->redo_timer, dq__redo_cb, ch->redo_backoff_ms,
+                       0);
+    }
+    return ch->redo_backoff_ms;
+}
+
+/* A report's call not settled by a reply (lost: not delivered or not
+ * answered; else refused: an error reply, or one that is not the per-task
+ * statuses): keep its tasks and send it again, once Redis is back or
+ * after a back-off; the claim id makes a repeat harmless. 0: could not
+ * keep them (out of memory). */
+static int
+dq__keep_report(dq__report_t *b, const char *lost, const char *refused)
+{
+    if (b->op == DQ_OP_EXTEND || !dq__keep(b->ch, b)) {
+        return 0;
+    }
+    if (lost != NULL) {
+        dq_log_warn("%s of %zu tasks not delivered: %s; sent again when "
+                    "Redis is back", dq__op_names[b->op], b->n, lost);
+    } else {
+        dq_log_warn("%s of %zu tasks refused: %s; sent again in %llu ms",
+                    dq__op_names[b->op], b->n, refused,
+                    (unsigned long long) dq__redo_later(b->ch));
+    }
+    free(b);
+    return 1;
+}
+
 static void
 dq__report_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
 {
     dq__report_t *b = data;
-    dq_child_t  *ch = b->ch;
     int          st[DQ_MAX_LEASE_ITEMS];
     dq_error_t   err;
 
     (void) r;
     memset(&err, 0, sizeof(err));
-    if (rep == NULL && b->op != DQ_OP_EXTEND
-        && strcmp(errstr, DQ__NOT_BUILT) != 0 && dq__keep(ch, b))
-    {
-        /* not delivered (or not answered): say it again once Redis is
-         * back; the fencing token makes a repeat harmless */
-        dq_log_warn("%s of %zu tasks not delivered: %s; sent again when "
-                    "Redis is back", dq__op_names[b->op], b->n, errstr);
-        free(b);
+    if (rep != NULL && dq_reply_statuses(rep, b->n, st, &err) == DQ_OK) {
+        b->ch->redo_backoff_ms = 0;
+        dq__report_done(b, st, NULL);
         return;
     }
-    if (rep == NULL || dq_reply_statuses(rep, b->n, st, &err) != DQ_OK) {
+    if (rep == NULL && strcmp(errstr, DQ__NOT_BUILT) == 0) {
+        dq__report_done(b, NULL, errstr);       /* a repeat cannot help */
+        return;
+    }
+    if (!dq__keep_report(b, rep == NULL ? errstr : NULL, err.msg)) {
         dq__report_done(b, NULL, rep == NULL ? errstr : err.msg);
-    } else {
-        dq__report_done(b, st, NULL);
     }
 }
 
@@ -166,18 +211,14 @@ dq__report_done(dq__report_t *b, const int *st, const char *why)
 }
 
 /* A report's call got no usable answer: lost (lost != NULL: not
- * delivered, or no reply: kept and sent again once Redis is back, the
- * claim id makes a repeat harmless) or refused with an error (why). */
+ * delivered, or no reply) or refused with an error (why): kept and sent
+ * again (dq__keep_report); dropped only when out of memory. */
 static void
 dq__report_unanswered(dq__report_t *b, const char *lost, const char *why)
 {
-    if (lost != NULL && dq__keep(b->ch, b)) {
-        dq_log_warn("%s of %zu tasks not delivered: %s; sent again when "
-                    "Redis is back", dq__op_names[b->op], b->n, lost);
-        free(b);
-        return;
+    if (!dq__keep_report(b, lost, why)) {
+        dq__report_done(b, NULL, lost != NULL ? lost : why);
     }
-    dq__report_done(b, NULL, lost != NULL ? lost : why);
 }
 
 static dq__report_t *
@@ -319,15 +360,27 @@ dq__limit_reason(char *buf, size_t size, const dq_task_t *t, int64_t failed,
     }
 }
 
-/* Pool thread: run one plain task. */
-void
-dq_dispatch_run(dq_task_t *t)
+static void
+dq__run(dq_task_t *t)
 {
     __atomic_store_n(&t->run_start_ms, dq_timeout_clock_ms(),
                      __ATOMIC_RELEASE);
     t->ran = 1;
     dq_child_started(t);
     t->result = dq_task_execute(t);
+}
+
+/* Pool thread: run one plain task. Finished OK: marked so in the master's
+ * table right here, not when the loop drains the completion, so a child
+ * killed meanwhile (its loop stalled) has the master ack it rather than
+ * charge it and run it again. */
+void
+dq_dispatch_run(dq_task_t *t)
+{
+    dq__run(t);
+    if (t->result == DQ_TASK_OK) {
+        dq_held_done(t->held, t->name);
+    }
 }
 
 /* Append s (at most room - 1 bytes in all) to buf at *n. */
@@ -518,22 +571,58 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
 
 /* A DQ_FN_LOOP function's task, run right here on the loop thread (no
  * hand-off), timed: a call longer than DQ_FN_LOOP_MAX_US moves the
- * function to the pool for the rest of this child's life (logged once). */
+ * function to the pool for the rest of this child's life (logged once).
+ * No timer can stop a call on the loop thread, so its time limit
+ * (timeout / function_timeout) is judged when it returns: past it, the
+ * task fails as timed out whatever it returned (charged, retried or
+ * buried, the pool's error text; timeout.c). */
 static void
 dq__run_on_loop(dq_child_t *ch, dq_task_t *t)
 {
     uint64_t t0 = uv_hrtime(), us;
+    int64_t  limit;
 
-    dq_dispatch_run(t);
+    dq_loop_enter(t->func);         /* the master reads it if we die */
+    dq__run(t);
+    dq_loop_enter(NULL);
     us = (uv_hrtime() - t0) / 1000;
+    limit = dq_conf_timeout(ch->conf, t->q->qc, t->func);
+    if (limit > 0 && us / 1000 >= (uint64_t) limit) {
+        t->result = DQ_TASK_FAIL;
+        snprintf(t->error, sizeof(t->error), "timed out after %llu ms "
+                 "(timeout %lld ms); a DQ_FN_LOOP call cannot be stopped: "
+                 "judged when it returned", (unsigned long long) (us / 1000),
+                 (long long) limit);
+    }
     if (us > DQ_FN_LOOP_MAX_US && !t->fn->loop_demoted) {
         ((dq_fn_entry_t *) t->fn)->loop_demoted = 1;
+        (void) dq_loop_demote(t->func);     /* for every child */
         dq_log_warn("function \"%s\" (flagged DQ_FN_LOOP) ran %llu us on "
                     "the loop thread, more than %d us: it runs on the pool "
-                    "from now on (logged once)", t->func,
+                    "from now on, in every child (logged once)", t->func,
                     (unsigned long long) us, DQ_FN_LOOP_MAX_US);
     }
     dq_dispatch_done(ch, t, 0);
+}
+
+/* May this DQ_FN_LOOP function run on the loop thread? Not once it was
+ * demoted, here or by another child of this worker (master.h). */
+static int
+dq__loop_ok(dq_task_t *t)
+{
+    dq_fn_entry_t *fe = (dq_fn_entry_t *) t->fn;
+
+    if (fe->loop_demoted) {
+        return 0;
+    }
+    if (dq_loop_is_demoted(t->func)) {
+        fe->loop_demoted = 1;
+        dq_log_warn("function \"%s\" (flagged DQ_FN_LOOP) runs on the pool: "
+                    "it broke its promise in an earlier child (logged once)",
+                    t->func);
+        return 0;
+    }
+    return 1;
 }
 
 /* Loop thread: a plain task back from the pool (ran) or taken back from
@@ -634,7 +723,9 @@ dq__unrunnable(dq_child_t *ch, dq_task_t *t)
 
 /* A claimed task: bury it if it cannot run, start it if it is a tasklet;
  * 1 = a plain task for the pool (the caller hands a claim's plain tasks
- * over in one dq_pool_submit). */
+ * over in one dq_pool_submit), 2 = one for the loop thread (the caller
+ * runs it with dq__run_on_loop once the pool has the others: a loop call
+ * that blocks must not hold them back). */
 static int
 dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
 {
@@ -681,10 +772,9 @@ dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms)
     t->start_loop_ms = uv_now(&ch->loop);
     ch->used++;
     if (t->fn != NULL && t->handler == NULL
-        && (t->fn->fn->flags & DQ_FN_LOOP) && !t->fn->loop_demoted)
+        && (t->fn->fn->flags & DQ_FN_LOOP) && dq__loop_ok(t))
     {
-        dq__run_on_loop(ch, t);
-        return 0;
+        return 2;
     }
     return 1;
 }
@@ -732,7 +822,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     dq_error_t         err;
     dq_task_t        **started;
     uint64_t           now = uv_now(&ch->loop);
-    size_t             i, nstart = 0, npool;
+    size_t             i, nstart = 0, npool, nloop;
     int                woken = q->woken;
     int                ack_st[DQ_MAX_LEASE_ITEMS];
 
@@ -745,7 +835,8 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     memset(&res, 0, sizeof(res));
 
     slots = calloc(c->asked, sizeof(*slots));
-    started = calloc(c->asked, sizeof(*started));
+    /* the second half: the claim's DQ_FN_LOOP tasks */
+    started = calloc(2 * c->asked, sizeof(*started));
     if (started == NULL) {
         free(slots);
         slots = NULL;
@@ -766,7 +857,8 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         if (c->acks != NULL) {
             /* no answer (or none we can read): the acks are said again
              * once Redis is back, as a lost ack call's are; an error
-             * reply: the call did not run, the leases expire */
+             * reply: kept too and sent alone after a back-off (only the
+             * script's per-task statuses settle an ack) */
             dq__report_unanswered(c->acks, rep == NULL || slots == NULL
                                            ? (rep == NULL ? errstr
                                                           : "out of memory")
@@ -788,6 +880,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     }
 
     if (c->acks != NULL) {
+        ch->redo_backoff_ms = 0;
         dq__report_done(c->acks, ack_st, NULL);
         c->acks = NULL;
     }
@@ -834,12 +927,24 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     }
     dq_held_remove(c->held);
     npool = 0;
+    nloop = 0;
     for (i = 0; i < nstart; i++) {
-        if (dq__start(ch, started[i], res.now_ms)) {
+        switch (dq__start(ch, started[i], res.now_ms)) {
+        case 1:
             started[npool++] = started[i];      /* for the pool */
+            break;
+        case 2:
+            started[c->asked + nloop++] = started[i];   /* the loop's */
+            break;
+        default:
+            break;
         }
     }
     dq_pool_submit(ch->pool, started, npool);
+    /* the loop tasks once the pool has the claim's other tasks */
+    for (i = 0; i < nloop; i++) {
+        dq__run_on_loop(ch, started[c->asked + i]);
+    }
     free(started);
 
     if (res.n >= c->asked || woken) {

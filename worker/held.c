@@ -7,7 +7,8 @@
  * entries are found by a first-free scan from a moving hint (the table is
  * a few times the child's concurrency), filled, then published by their
  * state (release store). Only the loop thread adds and removes; a pool
- * thread marks "started".
+ * thread marks "started", and "done" as soon as the function returned OK
+ * (a stalled loop must not leave a finished task to be charged again).
  *
  * Master side: after the child is reaped nothing writes the table any
  * more. The master opens one blocking client connection (1 s per call,

@@ -106,6 +106,76 @@ dq_child_stats(void)
     return dq__my_stats;
 }
 
+/* The demoted DQ_FN_LOOP functions (master.h): hashes, filled in order
+ * with compare-and-swap, never emptied; shared when a master runs. */
+static uint64_t  dq__private_demoted[DQ_LOOP_DEMOTED_MAX];
+static uint64_t *dq__demoted = dq__private_demoted;
+
+static uint64_t
+dq__fn_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;      /* FNV-1a */
+
+    while (*s) {
+        h = (h ^ (unsigned char) *s++) * 1099511628211ULL;
+    }
+    return h ? h : 1;                           /* 0 marks a free slot */
+}
+
+int
+dq_loop_demote(const char *func)
+{
+    uint64_t h = dq__fn_hash(func), cur;
+    size_t   i;
+
+    for (i = 0; i < DQ_LOOP_DEMOTED_MAX; i++) {
+        cur = 0;
+        if (__atomic_compare_exchange_n(&dq__demoted[i], &cur, h, 0,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        {
+            return 1;
+        }
+        if (cur == h) {
+            return 0;
+        }
+    }
+    return 0;                   /* full: this child's own flag still holds */
+}
+
+int
+dq_loop_is_demoted(const char *func)
+{
+    uint64_t h = dq__fn_hash(func), cur;
+    size_t   i;
+
+    for (i = 0; i < DQ_LOOP_DEMOTED_MAX; i++) {
+        cur = __atomic_load_n(&dq__demoted[i], __ATOMIC_RELAXED);
+        if (cur == h) {
+            return 1;
+        }
+        if (cur == 0) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+void
+dq_loop_enter(const char *func)
+{
+    char   *d = dq__my_stats->on_loop;
+    size_t  n;
+
+    if (func == NULL) {
+        d[0] = '\0';
+        return;
+    }
+    n = strlen(func);
+    n = n < DQ_LOOP_FN_MAX - 1 ? n : DQ_LOOP_FN_MAX - 1;
+    memcpy(d, func, n);
+    d[n] = '\0';
+}
+
 static uint64_t
 dq__now(void)
 {
@@ -215,6 +285,7 @@ dq__spawn(dq_master_t *m, dq_slot_t *s)
     __atomic_store_n(&st->held, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&st->done, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&st->alive, 0, __ATOMIC_RELAXED);
+    st->on_loop[0] = '\0';
     if (s->held == NULL || s->nheld < dq_held_size(m->conf)) {
         dq_held_unmap(s->held, s->nheld);
         s->nheld = dq_held_size(m->conf);
@@ -360,6 +431,18 @@ dq__reap(dq_master_t *m)
         lived = now - s->started;
         dq__describe(status, how, sizeof(how));
         clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (!clean && st->on_loop[0] != '\0') {
+            /* it died inside a DQ_FN_LOOP call (a call that never
+             * returned stalls the loop until dq__check_stalls kills the
+             * child): no child runs that function on its loop again */
+            st->on_loop[DQ_LOOP_FN_MAX - 1] = '\0';
+            dq_log_error("child %d (pid %ld) died while function \"%s\" "
+                         "(flagged DQ_FN_LOOP) was running on its loop "
+                         "thread: it runs on the pool in every child from "
+                         "now on", s->number, (long) pid, st->on_loop);
+            (void) dq_loop_demote(st->on_loop);
+            st->on_loop[0] = '\0';
+        }
         /* what it held goes back now, not when the leases expire */
         if (deadline == 0) {
             deadline = dq__now() + DQ_HELD_BUDGET_MS;
@@ -613,8 +696,11 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
     m.slots = calloc(DQ_MAX_SLOTS, sizeof(dq_slot_t));
     dq__stats_base = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    dq__demoted = mmap(NULL, sizeof(dq__private_demoted),
+                       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                       -1, 0);
     if (m.conf == NULL || m.cref == NULL || m.slots == NULL
-        || dq__stats_base == MAP_FAILED)
+        || dq__stats_base == MAP_FAILED || dq__demoted == MAP_FAILED)
     {
         dq_log_error("master: out of memory");
         return 1;
@@ -764,6 +850,8 @@ dq_master_run(dq_worker_conf_t *conf, dq_conf_loader_fn reload, void *udata)
     free(m.slots);
     munmap(dq__stats_base, maplen);
     dq__stats_base = NULL;
+    munmap(dq__demoted, sizeof(dq__private_demoted));
+    dq__demoted = dq__private_demoted;
     sigprocmask(SIG_SETMASK, &m.oldmask, NULL);
     return 0;
 }

@@ -21,6 +21,8 @@
  * child handed its other work back and left). No respawn backoff. */
 #define DQ_CHILD_EXIT_REPLACE 75
 
+#define DQ_LOOP_FN_MAX 208      /* function names are <= 200 */
+
 /* Counters of one child, in memory shared with the master. Updated with
  * __atomic builtins (relaxed): they are reports, not synchronisation. */
 typedef struct {
@@ -31,11 +33,33 @@ typedef struct {
                        a child whose stamp is DQ_CHILD_STALL_MS old and
                        pings the systemd watchdog only while every
                        child's is fresh. */
+    char    on_loop[DQ_LOOP_FN_MAX];   /* the DQ_FN_LOOP function on the loop thread
+                               right now, "" if none (dq_loop_enter) */
 } dq_child_stats_t;
 
 /* This process's counters: its slot under a master, else a private one.
  * Never NULL. */
 dq_child_stats_t *dq_child_stats(void);
+
+/* ------------------------------------------- DQ_FN_LOOP functions demoted
+ *
+ * A DQ_FN_LOOP function that broke its promise (a call longer than
+ * DQ_FN_LOOP_MAX_US or than its timeout, or one that was running on the
+ * loop thread when its child was killed) runs on the pool in every child
+ * of this worker from then on: the set lives in memory shared by the
+ * master and its children (a private one without a master), so a new
+ * child does not run a hanging function on its loop again. Names are
+ * kept as 64-bit hashes (a collision only moves another function to the
+ * pool); the set holds DQ_LOOP_DEMOTED_MAX. */
+#define DQ_LOOP_DEMOTED_MAX 64
+
+/* Add func to the set (any process, any thread); 1 if it was new. */
+int dq_loop_demote(const char *func);
+/* 1 if func is in the set. */
+int dq_loop_is_demoted(const char *func);
+/* Child, loop thread: func is being called on the loop thread now (NULL:
+ * the call returned). The master reads it when the child dies unasked. */
+void dq_loop_enter(const char *func);
 
 #define DQ_CHILD_STALL_MS 20000
 
@@ -115,7 +139,7 @@ typedef struct {
 int  dq_held_add(const char *queue, const char *id, const char *claim,
                  int64_t first_run_ms, int history);
 void dq_held_started(int h, int64_t fail_delay_ms);   /* any thread */
-void dq_held_done(int h, const char *name);
+void dq_held_done(int h, const char *name);          /* any thread */
 void dq_held_bury(int h, const char *name, const char *error, int ran);
 void dq_held_remove(int h);
 

@@ -349,24 +349,17 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     dq__req_free(q);
 }
 
-/* RESP of a bulk string header "$<n>\r\n" at p; returns its length. */
+/* Bytes of one argument in RESP: "$<n>\r\n<n bytes>\r\n". */
 static size_t
-dq__resp_head(char *p, char type, size_t n)
+dq__bulk_size(size_t n)
 {
-    char   d[24];
-    size_t k = 0, i = 0;
+    size_t d = 1, v = n;
 
-    do {
-        d[k++] = (char) ('0' + n % 10);
-        n /= 10;
-    } while (n);
-    p[i++] = type;
-    while (k) {
-        p[i++] = d[--k];
+    while (v >= 10) {
+        v /= 10;
+        d++;
     }
-    p[i++] = '\r';
-    p[i++] = '\n';
-    return i;
+    return 1 + d + 2 + n + 2;
 }
 
 static void
@@ -378,18 +371,15 @@ dq__req_free(dq__req_t *q)
     free(q);
 }
 
-/* The request, formatted once: its RESP right after it (one block). */
+/* The request, formatted once (dq_resp_format): its RESP right after it
+ * (one block). */
 static dq__req_t *
 dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
             int64_t timeout_ms, dq_conn_reply_cb cb, void *data)
 {
-    size_t     total = 24, n, k;
+    size_t     total = dq_resp_size(argc, argv, len), rest = 0, k;
     dq__req_t *q;
-    char      *p;
 
-    for (int i = 0; i < argc; i++) {
-        total += 24 + len[i] + 2;
-    }
     q = malloc(sizeof(*q) + total);
     if (q == NULL) {
         return NULL;
@@ -410,54 +400,42 @@ dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
     if (q->evalsha) {
         memcpy(q->sha, argv[1], 40);
     }
-
-    q->resp = p = (char *) (q + 1);
-    n = dq__resp_head(p, '*', (size_t) argc);
-    for (int i = 0; i < argc; i++) {
-        if (i == 2) {
-            q->tail = n;
-        }
-        n += dq__resp_head(p + n, '$', len[i]);
-        if (len[i]) {
-            memcpy(p + n, argv[i], len[i]);
-        }
-        n += len[i];
-        p[n++] = '\r';
-        p[n++] = '\n';
+    q->resp = (char *) (q + 1);
+    q->len = dq_resp_format(q->resp, argc, argv, len);
+    for (int i = 2; i < argc; i++) {
+        rest += dq__bulk_size(len[i]);
     }
-    if (argc <= 2) {
-        q->tail = n;
-    }
-    q->len = n;
+    q->tail = q->len - rest;       /* where the third argument starts */
     return q;
 }
 
-/* NOSCRIPT: the same command as "EVAL <source> ..." (its own block). */
+/* NOSCRIPT: the same command as "EVAL <source> ..." (its own block): the
+ * original "*<argc>" line, EVAL and the source, then the original's
+ * arguments from the third on. */
 static int
 dq__req_as_eval(dq__req_t *q, const dq_script_t *s)
 {
-    size_t  rest = q->len - q->tail, n;
-    char   *p = malloc(24 + 10 + 24 + s->len + 2 + rest);
+    const char *argv[2] = { "EVAL", s->source };
+    size_t      len[2] = { 4, s->len };
+    size_t      head = q->tail - dq__bulk_size(q->evalsha ? 7 : 4)
+                       - dq__bulk_size(40);
+    size_t      rest = q->len - q->tail, two = dq_resp_size(2, argv, len);
+    char       *p;
 
+    /* head >= 4 ("*3\r\n"); "*2\r\n" is 4 bytes */
+    p = malloc(head - 4 + two + rest);
     if (p == NULL) {
         return -1;
     }
-    n = dq__resp_head(p, '*', (size_t) q->argc);
-    memcpy(p + n, "$4\r\nEVAL\r\n", 10);
-    n += 10;
-    n += dq__resp_head(p + n, '$', s->len);
-    memcpy(p + n, s->source, s->len);
-    n += s->len;
-    p[n++] = '\r';
-    p[n++] = '\n';
-    memcpy(p + n, q->resp + q->tail, rest);
-    n += rest;
+    (void) dq_resp_format(p + head - 4, 2, argv, len);
+    memcpy(p, q->resp, head);                 /* "*<argc>\r\n" over "*2" */
+    memcpy(p + head - 4 + two, q->resp + q->tail, rest);
     if (q->resp_owned) {
         free(q->resp);
     }
     q->resp = p;
     q->resp_owned = 1;
-    q->len = n;
+    q->len = head - 4 + two + rest;
     q->evalsha = 0;
     memcpy(q->name, "EVAL", 5);
     return 0;

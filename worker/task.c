@@ -274,8 +274,12 @@ dq__task_new(dq_task_block_t *b, const dq_claimed_t *c, dq_str_t queue,
     }
     t->len = c->envelope.len;
     memset(&err, 0, sizeof(err));
-    if (dq_envelope_decode(t->buf, t->len, c->id, queue, lim, &b->zone,
-                           &t->env, &err)
+    /* the id and queue the envelope keeps: the block's copies (the
+     * claim reply dies with its callback) */
+    if (dq_envelope_decode(t->buf, t->len,
+                           (dq_str_t) { t->id, c->id.len },
+                           (dq_str_t) { t->queue, queue.len }, lim,
+                           &b->zone, &t->env, &err)
         != DQ_OK)
     {
         snprintf(t->error, sizeof(t->error), "undecodable envelope: %s%s%s",

@@ -14,6 +14,8 @@
  *   ops.version(path)      "V <id> <pid> v<N>"
  *   ops.loop(path, us)     "L <id> <1 on the loop thread|0>", then busy
  *                          for us microseconds (DQ_FN_LOOP)
+ *   ops.hang(path, ms)     "H <id> <1 on the loop thread|0>", then sleeps
+ *                          ms (DQ_FN_LOOP breaking its promise: blocks)
  * <ms> is CLOCK_REALTIME in ms.
  */
 #include <signal.h>
@@ -176,7 +178,33 @@ fn_loop(dq_task_t *t, void *u)
     return DQ_TASK_OK;
 }
 
+/* ops.hang(path, ms): "H <id> <on the loop thread: 1|0>", then sleeps ms
+ * (at most 60 s): a DQ_FN_LOOP function that blocks its thread. */
+static dq_task_result_t
+fn_hang(dq_task_t *t, void *u)
+{
+    int64_t         ms;
+    struct timespec ts;
+
+    (void) u;
+    if (dq_task_arg_int(t, 1, &ms) != DQ_OK || ms < 0 || ms > 60000) {
+        return DQ_TASK_PERMANENT;
+    }
+    if (put_line(t, "H %s %d\n", dq_task_id(t),
+                 (long) syscall(SYS_gettid) == (long) getpid() ? 1 : 0) != 0)
+    {
+        return DQ_TASK_FAIL;
+    }
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000;
+    while (nanosleep(&ts, &ts) != 0) {
+        /* interrupted: sleep the rest */
+    }
+    return DQ_TASK_OK;
+}
+
 static const dq_function_t functions[] = {
+    { "ops.hang", fn_hang, DQ_FN_LOOP, NULL },
     { "ops.loop", fn_loop, DQ_FN_LOOP, NULL },
     { "ops.run", fn_run, 0, NULL },
     { "ops.segv", fn_segv, 0, NULL },

@@ -59,7 +59,11 @@ typedef dq_task_result_t (*dq_task_fn)(dq_task_t *task, void *udata);
  * arrives, with no hand-off to a pool thread: for short functions that
  * never block (no I/O, no sleep, no lock held for long). The worker times
  * every such call; a call longer than DQ_FN_LOOP_MAX_US moves the function
- * to the pool for the rest of that worker process's life (logged once).
+ * to the pool for the rest of that worker's life, in all its children
+ * (logged once per child). Such a call is not preemptible: the queue's
+ * `timeout` (or `function_timeout`) is judged when it returns, and a call
+ * past it fails the task as "timed out" whatever it returned (charged,
+ * retried or buried); while it runs its child does nothing else.
  * A worker that does not know the flag runs the function on its pool
  * (the ABI is unchanged). Not together with DQ_FN_TASKLET; a task whose
  * URL has a handler runs on the pool. */

@@ -13,8 +13,9 @@
 --       values as ack.lua: id, claim id, first_run_ms, history, name
 -- Reply: { now_ms, next_ms, claim id, { ack status (1 acked, 0 fenced)
 --          per ack }, then per task 7 values: id, envelope (without its
---          state prefix; nil if missing), eta_ms, retries, first_run_ms,
---          runs, failed_ms }
+--          state prefix; nil if missing), eta_ms (the score as Redis
+--          wrote it, a string: no number conversion in Lua), retries,
+--          first_run_ms, runs, failed_ms }
 --   next_ms: ms until the earliest ETA or lease deadline still pending
 --   (0 if due work remains), -1 if the queue holds nothing.
 --   When a limit held due work back: next_ms is the time until the token
@@ -103,19 +104,28 @@ end
 -- meanwhile), whichever script call saw the gap first.
 -- The earliest lease (one ZRANGE) decides whether anything expired and,
 -- at the end, when to look again.
+-- Both gap records count (a second jump soon after a first, review R1):
+-- only leases expired before the earliest guarded gap, until the last
+-- guard ends.
 local upto = now
 local guard_until = nil
-local gf, gt = dq_num(h[2]), dq_num(h[3])
-if gf and gt and gt - gf > lease_ms / 2 and now < gt + lease_ms then
-    upto = gf
-    guard_until = gt + lease_ms
+local seen = nil           -- the latest guarded gap's end (jump_seen)
+for _, i in ipairs({ 2, 5 }) do
+    local gf, gt = dq_num(h[i]), dq_num(h[i + 1])
+    if gf and gt and gt - gf > lease_ms / 2 and now < gt + lease_ms then
+        if gf < upto then upto = gf end
+        if not guard_until or gt + lease_ms > guard_until then
+            guard_until = gt + lease_ms
+            seen = h[i + 1]
+        end
+    end
 end
 local l1 = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 local l1s = l1[2] and tonumber(l1[2])
-if guard_until and h[4] ~= h[3] and l1s and l1s <= now then
+if guard_until and h[4] ~= seen and l1s and l1s <= now then
     -- counted once per jump, when it first held something back
     if redis.call('ZCOUNT', KEYS[3], '(' .. upto, now) > 0 then
-        redis.call('HSET', KEYS[4], 'jump_seen', h[3])
+        redis.call('HSET', KEYS[4], 'jump_seen', seen)
         redis.call('HINCRBY', KEYS[4], 'clock_jumps', 1)
     end
 end
@@ -185,6 +195,9 @@ if rate > 0 then
     local b = redis.call('HMGET', KEYS[8], 'tokens', 'ts')
     tokens = tonumber(b[1]) or bucket
     bucket_ts = tonumber(b[2]) or now
+    -- a refill time ahead of now (written before the clock stepped back):
+    -- now, or the bucket would not refill until real time got there
+    if bucket_ts > now then bucket_ts = now end
     if now > bucket_ts then
         tokens = tokens + (now - bucket_ts) * rate / 1000
         bucket_ts = now
@@ -217,6 +230,7 @@ if want > 0 then
         for i = 1, taken do ids[i] = due[2 * i - 1] end
         local vals = redis.call('HMGET', KEYS[1], unpack(ids))
         local deadline = now + lease_ms
+        local dl = tostring(deadline)   -- formatted once, not per task
         local tail = '|' .. cid .. '|'
         local fresh = tail .. now       -- a task without history
         local leases = {}
@@ -224,7 +238,7 @@ if want > 0 then
             local id = ids[i]
             local v = vals[i]
             local e, r, f, x, c, nm = 0, 0, now, 0, nil, nil
-            leases[2 * i - 1] = deadline
+            leases[2 * i - 1] = dl
             if v and string.byte(v, 1) == 83 then
                 e, r, f, x, c, nm, v = dq_split(v)
                 if f == 0 then f = now end
@@ -235,7 +249,7 @@ if want > 0 then
             local k = #reply
             reply[k + 1] = id
             reply[k + 2] = v
-            reply[k + 3] = tonumber(due[2 * i])
+            reply[k + 3] = due[2 * i]     -- the score's text: C reads it
             reply[k + 4] = r
             reply[k + 5] = f
             reply[k + 6] = e

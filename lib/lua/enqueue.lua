@@ -1,5 +1,8 @@
 -- enqueue: store and schedule 1..n tasks of one queue, atomically.
--- KEYS: 1 tasks, 2 eta, 3 names, 4 stats, 5 wake
+-- KEYS: 1 tasks, 2 eta, 3 names, 4 stats, 5 wake, 6 contract v1's names
+--       (dq:{q}:names: while a queue still has v1 data, a name or keyed id
+--       taken there is taken here too; read only when the call has a named
+--       or keyed task, and then one EXISTS unless the key exists)
 -- ARGV: 1 tombstone_ms, 2 n, then per task 6 values:
 --       id, envelope, name ('' = none), eta_ms (-1 = none),
 --       countdown_ms (-1 = none), keyed (0: not; else the id came from the
@@ -43,12 +46,27 @@ local now = dq_now(KEYS[4])
 if #plain < n then
     local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now,
                            'LIMIT', 0, 2 * n + 100)
-    if #old > 0 then redis.call('ZREM', KEYS[3], unpack(old)) end
+    -- in slices: unpack() of more than ~8,000 values fails (Lua's C stack)
+    for k = 1, #old, DQ_CHUNK do
+        redis.call('ZREM', KEYS[3], unpack(old, k, math.min(k + DQ_CHUNK - 1,
+                                                          #old)))
+    end
 end
 
 -- 'inf' (live) or a tombstone still in its window: taken
 local function taken(s)
     return s and (s == 'inf' or tonumber(s) >= now)
+end
+
+-- contract v1's names while v1 data is left (review R1, finding 3): the
+-- migration moves a live name only with its task, so a v1 task waiting or
+-- running holds its name there; nil when v1 has no names key
+local v1names = nil
+if #plain < n and redis.call('EXISTS', KEYS[6]) == 1 then
+    v1names = KEYS[6]
+end
+local function taken_v1(member)
+    return v1names and taken(redis.call('ZSCORE', v1names, member))
 end
 
 -- the plain tasks' ids already stored: one HMGET per DQ_CHUNK ids (their
@@ -100,12 +118,19 @@ for i = 0, n - 1 do
        and redis.call('HEXISTS', KEYS[1], id) == 0 then
         status = 1      -- ran already, within the window: not again
         keyed = false
+    elseif keyed and taken_v1('#' .. id)
+       and redis.call('HEXISTS', KEYS[1], id) == 0 then
+        status = 1      -- stored (or ran) in contract v1: not again
+        keyed = false
     elseif name == '' then
         if redis.call('HSETNX', KEYS[1], id, env) == 0 then status = 1 end
     elseif redis.call('HEXISTS', KEYS[1], id) == 1 then
         status = 1
     else
         local s = redis.call('ZSCORE', KEYS[3], name)
+        if not taken(s) and v1names then
+            s = redis.call('ZSCORE', v1names, name)
+        end
         if taken(s) then
             if s == 'inf' then status = 2 else status = 3 end
         else

@@ -25,43 +25,71 @@ end
 -- Redis TIME in ms, never behind the last now of this queue (kept in the
 -- stats hash `stats`: a failover to a replica whose clock lags) unless that
 -- one was over 60 s ahead (a clock error since corrected: step back rather
--- than stall every countdown and lease; the gap record below is cleared
--- then, it belongs to the wrong time line). The clock is written only when
--- it changes; a field that is not a number (hand edit, corruption) counts
--- as absent and is overwritten. A forward move of more than a second (a
--- quiet queue, or the host's clock stepped forward) is remembered as
--- "gap_from"/"gap_to", whichever script saw it first: claim uses it to
--- tell a clock jump from expired leases. A recorded gap is kept until
--- twice its length has passed after it (claim guards a jump for at most
--- one lease period, and takes a gap for a jump only when it is longer than
--- half a lease period), unless a larger gap replaces it: a later small gap
--- cannot hide a jump whose window is still open.
--- Returns now and the gap record as claim needs it: { clock, gap_from,
--- gap_to, jump_seen } as stored after this call (one HMGET reads them all).
+-- than stall every countdown and lease; the gap records below are cleared
+-- then, they belong to the wrong time line). The clock is written only
+-- when it changes; a field that is not a number (hand edit, corruption)
+-- counts as absent and is overwritten. A forward move of more than a
+-- second (a quiet queue, or the host's clock stepped forward) is
+-- remembered, whichever script saw it first: claim uses it to tell a clock
+-- jump from expired leases. Two gaps are kept, "gap_from"/"gap_to" and
+-- "gap2_from"/"gap2_to", each until twice its length has passed after it
+-- (claim guards a jump for at most one lease period, and takes a gap for a
+-- jump only when it is longer than half a lease period): a new gap takes a
+-- slot whose window has passed, else the smaller of the two when it is
+-- larger than that one, else it is not recorded (smaller than both open
+-- ones): a later small gap cannot hide a jump whose window is still open,
+-- and a second jump soon after a larger first one is guarded too (review
+-- R1, finding 5).
+-- Returns now and the gap records as claim needs them: { clock, gap_from,
+-- gap_to, jump_seen, gap2_from, gap2_to } as stored after this call (one
+-- HMGET reads them all).
 local function dq_now(stats)
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local g = redis.call('HMGET', stats, 'clock', 'gap_from', 'gap_to',
-                         'jump_seen')
+                         'jump_seen', 'gap2_from', 'gap2_to')
     local clock = dq_num(g[1]) or 0
     if clock >= now and clock - now <= 60000 then return clock, g end
     -- written only when it moves (forward, or back after a clock error):
     -- several calls in one ms share the stored value
     if clock > now then
         redis.call('HSET', stats, 'clock', now)
-        redis.call('HDEL', stats, 'gap_from', 'gap_to')
-        g[2] = false
-        g[3] = false
+        redis.call('HDEL', stats, 'gap_from', 'gap_to', 'gap2_from',
+                   'gap2_to')
+        g[2], g[3], g[5], g[6] = false, false, false, false
     elseif clock > 0 and now - clock > 1000 then
-        local gf, gt = dq_num(g[2]), dq_num(g[3])
-        if gf and gt and now - clock < gt - gf
-           and now < gt + 2 * (gt - gf) then
-            redis.call('HSET', stats, 'clock', now)   -- the open one stays
-        else
+        -- the length of slot i's gap (2: gap_from/gap_to, 5: gap2_*), nil
+        -- when it is absent or its window has passed
+        local function open(i)
+            local gf, gt = dq_num(g[i]), dq_num(g[i + 1])
+            if gf and gt and gt > gf and now < gt + 2 * (gt - gf) then
+                return gt - gf
+            end
+            return nil
+        end
+        local a, b = open(2), open(5)
+        local slot = nil
+        if not a then
+            slot = 2
+        elseif not b then
+            slot = 5
+        elseif a <= b then
+            if now - clock > a then slot = 2 end
+        elseif now - clock > b then
+            slot = 5
+        end
+        if slot == 2 then
             redis.call('HSET', stats, 'clock', now, 'gap_from', clock,
                        'gap_to', now)
-            g[2] = tostring(clock)
-            g[3] = tostring(now)
+        elseif slot == 5 then
+            redis.call('HSET', stats, 'clock', now, 'gap2_from', clock,
+                       'gap2_to', now)
+        else
+            redis.call('HSET', stats, 'clock', now)  -- the open ones stay
+        end
+        if slot then
+            g[slot] = tostring(clock)
+            g[slot + 1] = tostring(now)
         end
     else
         redis.call('HSET', stats, 'clock', now)

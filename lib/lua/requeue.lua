@@ -1,7 +1,9 @@
 -- requeue: run dead tasks again: dead -> due now, retry state reset (runs,
--- retries, first run: the state prefix goes), the name (kept in the
--- prefix by bury) live again.
--- The last error stays readable until the task succeeds.
+-- retries, first run), the name (kept in the prefix by bury) live again.
+-- The last error stays readable until the task succeeds: the prefix keeps
+-- failed_ms (the last failed attempt's time, or now if none was kept), so
+-- the next claim reports the task with history and its ack deletes the
+-- error with it (review R1, finding 1).
 -- A task whose name another live task holds now (enqueued after the
 -- tombstone window) stays dead: two live tasks never share a name.
 -- KEYS: 1 tasks, 2 eta, 3 dead, 4 names, 5 stats, 6 wake, 7 errors
@@ -32,13 +34,14 @@ local function requeue(id)
         redis.call('HDEL', KEYS[7], id)
         return 0
     end
-    local _, _, _, _, _, name, env = dq_split(v)
+    local _, _, _, x, _, name, env = dq_split(v)
     if name ~= '' then
         if redis.call('ZSCORE', KEYS[4], name) == 'inf' then return 2 end
         redis.call('ZADD', KEYS[4], 'inf', name)
     end
     redis.call('ZREM', KEYS[3], id)
-    if env ~= v then redis.call('HSET', KEYS[1], id, env) end
+    if x == 0 then x = now end
+    redis.call('HSET', KEYS[1], id, dq_join(0, 0, 0, x, '', '', env))
     redis.call('ZADD', KEYS[2], now, id)
     return 1
 end

@@ -262,6 +262,15 @@ main(void)
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS,
            "integer claim id refused");
     r->element[2]->type = REDIS_REPLY_STRING;
+    freeReplyObject(r->element[6]);
+    r->element[6] = mk_str("1764480000123", REDIS_REPLY_STRING);
+    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_OK, "eta as the score's text");
+    is_int(tasks[0].eta_ms, 1764480000123LL, "eta read from it");
+    freeReplyObject(r->element[6]);
+    r->element[6] = mk_str("12x", REDIS_REPLY_STRING);
+    is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "a non-number eta refused");
+    freeReplyObject(r->element[6]);
+    r->element[6] = mk_int(5);
     is_int(dq_reply_cycle(r, 1, st, &cr, 1, &err), DQ_EREDIS,
            "cycle: 0 ack statuses for 1 ack refused");
     freeReplyObject(r->element[3]);

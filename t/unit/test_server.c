@@ -95,6 +95,7 @@ main(void)
         "OOM command not allowed when used memory > 'maxmemory'.",
         "MASTERDOWN Link with MASTER is down and replica-serve-stale-data "
         "is set to 'no'.",
+        "NOREPLICAS Not enough good replicas to write.",
         "TRYAGAIN Multiple keys request during rehashing of slot",
         "CLUSTERDOWN The cluster is down",
         "BUSY",
