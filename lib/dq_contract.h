@@ -581,6 +581,13 @@ typedef struct {
                          (if existed: its ETA while waiting, else 0) */
 } dq_enqueue_result_t;
 
+/* lib/dq_reply_mem.c: hiredis reply objects carved from one block per
+ * reply (hiredis' own functions make two allocations per element); for
+ * a reader: ac->c.reader->fn = (redisReplyObjectFunctions *)
+ * &dq_reply_functions. Replies stay plain redisReply; only a root is
+ * freed (by hiredis after the callback), its children with it. */
+extern const redisReplyObjectFunctions dq_reply_functions;
+
 int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
                      dq_error_t *err);
 

@@ -302,6 +302,10 @@ ngx_http_deferred_redis_open(ngx_http_deferred_redis_t *rs,
         return NULL;
     }
 
+    /* a reply's objects in one block (lib/dq_reply_mem.c), not two
+     * allocations per element */
+    ac->c.reader->fn = (redisReplyObjectFunctions *) &dq_reply_functions;
+
     if (host != NULL) {
         /* a peer that vanished (host down, NAT dropped the flow) is
          * noticed even on an idle connection */
