@@ -309,6 +309,39 @@ dq__script_head(dq_cmd_t *c, dq_script_id_t id, dq_str_t queue,
     return DQ_OK;
 }
 
+/* After dq__script_head (its keys the last arguments): n more KEYS, the
+ * kinds under contract v1's prefix (dq_key_format_v1, for the scripts
+ * that read what v1 left), numkeys rewritten. */
+static int
+dq__keys_v1(dq_cmd_t *c, dq_str_t queue, const dq_key_kind_t *keys,
+            size_t n)
+{
+    char   key[DQ_KEY_MAX];
+    size_t i, len, nkeys = 0;
+
+    for (i = 0; i < c->argvlen[2]; i++) {       /* numkeys so far */
+        nkeys = nkeys * 10 + (size_t) (c->argv[2][i] - '0');
+    }
+    nkeys += n;
+    for (i = 0; i < n; i++) {
+        len = dq_key_format_v1(key, sizeof(key), queue, keys[i]);
+        if (len == 0) {
+            return DQ_EINVAL;
+        }
+        if (dq__arg_copy(c, key, len)) {
+            return DQ_ENOMEM;
+        }
+    }
+    len = (size_t) snprintf(key, sizeof(key), "%zu", nkeys);
+    if (dq__arg_copy(c, key, len)) {
+        return DQ_ENOMEM;
+    }
+    c->argv[2] = c->argv[c->argc - 1];      /* numkeys */
+    c->argvlen[2] = len;
+    c->argc--;
+    return DQ_OK;
+}
+
 static size_t
 dq__digits(size_t v)
 {
@@ -595,6 +628,10 @@ static const dq_key_kind_t dq__keys_status[] = {
     DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_CONF, DQ_KEY_STATS,
     DQ_KEY_ERRORS, DQ_KEY_TASKS
 };
+/* then contract v1's (dq_key_format_v1): the tasks left there */
+static const dq_key_kind_t dq__keys_status_v1[] = {
+    DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_V1_LEASE, DQ_KEY_DEAD
+};
 
 int
 dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit)
@@ -606,6 +643,10 @@ dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit)
     }
     rc = dq__script_head(c, DQ_SCRIPT_STATUS, queue,
                          DQ__KEYS(dq__keys_status));
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    rc = dq__keys_v1(c, queue, DQ__KEYS(dq__keys_status_v1));
     if (rc != DQ_OK) {
         return rc;
     }
@@ -1138,8 +1179,7 @@ static const dq_key_kind_t dq__keys_migrate_v1[] = {
 int
 dq_cmd_migrate(dq_cmd_t *c, dq_str_t queue, const char *cursor, int64_t max)
 {
-    char   key[DQ_KEY_MAX];
-    size_t i, len, n1 = sizeof(dq__keys_migrate) / sizeof(dq__keys_migrate[0]);
+    size_t n1 = sizeof(dq__keys_migrate) / sizeof(dq__keys_migrate[0]);
     size_t n2 = sizeof(dq__keys_migrate_v1) / sizeof(dq__keys_migrate_v1[0]);
     int    rc;
 
@@ -1154,27 +1194,12 @@ dq_cmd_migrate(dq_cmd_t *c, dq_str_t queue, const char *cursor, int64_t max)
         return DQ_EINVAL;
     }
     rc = dq__script_head(c, DQ_SCRIPT_MIGRATE, queue, dq__keys_migrate, n1);
+    if (rc == DQ_OK) {
+        rc = dq__keys_v1(c, queue, dq__keys_migrate_v1, n2);
+    }
     if (rc != DQ_OK) {
         return rc;
     }
-    c->argv[2] = NULL;          /* numkeys, rewritten below */
-    for (i = 0; i < n2; i++) {
-        len = dq_key_format_v1(key, sizeof(key), queue,
-                               dq__keys_migrate_v1[i]);
-        if (len == 0) {
-            return DQ_EINVAL;
-        }
-        if (dq__arg_copy(c, key, len)) {
-            return DQ_ENOMEM;
-        }
-    }
-    len = (size_t) snprintf(key, sizeof(key), "%zu", n1 + n2);
-    if (dq__arg_copy(c, key, len)) {
-        return DQ_ENOMEM;
-    }
-    c->argv[2] = c->argv[c->argc - 1];      /* numkeys */
-    c->argvlen[2] = len;
-    c->argc--;
     if (dq__arg_copy(c, cursor, strlen(cursor)) || dq__arg_int(c, max)) {
         return DQ_ENOMEM;
     }

@@ -71,6 +71,8 @@ typedef struct {
     int64_t                        counters[7];
     int64_t                        late[DQ_LATENESS_NBOUNDS + 1];
     int64_t                        late_sum, late_count;
+    int64_t                        v1_left;     /* tasks in contract v1's
+                                                   keys (not migrated) */
     ngx_array_t                    dead_tasks;
 } ngx_http_deferred_qstat_t;
 
@@ -815,6 +817,11 @@ ngx_http_deferred_op_queue(ngx_http_deferred_op_t *op,
             }
         }
 
+        if (ngx_strcmp(f, "v1_left") == 0) {    /* added by status.lua */
+            q->v1_left = v;
+            continue;
+        }
+
         if (ngx_strncmp(f, "late_", 5) != 0) {
             continue;
         }
@@ -1506,6 +1513,8 @@ ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
             ngx_http_deferred_out(&o, ",\"oldest_due_age_ms\":null");
         }
 
+        ngx_http_deferred_out(&o, ",\"v1_left\":%L", q[i].v1_left);
+
         ngx_http_deferred_out(&o, ",\"counters\":{");
         for (k = 0; k < 7; k++) {
             ngx_http_deferred_out(&o, "%s\"%s\":%L", k ? "," : "",
@@ -1628,6 +1637,19 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
             ngx_http_deferred_out_label(&o, &q[i].name);
             ngx_http_deferred_out(&o, "\",state=\"%s\"} %L\n", states[s],
                                   val);
+        }
+    }
+
+    ngx_http_deferred_out(&o, "# HELP deferred_v1_tasks Tasks still in "
+                          "contract v1's keys (dq:{q}:*): the workers and "
+                          "deferred-cli migrate move them.\n"
+                          "# TYPE deferred_v1_tasks gauge\n");
+
+    for (i = 0; i < op->queues.nelts; i++) {
+        if (q[i].ok) {
+            ngx_http_deferred_out(&o, "deferred_v1_tasks{queue=\"");
+            ngx_http_deferred_out_label(&o, &q[i].name);
+            ngx_http_deferred_out(&o, "\"} %L\n", q[i].v1_left);
         }
     }
 

@@ -1,9 +1,12 @@
 -- status: one queue's live state for the module's status, metrics and
 -- dashboard (read only: nothing is written, not even the clock).
--- KEYS: 1 eta, 2 lease, 3 dead, 4 conf, 5 stats, 6 errors, 7 tasks
+-- KEYS: 1 eta, 2 lease, 3 dead, 4 conf, 5 stats, 6 errors, 7 tasks, then
+--       contract v1's 8 eta, 9 leases, 10 lease (bare ids), 11 dead
 -- ARGV: 1 dead_limit (newest dead tasks listed, 0..100)
 -- Reply: { now_ms, waiting (the cold tier included), due, running, dead,
---          oldest_due_age_ms (-1: none due), conf (flat HGETALL), stats (flat HGETALL),
+--          oldest_due_age_ms (-1: none due), conf (flat HGETALL), stats (flat HGETALL,
+--          and "v1_left" = tasks still in contract v1's keys, when any:
+--          waiting, leased or dead there; the migration moves them),
 --          dead tasks: flat { id, died_ms, function, error } }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -35,7 +38,16 @@ if limit > 0 then
     end
 end
 
+local stats = redis.call('HGETALL', KEYS[5])
+local v1 = 0
+for i = 8, 11 do
+    if KEYS[i] then v1 = v1 + redis.call('ZCARD', KEYS[i]) end
+end
+if v1 > 0 then
+    stats[#stats + 1] = 'v1_left'
+    stats[#stats + 1] = tostring(v1)
+end
+
 return { now, waiting, due, redis.call('ZCARD', KEYS[2]),
          redis.call('ZCARD', KEYS[3]), oldest,
-         redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5]),
-         dead }
+         redis.call('HGETALL', KEYS[4]), stats, dead }
