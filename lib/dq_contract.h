@@ -500,6 +500,11 @@ int64_t dq_reply_int(const redisReply *r);
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
  * OOM, MASTERDOWN, NOREPLICAS, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
 int dq_reply_is_unavailable(const redisReply *r);
+/* Of those, the ones that say this server is not (or no longer) the
+ * primary to write to: READONLY, LOADING, MASTERDOWN. A client that found
+ * the primary through Sentinel asks the sentinels again on them; on the
+ * others (OOM, BUSY, NOREPLICAS...) the same server is still the one. */
+int dq_reply_is_elsewhere(const redisReply *r);
 
 /* The ROLE reply of a server names it a master (ROLE's first element is
  * "master"): what a sentinel's answer is checked with before use. */

@@ -1088,7 +1088,7 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
     handler(data, reply);
 
     if (reply && rs->nsentinels && rs->ac == ac
-        && dq_reply_is_unavailable(reply))
+        && dq_reply_is_elsewhere(reply))
     {
         /* a demoted primary (READONLY) or one going away: ask the
          * sentinels again; the commands behind this one fail now */
