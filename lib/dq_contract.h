@@ -500,6 +500,11 @@ int64_t dq_reply_int(const redisReply *r);
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
  * OOM, MASTERDOWN, NOREPLICAS, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
 int dq_reply_is_unavailable(const redisReply *r);
+/* Of those, the ones that say this server is not (or no longer) the
+ * primary to write to: READONLY, LOADING, MASTERDOWN. A client that found
+ * the primary through Sentinel asks the sentinels again on them; on the
+ * others (OOM, BUSY, NOREPLICAS...) the same server is still the one. */
+int dq_reply_is_elsewhere(const redisReply *r);
 
 /* The ROLE reply of a server names it a master (ROLE's first element is
  * "master"): what a sentinel's answer is checked with before use. */
@@ -580,6 +585,13 @@ typedef struct {
     int64_t eta_ms;   /* the scheduled ETA (UTC ms) when status is DQ_OK
                          (if existed: its ETA while waiting, else 0) */
 } dq_enqueue_result_t;
+
+/* lib/dq_reply_mem.c: hiredis reply objects carved from one block per
+ * reply (hiredis' own functions make two allocations per element); for
+ * a reader: ac->c.reader->fn = (redisReplyObjectFunctions *)
+ * &dq_reply_functions. Replies stay plain redisReply; only a root is
+ * freed (by hiredis after the callback), its children with it. */
+extern const redisReplyObjectFunctions dq_reply_functions;
 
 int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
                      dq_error_t *err);

@@ -76,6 +76,8 @@ typedef struct {
 
 /* ------------------------------------------------------------- errors */
 
+static size_t dq__json_cut(const char *s, size_t len, size_t max);
+
 /* Line, column (characters) and byte (1-based) of the byte at pos. */
 static int
 dq__json_fail(dq__json_t *j, const unsigned char *pos, const char *fmt,
@@ -587,8 +589,9 @@ dq__json_key(dq__json_t *j, size_t base, size_t off, size_t len,
                           len) == 0)
             {
                 return dq__json_fail(j, at, "duplicate object key \"%.*s\"",
-                                     j->out->data + off,
-                                     len > 60 ? 60 : len);
+                                     (const char *) j->out->data + off,
+                                     dq__json_cut((const char *) j->out->data
+                                                  + off, len, 60));
             }
         }
     }
@@ -608,6 +611,20 @@ dq__json_key(dq__json_t *j, size_t base, size_t off, size_t len,
     return DQ_OK;
 }
 
+/* At most max bytes of the UTF-8 text s (len bytes), never ending inside
+ * a character: an error message quoting a key stays valid UTF-8. */
+static size_t
+dq__json_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max) {
+        return len;
+    }
+    while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80) {
+        max--;
+    }
+    return max;
+}
+
 /* A large map ends: sort its keys, refuse a pair of equal ones. */
 static int
 dq__json_keys_sorted(dq__json_t *j, size_t base, const unsigned char *at)
@@ -622,8 +639,11 @@ dq__json_keys_sorted(dq__json_t *j, size_t base, const unsigned char *at)
     for (i = base + 1; i < j->nkeys; i++) {
         if (dq__json_key_cmp(&j->keys[i - 1], &j->keys[i]) == 0) {
             return dq__json_fail(j, at, "duplicate object key \"%.*s\"",
-                                 j->out->data + j->keys[i].off,
-                                 j->keys[i].len > 60 ? 60 : j->keys[i].len);
+                                 (const char *) j->out->data
+                                 + j->keys[i].off,
+                                 dq__json_cut((const char *) j->out->data
+                                              + j->keys[i].off,
+                                              j->keys[i].len, 60));
         }
     }
     return DQ_OK;

@@ -27,23 +27,41 @@ static const char *const dq__faults[] = {
     "TRYAGAIN", "CLUSTERDOWN"
 };
 
-int
-dq_reply_is_unavailable(const redisReply *r)
+static const char *const dq__elsewhere[] = {
+    "READONLY", "LOADING", "MASTERDOWN"
+};
+
+static int
+dq__reply_is_one_of(const redisReply *r, const char *const *names, size_t nn)
 {
     size_t i, n;
 
     if (r == NULL || r->type != REDIS_REPLY_ERROR || r->str == NULL) {
         return 0;
     }
-    for (i = 0; i < sizeof(dq__faults) / sizeof(dq__faults[0]); i++) {
-        n = strlen(dq__faults[i]);
-        if (r->len >= n && memcmp(r->str, dq__faults[i], n) == 0
+    for (i = 0; i < nn; i++) {
+        n = strlen(names[i]);
+        if (r->len >= n && memcmp(r->str, names[i], n) == 0
             && (r->len == n || r->str[n] == ' '))
         {
             return 1;
         }
     }
     return 0;
+}
+
+int
+dq_reply_is_unavailable(const redisReply *r)
+{
+    return dq__reply_is_one_of(r, dq__faults,
+                               sizeof(dq__faults) / sizeof(dq__faults[0]));
+}
+
+int
+dq_reply_is_elsewhere(const redisReply *r)
+{
+    return dq__reply_is_one_of(r, dq__elsewhere,
+                               sizeof(dq__elsewhere) / sizeof(dq__elsewhere[0]));
 }
 
 int

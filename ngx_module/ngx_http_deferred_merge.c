@@ -462,6 +462,18 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
     rs = m->redis;
     m->replied = 1;
 
+    if (m->sadd && (reply == NULL || reply->type == REDIS_REPLY_ERROR)) {
+        /* the SADD pipelined behind this enqueue met the same fate (OOM,
+         * a lost connection): the next enqueue of the queue sends it
+         * again, not only one a second later */
+        ngx_http_deferred_qkeys_t  *qk;
+
+        qk = ngx_http_deferred_merge_qkeys(rs, m->queue);
+        if (qk) {
+            qk->generation = 0;
+        }
+    }
+
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: no reply (connection lost) "

@@ -302,6 +302,10 @@ ngx_http_deferred_redis_open(ngx_http_deferred_redis_t *rs,
         return NULL;
     }
 
+    /* a reply's objects in one block (lib/dq_reply_mem.c), not two
+     * allocations per element */
+    ac->c.reader->fn = (redisReplyObjectFunctions *) &dq_reply_functions;
+
     if (host != NULL) {
         /* a peer that vanished (host down, NAT dropped the flow) is
          * noticed even on an idle connection */
@@ -1084,7 +1088,7 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
     handler(data, reply);
 
     if (reply && rs->nsentinels && rs->ac == ac
-        && dq_reply_is_unavailable(reply))
+        && dq_reply_is_elsewhere(reply))
     {
         /* a demoted primary (READONLY) or one going away: ask the
          * sentinels again; the commands behind this one fail now */

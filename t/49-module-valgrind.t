@@ -25,7 +25,7 @@ my $n = DQNginx->start(redis => $r, workers => 0,
                 "--log-file=$vg"],
     http => q{
     deferred_redis %%REDIS%%;
-    deferred_timeout 1s;
+    deferred_timeout 5s;   # valgrind on a loaded 2-core machine: a 1 s Redis round trip was seen
     client_body_buffer_size 1k;
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -96,7 +96,7 @@ is($post->(), 503, 'Redis frozen: 503 at the timeout');
     sleep 0.3;
     close $s;
 }
-sleep 1.5;
+sleep 5.5;   # past deferred_timeout: the timed-out request's late reply path
 kill 'CONT', $r->pid;
 ok(DQTest::wait_for(sub { $post->() == 201 }, 15, 0.2), 'Redis thawed: 201');
 kill 'KILL', $r->pid;

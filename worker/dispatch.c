@@ -12,7 +12,9 @@
  *   run      plain functions on the child's own pool (pool.c): a claim's
  *            tasks handed over in one call, completions drained by one
  *            uv_async per loop iteration; DQ_FN_LOOP functions right on
- *            the loop thread, timed, moved to the pool if one call runs
+ *            the loop thread once the claim's pool tasks are handed over,
+ *            timed (judged against their timeout when they return),
+ *            moved to the pool in every child (master.h) if one call runs
  *            past DQ_FN_LOOP_MAX_US;
  *   report   ok -> ack, grouped per queue and loop iteration (flushed from
  *            a uv_check); fail / retry-quietly -> retry after

@@ -195,7 +195,7 @@ dq__attach(dq_conn_t *r, redisAsyncContext *ac)
     e->poll.data = e;
     e->ac = ac;
     e->r = r;
-    /* replies built in one block each (reply_mem.c) */
+    /* replies built in one block each (lib/dq_reply_mem.c) */
     ac->c.reader->fn = (redisReplyObjectFunctions *) &dq_reply_functions;
     ac->ev.addRead = dq__add_read;
     ac->ev.delRead = dq__del_read;

@@ -68,8 +68,4 @@ int dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
  * its handles have closed (keep running the loop). */
 void dq_conn_close(dq_conn_t *r);
 
-/* reply_mem.c: hiredis reply objects carved from one block per reply
- * (every connection's reader uses them; replies are plain redisReply). */
-extern const redisReplyObjectFunctions dq_reply_functions;
-
 #endif /* DQ_REDIS_UV_H */

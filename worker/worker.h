@@ -74,8 +74,9 @@ typedef struct dq_loader_s dq_loader_t;
 typedef struct {
     const dq_function_t *fn;
     const char          *library;   /* which library registered it */
-    int                  loop_demoted; /* DQ_FN_LOOP function that ran
-                                        past DQ_FN_LOOP_MAX_US: pool from
+    int                  loop_demoted; /* DQ_FN_LOOP function demoted
+                                        (here or in the worker's shared
+                                        set, dq_loop_demote): pool from
                                         now on (loop thread only) */
 } dq_fn_entry_t;
 

@@ -245,6 +245,19 @@ hostile(msgpack_zone *zone, msgpack_object *o, msgpack_sbuffer *sb)
             "line 1 column 14 (byte 14): duplicate object key \"a\"",
             "a small map's duplicate, at the key");
     refused("{\"\":1,\"\":2}", 13, "duplicate", "two empty keys");
+    /* a long key quoted in the error is cut at a character boundary (59
+     * ASCII bytes, then a 2-byte character across the 60-byte cut): the
+     * message stays valid UTF-8, so the module's error body carries it */
+    {
+        static const char dup[] =
+            "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\":1,"
+            "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\":2}";
+
+        refused(dup, sizeof(dup) - 1,
+                "duplicate object key \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                "aaaaaaaaaaaaaaaaaa\"",
+                "a long key's duplicate: the quote ends before the split character");
+    }
     is_int(conv("{\"a\":{\"a\":{\"a\":1}},\"b\":{\"a\":2}}", zone, o, sb,
                 &err), DQ_OK, "the same key in different maps is fine");
     lim.max_items = 10;

@@ -1450,6 +1450,126 @@ test_cycle(void)
            "nothing acked, nothing claimed");
 }
 
+/* The migration's bounded steps: a v1 queue (written by hand, as the v1
+ * scripts leave it) moved 3 tasks and 3 names a step, the cursor followed
+ * to "0"; the name of a task still leased under v1 stays until that lease
+ * is gone; nothing moves twice; the v1 keys go once v1 is empty. */
+static char kv1[DQ_KEY_V1__COUNT][DQ_KEY_MAX];
+
+static const char *
+key1(dq_key_kind_t k)
+{
+    dq_key_format_v1(kv1[k], sizeof(kv1[k]), dq_str_lit("mg"), k);
+    return kv1[k];
+}
+
+static int64_t mig_moved, mig_left, mig_steps;
+
+static void
+migrate_all(void)
+{
+    char        cursor[24] = "0";
+    int64_t     m, l;
+    dq_error_t  err;
+    redisReply *r;
+
+    mig_moved = mig_left = mig_steps = 0;
+    do {
+        if (dq_cmd_migrate(&C, dq_str_lit("mg"), cursor, 3) != DQ_OK) {
+            diag("migrate: not built");
+            return;
+        }
+        r = run(&C);
+        if (dq_reply_migrate(r, cursor, &m, &l, &err) != DQ_OK) {
+            diag("migrate: %s", err.msg);
+            freeReplyObject(r);
+            return;
+        }
+        freeReplyObject(r);
+        mig_moved += m;
+        mig_left = l;
+        mig_steps++;
+    } while (strcmp(cursor, "0") != 0 && mig_steps < 100);
+}
+
+static void
+test_migrate_steps(void)
+{
+    /* [1, "L", "f", [], nil, "mg", "held", nil, 0, 0, nil, nil] */
+    static const char env_l[] = "\x9c\x01\xa1L\xa1" "f\x90\xc0\xa2mg\xa4held"
+                                "\xc0\x00\x00\xc0\xc0";
+    char buf[64];
+    int  i, k;
+
+    for (i = 0; i < 10; i++) {
+        rint_("HSET %s t%d env%d", key1(DQ_KEY_TASKS), i, i);
+        rint_("ZADD %s %d t%d", key1(DQ_KEY_ETA), 1000 + i, i);
+    }
+    for (i = 0; i < 2; i++) {
+        rint_("HSET %s d%d envd", key1(DQ_KEY_TASKS), i);
+        rint_("ZADD %s %d d%d", key1(DQ_KEY_DEAD), 500 + i, i);
+        rint_("HSET %s d%d 1:0:5:7:cx:nmd", key1(DQ_KEY_V1_STATE), i);
+        rint_("HSET %s d%d boom", key1(DQ_KEY_ERRORS), i);
+    }
+    for (i = 0; i < 6; i++) {
+        rint_("ZADD %s 9999999999999 n%d", key1(DQ_KEY_NAMES), i);
+    }
+    rint_("ZADD %s inf held", key1(DQ_KEY_NAMES));
+    rint_("ZADD %s 1 #L", key1(DQ_KEY_NAMES));      /* L's key, first */
+    freeReplyObject(redisCommand(R, "HSET %s L %b", key1(DQ_KEY_TASKS), env_l,
+                                 sizeof(env_l) - 1));
+    rint_("ZADD %s 9999999999999 L|cl", key1(DQ_KEY_LEASE));
+    rint_("HSET %s enqueued 13 done 3", key1(DQ_KEY_STATS));
+
+    migrate_all();
+    is_int(mig_moved, 12, "migrate: 10 waiting + 2 dead moved");
+    ok(mig_steps >= 4, "in bounded steps of 3 (%lld steps)",
+       (long long) mig_steps);
+    is_int(mig_left, 1, "the leased one left in v1");
+    is_int(rint_("ZCARD %s", key("mg", DQ_KEY_ETA)), 10, "v2: 10 waiting");
+    is_int(rint_("ZSCORE %s t9", key("mg", DQ_KEY_ETA)), 1009,
+           "with their ETA");
+    is_int(rint_("ZCARD %s", key("mg", DQ_KEY_DEAD)), 2, "v2: 2 dead");
+    rstr(buf, sizeof(buf), "HGET %s d1", key("mg", DQ_KEY_TASKS));
+    is_str(buf, "S1:0:5:7:cx:nmd\nenvd", "the v1 state became the prefix");
+    is_str(rstr(buf, sizeof(buf), "HGET %s d0", key("mg", DQ_KEY_ERRORS)),
+           "boom", "errors moved");
+    is_int(rint_("ZCARD %s", key("mg", DQ_KEY_NAMES)), 6,
+           "the 6 tombstones moved (3 a step)");
+    is_int(rint_("ZSCORE %s held", key1(DQ_KEY_NAMES)), 0,
+           "the leased task's live name stays in v1 (inf reads 0)");
+    is_int(rint_("ZSCORE %s #L", key1(DQ_KEY_NAMES)), 1,
+           "its keyed id too (skipped, the names after it still moved)");
+    is_int(rint_("EXISTS %s", key1(DQ_KEY_TASKS)), 1, "its task too");
+    is_int(rint_("HGET %s enqueued", key("mg", DQ_KEY_STATS)), 13,
+           "counters added");
+    is_int(rint_("HEXISTS %s enqueued", key1(DQ_KEY_STATS)), 0,
+           "and taken out of v1");
+    migrate_all();
+    is_int(mig_moved, 0, "again: nothing moves twice");
+    is_int(rint_("HGET %s enqueued", key("mg", DQ_KEY_STATS)), 13,
+           "counters not added twice");
+    /* the v1 worker acks L on v1 */
+    rint_("ZREM %s L|cl", key1(DQ_KEY_LEASE));
+    rint_("HDEL %s L", key1(DQ_KEY_TASKS));
+    rint_("ZADD %s 9999999999999 held", key1(DQ_KEY_NAMES));
+    rint_("HINCRBY %s done 1", key1(DQ_KEY_STATS));
+    migrate_all();
+    is_int(mig_left, 0, "then nothing is left in v1");
+    is_int(rint_("ZSCORE %s held", key("mg", DQ_KEY_NAMES)), 9999999999999LL,
+           "the name moved with its tombstone");
+    is_int(rint_("ZSCORE %s #L", key("mg", DQ_KEY_NAMES)), 1,
+           "and the keyed id");
+    is_int(rint_("HGET %s done", key("mg", DQ_KEY_STATS)), 4,
+           "the v1 ack counted");
+    for (k = 0; k < DQ_KEY_V1__COUNT; k++) {
+        if (rint_("EXISTS %s", key1((dq_key_kind_t) k)) != 0) {
+            break;
+        }
+    }
+    is_int(k, DQ_KEY_V1__COUNT, "no v1 key left");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1488,6 +1608,7 @@ main(int argc, char **argv)
     test_clock_jump_gaps();
     test_reclaim_backoff();
     test_cycle();
+    test_migrate_steps();
 
     dq_cmd_free(&C);
     redisFree(R);

@@ -1,7 +1,8 @@
 /*
- * deferred-worker — where hiredis puts the replies it reads: one block of
- * memory per reply (redisReplyObjectFunctions on every connection's
- * reader; redis_uv.c installs them).
+ * Where hiredis puts the replies it reads: one block of memory per reply
+ * (dq_reply_functions, a redisReplyObjectFunctions for a reader: the
+ * worker's connections (worker/redis_uv.c) and the nginx module's
+ * (ngx_http_deferred_redis.c) install it).
  *
  * hiredis' own functions make two allocations per element (a calloc'd
  * redisReply and a malloc'd string copy): a claim reply of 32 tasks was
@@ -22,7 +23,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "redis_uv.h"
+#include "dq_contract.h"
 
 typedef struct dq__rchunk_s dq__rchunk_t;
 
