@@ -8,7 +8,9 @@
  * EXISTS, no write). Each queue goes in steps of DQ_MIGRATE_STEP tasks (one
  * atomic script each, sent one after the other on the commands
  * connection, so claims and acks go in between), at most
- * DQ_MIGRATE_STEPS per queue and round; the next round goes on. A queue
+ * DQ_MIGRATE_STEPS per queue and round; a queue with more starts the next
+ * round after DQ_MIGRATE_RETRY_MS (the cursor restarts: what moved is
+ * gone from v1, so nothing is done twice). A queue
  * that moved anything logs "queue q: moved N tasks from contract v1" (and
  * how many v1 still holds). Several children (and hosts) migrating at
  * once is safe: every step is atomic and what moved is gone from v1.
@@ -35,6 +37,8 @@ struct dq_migrate_s {
     int         steps;
     int64_t     moved, left;        /* this queue, this round */
     int         seen;               /* this round saw v1 data */
+    int         capped;             /* a queue had more than a round's
+                                       steps: the next round soon */
     int         closed;
 };
 
@@ -97,7 +101,7 @@ dq__migrate_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         m->left = left;
         if (strcmp(m->cursor, "0") == 0 || ++m->steps >= DQ_MIGRATE_STEPS) {
             if (strcmp(m->cursor, "0") != 0) {
-                m->seen = 1;        /* more than a round's worth */
+                m->capped = 1;      /* more than a round's worth */
             }
             dq__migrate_next(m);
         }
@@ -136,7 +140,8 @@ dq__migrate_step(dq_migrate_t *m)
                     "command (%d)", (int) q->name.len, q->name.ptr, rc);
         dq__migrate_next(m);
     }
-    dq__migrate_later(m, m->seen ? DQ_MIGRATE_AGAIN_MS : DQ_MIGRATE_IDLE_MS);
+    dq__migrate_later(m, m->capped ? DQ_MIGRATE_RETRY_MS
+                         : m->seen ? DQ_MIGRATE_AGAIN_MS : DQ_MIGRATE_IDLE_MS);
 }
 
 static void
@@ -156,6 +161,7 @@ dq__migrate_round(uv_timer_t *timer)
     m->moved = 0;
     m->left = 0;
     m->seen = 0;
+    m->capped = 0;
     strcpy(m->cursor, "0");
     dq__migrate_step(m);
 }
