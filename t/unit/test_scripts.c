@@ -1311,12 +1311,25 @@ test_reclaim_backoff(void)
                            TOMB);
             freeReplyObject(run(&C));
         }
+        /* a 1.5 s lease, so a loaded machine's three claims do not
+         * expire each other's; the queue's clock is ticked every 200 ms
+         * while they expire (an enqueue of a task a day ahead), so the
+         * wait is no gap the clock-jump guard would hold leases back for */
         for (k = 0; k < 3; k++) {
             dq_claim_id_new(cid);
-            dq_cmd_claim(&C, dq_str_lit("bm"), cid, 1000, 300, 60000);
+            dq_cmd_claim(&C, dq_str_lit("bm"), cid, 1000, 1500, 60000);
             freeReplyObject(run(&C));
         }
-        sleep_ms(350);
+        for (k = 0; k < 8; k++) {
+            static char tick[16];
+
+            sleep_ms(200);
+            snprintf(tick, sizeof(tick), "tick%d", k);
+            it[0].id = dq_str_c(tick);
+            it[0].countdown_ms = 86400000;
+            dq_cmd_enqueue(&C, dq_str_lit("bm"), it, 1, TOMB);
+            freeReplyObject(run(&C));
+        }
         dq_claim_id_new(cid);
         dq_cmd_claim(&C, dq_str_lit("bm"), cid, 0, 1000, 60000);
         freeReplyObject(run(&C));
