@@ -24,7 +24,6 @@
 #define DQ_IDLE_LOOK_MAX_MS  30000    /* longest sleep of a queue without
                                          a claim (min with the lease) */
 #define DQ_LOST_CLAIMS       8        /* per queue, between reconnects */
-#define DQ_DUE_JITTER_MAX_MS 100      /* late wake after an empty claim */
 #define DQ_GATE_MAX_MS       2        /* longest a draining queue waits
                                          for half a claim of free slots */
 
