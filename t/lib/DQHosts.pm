@@ -91,11 +91,21 @@ sub pids {
     return grep { /^\d+$/ } split /\s+/, $out;
 }
 
+# SIGKILL every process in the namespace until none is left (a master
+# killed in the same instant may have forked a child after the first
+# listing; a killed process stays listed until the kernel has torn it
+# down): at most 5 s. Returns every pid it killed.
 sub kill_all {
     my ($self) = @_;
-    my @p = $self->pids;
-    kill 'KILL', @p if @p;
-    return @p;
+    my (%all, @p);
+    for (1 .. 100) {
+        @p = $self->pids;
+        last unless @p;
+        $all{$_} = 1 for @p;
+        kill 'KILL', @p;
+        select(undef, undef, undef, 0.05);
+    }
+    return keys %all;
 }
 
 END {
