@@ -1165,9 +1165,7 @@ ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op)
 {
     ngx_int_t                      rc;
     ngx_str_t                      v, hdr = ngx_string("X-Deferred-Admin");
-    ngx_list_part_t               *part;
-    ngx_table_elt_t               *h;
-    ngx_uint_t                     i, found;
+    ngx_uint_t                     found;
     ngx_http_request_t            *r;
     ngx_http_deferred_op_cmd_t    *oc;
     ngx_http_deferred_loc_conf_t  *dlcf;
@@ -1178,29 +1176,8 @@ ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op)
     /* a custom header: a cross-site form or fetch cannot send it without
      * a CORS preflight, which this location never grants */
 
-    found = 0;
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == hdr.len
-            && ngx_strncasecmp(h[i].key.data, hdr.data, hdr.len) == 0
-            && h[i].value.len == 1 && h[i].value.data[0] == '1')
-        {
-            found = 1;
-            break;
-        }
-    }
+    found = ngx_http_deferred_header(r, &hdr, &v) == NGX_OK
+            && v.len == 1 && v.data[0] == '1';
 
     if (!found) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
