@@ -17,43 +17,19 @@ use Test::More;
 use DQTest;
 use DQWorker;
 use DQNginx ();
+use DQScripts;
 use Time::HiRes qw(time sleep);
 
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
-my $root = DQTest::root();
-my $v1 = "$root/t/data/lua-v1";
-sub slurp_f { my $f = shift; open my $h, '<', $f or die "$f: $!"; local $/; <$h> }
-my $pre = slurp_f("$v1/prelude.lua");
-my %src;
-for my $n (qw(enqueue claim ack retry bury)) {
-    my $body = slurp_f("$v1/$n.lua");
-    $src{$n} = $body =~ s/\A(#!lua[^\n]*\n)// ? $1 . $pre . $body : $pre . $body;
-}
-# the v1 KEYS lists (lib/dq_cmd.c of 5dc6679)
-my %keys = (
-    enqueue => [qw(tasks eta names stats wake)],
-    claim   => [qw(tasks eta leases state stats wake errors conf bucket lease)],
-    ack     => [qw(tasks leases state names stats errors conf wake eta)],
-    retry   => [qw(eta leases state stats errors wake conf)],
-    bury    => [qw(tasks leases state dead errors names stats conf wake)],
-);
 my $Q = 'mq';
-sub v1 {
-    my ($s, @a) = @_;
-    my $rep = $r->cmd('EVAL', $src{$s}, scalar @{ $keys{$s} },
-                      (map { "dq:{$Q}:$_" } @{ $keys{$s} }), @a);
-    die "v1 $s: $rep->{err}" if ref $rep eq 'HASH';
-    return $rep;
-}
+# the v1 scripts (t/data/lua-v1) with their KEYS lists: t/lib/DQScripts.pm
+my $S = DQScripts->new($r);
+sub v1 { my ($s, @a) = @_; return $S->v1($Q, $s, @a) }
 my $rec = "$dir/rec";
-# a v1 envelope: [1, id, func, args, kwargs, queue, name, url, created_ms,
-# eta_ms, headers, retry]
 sub env1 {
     my ($id, $name) = @_;
-    return DQNginx::mp([1, \$id, \'record', [\$rec, \$id], undef, \$Q,
-                        defined $name ? \$name : undef, undef, 1, 0, undef,
-                        undef]);
+    return DQScripts::env1($id, $Q, $name, 'record', [$rec, $id]);
 }
 # v1 enqueue: ARGV tomb, n, then id, env, name, eta, countdown, key window
 sub enq1 {
