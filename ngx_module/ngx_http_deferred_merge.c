@@ -51,6 +51,7 @@ struct ngx_http_deferred_merged_s {
     dq_enqueue_item_t             *items;
     ngx_uint_t                     n;
     dq_str_t                       queue;       /* points into the copy */
+    ngx_http_deferred_qkeys_t     *qk;          /* its keys, or NULL */
     ngx_http_deferred_group_t    **members;     /* NULL: detached */
     ngx_uint_t                    *offsets;     /* first item of a member */
     ngx_uint_t                     nmembers;
@@ -68,6 +69,7 @@ static void ngx_http_deferred_merge_flush(ngx_event_t *ev);
 static ngx_int_t ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     ngx_http_deferred_group_t **chain, ngx_http_deferred_merged_t **mp);
 static void ngx_http_deferred_merge_reply(void *data, redisReply *reply);
+static void ngx_http_deferred_merge_registered(void *data, redisReply *reply);
 static void ngx_http_deferred_merge_waited(void *data, redisReply *reply);
 static void ngx_http_deferred_merge_finish(ngx_http_deferred_merged_t *m);
 static void ngx_http_deferred_merge_deliver(ngx_http_deferred_merged_t *m,
@@ -282,8 +284,14 @@ again:
 
             /* the queue in dq:queues (what deferred-cli stats and the
              * operators list): pipelined, its answer not waited for */
-            if (m->sadd) {
-                (void) ngx_http_deferred_redis_register(rs, m->queue);
+            if (m->sadd
+                && ngx_http_deferred_redis_register(rs, m->queue,
+                                       ngx_http_deferred_merge_registered,
+                                       m->qk)
+                   != NGX_OK
+                && m->qk)
+            {
+                m->qk->generation = 0;      /* not sent: next time */
             }
 
             if (rs->replicas) {
@@ -419,6 +427,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     dq_cmd_init(&m->cmd);
 
     qk = ngx_http_deferred_merge_qkeys(rs, queue);
+    m->qk = qk;
 
     if (qk) {
         if (qk->generation == rs->generation
@@ -451,6 +460,23 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
 }
 
 
+/* The SADD's reply: refused (-OOM: the enqueue before it may have been
+ * stored and filled the memory) or lost, the queue is not registered,
+ * and its next enqueue sends the SADD again. qk is an entry of the
+ * connection's fixed table: if it now holds another queue, that one
+ * sends one SADD more. */
+
+static void
+ngx_http_deferred_merge_registered(void *data, redisReply *reply)
+{
+    ngx_http_deferred_qkeys_t  *qk = data;
+
+    if (qk && (reply == NULL || reply->type == REDIS_REPLY_ERROR)) {
+        qk->generation = 0;
+    }
+}
+
+
 static void
 ngx_http_deferred_merge_reply(void *data, redisReply *reply)
 {
@@ -461,18 +487,6 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
 
     rs = m->redis;
     m->replied = 1;
-
-    if (m->sadd && (reply == NULL || reply->type == REDIS_REPLY_ERROR)) {
-        /* the SADD pipelined behind this enqueue met the same fate (OOM,
-         * a lost connection): the next enqueue of the queue sends it
-         * again, not only one a second later */
-        ngx_http_deferred_qkeys_t  *qk;
-
-        qk = ngx_http_deferred_merge_qkeys(rs, m->queue);
-        if (qk) {
-            qk->generation = 0;
-        }
-    }
 
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,

@@ -273,7 +273,7 @@ ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_connecting(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
-    dq_str_t queue);
+    dq_str_t queue, ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
     ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,

@@ -956,17 +956,11 @@ ngx_http_deferred_redis_eval(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
 }
 
 
-/* SADD dq:queues queue; the reply is not waited for */
-
-static void
-ngx_http_deferred_redis_ignore(void *data, redisReply *reply)
-{
-}
-
+/* SADD dq:queues queue; nobody waits for its reply: handler sees it */
 
 ngx_int_t
 ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
-    dq_str_t queue)
+    dq_str_t queue, ngx_http_deferred_redis_handler_pt handler, void *data)
 {
     size_t       argvlen[3];
     const char  *argv[3];
@@ -979,7 +973,7 @@ ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
     argvlen[2] = queue.len;
 
     return ngx_http_deferred_redis_send(rs, NULL, 3, argv, argvlen,
-                                        ngx_http_deferred_redis_ignore, NULL)
+                                        handler, data)
            ? NGX_OK : NGX_ERROR;
 }
 
