@@ -68,6 +68,12 @@ int dq_error_set(dq_error_t *err, int code, const char *field,
  *                     only once ROLE says it is a master. Sentinels are
  *                     asked without a password (the password option is the
  *                     data Redis'); see docs/OPERATIONS.md.
+ *   cluster:HOST[:PORT][,HOST[:PORT]...]
+ *                     a Redis Cluster: up to DQ_MAX_SEEDS seed nodes (port
+ *                     6379 by default, each HOST as above); the slot map
+ *                     is asked of them (CLUSTER SLOTS) and every command
+ *                     goes to the master of its key's slot, MOVED and ASK
+ *                     followed (lib/dq_cluster.c; docs/SCALING.md).
  * Parsing never resolves a name. Where a name is resolved is each caller's:
  * the module once, when the configuration is read (never per request); the
  * worker when a child starts and again on each reconnect (blocking
@@ -79,6 +85,7 @@ int dq_error_set(dq_error_t *err, int code, const char *field,
 #define DQ_SENTINEL_PORT    26379
 #define DQ_MAX_SENTINELS    8
 #define DQ_MAX_MASTER_NAME  128
+#define DQ_MAX_SEEDS        8
 
 typedef struct {
     dq_str_t  host;      /* into the input, without brackets */
@@ -95,13 +102,17 @@ typedef struct {
                                  a sentinel address */
     size_t         nsentinels;
     dq_hostport_t  sentinel[DQ_MAX_SENTINELS];
+    size_t         nseeds;    /* cluster: how many seed nodes; 0: not a
+                                 cluster address */
+    dq_hostport_t  seed[DQ_MAX_SEEDS];
 } dq_addr_t;
 
 /* DQ_OK, or DQ_EINVAL with err saying what is wrong (err may be NULL). */
 int dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err);
 
 /* The normalized text of a parsed address: "HOST:PORT" (the port always
- * written), "[IPV6]:PORT", "unix:PATH" or "sentinel:MASTER@HOST:PORT,...".
+ * written), "[IPV6]:PORT", "unix:PATH", "sentinel:MASTER@HOST:PORT,..." or
+ * "cluster:HOST:PORT,...".
  * The length written, or -1 when it does not fit in len bytes (with the
  * NUL). */
 int dq_addr_format(const dq_addr_t *a, char *buf, size_t len);
@@ -516,6 +527,73 @@ int dq_reply_is_master_role(const redisReply *r);
  * or anything not [HOST, PORT] (err says which, may be NULL). */
 int dq_sentinel_reply(const redisReply *r, char *host, size_t hostlen,
                       int *port, dq_error_t *err);
+
+/* ------------------------------------------------------------- cluster */
+
+/*
+ * Redis Cluster, the parts every client shares (lib/dq_cluster.c; the
+ * connections are each client's own: worker/redis_uv.c, the module's
+ * ngx_http_deferred_redis.c, client/client.c). Every key of one queue
+ * carries the hash tag {queue}, so every script and every command but a
+ * few global ones (dq:queues, the worker registry) has one slot.
+ */
+#define DQ_CLUSTER_SLOTS   16384
+#define DQ_CLUSTER_HOST    256     /* longest node host kept, with the NUL */
+
+/* The slot of a key (CRC16/XMODEM of the key, or of the part between the
+ * first '{' and the next '}' when that part is not empty), 0..16383. */
+unsigned dq_cluster_slot(const char *key, size_t len);
+
+/* The slot a command goes to: its first key's. The key is argv[1] for
+ * every command the contract sends but these: EVAL/EVALSHA/FCALL (argv[3]
+ * when numkeys > 0), and keyless commands (PING, INFO, TIME, SCRIPT,
+ * CLUSTER, ROLE, AUTH, SELECT, ASKING, READONLY, CLIENT, HELLO, WAIT,
+ * CONFIG, COMMAND, DBSIZE, SCAN, QUIT): -1, any node will do. */
+int dq_cluster_cmd_slot(int argc, const char *const *argv,
+                        const size_t *argvlen);
+
+typedef struct {
+    char  host[DQ_CLUSTER_HOST];
+    int   port;
+} dq_cluster_node_t;
+
+/* Which master serves each slot. nodes are the masters named in the map
+ * (in the reply's order, each once); slot[i] indexes them, -1 for a slot
+ * no master serves (CLUSTERDOWN there). */
+typedef struct {
+    size_t              nnodes;
+    dq_cluster_node_t  *nodes;      /* malloc'ed */
+    int16_t             slot[DQ_CLUSTER_SLOTS];
+} dq_cluster_map_t;
+
+/* Parse a CLUSTER SLOTS reply into m (m's previous contents are freed
+ * first only on success: on an error m is left as it was). A node whose
+ * host in the reply is empty or "?" (a node that does not know its own
+ * address) gets asked_host, the host the reply came from. DQ_OK;
+ * DQ_EREDIS with err saying why for an error reply or a malformed one;
+ * DQ_ENOMEM. */
+int dq_cluster_map_parse(dq_cluster_map_t *m, const redisReply *r,
+                         const char *asked_host, dq_error_t *err);
+void dq_cluster_map_init(dq_cluster_map_t *m);
+void dq_cluster_map_free(dq_cluster_map_t *m);
+/* The index of host:port in m->nodes, or -1. */
+int dq_cluster_map_find(const dq_cluster_map_t *m, const char *host,
+                        int port);
+
+/* A redirect error reply: "MOVED <slot> <host>:<port>" or "ASK <slot>
+ * <host>:<port>" (host may be an IPv6 address: the port follows the last
+ * colon; an empty host means "the node you asked": host is then "").
+ * 1 and rd filled for a redirect, 0 for any other reply. */
+typedef struct {
+    int       ask;          /* 1 ASK (send ASKING first, once), 0 MOVED */
+    unsigned  slot;
+    char      host[DQ_CLUSTER_HOST];
+    int       port;
+} dq_cluster_redirect_t;
+
+int dq_cluster_redirect(const redisReply *r, dq_cluster_redirect_t *rd);
+int dq_cluster_redirect_str(const char *s, size_t len,
+                            dq_cluster_redirect_t *rd);
 
 /* The oldest Redis the scripts run on: script flags (#!lua flags=...,
  * 7.0) and ZMSCORE (6.2). */

@@ -166,7 +166,7 @@ dq__sentinel_parse(const char *p, const char *end, dq_addr_t *a)
 int
 dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err)
 {
-    const char *p = s.ptr, *end = s.ptr + s.len;
+    const char *p = s.ptr, *end = s.ptr + s.len, *comma;
 
     memset(a, 0, sizeof(*a));
     a->port = DQ_REDIS_PORT;
@@ -194,14 +194,42 @@ dq_addr_parse(dq_str_t s, dq_addr_t *a, dq_error_t *err)
                             (int) (s.len > 200 ? 200 : s.len), s.ptr,
                             DQ_MAX_SENTINELS);
     }
+    if (s.len >= 8 && memcmp(p, "cluster:", 8) == 0) {
+        for (p += 8; ; p = comma + 1) {
+            comma = memchr(p, ',', (size_t) (end - p));
+            if (comma == NULL) {
+                comma = end;
+            }
+            if (a->nseeds == DQ_MAX_SEEDS
+                || dq__hostport_parse(p, comma, DQ_REDIS_PORT,
+                                      &a->seed[a->nseeds].host,
+                                      &a->seed[a->nseeds].port) != 0)
+            {
+                memset(a, 0, sizeof(*a));
+                return dq_error_set(err, DQ_EINVAL, "redis",
+                                    "invalid Redis address \"%.*s\" "
+                                    "(expected cluster:HOST[:PORT]"
+                                    "[,HOST[:PORT]...], at most %d seed "
+                                    "nodes)",
+                                    (int) (s.len > 200 ? 200 : s.len),
+                                    s.ptr, DQ_MAX_SEEDS);
+            }
+            a->nseeds++;
+            if (comma == end) {
+                a->port = 0;
+                return DQ_OK;
+            }
+        }
+    }
     if (dq__hostport_parse(p, end, DQ_REDIS_PORT, &a->host, &a->port) == 0) {
         return DQ_OK;
     }
     memset(a, 0, sizeof(*a));
     return dq_error_set(err, DQ_EINVAL, "redis",
                         "invalid Redis address \"%.*s\" (expected HOST, "
-                        "HOST:PORT, [IPV6]:PORT, unix:PATH or "
-                        "sentinel:MASTER@HOST:PORT,...)",
+                        "HOST:PORT, [IPV6]:PORT, unix:PATH, "
+                        "sentinel:MASTER@HOST:PORT,... or "
+                        "cluster:HOST:PORT,...)",
                         (int) (s.len > 200 ? 200 : s.len), s.ptr);
 }
 
@@ -233,6 +261,20 @@ dq_addr_format(const dq_addr_t *a, char *buf, size_t len)
                 buf[off++] = ',';
             }
             n = dq__hostport_format(a->sentinel[i].host, a->sentinel[i].port,
+                                    buf + off, len - off);
+            n = n < 0 ? n : n + (int) off;
+        }
+    } else if (a->nseeds) {
+        n = snprintf(buf, len, "cluster:");
+        for (i = 0; n >= 0 && i < a->nseeds; i++) {
+            off = (size_t) n;
+            if (off + (i > 0) >= len) {
+                return -1;
+            }
+            if (i > 0) {
+                buf[off++] = ',';
+            }
+            n = dq__hostport_format(a->seed[i].host, a->seed[i].port,
                                     buf + off, len - off);
             n = n < 0 ? n : n + (int) off;
         }

@@ -154,6 +154,23 @@ main(void)
            "a name of DQ_MAX_MASTER_NAME bytes is taken");
     }
 
+    /* cluster:HOST[:PORT][,...]: the seed nodes */
+    ok(dq_addr_parse(dq_str_c("cluster:127.0.0.1:7000,[::1]:7001,h"), &a,
+                     NULL) == DQ_OK
+       && a.nseeds == 3 && a.seed[0].port == 7000 && a.seed[1].port == 7001
+       && a.seed[1].host.len == 3 && a.seed[2].port == 6379
+       && a.host.len == 0 && a.master.len == 0 && a.nsentinels == 0,
+       "cluster: three seeds, IPv6 in brackets, default port 6379");
+    ok(dq_addr_parse(dq_str_c("cluster:s1,s2,s3,s4,s5,s6,s7,s8"), &a, NULL)
+       == DQ_OK && a.nseeds == DQ_MAX_SEEDS, "cluster: 8 seeds taken");
+    refuses("cluster:");
+    refuses("cluster:h:1,");
+    refuses("cluster:h:1,,h:2");
+    refuses("cluster:h:0");
+    refuses("cluster:unix:/x");
+    refuses("cluster:s1,s2,s3,s4,s5,s6,s7,s8,s9");
+    normalizes("cluster:a,[::1]:7,b:9", "cluster:a:6379,[::1]:7,b:9");
+
     /* a length, not a C string: what nginx hands over */
     ok(dq_addr_parse((dq_str_t) { "10.0.0.1:6381junk", 13 }, &a, NULL)
        == DQ_OK && a.port == 6381 && a.host.len == 8,
