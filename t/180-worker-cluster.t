@@ -24,6 +24,17 @@ use Time::HiRes qw(time sleep);
 
 my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
+
+# a database other than 0 is refused when the configuration is read
+{
+    open my $fh, '>', "$dir/db.conf" or die;
+    print {$fh} "redis \"cluster:127.0.0.1:7000,127.0.0.1:7001\";\nredis_db 1;\nqueue a;\n";
+    close $fh;
+    my ($rc, $out, $err) = DQTest::capture(DQWorker::worker_bin(), '-t', '-c', "$dir/db.conf");
+    isnt($rc, 0, 'redis_db 1 with a cluster address: refused');
+    like($err, qr/"redis_db 1" with a cluster address: a Redis Cluster has database 0 only/,
+         '  saying why') or diag $err;
+}
 my $c = DQCluster->start(dir => $dir);
 my @m = $c->masters;
 is(scalar @m, 3, '3 masters');

@@ -564,7 +564,7 @@ dq__ccl_refresh(dq_ccl_t *cl)
     static const char *argv[] = { "CLUSTER", "SLOTS" };
     static const size_t len[] = { 7, 5 };
     uint64_t     now = uv_now(cl->loop);
-    dq__cnode_t *n = NULL;
+    dq__cnode_t *n;
     dq__creq_t  *q;
     size_t       i, ncand;
 
@@ -578,17 +578,14 @@ dq__ccl_refresh(dq_ccl_t *cl)
         dq__ccl_tick_on(cl);
         return;
     }
-    for (i = 0; i < cl->nnodes && n == NULL; i++) {
-        dq__cnode_t *c = cl->nodes[(cl->rr + i) % cl->nnodes];
-
-        if (c->up) {
-            n = c;
-            cl->rr = (cl->rr + i + 1) % cl->nnodes;
+    /* a node connected (one whose connection is going right now, inside
+     * its own callbacks, refuses the send: the next one is tried) */
+    q = calloc(1, sizeof(*q));
+    for (i = 0; q != NULL && i < cl->nnodes; i++) {
+        n = cl->nodes[(cl->rr + i) % cl->nnodes];
+        if (!n->up || !dq_conn_is_up(n->c)) {
+            continue;
         }
-    }
-    if (n != NULL && (q = calloc(1, sizeof(*q) + 2 * sizeof(char *)))
-                     != NULL)
-    {
         q->cl = cl;
         q->node = n;
         q->internal = 1;
@@ -596,14 +593,15 @@ dq__ccl_refresh(dq_ccl_t *cl)
         if (dq_conn_send(n->c, 2, argv, len, DQ_CCL_SLOTS_TIMEOUT_MS,
                          dq__ccl_reply, q) == 0)
         {
+            cl->rr = (cl->rr + i + 1) % cl->nnodes;
             cl->ninternal++;
             cl->refreshing = 1;
             cl->want_refresh = 0;
             cl->last_refresh = now;
             return;
         }
-        free(q);
     }
+    free(q);
     /* nobody connected: the next candidate; asked once it is up */
     ncand = cl->nseeds + (cl->have_map ? cl->map.nnodes : 0);
     if (ncand > 0 && (cl->last_refresh == 0
