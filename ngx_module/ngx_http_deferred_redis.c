@@ -1899,6 +1899,8 @@ ngx_http_deferred_cluster_route(ngx_http_deferred_redis_t *node,
         }
 
         if (node->ac == NULL) {
+            /* refused at once (logged): the map may have changed */
+            ngx_http_deferred_cluster_refresh(node->cluster);
             return NGX_ERROR;
         }
     }
