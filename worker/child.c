@@ -120,6 +120,54 @@ dq__eligible(const dq_cqueue_t *q, uint64_t now, size_t claim_size, int gate)
            && !(gate && q->more);
 }
 
+/* A queue's weight (its configuration's, at least 1), shared by the
+ * shards of it that are eligible in this slot round: scaled by
+ * DQ__WEIGHT_SCALE (divisible by 1..16) so the shares stay integers. */
+#define DQ__WEIGHT_SCALE  720720
+
+static int64_t
+dq__weight(const dq_cqueue_t *q)
+{
+    int64_t  w = q->qc->weight > 0 ? q->qc->weight : 1;
+    unsigned n = q->ch->qs[q->base].nelig;
+
+    return w * DQ__WEIGHT_SCALE / (n > 0 ? n : 1);
+}
+
+void
+dq_child_shards(dq_child_t *ch, size_t base, unsigned n)
+{
+    dq_cqueue_t *b = &ch->qs[base], *q;
+    unsigned     i;
+
+    if (n <= b->nshards || ch->stopping) {
+        return;
+    }
+    for (i = b->nshards; i < n && ch->nq < ch->cap_q; i++) {
+        q = &ch->qs[ch->nq];
+        memset(q, 0, sizeof(*q));
+        q->ch = ch;
+        q->base = base;
+        q->shard = i;
+        if (dq_shard_name(q->sname, sizeof(q->sname), b->name, i) == 0
+            || dq_live_add_shard(ch, ch->nq, base) != 0)
+        {
+            dq_log_error("queue %.*s: cannot serve shard %u", (int) b->name.len,
+                         b->name.ptr, i);
+            break;
+        }
+        q->name = dq_str_c(q->sname);
+        q->wake_key_len = dq_key_format(q->wake_key, sizeof(q->wake_key),
+                                        q->name, DQ_KEY_WAKE);
+        q->due_at = 0;              /* claim it at once */
+        ch->nq++;
+    }
+    dq_log_info("queue %.*s: serving %u shards (was %u)", (int) b->name.len,
+                b->name.ptr, i, b->nshards);
+    b->nshards = i;
+    dq_child_kick(ch);
+}
+
 /* Claim from the queues that may have due work while slots are free
  * (shared by weight), then sleep until the earliest known due time.
  * Called once per loop iteration, from the cycle check (dq__cycle_cb),
@@ -178,13 +226,22 @@ dq__kick_now(dq_child_t *ch)
         for (s = 0; s < free_slots; s++) {
             best = NULL;
             total = 0;
+            /* a sharded queue's weight is shared by its eligible shards */
+            for (i = 0; i < ch->nq; i++) {
+                ch->qs[i].nelig = 0;
+            }
+            for (i = 0; i < ch->nq; i++) {
+                if (dq__eligible(&ch->qs[i], now, claim_size, gate)) {
+                    ch->qs[ch->qs[i].base].nelig++;
+                }
+            }
             for (i = 0; i < ch->nq; i++) {
                 q = &ch->qs[i];
                 if (!dq__eligible(q, now, claim_size, gate)) {
                     continue;
                 }
-                q->cur += q->qc->weight > 0 ? q->qc->weight : 1;
-                total += q->qc->weight > 0 ? q->qc->weight : 1;
+                q->cur += dq__weight(q);
+                total += dq__weight(q);
                 if (best == NULL || q->cur > best->cur) {
                     best = q;
                 }
@@ -198,7 +255,7 @@ dq__kick_now(dq_child_t *ch)
                 for (i = 0; i < ch->nq; i++) {
                     q = &ch->qs[i];
                     if (dq__eligible(q, now, claim_size, gate)) {
-                        q->cur -= q->qc->weight > 0 ? q->qc->weight : 1;
+                        q->cur -= dq__weight(q);
                     }
                 }
                 break;
@@ -673,7 +730,10 @@ dq__setup(dq_child_t *ch)
     int64_t                 hb;
 
     ch->nq = conf->nqueues;
-    ch->qs = calloc(ch->nq, sizeof(*ch->qs));
+    /* room for every shard a queue may get (untouched pages cost
+     * nothing): ch->qs never moves, so pointers into it stay valid */
+    ch->cap_q = ch->nq * DQ_MAX_SHARDS;
+    ch->qs = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*ch->qs));
     if (ch->qs == NULL) {
         return -1;
     }
@@ -683,6 +743,8 @@ dq__setup(dq_child_t *ch)
         q->ch = ch;
         q->qc = &conf->queues[i];
         q->name = dq_str_c(conf->queues[i].name);
+        q->base = i;
+        q->nshards = 1;
         q->wake_key_len = dq_key_format(q->wake_key, sizeof(q->wake_key),
                                         q->name, DQ_KEY_WAKE);
         q->due_at = 0;
