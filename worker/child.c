@@ -1,8 +1,9 @@
 /*
  * deferred-worker — one child process: the libuv loop and its clocks.
  *
- * Owns the two Redis connections (commands; BLPOP on the wake lists of
- * every served queue), the deadline timer, the lease heartbeat, the
+ * Owns the Redis connections (commands; BLPOP on the wake lists of every
+ * served queue: one BLPOP for one server, one per slot on a Redis Cluster,
+ * where a BLPOP cannot span slots), the deadline timer, the lease heartbeat, the
  * signals, and the shutdown sequence. The work itself (claim, run,
  * report) is dispatch.c.
  *
