@@ -7,6 +7,8 @@
 #     a batch over the three queues; the status page lists the queues of
 #     every master (their keys live on three nodes, dq:queues on a
 #     fourth slot), metrics and readiness answer;
+#   - one master stuck (SIGSTOP): its queue 503 after deferred_timeout,
+#     the other masters' queues 201 meanwhile;
 #   - db=1 with a cluster: refused by nginx -t;
 #   - a slot moved by hand under load (CLUSTER SETSLOT IMPORTING /
 #     MIGRATING, MIGRATE of its keys, SETSLOT NODE): the module follows
@@ -73,6 +75,7 @@ my $n = DQNginx->start(dir => "$dir/nginx", vars => { SEEDS => $seeds }, http =>
         location = /status  { deferred_status; }
         location = /metrics { deferred_metrics; }
         location = /ready   { deferred_ready; }
+        location = /short   { deferred_timeout 1s; deferred_endpoint on; }
     }
 });
 
@@ -106,6 +109,23 @@ for my $q (@queues) {
 $res = $n->request('GET', '/metrics');
 like($res->{body} // '', qr/deferred_redis_up 1/, 'metrics: redis up');
 is($n->request('GET', '/ready')->{status}, 200, 'ready: 200');
+
+# ---- one master stuck (SIGSTOP, for less than the cluster's node
+# timeout): its queue answers 503 after deferred_timeout, the others 201
+{
+    my $stuck = $c->owner($queues[1]);
+    kill 'STOP', $stuck->pid;
+    my @r = $n->many([ map {
+        DQNginx::build_request('POST', '/short',
+                               json => qq({"func":"ops.run","queue":"$_","args":["s"]}))
+    } @queues ], conns => 3, timeout => 10);
+    kill 'CONT', $stuck->pid;
+    is($r[1]{status}, 503, "a stuck master: $queues[1] 503 after deferred_timeout");
+    is($r[0]{status}, 201, "... $queues[0] on another master: 201");
+    is($r[2]{status}, 201, "... $queues[2] on another master: 201");
+    like(DQTest::slurp($n->error_log), qr/no reply within deferred_timeout/,
+         '... the timeout logged');
+}
 
 # ---- db=1 on a cluster: a configuration error
 {
