@@ -22,6 +22,10 @@ my $dir = DQTest::tmpdir();
 my $c = DQCluster->start(dir => $dir);
 my @m = $c->masters;
 my $first = ($c->nodes)[0];
+# a replica that never synced cannot be promoted (its data is too old)
+ok(DQTest::wait_for(sub {
+    !grep { (eval { $_->cmd('INFO', 'replication') } // '') !~ /slave0:.*state=online/ } @m
+}, 30, 0.2), 'every master has its replica online');
 my %qof;
 for my $i (1 .. 500) {
     $qof{ $c->owner("vq$i")->port } //= "vq$i";
