@@ -10,6 +10,8 @@
 #   - one master stuck (SIGSTOP): its queue 503 after deferred_timeout,
 #     the other masters' queues 201 meanwhile;
 #   - db=1 with a cluster: refused by nginx -t;
+#   - a map naming its nodes by host name (cluster-preferred-endpoint-type
+#     hostname): refused with a clear line, 503 (never resolved);
 #   - a slot moved by hand under load (CLUSTER SETSLOT IMPORTING /
 #     MIGRATING, MIGRATE of its keys, SETSLOT NODE): the module follows
 #     ASK (ASKING + the command on the importing node) and MOVED (re-sent
@@ -286,4 +288,26 @@ sub check_round {
 
 $n->stop;
 DQTest::log_clean_ok($n->error_log);
+
+# ---- a map naming its nodes by host name: refused, never resolved (a
+# lookup would block the nginx worker); 503 and a clear line
+for my $x ($c->nodes) {
+    next unless $x->pid;
+    $x->cmd('CONFIG', 'SET', 'cluster-announce-hostname', 'localhost');
+    $x->cmd('CONFIG', 'SET', 'cluster-preferred-endpoint-type', 'hostname');
+}
+mkdir "$dir/nginx2";
+my $n2 = DQNginx->start(dir => "$dir/nginx2", vars => { SEEDS => 'cluster:' . $first->address }, http => q{
+    deferred_redis %%SEEDS%%;
+    server { listen 127.0.0.1:%%PORT%%; deferred_endpoint on; }
+});
+# (the seed names itself by its new host name at once, the others once
+# gossip brought theirs: a queue of the seed's own)
+my ($far) = grep { $c->owner($_)->port == $first->port } map { "hq$_" } 1 .. 500;
+$res = $n2->request('POST', '/_ah/queue/deferred',
+                    json => qq({"func":"ops.run","queue":"$far","args":["h"]}));
+is($res->{status}, 503, "a map naming host names: 503 for $far");
+like(DQTest::slurp($n2->error_log), qr/cluster node "localhost:\d+" is not a numeric address/,
+     '... and the node refused with a clear line');
+$n2->stop;
 done_testing();
