@@ -8,7 +8,8 @@
 #     every master (their keys live on three nodes, dq:queues on a
 #     fourth slot), metrics and readiness answer;
 #   - one master stuck (SIGSTOP): its queue 503 after deferred_timeout,
-#     the other masters' queues 201 meanwhile;
+#     the other masters' queues 201 meanwhile, ready 503 (every master is
+#     asked);
 #   - db=1 with a cluster: refused by nginx -t;
 #   - a map naming its nodes by host name (cluster-preferred-endpoint-type
 #     hostname): refused with a clear line, 503 (never resolved);
@@ -78,6 +79,7 @@ my $n = DQNginx->start(dir => "$dir/nginx", vars => { SEEDS => $seeds }, http =>
         location = /metrics { deferred_metrics; }
         location = /ready   { deferred_ready; }
         location = /short   { deferred_timeout 1s; deferred_endpoint on; }
+        location = /ready1s { deferred_timeout 1s; deferred_ready; }
     }
 });
 
@@ -117,11 +119,12 @@ is($n->request('GET', '/ready')->{status}, 200, 'ready: 200');
 {
     my $stuck = $c->owner($queues[1]);
     kill 'STOP', $stuck->pid;
-    my @r = $n->many([ map {
+    my @r = $n->many([ (map {
         DQNginx::build_request('POST', '/short',
                                json => qq({"func":"ops.run","queue":"$_","args":["s"]}))
-    } @queues ], conns => 3, timeout => 10);
+    } @queues), DQNginx::build_request('GET', '/ready1s') ], conns => 4, timeout => 10);
     kill 'CONT', $stuck->pid;
+    is($r[3]{status}, 503, 'ready: 503 while one master (not slot 0\'s) does not answer');
     is($r[1]{status}, 503, "a stuck master: $queues[1] 503 after deferred_timeout");
     is($r[0]{status}, 201, "... $queues[0] on another master: 201");
     is($r[2]{status}, 201, "... $queues[2] on another master: 201");
