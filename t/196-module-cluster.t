@@ -13,6 +13,7 @@
 #   - db=1 with a cluster: refused by nginx -t;
 #   - a map naming its nodes by host name (cluster-preferred-endpoint-type
 #     hostname): refused with a clear line, 503 (never resolved);
+#   - no seed answering: 503, logged;
 #   - a slot moved by hand under load (CLUSTER SETSLOT IMPORTING /
 #     MIGRATING, MIGRATE of its keys, SETSLOT NODE): the module follows
 #     ASK (ASKING + the command on the importing node) and MOVED (re-sent
@@ -313,4 +314,26 @@ is($res->{status}, 503, "a map naming host names: 503 for $far");
 like(DQTest::slurp($n2->error_log), qr/cluster node "localhost:\d+" is not a numeric address/,
      '... and the node refused with a clear line');
 $n2->stop;
+
+# ---- no seed answers: 503 at once, a clear line
+my $deadport = DQTest::free_port();
+mkdir "$dir/nginx3";
+my $n3 = DQNginx->start(dir => "$dir/nginx3", vars => { SEEDS => "cluster:127.0.0.1:$deadport" }, http => q{
+    deferred_redis %%SEEDS%% connect_timeout=300ms;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        deferred_endpoint on;
+        location = /status { deferred_status; }
+    }
+});
+sleep 0.5;
+my $t0 = time;
+$res = $n3->request('POST', '/_ah/queue/deferred',
+                    json => qq({"func":"ops.run","queue":"$queues[0]","args":["d"]}));
+is($res->{status}, 503, 'no seed answers: 503');
+diag(sprintf('no seed: the 503 came after %.2f s', time - $t0));
+is($n3->request('GET', '/status')->{status}, 503, '... status 503');
+like(DQTest::slurp($n3->error_log), qr/no cluster node answered CLUSTER SLOTS/,
+     '... logged');
+$n3->stop;
 done_testing();
