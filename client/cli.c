@@ -39,8 +39,9 @@ usage_to(FILE *out)
     fprintf(out,
         "usage: deferred-cli [-r ADDR] [-a|--password PASS] [--db N] "
         "[--json]\n"
-        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH or "
+        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH, "
         "sentinel:MASTER@HOST:PORT,...\n"
+        "        or cluster:HOST:PORT,... (a Redis Cluster, --db 0)\n"
         "        (default 127.0.0.1:6379)\n"
         "                    COMMAND ...\n"
         "  queues                          every known queue: waiting, due, "

@@ -258,4 +258,52 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
     like($sout, qr/^waiting $n$/m, 'deferred-cli stats reads the moved queue');
 }
 
+# ---- a connection killed, then the queue's master replaced by its replica
+# (CLUSTER FAILOVER) while the client enqueues: lost replies are errors,
+# MOVED from the demoted master is followed, nothing OK is lost
+{
+    my $fq = 'foq';
+    my $old = node_of($fq);
+    my ($rep) = grep {
+        my $i = $_->cmd('INFO', 'replication');
+        $i =~ /role:slave/ && $i =~ /master_port:(\d+)/ && $1 == $old->port
+    } $c->nodes;
+    ok($rep, "$fq on " . $old->port . ', its replica ' . $rep->port);
+    my $stop = "$dir/stop2";
+    my $log = "$dir/loop2.out";
+    my $pid = DQTest::spawn(cmd => [$bin, 'loop', $addr, $fq, $stop], log => $log,
+                            name => 'loop2');
+    my $oks = sub { scalar(() = DQTest::slurp($log) =~ /^ok /mg) };
+    DQTest::wait_for(sub { $oks->() >= 20 }, 10) or diag DQTest::slurp($log);
+    my $killed = $old->cmd('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    ok($killed >= 1, "CLIENT KILL: $killed connection(s) of the client closed");
+    my $n0 = $oks->();
+    DQTest::wait_for(sub { $oks->() >= $n0 + 20 }, 10);
+    ok($oks->() >= $n0 + 20, 'the client connected again by itself');
+    is($rep->cmd('CLUSTER', 'FAILOVER'), 'OK', 'CLUSTER FAILOVER on the replica');
+    ok(DQTest::wait_for(sub { $rep->cmd('ROLE')->[0] eq 'master' }, 15),
+       'the replica is the master now');
+    my $n1 = $oks->();
+    DQTest::wait_for(sub { $oks->() >= $n1 + 50 }, 10);
+    open my $t, '>', $stop or die;
+    close $t;
+    my $status;
+    DQTest::wait_for(sub { defined($status = DQTest::reaped($pid)) }, 20);
+    is($status, 0, 'the enqueue loop ended cleanly');
+    my $out = DQTest::slurp($log);
+    my @ok = $out =~ /^ok (\S+)$/mg;
+    my @fail = $out =~ /^fail (.*)$/mg;
+    diag(sprintf "loop: %d enqueued, %d failed (%s)", scalar @ok, scalar @fail,
+         join(' | ', @fail[0 .. ($#fail < 2 ? $#fail : 2)]));
+    ok(@ok > $n1 + 40, 'tasks stored after the failover');
+    my $eta = DQTest::dq_key($fq, 'eta');
+    my @missing = grep { !defined $rep->cmd('ZSCORE', $eta, $_) } @ok;
+    is(scalar @missing, 0, 'every task whose call returned OK is on the new master');
+    my $n = $rep->cmd('ZCARD', $eta);
+    ok($n >= @ok && $n <= @ok + @fail,
+       "stored at most once: $n in the queue for " . scalar(@ok) . ' OK calls and '
+       . scalar(@fail) . ' failed ones');
+    ok(@fail <= 5, 'a few calls failed at most (the killed connection)');
+}
+
 done_testing();

@@ -49,10 +49,18 @@ typedef struct {
 } dq_client_opts_t;
 
 /* address: "HOST" (port 6379), "HOST:PORT", "[IPV6]:PORT",
- * "unix:/path/to/sock" or "sentinel:MASTER@HOST[:PORT][,...]" (the same
- * forms as the module and the worker); a host name is resolved at each
- * connect; with sentinel: each connect asks the sentinels in turn and
- * takes the answer only if ROLE says master.
+ * "unix:/path/to/sock", "sentinel:MASTER@HOST[:PORT][,...]" or
+ * "cluster:HOST[:PORT][,...]" (the same forms as the module and the
+ * worker); a host name is resolved at each connect; with sentinel: each
+ * connect asks the sentinels in turn and takes the answer only if ROLE
+ * says master. With cluster: (a Redis Cluster; the hosts are seeds, any
+ * nodes) the slot map is asked of the seeds (CLUSTER SLOTS), a blocking
+ * connection per master is opened when a command for one of its slots
+ * comes (AUTH, the timeout, each), MOVED and ASK are followed (at most 5
+ * per command), TRYAGAIN is retried for about 1 s; opts->db must be 0
+ * (calls fail with DQ_EINVAL otherwise); dq_client_set_wait WAITs on
+ * every master written to. A lost node connection fails the call
+ * (DQ_EREDIS, as on one Redis) and the next call asks for the map again.
  * Returns NULL only on out-of-memory; a failed connect returns a client
  * whose calls fail with DQ_EREDIS (see dq_client_errstr) and which
  * reconnects on the next call. opts may be NULL. */
