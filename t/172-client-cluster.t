@@ -54,6 +54,43 @@ sub global_owner {       # the master serving a global key's slot
 }
 sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
 
+# test_client_cluster loop on one queue, in the background
+sub loop_start {
+    my ($q, $tag) = @_;
+    my %l = (stop => "$dir/stop-$tag", log => "$dir/loop-$tag.out");
+    $l{pid} = DQTest::spawn(cmd => [$bin, 'loop', $addr, $q, $l{stop}],
+                            log => $l{log}, name => "loop-$tag");
+    $l{oks} = sub { scalar(() = DQTest::slurp($l{log}) =~ /^ok /mg) };
+    DQTest::wait_for(sub { $l{oks}->() >= 20 }, 10) or diag DQTest::slurp($l{log});
+    return \%l;
+}
+# stop it: its output, the ids of the calls that returned OK, the failures
+sub loop_stop {
+    my ($l) = @_;
+    open my $t, '>', $l->{stop} or die;
+    close $t;
+    my $status;
+    DQTest::wait_for(sub { defined($status = DQTest::reaped($l->{pid})) }, 20);
+    is($status, 0, 'the enqueue loop ended cleanly');
+    my $out = DQTest::slurp($l->{log});
+    return ($out, [$out =~ /^ok (\S+)$/mg], [$out =~ /^fail (.*)$/mg]);
+}
+# every OK'd task on node, the queue holding no more than OK + failed
+sub stored_once {
+    my ($node, $q, $ok, $fail) = @_;
+    my $eta = DQTest::dq_key($q, 'eta');
+    my @missing = grep { !defined $node->cmd('ZSCORE', $eta, $_) } @$ok;
+    is(scalar @missing, 0, 'every task whose call returned OK is on the new master')
+        or diag "missing: @missing[0 .. ($#missing < 9 ? $#missing : 9)]";
+    my %seen;
+    is(scalar(grep { $seen{$_}++ } @$ok), 0, 'no id returned twice');
+    my $n = $node->cmd('ZCARD', $eta);
+    ok($n >= @$ok && $n <= @$ok + @$fail,
+       "stored exactly once: $n in the queue for " . scalar(@$ok) . ' OK calls and '
+       . scalar(@$fail) . ' failed ones');
+    return $n;
+}
+
 # ---- a plain address of one node: a clear error, not a crash
 {
     my $other = $c->other($q[0]);
@@ -198,12 +235,7 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
     my $src_id = $src->cmd('CLUSTER', 'MYID');
     my $dst_id = $dst->cmd('CLUSTER', 'MYID');
     $src->cmd('CONFIG', 'RESETSTAT');
-    my $stop = "$dir/stop";
-    my $log = "$dir/loop.out";
-    my $pid = DQTest::spawn(cmd => [$bin, 'loop', $addr, $mq, $stop], log => $log,
-                            name => 'loop');
-    DQTest::wait_for(sub { (() = DQTest::slurp($log) =~ /^ok /mg) >= 20 }, 10)
-        or diag DQTest::slurp($log);
+    my $loop = loop_start($mq, 'migrate');
     is($dst->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $src_id), 'OK', 'SETSLOT IMPORTING');
     is($src->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $dst_id), 'OK', 'SETSLOT MIGRATING');
     sleep 0.3;
@@ -220,14 +252,9 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
         $n->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $dst_id);
     }
     sleep 1.0;      # stale maps: MOVED
-    open my $t, '>', $stop or die;
-    close $t;
-    my $status;
-    DQTest::wait_for(sub { defined($status = DQTest::reaped($pid)) }, 20);
-    is($status, 0, 'the enqueue loop ended cleanly');
-    my $out = DQTest::slurp($log);
-    my @ok = $out =~ /^ok (\S+)$/mg;
-    my @fail = $out =~ /^fail (.*)$/mg;
+    my ($out, $okr, $failr) = loop_stop($loop);
+    my @ok = @$okr;
+    my @fail = @$failr;
     my @stats = $out =~ /^stats \d+$/mg;
     my @sfail = $out =~ /^statsfail (.*)$/mg;
     diag(sprintf "loop: %d enqueued, %d failed (%s), stats %d ok / %d failed",
@@ -240,18 +267,9 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
     ok(($ask // 0) > 0, 'the client was sent ASK (and followed it)');
     ok(($mv // 0) > 0, 'the client was sent MOVED (and followed it)');
     ok(@ok > 40, 'tasks stored before, during and after the migration');
-    my $eta = DQTest::dq_key($mq, 'eta');
     is($src->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot), 0,
        'nothing of the queue left on the old master');
-    my $n = $dst->cmd('ZCARD', $eta);
-    my %seen;
-    my @missing = grep { !defined $dst->cmd('ZSCORE', $eta, $_) } @ok;
-    is(scalar @missing, 0, 'every task whose call returned OK is on the new master')
-        or diag "missing: @missing[0 .. ($#missing < 9 ? $#missing : 9)]";
-    is(scalar(grep { $seen{$_}++ } @ok), 0, 'no id returned twice');
-    ok($n >= @ok && $n <= @ok + @fail,
-       "stored exactly once: $n in the queue for " . scalar(@ok) . ' OK calls and '
-       . scalar(@fail) . ' failed ones');
+    my $n = stored_once($dst, $mq, \@ok, \@fail);
     is(scalar(@sfail), 0, 'every stats call answered (single-key: ASK serves it)')
         or diag $sfail[0];
     my ($rc, $sout) = cli('stats', $mq);
@@ -269,12 +287,8 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
         $i =~ /role:slave/ && $i =~ /master_port:(\d+)/ && $1 == $old->port
     } $c->nodes;
     ok($rep, "$fq on " . $old->port . ', its replica ' . $rep->port);
-    my $stop = "$dir/stop2";
-    my $log = "$dir/loop2.out";
-    my $pid = DQTest::spawn(cmd => [$bin, 'loop', $addr, $fq, $stop], log => $log,
-                            name => 'loop2');
-    my $oks = sub { scalar(() = DQTest::slurp($log) =~ /^ok /mg) };
-    DQTest::wait_for(sub { $oks->() >= 20 }, 10) or diag DQTest::slurp($log);
+    my $loop = loop_start($fq, 'failover');
+    my $oks = $loop->{oks};
     my $killed = $old->cmd('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
     ok($killed >= 1, "CLIENT KILL: $killed connection(s) of the client closed");
     my $n0 = $oks->();
@@ -285,25 +299,12 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
        'the replica is the master now');
     my $n1 = $oks->();
     DQTest::wait_for(sub { $oks->() >= $n1 + 50 }, 10);
-    open my $t, '>', $stop or die;
-    close $t;
-    my $status;
-    DQTest::wait_for(sub { defined($status = DQTest::reaped($pid)) }, 20);
-    is($status, 0, 'the enqueue loop ended cleanly');
-    my $out = DQTest::slurp($log);
-    my @ok = $out =~ /^ok (\S+)$/mg;
-    my @fail = $out =~ /^fail (.*)$/mg;
-    diag(sprintf "loop: %d enqueued, %d failed (%s)", scalar @ok, scalar @fail,
-         join(' | ', @fail[0 .. ($#fail < 2 ? $#fail : 2)]));
-    ok(@ok > $n1 + 40, 'tasks stored after the failover');
-    my $eta = DQTest::dq_key($fq, 'eta');
-    my @missing = grep { !defined $rep->cmd('ZSCORE', $eta, $_) } @ok;
-    is(scalar @missing, 0, 'every task whose call returned OK is on the new master');
-    my $n = $rep->cmd('ZCARD', $eta);
-    ok($n >= @ok && $n <= @ok + @fail,
-       "stored at most once: $n in the queue for " . scalar(@ok) . ' OK calls and '
-       . scalar(@fail) . ' failed ones');
-    ok(@fail <= 5, 'a few calls failed at most (the killed connection)');
+    my ($out, $ok, $fail) = loop_stop($loop);
+    diag(sprintf "loop: %d enqueued, %d failed (%s)", scalar @$ok, scalar @$fail,
+         join(' | ', @$fail[0 .. ($#$fail < 2 ? $#$fail : 2)]));
+    ok(@$ok > $n1 + 40, 'tasks stored after the failover');
+    stored_once($rep, $fq, $ok, $fail);
+    ok(@$fail <= 5, 'a few calls failed at most (the killed connection)');
 }
 
 done_testing();
