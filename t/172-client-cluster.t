@@ -56,9 +56,9 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
 
 # test_client_cluster loop on one queue, in the background
 sub loop_start {
-    my ($q, $tag) = @_;
+    my ($q, $tag, @q2) = @_;
     my %l = (stop => "$dir/stop-$tag", log => "$dir/loop-$tag.out");
-    $l{pid} = DQTest::spawn(cmd => [$bin, 'loop', $addr, $q, $l{stop}],
+    $l{pid} = DQTest::spawn(cmd => [$bin, 'loop', $addr, $q, $l{stop}, @q2],
                             log => $l{log}, name => "loop-$tag");
     $l{oks} = sub { scalar(() = DQTest::slurp($l{log}) =~ /^ok /mg) };
     DQTest::wait_for(sub { $l{oks}->() >= 20 }, 10) or diag DQTest::slurp($l{log});
@@ -73,7 +73,8 @@ sub loop_stop {
     DQTest::wait_for(sub { defined($status = DQTest::reaped($l->{pid})) }, 20);
     is($status, 0, 'the enqueue loop ended cleanly');
     my $out = DQTest::slurp($l->{log});
-    return ($out, [$out =~ /^ok (\S+)$/mg], [$out =~ /^fail (.*)$/mg]);
+    return ($out, [$out =~ /^ok (\S+)$/mg], [$out =~ /^fail (.*)$/mg],
+            [$out =~ /^ok2 (\S+)$/mg], [$out =~ /^fail2 (.*)$/mg]);
 }
 # every OK'd task on node, the queue holding no more than OK + failed
 sub stored_once {
@@ -234,8 +235,10 @@ sub stored_once {
     my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$mq}");
     my $src_id = $src->cmd('CLUSTER', 'MYID');
     my $dst_id = $dst->cmd('CLUSTER', 'MYID');
+    # a queue on dst, enqueued behind migq in the same pipeline
+    my ($dq) = grep { node_of($_)->port == $dst->port } map { "dq$_" } 1 .. 200;
     $src->cmd('CONFIG', 'RESETSTAT');
-    my $loop = loop_start($mq, 'migrate');
+    my $loop = loop_start($mq, 'migrate', $dq);
     is($dst->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $src_id), 'OK', 'SETSLOT IMPORTING');
     is($src->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $dst_id), 'OK', 'SETSLOT MIGRATING');
     sleep 0.3;
@@ -252,9 +255,11 @@ sub stored_once {
         $n->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $dst_id);
     }
     sleep 1.0;      # stale maps: MOVED
-    my ($out, $okr, $failr) = loop_stop($loop);
+    my ($out, $okr, $failr, $ok2, $fail2) = loop_stop($loop);
     my @ok = @$okr;
     my @fail = @$failr;
+    diag(sprintf "loop, $dq behind $mq: %d enqueued, %d failed (%s)",
+         scalar @$ok2, scalar @$fail2, $fail2->[0] // '-');
     my @stats = $out =~ /^stats \d+$/mg;
     my @sfail = $out =~ /^statsfail (.*)$/mg;
     diag(sprintf "loop: %d enqueued, %d failed (%s), stats %d ok / %d failed",
@@ -267,13 +272,16 @@ sub stored_once {
     ok(($ask // 0) > 0, 'the client was sent ASK (and followed it)');
     ok(($mv // 0) > 0, 'the client was sent MOVED (and followed it)');
     ok(@ok > 40, 'tasks stored before, during and after the migration');
+    ok(@$ok2 > 20, "tasks of $dq stored in the same calls");
     is($src->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot), 0,
        'nothing of the queue left on the old master');
     my $n = stored_once($dst, $mq, \@ok, \@fail);
+    stored_once($dst, $dq, $ok2, $fail2);
     is(scalar(@sfail), 0, 'every stats call answered (single-key: ASK serves it)')
         or diag $sfail[0];
     my ($rc, $sout) = cli('stats', $mq);
-    like($sout, qr/^waiting $n$/m, 'deferred-cli stats reads the moved queue');
+    like($sout, qr/^waiting $n$/m, 'deferred-cli stats reads the moved queue')
+        or diag $sout;
 }
 
 # ---- a connection killed, then the queue's master replaced by its replica
