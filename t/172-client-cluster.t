@@ -227,6 +227,31 @@ sub stored_once {
     like($err, qr/only database 0/, '... saying why') or diag $err;
 }
 
+# ---- $DEFERRED_REDIS; a password on every node (AUTH on each connection)
+{
+    local $ENV{DEFERRED_REDIS} = $addr;
+    my ($rc, $out, $err) = DQTest::capture($cli, 'stats', $q[1]);
+    is($rc, 0, 'DEFERRED_REDIS=cluster:...') or diag $err;
+    for my $n ($c->nodes) {         # the test's connections stay logged in
+        $n->cmd('CONFIG', 'SET', 'masterauth', 'pw7');
+        $n->cmd('CONFIG', 'SET', 'requirepass', 'pw7');
+    }
+    for my $q (@q) {
+        ($rc, $out, $err) = DQTest::capture($cli, '--password', 'pw7', 'defer', '-q', $q,
+                                            'ops.run');
+        is($rc, 0, "with --password: a task for $q") or diag $err;
+    }
+    ($rc, $out, $err) = DQTest::capture($cli, '--password', 'pw7', '--json', 'queues');
+    is($rc, 0, '... and queues') or diag $err;
+    ($rc, $out, $err) = DQTest::capture($cli, 'stats', $q[1]);
+    is($rc, 1, 'without the password: exit 1');
+    like($err, qr/NOAUTH|Authentication required/i, '... saying so') or diag $err;
+    for my $n ($c->nodes) {
+        $n->cmd('CONFIG', 'SET', 'requirepass', '');
+        $n->cmd('CONFIG', 'SET', 'masterauth', '');
+    }
+}
+
 # ---- a slot migrated while the client enqueues: ASK and MOVED
 {
     my $mq = 'migq';

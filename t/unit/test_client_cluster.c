@@ -6,7 +6,8 @@
  *       queues on different masters: dq_defer_many across all of them in
  *       one call, dq_defer, a named duplicate, stats, pause/resume, the
  *       last error of an unknown task; a client with a database number is
- *       refused.
+ *       refused; dq_sync_connect (one connection: task libraries'
+ *       dq_worker_redis_connect) refuses a cluster address.
  *   test_client_cluster loop ADDRESS QUEUE STOPFILE [QUEUE2]
  *       dq_defer and dq_queue_stats on one queue until STOPFILE exists
  *       (while the test migrates the queue's slot), then 20 more of each;
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include <deferred/client.h>
+#include "dq_sync.h"
 #include "tap.h"
 
 static int
@@ -94,6 +96,11 @@ spread(const char *address, int nq, char **queues)
     ok(strstr(dq_client_errstr(bad), "only database 0") != NULL,
        "... saying why (%s)", dq_client_errstr(bad));
     dq_client_free(bad);
+
+    ok(dq_sync_connect(address, NULL, 0, 1000, buf, sizeof(buf)) == NULL,
+       "dq_sync_connect refuses a cluster address");
+    ok(strstr(buf, "a Redis Cluster address") != NULL, "... saying why (%s)",
+       buf);
 
     free(reqs);
     free(opts);
