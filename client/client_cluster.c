@@ -110,10 +110,11 @@ static int
 dq__cl_ask_map(dq_client_t *c, const char *host, int port, char *err,
                size_t errlen)
 {
-    redisContext *ctx;
-    redisReply   *r;
-    dq_error_t    e;
-    int           rc;
+    dq_cluster_map_t *m;
+    redisContext     *ctx;
+    redisReply       *r;
+    dq_error_t        e;
+    int               rc;
 
     ctx = dq__node_open(host, port, c->password, c->timeout_ms, err, errlen);
     if (ctx == NULL) {
@@ -126,14 +127,28 @@ dq__cl_ask_map(dq_client_t *c, const char *host, int port, char *err,
         redisFree(ctx);
         return DQ_EREDIS;
     }
-    rc = dq_cluster_map_parse(&c->cl->map, r, host, &e);
-    if (rc == DQ_OK && c->cl->map.nnodes == 0) {
+    /* parsed aside: a map serving nothing must not replace the one held */
+    m = malloc(sizeof(*m));
+    if (m == NULL) {
+        rc = dq_error_set(&e, DQ_ENOMEM, "cluster", "out of memory");
+    } else {
+        dq_cluster_map_init(m);
+        rc = dq_cluster_map_parse(m, r, host, &e);
+    }
+    if (rc == DQ_OK && m->nnodes == 0) {
         rc = dq_error_set(&e, DQ_EREDIS, "cluster", "no master serves any "
                           "slot");
     }
-    if (rc != DQ_OK) {
+    if (rc == DQ_OK) {
+        dq_cluster_map_free(&c->cl->map);
+        c->cl->map = *m;          /* takes its nodes */
+    } else {
         snprintf(err, errlen, "%s:%d: CLUSTER SLOTS: %s", host, port, e.msg);
+        if (m) {
+            dq_cluster_map_free(m);
+        }
     }
+    free(m);
     freeReplyObject(r);
     redisFree(ctx);
     return rc;
