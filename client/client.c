@@ -594,6 +594,8 @@ typedef struct {
     size_t   env_off, env_len;    /* in the shared envelope buffer */
     char     id[DQ_ID_SIZE];
     char     queue[DQ_QUEUE_NAME_MAX + 1];
+    char     shard[DQ_SHARD_NAME_MAX + 1];   /* the queue's shard it goes
+                                             to (client_shards.c) */
     char    *name;                /* malloc'd copy, or NULL */
     int64_t  eta_ms, countdown_ms;
     int      status;
@@ -724,7 +726,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     redisReply          *r;
     dq_error_t           err;
     const char          *sadd[3];
-    char                 qkey[DQ_QUEUE_NAME_MAX + 1];
+    char                 qkey[DQ_SHARD_NAME_MAX + 1];
     int                  rc = DQ_OK;
 
     items = calloc(n, sizeof(*items));
@@ -740,19 +742,29 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         rc = dq__fail(c, DQ_ENOMEM, "out of memory");
         goto done;
     }
-    /* group by queue, keeping the callers' order inside a queue */
+    /* the shard of each task's queue (a sharded queue: by its name, or
+     * round robin; docs/SCALING.md) */
+    for (i = 0; i < n; i++) {
+        if (!preps[i].sent
+            && (rc = dq__shard_target(c, preps[i].queue, preps[i].name,
+                                      preps[i].shard)) != DQ_OK)
+        {
+            goto done;
+        }
+    }
+    /* group by shard, keeping the callers' order inside a shard */
     m = 0;
     for (i = 0; i < n; i++) {
         if (preps[i].sent) {
             continue;
         }
-        snprintf(qkey, sizeof(qkey), "%s", preps[i].queue);
+        snprintf(qkey, sizeof(qkey), "%s", preps[i].shard);
         for (j = i; j < n; j++) {
-            if (preps[j].sent || strcmp(preps[j].queue, qkey) != 0) {
+            if (preps[j].sent || strcmp(preps[j].shard, qkey) != 0) {
                 continue;
             }
             if (ncalls == 0 || call_n[ncalls - 1] == DQ__CHUNK
-                || strcmp(preps[idx[call_first[ncalls - 1]]].queue, qkey) != 0)
+                || strcmp(preps[idx[call_first[ncalls - 1]]].shard, qkey) != 0)
             {
                 call_first[ncalls] = m;
                 call_n[ncalls] = 0;
@@ -773,7 +785,8 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     }
     for (k = 0; k < ncalls; k++) {
         dq_cmd_init(&cmds[k]);
-        rc = dq_cmd_enqueue(&cmds[k], dq_str_c(preps[idx[call_first[k]]].queue),
+        rc = dq_cmd_enqueue(&cmds[k],
+                            dq_str_c(preps[idx[call_first[k]]].shard),
                             &items[call_first[k]], call_n[k], c->tombstone_ms);
         if (rc != DQ_OK) {
             dq__fail(c, rc, "cannot build the enqueue command");

@@ -67,6 +67,16 @@ typedef struct {
     size_t            head, npend, cap;
 } dq__cluster_t;
 
+/* Shard counts read (client_shards.c): a few queues, each for
+ * DQ_SHARDS_TTL_MS. */
+#define DQ__SHARD_CACHE  16
+
+typedef struct {
+    char     name[DQ_QUEUE_NAME_MAX + 1];   /* "" = free */
+    unsigned n;
+    int64_t  expires;                       /* monotonic ms */
+} dq__shard_cache_t;
+
 struct dq_client_s {
     char        *address;     /* as given (dq_addr_parse's forms) */
     int          bad_address; /* dq_addr_parse refused it */
@@ -80,6 +90,8 @@ struct dq_client_s {
     dq_limits_t  lim;
     redisContext *ctx;
     dq__qset_t   queues;      /* SADD dq:queues sent on ctx (reset with it) */
+    dq__shard_cache_t shards[DQ__SHARD_CACHE];
+    unsigned     shard_rr;    /* unnamed tasks' round robin */
     char         errstr[512];
 };
 
@@ -108,5 +120,18 @@ int  dq__cl_append(dq_client_t *c, int argc, const char **argv,
                    const size_t *argvlen);
 int  dq__cl_get_reply(dq_client_t *c, redisReply **r);
 int  dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms);
+
+/* client_shards.c: a queue's shard count (cached), the shard an enqueue
+ * goes to (named: by its name; unnamed: round robin), and the applied
+ * settings of a whole (maybe sharded) queue: v holds DQ_QCONF_FIELDS'
+ * values ("" = not set), rate, bucket_size and max_concurrent for the
+ * whole queue (summed on read, split on write). */
+int dq__shards(dq_client_t *c, dq_str_t q, unsigned *n);
+int dq__shard_target(dq_client_t *c, const char *queue, const char *name,
+                     char out[DQ_SHARD_NAME_MAX + 1]);
+int dq__queue_settings(dq_client_t *c, dq_str_t q,
+                       char v[DQ_QCONF_NFIELDS][48], unsigned *n);
+int dq__queue_apply(dq_client_t *c, dq_str_t q, char v[DQ_QCONF_NFIELDS][48]);
+int dq__queue_clear(dq_client_t *c, dq_str_t q);
 
 #endif /* DQ_CLIENT_IMPL_H */

@@ -219,6 +219,24 @@ main(int argc, char **argv)
     freeReplyObject(r);
     ok(dq_cluster_redirect(NULL, &rd) == 0, "no reply is not a redirect");
 
+    /* TRYAGAIN / CLUSTERDOWN: not run */
+    r = resp("-TRYAGAIN Multiple keys request during rehashing of slot\r\n");
+    ok(dq_cluster_is_retry(r) == 1, "TRYAGAIN is not run");
+    freeReplyObject(r);
+    r = resp("-CLUSTERDOWN The cluster is down\r\n");
+    ok(dq_cluster_is_retry(r) == 1, "CLUSTERDOWN is not run");
+    freeReplyObject(r);
+    r = resp("-TRYAGAINX\r\n");
+    ok(dq_cluster_is_retry(r) == 0, "TRYAGAINX is another error");
+    freeReplyObject(r);
+    r = resp("+TRYAGAIN\r\n");
+    ok(dq_cluster_is_retry(r) == 0, "a status reply is not");
+    freeReplyObject(r);
+    r = resp("-MOVED 1 a:1\r\n");
+    ok(dq_cluster_is_retry(r) == 0, "MOVED is a redirect, not this");
+    freeReplyObject(r);
+    ok(dq_cluster_is_retry(NULL) == 0, "no reply is not");
+
     if (argc > 1) {
         against_redis(atoi(argv[1]));
     }
