@@ -40,9 +40,8 @@ dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
     argv[0] = "HGET";
     argv[1] = key;
     argv[2] = DQ_QCONF_SHARDS;
-    if (redisAppendCommandArgv(c->ctx, 3, argv, NULL) != REDIS_OK) {
-        dq__disconnect(c);
-        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    if ((rc = dq__append(c, 3, argv, NULL)) != DQ_OK) {
+        return rc;
     }
     if (dq__get_reply(c, &r) != DQ_OK) {
         return DQ_EREDIS;
@@ -171,11 +170,8 @@ dq__conf_read(dq_client_t *c, const char *s, char v[DQ_QCONF_NFIELDS][48])
     for (i = 0; i < DQ_QCONF_NFIELDS; i++) {
         argv[2 + i] = dq__fields[i];
     }
-    if (redisAppendCommandArgv(c->ctx, 2 + DQ_QCONF_NFIELDS, argv, NULL)
-        != REDIS_OK)
-    {
-        dq__disconnect(c);
-        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    if ((rc = dq__append(c, 2 + DQ_QCONF_NFIELDS, argv, NULL)) != DQ_OK) {
+        return rc;
     }
     if (dq__get_reply(c, &r) != DQ_OK) {
         return DQ_EREDIS;

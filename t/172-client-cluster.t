@@ -227,6 +227,27 @@ sub stored_once {
     like($err, qr/only database 0/, '... saying why') or diag $err;
 }
 
+# ---- a sharded queue (docs/SCALING.md): its shards {hq#i} on several
+# masters, one enqueue call spreading over them, stats summing them
+{
+    my ($rc, $out, $err) = cli('queue', 'hq', '--shards', 4);
+    is($rc, 0, 'queue hq --shards 4 through the cluster') or diag $err;
+    ($rc, $out, $err) = cli('defer', '-q', 'hq', '--count', 40, 'ops.run');
+    is($rc, 0, 'defer --count 40 to the sharded queue') or diag $err;
+    my (%nodes, $sum);
+    for my $i (0 .. 3) {
+        my $sq = $i ? "hq#$i" : 'hq';
+        my $n = node_of($sq);
+        my $k = $i ? "dq2:{hq#$i}:eta" : DQTest::dq_key('hq', 'eta');
+        $sum += $n->cmd('ZCARD', $k);
+        $nodes{ $n->port } = 1;
+    }
+    is($sum, 40, 'the 40 tasks are in the 4 shards, each on its slot\'s master');
+    diag('the 4 shards of hq on ' . scalar(keys %nodes) . ' masters');
+    ($rc, $out, $err) = cli('stats', 'hq');
+    like($out, qr/^waiting 40$/m, 'stats hq sums its shards') or diag "$out$err";
+}
+
 # ---- $DEFERRED_REDIS; a password on every node (AUTH on each connection)
 {
     local $ENV{DEFERRED_REDIS} = $addr;
