@@ -330,6 +330,29 @@ sub stored_once {
         or diag $sout;
 }
 
+# ---- redirects that never end (a slot MIGRATING on its master, the target
+# not IMPORTING it: ASK there, MOVED back): the call fails after 5,
+# saying so, nothing stored
+{
+    my $lq = 'loopq';
+    my $src = node_of($lq);
+    my ($dst) = grep { $_->port != $src->port } @masters;
+    my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$lq}");
+    is($src->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $dst->cmd('CLUSTER', 'MYID')),
+       'OK', "slot $slot MIGRATING on its master, not IMPORTING on the target");
+    my ($rc, $out, $err) = cli('defer', '-q', $lq, 'ops.run');
+    is($rc, 1, 'defer: exit 1');
+    like($err, qr/slot $slot still redirected after 5 redirects \(the last: (ASK|MOVED) $slot /,
+         '... after 5 redirects, saying so') or diag $err;
+    note($err);
+    is($src->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE'), 'OK',
+       'slot stable again');
+    is($src->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot) + $dst->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot),
+       0, 'nothing stored');
+    ($rc, $out, $err) = cli('defer', '-q', $lq, 'ops.run');
+    is($rc, 0, 'the next defer works') or diag $err;
+}
+
 # ---- a connection killed, then the queue's master replaced by its replica
 # (CLUSTER FAILOVER) while the client enqueues: lost replies are errors,
 # MOVED from the demoted master is followed, nothing OK is lost
