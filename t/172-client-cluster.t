@@ -283,7 +283,7 @@ sub stored_once {
     my $dst_id = $dst->cmd('CLUSTER', 'MYID');
     # a queue on dst, enqueued behind migq in the same pipeline
     my ($dq) = grep { node_of($_)->port == $dst->port } map { "dq$_" } 1 .. 200;
-    $src->cmd('CONFIG', 'RESETSTAT');
+    $_->cmd('CONFIG', 'RESETSTAT') for $src, $dst;
     my $loop = loop_start($mq, 'migrate', $dq);
     is($dst->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $src_id), 'OK', 'SETSLOT IMPORTING');
     is($src->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $dst_id), 'OK', 'SETSLOT MIGRATING');
@@ -296,7 +296,11 @@ sub stored_once {
         $moved += @$keys;
     }
     ok($moved > 0, "MIGRATE moved the slot's $moved keys");
-    sleep 0.4;      # the ASK window: the keys on dst, the slot still src's
+    # the ASK window: the keys on dst, the slot still src's. An enqueue
+    # (a script with keys not created yet) is answered TRYAGAIN there and
+    # retried for ~1 s, then fails ("not run"); the single-key stats
+    # commands that come next are served through ASK
+    sleep 1.6;
     for my $n (@masters) {
         $n->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $dst_id);
     }
@@ -317,8 +321,16 @@ sub stored_once {
          . ", dst ASKING calls: " . (($dst->cmd('INFO', 'commandstats') =~ /cmdstat_asking:calls=(\d+)/)[0] // 0));
     ok(($ask // 0) > 0, 'the client was sent ASK (and followed it)');
     ok(($mv // 0) > 0, 'the client was sent MOVED (and followed it)');
+    my ($try) = $dst->cmd('INFO', 'errorstats') =~ /errorstat_TRYAGAIN:count=(\d+)/;
+    my ($asking) = $dst->cmd('INFO', 'commandstats') =~ /cmdstat_asking:calls=(\d+)/;
+    diag('destination errorstats: TRYAGAIN ' . ($try // 0));
+    ok(($try // 0) > 0, 'the enqueue script was sent TRYAGAIN (keys split) and retried');
+    ok(($asking // 0) > ($try // 0), 'commands sent after ASKING were served by the '
+       . 'destination (' . ($asking // 0) . ' ASKING, ' . ($try // 0) . ' TRYAGAIN)');
     ok(@ok > 40, 'tasks stored before, during and after the migration');
     ok(@$ok2 > 20, "tasks of $dq stored in the same calls");
+    is(scalar @$fail2, 0, "none of ${dq}'s tasks failed (only ${mq}'s call was "
+       . 'refused, each task has its own status)');
     is($src->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot), 0,
        'nothing of the queue left on the old master');
     my $n = stored_once($dst, $mq, \@ok, \@fail);

@@ -128,7 +128,10 @@ int dq_defer(dq_client_t *c, const char *func, const dq_args_t *args,
 /* Many tasks in as few round trips as possible (pipelined, one script call
  * per queue per up to 1000 tasks). statuses[i] gets each task's result
  * (DQ_OK, DQ_EDUPLICATE, ...) and ids (if not NULL) its id. Returns DQ_OK if
- * the calls were made (check statuses), or the error that stopped them. */
+ * the calls were made (check statuses), or the error that stopped them. A
+ * call Redis answered with an error (TRYAGAIN, OOM, READONLY...: on a
+ * cluster, one node) gives its tasks DQ_EREDIS, the first such reply in
+ * dq_client_errstr; the other calls' tasks keep their own results. */
 typedef struct {
     const char            *func;
     const dq_args_t       *args;
