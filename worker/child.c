@@ -134,6 +134,8 @@ dq__weight(const dq_cqueue_t *q)
     return w * DQ__WEIGHT_SCALE / (n > 0 ? n : 1);
 }
 
+static int dq__wake_join(dq_child_t *ch, size_t qi);
+
 void
 dq_child_shards(dq_child_t *ch, size_t base, unsigned n)
 {
@@ -149,16 +151,18 @@ dq_child_shards(dq_child_t *ch, size_t base, unsigned n)
         q->ch = ch;
         q->base = base;
         q->shard = i;
-        if (dq_shard_name(q->sname, sizeof(q->sname), b->name, i) == 0
-            || dq_live_add_shard(ch, ch->nq, base) != 0)
+        if (dq_shard_name(q->sname, sizeof(q->sname), b->name, i) != 0) {
+            q->name = dq_str_c(q->sname);
+            q->wake_key_len = dq_key_format(q->wake_key, sizeof(q->wake_key),
+                                            q->name, DQ_KEY_WAKE);
+        }
+        if (q->wake_key_len == 0 || dq_live_add_shard(ch, ch->nq, base) != 0
+            || dq__wake_join(ch, ch->nq) != 0)
         {
             dq_log_error("queue %.*s: cannot serve shard %u", (int) b->name.len,
                          b->name.ptr, i);
             break;
         }
-        q->name = dq_str_c(q->sname);
-        q->wake_key_len = dq_key_format(q->wake_key, sizeof(q->wake_key),
-                                        q->name, DQ_KEY_WAKE);
         q->due_at = 0;              /* claim it at once */
         ch->nq++;
     }
@@ -656,67 +660,81 @@ dq__signal_cb(uv_signal_t *s, int signum)
 
 /* The wake waits: one over every queue for one server; for a cluster one
  * per slot among the served queues' wake lists (each on its own cluster
- * connection, which connects only to the master of that slot). */
+ * connection, which connects only to the master of that slot). A queue
+ * joins the wait of its slot, or opens one: at setup, and when a shard is
+ * added (dq_child_shards), which a running BLPOP takes in on its next
+ * round (until then the shard is claimed at its idle look). */
 static int
-dq__wakes_new(dq_child_t *ch, dq_conn_opts_t *ro)
+dq__wake_join(dq_child_t *ch, size_t qi)
 {
-    dq_addr_t  a;
-    size_t    *qi, i, k, w;
-    unsigned  *slot;
-    int        cluster;
-    char       label[48];
+    dq_cqueue_t   *q = &ch->qs[qi];
+    dq_cwake_t    *g = NULL;
+    dq_conn_opts_t ro;
+    size_t         w, *grown;
+    unsigned       slot;
+    char           label[48];
 
-    cluster = dq_addr_parse(dq_str_c(ro->address), &a, NULL) == DQ_OK
-              && a.nseeds > 0;
-    ch->wakes = calloc(ch->nq, sizeof(*ch->wakes));
-    qi = calloc(ch->nq, sizeof(*qi));
-    slot = calloc(ch->nq, sizeof(*slot));
-    if (ch->wakes == NULL || qi == NULL || slot == NULL) {
-        free(qi);
-        free(slot);
-        return -1;
-    }
-    ch->wakes[0].qi = qi;               /* freed with it (dq_child_main) */
-    for (i = 0; i < ch->nq; i++) {
-        slot[i] = cluster ? dq_cluster_slot(ch->qs[i].wake_key,
-                                            ch->qs[i].wake_key_len) : 0;
-    }
-    /* the queues of each wait side by side in qi, in served order */
-    for (i = 0, k = 0; i < ch->nq; i++) {
-        for (w = 0; w < ch->nwakes; w++) {
-            if (slot[ch->wakes[w].qi[0]] == slot[i]) {
-                break;
-            }
+    slot = ch->cluster ? dq_cluster_slot(q->wake_key, q->wake_key_len) : 0;
+    for (w = 0; w < ch->nwakes; w++) {
+        if (ch->wakes[w].slot == slot) {
+            g = &ch->wakes[w];
+            break;
         }
-        if (w < ch->nwakes) {
-            continue;                   /* this slot's wait is made */
+    }
+    if (g == NULL) {
+        if (ch->nwakes == ch->cap_q) {
+            return -1;
         }
-        ch->wakes[w].ch = ch;
-        ch->wakes[w].qi = qi + k;
-        for (size_t j = i; j < ch->nq; j++) {
-            if (slot[j] == slot[i]) {
-                qi[k++] = j;
-                ch->wakes[w].nq++;
-            }
+        g = &ch->wakes[ch->nwakes];
+        memset(g, 0, sizeof(*g));
+        g->ch = ch;
+        g->slot = slot;
+        memset(&ro, 0, sizeof(ro));
+        ro.address = ch->conf->redis_address;
+        ro.password = ch->conf->redis_password;
+        ro.db = ch->conf->redis_db;
+        ro.load_scripts = 0;
+        if (ch->cluster) {
+            snprintf(label, sizeof(label), "wake, slot %u", slot);
+            ro.label = label;
+        } else {
+            ro.label = "wake";
+        }
+        g->conn = dq_conn_new(&ch->loop, &ro, dq__redis_state, ch);
+        if (g->conn == NULL) {
+            return -1;
         }
         ch->nwakes++;
     }
-    ro->load_scripts = 0;
-    for (w = 0; w < ch->nwakes; w++) {
-        if (cluster) {
-            snprintf(label, sizeof(label), "wake, slot %u",
-                     slot[ch->wakes[w].qi[0]]);
-            ro->label = label;
-        } else {
-            ro->label = "wake";
+    if (g->nq == g->capq) {
+        grown = realloc(g->qi, (g->capq ? g->capq * 2 : 4) * sizeof(*g->qi));
+        if (grown == NULL) {
+            return -1;
         }
-        ch->wakes[w].conn = dq_conn_new(&ch->loop, ro, dq__redis_state, ch);
-        if (ch->wakes[w].conn == NULL) {
-            free(slot);
+        g->qi = grown;
+        g->capq = g->capq ? g->capq * 2 : 4;
+    }
+    g->qi[g->nq++] = qi;
+    return 0;
+}
+
+static int
+dq__wakes_new(dq_child_t *ch)
+{
+    dq_addr_t  a;
+    size_t     i;
+
+    ch->cluster = dq_addr_parse(dq_str_c(ch->conf->redis_address), &a, NULL)
+                  == DQ_OK && a.nseeds > 0;
+    ch->wakes = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*ch->wakes));
+    if (ch->wakes == NULL) {
+        return -1;
+    }
+    for (i = 0; i < ch->nq; i++) {
+        if (dq__wake_join(ch, i) != 0) {
             return -1;
         }
     }
-    free(slot);
     return 0;
 }
 
@@ -786,7 +804,7 @@ dq__setup(dq_child_t *ch)
     ro.label = "commands";
     ro.load_scripts = 1;
     ch->cmd_conn = dq_conn_new(&ch->loop, &ro, dq__redis_state, ch);
-    if (ch->cmd_conn == NULL || dq__wakes_new(ch, &ro) != 0) {
+    if (ch->cmd_conn == NULL || dq__wakes_new(ch) != 0) {
         return -1;
     }
 
@@ -885,8 +903,8 @@ done:
         free(ch->qs[i].rels);
     }
     free(ch->qs);
-    if (ch->wakes) {
-        free(ch->wakes[0].qi);          /* one block for every wait */
+    for (size_t w = 0; ch->wakes && w < ch->nwakes; w++) {
+        free(ch->wakes[w].qi);
     }
     free(ch->wakes);
     free(ch->redo);
