@@ -71,6 +71,9 @@ usage_to(FILE *out)
         "  config apply FILE [--dry-run]   queue blocks or App Engine "
         "queue.yaml -> Redis\n"
         "  config show [QUEUE] | config clear QUEUE...\n"
+        "  queue QUEUE [--shards N] [--rate R] [--max-concurrent M]\n"
+        "                                  shards (only grow) and whole-queue "
+        "limits\n"
         "  defer [-q QUEUE] [-n NAME] [--id ID] [-u URL] [--countdown MS]\n"
         "        [--eta MS] [-H NAME:VALUE]... [-k KEY=VALUE]... [--retry-limit N]\n"
         "        [--age-limit MS] [--min-backoff MS] [--max-backoff MS]\n"
@@ -477,6 +480,35 @@ stats_v1(dq_cli_t *cli, const char *queue)
     return DQ_CLI_OK;
 }
 
+/* A sharded queue's stats are the sums over its shards; this is the
+ * breakdown: "shards N", then "shard I waiting W running R dead D done
+ * X enqueued E" per shard. */
+static int
+stats_shards(dq_cli_t *cli, const char *queue)
+{
+    dq_queue_stats_t s;
+    unsigned         n = 1, i;
+    int              rc;
+
+    if ((rc = dq_queue_shards(cli->c, queue, &n)) != DQ_OK) {
+        return dq_cli_fail(cli, rc);
+    }
+    if (n <= 1) {
+        return DQ_CLI_OK;
+    }
+    printf("shards %u\n", n);
+    for (i = 0; i < n; i++) {
+        if ((rc = dq_queue_stats_shard(cli->c, queue, i, &s)) != DQ_OK) {
+            return dq_cli_fail(cli, rc);
+        }
+        printf("shard %u waiting %lld running %lld dead %lld done %lld "
+               "enqueued %lld\n", i, (long long) s.waiting,
+               (long long) s.running, (long long) s.dead, (long long) s.done,
+               (long long) s.enqueued);
+    }
+    return DQ_CLI_OK;
+}
+
 static int
 cmd_stats(dq_cli_t *cli, int argc, char **argv)
 {
@@ -495,7 +527,10 @@ cmd_stats(dq_cli_t *cli, int argc, char **argv)
            (long long) s.dead_total, (long long) s.reclaimed,
            (long long) s.released, (long long) s.unrunnable,
            (long long) s.dead_over_max);
-    rc = stats_unrunnable(cli, queue);
+    rc = stats_shards(cli, queue);
+    if (rc == DQ_CLI_OK) {
+        rc = stats_unrunnable(cli, queue);
+    }
     return rc != DQ_CLI_OK ? rc : stats_v1(cli, queue);
 }
 
@@ -571,6 +606,7 @@ static const struct {
     { "migrate", dq_cli_migrate },
     { "workers", dq_cli_workers },
     { "config",  dq_cli_config },
+    { "queue",   dq_cli_queue_cmd },
     { "stats",   cmd_stats },
     { "dead",    cmd_dead },
     { "error",   cmd_error },

@@ -290,7 +290,7 @@ dq__script_head(dq_cmd_t *c, dq_script_id_t id, dq_str_t queue,
     size_t i, len;
     int    rc;
 
-    if (!dq_queue_name_valid(queue)) {
+    if (!dq_shard_name_valid(queue)) {
         return DQ_EINVAL;
     }
     rc = dq__script_start(c, id, nkeys);

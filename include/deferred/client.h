@@ -172,6 +172,40 @@ int dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
 int dq_queue_pause(dq_client_t *c, const char *queue, int paused,
                    int *changed);
 
+/* Sharded queues (docs/SCALING.md): a queue spread over N shards, each
+ * its own Redis hash slot (so its own Redis Cluster node, or core). */
+
+/* How many shards the queue has now (1: not sharded). */
+int dq_queue_shards(dq_client_t *c, const char *queue, unsigned *n);
+
+/* A queue's settings, applied for the whole fleet (as deferred-cli config
+ * apply does): fields left as in DQ_QUEUE_SET_INIT stay as they are.
+ *   shards          1..DQ_MAX_SHARDS (64); it can only grow: a smaller
+ *                   value is refused (DQ_EINVAL), as a shard above it
+ *                   could still hold tasks
+ *   rate            tasks/s for the whole queue (0 unlimited): each shard
+ *                   gets rate / shards
+ *   max_concurrent  tasks leased at once for the whole queue (0
+ *                   unlimited): split so the shards' shares sum to exactly
+ *                   it; fewer than the shards is refused (DQ_EINVAL)
+ * Changing shards re-splits the applied limits. Producers (this client,
+ * nginx) and workers see a new shard count within DQ_SHARDS_TTL_MS and
+ * their heartbeat (5 s). DQ_OK, DQ_EINVAL, DQ_EREDIS. */
+typedef struct {
+    unsigned shards;          /* 0: keep */
+    double   rate;            /* < 0: keep */
+    int64_t  max_concurrent;  /* < 0: keep */
+} dq_queue_set_t;
+
+#define DQ_QUEUE_SET_INIT  { 0, -1, -1 }
+
+int dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set);
+
+/* dq_queue_stats of one shard (0..n-1) of a queue; dq_queue_stats gives
+ * the sums over every shard. */
+int dq_queue_stats_shard(dq_client_t *c, const char *queue, unsigned shard,
+                         dq_queue_stats_t *out);
+
 /*
  * The X-Deferred-Signature header value for an HTTP request to an nginx
  * deferred endpoint with deferred_secret (format: lib/dq_sign.h,
