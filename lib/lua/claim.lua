@@ -234,6 +234,7 @@ if want > 0 then
         local tail = '|' .. cid .. '|'
         local fresh = tail .. now       -- a task without history
         local leases = {}
+        local kr = #reply
         for i = 1, taken do
             local id = ids[i]
             local v = vals[i]
@@ -246,7 +247,8 @@ if want > 0 then
             else
                 leases[2 * i] = id .. fresh
             end
-            local k = #reply
+            local k = kr
+            kr = kr + 7
             reply[k + 1] = id
             reply[k + 2] = v
             reply[k + 3] = due[2 * i]     -- the score's text: C reads it
@@ -256,7 +258,13 @@ if want > 0 then
             reply[k + 7] = x
         end
         redis.call('ZREM', KEYS[2], unpack(ids))
-        redis.call('ZADD', KEYS[3], unpack(leases))
+        if l1s == nil then
+            -- a lease set this call creates: a skiplist (DQ_LEASE_PAD)
+            redis.call('ZADD', KEYS[3], 0, DQ_LEASE_PAD, unpack(leases))
+            redis.call('ZREM', KEYS[3], DQ_LEASE_PAD)
+        else
+            redis.call('ZADD', KEYS[3], unpack(leases))
+        end
         if l1s == nil or deadline < l1s then l1s = deadline end
     end
 end
@@ -298,7 +306,7 @@ if d then
         if limited then
             held_back = true
         else
-            dq_wake(KEYS[5])
+            dq_wake_on(KEYS[5])
         end
     end
     if nxt < 0 or d < nxt then nxt = d end
