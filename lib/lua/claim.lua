@@ -120,7 +120,7 @@ for _, i in ipairs({ 2, 5 }) do
         end
     end
 end
-local l1 = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+local l1 = redis.call('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
 local l1s = l1[2] and tonumber(l1[2])
 if guard_until and h[4] ~= seen and l1s and l1s <= now then
     -- counted once per jump, when it first held something back
@@ -165,7 +165,7 @@ if l1s and l1s <= upto then
     redis.call('ZADD', KEYS[2], unpack(zs))
     if #es > 0 then redis.call('HSET', KEYS[6], unpack(es)) end
     redis.call('HINCRBY', KEYS[4], 'reclaimed', #ids)
-    l1 = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    l1 = redis.call('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
     l1s = l1[2] and tonumber(l1[2])
 end
 
@@ -218,8 +218,8 @@ local reply = { now, -1, cid, ack_reply }
 local taken = 0
 local more = false         -- due work remains after this claim
 if want > 0 then
-    local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,
-                           'WITHSCORES', 'LIMIT', 0, want + 1)
+    local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', dq_int(now),
+                           'WITHSCORES', 'LIMIT', '0', dq_int(want + 1))
     taken = #due / 2
     if taken > want then
         taken = want
@@ -230,9 +230,9 @@ if want > 0 then
         for i = 1, taken do ids[i] = due[2 * i - 1] end
         local vals = redis.call('HMGET', KEYS[1], unpack(ids))
         local deadline = now + lease_ms
-        local dl = tostring(deadline)   -- formatted once, not per task
+        local dl = dq_int(deadline)     -- formatted once, not per task
         local tail = '|' .. cid .. '|'
-        local fresh = tail .. now       -- a task without history
+        local fresh = tail .. dq_int(now) -- a task without history
         local leases = {}
         local kr = #reply
         for i = 1, taken do
@@ -297,7 +297,7 @@ local d = nil
 if more then
     d = 0
 else
-    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGE', KEYS[2], '0', '0', 'WITHSCORES')
     if first[2] then d = tonumber(first[2]) - now end
 end
 if d then

@@ -22,6 +22,20 @@ local function dq_num(s)
     return v
 end
 
+-- An integer as text without printf's floating-point path: a number
+-- handed to redis.call is formatted with %.17g, and tostring() or a
+-- concatenation uses %.14g, ~4,000 instructions each in glibc (callgrind:
+-- ~30,000 of a claim call's fixed ~300,000 went there); '%d' costs a tenth.
+-- Hot paths pass strings ('0', dq_int(now)); a non-integer (or a number
+-- beyond 2^53) keeps tostring().
+local function dq_int(x)
+    if x == math.floor(x) and x > -9007199254740992
+       and x < 9007199254740992 then
+        return string.format('%d', x)
+    end
+    return tostring(x)
+end
+
 -- Redis TIME in ms, never behind the last now of this queue (kept in the
 -- stats hash `stats`: a failover to a replica whose clock lags) unless that
 -- one was over 60 s ahead (a clock error since corrected: step back rather
@@ -85,14 +99,14 @@ local function dq_now(stats)
             redis.call('HSET', stats, 'clock', now, 'gap2_from', clock,
                        'gap2_to', now)
         else
-            redis.call('HSET', stats, 'clock', now)  -- the open ones stay
+            redis.call('HSET', stats, 'clock', dq_int(now))  -- open ones stay
         end
         if slot then
             g[slot] = tostring(clock)
             g[slot + 1] = tostring(now)
         end
     else
-        redis.call('HSET', stats, 'clock', now)
+        redis.call('HSET', stats, 'clock', dq_int(now))
     end
     return now, g
 end
@@ -369,7 +383,7 @@ local function dq_ack(K, now, tomb, args, base, n)
         redis.call('HDEL', K.tasks, unpack(acked))
         if #errs > 0 then redis.call('HDEL', K.errors, unpack(errs)) end
         if #tombs > 0 then redis.call('ZADD', K.names, unpack(tombs)) end
-        redis.call('HINCRBY', K.stats, 'done', done)
+        redis.call('HINCRBY', K.stats, 'done', dq_int(done))
     end
     return reply, nh
 end
