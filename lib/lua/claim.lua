@@ -209,6 +209,34 @@ if rate > 0 then
     end
 end
 
+-- The ETA (the score's text: Lua converts no number) of each of the first
+-- n due tasks ids[1..n], in ETA order from the head of the ETA set. Redis
+-- 7.0 formats every score it replies with %.17g (~4,000 instructions a
+-- score, the largest single cost of a claimed task, docs/BENCHMARKS.md),
+-- so they are read by runs of equal ETAs: a run's first score (ZSCORE)
+-- and how many tasks share it (ZCOUNT s s; they come first, in the order
+-- ZRANGEBYSCORE gave), two calls for a run of any length. Tasks enqueued
+-- by one call or in one ms share their ETA, so a backlog comes in long
+-- runs; after a run of one task (spread ETAs) one ZMSCORE reads the rest.
+local function dq_etas(k_eta, ids, n)
+    local etas = {}
+    local i = 1
+    while i <= n do
+        local s = redis.call('ZSCORE', k_eta, ids[i])
+        local c = redis.call('ZCOUNT', k_eta, s, s)
+        local last = i + c - 1
+        if last > n then last = n end
+        for j = i, last do etas[j] = s end
+        i = last + 1
+        if c == 1 and i <= n then
+            local rest = redis.call('ZMSCORE', k_eta, unpack(ids, i, n))
+            for j = i, n do etas[j] = rest[j - i + 1] end
+            break
+        end
+    end
+    return etas
+end
+
 -- 3. cold buckets due soon into tasks/eta (bounded: lib/lua/cold.lua),
 -- then due tasks into the lease set: one call per batch for each
 -- structure; one more due task than wanted is read to know whether due
@@ -218,16 +246,17 @@ local reply = { now, -1, cid, ack_reply }
 local taken = 0
 local more = false         -- due work remains after this claim
 if want > 0 then
-    local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', dq_int(now),
-                           'WITHSCORES', 'LIMIT', '0', dq_int(want + 1))
-    taken = #due / 2
+    -- ids only: their ETAs come by runs (dq_etas)
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', dq_int(now),
+                           'LIMIT', '0', dq_int(want + 1))
+    taken = #ids
     if taken > want then
         taken = want
         more = true
+        ids[want + 1] = nil
     end
     if taken > 0 then
-        local ids = {}
-        for i = 1, taken do ids[i] = due[2 * i - 1] end
+        local etas = dq_etas(KEYS[2], ids, taken)
         local vals = redis.call('HMGET', KEYS[1], unpack(ids))
         local deadline = now + lease_ms
         local dl = dq_int(deadline)     -- formatted once, not per task
@@ -251,7 +280,7 @@ if want > 0 then
             kr = kr + 7
             reply[k + 1] = id
             reply[k + 2] = v
-            reply[k + 3] = due[2 * i]     -- the score's text: C reads it
+            reply[k + 3] = etas[i]        -- the score's text: C reads it
             reply[k + 4] = r
             reply[k + 5] = f
             reply[k + 6] = e
