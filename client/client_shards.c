@@ -28,22 +28,25 @@ dq__mono_ms(void)
 static int
 dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
 {
-    char        key[DQ_KEY_MAX];
-    const char *argv[3];
+    dq_cmd_t    cmd;
     redisReply *r;
     int         rc = DQ_OK;
 
     if ((rc = dq__ready(c)) != DQ_OK) {
         return rc;
     }
-    dq_key_format(key, sizeof(key), q, DQ_KEY_CONF);
-    argv[0] = "HGET";
-    argv[1] = key;
-    argv[2] = DQ_QCONF_SHARDS;
-    if (redisAppendCommandArgv(c->ctx, 3, argv, NULL) != REDIS_OK) {
+    dq_cmd_init(&cmd);
+    if (dq_cmd_shards(&cmd, q) != DQ_OK) {
+        dq_cmd_free(&cmd);
+        return dq__fail(c, DQ_ENOMEM, "out of memory");
+    }
+    rc = redisAppendCommandArgv(c->ctx, cmd.argc, cmd.argv, cmd.argvlen);
+    dq_cmd_free(&cmd);
+    if (rc != REDIS_OK) {
         dq__disconnect(c);
         return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
     }
+    rc = DQ_OK;
     if (dq__get_reply(c, &r) != DQ_OK) {
         return DQ_EREDIS;
     }
