@@ -20,6 +20,7 @@ use lib 't/lib';
 use DQTest;
 use DQWorker;
 use DQNginx;
+use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
@@ -202,6 +203,8 @@ SKIP: {
         server {
             listen 127.0.0.1:%%PORT%%;
             deferred_endpoint on;
+            location = /deferred/status  { deferred_status; }
+            location = /deferred/metrics { deferred_metrics; }
         }
     });
     my $wr = "$dir/web.rec";
@@ -228,6 +231,23 @@ SKIP: {
     diag("enqueued through nginx, no worker yet:\n$text");
     my @e = map { $_->{enqueued} // 0 } @$s;
     is(scalar(grep { $_ >= 30 } @e), 4, "spread over the 4 shards (@e)");
+    # the status page and the metrics: one queue (sums), per-shard rows
+    my $st = $n->request('GET', '/deferred/status');
+    is($st->{status}, 200, 'deferred_status: 200');
+    my ($web) = grep { $_->{queue} eq 'web' } @{ JSON::PP::decode_json($st->{body})->{queues} };
+    is($web->{shards}, 4, 'status: web has 4 shards');
+    is($web->{waiting}, 268, 'status: waiting is the sum over the shards (268)');
+    is($web->{counters}{enqueued}, 268, 'status: enqueued, summed');
+    is(scalar(@{ $web->{shard_stats} || [] }), 4, 'status: a row per shard');
+    my $sum = 0;
+    $sum += $_->{waiting} for @{ $web->{shard_stats} || [] };
+    is($sum, 268, 'status: the rows add up');
+    is(join(' ', map { $_->{waiting} } @{ $web->{shard_stats} || [] }), "@e",
+       'status rows = deferred-cli stats rows');
+    my $m = $n->request('GET', '/deferred/metrics');
+    like($m->{body}, qr/^deferred_queue_shards\{queue="web"\} 4$/m, 'metrics: deferred_queue_shards 4');
+    like($m->{body}, qr/^deferred_tasks\{queue="web",state="due"\} 268$/m, 'metrics: deferred_tasks summed');
+    like($m->{body}, qr/^deferred_shard_tasks\{queue="web",shard="3",state="due"\} $e[3]$/m, 'metrics: per-shard rows');
     my $w3 = DQWorker::start_worker($r, $dir, name => 'w3', args => ['-q', 'web']);
     my @R = DQWorker::wait_records($wr, 268, 60);
     is(scalar(@R), 268, 'a worker started after nginx ran all 268');
