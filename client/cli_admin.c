@@ -61,7 +61,9 @@ dq__pipeline(dq_cli_t *cli, size_t n, int *argcs, const char ***argvs,
         return dq_cli_fail(cli, rc), rc;
     }
     for (i = 0; i < n; i++) {
-        redisAppendCommandArgv(c->ctx, argcs[i], argvs[i], NULL);
+        if ((rc = dq__append(c, argcs[i], argvs[i], NULL)) != DQ_OK) {
+            return dq_cli_fail(cli, rc), rc;
+        }
     }
     for (i = 0; i < n; i++) {
         if (dq__get_reply(c, &replies[i]) != DQ_OK) {

@@ -52,7 +52,9 @@ dq__stats_one(dq_client_t *c, dq_str_t q, dq_queue_stats_t *out)
         dq_key_format(keys[i], sizeof(keys[i]), q, zsets[i]);
         argv[0] = "ZCARD";
         argv[1] = keys[i];
-        redisAppendCommandArgv(c->ctx, 2, argv, NULL);
+        if ((rc = dq__append(c, 2, argv, NULL)) != DQ_OK) {
+            return rc;
+        }
     }
     dq_key_format(keys[3], sizeof(keys[3]), q, DQ_KEY_STATS);
     argv[0] = "HMGET";
@@ -66,7 +68,9 @@ dq__stats_one(dq_client_t *c, dq_str_t q, dq_queue_stats_t *out)
     argv[8] = "unrunnable";
     argv[9] = "dead_over_max";
     argv[10] = "cold";             /* the cold tier's tasks: waiting */
-    redisAppendCommandArgv(c->ctx, 11, argv, NULL);
+    if ((rc = dq__append(c, 11, argv, NULL)) != DQ_OK) {
+        return rc;
+    }
     for (i = 0; i < 4; i++) {
         if (dq__get_reply(c, &r) != DQ_OK) {
             return DQ_EREDIS;
@@ -284,9 +288,8 @@ dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
     argv[0] = "HGET";
     argv[1] = key;
     argv[2] = id;
-    if (redisAppendCommandArgv(c->ctx, 3, argv, NULL) != REDIS_OK) {
-        dq__disconnect(c);
-        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    if ((rc = dq__append(c, 3, argv, NULL)) != DQ_OK) {
+        return rc;
     }
     if (dq__get_reply(c, &r) != DQ_OK) {
         return DQ_EREDIS;

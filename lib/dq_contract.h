@@ -648,6 +648,10 @@ int dq_cluster_redirect(const redisReply *r, dq_cluster_redirect_t *rd);
 int dq_cluster_redirect_str(const char *s, size_t len,
                             dq_cluster_redirect_t *rd);
 
+/* 1 for a TRYAGAIN or CLUSTERDOWN error reply (the command was not run:
+ * a slot being migrated, a slot no master serves); 0 for anything else. */
+int dq_cluster_is_retry(const redisReply *r);
+
 /* The oldest Redis the scripts run on: script flags (#!lua flags=...,
  * 7.0) and ZMSCORE (6.2). */
 #define DQ_REDIS_MIN_VERSION "7.0.0"

@@ -71,6 +71,8 @@ struct ngx_http_deferred_shards_s {
 struct ngx_http_deferred_merged_s {
     ngx_http_deferred_redis_t     *redis;
     dq_cmd_t                       cmd;
+    ngx_http_deferred_redis_cmd_t *rcmd;        /* while not replied: the
+                                                   WAIT goes behind it */
     dq_enqueue_item_t             *items;
     ngx_uint_t                     n;
     dq_str_t                       queue;       /* points into the copy */
@@ -296,10 +298,10 @@ again:
                 goto again;
             }
 
-            if (ngx_http_deferred_redis_eval(rs, &m->cmd,
-                                             ngx_http_deferred_merge_reply, m)
-                == NULL)
-            {
+            m->rcmd = ngx_http_deferred_redis_eval(rs, &m->cmd,
+                                          ngx_http_deferred_merge_reply, m);
+
+            if (m->rcmd == NULL) {
                 ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                               "deferred: redis %V unavailable", &rs->name);
 
@@ -307,6 +309,13 @@ again:
                 ngx_http_deferred_merge_deliver(m, NULL,
                                                 "Redis is not reachable");
                 ngx_http_deferred_merge_free(m);
+
+                if (rs->nseeds) {
+                    /* a cluster: only this queue's node is down; the
+                     * others' groups still go */
+                    goto again;
+                }
+
                 ngx_http_deferred_merge_fail_queued(rs,
                                                     "Redis is not reachable");
                 return;
@@ -328,7 +337,7 @@ again:
             if (rs->replicas) {
                 m->waiting = 1;
 
-                if (ngx_http_deferred_redis_wait(rs,
+                if (ngx_http_deferred_redis_wait(rs, m->rcmd,
                                                  ngx_http_deferred_merge_waited,
                                                  m)
                     != NGX_OK)
@@ -402,6 +411,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     }
 
     m->redis = rs;
+    m->rcmd = NULL;
     m->n = n;
     m->res = NULL;
     m->failure = NULL;
@@ -518,6 +528,7 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
 
     rs = m->redis;
     m->replied = 1;
+    m->rcmd = NULL;             /* freed before its handler runs */
 
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
@@ -555,8 +566,9 @@ done:
 
 /*
  * WAIT's answer: the number of replicas that have the writes. It came
- * before the script's reply only when the script was re-sent as EVAL
- * (NOSCRIPT) behind it: then wait again, behind the EVAL.
+ * before the script's reply only when the script was re-sent behind it:
+ * as EVAL (NOSCRIPT), or to another cluster node (MOVED, ASK): then wait
+ * again, behind the script, on the node it went to.
  */
 
 static void
@@ -569,8 +581,8 @@ ngx_http_deferred_merge_waited(void *data, redisReply *reply)
     rs = m->redis;
 
     if (!m->replied && reply) {
-        if (ngx_http_deferred_redis_wait(rs, ngx_http_deferred_merge_waited,
-                                         m)
+        if (ngx_http_deferred_redis_wait(rs, m->rcmd,
+                                         ngx_http_deferred_merge_waited, m)
             == NGX_OK)
         {
             return;

@@ -56,6 +56,7 @@ typedef void (*ngx_http_deferred_redis_handler_pt)(void *data,
     redisReply *reply);
 
 
+/* a sentinel, or a cluster's seed node: resolved at config time */
 typedef struct {
     ngx_str_t                      host;        /* numeric, NUL-terminated */
     in_port_t                      port;
@@ -107,6 +108,22 @@ struct ngx_http_deferred_redis_s {
     redisAsyncContext             *sac;         /* the sentinel asked */
     ngx_uint_t                     snext;       /* the sentinel asked next */
     ngx_uint_t                     sasked;      /* since the last answer */
+
+    /* Redis Cluster (nseeds > 0): this one routes each command by its
+     * slot to a node, itself a redis_t with the connection above (its
+     * "cluster" points back here); the map is asked with sac/snext/sasked
+     * like the sentinels */
+    ngx_http_deferred_sentinel_t  *seeds;
+    ngx_uint_t                     nseeds;
+    ngx_http_deferred_redis_t     *cluster;     /* a node: its cluster */
+    ngx_array_t                    nodes;       /* of redis_t *, per worker;
+                                                   never shrinks */
+    int16_t                       *slots;       /* node index per slot, -1:
+                                                   none; NULL: no map yet */
+    ngx_msec_t                     map_asked;   /* the last question */
+    ngx_queue_t                    waitq;       /* a node: commands waiting
+                                                   for its setup */
+    unsigned                       map_again:1; /* ask once more after */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
 };
@@ -285,6 +302,7 @@ ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
     dq_str_t queue, ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_redis_cmd_t *after,
     ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_deferred_main_conf_t *dmcf);

@@ -80,7 +80,7 @@ dq_child_unlink(dq_child_t *ch, dq_task_t *t)
 
 /* ---------------------------------------------------------- wake-ups */
 
-static void dq__blpop(dq_child_t *ch);
+static void dq__blpop(dq_cwake_t *g);
 
 static size_t
 dq__free_slots(const dq_child_t *ch)
@@ -176,7 +176,7 @@ static void
 dq__kick_now(dq_child_t *ch)
 {
     uint64_t     now, next = DQ_NEVER;
-    size_t       i, s, free_slots, claim_size, half;
+    size_t       i, s, w, free_slots, claim_size, half;
     int64_t      total;
     int          all_due, gate;
     dq_cqueue_t *q, *best;
@@ -287,11 +287,7 @@ dq__kick_now(dq_child_t *ch)
         }
     }
 
-    all_due = ch->nq > 0;
     for (i = 0; i < ch->nq; i++) {
-        if (!ch->qs[i].claiming && ch->qs[i].due_at > now) {
-            all_due = 0;
-        }
         if (!ch->qs[i].claiming && ch->qs[i].due_at < next) {
             next = ch->qs[i].due_at;
         }
@@ -320,11 +316,22 @@ dq__kick_now(dq_child_t *ch)
      * BLPOP armed, so an enqueue on it still wakes a child busy with
      * another queue. Every path that ends a
      * busy spell (a claim reply taking less than asked, a failed claim, a
-     * due time in the future) comes back through here and arms it. */
-    if (!ch->blpop_inflight && dq__free_slots(ch) > 0
-        && !(all_due && dq_conn_is_up(ch->cmd_conn)))
-    {
-        dq__blpop(ch);
+     * due time in the future) comes back through here and arms it. With
+     * several wake waits (a cluster: one per slot), each is looked at for
+     * its own queues. */
+    for (w = 0; w < ch->nwakes && dq__free_slots(ch) > 0; w++) {
+        dq_cwake_t *g = &ch->wakes[w];
+
+        all_due = g->nq > 0;
+        for (i = 0; i < g->nq; i++) {
+            q = &ch->qs[g->qi[i]];
+            if (!q->claiming && q->due_at > now) {
+                all_due = 0;
+            }
+        }
+        if (!g->inflight && !(all_due && dq_conn_is_up(ch->cmd_conn))) {
+            dq__blpop(g);
+        }
     }
 }
 
@@ -333,8 +340,10 @@ dq__blpop_retry_cb(uv_timer_t *t)
 {
     dq_child_t *ch = t->data;
 
-    if (!ch->blpop_inflight && dq__free_slots(ch) > 0) {
-        dq__blpop(ch);
+    for (size_t w = 0; w < ch->nwakes && dq__free_slots(ch) > 0; w++) {
+        if (!ch->wakes[w].inflight) {
+            dq__blpop(&ch->wakes[w]);
+        }
     }
 }
 
@@ -342,11 +351,12 @@ static void
 dq__blpop_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
 {
-    dq_child_t *ch = data;
+    dq_cwake_t *g = data;
+    dq_child_t *ch = g->ch;
     size_t      i;
 
     (void) r;
-    ch->blpop_inflight = 0;
+    g->inflight = 0;
     if (ch->stopping) {
         return;
     }
@@ -389,16 +399,15 @@ dq__blpop_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
 }
 
 static void
-dq__blpop(dq_child_t *ch)
+dq__blpop(dq_cwake_t *g)
 {
+    dq_child_t  *ch = g->ch;
     const char **argv;
     size_t      *len;
-    size_t       i, n = ch->nq + 2;
+    size_t       i, n = g->nq + 2;
     char         tmo[16];
 
-    if (ch->stopping || ch->wake_conn == NULL
-        || !dq_conn_is_up(ch->wake_conn))
-    {
+    if (ch->stopping || g->conn == NULL || !dq_conn_is_up(g->conn)) {
         return;
     }
     argv = calloc(n, sizeof(*argv));
@@ -410,18 +419,18 @@ dq__blpop(dq_child_t *ch)
     }
     argv[0] = "BLPOP";
     len[0] = 5;
-    for (i = 0; i < ch->nq; i++) {
-        argv[i + 1] = ch->qs[i].wake_key;
-        len[i + 1] = ch->qs[i].wake_key_len;
+    for (i = 0; i < g->nq; i++) {
+        argv[i + 1] = ch->qs[g->qi[i]].wake_key;
+        len[i + 1] = ch->qs[g->qi[i]].wake_key_len;
     }
     len[n - 1] = (size_t) snprintf(tmo, sizeof(tmo), "%d",
                                    DQ_BLPOP_TIMEOUT_S);
     argv[n - 1] = tmo;
-    if (dq_conn_send(ch->wake_conn, (int) n, argv, len,
+    if (dq_conn_send(g->conn, (int) n, argv, len,
                      (DQ_BLPOP_TIMEOUT_S + 10) * 1000LL, dq__blpop_reply,
-                     ch) == 0)
+                     g) == 0)
     {
-        ch->blpop_inflight = 1;
+        g->inflight = 1;
     }
     free(argv);
     free(len);
@@ -431,7 +440,7 @@ static void
 dq__redis_state(dq_conn_t *r, int up, void *data)
 {
     dq_child_t *ch = data;
-    size_t      i;
+    size_t      i, w;
 
     if (r == ch->cmd_conn && up) {
         /* (re)connected: whatever was due meanwhile is due now, and what
@@ -442,16 +451,22 @@ dq__redis_state(dq_conn_t *r, int up, void *data)
         }
         dq_dispatch_resend(ch);
     }
-    if (r == ch->wake_conn && !up) {
-        ch->blpop_inflight = 0;
-    }
-    if (r == ch->wake_conn && up) {
+    for (w = 0; w < ch->nwakes; w++) {
+        dq_cwake_t *g = &ch->wakes[w];
+
+        if (r != g->conn) {
+            continue;
+        }
+        if (!up) {
+            g->inflight = 0;
+            continue;
+        }
         /* a BLPOP whose reply was lost (connection dropped, command
          * timeout after Redis popped the token) took a wake-up nobody
-         * saw: look at every queue now rather than at the idle look */
-        for (i = 0; i < ch->nq; i++) {
-            ch->qs[i].due_at = 0;
-            ch->qs[i].more = 0;
+         * saw: look at its queues now rather than at the idle look */
+        for (i = 0; i < g->nq; i++) {
+            ch->qs[g->qi[i]].due_at = 0;
+            ch->qs[g->qi[i]].more = 0;
         }
     }
     dq_child_kick(ch);
@@ -526,6 +541,17 @@ dq_child_kick(dq_child_t *ch)
 /* ------------------------------------------------------------ stopping */
 
 static void
+dq__close_wakes(dq_child_t *ch)
+{
+    for (size_t w = 0; w < ch->nwakes; w++) {
+        if (ch->wakes[w].conn) {
+            dq_conn_close(ch->wakes[w].conn);
+            ch->wakes[w].conn = NULL;
+        }
+    }
+}
+
+static void
 dq__close_all(dq_child_t *ch)
 {
     size_t i;
@@ -545,10 +571,7 @@ dq__close_all(dq_child_t *ch)
     for (i = 0; i < sizeof(ch->sigs) / sizeof(ch->sigs[0]); i++) {
         uv_close((uv_handle_t *) &ch->sigs[i], NULL);
     }
-    if (ch->wake_conn) {
-        dq_conn_close(ch->wake_conn);
-        ch->wake_conn = NULL;
-    }
+    dq__close_wakes(ch);
     dq_conn_close(ch->cmd_conn);
     ch->cmd_conn = NULL;
 }
@@ -602,10 +625,7 @@ dq__stop(dq_child_t *ch, int fast)
                 ch->used);
     uv_timer_stop(&ch->due_timer);
     uv_timer_stop(&ch->blpop_retry);
-    if (ch->wake_conn) {
-        dq_conn_close(ch->wake_conn);      /* BLPOP callback gets NULL */
-        ch->wake_conn = NULL;
-    }
+    dq__close_wakes(ch);                /* BLPOP callbacks get NULL */
     dq_dispatch_stop(ch);
     uv_timer_start(&ch->grace_timer, dq__grace_cb,
                    fast ? 0 : (uint64_t) ch->conf->grace_ms, 0);
@@ -633,6 +653,72 @@ dq__signal_cb(uv_signal_t *s, int signum)
 }
 
 /* ---------------------------------------------------------------- main */
+
+/* The wake waits: one over every queue for one server; for a cluster one
+ * per slot among the served queues' wake lists (each on its own cluster
+ * connection, which connects only to the master of that slot). */
+static int
+dq__wakes_new(dq_child_t *ch, dq_conn_opts_t *ro)
+{
+    dq_addr_t  a;
+    size_t    *qi, i, k, w;
+    unsigned  *slot;
+    int        cluster;
+    char       label[48];
+
+    cluster = dq_addr_parse(dq_str_c(ro->address), &a, NULL) == DQ_OK
+              && a.nseeds > 0;
+    ch->wakes = calloc(ch->nq, sizeof(*ch->wakes));
+    qi = calloc(ch->nq, sizeof(*qi));
+    slot = calloc(ch->nq, sizeof(*slot));
+    if (ch->wakes == NULL || qi == NULL || slot == NULL) {
+        free(qi);
+        free(slot);
+        return -1;
+    }
+    ch->wakes[0].qi = qi;               /* freed with it (dq_child_main) */
+    for (i = 0; i < ch->nq; i++) {
+        slot[i] = cluster ? dq_cluster_slot(ch->qs[i].wake_key,
+                                            ch->qs[i].wake_key_len) : 0;
+    }
+    /* the queues of each wait side by side in qi, in served order */
+    for (i = 0, k = 0; i < ch->nq; i++) {
+        for (w = 0; w < ch->nwakes; w++) {
+            if (slot[ch->wakes[w].qi[0]] == slot[i]) {
+                break;
+            }
+        }
+        if (w < ch->nwakes) {
+            continue;                   /* this slot's wait is made */
+        }
+        ch->wakes[w].ch = ch;
+        ch->wakes[w].qi = qi + k;
+        for (size_t j = i; j < ch->nq; j++) {
+            if (slot[j] == slot[i]) {
+                qi[k++] = j;
+                ch->wakes[w].nq++;
+            }
+        }
+        ch->nwakes++;
+    }
+    ro->load_scripts = 0;
+    for (w = 0; w < ch->nwakes; w++) {
+        if (cluster) {
+            snprintf(label, sizeof(label), "wake, slot %u",
+                     slot[ch->wakes[w].qi[0]]);
+            ro->label = label;
+        } else {
+            ro->label = "wake";
+        }
+        ch->wakes[w].conn = dq_conn_new(&ch->loop, ro, dq__redis_state, ch);
+        if (ch->wakes[w].conn == NULL) {
+            free(slot);
+            return -1;
+        }
+    }
+    free(slot);
+    return 0;
+}
 
 static int
 dq__setup(dq_child_t *ch)
@@ -700,11 +786,7 @@ dq__setup(dq_child_t *ch)
     ro.label = "commands";
     ro.load_scripts = 1;
     ch->cmd_conn = dq_conn_new(&ch->loop, &ro, dq__redis_state, ch);
-    ro.label = "wake";
-    ro.load_scripts = 0;
-    ch->wake_conn = ch->cmd_conn
-                    ? dq_conn_new(&ch->loop, &ro, dq__redis_state, ch) : NULL;
-    if (ch->cmd_conn == NULL || ch->wake_conn == NULL) {
+    if (ch->cmd_conn == NULL || dq__wakes_new(ch, &ro) != 0) {
         return -1;
     }
 
@@ -728,7 +810,9 @@ dq__setup(dq_child_t *ch)
         return -1;
     }
     dq_conn_start(ch->cmd_conn);
-    dq_conn_start(ch->wake_conn);
+    for (i = 0; i < ch->nwakes; i++) {
+        dq_conn_start(ch->wakes[i].conn);
+    }
     return 0;
 }
 
@@ -773,9 +857,7 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
         if (ch->cmd_conn) {
             dq_conn_close(ch->cmd_conn);
         }
-        if (ch->wake_conn) {
-            dq_conn_close(ch->wake_conn);
-        }
+        dq__close_wakes(ch);
         dq_pool_close(ch->pool);
         ch->pool = NULL;
         uv_walk(&ch->loop, dq__close_walk, NULL);
@@ -803,6 +885,10 @@ done:
         free(ch->qs[i].rels);
     }
     free(ch->qs);
+    if (ch->wakes) {
+        free(ch->wakes[0].qi);          /* one block for every wait */
+    }
+    free(ch->wakes);
     free(ch->redo);
     dq_live_free(ch);
     dq_migrate_free(ch);

@@ -29,6 +29,18 @@
 
 typedef struct dq_child_s dq_child_t;
 
+/* One BLPOP over the wake lists of some served queues, on its own
+ * connection: all of them for one server; for a cluster, those whose wake
+ * list has one slot (a BLPOP over several slots is refused, CROSSSLOT). */
+typedef struct {
+    dq_child_t            *ch;
+    dq_conn_t             *conn;
+    size_t                *qi;         /* indexes into ch->qs */
+    size_t                 nq;
+    int                    inflight;   /* its BLPOP is sent */
+} dq_cwake_t;
+
+
 /* A served queue of N shards (dq_contract.h "shards") is N entries of
  * ch->qs: shard 0 (the queue itself) at the queue's index in the
  * configuration, shards 1..N-1 appended when the child learns N (its
@@ -73,7 +85,8 @@ struct dq_child_s {
     int                     index;
     dq_loader_t            *loader;
     dq_conn_t              *cmd_conn;   /* claims, acks, scripts */
-    dq_conn_t              *wake_conn;  /* BLPOP on the wake lists */
+    dq_cwake_t             *wakes;      /* BLPOP on the wake lists */
+    size_t                  nwakes;
     dq_cqueue_t            *qs;
     size_t                  nq;         /* entries in use (shards too) */
     size_t                  cap_q;      /* room: queues * DQ_MAX_SHARDS */
@@ -101,7 +114,6 @@ struct dq_child_s {
     size_t                  reserved;
     size_t                  concurrency;
     uint64_t                idle_look_ms; /* min(lease, 30 s) */
-    int                     blpop_inflight;
     int                     flush_active;
     dq_task_t             **redo;       /* results not delivered, sent */
     size_t                  nredo;      /* again on reconnect */
