@@ -40,13 +40,11 @@ dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
         dq_cmd_free(&cmd);
         return dq__fail(c, DQ_ENOMEM, "out of memory");
     }
-    rc = redisAppendCommandArgv(c->ctx, cmd.argc, cmd.argv, cmd.argvlen);
+    rc = dq__append(c, cmd.argc, cmd.argv, cmd.argvlen);
     dq_cmd_free(&cmd);
-    if (rc != REDIS_OK) {
-        dq__disconnect(c);
-        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    if (rc != DQ_OK) {
+        return rc;
     }
-    rc = DQ_OK;
     if (dq__get_reply(c, &r) != DQ_OK) {
         return DQ_EREDIS;
     }
@@ -174,11 +172,8 @@ dq__conf_read(dq_client_t *c, const char *s, char v[DQ_QCONF_NFIELDS][48])
     for (i = 0; i < DQ_QCONF_NFIELDS; i++) {
         argv[2 + i] = dq__fields[i];
     }
-    if (redisAppendCommandArgv(c->ctx, 2 + DQ_QCONF_NFIELDS, argv, NULL)
-        != REDIS_OK)
-    {
-        dq__disconnect(c);
-        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    if ((rc = dq__append(c, 2 + DQ_QCONF_NFIELDS, argv, NULL)) != DQ_OK) {
+        return rc;
     }
     if (dq__get_reply(c, &r) != DQ_OK) {
         return DQ_EREDIS;
