@@ -100,7 +100,7 @@ my %named;
     ok((grep { $where{$_} } 0 .. 3) >= 3, 'named tasks spread by their names\' hash');
 }
 my $w = DQWorker::start_worker($r, $dir, name => 'w1',
-                               args => ['-q', 'hot', '-q', 'grow', '--threads', '4']);
+                               args => ['-q', 'hot', '-q', 'grow', '-q', 'ops', '--threads', '4']);
 {
     my @R = DQWorker::wait_records($rec, 424, 60);
     is(scalar(@R), 424, 'the worker started after the producers ran all 424');
@@ -134,6 +134,50 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     is($s->[0]{enqueued}, 125, 'shard 0 kept the 100 old tasks (and got a quarter of the new)');
     ok(DQTest::wait_for(sub { DQWorker::log_text($w) =~ /queue grow: serving 4 shards \(was 1\)/ }, 10),
        'the running worker picked the new shards up (its log)');
+}
+
+# ---- operators' commands see every shard: dead, list, show, error, retry,
+# requeue-all, delete, purge, pause
+{
+    my ($rc, $out, $err) = cli('queue', 'ops', '--shards', '3');
+    is($rc, 0, 'ops: 3 shards');
+    sleep 5.5;                      # the running worker reads N (heartbeat)
+    my $f = "$dir/fail.rec";
+    ($rc, $out, $err) = cli('defer', '-q', 'ops', '--retry-limit', '0', '--count', '9', 'always_fail', $f);
+    is($rc, 0, '9 tasks that fail, no retry') or diag $err;
+    ok(DQTest::wait_for(sub { (DQWorker::stats($r, 'ops')->{dead} // 0) == 9 }, 30), 'all 9 dead (stats sums the shards)');
+    my $d = DQWorker::dead($r, 'ops');
+    is(scalar(keys %$d), 9, 'dead ops: the 9, from every shard');
+    is(scalar(grep { /always fails$/ } values %$d), 9, '... each with its last error');
+    ($rc, $out) = cli('--json', 'list', 'ops', '--state', 'dead');
+    is(scalar(@{ JSON::PP::decode_json($out) }), 9, 'list --state dead: 9 rows');
+    my ($far) = grep { $r->cmd('ZSCORE', shard_key('ops', 2, 'dead'), $_) } keys %$d;
+    ok($far, "a dead task in shard 2: $far");
+    ($rc, $out, $err) = cli('show', 'ops', $far);
+    is($rc, 0, 'show finds it in its shard') or diag $err;
+    like($out, qr/^state\s+"?dead/m, '... dead');
+    ($rc, $out) = cli('error', 'ops', $far);
+    like($out, qr/always fails$/, 'error finds its last error');
+    ($rc, $out, $err) = cli('retry', 'ops', $far);
+    is($rc, 0, 'retry (requeue) of a task in shard 2') or diag $err;
+    ok(DQTest::wait_for(sub { defined $r->cmd('ZSCORE', shard_key('ops', 2, 'dead'), $far)
+                              && DQWorker::records($f) >= 10 }, 20), '... it ran again and died again');
+    ($rc, $out, $err) = cli('requeue-all', 'ops');
+    like($out, qr/^9 requeued/, 'requeue-all: 9 requeued over the shards') or diag "$out$err";
+    ok(DQTest::wait_for(sub { (DQWorker::stats($r, 'ops')->{dead} // 0) == 9 && DQWorker::records($f) >= 19 }, 30),
+       '... all ran again');
+    my ($one) = grep { $r->cmd('ZSCORE', shard_key('ops', 1, 'dead'), $_) } keys %$d;
+    ($rc, $out, $err) = cli('delete', 'ops', $one);
+    like($out, qr/^deleted \S+ \(dead\)/, "delete of a task in shard 1") or diag $err;
+    ($rc, $out, $err) = cli('purge', 'ops', '--yes');
+    like($out, qr/^purged 8 /, 'purge: the other 8, every shard') or diag "$out$err";
+    is(DQWorker::stats($r, 'ops')->{dead}, 0, 'nothing dead left');
+    ($rc) = cli('pause', 'ops');
+    is(join(',', map { $r->cmd('HGET', shard_key('ops', $_, 'conf'), 'paused') // 0 } 0 .. 2), '1,1,1',
+       'pause: every shard paused');
+    ($rc) = cli('resume', 'ops');
+    is(join(',', map { $r->cmd('HGET', shard_key('ops', $_, 'conf'), 'paused') // 0 } 0 .. 2), '0,0,0',
+       'resume: every shard');
 }
 
 # ---- whole-queue limits split across shards
