@@ -4,6 +4,8 @@
 #   - idle: commands per second per child, summed over the masters
 #     (INFO commandstats; printed for docs/SCALING.md)
 #   - every queue's tasks run, each once (counted by the task records)
+#   - a child SIGKILLed while running tasks: the master hands them back
+#     through the cluster (worker/held.c)
 #   - a queue's slot moved to another master by hand (CLUSTER SETSLOT
 #     IMPORTING/MIGRATING, MIGRATE key by key, SETSLOT NODE) while its
 #     tasks run: none lost, none run twice
@@ -133,6 +135,24 @@ wait_done($rec, scalar @ids);
 my ($lost, $twice) = tally($rec, @ids);
 is($lost, 0, scalar(@ids) . ' tasks on 5 queues / 3 masters: none lost');
 is($twice, 0, '  none run twice');
+
+# ---- a child killed while it runs tasks: the master hands them back at
+# once (worker/held.c, through the blocking client on the cluster), not
+# at lease expiry
+{
+    my $q = $q[3];
+    my $rec = "$dir/crash.rec";
+    my @ids = defer_n($q, 6, $rec, 1500);
+    DQWorker::wait_lines($rec, 'S', 2, 20);
+    my ($pid) = map { $_->[2] } DQWorker::lines($rec, 'S');
+    kill 'KILL', $pid;
+    ok(DQTest::wait_for(sub {
+        DQTest::slurp($w->{log}) =~ /task failed: queue=$q id=\S+ error="child killed by signal 9/
+    }, 10), "a child killed: the master failed its running task of $q through the cluster");
+    wait_done($rec, scalar @ids);
+    my ($lost, $twice) = tally($rec, @ids);
+    is($lost, 0, '  none lost');
+}
 
 # ---- a queue's slot moved while its tasks run
 {
