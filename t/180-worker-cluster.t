@@ -174,6 +174,19 @@ is($twice, 0, '  none run twice');
         $moved++;
         sleep 0.1;                      # tasks keep running in between
     }
+    # every key on the new node, the slot still MIGRATING/IMPORTING: the
+    # old node answers ASK to every command; the worker sends ASKING and
+    # the command to the new node, which runs a script only if every key
+    # it names exists there (else TRYAGAIN: not run, said again later).
+    # An ASK must never come back to the worker as a failure.
+    is($src->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot), 0,
+       'the old node holds none of the keys: ASK for each command');
+    my $mark = length DQTest::slurp($w->{log});
+    sleep 1.5;
+    my $window = substr(DQTest::slurp($w->{log}), $mark);
+    unlike($window, qr/(?:failed|refused)[^\n]*\bASK \d+/, '  ASK followed (no command failed with ASK)');
+    like($window, qr/claim on queue $q failed: EVALSHA answered: TRYAGAIN/,
+         '  its claims reached the new node (TRYAGAIN there: not all keys yet)');
     $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $did) for ($dst, $src, $c->masters);
     my $during = () = DQWorker::lines($rec, 'E');
     diag("slot $slot of $q: $moved keys moved one by one; $during of 300 tasks done by then");
@@ -186,6 +199,29 @@ is($twice, 0, '  none run twice');
     my $log = DQTest::slurp($w->{log});
     my @seen = map { $log =~ /$_/ ? $_ : () } ('moved to', 'TRYAGAIN', 'ASK');
     diag("worker log names: @seen");
+}
+
+# ---- redirects that never end (a slot MIGRATING to a node that does not
+# import it: ASK there, MOVED back): each command gives up after 5, logged;
+# the queue works again once the slot is stable
+{
+    my $q = $q[4];
+    my $src = owner($q);
+    my ($dst) = grep { $_->port != $src->port } $c->masters;
+    my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$q}");
+    # the queue's keys gone from the node (an empty queue: ASK for every key)
+    my $keys = $src->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
+    $src->cmd('DEL', @$keys) if @$keys;
+    $src->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', node_id($dst));
+    ok(DQTest::wait_for(sub {
+        DQTest::slurp($w->{log}) =~ /after 5 redirects for slot $slot; giving up/
+    }, 40), "a redirect loop on slot $slot: given up after 5, logged");
+    $src->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+    my $rec = "$dir/loop.rec";
+    my @ids = defer_n($q, 10, $rec, 0);
+    wait_done($rec, scalar @ids);
+    my ($lost, $twice) = tally($rec, @ids);
+    is($lost + $twice, 0, '  the slot stable again: its tasks run, each once');
 }
 
 # ---- CLUSTER FAILOVER on a replica while its master's queue runs
