@@ -100,13 +100,29 @@ sub conf {
 }
 
 # ---- idle: commands per second per child (the default lease, 30 s)
+# and connections: each child one per master it has queues on, plus one
+# per wake slot (the seed's connection closed once unused)
+sub clients {
+    my $n = 0;
+    for my $x (@_) {
+        my $l = $x->cmd('CLIENT', 'LIST');
+        $n += () = $l =~ /^(?!.*flags=[SM])/mg;      # not replication links
+    }
+    return $n;
+}
 {
+    my @ms = $c->masters;
+    my $c0 = clients(@ms);
     my $w = DQWorker::start_master(undef, $dir, name => 'idle', wait => 0,
                                    conf => conf([$m[0]], ''));
     DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /cluster map from/ }, 10);
-    sleep 2;
+    sleep 4;
+    my %slots = map { $m[0]->cmd('CLUSTER', 'KEYSLOT', "{$_}") => 1 } @q;
+    my $conns = clients(@ms) - $c0;
+    diag("connections of 2 idle children on the masters: $conns (" . scalar(@ms)
+         . " masters, " . scalar(keys %slots) . " wake slots)");
+    is($conns, 2 * (@ms + keys %slots), '  one per master and one per wake slot, per child');
     my $secs = $ENV{DQ_IDLE_S} || 10;
-    my @ms = $c->masters;
     my $n0 = cmdstats(@ms);
     sleep $secs;
     my $n1 = cmdstats(@ms);
