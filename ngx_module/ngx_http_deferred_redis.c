@@ -934,7 +934,11 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
                >= NGX_HTTP_DEFERRED_BACKOFF_MIN)
         {
             /* no map yet: the next request asks, at most once per
-             * BACKOFF_MIN */
+             * BACKOFF_MIN, without waiting for the backoff timer */
+            if (rs->timer.timer_set) {
+                ngx_del_timer(&rs->timer);
+            }
+
             ngx_http_deferred_cluster_refresh(rs);
         }
 
