@@ -28,21 +28,22 @@ dq__mono_ms(void)
 static int
 dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
 {
-    char        key[DQ_KEY_MAX];
-    const char *argv[3];
+    dq_cmd_t    cmd;
     redisReply *r;
     int         rc = DQ_OK;
 
     if ((rc = dq__ready(c)) != DQ_OK) {
         return rc;
     }
-    dq_key_format(key, sizeof(key), q, DQ_KEY_CONF);
-    argv[0] = "HGET";
-    argv[1] = key;
-    argv[2] = DQ_QCONF_SHARDS;
-    if (redisAppendCommandArgv(c->ctx, 3, argv, NULL) != REDIS_OK) {
-        dq__disconnect(c);
-        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    dq_cmd_init(&cmd);
+    if (dq_cmd_shards(&cmd, q) != DQ_OK) {
+        dq_cmd_free(&cmd);
+        return dq__fail(c, DQ_ENOMEM, "out of memory");
+    }
+    rc = dq__append(c, cmd.argc, cmd.argv, cmd.argvlen);
+    dq_cmd_free(&cmd);
+    if (rc != DQ_OK) {
+        return rc;
     }
     if (dq__get_reply(c, &r) != DQ_OK) {
         return DQ_EREDIS;
@@ -171,11 +172,8 @@ dq__conf_read(dq_client_t *c, const char *s, char v[DQ_QCONF_NFIELDS][48])
     for (i = 0; i < DQ_QCONF_NFIELDS; i++) {
         argv[2 + i] = dq__fields[i];
     }
-    if (redisAppendCommandArgv(c->ctx, 2 + DQ_QCONF_NFIELDS, argv, NULL)
-        != REDIS_OK)
-    {
-        dq__disconnect(c);
-        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    if ((rc = dq__append(c, 2 + DQ_QCONF_NFIELDS, argv, NULL)) != DQ_OK) {
+        return rc;
     }
     if (dq__get_reply(c, &r) != DQ_OK) {
         return DQ_EREDIS;

@@ -81,6 +81,7 @@ dq_child_unlink(dq_child_t *ch, dq_task_t *t)
 /* ---------------------------------------------------------- wake-ups */
 
 static void dq__blpop(dq_cwake_t *g);
+static int dq__wakes_add(dq_child_t *ch, size_t from, size_t to, int start);
 
 static size_t
 dq__free_slots(const dq_child_t *ch)
@@ -161,6 +162,11 @@ dq_child_shards(dq_child_t *ch, size_t base, unsigned n)
                                         q->name, DQ_KEY_WAKE);
         q->due_at = 0;              /* claim it at once */
         ch->nq++;
+    }
+    if (dq__wakes_add(ch, ch->nq - (i - b->nshards), ch->nq, 1) != 0) {
+        dq_log_error("queue %.*s: no wake wait for its new shards (they "
+                     "are looked at every %llu ms)", (int) b->name.len,
+                     b->name.ptr, (unsigned long long) ch->idle_look_ms);
     }
     dq_log_info("queue %.*s: serving %u shards (was %u)", (int) b->name.len,
                 b->name.ptr, i, b->nshards);
@@ -654,36 +660,43 @@ dq__signal_cb(uv_signal_t *s, int signum)
 
 /* ---------------------------------------------------------------- main */
 
-/* The wake waits: one over every queue for one server; for a cluster one
- * per slot among the served queues' wake lists (each on its own cluster
- * connection, which connects only to the master of that slot). */
+/* The wake waits for ch->qs[from..to): one over all of them for one
+ * server; for a cluster one per slot among their wake lists (each on its
+ * own cluster connection, which connects only to the master of that
+ * slot). Called at setup for the configured queues, and again for the
+ * shards a queue grows (dq_child_shards): those get waits of their own,
+ * so a BLPOP already in flight need not end before they are watched.
+ * ch->wakes and the qi block have room for ch->cap_q entries. */
 static int
-dq__wakes_new(dq_child_t *ch, dq_conn_opts_t *ro)
+dq__wakes_add(dq_child_t *ch, size_t from, size_t to, int start)
 {
-    dq_addr_t  a;
-    size_t    *qi, i, k, w;
-    unsigned  *slot;
-    int        cluster;
-    char       label[48];
+    size_t   *qi, i, k, w, first;
+    unsigned *slot;
+    char      label[48];
 
-    cluster = dq_addr_parse(dq_str_c(ro->address), &a, NULL) == DQ_OK
-              && a.nseeds > 0;
-    ch->wakes = calloc(ch->nq, sizeof(*ch->wakes));
-    qi = calloc(ch->nq, sizeof(*qi));
-    slot = calloc(ch->nq, sizeof(*slot));
-    if (ch->wakes == NULL || qi == NULL || slot == NULL) {
-        free(qi);
-        free(slot);
+    if (ch->wakes == NULL) {
+        ch->wakes = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*ch->wakes));
+        qi = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*qi));
+        if (ch->wakes == NULL || qi == NULL) {
+            free(qi);
+            return -1;
+        }
+        ch->wakes[0].qi = qi;           /* freed with it (dq_child_main) */
+    }
+    qi = ch->wakes[0].qi;
+    slot = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*slot));
+    if (slot == NULL) {
         return -1;
     }
-    ch->wakes[0].qi = qi;               /* freed with it (dq_child_main) */
-    for (i = 0; i < ch->nq; i++) {
-        slot[i] = cluster ? dq_cluster_slot(ch->qs[i].wake_key,
-                                            ch->qs[i].wake_key_len) : 0;
+    for (i = from; i < to; i++) {
+        slot[i] = ch->wake_cluster ? dq_cluster_slot(ch->qs[i].wake_key,
+                                                     ch->qs[i].wake_key_len)
+                                   : 0;
     }
     /* the queues of each wait side by side in qi, in served order */
-    for (i = 0, k = 0; i < ch->nq; i++) {
-        for (w = 0; w < ch->nwakes; w++) {
+    first = ch->nwakes;
+    for (i = from, k = ch->nqi; i < to; i++) {
+        for (w = first; w < ch->nwakes; w++) {
             if (slot[ch->wakes[w].qi[0]] == slot[i]) {
                 break;
             }
@@ -693,7 +706,7 @@ dq__wakes_new(dq_child_t *ch, dq_conn_opts_t *ro)
         }
         ch->wakes[w].ch = ch;
         ch->wakes[w].qi = qi + k;
-        for (size_t j = i; j < ch->nq; j++) {
+        for (size_t j = i; j < to; j++) {
             if (slot[j] == slot[i]) {
                 qi[k++] = j;
                 ch->wakes[w].nq++;
@@ -701,23 +714,39 @@ dq__wakes_new(dq_child_t *ch, dq_conn_opts_t *ro)
         }
         ch->nwakes++;
     }
-    ro->load_scripts = 0;
-    for (w = 0; w < ch->nwakes; w++) {
-        if (cluster) {
+    ch->nqi = k;
+    for (w = first; w < ch->nwakes; w++) {
+        if (ch->wake_cluster) {
             snprintf(label, sizeof(label), "wake, slot %u",
                      slot[ch->wakes[w].qi[0]]);
-            ro->label = label;
+            ch->wake_ro.label = label;
         } else {
-            ro->label = "wake";
+            ch->wake_ro.label = first ? "wake, shards" : "wake";
         }
-        ch->wakes[w].conn = dq_conn_new(&ch->loop, ro, dq__redis_state, ch);
+        ch->wakes[w].conn = dq_conn_new(&ch->loop, &ch->wake_ro,
+                                        dq__redis_state, ch);
         if (ch->wakes[w].conn == NULL) {
             free(slot);
             return -1;
         }
+        if (start) {
+            dq_conn_start(ch->wakes[w].conn);
+        }
     }
     free(slot);
     return 0;
+}
+
+static int
+dq__wakes_new(dq_child_t *ch, const dq_conn_opts_t *ro)
+{
+    dq_addr_t a;
+
+    ch->wake_cluster = dq_addr_parse(dq_str_c(ro->address), &a, NULL)
+                       == DQ_OK && a.nseeds > 0;
+    ch->wake_ro = *ro;
+    ch->wake_ro.load_scripts = 0;
+    return dq__wakes_add(ch, 0, ch->nq, 0);
 }
 
 static int

@@ -87,6 +87,9 @@ struct dq_child_s {
     dq_conn_t              *cmd_conn;   /* claims, acks, scripts */
     dq_cwake_t             *wakes;      /* BLPOP on the wake lists */
     size_t                  nwakes;
+    size_t                  nqi;        /* qi block entries in use */
+    int                     wake_cluster;
+    dq_conn_opts_t          wake_ro;    /* for the waits of new shards */
     dq_cqueue_t            *qs;
     size_t                  nq;         /* entries in use (shards too) */
     size_t                  cap_q;      /* room: queues * DQ_MAX_SHARDS */
