@@ -7,6 +7,7 @@
 #     a batch over the three queues; the status page lists the queues of
 #     every master (their keys live on three nodes, dq:queues on a
 #     fourth slot), metrics and readiness answer;
+#   - a reload (the old workers exit, the new ones ask again);
 #   - one master stuck (SIGSTOP): its queue 503 after deferred_timeout,
 #     the other masters' queues 201 meanwhile, ready 503 (every master is
 #     asked);
@@ -115,6 +116,20 @@ $res = $n->request('GET', '/metrics');
 like($res->{body} // '', qr/deferred_redis_up 1/, 'metrics: redis up');
 is($n->request('GET', '/ready')->{status}, 200, 'ready: 200');
 
+# ---- a reload: the old workers (a connection per master, the map's
+# timer) exit, the new ones ask for the map again
+{
+    my %before = map { $_ => 1 } $n->worker_pids;
+    ok($n->reload, 'reload: new workers');
+    ok(DQTest::wait_for(sub { !grep { $before{$_} } $n->worker_pids }, 20, 0.1),
+       '... the old workers exited');
+    my @r = $n->many([ map {
+        DQNginx::build_request('POST', '/_ah/queue/deferred',
+                               json => qq({"func":"ops.run","queue":"$_","args":["r"]}))
+    } @queues ], conns => 3);
+    is(scalar(grep { $_->{status} == 201 } @r), 3, '... and a task per master: 201');
+}
+
 # ---- one master stuck (SIGSTOP, for less than the cluster's node
 # timeout): its queue answers 503 after deferred_timeout, the others 201
 {
@@ -129,7 +144,10 @@ is($n->request('GET', '/ready')->{status}, 200, 'ready: 200');
     is($r[1]{status}, 503, "a stuck master: $queues[1] 503 after deferred_timeout");
     is($r[0]{status}, 201, "... $queues[0] on another master: 201");
     is($r[2]{status}, 201, "... $queues[2] on another master: 201");
-    like(DQTest::slurp($n->error_log), qr/no reply within deferred_timeout/,
+    # (a worker that had no connection to it yet sees its connect time
+    # out: connect_timeout is shorter)
+    like(DQTest::slurp($n->error_log),
+         qr/no reply within deferred_timeout|127\.0\.0\.1:${\ $stuck->port}: connect timed out/,
          '... the timeout logged');
 }
 
