@@ -6,7 +6,8 @@
 #   - one queue on each master: 201, the task on its queue's master;
 #     a batch over the three queues; the status page lists the queues of
 #     every master (their keys live on three nodes, dq:queues on a
-#     fourth slot), metrics and readiness answer;
+#     fourth slot), admin pause/resume reach each queue's master,
+#     metrics and readiness answer;
 #   - a reload (the old workers exit, the new ones ask again);
 #   - one master stuck (SIGSTOP): its queue 503 after deferred_timeout,
 #     the other masters' queues 201 meanwhile, ready 503 (every master is
@@ -80,6 +81,7 @@ my $n = DQNginx->start(dir => "$dir/nginx", vars => { SEEDS => $seeds }, http =>
         location = /status  { deferred_status; }
         location = /metrics { deferred_metrics; }
         location = /ready   { deferred_ready; }
+        location = /admin   { deferred_admin; }
         location = /short   { deferred_timeout 1s; deferred_endpoint on; }
         location = /ready1s { deferred_timeout 1s; deferred_ready; }
     }
@@ -111,6 +113,16 @@ $res = $n->request('GET', '/status');
 is($res->{status}, 200, 'status: 200');
 for my $q (@queues) {
     like($res->{body}, qr/"queue":"$q"/, "status lists $q");
+}
+# admin actions go to the queue's own master
+for my $q (@queues) {
+    $res = $n->request('POST', "/admin?action=pause&queue=$q", body => '',
+                       headers => { 'X-Deferred-Admin' => '1' });
+    is($res->{status}, 200, "admin: pause $q: 200");
+    is($c->owner($q)->cmd('HGET', "dq2:{$q}:conf", 'paused'), '1', "... paused on its master");
+    $res = $n->request('POST', "/admin?action=resume&queue=$q", body => '',
+                       headers => { 'X-Deferred-Admin' => '1' });
+    is($res->{status}, 200, "admin: resume $q: 200");
 }
 $res = $n->request('GET', '/metrics');
 like($res->{body} // '', qr/deferred_redis_up 1/, 'metrics: redis up');
