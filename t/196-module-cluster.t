@@ -8,6 +8,8 @@
 #     every master (their keys live on three nodes, dq:queues on a
 #     fourth slot), admin pause/resume reach each queue's master,
 #     metrics and readiness answer;
+#   - a redirect loop (two masters naming each other for a slot): 503
+#     after 5 redirects, logged;
 #   - a reload (the old workers exit, the new ones ask again);
 #   - one master stuck (SIGSTOP): its queue 503 after deferred_timeout,
 #     the other masters' queues 201 meanwhile, ready 503 (every master is
@@ -127,6 +129,26 @@ for my $q (@queues) {
 $res = $n->request('GET', '/metrics');
 like($res->{body} // '', qr/deferred_redis_up 1/, 'metrics: redis up');
 is($n->request('GET', '/ready')->{status}, 200, 'ready: 200');
+
+# ---- a redirect loop (master A says a fresh slot is B's, B still
+# thinks it is A's): the command fails after 5 redirects, 503, logged
+{
+    my ($a, $b) = @m[0, 1];
+    my ($lq) = grep { $c->owner($_)->port == $a->port } map { "lq$_" } 1 .. 500;
+    my $ls = $a->cmd('CLUSTER', 'KEYSLOT', "{$lq}");
+    is($a->cmd('CLUSTER', 'SETSLOT', $ls, 'NODE', $b->cmd('CLUSTER', 'MYID')), 'OK',
+       "slot $ls: A names B, B still names A");
+    $res = $n->request('POST', '/_ah/queue/deferred',
+                       json => qq({"func":"ops.run","queue":"$lq","args":["l"]}));
+    is($res->{status}, 503, 'a redirect loop: 503');
+    like(DQTest::slurp($n->error_log), qr/more than 5 redirects for one command, the last: MOVED $ls /,
+         '... after 5 redirects, logged');
+    $a->cmd('CLUSTER', 'SETSLOT', $ls, 'NODE', $a->cmd('CLUSTER', 'MYID'));
+    ok(DQTest::wait_for(sub {
+        $n->request('POST', '/_ah/queue/deferred',
+                    json => qq({"func":"ops.run","queue":"$lq","args":["l"]}))->{status} == 201
+    }, 10, 0.2), '... and 201 again once A takes its slot back');
+}
 
 # ---- a reload: the old workers (a connection per master, the map's
 # timer) exit, the new ones ask for the map again
