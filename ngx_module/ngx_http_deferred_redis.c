@@ -12,7 +12,9 @@
  * wrong database; an older Redis than DQ_REDIS_MIN_VERSION is refused, an
  * evicting maxmemory-policy is warned about), commands of concurrent
  * requests pipelined on it, reconnect with backoff, EVALSHA retried as
- * EVAL on NOSCRIPT, WAIT for replicas when configured.
+ * EVAL on NOSCRIPT, WAIT for replicas when configured. A Redis Cluster
+ * (the end of this file): a slot map and a connection per master, each
+ * command routed by its key, MOVED and ASK followed.
  *
  * Invariants: hiredis runs each callback exactly once (a NULL reply on
  * disconnect); a command's handler runs exactly once (with NULL on
