@@ -227,6 +227,23 @@ sub stored_once {
     like($err, qr/only database 0/, '... saying why') or diag $err;
 }
 
+# ---- scripts flushed on every master: NOSCRIPT -> EVAL on each node
+{
+    my %evals;
+    for my $m (@masters) {
+        $m->cmd('SCRIPT', 'FLUSH');
+        $m->cmd('CONFIG', 'RESETSTAT');
+    }
+    for my $q (@q) {
+        my ($rc, $out, $err) = cli('defer', '-q', $q, 'ops.run');
+        is($rc, 0, "defer to $q after SCRIPT FLUSH") or diag $err;
+    }
+    for my $m (@masters) {
+        my ($n) = $m->cmd('INFO', 'commandstats') =~ /cmdstat_eval:calls=(\d+)/;
+        ok(($n // 0) >= 1, 'master ' . $m->port . ': the script sent as EVAL there');
+    }
+}
+
 # ---- a sharded queue (docs/SCALING.md): its shards {hq#i} on several
 # masters, one enqueue call spreading over them, stats summing them
 {
