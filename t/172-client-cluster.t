@@ -8,10 +8,16 @@
 #    (dq:queues, dq:workers, dq:worker:*) on their own slots' nodes;
 #    migrate of a queue's contract v1 keys (dq:{q}:*, the same slot as
 #    dq2:{q}:*);
+#  - scripts flushed (NOSCRIPT -> EVAL per node); a sharded queue's shards
+#    on several masters; DEFERRED_REDIS; requirepass on every node;
 #  - a slot migrated by hand (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE,
-#    SETSLOT NODE) while the client enqueues in a loop: ASK and MOVED both
-#    answered (errorstats of the source node), every call that returned OK
-#    stored exactly once on the new master.
+#    SETSLOT NODE) while the client enqueues in a loop: ASK, TRYAGAIN and
+#    MOVED all answered (the nodes' errorstats), commands after ASKING
+#    served, every call that returned OK stored exactly once on the new
+#    master, a batch's task for another node never failed;
+#  - redirects that never end: the call fails after 5, saying so;
+#  - a connection killed, then CLUSTER FAILOVER under the loop: nothing
+#    OK'd lost.
 use strict;
 use warnings;
 use lib 't/lib';
