@@ -388,6 +388,39 @@ sub stored_once {
     is($rc, 0, 'the next defer works') or diag $err;
 }
 
+# ---- a queue's keys split between two nodes (one key MIGRATEd, the slot
+# MIGRATING/IMPORTING): its enqueue script is answered TRYAGAIN, retried
+# ~1 s, then refused; in the same dq_defer_many a task for a queue on
+# another node is stored and says so (each call its own status)
+{
+    my $sq = 'splitq';
+    my $src = node_of($sq);
+    my ($dst) = grep { $_->port != $src->port } @masters;
+    my ($oq) = grep { node_of($_)->port == $dst->port } map { "oq$_" } 1 .. 200;
+    my ($rc, $out, $err) = cli('defer', '-q', $sq, '--count', 3, 'ops.run');
+    is($rc, 0, "3 tasks in $sq") or diag $err;
+    my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$sq}");
+    $dst->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $src->cmd('CLUSTER', 'MYID'));
+    $src->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $dst->cmd('CLUSTER', 'MYID'));
+    my $eta = DQTest::dq_key($sq, 'eta');
+    is($src->cmd('MIGRATE', '127.0.0.1', $dst->port, $eta, 0, 5000), 'OK',
+       "${sq}'s eta set moved, its other keys not");
+    my $t0 = time;
+    ($rc, $out, $err) = DQTest::capture($bin, 'batch', $addr, $sq, $oq);
+    my $took = time - $t0;
+    like($out, qr/^rc 0$/m, 'dq_defer_many made its calls') or diag "$out$err";
+    like($out, qr/^status1 -6$/m, "the task for $sq: DQ_EREDIS") or diag $out;
+    like($out, qr/^status2 0$/m, "the task for $oq (another node): stored, DQ_OK") or diag $out;
+    like($out, qr/^err enqueue: TRYAGAIN/m, 'errstr: the TRYAGAIN reply') or diag $out;
+    ok($took >= 0.9, sprintf('TRYAGAIN retried before giving up (%.1f s)', $took));
+    for my $k (@{ $src->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 1000) }) {
+        $src->cmd('MIGRATE', '127.0.0.1', $dst->port, $k, 0, 5000);
+    }
+    $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $dst->cmd('CLUSTER', 'MYID')) for @masters;
+    is($dst->cmd('ZCARD', $eta), 3, "$sq: its 3 tasks, the refused one not among them");
+    is($dst->cmd('ZCARD', DQTest::dq_key($oq, 'eta')), 1, "$oq: its task");
+}
+
 # ---- a connection killed, then the queue's master replaced by its replica
 # (CLUSTER FAILOVER) while the client enqueues: lost replies are errors,
 # MOVED from the demoted master is followed, nothing OK is lost
