@@ -108,6 +108,23 @@ sub stored_once {
          '... saying to give a cluster: address') or diag $err;
 }
 
+# ---- seeds: a dead one skipped; none answering, or not a cluster: clear
+{
+    my $dead = '127.0.0.1:' . DQTest::free_port();
+    my ($rc, $out, $err) = DQTest::capture($cli, '-r', "cluster:$dead," . $masters[1]->address,
+                                           'stats', $q[0]);
+    is($rc, 0, 'a dead first seed: the next one gives the map') or diag $err;
+    ($rc, $out, $err) = DQTest::capture($cli, '-r', "cluster:$dead", 'stats', $q[0]);
+    is($rc, 1, 'no seed answering: exit 1');
+    like($err, qr/redis cluster: no node gave the slot map \(1 seeds asked; the last: .*\Q$dead\E/,
+         '... saying so') or diag $err;
+    my $plain = DQTest::Redis->start(dir => do { mkdir "$dir/plain"; "$dir/plain" });
+    ($rc, $out, $err) = DQTest::capture($cli, '-r', 'cluster:' . $plain->address, 'stats', $q[0]);
+    is($rc, 1, 'a seed that is not a cluster node: exit 1');
+    like($err, qr/CLUSTER SLOTS: .*cluster support disabled/, '... saying so') or diag $err;
+    $plain->stop;
+}
+
 # ---- the C client: 3 queues, 3 masters
 {
     my ($rc, $out, $err) = DQTest::capture($bin, 'spread', $addr, @q);
