@@ -542,28 +542,37 @@ static int
 cmd_dead(dq_cli_t *cli, int argc, char **argv)
 {
     const char *queue = argc > 1 ? argv[1] : DQ_DEFAULT_QUEUE;
-    char        key[DQ_KEY_MAX], err[1024];
+    char        key[DQ_KEY_MAX], err[1024], s[DQ_SHARD_NAME_MAX + 1];
     const char *a[] = { "ZRANGE", key, "0", "-1" };
     redisReply *r;
     size_t      i;
+    unsigned    n = 1, k;
+    int         rc;
 
     if (!dq_cli_queue(queue)) {
         return DQ_CLI_USAGE;
     }
-    dq_key_format(key, sizeof(key), dq_str_c(queue), DQ_KEY_DEAD);
-    if ((r = dq_cli_cmd(cli, 4, a)) == NULL) {
-        return DQ_CLI_ERROR;
+    if ((rc = dq_queue_shards(cli->c, queue, &n)) != DQ_OK) {
+        return dq_cli_fail(cli, rc);
     }
-    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const char *id = r->element[i]->str;
-
-        if (dq_task_last_error(cli->c, queue, id, err, sizeof(err)) != DQ_OK)
-        {
-            snprintf(err, sizeof(err), "-");
+    for (k = 0; k < n; k++) {           /* every shard of a sharded queue */
+        dq_shard_name(s, sizeof(s), dq_str_c(queue), k);
+        dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_DEAD);
+        if ((r = dq_cli_cmd(cli, 4, a)) == NULL) {
+            return DQ_CLI_ERROR;
         }
-        printf("%s %s\n", id, err);
+        for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            const char *id = r->element[i]->str;
+
+            if (dq_task_last_error(cli->c, queue, id, err, sizeof(err))
+                != DQ_OK)
+            {
+                snprintf(err, sizeof(err), "-");
+            }
+            printf("%s %s\n", id, err);
+        }
+        freeReplyObject(r);
     }
-    freeReplyObject(r);
     return 0;
 }
 
