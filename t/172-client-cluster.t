@@ -172,6 +172,15 @@ sub stored_once {
         ($rc, $out, $err) = cli($x->[0], @q);
         is($rc, 0, "$x->[0] of the 3 queues") or diag $err;
     }
+    # deferred-worker pause|resume: the blocking client too
+    ($rc, $out, $err) = DQTest::capture(DQTest::bin('deferred-worker'), '-r', $addr,
+                                        'pause', @q);
+    is($rc, 0, 'deferred-worker -r cluster:... pause of the 3 queues') or diag $err;
+    is(scalar(grep { (node_of($_)->cmd('HGET', DQTest::dq_key($_, 'conf'), 'paused') // '')
+                     eq '1' } @q), 3, '... each paused on its own master');
+    ($rc, $out, $err) = DQTest::capture(DQTest::bin('deferred-worker'), '-r', $addr,
+                                        'resume', @q);
+    is($rc, 0, 'deferred-worker resume') or diag $err;
     ($rc, $out, $err) = cli('purge', $q[0], '--state', 'all', '--yes');
     is($rc, 0, 'purge') or diag $err;
     is(node_of($q[0])->cmd('ZCARD', DQTest::dq_key($q[0], 'eta')), 0,
