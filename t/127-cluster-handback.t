@@ -39,20 +39,13 @@ my ($rc, $out, $err) = DQTest::capture(DQTest::bin('deferred-cli'), '-r', $home-
                                        'defer', '-q', $q, '-n', 'once-only', 'ops.span',
                                        $rec, 800);
 is($rc, 0, 'a named task deferred') or diag $err;
-my @S = DQWorker::wait_lines($rec, 'S', 1, 15);
-is(scalar(@S), 1, 'the task started');
-$home->cmd('CLIENT', 'PAUSE', 1500, 'WRITE');
-my @E = DQWorker::wait_lines($rec, 'E', 1, 5);
-is(scalar(@E), 1, "the task finished (its ack now paused on $q\'s master)");
-sleep 0.2;
-kill 'KILL', $kid;
-DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /pid $kid\) killed by signal 9.*acked/ }, 10);
+DQWorker::kill_with_ack_held($w, $home, $rec, $kid);     # on the queue's master
 like(DQTest::slurp($w->{log}),
      qr/child 1 \(pid $kid\) killed by signal 9 \(Killed\), holding 1 leased tasks: 0 released at once \(never started\), 1 acked/,
      'the master acked the task the child finished (through the cluster)')
     or diag DQTest::slurp($w->{log});
 sleep 2;
-@S = DQWorker::lines($rec, 'S');
+my @S = DQWorker::lines($rec, 'S');
 is(scalar(@S), 1, 'the task did not run again');
 is($home->cmd('ZCARD', DQTest::dq_key($q, 'leases')), 0, 'no lease left');
 ok(defined $home->cmd('ZSCORE', DQTest::dq_key($q, 'names'), 'once-only'),
