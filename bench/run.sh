@@ -524,6 +524,7 @@ drain_run() {
     flush
     "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 1000 -f "$func" -t 60 \
         >/dev/null 2>>"$TMP/enqueue.log" || { log "$func: filling the queue failed"; return 1; }
+    rcli CONFIG RESETSTAT >/dev/null
     rc0=$(redis_cpu_s)
     t0=$EPOCHREALTIME
     start_worker "$WORKER_PROCS" "$lib"
@@ -555,6 +556,10 @@ drain_run() {
         RUN_RSS_MASTER=n/a
     fi
     log "$func: $N tasks at $RUN_RATE/s, worker ${RUN_WCPU_US} us/task, redis ${RUN_RCPU_US} us/task, rss child ${RUN_RSS_CHILD} MiB"
+    # script calls and their time inside Redis (commandstats: robust to
+    # other load on the machine, unlike the CPU delta)
+    log "$func: $(rcli INFO commandstats | tr -d '\r' | awk -F'[=,:]' -v n="$N" \
+        '/^cmdstat_evalsha:/ { printf "EVALSHA %d calls, %.1f tasks per call, %.2f us of script per task", $3, n / $3, $5 / n }')"
 }
 
 # 4. worker throughput on N queued no-op tasks: with the worker's default

@@ -201,13 +201,23 @@ dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
     dq_str_t    q;
     int         rc, ok = 0;
 
+    char        s[DQ_SHARD_NAME_MAX + 1];
+    unsigned    n = 1, i;
+
     c->errstr[0] = '\0';
-    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK) {
+    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK
+        || (rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK)
+    {
         return rc;
     }
-    dq_cmd_init(&cmd);
-    rc = dq__status_call(c, &cmd, dq_cmd_requeue(&cmd, q, dq_str_c(id)),
-                         "requeue", dq_reply_requeue, &ok);
+    /* a sharded queue: the shard whose dead set holds it */
+    for (i = 0; rc == DQ_OK && !ok && i < n; i++) {
+        dq_shard_name(s, sizeof(s), q, i);
+        dq_cmd_init(&cmd);
+        rc = dq__status_call(c, &cmd,
+                             dq_cmd_requeue(&cmd, dq_str_c(s), dq_str_c(id)),
+                             "requeue", dq_reply_requeue, &ok);
+    }
     if (rc == DQ_OK && !ok) {
         rc = dq__fail(c, DQ_ENOTFOUND, "task %s is not in the dead set of "
                       "queue \"%.*s\"", id, (int) q.len, q.ptr);
@@ -225,6 +235,8 @@ dq_requeue_dead_all(dq_client_t *c, const char *queue, const char *match,
     dq_str_t    q;
     int64_t     off = 0, n, k, done = 0, conf = 0;
     int         rc;
+    char        s[DQ_SHARD_NAME_MAX + 1];
+    unsigned    ns = 1, i;
 
     c->errstr[0] = '\0';
     if (requeued) {
@@ -234,13 +246,21 @@ dq_requeue_dead_all(dq_client_t *c, const char *queue, const char *match,
         *conflicts = 0;
     }
     if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK
-        || (rc = dq__ready(c)) != DQ_OK)
+        || (rc = dq__ready(c)) != DQ_OK
+        || (rc = dq_queue_shards(c, q.ptr, &ns)) != DQ_OK)
     {
         return rc;
     }
     dq_cmd_init(&cmd);
-    while (off >= 0) {
-        rc = dq_cmd_requeue_bulk(&cmd, q, match, off, DQ_MAX_LEASE_ITEMS);
+    /* every shard of a sharded queue in turn */
+    dq_shard_name(s, sizeof(s), q, 0);
+    for (i = 0; off >= 0 || ++i < ns;) {
+        if (off < 0) {
+            off = 0;
+            dq_shard_name(s, sizeof(s), q, i);
+        }
+        rc = dq_cmd_requeue_bulk(&cmd, dq_str_c(s), match, off,
+                                 DQ_MAX_LEASE_ITEMS);
         if (rc != DQ_OK) {
             dq__fail(c, rc, "cannot build the requeue command");
             break;
@@ -272,27 +292,38 @@ dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
                    char *buf, size_t size)
 {
     const char *argv[3];
-    char        key[DQ_KEY_MAX];
-    redisReply *r;
+    char        key[DQ_KEY_MAX], s[DQ_SHARD_NAME_MAX + 1];
+    redisReply *r = NULL;
     dq_str_t    q;
+    unsigned    n = 1, i;
     int         rc;
 
     c->errstr[0] = '\0';
     if (size) {
         buf[0] = '\0';
     }
-    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK) {
+    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK
+        || (rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK)
+    {
         return rc;
     }
-    dq_key_format(key, sizeof(key), q, DQ_KEY_ERRORS);
+    /* a sharded queue: the first shard that has it */
     argv[0] = "HGET";
     argv[1] = key;
     argv[2] = id;
-    if ((rc = dq__append(c, 3, argv, NULL)) != DQ_OK) {
-        return rc;
-    }
-    if (dq__get_reply(c, &r) != DQ_OK) {
-        return DQ_EREDIS;
+    for (i = 0; i < n; i++) {
+        dq_shard_name(s, sizeof(s), q, i);
+        dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_ERRORS);
+        if ((rc = dq__append(c, 3, argv, NULL)) != DQ_OK) {
+            return rc;
+        }
+        if (dq__get_reply(c, &r) != DQ_OK) {
+            return DQ_EREDIS;
+        }
+        if (r->type != REDIS_REPLY_NIL || i + 1 == n) {
+            break;
+        }
+        freeReplyObject(r);
     }
     if (r->type == REDIS_REPLY_STRING) {
         if (size) {

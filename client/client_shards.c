@@ -28,19 +28,21 @@ dq__mono_ms(void)
 static int
 dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
 {
-    char        key[DQ_KEY_MAX];
-    const char *argv[3];
+    dq_cmd_t    cmd;
     redisReply *r;
     int         rc = DQ_OK;
 
     if ((rc = dq__ready(c)) != DQ_OK) {
         return rc;
     }
-    dq_key_format(key, sizeof(key), q, DQ_KEY_CONF);
-    argv[0] = "HGET";
-    argv[1] = key;
-    argv[2] = DQ_QCONF_SHARDS;
-    if ((rc = dq__append(c, 3, argv, NULL)) != DQ_OK) {
+    dq_cmd_init(&cmd);
+    if (dq_cmd_shards(&cmd, q) != DQ_OK) {
+        dq_cmd_free(&cmd);
+        return dq__fail(c, DQ_ENOMEM, "out of memory");
+    }
+    rc = dq__append(c, cmd.argc, cmd.argv, cmd.argvlen);
+    dq_cmd_free(&cmd);
+    if (rc != DQ_OK) {
         return rc;
     }
     if (dq__get_reply(c, &r) != DQ_OK) {

@@ -1225,3 +1225,23 @@ dq_reply_migrate(const redisReply *r, char *cursor, int64_t *moved,
     cursor[r->element[0]->len] = '\0';
     return DQ_OK;
 }
+
+int
+dq_cmd_shards(dq_cmd_t *c, dq_str_t queue)
+{
+    char   key[DQ_KEY_MAX];
+    size_t len;
+
+    dq_cmd_reset(c);
+    c->script = DQ_SCRIPT__COUNT;
+    len = dq_key_format(key, sizeof(key), queue, DQ_KEY_CONF);
+    if (len == 0 || !dq_queue_name_valid(queue)) {
+        return DQ_EINVAL;
+    }
+    if (dq__arg(c, "HGET", 4) || dq__arg_copy(c, key, len)
+        || dq__arg(c, DQ_QCONF_SHARDS, sizeof(DQ_QCONF_SHARDS) - 1))
+    {
+        return DQ_ENOMEM;
+    }
+    return DQ_OK;
+}

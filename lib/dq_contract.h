@@ -829,6 +829,10 @@ int dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms);
 int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
                      const char *const *values, size_t n);
 
+/* "HGET dq2:{<queue>}:conf shards": what producers read N with (not a
+ * script: c->script is DQ_SCRIPT__COUNT). DQ_OK or DQ_EINVAL. */
+int dq_cmd_shards(dq_cmd_t *c, dq_str_t queue);
+
 typedef struct {
     dq_str_t id;
     dq_str_t envelope;      /* {NULL,0} if the hash had no envelope */

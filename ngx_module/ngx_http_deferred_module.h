@@ -46,6 +46,7 @@ typedef struct ngx_http_deferred_redis_cmd_s  ngx_http_deferred_redis_cmd_t;
 typedef struct ngx_http_deferred_ctx_s        ngx_http_deferred_ctx_t;
 typedef struct ngx_http_deferred_merged_s     ngx_http_deferred_merged_t;
 typedef struct ngx_http_deferred_qkeys_s      ngx_http_deferred_qkeys_t;
+typedef struct ngx_http_deferred_shards_s     ngx_http_deferred_shards_t;
 
 
 /* the reply handler of a command; reply is NULL when the connection is
@@ -98,6 +99,11 @@ struct ngx_http_deferred_redis_s {
                                                    a bounded LRU (merge.c) */
     ngx_queue_t                    qlru;
     ngx_uint_t                     nqkeys;
+    ngx_http_deferred_shards_t    *shards;      /* per queue: its shard
+                                                   count, read from Redis
+                                                   (merge.c) */
+    ngx_uint_t                     nshards;
+    ngx_uint_t                     shard_rr;    /* unnamed tasks' shard */
     ngx_uint_t                     generation;  /* connections made */
     redisAsyncContext             *sac;         /* the sentinel asked */
     ngx_uint_t                     snext;       /* the sentinel asked next */
@@ -208,7 +214,7 @@ typedef struct ngx_http_deferred_group_s  ngx_http_deferred_group_t;
 
 struct ngx_http_deferred_group_s {
     ngx_http_deferred_ctx_t       *ctx;
-    dq_str_t                       queue;
+    dq_str_t                       queue;       /* the shard's name */
     dq_enqueue_item_t             *items;
     ngx_uint_t                    *index;       /* item -> task number */
     ngx_uint_t                     n;
@@ -225,6 +231,8 @@ struct ngx_http_deferred_group_s {
 typedef struct {
     dq_str_t                       id;
     dq_str_t                       queue;
+    dq_str_t                       shard;       /* its shard of queue (the
+                                                   queue when unsharded) */
     dq_str_t                       name;
     dq_str_t                       url;
     dq_str_t                       envelope;
@@ -282,6 +290,8 @@ void ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_ready(ngx_http_deferred_redis_t *rs);
+ngx_uint_t ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs,
+    dq_str_t queue);
 void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
     const char *failure);
 
@@ -304,6 +314,10 @@ ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_eval(
     ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     ngx_http_deferred_redis_handler_pt handler, void *data);
 void ngx_http_deferred_redis_timed_out(ngx_http_deferred_redis_t *rs);
+ngx_uint_t ngx_http_deferred_redis_masters(ngx_http_deferred_redis_t *rs);
+ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_eval_at(
+    ngx_http_deferred_redis_t *rs, ngx_uint_t nth, dq_cmd_t *cmd,
+    ngx_http_deferred_redis_handler_pt handler, void *data);
 
 /* ngx_http_deferred_batch.c */
 ngx_int_t ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,

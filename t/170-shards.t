@@ -19,6 +19,8 @@ use warnings;
 use lib 't/lib';
 use DQTest;
 use DQWorker;
+use DQNginx;
+use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
@@ -98,7 +100,7 @@ my %named;
     ok((grep { $where{$_} } 0 .. 3) >= 3, 'named tasks spread by their names\' hash');
 }
 my $w = DQWorker::start_worker($r, $dir, name => 'w1',
-                               args => ['-q', 'hot', '-q', 'grow', '--threads', '4']);
+                               args => ['-q', 'hot', '-q', 'grow', '-q', 'ops', '--threads', '4']);
 {
     my @R = DQWorker::wait_records($rec, 424, 60);
     is(scalar(@R), 424, 'the worker started after the producers ran all 424');
@@ -134,6 +136,50 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
        'the running worker picked the new shards up (its log)');
 }
 
+# ---- operators' commands see every shard: dead, list, show, error, retry,
+# requeue-all, delete, purge, pause
+{
+    my ($rc, $out, $err) = cli('queue', 'ops', '--shards', '3');
+    is($rc, 0, 'ops: 3 shards');
+    sleep 5.5;                      # the running worker reads N (heartbeat)
+    my $f = "$dir/fail.rec";
+    ($rc, $out, $err) = cli('defer', '-q', 'ops', '--retry-limit', '0', '--count', '9', 'always_fail', $f);
+    is($rc, 0, '9 tasks that fail, no retry') or diag $err;
+    ok(DQTest::wait_for(sub { (DQWorker::stats($r, 'ops')->{dead} // 0) == 9 }, 30), 'all 9 dead (stats sums the shards)');
+    my $d = DQWorker::dead($r, 'ops');
+    is(scalar(keys %$d), 9, 'dead ops: the 9, from every shard');
+    is(scalar(grep { /always fails$/ } values %$d), 9, '... each with its last error');
+    ($rc, $out) = cli('--json', 'list', 'ops', '--state', 'dead');
+    is(scalar(@{ JSON::PP::decode_json($out) }), 9, 'list --state dead: 9 rows');
+    my ($far) = grep { $r->cmd('ZSCORE', shard_key('ops', 2, 'dead'), $_) } keys %$d;
+    ok($far, "a dead task in shard 2: $far");
+    ($rc, $out, $err) = cli('show', 'ops', $far);
+    is($rc, 0, 'show finds it in its shard') or diag $err;
+    like($out, qr/^state\s+"?dead/m, '... dead');
+    ($rc, $out) = cli('error', 'ops', $far);
+    like($out, qr/always fails$/, 'error finds its last error');
+    ($rc, $out, $err) = cli('retry', 'ops', $far);
+    is($rc, 0, 'retry (requeue) of a task in shard 2') or diag $err;
+    ok(DQTest::wait_for(sub { defined $r->cmd('ZSCORE', shard_key('ops', 2, 'dead'), $far)
+                              && DQWorker::records($f) >= 10 }, 20), '... it ran again and died again');
+    ($rc, $out, $err) = cli('requeue-all', 'ops');
+    like($out, qr/^9 requeued/, 'requeue-all: 9 requeued over the shards') or diag "$out$err";
+    ok(DQTest::wait_for(sub { (DQWorker::stats($r, 'ops')->{dead} // 0) == 9 && DQWorker::records($f) >= 19 }, 30),
+       '... all ran again');
+    my ($one) = grep { $r->cmd('ZSCORE', shard_key('ops', 1, 'dead'), $_) } keys %$d;
+    ($rc, $out, $err) = cli('delete', 'ops', $one);
+    like($out, qr/^deleted \S+ \(dead\)/, "delete of a task in shard 1") or diag $err;
+    ($rc, $out, $err) = cli('purge', 'ops', '--yes');
+    like($out, qr/^purged 8 /, 'purge: the other 8, every shard') or diag "$out$err";
+    is(DQWorker::stats($r, 'ops')->{dead}, 0, 'nothing dead left');
+    ($rc) = cli('pause', 'ops');
+    is(join(',', map { $r->cmd('HGET', shard_key('ops', $_, 'conf'), 'paused') // 0 } 0 .. 2), '1,1,1',
+       'pause: every shard paused');
+    ($rc) = cli('resume', 'ops');
+    is(join(',', map { $r->cmd('HGET', shard_key('ops', $_, 'conf'), 'paused') // 0 } 0 .. 2), '0,0,0',
+       'resume: every shard');
+}
+
 # ---- whole-queue limits split across shards
 {
     my ($rc, $out, $err) = cli('queue', 'conc', '--shards', '3', '--max-concurrent', '2');
@@ -149,6 +195,9 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     ($rc, $out, $err) = cli('queue', 'conc', '--max-concurrent', '3');
     like($out, qr/max_concurrent 3$/m, 'queue conc shows the whole-queue figure (3)');
 
+    ($rc, $out, $err) = cli('queue', 'rated', '--shards', '4', '--rate', '20');
+    is($rc, 0, 'rated: 4 shards, rate 20/s for the whole queue') or diag $err;
+    is($r->cmd('HGET', shard_key('rated', 3, 'conf'), 'rate'), '5', 'each shard: 5/s');
     my $w2 = DQWorker::start_worker($r, $dir, name => 'w2',
                                     args => ['-q', 'conc', '-q', 'rated', '--threads', '8']);
     my $c = "$dir/conc.rec";
@@ -165,9 +214,6 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     diag("max_concurrent 3 over 3 shards, 8 free slots: at most $max at once");
     ok($max <= 3, "max_concurrent 3 held for the whole queue (saw $max)");
 
-    ($rc, $out, $err) = cli('queue', 'rated', '--shards', '4', '--rate', '20');
-    is($rc, 0, 'rated: 4 shards, rate 20/s for the whole queue') or diag $err;
-    is($r->cmd('HGET', shard_key('rated', 3, 'conf'), 'rate'), '5', 'each shard: 5/s');
     my $rr = "$dir/rated.rec";
     ($rc) = cli('defer', '-q', 'rated', '--count', '80', 'record', $rr);
     @R = DQWorker::wait_records($rr, 80, 60);
@@ -189,4 +235,71 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
 
 DQWorker::stop_worker($w);
 DQTest::log_clean_ok($w->{log});
+
+# ---- nginx: enqueue through the module into a sharded queue
+SKIP: {
+    skip 'nginx module not built', 1 unless -e DQNginx::module_path();
+    require DQNginx;
+    my ($rc, $out, $err) = cli('queue', 'web', '--shards', '4');
+    is($rc, 0, 'web: 4 shards, set before nginx starts') or diag $err;
+    my $n = DQNginx->start(redis => $r, workers => 2, http => q{
+        deferred_redis %%REDIS%%;
+        server {
+            listen 127.0.0.1:%%PORT%%;
+            deferred_endpoint on;
+            location = /deferred/status  { deferred_status; }
+            location = /deferred/metrics { deferred_metrics; }
+        }
+    });
+    my $wr = "$dir/web.rec";
+    # each nginx worker's first enqueue of web may go to shard 0 (N not
+    # read yet, docs/SCALING.md): a warm-up per worker, then N is known
+    my @warm = $n->many([ map { DQNginx::build_request('POST', '/_ah/queue/deferred',
+        json => qq({"func":"record","queue":"web","args":["$wr","warm"]})) } 1 .. 8 ], conns => 8);
+    is(scalar(grep { $_->{status} == 201 } @warm), 8, '8 warm-up enqueues: 201');
+    sleep 0.3;
+    my @reqs = map { DQNginx::build_request('POST', '/_ah/queue/deferred',
+        json => qq({"func":"record","queue":"web","args":["$wr",$_]})) } 1 .. 200;
+    push @reqs, map { DQNginx::build_request('POST', '/_ah/queue/deferred',
+        json => qq({"func":"record","queue":"web","name":"web-$_","args":["$wr","web-$_"]})) } 1 .. 20;
+    my @res = $n->many(\@reqs, conns => 20, timeout => 60);
+    is(scalar(grep { $_->{status} == 201 } @res), 220, '220 enqueues through nginx: 201 each');
+    # a batch: one request, 40 unnamed tasks (one shard: stored together)
+    my $batch = '[' . join(',', map { qq({"func":"record","queue":"web","args":["$wr","b$_"]}) } 1 .. 40) . ']';
+    my $b = $n->request('POST', '/_ah/queue/deferred', json => $batch);
+    is($b->{status}, 201, 'a batch of 40: 201') or diag $b->{body};
+    my @dup = $n->many([ map { DQNginx::build_request('POST', '/_ah/queue/deferred',
+        json => qq({"func":"record","queue":"web","name":"web-$_","args":["$wr","again"]})) } 1 .. 20 ], conns => 4);
+    is(scalar(grep { $_->{status} == 409 } @dup), 20, 'the 20 names again: 409 each (dedup holds through nginx)');
+    my ($s, $text) = shard_stats('web');
+    diag("enqueued through nginx, no worker yet:\n$text");
+    my @e = map { $_->{enqueued} // 0 } @$s;
+    is(scalar(grep { $_ >= 30 } @e), 4, "spread over the 4 shards (@e)");
+    # the status page and the metrics: one queue (sums), per-shard rows
+    my $st = $n->request('GET', '/deferred/status');
+    is($st->{status}, 200, 'deferred_status: 200');
+    my ($web) = grep { $_->{queue} eq 'web' } @{ JSON::PP::decode_json($st->{body})->{queues} };
+    is($web->{shards}, 4, 'status: web has 4 shards');
+    is($web->{waiting}, 268, 'status: waiting is the sum over the shards (268)');
+    is($web->{counters}{enqueued}, 268, 'status: enqueued, summed');
+    is(scalar(@{ $web->{shard_stats} || [] }), 4, 'status: a row per shard');
+    my $sum = 0;
+    $sum += $_->{waiting} for @{ $web->{shard_stats} || [] };
+    is($sum, 268, 'status: the rows add up');
+    is(join(' ', map { $_->{waiting} } @{ $web->{shard_stats} || [] }), "@e",
+       'status rows = deferred-cli stats rows');
+    my $m = $n->request('GET', '/deferred/metrics');
+    like($m->{body}, qr/^deferred_queue_shards\{queue="web"\} 4$/m, 'metrics: deferred_queue_shards 4');
+    like($m->{body}, qr/^deferred_tasks\{queue="web",state="due"\} 268$/m, 'metrics: deferred_tasks summed');
+    like($m->{body}, qr/^deferred_shard_tasks\{queue="web",shard="3",state="due"\} $e[3]$/m, 'metrics: per-shard rows');
+    my $w3 = DQWorker::start_worker($r, $dir, name => 'w3', args => ['-q', 'web']);
+    my @R = DQWorker::wait_records($wr, 268, 60);
+    is(scalar(@R), 268, 'a worker started after nginx ran all 268');
+    my $ids = runs_by_id($wr);
+    is(scalar(grep { $_ != 1 } values %$ids), 0, '... each exactly once');
+    DQWorker::stop_worker($w3);
+    DQTest::log_clean_ok($w3->{log});
+    $n->stop;
+    DQTest::log_clean_ok($n->error_log);
+}
 done_testing;
