@@ -24,7 +24,9 @@
 # Environment: DQ_BUILD (default build/, the optimised build; the sanitizer
 # build is never used here), BENCH_HTTP_SECONDS (10), BENCH_NGINX_WORKERS (2),
 # BENCH_DEEP_N (1000000: the deep workload's delayed tasks),
-# BENCH_WORKER_PROCS (one per core).
+# BENCH_WORKER_PROCS (one per core), BENCH_CLUSTER_N (60000: the cluster
+# workload's tasks), BENCH_CAP_HEADROOM (0.5: the share of a core the
+# capacity model lets a master use).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
         --only)   ONLY=$2; shift ;;
         --n)      N=$2; shift ;;
         --keep)   KEEP=1 ;;
-        -h|--help) sed -n '2,25s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
