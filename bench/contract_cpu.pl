@@ -14,6 +14,10 @@
 # Prints one line: mode n batch calls redis_cpu_s us_per_task us_per_call
 # script_us_per_task (INFO commandstats: time inside EVALSHA only).
 # DQ_BENCH_STATS=1: every command's calls and usec on stderr.
+# --callgrind: Redis runs under valgrind's callgrind, counting instructions
+# inside EVALSHA only (enqueue + cycles; the load of the machine does not
+# move the count); prints "callgrind_ir=N" (slow: use --n 5000).
+# --enqueue-only: stop after the enqueue (its count, to subtract).
 use strict;
 use warnings;
 use FindBin;
@@ -21,9 +25,11 @@ use lib "$FindBin::Bin/../t/lib";
 use DQTest;
 use Getopt::Long;
 
-my ($n, $batch, $mode, $lua) = (100000, 32, 'v2', undef);
+my ($n, $batch, $mode, $lua, $cg, $enq_only) =
+    (100000, 32, 'v2', undef, 0, 0);
 GetOptions('n=i' => \$n, 'batch=i' => \$batch, 'mode=s' => \$mode,
-           'lua=s' => \$lua) or die "usage\n";
+           'lua=s' => \$lua, 'callgrind' => \$cg,
+           'enqueue-only' => \$enq_only) or die "usage\n";
 my $root = DQTest::root();
 my $dir = $lua // ($mode eq 'v1' ? "$root/t/data/lua-v1" : "$root/lib/lua");
 my $pfx = $mode eq 'v1' ? 'dq' : 'dq2';
@@ -38,6 +44,28 @@ sub script {
         $pre .= do { local $/; <$h> };
     }
     return $body =~ s/\A(#!lua[^\n]*\n)// ? $1 . $pre . $body : $pre . $body;
+}
+my $cgdir;
+if ($cg) {
+    $cgdir = DQTest::tmpdir();
+    my $server = DQTest::in_path('redis-server') ? 'redis-server'
+                                                 : die "no redis-server\n";
+    open my $w, '>', "$cgdir/redis-cg" or die "$cgdir/redis-cg: $!";
+    print $w "#!/bin/sh\nexec valgrind --tool=callgrind"
+           . " --callgrind-out-file=$cgdir/cg.out --collect-atstart=no"
+           . " --toggle-collect=evalShaCommand $server \"\$@\"\n";
+    close $w;
+    chmod 0755, "$cgdir/redis-cg";
+    $ENV{REDIS_SERVER} = "$cgdir/redis-cg";
+}
+sub cg_total {
+    return unless $cg;
+    for (1 .. 100) { last if -s "$cgdir/cg.out"; select(undef, undef, undef, 0.1) }
+    my ($ir) = `callgrind_annotate $cgdir/cg.out 2>/dev/null`
+               =~ /^\s*([\d,]+)\s.*PROGRAM TOTALS/m;
+    $ir //= 'n/a';
+    $ir =~ tr/,//d;
+    print "callgrind_ir=$ir\n";
 }
 my $r = DQTest::Redis->start;
 my %sha = map { $_ => $r->cmd('SCRIPT', 'LOAD', script($_)) } qw(enqueue claim ack);
@@ -77,6 +105,11 @@ sub cpu {
     my ($u) = $info =~ /used_cpu_user:([\d.]+)/;
     my ($s) = $info =~ /used_cpu_sys:([\d.]+)/;
     return $u + $s;
+}
+if ($enq_only) {
+    $r->stop;
+    cg_total();
+    exit 0;
 }
 $r->cmd('CONFIG', 'RESETSTAT');
 my $c0 = cpu();
@@ -127,3 +160,4 @@ printf "%s n=%d batch=%d calls=%d redis_cpu_s=%.3f us_per_task=%.2f "
        $mode, $n, $batch, $calls, $c1 - $c0, ($c1 - $c0) * 1e6 / $n,
        ($c1 - $c0) * 1e6 / $calls, ($ev // 0) / $n;
 $r->stop;
+cg_total();
