@@ -10,6 +10,8 @@
 #   ./build.sh build    set up and build
 #   ./build.sh module   only the nginx module, into $B (default build/)
 #   ./build.sh bench    set up, build, run the benchmarks (bench/run.sh)
+#   ./build.sh capacity set up, build, measure the capacity model's inputs
+#                       (bench/run.sh --only capacity; docs/SCALING.md)
 #   ./build.sh packages build the Debian packages (debian/) into build/packages
 #   ./build.sh soak [S] set up, build, run the fault soak (t/82-fault-soak.t)
 #                       for S seconds of faults (default 600)
@@ -157,6 +159,8 @@ case "$cmd" in
            esac
            exec "$ROOT/examples/run.sh" "$@" ;;
     bench) deps; build; shift; exec "$ROOT/bench/run.sh" "$@" ;;
+    capacity) deps; build; shift
+           exec "$ROOT/bench/run.sh" --only capacity --repeat 1 "$@" ;;
     packages) deps; packages ;;
     soak)  deps; build; build_san
            DQ_SOAK_S=${2:-600} exec prove -v t/82-fault-soak.t ;;

@@ -6,7 +6,7 @@
 # claim/ack phase, divided by N (the client's own CPU is not counted).
 #
 #   perl bench/contract_cpu.pl [--n 100000] [--batch 32]
-#        [--mode v1|v2|cycle] [--lua DIR]
+#        [--mode v1|v2|cycle] [--lua DIR] [--split]
 # v1: the scripts of contract v1 (t/data/lua-v1): claim, then ack;
 # v2: lib/lua (or --lua DIR): claim, then ack, separate calls;
 # cycle: lib/lua, one call a batch: the acks of the last batch + the next
@@ -14,6 +14,10 @@
 # Prints one line: mode n batch calls redis_cpu_s us_per_task us_per_call
 # script_us_per_task (INFO commandstats: time inside EVALSHA only).
 # DQ_BENCH_STATS=1: every command's calls and usec on stderr.
+# --split (v1, v2): also the time inside each script alone, from INFO
+#   commandstats read before and after every ack call (claim = the rest):
+#   claim_us_per_task= ack_us_per_task=; the INFO calls add to redis_cpu_s,
+#   so take that figure from a run without --split (bench/run.sh capacity).
 # --callgrind: Redis runs under valgrind's callgrind, counting instructions
 # inside EVALSHA only (enqueue + cycles; the load of the machine does not
 # move the count); prints "callgrind_ir=N" (slow: use --n 5000).
@@ -25,11 +29,13 @@ use lib "$FindBin::Bin/../t/lib";
 use DQTest;
 use Getopt::Long;
 
-my ($n, $batch, $mode, $lua, $cg, $enq_only) =
-    (100000, 32, 'v2', undef, 0, 0);
+my ($n, $batch, $mode, $lua, $split, $cg, $enq_only) =
+    (100000, 32, 'v2', undef, 0, 0, 0);
 GetOptions('n=i' => \$n, 'batch=i' => \$batch, 'mode=s' => \$mode,
-           'lua=s' => \$lua, 'callgrind' => \$cg,
+           'lua=s' => \$lua, 'split' => \$split, 'callgrind' => \$cg,
            'enqueue-only' => \$enq_only) or die "usage\n";
+die "--split needs --mode v1 or v2 (cycle is one call)\n"
+    if $split && $mode eq 'cycle';
 my $root = DQTest::root();
 my $dir = $lua // ($mode eq 'v1' ? "$root/t/data/lua-v1" : "$root/lib/lua");
 my $pfx = $mode eq 'v1' ? 'dq' : 'dq2';
@@ -113,7 +119,11 @@ if ($enq_only) {
 }
 $r->cmd('CONFIG', 'RESETSTAT');
 my $c0 = cpu();
-my ($done, $calls, $k) = (0, 0, 0);
+my ($done, $calls, $k, $ack_usec) = (0, 0, 0, 0);
+sub evalsha_usec {
+    my ($u) = $r->cmd('INFO', 'commandstats') =~ /cmdstat_evalsha:calls=\d+,usec=(\d+)/;
+    return $u // 0;
+}
 my @acks;                  # v2: per task id, claim, first_run_ms, history, name
 my @claim_args = ($batch, 600000, 0, 0, 1, 0);
 while (1) {
@@ -143,7 +153,9 @@ while (1) {
         next;
     }
     my $per = $mode eq 'v1' ? 3 : 5;
+    my $u0 = $split ? evalsha_usec() : 0;
     ev('ack', 60000, @a / $per, @a);
+    $ack_usec += evalsha_usec() - $u0 if $split;
     $calls++;
     $done += @a / $per;
 }
@@ -159,5 +171,7 @@ printf "%s n=%d batch=%d calls=%d redis_cpu_s=%.3f us_per_task=%.2f "
        . "us_per_call=%.1f script_us_per_task=%.2f\n",
        $mode, $n, $batch, $calls, $c1 - $c0, ($c1 - $c0) * 1e6 / $n,
        ($c1 - $c0) * 1e6 / $calls, ($ev // 0) / $n;
+printf "split claim_us_per_task=%.2f ack_us_per_task=%.2f\n",
+       (($ev // 0) - $ack_usec) / $n, $ack_usec / $n if $split;
 $r->stop;
 cg_total();

@@ -39,8 +39,9 @@ usage_to(FILE *out)
     fprintf(out,
         "usage: deferred-cli [-r ADDR] [-a|--password PASS] [--db N] "
         "[--json]\n"
-        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH or "
+        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH, "
         "sentinel:MASTER@HOST:PORT,...\n"
+        "        or cluster:HOST:PORT,... (a Redis Cluster, --db 0)\n"
         "        (default 127.0.0.1:6379)\n"
         "                    COMMAND ...\n"
         "  queues                          every known queue: waiting, due, "
@@ -71,6 +72,9 @@ usage_to(FILE *out)
         "  config apply FILE [--dry-run]   queue blocks or App Engine "
         "queue.yaml -> Redis\n"
         "  config show [QUEUE] | config clear QUEUE...\n"
+        "  queue QUEUE [--shards N] [--rate R] [--max-concurrent M]\n"
+        "                                  shards (only grow) and whole-queue "
+        "limits\n"
         "  defer [-q QUEUE] [-n NAME] [--id ID] [-u URL] [--countdown MS]\n"
         "        [--eta MS] [-H NAME:VALUE]... [-k KEY=VALUE]... [--retry-limit N]\n"
         "        [--age-limit MS] [--min-backoff MS] [--max-backoff MS]\n"
@@ -377,9 +381,11 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
             rc = dq_defer_many(c, reqs, n, st, ids);
             for (k = 0; rc == DQ_OK && k < n; k++) {
                 if (st[k] != DQ_OK) {
-                    fprintf(stderr, "deferred-cli: task %lld: %s\n",
+                    /* a refusal by Redis: the reply (the first one) */
+                    fprintf(stderr, "deferred-cli: task %lld: %s%s%s\n",
                             (long long) (done + (int64_t) k),
-                            dq_strerror(st[k]));
+                            dq_strerror(st[k]), st[k] == DQ_EREDIS ? ": " : "",
+                            st[k] == DQ_EREDIS ? dq_client_errstr(c) : "");
                     ret = dq_cli_exit_code(st[k]);
                 } else {
                     printf("%s\n", ids[k]);
@@ -477,6 +483,35 @@ stats_v1(dq_cli_t *cli, const char *queue)
     return DQ_CLI_OK;
 }
 
+/* A sharded queue's stats are the sums over its shards; this is the
+ * breakdown: "shards N", then "shard I waiting W running R dead D done
+ * X enqueued E" per shard. */
+static int
+stats_shards(dq_cli_t *cli, const char *queue)
+{
+    dq_queue_stats_t s;
+    unsigned         n = 1, i;
+    int              rc;
+
+    if ((rc = dq_queue_shards(cli->c, queue, &n)) != DQ_OK) {
+        return dq_cli_fail(cli, rc);
+    }
+    if (n <= 1) {
+        return DQ_CLI_OK;
+    }
+    printf("shards %u\n", n);
+    for (i = 0; i < n; i++) {
+        if ((rc = dq_queue_stats_shard(cli->c, queue, i, &s)) != DQ_OK) {
+            return dq_cli_fail(cli, rc);
+        }
+        printf("shard %u waiting %lld running %lld dead %lld done %lld "
+               "enqueued %lld\n", i, (long long) s.waiting,
+               (long long) s.running, (long long) s.dead, (long long) s.done,
+               (long long) s.enqueued);
+    }
+    return DQ_CLI_OK;
+}
+
 static int
 cmd_stats(dq_cli_t *cli, int argc, char **argv)
 {
@@ -495,7 +530,10 @@ cmd_stats(dq_cli_t *cli, int argc, char **argv)
            (long long) s.dead_total, (long long) s.reclaimed,
            (long long) s.released, (long long) s.unrunnable,
            (long long) s.dead_over_max);
-    rc = stats_unrunnable(cli, queue);
+    rc = stats_shards(cli, queue);
+    if (rc == DQ_CLI_OK) {
+        rc = stats_unrunnable(cli, queue);
+    }
     return rc != DQ_CLI_OK ? rc : stats_v1(cli, queue);
 }
 
@@ -504,28 +542,37 @@ static int
 cmd_dead(dq_cli_t *cli, int argc, char **argv)
 {
     const char *queue = argc > 1 ? argv[1] : DQ_DEFAULT_QUEUE;
-    char        key[DQ_KEY_MAX], err[1024];
+    char        key[DQ_KEY_MAX], err[1024], s[DQ_SHARD_NAME_MAX + 1];
     const char *a[] = { "ZRANGE", key, "0", "-1" };
     redisReply *r;
     size_t      i;
+    unsigned    n = 1, k;
+    int         rc;
 
     if (!dq_cli_queue(queue)) {
         return DQ_CLI_USAGE;
     }
-    dq_key_format(key, sizeof(key), dq_str_c(queue), DQ_KEY_DEAD);
-    if ((r = dq_cli_cmd(cli, 4, a)) == NULL) {
-        return DQ_CLI_ERROR;
+    if ((rc = dq_queue_shards(cli->c, queue, &n)) != DQ_OK) {
+        return dq_cli_fail(cli, rc);
     }
-    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const char *id = r->element[i]->str;
-
-        if (dq_task_last_error(cli->c, queue, id, err, sizeof(err)) != DQ_OK)
-        {
-            snprintf(err, sizeof(err), "-");
+    for (k = 0; k < n; k++) {           /* every shard of a sharded queue */
+        dq_shard_name(s, sizeof(s), dq_str_c(queue), k);
+        dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_DEAD);
+        if ((r = dq_cli_cmd(cli, 4, a)) == NULL) {
+            return DQ_CLI_ERROR;
         }
-        printf("%s %s\n", id, err);
+        for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            const char *id = r->element[i]->str;
+
+            if (dq_task_last_error(cli->c, queue, id, err, sizeof(err))
+                != DQ_OK)
+            {
+                snprintf(err, sizeof(err), "-");
+            }
+            printf("%s %s\n", id, err);
+        }
+        freeReplyObject(r);
     }
-    freeReplyObject(r);
     return 0;
 }
 
@@ -571,6 +618,7 @@ static const struct {
     { "migrate", dq_cli_migrate },
     { "workers", dq_cli_workers },
     { "config",  dq_cli_config },
+    { "queue",   dq_cli_queue_cmd },
     { "stats",   cmd_stats },
     { "dead",    cmd_dead },
     { "error",   cmd_error },

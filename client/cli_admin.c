@@ -61,7 +61,9 @@ dq__pipeline(dq_cli_t *cli, size_t n, int *argcs, const char ***argvs,
         return dq_cli_fail(cli, rc), rc;
     }
     for (i = 0; i < n; i++) {
-        redisAppendCommandArgv(c->ctx, argcs[i], argvs[i], NULL);
+        if ((rc = dq__append(c, argcs[i], argvs[i], NULL)) != DQ_OK) {
+            return dq_cli_fail(cli, rc), rc;
+        }
     }
     for (i = 0; i < n; i++) {
         if (dq__get_reply(c, &replies[i]) != DQ_OK) {
@@ -516,8 +518,10 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
 {
     dq_cli_state_t  st = DQ_ST_WAITING;
     const char     *queue = NULL;
-    long long       limit = 100;
-    char            key[DQ_KEY_MAX], nowbuf[24], lim[24], tb[32];
+    long long       limit = 100, cold = 0;
+    char            key[DQ_KEY_MAX], nowbuf[24], lim[24], tb[32],
+                    sq[DQ_SHARD_NAME_MAX + 1];
+    unsigned        ns = 1, sh;
     const char     *a[8];
     int             n = 0, i;
     int64_t         now;
@@ -557,28 +561,8 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
     snprintf(nowbuf, sizeof(nowbuf), "%lld", (long long) now);
     snprintf(lim, sizeof(lim), "%lld", limit);
     snprintf(tb, sizeof(tb), "(%lld", (long long) now);
-    dq__key(key, queue, st == DQ_ST_RUNNING ? DQ_KEY_LEASE
-                        : st == DQ_ST_DEAD ? DQ_KEY_DEAD : DQ_KEY_ETA);
-    switch (st) {
-    case DQ_ST_DUE:
-        a[n++] = "ZRANGEBYSCORE"; a[n++] = key; a[n++] = "-inf";
-        a[n++] = nowbuf;
-        break;
-    case DQ_ST_DELAYED:
-        a[n++] = "ZRANGEBYSCORE"; a[n++] = key; a[n++] = tb; a[n++] = "+inf";
-        break;
-    case DQ_ST_DEAD:      /* newest death first */
-        a[n++] = "ZREVRANGEBYSCORE"; a[n++] = key; a[n++] = "+inf";
-        a[n++] = "-inf";
-        break;
-    default:
-        a[n++] = "ZRANGEBYSCORE"; a[n++] = key; a[n++] = "-inf";
-        a[n++] = "+inf";
-        break;
-    }
-    a[n++] = "WITHSCORES"; a[n++] = "LIMIT"; a[n++] = "0"; a[n++] = lim;
-    if ((r = dq_cli_cmd(cli, n, a)) == NULL) {
-        return DQ_CLI_ERROR;
+    if ((i = dq_queue_shards(cli->c, queue, &ns)) != DQ_OK) {
+        return dq_cli_fail(cli, i);
     }
     if (cli->json) {
         out = json_array();
@@ -588,68 +572,98 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
                           : st == DQ_ST_DEAD ? "DIED" : "ETA",
                           "RUNS", "RETRIES", "LAST_ERROR");
     }
-    for (size_t e = 0; r->type == REDIS_REPLY_ARRAY && e + 1 < r->elements;
-         e += 2)
-    {
-        dq_cli_task_t task;
-        const char   *m = r->element[e]->str, *bar = strchr(m, '|');
-
-        /* a lease member is "id|claim id|first_run_ms" (ids have no '|') */
-        snprintf(task.id, sizeof(task.id), "%.*s",
-                 (int) (st == DQ_ST_RUNNING && bar ? (size_t) (bar - m)
-                                                   : strlen(m)), m);
-        task.score = strtoll(r->element[e + 1]->str, NULL, 10);
-        task.state = st == DQ_ST_WAITING
-                     ? (task.score <= now ? DQ_ST_DUE : DQ_ST_DELAYED) : st;
-        if (dq__task_load(cli, queue, &task, 0) != DQ_OK) {
-            dq__task_free(&task);
-            freeReplyObject(r);
+    /* a sharded queue: each shard's, up to --limit each, shard by shard */
+    for (sh = 0; sh < ns; sh++) {
+        dq_shard_name(sq, sizeof(sq), dq_str_c(queue), sh);
+        n = 0;
+        dq__key(key, sq, st == DQ_ST_RUNNING ? DQ_KEY_LEASE
+                            : st == DQ_ST_DEAD ? DQ_KEY_DEAD : DQ_KEY_ETA);
+        switch (st) {
+        case DQ_ST_DUE:
+            a[n++] = "ZRANGEBYSCORE"; a[n++] = key; a[n++] = "-inf";
+            a[n++] = nowbuf;
+            break;
+        case DQ_ST_DELAYED:
+            a[n++] = "ZRANGEBYSCORE"; a[n++] = key; a[n++] = tb;
+            a[n++] = "+inf";
+            break;
+        case DQ_ST_DEAD:      /* newest death first */
+            a[n++] = "ZREVRANGEBYSCORE"; a[n++] = key; a[n++] = "+inf";
+            a[n++] = "-inf";
+            break;
+        default:
+            a[n++] = "ZRANGEBYSCORE"; a[n++] = key; a[n++] = "-inf";
+            a[n++] = "+inf";
+            break;
+        }
+        a[n++] = "WITHSCORES"; a[n++] = "LIMIT"; a[n++] = "0"; a[n++] = lim;
+        if ((r = dq_cli_cmd(cli, n, a)) == NULL) {
             json_decref(out);
             return DQ_CLI_ERROR;
         }
-        if (out) {
-            json_array_append_new(out, dq__task_json(queue, &task, 0));
-        } else {
-            char tbuf[32];
+        for (size_t e = 0; r->type == REDIS_REPLY_ARRAY && e + 1 < r->elements;
+             e += 2)
+        {
+            dq_cli_task_t task;
+            const char   *m = r->element[e]->str, *bar = strchr(m, '|');
 
-            dq_cli_table_cell(&t, "%s", task.id);
-            if (task.env_ok) {
-                dq_cli_table_cell(&t, "%.*s", (int) task.env.func.len,
-                                  task.env.func.ptr);
-                dq_cli_table_cell(&t, "%.*s", task.env.name.ptr
-                                  ? (int) task.env.name.len : 1,
-                                  task.env.name.ptr ? task.env.name.ptr
-                                                    : "-");
-            } else {
-                dq_cli_table_cell(&t, "?");
-                dq_cli_table_cell(&t, "?");
+            /* a lease member is "id|claim id|first_run_ms" (ids have no '|') */
+            snprintf(task.id, sizeof(task.id), "%.*s",
+                     (int) (st == DQ_ST_RUNNING && bar ? (size_t) (bar - m)
+                                                       : strlen(m)), m);
+            task.score = strtoll(r->element[e + 1]->str, NULL, 10);
+            task.state = st == DQ_ST_WAITING
+                         ? (task.score <= now ? DQ_ST_DUE : DQ_ST_DELAYED) : st;
+            if (dq__task_load(cli, sq, &task, 0) != DQ_OK) {
+                dq__task_free(&task);
+                freeReplyObject(r);
+                json_decref(out);
+                return DQ_CLI_ERROR;
             }
-            dq_cli_table_cell(&t, "%s", dq_cli_time(task.score, tbuf));
-            dq_cli_table_cell(&t, "%lld", (long long) task.runs);
-            dq_cli_table_cell(&t, "%lld", (long long) task.retries);
-            dq_cli_table_cell(&t, "%.80s", task.error ? task.error : "-");
+            if (out) {
+                json_array_append_new(out, dq__task_json(queue, &task, 0));
+            } else {
+                char tbuf[32];
+
+                dq_cli_table_cell(&t, "%s", task.id);
+                if (task.env_ok) {
+                    dq_cli_table_cell(&t, "%.*s", (int) task.env.func.len,
+                                      task.env.func.ptr);
+                    dq_cli_table_cell(&t, "%.*s", task.env.name.ptr
+                                      ? (int) task.env.name.len : 1,
+                                      task.env.name.ptr ? task.env.name.ptr
+                                                        : "-");
+                } else {
+                    dq_cli_table_cell(&t, "?");
+                    dq_cli_table_cell(&t, "?");
+                }
+                dq_cli_table_cell(&t, "%s", dq_cli_time(task.score, tbuf));
+                dq_cli_table_cell(&t, "%lld", (long long) task.runs);
+                dq_cli_table_cell(&t, "%lld", (long long) task.retries);
+                dq_cli_table_cell(&t, "%.80s", task.error ? task.error : "-");
+            }
+            dq__task_free(&task);
         }
-        dq__task_free(&task);
+        freeReplyObject(r);
+        if (st == DQ_ST_WAITING || st == DQ_ST_DELAYED) {
+            const char *c[] = { "HGET", key, "cold" };
+
+            dq__key(key, sq, DQ_KEY_STATS);
+            if ((r = dq_cli_cmd(cli, 3, c)) != NULL) {
+                cold += dq_reply_int(r);
+                freeReplyObject(r);
+            }
+        }
     }
-    freeReplyObject(r);
     if (out) {
         dq_cli_print_json(out);
     } else {
         dq_cli_table_print(&t);
     }
-    if (!cli->json && (st == DQ_ST_WAITING || st == DQ_ST_DELAYED)) {
+    if (!cli->json && cold > 0) {
         /* the cold tier's tasks are not in the ETA set: say how many */
-        const char *c[] = { "HGET", key, "cold" };
-
-        dq__key(key, queue, DQ_KEY_STATS);
-        if ((r = dq_cli_cmd(cli, 3, c)) != NULL) {
-            if (dq_reply_int(r) > 0) {
-                printf("(and %lld delayed in the cold tier: listed from "
-                       "20-30 s before their ETA)\n",
-                       (long long) dq_reply_int(r));
-            }
-            freeReplyObject(r);
-        }
+        printf("(and %lld delayed in the cold tier: listed from "
+               "20-30 s before their ETA)\n", (long long) cold);
     }
     return DQ_CLI_OK;
 }
@@ -662,6 +676,9 @@ dq_cli_show(dq_cli_t *cli, int argc, char **argv)
     dq_cli_task_t  t;
     json_t        *o;
     int64_t        now;
+    char           s[DQ_SHARD_NAME_MAX + 1];
+    unsigned       ns = 1, i;
+    int            rc;
 
     if (argc != 3) {
         return dq_cli_usage_error("show QUEUE ID");
@@ -672,10 +689,21 @@ dq_cli_show(dq_cli_t *cli, int argc, char **argv)
     if ((now = dq_cli_now(cli)) < 0) {
         return DQ_CLI_ERROR;
     }
-    snprintf(t.id, sizeof(t.id), "%s", argv[2]);
-    if (dq__task_load(cli, argv[1], &t, 1) != DQ_OK) {
+    if ((rc = dq_queue_shards(cli->c, argv[1], &ns)) != DQ_OK) {
+        return dq_cli_fail(cli, rc);
+    }
+    /* a sharded queue: the shard that holds it */
+    for (i = 0; i < ns; i++) {
+        dq_shard_name(s, sizeof(s), dq_str_c(argv[1]), i);
+        snprintf(t.id, sizeof(t.id), "%s", argv[2]);
+        if (dq__task_load(cli, s, &t, 1) != DQ_OK) {
+            dq__task_free(&t);
+            return DQ_CLI_ERROR;
+        }
+        if (t.state != DQ_ST_ALL || i + 1 == ns) {
+            break;
+        }
         dq__task_free(&t);
-        return DQ_CLI_ERROR;
     }
     if (t.state == DQ_ST_ALL) {
         dq__task_free(&t);
@@ -854,6 +882,9 @@ dq_cli_delete(dq_cli_t *cli, int argc, char **argv)
 {
     static const char *was[] = { "", "waiting", "running", "dead" };
     int64_t            n, tomb = cli->c->tombstone_ms;
+    char               s[DQ_SHARD_NAME_MAX + 1];
+    unsigned           ns = 1, i;
+    int                rc;
 
     if (argc == 5 && strcmp(argv[3], "--tombstone") == 0) {
         if (dq__tombstone(argv[4], &tomb) != DQ_CLI_OK) {
@@ -867,8 +898,15 @@ dq_cli_delete(dq_cli_t *cli, int argc, char **argv)
     if (!dq_cli_queue(argv[1])) {
         return DQ_CLI_USAGE;
     }
-    if (dq__remove(cli, argv[1], "id", argv[2], tomb, &n) != DQ_OK) {
-        return DQ_CLI_ERROR;
+    if ((rc = dq_queue_shards(cli->c, argv[1], &ns)) != DQ_OK) {
+        return dq_cli_fail(cli, rc);
+    }
+    /* a sharded queue: the shard that holds it */
+    for (i = 0, n = 0; i < ns && (n < 1 || n > 3); i++) {
+        dq_shard_name(s, sizeof(s), dq_str_c(argv[1]), i);
+        if (dq__remove(cli, s, "id", argv[2], tomb, &n) != DQ_OK) {
+            return DQ_CLI_ERROR;
+        }
     }
     if (n < 1 || n > 3) {
         fprintf(stderr, "deferred-cli: no task %s in queue %s\n", argv[2],
@@ -897,6 +935,8 @@ dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
     long long       total = 0;
     int64_t         n, tomb = cli->c->tombstone_ms;
     json_t         *o;
+    char            sname[DQ_SHARD_NAME_MAX + 1];
+    unsigned        ns = 1, k;
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
@@ -930,20 +970,26 @@ dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
                                   ? "waiting and dead" : dq_cli_states[st],
                                   queue);
     }
-    for (s = DQ_ST_WAITING; s <= DQ_ST_DEAD; s++) {
-        if (st == DQ_ST_ALL ? (s != DQ_ST_WAITING && s != DQ_ST_DEAD)
-                            : s != (int) st)
-        {
-            continue;
-        }
-        do {
-            if (dq__remove(cli, queue, dq_cli_states[s], NULL, tomb, &n)
-                != DQ_OK)
+    if ((i = dq_queue_shards(cli->c, queue, &ns)) != DQ_OK) {
+        return dq_cli_fail(cli, i);
+    }
+    for (k = 0; k < ns; k++) {          /* every shard of a sharded queue */
+        dq_shard_name(sname, sizeof(sname), dq_str_c(queue), k);
+        for (s = DQ_ST_WAITING; s <= DQ_ST_DEAD; s++) {
+            if (st == DQ_ST_ALL ? (s != DQ_ST_WAITING && s != DQ_ST_DEAD)
+                                : s != (int) st)
             {
-                return DQ_CLI_ERROR;
+                continue;
             }
-            total += n;
-        } while (n == 1000);
+            do {
+                if (dq__remove(cli, sname, dq_cli_states[s], NULL, tomb, &n)
+                    != DQ_OK)
+                {
+                    return DQ_CLI_ERROR;
+                }
+                total += n;
+            } while (n == 1000);
+        }
     }
     if (cli->json) {
         o = json_object();

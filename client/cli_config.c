@@ -584,30 +584,21 @@ dq__config_apply(dq_cli_t *cli, int argc, char **argv)
     }
     for (k = 0; k < conf.nqueues; k++) {
         char         v[DQ_QCONF_NFIELDS][48];
-        const char  *vals[DQ_QCONF_NFIELDS];
-        dq_cmd_t     cmd;
-        redisReply  *r;
         const char  *sadd[] = { "SADD", DQ_QUEUES_KEY, conf.queues[k].name };
 
         dq__resolve(&conf.queues[k], base, now, v);
-        for (i = 0; i < DQ_QCONF_NFIELDS; i++) {
-            vals[i] = v[i];
-        }
         if (!dry) {
-            dq_cmd_init(&cmd);
-            rc = dq_cmd_configure(&cmd, dq_str_c(conf.queues[k].name),
-                                  dq__fields, vals, DQ_QCONF_NFIELDS);
-            r = rc == DQ_OK ? dq_cli_script(cli, &cmd) : NULL;
-            dq_cmd_free(&cmd);
-            if (r == NULL) {
+            /* every shard of a sharded queue, the limits split
+             * (client_shards.c) */
+            rc = dq__queue_apply(cli->c, dq_str_c(conf.queues[k].name), v);
+            if (rc != DQ_OK) {
                 json_decref(out);
                 if (!cli->json) {
                     dq_cli_table_print(&t);
                 }
                 dq_conf_free(&conf);
-                return DQ_CLI_ERROR;
+                return dq_cli_fail(cli, rc);
             }
-            freeReplyObject(r);
             freeReplyObject(dq_cli_cmd(cli, 3, sadd));
         }
         if (out) {
@@ -669,32 +660,25 @@ dq__config_show(dq_cli_t *cli, int argc, char **argv)
         dq__conf_table(&t);
     }
     for (i = 0; i < n; i++) {
-        char        key[DQ_KEY_MAX], v[DQ_QCONF_NFIELDS][48];
-        const char *a[2 + DQ_QCONF_NFIELDS];
-        redisReply *r;
-        int         j, applied;
+        char        v[DQ_QCONF_NFIELDS][48];
+        unsigned    nshards = 1;
+        int         rc, applied;
 
         if (!dq_queue_name_valid(dq_str_c(qs[i]))) {
             continue;
         }
-        dq_key_format(key, sizeof(key), dq_str_c(qs[i]), DQ_KEY_CONF);
-        a[0] = "HMGET";
-        a[1] = key;
-        for (j = 0; j < DQ_QCONF_NFIELDS; j++) {
-            a[2 + j] = dq__fields[j];
-        }
-        if ((r = dq_cli_cmd(cli, 2 + DQ_QCONF_NFIELDS, a)) == NULL) {
+        /* a sharded queue: the whole queue's limits (the shards' sums) */
+        rc = dq__queue_settings(cli->c, dq_str_c(qs[i]), v, &nshards);
+        if (rc != DQ_OK) {
+            dq_cli_fail(cli, rc);
             break;
         }
-        for (j = 0; j < DQ_QCONF_NFIELDS; j++) {
-            snprintf(v[j], 48, "%s", r->type == REDIS_REPLY_ARRAY
-                     && r->element[j]->type == REDIS_REPLY_STRING
-                     ? r->element[j]->str : "");
-        }
         applied = v[0][0] != '\0';
-        freeReplyObject(r);
         if (out) {
-            json_array_append_new(out, dq__conf_json(qs[i], v, applied));
+            json_t *o = dq__conf_json(qs[i], v, applied);
+
+            json_object_set_new(o, "shards", json_integer(nshards));
+            json_array_append_new(out, o);
         } else {
             dq__conf_row(&t, qs[i], v, applied);
         }
@@ -725,17 +709,11 @@ dq__config_clear(dq_cli_t *cli, int argc, char **argv)
         }
     }
     for (i = 2; i < argc; i++) {
-        dq_cmd_t    cmd;
-        redisReply *r;
+        int rc = dq__queue_clear(cli->c, dq_str_c(argv[i]));
 
-        dq_cmd_init(&cmd);
-        r = dq_cmd_configure(&cmd, dq_str_c(argv[i]), NULL, NULL, 0) == DQ_OK
-            ? dq_cli_script(cli, &cmd) : NULL;
-        dq_cmd_free(&cmd);
-        if (r == NULL) {
-            return DQ_CLI_ERROR;
+        if (rc != DQ_OK) {
+            return dq_cli_fail(cli, rc);
         }
-        freeReplyObject(r);
         if (!cli->json) {
             printf("cleared %s: each worker's own file applies\n", argv[i]);
         }
@@ -757,4 +735,81 @@ dq_cli_config(dq_cli_t *cli, int argc, char **argv)
     }
     return dq_cli_usage_error("config apply FILE [--dry-run] | config show "
                               "[QUEUE] | config clear QUEUE...");
+}
+
+/* ------------------------------------------------------------- queue */
+
+/* "queue QUEUE [--shards N] [--rate R] [--max-concurrent M]": set (or,
+ * without options, show) a queue's shard count and whole-queue limits
+ * (dq_queue_set: the limits split across the shards). */
+int
+dq_cli_queue_cmd(dq_cli_t *cli, int argc, char **argv)
+{
+    dq_queue_set_t  set = DQ_QUEUE_SET_INIT;
+    char            v[DQ_QCONF_NFIELDS][48], *end;
+    unsigned        n = 1;
+    long long       x;
+    int             i, rc;
+
+    if (argc < 2 || !dq_cli_queue(argv[1])) {
+        return argc < 2 ? dq_cli_usage_error("queue QUEUE [--shards N] "
+                                             "[--rate R] [--max-concurrent "
+                                             "M]")
+                        : DQ_CLI_USAGE;
+    }
+    for (i = 2; i < argc; i++) {
+        if (i + 1 >= argc) {
+            return dq_cli_usage_error("%s: a value is missing", argv[i]);
+        }
+        if (strcmp(argv[i], "--shards") == 0) {
+            x = strtoll(argv[++i], &end, 10);
+            if (*end || end == argv[i] || x < 1 || x > DQ_MAX_SHARDS) {
+                return dq_cli_usage_error("--shards: 1 to %d, not \"%s\"",
+                                          DQ_MAX_SHARDS, argv[i]);
+            }
+            set.shards = (unsigned) x;
+        } else if (strcmp(argv[i], "--rate") == 0) {
+            set.rate = strtod(argv[++i], &end);
+            if ((*end && strcmp(end, "/s") != 0) || end == argv[i]
+                || !(set.rate >= 0) || isinf(set.rate))
+            {
+                return dq_cli_usage_error("--rate: tasks per second >= 0 "
+                                          "(0 unlimited), not \"%s\"",
+                                          argv[i]);
+            }
+        } else if (strcmp(argv[i], "--max-concurrent") == 0) {
+            x = strtoll(argv[++i], &end, 10);
+            if (*end || end == argv[i] || x < 0 || x > 1000000000) {
+                return dq_cli_usage_error("--max-concurrent: an integer >= 0 "
+                                          "(0 unlimited), not \"%s\"",
+                                          argv[i]);
+            }
+            set.max_concurrent = x;
+        } else {
+            return dq_cli_usage_error("queue: unknown option %s", argv[i]);
+        }
+    }
+    if (argc > 2) {
+        rc = dq_queue_set(cli->c, argv[1], &set);
+        if (rc != DQ_OK) {
+            return dq_cli_fail(cli, rc);
+        }
+    }
+    rc = dq__queue_settings(cli->c, dq_str_c(argv[1]), v, &n);
+    if (rc != DQ_OK) {
+        return dq_cli_fail(cli, rc);
+    }
+    if (cli->json) {
+        json_t *o = dq__conf_json(argv[1], v, v[0][0] != '\0');
+
+        json_object_set_new(o, "shards", json_integer(n));
+        dq_cli_print_json(o);
+    } else {
+        printf("queue %s shards %u rate %s max_concurrent %s\n", argv[1], n,
+               v[0][0] == '\0' ? "(worker files)"
+               : atof(v[1]) > 0 ? v[1] : "unlimited",
+               v[0][0] == '\0' ? "(worker files)"
+               : strtoll(v[3], NULL, 10) > 0 ? v[3] : "unlimited");
+    }
+    return DQ_CLI_OK;
 }

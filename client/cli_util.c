@@ -61,9 +61,8 @@ dq_cli_cmd(dq_cli_t *cli, int argc, const char **argv)
         dq_cli_fail(cli, rc);
         return NULL;
     }
-    if (redisAppendCommandArgv(c->ctx, argc, argv, NULL) != REDIS_OK) {
-        dq__disconnect(c);
-        fprintf(stderr, "deferred-cli: out of memory\n");
+    if ((rc = dq__append(c, argc, argv, NULL)) != DQ_OK) {
+        dq_cli_fail(cli, rc);
         return NULL;
     }
     if (dq__get_reply(c, &r) != DQ_OK) {
@@ -71,7 +70,8 @@ dq_cli_cmd(dq_cli_t *cli, int argc, const char **argv)
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "deferred-cli: redis: %s: %s\n", argv[0], r->str);
+        dq__fail(c, DQ_EREDIS, "redis: %s: %s", argv[0], r->str);
+        fprintf(stderr, "deferred-cli: %s\n", dq_client_errstr(c));
         freeReplyObject(r);
         return NULL;
     }
@@ -91,7 +91,8 @@ dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd)
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "deferred-cli: redis: %s\n", r->str);
+        dq__fail(cli->c, DQ_EREDIS, "redis: %s", r->str);
+        fprintf(stderr, "deferred-cli: %s\n", dq_client_errstr(cli->c));
         freeReplyObject(r);
         return NULL;
     }

@@ -26,11 +26,26 @@
 int
 dq__fail(dq_client_t *c, int code, const char *fmt, ...)
 {
-    va_list ap;
+    va_list                ap;
+    dq_cluster_redirect_t  rd;
+    const char            *m;
+    size_t                 n;
 
     va_start(ap, fmt);
     vsnprintf(c->errstr, sizeof(c->errstr), fmt, ap);
     va_end(ap);
+    /* a Redis Cluster node given as a plain address answers MOVED for
+     * the slots of other nodes: say what to give instead */
+    if (c->cl == NULL && c->address
+        && ((m = strstr(c->errstr, "MOVED "))
+            || (m = strstr(c->errstr, "ASK ")))
+        && dq_cluster_redirect_str(m, strlen(m), &rd))
+    {
+        n = strlen(c->errstr);
+        snprintf(c->errstr + n, sizeof(c->errstr) - n, " (%s is a Redis "
+                 "Cluster node: give the address as cluster:HOST:PORT"
+                 "[,HOST:PORT...])", c->address);
+    }
     return code;
 }
 
@@ -47,6 +62,9 @@ static int dq__wait(dq_client_t *c);
 void
 dq__disconnect(dq_client_t *c)
 {
+    if (c->cl) {
+        dq__cl_disconnect(c);
+    }
     if (c->ctx) {
         redisFree(c->ctx);
         c->ctx = NULL;
@@ -218,6 +236,15 @@ dq_sync_connect(const char *address, const char *password, int db,
         snprintf(err, errlen, "%s", e.msg);
         return NULL;
     }
+    if (a.nseeds > 0) {
+        /* never one of the seeds taken as "the" Redis: a single connection
+         * reaches only the slots of one node */
+        snprintf(err, errlen, "%s: a Redis Cluster address needs a "
+                 "connection per node, which this single-connection API "
+                 "cannot give (the C client, dq_client_new, routes a "
+                 "cluster)", address);
+        return NULL;
+    }
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;
     if (a.master.len) {
@@ -252,11 +279,37 @@ fail:
     return NULL;
 }
 
+redisContext *
+dq__node_open(const char *host, int port, const char *password,
+              int timeout_ms, char *err, size_t errlen)
+{
+    struct timeval  tv;
+    redisContext   *ctx;
+
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    ctx = dq__open(host, port, NULL, tv, err, errlen);
+    if (ctx == NULL) {
+        return NULL;
+    }
+    if ((password && password[0]
+         && dq__setup_cmd(ctx, "AUTH", password, err, errlen) != 0)
+        || dq__check_server(ctx, err, errlen) != 0)
+    {
+        redisFree(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 static int
 dq__connect(dq_client_t *c)
 {
     char err[sizeof(c->errstr)];
 
+    if (c->cl) {
+        return dq__cl_ready(c);
+    }
     if (c->ctx && c->ctx->err == 0) {
         return DQ_OK;
     }
@@ -290,7 +343,8 @@ dq_client_new(const char *address, const dq_client_opts_t *opts)
         dq__fail(c, DQ_EINVAL, "%s", err.msg);
     }
     c->address = strdup(address);
-    if (c->address == NULL) {
+    if (c->address == NULL || (!bad && a.nseeds > 0 && dq__cl_new(c) != DQ_OK))
+    {
         goto nomem;
     }
     c->timeout_ms = 5000;
@@ -333,6 +387,7 @@ dq_client_free(dq_client_t *c)
         return;
     }
     dq__disconnect(c);
+    dq__cl_free(c);
     free(c->address);
     free(c->password);
     free(c);
@@ -364,6 +419,9 @@ dq__get_reply(dq_client_t *c, redisReply **r)
 {
     void *p = NULL;
 
+    if (c->cl) {
+        return dq__cl_get_reply(c, r);
+    }
     if (redisGetReply(c->ctx, &p) != REDIS_OK || p == NULL) {
         if (c->ctx->err == REDIS_ERR_IO
             && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -382,15 +440,29 @@ dq__get_reply(dq_client_t *c, redisReply **r)
     return DQ_OK;
 }
 
-/* Send one script command; a NOSCRIPT reply is retried as EVAL. */
+int
+dq__append(dq_client_t *c, int argc, const char **argv,
+           const size_t *argvlen)
+{
+    if (c->cl) {
+        return dq__cl_append(c, argc, argv, argvlen);
+    }
+    if (redisAppendCommandArgv(c->ctx, argc, argv, argvlen) != REDIS_OK) {
+        dq__disconnect(c);
+        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    }
+    return DQ_OK;
+}
+
+/* Send one script command; a NOSCRIPT reply is retried as EVAL (in a
+ * cluster on the node that said it: the same slot). */
 int
 dq__run(dq_client_t *c, dq_cmd_t *cmd, redisReply **r)
 {
-    if (redisAppendCommandArgv(c->ctx, cmd->argc, cmd->argv, cmd->argvlen)
-        != REDIS_OK)
-    {
-        dq__disconnect(c);
-        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+    int rc;
+
+    if ((rc = dq__append(c, cmd->argc, cmd->argv, cmd->argvlen)) != DQ_OK) {
+        return rc;
     }
     if (dq__get_reply(c, r) != DQ_OK) {
         return DQ_EREDIS;
@@ -404,11 +476,10 @@ dq__run(dq_client_t *c, dq_cmd_t *cmd, redisReply **r)
     if (dq_reply_is_noscript(*r)) {
         freeReplyObject(*r);
         dq_cmd_use_eval(cmd);
-        if (redisAppendCommandArgv(c->ctx, cmd->argc, cmd->argv,
-                                   cmd->argvlen) != REDIS_OK)
+        if ((rc = dq__append(c, cmd->argc, cmd->argv, cmd->argvlen))
+            != DQ_OK)
         {
-            dq__disconnect(c);
-            return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+            return rc;
         }
         return dq__get_reply(c, r);
     }
@@ -523,6 +594,8 @@ typedef struct {
     size_t   env_off, env_len;    /* in the shared envelope buffer */
     char     id[DQ_ID_SIZE];
     char     queue[DQ_QUEUE_NAME_MAX + 1];
+    char     shard[DQ_SHARD_NAME_MAX + 1];   /* the queue's shard it goes
+                                             to (client_shards.c) */
     char    *name;                /* malloc'd copy, or NULL */
     int64_t  eta_ms, countdown_ms;
     int      status;
@@ -638,6 +711,30 @@ dq__status_text(dq_client_t *c, const dq__prep_t *p)
     }
 }
 
+/* An error reply to one enqueue call (a node refused it: TRYAGAIN, OOM,
+ * CLUSTERDOWN, READONLY...): its tasks get DQ_EREDIS (the first such
+ * reply is errstr) and the other calls' results stand, so a caller of
+ * dq_defer_many sees which tasks to send again. 1 if r was one (freed). */
+static int
+dq__call_refused(dq_client_t *c, redisReply *r, dq_enqueue_result_t *res,
+                 size_t n, int *refused)
+{
+    size_t i;
+
+    if (r->type != REDIS_REPLY_ERROR) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        res[i].status = DQ_EREDIS;
+    }
+    if (!*refused) {
+        dq__fail(c, DQ_EREDIS, "enqueue: %.*s", (int) r->len, r->str);
+        *refused = 1;
+    }
+    freeReplyObject(r);
+    return 1;
+}
+
 /* Enqueue prepared tasks: one script call per queue per DQ__CHUNK tasks,
  * all pipelined, then all replies read. */
 static int
@@ -653,8 +750,8 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     redisReply          *r;
     dq_error_t           err;
     const char          *sadd[3];
-    char                 qkey[DQ_QUEUE_NAME_MAX + 1];
-    int                  rc = DQ_OK;
+    char                 qkey[DQ_SHARD_NAME_MAX + 1];
+    int                  rc = DQ_OK, refused = 0;
 
     items = calloc(n, sizeof(*items));
     res = calloc(n, sizeof(*res));
@@ -669,19 +766,29 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         rc = dq__fail(c, DQ_ENOMEM, "out of memory");
         goto done;
     }
-    /* group by queue, keeping the callers' order inside a queue */
+    /* the shard of each task's queue (a sharded queue: by its name, or
+     * round robin; docs/SCALING.md) */
+    for (i = 0; i < n; i++) {
+        if (!preps[i].sent
+            && (rc = dq__shard_target(c, preps[i].queue, preps[i].name,
+                                      preps[i].shard)) != DQ_OK)
+        {
+            goto done;
+        }
+    }
+    /* group by shard, keeping the callers' order inside a shard */
     m = 0;
     for (i = 0; i < n; i++) {
         if (preps[i].sent) {
             continue;
         }
-        snprintf(qkey, sizeof(qkey), "%s", preps[i].queue);
+        snprintf(qkey, sizeof(qkey), "%s", preps[i].shard);
         for (j = i; j < n; j++) {
-            if (preps[j].sent || strcmp(preps[j].queue, qkey) != 0) {
+            if (preps[j].sent || strcmp(preps[j].shard, qkey) != 0) {
                 continue;
             }
             if (ncalls == 0 || call_n[ncalls - 1] == DQ__CHUNK
-                || strcmp(preps[idx[call_first[ncalls - 1]]].queue, qkey) != 0)
+                || strcmp(preps[idx[call_first[ncalls - 1]]].shard, qkey) != 0)
             {
                 call_first[ncalls] = m;
                 call_n[ncalls] = 0;
@@ -702,7 +809,8 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     }
     for (k = 0; k < ncalls; k++) {
         dq_cmd_init(&cmds[k]);
-        rc = dq_cmd_enqueue(&cmds[k], dq_str_c(preps[idx[call_first[k]]].queue),
+        rc = dq_cmd_enqueue(&cmds[k],
+                            dq_str_c(preps[idx[call_first[k]]].shard),
                             &items[call_first[k]], call_n[k], c->tombstone_ms);
         if (rc != DQ_OK) {
             dq__fail(c, rc, "cannot build the enqueue command");
@@ -715,11 +823,8 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
      * record with it, so a queue is marked only once its SADD is queued on
      * a connection that then stays up or forgets) */
     for (k = 0; k < ncalls; k++) {
-        if (redisAppendCommandArgv(c->ctx, cmds[k].argc, cmds[k].argv,
-                                   cmds[k].argvlen) != REDIS_OK)
-        {
-            dq__disconnect(c);
-            rc = dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
+        rc = dq__append(c, cmds[k].argc, cmds[k].argv, cmds[k].argvlen);
+        if (rc != DQ_OK) {
             goto done;
         }
         sadd[2] = preps[idx[call_first[k]]].queue;
@@ -728,9 +833,10 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         }
         sadd[0] = "SADD";
         sadd[1] = DQ_QUEUES_KEY;
-        if (redisAppendCommandArgv(c->ctx, 3, sadd, NULL) != REDIS_OK
-            || dq__qset_add(&c->queues, sadd[2]) != 0)
-        {
+        if ((rc = dq__append(c, 3, sadd, NULL)) != DQ_OK) {
+            goto done;
+        }
+        if (dq__qset_add(&c->queues, sadd[2]) != 0) {
             dq__disconnect(c);
             rc = dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
             goto done;
@@ -747,7 +853,11 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             freeReplyObject(r);
             r = NULL;
         }
-        if (r) {
+        if (r && dq__call_refused(c, r, &res[call_first[k]], call_n[k],
+                                  &refused))
+        {
+            call_n[k] = 0;      /* done: its tasks' status says so */
+        } else if (r) {
             rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
             freeReplyObject(r);
             if (rc != DQ_OK) {
@@ -771,6 +881,10 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         rc = dq__run(c, &cmds[k], &r);
         if (rc != DQ_OK) {
             goto done;
+        }
+        if (dq__call_refused(c, r, &res[call_first[k]], call_n[k], &refused))
+        {
+            continue;
         }
         rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
         freeReplyObject(r);
@@ -835,6 +949,9 @@ dq__wait(dq_client_t *c)
     int             rc = DQ_OK;
     long long       total = (long long) c->timeout_ms + c->wait_ms;
 
+    if (c->cl) {
+        return dq__cl_wait(c, c->wait_replicas, c->wait_ms);
+    }
     tv.tv_sec = (time_t) (total / 1000);
     tv.tv_usec = (suseconds_t) (total % 1000) * 1000;
     redisSetTimeout(c->ctx, tv);

@@ -35,30 +35,26 @@ dq__task_args(dq_client_t *c, const char *queue, const char *id, dq_str_t *q)
     return dq__ready(c);
 }
 
-int
-dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
+/* One shard's (or an unsharded queue's) counts into out. */
+static int
+dq__stats_one(dq_client_t *c, dq_str_t q, dq_queue_stats_t *out)
 {
     static const dq_key_kind_t zsets[3] = { DQ_KEY_ETA, DQ_KEY_LEASE,
                                              DQ_KEY_DEAD };
     const char *argv[11];
     char        keys[4][DQ_KEY_MAX];
     redisReply *r;
-    dq_str_t    q;
     int64_t     v[3];
-    int         i, rc;
+    int         i, rc = DQ_OK;
 
-    c->errstr[0] = '\0';
     memset(out, 0, sizeof(*out));
-    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK
-        || (rc = dq__ready(c)) != DQ_OK)
-    {
-        return rc;
-    }
     for (i = 0; i < 3; i++) {
         dq_key_format(keys[i], sizeof(keys[i]), q, zsets[i]);
         argv[0] = "ZCARD";
         argv[1] = keys[i];
-        redisAppendCommandArgv(c->ctx, 2, argv, NULL);
+        if ((rc = dq__append(c, 2, argv, NULL)) != DQ_OK) {
+            return rc;
+        }
     }
     dq_key_format(keys[3], sizeof(keys[3]), q, DQ_KEY_STATS);
     argv[0] = "HMGET";
@@ -72,7 +68,9 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
     argv[8] = "unrunnable";
     argv[9] = "dead_over_max";
     argv[10] = "cold";             /* the cold tier's tasks: waiting */
-    redisAppendCommandArgv(c->ctx, 11, argv, NULL);
+    if ((rc = dq__append(c, 11, argv, NULL)) != DQ_OK) {
+        return rc;
+    }
     for (i = 0; i < 4; i++) {
         if (dq__get_reply(c, &r) != DQ_OK) {
             return DQ_EREDIS;
@@ -100,6 +98,67 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
     out->waiting = v[0];
     out->running = v[1];
     out->dead = v[2];
+    return DQ_OK;
+}
+
+int
+dq_queue_stats_shard(dq_client_t *c, const char *queue, unsigned shard,
+                     dq_queue_stats_t *out)
+{
+    char     s[DQ_SHARD_NAME_MAX + 1];
+    dq_str_t q;
+    unsigned n = 1;
+    int      rc;
+
+    c->errstr[0] = '\0';
+    memset(out, 0, sizeof(*out));
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK
+        || (rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK)
+    {
+        return rc;
+    }
+    if (shard >= n) {
+        return dq__fail(c, DQ_EINVAL, "queue \"%s\" has %u shards, no "
+                        "shard %u", q.ptr, n, shard);
+    }
+    dq_shard_name(s, sizeof(s), q, shard);
+    return dq__stats_one(c, dq_str_c(s), out);
+}
+
+int
+dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
+{
+    dq_queue_stats_t one;
+    char             s[DQ_SHARD_NAME_MAX + 1];
+    dq_str_t         q;
+    unsigned         n = 1, i;
+    int              rc;
+
+    c->errstr[0] = '\0';
+    memset(out, 0, sizeof(*out));
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK
+        || (rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK)
+    {
+        return rc;
+    }
+    /* a sharded queue is one queue: the sums over its shards */
+    for (i = 0; i < n; i++) {
+        dq_shard_name(s, sizeof(s), q, i);
+        if ((rc = dq__stats_one(c, dq_str_c(s), &one)) != DQ_OK) {
+            return rc;
+        }
+        out->waiting += one.waiting;
+        out->running += one.running;
+        out->dead += one.dead;
+        out->enqueued += one.enqueued;
+        out->done += one.done;
+        out->retried += one.retried;
+        out->dead_total += one.dead_total;
+        out->reclaimed += one.reclaimed;
+        out->released += one.released;
+        out->unrunnable += one.unrunnable;
+        out->dead_over_max += one.dead_over_max;
+    }
     return DQ_OK;
 }
 
@@ -142,13 +201,23 @@ dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
     dq_str_t    q;
     int         rc, ok = 0;
 
+    char        s[DQ_SHARD_NAME_MAX + 1];
+    unsigned    n = 1, i;
+
     c->errstr[0] = '\0';
-    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK) {
+    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK
+        || (rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK)
+    {
         return rc;
     }
-    dq_cmd_init(&cmd);
-    rc = dq__status_call(c, &cmd, dq_cmd_requeue(&cmd, q, dq_str_c(id)),
-                         "requeue", dq_reply_requeue, &ok);
+    /* a sharded queue: the shard whose dead set holds it */
+    for (i = 0; rc == DQ_OK && !ok && i < n; i++) {
+        dq_shard_name(s, sizeof(s), q, i);
+        dq_cmd_init(&cmd);
+        rc = dq__status_call(c, &cmd,
+                             dq_cmd_requeue(&cmd, dq_str_c(s), dq_str_c(id)),
+                             "requeue", dq_reply_requeue, &ok);
+    }
     if (rc == DQ_OK && !ok) {
         rc = dq__fail(c, DQ_ENOTFOUND, "task %s is not in the dead set of "
                       "queue \"%.*s\"", id, (int) q.len, q.ptr);
@@ -166,6 +235,8 @@ dq_requeue_dead_all(dq_client_t *c, const char *queue, const char *match,
     dq_str_t    q;
     int64_t     off = 0, n, k, done = 0, conf = 0;
     int         rc;
+    char        s[DQ_SHARD_NAME_MAX + 1];
+    unsigned    ns = 1, i;
 
     c->errstr[0] = '\0';
     if (requeued) {
@@ -175,13 +246,21 @@ dq_requeue_dead_all(dq_client_t *c, const char *queue, const char *match,
         *conflicts = 0;
     }
     if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK
-        || (rc = dq__ready(c)) != DQ_OK)
+        || (rc = dq__ready(c)) != DQ_OK
+        || (rc = dq_queue_shards(c, q.ptr, &ns)) != DQ_OK)
     {
         return rc;
     }
     dq_cmd_init(&cmd);
-    while (off >= 0) {
-        rc = dq_cmd_requeue_bulk(&cmd, q, match, off, DQ_MAX_LEASE_ITEMS);
+    /* every shard of a sharded queue in turn */
+    dq_shard_name(s, sizeof(s), q, 0);
+    for (i = 0; off >= 0 || ++i < ns;) {
+        if (off < 0) {
+            off = 0;
+            dq_shard_name(s, sizeof(s), q, i);
+        }
+        rc = dq_cmd_requeue_bulk(&cmd, dq_str_c(s), match, off,
+                                 DQ_MAX_LEASE_ITEMS);
         if (rc != DQ_OK) {
             dq__fail(c, rc, "cannot build the requeue command");
             break;
@@ -213,28 +292,38 @@ dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
                    char *buf, size_t size)
 {
     const char *argv[3];
-    char        key[DQ_KEY_MAX];
-    redisReply *r;
+    char        key[DQ_KEY_MAX], s[DQ_SHARD_NAME_MAX + 1];
+    redisReply *r = NULL;
     dq_str_t    q;
+    unsigned    n = 1, i;
     int         rc;
 
     c->errstr[0] = '\0';
     if (size) {
         buf[0] = '\0';
     }
-    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK) {
+    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK
+        || (rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK)
+    {
         return rc;
     }
-    dq_key_format(key, sizeof(key), q, DQ_KEY_ERRORS);
+    /* a sharded queue: the first shard that has it */
     argv[0] = "HGET";
     argv[1] = key;
     argv[2] = id;
-    if (redisAppendCommandArgv(c->ctx, 3, argv, NULL) != REDIS_OK) {
-        dq__disconnect(c);
-        return dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
-    }
-    if (dq__get_reply(c, &r) != DQ_OK) {
-        return DQ_EREDIS;
+    for (i = 0; i < n; i++) {
+        dq_shard_name(s, sizeof(s), q, i);
+        dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_ERRORS);
+        if ((rc = dq__append(c, 3, argv, NULL)) != DQ_OK) {
+            return rc;
+        }
+        if (dq__get_reply(c, &r) != DQ_OK) {
+            return DQ_EREDIS;
+        }
+        if (r->type != REDIS_REPLY_NIL || i + 1 == n) {
+            break;
+        }
+        freeReplyObject(r);
     }
     if (r->type == REDIS_REPLY_STRING) {
         if (size) {
@@ -255,20 +344,28 @@ dq_queue_pause(dq_client_t *c, const char *queue, int paused, int *changed)
 {
     dq_cmd_t cmd;
     dq_str_t q;
-    int      rc, st = 0;
+    char     s[DQ_SHARD_NAME_MAX + 1];
+    unsigned n = 1, i;
+    int      rc = DQ_OK, st = 0, any = 0;
 
     c->errstr[0] = '\0';
     if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
         return rc;
     }
-    if ((rc = dq__ready(c)) != DQ_OK) {
+    if ((rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK) {
         return rc;
     }
-    dq_cmd_init(&cmd);
-    rc = dq__status_call(c, &cmd, dq_cmd_pause(&cmd, q, paused != 0),
-                         "pause", dq__one_status, &st);
+    /* every shard of a sharded queue, shard 0 last */
+    for (i = n; rc == DQ_OK && i-- > 0;) {
+        dq_shard_name(s, sizeof(s), q, i);
+        dq_cmd_init(&cmd);
+        rc = dq__status_call(c, &cmd,
+                             dq_cmd_pause(&cmd, dq_str_c(s), paused != 0),
+                             "pause", dq__one_status, &st);
+        any |= st;
+    }
     if (rc == DQ_OK && changed) {
-        *changed = st;
+        *changed = any;
     }
     return rc;
 }

@@ -37,9 +37,50 @@ int  dq__qset_has(const dq__qset_t *s, const char *q);
 int  dq__qset_add(dq__qset_t *s, const char *q);    /* 0 or -1 (ENOMEM) */
 void dq__qset_clear(dq__qset_t *s);
 
+/* A Redis Cluster behind one client (client_cluster.c): one blocking
+ * connection per master, opened when a command for one of its slots
+ * comes; commands are pipelined per node and their replies read back in
+ * the order the caller appended them, MOVED/ASK/TRYAGAIN followed. */
+typedef struct {
+    char          host[DQ_CLUSTER_HOST];
+    int           port;
+    redisContext *ctx;            /* NULL: not connected */
+} dq__cl_conn_t;
+
+typedef struct {
+    size_t        conn;           /* where it was sent last */
+    char         *cmd;            /* RESP (redisFormatCommandArgv), kept to
+                                     send it again after a redirect */
+    long long     len;
+    int           slot;           /* -1: keyless, any node */
+    redisReply   *reply;          /* read early (a redirect drained its
+                                     node to reach a later reply) */
+} dq__cl_pend_t;
+
+typedef struct {
+    dq_cluster_map_t  map;
+    int               have_map;
+    int64_t           refreshed_ms;
+    dq__cl_conn_t    *conn;       /* by host:port, kept across map changes */
+    size_t            nconn;
+    dq__cl_pend_t    *pend;       /* appended, reply not yet taken */
+    size_t            head, npend, cap;
+} dq__cluster_t;
+
+/* Shard counts read (client_shards.c): a few queues, each for
+ * DQ_SHARDS_TTL_MS. */
+#define DQ__SHARD_CACHE  16
+
+typedef struct {
+    char     name[DQ_QUEUE_NAME_MAX + 1];   /* "" = free */
+    unsigned n;
+    int64_t  expires;                       /* monotonic ms */
+} dq__shard_cache_t;
+
 struct dq_client_s {
     char        *address;     /* as given (dq_addr_parse's forms) */
     int          bad_address; /* dq_addr_parse refused it */
+    dq__cluster_t *cl;        /* a cluster: address; NULL otherwise */
     char        *password;
     int          db;
     int          timeout_ms;
@@ -49,6 +90,8 @@ struct dq_client_s {
     dq_limits_t  lim;
     redisContext *ctx;
     dq__qset_t   queues;      /* SADD dq:queues sent on ctx (reset with it) */
+    dq__shard_cache_t shards[DQ__SHARD_CACHE];
+    unsigned     shard_rr;    /* unnamed tasks' round robin */
     char         errstr[512];
 };
 
@@ -59,5 +102,36 @@ void dq__disconnect(dq_client_t *c);
 int  dq__ready(dq_client_t *c);       /* connected (reconnects) or error */
 int  dq__get_reply(dq_client_t *c, redisReply **r);
 int  dq__run(dq_client_t *c, dq_cmd_t *cmd, redisReply **r);  /* NOSCRIPT */
+/* Queue one command (argvlen NULL: C strings); its reply is read with
+ * dq__get_reply, in append order. DQ_OK, or an error (errstr set, the
+ * connection dropped). */
+int  dq__append(dq_client_t *c, int argc, const char **argv,
+                const size_t *argvlen);
+/* Open one node: connect (timeout), AUTH, the Redis version check. */
+redisContext *dq__node_open(const char *host, int port, const char *password,
+                            int timeout_ms, char *err, size_t errlen);
+
+/* client_cluster.c */
+int  dq__cl_new(dq_client_t *c);                  /* DQ_OK or DQ_ENOMEM */
+void dq__cl_free(dq_client_t *c);
+void dq__cl_disconnect(dq_client_t *c);
+int  dq__cl_ready(dq_client_t *c);
+int  dq__cl_append(dq_client_t *c, int argc, const char **argv,
+                   const size_t *argvlen);
+int  dq__cl_get_reply(dq_client_t *c, redisReply **r);
+int  dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms);
+
+/* client_shards.c: a queue's shard count (cached), the shard an enqueue
+ * goes to (named: by its name; unnamed: round robin), and the applied
+ * settings of a whole (maybe sharded) queue: v holds DQ_QCONF_FIELDS'
+ * values ("" = not set), rate, bucket_size and max_concurrent for the
+ * whole queue (summed on read, split on write). */
+int dq__shards(dq_client_t *c, dq_str_t q, unsigned *n);
+int dq__shard_target(dq_client_t *c, const char *queue, const char *name,
+                     char out[DQ_SHARD_NAME_MAX + 1]);
+int dq__queue_settings(dq_client_t *c, dq_str_t q,
+                       char v[DQ_QCONF_NFIELDS][48], unsigned *n);
+int dq__queue_apply(dq_client_t *c, dq_str_t q, char v[DQ_QCONF_NFIELDS][48]);
+int dq__queue_clear(dq_client_t *c, dq_str_t q);
 
 #endif /* DQ_CLIENT_IMPL_H */

@@ -35,9 +35,10 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
     { "redis", DQ_CX_MAIN, DQ_CT_ADDR, W(redis_address), 0, 0, 0, 0,
       "127.0.0.1:6379", "ADDR",
       "Redis server holding the queues: HOST[:PORT], [IPV6][:PORT], "
-      "unix:PATH or sentinel:MASTER@HOST[:PORT][,...] (a name is resolved "
-      "when a child starts and on every reconnect; the sentinels are asked "
-      "for the primary before every connect)" },
+      "unix:PATH, sentinel:MASTER@HOST[:PORT][,...] or "
+      "cluster:HOST[:PORT][,...] (a name is resolved when a child starts "
+      "and on every reconnect; the sentinels are asked for the primary "
+      "before every connect; a cluster's slot map is asked of its seeds)" },
     { "redis_password", DQ_CX_MAIN, DQ_CT_STR, W(redis_password), 0, 0, 0,
       DQ_CF_OFF, "off", "PASSWORD|off", "AUTH password" },
     { "redis_db", DQ_CX_MAIN, DQ_CT_INT, W(redis_db), 0, 0, 1000000, 0,
@@ -653,6 +654,13 @@ dq_conf_check(const dq_worker_conf_t *conf, char *err, size_t errlen)
     if (conf->redis_address == NULL || !dq__addr_valid(conf->redis_address))
     {
         dq__conf_err(err, errlen, "no valid \"redis\" address");
+        return -1;
+    }
+    if (conf->redis_db != 0 && strncmp(conf->redis_address, "cluster:", 8)
+        == 0)
+    {
+        dq__conf_err(err, errlen, "\"redis_db %d\" with a cluster address: "
+                     "a Redis Cluster has database 0 only", conf->redis_db);
         return -1;
     }
     if (conf->log_format && strcmp(conf->log_format, "text") != 0

@@ -290,7 +290,7 @@ dq__script_head(dq_cmd_t *c, dq_script_id_t id, dq_str_t queue,
     size_t i, len;
     int    rc;
 
-    if (!dq_queue_name_valid(queue)) {
+    if (!dq_shard_name_valid(queue)) {
         return DQ_EINVAL;
     }
     rc = dq__script_start(c, id, nkeys);
@@ -1223,5 +1223,25 @@ dq_reply_migrate(const redisReply *r, char *cursor, int64_t *moved,
     }
     memcpy(cursor, r->element[0]->str, r->element[0]->len);
     cursor[r->element[0]->len] = '\0';
+    return DQ_OK;
+}
+
+int
+dq_cmd_shards(dq_cmd_t *c, dq_str_t queue)
+{
+    char   key[DQ_KEY_MAX];
+    size_t len;
+
+    dq_cmd_reset(c);
+    c->script = DQ_SCRIPT__COUNT;
+    len = dq_key_format(key, sizeof(key), queue, DQ_KEY_CONF);
+    if (len == 0 || !dq_queue_name_valid(queue)) {
+        return DQ_EINVAL;
+    }
+    if (dq__arg(c, "HGET", 4) || dq__arg_copy(c, key, len)
+        || dq__arg(c, DQ_QCONF_SHARDS, sizeof(DQ_QCONF_SHARDS) - 1))
+    {
+        return DQ_ENOMEM;
+    }
     return DQ_OK;
 }

@@ -432,6 +432,59 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
 #define DQ_LATENESS_BOUNDS_MS { 5, 25, 100, 500, 1000, 5000, 30000 }
 #define DQ_LATENESS_NBOUNDS   7
 
+/* ---------------------------------------------------------------- shards */
+
+/*
+ * A sharded queue (docs/SCALING.md): one queue name, N shards, each its
+ * own hash slot. N lives in the queue's conf hash (shard 0's), field
+ * DQ_QCONF_SHARDS; absent = 1 (one shard, the layout of an unsharded
+ * queue). Shard 0 IS the queue "<q>" (its keys dq2:{<q>}:*), so growing
+ * 1 -> N keeps every task where it is; shard i >= 1 is the queue
+ * "<q>#<i>" (keys dq2:{<q>#<i>}:*, its own conf). '#' is never in a
+ * user's queue name (dq_queue_name_valid): only this code builds those
+ * names. N only grows (configure.lua refuses a decrease: a shard above
+ * the new N could still hold tasks).
+ *
+ * A named task goes to shard dq_shard_of(name, N) (FNV-1a 32 of the name,
+ * mod N): dedup by name holds among tasks enqueued under the same N; a
+ * change of N moves some names to another shard, so for one dedup window
+ * after a change a name may be live twice (docs/SCALING.md, the bound).
+ * Unnamed tasks are spread (each producer round robin).
+ *
+ * Whole-queue limits are split across the shards (dq_shard_share):
+ * rate R gives each shard R/N, max_concurrent M gives shard i
+ * dq_shard_share(M, N, i) (sum exactly M; N > M is refused: a share of 0
+ * would mean unlimited). Never more than the whole-queue limit, but up to
+ * (N-1)/N of it unused while the work sits in fewer shards.
+ */
+#define DQ_MAX_SHARDS       64
+#define DQ_SHARD_NAME_MAX   (DQ_QUEUE_NAME_MAX + 3)   /* "<q>#63" */
+#define DQ_QCONF_SHARDS     "shards"
+#define DQ_SHARDS_TTL_MS    2000    /* producers re-read N this often */
+
+/* 1 if s is a queue name (dq_queue_name_valid) or a shard of one:
+ * "<queue>#<i>", i in 1..DQ_MAX_SHARDS-1 without leading zeros. Keys and
+ * script commands take both; everything a user types takes queue names
+ * only. */
+int dq_shard_name_valid(dq_str_t s);
+
+/* The name of shard i of queue into buf (NUL-terminated): the queue itself
+ * for i = 0, "<queue>#<i>" else. The length, or 0 when the queue is not
+ * valid, i >= DQ_MAX_SHARDS or it does not fit. */
+size_t dq_shard_name(char *buf, size_t size, dq_str_t queue, unsigned i);
+
+/* The shard (0..n-1) a task named `name` goes to: FNV-1a 32 of the name's
+ * bytes, mod n (n 0 or 1: 0). Stable across processes, hosts, versions. */
+unsigned dq_shard_of(dq_str_t name, unsigned n);
+
+/* Shard i's share of an integer whole-queue limit: total / n, plus 1 for
+ * the first total % n shards (the shares sum to exactly total). */
+int64_t dq_shard_share(int64_t total, unsigned n, unsigned i);
+
+/* The shards field's value as stored (a string reply or NULL): 1..
+ * DQ_MAX_SHARDS, or 1 for absent or anything else. */
+unsigned dq_shards_parse(const char *s, size_t len);
+
 /* --------------------------------------------------------------- scripts */
 
 typedef enum {
@@ -594,6 +647,10 @@ typedef struct {
 int dq_cluster_redirect(const redisReply *r, dq_cluster_redirect_t *rd);
 int dq_cluster_redirect_str(const char *s, size_t len,
                             dq_cluster_redirect_t *rd);
+
+/* 1 for a TRYAGAIN or CLUSTERDOWN error reply (the command was not run:
+ * a slot being migrated, a slot no master serves); 0 for anything else. */
+int dq_cluster_is_retry(const redisReply *r);
 
 /* The oldest Redis the scripts run on: script flags (#!lua flags=...,
  * 7.0) and ZMSCORE (6.2). */
@@ -771,6 +828,10 @@ int dq_cmd_forget(dq_cmd_t *c, dq_str_t queue);
 int dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms);
 int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
                      const char *const *values, size_t n);
+
+/* "HGET dq2:{<queue>}:conf shards": what producers read N with (not a
+ * script: c->script is DQ_SCRIPT__COUNT). DQ_OK or DQ_EINVAL. */
+int dq_cmd_shards(dq_cmd_t *c, dq_str_t queue);
 
 typedef struct {
     dq_str_t id;

@@ -535,7 +535,7 @@ dq__key_format(char *buf, size_t size, const char *prefix, dq_str_t queue,
 {
     size_t np, ns, n;
 
-    if ((unsigned) kind >= DQ_KEY_V1__COUNT || !dq_queue_name_valid(queue)) {
+    if ((unsigned) kind >= DQ_KEY_V1__COUNT || !dq_shard_name_valid(queue)) {
         return 0;
     }
     /* "<prefix>{<queue>}:<suffix>", copied in pieces (a worker builds

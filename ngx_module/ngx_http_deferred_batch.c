@@ -66,7 +66,8 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     u_char                        *p;
     int64_t                        now;
     ngx_str_t                     *q;
-    ngx_uint_t                     i, j, k, hash, nslots, *slots, *group;
+    ngx_uint_t                     i, j, k, hash, nslots, *slots, *group,
+                                   nshards, rr;
     dq_limits_t                    lim;
     dq_request_t                  *req;
     msgpack_sbuffer               *sb;
@@ -98,6 +99,10 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     ctx->ntasks = n;
     ctx->ngroups = 0;
     now = dq_now_ms();
+
+    /* a sharded queue's unnamed tasks of one request go to one shard
+     * (stored together, as a request's tasks of one queue are) */
+    rr = dlcf->redis ? dlcf->redis->shard_rr++ : 0;
 
     for (i = 0; i < n; i++) {
         req = &reqs[i];
@@ -198,25 +203,46 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         t->eta_ms = req->eta_ms;
         t->countdown_ms = req->countdown_ms;
 
-        /* the task's group: an open-addressing table of queue names, so
+        /* a sharded queue: the task's shard is its queue from here on,
+         * by its name (dedup holds there), or the request's (unnamed) */
+
+        t->shard = t->queue;
+        nshards = dlcf->redis
+                  ? ngx_http_deferred_merge_shards(dlcf->redis, t->queue)
+                  : 1;
+
+        if (nshards > 1) {
+            k = t->name.ptr ? dq_shard_of(t->name, nshards) : rr % nshards;
+
+            p = ngx_pnalloc(r->pool, DQ_SHARD_NAME_MAX + 1);
+            if (p == NULL) {
+                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
+            }
+
+            t->shard.ptr = (const char *) p;
+            t->shard.len = dq_shard_name((char *) p, DQ_SHARD_NAME_MAX + 1,
+                                         t->queue, k);
+        }
+
+        /* the task's group: an open-addressing table of shard names, so
          * that a batch over many queues costs O(n), not O(n * queues) */
 
-        hash = ngx_hash_key((u_char *) t->queue.ptr, t->queue.len);
+        hash = ngx_hash_key((u_char *) t->shard.ptr, t->shard.len);
 
         for (j = hash & (nslots - 1); /* void */; j = (j + 1) & (nslots - 1))
         {
             if (slots[j] == 0) {
                 g = &ctx->groups[ctx->ngroups];
                 g->ctx = ctx;
-                g->queue = t->queue;
+                g->queue = t->shard;
                 slots[j] = ++ctx->ngroups;
                 break;
             }
 
             g = &ctx->groups[slots[j] - 1];
 
-            if (g->queue.len == t->queue.len
-                && ngx_strncmp(g->queue.ptr, t->queue.ptr, t->queue.len) == 0)
+            if (g->queue.len == t->shard.len
+                && ngx_strncmp(g->queue.ptr, t->shard.ptr, t->shard.len) == 0)
             {
                 break;
             }

@@ -22,6 +22,16 @@
  * command. At most NGX_HTTP_DEFERRED_QKEYS queues per Redis are kept
  * (least recently used goes first), so a client naming many queues costs
  * formatting, never memory.
+ *
+ * A sharded queue (docs/SCALING.md): each shard is a queue of its own
+ * here ("q#1"...: batch.c groups a request's tasks by shard), so its
+ * tasks merge per shard. How many shards a queue has is read from Redis
+ * (dq_cmd_shards) without waiting: ngx_http_deferred_merge_shards answers
+ * from this worker's table, 1 while a queue's count is not known yet
+ * (the first enqueues of a queue in a worker process go to shard 0 until
+ * the answer is in, one round trip), and asks again in the background
+ * once the answer is DQ_SHARDS_TTL_MS old. At most
+ * NGX_HTTP_DEFERRED_SHARDS queues are kept (least recently used goes).
  */
 
 
@@ -32,6 +42,7 @@
 #define NGX_HTTP_DEFERRED_MERGE_BYTES  (4 * 1024 * 1024)
 #define NGX_HTTP_DEFERRED_QKEYS        64
 #define NGX_HTTP_DEFERRED_REGISTER_MS  1000
+#define NGX_HTTP_DEFERRED_SHARDS       64
 
 
 struct ngx_http_deferred_qkeys_s {
@@ -40,14 +51,28 @@ struct ngx_http_deferred_qkeys_s {
     ngx_uint_t                     generation;  /* of its last SADD */
     ngx_msec_t                     registered;  /* when */
     size_t                         len;
-    u_char                         name[DQ_QUEUE_NAME_MAX];
+    u_char                         name[DQ_SHARD_NAME_MAX];
     dq_enqueue_keys_t              keys;
+};
+
+
+struct ngx_http_deferred_shards_s {
+    ngx_uint_t                     hash;
+    size_t                         len;         /* 0: free */
+    u_char                         name[DQ_QUEUE_NAME_MAX];
+    ngx_uint_t                     n;           /* 0: not known yet */
+    ngx_msec_t                     read;        /* when n was answered */
+    ngx_msec_t                     used;        /* last asked for */
+    dq_cmd_t                       cmd;         /* the HGET in flight */
+    unsigned                       pending:1;
 };
 
 
 struct ngx_http_deferred_merged_s {
     ngx_http_deferred_redis_t     *redis;
     dq_cmd_t                       cmd;
+    ngx_http_deferred_redis_cmd_t *rcmd;        /* while not replied: the
+                                                   WAIT goes behind it */
     dq_enqueue_item_t             *items;
     ngx_uint_t                     n;
     dq_str_t                       queue;       /* points into the copy */
@@ -77,6 +102,9 @@ static void ngx_http_deferred_merge_deliver(ngx_http_deferred_merged_t *m,
 static void ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m);
 static ngx_http_deferred_qkeys_t *ngx_http_deferred_merge_qkeys(
     ngx_http_deferred_redis_t *rs, dq_str_t queue);
+static dq_str_t ngx_http_deferred_merge_base(dq_str_t queue);
+static void ngx_http_deferred_merge_shards_read(void *data,
+    redisReply *reply);
 
 
 void
@@ -92,6 +120,10 @@ ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs)
     rs->qkeys = NULL;
     rs->nqkeys = 0;
     ngx_queue_init(&rs->qlru);
+
+    rs->shards = NULL;
+    rs->nshards = 0;
+    rs->shard_rr = 0;
 }
 
 
@@ -266,10 +298,10 @@ again:
                 goto again;
             }
 
-            if (ngx_http_deferred_redis_eval(rs, &m->cmd,
-                                             ngx_http_deferred_merge_reply, m)
-                == NULL)
-            {
+            m->rcmd = ngx_http_deferred_redis_eval(rs, &m->cmd,
+                                          ngx_http_deferred_merge_reply, m);
+
+            if (m->rcmd == NULL) {
                 ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                               "deferred: redis %V unavailable", &rs->name);
 
@@ -277,6 +309,13 @@ again:
                 ngx_http_deferred_merge_deliver(m, NULL,
                                                 "Redis is not reachable");
                 ngx_http_deferred_merge_free(m);
+
+                if (rs->nseeds) {
+                    /* a cluster: only this queue's node is down; the
+                     * others' groups still go */
+                    goto again;
+                }
+
                 ngx_http_deferred_merge_fail_queued(rs,
                                                     "Redis is not reachable");
                 return;
@@ -285,7 +324,8 @@ again:
             /* the queue in dq:queues (what deferred-cli stats and the
              * operators list): pipelined, its answer not waited for */
             if (m->sadd
-                && ngx_http_deferred_redis_register(rs, m->queue,
+                && ngx_http_deferred_redis_register(rs,
+                                       ngx_http_deferred_merge_base(m->queue),
                                        ngx_http_deferred_merge_registered,
                                        m->qk)
                    != NGX_OK
@@ -297,7 +337,7 @@ again:
             if (rs->replicas) {
                 m->waiting = 1;
 
-                if (ngx_http_deferred_redis_wait(rs,
+                if (ngx_http_deferred_redis_wait(rs, m->rcmd,
                                                  ngx_http_deferred_merge_waited,
                                                  m)
                     != NGX_OK)
@@ -371,6 +411,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     }
 
     m->redis = rs;
+    m->rcmd = NULL;
     m->n = n;
     m->res = NULL;
     m->failure = NULL;
@@ -487,6 +528,7 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
 
     rs = m->redis;
     m->replied = 1;
+    m->rcmd = NULL;             /* freed before its handler runs */
 
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
@@ -524,8 +566,9 @@ done:
 
 /*
  * WAIT's answer: the number of replicas that have the writes. It came
- * before the script's reply only when the script was re-sent as EVAL
- * (NOSCRIPT) behind it: then wait again, behind the EVAL.
+ * before the script's reply only when the script was re-sent behind it:
+ * as EVAL (NOSCRIPT), or to another cluster node (MOVED, ASK): then wait
+ * again, behind the script, on the node it went to.
  */
 
 static void
@@ -538,8 +581,8 @@ ngx_http_deferred_merge_waited(void *data, redisReply *reply)
     rs = m->redis;
 
     if (!m->replied && reply) {
-        if (ngx_http_deferred_redis_wait(rs, ngx_http_deferred_merge_waited,
-                                         m)
+        if (ngx_http_deferred_redis_wait(rs, m->rcmd,
+                                         ngx_http_deferred_merge_waited, m)
             == NGX_OK)
         {
             return;
@@ -638,7 +681,7 @@ ngx_http_deferred_merge_qkeys(ngx_http_deferred_redis_t *rs, dq_str_t queue)
     ngx_queue_t                *q;
     ngx_http_deferred_qkeys_t  *qk;
 
-    if (!dq_queue_name_valid(queue)) {
+    if (!dq_shard_name_valid(queue)) {
         return NULL;
     }
 
@@ -696,4 +739,118 @@ ngx_http_deferred_merge_qkeys(ngx_http_deferred_redis_t *rs, dq_str_t queue)
     ngx_queue_insert_head(&rs->qlru, &qk->lru);
 
     return qk;
+}
+
+
+/* a shard's queue: "q" of "q#2" (dq:queues lists queues, not shards) */
+
+static dq_str_t
+ngx_http_deferred_merge_base(dq_str_t queue)
+{
+    u_char  *hash;
+
+    hash = ngx_strlchr((u_char *) queue.ptr,
+                       (u_char *) queue.ptr + queue.len, '#');
+    if (hash) {
+        queue.len = hash - (u_char *) queue.ptr;
+    }
+
+    return queue;
+}
+
+
+/* How many shards the queue has, as this worker process knows it (1 until
+ * known); asks Redis again, without waiting, when it is unknown or
+ * DQ_SHARDS_TTL_MS old. */
+
+ngx_uint_t
+ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
+{
+    ngx_uint_t                   i, hash;
+    ngx_http_deferred_shards_t  *e, *lru;
+
+    hash = ngx_hash_key((u_char *) queue.ptr, queue.len);
+    e = NULL;
+    lru = NULL;
+
+    for (i = 0; i < rs->nshards; i++) {
+        if (rs->shards[i].hash == hash && rs->shards[i].len == queue.len
+            && ngx_memcmp(rs->shards[i].name, queue.ptr, queue.len) == 0)
+        {
+            e = &rs->shards[i];
+            break;
+        }
+
+        if (!rs->shards[i].pending
+            && (lru == NULL || rs->shards[i].used < lru->used))
+        {
+            lru = &rs->shards[i];
+        }
+    }
+
+    if (e == NULL) {
+        if (queue.len == 0 || queue.len > DQ_QUEUE_NAME_MAX) {
+            return 1;
+        }
+
+        if (rs->shards == NULL) {
+            /* the cycle's pool: freed when the worker process exits */
+            rs->shards = ngx_pcalloc(ngx_cycle->pool,
+                                     NGX_HTTP_DEFERRED_SHARDS
+                                     * sizeof(ngx_http_deferred_shards_t));
+            if (rs->shards == NULL) {
+                return 1;
+            }
+        }
+
+        if (rs->nshards < NGX_HTTP_DEFERRED_SHARDS) {
+            e = &rs->shards[rs->nshards++];
+            dq_cmd_init(&e->cmd);
+
+        } else if (lru) {
+            e = lru;
+
+        } else {
+            return 1;           /* every entry is being read */
+        }
+
+        e->hash = hash;
+        e->len = queue.len;
+        ngx_memcpy(e->name, queue.ptr, queue.len);
+        e->n = 0;
+        e->read = 0;
+    }
+
+    e->used = ngx_current_msec;
+
+    if (!e->pending
+        && (e->n == 0 || ngx_current_msec - e->read >= DQ_SHARDS_TTL_MS)
+        && ngx_http_deferred_redis_ready(rs) == NGX_OK
+        && dq_cmd_shards(&e->cmd, queue) == DQ_OK
+        && ngx_http_deferred_redis_eval(rs, &e->cmd,
+                                        ngx_http_deferred_merge_shards_read,
+                                        e)
+           != NULL)
+    {
+        e->pending = 1;
+    }
+
+    return e->n ? e->n : 1;
+}
+
+
+static void
+ngx_http_deferred_merge_shards_read(void *data, redisReply *reply)
+{
+    ngx_http_deferred_shards_t  *e = data;
+
+    e->pending = 0;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        return;                 /* asked again by the next enqueue */
+    }
+
+    e->n = reply->type == REDIS_REPLY_STRING
+           ? dq_shards_parse(reply->str, reply->len) : 1;
+    e->read = ngx_current_msec;
 }

@@ -534,7 +534,8 @@ ngx_http_deferred_redis_resolve(ngx_conf_t *cf, ngx_str_t *url,
 
 
 /* deferred_redis HOST[:PORT] | [IPV6]:PORT | unix:PATH
- *                | sentinel:MASTER@HOST[:PORT][,...] [password=] [db=]
+ *                | sentinel:MASTER@HOST[:PORT][,...]
+ *                | cluster:HOST[:PORT][,...] [password=] [db=]
  *                [connect_timeout=] [replicas=n] [replicas_timeout=] */
 
 static char *
@@ -723,6 +724,39 @@ ngx_http_deferred_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         rs->nsentinels = addr.nsentinels;
+
+    } else if (addr.nseeds) {
+
+        /* the seeds resolved here, once; the slot map is asked of them
+         * by each worker (numeric addresses only after that) */
+
+        if (db != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"db=%i\" in \"deferred_redis\": a Redis "
+                               "Cluster has only database 0", db);
+            return NGX_CONF_ERROR;
+        }
+
+        rs->seeds = ngx_pcalloc(cf->pool, addr.nseeds
+                                * sizeof(ngx_http_deferred_sentinel_t));
+        if (rs->seeds == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < addr.nseeds; i++) {
+            if (ngx_http_deferred_redis_resolve(cf, &value[1],
+                                                &addr.seed[i].host,
+                                                addr.seed[i].port,
+                                                &rs->seeds[i].host)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            rs->seeds[i].port = (in_port_t) addr.seed[i].port;
+        }
+
+        rs->nseeds = addr.nseeds;
 
     } else {
 

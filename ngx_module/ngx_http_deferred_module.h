@@ -46,6 +46,7 @@ typedef struct ngx_http_deferred_redis_cmd_s  ngx_http_deferred_redis_cmd_t;
 typedef struct ngx_http_deferred_ctx_s        ngx_http_deferred_ctx_t;
 typedef struct ngx_http_deferred_merged_s     ngx_http_deferred_merged_t;
 typedef struct ngx_http_deferred_qkeys_s      ngx_http_deferred_qkeys_t;
+typedef struct ngx_http_deferred_shards_s     ngx_http_deferred_shards_t;
 
 
 /* the reply handler of a command; reply is NULL when the connection is
@@ -55,6 +56,7 @@ typedef void (*ngx_http_deferred_redis_handler_pt)(void *data,
     redisReply *reply);
 
 
+/* a sentinel, or a cluster's seed node: resolved at config time */
 typedef struct {
     ngx_str_t                      host;        /* numeric, NUL-terminated */
     in_port_t                      port;
@@ -97,10 +99,31 @@ struct ngx_http_deferred_redis_s {
                                                    a bounded LRU (merge.c) */
     ngx_queue_t                    qlru;
     ngx_uint_t                     nqkeys;
+    ngx_http_deferred_shards_t    *shards;      /* per queue: its shard
+                                                   count, read from Redis
+                                                   (merge.c) */
+    ngx_uint_t                     nshards;
+    ngx_uint_t                     shard_rr;    /* unnamed tasks' shard */
     ngx_uint_t                     generation;  /* connections made */
     redisAsyncContext             *sac;         /* the sentinel asked */
     ngx_uint_t                     snext;       /* the sentinel asked next */
     ngx_uint_t                     sasked;      /* since the last answer */
+
+    /* Redis Cluster (nseeds > 0): this one routes each command by its
+     * slot to a node, itself a redis_t with the connection above (its
+     * "cluster" points back here); the map is asked with sac/snext/sasked
+     * like the sentinels */
+    ngx_http_deferred_sentinel_t  *seeds;
+    ngx_uint_t                     nseeds;
+    ngx_http_deferred_redis_t     *cluster;     /* a node: its cluster */
+    ngx_array_t                    nodes;       /* of redis_t *, per worker;
+                                                   never shrinks */
+    int16_t                       *slots;       /* node index per slot, -1:
+                                                   none; NULL: no map yet */
+    ngx_msec_t                     map_asked;   /* the last question */
+    ngx_queue_t                    waitq;       /* a node: commands waiting
+                                                   for its setup */
+    unsigned                       map_again:1; /* ask once more after */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
 };
@@ -191,7 +214,7 @@ typedef struct ngx_http_deferred_group_s  ngx_http_deferred_group_t;
 
 struct ngx_http_deferred_group_s {
     ngx_http_deferred_ctx_t       *ctx;
-    dq_str_t                       queue;
+    dq_str_t                       queue;       /* the shard's name */
     dq_enqueue_item_t             *items;
     ngx_uint_t                    *index;       /* item -> task number */
     ngx_uint_t                     n;
@@ -208,6 +231,8 @@ struct ngx_http_deferred_group_s {
 typedef struct {
     dq_str_t                       id;
     dq_str_t                       queue;
+    dq_str_t                       shard;       /* its shard of queue (the
+                                                   queue when unsharded) */
     dq_str_t                       name;
     dq_str_t                       url;
     dq_str_t                       envelope;
@@ -265,6 +290,8 @@ void ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_ready(ngx_http_deferred_redis_t *rs);
+ngx_uint_t ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs,
+    dq_str_t queue);
 void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
     const char *failure);
 
@@ -275,6 +302,7 @@ ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
     dq_str_t queue, ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_redis_cmd_t *after,
     ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_deferred_main_conf_t *dmcf);
@@ -286,6 +314,10 @@ ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_eval(
     ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     ngx_http_deferred_redis_handler_pt handler, void *data);
 void ngx_http_deferred_redis_timed_out(ngx_http_deferred_redis_t *rs);
+ngx_uint_t ngx_http_deferred_redis_masters(ngx_http_deferred_redis_t *rs);
+ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_eval_at(
+    ngx_http_deferred_redis_t *rs, ngx_uint_t nth, dq_cmd_t *cmd,
+    ngx_http_deferred_redis_handler_pt handler, void *data);
 
 /* ngx_http_deferred_batch.c */
 ngx_int_t ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,

@@ -61,7 +61,7 @@ typedef struct {
 } ngx_http_deferred_dead_t;
 
 
-typedef struct {
+typedef struct ngx_http_deferred_qstat_s {
     ngx_str_t                      name;
     ngx_uint_t                     ok;
     int64_t                        waiting, due, running, dead, oldest;
@@ -74,6 +74,10 @@ typedef struct {
     int64_t                        v1_left;     /* tasks in contract v1's
                                                    keys (not migrated) */
     ngx_array_t                    dead_tasks;
+    ngx_uint_t                     shards;      /* conf "shards" (0: 1) */
+    struct ngx_http_deferred_qstat_s  *parts;   /* a sharded queue: each
+                                                   shard's own, the queue
+                                                   their sums */
 } ngx_http_deferred_qstat_t;
 
 
@@ -89,8 +93,10 @@ typedef struct {
     ngx_http_deferred_op_t        *op;
     ngx_uint_t                     what;        /* 0 queues, 1 workers, 2
                                                    queue i, 3 worker i, 4
-                                                   admin/ready */
+                                                   admin/ready, 5 a shard
+                                                   of queue i */
     ngx_uint_t                     index;
+    ngx_uint_t                     shard;       /* 5: shard of queue i */
     dq_cmd_t                       cmd;
     ngx_uint_t                     built;       /* cmd needs dq_cmd_free */
 } ngx_http_deferred_op_cmd_t;
@@ -143,6 +149,8 @@ static void ngx_http_deferred_op_cmd_free(void *data);
 static void ngx_http_deferred_op_queue(ngx_http_deferred_op_t *op,
     ngx_http_deferred_qstat_t *q, redisReply *reply);
 static ngx_int_t ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op);
+static ngx_int_t ngx_http_deferred_op_shards(ngx_http_deferred_op_t *op);
+static void ngx_http_deferred_op_sum(ngx_http_deferred_op_t *op);
 static void ngx_http_deferred_render_status(ngx_http_deferred_op_t *op);
 static void ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op);
 
@@ -310,26 +318,36 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_DEFERRED_OPS_READY:
         {
+        ngx_uint_t                   k, nmasters;
         ngx_http_deferred_op_cmd_t  *rc_;
 
         /* EVALSHA of lib/lua/ready.lua: refused when Redis refuses
          * writes (OOM, read-only replica); its source only after a
-         * NOSCRIPT */
-        rc_ = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
-        if (rc_ == NULL) {
-            ngx_http_deferred_op_release(op);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+         * NOSCRIPT. A cluster: asked of every master (each queue lives
+         * on one), ready only if all of them answer */
+        nmasters = ngx_http_deferred_redis_masters(dlcf->redis);
 
-        rc_->op = op;
-        rc_->what = 4;
-        dq_cmd_init(&rc_->cmd);
+        for (k = 0; k < nmasters; k++) {
+            rc_ = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+            if (rc_ == NULL) {
+                op->failed = 1;
+                break;
+            }
 
-        if (dq_cmd_ready(&rc_->cmd) == DQ_OK) {
-            (void) ngx_http_deferred_op_script(op, rc_);
+            rc_->op = op;
+            rc_->what = 4;
+            rc_->index = k;
+            dq_cmd_init(&rc_->cmd);
 
-        } else {
-            dq_cmd_free(&rc_->cmd);
+            if (dq_cmd_ready(&rc_->cmd) != DQ_OK) {
+                dq_cmd_free(&rc_->cmd);
+                op->failed = 1;
+                break;
+            }
+
+            if (ngx_http_deferred_op_script(op, rc_) != NGX_OK) {
+                break;
+            }
         }
         }
         break;
@@ -595,8 +613,11 @@ static ngx_int_t
 ngx_http_deferred_op_send(ngx_http_deferred_op_t *op,
     ngx_http_deferred_op_cmd_t *oc)
 {
-    if (ngx_http_deferred_redis_eval(op->redis, &oc->cmd,
-                                     ngx_http_deferred_op_reply, oc)
+    if ((oc->what == 4 && op->kind == NGX_HTTP_DEFERRED_OPS_READY
+         ? ngx_http_deferred_redis_eval_at(op->redis, oc->index, &oc->cmd,
+                                           ngx_http_deferred_op_reply, oc)
+         : ngx_http_deferred_redis_eval(op->redis, &oc->cmd,
+                                        ngx_http_deferred_op_reply, oc))
         == NULL)
     {
         op->failed = 1;
@@ -739,6 +760,11 @@ ngx_http_deferred_op_reply(void *data, redisReply *reply)
         ngx_http_deferred_op_queue(op, q, reply);
         break;
 
+    case 5:     /* a shard (1..N-1) of a sharded queue */
+        q = (ngx_http_deferred_qstat_t *) op->queues.elts + oc->index;
+        ngx_http_deferred_op_queue(op, &q->parts[oc->shard], reply);
+        break;
+
     case 3:     /* one worker's heartbeat */
         w = (ngx_http_deferred_wstat_t *) op->workers.elts + oc->index;
 
@@ -802,6 +828,12 @@ ngx_http_deferred_op_queue(ngx_http_deferred_op_t *op,
         } else if (ngx_strcmp(a->element[i]->str, "max_concurrent") == 0) {
             q->max_concurrent = ngx_http_deferred_op_copy(op,
                                                           a->element[i + 1]);
+
+        } else if (ngx_strcmp(a->element[i]->str, DQ_QCONF_SHARDS) == 0
+                   && a->element[i + 1]->type == REDIS_REPLY_STRING)
+        {
+            q->shards = dq_shards_parse(a->element[i + 1]->str,
+                                        a->element[i + 1]->len);
         }
     }
 
@@ -1045,11 +1077,190 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
         }
     }
 
+    if (op->stage == 1) {
+        /* a sharded queue's other shards (their count came with shard
+         * 0's conf) */
+        op->stage = 2;
+
+        if (ngx_http_deferred_op_shards(op) != NGX_OK || op->pending) {
+            return;
+        }
+
+        if (op->failed) {
+            ngx_http_deferred_op_next(op);
+            return;
+        }
+    }
+
+    ngx_http_deferred_op_sum(op);
+
     if (op->kind == NGX_HTTP_DEFERRED_OPS_METRICS) {
         ngx_http_deferred_render_metrics(op);
 
     } else {
         ngx_http_deferred_render_status(op);
+    }
+}
+
+
+/* the status of shards 1..N-1 of every sharded queue: NGX_ERROR when the
+ * op went (failed and answered) */
+
+static ngx_int_t
+ngx_http_deferred_op_shards(ngx_http_deferred_op_t *op)
+{
+    u_char                       name[DQ_SHARD_NAME_MAX + 1];
+    ngx_uint_t                   i, j, dead;
+    ngx_http_deferred_op_cmd_t  *oc;
+    ngx_http_deferred_qstat_t   *q;
+
+    dead = op->kind == NGX_HTTP_DEFERRED_OPS_STATUS
+           ? NGX_HTTP_DEFERRED_DEAD_LIMIT : 0;
+
+    q = op->queues.elts;
+
+    for (i = 0; i < op->queues.nelts && !op->failed; i++) {
+        if (!q[i].ok || q[i].shards <= 1) {
+            continue;
+        }
+
+        q[i].parts = ngx_pcalloc(op->pool, q[i].shards
+                                 * sizeof(ngx_http_deferred_qstat_t));
+        if (q[i].parts == NULL) {
+            op->failed = 1;
+            break;
+        }
+
+        for (j = 1; j < q[i].shards; j++) {
+            oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+            if (oc == NULL) {
+                op->failed = 1;
+                break;
+            }
+
+            oc->op = op;
+            oc->what = 5;
+            oc->index = i;
+            oc->shard = j;
+            dq_cmd_init(&oc->cmd);
+
+            if (dq_shard_name((char *) name, sizeof(name),
+                              dq_str_c((char *) q[i].name.data), j)
+                == 0
+                || dq_cmd_status(&oc->cmd, dq_str_c((char *) name),
+                                 (int64_t) dead)
+                   != DQ_OK)
+            {
+                dq_cmd_free(&oc->cmd);
+                op->failed = 1;
+                break;
+            }
+
+            if (ngx_http_deferred_op_script(op, oc) != NGX_OK) {
+                break;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a sharded queue is shown as one queue: the sums over its shards, and
+ * each shard's own (parts[0] is shard 0's, copied before the sums) */
+
+static void
+ngx_http_deferred_op_sum(ngx_http_deferred_op_t *op)
+{
+    u_char                     *p;
+    double                      rate;
+    int64_t                     maxc;
+    ngx_uint_t                  i, j, k, unl_rate, unl_maxc;
+    ngx_http_deferred_dead_t   *d, *nd;
+    ngx_http_deferred_qstat_t  *q, *s;
+
+    q = op->queues.elts;
+
+    for (i = 0; i < op->queues.nelts; i++) {
+        if (q[i].parts == NULL) {
+            continue;
+        }
+
+        q[i].parts[0] = q[i];
+        q[i].parts[0].parts = NULL;
+
+        rate = 0;
+        maxc = 0;
+        unl_rate = 0;
+        unl_maxc = 0;
+
+        for (j = 0; j < q[i].shards; j++) {
+            s = &q[i].parts[j];
+
+            if (s->rate.len) {
+                rate += strtod((char *) s->rate.data, NULL);
+                unl_rate |= strtod((char *) s->rate.data, NULL) <= 0;
+            }
+
+            maxc += s->max_concurrent.len
+                    ? strtoll((char *) s->max_concurrent.data, NULL, 10) : 0;
+            unl_maxc |= s->max_concurrent.len == 0
+                        || strtoll((char *) s->max_concurrent.data, NULL, 10)
+                           <= 0;
+
+            if (j == 0 || !s->ok) {
+                continue;
+            }
+
+            q[i].waiting += s->waiting;
+            q[i].due += s->due;
+            q[i].running += s->running;
+            q[i].dead += s->dead;
+            q[i].oldest = ngx_max(q[i].oldest, s->oldest);
+            q[i].paused |= s->paused;
+            q[i].v1_left += s->v1_left;
+            q[i].late_sum += s->late_sum;
+            q[i].late_count += s->late_count;
+
+            for (k = 0; k < 7; k++) {
+                q[i].counters[k] += s->counters[k];
+            }
+
+            for (k = 0; k <= DQ_LATENESS_NBOUNDS; k++) {
+                q[i].late[k] += s->late[k];
+            }
+
+            d = s->dead_tasks.elts;
+            for (k = 0; k < s->dead_tasks.nelts; k++) {
+                nd = ngx_array_push(&q[i].dead_tasks);
+                if (nd == NULL) {
+                    break;
+                }
+
+                *nd = d[k];
+            }
+        }
+
+        /* the whole queue's limits: the shards' shares summed */
+
+        if (q[i].rate.len) {
+            p = ngx_pnalloc(op->pool, 64);
+            if (p) {
+                q[i].rate.len = snprintf((char *) p, 64, "%.6g",
+                                         unl_rate ? 0.0 : rate);
+                q[i].rate.data = p;
+            }
+        }
+
+        if (q[i].max_concurrent.len) {
+            p = ngx_pnalloc(op->pool, NGX_INT64_LEN + 1);
+            if (p) {
+                q[i].max_concurrent.len = ngx_sprintf(p, "%L",
+                                                      unl_maxc ? 0 : maxc)
+                                          - p;
+                q[i].max_concurrent.data = p;
+            }
+        }
     }
 }
 
@@ -1440,7 +1651,7 @@ ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
     ngx_uint_t                  i, k, n;
     int64_t                     cum;
     ngx_http_deferred_out_t     o;
-    ngx_http_deferred_qstat_t  *q;
+    ngx_http_deferred_qstat_t  *q, *s;
     ngx_http_deferred_wstat_t  *w;
     ngx_http_deferred_dead_t   *d;
     static const char          *wnum[] = { "pid", "child", "running",
@@ -1490,7 +1701,23 @@ ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
             ngx_http_deferred_out(&o, ",\"oldest_due_age_ms\":null");
         }
 
-        ngx_http_deferred_out(&o, ",\"v1_left\":%L", q[i].v1_left);
+        ngx_http_deferred_out(&o, ",\"v1_left\":%L,\"shards\":%ui",
+                              q[i].v1_left,
+                              q[i].shards > 1 ? q[i].shards : 1);
+
+        for (k = 0; q[i].parts && k < q[i].shards; k++) {
+            s = &q[i].parts[k];
+            ngx_http_deferred_out(&o, "%s{\"shard\":%ui,\"waiting\":%L,"
+                                  "\"due\":%L,\"running\":%L,\"dead\":%L,"
+                                  "\"enqueued\":%L,\"done\":%L}",
+                                  k ? "," : ",\"shard_stats\":[", k,
+                                  s->waiting, s->due, s->running, s->dead,
+                                  s->counters[0], s->counters[1]);
+        }
+
+        if (q[i].parts) {
+            ngx_http_deferred_out(&o, "]");
+        }
 
         ngx_http_deferred_out(&o, ",\"counters\":{");
         for (k = 0; k < 7; k++) {
@@ -1614,6 +1841,38 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
             ngx_http_deferred_out_label(&o, &q[i].name);
             ngx_http_deferred_out(&o, "\",state=\"%s\"} %L\n", states[s],
                                   val);
+        }
+    }
+
+    ngx_http_deferred_out(&o, "# HELP deferred_queue_shards Shards of a "
+                          "queue (1: not sharded; deferred_tasks and the "
+                          "counters are the sums over them).\n"
+                          "# TYPE deferred_queue_shards gauge\n");
+
+    for (i = 0; i < op->queues.nelts; i++) {
+        if (q[i].ok) {
+            ngx_http_deferred_out(&o, "deferred_queue_shards{queue=\"");
+            ngx_http_deferred_out_label(&o, &q[i].name);
+            ngx_http_deferred_out(&o, "\"} %ui\n",
+                                  q[i].shards > 1 ? q[i].shards : 1);
+        }
+    }
+
+    ngx_http_deferred_out(&o, "# HELP deferred_shard_tasks Tasks in one "
+                          "shard of a sharded queue by state.\n"
+                          "# TYPE deferred_shard_tasks gauge\n");
+
+    for (i = 0; i < op->queues.nelts; i++) {
+        for (k = 0; q[i].ok && q[i].parts && k < q[i].shards; k++) {
+            for (s = 0; s < 4; s++) {
+                val = s == 0 ? q[i].parts[k].due
+                      : s == 1 ? q[i].parts[k].waiting - q[i].parts[k].due
+                      : s == 2 ? q[i].parts[k].running : q[i].parts[k].dead;
+                ngx_http_deferred_out(&o, "deferred_shard_tasks{queue=\"");
+                ngx_http_deferred_out_label(&o, &q[i].name);
+                ngx_http_deferred_out(&o, "\",shard=\"%ui\",state=\"%s\"} "
+                                      "%L\n", k, states[s], val);
+            }
         }
     }
 

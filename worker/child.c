@@ -80,7 +80,8 @@ dq_child_unlink(dq_child_t *ch, dq_task_t *t)
 
 /* ---------------------------------------------------------- wake-ups */
 
-static void dq__blpop(dq_child_t *ch);
+static void dq__blpop(dq_cwake_t *g);
+static int dq__wakes_add(dq_child_t *ch, size_t from, size_t to, int start);
 
 static size_t
 dq__free_slots(const dq_child_t *ch)
@@ -120,6 +121,59 @@ dq__eligible(const dq_cqueue_t *q, uint64_t now, size_t claim_size, int gate)
            && !(gate && q->more);
 }
 
+/* A queue's weight (its configuration's, at least 1), shared by the
+ * shards of it that are eligible in this slot round: scaled by
+ * DQ__WEIGHT_SCALE (divisible by 1..16) so the shares stay integers. */
+#define DQ__WEIGHT_SCALE  720720
+
+static int64_t
+dq__weight(const dq_cqueue_t *q)
+{
+    int64_t  w = q->qc->weight > 0 ? q->qc->weight : 1;
+    unsigned n = q->ch->qs[q->base].nelig;
+
+    return w * DQ__WEIGHT_SCALE / (n > 0 ? n : 1);
+}
+
+void
+dq_child_shards(dq_child_t *ch, size_t base, unsigned n)
+{
+    dq_cqueue_t *b = &ch->qs[base], *q;
+    unsigned     i;
+
+    if (n <= b->nshards || ch->stopping) {
+        return;
+    }
+    for (i = b->nshards; i < n && ch->nq < ch->cap_q; i++) {
+        q = &ch->qs[ch->nq];
+        memset(q, 0, sizeof(*q));
+        q->ch = ch;
+        q->base = base;
+        q->shard = i;
+        if (dq_shard_name(q->sname, sizeof(q->sname), b->name, i) == 0
+            || dq_live_add_shard(ch, ch->nq, base) != 0)
+        {
+            dq_log_error("queue %.*s: cannot serve shard %u", (int) b->name.len,
+                         b->name.ptr, i);
+            break;
+        }
+        q->name = dq_str_c(q->sname);
+        q->wake_key_len = dq_key_format(q->wake_key, sizeof(q->wake_key),
+                                        q->name, DQ_KEY_WAKE);
+        q->due_at = 0;              /* claim it at once */
+        ch->nq++;
+    }
+    if (dq__wakes_add(ch, ch->nq - (i - b->nshards), ch->nq, 1) != 0) {
+        dq_log_error("queue %.*s: no wake wait for its new shards (they "
+                     "are looked at every %llu ms)", (int) b->name.len,
+                     b->name.ptr, (unsigned long long) ch->idle_look_ms);
+    }
+    dq_log_info("queue %.*s: serving %u shards (was %u)", (int) b->name.len,
+                b->name.ptr, i, b->nshards);
+    b->nshards = i;
+    dq_child_kick(ch);
+}
+
 /* Claim from the queues that may have due work while slots are free
  * (shared by weight), then sleep until the earliest known due time.
  * Called once per loop iteration, from the cycle check (dq__cycle_cb),
@@ -128,7 +182,7 @@ static void
 dq__kick_now(dq_child_t *ch)
 {
     uint64_t     now, next = DQ_NEVER;
-    size_t       i, s, free_slots, claim_size, half;
+    size_t       i, s, w, free_slots, claim_size, half;
     int64_t      total;
     int          all_due, gate;
     dq_cqueue_t *q, *best;
@@ -178,13 +232,22 @@ dq__kick_now(dq_child_t *ch)
         for (s = 0; s < free_slots; s++) {
             best = NULL;
             total = 0;
+            /* a sharded queue's weight is shared by its eligible shards */
+            for (i = 0; i < ch->nq; i++) {
+                ch->qs[i].nelig = 0;
+            }
+            for (i = 0; i < ch->nq; i++) {
+                if (dq__eligible(&ch->qs[i], now, claim_size, gate)) {
+                    ch->qs[ch->qs[i].base].nelig++;
+                }
+            }
             for (i = 0; i < ch->nq; i++) {
                 q = &ch->qs[i];
                 if (!dq__eligible(q, now, claim_size, gate)) {
                     continue;
                 }
-                q->cur += q->qc->weight > 0 ? q->qc->weight : 1;
-                total += q->qc->weight > 0 ? q->qc->weight : 1;
+                q->cur += dq__weight(q);
+                total += dq__weight(q);
                 if (best == NULL || q->cur > best->cur) {
                     best = q;
                 }
@@ -198,7 +261,7 @@ dq__kick_now(dq_child_t *ch)
                 for (i = 0; i < ch->nq; i++) {
                     q = &ch->qs[i];
                     if (dq__eligible(q, now, claim_size, gate)) {
-                        q->cur -= q->qc->weight > 0 ? q->qc->weight : 1;
+                        q->cur -= dq__weight(q);
                     }
                 }
                 break;
@@ -230,11 +293,7 @@ dq__kick_now(dq_child_t *ch)
         }
     }
 
-    all_due = ch->nq > 0;
     for (i = 0; i < ch->nq; i++) {
-        if (!ch->qs[i].claiming && ch->qs[i].due_at > now) {
-            all_due = 0;
-        }
         if (!ch->qs[i].claiming && ch->qs[i].due_at < next) {
             next = ch->qs[i].due_at;
         }
@@ -263,11 +322,22 @@ dq__kick_now(dq_child_t *ch)
      * BLPOP armed, so an enqueue on it still wakes a child busy with
      * another queue. Every path that ends a
      * busy spell (a claim reply taking less than asked, a failed claim, a
-     * due time in the future) comes back through here and arms it. */
-    if (!ch->blpop_inflight && dq__free_slots(ch) > 0
-        && !(all_due && dq_conn_is_up(ch->cmd_conn)))
-    {
-        dq__blpop(ch);
+     * due time in the future) comes back through here and arms it. With
+     * several wake waits (a cluster: one per slot), each is looked at for
+     * its own queues. */
+    for (w = 0; w < ch->nwakes && dq__free_slots(ch) > 0; w++) {
+        dq_cwake_t *g = &ch->wakes[w];
+
+        all_due = g->nq > 0;
+        for (i = 0; i < g->nq; i++) {
+            q = &ch->qs[g->qi[i]];
+            if (!q->claiming && q->due_at > now) {
+                all_due = 0;
+            }
+        }
+        if (!g->inflight && !(all_due && dq_conn_is_up(ch->cmd_conn))) {
+            dq__blpop(g);
+        }
     }
 }
 
@@ -276,8 +346,10 @@ dq__blpop_retry_cb(uv_timer_t *t)
 {
     dq_child_t *ch = t->data;
 
-    if (!ch->blpop_inflight && dq__free_slots(ch) > 0) {
-        dq__blpop(ch);
+    for (size_t w = 0; w < ch->nwakes && dq__free_slots(ch) > 0; w++) {
+        if (!ch->wakes[w].inflight) {
+            dq__blpop(&ch->wakes[w]);
+        }
     }
 }
 
@@ -285,11 +357,12 @@ static void
 dq__blpop_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
 {
-    dq_child_t *ch = data;
+    dq_cwake_t *g = data;
+    dq_child_t *ch = g->ch;
     size_t      i;
 
     (void) r;
-    ch->blpop_inflight = 0;
+    g->inflight = 0;
     if (ch->stopping) {
         return;
     }
@@ -332,16 +405,15 @@ dq__blpop_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
 }
 
 static void
-dq__blpop(dq_child_t *ch)
+dq__blpop(dq_cwake_t *g)
 {
+    dq_child_t  *ch = g->ch;
     const char **argv;
     size_t      *len;
-    size_t       i, n = ch->nq + 2;
+    size_t       i, n = g->nq + 2;
     char         tmo[16];
 
-    if (ch->stopping || ch->wake_conn == NULL
-        || !dq_conn_is_up(ch->wake_conn))
-    {
+    if (ch->stopping || g->conn == NULL || !dq_conn_is_up(g->conn)) {
         return;
     }
     argv = calloc(n, sizeof(*argv));
@@ -353,18 +425,18 @@ dq__blpop(dq_child_t *ch)
     }
     argv[0] = "BLPOP";
     len[0] = 5;
-    for (i = 0; i < ch->nq; i++) {
-        argv[i + 1] = ch->qs[i].wake_key;
-        len[i + 1] = ch->qs[i].wake_key_len;
+    for (i = 0; i < g->nq; i++) {
+        argv[i + 1] = ch->qs[g->qi[i]].wake_key;
+        len[i + 1] = ch->qs[g->qi[i]].wake_key_len;
     }
     len[n - 1] = (size_t) snprintf(tmo, sizeof(tmo), "%d",
                                    DQ_BLPOP_TIMEOUT_S);
     argv[n - 1] = tmo;
-    if (dq_conn_send(ch->wake_conn, (int) n, argv, len,
+    if (dq_conn_send(g->conn, (int) n, argv, len,
                      (DQ_BLPOP_TIMEOUT_S + 10) * 1000LL, dq__blpop_reply,
-                     ch) == 0)
+                     g) == 0)
     {
-        ch->blpop_inflight = 1;
+        g->inflight = 1;
     }
     free(argv);
     free(len);
@@ -374,7 +446,7 @@ static void
 dq__redis_state(dq_conn_t *r, int up, void *data)
 {
     dq_child_t *ch = data;
-    size_t      i;
+    size_t      i, w;
 
     if (r == ch->cmd_conn && up) {
         /* (re)connected: whatever was due meanwhile is due now, and what
@@ -385,16 +457,22 @@ dq__redis_state(dq_conn_t *r, int up, void *data)
         }
         dq_dispatch_resend(ch);
     }
-    if (r == ch->wake_conn && !up) {
-        ch->blpop_inflight = 0;
-    }
-    if (r == ch->wake_conn && up) {
+    for (w = 0; w < ch->nwakes; w++) {
+        dq_cwake_t *g = &ch->wakes[w];
+
+        if (r != g->conn) {
+            continue;
+        }
+        if (!up) {
+            g->inflight = 0;
+            continue;
+        }
         /* a BLPOP whose reply was lost (connection dropped, command
          * timeout after Redis popped the token) took a wake-up nobody
-         * saw: look at every queue now rather than at the idle look */
-        for (i = 0; i < ch->nq; i++) {
-            ch->qs[i].due_at = 0;
-            ch->qs[i].more = 0;
+         * saw: look at its queues now rather than at the idle look */
+        for (i = 0; i < g->nq; i++) {
+            ch->qs[g->qi[i]].due_at = 0;
+            ch->qs[g->qi[i]].more = 0;
         }
     }
     dq_child_kick(ch);
@@ -469,6 +547,17 @@ dq_child_kick(dq_child_t *ch)
 /* ------------------------------------------------------------ stopping */
 
 static void
+dq__close_wakes(dq_child_t *ch)
+{
+    for (size_t w = 0; w < ch->nwakes; w++) {
+        if (ch->wakes[w].conn) {
+            dq_conn_close(ch->wakes[w].conn);
+            ch->wakes[w].conn = NULL;
+        }
+    }
+}
+
+static void
 dq__close_all(dq_child_t *ch)
 {
     size_t i;
@@ -488,10 +577,7 @@ dq__close_all(dq_child_t *ch)
     for (i = 0; i < sizeof(ch->sigs) / sizeof(ch->sigs[0]); i++) {
         uv_close((uv_handle_t *) &ch->sigs[i], NULL);
     }
-    if (ch->wake_conn) {
-        dq_conn_close(ch->wake_conn);
-        ch->wake_conn = NULL;
-    }
+    dq__close_wakes(ch);
     dq_conn_close(ch->cmd_conn);
     ch->cmd_conn = NULL;
 }
@@ -545,10 +631,7 @@ dq__stop(dq_child_t *ch, int fast)
                 ch->used);
     uv_timer_stop(&ch->due_timer);
     uv_timer_stop(&ch->blpop_retry);
-    if (ch->wake_conn) {
-        dq_conn_close(ch->wake_conn);      /* BLPOP callback gets NULL */
-        ch->wake_conn = NULL;
-    }
+    dq__close_wakes(ch);                /* BLPOP callbacks get NULL */
     dq_dispatch_stop(ch);
     uv_timer_start(&ch->grace_timer, dq__grace_cb,
                    fast ? 0 : (uint64_t) ch->conf->grace_ms, 0);
@@ -577,6 +660,95 @@ dq__signal_cb(uv_signal_t *s, int signum)
 
 /* ---------------------------------------------------------------- main */
 
+/* The wake waits for ch->qs[from..to): one over all of them for one
+ * server; for a cluster one per slot among their wake lists (each on its
+ * own cluster connection, which connects only to the master of that
+ * slot). Called at setup for the configured queues, and again for the
+ * shards a queue grows (dq_child_shards): those get waits of their own,
+ * so a BLPOP already in flight need not end before they are watched.
+ * ch->wakes and the qi block have room for ch->cap_q entries. */
+static int
+dq__wakes_add(dq_child_t *ch, size_t from, size_t to, int start)
+{
+    size_t   *qi, i, k, w, first;
+    unsigned *slot;
+    char      label[48];
+
+    if (ch->wakes == NULL) {
+        ch->wakes = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*ch->wakes));
+        qi = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*qi));
+        if (ch->wakes == NULL || qi == NULL) {
+            free(qi);
+            return -1;
+        }
+        ch->wakes[0].qi = qi;           /* freed with it (dq_child_main) */
+    }
+    qi = ch->wakes[0].qi;
+    slot = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*slot));
+    if (slot == NULL) {
+        return -1;
+    }
+    for (i = from; i < to; i++) {
+        slot[i] = ch->wake_cluster ? dq_cluster_slot(ch->qs[i].wake_key,
+                                                     ch->qs[i].wake_key_len)
+                                   : 0;
+    }
+    /* the queues of each wait side by side in qi, in served order */
+    first = ch->nwakes;
+    for (i = from, k = ch->nqi; i < to; i++) {
+        for (w = first; w < ch->nwakes; w++) {
+            if (slot[ch->wakes[w].qi[0]] == slot[i]) {
+                break;
+            }
+        }
+        if (w < ch->nwakes) {
+            continue;                   /* this slot's wait is made */
+        }
+        ch->wakes[w].ch = ch;
+        ch->wakes[w].qi = qi + k;
+        for (size_t j = i; j < to; j++) {
+            if (slot[j] == slot[i]) {
+                qi[k++] = j;
+                ch->wakes[w].nq++;
+            }
+        }
+        ch->nwakes++;
+    }
+    ch->nqi = k;
+    for (w = first; w < ch->nwakes; w++) {
+        if (ch->wake_cluster) {
+            snprintf(label, sizeof(label), "wake, slot %u",
+                     slot[ch->wakes[w].qi[0]]);
+            ch->wake_ro.label = label;
+        } else {
+            ch->wake_ro.label = first ? "wake, shards" : "wake";
+        }
+        ch->wakes[w].conn = dq_conn_new(&ch->loop, &ch->wake_ro,
+                                        dq__redis_state, ch);
+        if (ch->wakes[w].conn == NULL) {
+            free(slot);
+            return -1;
+        }
+        if (start) {
+            dq_conn_start(ch->wakes[w].conn);
+        }
+    }
+    free(slot);
+    return 0;
+}
+
+static int
+dq__wakes_new(dq_child_t *ch, const dq_conn_opts_t *ro)
+{
+    dq_addr_t a;
+
+    ch->wake_cluster = dq_addr_parse(dq_str_c(ro->address), &a, NULL)
+                       == DQ_OK && a.nseeds > 0;
+    ch->wake_ro = *ro;
+    ch->wake_ro.load_scripts = 0;
+    return dq__wakes_add(ch, 0, ch->nq, 0);
+}
+
 static int
 dq__setup(dq_child_t *ch)
 {
@@ -587,7 +759,10 @@ dq__setup(dq_child_t *ch)
     int64_t                 hb;
 
     ch->nq = conf->nqueues;
-    ch->qs = calloc(ch->nq, sizeof(*ch->qs));
+    /* room for every shard a queue may get (untouched pages cost
+     * nothing): ch->qs never moves, so pointers into it stay valid */
+    ch->cap_q = ch->nq * DQ_MAX_SHARDS;
+    ch->qs = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*ch->qs));
     if (ch->qs == NULL) {
         return -1;
     }
@@ -597,6 +772,8 @@ dq__setup(dq_child_t *ch)
         q->ch = ch;
         q->qc = &conf->queues[i];
         q->name = dq_str_c(conf->queues[i].name);
+        q->base = i;
+        q->nshards = 1;
         q->wake_key_len = dq_key_format(q->wake_key, sizeof(q->wake_key),
                                         q->name, DQ_KEY_WAKE);
         q->due_at = 0;
@@ -638,11 +815,7 @@ dq__setup(dq_child_t *ch)
     ro.label = "commands";
     ro.load_scripts = 1;
     ch->cmd_conn = dq_conn_new(&ch->loop, &ro, dq__redis_state, ch);
-    ro.label = "wake";
-    ro.load_scripts = 0;
-    ch->wake_conn = ch->cmd_conn
-                    ? dq_conn_new(&ch->loop, &ro, dq__redis_state, ch) : NULL;
-    if (ch->cmd_conn == NULL || ch->wake_conn == NULL) {
+    if (ch->cmd_conn == NULL || dq__wakes_new(ch, &ro) != 0) {
         return -1;
     }
 
@@ -666,7 +839,9 @@ dq__setup(dq_child_t *ch)
         return -1;
     }
     dq_conn_start(ch->cmd_conn);
-    dq_conn_start(ch->wake_conn);
+    for (i = 0; i < ch->nwakes; i++) {
+        dq_conn_start(ch->wakes[i].conn);
+    }
     return 0;
 }
 
@@ -711,9 +886,7 @@ dq_child_main(const dq_worker_conf_t *conf, int index)
         if (ch->cmd_conn) {
             dq_conn_close(ch->cmd_conn);
         }
-        if (ch->wake_conn) {
-            dq_conn_close(ch->wake_conn);
-        }
+        dq__close_wakes(ch);
         dq_pool_close(ch->pool);
         ch->pool = NULL;
         uv_walk(&ch->loop, dq__close_walk, NULL);
@@ -741,6 +914,10 @@ done:
         free(ch->qs[i].rels);
     }
     free(ch->qs);
+    if (ch->wakes) {
+        free(ch->wakes[0].qi);          /* one block for every wait */
+    }
+    free(ch->wakes);
     free(ch->redo);
     dq_live_free(ch);
     dq_migrate_free(ch);

@@ -29,10 +29,33 @@
 
 typedef struct dq_child_s dq_child_t;
 
+/* One BLPOP over the wake lists of some served queues, on its own
+ * connection: all of them for one server; for a cluster, those whose wake
+ * list has one slot (a BLPOP over several slots is refused, CROSSSLOT). */
+typedef struct {
+    dq_child_t            *ch;
+    dq_conn_t             *conn;
+    size_t                *qi;         /* indexes into ch->qs */
+    size_t                 nq;
+    int                    inflight;   /* its BLPOP is sent */
+} dq_cwake_t;
+
+
+/* A served queue of N shards (dq_contract.h "shards") is N entries of
+ * ch->qs: shard 0 (the queue itself) at the queue's index in the
+ * configuration, shards 1..N-1 appended when the child learns N (its
+ * heartbeat reads it: live.c), each claimed, acked and woken as a queue
+ * of its own. The queue's weight is shared by its shards that are due. */
 struct dq_cqueue_s {
     dq_child_t            *ch;
     const dq_queue_conf_t *qc;
-    dq_str_t               name;
+    dq_str_t               name;       /* the shard's name in Redis */
+    size_t                 base;       /* index of its shard 0 in ch->qs */
+    unsigned               shard;      /* 0..N-1 */
+    unsigned               nshards;    /* shard 0: N known (1 at start) */
+    unsigned               nelig;      /* shard 0: shards eligible in the
+                                          slot round (child.c) */
+    char                   sname[DQ_SHARD_NAME_MAX + 1];
     char                   wake_key[DQ_KEY_MAX];
     size_t                 wake_key_len;
     uint64_t               due_at;     /* uv_now ms when work may be due */
@@ -62,9 +85,14 @@ struct dq_child_s {
     int                     index;
     dq_loader_t            *loader;
     dq_conn_t              *cmd_conn;   /* claims, acks, scripts */
-    dq_conn_t              *wake_conn;  /* BLPOP on the wake lists */
+    dq_cwake_t             *wakes;      /* BLPOP on the wake lists */
+    size_t                  nwakes;
+    size_t                  nqi;        /* qi block entries in use */
+    int                     wake_cluster;
+    dq_conn_opts_t          wake_ro;    /* for the waits of new shards */
     dq_cqueue_t            *qs;
-    size_t                  nq;
+    size_t                  nq;         /* entries in use (shards too) */
+    size_t                  cap_q;      /* room: queues * DQ_MAX_SHARDS */
 
     uv_timer_t              due_timer;  /* earliest known due time */
     uv_timer_t              hb_timer;   /* lease heartbeat */
@@ -89,7 +117,6 @@ struct dq_child_s {
     size_t                  reserved;
     size_t                  concurrency;
     uint64_t                idle_look_ms; /* min(lease, 30 s) */
-    int                     blpop_inflight;
     int                     flush_active;
     dq_task_t             **redo;       /* results not delivered, sent */
     size_t                  nredo;      /* again on reconnect */
@@ -124,5 +151,8 @@ void dq_child_flush_on(dq_child_t *ch);
 void dq_child_link(dq_child_t *ch, dq_task_t *t);
 void dq_child_unlink(dq_child_t *ch, dq_task_t *t);
 void dq_child_started(dq_task_t *t);      /* any thread */
+/* The served queue at index base has n shards (live.c, from its conf):
+ * the ones not served yet are added and claimed at once. */
+void dq_child_shards(dq_child_t *ch, size_t base, unsigned n);
 
 #endif /* DQ_CHILD_IMPL_H */

@@ -148,6 +148,51 @@ dq__field_int(const redisReply *r, int64_t dflt)
                                               : dflt;
 }
 
+/* Shard i's part of the settings of a queue of n shards (its file's):
+ * rate / n, max_concurrent and bucket_size split to sum to the whole
+ * (dq_shard_share; a share of 0 would mean unlimited: at least 1, so a
+ * file's max_concurrent below n allows n at once). Applied settings
+ * (deferred-cli config apply / queue) come split already. */
+static void
+dq__shard_conf(dq_queue_conf_t *out, const dq_queue_conf_t *orig, unsigned i,
+               unsigned n)
+{
+    int64_t v;
+
+    *out = *orig;
+    if (n <= 1) {
+        return;
+    }
+    out->rate = orig->rate / n;
+    if (orig->max_concurrent > 0) {
+        v = dq_shard_share(orig->max_concurrent, n, i);
+        out->max_concurrent = v > 0 ? (int) v : 1;
+    }
+    if (orig->bucket_size > 0) {
+        v = dq_shard_share(orig->bucket_size, n, i);
+        out->bucket_size = v > 0 ? (int) v : 1;
+    }
+}
+
+int
+dq_live_add_shard(dq_child_t *ch, size_t k, size_t base)
+{
+    dq_live_t *lv = ch->live;
+
+    if (lv == NULL || k >= ch->cap_q) {
+        return -1;
+    }
+    lv->orig[k] = lv->orig[base];
+    dq__shard_conf(&lv->qconf[k], lv->orig[base], ch->qs[k].shard,
+                   ch->qs[k].shard + 1);
+    lv->applied[k] = 0;
+    memset(&lv->hist[k], 0, sizeof(lv->hist[k]));
+    lv->refs[k].ch = ch;
+    lv->refs[k].i = k;
+    ch->qs[k].qc = &lv->qconf[k];
+    return 0;
+}
+
 /* The queue's applied configuration, or none: the child's settings follow. */
 static void
 dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
@@ -156,19 +201,30 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
     dq_child_t      *ch = ref->ch;
     dq_live_t       *lv = ch->live;
     dq_queue_conf_t  nq, *cur;
+    dq_cqueue_t     *q;
     redisReply     **e;
 
     (void) c;
     (void) errstr;
     if (lv == NULL || r == NULL || r->type != REDIS_REPLY_ARRAY
-        || r->elements != DQ_QCONF_NFIELDS)
+        || r->elements != DQ_QCONF_NFIELDS + 1)
     {
         dq_child_maybe_finish(ch);
         return;
     }
     e = r->element;
+    q = &ch->qs[ref->i];
+    if (q->shard == 0 && !ch->stopping) {
+        /* the queue's shard count (only its shard 0's conf holds it) */
+        dq_child_shards(ch, ref->i,
+                        e[DQ_QCONF_NFIELDS]->type == REDIS_REPLY_STRING
+                        ? dq_shards_parse(e[DQ_QCONF_NFIELDS]->str,
+                                          e[DQ_QCONF_NFIELDS]->len)
+                        : 1);
+    }
     cur = &lv->qconf[ref->i];
-    nq = *lv->orig[ref->i];
+    dq__shard_conf(&nq, lv->orig[ref->i], q->shard,
+                   ch->qs[q->base].nshards);
     if (e[0]->type == REDIS_REPLY_STRING) {
         nq.rate = e[1]->type == REDIS_REPLY_STRING ? strtod(e[1]->str, NULL)
                                                    : nq.rate;
@@ -212,8 +268,8 @@ dq__conf_refresh(dq_child_t *ch)
 {
     dq_live_t  *lv = ch->live;
     char        key[DQ_KEY_MAX];
-    const char *argv[2 + DQ_QCONF_NFIELDS];
-    size_t      len[2 + DQ_QCONF_NFIELDS], i;
+    const char *argv[3 + DQ_QCONF_NFIELDS];
+    size_t      len[3 + DQ_QCONF_NFIELDS], i;
     int         k;
 
     argv[0] = "HMGET";
@@ -221,16 +277,19 @@ dq__conf_refresh(dq_child_t *ch)
     for (k = 0; k < DQ_QCONF_NFIELDS; k++) {
         argv[2 + k] = dq__qconf_fields[k];
     }
+    argv[2 + DQ_QCONF_NFIELDS] = DQ_QCONF_SHARDS;   /* not an applied
+                                                       setting: never
+                                                       cleared */
     for (i = 0; i < ch->nq; i++) {
         if (dq_key_format(key, sizeof(key), ch->qs[i].name, DQ_KEY_CONF)
             == 0)
         {
             continue;
         }
-        for (k = 0; k < 2 + DQ_QCONF_NFIELDS; k++) {
+        for (k = 0; k < 3 + DQ_QCONF_NFIELDS; k++) {
             len[k] = strlen(argv[k]);
         }
-        (void) dq_conn_send(ch->cmd_conn, 2 + DQ_QCONF_NFIELDS, argv, len, 0,
+        (void) dq_conn_send(ch->cmd_conn, 3 + DQ_QCONF_NFIELDS, argv, len, 0,
                             dq__conf_reply, &lv->refs[i]);
     }
 }
@@ -329,11 +388,12 @@ dq_live_start(dq_child_t *ch)
         len += ch->qs[i].name.len + 1;
     }
     lv->queues = calloc(1, len);
-    lv->hist = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->hist));
-    lv->qconf = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->qconf));
-    lv->orig = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->orig));
-    lv->applied = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->applied));
-    lv->refs = calloc(ch->nq ? ch->nq : 1, sizeof(*lv->refs));
+    /* room for the shards the queues may get (child.c) */
+    lv->hist = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*lv->hist));
+    lv->qconf = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*lv->qconf));
+    lv->orig = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*lv->orig));
+    lv->applied = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*lv->applied));
+    lv->refs = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*lv->refs));
     if (lv->queues == NULL || lv->hist == NULL || lv->qconf == NULL
         || lv->orig == NULL || lv->applied == NULL || lv->refs == NULL)
     {

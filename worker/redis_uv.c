@@ -26,6 +26,7 @@
 
 #include "worker.h"
 #include "redis_uv.h"
+#include "cluster_uv.h"
 
 #define DQ_RECONNECT_MIN_MS  100
 #define DQ_RECONNECT_MAX_MS  5000
@@ -98,6 +99,8 @@ struct dq_conn_s {
     size_t             sasked;         /* asked since the last answer */
     redisAsyncContext *sac;            /* the sentinel being asked */
     char               errstr[160];    /* why the last connection ended */
+    int                cluster_node;   /* a node of cluster_uv.c's */
+    dq_ccl_t          *cl;             /* a cluster: all is done there */
     dq_conn_state_cb  state_cb;
     void              *data;
 };
@@ -315,7 +318,9 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         }
     }
 
-    if (rep != NULL && q->script && dq_reply_is_unavailable(rep)) {
+    if (rep != NULL && q->script && dq_reply_is_unavailable(rep)
+        && !(r->cluster_node && dq_cluster_is_retry(rep)))
+    {
         /* Redis did not run it (a demoted master, loading, busy, out of
          * memory...): "not delivered", like a lost connection. Drop this
          * connection (a failover may have moved the name) and let the
@@ -468,6 +473,9 @@ dq_conn_send(dq_conn_t *r, int argc, const char **argv,
              const size_t *argvlen, int64_t timeout_ms,
              dq_conn_reply_cb cb, void *data)
 {
+    if (r->cl != NULL) {
+        return dq_ccl_send(r->cl, argc, argv, argvlen, timeout_ms, cb, data);
+    }
     if (r->state != DQ_RS_UP) {
         return -1;
     }
@@ -485,12 +493,18 @@ dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
 int
 dq_conn_is_up(const dq_conn_t *r)
 {
+    if (r->cl != NULL) {
+        return dq_ccl_is_up(r->cl);
+    }
     return r->state == DQ_RS_UP;
 }
 
 size_t
 dq_conn_pending(const dq_conn_t *r)
 {
+    if (r->cl != NULL) {
+        return dq_ccl_pending(r->cl);
+    }
     return r->npending;
 }
 
@@ -972,9 +986,9 @@ dq__ask_sentinel(dq_conn_t *r)
  * from /etc/hosts or a literal costs nothing; a DNS name is looked up
  * again on every reconnect, so a failover that moves the name is
  * followed). 0 or -1 (logged, r->host kept). */
-static int
-dq__numeric(const dq_conn_t *r, const char *name,
-            char num[INET6_ADDRSTRLEN])
+int
+dq_conn_numeric(const char *label, const char *name,
+                char num[INET6_ADDRSTRLEN])
 {
     struct addrinfo  hints, *res = NULL;
     int              rc;
@@ -984,7 +998,7 @@ dq__numeric(const dq_conn_t *r, const char *name,
     hints.ai_socktype = SOCK_STREAM;
     rc = getaddrinfo(name, NULL, &hints, &res);
     if (rc != 0 || res == NULL) {
-        dq_log_error("redis (%s): cannot resolve \"%s\": %s", r->label,
+        dq_log_error("redis (%s): cannot resolve \"%s\": %s", label,
                      name, gai_strerror(rc));
         return -1;
     }
@@ -1006,7 +1020,7 @@ dq__resolve(dq_conn_t *r)
     char  num[INET6_ADDRSTRLEN];
     char *h;
 
-    if (dq__numeric(r, r->name, num) != 0) {
+    if (dq_conn_numeric(r->label, r->name, num) != 0) {
         return -1;
     }
     if (r->host != NULL && strcmp(r->host, num) == 0) {
@@ -1052,7 +1066,7 @@ dq__parse_address(dq_conn_t *r, const char *address)
         }
         for (size_t i = 0; i < a.nsentinels; i++) {
             name = strndup(a.sentinel[i].host.ptr, a.sentinel[i].host.len);
-            if (name == NULL || dq__numeric(r, name, num) != 0) {
+            if (name == NULL || dq_conn_numeric(r->label, name, num) != 0) {
                 free(name);
                 return -1;
             }
@@ -1089,11 +1103,18 @@ dq__free_names(dq_conn_t *r)
     free(r);
 }
 
+void
+dq_conn_cluster_done(dq_conn_t *r)
+{
+    dq__free_names(r);
+}
+
 dq_conn_t *
 dq_conn_new(uv_loop_t *loop, const dq_conn_opts_t *o,
             dq_conn_state_cb cb, void *data)
 {
     dq_conn_t *r = calloc(1, sizeof(*r));
+    dq_addr_t  a;
 
     if (r == NULL) {
         return NULL;
@@ -1108,6 +1129,24 @@ dq_conn_new(uv_loop_t *loop, const dq_conn_opts_t *o,
     r->backoff_ms = DQ_RECONNECT_MIN_MS;
     r->state_cb = cb;
     r->data = data;
+    r->cluster_node = o->cluster_node;
+    if (r->label != NULL && o->address != NULL
+        && dq_addr_parse(dq_str_c(o->address), &a, NULL) == DQ_OK
+        && a.nseeds > 0)
+    {
+        if (o->db != 0) {
+            dq_log_error("redis (%s): a cluster has database 0 only "
+                         "(redis_db %d)", r->label, o->db);
+            dq__free_names(r);
+            return NULL;
+        }
+        r->cl = dq_ccl_new(loop, r, o, &a, cb, data);
+        if (r->cl == NULL) {
+            dq__free_names(r);
+            return NULL;
+        }
+        return r;
+    }
     if (r->label == NULL || dq__parse_address(r, o->address) != 0) {
         dq__free_names(r);
         return NULL;
@@ -1123,6 +1162,10 @@ dq_conn_new(uv_loop_t *loop, const dq_conn_opts_t *o,
 void
 dq_conn_start(dq_conn_t *r)
 {
+    if (r->cl != NULL) {
+        dq_ccl_start(r->cl);
+        return;
+    }
     dq__connect(r);
 }
 
@@ -1153,6 +1196,10 @@ dq_conn_close(dq_conn_t *r)
         return;
     }
     r->state = DQ_RS_CLOSING;
+    if (r->cl != NULL) {
+        dq_ccl_close(r->cl);        /* frees r when done */
+        return;
+    }
     snprintf(r->errstr, sizeof(r->errstr), "connection closing");
     uv_timer_stop(&r->conn_timer);
     uv_timer_stop(&r->cmd_timer);

@@ -8,6 +8,10 @@
  * AUTH/SELECT and SCRIPT LOAD of every contract script on each connect,
  * and the NOSCRIPT -> EVAL fallback for EVALSHA commands.
  *
+ * A "cluster:HOST:PORT,..." address gives a connection object of the same
+ * API that routes each command to the master of its key's slot over one
+ * lazily opened connection per node (cluster_uv.c has the details).
+ *
  * Contract: every dq_conn_send() whose return is 0 gets its callback
  * exactly once — with the reply, or with reply NULL and errstr set
  * (connection lost, timeout, closing). The reply dies when the callback
@@ -33,12 +37,18 @@ typedef void (*dq_conn_reply_cb)(dq_conn_t *r, redisReply *reply,
 typedef void (*dq_conn_state_cb)(dq_conn_t *r, int up, void *data);
 
 typedef struct {
-    const char *address;          /* "host:port" | "host" | "unix:/path" */
+    const char *address;          /* "host:port" | "host" | "unix:/path" |
+                                     "sentinel:..." | "cluster:..." */
     const char *password;         /* or NULL */
     int         db;
     const char *label;            /* for logs: "commands", "wake" */
     int64_t     connect_timeout_ms;  /* 0 = 5000 */
     int         load_scripts;
+    int         cluster_node;     /* internal (cluster_uv.c): one node of a
+                                     cluster; TRYAGAIN and CLUSTERDOWN are
+                                     handed to the callback as replies
+                                     (the cluster layer retries), the
+                                     connection is not dropped for them */
 } dq_conn_opts_t;
 
 /* Parse the address (dq_addr_parse) and resolve a host name once

@@ -142,7 +142,8 @@ struct dq_task_block_s {
     msgpack_zone  zone;
     size_t        used;
     size_t        size;
-    char         *queue;
+    char         *queue;       /* the shard's name in Redis ("q#1") */
+    char         *uqueue;      /* the queue's ("q"): may be queue */
     char          mem[] __attribute__((aligned(16)));
 };
 
@@ -165,8 +166,9 @@ dq__block_new(size_t room, size_t env_total, dq_str_t queue)
 {
     dq_task_block_t *b;
     size_t           chunk;
+    const char      *hash;
 
-    room += queue.len + 1 + 16;
+    room += 2 * (queue.len + 1) + 32;
     b = malloc(sizeof(*b) + room);
     if (b == NULL) {
         return NULL;
@@ -187,6 +189,16 @@ dq__block_new(size_t room, size_t env_total, dq_str_t queue)
     memcpy(b->queue, queue.ptr, queue.len);
     b->queue[queue.len] = '\0';
     b->used = DQ__ALIGN(queue.len + 1);
+    b->uqueue = b->queue;
+    hash = memchr(queue.ptr, '#', queue.len);
+    if (hash != NULL) {
+        /* a shard: the functions, the push library and the queue's
+         * settings know the queue by its own name */
+        b->uqueue = b->mem + b->used;
+        memcpy(b->uqueue, queue.ptr, (size_t) (hash - queue.ptr));
+        b->uqueue[hash - queue.ptr] = '\0';
+        b->used = DQ__ALIGN(b->used + (size_t) (hash - queue.ptr) + 1);
+    }
     return b;
 }
 
@@ -247,6 +259,7 @@ dq__task_new(dq_task_block_t *b, const dq_claimed_t *c, dq_str_t queue,
     b->refs++;
     t->loader = loader;
     t->queue = b->queue;
+    t->uqueue = b->uqueue;
     t->id = dq__bstrndup(b, c->id.ptr, c->id.len);
     if (t->id == NULL) {
         goto nomem;
@@ -304,7 +317,7 @@ dq__task_new(dq_task_block_t *b, const dq_claimed_t *c, dq_str_t queue,
         }
     }
 
-    t->qc = dq__conf ? dq_conf_queue(dq__conf, queue) : NULL;
+    t->qc = dq__conf ? dq_conf_queue(dq__conf, dq_str_c(t->uqueue)) : NULL;
     if (loader != NULL && t->qc != NULL && t->qc->push_target != NULL) {
         /* a push queue: every task goes to the push library, which POSTs
          * it to the app at its URL (no URL handler of this worker runs) */
@@ -602,7 +615,7 @@ dq_task_name(const dq_task_t *t)
 DQ_EXPORT const char *
 dq_task_queue(const dq_task_t *t)
 {
-    return t->queue;
+    return t->uqueue;
 }
 
 DQ_EXPORT const char *

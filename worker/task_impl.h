@@ -41,7 +41,9 @@ struct dq_task_s {
 
     /* the claim */
     char                 *id;             /* NUL-terminated copies */
-    char                 *queue;
+    char                 *queue;         /* the (shard) queue in Redis */
+    const char           *uqueue;        /* the queue's name: queue
+                                             without a shard's "#i" */
     int64_t               eta_ms;
     char                  claim[DQ_CLAIM_ID_MAX + 1]; /* claim id: fencing */
     int64_t               runs;           /* earlier runs that reached the

@@ -49,10 +49,18 @@ typedef struct {
 } dq_client_opts_t;
 
 /* address: "HOST" (port 6379), "HOST:PORT", "[IPV6]:PORT",
- * "unix:/path/to/sock" or "sentinel:MASTER@HOST[:PORT][,...]" (the same
- * forms as the module and the worker); a host name is resolved at each
- * connect; with sentinel: each connect asks the sentinels in turn and
- * takes the answer only if ROLE says master.
+ * "unix:/path/to/sock", "sentinel:MASTER@HOST[:PORT][,...]" or
+ * "cluster:HOST[:PORT][,...]" (the same forms as the module and the
+ * worker); a host name is resolved at each connect; with sentinel: each
+ * connect asks the sentinels in turn and takes the answer only if ROLE
+ * says master. With cluster: (a Redis Cluster; the hosts are seeds, any
+ * nodes) the slot map is asked of the seeds (CLUSTER SLOTS), a blocking
+ * connection per master is opened when a command for one of its slots
+ * comes (AUTH, the timeout, each), MOVED and ASK are followed (at most 5
+ * per command), TRYAGAIN is retried for about 1 s; opts->db must be 0
+ * (calls fail with DQ_EINVAL otherwise); dq_client_set_wait WAITs on
+ * every master written to. A lost node connection fails the call
+ * (DQ_EREDIS, as on one Redis) and the next call asks for the map again.
  * Returns NULL only on out-of-memory; a failed connect returns a client
  * whose calls fail with DQ_EREDIS (see dq_client_errstr) and which
  * reconnects on the next call. opts may be NULL. */
@@ -120,7 +128,10 @@ int dq_defer(dq_client_t *c, const char *func, const dq_args_t *args,
 /* Many tasks in as few round trips as possible (pipelined, one script call
  * per queue per up to 1000 tasks). statuses[i] gets each task's result
  * (DQ_OK, DQ_EDUPLICATE, ...) and ids (if not NULL) its id. Returns DQ_OK if
- * the calls were made (check statuses), or the error that stopped them. */
+ * the calls were made (check statuses), or the error that stopped them. A
+ * call Redis answered with an error (TRYAGAIN, OOM, READONLY...: on a
+ * cluster, one node) gives its tasks DQ_EREDIS, the first such reply in
+ * dq_client_errstr; the other calls' tasks keep their own results. */
 typedef struct {
     const char            *func;
     const dq_args_t       *args;
@@ -171,6 +182,40 @@ int dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
  * was so. */
 int dq_queue_pause(dq_client_t *c, const char *queue, int paused,
                    int *changed);
+
+/* Sharded queues (docs/SCALING.md): a queue spread over N shards, each
+ * its own Redis hash slot (so its own Redis Cluster node, or core). */
+
+/* How many shards the queue has now (1: not sharded). */
+int dq_queue_shards(dq_client_t *c, const char *queue, unsigned *n);
+
+/* A queue's settings, applied for the whole fleet (as deferred-cli config
+ * apply does): fields left as in DQ_QUEUE_SET_INIT stay as they are.
+ *   shards          1..DQ_MAX_SHARDS (64); it can only grow: a smaller
+ *                   value is refused (DQ_EINVAL), as a shard above it
+ *                   could still hold tasks
+ *   rate            tasks/s for the whole queue (0 unlimited): each shard
+ *                   gets rate / shards
+ *   max_concurrent  tasks leased at once for the whole queue (0
+ *                   unlimited): split so the shards' shares sum to exactly
+ *                   it; fewer than the shards is refused (DQ_EINVAL)
+ * Changing shards re-splits the applied limits. Producers (this client,
+ * nginx) and workers see a new shard count within DQ_SHARDS_TTL_MS and
+ * their heartbeat (5 s). DQ_OK, DQ_EINVAL, DQ_EREDIS. */
+typedef struct {
+    unsigned shards;          /* 0: keep */
+    double   rate;            /* < 0: keep */
+    int64_t  max_concurrent;  /* < 0: keep */
+} dq_queue_set_t;
+
+#define DQ_QUEUE_SET_INIT  { 0, -1, -1 }
+
+int dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set);
+
+/* dq_queue_stats of one shard (0..n-1) of a queue; dq_queue_stats gives
+ * the sums over every shard. */
+int dq_queue_stats_shard(dq_client_t *c, const char *queue, unsigned shard,
+                         dq_queue_stats_t *out);
 
 /*
  * The X-Deferred-Signature header value for an HTTP request to an nginx

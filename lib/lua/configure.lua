@@ -6,6 +6,9 @@
 -- ARGV: 1 "set" then field, value pairs (the previous applied fields are
 --       replaced), or "clear" then the field names to delete
 -- Reply: 1
+-- The field "shards" (a sharded queue's N, docs/SCALING.md) only grows:
+-- a value below the stored one is refused whole (nothing written), as a
+-- shard above the new N could still hold tasks.
 -- A wake token follows either way: a sleeping worker claims again under
 -- the new limits at once.
 local fields = {}
@@ -20,6 +23,21 @@ if ARGV[1] == 'clear' then
 else
     if #ARGV < 3 or #ARGV % 2 ~= 1 then
         return redis.error_reply('ERR configure: field value pairs')
+    end
+    for i = 2, #ARGV, 2 do
+        if ARGV[i] == 'shards' then
+            local n = tonumber(ARGV[i + 1])
+            local old = tonumber(redis.call('HGET', KEYS[1], 'shards')) or 1
+            if not n or n < 1 or n ~= math.floor(n) then
+                return redis.error_reply('ERR configure: shards must be '
+                                         .. 'an integer >= 1')
+            end
+            if n < old then
+                return redis.error_reply('ERR configure: shards can only '
+                                         .. 'grow (the queue has ' .. old
+                                         .. ')')
+            end
+        end
     end
     redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 end

@@ -10,6 +10,30 @@ package DQCluster;
 #   $c->owner($queue)          the master serving the queue's slot (every
 #                              key of a queue carries the hash tag {queue})
 #   $c->other($queue)          a master that does NOT serve it
+#   $c->address                "cluster:HOST:PORT,..." of every master (the
+#                              seeds the module, worker and client take)
+#   $c->slot($key)             CLUSTER KEYSLOT
+#   $c->id($node)              the node's cluster id (CLUSTER MYID)
+#   $c->replica_of($master)    a node replicating that master
+#   $c->wait_ok($timeout)      every live node answers cluster_state:ok and all
+#                              agree on who serves every slot
+#   $c->queue_in_first($k, $prefix)
+#                              a queue name ($prefix followed by a number)
+#                              whose slot is among the first $k slots of
+#                              its master: `redis-cli --cluster reshard
+#                              --cluster-slots $k` takes a master's lowest
+#                              slots first, so it moves that queue
+#   $c->reshard_cmd($from, $to, $k)
+#                              the redis-cli command moving $k slots from
+#                              master $from to master $to (spawn it to run
+#                              it beside load)
+#   $c->kill_node($node), $c->revive($node)
+#                              kill -9 a node; start it again on its own
+#                              directory (AOF, nodes.conf): it rejoins
+#   $c->failover($replica, $timeout)
+#                              CLUSTER FAILOVER on the replica (its master
+#                              alive: the replica catches up first), then
+#                              waits for it to be a master and wait_ok
 use strict;
 use warnings;
 use lib 't/lib';
@@ -62,9 +86,21 @@ sub start {
 
 sub nodes { @{ $_[0]{nodes} } }
 
+# a node that answers (one may have been killed)
+sub _any {
+    my ($self) = @_;
+    for my $n ($self->nodes) {
+        next unless $n->{pid};
+        my $p = eval { $n->cmd('PING') };
+        return $n if defined $p && !ref $p;
+        delete $n->{sock};
+    }
+    die "DQCluster: no node answers";
+}
+
 sub _slot_owner_port {
     my ($self, $queue) = @_;
-    my $n = $self->{nodes}[0];
+    my $n = $self->_any;
     my $slot = $n->cmd('CLUSTER', 'KEYSLOT', "{$queue}");
     for my $r (@{ $n->cmd('CLUSTER', 'SLOTS') }) {
         return $r->[2][1] if $slot >= $r->[0] && $slot <= $r->[1];
@@ -80,8 +116,115 @@ sub owner {
 
 sub masters {
     my ($self) = @_;
-    my %m = map { $_->[2][1] => 1 } @{ $self->{nodes}[0]->cmd('CLUSTER', 'SLOTS') };
+    my %m = map { $_->[2][1] => 1 } @{ $self->_any->cmd('CLUSTER', 'SLOTS') };
     return grep { $m{ $_->port } } $self->nodes;
+}
+
+sub address {
+    my ($self) = @_;
+    return 'cluster:' . join(',', map { $_->address } $self->masters);
+}
+
+sub slot {
+    my ($self, $key) = @_;
+    for my $n ($self->nodes) {
+        my $s = eval { $n->cmd('CLUSTER', 'KEYSLOT', $key) };
+        return $s if defined $s && !ref $s;
+    }
+    die "DQCluster: no node answers CLUSTER KEYSLOT";
+}
+
+sub id {
+    my ($self, $node) = @_;
+    return $node->cmd('CLUSTER', 'MYID');
+}
+
+sub _role {
+    my ($node) = @_;
+    my $r = eval { $node->cmd('ROLE') };
+    return ref $r eq 'ARRAY' ? $r : [];
+}
+
+sub replica_of {
+    my ($self, $master) = @_;
+    for my $n ($self->nodes) {
+        my $r = _role($n);
+        return $n if ($r->[0] // '') eq 'slave' && ($r->[2] // 0) == $master->port;
+    }
+    return undef;
+}
+
+# every slot's owner as "start-end:port" strings, sorted, as one node sees it
+sub _slot_view {
+    my ($n) = @_;
+    my $r = eval { $n->cmd('CLUSTER', 'SLOTS') };
+    return undef unless ref $r eq 'ARRAY';
+    return join ' ', sort map { "$_->[0]-$_->[1]:$_->[2][1]" } @$r;
+}
+
+sub wait_ok {
+    my ($self, $timeout) = @_;
+    return DQTest::wait_for(sub {
+        my %views;
+        for my $x ($self->nodes) {
+            next unless $x->{pid};        # killed
+            my $i = eval { $x->cmd('CLUSTER', 'INFO') } // '';
+            delete $x->{sock} unless $i;
+            return 0 unless !ref $i && $i =~ /cluster_state:ok/;
+            my $v = _slot_view($x) // return 0;
+            $views{$v} = 1;
+        }
+        return keys %views == 1;
+    }, $timeout // 30, 0.1);
+}
+
+sub queue_in_first {
+    my ($self, $k, $prefix) = @_;
+    my (%first, @ranges);    # master port => its lowest slot
+    for my $r (@{ $self->_any->cmd('CLUSTER', 'SLOTS') }) {
+        my $p = $r->[2][1];
+        push @ranges, [$r->[0], $r->[1], $p];
+        $first{$p} = $r->[0] if !defined $first{$p} || $r->[0] < $first{$p};
+    }
+    for my $i (1 .. 20000) {
+        my $q = "$prefix$i";
+        my $s = $self->slot("{$q}");
+        my ($r) = grep { $s >= $_->[0] && $s <= $_->[1] } @ranges;
+        # its master's first range holds slots first .. first + k - 1
+        return $q if $r && $s - $first{ $r->[2] } < $k && $r->[0] == $first{ $r->[2] };
+    }
+    die "DQCluster: no queue name in the first $k slots of a master";
+}
+
+sub reshard_cmd {
+    my ($self, $from, $to, $k) = @_;
+    return ('redis-cli', '--cluster', 'reshard', $to->address,
+            '--cluster-from', $self->id($from), '--cluster-to', $self->id($to),
+            '--cluster-slots', $k, '--cluster-yes');
+}
+
+sub failover {
+    my ($self, $replica, $timeout) = @_;
+    $timeout //= 30;
+    my $r = $replica->cmd('CLUSTER', 'FAILOVER');
+    die "CLUSTER FAILOVER: $r->{err}" if ref $r eq 'HASH';
+    DQTest::wait_for(sub { (_role($replica)->[0] // '') eq 'master' }, $timeout, 0.05)
+        or return 0;
+    return $self->wait_ok($timeout);
+}
+
+# kill -9 a node (its data stays in its directory), and start it again
+# (same port, directory, AOF and nodes.conf: it rejoins the cluster)
+sub kill_node {
+    my ($self, $node) = @_;
+    delete $node->{sock};
+    DQTest::stop_pid($node->{pid}, 'KILL');
+    $node->{pid} = undef;
+}
+
+sub revive {
+    my ($self, $node) = @_;
+    $node->_launch;
 }
 
 sub other {

@@ -2,8 +2,9 @@
  * Redis Cluster pieces every client shares (lib/dq_cluster.c): the slot of
  * a key and of a command, CLUSTER SLOTS parsed into a slot map, MOVED and
  * ASK parsed. Replies are built by hiredis' own reader from RESP bytes.
- * The slots are also checked against a real cluster's CLUSTER KEYSLOT in
- * t/177.
+ * Given a port (t/115 starts a cluster-enabled redis-server there), the
+ * slots of 3,000 generated keys are also checked against the server's own
+ * CLUSTER KEYSLOT.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +45,49 @@ cmd_slot(int argc, const char **argv)
     return dq_cluster_cmd_slot(argc, argv, len);
 }
 
+/* keys of every shape: plain, tagged, empty tags, nested and unclosed
+ * braces, binary bytes */
+static void
+against_redis(int port)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply   *r;
+    char          key[64];
+    unsigned      seed = 12345;
+    int           i, j, len, bad = 0, n = 3000;
+    static const char alphabet[] = "ab{}c:#\x00\xff{}q";
+
+    if (c == NULL || c->err) {
+        ok(0, "connect to the cluster-enabled redis-server on %d", port);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        len = (int) ((seed = seed * 1103515245u + 12345u) >> 16) % 24;
+        for (j = 0; j < len; j++) {
+            seed = seed * 1103515245u + 12345u;
+            key[j] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+        }
+        if (i % 7 == 0) {
+            len = snprintf(key, sizeof(key), "dq2:{q%d}:eta", i);
+        }
+        r = redisCommand(c, "CLUSTER KEYSLOT %b", key, (size_t) len);
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER
+            || r->integer != (long long) dq_cluster_slot(key, (size_t) len))
+        {
+            if (bad++ < 5) {
+                diag("key of %d bytes: redis %lld, ours %u", len,
+                     r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1,
+                     dq_cluster_slot(key, (size_t) len));
+            }
+        }
+        freeReplyObject(r);
+    }
+    ok(bad == 0, "%d keys: our slot is CLUSTER KEYSLOT's (%d differ)", n, bad);
+    redisFree(c);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
     dq_cluster_map_t      m;
     dq_cluster_redirect_t rd;
@@ -176,6 +218,28 @@ main(void)
     ok(dq_cluster_redirect(r, &rd) == 0, "a status reply is not a redirect");
     freeReplyObject(r);
     ok(dq_cluster_redirect(NULL, &rd) == 0, "no reply is not a redirect");
+
+    /* TRYAGAIN / CLUSTERDOWN: not run */
+    r = resp("-TRYAGAIN Multiple keys request during rehashing of slot\r\n");
+    ok(dq_cluster_is_retry(r) == 1, "TRYAGAIN is not run");
+    freeReplyObject(r);
+    r = resp("-CLUSTERDOWN The cluster is down\r\n");
+    ok(dq_cluster_is_retry(r) == 1, "CLUSTERDOWN is not run");
+    freeReplyObject(r);
+    r = resp("-TRYAGAINX\r\n");
+    ok(dq_cluster_is_retry(r) == 0, "TRYAGAINX is another error");
+    freeReplyObject(r);
+    r = resp("+TRYAGAIN\r\n");
+    ok(dq_cluster_is_retry(r) == 0, "a status reply is not");
+    freeReplyObject(r);
+    r = resp("-MOVED 1 a:1\r\n");
+    ok(dq_cluster_is_retry(r) == 0, "MOVED is a redirect, not this");
+    freeReplyObject(r);
+    ok(dq_cluster_is_retry(NULL) == 0, "no reply is not");
+
+    if (argc > 1) {
+        against_redis(atoi(argv[1]));
+    }
 
     return done_testing();
 }

@@ -1,0 +1,397 @@
+/*
+ * The C client's side of sharded queues (dq_contract.h "shards",
+ * docs/SCALING.md): how many shards a queue has (read from its conf hash,
+ * cached per client for DQ_SHARDS_TTL_MS), which shard an enqueue goes to,
+ * and the queue settings call that grows N and splits the whole-queue
+ * limits across the shards. Part of the C client (not built into nginx).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client_impl.h"
+
+static const char *const dq__fields[DQ_QCONF_NFIELDS] = DQ_QCONF_FIELDS;
+
+static int64_t
+dq__mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* N as stored now (no cache): DQ_OK with *n, or an error. */
+static int
+dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
+{
+    dq_cmd_t    cmd;
+    redisReply *r;
+    int         rc = DQ_OK;
+
+    if ((rc = dq__ready(c)) != DQ_OK) {
+        return rc;
+    }
+    dq_cmd_init(&cmd);
+    if (dq_cmd_shards(&cmd, q) != DQ_OK) {
+        dq_cmd_free(&cmd);
+        return dq__fail(c, DQ_ENOMEM, "out of memory");
+    }
+    rc = dq__append(c, cmd.argc, cmd.argv, cmd.argvlen);
+    dq_cmd_free(&cmd);
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (dq__get_reply(c, &r) != DQ_OK) {
+        return DQ_EREDIS;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
+    } else {
+        *n = r->type == REDIS_REPLY_STRING ? dq_shards_parse(r->str, r->len)
+                                           : 1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int
+dq__shards(dq_client_t *c, dq_str_t q, unsigned *n)
+{
+    dq__shard_cache_t *e, *slot = NULL;
+    int64_t            now = dq__mono_ms();
+    size_t             i;
+    int                rc;
+
+    for (i = 0; i < DQ__SHARD_CACHE; i++) {
+        e = &c->shards[i];
+        if (e->name[0] != '\0' && strlen(e->name) == q.len
+            && memcmp(e->name, q.ptr, q.len) == 0)
+        {
+            if (now < e->expires) {
+                *n = e->n;
+                return DQ_OK;
+            }
+            slot = e;
+            break;
+        }
+        if (slot == NULL && (e->name[0] == '\0' || e->expires <= now)) {
+            slot = e;
+        }
+    }
+    if ((rc = dq__shards_read(c, q, n)) != DQ_OK) {
+        return rc;
+    }
+    if (slot == NULL) {
+        slot = &c->shards[c->shard_rr++ % DQ__SHARD_CACHE];
+    }
+    memcpy(slot->name, q.ptr, q.len);
+    slot->name[q.len] = '\0';
+    slot->n = *n;
+    slot->expires = now + DQ_SHARDS_TTL_MS;
+    return DQ_OK;
+}
+
+int
+dq__shard_target(dq_client_t *c, const char *queue, const char *name,
+                 char out[DQ_SHARD_NAME_MAX + 1])
+{
+    dq_str_t q = dq_str_c(queue);
+    unsigned n = 1, i;
+    int      rc;
+
+    if ((rc = dq__shards(c, q, &n)) != DQ_OK) {
+        return rc;
+    }
+    i = name ? dq_shard_of(dq_str_c(name), n)
+             : n > 1 ? c->shard_rr++ % n : 0;
+    if (dq_shard_name(out, DQ_SHARD_NAME_MAX + 1, q, i) == 0) {
+        return dq__fail(c, DQ_EINVAL, "queue \"%s\": no shard %u", queue, i);
+    }
+    return DQ_OK;
+}
+
+int
+dq_queue_shards(dq_client_t *c, const char *queue, unsigned *n)
+{
+    dq_str_t q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
+
+    c->errstr[0] = '\0';
+    if (!dq_queue_name_valid(q)) {
+        return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
+                        "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
+    }
+    return dq__shards_read(c, q, n);
+}
+
+/* Run one configure script call on shard name s (fields/values, n pairs;
+ * n 0: clear). */
+static int
+dq__configure(dq_client_t *c, const char *s, const char *const *f,
+              const char *const *v, size_t n)
+{
+    dq_cmd_t    cmd;
+    redisReply *r = NULL;
+    int         rc;
+
+    dq_cmd_init(&cmd);
+    rc = dq_cmd_configure(&cmd, dq_str_c(s), n ? f : NULL, n ? v : NULL, n);
+    if (rc != DQ_OK) {
+        dq_cmd_free(&cmd);
+        return dq__fail(c, rc, "queue \"%s\": cannot build the configure "
+                        "command", s);
+    }
+    rc = dq__run(c, &cmd, &r);
+    dq_cmd_free(&cmd);
+    if (rc != DQ_OK) {
+        return rc;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = dq__fail(c, strstr(r->str, "shards") ? DQ_EINVAL : DQ_EREDIS,
+                      "queue \"%s\": %s", s, r->str);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Every applied field of shard s into v ("" for absent). */
+static int
+dq__conf_read(dq_client_t *c, const char *s, char v[DQ_QCONF_NFIELDS][48])
+{
+    char        key[DQ_KEY_MAX];
+    const char *argv[2 + DQ_QCONF_NFIELDS];
+    redisReply *r;
+    int         i, rc = DQ_OK;
+
+    dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_CONF);
+    argv[0] = "HMGET";
+    argv[1] = key;
+    for (i = 0; i < DQ_QCONF_NFIELDS; i++) {
+        argv[2 + i] = dq__fields[i];
+    }
+    if ((rc = dq__append(c, 2 + DQ_QCONF_NFIELDS, argv, NULL)) != DQ_OK) {
+        return rc;
+    }
+    if (dq__get_reply(c, &r) != DQ_OK) {
+        return DQ_EREDIS;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != DQ_QCONF_NFIELDS) {
+        rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->type == REDIS_REPLY_ERROR
+                      ? r->str : "unexpected reply to HMGET");
+    }
+    for (i = 0; rc == DQ_OK && i < DQ_QCONF_NFIELDS; i++) {
+        snprintf(v[i], 48, "%s", r->element[i]->type == REDIS_REPLY_STRING
+                 ? r->element[i]->str : "");
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Write the whole-queue settings v (fields DQ_QCONF_FIELDS, "" = not set)
+ * to each of n shards, rate, bucket_size and max_concurrent split
+ * (dq_shard_share), shard 0 last. */
+static int
+dq__conf_write(dq_client_t *c, dq_str_t q, unsigned n,
+               char v[DQ_QCONF_NFIELDS][48])
+{
+    char        s[DQ_SHARD_NAME_MAX + 1], sv[DQ_QCONF_NFIELDS][48];
+    const char *f[DQ_QCONF_NFIELDS], *vals[DQ_QCONF_NFIELDS];
+    double      rate = atof(v[1]);
+    int64_t     bucket = strtoll(v[2], NULL, 10),
+                maxc = strtoll(v[3], NULL, 10), share;
+    unsigned    i;
+    size_t      k, m;
+    int         rc;
+
+    for (i = n; i-- > 0;) {
+        dq_shard_name(s, sizeof(s), q, i);
+        memcpy(sv, v, sizeof(sv));
+        if (n > 1 && v[1][0] != '\0') {
+            snprintf(sv[1], 48, "%.17g", rate / n);
+        }
+        if (n > 1 && v[2][0] != '\0' && bucket > 0) {
+            share = dq_shard_share(bucket, n, i);
+            snprintf(sv[2], 48, "%lld", (long long) (share > 0 ? share : 1));
+        }
+        if (n > 1 && v[3][0] != '\0' && maxc > 0) {
+            snprintf(sv[3], 48, "%lld",
+                     (long long) dq_shard_share(maxc, n, i));
+        }
+        for (k = 0, m = 0; k < DQ_QCONF_NFIELDS; k++) {
+            if (sv[k][0] != '\0') {
+                f[m] = dq__fields[k];
+                vals[m++] = sv[k];
+            }
+        }
+        if (m > 0 && (rc = dq__configure(c, s, f, vals, m)) != DQ_OK) {
+            return rc;
+        }
+    }
+    return DQ_OK;
+}
+
+/* The whole-queue settings now: shard 0's fields, rate, bucket_size and
+ * max_concurrent summed over the n shards (0 in any shard: unlimited). */
+static int
+dq__conf_total(dq_client_t *c, dq_str_t q, unsigned n,
+               char v[DQ_QCONF_NFIELDS][48])
+{
+    char     s[DQ_SHARD_NAME_MAX + 1], sv[DQ_QCONF_NFIELDS][48];
+    double   rate = 0;
+    int64_t  bucket = 0, maxc = 0, x;
+    int      unl_rate = 0, unl_maxc = 0, rc;
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        dq_shard_name(s, sizeof(s), q, i);
+        if ((rc = dq__conf_read(c, s, i == 0 ? v : sv)) != DQ_OK) {
+            return rc;
+        }
+        if (i == 0) {
+            memcpy(sv, v, sizeof(sv));
+        }
+        rate += atof(sv[1]);
+        unl_rate |= sv[1][0] != '\0' && atof(sv[1]) <= 0;
+        bucket += strtoll(sv[2], NULL, 10);
+        x = strtoll(sv[3], NULL, 10);
+        unl_maxc |= x <= 0;
+        maxc += x;
+    }
+    if (v[0][0] == '\0') {
+        return DQ_OK;               /* nothing applied */
+    }
+    snprintf(v[1], 48, "%.17g", unl_rate ? 0.0 : rate);
+    snprintf(v[2], 48, "%lld", (long long) bucket);
+    snprintf(v[3], 48, "%lld", (long long) (unl_maxc ? 0 : maxc));
+    return DQ_OK;
+}
+
+int
+dq__queue_settings(dq_client_t *c, dq_str_t q, char v[DQ_QCONF_NFIELDS][48],
+                   unsigned *n)
+{
+    int rc;
+
+    if ((rc = dq__shards_read(c, q, n)) != DQ_OK) {
+        return rc;
+    }
+    return dq__conf_total(c, q, *n, v);
+}
+
+int
+dq__queue_apply(dq_client_t *c, dq_str_t q, char v[DQ_QCONF_NFIELDS][48])
+{
+    unsigned n = 1;
+    int64_t  maxc = strtoll(v[3], NULL, 10);
+    int      rc;
+
+    if ((rc = dq__shards_read(c, q, &n)) != DQ_OK) {
+        return rc;
+    }
+    if (n > 1 && maxc > 0 && (int64_t) n > maxc) {
+        return dq__fail(c, DQ_EINVAL, "queue \"%.*s\": max_concurrent %lld "
+                        "cannot be split across its %u shards (each shard "
+                        "needs at least 1)", (int) q.len, q.ptr,
+                        (long long) maxc, n);
+    }
+    return dq__conf_write(c, q, n, v);
+}
+
+int
+dq__queue_clear(dq_client_t *c, dq_str_t q)
+{
+    char     s[DQ_SHARD_NAME_MAX + 1];
+    unsigned n = 1, i;
+    int      rc;
+
+    if ((rc = dq__shards_read(c, q, &n)) != DQ_OK) {
+        return rc;
+    }
+    for (i = n; i-- > 0;) {
+        dq_shard_name(s, sizeof(s), q, i);
+        if ((rc = dq__configure(c, s, dq__fields, NULL, 0)) != DQ_OK) {
+            return rc;
+        }
+    }
+    return DQ_OK;
+}
+
+int
+dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
+{
+    char        v[DQ_QCONF_NFIELDS][48];
+    const char *f[1] = { DQ_QCONF_SHARDS }, *val[1];
+    char        nbuf[8];
+    dq_str_t    q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
+    unsigned    n0 = 1, n;
+    int         rc, applied;
+    int64_t     maxc;
+
+    c->errstr[0] = '\0';
+    if (!dq_queue_name_valid(q)) {
+        return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
+                        "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
+    }
+    if (set->shards > DQ_MAX_SHARDS) {
+        return dq__fail(c, DQ_EINVAL, "shards: 1 to %d, not %u",
+                        DQ_MAX_SHARDS, set->shards);
+    }
+    if (set->rate >= 0 && !isfinite(set->rate)) {
+        return dq__fail(c, DQ_EINVAL, "rate: a number >= 0");
+    }
+    if ((rc = dq__queue_settings(c, q, v, &n0)) != DQ_OK) {
+        return rc;
+    }
+    n = set->shards ? set->shards : n0;
+    if (n < n0) {
+        return dq__fail(c, DQ_EINVAL, "queue \"%s\": shards can only grow "
+                        "(it has %u; a shard above %u could still hold "
+                        "tasks)", q.ptr, n0, n);
+    }
+    applied = v[0][0] != '\0' || set->rate >= 0 || set->max_concurrent >= 0;
+    if (set->rate >= 0) {
+        snprintf(v[1], 48, "%.17g", set->rate);
+    }
+    if (set->max_concurrent >= 0) {
+        snprintf(v[3], 48, "%lld", (long long) set->max_concurrent);
+    }
+    maxc = strtoll(v[3], NULL, 10);
+    if (n > 1 && maxc > 0 && (int64_t) n > maxc) {
+        return dq__fail(c, DQ_EINVAL, "queue \"%s\": max_concurrent %lld "
+                        "cannot be split across %u shards (each shard needs "
+                        "at least 1)", q.ptr, (long long) maxc, n);
+    }
+    if (applied) {
+        if (v[0][0] == '\0') {
+            /* nothing applied before: only what is given here; the rest
+             * stays each worker's own */
+            char nv[DQ_QCONF_NFIELDS][48];
+
+            memset(nv, 0, sizeof(nv));
+            snprintf(nv[0], 48, "1");
+            memcpy(nv[1], v[1], 48);
+            memcpy(nv[3], v[3], 48);
+            memcpy(v, nv, sizeof(nv));
+        }
+        if (set->rate >= 0 || set->max_concurrent >= 0) {
+            snprintf(v[10], 48, "%lld", (long long) dq_now_ms());
+            snprintf(v[11], 48, "deferred-cli queue");
+        }
+        if ((rc = dq__conf_write(c, q, n, v)) != DQ_OK) {
+            return rc;
+        }
+    }
+    if (n != n0) {
+        /* last: producers and workers see N once every shard's share of
+         * the limits is in place */
+        snprintf(nbuf, sizeof(nbuf), "%u", n);
+        val[0] = nbuf;
+        if ((rc = dq__configure(c, q.ptr, f, val, 1)) != DQ_OK) {
+            return rc;
+        }
+    }
+    return DQ_OK;
+}

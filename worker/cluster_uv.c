@@ -1,0 +1,797 @@
+/*
+ * deferred-worker — a Redis Cluster behind one dq_conn_t.
+ *
+ * The slot map comes from CLUSTER SLOTS (lib/dq_cluster.c parses it),
+ * asked of any node this object is connected to, or else of the seeds and
+ * then the nodes of the last map, in turn. Each command goes to the master
+ * of its slot (dq_cluster_cmd_slot; a keyless one to any node) over that
+ * node's own pipelined dq_conn_t, opened when the first command for it
+ * comes: until it is up, the command waits here (at most its timeout, or
+ * DQ_CCL_WAIT_MS), then the caller hears "redis not connected" (not sent).
+ *
+ * Redirects: MOVED sends the command to the node named at once and
+ * updates that slot in the map (a full CLUSTER SLOTS follows, at most one
+ * per DQ_CCL_REFRESH_MS); ASK sends ASKING and then the command to the
+ * node named, once, the map untouched. More than DQ_CCL_REDIRECTS
+ * redirects for one command: logged, and the caller gets the redirect
+ * reply (an error: it is not run). TRYAGAIN and CLUSTERDOWN: the command
+ * was not run; the caller gets NULL, as for a lost connection.
+ *
+ * A lost reply (a node connection dropped, a command timed out, TRYAGAIN,
+ * CLUSTERDOWN, a wait that ended) is the owner's "connection lost": its
+ * state callback hears up = 0, the map is asked again, and once a map
+ * came (or a node connected) it hears up = 1, when the worker sends its
+ * undelivered results again, exactly as after a reconnect to one server.
+ * dq_conn_is_up() is 1 from the first map on: the other nodes keep
+ * working while one is away.
+ *
+ * Scripts: each node connection loads them on connect and turns NOSCRIPT
+ * into EVAL itself (redis_uv.c). AUTH on every node; no SELECT (a cluster
+ * has database 0 only: the configuration refuses another).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+#include "cluster_uv.h"
+
+#define DQ_CCL_REDIRECTS    5       /* per command */
+#define DQ_CCL_REFRESH_MS   1000    /* at most one CLUSTER SLOTS a second */
+#define DQ_CCL_WAIT_MS      10000   /* a command without a timeout waits at
+                                       most this long for its node */
+#define DQ_CCL_TICK_MS      250
+#define DQ_CCL_SLOTS_TIMEOUT_MS 5000
+
+typedef struct dq__cnode_s  dq__cnode_t;
+typedef struct dq__creq_s   dq__creq_t;
+
+struct dq__cnode_s {
+    dq_ccl_t    *cl;
+    dq_conn_t   *c;
+    char         host[DQ_CLUSTER_HOST];     /* numeric */
+    int          port;
+    int          started;
+    int          up;
+};
+
+struct dq__creq_s {
+    dq__creq_t       *prev, *next;      /* the waiting list */
+    dq_ccl_t         *cl;
+    dq__cnode_t      *node;             /* sent to, or waiting for */
+    dq_conn_reply_cb  cb;
+    void             *data;
+    int64_t           timeout_ms;
+    uint64_t          wait_since;
+    int               slot;             /* -1: any node */
+    int               redirects;
+    int               asking;           /* ASK: ASKING first */
+    int               internal;         /* CLUSTER SLOTS */
+    int               waiting;
+    int               argc;
+    const char      **argv;             /* into this block */
+    size_t           *len;
+};
+
+struct dq_ccl_s {
+    uv_loop_t         *loop;
+    dq_conn_t         *owner;
+    dq_conn_state_cb   state_cb;
+    void              *data;
+    dq_conn_opts_t     o;               /* for the node connections */
+    char              *label;
+    char              *password;
+    char               seed_host[DQ_MAX_SEEDS][INET6_ADDRSTRLEN];
+    int                seed_port[DQ_MAX_SEEDS];
+    size_t             nseeds;
+    size_t             next_cand;       /* the candidate asked next */
+    dq_cluster_map_t   map;
+    int                have_map;
+    dq__cnode_t      **nodes;
+    size_t             nnodes, cap_nodes;
+    size_t             rr;              /* which up node is asked next */
+    dq__creq_t        *whead, *wtail;
+    size_t             nwait;
+    size_t             nreqs;           /* the owner's, alive */
+    size_t             ninternal;
+    uv_timer_t         tick;
+    int                tick_open;
+    int                refreshing;
+    int                want_refresh;
+    uint64_t           last_refresh;
+    int                lost;            /* up = 0 said, up = 1 not yet */
+    int                closing;
+};
+
+static void dq__ccl_refresh(dq_ccl_t *cl);
+static void dq__ccl_tick_on(dq_ccl_t *cl);
+static void dq__ccl_reply(dq_conn_t *sub, redisReply *rep,
+                          const char *errstr, void *data);
+static void dq__ccl_maybe_free(dq_ccl_t *cl);
+static void dq__ccl_unwait(dq_ccl_t *cl, dq__creq_t *q);
+static void dq__ccl_finish(dq__creq_t *q, redisReply *rep,
+                           const char *errstr);
+
+/* ---------------------------------------------------------------- nodes */
+
+static void
+dq__ccl_node_state(dq_conn_t *sub, int up, void *data)
+{
+    dq__cnode_t *n = data;
+    dq_ccl_t    *cl = n->cl;
+    dq__creq_t  *q, *next;
+
+    (void) sub;
+    n->up = up;
+    if (cl->closing) {
+        return;
+    }
+    if (!up) {
+        if (!cl->lost) {
+            cl->lost = 1;
+            if (cl->state_cb) {
+                cl->state_cb(cl->owner, 0, cl->data);
+            }
+        }
+        cl->want_refresh = 1;
+        dq__ccl_refresh(cl);
+        return;
+    }
+    /* what waited for this node goes now, in the order it came */
+    for (q = cl->whead; q; q = next) {
+        next = q->next;
+        if (q->node != n) {
+            continue;
+        }
+        dq__ccl_unwait(cl, q);
+        if (q->asking) {
+            const char *a[] = { "ASKING" };
+            size_t      l[] = { 6 };
+
+            q->asking = 0;
+            (void) dq_conn_send(n->c, 1, a, l, q->timeout_ms, NULL, NULL);
+        }
+        if (dq_conn_send(n->c, q->argc, q->argv, q->len, q->timeout_ms,
+                         dq__ccl_reply, q) != 0)
+        {
+            dq__ccl_finish(q, NULL, "redis not connected");
+        }
+    }
+    if (cl->want_refresh || !cl->have_map) {
+        dq__ccl_refresh(cl);
+    } else if (cl->lost) {
+        cl->lost = 0;
+        if (cl->state_cb) {
+            cl->state_cb(cl->owner, 1, cl->data);
+        }
+    }
+}
+
+/* The node host:port (numeric), created (not connected) if new. */
+static dq__cnode_t *
+dq__ccl_node(dq_ccl_t *cl, const char *host, int port)
+{
+    dq__cnode_t    *n;
+    dq_conn_opts_t  o;
+    char            addr[DQ_CLUSTER_HOST + 16], label[DQ_CLUSTER_HOST + 64];
+    size_t          i;
+
+    for (i = 0; i < cl->nnodes; i++) {
+        if (cl->nodes[i]->port == port
+            && strcmp(cl->nodes[i]->host, host) == 0)
+        {
+            return cl->nodes[i];
+        }
+    }
+    if (cl->nnodes == cl->cap_nodes) {
+        size_t        cap = cl->cap_nodes ? cl->cap_nodes * 2 : 8;
+        dq__cnode_t **p = realloc(cl->nodes, cap * sizeof(*p));
+
+        if (p == NULL) {
+            return NULL;
+        }
+        cl->nodes = p;
+        cl->cap_nodes = cap;
+    }
+    n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return NULL;
+    }
+    n->cl = cl;
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->port = port;
+    snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d",
+             host, port);
+    snprintf(label, sizeof(label), "%s %s", cl->label, addr);
+    o = cl->o;
+    o.address = addr;
+    o.label = label;
+    n->c = dq_conn_new(cl->loop, &o, dq__ccl_node_state, n);
+    if (n->c == NULL) {
+        free(n);
+        return NULL;
+    }
+    cl->nodes[cl->nnodes++] = n;
+    return n;
+}
+
+static void
+dq__ccl_node_start(dq__cnode_t *n)
+{
+    if (!n->started) {
+        n->started = 1;
+        dq_conn_start(n->c);
+    }
+}
+
+/* Close the connections to nodes the map does not name and nothing uses
+ * (a seed that is a replica, a master gone, a node a MOVED named once). */
+static void
+dq__ccl_prune(dq_ccl_t *cl)
+{
+    dq__creq_t *q;
+    size_t      i, k = 0;
+
+    for (i = 0; i < cl->nnodes; i++) {
+        dq__cnode_t *n = cl->nodes[i];
+        int          used = dq_cluster_map_find(&cl->map, n->host, n->port)
+                            >= 0 || dq_conn_pending(n->c) > 0;
+
+        for (q = cl->whead; q && !used; q = q->next) {
+            used = q->node == n;
+        }
+        if (used) {
+            cl->nodes[k++] = n;
+            continue;
+        }
+        dq_conn_close(n->c);           /* no callback of it comes again */
+        free(n);
+    }
+    cl->nnodes = k;
+    if (cl->rr >= k) {
+        cl->rr = 0;
+    }
+}
+
+/* The master of slot by the map (slot -1: any node connected, else the
+ * map's first); NULL when no master serves it or no map yet. */
+static dq__cnode_t *
+dq__ccl_route(dq_ccl_t *cl, int slot)
+{
+    int i;
+
+    if (!cl->have_map) {
+        return NULL;
+    }
+    if (slot < 0) {
+        for (size_t k = 0; k < cl->nnodes; k++) {
+            if (cl->nodes[k]->up
+                && dq_cluster_map_find(&cl->map, cl->nodes[k]->host,
+                                       cl->nodes[k]->port) >= 0)
+            {
+                return cl->nodes[k];
+            }
+        }
+        i = cl->map.nnodes > 0 ? 0 : -1;
+    } else {
+        i = cl->map.slot[slot];
+    }
+    if (i < 0) {
+        return NULL;
+    }
+    return dq__ccl_node(cl, cl->map.nodes[i].host, cl->map.nodes[i].port);
+}
+
+/* ------------------------------------------------------------- requests */
+
+static void
+dq__ccl_unwait(dq_ccl_t *cl, dq__creq_t *q)
+{
+    if (q->prev) {
+        q->prev->next = q->next;
+    } else {
+        cl->whead = q->next;
+    }
+    if (q->next) {
+        q->next->prev = q->prev;
+    } else {
+        cl->wtail = q->prev;
+    }
+    q->prev = q->next = NULL;
+    q->waiting = 0;
+    cl->nwait--;
+}
+
+/* The owner's callback, once; the request freed. */
+static void
+dq__ccl_finish(dq__creq_t *q, redisReply *rep, const char *errstr)
+{
+    dq_ccl_t *cl = q->cl;
+
+    if (q->waiting) {
+        dq__ccl_unwait(cl, q);
+    }
+    if (q->internal) {
+        cl->ninternal--;
+    } else {
+        cl->nreqs--;
+        if (q->cb) {
+            q->cb(cl->owner, rep, errstr, q->data);
+        }
+    }
+    free(q);
+    dq__ccl_maybe_free(cl);
+}
+
+/* A reply lost or a command not run: the owner hears "down" (once until
+ * it hears "up"), and the map is asked again. */
+static void
+dq__ccl_lost(dq_ccl_t *cl)
+{
+    if (cl->closing) {
+        return;
+    }
+    if (!cl->lost) {
+        cl->lost = 1;
+        if (cl->state_cb) {
+            cl->state_cb(cl->owner, 0, cl->data);
+        }
+    }
+    cl->want_refresh = 1;
+    dq__ccl_refresh(cl);
+}
+
+/* Send q to node n now if it is up, else wait for it. */
+static void
+dq__ccl_go(dq__creq_t *q, dq__cnode_t *n)
+{
+    dq_ccl_t *cl = q->cl;
+
+    q->node = n;
+    if (n->up) {
+        if (q->asking) {
+            const char *a[] = { "ASKING" };
+            size_t      l[] = { 6 };
+
+            if (dq_conn_send(n->c, 1, a, l, q->timeout_ms, NULL, NULL)
+                == 0)
+            {
+                q->asking = 0;
+            }
+        }
+        if (!q->asking
+            && dq_conn_send(n->c, q->argc, q->argv, q->len, q->timeout_ms,
+                            dq__ccl_reply, q) == 0)
+        {
+            if (q->waiting) {
+                dq__ccl_unwait(cl, q);
+            }
+            return;
+        }
+    }
+    if (!q->waiting) {
+        q->waiting = 1;
+        q->wait_since = uv_now(cl->loop);
+        q->prev = cl->wtail;
+        q->next = NULL;
+        if (cl->wtail) {
+            cl->wtail->next = q;
+        } else {
+            cl->whead = q;
+        }
+        cl->wtail = q;
+        cl->nwait++;
+    }
+    dq__ccl_node_start(n);
+    dq__ccl_tick_on(cl);
+}
+
+static void
+dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
+{
+    dq_ccl_t   *cl = q->cl;
+    dq_error_t  err;
+    dq__creq_t *w, *next;
+    int         first = !cl->have_map;
+
+    cl->refreshing = 0;
+    if (cl->closing) {
+        dq__ccl_finish(q, NULL, NULL);
+        return;
+    }
+    if (rep == NULL
+        || dq_cluster_map_parse(&cl->map, rep, q->node->host, &err) != DQ_OK)
+    {
+        dq_log_warn("redis (%s): CLUSTER SLOTS on %s:%d: %s; asking again",
+                    cl->label, q->node->host, q->node->port,
+                    rep == NULL ? errstr : err.msg);
+        cl->want_refresh = 1;
+        dq__ccl_finish(q, NULL, NULL);
+        dq__ccl_tick_on(cl);
+        return;
+    }
+    if (first) {
+        dq_log_info("redis (%s): cluster map from %s:%d: %zu masters",
+                    cl->label, q->node->host, q->node->port, cl->map.nnodes);
+    } else {
+        dq_log_debug("redis (%s): cluster map from %s:%d: %zu masters",
+                     cl->label, q->node->host, q->node->port,
+                     cl->map.nnodes);
+    }
+    cl->have_map = 1;
+    dq__ccl_finish(q, NULL, NULL);
+    /* what waits for a node goes where the map now says */
+    for (w = cl->whead; w; w = next) {
+        dq__cnode_t *n;
+
+        next = w->next;
+        if (w->slot >= 0 && !w->asking
+            && (n = dq__ccl_route(cl, w->slot)) != NULL && n != w->node)
+        {
+            dq__ccl_go(w, n);
+        }
+    }
+    dq__ccl_prune(cl);
+    if (first || cl->lost) {
+        cl->lost = 0;
+        if (cl->state_cb) {
+            cl->state_cb(cl->owner, 1, cl->data);
+        }
+    }
+}
+
+static void
+dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
+              void *data)
+{
+    dq__creq_t            *q = data;
+    dq_ccl_t              *cl = q->cl;
+    dq_cluster_redirect_t  rd;
+    dq__cnode_t           *n;
+    char                   why[200];
+
+    (void) sub;
+    if (q->internal) {
+        dq__ccl_slots_reply(q, rep, errstr);
+        return;
+    }
+    if (cl->closing) {
+        dq__ccl_finish(q, rep, rep ? NULL : "connection closing");
+        return;
+    }
+    if (rep != NULL && dq_cluster_redirect(rep, &rd)) {
+        if (++q->redirects > DQ_CCL_REDIRECTS) {
+            dq_log_error("redis (%s): %s after %d redirects for slot %u; "
+                         "giving up on this command", cl->label,
+                         rd.ask ? "ASK" : "MOVED", DQ_CCL_REDIRECTS, rd.slot);
+            dq__ccl_finish(q, rep, NULL);
+            return;
+        }
+        n = dq__ccl_node(cl, rd.host[0] ? rd.host : q->node->host, rd.port);
+        if (n == NULL) {
+            dq_log_error("redis (%s): out of memory", cl->label);
+            dq__ccl_finish(q, NULL, "redis not connected");
+            return;
+        }
+        if (!rd.ask) {
+            int i = dq_cluster_map_find(&cl->map, n->host, n->port);
+
+            /* logged once per slot and node (the commands in flight to
+             * the old node all come back MOVED) */
+            if (i < 0 || cl->map.slot[rd.slot] != i) {
+                dq_log_info("redis (%s): slot %u moved to %s:%d", cl->label,
+                            rd.slot, n->host, n->port);
+            }
+            if (i >= 0) {
+                cl->map.slot[rd.slot] = (int16_t) i;
+            }
+            cl->want_refresh = 1;
+            dq__ccl_refresh(cl);
+        }
+        q->asking = rd.ask;
+        dq__ccl_go(q, n);
+        return;
+    }
+    if (rep != NULL && dq_cluster_is_retry(rep)) {
+        /* not run: as a lost reply (the worker says it again) */
+        snprintf(why, sizeof(why), "%.*s answered: %.*s",
+                 (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0],
+                 (int) (rep->len > 120 ? 120 : rep->len), rep->str);
+        dq_log_debug("redis (%s): %s", cl->label, why);   /* the caller
+                                                            says it too */
+        dq__ccl_finish(q, NULL, why);
+        dq__ccl_lost(cl);
+        return;
+    }
+    dq__ccl_finish(q, rep, errstr);
+    if (rep == NULL) {
+        dq__ccl_lost(cl);
+    }
+}
+
+/* ------------------------------------------------------------- the map */
+
+static void
+dq__ccl_tick_cb(uv_timer_t *t)
+{
+    dq_ccl_t   *cl = t->data;
+    uint64_t    now = uv_now(cl->loop);
+    dq__creq_t *q, *next;
+    int         expired = 0;
+
+    for (q = cl->whead; q; q = next) {
+        uint64_t most = q->timeout_ms > 0 ? (uint64_t) q->timeout_ms
+                                          : DQ_CCL_WAIT_MS;
+
+        next = q->next;
+        if (now - q->wait_since >= most) {
+            dq_log_warn("redis (%s): %s:%d not connected after %llu ms: "
+                        "%.*s not sent", cl->label, q->node->host,
+                        q->node->port, (unsigned long long) most,
+                        (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0]);
+            dq__ccl_finish(q, NULL, "redis not connected");
+            expired = 1;
+        } else if (now - q->wait_since >= DQ_CCL_REFRESH_MS) {
+            cl->want_refresh = 1;      /* its node may be gone for good */
+        }
+    }
+    if (expired) {
+        dq__ccl_lost(cl);
+    }
+    if (cl->want_refresh) {
+        dq__ccl_refresh(cl);
+    }
+    if (cl->nwait == 0 && !cl->want_refresh) {
+        uv_timer_stop(&cl->tick);
+    }
+}
+
+static void
+dq__ccl_tick_on(dq_ccl_t *cl)
+{
+    if (!cl->closing && !uv_is_active((uv_handle_t *) &cl->tick)) {
+        uv_timer_start(&cl->tick, dq__ccl_tick_cb, DQ_CCL_TICK_MS,
+                       DQ_CCL_TICK_MS);
+    }
+}
+
+/* CLUSTER SLOTS on a node connected (round robin), else connect the next
+ * candidate (the seeds, then the map's masters) and ask it once it is up.
+ * At most once per DQ_CCL_REFRESH_MS but for the first map. */
+static void
+dq__ccl_refresh(dq_ccl_t *cl)
+{
+    static const char *argv[] = { "CLUSTER", "SLOTS" };
+    static const size_t len[] = { 7, 5 };
+    uint64_t     now = uv_now(cl->loop);
+    dq__cnode_t *n = NULL;
+    dq__creq_t  *q;
+    size_t       i, ncand;
+
+    if (cl->closing || cl->refreshing) {
+        return;
+    }
+    if (cl->last_refresh != 0 && now - cl->last_refresh < DQ_CCL_REFRESH_MS
+        && cl->have_map)
+    {
+        cl->want_refresh = 1;
+        dq__ccl_tick_on(cl);
+        return;
+    }
+    for (i = 0; i < cl->nnodes && n == NULL; i++) {
+        dq__cnode_t *c = cl->nodes[(cl->rr + i) % cl->nnodes];
+
+        if (c->up) {
+            n = c;
+            cl->rr = (cl->rr + i + 1) % cl->nnodes;
+        }
+    }
+    if (n != NULL && (q = calloc(1, sizeof(*q) + 2 * sizeof(char *)))
+                     != NULL)
+    {
+        q->cl = cl;
+        q->node = n;
+        q->internal = 1;
+        q->slot = -1;
+        if (dq_conn_send(n->c, 2, argv, len, DQ_CCL_SLOTS_TIMEOUT_MS,
+                         dq__ccl_reply, q) == 0)
+        {
+            cl->ninternal++;
+            cl->refreshing = 1;
+            cl->want_refresh = 0;
+            cl->last_refresh = now;
+            return;
+        }
+        free(q);
+    }
+    /* nobody connected: the next candidate; asked once it is up */
+    ncand = cl->nseeds + (cl->have_map ? cl->map.nnodes : 0);
+    if (ncand > 0 && (cl->last_refresh == 0
+                      || now - cl->last_refresh >= DQ_CCL_REFRESH_MS))
+    {
+        size_t k = cl->next_cand++ % ncand;
+
+        n = k < cl->nseeds
+            ? dq__ccl_node(cl, cl->seed_host[k], cl->seed_port[k])
+            : dq__ccl_node(cl, cl->map.nodes[k - cl->nseeds].host,
+                           cl->map.nodes[k - cl->nseeds].port);
+        if (n != NULL) {
+            dq__ccl_node_start(n);
+        }
+        cl->last_refresh = now;
+    }
+    cl->want_refresh = 1;
+    dq__ccl_tick_on(cl);
+}
+
+/* ------------------------------------------------------------- the API */
+
+dq_ccl_t *
+dq_ccl_new(uv_loop_t *loop, dq_conn_t *owner, const dq_conn_opts_t *o,
+           const dq_addr_t *a, dq_conn_state_cb cb, void *data)
+{
+    dq_ccl_t *cl = calloc(1, sizeof(*cl));
+    size_t    i;
+
+    if (cl == NULL) {
+        return NULL;
+    }
+    cl->loop = loop;
+    cl->owner = owner;
+    cl->state_cb = cb;
+    cl->data = data;
+    cl->label = strdup(o->label ? o->label : "redis");
+    cl->password = o->password ? strdup(o->password) : NULL;
+    if (cl->label == NULL || (o->password && cl->password == NULL)) {
+        goto fail;
+    }
+    cl->o = *o;
+    cl->o.password = cl->password;
+    cl->o.db = 0;
+    cl->o.cluster_node = 1;
+    dq_cluster_map_init(&cl->map);
+    for (i = 0; i < a->nseeds; i++) {
+        char *name = strndup(a->seed[i].host.ptr, a->seed[i].host.len);
+
+        if (name == NULL
+            || dq_conn_numeric(cl->label, name, cl->seed_host[i]) != 0)
+        {
+            free(name);
+            goto fail;
+        }
+        free(name);
+        cl->seed_port[i] = a->seed[i].port;
+        cl->nseeds++;
+    }
+    uv_timer_init(loop, &cl->tick);
+    cl->tick.data = cl;
+    cl->tick_open = 1;
+    return cl;
+
+fail:
+    dq_log_error("redis (%s): cannot set up the cluster connection",
+                 o->label ? o->label : "redis");
+    free(cl->label);
+    free(cl->password);
+    free(cl);
+    return NULL;
+}
+
+void
+dq_ccl_start(dq_ccl_t *cl)
+{
+    dq__ccl_refresh(cl);
+}
+
+int
+dq_ccl_is_up(const dq_ccl_t *cl)
+{
+    return cl->have_map && !cl->closing;
+}
+
+size_t
+dq_ccl_pending(const dq_ccl_t *cl)
+{
+    return cl->nreqs;
+}
+
+int
+dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
+            const size_t *argvlen, int64_t timeout_ms,
+            dq_conn_reply_cb cb, void *data)
+{
+    dq__creq_t  *q;
+    dq__cnode_t *n;
+    size_t       total = 0;
+    char        *p;
+    int          i, slot;
+
+    if (!dq_ccl_is_up(cl) || argc < 1) {
+        return -1;
+    }
+    slot = dq_cluster_cmd_slot(argc, argv, argvlen);
+    n = dq__ccl_route(cl, slot);
+    if (n == NULL) {
+        if (slot >= 0) {
+            /* CLUSTERDOWN for this slot: not sent, the map asked again */
+            cl->want_refresh = 1;
+            dq__ccl_refresh(cl);
+        }
+        return -1;
+    }
+    for (i = 0; i < argc; i++) {
+        total += argvlen[i];
+    }
+    q = malloc(sizeof(*q) + (size_t) argc * (sizeof(char *) + sizeof(size_t))
+               + total);
+    if (q == NULL) {
+        return -1;
+    }
+    memset(q, 0, sizeof(*q));
+    q->argv = (const char **) (q + 1);
+    q->len = (size_t *) (q->argv + argc);
+    p = (char *) (q->len + argc);
+    for (i = 0; i < argc; i++) {
+        memcpy(p, argv[i], argvlen[i]);
+        q->argv[i] = p;
+        q->len[i] = argvlen[i];
+        p += argvlen[i];
+    }
+    q->argc = argc;
+    q->cl = cl;
+    q->cb = cb;
+    q->data = data;
+    q->timeout_ms = timeout_ms;
+    q->slot = slot;
+    cl->nreqs++;
+    dq__ccl_go(q, n);
+    return 0;
+}
+
+static void
+dq__ccl_tick_closed(uv_handle_t *h)
+{
+    dq_ccl_t *cl = h->data;
+
+    cl->tick_open = 0;
+    dq__ccl_maybe_free(cl);
+}
+
+static void
+dq__ccl_maybe_free(dq_ccl_t *cl)
+{
+    if (!cl->closing || cl->tick_open || cl->nreqs > 0 || cl->ninternal > 0
+        || cl->nwait > 0)
+    {
+        return;
+    }
+    dq_cluster_map_free(&cl->map);
+    free(cl->nodes);
+    free(cl->label);
+    free(cl->password);
+    dq_conn_cluster_done(cl->owner);
+    free(cl);
+}
+
+void
+dq_ccl_close(dq_ccl_t *cl)
+{
+    size_t i;
+
+    if (cl->closing) {
+        return;
+    }
+    cl->closing = 1;
+    uv_timer_stop(&cl->tick);
+    while (cl->whead != NULL) {
+        dq__ccl_finish(cl->whead, NULL, "connection closing");
+    }
+    /* the node connections run their pending callbacks (maybe later, if
+     * this runs inside one): each finishes its request */
+    for (i = 0; i < cl->nnodes; i++) {
+        dq_conn_close(cl->nodes[i]->c);
+        free(cl->nodes[i]);
+    }
+    cl->nnodes = 0;
+    uv_close((uv_handle_t *) &cl->tick, dq__ccl_tick_closed);
+}
