@@ -112,6 +112,10 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     diag("after the run:\n$text");
     is(scalar(grep { ($_->{done} // 0) > 0 } @$s), 4, 'every shard ran some');
     like($text, qr/^done 424$/m, 'stats: done 424 for the whole queue');
+    my ($qrc, $qout) = cli('--json', 'queues');
+    my ($row) = grep { $_->{queue} eq 'hot' } @{ JSON::PP::decode_json($qout) };
+    is($row->{counters}{done}, 424, 'queues: one row for hot, done summed over its shards');
+    ok(!grep({ $_->{queue} =~ /#/ } @{ JSON::PP::decode_json($qout) }), 'queues lists no shard as a queue');
     like(DQWorker::log_text($w), qr/queue hot: serving 4 shards/, 'the worker log says it serves 4 shards');
 }
 
