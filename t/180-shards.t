@@ -253,6 +253,7 @@ SKIP: {
             deferred_endpoint on;
             location = /deferred/status  { deferred_status; }
             location = /deferred/metrics { deferred_metrics; }
+            location = /deferred/admin   { deferred_admin; }
         }
     });
     my $wr = "$dir/web.rec";
@@ -296,9 +297,23 @@ SKIP: {
     like($m->{body}, qr/^deferred_queue_shards\{queue="web"\} 4$/m, 'metrics: deferred_queue_shards 4');
     like($m->{body}, qr/^deferred_tasks\{queue="web",state="due"\} 268$/m, 'metrics: deferred_tasks summed');
     like($m->{body}, qr/^deferred_shard_tasks\{queue="web",shard="3",state="due"\} $e[3]$/m, 'metrics: per-shard rows');
+    # the admin location: pause and resume reach every shard, delete finds
+    # the task's shard
+    my %ah = (headers => { 'X-Deferred-Admin' => '1' });
+    my $a = $n->request('POST', '/deferred/admin?action=pause&queue=web', %ah);
+    is($a->{status}, 200, 'admin pause: 200');
+    is(join(',', map { $r->cmd('HGET', shard_key('web', $_, 'conf'), 'paused') // 0 } 0 .. 3), '1,1,1,1',
+       'admin pause: every shard paused');
+    $a = $n->request('POST', '/deferred/admin?action=resume&queue=web', %ah);
+    is(join(',', map { $r->cmd('HGET', shard_key('web', $_, 'conf'), 'paused') // 0 } 0 .. 3), '0,0,0,0',
+       'admin resume: every shard');
+    my ($gone) = @{ $r->cmd('ZRANGE', shard_key('web', 2, 'eta'), 0, 0) };
+    $a = $n->request('POST', "/deferred/admin?action=delete&queue=web&id=$gone", %ah);
+    is($a->{status}, 200, "admin delete of a task in shard 2: 200") or diag $a->{body};
+    like($a->{body} // '', qr/"done":true/, '... done');
     my $w3 = DQWorker::start_worker($r, $dir, name => 'w3', args => ['-q', 'web']);
-    my @R = DQWorker::wait_records($wr, 268, 60);
-    is(scalar(@R), 268, 'a worker started after nginx ran all 268');
+    my @R = DQWorker::wait_records($wr, 267, 60);
+    is(scalar(@R), 267, 'a worker started after nginx ran all 267 (268 less the one deleted)');
     my $ids = runs_by_id($wr);
     is(scalar(grep { $_ != 1 } values %$ids), 0, '... each exactly once');
     DQWorker::stop_worker($w3);
