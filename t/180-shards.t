@@ -235,6 +235,33 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     ok($t[-1] - $t[0] >= 2500, 'and 80 tasks took at least (80 - 20) / 20 s = 3 s, less a little (' . ($t[-1] - $t[0]) . ' ms)');
     DQWorker::stop_worker($w2);
     DQTest::log_clean_ok($w2->{log});
+
+    # nothing applied: a worker's own file's limit is split the same way
+    ($rc, $out, $err) = cli('queue', 'fl', '--shards', '2');
+    my $conf = "$dir/fl.conf";
+    open my $fh, '>', $conf or die;
+    print {$fh} "redis " . $r->address . ";\nlibrary " . DQWorker::example_lib()
+        . ";\nmaster_process off;\nthreads 8;\nconcurrency 8;\nqueue fl { max_concurrent 2; }\n";
+    close $fh;
+    my $w4 = { log => "$dir/w4.log" };
+    $w4->{pid} = DQTest::spawn(name => 'w4', log => $w4->{log},
+                               cmd => [DQWorker::worker_bin(), '-c', $conf]);
+    ok(DQTest::wait_for(sub { DQTest::slurp($w4->{log}) =~ /queue fl: serving 2 shards/ }, 20),
+       'w4 (file: max_concurrent 2) serves fl\'s 2 shards');
+    my $fl = "$dir/fl.rec";
+    ($rc) = cli('defer', '-q', 'fl', '--count', '12', 'sleep_ms', 200, $fl);
+    @R = DQWorker::wait_records($fl, 12, 60);
+    is(scalar(@R), 12, 'file limit: all 12 ran');
+    @ev = ();
+    push @ev, [$_->{ms} - 200, 1], [$_->{ms}, -1] for @R;
+    ($cur, $max) = (0, 0);
+    for (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev) {
+        $cur += $_->[1];
+        $max = $cur if $cur > $max;
+    }
+    ok($max <= 2, "a file's max_concurrent 2 over 2 shards: at most 2 at once (saw $max)");
+    DQTest::stop_pid($w4->{pid}, 'TERM', 20);
+    DQTest::log_clean_ok($w4->{log});
 }
 
 DQWorker::stop_worker($w);
