@@ -324,6 +324,15 @@ SKIP: {
     like($m->{body}, qr/^deferred_queue_shards\{queue="web"\} 4$/m, 'metrics: deferred_queue_shards 4');
     like($m->{body}, qr/^deferred_tasks\{queue="web",state="due"\} 268$/m, 'metrics: deferred_tasks summed');
     like($m->{body}, qr/^deferred_shard_tasks\{queue="web",shard="3",state="due"\} $e[3]$/m, 'metrics: per-shard rows');
+    SKIP: {
+        DQTest::skip_unless(DQTest::in_path('promtool'),
+                            'promtool not installed (Debian package prometheus)', 1);
+        open my $mf, '>', "$dir/metrics.txt" or die;
+        print {$mf} $m->{body};
+        close $mf;
+        my $pout = `promtool check metrics < $dir/metrics.txt 2>&1`;
+        is($?, 0, 'promtool check metrics accepts the sharded series') or diag $pout;
+    }
     # the admin location: pause and resume reach every shard, delete finds
     # the task's shard
     my %ah = (headers => { 'X-Deferred-Admin' => '1' });
