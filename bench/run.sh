@@ -17,7 +17,7 @@
 #     --repeat R   runs per throughput figure, the median is reported (3)
 #     --only LIST  comma-separated workloads: ceilings,http1,httpbatch,
 #                  client,worker,tasklet,lateness,memory,deep,mix90,idle,
-#                  push; and, only when named here: capacity
+#                  push; and, only when named here: capacity, cluster
 #     --n N        tasks per bounded workload (100000)
 #     --keep       keep the temp dir (logs, configs) for inspection
 #
@@ -524,6 +524,7 @@ drain_run() {
     flush
     "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 1000 -f "$func" -t 60 \
         >/dev/null 2>>"$TMP/enqueue.log" || { log "$func: filling the queue failed"; return 1; }
+    rcli CONFIG RESETSTAT >/dev/null
     rc0=$(redis_cpu_s)
     t0=$EPOCHREALTIME
     start_worker "$WORKER_PROCS" "$lib"
@@ -555,6 +556,10 @@ drain_run() {
         RUN_RSS_MASTER=n/a
     fi
     log "$func: $N tasks at $RUN_RATE/s, worker ${RUN_WCPU_US} us/task, redis ${RUN_RCPU_US} us/task, rss child ${RUN_RSS_CHILD} MiB"
+    # script calls and their time inside Redis (commandstats: robust to
+    # other load on the machine, unlike the CPU delta)
+    log "$func: $(rcli INFO commandstats | tr -d '\r' | awk -F'[=,:]' -v n="$N" \
+        '/^cmdstat_evalsha:/ { printf "EVALSHA %d calls, %.1f tasks per call, %.2f us of script per task", $3, n / $3, $5 / n }')"
 }
 
 # 4. worker throughput on N queued no-op tasks: with the worker's default
@@ -1024,6 +1029,194 @@ wl_capacity() {
     fi
 }
 
+# 11. 1 shard vs 3 shards (issue 15): the same CLUSTER_N queued no-op
+#     tasks over six queues, drained by one worker master given the
+#     cluster's address (`cluster:HOST:PORT,...`), on a 1-master cluster
+#     and on a 3-master cluster (two queues on each master; no replicas, no
+#     persistence, like the other workloads). Queues are filled on their
+#     own master (dq-bench-enqueue at the node's address). Per run:
+#     tasks/s, Redis CPU per task summed over the nodes, and each node's
+#     EVALSHA and BLPOP calls. Two cores cannot show tasks/s growing with
+#     masters (they share the cores with the worker): the row shows Redis
+#     CPU per task staying flat and the work spreading over the nodes.
+#     --only cluster (not in the default set)
+CLUSTER_N=${BENCH_CLUSTER_N:-60000}
+CL_PORTS=() CL_PIDS=()
+
+# a free port whose cluster bus port (+10000) is free too
+cluster_port() {
+    python3 -c 'import socket
+for _ in range(200):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+    if p > 55000: s.close(); continue
+    b = socket.socket()
+    try: b.bind(("127.0.0.1", p + 10000))
+    except OSError: s.close(); b.close(); continue
+    s.close(); b.close(); print(p); break'
+}
+
+ccli() { local p=$1; shift; redis-cli -h 127.0.0.1 -p "$p" "$@"; }
+
+# cluster_start M: M masters, every slot served, cluster_state:ok everywhere
+cluster_start() {
+    local m=$1 i p d
+    CL_PORTS=() CL_PIDS=()
+    for i in $(seq 1 "$m"); do
+        p=$(cluster_port)
+        d=$TMP/cluster$m/n$i
+        mkdir -p "$d"
+        spawn "$d/redis.log" redis-server --port "$p" --bind 127.0.0.1 --save '' \
+            --appendonly no --dir "$d" --daemonize no --protected-mode no \
+            --cluster-enabled yes --cluster-config-file "$d/nodes.conf" \
+            --cluster-node-timeout 2000 --maxclients 10000
+        CL_PIDS+=("$SPAWNED"); CL_PORTS+=("$p")
+        wait_port "$p" || die "cluster node $p did not start: $(tail -3 "$d/redis.log")"
+    done
+    if [ "$m" = 1 ]; then
+        ccli "${CL_PORTS[0]}" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
+    else
+        redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CL_PORTS[@]}") \
+            --cluster-replicas 0 --cluster-yes >"$TMP/cluster$m/create.log" 2>&1 ||
+            die "redis-cli --cluster create failed: $(tail -3 "$TMP/cluster$m/create.log")"
+    fi
+    for i in $(seq 1 300); do
+        local ok=1
+        for p in "${CL_PORTS[@]}"; do
+            ccli "$p" CLUSTER INFO | tr -d '\r' | grep -q "^cluster_state:ok" || ok=0
+        done
+        [ "$ok" = 1 ] && return 0
+        sleep 0.1
+    done
+    die "the $m-master cluster never became ok"
+}
+
+cluster_stop() {
+    local p
+    for p in "${CL_PIDS[@]}"; do stop_spawned "$p"; done
+    CL_PIDS=() CL_PORTS=()
+}
+
+# the port of the master serving a queue's slot (CLUSTER NODES: a master's
+# line ends with its slot ranges "A-B" or "A")
+cluster_owner() {
+    local slot
+    slot=$(ccli "${CL_PORTS[0]}" CLUSTER KEYSLOT "{$1}")
+    ccli "${CL_PORTS[0]}" CLUSTER NODES | tr -d '\r' | awk -v s="$slot" '
+        $3 ~ /master/ {
+            for (i = 9; i <= NF; i++) {
+                n = split($i, r, "-"); if (n == 1) r[2] = r[1]
+                if ($i !~ /^\[/ && s >= r[1] + 0 && s <= r[2] + 0) {
+                    split($2, a, "[:@]"); print a[2]; exit
+                }
+            }
+        }'
+}
+
+cluster_cpu_s() {
+    local p t=0 v
+    for p in "${CL_PORTS[@]}"; do
+        v=$(ccli "$p" INFO cpu | tr -d '\r' |
+            awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f", s }')
+        t=$(awk -v a="$t" -v b="$v" 'BEGIN { printf "%.6f", a + b }')
+    done
+    echo "$t"
+}
+
+# the sum of the queues' done counters, each asked of its own master
+cluster_done() {
+    local q t=0 v
+    for q in "${CL_QUEUES[@]}"; do
+        v=$(ccli "${CL_OWNER[$q]}" HGET "dq2:{$q}:stats" done)
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+
+declare -A CL_OWNER
+CL_QUEUES=()
+# cluster_run M: fill, drain, figures cluster.Mm.*
+cluster_run() {
+    local m=$1 q per c0 c1 t0 t1 done=0 i addr p args
+    cluster_start "$m"
+    addr=cluster:$(printf '127.0.0.1:%s,' "${CL_PORTS[@]}"); addr=${addr%,}
+    per=$((CLUSTER_N / ${#CL_QUEUES[@]}))
+    for q in "${CL_QUEUES[@]}"; do
+        CL_OWNER[$q]=$(cluster_owner "$q")
+        "$ENQ" -a "127.0.0.1:${CL_OWNER[$q]}" -q "$q" -n "$per" -b 1000 -t 60 \
+            >/dev/null 2>>"$TMP/enqueue.log" || log "cluster: filling $q failed"
+    done
+    log "cluster ${m}m: queues on ports: $(for q in "${CL_QUEUES[@]}"; do printf '%s:%s ' "$q" "${CL_OWNER[$q]}"; done)"
+    for p in "${CL_PORTS[@]}"; do ccli "$p" CONFIG RESETSTAT >/dev/null; done
+    args=(-r "$addr" --processes "$WORKER_PROCS" -l "$TASKS_SO" $WORKER_OPTS)
+    for q in "${CL_QUEUES[@]}"; do args+=(-q "$q"); done
+    c0=$(cluster_cpu_s)
+    t0=$EPOCHREALTIME
+    spawn "$TMP/worker-cluster$m.log" "$WORKER_BIN" "${args[@]}"
+    WORKER_PID=$SPAWNED
+    # until every task ran; give up after 20 s without progress
+    local last=-1 t_last=$EPOCHREALTIME
+    while :; do
+        done=$(cluster_done)
+        [ "$done" -ge $((per * ${#CL_QUEUES[@]})) ] && break
+        if [ "$done" != "$last" ]; then last=$done; t_last=$EPOCHREALTIME
+        elif awk -v a="$t_last" -v b="$EPOCHREALTIME" 'BEGIN { exit !(b - a > 20) }'; then break; fi
+        sleep 0.05
+    done
+    t1=$EPOCHREALTIME
+    c1=$(cluster_cpu_s)
+    stop_spawned "$WORKER_PID"
+    if [ "$done" -lt $((per * ${#CL_QUEUES[@]})) ]; then
+        log "cluster ${m}m: the worker ran $done of $((per * ${#CL_QUEUES[@]})), none more for 20 s: $(grep -m3 -iE 'error|MOVED|CROSSSLOT|refus' "$TMP/worker-cluster$m.log" | cut -c1-200 | tr '\n' ' ')"
+        na "cluster.${m}m.tasks_per_s" "the worker did not drain the cluster ($done of $((per * ${#CL_QUEUES[@]})) ran)"
+        na "cluster.${m}m.redis_cpu_us_per_task" "the worker did not drain the cluster"
+        cluster_stop
+        return
+    fi
+    figure "cluster.${m}m.tasks_per_s" "$(awk -v n="$done" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')" tasks/s
+    figure "cluster.${m}m.redis_cpu_us_per_task" "$(awk -v a="$c0" -v b="$c1" -v n="$done" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')" us/task
+    i=0
+    for p in "${CL_PORTS[@]}"; do
+        i=$((i + 1))
+        local cs ev bl tot
+        cs=$(ccli "$p" INFO commandstats | tr -d '\r')
+        ev=$(sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p' <<<"$cs")
+        bl=$(sed -n 's/^cmdstat_blpop:calls=\([0-9]*\),.*/\1/p' <<<"$cs")
+        tot=$(ccli "$p" INFO stats | tr -d '\r' | awk -F: '$1 == "total_commands_processed" { print $2 }')
+        log "cluster ${m}m node $i (:$p): $(grep '^cmdstat' <<<"$cs" | sed 's/,usec_per_call.*//;s/cmdstat_//' | tr '\n' ' ')"
+        figure "cluster.${m}m.node$i.evalsha_calls" "${ev:-0}" calls
+        figure "cluster.${m}m.node$i.blpop_calls" "${bl:-0}" calls
+        figure "cluster.${m}m.node$i.commands" "${tot:-0}" commands
+    done
+    cluster_stop
+}
+
+wl_cluster() {
+    local why q i p
+    if why=$(worker_missing); then na cluster.1m.tasks_per_s "$why"; return; fi
+    # six queues, two on each master of a 3-master cluster (redis-cli
+    # --cluster create splits the slots 0-5460, 5461-10922, 10923-16383)
+    CL_QUEUES=()
+    local n0=0 n1=0 n2=0 slot
+    cluster_start 1
+    for i in $(seq 1 500); do
+        slot=$(ccli "${CL_PORTS[0]}" CLUSTER KEYSLOT "{cq$i}")
+        if [ "$slot" -le 5460 ] && [ $n0 -lt 2 ]; then n0=$((n0 + 1)); CL_QUEUES+=("cq$i")
+        elif [ "$slot" -gt 5460 ] && [ "$slot" -le 10922 ] && [ $n1 -lt 2 ]; then n1=$((n1 + 1)); CL_QUEUES+=("cq$i")
+        elif [ "$slot" -gt 10922 ] && [ $n2 -lt 2 ]; then n2=$((n2 + 1)); CL_QUEUES+=("cq$i"); fi
+        [ ${#CL_QUEUES[@]} = 6 ] && break
+    done
+    cluster_stop
+    log "cluster: $CLUSTER_N tasks over ${CL_QUEUES[*]}, worker $WORKER_PROCS processes"
+    for i in $(seq 1 "$REPEAT"); do
+        cluster_run 1
+        cluster_run 3
+    done
+    local a=${FIG[cluster.1m.redis_cpu_us_per_task]:-n/a} b=${FIG[cluster.3m.redis_cpu_us_per_task]:-n/a}
+    if [ "$a" != n/a ] && [ "$b" != n/a ]; then
+        figure cluster.3m_over_1m.redis_cpu_per_task "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')" ratio
+    fi
+}
+
 # ================================================================== main
 
 command -v redis-server >/dev/null || die "redis-server not installed (./build.sh deps)"
@@ -1046,9 +1239,9 @@ start_redis
 start_nginx
 log "redis :$REDIS_PORT, nginx :$NGINX_PORT (module: $([ "$HAVE_MODULE" = 1 ] && echo yes || echo no)), temp $TMP"
 
-for w in ceilings http1 httpbatch client worker tasklet lateness memory deep mix90 idle push capacity; do
+for w in ceilings http1 httpbatch client worker tasklet lateness memory deep mix90 idle push capacity cluster; do
     # capacity (and cluster) only when asked for by --only
-    case $w in capacity) [ -n "$ONLY" ] || continue ;; esac
+    case $w in capacity|cluster) [ -n "$ONLY" ] || continue ;; esac
     if want "$w"; then
         t0=$EPOCHREALTIME
         "wl_$w"

@@ -39,8 +39,9 @@ usage_to(FILE *out)
     fprintf(out,
         "usage: deferred-cli [-r ADDR] [-a|--password PASS] [--db N] "
         "[--json]\n"
-        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH or "
+        "  ADDR: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH, "
         "sentinel:MASTER@HOST:PORT,...\n"
+        "        or cluster:HOST:PORT,... (a Redis Cluster, --db 0)\n"
         "        (default 127.0.0.1:6379)\n"
         "                    COMMAND ...\n"
         "  queues                          every known queue: waiting, due, "
@@ -380,9 +381,11 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
             rc = dq_defer_many(c, reqs, n, st, ids);
             for (k = 0; rc == DQ_OK && k < n; k++) {
                 if (st[k] != DQ_OK) {
-                    fprintf(stderr, "deferred-cli: task %lld: %s\n",
+                    /* a refusal by Redis: the reply (the first one) */
+                    fprintf(stderr, "deferred-cli: task %lld: %s%s%s\n",
                             (long long) (done + (int64_t) k),
-                            dq_strerror(st[k]));
+                            dq_strerror(st[k]), st[k] == DQ_EREDIS ? ": " : "",
+                            st[k] == DQ_EREDIS ? dq_client_errstr(c) : "");
                     ret = dq_cli_exit_code(st[k]);
                 } else {
                     printf("%s\n", ids[k]);

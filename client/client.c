@@ -711,6 +711,30 @@ dq__status_text(dq_client_t *c, const dq__prep_t *p)
     }
 }
 
+/* An error reply to one enqueue call (a node refused it: TRYAGAIN, OOM,
+ * CLUSTERDOWN, READONLY...): its tasks get DQ_EREDIS (the first such
+ * reply is errstr) and the other calls' results stand, so a caller of
+ * dq_defer_many sees which tasks to send again. 1 if r was one (freed). */
+static int
+dq__call_refused(dq_client_t *c, redisReply *r, dq_enqueue_result_t *res,
+                 size_t n, int *refused)
+{
+    size_t i;
+
+    if (r->type != REDIS_REPLY_ERROR) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        res[i].status = DQ_EREDIS;
+    }
+    if (!*refused) {
+        dq__fail(c, DQ_EREDIS, "enqueue: %.*s", (int) r->len, r->str);
+        *refused = 1;
+    }
+    freeReplyObject(r);
+    return 1;
+}
+
 /* Enqueue prepared tasks: one script call per queue per DQ__CHUNK tasks,
  * all pipelined, then all replies read. */
 static int
@@ -727,7 +751,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     dq_error_t           err;
     const char          *sadd[3];
     char                 qkey[DQ_SHARD_NAME_MAX + 1];
-    int                  rc = DQ_OK;
+    int                  rc = DQ_OK, refused = 0;
 
     items = calloc(n, sizeof(*items));
     res = calloc(n, sizeof(*res));
@@ -829,7 +853,11 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             freeReplyObject(r);
             r = NULL;
         }
-        if (r) {
+        if (r && dq__call_refused(c, r, &res[call_first[k]], call_n[k],
+                                  &refused))
+        {
+            call_n[k] = 0;      /* done: its tasks' status says so */
+        } else if (r) {
             rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
             freeReplyObject(r);
             if (rc != DQ_OK) {
@@ -853,6 +881,10 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         rc = dq__run(c, &cmds[k], &r);
         if (rc != DQ_OK) {
             goto done;
+        }
+        if (dq__call_refused(c, r, &res[call_first[k]], call_n[k], &refused))
+        {
+            continue;
         }
         rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
         freeReplyObject(r);

@@ -21,7 +21,8 @@
  * Replies acted on here, at most DQ__CL_REDIRECTS per command (then the
  * call fails, saying so):
  *   MOVED  the command goes to the named node at once; the map is asked
- *          again (at most every DQ__CL_REFRESH_MS).
+ *          again (at most every DQ__CL_REFRESH_MS), of that node first: a
+ *          seed may not have heard of the move yet.
  *   ASK    ASKING then the command to the named node, once; the map is
  *          left alone (the slot is being migrated).
  *   TRYAGAIN  (a multi-key command while its slot is half migrated) sent
@@ -109,10 +110,11 @@ static int
 dq__cl_ask_map(dq_client_t *c, const char *host, int port, char *err,
                size_t errlen)
 {
-    redisContext *ctx;
-    redisReply   *r;
-    dq_error_t    e;
-    int           rc;
+    dq_cluster_map_t *m;
+    redisContext     *ctx;
+    redisReply       *r;
+    dq_error_t        e;
+    int               rc;
 
     ctx = dq__node_open(host, port, c->password, c->timeout_ms, err, errlen);
     if (ctx == NULL) {
@@ -125,23 +127,38 @@ dq__cl_ask_map(dq_client_t *c, const char *host, int port, char *err,
         redisFree(ctx);
         return DQ_EREDIS;
     }
-    rc = dq_cluster_map_parse(&c->cl->map, r, host, &e);
-    if (rc == DQ_OK && c->cl->map.nnodes == 0) {
+    /* parsed aside: a map serving nothing must not replace the one held */
+    m = malloc(sizeof(*m));
+    if (m == NULL) {
+        rc = dq_error_set(&e, DQ_ENOMEM, "cluster", "out of memory");
+    } else {
+        dq_cluster_map_init(m);
+        rc = dq_cluster_map_parse(m, r, host, &e);
+    }
+    if (rc == DQ_OK && m->nnodes == 0) {
         rc = dq_error_set(&e, DQ_EREDIS, "cluster", "no master serves any "
                           "slot");
     }
-    if (rc != DQ_OK) {
+    if (rc == DQ_OK) {
+        dq_cluster_map_free(&c->cl->map);
+        c->cl->map = *m;          /* takes its nodes */
+    } else {
         snprintf(err, errlen, "%s:%d: CLUSTER SLOTS: %s", host, port, e.msg);
+        if (m) {
+            dq_cluster_map_free(m);
+        }
     }
+    free(m);
     freeReplyObject(r);
     redisFree(ctx);
     return rc;
 }
 
-/* The map asked of the seeds in turn, then of the masters of the map
- * held. DQ_OK, or DQ_EREDIS with errstr saying what the last one said. */
+/* The map asked of first (the node a MOVED named: it has the news; may be
+ * NULL), then of the seeds in turn, then of the masters of the map held.
+ * DQ_OK, or DQ_EREDIS with errstr saying what the last one said. */
 static int
-dq__cl_refresh(dq_client_t *c)
+dq__cl_refresh(dq_client_t *c, const dq_cluster_node_t *first)
 {
     dq__cluster_t     *cl = c->cl;
     dq_cluster_node_t *old = NULL;
@@ -155,6 +172,13 @@ dq__cl_refresh(dq_client_t *c)
     err[0] = '\0';
     if (dq_addr_parse(dq_str_c(c->address), &a, &e) != DQ_OK) {
         return dq__fail(c, DQ_EINVAL, "%s", e.msg);
+    }
+    if (first
+        && dq__cl_ask_map(c, first->host, first->port, err, sizeof(err))
+           == DQ_OK)
+    {
+        cl->have_map = 1;
+        return DQ_OK;
     }
     for (i = 0; i < a.nseeds; i++) {
         snprintf(host, sizeof(host), "%.*s", (int) a.seed[i].host.len,
@@ -202,7 +226,7 @@ dq__cl_ready(dq_client_t *c)
     if (c->cl->have_map) {
         return DQ_OK;
     }
-    return dq__cl_refresh(c);
+    return dq__cl_refresh(c, NULL);
 }
 
 /* The index of the connection to host:port (made now if needed), or -1
@@ -261,7 +285,7 @@ dq__cl_slot_conn(dq_client_t *c, int slot)
     dq_cluster_node_t *n;
     int                idx = 0;
 
-    if (!cl->have_map && dq__cl_refresh(c) != DQ_OK) {
+    if (!cl->have_map && dq__cl_refresh(c, NULL) != DQ_OK) {
         return -1;
     }
     if (slot >= 0 && cl->map.slot[slot] >= 0) {
@@ -443,6 +467,7 @@ dq__cl_get_reply(dq_client_t *c, redisReply **r)
     dq__cluster_t         *cl = c->cl;
     dq__cl_pend_t         *p;
     dq_cluster_redirect_t  rd;
+    dq_cluster_node_t      named;
     char                   last[128], saved[sizeof(c->errstr)];
     long                   conn;
     int                    redirects = 0, tries = 0;
@@ -481,7 +506,9 @@ dq__cl_get_reply(dq_client_t *c, redisReply **r)
             {
                 /* a failure keeps the map held: the next MOVED asks again */
                 memcpy(saved, c->errstr, sizeof(saved));
-                (void) dq__cl_refresh(c);
+                snprintf(named.host, sizeof(named.host), "%s", rd.host);
+                named.port = rd.port;
+                (void) dq__cl_refresh(c, &named);
                 memcpy(c->errstr, saved, sizeof(saved));
             }
             if ((conn = dq__cl_conn(c, rd.host, rd.port)) < 0) {

@@ -314,6 +314,10 @@ ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_eval(
     ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     ngx_http_deferred_redis_handler_pt handler, void *data);
 void ngx_http_deferred_redis_timed_out(ngx_http_deferred_redis_t *rs);
+ngx_uint_t ngx_http_deferred_redis_masters(ngx_http_deferred_redis_t *rs);
+ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_eval_at(
+    ngx_http_deferred_redis_t *rs, ngx_uint_t nth, dq_cmd_t *cmd,
+    ngx_http_deferred_redis_handler_pt handler, void *data);
 
 /* ngx_http_deferred_batch.c */
 ngx_int_t ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,

@@ -2070,6 +2070,87 @@ ngx_http_deferred_cluster_redirect(ngx_http_deferred_redis_cmd_t *rcmd,
 }
 
 
+/* a cluster's masters, as its map names them now: how many, and a command
+ * sent to the i-th, whatever its keys (the readiness probe asks each) */
+
+static ngx_http_deferred_redis_t *
+ngx_http_deferred_cluster_master(ngx_http_deferred_redis_t *rs,
+    ngx_uint_t nth, ngx_uint_t *count)
+{
+    u_char                       seen[NGX_HTTP_DEFERRED_MAX_NODES];
+    ngx_uint_t                   i, n;
+    ngx_http_deferred_redis_t  **node;
+
+    n = 0;
+
+    if (rs->slots == NULL) {
+        *count = 0;
+        return NULL;
+    }
+
+    ngx_memzero(seen, sizeof(seen));
+    node = rs->nodes.elts;
+
+    for (i = 0; i < DQ_CLUSTER_SLOTS; i++) {
+        if (rs->slots[i] < 0 || seen[rs->slots[i]]) {
+            continue;
+        }
+
+        seen[rs->slots[i]] = 1;
+
+        if (n++ == nth) {
+            return node[rs->slots[i]];
+        }
+    }
+
+    *count = n;
+
+    return NULL;
+}
+
+
+ngx_uint_t
+ngx_http_deferred_redis_masters(ngx_http_deferred_redis_t *rs)
+{
+    ngx_uint_t  n;
+
+    if (!rs->nseeds) {
+        return 1;
+    }
+
+    (void) ngx_http_deferred_cluster_master(rs, (ngx_uint_t) -1, &n);
+
+    return n;
+}
+
+
+ngx_http_deferred_redis_cmd_t *
+ngx_http_deferred_redis_eval_at(ngx_http_deferred_redis_t *rs,
+    ngx_uint_t nth, dq_cmd_t *cmd, ngx_http_deferred_redis_handler_pt handler,
+    void *data)
+{
+    ngx_uint_t                      n;
+    ngx_http_deferred_redis_t      *node;
+    ngx_http_deferred_redis_cmd_t   after;
+
+    if (!rs->nseeds) {
+        return ngx_http_deferred_redis_eval(rs, cmd, handler, data);
+    }
+
+    node = ngx_http_deferred_cluster_master(rs, nth, &n);
+    if (node == NULL || rs->exiting) {
+        return NULL;
+    }
+
+    /* sent as if behind a command on that node */
+    after.redis = node;
+
+    return ngx_http_deferred_cluster_send(rs, &after, cmd, cmd->argc,
+                                          cmd->argv, cmd->argvlen, handler,
+                                          data);
+}
+
+
 static void
 ngx_http_deferred_cluster_free(ngx_http_deferred_redis_cmd_t *rcmd)
 {

@@ -321,26 +321,36 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_DEFERRED_OPS_READY:
         {
+        ngx_uint_t                   k, nmasters;
         ngx_http_deferred_op_cmd_t  *rc_;
 
         /* EVALSHA of lib/lua/ready.lua: refused when Redis refuses
          * writes (OOM, read-only replica); its source only after a
-         * NOSCRIPT */
-        rc_ = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
-        if (rc_ == NULL) {
-            ngx_http_deferred_op_release(op);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+         * NOSCRIPT. A cluster: asked of every master (each queue lives
+         * on one), ready only if all of them answer */
+        nmasters = ngx_http_deferred_redis_masters(dlcf->redis);
 
-        rc_->op = op;
-        rc_->what = 4;
-        dq_cmd_init(&rc_->cmd);
+        for (k = 0; k < nmasters; k++) {
+            rc_ = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+            if (rc_ == NULL) {
+                op->failed = 1;
+                break;
+            }
 
-        if (dq_cmd_ready(&rc_->cmd) == DQ_OK) {
-            (void) ngx_http_deferred_op_script(op, rc_);
+            rc_->op = op;
+            rc_->what = 4;
+            rc_->index = k;
+            dq_cmd_init(&rc_->cmd);
 
-        } else {
-            dq_cmd_free(&rc_->cmd);
+            if (dq_cmd_ready(&rc_->cmd) != DQ_OK) {
+                dq_cmd_free(&rc_->cmd);
+                op->failed = 1;
+                break;
+            }
+
+            if (ngx_http_deferred_op_script(op, rc_) != NGX_OK) {
+                break;
+            }
         }
         }
         break;
@@ -606,8 +616,11 @@ static ngx_int_t
 ngx_http_deferred_op_send(ngx_http_deferred_op_t *op,
     ngx_http_deferred_op_cmd_t *oc)
 {
-    if (ngx_http_deferred_redis_eval(op->redis, &oc->cmd,
-                                     ngx_http_deferred_op_reply, oc)
+    if ((oc->what == 4 && op->kind == NGX_HTTP_DEFERRED_OPS_READY
+         ? ngx_http_deferred_redis_eval_at(op->redis, oc->index, &oc->cmd,
+                                           ngx_http_deferred_op_reply, oc)
+         : ngx_http_deferred_redis_eval(op->redis, &oc->cmd,
+                                        ngx_http_deferred_op_reply, oc))
         == NULL)
     {
         op->failed = 1;

@@ -54,6 +54,44 @@ sub global_owner {       # the master serving a global key's slot
 }
 sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
 
+# test_client_cluster loop on one queue, in the background
+sub loop_start {
+    my ($q, $tag, @q2) = @_;
+    my %l = (stop => "$dir/stop-$tag", log => "$dir/loop-$tag.out");
+    $l{pid} = DQTest::spawn(cmd => [$bin, 'loop', $addr, $q, $l{stop}, @q2],
+                            log => $l{log}, name => "loop-$tag");
+    $l{oks} = sub { scalar(() = DQTest::slurp($l{log}) =~ /^ok /mg) };
+    DQTest::wait_for(sub { $l{oks}->() >= 20 }, 10) or diag DQTest::slurp($l{log});
+    return \%l;
+}
+# stop it: its output, the ids of the calls that returned OK, the failures
+sub loop_stop {
+    my ($l) = @_;
+    open my $t, '>', $l->{stop} or die;
+    close $t;
+    my $status;
+    DQTest::wait_for(sub { defined($status = DQTest::reaped($l->{pid})) }, 20);
+    is($status, 0, 'the enqueue loop ended cleanly');
+    my $out = DQTest::slurp($l->{log});
+    return ($out, [$out =~ /^ok (\S+)$/mg], [$out =~ /^fail (.*)$/mg],
+            [$out =~ /^ok2 (\S+)$/mg], [$out =~ /^fail2 (.*)$/mg]);
+}
+# every OK'd task on node, the queue holding no more than OK + failed
+sub stored_once {
+    my ($node, $q, $ok, $fail) = @_;
+    my $eta = DQTest::dq_key($q, 'eta');
+    my @missing = grep { !defined $node->cmd('ZSCORE', $eta, $_) } @$ok;
+    is(scalar @missing, 0, 'every task whose call returned OK is on the new master')
+        or diag "missing: @missing[0 .. ($#missing < 9 ? $#missing : 9)]";
+    my %seen;
+    is(scalar(grep { $seen{$_}++ } @$ok), 0, 'no id returned twice');
+    my $n = $node->cmd('ZCARD', $eta);
+    ok($n >= @$ok && $n <= @$ok + @$fail,
+       "stored exactly once: $n in the queue for " . scalar(@$ok) . ' OK calls and '
+       . scalar(@$fail) . ' failed ones');
+    return $n;
+}
+
 # ---- a plain address of one node: a clear error, not a crash
 {
     my $other = $c->other($q[0]);
@@ -189,6 +227,52 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
     like($err, qr/only database 0/, '... saying why') or diag $err;
 }
 
+# ---- a sharded queue (docs/SCALING.md): its shards {hq#i} on several
+# masters, one enqueue call spreading over them, stats summing them
+{
+    my ($rc, $out, $err) = cli('queue', 'hq', '--shards', 4);
+    is($rc, 0, 'queue hq --shards 4 through the cluster') or diag $err;
+    ($rc, $out, $err) = cli('defer', '-q', 'hq', '--count', 40, 'ops.run');
+    is($rc, 0, 'defer --count 40 to the sharded queue') or diag $err;
+    my (%nodes, $sum);
+    for my $i (0 .. 3) {
+        my $sq = $i ? "hq#$i" : 'hq';
+        my $n = node_of($sq);
+        my $k = $i ? "dq2:{hq#$i}:eta" : DQTest::dq_key('hq', 'eta');
+        $sum += $n->cmd('ZCARD', $k);
+        $nodes{ $n->port } = 1;
+    }
+    is($sum, 40, 'the 40 tasks are in the 4 shards, each on its slot\'s master');
+    diag('the 4 shards of hq on ' . scalar(keys %nodes) . ' masters');
+    ($rc, $out, $err) = cli('stats', 'hq');
+    like($out, qr/^waiting 40$/m, 'stats hq sums its shards') or diag "$out$err";
+}
+
+# ---- $DEFERRED_REDIS; a password on every node (AUTH on each connection)
+{
+    local $ENV{DEFERRED_REDIS} = $addr;
+    my ($rc, $out, $err) = DQTest::capture($cli, 'stats', $q[1]);
+    is($rc, 0, 'DEFERRED_REDIS=cluster:...') or diag $err;
+    for my $n ($c->nodes) {         # the test's connections stay logged in
+        $n->cmd('CONFIG', 'SET', 'masterauth', 'pw7');
+        $n->cmd('CONFIG', 'SET', 'requirepass', 'pw7');
+    }
+    for my $q (@q) {
+        ($rc, $out, $err) = DQTest::capture($cli, '--password', 'pw7', 'defer', '-q', $q,
+                                            'ops.run');
+        is($rc, 0, "with --password: a task for $q") or diag $err;
+    }
+    ($rc, $out, $err) = DQTest::capture($cli, '--password', 'pw7', '--json', 'queues');
+    is($rc, 0, '... and queues') or diag $err;
+    ($rc, $out, $err) = DQTest::capture($cli, 'stats', $q[1]);
+    is($rc, 1, 'without the password: exit 1');
+    like($err, qr/NOAUTH|Authentication required/i, '... saying so') or diag $err;
+    for my $n ($c->nodes) {
+        $n->cmd('CONFIG', 'SET', 'requirepass', '');
+        $n->cmd('CONFIG', 'SET', 'masterauth', '');
+    }
+}
+
 # ---- a slot migrated while the client enqueues: ASK and MOVED
 {
     my $mq = 'migq';
@@ -197,13 +281,10 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
     my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$mq}");
     my $src_id = $src->cmd('CLUSTER', 'MYID');
     my $dst_id = $dst->cmd('CLUSTER', 'MYID');
-    $src->cmd('CONFIG', 'RESETSTAT');
-    my $stop = "$dir/stop";
-    my $log = "$dir/loop.out";
-    my $pid = DQTest::spawn(cmd => [$bin, 'loop', $addr, $mq, $stop], log => $log,
-                            name => 'loop');
-    DQTest::wait_for(sub { (() = DQTest::slurp($log) =~ /^ok /mg) >= 20 }, 10)
-        or diag DQTest::slurp($log);
+    # a queue on dst, enqueued behind migq in the same pipeline
+    my ($dq) = grep { node_of($_)->port == $dst->port } map { "dq$_" } 1 .. 200;
+    $_->cmd('CONFIG', 'RESETSTAT') for $src, $dst;
+    my $loop = loop_start($mq, 'migrate', $dq);
     is($dst->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $src_id), 'OK', 'SETSLOT IMPORTING');
     is($src->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $dst_id), 'OK', 'SETSLOT MIGRATING');
     sleep 0.3;
@@ -215,19 +296,20 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
         $moved += @$keys;
     }
     ok($moved > 0, "MIGRATE moved the slot's $moved keys");
-    sleep 0.4;      # the ASK window: the keys on dst, the slot still src's
+    # the ASK window: the keys on dst, the slot still src's. An enqueue
+    # (a script with keys not created yet) is answered TRYAGAIN there and
+    # retried for ~1 s, then fails ("not run"); the single-key stats
+    # commands that come next are served through ASK
+    sleep 1.6;
     for my $n (@masters) {
         $n->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $dst_id);
     }
     sleep 1.0;      # stale maps: MOVED
-    open my $t, '>', $stop or die;
-    close $t;
-    my $status;
-    DQTest::wait_for(sub { defined($status = DQTest::reaped($pid)) }, 20);
-    is($status, 0, 'the enqueue loop ended cleanly');
-    my $out = DQTest::slurp($log);
-    my @ok = $out =~ /^ok (\S+)$/mg;
-    my @fail = $out =~ /^fail (.*)$/mg;
+    my ($out, $okr, $failr, $ok2, $fail2) = loop_stop($loop);
+    my @ok = @$okr;
+    my @fail = @$failr;
+    diag(sprintf "loop, $dq behind $mq: %d enqueued, %d failed (%s)",
+         scalar @$ok2, scalar @$fail2, $fail2->[0] // '-');
     my @stats = $out =~ /^stats \d+$/mg;
     my @sfail = $out =~ /^statsfail (.*)$/mg;
     diag(sprintf "loop: %d enqueued, %d failed (%s), stats %d ok / %d failed",
@@ -239,23 +321,79 @@ sub cli { return DQTest::capture($cli, '-r', $addr, @_) }
          . ", dst ASKING calls: " . (($dst->cmd('INFO', 'commandstats') =~ /cmdstat_asking:calls=(\d+)/)[0] // 0));
     ok(($ask // 0) > 0, 'the client was sent ASK (and followed it)');
     ok(($mv // 0) > 0, 'the client was sent MOVED (and followed it)');
+    my ($try) = $dst->cmd('INFO', 'errorstats') =~ /errorstat_TRYAGAIN:count=(\d+)/;
+    my ($asking) = $dst->cmd('INFO', 'commandstats') =~ /cmdstat_asking:calls=(\d+)/;
+    diag('destination errorstats: TRYAGAIN ' . ($try // 0));
+    ok(($try // 0) > 0, 'the enqueue script was sent TRYAGAIN (keys split) and retried');
+    ok(($asking // 0) > ($try // 0), 'commands sent after ASKING were served by the '
+       . 'destination (' . ($asking // 0) . ' ASKING, ' . ($try // 0) . ' TRYAGAIN)');
     ok(@ok > 40, 'tasks stored before, during and after the migration');
-    my $eta = DQTest::dq_key($mq, 'eta');
+    ok(@$ok2 > 20, "tasks of $dq stored in the same calls");
+    is(scalar @$fail2, 0, "none of ${dq}'s tasks failed (only ${mq}'s call was "
+       . 'refused, each task has its own status)');
     is($src->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot), 0,
        'nothing of the queue left on the old master');
-    my $n = $dst->cmd('ZCARD', $eta);
-    my %seen;
-    my @missing = grep { !defined $dst->cmd('ZSCORE', $eta, $_) } @ok;
-    is(scalar @missing, 0, 'every task whose call returned OK is on the new master')
-        or diag "missing: @missing[0 .. ($#missing < 9 ? $#missing : 9)]";
-    is(scalar(grep { $seen{$_}++ } @ok), 0, 'no id returned twice');
-    ok($n >= @ok && $n <= @ok + @fail,
-       "stored exactly once: $n in the queue for " . scalar(@ok) . ' OK calls and '
-       . scalar(@fail) . ' failed ones');
+    my $n = stored_once($dst, $mq, \@ok, \@fail);
+    stored_once($dst, $dq, $ok2, $fail2);
     is(scalar(@sfail), 0, 'every stats call answered (single-key: ASK serves it)')
         or diag $sfail[0];
     my ($rc, $sout) = cli('stats', $mq);
-    like($sout, qr/^waiting $n$/m, 'deferred-cli stats reads the moved queue');
+    like($sout, qr/^waiting $n$/m, 'deferred-cli stats reads the moved queue')
+        or diag $sout;
+}
+
+# ---- redirects that never end (a slot MIGRATING on its master, the target
+# not IMPORTING it: ASK there, MOVED back): the call fails after 5,
+# saying so, nothing stored
+{
+    my $lq = 'loopq';
+    my $src = node_of($lq);
+    my ($dst) = grep { $_->port != $src->port } @masters;
+    my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$lq}");
+    is($src->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $dst->cmd('CLUSTER', 'MYID')),
+       'OK', "slot $slot MIGRATING on its master, not IMPORTING on the target");
+    my ($rc, $out, $err) = cli('defer', '-q', $lq, 'ops.run');
+    is($rc, 1, 'defer: exit 1');
+    like($err, qr/slot $slot still redirected after 5 redirects \(the last: (ASK|MOVED) $slot /,
+         '... after 5 redirects, saying so') or diag $err;
+    note($err);
+    is($src->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE'), 'OK',
+       'slot stable again');
+    is($src->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot) + $dst->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot),
+       0, 'nothing stored');
+    ($rc, $out, $err) = cli('defer', '-q', $lq, 'ops.run');
+    is($rc, 0, 'the next defer works') or diag $err;
+}
+
+# ---- a connection killed, then the queue's master replaced by its replica
+# (CLUSTER FAILOVER) while the client enqueues: lost replies are errors,
+# MOVED from the demoted master is followed, nothing OK is lost
+{
+    my $fq = 'foq';
+    my $old = node_of($fq);
+    my ($rep) = grep {
+        my $i = $_->cmd('INFO', 'replication');
+        $i =~ /role:slave/ && $i =~ /master_port:(\d+)/ && $1 == $old->port
+    } $c->nodes;
+    ok($rep, "$fq on " . $old->port . ', its replica ' . $rep->port);
+    my $loop = loop_start($fq, 'failover');
+    my $oks = $loop->{oks};
+    my $killed = $old->cmd('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    ok($killed >= 1, "CLIENT KILL: $killed connection(s) of the client closed");
+    my $n0 = $oks->();
+    DQTest::wait_for(sub { $oks->() >= $n0 + 20 }, 10);
+    ok($oks->() >= $n0 + 20, 'the client connected again by itself');
+    is($rep->cmd('CLUSTER', 'FAILOVER'), 'OK', 'CLUSTER FAILOVER on the replica');
+    ok(DQTest::wait_for(sub { $rep->cmd('ROLE')->[0] eq 'master' }, 15),
+       'the replica is the master now');
+    my $n1 = $oks->();
+    DQTest::wait_for(sub { $oks->() >= $n1 + 50 }, 10);
+    my ($out, $ok, $fail) = loop_stop($loop);
+    diag(sprintf "loop: %d enqueued, %d failed (%s)", scalar @$ok, scalar @$fail,
+         join(' | ', @$fail[0 .. ($#$fail < 2 ? $#$fail : 2)]));
+    ok(@$ok > $n1 + 40, 'tasks stored after the failover');
+    stored_once($rep, $fq, $ok, $fail);
+    ok(@$fail <= 5, 'a few calls failed at most (the killed connection)');
 }
 
 done_testing();

@@ -8,7 +8,7 @@
 # on, spread over four queues (one in each master's slots, and the busy
 # queue "hot*" taking half of them), while:
 #   (a) `redis-cli --cluster reshard` moves the busy queue's slot (with
-#       the 49 next to it) to another master;
+#       999 others of the same master) to another master;
 #   (b) `CLUSTER FAILOVER` on a replica promotes it (its master alive: the
 #       replica catches up first, so nothing written is lost by Redis).
 # Each phase: every task nginx answered 201 for must run (lost = 0) and
@@ -35,7 +35,7 @@ my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $c = DQCluster->start(dir => $dir);
 my $addr = $c->address;
-my $K = 50;                                   # slots the reshard moves
+my $K = 1000;                                 # slots the reshard moves
 
 # the busy queue, in the first K slots of its master; one queue more on
 # each master
@@ -83,6 +83,7 @@ diag("nginx did not start with $addr: $@") unless $n;
 
 my %acked;        # task id => phase
 my %sent;         # phase => [acked, failed]
+my %why;          # phase => {failure (status body) => count}
 my $seq = 0;
 
 sub post_batch {
@@ -97,7 +98,10 @@ sub post_batch {
     my ($ok, $bad) = (0, 0);
     for my $x (@res) {
         my ($id) = ($x->{body} // '') =~ /"id":"([^"]+)"/;
-        if ($x->{status} == 201 && $id) { $acked{$id} = $phase; $ok++ } else { $bad++ }
+        if ($x->{status} == 201 && $id) { $acked{$id} = $phase; $ok++; next }
+        $bad++;
+        my $why = $x->{status} . ' ' . (($x->{body} // $x->{error} // '') =~ s/\s+/ /gr);
+        $why{$phase}{ substr($why, 0, 100) }++;
     }
     $sent{$phase}[0] += $ok;
     $sent{$phase}[1] += $bad;
@@ -112,9 +116,10 @@ sub ran {
 }
 
 # ---- probes: does the module follow the cluster? does the worker?
-my ($probe_ok) = post_batch('probe', 8);
-my $module_ok = $probe_ok == 8;
-diag("probe: nginx acknowledged $probe_ok of 8 tasks over the four queues");
+# (the module asks for the slot map when it starts: 503 until it has it)
+my $module_ok = DQTest::wait_for(sub { (post_batch('probe', 8))[0] == 8 }, 10, 0.2);
+diag('probe: nginx acknowledged ' . ($sent{probe}[0] // 0) . ' of '
+     . (($sent{probe}[0] // 0) + ($sent{probe}[1] // 0)) . ' tasks over the four queues');
 # a task on each queue stored on its own master (works without cluster
 # support in deferred-cli), run by the workers?
 my @direct;
@@ -132,31 +137,39 @@ my $todo = !$module_ok ? 'Redis Cluster in the module (issue 15 item 1, wip/M) n
          : !$worker_ok ? 'Redis Cluster in the worker (issue 15 item 1, wip/W) not on main yet'
          : undef;
 
-# load for $secs, then while $busy->() is true (at most 30 s), then $after s
+# load for $before s, then $start->() and load while $busy->() is true (at
+# most 30 s), then $after s more; returns how long the operation took and
+# the requests acknowledged / failed while it ran
 sub load {
-    my ($phase, $before, $busy, $after) = @_;
+    my ($phase, $before, $start, $busy, $after) = @_;
     my $t0 = time;
     post_batch($phase, 10) while time - $t0 < $before && $n;
     sleep $before unless $n;
+    my ($ok0, $bad0) = @{ $sent{$phase} || [0, 0] };
+    $start->();
     my $t1 = time;
     while ($busy->() && time - $t1 < 30) {
         my ($ok, $bad) = post_batch($phase, 10);
         sleep 0.05 if !$n || ($bad && !$ok);
     }
     my $t2 = time;
+    my ($ok1, $bad1) = @{ $sent{$phase} || [0, 0] };
     post_batch($phase, 10) while time - $t2 < $after && $n;
-    return $t2 - $t1;
+    return ($t2 - $t1, $ok1 - $ok0, $bad1 - $bad0);
 }
 
 # ---- (a) the busy queue's slot moves to another master under load
 my $slot = $c->slot("{$hot}");
-my $rpid = DQTest::spawn(name => 'reshard', log => "$dir/reshard.log",
-                         cmd => [$c->reshard_cmd($from, $to, $K)]);
-my $rst;
-my $took = load('reshard', 1, sub { !defined($rst = DQTest::reaped($rpid)) }, 1);
+my ($rpid, $rst);
+my ($took, $ok_during, $bad_during) = load('reshard', 1,
+    sub { $rpid = DQTest::spawn(name => 'reshard', log => "$dir/reshard.log",
+                                cmd => [$c->reshard_cmd($from, $to, $K)]) },
+    sub { !defined($rst = DQTest::reaped($rpid)) }, 1);
 is($rst, 0, sprintf('reshard of %d slots from %d to %d done in %.2f s under load',
                     $K, $from->port, $to->port, $took))
     or diag(DQTest::slurp("$dir/reshard.log"));
+diag("reshard: $ok_during requests acknowledged, $bad_during failed while it ran");
+ok(!$n || $ok_during + $bad_during > 0, 'requests were sent while the slots moved');
 ok($c->wait_ok(30), 'the cluster is ok, every node agrees on the slots');
 is($c->owner($hot)->port, $to->port, "slot $slot ($hot) is served by " . $to->port . ' now');
 
@@ -164,32 +177,64 @@ is($c->owner($hot)->port, $to->port, "slot $slot ($hot) is served by " . $to->po
 my $old = $c->owner($hot);
 my $rep = $c->replica_of($old);
 ok($rep, 'a replica of ' . $old->port . ': ' . ($rep ? $rep->port : 'none'));
-my $done = 0;
-$took = load('failover', 1, sub {
-    return 0 if $done;
-    $done = $c->failover($rep, 30) if $rep;
-    return !$done && $rep;
-}, 1.5) if $rep;
-ok($done, 'CLUSTER FAILOVER: ' . ($rep ? $rep->port : '?') . ' is the master of '
-   . "${hot}'s slot now");
-is($c->owner($hot)->port, $rep ? $rep->port : 0, 'the cluster names it');
+if ($rep) {
+    ($took, $ok_during, $bad_during) = load('failover', 1,
+        sub { my $r = $rep->cmd('CLUSTER', 'FAILOVER');
+              diag("CLUSTER FAILOVER: $r->{err}") if ref $r eq 'HASH' },
+        sub { (DQCluster::_role($rep)->[0] // '') ne 'master' }, 1.5);
+    diag(sprintf('failover: %.2f s; %d requests acknowledged, %d failed meanwhile',
+                 $took, $ok_during, $bad_during));
+    ok(!$n || $ok_during + $bad_during > 0, 'requests were sent while the replica took over');
+}
+ok($rep && (DQCluster::_role($rep)->[0] // '') eq 'master' && $c->wait_ok(30),
+   'CLUSTER FAILOVER: ' . ($rep ? $rep->port : '?') . " is a master, the cluster ok");
+is($c->owner($hot)->port, $rep ? $rep->port : 0, "the cluster names it for ${hot}'s slot");
+
+# ---- (c) the master serving the busy queue killed -9: its replica (the
+# old master) is promoted by the cluster itself; the killed node started
+# again rejoins as its replica (until then WAIT 1 cannot be met there:
+# 503s for that master's queues, counted)
+my $dead = $c->owner($hot);
+my $heir = $c->replica_of($dead);
+ok($heir, 'the master of ' . $hot . "'s slot, " . $dead->port . ', has a replica: '
+   . ($heir ? $heir->port : 'none'));
+if ($heir) {
+    my $revived;
+    ($took, $ok_during, $bad_during) = load('kill9', 1,
+        sub { $c->kill_node($dead) },
+        sub {
+            return 1 if (DQCluster::_role($heir)->[0] // '') ne 'master';
+            $c->revive($dead) unless $revived++;
+            my $r = DQCluster::_role($dead);
+            return !(($r->[0] // '') eq 'slave' && ($r->[3] // '') eq 'connected');
+        }, 1.5);
+    diag(sprintf('kill -9: %.2f s until the replica was promoted and the killed node '
+                 . 'was its replica again; %d requests acknowledged, %d failed meanwhile',
+                 $took, $ok_during, $bad_during));
+}
+ok($heir && (DQCluster::_role($heir)->[0] // '') eq 'master' && $c->wait_ok(30),
+   'automatic failover: ' . ($heir ? $heir->port : '?') . ' is a master, the cluster ok');
+is($c->owner($hot)->port, $heir ? $heir->port : 0, "the cluster names it for ${hot}'s slot");
 
 # ---- every acknowledged task runs, once
 my @all = keys %acked;
 DQTest::wait_for(sub { my $r = ran(); !grep { !$r->{$_} } @all }, $todo ? 5 : 30, 0.1);
 my $runs = ran();
-for my $phase (qw(probe reshard failover)) {
+for my $phase (qw(probe reshard failover kill9)) {
     my @mine = grep { $acked{$_} eq $phase } @all;
     my $lost = grep { !$runs->{$_} } @mine;
     my $twice = grep { ($runs->{$_} // 0) > 1 } @mine;
     my ($ok, $bad) = @{ $sent{$phase} || [0, 0] };
     diag(sprintf('%s: %d acknowledged, %d lost, %d ran twice, %d failed requests',
                  $phase, scalar(@mine), $lost, $twice, $bad));
+    diag("  $why{$phase}{$_} x $_") for sort keys %{ $why{$phase} || {} };
     TODO: {
         local $TODO = $todo;
         ok(@mine > 0, "$phase: tasks acknowledged (" . scalar(@mine) . ')');
         is($lost, 0, "$phase: no acknowledged task lost");
-        is($twice, 0, "$phase: no task ran twice");
+        # a claim or an ack that reached only the killed master is lost
+        # with it: the task runs again (docs/OPERATIONS.md, at least once)
+        is($twice, 0, "$phase: no task ran twice") unless $phase eq 'kill9';
     }
 }
 

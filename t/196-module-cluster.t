@@ -7,7 +7,13 @@
 #     a batch over the three queues; the status page lists the queues of
 #     every master (their keys live on three nodes, dq:queues on a
 #     fourth slot), metrics and readiness answer;
+#   - one master stuck (SIGSTOP): its queue 503 after deferred_timeout,
+#     the other masters' queues 201 meanwhile, ready 503 (every master is
+#     asked);
 #   - db=1 with a cluster: refused by nginx -t;
+#   - a map naming its nodes by host name (cluster-preferred-endpoint-type
+#     hostname): refused with a clear line, 503 (never resolved);
+#   - no seed answering: 503, logged;
 #   - a slot moved by hand under load (CLUSTER SETSLOT IMPORTING /
 #     MIGRATING, MIGRATE of its keys, SETSLOT NODE): the module follows
 #     ASK (ASKING + the command on the importing node) and MOVED (re-sent
@@ -73,6 +79,8 @@ my $n = DQNginx->start(dir => "$dir/nginx", vars => { SEEDS => $seeds }, http =>
         location = /status  { deferred_status; }
         location = /metrics { deferred_metrics; }
         location = /ready   { deferred_ready; }
+        location = /short   { deferred_timeout 1s; deferred_endpoint on; }
+        location = /ready1s { deferred_timeout 1s; deferred_ready; }
     }
 });
 
@@ -106,6 +114,24 @@ for my $q (@queues) {
 $res = $n->request('GET', '/metrics');
 like($res->{body} // '', qr/deferred_redis_up 1/, 'metrics: redis up');
 is($n->request('GET', '/ready')->{status}, 200, 'ready: 200');
+
+# ---- one master stuck (SIGSTOP, for less than the cluster's node
+# timeout): its queue answers 503 after deferred_timeout, the others 201
+{
+    my $stuck = $c->owner($queues[1]);
+    kill 'STOP', $stuck->pid;
+    my @r = $n->many([ (map {
+        DQNginx::build_request('POST', '/short',
+                               json => qq({"func":"ops.run","queue":"$_","args":["s"]}))
+    } @queues), DQNginx::build_request('GET', '/ready1s') ], conns => 4, timeout => 10);
+    kill 'CONT', $stuck->pid;
+    is($r[3]{status}, 503, 'ready: 503 while one master (not slot 0\'s) does not answer');
+    is($r[1]{status}, 503, "a stuck master: $queues[1] 503 after deferred_timeout");
+    is($r[0]{status}, 201, "... $queues[0] on another master: 201");
+    is($r[2]{status}, 201, "... $queues[2] on another master: 201");
+    like(DQTest::slurp($n->error_log), qr/no reply within deferred_timeout/,
+         '... the timeout logged');
+}
 
 # ---- db=1 on a cluster: a configuration error
 {
@@ -266,4 +292,48 @@ sub check_round {
 
 $n->stop;
 DQTest::log_clean_ok($n->error_log);
+
+# ---- a map naming its nodes by host name: refused, never resolved (a
+# lookup would block the nginx worker); 503 and a clear line
+for my $x ($c->nodes) {
+    next unless $x->pid;
+    $x->cmd('CONFIG', 'SET', 'cluster-announce-hostname', 'localhost');
+    $x->cmd('CONFIG', 'SET', 'cluster-preferred-endpoint-type', 'hostname');
+}
+mkdir "$dir/nginx2";
+my $n2 = DQNginx->start(dir => "$dir/nginx2", vars => { SEEDS => 'cluster:' . $first->address }, http => q{
+    deferred_redis %%SEEDS%%;
+    server { listen 127.0.0.1:%%PORT%%; deferred_endpoint on; }
+});
+# (the seed names itself by its new host name at once, the others once
+# gossip brought theirs: a queue of the seed's own)
+my ($far) = grep { $c->owner($_)->port == $first->port } map { "hq$_" } 1 .. 500;
+$res = $n2->request('POST', '/_ah/queue/deferred',
+                    json => qq({"func":"ops.run","queue":"$far","args":["h"]}));
+is($res->{status}, 503, "a map naming host names: 503 for $far");
+like(DQTest::slurp($n2->error_log), qr/cluster node "localhost:\d+" is not a numeric address/,
+     '... and the node refused with a clear line');
+$n2->stop;
+
+# ---- no seed answers: 503 at once, a clear line
+my $deadport = DQTest::free_port();
+mkdir "$dir/nginx3";
+my $n3 = DQNginx->start(dir => "$dir/nginx3", vars => { SEEDS => "cluster:127.0.0.1:$deadport" }, http => q{
+    deferred_redis %%SEEDS%% connect_timeout=300ms;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        deferred_endpoint on;
+        location = /status { deferred_status; }
+    }
+});
+sleep 0.5;
+my $t0 = time;
+$res = $n3->request('POST', '/_ah/queue/deferred',
+                    json => qq({"func":"ops.run","queue":"$queues[0]","args":["d"]}));
+is($res->{status}, 503, 'no seed answers: 503');
+diag(sprintf('no seed: the 503 came after %.2f s', time - $t0));
+is($n3->request('GET', '/status')->{status}, 503, '... status 503');
+like(DQTest::slurp($n3->error_log), qr/no cluster node answered CLUSTER SLOTS/,
+     '... logged');
+$n3->stop;
 done_testing();

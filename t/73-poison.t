@@ -1,5 +1,5 @@
 # A task library whose function segfaults on one argument, run with the
-# default concurrency (32 per child, 4 threads, claims of 32): the crash
+# default concurrency (64 per child, 4 threads, claims of 64): the crash
 # kills only its child; the master hands back at once what that child
 # held (issue 10, item 3): the tasks it had not started are released
 # without an attempt charged, the started poison task is failed with

@@ -81,6 +81,7 @@ dq_child_unlink(dq_child_t *ch, dq_task_t *t)
 /* ---------------------------------------------------------- wake-ups */
 
 static void dq__blpop(dq_cwake_t *g);
+static int dq__wakes_add(dq_child_t *ch, size_t from, size_t to, int start);
 
 static size_t
 dq__free_slots(const dq_child_t *ch)
@@ -134,8 +135,6 @@ dq__weight(const dq_cqueue_t *q)
     return w * DQ__WEIGHT_SCALE / (n > 0 ? n : 1);
 }
 
-static int dq__wake_join(dq_child_t *ch, size_t qi);
-
 void
 dq_child_shards(dq_child_t *ch, size_t base, unsigned n)
 {
@@ -151,20 +150,23 @@ dq_child_shards(dq_child_t *ch, size_t base, unsigned n)
         q->ch = ch;
         q->base = base;
         q->shard = i;
-        if (dq_shard_name(q->sname, sizeof(q->sname), b->name, i) != 0) {
-            q->name = dq_str_c(q->sname);
-            q->wake_key_len = dq_key_format(q->wake_key, sizeof(q->wake_key),
-                                            q->name, DQ_KEY_WAKE);
-        }
-        if (q->wake_key_len == 0 || dq_live_add_shard(ch, ch->nq, base) != 0
-            || dq__wake_join(ch, ch->nq) != 0)
+        if (dq_shard_name(q->sname, sizeof(q->sname), b->name, i) == 0
+            || dq_live_add_shard(ch, ch->nq, base) != 0)
         {
             dq_log_error("queue %.*s: cannot serve shard %u", (int) b->name.len,
                          b->name.ptr, i);
             break;
         }
+        q->name = dq_str_c(q->sname);
+        q->wake_key_len = dq_key_format(q->wake_key, sizeof(q->wake_key),
+                                        q->name, DQ_KEY_WAKE);
         q->due_at = 0;              /* claim it at once */
         ch->nq++;
+    }
+    if (dq__wakes_add(ch, ch->nq - (i - b->nshards), ch->nq, 1) != 0) {
+        dq_log_error("queue %.*s: no wake wait for its new shards (they "
+                     "are looked at every %llu ms)", (int) b->name.len,
+                     b->name.ptr, (unsigned long long) ch->idle_look_ms);
     }
     dq_log_info("queue %.*s: serving %u shards (was %u)", (int) b->name.len,
                 b->name.ptr, i, b->nshards);
@@ -658,92 +660,93 @@ dq__signal_cb(uv_signal_t *s, int signum)
 
 /* ---------------------------------------------------------------- main */
 
-/* The wake waits: one over every queue for one server; for a cluster one
- * per slot among the served queues' wake lists (each on its own cluster
- * connection, which connects only to the master of that slot). A queue
- * joins the wait of its slot, or opens one: at setup, and when a shard is
- * added (dq_child_shards), which a running BLPOP takes in on its next
- * round (until then the shard is claimed at its idle look). */
+/* The wake waits for ch->qs[from..to): one over all of them for one
+ * server; for a cluster one per slot among their wake lists (each on its
+ * own cluster connection, which connects only to the master of that
+ * slot). Called at setup for the configured queues, and again for the
+ * shards a queue grows (dq_child_shards): those get waits of their own,
+ * so a BLPOP already in flight need not end before they are watched.
+ * ch->wakes and the qi block have room for ch->cap_q entries. */
 static int
-dq__wake_join(dq_child_t *ch, size_t qi)
+dq__wakes_add(dq_child_t *ch, size_t from, size_t to, int start)
 {
-    dq_cqueue_t   *q = &ch->qs[qi];
-    dq_cwake_t    *g = NULL;
-    dq_conn_opts_t ro;
-    size_t         w, *grown;
-    unsigned       slot;
-    char           label[48];
+    size_t   *qi, i, k, w, first;
+    unsigned *slot;
+    char      label[48];
 
-    slot = ch->cluster ? dq_cluster_slot(q->wake_key, q->wake_key_len) : 0;
-    for (w = 0; w < ch->nwakes; w++) {
-        /* not one whose BLPOP is out: that one would not watch the new
-         * list until it returns (up to DQ_BLPOP_TIMEOUT_S); a wait of
-         * its own starts at once */
-        if (ch->wakes[w].slot == slot && !ch->wakes[w].inflight) {
-            g = &ch->wakes[w];
-            break;
+    if (ch->wakes == NULL) {
+        ch->wakes = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*ch->wakes));
+        qi = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*qi));
+        if (ch->wakes == NULL || qi == NULL) {
+            free(qi);
+            return -1;
         }
+        ch->wakes[0].qi = qi;           /* freed with it (dq_child_main) */
     }
-    if (g == NULL) {
-        if (ch->nwakes == ch->cap_q) {
-            return -1;
+    qi = ch->wakes[0].qi;
+    slot = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*slot));
+    if (slot == NULL) {
+        return -1;
+    }
+    for (i = from; i < to; i++) {
+        slot[i] = ch->wake_cluster ? dq_cluster_slot(ch->qs[i].wake_key,
+                                                     ch->qs[i].wake_key_len)
+                                   : 0;
+    }
+    /* the queues of each wait side by side in qi, in served order */
+    first = ch->nwakes;
+    for (i = from, k = ch->nqi; i < to; i++) {
+        for (w = first; w < ch->nwakes; w++) {
+            if (slot[ch->wakes[w].qi[0]] == slot[i]) {
+                break;
+            }
         }
-        g = &ch->wakes[ch->nwakes];
-        memset(g, 0, sizeof(*g));
-        g->ch = ch;
-        g->slot = slot;
-        memset(&ro, 0, sizeof(ro));
-        ro.address = ch->conf->redis_address;
-        ro.password = ch->conf->redis_password;
-        ro.db = ch->conf->redis_db;
-        ro.load_scripts = 0;
-        if (ch->cluster) {
-            snprintf(label, sizeof(label), "wake, slot %u", slot);
-            ro.label = label;
-        } else {
-            ro.label = "wake";
+        if (w < ch->nwakes) {
+            continue;                   /* this slot's wait is made */
         }
-        g->conn = dq_conn_new(&ch->loop, &ro, dq__redis_state, ch);
-        if (g->conn == NULL) {
-            return -1;
+        ch->wakes[w].ch = ch;
+        ch->wakes[w].qi = qi + k;
+        for (size_t j = i; j < to; j++) {
+            if (slot[j] == slot[i]) {
+                qi[k++] = j;
+                ch->wakes[w].nq++;
+            }
         }
         ch->nwakes++;
-        if (ch->wakes_started) {
-            /* a shard added while the child runs: the setup's loop that
-             * starts the waits has run already */
-            dq_conn_start(g->conn);
-        }
     }
-    if (g->nq == g->capq) {
-        grown = realloc(g->qi, (g->capq ? g->capq * 2 : 4) * sizeof(*g->qi));
-        if (grown == NULL) {
+    ch->nqi = k;
+    for (w = first; w < ch->nwakes; w++) {
+        if (ch->wake_cluster) {
+            snprintf(label, sizeof(label), "wake, slot %u",
+                     slot[ch->wakes[w].qi[0]]);
+            ch->wake_ro.label = label;
+        } else {
+            ch->wake_ro.label = first ? "wake, shards" : "wake";
+        }
+        ch->wakes[w].conn = dq_conn_new(&ch->loop, &ch->wake_ro,
+                                        dq__redis_state, ch);
+        if (ch->wakes[w].conn == NULL) {
+            free(slot);
             return -1;
         }
-        g->qi = grown;
-        g->capq = g->capq ? g->capq * 2 : 4;
+        if (start) {
+            dq_conn_start(ch->wakes[w].conn);
+        }
     }
-    g->qi[g->nq++] = qi;
+    free(slot);
     return 0;
 }
 
 static int
-dq__wakes_new(dq_child_t *ch)
+dq__wakes_new(dq_child_t *ch, const dq_conn_opts_t *ro)
 {
-    dq_addr_t  a;
-    size_t     i;
+    dq_addr_t a;
 
-    ch->cluster = dq_addr_parse(dq_str_c(ch->conf->redis_address), &a, NULL)
-                  == DQ_OK && a.nseeds > 0;
-    ch->wakes = calloc(ch->cap_q ? ch->cap_q : 1, sizeof(*ch->wakes));
-    if (ch->wakes == NULL) {
-        return -1;
-    }
-    for (i = 0; i < ch->nq; i++) {
-        if (dq__wake_join(ch, i) != 0) {
-            return -1;
-        }
-    }
-    return 0;
+    ch->wake_cluster = dq_addr_parse(dq_str_c(ro->address), &a, NULL)
+                       == DQ_OK && a.nseeds > 0;
+    ch->wake_ro = *ro;
+    ch->wake_ro.load_scripts = 0;
+    return dq__wakes_add(ch, 0, ch->nq, 0);
 }
 
 static int
@@ -812,7 +815,7 @@ dq__setup(dq_child_t *ch)
     ro.label = "commands";
     ro.load_scripts = 1;
     ch->cmd_conn = dq_conn_new(&ch->loop, &ro, dq__redis_state, ch);
-    if (ch->cmd_conn == NULL || dq__wakes_new(ch) != 0) {
+    if (ch->cmd_conn == NULL || dq__wakes_new(ch, &ro) != 0) {
         return -1;
     }
 
@@ -839,7 +842,6 @@ dq__setup(dq_child_t *ch)
     for (i = 0; i < ch->nwakes; i++) {
         dq_conn_start(ch->wakes[i].conn);
     }
-    ch->wakes_started = 1;
     return 0;
 }
 
@@ -912,8 +914,8 @@ done:
         free(ch->qs[i].rels);
     }
     free(ch->qs);
-    for (size_t w = 0; ch->wakes && w < ch->nwakes; w++) {
-        free(ch->wakes[w].qi);
+    if (ch->wakes) {
+        free(ch->wakes[0].qi);          /* one block for every wait */
     }
     free(ch->wakes);
     free(ch->redo);

@@ -37,8 +37,6 @@ typedef struct {
     dq_conn_t             *conn;
     size_t                *qi;         /* indexes into ch->qs */
     size_t                 nq;
-    size_t                 capq;       /* room in qi (malloc'ed) */
-    unsigned               slot;       /* cluster: the slot; else 0 */
     int                    inflight;   /* its BLPOP is sent */
 } dq_cwake_t;
 
@@ -87,12 +85,11 @@ struct dq_child_s {
     int                     index;
     dq_loader_t            *loader;
     dq_conn_t              *cmd_conn;   /* claims, acks, scripts */
-    dq_cwake_t             *wakes;      /* BLPOP on the wake lists (room
-                                           for cap_q: a shard of a new
-                                           slot adds one) */
+    dq_cwake_t             *wakes;      /* BLPOP on the wake lists */
     size_t                  nwakes;
-    int                     wakes_started; /* setup started them */
-    int                     cluster;    /* the address is cluster: */
+    size_t                  nqi;        /* qi block entries in use */
+    int                     wake_cluster;
+    dq_conn_opts_t          wake_ro;    /* for the waits of new shards */
     dq_cqueue_t            *qs;
     size_t                  nq;         /* entries in use (shards too) */
     size_t                  cap_q;      /* room: queues * DQ_MAX_SHARDS */

@@ -476,9 +476,13 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         if (!rd.ask) {
             int i = dq_cluster_map_find(&cl->map, n->host, n->port);
 
-            dq_log_info("redis (%s): slot %u moved to %s:%d", cl->label,
-                        rd.slot, n->host, n->port);
-            if (i >= 0 && rd.slot < DQ_CLUSTER_SLOTS) {
+            /* logged once per slot and node (the commands in flight to
+             * the old node all come back MOVED) */
+            if (i < 0 || cl->map.slot[rd.slot] != i) {
+                dq_log_info("redis (%s): slot %u moved to %s:%d", cl->label,
+                            rd.slot, n->host, n->port);
+            }
+            if (i >= 0) {
                 cl->map.slot[rd.slot] = (int16_t) i;
             }
             cl->want_refresh = 1;
@@ -490,9 +494,11 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
     }
     if (rep != NULL && dq_cluster_is_retry(rep)) {
         /* not run: as a lost reply (the worker says it again) */
-        snprintf(why, sizeof(why), "%s answered: %.*s", q->argv[0],
+        snprintf(why, sizeof(why), "%.*s answered: %.*s",
+                 (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0],
                  (int) (rep->len > 120 ? 120 : rep->len), rep->str);
-        dq_log_warn("redis (%s): %s", cl->label, why);
+        dq_log_debug("redis (%s): %s", cl->label, why);   /* the caller
+                                                            says it too */
         dq__ccl_finish(q, NULL, why);
         dq__ccl_lost(cl);
         return;
@@ -520,9 +526,9 @@ dq__ccl_tick_cb(uv_timer_t *t)
         next = q->next;
         if (now - q->wait_since >= most) {
             dq_log_warn("redis (%s): %s:%d not connected after %llu ms: "
-                        "%s not sent", cl->label, q->node->host,
+                        "%.*s not sent", cl->label, q->node->host,
                         q->node->port, (unsigned long long) most,
-                        q->argv[0]);
+                        (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0]);
             dq__ccl_finish(q, NULL, "redis not connected");
             expired = 1;
         } else if (now - q->wait_since >= DQ_CCL_REFRESH_MS) {

@@ -28,6 +28,7 @@
  * when the reply to its last command arrived (or the command failed).
  */
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -812,6 +813,36 @@ dq__claim_lost(dq_cqueue_t *q, const char *claim, int held)
     q->lost_held[q->nlost++] = held;
 }
 
+/* The loop time (ms) when a claim's next_ms is up: next_ms counts from
+ * the script's clock, now_ms (Redis TIME cut to the ms), so the wait ends
+ * when the wall clock reads now_ms + next_ms (an ETA or a lease deadline
+ * is due at that whole ms). That instant, through this host's wall clock
+ * in us, on the loop's monotonic clock, rounded up; the script's moment
+ * is kept between a ms before the asking time and now (the script ran in
+ * between: a Redis host whose clock is off from this one's lands on an
+ * end). Counting next_ms from the asking time woke the child up to a
+ * round trip and a ms early, and a claim that came early found nothing
+ * due and cost another round trip (t/163-claim-on-time.t). */
+static uint64_t
+dq__due_loop_ms(uint64_t sent_ms, int64_t now_ms, int64_t next_ms)
+{
+    struct timespec ts;
+    int64_t         loop_us, wall_us, at_us;
+
+    loop_us = (int64_t) (uv_hrtime() / 1000);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    wall_us = (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    /* the loop time at which the wall clock read now_ms.000 */
+    at_us = loop_us - (wall_us - now_ms * 1000);
+    if (at_us < ((int64_t) sent_ms - 1) * 1000) {
+        at_us = ((int64_t) sent_ms - 1) * 1000;
+    } else if (at_us > loop_us) {
+        at_us = loop_us;
+    }
+    at_us += next_ms * 1000;
+    return (uint64_t) ((at_us + 999) / 1000);
+}
+
 static void
 dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
                 void *data)
@@ -957,12 +988,9 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     } else if (res.next_ms < 0) {
         q->due_at = DQ_NEVER;                 /* empty: the wake list says */
     } else {
-        /* next_ms counts from the script's TIME, which is after the
-         * claim was asked and before its reply arrived: counting from the
-         * asking time wakes the child at most a round trip early (a claim
-         * that finds nothing yet says how long is left), never late */
-        q->due_at = c->sent_ms + (uint64_t) (res.next_ms > 0 ? res.next_ms
-                                                             : 1);
+        /* next_ms counts from the script's TIME (res.now_ms) */
+        q->due_at = dq__due_loop_ms(c->sent_ms, res.now_ms,
+                                    res.next_ms > 0 ? res.next_ms : 1);
         /* no jitter here: next_ms is an ETA or a lease deadline, and a
          * wake after it is that much lateness (0-10 % late, up to 100 ms,
          * was measured as the lateness max: 83-98 ms). Children that

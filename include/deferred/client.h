@@ -49,10 +49,18 @@ typedef struct {
 } dq_client_opts_t;
 
 /* address: "HOST" (port 6379), "HOST:PORT", "[IPV6]:PORT",
- * "unix:/path/to/sock" or "sentinel:MASTER@HOST[:PORT][,...]" (the same
- * forms as the module and the worker); a host name is resolved at each
- * connect; with sentinel: each connect asks the sentinels in turn and
- * takes the answer only if ROLE says master.
+ * "unix:/path/to/sock", "sentinel:MASTER@HOST[:PORT][,...]" or
+ * "cluster:HOST[:PORT][,...]" (the same forms as the module and the
+ * worker); a host name is resolved at each connect; with sentinel: each
+ * connect asks the sentinels in turn and takes the answer only if ROLE
+ * says master. With cluster: (a Redis Cluster; the hosts are seeds, any
+ * nodes) the slot map is asked of the seeds (CLUSTER SLOTS), a blocking
+ * connection per master is opened when a command for one of its slots
+ * comes (AUTH, the timeout, each), MOVED and ASK are followed (at most 5
+ * per command), TRYAGAIN is retried for about 1 s; opts->db must be 0
+ * (calls fail with DQ_EINVAL otherwise); dq_client_set_wait WAITs on
+ * every master written to. A lost node connection fails the call
+ * (DQ_EREDIS, as on one Redis) and the next call asks for the map again.
  * Returns NULL only on out-of-memory; a failed connect returns a client
  * whose calls fail with DQ_EREDIS (see dq_client_errstr) and which
  * reconnects on the next call. opts may be NULL. */
@@ -120,7 +128,10 @@ int dq_defer(dq_client_t *c, const char *func, const dq_args_t *args,
 /* Many tasks in as few round trips as possible (pipelined, one script call
  * per queue per up to 1000 tasks). statuses[i] gets each task's result
  * (DQ_OK, DQ_EDUPLICATE, ...) and ids (if not NULL) its id. Returns DQ_OK if
- * the calls were made (check statuses), or the error that stopped them. */
+ * the calls were made (check statuses), or the error that stopped them. A
+ * call Redis answered with an error (TRYAGAIN, OOM, READONLY...: on a
+ * cluster, one node) gives its tasks DQ_EREDIS, the first such reply in
+ * dq_client_errstr; the other calls' tasks keep their own results. */
 typedef struct {
     const char            *func;
     const dq_args_t       *args;

@@ -120,7 +120,7 @@ for _, i in ipairs({ 2, 5 }) do
         end
     end
 end
-local l1 = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+local l1 = redis.call('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
 local l1s = l1[2] and tonumber(l1[2])
 if guard_until and h[4] ~= seen and l1s and l1s <= now then
     -- counted once per jump, when it first held something back
@@ -165,7 +165,7 @@ if l1s and l1s <= upto then
     redis.call('ZADD', KEYS[2], unpack(zs))
     if #es > 0 then redis.call('HSET', KEYS[6], unpack(es)) end
     redis.call('HINCRBY', KEYS[4], 'reclaimed', #ids)
-    l1 = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    l1 = redis.call('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
     l1s = l1[2] and tonumber(l1[2])
 end
 
@@ -209,6 +209,34 @@ if rate > 0 then
     end
 end
 
+-- The ETA (the score's text: Lua converts no number) of each of the first
+-- n due tasks ids[1..n], in ETA order from the head of the ETA set. Redis
+-- 7.0 formats every score it replies with %.17g (~4,000 instructions a
+-- score, the largest single cost of a claimed task, docs/BENCHMARKS.md),
+-- so they are read by runs of equal ETAs: a run's first score (ZSCORE)
+-- and how many tasks share it (ZCOUNT s s; they come first, in the order
+-- ZRANGEBYSCORE gave), two calls for a run of any length. Tasks enqueued
+-- by one call or in one ms share their ETA, so a backlog comes in long
+-- runs; after a run of one task (spread ETAs) one ZMSCORE reads the rest.
+local function dq_etas(k_eta, ids, n)
+    local etas = {}
+    local i = 1
+    while i <= n do
+        local s = redis.call('ZSCORE', k_eta, ids[i])
+        local c = redis.call('ZCOUNT', k_eta, s, s)
+        local last = i + c - 1
+        if last > n then last = n end
+        for j = i, last do etas[j] = s end
+        i = last + 1
+        if c == 1 and i <= n then
+            local rest = redis.call('ZMSCORE', k_eta, unpack(ids, i, n))
+            for j = i, n do etas[j] = rest[j - i + 1] end
+            break
+        end
+    end
+    return etas
+end
+
 -- 3. cold buckets due soon into tasks/eta (bounded: lib/lua/cold.lua),
 -- then due tasks into the lease set: one call per batch for each
 -- structure; one more due task than wanted is read to know whether due
@@ -218,22 +246,24 @@ local reply = { now, -1, cid, ack_reply }
 local taken = 0
 local more = false         -- due work remains after this claim
 if want > 0 then
-    local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,
-                           'WITHSCORES', 'LIMIT', 0, want + 1)
-    taken = #due / 2
+    -- ids only: their ETAs come by runs (dq_etas)
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', dq_int(now),
+                           'LIMIT', '0', dq_int(want + 1))
+    taken = #ids
     if taken > want then
         taken = want
         more = true
+        ids[want + 1] = nil
     end
     if taken > 0 then
-        local ids = {}
-        for i = 1, taken do ids[i] = due[2 * i - 1] end
+        local etas = dq_etas(KEYS[2], ids, taken)
         local vals = redis.call('HMGET', KEYS[1], unpack(ids))
         local deadline = now + lease_ms
-        local dl = tostring(deadline)   -- formatted once, not per task
+        local dl = dq_int(deadline)     -- formatted once, not per task
         local tail = '|' .. cid .. '|'
-        local fresh = tail .. now       -- a task without history
+        local fresh = tail .. dq_int(now) -- a task without history
         local leases = {}
+        local kr = #reply
         for i = 1, taken do
             local id = ids[i]
             local v = vals[i]
@@ -246,17 +276,24 @@ if want > 0 then
             else
                 leases[2 * i] = id .. fresh
             end
-            local k = #reply
+            local k = kr
+            kr = kr + 7
             reply[k + 1] = id
             reply[k + 2] = v
-            reply[k + 3] = due[2 * i]     -- the score's text: C reads it
+            reply[k + 3] = etas[i]        -- the score's text: C reads it
             reply[k + 4] = r
             reply[k + 5] = f
             reply[k + 6] = e
             reply[k + 7] = x
         end
         redis.call('ZREM', KEYS[2], unpack(ids))
-        redis.call('ZADD', KEYS[3], unpack(leases))
+        if l1s == nil then
+            -- a lease set this call creates: a skiplist (DQ_LEASE_PAD)
+            redis.call('ZADD', KEYS[3], 0, DQ_LEASE_PAD, unpack(leases))
+            redis.call('ZREM', KEYS[3], DQ_LEASE_PAD)
+        else
+            redis.call('ZADD', KEYS[3], unpack(leases))
+        end
         if l1s == nil or deadline < l1s then l1s = deadline end
     end
 end
@@ -289,7 +326,7 @@ local d = nil
 if more then
     d = 0
 else
-    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGE', KEYS[2], '0', '0', 'WITHSCORES')
     if first[2] then d = tonumber(first[2]) - now end
 end
 if d then
@@ -298,7 +335,7 @@ if d then
         if limited then
             held_back = true
         else
-            dq_wake(KEYS[5])
+            dq_wake_on(KEYS[5])
         end
     end
     if nxt < 0 or d < nxt then nxt = d end

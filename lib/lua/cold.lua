@@ -93,7 +93,7 @@ end
 local function dq_cold_promote(k_tasks, k_eta, k_stats, now)
     local pre = dq_cold_prefix(k_tasks)
     local idx = pre .. 'cold'
-    local first = redis.call('ZRANGE', idx, 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGE', idx, '0', '0', 'WITHSCORES')
     if not first[2] then return nil, 0 end
     if tonumber(first[2]) > now + DQ_COLD_AFTER_MS then
         return tonumber(first[2]), 0

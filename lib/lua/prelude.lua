@@ -22,6 +22,20 @@ local function dq_num(s)
     return v
 end
 
+-- An integer as text without printf's floating-point path: a number
+-- handed to redis.call is formatted with %.17g, and tostring() or a
+-- concatenation uses %.14g, ~4,000 instructions each in glibc (callgrind:
+-- ~30,000 of a claim call's fixed ~300,000 went there); '%d' costs a tenth.
+-- Hot paths pass strings ('0', dq_int(now)); a non-integer (or a number
+-- beyond 2^53) keeps tostring().
+local function dq_int(x)
+    if x == math.floor(x) and x > -9007199254740992
+       and x < 9007199254740992 then
+        return string.format('%d', x)
+    end
+    return tostring(x)
+end
+
 -- Redis TIME in ms, never behind the last now of this queue (kept in the
 -- stats hash `stats`: a failover to a replica whose clock lags) unless that
 -- one was over 60 s ahead (a clock error since corrected: step back rather
@@ -85,14 +99,14 @@ local function dq_now(stats)
             redis.call('HSET', stats, 'clock', now, 'gap2_from', clock,
                        'gap2_to', now)
         else
-            redis.call('HSET', stats, 'clock', now)  -- the open ones stay
+            redis.call('HSET', stats, 'clock', dq_int(now))  -- open ones stay
         end
         if slot then
             g[slot] = tostring(clock)
             g[slot + 1] = tostring(now)
         end
     else
-        redis.call('HSET', stats, 'clock', now)
+        redis.call('HSET', stats, 'clock', dq_int(now))
     end
     return now, g
 end
@@ -167,6 +181,16 @@ local function dq_member(id, claim, first)
     return id .. '|' .. claim .. '|' .. first
 end
 
+-- A member longer than Redis' zset-max-listpack-value (64 bytes): claim
+-- adds it first to a lease set it creates and removes it in the same
+-- call, so Redis makes that set a skiplist from the start and keeps it
+-- one (Redis 7.0 never turns a skiplist back into a listpack; the set is
+-- deleted when it empties). A listpack of up to 128 leases is scanned end
+-- to end, scores parsed, by every ZADD, ZREM and lookup: ~8,000 Redis
+-- instructions per task of a worker cycle (callgrind, docs/BENCHMARKS.md).
+-- Never a real member: an id is at most 64 characters of [A-Za-z0-9_-].
+local DQ_LEASE_PAD = string.rep('-', 65)
+
 -- id, claim, first_run_ms (a number) of a member; nil if malformed
 local function dq_member_parse(m)
     local id, c, f = string.match(m, '^(.*)|([%w_-]*)|(%d+)$')
@@ -179,6 +203,14 @@ local function dq_wake(wake)
     if redis.call('LPUSH', wake, '1') > 8 then
         redis.call('LTRIM', wake, 0, 7)
     end
+end
+
+-- Claim passing the token on (due work remains): one token is enough, the
+-- worker it wakes claims and passes one on in turn; while one waits (no
+-- worker sleeping: every cycle of a busy queue) this is a single LLEN
+-- instead of an LPUSH and an LTRIM.
+local function dq_wake_on(wake)
+    if redis.call('LLEN', wake) == 0 then redis.call('LPUSH', wake, '1') end
 end
 
 -- A lease slot was freed under max_concurrent: if a claim was held back by
@@ -274,16 +306,22 @@ end
 -- "acked_late"). Deletes the value (and its prefix), the error of a task
 -- with history, tombstones names until now + tomb (tomb <= 0: free at
 -- once), counts "done". Returns the per-task replies (1 acked, 0 fenced)
--- and how many leases it freed. Success path: ZMSCORE + ZREM on `leases`,
--- HDEL on `tasks`, one HINCRBY: 3 element operations a task.
+-- and how many leases it freed. Success path: one ZREM of its member on
+-- `leases` per task (its reply says held or not: no ZMSCORE, whose reply
+-- formats every score with %.17g), then one variadic HDEL on `tasks`, one
+-- HINCRBY: 2 element operations a task.
 local function dq_ack(K, now, tomb, args, base, n)
-    local ids, ms = {}, {}
+    local ids, leased = {}, {}
+    local j = base
     for i = 1, n do
-        local j = base + (i - 1) * 5
-        ids[i] = args[j]
-        ms[i] = dq_member(args[j], args[j + 1], args[j + 2])
+        local id = args[j]
+        ids[i] = id
+        -- removed now: a held lease ends with this ack whatever else
+        -- happens (a member named twice answers 0 the second time)
+        leased[i] = redis.call('ZREM', K.leases,
+                               dq_member(id, args[j + 1], args[j + 2])) == 1
+        j = j + 5
     end
-    local leased = redis.call('ZMSCORE', K.leases, unpack(ms))
     local late = {}
     for i = 1, n do
         if not leased[i] then late[#late + 1] = i end
@@ -306,16 +344,18 @@ local function dq_ack(K, now, tomb, args, base, n)
         end
     end
     local reply = {}
-    local acked, held, gone, errs, seen, tombs = {}, {}, {}, {}, {}, {}
+    local acked, gone, errs, seen, tombs = {}, {}, {}, {}, {}
+    local na, nh = 0, 0
     for i = 1, n do
         local id = ids[i]
         local r = 0
         if (leased[i] or ok[i]) and not seen[id] then
             local j = base + (i - 1) * 5
             seen[id] = true
-            acked[#acked + 1] = id
+            na = na + 1
+            acked[na] = id
             if leased[i] then
-                held[#held + 1] = ms[i]
+                nh = nh + 1
                 if args[j + 3] == '1' then errs[#errs + 1] = id end
             else
                 gone[#gone + 1] = id
@@ -334,9 +374,8 @@ local function dq_ack(K, now, tomb, args, base, n)
         end
         reply[i] = r
     end
-    local done = #acked
+    local done = na
     if done > 0 then
-        if #held > 0 then redis.call('ZREM', K.leases, unpack(held)) end
         if #gone > 0 then
             redis.call('ZREM', K.eta, unpack(gone))
             redis.call('HINCRBY', K.stats, 'acked_late', #gone)
@@ -344,7 +383,7 @@ local function dq_ack(K, now, tomb, args, base, n)
         redis.call('HDEL', K.tasks, unpack(acked))
         if #errs > 0 then redis.call('HDEL', K.errors, unpack(errs)) end
         if #tombs > 0 then redis.call('ZADD', K.names, unpack(tombs)) end
-        redis.call('HINCRBY', K.stats, 'done', done)
+        redis.call('HINCRBY', K.stats, 'done', dq_int(done))
     end
-    return reply, #held
+    return reply, nh
 end

@@ -15,7 +15,7 @@ package DQCluster;
 #   $c->slot($key)             CLUSTER KEYSLOT
 #   $c->id($node)              the node's cluster id (CLUSTER MYID)
 #   $c->replica_of($master)    a node replicating that master
-#   $c->wait_ok($timeout)      every node answers cluster_state:ok and all
+#   $c->wait_ok($timeout)      every live node answers cluster_state:ok and all
 #                              agree on who serves every slot
 #   $c->queue_in_first($k, $prefix)
 #                              a queue name ($prefix followed by a number)
@@ -27,6 +27,9 @@ package DQCluster;
 #                              the redis-cli command moving $k slots from
 #                              master $from to master $to (spawn it to run
 #                              it beside load)
+#   $c->kill_node($node), $c->revive($node)
+#                              kill -9 a node; start it again on its own
+#                              directory (AOF, nodes.conf): it rejoins
 #   $c->failover($replica, $timeout)
 #                              CLUSTER FAILOVER on the replica (its master
 #                              alive: the replica catches up first), then
@@ -83,9 +86,21 @@ sub start {
 
 sub nodes { @{ $_[0]{nodes} } }
 
+# a node that answers (one may have been killed)
+sub _any {
+    my ($self) = @_;
+    for my $n ($self->nodes) {
+        next unless $n->{pid};
+        my $p = eval { $n->cmd('PING') };
+        return $n if defined $p && !ref $p;
+        delete $n->{sock};
+    }
+    die "DQCluster: no node answers";
+}
+
 sub _slot_owner_port {
     my ($self, $queue) = @_;
-    my $n = $self->{nodes}[0];
+    my $n = $self->_any;
     my $slot = $n->cmd('CLUSTER', 'KEYSLOT', "{$queue}");
     for my $r (@{ $n->cmd('CLUSTER', 'SLOTS') }) {
         return $r->[2][1] if $slot >= $r->[0] && $slot <= $r->[1];
@@ -101,7 +116,7 @@ sub owner {
 
 sub masters {
     my ($self) = @_;
-    my %m = map { $_->[2][1] => 1 } @{ $self->{nodes}[0]->cmd('CLUSTER', 'SLOTS') };
+    my %m = map { $_->[2][1] => 1 } @{ $self->_any->cmd('CLUSTER', 'SLOTS') };
     return grep { $m{ $_->port } } $self->nodes;
 }
 
@@ -152,6 +167,7 @@ sub wait_ok {
     return DQTest::wait_for(sub {
         my %views;
         for my $x ($self->nodes) {
+            next unless $x->{pid};        # killed
             my $i = eval { $x->cmd('CLUSTER', 'INFO') } // '';
             delete $x->{sock} unless $i;
             return 0 unless !ref $i && $i =~ /cluster_state:ok/;
@@ -165,7 +181,7 @@ sub wait_ok {
 sub queue_in_first {
     my ($self, $k, $prefix) = @_;
     my (%first, @ranges);    # master port => its lowest slot
-    for my $r (@{ $self->{nodes}[0]->cmd('CLUSTER', 'SLOTS') }) {
+    for my $r (@{ $self->_any->cmd('CLUSTER', 'SLOTS') }) {
         my $p = $r->[2][1];
         push @ranges, [$r->[0], $r->[1], $p];
         $first{$p} = $r->[0] if !defined $first{$p} || $r->[0] < $first{$p};
@@ -195,6 +211,20 @@ sub failover {
     DQTest::wait_for(sub { (_role($replica)->[0] // '') eq 'master' }, $timeout, 0.05)
         or return 0;
     return $self->wait_ok($timeout);
+}
+
+# kill -9 a node (its data stays in its directory), and start it again
+# (same port, directory, AOF and nodes.conf: it rejoins the cluster)
+sub kill_node {
+    my ($self, $node) = @_;
+    delete $node->{sock};
+    DQTest::stop_pid($node->{pid}, 'KILL');
+    $node->{pid} = undef;
+}
+
+sub revive {
+    my ($self, $node) = @_;
+    $node->_launch;
 }
 
 sub other {

@@ -374,4 +374,29 @@ sub stored {
     return $r->cmd('HLEN', "dq2:{" . ($queue // 'default') . "}:tasks");
 }
 
+
+# nginx under valgrind (Debian's nginx cannot load an ASan-built module):
+# the wrapper for start(wrapper => ...), writing its report to $log ...
+sub valgrind {
+    my ($log) = @_;
+    return ['/usr/bin/valgrind', '--leak-check=full', '--num-callers=30',
+            "--log-file=$log"];
+}
+
+# ... and the report checked once nginx exited: ran to the end, no
+# invalid access, no leak from the module or hiredis
+sub valgrind_ok {
+    my ($log_file) = @_;
+    my $log = DQTest::slurp($log_file);
+    Test::More::like($log, qr/ERROR SUMMARY/, 'valgrind ran to the end');
+    Test::More::unlike($log, qr/Invalid (read|write|free)|uninitialised|Conditional jump|Mismatched free|overlap/,
+                       'no invalid memory access') or Test::More::diag($log);
+    my @ours = grep { /ngx_http_deferred|dq_|redis/ }
+               grep { /(definitely|indirectly) lost in loss record/ }
+               split /\n(?===\d+== \S.*lost in loss record)/, $log;
+    Test::More::is(scalar @ours, 0, 'no leak from the module or hiredis')
+        or Test::More::diag(join "\n\n", @ours);
+}
+
 1;
+

@@ -6,13 +6,17 @@
  *       queues on different masters: dq_defer_many across all of them in
  *       one call, dq_defer, a named duplicate, stats, pause/resume, the
  *       last error of an unknown task; a client with a database number is
- *       refused.
- *   test_client_cluster loop ADDRESS QUEUE STOPFILE
+ *       refused; dq_sync_connect (one connection: task libraries'
+ *       dq_worker_redis_connect) refuses a cluster address.
+ *   test_client_cluster loop ADDRESS QUEUE STOPFILE [QUEUE2]
  *       dq_defer and dq_queue_stats on one queue until STOPFILE exists
  *       (while the test migrates the queue's slot), then 20 more of each;
  *       prints "ok ID" per stored task, "fail RC MSG" per failed call,
  *       "stats N" per stats call that answered, "statsfail MSG" per one
- *       that did not.
+ *       that did not. With QUEUE2 (on another node) each round also makes
+ *       one dq_defer_many of a task for QUEUE then one for QUEUE2: a
+ *       redirect of the first to QUEUE2's node must not take the second's
+ *       reply ("ok ID" / "ok2 ID", "fail"/"fail2").
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,7 @@
 #include <unistd.h>
 
 #include <deferred/client.h>
+#include "dq_sync.h"
 #include "tap.h"
 
 static int
@@ -92,6 +97,11 @@ spread(const char *address, int nq, char **queues)
        "... saying why (%s)", dq_client_errstr(bad));
     dq_client_free(bad);
 
+    ok(dq_sync_connect(address, NULL, 0, 1000, buf, sizeof(buf)) == NULL,
+       "dq_sync_connect refuses a cluster address");
+    ok(strstr(buf, "a Redis Cluster address") != NULL, "... saying why (%s)",
+       buf);
+
     free(reqs);
     free(opts);
     free(ids);
@@ -101,12 +111,13 @@ spread(const char *address, int nq, char **queues)
 }
 
 static void
-one_round(dq_client_t *c, const char *queue)
+one_round(dq_client_t *c, const char *queue, const char *queue2)
 {
-    dq_defer_opts_t  o = DQ_DEFER_OPTS_INIT;
+    dq_defer_opts_t  o = DQ_DEFER_OPTS_INIT, o2[2];
+    dq_defer_req_t   reqs[2];
     dq_queue_stats_t st;
-    char             id[DQ_ID_SIZE];
-    int              rc;
+    char             id[DQ_ID_SIZE], ids[2][DQ_ID_SIZE];
+    int              rc, statuses[2], i;
 
     o.queue = queue;
     rc = dq_defer(c, "ops.run", NULL, &o, id, NULL);
@@ -121,11 +132,30 @@ one_round(dq_client_t *c, const char *queue)
     } else {
         printf("statsfail %s\n", dq_client_errstr(c));
     }
+    for (i = 0; queue2 && i < 2; i++) {
+        o2[i] = o;
+        o2[i].queue = i ? queue2 : queue;
+        reqs[i].func = "ops.run";
+        reqs[i].args = NULL;
+        reqs[i].opts = &o2[i];
+    }
+    if (queue2) {
+        rc = dq_defer_many(c, reqs, 2, statuses, ids);
+        for (i = 0; i < 2; i++) {
+            if (rc == DQ_OK && statuses[i] == DQ_OK) {
+                printf("ok%s %s\n", i ? "2" : "", ids[i]);
+            } else {
+                printf("fail%s %d %s\n", i ? "2" : "",
+                       rc != DQ_OK ? rc : statuses[i], dq_client_errstr(c));
+            }
+        }
+    }
     fflush(stdout);
 }
 
 static int
-loop(const char *address, const char *queue, const char *stop)
+loop(const char *address, const char *queue, const char *stop,
+     const char *queue2)
 {
     dq_client_t    *c = dq_client_new(address, NULL);
     struct timespec ts = { 0, 2000000 };
@@ -135,11 +165,11 @@ loop(const char *address, const char *queue, const char *stop)
         return 1;
     }
     while (access(stop, F_OK) != 0) {
-        one_round(c, queue);
+        one_round(c, queue, queue2);
         nanosleep(&ts, NULL);
     }
     for (i = 0; i < 20; i++) {
-        one_round(c, queue);
+        one_round(c, queue, queue2);
     }
     dq_client_free(c);
     return 0;
@@ -151,10 +181,10 @@ main(int argc, char **argv)
     if (argc >= 4 && strcmp(argv[1], "spread") == 0) {
         return spread(argv[2], argc - 3, argv + 3);
     }
-    if (argc == 5 && strcmp(argv[1], "loop") == 0) {
-        return loop(argv[2], argv[3], argv[4]);
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "loop") == 0) {
+        return loop(argv[2], argv[3], argv[4], argc == 6 ? argv[5] : NULL);
     }
     printf("Bail out! usage: test_client_cluster spread ADDRESS Q... | "
-           "loop ADDRESS QUEUE STOPFILE\n");
+           "loop ADDRESS QUEUE STOPFILE [QUEUE2]\n");
     return 1;
 }

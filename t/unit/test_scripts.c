@@ -1424,10 +1424,26 @@ test_cycle(void)
        calls("hset"));
     is_int(calls("hdel"), 1, "one HDEL (the values; no error to delete)");
     is_int(calls("hget"), 0, "no HGET");
-    is_int(calls("zrem"), 2, "one ZREM of leases (acks), one of eta (claim)");
+    /* the acks emptied the lease set: the claim made a new one, with the
+     * pad member that makes it a skiplist (added and removed at once) */
+    is_int(calls("zrem"), 23, "one ZREM of leases per ack (21), one of eta "
+           "(claim), one of the skiplist pad");
     is_int(calls("zadd"), 1, "one ZADD (the new leases)");
+    is_int(calls("zmscore"), 1, "no ZMSCORE of leases (its reply formats "
+           "every score): one of eta, for the fenced ack only");
+    is_int(calls("lpush") + calls("ltrim"), 0,
+           "no wake token pushed: nothing left due");
     is_int(rint_("HGET %s done", key("cy", DQ_KEY_STATS)), 20, "done counted");
     is_int(rint_("ZCARD %s", key("cy", DQ_KEY_LEASE)), 20, "20 leased");
+    {
+        char enc[32];
+
+        is_str(rstr(enc, sizeof(enc), "OBJECT ENCODING %s",
+                    key("cy", DQ_KEY_LEASE)), "skiplist",
+               "20 leases of ~45 bytes are a skiplist, not a listpack");
+        is_int(rint_("ZCOUNT %s -inf 0", key("cy", DQ_KEY_LEASE)), 0,
+               "the pad member is gone");
+    }
     is_int(rint_("ZCARD %s", key("cy", DQ_KEY_ETA)), 0, "none waiting");
 
     /* history: a retried task's error goes with its ack */
@@ -1503,6 +1519,61 @@ migrate_all(void)
         mig_left = l;
         mig_steps++;
     } while (strcmp(cursor, "0") != 0 && mig_steps < 100);
+}
+
+/* Claim reads the ETAs of the tasks it takes by runs of equal ETAs
+ * (ZSCORE + ZCOUNT of a run's first task; ZMSCORE for the rest after a
+ * run of one): every claimed task must still report its own ETA, whatever
+ * the pattern of runs, a claim that stops inside a run included. */
+static void
+test_eta_runs(void)
+{
+    /* ETA offsets (ms before now) of 24 due tasks, in ETA order: runs of
+     * 3, 1, 1, 4, 1, 2, then 12 equal ones */
+    static const int off[] = { 90, 90, 90, 80, 75, 70, 70, 70, 70, 60, 50,
+                               50, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40,
+                               40, 40 };
+    const size_t n = sizeof(off) / sizeof(off[0]);
+    char         id[32];
+    task_t       t[32];
+    int64_t      now = 0, want[32];
+    size_t       i, got = 0, bad = 0, takes[] = { 2, 5, 3, 14 }, k;
+    int          c;
+
+    {
+        dq_enqueue_result_t res;
+
+        enq("er", "er-probe", "", -1, -1, &res);
+        now = res.eta_ms;
+        rint_("DEL %s %s", key("er", DQ_KEY_TASKS), key("er", DQ_KEY_ETA));
+    }
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "er%02zu", i);   /* ids in ETA order */
+        want[i] = now - off[i];
+        is_int(enq("er", id, "", want[i], -1, NULL), DQ_OK, "enqueued %s",
+               id);
+    }
+    rint_("CONFIG RESETSTAT");
+    for (k = 0; k < sizeof(takes) / sizeof(takes[0]); k++) {
+        c = claim("er", (int64_t) takes[k], 60000, 0, t, 32);
+        is_int(c, (int64_t) takes[k], "claim %zu took %zu", k, takes[k]);
+        for (i = 0; c > 0 && i < (size_t) c; i++, got++) {
+            unsigned j = (unsigned) atoi(t[i].id + 2);
+
+            if (j != got || t[i].eta != want[j]) {
+                diag("task %s: eta %lld, want %lld (position %zu)", t[i].id,
+                     (long long) t[i].eta, (long long) want[j < n ? j : 0],
+                     got);
+                bad++;
+            }
+        }
+    }
+    is_int(got, n, "every task claimed");
+    is_int(bad, 0, "each in ETA order with its own ETA");
+    /* claim 1 starts with the last task of a run (its other two went to
+     * claim 0): a run of one, then one ZMSCORE; the others go by runs */
+    is_int(calls("zmscore"), 1, "one ZMSCORE in the 4 claims");
+    is_int(calls("zscore"), 6, "one ZSCORE per run");
 }
 
 static void
@@ -1621,6 +1692,7 @@ main(int argc, char **argv)
     test_clock_jump_gaps();
     test_reclaim_backoff();
     test_cycle();
+    test_eta_runs();
     test_migrate_steps();
 
     dq_cmd_free(&C);
