@@ -48,6 +48,10 @@ my $h = { 'X-Deferred-Admin' => '1' };
 my $get = sub { $n->request('GET', $_[0])->{status} };
 my $admin = sub { $n->request('POST', "/s/admin?$_[0]", body => '', headers => $h)->{status} };
 
+# under valgrind on a loaded machine the worker's first connect (setup
+# pipeline: AUTH, INFO, SCRIPT LOAD) can take longer than the test's first
+# request: wait for it (503 "Redis is not reachable" until then)
+DQTest::wait_for(sub { $get->('/ready') == 200 }, 30);
 is($get->('/s/status'), 200, 'status');
 like($n->request('GET', '/s/status')->{body}, qr/"dead_tasks":\[\{"id":"deadone".*"error":"boom \\"\\u0001\?"/,
      'a dead task with control and invalid bytes escaped');
