@@ -151,7 +151,7 @@ dq_child_shards(dq_child_t *ch, size_t base, unsigned n)
         q->base = base;
         q->shard = i;
         if (dq_shard_name(q->sname, sizeof(q->sname), b->name, i) == 0
-            || dq_live_add_shard(ch, ch->nq, base) != 0)
+            || dq_live_add_shard(ch, ch->nq, base, n) != 0)
         {
             dq_log_error("queue %.*s: cannot serve shard %u", (int) b->name.len,
                          b->name.ptr, i);
