@@ -166,5 +166,5 @@ case "$cmd" in
            DQ_SOAK_S=${2:-600} exec prove -v t/82-fault-soak.t ;;
     fuzz)  deps; shift; exec "$ROOT/fuzz/run.sh" "${1:-600}" ;;
     clean) make -s clean ;;
-    *) sed -n '2,20s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
+    *) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; [ -z "$cmd" ] || exit 2 ;;
 esac

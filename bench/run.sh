@@ -24,7 +24,9 @@
 # Environment: DQ_BUILD (default build/, the optimised build; the sanitizer
 # build is never used here), BENCH_HTTP_SECONDS (10), BENCH_NGINX_WORKERS (2),
 # BENCH_DEEP_N (1000000: the deep workload's delayed tasks),
-# BENCH_WORKER_PROCS (one per core).
+# BENCH_WORKER_PROCS (one per core), BENCH_CLUSTER_N (60000: the cluster
+# workload's tasks), BENCH_CAP_HEADROOM (0.5: the share of a core the
+# capacity model lets a master use).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
         --only)   ONLY=$2; shift ;;
         --n)      N=$2; shift ;;
         --keep)   KEEP=1 ;;
-        -h|--help) sed -n '2,25s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -1035,8 +1037,10 @@ wl_capacity() {
 #     and on a 3-master cluster (two queues on each master; no replicas, no
 #     persistence, like the other workloads). Queues are filled on their
 #     own master (dq-bench-enqueue at the node's address). Per run:
-#     tasks/s, Redis CPU per task summed over the nodes, and each node's
-#     EVALSHA and BLPOP calls. Two cores cannot show tasks/s growing with
+#     tasks/s, Redis CPU per task summed over the nodes (less what the
+#     nodes use idle, measured for 2 s before: serverCron and the cluster
+#     bus cost each node the same with or without work), tasks per EVALSHA,
+#     and each node's EVALSHA and BLPOP calls. Two cores cannot show tasks/s growing with
 #     masters (they share the cores with the worker): the row shows Redis
 #     CPU per task staying flat and the work spreading over the nodes.
 #     --only cluster (not in the default set)
@@ -1061,6 +1065,7 @@ ccli() { local p=$1; shift; redis-cli -h 127.0.0.1 -p "$p" "$@"; }
 cluster_start() {
     local m=$1 i p d
     CL_PORTS=() CL_PIDS=()
+    rm -rf "$TMP/cluster$m"       # a fresh cluster: no nodes.conf of the last run
     for i in $(seq 1 "$m"); do
         p=$(cluster_port)
         d=$TMP/cluster$m/n$i
@@ -1150,6 +1155,12 @@ cluster_run() {
     for p in "${CL_PORTS[@]}"; do ccli "$p" CONFIG RESETSTAT >/dev/null; done
     args=(-r "$addr" --processes "$WORKER_PROCS" -l "$TASKS_SO" $WORKER_OPTS)
     for q in "${CL_QUEUES[@]}"; do args+=(-q "$q"); done
+    # what the nodes use idle (serverCron, the cluster bus): subtracted
+    local i0 i1 ti0 ti1 idle
+    i0=$(cluster_cpu_s); ti0=$EPOCHREALTIME
+    sleep 2
+    i1=$(cluster_cpu_s); ti1=$EPOCHREALTIME
+    idle=$(awk -v a="$i0" -v b="$i1" -v x="$ti0" -v y="$ti1" 'BEGIN { printf "%.6f", (b - a) / (y - x) }')
     c0=$(cluster_cpu_s)
     t0=$EPOCHREALTIME
     spawn "$TMP/worker-cluster$m.log" "$WORKER_BIN" "${args[@]}"
@@ -1173,8 +1184,9 @@ cluster_run() {
         cluster_stop
         return
     fi
-    figure "cluster.${m}m.tasks_per_s" "$(awk -v n="$done" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')" tasks/s
-    figure "cluster.${m}m.redis_cpu_us_per_task" "$(awk -v a="$c0" -v b="$c1" -v n="$done" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')" us/task
+    local rate cpu evs=0 nodes=
+    rate=$(awk -v n="$done" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
+    cpu=$(awk -v a="$c0" -v b="$c1" -v r="$idle" -v x="$t0" -v y="$t1" 'BEGIN { printf "%.6f", b - a - r * (y - x) }')
     i=0
     for p in "${CL_PORTS[@]}"; do
         i=$((i + 1))
@@ -1184,10 +1196,16 @@ cluster_run() {
         bl=$(sed -n 's/^cmdstat_blpop:calls=\([0-9]*\),.*/\1/p' <<<"$cs")
         tot=$(ccli "$p" INFO stats | tr -d '\r' | awk -F: '$1 == "total_commands_processed" { print $2 }')
         log "cluster ${m}m node $i (:$p): $(grep '^cmdstat' <<<"$cs" | sed 's/,usec_per_call.*//;s/cmdstat_//' | tr '\n' ' ')"
-        figure "cluster.${m}m.node$i.evalsha_calls" "${ev:-0}" calls
-        figure "cluster.${m}m.node$i.blpop_calls" "${bl:-0}" calls
-        figure "cluster.${m}m.node$i.commands" "${tot:-0}" commands
+        evs=$((evs + ${ev:-0}))
+        nodes+="${ev:-0}/${bl:-0}/${tot:-0} "
     done
+    CR_RATE+=("$rate")
+    CR_CPU+=("$(awk -v c="$cpu" -v n="$done" 'BEGIN { printf "%.2f", c * 1e6 / n }')")
+    CR_CALL+=("$(awk -v c="$cpu" -v e="$evs" 'BEGIN { if (e > 0) printf "%.1f", c * 1e6 / e }')")
+    CR_TPC+=("$(awk -v e="$evs" -v n="$done" 'BEGIN { if (e > 0) printf "%.2f", n / e }')")
+    CR_IDLE+=("$(awk -v r="$idle" 'BEGIN { printf "%.2f", r * 1e3 }')")
+    CR_NODES=$nodes
+    log "cluster ${m}m: $done tasks at $rate/s, Redis ${CR_CPU[-1]} us/task (${CR_CALL[-1]} us per EVALSHA, ${CR_TPC[-1]} tasks per EVALSHA; idle ${CR_IDLE[-1]} ms/s subtracted); per node EVALSHA/BLPOP/commands: $nodes"
     cluster_stop
 }
 
@@ -1208,13 +1226,43 @@ wl_cluster() {
     done
     cluster_stop
     log "cluster: $CLUSTER_N tasks over ${CL_QUEUES[*]}, worker $WORKER_PROCS processes"
+    local m j r1=() r3=() c1=() c3=() k1=() k3=() t1=() t3=() d1=() d3=() n1 n3
+    # alternated, so both see the same co-load over the runs
     for i in $(seq 1 "$REPEAT"); do
-        cluster_run 1
-        cluster_run 3
+        for m in 1 3; do
+            CR_RATE=() CR_CPU=() CR_CALL=() CR_TPC=() CR_IDLE=() CR_NODES=
+            cluster_run "$m"
+            [ ${#CR_RATE[@]} -gt 0 ] || continue
+            if [ "$m" = 1 ]; then
+                r1+=("${CR_RATE[0]}"); c1+=("${CR_CPU[0]}"); k1+=("${CR_CALL[0]}"); t1+=("${CR_TPC[0]}"); d1+=("${CR_IDLE[0]}"); n1=$CR_NODES
+            else
+                r3+=("${CR_RATE[0]}"); c3+=("${CR_CPU[0]}"); k3+=("${CR_CALL[0]}"); t3+=("${CR_TPC[0]}"); d3+=("${CR_IDLE[0]}"); n3=$CR_NODES
+            fi
+        done
+    done
+    for m in 1 3; do
+        local -n R=r$m C=c$m K=k$m T=t$m D=d$m N=n$m
+        if [ ${#R[@]} -eq 0 ]; then
+            na "cluster.${m}m.tasks_per_s" "the worker did not drain the ${m}-master cluster"
+            continue
+        fi
+        log "cluster ${m}m runs: tasks/s ${R[*]}; us/task ${C[*]}; us/EVALSHA ${K[*]}; tasks/EVALSHA ${T[*]}"
+        figure "cluster.${m}m.tasks_per_s" "$(median "${R[@]}")" tasks/s
+        figure "cluster.${m}m.redis_cpu_us_per_task" "$(median "${C[@]}")" us/task
+        figure "cluster.${m}m.redis_cpu_us_per_evalsha" "$(median "${K[@]}")" us/call
+        figure "cluster.${m}m.tasks_per_evalsha" "$(median "${T[@]}")" tasks/call
+        figure "cluster.${m}m.idle_cpu_ms_per_s" "$(median "${D[@]}")" ms/s
+        j=0
+        for x in $N; do
+            j=$((j + 1))
+            figure "cluster.${m}m.node$j.evalsha_blpop_commands" "$x" "calls(last run)"
+        done
     done
     local a=${FIG[cluster.1m.redis_cpu_us_per_task]:-n/a} b=${FIG[cluster.3m.redis_cpu_us_per_task]:-n/a}
     if [ "$a" != n/a ] && [ "$b" != n/a ]; then
         figure cluster.3m_over_1m.redis_cpu_per_task "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')" ratio
+        a=${FIG[cluster.1m.redis_cpu_us_per_evalsha]}; b=${FIG[cluster.3m.redis_cpu_us_per_evalsha]}
+        figure cluster.3m_over_1m.redis_cpu_per_evalsha "$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2f", b / a }')" ratio
     fi
 }
 

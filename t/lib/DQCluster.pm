@@ -5,7 +5,8 @@ package DQCluster;
 # (port + 10000) are free too, each in its own directory; spawned through
 # DQTest (stopped by pid at exit).
 #
-#   my $c = DQCluster->start;
+#   my $c = DQCluster->start;  (plain => 1: no AOF; else appendonly yes,
+#                              appendfsync always on every node)
 #   $c->nodes                  the six DQTest::Redis objects
 #   $c->owner($queue)          the master serving the queue's slot (every
 #                              key of a queue carries the hash tag {queue})
@@ -65,8 +66,9 @@ sub start {
                                       args => ['--cluster-enabled', 'yes',
                                                '--cluster-config-file', "$d/nodes.conf",
                                                '--cluster-node-timeout', '2000',
-                                               '--appendonly', 'yes',
-                                               '--appendfsync', 'always']);
+                                               $o{plain} ? ()
+                                               : ('--appendonly', 'yes',
+                                                  '--appendfsync', 'always')]);
     }
     my ($rc, $out, $err) = DQTest::capture('redis-cli', '--cluster', 'create',
         (map { '127.0.0.1:' . $_->port } @n), '--cluster-replicas', '1',
