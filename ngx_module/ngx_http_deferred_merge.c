@@ -783,8 +783,14 @@ ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
             break;
         }
 
+        /* the least recently used goes first, an unsharded queue's
+         * before a sharded one's (forgetting N sends a sharded queue's
+         * tasks to shard 0 until it is read again) */
         if (!rs->shards[i].pending
-            && (lru == NULL || rs->shards[i].used < lru->used))
+            && (lru == NULL
+                || (rs->shards[i].n > 1) < (lru->n > 1)
+                || ((rs->shards[i].n > 1) == (lru->n > 1)
+                    && rs->shards[i].used < lru->used)))
         {
             lru = &rs->shards[i];
         }
