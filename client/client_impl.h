@@ -45,6 +45,8 @@ typedef struct {
     char          host[DQ_CLUSTER_HOST];
     int           port;
     redisContext *ctx;            /* NULL: not connected */
+    int           wrote;          /* answered a command (not an error)
+                                     since dq__cl_wait_reset: WAIT here */
 } dq__cl_conn_t;
 
 typedef struct {
@@ -119,6 +121,9 @@ int  dq__cl_ready(dq_client_t *c);
 int  dq__cl_append(dq_client_t *c, int argc, const char **argv,
                    const size_t *argvlen);
 int  dq__cl_get_reply(dq_client_t *c, redisReply **r);
+/* dq__cl_wait WAITs on the masters that answered a command (not with an
+ * error) since dq__cl_wait_reset: the ones this enqueue wrote to. */
+void dq__cl_wait_reset(dq_client_t *c);
 int  dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms);
 
 /* client_shards.c: a queue's shard count (cached), the shard an enqueue
