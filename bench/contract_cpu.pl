@@ -18,6 +18,10 @@
 #   commandstats read before and after every ack call (claim = the rest):
 #   claim_us_per_task= ack_us_per_task=; the INFO calls add to redis_cpu_s,
 #   so take that figure from a run without --split (bench/run.sh capacity).
+# --callgrind: Redis runs under valgrind's callgrind, counting instructions
+# inside EVALSHA only (enqueue + cycles; the load of the machine does not
+# move the count); prints "callgrind_ir=N" (slow: use --n 5000).
+# --enqueue-only: stop after the enqueue (its count, to subtract).
 use strict;
 use warnings;
 use FindBin;
@@ -25,9 +29,11 @@ use lib "$FindBin::Bin/../t/lib";
 use DQTest;
 use Getopt::Long;
 
-my ($n, $batch, $mode, $lua, $split) = (100000, 32, 'v2', undef, 0);
+my ($n, $batch, $mode, $lua, $split, $cg, $enq_only) =
+    (100000, 32, 'v2', undef, 0, 0, 0);
 GetOptions('n=i' => \$n, 'batch=i' => \$batch, 'mode=s' => \$mode,
-           'lua=s' => \$lua, 'split' => \$split) or die "usage\n";
+           'lua=s' => \$lua, 'split' => \$split, 'callgrind' => \$cg,
+           'enqueue-only' => \$enq_only) or die "usage\n";
 die "--split needs --mode v1 or v2 (cycle is one call)\n"
     if $split && $mode eq 'cycle';
 my $root = DQTest::root();
@@ -44,6 +50,28 @@ sub script {
         $pre .= do { local $/; <$h> };
     }
     return $body =~ s/\A(#!lua[^\n]*\n)// ? $1 . $pre . $body : $pre . $body;
+}
+my $cgdir;
+if ($cg) {
+    $cgdir = DQTest::tmpdir();
+    my $server = DQTest::in_path('redis-server') ? 'redis-server'
+                                                 : die "no redis-server\n";
+    open my $w, '>', "$cgdir/redis-cg" or die "$cgdir/redis-cg: $!";
+    print $w "#!/bin/sh\nexec valgrind --tool=callgrind"
+           . " --callgrind-out-file=$cgdir/cg.out --collect-atstart=no"
+           . " --toggle-collect=evalShaCommand $server \"\$@\"\n";
+    close $w;
+    chmod 0755, "$cgdir/redis-cg";
+    $ENV{REDIS_SERVER} = "$cgdir/redis-cg";
+}
+sub cg_total {
+    return unless $cg;
+    for (1 .. 100) { last if -s "$cgdir/cg.out"; select(undef, undef, undef, 0.1) }
+    my ($ir) = `callgrind_annotate $cgdir/cg.out 2>/dev/null`
+               =~ /^\s*([\d,]+)\s.*PROGRAM TOTALS/m;
+    $ir //= 'n/a';
+    $ir =~ tr/,//d;
+    print "callgrind_ir=$ir\n";
 }
 my $r = DQTest::Redis->start;
 my %sha = map { $_ => $r->cmd('SCRIPT', 'LOAD', script($_)) } qw(enqueue claim ack);
@@ -83,6 +111,11 @@ sub cpu {
     my ($u) = $info =~ /used_cpu_user:([\d.]+)/;
     my ($s) = $info =~ /used_cpu_sys:([\d.]+)/;
     return $u + $s;
+}
+if ($enq_only) {
+    $r->stop;
+    cg_total();
+    exit 0;
 }
 $r->cmd('CONFIG', 'RESETSTAT');
 my $c0 = cpu();
@@ -141,3 +174,4 @@ printf "%s n=%d batch=%d calls=%d redis_cpu_s=%.3f us_per_task=%.2f "
 printf "split claim_us_per_task=%.2f ack_us_per_task=%.2f\n",
        (($ev // 0) - $ack_usec) / $n, $ack_usec / $n if $split;
 $r->stop;
+cg_total();

@@ -138,43 +138,74 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
         const char  *a6[] = { "HMGET", k[4], "enqueued", "done", "retried",
                               "dead", "requeued", "deleted" };
         const char  *a7[] = { "HGET", k[4], "cold" };   /* the cold tier */
-        int64_t      waiting, due, running, dead, oldest = -1, paused;
+        int64_t      waiting = 0, due = 0, running = 0, dead = 0,
+                     oldest = -1, paused = 0, cnt[6] = { 0 };
         const char  *rate = "-";
-        int          j;
+        char         rbuf[48], sq[DQ_SHARD_NAME_MAX + 1];
+        double       rsum = 0;
+        int          j, rall = 1;
+        unsigned     ns = 1, sh;
 
         if (!dq_queue_name_valid(dq_str_c(q[i]))) {
             continue;
         }
-        dq__key(k[0], q[i], DQ_KEY_ETA);
-        dq__key(k[1], q[i], DQ_KEY_LEASE);
-        dq__key(k[2], q[i], DQ_KEY_DEAD);
-        dq__key(k[3], q[i], DQ_KEY_CONF);
-        dq__key(k[4], q[i], DQ_KEY_STATS);
-        av[0] = a0; ac[0] = 2; av[1] = a1; ac[1] = 4; av[2] = a2; ac[2] = 2;
-        av[3] = a3; ac[3] = 2; av[4] = a4; ac[4] = 5; av[5] = a5; ac[5] = 5;
-        av[6] = a6; ac[6] = 8; av[7] = a7; ac[7] = 3;
-        if (dq__pipeline(cli, 8, ac, av, rep) != DQ_OK) {
+        if ((j = dq_queue_shards(cli->c, q[i], &ns)) != DQ_OK) {
             free(q);
             freeReplyObject(names);
             json_decref(out);
-            return DQ_CLI_ERROR;
+            return dq_cli_fail(cli, j);
         }
-        waiting = dq_reply_int(rep[0]) + dq_reply_int(rep[7]);
-        due = dq_reply_int(rep[1]);
-        running = dq_reply_int(rep[2]);
-        dead = dq_reply_int(rep[3]);
-        if (rep[4]->type == REDIS_REPLY_ARRAY && rep[4]->elements == 2) {
-            int64_t eta = dq_reply_int(rep[4]->element[1]);
-            if (eta <= now) {
-                oldest = now - eta;
+        /* a sharded queue is one row: the sums over its shards */
+        for (sh = 0; sh < ns; sh++) {
+            dq_shard_name(sq, sizeof(sq), dq_str_c(q[i]), sh);
+            dq__key(k[0], sq, DQ_KEY_ETA);
+            dq__key(k[1], sq, DQ_KEY_LEASE);
+            dq__key(k[2], sq, DQ_KEY_DEAD);
+            dq__key(k[3], sq, DQ_KEY_CONF);
+            dq__key(k[4], sq, DQ_KEY_STATS);
+            av[0] = a0; ac[0] = 2; av[1] = a1; ac[1] = 4; av[2] = a2;
+            ac[2] = 2; av[3] = a3; ac[3] = 2; av[4] = a4; ac[4] = 5;
+            av[5] = a5; ac[5] = 5; av[6] = a6; ac[6] = 8; av[7] = a7;
+            ac[7] = 3;
+            if (dq__pipeline(cli, 8, ac, av, rep) != DQ_OK) {
+                free(q);
+                freeReplyObject(names);
+                json_decref(out);
+                return DQ_CLI_ERROR;
+            }
+            waiting += dq_reply_int(rep[0]) + dq_reply_int(rep[7]);
+            due += dq_reply_int(rep[1]);
+            running += dq_reply_int(rep[2]);
+            dead += dq_reply_int(rep[3]);
+            if (rep[4]->type == REDIS_REPLY_ARRAY && rep[4]->elements == 2) {
+                int64_t eta = dq_reply_int(rep[4]->element[1]);
+                if (eta <= now && now - eta > oldest) {
+                    oldest = now - eta;
+                }
+            }
+            paused |= rep[5]->type == REDIS_REPLY_ARRAY
+                      && rep[5]->elements == 3
+                      && dq_reply_int(rep[5]->element[0]) == 1;
+            if (rep[5]->type == REDIS_REPLY_ARRAY && rep[5]->elements == 3
+                && rep[5]->element[1]->type == REDIS_REPLY_STRING)
+            {
+                rsum += atof(rep[5]->element[1]->str);
+                rall &= atof(rep[5]->element[1]->str) > 0;
+            } else {
+                rall = 0;
+            }
+            for (j = 0; j < 6 && rep[6]->type == REDIS_REPLY_ARRAY
+                        && rep[6]->elements == 6; j++)
+            {
+                cnt[j] += dq_reply_int(rep[6]->element[j]);
+            }
+            for (j = 0; j < 8; j++) {
+                freeReplyObject(rep[j]);
             }
         }
-        paused = rep[5]->type == REDIS_REPLY_ARRAY && rep[5]->elements == 3
-                 && dq_reply_int(rep[5]->element[0]) == 1;
-        if (rep[5]->type == REDIS_REPLY_ARRAY && rep[5]->elements == 3
-            && rep[5]->element[1]->type == REDIS_REPLY_STRING)
-        {
-            rate = rep[5]->element[1]->str;
+        if (rall) {
+            snprintf(rbuf, sizeof(rbuf), "%.6g", rsum);
+            rate = rbuf;
         }
         if (out) {
             json_t *o = json_object(), *st = json_object();
@@ -194,22 +225,14 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             json_object_set_new(o, "oldest_due_age_ms",
                                 oldest >= 0 ? json_integer(oldest)
                                             : json_null());
-            for (j = 0; j < 6 && rep[6]->type == REDIS_REPLY_ARRAY
-                        && rep[6]->elements == 6; j++)
-            {
-                json_object_set_new(st, cn[j], json_integer(
-                    dq_reply_int(rep[6]->element[j])));
+            for (j = 0; j < 6; j++) {
+                json_object_set_new(st, cn[j], json_integer(cnt[j]));
             }
             json_object_set_new(o, "counters", st);
             json_array_append_new(out, o);
         } else {
-            int64_t done = 0, failed = 0;
+            int64_t done = cnt[1], failed = cnt[2] + cnt[3];
 
-            if (rep[6]->type == REDIS_REPLY_ARRAY && rep[6]->elements == 6) {
-                done = dq_reply_int(rep[6]->element[1]);
-                failed = dq_reply_int(rep[6]->element[2])
-                         + dq_reply_int(rep[6]->element[3]);
-            }
             dq_cli_table_cell(&t, "%s", q[i]);
             dq_cli_table_cell(&t, "%lld", (long long) waiting);
             dq_cli_table_cell(&t, "%lld", (long long) due);
@@ -225,9 +248,6 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             }
             dq_cli_table_cell(&t, "%lld", (long long) done);
             dq_cli_table_cell(&t, "%lld", (long long) failed);
-        }
-        for (j = 0; j < 8; j++) {
-            freeReplyObject(rep[j]);
         }
     }
     if (out) {

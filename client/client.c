@@ -39,6 +39,7 @@ dq__fail(dq_client_t *c, int code, const char *fmt, ...)
     if (c->cl == NULL && c->address
         && ((m = strstr(c->errstr, "MOVED "))
             || (m = strstr(c->errstr, "ASK ")))
+        && (m == c->errstr || m[-1] == ' ')
         && dq_cluster_redirect_str(m, strlen(m), &rd))
     {
         n = strlen(c->errstr);

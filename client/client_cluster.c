@@ -18,8 +18,10 @@
  * commands already pipelined to X, whose replies are read first and kept
  * in their FIFO entries.
  *
- * Replies acted on here, at most DQ__CL_REDIRECTS per command (then the
- * call fails, saying so):
+ * Replies acted on here, at most DQ__CL_REDIRECTS redirects in a row per
+ * command (then the call fails, saying so; a TRYAGAIN retry, itself
+ * bounded, starts the count again: ASK then TRYAGAIN is the normal answer
+ * to a script while its slot's keys move):
  *   MOVED  the command goes to the named node at once; the map is asked
  *          again (at most every DQ__CL_REFRESH_MS), of that node first: a
  *          seed may not have heard of the move yet.

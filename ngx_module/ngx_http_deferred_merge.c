@@ -532,8 +532,9 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
 
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                      "deferred: redis %V: no reply (connection lost) "
-                      "for %ui tasks", &rs->name, m->n);
+                      "deferred: redis %V: no reply (connection lost, "
+                      "or a cluster node's never made) for %ui tasks",
+                      &rs->name, m->n);
         m->failure = "Redis connection lost";
         goto done;
     }
@@ -595,9 +596,12 @@ ngx_http_deferred_merge_waited(void *data, redisReply *reply)
 
     m->waiting = 0;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
-        || reply->integer < rs->replicas)
+    if ((reply == NULL || reply->type != REDIS_REPLY_INTEGER
+         || reply->integer < rs->replicas)
+        && m->failure == NULL)
     {
+        /* (when the script failed, its own line said so: nothing was
+         * stored to be acknowledged) */
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: %ui tasks stored but not "
                       "acknowledged by %i replicas within %M ms (%s)",
@@ -606,9 +610,7 @@ ngx_http_deferred_merge_waited(void *data, redisReply *reply)
                       : reply->type == REDIS_REPLY_INTEGER ? "too few"
                       : "WAIT refused");
 
-        if (m->failure == NULL) {
-            m->failure = "not replicated in time";
-        }
+        m->failure = "not replicated in time";
     }
 
     if (m->replied) {
@@ -781,8 +783,14 @@ ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
             break;
         }
 
+        /* the least recently used goes first, an unsharded queue's
+         * before a sharded one's (forgetting N sends a sharded queue's
+         * tasks to shard 0 until it is read again) */
         if (!rs->shards[i].pending
-            && (lru == NULL || rs->shards[i].used < lru->used))
+            && (lru == NULL
+                || (rs->shards[i].n > 1) < (lru->n > 1)
+                || ((rs->shards[i].n > 1) == (lru->n > 1)
+                    && rs->shards[i].used < lru->used)))
         {
             lru = &rs->shards[i];
         }

@@ -11,8 +11,10 @@
  *   ngx_http_deferred_merge.c    the tasks of concurrent requests merged
  *                                into one script call per queue
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
- *                                one connection per worker per Redis,
- *                                reconnect with backoff, EVALSHA/EVAL
+ *                                one connection per worker per Redis (a
+ *                                cluster: per master, routed by slot,
+ *                                MOVED/ASK followed), reconnect with
+ *                                backoff, EVALSHA/EVAL
  *   ngx_http_deferred_access.c   who may call the endpoint: local
  *                                addresses, signatures (lib/dq_sign.c),
  *                                functions and retry bounds

@@ -12,7 +12,9 @@
  * wrong database; an older Redis than DQ_REDIS_MIN_VERSION is refused, an
  * evicting maxmemory-policy is warned about), commands of concurrent
  * requests pipelined on it, reconnect with backoff, EVALSHA retried as
- * EVAL on NOSCRIPT, WAIT for replicas when configured.
+ * EVAL on NOSCRIPT, WAIT for replicas when configured. A Redis Cluster
+ * (the end of this file): a slot map and a connection per master, each
+ * command routed by its key, MOVED and ASK followed.
  *
  * Invariants: hiredis runs each callback exactly once (a NULL reply on
  * disconnect); a command's handler runs exactly once (with NULL on
@@ -934,7 +936,11 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
                >= NGX_HTTP_DEFERRED_BACKOFF_MIN)
         {
             /* no map yet: the next request asks, at most once per
-             * BACKOFF_MIN */
+             * BACKOFF_MIN, without waiting for the backoff timer */
+            if (rs->timer.timer_set) {
+                ngx_del_timer(&rs->timer);
+            }
+
             ngx_http_deferred_cluster_refresh(rs);
         }
 

@@ -94,7 +94,8 @@ typedef struct {
     ngx_uint_t                     what;        /* 0 queues, 1 workers, 2
                                                    queue i, 3 worker i, 4
                                                    admin/ready, 5 a shard
-                                                   of queue i */
+                                                   of queue i, 6 admin:
+                                                   shard count */
     ngx_uint_t                     index;
     ngx_uint_t                     shard;       /* 5: shard of queue i */
     dq_cmd_t                       cmd;
@@ -120,6 +121,7 @@ struct ngx_http_deferred_op_s {
     ngx_str_t                      action;      /* admin */
     ngx_str_t                      queue;
     ngx_str_t                      id;
+    ngx_uint_t                     nshards;     /* admin: the queue's */
     int64_t                        result;
     ngx_str_t                      error;
 };
@@ -149,6 +151,7 @@ static void ngx_http_deferred_op_cmd_free(void *data);
 static void ngx_http_deferred_op_queue(ngx_http_deferred_op_t *op,
     ngx_http_deferred_qstat_t *q, redisReply *reply);
 static ngx_int_t ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op);
+static ngx_int_t ngx_http_deferred_admin_send(ngx_http_deferred_op_t *op);
 static ngx_int_t ngx_http_deferred_op_shards(ngx_http_deferred_op_t *op);
 static void ngx_http_deferred_op_sum(ngx_http_deferred_op_t *op);
 static void ngx_http_deferred_render_status(ngx_http_deferred_op_t *op);
@@ -782,8 +785,16 @@ ngx_http_deferred_op_reply(void *data, redisReply *reply)
         }
         break;
 
-    default:    /* admin action, readiness */
-        op->result = dq_reply_int(reply);
+    case 6:     /* admin: the queue's shard count */
+        op->nshards = reply->type == REDIS_REPLY_STRING
+                      ? dq_shards_parse(reply->str, reply->len) : 1;
+        break;
+
+    default:    /* admin action (once per shard: the largest answer),
+                   readiness */
+        if (dq_reply_int(reply) > op->result) {
+            op->result = dq_reply_int(reply);
+        }
         if (reply->type == REDIS_REPLY_STRING) {
             op->error = ngx_http_deferred_op_copy(op, reply);
         }
@@ -960,6 +971,21 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
         ngx_http_deferred_op_finish(op, NGX_HTTP_OK, "application/json",
                                     &body);
         return;
+    }
+
+    if (op->kind == NGX_HTTP_DEFERRED_OPS_ADMIN && op->stage == 0
+        && !op->failed)
+    {
+        /* the shard count is in: the action on every shard */
+        op->stage = 1;
+
+        if (ngx_http_deferred_admin_send(op) != NGX_OK) {
+            op->failed = 1;
+        }
+
+        if (op->pending) {
+            return;
+        }
     }
 
     if (op->kind == NGX_HTTP_DEFERRED_OPS_ADMIN) {
@@ -1371,18 +1397,80 @@ ngx_http_deferred_op_release(ngx_http_deferred_op_t *op)
 
 /* admin actions: POST ?action=&queue=&id= with X-Deferred-Admin: 1 */
 
+/* the admin action on each shard of the queue (1 when not sharded) */
+
+static ngx_int_t
+ngx_http_deferred_admin_send(ngx_http_deferred_op_t *op)
+{
+    int                            rc;
+    u_char                         name[DQ_SHARD_NAME_MAX + 1];
+    dq_str_t                       q;
+    ngx_str_t                      v;
+    ngx_uint_t                     i;
+    ngx_http_deferred_op_cmd_t    *oc;
+    ngx_http_deferred_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(op->request,
+                                        ngx_http_deferred_module);
+    v = op->action;
+
+    for (i = 0; i < op->nshards; i++) {
+        q.len = dq_shard_name((char *) name, sizeof(name),
+                              (dq_str_t) { (char *) op->queue.data,
+                                           op->queue.len }, i);
+        q.ptr = (const char *) name;
+
+        if (q.len == 0) {
+            return NGX_ERROR;
+        }
+
+        oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+        if (oc == NULL) {
+            return NGX_ERROR;
+        }
+
+        oc->op = op;
+        oc->what = 4;
+        dq_cmd_init(&oc->cmd);
+
+        if (v.len == 5 && ngx_strncmp(v.data, "retry", 5) == 0) {
+            rc = dq_cmd_requeue(&oc->cmd, q,
+                                (dq_str_t) { (char *) op->id.data,
+                                             op->id.len });
+
+        } else if (v.len == 6 && ngx_strncmp(v.data, "delete", 6) == 0) {
+            rc = dq_cmd_remove(&oc->cmd, q, "id",
+                               (dq_str_t) { (char *) op->id.data,
+                                            op->id.len },
+                               1, (int64_t) dlcf->tombstone);
+
+        } else {
+            rc = dq_cmd_pause(&oc->cmd, q, v.len == 5);
+        }
+
+        if (rc != DQ_OK) {
+            dq_cmd_free(&oc->cmd);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_deferred_op_script(op, oc) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op)
 {
-    ngx_int_t                      rc;
     ngx_str_t                      v, hdr = ngx_string("X-Deferred-Admin");
     ngx_uint_t                     found;
     ngx_http_request_t            *r;
     ngx_http_deferred_op_cmd_t    *oc;
-    ngx_http_deferred_loc_conf_t  *dlcf;
 
     r = op->request;
-    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
 
     /* a custom header: a cross-site form or fetch cannot send it without
      * a CORS preflight, which this location never grants */
@@ -1425,49 +1513,38 @@ ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    v = op->action;
+
+    if (!((v.len == 5 && ngx_strncmp(v.data, "retry", 5) == 0 && op->id.len)
+          || (v.len == 6 && ngx_strncmp(v.data, "delete", 6) == 0
+              && op->id.len)
+          || (v.len == 5 && ngx_strncmp(v.data, "pause", 5) == 0)
+          || (v.len == 6 && ngx_strncmp(v.data, "resume", 6) == 0)))
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (v.data[0] == 'p' || (v.data[0] == 'r' && v.len == 6)) {
+        op->id.len = 0;
+    }
+
+    /* first the queue's shard count (a sharded queue: the action goes to
+     * every shard, ngx_http_deferred_admin_send) */
+
     oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
     if (oc == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     oc->op = op;
-    oc->what = 4;
+    oc->what = 6;
+    op->nshards = 1;
     dq_cmd_init(&oc->cmd);
 
-    v = op->action;
-
-    if (v.len == 5 && ngx_strncmp(v.data, "retry", 5) == 0 && op->id.len) {
-        rc = dq_cmd_requeue(&oc->cmd,
-                            (dq_str_t) { (char *) op->queue.data,
-                                         op->queue.len },
-                            (dq_str_t) { (char *) op->id.data, op->id.len });
-
-    } else if (v.len == 6 && ngx_strncmp(v.data, "delete", 6) == 0
-               && op->id.len)
+    if (dq_cmd_shards(&oc->cmd, (dq_str_t) { (char *) op->queue.data,
+                                              op->queue.len })
+        != DQ_OK)
     {
-        rc = dq_cmd_remove(&oc->cmd,
-                           (dq_str_t) { (char *) op->queue.data,
-                                        op->queue.len },
-                           "id",
-                           (dq_str_t) { (char *) op->id.data, op->id.len },
-                           1, (int64_t) dlcf->tombstone);
-
-    } else if ((v.len == 5 && ngx_strncmp(v.data, "pause", 5) == 0)
-               || (v.len == 6 && ngx_strncmp(v.data, "resume", 6) == 0))
-    {
-        rc = dq_cmd_pause(&oc->cmd,
-                          (dq_str_t) { (char *) op->queue.data,
-                                       op->queue.len },
-                          v.len == 5);
-
-        op->id.len = 0;
-
-    } else {
-        dq_cmd_free(&oc->cmd);
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    if (rc != DQ_OK) {
         dq_cmd_free(&oc->cmd);
         return NGX_HTTP_BAD_REQUEST;
     }

@@ -112,6 +112,10 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     diag("after the run:\n$text");
     is(scalar(grep { ($_->{done} // 0) > 0 } @$s), 4, 'every shard ran some');
     like($text, qr/^done 424$/m, 'stats: done 424 for the whole queue');
+    my ($qrc, $qout) = cli('--json', 'queues');
+    my ($row) = grep { $_->{queue} eq 'hot' } @{ JSON::PP::decode_json($qout) };
+    is($row->{counters}{done}, 424, 'queues: one row for hot, done summed over its shards');
+    ok(!grep({ $_->{queue} =~ /#/ } @{ JSON::PP::decode_json($qout) }), 'queues lists no shard as a queue');
     like(DQWorker::log_text($w), qr/queue hot: serving 4 shards/, 'the worker log says it serves 4 shards');
 }
 
@@ -192,6 +196,23 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     ($rc, $out, $err) = cli('queue', 'conc', '--max-concurrent', '5');
     is(join(',', map { $r->cmd('HGET', shard_key('conc', $_, 'conf'), 'max_concurrent') } 0 .. 2),
        '2,2,1', 'max_concurrent 5 over 3 shards: 2,2,1 (sum exactly 5)');
+    # config apply of a whole-queue file: split over the 3 shards too
+    my $cf = "$dir/conc.conf";
+    open my $cfh, '>', $cf or die;
+    print {$cfh} "queue conc { rate 30/s; max_concurrent 7; retry_limit 2; }\n";
+    close $cfh;
+    ($rc, $out, $err) = cli('config', 'apply', $cf);
+    is($rc, 0, 'config apply to a 3-shard queue') or diag $err;
+    is(join(',', map { $r->cmd('HGET', shard_key('conc', $_, 'conf'), 'max_concurrent') } 0 .. 2),
+       '3,2,2', '... max_concurrent 7 over 3 shards: 3,2,2');
+    is(join(',', map { $r->cmd('HGET', shard_key('conc', $_, 'conf'), 'rate') } 0 .. 2),
+       '10,10,10', '... rate 30 over 3 shards: 10 each');
+    is(join(',', map { $r->cmd('HGET', shard_key('conc', $_, 'conf'), 'retry_limit') } 0 .. 2),
+       '2,2,2', '... the other settings copied to every shard');
+    ($rc, $out) = cli('--json', 'config', 'show', 'conc');
+    my $show = JSON::PP::decode_json($out)->[0];
+    is($show->{max_concurrent}, 7, 'config show: the whole queue\'s max_concurrent (7)');
+    is($show->{shards}, 3, 'config show: 3 shards');
     ($rc, $out, $err) = cli('queue', 'conc', '--max-concurrent', '3');
     like($out, qr/max_concurrent 3$/m, 'queue conc shows the whole-queue figure (3)');
 
@@ -231,6 +252,33 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     ok($t[-1] - $t[0] >= 2500, 'and 80 tasks took at least (80 - 20) / 20 s = 3 s, less a little (' . ($t[-1] - $t[0]) . ' ms)');
     DQWorker::stop_worker($w2);
     DQTest::log_clean_ok($w2->{log});
+
+    # nothing applied: a worker's own file's limit is split the same way
+    ($rc, $out, $err) = cli('queue', 'fl', '--shards', '2');
+    my $conf = "$dir/fl.conf";
+    open my $fh, '>', $conf or die;
+    print {$fh} "redis " . $r->address . ";\nlibrary " . DQWorker::example_lib()
+        . ";\nmaster_process off;\nthreads 8;\nconcurrency 8;\nqueue fl { max_concurrent 2; }\n";
+    close $fh;
+    my $w4 = { log => "$dir/w4.log" };
+    $w4->{pid} = DQTest::spawn(name => 'w4', log => $w4->{log},
+                               cmd => [DQWorker::worker_bin(), '-c', $conf]);
+    ok(DQTest::wait_for(sub { DQTest::slurp($w4->{log}) =~ /queue fl: serving 2 shards/ }, 20),
+       'w4 (file: max_concurrent 2) serves fl\'s 2 shards');
+    my $fl = "$dir/fl.rec";
+    ($rc) = cli('defer', '-q', 'fl', '--count', '12', 'sleep_ms', 200, $fl);
+    @R = DQWorker::wait_records($fl, 12, 60);
+    is(scalar(@R), 12, 'file limit: all 12 ran');
+    @ev = ();
+    push @ev, [$_->{ms} - 200, 1], [$_->{ms}, -1] for @R;
+    ($cur, $max) = (0, 0);
+    for (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev) {
+        $cur += $_->[1];
+        $max = $cur if $cur > $max;
+    }
+    ok($max <= 2, "a file's max_concurrent 2 over 2 shards: at most 2 at once (saw $max)");
+    DQTest::stop_pid($w4->{pid}, 'TERM', 20);
+    DQTest::log_clean_ok($w4->{log});
 }
 
 DQWorker::stop_worker($w);
@@ -249,6 +297,7 @@ SKIP: {
             deferred_endpoint on;
             location = /deferred/status  { deferred_status; }
             location = /deferred/metrics { deferred_metrics; }
+            location = /deferred/admin   { deferred_admin; }
         }
     });
     my $wr = "$dir/web.rec";
@@ -292,9 +341,32 @@ SKIP: {
     like($m->{body}, qr/^deferred_queue_shards\{queue="web"\} 4$/m, 'metrics: deferred_queue_shards 4');
     like($m->{body}, qr/^deferred_tasks\{queue="web",state="due"\} 268$/m, 'metrics: deferred_tasks summed');
     like($m->{body}, qr/^deferred_shard_tasks\{queue="web",shard="3",state="due"\} $e[3]$/m, 'metrics: per-shard rows');
+    SKIP: {
+        DQTest::skip_unless(DQTest::in_path('promtool'),
+                            'promtool not installed (Debian package prometheus)', 1);
+        open my $mf, '>', "$dir/metrics.txt" or die;
+        print {$mf} $m->{body};
+        close $mf;
+        my $pout = `promtool check metrics < $dir/metrics.txt 2>&1`;
+        is($?, 0, 'promtool check metrics accepts the sharded series') or diag $pout;
+    }
+    # the admin location: pause and resume reach every shard, delete finds
+    # the task's shard
+    my %ah = (headers => { 'X-Deferred-Admin' => '1' });
+    my $a = $n->request('POST', '/deferred/admin?action=pause&queue=web', %ah);
+    is($a->{status}, 200, 'admin pause: 200');
+    is(join(',', map { $r->cmd('HGET', shard_key('web', $_, 'conf'), 'paused') // 0 } 0 .. 3), '1,1,1,1',
+       'admin pause: every shard paused');
+    $a = $n->request('POST', '/deferred/admin?action=resume&queue=web', %ah);
+    is(join(',', map { $r->cmd('HGET', shard_key('web', $_, 'conf'), 'paused') // 0 } 0 .. 3), '0,0,0,0',
+       'admin resume: every shard');
+    my ($gone) = @{ $r->cmd('ZRANGE', shard_key('web', 2, 'eta'), 0, 0) };
+    $a = $n->request('POST', "/deferred/admin?action=delete&queue=web&id=$gone", %ah);
+    is($a->{status}, 200, "admin delete of a task in shard 2: 200") or diag $a->{body};
+    like($a->{body} // '', qr/"done":true/, '... done');
     my $w3 = DQWorker::start_worker($r, $dir, name => 'w3', args => ['-q', 'web']);
-    my @R = DQWorker::wait_records($wr, 268, 60);
-    is(scalar(@R), 268, 'a worker started after nginx ran all 268');
+    my @R = DQWorker::wait_records($wr, 267, 60);
+    is(scalar(@R), 267, 'a worker started after nginx ran all 267 (268 less the one deleted)');
     my $ids = runs_by_id($wr);
     is(scalar(grep { $_ != 1 } values %$ids), 0, '... each exactly once');
     DQWorker::stop_worker($w3);

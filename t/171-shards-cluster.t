@@ -84,6 +84,12 @@ my %n;
 $n{ $_->{id} }++ for @R;
 is(scalar(grep { $_ != 1 } values %n), 0, '... each exactly once');
 like(DQWorker::log_text($w), qr/queue hot: serving 6 shards/, 'the worker serves the 6 shards');
+# the worker idle (its BLPOPs out, one per slot): new tasks in every shard
+# are woken for, not left to the idle look (30 s with the default lease)
+sleep 1.5;
+($rc, $out, $err) = cli('defer', '-q', 'hot', '--count', '30', 'record', $rec);
+@R = DQWorker::wait_records($rec, $want + 30, 10);
+is(scalar(@R), $want + 30, '30 more while it idles: run at once (woken on every shard\'s slot)');
 DQWorker::stop_worker($w);
 DQTest::log_clean_ok($w->{log});
 done_testing;

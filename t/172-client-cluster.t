@@ -8,10 +8,16 @@
 #    (dq:queues, dq:workers, dq:worker:*) on their own slots' nodes;
 #    migrate of a queue's contract v1 keys (dq:{q}:*, the same slot as
 #    dq2:{q}:*);
+#  - scripts flushed (NOSCRIPT -> EVAL per node); a sharded queue's shards
+#    on several masters; DEFERRED_REDIS; requirepass on every node;
 #  - a slot migrated by hand (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE,
-#    SETSLOT NODE) while the client enqueues in a loop: ASK and MOVED both
-#    answered (errorstats of the source node), every call that returned OK
-#    stored exactly once on the new master.
+#    SETSLOT NODE) while the client enqueues in a loop: ASK, TRYAGAIN and
+#    MOVED all answered (the nodes' errorstats), commands after ASKING
+#    served, every call that returned OK stored exactly once on the new
+#    master, a batch's task for another node never failed;
+#  - redirects that never end: the call fails after 5, saying so;
+#  - a connection killed, then CLUSTER FAILOVER under the loop: nothing
+#    OK'd lost.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -102,6 +108,23 @@ sub stored_once {
          '... saying to give a cluster: address') or diag $err;
 }
 
+# ---- seeds: a dead one skipped; none answering, or not a cluster: clear
+{
+    my $dead = '127.0.0.1:' . DQTest::free_port();
+    my ($rc, $out, $err) = DQTest::capture($cli, '-r', "cluster:$dead," . $masters[1]->address,
+                                           'stats', $q[0]);
+    is($rc, 0, 'a dead first seed: the next one gives the map') or diag $err;
+    ($rc, $out, $err) = DQTest::capture($cli, '-r', "cluster:$dead", 'stats', $q[0]);
+    is($rc, 1, 'no seed answering: exit 1');
+    like($err, qr/redis cluster: no node gave the slot map \(1 seeds asked; the last: .*\Q$dead\E/,
+         '... saying so') or diag $err;
+    my $plain = DQTest::Redis->start(dir => do { mkdir "$dir/plain"; "$dir/plain" });
+    ($rc, $out, $err) = DQTest::capture($cli, '-r', 'cluster:' . $plain->address, 'stats', $q[0]);
+    is($rc, 1, 'a seed that is not a cluster node: exit 1');
+    like($err, qr/CLUSTER SLOTS: .*cluster support disabled/, '... saying so') or diag $err;
+    $plain->stop;
+}
+
 # ---- the C client: 3 queues, 3 masters
 {
     my ($rc, $out, $err) = DQTest::capture($bin, 'spread', $addr, @q);
@@ -149,6 +172,15 @@ sub stored_once {
         ($rc, $out, $err) = cli($x->[0], @q);
         is($rc, 0, "$x->[0] of the 3 queues") or diag $err;
     }
+    # deferred-worker pause|resume: the blocking client too
+    ($rc, $out, $err) = DQTest::capture(DQTest::bin('deferred-worker'), '-r', $addr,
+                                        'pause', @q);
+    is($rc, 0, 'deferred-worker -r cluster:... pause of the 3 queues') or diag $err;
+    is(scalar(grep { (node_of($_)->cmd('HGET', DQTest::dq_key($_, 'conf'), 'paused') // '')
+                     eq '1' } @q), 3, '... each paused on its own master');
+    ($rc, $out, $err) = DQTest::capture(DQTest::bin('deferred-worker'), '-r', $addr,
+                                        'resume', @q);
+    is($rc, 0, 'deferred-worker resume') or diag $err;
     ($rc, $out, $err) = cli('purge', $q[0], '--state', 'all', '--yes');
     is($rc, 0, 'purge') or diag $err;
     is(node_of($q[0])->cmd('ZCARD', DQTest::dq_key($q[0], 'eta')), 0,
@@ -225,6 +257,23 @@ sub stored_once {
     ($rc, $out, $err) = DQTest::capture($cli, '-r', $addr, '--db', 2, 'stats', $q[1]);
     isnt($rc, 0, '--db 2 on a cluster: refused');
     like($err, qr/only database 0/, '... saying why') or diag $err;
+}
+
+# ---- scripts flushed on every master: NOSCRIPT -> EVAL on each node
+{
+    my %evals;
+    for my $m (@masters) {
+        $m->cmd('SCRIPT', 'FLUSH');
+        $m->cmd('CONFIG', 'RESETSTAT');
+    }
+    for my $q (@q) {
+        my ($rc, $out, $err) = cli('defer', '-q', $q, 'ops.run');
+        is($rc, 0, "defer to $q after SCRIPT FLUSH") or diag $err;
+    }
+    for my $m (@masters) {
+        my ($n) = $m->cmd('INFO', 'commandstats') =~ /cmdstat_eval:calls=(\d+)/;
+        ok(($n // 0) >= 1, 'master ' . $m->port . ': the script sent as EVAL there');
+    }
 }
 
 # ---- a sharded queue (docs/SCALING.md): its shards {hq#i} on several
@@ -363,6 +412,39 @@ sub stored_once {
        0, 'nothing stored');
     ($rc, $out, $err) = cli('defer', '-q', $lq, 'ops.run');
     is($rc, 0, 'the next defer works') or diag $err;
+}
+
+# ---- a queue's keys split between two nodes (one key MIGRATEd, the slot
+# MIGRATING/IMPORTING): its enqueue script is answered TRYAGAIN, retried
+# ~1 s, then refused; in the same dq_defer_many a task for a queue on
+# another node is stored and says so (each call its own status)
+{
+    my $sq = 'splitq';
+    my $src = node_of($sq);
+    my ($dst) = grep { $_->port != $src->port } @masters;
+    my ($oq) = grep { node_of($_)->port == $dst->port } map { "oq$_" } 1 .. 200;
+    my ($rc, $out, $err) = cli('defer', '-q', $sq, '--count', 3, 'ops.run');
+    is($rc, 0, "3 tasks in $sq") or diag $err;
+    my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$sq}");
+    $dst->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $src->cmd('CLUSTER', 'MYID'));
+    $src->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $dst->cmd('CLUSTER', 'MYID'));
+    my $eta = DQTest::dq_key($sq, 'eta');
+    is($src->cmd('MIGRATE', '127.0.0.1', $dst->port, $eta, 0, 5000), 'OK',
+       "${sq}'s eta set moved, its other keys not");
+    my $t0 = time;
+    ($rc, $out, $err) = DQTest::capture($bin, 'batch', $addr, $sq, $oq);
+    my $took = time - $t0;
+    like($out, qr/^rc 0$/m, 'dq_defer_many made its calls') or diag "$out$err";
+    like($out, qr/^status1 -6$/m, "the task for $sq: DQ_EREDIS") or diag $out;
+    like($out, qr/^status2 0$/m, "the task for $oq (another node): stored, DQ_OK") or diag $out;
+    like($out, qr/^err enqueue: TRYAGAIN/m, 'errstr: the TRYAGAIN reply') or diag $out;
+    ok($took >= 0.9, sprintf('TRYAGAIN retried before giving up (%.1f s)', $took));
+    for my $k (@{ $src->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 1000) }) {
+        $src->cmd('MIGRATE', '127.0.0.1', $dst->port, $k, 0, 5000);
+    }
+    $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $dst->cmd('CLUSTER', 'MYID')) for @masters;
+    is($dst->cmd('ZCARD', $eta), 3, "$sq: its 3 tasks, the refused one not among them");
+    is($dst->cmd('ZCARD', DQTest::dq_key($oq, 'eta')), 1, "$oq: its task");
 }
 
 # ---- a connection killed, then the queue's master replaced by its replica

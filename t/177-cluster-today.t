@@ -73,6 +73,8 @@ diag("one node's address as one server: the worker ran the task of $qa: "
      . "; its log names: @seen");
 ok(!defined DQTest::reaped($w->{pid}), 'the worker master is still running');
 ok($a_ran, "the worker runs ${qa}'s task (on the node given)");
+like($log, qr/is a Redis Cluster node: give the address as cluster:HOST:PORT/,
+     'its log says to give a cluster: address');
 is(DQTest::stop_pid($w->{pid}), 0, 'the worker stops cleanly');
 DQTest::log_clean_ok($w->{log}, 'the worker log');
 

@@ -4,6 +4,8 @@
 #   - idle: commands per second per child, summed over the masters
 #     (INFO commandstats; printed for docs/SCALING.md)
 #   - every queue's tasks run, each once (counted by the task records)
+#   - a child SIGKILLed while running tasks: the master hands them back
+#     through the cluster (worker/held.c)
 #   - a queue's slot moved to another master by hand (CLUSTER SETSLOT
 #     IMPORTING/MIGRATING, MIGRATE key by key, SETSLOT NODE) while its
 #     tasks run: none lost, none run twice
@@ -24,6 +26,17 @@ use Time::HiRes qw(time sleep);
 
 my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
+
+# a database other than 0 is refused when the configuration is read
+{
+    open my $fh, '>', "$dir/db.conf" or die;
+    print {$fh} "redis \"cluster:127.0.0.1:7000,127.0.0.1:7001\";\nredis_db 1;\nqueue a;\n";
+    close $fh;
+    my ($rc, $out, $err) = DQTest::capture(DQWorker::worker_bin(), '-t', '-c', "$dir/db.conf");
+    isnt($rc, 0, 'redis_db 1 with a cluster address: refused');
+    like($err, qr/"redis_db 1" with a cluster address: a Redis Cluster has database 0 only/,
+         '  saying why') or diag $err;
+}
 my $c = DQCluster->start(dir => $dir);
 my @m = $c->masters;
 is(scalar @m, 3, '3 masters');
@@ -87,13 +100,29 @@ sub conf {
 }
 
 # ---- idle: commands per second per child (the default lease, 30 s)
+# and connections: each child one per master it has queues on, plus one
+# per wake slot (the seed's connection closed once unused)
+sub clients {
+    my $n = 0;
+    for my $x (@_) {
+        my $l = $x->cmd('CLIENT', 'LIST');
+        $n += () = $l =~ /^(?!.*flags=[SM])/mg;      # not replication links
+    }
+    return $n;
+}
 {
+    my @ms = $c->masters;
+    my $c0 = clients(@ms);
     my $w = DQWorker::start_master(undef, $dir, name => 'idle', wait => 0,
                                    conf => conf([$m[0]], ''));
     DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /cluster map from/ }, 10);
-    sleep 2;
+    sleep 4;
+    my %slots = map { $m[0]->cmd('CLUSTER', 'KEYSLOT', "{$_}") => 1 } @q;
+    my $conns = clients(@ms) - $c0;
+    diag("connections of 2 idle children on the masters: $conns (" . scalar(@ms)
+         . " masters, " . scalar(keys %slots) . " wake slots)");
+    is($conns, 2 * (@ms + keys %slots), '  one per master and one per wake slot, per child');
     my $secs = $ENV{DQ_IDLE_S} || 10;
-    my @ms = $c->masters;
     my $n0 = cmdstats(@ms);
     sleep $secs;
     my $n1 = cmdstats(@ms);
@@ -108,12 +137,16 @@ sub conf {
     is(DQTest::stop_pid($w->{pid}), 0, 'the idle worker stops cleanly');
 }
 
-# ---- the worker serving the 5 queues; seeds: a replica and a master
+# ---- the worker serving the 5 queues; seeds: nobody listening, then a
+# replica and a master
 my ($replica) = grep { my $x = $_; !grep { $_->port == $x->port } @m } $c->nodes;
+my $dead = bless { port => DQTest::free_port() }, 'DQTest::Redis';
 my $w = DQWorker::start_master(undef, $dir, name => 'w', wait => 0,
-                               conf => conf([$replica, $m[1]], "lease 5s;\n"));
+                               conf => conf([$dead, $replica, $m[1]], "lease 5s;\n"));
 ok(DQTest::wait_for(sub { (() = DQTest::slurp($w->{log}) =~ /cluster map from/g) >= 2 }, 20),
-   'the children have the slot map');
+   'the children have the slot map (the first seed refused: the next asked)');
+like(DQTest::slurp($w->{log}), qr/127\.0\.0\.1:${\ $dead->port}\): cannot connect/,
+     '  the dead seed logged');
 
 # every queue, every task once
 my $rec = "$dir/all.rec";
@@ -122,6 +155,24 @@ wait_done($rec, scalar @ids);
 my ($lost, $twice) = tally($rec, @ids);
 is($lost, 0, scalar(@ids) . ' tasks on 5 queues / 3 masters: none lost');
 is($twice, 0, '  none run twice');
+
+# ---- a child killed while it runs tasks: the master hands them back at
+# once (worker/held.c, through the blocking client on the cluster), not
+# at lease expiry
+{
+    my $q = $q[3];
+    my $rec = "$dir/crash.rec";
+    my @ids = defer_n($q, 6, $rec, 1500);
+    DQWorker::wait_lines($rec, 'S', 2, 20);
+    my ($pid) = map { $_->[2] } DQWorker::lines($rec, 'S');
+    kill 'KILL', $pid;
+    ok(DQTest::wait_for(sub {
+        DQTest::slurp($w->{log}) =~ /task failed: queue=$q id=\S+ error="child killed by signal 9/
+    }, 10), "a child killed: the master failed its running task of $q through the cluster");
+    wait_done($rec, scalar @ids);
+    my ($lost, $twice) = tally($rec, @ids);
+    is($lost, 0, '  none lost');
+}
 
 # ---- a queue's slot moved while its tasks run
 {
@@ -143,6 +194,19 @@ is($twice, 0, '  none run twice');
         $moved++;
         sleep 0.1;                      # tasks keep running in between
     }
+    # every key on the new node, the slot still MIGRATING/IMPORTING: the
+    # old node answers ASK to every command; the worker sends ASKING and
+    # the command to the new node, which runs a script only if every key
+    # it names exists there (else TRYAGAIN: not run, said again later).
+    # An ASK must never come back to the worker as a failure.
+    is($src->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot), 0,
+       'the old node holds none of the keys: ASK for each command');
+    my $mark = length DQTest::slurp($w->{log});
+    sleep 1.5;
+    my $window = substr(DQTest::slurp($w->{log}), $mark);
+    unlike($window, qr/(?:failed|refused)[^\n]*\bASK \d+/, '  ASK followed (no command failed with ASK)');
+    like($window, qr/claim on queue $q failed: EVALSHA answered: TRYAGAIN/,
+         '  its claims reached the new node (TRYAGAIN there: not all keys yet)');
     $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $did) for ($dst, $src, $c->masters);
     my $during = () = DQWorker::lines($rec, 'E');
     diag("slot $slot of $q: $moved keys moved one by one; $during of 300 tasks done by then");
@@ -155,6 +219,29 @@ is($twice, 0, '  none run twice');
     my $log = DQTest::slurp($w->{log});
     my @seen = map { $log =~ /$_/ ? $_ : () } ('moved to', 'TRYAGAIN', 'ASK');
     diag("worker log names: @seen");
+}
+
+# ---- redirects that never end (a slot MIGRATING to a node that does not
+# import it: ASK there, MOVED back): each command gives up after 5, logged;
+# the queue works again once the slot is stable
+{
+    my $q = $q[4];
+    my $src = owner($q);
+    my ($dst) = grep { $_->port != $src->port } $c->masters;
+    my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$q}");
+    # the queue's keys gone from the node (an empty queue: ASK for every key)
+    my $keys = $src->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
+    $src->cmd('DEL', @$keys) if @$keys;
+    $src->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', node_id($dst));
+    ok(DQTest::wait_for(sub {
+        DQTest::slurp($w->{log}) =~ /after 5 redirects for slot $slot; giving up/
+    }, 40), "a redirect loop on slot $slot: given up after 5, logged");
+    $src->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+    my $rec = "$dir/loop.rec";
+    my @ids = defer_n($q, 10, $rec, 0);
+    wait_done($rec, scalar @ids);
+    my ($lost, $twice) = tally($rec, @ids);
+    is($lost + $twice, 0, '  the slot stable again: its tasks run, each once');
 }
 
 # ---- CLUSTER FAILOVER on a replica while its master's queue runs

@@ -6,7 +6,11 @@
 #   - one queue on each master: 201, the task on its queue's master;
 #     a batch over the three queues; the status page lists the queues of
 #     every master (their keys live on three nodes, dq:queues on a
-#     fourth slot), metrics and readiness answer;
+#     fourth slot), admin pause/resume reach each queue's master,
+#     metrics and readiness answer;
+#   - a redirect loop (two masters naming each other for a slot): 503
+#     after 5 redirects, logged;
+#   - a reload (the old workers exit, the new ones ask again);
 #   - one master stuck (SIGSTOP): its queue 503 after deferred_timeout,
 #     the other masters' queues 201 meanwhile, ready 503 (every master is
 #     asked);
@@ -14,6 +18,8 @@
 #   - a map naming its nodes by host name (cluster-preferred-endpoint-type
 #     hostname): refused with a clear line, 503 (never resolved);
 #   - no seed answering: 503, logged;
+#   - a password (requirepass on every node): AUTH to the seed and to
+#     every master (201 on each); no password: 503;
 #   - a slot moved by hand under load (CLUSTER SETSLOT IMPORTING /
 #     MIGRATING, MIGRATE of its keys, SETSLOT NODE): the module follows
 #     ASK (ASKING + the command on the importing node) and MOVED (re-sent
@@ -79,6 +85,7 @@ my $n = DQNginx->start(dir => "$dir/nginx", vars => { SEEDS => $seeds }, http =>
         location = /status  { deferred_status; }
         location = /metrics { deferred_metrics; }
         location = /ready   { deferred_ready; }
+        location = /admin   { deferred_admin; }
         location = /short   { deferred_timeout 1s; deferred_endpoint on; }
         location = /ready1s { deferred_timeout 1s; deferred_ready; }
     }
@@ -111,9 +118,53 @@ is($res->{status}, 200, 'status: 200');
 for my $q (@queues) {
     like($res->{body}, qr/"queue":"$q"/, "status lists $q");
 }
+# admin actions go to the queue's own master
+for my $q (@queues) {
+    $res = $n->request('POST', "/admin?action=pause&queue=$q", body => '',
+                       headers => { 'X-Deferred-Admin' => '1' });
+    is($res->{status}, 200, "admin: pause $q: 200");
+    is($c->owner($q)->cmd('HGET', "dq2:{$q}:conf", 'paused'), '1', "... paused on its master");
+    $res = $n->request('POST', "/admin?action=resume&queue=$q", body => '',
+                       headers => { 'X-Deferred-Admin' => '1' });
+    is($res->{status}, 200, "admin: resume $q: 200");
+}
 $res = $n->request('GET', '/metrics');
 like($res->{body} // '', qr/deferred_redis_up 1/, 'metrics: redis up');
 is($n->request('GET', '/ready')->{status}, 200, 'ready: 200');
+
+# ---- a redirect loop (master A says a fresh slot is B's, B still
+# thinks it is A's): the command fails after 5 redirects, 503, logged
+{
+    my ($a, $b) = @m[0, 1];
+    my ($lq) = grep { $c->owner($_)->port == $a->port } map { "lq$_" } 1 .. 500;
+    my $ls = $a->cmd('CLUSTER', 'KEYSLOT', "{$lq}");
+    is($a->cmd('CLUSTER', 'SETSLOT', $ls, 'NODE', $b->cmd('CLUSTER', 'MYID')), 'OK',
+       "slot $ls: A names B, B still names A");
+    $res = $n->request('POST', '/_ah/queue/deferred',
+                       json => qq({"func":"ops.run","queue":"$lq","args":["l"]}));
+    is($res->{status}, 503, 'a redirect loop: 503');
+    like(DQTest::slurp($n->error_log), qr/more than 5 redirects for one command, the last: MOVED $ls /,
+         '... after 5 redirects, logged');
+    $a->cmd('CLUSTER', 'SETSLOT', $ls, 'NODE', $a->cmd('CLUSTER', 'MYID'));
+    ok(DQTest::wait_for(sub {
+        $n->request('POST', '/_ah/queue/deferred',
+                    json => qq({"func":"ops.run","queue":"$lq","args":["l"]}))->{status} == 201
+    }, 10, 0.2), '... and 201 again once A takes its slot back');
+}
+
+# ---- a reload: the old workers (a connection per master, the map's
+# timer) exit, the new ones ask for the map again
+{
+    my %before = map { $_ => 1 } $n->worker_pids;
+    ok($n->reload, 'reload: new workers');
+    ok(DQTest::wait_for(sub { !grep { $before{$_} } $n->worker_pids }, 20, 0.1),
+       '... the old workers exited');
+    my @r = $n->many([ map {
+        DQNginx::build_request('POST', '/_ah/queue/deferred',
+                               json => qq({"func":"ops.run","queue":"$_","args":["r"]}))
+    } @queues ], conns => 3);
+    is(scalar(grep { $_->{status} == 201 } @r), 3, '... and a task per master: 201');
+}
 
 # ---- one master stuck (SIGSTOP, for less than the cluster's node
 # timeout): its queue answers 503 after deferred_timeout, the others 201
@@ -129,7 +180,10 @@ is($n->request('GET', '/ready')->{status}, 200, 'ready: 200');
     is($r[1]{status}, 503, "a stuck master: $queues[1] 503 after deferred_timeout");
     is($r[0]{status}, 201, "... $queues[0] on another master: 201");
     is($r[2]{status}, 201, "... $queues[2] on another master: 201");
-    like(DQTest::slurp($n->error_log), qr/no reply within deferred_timeout/,
+    # (a worker that had no connection to it yet sees its connect time
+    # out: connect_timeout is shorter)
+    like(DQTest::slurp($n->error_log),
+         qr/no reply within deferred_timeout|127\.0\.0\.1:${\ $stuck->port}: connect timed out/,
          '... the timeout logged');
 }
 
@@ -336,4 +390,38 @@ is($n3->request('GET', '/status')->{status}, 503, '... status 503');
 like(DQTest::slurp($n3->error_log), qr/no cluster node answered CLUSTER SLOTS/,
      '... logged');
 $n3->stop;
+
+# ---- a cluster with a password: AUTH on every node (the map's question
+# too); without it, 503 (NOAUTH: nothing runs unauthenticated)
+for my $x ($c->nodes) {
+    next unless $x->pid;
+    $x->cmd('CONFIG', 'SET', 'cluster-preferred-endpoint-type', 'ip');
+    $x->cmd('CONFIG', 'SET', 'masterauth', 'pw9');
+    $x->cmd('CONFIG', 'SET', 'requirepass', 'pw9');
+}
+mkdir "$dir/nginx4";
+my $n4 = DQNginx->start(dir => "$dir/nginx4", vars => { SEEDS => 'cluster:' . $first->address }, http => q{
+    deferred_redis %%SEEDS%% password=pw9;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        deferred_endpoint on;
+        location = /nopw { deferred_redis %%SEEDS%%; deferred_endpoint on; }
+    }
+});
+my %pq;
+for my $i (1 .. 500) {
+    $pq{ $c->owner("pq$i")->port } //= "pq$i";
+    last if keys %pq == 3;
+}
+is(scalar(keys %pq), 3, 'a queue on each of the three masters now');
+for my $q (values %pq) {
+    $res = $n4->request('POST', '/_ah/queue/deferred',
+                        json => qq({"func":"ops.run","queue":"$q","args":["p"]}));
+    is($res->{status}, 201, "password=: 201 for $q (master " . $c->owner($q)->port . ')');
+}
+is($n4->request('POST', '/nopw', json => qq({"func":"ops.run","queue":"$queues[0]"}))->{status},
+   503, 'no password: 503');
+like(DQTest::slurp($n4->error_log), qr/CLUSTER SLOTS refused: NOAUTH/,
+     '... the map refused, logged');
+$n4->stop;
 done_testing();

@@ -79,7 +79,9 @@ ok(DQTest::wait_for(sub { $c->owner($q)->port != $victim->port }, 30, 0.2),
 ok(DQTest::wait_for(sub { $post->($q) == 201 }, 30, 0.2),
    "after the master was killed: 201 for $q through the new one");
 
-is($n->stop, 0, 'nginx exited with status 0');
+my $t_stop = time;
+is($n->stop(timeout => 90), 0, 'nginx exited with status 0');
+diag(sprintf('nginx under valgrind took %.1f s to exit', time - $t_stop));
 DQNginx::valgrind_ok($vg);
 my $el = DQTest::slurp($n->error_log);
 like($el, qr/CLUSTER SLOTS: .*refused/i, 'the refused seed logged');

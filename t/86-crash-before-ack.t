@@ -29,18 +29,11 @@ sleep 0.3;
 my ($kid) = DQWorker::live_children($w);
 my $id = DQWorker::defer($r, '-q', 'c', '-n', 'once-only', 'ops.span',
                          $rec, 800);
-my @S = DQWorker::wait_lines($rec, 'S', 1, 10);
-is(scalar(@S), 1, 'the task started');
-$r->cmd('CLIENT', 'PAUSE', 1500, 'WRITE');
-my @E = DQWorker::wait_lines($rec, 'E', 1, 5);
-is(scalar(@E), 1, 'the task finished (its ack now paused in Redis)');
-sleep 0.2;
-kill 'KILL', $kid;
-DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /pid $kid\) killed by signal 9/ }, 10);
+DQWorker::kill_with_ack_held($w, $r, $rec, $kid);
 like(DQTest::slurp($w->{log}), qr/child 1 \(pid $kid\) killed by signal 9 \(Killed\), holding 1 leased tasks: 0 released at once \(never started\), 1 acked/,
      'the master acked the task the child finished');
 sleep 2;
-@S = DQWorker::lines($rec, 'S');
+my @S = DQWorker::lines($rec, 'S');
 is(scalar(@S), 1, 'the task did not run again');
 is(DQWorker::zcard($r, 'c', 'leases'), 0, 'no lease left');
 ok(defined $r->cmd('ZSCORE', DQWorker::key('c', 'names'), 'once-only'),

@@ -42,6 +42,8 @@
                                        most this long for its node */
 #define DQ_CCL_TICK_MS      250
 #define DQ_CCL_SLOTS_TIMEOUT_MS 5000
+#define DQ_CCL_IDLE_CLOSE_MS 2000   /* after a map: a master no command
+                                       went to since is disconnected */
 
 typedef struct dq__cnode_s  dq__cnode_t;
 typedef struct dq__creq_s   dq__creq_t;
@@ -53,6 +55,8 @@ struct dq__cnode_s {
     int          port;
     int          started;
     int          up;
+    int          used;          /* a command was routed here since the
+                                   last map */
 };
 
 struct dq__creq_s {
@@ -100,6 +104,7 @@ struct dq_ccl_s {
     int                want_refresh;
     uint64_t           last_refresh;
     int                lost;            /* up = 0 said, up = 1 not yet */
+    uint64_t           prune_at;        /* close unused masters (0: no) */
     int                closing;
 };
 
@@ -111,6 +116,7 @@ static void dq__ccl_maybe_free(dq_ccl_t *cl);
 static void dq__ccl_unwait(dq_ccl_t *cl, dq__creq_t *q);
 static void dq__ccl_finish(dq__creq_t *q, redisReply *rep,
                            const char *errstr);
+static void dq__ccl_lost(dq_ccl_t *cl);
 
 /* ---------------------------------------------------------------- nodes */
 
@@ -127,14 +133,7 @@ dq__ccl_node_state(dq_conn_t *sub, int up, void *data)
         return;
     }
     if (!up) {
-        if (!cl->lost) {
-            cl->lost = 1;
-            if (cl->state_cb) {
-                cl->state_cb(cl->owner, 0, cl->data);
-            }
-        }
-        cl->want_refresh = 1;
-        dq__ccl_refresh(cl);
+        dq__ccl_lost(cl);
         return;
     }
     /* what waited for this node goes now, in the order it came */
@@ -155,6 +154,9 @@ dq__ccl_node_state(dq_conn_t *sub, int up, void *data)
                          dq__ccl_reply, q) != 0)
         {
             dq__ccl_finish(q, NULL, "redis not connected");
+            if (cl->closing) {
+                return;                 /* closed from the callback */
+            }
         }
     }
     if (cl->want_refresh || !cl->have_map) {
@@ -225,17 +227,21 @@ dq__ccl_node_start(dq__cnode_t *n)
 }
 
 /* Close the connections to nodes the map does not name and nothing uses
- * (a seed that is a replica, a master gone, a node a MOVED named once). */
+ * (a seed that is a replica, a master gone, a node a MOVED named once);
+ * unused_too: also to masters no command went to since the last map (the
+ * seed the map was asked of, in a connection that only needs one slot's
+ * master: a wake wait's). */
 static void
-dq__ccl_prune(dq_ccl_t *cl)
+dq__ccl_prune(dq_ccl_t *cl, int unused_too)
 {
     dq__creq_t *q;
     size_t      i, k = 0;
 
     for (i = 0; i < cl->nnodes; i++) {
         dq__cnode_t *n = cl->nodes[i];
-        int          used = dq_cluster_map_find(&cl->map, n->host, n->port)
-                            >= 0 || dq_conn_pending(n->c) > 0;
+        int          used = (dq_cluster_map_find(&cl->map, n->host, n->port)
+                             >= 0 && (n->used || !unused_too))
+                            || dq_conn_pending(n->c) > 0;
 
         for (q = cl->whead; q && !used; q = q->next) {
             used = q->node == n;
@@ -348,6 +354,7 @@ dq__ccl_go(dq__creq_t *q, dq__cnode_t *n)
     dq_ccl_t *cl = q->cl;
 
     q->node = n;
+    n->used = 1;
     if (n->up) {
         if (q->asking) {
             const char *a[] = { "ASKING" };
@@ -431,7 +438,12 @@ dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
             dq__ccl_go(w, n);
         }
     }
-    dq__ccl_prune(cl);
+    dq__ccl_prune(cl, 0);
+    for (size_t i = 0; i < cl->nnodes; i++) {
+        cl->nodes[i]->used = 0;
+    }
+    cl->prune_at = uv_now(cl->loop) + DQ_CCL_IDLE_CLOSE_MS;
+    dq__ccl_tick_on(cl);
     if (first || cl->lost) {
         cl->lost = 0;
         if (cl->state_cb) {
@@ -531,6 +543,9 @@ dq__ccl_tick_cb(uv_timer_t *t)
                         (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0]);
             dq__ccl_finish(q, NULL, "redis not connected");
             expired = 1;
+            if (cl->closing) {
+                return;                 /* closed from the callback */
+            }
         } else if (now - q->wait_since >= DQ_CCL_REFRESH_MS) {
             cl->want_refresh = 1;      /* its node may be gone for good */
         }
@@ -541,7 +556,11 @@ dq__ccl_tick_cb(uv_timer_t *t)
     if (cl->want_refresh) {
         dq__ccl_refresh(cl);
     }
-    if (cl->nwait == 0 && !cl->want_refresh) {
+    if (cl->prune_at != 0 && now >= cl->prune_at && !cl->refreshing) {
+        cl->prune_at = 0;
+        dq__ccl_prune(cl, 1);
+    }
+    if (cl->nwait == 0 && !cl->want_refresh && cl->prune_at == 0) {
         uv_timer_stop(&cl->tick);
     }
 }
@@ -564,7 +583,7 @@ dq__ccl_refresh(dq_ccl_t *cl)
     static const char *argv[] = { "CLUSTER", "SLOTS" };
     static const size_t len[] = { 7, 5 };
     uint64_t     now = uv_now(cl->loop);
-    dq__cnode_t *n = NULL;
+    dq__cnode_t *n;
     dq__creq_t  *q;
     size_t       i, ncand;
 
@@ -578,17 +597,14 @@ dq__ccl_refresh(dq_ccl_t *cl)
         dq__ccl_tick_on(cl);
         return;
     }
-    for (i = 0; i < cl->nnodes && n == NULL; i++) {
-        dq__cnode_t *c = cl->nodes[(cl->rr + i) % cl->nnodes];
-
-        if (c->up) {
-            n = c;
-            cl->rr = (cl->rr + i + 1) % cl->nnodes;
+    /* a node connected (one whose connection is going right now, inside
+     * its own callbacks, refuses the send: the next one is tried) */
+    q = calloc(1, sizeof(*q));
+    for (i = 0; q != NULL && i < cl->nnodes; i++) {
+        n = cl->nodes[(cl->rr + i) % cl->nnodes];
+        if (!n->up || !dq_conn_is_up(n->c)) {
+            continue;
         }
-    }
-    if (n != NULL && (q = calloc(1, sizeof(*q) + 2 * sizeof(char *)))
-                     != NULL)
-    {
         q->cl = cl;
         q->node = n;
         q->internal = 1;
@@ -596,14 +612,15 @@ dq__ccl_refresh(dq_ccl_t *cl)
         if (dq_conn_send(n->c, 2, argv, len, DQ_CCL_SLOTS_TIMEOUT_MS,
                          dq__ccl_reply, q) == 0)
         {
+            cl->rr = (cl->rr + i + 1) % cl->nnodes;
             cl->ninternal++;
             cl->refreshing = 1;
             cl->want_refresh = 0;
             cl->last_refresh = now;
             return;
         }
-        free(q);
     }
+    free(q);
     /* nobody connected: the next candidate; asked once it is up */
     ncand = cl->nseeds + (cl->have_map ? cl->map.nnodes : 0);
     if (ncand > 0 && (cl->last_refresh == 0

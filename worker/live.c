@@ -175,7 +175,7 @@ dq__shard_conf(dq_queue_conf_t *out, const dq_queue_conf_t *orig, unsigned i,
 }
 
 int
-dq_live_add_shard(dq_child_t *ch, size_t k, size_t base)
+dq_live_add_shard(dq_child_t *ch, size_t k, size_t base, unsigned n)
 {
     dq_live_t *lv = ch->live;
 
@@ -183,8 +183,7 @@ dq_live_add_shard(dq_child_t *ch, size_t k, size_t base)
         return -1;
     }
     lv->orig[k] = lv->orig[base];
-    dq__shard_conf(&lv->qconf[k], lv->orig[base], ch->qs[k].shard,
-                   ch->qs[k].shard + 1);
+    dq__shard_conf(&lv->qconf[k], lv->orig[base], ch->qs[k].shard, n);
     lv->applied[k] = 0;
     memset(&lv->hist[k], 0, sizeof(lv->hist[k]));
     lv->refs[k].ch = ch;
@@ -291,6 +290,14 @@ dq__conf_refresh(dq_child_t *ch)
         }
         (void) dq_conn_send(ch->cmd_conn, 3 + DQ_QCONF_NFIELDS, argv, len, 0,
                             dq__conf_reply, &lv->refs[i]);
+    }
+}
+
+void
+dq_live_refresh(dq_child_t *ch)
+{
+    if (ch->live != NULL && !ch->live->left) {
+        dq__conf_refresh(ch);
     }
 }
 

@@ -100,6 +100,7 @@ struct dq_conn_s {
     redisAsyncContext *sac;            /* the sentinel being asked */
     char               errstr[160];    /* why the last connection ended */
     int                cluster_node;   /* a node of cluster_uv.c's */
+    int                told_cluster;   /* "give cluster:" logged */
     dq_ccl_t          *cl;             /* a cluster: all is done there */
     dq_conn_state_cb  state_cb;
     void              *data;
@@ -343,6 +344,21 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (rep != NULL && q->script && rep->type != REDIS_REPLY_ERROR) {
         r->faults = 0;
+    }
+    if (rep != NULL && !r->cluster_node && !r->told_cluster
+        && rep->type == REDIS_REPLY_ERROR)
+    {
+        dq_cluster_redirect_t rd;
+
+        if (dq_cluster_redirect(rep, &rd)) {
+            /* a cluster node given as one server: say what to give */
+            r->told_cluster = 1;
+            dq_log_warn("redis (%s): %s answered %.*s: %s:%d is a Redis "
+                        "Cluster node: give the address as "
+                        "cluster:HOST:PORT[,HOST:PORT...]", r->label,
+                        q->name, (int) (rep->len > 80 ? 80 : rep->len),
+                        rep->str, r->host ? r->host : "?", r->port);
+        }
     }
     if (rep == NULL) {
         err = r->errstr[0] ? r->errstr

@@ -57,7 +57,7 @@ typedef struct {
  * nodes) the slot map is asked of the seeds (CLUSTER SLOTS), a blocking
  * connection per master is opened when a command for one of its slots
  * comes (AUTH, the timeout, each), MOVED and ASK are followed (at most 5
- * per command), TRYAGAIN is retried for about 1 s; opts->db must be 0
+ * in a row per command), TRYAGAIN is retried for about 1 s; opts->db must be 0
  * (calls fail with DQ_EINVAL otherwise); dq_client_set_wait WAITs on
  * every master written to. A lost node connection fails the call
  * (DQ_EREDIS, as on one Redis) and the next call asks for the map again.

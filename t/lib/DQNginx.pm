@@ -160,9 +160,11 @@ sub reload {
     }, 10);
 }
 
+# stop(timeout => s): QUIT, then KILL after 15 s (or s: nginx under
+# valgrind checks for leaks as it exits, slow on a loaded machine)
 sub stop {
-    my ($self) = @_;
-    my $st = DQTest::stop_pid($self->{pid}, 'QUIT', 15) if $self->{pid};
+    my ($self, %o) = @_;
+    my $st = DQTest::stop_pid($self->{pid}, 'QUIT', $o{timeout} // 15) if $self->{pid};
     $self->{pid} = undef;
     return $st;
 }

@@ -202,6 +202,22 @@ sub wait_lines {
     return lines($file, $kind);
 }
 
+# A child killed -9 while its finished task's ack waits in Redis: waits for
+# the task's start (S) in rec, pauses writes on node (CLIENT PAUSE 1500
+# WRITE) until the task has ended (E), kills child pid kid and waits for
+# the master w to log it (t/86-crash-before-ack, t/127).
+sub kill_with_ack_held {
+    my ($w, $node, $rec, $kid) = @_;
+    my @S = wait_lines($rec, 'S', 1, 15);
+    is(scalar(@S), 1, 'the task started');
+    $node->cmd('CLIENT', 'PAUSE', 1500, 'WRITE');
+    my @E = wait_lines($rec, 'E', 1, 5);
+    is(scalar(@E), 1, 'the task finished (its ack now paused in Redis)');
+    sleep 0.2;
+    kill 'KILL', $kid;
+    DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /pid $kid\) killed by signal 9/ }, 10);
+}
+
 sub key {
     return DQTest::dq_key(@_);
 }

@@ -17,6 +17,9 @@
  *       one dq_defer_many of a task for QUEUE then one for QUEUE2: a
  *       redirect of the first to QUEUE2's node must not take the second's
  *       reply ("ok ID" / "ok2 ID", "fail"/"fail2").
+ *   test_client_cluster batch ADDRESS QUEUE1 QUEUE2
+ *       one dq_defer_many of a task for each: prints "status1 RC",
+ *       "status2 RC" and "err ERRSTR".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,9 +178,37 @@ loop(const char *address, const char *queue, const char *stop,
     return 0;
 }
 
+static int
+batch(const char *address, const char *q1, const char *q2)
+{
+    dq_client_t     *c = dq_client_new(address, NULL);
+    dq_defer_opts_t  o[2] = { DQ_DEFER_OPTS_INIT, DQ_DEFER_OPTS_INIT };
+    dq_defer_req_t   reqs[2];
+    char             ids[2][DQ_ID_SIZE];
+    int              st[2] = { -100, -100 }, rc, i;
+
+    if (c == NULL) {
+        return 1;
+    }
+    for (i = 0; i < 2; i++) {
+        o[i].queue = i ? q2 : q1;
+        reqs[i].func = "ops.run";
+        reqs[i].args = NULL;
+        reqs[i].opts = &o[i];
+    }
+    rc = dq_defer_many(c, reqs, 2, st, ids);
+    printf("rc %d\nstatus1 %d\nstatus2 %d\nerr %s\n", rc, st[0], st[1],
+           dq_client_errstr(c));
+    dq_client_free(c);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "batch") == 0) {
+        return batch(argv[2], argv[3], argv[4]);
+    }
     if (argc >= 4 && strcmp(argv[1], "spread") == 0) {
         return spread(argv[2], argc - 3, argv + 3);
     }
@@ -185,6 +216,6 @@ main(int argc, char **argv)
         return loop(argv[2], argv[3], argv[4], argc == 6 ? argv[5] : NULL);
     }
     printf("Bail out! usage: test_client_cluster spread ADDRESS Q... | "
-           "loop ADDRESS QUEUE STOPFILE [QUEUE2]\n");
+           "loop ADDRESS QUEUE STOPFILE [QUEUE2] | batch ADDRESS Q1 Q2\n");
     return 1;
 }
