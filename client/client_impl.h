@@ -76,6 +76,8 @@ typedef struct {
 typedef struct {
     char     name[DQ_QUEUE_NAME_MAX + 1];   /* "" = free */
     unsigned n;
+    unsigned rr;                            /* its unnamed tasks' round
+                                               robin (per queue) */
     int64_t  expires;                       /* monotonic ms */
 } dq__shard_cache_t;
 
@@ -93,7 +95,7 @@ struct dq_client_s {
     redisContext *ctx;
     dq__qset_t   queues;      /* SADD dq:queues sent on ctx (reset with it) */
     dq__shard_cache_t shards[DQ__SHARD_CACHE];
-    unsigned     shard_rr;    /* unnamed tasks' round robin */
+    unsigned     shard_evict; /* the shard cache's next victim */
     char         errstr[512];
 };
 

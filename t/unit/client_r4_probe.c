@@ -10,9 +10,10 @@
  *                                        line, dq_defer_many [QA, QB]
  *   client_r4_probe manywait ADDR QA QB  as many, with WAIT 1
  *   client_r4_probe alt ADDR QA QB       20 unnamed dq_defer: QA, QB, ...
- *   client_r4_probe cfg ADDR QUEUE set V | clear
- *                                        the configure script, field
+ *   client_r4_probe cfg ADDR QUEUE set V the configure script, field
  *                                        "shards" only (no CLI guard)
+ *   client_r4_probe cfg ADDR QUEUE sha   print the configure script's
+ *                                        SHA1 (to send it by hand)
  * Each dq_defer prints "TAG queue Q rc RC id ID err ERR".
  */
 #include <signal.h>
@@ -44,6 +45,12 @@ cfg(dq_client_t *c, int argc, char **argv)
     const char  *f[1] = { "shards" }, *v[1];
     int          rc, set = strcmp(argv[4], "set") == 0;
 
+    if (!set) {
+        /* the script's sha: the test sends "clear shards" itself (no C
+         * call builds it) */
+        printf("sha %s\n", dq_script(DQ_SCRIPT_CONFIGURE)->sha1);
+        return 0;
+    }
     v[0] = argc > 5 ? argv[5] : "";
     dq_cmd_init(&cmd);
     rc = dq_cmd_configure(&cmd, dq_str_c(argv[3]), f, set ? v : NULL, 1);
