@@ -25,25 +25,25 @@ dq__mono_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* N as stored now (no cache): DQ_OK with *n, or an error. */
+/* The `shards` field of shard i's conf (1 when absent). */
 static int
-dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
+dq__shards_field(dq_client_t *c, dq_str_t q, unsigned i, unsigned *n)
 {
-    dq_cmd_t    cmd;
+    char        s[DQ_SHARD_NAME_MAX + 1], key[DQ_KEY_MAX];
+    const char *argv[3];
     redisReply *r;
     int         rc = DQ_OK;
 
-    if ((rc = dq__ready(c)) != DQ_OK) {
-        return rc;
+    if (dq_shard_name(s, sizeof(s), q, i) == 0
+        || dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_CONF) == 0)
+    {
+        return dq__fail(c, DQ_EINVAL, "queue \"%.*s\": no shard %u",
+                        (int) q.len, q.ptr, i);
     }
-    dq_cmd_init(&cmd);
-    if (dq_cmd_shards(&cmd, q) != DQ_OK) {
-        dq_cmd_free(&cmd);
-        return dq__fail(c, DQ_ENOMEM, "out of memory");
-    }
-    rc = dq__append(c, cmd.argc, cmd.argv, cmd.argvlen);
-    dq_cmd_free(&cmd);
-    if (rc != DQ_OK) {
+    argv[0] = "HGET";
+    argv[1] = key;
+    argv[2] = DQ_QCONF_SHARDS;
+    if ((rc = dq__append(c, 3, argv, NULL)) != DQ_OK) {
         return rc;
     }
     if (dq__get_reply(c, &r) != DQ_OK) {
@@ -57,6 +57,36 @@ dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
     }
     freeReplyObject(r);
     return rc;
+}
+
+/* N as stored now (no cache): DQ_OK with *n, or an error. Shard 0's
+ * `shards`, then the same field of shard N's conf, while it says more:
+ * every shard's conf holds N (dq_queue_set), so a shard 0 whose `shards`
+ * was lost (its master failed over before the write reached a replica)
+ * is caught by the first shard it no longer names (review R4 finding 4;
+ * one more HGET per read, a few at most). */
+static int
+dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
+{
+    unsigned m;
+    int      rc;
+
+    if ((rc = dq__ready(c)) != DQ_OK) {
+        return rc;
+    }
+    if ((rc = dq__shards_field(c, q, 0, n)) != DQ_OK) {
+        return rc;
+    }
+    while (*n < DQ_MAX_SHARDS) {
+        if ((rc = dq__shards_field(c, q, *n, &m)) != DQ_OK) {
+            return rc;
+        }
+        if (m <= *n) {
+            break;
+        }
+        *n = m;
+    }
+    return DQ_OK;
 }
 
 /* N of queue q through the cache: its entry (NULL with *rc and errstr
@@ -416,9 +446,9 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
 {
     char        v[DQ_QCONF_NFIELDS][48];
     const char *f[1] = { DQ_QCONF_SHARDS }, *val[1];
-    char        nbuf[8];
+    char        nbuf[8], s[DQ_SHARD_NAME_MAX + 1];
     dq_str_t    q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
-    unsigned    n0 = 1, n;
+    unsigned    n0 = 1, n, i;
     int         rc, applied;
     int64_t     maxc;
 
@@ -480,13 +510,23 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
         if ((rc = dq__pause_copy(c, q, n0, n)) != DQ_OK) {
             return rc;
         }
-        /* last: producers and workers see N once every shard's share of
-         * the limits (and a pause) is in place */
+        /* N in every shard's conf, shard 0's last: producers and workers
+         * see N once every shard's share of the limits (and a pause) is
+         * in place, and a reader finds N in shard n0.. even if shard 0's
+         * write is lost in a failover (dq__shards_read) */
         snprintf(nbuf, sizeof(nbuf), "%u", n);
         val[0] = nbuf;
-        if ((rc = dq__configure(c, q.ptr, f, val, 1)) != DQ_OK) {
-            return rc;
+        for (i = n; i-- > 0;) {
+            dq_shard_name(s, sizeof(s), q, i);
+            if (i == 0 && c->cl) {
+                dq__cl_wait_reset(c);     /* WAIT on shard 0's master */
+            }
+            if ((rc = dq__configure(c, s, f, val, 1)) != DQ_OK) {
+                return rc;
+            }
         }
+        /* then a replica of shard 0's master has it, if it has one */
+        return dq__wait_replicated(c, 1000, "the shard count");
     }
     return DQ_OK;
 }
