@@ -776,9 +776,6 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     char                 qkey[DQ_SHARD_NAME_MAX + 1];
     int                  rc = DQ_OK, refused = 0, wrc;
 
-    if (c->cl) {
-        dq__cl_wait_reset(c);
-    }
     items = calloc(n, sizeof(*items));
     res = calloc(n, sizeof(*res));
     idx = calloc(n, sizeof(*idx));
@@ -843,6 +840,10 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             ncalls = k + 1;
             goto done;
         }
+    }
+    if (c->cl) {
+        /* WAIT where these calls are answered (not where N was read) */
+        dq__cl_wait_reset(c);
     }
     /* pipeline: every call, plus the informational queue set once per
      * queue per connection (any I/O error drops the connection and the

@@ -20,9 +20,7 @@ use Time::HiRes qw(sleep);
 my $cli = DQTest::bin('deferred-cli');
 my $c = DQCluster->start(plain => 1);
 my @m = $c->masters;
-DQTest::wait_for(sub {
-    for my $x (@m) { return 0 unless $x->cmd('INFO', 'replication') =~ /connected_slaves:1.*state=online/s }
-    1 }, 30) or die 'replicas never online';
+$c->wait_replicas_online(30) or die 'replicas never online';
 my $addr = $c->address;
 sub cli { DQTest::capture($cli, '-r', $addr, @_) }
 
@@ -37,9 +35,7 @@ sub cli { DQTest::capture($cli, '-r', $addr, @_) }
     isnt($rc, 0, 'queue wq1 --shards 2, its master\'s replica stalled: fails');
     like($err, qr/shard count stored on \S+, but none of its 1 replicas acknowledged it within 1000 ms/,
          '... saying N is stored but not replicated') or diag $err;
-    DQTest::wait_for(sub {
-        for my $x (@m) { return 0 unless $x->cmd('INFO', 'replication') =~ /connected_slaves:1.*state=online/s }
-        1 }, 30) or die 'replicas never online again';
+    $c->wait_replicas_online(30) or die 'replicas never online again';
     ($rc, $out, $err) = cli('queue', 'wq1', '--shards', '2');
     is($rc, 0, '... and passes once the replica is back') or diag $err;
 }
