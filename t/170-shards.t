@@ -196,6 +196,23 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     ($rc, $out, $err) = cli('queue', 'conc', '--max-concurrent', '5');
     is(join(',', map { $r->cmd('HGET', shard_key('conc', $_, 'conf'), 'max_concurrent') } 0 .. 2),
        '2,2,1', 'max_concurrent 5 over 3 shards: 2,2,1 (sum exactly 5)');
+    # config apply of a whole-queue file: split over the 3 shards too
+    my $cf = "$dir/conc.conf";
+    open my $cfh, '>', $cf or die;
+    print {$cfh} "queue conc { rate 30/s; max_concurrent 7; retry_limit 2; }\n";
+    close $cfh;
+    ($rc, $out, $err) = cli('config', 'apply', $cf);
+    is($rc, 0, 'config apply to a 3-shard queue') or diag $err;
+    is(join(',', map { $r->cmd('HGET', shard_key('conc', $_, 'conf'), 'max_concurrent') } 0 .. 2),
+       '3,2,2', '... max_concurrent 7 over 3 shards: 3,2,2');
+    is(join(',', map { $r->cmd('HGET', shard_key('conc', $_, 'conf'), 'rate') } 0 .. 2),
+       '10,10,10', '... rate 30 over 3 shards: 10 each');
+    is(join(',', map { $r->cmd('HGET', shard_key('conc', $_, 'conf'), 'retry_limit') } 0 .. 2),
+       '2,2,2', '... the other settings copied to every shard');
+    ($rc, $out) = cli('--json', 'config', 'show', 'conc');
+    my $show = JSON::PP::decode_json($out)->[0];
+    is($show->{max_concurrent}, 7, 'config show: the whole queue\'s max_concurrent (7)');
+    is($show->{shards}, 3, 'config show: 3 shards');
     ($rc, $out, $err) = cli('queue', 'conc', '--max-concurrent', '3');
     like($out, qr/max_concurrent 3$/m, 'queue conc shows the whole-queue figure (3)');
 

@@ -446,6 +446,11 @@ dq__redis_state(dq_conn_t *r, int up, void *data)
     size_t      i, w;
 
     if (r == ch->cmd_conn && up) {
+        /* the settings and shard counts first: on the same connection,
+         * their replies come before the claims' (a sharded queue's
+         * shards are served from the first round trip, not the first
+         * heartbeat) */
+        dq_live_refresh(ch);
         /* (re)connected: whatever was due meanwhile is due now, and what
          * could not be reported is reported now */
         for (i = 0; i < ch->nq; i++) {

@@ -1083,8 +1083,8 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
         q->nacks = j;
     }
     /* if this child dies before the reply, the master gives back what
-     * the claim leased */
-    c->held = dq_held_add(q->qc->name, NULL, c->claim, 0, 0);
+     * the claim leased: the shard's name (q#i), where the claim leased */
+    c->held = dq_held_add(q->name.ptr, NULL, c->claim, 0, 0);
     q->claiming = 1;
     ch->reserved += n;
 }

@@ -293,6 +293,14 @@ dq__conf_refresh(dq_child_t *ch)
     }
 }
 
+void
+dq_live_refresh(dq_child_t *ch)
+{
+    if (ch->live != NULL && !ch->live->left) {
+        dq__conf_refresh(ch);
+    }
+}
+
 /* The beat script's reply: Redis now. The hash gets it as beat_ms (and
  * started_ms, the first time), then its expiry (Redis' clock too). */
 static void
