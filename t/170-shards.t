@@ -295,6 +295,12 @@ DQTest::log_clean_ok($w->{log});
         }
     }
     is(DQWorker::stats($r, 'idem')->{waiting}, 8, 'each id stored once over the 4 shards (8 waiting, not 16)');
+    # one client, the same id 4 times in a row (its round robin would
+    # spread unnamed tasks over the 4 shards)
+    ($rc, $out, $err) = cli('queue', 'idem2', '--shards', '4');
+    ($rc, $out, $err) = cli('defer', '-q', 'idem2', '--id', 'same', '--count', '4', 'record', "$dir/idem.rec");
+    is($rc, 0, 'one id 4 times from one client') or diag $err;
+    is(DQWorker::stats($r, 'idem2')->{waiting}, 1, '... stored once');
 }
 
 # ---- nginx: enqueue through the module into a sharded queue
