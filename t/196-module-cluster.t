@@ -18,6 +18,8 @@
 #   - a map naming its nodes by host name (cluster-preferred-endpoint-type
 #     hostname): refused with a clear line, 503 (never resolved);
 #   - no seed answering: 503, logged;
+#   - a password (requirepass on every node): AUTH to the seed and to
+#     every master (201 on each); no password: 503;
 #   - a slot moved by hand under load (CLUSTER SETSLOT IMPORTING /
 #     MIGRATING, MIGRATE of its keys, SETSLOT NODE): the module follows
 #     ASK (ASKING + the command on the importing node) and MOVED (re-sent
@@ -388,4 +390,38 @@ is($n3->request('GET', '/status')->{status}, 503, '... status 503');
 like(DQTest::slurp($n3->error_log), qr/no cluster node answered CLUSTER SLOTS/,
      '... logged');
 $n3->stop;
+
+# ---- a cluster with a password: AUTH on every node (the map's question
+# too); without it, 503 (NOAUTH: nothing runs unauthenticated)
+for my $x ($c->nodes) {
+    next unless $x->pid;
+    $x->cmd('CONFIG', 'SET', 'cluster-preferred-endpoint-type', 'ip');
+    $x->cmd('CONFIG', 'SET', 'masterauth', 'pw9');
+    $x->cmd('CONFIG', 'SET', 'requirepass', 'pw9');
+}
+mkdir "$dir/nginx4";
+my $n4 = DQNginx->start(dir => "$dir/nginx4", vars => { SEEDS => 'cluster:' . $first->address }, http => q{
+    deferred_redis %%SEEDS%% password=pw9;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        deferred_endpoint on;
+        location = /nopw { deferred_redis %%SEEDS%%; deferred_endpoint on; }
+    }
+});
+my %pq;
+for my $i (1 .. 500) {
+    $pq{ $c->owner("pq$i")->port } //= "pq$i";
+    last if keys %pq == 3;
+}
+is(scalar(keys %pq), 3, 'a queue on each of the three masters now');
+for my $q (values %pq) {
+    $res = $n4->request('POST', '/_ah/queue/deferred',
+                        json => qq({"func":"ops.run","queue":"$q","args":["p"]}));
+    is($res->{status}, 201, "password=: 201 for $q (master " . $c->owner($q)->port . ')');
+}
+is($n4->request('POST', '/nopw', json => qq({"func":"ops.run","queue":"$queues[0]"}))->{status},
+   503, 'no password: 503');
+like(DQTest::slurp($n4->error_log), qr/CLUSTER SLOTS refused: NOAUTH/,
+     '... the map refused, logged');
+$n4->stop;
 done_testing();

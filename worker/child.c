@@ -255,18 +255,15 @@ dq__kick_now(dq_child_t *ch)
             if (best == NULL) {
                 break;
             }
-            if (best->claiming) {
-                /* undo this round: the same pick happens on the kick
-                 * that follows the claim's reply */
-                for (i = 0; i < ch->nq; i++) {
-                    q = &ch->qs[i];
-                    if (dq__eligible(q, now, claim_size, gate)) {
-                        q->cur -= dq__weight(q);
-                    }
-                }
-                break;
-            }
             best->cur -= total;
+            if (best->claiming) {
+                /* its share is kept for it (its claim's reply kicks
+                 * again) and the round goes on for the others: stopping
+                 * here kept every remaining slot back, so on a cluster,
+                 * where each master's replies come on their own, claims
+                 * carried ~1 task (bench/cluster_calls.pl) */
+                continue;
+            }
             best->want++;
         }
         for (i = 0; i < ch->nq; i++) {

@@ -116,6 +116,7 @@ static void dq__ccl_maybe_free(dq_ccl_t *cl);
 static void dq__ccl_unwait(dq_ccl_t *cl, dq__creq_t *q);
 static void dq__ccl_finish(dq__creq_t *q, redisReply *rep,
                            const char *errstr);
+static void dq__ccl_lost(dq_ccl_t *cl);
 
 /* ---------------------------------------------------------------- nodes */
 
@@ -132,14 +133,7 @@ dq__ccl_node_state(dq_conn_t *sub, int up, void *data)
         return;
     }
     if (!up) {
-        if (!cl->lost) {
-            cl->lost = 1;
-            if (cl->state_cb) {
-                cl->state_cb(cl->owner, 0, cl->data);
-            }
-        }
-        cl->want_refresh = 1;
-        dq__ccl_refresh(cl);
+        dq__ccl_lost(cl);
         return;
     }
     /* what waited for this node goes now, in the order it came */
@@ -160,6 +154,9 @@ dq__ccl_node_state(dq_conn_t *sub, int up, void *data)
                          dq__ccl_reply, q) != 0)
         {
             dq__ccl_finish(q, NULL, "redis not connected");
+            if (cl->closing) {
+                return;                 /* closed from the callback */
+            }
         }
     }
     if (cl->want_refresh || !cl->have_map) {
@@ -546,6 +543,9 @@ dq__ccl_tick_cb(uv_timer_t *t)
                         (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0]);
             dq__ccl_finish(q, NULL, "redis not connected");
             expired = 1;
+            if (cl->closing) {
+                return;                 /* closed from the callback */
+            }
         } else if (now - q->wait_since >= DQ_CCL_REFRESH_MS) {
             cl->want_refresh = 1;      /* its node may be gone for good */
         }

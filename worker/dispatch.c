@@ -822,7 +822,10 @@ dq__claim_lost(dq_cqueue_t *q, const char *claim, int held)
  * between: a Redis host whose clock is off from this one's lands on an
  * end). Counting next_ms from the asking time woke the child up to a
  * round trip and a ms early, and a claim that came early found nothing
- * due and cost another round trip (t/163-claim-on-time.t). */
+ * due and cost another round trip (t/163-claim-on-time.t). uv_hrtime is
+ * CLOCK_MONOTONIC, the loop's clock the same or (where it ticks every ms
+ * or faster) its coarse variant, which lags it: then up to a tick late,
+ * never early. */
 static uint64_t
 dq__due_loop_ms(uint64_t sent_ms, int64_t now_ms, int64_t next_ms)
 {
@@ -1080,8 +1083,8 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
         q->nacks = j;
     }
     /* if this child dies before the reply, the master gives back what
-     * the claim leased */
-    c->held = dq_held_add(q->qc->name, NULL, c->claim, 0, 0);
+     * the claim leased: the shard's name (q#i), where the claim leased */
+    c->held = dq_held_add(q->name.ptr, NULL, c->claim, 0, 0);
     q->claiming = 1;
     ch->reserved += n;
 }

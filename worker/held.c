@@ -41,6 +41,8 @@ dq__mono_ms(void)
 
 #define DQ_HELD_TIMEOUT_MS 1000   /* each call; the whole reap has a
                                      budget (deadline_ms) */
+#define DQ__HELD_FAILED_MAX 64    /* queues a hand-back remembers as
+                                     failed (more: each entry is tried) */
 
 static dq_held_t *dq__tab;      /* this child's table, or NULL */
 static size_t     dq__cap;
@@ -263,12 +265,17 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
     dq_held_t       *e;
     dq_lease_item_t  it;
     dq_cmd_t         cmd;
-    char             err[256], error[300], q[DQ_LOG_QUOTE_MAX];
+    char             err[256], why[256], error[300], q[DQ_LOG_QUOTE_MAX];
     size_t           i, nrel = 0, nfail = 0, nfenced = 0, nleft = 0;
     size_t           nclaimed = 0, nack = 0, nbury = 0;
     uint32_t         st;
     uint64_t         now;
-    int              rc;
+    int              rc, spent = 0;
+    /* the queues (shards) a call failed for: their other entries are
+     * left too (on a cluster, one slot's master is down; its timeouts
+     * must not spend the budget the other masters' entries need) */
+    char             failed[DQ__HELD_FAILED_MAX][DQ_HELD_QUEUE_MAX];
+    size_t           nfailed = 0, k;
 
     snprintf(summary, summary_len, "holding 0 leased tasks");
     if (tab == NULL) {
@@ -287,29 +294,41 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
          * the master killed); the rest returns at lease expiry */
         now = dq__mono_ms();
         (void) dq_notify_watchdog(now, 0);
-        if (now >= deadline_ms && err[0] == '\0') {
+        if (now >= deadline_ms && !spent) {
             dq_client_free(c);
             c = NULL;
-            snprintf(err, sizeof(err), "the master's time budget for "
-                     "handing back was spent");
+            spent = 1;
+            if (err[0] == '\0') {
+                snprintf(err, sizeof(err), "the master's time budget for "
+                         "handing back was spent");
+            }
         }
-        if (c == NULL && err[0] == '\0') {
+        for (k = 0; k < nfailed && strcmp(failed[k], e->queue) != 0; k++) {
+            /* a call for this queue failed already */
+        }
+        if (spent || k < nfailed) {
+            nleft++;
+            __atomic_store_n(&e->state, DQ_HELD_FREE, __ATOMIC_RELAXED);
+            continue;
+        }
+        why[0] = '\0';
+        if (c == NULL) {
             memset(&co, 0, sizeof(co));
             co.password = conf->redis_password;
             co.db = conf->redis_db;
             co.timeout_ms = DQ_HELD_TIMEOUT_MS;
             c = dq_client_new(conf->redis_address, &co);
             if (c == NULL) {
-                snprintf(err, sizeof(err), "out of memory");
+                snprintf(why, sizeof(why), "out of memory");
             }
         }
         rc = -1;
         if (c != NULL && st == DQ_HELD_CLAIMING) {
-            int64_t k = 0;
+            int64_t nk = 0;
 
-            rc = dq__release_claim(c, e, &k, err, sizeof(err));
+            rc = dq__release_claim(c, e, &nk, why, sizeof(why));
             if (rc == 1) {
-                nclaimed += (size_t) k;
+                nclaimed += (size_t) nk;
                 __atomic_store_n(&e->state, DQ_HELD_FREE, __ATOMIC_RELAXED);
                 continue;
             }
@@ -341,14 +360,22 @@ dq_held_recover(const dq_worker_conf_t *conf, dq_held_t *tab, size_t n,
             } else {
                 rc = dq_cmd_release(&cmd, dq_str_c(e->queue), &it, 1, 0, 0);
             }
-            rc = rc == DQ_OK ? dq__run_one(c, &cmd, err, sizeof(err)) : -1;
+            rc = rc == DQ_OK ? dq__run_one(c, &cmd, why, sizeof(why)) : -1;
             dq_cmd_free(&cmd);
         }
-        if (c != NULL && rc < 0) {
-            dq_client_free(c);        /* say why once, leave the rest */
+        if (rc < 0) {
+            /* say why once; the next entry gets a fresh client (on a
+             * cluster another master answers it), its queue's other
+             * entries are left to their lease */
+            dq_client_free(c);
             c = NULL;
             if (err[0] == '\0') {
-                snprintf(err, sizeof(err), "cannot build the command");
+                snprintf(err, sizeof(err), "%s", why[0] ? why
+                         : "cannot build the command");
+            }
+            if (nfailed < DQ__HELD_FAILED_MAX) {
+                snprintf(failed[nfailed++], DQ_HELD_QUEUE_MAX, "%s",
+                         e->queue);
             }
         }
         if (rc == 1 && st == DQ_HELD_STARTED) {
