@@ -504,8 +504,13 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         dq__ccl_go(q, n);
         return;
     }
-    if (rep != NULL && dq_cluster_is_retry(rep)) {
-        /* not run: as a lost reply (the worker says it again) */
+    if (rep != NULL
+        && (dq_cluster_is_retry(rep)
+            || (rep->type == REDIS_REPLY_ERROR && rep->len >= 9
+                && memcmp(rep->str, "UNBLOCKED", 9) == 0)))
+    {
+        /* not run: as a lost reply (the worker says it again); UNBLOCKED:
+         * a blocked BLPOP whose master became a replica (failover) */
         snprintf(why, sizeof(why), "%.*s answered: %.*s",
                  (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0],
                  (int) (rep->len > 120 ? 120 : rep->len), rep->str);
