@@ -137,12 +137,16 @@ sub clients {
     is(DQTest::stop_pid($w->{pid}), 0, 'the idle worker stops cleanly');
 }
 
-# ---- the worker serving the 5 queues; seeds: a replica and a master
+# ---- the worker serving the 5 queues; seeds: nobody listening, then a
+# replica and a master
 my ($replica) = grep { my $x = $_; !grep { $_->port == $x->port } @m } $c->nodes;
+my $dead = bless { port => DQTest::free_port() }, 'DQTest::Redis';
 my $w = DQWorker::start_master(undef, $dir, name => 'w', wait => 0,
-                               conf => conf([$replica, $m[1]], "lease 5s;\n"));
+                               conf => conf([$dead, $replica, $m[1]], "lease 5s;\n"));
 ok(DQTest::wait_for(sub { (() = DQTest::slurp($w->{log}) =~ /cluster map from/g) >= 2 }, 20),
-   'the children have the slot map');
+   'the children have the slot map (the first seed refused: the next asked)');
+like(DQTest::slurp($w->{log}), qr/127\.0\.0\.1:${\ $dead->port}\): cannot connect/,
+     '  the dead seed logged');
 
 # every queue, every task once
 my $rec = "$dir/all.rec";
@@ -261,6 +265,10 @@ is($twice, 0, '  none run twice');
     my ($lost, $twice) = tally($rec, @ids);
     is($lost, 0, "CLUSTER FAILOVER under load: none of " . scalar(@ids) . " lost");
     is($twice, 0, '  none run twice');
+    # the demoted master unblocks its BLPOPs (-UNBLOCKED): not a failure,
+    # a wake wait to send again at once (to the new master)
+    unlike(DQTest::slurp($w->{log}), qr/BLPOP on the wake lists failed: UNBLOCKED/,
+           '  a BLPOP the demoted master unblocked is sent again, not failed');
 }
 
 # ---- a master killed; its replica takes over

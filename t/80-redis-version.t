@@ -98,6 +98,9 @@ library "$lib";
 processes 1;
 queue q;
 EOF
+# start_master waited for the wake connection; the commands one may
+# answer a moment later on a loaded machine
+DQTest::wait_for(sub { DQTest::slurp($w2->{log}) =~ /redis \(commands\): connected/ }, 10);
 my $l2 = DQTest::slurp($w2->{log});
 like($l2, qr/\[warn\].*maxmemory-policy is allkeys-lru: under memory pressure Redis may delete task data/,
      'an evicting maxmemory-policy is warned about at start');

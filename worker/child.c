@@ -453,7 +453,11 @@ dq__redis_state(dq_conn_t *r, int up, void *data)
             ch->qs[i].due_at = 0;
             ch->qs[i].more = 0;
         }
-        dq_live_conf_now(ch);       /* shard counts before the claims */
+        /* the settings and shard counts first: on the same connection,
+         * their replies come before the claims' (a sharded queue's
+         * shards are served from the first round trip, not the first
+         * heartbeat) */
+        dq_live_conf_now(ch);
         dq_dispatch_resend(ch);
     }
     for (w = 0; w < ch->nwakes; w++) {

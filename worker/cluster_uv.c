@@ -121,6 +121,7 @@ static void dq__ccl_maybe_free(dq_ccl_t *cl);
 static void dq__ccl_unwait(dq_ccl_t *cl, dq__creq_t *q);
 static void dq__ccl_finish(dq__creq_t *q, redisReply *rep,
                            const char *errstr);
+static void dq__ccl_lost(dq_ccl_t *cl);
 
 /* ---------------------------------------------------------------- nodes */
 
@@ -137,14 +138,7 @@ dq__ccl_node_state(dq_conn_t *sub, int up, void *data)
         return;
     }
     if (!up) {
-        if (!cl->lost) {
-            cl->lost = 1;
-            if (cl->state_cb) {
-                cl->state_cb(cl->owner, 0, cl->data);
-            }
-        }
-        cl->want_refresh = 1;
-        dq__ccl_refresh(cl);
+        dq__ccl_lost(cl);
         return;
     }
     /* what waited for this node goes now, in the order it came */
@@ -165,6 +159,9 @@ dq__ccl_node_state(dq_conn_t *sub, int up, void *data)
                          dq__ccl_reply, q) != 0)
         {
             dq__ccl_finish(q, NULL, DQ_CONN_NOT_SENT);
+            if (cl->closing) {
+                return;                 /* closed from the callback */
+            }
         }
     }
     if (cl->want_refresh || !cl->have_map) {
@@ -525,9 +522,15 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         dq__ccl_go(q, n);
         return;
     }
-    if (rep != NULL && dq_cluster_is_retry(rep)) {
+    if (rep != NULL
+        && (dq_cluster_is_retry(rep)
+            || (rep->type == REDIS_REPLY_ERROR && rep->len >= 9
+                && memcmp(rep->str, "UNBLOCKED", 9) == 0)))
+    {
         /* not run: as a command not sent (DQ_CONN_NOT_RUN: the worker
-         * says it again, and a claim refused so is no lost claim) */
+         * says it again, and a claim refused so is no lost claim);
+         * UNBLOCKED: a blocked BLPOP whose master became a replica
+         * (failover) */
         snprintf(why, sizeof(why), DQ_CONN_NOT_RUN "%.*s answered: %.*s",
                  (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0],
                  (int) (rep->len > 120 ? 120 : rep->len), rep->str);
@@ -565,6 +568,9 @@ dq__ccl_tick_cb(uv_timer_t *t)
                         (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0]);
             dq__ccl_finish(q, NULL, DQ_CONN_NOT_SENT);
             expired = 1;
+            if (cl->closing) {
+                return;                 /* closed from the callback */
+            }
         } else if (now - q->wait_since >= DQ_CCL_REFRESH_MS) {
             cl->want_refresh = 1;      /* its node may be gone for good */
         }

@@ -26,6 +26,7 @@ if not n or n < 1 or #ARGV ~= 2 + n * W or not tomb then
 end
 local etas, cds, kws = {}, {}, {}
 local plain = {}        -- ids of unnamed, un-keyed tasks
+local np = 0
 for i = 0, n - 1 do
     local b = 2 + i * W
     local e, c, k = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
@@ -36,7 +37,10 @@ for i = 0, n - 1 do
         return redis.error_reply('ERR enqueue: bad task ' .. (i + 1))
     end
     etas[i], cds[i], kws[i] = e, c, k
-    if k == 0 and ARGV[b + 3] == '' then plain[#plain + 1] = ARGV[b + 1] end
+    if k == 0 and ARGV[b + 3] == '' then
+        np = np + 1
+        plain[np] = ARGV[b + 1]
+    end
 end
 local now = dq_now(KEYS[4])
 -- names (and client ids) whose tombstone window has passed are forgotten,
@@ -95,6 +99,7 @@ local reply = { now }
 -- per call, not per task. mine[id] = the ETA of a task stored by this call
 -- (written after the loop: the checks below look here too)
 local zs, hs, byw, mine = {}, {}, {}, {}
+local nz, nh, nr = 0, 0, 1     -- lengths of zs, hs, reply (no # per task)
 local cold = false
 local nows = nil
 for i = 0, n - 1 do
@@ -154,7 +159,10 @@ for i = 0, n - 1 do
         at = eta
         mine[id] = eta
         if not keyed and name == '' then
-            ws = dq_cold_window(eta, now)
+            -- (a task due within the horizon never goes cold: no call)
+            if eta > now + DQ_COLD_AFTER_MS then
+                ws = dq_cold_window(eta, now)
+            end
             if ws then
                 -- cold: never due soon, so it decides no wake here
                 local w = byw[ws]
@@ -163,13 +171,15 @@ for i = 0, n - 1 do
                 w[#w + 1] = dq_cold_value(eta, ws, env)
                 cold = true
             else
-                hs[#hs + 1] = id
-                hs[#hs + 1] = env
+                hs[nh + 1] = id
+                hs[nh + 2] = env
+                nh = nh + 2
             end
         end
         if not ws then
-            zs[#zs + 1] = score
-            zs[#zs + 1] = id
+            zs[nz + 1] = score
+            zs[nz + 2] = id
+            nz = nz + 2
         end
         if name ~= '' then redis.call('ZADD', KEYS[3], 'inf', name) end
         if keyed then
@@ -189,8 +199,9 @@ for i = 0, n - 1 do
             end
         end
     end
-    reply[#reply + 1] = status
-    reply[#reply + 1] = at
+    reply[nr + 1] = status
+    reply[nr + 2] = at
+    nr = nr + 2
 end
 -- in slices: unpack of one table of every pair fails above ~8,000 values
 -- (Lua's C stack), after the envelopes above were written
