@@ -1039,8 +1039,12 @@ wl_capacity() {
 #     own master (dq-bench-enqueue at the node's address). Per run:
 #     tasks/s, Redis CPU per task summed over the nodes (less what the
 #     nodes use idle, measured for 2 s before: serverCron and the cluster
-#     bus cost each node the same with or without work), tasks per EVALSHA,
-#     and each node's EVALSHA and BLPOP calls. Two cores cannot show tasks/s growing with
+#     bus cost each node the same with or without work; less the
+#     children's SCRIPT LOADs, a fixed cost per node), tasks per EVALSHA,
+#     and each node's EVALSHA and BLPOP calls. Then the same with one
+#     queue of three shards (`deferred-cli queue Q --shards 3`, a name
+#     whose shards fall in the three thirds of the slots), filled through
+#     the cluster address: cluster_sharded.* Two cores cannot show tasks/s growing with
 #     masters (they share the cores with the worker): the row shows Redis
 #     CPU per task staying flat and the work spreading over the nodes.
 #     --only cluster (not in the default set)
@@ -1069,7 +1073,6 @@ cluster_start() {
     for i in $(seq 1 "$m"); do
         p=$(cluster_port)
         d=$TMP/cluster$m/n$i
-        rm -rf "$d"         # a round before left its nodes.conf: "not empty"
         mkdir -p "$d"
         spawn "$d/redis.log" redis-server --port "$p" --bind 127.0.0.1 --save '' \
             --appendonly no --dir "$d" --daemonize no --protected-mode no \
@@ -1140,21 +1143,34 @@ cluster_done() {
 
 declare -A CL_OWNER
 CL_QUEUES=()
+CL_SHARDED=     # a sharded queue's name: CL_QUEUES are its shards
 # cluster_run M: fill, drain, figures cluster.Mm.*
 cluster_run() {
     local m=$1 q per c0 c1 t0 t1 done=0 i addr p args
     cluster_start "$m"
     addr=cluster:$(printf '127.0.0.1:%s,' "${CL_PORTS[@]}"); addr=${addr%,}
     per=$((CLUSTER_N / ${#CL_QUEUES[@]}))
-    for q in "${CL_QUEUES[@]}"; do
-        CL_OWNER[$q]=$(cluster_owner "$q")
-        "$ENQ" -a "127.0.0.1:${CL_OWNER[$q]}" -q "$q" -n "$per" -b 1000 -t 60 \
-            >/dev/null 2>>"$TMP/enqueue.log" || log "cluster: filling $q failed"
-    done
-    log "cluster ${m}m: queues on ports: $(for q in "${CL_QUEUES[@]}"; do printf '%s:%s ' "$q" "${CL_OWNER[$q]}"; done)"
+    for q in "${CL_QUEUES[@]}"; do CL_OWNER[$q]=$(cluster_owner "$q"); done
+    if [ -n "$CL_SHARDED" ]; then
+        # one queue, a shard per entry of CL_QUEUES, filled through the
+        # cluster address (the C client spreads unnamed tasks over them)
+        "$BUILD/client/deferred-cli" -r "$addr" queue "$CL_SHARDED" \
+            --shards "${#CL_QUEUES[@]}" >/dev/null 2>>"$TMP/enqueue.log" ||
+            log "cluster: deferred-cli queue $CL_SHARDED --shards failed"
+        "$ENQ" -a "$addr" -q "$CL_SHARDED" -n "$((per * ${#CL_QUEUES[@]}))" -b 1000 -t 60 \
+            >/dev/null 2>>"$TMP/enqueue.log" || log "cluster: filling $CL_SHARDED failed"
+        args=(-q "$CL_SHARDED")
+    else
+        args=()
+        for q in "${CL_QUEUES[@]}"; do
+            "$ENQ" -a "127.0.0.1:${CL_OWNER[$q]}" -q "$q" -n "$per" -b 1000 -t 60 \
+                >/dev/null 2>>"$TMP/enqueue.log" || log "cluster: filling $q failed"
+            args+=(-q "$q")
+        done
+    fi
+    log "cluster ${m}m: queues on ports: $(for q in "${CL_QUEUES[@]}"; do printf '%s:%s=%s ' "$q" "${CL_OWNER[$q]}" "$(ccli "${CL_OWNER[$q]}" ZCARD "dq2:{$q}:eta")"; done)"
     for p in "${CL_PORTS[@]}"; do ccli "$p" CONFIG RESETSTAT >/dev/null; done
-    args=(-r "$addr" --processes "$WORKER_PROCS" -l "$TASKS_SO" $WORKER_OPTS)
-    for q in "${CL_QUEUES[@]}"; do args+=(-q "$q"); done
+    args+=(-r "$addr" --processes "$WORKER_PROCS" -l "$TASKS_SO" $WORKER_OPTS)
     # what the nodes use idle (serverCron, the cluster bus): subtracted
     local i0 i1 ti0 ti1 idle
     i0=$(cluster_cpu_s); ti0=$EPOCHREALTIME
@@ -1184,14 +1200,16 @@ cluster_run() {
         cluster_stop
         return
     fi
-    local rate cpu evs=0 nodes=
+    local rate cpu evs=0 nodes= loads=0
     rate=$(awk -v n="$done" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
-    cpu=$(awk -v a="$c0" -v b="$c1" -v r="$idle" -v x="$t0" -v y="$t1" 'BEGIN { printf "%.6f", b - a - r * (y - x) }')
     i=0
     for p in "${CL_PORTS[@]}"; do
         i=$((i + 1))
         local cs ev bl tot
         cs=$(ccli "$p" INFO commandstats | tr -d '\r')
+        # the children's SCRIPT LOADs when they connect: a fixed cost per
+        # node and child, not per task (subtracted, with the idle CPU)
+        loads=$((loads + $(sed -n 's/^cmdstat_script|load:calls=[0-9]*,usec=\([0-9]*\),.*/\1/p' <<<"$cs" | head -1 | sed 's/^$/0/')))
         ev=$(sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p' <<<"$cs")
         bl=$(sed -n 's/^cmdstat_blpop:calls=\([0-9]*\),.*/\1/p' <<<"$cs")
         tot=$(ccli "$p" INFO stats | tr -d '\r' | awk -F: '$1 == "total_commands_processed" { print $2 }')
@@ -1199,6 +1217,8 @@ cluster_run() {
         evs=$((evs + ${ev:-0}))
         nodes+="${ev:-0}/${bl:-0}/${tot:-0} "
     done
+    cpu=$(awk -v a="$c0" -v b="$c1" -v r="$idle" -v x="$t0" -v y="$t1" -v l="$loads" \
+          'BEGIN { printf "%.6f", b - a - r * (y - x) - l / 1e6 }')
     CR_RATE+=("$rate")
     CR_CPU+=("$(awk -v c="$cpu" -v n="$done" 'BEGIN { printf "%.2f", c * 1e6 / n }')")
     CR_CALL+=("$(awk -v c="$cpu" -v e="$evs" 'BEGIN { if (e > 0) printf "%.1f", c * 1e6 / e }')")
@@ -1226,8 +1246,34 @@ wl_cluster() {
     done
     cluster_stop
     log "cluster: $CLUSTER_N tasks over ${CL_QUEUES[*]}, worker $WORKER_PROCS processes"
-    local m j r1=() r3=() c1=() c3=() k1=() k3=() t1=() t3=() d1=() d3=() n1 n3
-    # alternated, so both see the same co-load over the runs
+    cluster_series cluster
+    # one hot queue with three shards, one in each third of the slots
+    CL_QUEUES=()
+    cluster_start 1
+    for i in $(seq 1 2000); do
+        local s0 s1 s2
+        s0=$(ccli "${CL_PORTS[0]}" CLUSTER KEYSLOT "{sq$i}")
+        s1=$(ccli "${CL_PORTS[0]}" CLUSTER KEYSLOT "{sq$i#1}")
+        s2=$(ccli "${CL_PORTS[0]}" CLUSTER KEYSLOT "{sq$i#2}")
+        if [ $((s0 * 3 / 16384)) != $((s1 * 3 / 16384)) ] && [ $((s0 * 3 / 16384)) != $((s2 * 3 / 16384)) ] &&
+           [ $((s1 * 3 / 16384)) != $((s2 * 3 / 16384)) ]; then
+            CL_SHARDED=sq$i; CL_QUEUES=("sq$i" "sq$i#1" "sq$i#2"); break
+        fi
+    done
+    cluster_stop
+    if [ -n "$CL_SHARDED" ]; then
+        log "cluster_sharded: $CLUSTER_N tasks into $CL_SHARDED (shards ${CL_QUEUES[*]})"
+        cluster_series cluster_sharded
+    else
+        na cluster_sharded.1m.tasks_per_s "no queue name with its 3 shards on 3 masters"
+    fi
+    CL_SHARDED=
+}
+
+# cluster_series PREFIX: REPEAT runs of 1 and 3 masters, alternated so both
+# see the same co-load; medians as PREFIX.{1m,3m}.*
+cluster_series() {
+    local pfx=$1 i m j x r1=() r3=() c1=() c3=() k1=() k3=() t1=() t3=() d1=() d3=() n1= n3=
     for i in $(seq 1 "$REPEAT"); do
         for m in 1 3; do
             CR_RATE=() CR_CPU=() CR_CALL=() CR_TPC=() CR_IDLE=() CR_NODES=
@@ -1243,26 +1289,26 @@ wl_cluster() {
     for m in 1 3; do
         local -n R=r$m C=c$m K=k$m T=t$m D=d$m N=n$m
         if [ ${#R[@]} -eq 0 ]; then
-            na "cluster.${m}m.tasks_per_s" "the worker did not drain the ${m}-master cluster"
+            na "$pfx.${m}m.tasks_per_s" "the worker did not drain the ${m}-master cluster"
             continue
         fi
-        log "cluster ${m}m runs: tasks/s ${R[*]}; us/task ${C[*]}; us/EVALSHA ${K[*]}; tasks/EVALSHA ${T[*]}"
-        figure "cluster.${m}m.tasks_per_s" "$(median "${R[@]}")" tasks/s
-        figure "cluster.${m}m.redis_cpu_us_per_task" "$(median "${C[@]}")" us/task
-        figure "cluster.${m}m.redis_cpu_us_per_evalsha" "$(median "${K[@]}")" us/call
-        figure "cluster.${m}m.tasks_per_evalsha" "$(median "${T[@]}")" tasks/call
-        figure "cluster.${m}m.idle_cpu_ms_per_s" "$(median "${D[@]}")" ms/s
+        log "$pfx ${m}m runs: tasks/s ${R[*]}; us/task ${C[*]}; us/EVALSHA ${K[*]}; tasks/EVALSHA ${T[*]}"
+        figure "$pfx.${m}m.tasks_per_s" "$(median "${R[@]}")" tasks/s
+        figure "$pfx.${m}m.redis_cpu_us_per_task" "$(median "${C[@]}")" us/task
+        figure "$pfx.${m}m.redis_cpu_us_per_evalsha" "$(median "${K[@]}")" us/call
+        figure "$pfx.${m}m.tasks_per_evalsha" "$(median "${T[@]}")" tasks/call
+        figure "$pfx.${m}m.idle_cpu_ms_per_s" "$(median "${D[@]}")" ms/s
         j=0
         for x in $N; do
             j=$((j + 1))
-            figure "cluster.${m}m.node$j.evalsha_blpop_commands" "$x" "calls(last run)"
+            figure "$pfx.${m}m.node$j.evalsha_blpop_commands" "$x" "calls(last run)"
         done
     done
-    local a=${FIG[cluster.1m.redis_cpu_us_per_task]:-n/a} b=${FIG[cluster.3m.redis_cpu_us_per_task]:-n/a}
+    local a=${FIG[$pfx.1m.redis_cpu_us_per_task]:-n/a} b=${FIG[$pfx.3m.redis_cpu_us_per_task]:-n/a}
     if [ "$a" != n/a ] && [ "$b" != n/a ]; then
-        figure cluster.3m_over_1m.redis_cpu_per_task "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')" ratio
-        a=${FIG[cluster.1m.redis_cpu_us_per_evalsha]}; b=${FIG[cluster.3m.redis_cpu_us_per_evalsha]}
-        figure cluster.3m_over_1m.redis_cpu_per_evalsha "$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2f", b / a }')" ratio
+        figure "$pfx.3m_over_1m.redis_cpu_per_task" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')" ratio
+        a=${FIG[$pfx.1m.redis_cpu_us_per_evalsha]}; b=${FIG[$pfx.3m.redis_cpu_us_per_evalsha]}
+        figure "$pfx.3m_over_1m.redis_cpu_per_evalsha" "$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2f", b / a }')" ratio
     fi
 }
 

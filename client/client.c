@@ -789,11 +789,14 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         rc = dq__fail(c, DQ_ENOMEM, "out of memory");
         goto done;
     }
-    /* the shard of each task's queue (a sharded queue: by its name, or
+    /* the shard of each task's queue (a sharded queue: by its name, else
+     * by the id the caller chose, so a retry finds the stored task; else
      * round robin; docs/SCALING.md) */
     for (i = 0; i < n; i++) {
         if (!preps[i].sent
-            && (rc = dq__shard_target(c, preps[i].queue, preps[i].name,
+            && (rc = dq__shard_target(c, preps[i].queue,
+                                      preps[i].name ? preps[i].name
+                                      : preps[i].keyed ? preps[i].id : NULL,
                                       preps[i].shard)) != DQ_OK)
         {
             goto done;

@@ -140,7 +140,8 @@ int  dq__cl_wait_replicated(dq_client_t *c, int timeout_ms,
                             const char *what);
 
 /* client_shards.c: a queue's shard count (cached), the shard an enqueue
- * goes to (named: by its name; unnamed: round robin), and the applied
+ * goes to (name: the task's name, else its caller-chosen id, else NULL:
+ * round robin), and the applied
  * settings of a whole (maybe sharded) queue: v holds DQ_QCONF_FIELDS'
  * values ("" = not set), rate, bucket_size and max_concurrent for the
  * whole queue (summed on read, split on write). */

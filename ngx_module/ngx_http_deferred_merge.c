@@ -61,6 +61,7 @@ struct ngx_http_deferred_shards_s {
     size_t                         len;         /* 0: free */
     u_char                         name[DQ_QUEUE_NAME_MAX];
     ngx_uint_t                     n;           /* 0: not known yet */
+    ngx_http_deferred_redis_t     *rs;
     ngx_msec_t                     read;        /* when n was answered */
     ngx_msec_t                     used;        /* last asked for */
     dq_cmd_t                       cmd;         /* the HGET in flight */
@@ -192,8 +193,8 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
     ngx_http_deferred_redis_t  *rs = ev->data;
 
     ngx_int_t                     rc;
-    ngx_uint_t                    count, nslots, norder, j, k, *order;
-    ngx_queue_t                  *q;
+    ngx_uint_t                    count, nslots, norder, j, k, n, *order;
+    ngx_queue_t                  *q, *next;
     ngx_http_deferred_group_t   **heads, **tails, *g, *chain;
     ngx_http_deferred_merged_t   *m;
 
@@ -205,6 +206,39 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
 
         /* connecting: sent once the setup answered OK (merge_ready) */
         return;
+    }
+
+    /*
+     * Groups of a queue whose shard count was not known when their request
+     * was read: held until it is (its answer posts this event again), then
+     * split by shard (a named or keyed task to its own shard:
+     * ngx_http_deferred_batch_reshard, whose new groups join the list's
+     * tail and this walk).
+     */
+
+    for (q = ngx_queue_head(&rs->queued);
+         q != ngx_queue_sentinel(&rs->queued);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
+
+        if (!g->shard_wait) {
+            continue;
+        }
+
+        n = ngx_http_deferred_merge_shards(rs, g->queue);
+        if (n == 0) {
+            continue;                   /* still held */
+        }
+
+        g->shard_wait = 0;
+
+        if (n > 1 && ngx_http_deferred_batch_reshard(g, n) != NGX_OK) {
+            /* out of memory: its request fails (and leaves the list) */
+            ngx_http_deferred_batch_deliver(g, NULL, "out of memory");
+            next = ngx_queue_head(&rs->queued);
+        }
     }
 
 again:
@@ -250,6 +284,10 @@ again:
     {
         g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
         g->bucket_next = NULL;
+
+        if (g->shard_wait) {
+            continue;                   /* held: its shard count */
+        }
 
         j = (ngx_hash_key((u_char *) g->queue.ptr, g->queue.len)
              ^ (ngx_uint_t) g->tombstone) & (nslots - 1);
@@ -761,9 +799,11 @@ ngx_http_deferred_merge_base(dq_str_t queue)
 }
 
 
-/* How many shards the queue has, as this worker process knows it (1 until
- * known); asks Redis again, without waiting, when it is unknown or
- * DQ_SHARDS_TTL_MS old. */
+/* How many shards the queue has, as this worker process knows it, or 0
+ * while it is not known (the groups of such a queue are held: merge_flush);
+ * asks Redis again, without waiting, when it is unknown or
+ * DQ_SHARDS_TTL_MS old. 1 when it cannot keep the queue's entry (every
+ * entry is being read, or no memory): shard 0. */
 
 ngx_uint_t
 ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
@@ -826,6 +866,7 @@ ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
         e->len = queue.len;
         ngx_memcpy(e->name, queue.ptr, queue.len);
         e->n = 0;
+        e->rs = rs;
         e->read = 0;
     }
 
@@ -843,7 +884,7 @@ ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
         e->pending = 1;
     }
 
-    return e->n ? e->n : 1;
+    return e->n;
 }
 
 
@@ -855,10 +896,21 @@ ngx_http_deferred_merge_shards_read(void *data, redisReply *reply)
     e->pending = 0;
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        return;                 /* asked again by the next enqueue */
+        if (e->n == 0) {
+            /* no answer: the held groups go to shard 0 rather than wait
+             * (asked again in DQ_SHARDS_TTL_MS) */
+            e->n = 1;
+            e->read = ngx_current_msec;
+        }
+
+    } else {
+        e->n = reply->type == REDIS_REPLY_STRING
+               ? dq_shards_parse(reply->str, reply->len) : 1;
+        e->read = ngx_current_msec;
     }
 
-    e->n = reply->type == REDIS_REPLY_STRING
-           ? dq_shards_parse(reply->str, reply->len) : 1;
-    e->read = ngx_current_msec;
+    /* the groups held for it */
+    if (!ngx_queue_empty(&e->rs->queued) && !e->rs->flush.posted) {
+        ngx_post_event(&e->rs->flush, &ngx_posted_events);
+    }
 }

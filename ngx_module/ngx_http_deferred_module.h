@@ -227,6 +227,10 @@ struct ngx_http_deferred_group_s {
     ngx_http_deferred_merged_t    *merged;      /* sent, waiting */
     ngx_uint_t                     slot;        /* in merged */
     unsigned                       queued:1;
+    unsigned                       shard_wait:1; /* its queue's shard count
+                                                   was not known: held
+                                                   until it is (merge.c),
+                                                   then split by shard */
 };
 
 
@@ -329,6 +333,8 @@ ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
     dq_enqueue_result_t *res, const char *failure);
+ngx_int_t ngx_http_deferred_batch_reshard(ngx_http_deferred_group_t *g,
+    ngx_uint_t n);
 ngx_int_t ngx_http_deferred_error_body(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);

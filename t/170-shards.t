@@ -284,6 +284,25 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
 DQWorker::stop_worker($w);
 DQTest::log_clean_ok($w->{log});
 
+# ---- a task id the client chose: its shard is its id's, so a retry of
+# the enqueue finds the stored task (idempotent) whatever the round robin
+{
+    my ($rc, $out, $err) = cli('queue', 'idem', '--shards', '4');
+    for my $round (1, 2) {
+        for my $i (1 .. 8) {
+            ($rc, $out, $err) = cli('defer', '-q', 'idem', '--id', "key-$i", 'record', "$dir/idem.rec");
+            is($rc, 0, "id key-$i, enqueue $round") or diag $err;
+        }
+    }
+    is(DQWorker::stats($r, 'idem')->{waiting}, 8, 'each id stored once over the 4 shards (8 waiting, not 16)');
+    # one client, the same id 4 times in a row (its round robin would
+    # spread unnamed tasks over the 4 shards)
+    ($rc, $out, $err) = cli('queue', 'idem2', '--shards', '4');
+    ($rc, $out, $err) = cli('defer', '-q', 'idem2', '--id', 'same', '--count', '4', 'record', "$dir/idem.rec");
+    is($rc, 0, 'one id 4 times from one client') or diag $err;
+    is(DQWorker::stats($r, 'idem2')->{waiting}, 1, '... stored once');
+}
+
 # ---- nginx: enqueue through the module into a sharded queue
 SKIP: {
     skip 'nginx module not built', 1 unless -e DQNginx::module_path();
@@ -301,12 +320,11 @@ SKIP: {
         }
     });
     my $wr = "$dir/web.rec";
-    # each nginx worker's first enqueue of web may go to shard 0 (N not
-    # read yet, docs/SCALING.md): a warm-up per worker, then N is known
+    # a few unnamed ones first (each nginx worker's first request naming
+    # web waits one round trip for its shard count)
     my @warm = $n->many([ map { DQNginx::build_request('POST', '/_ah/queue/deferred',
         json => qq({"func":"record","queue":"web","args":["$wr","warm"]})) } 1 .. 8 ], conns => 8);
-    is(scalar(grep { $_->{status} == 201 } @warm), 8, '8 warm-up enqueues: 201');
-    sleep 0.3;
+    is(scalar(grep { $_->{status} == 201 } @warm), 8, '8 unnamed enqueues: 201');
     my @reqs = map { DQNginx::build_request('POST', '/_ah/queue/deferred',
         json => qq({"func":"record","queue":"web","args":["$wr",$_]})) } 1 .. 200;
     push @reqs, map { DQNginx::build_request('POST', '/_ah/queue/deferred',
@@ -317,6 +335,15 @@ SKIP: {
     my $batch = '[' . join(',', map { qq({"func":"record","queue":"web","args":["$wr","b$_"]}) } 1 .. 40) . ']';
     my $b = $n->request('POST', '/_ah/queue/deferred', json => $batch);
     is($b->{status}, 201, 'a batch of 40: 201') or diag $b->{body};
+    # the first requests naming idem in each nginx worker process: held
+    # until its shard count is read (one round trip), then each to its
+    # id's shard
+    my $before = DQWorker::stats($r, 'idem')->{waiting};
+    my @keyed = $n->many([ map { DQNginx::build_request('POST', '/_ah/queue/deferred',
+        json => qq({"func":"record","queue":"idem","id":"web-key-$_","args":["$dir/idem.rec"]})) } (1 .. 8, 1 .. 8) ], conns => 1);
+    is(scalar(grep { $_->{status} == 201 } @keyed), 16, '8 client ids through nginx, each twice: 201')
+        or diag(join "\n", map { "$_->{status} " . ($_->{body} // $_->{error} // '') } grep { $_->{status} != 201 } @keyed);
+    is(DQWorker::stats($r, 'idem')->{waiting} - $before, 8, '... each stored once (8 more waiting in idem, not 16)');
     my @dup = $n->many([ map { DQNginx::build_request('POST', '/_ah/queue/deferred',
         json => qq({"func":"record","queue":"web","name":"web-$_","args":["$wr","again"]})) } 1 .. 20 ], conns => 4);
     is(scalar(grep { $_->{status} == 409 } @dup), 20, 'the 20 names again: 409 each (dedup holds through nginx)');

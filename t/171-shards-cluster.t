@@ -61,7 +61,7 @@ SKIP: {
     });
     my $warm = $n->request('POST', '/_ah/queue/deferred',
                            json => qq({"func":"record","queue":"hot","args":["$rec","w"]}));
-    is($warm->{status}, 201, 'nginx on the cluster: a first enqueue (shard 0 until N is read)');
+    is($warm->{status}, 201, 'nginx on the cluster: a first enqueue (held until N is read)');
     sleep 0.3;
     my @res = $n->many([ map { DQNginx::build_request('POST', '/_ah/queue/deferred',
         json => qq({"func":"record","queue":"hot","args":["$rec",$_]})) } 1 .. 60 ], conns => 6);

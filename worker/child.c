@@ -113,13 +113,14 @@ dq__due_cb(uv_timer_t *t)
 
 /* May q take a slot in this kick? Due, below its claim size, and not a
  * queue that is only "maybe more" (its last claim was full) while the
- * child is busy and has fewer than half a claim of free slots (gate);
- * never a shard without a max_concurrent share (DQ_LIVE_NO_CLAIMS). */
+ * child is busy and has fewer than half a claim of free slots (gate),
+ * nor one whose shard count is not read yet (conf_wait); never a shard
+ * without a max_concurrent share (DQ_LIVE_NO_CLAIMS). */
 static int
 dq__eligible(const dq_cqueue_t *q, uint64_t now, size_t claim_size, int gate)
 {
     return q->due_at <= now && (size_t) q->want < claim_size
-           && !(gate && q->more)
+           && !(gate && q->more) && !q->ch->qs[q->base].conf_wait
            && q->qc->max_concurrent != DQ_LIVE_NO_CLAIMS;
 }
 
@@ -448,17 +449,17 @@ dq__redis_state(dq_conn_t *r, int up, void *data)
     size_t      i, w;
 
     if (r == ch->cmd_conn && up) {
-        /* the settings and shard counts first: on the same connection,
-         * their replies come before the claims' (a sharded queue's
-         * shards are served from the first round trip, not the first
-         * heartbeat) */
-        dq_live_refresh(ch);
         /* (re)connected: whatever was due meanwhile is due now, and what
          * could not be reported is reported now */
         for (i = 0; i < ch->nq; i++) {
             ch->qs[i].due_at = 0;
             ch->qs[i].more = 0;
         }
+        /* the settings and shard counts first: on the same connection,
+         * their replies come before the claims' (a sharded queue's
+         * shards are served from the first round trip, not the first
+         * heartbeat) */
+        dq_live_conf_now(ch);
         dq_dispatch_resend(ch);
     }
     for (w = 0; w < ch->nwakes; w++) {
@@ -778,6 +779,11 @@ dq__setup(dq_child_t *ch)
         q->name = dq_str_c(conf->queues[i].name);
         q->base = i;
         q->nshards = 1;
+        /* a limit from the file is split over the queue's shards: shard
+         * 0 claiming with the whole of it before N is known exceeded it
+         * (live.c reads N on connect) */
+        q->conf_wait = conf->queues[i].max_concurrent > 0
+                       || conf->queues[i].rate > 0;
         q->wake_key_len = dq_key_format(q->wake_key, sizeof(q->wake_key),
                                         q->name, DQ_KEY_WAKE);
         q->due_at = 0;

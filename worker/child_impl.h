@@ -55,6 +55,10 @@ struct dq_cqueue_s {
     unsigned               nshards;    /* shard 0: N known (1 at start) */
     unsigned               nelig;      /* shard 0: shards eligible in the
                                           slot round (child.c) */
+    int                    conf_wait;  /* shard 0: the file's limits are
+                                          split by N, unknown until the
+                                          queue's conf is read: none of
+                                          its shards claims before */
     char                   sname[DQ_SHARD_NAME_MAX + 1];
     char                   wake_key[DQ_KEY_MAX];
     size_t                 wake_key_len;

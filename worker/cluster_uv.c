@@ -8,6 +8,8 @@
  * node's own pipelined dq_conn_t, opened when the first command for it
  * comes: until it is up, the command waits here (at most its timeout, or
  * DQ_CCL_WAIT_MS), then the caller hears "redis not connected" (not sent).
+ * A slot no master serves in the map: the command is refused at once
+ * (dq_ccl_send -1) and counts as a lost reply (below).
  *
  * Redirects: MOVED sends the command to the node named at once and
  * updates that slot in the map (a full CLUSTER SLOTS follows, at most one
@@ -15,15 +17,18 @@
  * node named, once, the map untouched. More than DQ_CCL_REDIRECTS
  * redirects for one command: logged, and the caller gets the redirect
  * reply (an error: it is not run). TRYAGAIN and CLUSTERDOWN: the command
- * was not run; the caller gets NULL, as for a lost connection.
+ * was not run; the caller gets NULL with an errstr that says so
+ * (DQ_CONN_NOT_RUN, dq_conn_not_run()): a claim refused so leased nothing.
  *
  * A lost reply (a node connection dropped, a command timed out, TRYAGAIN,
- * CLUSTERDOWN, a wait that ended) is the owner's "connection lost": its
- * state callback hears up = 0, the map is asked again, and once a map
- * came (or a node connected) it hears up = 1, when the worker sends its
- * undelivered results again, exactly as after a reconnect to one server.
- * dq_conn_is_up() is 1 from the first map on: the other nodes keep
- * working while one is away.
+ * CLUSTERDOWN, a wait that ended, a slot unserved) is the owner's
+ * "connection lost": its state callback hears up = 0, the map is asked
+ * again, and once a map came (or a node connected) it hears up = 1, when
+ * the worker sends its undelivered results again, exactly as after a
+ * reconnect to one server. dq_conn_is_up() is 1 from the first map on:
+ * the other nodes keep working while one is away. A CLUSTER SLOTS answer
+ * that names no master (a node reset or out of the cluster) is refused:
+ * the map in use stays, another node is asked.
  *
  * Scripts: each node connection loads them on connect and turns NOSCRIPT
  * into EVAL itself (redis_uv.c). AUTH on every node; no SELECT (a cluster
@@ -153,7 +158,7 @@ dq__ccl_node_state(dq_conn_t *sub, int up, void *data)
         if (dq_conn_send(n->c, q->argc, q->argv, q->len, q->timeout_ms,
                          dq__ccl_reply, q) != 0)
         {
-            dq__ccl_finish(q, NULL, "redis not connected");
+            dq__ccl_finish(q, NULL, DQ_CONN_NOT_SENT);
             if (cl->closing) {
                 return;                 /* closed from the callback */
             }
@@ -396,27 +401,40 @@ dq__ccl_go(dq__creq_t *q, dq__cnode_t *n)
 static void
 dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
 {
-    dq_ccl_t   *cl = q->cl;
-    dq_error_t  err;
-    dq__creq_t *w, *next;
-    int         first = !cl->have_map;
+    dq_ccl_t         *cl = q->cl;
+    dq_error_t        err;
+    dq__creq_t       *w, *next;
+    dq_cluster_map_t  m;
+    const char       *why;
+    int               first = !cl->have_map;
 
     cl->refreshing = 0;
     if (cl->closing) {
         dq__ccl_finish(q, NULL, NULL);
         return;
     }
-    if (rep == NULL
-        || dq_cluster_map_parse(&cl->map, rep, q->node->host, &err) != DQ_OK)
-    {
+    /* parsed aside: an answer naming no master (a node just reset, or
+     * one that left the cluster) must not replace a good map */
+    dq_cluster_map_init(&m);
+    why = NULL;
+    if (rep == NULL) {
+        why = errstr;
+    } else if (dq_cluster_map_parse(&m, rep, q->node->host, &err) != DQ_OK) {
+        why = err.msg;
+    } else if (m.nnodes == 0) {
+        why = "it names no master (a node reset, or out of the cluster)";
+    }
+    if (why != NULL) {
         dq_log_warn("redis (%s): CLUSTER SLOTS on %s:%d: %s; asking again",
-                    cl->label, q->node->host, q->node->port,
-                    rep == NULL ? errstr : err.msg);
+                    cl->label, q->node->host, q->node->port, why);
+        dq_cluster_map_free(&m);
         cl->want_refresh = 1;
         dq__ccl_finish(q, NULL, NULL);
         dq__ccl_tick_on(cl);
         return;
     }
+    dq_cluster_map_free(&cl->map);
+    cl->map = m;
     if (first) {
         dq_log_info("redis (%s): cluster map from %s:%d: %zu masters",
                     cl->label, q->node->host, q->node->port, cl->map.nnodes);
@@ -482,7 +500,7 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         n = dq__ccl_node(cl, rd.host[0] ? rd.host : q->node->host, rd.port);
         if (n == NULL) {
             dq_log_error("redis (%s): out of memory", cl->label);
-            dq__ccl_finish(q, NULL, "redis not connected");
+            dq__ccl_finish(q, NULL, DQ_CONN_NOT_SENT);
             return;
         }
         if (!rd.ask) {
@@ -504,9 +522,16 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         dq__ccl_go(q, n);
         return;
     }
-    if (rep != NULL && dq_cluster_is_retry(rep)) {
-        /* not run: as a lost reply (the worker says it again) */
-        snprintf(why, sizeof(why), "%.*s answered: %.*s",
+    if (rep != NULL
+        && (dq_cluster_is_retry(rep)
+            || (rep->type == REDIS_REPLY_ERROR && rep->len >= 9
+                && memcmp(rep->str, "UNBLOCKED", 9) == 0)))
+    {
+        /* not run: as a command not sent (DQ_CONN_NOT_RUN: the worker
+         * says it again, and a claim refused so is no lost claim);
+         * UNBLOCKED: a blocked BLPOP whose master became a replica
+         * (failover) */
+        snprintf(why, sizeof(why), DQ_CONN_NOT_RUN "%.*s answered: %.*s",
                  (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0],
                  (int) (rep->len > 120 ? 120 : rep->len), rep->str);
         dq_log_debug("redis (%s): %s", cl->label, why);   /* the caller
@@ -541,7 +566,7 @@ dq__ccl_tick_cb(uv_timer_t *t)
                         "%.*s not sent", cl->label, q->node->host,
                         q->node->port, (unsigned long long) most,
                         (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0]);
-            dq__ccl_finish(q, NULL, "redis not connected");
+            dq__ccl_finish(q, NULL, DQ_CONN_NOT_SENT);
             expired = 1;
             if (cl->closing) {
                 return;                 /* closed from the callback */
@@ -730,9 +755,11 @@ dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
     n = dq__ccl_route(cl, slot);
     if (n == NULL) {
         if (slot >= 0) {
-            /* CLUSTERDOWN for this slot: not sent, the map asked again */
-            cl->want_refresh = 1;
-            dq__ccl_refresh(cl);
+            /* no master serves the slot: not sent; the owner hears
+             * "down" and the map is asked again, so the "up" after the
+             * next map sends its kept results again (without it they
+             * waited for a reconnect that never came: t/186) */
+            dq__ccl_lost(cl);
         }
         return -1;
     }

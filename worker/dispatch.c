@@ -136,8 +136,13 @@ dq__keep_report(dq__report_t *b, const char *lost, const char *refused)
         return 0;
     }
     if (lost != NULL) {
+        /* the "up" that follows a lost connection sends it again; the
+         * back-off too, in case no "up" comes (a cluster whose map did
+         * not change) */
         dq_log_warn("%s of %zu tasks not delivered: %s; sent again when "
-                    "Redis is back", dq__op_names[b->op], b->n, lost);
+                    "Redis is back (or in %llu ms)", dq__op_names[b->op],
+                    b->n, lost,
+                    (unsigned long long) dq__redo_later(b->ch));
     } else {
         dq_log_warn("%s of %zu tasks refused: %s; sent again in %llu ms",
                     dq__op_names[b->op], b->n, refused,
@@ -246,7 +251,7 @@ dq__report_send(dq__report_t *b, dq_cmd_t *cmd, int built)
     } else if (dq_conn_send_cmd(b->ch->cmd_conn, cmd, DQ_CMD_TIMEOUT_MS,
                                 dq__report_reply, b) != 0)
     {
-        dq__report_reply(NULL, NULL, "redis not connected", b);
+        dq__report_reply(NULL, NULL, DQ_CONN_NOT_SENT, b);
     }
     dq_cmd_free(cmd);
 }
@@ -878,7 +883,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         slots = NULL;
     }
     res.tasks = slots;
-    if (rep == NULL && strcmp(errstr, "redis not connected") != 0) {
+    if (rep == NULL && !dq_conn_not_run(errstr)) {
         dq__claim_lost(q, c->claim, c->held);  /* it may have landed */
         c->held = 0;                 /* the entry stays until given back */
     }

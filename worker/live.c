@@ -25,6 +25,10 @@
  * file's settings come back. The child works on its own copy of the queue
  * settings for that (ch->qs[i].qc points into it). The claim script reads
  * the limits from Redis itself, so they hold from the first claim.
+ * The same read, sent on every connect too, brings a queue's shard count
+ * (shard 0's conf field "shards"): a queue with a limit in the file is
+ * not claimed before it came (child.c conf_wait), as the file's limits
+ * are split over the shards (one round trip of lateness at start).
  *
  * Fire and forget: the commands go on the child's commands connection;
  * a failed heartbeat is simply sent again next time (the counts are kept
@@ -279,11 +283,28 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
     if (lv == NULL || r == NULL || r->type != REDIS_REPLY_ARRAY
         || r->elements != DQ_QCONF_NFIELDS + 1)
     {
+        q = lv != NULL ? &ch->qs[ref->i] : NULL;
+        if (q != NULL && q->conf_wait && r != NULL) {
+            /* Redis answered, but not the conf (an ACL refusing HMGET?):
+             * waiting would never end; the file's limits, whole */
+            dq_log_warn("queue %.*s: reading its configuration failed "
+                        "(%s): it is claimed with this worker's settings, "
+                        "whole (a sharded queue's limit may be exceeded)",
+                        (int) q->name.len, q->name.ptr,
+                        r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "unexpected reply");
+            q->conf_wait = 0;
+            dq_child_kick(ch);
+        }                           /* lost: read again on reconnect */
         dq_child_maybe_finish(ch);
         return;
     }
     e = r->element;
     q = &ch->qs[ref->i];
+    if (q->conf_wait) {
+        q->conf_wait = 0;           /* N known: its shards may claim */
+        dq_child_kick(ch);
+    }
     if (!ch->stopping) {
         /* the queue's shard count: every shard's conf holds it (the C
          * client writes N into each, shard 0's last); the most any of
@@ -392,9 +413,9 @@ dq__conf_refresh(dq_child_t *ch)
 }
 
 void
-dq_live_refresh(dq_child_t *ch)
+dq_live_conf_now(dq_child_t *ch)
 {
-    if (ch->live != NULL && !ch->live->left) {
+    if (ch->live != NULL && !ch->live->left && !ch->stopping) {
         dq__conf_refresh(ch);
     }
 }

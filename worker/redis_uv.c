@@ -507,6 +507,15 @@ dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
 }
 
 int
+dq_conn_not_run(const char *errstr)
+{
+    return errstr != NULL
+           && (strcmp(errstr, DQ_CONN_NOT_SENT) == 0
+               || strncmp(errstr, DQ_CONN_NOT_RUN,
+                          sizeof(DQ_CONN_NOT_RUN) - 1) == 0);
+}
+
+int
 dq_conn_is_up(const dq_conn_t *r)
 {
     if (r->cl != NULL) {

@@ -63,6 +63,12 @@ dq_conn_t *dq_conn_new(uv_loop_t *loop, const dq_conn_opts_t *opts,
 void dq_conn_start(dq_conn_t *r);
 
 int dq_conn_is_up(const dq_conn_t *r);
+/* errstr of a command Redis did not run (a repeat is harmless): not sent
+ * (DQ_CONN_NOT_SENT), or refused unrun by a cluster node (TRYAGAIN,
+ * CLUSTERDOWN: errstr starts with DQ_CONN_NOT_RUN) */
+#define DQ_CONN_NOT_SENT  "redis not connected"
+#define DQ_CONN_NOT_RUN   "not run: "
+int dq_conn_not_run(const char *errstr);
 size_t dq_conn_pending(const dq_conn_t *r);
 
 /* Send a command; 0 if sent (the callback will run), -1 if the
