@@ -1015,6 +1015,19 @@ dq__wait(dq_client_t *c)
     return rc;
 }
 
+/* A command on ctx that got no reply: the connection is dropped. */
+static int
+dq__node_lost(dq_client_t *c, redisContext *ctx, const char *cmd,
+              const char *who, const char *what)
+{
+    int rc = dq__fail(c, DQ_EREDIS, "%s stored, but %s on %s got no reply: "
+                      "%s", what, cmd, who, ctx->errstr[0] ? ctx->errstr
+                                                           : "no reply");
+
+    dq__disconnect(c);
+    return rc;
+}
+
 int
 dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
               int timeout_ms, const char *what)
@@ -1025,13 +1038,8 @@ dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
     size_t          nrep = 0;
     int             rc = DQ_OK;
 
-    r = redisCommand(ctx, "ROLE");
-    if (r == NULL) {
-        rc = dq__fail(c, DQ_EREDIS, "%s stored, but ROLE on %s got no reply: "
-                      "%s", what, who, ctx->errstr[0] ? ctx->errstr
-                                                      : "no reply");
-        dq__disconnect(c);
-        return rc;
+    if ((r = redisCommand(ctx, "ROLE")) == NULL) {
+        return dq__node_lost(c, ctx, "ROLE", who, what);
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3
         && r->element[0]->type == REDIS_REPLY_STRING
@@ -1047,13 +1055,8 @@ dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
     tv.tv_sec = (time_t) (total / 1000);
     tv.tv_usec = (suseconds_t) (total % 1000) * 1000;
     redisSetTimeout(ctx, tv);
-    r = redisCommand(ctx, "WAIT 1 %d", timeout_ms);
-    if (r == NULL) {
-        rc = dq__fail(c, DQ_EREDIS, "%s stored, but WAIT on %s got no reply: "
-                      "%s", what, who, ctx->errstr[0] ? ctx->errstr
-                                                      : "no reply");
-        dq__disconnect(c);
-        return rc;
+    if ((r = redisCommand(ctx, "WAIT 1 %d", timeout_ms)) == NULL) {
+        return dq__node_lost(c, ctx, "WAIT", who, what);
     }
     if (r->type != REDIS_REPLY_INTEGER || r->integer < 1) {
         rc = dq__fail(c, DQ_EREDIS, "%s stored on %s, but none of its %zu "
