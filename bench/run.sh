@@ -1073,7 +1073,6 @@ cluster_start() {
     for i in $(seq 1 "$m"); do
         p=$(cluster_port)
         d=$TMP/cluster$m/n$i
-        rm -rf "$d"         # a round before left its nodes.conf: "not empty"
         mkdir -p "$d"
         spawn "$d/redis.log" redis-server --port "$p" --bind 127.0.0.1 --save '' \
             --appendonly no --dir "$d" --daemonize no --protected-mode no \

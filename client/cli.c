@@ -379,8 +379,13 @@ cmd_defer(dq_client_t *c, int argc, char **argv)
                 reqs[k].opts = &o;
             }
             rc = dq_defer_many(c, reqs, n, st, ids);
-            for (k = 0; rc == DQ_OK && k < n; k++) {
-                if (st[k] != DQ_OK) {
+            for (k = 0; (rc == DQ_OK || rc == DQ_EREDIS) && k < n; k++) {
+                if (rc != DQ_OK) {
+                    /* stopped midway (a node lost): the ones stored */
+                    if (st[k] == DQ_OK) {
+                        printf("%s\n", ids[k]);
+                    }
+                } else if (st[k] != DQ_OK) {
                     /* a refusal by Redis: the reply (the first one) */
                     fprintf(stderr, "deferred-cli: task %lld: %s%s%s\n",
                             (long long) (done + (int64_t) k),

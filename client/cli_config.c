@@ -410,6 +410,9 @@ dq__conf_json(const char *queue, char v[DQ_QCONF_NFIELDS][48], int applied)
     json_object_set_new(o, "queue", json_string(queue));
     json_object_set_new(o, "applied", json_boolean(applied));
     for (i = 1; applied && i < DQ_QCONF_NFIELDS; i++) {
+        if (v[i][0] == '\0') {
+            continue;           /* absent: the worker files' value */
+        }
         if (i == 1) {
             json_object_set_new(o, dq__fields[i], json_real(atof(v[i])));
         } else if (i == 11) {
@@ -438,9 +441,13 @@ dq__conf_row(dq_cli_table_t *t, const char *queue,
     }
     dq_cli_table_cell(t, "applied %s", dq_cli_time(strtoll(v[10], NULL, 10),
                                                    tb));
-    dq_cli_table_cell(t, "%s", atof(v[1]) > 0 ? v[1] : "unlimited");
-    dq_cli_table_cell(t, "%s", strcmp(v[2], "0") ? v[2] : "auto");
-    dq_cli_table_cell(t, "%s", strcmp(v[3], "0") ? v[3] : "unlimited");
+    /* absent (only some fields applied): the worker files' value */
+    dq_cli_table_cell(t, "%s", v[1][0] == '\0' ? "(worker files)"
+                               : atof(v[1]) > 0 ? v[1] : "unlimited");
+    dq_cli_table_cell(t, "%s", v[2][0] == '\0' ? "(worker files)"
+                               : strcmp(v[2], "0") ? v[2] : "auto");
+    dq_cli_table_cell(t, "%s", v[3][0] == '\0' ? "(worker files)"
+                               : strcmp(v[3], "0") ? v[3] : "unlimited");
     dq_cli_table_cell(t, "%s", v[4]);
     dq_cli_table_cell(t, "%s", strcmp(v[5], "0") > 0 ? v[5] : "none");
     dq_cli_table_cell(t, "%s-%s", v[6], v[7]);
@@ -806,9 +813,9 @@ dq_cli_queue_cmd(dq_cli_t *cli, int argc, char **argv)
         dq_cli_print_json(o);
     } else {
         printf("queue %s shards %u rate %s max_concurrent %s\n", argv[1], n,
-               v[0][0] == '\0' ? "(worker files)"
+               v[0][0] == '\0' || v[1][0] == '\0' ? "(worker files)"
                : atof(v[1]) > 0 ? v[1] : "unlimited",
-               v[0][0] == '\0' ? "(worker files)"
+               v[0][0] == '\0' || v[3][0] == '\0' ? "(worker files)"
                : strtoll(v[3], NULL, 10) > 0 ? v[3] : "unlimited");
     }
     return DQ_CLI_OK;

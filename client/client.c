@@ -602,6 +602,8 @@ typedef struct {
     int      status;
     int64_t  result_eta;
     int      sent;
+    int      answered;            /* its call's reply was read: status is
+                                     Redis's answer */
     int      keyed;               /* id given by the caller */
 } dq__prep_t;
 
@@ -736,8 +738,28 @@ dq__call_refused(dq_client_t *c, redisReply *r, dq_enqueue_result_t *res,
     return 1;
 }
 
+/* One call's reply read: its tasks' results are final (kept even if a
+ * later call's reply is lost). */
+static void
+dq__call_answered(dq__prep_t *preps, const size_t *idx,
+                  const dq_enqueue_result_t *res, size_t first, size_t n)
+{
+    size_t i;
+
+    for (i = first; i < first + n; i++) {
+        preps[idx[i]].status = res[i].status;
+        preps[idx[i]].result_eta = res[i].eta_ms;
+        preps[idx[i]].answered = 1;
+    }
+}
+
 /* Enqueue prepared tasks: one script call per queue per DQ__CHUNK tasks,
- * all pipelined, then all replies read. */
+ * all pipelined, then all replies read. Each task whose call's reply was
+ * read gets its result (answered); the others keep answered 0 and the
+ * error returned is theirs. With dq_client_set_wait, the WAIT follows;
+ * if it fails, or the calls stopped before it, the answered tasks that
+ * were stored (DQ_OK) get DQ_EREDIS ("stored, but ..."); a duplicate or
+ * tombstoned one keeps its status (nothing was written for it). */
 static int
 dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             const msgpack_sbuffer *envs)
@@ -752,8 +774,11 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     dq_error_t           err;
     const char          *sadd[3];
     char                 qkey[DQ_SHARD_NAME_MAX + 1];
-    int                  rc = DQ_OK, refused = 0;
+    int                  rc = DQ_OK, refused = 0, wrc;
 
+    if (c->cl) {
+        dq__cl_wait_reset(c);
+    }
     items = calloc(n, sizeof(*items));
     res = calloc(n, sizeof(*res));
     idx = calloc(n, sizeof(*idx));
@@ -860,6 +885,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         if (r && dq__call_refused(c, r, &res[call_first[k]], call_n[k],
                                   &refused))
         {
+            dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
             call_n[k] = 0;      /* done: its tasks' status says so */
         } else if (r) {
             rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
@@ -868,6 +894,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
                 dq__fail_err(c, &err);
                 goto drain;
             }
+            dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
             call_n[k] = 0;      /* done */
         }
         if (call_sadd[k]) {
@@ -888,6 +915,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         }
         if (dq__call_refused(c, r, &res[call_first[k]], call_n[k], &refused))
         {
+            dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
             continue;
         }
         rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
@@ -896,13 +924,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             dq__fail_err(c, &err);
             goto done;
         }
-    }
-    for (i = 0; i < m; i++) {
-        preps[idx[i]].status = res[i].status;
-        preps[idx[i]].result_eta = res[i].eta_ms;
-    }
-    if (c->wait_replicas > 0) {
-        rc = dq__wait(c);
+        dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
     }
     goto done;
 
@@ -916,6 +938,15 @@ drain:
         freeReplyObject(r);
     }
 done:
+    if (c->wait_replicas > 0) {
+        /* stored is not enough: replicated, or the stored ones fail */
+        wrc = rc == DQ_OK ? dq__wait(c) : rc;
+        for (i = 0; wrc != DQ_OK && i < n; i++) {
+            if (preps[i].answered && preps[i].status == DQ_OK) {
+                preps[i].status = wrc;
+            }
+        }
+    }
     if (cmds) {
         for (k = 0; k < ncalls; k++) {
             dq_cmd_free(&cmds[k]);
@@ -990,7 +1021,7 @@ dq__defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
     msgpack_sbuffer envs;
     dq__prep_t     *preps;
     char            field[32], first_err[sizeof(c->errstr)];
-    size_t          i, first_bad = n, nvalid = 0;
+    size_t          i, j, first_bad = n, nvalid = 0;
     int             rc = DQ_OK;
 
     c->errstr[0] = '\0';
@@ -1039,7 +1070,10 @@ dq__defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
             }
             continue;
         }
-        statuses[i] = rc != DQ_OK ? rc : preps[i].status;
+        /* a call answered keeps its tasks' results when a later one's
+         * reply is lost; only the unanswered ones get the error */
+        statuses[i] = preps[i].answered ? preps[i].status
+                      : rc != DQ_OK ? rc : DQ_EREDIS;
         if (ids) {
             memcpy(ids[i], preps[i].id, DQ_ID_SIZE);
         }
@@ -1049,13 +1083,17 @@ dq__defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
     }
     if (rc == DQ_OK) {
         /* the calls were made (see statuses); errstr tells why the first
-         * refused task was refused */
+         * refused task was refused, but a Redis error (a node's refusal,
+         * a failed WAIT) keeps its text: a duplicate says nothing new */
         for (i = 0; i < n && statuses[i] == DQ_OK; i++) {
             /* find it */
         }
+        for (j = i; j < n && statuses[j] != DQ_EREDIS; j++) {
+            /* a Redis error after it? */
+        }
         if (i == first_bad) {
             memcpy(c->errstr, first_err, sizeof(first_err));
-        } else if (i < n) {
+        } else if (i < n && j == n) {
             dq__status_text(c, &preps[i]);
         }
     }

@@ -107,6 +107,45 @@ dq__cl_disconnect(dq_client_t *c)
     cl->have_map = 0;
 }
 
+/* After a new map: the connections to nodes that master no slot now (an
+ * old master demoted by a failover, a node removed) are closed, unless a
+ * pending command still waits for its reply there. Such a node would
+ * only answer MOVED, and a WAIT sent to it fails ("WAIT cannot be used
+ * with replica instances"). */
+static void
+dq__cl_drop_stale(dq__cluster_t *cl)
+{
+    size_t i, j, k;
+    int    busy;
+
+    for (i = 0; i < cl->nconn; i++) {
+        if (cl->conn[i].ctx == NULL) {
+            continue;
+        }
+        for (j = 0; j < cl->map.nnodes; j++) {
+            if (cl->map.nodes[j].port == cl->conn[i].port
+                && strcmp(cl->map.nodes[j].host, cl->conn[i].host) == 0)
+            {
+                break;
+            }
+        }
+        if (j < cl->map.nnodes) {
+            continue;
+        }
+        busy = 0;
+        for (k = cl->head; k < cl->npend; k++) {
+            if (cl->pend[k].conn == i && cl->pend[k].reply == NULL) {
+                busy = 1;
+            }
+        }
+        if (!busy) {
+            redisFree(cl->conn[i].ctx);
+            cl->conn[i].ctx = NULL;
+            cl->conn[i].wrote = 0;
+        }
+    }
+}
+
 /* CLUSTER SLOTS asked of one node (a connection of its own). */
 static int
 dq__cl_ask_map(dq_client_t *c, const char *host, int port, char *err,
@@ -144,6 +183,7 @@ dq__cl_ask_map(dq_client_t *c, const char *host, int port, char *err,
     if (rc == DQ_OK) {
         dq_cluster_map_free(&c->cl->map);
         c->cl->map = *m;          /* takes its nodes */
+        dq__cl_drop_stale(c->cl);
     } else {
         snprintf(err, errlen, "%s:%d: CLUSTER SLOTS: %s", host, port, e.msg);
         if (m) {
@@ -260,6 +300,7 @@ dq__cl_conn(dq_client_t *c, const char *host, int port)
         snprintf(cl->conn[i].host, sizeof(cl->conn[i].host), "%s", host);
         cl->conn[i].port = port;
         cl->conn[i].ctx = NULL;
+        cl->conn[i].wrote = 0;
         cl->nconn++;
     }
     if (cl->conn[i].ctx && cl->conn[i].ctx->err) {
@@ -503,6 +544,7 @@ dq__cl_get_reply(dq_client_t *c, redisReply **r)
                 snprintf(rd.host, sizeof(rd.host), "%s",
                          cl->conn[p->conn].host);
             }
+            p->conn = (size_t) -1;  /* its reply taken: not pending there */
             if (!rd.ask
                 && dq_now_ms() - cl->refreshed_ms >= DQ__CL_REFRESH_MS)
             {
@@ -539,6 +581,9 @@ dq__cl_get_reply(dq_client_t *c, redisReply **r)
         if (dq__cl_is(*r, "CLUSTERDOWN")) {
             cl->have_map = 0;          /* asked again by the next call */
         }
+        if ((*r)->type != REDIS_REPLY_ERROR) {
+            cl->conn[p->conn].wrote = 1;
+        }
         break;
     }
     redisFreeCommand(p->cmd);
@@ -549,8 +594,22 @@ dq__cl_get_reply(dq_client_t *c, redisReply **r)
     return DQ_OK;
 }
 
-/* WAIT on every master this client has written to (each has replicas of
- * its own): the call fails if one of them got fewer acknowledgements. */
+void
+dq__cl_wait_reset(dq_client_t *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->cl->nconn; i++) {
+        c->cl->conn[i].wrote = 0;
+    }
+}
+
+/* WAIT on the masters that answered this call's commands (after
+ * redirects; each has replicas of its own), not on every connection
+ * held: a master written to by an earlier call, or one demoted since,
+ * is not asked. The call fails if one of them got fewer
+ * acknowledgements; a node that says it is a replica now (a failover
+ * between the write and the WAIT) makes the next call ask for the map. */
 int
 dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms)
 {
@@ -564,9 +623,10 @@ dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms)
 
     for (i = 0; i < cl->nconn && rc == DQ_OK; i++) {
         n = &cl->conn[i];
-        if (n->ctx == NULL) {
+        if (n->ctx == NULL || !n->wrote) {
             continue;
         }
+        n->wrote = 0;
         tv.tv_sec = (time_t) (total / 1000);
         tv.tv_usec = (suseconds_t) (total % 1000) * 1000;
         redisSetTimeout(n->ctx, tv);
@@ -581,6 +641,9 @@ dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms)
         if (r->type == REDIS_REPLY_ERROR) {
             rc = dq__fail(c, DQ_EREDIS, "stored, but WAIT on %s:%d failed: "
                           "%s", n->host, n->port, r->str);
+            if (strstr(r->str, "replica") != NULL) {
+                cl->have_map = 0;     /* demoted: the map is stale */
+            }
         } else if (r->type != REDIS_REPLY_INTEGER || r->integer < replicas) {
             rc = dq__fail(c, DQ_EREDIS, "stored, but acknowledged by %lld of "
                           "%d replicas of %s:%d within %d ms",

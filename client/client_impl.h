@@ -45,6 +45,8 @@ typedef struct {
     char          host[DQ_CLUSTER_HOST];
     int           port;
     redisContext *ctx;            /* NULL: not connected */
+    int           wrote;          /* answered a command (not an error)
+                                     since dq__cl_wait_reset: WAIT here */
 } dq__cl_conn_t;
 
 typedef struct {
@@ -74,6 +76,8 @@ typedef struct {
 typedef struct {
     char     name[DQ_QUEUE_NAME_MAX + 1];   /* "" = free */
     unsigned n;
+    unsigned rr;                            /* its unnamed tasks' round
+                                               robin (per queue) */
     int64_t  expires;                       /* monotonic ms */
 } dq__shard_cache_t;
 
@@ -91,7 +95,7 @@ struct dq_client_s {
     redisContext *ctx;
     dq__qset_t   queues;      /* SADD dq:queues sent on ctx (reset with it) */
     dq__shard_cache_t shards[DQ__SHARD_CACHE];
-    unsigned     shard_rr;    /* unnamed tasks' round robin */
+    unsigned     shard_evict; /* the shard cache's next victim */
     char         errstr[512];
 };
 
@@ -119,6 +123,9 @@ int  dq__cl_ready(dq_client_t *c);
 int  dq__cl_append(dq_client_t *c, int argc, const char **argv,
                    const size_t *argvlen);
 int  dq__cl_get_reply(dq_client_t *c, redisReply **r);
+/* dq__cl_wait WAITs on the masters that answered a command (not with an
+ * error) since dq__cl_wait_reset: the ones this enqueue wrote to. */
+void dq__cl_wait_reset(dq_client_t *c);
 int  dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms);
 
 /* client_shards.c: a queue's shard count (cached), the shard an enqueue

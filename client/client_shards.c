@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client_impl.h"
 
@@ -58,10 +59,13 @@ dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
     return rc;
 }
 
-int
-dq__shards(dq_client_t *c, dq_str_t q, unsigned *n)
+/* N of queue q through the cache: its entry (NULL with *rc and errstr
+ * set). */
+static dq__shard_cache_t *
+dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
 {
     dq__shard_cache_t *e, *slot = NULL;
+    unsigned           n;
     int64_t            now = dq__mono_ms();
     size_t             i;
     int                rc;
@@ -72,26 +76,45 @@ dq__shards(dq_client_t *c, dq_str_t q, unsigned *n)
             && memcmp(e->name, q.ptr, q.len) == 0)
         {
             if (now < e->expires) {
-                *n = e->n;
-                return DQ_OK;
+                return e;
             }
-            slot = e;
+            slot = e;           /* re-read; its round robin goes on */
             break;
         }
         if (slot == NULL && (e->name[0] == '\0' || e->expires <= now)) {
             slot = e;
         }
     }
-    if ((rc = dq__shards_read(c, q, n)) != DQ_OK) {
-        return rc;
+    if ((rc = dq__shards_read(c, q, &n)) != DQ_OK) {
+        *rcp = rc;
+        return NULL;
     }
     if (slot == NULL) {
-        slot = &c->shards[c->shard_rr++ % DQ__SHARD_CACHE];
+        slot = &c->shards[c->shard_evict++ % DQ__SHARD_CACHE];
     }
-    memcpy(slot->name, q.ptr, q.len);
-    slot->name[q.len] = '\0';
-    slot->n = *n;
+    if (strlen(slot->name) != q.len || memcmp(slot->name, q.ptr, q.len) != 0)
+    {
+        memcpy(slot->name, q.ptr, q.len);
+        slot->name[q.len] = '\0';
+        /* a new queue's round robin starts anywhere: producers that make
+         * one enqueue each must not all fill shard 0 */
+        slot->rr = (unsigned) now ^ (unsigned) getpid();
+    }
+    slot->n = n;
     slot->expires = now + DQ_SHARDS_TTL_MS;
+    return slot;
+}
+
+int
+dq__shards(dq_client_t *c, dq_str_t q, unsigned *n)
+{
+    dq__shard_cache_t *e;
+    int                rc = DQ_OK;
+
+    if ((e = dq__shards_entry(c, q, &rc)) == NULL) {
+        return rc;
+    }
+    *n = e->n;
     return DQ_OK;
 }
 
@@ -99,15 +122,18 @@ int
 dq__shard_target(dq_client_t *c, const char *queue, const char *name,
                  char out[DQ_SHARD_NAME_MAX + 1])
 {
-    dq_str_t q = dq_str_c(queue);
-    unsigned n = 1, i;
-    int      rc;
+    dq__shard_cache_t *e;
+    dq_str_t           q = dq_str_c(queue);
+    unsigned           i;
+    int                rc = DQ_OK;
 
-    if ((rc = dq__shards(c, q, &n)) != DQ_OK) {
+    if ((e = dq__shards_entry(c, q, &rc)) == NULL) {
         return rc;
     }
-    i = name ? dq_shard_of(dq_str_c(name), n)
-             : n > 1 ? c->shard_rr++ % n : 0;
+    /* unnamed: each queue's own round robin (one counter for all queues
+     * put every task of two alternating queues in one shard each) */
+    i = name ? dq_shard_of(dq_str_c(name), e->n)
+             : e->n > 1 ? e->rr++ % e->n : 0;
     if (dq_shard_name(out, DQ_SHARD_NAME_MAX + 1, q, i) == 0) {
         return dq__fail(c, DQ_EINVAL, "queue \"%s\": no shard %u", queue, i);
     }
@@ -234,7 +260,8 @@ dq__conf_write(dq_client_t *c, dq_str_t q, unsigned n,
 }
 
 /* The whole-queue settings now: shard 0's fields, rate, bucket_size and
- * max_concurrent summed over the n shards (0 in any shard: unlimited). */
+ * max_concurrent summed over the n shards (0 in any shard: unlimited; in
+ * none: "", the worker files' value). */
 static int
 dq__conf_total(dq_client_t *c, dq_str_t q, unsigned n,
                char v[DQ_QCONF_NFIELDS][48])
@@ -242,7 +269,7 @@ dq__conf_total(dq_client_t *c, dq_str_t q, unsigned n,
     char     s[DQ_SHARD_NAME_MAX + 1], sv[DQ_QCONF_NFIELDS][48];
     double   rate = 0;
     int64_t  bucket = 0, maxc = 0, x;
-    int      unl_rate = 0, unl_maxc = 0, rc;
+    int      unl_rate = 0, unl_maxc = 0, has[4] = { 0, 0, 0, 0 }, rc, k;
     unsigned i;
 
     for (i = 0; i < n; i++) {
@@ -252,6 +279,9 @@ dq__conf_total(dq_client_t *c, dq_str_t q, unsigned n,
         }
         if (i == 0) {
             memcpy(sv, v, sizeof(sv));
+        }
+        for (k = 1; k <= 3; k++) {
+            has[k] |= sv[k][0] != '\0';
         }
         rate += atof(sv[1]);
         unl_rate |= sv[1][0] != '\0' && atof(sv[1]) <= 0;
@@ -263,9 +293,17 @@ dq__conf_total(dq_client_t *c, dq_str_t q, unsigned n,
     if (v[0][0] == '\0') {
         return DQ_OK;               /* nothing applied */
     }
-    snprintf(v[1], 48, "%.17g", unl_rate ? 0.0 : rate);
-    snprintf(v[2], 48, "%lld", (long long) bucket);
-    snprintf(v[3], 48, "%lld", (long long) (unl_maxc ? 0 : maxc));
+    /* a field no shard has stays absent ("" : the worker files' value);
+     * written back as 0 it would mean unlimited (review R4 finding 6) */
+    if (has[1]) {
+        snprintf(v[1], 48, "%.17g", unl_rate ? 0.0 : rate);
+    }
+    if (has[2]) {
+        snprintf(v[2], 48, "%lld", (long long) bucket);
+    }
+    if (has[3]) {
+        snprintf(v[3], 48, "%lld", (long long) (unl_maxc ? 0 : maxc));
+    }
     return DQ_OK;
 }
 
@@ -313,6 +351,60 @@ dq__queue_clear(dq_client_t *c, dq_str_t q)
     for (i = n; i-- > 0;) {
         dq_shard_name(s, sizeof(s), q, i);
         if ((rc = dq__configure(c, s, dq__fields, NULL, 0)) != DQ_OK) {
+            return rc;
+        }
+    }
+    return DQ_OK;
+}
+
+/* A queue grown n0 -> n while paused: the new shards are paused too,
+ * before N says they exist (claim reads `paused` per shard: a new shard
+ * without it would run the tasks producers put there). */
+static int
+dq__pause_copy(dq_client_t *c, dq_str_t q, unsigned n0, unsigned n)
+{
+    char        key[DQ_KEY_MAX], s[DQ_SHARD_NAME_MAX + 1];
+    const char *argv[3];
+    dq_cmd_t    cmd;
+    redisReply *r;
+    unsigned    i;
+    int         rc, paused;
+
+    dq_key_format(key, sizeof(key), q, DQ_KEY_CONF);
+    argv[0] = "HGET";
+    argv[1] = key;
+    argv[2] = "paused";
+    if ((rc = dq__append(c, 3, argv, NULL)) != DQ_OK) {
+        return rc;
+    }
+    if (dq__get_reply(c, &r) != DQ_OK) {
+        return DQ_EREDIS;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
+        freeReplyObject(r);
+        return rc;
+    }
+    paused = r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0;
+    freeReplyObject(r);
+    for (i = n0; paused && i < n; i++) {
+        dq_shard_name(s, sizeof(s), q, i);
+        dq_cmd_init(&cmd);
+        if (dq_cmd_pause(&cmd, dq_str_c(s), 1) != DQ_OK) {
+            dq_cmd_free(&cmd);
+            return dq__fail(c, DQ_ENOMEM, "out of memory");
+        }
+        rc = dq__run(c, &cmd, &r);
+        dq_cmd_free(&cmd);
+        if (rc != DQ_OK) {
+            return rc;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            rc = dq__fail(c, DQ_EREDIS, "queue \"%s\": pause: %s", s,
+                          r->str);
+        }
+        freeReplyObject(r);
+        if (rc != DQ_OK) {
             return rc;
         }
     }
@@ -385,8 +477,11 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
         }
     }
     if (n != n0) {
+        if ((rc = dq__pause_copy(c, q, n0, n)) != DQ_OK) {
+            return rc;
+        }
         /* last: producers and workers see N once every shard's share of
-         * the limits is in place */
+         * the limits (and a pause) is in place */
         snprintf(nbuf, sizeof(nbuf), "%u", n);
         val[0] = nbuf;
         if ((rc = dq__configure(c, q.ptr, f, val, 1)) != DQ_OK) {

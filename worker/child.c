@@ -114,12 +114,14 @@ dq__due_cb(uv_timer_t *t)
 /* May q take a slot in this kick? Due, below its claim size, and not a
  * queue that is only "maybe more" (its last claim was full) while the
  * child is busy and has fewer than half a claim of free slots (gate),
- * nor one whose shard count is not read yet (conf_wait). */
+ * nor one whose shard count is not read yet (conf_wait); never a shard
+ * without a max_concurrent share (DQ_LIVE_NO_CLAIMS). */
 static int
 dq__eligible(const dq_cqueue_t *q, uint64_t now, size_t claim_size, int gate)
 {
     return q->due_at <= now && (size_t) q->want < claim_size
-           && !(gate && q->more) && !q->ch->qs[q->base].conf_wait;
+           && !(gate && q->more) && !q->ch->qs[q->base].conf_wait
+           && q->qc->max_concurrent != DQ_LIVE_NO_CLAIMS;
 }
 
 /* A queue's weight (its configuration's, at least 1), shared by the

@@ -154,9 +154,13 @@ dq__field_int(const redisReply *r, int64_t dflt)
 
 /* Shard i's part of the settings of a queue of n shards (its file's):
  * rate / n, max_concurrent and bucket_size split to sum to the whole
- * (dq_shard_share; a share of 0 would mean unlimited: at least 1, so a
- * file's max_concurrent below n allows n at once). Applied settings
- * (deferred-cli config apply / queue) come split already. */
+ * (dq_shard_share). A max_concurrent share of 0 (the file's
+ * max_concurrent below n) is DQ_LIVE_NO_CLAIMS: the shard is not claimed
+ * from (logged once per change), so the whole queue never runs more than
+ * the file says; its tasks wait until max_concurrent >= n. A bucket
+ * share of 0 is 1. Applied settings (deferred-cli config apply / queue)
+ * come split already (the CLI refuses n above an applied
+ * max_concurrent). */
 static void
 dq__shard_conf(dq_queue_conf_t *out, const dq_queue_conf_t *orig, unsigned i,
                unsigned n)
@@ -169,12 +173,35 @@ dq__shard_conf(dq_queue_conf_t *out, const dq_queue_conf_t *orig, unsigned i,
     }
     out->rate = orig->rate / n;
     if (orig->max_concurrent > 0) {
+        /* a share of 0 (the file's max_concurrent below n): no claims
+         * from this shard (DQ_LIVE_NO_CLAIMS), not 1 each, which let n
+         * run at once (review R4 finding 8) */
         v = dq_shard_share(orig->max_concurrent, n, i);
-        out->max_concurrent = v > 0 ? (int) v : 1;
+        out->max_concurrent = v > 0 ? (int) v : DQ_LIVE_NO_CLAIMS;
     }
     if (orig->bucket_size > 0) {
         v = dq_shard_share(orig->bucket_size, n, i);
         out->bucket_size = v > 0 ? (int) v : 1;
+    }
+}
+
+/* Log a shard that starts (or stops) getting no claims. */
+static void
+dq__no_claims_log(dq_str_t name, const dq_queue_conf_t *was,
+                  const dq_queue_conf_t *now, unsigned n)
+{
+    int before = was && was->max_concurrent == DQ_LIVE_NO_CLAIMS;
+
+    if (now->max_concurrent == DQ_LIVE_NO_CLAIMS && !before) {
+        dq_log_warn("queue %.*s: no claims from this shard: the worker "
+                    "file's max_concurrent is below the queue's %u shards "
+                    "(each needs at least 1); its tasks wait until "
+                    "max_concurrent >= %u (deferred-cli queue QUEUE "
+                    "--max-concurrent M, or the file)", (int) name.len,
+                    name.ptr, n, n);
+    } else if (before && now->max_concurrent != DQ_LIVE_NO_CLAIMS) {
+        dq_log_info("queue %.*s: claims again (max_concurrent %d)",
+                    (int) name.len, name.ptr, now->max_concurrent);
     }
 }
 
@@ -188,6 +215,7 @@ dq_live_add_shard(dq_child_t *ch, size_t k, size_t base, unsigned n)
     }
     lv->orig[k] = lv->orig[base];
     dq__shard_conf(&lv->qconf[k], lv->orig[base], ch->qs[k].shard, n);
+    dq__no_claims_log(dq_str_c(ch->qs[k].sname), NULL, &lv->qconf[k], n);
     lv->applied[k] = 0;
     memset(&lv->hist[k], 0, sizeof(lv->hist[k]));
     lv->refs[k].ch = ch;
@@ -279,6 +307,7 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
                     "worker's own settings apply", nq.name);
         lv->applied[ref->i] = 0;
     }
+    dq__no_claims_log(q->name, cur, &nq, ch->qs[q->base].nshards);
     *cur = nq;
     dq_child_maybe_finish(ch);
 }

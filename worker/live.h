@@ -15,6 +15,9 @@ typedef struct dq_live_s dq_live_t;
 int  dq_live_start(dq_child_t *ch);          /* 0 or -1 (out of memory) */
 /* shard entry k of ch->qs (of the queue at base, now of n shards) gets
  * its settings: its share of the file's, until its conf is read */
+/* A shard's max_concurrent when its share of the worker file's is 0
+ * (dq__shard_conf): no claims from it (0 would mean unlimited). */
+#define DQ_LIVE_NO_CLAIMS  (-1)
 int  dq_live_add_shard(dq_child_t *ch, size_t k, size_t base, unsigned n);
 void dq_live_task_end(dq_child_t *ch, const dq_task_t *t);
 /* read the queues' conf (applied settings, shard counts) now: on connect */

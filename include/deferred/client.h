@@ -59,8 +59,10 @@ typedef struct {
  * comes (AUTH, the timeout, each), MOVED and ASK are followed (at most 5
  * in a row per command), TRYAGAIN is retried for about 1 s; opts->db must be 0
  * (calls fail with DQ_EINVAL otherwise); dq_client_set_wait WAITs on
- * every master written to. A lost node connection fails the call
- * (DQ_EREDIS, as on one Redis) and the next call asks for the map again.
+ * each master that answered this call's enqueue commands (not on other
+ * connections held). A lost node connection fails the call (DQ_EREDIS, as
+ * on one Redis; dq_defer_many: see there) and the next call asks for the
+ * map again.
  * Returns NULL only on out-of-memory; a failed connect returns a client
  * whose calls fail with DQ_EREDIS (see dq_client_errstr) and which
  * reconnects on the next call. opts may be NULL. */
@@ -70,8 +72,9 @@ const char *dq_client_errstr(const dq_client_t *c);
 
 /* Opt-in durability wait: after each enqueue, WAIT until `replicas`
  * replicas acknowledged it, at most timeout_ms (> 0). Fewer in time: the
- * call fails with DQ_EREDIS ("stored, but ...") although the tasks are
- * stored on the master; sending the same request again is safe only for
+ * tasks the call stored fail with DQ_EREDIS ("stored, but ...") although
+ * they are stored on the master (in dq_defer_many their statuses; a
+ * DQ_EDUPLICATE or DQ_ETOMBSTONE task keeps its status); sending the same request again is safe only for
  * named tasks or fixed ids (a replay of an unnamed task is a new task).
  * replicas 0 turns it off (the default). Redis 7.0 has no WAITAOF: this is
  * replication, not fsync (docs/RELIABILITY.md). */
@@ -131,7 +134,11 @@ int dq_defer(dq_client_t *c, const char *func, const dq_args_t *args,
  * the calls were made (check statuses), or the error that stopped them. A
  * call Redis answered with an error (TRYAGAIN, OOM, READONLY...: on a
  * cluster, one node) gives its tasks DQ_EREDIS, the first such reply in
- * dq_client_errstr; the other calls' tasks keep their own results. */
+ * dq_client_errstr; the other calls' tasks keep their own results. An
+ * error that stops the calls midway (a node's connection lost) is
+ * returned, and statuses still tell: the tasks of calls whose replies
+ * were read keep their results (DQ_OK: stored), the others get the error
+ * (with dq_client_set_wait, stored but not WAITed for: DQ_EREDIS too). */
 typedef struct {
     const char            *func;
     const dq_args_t       *args;

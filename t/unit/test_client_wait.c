@@ -70,6 +70,33 @@ main(int argc, char **argv)
        dq_client_errstr(c));
     is_int(hlen(atoi(argv[2]), "dq2:{default}:tasks"), 1, "... and it is "
            "stored on the master");
+
+    /* review R4 finding 3: a failed WAIT fails the tasks it stored, not a
+     * duplicate the batch did not write (it used to become DQ_EREDIS too,
+     * and dq_defer_many returned the WAIT's error although its calls were
+     * made) */
+    {
+        dq_defer_opts_t o = DQ_DEFER_OPTS_INIT;
+        dq_defer_req_t  reqs[2];
+        int             st[2] = { -99, -99 };
+
+        o.name = "r4-dup";
+        dq_client_set_wait(c, 0, 0);
+        is_int(dq_defer(c, "t.f", NULL, &o, id, NULL), DQ_OK, "named task "
+               "stored (wait off)");
+        dq_client_set_wait(c, 1, 300);
+        reqs[0].func = reqs[1].func = "t.f";
+        reqs[0].args = reqs[1].args = NULL;
+        reqs[0].opts = &o;
+        reqs[1].opts = NULL;
+        is_int(dq_defer_many(c, reqs, 2, st, NULL), DQ_OK, "dq_defer_many, "
+               "WAIT unmet: the calls were made");
+        is_int(st[0], DQ_EDUPLICATE, "the duplicate stays DQ_EDUPLICATE");
+        is_int(st[1], DQ_EREDIS, "the stored one is DQ_EREDIS (stored, not "
+               "replicated)");
+        ok(strstr(dq_client_errstr(c), "stored, but") != NULL, "errstr "
+           "says so (%s)", dq_client_errstr(c));
+    }
     dq_client_set_wait(c, 0, 0);
     is_int(dq_defer(c, "t.f", NULL, NULL, id, NULL), DQ_OK, "wait off: "
            "acknowledged at once");

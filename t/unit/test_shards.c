@@ -138,5 +138,15 @@ main(void)
            "... its keys are the shard's (%s)", c.argc > 4 ? c.argv[3] : "");
     }
     dq_cmd_free(&c);
+    {
+        /* configure.lua's own copy of the limit (review R4 finding 7) */
+        const dq_script_t *sc = dq_script(DQ_SCRIPT_CONFIGURE);
+        char               want[64];
+
+        snprintf(want, sizeof(want), "local DQ_MAX_SHARDS = %d\n",
+                 DQ_MAX_SHARDS);
+        ok(strstr(sc->source, want) != NULL, "configure.lua's "
+           "DQ_MAX_SHARDS is lib/dq_contract.h's (%d)", DQ_MAX_SHARDS);
+    }
     return done_testing();
 }
