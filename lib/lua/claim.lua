@@ -287,8 +287,11 @@ if want > 0 then
             reply[k + 7] = x
         end
         redis.call('ZREM', KEYS[2], unpack(ids))
-        if l1s == nil then
-            -- a lease set this call creates: a skiplist (DQ_LEASE_PAD)
+        -- a lease set this call creates, or one Redis made a listpack
+        -- again (loaded from RDB or RESTORE: a replica's full sync, a
+        -- restart, a reshard's MIGRATE): made a skiplist (DQ_LEASE_PAD)
+        if l1s == nil
+           or redis.call('OBJECT', 'ENCODING', KEYS[3]) ~= 'skiplist' then
             redis.call('ZADD', KEYS[3], 0, DQ_LEASE_PAD, unpack(leases))
             redis.call('ZREM', KEYS[3], DQ_LEASE_PAD)
         else
