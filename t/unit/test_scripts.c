@@ -1524,9 +1524,10 @@ migrate_all(void)
 }
 
 /* Claim reads the ETAs of the tasks it takes by runs of equal ETAs
- * (ZSCORE + ZCOUNT of a run's first task; ZMSCORE for the rest after a
- * run of one): every claimed task must still report its own ETA, whatever
- * the pattern of runs, a claim that stops inside a run included. */
+ * (ZSCORE + ZCOUNT of a run's first task, ZSCORE alone for the last task
+ * wanted; ZMSCORE for the rest after a run of one or two): every claimed
+ * task must still report its own ETA, whatever the pattern of runs, a
+ * claim that stops inside a run included. */
 static void
 test_eta_runs(void)
 {
