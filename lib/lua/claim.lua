@@ -215,20 +215,27 @@ end
 -- score, the largest single cost of a claimed task, docs/BENCHMARKS.md),
 -- so they are read by runs of equal ETAs: a run's first score (ZSCORE)
 -- and how many tasks share it (ZCOUNT s s; they come first, in the order
--- ZRANGEBYSCORE gave), two calls for a run of any length. Tasks enqueued
--- by one call or in one ms share their ETA, so a backlog comes in long
--- runs; after a run of one task (spread ETAs) one ZMSCORE reads the rest.
+-- ZRANGEBYSCORE gave), two calls for a run of any length; the last task
+-- wanted needs no count (ZSCORE alone: a claim of one task is one call).
+-- Tasks enqueued by one call or in one ms share their ETA, so a backlog
+-- comes in long runs; after a run of one or two tasks (spread ETAs: two
+-- calls per task would cost more than the scores) one ZMSCORE reads the
+-- rest (review R2, finding 2: docs/BENCHMARKS.md).
 local function dq_etas(k_eta, ids, n)
     local etas = {}
     local i = 1
     while i <= n do
         local s = redis.call('ZSCORE', k_eta, ids[i])
+        if i == n then
+            etas[i] = s
+            break
+        end
         local c = redis.call('ZCOUNT', k_eta, s, s)
         local last = i + c - 1
         if last > n then last = n end
         for j = i, last do etas[j] = s end
         i = last + 1
-        if c == 1 and i <= n then
+        if c <= 2 and i <= n then
             local rest = redis.call('ZMSCORE', k_eta, unpack(ids, i, n))
             for j = i, n do etas[j] = rest[j - i + 1] end
             break
@@ -287,8 +294,11 @@ if want > 0 then
             reply[k + 7] = x
         end
         redis.call('ZREM', KEYS[2], unpack(ids))
-        if l1s == nil then
-            -- a lease set this call creates: a skiplist (DQ_LEASE_PAD)
+        -- a lease set this call creates, or one Redis made a listpack
+        -- again (loaded from RDB or RESTORE: a replica's full sync, a
+        -- restart, a reshard's MIGRATE): made a skiplist (DQ_LEASE_PAD)
+        if l1s == nil
+           or redis.call('OBJECT', 'ENCODING', KEYS[3]) ~= 'skiplist' then
             redis.call('ZADD', KEYS[3], 0, DQ_LEASE_PAD, unpack(leases))
             redis.call('ZREM', KEYS[3], DQ_LEASE_PAD)
         else

@@ -181,14 +181,21 @@ local function dq_member(id, claim, first)
     return id .. '|' .. claim .. '|' .. first
 end
 
--- A member longer than Redis' zset-max-listpack-value (64 bytes): claim
--- adds it first to a lease set it creates and removes it in the same
--- call, so Redis makes that set a skiplist from the start and keeps it
--- one (Redis 7.0 never turns a skiplist back into a listpack; the set is
--- deleted when it empties). A listpack of up to 128 leases is scanned end
--- to end, scores parsed, by every ZADD, ZREM and lookup: ~8,000 Redis
--- instructions per task of a worker cycle (callgrind, docs/BENCHMARKS.md).
--- Never a real member: an id is at most 64 characters of [A-Za-z0-9_-].
+-- A member longer than Redis' zset-max-listpack-value (64 bytes by
+-- default): claim adds it with the leases to a lease set it creates, or to
+-- one it finds not a skiplist (OBJECT ENCODING), and removes it in the same
+-- call, so Redis makes that set a skiplist. Redis 7.0 never turns a live
+-- skiplist back into a listpack, but it builds one again when it loads a
+-- set of <= 128 members of <= 64 bytes from an RDB or a RESTORE (a
+-- replica's full sync, then a failover; a restart; a reshard's MIGRATE),
+-- and a busy queue's lease set never empties: the next claim that adds a
+-- lease re-pads it (review R2, finding 1). A listpack of up to 128 leases
+-- is scanned end to end, scores parsed, by every ZADD, ZREM and lookup:
+-- ~8,000 Redis instructions per task of a worker cycle (callgrind,
+-- docs/BENCHMARKS.md). A zset-max-listpack-value raised to 65 or more
+-- turns the pad off (the set stays a listpack; claim then checks and pads
+-- in vain on every call). Never a real member: an id is at most 64
+-- characters of [A-Za-z0-9_-].
 local DQ_LEASE_PAD = string.rep('-', 65)
 
 -- id, claim, first_run_ms (a number) of a member; nil if malformed
