@@ -454,7 +454,7 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
     const char *f[1] = { DQ_QCONF_SHARDS }, *val[1];
     char        nbuf[8], s[DQ_SHARD_NAME_MAX + 1];
     dq_str_t    q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
-    unsigned    n0 = 1, n, i;
+    unsigned    n0 = 1, n, i, raw0 = 1;
     int         rc, applied;
     int64_t     maxc;
 
@@ -471,6 +471,11 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
         return dq__fail(c, DQ_EINVAL, "rate: a number >= 0");
     }
     if ((rc = dq__queue_settings(c, q, v, &n0)) != DQ_OK) {
+        return rc;
+    }
+    /* shard 0's own count: below n0 when a failover lost its copy (n0
+     * came from another shard's conf); --shards N then writes it again */
+    if (set->shards > 0 && (rc = dq__shards_read(c, q, &raw0, 0)) != DQ_OK) {
         return rc;
     }
     n = set->shards ? set->shards : n0;
@@ -512,7 +517,7 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
             return rc;
         }
     }
-    if (n != n0) {
+    if (n != n0 || (set->shards > 0 && raw0 != n)) {
         if ((rc = dq__pause_copy(c, q, n0, n)) != DQ_OK) {
             return rc;
         }

@@ -98,4 +98,10 @@ like(DQTest::slurp("$dir/w.log"), qr/queue $q: shard 1's conf says 4 shards, mor
 like(DQTest::slurp("$dir/w.log"), qr/queue $q: serving 4 shards/,
      '... serving 4 shards');
 DQTest::stop_pid($pid, 'TERM', 20);
+
+# the repair the worker's log names: shard 0's count written again
+($rc, $out, $err) = cli('queue', $q, '--shards', '4');
+is($rc, 0, "queue $q --shards 4 (N already 4 as read)") or diag $err;
+is($c->owner($q)->cmd('HGET', "dq2:{$q}:conf", 'shards'), '4',
+   "... shard 0's conf holds 4 again");
 done_testing;
