@@ -425,6 +425,21 @@ dq__conf_json(const char *queue, char v[DQ_QCONF_NFIELDS][48], int applied)
     return o;
 }
 
+/* Shard 0's limits are not its share of the whole queue's (written by a
+ * deferred-cli built before sharded queues: DQ_QCONF_SPLIT). */
+static void
+dq__unsplit_warn(const char *queue, int unsplit)
+{
+    if (unsplit) {
+        fprintf(stderr, "deferred-cli: warning: queue %s: shard 0's "
+                "max_concurrent or rate is not its share of the whole "
+                "queue's (written by a tool that does not split, such as a "
+                "deferred-cli built before sharded queues?); the sums "
+                "shown may be wrong: apply the limits again with this "
+                "deferred-cli\n", queue);
+    }
+}
+
 static void
 dq__conf_row(dq_cli_table_t *t, const char *queue,
              char v[DQ_QCONF_NFIELDS][48], int applied)
@@ -669,17 +684,19 @@ dq__config_show(dq_cli_t *cli, int argc, char **argv)
     for (i = 0; i < n; i++) {
         char        v[DQ_QCONF_NFIELDS][48];
         unsigned    nshards = 1;
-        int         rc, applied;
+        int         rc, applied, unsplit;
 
         if (!dq_queue_name_valid(dq_str_c(qs[i]))) {
             continue;
         }
         /* a sharded queue: the whole queue's limits (the shards' sums) */
-        rc = dq__queue_settings(cli->c, dq_str_c(qs[i]), v, &nshards);
+        rc = dq__queue_settings(cli->c, dq_str_c(qs[i]), v, &nshards,
+                                &unsplit);
         if (rc != DQ_OK) {
             dq_cli_fail(cli, rc);
             break;
         }
+        dq__unsplit_warn(qs[i], unsplit);
         applied = v[0][0] != '\0';
         if (out) {
             json_t *o = dq__conf_json(qs[i], v, applied);
@@ -756,7 +773,7 @@ dq_cli_queue_cmd(dq_cli_t *cli, int argc, char **argv)
     char            v[DQ_QCONF_NFIELDS][48], *end;
     unsigned        n = 1;
     long long       x;
-    int             i, rc;
+    int             i, rc, unsplit;
 
     if (argc < 2 || !dq_cli_queue(argv[1])) {
         return argc < 2 ? dq_cli_usage_error("queue QUEUE [--shards N] "
@@ -802,10 +819,11 @@ dq_cli_queue_cmd(dq_cli_t *cli, int argc, char **argv)
             return dq_cli_fail(cli, rc);
         }
     }
-    rc = dq__queue_settings(cli->c, dq_str_c(argv[1]), v, &n);
+    rc = dq__queue_settings(cli->c, dq_str_c(argv[1]), v, &n, &unsplit);
     if (rc != DQ_OK) {
         return dq_cli_fail(cli, rc);
     }
+    dq__unsplit_warn(argv[1], unsplit);
     if (cli->json) {
         json_t *o = dq__conf_json(argv[1], v, v[0][0] != '\0');
 

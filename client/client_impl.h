@@ -149,7 +149,10 @@ int dq__shards(dq_client_t *c, dq_str_t q, unsigned *n);
 int dq__shard_target(dq_client_t *c, const char *queue, const char *name,
                      char out[DQ_SHARD_NAME_MAX + 1]);
 int dq__queue_settings(dq_client_t *c, dq_str_t q,
-                       char v[DQ_QCONF_NFIELDS][48], unsigned *n);
+                       char v[DQ_QCONF_NFIELDS][48], unsigned *n,
+                       int *unsplit);   /* (may be NULL) 1: shard 0's
+                                           limits not its share (an old
+                                           CLI wrote them: DQ_QCONF_SPLIT) */
 int dq__queue_apply(dq_client_t *c, dq_str_t q, char v[DQ_QCONF_NFIELDS][48]);
 int dq__queue_clear(dq_client_t *c, dq_str_t q);
 

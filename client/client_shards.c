@@ -273,8 +273,9 @@ static int
 dq__conf_write(dq_client_t *c, dq_str_t q, unsigned n,
                char v[DQ_QCONF_NFIELDS][48])
 {
-    char        s[DQ_SHARD_NAME_MAX + 1], sv[DQ_QCONF_NFIELDS][48];
-    const char *f[DQ_QCONF_NFIELDS], *vals[DQ_QCONF_NFIELDS];
+    char        s[DQ_SHARD_NAME_MAX + 1], sv[DQ_QCONF_NFIELDS][48],
+                split[120];
+    const char *f[DQ_QCONF_NFIELDS + 1], *vals[DQ_QCONF_NFIELDS + 1];
     double      rate = atof(v[1]);
     int64_t     bucket = strtoll(v[2], NULL, 10),
                 maxc = strtoll(v[3], NULL, 10), share;
@@ -301,6 +302,13 @@ dq__conf_write(dq_client_t *c, dq_str_t q, unsigned n,
                 f[m] = dq__fields[k];
                 vals[m++] = sv[k];
             }
+        }
+        if (i == 0 && m > 0) {
+            /* what shard 0's values were split from (DQ_QCONF_SPLIT) */
+            snprintf(split, sizeof(split), "%u %s %s", n,
+                     v[3][0] ? v[3] : "-", v[1][0] ? v[1] : "-");
+            f[m] = DQ_QCONF_SPLIT;
+            vals[m++] = split;
         }
         if (m > 0 && (rc = dq__configure(c, s, f, vals, m)) != DQ_OK) {
             return rc;
@@ -357,14 +365,61 @@ dq__conf_total(dq_client_t *c, dq_str_t q, unsigned n,
     return DQ_OK;
 }
 
+/* 1 if shard 0's max_concurrent or rate (s0: its fields) is not its
+ * share of the whole-queue values its DQ_QCONF_SPLIT names for n shards:
+ * a tool that does not split wrote it. */
+static int
+dq__unsplit(dq_client_t *c, dq_str_t q, unsigned n,
+            char s0[DQ_QCONF_NFIELDS][48])
+{
+    char      split[120], wm[48], wr[48], want[48];
+    unsigned  sn;
+    long long m;
+
+    if (s0[0][0] == '\0'
+        || dq__conf_get(c, q, 0, DQ_QCONF_SPLIT, split, sizeof(split))
+           != DQ_OK
+        || sscanf(split, "%u %47s %47s", &sn, wm, wr) != 3 || sn < 1)
+    {
+        return 0;               /* nothing applied, or nothing to check */
+    }
+    if (sn != n && n > 1) {
+        return 1;               /* split for another N */
+    }
+    if (strcmp(wm, "-") != 0) {
+        m = strtoll(wm, NULL, 10);
+        snprintf(want, sizeof(want), "%lld", sn > 1 && m > 0
+                 ? (long long) dq_shard_share(m, sn, 0) : m);
+        if (strcmp(s0[3], want) != 0) {
+            return 1;
+        }
+    }
+    if (strcmp(wr, "-") != 0) {
+        snprintf(want, sizeof(want), "%.17g", sn > 1 ? atof(wr) / sn
+                                                     : atof(wr));
+        if (sn > 1 && strcmp(s0[1], want) != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int
 dq__queue_settings(dq_client_t *c, dq_str_t q, char v[DQ_QCONF_NFIELDS][48],
-                   unsigned *n)
+                   unsigned *n, int *unsplit)
 {
-    int rc;
+    char s0[DQ_QCONF_NFIELDS][48];
+    int  rc;
 
     if ((rc = dq__shards_read(c, q, n, 1)) != DQ_OK) {
         return rc;
+    }
+    if (unsplit) {
+        *unsplit = 0;
+        if ((rc = dq__conf_read(c, q.ptr, s0)) != DQ_OK) {
+            return rc;
+        }
+        *unsplit = dq__unsplit(c, q, *n, s0);
     }
     return dq__conf_total(c, q, *n, v);
 }
@@ -470,7 +525,7 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
     if (set->rate >= 0 && !isfinite(set->rate)) {
         return dq__fail(c, DQ_EINVAL, "rate: a number >= 0");
     }
-    if ((rc = dq__queue_settings(c, q, v, &n0)) != DQ_OK) {
+    if ((rc = dq__queue_settings(c, q, v, &n0, NULL)) != DQ_OK) {
         return rc;
     }
     /* shard 0's own count: below n0 when a failover lost its copy (n0

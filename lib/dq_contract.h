@@ -460,6 +460,13 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
 #define DQ_MAX_SHARDS       64
 #define DQ_SHARD_NAME_MAX   (DQ_QUEUE_NAME_MAX + 3)   /* "<q>#63" */
 #define DQ_QCONF_SHARDS     "shards"
+/* In shard 0's conf, written with every split (the C client's
+ * dq_queue_set / config apply): "N MAXC RATE", the shard count and the
+ * whole-queue max_concurrent and rate the shards' values were split from
+ * ("-" for absent). A shard 0 whose values are not its share of them was
+ * written by a tool that does not split (a deferred-cli built before
+ * sharded queues): readers say so. */
+#define DQ_QCONF_SPLIT      "split"
 #define DQ_SHARDS_TTL_MS    2000    /* producers re-read N this often */
 
 /* 1 if s is a queue name (dq_queue_name_valid) or a shard of one:

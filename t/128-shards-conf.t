@@ -54,6 +54,21 @@ for my $q (qw(h1 h2)) {
     is("$w[0] $w[1]", '5 5', "$q: its 10 unnamed tasks alternate over both shards");
 }
 
+# --- 10: a limit written into shard 0 alone (as a deferred-cli built
+# before sharded queues does: its configure call names shard 0 only)
+is((cli('queue', 'sq', '--shards', '2'))[0], 0, 'sq: 2 shards');
+($rc, $out, $err) = cli('queue', 'sq', '--max-concurrent', '4', '--rate', '10');
+is($rc, 0, 'sq: max_concurrent 4, rate 10, split') or diag $err;
+($rc, $out, $err) = cli('queue', 'sq');
+unlike($err, qr/warning/, 'split by this CLI: no warning') or diag $err;
+$r->cmd('HSET', 'dq2:{sq}:conf', 'max_concurrent', '6');
+($rc, $out, $err) = cli('queue', 'sq');
+like($err, qr/warning: queue sq: shard 0's max_concurrent or rate is not its share/,
+     'an unsplit write into shard 0 is detected') or diag "$out$err";
+($rc, $out, $err) = cli('queue', 'sq', '--max-concurrent', '6');
+($rc, $out, $err) = cli('queue', 'sq');
+unlike($err, qr/warning/, '... and gone once applied again') or diag $err;
+
 # a worker file serving rl (rate 2/s), mc (max_concurrent 2), pq
 my $conf = "$dir/w.conf";
 open my $f, '>', $conf or die;
