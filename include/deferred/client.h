@@ -74,8 +74,9 @@ const char *dq_client_errstr(const dq_client_t *c);
  * replicas acknowledged it, at most timeout_ms (> 0). Fewer in time: the
  * tasks the call stored fail with DQ_EREDIS ("stored, but ...") although
  * they are stored on the master (in dq_defer_many their statuses; a
- * DQ_EDUPLICATE or DQ_ETOMBSTONE task keeps its status); sending the same request again is safe only for
- * named tasks or fixed ids (a replay of an unnamed task is a new task).
+ * DQ_EDUPLICATE or DQ_ETOMBSTONE task keeps its status); sending the
+ * same request again is safe only for named tasks or fixed ids (a replay
+ * of an unnamed task is a new task).
  * replicas 0 turns it off (the default). Redis 7.0 has no WAITAOF: this is
  * replication, not fsync (docs/RELIABILITY.md). */
 int dq_client_set_wait(dq_client_t *c, int replicas, int timeout_ms);
