@@ -776,9 +776,6 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     char                 qkey[DQ_SHARD_NAME_MAX + 1];
     int                  rc = DQ_OK, refused = 0, wrc;
 
-    if (c->cl) {
-        dq__cl_wait_reset(c);
-    }
     items = calloc(n, sizeof(*items));
     res = calloc(n, sizeof(*res));
     idx = calloc(n, sizeof(*idx));
@@ -846,6 +843,10 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             ncalls = k + 1;
             goto done;
         }
+    }
+    if (c->cl) {
+        /* WAIT where these calls are answered (not where N was read) */
+        dq__cl_wait_reset(c);
     }
     /* pipeline: every call, plus the informational queue set once per
      * queue per connection (any I/O error drops the connection and the
@@ -1012,6 +1013,69 @@ dq__wait(dq_client_t *c)
     tv.tv_usec = (c->timeout_ms % 1000) * 1000;
     redisSetTimeout(c->ctx, tv);
     return rc;
+}
+
+int
+dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
+              int timeout_ms, const char *what)
+{
+    struct timeval  tv;
+    redisReply     *r;
+    long long       total = (long long) c->timeout_ms + timeout_ms;
+    size_t          nrep = 0;
+    int             rc = DQ_OK;
+
+    r = redisCommand(ctx, "ROLE");
+    if (r == NULL) {
+        rc = dq__fail(c, DQ_EREDIS, "%s stored, but ROLE on %s got no reply: "
+                      "%s", what, who, ctx->errstr[0] ? ctx->errstr
+                                                      : "no reply");
+        dq__disconnect(c);
+        return rc;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3
+        && r->element[0]->type == REDIS_REPLY_STRING
+        && strcmp(r->element[0]->str, "master") == 0
+        && r->element[2]->type == REDIS_REPLY_ARRAY)
+    {
+        nrep = r->element[2]->elements;
+    }
+    freeReplyObject(r);
+    if (nrep == 0) {
+        return DQ_OK;           /* no replica to lose it to */
+    }
+    tv.tv_sec = (time_t) (total / 1000);
+    tv.tv_usec = (suseconds_t) (total % 1000) * 1000;
+    redisSetTimeout(ctx, tv);
+    r = redisCommand(ctx, "WAIT 1 %d", timeout_ms);
+    if (r == NULL) {
+        rc = dq__fail(c, DQ_EREDIS, "%s stored, but WAIT on %s got no reply: "
+                      "%s", what, who, ctx->errstr[0] ? ctx->errstr
+                                                      : "no reply");
+        dq__disconnect(c);
+        return rc;
+    }
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < 1) {
+        rc = dq__fail(c, DQ_EREDIS, "%s stored on %s, but none of its %zu "
+                      "replicas acknowledged it within %d ms (%s): a "
+                      "failover now would lose it; run the command again",
+                      what, who, nrep, timeout_ms,
+                      r->type == REDIS_REPLY_ERROR ? r->str : "WAIT");
+    }
+    freeReplyObject(r);
+    tv.tv_sec = c->timeout_ms / 1000;
+    tv.tv_usec = (c->timeout_ms % 1000) * 1000;
+    redisSetTimeout(ctx, tv);
+    return rc;
+}
+
+int
+dq__wait_replicated(dq_client_t *c, int timeout_ms, const char *what)
+{
+    if (c->cl) {
+        return dq__cl_wait_replicated(c, timeout_ms, what);
+    }
+    return dq__wait_node(c, c->ctx, "redis", timeout_ms, what);
 }
 
 static int

@@ -657,3 +657,23 @@ dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms)
     }
     return rc;
 }
+
+int
+dq__cl_wait_replicated(dq_client_t *c, int timeout_ms, const char *what)
+{
+    dq__cluster_t *cl = c->cl;
+    char           who[DQ_CLUSTER_HOST + 8];
+    size_t         i;
+    int            rc = DQ_OK;
+
+    for (i = 0; i < cl->nconn && rc == DQ_OK; i++) {
+        if (cl->conn[i].ctx == NULL || !cl->conn[i].wrote) {
+            continue;
+        }
+        cl->conn[i].wrote = 0;
+        snprintf(who, sizeof(who), "%s:%d", cl->conn[i].host,
+                 cl->conn[i].port);
+        rc = dq__wait_node(c, cl->conn[i].ctx, who, timeout_ms, what);
+    }
+    return rc;
+}

@@ -115,6 +115,15 @@ int  dq__append(dq_client_t *c, int argc, const char **argv,
 redisContext *dq__node_open(const char *host, int port, const char *password,
                             int timeout_ms, char *err, size_t errlen);
 
+/* After a write that must survive a failover (a queue's shard count):
+ * on the master written to (one Redis: the connection; a cluster: each
+ * master that answered since dq__cl_wait_reset), ROLE, and if it has
+ * replicas WAIT 1 timeout_ms; none acknowledged: DQ_EREDIS saying `what`
+ * is stored but not replicated. A master without replicas: DQ_OK. */
+int  dq__wait_replicated(dq_client_t *c, int timeout_ms, const char *what);
+int  dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
+                   int timeout_ms, const char *what);
+
 /* client_cluster.c */
 int  dq__cl_new(dq_client_t *c);                  /* DQ_OK or DQ_ENOMEM */
 void dq__cl_free(dq_client_t *c);
@@ -127,6 +136,8 @@ int  dq__cl_get_reply(dq_client_t *c, redisReply **r);
  * error) since dq__cl_wait_reset: the ones this enqueue wrote to. */
 void dq__cl_wait_reset(dq_client_t *c);
 int  dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms);
+int  dq__cl_wait_replicated(dq_client_t *c, int timeout_ms,
+                            const char *what);
 
 /* client_shards.c: a queue's shard count (cached), the shard an enqueue
  * goes to (name: the task's name, else its caller-chosen id, else NULL:

@@ -25,38 +25,88 @@ dq__mono_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* N as stored now (no cache): DQ_OK with *n, or an error. */
+/* One field of shard i's conf into out ("" when absent). */
 static int
-dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n)
+dq__conf_get(dq_client_t *c, dq_str_t q, unsigned i, const char *field,
+             char *out, size_t outlen)
 {
-    dq_cmd_t    cmd;
+    char        s[DQ_SHARD_NAME_MAX + 1], key[DQ_KEY_MAX];
+    const char *argv[3];
     redisReply *r;
     int         rc = DQ_OK;
 
-    if ((rc = dq__ready(c)) != DQ_OK) {
-        return rc;
+    if (dq_shard_name(s, sizeof(s), q, i) == 0
+        || dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_CONF) == 0)
+    {
+        return dq__fail(c, DQ_EINVAL, "queue \"%.*s\": no shard %u",
+                        (int) q.len, q.ptr, i);
     }
-    dq_cmd_init(&cmd);
-    if (dq_cmd_shards(&cmd, q) != DQ_OK) {
-        dq_cmd_free(&cmd);
-        return dq__fail(c, DQ_ENOMEM, "out of memory");
-    }
-    rc = dq__append(c, cmd.argc, cmd.argv, cmd.argvlen);
-    dq_cmd_free(&cmd);
-    if (rc != DQ_OK) {
+    argv[0] = "HGET";
+    argv[1] = key;
+    argv[2] = field;
+    if ((rc = dq__append(c, 3, argv, NULL)) != DQ_OK) {
         return rc;
     }
     if (dq__get_reply(c, &r) != DQ_OK) {
         return DQ_EREDIS;
     }
+    out[0] = '\0';
     if (r->type == REDIS_REPLY_ERROR) {
         rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
-    } else {
-        *n = r->type == REDIS_REPLY_STRING ? dq_shards_parse(r->str, r->len)
-                                           : 1;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        snprintf(out, outlen, "%s", r->str);
     }
     freeReplyObject(r);
     return rc;
+}
+
+/* The `shards` field of shard i's conf (1 when absent). */
+static int
+dq__shards_field(dq_client_t *c, dq_str_t q, unsigned i, unsigned *n)
+{
+    char v[8];
+    int  rc;
+
+    if ((rc = dq__conf_get(c, q, i, DQ_QCONF_SHARDS, v, sizeof(v)))
+        == DQ_OK)
+    {
+        *n = dq_shards_parse(v, strlen(v));
+    }
+    return rc;
+}
+
+/* N as stored now (no cache): DQ_OK with *n, or an error. Shard 0's
+ * `shards`; with probe, then the same field of shard N's conf while it
+ * says more: every shard's conf holds N (dq_queue_set), so a shard 0
+ * whose `shards` was lost (its master failed over before the write
+ * reached a replica) is caught by the first shard it no longer names
+ * (review R4 finding 4; one more HGET per read). The probe is the
+ * readers' that must see every shard (stats, purge, settings: the CLI),
+ * best effort (shard N's slot may sit on a node that is down: shard 0's
+ * count stands); producers skip it: with N read low they put tasks in
+ * served shards, and an enqueue must not hang on another node. */
+static int
+dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n, int probe)
+{
+    char     saved[sizeof(c->errstr)];
+    unsigned m;
+    int      rc;
+
+    if ((rc = dq__ready(c)) != DQ_OK) {
+        return rc;
+    }
+    if ((rc = dq__shards_field(c, q, 0, n)) != DQ_OK) {
+        return rc;
+    }
+    memcpy(saved, c->errstr, sizeof(saved));
+    while (probe && *n < DQ_MAX_SHARDS) {
+        if (dq__shards_field(c, q, *n, &m) != DQ_OK || m <= *n) {
+            break;
+        }
+        *n = m;
+    }
+    memcpy(c->errstr, saved, sizeof(saved));
+    return DQ_OK;
 }
 
 /* N of queue q through the cache: its entry (NULL with *rc and errstr
@@ -85,7 +135,7 @@ dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
             slot = e;
         }
     }
-    if ((rc = dq__shards_read(c, q, &n)) != DQ_OK) {
+    if ((rc = dq__shards_read(c, q, &n, 0)) != DQ_OK) {
         *rcp = rc;
         return NULL;
     }
@@ -150,7 +200,7 @@ dq_queue_shards(dq_client_t *c, const char *queue, unsigned *n)
         return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
                         "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
     }
-    return dq__shards_read(c, q, n);
+    return dq__shards_read(c, q, n, 1);
 }
 
 /* Run one configure script call on shard name s (fields/values, n pairs;
@@ -313,7 +363,7 @@ dq__queue_settings(dq_client_t *c, dq_str_t q, char v[DQ_QCONF_NFIELDS][48],
 {
     int rc;
 
-    if ((rc = dq__shards_read(c, q, n)) != DQ_OK) {
+    if ((rc = dq__shards_read(c, q, n, 1)) != DQ_OK) {
         return rc;
     }
     return dq__conf_total(c, q, *n, v);
@@ -326,7 +376,7 @@ dq__queue_apply(dq_client_t *c, dq_str_t q, char v[DQ_QCONF_NFIELDS][48])
     int64_t  maxc = strtoll(v[3], NULL, 10);
     int      rc;
 
-    if ((rc = dq__shards_read(c, q, &n)) != DQ_OK) {
+    if ((rc = dq__shards_read(c, q, &n, 1)) != DQ_OK) {
         return rc;
     }
     if (n > 1 && maxc > 0 && (int64_t) n > maxc) {
@@ -345,7 +395,7 @@ dq__queue_clear(dq_client_t *c, dq_str_t q)
     unsigned n = 1, i;
     int      rc;
 
-    if ((rc = dq__shards_read(c, q, &n)) != DQ_OK) {
+    if ((rc = dq__shards_read(c, q, &n, 1)) != DQ_OK) {
         return rc;
     }
     for (i = n; i-- > 0;) {
@@ -363,30 +413,16 @@ dq__queue_clear(dq_client_t *c, dq_str_t q)
 static int
 dq__pause_copy(dq_client_t *c, dq_str_t q, unsigned n0, unsigned n)
 {
-    char        key[DQ_KEY_MAX], s[DQ_SHARD_NAME_MAX + 1];
-    const char *argv[3];
+    char        s[DQ_SHARD_NAME_MAX + 1], v[8];
     dq_cmd_t    cmd;
     redisReply *r;
     unsigned    i;
     int         rc, paused;
 
-    dq_key_format(key, sizeof(key), q, DQ_KEY_CONF);
-    argv[0] = "HGET";
-    argv[1] = key;
-    argv[2] = "paused";
-    if ((rc = dq__append(c, 3, argv, NULL)) != DQ_OK) {
+    if ((rc = dq__conf_get(c, q, 0, "paused", v, sizeof(v))) != DQ_OK) {
         return rc;
     }
-    if (dq__get_reply(c, &r) != DQ_OK) {
-        return DQ_EREDIS;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
-        freeReplyObject(r);
-        return rc;
-    }
-    paused = r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0;
-    freeReplyObject(r);
+    paused = strcmp(v, "1") == 0;
     for (i = n0; paused && i < n; i++) {
         dq_shard_name(s, sizeof(s), q, i);
         dq_cmd_init(&cmd);
@@ -416,9 +452,9 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
 {
     char        v[DQ_QCONF_NFIELDS][48];
     const char *f[1] = { DQ_QCONF_SHARDS }, *val[1];
-    char        nbuf[8];
+    char        nbuf[8], s[DQ_SHARD_NAME_MAX + 1];
     dq_str_t    q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
-    unsigned    n0 = 1, n;
+    unsigned    n0 = 1, n, i;
     int         rc, applied;
     int64_t     maxc;
 
@@ -480,13 +516,23 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
         if ((rc = dq__pause_copy(c, q, n0, n)) != DQ_OK) {
             return rc;
         }
-        /* last: producers and workers see N once every shard's share of
-         * the limits (and a pause) is in place */
+        /* N in every shard's conf, shard 0's last: producers and workers
+         * see N once every shard's share of the limits (and a pause) is
+         * in place, and a reader finds N in shard n0.. even if shard 0's
+         * write is lost in a failover (dq__shards_read) */
         snprintf(nbuf, sizeof(nbuf), "%u", n);
         val[0] = nbuf;
-        if ((rc = dq__configure(c, q.ptr, f, val, 1)) != DQ_OK) {
-            return rc;
+        for (i = n; i-- > 0;) {
+            dq_shard_name(s, sizeof(s), q, i);
+            if (i == 0 && c->cl) {
+                dq__cl_wait_reset(c);     /* WAIT on shard 0's master */
+            }
+            if ((rc = dq__configure(c, s, f, val, 1)) != DQ_OK) {
+                return rc;
+            }
         }
+        /* then a replica of shard 0's master has it, if it has one */
+        return dq__wait_replicated(c, 1000, "the shard count");
     }
     return DQ_OK;
 }

@@ -15,9 +15,7 @@ my $probe = DQTest::build_dir() . '/t/client_r4_probe';
 my $cli = DQTest::bin('deferred-cli');
 my $c = DQCluster->start(plain => 1);
 my @m = $c->masters;
-DQTest::wait_for(sub {
-    for my $x (@m) { return 0 unless $x->cmd('INFO', 'replication') =~ /connected_slaves:1.*state=online/s }
-    1 }, 30) or die 'replicas never online';
+$c->wait_replicas_online(30) or die 'replicas never online';
 my $qa = 'fq1';
 my $A = $c->owner($qa);
 my $ra = $c->replica_of($A);
@@ -30,7 +28,7 @@ my $pid = open2(my $out, my $in, $probe, 'waitloop', $addr, $qa, $qa);
 my $l = <$out>; diag $l; like($l, qr/^warm queue $qa rc 0 /, 'warm enqueue with WAIT 1 ok');
 $l = <$out>;                    # READY
 ok($c->failover($ra, 30), 'CLUSTER FAILOVER: the replica of A is master');
-DQTest::wait_for(sub { $ra->cmd("INFO", "replication") =~ /connected_slaves:1.*state=online/s }, 30)
+$c->wait_replicas_online(30, $ra)
     or diag 'the new master has no online replica';
 my $before = waiting();
 my @after;

@@ -22,9 +22,7 @@ for my $i (1 .. 300) {
 }
 my ($qa, $qb, $qc) = @q;
 my $addr = $c->address;
-DQTest::wait_for(sub {
-    for my $x (@m) { return 0 unless $x->cmd('INFO', 'replication') =~ /connected_slaves:1.*state=online/s }
-    1 }, 30) or die 'replicas never online';
+$c->wait_replicas_online(30) or die 'replicas never online';
 sub waiting {
     my ($q) = @_;
     my (undef, $out) = DQTest::capture($cli, '-r', $addr, 'stats', $q);

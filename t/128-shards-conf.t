@@ -104,13 +104,7 @@ my $mrec = "$dir/mc.rec";
 # of 1 each, shards 2 and 3 none (they wait, logged)
 my @R = DQWorker::wait_records($mrec, 6, 60);
 is(scalar(@R), 6, 'mc: the 6 tasks of the shards with a share ran');
-my @ev;
-push @ev, [$_->{ms} - 200, 1], [$_->{ms}, -1] for @R;
-my ($cur, $max) = (0, 0);
-for (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev) {
-    $cur += $_->[1];
-    $max = $cur if $cur > $max;
-}
+my $max = DQWorker::max_at_once(200, @R);
 ok($max <= 2, "mc: the file's max_concurrent 2 held for the whole queue (saw $max at once)");
 my $log = DQTest::slurp("$dir/w.log");
 ok($log =~ /queue mc#2: no claims from this shard.*max_concurrent/

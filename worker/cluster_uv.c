@@ -430,6 +430,11 @@ dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
         dq_cluster_map_free(&m);
         cl->want_refresh = 1;
         dq__ccl_finish(q, NULL, NULL);
+        /* that node, if the map in use does not name it, is dropped: the
+         * next map is asked of another node or the next candidate (else a
+         * lone seed out of the cluster, the only node connected, was
+         * asked again and again: t/189) */
+        dq__ccl_prune(cl, 0);
         dq__ccl_tick_on(cl);
         return;
     }

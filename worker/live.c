@@ -224,6 +224,49 @@ dq_live_add_shard(dq_child_t *ch, size_t k, size_t base, unsigned n)
     return 0;
 }
 
+/* Shard `from` of the queue at base says it has n shards: serve them. A
+ * shard other than 0 saying more than is known means shard 0's `shards`
+ * was lost (a failover before its write reached a replica): logged. */
+static void
+dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
+{
+    dq_cqueue_t *b = &ch->qs[base];
+
+    if (n <= b->nshards) {
+        return;
+    }
+    if (from != 0) {
+        dq_log_warn("queue %.*s: shard %u's conf says %u shards, more than "
+                    "shard 0's (%u): serving %u (shard 0's count was lost, "
+                    "e.g. in a failover; deferred-cli queue %.*s --shards "
+                    "%u writes it again)", (int) b->name.len, b->name.ptr,
+                    from, n, b->nshards, n, (int) b->name.len, b->name.ptr,
+                    n);
+    }
+    dq_child_shards(ch, base, n);
+}
+
+/* The `shards` field of shard N's conf (N: the count known): more than N
+ * there means shard 0's was lost (dq__shards_seen). */
+static void
+dq__probe_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
+{
+    dq__qref_t *ref = data;
+    dq_child_t *ch = ref->ch;
+    dq_cqueue_t *b;
+
+    (void) c;
+    (void) errstr;
+    if (ch->live != NULL && r != NULL && r->type == REDIS_REPLY_STRING
+        && !ch->stopping)
+    {
+        b = &ch->qs[ref->i];
+        dq__shards_seen(ch, ref->i, b->nshards,
+                        dq_shards_parse(r->str, r->len));
+    }
+    dq_child_maybe_finish(ch);
+}
+
 /* The queue's applied configuration, or none: the child's settings follow. */
 static void
 dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
@@ -262,9 +305,12 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
         q->conf_wait = 0;           /* N known: its shards may claim */
         dq_child_kick(ch);
     }
-    if (q->shard == 0 && !ch->stopping) {
-        /* the queue's shard count (only its shard 0's conf holds it) */
-        dq_child_shards(ch, ref->i,
+    if (!ch->stopping) {
+        /* the queue's shard count: every shard's conf holds it (the C
+         * client writes N into each, shard 0's last); the most any of
+         * them says wins, as a failover may lose shard 0's (dq_child_
+         * shards only grows) */
+        dq__shards_seen(ch, q->base, q->shard,
                         e[DQ_QCONF_NFIELDS]->type == REDIS_REPLY_STRING
                         ? dq_shards_parse(e[DQ_QCONF_NFIELDS]->str,
                                           e[DQ_QCONF_NFIELDS]->len)
@@ -340,6 +386,29 @@ dq__conf_refresh(dq_child_t *ch)
         }
         (void) dq_conn_send(ch->cmd_conn, 3 + DQ_QCONF_NFIELDS, argv, len, 0,
                             dq__conf_reply, &lv->refs[i]);
+    }
+    /* the first shard past the known count: does its conf say more? */
+    for (i = 0; i < ch->nq; i++) {
+        const char *pv[3];
+        size_t      pl[3];
+        char        s[DQ_SHARD_NAME_MAX + 1];
+
+        if (ch->qs[i].shard != 0 || ch->qs[i].nshards >= DQ_MAX_SHARDS
+            || dq_shard_name(s, sizeof(s), ch->qs[i].name,
+                             ch->qs[i].nshards) == 0
+            || dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_CONF)
+               == 0)
+        {
+            continue;
+        }
+        pv[0] = "HGET";
+        pv[1] = key;
+        pv[2] = DQ_QCONF_SHARDS;
+        for (k = 0; k < 3; k++) {
+            pl[k] = strlen(pv[k]);
+        }
+        (void) dq_conn_send(ch->cmd_conn, 3, pv, pl, 0, dq__probe_reply,
+                            &lv->refs[i]);
     }
 }
 

@@ -193,7 +193,8 @@ int dq_queue_pause(dq_client_t *c, const char *queue, int paused,
 /* Sharded queues (docs/SCALING.md): a queue spread over N shards, each
  * its own Redis hash slot (so its own Redis Cluster node, or core). */
 
-/* How many shards the queue has now (1: not sharded). */
+/* How many shards the queue has now (1: not sharded): shard 0's count, or
+ * more if shard N's conf says more (shard 0's lost in a failover). */
 int dq_queue_shards(dq_client_t *c, const char *queue, unsigned *n);
 
 /* A queue's settings, applied for the whole fleet (as deferred-cli config
@@ -206,9 +207,15 @@ int dq_queue_shards(dq_client_t *c, const char *queue, unsigned *n);
  *   max_concurrent  tasks leased at once for the whole queue (0
  *                   unlimited): split so the shards' shares sum to exactly
  *                   it; fewer than the shards is refused (DQ_EINVAL)
- * Changing shards re-splits the applied limits. Producers (this client,
- * nginx) and workers see a new shard count within DQ_SHARDS_TTL_MS and
- * their heartbeat (5 s). DQ_OK, DQ_EINVAL, DQ_EREDIS. */
+ * Changing shards re-splits the applied limits (a limit nothing applied
+ * stays the worker files'), pauses the new shards of a paused queue,
+ * writes the count into every shard's conf (shard 0's last) and waits for
+ * a replica of shard 0's master when it has one (none acknowledging in
+ * 1 s: DQ_EREDIS, the count stored but not replicated; call it again).
+ * Producers (this client, nginx) and workers see a new shard count within
+ * DQ_SHARDS_TTL_MS and their heartbeat (5 s). Upgrade every worker before
+ * the first growth: older workers serve shard 0 only. DQ_OK, DQ_EINVAL,
+ * DQ_EREDIS. */
 typedef struct {
     unsigned shards;          /* 0: keep */
     double   rate;            /* < 0: keep */

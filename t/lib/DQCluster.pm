@@ -180,6 +180,17 @@ sub wait_ok {
     }, $timeout // 30, 0.1);
 }
 
+# Every given master (default: all) has its replica linked and online.
+sub wait_replicas_online {
+    my ($self, $timeout, @m) = @_;
+    @m = $self->masters unless @m;
+    return DQTest::wait_for(sub {
+        for my $x (@m) {
+            return 0 unless $x->cmd('INFO', 'replication') =~ /connected_slaves:1.*state=online/s;
+        }
+        1 }, $timeout // 30);
+}
+
 sub queue_in_first {
     my ($self, $k, $prefix) = @_;
     my (%first, @ranges);    # master port => its lowest slot

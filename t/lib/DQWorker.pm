@@ -123,6 +123,20 @@ sub wait_records {
 }
 
 # { id => error } of the dead set
+# The most of records @R (each ran dur_ms, ending at its ms) that ran at
+# once.
+sub max_at_once {
+    my ($dur_ms, @R) = @_;
+    my @ev;
+    push @ev, [$_->{ms} - $dur_ms, 1], [$_->{ms}, -1] for @R;
+    my ($cur, $max) = (0, 0);
+    for (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev) {
+        $cur += $_->[1];
+        $max = $cur if $cur > $max;
+    }
+    return $max;
+}
+
 sub dead {
     my ($r, $queue) = @_;
     my ($rc, $out) = cli($r, 'dead', $queue // 'default');
