@@ -19,10 +19,17 @@ my $m = DQTest::Redis->start(dir => "$dir");
 mkdir "$dir/rep";
 my $lk = DQWorker::key('default', 'leases');
 my @wargs = qw(--concurrency 40 --lease 60s);
+
+# defer n tasks of ms on r, then wait for `want` leases
+sub leased {
+    my ($r, $n, $ms, $want, $what) = @_;
+    DQWorker::defer($r, 'sleep_ms', $ms) for 1 .. $n;
+    DQTest::wait_for(sub { ($r->cmd('ZCARD', $lk) // 0) == $want }, 15);
+    is($r->cmd('ZCARD', $lk), $want, $what);
+}
+
 my $w = DQWorker::start_worker($m, $dir, name => 'w', args => \@wargs);
-DQWorker::defer($m, 'sleep_ms', 15000) for 1 .. 20;
-DQTest::wait_for(sub { ($m->cmd('ZCARD', $lk) // 0) == 20 }, 15);
-is($m->cmd('ZCARD', $lk), 20, '20 leases held on the master');
+leased($m, 20, 15000, 20, '20 leases held on the master');
 is($m->cmd('OBJECT', 'ENCODING', $lk), 'skiplist',
    'master: the claim that created the lease set made it a skiplist');
 
@@ -32,9 +39,7 @@ $m->cmd('DEL', $lk);
 $m->cmd('RESTORE', $lk, 0, $d);
 is($m->cmd('OBJECT', 'ENCODING', $lk), 'listpack',
    'RESTOREd (MIGRATE) lease set: a listpack');
-DQWorker::defer($m, 'sleep_ms', 15000) for 1 .. 2;
-DQTest::wait_for(sub { ($m->cmd('ZCARD', $lk) // 0) == 22 }, 15);
-is($m->cmd('ZCARD', $lk), 22, 'restored set: 2 more leases');
+leased($m, 2, 15000, 22, 'restored set: 2 more leases');
 is($m->cmd('OBJECT', 'ENCODING', $lk), 'skiplist',
    'the next claim made the restored lease set a skiplist again');
 
@@ -50,9 +55,7 @@ is($rp->cmd('OBJECT', 'ENCODING', $lk), 'listpack',
 DQWorker::stop_worker($w, 'KILL');
 $rp->cmd('REPLICAOF', 'NO', 'ONE');
 my $w2 = DQWorker::start_worker($rp, $dir, name => 'w2', args => \@wargs);
-DQWorker::defer($rp, 'sleep_ms', 3000) for 1 .. 5;
-DQTest::wait_for(sub { ($rp->cmd('ZCARD', $lk) // 0) == 27 }, 15);
-is($rp->cmd('ZCARD', $lk), 27, 'promoted replica: 5 more leases');
+leased($rp, 5, 3000, 27, 'promoted replica: 5 more leases');
 is($rp->cmd('OBJECT', 'ENCODING', $lk), 'skiplist',
    'promoted replica: the next claim made the lease set a skiplist');
 

@@ -215,8 +215,9 @@ end
 -- score, the largest single cost of a claimed task, docs/BENCHMARKS.md),
 -- so they are read by runs of equal ETAs: a run's first score (ZSCORE)
 -- and how many tasks share it (ZCOUNT s s; they come first, in the order
--- ZRANGEBYSCORE gave), two calls for a run of any length; the last task
--- wanted needs no count (ZSCORE alone: a claim of one task is one call).
+-- ZRANGEBYSCORE gave), two calls for a run of any length; the last one or
+-- two tasks wanted need no count (one ZSCORE or ZMSCORE: a claim of one or
+-- two tasks makes one call).
 -- Tasks enqueued by one call or in one ms share their ETA, so a backlog
 -- comes in long runs; after a run of one or two tasks (spread ETAs: two
 -- calls per task would cost more than the scores) one ZMSCORE reads the
@@ -225,11 +226,17 @@ local function dq_etas(k_eta, ids, n)
     local etas = {}
     local i = 1
     while i <= n do
-        local s = redis.call('ZSCORE', k_eta, ids[i])
-        if i == n then
-            etas[i] = s
+        if i + 1 >= n then
+            -- one or two left: one call (two ZCOUNTs cost more)
+            if i == n then
+                etas[i] = redis.call('ZSCORE', k_eta, ids[i])
+            else
+                local r = redis.call('ZMSCORE', k_eta, ids[i], ids[n])
+                etas[i], etas[n] = r[1], r[2]
+            end
             break
         end
+        local s = redis.call('ZSCORE', k_eta, ids[i])
         local c = redis.call('ZCOUNT', k_eta, s, s)
         local last = i + c - 1
         if last > n then last = n end
