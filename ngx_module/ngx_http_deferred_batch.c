@@ -67,7 +67,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     int64_t                        now;
     ngx_str_t                     *q;
     ngx_uint_t                     i, j, k, hash, nslots, *slots, *group,
-                                   nshards, rr, wait;
+                                   nshards, rr, wait, guessed;
     dq_limits_t                    lim;
     dq_request_t                  *req;
     msgpack_sbuffer               *sb;
@@ -208,10 +208,16 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
          * retry finds the stored task), else the request's */
 
         t->shard = t->queue;
+        guessed = 0;
         nshards = dlcf->redis
-                  ? ngx_http_deferred_merge_shards(dlcf->redis, t->queue)
+                  ? ngx_http_deferred_merge_shards(dlcf->redis, t->queue,
+                                                   &guessed)
                   : 1;
-        wait = nshards == 0;    /* not known yet: held (merge.c) */
+
+        /* not known yet: held (merge.c); a named or keyed task never
+         * goes by a guess (held, then 503 if still a guess) */
+        wait = nshards == 0
+               || (guessed && (t->name.ptr != NULL || t->keyed));
 
         if (nshards > 1) {
             k = t->name.ptr ? dq_shard_of(t->name, nshards)
@@ -254,6 +260,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
 
         group[i] = slots[j] - 1;
         g->n++;
+        g->shard_wait |= wait;  /* a named task after unnamed ones */
     }
 
     for (j = 0; j < ctx->ngroups; j++) {
@@ -879,6 +886,26 @@ ngx_http_deferred_send_response(ngx_http_request_t *r,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* the group has a task that must go to one shard: named or keyed */
+
+ngx_uint_t
+ngx_http_deferred_batch_placed(ngx_http_deferred_group_t *g)
+{
+    ngx_uint_t                 k;
+    ngx_http_deferred_task_t  *t;
+
+    for (k = 0; k < g->n; k++) {
+        t = &g->ctx->tasks[g->index[k]];
+
+        if (t->name.ptr != NULL || t->keyed) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -66,6 +66,7 @@ struct ngx_http_deferred_shards_s {
     ngx_msec_t                     used;        /* last asked for */
     dq_cmd_t                       cmd;         /* the HGET in flight */
     unsigned                       pending:1;
+    unsigned                       guessed:1;   /* n = 1: its read failed */
 };
 
 
@@ -193,7 +194,8 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
     ngx_http_deferred_redis_t  *rs = ev->data;
 
     ngx_int_t                     rc;
-    ngx_uint_t                    count, nslots, norder, j, k, n, *order;
+    ngx_uint_t                    count, nslots, norder, j, k, n, *order,
+                                  guessed;
     ngx_queue_t                  *q, *next;
     ngx_http_deferred_group_t   **heads, **tails, *g, *chain;
     ngx_http_deferred_merged_t   *m;
@@ -227,12 +229,22 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
             continue;
         }
 
-        n = ngx_http_deferred_merge_shards(rs, g->queue);
+        n = ngx_http_deferred_merge_shards(rs, g->queue, &guessed);
         if (n == 0) {
             continue;                   /* still held */
         }
 
         g->shard_wait = 0;
+
+        if (guessed && ngx_http_deferred_batch_placed(g)) {
+            /* a name or client id must land on its own shard: never a
+             * guess (a second copy on another shard), 503 instead */
+            ngx_http_deferred_batch_deliver(g, NULL,
+                                            "the queue's shard count could "
+                                            "not be read");
+            next = ngx_queue_head(&rs->queued);
+            continue;
+        }
 
         if (n > 1 && ngx_http_deferred_batch_reshard(g, n) != NGX_OK) {
             /* out of memory: its request fails (and leaves the list) */
@@ -800,13 +812,17 @@ ngx_http_deferred_merge_base(dq_str_t queue)
 
 
 /* How many shards the queue has, as this worker process knows it, or 0
- * while it is not known (the groups of such a queue are held: merge_flush);
+ * while it is not known (the groups of such a queue are held: merge_flush;
+ * also when every entry is being read: an answer wakes them);
  * asks Redis again, without waiting, when it is unknown or
- * DQ_SHARDS_TTL_MS old. 1 when it cannot keep the queue's entry (every
- * entry is being read, or no memory): shard 0. */
+ * DQ_SHARDS_TTL_MS old. *guessed: the 1 returned is not read (the last
+ * read failed, or no memory for the entry): good enough for a task free
+ * to go to any shard, not for a named or keyed one (merge_flush fails
+ * those with 503). */
 
 ngx_uint_t
-ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
+ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue,
+    ngx_uint_t *guessed)
 {
     ngx_uint_t                   i, hash;
     ngx_http_deferred_shards_t  *e, *lru;
@@ -814,6 +830,7 @@ ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
     hash = ngx_hash_key((u_char *) queue.ptr, queue.len);
     e = NULL;
     lru = NULL;
+    *guessed = 0;
 
     for (i = 0; i < rs->nshards; i++) {
         if (rs->shards[i].hash == hash && rs->shards[i].len == queue.len
@@ -847,6 +864,7 @@ ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
                                      NGX_HTTP_DEFERRED_SHARDS
                                      * sizeof(ngx_http_deferred_shards_t));
             if (rs->shards == NULL) {
+                *guessed = 1;
                 return 1;
             }
         }
@@ -859,13 +877,14 @@ ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
             e = lru;
 
         } else {
-            return 1;           /* every entry is being read */
+            return 0;           /* every entry is being read: held */
         }
 
         e->hash = hash;
         e->len = queue.len;
         ngx_memcpy(e->name, queue.ptr, queue.len);
         e->n = 0;
+        e->guessed = 0;
         e->rs = rs;
         e->read = 0;
     }
@@ -884,6 +903,8 @@ ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue)
         e->pending = 1;
     }
 
+    *guessed = e->guessed;
+
     return e->n;
 }
 
@@ -896,16 +917,24 @@ ngx_http_deferred_merge_shards_read(void *data, redisReply *reply)
     e->pending = 0;
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        if (e->n == 0) {
-            /* no answer: the held groups go to shard 0 rather than wait
-             * (asked again in DQ_SHARDS_TTL_MS) */
+        if (e->n == 0 || e->guessed) {
+            /* no answer: the held groups free to go anywhere go to shard
+             * 0 rather than wait, the named and keyed ones fail (503);
+             * asked again in DQ_SHARDS_TTL_MS */
+            ngx_log_error(NGX_LOG_ERR, e->rs->log, 0,
+                          "deferred: redis %V: the shard count of queue "
+                          "\"%*s\" could not be read: %s", &e->rs->name,
+                          e->len, e->name,
+                          reply ? reply->str : "no answer");
             e->n = 1;
+            e->guessed = 1;
             e->read = ngx_current_msec;
         }
 
     } else {
         e->n = reply->type == REDIS_REPLY_STRING
                ? dq_shards_parse(reply->str, reply->len) : 1;
+        e->guessed = 0;
         e->read = ngx_current_msec;
     }
 

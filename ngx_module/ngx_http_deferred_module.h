@@ -297,7 +297,7 @@ void ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_ready(ngx_http_deferred_redis_t *rs);
 ngx_uint_t ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs,
-    dq_str_t queue);
+    dq_str_t queue, ngx_uint_t *guessed);
 void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
     const char *failure);
 
@@ -333,6 +333,7 @@ ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
     dq_enqueue_result_t *res, const char *failure);
+ngx_uint_t ngx_http_deferred_batch_placed(ngx_http_deferred_group_t *g);
 ngx_int_t ngx_http_deferred_batch_reshard(ngx_http_deferred_group_t *g,
     ngx_uint_t n);
 ngx_int_t ngx_http_deferred_error_body(ngx_http_request_t *r,

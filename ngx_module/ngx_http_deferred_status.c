@@ -43,6 +43,8 @@
     "deferred_redis_up 0\n"
 #define NGX_HTTP_DEFERRED_MAX_QUEUES     1000
 #define NGX_HTTP_DEFERRED_MAX_WORKERS    1000
+/* status scripts of shards >= 1 per scrape (a queue's all or none) */
+#define NGX_HTTP_DEFERRED_MAX_SHARD_CALLS  1000
 
 
 typedef struct {
@@ -117,6 +119,10 @@ struct ngx_http_deferred_op_s {
     int64_t                        now_ms;
     ngx_array_t                    queues;      /* qstat */
     ngx_uint_t                     dropped;     /* queues past the limit */
+    ngx_uint_t                     unsummed;    /* sharded queues shown
+                                                   with shard 0's numbers:
+                                                   past the shard calls'
+                                                   cap */
     ngx_array_t                    workers;     /* wstat */
     ngx_str_t                      action;      /* admin */
     ngx_str_t                      queue;
@@ -154,6 +160,8 @@ static ngx_int_t ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op);
 static ngx_int_t ngx_http_deferred_admin_send(ngx_http_deferred_op_t *op);
 static ngx_int_t ngx_http_deferred_op_shards(ngx_http_deferred_op_t *op);
 static void ngx_http_deferred_op_sum(ngx_http_deferred_op_t *op);
+static int ngx_libc_cdecl ngx_http_deferred_dead_cmp(const void *one,
+    const void *two);
 static void ngx_http_deferred_render_status(ngx_http_deferred_op_t *op);
 static void ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op);
 
@@ -1136,7 +1144,7 @@ static ngx_int_t
 ngx_http_deferred_op_shards(ngx_http_deferred_op_t *op)
 {
     u_char                       name[DQ_SHARD_NAME_MAX + 1];
-    ngx_uint_t                   i, j, dead;
+    ngx_uint_t                   i, j, dead, budget;
     ngx_http_deferred_op_cmd_t  *oc;
     ngx_http_deferred_qstat_t   *q;
 
@@ -1144,11 +1152,21 @@ ngx_http_deferred_op_shards(ngx_http_deferred_op_t *op)
            ? NGX_HTTP_DEFERRED_DEAD_LIMIT : 0;
 
     q = op->queues.elts;
+    budget = NGX_HTTP_DEFERRED_MAX_SHARD_CALLS;
 
     for (i = 0; i < op->queues.nelts && !op->failed; i++) {
         if (!q[i].ok || q[i].shards <= 1) {
             continue;
         }
+
+        /* a scrape's cost stays bounded (1,000 queues of 64 shards would
+         * be 63,000 calls): the queues past the cap show shard 0 alone */
+        if (q[i].shards - 1 > budget) {
+            op->unsummed++;
+            continue;
+        }
+
+        budget -= q[i].shards - 1;
 
         q[i].parts = ngx_pcalloc(op->pool, q[i].shards
                                  * sizeof(ngx_http_deferred_qstat_t));
@@ -1267,6 +1285,15 @@ ngx_http_deferred_op_sum(ngx_http_deferred_op_t *op)
             }
         }
 
+        /* the shards' newest dead tasks, the newest of them kept */
+        ngx_qsort(q[i].dead_tasks.elts, q[i].dead_tasks.nelts,
+                  sizeof(ngx_http_deferred_dead_t),
+                  ngx_http_deferred_dead_cmp);
+
+        if (q[i].dead_tasks.nelts > NGX_HTTP_DEFERRED_DEAD_LIMIT) {
+            q[i].dead_tasks.nelts = NGX_HTTP_DEFERRED_DEAD_LIMIT;
+        }
+
         /* the whole queue's limits: the shards' shares summed */
 
         if (q[i].rate.len) {
@@ -1288,6 +1315,21 @@ ngx_http_deferred_op_sum(ngx_http_deferred_op_t *op)
             }
         }
     }
+}
+
+
+/* newest first (died_ms is a decimal string, NUL-terminated: op_copy) */
+
+static int ngx_libc_cdecl
+ngx_http_deferred_dead_cmp(const void *one, const void *two)
+{
+    long long                        a, b;
+    const ngx_http_deferred_dead_t  *x = one, *y = two;
+
+    a = x->died.len ? strtoll((char *) x->died.data, NULL, 10) : 0;
+    b = y->died.len ? strtoll((char *) y->died.data, NULL, 10) : 0;
+
+    return a < b ? 1 : a > b ? -1 : 0;
 }
 
 
@@ -1739,8 +1781,9 @@ ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
     o.pool = op->pool;
 
     ngx_http_deferred_out(&o, "{\"now_ms\":%L,\"redis\":\"up\","
-                          "\"queues_not_shown\":%ui,\"queues\":[",
-                          op->now_ms, op->dropped);
+                          "\"queues_not_shown\":%ui,"
+                          "\"queues_not_summed\":%ui,\"queues\":[",
+                          op->now_ms, op->dropped, op->unsummed);
 
     q = op->queues.elts;
     n = 0;
@@ -2061,6 +2104,13 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
                           "# TYPE deferred_queues_not_shown gauge\n"
                           "deferred_queues_not_shown %ui\n",
                           NGX_HTTP_DEFERRED_MAX_QUEUES, op->dropped);
+
+    ngx_http_deferred_out(&o, "# HELP deferred_queues_not_summed Sharded "
+                          "queues shown with shard 0's numbers only (past "
+                          "%d shard status calls per scrape).\n"
+                          "# TYPE deferred_queues_not_summed gauge\n"
+                          "deferred_queues_not_summed %ui\n",
+                          NGX_HTTP_DEFERRED_MAX_SHARD_CALLS, op->unsummed);
 
     ngx_http_deferred_out(&o, "# HELP deferred_workers Live worker children "
                           "(heartbeat younger than %d s).\n"
