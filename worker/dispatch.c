@@ -818,6 +818,41 @@ dq__claim_lost(dq_cqueue_t *q, const char *claim, int held)
     q->lost_held[q->nlost++] = held;
 }
 
+/* An error reply that says the claim script leased nothing: its own
+ * argument check (before its first write), the replies Redis gives before
+ * a script runs or at its first write (dq_reply_is_unavailable: OOM stops
+ * a script without allow-oom only while it has written nothing), and
+ * those the cluster layer or Redis give instead of running it. Any other
+ * error may come after the leases were written: Redis 7.0 stops a script
+ * on a MIGRATING slot with "ERR Script attempted to access a non local
+ * key" when it reads a key gone missing (review R5), and a Lua error can
+ * come at any line; the writes before it stay. Such a claim is filed as
+ * lost (released by claim id: harmless when it leased nothing). */
+static int
+dq__claim_refused(const redisReply *rep)
+{
+    static const char *const  not_run[] = {
+        "ERR claim: bad arguments", "NOSCRIPT", "UNBLOCKED", "MOVED", "ASK"
+    };
+    size_t                    i, n;
+
+    if (dq_reply_is_unavailable(rep)) {
+        return 1;
+    }
+    if (rep->str == NULL) {
+        return 0;
+    }
+    for (i = 0; i < sizeof(not_run) / sizeof(not_run[0]); i++) {
+        n = strlen(not_run[i]);
+        if (rep->len >= n && memcmp(rep->str, not_run[i], n) == 0
+            && (rep->len == n || rep->str[n] == ' '))
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The loop time (ms) when a claim's next_ms is up: next_ms counts from
  * the script's clock, now_ms (Redis TIME cut to the ms), so the wait ends
  * when the wall clock reads now_ms + next_ms (an ETA or a lease deadline
@@ -883,7 +918,10 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         slots = NULL;
     }
     res.tasks = slots;
-    if (rep == NULL && !dq_conn_not_run(errstr)) {
+    if ((rep == NULL && !dq_conn_not_run(errstr))
+        || (rep != NULL && rep->type == REDIS_REPLY_ERROR
+            && !dq__claim_refused(rep)))
+    {
         dq__claim_lost(q, c->claim, c->held);  /* it may have landed */
         c->held = 0;                 /* the entry stays until given back */
     }

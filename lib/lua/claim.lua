@@ -259,6 +259,7 @@ local cold_ws = dq_cold_promote(KEYS[1], KEYS[2], KEYS[4], now)
 local reply = { now, -1, cid, ack_reply }
 local taken = 0
 local more = false         -- due work remains after this claim
+local eta_next = nil       -- eta's first entry once the taken ones go
 if want > 0 then
     -- ids only: their ETAs come by runs (dq_etas)
     local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', dq_int(now),
@@ -300,7 +301,6 @@ if want > 0 then
             reply[k + 6] = e
             reply[k + 7] = x
         end
-        redis.call('ZREM', KEYS[2], unpack(ids))
         -- a lease set this call creates, or one Redis made a listpack
         -- again (loaded from RDB or RESTORE: a replica's full sync, a
         -- restart, a reshard's MIGRATE): made a skiplist (DQ_LEASE_PAD)
@@ -311,6 +311,17 @@ if want > 0 then
         else
             redis.call('ZADD', KEYS[3], unpack(leases))
         end
+        -- the leases are written before the ZREM (a ZADD on a lease set
+        -- this call's acks emptied fails on a MIGRATING slot while
+        -- nothing is taken yet), and the entry after the taken ones is
+        -- read before it: a ZREM that empties eta deletes the key, and
+        -- Redis 7.0 stops a script that reads a key missing on a
+        -- MIGRATING slot, its writes kept (review R5)
+        if not more then
+            eta_next = redis.call('ZRANGE', KEYS[2], dq_int(taken),
+                                  dq_int(taken), 'WITHSCORES')
+        end
+        redis.call('ZREM', KEYS[2], unpack(ids))
         if l1s == nil or deadline < l1s then l1s = deadline end
     end
 end
@@ -343,7 +354,8 @@ local d = nil
 if more then
     d = 0
 else
-    local first = redis.call('ZRANGE', KEYS[2], '0', '0', 'WITHSCORES')
+    local first = eta_next
+                  or redis.call('ZRANGE', KEYS[2], '0', '0', 'WITHSCORES')
     if first[2] then d = tonumber(first[2]) - now end
 end
 if d then

@@ -1,0 +1,44 @@
+# R5 review: a claim script that leased tasks and then errored on a
+# MIGRATING slot (Redis 7: a script reading a key it deleted itself, here
+# the eta zset emptied by ZREM, gets "ERR Script attempted to access a
+# non local key"): the leases it wrote stayed, the reply was an error.
+# claim.lua now reads eta's next entry before the ZREM: the claim runs to
+# its end and its reply names every task it leased (failed before: the
+# error reply with c1's two leases left behind).
+use strict; use warnings; use lib 't/lib';
+use Test::More; use DQTest; use DQCluster; use DQScripts;
+my $c = DQCluster->start(plain => 1);
+my $q = 'mq';
+my $A = $c->owner($q); my $B = $c->other($q);
+my $s = DQScripts->new($A);
+sub enq { my ($id, $name) = @_;
+  $s->v2($q, 'enqueue', 3600000, 1, $id, DQScripts::env2($name), $name // '', -1, -1, 0) }
+sub claim { my ($cid, $n) = @_;
+  my $src = $s->{src}{'2claim'};
+  return $s->v2($q, 'claim', $n, 30000, 0, 0, 1, 0, $cid, 0, 0, 0, 0, 0) }
+enq('t1', 'n1'); enq('t2'); enq('t3');
+my @r = eval { claim('c0', 1) }; ok(!$@, 'first claim (leases exist)') or diag $@;
+# every declared key (and the undeclared cold index) exists, so the claim
+# is run on the MIGRATING source rather than answered ASK
+my $k = sub { DQTest::dq_key($q, $_[0]) };
+$A->cmd('HSET', $k->('errors'), 'zz', 'x');
+$A->cmd('HSET', $k->('conf'), 'zz', 'x');
+$A->cmd('HSET', $k->('bucket'), 'zz', 'x');
+$A->cmd('HSET', $k->('names'), 'zz', 'x');
+$A->cmd('RPUSH', $k->('wake'), 'x');
+$A->cmd('ZADD', $k->('cold'), 9e15, 'x');
+for my $kind (qw(tasks eta leases stats wake errors conf bucket names cold)) {
+  diag("$kind exists: " . $A->cmd('EXISTS', $k->($kind)));
+}
+my $slot = $c->slot($k->('tasks'));
+is($B->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $c->id($A)), 'OK', 'importing');
+is($A->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $c->id($B)), 'OK', 'migrating');
+my $rep = eval { claim('c1', 10) };
+ok(!$@, 'the claim on the MIGRATING slot ran to its end') or diag $@;
+my $l = $A->cmd('ZRANGE', $k->('leases'), 0, -1);
+diag("leases: @$l");
+my @c1 = grep { /\|c1\|/ } @$l;
+my $n = ref $rep ? (@$rep - 4) / 7 : 0;
+is(scalar(@c1), 2, 'claim c1 holds the two due tasks');
+is($n, scalar(@c1), 'its reply names every task it leased');
+done_testing();
