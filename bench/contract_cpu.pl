@@ -83,7 +83,7 @@ my %keys = $mode eq 'v1' ? (
     ack     => [k(qw(tasks leases state names stats errors conf wake eta))],
 ) : (
     enqueue => [k(qw(tasks eta names stats wake)), "dq:{$q}:names"],
-    claim   => [k(qw(tasks eta leases stats wake errors conf bucket names))],
+    claim   => [k(qw(tasks eta leases stats wake errors conf bucket names cold))],
     ack     => [k(qw(tasks eta leases stats wake errors conf names))],
 );
 my %src = map { $_ => script($_) } qw(ack);

@@ -30,7 +30,7 @@ static const dq_key_kind_t dq__keys_enqueue[] = {
 /* claim (and cycle: claim with acks) */
 static const dq_key_kind_t dq__keys_claim[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATS, DQ_KEY_WAKE,
-    DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET, DQ_KEY_NAMES
+    DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET, DQ_KEY_NAMES, DQ_KEY_COLD
 };
 static const dq_key_kind_t dq__keys_pause[] = {
     DQ_KEY_CONF, DQ_KEY_WAKE

@@ -382,6 +382,12 @@ typedef enum {
     DQ_KEY_UNRUNNABLE,  /* hash  function -> "count:last_ms": tasks given
                            back because no library here registers it
                            (at most DQ_UNRUNNABLE_FUNCS fields) */
+    DQ_KEY_COLD,        /* zset  the cold tier's index of bucket hashes
+                           "cold:<window start>[.<id>]" by window start
+                           (DQ_COLD_WINDOW_MS below, lib/lua/cold.lua):
+                           declared where a script reads it (claim) so
+                           that Redis Cluster checks it before the script
+                           runs */
     DQ_KEY__COUNT,
     /* contract v1 only (dq_key_format_v1; dq_key_format refuses them) */
     DQ_KEY_V1_STATE = DQ_KEY__COUNT,   /* hash id -> "runs:retries:

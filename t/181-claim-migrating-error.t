@@ -41,4 +41,19 @@ my @c1 = grep { /\|c1\|/ } @$l;
 my $n = ref $rep ? (@$rep - 4) / 7 : 0;
 is(scalar(@c1), 2, 'claim c1 holds the two due tasks');
 is($n, scalar(@c1), 'its reply names every task it leased');
+# the cold tier's index is read by the claim: declared in its KEYS, so a
+# queue without a cold tier on a MIGRATING slot is answered ASK before the
+# script runs (DQScripts follows it: TRYAGAIN on the importing node) (failed before: run, then "non local key" at the cold read,
+# after the claim's acks and expired-lease pass had written)
+$A->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+$B->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+enq('t4');
+$A->cmd('DEL', $k->('cold'));
+$B->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $c->id($A));
+$A->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $c->id($B));
+my $r2 = eval { claim("c2", 10) }; diag("c2: " . ($@ || "ok: " . scalar(@$r2)));
+like($@, qr/\b(ASK|TRYAGAIN)\b/,
+     'no cold index: the claim answered ASK (TRYAGAIN on the importing node), not run');
+ok(!grep({ /\|c2\|/ } @{ $A->cmd('ZRANGE', $k->('leases'), 0, -1) }),
+   'nothing leased by it');
 done_testing();

@@ -40,7 +40,7 @@ $old{enqueue} = with_prelude($v1_dir, 'enqueue');
 # v2 keys "dq2:{q}:*" (lib/dq_cmd.c); v1 keys "dq:{q}:*" (v1: prefix)
 my %keys_new = (
     enqueue => [qw(tasks eta names stats wake)],
-    claim   => [qw(tasks eta leases stats wake errors conf bucket names)],
+    claim   => [qw(tasks eta leases stats wake errors conf bucket names cold)],
     ack     => [qw(tasks eta leases stats wake errors conf names)],
     retry   => [qw(tasks eta leases stats errors wake conf)],
     bury    => [qw(tasks leases dead errors names stats conf wake)],

@@ -1,7 +1,8 @@
 -- claim (and a worker's whole cycle): ack finished tasks, take back
 -- expired leases, then lease up to max_n due tasks.
 -- KEYS: 1 tasks, 2 eta, 3 leases, 4 stats, 5 wake, 6 errors, 7 conf,
---       8 bucket, 9 names
+--       8 bucket, 9 names, 10 cold (the cold tier's index: read here,
+--       declared so that Redis Cluster checks it before the script runs)
 -- ARGV: 1 max_n (0: only ack and say when to look again), 2 lease_ms,
 --       3 reclaim_delay_ms (least delay of an expired lease), 4 rate
 --       (tasks/s across all workers, 0 = unlimited), 5 bucket_size
@@ -255,7 +256,7 @@ end
 -- then due tasks into the lease set: one call per batch for each
 -- structure; one more due task than wanted is read to know whether due
 -- work remains
-local cold_ws = dq_cold_promote(KEYS[1], KEYS[2], KEYS[4], now)
+local cold_ws = dq_cold_promote(KEYS[1], KEYS[2], KEYS[4], KEYS[10], now)
 local reply = { now, -1, cid, ack_reply }
 local taken = 0
 local more = false         -- due work remains after this claim

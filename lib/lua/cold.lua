@@ -90,9 +90,8 @@ end
 -- most DQ_COLD_PROMOTE of them, into tasks/eta. Returns the window start
 -- of the earliest bucket left (nil: the tier is empty) and the number of
 -- tasks promoted. The common call (nothing to promote) is one ZRANGE.
-local function dq_cold_promote(k_tasks, k_eta, k_stats, now)
+local function dq_cold_promote(k_tasks, k_eta, k_stats, idx, now)
     local pre = dq_cold_prefix(k_tasks)
-    local idx = pre .. 'cold'
     local first = redis.call('ZRANGE', idx, '0', '0', 'WITHSCORES')
     if not first[2] then return nil, 0 end
     if tonumber(first[2]) > now + DQ_COLD_AFTER_MS then

@@ -29,7 +29,7 @@ my @MIG1 = qw(tasks eta leases state dead errors names stats conf unrunnable
 my %KEYS2 = (
     enqueue => [(map { [2, $_] } qw(tasks eta names stats wake)), [1, 'names']],
     claim   => [map { [2, $_] }
-                qw(tasks eta leases stats wake errors conf bucket names)],
+                qw(tasks eta leases stats wake errors conf bucket names cold)],
     ack     => [map { [2, $_] }
                 qw(tasks eta leases stats wake errors conf names)],
     pause   => [map { [2, $_] } qw(conf wake)],

@@ -187,13 +187,14 @@ main(void)
     li.history = 1;
     is_int(dq_cmd_cycle(&c, dq_str_lit("q"), "c8", 5, 1000, 0, NULL, NULL,
                         &li, 1, 60000), DQ_OK, "cycle built");
-    ok(c.argc == 3 + 9 + 12 + 5 && arg_is(&c, 2, "9")
+    ok(c.argc == 3 + 10 + 12 + 5 && arg_is(&c, 2, "10")
        && arg_is(&c, 3, "dq2:{q}:tasks") && arg_is(&c, 11, "dq2:{q}:names")
-       && arg_is(&c, 12, "5") && arg_is(&c, 18, "c8")
-       && arg_is(&c, 22, "60000") && arg_is(&c, 23, "1")
-       && arg_is(&c, 24, "id1") && arg_is(&c, 25, "c7")
-       && arg_is(&c, 26, "1000") && arg_is(&c, 27, "1") && arg_is(&c, 28, ""),
-       "cycle: 9 keys, claim arguments, tombstone, n, then id, claim id, "
+       && arg_is(&c, 12, "dq2:{q}:cold")
+       && arg_is(&c, 13, "5") && arg_is(&c, 19, "c8")
+       && arg_is(&c, 23, "60000") && arg_is(&c, 24, "1")
+       && arg_is(&c, 25, "id1") && arg_is(&c, 26, "c7")
+       && arg_is(&c, 27, "1000") && arg_is(&c, 28, "1") && arg_is(&c, 29, ""),
+       "cycle: 10 keys, claim arguments, tombstone, n, then id, claim id, "
        "first_run_ms, history, name");
     li.history = 0;
     li.first_run_ms = -1;
