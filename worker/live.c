@@ -230,7 +230,11 @@ dq_live_add_shard(dq_child_t *ch, size_t k, size_t base, unsigned n)
 static void
 dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
 {
-    dq_cqueue_t *b = &ch->qs[base];
+    dq_cqueue_t     *b = &ch->qs[base];
+    dq_live_t       *lv = ch->live;
+    dq_queue_conf_t  nq;
+    unsigned         old = b->nshards;
+    size_t           k;
 
     if (n <= b->nshards) {
         return;
@@ -244,6 +248,35 @@ dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
                     n);
     }
     dq_child_shards(ch, base, n);
+    if (b->nshards == old) {
+        return;
+    }
+    /* the shards served before split the file's limits by the old count:
+     * by the new one now (review R5: shard 0 kept the whole limit after
+     * the probe of shard N found more shards); applied settings come
+     * split already */
+    for (k = 0; k < ch->nq; k++) {
+        if (ch->qs[k].base != base || ch->qs[k].shard >= old
+            || lv->applied[k])
+        {
+            continue;
+        }
+        dq__shard_conf(&nq, lv->orig[k], ch->qs[k].shard, b->nshards);
+        dq__no_claims_log(ch->qs[k].name, &lv->qconf[k], &nq, b->nshards);
+        lv->qconf[k] = nq;
+    }
+}
+
+/* One of the replies shard 0 waits for before its shards claim came
+ * (conf_wait counts them: its conf and the probe of shard N, review R5:
+ * ending on shard 0's conf alone let a low `shards` there claim with the
+ * file's whole limit until the probe answered). */
+static void
+dq__conf_waited(dq_child_t *ch, dq_cqueue_t *q)
+{
+    if (q->conf_wait > 0 && --q->conf_wait == 0) {
+        dq_child_kick(ch);          /* N known: its shards may claim */
+    }
 }
 
 /* The `shards` field of shard N's conf (N: the count known): more than N
@@ -263,6 +296,9 @@ dq__probe_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
         b = &ch->qs[ref->i];
         dq__shards_seen(ch, ref->i, b->nshards,
                         dq_shards_parse(r->str, r->len));
+    }
+    if (ch->live != NULL && r != NULL) {
+        dq__conf_waited(ch, &ch->qs[ref->i]);    /* answered, nil too */
     }
     dq_child_maybe_finish(ch);
 }
@@ -301,10 +337,6 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
     }
     e = r->element;
     q = &ch->qs[ref->i];
-    if (q->conf_wait) {
-        q->conf_wait = 0;           /* N known: its shards may claim */
-        dq_child_kick(ch);
-    }
     if (!ch->stopping) {
         /* the queue's shard count: every shard's conf holds it (the C
          * client writes N into each, shard 0's last); the most any of
@@ -316,6 +348,7 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
                                           e[DQ_QCONF_NFIELDS]->len)
                         : 1);
     }
+    dq__conf_waited(ch, q);
     cur = &lv->qconf[ref->i];
     dq__shard_conf(&nq, lv->orig[ref->i], q->shard,
                    ch->qs[q->base].nshards);
@@ -384,8 +417,12 @@ dq__conf_refresh(dq_child_t *ch)
         for (k = 0; k < 3 + DQ_QCONF_NFIELDS; k++) {
             len[k] = strlen(argv[k]);
         }
-        (void) dq_conn_send(ch->cmd_conn, 3 + DQ_QCONF_NFIELDS, argv, len, 0,
-                            dq__conf_reply, &lv->refs[i]);
+        if (dq_conn_send(ch->cmd_conn, 3 + DQ_QCONF_NFIELDS, argv, len, 0,
+                         dq__conf_reply, &lv->refs[i]) == 0
+            && ch->qs[i].conf_wait > 0)
+        {
+            ch->qs[i].conf_wait = 1;    /* this round's replies counted */
+        }
     }
     /* the first shard past the known count: does its conf say more? */
     for (i = 0; i < ch->nq; i++) {
@@ -407,8 +444,12 @@ dq__conf_refresh(dq_child_t *ch)
         for (k = 0; k < 3; k++) {
             pl[k] = strlen(pv[k]);
         }
-        (void) dq_conn_send(ch->cmd_conn, 3, pv, pl, 0, dq__probe_reply,
-                            &lv->refs[i]);
+        if (dq_conn_send(ch->cmd_conn, 3, pv, pl, 0, dq__probe_reply,
+                         &lv->refs[i]) == 0
+            && ch->qs[i].conf_wait > 0)
+        {
+            ch->qs[i].conf_wait++;      /* shard 0 waits for it too */
+        }
     }
 }
 
