@@ -577,6 +577,10 @@ int64_t dq_reply_int(const redisReply *r);
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
  * OOM, MASTERDOWN, NOREPLICAS, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
 int dq_reply_is_unavailable(const redisReply *r);
+/* 1 if reply is an error whose text is one of names[0..nn) or starts
+ * with one and a space (lib/dq_server.c). */
+int dq_reply_error_is(const redisReply *r, const char *const *names,
+                      size_t nn);
 /* Of those, the ones that say this server is not (or no longer) the
  * primary to write to: READONLY, LOADING, MASTERDOWN. A client that found
  * the primary through Sentinel asks the sentinels again on them; on the

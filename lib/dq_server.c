@@ -31,8 +31,8 @@ static const char *const dq__elsewhere[] = {
     "READONLY", "LOADING", "MASTERDOWN"
 };
 
-static int
-dq__reply_is_one_of(const redisReply *r, const char *const *names, size_t nn)
+int
+dq_reply_error_is(const redisReply *r, const char *const *names, size_t nn)
 {
     size_t i, n;
 
@@ -53,14 +53,14 @@ dq__reply_is_one_of(const redisReply *r, const char *const *names, size_t nn)
 int
 dq_reply_is_unavailable(const redisReply *r)
 {
-    return dq__reply_is_one_of(r, dq__faults,
+    return dq_reply_error_is(r, dq__faults,
                                sizeof(dq__faults) / sizeof(dq__faults[0]));
 }
 
 int
 dq_reply_is_elsewhere(const redisReply *r)
 {
-    return dq__reply_is_one_of(r, dq__elsewhere,
+    return dq_reply_error_is(r, dq__elsewhere,
                                sizeof(dq__elsewhere) / sizeof(dq__elsewhere[0]));
 }
 

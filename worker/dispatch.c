@@ -834,23 +834,10 @@ dq__claim_refused(const redisReply *rep)
     static const char *const  not_run[] = {
         "ERR claim: bad arguments", "NOSCRIPT", "UNBLOCKED", "MOVED", "ASK"
     };
-    size_t                    i, n;
 
-    if (dq_reply_is_unavailable(rep)) {
-        return 1;
-    }
-    if (rep->str == NULL) {
-        return 0;
-    }
-    for (i = 0; i < sizeof(not_run) / sizeof(not_run[0]); i++) {
-        n = strlen(not_run[i]);
-        if (rep->len >= n && memcmp(rep->str, not_run[i], n) == 0
-            && (rep->len == n || rep->str[n] == ' '))
-        {
-            return 1;
-        }
-    }
-    return 0;
+    return dq_reply_is_unavailable(rep)
+           || dq_reply_error_is(rep, not_run,
+                                sizeof(not_run) / sizeof(not_run[0]));
 }
 
 /* The loop time (ms) when a claim's next_ms is up: next_ms counts from
