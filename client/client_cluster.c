@@ -485,13 +485,9 @@ dq__cl_resend(dq_client_t *c, long conn, int asking)
 }
 
 static int
-dq__cl_is(const redisReply *r, const char *prefix)
+dq__cl_is(const redisReply *r, const char *name)
 {
-    size_t n = strlen(prefix);
-
-    return r->type == REDIS_REPLY_ERROR && r->len >= n
-           && memcmp(r->str, prefix, n) == 0
-           && (r->len == n || r->str[n] == ' ');
+    return dq_reply_error_is(r, &name, 1);
 }
 
 static void
