@@ -42,7 +42,7 @@ defer_n($qb, 6, 30000);
 ok(DQTest::wait_for(sub { $B->cmd('ZCARD', "dq2:{$qb}:leases") == 6 }, 20),
    "6 tasks of $qb (on the healthy " . $B->port . ") leased, not started");
 $c->kill_node($A);
-diag("killed " . $A->port . " ($qa's master); then the child");
+diag("killed " . $A->port . " (${qa}'s master); then the child");
 my @kids = DQWorker::live_children($w);
 kill 'KILL', $kids[0];
 ok(DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /holding \d+ leased/ }, 20), 'reaped');
