@@ -39,19 +39,7 @@ ok(DQTest::wait_for(sub { (grep { slurp($_->{log}) =~ /redis \(wake\): connected
    'two workers up, their files disagree about mail');
 
 # the most tasks running at once, from "end time" records of 300 ms sleeps
-sub overlap {
-    my ($file) = @_;
-    my @ev;
-    for (DQWorker::records($file)) {
-        push @ev, [$_->{ms} - 300, 1], [$_->{ms}, -1];
-    }
-    my ($cur, $max) = (0, 0);
-    for (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev) {
-        $cur += $_->[1];
-        $max = $cur if $cur > $max;
-    }
-    return $max;
-}
+sub overlap { DQWorker::max_at_once(300, DQWorker::records($_[0])) }
 
 # control: nothing applied, the files rule (w2 has no limit at all)
 my $ctl = "$dir/control.rec";
