@@ -159,21 +159,12 @@ dq__finished(dq_child_t *ch, dq_task_t *t)
     switch (t->result) {
     case DQ_TASK_OK:
         t->state = DQ_TS_DONE;
-        if (t->q->nacks == t->q->cap_acks) {
-            size_t      cap = t->q->cap_acks ? t->q->cap_acks * 2 : 64;
-            dq_task_t **a = realloc(t->q->acks, cap * sizeof(*a));
-
-            if (a == NULL) {
-                dq_log_error("out of memory queueing the ack of task %s",
-                             t->id);
-                dq_child_unlink(ch, t);
-                dq_task_free(t);
-                return;
-            }
-            t->q->acks = a;
-            t->q->cap_acks = cap;
+        if (dq__push(&t->q->acks, &t->q->nacks, &t->q->cap_acks, t) != 0) {
+            dq_log_error("out of memory queueing the ack of task %s", t->id);
+            dq_child_unlink(ch, t);
+            dq_task_free(t);
+            return;
         }
-        t->q->acks[t->q->nacks++] = t;
         dq_child_flush_on(ch);
         return;
 
@@ -250,20 +241,12 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
     if (canceled) {
         /* never started (graceful stop): hand the lease back */
         t->state = DQ_TS_DONE;
-        if (t->q->nrels == t->q->cap_rels) {
-            size_t      cap = t->q->cap_rels ? t->q->cap_rels * 2 : 64;
-            dq_task_t **a = realloc(t->q->rels, cap * sizeof(*a));
-
-            if (a == NULL) {
-                dq_child_unlink(ch, t);
-                dq_task_free(t);
-                dq_child_maybe_finish(ch);
-                return;
-            }
-            t->q->rels = a;
-            t->q->cap_rels = cap;
+        if (dq__push(&t->q->rels, &t->q->nrels, &t->q->cap_rels, t) != 0) {
+            dq_child_unlink(ch, t);
+            dq_task_free(t);
+            dq_child_maybe_finish(ch);
+            return;
         }
-        t->q->rels[t->q->nrels++] = t;
         dq_child_flush_on(ch);
         return;
     }

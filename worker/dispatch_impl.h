@@ -38,6 +38,10 @@ void dq__report_unanswered(dq__report_t *b, const char *lost,
 void dq__bury(dq_child_t *ch, dq_task_t *t, const char *reason);
 void dq__bury_bad(dq_child_t *ch, dq_task_t *t, const char *reason);
 void dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms);
+/* Append t to the growing array *arr of *n (capacity *cap, doubled from
+ * 64): a queue's acks or releases. 0, or -1 when out of memory (t not
+ * added). */
+int  dq__push(dq_task_t ***arr, size_t *n, size_t *cap, dq_task_t *t);
 
 /* dispatch.c */
 int  dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms);
