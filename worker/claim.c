@@ -352,7 +352,7 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     ch->reserved += n;
 }
 
-/* ------------------------------------------ give back a lost claim */
+/* ---------------------------------------------- give back a lost claim */
 
 /* One step of giving back the leases of a claim whose reply was lost. */
 typedef struct {

@@ -356,7 +356,7 @@ dq_dispatch_flush(dq_child_t *ch)
     }
 }
 
-/* ------------------------------------------------------- resend on reconnect */
+/* ------------------------------------------------- resend on reconnect */
 
 int
 dq__push(dq_task_t ***arr, size_t *n, size_t *cap, dq_task_t *t)
