@@ -46,6 +46,18 @@ redisReply *dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd);
 
 int dq_cli_queue(const char *s);              /* 1 if a valid queue name */
 
+/* A task's state as list and purge name it (cli_inspect.c says what each
+ * means); dq_cli_states[] by dq_cli_state_t. */
+typedef enum {
+    DQ_ST_WAITING = 0, DQ_ST_DUE, DQ_ST_DELAYED, DQ_ST_RUNNING, DQ_ST_DEAD,
+    DQ_ST_ALL
+} dq_cli_state_t;
+
+extern const char *const dq_cli_states[];
+int dq_cli_state(const char *s, dq_cli_state_t *out);     /* 0 or -1 */
+
+int dq_cli_cmp_str(const void *a, const void *b);    /* qsort of char * */
+
 /* "2026-11-30T05:00:00.123Z" into buf (>= 32 bytes); "-" for ms <= 0. */
 const char *dq_cli_time(int64_t ms, char *buf);
 

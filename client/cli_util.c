@@ -1,7 +1,7 @@
 /*
  * deferred-cli helpers: exit codes, Redis calls on the C client's own
  * connection (so -r, --password, --db and unix sockets work the same for
- * every command), times, msgpack -> JSON, aligned tables.
+ * every command), task states, times, msgpack -> JSON, aligned tables.
  */
 #define _GNU_SOURCE     /* vasprintf */
 #include <stdarg.h>
@@ -123,6 +123,30 @@ dq_cli_queue(const char *s)
     dq_cli_usage_error("invalid queue name \"%s\" (1 to %d characters of "
                        "[A-Za-z0-9_-])", s, DQ_QUEUE_NAME_MAX);
     return 0;
+}
+
+const char *const dq_cli_states[] = {
+    "waiting", "due", "delayed", "running", "dead", "all"
+};
+
+int
+dq_cli_state(const char *s, dq_cli_state_t *out)
+{
+    int i;
+
+    for (i = 0; i <= DQ_ST_ALL; i++) {
+        if (strcmp(s, dq_cli_states[i]) == 0) {
+            *out = (dq_cli_state_t) i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int
+dq_cli_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
 const char *
