@@ -12,6 +12,7 @@
 #define DQ_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -57,6 +58,11 @@ extern const char *const dq_cli_states[];
 int dq_cli_state(const char *s, dq_cli_state_t *out);     /* 0 or -1 */
 
 int dq_cli_cmp_str(const void *a, const void *b);    /* qsort of char * */
+
+/* config apply: App Engine's queue.yaml text as this project's queue
+ * blocks, appended to out (cli_yaml.c); 0, or -1 with err "line N: ..." */
+int dq_cli_yaml_translate(const char *text, FILE *out, char *err,
+                          size_t errlen);
 
 /* "2026-11-30T05:00:00.123Z" into buf (>= 32 bytes); "-" for ms <= 0. */
 const char *dq_cli_time(int64_t ms, char *buf);
