@@ -52,6 +52,17 @@ dq__fail_err(dq_client_t *c, const dq_error_t *e)
     return dq__fail(c, e->code, "%s", e->msg);
 }
 
+int
+dq__queue_arg(dq_client_t *c, const char *queue, dq_str_t *q)
+{
+    *q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
+    if (!dq_queue_name_valid(*q)) {
+        return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
+                        "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
+    }
+    return DQ_OK;
+}
+
 /* ------------------------------------------------------------ connection */
 
 void

@@ -102,6 +102,9 @@ struct dq_client_s {
 /* client.c, shared by the other client*.c. */
 int  dq__fail(dq_client_t *c, int code, const char *fmt, ...) DQ_PRINTF(3, 4);
 int  dq__fail_err(dq_client_t *c, const dq_error_t *e);
+/* A queue argument (NULL: the default queue) into q; DQ_EINVAL (errstr
+ * set) unless it is a valid name. */
+int  dq__queue_arg(dq_client_t *c, const char *queue, dq_str_t *q);
 void dq__disconnect(dq_client_t *c);
 int  dq__ready(dq_client_t *c);       /* connected (reconnects) or error */
 int  dq__get_reply(dq_client_t *c, redisReply **r);
