@@ -65,6 +65,16 @@ dq__queue_arg(dq_client_t *c, const char *queue, dq_str_t *q)
 
 /* ------------------------------------------------------------ connection */
 
+struct timeval
+dq__ms_tv(long long ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t) (ms / 1000);
+    tv.tv_usec = (suseconds_t) (ms % 1000) * 1000;
+    return tv;
+}
+
 void
 dq__disconnect(dq_client_t *c)
 {
@@ -251,8 +261,7 @@ dq_sync_connect(const char *address, const char *password, int db,
                  "cluster)", address);
         return NULL;
     }
-    tv.tv_sec = timeout_ms / 1000;
-    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    tv = dq__ms_tv(timeout_ms);
     if (a.master.len) {
         ctx = dq__sentinel_open(&a, password, tv, err, errlen);
         password = NULL;                  /* AUTH done before ROLE */
@@ -289,12 +298,9 @@ redisContext *
 dq__node_open(const char *host, int port, const char *password,
               int timeout_ms, char *err, size_t errlen)
 {
-    struct timeval  tv;
     redisContext   *ctx;
 
-    tv.tv_sec = timeout_ms / 1000;
-    tv.tv_usec = (timeout_ms % 1000) * 1000;
-    ctx = dq__open(host, port, NULL, tv, err, errlen);
+    ctx = dq__open(host, port, NULL, dq__ms_tv(timeout_ms), err, errlen);
     if (ctx == NULL) {
         return NULL;
     }
@@ -507,7 +513,6 @@ dq_client_set_wait(dq_client_t *c, int replicas, int timeout_ms)
 int
 dq__wait(dq_client_t *c)
 {
-    struct timeval  tv;
     redisReply     *r;
     int             rc = DQ_OK;
     long long       total = (long long) c->timeout_ms + c->wait_ms;
@@ -515,9 +520,7 @@ dq__wait(dq_client_t *c)
     if (c->cl) {
         return dq__cl_wait(c, c->wait_replicas, c->wait_ms);
     }
-    tv.tv_sec = (time_t) (total / 1000);
-    tv.tv_usec = (suseconds_t) (total % 1000) * 1000;
-    redisSetTimeout(c->ctx, tv);
+    redisSetTimeout(c->ctx, dq__ms_tv(total));
     r = redisCommand(c->ctx, "WAIT %d %d", c->wait_replicas, c->wait_ms);
     if (r == NULL) {
         rc = dq__fail(c, DQ_EREDIS, "stored, but WAIT got no reply: %s",
@@ -536,9 +539,7 @@ dq__wait(dq_client_t *c)
                       c->wait_replicas, c->wait_ms);
     }
     freeReplyObject(r);
-    tv.tv_sec = c->timeout_ms / 1000;
-    tv.tv_usec = (c->timeout_ms % 1000) * 1000;
-    redisSetTimeout(c->ctx, tv);
+    redisSetTimeout(c->ctx, dq__ms_tv(c->timeout_ms));
     return rc;
 }
 
@@ -559,7 +560,6 @@ int
 dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
               int timeout_ms, const char *what)
 {
-    struct timeval  tv;
     redisReply     *r;
     long long       total = (long long) c->timeout_ms + timeout_ms;
     size_t          nrep = 0;
@@ -579,9 +579,7 @@ dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
     if (nrep == 0) {
         return DQ_OK;           /* no replica to lose it to */
     }
-    tv.tv_sec = (time_t) (total / 1000);
-    tv.tv_usec = (suseconds_t) (total % 1000) * 1000;
-    redisSetTimeout(ctx, tv);
+    redisSetTimeout(ctx, dq__ms_tv(total));
     if ((r = redisCommand(ctx, "WAIT 1 %d", timeout_ms)) == NULL) {
         return dq__node_lost(c, ctx, "WAIT", who, what);
     }
@@ -593,9 +591,7 @@ dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
                       r->type == REDIS_REPLY_ERROR ? r->str : "WAIT");
     }
     freeReplyObject(r);
-    tv.tv_sec = c->timeout_ms / 1000;
-    tv.tv_usec = (c->timeout_ms % 1000) * 1000;
-    redisSetTimeout(ctx, tv);
+    redisSetTimeout(ctx, dq__ms_tv(c->timeout_ms));
     return rc;
 }
 

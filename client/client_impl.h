@@ -100,6 +100,7 @@ struct dq_client_s {
 };
 
 /* client.c, shared by the other client*.c. */
+struct timeval dq__ms_tv(long long ms);   /* a hiredis timeout of ms */
 int  dq__fail(dq_client_t *c, int code, const char *fmt, ...) DQ_PRINTF(3, 4);
 int  dq__fail_err(dq_client_t *c, const dq_error_t *e);
 /* A queue argument (NULL: the default queue) into q; DQ_EINVAL (errstr
