@@ -46,6 +46,14 @@ int64_t dq_cli_now(dq_cli_t *cli);
 redisReply *dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd);
 
 int dq_cli_queue(const char *s);              /* 1 if a valid queue name */
+/* "what QUEUE...": argv[first..argc) one or more valid queue names;
+ * DQ_CLI_OK, or DQ_CLI_USAGE after printing why. */
+int dq_cli_queue_args(int argc, char **argv, int first, const char *what);
+/* The queues registered in dq:queues (SMEMBERS, in Redis' order): n names
+ * in an array (NULL-terminated; the caller frees it) pointing into *reply
+ * (the caller's, freed after the array). NULL after an error (printed,
+ * but for out of memory). */
+char **dq_cli_queue_names(dq_cli_t *cli, redisReply **reply, size_t *n);
 
 /* A task's state as list and purge name it (cli_inspect.c says what each
  * means); dq_cli_states[] by dq_cli_state_t. */

@@ -280,17 +280,12 @@ int
 dq_cli_pause(dq_cli_t *cli, int argc, char **argv)
 {
     int     pause = strcmp(argv[0], "pause") == 0, i, rc;
-    json_t *out = cli->json ? json_array() : NULL;
+    json_t *out;
 
-    if (argc < 2) {
-        return dq_cli_usage_error("%s QUEUE...", argv[0]);
+    if ((rc = dq_cli_queue_args(argc, argv, 1, argv[0])) != DQ_CLI_OK) {
+        return rc;
     }
-    for (i = 1; i < argc; i++) {
-        if (!dq_cli_queue(argv[i])) {
-            json_decref(out);
-            return DQ_CLI_USAGE;
-        }
-    }
+    out = cli->json ? json_array() : NULL;
     for (i = 1; i < argc; i++) {
         int changed = 0;
 

@@ -304,7 +304,6 @@ dq__config_apply(dq_cli_t *cli, int argc, char **argv)
 static int
 dq__config_show(dq_cli_t *cli, int argc, char **argv)
 {
-    const char     *smembers[] = { "SMEMBERS", DQ_QUEUES_KEY };
     redisReply     *names = NULL;
     json_t         *out = NULL;
     dq_cli_table_t  t;
@@ -321,16 +320,7 @@ dq__config_show(dq_cli_t *cli, int argc, char **argv)
         n = 1;
         qs = &argv[2];
     } else {
-        if ((names = dq_cli_cmd(cli, 2, smembers)) == NULL) {
-            return DQ_CLI_ERROR;
-        }
-        n = names->elements;
-        qs = calloc(n + 1, sizeof(*qs));
-        for (i = 0; qs && i < n; i++) {
-            qs[i] = names->element[i]->str;
-        }
-        if (qs == NULL) {
-            freeReplyObject(names);
+        if ((qs = dq_cli_queue_names(cli, &names, &n)) == NULL) {
             return DQ_CLI_ERROR;
         }
     }
@@ -380,19 +370,13 @@ dq__config_show(dq_cli_t *cli, int argc, char **argv)
 static int
 dq__config_clear(dq_cli_t *cli, int argc, char **argv)
 {
-    int i;
+    int i, rc;
 
-    if (argc < 3) {
-        return dq_cli_usage_error("config clear QUEUE...");
+    if ((rc = dq_cli_queue_args(argc, argv, 2, "config clear")) != DQ_CLI_OK) {
+        return rc;
     }
     for (i = 2; i < argc; i++) {
-        if (!dq_cli_queue(argv[i])) {
-            return DQ_CLI_USAGE;
-        }
-    }
-    for (i = 2; i < argc; i++) {
-        int rc = dq__queue_clear(cli->c, dq_str_c(argv[i]));
-
+        rc = dq__queue_clear(cli->c, dq_str_c(argv[i]));
         if (rc != DQ_OK) {
             return dq_cli_fail(cli, rc);
         }

@@ -58,7 +58,6 @@ dq__pipeline(dq_cli_t *cli, size_t n, int *argcs, const char ***argvs,
 int
 dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
 {
-    const char      *smembers[] = { "SMEMBERS", DQ_QUEUES_KEY };
     redisReply      *names, *rep[9];
     dq_cli_table_t   t;
     json_t          *out = NULL;
@@ -72,17 +71,8 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
         return dq_cli_usage_error("queues takes no argument");
     }
     if ((now = dq_cli_now(cli)) < 0
-        || (names = dq_cli_cmd(cli, 2, smembers)) == NULL)
+        || (q = dq_cli_queue_names(cli, &names, &n)) == NULL)
     {
-        return DQ_CLI_ERROR;
-    }
-    n = names->type == REDIS_REPLY_ARRAY ? names->elements : 0;
-    q = calloc(n + 1, sizeof(*q));
-    for (i = 0; q && i < n; i++) {
-        q[i] = names->element[i]->str;
-    }
-    if (q == NULL) {
-        freeReplyObject(names);
         return DQ_CLI_ERROR;
     }
     qsort(q, n, sizeof(*q), dq_cli_cmp_str);

@@ -27,18 +27,12 @@ dq_cli_forget(dq_cli_t *cli, int argc, char **argv)
     int64_t      done;
     dq_cmd_t     cmd;
     redisReply  *r;
-    json_t      *out = cli->json ? json_array() : NULL;
+    json_t      *out;
 
-    if (argc < 2) {
-        json_decref(out);
-        return dq_cli_usage_error("forget QUEUE...");
+    if ((rc = dq_cli_queue_args(argc, argv, 1, "forget")) != DQ_CLI_OK) {
+        return rc;
     }
-    for (i = 1; i < argc; i++) {
-        if (!dq_cli_queue(argv[i])) {
-            json_decref(out);
-            return DQ_CLI_USAGE;
-        }
-    }
+    out = cli->json ? json_array() : NULL;
     for (i = 1; i < argc; i++) {
         const char  *srem[] = { "SREM", DQ_QUEUES_KEY, argv[i] };
         const char  *sadd[] = { "SADD", DQ_QUEUES_KEY, argv[i] };
@@ -139,7 +133,6 @@ dq__migrate_one(dq_cli_t *cli, const char *queue, int64_t *moved,
 int
 dq_cli_migrate(dq_cli_t *cli, int argc, char **argv)
 {
-    const char  *smembers[] = { "SMEMBERS", DQ_QUEUES_KEY };
     redisReply  *names = NULL;
     json_t      *out = cli->json ? json_array() : NULL;
     char       **q;
@@ -152,15 +145,7 @@ dq_cli_migrate(dq_cli_t *cli, int argc, char **argv)
         return dq_cli_usage_error("migrate QUEUE...|--all");
     }
     if (strcmp(argv[1], "--all") == 0) {
-        if ((names = dq_cli_cmd(cli, 2, smembers)) == NULL) {
-            json_decref(out);
-            return DQ_CLI_ERROR;
-        }
-        n = names->type == REDIS_REPLY_ARRAY ? names->elements : 0;
-        q = calloc(n + 1, sizeof(*q));
-        for (i = 0; q && i < n; i++) {
-            q[i] = names->element[i]->str;
-        }
+        q = dq_cli_queue_names(cli, &names, &n);
     } else {
         n = (size_t) argc - 1;
         q = calloc(n + 1, sizeof(*q));

@@ -125,6 +125,44 @@ dq_cli_queue(const char *s)
     return 0;
 }
 
+int
+dq_cli_queue_args(int argc, char **argv, int first, const char *what)
+{
+    int i;
+
+    if (argc <= first) {
+        return dq_cli_usage_error("%s QUEUE...", what);
+    }
+    for (i = first; i < argc; i++) {
+        if (!dq_cli_queue(argv[i])) {
+            return DQ_CLI_USAGE;
+        }
+    }
+    return DQ_CLI_OK;
+}
+
+char **
+dq_cli_queue_names(dq_cli_t *cli, redisReply **reply, size_t *n)
+{
+    const char  *smembers[] = { "SMEMBERS", DQ_QUEUES_KEY };
+    char       **q;
+    size_t       i;
+
+    if ((*reply = dq_cli_cmd(cli, 2, smembers)) == NULL) {
+        return NULL;
+    }
+    *n = (*reply)->type == REDIS_REPLY_ARRAY ? (*reply)->elements : 0;
+    if ((q = calloc(*n + 1, sizeof(*q))) == NULL) {
+        freeReplyObject(*reply);
+        *reply = NULL;
+        return NULL;
+    }
+    for (i = 0; i < *n; i++) {
+        q[i] = (*reply)->element[i]->str;
+    }
+    return q;
+}
+
 const char *const dq_cli_states[] = {
     "waiting", "due", "delayed", "running", "dead", "all"
 };
