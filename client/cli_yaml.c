@@ -44,6 +44,22 @@ dq__trim(char *s)
     return s;
 }
 
+/* "key: value" at *k split in place into the trimmed *k and *v; -1 (and
+ * *k untouched) without a colon */
+static int
+dq__ykv(char **k, char **v)
+{
+    char *c = strchr(*k, ':');
+
+    if (c == NULL) {
+        return -1;
+    }
+    *c++ = '\0';
+    *v = dq__trim(c);
+    *k = dq__trim(*k);
+    return 0;
+}
+
 /* frees the parser's copy after the message (which may point into it)
  * was written */
 static int
@@ -239,14 +255,9 @@ dq__yaml_translate_entries(const char *text, FILE *out, dq__yentry_t *e,
             indent = item_indent;
         } else if (in_retry && indent > retry_indent) {
             /* a retry_parameters field */
-            v = strchr(k, ':');
-            if (v == NULL) {
-                DQ__YFAIL("expected key: value, "
-                                    "not \"%s\"", k);
+            if (dq__ykv(&k, &v) != 0) {
+                DQ__YFAIL("expected key: value, not \"%s\"", k);
             }
-            *v++ = '\0';
-            v = dq__trim(v);
-            k = dq__trim(k);
             if (strcmp(k, "task_retry_limit") == 0) {
                 if (dq__yint(v, 0, 1000000000) != 0) {
                     DQ__YFAIL("task_retry_limit: a count >= 0, not \"%s\"",
@@ -285,14 +296,9 @@ dq__yaml_translate_entries(const char *text, FILE *out, dq__yentry_t *e,
                                 "\"%s\"", k);
         }
         in_retry = 0;
-        v = strchr(k, ':');
-        if (v == NULL) {
-            DQ__YFAIL("expected key: value, not "
-                                "\"%s\"", k);
+        if (dq__ykv(&k, &v) != 0) {
+            DQ__YFAIL("expected key: value, not \"%s\"", k);
         }
-        *v++ = '\0';
-        v = dq__trim(v);
-        k = dq__trim(k);
         if (strcmp(k, "name") == 0) {
             if (!dq_queue_name_valid(dq_str_c(v))) {
                 DQ__YFAIL("invalid queue name "
