@@ -244,43 +244,40 @@ dq__status_text(dq_client_t *c, const dq__prep_t *p)
     }
 }
 
-/* An error reply to one enqueue call (a node refused it: TRYAGAIN, OOM,
+/* One enqueue call's reply r (freed here), for tasks [first, first + n)
+ * of res. An error reply is the node refusing the call (TRYAGAIN, OOM,
  * CLUSTERDOWN, READONLY...): its tasks get DQ_EREDIS (the first such
- * reply is errstr) and the other calls' results stand, so a caller of
- * dq_defer_many sees which tasks to send again. 1 if r was one (freed). */
+ * reply is errstr, *refused set) and the other calls' results stand, so a
+ * caller of dq_defer_many sees which tasks to send again. Either way the
+ * call's results are final (kept even if a later call's reply is lost).
+ * DQ_OK, or a malformed reply's error (errstr set, nothing answered). */
 static int
-dq__call_refused(dq_client_t *c, redisReply *r, dq_enqueue_result_t *res,
-                 size_t n, int *refused)
+dq__call_reply(dq_client_t *c, redisReply *r, dq__prep_t *preps,
+               const size_t *idx, dq_enqueue_result_t *res, size_t first,
+               size_t n, int *refused)
 {
-    size_t i;
+    dq_error_t err;
+    size_t     i;
+    int        rc = DQ_OK;
 
-    if (r->type != REDIS_REPLY_ERROR) {
-        return 0;
-    }
-    for (i = 0; i < n; i++) {
-        res[i].status = DQ_EREDIS;
-    }
-    if (!*refused) {
-        dq__fail(c, DQ_EREDIS, "enqueue: %.*s", (int) r->len, r->str);
-        *refused = 1;
+    if (r->type == REDIS_REPLY_ERROR) {
+        for (i = first; i < first + n; i++) {
+            res[i].status = DQ_EREDIS;
+        }
+        if (!*refused) {
+            dq__fail(c, DQ_EREDIS, "enqueue: %.*s", (int) r->len, r->str);
+            *refused = 1;
+        }
+    } else if ((rc = dq_reply_enqueue(r, n, &res[first], &err)) != DQ_OK) {
+        dq__fail_err(c, &err);
     }
     freeReplyObject(r);
-    return 1;
-}
-
-/* One call's reply read: its tasks' results are final (kept even if a
- * later call's reply is lost). */
-static void
-dq__call_answered(dq__prep_t *preps, const size_t *idx,
-                  const dq_enqueue_result_t *res, size_t first, size_t n)
-{
-    size_t i;
-
-    for (i = first; i < first + n; i++) {
+    for (i = first; rc == DQ_OK && i < first + n; i++) {
         preps[idx[i]].status = res[i].status;
         preps[idx[i]].result_eta = res[i].eta_ms;
         preps[idx[i]].answered = 1;
     }
+    return rc;
 }
 
 /* Enqueue prepared tasks: one script call per queue per DQ__CHUNK tasks,
@@ -301,7 +298,6 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     size_t              *call_first = NULL, *call_n = NULL;
     unsigned char       *call_sadd = NULL;     /* SADD dq:queues follows */
     redisReply          *r;
-    dq_error_t           err;
     const char          *sadd[3];
     char                 qkey[DQ_SHARD_NAME_MAX + 1];
     int                  rc = DQ_OK, refused = 0, wrc;
@@ -413,20 +409,13 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             freeReplyObject(r);
             r = NULL;
         }
-        if (r && dq__call_refused(c, r, &res[call_first[k]], call_n[k],
-                                  &refused))
-        {
-            dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
-            call_n[k] = 0;      /* done: its tasks' status says so */
-        } else if (r) {
-            rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
-            freeReplyObject(r);
+        if (r) {
+            rc = dq__call_reply(c, r, preps, idx, res, call_first[k],
+                                call_n[k], &refused);
             if (rc != DQ_OK) {
-                dq__fail_err(c, &err);
                 goto drain;
             }
-            dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
-            call_n[k] = 0;      /* done */
+            call_n[k] = 0;      /* done: its tasks' status says so */
         }
         if (call_sadd[k]) {
             if (dq__get_reply(c, &r) != DQ_OK) {
@@ -444,18 +433,11 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         if (rc != DQ_OK) {
             goto done;
         }
-        if (dq__call_refused(c, r, &res[call_first[k]], call_n[k], &refused))
-        {
-            dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
-            continue;
-        }
-        rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
-        freeReplyObject(r);
+        rc = dq__call_reply(c, r, preps, idx, res, call_first[k],
+                            call_n[k], &refused);
         if (rc != DQ_OK) {
-            dq__fail_err(c, &err);
             goto done;
         }
-        dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
     }
     goto done;
 
