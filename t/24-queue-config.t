@@ -116,12 +116,16 @@ for my $bad (["target: backend\n", qr/target "backend" cannot be honoured/],
     like($err, $bad->[1], '... says why');
 }
 # refused rather than mistranslated: rate 0 is paused in App Engine (here
-# it would be unlimited), counts <= 0; the error names the yaml file and line
+# it would be unlimited), counts <= 0, a line that is not "key: value";
+# the error names the yaml file and line
 for my $bad (["rate: 0/s\n", qr/rate 0\/s pauses the queue in App Engine/],
              ["bucket_size: 0\n", qr/bucket_size: an integer >= 1/],
              ["max_concurrent_requests: 0\n", qr/max_concurrent_requests: an integer >= 1/],
              ["max_concurrent_requests: -1\n", qr/max_concurrent_requests: an integer >= 1/],
-             ["retry_parameters:\n    task_retry_limit: -2\n", qr/task_retry_limit: a count >= 0/]) {
+             ["retry_parameters:\n    task_retry_limit: -2\n", qr/task_retry_limit: a count >= 0/],
+             # a line without its colon, in an entry and in retry_parameters
+             ["bucket_size 5\n", qr/expected key: value, not "bucket_size 5"/],
+             ["retry_parameters:\n    task_retry_limit 2\n", qr/expected key: value, not "task_retry_limit 2"/]) {
     my $f = wfile("$dir/bad2.yaml", "queue:\n- name: other\n  mode: push\n  $bad->[0]");
     ($rc, $out, $err) = cli('config', 'apply', $f);
     is($rc, 2, "queue.yaml with $bad->[0]" =~ s/\n//gr . ': exit 2');
