@@ -22,15 +22,9 @@
  */
 
 
-#include "ngx_http_deferred_module.h"
+#include "ngx_http_deferred_ops.h"
 #include "ngx_http_deferred_dashboard.h"
 
-
-#define NGX_HTTP_DEFERRED_OPS_STATUS     1
-#define NGX_HTTP_DEFERRED_OPS_METRICS    2
-#define NGX_HTTP_DEFERRED_OPS_DASHBOARD  3
-#define NGX_HTTP_DEFERRED_OPS_ADMIN      4
-#define NGX_HTTP_DEFERRED_OPS_READY      5
 
 #define NGX_HTTP_DEFERRED_DEAD_LIMIT     20
 
@@ -45,14 +39,6 @@
 #define NGX_HTTP_DEFERRED_MAX_WORKERS    1000
 /* status scripts of shards >= 1 per scrape (a queue's all or none) */
 #define NGX_HTTP_DEFERRED_MAX_SHARD_CALLS  1000
-
-
-typedef struct {
-    ngx_uint_t                     kind;
-    ngx_flag_t                     open;        /* "open": any address */
-    ngx_str_t                      status_url;  /* dashboard */
-    ngx_str_t                      admin_url;
-} ngx_http_deferred_ops_conf_t;
 
 
 typedef struct {
@@ -89,50 +75,6 @@ typedef struct {
 } ngx_http_deferred_wstat_t;
 
 
-typedef struct ngx_http_deferred_op_s  ngx_http_deferred_op_t;
-
-typedef struct {
-    ngx_http_deferred_op_t        *op;
-    ngx_uint_t                     what;        /* 0 queues, 1 workers, 2
-                                                   queue i, 3 worker i, 4
-                                                   admin/ready, 5 a shard
-                                                   of queue i, 6 admin:
-                                                   shard count */
-    ngx_uint_t                     index;
-    ngx_uint_t                     shard;       /* 5: shard of queue i */
-    dq_cmd_t                       cmd;
-    ngx_uint_t                     built;       /* cmd needs dq_cmd_free */
-} ngx_http_deferred_op_cmd_t;
-
-
-struct ngx_http_deferred_op_s {
-    ngx_pool_t                    *pool;
-    ngx_http_request_t            *request;     /* NULL: detached */
-    ngx_pool_cleanup_t            *cln;         /* in the request's pool,
-                                                   NULL once it is gone */
-    ngx_http_deferred_redis_t     *redis;
-    ngx_uint_t                     kind;
-    ngx_uint_t                     pending;
-    ngx_uint_t                     stage;
-    ngx_uint_t                     failed;
-    ngx_event_t                    timer;
-    int64_t                        now_ms;
-    ngx_array_t                    queues;      /* qstat */
-    ngx_uint_t                     dropped;     /* queues past the limit */
-    ngx_uint_t                     unsummed;    /* sharded queues shown
-                                                   with shard 0's numbers:
-                                                   past the shard calls'
-                                                   cap */
-    ngx_array_t                    workers;     /* wstat */
-    ngx_str_t                      action;      /* admin */
-    ngx_str_t                      queue;
-    ngx_str_t                      id;
-    ngx_uint_t                     nshards;     /* admin: the queue's */
-    int64_t                        result;
-    ngx_str_t                      error;
-};
-
-
 static ngx_int_t ngx_http_deferred_ops_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_deferred_ops_send(ngx_http_request_t *r,
     ngx_int_t status, const char *type, ngx_str_t *body);
@@ -142,22 +84,16 @@ static ngx_http_deferred_op_t *ngx_http_deferred_op_new(
     ngx_http_request_t *r, ngx_uint_t kind);
 static ngx_int_t ngx_http_deferred_op_plain(ngx_http_deferred_op_t *op,
     ngx_uint_t what, ngx_uint_t index, ngx_uint_t argc, ngx_str_t *argv);
-static ngx_int_t ngx_http_deferred_op_script(ngx_http_deferred_op_t *op,
-    ngx_http_deferred_op_cmd_t *oc);
 static ngx_int_t ngx_http_deferred_op_send(ngx_http_deferred_op_t *op,
     ngx_http_deferred_op_cmd_t *oc);
 static void ngx_http_deferred_op_reply(void *data, redisReply *reply);
 static void ngx_http_deferred_op_next(ngx_http_deferred_op_t *op);
-static void ngx_http_deferred_op_finish(ngx_http_deferred_op_t *op,
-    ngx_int_t status, const char *type, ngx_str_t *body);
 static void ngx_http_deferred_op_timeout(ngx_event_t *ev);
 static void ngx_http_deferred_op_cleanup(void *data);
 static void ngx_http_deferred_op_release(ngx_http_deferred_op_t *op);
 static void ngx_http_deferred_op_cmd_free(void *data);
 static void ngx_http_deferred_op_queue(ngx_http_deferred_op_t *op,
     ngx_http_deferred_qstat_t *q, redisReply *reply);
-static ngx_int_t ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op);
-static ngx_int_t ngx_http_deferred_admin_send(ngx_http_deferred_op_t *op);
 static ngx_int_t ngx_http_deferred_op_shards(ngx_http_deferred_op_t *op);
 static void ngx_http_deferred_op_sum(ngx_http_deferred_op_t *op);
 static int ngx_libc_cdecl ngx_http_deferred_dead_cmp(const void *one,
@@ -643,7 +579,7 @@ ngx_http_deferred_op_send(ngx_http_deferred_op_t *op,
 
 /* a script command built by lib (its strings freed with the op) */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_deferred_op_script(ngx_http_deferred_op_t *op,
     ngx_http_deferred_op_cmd_t *oc)
 {
@@ -981,58 +917,8 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
         return;
     }
 
-    if (op->kind == NGX_HTTP_DEFERRED_OPS_ADMIN && op->stage == 0
-        && !op->failed)
-    {
-        /* the shard count is in: the action on every shard */
-        op->stage = 1;
-
-        if (ngx_http_deferred_admin_send(op) != NGX_OK) {
-            op->failed = 1;
-        }
-
-        if (op->pending) {
-            return;
-        }
-    }
-
     if (op->kind == NGX_HTTP_DEFERRED_OPS_ADMIN) {
-        if (op->failed) {
-            body.data = ngx_pnalloc(op->pool, op->error.len * 6 + 128);
-            if (body.data == NULL) {
-                ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                            "application/json", NULL);
-                return;
-            }
-
-            body.len = ngx_sprintf(body.data, "{\"error\":\"RedisError\","
-                                   "\"message\":\"%s\"}\n",
-                                   op->error.len ? "Redis answered an error"
-                                                 : "Redis is not reachable")
-                       - body.data;
-            ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "application/json", &body);
-            return;
-        }
-
-        body.data = ngx_pnalloc(op->pool, op->queue.len + op->id.len
-                                          + op->action.len + 128);
-        if (body.data == NULL) {
-            ngx_http_deferred_op_finish(op, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                        "application/json", NULL);
-            return;
-        }
-
-        /* queue and id were checked: no characters to escape */
-        body.len = ngx_sprintf(body.data, "{\"action\":\"%V\",\"queue\":\"%V\","
-                               "\"id\":\"%V\",\"done\":%s}\n",
-                               &op->action, &op->queue, &op->id,
-                               op->result > 0 ? "true" : "false")
-                   - body.data;
-
-        ngx_http_deferred_op_finish(op, op->result > 0 || op->id.len == 0
-                                        ? NGX_HTTP_OK : NGX_HTTP_NOT_FOUND,
-                                    "application/json", &body);
+        ngx_http_deferred_admin_next(op);
         return;
     }
 
@@ -1333,7 +1219,7 @@ ngx_http_deferred_dead_cmp(const void *one, const void *two)
 }
 
 
-static void
+void
 ngx_http_deferred_op_finish(ngx_http_deferred_op_t *op, ngx_int_t status,
     const char *type, ngx_str_t *body)
 {
@@ -1434,170 +1320,6 @@ ngx_http_deferred_op_release(ngx_http_deferred_op_t *op)
     }
 
     ngx_destroy_pool(op->pool);
-}
-
-
-/* admin actions: POST ?action=&queue=&id= with X-Deferred-Admin: 1 */
-
-/* the admin action on each shard of the queue (1 when not sharded) */
-
-static ngx_int_t
-ngx_http_deferred_admin_send(ngx_http_deferred_op_t *op)
-{
-    int                            rc;
-    u_char                         name[DQ_SHARD_NAME_MAX + 1];
-    dq_str_t                       q;
-    ngx_str_t                      v;
-    ngx_uint_t                     i;
-    ngx_http_deferred_op_cmd_t    *oc;
-    ngx_http_deferred_loc_conf_t  *dlcf;
-
-    dlcf = ngx_http_get_module_loc_conf(op->request,
-                                        ngx_http_deferred_module);
-    v = op->action;
-
-    for (i = 0; i < op->nshards; i++) {
-        q.len = dq_shard_name((char *) name, sizeof(name),
-                              (dq_str_t) { (char *) op->queue.data,
-                                           op->queue.len }, i);
-        q.ptr = (const char *) name;
-
-        if (q.len == 0) {
-            return NGX_ERROR;
-        }
-
-        oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
-        if (oc == NULL) {
-            return NGX_ERROR;
-        }
-
-        oc->op = op;
-        oc->what = 4;
-        dq_cmd_init(&oc->cmd);
-
-        if (v.len == 5 && ngx_strncmp(v.data, "retry", 5) == 0) {
-            rc = dq_cmd_requeue(&oc->cmd, q,
-                                (dq_str_t) { (char *) op->id.data,
-                                             op->id.len });
-
-        } else if (v.len == 6 && ngx_strncmp(v.data, "delete", 6) == 0) {
-            rc = dq_cmd_remove(&oc->cmd, q, "id",
-                               (dq_str_t) { (char *) op->id.data,
-                                            op->id.len },
-                               1, (int64_t) dlcf->tombstone);
-
-        } else {
-            rc = dq_cmd_pause(&oc->cmd, q, v.len == 5);
-        }
-
-        if (rc != DQ_OK) {
-            dq_cmd_free(&oc->cmd);
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_deferred_op_script(op, oc) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op)
-{
-    ngx_str_t                      v, hdr = ngx_string("X-Deferred-Admin");
-    ngx_uint_t                     found;
-    ngx_http_request_t            *r;
-    ngx_http_deferred_op_cmd_t    *oc;
-
-    r = op->request;
-
-    /* a custom header: a cross-site form or fetch cannot send it without
-     * a CORS preflight, which this location never grants */
-
-    found = ngx_http_deferred_header(r, &hdr, &v) == NGX_OK
-            && v.len == 1 && v.data[0] == '1';
-
-    if (!found) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "deferred: admin request without "
-                      "\"X-Deferred-Admin: 1\"");
-        return NGX_HTTP_FORBIDDEN;
-    }
-
-    if (ngx_http_arg(r, (u_char *) "action", 6, &op->action) != NGX_OK
-        || ngx_http_arg(r, (u_char *) "queue", 5, &v) != NGX_OK)
-    {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    if (!dq_queue_name_valid((dq_str_t) { (char *) v.data, v.len })) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    op->queue.data = ngx_pstrdup(op->pool, &v);
-    op->queue.len = v.len;
-
-    if (ngx_http_arg(r, (u_char *) "id", 2, &v) == NGX_OK) {
-        if (v.len == 0 || v.len > 64
-            || !dq_task_name_valid((dq_str_t) { (char *) v.data, v.len }))
-        {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        op->id.data = ngx_pstrdup(op->pool, &v);
-        op->id.len = v.len;
-    }
-
-    if (op->queue.data == NULL || (op->id.len && op->id.data == NULL)) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    v = op->action;
-
-    if (!((v.len == 5 && ngx_strncmp(v.data, "retry", 5) == 0 && op->id.len)
-          || (v.len == 6 && ngx_strncmp(v.data, "delete", 6) == 0
-              && op->id.len)
-          || (v.len == 5 && ngx_strncmp(v.data, "pause", 5) == 0)
-          || (v.len == 6 && ngx_strncmp(v.data, "resume", 6) == 0)))
-    {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    if (v.data[0] == 'p' || (v.data[0] == 'r' && v.len == 6)) {
-        op->id.len = 0;
-    }
-
-    /* first the queue's shard count (a sharded queue: the action goes to
-     * every shard, ngx_http_deferred_admin_send) */
-
-    oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
-    if (oc == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    oc->op = op;
-    oc->what = 6;
-    op->nshards = 1;
-    dq_cmd_init(&oc->cmd);
-
-    if (dq_cmd_shards(&oc->cmd, (dq_str_t) { (char *) op->queue.data,
-                                              op->queue.len })
-        != DQ_OK)
-    {
-        dq_cmd_free(&oc->cmd);
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "deferred: admin %V queue=%V id=%V", &op->action,
-                  &op->queue, &op->id);
-
-    (void) ngx_http_deferred_op_script(op, oc);
-
-    return NGX_OK;
 }
 
 

@@ -1,0 +1,91 @@
+
+/*
+ * ngx_http_deferred_module: what the operator locations' files share.
+ *
+ *   ngx_http_deferred_status.c     the locations' directive and content
+ *                                  handler, the op (a collection of
+ *                                  commands that may outlive its request),
+ *                                  status, metrics and readiness
+ *   ngx_http_deferred_admin.c      deferred_admin: its checks, the action
+ *                                  on every shard, its answer
+ */
+
+
+#ifndef _NGX_HTTP_DEFERRED_OPS_H_INCLUDED_
+#define _NGX_HTTP_DEFERRED_OPS_H_INCLUDED_
+
+
+#include "ngx_http_deferred_module.h"
+
+
+#define NGX_HTTP_DEFERRED_OPS_STATUS     1
+#define NGX_HTTP_DEFERRED_OPS_METRICS    2
+#define NGX_HTTP_DEFERRED_OPS_DASHBOARD  3
+#define NGX_HTTP_DEFERRED_OPS_ADMIN      4
+#define NGX_HTTP_DEFERRED_OPS_READY      5
+
+
+typedef struct {
+    ngx_uint_t                     kind;
+    ngx_flag_t                     open;        /* "open": any address */
+    ngx_str_t                      status_url;  /* dashboard */
+    ngx_str_t                      admin_url;
+} ngx_http_deferred_ops_conf_t;
+
+
+typedef struct ngx_http_deferred_op_s  ngx_http_deferred_op_t;
+
+typedef struct {
+    ngx_http_deferred_op_t        *op;
+    ngx_uint_t                     what;        /* 0 queues, 1 workers, 2
+                                                   queue i, 3 worker i, 4
+                                                   admin/ready, 5 a shard
+                                                   of queue i, 6 admin:
+                                                   shard count */
+    ngx_uint_t                     index;
+    ngx_uint_t                     shard;       /* 5: shard of queue i */
+    dq_cmd_t                       cmd;
+    ngx_uint_t                     built;       /* cmd needs dq_cmd_free */
+} ngx_http_deferred_op_cmd_t;
+
+
+struct ngx_http_deferred_op_s {
+    ngx_pool_t                    *pool;
+    ngx_http_request_t            *request;     /* NULL: detached */
+    ngx_pool_cleanup_t            *cln;         /* in the request's pool,
+                                                   NULL once it is gone */
+    ngx_http_deferred_redis_t     *redis;
+    ngx_uint_t                     kind;
+    ngx_uint_t                     pending;
+    ngx_uint_t                     stage;
+    ngx_uint_t                     failed;
+    ngx_event_t                    timer;
+    int64_t                        now_ms;
+    ngx_array_t                    queues;      /* qstat */
+    ngx_uint_t                     dropped;     /* queues past the limit */
+    ngx_uint_t                     unsummed;    /* sharded queues shown
+                                                   with shard 0's numbers:
+                                                   past the shard calls'
+                                                   cap */
+    ngx_array_t                    workers;     /* wstat */
+    ngx_str_t                      action;      /* admin */
+    ngx_str_t                      queue;
+    ngx_str_t                      id;
+    ngx_uint_t                     nshards;     /* admin: the queue's */
+    int64_t                        result;
+    ngx_str_t                      error;
+};
+
+
+/* ngx_http_deferred_status.c */
+ngx_int_t ngx_http_deferred_op_script(ngx_http_deferred_op_t *op,
+    ngx_http_deferred_op_cmd_t *oc);
+void ngx_http_deferred_op_finish(ngx_http_deferred_op_t *op,
+    ngx_int_t status, const char *type, ngx_str_t *body);
+
+/* ngx_http_deferred_admin.c */
+ngx_int_t ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op);
+void ngx_http_deferred_admin_next(ngx_http_deferred_op_t *op);
+
+
+#endif /* _NGX_HTTP_DEFERRED_OPS_H_INCLUDED_ */
