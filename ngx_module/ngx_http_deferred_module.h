@@ -22,6 +22,8 @@
  *                                op (ngx_http_deferred_ops.h), status,
  *                                metrics, readiness
  *   ngx_http_deferred_admin.c    deferred_admin: the actions
+ *   ngx_http_deferred_dashboard.c
+ *                                deferred_dashboard: the embedded page
  *
  * Key names, scripts, the envelope and name rules come from lib/ only.
  */

@@ -8,6 +8,7 @@
  *                                  status, metrics and readiness
  *   ngx_http_deferred_admin.c      deferred_admin: its checks, the action
  *                                  on every shard, its answer
+ *   ngx_http_deferred_dashboard.c  deferred_dashboard: the embedded page
  */
 
 
@@ -78,6 +79,8 @@ struct ngx_http_deferred_op_s {
 
 
 /* ngx_http_deferred_status.c */
+ngx_int_t ngx_http_deferred_ops_send(ngx_http_request_t *r,
+    ngx_int_t status, const char *type, ngx_str_t *body);
 ngx_int_t ngx_http_deferred_op_script(ngx_http_deferred_op_t *op,
     ngx_http_deferred_op_cmd_t *oc);
 void ngx_http_deferred_op_finish(ngx_http_deferred_op_t *op,
@@ -86,6 +89,10 @@ void ngx_http_deferred_op_finish(ngx_http_deferred_op_t *op,
 /* ngx_http_deferred_admin.c */
 ngx_int_t ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op);
 void ngx_http_deferred_admin_next(ngx_http_deferred_op_t *op);
+
+/* ngx_http_deferred_dashboard.c */
+ngx_int_t ngx_http_deferred_dashboard_send(ngx_http_request_t *r,
+    ngx_http_deferred_ops_conf_t *oc);
 
 
 #endif /* _NGX_HTTP_DEFERRED_OPS_H_INCLUDED_ */

@@ -23,7 +23,6 @@
 
 
 #include "ngx_http_deferred_ops.h"
-#include "ngx_http_deferred_dashboard.h"
 
 
 #define NGX_HTTP_DEFERRED_DEAD_LIMIT     20
@@ -76,10 +75,6 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_deferred_ops_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_deferred_ops_send(ngx_http_request_t *r,
-    ngx_int_t status, const char *type, ngx_str_t *body);
-static ngx_int_t ngx_http_deferred_dashboard_send(ngx_http_request_t *r,
-    ngx_http_deferred_ops_conf_t *oc);
 static ngx_http_deferred_op_t *ngx_http_deferred_op_new(
     ngx_http_request_t *r, ngx_uint_t kind);
 static ngx_int_t ngx_http_deferred_op_plain(ngx_http_deferred_op_t *op,
@@ -386,7 +381,7 @@ ngx_http_deferred_ops_headers(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_deferred_ops_send(ngx_http_request_t *r, ngx_int_t status,
     const char *type, ngx_str_t *body)
 {
@@ -430,42 +425,6 @@ ngx_http_deferred_ops_send(ngx_http_request_t *r, ngx_int_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
-}
-
-
-/* the page, with the two URLs it talks to put in */
-
-static ngx_int_t
-ngx_http_deferred_dashboard_send(ngx_http_request_t *r,
-    ngx_http_deferred_ops_conf_t *oc)
-{
-    u_char     *p;
-    ngx_str_t   body;
-    size_t      head, tail;
-
-    head = sizeof(ngx_http_deferred_dashboard_head) - 1;
-    tail = sizeof(ngx_http_deferred_dashboard_tail) - 1;
-
-    body.len = head + tail + oc->status_url.len * 6 + oc->admin_url.len * 6
-               + sizeof("<script>var DQ_STATUS=\"\",DQ_ADMIN=\"\";</script>");
-    body.data = ngx_pnalloc(r->pool, body.len);
-    if (body.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_cpymem(body.data, ngx_http_deferred_dashboard_head, head);
-    p = ngx_cpymem(p, "<script>var DQ_STATUS=\"", 23);
-    p = (u_char *) ngx_escape_html(p, oc->status_url.data,
-                                   oc->status_url.len);
-    p = ngx_cpymem(p, "\",DQ_ADMIN=\"", 12);
-    p = (u_char *) ngx_escape_html(p, oc->admin_url.data, oc->admin_url.len);
-    p = ngx_cpymem(p, "\";</script>", 11);
-    p = ngx_cpymem(p, ngx_http_deferred_dashboard_tail, tail);
-
-    body.len = p - body.data;
-
-    return ngx_http_deferred_ops_send(r, NGX_HTTP_OK,
-                                      "text/html; charset=utf-8", &body);
 }
 
 
