@@ -21,6 +21,7 @@
  *   ngx_http_deferred_status.c   operator locations: the directive, the
  *                                op (ngx_http_deferred_ops.h), status,
  *                                metrics, readiness
+ *   ngx_http_deferred_render.c   status as JSON, metrics as Prometheus text
  *   ngx_http_deferred_admin.c    deferred_admin: the actions
  *   ngx_http_deferred_dashboard.c
  *                                deferred_dashboard: the embedded page

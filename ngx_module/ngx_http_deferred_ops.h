@@ -6,6 +6,8 @@
  *                                  handler, the op (a collection of
  *                                  commands that may outlive its request),
  *                                  status, metrics and readiness
+ *   ngx_http_deferred_render.c     status as JSON, metrics as Prometheus
+ *                                  text
  *   ngx_http_deferred_admin.c      deferred_admin: its checks, the action
  *                                  on every shard, its answer
  *   ngx_http_deferred_dashboard.c  deferred_dashboard: the embedded page
@@ -25,6 +27,13 @@
 #define NGX_HTTP_DEFERRED_OPS_ADMIN      4
 #define NGX_HTTP_DEFERRED_OPS_READY      5
 
+#define NGX_HTTP_DEFERRED_MAX_QUEUES     1000
+/* status scripts of shards >= 1 per scrape (a queue's all or none) */
+#define NGX_HTTP_DEFERRED_MAX_SHARD_CALLS  1000
+
+#define NGX_HTTP_DEFERRED_METRICS_TYPE                                      \
+    "text/plain; version=0.0.4; charset=utf-8"
+
 
 typedef struct {
     ngx_uint_t                     kind;
@@ -32,6 +41,40 @@ typedef struct {
     ngx_str_t                      status_url;  /* dashboard */
     ngx_str_t                      admin_url;
 } ngx_http_deferred_ops_conf_t;
+
+
+typedef struct {
+    ngx_str_t                      id;
+    ngx_str_t                      died;
+    ngx_str_t                      func;
+    ngx_str_t                      error;
+} ngx_http_deferred_dead_t;
+
+
+typedef struct ngx_http_deferred_qstat_s {
+    ngx_str_t                      name;
+    ngx_uint_t                     ok;
+    int64_t                        waiting, due, running, dead, oldest;
+    ngx_uint_t                     paused;
+    ngx_str_t                      rate;
+    ngx_str_t                      max_concurrent;
+    int64_t                        counters[7];
+    int64_t                        late[DQ_LATENESS_NBOUNDS + 1];
+    int64_t                        late_sum, late_count;
+    int64_t                        v1_left;     /* tasks in contract v1's
+                                                   keys (not migrated) */
+    ngx_array_t                    dead_tasks;
+    ngx_uint_t                     shards;      /* conf "shards" (0: 1) */
+    struct ngx_http_deferred_qstat_s  *parts;   /* a sharded queue: each
+                                                   shard's own, the queue
+                                                   their sums */
+} ngx_http_deferred_qstat_t;
+
+
+typedef struct {
+    ngx_str_t                      id;
+    ngx_array_t                    fields;      /* ngx_keyval_t */
+} ngx_http_deferred_wstat_t;
 
 
 typedef struct ngx_http_deferred_op_s  ngx_http_deferred_op_t;
@@ -79,12 +122,19 @@ struct ngx_http_deferred_op_s {
 
 
 /* ngx_http_deferred_status.c */
+extern const char     *ngx_http_deferred_counter_names[7];
+extern const int64_t   ngx_http_deferred_late_bounds[DQ_LATENESS_NBOUNDS];
+
 ngx_int_t ngx_http_deferred_ops_send(ngx_http_request_t *r,
     ngx_int_t status, const char *type, ngx_str_t *body);
 ngx_int_t ngx_http_deferred_op_script(ngx_http_deferred_op_t *op,
     ngx_http_deferred_op_cmd_t *oc);
 void ngx_http_deferred_op_finish(ngx_http_deferred_op_t *op,
     ngx_int_t status, const char *type, ngx_str_t *body);
+
+/* ngx_http_deferred_render.c */
+void ngx_http_deferred_render_status(ngx_http_deferred_op_t *op);
+void ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op);
 
 /* ngx_http_deferred_admin.c */
 ngx_int_t ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op);
