@@ -45,14 +45,10 @@ ngx_http_deferred_admin_send(ngx_http_deferred_op_t *op)
             return NGX_ERROR;
         }
 
-        oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+        oc = ngx_http_deferred_op_cmd(op, NGX_HTTP_DEFERRED_OP_ACTION, 0);
         if (oc == NULL) {
             return NGX_ERROR;
         }
-
-        oc->op = op;
-        oc->what = 4;
-        dq_cmd_init(&oc->cmd);
 
         if (v.len == 5 && ngx_strncmp(v.data, "retry", 5) == 0) {
             rc = dq_cmd_requeue(&oc->cmd, q,
@@ -69,12 +65,7 @@ ngx_http_deferred_admin_send(ngx_http_deferred_op_t *op)
             rc = dq_cmd_pause(&oc->cmd, q, v.len == 5);
         }
 
-        if (rc != DQ_OK) {
-            dq_cmd_free(&oc->cmd);
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_deferred_op_script(op, oc) != NGX_OK) {
+        if (ngx_http_deferred_op_script(op, oc, rc) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -86,6 +77,7 @@ ngx_http_deferred_admin_send(ngx_http_deferred_op_t *op)
 ngx_int_t
 ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op)
 {
+    int                            rc;
     ngx_str_t                      v, hdr = ngx_string("X-Deferred-Admin");
     ngx_uint_t                     found;
     ngx_http_request_t            *r;
@@ -152,20 +144,16 @@ ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op)
     /* first the queue's shard count (a sharded queue: the action goes to
      * every shard, ngx_http_deferred_admin_send) */
 
-    oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+    oc = ngx_http_deferred_op_cmd(op, NGX_HTTP_DEFERRED_OP_NSHARDS, 0);
     if (oc == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    oc->op = op;
-    oc->what = 6;
     op->nshards = 1;
-    dq_cmd_init(&oc->cmd);
 
-    if (dq_cmd_shards(&oc->cmd, (dq_str_t) { (char *) op->queue.data,
-                                              op->queue.len })
-        != DQ_OK)
-    {
+    rc = dq_cmd_shards(&oc->cmd, (dq_str_t) { (char *) op->queue.data,
+                                               op->queue.len });
+    if (rc != DQ_OK) {
         dq_cmd_free(&oc->cmd);
         return NGX_HTTP_BAD_REQUEST;
     }
@@ -174,7 +162,7 @@ ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op)
                   "deferred: admin %V queue=%V id=%V", &op->action,
                   &op->queue, &op->id);
 
-    (void) ngx_http_deferred_op_script(op, oc);
+    (void) ngx_http_deferred_op_script(op, oc, rc);
 
     return NGX_OK;
 }

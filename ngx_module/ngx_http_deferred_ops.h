@@ -79,17 +79,25 @@ typedef struct {
 
 typedef struct ngx_http_deferred_op_s  ngx_http_deferred_op_t;
 
+/* what a command of an op asks, so what its reply fills in */
+#define NGX_HTTP_DEFERRED_OP_QUEUES      0    /* the queue names */
+#define NGX_HTTP_DEFERRED_OP_WORKERS     1    /* the live workers' ids */
+#define NGX_HTTP_DEFERRED_OP_QUEUE       2    /* queue index's status */
+#define NGX_HTTP_DEFERRED_OP_WORKER      3    /* worker index's heartbeat */
+#define NGX_HTTP_DEFERRED_OP_ACTION      4    /* an admin action on one
+                                                 shard, or readiness of
+                                                 master index */
+#define NGX_HTTP_DEFERRED_OP_SHARD       5    /* a shard (1..N-1) of queue
+                                                 index: its status */
+#define NGX_HTTP_DEFERRED_OP_NSHARDS     6    /* admin: the queue's shard
+                                                 count */
+
 typedef struct {
     ngx_http_deferred_op_t        *op;
-    ngx_uint_t                     what;        /* 0 queues, 1 workers, 2
-                                                   queue i, 3 worker i, 4
-                                                   admin/ready, 5 a shard
-                                                   of queue i, 6 admin:
-                                                   shard count */
+    ngx_uint_t                     what;        /* NGX_HTTP_DEFERRED_OP_* */
     ngx_uint_t                     index;
-    ngx_uint_t                     shard;       /* 5: shard of queue i */
+    ngx_uint_t                     shard;       /* OP_SHARD: which */
     dq_cmd_t                       cmd;
-    ngx_uint_t                     built;       /* cmd needs dq_cmd_free */
 } ngx_http_deferred_op_cmd_t;
 
 
@@ -127,8 +135,10 @@ extern const int64_t   ngx_http_deferred_late_bounds[DQ_LATENESS_NBOUNDS];
 
 ngx_int_t ngx_http_deferred_ops_send(ngx_http_request_t *r,
     ngx_int_t status, const char *type, ngx_str_t *body);
+ngx_http_deferred_op_cmd_t *ngx_http_deferred_op_cmd(
+    ngx_http_deferred_op_t *op, ngx_uint_t what, ngx_uint_t index);
 ngx_int_t ngx_http_deferred_op_script(ngx_http_deferred_op_t *op,
-    ngx_http_deferred_op_cmd_t *oc);
+    ngx_http_deferred_op_cmd_t *oc, int built);
 void ngx_http_deferred_op_finish(ngx_http_deferred_op_t *op,
     ngx_int_t status, const char *type, ngx_str_t *body);
 

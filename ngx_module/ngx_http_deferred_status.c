@@ -159,8 +159,9 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     ngx_str_t                      body;
-    ngx_uint_t                     n;
+    ngx_uint_t                     n, nmasters;
     ngx_http_deferred_op_t        *op;
+    ngx_http_deferred_op_cmd_t    *cmd;
     ngx_http_deferred_loc_conf_t  *dlcf;
     ngx_http_deferred_ops_conf_t  *oc;
     ngx_str_t                      argv[4];
@@ -222,45 +223,32 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
         break;
 
     case NGX_HTTP_DEFERRED_OPS_READY:
-        {
-        ngx_uint_t                   k, nmasters;
-        ngx_http_deferred_op_cmd_t  *rc_;
-
         /* EVALSHA of lib/lua/ready.lua: refused when Redis refuses
          * writes (OOM, read-only replica); its source only after a
          * NOSCRIPT. A cluster: asked of every master (each queue lives
          * on one), ready only if all of them answer */
         nmasters = ngx_http_deferred_redis_masters(dlcf->redis);
 
-        for (k = 0; k < nmasters; k++) {
-            rc_ = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
-            if (rc_ == NULL) {
-                op->failed = 1;
+        for (n = 0; n < nmasters; n++) {
+            cmd = ngx_http_deferred_op_cmd(op, NGX_HTTP_DEFERRED_OP_ACTION,
+                                           n);
+            if (cmd == NULL) {
                 break;
             }
 
-            rc_->op = op;
-            rc_->what = 4;
-            rc_->index = k;
-            dq_cmd_init(&rc_->cmd);
-
-            if (dq_cmd_ready(&rc_->cmd) != DQ_OK) {
-                dq_cmd_free(&rc_->cmd);
-                op->failed = 1;
+            if (ngx_http_deferred_op_script(op, cmd, dq_cmd_ready(&cmd->cmd))
+                != NGX_OK)
+            {
                 break;
             }
-
-            if (ngx_http_deferred_op_script(op, rc_) != NGX_OK) {
-                break;
-            }
-        }
         }
         break;
 
     default:
         ngx_str_set(&argv[0], "SMEMBERS");
         ngx_str_set(&argv[1], DQ_QUEUES_KEY);
-        (void) ngx_http_deferred_op_plain(op, 0, 0, 2, argv);
+        (void) ngx_http_deferred_op_plain(op, NGX_HTTP_DEFERRED_OP_QUEUES, 0,
+                                          2, argv);
 
         /* every member: scores are Redis' clock, not this host's (a
          * member whose heartbeat hash expired shows no fields and is
@@ -269,7 +257,8 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
         ngx_str_set(&argv[1], DQ_WORKERS_KEY);
         ngx_str_set(&argv[2], "-inf");
         ngx_str_set(&argv[3], "+inf");
-        (void) ngx_http_deferred_op_plain(op, 1, 0, 4, argv);
+        (void) ngx_http_deferred_op_plain(op, NGX_HTTP_DEFERRED_OP_WORKERS, 0,
+                                          4, argv);
         break;
     }
 
@@ -451,14 +440,11 @@ ngx_http_deferred_op_plain(ngx_http_deferred_op_t *op, ngx_uint_t what,
     ngx_uint_t                   i;
     ngx_http_deferred_op_cmd_t  *oc;
 
-    oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+    oc = ngx_http_deferred_op_cmd(op, what, index);
     if (oc == NULL) {
         return NGX_ERROR;
     }
 
-    oc->op = op;
-    oc->what = what;
-    oc->index = index;
     oc->cmd.argc = (int) argc;
     oc->cmd.cap = (int) argc;
     oc->cmd.script = DQ_SCRIPT__COUNT;     /* never turned into EVAL */
@@ -466,6 +452,7 @@ ngx_http_deferred_op_plain(ngx_http_deferred_op_t *op, ngx_uint_t what,
     oc->cmd.argvlen = ngx_palloc(op->pool, argc * sizeof(size_t));
 
     if (oc->cmd.argv == NULL || oc->cmd.argvlen == NULL) {
+        op->failed = 1;
         return NGX_ERROR;
     }
 
@@ -482,7 +469,8 @@ static ngx_int_t
 ngx_http_deferred_op_send(ngx_http_deferred_op_t *op,
     ngx_http_deferred_op_cmd_t *oc)
 {
-    if ((oc->what == 4 && op->kind == NGX_HTTP_DEFERRED_OPS_READY
+    if ((oc->what == NGX_HTTP_DEFERRED_OP_ACTION
+         && op->kind == NGX_HTTP_DEFERRED_OPS_READY
          ? ngx_http_deferred_redis_eval_at(op->redis, oc->index, &oc->cmd,
                                            ngx_http_deferred_op_reply, oc)
          : ngx_http_deferred_redis_eval(op->redis, &oc->cmd,
@@ -499,17 +487,44 @@ ngx_http_deferred_op_send(ngx_http_deferred_op_t *op,
 }
 
 
-/* a script command built by lib (its strings freed with the op) */
+/* a command of the op, zeroed, for op_plain or a dq_cmd_* builder; NULL
+ * (the op failed) when out of memory */
+
+ngx_http_deferred_op_cmd_t *
+ngx_http_deferred_op_cmd(ngx_http_deferred_op_t *op, ngx_uint_t what,
+    ngx_uint_t index)
+{
+    ngx_http_deferred_op_cmd_t  *oc;
+
+    oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+    if (oc == NULL) {
+        op->failed = 1;
+        return NULL;
+    }
+
+    oc->op = op;
+    oc->what = what;
+    oc->index = index;
+    dq_cmd_init(&oc->cmd);
+
+    return oc;
+}
+
+
+/* a script command built by lib, "built" what its dq_cmd_* builder
+ * returned: sent (its strings freed with the op), or freed at once and
+ * the op failed */
 
 ngx_int_t
 ngx_http_deferred_op_script(ngx_http_deferred_op_t *op,
-    ngx_http_deferred_op_cmd_t *oc)
+    ngx_http_deferred_op_cmd_t *oc, int built)
 {
     ngx_pool_cleanup_t  *cln;
 
-    cln = ngx_pool_cleanup_add(op->pool, 0);
+    cln = built == DQ_OK ? ngx_pool_cleanup_add(op->pool, 0) : NULL;
     if (cln == NULL) {
         dq_cmd_free(&oc->cmd);
+        op->failed = 1;
         return NGX_ERROR;
     }
 
@@ -583,7 +598,7 @@ ngx_http_deferred_op_reply(void *data, redisReply *reply)
 
     switch (oc->what) {
 
-    case 0:     /* the queue names */
+    case NGX_HTTP_DEFERRED_OP_QUEUES:
         for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
              i++)
         {
@@ -607,7 +622,7 @@ ngx_http_deferred_op_reply(void *data, redisReply *reply)
         }
         break;
 
-    case 1:     /* the live workers' ids */
+    case NGX_HTTP_DEFERRED_OP_WORKERS:
         for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements
                     && op->workers.nelts < NGX_HTTP_DEFERRED_MAX_WORKERS; i++)
         {
@@ -624,17 +639,17 @@ ngx_http_deferred_op_reply(void *data, redisReply *reply)
         }
         break;
 
-    case 2:     /* one queue's status */
+    case NGX_HTTP_DEFERRED_OP_QUEUE:
         q = (ngx_http_deferred_qstat_t *) op->queues.elts + oc->index;
         ngx_http_deferred_op_queue(op, q, reply);
         break;
 
-    case 5:     /* a shard (1..N-1) of a sharded queue */
+    case NGX_HTTP_DEFERRED_OP_SHARD:
         q = (ngx_http_deferred_qstat_t *) op->queues.elts + oc->index;
         ngx_http_deferred_op_queue(op, &q->parts[oc->shard], reply);
         break;
 
-    case 3:     /* one worker's heartbeat */
+    case NGX_HTTP_DEFERRED_OP_WORKER:
         w = (ngx_http_deferred_wstat_t *) op->workers.elts + oc->index;
 
         for (i = 0; reply->type == REDIS_REPLY_ARRAY
@@ -651,13 +666,12 @@ ngx_http_deferred_op_reply(void *data, redisReply *reply)
         }
         break;
 
-    case 6:     /* admin: the queue's shard count */
+    case NGX_HTTP_DEFERRED_OP_NSHARDS:
         op->nshards = reply->type == REDIS_REPLY_STRING
                       ? dq_shards_parse(reply->str, reply->len) : 1;
         break;
 
-    default:    /* admin action (once per shard: the largest answer),
-                   readiness */
+    default:    /* NGX_HTTP_DEFERRED_OP_ACTION: the largest answer */
         if (dq_reply_int(reply) > op->result) {
             op->result = dq_reply_int(reply);
         }
@@ -790,6 +804,7 @@ ngx_http_deferred_op_queue(ngx_http_deferred_op_t *op,
 static void
 ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
 {
+    int                          rc;
     ngx_str_t                    body, argv[2];
     ngx_uint_t                   i, dead;
     ngx_http_deferred_op_cmd_t  *oc;
@@ -867,27 +882,15 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
 
         q = op->queues.elts;
         for (i = 0; i < op->queues.nelts; i++) {
-            oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
+            oc = ngx_http_deferred_op_cmd(op, NGX_HTTP_DEFERRED_OP_QUEUE, i);
             if (oc == NULL) {
-                op->failed = 1;
                 break;
             }
 
-            oc->op = op;
-            oc->what = 2;
-            oc->index = i;
-            dq_cmd_init(&oc->cmd);
+            rc = dq_cmd_status(&oc->cmd, dq_str_c((char *) q[i].name.data),
+                               (int64_t) dead);
 
-            if (dq_cmd_status(&oc->cmd, dq_str_c((char *) q[i].name.data),
-                              (int64_t) dead)
-                != DQ_OK)
-            {
-                dq_cmd_free(&oc->cmd);
-                op->failed = 1;
-                break;
-            }
-
-            if (ngx_http_deferred_op_script(op, oc) != NGX_OK) {
+            if (ngx_http_deferred_op_script(op, oc, rc) != NGX_OK) {
                 break;
             }
         }
@@ -906,7 +909,9 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
                                   sizeof(DQ_WORKER_KEY_PREFIX) - 1),
                        w[i].id.data, w[i].id.len);
 
-            (void) ngx_http_deferred_op_plain(op, 3, i, 2, argv);
+            (void) ngx_http_deferred_op_plain(op,
+                                              NGX_HTTP_DEFERRED_OP_WORKER,
+                                              i, 2, argv);
         }
 
         if (op->pending) {
@@ -951,6 +956,7 @@ ngx_http_deferred_op_next(ngx_http_deferred_op_t *op)
 static ngx_int_t
 ngx_http_deferred_op_shards(ngx_http_deferred_op_t *op)
 {
+    int                          rc;
     u_char                       name[DQ_SHARD_NAME_MAX + 1];
     ngx_uint_t                   i, j, dead, budget;
     ngx_http_deferred_op_cmd_t  *oc;
@@ -984,31 +990,25 @@ ngx_http_deferred_op_shards(ngx_http_deferred_op_t *op)
         }
 
         for (j = 1; j < q[i].shards; j++) {
-            oc = ngx_pcalloc(op->pool, sizeof(ngx_http_deferred_op_cmd_t));
-            if (oc == NULL) {
-                op->failed = 1;
-                break;
-            }
-
-            oc->op = op;
-            oc->what = 5;
-            oc->index = i;
-            oc->shard = j;
-            dq_cmd_init(&oc->cmd);
-
             if (dq_shard_name((char *) name, sizeof(name),
                               dq_str_c((char *) q[i].name.data), j)
-                == 0
-                || dq_cmd_status(&oc->cmd, dq_str_c((char *) name),
-                                 (int64_t) dead)
-                   != DQ_OK)
+                == 0)
             {
-                dq_cmd_free(&oc->cmd);
                 op->failed = 1;
                 break;
             }
 
-            if (ngx_http_deferred_op_script(op, oc) != NGX_OK) {
+            oc = ngx_http_deferred_op_cmd(op, NGX_HTTP_DEFERRED_OP_SHARD, i);
+            if (oc == NULL) {
+                break;
+            }
+
+            oc->shard = j;
+
+            rc = dq_cmd_status(&oc->cmd, dq_str_c((char *) name),
+                               (int64_t) dead);
+
+            if (ngx_http_deferred_op_script(op, oc, rc) != NGX_OK) {
                 break;
             }
         }
