@@ -190,18 +190,15 @@ ngx_http_deferred_admin_next(ngx_http_deferred_op_t *op)
     }
 
     if (op->failed) {
-        body.data = ngx_pnalloc(op->pool, op->error.len * 6 + 128);
-        if (body.data == NULL) {
-            ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "application/json", NULL);
-            return;
+        if (op->error.len) {
+            ngx_str_set(&body, "{\"error\":\"RedisError\","
+                               "\"message\":\"Redis answered an error\"}\n");
+
+        } else {
+            ngx_str_set(&body, "{\"error\":\"RedisError\","
+                               "\"message\":\"Redis is not reachable\"}\n");
         }
 
-        body.len = ngx_sprintf(body.data, "{\"error\":\"RedisError\","
-                               "\"message\":\"%s\"}\n",
-                               op->error.len ? "Redis answered an error"
-                                             : "Redis is not reachable")
-                   - body.data;
         ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     "application/json", &body);
         return;
