@@ -171,6 +171,50 @@ ngx_http_deferred_wfield(ngx_http_deferred_wstat_t *w, const char *name)
 }
 
 
+/* a number a worker's heartbeat holds, 0 when absent */
+
+static int64_t
+ngx_http_deferred_wnum(ngx_http_deferred_wstat_t *w, const char *name)
+{
+    ngx_str_t  *v;
+
+    v = ngx_http_deferred_wfield(w, name);
+
+    return v && v->len ? strtoll((char *) v->data, NULL, 10) : 0;
+}
+
+
+/* tasks of a queue (or shard) in a state: due, delayed, running, dead */
+
+static int64_t
+ngx_http_deferred_in_state(ngx_http_deferred_qstat_t *q, ngx_uint_t state)
+{
+    return state == 0 ? q->due : state == 1 ? q->waiting - q->due
+           : state == 2 ? q->running : q->dead;
+}
+
+
+/* one Prometheus sample: series (up to its label's opening quote), the
+ * label's value, more labels, the value; "ms": milliseconds written as
+ * seconds */
+
+static void
+ngx_http_deferred_out_sample(ngx_http_deferred_out_t *o, const char *series,
+    ngx_str_t *label, const char *more, int64_t val, ngx_uint_t ms)
+{
+    ngx_http_deferred_out(o, "%s", series);
+    ngx_http_deferred_out_label(o, label);
+
+    if (ms) {
+        ngx_http_deferred_out(o, "\"%s} %L.%03L\n", more, val / 1000,
+                              val % 1000);
+
+    } else {
+        ngx_http_deferred_out(o, "\"%s} %L\n", more, val);
+    }
+}
+
+
 void
 ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
 {
@@ -307,11 +351,8 @@ ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
         ngx_http_deferred_out_json(&o, v ? v : &nul);
 
         for (k = 0; k < sizeof(wnum) / sizeof(wnum[0]); k++) {
-            v = ngx_http_deferred_wfield(&w[i], wnum[k]);
             ngx_http_deferred_out(&o, ",\"%s\":%L", wnum[k],
-                                  (int64_t) (v && v->len
-                                      ? strtoll((char *) v->data, NULL, 10)
-                                      : 0));
+                                  ngx_http_deferred_wnum(&w[i], wnum[k]));
         }
 
         ngx_http_deferred_out(&o, "}");
@@ -335,7 +376,8 @@ ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
 void
 ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
 {
-    ngx_str_t                   body, *v;
+    u_char                      more[64], series[64];
+    ngx_str_t                   body;
     ngx_uint_t                  i, k, s, live;
     int64_t                     cum, val;
     ngx_http_deferred_out_t     o;
@@ -363,12 +405,11 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
 
     for (i = 0; i < op->queues.nelts; i++) {
         for (s = 0; q[i].ok && s < 4; s++) {
-            val = s == 0 ? q[i].due : s == 1 ? q[i].waiting - q[i].due
-                  : s == 2 ? q[i].running : q[i].dead;
-            ngx_http_deferred_out(&o, "deferred_tasks{queue=\"");
-            ngx_http_deferred_out_label(&o, &q[i].name);
-            ngx_http_deferred_out(&o, "\",state=\"%s\"} %L\n", states[s],
-                                  val);
+            ngx_sprintf(more, ",state=\"%s\"%Z", states[s]);
+            ngx_http_deferred_out_sample(&o, "deferred_tasks{queue=\"",
+                                         &q[i].name, (char *) more,
+                                         ngx_http_deferred_in_state(&q[i], s),
+                                         0);
         }
     }
 
@@ -379,10 +420,10 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
 
     for (i = 0; i < op->queues.nelts; i++) {
         if (q[i].ok) {
-            ngx_http_deferred_out(&o, "deferred_queue_shards{queue=\"");
-            ngx_http_deferred_out_label(&o, &q[i].name);
-            ngx_http_deferred_out(&o, "\"} %ui\n",
-                                  q[i].shards > 1 ? q[i].shards : 1);
+            ngx_http_deferred_out_sample(&o, "deferred_queue_shards{queue=\"",
+                                         &q[i].name, "",
+                                         q[i].shards > 1 ? q[i].shards : 1,
+                                         0);
         }
     }
 
@@ -393,13 +434,12 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
     for (i = 0; i < op->queues.nelts; i++) {
         for (k = 0; q[i].ok && q[i].parts && k < q[i].shards; k++) {
             for (s = 0; s < 4; s++) {
-                val = s == 0 ? q[i].parts[k].due
-                      : s == 1 ? q[i].parts[k].waiting - q[i].parts[k].due
-                      : s == 2 ? q[i].parts[k].running : q[i].parts[k].dead;
-                ngx_http_deferred_out(&o, "deferred_shard_tasks{queue=\"");
-                ngx_http_deferred_out_label(&o, &q[i].name);
-                ngx_http_deferred_out(&o, "\",shard=\"%ui\",state=\"%s\"} "
-                                      "%L\n", k, states[s], val);
+                ngx_sprintf(more, ",shard=\"%ui\",state=\"%s\"%Z", k,
+                            states[s]);
+                ngx_http_deferred_out_sample(&o,
+                    "deferred_shard_tasks{queue=\"", &q[i].name,
+                    (char *) more,
+                    ngx_http_deferred_in_state(&q[i].parts[k], s), 0);
             }
         }
     }
@@ -411,9 +451,8 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
 
     for (i = 0; i < op->queues.nelts; i++) {
         if (q[i].ok) {
-            ngx_http_deferred_out(&o, "deferred_v1_tasks{queue=\"");
-            ngx_http_deferred_out_label(&o, &q[i].name);
-            ngx_http_deferred_out(&o, "\"} %L\n", q[i].v1_left);
+            ngx_http_deferred_out_sample(&o, "deferred_v1_tasks{queue=\"",
+                                         &q[i].name, "", q[i].v1_left, 0);
         }
     }
 
@@ -422,9 +461,8 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
 
     for (i = 0; i < op->queues.nelts; i++) {
         if (q[i].ok) {
-            ngx_http_deferred_out(&o, "deferred_queue_paused{queue=\"");
-            ngx_http_deferred_out_label(&o, &q[i].name);
-            ngx_http_deferred_out(&o, "\"} %ui\n", q[i].paused);
+            ngx_http_deferred_out_sample(&o, "deferred_queue_paused{queue=\"",
+                                         &q[i].name, "", q[i].paused, 0);
         }
     }
 
@@ -435,12 +473,9 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
 
     for (i = 0; i < op->queues.nelts; i++) {
         if (q[i].ok) {
-            val = q[i].oldest > 0 ? q[i].oldest : 0;
-            ngx_http_deferred_out(&o,
-                                  "deferred_oldest_due_age_seconds{queue=\"");
-            ngx_http_deferred_out_label(&o, &q[i].name);
-            ngx_http_deferred_out(&o, "\"} %L.%03L\n", val / 1000,
-                                  val % 1000);
+            ngx_http_deferred_out_sample(&o,
+                "deferred_oldest_due_age_seconds{queue=\"", &q[i].name, "",
+                q[i].oldest > 0 ? q[i].oldest : 0, 1);
         }
     }
 
@@ -450,12 +485,13 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
                               ngx_http_deferred_counter_names[k], chelp[k],
                               ngx_http_deferred_counter_names[k]);
 
+        ngx_sprintf(series, "deferred_tasks_%s_total{queue=\"%Z",
+                    ngx_http_deferred_counter_names[k]);
+
         for (i = 0; i < op->queues.nelts; i++) {
             if (q[i].ok) {
-                ngx_http_deferred_out(&o, "deferred_tasks_%s_total{queue=\"",
-                                      ngx_http_deferred_counter_names[k]);
-                ngx_http_deferred_out_label(&o, &q[i].name);
-                ngx_http_deferred_out(&o, "\"} %L\n", q[i].counters[k]);
+                ngx_http_deferred_out_sample(&o, (char *) series, &q[i].name,
+                                             "", q[i].counters[k], 0);
             }
         }
     }
@@ -474,29 +510,27 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
 
         for (k = 0; k <= DQ_LATENESS_NBOUNDS; k++) {
             cum += q[i].late[k];
-            ngx_http_deferred_out(&o,
-                                  "deferred_task_lateness_seconds_bucket"
-                                  "{queue=\"");
-            ngx_http_deferred_out_label(&o, &q[i].name);
 
             if (k < DQ_LATENESS_NBOUNDS) {
                 val = ngx_http_deferred_late_bounds[k];
-                ngx_http_deferred_out(&o, "\",le=\"%L.%03L\"} %L\n",
-                                      val / 1000, val % 1000, cum);
+                ngx_sprintf(more, ",le=\"%L.%03L\"%Z", val / 1000,
+                            val % 1000);
+
             } else {
-                ngx_http_deferred_out(&o, "\",le=\"+Inf\"} %L\n", cum);
+                ngx_sprintf(more, ",le=\"+Inf\"%Z");
             }
+
+            ngx_http_deferred_out_sample(&o,
+                "deferred_task_lateness_seconds_bucket{queue=\"",
+                &q[i].name, (char *) more, cum, 0);
         }
 
-        ngx_http_deferred_out(&o, "deferred_task_lateness_seconds_sum"
-                              "{queue=\"");
-        ngx_http_deferred_out_label(&o, &q[i].name);
-        ngx_http_deferred_out(&o, "\"} %L.%03L\n", q[i].late_sum / 1000,
-                              q[i].late_sum % 1000);
-        ngx_http_deferred_out(&o, "deferred_task_lateness_seconds_count"
-                              "{queue=\"");
-        ngx_http_deferred_out_label(&o, &q[i].name);
-        ngx_http_deferred_out(&o, "\"} %L\n", cum);
+        ngx_http_deferred_out_sample(&o,
+            "deferred_task_lateness_seconds_sum{queue=\"", &q[i].name, "",
+            q[i].late_sum, 1);
+        ngx_http_deferred_out_sample(&o,
+            "deferred_task_lateness_seconds_count{queue=\"", &q[i].name, "",
+            cum, 0);
     }
 
     w = op->workers.elts;
@@ -535,12 +569,9 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
             continue;
         }
 
-        v = ngx_http_deferred_wfield(&w[i], "running");
-        ngx_http_deferred_out(&o, "deferred_worker_running_tasks{worker=\"");
-        ngx_http_deferred_out_label(&o, &w[i].id);
-        ngx_http_deferred_out(&o, "\"} %L\n",
-                              (int64_t) (v && v->len
-                                  ? strtoll((char *) v->data, NULL, 10) : 0));
+        ngx_http_deferred_out_sample(&o,
+            "deferred_worker_running_tasks{worker=\"", &w[i].id, "",
+            ngx_http_deferred_wnum(&w[i], "running"), 0);
     }
 
     ngx_http_deferred_out(&o, "# HELP deferred_redis_up 1 if Redis "
