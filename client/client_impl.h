@@ -69,9 +69,9 @@ typedef struct {
     size_t            head, npend, cap;
 } dq__cluster_t;
 
-/* Shard counts read (client_shards.c): a few queues, each for
- * DQ_SHARDS_TTL_MS. */
-#define DQ__SHARD_CACHE  16
+/* Shard counts read (client_shards.c): up to 64 queues (as nginx's
+ * table), each for DQ_SHARDS_TTL_MS, the least recently used evicted. */
+#define DQ__SHARD_CACHE  64
 
 typedef struct {
     char     name[DQ_QUEUE_NAME_MAX + 1];   /* "" = free */
@@ -79,6 +79,7 @@ typedef struct {
     unsigned rr;                            /* its unnamed tasks' round
                                                robin (per queue) */
     int64_t  expires;                       /* monotonic ms */
+    uint64_t used;                          /* shard_tick when last used */
 } dq__shard_cache_t;
 
 struct dq_client_s {
@@ -95,7 +96,7 @@ struct dq_client_s {
     redisContext *ctx;
     dq__qset_t   queues;      /* SADD dq:queues sent on ctx (reset with it) */
     dq__shard_cache_t shards[DQ__SHARD_CACHE];
-    unsigned     shard_evict; /* the shard cache's next victim */
+    uint64_t     shard_tick;  /* the shard cache's use counter (LRU) */
     char         errstr[512];
 };
 

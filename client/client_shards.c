@@ -110,11 +110,13 @@ dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n, int probe)
 }
 
 /* N of queue q through the cache: its entry (NULL with *rc and errstr
- * set). */
+ * set). A new queue takes a free entry, else an expired one, else the
+ * least recently used (a producer cycling through up to
+ * DQ__SHARD_CACHE queues reads each N once per DQ_SHARDS_TTL_MS). */
 static dq__shard_cache_t *
 dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
 {
-    dq__shard_cache_t *e, *slot = NULL;
+    dq__shard_cache_t *e, *slot = NULL, *lru = NULL;
     unsigned           n;
     int64_t            now = dq__mono_ms();
     size_t             i;
@@ -125,6 +127,7 @@ dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
         if (e->name[0] != '\0' && strlen(e->name) == q.len
             && memcmp(e->name, q.ptr, q.len) == 0)
         {
+            e->used = ++c->shard_tick;
             if (now < e->expires) {
                 return e;
             }
@@ -134,14 +137,18 @@ dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
         if (slot == NULL && (e->name[0] == '\0' || e->expires <= now)) {
             slot = e;
         }
+        if (lru == NULL || e->used < lru->used) {
+            lru = e;
+        }
     }
     if ((rc = dq__shards_read(c, q, &n, 0)) != DQ_OK) {
         *rcp = rc;
         return NULL;
     }
     if (slot == NULL) {
-        slot = &c->shards[c->shard_evict++ % DQ__SHARD_CACHE];
+        slot = lru;
     }
+    slot->used = ++c->shard_tick;
     if (strlen(slot->name) != q.len || memcmp(slot->name, q.ptr, q.len) != 0)
     {
         memcpy(slot->name, q.ptr, q.len);
