@@ -38,10 +38,13 @@ sub enq {
 }
 # claim: max_n, lease_ms, reclaim 0, rate 0, bucket 1, max_concurrent,
 # claim id, backoff 0 0 0, tombstone, acks
+# (the scripts of 70e31b6 take 5 values per ack, lib/lua's the layout
+# of DQScripts::acks)
 sub cyc {
     my ($s, $q, $cid, $n, $lease, $conc, $tomb, @acks) = @_;
     return $s->v2($q, 'claim', $n, $lease, 0, 0, 1, $conc, $cid, 0, 0, 0,
-                  $tomb, @acks / 5, @acks);
+                  $tomb, $s == $old ? (@acks / 5, @acks)
+                                    : DQScripts::acks(@acks));
 }
 sub tasks_of {                       # { id => first_run_ms } of a reply
     my ($rep) = @_;
@@ -118,7 +121,7 @@ for my $round (1 .. $rounds) {
     my ($ra, $rb);
     if (@acks && rand() < 0.5) {
         $ra = eval { $old->v2($qa, 'ack', $tomb, @acks / 5, @acks) } // "die:$@";
-        $rb = eval { $new->v2($qb, 'ack', $tomb, @acks / 5, @acks) } // "die:$@";
+        $rb = eval { $new->v2($qb, 'ack', $tomb, DQScripts::acks(@acks)) } // "die:$@";
     } else {
         my ($max_n, $conc) = (int(rand(4)), rand() < 0.5 ? 1 + int(rand(4)) : 0);
         $ra = eval { cyc($old, $qa, 'c3', $max_n, 60000, $conc, $tomb, @acks) } // "die:$@";
