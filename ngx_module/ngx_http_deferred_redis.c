@@ -91,6 +91,8 @@ static void ngx_http_deferred_redis_write_handler(ngx_event_t *ev);
 
 static void ngx_http_deferred_redis_failed(ngx_http_deferred_redis_t *rs,
     const char *failure);
+static void ngx_http_deferred_redis_wake(ngx_http_deferred_redis_t *rs,
+    ngx_int_t rc);
 static void ngx_http_deferred_cluster_init(ngx_http_deferred_redis_t *rs);
 static void ngx_http_deferred_cluster_exit(ngx_http_deferred_redis_t *rs);
 static void ngx_http_deferred_cluster_ask(ngx_http_deferred_redis_t *rs);
@@ -246,6 +248,7 @@ ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
 
         rs->pending = 0;
         ngx_http_deferred_merge_init(rs);
+        ngx_queue_init(&rs->waiters);
 
         ngx_memzero(&rs->timer, sizeof(ngx_event_t));
         rs->timer.handler = ngx_http_deferred_redis_timer_handler;
@@ -285,6 +288,13 @@ ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf)
 
         if (rs->timer.timer_set) {
             ngx_del_timer(&rs->timer);
+        }
+
+        /* their requests go with the process */
+        while (!ngx_queue_empty(&rs->waiters)) {
+            ngx_http_deferred_redis_await_cancel(
+                ngx_queue_data(ngx_queue_head(&rs->waiters),
+                               ngx_http_deferred_redis_waiter_t, link));
         }
 
         ac = rs->ac;
@@ -904,6 +914,7 @@ ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
     }
 
     ngx_http_deferred_merge_ready(rs);
+    ngx_http_deferred_redis_wake(rs, NGX_OK);
 }
 
 
@@ -920,6 +931,60 @@ ngx_http_deferred_redis_failed(ngx_http_deferred_redis_t *rs,
     }
 
     ngx_http_deferred_merge_fail_queued(rs, failure);
+    ngx_http_deferred_redis_wake(rs, NGX_ERROR);
+}
+
+
+/*
+ * An operator request that came while the connection is in its setup
+ * (connect, AUTH, INFO, SCRIPT LOAD; asking the sentinels; a cluster's
+ * first map) waits for it, as the enqueued tasks do (merge.c): NGX_OK
+ * ready now, NGX_AGAIN w->handler runs once the setup answered or failed,
+ * NGX_DECLINED not reachable (nor being connected).
+ */
+
+ngx_int_t
+ngx_http_deferred_redis_await(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_redis_waiter_t *w)
+{
+    if (ngx_http_deferred_redis_ready(rs) == NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (rs->exiting || ngx_http_deferred_redis_usable(rs) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_queue_insert_tail(&rs->waiters, &w->link);
+    w->waiting = 1;
+
+    return NGX_AGAIN;
+}
+
+
+void
+ngx_http_deferred_redis_await_cancel(ngx_http_deferred_redis_waiter_t *w)
+{
+    if (w->waiting) {
+        ngx_queue_remove(&w->link);
+        w->waiting = 0;
+    }
+}
+
+
+/* a handler may finish its request, and so cancel its own wait */
+
+static void
+ngx_http_deferred_redis_wake(ngx_http_deferred_redis_t *rs, ngx_int_t rc)
+{
+    ngx_http_deferred_redis_waiter_t  *w;
+
+    while (!ngx_queue_empty(&rs->waiters)) {
+        w = ngx_queue_data(ngx_queue_head(&rs->waiters),
+                           ngx_http_deferred_redis_waiter_t, link);
+        ngx_http_deferred_redis_await_cancel(w);
+        w->handler(w->data, rc);
+    }
 }
 
 
@@ -1442,6 +1507,7 @@ ngx_http_deferred_cluster_ask(ngx_http_deferred_redis_t *rs)
 
         if (rs->slots == NULL) {
             ngx_http_deferred_merge_fail_queued(rs, "Redis is not reachable");
+            ngx_http_deferred_redis_wake(rs, NGX_ERROR);
         }
 
         return;
@@ -1692,6 +1758,7 @@ ngx_http_deferred_cluster_install(ngx_http_deferred_redis_t *rs,
     if (first) {
         /* what waited for the map goes now */
         ngx_http_deferred_merge_ready(rs);
+        ngx_http_deferred_redis_wake(rs, NGX_OK);
     }
 
     return NGX_OK;
