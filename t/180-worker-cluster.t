@@ -210,7 +210,7 @@ is($twice, 0, '  none run twice');
     $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $did) for ($dst, $src, $c->masters);
     my $during = () = DQWorker::lines($rec, 'E');
     diag("slot $slot of $q: $moved keys moved one by one; $during of 300 tasks done by then");
-    ok(DQTest::wait_for(sub { owner($q)->port == $dst->port }, 10), "$q now on " . $dst->port);
+    ok(DQTest::wait_for(sub { $c->owner_port($q) == $dst->port }, 10), "$q now on " . $dst->port);
     push @ids, defer_n($q, 50, $rec, 0);
     wait_done($rec, scalar @ids);
     my ($lost, $twice) = tally($rec, @ids);
@@ -258,7 +258,7 @@ is($twice, 0, '  none run twice');
     } $c->nodes;
     ok($rep, 'the replica of ' . $old->port . ': ' . ($rep ? $rep->port : 'none'));
     $rep->cmd('CLUSTER', 'FAILOVER');
-    ok(DQTest::wait_for(sub { owner($q)->port == $rep->port }, 20),
+    ok(DQTest::wait_for(sub { $c->owner_port($q) == $rep->port }, 20),
        "$q now on the promoted replica " . $rep->port);
     push @ids, defer_n($q, 50, $rec, 0);
     wait_done($rec, scalar @ids);
