@@ -2,6 +2,7 @@
 /*
  * ngx_http_deferred_module: what the Redis layer's files share
  * (ngx_http_deferred_redis.c: the adapter and one connection;
+ * ngx_http_deferred_sentinel.c: asking the sentinels where it is;
  * ngx_http_deferred_cluster.c: a Redis Cluster), not the rest of the
  * module: its calls into them are in ngx_http_deferred_module.h.
  */
@@ -52,6 +53,13 @@ void ngx_http_deferred_redis_wake(ngx_http_deferred_redis_t *rs,
 void ngx_http_deferred_redis_timer_handler(ngx_event_t *ev);
 void ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
     void *privdata);
+void ngx_http_deferred_redis_failed(ngx_http_deferred_redis_t *rs,
+    const char *failure);
+
+/* ngx_http_deferred_sentinel.c */
+void ngx_http_deferred_redis_ask(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_redis_ask_failed(ngx_http_deferred_redis_t *rs,
+    const char *why);
 
 /* ngx_http_deferred_cluster.c */
 void ngx_http_deferred_cluster_init(ngx_http_deferred_redis_t *rs);
