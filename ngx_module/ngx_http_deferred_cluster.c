@@ -15,12 +15,6 @@
 
 
 static void ngx_http_deferred_cluster_ask(ngx_http_deferred_redis_t *rs);
-static void ngx_http_deferred_cluster_ask_failed(
-    ngx_http_deferred_redis_t *rs, const char *why);
-static void ngx_http_deferred_cluster_connect_cb(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_deferred_cluster_slots_cb(redisAsyncContext *ac,
-    void *r, void *privdata);
 static ngx_int_t ngx_http_deferred_cluster_install(
     ngx_http_deferred_redis_t *rs, dq_cluster_map_t *m);
 static ngx_int_t ngx_http_deferred_cluster_node(ngx_http_deferred_redis_t *rs,
@@ -32,10 +26,11 @@ static ngx_int_t ngx_http_deferred_cluster_route(
 /*
  * Redis Cluster. The configured redis_t routes; each master the slot map
  * names is a node: a redis_t of its own with the connection of
- * ngx_http_deferred_redis.c (same setup pipeline, AUTH on every node, never SELECT), opened when a
- * command for one of its slots comes and again, after a failure, when the
- * next one comes (at most once per BACKOFF_MIN). The map is asked (AUTH,
- * CLUSTER SLOTS on a short-lived connection: the seeds first, then the
+ * ngx_http_deferred_redis.c (same setup pipeline, AUTH on every node,
+ * never SELECT), opened when a command for one of its slots comes and
+ * again, after a failure, when the next one comes (at most once per
+ * BACKOFF_MIN). The map is asked (AUTH, CLUSTER SLOTS on a short-lived
+ * connection, ngx_http_deferred_redis_ask_at: the seeds first, then the
  * nodes known) at init_process, and again on MOVED, on CLUSTERDOWN and
  * when a node's connection fails, at most once per MAP_MIN. A command
  * goes to the node of its slot (dq_cluster_cmd_slot); MOVED re-sends it
@@ -150,16 +145,7 @@ ngx_http_deferred_cluster_refresh(ngx_http_deferred_redis_t *rs)
 void
 ngx_http_deferred_cluster_timer(ngx_http_deferred_redis_t *rs)
 {
-    redisAsyncContext  *ac;
-
-    if (rs->sac) {
-        /* no answer within connect_timeout */
-        ac = rs->sac;
-        ac->onConnect = NULL;
-        rs->sac = NULL;
-        redisAsyncFree(ac);
-
-        ngx_http_deferred_cluster_ask_failed(rs, "timed out");
+    if (ngx_http_deferred_redis_ask_expired(rs) == NGX_OK) {
         return;
     }
 
@@ -178,12 +164,10 @@ ngx_http_deferred_cluster_timer(ngx_http_deferred_redis_t *rs)
 static void
 ngx_http_deferred_cluster_ask(ngx_http_deferred_redis_t *rs)
 {
-    int                          argc;
     size_t                       argvlen[2];
     const char                  *argv[2], *host;
     in_port_t                    port;
     ngx_uint_t                   total, k;
-    redisAsyncContext           *ac;
     ngx_http_deferred_redis_t  **node;
 
     if (rs->exiting) {
@@ -224,156 +208,43 @@ ngx_http_deferred_cluster_ask(ngx_http_deferred_redis_t *rs)
         port = node[k - rs->nseeds]->port;
     }
 
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
-    ngx_add_timer(&rs->timer, rs->connect_timeout);
-
-    ac = ngx_http_deferred_redis_open(rs, host, port);
-    if (ac == NULL) {
-        ngx_http_deferred_cluster_ask_failed(rs, "cannot connect");
-        return;
-    }
-
-    rs->sac = ac;
-    redisAsyncSetConnectCallback(ac, ngx_http_deferred_cluster_connect_cb);
-
-    if (rs->password.len) {
-        argv[0] = "AUTH";
-        argvlen[0] = 4;
-        argv[1] = (const char *) rs->password.data;
-        argvlen[1] = rs->password.len;
-
-        (void) redisAsyncCommandArgv(ac, ngx_http_deferred_cluster_slots_cb,
-                                     (void *) "AUTH", 2, argv, argvlen);
-    }
-
-    argc = 2;
     argv[0] = "CLUSTER";
     argvlen[0] = 7;
     argv[1] = "SLOTS";
     argvlen[1] = 5;
 
-    if (redisAsyncCommandArgv(ac, ngx_http_deferred_cluster_slots_cb,
-                              (void *) "CLUSTER SLOTS", argc, argv, argvlen)
-        != REDIS_OK)
-    {
-        rs->sac = NULL;
-        ac->onConnect = NULL;
-        redisAsyncFree(ac);
-        ngx_http_deferred_cluster_ask_failed(rs, "cannot send the question");
-    }
+    ngx_http_deferred_redis_ask_at(rs, host, port, 1, 2, argv, argvlen);
 }
 
 
-/* this node did not answer usably: the next one, from the timer (not from
- * inside a callback of the context being freed) */
+/* a node's CLUSTER SLOTS answer (the connection asked is gone) */
 
-static void
-ngx_http_deferred_cluster_ask_failed(ngx_http_deferred_redis_t *rs,
-    const char *why)
+void
+ngx_http_deferred_cluster_answer(ngx_http_deferred_redis_t *rs,
+    redisReply *reply)
 {
-    ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                  "deferred: redis %V: CLUSTER SLOTS: %s", &rs->name, why);
-
-    rs->sac = NULL;
-
-    if (rs->exiting) {
-        return;
-    }
-
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
-    rs->state = NGX_HTTP_DEFERRED_REDIS_SLOTS;
-    ngx_add_timer(&rs->timer, 1);
-}
-
-
-static void
-ngx_http_deferred_cluster_connect_cb(const redisAsyncContext *ac, int status)
-{
-    ngx_http_deferred_redis_t  *rs = ac->data;
-
-    if (status == REDIS_OK || rs->sac != ac) {
-        return;
-    }
-
-    /* hiredis frees the context when this returns */
-    ngx_http_deferred_cluster_ask_failed(rs, ac->errstr);
-}
-
-
-static void
-ngx_http_deferred_cluster_slots_cb(redisAsyncContext *ac, void *r,
-    void *privdata)
-{
-    char                       *host;
-    dq_error_t                  err;
-    redisReply                 *reply = r;
-    dq_cluster_map_t           *m;
-    ngx_http_deferred_redis_t  *rs = ac->data;
-    u_char                      text[NGX_SOCKADDR_STRLEN + 1];
-
-    if (rs->sac != ac || rs->exiting) {
-        return;
-    }
-
-    if (ngx_strcmp((char *) privdata, "AUTH") == 0
-        && (reply == NULL || reply->type != REDIS_REPLY_ERROR))
-    {
-        return;     /* CLUSTER SLOTS' answer follows */
-    }
-
-    /* the address asked, for a map naming a node "" (itself) */
-    host = "";
-
-    if (ac->c.tcp.host) {
-        (void) ngx_cpystrn(text, (u_char *) ac->c.tcp.host, sizeof(text));
-        host = (char *) text;
-    }
-
-    rs->sac = NULL;
-    ac->onConnect = NULL;
-    ac->onDisconnect = NULL;
-    redisAsyncFree(ac);             /* once this callback returns */
-
-    if (reply == NULL) {
-        ngx_http_deferred_cluster_ask_failed(rs, ac->errstr[0] ? ac->errstr
-                                                 : "connection lost");
-        return;
-    }
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                      "deferred: redis %V: %s refused: %*s", &rs->name,
-                      (char *) privdata,
-                      (size_t) (reply->len > 200 ? 200 : reply->len),
-                      reply->str);
-        ngx_http_deferred_cluster_ask_failed(rs, "refused");
-        return;
-    }
+    dq_error_t         err;
+    dq_cluster_map_t  *m;
 
     m = ngx_alloc(sizeof(dq_cluster_map_t), rs->log);
     if (m == NULL) {
-        ngx_http_deferred_cluster_ask_failed(rs, "out of memory");
+        ngx_http_deferred_redis_ask_failed(rs, "out of memory");
         return;
     }
 
     dq_cluster_map_init(m);
 
-    if (dq_cluster_map_parse(m, reply, host, &err) != DQ_OK) {
+    /* a map naming a node "" means the address asked */
+    if (dq_cluster_map_parse(m, reply, rs->asked_host, &err) != DQ_OK) {
         ngx_free(m);
-        ngx_http_deferred_cluster_ask_failed(rs, err.msg);
+        ngx_http_deferred_redis_ask_failed(rs, err.msg);
         return;
     }
 
     if (ngx_http_deferred_cluster_install(rs, m) != NGX_OK) {
         dq_cluster_map_free(m);
         ngx_free(m);
-        ngx_http_deferred_cluster_ask_failed(rs, "out of memory");
+        ngx_http_deferred_redis_ask_failed(rs, "out of memory");
         return;
     }
 

@@ -125,6 +125,8 @@ struct ngx_http_deferred_redis_s {
     ngx_uint_t                     shard_rr;    /* unnamed tasks' shard */
     ngx_uint_t                     generation;  /* connections made */
     redisAsyncContext             *sac;         /* the sentinel asked */
+    const char                    *asked_host;  /* its address, for logs */
+    in_port_t                      asked_port;
     ngx_uint_t                     snext;       /* the sentinel asked next */
     ngx_uint_t                     sasked;      /* since the last answer */
 

@@ -36,6 +36,10 @@ static void ngx_http_deferred_redis_disconnect_cb(const redisAsyncContext *ac,
     int status);
 static void ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
     void *privdata);
+static void ngx_http_deferred_redis_ask_connect_cb(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_deferred_redis_answer_cb(redisAsyncContext *ac, void *r,
+    void *privdata);
 
 static void ngx_http_deferred_redis_add_read(void *privdata);
 static void ngx_http_deferred_redis_del_read(void *privdata);
@@ -243,7 +247,7 @@ ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
     if (rs->nsentinels) {
         /* where the primary is now: asked before every connect */
         rs->sasked = 0;
-        ngx_http_deferred_redis_ask(rs);
+        ngx_http_deferred_sentinel_ask(rs);
         return NGX_OK;
     }
 
@@ -322,6 +326,178 @@ ngx_http_deferred_redis_open(ngx_http_deferred_redis_t *rs,
     ac->ev.cleanup = ngx_http_deferred_redis_cleanup;
 
     return ac;
+}
+
+
+/*
+ * A question to a helper server (a sentinel: where the primary is; a
+ * cluster node: its slot map) on a short-lived connection of its own
+ * (rs->sac), AUTH first if "auth" and a password is set; the whole bounded
+ * by connect_timeout (rs->timer: ngx_http_deferred_redis_ask_expired).
+ * The answer goes to ngx_http_deferred_sentinel_answer or
+ * ngx_http_deferred_cluster_answer once the connection is let go; no
+ * usable answer to ngx_http_deferred_redis_ask_failed, after which the
+ * timer asks the next server.
+ */
+
+void
+ngx_http_deferred_redis_ask_at(ngx_http_deferred_redis_t *rs,
+    const char *host, in_port_t port, ngx_uint_t auth, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    size_t              alen[2];
+    const char         *a[2];
+    redisAsyncContext  *ac;
+
+    rs->asked_host = host;
+    rs->asked_port = port;
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    ngx_add_timer(&rs->timer, rs->connect_timeout);
+
+    ac = ngx_http_deferred_redis_open(rs, host, port);
+    if (ac == NULL) {
+        ngx_http_deferred_redis_ask_failed(rs, "cannot connect");
+        return;
+    }
+
+    rs->sac = ac;
+    redisAsyncSetConnectCallback(ac, ngx_http_deferred_redis_ask_connect_cb);
+
+    if (auth && rs->password.len) {
+        a[0] = "AUTH";
+        alen[0] = 4;
+        a[1] = (const char *) rs->password.data;
+        alen[1] = rs->password.len;
+
+        (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_answer_cb,
+                                     (void *) "AUTH", 2, a, alen);
+    }
+
+    if (redisAsyncCommandArgv(ac, ngx_http_deferred_redis_answer_cb, NULL,
+                              argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        rs->sac = NULL;
+        ac->onConnect = NULL;
+        redisAsyncFree(ac);
+        ngx_http_deferred_redis_ask_failed(rs, "cannot send the question");
+    }
+}
+
+
+/* this server did not answer usably: the next one, from the timer (not
+ * from inside a callback of the context being freed) */
+
+void
+ngx_http_deferred_redis_ask_failed(ngx_http_deferred_redis_t *rs,
+    const char *why)
+{
+    ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                  "deferred: redis %V: %s %s:%d: %s", &rs->name,
+                  rs->nseeds ? "CLUSTER SLOTS on" : "sentinel",
+                  rs->asked_host, (int) rs->asked_port, why);
+
+    rs->sac = NULL;
+
+    if (rs->exiting) {
+        return;
+    }
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    rs->state = rs->nseeds ? NGX_HTTP_DEFERRED_REDIS_SLOTS
+                           : NGX_HTTP_DEFERRED_REDIS_SENTINEL;
+    ngx_add_timer(&rs->timer, 1);
+}
+
+
+/* the timer: NGX_OK if a question was in flight (now failed) */
+
+ngx_int_t
+ngx_http_deferred_redis_ask_expired(ngx_http_deferred_redis_t *rs)
+{
+    redisAsyncContext  *ac;
+
+    if (rs->sac == NULL) {
+        return NGX_DECLINED;
+    }
+
+    /* no answer within connect_timeout */
+    ac = rs->sac;
+    ac->onConnect = NULL;
+    rs->sac = NULL;
+    redisAsyncFree(ac);
+
+    ngx_http_deferred_redis_ask_failed(rs, "timed out");
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_deferred_redis_ask_connect_cb(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_deferred_redis_t  *rs = ac->data;
+
+    if (status == REDIS_OK || rs->sac != ac) {
+        return;
+    }
+
+    /* hiredis frees the context when this returns */
+    ngx_http_deferred_redis_ask_failed(rs, ac->errstr);
+}
+
+
+static void
+ngx_http_deferred_redis_answer_cb(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    u_char                      why[256];
+    redisReply                 *reply = r;
+    ngx_http_deferred_redis_t  *rs = ac->data;
+
+    if (rs->sac != ac || rs->exiting) {
+        return;
+    }
+
+    if (privdata != NULL && (reply == NULL || reply->type != REDIS_REPLY_ERROR))
+    {
+        return;     /* AUTH went through: the answer follows */
+    }
+
+    rs->sac = NULL;
+    ac->onConnect = NULL;
+    ac->onDisconnect = NULL;
+    redisAsyncFree(ac);             /* once this callback returns */
+
+    if (reply == NULL) {
+        ngx_http_deferred_redis_ask_failed(rs, ac->errstr[0] ? ac->errstr
+                                               : "connection lost");
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* refused: the question, or the AUTH before it */
+        *ngx_snprintf(why, sizeof(why) - 1, "%s%*s",
+                      privdata ? "AUTH refused: " : "refused: ",
+                      (size_t) ngx_min(reply->len, 200), reply->str) = '\0';
+        ngx_http_deferred_redis_ask_failed(rs, (const char *) why);
+        return;
+    }
+
+    if (rs->nseeds) {
+        ngx_http_deferred_cluster_answer(rs, reply);
+
+    } else {
+        ngx_http_deferred_sentinel_answer(rs, reply);
+    }
 }
 
 
@@ -463,7 +639,6 @@ ngx_http_deferred_redis_drop(ngx_http_deferred_redis_t *rs)
 void
 ngx_http_deferred_redis_timer_handler(ngx_event_t *ev)
 {
-    redisAsyncContext          *ac;
     ngx_http_deferred_redis_t  *rs = ev->data;
 
     if (rs->nseeds) {
@@ -491,18 +666,10 @@ ngx_http_deferred_redis_timer_handler(ngx_event_t *ev)
         break;
 
     case NGX_HTTP_DEFERRED_REDIS_SENTINEL:
-        if (rs->sac) {
-            /* no answer within connect_timeout */
-            ac = rs->sac;
-            ac->onConnect = NULL;
-            rs->sac = NULL;
-            redisAsyncFree(ac);
-
-            ngx_http_deferred_redis_ask_failed(rs, "timed out");
-            break;
+        if (ngx_http_deferred_redis_ask_expired(rs) != NGX_OK) {
+            ngx_http_deferred_sentinel_ask(rs);
         }
 
-        ngx_http_deferred_redis_ask(rs);
         break;
 
     default:

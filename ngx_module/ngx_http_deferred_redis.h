@@ -27,7 +27,8 @@
 
 
 struct ngx_http_deferred_redis_cmd_s {
-    ngx_http_deferred_redis_handler_pt   handler;   /* once; never while exiting */
+    ngx_http_deferred_redis_handler_pt   handler;   /* once; never while
+                                                       exiting */
     void                                *data;
     dq_cmd_t                            *cmd;       /* for the EVAL retry */
     ngx_http_deferred_redis_t           *redis;     /* a cluster: the node */
@@ -55,17 +56,25 @@ void ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
     void *privdata);
 void ngx_http_deferred_redis_failed(ngx_http_deferred_redis_t *rs,
     const char *failure);
-
-/* ngx_http_deferred_sentinel.c */
-void ngx_http_deferred_redis_ask(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_redis_ask_at(ngx_http_deferred_redis_t *rs,
+    const char *host, in_port_t port, ngx_uint_t auth, int argc,
+    const char **argv, const size_t *argvlen);
 void ngx_http_deferred_redis_ask_failed(ngx_http_deferred_redis_t *rs,
     const char *why);
+ngx_int_t ngx_http_deferred_redis_ask_expired(ngx_http_deferred_redis_t *rs);
+
+/* ngx_http_deferred_sentinel.c */
+void ngx_http_deferred_sentinel_ask(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_sentinel_answer(ngx_http_deferred_redis_t *rs,
+    redisReply *reply);
 
 /* ngx_http_deferred_cluster.c */
 void ngx_http_deferred_cluster_init(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_cluster_exit(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_cluster_timer(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_cluster_refresh(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_cluster_answer(ngx_http_deferred_redis_t *rs,
+    redisReply *reply);
 ngx_http_deferred_redis_cmd_t *ngx_http_deferred_cluster_send(
     ngx_http_deferred_redis_t *rs, ngx_http_deferred_redis_cmd_t *after,
     dq_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen,

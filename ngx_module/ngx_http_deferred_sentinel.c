@@ -2,7 +2,8 @@
 /*
  * ngx_http_deferred_module: Redis Sentinel, for the connection of
  * ngx_http_deferred_redis.c: before every connect the sentinels are asked
- * where the primary is.
+ * where the primary is, one at a time, each question on a short-lived
+ * connection of its own (ngx_http_deferred_redis_ask_at).
  */
 
 
@@ -10,21 +11,16 @@
 #include "ngx_http_deferred_redis.h"
 
 
-static void ngx_http_deferred_redis_sentinel_connect_cb(
-    const redisAsyncContext *ac, int status);
-static void ngx_http_deferred_redis_sentinel_cb(redisAsyncContext *ac,
-    void *r, void *privdata);
-
-
 /* ask the next sentinel where the primary is (a numeric address,
  * resolved at config time; the whole question bounded by
  * connect_timeout); after a round of them without an answer, back off */
 
 void
-ngx_http_deferred_redis_ask(ngx_http_deferred_redis_t *rs)
+ngx_http_deferred_sentinel_ask(ngx_http_deferred_redis_t *rs)
 {
+    size_t                         argvlen[3];
+    const char                    *argv[3];
     ngx_http_deferred_sentinel_t  *sn;
-    redisAsyncContext             *ac;
 
     if (rs->exiting) {
         return;
@@ -47,106 +43,32 @@ ngx_http_deferred_redis_ask(ngx_http_deferred_redis_t *rs)
     rs->sasked++;
     rs->state = NGX_HTTP_DEFERRED_REDIS_SENTINEL;
 
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
+    argv[0] = "SENTINEL";
+    argvlen[0] = 8;
+    argv[1] = "get-master-addr-by-name";
+    argvlen[1] = 23;
+    argv[2] = (const char *) rs->master.data;
+    argvlen[2] = rs->master.len;
 
-    ngx_add_timer(&rs->timer, rs->connect_timeout);
-
-    ac = ngx_http_deferred_redis_open(rs, (char *) sn->host.data, sn->port);
-    if (ac == NULL) {
-        ngx_http_deferred_redis_ask_failed(rs, "cannot connect");
-        return;
-    }
-
-    rs->sac = ac;
-    redisAsyncSetConnectCallback(ac,
-                                 ngx_http_deferred_redis_sentinel_connect_cb);
-
-    if (redisAsyncCommand(ac, ngx_http_deferred_redis_sentinel_cb, NULL,
-                          "SENTINEL get-master-addr-by-name %s",
-                          rs->master.data)
-        != REDIS_OK)
-    {
-        rs->sac = NULL;
-        redisAsyncFree(ac);
-        ngx_http_deferred_redis_ask_failed(rs, "cannot send the question");
-    }
+    /* no AUTH: the password is the data Redis' (docs/OPERATIONS.md) */
+    ngx_http_deferred_redis_ask_at(rs, (const char *) sn->host.data, sn->port,
+                                   0, 3, argv, argvlen);
 }
 
 
-/* this sentinel did not answer usably: the next one, from the timer (not
- * from inside a callback of the context being freed) */
+/* a sentinel's answer (the connection asked is gone): connect there */
 
 void
-ngx_http_deferred_redis_ask_failed(ngx_http_deferred_redis_t *rs,
-    const char *why)
+ngx_http_deferred_sentinel_answer(ngx_http_deferred_redis_t *rs,
+    redisReply *reply)
 {
-    ngx_http_deferred_sentinel_t  *sn;
+    int          port;
+    u_char       bin[sizeof(struct in6_addr)];
+    char         host[NGX_SOCKADDR_STRLEN + 1];
+    size_t       len;
+    dq_error_t   err;
 
-    sn = &rs->sentinels[(rs->snext + rs->nsentinels - 1) % rs->nsentinels];
-
-    ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                  "deferred: redis %V: sentinel %V:%d: %s",
-                  &rs->name, &sn->host, (int) sn->port, why);
-
-    if (rs->exiting) {
-        return;
-    }
-
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
-    rs->state = NGX_HTTP_DEFERRED_REDIS_SENTINEL;
-    ngx_add_timer(&rs->timer, 1);
-    rs->sac = NULL;
-}
-
-
-static void
-ngx_http_deferred_redis_sentinel_connect_cb(const redisAsyncContext *ac,
-    int status)
-{
-    ngx_http_deferred_redis_t  *rs = ac->data;
-
-    if (status == REDIS_OK || rs->sac != ac) {
-        return;
-    }
-
-    /* hiredis frees the context when this returns */
-    rs->sac = NULL;
-    ngx_http_deferred_redis_ask_failed(rs, ac->errstr);
-}
-
-
-static void
-ngx_http_deferred_redis_sentinel_cb(redisAsyncContext *ac, void *r,
-    void *privdata)
-{
-    int                         port;
-    u_char                      bin[sizeof(struct in6_addr)];
-    char                        host[NGX_SOCKADDR_STRLEN + 1];
-    size_t                      len;
-    dq_error_t                  err;
-    ngx_http_deferred_redis_t  *rs = ac->data;
-
-    if (rs->sac != ac || rs->exiting) {
-        return;
-    }
-
-    rs->sac = NULL;
-    ac->onConnect = NULL;
-    ac->onDisconnect = NULL;
-    redisAsyncFree(ac);             /* once this callback returns */
-
-    if (r == NULL) {
-        ngx_http_deferred_redis_ask_failed(rs, ac->errstr[0] ? ac->errstr
-                                               : "connection lost");
-        return;
-    }
-
-    if (dq_sentinel_reply(r, host, sizeof(host), &port, &err) != DQ_OK) {
+    if (dq_sentinel_reply(reply, host, sizeof(host), &port, &err) != DQ_OK) {
         ngx_http_deferred_redis_ask_failed(rs, err.msg);
         return;
     }
