@@ -460,18 +460,12 @@ ngx_http_deferred_cluster_send(ngx_http_deferred_redis_t *rs,
         n = node[i];
     }
 
-    rcmd = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
+    rcmd = ngx_http_deferred_redis_cmd_new(rs->log, cmd, handler, data);
     if (rcmd == NULL) {
         return NULL;
     }
 
-    ngx_memzero(rcmd, sizeof(ngx_http_deferred_redis_cmd_t));
-
-    rcmd->handler = handler;
-    rcmd->data = data;
-    rcmd->cmd = cmd;
     rcmd->cluster = rs;
-    rcmd->eval = (cmd == NULL || cmd->script == DQ_SCRIPT__COUNT);
 
     if (ngx_http_deferred_cluster_format(rcmd, argc, argv, argvlen) != NGX_OK
         || ngx_http_deferred_cluster_route(n, rcmd) != NGX_OK)

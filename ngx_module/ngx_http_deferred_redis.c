@@ -1006,6 +1006,32 @@ ngx_http_deferred_redis_append(redisAsyncContext *ac,
 }
 
 
+/* a command's record (ngx_free, or ngx_http_deferred_cluster_free) */
+
+ngx_http_deferred_redis_cmd_t *
+ngx_http_deferred_redis_cmd_new(ngx_log_t *log, dq_cmd_t *cmd,
+    ngx_http_deferred_redis_handler_pt handler, void *data)
+{
+    ngx_http_deferred_redis_cmd_t  *rcmd;
+
+    rcmd = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), log);
+    if (rcmd == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(rcmd, sizeof(ngx_http_deferred_redis_cmd_t));
+
+    rcmd->handler = handler;
+    rcmd->data = data;
+    rcmd->cmd = cmd;
+
+    /* not a script (a plain command): never re-sent as EVAL */
+    rcmd->eval = (cmd == NULL || cmd->script == DQ_SCRIPT__COUNT);
+
+    return rcmd;
+}
+
+
 /* one command on a ready connection; its handler runs exactly once */
 
 static ngx_http_deferred_redis_cmd_t *
@@ -1024,18 +1050,12 @@ ngx_http_deferred_redis_send(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
                                               argvlen, handler, data);
     }
 
-    rcmd = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
+    rcmd = ngx_http_deferred_redis_cmd_new(rs->log, cmd, handler, data);
     if (rcmd == NULL) {
         return NULL;
     }
 
-    ngx_memzero(rcmd, sizeof(ngx_http_deferred_redis_cmd_t));
-
-    rcmd->handler = handler;
-    rcmd->data = data;
-    rcmd->cmd = cmd;
     rcmd->redis = rs;
-    rcmd->eval = (cmd == NULL);     /* not a script: never re-sent */
 
     if (ngx_http_deferred_redis_append(rs->ac, rcmd, argc, argv, argvlen)
         != REDIS_OK)

@@ -54,6 +54,8 @@ void ngx_http_deferred_redis_wake(ngx_http_deferred_redis_t *rs,
 void ngx_http_deferred_redis_timer_handler(ngx_event_t *ev);
 void ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
     void *privdata);
+ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_cmd_new(ngx_log_t *log,
+    dq_cmd_t *cmd, ngx_http_deferred_redis_handler_pt handler, void *data);
 void ngx_http_deferred_redis_failed(ngx_http_deferred_redis_t *rs,
     const char *failure);
 void ngx_http_deferred_redis_ask_at(ngx_http_deferred_redis_t *rs,
