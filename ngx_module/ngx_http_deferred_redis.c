@@ -36,6 +36,8 @@ static void ngx_http_deferred_redis_disconnect_cb(const redisAsyncContext *ac,
     int status);
 static void ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
     void *privdata);
+static void ngx_http_deferred_redis_auth(ngx_http_deferred_redis_t *rs,
+    redisAsyncContext *ac, redisCallbackFn *fn);
 static void ngx_http_deferred_redis_ask_connect_cb(
     const redisAsyncContext *ac, int status);
 static void ngx_http_deferred_redis_answer_cb(redisAsyncContext *ac, void *r,
@@ -329,6 +331,29 @@ ngx_http_deferred_redis_open(ngx_http_deferred_redis_t *rs,
 }
 
 
+/* AUTH first when a password is set; its reply goes to fn with privdata
+ * "AUTH" */
+
+static void
+ngx_http_deferred_redis_auth(ngx_http_deferred_redis_t *rs,
+    redisAsyncContext *ac, redisCallbackFn *fn)
+{
+    size_t       argvlen[2];
+    const char  *argv[2];
+
+    if (rs->password.len == 0) {
+        return;
+    }
+
+    argv[0] = "AUTH";
+    argvlen[0] = 4;
+    argv[1] = (const char *) rs->password.data;
+    argvlen[1] = rs->password.len;
+
+    (void) redisAsyncCommandArgv(ac, fn, (void *) "AUTH", 2, argv, argvlen);
+}
+
+
 /*
  * A question to a helper server (a sentinel: where the primary is; a
  * cluster node: its slot map) on a short-lived connection of its own
@@ -345,8 +370,6 @@ ngx_http_deferred_redis_ask_at(ngx_http_deferred_redis_t *rs,
     const char *host, in_port_t port, ngx_uint_t auth, int argc,
     const char **argv, const size_t *argvlen)
 {
-    size_t              alen[2];
-    const char         *a[2];
     redisAsyncContext  *ac;
 
     rs->asked_host = host;
@@ -367,14 +390,8 @@ ngx_http_deferred_redis_ask_at(ngx_http_deferred_redis_t *rs,
     rs->sac = ac;
     redisAsyncSetConnectCallback(ac, ngx_http_deferred_redis_ask_connect_cb);
 
-    if (auth && rs->password.len) {
-        a[0] = "AUTH";
-        alen[0] = 4;
-        a[1] = (const char *) rs->password.data;
-        alen[1] = rs->password.len;
-
-        (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_answer_cb,
-                                     (void *) "AUTH", 2, a, alen);
+    if (auth) {
+        ngx_http_deferred_redis_auth(rs, ac, ngx_http_deferred_redis_answer_cb);
     }
 
     if (redisAsyncCommandArgv(ac, ngx_http_deferred_redis_answer_cb, NULL,
@@ -529,15 +546,7 @@ ngx_http_deferred_redis_connect_to(ngx_http_deferred_redis_t *rs)
 
     /* pipelined ahead of any command a request sends on this connection */
 
-    if (rs->password.len) {
-        argv[0] = "AUTH";
-        argvlen[0] = 4;
-        argv[1] = (const char *) rs->password.data;
-        argvlen[1] = rs->password.len;
-
-        (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_setup_cb,
-                                     (void *) "AUTH", 2, argv, argvlen);
-    }
+    ngx_http_deferred_redis_auth(rs, ac, ngx_http_deferred_redis_setup_cb);
 
     if (rs->db) {
         argv[0] = "SELECT";
