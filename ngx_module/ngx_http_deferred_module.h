@@ -11,10 +11,15 @@
  *   ngx_http_deferred_merge.c    the tasks of concurrent requests merged
  *                                into one script call per queue
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
- *                                one connection per worker per Redis (a
- *                                cluster: per master, routed by slot,
- *                                MOVED/ASK followed), reconnect with
- *                                backoff, EVALSHA/EVAL
+ *                                one connection per worker per Redis, its
+ *                                setup (what comes meanwhile waits for
+ *                                it), reconnect with backoff, EVALSHA/EVAL,
+ *                                a question to a helper server on a
+ *                                short-lived connection
+ *   ngx_http_deferred_sentinel.c the sentinels asked before each connect
+ *   ngx_http_deferred_cluster.c  Redis Cluster: slot map, a connection per
+ *                                master, routing by slot, MOVED/ASK
+ *   ngx_http_deferred_redis.h    what those three share (internal)
  *   ngx_http_deferred_access.c   who may call the endpoint: local
  *                                addresses, signatures (lib/dq_sign.c),
  *                                functions and retry bounds

@@ -12,9 +12,13 @@
  * wrong database; an older Redis than DQ_REDIS_MIN_VERSION is refused, an
  * evicting maxmemory-policy is warned about), commands of concurrent
  * requests pipelined on it, reconnect with backoff, EVALSHA retried as
- * EVAL on NOSCRIPT, WAIT for replicas when configured. A Redis Cluster
- * (ngx_http_deferred_cluster.c): a slot map and a connection per master,
- * each command routed by its key, MOVED and ASK followed.
+ * EVAL on NOSCRIPT, WAIT for replicas when configured. What comes while
+ * the setup runs waits for it: enqueued groups (merge.c), operator
+ * requests (ngx_http_deferred_redis_await). Also the question to a helper
+ * server on a short-lived connection (ngx_http_deferred_redis_ask_at):
+ * the sentinels (ngx_http_deferred_sentinel.c) and a Redis Cluster's
+ * nodes (ngx_http_deferred_cluster.c: a slot map and a connection per
+ * master, each command routed by its key, MOVED and ASK followed).
  *
  * Invariants: hiredis runs each callback exactly once (a NULL reply on
  * disconnect); a command's handler runs exactly once (with NULL on
