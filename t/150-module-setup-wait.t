@@ -6,7 +6,8 @@
 #   - status, metrics, ready, admin pause, a single POST to the endpoint,
 #     a batch POST, a deferred_enqueue location and the
 #     /_ah/queue/deferred server endpoint, all at once: 200/201, metrics
-#     with deferred_redis_up 1, every task stored exactly once;
+#     with deferred_redis_up 1, every task stored exactly once; the same
+#     right after a reload (the new worker process's own setup);
 #   - Redis frozen for the whole deferred_timeout (connect_timeout longer
 #     than it, so the setup is still in progress): 503 at the timeout for
 #     every one of them, nothing stored; once thawed all of them work.
@@ -76,23 +77,34 @@ sub burst {
     return \%got;
 }
 
+# every request waited for the setup and ran; each task stored once
+sub all_ran {
+    my ($got, $what) = @_;
+    for my $k (map { $_->[0] } @reqs) {
+        is($got->{$k}{status}, $want{$k}, "$what: $k $want{$k}")
+            or diag "$k: $got->{$k}{status} $got->{$k}{body}";
+    }
+    like($got->{metrics}{body}, qr/^deferred_redis_up 1$/m, "$what: metrics: Redis up");
+    like($got->{ready}{body}, qr/"ready":true/, "$what: ready: true");
+    is(DQNginx::stored($r, 'sq'), 1, "$what: the single task stored once");
+    is(DQNginx::stored($r, 'bq'), 2, "$what: the batch stored once");
+    is(DQNginx::stored($r, 'eq'), 1, "$what: the deferred_enqueue task stored once");
+    is(DQNginx::stored($r, 'aq'), 1, "$what: the /_ah/queue/deferred task stored once");
+    is($r->cmd('HGET', DQTest::dq_key('pq', 'conf'), 'paused'), '1',
+       "$what: the admin pause reached Redis");
+}
+
 # --- setup in progress when the requests come: they wait, then run
 kill 'STOP', $r->pid;
 $n = DQNginx->start(redis => $r, workers => 1,
-                        vars => { CT => '10s', DT => '10s' }, http => $conf);
-my $got = burst(0.5);
-for my $k (map { $_->[0] } @reqs) {
-    is($got->{$k}{status}, $want{$k}, "setup in progress: $k $want{$k}")
-        or diag "$k: $got->{$k}{status} $got->{$k}{body}";
-}
-like($got->{metrics}{body}, qr/^deferred_redis_up 1$/m, 'metrics: Redis up');
-like($got->{ready}{body}, qr/"ready":true/, 'ready: true');
-is(DQNginx::stored($r, 'sq'), 1, 'the single task stored once');
-is(DQNginx::stored($r, 'bq'), 2, 'the batch stored once');
-is(DQNginx::stored($r, 'eq'), 1, 'the deferred_enqueue task stored once');
-is(DQNginx::stored($r, 'aq'), 1, 'the /_ah/queue/deferred task stored once');
-is($r->cmd('HGET', DQTest::dq_key('pq', 'conf'), 'paused'), '1',
-   'the admin pause reached Redis');
+                    vars => { CT => '10s', DT => '10s' }, http => $conf);
+all_ran(burst(0.5), 'setup in progress');
+
+# --- the same after a reload: the new worker process's own setup
+$r->cmd('FLUSHALL');
+kill 'STOP', $r->pid;
+ok($n->reload, 'reloaded with Redis frozen');
+all_ran(burst(0.5), 'after a reload');
 is($n->stop, 0, 'nginx exited with status 0');
 log_clean_ok($n->error_log, 'nginx error log');
 
@@ -102,7 +114,7 @@ $r->cmd('FLUSHALL');
 kill 'STOP', $r->pid;
 $n = DQNginx->start(redis => $r, workers => 1,
                         vars => { CT => '30s', DT => '1s' }, http => $conf);
-$got = burst(undef);
+my $got = burst(undef);
 for my $k (map { $_->[0] } @reqs) {
     my $w = $k eq 'metrics' ? 200 : 503;
     is($got->{$k}{status}, $w, "setup never done: $k $w at deferred_timeout")
