@@ -637,10 +637,12 @@ typedef struct {
 } dq_cluster_map_t;
 
 /* Parse a CLUSTER SLOTS reply into m (m's previous contents are freed
- * first only on success: on an error m is left as it was). A node whose
- * host in the reply is empty or "?" (a node that does not know its own
- * address) gets asked_host, the host the reply came from. DQ_OK;
- * DQ_EREDIS with err saying why for an error reply or a malformed one;
+ * first only on success: on an error m is left as it was, so callers
+ * parse straight into the map in use). A node whose host in the reply is
+ * empty or "?" (a node that does not know its own address) gets
+ * asked_host, the host the reply came from. DQ_OK; DQ_EREDIS with err
+ * saying why for an error reply, a malformed one or one that names no
+ * master (a node reset, or out of the cluster: it would serve nothing);
  * DQ_ENOMEM. */
 int dq_cluster_map_parse(dq_cluster_map_t *m, const redisReply *r,
                          const char *asked_host, dq_error_t *err);

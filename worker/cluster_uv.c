@@ -404,7 +404,6 @@ dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
     dq_ccl_t         *cl = q->cl;
     dq_error_t        err;
     dq__creq_t       *w, *next;
-    dq_cluster_map_t  m;
     const char       *why;
     int               first = !cl->have_map;
 
@@ -413,21 +412,19 @@ dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
         dq__ccl_finish(q, NULL, NULL);
         return;
     }
-    /* parsed aside: an answer naming no master (a node just reset, or
-     * one that left the cluster) must not replace a good map */
-    dq_cluster_map_init(&m);
+    /* the map in use stays on a refusal (an answer naming no master: a
+     * node just reset, or one that left the cluster) */
     why = NULL;
     if (rep == NULL) {
-        why = errstr;
-    } else if (dq_cluster_map_parse(&m, rep, q->node->host, &err) != DQ_OK) {
+        why = errstr ? errstr : "no answer";
+    } else if (dq_cluster_map_parse(&cl->map, rep, q->node->host, &err)
+               != DQ_OK)
+    {
         why = err.msg;
-    } else if (m.nnodes == 0) {
-        why = "it names no master (a node reset, or out of the cluster)";
     }
     if (why != NULL) {
         dq_log_warn("redis (%s): CLUSTER SLOTS on %s:%d: %s; asking again",
                     cl->label, q->node->host, q->node->port, why);
-        dq_cluster_map_free(&m);
         cl->want_refresh = 1;
         dq__ccl_finish(q, NULL, NULL);
         /* that node, if the map in use does not name it, is dropped: the
@@ -438,8 +435,6 @@ dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
         dq__ccl_tick_on(cl);
         return;
     }
-    dq_cluster_map_free(&cl->map);
-    cl->map = m;
     if (first) {
         dq_log_info("redis (%s): cluster map from %s:%d: %zu masters",
                     cl->label, q->node->host, q->node->port, cl->map.nnodes);
