@@ -200,12 +200,12 @@ dq__shard_target(dq_client_t *c, const char *queue, const char *name,
 int
 dq_queue_shards(dq_client_t *c, const char *queue, unsigned *n)
 {
-    dq_str_t q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
+    dq_str_t q;
+    int      rc;
 
     c->errstr[0] = '\0';
-    if (!dq_queue_name_valid(q)) {
-        return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
-                        "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
+        return rc;
     }
     return dq__shards_read(c, q, n, 1);
 }
@@ -515,15 +515,14 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
     char        v[DQ_QCONF_NFIELDS][48];
     const char *f[1] = { DQ_QCONF_SHARDS }, *val[1];
     char        nbuf[8], s[DQ_SHARD_NAME_MAX + 1];
-    dq_str_t    q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
+    dq_str_t    q;
     unsigned    n0 = 1, n, i, raw0 = 1;
     int         rc, applied;
     int64_t     maxc;
 
     c->errstr[0] = '\0';
-    if (!dq_queue_name_valid(q)) {
-        return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
-                        "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
+        return rc;
     }
     if (set->shards > DQ_MAX_SHARDS) {
         return dq__fail(c, DQ_EINVAL, "shards: 1 to %d, not %u",

@@ -25,8 +25,10 @@ struct dq_cmd_chunk_s {
 /* The KEYS of each script, in the order the script reads them. */
 static const dq_key_kind_t dq__keys_enqueue[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_WAKE,
-    DQ_KEY_NAMES        /* the last one in contract v1 (dq_key_format_v1) */
+    DQ_KEY_NAMES,       /* contract v1's (dq_key_format_v1) */
+    DQ_KEY_COLD
 };
+#define DQ__ENQUEUE_V1_NAMES 5  /* the index of v1's names above */
 /* claim (and cycle: claim with acks) */
 static const dq_key_kind_t dq__keys_claim[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATS, DQ_KEY_WAKE,
@@ -419,8 +421,9 @@ dq_cmd_use_eval(dq_cmd_t *c)
 int
 dq_reply_is_noscript(const redisReply *r)
 {
-    return r && r->type == REDIS_REPLY_ERROR && r->len >= 8
-           && memcmp(r->str, "NOSCRIPT", 8) == 0;
+    static const char *const  noscript[] = { "NOSCRIPT" };
+
+    return dq_reply_error_is(r, noscript, 1);
 }
 
 /* -------------------------------------------------------------- builders */
@@ -435,7 +438,7 @@ dq_enqueue_keys_init(dq_enqueue_keys_t *k, dq_str_t queue)
     size_t i;
 
     for (i = 0; i < DQ_ENQUEUE_NKEYS; i++) {
-        k->len[i] = i == DQ_ENQUEUE_NKEYS - 1
+        k->len[i] = i == DQ__ENQUEUE_V1_NAMES
                     ? dq_key_format_v1(k->key[i], DQ_KEY_MAX, queue,
                                        dq__keys_enqueue[i])
                     : dq_key_format(k->key[i], DQ_KEY_MAX, queue,
@@ -590,7 +593,7 @@ dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused)
 
 static const dq_key_kind_t dq__keys_remove[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_ERRORS,
-    DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE
+    DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE, DQ_KEY_COLD
 };
 
 int
@@ -1135,7 +1138,7 @@ dq_cmd_ready(dq_cmd_t *c)
 static const dq_key_kind_t dq__keys_forget[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_ERRORS,
     DQ_KEY_NAMES, DQ_KEY_CONF, DQ_KEY_STATS, DQ_KEY_WAKE, DQ_KEY_BUCKET,
-    DQ_KEY_UNRUNNABLE
+    DQ_KEY_UNRUNNABLE, DQ_KEY_COLD
 };
 
 int

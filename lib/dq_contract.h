@@ -384,10 +384,12 @@ typedef enum {
                            (at most DQ_UNRUNNABLE_FUNCS fields) */
     DQ_KEY_COLD,        /* zset  the cold tier's index of bucket hashes
                            "cold:<window start>[.<id>]" by window start
-                           (DQ_COLD_WINDOW_MS below, lib/lua/cold.lua):
-                           declared where a script reads it (claim) so
-                           that Redis Cluster checks it before the script
-                           runs */
+                           (DQ_COLD_WINDOW_MS below, lib/lua/cold.lua;
+                           a bucket is "<this key>:<member>"): in the
+                           KEYS of every script that reads or writes the
+                           tier (enqueue, claim, remove, forget), so that
+                           Redis Cluster checks it before the script runs
+                           and no script builds the name itself */
     DQ_KEY__COUNT,
     /* contract v1 only (dq_key_format_v1; dq_key_format refuses them) */
     DQ_KEY_V1_STATE = DQ_KEY__COUNT,   /* hash id -> "runs:retries:
@@ -718,7 +720,8 @@ int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
  * enqueues to the same queues again and again (the module) keeps one per
  * queue and builds each command with dq_cmd_enqueue_keys, which copies
  * them into the command (the dq_enqueue_keys_t may go away after). */
-#define DQ_ENQUEUE_NKEYS 6   /* the last: contract v1's names (dedup) */
+#define DQ_ENQUEUE_NKEYS 7   /* the 6th: contract v1's names (dedup); the
+                                7th: the cold tier's index */
 
 typedef struct {
     size_t len[DQ_ENQUEUE_NKEYS];

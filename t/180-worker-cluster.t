@@ -55,23 +55,16 @@ for my $i (1 .. 200) {
 is(scalar keys %on, 3, "queues @q on all 3 masters");
 
 sub owner { $c->owner($_[0]) }
-sub cli_at {
-    my ($node, @args) = @_;
-    return DQTest::capture(bin('deferred-cli'), '-r', $node->address, @args);
-}
 # n tasks of ops.span(rec, ms) on queue q, through its master
 sub defer_n {
     my ($q, $n, $rec, $ms) = @_;
-    my ($rc, $out, $err) = cli_at(owner($q), 'defer', '-q', $q, '--count', $n,
-                                  'ops.span', $rec, $ms);
-    die "defer $q: $err" if $rc;
-    return split ' ', $out;
+    return DQWorker::defer(owner($q), '-q', $q, '--count', $n,
+                           'ops.span', $rec, $ms);
 }
 # ids wanted -> (lost, run twice or more)
 sub tally {
     my ($rec, @ids) = @_;
-    my %n;
-    $n{ $_->[0] }++ for DQWorker::lines($rec, 'E');
+    my %n = %{ DQWorker::count_by_id($rec, 'E') };
     my $lost = grep { !$n{$_} } @ids;
     my $twice = grep { ($n{$_} // 0) > 1 } @ids;
     return ($lost, $twice);

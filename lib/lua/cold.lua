@@ -12,9 +12,10 @@
 -- it stays a listpack while its values are <= 64 bytes); when the open
 -- bucket fills it is renamed to a sealed name. The index zset
 -- <prefix>cold has one member per bucket (the part after "cold:"), scored
--- by the window start. <prefix> is the tasks key without its trailing
--- "tasks": the same hash tag, no extra KEYS. Stats field `cold` counts the
--- tasks in the tier.
+-- by the window start. The index comes in each script's KEYS (its name is
+-- built in lib/dq_contract.h's dq_key_format, DQ_KEY_COLD, like every key
+-- name); a bucket's name is the index's name, ':' and its member: the same
+-- hash tag. Stats field `cold` counts the tasks in the tier.
 -- Claim promotes every bucket whose window starts at or before now +
 -- DQ_COLD_AFTER_MS into `tasks`/`eta` (exact ETAs), at most
 -- DQ_COLD_PROMOTE buckets per call; enqueue never writes such a window,
@@ -24,10 +25,6 @@ local DQ_COLD_WINDOW_MS = 10000
 local DQ_COLD_BUCKET = 128
 local DQ_COLD_PROMOTE = 7     -- buckets per claim: <= 896 tasks
 local DQ_COLD_DIGITS = '%04d' -- the ETA offset in a bucket value (< W)
-
-local function dq_cold_prefix(k_tasks)
-    return string.sub(k_tasks, 1, -6)      -- "...tasks" -> "..."
-end
 
 -- The window start of a task due at eta if it goes cold, else nil.
 local function dq_cold_window(eta, now)
@@ -46,9 +43,7 @@ end
 -- from dq_cold_value). One HLEN per window, one variadic HSET
 -- per bucket written. Returns how many fields were new and whether a
 -- sleeping worker must look (a window earlier than every bucket waiting).
-local function dq_cold_store(k_tasks, k_stats, byw)
-    local pre = dq_cold_prefix(k_tasks)
-    local idx = pre .. 'cold'
+local function dq_cold_store(idx, k_stats, byw)
     local first = redis.call('ZRANGE', idx, 0, 0, 'WITHSCORES')
     local fs = first[2] and tonumber(first[2]) or nil
     local wake = false
@@ -56,13 +51,13 @@ local function dq_cold_store(k_tasks, k_stats, byw)
     for ws, kv in pairs(byw) do
         if fs == nil or ws < fs then wake = true end
         local m = string.format('%d', ws)
-        local key = pre .. 'cold:' .. m
+        local key = idx .. ':' .. m
         local len = redis.call('HLEN', key)
         -- the open bucket is renamed to a name no other bucket has (an id
         -- of the bucket, or of the batch: unique in the queue)
         local function seal(id)
             local sealed = m .. '.' .. id
-            while redis.call('RENAMENX', key, pre .. 'cold:' .. sealed)
+            while redis.call('RENAMENX', key, idx .. ':' .. sealed)
                   == 0 do
                 sealed = sealed .. '_'
             end
@@ -91,7 +86,6 @@ end
 -- of the earliest bucket left (nil: the tier is empty) and the number of
 -- tasks promoted. The common call (nothing to promote) is one ZRANGE.
 local function dq_cold_promote(k_tasks, k_eta, k_stats, idx, now)
-    local pre = dq_cold_prefix(k_tasks)
     local first = redis.call('ZRANGE', idx, '0', '0', 'WITHSCORES')
     if not first[2] then return nil, 0 end
     if tonumber(first[2]) > now + DQ_COLD_AFTER_MS then
@@ -102,7 +96,7 @@ local function dq_cold_promote(k_tasks, k_eta, k_stats, idx, now)
                           'LIMIT', 0, DQ_COLD_PROMOTE)
     local hs, zs, keys, ms = {}, {}, {}, {}
     for b = 1, #bs, 2 do
-        local key = pre .. 'cold:' .. bs[b]
+        local key = idx .. ':' .. bs[b]
         local ws = tonumber(bs[b + 1])
         local kv = redis.call('HGETALL', key)
         for j = 1, #kv, 2 do
@@ -148,9 +142,7 @@ end
 -- the caller calls again with it (promotion and enqueue in between change
 -- nothing for the id looked for: it is in a bucket not yet looked at).
 local DQ_COLD_SCAN = 1000
-local function dq_cold_remove_id(k_tasks, k_stats, id, from)
-    local pre = dq_cold_prefix(k_tasks)
-    local idx = pre .. 'cold'
+local function dq_cold_remove_id(idx, k_stats, id, from)
     local ms, nxt
     if not from then
         ms = redis.call('ZRANGE', idx, 0, -1, 'WITHSCORES')
@@ -175,7 +167,7 @@ local function dq_cold_remove_id(k_tasks, k_stats, id, from)
         end
     end
     for i = 1, #ms, 2 do
-        local key = pre .. 'cold:' .. ms[i]
+        local key = idx .. ':' .. ms[i]
         if redis.call('HDEL', key, id) == 1 then
             if redis.call('EXISTS', key) == 0 then
                 redis.call('ZREM', idx, ms[i])
@@ -190,14 +182,12 @@ end
 
 -- Remove whole buckets, earliest first, up to max tasks: the number
 -- removed (cold tasks have no name, state or error to clean).
-local function dq_cold_remove_some(k_tasks, k_stats, max)
-    local pre = dq_cold_prefix(k_tasks)
-    local idx = pre .. 'cold'
+local function dq_cold_remove_some(idx, k_stats, max)
     local n = 0
     while n < max do
         local b = redis.call('ZRANGE', idx, 0, 0)
         if not b[1] then break end
-        local key = pre .. 'cold:' .. b[1]
+        local key = idx .. ':' .. b[1]
         local len = redis.call('HLEN', key)
         if n + len > max then
             -- a part of the bucket: its first fields
@@ -218,6 +208,6 @@ local function dq_cold_remove_some(k_tasks, k_stats, max)
 end
 
 -- Whether the tier holds anything (forget refuses then).
-local function dq_cold_exists(k_tasks)
-    return redis.call('EXISTS', dq_cold_prefix(k_tasks) .. 'cold') == 1
+local function dq_cold_exists(idx)
+    return redis.call('EXISTS', idx) == 1
 end

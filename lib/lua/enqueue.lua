@@ -2,7 +2,9 @@
 -- KEYS: 1 tasks, 2 eta, 3 names, 4 stats, 5 wake, 6 contract v1's names
 --       (dq:{q}:names: while a queue still has v1 data, a name or keyed id
 --       taken there is taken here too; read only when the call has a named
---       or keyed task, and then one EXISTS unless the key exists)
+--       or keyed task, and then one EXISTS unless the key exists), 7 cold
+--       (the cold tier's index, lib/lua/cold.lua; its buckets' names are
+--       built from it)
 -- ARGV: 1 tombstone_ms, 2 n, then per task 6 values:
 --       id, envelope, name ('' = none), eta_ms (-1 = none),
 --       countdown_ms (-1 = none), keyed (0: not; else the id came from the
@@ -214,7 +216,7 @@ for k = 1, #zs, 2 * DQ_CHUNK do
                                                        #zs)))
 end
 if cold then
-    local _, w = dq_cold_store(KEYS[1], KEYS[4], byw)
+    local _, w = dq_cold_store(KEYS[7], KEYS[4], byw)
     if w then wake = true end
 end
 

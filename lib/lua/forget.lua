@@ -7,11 +7,12 @@
 -- counters, clock, wake list, rate bucket and per-function unrunnable
 -- counts; reply 1.
 -- KEYS: 1 tasks, 2 eta, 3 leases, 4 dead, 5 errors, 6 names, 7 conf,
---       8 stats, 9 wake, 10 bucket, 11 unrunnable
+--       8 stats, 9 wake, 10 bucket, 11 unrunnable, 12 cold (the cold
+--       tier's index)
 -- ARGV: none
 for i = 1, 7 do
     if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
-if dq_cold_exists(KEYS[1]) then return 0 end
+if dq_cold_exists(KEYS[12]) then return 0 end
 redis.call('DEL', KEYS[8], KEYS[9], KEYS[10], KEYS[11])
 return 1

@@ -6,7 +6,7 @@
 -- at once). A running task's worker finds its lease gone: its result is
 -- dropped (fenced), the function is not interrupted.
 -- KEYS: 1 tasks, 2 eta, 3 leases, 4 dead, 5 errors, 6 names, 7 stats,
---       8 conf, 9 wake
+--       8 conf, 9 wake, 10 cold (the cold tier's index)
 -- A running task's lease member ("id|claim|first_run_ms") is found with
 -- ZSCAN MATCH "id|*" (an operator's one-id delete only; ids of other
 -- characters than [A-Za-z0-9_-] are never leased).
@@ -84,7 +84,7 @@ if what == 'id' then
         elseif redis.call('HEXISTS', KEYS[1], id) == 0 then
             -- not hot: the cold tier (from ARGV[5] on, in bounded steps;
             -- without it every bucket in this call)
-            local c = dq_cold_remove_id(KEYS[1], KEYS[7], id, from)
+            local c = dq_cold_remove_id(KEYS[10], KEYS[7], id, from)
             if c ~= 1 then return c end
             redis.call('HINCRBY', KEYS[7], 'deleted', 1)
             return 1
@@ -112,7 +112,7 @@ else
     n = #ids
     if n < max and (what == 'waiting' or what == 'delayed') then
         -- then the cold tier's buckets, earliest first
-        n = n + dq_cold_remove_some(KEYS[1], KEYS[7], max - n)
+        n = n + dq_cold_remove_some(KEYS[10], KEYS[7], max - n)
     end
     if n > 0 then redis.call('HINCRBY', KEYS[7], 'deleted', n) end
 end

@@ -89,24 +89,25 @@ main(void)
     is_int(dq_cmd_enqueue(&c, dq_str_lit("q"), it, 2, 1000), DQ_OK,
            "enqueue built");
     s = dq_script(DQ_SCRIPT_ENQUEUE);
-    ok(arg_is(&c, 0, "EVALSHA") && arg_is(&c, 1, s->sha1) && arg_is(&c, 2, "6"),
-       "EVALSHA <sha1> 6");
+    ok(arg_is(&c, 0, "EVALSHA") && arg_is(&c, 1, s->sha1) && arg_is(&c, 2, "7"),
+       "EVALSHA <sha1> 7");
     ok(arg_is(&c, 3, "dq2:{q}:tasks") && arg_is(&c, 4, "dq2:{q}:eta")
        && arg_is(&c, 5, "dq2:{q}:names") && arg_is(&c, 6, "dq2:{q}:stats")
-       && arg_is(&c, 7, "dq2:{q}:wake") && arg_is(&c, 8, "dq:{q}:names"),
-       "keys in the script's order (the last: contract v1's names)");
-    ok(arg_is(&c, 9, "1000") && arg_is(&c, 10, "2"), "tombstone, n");
-    ok(arg_is(&c, 11, "a") && arg_is(&c, 12, "ENV") && arg_is(&c, 13, "")
-       && arg_is(&c, 14, "-1") && arg_is(&c, 15, "1500")
-       && arg_is(&c, 16, "0"), "task 1");
-    ok(arg_is(&c, 17, "b") && arg_is(&c, 19, "nm")
-       && arg_is(&c, 20, "1790000000000") && arg_is(&c, 22, "-1")
-       && c.argc == 23, "task 2 (keyed)");
-    ok(c.argv[12] == it[0].envelope.ptr, "payloads are not copied");
+       && arg_is(&c, 7, "dq2:{q}:wake") && arg_is(&c, 8, "dq:{q}:names")
+       && arg_is(&c, 9, "dq2:{q}:cold"),
+       "keys in the script's order (contract v1's names, the cold index)");
+    ok(arg_is(&c, 10, "1000") && arg_is(&c, 11, "2"), "tombstone, n");
+    ok(arg_is(&c, 12, "a") && arg_is(&c, 13, "ENV") && arg_is(&c, 14, "")
+       && arg_is(&c, 15, "-1") && arg_is(&c, 16, "1500")
+       && arg_is(&c, 17, "0"), "task 1");
+    ok(arg_is(&c, 18, "b") && arg_is(&c, 20, "nm")
+       && arg_is(&c, 21, "1790000000000") && arg_is(&c, 23, "-1")
+       && c.argc == 24, "task 2 (keyed)");
+    ok(c.argv[13] == it[0].envelope.ptr, "payloads are not copied");
     dq_cmd_use_eval(&c);
     ok(arg_is(&c, 0, "EVAL") && c.argv[1] == s->source
-       && c.argvlen[1] == s->len && arg_is(&c, 2, "6"),
-       "use_eval: EVAL <source> 6 ...");
+       && c.argvlen[1] == s->len && arg_is(&c, 2, "7"),
+       "use_eval: EVAL <source> 7 ...");
     dq_cmd_use_eval(&c);
     ok(arg_is(&c, 0, "EVAL") && c.argv[1] == s->source, "use_eval twice: same");
 
@@ -216,6 +217,13 @@ main(void)
     freeReplyObject(r);
     r = mk_str("NOSCRIPT No matching script", REDIS_REPLY_ERROR);
     ok(dq_reply_is_noscript(r), "NOSCRIPT recognised");
+    freeReplyObject(r);
+    /* the name matched whole, as every error name (dq_reply_error_is) */
+    r = mk_str("NOSCRIPTX", REDIS_REPLY_ERROR);
+    ok(!dq_reply_is_noscript(r), "NOSCRIPTX is another error");
+    freeReplyObject(r);
+    r = mk_str("NOSCRIPT", REDIS_REPLY_STATUS);
+    ok(!dq_reply_is_noscript(r), "a status reply is not NOSCRIPT");
     freeReplyObject(r);
 
     r = mk_arr(5);
