@@ -483,6 +483,11 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
  * only. */
 int dq_shard_name_valid(dq_str_t s);
 
+/* The queue a shard name belongs to: "q" of "q#2" (q of q), pointing into
+ * name. Functions, the push library, settings and dq:queues know a shard
+ * by its queue's name. */
+dq_str_t dq_shard_base(dq_str_t name);
+
 /* The name of shard i of queue into buf (NUL-terminated): the queue itself
  * for i = 0, "<queue>#<i>" else. The length, or 0 when the queue is not
  * valid, i >= DQ_MAX_SHARDS or it does not fit. */
