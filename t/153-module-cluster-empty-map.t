@@ -18,10 +18,7 @@ use Time::HiRes qw(time sleep);
 DQNginx::require_nginx();
 my $dir = DQTest::tmpdir();
 my $c = DQCluster->start(dir => $dir, plain => 1);
-mkdir "$dir/lone";
-my $lone = DQTest::Redis->start(dir => "$dir/lone", port => DQCluster::_port_pair(),
-                                args => ['--cluster-enabled', 'yes',
-                                         '--cluster-config-file', "$dir/lone/nodes.conf"]);
+my $lone = DQCluster::lone_node($dir);
 my $seed = ($c->masters)[0]->port;
 my $addr = 'cluster:127.0.0.1:' . $lone->port . ",127.0.0.1:$seed";
 mkdir "$dir/nginx";
