@@ -889,7 +889,8 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
             call_n[k] = 0;      /* done: its tasks' status says so */
         } else if (r) {
-            rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
+            rc = dq_reply_enqueue(r, &items[call_first[k]], call_n[k],
+                                  &res[call_first[k]], &err);
             freeReplyObject(r);
             if (rc != DQ_OK) {
                 dq__fail_err(c, &err);
@@ -919,7 +920,8 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
             continue;
         }
-        rc = dq_reply_enqueue(r, call_n[k], &res[call_first[k]], &err);
+        rc = dq_reply_enqueue(r, &items[call_first[k]], call_n[k],
+                                  &res[call_first[k]], &err);
         freeReplyObject(r);
         if (rc != DQ_OK) {
             dq__fail_err(c, &err);
