@@ -4,10 +4,11 @@
  *
  *   deferred-cli [-r ADDR] [--password P] [--db N] [--json] COMMAND ...
  *
- * Commands: queues, list, show, retry/requeue, delete, purge, pause,
- * resume, workers (client/cli_admin.c, client/cli_workers.c), defer (here),
- * and the older stats, dead, error. `deferred-cli --help` lists them;
- * docs/OPERATIONS.md shows them at work. Exit codes: cli.h.
+ * Commands: queues, list, show (client/cli_inspect.c), retry/requeue,
+ * delete, purge, pause, resume (cli_actions.c), forget, migrate
+ * (cli_migrate.c), workers (cli_workers.c), config, queue (cli_config.c),
+ * defer (here), and the older stats, dead, error. `deferred-cli --help`
+ * lists them; docs/OPERATIONS.md shows them at work. Exit codes: cli.h.
  * Also: requeue-all QUEUE [TEXT] (every dead task, or those whose last
  * error contains TEXT), and sign [-m METHOD] -s SECRET_FILE... URI
  * [BODY_FILE]: the X-Deferred-Signature value for an HTTP request (body

@@ -12,6 +12,7 @@
 #define DQ_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -45,6 +46,31 @@ int64_t dq_cli_now(dq_cli_t *cli);
 redisReply *dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd);
 
 int dq_cli_queue(const char *s);              /* 1 if a valid queue name */
+/* "what QUEUE...": argv[first..argc) one or more valid queue names;
+ * DQ_CLI_OK, or DQ_CLI_USAGE after printing why. */
+int dq_cli_queue_args(int argc, char **argv, int first, const char *what);
+/* The queues registered in dq:queues (SMEMBERS, in Redis' order): n names
+ * in an array (NULL-terminated; the caller frees it) pointing into *reply
+ * (the caller's, freed after the array). NULL after an error (printed,
+ * but for out of memory). */
+char **dq_cli_queue_names(dq_cli_t *cli, redisReply **reply, size_t *n);
+
+/* A task's state as list and purge name it (cli_inspect.c says what each
+ * means); dq_cli_states[] by dq_cli_state_t. */
+typedef enum {
+    DQ_ST_WAITING = 0, DQ_ST_DUE, DQ_ST_DELAYED, DQ_ST_RUNNING, DQ_ST_DEAD,
+    DQ_ST_ALL
+} dq_cli_state_t;
+
+extern const char *const dq_cli_states[];
+int dq_cli_state(const char *s, dq_cli_state_t *out);     /* 0 or -1 */
+
+int dq_cli_cmp_str(const void *a, const void *b);    /* qsort of char * */
+
+/* config apply: App Engine's queue.yaml text as this project's queue
+ * blocks, appended to out (cli_yaml.c); 0, or -1 with err "line N: ..." */
+int dq_cli_yaml_translate(const char *text, FILE *out, char *err,
+                          size_t errlen);
 
 /* "2026-11-30T05:00:00.123Z" into buf (>= 32 bytes); "-" for ms <= 0. */
 const char *dq_cli_time(int64_t ms, char *buf);

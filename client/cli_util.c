@@ -1,7 +1,7 @@
 /*
  * deferred-cli helpers: exit codes, Redis calls on the C client's own
  * connection (so -r, --password, --db and unix sockets work the same for
- * every command), times, msgpack -> JSON, aligned tables.
+ * every command), task states, times, msgpack -> JSON, aligned tables.
  */
 #define _GNU_SOURCE     /* vasprintf */
 #include <stdarg.h>
@@ -123,6 +123,68 @@ dq_cli_queue(const char *s)
     dq_cli_usage_error("invalid queue name \"%s\" (1 to %d characters of "
                        "[A-Za-z0-9_-])", s, DQ_QUEUE_NAME_MAX);
     return 0;
+}
+
+int
+dq_cli_queue_args(int argc, char **argv, int first, const char *what)
+{
+    int i;
+
+    if (argc <= first) {
+        return dq_cli_usage_error("%s QUEUE...", what);
+    }
+    for (i = first; i < argc; i++) {
+        if (!dq_cli_queue(argv[i])) {
+            return DQ_CLI_USAGE;
+        }
+    }
+    return DQ_CLI_OK;
+}
+
+char **
+dq_cli_queue_names(dq_cli_t *cli, redisReply **reply, size_t *n)
+{
+    const char  *smembers[] = { "SMEMBERS", DQ_QUEUES_KEY };
+    char       **q;
+    size_t       i;
+
+    if ((*reply = dq_cli_cmd(cli, 2, smembers)) == NULL) {
+        return NULL;
+    }
+    *n = (*reply)->type == REDIS_REPLY_ARRAY ? (*reply)->elements : 0;
+    if ((q = calloc(*n + 1, sizeof(*q))) == NULL) {
+        freeReplyObject(*reply);
+        *reply = NULL;
+        return NULL;
+    }
+    for (i = 0; i < *n; i++) {
+        q[i] = (*reply)->element[i]->str;
+    }
+    return q;
+}
+
+const char *const dq_cli_states[] = {
+    "waiting", "due", "delayed", "running", "dead", "all"
+};
+
+int
+dq_cli_state(const char *s, dq_cli_state_t *out)
+{
+    int i;
+
+    for (i = 0; i <= DQ_ST_ALL; i++) {
+        if (strcmp(s, dq_cli_states[i]) == 0) {
+            *out = (dq_cli_state_t) i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int
+dq_cli_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
 const char *

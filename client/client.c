@@ -1,11 +1,7 @@
 /*
- * The C client (include/deferred/client.h): synchronous hiredis.
- *
- * A task is built exactly as an HTTP client's would be: the options become
- * a public request map (msgpack), which goes through the same strict
- * decoder and dq_request_parse as a POST body, then dq_envelope_encode and
- * the enqueue script. So a C program cannot store anything the nginx module
- * would refuse.
+ * The C client (include/deferred/client.h): synchronous hiredis. This
+ * file: errors, the connection, script calls and the replica waits; the
+ * enqueue is client_enqueue.c's.
  *
  * Connection: made at dq_client_new (a failure is remembered, not fatal);
  * any I/O error drops the context and the next call reconnects (AUTH,
@@ -56,9 +52,28 @@ dq__fail_err(dq_client_t *c, const dq_error_t *e)
     return dq__fail(c, e->code, "%s", e->msg);
 }
 
-static int dq__wait(dq_client_t *c);
+int
+dq__queue_arg(dq_client_t *c, const char *queue, dq_str_t *q)
+{
+    *q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
+    if (!dq_queue_name_valid(*q)) {
+        return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
+                        "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
+    }
+    return DQ_OK;
+}
 
 /* ------------------------------------------------------------ connection */
+
+struct timeval
+dq__ms_tv(long long ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t) (ms / 1000);
+    tv.tv_usec = (suseconds_t) (ms % 1000) * 1000;
+    return tv;
+}
 
 void
 dq__disconnect(dq_client_t *c)
@@ -246,8 +261,7 @@ dq_sync_connect(const char *address, const char *password, int db,
                  "cluster)", address);
         return NULL;
     }
-    tv.tv_sec = timeout_ms / 1000;
-    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    tv = dq__ms_tv(timeout_ms);
     if (a.master.len) {
         ctx = dq__sentinel_open(&a, password, tv, err, errlen);
         password = NULL;                  /* AUTH done before ROLE */
@@ -284,12 +298,9 @@ redisContext *
 dq__node_open(const char *host, int port, const char *password,
               int timeout_ms, char *err, size_t errlen)
 {
-    struct timeval  tv;
     redisContext   *ctx;
 
-    tv.tv_sec = timeout_ms / 1000;
-    tv.tv_usec = (timeout_ms % 1000) * 1000;
-    ctx = dq__open(host, port, NULL, tv, err, errlen);
+    ctx = dq__open(host, port, NULL, dq__ms_tv(timeout_ms), err, errlen);
     if (ctx == NULL) {
         return NULL;
     }
@@ -487,484 +498,6 @@ dq__run(dq_client_t *c, dq_cmd_t *cmd, redisReply **r)
     return DQ_OK;
 }
 
-/* ------------------------------------------------------------ defer */
-
-static int
-dq__pack_cstr(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n);
-}
-
-static int
-dq__pack_key(msgpack_packer *pk, const char *k)
-{
-    return dq__pack_cstr(pk, k);
-}
-
-/* The options as a public request map (what an HTTP client would POST). */
-static int
-dq__pack_request(msgpack_packer *pk, const char *func, const dq_args_t *args,
-                 const dq_defer_opts_t *o)
-{
-    const dq_retry_t *r = &o->retry;
-    uint32_t          n = 1, nr = 0;
-    size_t            i;
-    int               rc;
-
-    n += args != NULL;
-    n += o->kwargs != NULL;
-    n += o->queue != NULL;
-    n += o->name != NULL;
-    n += o->id != NULL;
-    n += o->url != NULL;
-    n += o->countdown_ms >= 0;
-    n += o->eta_ms >= 0;
-    n += o->nheaders > 0;
-    nr = (r->retry_limit >= 0) + (r->age_limit_ms >= 0)
-         + (r->min_backoff_ms >= 0) + (r->max_backoff_ms >= 0)
-         + (r->max_doublings >= 0);
-    n += nr > 0;
-
-    rc = msgpack_pack_map(pk, n) || dq__pack_key(pk, "func")
-         || dq__pack_cstr(pk, func);
-    if (!rc && args) {
-        rc = dq__pack_key(pk, "args") || dq__args_pack(args, pk);
-    }
-    if (!rc && o->kwargs) {
-        rc = dq__pack_key(pk, "kwargs") || dq__args_pack(o->kwargs, pk);
-    }
-    if (!rc && o->queue) {
-        rc = dq__pack_key(pk, "queue") || dq__pack_cstr(pk, o->queue);
-    }
-    if (!rc && o->name) {
-        rc = dq__pack_key(pk, "name") || dq__pack_cstr(pk, o->name);
-    }
-    if (!rc && o->id) {
-        rc = dq__pack_key(pk, "id") || dq__pack_cstr(pk, o->id);
-    }
-    if (!rc && o->url) {
-        rc = dq__pack_key(pk, "url") || dq__pack_cstr(pk, o->url);
-    }
-    if (!rc && o->countdown_ms >= 0) {
-        rc = dq__pack_key(pk, "countdown")
-             || msgpack_pack_double(pk, (double) o->countdown_ms / 1000.0);
-    }
-    if (!rc && o->eta_ms >= 0) {
-        rc = dq__pack_key(pk, "eta")
-             || msgpack_pack_double(pk, (double) o->eta_ms / 1000.0);
-    }
-    if (!rc && o->nheaders > 0) {
-        rc = dq__pack_key(pk, "headers")
-             || msgpack_pack_map(pk, o->nheaders);
-        for (i = 0; !rc && i < o->nheaders; i++) {
-            rc = dq__pack_cstr(pk, o->headers[i].name ? o->headers[i].name
-                                                      : "")
-                 || dq__pack_cstr(pk, o->headers[i].value
-                                      ? o->headers[i].value : "");
-        }
-    }
-    if (!rc && nr > 0) {
-        rc = dq__pack_key(pk, "retry_options") || msgpack_pack_map(pk, nr);
-        if (!rc && r->retry_limit >= 0) {
-            rc = dq__pack_key(pk, "task_retry_limit")
-                 || msgpack_pack_int64(pk, r->retry_limit);
-        }
-        if (!rc && r->age_limit_ms >= 0) {
-            rc = dq__pack_key(pk, "task_age_limit")
-                 || msgpack_pack_double(pk, r->age_limit_ms / 1000.0);
-        }
-        if (!rc && r->min_backoff_ms >= 0) {
-            rc = dq__pack_key(pk, "min_backoff_seconds")
-                 || msgpack_pack_double(pk, r->min_backoff_ms / 1000.0);
-        }
-        if (!rc && r->max_backoff_ms >= 0) {
-            rc = dq__pack_key(pk, "max_backoff_seconds")
-                 || msgpack_pack_double(pk, r->max_backoff_ms / 1000.0);
-        }
-        if (!rc && r->max_doublings >= 0) {
-            rc = dq__pack_key(pk, "max_doublings")
-                 || msgpack_pack_int64(pk, r->max_doublings);
-        }
-    }
-    return rc ? -1 : 0;
-}
-
-/* One task prepared for the enqueue script. */
-typedef struct {
-    size_t   env_off, env_len;    /* in the shared envelope buffer */
-    char     id[DQ_ID_SIZE];
-    char     queue[DQ_QUEUE_NAME_MAX + 1];
-    char     shard[DQ_SHARD_NAME_MAX + 1];   /* the queue's shard it goes
-                                             to (client_shards.c) */
-    char    *name;                /* malloc'd copy, or NULL */
-    int64_t  eta_ms, countdown_ms;
-    int      status;
-    int64_t  result_eta;
-    int      sent;
-    int      answered;            /* its call's reply was read: status is
-                                     Redis's answer */
-    int      keyed;               /* id given by the caller */
-} dq__prep_t;
-
-/* Validate one call and append its envelope to envs. */
-static int
-dq__prepare(dq_client_t *c, const char *func, const dq_args_t *args,
-            const dq_defer_opts_t *opts, const char *field,
-            msgpack_sbuffer *envs, dq__prep_t *p)
-{
-    static const dq_defer_opts_t defaults = DQ_DEFER_OPTS_INIT;
-    msgpack_sbuffer reqbuf;
-    msgpack_packer  pk;
-    msgpack_zone    zone;
-    msgpack_object  root;
-    dq_request_t    req;
-    dq_error_t      err;
-    int             rc;
-
-    if (opts == NULL) {
-        opts = &defaults;
-    }
-    if (func == NULL) {
-        return dq__fail(c, DQ_EINVAL, "%s%sfunc: required", field,
-                        field[0] ? "." : "");
-    }
-    if ((args && (args->broken || args->key_pending || args->is_map))
-        || (opts->kwargs && (opts->kwargs->broken || opts->kwargs->key_pending
-                             || !opts->kwargs->is_map)))
-    {
-        return dq__fail(c, DQ_EINVAL, "%s%s%s: incomplete or failed "
-                        "arguments (args must come from dq_args_new, kwargs "
-                        "from dq_kwargs_new with a value after every key)",
-                        field, field[0] ? "." : "",
-                        args && (args->broken || args->key_pending
-                                 || args->is_map) ? "args" : "kwargs");
-    }
-    if (opts->nheaders && opts->headers == NULL) {
-        return dq__fail(c, DQ_EINVAL, "%s%sheaders: NULL with nheaders %zu",
-                        field, field[0] ? "." : "", opts->nheaders);
-    }
-    msgpack_sbuffer_init(&reqbuf);
-    msgpack_packer_init(&pk, &reqbuf, msgpack_sbuffer_write);
-    if (dq__pack_request(&pk, func, args, opts) != 0) {
-        msgpack_sbuffer_destroy(&reqbuf);
-        return dq__fail(c, DQ_ENOMEM, "out of memory building the task");
-    }
-    if (!msgpack_zone_init(&zone, 2048)) {
-        msgpack_sbuffer_destroy(&reqbuf);
-        return dq__fail(c, DQ_ENOMEM, "out of memory");
-    }
-    rc = dq_msgpack_unpack(reqbuf.data, reqbuf.size, &c->lim, &zone, &root,
-                           &err);
-    if (rc == DQ_OK) {
-        rc = dq_request_parse(&root, field[0] ? field : NULL, &req, &err);
-    }
-    if (rc == DQ_OK && req.id.ptr && req.id.len > DQ_ID_LEN) {
-        rc = dq_error_set(&err, DQ_EINVAL, "id", "%s%sid: at most %d "
-                          "characters through the C client (it fits the "
-                          "id_out buffers)", field, field[0] ? "." : "",
-                          DQ_ID_LEN);
-    }
-    if (rc == DQ_OK) {
-        if (req.id.ptr) {
-            /* the caller's id: the enqueue is idempotent */
-            memcpy(p->id, req.id.ptr, req.id.len);
-            p->id[req.id.len] = '\0';
-            p->keyed = 1;
-        } else {
-            dq_id_new(p->id);
-        }
-        p->env_off = envs->size;
-        rc = dq_envelope_encode(&req, p->id, dq_now_ms(), &c->lim, envs,
-                                &err);
-        p->env_len = envs->size - p->env_off;
-    }
-    if (rc == DQ_OK) {
-        memcpy(p->queue, req.queue.ptr, req.queue.len);
-        p->queue[req.queue.len] = '\0';
-        p->name = NULL;
-        if (req.name.ptr) {
-            p->name = strndup(req.name.ptr, req.name.len);
-            if (p->name == NULL) {
-                rc = DQ_ENOMEM;
-                dq_error_set(&err, rc, NULL, "out of memory");
-            }
-        }
-        p->eta_ms = req.eta_ms;
-        p->countdown_ms = req.countdown_ms;
-    }
-    msgpack_zone_destroy(&zone);
-    msgpack_sbuffer_destroy(&reqbuf);
-    if (rc != DQ_OK) {
-        return dq__fail_err(c, &err);
-    }
-    return DQ_OK;
-}
-
-static void
-dq__status_text(dq_client_t *c, const dq__prep_t *p)
-{
-    if (p->status == DQ_EDUPLICATE) {
-        dq__fail(c, DQ_EDUPLICATE, "task name \"%s\" in queue \"%s\": a task "
-                 "with this name is waiting or running", p->name, p->queue);
-    } else if (p->status == DQ_ETOMBSTONE) {
-        dq__fail(c, DQ_ETOMBSTONE, "task name \"%s\" in queue \"%s\": a task "
-                 "with this name ran or died recently (tombstoned)", p->name,
-                 p->queue);
-    }
-}
-
-/* An error reply to one enqueue call (a node refused it: TRYAGAIN, OOM,
- * CLUSTERDOWN, READONLY...): its tasks get DQ_EREDIS (the first such
- * reply is errstr) and the other calls' results stand, so a caller of
- * dq_defer_many sees which tasks to send again. 1 if r was one (freed). */
-static int
-dq__call_refused(dq_client_t *c, redisReply *r, dq_enqueue_result_t *res,
-                 size_t n, int *refused)
-{
-    size_t i;
-
-    if (r->type != REDIS_REPLY_ERROR) {
-        return 0;
-    }
-    for (i = 0; i < n; i++) {
-        res[i].status = DQ_EREDIS;
-    }
-    if (!*refused) {
-        dq__fail(c, DQ_EREDIS, "enqueue: %.*s", (int) r->len, r->str);
-        *refused = 1;
-    }
-    freeReplyObject(r);
-    return 1;
-}
-
-/* One call's reply read: its tasks' results are final (kept even if a
- * later call's reply is lost). */
-static void
-dq__call_answered(dq__prep_t *preps, const size_t *idx,
-                  const dq_enqueue_result_t *res, size_t first, size_t n)
-{
-    size_t i;
-
-    for (i = first; i < first + n; i++) {
-        preps[idx[i]].status = res[i].status;
-        preps[idx[i]].result_eta = res[i].eta_ms;
-        preps[idx[i]].answered = 1;
-    }
-}
-
-/* Enqueue prepared tasks: one script call per queue per DQ__CHUNK tasks,
- * all pipelined, then all replies read. Each task whose call's reply was
- * read gets its result (answered); the others keep answered 0 and the
- * error returned is theirs. With dq_client_set_wait, the WAIT follows;
- * if it fails, or the calls stopped before it, the answered tasks that
- * were stored (DQ_OK) get DQ_EREDIS ("stored, but ..."); a duplicate or
- * tombstoned one keeps its status (nothing was written for it). */
-static int
-dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
-            const msgpack_sbuffer *envs)
-{
-    dq_enqueue_item_t   *items = NULL;
-    dq_enqueue_result_t *res = NULL;
-    size_t              *idx = NULL, ncalls = 0, i, j, k, m;
-    dq_cmd_t            *cmds = NULL;
-    size_t              *call_first = NULL, *call_n = NULL;
-    unsigned char       *call_sadd = NULL;     /* SADD dq:queues follows */
-    redisReply          *r;
-    dq_error_t           err;
-    const char          *sadd[3];
-    char                 qkey[DQ_SHARD_NAME_MAX + 1];
-    int                  rc = DQ_OK, refused = 0, wrc;
-
-    items = calloc(n, sizeof(*items));
-    res = calloc(n, sizeof(*res));
-    idx = calloc(n, sizeof(*idx));
-    cmds = calloc(n, sizeof(*cmds));        /* at most n calls */
-    call_first = calloc(n, sizeof(*call_first));
-    call_n = calloc(n, sizeof(*call_n));
-    call_sadd = calloc(n, sizeof(*call_sadd));
-    if (!items || !res || !idx || !cmds || !call_first || !call_n
-        || !call_sadd)
-    {
-        rc = dq__fail(c, DQ_ENOMEM, "out of memory");
-        goto done;
-    }
-    /* the shard of each task's queue (a sharded queue: by its name, else
-     * by the id the caller chose, so a retry finds the stored task; else
-     * round robin; docs/SCALING.md) */
-    for (i = 0; i < n; i++) {
-        if (!preps[i].sent
-            && (rc = dq__shard_target(c, preps[i].queue,
-                                      preps[i].name ? preps[i].name
-                                      : preps[i].keyed ? preps[i].id : NULL,
-                                      preps[i].shard)) != DQ_OK)
-        {
-            goto done;
-        }
-    }
-    /* group by shard, keeping the callers' order inside a shard */
-    m = 0;
-    for (i = 0; i < n; i++) {
-        if (preps[i].sent) {
-            continue;
-        }
-        snprintf(qkey, sizeof(qkey), "%s", preps[i].shard);
-        for (j = i; j < n; j++) {
-            if (preps[j].sent || strcmp(preps[j].shard, qkey) != 0) {
-                continue;
-            }
-            if (ncalls == 0 || call_n[ncalls - 1] == DQ__CHUNK
-                || strcmp(preps[idx[call_first[ncalls - 1]]].shard, qkey) != 0)
-            {
-                call_first[ncalls] = m;
-                call_n[ncalls] = 0;
-                ncalls++;
-            }
-            preps[j].sent = 1;
-            idx[m] = j;
-            items[m].id = dq_str_c(preps[j].id);
-            items[m].envelope.ptr = envs->data + preps[j].env_off;
-            items[m].envelope.len = preps[j].env_len;
-            items[m].name = dq_str_c(preps[j].name);
-            items[m].eta_ms = preps[j].eta_ms;
-            items[m].countdown_ms = preps[j].countdown_ms;
-            items[m].keyed = preps[j].keyed;
-            call_n[ncalls - 1]++;
-            m++;
-        }
-    }
-    for (k = 0; k < ncalls; k++) {
-        dq_cmd_init(&cmds[k]);
-        rc = dq_cmd_enqueue(&cmds[k],
-                            dq_str_c(preps[idx[call_first[k]]].shard),
-                            &items[call_first[k]], call_n[k], c->tombstone_ms);
-        if (rc != DQ_OK) {
-            dq__fail(c, rc, "cannot build the enqueue command");
-            ncalls = k + 1;
-            goto done;
-        }
-    }
-    if (c->cl) {
-        /* WAIT where these calls are answered (not where N was read) */
-        dq__cl_wait_reset(c);
-    }
-    /* pipeline: every call, plus the informational queue set once per
-     * queue per connection (any I/O error drops the connection and the
-     * record with it, so a queue is marked only once its SADD is queued on
-     * a connection that then stays up or forgets) */
-    for (k = 0; k < ncalls; k++) {
-        rc = dq__append(c, cmds[k].argc, cmds[k].argv, cmds[k].argvlen);
-        if (rc != DQ_OK) {
-            goto done;
-        }
-        sadd[2] = preps[idx[call_first[k]]].queue;
-        if (dq__qset_has(&c->queues, sadd[2])) {
-            continue;
-        }
-        sadd[0] = "SADD";
-        sadd[1] = DQ_QUEUES_KEY;
-        if ((rc = dq__append(c, 3, sadd, NULL)) != DQ_OK) {
-            goto done;
-        }
-        if (dq__qset_add(&c->queues, sadd[2]) != 0) {
-            dq__disconnect(c);
-            rc = dq__fail(c, DQ_ENOMEM, "redis: cannot queue the command");
-            goto done;
-        }
-        call_sadd[k] = 1;
-    }
-    for (k = 0; k < ncalls; k++) {
-        if (dq__get_reply(c, &r) != DQ_OK) {
-            rc = DQ_EREDIS;
-            goto done;
-        }
-        if (dq_reply_is_noscript(r)) {
-            /* not run: send it again as EVAL once the pipeline drained */
-            freeReplyObject(r);
-            r = NULL;
-        }
-        if (r && dq__call_refused(c, r, &res[call_first[k]], call_n[k],
-                                  &refused))
-        {
-            dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
-            call_n[k] = 0;      /* done: its tasks' status says so */
-        } else if (r) {
-            rc = dq_reply_enqueue(r, &items[call_first[k]], call_n[k],
-                                  &res[call_first[k]], &err);
-            freeReplyObject(r);
-            if (rc != DQ_OK) {
-                dq__fail_err(c, &err);
-                goto drain;
-            }
-            dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
-            call_n[k] = 0;      /* done */
-        }
-        if (call_sadd[k]) {
-            if (dq__get_reply(c, &r) != DQ_OK) {
-                rc = DQ_EREDIS;
-                goto done;
-            }
-            freeReplyObject(r);    /* SADD: informational, errors ignored */
-        }
-    }
-    for (k = 0; k < ncalls; k++) {
-        if (call_n[k] == 0) {
-            continue;
-        }
-        rc = dq__run(c, &cmds[k], &r);
-        if (rc != DQ_OK) {
-            goto done;
-        }
-        if (dq__call_refused(c, r, &res[call_first[k]], call_n[k], &refused))
-        {
-            dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
-            continue;
-        }
-        rc = dq_reply_enqueue(r, &items[call_first[k]], call_n[k],
-                                  &res[call_first[k]], &err);
-        freeReplyObject(r);
-        if (rc != DQ_OK) {
-            dq__fail_err(c, &err);
-            goto done;
-        }
-        dq__call_answered(preps, idx, res, call_first[k], call_n[k]);
-    }
-    goto done;
-
-drain:
-    /* a malformed reply: read the rest so the connection stays in step
-     * (this call's SADD, then every later call and its SADD) */
-    for (i = call_sadd[k], k++; k < ncalls; k++) {
-        i += 1 + call_sadd[k];
-    }
-    while (i-- > 0 && dq__get_reply(c, &r) == DQ_OK) {
-        freeReplyObject(r);
-    }
-done:
-    if (c->wait_replicas > 0) {
-        /* stored is not enough: replicated, or the stored ones fail */
-        wrc = rc == DQ_OK ? dq__wait(c) : rc;
-        for (i = 0; wrc != DQ_OK && i < n; i++) {
-            if (preps[i].answered && preps[i].status == DQ_OK) {
-                preps[i].status = wrc;
-            }
-        }
-    }
-    if (cmds) {
-        for (k = 0; k < ncalls; k++) {
-            dq_cmd_free(&cmds[k]);
-        }
-    }
-    free(items);
-    free(res);
-    free(idx);
-    free(cmds);
-    free(call_first);
-    free(call_n);
-    free(call_sadd);
-    return rc;
-}
-
 int
 dq_client_set_wait(dq_client_t *c, int replicas, int timeout_ms)
 {
@@ -977,12 +510,9 @@ dq_client_set_wait(dq_client_t *c, int replicas, int timeout_ms)
     return DQ_OK;
 }
 
-/* WAIT for the replicas after an enqueue (the socket timeout stretched by
- * the wait's own). */
-static int
+int
 dq__wait(dq_client_t *c)
 {
-    struct timeval  tv;
     redisReply     *r;
     int             rc = DQ_OK;
     long long       total = (long long) c->timeout_ms + c->wait_ms;
@@ -990,9 +520,7 @@ dq__wait(dq_client_t *c)
     if (c->cl) {
         return dq__cl_wait(c, c->wait_replicas, c->wait_ms);
     }
-    tv.tv_sec = (time_t) (total / 1000);
-    tv.tv_usec = (suseconds_t) (total % 1000) * 1000;
-    redisSetTimeout(c->ctx, tv);
+    redisSetTimeout(c->ctx, dq__ms_tv(total));
     r = redisCommand(c->ctx, "WAIT %d %d", c->wait_replicas, c->wait_ms);
     if (r == NULL) {
         rc = dq__fail(c, DQ_EREDIS, "stored, but WAIT got no reply: %s",
@@ -1011,9 +539,7 @@ dq__wait(dq_client_t *c)
                       c->wait_replicas, c->wait_ms);
     }
     freeReplyObject(r);
-    tv.tv_sec = c->timeout_ms / 1000;
-    tv.tv_usec = (c->timeout_ms % 1000) * 1000;
-    redisSetTimeout(c->ctx, tv);
+    redisSetTimeout(c->ctx, dq__ms_tv(c->timeout_ms));
     return rc;
 }
 
@@ -1034,7 +560,6 @@ int
 dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
               int timeout_ms, const char *what)
 {
-    struct timeval  tv;
     redisReply     *r;
     long long       total = (long long) c->timeout_ms + timeout_ms;
     size_t          nrep = 0;
@@ -1054,9 +579,7 @@ dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
     if (nrep == 0) {
         return DQ_OK;           /* no replica to lose it to */
     }
-    tv.tv_sec = (time_t) (total / 1000);
-    tv.tv_usec = (suseconds_t) (total % 1000) * 1000;
-    redisSetTimeout(ctx, tv);
+    redisSetTimeout(ctx, dq__ms_tv(total));
     if ((r = redisCommand(ctx, "WAIT 1 %d", timeout_ms)) == NULL) {
         return dq__node_lost(c, ctx, "WAIT", who, what);
     }
@@ -1068,9 +591,7 @@ dq__wait_node(dq_client_t *c, redisContext *ctx, const char *who,
                       r->type == REDIS_REPLY_ERROR ? r->str : "WAIT");
     }
     freeReplyObject(r);
-    tv.tv_sec = c->timeout_ms / 1000;
-    tv.tv_usec = (c->timeout_ms % 1000) * 1000;
-    redisSetTimeout(ctx, tv);
+    redisSetTimeout(ctx, dq__ms_tv(c->timeout_ms));
     return rc;
 }
 
@@ -1081,133 +602,4 @@ dq__wait_replicated(dq_client_t *c, int timeout_ms, const char *what)
         return dq__cl_wait_replicated(c, timeout_ms, what);
     }
     return dq__wait_node(c, c->ctx, "redis", timeout_ms, what);
-}
-
-static int
-dq__defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
-               int *statuses, char (*ids)[DQ_ID_SIZE], int64_t *etas)
-{
-    msgpack_sbuffer envs;
-    dq__prep_t     *preps;
-    char            field[32], first_err[sizeof(c->errstr)];
-    size_t          i, j, first_bad = n, nvalid = 0;
-    int             rc = DQ_OK;
-
-    c->errstr[0] = '\0';
-    if (n == 0) {
-        return DQ_OK;
-    }
-    if (reqs == NULL || statuses == NULL) {
-        return dq__fail(c, DQ_EINVAL, "dq_defer_many: NULL reqs or statuses");
-    }
-    preps = calloc(n, sizeof(*preps));
-    if (preps == NULL) {
-        return dq__fail(c, DQ_ENOMEM, "out of memory");
-    }
-    msgpack_sbuffer_init(&envs);
-    for (i = 0; i < n; i++) {
-        field[0] = '\0';
-        if (n > 1) {
-            snprintf(field, sizeof(field), "tasks[%zu]", i);
-        }
-        statuses[i] = dq__prepare(c, reqs[i].func, reqs[i].args,
-                                  reqs[i].opts, field, &envs, &preps[i]);
-        if (statuses[i] != DQ_OK) {
-            preps[i].sent = 1;      /* invalid: never sent */
-            if (first_bad == n) {
-                first_bad = i;
-                rc = statuses[i];
-                memcpy(first_err, c->errstr, sizeof(first_err));
-            }
-        } else {
-            nvalid++;
-        }
-    }
-    if (nvalid == 0) {
-        memcpy(c->errstr, first_err, sizeof(first_err));
-        goto done;
-    }
-    c->errstr[0] = '\0';
-    rc = dq__ready(c);
-    if (rc == DQ_OK) {
-        rc = dq__enqueue(c, preps, n, &envs);
-    }
-    for (i = 0; i < n; i++) {
-        if (statuses[i] != DQ_OK) {
-            if (ids) {
-                ids[i][0] = '\0';  /* refused before sending */
-            }
-            continue;
-        }
-        /* a call answered keeps its tasks' results when a later one's
-         * reply is lost; only the unanswered ones get the error */
-        statuses[i] = preps[i].answered ? preps[i].status
-                      : rc != DQ_OK ? rc : DQ_EREDIS;
-        if (ids) {
-            memcpy(ids[i], preps[i].id, DQ_ID_SIZE);
-        }
-        if (etas) {
-            etas[i] = preps[i].result_eta;
-        }
-    }
-    if (rc == DQ_OK) {
-        /* the calls were made (see statuses); errstr tells why the first
-         * refused task was refused, but a Redis error (a node's refusal,
-         * a failed WAIT) keeps its text: a duplicate says nothing new */
-        for (i = 0; i < n && statuses[i] == DQ_OK; i++) {
-            /* find it */
-        }
-        for (j = i; j < n && statuses[j] != DQ_EREDIS; j++) {
-            /* a Redis error after it? */
-        }
-        if (i == first_bad) {
-            memcpy(c->errstr, first_err, sizeof(first_err));
-        } else if (i < n && j == n) {
-            dq__status_text(c, &preps[i]);
-        }
-    }
-
-done:
-    for (i = 0; i < n; i++) {
-        free(preps[i].name);
-    }
-    free(preps);
-    msgpack_sbuffer_destroy(&envs);
-    return rc;
-}
-
-int
-dq_defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
-              int *statuses, char (*ids)[DQ_ID_SIZE])
-{
-    return dq__defer_many(c, reqs, n, statuses, ids, NULL);
-}
-
-int
-dq_defer(dq_client_t *c, const char *func, const dq_args_t *args,
-         const dq_defer_opts_t *opts, char id_out[DQ_ID_SIZE],
-         int64_t *eta_ms)
-{
-    dq_defer_req_t req;
-    int            status = DQ_ERR, rc;
-    char           ids[1][DQ_ID_SIZE];
-    int64_t        eta = 0;
-
-    req.func = func;
-    req.args = args;
-    req.opts = opts;
-    rc = dq__defer_many(c, &req, 1, &status, ids, &eta);
-    if (rc == DQ_OK) {
-        rc = status;
-    }
-    if (rc != DQ_OK) {
-        return rc;
-    }
-    if (id_out) {
-        memcpy(id_out, ids[0], DQ_ID_SIZE);
-    }
-    if (eta_ms) {
-        *eta_ms = eta;
-    }
-    return DQ_OK;
 }

@@ -9,30 +9,39 @@
 
 #include "client_impl.h"
 
+/* A call on a whole queue: the last error cleared, a valid name and its
+ * shard count n. */
 static int
-dq__queue_arg(dq_client_t *c, const char *queue, dq_str_t *q)
-{
-    *q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
-    if (!dq_queue_name_valid(*q)) {
-        return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
-                        "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
-    }
-    return DQ_OK;
-}
-
-/* A call on one task: valid queue and id, and connected. */
-static int
-dq__task_args(dq_client_t *c, const char *queue, const char *id, dq_str_t *q)
+dq__queue_args(dq_client_t *c, const char *queue, dq_str_t *q, unsigned *n)
 {
     int rc;
 
+    c->errstr[0] = '\0';
+    if ((rc = dq__queue_arg(c, queue, q)) != DQ_OK) {
+        return rc;
+    }
+    return dq_queue_shards(c, q->ptr, n);
+}
+
+/* A call on one task: the last error cleared, valid queue and id,
+ * connected, and the queue's shard count n. */
+static int
+dq__task_args(dq_client_t *c, const char *queue, const char *id, dq_str_t *q,
+              unsigned *n)
+{
+    int rc;
+
+    c->errstr[0] = '\0';
     if ((rc = dq__queue_arg(c, queue, q)) != DQ_OK) {
         return rc;
     }
     if (id == NULL || id[0] == '\0') {
         return dq__fail(c, DQ_EINVAL, "id: required");
     }
-    return dq__ready(c);
+    if ((rc = dq__ready(c)) != DQ_OK) {
+        return rc;
+    }
+    return dq_queue_shards(c, q->ptr, n);
 }
 
 /* One shard's (or an unsharded queue's) counts into out. */
@@ -101,48 +110,28 @@ dq__stats_one(dq_client_t *c, dq_str_t q, dq_queue_stats_t *out)
     return DQ_OK;
 }
 
-int
-dq_queue_stats_shard(dq_client_t *c, const char *queue, unsigned shard,
-                     dq_queue_stats_t *out)
-{
-    char     s[DQ_SHARD_NAME_MAX + 1];
-    dq_str_t q;
-    unsigned n = 1;
-    int      rc;
-
-    c->errstr[0] = '\0';
-    memset(out, 0, sizeof(*out));
-    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK
-        || (rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK)
-    {
-        return rc;
-    }
-    if (shard >= n) {
-        return dq__fail(c, DQ_EINVAL, "queue \"%s\" has %u shards, no "
-                        "shard %u", q.ptr, n, shard);
-    }
-    dq_shard_name(s, sizeof(s), q, shard);
-    return dq__stats_one(c, dq_str_c(s), out);
-}
-
-int
-dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
+/* Into out: shard `shard`'s counts (all 0), or the sums over every shard
+ * (all 1: a sharded queue is one queue). */
+static int
+dq__stats(dq_client_t *c, const char *queue, int all, unsigned shard,
+          dq_queue_stats_t *out)
 {
     dq_queue_stats_t one;
     char             s[DQ_SHARD_NAME_MAX + 1];
     dq_str_t         q;
-    unsigned         n = 1, i;
+    unsigned         n = 1, i, end;
     int              rc;
 
-    c->errstr[0] = '\0';
     memset(out, 0, sizeof(*out));
-    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK
-        || (rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK)
-    {
+    if ((rc = dq__queue_args(c, queue, &q, &n)) != DQ_OK) {
         return rc;
     }
-    /* a sharded queue is one queue: the sums over its shards */
-    for (i = 0; i < n; i++) {
+    if (!all && shard >= n) {
+        return dq__fail(c, DQ_EINVAL, "queue \"%s\" has %u shards, no "
+                        "shard %u", q.ptr, n, shard);
+    }
+    end = all ? n : shard + 1;
+    for (i = all ? 0 : shard; i < end; i++) {
         dq_shard_name(s, sizeof(s), q, i);
         if ((rc = dq__stats_one(c, dq_str_c(s), &one)) != DQ_OK) {
             return rc;
@@ -160,6 +149,19 @@ dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
         out->dead_over_max += one.dead_over_max;
     }
     return DQ_OK;
+}
+
+int
+dq_queue_stats_shard(dq_client_t *c, const char *queue, unsigned shard,
+                     dq_queue_stats_t *out)
+{
+    return dq__stats(c, queue, 0, shard, out);
+}
+
+int
+dq_queue_stats(dq_client_t *c, const char *queue, dq_queue_stats_t *out)
+{
+    return dq__stats(c, queue, 1, 0, out);
 }
 
 static int
@@ -204,10 +206,7 @@ dq_requeue_dead(dq_client_t *c, const char *queue, const char *id)
     char        s[DQ_SHARD_NAME_MAX + 1];
     unsigned    n = 1, i;
 
-    c->errstr[0] = '\0';
-    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK
-        || (rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK)
-    {
+    if ((rc = dq__task_args(c, queue, id, &q, &n)) != DQ_OK) {
         return rc;
     }
     /* a sharded queue: the shard whose dead set holds it */
@@ -298,13 +297,10 @@ dq_task_last_error(dq_client_t *c, const char *queue, const char *id,
     unsigned    n = 1, i;
     int         rc;
 
-    c->errstr[0] = '\0';
     if (size) {
         buf[0] = '\0';
     }
-    if ((rc = dq__task_args(c, queue, id, &q)) != DQ_OK
-        || (rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK)
-    {
+    if ((rc = dq__task_args(c, queue, id, &q, &n)) != DQ_OK) {
         return rc;
     }
     /* a sharded queue: the first shard that has it */
@@ -348,11 +344,7 @@ dq_queue_pause(dq_client_t *c, const char *queue, int paused, int *changed)
     unsigned n = 1, i;
     int      rc = DQ_OK, st = 0, any = 0;
 
-    c->errstr[0] = '\0';
-    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
-        return rc;
-    }
-    if ((rc = dq_queue_shards(c, q.ptr, &n)) != DQ_OK) {
+    if ((rc = dq__queue_args(c, queue, &q, &n)) != DQ_OK) {
         return rc;
     }
     /* every shard of a sharded queue, shard 0 last */

@@ -485,13 +485,9 @@ dq__cl_resend(dq_client_t *c, long conn, int asking)
 }
 
 static int
-dq__cl_is(const redisReply *r, const char *prefix)
+dq__cl_is(const redisReply *r, const char *name)
 {
-    size_t n = strlen(prefix);
-
-    return r->type == REDIS_REPLY_ERROR && r->len >= n
-           && memcmp(r->str, prefix, n) == 0
-           && (r->len == n || r->str[n] == ' ');
+    return dq_reply_error_is(r, &name, 1);
 }
 
 static void
@@ -615,7 +611,6 @@ dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms)
 {
     dq__cluster_t  *cl = c->cl;
     dq__cl_conn_t  *n;
-    struct timeval  tv;
     redisReply     *r;
     long long       total = (long long) c->timeout_ms + timeout_ms;
     size_t          i;
@@ -627,9 +622,7 @@ dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms)
             continue;
         }
         n->wrote = 0;
-        tv.tv_sec = (time_t) (total / 1000);
-        tv.tv_usec = (suseconds_t) (total % 1000) * 1000;
-        redisSetTimeout(n->ctx, tv);
+        redisSetTimeout(n->ctx, dq__ms_tv(total));
         r = redisCommand(n->ctx, "WAIT %d %d", replicas, timeout_ms);
         if (r == NULL) {
             rc = dq__fail(c, DQ_EREDIS, "stored, but WAIT on %s:%d got no "
@@ -651,9 +644,7 @@ dq__cl_wait(dq_client_t *c, int replicas, int timeout_ms)
                           replicas, n->host, n->port, timeout_ms);
         }
         freeReplyObject(r);
-        tv.tv_sec = c->timeout_ms / 1000;
-        tv.tv_usec = (c->timeout_ms % 1000) * 1000;
-        redisSetTimeout(n->ctx, tv);
+        redisSetTimeout(n->ctx, dq__ms_tv(c->timeout_ms));
     }
     return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * The C client's internals shared by client/client.c and client/client_args.c.
+ * The C client's internals shared by client/client*.c.
  * Not part of the nginx module build.
  */
 #ifndef DQ_CLIENT_IMPL_H
@@ -69,9 +69,9 @@ typedef struct {
     size_t            head, npend, cap;
 } dq__cluster_t;
 
-/* Shard counts read (client_shards.c): a few queues, each for
- * DQ_SHARDS_TTL_MS. */
-#define DQ__SHARD_CACHE  16
+/* Shard counts read (client_shards.c): up to 64 queues (as nginx's
+ * table), each for DQ_SHARDS_TTL_MS, the least recently used evicted. */
+#define DQ__SHARD_CACHE  64
 
 typedef struct {
     char     name[DQ_QUEUE_NAME_MAX + 1];   /* "" = free */
@@ -79,6 +79,7 @@ typedef struct {
     unsigned rr;                            /* its unnamed tasks' round
                                                robin (per queue) */
     int64_t  expires;                       /* monotonic ms */
+    uint64_t used;                          /* shard_tick when last used */
 } dq__shard_cache_t;
 
 struct dq_client_s {
@@ -95,13 +96,17 @@ struct dq_client_s {
     redisContext *ctx;
     dq__qset_t   queues;      /* SADD dq:queues sent on ctx (reset with it) */
     dq__shard_cache_t shards[DQ__SHARD_CACHE];
-    unsigned     shard_evict; /* the shard cache's next victim */
+    uint64_t     shard_tick;  /* the shard cache's use counter (LRU) */
     char         errstr[512];
 };
 
-/* Shared by client.c and client_admin.c. */
+/* client.c, shared by the other client*.c. */
+struct timeval dq__ms_tv(long long ms);   /* a hiredis timeout of ms */
 int  dq__fail(dq_client_t *c, int code, const char *fmt, ...) DQ_PRINTF(3, 4);
 int  dq__fail_err(dq_client_t *c, const dq_error_t *e);
+/* A queue argument (NULL: the default queue) into q; DQ_EINVAL (errstr
+ * set) unless it is a valid name. */
+int  dq__queue_arg(dq_client_t *c, const char *queue, dq_str_t *q);
 void dq__disconnect(dq_client_t *c);
 int  dq__ready(dq_client_t *c);       /* connected (reconnects) or error */
 int  dq__get_reply(dq_client_t *c, redisReply **r);
@@ -115,6 +120,9 @@ int  dq__append(dq_client_t *c, int argc, const char **argv,
 redisContext *dq__node_open(const char *host, int port, const char *password,
                             int timeout_ms, char *err, size_t errlen);
 
+/* WAIT for dq_client_set_wait's replicas after an enqueue
+ * (client_enqueue.c; the socket timeout stretched by the wait's own). */
+int  dq__wait(dq_client_t *c);
 /* After a write that must survive a failover (a queue's shard count):
  * on the master written to (one Redis: the connection; a cluster: each
  * master that answered since dq__cl_wait_reset), ROLE, and if it has

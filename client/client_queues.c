@@ -1,9 +1,10 @@
 /*
  * The C client's record of the queues already added to `dq:queues` on the
- * current connection (client/client.c sends `SADD dq:queues <q>` once per
- * queue per connection; dq__disconnect forgets them, so a reconnect, maybe
- * to another server after a failover, adds them again). A small string set:
- * open addressing, FNV-1a, grown at half full. Not part of the nginx build.
+ * current connection (client/client_enqueue.c sends `SADD dq:queues <q>`
+ * once per queue per connection; dq__disconnect forgets them, so a
+ * reconnect, maybe to another server after a failover, adds them again).
+ * A small string set: open addressing, FNV-1a, grown at half full. Not
+ * part of the nginx build.
  */
 #include <stdint.h>
 #include <stdlib.h>

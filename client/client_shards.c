@@ -110,11 +110,13 @@ dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n, int probe)
 }
 
 /* N of queue q through the cache: its entry (NULL with *rc and errstr
- * set). */
+ * set). A new queue takes a free entry, else an expired one, else the
+ * least recently used (a producer cycling through up to
+ * DQ__SHARD_CACHE queues reads each N once per DQ_SHARDS_TTL_MS). */
 static dq__shard_cache_t *
 dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
 {
-    dq__shard_cache_t *e, *slot = NULL;
+    dq__shard_cache_t *e, *slot = NULL, *lru = NULL;
     unsigned           n;
     int64_t            now = dq__mono_ms();
     size_t             i;
@@ -125,6 +127,7 @@ dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
         if (e->name[0] != '\0' && strlen(e->name) == q.len
             && memcmp(e->name, q.ptr, q.len) == 0)
         {
+            e->used = ++c->shard_tick;
             if (now < e->expires) {
                 return e;
             }
@@ -134,14 +137,18 @@ dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
         if (slot == NULL && (e->name[0] == '\0' || e->expires <= now)) {
             slot = e;
         }
+        if (lru == NULL || e->used < lru->used) {
+            lru = e;
+        }
     }
     if ((rc = dq__shards_read(c, q, &n, 0)) != DQ_OK) {
         *rcp = rc;
         return NULL;
     }
     if (slot == NULL) {
-        slot = &c->shards[c->shard_evict++ % DQ__SHARD_CACHE];
+        slot = lru;
     }
+    slot->used = ++c->shard_tick;
     if (strlen(slot->name) != q.len || memcmp(slot->name, q.ptr, q.len) != 0)
     {
         memcpy(slot->name, q.ptr, q.len);
@@ -193,12 +200,12 @@ dq__shard_target(dq_client_t *c, const char *queue, const char *name,
 int
 dq_queue_shards(dq_client_t *c, const char *queue, unsigned *n)
 {
-    dq_str_t q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
+    dq_str_t q;
+    int      rc;
 
     c->errstr[0] = '\0';
-    if (!dq_queue_name_valid(q)) {
-        return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
-                        "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
+        return rc;
     }
     return dq__shards_read(c, q, n, 1);
 }
@@ -508,15 +515,14 @@ dq_queue_set(dq_client_t *c, const char *queue, const dq_queue_set_t *set)
     char        v[DQ_QCONF_NFIELDS][48];
     const char *f[1] = { DQ_QCONF_SHARDS }, *val[1];
     char        nbuf[8], s[DQ_SHARD_NAME_MAX + 1];
-    dq_str_t    q = dq_str_c(queue ? queue : DQ_DEFAULT_QUEUE);
+    dq_str_t    q;
     unsigned    n0 = 1, n, i, raw0 = 1;
     int         rc, applied;
     int64_t     maxc;
 
     c->errstr[0] = '\0';
-    if (!dq_queue_name_valid(q)) {
-        return dq__fail(c, DQ_EINVAL, "queue: must be 1 to %d characters "
-                        "of [A-Za-z0-9_-]", DQ_QUEUE_NAME_MAX);
+    if ((rc = dq__queue_arg(c, queue, &q)) != DQ_OK) {
+        return rc;
     }
     if (set->shards > DQ_MAX_SHARDS) {
         return dq__fail(c, DQ_EINVAL, "shards: 1 to %d, not %u",

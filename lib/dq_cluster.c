@@ -335,19 +335,7 @@ dq_cluster_redirect(const redisReply *r, dq_cluster_redirect_t *rd)
 int
 dq_cluster_is_retry(const redisReply *r)
 {
-    static const char *const names[] = { "TRYAGAIN", "CLUSTERDOWN" };
-    size_t                   i, n;
+    static const char *const  names[] = { "TRYAGAIN", "CLUSTERDOWN" };
 
-    if (r == NULL || r->type != REDIS_REPLY_ERROR || r->str == NULL) {
-        return 0;
-    }
-    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        n = strlen(names[i]);
-        if (r->len >= n && memcmp(r->str, names[i], n) == 0
-            && (r->len == n || r->str[n] == ' '))
-        {
-            return 1;
-        }
-    }
-    return 0;
+    return dq_reply_error_is(r, names, sizeof(names) / sizeof(names[0]));
 }

@@ -431,8 +431,9 @@ dq_cmd_use_eval(dq_cmd_t *c)
 int
 dq_reply_is_noscript(const redisReply *r)
 {
-    return r && r->type == REDIS_REPLY_ERROR && r->len >= 8
-           && memcmp(r->str, "NOSCRIPT", 8) == 0;
+    static const char *const  noscript[] = { "NOSCRIPT" };
+
+    return dq_reply_error_is(r, noscript, 1);
 }
 
 /* -------------------------------------------------------------- builders */

@@ -13,7 +13,7 @@
  * writes, which is why the scripts that free memory carry allow-oom. The
  * caller keeps its result and sends it again on a fresh connection
  * (fencing makes a repeat harmless). The worker keeps its results on any
- * other error reply too (dispatch.c: resent with back-off): only the
+ * other error reply too (worker/report.c: resent with back-off): only the
  * per-task statuses of a script that ran settle a result.
  */
 #include <stdio.h>

@@ -2,7 +2,7 @@
 # Embed the dashboard page into C: gen_dashboard.sh OUT.h PAGE.html
 # The page is split at its line "<!-- DQ_CONFIG -->": the module writes a
 # <script> with the status and admin URLs of the location between the
-# two halves (ngx_http_deferred_status.c).
+# two halves (ngx_http_deferred_dashboard.c).
 set -eu
 out=$1
 page=$2

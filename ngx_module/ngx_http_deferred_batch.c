@@ -924,7 +924,7 @@ ngx_http_deferred_batch_reshard(ngx_http_deferred_group_t *g, ngx_uint_t n)
     u_char                     *p;
     dq_str_t                    name[DQ_MAX_SHARDS];
     ngx_uint_t                  k, s, m, keep, next, cnt[DQ_MAX_SHARDS],
-                                sh[DQ_DEFAULT_MAX_BATCH];
+                               *sh;
     ngx_http_request_t         *r;
     ngx_http_deferred_ctx_t    *ctx;
     ngx_http_deferred_task_t   *t;
@@ -933,7 +933,13 @@ ngx_http_deferred_batch_reshard(ngx_http_deferred_group_t *g, ngx_uint_t n)
     ctx = g->ctx;
     r = ctx->request;
 
-    if (n > DQ_MAX_SHARDS || g->n > DQ_DEFAULT_MAX_BATCH) {
+    if (n > DQ_MAX_SHARDS) {
+        return NGX_ERROR;
+    }
+
+    /* up to deferred_max_batch tasks: each one's shard, once */
+    sh = ngx_palloc(r->pool, g->n * sizeof(ngx_uint_t));
+    if (sh == NULL) {
         return NGX_ERROR;
     }
 

@@ -27,10 +27,12 @@
  * here ("q#1"...: batch.c groups a request's tasks by shard), so its
  * tasks merge per shard. How many shards a queue has is read from Redis
  * (dq_cmd_shards) without waiting: ngx_http_deferred_merge_shards answers
- * from this worker's table, 1 while a queue's count is not known yet
- * (the first enqueues of a queue in a worker process go to shard 0 until
- * the answer is in, one round trip), and asks again in the background
- * once the answer is DQ_SHARDS_TTL_MS old. At most
+ * from this worker's table, 0 while a queue's count is not known yet
+ * (the first groups of a queue in a worker process are held until the
+ * answer is in, one round trip; a read that fails or cannot be sent
+ * counts as 1, "guessed": a named or keyed task then gets 503 at once),
+ * and asks again in the background once the answer is DQ_SHARDS_TTL_MS
+ * old. At most
  * NGX_HTTP_DEFERRED_SHARDS queues are kept (least recently used goes).
  */
 
@@ -894,14 +896,22 @@ ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue,
 
     if (!e->pending
         && (e->n == 0 || ngx_current_msec - e->read >= DQ_SHARDS_TTL_MS)
-        && ngx_http_deferred_redis_ready(rs) == NGX_OK
-        && dq_cmd_shards(&e->cmd, queue) == DQ_OK
-        && ngx_http_deferred_redis_eval(rs, &e->cmd,
+        && ngx_http_deferred_redis_ready(rs) == NGX_OK)
+    {
+        if (dq_cmd_shards(&e->cmd, queue) == DQ_OK
+            && ngx_http_deferred_redis_eval(rs, &e->cmd,
                                         ngx_http_deferred_merge_shards_read,
                                         e)
-           != NULL)
-    {
-        e->pending = 1;
+               != NULL)
+        {
+            e->pending = 1;
+
+        } else {
+            /* not sent (a cluster slot without a master, its node in
+             * back-off): a failed read, no answer would ever release the
+             * groups held for it */
+            ngx_http_deferred_merge_shards_read(e, NULL);
+        }
     }
 
     *guessed = e->guessed;
@@ -926,7 +936,7 @@ ngx_http_deferred_merge_shards_read(void *data, redisReply *reply)
                           "deferred: redis %V: the shard count of queue "
                           "\"%*s\" could not be read: %s", &e->rs->name,
                           e->len, e->name,
-                          reply ? reply->str : "no answer");
+                          reply ? reply->str : "not sent or no answer");
             e->n = 1;
             e->guessed = 1;
             e->read = ngx_current_msec;

@@ -18,8 +18,13 @@
  *   ngx_http_deferred_access.c   who may call the endpoint: local
  *                                addresses, signatures (lib/dq_sign.c),
  *                                functions and retry bounds
- *   ngx_http_deferred_status.c   operator locations: status, metrics,
- *                                dashboard, admin actions, readiness
+ *   ngx_http_deferred_status.c   operator locations: the directive, the
+ *                                op (ngx_http_deferred_ops.h), status,
+ *                                metrics, readiness
+ *   ngx_http_deferred_render.c   status as JSON, metrics as Prometheus text
+ *   ngx_http_deferred_admin.c    deferred_admin: the actions
+ *   ngx_http_deferred_dashboard.c
+ *                                deferred_dashboard: the embedded page
  *
  * Key names, scripts, the envelope and name rules come from lib/ only.
  */

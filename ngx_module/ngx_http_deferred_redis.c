@@ -2023,13 +2023,12 @@ ngx_http_deferred_cluster_redirect(ngx_http_deferred_redis_cmd_t *rcmd,
     ngx_int_t                    i;
     dq_cluster_redirect_t        rd;
     ngx_http_deferred_redis_t   *rs, **node;
+    static const char *const     clusterdown[] = { "CLUSTERDOWN" };
 
     rs = rcmd->cluster;
 
     if (!dq_cluster_redirect(reply, &rd)) {
-        if (reply->len >= 11 && ngx_strncmp(reply->str, "CLUSTERDOWN", 11)
-                                == 0)
-        {
+        if (dq_reply_error_is(reply, clusterdown, 1)) {
             ngx_http_deferred_cluster_refresh(rs);
         }
 

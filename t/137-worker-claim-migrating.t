@@ -1,13 +1,13 @@
 # R5 review: the worker's claim on a MIGRATING slot whose script leases
 # tasks and then errors ("ERR Script attempted to access a non local
 # key": the eta zset emptied by the claim's own ZREM, read again): the
-# worker takes the error reply as "nothing leased" (dispatch.c
+# worker takes the error reply as "nothing leased" (claim.c
 # dq__claim_reply: no lost claim filed, no release_claim), so the tasks
 # sit leased to nobody for the lease, then are taken back CHARGED
 # ("lease expired", retries 1) and run late. Failed so before the fix
 # (retries 1 on each task). Now the claim runs to its end (claim.lua reads
 # eta's next entry before its ZREM), and a claim error reply that may
-# follow writes is filed as a lost claim and released (dispatch.c
+# follow writes is filed as a lost claim and released (claim.c
 # dq__claim_refused): each task runs once, retries 0, with either fix
 # alone (checked: the dispatch fix alone passes, the tasks then wait for
 # the migration's end).

@@ -10,7 +10,8 @@
 #    once (before the fix the name stayed at +inf: TaskAlreadyExists for
 #    ever); the default keeps it taken for the tombstone window;
 #  - deferred_ready is 503 when Redis refuses writes (maxmemory with
-#    noeviction, a read-only replica), 200 again once it takes them;
+#    noeviction, a read-only replica), 200 again once it takes them; an
+#    admin action then is 503 "Redis answered an error", done nowhere;
 #  - deferred_metrics answers 200 with deferred_redis_up 0 without Redis.
 use strict;
 use warnings;
@@ -165,6 +166,11 @@ $r->cmd('CONFIG', 'SET', 'maxmemory', '1');
 $res = from('127.0.0.1', 'GET', '/ready');
 is($res->{status}, 503, 'ready with maxmemory 1 (noeviction): 503');
 like($res->{body}, qr/"redis":"refuses writes","error":"OOM/, '... says Redis refuses writes (OOM)') or diag $res->{body};
+$res = from('127.0.0.1', 'POST', '/deferred/admin?action=pause&queue=ops', @ADM);
+is($res->{status}, 503, 'admin pause with maxmemory 1: 503');
+is($res->{body}, qq({"error":"RedisError","message":"Redis answered an error"}\n),
+   '... says Redis answered an error');
+ok(!defined $r->cmd('HGET', key('ops', 'conf'), 'paused'), '... and nothing was done');
 ($rc, undef, $err) = DQWorker::cli($r, qw(defer -q ops noop));
 isnt($rc, 0, '... as an enqueue is refused then');
 $r->cmd('CONFIG', 'SET', 'maxmemory', '0');
@@ -185,6 +191,9 @@ $res = from('127.0.0.1', 'GET', '/deferred/metrics');
 is($res->{status}, 200, 'metrics without Redis: 200');
 like($res->{body}, qr/^deferred_redis_up 0$/m, '... deferred_redis_up 0');
 is(from('127.0.0.1', 'GET', '/ready')->{status}, 503, 'ready without Redis: 503');
+$res = from('127.0.0.1', 'POST', '/deferred/admin?action=pause&queue=ops', @ADM);
+is($res->{status}, 503, 'admin without Redis: 503');
+like($res->{body}, qr/"message":"Redis is not reachable"/, '... Redis is not reachable') or diag $res->{body};
 
 $n->stop;
 log_clean_ok($n->error_log, 'nginx error log');

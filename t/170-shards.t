@@ -225,13 +225,7 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     ($rc) = cli('defer', '-q', 'conc', '--count', '24', 'sleep_ms', 200, $c);
     my @R = DQWorker::wait_records($c, 24, 60);
     is(scalar(@R), 24, 'max_concurrent: all 24 ran');
-    my @ev;
-    push @ev, [$_->{ms} - 200, 1], [$_->{ms}, -1] for @R;
-    my ($cur, $max) = (0, 0);
-    for (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev) {
-        $cur += $_->[1];
-        $max = $cur if $cur > $max;
-    }
+    my $max = DQWorker::max_at_once(200, @R);
     diag("max_concurrent 3 over 3 shards, 8 free slots: at most $max at once");
     ok($max <= 3, "max_concurrent 3 held for the whole queue (saw $max)");
 
@@ -269,13 +263,7 @@ my $w = DQWorker::start_worker($r, $dir, name => 'w1',
     ($rc) = cli('defer', '-q', 'fl', '--count', '12', 'sleep_ms', 200, $fl);
     @R = DQWorker::wait_records($fl, 12, 60);
     is(scalar(@R), 12, 'file limit: all 12 ran');
-    @ev = ();
-    push @ev, [$_->{ms} - 200, 1], [$_->{ms}, -1] for @R;
-    ($cur, $max) = (0, 0);
-    for (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev) {
-        $cur += $_->[1];
-        $max = $cur if $cur > $max;
-    }
+    $max = DQWorker::max_at_once(200, @R);
     ok($max <= 2, "a file's max_concurrent 2 over 2 shards: at most 2 at once (saw $max)");
     DQTest::stop_pid($w4->{pid}, 'TERM', 20);
     DQTest::log_clean_ok($w4->{log});

@@ -348,8 +348,16 @@ sub stored_once {
     # the ASK window: the keys on dst, the slot still src's. An enqueue
     # (a script with keys not created yet) is answered TRYAGAIN there and
     # retried for ~1 s, then fails ("not run"); the single-key stats
-    # commands that come next are served through ASK
-    sleep 1.6;
+    # commands that come next are served through ASK. The window stays
+    # open until the destination has served a command after ASKING (more
+    # ASKING calls than TRYAGAIN answers), at least 1.6 s: a fixed 1.6 s
+    # closed it before the first stats call on a slow CI machine
+    my $t_ask = time;
+    DQTest::wait_for(sub {
+        my ($t) = $dst->cmd('INFO', 'errorstats') =~ /errorstat_TRYAGAIN:count=(\d+)/;
+        my ($a) = $dst->cmd('INFO', 'commandstats') =~ /cmdstat_asking:calls=(\d+)/;
+        time - $t_ask >= 1.6 && ($a // 0) > ($t // 0);
+    }, 15, 0.1);
     for my $n (@masters) {
         $n->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $dst_id);
     }

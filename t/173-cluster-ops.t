@@ -116,11 +116,7 @@ sub post_batch {
 }
 
 # runs per task id (ops.run: "R <id> ...")
-sub ran {
-    my %runs;
-    $runs{ $_->[0] }++ for DQWorker::lines($rec, 'R');
-    return \%runs;
-}
+sub ran { DQWorker::count_by_id($rec) }
 
 # ---- probes: does the module follow the cluster? does the worker?
 # (the module asks for the slot map when it starts: 503 until it has it)

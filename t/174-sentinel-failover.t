@@ -68,11 +68,7 @@ sub post_batch {
     return ($ok, $bad);
 }
 
-sub ran {
-    my %runs;
-    $runs{ $_->[0] }++ for DQWorker::lines($rec, 'R');
-    return \%runs;
-}
+sub ran { DQWorker::count_by_id($rec) }
 
 for my $round (1, 2) {
     my $old = $s->primary;

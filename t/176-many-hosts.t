@@ -135,10 +135,7 @@ for my $hosts (1, 3) {
     my @E = DQWorker::wait_lines($rec, 'E', 30, 60);
     my @S = DQWorker::lines($rec, 'S');
     is(scalar(@E), 30, 'max_concurrent: all 30 ran');
-    my @ev = sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] }
-             ((map { [$_->[1], 1] } @S), (map { [$_->[1], 0] } @E));
-    my ($cur, $max) = (0, 0);
-    for (@ev) { $cur += $_->[1] ? 1 : -1; $max = $cur if $cur > $max }
+    my $max = DQWorker::spans_at_once($rec);
     my %hosts; $hosts{ host_of_pid($_->[2]) // '?' }++ for @S;
     diag("max_concurrent 3: at most $max running at once, over hosts "
          . join(' ', map { "$_=$hosts{$_}" } sort keys %hosts));

@@ -34,15 +34,10 @@ for my $i (1 .. 50) {
 }
 ok($home, "queue $qa on node " . $home->port . ", queue $qb on node " . $c->owner($qb)->port);
 
-sub cli_at {
-    my ($node, @args) = @_;
-    return DQTest::capture(bin('deferred-cli'), '-r', $node->address, @args);
-}
-
 # ---- deferred-cli given the node of qa
-my ($rc, $out, $err) = cli_at($home, 'defer', '-q', $qa, 'ops.run', "$dir/a.rec");
+my ($rc, $out, $err) = DQWorker::cli($home, 'defer', '-q', $qa, 'ops.run', "$dir/a.rec");
 is($rc, 0, "deferred-cli: a task for $qa (on the node given) is stored") or diag $err;
-($rc, $out, $err) = cli_at($home, 'defer', '-q', $qb, 'ops.run', "$dir/b.rec");
+($rc, $out, $err) = DQWorker::cli($home, 'defer', '-q', $qb, 'ops.run', "$dir/b.rec");
 is($rc, 1, "deferred-cli given one node's plain address, a queue on another: exit 1");
 like($err, qr/MOVED \d+ \S+ \(\S+ is a Redis Cluster node: give the address as cluster:/,
      '... saying to give a cluster: address') or diag $err;
@@ -52,7 +47,7 @@ like($err, qr/MOVED \d+ \S+ \(\S+ is a Redis Cluster node: give the address as c
 is($rc, 0, "deferred-cli: a task for $qb stored through any node (cluster:)") or diag $err;
 is($c->owner($qb)->cmd('ZCARD', DQTest::dq_key($qb, 'eta')), 1, "... on ${qb}'s own node");
 # a task for qb stored on its own node, for the worker below
-($rc, $out, $err) = cli_at($c->owner($qb), 'defer', '-q', $qb, 'ops.run', "$dir/b.rec");
+($rc, $out, $err) = DQWorker::cli($c->owner($qb), 'defer', '-q', $qb, 'ops.run', "$dir/b.rec");
 is($rc, 0, "deferred-cli given qb's own node stores its task") or diag $err;
 
 # ---- a worker given the node of qa, serving qa and qb: first as one
@@ -86,9 +81,9 @@ queue $qa { retry_limit 3; }
 queue $qb { retry_limit 3; }
 EOF
 $b_ran = DQTest::wait_for(sub { -s "$dir/b.rec" }, 10);
-($rc, $out, $err) = cli_at($home, 'defer', '-q', $qa, 'ops.run', "$dir/a2.rec");
+($rc, $out, $err) = DQWorker::cli($home, 'defer', '-q', $qa, 'ops.run', "$dir/a2.rec");
 is($rc, 0, "another task for $qa") or diag $err;
-($rc, $out, $err) = cli_at($c->owner($qb), 'defer', '-q', $qb, 'ops.run', "$dir/b2.rec");
+($rc, $out, $err) = DQWorker::cli($c->owner($qb), 'defer', '-q', $qb, 'ops.run', "$dir/b2.rec");
 is($rc, 0, "another task for $qb (on its node)") or diag $err;
 ok($b_ran, "redis cluster:ONE-NODE: the worker runs ${qb}'s task (another node)");
 ok(DQTest::wait_for(sub { -s "$dir/a2.rec" && -s "$dir/b2.rec" }, 10),

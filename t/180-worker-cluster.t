@@ -55,23 +55,16 @@ for my $i (1 .. 200) {
 is(scalar keys %on, 3, "queues @q on all 3 masters");
 
 sub owner { $c->owner($_[0]) }
-sub cli_at {
-    my ($node, @args) = @_;
-    return DQTest::capture(bin('deferred-cli'), '-r', $node->address, @args);
-}
 # n tasks of ops.span(rec, ms) on queue q, through its master
 sub defer_n {
     my ($q, $n, $rec, $ms) = @_;
-    my ($rc, $out, $err) = cli_at(owner($q), 'defer', '-q', $q, '--count', $n,
-                                  'ops.span', $rec, $ms);
-    die "defer $q: $err" if $rc;
-    return split ' ', $out;
+    return DQWorker::defer(owner($q), '-q', $q, '--count', $n,
+                           'ops.span', $rec, $ms);
 }
 # ids wanted -> (lost, run twice or more)
 sub tally {
     my ($rec, @ids) = @_;
-    my %n;
-    $n{ $_->[0] }++ for DQWorker::lines($rec, 'E');
+    my %n = %{ DQWorker::count_by_id($rec, 'E') };
     my $lost = grep { !$n{$_} } @ids;
     my $twice = grep { ($n{$_} // 0) > 1 } @ids;
     return ($lost, $twice);
@@ -210,7 +203,7 @@ is($twice, 0, '  none run twice');
     $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $did) for ($dst, $src, $c->masters);
     my $during = () = DQWorker::lines($rec, 'E');
     diag("slot $slot of $q: $moved keys moved one by one; $during of 300 tasks done by then");
-    ok(DQTest::wait_for(sub { owner($q)->port == $dst->port }, 10), "$q now on " . $dst->port);
+    ok(DQTest::wait_for(sub { $c->owner_port($q) == $dst->port }, 10), "$q now on " . $dst->port);
     push @ids, defer_n($q, 50, $rec, 0);
     wait_done($rec, scalar @ids);
     my ($lost, $twice) = tally($rec, @ids);
@@ -258,7 +251,7 @@ is($twice, 0, '  none run twice');
     } $c->nodes;
     ok($rep, 'the replica of ' . $old->port . ': ' . ($rep ? $rep->port : 'none'));
     $rep->cmd('CLUSTER', 'FAILOVER');
-    ok(DQTest::wait_for(sub { owner($q)->port == $rep->port }, 20),
+    ok(DQTest::wait_for(sub { $c->owner_port($q) == $rep->port }, 20),
        "$q now on the promoted replica " . $rep->port);
     push @ids, defer_n($q, 50, $rec, 0);
     wait_done($rec, scalar @ids);

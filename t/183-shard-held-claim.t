@@ -43,12 +43,9 @@ ok(DQTest::wait_for(sub { -e $mark }, 20),
    'a claim on shard hot#1 sent, its reply held back');
 ok(DQTest::wait_for(sub { DQWorker::zcard($r, 'hot#1', 'leases') > 0 }, 5),
    '  Redis ran it: hot#1 has leases');
-my @kids = DQWorker::live_children($w);
-kill 'KILL', $kids[0];
-ok(DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /holding \d+ leased/ }, 20),
-   'the child reaped');
-my ($line) = DQTest::slurp($w->{log}) =~ /(holding \d+ leased[^\n]*)/;
-diag("master: $line");
+my $line = DQWorker::kill_child($w);
+ok(defined $line, 'the child reaped');
+diag('master: ' . ($line // '-'));
 ok(DQTest::wait_for(sub { DQWorker::zcard($r, 'hot#1', 'leases') == 0 }, 5),
    "the shard's leases given back by the master within 5 s (lease ${lease} s)")
     or diag('hot#1 leases: ' . DQWorker::zcard($r, 'hot#1', 'leases'));

@@ -30,10 +30,7 @@ ok(DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /commands\): cluster map f
 my $rec = "$dir/h.rec";
 sub defer_n {
     my ($q, $n, $ms) = @_;
-    my ($rc, $out, $err) = DQTest::capture(bin('deferred-cli'), '-r', $c->address, 'defer',
-                                           '-q', $q, '--count', $n, 'ops.span', $rec, $ms);
-    die $err if $rc;
-    return split ' ', $out;
+    return DQWorker::defer($c, '-q', $q, '--count', $n, 'ops.span', $rec, $ms);
 }
 # qa's 2 tasks hold both threads; qb's 6 are leased, never started
 defer_n($qa, 2, 30000);
@@ -42,12 +39,10 @@ defer_n($qb, 6, 30000);
 ok(DQTest::wait_for(sub { $B->cmd('ZCARD', "dq2:{$qb}:leases") == 6 }, 20),
    "6 tasks of $qb (on the healthy " . $B->port . ") leased, not started");
 $c->kill_node($A);
-diag("killed " . $A->port . " ($qa's master); then the child");
-my @kids = DQWorker::live_children($w);
-kill 'KILL', $kids[0];
-ok(DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /holding \d+ leased/ }, 20), 'reaped');
-my ($line) = DQTest::slurp($w->{log}) =~ /(holding \d+ leased[^\n]*)/;
-diag("master: $line");
+diag("killed " . $A->port . " (${qa}'s master); then the child");
+my $line = DQWorker::kill_child($w);
+ok(defined $line, 'reaped');
+diag('master: ' . ($line // '-'));
 like($line, qr/: 6 released at once/,
      "the healthy master's 6 leases released at once, uncharged");
 like($line, qr/2 left to their lease expiry \(/, "  the dead master's 2 left, saying why");

@@ -29,14 +29,11 @@ my $w = DQWorker::start_master($r, $dir, name => 'w', conf =>
   . "queue hot { max_concurrent $M; }\n");
 DQWorker::wait_lines($rec, 'E', 16, 20);
 DQTest::stop_pid($w->{pid});
-my %s = map { $_->[0] => $_->[1] } DQWorker::lines($rec, 'S');
-my %e = map { $_->[0] => $_->[1] } DQWorker::lines($rec, 'E');
-my @ev = sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] }
-         ((map { [$s{$_}, 1] } keys %s), (map { [$e{$_}, -1] } keys %e));
-my ($cur, $max) = (0, 0);
-for (@ev) { $cur += $_->[1]; $max = $cur if $cur > $max }
-diag('started: ' . scalar(keys %s) . "; most running at once: $max (max_concurrent $M)");
-ok(scalar(keys %e) >= 16, 'tasks ran (at least two rounds)');
+my $max = DQWorker::spans_at_once($rec);
+my $ended = () = DQWorker::lines($rec, 'E');
+diag('started: ' . scalar(DQWorker::lines($rec, 'S'))
+     . "; most running at once: $max (max_concurrent $M)");
+ok($ended >= 16, 'tasks ran (at least two rounds)');
 ok($max <= $M, "at most $M at once");
 DQTest::log_clean_ok($w->{log}, 'the worker log (sanitizers)');
 done_testing();

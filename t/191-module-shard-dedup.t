@@ -17,9 +17,8 @@ use Time::HiRes qw(sleep);
 my $dir = tmpdir();
 my $r = DQTest::Redis->start;
 sub cli { DQWorker::cli($r, @_) }
-sub fnv { my $h = 2166136261; for (unpack 'C*', $_[0]) { $h ^= $_; $h = ($h * 16777619) % 4294967296 } $h }
-my ($name) = grep { fnv($_) % 4 != 0 } map { "job-$_" } 1 .. 50;
-my ($name2) = grep { fnv($_) % 4 != 0 && $_ ne $name } map { "job-$_" } 1 .. 50;
+my ($name) = grep { DQTest::shard_of($_, 4) != 0 } map { "job-$_" } 1 .. 50;
+my ($name2) = grep { DQTest::shard_of($_, 4) != 0 && $_ ne $name } map { "job-$_" } 1 .. 50;
 my ($rc, $out, $err) = cli('queue', 'web', '--shards', '4');
 is($rc, 0, 'web: 4 shards before nginx starts');
 my $n = DQNginx->start(redis => $r, workers => 1, http => q{
@@ -32,13 +31,13 @@ sub post { my ($nm, $q) = @_; $q //= 'web';
         json => qq({"func":"record","queue":"$q","name":"$nm","args":["$wr","$nm"]}))->{status} }
 
 # (a) cold start: the first enqueue of the queue in this worker process
-is(post($name), 201, "$name (shard " . (fnv($name) % 4) . "): 201");
+is(post($name), 201, "$name (shard " . DQTest::shard_of($name, 4) . "): 201");
 sleep 0.3;
 my $second = post($name);
 is($second, 409, "$name again 0.3 s later: 409 expected (got $second)");
 
 # (b) the 64-entry shard-count table: 70 other queues evict web's entry
-is(post($name2), 201, "$name2 (shard " . (fnv($name2) % 4) . "), web's N known: 201");
+is(post($name2), 201, "$name2 (shard " . DQTest::shard_of($name2, 4) . "), web's N known: 201");
 post("x", "other$_") for 1 .. 70;
 sleep 0.3;
 my $third = post($name2);

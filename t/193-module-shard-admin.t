@@ -15,7 +15,6 @@ use Time::HiRes qw(sleep);
 my $dir = tmpdir();
 my $r = DQTest::Redis->start;
 sub cli { DQWorker::cli($r, @_) }
-sub fnv { my $h = 2166136261; for (unpack 'C*', $_[0]) { $h ^= $_; $h = ($h * 16777619) % 4294967296 } $h }
 cli('queue', 'adm', '--shards', '4');
 my $n = DQNginx->start(redis => $r, workers => 1, http => q{
     deferred_redis %%REDIS%%;

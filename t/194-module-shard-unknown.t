@@ -19,13 +19,12 @@ use Time::HiRes qw(sleep);
 my $dir = tmpdir();
 my $r = DQTest::Redis->start;
 sub cli { DQWorker::cli($r, @_) }
-sub fnv { my $h = 2166136261; for (unpack 'C*', $_[0]) { $h ^= $_; $h = ($h * 16777619) % 4294967296 } $h }
 sub shard_of_name { my ($q, $nm) = @_;
     my @in = grep { defined $r->cmd('ZSCORE', $_ ? "dq2:{$q#$_}:names" : DQTest::dq_key($q, 'names'), $nm) } 0 .. 3;
     return "@in" }
 sub stored_all { my ($q) = @_; my $s = 0;
     $s += $r->cmd('HLEN', $_ ? "dq2:{$q#$_}:tasks" : "dq2:{$q}:tasks") for 0 .. 3; $s }
-my @names = grep { fnv($_) % 4 != 0 } map { "job-$_" } 1 .. 50;
+my @names = grep { DQTest::shard_of($_, 4) != 0 } map { "job-$_" } 1 .. 50;
 for my $q (qw(web cold)) {
     my ($rc) = cli('queue', $q, '--shards', '4');
     is($rc, 0, "$q: 4 shards before nginx starts");
@@ -46,8 +45,8 @@ my $json = '[' . join(',', (map { qq({"func":"noop","queue":"q$_"}) } 1 .. 64),
                       qq({"func":"noop","queue":"web","name":"$names[0]"})) . ']';
 my $res = $n->request('POST', $EP, json => $json);
 is($res->{status}, 201, '65 queues in one batch: 201');
-is(shard_of_name('web', $names[0]), fnv($names[0]) % 4,
-   "$names[0] stored in its shard " . (fnv($names[0]) % 4) . ' only (got: ' . shard_of_name('web', $names[0]) . ')');
+is(shard_of_name('web', $names[0]), DQTest::shard_of($names[0], 4),
+   "$names[0] stored in its shard " . DQTest::shard_of($names[0], 4) . ' only (got: ' . shard_of_name('web', $names[0]) . ')');
 is($n->request('POST', $EP, json => qq({"func":"noop","queue":"web","name":"$names[0]"}))->{status},
    409, 'the same name again: 409');
 
@@ -73,6 +72,6 @@ ok(DQTest::wait_for(sub { DQTest::slurp($n->error_log) =~ /shard count of queue 
 $r->cmd('ACL', 'SETUSER', 'default', '+hget');
 DQTest::wait_for(sub {
     $n->request('POST', $EP, json => qq({"func":"noop","queue":"cold","name":"$names[1]"}))->{status} == 201 }, 10, 0.2);
-is(shard_of_name('cold', $names[1]), fnv($names[1]) % 4, "$names[1] then stored in its shard only");
+is(shard_of_name('cold', $names[1]), DQTest::shard_of($names[1], 4), "$names[1] then stored in its shard only");
 $n->stop;
 done_testing;

@@ -58,7 +58,7 @@ my ($fresh) = grep { $c->owner($_)->port == $m[0]->port } map { "vm$_" } 1 .. 50
 my $slot = $m[0]->cmd('CLUSTER', 'KEYSLOT', "{$fresh}");
 my $toid = $m[1]->cmd('CLUSTER', 'MYID');
 $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $toid) for $m[1], $m[0], $m[2];
-ok(DQTest::wait_for(sub { $c->owner($fresh)->port == $m[1]->port }, 10, 0.1), "slot $slot moved");
+ok(DQTest::wait_for(sub { $c->owner_port($fresh) == $m[1]->port }, 10, 0.1), "slot $slot moved");
 is($post->($fresh), 201, 'MOVED followed: 201');
 
 # ASK: a fresh slot migrating from m[1] to m[2]
@@ -74,7 +74,7 @@ $m[2]->cmd('CLUSTER', 'SETSLOT', $aslot, 'STABLE');
 my ($victim) = grep { $_->port != $first->port } @m;
 my ($q) = grep { $c->owner($_)->port == $victim->port } @queues;
 kill 'KILL', $victim->pid;
-ok(DQTest::wait_for(sub { $c->owner($q)->port != $victim->port }, 30, 0.2),
+ok(DQTest::wait_for(sub { my $p = $c->owner_port($q); $p && $p != $victim->port }, 30, 0.2),
    'a replica took over');
 ok(DQTest::wait_for(sub { $post->($q) == 201 }, 30, 0.2),
    "after the master was killed: 201 for $q through the new one");

@@ -31,12 +31,8 @@ my $w = DQWorker::start_master(undef, $dir, name => 'w', wait => 0, conf =>
   . "queue $q { max_concurrent $M; }\n");
 DQWorker::wait_lines($rec, 'E', 12, 30);
 DQTest::stop_pid($w->{pid});
-my %s = map { $_->[0] => $_->[1] } DQWorker::lines($rec, 'S');
-my %e = map { $_->[0] => $_->[1] } DQWorker::lines($rec, 'E');
-my @ev = sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] }
-         ((map { [$s{$_}, 1] } keys %s), (map { [$e{$_}, -1] } keys %e));
-my ($cur, $max) = (0, 0);
-for (@ev) { $cur += $_->[1]; $max = $cur if $cur > $max }
-diag('started: ' . scalar(keys %s) . "; most running at once: $max (file max_concurrent $M)");
+my $max = DQWorker::spans_at_once($rec);
+diag('started: ' . scalar(DQWorker::lines($rec, 'S'))
+     . "; most running at once: $max (file max_concurrent $M)");
 ok($max <= $M, "at most $M at once");
 done_testing();

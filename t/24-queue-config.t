@@ -39,19 +39,7 @@ ok(DQTest::wait_for(sub { (grep { slurp($_->{log}) =~ /redis \(wake\): connected
    'two workers up, their files disagree about mail');
 
 # the most tasks running at once, from "end time" records of 300 ms sleeps
-sub overlap {
-    my ($file) = @_;
-    my @ev;
-    for (DQWorker::records($file)) {
-        push @ev, [$_->{ms} - 300, 1], [$_->{ms}, -1];
-    }
-    my ($cur, $max) = (0, 0);
-    for (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev) {
-        $cur += $_->[1];
-        $max = $cur if $cur > $max;
-    }
-    return $max;
-}
+sub overlap { DQWorker::max_at_once(300, DQWorker::records($_[0])) }
 
 # control: nothing applied, the files rule (w2 has no limit at all)
 my $ctl = "$dir/control.rec";
@@ -128,12 +116,16 @@ for my $bad (["target: backend\n", qr/target "backend" cannot be honoured/],
     like($err, $bad->[1], '... says why');
 }
 # refused rather than mistranslated: rate 0 is paused in App Engine (here
-# it would be unlimited), counts <= 0; the error names the yaml file and line
+# it would be unlimited), counts <= 0, a line that is not "key: value";
+# the error names the yaml file and line
 for my $bad (["rate: 0/s\n", qr/rate 0\/s pauses the queue in App Engine/],
              ["bucket_size: 0\n", qr/bucket_size: an integer >= 1/],
              ["max_concurrent_requests: 0\n", qr/max_concurrent_requests: an integer >= 1/],
              ["max_concurrent_requests: -1\n", qr/max_concurrent_requests: an integer >= 1/],
-             ["retry_parameters:\n    task_retry_limit: -2\n", qr/task_retry_limit: a count >= 0/]) {
+             ["retry_parameters:\n    task_retry_limit: -2\n", qr/task_retry_limit: a count >= 0/],
+             # a line without its colon, in an entry and in retry_parameters
+             ["bucket_size 5\n", qr/expected key: value, not "bucket_size 5"/],
+             ["retry_parameters:\n    task_retry_limit 2\n", qr/expected key: value, not "task_retry_limit 2"/]) {
     my $f = wfile("$dir/bad2.yaml", "queue:\n- name: other\n  mode: push\n  $bad->[0]");
     ($rc, $out, $err) = cli('config', 'apply', $f);
     is($rc, 2, "queue.yaml with $bad->[0]" =~ s/\n//gr . ': exit 2');

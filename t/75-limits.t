@@ -34,10 +34,7 @@ DQWorker::cli($r, 'defer', '-q', 'conc', '--count', 30, 'ops.span', "$dir/c.rec"
 my @E = DQWorker::wait_lines("$dir/c.rec", 'E', 30, 30);
 my @S = DQWorker::lines("$dir/c.rec", 'S');
 is(scalar(@E), 30, 'all 30 concurrency-limited tasks ran');
-my @ev = sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] }
-         ((map { [$_->[1], 1] } @S), (map { [$_->[1], 0] } @E));   # end before start on ties
-my ($cur, $max) = (0, 0);
-for (@ev) { $cur += $_->[1] ? 1 : -1; $max = $cur if $cur > $max }
+my $max = DQWorker::spans_at_once("$dir/c.rec");
 ok($max <= 2, "never more than 2 running at once (max seen $max)");
 is($max, 2, 'the limit of 2 was reached (it is what held them back)');
 my %pids; $pids{ $_->[2] }++ for @S;

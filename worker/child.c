@@ -3,8 +3,8 @@
  *
  * Owns the two Redis connections (commands; BLPOP on the wake lists of
  * every served queue), the deadline timer, the lease heartbeat, the
- * signals, and the shutdown sequence. The work itself (claim, run,
- * report) is dispatch.c.
+ * signals, and the shutdown sequence. The work itself: claim.c (claim),
+ * dispatch.c (check, run), report.c (ack, retry, bury, release).
  *
  * Deadlines, not polling: each claim reply says when the queue's next task
  * is due (earliest ETA or lease deadline); the child arms one timer for the

@@ -1,7 +1,7 @@
 /*
  * deferred-worker — one child's state, shared by child.c (loop, signals,
- * wake-ups, heartbeat, shutdown) and dispatch.c (claim, run, ack/retry/
- * bury/release). Internal to the worker.
+ * wake-ups, heartbeat, shutdown), claim.c (claim), dispatch.c (run) and
+ * report.c (ack/retry/bury/release). Internal to the worker.
  *
  * Slots: `used` counts tasks claimed and not yet finished running (they
  * occupy the pool); `reserved` counts tasks asked for by claims in flight.
@@ -103,7 +103,7 @@ struct dq_child_s {
     uv_timer_t              grace_timer;
     uv_timer_t              blpop_retry;
     uv_timer_t              redo_timer; /* results refused with an error
-                                           reply: sent again (dispatch.c) */
+                                           reply: sent again (report.c) */
     uint64_t                redo_backoff_ms;
     uv_check_t              flush;      /* the cycle: claims decided,
                                            acks and releases sent, once
@@ -133,16 +133,19 @@ struct dq_child_s {
     struct dq_migrate_s    *migrate;    /* migrate.c: contract v1 -> v2 */
 };
 
-/* dispatch.c */
+/* child.c */
 void dq_child_kick(dq_child_t *ch);
 /* 0 .. max ms, uniform enough: spreads a fleet's idle claims (loop
  * thread only) */
 uint64_t dq_child_jitter(uint64_t max);
+/* claim.c */
 void dq_dispatch_claim(dq_cqueue_t *q, size_t n);
+/* report.c */
 void dq_dispatch_flush(dq_child_t *ch);
-void dq_dispatch_stop(dq_child_t *ch);    /* cancel never-started work */
 void dq_dispatch_resend(dq_child_t *ch);  /* commands connection is back */
 void dq_dispatch_lease_item(dq_lease_item_t *it, const dq_task_t *t);
+/* dispatch.c */
+void dq_dispatch_stop(dq_child_t *ch);    /* cancel never-started work */
 void dq_dispatch_run(dq_task_t *t);                 /* pool thread */
 void dq_dispatch_pool_done(dq_task_t *t, void *ch); /* loop thread */
 

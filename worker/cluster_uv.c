@@ -479,11 +479,12 @@ static void
 dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
               void *data)
 {
-    dq__creq_t            *q = data;
-    dq_ccl_t              *cl = q->cl;
-    dq_cluster_redirect_t  rd;
-    dq__cnode_t           *n;
-    char                   why[200];
+    static const char *const  unblocked[] = { "UNBLOCKED" };
+    dq__creq_t               *q = data;
+    dq_ccl_t                 *cl = q->cl;
+    dq_cluster_redirect_t     rd;
+    dq__cnode_t              *n;
+    char                      why[200];
 
     (void) sub;
     if (q->internal) {
@@ -529,8 +530,7 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
     }
     if (rep != NULL
         && (dq_cluster_is_retry(rep)
-            || (rep->type == REDIS_REPLY_ERROR && rep->len >= 9
-                && memcmp(rep->str, "UNBLOCKED", 9) == 0)))
+            || dq_reply_error_is(rep, unblocked, 1)))
     {
         /* not run: as a command not sent (DQ_CONN_NOT_RUN: the worker
          * says it again, and a claim refused so is no lost claim);

@@ -49,6 +49,8 @@ static const char *const dq__qconf_fields[DQ_QCONF_NFIELDS] = DQ_QCONF_FIELDS;
 typedef struct dq__qref_s {
     dq_child_t *ch;
     size_t      i;
+    unsigned    probing;    /* shard 0: the probe of this shard sent,
+                               its reply not in (0: none in flight) */
 } dq__qref_t;
 
 typedef struct {
@@ -280,26 +282,36 @@ dq__conf_waited(dq_child_t *ch, dq_cqueue_t *q)
 }
 
 /* The `shards` field of shard N's conf (N: the count known): more than N
- * there means shard 0's was lost (dq__shards_seen). */
+ * there means shard 0's was lost (dq__shards_seen). Best effort: shard
+ * N's slot may be on a master this worker has nothing else on, so a
+ * probe lost, timed out or not sent counts as "nothing more" (review R4
+ * finding 10: a hung node there held every shard's claims); a later
+ * heartbeat probes again. */
 static void
 dq__probe_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
 {
-    dq__qref_t *ref = data;
-    dq_child_t *ch = ref->ch;
+    dq__qref_t  *ref = data;
+    dq_child_t  *ch = ref->ch;
     dq_cqueue_t *b;
+    unsigned     probed = ref->probing;
 
     (void) c;
-    (void) errstr;
-    if (ch->live != NULL && r != NULL && r->type == REDIS_REPLY_STRING
-        && !ch->stopping)
-    {
-        b = &ch->qs[ref->i];
+    ref->probing = 0;
+    if (ch->live == NULL) {
+        dq_child_maybe_finish(ch);
+        return;
+    }
+    b = &ch->qs[ref->i];
+    if (r != NULL && r->type == REDIS_REPLY_STRING && !ch->stopping) {
         dq__shards_seen(ch, ref->i, b->nshards,
                         dq_shards_parse(r->str, r->len));
+    } else if (r == NULL && b->conf_wait > 0) {
+        dq_log_warn("queue %.*s: the probe of shard %u's conf got no "
+                    "answer (%s): counted as no more shards",
+                    (int) b->name.len, b->name.ptr, probed,
+                    errstr ? errstr : "lost");
     }
-    if (ch->live != NULL && r != NULL) {
-        dq__conf_waited(ch, &ch->qs[ref->i]);    /* answered, nil too */
-    }
+    dq__conf_waited(ch, b);         /* answered (nil too), or not */
     dq_child_maybe_finish(ch);
 }
 
@@ -417,19 +429,28 @@ dq__conf_refresh(dq_child_t *ch)
         for (k = 0; k < 3 + DQ_QCONF_NFIELDS; k++) {
             len[k] = strlen(argv[k]);
         }
-        if (dq_conn_send(ch->cmd_conn, 3 + DQ_QCONF_NFIELDS, argv, len, 0,
-                         dq__conf_reply, &lv->refs[i]) == 0
+        if (dq_conn_send(ch->cmd_conn, 3 + DQ_QCONF_NFIELDS, argv, len,
+                         DQ_CMD_TIMEOUT_MS, dq__conf_reply, &lv->refs[i])
+            == 0
             && ch->qs[i].conf_wait > 0)
         {
             ch->qs[i].conf_wait = 1;    /* this round's replies counted */
         }
     }
-    /* the first shard past the known count: does its conf say more? */
+    /* the first shard past the known count: does its conf say more?
+     * One probe in flight per queue (a hung node is not probed again
+     * before the last one timed out); shard 0 waits for it too */
     for (i = 0; i < ch->nq; i++) {
         const char *pv[3];
         size_t      pl[3];
         char        s[DQ_SHARD_NAME_MAX + 1];
 
+        if (lv->refs[i].probing) {
+            if (ch->qs[i].conf_wait > 0) {
+                ch->qs[i].conf_wait++;  /* its reply still counts */
+            }
+            continue;
+        }
         if (ch->qs[i].shard != 0 || ch->qs[i].nshards >= DQ_MAX_SHARDS
             || dq_shard_name(s, sizeof(s), ch->qs[i].name,
                              ch->qs[i].nshards) == 0
@@ -444,11 +465,14 @@ dq__conf_refresh(dq_child_t *ch)
         for (k = 0; k < 3; k++) {
             pl[k] = strlen(pv[k]);
         }
-        if (dq_conn_send(ch->cmd_conn, 3, pv, pl, 0, dq__probe_reply,
-                         &lv->refs[i]) == 0
-            && ch->qs[i].conf_wait > 0)
+        if (dq_conn_send(ch->cmd_conn, 3, pv, pl, DQ_CMD_TIMEOUT_MS,
+                         dq__probe_reply, &lv->refs[i]) != 0)
         {
-            ch->qs[i].conf_wait++;      /* shard 0 waits for it too */
+            continue;                   /* not sent: nothing more */
+        }
+        lv->refs[i].probing = ch->qs[i].nshards;
+        if (ch->qs[i].conf_wait > 0) {
+            ch->qs[i].conf_wait++;
         }
     }
 }

@@ -33,7 +33,7 @@ struct dq_task_s {
     dq_cqueue_t          *q;
     dq_task_state_t       state;
     int                   lease_lost;     /* the heartbeat was fenced */
-    int                   redo_op;        /* dispatch.c: undelivered op */
+    int                   redo_op;        /* report.c: undelivered op */
     int                   resent;         /* ... and sent again */
     int                   held;           /* master's table entry + 1
                                              (held.c), 0 = none */

@@ -8,7 +8,9 @@
  *   master.c      process manager: N children, respawn, signals, pid file
  *   notify.c      systemd: READY/RELOADING/STOPPING, the watchdog
  *   child.c       one child: libuv loop, Redis connections, stop
- *   dispatch.c    claim, checks before running, run, ack/retry/bury, resend
+ *   claim.c       claims (the acks ride them), lost claims given back
+ *   dispatch.c    checks before running, run, a task's result
+ *   report.c      ack/retry/bury/release calls, their replies, resend
  *   heartbeat.c   lease extension of the tasks a child holds
  *   live.c        the child's heartbeat, lateness histogram and applied
  *                 queue configuration (Redis)

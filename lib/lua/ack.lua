@@ -11,7 +11,8 @@
 -- Reply: { 1 acked | 0 fenced, ... } one per task
 local tomb = dq_num(ARGV[1])
 local n = dq_num(ARGV[2])
-if not tomb or not n or n < 1 or n > DQ_CHUNK or #ARGV ~= 2 + n * 5 then
+if not tomb or not n or n < 1 or n > DQ_CHUNK or n ~= math.floor(n)
+   or #ARGV ~= 2 + n * 5 then
     return redis.error_reply('ERR ack: bad arguments')
 end
 local now = dq_now(KEYS[4])

@@ -48,7 +48,7 @@ if not max_n or not lease_ms or lease_ms <= 0 or not reclaim_delay
    or not rate or not bucket or not max_conc or not bo_min or not bo_max
    or not bo_dbl or #cid > 32 or not string.match(cid, '^[%w_-]+$')
    or not tomb or not n_acks or n_acks < 0 or n_acks > DQ_CHUNK
-   or #ARGV ~= 12 + 5 * n_acks then
+   or n_acks ~= math.floor(n_acks) or #ARGV ~= 12 + 5 * n_acks then
     return redis.error_reply('ERR claim: bad arguments')
 end
 local now, h = dq_now(KEYS[4])
@@ -78,15 +78,19 @@ end
 
 -- 0. the acks of the caller's finished tasks (exactly as ack.lua)
 local ack_reply = {}
+local slot_freed = false   -- they freed a slot a held-back claim waits for
 if n_acks > 0 then
     local K = { tasks = KEYS[1], eta = KEYS[2], leases = KEYS[3],
                 stats = KEYS[4], errors = KEYS[6], names = KEYS[9] }
     local freed
     ack_reply, freed = dq_ack(K, now, tomb, ARGV, 13, n_acks)
     if freed > 0 and cf[9] then
-        -- a claim held back by max_concurrent waits for this slot
-        redis.call('HDEL', KEYS[7], 'waiting')
+        -- a claim held back by max_concurrent waits for this slot: wake a
+        -- sleeper; "waiting" is deleted below unless this claim is held
+        -- back by max_concurrent too (it stays: no HDEL, then HSET of a
+        -- conf the HDEL may have deleted, after the leases: step 3)
         dq_wake(KEYS[5])
+        slot_freed = true
     end
 end
 
@@ -261,9 +265,10 @@ local reply = { now, -1, cid, ack_reply }
 local taken = 0
 local more = false         -- due work remains after this claim
 local eta_next = nil       -- eta's first entry once the taken ones go
+local ids, leases, deadline
 if want > 0 then
     -- ids only: their ETAs come by runs (dq_etas)
-    local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', dq_int(now),
+    ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', dq_int(now),
                            'LIMIT', '0', dq_int(want + 1))
     taken = #ids
     if taken > want then
@@ -274,11 +279,11 @@ if want > 0 then
     if taken > 0 then
         local etas = dq_etas(KEYS[2], ids, taken)
         local vals = redis.call('HMGET', KEYS[1], unpack(ids))
-        local deadline = now + lease_ms
+        deadline = now + lease_ms
         local dl = dq_int(deadline)     -- formatted once, not per task
         local tail = '|' .. cid .. '|'
         local fresh = tail .. dq_int(now) -- a task without history
-        local leases = {}
+        leases = {}
         local kr = #reply
         for i = 1, taken do
             local id = ids[i]
@@ -302,29 +307,55 @@ if want > 0 then
             reply[k + 6] = e
             reply[k + 7] = x
         end
-        -- a lease set this call creates, or one Redis made a listpack
-        -- again (loaded from RDB or RESTORE: a replica's full sync, a
-        -- restart, a reshard's MIGRATE): made a skiplist (DQ_LEASE_PAD)
-        if l1s == nil
-           or redis.call('OBJECT', 'ENCODING', KEYS[3]) ~= 'skiplist' then
-            redis.call('ZADD', KEYS[3], 0, DQ_LEASE_PAD, unpack(leases))
-            redis.call('ZREM', KEYS[3], DQ_LEASE_PAD)
-        else
-            redis.call('ZADD', KEYS[3], unpack(leases))
-        end
-        -- the leases are written before the ZREM (a ZADD on a lease set
-        -- this call's acks emptied fails on a MIGRATING slot while
-        -- nothing is taken yet), and the entry after the taken ones is
-        -- read before it: a ZREM that empties eta deletes the key, and
-        -- Redis 7.0 stops a script that reads a key missing on a
-        -- MIGRATING slot, its writes kept (review R5)
+        -- the entry after the taken ones is read before they leave eta:
+        -- a ZREM that empties eta deletes the key, and Redis 7.0 stops a
+        -- script that reads a key missing on a MIGRATING slot, its writes
+        -- kept (review R5)
         if not more then
             eta_next = redis.call('ZRANGE', KEYS[2], dq_int(taken),
                                   dq_int(taken), 'WITHSCORES')
         end
-        redis.call('ZREM', KEYS[2], unpack(ids))
-        if l1s == nil or deadline < l1s then l1s = deadline end
     end
+end
+
+-- due work left after this claim: d = ms until the next due task (0: due
+-- now), nil when eta is empty; held back when a limit kept it
+local d = nil
+if more then
+    d = 0
+else
+    local first = eta_next
+                  or redis.call('ZRANGE', KEYS[2], '0', '0', 'WITHSCORES')
+    if first[2] then d = tonumber(first[2]) - now end
+end
+local held_back = d ~= nil and d <= 0 and limited
+-- conf "waiting" (a claim held back by max_concurrent: the next ack,
+-- retry, bury or release that frees a slot wakes a sleeper) is written
+-- before the leases, and kept rather than deleted and written again: a
+-- script that writes a key it deleted itself (conf holding only
+-- "waiting") stops on a MIGRATING slot, after its writes (t/164)
+if held_back and lease_wait then
+    if not cf[9] then redis.call('HSET', KEYS[7], 'waiting', '1') end
+elseif slot_freed then
+    redis.call('HDEL', KEYS[7], 'waiting')
+end
+
+if taken > 0 then
+    -- a lease set this call creates, or one Redis made a listpack
+    -- again (loaded from RDB or RESTORE: a replica's full sync, a
+    -- restart, a reshard's MIGRATE): made a skiplist (DQ_LEASE_PAD)
+    if l1s == nil
+       or redis.call('OBJECT', 'ENCODING', KEYS[3]) ~= 'skiplist' then
+        redis.call('ZADD', KEYS[3], 0, DQ_LEASE_PAD, unpack(leases))
+        redis.call('ZREM', KEYS[3], DQ_LEASE_PAD)
+    else
+        redis.call('ZADD', KEYS[3], unpack(leases))
+    end
+    -- the leases are written before the ZREM (a ZADD on a lease set
+    -- this call's acks emptied fails on a MIGRATING slot while
+    -- nothing is taken yet)
+    redis.call('ZREM', KEYS[2], unpack(ids))
+    if l1s == nil or deadline < l1s then l1s = deadline end
 end
 if rate > 0 then
     tokens = tokens - taken
@@ -350,23 +381,10 @@ end
 -- the cold tier's next promotion counts as pending work (0: more to
 -- promote now)
 local nxt = dq_cold_next(cold_ws, now) or -1
-local held_back = false
-local d = nil
-if more then
-    d = 0
-else
-    local first = eta_next
-                  or redis.call('ZRANGE', KEYS[2], '0', '0', 'WITHSCORES')
-    if first[2] then d = tonumber(first[2]) - now end
-end
 if d then
     if d <= 0 then
         d = 0
-        if limited then
-            held_back = true
-        else
-            dq_wake_on(KEYS[5])
-        end
+        if not held_back then dq_wake_on(KEYS[5]) end
     end
     if nxt < 0 or d < nxt then nxt = d end
 end
@@ -379,8 +397,7 @@ if held_back then
             if nxt < 1 then nxt = 1 end
         end
         if lease_wait then
-            -- the next ack/retry/bury frees a slot and wakes a sleeper
-            redis.call('HSET', KEYS[7], 'waiting', '1')
+            -- "waiting" is set (above): the next freed slot wakes one
             local ld = lease_next()
             if ld and (nxt < 0 or ld < nxt) then nxt = ld end
         end

@@ -110,10 +110,20 @@ sub _slot_owner_port {
     return undef;
 }
 
+# the master the cluster names for a queue's slot; undef while no node
+# names one (during a failover the node asked may list the slot nowhere)
 sub owner {
     my ($self, $queue) = @_;
     my $p = $self->_slot_owner_port($queue);
+    return undef unless defined $p;
     return (grep { $_->port == $p } $self->nodes)[0];
+}
+
+# owner's port, 0 while no node names one (for wait loops)
+sub owner_port {
+    my ($self, $queue) = @_;
+    my $o = $self->owner($queue);
+    return $o ? $o->port : 0;
 }
 
 sub masters {

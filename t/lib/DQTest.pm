@@ -42,6 +42,16 @@ sub dq_key {
     return "dq2:{$q}:$kind";
 }
 
+# The shard of n a task named $name goes to, as lib/dq_shard.c's
+# dq_shard_of picks it (FNV-1a 32 of the name, mod n).
+sub shard_of {
+    my ($name, $n) = @_;
+    return 0 if $n <= 1;
+    my $h = 2166136261;
+    $h = (($h ^ $_) * 16777619) % 4294967296 for unpack 'C*', $name;
+    return $h % $n;
+}
+
 # The build a test uses: DQ_BUILD, else the sanitizer build when present.
 sub build_dir {
     return $ENV{DQ_BUILD} if $ENV{DQ_BUILD};

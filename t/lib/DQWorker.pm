@@ -123,18 +123,40 @@ sub wait_records {
 }
 
 # { id => error } of the dead set
+# The most of the runs that started at @$starts and ended at @$ends (ms)
+# that were running at once; an end and a start on the same ms do not
+# overlap, a start without its end runs to the last event.
+sub at_once {
+    my ($starts, $ends) = @_;
+    my @ev = sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] }
+             ((map { [$_, 1] } @$starts), (map { [$_, -1] } @$ends));
+    my ($cur, $max) = (0, 0);
+    for (@ev) { $cur += $_->[1]; $max = $cur if $cur > $max }
+    return $max;
+}
+
 # The most of records @R (each ran dur_ms, ending at its ms) that ran at
 # once.
 sub max_at_once {
     my ($dur_ms, @R) = @_;
-    my @ev;
-    push @ev, [$_->{ms} - $dur_ms, 1], [$_->{ms}, -1] for @R;
-    my ($cur, $max) = (0, 0);
-    for (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev) {
-        $cur += $_->[1];
-        $max = $cur if $cur > $max;
-    }
-    return $max;
+    return at_once([map { $_->{ms} - $dur_ms } @R], [map { $_->{ms} } @R]);
+}
+
+# The most ops.span tasks of record file $rec that ran at once (its S and
+# E lines: "S <id> <ms> <pid>", "E <id> <ms> ...").
+sub spans_at_once {
+    my ($rec) = @_;
+    return at_once([map { $_->[1] } lines($rec, 'S')],
+                   [map { $_->[1] } lines($rec, 'E')]);
+}
+
+# id -> how many lines of $kind ('R', 'S', 'E', 'V') record file $rec
+# holds for it: how often ops.run ran each task, by default.
+sub count_by_id {
+    my ($rec, $kind) = @_;
+    my %n;
+    $n{ $_->[0] }++ for lines($rec, $kind // 'R');
+    return \%n;
 }
 
 sub dead {
@@ -230,6 +252,18 @@ sub kill_with_ack_held {
     sleep 0.2;
     kill 'KILL', $kid;
     DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /pid $kid\) killed by signal 9/ }, 10);
+}
+
+# SIGKILL the first live child of master $w and wait (20 s) for the
+# master's account of its leases: its "holding N leased ..." line, or
+# undef.
+sub kill_child {
+    my ($w) = @_;
+    my @kids = live_children($w);
+    kill 'KILL', $kids[0];
+    DQTest::wait_for(sub { log_text($w) =~ /holding \d+ leased/ }, 20);
+    my ($line) = log_text($w) =~ /(holding \d+ leased[^\n]*)/;
+    return $line;
 }
 
 sub key {

@@ -93,6 +93,20 @@ main(int argc, char **argv)
     dq_cluster_redirect_t rd;
     dq_error_t            e;
     redisReply           *r;
+    size_t                i;
+    static const struct {
+        const char *resp;
+        int         is;
+        const char *what;
+    } retry[] = {
+        { "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 1,
+          "TRYAGAIN is not run" },
+        { "-CLUSTERDOWN The cluster is down\r\n", 1,
+          "CLUSTERDOWN is not run" },
+        { "-TRYAGAINX\r\n", 0, "TRYAGAINX is another error" },
+        { "+TRYAGAIN\r\n", 0, "a status reply is not" },
+        { "-MOVED 1 a:1\r\n", 0, "MOVED is a redirect, not this" },
+    };
 
     /* Redis Cluster's specification: CRC16/XMODEM mod 16384 */
     is_int(slot_of("123456789"), 12739, "slot of 123456789 (CRC 0x31c3)");
@@ -220,21 +234,11 @@ main(int argc, char **argv)
     ok(dq_cluster_redirect(NULL, &rd) == 0, "no reply is not a redirect");
 
     /* TRYAGAIN / CLUSTERDOWN: not run */
-    r = resp("-TRYAGAIN Multiple keys request during rehashing of slot\r\n");
-    ok(dq_cluster_is_retry(r) == 1, "TRYAGAIN is not run");
-    freeReplyObject(r);
-    r = resp("-CLUSTERDOWN The cluster is down\r\n");
-    ok(dq_cluster_is_retry(r) == 1, "CLUSTERDOWN is not run");
-    freeReplyObject(r);
-    r = resp("-TRYAGAINX\r\n");
-    ok(dq_cluster_is_retry(r) == 0, "TRYAGAINX is another error");
-    freeReplyObject(r);
-    r = resp("+TRYAGAIN\r\n");
-    ok(dq_cluster_is_retry(r) == 0, "a status reply is not");
-    freeReplyObject(r);
-    r = resp("-MOVED 1 a:1\r\n");
-    ok(dq_cluster_is_retry(r) == 0, "MOVED is a redirect, not this");
-    freeReplyObject(r);
+    for (i = 0; i < sizeof(retry) / sizeof(retry[0]); i++) {
+        r = resp(retry[i].resp);
+        ok(dq_cluster_is_retry(r) == retry[i].is, "%s", retry[i].what);
+        freeReplyObject(r);
+    }
     ok(dq_cluster_is_retry(NULL) == 0, "no reply is not");
 
     if (argc > 1) {

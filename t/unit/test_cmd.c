@@ -219,6 +219,13 @@ main(void)
     r = mk_str("NOSCRIPT No matching script", REDIS_REPLY_ERROR);
     ok(dq_reply_is_noscript(r), "NOSCRIPT recognised");
     freeReplyObject(r);
+    /* the name matched whole, as every error name (dq_reply_error_is) */
+    r = mk_str("NOSCRIPTX", REDIS_REPLY_ERROR);
+    ok(!dq_reply_is_noscript(r), "NOSCRIPTX is another error");
+    freeReplyObject(r);
+    r = mk_str("NOSCRIPT", REDIS_REPLY_STATUS);
+    ok(!dq_reply_is_noscript(r), "a status reply is not NOSCRIPT");
+    freeReplyObject(r);
 
     r = mk_arr(5);
     r->element[0] = mk_int(1000);

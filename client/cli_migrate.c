@@ -1,0 +1,198 @@
+/*
+ * deferred-cli queue upkeep: forget (an empty queue out of dq:queues) and
+ * migrate (a queue's tasks from contract v1 to v2), each through its
+ * script of lib/lua.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client_impl.h"
+
+
+/* -------------------------------------------------------------- forget */
+
+/*
+ * forget QUEUE...: takes a queue that holds nothing (no task in any state,
+ * no name taken, no stored settings) out of dq:queues and drops its
+ * counters (lib/lua/forget.lua). dq:queues is not in the queue's hash
+ * slot, so: SREM first, the script, SADD back when it refuses (an enqueue
+ * racing with it re-registers the queue either way).
+ */
+int
+dq_cli_forget(dq_cli_t *cli, int argc, char **argv)
+{
+    int          i, rc, ret = DQ_CLI_OK;
+    int64_t      done;
+    dq_cmd_t     cmd;
+    redisReply  *r;
+    json_t      *out;
+
+    if ((rc = dq_cli_queue_args(argc, argv, 1, "forget")) != DQ_CLI_OK) {
+        return rc;
+    }
+    out = cli->json ? json_array() : NULL;
+    for (i = 1; i < argc; i++) {
+        const char  *srem[] = { "SREM", DQ_QUEUES_KEY, argv[i] };
+        const char  *sadd[] = { "SADD", DQ_QUEUES_KEY, argv[i] };
+
+        if ((r = dq_cli_cmd(cli, 3, srem)) == NULL) {
+            json_decref(out);
+            return DQ_CLI_ERROR;
+        }
+        freeReplyObject(r);
+        dq_cmd_init(&cmd);
+        rc = dq_cmd_forget(&cmd, dq_str_c(argv[i]));
+        if (rc != DQ_OK) {
+            dq_cmd_free(&cmd);
+            json_decref(out);
+            return dq_cli_fail(cli, rc);
+        }
+        r = dq_cli_script(cli, &cmd);
+        dq_cmd_free(&cmd);
+        if (r == NULL) {
+            /* not known whether it ran: the queue stays listed */
+            if ((r = dq_cli_cmd(cli, 3, sadd)) != NULL) {
+                freeReplyObject(r);
+            }
+            json_decref(out);
+            return DQ_CLI_ERROR;
+        }
+        done = dq_reply_int(r);
+        freeReplyObject(r);
+        if (done != 1) {
+            if ((r = dq_cli_cmd(cli, 3, sadd)) == NULL) {
+                json_decref(out);
+                return DQ_CLI_ERROR;
+            }
+            freeReplyObject(r);
+            fprintf(stderr, "deferred-cli: queue %s is not empty (tasks, "
+                    "names in their tombstone window or stored settings: "
+                    "purge, wait, or config clear/resume first); kept\n",
+                    argv[i]);
+            ret = DQ_CLI_NOTFOUND;
+        }
+        if (out) {
+            json_t *o = json_object();
+            json_object_set_new(o, "queue", json_string(argv[i]));
+            json_object_set_new(o, "forgotten", json_boolean(done == 1));
+            json_array_append_new(out, o);
+        } else if (done == 1) {
+            printf("forgot %s\n", argv[i]);
+        }
+    }
+    if (out) {
+        dq_cli_print_json(out);
+    }
+    return ret;
+}
+
+/* migrate one queue from contract v1 (dq_cmd_migrate until its cursor is
+ * "0"); -1 on a Redis error (printed) */
+static int
+dq__migrate_one(dq_cli_t *cli, const char *queue, int64_t *moved,
+                int64_t *left)
+{
+    char        cursor[24] = "0";
+    int64_t     m, l;
+    dq_cmd_t    cmd;
+    dq_error_t  err;
+    redisReply *r;
+    int         rc;
+
+    *moved = 0;
+    *left = 0;
+    do {
+        dq_cmd_init(&cmd);
+        rc = dq_cmd_migrate(&cmd, dq_str_c(queue), cursor, 1000);
+        if (rc != DQ_OK) {
+            dq_cmd_free(&cmd);
+            (void) dq_cli_fail(cli, rc);
+            return -1;
+        }
+        r = dq_cli_script(cli, &cmd);
+        dq_cmd_free(&cmd);
+        if (r == NULL) {
+            return -1;
+        }
+        rc = dq_reply_migrate(r, cursor, &m, &l, &err);
+        freeReplyObject(r);
+        if (rc != DQ_OK) {
+            fprintf(stderr, "deferred-cli: %s\n", err.msg);
+            return -1;
+        }
+        *moved += m;
+        *left = l;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+/* migrate QUEUE...|--all: contract v1 -> v2 (docs/CONTRACT.md "Upgrading
+ * from v1") */
+int
+dq_cli_migrate(dq_cli_t *cli, int argc, char **argv)
+{
+    redisReply  *names = NULL;
+    json_t      *out = cli->json ? json_array() : NULL;
+    char       **q;
+    int64_t      moved, left;
+    size_t       i, n;
+    int          ret = DQ_CLI_OK;
+
+    if (argc < 2 || (strcmp(argv[1], "--all") == 0 && argc != 2)) {
+        json_decref(out);
+        return dq_cli_usage_error("migrate QUEUE...|--all");
+    }
+    if (strcmp(argv[1], "--all") == 0) {
+        q = dq_cli_queue_names(cli, &names, &n);
+    } else {
+        n = (size_t) argc - 1;
+        q = calloc(n + 1, sizeof(*q));
+        for (i = 0; q && i < n; i++) {
+            q[i] = argv[i + 1];
+        }
+    }
+    if (q == NULL) {
+        freeReplyObject(names);
+        json_decref(out);
+        return DQ_CLI_ERROR;
+    }
+    qsort(q, n, sizeof(*q), dq_cli_cmp_str);
+    for (i = 0; i < n; i++) {
+        if (!dq_cli_queue(q[i])) {
+            ret = DQ_CLI_USAGE;
+            goto done;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__migrate_one(cli, q[i], &moved, &left) != 0) {
+            ret = DQ_CLI_ERROR;
+            goto done;
+        }
+        if (out) {
+            json_t *o = json_object();
+            json_object_set_new(o, "queue", json_string(q[i]));
+            json_object_set_new(o, "moved", json_integer(moved));
+            json_object_set_new(o, "left", json_integer(left));
+            json_array_append_new(out, o);
+        } else {
+            printf("queue %s: moved %lld tasks from contract v1", q[i],
+                   (long long) moved);
+            if (left > 0) {
+                printf(" (%lld left in v1: leased by v1 workers; run "
+                       "migrate again after they finish)", (long long) left);
+            }
+            printf("\n");
+        }
+    }
+    if (out) {
+        dq_cli_print_json(out);
+        out = NULL;
+    }
+done:
+    json_decref(out);
+    free(q);
+    freeReplyObject(names);
+    return ret;
+}
