@@ -145,6 +145,16 @@ end
 -- due now and no wake is decided yet: false = not read, nil = empty set
 local earliest = false
 local wake = false
+-- whether a task stored at eta (not cold) wakes a sleeping worker: due
+-- now, or earlier than every task waiting before this call
+local function wakes(eta)
+    if eta <= now then return true end
+    if earliest == false then
+        local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+        earliest = first[2] and tonumber(first[2]) or nil
+    end
+    return earliest == nil or eta < earliest
+end
 local stored = 0
 -- the full reply, made at the first task not stored now (until then
 -- every task was: { now } will do)
@@ -179,18 +189,7 @@ if fast then
                 break
             end
             zs[nz + 1] = score
-            if not wake then
-                if eta <= now then
-                    wake = true
-                else
-                    if earliest == false then
-                        local first = redis.call('ZRANGE', KEYS[2], 0, 0,
-                                                 'WITHSCORES')
-                        earliest = first[2] and tonumber(first[2]) or nil
-                    end
-                    if earliest == nil or eta < earliest then wake = true end
-                end
-            end
+            if not wake then wake = wakes(eta) end
         end
         zs[nz + 2] = id
         nz = nz + 2
@@ -207,9 +206,11 @@ if fast then
     if new < n then
         -- the same id more than once: the first stays (its envelope
         -- written again, its ETA alone scheduled), the others answer 1
+        -- (and the wake decided by the stored ones alone)
         local first, fix, z = {}, {}, {}
         reply = { now }
         stored = 0
+        wake = false
         for i = 1, n do
             local id = ARGV[2 * i + 2]
             local f = first[id]
@@ -217,6 +218,7 @@ if fast then
                 reply[2 * i] = 1
                 reply[2 * i + 1] = (eta_of(f))
             else
+                local eta = eta_of(i)
                 first[id] = i
                 stored = stored + 1
                 fix[#fix + 1] = id
@@ -224,7 +226,8 @@ if fast then
                 z[#z + 1] = zs[2 * i - 1]
                 z[#z + 1] = id
                 reply[2 * i] = 0
-                reply[2 * i + 1] = (eta_of(i))
+                reply[2 * i + 1] = eta
+                if not wake then wake = wakes(eta) end
             end
         end
         for k = 1, #fix, 2 * DQ_CHUNK do
@@ -309,18 +312,7 @@ for i = 1, fast and 0 or n do
                        '#' .. id)
         end
         stored = stored + 1
-        if not wake and not ws then
-            if eta <= now then
-                wake = true
-            else
-                if earliest == false then
-                    local first = redis.call('ZRANGE', KEYS[2], 0, 0,
-                                             'WITHSCORES')
-                    earliest = first[2] and tonumber(first[2]) or nil
-                end
-                if earliest == nil or eta < earliest then wake = true end
-            end
-        end
+        if not wake and not ws then wake = wakes(eta) end
     end
     if status ~= 0 and not reply then
         -- the tasks before this one were all stored now
