@@ -755,8 +755,11 @@ typedef struct {
  * freed (by hiredis after the callback), its children with it. */
 extern const redisReplyObjectFunctions dq_reply_functions;
 
-int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
-                     dq_error_t *err);
+/* The reply of an enqueue of items[0..n-1] (the items it was built from:
+ * a reply of only { now_ms } means every task was stored now, and each
+ * one's ETA follows from its eta_ms or countdown_ms). */
+int dq_reply_enqueue(const redisReply *r, const dq_enqueue_item_t *items,
+                     size_t n, dq_enqueue_result_t *out, dq_error_t *err);
 
 /*
  * Fencing. Every claim call carries a claim id the caller draws

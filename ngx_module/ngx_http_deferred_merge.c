@@ -601,7 +601,8 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
 
     m->res = ngx_alloc(m->n * sizeof(dq_enqueue_result_t), rs->log);
 
-    if (m->res == NULL || dq_reply_enqueue(reply, m->n, m->res, &err) != DQ_OK)
+    if (m->res == NULL || dq_reply_enqueue(reply, m->items, m->n, m->res,
+                                            &err) != DQ_OK)
     {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: unexpected enqueue reply: %s",
