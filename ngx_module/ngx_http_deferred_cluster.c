@@ -132,9 +132,10 @@ ngx_http_deferred_cluster_refresh(ngx_http_deferred_redis_t *rs)
         return;
     }
 
+    /* snext goes on: from the node that answered last (a seed out of the
+     * cluster is not asked first every time) */
     rs->state = NGX_HTTP_DEFERRED_REDIS_SLOTS;
     rs->sasked = 0;
-    rs->snext = 0;
     rs->map_asked = ngx_current_msec;
     rs->last_attempt = ngx_current_msec;
 
@@ -195,7 +196,8 @@ ngx_http_deferred_cluster_ask(ngx_http_deferred_redis_t *rs)
         return;
     }
 
-    k = rs->snext++ % total;
+    k = rs->snext % total;
+    rs->snext = k + 1;
     rs->sasked++;
 
     if (k < rs->nseeds) {
@@ -240,6 +242,11 @@ ngx_http_deferred_cluster_answer(ngx_http_deferred_redis_t *rs,
         ngx_http_deferred_redis_ask_failed(rs, err.msg);
         return;
     }
+
+    /* the next question goes to this node first (the seeds, then the
+     * nodes: an index stays the same node); before the install, which
+     * may ask again at once */
+    rs->snext--;
 
     if (ngx_http_deferred_cluster_install(rs, m) != NGX_OK) {
         dq_cluster_map_free(m);
