@@ -21,6 +21,7 @@ static ngx_int_t ngx_http_deferred_cluster_node(ngx_http_deferred_redis_t *rs,
     const char *host, int port);
 static ngx_int_t ngx_http_deferred_cluster_route(
     ngx_http_deferred_redis_t *node, ngx_http_deferred_redis_cmd_t *rcmd);
+static void ngx_http_deferred_cluster_masters(ngx_http_deferred_redis_t *rs);
 
 
 /*
@@ -46,6 +47,8 @@ void
 ngx_http_deferred_cluster_init(ngx_http_deferred_redis_t *rs)
 {
     rs->slots = NULL;
+    rs->masters = NULL;
+    rs->nmasters = 0;
     rs->sac = NULL;
     rs->snext = 0;
     rs->sasked = 0;
@@ -99,8 +102,10 @@ ngx_http_deferred_cluster_exit(ngx_http_deferred_redis_t *rs)
     }
 
     if (rs->slots) {
-        ngx_free(rs->slots);
+        ngx_free(rs->slots);            /* and masters, in its block */
         rs->slots = NULL;
+        rs->masters = NULL;
+        rs->nmasters = 0;
     }
 }
 
@@ -132,9 +137,10 @@ ngx_http_deferred_cluster_refresh(ngx_http_deferred_redis_t *rs)
         return;
     }
 
+    /* snext goes on: from the node that answered last (a seed out of the
+     * cluster is not asked first every time) */
     rs->state = NGX_HTTP_DEFERRED_REDIS_SLOTS;
     rs->sasked = 0;
-    rs->snext = 0;
     rs->map_asked = ngx_current_msec;
     rs->last_attempt = ngx_current_msec;
 
@@ -195,7 +201,8 @@ ngx_http_deferred_cluster_ask(ngx_http_deferred_redis_t *rs)
         return;
     }
 
-    k = rs->snext++ % total;
+    k = rs->snext % total;
+    rs->snext = k + 1;
     rs->sasked++;
 
     if (k < rs->nseeds) {
@@ -241,6 +248,11 @@ ngx_http_deferred_cluster_answer(ngx_http_deferred_redis_t *rs,
         return;
     }
 
+    /* the next question goes to this node first (the seeds, then the
+     * nodes: an index stays the same node); before the install, which
+     * may ask again at once */
+    rs->snext--;
+
     if (ngx_http_deferred_cluster_install(rs, m) != NGX_OK) {
         dq_cluster_map_free(m);
         ngx_free(m);
@@ -277,11 +289,15 @@ ngx_http_deferred_cluster_install(ngx_http_deferred_redis_t *rs,
     first = (rs->slots == NULL);
 
     if (first) {
-        rs->slots = ngx_alloc(DQ_CLUSTER_SLOTS * sizeof(int16_t), rs->log);
+        rs->slots = ngx_alloc((DQ_CLUSTER_SLOTS + NGX_HTTP_DEFERRED_MAX_NODES)
+                              * sizeof(int16_t), rs->log);
         if (rs->slots == NULL) {
             ngx_free(idx);
             return NGX_ERROR;
         }
+
+        rs->masters = rs->slots + DQ_CLUSTER_SLOTS;
+        rs->nmasters = 0;
     }
 
     missing = 0;
@@ -303,6 +319,7 @@ ngx_http_deferred_cluster_install(ngx_http_deferred_redis_t *rs,
     ngx_free(idx);
 
     if (changed) {
+        ngx_http_deferred_cluster_masters(rs);
         ngx_log_error((ngx_uint_t) (first ? NGX_LOG_INFO : NGX_LOG_NOTICE),
                       rs->log, 0,
                       "deferred: redis %V: slot map: %uz masters, "
@@ -694,8 +711,9 @@ ngx_http_deferred_cluster_redirect(ngx_http_deferred_redis_cmd_t *rcmd,
     } else {
         rcmd->asking = 0;
 
-        if (rs->slots) {
+        if (rs->slots && rs->slots[rd.slot] != (int16_t) i) {
             rs->slots[rd.slot] = (int16_t) i;
+            ngx_http_deferred_cluster_masters(rs);
         }
 
         ngx_http_deferred_cluster_refresh(rs);
@@ -712,19 +730,32 @@ static ngx_http_deferred_redis_t *
 ngx_http_deferred_cluster_master(ngx_http_deferred_redis_t *rs,
     ngx_uint_t nth, ngx_uint_t *count)
 {
-    u_char                       seen[NGX_HTTP_DEFERRED_MAX_NODES];
-    ngx_uint_t                   i, n;
     ngx_http_deferred_redis_t  **node;
 
-    n = 0;
+    *count = rs->slots ? rs->nmasters : 0;
 
-    if (rs->slots == NULL) {
-        *count = 0;
+    if (nth >= *count) {
         return NULL;
     }
 
-    ngx_memzero(seen, sizeof(seen));
     node = rs->nodes.elts;
+
+    return node[rs->masters[nth]];
+}
+
+
+/* the map changed: its distinct nodes, in slot order, kept once here
+ * rather than found by a walk of every slot per question (the readiness
+ * probe asks each master) */
+
+static void
+ngx_http_deferred_cluster_masters(ngx_http_deferred_redis_t *rs)
+{
+    u_char      seen[NGX_HTTP_DEFERRED_MAX_NODES];
+    ngx_uint_t  i;
+
+    ngx_memzero(seen, sizeof(seen));
+    rs->nmasters = 0;
 
     for (i = 0; i < DQ_CLUSTER_SLOTS; i++) {
         if (rs->slots[i] < 0 || seen[rs->slots[i]]) {
@@ -732,15 +763,8 @@ ngx_http_deferred_cluster_master(ngx_http_deferred_redis_t *rs,
         }
 
         seen[rs->slots[i]] = 1;
-
-        if (n++ == nth) {
-            return node[rs->slots[i]];
-        }
+        rs->masters[rs->nmasters++] = rs->slots[i];
     }
-
-    *count = n;
-
-    return NULL;
 }
 
 

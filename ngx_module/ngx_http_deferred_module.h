@@ -151,6 +151,11 @@ struct ngx_http_deferred_redis_s {
                                                    never shrinks */
     int16_t                       *slots;       /* node index per slot, -1:
                                                    none; NULL: no map yet */
+    int16_t                       *masters;     /* the nodes the map
+                                                   names, in slot order
+                                                   (after slots, one
+                                                   block) */
+    ngx_uint_t                     nmasters;
     ngx_msec_t                     map_asked;   /* the last question */
     ngx_queue_t                    waitq;       /* a node: commands waiting
                                                    for its setup */

@@ -5,7 +5,9 @@
 # deferred_timeout, the same seed asked again forever. The worker (t/189)
 # and the C client refused such an answer each on their own; now
 # dq_cluster_map_parse refuses it for all three. Failed on main at
-# e4e63bc (6 x 503 after 3.00 s each).
+# e4e63bc (6 x 503 after 3.00 s each). The map's refresh then started at
+# that seed every time (finding 9d): 8 refreshes asked it 8 more times on
+# main at 73b72bd; now it rotates from the node that answered last.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -37,6 +39,36 @@ for my $i (1 .. 6) {
 }
 is($st{201} // 0, 6, 'every request 201: the first seed\'s empty map refused, the second seed\'s used')
     or diag(join ' ', map { "$_ x$st{$_}" } sort keys %st);
+
+# Review R4 finding 9d: each refresh of the map started again at seed 0,
+# asking the node out of the cluster first every time. A queue whose
+# slot no master serves makes each request ask for the map again
+# (at most every 100 ms): the lone seed is asked no more after the first
+# round (the refresh goes on from the node that answered last).
+sub cluster_calls { my ($r) = @_;
+    my ($n) = ($r->cmd('INFO', 'commandstats') =~ /cmdstat_cluster\|slots:calls=(\d+)/);
+    $n // 0 }
+my @m = $c->masters;
+my $uq = 'uq';
+my $slot = $m[0]->cmd('CLUSTER', 'KEYSLOT', "{$uq}");
+$_->cmd('CONFIG', 'SET', 'cluster-require-full-coverage', 'no') for $c->nodes;
+$_->cmd('CLUSTER', 'DELSLOTS', $slot) for @m;
+ok(DQTest::wait_for(sub { !grep { $_->[0] <= $slot && $slot <= $_->[1] }
+                          @{ $m[0]->cmd('CLUSTER', 'SLOTS') } }, 10),
+   "slot $slot of $uq served by no master");
+my ($seedn) = grep { $_->port == $seed } $c->nodes;
+my $before = cluster_calls($lone);
+my $before_seed = cluster_calls($seedn);
+my $fails = 0;
+for my $i (1 .. 8) {
+    my $res = $n->request("POST", "/_ah/queue/deferred", json => qq({"func":"f","queue":"$uq"}));
+    $fails++ if $res->{status} == 503;
+    sleep 0.25;
+}
+is($fails, 8, "8 requests for $uq (no master): 503, each asking for the map again");
+my $asked = cluster_calls($lone) - $before;
+cmp_ok(cluster_calls($seedn) - $before_seed, '>=', 2, 'the map asked again (of the second seed)');
+is($asked, 0, "the lone seed not asked again by those refreshes ($asked CLUSTER SLOTS)");
 my $log = DQTest::slurp($n->error_log);
 like($log, qr/names no master/, 'the empty answer refused, logged');
 unlike($log, qr/slot map: 0 masters/, 'no map of 0 masters installed');
