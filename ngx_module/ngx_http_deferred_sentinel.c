@@ -106,5 +106,10 @@ ngx_http_deferred_sentinel_answer(ngx_http_deferred_redis_t *rs,
         ngx_del_timer(&rs->timer);
     }
 
-    (void) ngx_http_deferred_redis_connect_to(rs);
+    if (ngx_http_deferred_redis_connect_to(rs) != NGX_OK) {
+        /* the connect failed at once (an unreachable network, no
+         * descriptor left): what waits for this setup fails now, as for a
+         * connect that fails later (review RM; t/155) */
+        ngx_http_deferred_redis_failed(rs, "Redis is not reachable");
+    }
 }

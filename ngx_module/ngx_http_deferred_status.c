@@ -240,6 +240,14 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 
     ngx_add_timer(&op->timer, dlcf->timeout);
 
+    /* a client that leaves is noticed while the op waits (499); its
+     * request's cleanup ends the wait (review RM). A body still being
+     * discarded keeps its handler (it notices a close too). */
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
+    }
+
     r->main->count++;
 
     return NGX_DONE;
@@ -1264,8 +1272,19 @@ ngx_http_deferred_op_timeout(ngx_event_t *ev)
                                     NGX_HTTP_DEFERRED_METRICS_TYPE, &body);
 
     } else {
-        ngx_str_set(&body, "{\"error\":\"RedisUnavailable\",\"message\":"
-                           "\"Redis did not answer in time\"}\n");
+        if (op->kind == NGX_HTTP_DEFERRED_OPS_READY) {
+            /* the probe's own shape, as ngx_http_deferred_ops_down */
+            ngx_str_set(&body, "{\"ready\":false,"
+                               "\"error\":\"RedisUnavailable\","
+                               "\"message\":\"Redis did not answer in "
+                               "time\"}\n");
+
+        } else {
+            ngx_str_set(&body, "{\"error\":\"RedisUnavailable\","
+                               "\"message\":\"Redis did not answer in "
+                               "time\"}\n");
+        }
+
         ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     "application/json", &body);
     }

@@ -122,6 +122,8 @@ for my $k (map { $_->[0] } @reqs) {
 }
 like($got->{metrics}{body}, qr/^deferred_redis_up 0$/m, 'metrics: Redis down');
 like($got->{status}{body}, qr/RedisUnavailable/, 'status: RedisUnavailable');
+like($got->{ready}{body}, qr/^\{"ready":false,"error":"RedisUnavailable"/,
+     'ready: its own shape at the timeout (review RM finding 3)');
 kill 'CONT', $r->pid;
 ok(DQTest::wait_for(sub { $n->request('GET', '/ready')->{status} == 200 }, 15, 0.1),
    'Redis thawed: ready 200');
