@@ -82,7 +82,7 @@ my %keys = $mode eq 'v1' ? (
     claim   => [k(qw(tasks eta leases state stats wake errors conf bucket lease))],
     ack     => [k(qw(tasks leases state names stats errors conf wake eta))],
 ) : (
-    enqueue => [k(qw(tasks eta names stats wake)), "dq:{$q}:names"],
+    enqueue => [k(qw(tasks eta names stats wake)), "dq:{$q}:names", k('cold')],
     claim   => [k(qw(tasks eta leases stats wake errors conf bucket names cold))],
     ack     => [k(qw(tasks eta leases stats wake errors conf names))],
 );
@@ -115,12 +115,17 @@ sub ev {
 
 # an envelope of the usual size (~70 bytes)
 my $env = "\x9a\x02\xa9bench.nop\x91\xd9\x30" . ('x' x 48) . "\xc0\xc0\xc0\x00\x00\xc0\xc0";
+# the enqueue arguments of issue #12 (3 per plain task) or before (6)
+my $enq3 = script('enqueue') =~ /T0 = 3 \+ 2 \* n/;
+pop @{ $keys{enqueue} } if $mode ne 'v1' && script('enqueue') !~ /KEYS\[7\]/;
 for (my $i = 0; $i < $n; $i += 500) {
-    my @a;
+    my (@a, @w);
     for my $j ($i .. ($i + 499 < $n ? $i + 499 : $n - 1)) {
-        push @a, sprintf('t%07d', $j), $env, '', -1, -1, 0;
+        if ($enq3) { push @a, sprintf('t%07d', $j), $env; push @w, '' }
+        else { push @a, sprintf('t%07d', $j), $env, '', -1, -1, 0 }
     }
-    ev('enqueue', 60000, @a / 6, @a);
+    if ($enq3) { ev('enqueue', 60000, scalar @w, 0, @a, @w) }
+    else { ev('enqueue', 60000, @a / 6, @a) }
 }
 sub cpu {
     my $info = $r->cmd('INFO', 'cpu');

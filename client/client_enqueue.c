@@ -245,7 +245,7 @@ dq__status_text(dq_client_t *c, const dq__prep_t *p)
 }
 
 /* One enqueue call's reply r (freed here), for tasks [first, first + n)
- * of res. An error reply is the node refusing the call (TRYAGAIN, OOM,
+ * of items and res. An error reply is the node refusing the call (TRYAGAIN, OOM,
  * CLUSTERDOWN, READONLY...): its tasks get DQ_EREDIS (the first such
  * reply is errstr, *refused set) and the other calls' results stand, so a
  * caller of dq_defer_many sees which tasks to send again. Either way the
@@ -253,8 +253,8 @@ dq__status_text(dq_client_t *c, const dq__prep_t *p)
  * DQ_OK, or a malformed reply's error (errstr set, nothing answered). */
 static int
 dq__call_reply(dq_client_t *c, redisReply *r, dq__prep_t *preps,
-               const size_t *idx, dq_enqueue_result_t *res, size_t first,
-               size_t n, int *refused)
+               const size_t *idx, const dq_enqueue_item_t *items,
+               dq_enqueue_result_t *res, size_t first, size_t n, int *refused)
 {
     dq_error_t err;
     size_t     i;
@@ -268,7 +268,9 @@ dq__call_reply(dq_client_t *c, redisReply *r, dq__prep_t *preps,
             dq__fail(c, DQ_EREDIS, "enqueue: %.*s", (int) r->len, r->str);
             *refused = 1;
         }
-    } else if ((rc = dq_reply_enqueue(r, n, &res[first], &err)) != DQ_OK) {
+    } else if ((rc = dq_reply_enqueue(r, &items[first], n, &res[first],
+                                      &err)) != DQ_OK)
+    {
         dq__fail_err(c, &err);
     }
     freeReplyObject(r);
@@ -410,8 +412,8 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             r = NULL;
         }
         if (r) {
-            rc = dq__call_reply(c, r, preps, idx, res, call_first[k],
-                                call_n[k], &refused);
+            rc = dq__call_reply(c, r, preps, idx, items, res,
+                                call_first[k], call_n[k], &refused);
             if (rc != DQ_OK) {
                 goto drain;
             }
@@ -433,7 +435,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
         if (rc != DQ_OK) {
             goto done;
         }
-        rc = dq__call_reply(c, r, preps, idx, res, call_first[k],
+        rc = dq__call_reply(c, r, preps, idx, items, res, call_first[k],
                             call_n[k], &refused);
         if (rc != DQ_OK) {
             goto done;

@@ -184,9 +184,10 @@ dq__arg_copy(dq_cmd_t *c, const char *p, size_t len)
     return dq__arg(c, dst, len);
 }
 
-/* decimal, without printf (several per task) */
+/* decimal after an optional one-character prefix (0: none), without
+ * printf (several per task) */
 static int
-dq__arg_int(dq_cmd_t *c, int64_t v)
+dq__arg_int_pfx(dq_cmd_t *c, char pfx, int64_t v)
 {
     char     buf[24], *p = buf + sizeof(buf);
     uint64_t u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
@@ -198,7 +199,16 @@ dq__arg_int(dq_cmd_t *c, int64_t v)
     if (v < 0) {
         *--p = '-';
     }
+    if (pfx) {
+        *--p = pfx;
+    }
     return dq__arg_copy(c, p, (size_t) (buf + sizeof(buf) - p));
+}
+
+static int
+dq__arg_int(dq_cmd_t *c, int64_t v)
+{
+    return dq__arg_int_pfx(c, 0, v);
 }
 
 static int
@@ -518,19 +528,44 @@ dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
     return dq_cmd_enqueue_keys(c, &k, items, n, tombstone_ms);
 }
 
+/* A task with a name or a client's id: 3 more arguments */
+static int
+dq__special(const dq_enqueue_item_t *it)
+{
+    return it->keyed || (it->name.ptr != NULL && it->name.len > 0);
+}
+
+/* A task's "when" (lib/lua/enqueue.lua): "" due now, the absolute ETA,
+ * or "+" and the countdown; the ETA wins over a countdown. */
+static int
+dq__arg_when(dq_cmd_t *c, const dq_enqueue_item_t *it)
+{
+    if (it->eta_ms >= 0) {
+        return dq__arg_int(c, it->eta_ms);
+    }
+    if (it->countdown_ms > 0) {
+        return dq__arg_int_pfx(c, '+', it->countdown_ms);
+    }
+    return dq__arg(c, "", 0);
+}
+
 int
 dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
                     const dq_enqueue_item_t *items, size_t n,
                     int64_t tombstone_ms)
 {
-    size_t i;
+    size_t i, m = 0;
     int    rc;
 
     if (n == 0) {
         return DQ_EINVAL;
     }
-    /* EVALSHA sha numkeys, the keys, tombstone, n, 6 per task */
-    if (dq__reserve(c, 3 + DQ_ENQUEUE_NKEYS + 2 + 6 * n)) {
+    for (i = 0; i < n; i++) {
+        m += dq__special(&items[i]);
+    }
+    /* EVALSHA sha numkeys, the keys, tombstone, n, m, 3 per task, 3 per
+     * named or keyed task */
+    if (dq__reserve(c, 3 + DQ_ENQUEUE_NKEYS + 3 + 3 * n + 3 * m)) {
         return DQ_ENOMEM;
     }
     rc = dq__script_start(c, DQ_SCRIPT_ENQUEUE, DQ_ENQUEUE_NKEYS);
@@ -542,15 +577,27 @@ dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
             return DQ_ENOMEM;
         }
     }
-    if (dq__arg_int(c, tombstone_ms) || dq__arg_int(c, (int64_t) n)) {
+    if (dq__arg_int(c, tombstone_ms) || dq__arg_int(c, (int64_t) n)
+        || dq__arg_int(c, (int64_t) m))
+    {
         return DQ_ENOMEM;
     }
     for (i = 0; i < n; i++) {
-        if (dq__arg_str(c, items[i].id) || dq__arg_str(c, items[i].envelope)
-            || dq__arg_str(c, items[i].name)
-            || dq__arg_int(c, items[i].eta_ms < 0 ? -1 : items[i].eta_ms)
-            || dq__arg_int(c, items[i].countdown_ms < 0
-                              ? -1 : items[i].countdown_ms)
+        if (dq__arg_str(c, items[i].id) || dq__arg_str(c, items[i].envelope))
+        {
+            return DQ_ENOMEM;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__arg_when(c, &items[i])) {
+            return DQ_ENOMEM;
+        }
+    }
+    for (i = 0; m && i < n; i++) {
+        if (!dq__special(&items[i])) {
+            continue;
+        }
+        if (dq__arg_int(c, (int64_t) i + 1) || dq__arg_str(c, items[i].name)
             || dq__arg_int(c, !items[i].keyed ? 0
                               : items[i].key_window_ms > 0
                               ? items[i].key_window_ms : -1))
@@ -973,9 +1020,19 @@ dq__int_at(const redisReply *r, size_t i, int64_t *v)
     return 0;
 }
 
+/* The ETA enqueue.lua gives a task it stored, from the call's now */
+static int64_t
+dq__eta_stored(const dq_enqueue_item_t *it, int64_t now)
+{
+    if (it->eta_ms >= 0) {
+        return it->eta_ms;
+    }
+    return it->countdown_ms > 0 ? now + it->countdown_ms : now;
+}
+
 int
-dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
-                 dq_error_t *err)
+dq_reply_enqueue(const redisReply *r, const dq_enqueue_item_t *items,
+                 size_t n, dq_enqueue_result_t *out, dq_error_t *err)
 {
     int64_t status, eta, now;
     size_t  i;
@@ -983,6 +1040,15 @@ dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
 
     if (rc != DQ_OK) {
         return rc;
+    }
+    if (r->elements == 1 && n > 0 && items && dq__int_at(r, 0, &now) == 0) {
+        /* { now_ms }: every task stored now */
+        for (i = 0; i < n; i++) {
+            out[i].status = DQ_OK;
+            out[i].existed = 0;
+            out[i].eta_ms = dq__eta_stored(&items[i], now);
+        }
+        return DQ_OK;
     }
     if (r->elements != 1 + 2 * n || dq__int_at(r, 0, &now)) {
         return dq_error_set(err, DQ_EREDIS, NULL,

@@ -483,6 +483,11 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
  * only. */
 int dq_shard_name_valid(dq_str_t s);
 
+/* The queue a shard name belongs to: "q" of "q#2" (q of q), pointing into
+ * name. Functions, the push library, settings and dq:queues know a shard
+ * by its queue's name. */
+dq_str_t dq_shard_base(dq_str_t name);
+
 /* The name of shard i of queue into buf (NUL-terminated): the queue itself
  * for i = 0, "<queue>#<i>" else. The length, or 0 when the queue is not
  * valid, i >= DQ_MAX_SHARDS or it does not fit. */
@@ -639,10 +644,12 @@ typedef struct {
 } dq_cluster_map_t;
 
 /* Parse a CLUSTER SLOTS reply into m (m's previous contents are freed
- * first only on success: on an error m is left as it was). A node whose
- * host in the reply is empty or "?" (a node that does not know its own
- * address) gets asked_host, the host the reply came from. DQ_OK;
- * DQ_EREDIS with err saying why for an error reply or a malformed one;
+ * first only on success: on an error m is left as it was, so callers
+ * parse straight into the map in use). A node whose host in the reply is
+ * empty or "?" (a node that does not know its own address) gets
+ * asked_host, the host the reply came from. DQ_OK; DQ_EREDIS with err
+ * saying why for an error reply, a malformed one or one that names no
+ * master (a node reset, or out of the cluster: it would serve nothing);
  * DQ_ENOMEM. */
 int dq_cluster_map_parse(dq_cluster_map_t *m, const redisReply *r,
                          const char *asked_host, dq_error_t *err);
@@ -748,8 +755,11 @@ typedef struct {
  * freed (by hiredis after the callback), its children with it. */
 extern const redisReplyObjectFunctions dq_reply_functions;
 
-int dq_reply_enqueue(const redisReply *r, size_t n, dq_enqueue_result_t *out,
-                     dq_error_t *err);
+/* The reply of an enqueue of items[0..n-1] (the items it was built from:
+ * a reply of only { now_ms } means every task was stored now, and each
+ * one's ETA follows from its eta_ms or countdown_ms). */
+int dq_reply_enqueue(const redisReply *r, const dq_enqueue_item_t *items,
+                     size_t n, dq_enqueue_result_t *out, dq_error_t *err);
 
 /*
  * Fencing. Every claim call carries a claim id the caller draws

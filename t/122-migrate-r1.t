@@ -42,8 +42,9 @@ sub claim1 {
 }
 sub enq2 {
     my ($q, $id, %o) = @_;
-    return $s->v2($q, 'enqueue', 3600000, 1, $id, DQScripts::env2($o{name}),
-                  $o{name} // '', -1, -1, $o{keyed} ? 600000 : 0)->[1];
+    return scalar $s->enqueue2($q, 3600000, $id, DQScripts::env2($o{name}),
+                               name => $o{name},
+                               keyed => $o{keyed} ? 600000 : 0);
 }
 # v2 claim: tasks { id, retries, first, runs, failed, cid }
 sub claim2 {

@@ -12,7 +12,7 @@ my $q = 'mq';
 my $A = $c->owner($q); my $B = $c->other($q);
 my $s = DQScripts->new($A);
 sub enq { my ($id, $name) = @_;
-  $s->v2($q, 'enqueue', 3600000, 1, $id, DQScripts::env2($name), $name // '', -1, -1, 0) }
+  $s->enqueue2($q, 3600000, $id, DQScripts::env2($name), name => $name) }
 sub claim { my ($cid, $n) = @_;
   my $src = $s->{src}{'2claim'};
   return $s->v2($q, 'claim', $n, 30000, 0, 0, 1, 0, $cid, 0, 0, 0, 0, 0) }

@@ -39,7 +39,7 @@ $old{enqueue} = with_prelude($v1_dir, 'enqueue');
 
 # v2 keys "dq2:{q}:*" (lib/dq_cmd.c); v1 keys "dq:{q}:*" (v1: prefix)
 my %keys_new = (
-    enqueue => [qw(tasks eta names stats wake)],
+    enqueue => [qw(tasks eta names stats wake v1:names cold)],
     claim   => [qw(tasks eta leases stats wake errors conf bucket names cold)],
     ack     => [qw(tasks eta leases stats wake errors conf names)],
     retry   => [qw(tasks eta leases stats errors wake conf)],
@@ -48,7 +48,7 @@ my %keys_new = (
     release => [qw(tasks eta leases stats wake conf unrunnable)],
     release_claim => [qw(tasks eta leases stats wake conf unrunnable)],
     requeue => [qw(tasks eta dead names stats wake errors)],
-    remove  => [qw(tasks eta leases dead errors names stats conf wake)],
+    remove  => [qw(tasks eta leases dead errors names stats conf wake cold)],
     status  => [qw(eta leases dead conf stats errors tasks)],
     migrate => [qw(tasks eta leases dead errors names stats wake conf unrunnable),
                 map { "v1:$_" } qw(tasks eta leases state dead errors names stats
@@ -73,7 +73,7 @@ sub ev {
 }
 sub nw { my ($s, @a) = @_; ev($new{$s}, $keys_new{$s}, 0, $Q, @a) }
 sub ol { my ($s, @a) = @_; ev($old{$s}, $keys_old{$s}, 1, $Q, @a) }
-sub enq { my ($id) = @_; nw('enqueue', 60000, 1, $id, "env-$id", '', -1, -1, 0) }
+sub enq { my ($id) = @_; nw('enqueue', 60000, 1, 0, $id, "env-$id", '') }
 sub oenq { my ($id) = @_; ol('enqueue', 60000, 1, $id, "env-$id", '', -1, -1, 0) }
 # new claim: { now, next, cid, {acks}, (id env eta retries first runs failed)* }
 sub nclaim {
@@ -157,7 +157,7 @@ sub snapshot {
     $r->cmd('HSET', "dq:{$N}:stats", 'done', '1');        # v1 data to migrate
 }
 my %calls = (   # script => [ good args, numeric positions (0-based) ]
-    enqueue => [[60000, 1, 'x1', 'env', '', -1, -1, 0], [0, 1, 5, 6, 7]],
+    enqueue => [[60000, 1, 1, 'x1', 'env', '5', 1, 'nm', 0], [0, 1, 2, 5, 6, 8]],
     claim   => [[10, 60000, 0, 0, 1, 0, 'cidZ', 0, 0, 0, 60000, 1, 't1', 'cidN', $first, 0, ''],
                 [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11]],
     ack     => [[60000, 1, 't1', 'cidN', $first, 0, ''], [0, 1]],

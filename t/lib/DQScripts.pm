@@ -27,7 +27,8 @@ my @MIG2 = qw(tasks eta leases dead errors names stats wake conf unrunnable);
 my @MIG1 = qw(tasks eta leases state dead errors names stats conf unrunnable
               lease wake bucket);
 my %KEYS2 = (
-    enqueue => [(map { [2, $_] } qw(tasks eta names stats wake)), [1, 'names']],
+    enqueue => [(map { [2, $_] } qw(tasks eta names stats wake)), [1, 'names'],
+                [2, 'cold']],
     claim   => [map { [2, $_] }
                 qw(tasks eta leases stats wake errors conf bucket names cold)],
     ack     => [map { [2, $_] }
@@ -72,9 +73,35 @@ sub v2 {
     my $src = $self->{src}{"2$s"} //= _load($self->{v2dir}, $s, 'prelude', 'cold');
     my @k = map { $_->[0] == 1 ? "dq:{$q}:$_->[1]" : DQTest::dq_key($q, $_->[1]) }
             @{ $KEYS2{$s} };
-    # the enqueue of scripts before the v1 names key had 5 KEYS
+    # the enqueue of scripts before the cold index in KEYS had 6 KEYS,
+    # before the v1 names key 5
+    pop @k if $s eq 'enqueue' && $self->{src}{"2$s"} !~ /KEYS\[7\]/;
     pop @k if $s eq 'enqueue' && $self->{src}{"2$s"} !~ /KEYS\[6\]/;
     return $self->_eval($src, \@k, @a);
+}
+
+# A v2 enqueue of one task: its status (and the reply), the arguments in
+# the layout of the scripts loaded (3 per task and 3 per named or keyed
+# one since issue #12, 6 per task before). %o: name, keyed (window ms),
+# eta (ms), countdown (ms).
+sub enqueue2 {
+    my ($self, $q, $tomb, $id, $env, %o) = @_;
+    my $src = $self->{src}{'2enqueue'}
+        //= _load($self->{v2dir}, 'enqueue', 'prelude', 'cold');
+    my $name = $o{name} // '';
+    my $kw = $o{keyed} // 0;
+    my @a;
+    if ($src =~ /T0 = 3 \+ 2 \* n/) {
+        my $when = defined $o{eta} ? $o{eta}
+                 : ($o{countdown} // 0) > 0 ? "+$o{countdown}" : '';
+        my $m = $name ne '' || $kw ? 1 : 0;
+        @a = ($tomb, 1, $m, $id, $env, $when, $m ? (1, $name, $kw) : ());
+    } else {
+        @a = ($tomb, 1, $id, $env, $name, $o{eta} // -1, $o{countdown} // -1,
+              $kw);
+    }
+    my $rep = $self->v2($q, 'enqueue', @a);
+    return wantarray ? (@$rep == 1 ? 0 : $rep->[1], $rep) : (@$rep == 1 ? 0 : $rep->[1]);
 }
 
 # a v1 envelope: [1, id, func, args, kwargs, queue, name, url, created_ms,

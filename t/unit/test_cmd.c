@@ -96,14 +96,15 @@ main(void)
        && arg_is(&c, 7, "dq2:{q}:wake") && arg_is(&c, 8, "dq:{q}:names")
        && arg_is(&c, 9, "dq2:{q}:cold"),
        "keys in the script's order (contract v1's names, the cold index)");
-    ok(arg_is(&c, 10, "1000") && arg_is(&c, 11, "2"), "tombstone, n");
-    ok(arg_is(&c, 12, "a") && arg_is(&c, 13, "ENV") && arg_is(&c, 14, "")
-       && arg_is(&c, 15, "-1") && arg_is(&c, 16, "1500")
-       && arg_is(&c, 17, "0"), "task 1");
-    ok(arg_is(&c, 18, "b") && arg_is(&c, 20, "nm")
-       && arg_is(&c, 21, "1790000000000") && arg_is(&c, 23, "-1")
-       && c.argc == 24, "task 2 (keyed)");
-    ok(c.argv[13] == it[0].envelope.ptr, "payloads are not copied");
+    ok(arg_is(&c, 10, "1000") && arg_is(&c, 11, "2") && arg_is(&c, 12, "1"),
+       "tombstone, n, m (named or keyed tasks)");
+    ok(arg_is(&c, 13, "a") && arg_is(&c, 14, "ENV") && arg_is(&c, 15, "b")
+       && arg_is(&c, 16, "ENV"), "id, envelope of each task");
+    ok(arg_is(&c, 17, "+1500") && arg_is(&c, 18, "1790000000000"),
+       "when of each task: +countdown, absolute ETA");
+    ok(arg_is(&c, 19, "2") && arg_is(&c, 20, "nm") && arg_is(&c, 21, "-1")
+       && c.argc == 22, "task 2 (named, keyed): index, name, window");
+    ok(c.argv[14] == it[0].envelope.ptr, "payloads are not copied");
     dq_cmd_use_eval(&c);
     ok(arg_is(&c, 0, "EVAL") && c.argv[1] == s->source
        && c.argvlen[1] == s->len && arg_is(&c, 2, "7"),
@@ -214,9 +215,9 @@ main(void)
     dq_cmd_free(&c);
 
     /* replies */
-    is_int(dq_reply_enqueue(NULL, 1, res, &err), DQ_EREDIS, "NULL reply");
+    is_int(dq_reply_enqueue(NULL, it, 1, res, &err), DQ_EREDIS, "NULL reply");
     r = mk_str("ERR something", REDIS_REPLY_ERROR);
-    is_int(dq_reply_enqueue(r, 1, res, &err), DQ_EREDIS, "error reply");
+    is_int(dq_reply_enqueue(r, it, 1, res, &err), DQ_EREDIS, "error reply");
     ok(strstr(err.msg, "ERR something") != NULL, "carries the text: %s",
        err.msg);
     ok(!dq_reply_is_noscript(r), "not NOSCRIPT");
@@ -238,14 +239,32 @@ main(void)
     r->element[2] = mk_int(1500);
     r->element[3] = mk_int(3);
     r->element[4] = mk_int(0);
-    is_int(dq_reply_enqueue(r, 2, res, &err), DQ_OK, "enqueue reply");
+    is_int(dq_reply_enqueue(r, it, 2, res, &err), DQ_OK, "enqueue reply");
     ok(res[0].status == DQ_OK && res[0].eta_ms == 1500 && !res[0].existed
        && res[1].status == DQ_ETOMBSTONE, "statuses and eta");
-    is_int(dq_reply_enqueue(r, 1, res, &err), DQ_EREDIS,
+    is_int(dq_reply_enqueue(r, it, 1, res, &err), DQ_EREDIS,
            "wrong task count refused");
     r->element[3]->integer = 9;
-    is_int(dq_reply_enqueue(r, 2, res, &err), DQ_EREDIS,
+    is_int(dq_reply_enqueue(r, it, 2, res, &err), DQ_EREDIS,
            "unknown status refused");
+    freeReplyObject(r);
+
+    /* { now_ms }: every task stored now, each ETA from its item */
+    r = mk_arr(1);
+    r->element[0] = mk_int(5000);
+    it[1].keyed = 0;
+    it[1].countdown_ms = -1;
+    is_int(dq_reply_enqueue(r, it, 2, res, &err), DQ_OK, "compact reply");
+    ok(res[0].status == DQ_OK && !res[0].existed && res[0].eta_ms == 6500
+       && res[1].status == DQ_OK && !res[1].existed
+       && res[1].eta_ms == 1790000000000LL,
+       "compact: stored, ETA = now + countdown / the given ETA");
+    it[1].eta_ms = -1;
+    it[1].countdown_ms = 0;
+    is_int(dq_reply_enqueue(r, it, 2, res, &err), DQ_OK, "compact again");
+    ok(res[1].eta_ms == 5000, "compact: no ETA, no countdown: now");
+    is_int(dq_reply_enqueue(r, NULL, 2, res, &err), DQ_EREDIS,
+           "compact reply without the items refused");
     freeReplyObject(r);
 
     r = mk_arr(11);

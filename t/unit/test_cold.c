@@ -97,7 +97,7 @@ enq(const char *q, const char *pfx, int first, int n, int64_t eta,
         return -100;
     }
     r = run(&C);
-    if (dq_reply_enqueue(r, (size_t) n, res, &err) != DQ_OK) {
+    if (dq_reply_enqueue(r, it, (size_t) n, res, &err) != DQ_OK) {
         diag("enqueue: %s", err.msg);
         freeReplyObject(r);
         return -1;
@@ -569,7 +569,7 @@ test_hot_dedup(void)
         it[1].countdown_ms = 9000;
         dq_cmd_enqueue(&C, dq_str_lit("ca"), it, 2, TOMB);
         r = run(&C);
-        is_int(dq_reply_enqueue(r, 2, res, &err), DQ_OK, "batch reply");
+        is_int(dq_reply_enqueue(r, it, 2, res, &err), DQ_OK, "batch reply");
         freeReplyObject(r);
         ok(!res[0].existed && res[1].existed, "second of the batch existed");
         is_int(res[1].eta_ms, res[0].eta_ms, "with the first's ETA");

@@ -80,7 +80,7 @@ main(int argc, char **argv)
     ok(arg_is(&c, 2, "7"), "enqueue: 7 KEYS");
     ok(swap_key(&c, 7), "enqueue: KEYS[7] is the cold index (%s)", STD);
     r = run(&c);
-    is_int(dq_reply_enqueue(r, 2, res, &err), DQ_OK, "enqueue ran");
+    is_int(dq_reply_enqueue(r, it, 2, res, &err), DQ_OK, "enqueue ran");
     freeReplyObject(r);
     ok(res[0].status == DQ_OK && !res[0].existed && res[1].status == DQ_OK,
        "both stored");

@@ -48,7 +48,7 @@ enq(const char *q, const char *id, const char *name, int64_t eta,
         return -100;
     }
     r = run(&C);
-    rc = dq_reply_enqueue(r, 1, res, &err);
+    rc = dq_reply_enqueue(r, &it, 1, res, &err);
     if (rc != DQ_OK) {
         diag("enqueue: %s", err.msg);
     }
@@ -476,7 +476,7 @@ test_bury_requeue(void)
         it.eta_ms = it.countdown_ms = -1;
         dq_cmd_enqueue(&C, dq_str_lit("de"), &it, 1, TOMB);
         r = run(&C);
-        dq_reply_enqueue(r, 1, &res, &err);
+        dq_reply_enqueue(r, &it, 1, &res, &err);
         freeReplyObject(r);
         msgpack_sbuffer_destroy(&sb);
     }
@@ -577,7 +577,7 @@ test_noscript(void)
     dq_cmd_use_eval(&C);
     is_str(C.argv[0], "EVAL", "use_eval rewrites the command");
     r = redisCommandArgv(R, C.argc, C.argv, C.argvlen);
-    is_int(dq_reply_enqueue(r, 1, &res, &err), DQ_OK, "EVAL works");
+    is_int(dq_reply_enqueue(r, &it, 1, &res, &err), DQ_OK, "EVAL works");
     freeReplyObject(r);
     dq_cmd_enqueue(&C, dq_str_lit("ns"), &it, 1, TOMB);
     r = redisCommandArgv(R, C.argc, C.argv, C.argvlen);
@@ -607,15 +607,16 @@ test_batch(void)
     }
     dq_cmd_enqueue(&C, dq_str_lit("ba"), it, 3, TOMB);
     r = run(&C);
-    rc = dq_reply_enqueue(r, 3, res, &err);
+    rc = dq_reply_enqueue(r, it, 3, res, &err);
     freeReplyObject(r);
     ok(rc == DQ_OK && res[0].status == DQ_OK && res[1].status == DQ_EDUPLICATE
        && res[2].status == DQ_OK, "per task status in a batch");
 
     /* a malformed task anywhere: nothing is written */
     dq_cmd_enqueue(&C, dq_str_lit("bb"), it, 3, TOMB);
-    C.argv[C.argc - 2] = "x";          /* last task's countdown */
-    C.argvlen[C.argc - 2] = 1;
+    /* the last task's when: before the 2 named tasks' 3 values each */
+    C.argv[C.argc - 7] = "x";
+    C.argvlen[C.argc - 7] = 1;
     r = run(&C);
     ok(r && r->type == REDIS_REPLY_ERROR, "bad batch refused: %s",
        r && r->type == REDIS_REPLY_ERROR ? r->str : "");
@@ -636,7 +637,7 @@ test_batch(void)
     }
     dq_cmd_enqueue(&C, dq_str_lit("bc"), it, 1000, TOMB);
     r = run(&C);
-    rc = dq_reply_enqueue(r, 1000, res, &err);
+    rc = dq_reply_enqueue(r, it, 1000, res, &err);
     freeReplyObject(r);
     is_int(rc, DQ_OK, "1000 tasks in one call");
     is_int(rint_("ZCARD %s", key("bc", DQ_KEY_ETA)), 1000, "all scheduled");
@@ -699,7 +700,7 @@ enq2_wake(const char *q, const char *id_a, int64_t a, const char *id_b,
     it[0].eta_ms = it[1].eta_ms = -1;
     dq_cmd_enqueue(&C, dq_str_c(q), it, 2, TOMB);
     r = run(&C);
-    if (dq_reply_enqueue(r, 2, res, &err) != DQ_OK
+    if (dq_reply_enqueue(r, it, 2, res, &err) != DQ_OK
         || res[0].status != DQ_OK || res[1].status != DQ_OK)
     {
         diag("enqueue of %s, %s failed", id_a, id_b);
@@ -811,7 +812,7 @@ test_big_batch(void)
     }
     dq_cmd_enqueue(&C, dq_str_lit("big"), it, 10000, TOMB);
     r = run(&C);
-    rc = dq_reply_enqueue(r, 10000, res, &err);
+    rc = dq_reply_enqueue(r, it, 10000, res, &err);
     ok(rc == DQ_OK, "10,000 tasks in one call answered: %s",
        rc == DQ_OK ? "ok" : (r && r->type == REDIS_REPLY_ERROR ? r->str
                                                                 : err.msg));
@@ -876,7 +877,7 @@ enqk(const char *q, const char *id, dq_enqueue_result_t *res)
     it.keyed = 1;
     dq_cmd_enqueue(&C, dq_str_c(q), &it, 1, TOMB);
     r = run(&C);
-    rc = dq_reply_enqueue(r, 1, res, &err);
+    rc = dq_reply_enqueue(r, &it, 1, res, &err);
     freeReplyObject(r);
     return rc == DQ_OK ? res->status : rc;
 }

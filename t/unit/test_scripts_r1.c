@@ -40,7 +40,7 @@ enq(const char *q, const char *id)
     it.countdown_ms = -1;
     dq_cmd_enqueue(&C, dq_str_c(q), &it, 1, 1000);
     r = run(&C);
-    rc = dq_reply_enqueue(r, 1, &res, &err);
+    rc = dq_reply_enqueue(r, &it, 1, &res, &err);
     freeReplyObject(r);
     return rc == DQ_OK ? res.status : rc;
 }
@@ -224,7 +224,7 @@ test_many_tombstones(void)
     }
     dq_cmd_enqueue(&C, dq_str_lit("tb"), it, 10000, 1000);
     r = run(&C);
-    rc = dq_reply_enqueue(r, 10000, res, &err);
+    rc = dq_reply_enqueue(r, it, 10000, res, &err);
     ok(rc == DQ_OK, "8: 10,000 named tasks over 10,000 expired tombstones: %s",
        rc == DQ_OK ? "ok" : (r && r->type == REDIS_REPLY_ERROR ? r->str
                                                                 : err.msg));
