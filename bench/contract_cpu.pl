@@ -87,6 +87,22 @@ my %keys = $mode eq 'v1' ? (
     ack     => [k(qw(tasks eta leases stats wake errors conf names))],
 );
 my %src = map { $_ => script($_) } qw(ack);
+# the acks' arguments: 5 values per task (id, claim, first_run_ms,
+# history, name) before the prelude had dq_ack_args_ok; since, n pairs
+# "+inf" and lease member, the ids, the flags (lib/dq_cmd.c dq__arg_acks)
+my $layout4 = $src{ack} =~ /dq_ack_args_ok/;
+sub ack_args {
+    my @a = @_;
+    return (@a / 5, @a) unless $layout4;
+    my (@p, @i, @f);
+    while (@a) {
+        my ($id, $c, $first, $h, $name) = splice(@a, 0, 5);
+        push @p, '+inf', "$id|$c|$first";
+        push @i, $id;
+        push @f, ($h ? '1' : '0') . $name;
+    }
+    return (scalar(@i), @p, @i, @f);
+}
 sub ev {
     my ($s, @a) = @_;
     # DQ_BENCH_SPLIT=1: ack by EVAL (its own commandstats line)
@@ -137,7 +153,7 @@ while (1) {
     if ($mode eq 'v1') {
         $rep = ev('claim', @claim_args, $cid, 0, 0, 0);
     } elsif ($mode eq 'cycle') {
-        $rep = ev('claim', @claim_args, $cid, 0, 0, 0, 60000, @acks / 5, @acks);
+        $rep = ev('claim', @claim_args, $cid, 0, 0, 0, 60000, ack_args(@acks));
         $done += @acks / 5;
         @acks = ();
     } else {
@@ -159,7 +175,7 @@ while (1) {
     }
     my $per = $mode eq 'v1' ? 3 : 5;
     my $u0 = $split ? evalsha_usec() : 0;
-    ev('ack', 60000, @a / $per, @a);
+    ev('ack', 60000, $mode eq 'v1' ? (@a / $per, @a) : ack_args(@a));
     $ack_usec += evalsha_usec() - $u0 if $split;
     $calls++;
     $done += @a / $per;

@@ -151,7 +151,6 @@ static int
 dq__cl_ask_map(dq_client_t *c, const char *host, int port, char *err,
                size_t errlen)
 {
-    dq_cluster_map_t *m;
     redisContext     *ctx;
     redisReply       *r;
     dq_error_t        e;
@@ -168,29 +167,13 @@ dq__cl_ask_map(dq_client_t *c, const char *host, int port, char *err,
         redisFree(ctx);
         return DQ_EREDIS;
     }
-    /* parsed aside: a map serving nothing must not replace the one held */
-    m = malloc(sizeof(*m));
-    if (m == NULL) {
-        rc = dq_error_set(&e, DQ_ENOMEM, "cluster", "out of memory");
-    } else {
-        dq_cluster_map_init(m);
-        rc = dq_cluster_map_parse(m, r, host, &e);
-    }
-    if (rc == DQ_OK && m->nnodes == 0) {
-        rc = dq_error_set(&e, DQ_EREDIS, "cluster", "no master serves any "
-                          "slot");
-    }
+    /* the map held stays on a refusal (an answer naming no master too) */
+    rc = dq_cluster_map_parse(&c->cl->map, r, host, &e);
     if (rc == DQ_OK) {
-        dq_cluster_map_free(&c->cl->map);
-        c->cl->map = *m;          /* takes its nodes */
         dq__cl_drop_stale(c->cl);
     } else {
         snprintf(err, errlen, "%s:%d: CLUSTER SLOTS: %s", host, port, e.msg);
-        if (m) {
-            dq_cluster_map_free(m);
-        }
     }
-    free(m);
     freeReplyObject(r);
     redisFree(ctx);
     return rc;

@@ -244,6 +244,13 @@ dq_cluster_map_parse(dq_cluster_map_t *m, const redisReply *r,
             slot[s] = (int16_t) idx;
         }
     }
+    if (nnodes == 0) {
+        /* a node reset or out of the cluster: installed, such a map
+         * serves nothing and is asked of the same node again */
+        free(slot);
+        return dq_error_set(err, DQ_EREDIS, "cluster", "it names no master "
+                            "(a node reset, or out of the cluster)");
+    }
     free(m->nodes);
     m->nodes = nodes;
     m->nnodes = nnodes;

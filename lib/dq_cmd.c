@@ -141,9 +141,10 @@ dq__arg(dq_cmd_t *c, const char *p, size_t len)
     return 0;
 }
 
-/* Append one argument copied into the command's own storage. */
-static int
-dq__arg_copy(dq_cmd_t *c, const char *p, size_t len)
+/* Room for an argument of len bytes in the command's own storage, NUL
+ * after it: the caller fills it and appends it with dq__arg. */
+static char *
+dq__arg_room(dq_cmd_t *c, size_t len)
 {
     dq_cmd_chunk_t *ch;
     char           *dst;
@@ -157,7 +158,7 @@ dq__arg_copy(dq_cmd_t *c, const char *p, size_t len)
         size_t size = len + 1 > DQ_CMD_CHUNK ? len + 1 : DQ_CMD_CHUNK;
         ch = malloc(sizeof(*ch) + size);
         if (ch == NULL) {
-            return -1;
+            return NULL;
         }
         ch->size = size;
         ch->used = 0;
@@ -165,9 +166,21 @@ dq__arg_copy(dq_cmd_t *c, const char *p, size_t len)
         c->chunks = ch;
     }
     dst = ch->data + ch->used;
-    memcpy(dst, p, len);
     dst[len] = '\0';
     ch->used += len + 1;
+    return dst;
+}
+
+/* Append one argument copied into the command's own storage. */
+static int
+dq__arg_copy(dq_cmd_t *c, const char *p, size_t len)
+{
+    char *dst = dq__arg_room(c, len);
+
+    if (dst == NULL) {
+        return -1;
+    }
+    memcpy(dst, p, len);
     return dq__arg(c, dst, len);
 }
 
@@ -249,25 +262,66 @@ dq__arg_lease(dq_cmd_t *c, const dq_lease_item_t *it)
     return DQ_OK;
 }
 
-/* The ack part of ack and cycle: tombstone_ms, n, then per task id, claim
- * id, first_run_ms, history (0/1), name. */
+/* The ack part of ack and cycle (the prelude's dq_ack_args_ok): tombstone_ms,
+ * n, then n pairs "+inf", lease member "id|claim|first_run_ms"; the n ids;
+ * n flags: the history digit (0/1) followed by the name. The script hands
+ * the pairs to one ZADD and the ids to one HDEL as they are. */
 static int
 dq__arg_acks(dq_cmd_t *c, const dq_lease_item_t *items, size_t n,
              int64_t tombstone_ms)
 {
-    size_t i;
-    int    rc;
+    size_t   i, dl, len;
+    char     buf[24], *p, *d;
+    uint64_t u;
 
     if (dq__arg_int(c, tombstone_ms) || dq__arg_int(c, (int64_t) n)) {
         return DQ_ENOMEM;
     }
     for (i = 0; i < n; i++) {
-        if ((rc = dq__arg_lease(c, &items[i])) != DQ_OK) {
-            return rc;
-        }
-        if (dq__arg(c, items[i].history ? "1" : "0", 1)
-            || dq__arg_str(c, items[i].name))
+        const dq_lease_item_t *it = &items[i];
+
+        if (!dq__claim_valid(it->claim) || it->first_run_ms < 0
+            || it->id.ptr == NULL || it->id.len == 0)
         {
+            return DQ_EINVAL;
+        }
+        p = buf + sizeof(buf);
+        u = (uint64_t) it->first_run_ms;
+        do {
+            *--p = (char) ('0' + u % 10);
+            u /= 10;
+        } while (u);
+        dl = (size_t) (buf + sizeof(buf) - p);
+        len = it->id.len + 1 + it->claim.len + 1 + dl;
+        if ((d = dq__arg_room(c, len)) == NULL) {
+            return DQ_ENOMEM;
+        }
+        memcpy(d, it->id.ptr, it->id.len);
+        d[it->id.len] = '|';
+        memcpy(d + it->id.len + 1, it->claim.ptr, it->claim.len);
+        d[it->id.len + 1 + it->claim.len] = '|';
+        memcpy(d + len - dl, p, dl);
+        if (dq__arg(c, "+inf", 4) || dq__arg(c, d, len)) {
+            return DQ_ENOMEM;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__arg_str(c, items[i].id)) {
+            return DQ_ENOMEM;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        const dq_str_t *nm = &items[i].name;
+
+        len = 1 + (nm->ptr ? nm->len : 0);
+        if ((d = dq__arg_room(c, len)) == NULL) {
+            return DQ_ENOMEM;
+        }
+        d[0] = items[i].history ? '1' : '0';
+        if (len > 1) {
+            memcpy(d + 1, nm->ptr, nm->len);
+        }
+        if (dq__arg(c, d, len)) {
             return DQ_ENOMEM;
         }
     }

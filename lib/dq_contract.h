@@ -422,7 +422,7 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
 #define DQ_COLD_AFTER_MS  20000
 #define DQ_COLD_WINDOW_MS 10000
 #define DQ_COLD_BUCKET    128
-#define DQ_COLD_PROMOTE   7
+#define DQ_COLD_PROMOTE   2
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
 /* Live workers: every worker child refreshes its heartbeat hash
  * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,
@@ -482,6 +482,11 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
  * script commands take both; everything a user types takes queue names
  * only. */
 int dq_shard_name_valid(dq_str_t s);
+
+/* The queue a shard name belongs to: "q" of "q#2" (q of q), pointing into
+ * name. Functions, the push library, settings and dq:queues know a shard
+ * by its queue's name. */
+dq_str_t dq_shard_base(dq_str_t name);
 
 /* The name of shard i of queue into buf (NUL-terminated): the queue itself
  * for i = 0, "<queue>#<i>" else. The length, or 0 when the queue is not
@@ -639,10 +644,12 @@ typedef struct {
 } dq_cluster_map_t;
 
 /* Parse a CLUSTER SLOTS reply into m (m's previous contents are freed
- * first only on success: on an error m is left as it was). A node whose
- * host in the reply is empty or "?" (a node that does not know its own
- * address) gets asked_host, the host the reply came from. DQ_OK;
- * DQ_EREDIS with err saying why for an error reply or a malformed one;
+ * first only on success: on an error m is left as it was, so callers
+ * parse straight into the map in use). A node whose host in the reply is
+ * empty or "?" (a node that does not know its own address) gets
+ * asked_host, the host the reply came from. DQ_OK; DQ_EREDIS with err
+ * saying why for an error reply, a malformed one or one that names no
+ * master (a node reset, or out of the cluster: it would serve nothing);
  * DQ_ENOMEM. */
 int dq_cluster_map_parse(dq_cluster_map_t *m, const redisReply *r,
                          const char *asked_host, dq_error_t *err);

@@ -36,6 +36,18 @@ dq_shard_name_valid(dq_str_t s)
     return v >= 1 && v < DQ_MAX_SHARDS;
 }
 
+dq_str_t
+dq_shard_base(dq_str_t name)
+{
+    const char *hash;
+
+    hash = name.ptr != NULL ? memchr(name.ptr, '#', name.len) : NULL;
+    if (hash != NULL) {
+        name.len = (size_t) (hash - name.ptr);
+    }
+    return name;
+}
+
 size_t
 dq_shard_name(char *buf, size_t size, dq_str_t queue, unsigned i)
 {

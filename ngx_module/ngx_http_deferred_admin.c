@@ -77,11 +77,9 @@ ngx_http_deferred_admin_send(ngx_http_deferred_op_t *op)
 ngx_int_t
 ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op)
 {
-    int                            rc;
     ngx_str_t                      v, hdr = ngx_string("X-Deferred-Admin");
     ngx_uint_t                     found;
     ngx_http_request_t            *r;
-    ngx_http_deferred_op_cmd_t    *oc;
 
     r = op->request;
 
@@ -141,30 +139,33 @@ ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op)
         op->id.len = 0;
     }
 
-    /* first the queue's shard count (a sharded queue: the action goes to
-     * every shard, ngx_http_deferred_admin_send) */
-
-    oc = ngx_http_deferred_op_cmd(op, NGX_HTTP_DEFERRED_OP_NSHARDS, 0);
-    if (oc == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    op->nshards = 1;
-
-    rc = dq_cmd_shards(&oc->cmd, (dq_str_t) { (char *) op->queue.data,
-                                               op->queue.len });
-    if (rc != DQ_OK) {
-        dq_cmd_free(&oc->cmd);
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "deferred: admin %V queue=%V id=%V", &op->action,
                   &op->queue, &op->id);
 
-    (void) ngx_http_deferred_op_script(op, oc, rc);
-
     return NGX_OK;
+}
+
+
+/* once Redis is ready: first the queue's shard count (a sharded queue:
+ * the action goes to every shard, ngx_http_deferred_admin_send); nothing
+ * sent: op->pending stays 0 */
+
+void
+ngx_http_deferred_admin_shards(ngx_http_deferred_op_t *op)
+{
+    ngx_http_deferred_op_cmd_t  *oc;
+
+    oc = ngx_http_deferred_op_cmd(op, NGX_HTTP_DEFERRED_OP_NSHARDS, 0);
+    if (oc == NULL) {
+        return;
+    }
+
+    op->nshards = 1;
+
+    (void) ngx_http_deferred_op_script(op, oc,
+               dq_cmd_shards(&oc->cmd, (dq_str_t) { (char *) op->queue.data,
+                                                    op->queue.len }));
 }
 
 

@@ -106,7 +106,6 @@ static void ngx_http_deferred_merge_deliver(ngx_http_deferred_merged_t *m,
 static void ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m);
 static ngx_http_deferred_qkeys_t *ngx_http_deferred_merge_qkeys(
     ngx_http_deferred_redis_t *rs, dq_str_t queue);
-static dq_str_t ngx_http_deferred_merge_base(dq_str_t queue);
 static void ngx_http_deferred_merge_shards_read(void *data,
     redisReply *reply);
 
@@ -374,10 +373,11 @@ again:
             }
 
             /* the queue in dq:queues (what deferred-cli stats and the
-             * operators list): pipelined, its answer not waited for */
+             * operators list; queues, not shards): pipelined, its answer
+             * not waited for */
             if (m->sadd
                 && ngx_http_deferred_redis_register(rs,
-                                       ngx_http_deferred_merge_base(m->queue),
+                                       dq_shard_base(m->queue),
                                        ngx_http_deferred_merge_registered,
                                        m->qk)
                    != NGX_OK
@@ -794,23 +794,6 @@ ngx_http_deferred_merge_qkeys(ngx_http_deferred_redis_t *rs, dq_str_t queue)
     ngx_queue_insert_head(&rs->qlru, &qk->lru);
 
     return qk;
-}
-
-
-/* a shard's queue: "q" of "q#2" (dq:queues lists queues, not shards) */
-
-static dq_str_t
-ngx_http_deferred_merge_base(dq_str_t queue)
-{
-    u_char  *hash;
-
-    hash = ngx_strlchr((u_char *) queue.ptr,
-                       (u_char *) queue.ptr + queue.len, '#');
-    if (hash) {
-        queue.len = hash - (u_char *) queue.ptr;
-    }
-
-    return queue;
 }
 
 

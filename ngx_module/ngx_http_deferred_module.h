@@ -11,10 +11,15 @@
  *   ngx_http_deferred_merge.c    the tasks of concurrent requests merged
  *                                into one script call per queue
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
- *                                one connection per worker per Redis (a
- *                                cluster: per master, routed by slot,
- *                                MOVED/ASK followed), reconnect with
- *                                backoff, EVALSHA/EVAL
+ *                                one connection per worker per Redis, its
+ *                                setup (what comes meanwhile waits for
+ *                                it), reconnect with backoff, EVALSHA/EVAL,
+ *                                a question to a helper server on a
+ *                                short-lived connection
+ *   ngx_http_deferred_sentinel.c the sentinels asked before each connect
+ *   ngx_http_deferred_cluster.c  Redis Cluster: slot map, a connection per
+ *                                master, routing by slot, MOVED/ASK
+ *   ngx_http_deferred_redis.h    what those three share (internal)
  *   ngx_http_deferred_access.c   who may call the endpoint: local
  *                                addresses, signatures (lib/dq_sign.c),
  *                                functions and retry bounds
@@ -63,6 +68,20 @@ typedef void (*ngx_http_deferred_redis_handler_pt)(void *data,
     redisReply *reply);
 
 
+/* something waiting for a connection's setup (status.c's operator
+ * requests): its handler runs once, with NGX_OK when the setup answered
+ * OK, NGX_ERROR when it failed; never once cancelled or when the worker
+ * process exits */
+typedef void (*ngx_http_deferred_redis_await_pt)(void *data, ngx_int_t rc);
+
+typedef struct {
+    ngx_queue_t                        link;      /* in redis->waiters */
+    ngx_http_deferred_redis_await_pt   handler;
+    void                              *data;
+    unsigned                           waiting:1;
+} ngx_http_deferred_redis_waiter_t;
+
+
 /* a sentinel, or a cluster's seed node: resolved at config time */
 typedef struct {
     ngx_str_t                      host;        /* numeric, NUL-terminated */
@@ -98,6 +117,9 @@ struct ngx_http_deferred_redis_s {
     ngx_msec_t                     last_attempt;
     ngx_log_t                     *log;
     ngx_queue_t                    queued;      /* groups not yet sent */
+    ngx_queue_t                    waiters;     /* of redis_waiter_t: for
+                                                   the setup (not on a
+                                                   cluster's node) */
     ngx_uint_t                     pending;     /* commands sent, no reply */
     ngx_msec_t                     waiting_since; /* last reply, or first
                                                    send after none */
@@ -113,6 +135,8 @@ struct ngx_http_deferred_redis_s {
     ngx_uint_t                     shard_rr;    /* unnamed tasks' shard */
     ngx_uint_t                     generation;  /* connections made */
     redisAsyncContext             *sac;         /* the sentinel asked */
+    const char                    *asked_host;  /* its address, for logs */
+    in_port_t                      asked_port;
     ngx_uint_t                     snext;       /* the sentinel asked next */
     ngx_uint_t                     sasked;      /* since the last answer */
 
@@ -127,6 +151,11 @@ struct ngx_http_deferred_redis_s {
                                                    never shrinks */
     int16_t                       *slots;       /* node index per slot, -1:
                                                    none; NULL: no map yet */
+    int16_t                       *masters;     /* the nodes the map
+                                                   names, in slot order
+                                                   (after slots, one
+                                                   block) */
+    ngx_uint_t                     nmasters;
     ngx_msec_t                     map_asked;   /* the last question */
     ngx_queue_t                    waitq;       /* a node: commands waiting
                                                    for its setup */
@@ -310,6 +339,10 @@ void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
 ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_connecting(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
+ngx_int_t ngx_http_deferred_redis_await(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_redis_waiter_t *w);
+void ngx_http_deferred_redis_await_cancel(
+    ngx_http_deferred_redis_waiter_t *w);
 ngx_int_t ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
     dq_str_t queue, ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,

@@ -112,6 +112,8 @@ struct ngx_http_deferred_op_s {
     ngx_uint_t                     stage;
     ngx_uint_t                     failed;
     ngx_event_t                    timer;
+    ngx_http_deferred_redis_waiter_t  setup;    /* waiting for the
+                                                   connection's setup */
     int64_t                        now_ms;
     ngx_array_t                    queues;      /* qstat */
     ngx_uint_t                     dropped;     /* queues past the limit */
@@ -148,6 +150,7 @@ void ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op);
 
 /* ngx_http_deferred_admin.c */
 ngx_int_t ngx_http_deferred_admin_start(ngx_http_deferred_op_t *op);
+void ngx_http_deferred_admin_shards(ngx_http_deferred_op_t *op);
 void ngx_http_deferred_admin_next(ngx_http_deferred_op_t *op);
 
 /* ngx_http_deferred_dashboard.c */

@@ -12,9 +12,13 @@
  * wrong database; an older Redis than DQ_REDIS_MIN_VERSION is refused, an
  * evicting maxmemory-policy is warned about), commands of concurrent
  * requests pipelined on it, reconnect with backoff, EVALSHA retried as
- * EVAL on NOSCRIPT, WAIT for replicas when configured. A Redis Cluster
- * (the end of this file): a slot map and a connection per master, each
- * command routed by its key, MOVED and ASK followed.
+ * EVAL on NOSCRIPT, WAIT for replicas when configured. What comes while
+ * the setup runs waits for it: enqueued groups (merge.c), operator
+ * requests (ngx_http_deferred_redis_await). Also the question to a helper
+ * server on a short-lived connection (ngx_http_deferred_redis_ask_at):
+ * the sentinels (ngx_http_deferred_sentinel.c) and a Redis Cluster's
+ * nodes (ngx_http_deferred_cluster.c: a slot map and a connection per
+ * master, each command routed by its key, MOVED and ASK followed).
  *
  * Invariants: hiredis runs each callback exactly once (a NULL reply on
  * disconnect); a command's handler runs exactly once (with NULL on
@@ -25,60 +29,22 @@
 
 
 #include "ngx_http_deferred_module.h"
-
-
-#define NGX_HTTP_DEFERRED_REDIS_IDLE        0
-#define NGX_HTTP_DEFERRED_REDIS_CONNECTING  1
-#define NGX_HTTP_DEFERRED_REDIS_READY       2
-#define NGX_HTTP_DEFERRED_REDIS_BACKOFF     3
-#define NGX_HTTP_DEFERRED_REDIS_SENTINEL    4
-#define NGX_HTTP_DEFERRED_REDIS_SLOTS       5   /* a cluster: asking */
-
-#define NGX_HTTP_DEFERRED_BACKOFF_MIN       100
-#define NGX_HTTP_DEFERRED_BACKOFF_MAX       2000
-
-#define NGX_HTTP_DEFERRED_REDIRECTS         5   /* MOVED/ASK per command */
-#define NGX_HTTP_DEFERRED_MAP_MIN           100 /* ms between questions */
-#define NGX_HTTP_DEFERRED_MAX_NODES         1000
-
-
-struct ngx_http_deferred_redis_cmd_s {
-    ngx_http_deferred_redis_handler_pt   handler;   /* once; never while exiting */
-    void                                *data;
-    dq_cmd_t                            *cmd;       /* for the EVAL retry */
-    ngx_http_deferred_redis_t           *redis;     /* a cluster: the node */
-    ngx_http_deferred_redis_t           *cluster;   /* NULL: not routed */
-    u_char                              *buf;       /* cluster: as sent */
-    size_t                               size;
-    ngx_queue_t                          link;      /* in a node's waitq */
-    ngx_uint_t                           redirects;
-    unsigned                             eval:1;
-    unsigned                             asking:1;  /* ASKING before it */
-};
+#include "ngx_http_deferred_redis.h"
 
 
 static ngx_int_t ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs);
-static ngx_int_t ngx_http_deferred_redis_connect_to(
-    ngx_http_deferred_redis_t *rs);
-static redisAsyncContext *ngx_http_deferred_redis_open(
-    ngx_http_deferred_redis_t *rs, const char *host, in_port_t port);
-static void ngx_http_deferred_redis_ask(ngx_http_deferred_redis_t *rs);
-static void ngx_http_deferred_redis_ask_failed(ngx_http_deferred_redis_t *rs,
-    const char *why);
-static void ngx_http_deferred_redis_sentinel_connect_cb(
-    const redisAsyncContext *ac, int status);
-static void ngx_http_deferred_redis_sentinel_cb(redisAsyncContext *ac,
-    void *r, void *privdata);
 static void ngx_http_deferred_redis_drop(ngx_http_deferred_redis_t *rs);
-static void ngx_http_deferred_redis_schedule(ngx_http_deferred_redis_t *rs);
-static void ngx_http_deferred_redis_timer_handler(ngx_event_t *ev);
 static void ngx_http_deferred_redis_connect_cb(const redisAsyncContext *ac,
     int status);
 static void ngx_http_deferred_redis_disconnect_cb(const redisAsyncContext *ac,
     int status);
 static void ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
     void *privdata);
-static void ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
+static void ngx_http_deferred_redis_auth(ngx_http_deferred_redis_t *rs,
+    redisAsyncContext *ac, redisCallbackFn *fn);
+static void ngx_http_deferred_redis_ask_connect_cb(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_deferred_redis_answer_cb(redisAsyncContext *ac, void *r,
     void *privdata);
 
 static void ngx_http_deferred_redis_add_read(void *privdata);
@@ -89,46 +55,11 @@ static void ngx_http_deferred_redis_cleanup(void *privdata);
 static void ngx_http_deferred_redis_read_handler(ngx_event_t *ev);
 static void ngx_http_deferred_redis_write_handler(ngx_event_t *ev);
 
-static void ngx_http_deferred_redis_failed(ngx_http_deferred_redis_t *rs,
-    const char *failure);
-static void ngx_http_deferred_cluster_init(ngx_http_deferred_redis_t *rs);
-static void ngx_http_deferred_cluster_exit(ngx_http_deferred_redis_t *rs);
-static void ngx_http_deferred_cluster_ask(ngx_http_deferred_redis_t *rs);
-static void ngx_http_deferred_cluster_ask_failed(
-    ngx_http_deferred_redis_t *rs, const char *why);
-static void ngx_http_deferred_cluster_timer(ngx_http_deferred_redis_t *rs);
-static void ngx_http_deferred_cluster_refresh(ngx_http_deferred_redis_t *rs);
-static void ngx_http_deferred_cluster_connect_cb(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_deferred_cluster_slots_cb(redisAsyncContext *ac,
-    void *r, void *privdata);
-static ngx_int_t ngx_http_deferred_cluster_install(
-    ngx_http_deferred_redis_t *rs, dq_cluster_map_t *m);
-static ngx_int_t ngx_http_deferred_cluster_node(ngx_http_deferred_redis_t *rs,
-    const char *host, int port);
-static ngx_http_deferred_redis_cmd_t *ngx_http_deferred_cluster_send(
-    ngx_http_deferred_redis_t *rs, ngx_http_deferred_redis_cmd_t *after,
-    dq_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen,
-    ngx_http_deferred_redis_handler_pt handler, void *data);
-static ngx_int_t ngx_http_deferred_cluster_format(
-    ngx_http_deferred_redis_cmd_t *rcmd, int argc, const char **argv,
-    const size_t *argvlen);
-static ngx_int_t ngx_http_deferred_cluster_route(
-    ngx_http_deferred_redis_t *node, ngx_http_deferred_redis_cmd_t *rcmd);
-static ngx_int_t ngx_http_deferred_cluster_append(
-    ngx_http_deferred_redis_t *node, ngx_http_deferred_redis_cmd_t *rcmd);
-static void ngx_http_deferred_cluster_node_ready(
-    ngx_http_deferred_redis_t *node);
-static void ngx_http_deferred_cluster_node_failed(
-    ngx_http_deferred_redis_t *node);
-static ngx_int_t ngx_http_deferred_cluster_redirect(
-    ngx_http_deferred_redis_cmd_t *rcmd, redisReply *reply);
-static void ngx_http_deferred_cluster_free(ngx_http_deferred_redis_cmd_t *rcmd);
 
 
 /* the first failure of a run is an error, the retries that follow info */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_deferred_redis_level(ngx_http_deferred_redis_t *rs)
 {
     return rs->down_logged ? NGX_LOG_INFO : NGX_LOG_ERR;
@@ -246,6 +177,7 @@ ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
 
         rs->pending = 0;
         ngx_http_deferred_merge_init(rs);
+        ngx_queue_init(&rs->waiters);
 
         ngx_memzero(&rs->timer, sizeof(ngx_event_t));
         rs->timer.handler = ngx_http_deferred_redis_timer_handler;
@@ -287,6 +219,13 @@ ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf)
             ngx_del_timer(&rs->timer);
         }
 
+        /* their requests go with the process */
+        while (!ngx_queue_empty(&rs->waiters)) {
+            ngx_http_deferred_redis_await_cancel(
+                ngx_queue_data(ngx_queue_head(&rs->waiters),
+                               ngx_http_deferred_redis_waiter_t, link));
+        }
+
         ac = rs->ac;
         rs->ac = NULL;
         rs->state = NGX_HTTP_DEFERRED_REDIS_IDLE;
@@ -314,7 +253,7 @@ ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
     if (rs->nsentinels) {
         /* where the primary is now: asked before every connect */
         rs->sasked = 0;
-        ngx_http_deferred_redis_ask(rs);
+        ngx_http_deferred_sentinel_ask(rs);
         return NGX_OK;
     }
 
@@ -325,7 +264,7 @@ ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
 /* a context on nginx's loop: host and port, or rs->unix_path if host is
  * NULL; NULL (logged) when it cannot even start */
 
-static redisAsyncContext *
+redisAsyncContext *
 ngx_http_deferred_redis_open(ngx_http_deferred_redis_t *rs,
     const char *host, in_port_t port)
 {
@@ -396,9 +335,196 @@ ngx_http_deferred_redis_open(ngx_http_deferred_redis_t *rs,
 }
 
 
+/* AUTH first when a password is set; its reply goes to fn with privdata
+ * "AUTH" */
+
+static void
+ngx_http_deferred_redis_auth(ngx_http_deferred_redis_t *rs,
+    redisAsyncContext *ac, redisCallbackFn *fn)
+{
+    size_t       argvlen[2];
+    const char  *argv[2];
+
+    if (rs->password.len == 0) {
+        return;
+    }
+
+    argv[0] = "AUTH";
+    argvlen[0] = 4;
+    argv[1] = (const char *) rs->password.data;
+    argvlen[1] = rs->password.len;
+
+    (void) redisAsyncCommandArgv(ac, fn, (void *) "AUTH", 2, argv, argvlen);
+}
+
+
+/*
+ * A question to a helper server (a sentinel: where the primary is; a
+ * cluster node: its slot map) on a short-lived connection of its own
+ * (rs->sac), AUTH first if "auth" and a password is set; the whole bounded
+ * by connect_timeout (rs->timer: ngx_http_deferred_redis_ask_expired).
+ * The answer goes to ngx_http_deferred_sentinel_answer or
+ * ngx_http_deferred_cluster_answer once the connection is let go; no
+ * usable answer to ngx_http_deferred_redis_ask_failed, after which the
+ * timer asks the next server.
+ */
+
+void
+ngx_http_deferred_redis_ask_at(ngx_http_deferred_redis_t *rs,
+    const char *host, in_port_t port, ngx_uint_t auth, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    redisAsyncContext  *ac;
+
+    rs->asked_host = host;
+    rs->asked_port = port;
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    ngx_add_timer(&rs->timer, rs->connect_timeout);
+
+    ac = ngx_http_deferred_redis_open(rs, host, port);
+    if (ac == NULL) {
+        ngx_http_deferred_redis_ask_failed(rs, "cannot connect");
+        return;
+    }
+
+    rs->sac = ac;
+    redisAsyncSetConnectCallback(ac, ngx_http_deferred_redis_ask_connect_cb);
+
+    if (auth) {
+        ngx_http_deferred_redis_auth(rs, ac, ngx_http_deferred_redis_answer_cb);
+    }
+
+    if (redisAsyncCommandArgv(ac, ngx_http_deferred_redis_answer_cb, NULL,
+                              argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        rs->sac = NULL;
+        ac->onConnect = NULL;
+        redisAsyncFree(ac);
+        ngx_http_deferred_redis_ask_failed(rs, "cannot send the question");
+    }
+}
+
+
+/* this server did not answer usably: the next one, from the timer (not
+ * from inside a callback of the context being freed) */
+
+void
+ngx_http_deferred_redis_ask_failed(ngx_http_deferred_redis_t *rs,
+    const char *why)
+{
+    ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
+                  "deferred: redis %V: %s %s:%d: %s", &rs->name,
+                  rs->nseeds ? "CLUSTER SLOTS on" : "sentinel",
+                  rs->asked_host, (int) rs->asked_port, why);
+
+    rs->sac = NULL;
+
+    if (rs->exiting) {
+        return;
+    }
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    rs->state = rs->nseeds ? NGX_HTTP_DEFERRED_REDIS_SLOTS
+                           : NGX_HTTP_DEFERRED_REDIS_SENTINEL;
+    ngx_add_timer(&rs->timer, 1);
+}
+
+
+/* the timer: NGX_OK if a question was in flight (now failed) */
+
+ngx_int_t
+ngx_http_deferred_redis_ask_expired(ngx_http_deferred_redis_t *rs)
+{
+    redisAsyncContext  *ac;
+
+    if (rs->sac == NULL) {
+        return NGX_DECLINED;
+    }
+
+    /* no answer within connect_timeout */
+    ac = rs->sac;
+    ac->onConnect = NULL;
+    rs->sac = NULL;
+    redisAsyncFree(ac);
+
+    ngx_http_deferred_redis_ask_failed(rs, "timed out");
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_deferred_redis_ask_connect_cb(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_deferred_redis_t  *rs = ac->data;
+
+    if (status == REDIS_OK || rs->sac != ac) {
+        return;
+    }
+
+    /* hiredis frees the context when this returns */
+    ngx_http_deferred_redis_ask_failed(rs, ac->errstr);
+}
+
+
+static void
+ngx_http_deferred_redis_answer_cb(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    u_char                      why[256];
+    redisReply                 *reply = r;
+    ngx_http_deferred_redis_t  *rs = ac->data;
+
+    if (rs->sac != ac || rs->exiting) {
+        return;
+    }
+
+    if (privdata != NULL && (reply == NULL || reply->type != REDIS_REPLY_ERROR))
+    {
+        return;     /* AUTH went through: the answer follows */
+    }
+
+    rs->sac = NULL;
+    ac->onConnect = NULL;
+    ac->onDisconnect = NULL;
+    redisAsyncFree(ac);             /* once this callback returns */
+
+    if (reply == NULL) {
+        ngx_http_deferred_redis_ask_failed(rs, ac->errstr[0] ? ac->errstr
+                                               : "connection lost");
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* refused: the question, or the AUTH before it */
+        *ngx_snprintf(why, sizeof(why) - 1, "%s%*s",
+                      privdata ? "AUTH refused: " : "refused: ",
+                      (size_t) ngx_min(reply->len, 200), reply->str) = '\0';
+        ngx_http_deferred_redis_ask_failed(rs, (const char *) why);
+        return;
+    }
+
+    if (rs->nseeds) {
+        ngx_http_deferred_cluster_answer(rs, reply);
+
+    } else {
+        ngx_http_deferred_sentinel_answer(rs, reply);
+    }
+}
+
+
 /* the Redis itself: rs->host (for sentinel: what they named) */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_deferred_redis_connect_to(ngx_http_deferred_redis_t *rs)
 {
     int                 argc;
@@ -424,15 +550,7 @@ ngx_http_deferred_redis_connect_to(ngx_http_deferred_redis_t *rs)
 
     /* pipelined ahead of any command a request sends on this connection */
 
-    if (rs->password.len) {
-        argv[0] = "AUTH";
-        argvlen[0] = 4;
-        argv[1] = (const char *) rs->password.data;
-        argvlen[1] = rs->password.len;
-
-        (void) redisAsyncCommandArgv(ac, ngx_http_deferred_redis_setup_cb,
-                                     (void *) "AUTH", 2, argv, argvlen);
-    }
+    ngx_http_deferred_redis_auth(rs, ac, ngx_http_deferred_redis_setup_cb);
 
     if (rs->db) {
         argv[0] = "SELECT";
@@ -489,179 +607,7 @@ failed:
 }
 
 
-/* ask the next sentinel where the primary is (a numeric address,
- * resolved at config time; the whole question bounded by
- * connect_timeout); after a round of them without an answer, back off */
-
-static void
-ngx_http_deferred_redis_ask(ngx_http_deferred_redis_t *rs)
-{
-    ngx_http_deferred_sentinel_t  *sn;
-    redisAsyncContext             *ac;
-
-    if (rs->exiting) {
-        return;
-    }
-
-    if (rs->sasked == rs->nsentinels) {
-        ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                      "deferred: redis %V: no sentinel named a usable "
-                      "primary for \"%V\"", &rs->name, &rs->master);
-        rs->down_logged = 1;
-        rs->sasked = 0;
-        rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
-        ngx_http_deferred_redis_schedule(rs);
-        ngx_http_deferred_redis_failed(rs, "Redis is not reachable");
-        return;
-    }
-
-    sn = &rs->sentinels[rs->snext];
-    rs->snext = (rs->snext + 1) % rs->nsentinels;
-    rs->sasked++;
-    rs->state = NGX_HTTP_DEFERRED_REDIS_SENTINEL;
-
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
-    ngx_add_timer(&rs->timer, rs->connect_timeout);
-
-    ac = ngx_http_deferred_redis_open(rs, (char *) sn->host.data, sn->port);
-    if (ac == NULL) {
-        ngx_http_deferred_redis_ask_failed(rs, "cannot connect");
-        return;
-    }
-
-    rs->sac = ac;
-    redisAsyncSetConnectCallback(ac,
-                                 ngx_http_deferred_redis_sentinel_connect_cb);
-
-    if (redisAsyncCommand(ac, ngx_http_deferred_redis_sentinel_cb, NULL,
-                          "SENTINEL get-master-addr-by-name %s",
-                          rs->master.data)
-        != REDIS_OK)
-    {
-        rs->sac = NULL;
-        redisAsyncFree(ac);
-        ngx_http_deferred_redis_ask_failed(rs, "cannot send the question");
-    }
-}
-
-
-/* this sentinel did not answer usably: the next one, from the timer (not
- * from inside a callback of the context being freed) */
-
-static void
-ngx_http_deferred_redis_ask_failed(ngx_http_deferred_redis_t *rs,
-    const char *why)
-{
-    ngx_http_deferred_sentinel_t  *sn;
-
-    sn = &rs->sentinels[(rs->snext + rs->nsentinels - 1) % rs->nsentinels];
-
-    ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                  "deferred: redis %V: sentinel %V:%d: %s",
-                  &rs->name, &sn->host, (int) sn->port, why);
-
-    if (rs->exiting) {
-        return;
-    }
-
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
-    rs->state = NGX_HTTP_DEFERRED_REDIS_SENTINEL;
-    ngx_add_timer(&rs->timer, 1);
-    rs->sac = NULL;
-}
-
-
-static void
-ngx_http_deferred_redis_sentinel_connect_cb(const redisAsyncContext *ac,
-    int status)
-{
-    ngx_http_deferred_redis_t  *rs = ac->data;
-
-    if (status == REDIS_OK || rs->sac != ac) {
-        return;
-    }
-
-    /* hiredis frees the context when this returns */
-    rs->sac = NULL;
-    ngx_http_deferred_redis_ask_failed(rs, ac->errstr);
-}
-
-
-static void
-ngx_http_deferred_redis_sentinel_cb(redisAsyncContext *ac, void *r,
-    void *privdata)
-{
-    int                         port;
-    u_char                      bin[sizeof(struct in6_addr)];
-    char                        host[NGX_SOCKADDR_STRLEN + 1];
-    size_t                      len;
-    dq_error_t                  err;
-    ngx_http_deferred_redis_t  *rs = ac->data;
-
-    if (rs->sac != ac || rs->exiting) {
-        return;
-    }
-
-    rs->sac = NULL;
-    ac->onConnect = NULL;
-    ac->onDisconnect = NULL;
-    redisAsyncFree(ac);             /* once this callback returns */
-
-    if (r == NULL) {
-        ngx_http_deferred_redis_ask_failed(rs, ac->errstr[0] ? ac->errstr
-                                               : "connection lost");
-        return;
-    }
-
-    if (dq_sentinel_reply(r, host, sizeof(host), &port, &err) != DQ_OK) {
-        ngx_http_deferred_redis_ask_failed(rs, err.msg);
-        return;
-    }
-
-    if (inet_pton(AF_INET, host, bin) != 1
-        && inet_pton(AF_INET6, host, bin) != 1)
-    {
-        /* resolving a name here would block the worker */
-        ngx_http_deferred_redis_ask_failed(rs, "the answer is not a numeric "
-                                           "address (set the sentinels' "
-                                           "announce-hostnames no)");
-        return;
-    }
-
-    len = ngx_strlen(host);
-
-    if (len != rs->host.len || ngx_strncmp(host, rs->host.data, len) != 0
-        || port != rs->port)
-    {
-        /* a move is worth a warning; the first answer is not */
-        ngx_log_error((ngx_uint_t) (rs->host.len ? NGX_LOG_WARN
-                                                 : NGX_LOG_INFO),
-                      rs->log, 0,
-                      "deferred: redis %V: the sentinels name %s:%d the "
-                      "primary \"%V\"", &rs->name, host, port, &rs->master);
-
-        ngx_memcpy(rs->host.data, host, len + 1);
-        rs->host.len = len;
-        rs->port = (in_port_t) port;
-    }
-
-    rs->sasked = 0;
-
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
-    (void) ngx_http_deferred_redis_connect_to(rs);
-}
-
-
-static void
+void
 ngx_http_deferred_redis_schedule(ngx_http_deferred_redis_t *rs)
 {
     if (rs->exiting) {
@@ -703,10 +649,9 @@ ngx_http_deferred_redis_drop(ngx_http_deferred_redis_t *rs)
 }
 
 
-static void
+void
 ngx_http_deferred_redis_timer_handler(ngx_event_t *ev)
 {
-    redisAsyncContext          *ac;
     ngx_http_deferred_redis_t  *rs = ev->data;
 
     if (rs->nseeds) {
@@ -734,18 +679,10 @@ ngx_http_deferred_redis_timer_handler(ngx_event_t *ev)
         break;
 
     case NGX_HTTP_DEFERRED_REDIS_SENTINEL:
-        if (rs->sac) {
-            /* no answer within connect_timeout */
-            ac = rs->sac;
-            ac->onConnect = NULL;
-            rs->sac = NULL;
-            redisAsyncFree(ac);
-
-            ngx_http_deferred_redis_ask_failed(rs, "timed out");
-            break;
+        if (ngx_http_deferred_redis_ask_expired(rs) != NGX_OK) {
+            ngx_http_deferred_sentinel_ask(rs);
         }
 
-        ngx_http_deferred_redis_ask(rs);
         break;
 
     default:
@@ -904,13 +841,14 @@ ngx_http_deferred_redis_setup_cb(redisAsyncContext *ac, void *r,
     }
 
     ngx_http_deferred_merge_ready(rs);
+    ngx_http_deferred_redis_wake(rs, NGX_OK);
 }
 
 
 /* a connection failed before its setup answered, or was lost: what
  * waited for it fails (503) */
 
-static void
+void
 ngx_http_deferred_redis_failed(ngx_http_deferred_redis_t *rs,
     const char *failure)
 {
@@ -920,6 +858,60 @@ ngx_http_deferred_redis_failed(ngx_http_deferred_redis_t *rs,
     }
 
     ngx_http_deferred_merge_fail_queued(rs, failure);
+    ngx_http_deferred_redis_wake(rs, NGX_ERROR);
+}
+
+
+/*
+ * An operator request that came while the connection is in its setup
+ * (connect, AUTH, INFO, SCRIPT LOAD; asking the sentinels; a cluster's
+ * first map) waits for it, as the enqueued tasks do (merge.c): NGX_OK
+ * ready now, NGX_AGAIN w->handler runs once the setup answered or failed,
+ * NGX_DECLINED not reachable (nor being connected).
+ */
+
+ngx_int_t
+ngx_http_deferred_redis_await(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_redis_waiter_t *w)
+{
+    if (ngx_http_deferred_redis_ready(rs) == NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (rs->exiting || ngx_http_deferred_redis_usable(rs) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_queue_insert_tail(&rs->waiters, &w->link);
+    w->waiting = 1;
+
+    return NGX_AGAIN;
+}
+
+
+void
+ngx_http_deferred_redis_await_cancel(ngx_http_deferred_redis_waiter_t *w)
+{
+    if (w->waiting) {
+        ngx_queue_remove(&w->link);
+        w->waiting = 0;
+    }
+}
+
+
+/* a handler may finish its request, and so cancel its own wait */
+
+void
+ngx_http_deferred_redis_wake(ngx_http_deferred_redis_t *rs, ngx_int_t rc)
+{
+    ngx_http_deferred_redis_waiter_t  *w;
+
+    while (!ngx_queue_empty(&rs->waiters)) {
+        w = ngx_queue_data(ngx_queue_head(&rs->waiters),
+                           ngx_http_deferred_redis_waiter_t, link);
+        ngx_http_deferred_redis_await_cancel(w);
+        w->handler(w->data, rc);
+    }
 }
 
 
@@ -1027,6 +1019,32 @@ ngx_http_deferred_redis_append(redisAsyncContext *ac,
 }
 
 
+/* a command's record (ngx_free, or ngx_http_deferred_cluster_free) */
+
+ngx_http_deferred_redis_cmd_t *
+ngx_http_deferred_redis_cmd_new(ngx_log_t *log, dq_cmd_t *cmd,
+    ngx_http_deferred_redis_handler_pt handler, void *data)
+{
+    ngx_http_deferred_redis_cmd_t  *rcmd;
+
+    rcmd = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), log);
+    if (rcmd == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(rcmd, sizeof(ngx_http_deferred_redis_cmd_t));
+
+    rcmd->handler = handler;
+    rcmd->data = data;
+    rcmd->cmd = cmd;
+
+    /* not a script (a plain command): never re-sent as EVAL */
+    rcmd->eval = (cmd == NULL || cmd->script == DQ_SCRIPT__COUNT);
+
+    return rcmd;
+}
+
+
 /* one command on a ready connection; its handler runs exactly once */
 
 static ngx_http_deferred_redis_cmd_t *
@@ -1045,18 +1063,12 @@ ngx_http_deferred_redis_send(ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
                                               argvlen, handler, data);
     }
 
-    rcmd = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
+    rcmd = ngx_http_deferred_redis_cmd_new(rs->log, cmd, handler, data);
     if (rcmd == NULL) {
         return NULL;
     }
 
-    ngx_memzero(rcmd, sizeof(ngx_http_deferred_redis_cmd_t));
-
-    rcmd->handler = handler;
-    rcmd->data = data;
-    rcmd->cmd = cmd;
     rcmd->redis = rs;
-    rcmd->eval = (cmd == NULL);     /* not a script: never re-sent */
 
     if (ngx_http_deferred_redis_append(rs->ac, rcmd, argc, argv, argvlen)
         != REDIS_OK)
@@ -1186,7 +1198,7 @@ ngx_http_deferred_redis_timed_out(ngx_http_deferred_redis_t *rs)
 }
 
 
-static void
+void
 ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
     void *privdata)
 {
@@ -1263,905 +1275,4 @@ ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
         rs->down_logged = 1;
         ngx_http_deferred_redis_drop(rs);
     }
-}
-
-
-/*
- * Redis Cluster. The configured redis_t routes; each master the slot map
- * names is a node: a redis_t of its own with the connection above (same
- * setup pipeline, AUTH on every node, never SELECT), opened when a
- * command for one of its slots comes and again, after a failure, when the
- * next one comes (at most once per BACKOFF_MIN). The map is asked (AUTH,
- * CLUSTER SLOTS on a short-lived connection: the seeds first, then the
- * nodes known) at init_process, and again on MOVED, on CLUSTERDOWN and
- * when a node's connection fails, at most once per MAP_MIN. A command
- * goes to the node of its slot (dq_cluster_cmd_slot); MOVED re-sends it
- * at once to the node named (and moves that slot in the map), ASK sends
- * ASKING and the command to the node named, without changing the map;
- * at most NGX_HTTP_DEFERRED_REDIRECTS of them per command. Both mean the
- * command did not run, so re-sending cannot store anything twice; a lost
- * reply is never re-sent (the caller sees NULL, as without a cluster).
- * Commands for a node still connecting wait in its waitq, in order.
- */
-
-static void
-ngx_http_deferred_cluster_init(ngx_http_deferred_redis_t *rs)
-{
-    rs->slots = NULL;
-    rs->sac = NULL;
-    rs->snext = 0;
-    rs->sasked = 0;
-    rs->map_again = 0;
-
-    if (ngx_array_init(&rs->nodes, ngx_cycle->pool, 8,
-                       sizeof(ngx_http_deferred_redis_t *))
-        != NGX_OK)
-    {
-        rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
-        return;
-    }
-
-    ngx_http_deferred_cluster_refresh(rs);
-}
-
-
-static void
-ngx_http_deferred_cluster_exit(ngx_http_deferred_redis_t *rs)
-{
-    ngx_uint_t                      i;
-    ngx_queue_t                    *q;
-    redisAsyncContext              *ac;
-    ngx_http_deferred_redis_t     **node, *n;
-    ngx_http_deferred_redis_cmd_t  *rcmd;
-
-    node = rs->nodes.elts;
-
-    for (i = 0; i < rs->nodes.nelts; i++) {
-        n = node[i];
-        n->exiting = 1;
-
-        if (n->timer.timer_set) {
-            ngx_del_timer(&n->timer);
-        }
-
-        /* never sent: freed without their handlers (the worker exits) */
-        while (!ngx_queue_empty(&n->waitq)) {
-            q = ngx_queue_head(&n->waitq);
-            ngx_queue_remove(q);
-            rcmd = ngx_queue_data(q, ngx_http_deferred_redis_cmd_t, link);
-            ngx_http_deferred_cluster_free(rcmd);
-        }
-
-        ac = n->ac;
-        n->ac = NULL;
-
-        if (ac) {
-            redisAsyncFree(ac);
-        }
-    }
-
-    if (rs->slots) {
-        ngx_free(rs->slots);
-        rs->slots = NULL;
-    }
-}
-
-
-/* ask for the map now, or as soon as MAP_MIN allows; once if asking */
-
-static void
-ngx_http_deferred_cluster_refresh(ngx_http_deferred_redis_t *rs)
-{
-    ngx_msec_t  since;
-
-    if (rs->exiting) {
-        return;
-    }
-
-    if (rs->state == NGX_HTTP_DEFERRED_REDIS_SLOTS) {
-        rs->map_again = 1;
-        return;
-    }
-
-    if (rs->timer.timer_set) {
-        return;         /* a question is due already */
-    }
-
-    since = ngx_current_msec - rs->map_asked;
-
-    if (rs->map_asked && since < NGX_HTTP_DEFERRED_MAP_MIN) {
-        ngx_add_timer(&rs->timer, NGX_HTTP_DEFERRED_MAP_MIN - since);
-        return;
-    }
-
-    rs->state = NGX_HTTP_DEFERRED_REDIS_SLOTS;
-    rs->sasked = 0;
-    rs->snext = 0;
-    rs->map_asked = ngx_current_msec;
-    rs->last_attempt = ngx_current_msec;
-
-    ngx_http_deferred_cluster_ask(rs);
-}
-
-
-static void
-ngx_http_deferred_cluster_timer(ngx_http_deferred_redis_t *rs)
-{
-    redisAsyncContext  *ac;
-
-    if (rs->sac) {
-        /* no answer within connect_timeout */
-        ac = rs->sac;
-        ac->onConnect = NULL;
-        rs->sac = NULL;
-        redisAsyncFree(ac);
-
-        ngx_http_deferred_cluster_ask_failed(rs, "timed out");
-        return;
-    }
-
-    if (rs->state == NGX_HTTP_DEFERRED_REDIS_SLOTS) {
-        ngx_http_deferred_cluster_ask(rs);      /* the next node */
-        return;
-    }
-
-    ngx_http_deferred_cluster_refresh(rs);
-}
-
-
-/* the next node to ask: the seeds, then every node known; after a round
- * of them without an answer, back off */
-
-static void
-ngx_http_deferred_cluster_ask(ngx_http_deferred_redis_t *rs)
-{
-    int                          argc;
-    size_t                       argvlen[2];
-    const char                  *argv[2], *host;
-    in_port_t                    port;
-    ngx_uint_t                   total, k;
-    redisAsyncContext           *ac;
-    ngx_http_deferred_redis_t  **node;
-
-    if (rs->exiting) {
-        return;
-    }
-
-    total = rs->nseeds + rs->nodes.nelts;
-
-    if (rs->sasked >= total) {
-        ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                      "deferred: redis %V: no cluster node answered "
-                      "CLUSTER SLOTS%s", &rs->name,
-                      rs->slots ? "; the last map is kept" : "");
-        rs->down_logged = 1;
-        rs->sasked = 0;
-        rs->map_again = 0;
-        rs->state = NGX_HTTP_DEFERRED_REDIS_BACKOFF;
-        ngx_http_deferred_redis_schedule(rs);
-
-        if (rs->slots == NULL) {
-            ngx_http_deferred_merge_fail_queued(rs, "Redis is not reachable");
-        }
-
-        return;
-    }
-
-    k = rs->snext++ % total;
-    rs->sasked++;
-
-    if (k < rs->nseeds) {
-        host = (const char *) rs->seeds[k].host.data;
-        port = rs->seeds[k].port;
-
-    } else {
-        node = rs->nodes.elts;
-        host = (const char *) node[k - rs->nseeds]->host.data;
-        port = node[k - rs->nseeds]->port;
-    }
-
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
-    ngx_add_timer(&rs->timer, rs->connect_timeout);
-
-    ac = ngx_http_deferred_redis_open(rs, host, port);
-    if (ac == NULL) {
-        ngx_http_deferred_cluster_ask_failed(rs, "cannot connect");
-        return;
-    }
-
-    rs->sac = ac;
-    redisAsyncSetConnectCallback(ac, ngx_http_deferred_cluster_connect_cb);
-
-    if (rs->password.len) {
-        argv[0] = "AUTH";
-        argvlen[0] = 4;
-        argv[1] = (const char *) rs->password.data;
-        argvlen[1] = rs->password.len;
-
-        (void) redisAsyncCommandArgv(ac, ngx_http_deferred_cluster_slots_cb,
-                                     (void *) "AUTH", 2, argv, argvlen);
-    }
-
-    argc = 2;
-    argv[0] = "CLUSTER";
-    argvlen[0] = 7;
-    argv[1] = "SLOTS";
-    argvlen[1] = 5;
-
-    if (redisAsyncCommandArgv(ac, ngx_http_deferred_cluster_slots_cb,
-                              (void *) "CLUSTER SLOTS", argc, argv, argvlen)
-        != REDIS_OK)
-    {
-        rs->sac = NULL;
-        ac->onConnect = NULL;
-        redisAsyncFree(ac);
-        ngx_http_deferred_cluster_ask_failed(rs, "cannot send the question");
-    }
-}
-
-
-/* this node did not answer usably: the next one, from the timer (not from
- * inside a callback of the context being freed) */
-
-static void
-ngx_http_deferred_cluster_ask_failed(ngx_http_deferred_redis_t *rs,
-    const char *why)
-{
-    ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                  "deferred: redis %V: CLUSTER SLOTS: %s", &rs->name, why);
-
-    rs->sac = NULL;
-
-    if (rs->exiting) {
-        return;
-    }
-
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
-    rs->state = NGX_HTTP_DEFERRED_REDIS_SLOTS;
-    ngx_add_timer(&rs->timer, 1);
-}
-
-
-static void
-ngx_http_deferred_cluster_connect_cb(const redisAsyncContext *ac, int status)
-{
-    ngx_http_deferred_redis_t  *rs = ac->data;
-
-    if (status == REDIS_OK || rs->sac != ac) {
-        return;
-    }
-
-    /* hiredis frees the context when this returns */
-    ngx_http_deferred_cluster_ask_failed(rs, ac->errstr);
-}
-
-
-static void
-ngx_http_deferred_cluster_slots_cb(redisAsyncContext *ac, void *r,
-    void *privdata)
-{
-    char                       *host;
-    dq_error_t                  err;
-    redisReply                 *reply = r;
-    dq_cluster_map_t           *m;
-    ngx_http_deferred_redis_t  *rs = ac->data;
-    u_char                      text[NGX_SOCKADDR_STRLEN + 1];
-
-    if (rs->sac != ac || rs->exiting) {
-        return;
-    }
-
-    if (ngx_strcmp((char *) privdata, "AUTH") == 0
-        && (reply == NULL || reply->type != REDIS_REPLY_ERROR))
-    {
-        return;     /* CLUSTER SLOTS' answer follows */
-    }
-
-    /* the address asked, for a map naming a node "" (itself) */
-    host = "";
-
-    if (ac->c.tcp.host) {
-        (void) ngx_cpystrn(text, (u_char *) ac->c.tcp.host, sizeof(text));
-        host = (char *) text;
-    }
-
-    rs->sac = NULL;
-    ac->onConnect = NULL;
-    ac->onDisconnect = NULL;
-    redisAsyncFree(ac);             /* once this callback returns */
-
-    if (reply == NULL) {
-        ngx_http_deferred_cluster_ask_failed(rs, ac->errstr[0] ? ac->errstr
-                                                 : "connection lost");
-        return;
-    }
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(ngx_http_deferred_redis_level(rs), rs->log, 0,
-                      "deferred: redis %V: %s refused: %*s", &rs->name,
-                      (char *) privdata,
-                      (size_t) (reply->len > 200 ? 200 : reply->len),
-                      reply->str);
-        ngx_http_deferred_cluster_ask_failed(rs, "refused");
-        return;
-    }
-
-    m = ngx_alloc(sizeof(dq_cluster_map_t), rs->log);
-    if (m == NULL) {
-        ngx_http_deferred_cluster_ask_failed(rs, "out of memory");
-        return;
-    }
-
-    dq_cluster_map_init(m);
-
-    if (dq_cluster_map_parse(m, reply, host, &err) != DQ_OK) {
-        ngx_free(m);
-        ngx_http_deferred_cluster_ask_failed(rs, err.msg);
-        return;
-    }
-
-    if (ngx_http_deferred_cluster_install(rs, m) != NGX_OK) {
-        dq_cluster_map_free(m);
-        ngx_free(m);
-        ngx_http_deferred_cluster_ask_failed(rs, "out of memory");
-        return;
-    }
-
-    dq_cluster_map_free(m);
-    ngx_free(m);
-}
-
-
-/* the map answered: slots to our nodes (made when new) */
-
-static ngx_int_t
-ngx_http_deferred_cluster_install(ngx_http_deferred_redis_t *rs,
-    dq_cluster_map_t *m)
-{
-    size_t       i;
-    ngx_int_t   *idx;
-    ngx_uint_t   first, missing, changed;
-
-    idx = ngx_alloc((m->nnodes + 1) * sizeof(ngx_int_t), rs->log);
-    if (idx == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < m->nnodes; i++) {
-        /* -1 (logged) for a node named by a host name */
-        idx[i] = ngx_http_deferred_cluster_node(rs, m->nodes[i].host,
-                                                m->nodes[i].port);
-    }
-
-    first = (rs->slots == NULL);
-
-    if (first) {
-        rs->slots = ngx_alloc(DQ_CLUSTER_SLOTS * sizeof(int16_t), rs->log);
-        if (rs->slots == NULL) {
-            ngx_free(idx);
-            return NGX_ERROR;
-        }
-    }
-
-    missing = 0;
-    changed = 0;
-
-    for (i = 0; i < DQ_CLUSTER_SLOTS; i++) {
-        int16_t  n = m->slot[i] < 0 ? -1 : (int16_t) idx[m->slot[i]];
-
-        if (n < 0) {
-            missing++;
-        }
-
-        if (first || rs->slots[i] != n) {
-            changed++;
-            rs->slots[i] = n;
-        }
-    }
-
-    ngx_free(idx);
-
-    if (changed) {
-        ngx_log_error((ngx_uint_t) (first ? NGX_LOG_INFO : NGX_LOG_NOTICE),
-                      rs->log, 0,
-                      "deferred: redis %V: slot map: %uz masters, "
-                      "%ui slots changed, %ui without a master",
-                      &rs->name, m->nnodes, changed, missing);
-    }
-
-    rs->state = NGX_HTTP_DEFERRED_REDIS_READY;
-    rs->down_logged = 0;
-    rs->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
-    rs->sasked = 0;
-
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
-    if (rs->map_again) {
-        rs->map_again = 0;
-        ngx_http_deferred_cluster_refresh(rs);
-    }
-
-    if (first) {
-        /* what waited for the map goes now */
-        ngx_http_deferred_merge_ready(rs);
-    }
-
-    return NGX_OK;
-}
-
-
-/* the node HOST:PORT (numeric), made when new; its index, or -1 */
-
-static ngx_int_t
-ngx_http_deferred_cluster_node(ngx_http_deferred_redis_t *rs,
-    const char *host, int port)
-{
-    u_char                       bin[sizeof(struct in6_addr)];
-    size_t                       len;
-    ngx_uint_t                   i;
-    ngx_http_deferred_redis_t  **node, *n;
-
-    node = rs->nodes.elts;
-    len = ngx_strlen(host);
-
-    for (i = 0; i < rs->nodes.nelts; i++) {
-        if (node[i]->port == port && node[i]->host.len == len
-            && ngx_strncmp(node[i]->host.data, host, len) == 0)
-        {
-            return i;
-        }
-    }
-
-    if (inet_pton(AF_INET, host, bin) != 1
-        && inet_pton(AF_INET6, host, bin) != 1)
-    {
-        /* resolving a name here would block the worker */
-        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                      "deferred: redis %V: cluster node \"%s:%d\" is not a "
-                      "numeric address; its slots are not served (set "
-                      "cluster-preferred-endpoint-type ip)",
-                      &rs->name, host, port);
-        return -1;
-    }
-
-    if (rs->nodes.nelts >= NGX_HTTP_DEFERRED_MAX_NODES) {
-        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                      "deferred: redis %V: more than %d cluster nodes; "
-                      "\"%s:%d\" is not served", &rs->name,
-                      NGX_HTTP_DEFERRED_MAX_NODES, host, port);
-        return -1;
-    }
-
-    /* the cycle's pool: freed when the worker process exits */
-    n = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_http_deferred_redis_t));
-    node = ngx_array_push(&rs->nodes);
-
-    if (n == NULL || node == NULL) {
-        return -1;
-    }
-
-    n->host.data = ngx_pnalloc(ngx_cycle->pool, len + 1);
-    n->name.data = ngx_pnalloc(ngx_cycle->pool,
-                               sizeof("cluster node :65535") + len);
-
-    if (n->host.data == NULL || n->name.data == NULL) {
-        rs->nodes.nelts--;
-        return -1;
-    }
-
-    ngx_memcpy(n->host.data, host, len + 1);
-    n->host.len = len;
-    n->port = (in_port_t) port;
-    n->name.len = ngx_sprintf(n->name.data, "cluster node %s:%d", host, port)
-                  - n->name.data;
-
-    n->password = rs->password;
-    n->connect_timeout = rs->connect_timeout;
-    n->replicas = rs->replicas;
-    n->replicas_timeout = rs->replicas_timeout;
-    n->max_timeout = rs->max_timeout;
-    n->cluster = rs;
-    n->log = rs->log;
-    n->state = NGX_HTTP_DEFERRED_REDIS_IDLE;
-    n->backoff = NGX_HTTP_DEFERRED_BACKOFF_MIN;
-    ngx_queue_init(&n->waitq);
-
-    n->timer.handler = ngx_http_deferred_redis_timer_handler;
-    n->timer.data = n;
-    n->timer.log = rs->log;
-    n->timer.cancelable = 1;
-
-    *node = n;
-
-    return rs->nodes.nelts - 1;
-}
-
-
-/* a command routed by its slot (or, for WAIT, behind "after") */
-
-static ngx_http_deferred_redis_cmd_t *
-ngx_http_deferred_cluster_send(ngx_http_deferred_redis_t *rs,
-    ngx_http_deferred_redis_cmd_t *after, dq_cmd_t *cmd, int argc,
-    const char **argv, const size_t *argvlen,
-    ngx_http_deferred_redis_handler_pt handler, void *data)
-{
-    int                              slot;
-    ngx_int_t                        i;
-    ngx_http_deferred_redis_t      **node, *n;
-    ngx_http_deferred_redis_cmd_t   *rcmd;
-
-    if (rs->slots == NULL || rs->exiting) {
-        return NULL;
-    }
-
-    node = rs->nodes.elts;
-
-    if (after) {
-        n = after->redis;
-
-    } else {
-        slot = dq_cluster_cmd_slot(argc, argv, argvlen);
-
-        /* a command without a key: the master of slot 0 */
-        i = rs->slots[slot < 0 ? 0 : slot];
-
-        if (i < 0) {
-            ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                          "deferred: redis %V: slot %d has no master in "
-                          "the map", &rs->name, slot < 0 ? 0 : slot);
-            ngx_http_deferred_cluster_refresh(rs);
-            return NULL;
-        }
-
-        n = node[i];
-    }
-
-    rcmd = ngx_alloc(sizeof(ngx_http_deferred_redis_cmd_t), rs->log);
-    if (rcmd == NULL) {
-        return NULL;
-    }
-
-    ngx_memzero(rcmd, sizeof(ngx_http_deferred_redis_cmd_t));
-
-    rcmd->handler = handler;
-    rcmd->data = data;
-    rcmd->cmd = cmd;
-    rcmd->cluster = rs;
-    rcmd->eval = (cmd == NULL || cmd->script == DQ_SCRIPT__COUNT);
-
-    if (ngx_http_deferred_cluster_format(rcmd, argc, argv, argvlen) != NGX_OK
-        || ngx_http_deferred_cluster_route(n, rcmd) != NGX_OK)
-    {
-        ngx_http_deferred_cluster_free(rcmd);
-        return NULL;
-    }
-
-    return rcmd;
-}
-
-
-/* the command in Redis' wire format, kept for a redirect */
-
-static ngx_int_t
-ngx_http_deferred_cluster_format(ngx_http_deferred_redis_cmd_t *rcmd,
-    int argc, const char **argv, const size_t *argvlen)
-{
-    size_t   size;
-    u_char  *buf;
-
-    size = dq_resp_size(argc, argv, argvlen);
-
-    buf = ngx_alloc(size, rcmd->cluster->log);
-    if (buf == NULL) {
-        return NGX_ERROR;
-    }
-
-    (void) dq_resp_format((char *) buf, argc, argv, argvlen);
-
-    if (rcmd->buf) {
-        ngx_free(rcmd->buf);
-    }
-
-    rcmd->buf = buf;
-    rcmd->size = size;
-
-    return NGX_OK;
-}
-
-
-/* on the node's connection, or in its waitq while it connects */
-
-static ngx_int_t
-ngx_http_deferred_cluster_route(ngx_http_deferred_redis_t *node,
-    ngx_http_deferred_redis_cmd_t *rcmd)
-{
-    rcmd->redis = node;
-
-    if (node->exiting) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_deferred_redis_ready(node) == NGX_OK) {
-        return ngx_http_deferred_cluster_append(node, rcmd);
-    }
-
-    if (node->ac == NULL) {
-        /* opened when a command needs it; after a failure, at most once
-         * per BACKOFF_MIN */
-        if (node->state == NGX_HTTP_DEFERRED_REDIS_IDLE
-            || ngx_current_msec - node->last_attempt
-               >= NGX_HTTP_DEFERRED_BACKOFF_MIN)
-        {
-            node->last_attempt = ngx_current_msec;
-            (void) ngx_http_deferred_redis_connect_to(node);
-        }
-
-        if (node->ac == NULL) {
-            /* refused at once (logged): the map may have changed */
-            ngx_http_deferred_cluster_refresh(node->cluster);
-            return NGX_ERROR;
-        }
-    }
-
-    ngx_queue_insert_tail(&node->waitq, &rcmd->link);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_deferred_cluster_append(ngx_http_deferred_redis_t *node,
-    ngx_http_deferred_redis_cmd_t *rcmd)
-{
-    size_t       argvlen[1];
-    const char  *argv[1];
-
-    rcmd->redis = node;
-
-    if (rcmd->asking) {
-        argv[0] = "ASKING";
-        argvlen[0] = 6;
-
-        /* its +OK is not waited for */
-        if (redisAsyncCommandArgv(node->ac, NULL, NULL, 1, argv, argvlen)
-            != REDIS_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    if (redisAsyncFormattedCommand(node->ac, ngx_http_deferred_redis_reply_cb,
-                                   rcmd, (char *) rcmd->buf, rcmd->size)
-        != REDIS_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (node->pending++ == 0) {
-        node->waiting_since = ngx_current_msec;
-    }
-
-    return NGX_OK;
-}
-
-
-/* the node's setup answered OK: what waited for it goes, in order */
-
-static void
-ngx_http_deferred_cluster_node_ready(ngx_http_deferred_redis_t *node)
-{
-    void                                *data;
-    ngx_queue_t                         *q;
-    ngx_http_deferred_redis_cmd_t       *rcmd;
-    ngx_http_deferred_redis_handler_pt   handler;
-
-    /* a queue's SADD goes again once per connection (merge.c) */
-    node->cluster->generation++;
-
-    while (!ngx_queue_empty(&node->waitq)
-           && ngx_http_deferred_redis_ready(node) == NGX_OK)
-    {
-        q = ngx_queue_head(&node->waitq);
-        ngx_queue_remove(q);
-        rcmd = ngx_queue_data(q, ngx_http_deferred_redis_cmd_t, link);
-
-        if (ngx_http_deferred_cluster_append(node, rcmd) == NGX_OK) {
-            continue;
-        }
-
-        handler = rcmd->handler;
-        data = rcmd->data;
-        ngx_http_deferred_cluster_free(rcmd);
-
-        handler(data, NULL);
-    }
-}
-
-
-/* the node's connection failed or was lost (its sent commands had their
- * NULL replies already): the waiting ones were not sent, they fail the
- * same way; the map may have changed */
-
-static void
-ngx_http_deferred_cluster_node_failed(ngx_http_deferred_redis_t *node)
-{
-    void                                *data;
-    ngx_queue_t                         *q;
-    ngx_http_deferred_redis_cmd_t       *rcmd;
-    ngx_http_deferred_redis_handler_pt   handler;
-
-    while (!ngx_queue_empty(&node->waitq)) {
-        q = ngx_queue_head(&node->waitq);
-        ngx_queue_remove(q);
-        rcmd = ngx_queue_data(q, ngx_http_deferred_redis_cmd_t, link);
-
-        handler = rcmd->handler;
-        data = rcmd->data;
-        ngx_http_deferred_cluster_free(rcmd);
-
-        handler(data, NULL);
-    }
-
-    ngx_http_deferred_cluster_refresh(node->cluster);
-}
-
-
-/* MOVED or ASK: NGX_OK when the command went where it was told */
-
-static ngx_int_t
-ngx_http_deferred_cluster_redirect(ngx_http_deferred_redis_cmd_t *rcmd,
-    redisReply *reply)
-{
-    ngx_int_t                    i;
-    dq_cluster_redirect_t        rd;
-    ngx_http_deferred_redis_t   *rs, **node;
-    static const char *const     clusterdown[] = { "CLUSTERDOWN" };
-
-    rs = rcmd->cluster;
-
-    if (!dq_cluster_redirect(reply, &rd)) {
-        if (dq_reply_error_is(reply, clusterdown, 1)) {
-            ngx_http_deferred_cluster_refresh(rs);
-        }
-
-        return NGX_DECLINED;    /* the caller sees the error */
-    }
-
-    if (rcmd->redirects++ == NGX_HTTP_DEFERRED_REDIRECTS) {
-        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                      "deferred: redis %V: more than %d redirects for one "
-                      "command, the last: %*s; it fails", &rs->name,
-                      NGX_HTTP_DEFERRED_REDIRECTS,
-                      (size_t) (reply->len > 80 ? 80 : reply->len),
-                      reply->str);
-        ngx_http_deferred_cluster_refresh(rs);
-        return NGX_DECLINED;
-    }
-
-    i = ngx_http_deferred_cluster_node(rs, rd.host, rd.port);
-    if (i < 0) {
-        return NGX_DECLINED;
-    }
-
-    node = rs->nodes.elts;
-
-    ngx_log_error(NGX_LOG_INFO, rs->log, 0,
-                  "deferred: redis %V: %s %ud: to %s:%d", &rs->name,
-                  rd.ask ? "ASK" : "MOVED", rd.slot, rd.host, rd.port);
-
-    if (rd.ask) {
-        /* this command only: the map stays */
-        rcmd->asking = 1;
-
-    } else {
-        rcmd->asking = 0;
-
-        if (rs->slots) {
-            rs->slots[rd.slot] = (int16_t) i;
-        }
-
-        ngx_http_deferred_cluster_refresh(rs);
-    }
-
-    return ngx_http_deferred_cluster_route(node[i], rcmd);
-}
-
-
-/* a cluster's masters, as its map names them now: how many, and a command
- * sent to the i-th, whatever its keys (the readiness probe asks each) */
-
-static ngx_http_deferred_redis_t *
-ngx_http_deferred_cluster_master(ngx_http_deferred_redis_t *rs,
-    ngx_uint_t nth, ngx_uint_t *count)
-{
-    u_char                       seen[NGX_HTTP_DEFERRED_MAX_NODES];
-    ngx_uint_t                   i, n;
-    ngx_http_deferred_redis_t  **node;
-
-    n = 0;
-
-    if (rs->slots == NULL) {
-        *count = 0;
-        return NULL;
-    }
-
-    ngx_memzero(seen, sizeof(seen));
-    node = rs->nodes.elts;
-
-    for (i = 0; i < DQ_CLUSTER_SLOTS; i++) {
-        if (rs->slots[i] < 0 || seen[rs->slots[i]]) {
-            continue;
-        }
-
-        seen[rs->slots[i]] = 1;
-
-        if (n++ == nth) {
-            return node[rs->slots[i]];
-        }
-    }
-
-    *count = n;
-
-    return NULL;
-}
-
-
-ngx_uint_t
-ngx_http_deferred_redis_masters(ngx_http_deferred_redis_t *rs)
-{
-    ngx_uint_t  n;
-
-    if (!rs->nseeds) {
-        return 1;
-    }
-
-    (void) ngx_http_deferred_cluster_master(rs, (ngx_uint_t) -1, &n);
-
-    return n;
-}
-
-
-ngx_http_deferred_redis_cmd_t *
-ngx_http_deferred_redis_eval_at(ngx_http_deferred_redis_t *rs,
-    ngx_uint_t nth, dq_cmd_t *cmd, ngx_http_deferred_redis_handler_pt handler,
-    void *data)
-{
-    ngx_uint_t                      n;
-    ngx_http_deferred_redis_t      *node;
-    ngx_http_deferred_redis_cmd_t   after;
-
-    if (!rs->nseeds) {
-        return ngx_http_deferred_redis_eval(rs, cmd, handler, data);
-    }
-
-    node = ngx_http_deferred_cluster_master(rs, nth, &n);
-    if (node == NULL || rs->exiting) {
-        return NULL;
-    }
-
-    /* sent as if behind a command on that node */
-    after.redis = node;
-
-    return ngx_http_deferred_cluster_send(rs, &after, cmd, cmd->argc,
-                                          cmd->argv, cmd->argvlen, handler,
-                                          data);
-}
-
-
-static void
-ngx_http_deferred_cluster_free(ngx_http_deferred_redis_cmd_t *rcmd)
-{
-    if (rcmd->buf) {
-        ngx_free(rcmd->buf);
-    }
-
-    ngx_free(rcmd);
 }

@@ -40,6 +40,10 @@
 
 
 static ngx_int_t ngx_http_deferred_ops_handler(ngx_http_request_t *r);
+static void ngx_http_deferred_ops_start(ngx_http_deferred_op_t *op);
+static void ngx_http_deferred_ops_setup_done(void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_deferred_ops_down(ngx_http_deferred_op_t *op,
+    ngx_str_t *body, const char **type);
 static ngx_http_deferred_op_t *ngx_http_deferred_op_new(
     ngx_http_request_t *r, ngx_uint_t kind);
 static ngx_int_t ngx_http_deferred_op_plain(ngx_http_deferred_op_t *op,
@@ -159,12 +163,10 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     ngx_str_t                      body;
-    ngx_uint_t                     n, nmasters;
+    const char                    *type;
     ngx_http_deferred_op_t        *op;
-    ngx_http_deferred_op_cmd_t    *cmd;
     ngx_http_deferred_loc_conf_t  *dlcf;
     ngx_http_deferred_ops_conf_t  *oc;
-    ngx_str_t                      argv[4];
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
     oc = dlcf->ops;
@@ -212,14 +214,59 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    switch (oc->kind) {
-
-    case NGX_HTTP_DEFERRED_OPS_ADMIN:
+    if (oc->kind == NGX_HTTP_DEFERRED_OPS_ADMIN) {
         rc = ngx_http_deferred_admin_start(op);
         if (rc != NGX_OK) {
             ngx_http_deferred_op_release(op);
             return rc;
         }
+    }
+
+    /* the connection still in its setup (the first requests after a
+     * start or reload): they wait for it, within deferred_timeout */
+
+    rc = ngx_http_deferred_redis_await(dlcf->redis, &op->setup);
+
+    if (rc == NGX_OK) {
+        ngx_http_deferred_ops_start(op);
+    }
+
+    if (rc != NGX_AGAIN && op->pending == 0) {
+        /* nothing could be sent: Redis is not reachable */
+        rc = ngx_http_deferred_ops_down(op, &body, &type);
+        ngx_http_deferred_op_release(op);
+        return ngx_http_deferred_ops_send(r, rc, type, &body);
+    }
+
+    ngx_add_timer(&op->timer, dlcf->timeout);
+
+    /* a client that leaves is noticed while the op waits (499); its
+     * request's cleanup ends the wait (review RM). A body still being
+     * discarded keeps its handler (it notices a close too). */
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/* the op's first commands (the later ones follow their replies) */
+
+static void
+ngx_http_deferred_ops_start(ngx_http_deferred_op_t *op)
+{
+    ngx_str_t                    argv[4];
+    ngx_uint_t                   n, nmasters;
+    ngx_http_deferred_op_cmd_t  *cmd;
+
+    switch (op->kind) {
+
+    case NGX_HTTP_DEFERRED_OPS_ADMIN:
+        ngx_http_deferred_admin_shards(op);
         break;
 
     case NGX_HTTP_DEFERRED_OPS_READY:
@@ -227,7 +274,7 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
          * writes (OOM, read-only replica); its source only after a
          * NOSCRIPT. A cluster: asked of every master (each queue lives
          * on one), ready only if all of them answer */
-        nmasters = ngx_http_deferred_redis_masters(dlcf->redis);
+        nmasters = ngx_http_deferred_redis_masters(op->redis);
 
         for (n = 0; n < nmasters; n++) {
             cmd = ngx_http_deferred_op_cmd(op, NGX_HTTP_DEFERRED_OP_ACTION,
@@ -261,36 +308,57 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
                                           4, argv);
         break;
     }
+}
 
-    if (op->pending == 0 && op->kind == NGX_HTTP_DEFERRED_OPS_METRICS) {
-        ngx_http_deferred_op_release(op);
-        ngx_str_set(&body, NGX_HTTP_DEFERRED_METRICS_DOWN);
-        return ngx_http_deferred_ops_send(r, NGX_HTTP_OK,
-                                          NGX_HTTP_DEFERRED_METRICS_TYPE,
-                                          &body);
+
+/* the connection's setup answered (NGX_OK) or failed: the op starts, or
+ * gets the answer it would have had without Redis */
+
+static void
+ngx_http_deferred_ops_setup_done(void *data, ngx_int_t rc)
+{
+    ngx_http_deferred_op_t  *op = data;
+
+    const char  *type;
+    ngx_str_t    body;
+
+    if (rc == NGX_OK) {
+        ngx_http_deferred_ops_start(op);
     }
 
     if (op->pending == 0) {
-        /* nothing could be sent: Redis is not reachable */
-        n = op->kind == NGX_HTTP_DEFERRED_OPS_READY;
-        if (n) {
-            ngx_str_set(&body, "{\"ready\":false,"
-                               "\"error\":\"RedisUnavailable\"}\n");
-
-        } else {
-            ngx_str_set(&body, "{\"error\":\"RedisUnavailable\",\"message\":"
-                               "\"Redis is not reachable\"}\n");
-        }
-        ngx_http_deferred_op_release(op);
-        return ngx_http_deferred_ops_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                          "application/json", &body);
+        rc = ngx_http_deferred_ops_down(op, &body, &type);
+        ngx_http_deferred_op_finish(op, rc, type, &body);
     }
+}
 
-    ngx_add_timer(&op->timer, dlcf->timeout);
 
-    r->main->count++;
+/* the answer when nothing could be sent: a scrape still succeeds (the
+ * scraper sees redis_up 0), the others 503 */
 
-    return NGX_DONE;
+static ngx_int_t
+ngx_http_deferred_ops_down(ngx_http_deferred_op_t *op, ngx_str_t *body,
+    const char **type)
+{
+    *type = "application/json";
+
+    switch (op->kind) {
+
+    case NGX_HTTP_DEFERRED_OPS_METRICS:
+        ngx_str_set(body, NGX_HTTP_DEFERRED_METRICS_DOWN);
+        *type = NGX_HTTP_DEFERRED_METRICS_TYPE;
+        return NGX_HTTP_OK;
+
+    case NGX_HTTP_DEFERRED_OPS_READY:
+        ngx_str_set(body, "{\"ready\":false,"
+                          "\"error\":\"RedisUnavailable\"}\n");
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    default:
+        ngx_str_set(body, "{\"error\":\"RedisUnavailable\",\"message\":"
+                          "\"Redis is not reachable\"}\n");
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
 }
 
 
@@ -422,6 +490,9 @@ ngx_http_deferred_op_new(ngx_http_request_t *r, ngx_uint_t kind)
     op->timer.handler = ngx_http_deferred_op_timeout;
     op->timer.data = op;
     op->timer.log = r->connection->log;
+
+    op->setup.handler = ngx_http_deferred_ops_setup_done;
+    op->setup.data = op;
 
     cln->handler = ngx_http_deferred_op_cleanup;
     cln->data = op;
@@ -1180,11 +1251,17 @@ static void
 ngx_http_deferred_op_timeout(ngx_event_t *ev)
 {
     ngx_str_t                   body;
+    ngx_uint_t                  setup;
     ngx_http_deferred_op_t     *op = ev->data;
     ngx_http_deferred_redis_t  *rs;
 
+    setup = op->setup.waiting;
+
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "deferred: redis %V: no reply within deferred_timeout",
+                  setup ? "deferred: redis %V: the connection's setup did "
+                          "not finish within deferred_timeout"
+                        : "deferred: redis %V: no reply within "
+                          "deferred_timeout",
                   &op->redis->name);
 
     rs = op->redis;
@@ -1195,14 +1272,28 @@ ngx_http_deferred_op_timeout(ngx_event_t *ev)
                                     NGX_HTTP_DEFERRED_METRICS_TYPE, &body);
 
     } else {
-        ngx_str_set(&body, "{\"error\":\"RedisUnavailable\",\"message\":"
-                           "\"Redis did not answer in time\"}\n");
+        if (op->kind == NGX_HTTP_DEFERRED_OPS_READY) {
+            /* the probe's own shape, as ngx_http_deferred_ops_down */
+            ngx_str_set(&body, "{\"ready\":false,"
+                               "\"error\":\"RedisUnavailable\","
+                               "\"message\":\"Redis did not answer in "
+                               "time\"}\n");
+
+        } else {
+            ngx_str_set(&body, "{\"error\":\"RedisUnavailable\","
+                               "\"message\":\"Redis did not answer in "
+                               "time\"}\n");
+        }
+
         ngx_http_deferred_op_finish(op, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     "application/json", &body);
     }
 
-    /* a stuck connection: start over (pending replies come back NULL) */
-    ngx_http_deferred_redis_timed_out(rs);
+    /* a stuck connection: start over (pending replies come back NULL);
+     * a setup has its own connect_timeout */
+    if (!setup) {
+        ngx_http_deferred_redis_timed_out(rs);
+    }
 }
 
 
@@ -1232,6 +1323,8 @@ ngx_http_deferred_op_release(ngx_http_deferred_op_t *op)
     }
 
     op->request = NULL;
+
+    ngx_http_deferred_redis_await_cancel(&op->setup);
 
     if (op->pending) {
         return;

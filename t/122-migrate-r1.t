@@ -64,8 +64,8 @@ sub claim2 {
 sub ack2 {
     my ($q, $t, $name) = @_;
     my $h = ($t->{retries} > 0 || $t->{runs} > 0 || $t->{failed} > 0) ? 1 : 0;
-    return $s->v2($q, 'ack', 60000, 1, $t->{id}, $t->{cid}, $t->{first}, $h,
-                  $name // '')->[0];
+    return $s->v2($q, 'ack', 60000, DQScripts::acks($t->{id}, $t->{cid},
+                  $t->{first}, $h, $name // ''))->[0];
 }
 sub migrate_all {
     my ($q) = @_;

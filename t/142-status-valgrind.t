@@ -1,10 +1,14 @@
 # The operator locations under valgrind (as t/49 does for the enqueue
 # paths): nginx in one process through status, metrics, dashboard, ready
 # and every admin answer, with queues, dead tasks and worker heartbeats in
-# Redis; then Redis frozen (503 at deferred_timeout, the connection
-# rebuilt while commands are pending), a client that leaves while its
-# status request waits, Redis thawed, killed and back; then a clean exit.
-# No invalid access, no leak through the module.
+# Redis. First Redis frozen across the start, so that the requests come
+# while the connection is in its setup: a client that leaves while its
+# request waits for the setup, a request whose wait ends with the setup
+# failing (connect_timeout: 503). Then Redis frozen (503 at
+# deferred_timeout, the connection rebuilt while commands are pending), a
+# client that leaves while its status request waits, Redis thawed, killed
+# and back; then a clean exit. No invalid access, no leak through the
+# module.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -20,7 +24,16 @@ DQTest::need_tool(-x '/usr/bin/valgrind', 'valgrind');
 
 my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
+my @ids = map { (split ' ', (DQWorker::cli($r, 'defer', '-q', "q$_", 'noop'))[1])[0] } 1 .. 3;
+my $now = int(time * 1000);
+$r->cmd('ZADD', 'dq2:{q1}:dead', $now, 'deadone');
+$r->cmd('HSET', 'dq2:{q1}:errors', 'deadone', "boom \"\x01\xff");
+$r->cmd('HSET', 'dq2:{q1}:tasks', 'deadone', 'not msgpack');
+$r->cmd('HSET', 'dq2:{q1}:stats', 'late_le_5', 3, 'late_le_inf', 1, 'late_sum_ms', 40000, 'late_count', 4);
+$r->cmd('ZADD', 'dq:workers', $now + 15000, 'h:1', $now + 15000, 'h:gone');
+$r->cmd('HSET', 'dq:worker:h:1', 'host', 'h', 'pid', 1, 'queues', 'q1,q2', 'running', 2);
 my $vg = "$dir/valgrind.log";
+kill 'STOP', $r->pid;     # the setup cannot finish before the first requests
 my $n = DQNginx->start(redis => $r, workers => 0,
     wrapper => ['/usr/bin/valgrind', '--leak-check=full', '--num-callers=30',
                 "--log-file=$vg"],
@@ -36,22 +49,27 @@ my $n = DQNginx->start(redis => $r, workers => 0,
         location = /ready     { deferred_ready; }
     }
 });
-my @ids = map { (split ' ', (DQWorker::cli($r, 'defer', '-q', "q$_", 'noop'))[1])[0] } 1 .. 3;
-my $now = int(time * 1000);
-$r->cmd('ZADD', 'dq2:{q1}:dead', $now, 'deadone');
-$r->cmd('HSET', 'dq2:{q1}:errors', 'deadone', "boom \"\x01\xff");
-$r->cmd('HSET', 'dq2:{q1}:tasks', 'deadone', 'not msgpack');
-$r->cmd('HSET', 'dq2:{q1}:stats', 'late_le_5', 3, 'late_le_inf', 1, 'late_sum_ms', 40000, 'late_count', 4);
-$r->cmd('ZADD', 'dq:workers', $now + 15000, 'h:1', $now + 15000, 'h:gone');
-$r->cmd('HSET', 'dq:worker:h:1', 'host', 'h', 'pid', 1, 'queues', 'q1,q2', 'running', 2);
 my $h = { 'X-Deferred-Admin' => '1' };
 my $get = sub { $n->request('GET', $_[0])->{status} };
 my $admin = sub { $n->request('POST', "/s/admin?$_[0]", body => '', headers => $h)->{status} };
 
-# under valgrind on a loaded machine the worker's first connect (setup
-# pipeline: AUTH, INFO, SCRIPT LOAD) can take longer than the test's first
-# request: wait for it (503 "Redis is not reachable" until then)
-DQTest::wait_for(sub { $get->('/ready') == 200 }, 30);
+# the connection in its setup (Redis frozen): a client leaves while its
+# request waits for it; another waits until the setup fails at
+# connect_timeout (1 s): 503, the metrics scrape 200 with redis_up 0
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $n->port);
+    print {$s} DQNginx::build_request('GET', '/s/status');
+    sleep 0.2;
+    close $s;
+}
+is($get->('/s/status'), 503, 'setup failing: status 503');
+like($n->request('GET', '/s/metrics')->{body}, qr/^deferred_redis_up 0$/m,
+     'setup failing: metrics redis_up 0');
+kill 'CONT', $r->pid;
+
+# thawed: the next connection's setup (AUTH, INFO, SCRIPT LOAD) may take
+# a while under valgrind on a loaded machine
+ok(DQTest::wait_for(sub { $get->('/ready') == 200 }, 30), 'Redis thawed: ready 200');
 is($get->('/s/status'), 200, 'status');
 like($n->request('GET', '/s/status')->{body}, qr/"dead_tasks":\[\{"id":"deadone".*"error":"boom \\"\\u0001\?"/,
      'a dead task with control and invalid bytes escaped');

@@ -15,7 +15,6 @@ use Test::More;
 
 my $r = DQTest::Redis->start;
 sub cli { DQWorker::cli($r, @_) }
-sub fnv { my $h = 2166136261; for (unpack 'C*', $_[0]) { $h ^= $_; $h = ($h * 16777619) % 4294967296 } $h }
 my ($rc) = cli('queue', 'big', '--shards', '4');
 is($rc, 0, 'big: 4 shards');
 my $n = DQNginx->start(redis => $r, workers => 1, http => q{
@@ -35,7 +34,7 @@ my $res = $n->request('POST', '/_ah/queue/deferred', json => batch($K, 'a'));
 is($res->{status}, 201, "$K named tasks, N not known yet: 201")
     or diag("$res->{status} $res->{body}");
 my @want = (0) x 4;
-$want[fnv("a-$_") % 4]++ for 1 .. $K;
+$want[DQTest::shard_of("a-$_", 4)]++ for 1 .. $K;
 my @got = map { names($_) } 0 .. 3;
 is("@got", "@want", "each name on its own shard (names per shard: @want)");
 

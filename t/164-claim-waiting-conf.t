@@ -17,13 +17,12 @@ my $q = 'wq';
 my $A = $c->owner($q); my $B = $c->other($q);
 my $s = DQScripts->new($A);
 my $k = sub { DQTest::dq_key($q, $_[0]) };
-sub enq { my ($id) = @_;
-  $s->v2($q, 'enqueue', 3600000, 1, $id, DQScripts::env2(), '', -1, -1, 0) }
+sub enq { my ($id) = @_; $s->enqueue2($q, 3600000, $id, DQScripts::env2()) }
 # max_n, lease, reclaim, rate, bucket, max_concurrent, claim id, backoff
 # (3), tombstone, n_acks, acks
 sub cycle { my ($cid, $n, $conc, @acks) = @_;
   return $s->v2($q, 'claim', $n, 30000, 0, 0, 1, $conc, $cid, 0, 0, 0, 0,
-                @acks / 5, @acks) }
+                DQScripts::acks(@acks)) }
 enq($_) for qw(t1 t2 t3 t4);
 my $r0 = cycle('c0', 2, 0);
 my %first = map { $r0->[4 + 7 * $_] => $r0->[8 + 7 * $_] } 0 .. 1;
@@ -66,18 +65,27 @@ is("@{ $r3->[3] }", '1 1', 'c2 acked t2 and t3');
 is($r3->[4], 't4', 'and took t4');
 is($A->cmd('EXISTS', $k->('conf')), 0,
    'nothing held back: "waiting" gone, and conf with it');
-# a count of acks that is not a whole number (9 values, "1.8" acks) is
-# refused before any write (it passed the length check before: 12 + 5 *
-# 1.8 = 21 arguments; the loop acked one task and ignored the rest)
+# a count of acks that is not a whole number ("1.5" acks and 6 values of
+# 4 per ack) is refused before any write (the length check alone passes
+# it: 12 + 4 * 1.5 = 18 arguments; the loop acked one task and ignored
+# the rest; failed before, with 9 values of the 5 per ack of then)
 enq('t5');
+my @half = ('+inf', "t4|c2|$r3->[8]", 't4', '0', '+inf', 'x');
 my $bad = eval { $s->v2($q, 'claim', 1, 30000, 0, 0, 1, 0, 'c3', 0, 0, 0, 0,
-                        '1.8', 't4', 'c2', $r3->[8], 0, '', 't4', 'c2',
-                        $r3->[8], 0) };
-like($@, qr/claim: bad arguments/, 'claim: n_acks 1.8 refused');
+                        '1.5', @half) };
+like($@, qr/claim: bad arguments/, 'claim: n_acks 1.5 refused');
 is($A->cmd('ZCARD', $k->('leases')), 1, 'nothing acked or leased by it');
 is($A->cmd('HEXISTS', $k->('tasks'), 't4'), 1, 't4 is still there');
-$bad = eval { $s->v2($q, 'ack', 0, '1.8', 't4', 'c2', $r3->[8], 0, '',
-                     't4', 'c2', $r3->[8], 0) };
-like($@, qr/ack: bad arguments/, 'ack: n 1.8 refused');
+$bad = eval { $s->v2($q, 'ack', 0, '1.5', @half) };
+like($@, qr/ack: bad arguments/, 'ack: n 1.5 refused');
+# malformed acks: a score other than +inf, a flag that is not 0/1 (alone
+# or before a name): refused, nothing acked
+for my $a (['1', "t4|c2|$r3->[8]", 't4', '0'],
+           ['+inf', "t4|c2|$r3->[8]", 't4', 'x'],
+           ['+inf', "t4|c2|$r3->[8]", 't4', '2name']) {
+  $bad = eval { $s->v2($q, 'ack', 0, 1, @$a) };
+  like($@, qr/ack: bad arguments/, "ack: malformed (@$a) refused");
+}
+is($A->cmd('HEXISTS', $k->('tasks'), 't4'), 1, 't4 is still there');
 is($A->cmd('HEXISTS', $k->('tasks'), 't4'), 1, 't4 is still there');
 done_testing();

@@ -17,10 +17,7 @@ use Time::HiRes qw(time sleep);
 my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $c = DQCluster->start(dir => $dir, plain => 1);
-mkdir "$dir/lone";
-my $lone = DQTest::Redis->start(dir => "$dir/lone", port => DQCluster::_port_pair(),
-                                args => ['--cluster-enabled', 'yes',
-                                         '--cluster-config-file', "$dir/lone/nodes.conf"]);
+my $lone = DQCluster::lone_node($dir);
 is_deeply($lone->cmd('CLUSTER', 'SLOTS'), [], 'the lone node names no master')
     or diag explain $lone->cmd('CLUSTER', 'SLOTS');
 my $seed = ($c->masters)[0]->port;

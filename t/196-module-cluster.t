@@ -421,7 +421,7 @@ for my $q (values %pq) {
 }
 is($n4->request('POST', '/nopw', json => qq({"func":"ops.run","queue":"$queues[0]"}))->{status},
    503, 'no password: 503');
-like(DQTest::slurp($n4->error_log), qr/CLUSTER SLOTS refused: NOAUTH/,
+like(DQTest::slurp($n4->error_log), qr/CLUSTER SLOTS on [\d.]+:\d+: refused: NOAUTH/,
      '... the map refused, logged');
 $n4->stop;
 done_testing();

@@ -84,7 +84,7 @@ is($n->stop(timeout => 90), 0, 'nginx exited with status 0');
 diag(sprintf('nginx under valgrind took %.1f s to exit', time - $t_stop));
 DQNginx::valgrind_ok($vg);
 my $el = DQTest::slurp($n->error_log);
-like($el, qr/CLUSTER SLOTS: .*refused/i, 'the refused seed logged');
+like($el, qr/CLUSTER SLOTS on [\d.]+:\d+: .*refused/i, 'the refused seed logged');
 like($el, qr/MOVED $slot: to/, 'MOVED logged');
 like($el, qr/ASK $aslot: to/, 'ASK logged');
 DQTest::log_clean_ok($n->error_log, 'nginx error log');

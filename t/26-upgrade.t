@@ -98,7 +98,8 @@ sub oclaim {
     while (@t) { my @x = splice(@t, 0, 7); push @out, { id => $x[0], env => $x[1], token => $x[3] } }
     return @out;
 }
-sub nack { my ($id, $cid, $first) = @_; nw('ack', 60000, 1, $id, $cid, $first, 0, '')->[0] }
+# the acks' layout of lib/dq_cmd.c dq__arg_acks: "+inf", member, id, flags
+sub nack { my ($id, $cid, $first) = @_; nw('ack', 60000, 1, '+inf', "$id|$cid|$first", $id, '0')->[0] }
 sub oack { my ($id, $tok) = @_; ol('ack', 60000, 1, $id, $tok, '')->[0] }
 sub migrate { my $rep = nw('migrate', '0', 1000); die "migrate: $rep->{err}" if ref $rep eq 'HASH'; $rep }
 

@@ -77,9 +77,9 @@ struct dq__creq_s {
     int               asking;           /* ASK: ASKING first */
     int               internal;         /* CLUSTER SLOTS */
     int               waiting;
-    int               argc;
-    const char      **argv;             /* into this block */
-    size_t           *len;
+    dq_conn_fmt_t     f;                /* formatted once, its RESP in this
+                                           block: resent as is after a
+                                           redirect */
 };
 
 struct dq_ccl_s {
@@ -155,8 +155,8 @@ dq__ccl_node_state(dq_conn_t *sub, int up, void *data)
             q->asking = 0;
             (void) dq_conn_send(n->c, 1, a, l, q->timeout_ms, NULL, NULL);
         }
-        if (dq_conn_send(n->c, q->argc, q->argv, q->len, q->timeout_ms,
-                         dq__ccl_reply, q) != 0)
+        if (dq_conn_send_fmt(n->c, &q->f, q->timeout_ms, dq__ccl_reply, q)
+            != 0)
         {
             dq__ccl_finish(q, NULL, DQ_CONN_NOT_SENT);
             if (cl->closing) {
@@ -372,8 +372,8 @@ dq__ccl_go(dq__creq_t *q, dq__cnode_t *n)
             }
         }
         if (!q->asking
-            && dq_conn_send(n->c, q->argc, q->argv, q->len, q->timeout_ms,
-                            dq__ccl_reply, q) == 0)
+            && dq_conn_send_fmt(n->c, &q->f, q->timeout_ms, dq__ccl_reply, q)
+               == 0)
         {
             if (q->waiting) {
                 dq__ccl_unwait(cl, q);
@@ -404,7 +404,6 @@ dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
     dq_ccl_t         *cl = q->cl;
     dq_error_t        err;
     dq__creq_t       *w, *next;
-    dq_cluster_map_t  m;
     const char       *why;
     int               first = !cl->have_map;
 
@@ -413,21 +412,19 @@ dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
         dq__ccl_finish(q, NULL, NULL);
         return;
     }
-    /* parsed aside: an answer naming no master (a node just reset, or
-     * one that left the cluster) must not replace a good map */
-    dq_cluster_map_init(&m);
+    /* the map in use stays on a refusal (an answer naming no master: a
+     * node just reset, or one that left the cluster) */
     why = NULL;
     if (rep == NULL) {
-        why = errstr;
-    } else if (dq_cluster_map_parse(&m, rep, q->node->host, &err) != DQ_OK) {
+        why = errstr ? errstr : "no answer";
+    } else if (dq_cluster_map_parse(&cl->map, rep, q->node->host, &err)
+               != DQ_OK)
+    {
         why = err.msg;
-    } else if (m.nnodes == 0) {
-        why = "it names no master (a node reset, or out of the cluster)";
     }
     if (why != NULL) {
         dq_log_warn("redis (%s): CLUSTER SLOTS on %s:%d: %s; asking again",
                     cl->label, q->node->host, q->node->port, why);
-        dq_cluster_map_free(&m);
         cl->want_refresh = 1;
         dq__ccl_finish(q, NULL, NULL);
         /* that node, if the map in use does not name it, is dropped: the
@@ -438,8 +435,6 @@ dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
         dq__ccl_tick_on(cl);
         return;
     }
-    dq_cluster_map_free(&cl->map);
-    cl->map = m;
     if (first) {
         dq_log_info("redis (%s): cluster map from %s:%d: %zu masters",
                     cl->label, q->node->host, q->node->port, cl->map.nnodes);
@@ -536,9 +531,9 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
          * says it again, and a claim refused so is no lost claim);
          * UNBLOCKED: a blocked BLPOP whose master became a replica
          * (failover) */
-        snprintf(why, sizeof(why), DQ_CONN_NOT_RUN "%.*s answered: %.*s",
-                 (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0],
-                 (int) (rep->len > 120 ? 120 : rep->len), rep->str);
+        snprintf(why, sizeof(why), DQ_CONN_NOT_RUN "%s answered: %.*s",
+                 q->f.name, (int) (rep->len > 120 ? 120 : rep->len),
+                 rep->str);
         dq_log_debug("redis (%s): %s", cl->label, why);   /* the caller
                                                             says it too */
         dq__ccl_finish(q, NULL, why);
@@ -568,9 +563,9 @@ dq__ccl_tick_cb(uv_timer_t *t)
         next = q->next;
         if (now - q->wait_since >= most) {
             dq_log_warn("redis (%s): %s:%d not connected after %llu ms: "
-                        "%.*s not sent", cl->label, q->node->host,
+                        "%s not sent", cl->label, q->node->host,
                         q->node->port, (unsigned long long) most,
-                        (int) (q->len[0] > 16 ? 16 : q->len[0]), q->argv[0]);
+                        q->f.name);
             dq__ccl_finish(q, NULL, DQ_CONN_NOT_SENT);
             expired = 1;
             if (cl->closing) {
@@ -749,9 +744,8 @@ dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
 {
     dq__creq_t  *q;
     dq__cnode_t *n;
-    size_t       total = 0;
-    char        *p;
-    int          i, slot;
+    size_t       total;
+    int          slot;
 
     if (!dq_ccl_is_up(cl) || argc < 1) {
         return -1;
@@ -768,25 +762,16 @@ dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
         }
         return -1;
     }
-    for (i = 0; i < argc; i++) {
-        total += argvlen[i];
-    }
-    q = malloc(sizeof(*q) + (size_t) argc * (sizeof(char *) + sizeof(size_t))
-               + total);
+    /* formatted once: the node's connection borrows this RESP (review
+     * R4 finding 8: the arguments were copied here, formatted again by
+     * the node, then copied by hiredis) */
+    total = dq_conn_fmt_size(argc, argv, argvlen);
+    q = malloc(sizeof(*q) + total);
     if (q == NULL) {
         return -1;
     }
     memset(q, 0, sizeof(*q));
-    q->argv = (const char **) (q + 1);
-    q->len = (size_t *) (q->argv + argc);
-    p = (char *) (q->len + argc);
-    for (i = 0; i < argc; i++) {
-        memcpy(p, argv[i], argvlen[i]);
-        q->argv[i] = p;
-        q->len[i] = argvlen[i];
-        p += argvlen[i];
-    }
-    q->argc = argc;
+    dq_conn_fmt(&q->f, (char *) (q + 1), argc, argv, argvlen);
     q->cl = cl;
     q->cb = cb;
     q->data = data;

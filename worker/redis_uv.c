@@ -49,18 +49,10 @@ struct dq__req_s {
     void              *data;
     uint64_t           deadline;       /* uv_now ms; 0 = none */
     int64_t            timeout_ms;
-    int                argc;
-    char               name[16];       /* argv[0], for logs */
-    char               sha[41];        /* EVALSHA: the script's sha1 */
-    int                evalsha;        /* may fall back to EVAL */
-    int                script;         /* EVAL/EVALSHA: faults resent */
-    /* The command, formatted once as RESP (the bytes hiredis writes):
-     * after this struct, or, once resent as EVAL, its own block. tail:
-     * where the third argument starts (what EVAL keeps of an EVALSHA). */
-    char              *resp;
-    size_t             len;
-    size_t             tail;
-    int                resp_owned;
+    /* The command, formatted once: its RESP after this struct, or the
+     * cluster layer's (dq_conn_send_fmt), or, once resent as EVAL, own */
+    dq_conn_fmt_t      f;
+    char              *own;            /* the EVAL block to free, or NULL */
 };
 
 typedef struct {
@@ -258,7 +250,7 @@ dq__cmd_timer_cb(uv_timer_t *t)
         char why[96];
 
         snprintf(why, sizeof(why), "command %s timed out after %lld ms",
-                 q->name, (long long) q->timeout_ms);
+                 q->f.name, (long long) q->timeout_ms);
         dq__drop(r, why);
         return;
     }
@@ -273,8 +265,8 @@ static int
 dq__submit(dq_conn_t *r, dq__req_t *q)
 {
     if (r->ac == NULL
-        || redisAsyncFormattedCommand(r->ac, dq__on_reply, q, q->resp,
-                                      q->len) != REDIS_OK)
+        || redisAsyncFormattedCommand(r->ac, dq__on_reply, q, q->f.resp,
+                                      q->f.len) != REDIS_OK)
     {
         return -1;
     }
@@ -298,14 +290,14 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     (void) ac;
     dq__unlink(r, q);
 
-    if (rep != NULL && q->evalsha && dq_reply_is_noscript(rep)) {
+    if (rep != NULL && q->f.evalsha && dq_reply_is_noscript(rep)) {
         const dq_script_t *s = NULL;
 
         /* NOSCRIPT (SCRIPT FLUSH, failover): resend this one as EVAL */
         for (int i = 0; i < DQ_SCRIPT__COUNT; i++) {
             const dq_script_t *c = dq_script((dq_script_id_t) i);
 
-            if (c && memcmp(q->sha, c->sha1, 40) == 0) {
+            if (c && memcmp(q->f.sha, c->sha1, 40) == 0) {
                 s = c;
                 break;
             }
@@ -319,7 +311,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         }
     }
 
-    if (rep != NULL && q->script && dq_reply_is_unavailable(rep)
+    if (rep != NULL && q->f.script && dq_reply_is_unavailable(rep)
         && !(r->cluster_node && dq_cluster_is_retry(rep)))
     {
         /* Redis did not run it (a demoted master, loading, busy, out of
@@ -328,7 +320,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
          * owner keep the result for the resend after reconnecting. */
         char why[200];
 
-        snprintf(why, sizeof(why), "%s answered: %.*s", q->name,
+        snprintf(why, sizeof(why), "%s answered: %.*s", q->f.name,
                  (int) (rep->len > 120 ? 120 : rep->len), rep->str);
         if (r->faults < 6) {
             r->faults++;
@@ -342,7 +334,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         }
         return;
     }
-    if (rep != NULL && q->script && rep->type != REDIS_REPLY_ERROR) {
+    if (rep != NULL && q->f.script && rep->type != REDIS_REPLY_ERROR) {
         r->faults = 0;
     }
     if (rep != NULL && !r->cluster_node && !r->told_cluster
@@ -356,7 +348,7 @@ dq__on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             dq_log_warn("redis (%s): %s answered %.*s: %s:%d is a Redis "
                         "Cluster node: give the address as "
                         "cluster:HOST:PORT[,HOST:PORT...]", r->label,
-                        q->name, (int) (rep->len > 80 ? 80 : rep->len),
+                        q->f.name, (int) (rep->len > 80 ? 80 : rep->len),
                         rep->str, r->host ? r->host : "?", r->port);
         }
     }
@@ -386,22 +378,51 @@ dq__bulk_size(size_t n)
 static void
 dq__req_free(dq__req_t *q)
 {
-    if (q->resp_owned) {
-        free(q->resp);
-    }
+    free(q->own);
     free(q);
 }
 
-/* The request, formatted once (dq_resp_format): its RESP right after it
- * (one block). */
+size_t
+dq_conn_fmt_size(int argc, const char **argv, const size_t *argvlen)
+{
+    return dq_resp_size(argc, argv, argvlen);
+}
+
+void
+dq_conn_fmt(dq_conn_fmt_t *f, char *buf, int argc, const char **argv,
+            const size_t *len)
+{
+    size_t rest = 0, k;
+
+    memset(f, 0, sizeof(*f));
+    k = len[0] < sizeof(f->name) - 1 ? len[0] : sizeof(f->name) - 1;
+    memcpy(f->name, argv[0], k);
+    f->name[k] = '\0';
+    f->evalsha = argc >= 2 && len[0] == 7
+                 && strncasecmp(argv[0], "EVALSHA", 7) == 0 && len[1] == 40;
+    f->script = f->evalsha || (len[0] == 4 && strncasecmp(argv[0], "EVAL", 4)
+                               == 0);
+    if (f->evalsha) {
+        memcpy(f->sha, argv[1], 40);
+    }
+    f->resp = buf;
+    f->len = dq_resp_format(buf, argc, argv, len);
+    for (int i = 2; i < argc; i++) {
+        rest += dq__bulk_size(len[i]);
+    }
+    f->tail = f->len - rest;       /* where the third argument starts */
+}
+
+/* The request, formatted once (dq_conn_fmt): its RESP right after it
+ * (one block); with f, the caller's RESP, borrowed. */
 static dq__req_t *
 dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
-            int64_t timeout_ms, dq_conn_reply_cb cb, void *data)
+            const dq_conn_fmt_t *f, int64_t timeout_ms, dq_conn_reply_cb cb,
+            void *data)
 {
-    size_t     total = dq_resp_size(argc, argv, len), rest = 0, k;
     dq__req_t *q;
 
-    q = malloc(sizeof(*q) + total);
+    q = malloc(sizeof(*q) + (f ? 0 : dq_resp_size(argc, argv, len)));
     if (q == NULL) {
         return NULL;
     }
@@ -410,23 +431,11 @@ dq__req_new(dq_conn_t *r, int argc, const char **argv, const size_t *len,
     q->cb = cb;
     q->data = data;
     q->timeout_ms = timeout_ms;
-    q->argc = argc;
-    k = len[0] < sizeof(q->name) - 1 ? len[0] : sizeof(q->name) - 1;
-    memcpy(q->name, argv[0], k);
-    q->name[k] = '\0';
-    q->evalsha = argc >= 2 && len[0] == 7 && strncasecmp(argv[0], "EVALSHA", 7)
-                 == 0 && len[1] == 40;
-    q->script = q->evalsha || (len[0] == 4 && strncasecmp(argv[0], "EVAL", 4)
-                               == 0);
-    if (q->evalsha) {
-        memcpy(q->sha, argv[1], 40);
+    if (f != NULL) {
+        q->f = *f;
+    } else {
+        dq_conn_fmt(&q->f, (char *) (q + 1), argc, argv, len);
     }
-    q->resp = (char *) (q + 1);
-    q->len = dq_resp_format(q->resp, argc, argv, len);
-    for (int i = 2; i < argc; i++) {
-        rest += dq__bulk_size(len[i]);
-    }
-    q->tail = q->len - rest;       /* where the third argument starts */
     return q;
 }
 
@@ -438,9 +447,9 @@ dq__req_as_eval(dq__req_t *q, const dq_script_t *s)
 {
     const char *argv[2] = { "EVAL", s->source };
     size_t      len[2] = { 4, s->len };
-    size_t      head = q->tail - dq__bulk_size(q->evalsha ? 7 : 4)
+    size_t      head = q->f.tail - dq__bulk_size(q->f.evalsha ? 7 : 4)
                        - dq__bulk_size(40);
-    size_t      rest = q->len - q->tail, two = dq_resp_size(2, argv, len);
+    size_t      rest = q->f.len - q->f.tail, two = dq_resp_size(2, argv, len);
     char       *p;
 
     /* head >= 4 ("*3\r\n"); "*2\r\n" is 4 bytes */
@@ -449,31 +458,30 @@ dq__req_as_eval(dq__req_t *q, const dq_script_t *s)
         return -1;
     }
     (void) dq_resp_format(p + head - 4, 2, argv, len);
-    memcpy(p, q->resp, head);                 /* "*<argc>\r\n" over "*2" */
-    memcpy(p + head - 4 + two, q->resp + q->tail, rest);
-    if (q->resp_owned) {
-        free(q->resp);
-    }
-    q->resp = p;
-    q->resp_owned = 1;
-    q->len = head - 4 + two + rest;
-    q->evalsha = 0;
-    memcpy(q->name, "EVAL", 5);
+    memcpy(p, q->f.resp, head);               /* "*<argc>\r\n" over "*2" */
+    memcpy(p + head - 4 + two, q->f.resp + q->f.tail, rest);
+    free(q->own);
+    q->f.resp = p;
+    q->own = p;
+    q->f.len = head - 4 + two + rest;
+    q->f.evalsha = 0;
+    memcpy(q->f.name, "EVAL", 5);
     return 0;
 }
 
 static int
 dq__send(dq_conn_t *r, int argc, const char **argv, const size_t *argvlen,
-         int64_t timeout_ms, dq_conn_reply_cb cb, void *data)
+         const dq_conn_fmt_t *f, int64_t timeout_ms, dq_conn_reply_cb cb,
+         void *data)
 {
     dq__req_t *q;
 
     if ((r->state != DQ_RS_UP && r->state != DQ_RS_HANDSHAKE)
-        || r->ac == NULL || argc < 1)
+        || r->ac == NULL || (f == NULL && argc < 1))
     {
         return -1;
     }
-    q = dq__req_new(r, argc, argv, argvlen, timeout_ms, cb, data);
+    q = dq__req_new(r, argc, argv, argvlen, f, timeout_ms, cb, data);
     if (q == NULL) {
         return -1;
     }
@@ -495,7 +503,18 @@ dq_conn_send(dq_conn_t *r, int argc, const char **argv,
     if (r->state != DQ_RS_UP) {
         return -1;
     }
-    return dq__send(r, argc, argv, argvlen, timeout_ms, cb, data);
+    return dq__send(r, argc, argv, argvlen, NULL, timeout_ms, cb, data);
+}
+
+int
+dq_conn_send_fmt(dq_conn_t *r, const dq_conn_fmt_t *f, int64_t timeout_ms,
+                 dq_conn_reply_cb cb, void *data)
+{
+    if (r->cl != NULL || r->state != DQ_RS_UP) {
+        return -1;                  /* a node's connection, never the
+                                       cluster's own */
+    }
+    return dq__send(r, 0, NULL, NULL, f, timeout_ms, cb, data);
 }
 
 int
@@ -718,7 +737,7 @@ dq__on_connect(const redisAsyncContext *ac, int status)
         const char *argv[] = { "AUTH", r->password };
         size_t      len[] = { 4, strlen(r->password) };
 
-        dq__send(r, 2, argv, len, 0, dq__setup_reply, "AUTH");
+        dq__send(r, 2, argv, len, NULL, 0, dq__setup_reply, "AUTH");
     }
     if (r->db) {
         const char *argv[] = { "SELECT", dbs };
@@ -726,7 +745,7 @@ dq__on_connect(const redisAsyncContext *ac, int status)
 
         len[0] = 6;
         len[1] = (size_t) snprintf(dbs, sizeof(dbs), "%d", r->db);
-        dq__send(r, 2, argv, len, 0, dq__setup_reply, "SELECT");
+        dq__send(r, 2, argv, len, NULL, 0, dq__setup_reply, "SELECT");
     }
     if (r->master) {
         /* the sentinels' answer may be stale (a demoted primary is a
@@ -734,14 +753,16 @@ dq__on_connect(const redisAsyncContext *ac, int status)
         const char *argv[] = { "ROLE" };
         size_t      len[] = { 4 };
 
-        dq__send(r, 1, argv, len, DQ_HANDSHAKE_TIMEOUT_MS, dq__role_reply,
+        dq__send(r, 1, argv, len, NULL, DQ_HANDSHAKE_TIMEOUT_MS,
+                 dq__role_reply,
                  NULL);
     }
     {
         const char *argv[] = { "INFO" };
         size_t      len[] = { 4 };
 
-        dq__send(r, 1, argv, len, DQ_HANDSHAKE_TIMEOUT_MS, dq__info_reply,
+        dq__send(r, 1, argv, len, NULL, DQ_HANDSHAKE_TIMEOUT_MS,
+                 dq__info_reply,
                  NULL);
     }
     for (int i = 0; r->load_scripts && i < DQ_SCRIPT__COUNT; i++) {
@@ -749,7 +770,7 @@ dq__on_connect(const redisAsyncContext *ac, int status)
         const char        *argv[] = { "SCRIPT", "LOAD", s->source };
         size_t             len[] = { 6, 4, s->len };
 
-        dq__send(r, 3, argv, len, 0, dq__setup_reply, "SCRIPT LOAD");
+        dq__send(r, 3, argv, len, NULL, 0, dq__setup_reply, "SCRIPT LOAD");
     }
 }
 

@@ -15,7 +15,8 @@
  * Contract: every dq_conn_send() whose return is 0 gets its callback
  * exactly once — with the reply, or with reply NULL and errstr set
  * (connection lost, timeout, closing). The reply dies when the callback
- * returns. Arguments are copied at send time.
+ * returns. Arguments are copied at send time (dq_conn_send_fmt: the
+ * caller's RESP is borrowed until the callback).
  */
 #ifndef DQ_REDIS_UV_H
 #define DQ_REDIS_UV_H
@@ -79,6 +80,31 @@ int dq_conn_send(dq_conn_t *r, int argc, const char **argv,
                  dq_conn_reply_cb cb, void *data);
 int dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
                      dq_conn_reply_cb cb, void *data);
+
+/* A command formatted once as RESP (the bytes hiredis writes), with what a
+ * connection needs to know of it: the cluster layer keeps one per command
+ * and sends it to a node, again after a redirect, never formatting or
+ * copying the arguments again. tail: where the third argument starts
+ * (what EVAL keeps of an EVALSHA). */
+typedef struct {
+    char        name[16];       /* argv[0], for logs */
+    char        sha[41];        /* EVALSHA: the script's sha1 */
+    int         evalsha;        /* may fall back to EVAL */
+    int         script;         /* EVAL/EVALSHA: faults resent */
+    const char *resp;
+    size_t      len;
+    size_t      tail;
+} dq_conn_fmt_t;
+
+/* The RESP size of a command (the buffer dq_conn_fmt wants). */
+size_t dq_conn_fmt_size(int argc, const char **argv, const size_t *argvlen);
+/* Format the command into buf and describe it in f (f->resp = buf). */
+void dq_conn_fmt(dq_conn_fmt_t *f, char *buf, int argc, const char **argv,
+                 const size_t *argvlen);
+/* dq_conn_send of a formatted command. f->resp is not copied: it must
+ * live until the callback has run (f itself may go at once). */
+int dq_conn_send_fmt(dq_conn_t *r, const dq_conn_fmt_t *f,
+                     int64_t timeout_ms, dq_conn_reply_cb cb, void *data);
 
 /* Close: pending callbacks get NULL ("closing"); the object is freed once
  * its handles have closed (keep running the loop). */

@@ -166,7 +166,7 @@ dq__block_new(size_t room, size_t env_total, dq_str_t queue)
 {
     dq_task_block_t *b;
     size_t           chunk;
-    const char      *hash;
+    dq_str_t         base;
 
     room += 2 * (queue.len + 1) + 32;
     b = malloc(sizeof(*b) + room);
@@ -190,14 +190,14 @@ dq__block_new(size_t room, size_t env_total, dq_str_t queue)
     b->queue[queue.len] = '\0';
     b->used = DQ__ALIGN(queue.len + 1);
     b->uqueue = b->queue;
-    hash = memchr(queue.ptr, '#', queue.len);
-    if (hash != NULL) {
+    base = dq_shard_base(queue);
+    if (base.len != queue.len) {
         /* a shard: the functions, the push library and the queue's
          * settings know the queue by its own name */
         b->uqueue = b->mem + b->used;
-        memcpy(b->uqueue, queue.ptr, (size_t) (hash - queue.ptr));
-        b->uqueue[hash - queue.ptr] = '\0';
-        b->used = DQ__ALIGN(b->used + (size_t) (hash - queue.ptr) + 1);
+        memcpy(b->uqueue, base.ptr, base.len);
+        b->uqueue[base.len] = '\0';
+        b->used = DQ__ALIGN(b->used + base.len + 1);
     }
     return b;
 }

@@ -6,13 +6,15 @@
 -- KEYS: 1 tasks, 2 eta, 3 leases, 4 stats, 5 wake, 6 errors, 7 conf,
 --       8 names
 -- ARGV: 1 tombstone_ms (<= 0: names are free again at once), 2 n, then
---       per task 5 values: id, claim id, first_run_ms, history (1: the
---       claim said retries, runs or failed_ms > 0), name
+--       4 n values (the prelude's dq_ack_args_ok): n pairs "+inf", lease
+--       member "id|claim id|first_run_ms"; the n ids; n flags: "1"
+--       (history: the claim said retries, runs or failed_ms > 0) or "0",
+--       then the name if any
 -- Reply: { 1 acked | 0 fenced, ... } one per task
 local tomb = dq_num(ARGV[1])
 local n = dq_num(ARGV[2])
 if not tomb or not n or n < 1 or n > DQ_CHUNK or n ~= math.floor(n)
-   or #ARGV ~= 2 + n * 5 then
+   or #ARGV ~= 2 + n * 4 or not dq_ack_args_ok(ARGV, 3, n) then
     return redis.error_reply('ERR ack: bad arguments')
 end
 local now = dq_now(KEYS[4])

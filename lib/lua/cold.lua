@@ -23,7 +23,7 @@
 local DQ_COLD_AFTER_MS = 20000
 local DQ_COLD_WINDOW_MS = 10000
 local DQ_COLD_BUCKET = 128
-local DQ_COLD_PROMOTE = 7     -- buckets per claim: <= 896 tasks
+local DQ_COLD_PROMOTE = 2     -- buckets per claim: <= 256 tasks
 local DQ_COLD_DIGITS = '%04d' -- the ETA offset in a bucket value (< W)
 
 -- The window start of a task due at eta if it goes cold, else nil.

@@ -304,8 +304,33 @@ local function dq_release(k_tasks, k_eta, k_lease, ids, ms, now, delay, got)
     return #rid
 end
 
--- Ack n finished tasks: args[base + 5 (i - 1) ...] = id, claim id,
--- first_run_ms, history ("1": it may have an `errors` entry), name. K:
+-- The acks' arguments (lib/dq_cmd.c dq__arg_acks builds them), from
+-- args[base], for n tasks: n pairs "+inf", lease member
+-- ("id|claim|first_run_ms", as claim gave it), then the n ids, then n
+-- flags: "1" (history: the claim said retries, runs or failed_ms > 0: it
+-- may have an `errors` entry) or "0", followed directly by the task's name
+-- if it has one. The pairs go to one ZADD and the ids to one HDEL as they
+-- are (unpack of the arguments: no member built, no table filled per
+-- task). True when well formed (every script checks before its first
+-- write): each score "+inf", each flag starting with 0 or 1. That member
+-- i is id i's is not checked (a string.find per task cost ~3,800
+-- instructions a task, more than building the member did: callgrind,
+-- docs/BENCHMARKS.md): dq__arg_acks builds both from one item, and a
+-- caller that can run this script can as well delete any key.
+local function dq_ack_args_ok(args, base, n)
+    local fb = base + 3 * n
+    for i = 0, n - 1 do
+        if args[base + 2 * i] ~= '+inf' then return false end
+        local fl = args[fb + i]
+        if fl ~= '0' and fl ~= '1' then
+            local b = string.byte(fl, 1)        -- a name follows
+            if b ~= 48 and b ~= 49 then return false end
+        end
+    end
+    return true
+end
+
+-- Ack n finished tasks (arguments from args[base]: dq_ack_args_ok). K:
 -- { tasks, eta, leases, stats, errors, names }. Accepted while the lease
 -- "id|claim|first_run_ms" is held, or after it expired as long as nobody
 -- claimed the task again (it waits in the ETA set and its state prefix
@@ -313,63 +338,89 @@ end
 -- "acked_late"). Deletes the value (and its prefix), the error of a task
 -- with history, tombstones names until now + tomb (tomb <= 0: free at
 -- once), counts "done". Returns the per-task replies (1 acked, 0 fenced)
--- and how many leases it freed. Success path: one ZREM of its member on
--- `leases` per task (its reply says held or not: no ZMSCORE, whose reply
--- formats every score with %.17g), then one variadic HDEL on `tasks`, one
--- HINCRBY: 2 element operations a task.
+-- and how many leases it freed.
+-- Which leases are held, in two calls whatever n: every member still in
+-- `leases` gets the score +inf (ZADD XX GT: a lease deadline is finite,
+-- every script that writes one checks it with dq_num; CH counts them),
+-- then ZREMRANGEBYSCORE +inf +inf removes them (no lookup by member: the
+-- ZADD found them). All n held (the success path) means n different
+-- tasks (a task holds at most one lease: claim takes it out of `eta`, and
+-- every path that puts it back removes the lease first). Fewer: the held
+-- ones are those scored +inf (one ZRANGEBYSCORE), the others are checked
+-- as late acks. Was one ZREM call per task, its reply saying held or not
+-- (ZMSCORE formats every score with %.17g): ~1,800 instructions a task
+-- more (docs/BENCHMARKS.md). Success path: 2 element operations a task on
+-- `leases`, one variadic HDEL on `tasks`, one HINCRBY.
 local function dq_ack(K, now, tomb, args, base, n)
-    local ids, leased = {}, {}
-    local j = base
-    for i = 1, n do
-        local id = args[j]
-        ids[i] = id
-        -- removed now: a held lease ends with this ack whatever else
-        -- happens (a member named twice answers 0 the second time)
-        leased[i] = redis.call('ZREM', K.leases,
-                               dq_member(id, args[j + 1], args[j + 2])) == 1
-        j = j + 5
+    local ib, fb = base + 2 * n, base + 3 * n     -- ids, flags
+    local nh = redis.call('ZADD', K.leases, 'XX', 'GT', 'CH',
+                          unpack(args, base, ib - 1))
+    local leased = nil                  -- nil: every one held
+    if nh < n then
+        leased = {}
+        local got = {}
+        local inf = redis.call('ZRANGEBYSCORE', K.leases, '+inf', '+inf')
+        for i = 1, #inf do got[inf[i]] = true end
+        for i = 1, n do
+            -- a member named twice is held the first time only
+            local m = args[base + 2 * i - 1]
+            leased[i] = got[m] == true
+            got[m] = nil
+        end
     end
-    local late = {}
-    for i = 1, n do
-        if not leased[i] then late[#late + 1] = i end
+    -- removed now: a held lease ends with this ack whatever else happens
+    if nh > 0 then
+        redis.call('ZREMRANGEBYSCORE', K.leases, '+inf', '+inf')
     end
-    local ok = {}
-    if #late > 0 then
-        -- only the misses (late acks) read the values and the ETA set
-        local lid = {}
-        for j = 1, #late do lid[j] = ids[late[j]] end
+    local reply = {}
+    local acked, errs, tombs = nil, {}, {}      -- acked nil: all the ids
+    local na = n
+    local gone = {}
+    if leased then
+        -- some not held: only the misses (late acks) read the values and
+        -- the ETA set
+        local late, lid = {}, {}
+        for i = 1, n do
+            if not leased[i] then
+                late[#late + 1] = i
+                lid[#lid + 1] = args[ib + i - 1]
+            end
+        end
         local vals = redis.call('HMGET', K.tasks, unpack(lid))
         local waiting = redis.call('ZMSCORE', K.eta, unpack(lid))
-        for j = 1, #late do
-            local i = late[j]
-            if waiting[j] and vals[j] then
-                local _, _, _, _, c = dq_split(vals[j])
-                if c ~= '' and c == args[base + (i - 1) * 5 + 1] then
-                    ok[i] = true
-                end
+        local ok = {}
+        for k = 1, #late do
+            local i = late[k]
+            if waiting[k] and vals[k] then
+                local _, _, _, _, c = dq_split(vals[k])
+                local _, mc = dq_member_parse(args[base + 2 * i - 1])
+                if c ~= '' and c == mc then ok[i] = true end
+            end
+        end
+        acked, na = {}, 0
+        local seen = {}
+        for i = 1, n do
+            local id = args[ib + i - 1]
+            if (leased[i] or ok[i]) and not seen[id] then
+                seen[id] = true
+                na = na + 1
+                acked[na] = id
+                if not leased[i] then gone[#gone + 1] = id end
+            else
+                reply[i] = 0
             end
         end
     end
-    local reply = {}
-    local acked, gone, errs, seen, tombs = {}, {}, {}, {}, {}
-    local na, nh = 0, 0
     for i = 1, n do
-        local id = ids[i]
-        local r = 0
-        if (leased[i] or ok[i]) and not seen[id] then
-            local j = base + (i - 1) * 5
-            seen[id] = true
-            na = na + 1
-            acked[na] = id
-            if leased[i] then
-                nh = nh + 1
-                if args[j + 3] == '1' then errs[#errs + 1] = id end
-            else
-                gone[#gone + 1] = id
-                errs[#errs + 1] = id     -- a late ack: the expiry had history
+        if reply[i] == nil then
+            reply[i] = 1
+            local fl = args[fb + i - 1]
+            -- a late ack: the expiry gave it history
+            if string.byte(fl, 1) == 49 or (leased and not leased[i]) then
+                errs[#errs + 1] = args[ib + i - 1]
             end
-            local name = args[j + 4]
-            if name ~= '' then
+            if #fl > 1 then
+                local name = string.sub(fl, 2)
                 if tomb > 0 then
                     tombs[#tombs + 1] = now + tomb
                     tombs[#tombs + 1] = name
@@ -377,20 +428,21 @@ local function dq_ack(K, now, tomb, args, base, n)
                     redis.call('ZREM', K.names, name)   -- no window
                 end
             end
-            r = 1
         end
-        reply[i] = r
     end
-    local done = na
-    if done > 0 then
+    if na > 0 then
         if #gone > 0 then
             redis.call('ZREM', K.eta, unpack(gone))
             redis.call('HINCRBY', K.stats, 'acked_late', #gone)
         end
-        redis.call('HDEL', K.tasks, unpack(acked))
+        if acked then
+            redis.call('HDEL', K.tasks, unpack(acked, 1, na))
+        else
+            redis.call('HDEL', K.tasks, unpack(args, ib, fb - 1))
+        end
         if #errs > 0 then redis.call('HDEL', K.errors, unpack(errs)) end
         if #tombs > 0 then redis.call('ZADD', K.names, unpack(tombs)) end
-        redis.call('HINCRBY', K.stats, 'done', dq_int(done))
+        redis.call('HINCRBY', K.stats, 'done', dq_int(na))
     end
     return reply, nh
 end

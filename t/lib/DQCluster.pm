@@ -250,6 +250,16 @@ sub revive {
     $node->_launch;
 }
 
+# a cluster-enabled node that never joined (its CLUSTER SLOTS names no
+# master, like a node after CLUSTER RESET), in $dir/lone
+sub lone_node {
+    my ($dir) = @_;
+    mkdir "$dir/lone";
+    return DQTest::Redis->start(dir => "$dir/lone", port => _port_pair(),
+                                args => ['--cluster-enabled', 'yes',
+                                         '--cluster-config-file', "$dir/lone/nodes.conf"]);
+}
+
 sub other {
     my ($self, $queue) = @_;
     my $p = $self->_slot_owner_port($queue);

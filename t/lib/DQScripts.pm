@@ -116,6 +116,23 @@ sub env1 {
                         undef]);
 }
 
+# The acks' arguments of ack.lua and claim.lua (lib/dq_cmd.c
+# dq__arg_acks) from 5-value groups id, claim id, first_run_ms, history
+# (0/1), name: n, then n pairs "+inf" and lease member
+# "id|claim|first_run_ms", the n ids, n flags (the history digit followed
+# by the name).
+sub acks {
+    my @a = @_;
+    my (@p, @i, @f);
+    while (@a) {
+        my ($id, $c, $first, $h, $name) = splice(@a, 0, 5);
+        push @p, '+inf', "$id|$c|$first";
+        push @i, $id;
+        push @f, ($h ? '1' : '0') . ($name // '');
+    }
+    return (scalar(@i), @p, @i, @f);
+}
+
 # a v2 envelope: [2, func, args, kwargs, name]
 sub env2 {
     my ($name) = @_;

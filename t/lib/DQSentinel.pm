@@ -68,7 +68,8 @@ sub start {
 # spawn_sentinel($dir, $name, $port, $quorum): one redis-sentinel
 # watching 127.0.0.1:$port as $name; { port, pid, dir }
 sub spawn_sentinel {
-    my ($sd, $name, $mport, $quorum) = @_;
+    my ($sd, $name, $mport, $quorum, $mhost) = @_;
+    $mhost //= '127.0.0.1';     # another address: what it names, unchecked
     my $port = DQTest::free_port();
     mkdir $sd;
     open my $fh, '>', "$sd/sentinel.conf" or die "$sd: $!";
@@ -78,7 +79,7 @@ bind 127.0.0.1
 protected-mode no
 daemonize no
 dir $sd
-sentinel monitor $name 127.0.0.1 $mport $quorum
+sentinel monitor $name $mhost $mport $quorum
 sentinel down-after-milliseconds $name 1000
 sentinel failover-timeout $name 3000
 sentinel parallel-syncs $name 1

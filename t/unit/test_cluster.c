@@ -201,6 +201,12 @@ main(int argc, char **argv)
        "  and the error says Redis' words: %s", e.msg);
     freeReplyObject(r);
     is_int(dq_cluster_map_parse(&m, NULL, "x", &e), DQ_EREDIS, "no reply");
+    r = resp("*0\r\n");
+    is_int(dq_cluster_map_parse(&m, r, "x", &e), DQ_EREDIS,
+           "an answer naming no master (a node reset) is refused");
+    ok(strstr(e.msg, "names no master") != NULL && m.nnodes == 1
+       && m.slot[0] == 0, "  saying so, the old map kept: %s", e.msg);
+    freeReplyObject(r);
     dq_cluster_map_free(&m);
 
     /* MOVED / ASK */

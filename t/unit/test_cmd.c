@@ -189,15 +189,21 @@ main(void)
     li.history = 1;
     is_int(dq_cmd_cycle(&c, dq_str_lit("q"), "c8", 5, 1000, 0, NULL, NULL,
                         &li, 1, 60000), DQ_OK, "cycle built");
-    ok(c.argc == 3 + 10 + 12 + 5 && arg_is(&c, 2, "10")
+    ok(c.argc == 3 + 10 + 12 + 4 && arg_is(&c, 2, "10")
        && arg_is(&c, 3, "dq2:{q}:tasks") && arg_is(&c, 11, "dq2:{q}:names")
        && arg_is(&c, 12, "dq2:{q}:cold")
        && arg_is(&c, 13, "5") && arg_is(&c, 19, "c8")
        && arg_is(&c, 23, "60000") && arg_is(&c, 24, "1")
-       && arg_is(&c, 25, "id1") && arg_is(&c, 26, "c7")
-       && arg_is(&c, 27, "1000") && arg_is(&c, 28, "1") && arg_is(&c, 29, ""),
-       "cycle: 10 keys, claim arguments, tombstone, n, then id, claim id, "
-       "first_run_ms, history, name");
+       && arg_is(&c, 25, "+inf") && arg_is(&c, 26, "id1|c7|1000")
+       && arg_is(&c, 27, "id1") && arg_is(&c, 28, "1"),
+       "cycle: 10 keys, claim arguments, tombstone, n, then \"+inf\", lease "
+       "member, id, history digit and name");
+    li.name = dq_str_lit("nm");
+    is_int(dq_cmd_ack(&c, dq_str_lit("q"), &li, 1, 0), DQ_OK, "ack built");
+    ok(c.argc == 3 + 8 + 2 + 4 && arg_is(&c, 13, "+inf")
+       && arg_is(&c, 14, "id1|c7|1000") && arg_is(&c, 15, "id1")
+       && arg_is(&c, 16, "1nm"), "ack: the name follows the history digit");
+    li.name = dq_str_lit("");
     li.history = 0;
     li.first_run_ms = -1;
     is_int(dq_cmd_ack(&c, dq_str_lit("q"), &li, 1, 0), DQ_EINVAL,

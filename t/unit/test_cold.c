@@ -363,7 +363,7 @@ test_promote_bounded(void)
            "claim %d promoted %lld (at most %d)", calls, hot - prev,
            DQ_COLD_PROMOTE * DQ_COLD_BUCKET);
         prev = hot;
-        if (hot >= 3000 || calls > 10) {
+        if (hot >= 3000 || calls > 3000 / (DQ_COLD_PROMOTE * DQ_COLD_BUCKET) + 2) {
             break;
         }
         is_int(claim_next, 0, "next_ms 0 while buckets wait for promotion");

@@ -1429,9 +1429,16 @@ test_cycle(void)
     is_int(calls("hget"), 0, "no HGET");
     /* the acks emptied the lease set: the claim made a new one, with the
      * pad member that makes it a skiplist (added and removed at once) */
-    is_int(calls("zrem"), 23, "one ZREM of leases per ack (21), one of eta "
-           "(claim), one of the skiplist pad");
-    is_int(calls("zadd"), 1, "one ZADD (the new leases)");
+    is_int(calls("zrem"), 1, "no ZREM of leases per ack, none of eta "
+           "(ZREMRANGEBYRANK): one of the skiplist pad");
+    is_int(calls("zremrangebyrank"), 1, "the claimed tasks leave eta by "
+           "rank");
+    is_int(calls("zadd"), 2, "two ZADDs: the acks' leases marked (XX GT "
+           "+inf, one call for 21), the new leases");
+    is_int(calls("zremrangebyscore"), 1, "the acks' leases removed by one "
+           "call");
+    is_int(calls("zrangebyscore"), 2, "one ZRANGEBYSCORE of eta (claim), "
+           "one of the marked leases (an ack was fenced)");
     is_int(calls("zmscore"), 1, "no ZMSCORE of leases (its reply formats "
            "every score): one of eta, for the fenced ack only");
     is_int(calls("lpush") + calls("ltrim"), 0,

@@ -50,6 +50,15 @@ main(void)
            "too small a buffer: 0");
     is_int((int) dq_shard_name(buf, sizeof(buf), dq_str_lit("a#1"), 1), 0,
            "the shard of a shard: none");
+    {
+        dq_str_t b = dq_shard_base(dq_str_lit("hot#42"));
+
+        ok(b.len == 3 && memcmp(b.ptr, "hot", 3) == 0,
+           "the base of hot#42: hot");
+        b = dq_shard_base(dq_str_lit("hot"));
+        ok(b.len == 3 && memcmp(b.ptr, "hot", 3) == 0,
+           "the base of hot (shard 0): hot");
+    }
     q[100] = '\0';
     is_int((int) dq_shard_name(buf, sizeof(buf), dq_str_c(q), 63), 103,
            "the longest shard name fits DQ_SHARD_NAME_MAX");

@@ -1,0 +1,396 @@
+-- prelude: lib/gen_scripts.sh puts this in front of every script (after
+-- the script's own "#!lua" line, if it has one), so its helpers are locals
+-- of each script's chunk (Redis forbids globals). This is the one home of
+-- the state layout, the lease member layout, the wake push and the
+-- "slot freed" wake; no script parses or builds them itself.
+
+-- Most ids handed to one variadic Redis call: Lua's unpack() is limited by
+-- the C stack (LUAI_MAXCSTACK 8000 in Redis' Lua), and a script's work per
+-- call is bounded by this too (every loop takes at most DQ_CHUNK items).
+local DQ_CHUNK = 1000
+
+-- A numeric argument: the number, or nil when it is absent, not a number
+-- or not finite (Lua's tonumber takes "nan", "inf" and "1e999"; any of
+-- them would pass a comparison and fail a ZADD after earlier writes).
+-- Every script checks all its numeric arguments with it before its first
+-- write (dq_now writes: the checks come before it).
+local function dq_num(s)
+    local v = tonumber(s)
+    if v == nil or v ~= v or v == math.huge or v == -math.huge then
+        return nil
+    end
+    return v
+end
+
+-- An integer as text without printf's floating-point path: a number
+-- handed to redis.call is formatted with %.17g, and tostring() or a
+-- concatenation uses %.14g, ~4,000 instructions each in glibc (callgrind:
+-- ~30,000 of a claim call's fixed ~300,000 went there); '%d' costs a tenth.
+-- Hot paths pass strings ('0', dq_int(now)); a non-integer (or a number
+-- beyond 2^53) keeps tostring().
+local function dq_int(x)
+    if x == math.floor(x) and x > -9007199254740992
+       and x < 9007199254740992 then
+        return string.format('%d', x)
+    end
+    return tostring(x)
+end
+
+-- Redis TIME in ms, never behind the last now of this queue (kept in the
+-- stats hash `stats`: a failover to a replica whose clock lags) unless that
+-- one was over 60 s ahead (a clock error since corrected: step back rather
+-- than stall every countdown and lease; the gap records below are cleared
+-- then, they belong to the wrong time line). The clock is written only
+-- when it changes; a field that is not a number (hand edit, corruption)
+-- counts as absent and is overwritten. A forward move of more than a
+-- second (a quiet queue, or the host's clock stepped forward) is
+-- remembered, whichever script saw it first: claim uses it to tell a clock
+-- jump from expired leases. Two gaps are kept, "gap_from"/"gap_to" and
+-- "gap2_from"/"gap2_to", each until twice its length has passed after it
+-- (claim guards a jump for at most one lease period, and takes a gap for a
+-- jump only when it is longer than half a lease period): a new gap takes a
+-- slot whose window has passed, else the smaller of the two when it is
+-- larger than that one, else it is not recorded (smaller than both open
+-- ones): a later small gap cannot hide a jump whose window is still open,
+-- and a second jump soon after a larger first one is guarded too (review
+-- R1, finding 5).
+-- Returns now and the gap records as claim needs them: { clock, gap_from,
+-- gap_to, jump_seen, gap2_from, gap2_to } as stored after this call (one
+-- HMGET reads them all).
+local function dq_now(stats)
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local g = redis.call('HMGET', stats, 'clock', 'gap_from', 'gap_to',
+                         'jump_seen', 'gap2_from', 'gap2_to')
+    local clock = dq_num(g[1]) or 0
+    if clock >= now and clock - now <= 60000 then return clock, g end
+    -- written only when it moves (forward, or back after a clock error):
+    -- several calls in one ms share the stored value
+    if clock > now then
+        redis.call('HSET', stats, 'clock', now)
+        redis.call('HDEL', stats, 'gap_from', 'gap_to', 'gap2_from',
+                   'gap2_to')
+        g[2], g[3], g[5], g[6] = false, false, false, false
+    elseif clock > 0 and now - clock > 1000 then
+        -- the length of slot i's gap (2: gap_from/gap_to, 5: gap2_*), nil
+        -- when it is absent or its window has passed
+        local function open(i)
+            local gf, gt = dq_num(g[i]), dq_num(g[i + 1])
+            if gf and gt and gt > gf and now < gt + 2 * (gt - gf) then
+                return gt - gf
+            end
+            return nil
+        end
+        local a, b = open(2), open(5)
+        local slot = nil
+        if not a then
+            slot = 2
+        elseif not b then
+            slot = 5
+        elseif a <= b then
+            if now - clock > a then slot = 2 end
+        elseif now - clock > b then
+            slot = 5
+        end
+        if slot == 2 then
+            redis.call('HSET', stats, 'clock', now, 'gap_from', clock,
+                       'gap_to', now)
+        elseif slot == 5 then
+            redis.call('HSET', stats, 'clock', now, 'gap2_from', clock,
+                       'gap2_to', now)
+        else
+            redis.call('HSET', stats, 'clock', dq_int(now))  -- open ones stay
+        end
+        if slot then
+            g[slot] = tostring(clock)
+            g[slot + 1] = tostring(now)
+        end
+    else
+        redis.call('HSET', stats, 'clock', dq_int(now))
+    end
+    return now, g
+end
+
+-- A task's value (hash `tasks`) is its envelope, after a state prefix
+-- when the task has history (contract v2: there is no `state` hash):
+--   "S<runs>:<retries>:<first_run_ms>:<failed_ms>:<claim>[:<name>]\n"
+-- runs: runs that reached the function (X-AppEngine-TaskExecutionCount);
+-- retries: failed attempts, lease expiries included (TaskRetryCount; what
+-- retry_limit and the backoff count); first_run_ms: the first claim that
+-- was not given back; failed_ms: when the last failed attempt was judged
+-- (0 none; the age limit is checked at that moment); claim: the claim id
+-- whose lease expired ('' after a retry or release: the claim ended
+-- there), which a late ack may still name; name: kept by bury for
+-- requeue. An envelope is a msgpack array (first byte 0x9_ or 0xdc/0xdd),
+-- never 'S'. Only the rare paths write a prefix (lease expiry, retry,
+-- bury, a release that has counters to keep); claim reads it from the
+-- value it reads anyway and ack deletes it with the value.
+-- Returns runs, retries, first_run_ms, failed_ms, claim, name, envelope
+-- (the value itself when it has no prefix; an unreadable prefix reads as
+-- no history).
+local function dq_split(v)
+    if v and string.byte(v, 1) == 83 then                  -- 'S'
+        local nl = string.find(v, '\n', 2, true)
+        if nl then
+            local e, r, f, x, c, nm = string.match(string.sub(v, 2, nl - 1),
+                '^(%d+):(%d+):(%d+):(%d+):([%w_-]*):?([%w_-]*)$')
+            local env = string.sub(v, nl + 1)
+            if e then
+                return tonumber(e), tonumber(r), tonumber(f), tonumber(x),
+                       c, nm, env
+            end
+            return 0, 0, 0, 0, '', '', env
+        end
+    end
+    return 0, 0, 0, 0, '', '', v
+end
+
+-- The stored value of an envelope with that state (no prefix when there
+-- is nothing to keep: no run, no retry, no failure, no name).
+local function dq_join(e, r, f, x, c, nm, env)
+    if e == 0 and r == 0 and x == 0 and (nm == nil or nm == '') then
+        return env
+    end
+    local s = 'S' .. e .. ':' .. r .. ':' .. f .. ':' .. x .. ':' .. c
+    if nm and nm ~= '' then s = s .. ':' .. nm end
+    return s .. '\n' .. env
+end
+
+-- The function and the name of a stored value (prefix skipped; envelope
+-- version 2 [2, func, args, kwargs, name, ...] or version 1 [1, id, func,
+-- args, kwargs, queue, name, ...]): nil, nil when it does not decode.
+local function dq_env_func_name(v)
+    if not v then return nil, nil end
+    local _, _, _, _, _, _, env = dq_split(v)
+    local okp, arr = pcall(cmsgpack.unpack, env)
+    if not okp or type(arr) ~= 'table' then return nil, nil end
+    local fn, nm
+    if arr[1] == 1 then fn, nm = arr[3], arr[7] else fn, nm = arr[2], arr[5] end
+    if type(fn) ~= 'string' then fn = nil end
+    if type(nm) ~= 'string' or nm == '' then nm = nil end
+    return fn, nm
+end
+
+-- A lease (zset `leases`) is the member "id|claim|first_run_ms" scored by
+-- its deadline: only the holder of that claim id can name it, and a claim
+-- id is never issued twice (the worker draws 128 random bits), so no
+-- rollback of Redis data can make a stale holder's call match a newer
+-- lease. first_run_ms rides along so that the success path needs no state
+-- of its own (the worker echoes it back).
+local function dq_member(id, claim, first)
+    return id .. '|' .. claim .. '|' .. first
+end
+
+-- A member longer than Redis' zset-max-listpack-value (64 bytes by
+-- default): claim adds it with the leases to a lease set it creates, or to
+-- one it finds not a skiplist (OBJECT ENCODING), and removes it in the same
+-- call, so Redis makes that set a skiplist. Redis 7.0 never turns a live
+-- skiplist back into a listpack, but it builds one again when it loads a
+-- set of <= 128 members of <= 64 bytes from an RDB or a RESTORE (a
+-- replica's full sync, then a failover; a restart; a reshard's MIGRATE),
+-- and a busy queue's lease set never empties: the next claim that adds a
+-- lease re-pads it (review R2, finding 1). A listpack of up to 128 leases
+-- is scanned end to end, scores parsed, by every ZADD, ZREM and lookup:
+-- ~8,000 Redis instructions per task of a worker cycle (callgrind,
+-- docs/BENCHMARKS.md). A zset-max-listpack-value raised to 65 or more
+-- turns the pad off (the set stays a listpack; claim then checks and pads
+-- in vain on every call). Never a real member: an id is at most 64
+-- characters of [A-Za-z0-9_-].
+local DQ_LEASE_PAD = string.rep('-', 65)
+
+-- id, claim, first_run_ms (a number) of a member; nil if malformed
+local function dq_member_parse(m)
+    local id, c, f = string.match(m, '^(.*)|([%w_-]*)|(%d+)$')
+    if not id then return nil end
+    return id, c, tonumber(f)
+end
+
+-- One wake token for a sleeping worker (the list never holds more than 8).
+local function dq_wake(wake)
+    if redis.call('LPUSH', wake, '1') > 8 then
+        redis.call('LTRIM', wake, 0, 7)
+    end
+end
+
+-- Claim passing the token on (due work remains): one token is enough, the
+-- worker it wakes claims and passes one on in turn; while one waits (no
+-- worker sleeping: every cycle of a busy queue) this is a single LLEN
+-- instead of an LPUSH and an LTRIM.
+local function dq_wake_on(wake)
+    if redis.call('LLEN', wake) == 0 then redis.call('LPUSH', wake, '1') end
+end
+
+-- A lease slot was freed under max_concurrent: if a claim was held back by
+-- it (conf "waiting", set by claim), wake one sleeping worker to take it.
+local function dq_slot_freed(conf, wake)
+    if redis.call('HDEL', conf, 'waiting') == 1 then dq_wake(wake) end
+end
+
+-- The error text retry and bury store: whole, except when Redis is at
+-- maxmemory (both run there, allow-oom, so that no result is refused):
+-- then cut to DQ_OOM_ERROR bytes, and the growth of one call is this and
+-- a few bytes of state. INFO is read only by these two (failed attempts).
+local DQ_OOM_ERROR = 64
+local function dq_error_text(s)
+    local info = redis.call('INFO', 'memory')
+    local max = tonumber(string.match(info, '\nmaxmemory:(%d+)'))
+    local used = tonumber(string.match(info, '\nused_memory:(%d+)'))
+    if max and max > 0 and used and used >= max and #s > DQ_OOM_ERROR then
+        return string.sub(s, 1, DQ_OOM_ERROR)
+    end
+    return s
+end
+
+-- App Engine's backoff before attempt retries + 1: the same arithmetic as
+-- dq_backoff_ms (lib/dq_retry.c; t/unit/test_scripts.c checks that both
+-- agree), used for expired leases, which no worker judges.
+local function dq_backoff(min, max, dbl, retries)
+    if min <= 0 then return 0 end
+    if max < min then max = min end
+    if dbl < 0 then dbl = 0 end
+    local k = 0
+    if retries > 1 then k = retries - 1 end
+    local step = min
+    local d = 0
+    while d < k and d < dbl do
+        if step > math.floor(max / 2) then return max end
+        step = step * 2
+        d = d + 1
+    end
+    if step >= max then return max end
+    if k <= dbl then return step end
+    if k - dbl >= math.floor(max / step) then return max end
+    d = step * (1 + (k - dbl))
+    if d < max then return d end
+    return max
+end
+
+-- Give back leases (members ms of tasks ids) without charging an attempt:
+-- due again at now + delay. A task that never ran (no failed attempt, no
+-- run) forgets the first-run time this claim gave it: a task without
+-- history keeps no prefix, one with history keeps its counters (the claim
+-- ended: no late ack of it). Returns how many were given back (members not
+-- leased any more are skipped); got, if given, gets got[member] = true for
+-- each.
+local function dq_release(k_tasks, k_eta, k_lease, ids, ms, now, delay, got)
+    if #ids == 0 then return 0 end
+    local leased = redis.call('ZMSCORE', k_lease, unpack(ms))
+    local rid, rm = {}, {}
+    for i = 1, #ids do
+        if leased[i] then
+            rid[#rid + 1] = ids[i]
+            rm[#rm + 1] = ms[i]
+            if got then got[ms[i]] = true end
+        end
+    end
+    if #rid == 0 then return 0 end
+    local vals = redis.call('HMGET', k_tasks, unpack(rid))
+    local st, zs = {}, {}
+    local at = now + delay
+    for i = 1, #rid do
+        local v = vals[i]
+        if v and string.byte(v, 1) == 83 then
+            local e, r, f, x, _, nm, env = dq_split(v)
+            if e == 0 and r == 0 then f = 0 end
+            st[#st + 1] = rid[i]
+            st[#st + 1] = dq_join(e, r, f, x, '', nm, env)
+        end
+        zs[#zs + 1] = at
+        zs[#zs + 1] = rid[i]
+    end
+    redis.call('ZREM', k_lease, unpack(rm))
+    if #st > 0 then redis.call('HSET', k_tasks, unpack(st)) end
+    redis.call('ZADD', k_eta, unpack(zs))
+    return #rid
+end
+
+-- Ack n finished tasks: args[base + 5 (i - 1) ...] = id, claim id,
+-- first_run_ms, history ("1": it may have an `errors` entry), name. K:
+-- { tasks, eta, leases, stats, errors, names }. Accepted while the lease
+-- "id|claim|first_run_ms" is held, or after it expired as long as nobody
+-- claimed the task again (it waits in the ETA set and its state prefix
+-- still names this claim: running it again would be for nothing; stats
+-- "acked_late"). Deletes the value (and its prefix), the error of a task
+-- with history, tombstones names until now + tomb (tomb <= 0: free at
+-- once), counts "done". Returns the per-task replies (1 acked, 0 fenced)
+-- and how many leases it freed. Success path: one ZREM of its member on
+-- `leases` per task (its reply says held or not: no ZMSCORE, whose reply
+-- formats every score with %.17g), then one variadic HDEL on `tasks`, one
+-- HINCRBY: 2 element operations a task.
+local function dq_ack(K, now, tomb, args, base, n)
+    local ids, leased = {}, {}
+    local j = base
+    for i = 1, n do
+        local id = args[j]
+        ids[i] = id
+        -- removed now: a held lease ends with this ack whatever else
+        -- happens (a member named twice answers 0 the second time)
+        leased[i] = redis.call('ZREM', K.leases,
+                               dq_member(id, args[j + 1], args[j + 2])) == 1
+        j = j + 5
+    end
+    local late = {}
+    for i = 1, n do
+        if not leased[i] then late[#late + 1] = i end
+    end
+    local ok = {}
+    if #late > 0 then
+        -- only the misses (late acks) read the values and the ETA set
+        local lid = {}
+        for j = 1, #late do lid[j] = ids[late[j]] end
+        local vals = redis.call('HMGET', K.tasks, unpack(lid))
+        local waiting = redis.call('ZMSCORE', K.eta, unpack(lid))
+        for j = 1, #late do
+            local i = late[j]
+            if waiting[j] and vals[j] then
+                local _, _, _, _, c = dq_split(vals[j])
+                if c ~= '' and c == args[base + (i - 1) * 5 + 1] then
+                    ok[i] = true
+                end
+            end
+        end
+    end
+    local reply = {}
+    local acked, gone, errs, seen, tombs = {}, {}, {}, {}, {}
+    local na, nh = 0, 0
+    for i = 1, n do
+        local id = ids[i]
+        local r = 0
+        if (leased[i] or ok[i]) and not seen[id] then
+            local j = base + (i - 1) * 5
+            seen[id] = true
+            na = na + 1
+            acked[na] = id
+            if leased[i] then
+                nh = nh + 1
+                if args[j + 3] == '1' then errs[#errs + 1] = id end
+            else
+                gone[#gone + 1] = id
+                errs[#errs + 1] = id     -- a late ack: the expiry had history
+            end
+            local name = args[j + 4]
+            if name ~= '' then
+                if tomb > 0 then
+                    tombs[#tombs + 1] = now + tomb
+                    tombs[#tombs + 1] = name
+                else
+                    redis.call('ZREM', K.names, name)   -- no window
+                end
+            end
+            r = 1
+        end
+        reply[i] = r
+    end
+    local done = na
+    if done > 0 then
+        if #gone > 0 then
+            redis.call('ZREM', K.eta, unpack(gone))
+            redis.call('HINCRBY', K.stats, 'acked_late', #gone)
+        end
+        redis.call('HDEL', K.tasks, unpack(acked))
+        if #errs > 0 then redis.call('HDEL', K.errors, unpack(errs)) end
+        if #tombs > 0 then redis.call('ZADD', K.names, unpack(tombs)) end
+        redis.call('HINCRBY', K.stats, 'done', dq_int(done))
+    end
+    return reply, nh
+end
