@@ -17,8 +17,7 @@ my $q = 'wq';
 my $A = $c->owner($q); my $B = $c->other($q);
 my $s = DQScripts->new($A);
 my $k = sub { DQTest::dq_key($q, $_[0]) };
-sub enq { my ($id) = @_;
-  scalar $s->enqueue2($q, 3600000, $id, DQScripts::env2()) }
+sub enq { my ($id) = @_; $s->enqueue2($q, 3600000, $id, DQScripts::env2()) }
 # max_n, lease, reclaim, rate, bucket, max_concurrent, claim id, backoff
 # (3), tombstone, n_acks, acks
 sub cycle { my ($cid, $n, $conc, @acks) = @_;

@@ -33,8 +33,7 @@ sub key { DQTest::dq_key($_[0], $_[1]) }
 
 sub enq {
     my ($q, $id, $name) = @_;
-    scalar $new->enqueue2($q, 3600000, $id, DQScripts::env2($name),
-                          name => $name // '');
+    $new->enqueue2($q, 3600000, $id, DQScripts::env2($name), name => $name);
 }
 # claim: max_n, lease_ms, reclaim 0, rate 0, bucket 1, max_concurrent,
 # claim id, backoff 0 0 0, tombstone, acks

@@ -65,7 +65,7 @@ is(scalar(DQWorker::live_children($w)), 1, 'one child running');
 DQWorker::cli($r, 'defer', '-q', 'slow', '--count', 5, 'ops.run', "$dir/after.rec");
 is(scalar(DQWorker::wait_lines("$dir/after.rec", 'R', 5, 10)), 5, 'the new child runs tasks');
 is($r->cmd('ZCARD', 'dq2:{slow}:leases'), 0, 'no lease left');
-is(DQTest::stop_pid($w->{pid}), 0, 'master exits 0');
+is(DQTest::stop_pid($w->{pid}, 'TERM', 30), 0, 'master exits 0');   # 30 s: 10 s was missed once under CI-like load
 DQTest::log_clean_ok($w->{log});
 
 # ---- function_timeout: one function's limit, on a queue without one
@@ -85,6 +85,6 @@ DQTest::wait_for(sub { $dead = DQWorker::dead($r, 'fq'); exists $dead->{$slow} }
 like($dead->{$slow} // '', qr/timed out after \d+ ms \(timeout 300 ms\)/,
      'function_timeout: ops.span is dead after 300 ms (retry_limit 0)');
 is(scalar(DQWorker::wait_lines("$dir/f.rec", 'R', 3, 10)), 3, 'the other function is not limited');
-is(DQTest::stop_pid($f->{pid}), 0, 'master exits 0');
+is(DQTest::stop_pid($f->{pid}, 'TERM', 30), 0, 'master exits 0');
 DQTest::log_clean_ok($f->{log});
 done_testing();
