@@ -13,8 +13,10 @@
 #     --only capacity (not in the default set); ./build.sh capacity
 CAP_HEADROOM=${BENCH_CAP_HEADROOM:-0.5}   # the CPU share a master may use
 CAP_C0= CAP_NI0= CAP_NO0=
+# cap_begin [keep]: a phase starts (Redis flushed unless "keep": the
+# counters from now)
 cap_begin() {
-    flush
+    [ "${1:-}" = keep ] || flush
     rcli CONFIG RESETSTAT >/dev/null
     CAP_C0=$(redis_cpu_s)
     CAP_NI0=$(rinfo stats total_net_input_bytes)
@@ -42,8 +44,20 @@ cap_end() {
            'BEGIN { printf "%.0f", (b - a + d - c) / n }')" B/task
 }
 
+# cap_drain NAME: the queued tasks through the worker (its defaults), the
+# phase's figures
+cap_drain() {
+    local out
+    cap_begin keep
+    start_worker "$WORKER_PROCS" "$TASKS_SO"
+    out=$("$WAITER" -p "$REDIS_PORT" -k "$STATS_KEY" -f done -n "$N" -i 20 -t 180 \
+          -x dead -x retried) || log "capacity: $1: the worker did not finish ($out)"
+    cap_end "$1" "$(rcli HGET "$STATS_KEY" done)"
+    stop_spawned "$WORKER_PID"
+}
+
 wl_capacity() {
-    local why out n reqs m0 m1 spread
+    local why out reqs m0 m1 spread
     if why=$(worker_missing); then na capacity.per_core_tasks_per_s "$why"; return; fi
 
     log "capacity: enqueue_one: $N x dq_defer (one call per task)"
@@ -79,16 +93,7 @@ wl_capacity() {
     flush
     "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 1000 -t 120 >/dev/null 2>>"$TMP/enqueue.log" ||
         log "capacity: filling the queue failed"
-    rcli CONFIG RESETSTAT >/dev/null
-    CAP_C0=$(redis_cpu_s)
-    CAP_NI0=$(rinfo stats total_net_input_bytes)
-    CAP_NO0=$(rinfo stats total_net_output_bytes)
-    start_worker "$WORKER_PROCS" "$TASKS_SO"
-    out=$("$WAITER" -p "$REDIS_PORT" -k "$STATS_KEY" -f done -n "$N" -i 20 -t 180 \
-          -x dead -x retried) || log "capacity: drain: the worker did not finish ($out)"
-    n=$(rcli HGET "$STATS_KEY" done)
-    cap_end drain "$n"
-    stop_spawned "$WORKER_PID"
+    cap_drain drain
 
     # the same enqueue + drain with the durability docs/OPERATIONS.md
     # documents (appendonly yes, appendfsync always): what the fsyncs cost
@@ -105,15 +110,7 @@ wl_capacity() {
     "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b 100 -t 120 >/dev/null 2>>"$TMP/enqueue.log" ||
         log "capacity: enqueue_many_aof did not store every task"
     cap_end enqueue_many_aof "$(rcli HGET "$STATS_KEY" enqueued)"
-    rcli CONFIG RESETSTAT >/dev/null
-    CAP_C0=$(redis_cpu_s)
-    CAP_NI0=$(rinfo stats total_net_input_bytes)
-    CAP_NO0=$(rinfo stats total_net_output_bytes)
-    start_worker "$WORKER_PROCS" "$TASKS_SO"
-    out=$("$WAITER" -p "$REDIS_PORT" -k "$STATS_KEY" -f done -n "$N" -i 20 -t 180 \
-          -x dead -x retried) || log "capacity: drain_aof: the worker did not finish ($out)"
-    cap_end drain_aof "$(rcli HGET "$STATS_KEY" done)"
-    stop_spawned "$WORKER_PID"
+    cap_drain drain_aof
     rcli CONFIG SET appendonly no >/dev/null
     rcli CONFIG SET appendfsync everysec >/dev/null
 
