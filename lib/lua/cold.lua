@@ -81,6 +81,24 @@ local function dq_cold_store(idx, k_stats, byw)
     return added, wake
 end
 
+-- Read, before a call's first write, every bucket dq_cold_store may write
+-- for it: cnt[ws] = the most tasks the call may store in window ws. On a
+-- MIGRATING slot (Redis Cluster) the first touch of a key not on this node
+-- stops the script; a bucket is not a declared key, so the stop comes
+-- here, with nothing written, and not after the hot tasks were (review
+-- RP, finding 2). One HLEN per window; when the bucket may fill (it is
+-- then sealed: renamed to a new name, and opened again under its own),
+-- one EXISTS of a name no bucket has: a new key, as the seal touches.
+local function dq_cold_preread(idx, cnt)
+    for ws, c in pairs(cnt) do
+        local key = idx .. ':' .. string.format('%d', ws)
+        if redis.call('HLEN', key) + c >= DQ_COLD_BUCKET then
+            local p = key .. '.'
+            while redis.call('EXISTS', p) == 1 do p = p .. '_' end
+        end
+    end
+end
+
 -- Promote due-soon buckets (window start <= now + DQ_COLD_AFTER_MS), at
 -- most DQ_COLD_PROMOTE of them, into tasks/eta. Returns the window start
 -- of the earliest bucket left (nil: the tier is empty) and the number of
