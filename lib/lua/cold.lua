@@ -40,10 +40,10 @@ local function dq_cold_value(eta, ws, env)
 end
 
 -- Store cold tasks: byw[ws] = { id1, value1, id2, value2, ... } (values
--- from dq_cold_value). One HLEN per window, one variadic HSET
--- per bucket written. Returns how many fields were new and whether a
+-- from dq_cold_value). One HLEN per window (none when lens[ws], from
+-- dq_cold_preread, has it), one variadic HSET per bucket written. Returns how many fields were new and whether a
 -- sleeping worker must look (a window earlier than every bucket waiting).
-local function dq_cold_store(idx, k_stats, byw)
+local function dq_cold_store(idx, k_stats, byw, lens)
     local first = redis.call('ZRANGE', idx, 0, 0, 'WITHSCORES')
     local fs = first[2] and tonumber(first[2]) or nil
     local wake = false
@@ -52,7 +52,7 @@ local function dq_cold_store(idx, k_stats, byw)
         if fs == nil or ws < fs then wake = true end
         local m = string.format('%d', ws)
         local key = idx .. ':' .. m
-        local len = redis.call('HLEN', key)
+        local len = lens and lens[ws] or redis.call('HLEN', key)
         -- the open bucket is renamed to a name no other bucket has (an id
         -- of the bucket, or of the batch: unique in the queue)
         local function seal(id)
@@ -98,13 +98,16 @@ end
 -- RP, finding 2). One HLEN per window; when the bucket may fill (it is
 -- then sealed: renamed to a new name, and opened again under its own),
 -- one EXISTS of a name no bucket has: a new key, as the seal touches.
+-- Returns the lengths read (lens[ws]) for dq_cold_store.
 local function dq_cold_preread(idx, cnt)
+    local lens = {}
     for ws, c in pairs(cnt) do
         local key = idx .. ':' .. string.format('%d', ws)
-        if redis.call('HLEN', key) + c >= DQ_COLD_BUCKET then
-            dq_touch_new(key)
-        end
+        local len = redis.call('HLEN', key)
+        lens[ws] = len
+        if len + c >= DQ_COLD_BUCKET then dq_touch_new(key) end
     end
+    return lens
 end
 
 -- Promote due-soon buckets (window start <= now + DQ_COLD_AFTER_MS), at

@@ -101,6 +101,7 @@ end
 -- the clock above is written: lib/lua/cold.lua dq_cold_preread): a stop
 -- on a MIGRATING slot leaves no task half-stored. Over every plain task
 -- past the horizon (a duplicate or a task stored before is counted too)
+local lens = nil         -- the open buckets' lengths read there
 if far then
     local cnt, any = {}, false
     for i = 1, n do
@@ -114,7 +115,7 @@ if far then
             end
         end
     end
-    if any then dq_cold_preread(KEYS[7], cnt) end
+    if any then lens = dq_cold_preread(KEYS[7], cnt) end
 end
 
 -- names (and client ids) whose tombstone window has passed are forgotten,
@@ -360,7 +361,7 @@ for k = 1, nz, 2 * DQ_CHUNK do
                                                        nz)))
 end
 if cold then
-    local _, w = dq_cold_store(KEYS[7], KEYS[4], byw)
+    local _, w = dq_cold_store(KEYS[7], KEYS[4], byw, lens)
     if w then wake = true end
 end
 
