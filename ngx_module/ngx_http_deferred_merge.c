@@ -653,7 +653,9 @@ ngx_http_deferred_merge_waited(void *data, redisReply *reply)
          || reply->integer < rs->replicas)
         && m->failure == NULL)
     {
-        /* (when the script failed, its own line said so: nothing was
+        /* (when the script failed, its own line said so: enqueue.lua
+         * checks its arguments and reads every key it may write, the
+         * cold buckets too, before its first write, so nothing was
          * stored to be acknowledged) */
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "deferred: redis %V: %ui tasks stored but not "

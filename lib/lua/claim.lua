@@ -80,14 +80,39 @@ if cf[2] then
     if v and v >= 0 then bo_dbl = v end
 end
 
+-- Read before the first write (review RP, findings 3 and 4): on a
+-- MIGRATING slot (Redis Cluster) the first touch of a key not on this
+-- node stops the script, its writes kept, and keys this call empties are
+-- deleted (Redis deletes an empty set). The cold buckets due for
+-- promotion (not declared keys: lib/lua/cold.lua dq_cold_due), and with
+-- acks the size of the lease set: acks that free every lease delete it,
+-- it is then not read again, and a claim that would write it again first
+-- touches a new key here (a stop with nothing written; the worker sends
+-- its acks again, alone, and those succeed).
+local promo = dq_cold_due(KEYS[10], now)
+local lcard = nil
+if n_acks > 0 then
+    lcard = redis.call('ZCARD', KEYS[3])
+    if lcard <= n_acks and max_n > 0 and cf[1] ~= '1' then
+        dq_touch_new(KEYS[3])
+    end
+    -- acks that empty `tasks`, then a promotion writing it again: the same
+    if promo.keys and promo.keys[1]
+       and redis.call('HLEN', KEYS[1]) <= n_acks then
+        dq_touch_new(KEYS[1])
+    end
+end
+
 -- 0. the acks of the caller's finished tasks (exactly as ack.lua)
 local ack_reply = {}
 local slot_freed = false   -- they freed a slot a held-back claim waits for
+local l_gone = false       -- they freed every lease: the set is deleted
 if n_acks > 0 then
     local K = { tasks = KEYS[1], eta = KEYS[2], leases = KEYS[3],
                 stats = KEYS[4], errors = KEYS[6], names = KEYS[9] }
     local freed
     ack_reply, freed = dq_ack(K, now, tomb, ARGV, 13, n_acks)
+    l_gone = freed == lcard
     if freed > 0 and cf[9] then
         -- a claim held back by max_concurrent waits for this slot: wake a
         -- sleeper; "waiting" is deleted below unless this claim is held
@@ -129,7 +154,8 @@ for _, i in ipairs({ 2, 5 }) do
         end
     end
 end
-local l1 = redis.call('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
+local l1 = l_gone and {}
+           or redis.call('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
 local l1s = l1[2] and tonumber(l1[2])
 if guard_until and h[4] ~= seen and l1s and l1s <= now then
     -- counted once per jump, when it first held something back
@@ -189,7 +215,8 @@ if paused then
     limited = true
 end
 if want > 0 and max_conc > 0 then
-    local room = max_conc - redis.call('ZCARD', KEYS[3])
+    local room = max_conc
+                 - (l_gone and 0 or redis.call('ZCARD', KEYS[3]))
     if room < want then
         if room < 0 then room = 0 end
         want = room
@@ -264,7 +291,7 @@ end
 -- then due tasks into the lease set: one call per batch for each
 -- structure; one more due task than wanted is read to know whether due
 -- work remains
-local cold_ws = dq_cold_promote(KEYS[1], KEYS[2], KEYS[4], KEYS[10], now)
+local cold_ws = dq_cold_promote(KEYS[1], KEYS[2], KEYS[4], KEYS[10], promo)
 local reply = { now, -1, cid, ack_reply }
 local taken = 0
 local more = false         -- due work remains after this claim

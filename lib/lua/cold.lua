@@ -40,10 +40,10 @@ local function dq_cold_value(eta, ws, env)
 end
 
 -- Store cold tasks: byw[ws] = { id1, value1, id2, value2, ... } (values
--- from dq_cold_value). One HLEN per window, one variadic HSET
--- per bucket written. Returns how many fields were new and whether a
+-- from dq_cold_value). One HLEN per window (none when lens[ws], from
+-- dq_cold_preread, has it), one variadic HSET per bucket written. Returns how many fields were new and whether a
 -- sleeping worker must look (a window earlier than every bucket waiting).
-local function dq_cold_store(idx, k_stats, byw)
+local function dq_cold_store(idx, k_stats, byw, lens)
     local first = redis.call('ZRANGE', idx, 0, 0, 'WITHSCORES')
     local fs = first[2] and tonumber(first[2]) or nil
     local wake = false
@@ -52,7 +52,7 @@ local function dq_cold_store(idx, k_stats, byw)
         if fs == nil or ws < fs then wake = true end
         local m = string.format('%d', ws)
         local key = idx .. ':' .. m
-        local len = redis.call('HLEN', key)
+        local len = lens and lens[ws] or redis.call('HLEN', key)
         -- the open bucket is renamed to a name no other bucket has (an id
         -- of the bucket, or of the batch: unique in the queue)
         local function seal(id)
@@ -81,24 +81,91 @@ local function dq_cold_store(idx, k_stats, byw)
     return added, wake
 end
 
--- Promote due-soon buckets (window start <= now + DQ_COLD_AFTER_MS), at
--- most DQ_COLD_PROMOTE of them, into tasks/eta. Returns the window start
--- of the earliest bucket left (nil: the tier is empty) and the number of
--- tasks promoted. The common call (nothing to promote) is one ZRANGE.
-local function dq_cold_promote(k_tasks, k_eta, k_stats, idx, now)
-    local first = redis.call('ZRANGE', idx, '0', '0', 'WITHSCORES')
-    if not first[2] then return nil, 0 end
-    if tonumber(first[2]) > now + DQ_COLD_AFTER_MS then
-        return tonumber(first[2]), 0
+-- Touch a key of base's slot that does not exist (base .. '.', then '_'s
+-- until one is missing): on a MIGRATING slot that stops the script here,
+-- before its first write, as a write of a key missing there would later;
+-- elsewhere one EXISTS.
+local function dq_touch_new(base)
+    local p = base .. '.'
+    while redis.call('EXISTS', p) == 1 do p = p .. '_' end
+end
+
+-- Read, before a call's first write, every bucket dq_cold_store may write
+-- for it: cnt[ws] = the most tasks the call may store in window ws. On a
+-- MIGRATING slot (Redis Cluster) the first touch of a key not on this node
+-- stops the script; a bucket is not a declared key, so the stop comes
+-- here, with nothing written, and not after the hot tasks were (review
+-- RP, finding 2). One HLEN per window; when the bucket may fill (it is
+-- then sealed: renamed to a new name, and opened again under its own),
+-- one EXISTS of a name no bucket has: a new key, as the seal touches.
+-- Returns the lengths read (lens[ws]) for dq_cold_store.
+local function dq_cold_preread(idx, cnt)
+    local lens = {}
+    for ws, c in pairs(cnt) do
+        local key = idx .. ':' .. string.format('%d', ws)
+        local len = redis.call('HLEN', key)
+        lens[ws] = len
+        if len + c >= DQ_COLD_BUCKET then dq_touch_new(key) end
     end
-    local bs = redis.call('ZRANGEBYSCORE', idx, '-inf',
-                          now + DQ_COLD_AFTER_MS, 'WITHSCORES',
-                          'LIMIT', 0, DQ_COLD_PROMOTE)
-    local hs, zs, keys, ms = {}, {}, {}, {}
+    return lens
+end
+
+-- Promote due-soon buckets (window start <= now + DQ_COLD_AFTER_MS), at
+-- most DQ_COLD_PROMOTE of them, into tasks/eta: dq_cold_due reads them,
+-- dq_cold_promote writes them. Claim calls dq_cold_due before its first
+-- write: a bucket is not a declared key, and on a MIGRATING slot (Redis
+-- Cluster) the first touch of a key not on this node stops the script,
+-- its writes kept (review RP, finding 3). A bucket not on this node (one
+-- the reshard moved first) is left for later (redis.pcall: no stop);
+-- promotion goes on when the slot is stable. Returns the plan: the window
+-- start of the earliest bucket left (nil: the tier is empty) and the
+-- buckets read. The common call (nothing to promote) is one ZRANGE.
+local function dq_cold_due(idx, now)
+    local first = redis.call('ZRANGE', idx, '0', '0', 'WITHSCORES')
+    if not first[2] then return { ws = nil } end
+    if tonumber(first[2]) > now + DQ_COLD_AFTER_MS then
+        return { ws = tonumber(first[2]) }
+    end
+    -- the first DQ_COLD_PROMOTE + 1 buckets: the one after those promoted
+    -- is known without reading the index again after its ZREM (a ZREM
+    -- that empties the index deletes it: a read then stops the script
+    -- on a MIGRATING slot)
+    local bs = redis.call('ZRANGE', idx, '0', DQ_COLD_PROMOTE,
+                          'WITHSCORES')
+    local plan = { ws = nil, kvs = {}, keys = {}, ms = {}, wss = {} }
     for b = 1, #bs, 2 do
-        local key = idx .. ':' .. bs[b]
         local ws = tonumber(bs[b + 1])
-        local kv = redis.call('HGETALL', key)
+        local kv = nil
+        if #plan.keys < DQ_COLD_PROMOTE
+           and ws <= now + DQ_COLD_AFTER_MS then
+            local key = idx .. ':' .. bs[b]
+            kv = redis.pcall('HGETALL', key)
+            if kv.err then
+                -- not on this node: look again in a second (not at once:
+                -- no busy loop while the reshard goes on)
+                kv = nil
+                ws = now + DQ_COLD_AFTER_MS + 1000
+            else
+                local k = #plan.keys + 1
+                plan.keys[k], plan.ms[k], plan.kvs[k], plan.wss[k] =
+                    key, bs[b], kv, ws
+            end
+        end
+        if not kv then
+            plan.ws = ws
+            break
+        end
+    end
+    return plan
+end
+
+-- Write the plan of dq_cold_due. Returns the window start of the earliest
+-- bucket left (nil: the tier is empty) and the number of tasks promoted.
+local function dq_cold_promote(k_tasks, k_eta, k_stats, idx, plan)
+    if not plan.keys then return plan.ws, 0 end
+    local hs, zs = {}, {}
+    for b = 1, #plan.keys do
+        local kv, ws = plan.kvs[b], plan.wss[b]
         for j = 1, #kv, 2 do
             local v = kv[j + 1]
             hs[#hs + 1] = kv[j]
@@ -106,8 +173,6 @@ local function dq_cold_promote(k_tasks, k_eta, k_stats, idx, now)
             zs[#zs + 1] = ws + (tonumber(string.sub(v, 1, 4)) or 0)
             zs[#zs + 1] = kv[j]
         end
-        keys[#keys + 1] = key
-        ms[#ms + 1] = bs[b]
     end
     local n = #hs / 2
     if n > 0 then
@@ -116,12 +181,11 @@ local function dq_cold_promote(k_tasks, k_eta, k_stats, idx, now)
         redis.call('HINCRBY', k_stats, 'cold', -n)
         redis.call('HINCRBY', k_stats, 'promoted', n)
     end
-    if #keys > 0 then
-        redis.call('DEL', unpack(keys))
-        redis.call('ZREM', idx, unpack(ms))
+    if #plan.keys > 0 then
+        redis.call('DEL', unpack(plan.keys))
+        redis.call('ZREM', idx, unpack(plan.ms))
     end
-    first = redis.call('ZRANGE', idx, 0, 0, 'WITHSCORES')
-    return first[2] and tonumber(first[2]) or nil, n
+    return plan.ws, n
 end
 
 -- ms until claim must look at the tier again (0: promote now), given the

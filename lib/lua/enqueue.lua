@@ -57,6 +57,7 @@ end
 local wv, wc = {}, {}
 local plain = {}
 local np = 0
+local far = false       -- a task whose ETA may be past the cold horizon
 for i = 1, n do
     local w = ARGV[T0 + i]
     if w ~= '' then
@@ -71,6 +72,7 @@ for i = 1, n do
             return redis.error_reply('ERR enqueue: bad task ' .. i)
         end
         wv[i] = v
+        if not wc[i] or v > DQ_COLD_AFTER_MS then far = true end
     end
     if ARGV[2 * i + 2] == '' then
         return redis.error_reply('ERR enqueue: bad task ' .. i)
@@ -93,6 +95,27 @@ local function eta_of(i)
         return now + v, dq_int(now + v)
     end
     return v, ARGV[T0 + i]
+end
+
+-- every bucket the call may write is read before its first write (only
+-- the clock above is written: lib/lua/cold.lua dq_cold_preread): a stop
+-- on a MIGRATING slot leaves no task half-stored. Over every plain task
+-- past the horizon (a duplicate or a task stored before is counted too)
+local lens = nil         -- the open buckets' lengths read there
+if far then
+    local cnt, any = {}, false
+    for i = 1, n do
+        if wv[i] and not (names and names[i]) then
+            local eta = eta_of(i)
+            local ws = eta > now + DQ_COLD_AFTER_MS
+                       and dq_cold_window(eta, now)
+            if ws then
+                cnt[ws] = (cnt[ws] or 0) + 1
+                any = true
+            end
+        end
+    end
+    if any then lens = dq_cold_preread(KEYS[7], cnt) end
 end
 
 -- names (and client ids) whose tombstone window has passed are forgotten,
@@ -338,7 +361,7 @@ for k = 1, nz, 2 * DQ_CHUNK do
                                                        nz)))
 end
 if cold then
-    local _, w = dq_cold_store(KEYS[7], KEYS[4], byw)
+    local _, w = dq_cold_store(KEYS[7], KEYS[4], byw, lens)
     if w then wake = true end
 end
 

@@ -1,0 +1,57 @@
+# Review RP, finding 4: a cycle (acks + claim) on a MIGRATING slot whose
+# every declared key is still on the source, and whose acks free the last
+# lease. The acks delete the lease set; before the fix step 1 then read it
+# (ZRANGE leases 0 0) and Redis 7.0 stopped the script there, the acks
+# kept: the worker was answered an error, and its acks sent again came
+# back fenced. Now the cycle reads the lease set's size before its first
+# write: a cycle whose acks may empty it and which may claim (it would
+# write the set again, a key missing there) stops before anything is
+# written, and the acks sent again alone (max_n 0) are applied on the
+# MIGRATING slot. The slot stable, the next task is claimed. A cycle on a
+# stable slot whose acks empty the lease set claims in the same call.
+use strict; use warnings; use lib 't/lib';
+use Test::More; use DQTest; use DQCluster; use DQScripts;
+my $c = DQCluster->start(plain => 1);
+my $q = 'pq';
+my $A = $c->owner($q); my $B = $c->other($q);
+my $s = DQScripts->new($A);
+my $k = sub { DQTest::dq_key($q, $_[0]) };
+sub cycle { my ($cid, $n, @acks) = @_;
+  return $s->v2($q, 'claim', $n, 30000, 0, 0, 1, 0, $cid, 0, 0, 0, 60000,
+                DQScripts::acks(@acks)) }
+$s->enqueue2($q, 60000, $_, DQScripts::env2()) for qw(t1 t2 t3);
+my $r0 = cycle('c0', 1);
+my ($id, $first) = ($r0->[4], $r0->[8]);
+is($id, 't1', 't1 claimed');
+# every declared key exists on A
+$A->cmd('HSET', $k->('errors'), 'zz', 'x');
+$A->cmd('HSET', $k->('bucket'), 'zz', 'x');
+$A->cmd('HSET', $k->('conf'), 'zz', 'x');
+$A->cmd('ZADD', $k->('names'), 9e15, 'zz');
+$A->cmd('RPUSH', $k->('wake'), 'x');
+$A->cmd('ZADD', $k->('cold'), 9e15, 'x');
+my $slot = $c->slot($k->('tasks'));
+$B->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $c->id($A));
+$A->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $c->id($B));
+my $rep = eval { cycle('c1', 1, $id, 'c0', $first, 0, '') };
+diag('cycle: ' . ($@ ? "error $@" : 'ok'));
+my $held = $A->cmd('HEXISTS', $k->('tasks'), $id)
+           && $A->cmd('ZCARD', $k->('leases')) == 1;
+ok(!$@ || $held, 'an error only with nothing written (t1 held)')
+    or diag("$id acked (tasks entry gone) yet the cycle answered an error");
+# the worker's resend: the acks alone
+my $r1 = eval { cycle('c2', 0, $id, 'c0', $first, 0, '') };
+is($@, '', 'the acks alone: no error');
+is_deeply($r1 && $r1->[3], [1], 'the acks alone: acked, not fenced');
+ok(!$A->cmd('HEXISTS', $k->('tasks'), $id), 't1 is gone');
+is($A->cmd('HGET', $k->('stats'), 'done'), 1, 'done counts 1');
+$A->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+$B->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+my $r2 = cycle('c3', 1);
+is($r2->[4], 't2', 'the slot stable: t2 claimed');
+# stable: a cycle whose acks empty the lease set claims in the same call
+my $r3 = cycle('c4', 1, 't2', 'c3', $r2->[8], 0, '');
+is_deeply($r3->[3], [1], 'stable: t2 acked');
+is($r3->[4], 't3', 'stable: t3 claimed in the same call');
+is($A->cmd('ZCARD', $k->('leases')), 1, 'one lease held');
+done_testing;
