@@ -31,7 +31,8 @@
 -- A claimed task's lease is the member "id|claim id|first_run_ms"
 -- (prelude). Claim writes no state: the success path is ZRANGEBYSCORE and
 -- ZREMRANGEBYRANK on `eta`, ZADD on `leases`, HMGET on `tasks` (4 element
--- operations a task), the ack 2 more (docs/CONTRACT.md: what a cycle costs).
+-- operations a task), the ack 3 more (docs/CONTRACT.md: what a cycle
+-- costs).
 -- Every argument is checked before the first write.
 local max_n = dq_num(ARGV[1])
 local lease_ms = dq_num(ARGV[2])

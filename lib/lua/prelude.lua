@@ -242,8 +242,8 @@ local function dq_error_text(s)
 end
 
 -- App Engine's backoff before attempt retries + 1: the same arithmetic as
--- dq_backoff_ms (lib/dq_retry.c; t/unit/test_scripts.c checks that both
--- agree), used for expired leases, which no worker judges.
+-- dq_backoff_ms (lib/dq_retry.c; t/unit/test_scripts_claim.c checks that
+-- both agree), used for expired leases, which no worker judges.
 local function dq_backoff(min, max, dbl, retries)
     if min <= 0 then return 0 end
     if max < min then max = min end

@@ -134,7 +134,7 @@ sub in_path {
 
 # Run the C unit test t/unit/<name>.c (TAP on stdout) as this .t script.
 #   exec_unit('test_names');                  no Redis
-#   exec_unit('test_scripts', redis => 1);    a fresh redis-server: its port
+#   exec_unit('test_scripts_claim', redis => 1);  a fresh redis-server: its port
 #       is argv[1] and $DQ_REDIS_PORT, its unix socket argv[2] and
 #       $DQ_REDIS_SOCK (t/unit/redis_helper.h reads them)
 sub exec_unit {

@@ -4,7 +4,7 @@
  * whose ETA window starts past the horizon), the bucket layout (listpack,
  * at most DQ_COLD_BUCKET per bucket, 1000s in one window), promotion at
  * the exact ETA, bounded per claim, next_ms from the index, the queue's
- * clock stepped forward and back (the stats clock, as test_scripts), wake
+ * clock stepped forward and back (the stats clock, as test_scripts_claim), wake
  * tokens, remove by id (in bounded steps) and by state, status and
  * forget, big envelopes, and
  * the hot path's batched dedup.
