@@ -303,7 +303,9 @@ dq__probe_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
     }
     b = &ch->qs[ref->i];
     if (r != NULL && r->type == REDIS_REPLY_STRING && !ch->stopping) {
-        dq__shards_seen(ch, ref->i, b->nshards,
+        /* `probed`, not b->nshards: N may have grown while it was out
+         * (review RF finding 4: the warning named the wrong shard) */
+        dq__shards_seen(ch, ref->i, probed,
                         dq_shards_parse(r->str, r->len));
     } else if (r == NULL && b->conf_wait > 0) {
         dq_log_warn("queue %.*s: the probe of shard %u's conf got no "
@@ -465,8 +467,12 @@ dq__conf_refresh(dq_child_t *ch)
         for (k = 0; k < 3; k++) {
             pl[k] = strlen(pv[k]);
         }
-        if (dq_conn_send(ch->cmd_conn, 3, pv, pl, DQ_CMD_TIMEOUT_MS,
-                         dq__probe_reply, &lv->refs[i]) != 0)
+        /* routable first: shard N's slot unserved must not make the
+         * whole cluster "lost" (map re-read, results resent) at every
+         * heartbeat (review RF finding 3) */
+        if (!dq_conn_routable(ch->cmd_conn, 3, pv, pl)
+            || dq_conn_send(ch->cmd_conn, 3, pv, pl, DQ_CMD_TIMEOUT_MS,
+                            dq__probe_reply, &lv->refs[i]) != 0)
         {
             continue;                   /* not sent: nothing more */
         }
