@@ -332,7 +332,8 @@ dq__probe_done(dq_child_t *ch, size_t base, unsigned k, int answered,
         }
         ref->next = b->nshards;         /* the lost ones below k again */
 
-    } else {
+    } else if (k >= b->nshards) {       /* below N (it grew meanwhile):
+                                           nothing to learn */
         if (ref->hi == 0) {
             ref->hi = DQ_MAX_SHARDS;
         }
