@@ -476,6 +476,9 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
  * sharded queues): readers say so. */
 #define DQ_QCONF_SPLIT      "split"
 #define DQ_SHARDS_TTL_MS    2000    /* producers re-read N this often */
+#define DQ_SHARDS_RETRY_MS  100     /* a failed re-read of a known N: the
+                                       next try comes no sooner (review RF
+                                       finding 2: one try per task) */
 
 /* 1 if s is a queue name (dq_queue_name_valid) or a shard of one:
  * "<queue>#<i>", i in 1..DQ_MAX_SHARDS-1 without leading zeros. Keys and

@@ -925,6 +925,13 @@ ngx_http_deferred_merge_shards_read(void *data, redisReply *reply)
             e->n = 1;
             e->guessed = 1;
             e->read = ngx_current_msec;
+
+        } else {
+            /* a known N kept, the attempt stamped: tried again in
+             * DQ_SHARDS_RETRY_MS, not by every task of the batch (each
+             * try a failed send, an ERR line, a map refresh) */
+            e->read = ngx_current_msec - DQ_SHARDS_TTL_MS
+                      + DQ_SHARDS_RETRY_MS;
         }
 
     } else {

@@ -19,14 +19,7 @@ my $dir = DQTest::tmpdir();
 my $c = DQCluster->start(dir => $dir, plain => 1);
 my %master = map { $_->port => $_ } $c->masters;
 # shards 0 and 2 on masters other than shard 1's (the first probe's)
-my ($q, $X);
-for my $i (1 .. 2000) {
-    my $n = "p$i";
-    my $x = $c->owner("$n#1")->port;
-    next if $c->owner($n)->port == $x || $c->owner("$n#2")->port == $x;
-    ($q, $X) = ($n, $c->owner("$n#1"));
-    last;
-}
+my ($q, $X) = $c->queue_shard1_apart;
 ok($q, "queue $q: shards 0 and 2 away from shard 1's master " . $X->port);
 my ($rc, $out, $err) = DQTest::capture(bin('deferred-cli'), '-r', $c->address, 'queue', $q, '--shards', 3);
 is($rc, 0, "$q: 3 shards") or diag $err;

@@ -738,6 +738,19 @@ dq_ccl_pending(const dq_ccl_t *cl)
 }
 
 int
+dq_ccl_routable(const dq_ccl_t *cl, int argc, const char **argv,
+                const size_t *argvlen)
+{
+    int slot;
+
+    if (!dq_ccl_is_up(cl) || argc < 1) {
+        return 0;
+    }
+    slot = dq_cluster_cmd_slot(argc, argv, argvlen);
+    return slot < 0 || cl->map.slot[slot] >= 0;
+}
+
+int
 dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
             const size_t *argvlen, int64_t timeout_ms,
             dq_conn_reply_cb cb, void *data)

@@ -51,6 +51,14 @@ typedef struct dq__qref_s {
     size_t      i;
     unsigned    probing;    /* shard 0: the probe of this shard sent,
                                its reply not in (0: none in flight) */
+    unsigned    next;       /* shard 0: the shard probed next (below N:
+                               N, the first past the known count) */
+    unsigned    hi;         /* shard 0: a probe past N was lost or not
+                               sent, so N may be more: the file's limits
+                               are split by this bound (DQ_MAX_SHARDS, or
+                               a shard found absent), not by N; 0: no
+                               probe lost since one answered (review RF
+                               finding 1) */
 } dq__qref_t;
 
 typedef struct {
@@ -207,6 +215,38 @@ dq__no_claims_log(dq_str_t name, const dq_queue_conf_t *was,
     }
 }
 
+/* What the file's limits of the queue at base are split by: its known
+ * shard count, or the bound above it while a probe past it is lost. */
+static unsigned
+dq__split_n(dq_child_t *ch, size_t base)
+{
+    unsigned hi = ch->live->refs[base].hi;
+
+    return hi > ch->qs[base].nshards ? hi : ch->qs[base].nshards;
+}
+
+/* The file's limits of the queue at base's shards below upto, split
+ * again (dq__split_n changed); applied settings come split already. */
+static void
+dq__split_again(dq_child_t *ch, size_t base, unsigned upto)
+{
+    dq_live_t       *lv = ch->live;
+    dq_queue_conf_t  nq;
+    unsigned         n = dq__split_n(ch, base);
+    size_t           k;
+
+    for (k = 0; k < ch->nq; k++) {
+        if (ch->qs[k].base != base || ch->qs[k].shard >= upto
+            || lv->applied[k])
+        {
+            continue;
+        }
+        dq__shard_conf(&nq, lv->orig[k], ch->qs[k].shard, n);
+        dq__no_claims_log(ch->qs[k].name, &lv->qconf[k], &nq, n);
+        lv->qconf[k] = nq;
+    }
+}
+
 int
 dq_live_add_shard(dq_child_t *ch, size_t k, size_t base, unsigned n)
 {
@@ -214,6 +254,9 @@ dq_live_add_shard(dq_child_t *ch, size_t k, size_t base, unsigned n)
 
     if (lv == NULL || k >= ch->cap_q) {
         return -1;
+    }
+    if (lv->refs[base].hi > n) {
+        n = lv->refs[base].hi;          /* a probe past N lost */
     }
     lv->orig[k] = lv->orig[base];
     dq__shard_conf(&lv->qconf[k], lv->orig[base], ch->qs[k].shard, n);
@@ -234,9 +277,7 @@ dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
 {
     dq_cqueue_t     *b = &ch->qs[base];
     dq_live_t       *lv = ch->live;
-    dq_queue_conf_t  nq;
     unsigned         old = b->nshards;
-    size_t           k;
 
     if (n <= b->nshards) {
         return;
@@ -253,19 +294,68 @@ dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
     if (b->nshards == old) {
         return;
     }
+    if (lv->refs[base].hi <= b->nshards) {
+        lv->refs[base].hi = 0;          /* the bound reached: N known */
+    }
     /* the shards served before split the file's limits by the old count:
      * by the new one now (review R5: shard 0 kept the whole limit after
-     * the probe of shard N found more shards); applied settings come
-     * split already */
-    for (k = 0; k < ch->nq; k++) {
-        if (ch->qs[k].base != base || ch->qs[k].shard >= old
-            || lv->applied[k])
-        {
-            continue;
+     * the probe of shard N found more shards) */
+    dq__split_again(ch, base, old);
+}
+
+/* The probe of shard k (k >= N, the count known) of the queue at base:
+ * answered (its conf's `shards`, n, 0 for nil) or lost/not sent. Every
+ * shard's conf holds N: n > k is N. Nil (or n <= k): shard k is not
+ * there, N <= k. Lost: N may be more than k; until a probe answers, the
+ * file's limits are split by a bound of N (DQ_MAX_SHARDS, then the
+ * lowest shard found absent), never by N alone, and the next heartbeat
+ * probes k + 1 (review RF finding 1: a lost probe counted as "no more
+ * shards" gave shard 0 the file's whole limit, the shards past k none). */
+static void
+dq__probe_done(dq_child_t *ch, size_t base, unsigned k, int answered,
+               unsigned n)
+{
+    dq__qref_t  *ref = &ch->live->refs[base];
+    dq_cqueue_t *b = &ch->qs[base];
+    unsigned     was = dq__split_n(ch, base);
+
+    if (answered && n > k) {
+        ref->hi = 0;
+        dq__shards_seen(ch, base, k, n);
+        ref->next = b->nshards;
+
+    } else if (answered) {
+        if (k <= b->nshards) {
+            ref->hi = 0;                /* N <= k <= N: N known */
+        } else if (ref->hi != 0 && k < ref->hi) {
+            ref->hi = k;
         }
-        dq__shard_conf(&nq, lv->orig[k], ch->qs[k].shard, b->nshards);
-        dq__no_claims_log(ch->qs[k].name, &lv->qconf[k], &nq, b->nshards);
-        lv->qconf[k] = nq;
+        ref->next = b->nshards;         /* the lost ones below k again */
+
+    } else if (k >= b->nshards) {       /* below N (it grew meanwhile):
+                                           nothing to learn */
+        if (ref->hi == 0) {
+            ref->hi = DQ_MAX_SHARDS;
+        }
+        ref->next = k + 1;
+    }
+    if (ref->hi == 0 || ref->next >= ref->hi || ref->next < b->nshards) {
+        ref->next = b->nshards;
+    }
+    if (dq__split_n(ch, base) != was) {
+        if (ref->hi != 0) {
+            dq_log_warn("queue %.*s: the probe of shard %u's conf got no "
+                        "answer: the queue may have up to %u shards; this "
+                        "worker file's limits are split by %u until a "
+                        "probe answers", (int) b->name.len, b->name.ptr,
+                        k, ref->hi, ref->hi);
+        } else {
+            dq_log_info("queue %.*s: %u shards, a probe answered: the "
+                        "file's limits are split by %u again",
+                        (int) b->name.len, b->name.ptr, b->nshards,
+                        b->nshards);
+        }
+        dq__split_again(ch, base, b->nshards);
     }
 }
 
@@ -281,12 +371,13 @@ dq__conf_waited(dq_child_t *ch, dq_cqueue_t *q)
     }
 }
 
-/* The `shards` field of shard N's conf (N: the count known): more than N
- * there means shard 0's was lost (dq__shards_seen). Best effort: shard
- * N's slot may be on a master this worker has nothing else on, so a
- * probe lost, timed out or not sent counts as "nothing more" (review R4
- * finding 10: a hung node there held every shard's claims); a later
- * heartbeat probes again. */
+/* The `shards` field of shard k's conf (k >= N, the count known): more
+ * than N there means shard 0's was lost (dq__shards_seen). Best effort:
+ * shard k's slot may be on a master this worker has nothing else on, so
+ * a probe lost, timed out or not sent does not hold the claims (review
+ * R4 finding 10: a hung node there held every shard's claims); it splits
+ * the limits by a bound instead and the next heartbeat probes k + 1
+ * (dq__probe_done). */
 static void
 dq__probe_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
 {
@@ -302,14 +393,19 @@ dq__probe_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
         return;
     }
     b = &ch->qs[ref->i];
-    if (r != NULL && r->type == REDIS_REPLY_STRING && !ch->stopping) {
-        dq__shards_seen(ch, ref->i, b->nshards,
-                        dq_shards_parse(r->str, r->len));
-    } else if (r == NULL && b->conf_wait > 0) {
-        dq_log_warn("queue %.*s: the probe of shard %u's conf got no "
-                    "answer (%s): counted as no more shards",
-                    (int) b->name.len, b->name.ptr, probed,
-                    errstr ? errstr : "lost");
+    if (!ch->stopping && r != NULL && r->type != REDIS_REPLY_ERROR) {
+        /* `probed`, not b->nshards: N may have grown while it was out
+         * (review RF finding 4: the warning named the wrong shard) */
+        dq__probe_done(ch, ref->i, probed, 1,
+                       r->type == REDIS_REPLY_STRING
+                       ? dq_shards_parse(r->str, r->len) : 0);
+    } else if (!ch->stopping) {
+        if (r == NULL) {
+            dq_log_warn("queue %.*s: the probe of shard %u's conf got no "
+                        "answer (%s)", (int) b->name.len, b->name.ptr,
+                        probed, errstr ? errstr : "lost");
+        }
+        dq__probe_done(ch, ref->i, probed, 0, 0);
     }
     dq__conf_waited(ch, b);         /* answered (nil too), or not */
     dq_child_maybe_finish(ch);
@@ -363,7 +459,7 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
     dq__conf_waited(ch, q);
     cur = &lv->qconf[ref->i];
     dq__shard_conf(&nq, lv->orig[ref->i], q->shard,
-                   ch->qs[q->base].nshards);
+                   dq__split_n(ch, q->base));
     if (e[0]->type == REDIS_REPLY_STRING) {
         nq.rate = e[1]->type == REDIS_REPLY_STRING ? strtod(e[1]->str, NULL)
                                                    : nq.rate;
@@ -398,7 +494,7 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
                     "worker's own settings apply", nq.name);
         lv->applied[ref->i] = 0;
     }
-    dq__no_claims_log(q->name, cur, &nq, ch->qs[q->base].nshards);
+    dq__no_claims_log(q->name, cur, &nq, dq__split_n(ch, q->base));
     *cur = nq;
     dq_child_maybe_finish(ch);
 }
@@ -444,6 +540,7 @@ dq__conf_refresh(dq_child_t *ch)
         const char *pv[3];
         size_t      pl[3];
         char        s[DQ_SHARD_NAME_MAX + 1];
+        unsigned    at;
 
         if (lv->refs[i].probing) {
             if (ch->qs[i].conf_wait > 0) {
@@ -451,9 +548,10 @@ dq__conf_refresh(dq_child_t *ch)
             }
             continue;
         }
-        if (ch->qs[i].shard != 0 || ch->qs[i].nshards >= DQ_MAX_SHARDS
-            || dq_shard_name(s, sizeof(s), ch->qs[i].name,
-                             ch->qs[i].nshards) == 0
+        at = lv->refs[i].next > ch->qs[i].nshards ? lv->refs[i].next
+                                                  : ch->qs[i].nshards;
+        if (ch->qs[i].shard != 0 || at >= DQ_MAX_SHARDS
+            || dq_shard_name(s, sizeof(s), ch->qs[i].name, at) == 0
             || dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_CONF)
                == 0)
         {
@@ -465,12 +563,19 @@ dq__conf_refresh(dq_child_t *ch)
         for (k = 0; k < 3; k++) {
             pl[k] = strlen(pv[k]);
         }
+        /* routable first: shard k's slot unserved must not make the
+         * whole cluster "lost" (map re-read, results resent) at every
+         * heartbeat (review RF finding 3); it counts as a lost probe */
+        if (!dq_conn_routable(ch->cmd_conn, 3, pv, pl)) {
+            dq__probe_done(ch, i, at, 0, 0);
+            continue;
+        }
         if (dq_conn_send(ch->cmd_conn, 3, pv, pl, DQ_CMD_TIMEOUT_MS,
                          dq__probe_reply, &lv->refs[i]) != 0)
         {
-            continue;                   /* not sent: nothing more */
+            continue;                   /* not up: sent on reconnect */
         }
-        lv->refs[i].probing = ch->qs[i].nshards;
+        lv->refs[i].probing = at;
         if (ch->qs[i].conf_wait > 0) {
             ch->qs[i].conf_wait++;
         }

@@ -507,6 +507,13 @@ dq_conn_send(dq_conn_t *r, int argc, const char **argv,
 }
 
 int
+dq_conn_routable(const dq_conn_t *r, int argc, const char **argv,
+                 const size_t *argvlen)
+{
+    return r->cl == NULL || dq_ccl_routable(r->cl, argc, argv, argvlen);
+}
+
+int
 dq_conn_send_fmt(dq_conn_t *r, const dq_conn_fmt_t *f, int64_t timeout_ms,
                  dq_conn_reply_cb cb, void *data)
 {

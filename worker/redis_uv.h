@@ -80,6 +80,12 @@ int dq_conn_send(dq_conn_t *r, int argc, const char **argv,
                  dq_conn_reply_cb cb, void *data);
 int dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
                      dq_conn_reply_cb cb, void *data);
+/* 0 if a cluster connection's map has no master for the command's slot:
+ * dq_conn_send would fail AND report the cluster lost (map asked again,
+ * results resent); a best-effort command checks first (review RF
+ * finding 3). 1 otherwise (a single server: always). */
+int dq_conn_routable(const dq_conn_t *r, int argc, const char **argv,
+                     const size_t *argvlen);
 
 /* A command formatted once as RESP (the bytes hiredis writes), with what a
  * connection needs to know of it: the cluster layer keeps one per command

@@ -14,10 +14,11 @@
 --       values as ack.lua: the pairs "+inf", lease member; the ids; the
 --       flags (history digit, name)
 -- Reply: { now_ms, next_ms, claim id, { ack status (1 acked, 0 fenced)
---          per ack }, then per task 7 values: id, envelope (without its
+--          per ack }, then per task 4 values: id, envelope (without its
 --          state prefix; nil if missing), eta_ms (the score as Redis
---          wrote it, a string: no number conversion in Lua), retries,
---          first_run_ms, runs, failed_ms }
+--          wrote it, a string: no number conversion in Lua), state: 0 (no
+--          history: retries, runs and failed_ms 0, first_run_ms now_ms)
+--          or "retries:first_run_ms:runs:failed_ms" }
 --   next_ms: ms until the earliest ETA or lease deadline still pending
 --   (0 if due work remains), -1 if the queue holds nothing.
 --   When a limit held due work back: next_ms is the time until the token
@@ -331,14 +332,18 @@ if want > 0 then
                 leases[2 * i] = id .. fresh
             end
             local k = kr
-            kr = kr + 7
+            kr = kr + 4
             reply[k + 1] = id
             reply[k + 2] = v
             reply[k + 3] = etas[i]        -- the score's text: C reads it
-            reply[k + 4] = r
-            reply[k + 5] = f
-            reply[k + 6] = e
-            reply[k + 7] = x
+            -- the state: 0 for a task without history (first run now),
+            -- else "retries:first_run_ms:runs:failed_ms"
+            if e == 0 and r == 0 and x == 0 and f == now then
+                reply[k + 4] = 0
+            else
+                reply[k + 4] = dq_int(r) .. ':' .. dq_int(f) .. ':'
+                               .. dq_int(e) .. ':' .. dq_int(x)
+            end
         end
         -- the entry after the taken ones is read before they leave eta:
         -- a ZREM that empties eta deletes the key, and Redis 7.0 stops a

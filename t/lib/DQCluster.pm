@@ -219,6 +219,19 @@ sub queue_in_first {
     die "DQCluster: no queue name in the first $k slots of a master";
 }
 
+# A queue name ("p1", "p2", ...) whose shard 1 is on a master holding
+# neither shard 0 nor shard 2, and that master: (name, node).
+sub queue_shard1_apart {
+    my ($self) = @_;
+    for my $i (1 .. 2000) {
+        my $n = "p$i";
+        my $x = $self->owner("$n#1")->port;
+        next if $self->owner($n)->port == $x || $self->owner("$n#2")->port == $x;
+        return ($n, $self->owner("$n#1"));
+    }
+    die "DQCluster: no queue with shard 1 apart from shards 0 and 2";
+}
+
 sub reshard_cmd {
     my ($self, $from, $to, $k) = @_;
     return ('redis-cli', '--cluster', 'reshard', $to->address,
