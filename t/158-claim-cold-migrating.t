@@ -20,8 +20,8 @@ sub cycle { my ($cid, $n, @acks) = @_;
                 DQScripts::acks(@acks)) }
 $s->enqueue2($q, 60000, $_, DQScripts::env2()) for qw(t1 t2 t3);
 my $r0 = cycle('c0', 2);
-my ($c0) = DQScripts::claimed($r0);
-my ($id, $first) = ($c0->{id}, $c0->{first});
+my ($t0) = DQScripts::claimed($r0);
+my ($id, $first) = ($t0->{id}, $t0->{first});
 # a cold task whose window will be due for promotion: 25-35 s ahead now,
 # then the queue clock moves 20 s on
 my $tm = $A->cmd('TIME');

@@ -21,8 +21,8 @@ sub cycle { my ($cid, $n, @acks) = @_;
                 DQScripts::acks(@acks)) }
 $s->enqueue2($q, 60000, $_, DQScripts::env2()) for qw(t1 t2 t3);
 my $r0 = cycle('c0', 1);
-my ($c0) = DQScripts::claimed($r0);
-my ($id, $first) = ($c0->{id}, $c0->{first});
+my ($t0) = DQScripts::claimed($r0);
+my ($id, $first) = ($t0->{id}, $t0->{first});
 is($id, 't1', 't1 claimed');
 # every declared key exists on A
 $A->cmd('HSET', $k->('errors'), 'zz', 'x');
@@ -50,8 +50,8 @@ $B->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
 my $r2 = cycle('c3', 1);
 is($r2->[4], 't2', 'the slot stable: t2 claimed');
 # stable: a cycle whose acks empty the lease set claims in the same call
-my ($c2) = DQScripts::claimed($r2);
-my $r3 = cycle('c4', 1, 't2', 'c3', $c2->{first}, 0, '');
+my $r3 = cycle('c4', 1, 't2', 'c3',
+                (DQScripts::claimed($r2))[0]{first}, 0, '');
 is_deeply($r3->[3], [1], 'stable: t2 acked');
 is($r3->[4], 't3', 'stable: t3 claimed in the same call');
 is($A->cmd('ZCARD', $k->('leases')), 1, 'one lease held');
