@@ -91,6 +91,8 @@ my %src = map { $_ => script($_) } qw(ack);
 # history, name) before the prelude had dq_ack_args_ok; since, n pairs
 # "+inf" and lease member, the ids, the flags (lib/dq_cmd.c dq__arg_acks)
 my $layout4 = $src{ack} =~ /dq_ack_args_ok/;
+# the claim reply: 4 values a task since its state went into one value
+my $reply4 = script('claim') =~ /retries:first_run_ms:runs:failed_ms/;
 sub ack_args {
     my @a = @_;
     return (@a / 5, @a) unless $layout4;
@@ -164,6 +166,13 @@ while (1) {
     my @t = @$rep[$first .. $#$rep];
     my @a;
     while (@t) {
+        if ($reply4 && $mode ne 'v1') {
+            # 4 values a task: id, envelope, eta, state (0: first run now)
+            my @x = splice(@t, 0, 4);
+            push @a, $x[0], $cid, $x[3] eq '0' ? $rep->[0]
+                                               : (split /:/, $x[3])[1], 0, '';
+            next;
+        }
         my @x = splice(@t, 0, 7);
         push @a, $mode eq 'v1' ? ($x[0], $cid, '') : ($x[0], $cid, $x[4], 0, '');
     }

@@ -1090,7 +1090,51 @@ dq_reply_claim(const redisReply *r, dq_claim_result_t *out, size_t cap,
     return dq_reply_cycle(r, 0, NULL, out, cap, err);
 }
 
-/* { now_ms, next_ms, claim id, { ack status... }, then 7 values a task } */
+/* A claimed task's state (claim.lua): the integer 0 (no history: the first
+ * run is the claim's now), or "retries:first_run_ms:runs:failed_ms". */
+static int
+dq__state_at(const redisReply *r, size_t i, int64_t now, dq_claimed_t *t)
+{
+    const redisReply *e = r->element[i];
+    int64_t           v[4];
+    size_t            k, j;
+
+    if (e->type == REDIS_REPLY_INTEGER && e->integer == 0) {
+        t->retries = 0;
+        t->first_run_ms = now;
+        t->runs = 0;
+        t->failed_ms = 0;
+        return 0;
+    }
+    if (e->type != REDIS_REPLY_STRING) {
+        return -1;
+    }
+    for (k = 0, j = 0; k < 4; k++, j++) {
+        size_t start = j;
+
+        v[k] = 0;
+        while (j < e->len && e->str[j] >= '0' && e->str[j] <= '9') {
+            if (j - start >= 16) {
+                return -1;
+            }
+            v[k] = v[k] * 10 + (e->str[j] - '0');
+            j++;
+        }
+        if (j == start || (k < 3 ? j >= e->len || e->str[j] != ':'
+                                 : j != e->len))
+        {
+            return -1;
+        }
+    }
+    t->retries = v[0];
+    t->first_run_ms = v[1];
+    t->runs = v[2];
+    t->failed_ms = v[3];
+    return 0;
+}
+
+/* { now_ms, next_ms, claim id, { ack status... }, then 4 values a task:
+ * id, envelope, eta, state } */
 int
 dq_reply_cycle(const redisReply *r, size_t n_acks, int *ack_status,
                dq_claim_result_t *out, size_t cap, dq_error_t *err)
@@ -1103,7 +1147,7 @@ dq_reply_cycle(const redisReply *r, size_t n_acks, int *ack_status,
     if (rc != DQ_OK) {
         return rc;
     }
-    if (r->elements < 4 || (r->elements - 4) % 7 != 0
+    if (r->elements < 4 || (r->elements - 4) % 4 != 0
         || dq__int_at(r, 0, &out->now_ms) || dq__int_at(r, 1, &out->next_ms)
         || r->element[2]->type != REDIS_REPLY_STRING
         || r->element[2]->len > DQ_CLAIM_ID_MAX
@@ -1125,14 +1169,14 @@ dq_reply_cycle(const redisReply *r, size_t n_acks, int *ack_status,
         }
         ack_status[i] = acks->element[i]->integer != 0;
     }
-    n = (r->elements - 4) / 7;
+    n = (r->elements - 4) / 4;
     if (n > cap) {
         return dq_error_set(err, DQ_ERR, NULL,
                             "claim: %zu tasks claimed, room for %zu", n, cap);
     }
     for (i = 0; i < n; i++) {
         t = &out->tasks[i];
-        e = r->element[4 + i * 7];
+        e = r->element[4 + i * 4];
         if (e->type != REDIS_REPLY_STRING) {
             return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed id");
         }
@@ -1140,7 +1184,7 @@ dq_reply_cycle(const redisReply *r, size_t n_acks, int *ack_status,
         t->id.len = e->len;
         t->claim.ptr = cid->str;
         t->claim.len = cid->len;
-        e = r->element[5 + i * 7];
+        e = r->element[5 + i * 4];
         if (e->type == REDIS_REPLY_STRING) {
             t->envelope.ptr = e->str;
             t->envelope.len = e->len;
@@ -1151,11 +1195,8 @@ dq_reply_cycle(const redisReply *r, size_t n_acks, int *ack_status,
             return dq_error_set(err, DQ_EREDIS, NULL,
                                 "claim: malformed envelope");
         }
-        if (dq__score_at(r, 6 + i * 7, &t->eta_ms)
-            || dq__int_at(r, 7 + i * 7, &t->retries)
-            || dq__int_at(r, 8 + i * 7, &t->first_run_ms)
-            || dq__int_at(r, 9 + i * 7, &t->runs)
-            || dq__int_at(r, 10 + i * 7, &t->failed_ms))
+        if (dq__score_at(r, 6 + i * 4, &t->eta_ms)
+            || dq__state_at(r, 7 + i * 4, out->now_ms, t))
         {
             return dq_error_set(err, DQ_EREDIS, NULL, "claim: malformed task");
         }

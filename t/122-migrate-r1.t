@@ -51,14 +51,7 @@ sub claim2 {
     my ($q, $cid, $lease, $n) = @_;
     my $rep = $s->v2($q, 'claim', $n // 10, $lease // 30000, 0, 0, 1, 0,
                      $cid, 0, 0, 0, 0, 0);
-    my @t = @$rep[4 .. $#$rep];
-    my @out;
-    while (@t) {
-        my @x = splice(@t, 0, 7);
-        push @out, { id => $x[0], retries => $x[3], first => $x[4],
-                     runs => $x[5], failed => $x[6], cid => $cid };
-    }
-    return @out;
+    return map { { %$_, cid => $cid } } DQScripts::claimed($rep);
 }
 # v2 ack as the worker does: history from the claim reply
 sub ack2 {

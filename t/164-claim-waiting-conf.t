@@ -25,7 +25,7 @@ sub cycle { my ($cid, $n, $conc, @acks) = @_;
                 DQScripts::acks(@acks)) }
 enq($_) for qw(t1 t2 t3 t4);
 my $r0 = cycle('c0', 2, 0);
-my %first = map { $r0->[4 + 7 * $_] => $r0->[8 + 7 * $_] } 0 .. 1;
+my %first = map { $_->{id} => $_->{first} } DQScripts::claimed($r0);
 is(join(' ', sort keys %first), 't1 t2', 'c0 leased t1 and t2');
 # a claim was held back by max_concurrent: conf holds "waiting" only
 $A->cmd('DEL', $k->('conf'));
@@ -46,7 +46,8 @@ is($A->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $c->id($B)), 'OK',
 # back (t4 due) by max_concurrent 2
 my $rep = eval { cycle('c1', 2, 2, 't1', 'c0', $first{t1}, 0, '') };
 ok(!$@, 'the cycle call ran to its end on the MIGRATING slot') or diag $@;
-my $n = ref $rep eq 'ARRAY' ? (@$rep - 4) / 7 : 0;
+my @c1 = ref $rep eq 'ARRAY' ? DQScripts::claimed($rep) : ();
+my $n = @c1;
 my @l = grep { /\|c1\|/ } @{ $A->cmd('ZRANGE', $k->('leases'), 0, -1) };
 is(scalar(@l), 1, 'c1 leased one task');
 is($n, scalar(@l), 'and its reply names it');
@@ -60,9 +61,10 @@ $B->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
 # the same without a cluster: the freed slot is taken and nothing is held
 # back: "waiting" is deleted (and conf with it when it was its only field)
 my $r3 = cycle('c2', 2, 2, 't2', 'c0', $first{t2}, 0, '', 't3', 'c1',
-               $rep->[8], 0, '');
+               $c1[0]{first}, 0, '');
 is("@{ $r3->[3] }", '1 1', 'c2 acked t2 and t3');
 is($r3->[4], 't4', 'and took t4');
+my $f4 = (DQScripts::claimed($r3))[0]{first};
 is($A->cmd('EXISTS', $k->('conf')), 0,
    'nothing held back: "waiting" gone, and conf with it');
 # a count of acks that is not a whole number ("1.5" acks and 6 values of
@@ -70,7 +72,7 @@ is($A->cmd('EXISTS', $k->('conf')), 0,
 # it: 12 + 4 * 1.5 = 18 arguments; the loop acked one task and ignored
 # the rest; failed before, with 9 values of the 5 per ack of then)
 enq('t5');
-my @half = ('+inf', "t4|c2|$r3->[8]", 't4', '0', '+inf', 'x');
+my @half = ('+inf', "t4|c2|$f4", 't4', '0', '+inf', 'x');
 my $bad = eval { $s->v2($q, 'claim', 1, 30000, 0, 0, 1, 0, 'c3', 0, 0, 0, 0,
                         '1.5', @half) };
 like($@, qr/claim: bad arguments/, 'claim: n_acks 1.5 refused');
@@ -80,9 +82,9 @@ $bad = eval { $s->v2($q, 'ack', 0, '1.5', @half) };
 like($@, qr/ack: bad arguments/, 'ack: n 1.5 refused');
 # malformed acks: a score other than +inf, a flag that is not 0/1 (alone
 # or before a name): refused, nothing acked
-for my $a (['1', "t4|c2|$r3->[8]", 't4', '0'],
-           ['+inf', "t4|c2|$r3->[8]", 't4', 'x'],
-           ['+inf', "t4|c2|$r3->[8]", 't4', '2name']) {
+for my $a (['1', "t4|c2|$f4", 't4', '0'],
+           ['+inf', "t4|c2|$f4", 't4', 'x'],
+           ['+inf', "t4|c2|$f4", 't4', '2name']) {
   $bad = eval { $s->v2($q, 'ack', 0, 1, @$a) };
   like($@, qr/ack: bad arguments/, "ack: malformed (@$a) refused");
 }

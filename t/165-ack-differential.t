@@ -47,9 +47,16 @@ sub cyc {
 }
 sub tasks_of {                       # { id => first_run_ms } of a reply
     my ($rep) = @_;
-    my %t;
-    for (my $i = 4; $i + 6 <= $#$rep; $i += 7) { $t{ $rep->[$i] } = $rep->[$i + 4] }
-    return %t;
+    return map { $_->{id} => $_->{first} } DQScripts::claimed($rep);
+}
+# a reply of lib/lua's claim in the 7 values a task of 70e31b6's (id,
+# envelope, eta, retries, first_run_ms, runs, failed_ms)
+sub as7 {
+    my ($rep) = @_;
+    return $rep unless ref $rep eq 'ARRAY';
+    return [@$rep[0 .. 3], map { ($_->{id}, $_->{env}, $_->{eta},
+                                   $_->{retries}, $_->{first}, $_->{runs},
+                                   $_->{failed}) } DQScripts::claimed($rep)];
 }
 # every key of queue q as text, the queue's name taken out
 sub dump_q {
@@ -124,7 +131,7 @@ for my $round (1 .. $rounds) {
     } else {
         my ($max_n, $conc) = (int(rand(4)), rand() < 0.5 ? 1 + int(rand(4)) : 0);
         $ra = eval { cyc($old, $qa, 'c3', $max_n, 60000, $conc, $tomb, @acks) } // "die:$@";
-        $rb = eval { cyc($new, $qb, 'c3', $max_n, 60000, $conc, $tomb, @acks) } // "die:$@";
+        $rb = eval { as7(cyc($new, $qb, 'c3', $max_n, 60000, $conc, $tomb, @acks)) } // "die:$@";
     }
     $calls++;
     my ($da, $db) = (dump_q($qa), dump_q($qb));

@@ -75,7 +75,8 @@ sub nw { my ($s, @a) = @_; ev($new{$s}, $keys_new{$s}, 0, $Q, @a) }
 sub ol { my ($s, @a) = @_; ev($old{$s}, $keys_old{$s}, 1, $Q, @a) }
 sub enq { my ($id) = @_; nw('enqueue', 60000, 1, 0, $id, "env-$id", '') }
 sub oenq { my ($id) = @_; ol('enqueue', 60000, 1, $id, "env-$id", '', -1, -1, 0) }
-# new claim: { now, next, cid, {acks}, (id env eta retries first runs failed)* }
+# new claim: { now, next, cid, {acks}, (id env eta state)* }, state 0 (no
+# history, first run now) or "retries:first_run_ms:runs:failed_ms"
 sub nclaim {
     my ($cid, $lease_ms, $n) = @_;
     my $rep = nw('claim', $n // 10, $lease_ms, 0, 0, 1, 0, $cid, 0, 0, 0, 0, 0);
@@ -83,8 +84,9 @@ sub nclaim {
     my @t = @$rep[4 .. $#$rep];
     my @out;
     while (@t) {
-        my @x = splice(@t, 0, 7);
-        push @out, { id => $x[0], env => $x[1], retries => $x[3], first => $x[4] };
+        my @x = splice(@t, 0, 4);
+        my ($r, $f) = $x[3] eq '0' ? (0, $rep->[0]) : split /:/, $x[3];
+        push @out, { id => $x[0], env => $x[1], retries => $r, first => $f };
     }
     return @out;
 }

@@ -14,10 +14,11 @@
 --       values as ack.lua: the pairs "+inf", lease member; the ids; the
 --       flags (history digit, name)
 -- Reply: { now_ms, next_ms, claim id, { ack status (1 acked, 0 fenced)
---          per ack }, then per task 7 values: id, envelope (without its
+--          per ack }, then per task 4 values: id, envelope (without its
 --          state prefix; nil if missing), eta_ms (the score as Redis
---          wrote it, a string: no number conversion in Lua), retries,
---          first_run_ms, runs, failed_ms }
+--          wrote it, a string: no number conversion in Lua), state: 0 (no
+--          history: retries, runs and failed_ms 0, first_run_ms now_ms)
+--          or "retries:first_run_ms:runs:failed_ms" }
 --   next_ms: ms until the earliest ETA or lease deadline still pending
 --   (0 if due work remains), -1 if the queue holds nothing.
 --   When a limit held due work back: next_ms is the time until the token
@@ -79,39 +80,28 @@ if cf[2] then
     if v and v >= 0 then bo_dbl = v end
 end
 
--- Read before the first write (review RP, findings 3 and 4): on a
--- MIGRATING slot (Redis Cluster) the first touch of a key not on this
--- node stops the script, its writes kept, and keys this call empties are
--- deleted (Redis deletes an empty set). The cold buckets due for
--- promotion (not declared keys: lib/lua/cold.lua dq_cold_due), and with
--- acks the size of the lease set: acks that free every lease delete it,
--- it is then not read again, and a claim that would write it again first
--- touches a new key here (a stop with nothing written; the worker sends
--- its acks again, alone, and those succeed).
+-- On a MIGRATING slot (Redis Cluster) Redis 7.0 stops a script at its
+-- first touch of a key not on this node, its writes kept; a set or hash
+-- this call empties is deleted, so it is such a key afterwards (review RP,
+-- findings 3 and 4). Read before the first write: the cold buckets due
+-- for promotion (not declared keys: lib/lua/cold.lua dq_cold_due), and,
+-- when a promotion follows acks that may empty `tasks` (it writes `tasks`
+-- again), a touch of a new key: a stop there writes nothing. The lease
+-- set is read after the acks with redis.pcall (below: stall).
 local promo = dq_cold_due(KEYS[10], now)
-local lcard = nil
-if n_acks > 0 then
-    lcard = redis.call('ZCARD', KEYS[3])
-    if lcard <= n_acks and max_n > 0 and cf[1] ~= '1' then
-        dq_touch_new(KEYS[3])
-    end
-    -- acks that empty `tasks`, then a promotion writing it again: the same
-    if promo.keys and promo.keys[1]
-       and redis.call('HLEN', KEYS[1]) <= n_acks then
-        dq_touch_new(KEYS[1])
-    end
+if n_acks > 0 and promo.keys and promo.keys[1]
+   and redis.call('HLEN', KEYS[1]) <= n_acks then
+    dq_touch_new(KEYS[1])
 end
 
 -- 0. the acks of the caller's finished tasks (exactly as ack.lua)
 local ack_reply = {}
 local slot_freed = false   -- they freed a slot a held-back claim waits for
-local l_gone = false       -- they freed every lease: the set is deleted
 if n_acks > 0 then
     local K = { tasks = KEYS[1], eta = KEYS[2], leases = KEYS[3],
                 stats = KEYS[4], errors = KEYS[6], names = KEYS[9] }
     local freed
     ack_reply, freed = dq_ack(K, now, tomb, ARGV, 13, n_acks)
-    l_gone = freed == lcard
     if freed > 0 and cf[9] then
         -- a claim held back by max_concurrent waits for this slot: wake a
         -- sleeper; "waiting" is deleted below unless this claim is held
@@ -153,8 +143,22 @@ for _, i in ipairs({ 2, 5 }) do
         end
     end
 end
-local l1 = l_gone and {}
-           or redis.call('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
+-- The lease set, read after the acks: acks (or, below, expired leases)
+-- that free every lease delete it, and on a MIGRATING slot it can then be
+-- neither read nor written again. Then (stall) this call claims nothing
+-- and says to look again in a second: its acks stay applied, and the next
+-- call, the set missing, is answered ASK or TRYAGAIN by Redis before it
+-- runs (review RP, finding 4). Elsewhere an emptied set reads as empty.
+local stall = false
+local function leases_first()
+    local r = redis.pcall('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
+    if r.err then
+        stall = true
+        return {}
+    end
+    return r
+end
+local l1 = leases_first()
 local l1s = l1[2] and tonumber(l1[2])
 if guard_until and h[4] ~= seen and l1s and l1s <= now then
     -- counted once per jump, when it first held something back
@@ -199,13 +203,14 @@ if l1s and l1s <= upto then
     redis.call('ZADD', KEYS[2], unpack(zs))
     if #es > 0 then redis.call('HSET', KEYS[6], unpack(es)) end
     redis.call('HINCRBY', KEYS[4], 'reclaimed', #ids)
-    l1 = redis.call('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
+    l1 = leases_first()
     l1s = l1[2] and tonumber(l1[2])
 end
 
 -- 2. limits: pause, concurrency, rate (all shared by every worker)
 local want = max_n
 if want > DQ_CHUNK then want = DQ_CHUNK end
+if stall then want = 0 end
 local limited = false
 local paused = cf[1] == '1'
 local lease_wait = false
@@ -214,8 +219,7 @@ if paused then
     limited = true
 end
 if want > 0 and max_conc > 0 then
-    local room = max_conc
-                 - (l_gone and 0 or redis.call('ZCARD', KEYS[3]))
+    local room = max_conc - redis.call('ZCARD', KEYS[3])
     if room < want then
         if room < 0 then room = 0 end
         want = room
@@ -328,14 +332,18 @@ if want > 0 then
                 leases[2 * i] = id .. fresh
             end
             local k = kr
-            kr = kr + 7
+            kr = kr + 4
             reply[k + 1] = id
             reply[k + 2] = v
             reply[k + 3] = etas[i]        -- the score's text: C reads it
-            reply[k + 4] = r
-            reply[k + 5] = f
-            reply[k + 6] = e
-            reply[k + 7] = x
+            -- the state: 0 for a task without history (first run now),
+            -- else "retries:first_run_ms:runs:failed_ms"
+            if e == 0 and r == 0 and x == 0 and f == now then
+                reply[k + 4] = 0
+            else
+                reply[k + 4] = dq_int(r) .. ':' .. dq_int(f) .. ':'
+                               .. dq_int(e) .. ':' .. dq_int(x)
+            end
         end
         -- the entry after the taken ones is read before they leave eta:
         -- a ZREM that empties eta deletes the key, and Redis 7.0 stops a
@@ -417,7 +425,7 @@ local nxt = dq_cold_next(cold_ws, now) or -1
 if d then
     if d <= 0 then
         d = 0
-        if not held_back then dq_wake_on(KEYS[5]) end
+        if not held_back and not stall then dq_wake_on(KEYS[5]) end
     end
     if nxt < 0 or d < nxt then nxt = d end
 end
@@ -441,5 +449,6 @@ if held_back then
 end
 local ld = lease_next()
 if ld and (nxt < 0 or ld < nxt) then nxt = ld end
+if stall and nxt < DQ_MIGRATING_RETRY_MS then nxt = DQ_MIGRATING_RETRY_MS end
 reply[2] = nxt
 return reply

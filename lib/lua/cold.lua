@@ -25,6 +25,9 @@ local DQ_COLD_WINDOW_MS = 10000
 local DQ_COLD_BUCKET = 128
 local DQ_COLD_PROMOTE = 2     -- buckets per claim: <= 256 tasks
 local DQ_COLD_DIGITS = '%04d' -- the ETA offset in a bucket value (< W)
+-- ms until a claim looks again at what a MIGRATING slot kept from it (a
+-- bucket or the lease set not on the node: lib/lua/claim.lua)
+local DQ_MIGRATING_RETRY_MS = 1000
 
 -- The window start of a task due at eta if it goes cold, else nil.
 local function dq_cold_window(eta, now)
@@ -41,7 +44,8 @@ end
 
 -- Store cold tasks: byw[ws] = { id1, value1, id2, value2, ... } (values
 -- from dq_cold_value). One HLEN per window (none when lens[ws], from
--- dq_cold_preread, has it), one variadic HSET per bucket written. Returns how many fields were new and whether a
+-- dq_cold_preread, has it), one variadic HSET per bucket written.
+-- Returns how many fields were new and whether a
 -- sleeping worker must look (a window earlier than every bucket waiting).
 local function dq_cold_store(idx, k_stats, byw, lens)
     local first = redis.call('ZRANGE', idx, 0, 0, 'WITHSCORES')
@@ -144,7 +148,7 @@ local function dq_cold_due(idx, now)
                 -- not on this node: look again in a second (not at once:
                 -- no busy loop while the reshard goes on)
                 kv = nil
-                ws = now + DQ_COLD_AFTER_MS + 1000
+                ws = now + DQ_COLD_AFTER_MS + DQ_MIGRATING_RETRY_MS
             else
                 local k = #plan.keys + 1
                 plan.keys[k], plan.ms[k], plan.kvs[k], plan.wss[k] =

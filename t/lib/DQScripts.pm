@@ -133,6 +133,23 @@ sub acks {
     return (scalar(@i), @p, @i, @f);
 }
 
+# The tasks of a v2 claim reply { now, next, claim id, {acks}, then 4
+# values a task: id, envelope, eta, state (0: no history, first run now;
+# else "retries:first_run_ms:runs:failed_ms") }: a list of { id, env, eta,
+# retries, first, runs, failed }.
+sub claimed {
+    my ($rep) = @_;
+    my @out;
+    for (my $i = 4; $i + 3 <= $#$rep; $i += 4) {
+        my ($r, $f, $e, $x) = $rep->[$i + 3] eq '0' ? (0, $rep->[0], 0, 0)
+                              : split /:/, $rep->[$i + 3];
+        push @out, { id => $rep->[$i], env => $rep->[$i + 1],
+                     eta => $rep->[$i + 2], retries => $r, first => $f,
+                     runs => $e, failed => $x };
+    }
+    return @out;
+}
+
 # a v2 envelope: [2, func, args, kwargs, name]
 sub env2 {
     my ($name) = @_;

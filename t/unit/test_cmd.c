@@ -267,16 +267,15 @@ main(void)
            "compact reply without the items refused");
     freeReplyObject(r);
 
-    r = mk_arr(11);
+    r = mk_arr(8);
     r->element[0] = mk_int(1000);
     r->element[1] = mk_int(-1);
     r->element[2] = mk_str("cid", REDIS_REPLY_STRING);
     r->element[3] = mk_arr(0);
     r->element[4] = mk_str("id9", REDIS_REPLY_STRING);
     r->element[5] = mk(REDIS_REPLY_NIL);
-    for (i = 6; i < 11; i++) {
-        r->element[i] = mk_int(i - 1);
-    }
+    r->element[6] = mk_int(5);
+    r->element[7] = mk_str("6:7:8:9", REDIS_REPLY_STRING);
     cr.tasks = tasks;
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_OK, "claim reply");
     ok(cr.n == 1 && cr.now_ms == 1000 && cr.next_ms == -1
@@ -285,11 +284,33 @@ main(void)
        && tasks[0].eta_ms == 5 && tasks[0].retries == 6
        && tasks[0].first_run_ms == 7 && tasks[0].runs == 8
        && tasks[0].failed_ms == 9, "every field, nil envelope");
+    {
+        static const char *bad[] = { "6:7:8", "6:7:8:9:", ":7:8:9", "6:7:8:x",
+                                     "6:7:8:12345678901234567", "-6:7:8:9",
+                                     "" };
+
+        for (i = 0; i < (int) (sizeof(bad) / sizeof(bad[0])); i++) {
+            freeReplyObject(r->element[7]);
+            r->element[7] = mk_str(bad[i], REDIS_REPLY_STRING);
+            is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS,
+                   "state \"%s\" refused", bad[i]);
+        }
+        freeReplyObject(r->element[7]);
+        r->element[7] = mk_int(1);
+        is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS,
+               "state 1 (not 0, not a string) refused");
+        freeReplyObject(r->element[7]);
+        r->element[7] = mk_int(0);
+        is_int(dq_reply_claim(r, &cr, 1, &err), DQ_OK, "state 0");
+        ok(tasks[0].retries == 0 && tasks[0].first_run_ms == 1000
+           && tasks[0].runs == 0 && tasks[0].failed_ms == 0,
+           "state 0: no history, first run the reply's now");
+    }
     is_int(dq_reply_claim(r, &cr, 0, &err), DQ_ERR,
            "more tasks than room: error, not overflow");
-    r->elements = 10;
+    r->elements = 7;
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "ragged reply refused");
-    r->elements = 11;
+    r->elements = 8;
     r->element[4]->type = REDIS_REPLY_INTEGER;
     is_int(dq_reply_claim(r, &cr, 1, &err), DQ_EREDIS, "integer id refused");
     r->element[4]->type = REDIS_REPLY_STRING;
