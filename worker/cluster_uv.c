@@ -744,7 +744,7 @@ dq_ccl_routable(const dq_ccl_t *cl, int argc, const char **argv,
     int slot;
 
     if (!dq_ccl_is_up(cl) || argc < 1) {
-        return 0;
+        return 1;                   /* down: dq_ccl_send fails, quietly */
     }
     slot = dq_cluster_cmd_slot(argc, argv, argvlen);
     return slot < 0 || cl->map.slot[slot] >= 0;

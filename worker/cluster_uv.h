@@ -21,8 +21,8 @@ dq_ccl_t *dq_ccl_new(uv_loop_t *loop, dq_conn_t *owner,
 void dq_ccl_start(dq_ccl_t *c);
 int dq_ccl_is_up(const dq_ccl_t *c);
 size_t dq_ccl_pending(const dq_ccl_t *c);
-/* 1 if the map has a master for the command's slot (dq_ccl_send would
- * send it), without dq_ccl_send's "lost" side effect. */
+/* 0 if the cluster is up but its map has no master for the command's
+ * slot (dq_ccl_send would report the cluster lost), else 1. */
 int dq_ccl_routable(const dq_ccl_t *c, int argc, const char **argv,
                     const size_t *argvlen);
 int dq_ccl_send(dq_ccl_t *c, int argc, const char **argv,

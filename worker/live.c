@@ -344,11 +344,11 @@ dq__probe_done(dq_child_t *ch, size_t base, unsigned k, int answered,
     }
     if (dq__split_n(ch, base) != was) {
         if (ref->hi != 0) {
-            dq_log_warn("queue %.*s: the probe of shard %u's conf got no "
-                        "answer: the queue may have up to %u shards; this "
-                        "worker file's limits are split by %u until a "
-                        "probe answers", (int) b->name.len, b->name.ptr,
-                        k, ref->hi, ref->hi);
+            dq_log_warn("queue %.*s: %u shards known, a probe past them "
+                        "lost (shard %u probed): the queue may have up to "
+                        "%u shards; this worker file's limits are split "
+                        "by %u until a probe answers", (int) b->name.len,
+                        b->name.ptr, b->nshards, k, ref->hi, ref->hi);
         } else {
             dq_log_info("queue %.*s: %u shards, a probe answered: the "
                         "file's limits are split by %u again",
