@@ -151,8 +151,9 @@ end
 -- runs (review RP, finding 4). Elsewhere an emptied set reads as empty.
 local stall = false
 local function leases_first()
-    local r = redis.pcall('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
-    if r.err then
+    local r = dq_routed(redis.pcall('ZRANGE', KEYS[3], '0', '0',
+                                    'WITHSCORES'))
+    if not r then
         stall = true
         return {}
     end
@@ -198,9 +199,14 @@ if l1s and l1s <= upto then
             es[#es + 1] = 'lease expired'
         end
     end
+    -- eta first: a late ack above may have emptied (deleted) eta, and on
+    -- a MIGRATING slot Redis 7.0 stops a script that writes a key it
+    -- deleted; stopped here, the leases are still held and expire again
+    -- (stopped after their ZREM, the tasks were in neither set: review
+    -- RZ, finding 1)
+    redis.call('ZADD', KEYS[2], unpack(zs))
     redis.call('ZREM', KEYS[3], unpack(expired))
     if #st > 0 then redis.call('HSET', KEYS[1], unpack(st)) end
-    redis.call('ZADD', KEYS[2], unpack(zs))
     if #es > 0 then redis.call('HSET', KEYS[6], unpack(es)) end
     redis.call('HINCRBY', KEYS[4], 'reclaimed', #ids)
     l1 = leases_first()

@@ -143,8 +143,8 @@ local function dq_cold_due(idx, now)
         if #plan.keys < DQ_COLD_PROMOTE
            and ws <= now + DQ_COLD_AFTER_MS then
             local key = idx .. ':' .. bs[b]
-            kv = redis.pcall('HGETALL', key)
-            if kv.err then
+            kv = dq_routed(redis.pcall('HGETALL', key))
+            if not kv then
                 -- not on this node: look again in a second (not at once:
                 -- no busy loop while the reshard goes on)
                 kv = nil

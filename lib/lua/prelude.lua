@@ -222,6 +222,23 @@ end
 
 -- A lease slot was freed under max_concurrent: if a claim was held back by
 -- it (conf "waiting", set by claim), wake one sleeping worker to take it.
+-- A redis.pcall reply read for what a MIGRATING slot may have moved: nil
+-- when it is a cluster routing refusal (the key is not on this node: a
+-- read Redis 7.0 refuses as "non local key", or ASK, TRYAGAIN, MOVED,
+-- CLUSTERDOWN) so the caller looks again later; any other error
+-- (WRONGTYPE, ...) is raised as redis.call raises it, never a silent
+-- stall (review RZ, finding 2); else the reply itself.
+local function dq_routed(r)
+    if type(r) ~= 'table' or not r.err then return r end
+    local e = r.err
+    if string.find(e, 'non local key', 1, true)
+       or string.find(e, '^ASK ') or string.find(e, '^TRYAGAIN')
+       or string.find(e, '^MOVED ') or string.find(e, '^CLUSTERDOWN') then
+        return nil
+    end
+    error(r)
+end
+
 local function dq_slot_freed(conf, wake)
     if redis.call('HDEL', conf, 'waiting') == 1 then dq_wake(wake) end
 end
