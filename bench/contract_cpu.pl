@@ -22,6 +22,7 @@
 # inside EVALSHA only (enqueue + cycles; the load of the machine does not
 # move the count); prints "callgrind_ir=N" (slow: use --n 5000).
 # --enqueue-only: stop after the enqueue (its count, to subtract).
+# --enq-batch N: tasks per enqueue call (500).
 # --cg-server PATH: the redis-server run under callgrind (default: the one
 #   in PATH; a build with symbols splits the count by function);
 #   --cg-out FILE: keep callgrind's output there (callgrind_annotate).
@@ -34,10 +35,11 @@ use Getopt::Long;
 
 my ($n, $batch, $mode, $lua, $split, $cg, $enq_only, $cg_server, $cg_out) =
     (100000, 32, 'v2', undef, 0, 0, 0, undef, undef);
+my $eb = 500;              # tasks per enqueue call (--enq-batch)
 GetOptions('n=i' => \$n, 'batch=i' => \$batch, 'mode=s' => \$mode,
            'lua=s' => \$lua, 'split' => \$split, 'callgrind' => \$cg,
            'enqueue-only' => \$enq_only, 'cg-server=s' => \$cg_server,
-           'cg-out=s' => \$cg_out) or die "usage\n";
+           'cg-out=s' => \$cg_out, 'enq-batch=i' => \$eb) or die "usage\n";
 die "--split needs --mode v1 or v2 (cycle is one call)\n"
     if $split && $mode eq 'cycle';
 my $root = DQTest::root();
@@ -133,9 +135,9 @@ my $env = "\x9a\x02\xa9bench.nop\x91\xd9\x30" . ('x' x 48) . "\xc0\xc0\xc0\x00\x
 # the enqueue arguments of issue #12 (3 per plain task) or before (6)
 my $enq3 = script('enqueue') =~ /T0 = 3 \+ 2 \* n/;
 pop @{ $keys{enqueue} } if $mode ne 'v1' && script('enqueue') !~ /KEYS\[7\]/;
-for (my $i = 0; $i < $n; $i += 500) {
+for (my $i = 0; $i < $n; $i += $eb) {
     my (@a, @w);
-    for my $j ($i .. ($i + 499 < $n ? $i + 499 : $n - 1)) {
+    for my $j ($i .. ($i + $eb - 1 < $n ? $i + $eb - 1 : $n - 1)) {
         if ($enq3) { push @a, sprintf('t%07d', $j), $env; push @w, '' }
         else { push @a, sprintf('t%07d', $j), $env, '', -1, -1, 0 }
     }
