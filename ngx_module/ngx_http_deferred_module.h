@@ -162,6 +162,10 @@ struct ngx_http_deferred_redis_s {
     ngx_queue_t                    waitq;       /* a node: commands waiting
                                                    for its setup */
     unsigned                       map_again:1; /* ask once more after */
+    unsigned                       soon:1;      /* in back-off, the next
+                                                   attempt on rs->timer
+                                                   within BACKOFF_MIN:
+                                                   requests wait for it */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
 };
