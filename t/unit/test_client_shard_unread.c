@@ -28,6 +28,16 @@ stored(const char *q)
     return rint_("HLEN dq2:{%s}:tasks", q);
 }
 
+static int
+defer_named(const char *queue, const char *name)
+{
+    dq_defer_opts_t d = DQ_DEFER_OPTS_INIT;
+
+    d.queue = queue;
+    d.name = name;
+    return dq_defer(C, "f", NULL, &d, NULL, NULL);
+}
+
 static void
 test_unread(void)
 {
@@ -84,15 +94,9 @@ test_unread(void)
            key);
 
     /* a plain dq_defer of a named task on "bad": the same refusal */
-    {
-        dq_defer_opts_t d = DQ_DEFER_OPTS_INIT;
-
-        d.queue = "bad";
-        d.name = "b-again";
-        rc = dq_defer(C, "f", NULL, &d, NULL, NULL);
-        is_int(rc, DQ_EREDIS, "dq_defer, bad, named: DQ_EREDIS (%s)",
-               dq_client_errstr(C));
-    }
+    rc = defer_named("bad", "b-again");
+    is_int(rc, DQ_EREDIS, "dq_defer, bad, named: DQ_EREDIS (%s)",
+           dq_client_errstr(C));
 
     /* a count read before is kept when a re-read fails: "four" made
      * unreadable, its cached 4 expired (DQ_SHARDS_TTL_MS), a named task
@@ -109,33 +113,21 @@ test_unread(void)
     freeReplyObject(redisCommand(R, "DEL dq2:{four}:conf"));
     freeReplyObject(redisCommand(R, "SET dq2:{four}:conf x"));
     sleep_ms(DQ_SHARDS_TTL_MS + 200);
-    {
-        dq_defer_opts_t d = DQ_DEFER_OPTS_INIT;
-
-        d.queue = "four";
-        d.name = nm;
-        rc = dq_defer(C, "f", NULL, &d, NULL, NULL);
-        is_int(rc, DQ_OK, "four unreadable after its count was read: a "
-               "named task stored (%s)", dq_client_errstr(C));
-        is_int((int) (stored(key) - before), 1,
-               "... in its shard of the 4 kept (%s)", key);
-        is_str(dq_client_errstr(C), "", "... and errstr empty after the "
-               "success (it held stack bytes: first_err unset)");
-    }
+    rc = defer_named("four", nm);
+    is_int(rc, DQ_OK, "four unreadable after its count was read: a named "
+           "task stored (%s)", dq_client_errstr(C));
+    is_int((int) (stored(key) - before), 1,
+           "... in its shard of the 4 kept (%s)", key);
+    is_str(dq_client_errstr(C), "", "... and errstr empty after the "
+           "success (it held stack bytes: first_err unset)");
 
     /* the count readable again: named tasks of "bad" go, once the guess
      * is DQ_SHARDS_TTL_MS old */
     freeReplyObject(redisCommand(R, "DEL dq2:{bad}:conf"));
     sleep_ms(DQ_SHARDS_TTL_MS + 200);
-    {
-        dq_defer_opts_t d = DQ_DEFER_OPTS_INIT;
-
-        d.queue = "bad";
-        d.name = "b-named";
-        rc = dq_defer(C, "f", NULL, &d, NULL, NULL);
-        is_int(rc, DQ_OK, "bad readable again: its named task stored (%s)",
-               dq_client_errstr(C));
-    }
+    rc = defer_named("bad", "b-named");
+    is_int(rc, DQ_OK, "bad readable again: its named task stored (%s)",
+           dq_client_errstr(C));
 }
 
 int
