@@ -432,7 +432,12 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
  * status read them. */
 #define DQ_WORKERS_KEY       "dq:workers"
 #define DQ_WORKER_KEY_PREFIX "dq:worker:"
-#define DQ_WORKER_TTL_MS     15000     /* heartbeat every ttl / 3 */
+#define DQ_WORKER_TTL_MS     30000     /* heartbeat every ttl / 3 */
+/* A worker child's live tick: the loop-alive mark for its master and the
+ * read of its queues' conf (applied settings, shard counts); every second
+ * tick is a heartbeat (DQ_WORKER_TTL_MS / 3), every sixth trims the live
+ * list and probes for shards past the known count (worker/live.c). */
+#define DQ_WORKER_TICK_MS    5000
 /* Lateness (claim time - ETA, ms) per queue, a histogram in the queue's
  * stats hash: fields "late_le_<bound>" for each bound below and
  * "late_le_inf" (counts per bucket, not cumulative), "late_sum_ms",
@@ -873,8 +878,9 @@ int dq_cmd_ready(dq_cmd_t *c);
  * 0 (nothing done) while it holds tasks, names or settings */
 int dq_cmd_forget(dq_cmd_t *c, dq_str_t queue);
 /* lib/lua/beat.lua: a worker child's member of DQ_WORKERS_KEY scored on
- * Redis' clock; replies Redis now in ms */
-int dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms);
+ * Redis' clock, members scored past trimmed when trim is non-zero;
+ * replies Redis now in ms */
+int dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms, int trim);
 int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
                      const char *const *values, size_t n);
 

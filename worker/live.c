@@ -1,11 +1,12 @@
 /*
  * deferred-worker — live state in Redis.
  *
- * Every DQ_WORKER_TTL_MS / 3 a child runs lib/lua/beat.lua, which scores
- * its member "<host>:<boot>:<pid>" (boot: random per child, so containers
- * sharing a host name never collide) of DQ_WORKERS_KEY with Redis now +
- * DQ_WORKER_TTL_MS and trims stale members, on Redis' clock (never the
- * host's); with the reply (Redis now) it writes its heartbeat hash
+ * Every DQ_WORKER_TTL_MS / 3 (10 s) a child runs lib/lua/beat.lua, which
+ * scores its member "<host>:<boot>:<pid>" (boot: random per child, so
+ * containers sharing a host name never collide) of DQ_WORKERS_KEY with
+ * Redis now + DQ_WORKER_TTL_MS and, once per TTL, trims stale members, on
+ * Redis' clock (never the host's); with the reply (Redis now) it writes
+ * its heartbeat hash
  * DQ_WORKER_KEY_PREFIX "<id>" (host, pid, child, queues, running, done,
  * failed, started_ms, beat_ms: Redis times, version) and PEXPIREs it after
  * DQ_WORKER_TTL_MS, so readers see exactly the children whose last
@@ -16,10 +17,12 @@
  * Per task that ran (dq_child_unlink hook): done or failed, and its
  * lateness (Redis time of the claim - ETA) into a per-queue histogram
  * kept in this process and added to the queue's stats hash with the next
- * heartbeat (HINCRBY: a few commands per queue every 5 s, none per task).
+ * heartbeat (HINCRBY: a few commands per queue every 10 s, none per task).
  *
  * Applied queue configuration (deferred-cli config apply: the queue's conf
- * hash, fields DQ_QCONF_FIELDS) is read with every heartbeat and replaces
+ * hash, fields DQ_QCONF_FIELDS) is read every DQ_WORKER_TICK_MS (5 s; the
+ * probe of the shard past the known count once per TTL, or every tick
+ * while that count is unsure) and replaces
  * the settings this child took from its file for that queue (rate,
  * bucket, max_concurrent, retry options, timeout); when it is cleared the
  * file's settings come back. The child works on its own copy of the queue
@@ -82,7 +85,14 @@ struct dq_live_s {
     struct dq__qref_s      *refs;
     int         left;
     int         beaten;             /* one heartbeat sent */
+    unsigned    tick;               /* live ticks since the first beat */
 };
+
+/* Every DQ_WORKER_TICK_MS the conf read; every DQ__BEAT_TICKS-th tick the
+ * heartbeat; every DQ__TRIM_TICKS-th (once per ttl) the live list's trim
+ * and the shard probe (docs/BENCHMARKS.md "8. idle cost"). */
+#define DQ__BEAT_TICKS  (DQ_WORKER_TTL_MS / 3 / DQ_WORKER_TICK_MS)
+#define DQ__TRIM_TICKS  (DQ_WORKER_TTL_MS / DQ_WORKER_TICK_MS)
 
 /* The reply is not needed; but a stopping child waits for its last
  * command before it exits, so let it look again. */
@@ -499,8 +509,11 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
     dq_child_maybe_finish(ch);
 }
 
+/* The conf of every queue; the probe past the known shard count of the
+ * queues that need one now: all of them when `all`, else those whose
+ * count is unsure (a probe lost) or that wait for it to claim. */
 static void
-dq__conf_refresh(dq_child_t *ch)
+dq__conf_refresh(dq_child_t *ch, int all)
 {
     dq_live_t  *lv = ch->live;
     char        key[DQ_KEY_MAX];
@@ -548,6 +561,9 @@ dq__conf_refresh(dq_child_t *ch)
             }
             continue;
         }
+        if (!all && lv->refs[i].hi == 0 && ch->qs[i].conf_wait == 0) {
+            continue;               /* N known: probed once per ttl */
+        }
         at = lv->refs[i].next > ch->qs[i].nshards ? lv->refs[i].next
                                                   : ch->qs[i].nshards;
         if (ch->qs[i].shard != 0 || at >= DQ_MAX_SHARDS
@@ -586,7 +602,7 @@ void
 dq_live_conf_now(dq_child_t *ch)
 {
     if (ch->live != NULL && !ch->live->left && !ch->stopping) {
-        dq__conf_refresh(ch);
+        dq__conf_refresh(ch, 1);
     }
 }
 
@@ -637,16 +653,19 @@ dq__beat_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
     for (i = 0; i < ch->nq; i++) {
         dq__flush_hist(ch, i);
     }
-    dq__conf_refresh(ch);
     dq_child_maybe_finish(ch);
 }
 
+/* The live tick: the loop-alive mark, the conf read and, every
+ * DQ__BEAT_TICKS-th, the heartbeat (the first as soon as Redis is up). An
+ * idle fleet's commands are mostly these (docs/BENCHMARKS.md). */
 static void
-dq__beat(uv_timer_t *timer)
+dq__tick(uv_timer_t *timer)
 {
     dq_child_t *ch = timer->data;
     dq_live_t  *lv = ch->live;
     dq_cmd_t    cmd;
+    unsigned    tick;
 
     if (lv->left) {
         return;
@@ -654,20 +673,27 @@ dq__beat(uv_timer_t *timer)
     dq_child_stat_alive();          /* the loop runs (master.c checks) */
     if (!dq_conn_is_up(ch->cmd_conn)) {
         if (!lv->beaten) {          /* the first one as soon as it can */
-            uv_timer_start(&lv->timer, dq__beat, 200,
-                           (uint64_t) (DQ_WORKER_TTL_MS / 3));
+            uv_timer_start(&lv->timer, dq__tick, 200,
+                           (uint64_t) DQ_WORKER_TICK_MS);
         }
         return;
     }
+    tick = lv->beaten ? lv->tick : 0;
     lv->beaten = 1;
-    /* lib/lua/beat.lua: the member scored and stale ones trimmed on
-     * Redis' clock; the hash follows in its reply */
-    dq_cmd_init(&cmd);
-    if (dq_cmd_beat(&cmd, lv->id, DQ_WORKER_TTL_MS) == DQ_OK) {
-        (void) dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
-                                dq__beat_reply, ch);
+    lv->tick = tick + 1;
+    if (tick % DQ__BEAT_TICKS == 0) {
+        /* lib/lua/beat.lua: the member scored (and, once per ttl, stale
+         * ones trimmed) on Redis' clock; the hash follows in its reply */
+        dq_cmd_init(&cmd);
+        if (dq_cmd_beat(&cmd, lv->id, DQ_WORKER_TTL_MS,
+                        tick % DQ__TRIM_TICKS == 0) == DQ_OK)
+        {
+            (void) dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                                    dq__beat_reply, ch);
+        }
+        dq_cmd_free(&cmd);
     }
-    dq_cmd_free(&cmd);
+    dq__conf_refresh(ch, tick % DQ__TRIM_TICKS == 0);
 }
 
 int
@@ -675,7 +701,7 @@ dq_live_start(dq_child_t *ch)
 {
     dq_live_t *lv = calloc(1, sizeof(*lv));
     size_t     i, len = 1;
-    int64_t    period = DQ_WORKER_TTL_MS / 3;
+    int64_t    period = DQ_WORKER_TICK_MS;
 
     if (lv == NULL) {
         return -1;
@@ -728,8 +754,9 @@ dq_live_start(dq_child_t *ch)
     dq_child_stat_alive();
     uv_timer_init(&ch->loop, &lv->timer);
     lv->timer.data = ch;
-    /* the first beat soon after connecting, then every ttl / 3 */
-    uv_timer_start(&lv->timer, dq__beat, 200, (uint64_t) period);
+    /* the first beat soon after connecting, then a tick every
+     * DQ_WORKER_TICK_MS, a beat every ttl / 3 */
+    uv_timer_start(&lv->timer, dq__tick, 200, (uint64_t) period);
     uv_unref((uv_handle_t *) &lv->timer);
     return 0;
 }
