@@ -513,6 +513,22 @@ int64_t dq_shard_share(int64_t total, unsigned n, unsigned i);
  * DQ_MAX_SHARDS, or 1 for absent or anything else. */
 unsigned dq_shards_parse(const char *s, size_t len);
 
+/* A producer's read of a queue's shard count failed (an error reply, or
+ * no answer on a connection still up): the count it goes on with, one
+ * rule for nginx and the C client (review R4 finding 9b). A count read
+ * before (*n > 0, not *guessed) is kept, read again DQ_SHARDS_RETRY_MS
+ * later; none (*n 0) or a guess: *n = 1, *guessed = 1, read again
+ * DQ_SHARDS_TTL_MS later. Returns that delay (ms). With a guessed count
+ * only the tasks free to go to any shard go (dq_shards_may_place). */
+int64_t dq_shards_unread(unsigned *n, int *guessed);
+
+/* 1 if a task may go where the shard count says: always when the count
+ * was read; with a guessed one only a task that is not placed (neither
+ * named nor given an id by its caller: those must land on their own
+ * shard, dq_shard_of, or a second copy could be stored beside the first;
+ * they fail instead, nothing stored). */
+int dq_shards_may_place(int guessed, int placed);
+
 /* --------------------------------------------------------------- scripts */
 
 typedef enum {
