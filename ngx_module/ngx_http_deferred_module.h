@@ -10,6 +10,8 @@
  *                                waiting for the store, results as JSON
  *   ngx_http_deferred_merge.c    the tasks of concurrent requests merged
  *                                into one script call per queue
+ *   ngx_http_deferred_shards.c   a sharded queue: its shard count per
+ *                                worker, a task's shard, held groups
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
  *                                one connection per worker per Redis, its
  *                                setup (what comes meanwhile waits for
@@ -160,6 +162,10 @@ struct ngx_http_deferred_redis_s {
     ngx_queue_t                    waitq;       /* a node: commands waiting
                                                    for its setup */
     unsigned                       map_again:1; /* ask once more after */
+    unsigned                       soon:1;      /* in back-off, the next
+                                                   attempt on rs->timer
+                                                   within BACKOFF_MIN:
+                                                   requests wait for it */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
 };
@@ -330,10 +336,16 @@ void ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_ready(ngx_http_deferred_redis_t *rs);
-ngx_uint_t ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs,
-    dq_str_t queue, ngx_uint_t *guessed);
 void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
     const char *failure);
+
+/* ngx_http_deferred_shards.c */
+void ngx_http_deferred_shards_init(ngx_http_deferred_redis_t *rs);
+ngx_uint_t ngx_http_deferred_shards_count(ngx_http_deferred_redis_t *rs,
+    dq_str_t queue, ngx_uint_t *guessed);
+ngx_int_t ngx_http_deferred_shards_task(ngx_http_deferred_ctx_t *ctx,
+    ngx_http_deferred_task_t *t, ngx_uint_t rr, ngx_uint_t *wait);
+void ngx_http_deferred_shards_release(ngx_http_deferred_redis_t *rs);
 
 /* ngx_http_deferred_redis.c */
 ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
@@ -371,9 +383,6 @@ ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
     dq_enqueue_result_t *res, const char *failure);
-ngx_uint_t ngx_http_deferred_batch_placed(ngx_http_deferred_group_t *g);
-ngx_int_t ngx_http_deferred_batch_reshard(ngx_http_deferred_group_t *g,
-    ngx_uint_t n);
 ngx_int_t ngx_http_deferred_error_body(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);
