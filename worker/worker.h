@@ -16,6 +16,7 @@
  *                 queue configuration (Redis)
  *   timeout.c     per-task run time limits
  *   redis_uv.c    the hiredis <-> libuv adapter (errors passed through, timers)
+ *   sentinel_uv.c a sentinel: address: the primary asked of the sentinels
  *   loader.c      dlopen of task libraries, the function and handler index
  *   task.c        the dq_task_* accessors of include/deferred/task.h
  *   log.c         levels, stderr or file, reopen on SIGUSR1, thread-safe
