@@ -12,8 +12,8 @@
  *   dispatch.c    checks before running, run, a task's result
  *   report.c      ack/retry/bury/release calls, their replies, resend
  *   heartbeat.c   lease extension of the tasks a child holds
- *   live.c        the child's heartbeat, lateness histogram and applied
- *                 queue configuration (Redis)
+ *   live.c        the child's heartbeat, lateness histogram, live tick
+ *   live_conf.c   applied queue configuration and shard counts (Redis)
  *   timeout.c     per-task run time limits
  *   redis_uv.c    the hiredis <-> libuv adapter (errors passed through, timers)
  *   sentinel_uv.c a sentinel: address: the primary asked of the sentinels
