@@ -24,6 +24,7 @@ static void ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
     const char *message);
 static u_char *ngx_http_deferred_json_string(u_char *p, dq_str_t s);
 static u_char *ngx_http_deferred_json_text(u_char *p, dq_str_t s);
+static u_char *ngx_http_deferred_json_plain(u_char *p, dq_str_t s);
 static u_char *ngx_http_deferred_json_member(u_char *p, u_char *first,
     const char *key, const char *value);
 static u_char *ngx_http_deferred_rfc3339(u_char *p, int64_t ms);
@@ -67,7 +68,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     int64_t                        now;
     ngx_str_t                     *q;
     ngx_uint_t                     i, j, k, hash, nslots, *slots, *group,
-                                   nshards, rr, wait, guessed;
+                                   rr, wait;
     dq_limits_t                    lim;
     dq_request_t                  *req;
     msgpack_sbuffer               *sb;
@@ -203,34 +204,8 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         t->eta_ms = req->eta_ms;
         t->countdown_ms = req->countdown_ms;
 
-        /* a sharded queue: the task's shard is its queue from here on,
-         * by its name (dedup holds there), else by the client's id (a
-         * retry finds the stored task), else the request's */
-
-        t->shard = t->queue;
-        guessed = 0;
-        nshards = dlcf->redis
-                  ? ngx_http_deferred_merge_shards(dlcf->redis, t->queue,
-                                                   &guessed)
-                  : 1;
-
-        /* not known yet: held (merge.c); a named or keyed task never
-         * goes by a guess (held, then 503 if still a guess) */
-        wait = nshards == 0
-               || (guessed && (t->name.ptr != NULL || t->keyed));
-
-        if (nshards > 1) {
-            k = t->name.ptr ? dq_shard_of(t->name, nshards)
-                : t->keyed ? dq_shard_of(t->id, nshards) : rr % nshards;
-
-            p = ngx_pnalloc(r->pool, DQ_SHARD_NAME_MAX + 1);
-            if (p == NULL) {
-                return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
-            }
-
-            t->shard.ptr = (const char *) p;
-            t->shard.len = dq_shard_name((char *) p, DQ_SHARD_NAME_MAX + 1,
-                                         t->queue, k);
+        if (ngx_http_deferred_shards_task(ctx, t, rr, &wait) != NGX_OK) {
+            return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
         }
 
         /* the task's group: an open-addressing table of shard names, so
@@ -458,8 +433,8 @@ ngx_http_deferred_batch_cleanup(void *data)
 void
 ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 {
-    u_char                    *p, *e, *b;
-    size_t                     size;
+    u_char                    *p, *e, *b, num[NGX_INT64_LEN];
+    size_t                     size, eta;
     ngx_int_t                  status;
     ngx_uint_t                 i, stored, conflict, emit;
     const char                *what;
@@ -526,16 +501,18 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
         }
 
         if (emit) {
+            /* the id, queue and name were checked to be [A-Za-z0-9_-]
+             * (batch_prepare, dq_request): nothing to escape */
             b = ngx_cpymem(b, "{\"id\":", sizeof("{\"id\":") - 1);
             b = (t->result.status == DQ_OK)
-                ? ngx_http_deferred_json_string(b, t->id)
+                ? ngx_http_deferred_json_plain(b, t->id)
                 : ngx_cpymem(b, "null", 4);
 
             b = ngx_cpymem(b, ",\"queue\":", sizeof(",\"queue\":") - 1);
-            b = ngx_http_deferred_json_string(b, t->queue);
+            b = ngx_http_deferred_json_plain(b, t->queue);
 
             b = ngx_cpymem(b, ",\"name\":", sizeof(",\"name\":") - 1);
-            b = t->name.ptr ? ngx_http_deferred_json_string(b, t->name)
+            b = t->name.ptr ? ngx_http_deferred_json_plain(b, t->name)
                             : ngx_cpymem(b, "null", 4);
 
             b = ngx_cpymem(b, ",\"url\":", sizeof(",\"url\":") - 1);
@@ -544,7 +521,8 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
         if (t->result.status == DQ_OK) {
             stored++;
-            e = ngx_http_deferred_int(e, t->result.eta_ms, 1);
+            eta = ngx_http_deferred_int(num, t->result.eta_ms, 1) - num;
+            e = ngx_cpymem(e, num, eta);
 
             if (emit) {
                 b = t->result.existed
@@ -554,7 +532,7 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
                     : ngx_cpymem(b, ",\"status\":\"created\",\"eta_ms\":",
                                  sizeof(",\"status\":\"created\",\"eta_ms\":")
                                  - 1);
-                b = ngx_http_deferred_int(b, t->result.eta_ms, 1);
+                b = ngx_cpymem(b, num, eta);
                 b = ngx_cpymem(b, ",\"eta\":\"", sizeof(",\"eta\":\"") - 1);
                 b = ngx_http_deferred_rfc3339(b, t->result.eta_ms);
                 b = ngx_cpymem(b, "\"}", 2);
@@ -685,6 +663,19 @@ ngx_http_deferred_json_string(u_char *p, dq_str_t s)
 }
 
 
+/* s quoted as it is: only for strings of [A-Za-z0-9_-] */
+
+static u_char *
+ngx_http_deferred_json_plain(u_char *p, dq_str_t s)
+{
+    *p++ = '"';
+    p = ngx_cpymem(p, s.ptr, s.len);
+    *p++ = '"';
+
+    return p;
+}
+
+
 /*
  * s as a quoted JSON string at p (at most 6 * s.len + 2 bytes), or NULL
  * when s is not valid UTF-8 (overlong forms, surrogates and code points
@@ -804,28 +795,50 @@ ngx_http_deferred_int(u_char *p, int64_t v, ngx_uint_t width)
 }
 
 
-/* an ETA (ms >= 0) as "2026-11-21T10:00:00.000Z" */
+/* an ETA (ms >= 0) as "2026-11-21T10:00:00.000Z"; the text up to the
+ * second is kept for the next ETA of the same second (a request's tasks,
+ * the requests of one second: one ngx_gmtime a second, not one a task) */
 
 static u_char *
 ngx_http_deferred_rfc3339(u_char *p, int64_t ms)
 {
-    ngx_tm_t  tm;
+    u_char         *q;
+    int64_t         sec;
+    ngx_tm_t        tm;
+    ngx_uint_t      m;
 
-    ngx_gmtime((time_t) (ms / 1000), &tm);
+    static size_t   len;
+    static int64_t  cached = -1;
+    static u_char   text[NGX_INT_T_LEN + sizeof("-11-21T10:00:00.")];
 
-    p = ngx_http_deferred_int(p, tm.ngx_tm_year, 4);
-    *p++ = '-';
-    p = ngx_http_deferred_int(p, tm.ngx_tm_mon, 2);
-    *p++ = '-';
-    p = ngx_http_deferred_int(p, tm.ngx_tm_mday, 2);
-    *p++ = 'T';
-    p = ngx_http_deferred_int(p, tm.ngx_tm_hour, 2);
-    *p++ = ':';
-    p = ngx_http_deferred_int(p, tm.ngx_tm_min, 2);
-    *p++ = ':';
-    p = ngx_http_deferred_int(p, tm.ngx_tm_sec, 2);
-    *p++ = '.';
-    p = ngx_http_deferred_int(p, ms % 1000, 3);
+    sec = ms / 1000;
+
+    if (sec != cached) {
+        ngx_gmtime((time_t) sec, &tm);
+
+        q = ngx_http_deferred_int(text, tm.ngx_tm_year, 4);
+        *q++ = '-';
+        q = ngx_http_deferred_int(q, tm.ngx_tm_mon, 2);
+        *q++ = '-';
+        q = ngx_http_deferred_int(q, tm.ngx_tm_mday, 2);
+        *q++ = 'T';
+        q = ngx_http_deferred_int(q, tm.ngx_tm_hour, 2);
+        *q++ = ':';
+        q = ngx_http_deferred_int(q, tm.ngx_tm_min, 2);
+        *q++ = ':';
+        q = ngx_http_deferred_int(q, tm.ngx_tm_sec, 2);
+        *q++ = '.';
+
+        len = q - text;
+        cached = sec;
+    }
+
+    p = ngx_cpymem(p, text, len);
+
+    m = (ngx_uint_t) (ms % 1000);
+    *p++ = (u_char) ('0' + m / 100);
+    *p++ = (u_char) ('0' + m / 10 % 10);
+    *p++ = (u_char) ('0' + m % 10);
     *p++ = 'Z';
 
     return p;
@@ -886,154 +899,4 @@ ngx_http_deferred_send_response(ngx_http_request_t *r,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
-}
-
-
-/* the group has a task that must go to one shard: named or keyed */
-
-ngx_uint_t
-ngx_http_deferred_batch_placed(ngx_http_deferred_group_t *g)
-{
-    ngx_uint_t                 k;
-    ngx_http_deferred_task_t  *t;
-
-    for (k = 0; k < g->n; k++) {
-        t = &g->ctx->tasks[g->index[k]];
-
-        if (t->name.ptr != NULL || t->keyed) {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/*
- * A group held because its queue's shard count was not known (all its
- * tasks in shard 0's group): the count is in, n > 1. Its named and keyed
- * tasks belong to their shards: the group becomes the group of one shard
- * its tasks use (0 when any stays there), and each other shard used gets
- * a new group of the same request (ctx->groups has room for one per
- * task), queued after it. NGX_ERROR: out of memory (nothing moved).
- */
-
-ngx_int_t
-ngx_http_deferred_batch_reshard(ngx_http_deferred_group_t *g, ngx_uint_t n)
-{
-    u_char                     *p;
-    dq_str_t                    name[DQ_MAX_SHARDS];
-    ngx_uint_t                  k, s, m, keep, next, cnt[DQ_MAX_SHARDS],
-                               *sh;
-    ngx_http_request_t         *r;
-    ngx_http_deferred_ctx_t    *ctx;
-    ngx_http_deferred_task_t   *t;
-    ngx_http_deferred_group_t  *ng[DQ_MAX_SHARDS];
-
-    ctx = g->ctx;
-    r = ctx->request;
-
-    if (n > DQ_MAX_SHARDS) {
-        return NGX_ERROR;
-    }
-
-    /* up to deferred_max_batch tasks: each one's shard, once */
-    sh = ngx_palloc(r->pool, g->n * sizeof(ngx_uint_t));
-    if (sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(cnt, sizeof(cnt));
-    ngx_memzero(name, sizeof(name));
-
-    for (k = 0; k < g->n; k++) {
-        t = &ctx->tasks[g->index[k]];
-        sh[k] = t->name.ptr ? dq_shard_of(t->name, n)
-                : t->keyed ? dq_shard_of(t->id, n) : 0;
-        cnt[sh[k]]++;
-    }
-
-    keep = 0;
-    while (cnt[keep] == 0) {        /* g->n >= 1: one is used */
-        keep++;
-    }
-
-    next = ctx->ngroups;
-
-    for (s = 0; s < n; s++) {
-        ng[s] = NULL;
-
-        if (cnt[s] == 0) {
-            continue;
-        }
-
-        name[s] = g->queue;
-
-        if (s > 0) {
-            p = ngx_pnalloc(r->pool, DQ_SHARD_NAME_MAX + 1);
-            if (p == NULL) {
-                return NGX_ERROR;
-            }
-
-            name[s].ptr = (const char *) p;
-            name[s].len = dq_shard_name((char *) p, DQ_SHARD_NAME_MAX + 1,
-                                        g->queue, s);
-            if (name[s].len == 0) {
-                return NGX_ERROR;
-            }
-        }
-
-        if (s == keep) {
-            continue;
-        }
-
-        if (next == ctx->ntasks) {
-            return NGX_ERROR;       /* cannot be: a group per task */
-        }
-
-        ng[s] = &ctx->groups[next++];
-        ngx_memzero(ng[s], sizeof(ngx_http_deferred_group_t));
-        ng[s]->ctx = ctx;
-        ng[s]->tombstone = g->tombstone;
-        ng[s]->queue = name[s];
-        ng[s]->items = ngx_pcalloc(r->pool,
-                                   cnt[s] * sizeof(dq_enqueue_item_t));
-        ng[s]->index = ngx_pcalloc(r->pool, cnt[s] * sizeof(ngx_uint_t));
-
-        if (ng[s]->items == NULL || ng[s]->index == NULL) {
-            return NGX_ERROR;
-        }
-    }
-
-    /* nothing can fail from here on */
-
-    for (k = 0, m = 0; k < g->n; k++) {
-        t = &ctx->tasks[g->index[k]];
-        s = sh[k];
-        t->shard = name[s];
-
-        if (s == keep) {
-            g->items[m] = g->items[k];
-            g->index[m] = g->index[k];
-            m++;
-            continue;
-        }
-
-        ng[s]->items[ng[s]->n] = g->items[k];
-        ng[s]->index[ng[s]->n] = g->index[k];
-        ng[s]->n++;
-    }
-
-    g->n = m;
-    g->queue = name[keep];
-    ctx->ngroups = next;
-
-    for (s = 0; s < n; s++) {
-        if (ng[s] != NULL) {
-            ctx->waiting++;
-            ngx_http_deferred_merge_add(ng[s]);
-        }
-    }
-
-    return NGX_OK;
 }

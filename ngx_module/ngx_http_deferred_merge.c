@@ -16,24 +16,20 @@
  * from its slot; the reply is split by slot and delivered to the groups
  * still attached (ngx_http_deferred_batch_deliver), each exactly once.
  *
+ * At most NGX_HTTP_DEFERRED_INFLIGHT merged calls of a queue are out on
+ * a connection: the groups that come while the queue's call is out wait
+ * on the list, and the reply posts the flush that sends them together,
+ * one bigger call instead of one per loop iteration (Redis pays a fixed
+ * cost per call). A request alone finds nothing out and goes at the end
+ * of its iteration, as before. Waiting groups stay the requests' own:
+ * their timer or a lost connection fails them, never sent.
+ *
  * Per queue, each worker process keeps the script's key strings
  * (formatted once, not per command) and when it last sent the queue's
  * SADD to dq:queues: at most once per connection and second, not once per
  * command. At most NGX_HTTP_DEFERRED_QKEYS queues per Redis are kept
  * (least recently used goes first), so a client naming many queues costs
  * formatting, never memory.
- *
- * A sharded queue (docs/SCALING.md): each shard is a queue of its own
- * here ("q#1"...: batch.c groups a request's tasks by shard), so its
- * tasks merge per shard. How many shards a queue has is read from Redis
- * (dq_cmd_shards) without waiting: ngx_http_deferred_merge_shards answers
- * from this worker's table, 0 while a queue's count is not known yet
- * (the first groups of a queue in a worker process are held until the
- * answer is in, one round trip; a read that fails or cannot be sent
- * counts as 1, "guessed": a named or keyed task then gets 503 at once),
- * and asks again in the background once the answer is DQ_SHARDS_TTL_MS
- * old. At most
- * NGX_HTTP_DEFERRED_SHARDS queues are kept (least recently used goes).
  */
 
 
@@ -44,7 +40,8 @@
 #define NGX_HTTP_DEFERRED_MERGE_BYTES  (4 * 1024 * 1024)
 #define NGX_HTTP_DEFERRED_QKEYS        64
 #define NGX_HTTP_DEFERRED_REGISTER_MS  1000
-#define NGX_HTTP_DEFERRED_SHARDS       64
+#define NGX_HTTP_DEFERRED_INFLIGHT     1    /* enqueue calls a queue has
+                                               out on a connection */
 
 
 struct ngx_http_deferred_qkeys_s {
@@ -52,23 +49,10 @@ struct ngx_http_deferred_qkeys_s {
     ngx_uint_t                     hash;
     ngx_uint_t                     generation;  /* of its last SADD */
     ngx_msec_t                     registered;  /* when */
+    ngx_uint_t                     inflight;    /* its calls not answered */
     size_t                         len;
     u_char                         name[DQ_SHARD_NAME_MAX];
     dq_enqueue_keys_t              keys;
-};
-
-
-struct ngx_http_deferred_shards_s {
-    ngx_uint_t                     hash;
-    size_t                         len;         /* 0: free */
-    u_char                         name[DQ_QUEUE_NAME_MAX];
-    ngx_uint_t                     n;           /* 0: not known yet */
-    ngx_http_deferred_redis_t     *rs;
-    ngx_msec_t                     read;        /* when n was answered */
-    ngx_msec_t                     used;        /* last asked for */
-    dq_cmd_t                       cmd;         /* the HGET in flight */
-    unsigned                       pending:1;
-    unsigned                       guessed:1;   /* n = 1: its read failed */
 };
 
 
@@ -81,6 +65,7 @@ struct ngx_http_deferred_merged_s {
     ngx_uint_t                     n;
     dq_str_t                       queue;       /* points into the copy */
     ngx_http_deferred_qkeys_t     *qk;          /* its keys, or NULL */
+    ngx_http_deferred_qkeys_t     *counted;     /* in qk->inflight */
     ngx_http_deferred_group_t    **members;     /* NULL: detached */
     ngx_uint_t                    *offsets;     /* first item of a member */
     ngx_uint_t                     nmembers;
@@ -106,8 +91,6 @@ static void ngx_http_deferred_merge_deliver(ngx_http_deferred_merged_t *m,
 static void ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m);
 static ngx_http_deferred_qkeys_t *ngx_http_deferred_merge_qkeys(
     ngx_http_deferred_redis_t *rs, dq_str_t queue);
-static void ngx_http_deferred_merge_shards_read(void *data,
-    redisReply *reply);
 
 
 void
@@ -124,9 +107,7 @@ ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs)
     rs->nqkeys = 0;
     ngx_queue_init(&rs->qlru);
 
-    rs->shards = NULL;
-    rs->nshards = 0;
-    rs->shard_rr = 0;
+    ngx_http_deferred_shards_init(rs);
 }
 
 
@@ -195,9 +176,9 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
     ngx_http_deferred_redis_t  *rs = ev->data;
 
     ngx_int_t                     rc;
-    ngx_uint_t                    count, nslots, norder, j, k, n, *order,
-                                  guessed;
-    ngx_queue_t                  *q, *next;
+    ngx_uint_t                    count, nslots, norder, j, k, *order;
+    ngx_queue_t                  *q;
+    ngx_http_deferred_qkeys_t    *qk;
     ngx_http_deferred_group_t   **heads, **tails, *g, *chain;
     ngx_http_deferred_merged_t   *m;
 
@@ -211,48 +192,7 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
         return;
     }
 
-    /*
-     * Groups of a queue whose shard count was not known when their request
-     * was read: held until it is (its answer posts this event again), then
-     * split by shard (a named or keyed task to its own shard:
-     * ngx_http_deferred_batch_reshard, whose new groups join the list's
-     * tail and this walk).
-     */
-
-    for (q = ngx_queue_head(&rs->queued);
-         q != ngx_queue_sentinel(&rs->queued);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        g = ngx_queue_data(q, ngx_http_deferred_group_t, link);
-
-        if (!g->shard_wait) {
-            continue;
-        }
-
-        n = ngx_http_deferred_merge_shards(rs, g->queue, &guessed);
-        if (n == 0) {
-            continue;                   /* still held */
-        }
-
-        g->shard_wait = 0;
-
-        if (guessed && ngx_http_deferred_batch_placed(g)) {
-            /* a name or client id must land on its own shard: never a
-             * guess (a second copy on another shard), 503 instead */
-            ngx_http_deferred_batch_deliver(g, NULL,
-                                            "the queue's shard count could "
-                                            "not be read");
-            next = ngx_queue_head(&rs->queued);
-            continue;
-        }
-
-        if (n > 1 && ngx_http_deferred_batch_reshard(g, n) != NGX_OK) {
-            /* out of memory: its request fails (and leaves the list) */
-            ngx_http_deferred_batch_deliver(g, NULL, "out of memory");
-            next = ngx_queue_head(&rs->queued);
-        }
-    }
+    ngx_http_deferred_shards_release(rs);
 
 again:
 
@@ -333,6 +273,14 @@ again:
 
         while (chain) {
 
+            qk = ngx_http_deferred_merge_qkeys(rs, chain->queue);
+
+            if (qk && qk->inflight >= NGX_HTTP_DEFERRED_INFLIGHT) {
+                /* the queue's call is out: these wait for its reply
+                 * (merge_reply posts this event again) */
+                break;
+            }
+
             rc = ngx_http_deferred_merge_build(rs, &chain, &m);
 
             if (rc != NGX_OK) {
@@ -370,6 +318,11 @@ again:
                 ngx_http_deferred_merge_fail_queued(rs,
                                                     "Redis is not reachable");
                 return;
+            }
+
+            if (m->qk) {
+                m->qk->inflight++;
+                m->counted = m->qk;
             }
 
             /* the queue in dq:queues (what deferred-cli stats and the
@@ -464,6 +417,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
 
     m->redis = rs;
     m->rcmd = NULL;
+    m->counted = NULL;
     m->n = n;
     m->res = NULL;
     m->failure = NULL;
@@ -581,6 +535,16 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
     rs = m->redis;
     m->replied = 1;
     m->rcmd = NULL;             /* freed before its handler runs */
+
+    if (m->counted) {
+        /* the queue's groups that waited for this reply go now */
+        m->counted->inflight--;
+        m->counted = NULL;
+
+        if (!ngx_queue_empty(&rs->queued) && !rs->flush.posted) {
+            ngx_post_event(&rs->flush, &ngx_posted_events);
+        }
+    }
 
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
@@ -775,10 +739,27 @@ ngx_http_deferred_merge_qkeys(ngx_http_deferred_redis_t *rs, dq_str_t queue)
         qk = &rs->qkeys[rs->nqkeys++];
 
     } else {
-        q = ngx_queue_last(&rs->qlru);
+        /* the least recently used entry without a call out (its count
+         * must stay its queue's); none: this queue goes without */
+        for (q = ngx_queue_last(&rs->qlru);
+             q != ngx_queue_sentinel(&rs->qlru);
+             q = ngx_queue_prev(q))
+        {
+            qk = ngx_queue_data(q, ngx_http_deferred_qkeys_t, lru);
+
+            if (qk->inflight == 0) {
+                break;
+            }
+        }
+
+        if (q == ngx_queue_sentinel(&rs->qlru)) {
+            return NULL;
+        }
+
         ngx_queue_remove(q);
-        qk = ngx_queue_data(q, ngx_http_deferred_qkeys_t, lru);
     }
+
+    qk->inflight = 0;
 
     if (dq_enqueue_keys_init(&qk->keys, queue) != DQ_OK) {
         /* (a valid name always fits) an empty name never matches */
@@ -796,153 +777,4 @@ ngx_http_deferred_merge_qkeys(ngx_http_deferred_redis_t *rs, dq_str_t queue)
     ngx_queue_insert_head(&rs->qlru, &qk->lru);
 
     return qk;
-}
-
-
-/* How many shards the queue has, as this worker process knows it, or 0
- * while it is not known (the groups of such a queue are held: merge_flush;
- * also when every entry is being read: an answer wakes them);
- * asks Redis again, without waiting, when it is unknown or
- * DQ_SHARDS_TTL_MS old. *guessed: the 1 returned is not read (the last
- * read failed, or no memory for the entry): good enough for a task free
- * to go to any shard, not for a named or keyed one (merge_flush fails
- * those with 503). */
-
-ngx_uint_t
-ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs, dq_str_t queue,
-    ngx_uint_t *guessed)
-{
-    ngx_uint_t                   i, hash;
-    ngx_http_deferred_shards_t  *e, *lru;
-
-    hash = ngx_hash_key((u_char *) queue.ptr, queue.len);
-    e = NULL;
-    lru = NULL;
-    *guessed = 0;
-
-    for (i = 0; i < rs->nshards; i++) {
-        if (rs->shards[i].hash == hash && rs->shards[i].len == queue.len
-            && ngx_memcmp(rs->shards[i].name, queue.ptr, queue.len) == 0)
-        {
-            e = &rs->shards[i];
-            break;
-        }
-
-        /* the least recently used goes first, an unsharded queue's
-         * before a sharded one's (forgetting N sends a sharded queue's
-         * tasks to shard 0 until it is read again) */
-        if (!rs->shards[i].pending
-            && (lru == NULL
-                || (rs->shards[i].n > 1) < (lru->n > 1)
-                || ((rs->shards[i].n > 1) == (lru->n > 1)
-                    && rs->shards[i].used < lru->used)))
-        {
-            lru = &rs->shards[i];
-        }
-    }
-
-    if (e == NULL) {
-        if (queue.len == 0 || queue.len > DQ_QUEUE_NAME_MAX) {
-            return 1;
-        }
-
-        if (rs->shards == NULL) {
-            /* the cycle's pool: freed when the worker process exits */
-            rs->shards = ngx_pcalloc(ngx_cycle->pool,
-                                     NGX_HTTP_DEFERRED_SHARDS
-                                     * sizeof(ngx_http_deferred_shards_t));
-            if (rs->shards == NULL) {
-                *guessed = 1;
-                return 1;
-            }
-        }
-
-        if (rs->nshards < NGX_HTTP_DEFERRED_SHARDS) {
-            e = &rs->shards[rs->nshards++];
-            dq_cmd_init(&e->cmd);
-
-        } else if (lru) {
-            e = lru;
-
-        } else {
-            return 0;           /* every entry is being read: held */
-        }
-
-        e->hash = hash;
-        e->len = queue.len;
-        ngx_memcpy(e->name, queue.ptr, queue.len);
-        e->n = 0;
-        e->guessed = 0;
-        e->rs = rs;
-        e->read = 0;
-    }
-
-    e->used = ngx_current_msec;
-
-    if (!e->pending
-        && (e->n == 0 || ngx_current_msec - e->read >= DQ_SHARDS_TTL_MS)
-        && ngx_http_deferred_redis_ready(rs) == NGX_OK)
-    {
-        if (dq_cmd_shards(&e->cmd, queue) == DQ_OK
-            && ngx_http_deferred_redis_eval(rs, &e->cmd,
-                                        ngx_http_deferred_merge_shards_read,
-                                        e)
-               != NULL)
-        {
-            e->pending = 1;
-
-        } else {
-            /* not sent (a cluster slot without a master, its node in
-             * back-off): a failed read, no answer would ever release the
-             * groups held for it */
-            ngx_http_deferred_merge_shards_read(e, NULL);
-        }
-    }
-
-    *guessed = e->guessed;
-
-    return e->n;
-}
-
-
-static void
-ngx_http_deferred_merge_shards_read(void *data, redisReply *reply)
-{
-    ngx_http_deferred_shards_t  *e = data;
-
-    e->pending = 0;
-
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        if (e->n == 0 || e->guessed) {
-            /* no answer: the held groups free to go anywhere go to shard
-             * 0 rather than wait, the named and keyed ones fail (503);
-             * asked again in DQ_SHARDS_TTL_MS */
-            ngx_log_error(NGX_LOG_ERR, e->rs->log, 0,
-                          "deferred: redis %V: the shard count of queue "
-                          "\"%*s\" could not be read: %s", &e->rs->name,
-                          e->len, e->name,
-                          reply ? reply->str : "not sent or no answer");
-            e->n = 1;
-            e->guessed = 1;
-            e->read = ngx_current_msec;
-
-        } else {
-            /* a known N kept, the attempt stamped: tried again in
-             * DQ_SHARDS_RETRY_MS, not by every task of the batch (each
-             * try a failed send, an ERR line, a map refresh) */
-            e->read = ngx_current_msec - DQ_SHARDS_TTL_MS
-                      + DQ_SHARDS_RETRY_MS;
-        }
-
-    } else {
-        e->n = reply->type == REDIS_REPLY_STRING
-               ? dq_shards_parse(reply->str, reply->len) : 1;
-        e->guessed = 0;
-        e->read = ngx_current_msec;
-    }
-
-    /* the groups held for it */
-    if (!ngx_queue_empty(&e->rs->queued) && !e->rs->flush.posted) {
-        ngx_post_event(&e->rs->flush, &ngx_posted_events);
-    }
 }

@@ -10,6 +10,8 @@
  *                                waiting for the store, results as JSON
  *   ngx_http_deferred_merge.c    the tasks of concurrent requests merged
  *                                into one script call per queue
+ *   ngx_http_deferred_shards.c   a sharded queue: its shard count per
+ *                                worker, a task's shard, held groups
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
  *                                one connection per worker per Redis, its
  *                                setup (what comes meanwhile waits for
@@ -23,9 +25,10 @@
  *   ngx_http_deferred_access.c   who may call the endpoint: local
  *                                addresses, signatures (lib/dq_sign.c),
  *                                functions and retry bounds
- *   ngx_http_deferred_status.c   operator locations: the directive, the
- *                                op (ngx_http_deferred_ops.h), status,
- *                                metrics, readiness
+ *   ngx_http_deferred_ops.c      operator locations: the directive, the
+ *                                content handler, the op
+ *                                (ngx_http_deferred_ops.h)
+ *   ngx_http_deferred_status.c   status, metrics, readiness: what they ask
  *   ngx_http_deferred_render.c   status as JSON, metrics as Prometheus text
  *   ngx_http_deferred_admin.c    deferred_admin: the actions
  *   ngx_http_deferred_dashboard.c
@@ -68,7 +71,7 @@ typedef void (*ngx_http_deferred_redis_handler_pt)(void *data,
     redisReply *reply);
 
 
-/* something waiting for a connection's setup (status.c's operator
+/* something waiting for a connection's setup (ops.c's operator
  * requests): its handler runs once, with NGX_OK when the setup answered
  * OK, NGX_ERROR when it failed; never once cancelled or when the worker
  * process exits */
@@ -160,6 +163,10 @@ struct ngx_http_deferred_redis_s {
     ngx_queue_t                    waitq;       /* a node: commands waiting
                                                    for its setup */
     unsigned                       map_again:1; /* ask once more after */
+    unsigned                       soon:1;      /* in back-off, the next
+                                                   attempt on rs->timer
+                                                   within BACKOFF_MIN:
+                                                   requests wait for it */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
 };
@@ -240,7 +247,7 @@ typedef struct {
     ngx_uint_t                     max_batch;
     ngx_msec_t                     timeout;
     ngx_msec_t                     tombstone;
-    void                          *ops;         /* status.c: operator
+    void                          *ops;         /* ops.c: operator
                                                    location, or NULL */
 } ngx_http_deferred_loc_conf_t;
 
@@ -330,10 +337,16 @@ void ngx_http_deferred_merge_init(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_cancel(ngx_http_deferred_group_t *g);
 void ngx_http_deferred_merge_ready(ngx_http_deferred_redis_t *rs);
-ngx_uint_t ngx_http_deferred_merge_shards(ngx_http_deferred_redis_t *rs,
-    dq_str_t queue, ngx_uint_t *guessed);
 void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
     const char *failure);
+
+/* ngx_http_deferred_shards.c */
+void ngx_http_deferred_shards_init(ngx_http_deferred_redis_t *rs);
+ngx_uint_t ngx_http_deferred_shards_count(ngx_http_deferred_redis_t *rs,
+    dq_str_t queue, ngx_uint_t *guessed);
+ngx_int_t ngx_http_deferred_shards_task(ngx_http_deferred_ctx_t *ctx,
+    ngx_http_deferred_task_t *t, ngx_uint_t rr, ngx_uint_t *wait);
+void ngx_http_deferred_shards_release(ngx_http_deferred_redis_t *rs);
 
 /* ngx_http_deferred_redis.c */
 ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
@@ -371,9 +384,6 @@ ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
     dq_enqueue_result_t *res, const char *failure);
-ngx_uint_t ngx_http_deferred_batch_placed(ngx_http_deferred_group_t *g);
-ngx_int_t ngx_http_deferred_batch_reshard(ngx_http_deferred_group_t *g,
-    ngx_uint_t n);
 ngx_int_t ngx_http_deferred_error_body(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);
@@ -405,7 +415,7 @@ ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);
 
-/* ngx_http_deferred_status.c */
+/* ngx_http_deferred_ops.c */
 extern ngx_uint_t  ngx_http_deferred_ops_kinds[];
 char *ngx_http_deferred_ops_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -1,6 +1,6 @@
 # Review R4 finding 2 (after R4-reshard-big-batch.t): the first request of
 # a sharded queue in an nginx worker process is held until the queue's
-# shard count is read, then split by shard (ngx_http_deferred_batch_reshard).
+# shard count is read, then split by shard (ngx_http_deferred_shards_split).
 # A batch of more than 1,000 tasks there got 503 "out of memory" (a fixed
 # stack array of DQ_DEFAULT_MAX_BATCH shard indexes) though deferred_max_batch
 # allows 10,000. Failed on main at e4e63bc (503); the largest batch the

@@ -1,6 +1,6 @@
 # Review R4 finding 3: a request held for the whole deferred_timeout when
 # its queue's shard-count read could not be sent. On a cluster whose map
-# has no master for the queue's slot, ngx_http_deferred_merge_shards'
+# has no master for the queue's slot, ngx_http_deferred_shards_count'
 # read (HGET {q}:conf shards) is refused at once, no answer ever comes,
 # and every group of the queue was held until deferred_timeout (10 s
 # here) and then got 503. Before sharding the same enqueue failed at

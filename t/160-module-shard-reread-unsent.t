@@ -1,7 +1,7 @@
 # Review RF finding 2: a sharded queue whose N is KNOWN (4), then shard
 # 0's slot loses its master (DELSLOTS; full coverage off). Once the count
 # is DQ_SHARDS_TTL_MS old, every task of the queue in batch_prepare asks
-# ngx_http_deferred_merge_shards; the re-read cannot be sent. It used to
+# ngx_http_deferred_shards_count; the re-read cannot be sent. It used to
 # be tried again by the NEXT task: one failed send, one ERR line ("slot S
 # has no master in the map") and one map refresh per task (750 lines for
 # 750 tasks). Now a failed re-read of a known N is stamped and tried
