@@ -316,8 +316,16 @@ local eta_next = nil       -- eta's first entry once the taken ones go
 local ids, leases, deadline
 if want > 0 then
     -- ids only: their ETAs come by runs (dq_etas)
-    ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', dq_int(now),
-                           'LIMIT', '0', dq_int(want + 1))
+    -- redis.pcall: acks that emptied eta (a late ack of its only task)
+    -- deleted it, and on a MIGRATING slot Redis 7.0 refuses the read:
+    -- stall, as step 1 (review RY)
+    ids = dq_routed(redis.pcall('ZRANGEBYSCORE', KEYS[2], '-inf',
+                                dq_int(now), 'LIMIT', '0',
+                                dq_int(want + 1)))
+    if not ids then
+        stall = true
+        ids = {}
+    end
     taken = #ids
     if taken > want then
         taken = want
@@ -377,7 +385,16 @@ if more then
     d = 0
 else
     local first = eta_next
-                  or redis.call('ZRANGE', KEYS[2], '0', '0', 'WITHSCORES')
+    if not first then
+        -- read as the claim's (above): an eta the acks deleted on a
+        -- MIGRATING slot is a stall, not a stop after the acks
+        first = dq_routed(redis.pcall('ZRANGE', KEYS[2], '0', '0',
+                                      'WITHSCORES'))
+        if not first then
+            stall = true
+            first = {}
+        end
+    end
     if first[2] then d = tonumber(first[2]) - now end
 end
 local held_back = d ~= nil and d <= 0 and limited
