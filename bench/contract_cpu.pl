@@ -22,6 +22,9 @@
 # inside EVALSHA only (enqueue + cycles; the load of the machine does not
 # move the count); prints "callgrind_ir=N" (slow: use --n 5000).
 # --enqueue-only: stop after the enqueue (its count, to subtract).
+# --cg-server PATH: the redis-server run under callgrind (default: the one
+#   in PATH; a build with symbols splits the count by function);
+#   --cg-out FILE: keep callgrind's output there (callgrind_annotate).
 use strict;
 use warnings;
 use FindBin;
@@ -29,19 +32,28 @@ use lib "$FindBin::Bin/../t/lib";
 use DQTest;
 use Getopt::Long;
 
-my ($n, $batch, $mode, $lua, $split, $cg, $enq_only) =
-    (100000, 32, 'v2', undef, 0, 0, 0);
+my ($n, $batch, $mode, $lua, $split, $cg, $enq_only, $cg_server, $cg_out) =
+    (100000, 32, 'v2', undef, 0, 0, 0, undef, undef);
 GetOptions('n=i' => \$n, 'batch=i' => \$batch, 'mode=s' => \$mode,
            'lua=s' => \$lua, 'split' => \$split, 'callgrind' => \$cg,
-           'enqueue-only' => \$enq_only) or die "usage\n";
+           'enqueue-only' => \$enq_only, 'cg-server=s' => \$cg_server,
+           'cg-out=s' => \$cg_out) or die "usage\n";
 die "--split needs --mode v1 or v2 (cycle is one call)\n"
     if $split && $mode eq 'cycle';
 my $root = DQTest::root();
 my $dir = $lua // ($mode eq 'v1' ? "$root/t/data/lua-v1" : "$root/lib/lua");
 my $pfx = $mode eq 'v1' ? 'dq' : 'dq2';
 
+# a v2 script as the callers send it (lib/gen_scripts.sh --emit: only the
+# prelude functions it reaches); v1, or a directory without cold.lua: the
+# whole prelude in front
 sub script {
     my ($name) = @_;
+    if ($mode ne 'v1' && -f "$dir/cold.lua") {
+        my $t = `sh '$root/lib/gen_scripts.sh' --emit '$name' '$dir'`;
+        die "gen_scripts.sh --emit $name failed\n" if $? || $t eq '';
+        return $t;
+    }
     open my $h, '<', "$dir/$name.lua" or die "$dir/$name.lua: $!";
     my $body = do { local $/; <$h> };
     open $h, '<', "$dir/prelude.lua" or die "$dir/prelude.lua: $!";
@@ -54,8 +66,8 @@ sub script {
 my $cgdir;
 if ($cg) {
     $cgdir = DQTest::tmpdir();
-    my $server = DQTest::in_path('redis-server') ? 'redis-server'
-                                                 : die "no redis-server\n";
+    my $server = $cg_server // (DQTest::in_path('redis-server')
+                                ? 'redis-server' : die "no redis-server\n");
     open my $w, '>', "$cgdir/redis-cg" or die "$cgdir/redis-cg: $!";
     print $w "#!/bin/sh\nexec valgrind --tool=callgrind"
            . " --callgrind-out-file=$cgdir/cg.out --collect-atstart=no"
@@ -72,6 +84,7 @@ sub cg_total {
     $ir //= 'n/a';
     $ir =~ tr/,//d;
     print "callgrind_ir=$ir\n";
+    system('cp', "$cgdir/cg.out", $cg_out) if defined $cg_out;
 }
 my $r = DQTest::Redis->start;
 my %sha = map { $_ => $r->cmd('SCRIPT', 'LOAD', script($_)) } qw(enqueue claim ack);
@@ -129,11 +142,12 @@ for (my $i = 0; $i < $n; $i += 500) {
     if ($enq3) { ev('enqueue', 60000, scalar @w, 0, @a, @w) }
     else { ev('enqueue', 60000, @a / 6, @a) }
 }
+my ($cpu_u, $cpu_s) = (0, 0);     # the last INFO cpu read: user, sys
 sub cpu {
     my $info = $r->cmd('INFO', 'cpu');
-    my ($u) = $info =~ /used_cpu_user:([\d.]+)/;
-    my ($s) = $info =~ /used_cpu_sys:([\d.]+)/;
-    return $u + $s;
+    ($cpu_u) = $info =~ /used_cpu_user:([\d.]+)/;
+    ($cpu_s) = $info =~ /used_cpu_sys:([\d.]+)/;
+    return $cpu_u + $cpu_s;
 }
 if ($enq_only) {
     $r->stop;
@@ -142,6 +156,7 @@ if ($enq_only) {
 }
 $r->cmd('CONFIG', 'RESETSTAT');
 my $c0 = cpu();
+my $s0 = $cpu_s;
 my ($done, $calls, $k, $ack_usec) = (0, 0, 0, 0);
 sub evalsha_usec {
     my ($u) = $r->cmd('INFO', 'commandstats') =~ /cmdstat_evalsha:calls=\d+,usec=(\d+)/;
@@ -190,6 +205,7 @@ while (1) {
     $done += @a / $per;
 }
 my $c1 = cpu();
+my $sys_us = ($cpu_s - $s0) * 1e6 / $n;
 die "done $done of $n\n" unless $done == $n;
 my $cs = $r->cmd('INFO', 'commandstats');
 my ($ev) = $cs =~ /cmdstat_evalsha:calls=\d+,usec=(\d+)/;
@@ -198,9 +214,9 @@ if ($ENV{DQ_BENCH_STATS}) {
         while $cs =~ /cmdstat_(\w+):calls=(\d+),usec=(\d+)/g;
 }
 printf "%s n=%d batch=%d calls=%d redis_cpu_s=%.3f us_per_task=%.2f "
-       . "us_per_call=%.1f script_us_per_task=%.2f\n",
+       . "us_per_call=%.1f script_us_per_task=%.2f sys_us_per_task=%.2f\n",
        $mode, $n, $batch, $calls, $c1 - $c0, ($c1 - $c0) * 1e6 / $n,
-       ($c1 - $c0) * 1e6 / $calls, ($ev // 0) / $n;
+       ($c1 - $c0) * 1e6 / $calls, ($ev // 0) / $n, $sys_us;
 printf "split claim_us_per_task=%.2f ack_us_per_task=%.2f\n",
        (($ev // 0) - $ack_usec) / $n, $ack_usec / $n if $split;
 $r->stop;

@@ -301,8 +301,8 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
     unsigned char       *call_sadd = NULL;     /* SADD dq:queues follows */
     redisReply          *r;
     const char          *sadd[3];
-    char                 qkey[DQ_SHARD_NAME_MAX + 1];
-    int                  rc = DQ_OK, refused = 0, wrc;
+    char                 qkey[DQ_SHARD_NAME_MAX + 1], why[sizeof(c->errstr)];
+    int                  rc = DQ_OK, refused = 0, wrc, unplaced;
 
     items = calloc(n, sizeof(*items));
     res = calloc(n, sizeof(*res));
@@ -321,14 +321,32 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
      * by the id the caller chose, so a retry finds the stored task; else
      * round robin; docs/SCALING.md) */
     for (i = 0; i < n; i++) {
-        if (!preps[i].sent
-            && (rc = dq__shard_target(c, preps[i].queue,
-                                      preps[i].name ? preps[i].name
-                                      : preps[i].keyed ? preps[i].id : NULL,
-                                      preps[i].shard)) != DQ_OK)
-        {
+        if (preps[i].sent) {
+            continue;
+        }
+        rc = dq__shard_target(c, preps[i].queue,
+                              preps[i].name ? preps[i].name
+                              : preps[i].keyed ? preps[i].id : NULL,
+                              preps[i].shard, &unplaced);
+        if (unplaced) {
+            /* its queue's count unread, the task named or keyed: it
+             * fails alone, nothing sent (the first such errstr kept) */
+            if (!refused) {
+                memcpy(why, c->errstr, sizeof(why));
+                refused = 1;
+            }
+            preps[i].sent = 1;
+            preps[i].status = DQ_EREDIS;
+            preps[i].answered = 1;
+            rc = DQ_OK;
+            continue;
+        }
+        if (rc != DQ_OK) {
             goto done;
         }
+    }
+    if (refused) {
+        memcpy(c->errstr, why, sizeof(why));
     }
     /* group by shard, keeping the callers' order inside a shard */
     m = 0;
@@ -554,7 +572,7 @@ dq__defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
         for (j = i; j < n && statuses[j] != DQ_EREDIS; j++) {
             /* a Redis error after it? */
         }
-        if (i == first_bad) {
+        if (i < n && i == first_bad) {
             memcpy(c->errstr, first_err, sizeof(first_err));
         } else if (i < n && j == n) {
             dq__status_text(c, &preps[i]);

@@ -78,8 +78,11 @@ typedef struct {
     unsigned n;
     unsigned rr;                            /* its unnamed tasks' round
                                                robin (per queue) */
-    int64_t  expires;                       /* monotonic ms */
+    int64_t  expires;                       /* monotonic ms: read again */
     uint64_t used;                          /* shard_tick when last used */
+    int      guessed;                       /* n = 1: the read failed
+                                               (dq_shards_unread) */
+    char     why[96];                       /* then: Redis' answer */
 } dq__shard_cache_t;
 
 struct dq_client_s {
@@ -149,13 +152,14 @@ int  dq__cl_wait_replicated(dq_client_t *c, int timeout_ms,
 
 /* client_shards.c: a queue's shard count (cached), the shard an enqueue
  * goes to (name: the task's name, else its caller-chosen id, else NULL:
- * round robin), and the applied
+ * round robin; *unplaced 1, errstr set: this task must not go, its
+ * queue's count could not be read and it is named or keyed,
+ * dq_shards_may_place), and the applied
  * settings of a whole (maybe sharded) queue: v holds DQ_QCONF_FIELDS'
  * values ("" = not set), rate, bucket_size and max_concurrent for the
  * whole queue (summed on read, split on write). */
-int dq__shards(dq_client_t *c, dq_str_t q, unsigned *n);
 int dq__shard_target(dq_client_t *c, const char *queue, const char *name,
-                     char out[DQ_SHARD_NAME_MAX + 1]);
+                     char out[DQ_SHARD_NAME_MAX + 1], int *unplaced);
 int dq__queue_settings(dq_client_t *c, dq_str_t q,
                        char v[DQ_QCONF_NFIELDS][48], unsigned *n,
                        int *unsplit);   /* (may be NULL) 1: shard 0's

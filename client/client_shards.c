@@ -112,15 +112,20 @@ dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n, int probe)
 /* N of queue q through the cache: its entry (NULL with *rc and errstr
  * set). A new queue takes a free entry, else an expired one, else the
  * least recently used (a producer cycling through up to
- * DQ__SHARD_CACHE queues reads each N once per DQ_SHARDS_TTL_MS). */
+ * DQ__SHARD_CACHE queues reads each N once per DQ_SHARDS_TTL_MS). A read
+ * Redis refused (an error reply: a wrong-type conf key, NOPERM, a node's
+ * CLUSTERDOWN) follows nginx's rule, dq_shards_unread: a known N kept,
+ * else 1 guessed; this queue's named and keyed tasks then fail alone,
+ * the other queues' go (review R4 finding 9b). A lost connection fails
+ * the call, as every command on it would. */
 static dq__shard_cache_t *
 dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
 {
     dq__shard_cache_t *e, *slot = NULL, *lru = NULL;
     unsigned           n;
-    int64_t            now = dq__mono_ms();
+    int64_t            now = dq__mono_ms(), ttl = DQ_SHARDS_TTL_MS;
     size_t             i;
-    int                rc;
+    int                rc, known = 0, guessed = 0;
 
     for (i = 0; i < DQ__SHARD_CACHE; i++) {
         e = &c->shards[i];
@@ -132,6 +137,7 @@ dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
                 return e;
             }
             slot = e;           /* re-read; its round robin goes on */
+            known = 1;
             break;
         }
         if (slot == NULL && (e->name[0] == '\0' || e->expires <= now)) {
@@ -142,11 +148,21 @@ dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
         }
     }
     if ((rc = dq__shards_read(c, q, &n, 0)) != DQ_OK) {
-        *rcp = rc;
-        return NULL;
+        if (rc != DQ_EREDIS || (c->cl ? !c->cl->have_map : c->ctx == NULL)) {
+            *rcp = rc;          /* not connected, or the connection lost */
+            return NULL;
+        }
+        n = known ? slot->n : 0;
+        guessed = known && slot->guessed;
+        ttl = dq_shards_unread(&n, &guessed);
     }
     if (slot == NULL) {
         slot = lru;
+    }
+    if (rc != DQ_OK) {
+        snprintf(slot->why, sizeof(slot->why), "%.*s",
+                 (int) sizeof(slot->why) - 1, c->errstr);
+        c->errstr[0] = '\0';    /* told only to a task it refuses */
     }
     slot->used = ++c->shard_tick;
     if (strlen(slot->name) != q.len || memcmp(slot->name, q.ptr, q.len) != 0)
@@ -158,34 +174,29 @@ dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
         slot->rr = (unsigned) now ^ (unsigned) getpid();
     }
     slot->n = n;
-    slot->expires = now + DQ_SHARDS_TTL_MS;
+    slot->guessed = guessed;
+    slot->expires = now + ttl;
     return slot;
 }
 
 int
-dq__shards(dq_client_t *c, dq_str_t q, unsigned *n)
-{
-    dq__shard_cache_t *e;
-    int                rc = DQ_OK;
-
-    if ((e = dq__shards_entry(c, q, &rc)) == NULL) {
-        return rc;
-    }
-    *n = e->n;
-    return DQ_OK;
-}
-
-int
 dq__shard_target(dq_client_t *c, const char *queue, const char *name,
-                 char out[DQ_SHARD_NAME_MAX + 1])
+                 char out[DQ_SHARD_NAME_MAX + 1], int *unplaced)
 {
     dq__shard_cache_t *e;
     dq_str_t           q = dq_str_c(queue);
     unsigned           i;
     int                rc = DQ_OK;
 
+    *unplaced = 0;
     if ((e = dq__shards_entry(c, q, &rc)) == NULL) {
         return rc;
+    }
+    if (!dq_shards_may_place(e->guessed, name != NULL)) {
+        *unplaced = 1;
+        return dq__fail(c, DQ_EREDIS, "queue \"%s\": its shard count could "
+                        "not be read (%s): a named or keyed task is not "
+                        "placed by a guess", queue, e->why);
     }
     /* unnamed: each queue's own round robin (one counter for all queues
      * put every task of two alternating queues in one shard each) */

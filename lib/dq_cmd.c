@@ -983,7 +983,7 @@ dq_cmd_forget(dq_cmd_t *c, dq_str_t queue)
 }
 
 int
-dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms)
+dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms, int trim)
 {
     const dq_script_t *s = dq_script(DQ_SCRIPT_BEAT);
 
@@ -995,7 +995,8 @@ dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms)
     if (dq__arg(c, "EVALSHA", 7) || dq__arg(c, s->sha1, 40)
         || dq__arg_int(c, 1)
         || dq__arg(c, DQ_WORKERS_KEY, sizeof(DQ_WORKERS_KEY) - 1)
-        || dq__arg_copy(c, id, strlen(id)) || dq__arg_int(c, ttl_ms))
+        || dq__arg_copy(c, id, strlen(id)) || dq__arg_int(c, ttl_ms)
+        || dq__arg_int(c, trim ? 1 : 0))
     {
         return DQ_ENOMEM;
     }

@@ -432,7 +432,12 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
  * status read them. */
 #define DQ_WORKERS_KEY       "dq:workers"
 #define DQ_WORKER_KEY_PREFIX "dq:worker:"
-#define DQ_WORKER_TTL_MS     15000     /* heartbeat every ttl / 3 */
+#define DQ_WORKER_TTL_MS     30000     /* heartbeat every ttl / 3 */
+/* A worker child's live tick: the loop-alive mark for its master and the
+ * read of its queues' conf (applied settings, shard counts); every second
+ * tick is a heartbeat (DQ_WORKER_TTL_MS / 3), every sixth trims the live
+ * list and probes for shards past the known count (worker/live.c). */
+#define DQ_WORKER_TICK_MS    5000
 /* Lateness (claim time - ETA, ms) per queue, a histogram in the queue's
  * stats hash: fields "late_le_<bound>" for each bound below and
  * "late_le_inf" (counts per bucket, not cumulative), "late_sum_ms",
@@ -507,6 +512,22 @@ int64_t dq_shard_share(int64_t total, unsigned n, unsigned i);
 /* The shards field's value as stored (a string reply or NULL): 1..
  * DQ_MAX_SHARDS, or 1 for absent or anything else. */
 unsigned dq_shards_parse(const char *s, size_t len);
+
+/* A producer's read of a queue's shard count failed (an error reply, or
+ * no answer on a connection still up): the count it goes on with, one
+ * rule for nginx and the C client (review R4 finding 9b). A count read
+ * before (*n > 0, not *guessed) is kept, read again DQ_SHARDS_RETRY_MS
+ * later; none (*n 0) or a guess: *n = 1, *guessed = 1, read again
+ * DQ_SHARDS_TTL_MS later. Returns that delay (ms). With a guessed count
+ * only the tasks free to go to any shard go (dq_shards_may_place). */
+int64_t dq_shards_unread(unsigned *n, int *guessed);
+
+/* 1 if a task may go where the shard count says: always when the count
+ * was read; with a guessed one only a task that is not placed (neither
+ * named nor given an id by its caller: those must land on their own
+ * shard, dq_shard_of, or a second copy could be stored beside the first;
+ * they fail instead, nothing stored). */
+int dq_shards_may_place(int guessed, int placed);
 
 /* --------------------------------------------------------------- scripts */
 
@@ -857,8 +878,9 @@ int dq_cmd_ready(dq_cmd_t *c);
  * 0 (nothing done) while it holds tasks, names or settings */
 int dq_cmd_forget(dq_cmd_t *c, dq_str_t queue);
 /* lib/lua/beat.lua: a worker child's member of DQ_WORKERS_KEY scored on
- * Redis' clock; replies Redis now in ms */
-int dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms);
+ * Redis' clock, members scored past trimmed when trim is non-zero;
+ * replies Redis now in ms */
+int dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms, int trim);
 int dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
                      const char *const *values, size_t n);
 

@@ -98,6 +98,23 @@ dq_shard_share(int64_t total, unsigned n, unsigned i)
     return total / n + ((int64_t) i < total % (int64_t) n ? 1 : 0);
 }
 
+int64_t
+dq_shards_unread(unsigned *n, int *guessed)
+{
+    if (*n > 0 && !*guessed) {
+        return DQ_SHARDS_RETRY_MS;
+    }
+    *n = 1;
+    *guessed = 1;
+    return DQ_SHARDS_TTL_MS;
+}
+
+int
+dq_shards_may_place(int guessed, int placed)
+{
+    return !guessed || !placed;
+}
+
 unsigned
 dq_shards_parse(const char *s, size_t len)
 {

@@ -143,6 +143,7 @@ ngx_http_deferred_cluster_refresh(ngx_http_deferred_redis_t *rs)
     rs->sasked = 0;
     rs->map_asked = ngx_current_msec;
     rs->last_attempt = ngx_current_msec;
+    rs->soon = 0;
 
     ngx_http_deferred_cluster_ask(rs);
 }
@@ -542,19 +543,23 @@ ngx_http_deferred_cluster_route(ngx_http_deferred_redis_t *node,
 
     if (node->ac == NULL) {
         /* opened when a command needs it; after a failure, at most once
-         * per BACKOFF_MIN */
+         * per BACKOFF_MIN: a command sooner waits for that attempt
+         * (ngx_http_deferred_redis_soon, the node's timer) */
         if (node->state == NGX_HTTP_DEFERRED_REDIS_IDLE
             || ngx_current_msec - node->last_attempt
                >= NGX_HTTP_DEFERRED_BACKOFF_MIN)
         {
             node->last_attempt = ngx_current_msec;
             (void) ngx_http_deferred_redis_connect_to(node);
-        }
 
-        if (node->ac == NULL) {
-            /* refused at once (logged): the map may have changed */
-            ngx_http_deferred_cluster_refresh(node->cluster);
-            return NGX_ERROR;
+            if (node->ac == NULL) {
+                /* refused at once (logged): the map may have changed */
+                ngx_http_deferred_cluster_refresh(node->cluster);
+                return NGX_ERROR;
+            }
+
+        } else {
+            ngx_http_deferred_redis_soon(node);
         }
     }
 

@@ -25,9 +25,10 @@
  *   ngx_http_deferred_access.c   who may call the endpoint: local
  *                                addresses, signatures (lib/dq_sign.c),
  *                                functions and retry bounds
- *   ngx_http_deferred_status.c   operator locations: the directive, the
- *                                op (ngx_http_deferred_ops.h), status,
- *                                metrics, readiness
+ *   ngx_http_deferred_ops.c      operator locations: the directive, the
+ *                                content handler, the op
+ *                                (ngx_http_deferred_ops.h)
+ *   ngx_http_deferred_status.c   status, metrics, readiness: what they ask
  *   ngx_http_deferred_render.c   status as JSON, metrics as Prometheus text
  *   ngx_http_deferred_admin.c    deferred_admin: the actions
  *   ngx_http_deferred_dashboard.c
@@ -70,7 +71,7 @@ typedef void (*ngx_http_deferred_redis_handler_pt)(void *data,
     redisReply *reply);
 
 
-/* something waiting for a connection's setup (status.c's operator
+/* something waiting for a connection's setup (ops.c's operator
  * requests): its handler runs once, with NGX_OK when the setup answered
  * OK, NGX_ERROR when it failed; never once cancelled or when the worker
  * process exits */
@@ -162,6 +163,10 @@ struct ngx_http_deferred_redis_s {
     ngx_queue_t                    waitq;       /* a node: commands waiting
                                                    for its setup */
     unsigned                       map_again:1; /* ask once more after */
+    unsigned                       soon:1;      /* in back-off, the next
+                                                   attempt on rs->timer
+                                                   within BACKOFF_MIN:
+                                                   requests wait for it */
     unsigned                       down_logged:1;
     unsigned                       exiting:1;
 };
@@ -242,7 +247,7 @@ typedef struct {
     ngx_uint_t                     max_batch;
     ngx_msec_t                     timeout;
     ngx_msec_t                     tombstone;
-    void                          *ops;         /* status.c: operator
+    void                          *ops;         /* ops.c: operator
                                                    location, or NULL */
 } ngx_http_deferred_loc_conf_t;
 
@@ -421,7 +426,7 @@ ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);
 
-/* ngx_http_deferred_status.c */
+/* ngx_http_deferred_ops.c */
 extern ngx_uint_t  ngx_http_deferred_ops_kinds[];
 char *ngx_http_deferred_ops_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -2,10 +2,11 @@
 /*
  * ngx_http_deferred_module: what the operator locations' files share.
  *
- *   ngx_http_deferred_status.c     the locations' directive and content
+ *   ngx_http_deferred_ops.c        the locations' directive and content
  *                                  handler, the op (a collection of
- *                                  commands that may outlive its request),
- *                                  status, metrics and readiness
+ *                                  commands that may outlive its request)
+ *   ngx_http_deferred_status.c     what status, metrics and readiness ask
+ *                                  and how their replies fill in
  *   ngx_http_deferred_render.c     status as JSON, metrics as Prometheus
  *                                  text
  *   ngx_http_deferred_admin.c      deferred_admin: its checks, the action
@@ -33,6 +34,12 @@
 
 #define NGX_HTTP_DEFERRED_METRICS_TYPE                                      \
     "text/plain; version=0.0.4; charset=utf-8"
+
+/* a scrape without Redis still succeeds: the scraper sees redis_up 0 */
+#define NGX_HTTP_DEFERRED_METRICS_DOWN                                      \
+    "# HELP deferred_redis_up 1 if Redis answered this scrape.\n"           \
+    "# TYPE deferred_redis_up gauge\n"                                      \
+    "deferred_redis_up 0\n"
 
 
 typedef struct {
@@ -131,18 +138,27 @@ struct ngx_http_deferred_op_s {
 };
 
 
-/* ngx_http_deferred_status.c */
-extern const char     *ngx_http_deferred_counter_names[7];
-extern const int64_t   ngx_http_deferred_late_bounds[DQ_LATENESS_NBOUNDS];
-
+/* ngx_http_deferred_ops.c */
 ngx_int_t ngx_http_deferred_ops_send(ngx_http_request_t *r,
     ngx_int_t status, const char *type, ngx_str_t *body);
 ngx_http_deferred_op_cmd_t *ngx_http_deferred_op_cmd(
     ngx_http_deferred_op_t *op, ngx_uint_t what, ngx_uint_t index);
+ngx_int_t ngx_http_deferred_op_plain(ngx_http_deferred_op_t *op,
+    ngx_uint_t what, ngx_uint_t index, ngx_uint_t argc, ngx_str_t *argv);
 ngx_int_t ngx_http_deferred_op_script(ngx_http_deferred_op_t *op,
     ngx_http_deferred_op_cmd_t *oc, int built);
+ngx_str_t ngx_http_deferred_op_copy(ngx_http_deferred_op_t *op,
+    redisReply *r);
 void ngx_http_deferred_op_finish(ngx_http_deferred_op_t *op,
     ngx_int_t status, const char *type, ngx_str_t *body);
+void ngx_http_deferred_op_release(ngx_http_deferred_op_t *op);
+
+/* ngx_http_deferred_status.c */
+extern const char     *ngx_http_deferred_counter_names[7];
+extern const int64_t   ngx_http_deferred_late_bounds[DQ_LATENESS_NBOUNDS];
+
+void ngx_http_deferred_ops_start(ngx_http_deferred_op_t *op);
+void ngx_http_deferred_op_reply(void *data, redisReply *reply);
 
 /* ngx_http_deferred_render.c */
 void ngx_http_deferred_render_status(ngx_http_deferred_op_t *op);

@@ -249,6 +249,7 @@ static ngx_int_t
 ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs)
 {
     rs->last_attempt = ngx_current_msec;
+    rs->soon = 0;
 
     if (rs->nsentinels) {
         /* where the primary is now: asked before every connect */
@@ -534,6 +535,8 @@ ngx_http_deferred_redis_connect_to(ngx_http_deferred_redis_t *rs)
     redisAsyncContext  *ac;
     const dq_script_t  *script;
 
+    rs->soon = 0;
+
     ac = ngx_http_deferred_redis_open(rs, rs->unix_path.len
                                           ? NULL : (char *) rs->host.data,
                                       rs->port);
@@ -671,11 +674,24 @@ ngx_http_deferred_redis_timer_handler(ngx_event_t *ev)
     case NGX_HTTP_DEFERRED_REDIS_BACKOFF:
     case NGX_HTTP_DEFERRED_REDIS_IDLE:
         if (rs->cluster) {
-            /* a cluster node connects again when a command comes */
+            /* a cluster node connects again when a command comes, or
+             * here for the commands that came too soon after a failure */
+            if (rs->soon) {
+                rs->last_attempt = ngx_current_msec;
+
+                if (ngx_http_deferred_redis_connect_to(rs) != NGX_OK) {
+                    ngx_http_deferred_cluster_node_failed(rs);
+                }
+            }
+
             break;
         }
 
-        (void) ngx_http_deferred_redis_connect(rs);
+        if (ngx_http_deferred_redis_connect(rs) != NGX_OK) {
+            /* failed at once: what waited for this attempt fails now */
+            ngx_http_deferred_redis_failed(rs, "Redis is not reachable");
+        }
+
         break;
 
     case NGX_HTTP_DEFERRED_REDIS_SENTINEL:
@@ -915,6 +931,43 @@ ngx_http_deferred_redis_wake(ngx_http_deferred_redis_t *rs, ngx_int_t rc)
 }
 
 
+/*
+ * A request in back-off: the next attempt is made now if the last one is
+ * BACKOFF_MIN old, else when it is (rs->timer brought forward: "soon"),
+ * and the request waits for it, bounded by its deferred_timeout; 503 if
+ * that attempt fails too. So a request right after an attempt failed (in
+ * this worker process: another one's may have just succeeded) is not
+ * refused while Redis may be back, and during a long outage every request
+ * still has its 503 within about BACKOFF_MIN plus one attempt: the
+ * waiters are those of the last BACKOFF_MIN, at most
+ * (docs/OPERATIONS.md).
+ */
+
+void
+ngx_http_deferred_redis_soon(ngx_http_deferred_redis_t *rs)
+{
+    ngx_msec_t  since, rest;
+
+    since = ngx_current_msec - rs->last_attempt;
+    rest = since < NGX_HTTP_DEFERRED_BACKOFF_MIN
+           ? NGX_HTTP_DEFERRED_BACKOFF_MIN - since : 1;
+
+    if (rs->timer.timer_set
+        && (ngx_msec_int_t) (rs->timer.timer.key - ngx_current_msec)
+           > (ngx_msec_int_t) rest)
+    {
+        /* ngx_add_timer would keep a key less than 300 ms off */
+        ngx_del_timer(&rs->timer);
+    }
+
+    if (!rs->timer.timer_set) {
+        ngx_add_timer(&rs->timer, rest);
+    }
+
+    rs->soon = 1;
+}
+
+
 /* commands */
 
 ngx_int_t
@@ -923,17 +976,22 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
     if (rs->nseeds) {
         if (rs->slots == NULL
             && !rs->exiting
-            && rs->state == NGX_HTTP_DEFERRED_REDIS_BACKOFF
-            && ngx_current_msec - rs->last_attempt
-               >= NGX_HTTP_DEFERRED_BACKOFF_MIN)
+            && rs->state == NGX_HTTP_DEFERRED_REDIS_BACKOFF)
         {
-            /* no map yet: the next request asks, at most once per
-             * BACKOFF_MIN, without waiting for the backoff timer */
-            if (rs->timer.timer_set) {
-                ngx_del_timer(&rs->timer);
-            }
+            if (ngx_current_msec - rs->last_attempt
+                >= NGX_HTTP_DEFERRED_BACKOFF_MIN)
+            {
+                /* no map yet: the next request asks, at most once per
+                 * BACKOFF_MIN, without waiting for the backoff timer */
+                if (rs->timer.timer_set) {
+                    ngx_del_timer(&rs->timer);
+                }
 
-            ngx_http_deferred_cluster_refresh(rs);
+                ngx_http_deferred_cluster_refresh(rs);
+
+            } else {
+                ngx_http_deferred_redis_soon(rs);
+            }
         }
 
         return ngx_http_deferred_redis_connecting(rs);
@@ -941,30 +999,42 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
 
     if (rs->ac == NULL
         && !rs->exiting
-        && rs->state == NGX_HTTP_DEFERRED_REDIS_BACKOFF
-        && ngx_current_msec - rs->last_attempt >= NGX_HTTP_DEFERRED_BACKOFF_MIN)
+        && rs->state == NGX_HTTP_DEFERRED_REDIS_BACKOFF)
     {
-        /* the next request reconnects, at most once per BACKOFF_MIN */
-        (void) ngx_http_deferred_redis_connect(rs);
+        if (ngx_current_msec - rs->last_attempt
+            >= NGX_HTTP_DEFERRED_BACKOFF_MIN)
+        {
+            /* the next request reconnects, at most once per BACKOFF_MIN */
+            (void) ngx_http_deferred_redis_connect(rs);
+
+        } else {
+            ngx_http_deferred_redis_soon(rs);
+        }
     }
 
     return ngx_http_deferred_redis_connecting(rs);
 }
 
 
-/* connected, connecting, or asking the sentinels (between two of them
- * too): what is queued waits for it */
+/* connected, connecting, asking the sentinels (between two of them too),
+ * or the next attempt soon: what is queued waits for it */
 
 ngx_int_t
 ngx_http_deferred_redis_connecting(ngx_http_deferred_redis_t *rs)
 {
+    ngx_uint_t  soon;
+
+    soon = rs->soon && rs->timer.timer_set
+           && rs->state == NGX_HTTP_DEFERRED_REDIS_BACKOFF;
+
     if (rs->nseeds) {
         /* a cluster: a map, or asking for the first one */
-        return (rs->slots || rs->state == NGX_HTTP_DEFERRED_REDIS_SLOTS)
+        return (rs->slots || rs->state == NGX_HTTP_DEFERRED_REDIS_SLOTS
+                || soon)
                ? NGX_OK : NGX_DECLINED;
     }
 
-    return (rs->ac || rs->state == NGX_HTTP_DEFERRED_REDIS_SENTINEL)
+    return (rs->ac || rs->state == NGX_HTTP_DEFERRED_REDIS_SENTINEL || soon)
            ? NGX_OK : NGX_DECLINED;
 }
 

@@ -49,6 +49,7 @@ ngx_uint_t ngx_http_deferred_redis_level(ngx_http_deferred_redis_t *rs);
 redisAsyncContext *ngx_http_deferred_redis_open(
     ngx_http_deferred_redis_t *rs, const char *host, in_port_t port);
 void ngx_http_deferred_redis_schedule(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_redis_soon(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_redis_wake(ngx_http_deferred_redis_t *rs,
     ngx_int_t rc);
 void ngx_http_deferred_redis_timer_handler(ngx_event_t *ev);

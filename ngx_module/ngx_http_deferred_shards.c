@@ -165,31 +165,35 @@ ngx_http_deferred_shards_count(ngx_http_deferred_redis_t *rs, dq_str_t queue,
 static void
 ngx_http_deferred_shards_read(void *data, redisReply *reply)
 {
+    int                          guessed;
+    int64_t                      again;
+    unsigned                     n;
     ngx_http_deferred_shards_t  *e = data;
 
     e->pending = 0;
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        /* lib's rule, the C client's too: a known N kept, else 1
+         * guessed (the held groups free to go anywhere go to shard 0
+         * rather than wait, the named and keyed ones fail: 503); the
+         * attempt stamped so that the next comes when the rule says, not
+         * with every task of the batch (each try a failed send, an ERR
+         * line, a map refresh) */
         if (e->n == 0 || e->guessed) {
-            /* no answer: the held groups free to go anywhere go to shard
-             * 0 rather than wait, the named and keyed ones fail (503);
-             * asked again in DQ_SHARDS_TTL_MS */
             ngx_log_error(NGX_LOG_ERR, e->rs->log, 0,
                           "deferred: redis %V: the shard count of queue "
                           "\"%*s\" could not be read: %s", &e->rs->name,
                           e->len, e->name,
                           reply ? reply->str : "not sent or no answer");
-            e->n = 1;
-            e->guessed = 1;
-            e->read = ngx_current_msec;
-
-        } else {
-            /* a known N kept, the attempt stamped: tried again in
-             * DQ_SHARDS_RETRY_MS, not by every task of the batch (each
-             * try a failed send, an ERR line, a map refresh) */
-            e->read = ngx_current_msec - DQ_SHARDS_TTL_MS
-                      + DQ_SHARDS_RETRY_MS;
         }
+
+        n = (unsigned) e->n;
+        guessed = e->guessed;
+        again = dq_shards_unread(&n, &guessed);
+
+        e->n = n;
+        e->guessed = guessed ? 1 : 0;
+        e->read = ngx_current_msec - DQ_SHARDS_TTL_MS + (ngx_msec_t) again;
 
     } else {
         e->n = reply->type == REDIS_REPLY_STRING
@@ -244,7 +248,8 @@ ngx_http_deferred_shards_task(ngx_http_deferred_ctx_t *ctx,
     /* not known yet: held (shards_release); a named or keyed task never
      * goes by a guess (held, then 503 if still a guess) */
     *wait = memo->n == 0
-            || (memo->guessed && (t->name.ptr != NULL || t->keyed));
+            || !dq_shards_may_place((int) memo->guessed,
+                                    t->name.ptr != NULL || t->keyed);
 
     if (memo->n <= 1) {
         return NGX_OK;
@@ -313,7 +318,9 @@ ngx_http_deferred_shards_release(ngx_http_deferred_redis_t *rs)
 
         g->shard_wait = 0;
 
-        if (guessed && ngx_http_deferred_shards_placed(g)) {
+        if (!dq_shards_may_place((int) guessed,
+                                 ngx_http_deferred_shards_placed(g)))
+        {
             /* a name or client id must land on its own shard: never a
              * guess (a second copy on another shard), 503 instead */
             ngx_http_deferred_batch_deliver(g, NULL,

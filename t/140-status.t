@@ -66,14 +66,14 @@ ok(DQTest::wait_for(sub { $r->cmd('ZCARD', key('ops', 'dead')) == 2
 cli(qw(pause mail));
 defer(qw(-q mail noop)) for 1 .. 3;
 defer(qw(-q ops --countdown 600000 noop)) for 1 .. 2;
-ok(DQTest::wait_for(sub { ($r->cmd('HGET', key('ops', 'stats'), 'late_count') // 0) == 7 }, 10),
-   'the worker added 7 lateness samples with its heartbeat');
+ok(DQTest::wait_for(sub { ($r->cmd('HGET', key('ops', 'stats'), 'late_count') // 0) == 7 }, 25),
+   'the worker added 7 lateness samples with its heartbeat (every 10 s)');
 
 # the heartbeat that carried the samples may predate the sleeper's start
 # (running 0: seen under load): wait for one that shows it running
 DQTest::wait_for(sub { my (undef, $x) = status();
                        $x && $x->{workers} && @{ $x->{workers} }
-                       && ($x->{workers}[0]{running} // 0) == 1 }, 12, 0.2);
+                       && ($x->{workers}[0]{running} // 0) == 1 }, 25, 0.2);
 my ($res, $s) = status();
 is($res->{status}, 200, 'status: 200');
 like($res->{headers}{'content-type'}, qr{^application/json}, 'status: JSON');

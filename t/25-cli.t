@@ -167,12 +167,12 @@ is($rc, 2, 'retry without ID/--all/--match: exit 2');
 
 # workers: the live child, from its heartbeat
 my $wk;
-# (a heartbeat every 5 s: wait for one written after the tasks above,
+# (a heartbeat every 10 s: wait for one written after the tasks above,
 # the permanent task's last run included: a beat from while it ran says
 # running 2, seen under load)
 ok(DQTest::wait_for(sub { ($rc, $wk) = js('workers');
                           $wk && @$wk == 1 && $wk->[0]{failed} >= 3
-                          && $wk->[0]{running} == 1 }, 12, 0.2),
+                          && $wk->[0]{running} == 1 }, 25, 0.2),
    'workers --json: one live worker child, its heartbeat current');
 is($wk->[0]{pid}, $w->{pid}, 'workers: its pid (master_process off: the child is the process)');
 is($wk->[0]{queues}, 'ops', 'workers: the queues it serves');

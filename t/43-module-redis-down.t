@@ -91,22 +91,16 @@ $r->restart;
 ok(DQTest::wait_for(sub { $post->()->{status} == 201 }, 10, 0.1),
    'Redis back: 201 without an nginx reload');
 is($n->request('GET', '/enqueue?a=4')->{status}, 200, 'Redis back: enqueue location 200');
-# the other worker process may have tried (and failed) within its 100 ms
-# minimum between attempts just before Redis listened: its requests get
-# 503 until the next attempt (seen once in a clean-clone CI run: 18 of 50).
-# Within 10 s, 10 requests at once on 10 connections all stored:
-my $warm = 0;
-ok(DQTest::wait_for(sub {
-        my @x = $n->many([ map { DQNginx::build_request('POST', $EP, json => '{"func":"noop"}') } 1 .. 10 ],
-                         conns => 10);
-        my $k = grep { $_->{status} == 201 } @x;
-        $warm += $k;
-        $k == 10 }, 10, 0.2),
-   'both workers reconnected (10 requests at once all 201)');
+# at once, 50 requests over both worker processes: all stored. The other
+# worker process may have tried (and failed) within its 100 ms minimum
+# between attempts just before Redis listened: its requests wait for its
+# next attempt instead of 503 (a clean-clone CI run once saw 18 of 50 get
+# 503 here; t/103 runs that window on purpose)
 my @ok = $n->many([ map { DQNginx::build_request('POST', $EP, json => '{"func":"noop"}') } 1 .. 50 ],
                   conns => 10);
-is(scalar(grep { $_->{status} == 201 } @ok), 50, 'then 50 of 50 stored');
-is(DQNginx::stored($r), 52 + $warm, 'Redis holds exactly the tasks answered 201/200');
+is(scalar(grep { $_->{status} == 201 } @ok), 50, 'then 50 of 50 stored')
+    or diag join ' ', map { $_->{status} } @ok;
+is(DQNginx::stored($r), 52, 'Redis holds exactly the tasks answered 201/200');
 
 is_deeply([$n->worker_pids], \@workers, 'the same nginx workers all along (none crashed)');
 my $log = DQTest::slurp($n->error_log);

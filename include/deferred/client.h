@@ -139,7 +139,10 @@ int dq_defer(dq_client_t *c, const char *func, const dq_args_t *args,
  * error that stops the calls midway (a node's connection lost) is
  * returned, and statuses still tell: the tasks of calls whose replies
  * were read keep their results (DQ_OK: stored), the others get the error
- * (with dq_client_set_wait, stored but not WAITed for: DQ_EREDIS too). */
+ * (with dq_client_set_wait, stored but not WAITed for: DQ_EREDIS too).
+ * A sharded queue's shard count Redis refused to read (docs/SCALING.md):
+ * its named and keyed tasks get DQ_EREDIS, nothing sent for them, the
+ * others go on (the count read before, else shard 0). */
 typedef struct {
     const char            *func;
     const dq_args_t       *args;

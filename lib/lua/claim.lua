@@ -168,18 +168,26 @@ if guard_until and h[4] ~= seen and l1s and l1s <= now then
         redis.call('HINCRBY', KEYS[4], 'clock_jumps', 1)
     end
 end
+local expired, ids, claims, firsts, vals, errs
 if l1s and l1s <= upto then
-    local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', upto,
-                               'LIMIT', 0, DQ_CHUNK)
-    local ids, claims, firsts = {}, {}, {}
+    expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', upto,
+                         'LIMIT', 0, DQ_CHUNK)
+    ids, claims, firsts = {}, {}, {}
     for i = 1, #expired do
         local id, c, f = dq_member_parse(expired[i])
         ids[i] = id or expired[i]
         claims[i] = c or ''
         firsts[i] = f or 0
     end
-    local vals = redis.call('HMGET', KEYS[1], unpack(ids))
-    local errs = redis.call('HMGET', KEYS[6], unpack(ids))
+    -- read with redis.pcall: the acks above may have emptied (deleted)
+    -- `tasks` or `errors`, and on a MIGRATING slot Redis 7.0 refuses a
+    -- read of it; then this step is skipped (stall: the leases stay held,
+    -- taken back by a call on the stable slot; review RY, finding 1)
+    vals = dq_routed(redis.pcall('HMGET', KEYS[1], unpack(ids)))
+    errs = vals and dq_routed(redis.pcall('HMGET', KEYS[6], unpack(ids)))
+    if not errs then stall = true end
+end
+if errs then
     local st, zs, es = {}, {}, {}
     for i = 1, #ids do
         local e, r, f, _, _, nm, env = dq_split(vals[i])

@@ -89,6 +89,14 @@ end
 -- until one is missing): on a MIGRATING slot that stops the script here,
 -- before its first write, as a write of a key missing there would later;
 -- elsewhere one EXISTS.
+-- The name is built here, not passed in KEYS (the project's rule, and the
+-- exception's reason, review RY): it must be a key that does not exist,
+-- and a declared key missing on a MIGRATING slot makes Redis Cluster
+-- answer ASK or TRYAGAIN to the call before it runs. Declared, it would
+-- turn away every enqueue and claim of the queue for the whole migration,
+-- also the calls that never touch it. The base is a declared key (claim:
+-- `tasks`) or a cold bucket, itself named in Lua (docs/CONTRACT.md), so
+-- the name is in the queue's hash tag and slot.
 local function dq_touch_new(base)
     local p = base .. '.'
     while redis.call('EXISTS', p) == 1 do p = p .. '_' end

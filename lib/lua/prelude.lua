@@ -220,14 +220,15 @@ local function dq_wake_on(wake)
     if redis.call('LLEN', wake) == 0 then redis.call('LPUSH', wake, '1') end
 end
 
--- A lease slot was freed under max_concurrent: if a claim was held back by
--- it (conf "waiting", set by claim), wake one sleeping worker to take it.
 -- A redis.pcall reply read for what a MIGRATING slot may have moved: nil
 -- when it is a cluster routing refusal (the key is not on this node: a
 -- read Redis 7.0 refuses as "non local key", or ASK, TRYAGAIN, MOVED,
 -- CLUSTERDOWN) so the caller looks again later; any other error
 -- (WRONGTYPE, ...) is raised as redis.call raises it, never a silent
 -- stall (review RZ, finding 2); else the reply itself.
+-- Redis 7.0 (the version this runs on) refuses a read inside a script
+-- always as "non local key"; the ASK, MOVED, TRYAGAIN and CLUSTERDOWN
+-- patterns are a precaution for other versions (review RY, finding 3).
 local function dq_routed(r)
     if type(r) ~= 'table' or not r.err then return r end
     local e = r.err
@@ -239,6 +240,8 @@ local function dq_routed(r)
     error(r)
 end
 
+-- A lease slot was freed under max_concurrent: if a claim was held back by
+-- it (conf "waiting", set by claim), wake one sleeping worker to take it.
 local function dq_slot_freed(conf, wake)
     if redis.call('HDEL', conf, 'waiting') == 1 then dq_wake(wake) end
 end

@@ -12,6 +12,8 @@
 # pass the bytes on, false to drop them and close the connection, or
 # { delay => SECONDS } to pass them on that much later (what follows on
 # that connection waits behind them; the other connections do not).
+# port => P listens on P (a port that refused connections until now: the
+# proxy is a gate that opens the moment start returns).
 package DQProxy;
 use strict;
 use warnings;
@@ -23,9 +25,9 @@ use DQTest;
 
 sub start {
     my ($target, %o) = @_;
-    my $port = DQTest::free_port();
+    my $port = $o{port} || DQTest::free_port();
     my $lsn = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-                                    LocalPort => $port, Listen => 16,
+                                    LocalPort => $port, Listen => 128,
                                     ReuseAddr => 1) or die "listen: $!";
     my $pid = fork;
     die "fork: $!" unless defined $pid;

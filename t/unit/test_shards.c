@@ -157,5 +157,25 @@ main(void)
         ok(strstr(sc->source, want) != NULL, "configure.lua's "
            "DQ_MAX_SHARDS is lib/dq_contract.h's (%d)", DQ_MAX_SHARDS);
     }
+    /* a failed read of the count: nginx's and the C client's one rule */
+    {
+        unsigned n;
+        int      g;
+
+        n = 4, g = 0;
+        is_int((int) dq_shards_unread(&n, &g), DQ_SHARDS_RETRY_MS,
+               "unread, 4 known: read again in DQ_SHARDS_RETRY_MS");
+        ok(n == 4 && g == 0, "unread, 4 known: 4 kept, not a guess");
+        n = 0, g = 0;
+        is_int((int) dq_shards_unread(&n, &g), DQ_SHARDS_TTL_MS,
+               "unread, never read: again in DQ_SHARDS_TTL_MS");
+        ok(n == 1 && g == 1, "unread, never read: 1, guessed");
+        n = 1, g = 1;
+        (void) dq_shards_unread(&n, &g);
+        ok(n == 1 && g == 1, "unread again after a guess: still a guess");
+        ok(dq_shards_may_place(0, 1) && dq_shards_may_place(0, 0)
+           && dq_shards_may_place(1, 0) && !dq_shards_may_place(1, 1),
+           "a guessed count places only tasks neither named nor keyed");
+    }
     return done_testing();
 }
