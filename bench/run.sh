@@ -61,7 +61,7 @@ WRK_CONNS=50
 LATENESS_N=2000
 LATENESS_SPREAD_MS=10000
 IDLE_WORKERS=4
-IDLE_SECONDS=10
+IDLE_SECONDS=30     # one lease (the default 30 s): each child's idle look falls inside
 
 TMP=$(mktemp -d /tmp/dqbench-XXXXXX)
 FIGS=$TMP/figures.tsv

@@ -288,6 +288,26 @@ dq__json_utf8(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* bytes that stand for themselves inside a JSON string */
+static const unsigned char dq__json_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
 /*
  * The string whose opening quote is at j->p, checked, then written as a
  * msgpack str. *off and *len give where its bytes landed in the output.
@@ -297,13 +317,20 @@ dq__json_utf8(const unsigned char *p, const unsigned char *end)
 static int
 dq__json_string(dq__json_t *j, int key, size_t *off, size_t *len)
 {
-    const unsigned char *p = j->p + 1, *s = p, *end = j->end;
+    const unsigned char *p = j->p + 1, *s = p, *s0, *end = j->end;
     unsigned             cp, lo;
     size_t               n = 0, k;
     int                  esc = 0, nul = 0;
     char                *dst;
 
     for (;;) {
+        /* the plain run (printable ASCII but '"' and '\\'): one table
+         * load a byte */
+        s0 = p;
+        while (p < end && dq__json_plain[*p]) {
+            p++;
+        }
+        n += (size_t) (p - s0);
         if (p == end) {
             return dq__json_fail(j, p, "unexpected end of input in a string",
                                  NULL, 0);

@@ -24,6 +24,7 @@ static void ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
     const char *message);
 static u_char *ngx_http_deferred_json_string(u_char *p, dq_str_t s);
 static u_char *ngx_http_deferred_json_text(u_char *p, dq_str_t s);
+static u_char *ngx_http_deferred_json_plain(u_char *p, dq_str_t s);
 static u_char *ngx_http_deferred_json_member(u_char *p, u_char *first,
     const char *key, const char *value);
 static u_char *ngx_http_deferred_rfc3339(u_char *p, int64_t ms);
@@ -445,8 +446,8 @@ ngx_http_deferred_batch_cleanup(void *data)
 void
 ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 {
-    u_char                    *p, *e, *b;
-    size_t                     size;
+    u_char                    *p, *e, *b, num[NGX_INT64_LEN];
+    size_t                     size, eta;
     ngx_int_t                  status;
     ngx_uint_t                 i, stored, conflict, emit;
     const char                *what;
@@ -513,16 +514,18 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
         }
 
         if (emit) {
+            /* the id, queue and name were checked to be [A-Za-z0-9_-]
+             * (batch_prepare, dq_request): nothing to escape */
             b = ngx_cpymem(b, "{\"id\":", sizeof("{\"id\":") - 1);
             b = (t->result.status == DQ_OK)
-                ? ngx_http_deferred_json_string(b, t->id)
+                ? ngx_http_deferred_json_plain(b, t->id)
                 : ngx_cpymem(b, "null", 4);
 
             b = ngx_cpymem(b, ",\"queue\":", sizeof(",\"queue\":") - 1);
-            b = ngx_http_deferred_json_string(b, t->queue);
+            b = ngx_http_deferred_json_plain(b, t->queue);
 
             b = ngx_cpymem(b, ",\"name\":", sizeof(",\"name\":") - 1);
-            b = t->name.ptr ? ngx_http_deferred_json_string(b, t->name)
+            b = t->name.ptr ? ngx_http_deferred_json_plain(b, t->name)
                             : ngx_cpymem(b, "null", 4);
 
             b = ngx_cpymem(b, ",\"url\":", sizeof(",\"url\":") - 1);
@@ -531,7 +534,8 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
         if (t->result.status == DQ_OK) {
             stored++;
-            e = ngx_http_deferred_int(e, t->result.eta_ms, 1);
+            eta = ngx_http_deferred_int(num, t->result.eta_ms, 1) - num;
+            e = ngx_cpymem(e, num, eta);
 
             if (emit) {
                 b = t->result.existed
@@ -541,7 +545,7 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
                     : ngx_cpymem(b, ",\"status\":\"created\",\"eta_ms\":",
                                  sizeof(",\"status\":\"created\",\"eta_ms\":")
                                  - 1);
-                b = ngx_http_deferred_int(b, t->result.eta_ms, 1);
+                b = ngx_cpymem(b, num, eta);
                 b = ngx_cpymem(b, ",\"eta\":\"", sizeof(",\"eta\":\"") - 1);
                 b = ngx_http_deferred_rfc3339(b, t->result.eta_ms);
                 b = ngx_cpymem(b, "\"}", 2);
@@ -672,6 +676,19 @@ ngx_http_deferred_json_string(u_char *p, dq_str_t s)
 }
 
 
+/* s quoted as it is: only for strings of [A-Za-z0-9_-] */
+
+static u_char *
+ngx_http_deferred_json_plain(u_char *p, dq_str_t s)
+{
+    *p++ = '"';
+    p = ngx_cpymem(p, s.ptr, s.len);
+    *p++ = '"';
+
+    return p;
+}
+
+
 /*
  * s as a quoted JSON string at p (at most 6 * s.len + 2 bytes), or NULL
  * when s is not valid UTF-8 (overlong forms, surrogates and code points
@@ -791,28 +808,50 @@ ngx_http_deferred_int(u_char *p, int64_t v, ngx_uint_t width)
 }
 
 
-/* an ETA (ms >= 0) as "2026-11-21T10:00:00.000Z" */
+/* an ETA (ms >= 0) as "2026-11-21T10:00:00.000Z"; the text up to the
+ * second is kept for the next ETA of the same second (a request's tasks,
+ * the requests of one second: one ngx_gmtime a second, not one a task) */
 
 static u_char *
 ngx_http_deferred_rfc3339(u_char *p, int64_t ms)
 {
-    ngx_tm_t  tm;
+    u_char         *q;
+    int64_t         sec;
+    ngx_tm_t        tm;
+    ngx_uint_t      m;
 
-    ngx_gmtime((time_t) (ms / 1000), &tm);
+    static size_t   len;
+    static int64_t  cached = -1;
+    static u_char   text[NGX_INT_T_LEN + sizeof("-11-21T10:00:00.")];
 
-    p = ngx_http_deferred_int(p, tm.ngx_tm_year, 4);
-    *p++ = '-';
-    p = ngx_http_deferred_int(p, tm.ngx_tm_mon, 2);
-    *p++ = '-';
-    p = ngx_http_deferred_int(p, tm.ngx_tm_mday, 2);
-    *p++ = 'T';
-    p = ngx_http_deferred_int(p, tm.ngx_tm_hour, 2);
-    *p++ = ':';
-    p = ngx_http_deferred_int(p, tm.ngx_tm_min, 2);
-    *p++ = ':';
-    p = ngx_http_deferred_int(p, tm.ngx_tm_sec, 2);
-    *p++ = '.';
-    p = ngx_http_deferred_int(p, ms % 1000, 3);
+    sec = ms / 1000;
+
+    if (sec != cached) {
+        ngx_gmtime((time_t) sec, &tm);
+
+        q = ngx_http_deferred_int(text, tm.ngx_tm_year, 4);
+        *q++ = '-';
+        q = ngx_http_deferred_int(q, tm.ngx_tm_mon, 2);
+        *q++ = '-';
+        q = ngx_http_deferred_int(q, tm.ngx_tm_mday, 2);
+        *q++ = 'T';
+        q = ngx_http_deferred_int(q, tm.ngx_tm_hour, 2);
+        *q++ = ':';
+        q = ngx_http_deferred_int(q, tm.ngx_tm_min, 2);
+        *q++ = ':';
+        q = ngx_http_deferred_int(q, tm.ngx_tm_sec, 2);
+        *q++ = '.';
+
+        len = q - text;
+        cached = sec;
+    }
+
+    p = ngx_cpymem(p, text, len);
+
+    m = (ngx_uint_t) (ms % 1000);
+    *p++ = (u_char) ('0' + m / 100);
+    *p++ = (u_char) ('0' + m / 10 % 10);
+    *p++ = (u_char) ('0' + m % 10);
     *p++ = 'Z';
 
     return p;

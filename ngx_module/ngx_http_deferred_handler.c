@@ -274,6 +274,15 @@ ngx_http_deferred_content_type(ngx_http_request_t *r)
         len--;
     }
 
+    /* the usual spelling first: one memcmp, not a case-folded compare */
+    if (len == sizeof("application/json") - 1
+        && (ngx_memcmp(ct->data, "application/json", len) == 0
+            || ngx_strncasecmp(ct->data, (u_char *) "application/json", len)
+               == 0))
+    {
+        return NGX_HTTP_DEFERRED_JSON;
+    }
+
     if ((len == sizeof("application/x-msgpack") - 1
          && ngx_strncasecmp(ct->data, (u_char *) "application/x-msgpack", len)
             == 0)
@@ -283,12 +292,6 @@ ngx_http_deferred_content_type(ngx_http_request_t *r)
                == 0))
     {
         return NGX_HTTP_DEFERRED_MSGPACK;
-    }
-
-    if (len == sizeof("application/json") - 1
-        && ngx_strncasecmp(ct->data, (u_char *) "application/json", len) == 0)
-    {
-        return NGX_HTTP_DEFERRED_JSON;
     }
 
     return NGX_DECLINED;

@@ -16,6 +16,14 @@
  * from its slot; the reply is split by slot and delivered to the groups
  * still attached (ngx_http_deferred_batch_deliver), each exactly once.
  *
+ * At most NGX_HTTP_DEFERRED_INFLIGHT merged calls of a queue are out on
+ * a connection: the groups that come while the queue's call is out wait
+ * on the list, and the reply posts the flush that sends them together,
+ * one bigger call instead of one per loop iteration (Redis pays a fixed
+ * cost per call). A request alone finds nothing out and goes at the end
+ * of its iteration, as before. Waiting groups stay the requests' own:
+ * their timer or a lost connection fails them, never sent.
+ *
  * Per queue, each worker process keeps the script's key strings
  * (formatted once, not per command) and when it last sent the queue's
  * SADD to dq:queues: at most once per connection and second, not once per
@@ -32,6 +40,8 @@
 #define NGX_HTTP_DEFERRED_MERGE_BYTES  (4 * 1024 * 1024)
 #define NGX_HTTP_DEFERRED_QKEYS        64
 #define NGX_HTTP_DEFERRED_REGISTER_MS  1000
+#define NGX_HTTP_DEFERRED_INFLIGHT     1    /* enqueue calls a queue has
+                                               out on a connection */
 
 
 struct ngx_http_deferred_qkeys_s {
@@ -39,6 +49,7 @@ struct ngx_http_deferred_qkeys_s {
     ngx_uint_t                     hash;
     ngx_uint_t                     generation;  /* of its last SADD */
     ngx_msec_t                     registered;  /* when */
+    ngx_uint_t                     inflight;    /* its calls not answered */
     size_t                         len;
     u_char                         name[DQ_SHARD_NAME_MAX];
     dq_enqueue_keys_t              keys;
@@ -54,6 +65,7 @@ struct ngx_http_deferred_merged_s {
     ngx_uint_t                     n;
     dq_str_t                       queue;       /* points into the copy */
     ngx_http_deferred_qkeys_t     *qk;          /* its keys, or NULL */
+    ngx_http_deferred_qkeys_t     *counted;     /* in qk->inflight */
     ngx_http_deferred_group_t    **members;     /* NULL: detached */
     ngx_uint_t                    *offsets;     /* first item of a member */
     ngx_uint_t                     nmembers;
@@ -166,6 +178,7 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
     ngx_int_t                     rc;
     ngx_uint_t                    count, nslots, norder, j, k, *order;
     ngx_queue_t                  *q;
+    ngx_http_deferred_qkeys_t    *qk;
     ngx_http_deferred_group_t   **heads, **tails, *g, *chain;
     ngx_http_deferred_merged_t   *m;
 
@@ -260,6 +273,14 @@ again:
 
         while (chain) {
 
+            qk = ngx_http_deferred_merge_qkeys(rs, chain->queue);
+
+            if (qk && qk->inflight >= NGX_HTTP_DEFERRED_INFLIGHT) {
+                /* the queue's call is out: these wait for its reply
+                 * (merge_reply posts this event again) */
+                break;
+            }
+
             rc = ngx_http_deferred_merge_build(rs, &chain, &m);
 
             if (rc != NGX_OK) {
@@ -297,6 +318,11 @@ again:
                 ngx_http_deferred_merge_fail_queued(rs,
                                                     "Redis is not reachable");
                 return;
+            }
+
+            if (m->qk) {
+                m->qk->inflight++;
+                m->counted = m->qk;
             }
 
             /* the queue in dq:queues (what deferred-cli stats and the
@@ -391,6 +417,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
 
     m->redis = rs;
     m->rcmd = NULL;
+    m->counted = NULL;
     m->n = n;
     m->res = NULL;
     m->failure = NULL;
@@ -508,6 +535,16 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
     rs = m->redis;
     m->replied = 1;
     m->rcmd = NULL;             /* freed before its handler runs */
+
+    if (m->counted) {
+        /* the queue's groups that waited for this reply go now */
+        m->counted->inflight--;
+        m->counted = NULL;
+
+        if (!ngx_queue_empty(&rs->queued) && !rs->flush.posted) {
+            ngx_post_event(&rs->flush, &ngx_posted_events);
+        }
+    }
 
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
@@ -702,10 +739,27 @@ ngx_http_deferred_merge_qkeys(ngx_http_deferred_redis_t *rs, dq_str_t queue)
         qk = &rs->qkeys[rs->nqkeys++];
 
     } else {
-        q = ngx_queue_last(&rs->qlru);
+        /* the least recently used entry without a call out (its count
+         * must stay its queue's); none: this queue goes without */
+        for (q = ngx_queue_last(&rs->qlru);
+             q != ngx_queue_sentinel(&rs->qlru);
+             q = ngx_queue_prev(q))
+        {
+            qk = ngx_queue_data(q, ngx_http_deferred_qkeys_t, lru);
+
+            if (qk->inflight == 0) {
+                break;
+            }
+        }
+
+        if (q == ngx_queue_sentinel(&rs->qlru)) {
+            return NULL;
+        }
+
         ngx_queue_remove(q);
-        qk = ngx_queue_data(q, ngx_http_deferred_qkeys_t, lru);
     }
+
+    qk->inflight = 0;
 
     if (dq_enqueue_keys_init(&qk->keys, queue) != DQ_OK) {
         /* (a valid name always fits) an empty name never matches */

@@ -1187,9 +1187,19 @@ ngx_http_deferred_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             /* grown as bytes arrive, never to what Content-Length claims
              * (a client announcing 1 MiB and sending nothing would hold
              * it) */
-            cap = ngx_max(ctx->raw_cap * 2, 16384);
-            cap = ngx_max(cap, ctx->raw_len + size);
-            cap = ngx_min(cap, dlcf->max_body);
+            if (ctx->raw_len == 0
+                && (off_t) size == r->headers_in.content_length_n)
+            {
+                /* the whole body in one buffer (the common small POST):
+                 * its size exactly, from the pool's block, no malloc'd
+                 * 16 KiB per request */
+                cap = size;
+
+            } else {
+                cap = ngx_max(ctx->raw_cap * 2, 16384);
+                cap = ngx_max(cap, ctx->raw_len + size);
+                cap = ngx_min(cap, dlcf->max_body);
+            }
 
             p = ngx_pnalloc(r->pool, cap);
             if (p == NULL) {

@@ -186,7 +186,7 @@ dq__kick_now(dq_child_t *ch)
 {
     uint64_t     now, next = DQ_NEVER;
     size_t       i, s, w, free_slots, claim_size, half;
-    int64_t      total;
+    int64_t      total, weight;
     int          all_due, gate;
     dq_cqueue_t *q, *best;
 
@@ -231,26 +231,30 @@ dq__kick_now(dq_child_t *ch)
          * is kept for it: its claim's reply kicks again. */
         for (i = 0; i < ch->nq; i++) {
             ch->qs[i].want = 0;
+            ch->qs[i].nelig = 0;
+        }
+        /* a sharded queue's weight is shared by its eligible shards,
+         * counted once for the round: a shard stops being eligible in it
+         * only when its want reaches claim_size (review R4 finding 6: it
+         * was counted again for every slot; callgrind, one child draining
+         * 20,000 no-op tasks: 24.4k -> 14.9k instructions per cycle with
+         * a 16-shard queue, 2.6k -> 1.8k with one queue) */
+        for (i = 0; i < ch->nq; i++) {
+            if (dq__eligible(&ch->qs[i], now, claim_size, gate)) {
+                ch->qs[ch->qs[i].base].nelig++;
+            }
         }
         for (s = 0; s < free_slots; s++) {
             best = NULL;
             total = 0;
-            /* a sharded queue's weight is shared by its eligible shards */
-            for (i = 0; i < ch->nq; i++) {
-                ch->qs[i].nelig = 0;
-            }
-            for (i = 0; i < ch->nq; i++) {
-                if (dq__eligible(&ch->qs[i], now, claim_size, gate)) {
-                    ch->qs[ch->qs[i].base].nelig++;
-                }
-            }
             for (i = 0; i < ch->nq; i++) {
                 q = &ch->qs[i];
                 if (!dq__eligible(q, now, claim_size, gate)) {
                     continue;
                 }
-                q->cur += dq__weight(q);
-                total += dq__weight(q);
+                weight = dq__weight(q);
+                q->cur += weight;
+                total += weight;
                 if (best == NULL || q->cur > best->cur) {
                     best = q;
                 }
@@ -267,7 +271,9 @@ dq__kick_now(dq_child_t *ch)
                  * carried ~1 task (bench/cluster_calls.pl) */
                 continue;
             }
-            best->want++;
+            if ((size_t) ++best->want >= claim_size) {
+                ch->qs[best->base].nelig--;     /* out of this round */
+            }
         }
         for (i = 0; i < ch->nq; i++) {
             if (ch->qs[i].want > 0) {

@@ -25,83 +25,15 @@
 #include <hiredis/async.h>
 
 #include "worker.h"
-#include "redis_uv.h"
+#include "redis_uv_impl.h"
 #include "cluster_uv.h"
 
 #define DQ_RECONNECT_MIN_MS  100
 #define DQ_RECONNECT_MAX_MS  5000
 #define DQ_HANDSHAKE_TIMEOUT_MS 10000
 
-/* SENTINEL: asking a sentinel where the primary is (sentinel: addresses
- * only, before each connect); HANDSHAKE: connected, AUTH/SELECT/ROLE/INFO
- * (version check) under way; UP once INFO said the server is recent
- * enough. */
-typedef enum { DQ_RS_DOWN, DQ_RS_SENTINEL, DQ_RS_CONNECTING,
-               DQ_RS_HANDSHAKE, DQ_RS_UP, DQ_RS_CLOSING }
-    dq__rstate_t;
-
-typedef struct dq__req_s dq__req_t;
-
-struct dq__req_s {
-    dq__req_t         *prev, *next;
-    dq_conn_t         *r;
-    dq_conn_reply_cb   cb;
-    void              *data;
-    uint64_t           deadline;       /* uv_now ms; 0 = none */
-    int64_t            timeout_ms;
-    /* The command, formatted once: its RESP after this struct, or the
-     * cluster layer's (dq_conn_send_fmt), or, once resent as EVAL, own */
-    dq_conn_fmt_t      f;
-    char              *own;            /* the EVAL block to free, or NULL */
-};
-
-typedef struct {
-    uv_poll_t          poll;
-    redisAsyncContext *ac;
-    dq_conn_t         *r;
-    int                events;
-} dq__ev_t;
-
-struct dq_conn_s {
-    uv_loop_t         *loop;
-    redisAsyncContext *ac;
-    dq__rstate_t       state;
-    uv_timer_t         conn_timer;     /* connect timeout / reconnect */
-    uv_timer_t         cmd_timer;      /* head request's deadline */
-    int                open_handles;
-    int64_t            backoff_ms;
-    int64_t            connect_timeout_ms;
-    dq__req_t         *head, *tail;
-    size_t             npending;
-    char              *label;
-    char              *password;
-    int                db;
-    int                load_scripts;
-    char              *name;           /* host as configured */
-    char              *host;           /* numeric, or NULL for unix */
-    int                port;
-    int                reconnecting;   /* not the first connect */
-    int                faults;         /* fault replies in a row */
-    char              *path;           /* unix socket */
-    char              *master;         /* sentinel: the master's name */
-    char              *shost[DQ_MAX_SENTINELS];  /* numeric */
-    int                sport[DQ_MAX_SENTINELS];
-    size_t             nsentinels;
-    size_t             snext;          /* the sentinel asked next */
-    size_t             sasked;         /* asked since the last answer */
-    redisAsyncContext *sac;            /* the sentinel being asked */
-    char               errstr[160];    /* why the last connection ended */
-    int                cluster_node;   /* a node of cluster_uv.c's */
-    int                told_cluster;   /* "give cluster:" logged */
-    dq_ccl_t          *cl;             /* a cluster: all is done there */
-    dq_conn_state_cb  state_cb;
-    void              *data;
-};
-
-static void dq__connect(dq_conn_t *r);
 static void dq__drop(dq_conn_t *r, const char *why);
 static int dq__resolve(dq_conn_t *r);
-static void dq__ask_sentinel(dq_conn_t *r);
 
 /* ------------------------------------------------------------- adapter */
 
@@ -176,7 +108,7 @@ dq__cleanup(void *p)
     dq__maybe_free(r);
 }
 
-static int
+int
 dq__attach(dq_conn_t *r, redisAsyncContext *ac)
 {
     dq__ev_t *e = calloc(1, sizeof(*e));
@@ -567,7 +499,7 @@ dq__reconnect_cb(uv_timer_t *t)
     dq__connect(t->data);
 }
 
-static void
+void
 dq__schedule_reconnect(dq_conn_t *r)
 {
     if (r->state == DQ_RS_CLOSING) {
@@ -816,7 +748,7 @@ dq__connect_timeout_cb(uv_timer_t *t)
     dq__schedule_reconnect(r);
 }
 
-static void
+void
 dq__connect(dq_conn_t *r)
 {
     redisAsyncContext *ac;
@@ -859,177 +791,6 @@ dq__connect(dq_conn_t *r)
     redisAsyncSetConnectCallback(ac, dq__on_connect);
     redisAsyncSetDisconnectCallback(ac, dq__on_disconnect);
     uv_timer_start(&r->conn_timer, dq__connect_timeout_cb,
-                   (uint64_t) r->connect_timeout_ms, 0);
-}
-
-/* ------------------------------------------------------------- sentinel */
-
-static void
-dq__next_sentinel_cb(uv_timer_t *t)
-{
-    dq__ask_sentinel(t->data);
-}
-
-/* This sentinel gave no usable answer: ask the next one from the loop
- * (not from inside a hiredis callback of the context being freed). */
-static void
-dq__sentinel_failed(dq_conn_t *r, size_t i, const char *why)
-{
-    dq_log_warn("redis (%s): sentinel %s:%d, master \"%s\": %s", r->label,
-                r->shost[i], r->sport[i], r->master, why);
-    uv_timer_stop(&r->conn_timer);
-    uv_timer_start(&r->conn_timer, dq__next_sentinel_cb, 0, 0);
-}
-
-static size_t
-dq__sentinel_index(dq_conn_t *r)
-{
-    return (r->snext + r->nsentinels - 1) % r->nsentinels;
-}
-
-static void
-dq__sentinel_on_connect(const redisAsyncContext *ac, int status)
-{
-    dq_conn_t *r = ac->data;
-
-    if (status == REDIS_OK || r->sac != ac) {
-        return;
-    }
-    r->sac = NULL;                  /* hiredis frees it when this returns */
-    dq__sentinel_failed(r, dq__sentinel_index(r), ac->errstr);
-}
-
-static void
-dq__sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    dq_conn_t   *r = ac->data;
-    size_t       i = dq__sentinel_index(r);
-    dq_error_t   err;
-    char         host[INET6_ADDRSTRLEN], *h;
-    unsigned char bin[sizeof(struct in6_addr)];
-    int          port;
-
-    (void) privdata;
-    if (r->sac != ac || r->state != DQ_RS_SENTINEL) {
-        return;                     /* dropped: already handled */
-    }
-    r->sac = NULL;
-    ac->onConnect = NULL;
-    ac->onDisconnect = NULL;
-    redisAsyncFree(ac);             /* once this callback returns */
-    uv_timer_stop(&r->conn_timer);
-
-    if (reply == NULL) {
-        dq__sentinel_failed(r, i, ac->errstr[0] ? ac->errstr
-                                                : "connection lost");
-        return;
-    }
-    if (dq_sentinel_reply(reply, host, sizeof(host), &port, &err) != DQ_OK) {
-        dq__sentinel_failed(r, i, err.msg);
-        return;
-    }
-    if (inet_pton(AF_INET, host, bin) != 1
-        && inet_pton(AF_INET6, host, bin) != 1)
-    {
-        /* resolving it would block the loop (announce-hostnames) */
-        dq__sentinel_failed(r, i, "the answer is not a numeric address "
-                                  "(set the sentinels' announce-hostnames "
-                                  "no)");
-        return;
-    }
-    if (r->host == NULL || strcmp(r->host, host) != 0 || r->port != port) {
-        h = strdup(host);
-        if (h == NULL) {
-            dq__sentinel_failed(r, i, "out of memory");
-            return;
-        }
-        if (r->host != NULL) {
-            dq_log_warn("redis (%s): sentinel %s:%d names %s:%d the "
-                        "primary \"%s\" (was %s:%d)", r->label, r->shost[i],
-                        r->sport[i], host, port, r->master, r->host, r->port);
-        } else {
-            dq_log_info("redis (%s): sentinel %s:%d names %s:%d the "
-                        "primary \"%s\"", r->label, r->shost[i], r->sport[i],
-                        host, port, r->master);
-        }
-        free(r->host);
-        r->host = h;
-        r->port = port;
-    }
-    r->sasked = 0;
-    dq__connect(r);                 /* state SENTINEL: straight to it */
-}
-
-static void
-dq__sentinel_timeout_cb(uv_timer_t *t)
-{
-    dq_conn_t         *r = t->data;
-    redisAsyncContext *ac = r->sac;
-    char               why[64];
-
-    r->sac = NULL;
-    if (ac != NULL) {
-        ac->onConnect = NULL;
-        ac->onDisconnect = NULL;
-        redisAsyncFree(ac);         /* its reply callback sees sac != ac */
-    }
-    snprintf(why, sizeof(why), "no answer within %lld ms",
-             (long long) r->connect_timeout_ms);
-    dq__sentinel_failed(r, dq__sentinel_index(r), why);
-}
-
-/* Ask the next sentinel where the primary is; after a whole round
- * without an answer, the usual reconnect backoff. Bounded by the connect
- * timeout; never blocks (numeric addresses, resolved at start). */
-static void
-dq__ask_sentinel(dq_conn_t *r)
-{
-    redisAsyncContext *ac;
-    size_t             i;
-
-    if (r->state == DQ_RS_CLOSING) {
-        return;
-    }
-    if (r->sasked == r->nsentinels) {
-        dq_log_error("redis (%s): no sentinel named a usable primary for "
-                     "\"%s\" (%zu asked)", r->label, r->master,
-                     r->nsentinels);
-        r->sasked = 0;
-        dq__schedule_reconnect(r);
-        return;
-    }
-    i = r->snext;
-    r->snext = (r->snext + 1) % r->nsentinels;
-    r->sasked++;
-    r->state = DQ_RS_SENTINEL;
-
-    ac = redisAsyncConnect(r->shost[i], r->sport[i]);
-    if (ac == NULL || ac->err) {
-        dq__sentinel_failed(r, i, ac ? ac->errstr : "out of memory");
-        if (ac) {
-            redisAsyncFree(ac);
-        }
-        return;
-    }
-    if (dq__attach(r, ac) != 0) {
-        redisAsyncFree(ac);
-        dq__sentinel_failed(r, i, "cannot watch the socket");
-        return;
-    }
-    ac->data = r;
-    r->sac = ac;
-    redisAsyncSetConnectCallback(ac, dq__sentinel_on_connect);
-    if (redisAsyncCommand(ac, dq__sentinel_reply, NULL,
-                          "SENTINEL get-master-addr-by-name %s", r->master)
-        != REDIS_OK)
-    {
-        r->sac = NULL;
-        redisAsyncFree(ac);
-        dq__sentinel_failed(r, i, "cannot send the question");
-        return;
-    }
-    uv_timer_stop(&r->conn_timer);
-    uv_timer_start(&r->conn_timer, dq__sentinel_timeout_cb,
                    (uint64_t) r->connect_timeout_ms, 0);
 }
 

@@ -12,10 +12,11 @@
  *   dispatch.c    checks before running, run, a task's result
  *   report.c      ack/retry/bury/release calls, their replies, resend
  *   heartbeat.c   lease extension of the tasks a child holds
- *   live.c        the child's heartbeat, lateness histogram and applied
- *                 queue configuration (Redis)
+ *   live.c        the child's heartbeat, lateness histogram, live tick
+ *   live_conf.c   applied queue configuration and shard counts (Redis)
  *   timeout.c     per-task run time limits
  *   redis_uv.c    the hiredis <-> libuv adapter (errors passed through, timers)
+ *   sentinel_uv.c a sentinel: address: the primary asked of the sentinels
  *   loader.c      dlopen of task libraries, the function and handler index
  *   task.c        the dq_task_* accessors of include/deferred/task.h
  *   log.c         levels, stderr or file, reopen on SIGUSR1, thread-safe

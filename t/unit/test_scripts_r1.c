@@ -11,38 +11,15 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
-#include "redis_helper.h"
+#include "scripts_helper.h"
 
-static dq_cmd_t C;
-static char     kbuf[DQ_KEY__COUNT][DQ_KEY_MAX];
-
-static const char *
-key(const char *q, dq_key_kind_t k)
-{
-    dq_key_format(kbuf[k], sizeof(kbuf[k]), dq_str_c(q), k);
-    return kbuf[k];
-}
-
+/* one task, no name, due now (scripts_helper.h's enq) */
 static int
-enq(const char *q, const char *id)
+enq1(const char *q, const char *id)
 {
-    dq_enqueue_item_t   it;
-    dq_enqueue_result_t res;
-    dq_error_t          err;
-    redisReply         *r;
-    int                 rc;
-
-    memset(&it, 0, sizeof(it));
-    it.id = dq_str_c(id);
-    it.envelope = dq_str_c(id);
-    it.eta_ms = -1;
-    it.countdown_ms = -1;
-    dq_cmd_enqueue(&C, dq_str_c(q), &it, 1, 1000);
-    r = run(&C);
-    rc = dq_reply_enqueue(r, &it, 1, &res, &err);
-    freeReplyObject(r);
-    return rc == DQ_OK ? res.status : rc;
+    return enq(q, id, NULL, -1, -1, NULL);
 }
 
 /* one claim of at most one task (rate: tasks/s, 0 none); the claimed task
@@ -80,22 +57,17 @@ claim1(const char *q, int64_t lease, double rate)
         got.id = dq_str_c(got_id);
         got.claim = dq_str_c(got_cid);
         got.envelope = dq_str_c("");
+        first_put(&got);            /* item() names its lease */
     }
     freeReplyObject(r);
     return n;
 }
 
+/* the claimed task as the lease item a worker would echo */
 static dq_lease_item_t
 got_item(void)
 {
-    dq_lease_item_t it;
-
-    memset(&it, 0, sizeof(it));
-    it.id = got.id;
-    it.claim = got.claim;
-    it.first_run_ms = got.first_run_ms;
-    it.history = dq_claimed_history(&got);
-    return it;
+    return item(got_id, got_cid, NULL);
 }
 
 static long long
@@ -122,7 +94,7 @@ test_requeue_error(void)
     redisReply     *r;
     int             rq = -1;
 
-    enq("rq", "t1");
+    enq1("rq", "t1");
     is_int(claim1("rq", 30000, 0), 1, "1: claimed");
     it = got_item();
     dq_cmd_bury(&C, dq_str_lit("rq"), &it, dq_str_lit("boom permanent"),
@@ -159,7 +131,7 @@ test_second_jump(void)
     long long now, lease;
     int       bad;
 
-    enq("j2", "t1");
+    enq1("j2", "t1");
     is_int(claim1("j2", 30000, 0), 1, "5: claimed (lease 30 s)");
     now = rint_("HGET %s clock", key("j2", DQ_KEY_STATS));
     /* the holder extended 14 s before the step: its deadline is 2 s
@@ -245,7 +217,7 @@ test_bucket_step_back(void)
     long long now;
     int       took = 0, i;
 
-    enq("rb", "t1");
+    enq1("rb", "t1");
     now = rint_("HGET %s clock", key("rb", DQ_KEY_STATS));
     rint_("HSET %s clock %lld", key("rb", DQ_KEY_STATS), now + 3600000);
     rint_("HSET %s tokens 0 ts %lld", key("rb", DQ_KEY_BUCKET),
@@ -266,22 +238,12 @@ test_bucket_step_back(void)
 int
 main(int argc, char **argv)
 {
-    int port = redis_port(argc, argv);
-
-    if (port <= 0) {
-        printf("1..0 # SKIP no redis port given\n");
+    if (!scripts_start(argc, argv)) {
         return 0;
     }
-    redis_connect(port);
-    freeReplyObject(redisCommand(R, "FLUSHALL"));
-    dq_cmd_init(&C);
-
     test_requeue_error();
     test_second_jump();
     test_many_tombstones();
     test_bucket_step_back();
-
-    dq_cmd_free(&C);
-    redisFree(R);
-    return done_testing();
+    return scripts_done();
 }
