@@ -360,8 +360,21 @@ ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
     ctx = g->ctx;
 
     if (res == NULL) {
-        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
-                      "deferred: redis %V: %s", &ctx->redis->name, failure);
+        if (ngx_http_deferred_redis_ready(ctx->redis) != NGX_OK) {
+            /* the connection is down (its attempt failed, or it was lost
+             * while this waited): the outage is logged once by the
+             * connection, each request at info (as ngx_http_deferred_reject;
+             * t/97) */
+            ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
+                          "deferred: 503 RedisUnavailable: redis %V: %s",
+                          &ctx->redis->name, failure);
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
+                          "deferred: redis %V: %s", &ctx->redis->name,
+                          failure);
+        }
+
         ngx_http_deferred_batch_fail(ctx, failure);
         return;
     }
