@@ -18,6 +18,8 @@
 
 
 static void ngx_http_deferred_batch_timeout(ngx_event_t *ev);
+static void ngx_http_deferred_batch_field(char *field, ngx_uint_t batch,
+    ngx_uint_t i, const char *name);
 static void ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_batch_cleanup(void *data);
 static void ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
@@ -61,21 +63,22 @@ ngx_int_t
 ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     dq_request_t *reqs, ngx_uint_t n, dq_str_t default_url, dq_error_t *err)
 {
-    int                            rc;
-    char                           id[DQ_CLIENT_ID_MAX + 1], field[64];
-    size_t                         idlen;
-    u_char                        *p;
-    int64_t                        now;
-    ngx_str_t                     *q;
-    ngx_uint_t                     i, j, k, hash, nslots, *slots, *group,
-                                   rr, wait;
-    dq_limits_t                    lim;
-    dq_request_t                  *req;
-    msgpack_sbuffer               *sb;
-    ngx_http_request_t            *r;
-    ngx_http_deferred_task_t      *t;
-    ngx_http_deferred_group_t     *g;
-    ngx_http_deferred_loc_conf_t  *dlcf;
+    int                             rc;
+    char                            id[DQ_CLIENT_ID_MAX + 1], field[64];
+    size_t                          idlen;
+    u_char                         *p;
+    int64_t                         now;
+    ngx_str_t                      *q;
+    ngx_uint_t                      i, j, k, hash, nslots, *slots, *group,
+                                    rr, wait;
+    dq_limits_t                     lim;
+    dq_request_t                   *req;
+    ngx_http_deferred_shard_memo_t  memo;
+    msgpack_sbuffer                *sb;
+    ngx_http_request_t             *r;
+    ngx_http_deferred_task_t       *t;
+    ngx_http_deferred_group_t      *g;
+    ngx_http_deferred_loc_conf_t   *dlcf;
 
     r = ctx->request;
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
@@ -104,18 +107,18 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     /* a sharded queue's unnamed tasks of one request go to one shard
      * (stored together, as a request's tasks of one queue are) */
     rr = dlcf->redis ? dlcf->redis->shard_rr++ : 0;
+    ngx_memzero(&memo, sizeof(ngx_http_deferred_shard_memo_t));
+    g = NULL;
 
     for (i = 0; i < n; i++) {
         req = &reqs[i];
         t = &ctx->tasks[i];
 
-        if (ctx->batch) {
-            ngx_sprintf((u_char *) field, "tasks[%ui].queue%Z", i);
-        } else {
-            ngx_memcpy(field, "queue", sizeof("queue"));
-        }
+        /* (the field's name is formatted only for an error: one
+         * ngx_sprintf a task was 5 % of a 1,000-task batch) */
 
         if (!dq_queue_name_valid(req->queue)) {
+            ngx_http_deferred_batch_field(field, ctx->batch, i, "queue");
             return dq_error_set(err, DQ_EINVAL, field,
                                 "%s: must be 1 to %d characters of "
                                 "[A-Za-z0-9_-]", field, DQ_QUEUE_NAME_MAX);
@@ -133,6 +136,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             }
 
             if (j == dlcf->queues->nelts) {
+                ngx_http_deferred_batch_field(field, ctx->batch, i, "queue");
                 return dq_error_set(err, DQ_ENOTFOUND, field,
                                     "%s: queue \"%.*s\" is not served here",
                                     field, (int) req->queue.len,
@@ -141,8 +145,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         }
 
         if (req->name.ptr && !dq_task_name_valid(req->name)) {
-            field[ngx_strlen(field) - 5] = '\0';
-            ngx_sprintf((u_char *) field + ngx_strlen(field), "name%Z");
+            ngx_http_deferred_batch_field(field, ctx->batch, i, "name");
             return dq_error_set(err, DQ_EINVAL, field,
                                 "%s: must be 1 to %d characters of "
                                 "[A-Za-z0-9_-]", field, DQ_TASK_NAME_MAX);
@@ -204,12 +207,24 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         t->eta_ms = req->eta_ms;
         t->countdown_ms = req->countdown_ms;
 
-        if (ngx_http_deferred_shards_task(ctx, t, rr, &wait) != NGX_OK) {
+        if (ngx_http_deferred_shards_task(ctx, t, rr, &wait, &memo)
+            != NGX_OK)
+        {
             return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
         }
 
-        /* the task's group: an open-addressing table of shard names, so
-         * that a batch over many queues costs O(n), not O(n * queues) */
+        /* the task's group: the previous task's (a batch to one queue),
+         * else by an open-addressing table of shard names, so that a
+         * batch over many queues costs O(n), not O(n * queues) */
+
+        if (i && g->queue.len == t->shard.len
+            && ngx_memcmp(g->queue.ptr, t->shard.ptr, t->shard.len) == 0)
+        {
+            group[i] = group[i - 1];
+            g->n++;
+            g->shard_wait |= wait;
+            continue;
+        }
 
         hash = ngx_hash_key((u_char *) t->shard.ptr, t->shard.len);
 
@@ -266,6 +281,21 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     }
 
     return DQ_OK;
+}
+
+
+/* an error's field: "tasks[i].name" in a batch, else "name" (64 bytes) */
+
+static void
+ngx_http_deferred_batch_field(char *field, ngx_uint_t batch, ngx_uint_t i,
+    const char *name)
+{
+    if (batch) {
+        ngx_sprintf((u_char *) field, "tasks[%ui].%s%Z", i, name);
+
+    } else {
+        ngx_sprintf((u_char *) field, "%s%Z", name);
+    }
 }
 
 
@@ -330,8 +360,21 @@ ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
     ctx = g->ctx;
 
     if (res == NULL) {
-        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
-                      "deferred: redis %V: %s", &ctx->redis->name, failure);
+        if (ngx_http_deferred_redis_ready(ctx->redis) != NGX_OK) {
+            /* the connection is down (its attempt failed, or it was lost
+             * while this waited): the outage is logged once by the
+             * connection, each request at info (as ngx_http_deferred_reject;
+             * t/97) */
+            ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
+                          "deferred: 503 RedisUnavailable: redis %V: %s",
+                          &ctx->redis->name, failure);
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
+                          "deferred: redis %V: %s", &ctx->redis->name,
+                          failure);
+        }
+
         ngx_http_deferred_batch_fail(ctx, failure);
         return;
     }

@@ -291,6 +291,16 @@ typedef struct {
 } ngx_http_deferred_task_t;
 
 
+/* one request's last queue: ngx_http_deferred_shards_task */
+typedef struct {
+    dq_str_t                       queue;
+    ngx_uint_t                     n;           /* its shard count */
+    ngx_uint_t                     guessed;
+    dq_str_t                       spread;      /* its unnamed tasks'
+                                                   shard, once named */
+} ngx_http_deferred_shard_memo_t;
+
+
 typedef enum {
     NGX_HTTP_DEFERRED_NEW = 0,
     NGX_HTTP_DEFERRED_WAITING,
@@ -345,7 +355,8 @@ void ngx_http_deferred_shards_init(ngx_http_deferred_redis_t *rs);
 ngx_uint_t ngx_http_deferred_shards_count(ngx_http_deferred_redis_t *rs,
     dq_str_t queue, ngx_uint_t *guessed);
 ngx_int_t ngx_http_deferred_shards_task(ngx_http_deferred_ctx_t *ctx,
-    ngx_http_deferred_task_t *t, ngx_uint_t rr, ngx_uint_t *wait);
+    ngx_http_deferred_task_t *t, ngx_uint_t rr, ngx_uint_t *wait,
+    ngx_http_deferred_shard_memo_t *memo);
 void ngx_http_deferred_shards_release(ngx_http_deferred_redis_t *rs);
 
 /* ngx_http_deferred_redis.c */

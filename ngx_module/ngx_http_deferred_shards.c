@@ -213,44 +213,69 @@ ngx_http_deferred_shards_read(void *data, redisReply *reply)
  * shard's name, by its name (dedup holds there), else by the client's id
  * (a retry finds the stored task), else the request's (rr). *wait: the
  * queue's count is not known yet, or only guessed for a named or keyed
- * task: its group is held (shards_release). NGX_ERROR: out of memory. */
+ * task: its group is held (shards_release). memo (zeroed by the caller
+ * once per request) keeps the last queue's count and its unnamed tasks'
+ * shard name: a batch to one queue looks its count up and formats that
+ * name once, not once a task. NGX_ERROR: out of memory. */
 
 ngx_int_t
 ngx_http_deferred_shards_task(ngx_http_deferred_ctx_t *ctx,
-    ngx_http_deferred_task_t *t, ngx_uint_t rr, ngx_uint_t *wait)
+    ngx_http_deferred_task_t *t, ngx_uint_t rr, ngx_uint_t *wait,
+    ngx_http_deferred_shard_memo_t *memo)
 {
     u_char                        *p;
-    ngx_uint_t                     k, nshards, guessed;
+    ngx_uint_t                     k, spread;
     ngx_http_deferred_loc_conf_t  *dlcf;
 
-    dlcf = ngx_http_get_module_loc_conf(ctx->request,
-                                        ngx_http_deferred_module);
+    if (memo->queue.ptr == NULL || memo->queue.len != t->queue.len
+        || ngx_memcmp(memo->queue.ptr, t->queue.ptr, t->queue.len) != 0)
+    {
+        dlcf = ngx_http_get_module_loc_conf(ctx->request,
+                                            ngx_http_deferred_module);
+
+        memo->queue = t->queue;
+        memo->guessed = 0;
+        memo->n = dlcf->redis
+                  ? ngx_http_deferred_shards_count(dlcf->redis, t->queue,
+                                                   &memo->guessed)
+                  : 1;
+        memo->spread.ptr = NULL;
+        memo->spread.len = 0;
+    }
 
     t->shard = t->queue;
-    guessed = 0;
-    nshards = dlcf->redis
-              ? ngx_http_deferred_shards_count(dlcf->redis, t->queue,
-                                               &guessed)
-              : 1;
 
     /* not known yet: held (shards_release); a named or keyed task never
      * goes by a guess (held, then 503 if still a guess) */
-    *wait = nshards == 0
-            || !dq_shards_may_place((int) guessed,
+    *wait = memo->n == 0
+            || !dq_shards_may_place((int) memo->guessed,
                                     t->name.ptr != NULL || t->keyed);
 
-    if (nshards > 1) {
-        k = t->name.ptr ? dq_shard_of(t->name, nshards)
-            : t->keyed ? dq_shard_of(t->id, nshards) : rr % nshards;
+    if (memo->n <= 1) {
+        return NGX_OK;
+    }
 
-        p = ngx_pnalloc(ctx->request->pool, DQ_SHARD_NAME_MAX + 1);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
+    spread = t->name.ptr == NULL && !t->keyed;
 
-        t->shard.ptr = (const char *) p;
-        t->shard.len = dq_shard_name((char *) p, DQ_SHARD_NAME_MAX + 1,
-                                     t->queue, k);
+    if (spread && memo->spread.ptr) {
+        t->shard = memo->spread;
+        return NGX_OK;
+    }
+
+    k = t->name.ptr ? dq_shard_of(t->name, memo->n)
+        : t->keyed ? dq_shard_of(t->id, memo->n) : rr % memo->n;
+
+    p = ngx_pnalloc(ctx->request->pool, DQ_SHARD_NAME_MAX + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    t->shard.ptr = (const char *) p;
+    t->shard.len = dq_shard_name((char *) p, DQ_SHARD_NAME_MAX + 1,
+                                 t->queue, k);
+
+    if (spread) {
+        memo->spread = t->shard;
     }
 
     return NGX_OK;
