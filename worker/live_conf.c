@@ -140,9 +140,70 @@ dq_live_add_shard(dq_child_t *ch, size_t k, size_t base, unsigned n)
     return 0;
 }
 
+/* The reply to the write of N back into shard 0's conf. Refused: shard
+ * 0 says more by now (configure.lua: N only grows), or the script is not
+ * allowed; lost: it is read again next tick and, still low, written
+ * again. */
+static void
+dq__heal_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
+{
+    dq__qref_t  *ref = data;
+    dq_child_t  *ch = ref->ch;
+    dq_cqueue_t *b;
+
+    (void) c;
+    if (ch->live != NULL && !ch->stopping) {
+        b = &ch->qs[ref->i];
+        if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+            dq_log_info("queue %.*s: wrote %u back into shard 0's conf "
+                        "(its count was lost): every worker and producer "
+                        "reads it there now", (int) b->name.len,
+                        b->name.ptr, b->nshards);
+        } else {
+            dq_log_warn("queue %.*s: writing the shard count back into "
+                        "shard 0's conf failed (%s)", (int) b->name.len,
+                        b->name.ptr,
+                        r != NULL && r->type == REDIS_REPLY_ERROR
+                        ? r->str : errstr ? errstr : "lost");
+            ref->s0 = 0;            /* read again, written again */
+        }
+    }
+    dq_child_maybe_finish(ch);
+}
+
+/* Shard `from` (not 0) of the queue at base says n, more than shard 0's
+ * own conf said at its last read: shard 0's copy was lost (the CLI
+ * killed between its writes, shard 0's last; an AOF or a failover that
+ * lost it). Write n back there through configure.lua, which never lowers
+ * it, so every other worker and producer reads n with its next read of
+ * shard 0 instead of claiming shard 0 with a limit split by a lower
+ * count until its own probe (review RW finding 1). Safe: the CLI writes
+ * N into the shards from the top down after every share and pause, so a
+ * shard above 0 saying n means the rest of the change is in place. */
+static void
+dq__shards_heal(dq_child_t *ch, size_t base, unsigned n)
+{
+    dq__qref_t  *ref = &ch->live->refs[base];
+    dq_cqueue_t *b = &ch->qs[base];
+    dq_cmd_t     cmd;
+    char         nbuf[16];
+    const char  *f[1] = { DQ_QCONF_SHARDS }, *v[1] = { nbuf };
+
+    snprintf(nbuf, sizeof(nbuf), "%u", n);
+    dq_cmd_init(&cmd);
+    if (dq_cmd_configure(&cmd, b->name, f, v, 1) == DQ_OK
+        && dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                            dq__heal_reply, ref) == 0)
+    {
+        ref->s0 = n;                /* once, not with every read */
+    }
+    dq_cmd_free(&cmd);
+}
+
 /* Shard `from` of the queue at base says it has n shards: serve them. A
  * shard other than 0 saying more than is known means shard 0's `shards`
- * was lost (a failover before its write reached a replica): logged. */
+ * was lost (a failover before its write reached a replica): logged, and
+ * written back there (dq__shards_heal). */
 static void
 dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
 {
@@ -150,6 +211,9 @@ dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
     dq_live_t       *lv = ch->live;
     unsigned         old = b->nshards;
 
+    if (from != 0 && lv->refs[base].s0 != 0 && n > lv->refs[base].s0) {
+        dq__shards_heal(ch, base, n);
+    }
     if (n <= b->nshards) {
         return;
     }
@@ -321,11 +385,15 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
          * client writes N into each, shard 0's last); the most any of
          * them says wins, as a failover may lose shard 0's (dq_child_
          * shards only grows) */
-        dq__shards_seen(ch, q->base, q->shard,
-                        e[DQ_QCONF_NFIELDS]->type == REDIS_REPLY_STRING
-                        ? dq_shards_parse(e[DQ_QCONF_NFIELDS]->str,
-                                          e[DQ_QCONF_NFIELDS]->len)
-                        : 1);
+        unsigned n = e[DQ_QCONF_NFIELDS]->type == REDIS_REPLY_STRING
+                     ? dq_shards_parse(e[DQ_QCONF_NFIELDS]->str,
+                                       e[DQ_QCONF_NFIELDS]->len)
+                     : 1;
+
+        if (q->shard == 0) {
+            lv->refs[ref->i].s0 = n;    /* shard 0's own, for the heal */
+        }
+        dq__shards_seen(ch, q->base, q->shard, n);
     }
     dq__conf_waited(ch, q);
     cur = &lv->qconf[ref->i];
@@ -370,9 +438,26 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
     dq_child_maybe_finish(ch);
 }
 
+/* 1 if the queue at i has a whole-queue limit (rate, bucket_size or
+ * max_concurrent, from its worker file or applied to Redis): one split by
+ * a count too low runs the queue above it (review RW finding 1), so such
+ * a queue is probed past its count every tick; the others once per ttl
+ * (an idle fleet's commands, docs/BENCHMARKS.md "8. idle cost"). */
+static int
+dq__whole_limit(const dq_live_t *lv, size_t i)
+{
+    const dq_queue_conf_t *f = lv->orig[i], *c = &lv->qconf[i];
+
+    return f->rate > 0 || f->bucket_size > 0 || f->max_concurrent > 0
+           || (lv->applied[i]
+               && (c->rate > 0 || c->bucket_size > 0
+                   || c->max_concurrent > 0));
+}
+
 /* The conf of every queue; the probe past the known shard count of the
  * queues that need one now: all of them when `all`, else those whose
- * count is unsure (a probe lost) or that wait for it to claim. */
+ * count is unsure (a probe lost), that wait for it to claim or that have
+ * a whole-queue limit (dq__whole_limit). */
 void
 dq__conf_refresh(dq_child_t *ch, int all)
 {
@@ -422,8 +507,11 @@ dq__conf_refresh(dq_child_t *ch, int all)
             }
             continue;
         }
-        if (!all && lv->refs[i].hi == 0 && ch->qs[i].conf_wait == 0) {
-            continue;               /* N known: probed once per ttl */
+        if (!all && lv->refs[i].hi == 0 && ch->qs[i].conf_wait == 0
+            && !dq__whole_limit(lv, i))
+        {
+            continue;               /* N known, no limit split by it:
+                                       probed once per ttl */
         }
         at = lv->refs[i].next > ch->qs[i].nshards ? lv->refs[i].next
                                                   : ch->qs[i].nshards;
