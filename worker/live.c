@@ -18,11 +18,13 @@
  * Per task that ran (dq_child_unlink hook): done or failed, and its
  * lateness (Redis time of the claim - ETA) into a per-queue histogram
  * kept in this process and added to the queue's stats hash with the next
- * heartbeat (HINCRBY: a few commands per queue every 10 s, none per task).
+ * live tick (HINCRBY: a few commands per queue that ran tasks every 5 s,
+ * none per task, none while idle; on a beat tick after the hash).
  *
  * Fire and forget: the commands go on the child's commands connection;
  * a failed heartbeat is simply sent again next time (the counts are kept
- * until a send succeeds... or lost with the child: they are statistics).
+ * until a send succeeds... or lost with the child: they are statistics; a
+ * child killed -9 loses at most the last tick's, 5 s, of them).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,8 @@
  * Applied queue configuration (deferred-cli config apply: the queue's conf
  * hash, fields DQ_QCONF_FIELDS) is read every DQ_WORKER_TICK_MS (5 s; the
  * probe of the shard past the known count once per TTL, or every tick
- * while that count is unsure) and replaces
+ * while that count is unsure or the queue has a whole-queue limit) and
+ * replaces
  * the settings this child took from its file for that queue (rate,
  * bucket, max_concurrent, retry options, timeout); when it is cleared the
  * file's settings come back. The child works on its own copy of the queue
@@ -16,7 +17,9 @@
  * not claimed before it came (child.c conf_wait), as the file's limits
  * are split over the shards (one round trip of lateness at start).
  *
- * Moved out of live.c unchanged.
+ * A shard above 0 saying more than shard 0's own conf: written back there
+ * (dq__shards_heal); a queue with a whole-queue limit is probed every
+ * tick (dq__whole_limit).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,8 +246,8 @@ dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
  * shard's conf holds N: n > k is N. Nil (or n <= k): shard k is not
  * there, N <= k. Lost: N may be more than k; until a probe answers, the
  * file's limits are split by a bound of N (DQ_MAX_SHARDS, then the
- * lowest shard found absent), never by N alone, and the next heartbeat
- * probes k + 1 (review RF finding 1: a lost probe counted as "no more
+ * lowest shard found absent), never by N alone, and the next live tick
+ * (5 s) probes k + 1 (review RF finding 1: a lost probe counted as "no more
  * shards" gave shard 0 the file's whole limit, the shards past k none). */
 static void
 dq__probe_done(dq_child_t *ch, size_t base, unsigned k, int answered,
@@ -311,7 +314,7 @@ dq__conf_waited(dq_child_t *ch, dq_cqueue_t *q)
  * shard k's slot may be on a master this worker has nothing else on, so
  * a probe lost, timed out or not sent does not hold the claims (review
  * R4 finding 10: a hung node there held every shard's claims); it splits
- * the limits by a bound instead and the next heartbeat probes k + 1
+ * the limits by a bound instead and the next live tick (5 s) probes k + 1
  * (dq__probe_done). */
 static void
 dq__probe_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
@@ -530,7 +533,7 @@ dq__conf_refresh(dq_child_t *ch, int all)
         }
         /* routable first: shard k's slot unserved must not make the
          * whole cluster "lost" (map re-read, results resent) at every
-         * heartbeat (review RF finding 3); it counts as a lost probe */
+         * tick (review RF finding 3); it counts as a lost probe */
         if (!dq_conn_routable(ch->cmd_conn, 3, pv, pl)) {
             dq__probe_done(ch, i, at, 0, 0);
             continue;
