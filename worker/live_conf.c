@@ -159,15 +159,20 @@ dq__heal_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
         b = &ch->qs[ref->i];
         if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
             dq_log_info("queue %.*s: wrote %u back into shard 0's conf "
-                        "(its count was lost): every worker and producer "
-                        "reads it there now", (int) b->name.len,
-                        b->name.ptr, b->nshards);
+                        "(its count was behind: lost, or a change still "
+                        "being written): every worker and producer reads "
+                        "it there now", (int) b->name.len, b->name.ptr,
+                        b->nshards);
+            ref->heal_failed = 0;
         } else {
-            dq_log_warn("queue %.*s: writing the shard count back into "
-                        "shard 0's conf failed (%s)", (int) b->name.len,
-                        b->name.ptr,
-                        r != NULL && r->type == REDIS_REPLY_ERROR
-                        ? r->str : errstr ? errstr : "lost");
+            if (!ref->heal_failed) {    /* once, not every tick */
+                dq_log_warn("queue %.*s: writing the shard count back "
+                            "into shard 0's conf failed (%s); tried again "
+                            "every tick", (int) b->name.len, b->name.ptr,
+                            r != NULL && r->type == REDIS_REPLY_ERROR
+                            ? r->str : errstr ? errstr : "lost");
+            }
+            ref->heal_failed = 1;
             ref->s0 = 0;            /* read again, written again */
         }
     }

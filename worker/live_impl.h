@@ -25,6 +25,8 @@ typedef struct dq__qref_s {
     unsigned    s0;         /* shard 0: the `shards` its own conf said at
                                the last read (or that this worker wrote
                                back there); 0: not read yet */
+    int         heal_failed; /* shard 0: the last write back failed
+                               (logged once) */
 } dq__qref_t;
 
 typedef struct {
