@@ -252,8 +252,9 @@ dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
  * there, N <= k. Lost: N may be more than k; until a probe answers, the
  * file's limits are split by a bound of N (DQ_MAX_SHARDS, then the
  * lowest shard found absent), never by N alone, and the next live tick
- * (5 s) probes k + 1 (review RF finding 1: a lost probe counted as "no more
- * shards" gave shard 0 the file's whole limit, the shards past k none). */
+ * (5 s) probes k + 1 (review RF finding 1: a lost probe counted as "no
+ * more shards" gave shard 0 the file's whole limit, the shards past k
+ * none). */
 static void
 dq__probe_done(dq_child_t *ch, size_t base, unsigned k, int answered,
                unsigned n)
