@@ -97,11 +97,23 @@ end
 -- 0. the acks of the caller's finished tasks (exactly as ack.lua)
 local ack_reply = {}
 local slot_freed = false   -- they freed a slot a held-back claim waits for
+local stall = false        -- a MIGRATING slot kept this call from its work
+local eta_gone = false     -- the acks deleted eta on a MIGRATING slot
 if n_acks > 0 then
     local K = { tasks = KEYS[1], eta = KEYS[2], leases = KEYS[3],
                 stats = KEYS[4], errors = KEYS[6], names = KEYS[9] }
-    local freed
-    ack_reply, freed = dq_ack(K, now, tomb, ARGV, 13, n_acks)
+    local freed, late
+    ack_reply, freed, late = dq_ack(K, now, tomb, ARGV, 13, n_acks)
+    -- late acks took tasks out of eta: emptied, it is deleted, and on a
+    -- MIGRATING slot Redis 7.0 stops a script that then writes it (step
+    -- 1's ZADD of the expired leases, a promotion's after its HSET of
+    -- `tasks`: review RS), after the acks. One read with redis.pcall
+    -- tells (only then: a late ack is rare): refused, step 1 and the
+    -- promotion are skipped (stall, as below); elsewhere it reads 0.
+    if late > 0 and not dq_routed(redis.pcall('EXISTS', KEYS[2])) then
+        eta_gone = true
+        stall = true
+    end
     if freed > 0 and cf[9] then
         -- a claim held back by max_concurrent waits for this slot: wake a
         -- sleeper; "waiting" is deleted below unless this claim is held
@@ -149,7 +161,6 @@ end
 -- and says to look again in a second: its acks stay applied, and the next
 -- call, the set missing, is answered ASK or TRYAGAIN by Redis before it
 -- runs (review RP, finding 4). Elsewhere an emptied set reads as empty.
-local stall = false
 local function leases_first()
     local r = dq_routed(redis.pcall('ZRANGE', KEYS[3], '0', '0',
                                     'WITHSCORES'))
@@ -169,7 +180,7 @@ if guard_until and h[4] ~= seen and l1s and l1s <= now then
     end
 end
 local expired, ids, claims, firsts, vals, errs
-if l1s and l1s <= upto then
+if l1s and l1s <= upto and not eta_gone then
     expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', upto,
                          'LIMIT', 0, DQ_CHUNK)
     ids, claims, firsts = {}, {}, {}
@@ -308,6 +319,11 @@ end
 -- then due tasks into the lease set: one call per batch for each
 -- structure; one more due task than wanted is read to know whether due
 -- work remains
+-- (none when the acks deleted eta on a MIGRATING slot: the buckets stay,
+-- looked at again in a second, as one not on the node: dq_cold_due)
+if eta_gone and promo.keys then
+    promo = { ws = now + DQ_COLD_AFTER_MS + DQ_MIGRATING_RETRY_MS }
+end
 local cold_ws = dq_cold_promote(KEYS[1], KEYS[2], KEYS[4], KEYS[10], promo)
 local reply = { now, -1, cid, ack_reply }
 local taken = 0

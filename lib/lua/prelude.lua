@@ -357,8 +357,9 @@ end
 -- still names this claim: running it again would be for nothing; stats
 -- "acked_late"). Deletes the value (and its prefix), the error of a task
 -- with history, tombstones names until now + tomb (tomb <= 0: free at
--- once), counts "done". Returns the per-task replies (1 acked, 0 fenced)
--- and how many leases it freed.
+-- once), counts "done". Returns the per-task replies (1 acked, 0 fenced),
+-- how many leases it freed and how many late acks it took out of `eta`
+-- (which may have emptied it: deleted).
 -- Which leases are held, in two calls whatever n: every member still in
 -- `leases` gets the score +inf (ZADD XX GT: a lease deadline is finite,
 -- every script that writes one checks it with dq_num; CH counts them),
@@ -464,5 +465,5 @@ local function dq_ack(K, now, tomb, args, base, n)
         if #tombs > 0 then redis.call('ZADD', K.names, unpack(tombs)) end
         redis.call('HINCRBY', K.stats, 'done', dq_int(na))
     end
-    return reply, nh
+    return reply, nh, #gone
 end
