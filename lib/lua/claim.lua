@@ -84,21 +84,21 @@ end
 -- first touch of a key not on this node, its writes kept; a set or hash
 -- this call empties is deleted, so it is such a key afterwards (review RP,
 -- findings 3 and 4). Read before the first write: the cold buckets due
--- for promotion (not declared keys: lib/lua/cold.lua dq_cold_due), and,
--- when a promotion follows acks that may empty `tasks` (it writes `tasks`
--- again), a touch of a new key: a stop there writes nothing. The lease
--- set is read after the acks with redis.pcall (below: stall).
+-- for promotion (not declared keys: lib/lua/cold.lua dq_cold_due), and
+-- whether acks may empty `tasks` before a promotion writes it again (then
+-- `tasks` is looked at after the acks: below). The lease set is read
+-- after the acks with redis.pcall (below: stall).
 local promo = dq_cold_due(KEYS[10], now)
-if n_acks > 0 and promo.keys and promo.keys[1]
-   and redis.call('HLEN', KEYS[1]) <= n_acks then
-    dq_touch_new(KEYS[1])
-end
+local tasks_may_go = n_acks > 0 and promo.keys and promo.keys[1]
+                     and redis.call('HLEN', KEYS[1]) <= n_acks
 
 -- 0. the acks of the caller's finished tasks (exactly as ack.lua)
 local ack_reply = {}
 local slot_freed = false   -- they freed a slot a held-back claim waits for
 local stall = false        -- a MIGRATING slot kept this call from its work
-local eta_gone = false     -- the acks deleted eta on a MIGRATING slot
+-- the acks deleted eta (or tasks) on a MIGRATING slot: no step 1, no
+-- promotion (their writes of it would stop the script after the acks)
+local acks_deleted = false
 if n_acks > 0 then
     local K = { tasks = KEYS[1], eta = KEYS[2], leases = KEYS[3],
                 stats = KEYS[4], errors = KEYS[6], names = KEYS[9] }
@@ -111,7 +111,15 @@ if n_acks > 0 then
     -- tells (only then: a late ack is rare): refused, step 1 and the
     -- promotion are skipped (stall, as below); elsewhere it reads 0.
     if late > 0 and not dq_routed(redis.pcall('EXISTS', KEYS[2])) then
-        eta_gone = true
+        acks_deleted = true
+        stall = true
+    end
+    -- so for `tasks`, which a promotion writes (was a touch of a missing
+    -- key before the acks: a stop there wrote nothing, but the call was
+    -- answered an error, its acks sent again alone: review RS)
+    if tasks_may_go and not acks_deleted
+       and not dq_routed(redis.pcall('EXISTS', KEYS[1])) then
+        acks_deleted = true     -- the same: no promotion, stall
         stall = true
     end
     if freed > 0 and cf[9] then
@@ -180,7 +188,7 @@ if guard_until and h[4] ~= seen and l1s and l1s <= now then
     end
 end
 local expired, ids, claims, firsts, vals, errs
-if l1s and l1s <= upto and not eta_gone then
+if l1s and l1s <= upto and not acks_deleted then
     expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', upto,
                          'LIMIT', 0, DQ_CHUNK)
     ids, claims, firsts = {}, {}, {}
@@ -318,10 +326,10 @@ end
 -- 3. cold buckets due soon into tasks/eta (bounded: lib/lua/cold.lua),
 -- then due tasks into the lease set: one call per batch for each
 -- structure; one more due task than wanted is read to know whether due
--- work remains
--- (none when the acks deleted eta on a MIGRATING slot: the buckets stay,
--- looked at again in a second, as one not on the node: dq_cold_due)
-if eta_gone and promo.keys then
+-- work remains (no promotion when the acks deleted eta or tasks on a
+-- MIGRATING slot: the buckets stay, looked at again in a second, as one
+-- not on the node: dq_cold_due)
+if acks_deleted and promo.keys then
     promo = { ws = now + DQ_COLD_AFTER_MS + DQ_MIGRATING_RETRY_MS }
 end
 local cold_ws = dq_cold_promote(KEYS[1], KEYS[2], KEYS[4], KEYS[10], promo)

@@ -94,9 +94,10 @@ end
 -- and a declared key missing on a MIGRATING slot makes Redis Cluster
 -- answer ASK or TRYAGAIN to the call before it runs. Declared, it would
 -- turn away every enqueue and claim of the queue for the whole migration,
--- also the calls that never touch it. The base is a declared key (claim:
--- `tasks`) or a cold bucket, itself named in Lua (docs/CONTRACT.md), so
--- the name is in the queue's hash tag and slot.
+-- also the calls that never touch it. The base is a cold bucket (enqueue:
+-- dq_cold_preread), itself named in Lua (docs/CONTRACT.md), so the name
+-- is in the queue's hash tag and slot. (Claim no longer touches one: it
+-- reads `tasks` after its acks with redis.pcall instead, review RS.)
 local function dq_touch_new(base)
     local p = base .. '.'
     while redis.call('EXISTS', p) == 1 do p = p .. '_' end
