@@ -67,6 +67,8 @@ sub scenario {
         is(scalar DQScripts::claimed($rep), 0, "$q: a stall: nothing claimed");
         cmp_ok($rep->[1], '>=', 1000, "$q: look again in a second or more");
     }
+    is($A->cmd('HGET', $k->('stats'), 'migrating_stalls'), 1,
+       "$q: the stall counted (stats migrating_stalls)");
     ok(!$A->cmd('HEXISTS', $k->('tasks'), 'X'), "$q: X is gone from tasks");
     is_deeply($eta, [], "$q: eta not written again on the MIGRATING slot");
     my $inL = grep { /^Y\|/ } @{ $A->cmd('ZRANGE', $k->('leases'), 0, -1) };

@@ -52,6 +52,8 @@ SKIP: {
     is(scalar DQScripts::claimed($rep), 0, 'a stall: nothing claimed');
     cmp_ok($rep->[1], '>=', 1000, 'look again in a second or more');
 }
+is($A->cmd('HGET', $k->('stats'), 'migrating_stalls'), 1,
+   'the stall counted (stats migrating_stalls)');
 ok(!$A->cmd('HEXISTS', $k->('tasks'), 'X'), 'X is gone from tasks');
 is($A->cmd('EXISTS', $k->('tasks')), 0, 'tasks not written again (C not half promoted)');
 is($A->cmd('EXISTS', $bucket), 1, "C's bucket kept");

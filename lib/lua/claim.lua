@@ -422,6 +422,13 @@ else
     if first[2] then d = tonumber(first[2]) - now end
 end
 local held_back = d ~= nil and d <= 0 and limited
+-- a call a MIGRATING slot kept from part of its work (a stall, or a due
+-- cold bucket not on the node) is counted: stats "migrating_stalls"; a
+-- migration left open for good shows as a count that keeps growing (one
+-- a call; a stalled call answers next_ms >= DQ_MIGRATING_RETRY_MS)
+if stall or promo.moved then
+    redis.call('HINCRBY', KEYS[4], 'migrating_stalls', 1)
+end
 -- conf "waiting" (a claim held back by max_concurrent: the next ack,
 -- retry, bury or release that frees a slot wakes a sleeper) is written
 -- before the leases, and kept rather than deleted and written again: a

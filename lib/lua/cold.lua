@@ -131,8 +131,9 @@ end
 -- its writes kept (review RP, finding 3). A bucket not on this node (one
 -- the reshard moved first) is left for later (redis.pcall: no stop);
 -- promotion goes on when the slot is stable. Returns the plan: the window
--- start of the earliest bucket left (nil: the tier is empty) and the
--- buckets read. The common call (nothing to promote) is one ZRANGE.
+-- start of the earliest bucket left (nil: the tier is empty), the
+-- buckets read, and moved = true when a due bucket was not on the node.
+-- The common call (nothing to promote) is one ZRANGE.
 local function dq_cold_due(idx, now)
     local first = redis.call('ZRANGE', idx, '0', '0', 'WITHSCORES')
     if not first[2] then return { ws = nil } end
@@ -158,6 +159,7 @@ local function dq_cold_due(idx, now)
                 -- no busy loop while the reshard goes on)
                 kv = nil
                 ws = now + DQ_COLD_AFTER_MS + DQ_MIGRATING_RETRY_MS
+                plan.moved = true
             else
                 local k = #plan.keys + 1
                 plan.keys[k], plan.ms[k], plan.kvs[k], plan.wss[k] =
