@@ -72,6 +72,36 @@ local function drop(id, lease)
     redis.call('HDEL', KEYS[5], id)
 end
 
+-- drop for a batch of tasks not leased: each key touched once, by one
+-- variadic call. One drop after another touched each key once per task:
+-- a drop that emptied one (`errors`, `names`, ...) deleted it, and on a
+-- MIGRATING slot Redis 7.0 stopped the script at the next drop's touch
+-- of it, part of the batch removed and not counted (review RS, t/05)
+local function drop_many(ids)
+    if #ids == 0 then return end
+    local vals = redis.call('HMGET', KEYS[1], unpack(ids))
+    local zs, names = {}, {}
+    for i = 1, #ids do
+        local _, name = dq_env_func_name(vals[i])
+        if name then
+            names[#names + 1] = name
+            zs[#zs + 1] = now + (tomb or 0)
+            zs[#zs + 1] = name
+        end
+    end
+    if #names > 0 then
+        if tomb and tomb > 0 then
+            redis.call('ZADD', KEYS[6], unpack(zs))
+        else
+            redis.call('ZREM', KEYS[6], unpack(names))
+        end
+    end
+    redis.call('ZREM', KEYS[2], unpack(ids))
+    redis.call('ZREM', KEYS[4], unpack(ids))
+    redis.call('HDEL', KEYS[1], unpack(ids))
+    redis.call('HDEL', KEYS[5], unpack(ids))
+end
+
 local n = 0
 if what == 'id' then
     local id = ARGV[2]
@@ -108,7 +138,7 @@ else
     else
         return redis.error_reply('ERR remove: unknown state ' .. what)
     end
-    for _, id in ipairs(ids) do drop(id, nil) end   -- max <= DQ_CHUNK
+    drop_many(ids)                                  -- max <= DQ_CHUNK
     n = #ids
     if n < max and (what == 'waiting' or what == 'delayed') then
         -- then the cold tier's buckets, earliest first

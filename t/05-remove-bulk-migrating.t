@@ -1,0 +1,40 @@
+# Review RS: deferred-cli purge (remove.lua, "waiting" etc.) dropped the
+# tasks one at a time, each drop touching eta, dead, tasks, errors (and
+# names). A drop that emptied one of them (here `errors`: the first task
+# alone had an error) deleted it, and on a MIGRATING slot (every declared
+# key on the source) Redis 7.0 stopped the script at the next drop's touch
+# of it ("non local key"): some tasks removed, the rest not, "deleted" not
+# counted, the operator answered an error. Wanted: the batch whole.
+use strict; use warnings; use lib 't/lib';
+use Test::More; use DQTest; use DQCluster; use DQScripts;
+my $c = DQCluster->start(plain => 1);
+my $q = 'pz';
+my $A = $c->owner($q); my $B = $c->other($q);
+my $s = DQScripts->new($A);
+my $k = sub { DQTest::dq_key($q, $_[0]) };
+$s->enqueue2($q, 0, $_, DQScripts::env2()) for qw(a b c);
+$A->cmd('HSET', $k->('errors'), 'a', 'boom');     # a failed once
+# every other declared key exists on A
+$A->cmd('ZADD', $k->('leases'), 9e15, 'zz');
+$A->cmd('ZADD', $k->('dead'), 9e15, 'zz');
+$A->cmd('ZADD', $k->('names'), 9e15, 'zz');
+$A->cmd('HSET', $k->('conf'), 'zz', 'x');
+$A->cmd('RPUSH', $k->('wake'), 'x');
+$A->cmd('ZADD', $k->('cold'), 9e15, 'x');
+my $slot = $c->slot($k->('tasks'));
+$B->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $c->id($A));
+$A->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $c->id($B));
+my @keys = map { $k->($_) } qw(tasks eta leases dead errors names stats conf wake cold);
+my $src = DQScripts::_load("lib/lua", 'remove', 'prelude', 'cold');
+$src = DQScripts::_load($ENV{DQ_T_LUA}, 'remove', 'prelude', 'cold') if $ENV{DQ_T_LUA};
+my $rep = eval { $s->_eval($src, \@keys, 'waiting', '', 3, 0) };
+my $err = $@;
+$A->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+$B->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+is($err, '', "remove waiting: answered (no 'non local key' mid-batch)");
+is($rep, 3, 'three removed');
+is_deeply($A->cmd('ZRANGE', $k->('eta'), 0, -1), [], 'eta empty');
+is_deeply($A->cmd('HMGET', $k->('tasks'), qw(a b c)), [undef, undef, undef],
+          'a, b, c gone from tasks');
+is($A->cmd('HGET', $k->('stats'), 'deleted'), 3, 'counted deleted');
+done_testing;
