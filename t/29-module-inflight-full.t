@@ -48,27 +48,21 @@ my $p = DQProxy::start($r->port,
         return -e "$dir/late" ? { delay => 0.05 } : 1;
     });
 
+# /e answers within 1 s (part 1), /slow within 10 s (part 2)
+my $locations = join '', map { qq{
+        location = /$_->[0] {
+            deferred_redis 127.0.0.1:$p->{port};
+            deferred_endpoint on;
+            deferred_timeout $_->[1];
+            deferred_max_batch 10000;
+            deferred_max_body 4m;
+            client_max_body_size 4m;
+            client_body_buffer_size 4m;
+        }} } ['e', '1s'], ['slow', '10s'];
+
 my $n = DQNginx->start(redis => $r, workers => 1, http => qq{
     server {
-        listen 127.0.0.1:%%PORT%%;
-        location = /e {
-            deferred_redis 127.0.0.1:$p->{port};
-            deferred_endpoint on;
-            deferred_timeout 1s;
-            deferred_max_batch 10000;
-            deferred_max_body 4m;
-            client_max_body_size 4m;
-            client_body_buffer_size 4m;
-        }
-        location = /slow {
-            deferred_redis 127.0.0.1:$p->{port};
-            deferred_endpoint on;
-            deferred_timeout 10s;
-            deferred_max_batch 10000;
-            deferred_max_body 4m;
-            client_max_body_size 4m;
-            client_body_buffer_size 4m;
-        }
+        listen 127.0.0.1:%%PORT%%;$locations
     }
 });
 
