@@ -436,12 +436,14 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
 /* A worker child's live tick: the loop-alive mark for its master and the
  * read of its queues' conf (applied settings, shard counts); every second
  * tick is a heartbeat (DQ_WORKER_TTL_MS / 3), every sixth trims the live
- * list and probes for shards past the known count (worker/live.c). */
+ * list and probes for shards past the known count (every tick for a queue
+ * with a whole-queue limit: worker/live_conf.c); a tick flushes the
+ * lateness counts of the tasks run since the last (worker/live.c). */
 #define DQ_WORKER_TICK_MS    5000
 /* Lateness (claim time - ETA, ms) per queue, a histogram in the queue's
  * stats hash: fields "late_le_<bound>" for each bound below and
  * "late_le_inf" (counts per bucket, not cumulative), "late_sum_ms",
- * "late_count". Workers add their counts with each heartbeat. */
+ * "late_count". Workers add their counts with each live tick (5 s). */
 #define DQ_LATENESS_BOUNDS_MS { 5, 25, 100, 500, 1000, 5000, 30000 }
 #define DQ_LATENESS_NBOUNDS   7
 

@@ -26,6 +26,9 @@
 
 #define NGX_HTTP_DEFERRED_DEAD_LIMIT     20
 #define NGX_HTTP_DEFERRED_MAX_WORKERS    1000
+/* the same number as a string (ZREVRANGEBYSCORE ... LIMIT 0 <it>) */
+#define NGX_HTTP_DEFERRED_STR(x)         NGX_HTTP_DEFERRED_STR_(x)
+#define NGX_HTTP_DEFERRED_STR_(x)        #x
 
 
 static void ngx_http_deferred_op_next(ngx_http_deferred_op_t *op);
@@ -50,7 +53,7 @@ const int64_t  ngx_http_deferred_late_bounds[DQ_LATENESS_NBOUNDS] =
 void
 ngx_http_deferred_ops_start(ngx_http_deferred_op_t *op)
 {
-    ngx_str_t                    argv[4];
+    ngx_str_t                    argv[7];
     ngx_uint_t                   n, nmasters;
     ngx_http_deferred_op_cmd_t  *cmd;
 
@@ -88,15 +91,22 @@ ngx_http_deferred_ops_start(ngx_http_deferred_op_t *op)
         (void) ngx_http_deferred_op_plain(op, NGX_HTTP_DEFERRED_OP_QUEUES, 0,
                                           2, argv);
 
-        /* every member: scores are Redis' clock, not this host's (a
-         * member whose heartbeat hash expired shows no fields and is
-         * left out; stale members are trimmed by the workers' beats) */
-        ngx_str_set(&argv[0], "ZRANGEBYSCORE");
+        /* the freshest members first, as many as are kept: scores are
+         * Redis' clock, not this host's (a member whose heartbeat hash
+         * expired shows no fields and is left out; stale members stay
+         * until a worker's trim, once per ttl, and a crash-looping fleet
+         * leaves many: oldest first, they cut the live ones, review RW
+         * finding 5) */
+        ngx_str_set(&argv[0], "ZREVRANGEBYSCORE");
         ngx_str_set(&argv[1], DQ_WORKERS_KEY);
-        ngx_str_set(&argv[2], "-inf");
-        ngx_str_set(&argv[3], "+inf");
+        ngx_str_set(&argv[2], "+inf");
+        ngx_str_set(&argv[3], "-inf");
+        ngx_str_set(&argv[4], "LIMIT");
+        ngx_str_set(&argv[5], "0");
+        ngx_str_set(&argv[6],
+                    NGX_HTTP_DEFERRED_STR(NGX_HTTP_DEFERRED_MAX_WORKERS));
         (void) ngx_http_deferred_op_plain(op, NGX_HTTP_DEFERRED_OP_WORKERS, 0,
-                                          4, argv);
+                                          7, argv);
         break;
     }
 }

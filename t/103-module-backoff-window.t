@@ -9,7 +9,8 @@
 #     gate is shut (an attempt failed just now), the gate opens, and a
 #     burst of 50 enqueues with status, ready and admin comes at once:
 #     every one 200/201, each task stored exactly once;
-#   - Redis down for good: every request still gets 503 "Redis is not
+#   - Redis down for good (plain; Sentinel and Cluster one after the
+#     other): every request still gets 503 "Redis is not
 #     reachable" from a failed attempt, long before deferred_timeout
 #     (10 s), one after the other and in a burst of 50; a client that
 #     leaves while its request waits ends its wait (499).
@@ -146,6 +147,32 @@ sub lone_cluster {
     window_ok('cluster-node', 'cluster:' . $c->address, $gate, $c->port,
               sub { DQNginx::stored($c, $_[0]) },
               sub { $c->cmd('HGET', DQTest::dq_key($_[0], 'conf'), 'paused') });
+}
+
+# --- Sentinel and Cluster, Redis down for good: each 503 from a failed
+# attempt (the sentinel names a shut port; the only seed is one), never
+# at deferred_timeout
+for my $form (qw(sentinel cluster)) {
+    my $gate = free_port();
+    my $addr = "cluster:127.0.0.1:$gate";
+    if ($form eq 'sentinel') {
+        my $s = DQSentinel::spawn_sentinel("$dir/s/d1", 'dqd', $gate, 1);
+        $addr = "sentinel:dqd\@127.0.0.1:$s->{port}";
+    }
+    my $n = DQNginx->start(workers => 1, vars => { ADDR => $addr }, http => $conf);
+    my ($worst, $bad) = (0, 0);
+    for (1 .. 10) {
+        my $t0 = time;
+        my $a = one($n);
+        my $dt = time - $t0;
+        $worst = $dt if $dt > $worst;
+        $bad++ unless $a->{status} == 503 && $a->{body} =~ /not reachable/;
+    }
+    is($bad, 0, "$form down for good: 10 requests one after the other: each 503 \"Redis is not reachable\"");
+    cmp_ok($worst, '<', 5, "$form down for good: each answered long before deferred_timeout (10 s)");
+    diag sprintf '%s down for good: the slowest of 10 took %.3f s', $form, $worst;
+    is($n->stop, 0, "$form down for good: nginx exited with status 0");
+    log_clean_ok($n->error_log, "$form down for good: nginx error log");
 }
 
 # --- Redis down for good: 503 from a failed attempt, never at the timeout

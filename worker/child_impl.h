@@ -44,8 +44,10 @@ typedef struct {
 /* A served queue of N shards (dq_contract.h "shards") is N entries of
  * ch->qs: shard 0 (the queue itself) at the queue's index in the
  * configuration, shards 1..N-1 appended when the child learns N (its
- * heartbeat reads it: live.c), each claimed, acked and woken as a queue
- * of its own. The queue's weight is shared by its shards that are due. */
+ * live tick reads it every 5 s, the probe past it every tick for a queue
+ * with a whole-queue limit, every 30 s otherwise: live_conf.c), each
+ * claimed, acked and woken as a queue of its own. The queue's weight is
+ * shared by its shards that are due. */
 struct dq_cqueue_s {
     dq_child_t            *ch;
     const dq_queue_conf_t *qc;

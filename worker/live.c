@@ -18,11 +18,13 @@
  * Per task that ran (dq_child_unlink hook): done or failed, and its
  * lateness (Redis time of the claim - ETA) into a per-queue histogram
  * kept in this process and added to the queue's stats hash with the next
- * heartbeat (HINCRBY: a few commands per queue every 10 s, none per task).
+ * live tick (HINCRBY: a few commands per queue that ran tasks every 5 s,
+ * none per task, none while idle; on a beat tick after the hash).
  *
  * Fire and forget: the commands go on the child's commands connection;
  * a failed heartbeat is simply sent again next time (the counts are kept
- * until a send succeeds... or lost with the child: they are statistics).
+ * until a send succeeds... or lost with the child: they are statistics; a
+ * child killed -9 loses at most the last tick's, 5 s, of them).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,16 @@ static const int64_t dq__bounds[DQ_LATENESS_NBOUNDS] = DQ_LATENESS_BOUNDS_MS;
  * and the shard probe (docs/BENCHMARKS.md "8. idle cost"). */
 #define DQ__BEAT_TICKS  (DQ_WORKER_TTL_MS / 3 / DQ_WORKER_TICK_MS)
 #define DQ__TRIM_TICKS  (DQ_WORKER_TTL_MS / DQ_WORKER_TICK_MS)
+
+/* Exact and non-zero: a TTL that is not a multiple of 3 ticks would
+ * silently change the beat period, one below 3 ticks make `tick % 0`
+ * (review RW finding 4). */
+_Static_assert(DQ__BEAT_TICKS >= 1
+               && DQ_WORKER_TTL_MS % (3 * DQ_WORKER_TICK_MS) == 0,
+               "DQ_WORKER_TTL_MS: a multiple of 3 * DQ_WORKER_TICK_MS");
+_Static_assert(DQ__TRIM_TICKS >= 1
+               && DQ_WORKER_TTL_MS % DQ_WORKER_TICK_MS == 0,
+               "DQ_WORKER_TTL_MS: a multiple of DQ_WORKER_TICK_MS");
 
 /* The reply is not needed; but a stopping child waits for its last
  * command before it exits, so let it look again. */
@@ -173,6 +185,7 @@ dq__tick(uv_timer_t *timer)
     dq_live_t  *lv = ch->live;
     dq_cmd_t    cmd;
     unsigned    tick;
+    size_t      i;
 
     if (lv->left) {
         return;
@@ -199,6 +212,14 @@ dq__tick(uv_timer_t *timer)
                                     dq__beat_reply, ch);
         }
         dq_cmd_free(&cmd);
+    } else {
+        /* the counts of the tasks run since the last tick (the beat's
+         * reply flushes them on a beat tick): a child killed -9 loses one
+         * tick's, not a beat's (review RW finding 2); idle: nothing to
+         * send */
+        for (i = 0; i < ch->nq; i++) {
+            dq__flush_hist(ch, i);
+        }
     }
     dq__conf_refresh(ch, tick % DQ__TRIM_TICKS == 0);
 }

@@ -5,7 +5,8 @@
  * Applied queue configuration (deferred-cli config apply: the queue's conf
  * hash, fields DQ_QCONF_FIELDS) is read every DQ_WORKER_TICK_MS (5 s; the
  * probe of the shard past the known count once per TTL, or every tick
- * while that count is unsure) and replaces
+ * while that count is unsure or the queue has a whole-queue limit) and
+ * replaces
  * the settings this child took from its file for that queue (rate,
  * bucket, max_concurrent, retry options, timeout); when it is cleared the
  * file's settings come back. The child works on its own copy of the queue
@@ -16,7 +17,9 @@
  * not claimed before it came (child.c conf_wait), as the file's limits
  * are split over the shards (one round trip of lateness at start).
  *
- * Moved out of live.c unchanged.
+ * A shard above 0 saying more than shard 0's own conf: written back there
+ * (dq__shards_heal); a queue with a whole-queue limit is probed every
+ * tick (dq__whole_limit).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,9 +143,75 @@ dq_live_add_shard(dq_child_t *ch, size_t k, size_t base, unsigned n)
     return 0;
 }
 
+/* The reply to the write of N back into shard 0's conf. Refused: shard
+ * 0 says more by now (configure.lua: N only grows), or the script is not
+ * allowed; lost: it is read again next tick and, still low, written
+ * again. */
+static void
+dq__heal_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
+{
+    dq__qref_t  *ref = data;
+    dq_child_t  *ch = ref->ch;
+    dq_cqueue_t *b;
+
+    (void) c;
+    if (ch->live != NULL && !ch->stopping) {
+        b = &ch->qs[ref->i];
+        if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+            dq_log_info("queue %.*s: wrote %u back into shard 0's conf "
+                        "(its count was behind: lost, or a change still "
+                        "being written): every worker and producer reads "
+                        "it there now", (int) b->name.len, b->name.ptr,
+                        b->nshards);
+            ref->heal_failed = 0;
+        } else {
+            if (!ref->heal_failed) {    /* once, not every tick */
+                dq_log_warn("queue %.*s: writing the shard count back "
+                            "into shard 0's conf failed (%s); tried again "
+                            "every tick", (int) b->name.len, b->name.ptr,
+                            r != NULL && r->type == REDIS_REPLY_ERROR
+                            ? r->str : errstr ? errstr : "lost");
+            }
+            ref->heal_failed = 1;
+            ref->s0 = 0;            /* read again, written again */
+        }
+    }
+    dq_child_maybe_finish(ch);
+}
+
+/* Shard `from` (not 0) of the queue at base says n, more than shard 0's
+ * own conf said at its last read: shard 0's copy was lost (the CLI
+ * killed between its writes, shard 0's last; an AOF or a failover that
+ * lost it). Write n back there through configure.lua, which never lowers
+ * it, so every other worker and producer reads n with its next read of
+ * shard 0 instead of claiming shard 0 with a limit split by a lower
+ * count until its own probe (review RW finding 1). Safe: the CLI writes
+ * N into the shards from the top down after every share and pause, so a
+ * shard above 0 saying n means the rest of the change is in place. */
+static void
+dq__shards_heal(dq_child_t *ch, size_t base, unsigned n)
+{
+    dq__qref_t  *ref = &ch->live->refs[base];
+    dq_cqueue_t *b = &ch->qs[base];
+    dq_cmd_t     cmd;
+    char         nbuf[16];
+    const char  *f[1] = { DQ_QCONF_SHARDS }, *v[1] = { nbuf };
+
+    snprintf(nbuf, sizeof(nbuf), "%u", n);
+    dq_cmd_init(&cmd);
+    if (dq_cmd_configure(&cmd, b->name, f, v, 1) == DQ_OK
+        && dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                            dq__heal_reply, ref) == 0)
+    {
+        ref->s0 = n;                /* once, not with every read */
+    }
+    dq_cmd_free(&cmd);
+}
+
 /* Shard `from` of the queue at base says it has n shards: serve them. A
  * shard other than 0 saying more than is known means shard 0's `shards`
- * was lost (a failover before its write reached a replica): logged. */
+ * was lost (a failover before its write reached a replica): logged, and
+ * written back there (dq__shards_heal). */
 static void
 dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
 {
@@ -150,6 +219,9 @@ dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
     dq_live_t       *lv = ch->live;
     unsigned         old = b->nshards;
 
+    if (from != 0 && lv->refs[base].s0 != 0 && n > lv->refs[base].s0) {
+        dq__shards_heal(ch, base, n);
+    }
     if (n <= b->nshards) {
         return;
     }
@@ -179,9 +251,10 @@ dq__shards_seen(dq_child_t *ch, size_t base, unsigned from, unsigned n)
  * shard's conf holds N: n > k is N. Nil (or n <= k): shard k is not
  * there, N <= k. Lost: N may be more than k; until a probe answers, the
  * file's limits are split by a bound of N (DQ_MAX_SHARDS, then the
- * lowest shard found absent), never by N alone, and the next heartbeat
- * probes k + 1 (review RF finding 1: a lost probe counted as "no more
- * shards" gave shard 0 the file's whole limit, the shards past k none). */
+ * lowest shard found absent), never by N alone, and the next live tick
+ * (5 s) probes k + 1 (review RF finding 1: a lost probe counted as "no
+ * more shards" gave shard 0 the file's whole limit, the shards past k
+ * none). */
 static void
 dq__probe_done(dq_child_t *ch, size_t base, unsigned k, int answered,
                unsigned n)
@@ -247,7 +320,7 @@ dq__conf_waited(dq_child_t *ch, dq_cqueue_t *q)
  * shard k's slot may be on a master this worker has nothing else on, so
  * a probe lost, timed out or not sent does not hold the claims (review
  * R4 finding 10: a hung node there held every shard's claims); it splits
- * the limits by a bound instead and the next heartbeat probes k + 1
+ * the limits by a bound instead and the next live tick (5 s) probes k + 1
  * (dq__probe_done). */
 static void
 dq__probe_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
@@ -321,11 +394,15 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
          * client writes N into each, shard 0's last); the most any of
          * them says wins, as a failover may lose shard 0's (dq_child_
          * shards only grows) */
-        dq__shards_seen(ch, q->base, q->shard,
-                        e[DQ_QCONF_NFIELDS]->type == REDIS_REPLY_STRING
-                        ? dq_shards_parse(e[DQ_QCONF_NFIELDS]->str,
-                                          e[DQ_QCONF_NFIELDS]->len)
-                        : 1);
+        unsigned n = e[DQ_QCONF_NFIELDS]->type == REDIS_REPLY_STRING
+                     ? dq_shards_parse(e[DQ_QCONF_NFIELDS]->str,
+                                       e[DQ_QCONF_NFIELDS]->len)
+                     : 1;
+
+        if (q->shard == 0) {
+            lv->refs[ref->i].s0 = n;    /* shard 0's own, for the heal */
+        }
+        dq__shards_seen(ch, q->base, q->shard, n);
     }
     dq__conf_waited(ch, q);
     cur = &lv->qconf[ref->i];
@@ -370,9 +447,26 @@ dq__conf_reply(dq_conn_t *c, redisReply *r, const char *errstr, void *data)
     dq_child_maybe_finish(ch);
 }
 
+/* 1 if the queue at i has a whole-queue limit (rate, bucket_size or
+ * max_concurrent, from its worker file or applied to Redis): one split by
+ * a count too low runs the queue above it (review RW finding 1), so such
+ * a queue is probed past its count every tick; the others once per ttl
+ * (an idle fleet's commands, docs/BENCHMARKS.md "8. idle cost"). */
+static int
+dq__whole_limit(const dq_live_t *lv, size_t i)
+{
+    const dq_queue_conf_t *f = lv->orig[i], *c = &lv->qconf[i];
+
+    return f->rate > 0 || f->bucket_size > 0 || f->max_concurrent > 0
+           || (lv->applied[i]
+               && (c->rate > 0 || c->bucket_size > 0
+                   || c->max_concurrent > 0));
+}
+
 /* The conf of every queue; the probe past the known shard count of the
  * queues that need one now: all of them when `all`, else those whose
- * count is unsure (a probe lost) or that wait for it to claim. */
+ * count is unsure (a probe lost), that wait for it to claim or that have
+ * a whole-queue limit (dq__whole_limit). */
 void
 dq__conf_refresh(dq_child_t *ch, int all)
 {
@@ -422,8 +516,11 @@ dq__conf_refresh(dq_child_t *ch, int all)
             }
             continue;
         }
-        if (!all && lv->refs[i].hi == 0 && ch->qs[i].conf_wait == 0) {
-            continue;               /* N known: probed once per ttl */
+        if (!all && lv->refs[i].hi == 0 && ch->qs[i].conf_wait == 0
+            && !dq__whole_limit(lv, i))
+        {
+            continue;               /* N known, no limit split by it:
+                                       probed once per ttl */
         }
         at = lv->refs[i].next > ch->qs[i].nshards ? lv->refs[i].next
                                                   : ch->qs[i].nshards;
@@ -442,7 +539,7 @@ dq__conf_refresh(dq_child_t *ch, int all)
         }
         /* routable first: shard k's slot unserved must not make the
          * whole cluster "lost" (map re-read, results resent) at every
-         * heartbeat (review RF finding 3); it counts as a lost probe */
+         * tick (review RF finding 3); it counts as a lost probe */
         if (!dq_conn_routable(ch->cmd_conn, 3, pv, pl)) {
             dq__probe_done(ch, i, at, 0, 0);
             continue;

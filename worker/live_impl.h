@@ -22,6 +22,11 @@ typedef struct dq__qref_s {
                                a shard found absent), not by N; 0: no
                                probe lost since one answered (review RF
                                finding 1) */
+    unsigned    s0;         /* shard 0: the `shards` its own conf said at
+                               the last read (or that this worker wrote
+                               back there); 0: not read yet */
+    int         heal_failed; /* shard 0: the last write back failed
+                               (logged once) */
 } dq__qref_t;
 
 typedef struct {

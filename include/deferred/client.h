@@ -217,7 +217,7 @@ int dq_queue_shards(dq_client_t *c, const char *queue, unsigned *n);
  * a replica of shard 0's master when it has one (none acknowledging in
  * 1 s: DQ_EREDIS, the count stored but not replicated; call it again).
  * Producers (this client, nginx) and workers see a new shard count within
- * DQ_SHARDS_TTL_MS and their heartbeat (5 s). Upgrade every worker before
+ * DQ_SHARDS_TTL_MS and their live tick (5 s). Upgrade every worker before
  * the first growth: older workers serve shard 0 only. DQ_OK, DQ_EINVAL,
  * DQ_EREDIS. */
 typedef struct {

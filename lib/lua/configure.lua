@@ -1,7 +1,7 @@
 -- configure: store (or clear) a queue's applied configuration, the fleet's
 -- one source of truth for it (deferred-cli config apply / clear). claim
 -- reads rate, bucket_size, max_concurrent and the backoff from here when
--- "cfg" is set; workers read every field with their heartbeat.
+-- "cfg" is set; workers read every field with their live tick (5 s).
 -- KEYS: 1 conf, 2 wake
 -- ARGV: 1 "set" then field, value pairs (the previous applied fields are
 --       replaced), or "clear" then the field names to delete
@@ -13,7 +13,10 @@
 -- plain decimal, no sign, space, point, exponent or leading zero ("4.0",
 -- " 8", "0x8" or "65" would read as 1 there); the stored value is read
 -- the way readers read it. "shards" is never cleared (N back to 1 would
--- hide shards 1.. and their tasks).
+-- hide shards 1.. and their tasks). A worker that reads more in a shard
+-- above 0 than in shard 0 writes it back here ("set", "shards", N: shard
+-- 0's copy was lost; worker/live_conf.c dq__shards_heal): this rule makes
+-- that write harmless when shard 0 says more by then.
 -- lib/dq_contract.h DQ_MAX_SHARDS, the same number (t/unit/test_shards.c)
 local DQ_MAX_SHARDS = 64
 local function shards_of(s)
