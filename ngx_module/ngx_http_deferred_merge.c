@@ -16,13 +16,18 @@
  * from its slot; the reply is split by slot and delivered to the groups
  * still attached (ngx_http_deferred_batch_deliver), each exactly once.
  *
- * At most NGX_HTTP_DEFERRED_INFLIGHT merged calls of a queue are out on
- * a connection: the groups that come while the queue's call is out wait
- * on the list, and the reply posts the flush that sends them together,
- * one bigger call instead of one per loop iteration (Redis pays a fixed
- * cost per call). A request alone finds nothing out and goes at the end
- * of its iteration, as before. Waiting groups stay the requests' own:
- * their timer or a lost connection fails them, never sent.
+ * While NGX_HTTP_DEFERRED_INFLIGHT calls of a queue are out on a
+ * connection, its groups that make a partial call wait on the list, and
+ * the reply posts the flush that sends them together, one bigger call
+ * instead of one per loop iteration (Redis pays a fixed cost per call).
+ * Groups that fill a call (a cap reached, or the next group does not
+ * fit: waiting cannot make it bigger) go at once, calls out or not: a
+ * round trip per full call would hold batches past deferred_timeout on
+ * a slow link. A request alone finds nothing out and goes at the end of
+ * its iteration, as before. Waiting groups stay the requests' own: their
+ * timer or a lost connection fails them, never sent. The count is per
+ * queue key entry: a shard ("q#1") has its own; past NGX_HTTP_DEFERRED_QKEYS
+ * entries with calls out, further queues go without the cap.
  *
  * Per queue, each worker process keeps the script's key strings
  * (formatted once, not per command) and when it last sent the queue's
@@ -80,6 +85,8 @@ struct ngx_http_deferred_merged_s {
 
 
 static void ngx_http_deferred_merge_flush(ngx_event_t *ev);
+static ngx_uint_t ngx_http_deferred_merge_fit(ngx_http_deferred_group_t *first,
+    ngx_uint_t *np, size_t *bytesp, ngx_uint_t *nmembersp);
 static ngx_int_t ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
     ngx_http_deferred_group_t **chain, ngx_http_deferred_merged_t **mp);
 static void ngx_http_deferred_merge_reply(void *data, redisReply *reply);
@@ -175,8 +182,10 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
 {
     ngx_http_deferred_redis_t  *rs = ev->data;
 
+    size_t                        bytes;
     ngx_int_t                     rc;
     ngx_uint_t                    count, nslots, norder, j, k, *order;
+    ngx_uint_t                    n, nmembers;
     ngx_queue_t                  *q;
     ngx_http_deferred_qkeys_t    *qk;
     ngx_http_deferred_group_t   **heads, **tails, *g, *chain;
@@ -275,9 +284,14 @@ again:
 
             qk = ngx_http_deferred_merge_qkeys(rs, chain->queue);
 
-            if (qk && qk->inflight >= NGX_HTTP_DEFERRED_INFLIGHT) {
-                /* the queue's call is out: these wait for its reply
-                 * (merge_reply posts this event again) */
+            if (qk && qk->inflight >= NGX_HTTP_DEFERRED_INFLIGHT
+                && !ngx_http_deferred_merge_fit(chain, &n, &bytes,
+                                                &nmembers))
+            {
+                /* the queue's call is out and these make a partial
+                 * call: they wait for its reply, to go in a bigger one
+                 * (merge_reply posts this event again); a full call
+                 * gains nothing by waiting and goes now */
                 break;
             }
 
@@ -360,28 +374,19 @@ again:
 
 
 /*
- * Takes the groups of one chain (same queue and tombstone window, in
- * order), as many as fit the caps, off the list into a new command;
- * *chain moves past them. NGX_ERROR: no memory, nothing taken;
- * NGX_DECLINED: the groups taken have been failed already.
+ * What of a chain fits one command: n tasks in its first nmembers groups
+ * (the first always, whatever its size), bytes of copies. 1: the command
+ * is full, waiting cannot make it bigger (a cap is reached, or the next
+ * group of the chain does not fit); 0: a partial command.
  */
 
-static ngx_int_t
-ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
-    ngx_http_deferred_group_t **chain, ngx_http_deferred_merged_t **mp)
+static ngx_uint_t
+ngx_http_deferred_merge_fit(ngx_http_deferred_group_t *first,
+    ngx_uint_t *np, size_t *bytesp, ngx_uint_t *nmembersp)
 {
-    u_char                      *p;
-    dq_str_t                     queue;
-    size_t                       size, bytes;
-    ngx_uint_t                   i, k, n, nmembers;
-    dq_enqueue_item_t           *it;
-    ngx_http_deferred_qkeys_t   *qk;
-    ngx_http_deferred_group_t   *first, *g, *next;
-    ngx_http_deferred_merged_t  *m;
-
-    first = *chain;
-
-    /* what fits */
+    size_t                      size, bytes;
+    ngx_uint_t                  k, n, nmembers;
+    ngx_http_deferred_group_t  *g;
 
     n = 0;
     nmembers = 0;
@@ -406,6 +411,39 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
         bytes += size;
         nmembers++;
     }
+
+    *np = n;
+    *bytesp = bytes;
+    *nmembersp = nmembers;
+
+    return g != NULL || n >= NGX_HTTP_DEFERRED_MERGE_ITEMS
+           || bytes >= NGX_HTTP_DEFERRED_MERGE_BYTES;
+}
+
+
+/*
+ * Takes the groups of one chain (same queue and tombstone window, in
+ * order), as many as fit the caps, off the list into a new command;
+ * *chain moves past them. NGX_ERROR: no memory, nothing taken;
+ * NGX_DECLINED: the groups taken have been failed already.
+ */
+
+static ngx_int_t
+ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
+    ngx_http_deferred_group_t **chain, ngx_http_deferred_merged_t **mp)
+{
+    u_char                      *p;
+    dq_str_t                     queue;
+    size_t                       bytes;
+    ngx_uint_t                   i, k, n, nmembers;
+    dq_enqueue_item_t           *it;
+    ngx_http_deferred_qkeys_t   *qk;
+    ngx_http_deferred_group_t   *first, *g, *next;
+    ngx_http_deferred_merged_t  *m;
+
+    first = *chain;
+
+    (void) ngx_http_deferred_merge_fit(first, &n, &bytes, &nmembers);
 
     m = ngx_alloc(sizeof(ngx_http_deferred_merged_t)
                   + n * sizeof(dq_enqueue_item_t)
