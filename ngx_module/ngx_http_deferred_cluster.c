@@ -85,6 +85,10 @@ ngx_http_deferred_cluster_exit(ngx_http_deferred_redis_t *rs)
             ngx_del_timer(&n->timer);
         }
 
+        if (n->failed_ev.posted) {
+            ngx_delete_posted_event(&n->failed_ev);
+        }
+
         /* never sent: freed without their handlers (the worker exits) */
         while (!ngx_queue_empty(&n->waitq)) {
             q = ngx_queue_head(&n->waitq);
