@@ -79,6 +79,8 @@ typedef struct {
     unsigned rr;                            /* its unnamed tasks' round
                                                robin (per queue) */
     int64_t  expires;                       /* monotonic ms: read again */
+    int64_t  known;                         /* monotonic ms: n last read
+                                               (not guessed) */
     uint64_t used;                          /* shard_tick when last used */
     int      guessed;                       /* n = 1: the read failed
                                                (dq_shards_unread) */
@@ -100,6 +102,8 @@ struct dq_client_s {
     dq__qset_t   queues;      /* SADD dq:queues sent on ctx (reset with it) */
     dq__shard_cache_t shards[DQ__SHARD_CACHE];
     uint64_t     shard_tick;  /* the shard cache's use counter (LRU) */
+    int          refused;     /* the last shard count read got an error
+                                 reply (not a lost connection) */
     char         errstr[512];
 };
 

@@ -52,6 +52,7 @@ dq__conf_get(dq_client_t *c, dq_str_t q, unsigned i, const char *field,
     }
     out[0] = '\0';
     if (r->type == REDIS_REPLY_ERROR) {
+        c->refused = 1;
         rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
     } else if (r->type == REDIS_REPLY_STRING) {
         snprintf(out, outlen, "%s", r->str);
@@ -114,7 +115,9 @@ dq__shards_read(dq_client_t *c, dq_str_t q, unsigned *n, int probe)
  * least recently used (a producer cycling through up to
  * DQ__SHARD_CACHE queues reads each N once per DQ_SHARDS_TTL_MS). A read
  * Redis refused (an error reply: a wrong-type conf key, NOPERM, a node's
- * CLUSTERDOWN) follows nginx's rule, dq_shards_unread: a known N kept,
+ * CLUSTERDOWN, told by c->refused, not by the connection: CLUSTERDOWN
+ * drops the map, review RM finding 4) follows nginx's rule,
+ * dq_shards_unread: a known N read at most DQ_SHARDS_KEEP_MS ago kept,
  * else 1 guessed; this queue's named and keyed tasks then fail alone,
  * the other queues' go (review R4 finding 9b). A lost connection fails
  * the call, as every command on it would. */
@@ -147,14 +150,15 @@ dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
             lru = e;
         }
     }
+    c->refused = 0;
     if ((rc = dq__shards_read(c, q, &n, 0)) != DQ_OK) {
-        if (rc != DQ_EREDIS || (c->cl ? !c->cl->have_map : c->ctx == NULL)) {
+        if (rc != DQ_EREDIS || !c->refused) {
             *rcp = rc;          /* not connected, or the connection lost */
             return NULL;
         }
         n = known ? slot->n : 0;
         guessed = known && slot->guessed;
-        ttl = dq_shards_unread(&n, &guessed);
+        ttl = dq_shards_unread(&n, &guessed, known ? now - slot->known : 0);
     }
     if (slot == NULL) {
         slot = lru;
@@ -176,6 +180,9 @@ dq__shards_entry(dq_client_t *c, dq_str_t q, int *rcp)
     slot->n = n;
     slot->guessed = guessed;
     slot->expires = now + ttl;
+    if (rc == DQ_OK) {
+        slot->known = now;
+    }
     return slot;
 }
 

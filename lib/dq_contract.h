@@ -486,6 +486,10 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
 #define DQ_SHARDS_RETRY_MS  100     /* a failed re-read of a known N: the
                                        next try comes no sooner (review RF
                                        finding 2: one try per task) */
+#define DQ_SHARDS_KEEP_MS   (2 * DQ_SHARDS_TTL_MS) /* a count read longer
+                                       ago than this is not kept when its
+                                       re-read fails (review RM finding
+                                       5): the dedup bound */
 
 /* 1 if s is a queue name (dq_queue_name_valid) or a shard of one:
  * "<queue>#<i>", i in 1..DQ_MAX_SHARDS-1 without leading zeros. Keys and
@@ -518,11 +522,14 @@ unsigned dq_shards_parse(const char *s, size_t len);
 /* A producer's read of a queue's shard count failed (an error reply, or
  * no answer on a connection still up): the count it goes on with, one
  * rule for nginx and the C client (review R4 finding 9b). A count read
- * before (*n > 0, not *guessed) is kept, read again DQ_SHARDS_RETRY_MS
- * later; none (*n 0) or a guess: *n = 1, *guessed = 1, read again
- * DQ_SHARDS_TTL_MS later. Returns that delay (ms). With a guessed count
+ * before (*n > 0, not *guessed) at most DQ_SHARDS_KEEP_MS ago (age_ms:
+ * since its last successful read) is kept, read again DQ_SHARDS_RETRY_MS
+ * later; none (*n 0), a guess or an older count: *n = 1, *guessed = 1,
+ * read again DQ_SHARDS_TTL_MS later (a count kept with no age limit
+ * placed named tasks by a stale N for as long as the refusal lasted:
+ * review RM finding 5). Returns that delay (ms). With a guessed count
  * only the tasks free to go to any shard go (dq_shards_may_place). */
-int64_t dq_shards_unread(unsigned *n, int *guessed);
+int64_t dq_shards_unread(unsigned *n, int *guessed, int64_t age_ms);
 
 /* 1 if a task may go where the shard count says: always when the count
  * was read; with a guessed one only a task that is not placed (neither

@@ -99,9 +99,9 @@ dq_shard_share(int64_t total, unsigned n, unsigned i)
 }
 
 int64_t
-dq_shards_unread(unsigned *n, int *guessed)
+dq_shards_unread(unsigned *n, int *guessed, int64_t age_ms)
 {
-    if (*n > 0 && !*guessed) {
+    if (*n > 0 && !*guessed && age_ms <= DQ_SHARDS_KEEP_MS) {
         return DQ_SHARDS_RETRY_MS;
     }
     *n = 1;

@@ -85,6 +85,10 @@ ngx_http_deferred_cluster_exit(ngx_http_deferred_redis_t *rs)
             ngx_del_timer(&n->timer);
         }
 
+        if (n->failed_ev.posted) {
+            ngx_delete_posted_event(&n->failed_ev);
+        }
+
         /* never sent: freed without their handlers (the worker exits) */
         while (!ngx_queue_empty(&n->waitq)) {
             q = ngx_queue_head(&n->waitq);
@@ -553,13 +557,20 @@ ngx_http_deferred_cluster_route(ngx_http_deferred_redis_t *node,
             (void) ngx_http_deferred_redis_connect_to(node);
 
             if (node->ac == NULL) {
-                /* refused at once (logged): the map may have changed */
+                /* refused at once (logged): the map may have changed;
+                 * the commands waiting for this attempt fail too */
                 ngx_http_deferred_cluster_refresh(node->cluster);
+                ngx_http_deferred_redis_failed_at_once(node);
                 return NGX_ERROR;
             }
 
-        } else {
+        } else if (ngx_http_deferred_redis_young(node)) {
             ngx_http_deferred_redis_soon(node);
+
+        } else {
+            /* a long outage: 503 at once, as before the window */
+            ngx_http_deferred_cluster_refresh(node->cluster);
+            return NGX_ERROR;
         }
     }
 

@@ -275,11 +275,36 @@ ngx_http_deferred_variable(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_deferred_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_array_t                *a;
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_uint_t                      i, n;
+    ngx_array_t                    *a;
+    ngx_http_handler_pt            *h;
+    ngx_http_deferred_redis_t     **rsp;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_deferred_main_conf_t  *dmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_deferred_module);
+
+    /* one attempt with sentinels or seeds is a round of them, each up to
+     * connect_timeout: longer than deferred_timeout, a request waiting for
+     * it may be answered only at its timeout (docs/OPERATIONS.md) */
+    rsp = dmcf->servers.elts;
+
+    for (i = 0; i < dmcf->servers.nelts; i++) {
+        n = rsp[i]->nsentinels ? rsp[i]->nsentinels : rsp[i]->nseeds;
+
+        if (n && rsp[i]->max_timeout
+            && n * rsp[i]->connect_timeout >= rsp[i]->max_timeout)
+        {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "deferred_redis %V: %ui %s x connect_timeout "
+                          "%Mms is not below deferred_timeout %Mms: while "
+                          "they do not answer, a request may wait its whole "
+                          "deferred_timeout", &rsp[i]->name, n,
+                          rsp[i]->nsentinels ? "sentinels" : "seeds",
+                          rsp[i]->connect_timeout, rsp[i]->max_timeout);
+        }
+    }
 
     /*
      * Both in the precontent phase, after every access and limit phase

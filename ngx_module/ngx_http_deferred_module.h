@@ -127,6 +127,9 @@ struct ngx_http_deferred_redis_s {
     ngx_msec_t                     waiting_since; /* last reply, or first
                                                    send after none */
     ngx_event_t                    flush;       /* posted: send them */
+    ngx_event_t                    failed_ev;   /* posted: an attempt on a
+                                                   request's path failed
+                                                   at once */
     ngx_http_deferred_qkeys_t     *qkeys;       /* per queue: its keys,
                                                    a bounded LRU (merge.c) */
     ngx_queue_t                    qlru;

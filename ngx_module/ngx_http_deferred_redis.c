@@ -219,6 +219,10 @@ ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf)
             ngx_del_timer(&rs->timer);
         }
 
+        if (rs->failed_ev.posted) {
+            ngx_delete_posted_event(&rs->failed_ev);
+        }
+
         /* their requests go with the process */
         while (!ngx_queue_empty(&rs->waiters)) {
             ngx_http_deferred_redis_await_cancel(
@@ -968,6 +972,50 @@ ngx_http_deferred_redis_soon(ngx_http_deferred_redis_t *rs)
 }
 
 
+static void
+ngx_http_deferred_redis_failed_handler(ngx_event_t *ev)
+{
+    ngx_http_deferred_redis_t  *rs = ev->data;
+
+    /* not if a newer attempt is on its way: its own waiters wait for it */
+    if (rs->exiting || rs->ac != NULL
+        || rs->state != NGX_HTTP_DEFERRED_REDIS_BACKOFF)
+    {
+        return;
+    }
+
+    ngx_http_deferred_redis_failed(rs, "Redis is not reachable");
+}
+
+
+/*
+ * An attempt made on a request's path failed at once (a unix socket with
+ * no Redis, ENETUNREACH, no descriptor left): the back-off timer replaced
+ * the one the requests waiting for that attempt ("soon") counted on, so
+ * they fail now, as when an attempt fails later; from a posted event, not
+ * inside the request that made the attempt (review RM; t/105).
+ */
+
+void
+ngx_http_deferred_redis_failed_at_once(ngx_http_deferred_redis_t *rs)
+{
+    if (rs->exiting) {
+        return;
+    }
+
+    if (rs->failed_ev.handler == NULL) {
+        /* a cluster node is made on the fly: set up here, on first use */
+        rs->failed_ev.handler = ngx_http_deferred_redis_failed_handler;
+        rs->failed_ev.data = rs;
+        rs->failed_ev.log = rs->log;
+    }
+
+    if (!rs->failed_ev.posted) {
+        ngx_post_event(&rs->failed_ev, &ngx_posted_events);
+    }
+}
+
+
 /* commands */
 
 ngx_int_t
@@ -989,7 +1037,7 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
 
                 ngx_http_deferred_cluster_refresh(rs);
 
-            } else {
+            } else if (ngx_http_deferred_redis_young(rs)) {
                 ngx_http_deferred_redis_soon(rs);
             }
         }
@@ -1005,9 +1053,11 @@ ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs)
             >= NGX_HTTP_DEFERRED_BACKOFF_MIN)
         {
             /* the next request reconnects, at most once per BACKOFF_MIN */
-            (void) ngx_http_deferred_redis_connect(rs);
+            if (ngx_http_deferred_redis_connect(rs) != NGX_OK) {
+                ngx_http_deferred_redis_failed_at_once(rs);
+            }
 
-        } else {
+        } else if (ngx_http_deferred_redis_young(rs)) {
             ngx_http_deferred_redis_soon(rs);
         }
     }

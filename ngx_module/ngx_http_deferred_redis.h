@@ -25,6 +25,13 @@
 #define NGX_HTTP_DEFERRED_BACKOFF_MIN       100
 #define NGX_HTTP_DEFERRED_BACKOFF_MAX       2000
 
+/* an outage is young until the back-off reaches its maximum: the first
+ * four failed attempts since the last success (or the start), 0.4 to
+ * 1.5 s; only then does a request within BACKOFF_MIN of a failed attempt
+ * wait for the next one, later it has its 503 at once (docs/MODULE.md) */
+#define ngx_http_deferred_redis_young(rs)                                    \
+    ((rs)->backoff < NGX_HTTP_DEFERRED_BACKOFF_MAX)
+
 
 struct ngx_http_deferred_redis_cmd_s {
     ngx_http_deferred_redis_handler_pt   handler;   /* once; never while
@@ -50,6 +57,7 @@ redisAsyncContext *ngx_http_deferred_redis_open(
     ngx_http_deferred_redis_t *rs, const char *host, in_port_t port);
 void ngx_http_deferred_redis_schedule(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_redis_soon(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_redis_failed_at_once(ngx_http_deferred_redis_t *rs);
 void ngx_http_deferred_redis_wake(ngx_http_deferred_redis_t *rs,
     ngx_int_t rc);
 void ngx_http_deferred_redis_timer_handler(ngx_event_t *ev);

@@ -34,6 +34,8 @@ struct ngx_http_deferred_shards_s {
     ngx_uint_t                     n;           /* 0: not known yet */
     ngx_http_deferred_redis_t     *rs;
     ngx_msec_t                     read;        /* when n was answered */
+    ngx_msec_t                     known;       /* when n was last read
+                                                   (not guessed) */
     ngx_msec_t                     used;        /* last asked for */
     dq_cmd_t                       cmd;         /* the HGET in flight */
     unsigned                       pending:1;
@@ -133,9 +135,20 @@ ngx_http_deferred_shards_count(ngx_http_deferred_redis_t *rs, dq_str_t queue,
         e->guessed = 0;
         e->rs = rs;
         e->read = 0;
+        e->known = 0;
     }
 
     e->used = ngx_current_msec;
+
+    if (e->n != 0 && !e->guessed
+        && ngx_current_msec - e->known > DQ_SHARDS_KEEP_MS)
+    {
+        /* read too long ago to place a named task by (its re-reads
+         * refused, or the queue idle): not known until the answer, which
+         * the groups wait for (lib dq_shards_unread; review RM finding
+         * 5: a stale N stored a second live copy in another shard) */
+        e->n = 0;
+    }
 
     if (!e->pending
         && (e->n == 0 || ngx_current_msec - e->read >= DQ_SHARDS_TTL_MS)
@@ -189,7 +202,8 @@ ngx_http_deferred_shards_read(void *data, redisReply *reply)
 
         n = (unsigned) e->n;
         guessed = e->guessed;
-        again = dq_shards_unread(&n, &guessed);
+        again = dq_shards_unread(&n, &guessed,
+                                 (int64_t) (ngx_current_msec - e->known));
 
         e->n = n;
         e->guessed = guessed ? 1 : 0;
@@ -200,6 +214,7 @@ ngx_http_deferred_shards_read(void *data, redisReply *reply)
                ? dq_shards_parse(reply->str, reply->len) : 1;
         e->guessed = 0;
         e->read = ngx_current_msec;
+        e->known = ngx_current_msec;
     }
 
     /* the groups held for it */

@@ -163,16 +163,25 @@ main(void)
         int      g;
 
         n = 4, g = 0;
-        is_int((int) dq_shards_unread(&n, &g), DQ_SHARDS_RETRY_MS,
+        is_int((int) dq_shards_unread(&n, &g, 0), DQ_SHARDS_RETRY_MS,
                "unread, 4 known: read again in DQ_SHARDS_RETRY_MS");
         ok(n == 4 && g == 0, "unread, 4 known: 4 kept, not a guess");
         n = 0, g = 0;
-        is_int((int) dq_shards_unread(&n, &g), DQ_SHARDS_TTL_MS,
+        is_int((int) dq_shards_unread(&n, &g, 0), DQ_SHARDS_TTL_MS,
                "unread, never read: again in DQ_SHARDS_TTL_MS");
         ok(n == 1 && g == 1, "unread, never read: 1, guessed");
         n = 1, g = 1;
-        (void) dq_shards_unread(&n, &g);
+        (void) dq_shards_unread(&n, &g, 0);
         ok(n == 1 && g == 1, "unread again after a guess: still a guess");
+        n = 4, g = 0;
+        (void) dq_shards_unread(&n, &g, DQ_SHARDS_KEEP_MS);
+        ok(n == 4 && g == 0, "unread, 4 read DQ_SHARDS_KEEP_MS ago: kept");
+        n = 4, g = 0;
+        is_int((int) dq_shards_unread(&n, &g, DQ_SHARDS_KEEP_MS + 1),
+               DQ_SHARDS_TTL_MS, "unread, 4 read longer ago: again in "
+               "DQ_SHARDS_TTL_MS");
+        ok(n == 1 && g == 1, "unread, 4 read longer ago than "
+           "DQ_SHARDS_KEEP_MS: not kept, 1 guessed (review RM finding 5)");
         ok(dq_shards_may_place(0, 1) && dq_shards_may_place(0, 0)
            && dq_shards_may_place(1, 0) && !dq_shards_may_place(1, 1),
            "a guessed count places only tasks neither named nor keyed");
