@@ -169,7 +169,9 @@ deferred.defer(pushapp.ok, "named", _name="once", _countdown=3600)
 out["same name"] = err(lambda: deferred.defer(pushapp.ok, "x", _name="once"))
 deferred.defer(pushapp.ok, "tomb", _name="tomb")
 for _ in range(200):
-    if any(json.loads(l)["tag"] == "tomb" for l in open(pushapp.LOG)):
+    # whole lines only: the app may be writing the last one right now
+    if any(l.endswith("\n") and json.loads(l)["tag"] == "tomb"
+           for l in open(pushapp.LOG)):
         break
     time.sleep(0.05)
 time.sleep(0.3)

@@ -50,6 +50,11 @@ for my $sample (split /,/, ($ENV{DQ_SAMPLES} || "flask,django,wsgi")) {
     ok(wait_for(sub { ($s->get('/counter/get') // '') eq '30' }, 10, 0.05), "$sample: count 30 after the second");
     ok(wait_for(sub { $s->app_log =~ /Executing deferred task\./ }, 5),
        "$sample: the /custom/path handler printed its line");
+    # the app writes its access line after the answer: wait for the three
+    my $pushes = sub {
+        scalar(() = $s->app_log =~ m{"POST /(?:_ah/queue/deferred|custom/path) HTTP/1\.1" 200 }g)
+    };
+    wait_for(sub { $pushes->() >= 3 }, 5, 0.05);
     my $log = $s->app_log;
     is(scalar(() = $log =~ m{"POST /_ah/queue/deferred HTTP/1\.1" 200 }g), 2,
        "$sample: two pushes to /_ah/queue/deferred, answered 200");
