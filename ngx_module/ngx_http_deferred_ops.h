@@ -58,6 +58,16 @@ typedef struct {
 } ngx_http_deferred_dead_t;
 
 
+/* event counters of dq2:{q}:stats (a second group beside the task counters) */
+#define NGX_HTTP_DEFERRED_NEVENTS      6
+
+typedef struct {
+    const char                    *field;       /* in dq2:{q}:stats */
+    const char                    *metric;      /* deferred_<metric>_total */
+    const char                    *help;
+} ngx_http_deferred_event_t;
+
+
 typedef struct ngx_http_deferred_qstat_s {
     ngx_str_t                      name;
     ngx_uint_t                     ok;
@@ -66,6 +76,7 @@ typedef struct ngx_http_deferred_qstat_s {
     ngx_str_t                      rate;
     ngx_str_t                      max_concurrent;
     int64_t                        counters[7];
+    int64_t                        events[NGX_HTTP_DEFERRED_NEVENTS];
     int64_t                        late[DQ_LATENESS_NBOUNDS + 1];
     int64_t                        late_sum, late_count;
     int64_t                        v1_left;     /* tasks in contract v1's
@@ -155,6 +166,8 @@ void ngx_http_deferred_op_release(ngx_http_deferred_op_t *op);
 
 /* ngx_http_deferred_status.c */
 extern const char     *ngx_http_deferred_counter_names[7];
+extern const ngx_http_deferred_event_t
+    ngx_http_deferred_events[NGX_HTTP_DEFERRED_NEVENTS];
 extern const int64_t   ngx_http_deferred_late_bounds[DQ_LATENESS_NBOUNDS];
 
 void ngx_http_deferred_ops_start(ngx_http_deferred_op_t *op);

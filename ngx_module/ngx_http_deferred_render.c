@@ -298,6 +298,13 @@ ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
                                   q[i].counters[k]);
         }
 
+        ngx_http_deferred_out(&o, "},\"events\":{");
+        for (k = 0; k < NGX_HTTP_DEFERRED_NEVENTS; k++) {
+            ngx_http_deferred_out(&o, "%s\"%s\":%L", k ? "," : "",
+                                  ngx_http_deferred_events[k].field,
+                                  q[i].events[k]);
+        }
+
         ngx_http_deferred_out(&o, "},\"lateness_ms\":{\"buckets\":[");
         cum = 0;
         for (k = 0; k <= DQ_LATENESS_NBOUNDS; k++) {
@@ -492,6 +499,24 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
             if (q[i].ok) {
                 ngx_http_deferred_out_sample(&o, (char *) series, &q[i].name,
                                              "", q[i].counters[k], 0);
+            }
+        }
+    }
+
+    for (k = 0; k < NGX_HTTP_DEFERRED_NEVENTS; k++) {
+        ngx_http_deferred_out(&o, "# HELP deferred_%s_total %s\n"
+                              "# TYPE deferred_%s_total counter\n",
+                              ngx_http_deferred_events[k].metric,
+                              ngx_http_deferred_events[k].help,
+                              ngx_http_deferred_events[k].metric);
+
+        ngx_sprintf(series, "deferred_%s_total{queue=\"%Z",
+                    ngx_http_deferred_events[k].metric);
+
+        for (i = 0; i < op->queues.nelts; i++) {
+            if (q[i].ok) {
+                ngx_http_deferred_out_sample(&o, (char *) series, &q[i].name,
+                                             "", q[i].events[k], 0);
             }
         }
     }

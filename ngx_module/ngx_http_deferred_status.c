@@ -44,6 +44,44 @@ const char  *ngx_http_deferred_counter_names[7] = {
     "enqueued", "done", "retried", "dead", "requeued", "deleted", "reclaimed"
 };
 
+/*
+ * The event counters: the stats fields the scripts count that are not a
+ * task's state change (docs/CONTRACT.md dq2:{q}:stats), shown as
+ * deferred_<metric>_total and in the status JSON's "events".
+ */
+
+const ngx_http_deferred_event_t
+    ngx_http_deferred_events[NGX_HTTP_DEFERRED_NEVENTS] =
+{
+    { "acked_late", "tasks_acked_late",
+      "Acks accepted after their lease expired and was taken back (nobody "
+      "had claimed the task since). Growing: tasks outrun their lease; "
+      "raise the lease or have long tasks extend it, else they may run "
+      "twice." },
+
+    { "released", "tasks_released",
+      "Claimed tasks given back unstarted and uncharged (a worker "
+      "stopping or a child that died before starting them)." },
+
+    { "unrunnable", "tasks_unrunnable",
+      "Tasks given back because the worker has no such function. Growing: "
+      "deploy the library that registers it (deferred-cli stats lists "
+      "the functions)." },
+
+    { "dead_over_max", "dead_over_max",
+      "Burials that found the dead set past dead_max (kept: younger than "
+      "dead_age). Alert on it; requeue or delete dead tasks by hand." },
+
+    { "clock_jumps", "clock_jumps",
+      "Forward steps of Redis' clock that held expired leases back from "
+      "reclaim. Growing: check time sync (NTP) on the Redis host." },
+
+    { "migrating_stalls", "migrating_stalls",
+      "Claims a MIGRATING cluster slot kept from part of their work. "
+      "Growing after a reshard should have ended: the slot was left open; "
+      "redis-cli --cluster check, then --cluster fix." }
+};
+
 const int64_t  ngx_http_deferred_late_bounds[DQ_LATENESS_NBOUNDS] =
     DQ_LATENESS_BOUNDS_MS;
 
@@ -280,6 +318,12 @@ ngx_http_deferred_op_queue(ngx_http_deferred_op_t *op,
         for (k = 0; k < 7; k++) {
             if (ngx_strcmp(f, ngx_http_deferred_counter_names[k]) == 0) {
                 q->counters[k] = v;
+            }
+        }
+
+        for (k = 0; k < NGX_HTTP_DEFERRED_NEVENTS; k++) {
+            if (ngx_strcmp(f, ngx_http_deferred_events[k].field) == 0) {
+                q->events[k] = v;
             }
         }
 
@@ -619,6 +663,10 @@ ngx_http_deferred_op_sum(ngx_http_deferred_op_t *op)
 
             for (k = 0; k < 7; k++) {
                 q[i].counters[k] += s->counters[k];
+            }
+
+            for (k = 0; k < NGX_HTTP_DEFERRED_NEVENTS; k++) {
+                q[i].events[k] += s->events[k];
             }
 
             for (k = 0; k <= DQ_LATENESS_NBOUNDS; k++) {
