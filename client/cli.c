@@ -489,6 +489,44 @@ stats_v1(dq_cli_t *cli, const char *queue)
     return DQ_CLI_OK;
 }
 
+/* The event counters dq_queue_stats_t does not carry (adding them would
+ * change its size, the public ABI): "acked_late N", "clock_jumps N",
+ * "migrating_stalls N", summed over the queue's shards. */
+static int
+stats_events(dq_cli_t *cli, const char *queue)
+{
+    static const char *f[3] = { "acked_late", "clock_jumps",
+                                "migrating_stalls" };
+    char        key[DQ_KEY_MAX], s[DQ_SHARD_NAME_MAX + 1];
+    const char *a[5] = { "HMGET", key, f[0], f[1], f[2] };
+    long long   sum[3] = { 0 };
+    redisReply *r;
+    unsigned    n = 1, k;
+    size_t      i;
+    int         rc;
+
+    if ((rc = dq_queue_shards(cli->c, queue, &n)) != DQ_OK) {
+        return dq_cli_fail(cli, rc);
+    }
+    for (k = 0; k < n; k++) {
+        dq_shard_name(s, sizeof(s), dq_str_c(queue), k);
+        dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_STATS);
+        if ((r = dq_cli_cmd(cli, 5, a)) == NULL) {
+            return DQ_CLI_ERROR;
+        }
+        for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < 3;
+             i++)
+        {
+            sum[i] += dq_reply_int(r->element[i]);
+        }
+        freeReplyObject(r);
+    }
+    for (i = 0; i < 3; i++) {
+        printf("%s %lld\n", f[i], sum[i]);
+    }
+    return DQ_CLI_OK;
+}
+
 /* A sharded queue's stats are the sums over its shards; this is the
  * breakdown: "shards N", then "shard I waiting W running R dead D done
  * X enqueued E" per shard. */
@@ -536,7 +574,10 @@ cmd_stats(dq_cli_t *cli, int argc, char **argv)
            (long long) s.dead_total, (long long) s.reclaimed,
            (long long) s.released, (long long) s.unrunnable,
            (long long) s.dead_over_max);
-    rc = stats_shards(cli, queue);
+    rc = stats_events(cli, queue);
+    if (rc == DQ_CLI_OK) {
+        rc = stats_shards(cli, queue);
+    }
     if (rc == DQ_CLI_OK) {
         rc = stats_unrunnable(cli, queue);
     }

@@ -2,7 +2,8 @@
 # unrunnable, dead_over_max, clock_jumps, migrating_stalls: written by the
 # scripts, docs/CONTRACT.md) reach the operator: the module's status JSON
 # ("events", per queue, a sharded queue's the sum of its shards) and
-# deferred_metrics (deferred_<name>_total with HELP and TYPE counter).
+# deferred_metrics (deferred_<name>_total with HELP and TYPE counter), and
+# deferred-cli stats.
 # The fields are written with HSET on a real Redis, as the scripts leave
 # them; a queue without them shows 0.
 use strict;
@@ -70,6 +71,13 @@ for my $f (sort keys %v) {
 }
 like($m, qr/^deferred_migrating_stalls_total\{queue="sh"\} 111$/m,
      'metrics: the sharded queue\'s migrating_stalls summed');
+# deferred-cli stats prints every event counter, a sharded queue's summed
+my $out = cli(qw(stats ev));
+like($out, qr/^$_ $v{$_}$/m, "deferred-cli stats ev: $_ $v{$_}") for sort keys %v;
+$out = cli(qw(stats sh));
+like($out, qr/^migrating_stalls 111$/m, 'deferred-cli stats sh: migrating_stalls summed');
+like($out, qr/^acked_late 3$/m, 'deferred-cli stats sh: acked_late summed');
+
 SKIP: {
     skip 'promtool not installed (Debian package prometheus)', 1
         unless DQTest::in_path('promtool');
