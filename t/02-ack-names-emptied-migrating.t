@@ -26,13 +26,10 @@ sub scenario {
               "$q: names holds na alone");
     # every other declared key exists on A
     DQScripts::keys_exist($A, $q, qw(errors bucket conf wake cold leases));
-    my $slot = $c->migrating($c->slot($k->('tasks')), $A, $B);
     my @acks = ('a', 'c0', $t[0]{first}, 0, 'na', 'b', 'c0', $t[1]{first}, 0, 'nb');
-    my $rep = eval {
+    my ($rep, $err) = $c->while_migrating($c->slot($k->('tasks')), $A, $B, sub {
         $via eq 'claim' ? $cycle->('c1', 0, @acks)
-                        : $s->v2($q, 'ack', 0, DQScripts::acks(@acks)) };
-    my $err = $@;
-    $c->stable($slot, $A, $B);
+                        : $s->v2($q, 'ack', 0, DQScripts::acks(@acks)) });
     is($err, '', "$q, $via: the acks answer (no 'non local key' after their writes)");
     is_deeply($via eq 'claim' ? $rep && $rep->[3] : $rep, [1, 1], "$q: both acked");
     my $left = $A->cmd('HMGET', $k->('tasks'), 'a', 'b');

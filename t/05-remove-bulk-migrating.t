@@ -14,13 +14,11 @@ $s->enqueue2($q, 0, $_, DQScripts::env2()) for qw(a b c);
 $A->cmd('HSET', $k->('errors'), 'a', 'boom');     # a failed once
 # every other declared key exists on A
 DQScripts::keys_exist($A, $q, qw(leases dead names conf wake cold));
-my $slot = $c->migrating($c->slot($k->('tasks')), $A, $B);
 my @keys = map { $k->($_) } qw(tasks eta leases dead errors names stats conf wake cold);
 my $src = DQScripts::_load("lib/lua", 'remove', 'prelude', 'cold');
 $src = DQScripts::_load($ENV{DQ_T_LUA}, 'remove', 'prelude', 'cold') if $ENV{DQ_T_LUA};
-my $rep = eval { $s->_eval($src, \@keys, 'waiting', '', 3, 0) };
-my $err = $@;
-$c->stable($slot, $A, $B);
+my ($rep, $err) = $c->while_migrating($c->slot($k->('tasks')), $A, $B, sub {
+    $s->_eval($src, \@keys, 'waiting', '', 3, 0) });
 is($err, '', "remove waiting: answered (no 'non local key' mid-batch)");
 is($rep, 3, 'three removed');
 is_deeply($A->cmd('ZRANGE', $k->('eta'), 0, -1), [], 'eta empty');

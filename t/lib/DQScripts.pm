@@ -245,6 +245,7 @@ sub two_leases {
 # the ack ("the ack of X").
 sub stall_ok {
     my ($rep, $err, $prefix, $ack) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;  # the caller's line
     SKIP: {
         Test::More::skip('the cycle failed', 3) if $err;
         Test::More::is_deeply($rep->[3], [1], "$prefix$ack is acked");
