@@ -14,12 +14,8 @@ use Test::More; use DQTest; use DQCluster; use DQScripts;
 my $c = DQCluster->start(plain => 1);
 sub scenario {
     my ($q, $via) = @_;
-    my $A = $c->owner($q); my $B = $c->other($q);
-    my $s = DQScripts->new($A);
-    my $k = sub { DQTest::dq_key($q, $_[0]) };
-    my $cycle = sub { my ($cid, $n, @acks) = @_;
-      return $s->v2($q, 'claim', $n, 30000, 0, 0, 1, 0, $cid, 0, 0, 0,
-                    0, DQScripts::acks(@acks)) };
+    my ($A, $B, $s, $k) = DQScripts::at_owner($c, $q);
+    my $cycle = $s->cycle($q, tomb => 0);
     $s->enqueue2($q, 0, 'a', DQScripts::env2('na'), name => 'na');
     $s->enqueue2($q, 0, 'b', DQScripts::env2('nb'), name => 'nb');
     $s->enqueue2($q, 0, 'w', DQScripts::env2());      # keeps eta
@@ -29,22 +25,11 @@ sub scenario {
     is_deeply($A->cmd('ZRANGE', $k->('names'), 0, -1), ['na'],
               "$q: names holds na alone");
     # every other declared key exists on A
-    $A->cmd('HSET', $k->('errors'), 'zz', 'x');
-    $A->cmd('HSET', $k->('bucket'), 'zz', 'x');
-    $A->cmd('HSET', $k->('conf'), 'zz', 'x');
-    $A->cmd('RPUSH', $k->('wake'), 'x');
-    $A->cmd('ZADD', $k->('cold'), 9e15, 'x');
-    $A->cmd('ZADD', $k->('leases'), 9e15, 'zz');
-    my $slot = $c->slot($k->('tasks'));
-    $B->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $c->id($A));
-    $A->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $c->id($B));
+    DQScripts::keys_exist($A, $q, qw(errors bucket conf wake cold leases));
     my @acks = ('a', 'c0', $t[0]{first}, 0, 'na', 'b', 'c0', $t[1]{first}, 0, 'nb');
-    my $rep = eval {
+    my ($rep, $err) = $c->while_migrating($c->slot($k->('tasks')), $A, $B, sub {
         $via eq 'claim' ? $cycle->('c1', 0, @acks)
-                        : $s->v2($q, 'ack', 0, DQScripts::acks(@acks)) };
-    my $err = $@;
-    $A->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
-    $B->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+                        : $s->v2($q, 'ack', 0, DQScripts::acks(@acks)) });
     is($err, '', "$q, $via: the acks answer (no 'non local key' after their writes)");
     is_deeply($via eq 'claim' ? $rep && $rep->[3] : $rep, [1, 1], "$q: both acked");
     my $left = $A->cmd('HMGET', $k->('tasks'), 'a', 'b');

@@ -9,28 +9,16 @@ use strict; use warnings; use lib 't/lib';
 use Test::More; use DQTest; use DQCluster; use DQScripts;
 my $c = DQCluster->start(plain => 1);
 my $q = 'pz';
-my $A = $c->owner($q); my $B = $c->other($q);
-my $s = DQScripts->new($A);
-my $k = sub { DQTest::dq_key($q, $_[0]) };
+my ($A, $B, $s, $k) = DQScripts::at_owner($c, $q);
 $s->enqueue2($q, 0, $_, DQScripts::env2()) for qw(a b c);
 $A->cmd('HSET', $k->('errors'), 'a', 'boom');     # a failed once
 # every other declared key exists on A
-$A->cmd('ZADD', $k->('leases'), 9e15, 'zz');
-$A->cmd('ZADD', $k->('dead'), 9e15, 'zz');
-$A->cmd('ZADD', $k->('names'), 9e15, 'zz');
-$A->cmd('HSET', $k->('conf'), 'zz', 'x');
-$A->cmd('RPUSH', $k->('wake'), 'x');
-$A->cmd('ZADD', $k->('cold'), 9e15, 'x');
-my $slot = $c->slot($k->('tasks'));
-$B->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $c->id($A));
-$A->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $c->id($B));
+DQScripts::keys_exist($A, $q, qw(leases dead names conf wake cold));
 my @keys = map { $k->($_) } qw(tasks eta leases dead errors names stats conf wake cold);
 my $src = DQScripts::_load("lib/lua", 'remove', 'prelude', 'cold');
 $src = DQScripts::_load($ENV{DQ_T_LUA}, 'remove', 'prelude', 'cold') if $ENV{DQ_T_LUA};
-my $rep = eval { $s->_eval($src, \@keys, 'waiting', '', 3, 0) };
-my $err = $@;
-$A->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
-$B->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+my ($rep, $err) = $c->while_migrating($c->slot($k->('tasks')), $A, $B, sub {
+    $s->_eval($src, \@keys, 'waiting', '', 3, 0) });
 is($err, '', "remove waiting: answered (no 'non local key' mid-batch)");
 is($rep, 3, 'three removed');
 is_deeply($A->cmd('ZRANGE', $k->('eta'), 0, -1), [], 'eta empty');

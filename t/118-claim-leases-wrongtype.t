@@ -12,7 +12,7 @@ my $s = DQScripts->new($A);
 my $k = sub { DQTest::dq_key($q, $_[0]) };
 $s->enqueue2($q, 60000, 't1', DQScripts::env2());
 $A->cmd('SET', $k->('leases'), 'oops');
-my $rep = eval { $s->v2($q, 'claim', 5, 30000, 0, 0, 1, 0, 'c1', 0, 0, 0, 60000, 0) };
+my $rep = eval { $s->cycle($q)->('c1', 5) };
 diag('error: ' . ($@ || 'none') . '; reply: ' . ($rep ? join(',', map { ref $_ ? '[..]' : $_ } @$rep) : '-'));
 isnt($@, '', 'a WRONGTYPE lease set is an error, not a silent stall');
 done_testing;

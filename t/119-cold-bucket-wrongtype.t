@@ -13,7 +13,7 @@ $s->enqueue2($q, 60000, 't0', DQScripts::env2());
 my $now = int($A->cmd('TIME')->[0]) * 1000;
 $A->cmd('ZADD', $k->('cold'), $now - 1000, 'b1');
 $A->cmd('SET', $k->('cold') . ':b1', 'oops');
-my $rep = eval { $s->v2($q, 'claim', 5, 30000, 0, 0, 1, 0, 'c1', 0, 0, 0, 60000, 0) };
+my $rep = eval { $s->cycle($q)->('c1', 5) };
 diag('error: ' . ($@ || 'none') . '; reply: ' . ($rep ? join(',', map { ref $_ ? '[..]' : ($_ // 'nil') } @$rep) : '-'));
 isnt($@, '', 'a WRONGTYPE cold bucket is an error, not a silent retry');
 done_testing;

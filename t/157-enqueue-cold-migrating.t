@@ -14,16 +14,12 @@ use strict; use warnings; use lib 't/lib';
 use Test::More; use DQTest; use DQCluster; use DQScripts;
 my $c = DQCluster->start(plain => 1);
 my $q = 'mq';
-my $A = $c->owner($q); my $B = $c->other($q);
-my $s = DQScripts->new($A);
-my $k = sub { DQTest::dq_key($q, $_[0]) };
+my ($A, $B, $s, $k) = DQScripts::at_owner($c, $q);
 # every declared key of enqueue exists on A
 $s->enqueue2($q, 60000, 'seed', DQScripts::env2());
-$A->cmd('ZADD', $k->('names'), 9e15, 'zz');
-$A->cmd('RPUSH', $k->('wake'), 'x');
+DQScripts::keys_exist($A, $q, qw(names wake));
 $A->cmd('ZADD', "dq:{$q}:names", 9e15, 'v1left');    # v1 data left
-my $tm = $A->cmd('TIME');
-my $now = $tm->[0] * 1000 + int($tm->[1] / 1000);
+my $now = DQScripts::now_ms($A);
 my $far = $now - $now % 10000 + 3600000;
 $s->enqueue2($q, 60000, 'coldseed', DQScripts::env2(), eta => $far);
 is($A->cmd('EXISTS', $k->('cold')), 1, 'the cold index exists');
@@ -53,9 +49,7 @@ sub state {
         @{ $A->cmd('ZRANGE', $k->('cold'), 0, -1) },
         map { "$_=" . $A->cmd('HLEN', $_) } @b;
 }
-my $slot = $c->slot($k->('tasks'));
-$B->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $c->id($A));
-$A->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $c->id($B));
+my $slot = $c->migrating($c->slot($k->('tasks')), $A, $B);
 my @cases = (['hot1', 'cold1', $far + 1200000, 'a bucket not on the node'],
              ['hot2', 'cold2', $full + 5, 'a bucket the call seals']);
 for my $t (@cases) {
@@ -72,8 +66,7 @@ for my $t (@cases) {
         pass("$what: answered");
     }
 }
-$A->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
-$B->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+$c->stable($slot, $A, $B);
 # the producer's retry, the slot stable: each task stored once
 for my $t (@cases) {
     my ($hot, $cold, $at, $what) = @$t;

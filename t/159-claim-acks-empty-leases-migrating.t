@@ -13,27 +13,17 @@ use strict; use warnings; use lib 't/lib';
 use Test::More; use DQTest; use DQCluster; use DQScripts;
 my $c = DQCluster->start(plain => 1);
 my $q = 'pq';
-my $A = $c->owner($q); my $B = $c->other($q);
-my $s = DQScripts->new($A);
-my $k = sub { DQTest::dq_key($q, $_[0]) };
-sub cycle { my ($cid, $n, @acks) = @_;
-  return $s->v2($q, 'claim', $n, 30000, 0, 0, 1, 0, $cid, 0, 0, 0, 60000,
-                DQScripts::acks(@acks)) }
+my ($A, $B, $s, $k) = DQScripts::at_owner($c, $q);
+my $cycle_f = $s->cycle($q);
+sub cycle { $cycle_f->(@_) }
 $s->enqueue2($q, 60000, $_, DQScripts::env2()) for qw(t1 t2 t3);
 my $r0 = cycle('c0', 1);
 my ($t0) = DQScripts::claimed($r0);
 my ($id, $first) = ($t0->{id}, $t0->{first});
 is($id, 't1', 't1 claimed');
 # every declared key exists on A
-$A->cmd('HSET', $k->('errors'), 'zz', 'x');
-$A->cmd('HSET', $k->('bucket'), 'zz', 'x');
-$A->cmd('HSET', $k->('conf'), 'zz', 'x');
-$A->cmd('ZADD', $k->('names'), 9e15, 'zz');
-$A->cmd('RPUSH', $k->('wake'), 'x');
-$A->cmd('ZADD', $k->('cold'), 9e15, 'x');
-my $slot = $c->slot($k->('tasks'));
-$B->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $c->id($A));
-$A->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $c->id($B));
+DQScripts::keys_exist($A, $q, qw(errors bucket conf names wake cold));
+my $slot = $c->migrating($c->slot($k->('tasks')), $A, $B);
 my $wake0 = $A->cmd('LLEN', $k->('wake'));
 my $rep = eval { cycle('c1', 1, $id, 'c0', $first, 0, '') };
 is($@, '', 'the cycle: no error');
@@ -45,8 +35,7 @@ is($rep && $rep->[1], 1000, 'look again in a second');
 is($A->cmd('LLEN', $k->('wake')), $wake0, 'no wake token passed on');
 is_deeply($A->cmd('ZRANGE', $k->('eta'), 0, -1), ['t2', 't3'],
           't2 and t3 still wait');
-$A->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
-$B->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE');
+$c->stable($slot, $A, $B);
 my $r2 = cycle('c3', 1);
 is($r2->[4], 't2', 'the slot stable: t2 claimed');
 # stable: a cycle whose acks empty the lease set claims in the same call

@@ -15,6 +15,16 @@ package DQCluster;
 #                              seeds the module, worker and client take)
 #   $c->slot($key)             CLUSTER KEYSLOT
 #   $c->id($node)              the node's cluster id (CLUSTER MYID)
+#   $c->migrating($slot, $from, $to)
+#                              the slot IMPORTING on $to from $from, then
+#                              MIGRATING on $from to $to (the order
+#                              `redis-cli --cluster reshard` sets them in);
+#                              returns $slot
+#   $c->stable($slot, @nodes)  CLUSTER SETSLOT $slot STABLE on each node
+#   $c->while_migrating($slot, $from, $to, $code)
+#                              $code run (in an eval) while the slot is
+#                              MIGRATING, the slot stable after it:
+#                              ($code's result, its error or '')
 #   $c->replica_of($master)    a node replicating that master
 #   $c->wait_ok($timeout)      every live node answers cluster_state:ok and all
 #                              agree on who serves every slot
@@ -149,6 +159,27 @@ sub slot {
 sub id {
     my ($self, $node) = @_;
     return $node->cmd('CLUSTER', 'MYID');
+}
+
+sub migrating {
+    my ($self, $slot, $from, $to) = @_;
+    $to->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $self->id($from));
+    $from->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $self->id($to));
+    return $slot;
+}
+
+sub stable {
+    my ($self, $slot, @nodes) = @_;
+    $_->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE') for @nodes;
+}
+
+sub while_migrating {
+    my ($self, $slot, $from, $to, $code) = @_;
+    $self->migrating($slot, $from, $to);
+    my $r = eval { $code->() };
+    my $err = $@;
+    $self->stable($slot, $from, $to);
+    return ($r, $err);
 }
 
 sub _role {

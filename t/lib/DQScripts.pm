@@ -7,12 +7,21 @@ package DQScripts;
 #   my $s = DQScripts->new($redis);
 #   $s->v1($q, 'enqueue', @argv); $s->v2($q, 'claim', @argv);
 #   DQScripts::env1($id, $q, $name)   a v1 envelope (msgpack)
+#   my ($A, $B, $s, $k) = DQScripts::at_owner($cluster, $q)
+#   my $cycle = $s->cycle($q, %o);    a v2 claim call (acks + claim) builder
+#   DQScripts::keys_exist($node, $q, @names)   v2 keys made to exist
+#   DQScripts::cold_due($node, $q, $id)        a cold bucket due now
+#   DQScripts::stall_ok($rep, $err, $prefix, $ack)  a cycle that stalled
+#   $s->two_leases($cycle, $q, $lease_y)      X expired and taken back, Y held
+#   $s->cold_soon($q, $id)           a cold task whose bucket is due soon
+#   DQScripts::now_ms($node)          the node's clock (TIME) in ms
 # DQ_T_LUA (a directory) replaces lib/lua: run a test against other
 # scripts (an older commit's, to watch it fail there).
 use strict;
 use warnings;
 use DQTest;
 use DQNginx ();
+use Time::HiRes ();
 
 my %KEYS1 = (
     enqueue => [qw(tasks eta names stats wake)],
@@ -148,6 +157,115 @@ sub claimed {
                      runs => $e, failed => $x };
     }
     return @out;
+}
+
+# On a DQCluster $c: the master serving queue $q ($A), another master
+# ($B), a DQScripts on $A, and a sub naming the queue's v2 keys.
+sub at_owner {
+    my ($c, $q) = @_;
+    my $A = $c->owner($q);
+    return ($A, $c->other($q), DQScripts->new($A),
+            sub { DQTest::dq_key($q, $_[0]) });
+}
+
+# A v2 claim call as the worker's cycle makes it (acks + claim, history
+# on, no limits): returns sub ($cid, $n, @acks) (the acks as for acks()),
+# or with per_call => 1 sub ($cid, $n, $lease_ms, $reclaim_delay_ms,
+# @acks). %o: lease (ms, 30000), rd (reclaim delay ms, 0), tomb (tombstone
+# window ms, 60000).
+sub cycle {
+    my ($self, $q, %o) = @_;
+    my $tomb = $o{tomb} // 60000;
+    return sub {
+        my ($cid, $n, @a) = @_;
+        my ($lease, $rd) = $o{per_call} ? splice(@a, 0, 2)
+                                        : ($o{lease} // 30000, $o{rd} // 0);
+        return $self->v2($q, 'claim', $n, $lease, $rd, 0, 1, 0, $cid, 0, 0, 0,
+                         $tomb, acks(@a));
+    };
+}
+
+# Each named v2 key of queue $q made to exist on $node (as in a slot
+# MIGRATING whose every declared key is still on the source): a filler
+# member no script reads as a task (hashes: field "zz"; sorted sets: "zz"
+# at 9e15, the cold index "x" at 9e15; the wake list: "x").
+my %FILL = (
+    errors => ['HSET', 'zz', 'x'], bucket => ['HSET', 'zz', 'x'],
+    conf   => ['HSET', 'zz', 'x'],
+    names  => ['ZADD', 9e15, 'zz'], eta => ['ZADD', 9e15, 'zz'],
+    leases => ['ZADD', 9e15, 'zz'], dead => ['ZADD', 9e15, 'zz'],
+    cold   => ['ZADD', 9e15, 'x'],  wake => ['RPUSH', 'x'],
+);
+sub keys_exist {
+    my ($node, $q, @names) = @_;
+    for my $n (@names) {
+        my ($cmd, @a) = @{ $FILL{$n} or die "keys_exist: no filler for $n" };
+        $node->cmd($cmd, DQTest::dq_key($q, $n), @a);
+    }
+}
+
+sub now_ms {
+    my ($node) = @_;
+    my $tm = $node->cmd('TIME');
+    return $tm->[0] * 1000 + int($tm->[1] / 1000);
+}
+
+# A cold bucket of the window now (due for promotion) holding task $id on
+# $node, in the cold index and counted (stats cold); returns its key.
+sub cold_due {
+    my ($node, $q, $id) = @_;
+    my $now = now_ms($node);
+    my $ws = $now - $now % 10000;
+    my $bucket = DQTest::dq_key($q, 'cold') . ":$ws";
+    $node->cmd('HSET', $bucket, $id, '0000' . env2());
+    $node->cmd('ZADD', DQTest::dq_key($q, 'cold'), $ws, $ws);
+    $node->cmd('HINCRBY', DQTest::dq_key($q, 'stats'), 'cold', 1);
+    return $bucket;
+}
+
+# With $cycle from cycle($q, per_call => 1): task X enqueued and claimed
+# (c0, lease 200 ms), then Y (c1, lease $lease_y ms); 0.4 s later a cycle
+# (c2, claiming nothing, reclaim delay 10 min) takes X's expired lease
+# back (X waits in eta, late-ackable), Y's held. Returns the two claimed
+# tasks (as claimed() gives them).
+sub two_leases {
+    my ($self, $cycle, $q, $lease_y) = @_;
+    $self->enqueue2($q, 60000, 'X', env2());
+    my ($cx) = claimed($cycle->('c0', 1, 200, 0));
+    $self->enqueue2($q, 60000, 'Y', env2());
+    my ($cy) = claimed($cycle->('c1', 1, $lease_y, 0));
+    Time::HiRes::sleep(0.4);
+    $cycle->('c2', 0, 30000, 600000);
+    return ($cx, $cy);
+}
+
+# Three checks (skipped if the call failed: $err) of a claim reply $rep
+# to a cycle that acked one task and stalled: the ack acked, nothing
+# claimed, look again in >= 1 s. Names begin with $prefix; $ack names
+# the ack ("the ack of X").
+sub stall_ok {
+    my ($rep, $err, $prefix, $ack) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;  # the caller's line
+    SKIP: {
+        Test::More::skip('the cycle failed', 3) if $err;
+        Test::More::is_deeply($rep->[3], [1], "$prefix$ack is acked");
+        Test::More::is(scalar claimed($rep), 0, "${prefix}a stall: nothing claimed");
+        Test::More::cmp_ok($rep->[1], '>=', 1000,
+                           "${prefix}look again in a second or more");
+    }
+}
+
+# Task $id enqueued cold, its window 25-35 s ahead now, then the queue
+# clock (stats clock) moved 20 s on: its bucket due for promotion at the
+# next claim; returns the bucket's key (undef if none was made).
+sub cold_soon {
+    my ($self, $q, $id) = @_;
+    my $now = now_ms($self->{r});
+    my $eta = $now - $now % 10000 + 40000;
+    $self->enqueue2($q, 60000, $id, env2(), eta => $eta);
+    my ($bucket) = grep { /cold:/ } @{ $self->{r}->cmd('KEYS', "*{$q}*") };
+    $self->{r}->cmd('HSET', DQTest::dq_key($q, 'stats'), 'clock', $eta - 20000);
+    return $bucket;
 }
 
 # a v2 envelope: [2, func, args, kwargs, name]
