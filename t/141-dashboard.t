@@ -1,5 +1,6 @@
 # The dashboard in headless Chromium (chromedriver): it loads with no
-# console error, shows the queues with their counts, the dead tasks and
+# console error, shows the queues with their counts and event counters
+# that are not 0 (stats `clock_jumps`, written with HSET), the dead tasks and
 # the live worker; a click on "retry" of a dead task makes it run (checked
 # in Redis and in the task's record file), "pause" pauses the queue,
 # "delete" asks with confirm() first. The
@@ -37,15 +38,17 @@ my $id = defer(qw(-q mail --retry-limit 0 fail_then_ok), $rec, 1);
 defer(qw(-q mail permanent), 'smtp: 550 no such user');
 defer(qw(-q ops --countdown 600000 noop)) for 1 .. 3;
 ok(DQTest::wait_for(sub { $r->cmd('ZCARD', key('mail', 'dead')) == 2 }, 20), 'two dead tasks in mail');
+# event counters as the scripts leave them: shown only when not 0
+$r->cmd('HSET', key('mail', 'stats'), 'clock_jumps', 2, 'acked_late', 0);
 
 $b->get('http://127.0.0.1:' . $n->port . '/deferred/?interval=500');
 ok(DQTest::wait_for(sub { $b->find('#queues tr[data-queue="mail"]')
                           && $b->find('#workers tr[data-worker]') }, 15, 0.2),
    'the page shows the queues and the live worker');
 my $row = $b->text($b->find('#queues tr[data-queue="ops"]'));
-like($row, qr/^ops 3 0 3 0 0 /, 'ops row: 3 waiting, 0 due, 3 delayed, 0 running, 0 dead') or diag $row;
+like($row, qr/^ops 3 0 3 0 0 .* 0 - active pause$/, 'ops row: 3 waiting, 0 due, 3 delayed, 0 running, 0 dead, no events') or diag $row;
 $row = $b->text($b->find('#queues tr[data-queue="mail"]'));
-like($row, qr/^mail 0 0 0 0 2 .* 12 active pause$/, 'mail row: 2 dead, 12 done, active') or diag $row;
+like($row, qr/^mail 0 0 0 0 2 .* 12 clock_jumps 2 active pause$/, 'mail row: 2 dead, 12 done, event clock_jumps 2, active') or diag $row;
 my $dead = $b->find(qq{#dead tr[data-id="$id"]});
 ok($dead, 'the dead task is listed');
 like($b->text($dead), qr/fail_then_ok .*failing on purpose/, '... with its function and error');
