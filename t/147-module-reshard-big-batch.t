@@ -13,6 +13,8 @@ use DQWorker;
 use DQNginx;
 use Test::More;
 
+DQNginx::require_nginx();   # skip before the first check when the module is not built
+
 my $r = DQTest::Redis->start;
 sub cli { DQWorker::cli($r, @_) }
 my ($rc) = cli('queue', 'big', '--shards', '4');

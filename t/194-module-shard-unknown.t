@@ -14,6 +14,8 @@ use DQTest;
 use DQWorker;
 use DQNginx;
 use Test::More;
+
+DQNginx::require_nginx();   # skip before the first check when the module is not built
 use Time::HiRes qw(sleep);
 
 my $dir = tmpdir();
