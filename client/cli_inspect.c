@@ -97,7 +97,10 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
                               "max_concurrent" };
         const char  *a6[] = { "HMGET", k[4], "enqueued", "done", "retried",
                               "dead", "requeued", "deleted" };
-        const char  *a7[] = { "HGET", k[4], "cold" };   /* the cold tier */
+        /* the cold tier's and the due list's tasks (both waiting; the
+         * list's all due, its oldest ETA its head marker "@<ms>") */
+        const char  *a7[] = { "HMGET", k[4], "cold", "due_n" };
+        const char  *a8[] = { "LINDEX", k[5], "0" };
         int64_t      waiting = 0, due = 0, running = 0, dead = 0,
                      oldest = -1, paused = 0, cnt[6] = { 0 };
         const char  *rate = "-";
@@ -123,18 +126,38 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             dq__key(k[2], sq, DQ_KEY_DEAD);
             dq__key(k[3], sq, DQ_KEY_CONF);
             dq__key(k[4], sq, DQ_KEY_STATS);
+            dq__key(k[5], sq, DQ_KEY_DUE);
             av[0] = a0; ac[0] = 2; av[1] = a1; ac[1] = 4; av[2] = a2;
             ac[2] = 2; av[3] = a3; ac[3] = 2; av[4] = a4; ac[4] = 5;
             av[5] = a5; ac[5] = 5; av[6] = a6; ac[6] = 8; av[7] = a7;
-            ac[7] = 3;
-            if (dq__pipeline(cli, 8, ac, av, rep) != DQ_OK) {
+            ac[7] = 4; av[8] = a8; ac[8] = 3;
+            if (dq__pipeline(cli, 9, ac, av, rep) != DQ_OK) {
                 free(q);
                 freeReplyObject(names);
                 json_decref(out);
                 return DQ_CLI_ERROR;
             }
-            waiting += dq_reply_int(rep[0]) + dq_reply_int(rep[7]);
+            waiting += dq_reply_int(rep[0]);
             due += dq_reply_int(rep[1]);
+            if (rep[7]->type == REDIS_REPLY_ARRAY && rep[7]->elements == 2) {
+                int64_t listed = dq_reply_int(rep[7]->element[1]);
+
+                waiting += dq_reply_int(rep[7]->element[0]);
+                if (listed > 0) {
+                    waiting += listed;
+                    due += listed;
+                }
+            }
+            if (rep[8]->type == REDIS_REPLY_STRING && rep[8]->len > 1
+                && rep[8]->str[0] == '@' && rep[7]->type == REDIS_REPLY_ARRAY
+                && rep[7]->elements == 2
+                && dq_reply_int(rep[7]->element[1]) > 0)
+            {
+                int64_t eta = strtoll(rep[8]->str + 1, NULL, 10);
+                if (eta <= now && now - eta > oldest) {
+                    oldest = now - eta;
+                }
+            }
             running += dq_reply_int(rep[2]);
             dead += dq_reply_int(rep[3]);
             if (rep[4]->type == REDIS_REPLY_ARRAY && rep[4]->elements == 2) {
@@ -159,7 +182,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             {
                 cnt[j] += dq_reply_int(rep[6]->element[j]);
             }
-            for (j = 0; j < 8; j++) {
+            for (j = 0; j < 9; j++) {
                 freeReplyObject(rep[j]);
             }
         }
@@ -309,6 +332,53 @@ dq__task_cold(dq_cli_t *cli, const char *queue, dq_cli_task_t *t,
     freeReplyObject(b);
 }
 
+/* 1 when id waits in the due list (*eta: its run's marker "@<ms>"), found
+ * with LPOS (O(length of the list)) and the marker before it. */
+static int
+dq__due_find(dq_cli_t *cli, const char *queue, const char *id, int64_t *eta)
+{
+    char         key[DQ_KEY_MAX], from[24], to[24];
+    const char  *ap[] = { "LPOS", key, id };
+    const char  *ar[] = { "LRANGE", key, from, to };
+    redisReply  *r;
+    long long    at, lo;
+    size_t       e;
+
+    if (id[0] == '@') {
+        return 0;
+    }
+    dq__key(key, queue, DQ_KEY_DUE);
+    if ((r = dq_cli_cmd(cli, 3, ap)) == NULL) {
+        return 0;
+    }
+    at = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    if (at < 0) {
+        return 0;
+    }
+    *eta = 0;
+    while (at > 0) {
+        lo = at > 100 ? at - 100 : 0;
+        snprintf(from, sizeof(from), "%lld", lo);
+        snprintf(to, sizeof(to), "%lld", at - 1);
+        if ((r = dq_cli_cmd(cli, 4, ar)) == NULL) {
+            return 1;
+        }
+        for (e = r->type == REDIS_REPLY_ARRAY ? r->elements : 0; e > 0; e--) {
+            if (r->element[e - 1]->type == REDIS_REPLY_STRING
+                && r->element[e - 1]->str[0] == '@')
+            {
+                *eta = strtoll(r->element[e - 1]->str + 1, NULL, 10);
+                freeReplyObject(r);
+                return 1;
+            }
+        }
+        freeReplyObject(r);
+        at = lo;
+    }
+    return 1;
+}
+
 /* Fill t (id already set; state/score set by the caller unless find): the
  * envelope, its state prefix (dq_task_value_split) and last error. find:
  * also locate the task (the ETA set, the dead set, its lease
@@ -401,6 +471,11 @@ dq__task_load(dq_cli_t *cli, const char *queue, dq_cli_task_t *t, int find)
                 }
                 freeReplyObject(z);
             } while (t->state == DQ_ST_ALL && strcmp(cur, "0") != 0);
+            if (t->state == DQ_ST_ALL && dq__due_find(cli, queue, t->id,
+                                                      &t->score))
+            {
+                t->state = DQ_ST_WAITING;       /* in the due list */
+            }
         } else {
             /* not hot: a delayed task may wait in the cold tier */
             dq__task_cold(cli, queue, t, &env);
@@ -493,12 +568,96 @@ dq__task_json(const char *queue, dq_cli_task_t *t, int full)
 
 /* ---------------------------------------------------------------- list */
 
+/* One row of `list`: task id of shard sq, its score (ETA, lease deadline
+ * or time of death). */
+static int
+dq__list_row(dq_cli_t *cli, const char *queue, const char *sq,
+             dq_cli_state_t st, int64_t now, const char *id, int64_t score,
+             json_t *out, dq_cli_table_t *t)
+{
+    dq_cli_task_t task;
+
+    snprintf(task.id, sizeof(task.id), "%s", id);
+    task.score = score;
+    task.state = st == DQ_ST_WAITING
+                 ? (task.score <= now ? DQ_ST_DUE : DQ_ST_DELAYED) : st;
+    if (dq__task_load(cli, sq, &task, 0) != DQ_OK) {
+        dq__task_free(&task);
+        return DQ_EREDIS;
+    }
+    if (out) {
+        json_array_append_new(out, dq__task_json(queue, &task, 0));
+    } else {
+        char tbuf[32];
+
+        dq_cli_table_cell(t, "%s", task.id);
+        if (task.env_ok) {
+            dq_cli_table_cell(t, "%.*s", (int) task.env.func.len,
+                              task.env.func.ptr);
+            dq_cli_table_cell(t, "%.*s", task.env.name.ptr
+                              ? (int) task.env.name.len : 1,
+                              task.env.name.ptr ? task.env.name.ptr : "-");
+        } else {
+            dq_cli_table_cell(t, "?");
+            dq_cli_table_cell(t, "?");
+        }
+        dq_cli_table_cell(t, "%s", dq_cli_time(task.score, tbuf));
+        dq_cli_table_cell(t, "%lld", (long long) task.runs);
+        dq_cli_table_cell(t, "%lld", (long long) task.retries);
+        dq_cli_table_cell(t, "%.80s", task.error ? task.error : "-");
+    }
+    dq__task_free(&task);
+    return DQ_OK;
+}
+
+/* The rows of the due list's first *left tasks (lib/lua/prelude.lua
+ * dq_due_read: ids in runs headed by "@<eta ms>"); *left less those. */
+static int
+dq__list_due(dq_cli_t *cli, const char *queue, const char *sq,
+             dq_cli_state_t st, int64_t now, long long *left, json_t *out,
+             dq_cli_table_t *t)
+{
+    char         key[DQ_KEY_MAX], end[24];
+    const char  *a[] = { "LRANGE", key, "0", end };
+    redisReply  *r;
+    int64_t      eta = 0;
+    size_t       e;
+    int          rc = DQ_OK;
+
+    dq__key(key, sq, DQ_KEY_DUE);
+    snprintf(end, sizeof(end), "%lld", 2 * *left);
+    if ((r = dq_cli_cmd(cli, 4, a)) == NULL) {
+        return DQ_EREDIS;
+    }
+    for (e = 0; r->type == REDIS_REPLY_ARRAY && e < r->elements && *left > 0;
+         e++)
+    {
+        const char *m = r->element[e]->str;
+
+        if (r->element[e]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        if (m[0] == '@') {
+            eta = strtoll(m + 1, NULL, 10);
+            continue;
+        }
+        if ((rc = dq__list_row(cli, queue, sq, st, now, m, eta, out, t))
+            != DQ_OK)
+        {
+            break;
+        }
+        (*left)--;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 int
 dq_cli_list(dq_cli_t *cli, int argc, char **argv)
 {
     dq_cli_state_t  st = DQ_ST_WAITING;
     const char     *queue = NULL;
-    long long       limit = 100, cold = 0;
+    long long       limit = 100, cold = 0, left;
     char            key[DQ_KEY_MAX], nowbuf[24], lim[24], tb[32],
                     sq[DQ_SHARD_NAME_MAX + 1];
     unsigned        ns = 1, sh;
@@ -576,6 +735,20 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
             a[n++] = "+inf";
             break;
         }
+        left = limit;
+        if (st == DQ_ST_WAITING || st == DQ_ST_DUE) {
+            /* the due list's tasks first (all due, the oldest) */
+            if (dq__list_due(cli, queue, sq, st, now, &left, out, &t)
+                != DQ_OK)
+            {
+                json_decref(out);
+                return DQ_CLI_ERROR;
+            }
+            if (left == 0) {
+                continue;
+            }
+        }
+        snprintf(lim, sizeof(lim), "%lld", left);
         a[n++] = "WITHSCORES"; a[n++] = "LIMIT"; a[n++] = "0"; a[n++] = lim;
         if ((r = dq_cli_cmd(cli, n, a)) == NULL) {
             json_decref(out);
@@ -584,45 +757,21 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
         for (size_t e = 0; r->type == REDIS_REPLY_ARRAY && e + 1 < r->elements;
              e += 2)
         {
-            dq_cli_task_t task;
-            const char   *m = r->element[e]->str, *bar = strchr(m, '|');
+            const char *m = r->element[e]->str, *bar = strchr(m, '|');
+            char        id[DQ_ID_SIZE + 1];
 
             /* a lease member is "id|claim id|first_run_ms" (ids have no '|') */
-            snprintf(task.id, sizeof(task.id), "%.*s",
+            snprintf(id, sizeof(id), "%.*s",
                      (int) (st == DQ_ST_RUNNING && bar ? (size_t) (bar - m)
                                                        : strlen(m)), m);
-            task.score = strtoll(r->element[e + 1]->str, NULL, 10);
-            task.state = st == DQ_ST_WAITING
-                         ? (task.score <= now ? DQ_ST_DUE : DQ_ST_DELAYED) : st;
-            if (dq__task_load(cli, sq, &task, 0) != DQ_OK) {
-                dq__task_free(&task);
+            if (dq__list_row(cli, queue, sq, st, now, id,
+                             strtoll(r->element[e + 1]->str, NULL, 10), out,
+                             &t) != DQ_OK)
+            {
                 freeReplyObject(r);
                 json_decref(out);
                 return DQ_CLI_ERROR;
             }
-            if (out) {
-                json_array_append_new(out, dq__task_json(queue, &task, 0));
-            } else {
-                char tbuf[32];
-
-                dq_cli_table_cell(&t, "%s", task.id);
-                if (task.env_ok) {
-                    dq_cli_table_cell(&t, "%.*s", (int) task.env.func.len,
-                                      task.env.func.ptr);
-                    dq_cli_table_cell(&t, "%.*s", task.env.name.ptr
-                                      ? (int) task.env.name.len : 1,
-                                      task.env.name.ptr ? task.env.name.ptr
-                                                        : "-");
-                } else {
-                    dq_cli_table_cell(&t, "?");
-                    dq_cli_table_cell(&t, "?");
-                }
-                dq_cli_table_cell(&t, "%s", dq_cli_time(task.score, tbuf));
-                dq_cli_table_cell(&t, "%lld", (long long) task.runs);
-                dq_cli_table_cell(&t, "%lld", (long long) task.retries);
-                dq_cli_table_cell(&t, "%.80s", task.error ? task.error : "-");
-            }
-            dq__task_free(&task);
         }
         freeReplyObject(r);
         if (st == DQ_ST_WAITING || st == DQ_ST_DELAYED) {

@@ -50,7 +50,7 @@ dq__stats_one(dq_client_t *c, dq_str_t q, dq_queue_stats_t *out)
 {
     static const dq_key_kind_t zsets[3] = { DQ_KEY_ETA, DQ_KEY_LEASE,
                                              DQ_KEY_DEAD };
-    const char *argv[11];
+    const char *argv[12];
     char        keys[4][DQ_KEY_MAX];
     redisReply *r;
     int64_t     v[3];
@@ -77,7 +77,8 @@ dq__stats_one(dq_client_t *c, dq_str_t q, dq_queue_stats_t *out)
     argv[8] = "unrunnable";
     argv[9] = "dead_over_max";
     argv[10] = "cold";             /* the cold tier's tasks: waiting */
-    if ((rc = dq__append(c, 11, argv, NULL)) != DQ_OK) {
+    argv[11] = "due_n";            /* the due list's tasks: waiting */
+    if ((rc = dq__append(c, 12, argv, NULL)) != DQ_OK) {
         return rc;
     }
     for (i = 0; i < 4; i++) {
@@ -88,7 +89,7 @@ dq__stats_one(dq_client_t *c, dq_str_t q, dq_queue_stats_t *out)
             rc = dq__fail(c, DQ_EREDIS, "redis: %s", r->str);
         } else if (i < 3) {
             v[i] = dq_reply_int(r);
-        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 9) {
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 10) {
             out->enqueued = dq_reply_int(r->element[0]);
             out->done = dq_reply_int(r->element[1]);
             out->retried = dq_reply_int(r->element[2]);
@@ -98,6 +99,9 @@ dq__stats_one(dq_client_t *c, dq_str_t q, dq_queue_stats_t *out)
             out->unrunnable = dq_reply_int(r->element[6]);
             out->dead_over_max = dq_reply_int(r->element[7]);
             v[0] += dq_reply_int(r->element[8]);
+            if (dq_reply_int(r->element[9]) > 0) {
+                v[0] += dq_reply_int(r->element[9]);
+            }
         }
         freeReplyObject(r);
     }

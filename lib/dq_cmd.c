@@ -27,13 +27,14 @@ struct dq_cmd_chunk_s {
 static const dq_key_kind_t dq__keys_enqueue[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_WAKE,
     DQ_KEY_NAMES,       /* contract v1's (dq_key_format_v1) */
-    DQ_KEY_COLD
+    DQ_KEY_COLD, DQ_KEY_DUE
 };
 #define DQ__ENQUEUE_V1_NAMES 5  /* the index of v1's names above */
 /* claim (and cycle: claim with acks) */
 static const dq_key_kind_t dq__keys_claim[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_STATS, DQ_KEY_WAKE,
-    DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET, DQ_KEY_NAMES, DQ_KEY_COLD
+    DQ_KEY_ERRORS, DQ_KEY_CONF, DQ_KEY_BUCKET, DQ_KEY_NAMES, DQ_KEY_COLD,
+    DQ_KEY_DUE
 };
 static const dq_key_kind_t dq__keys_pause[] = {
     DQ_KEY_CONF, DQ_KEY_WAKE
@@ -695,7 +696,8 @@ dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused)
 
 static const dq_key_kind_t dq__keys_remove[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_ERRORS,
-    DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE, DQ_KEY_COLD
+    DQ_KEY_NAMES, DQ_KEY_STATS, DQ_KEY_CONF, DQ_KEY_WAKE, DQ_KEY_COLD,
+    DQ_KEY_DUE
 };
 
 int
@@ -731,7 +733,7 @@ dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
 
 static const dq_key_kind_t dq__keys_status[] = {
     DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_CONF, DQ_KEY_STATS,
-    DQ_KEY_ERRORS, DQ_KEY_TASKS
+    DQ_KEY_ERRORS, DQ_KEY_TASKS, DQ_KEY_DUE
 };
 /* then contract v1's (dq_key_format_v1): the tasks left there */
 static const dq_key_kind_t dq__keys_status_v1[] = {
@@ -972,7 +974,7 @@ dq_cmd_ready(dq_cmd_t *c)
 static const dq_key_kind_t dq__keys_forget[] = {
     DQ_KEY_TASKS, DQ_KEY_ETA, DQ_KEY_LEASE, DQ_KEY_DEAD, DQ_KEY_ERRORS,
     DQ_KEY_NAMES, DQ_KEY_CONF, DQ_KEY_STATS, DQ_KEY_WAKE, DQ_KEY_BUCKET,
-    DQ_KEY_UNRUNNABLE, DQ_KEY_COLD
+    DQ_KEY_UNRUNNABLE, DQ_KEY_COLD, DQ_KEY_DUE
 };
 
 int

@@ -390,6 +390,11 @@ typedef enum {
                            tier (enqueue, claim, remove, forget), so that
                            Redis Cluster checks it before the script runs
                            and no script builds the name itself */
+    DQ_KEY_DUE,         /* list  the due list: ids of plain tasks enqueued
+                           due now, FIFO, in runs each headed by a marker
+                           "@<eta ms>" (lib/lua/prelude.lua dq_due_read;
+                           written only while a worker that reads it
+                           claims the queue: stats "due_until") */
     DQ_KEY__COUNT,
     /* contract v1 only (dq_key_format_v1; dq_key_format refuses them) */
     DQ_KEY_V1_STATE = DQ_KEY__COUNT,   /* hash id -> "runs:retries:
@@ -758,8 +763,9 @@ int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,
  * enqueues to the same queues again and again (the module) keeps one per
  * queue and builds each command with dq_cmd_enqueue_keys, which copies
  * them into the command (the dq_enqueue_keys_t may go away after). */
-#define DQ_ENQUEUE_NKEYS 7   /* the 6th: contract v1's names (dedup); the
-                                7th: the cold tier's index */
+#define DQ_ENQUEUE_NKEYS 8   /* the 6th: contract v1's names (dedup); the
+                                7th: the cold tier's index; the 8th: the
+                                due list */
 
 typedef struct {
     size_t len[DQ_ENQUEUE_NKEYS];

@@ -525,7 +525,7 @@ dq_url_valid(dq_str_t s)
 
 static const char *const dq__key_suffix[DQ_KEY_V1__COUNT] = {
     "tasks", "eta", "leases", "dead", "errors", "names", "stats", "wake",
-    "conf", "bucket", "unrunnable", "cold",
+    "conf", "bucket", "unrunnable", "cold", "due",
     "state", "lease"                    /* v1 only */
 };
 

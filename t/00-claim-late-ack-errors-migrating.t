@@ -30,7 +30,7 @@ sub scenario {
     }
     sleep 1.3;                                # Y's lease expired now
     # every other declared key exists on A
-    DQScripts::keys_exist($A, $q, qw(bucket conf names wake cold));
+    DQScripts::keys_exist($A, $q, qw(bucket conf names wake cold due));
     # eta not emptied by the ack, but in the eta-* cases (X is its only
     # task: the ack deletes it, read then by the claim or the last look)
     DQScripts::keys_exist($A, $q, 'eta') if $which !~ /^eta/;

@@ -24,7 +24,7 @@ sub scenario {
               "$q: eta holds X alone");
     sleep 1.3 if $which eq 'reclaim';           # Y's lease expired now
     # every other declared key exists on A; errors kept by another field
-    DQScripts::keys_exist($A, $q, qw(errors bucket conf names wake));
+    DQScripts::keys_exist($A, $q, qw(errors bucket conf names wake due));
     my $bucket;
     if ($which eq 'cold') {
         # a bucket of the window now (due for promotion), on A

@@ -25,7 +25,7 @@ sub scenario {
     is_deeply($A->cmd('ZRANGE', $k->('names'), 0, -1), ['na'],
               "$q: names holds na alone");
     # every other declared key exists on A
-    DQScripts::keys_exist($A, $q, qw(errors bucket conf wake cold leases));
+    DQScripts::keys_exist($A, $q, qw(errors bucket conf wake cold leases due));
     my @acks = ('a', 'c0', $t[0]{first}, 0, 'na', 'b', 'c0', $t[1]{first}, 0, 'nb');
     my ($rep, $err) = $c->while_migrating($c->slot($k->('tasks')), $A, $B, sub {
         $via eq 'claim' ? $cycle->('c1', 0, @acks)

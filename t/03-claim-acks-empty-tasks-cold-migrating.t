@@ -19,7 +19,7 @@ my ($cx) = DQScripts::claimed($cycle->('c0', 1));
 is($cx->{id}, 'X', 'X claimed');
 is_deeply($A->cmd('HKEYS', $k->('tasks')), ['X'], 'tasks holds X alone');
 # every other declared key exists on A (eta and leases kept by others)
-DQScripts::keys_exist($A, $q, qw(eta leases errors bucket conf names wake));
+DQScripts::keys_exist($A, $q, qw(eta leases errors bucket conf names wake due));
 # a bucket of the window now (due for promotion), on A
 my $bucket = DQScripts::cold_due($A, $q, 'C');
 my ($rep, $err) = $c->while_migrating($c->slot($k->('tasks')), $A, $B, sub {

@@ -13,8 +13,8 @@ my ($A, $B, $s, $k) = DQScripts::at_owner($c, $q);
 $s->enqueue2($q, 0, $_, DQScripts::env2()) for qw(a b c);
 $A->cmd('HSET', $k->('errors'), 'a', 'boom');     # a failed once
 # every other declared key exists on A
-DQScripts::keys_exist($A, $q, qw(leases dead names conf wake cold));
-my @keys = map { $k->($_) } qw(tasks eta leases dead errors names stats conf wake cold);
+DQScripts::keys_exist($A, $q, qw(leases dead names conf wake cold due));
+my @keys = map { $k->($_) } qw(tasks eta leases dead errors names stats conf wake cold due);
 my $src = DQScripts::_load("lib/lua", 'remove', 'prelude', 'cold');
 $src = DQScripts::_load($ENV{DQ_T_LUA}, 'remove', 'prelude', 'cold') if $ENV{DQ_T_LUA};
 my ($rep, $err) = $c->while_migrating($c->slot($k->('tasks')), $A, $B, sub {

@@ -18,7 +18,7 @@ is($cy->{id}, 'Y', 'Y claimed (lease 1.5 s)');
 is_deeply($A->cmd('ZRANGE', $k->('eta'), 0, -1), ['X'], 'X waits in eta (late-ackable)');
 sleep 1.3;                                # Y's lease expired now
 # every declared key exists on A
-DQScripts::keys_exist($A, $q, qw(errors bucket conf names wake cold));
+DQScripts::keys_exist($A, $q, qw(errors bucket conf names wake cold due));
 my $slot = $c->migrating($c->slot($k->('tasks')), $A, $B);
 my $rep = eval { cycle('c3', 0, 30000, 0, 'X', 'c0', $cx->{first}, 0, '') };
 diag("cycle: " . ($@ || 'ok'));

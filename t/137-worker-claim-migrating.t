@@ -30,6 +30,7 @@ $A->cmd('ZADD', $k->('leases'), 9e15, 'zz|c0|1');
 $A->cmd('HSET', $k->($_), 'zz', 'x') for qw(errors conf bucket names);
 $A->cmd('RPUSH', $k->('wake'), ('x') x 50);
 $A->cmd('ZADD', $k->('cold'), 9e15, 'x');
+$A->cmd('RPUSH', $k->('due'), '@0');      # a due list's marker alone
 my $slot = $c->slot($k->('tasks'));
 $B->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $c->id($A));
 $A->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $c->id($B));

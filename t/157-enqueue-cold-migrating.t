@@ -17,7 +17,7 @@ my $q = 'mq';
 my ($A, $B, $s, $k) = DQScripts::at_owner($c, $q);
 # every declared key of enqueue exists on A
 $s->enqueue2($q, 60000, 'seed', DQScripts::env2());
-DQScripts::keys_exist($A, $q, qw(names wake));
+DQScripts::keys_exist($A, $q, qw(names wake due));
 $A->cmd('ZADD', "dq:{$q}:names", 9e15, 'v1left');    # v1 data left
 my $now = DQScripts::now_ms($A);
 my $far = $now - $now % 10000 + 3600000;
@@ -33,9 +33,9 @@ is($A->cmd('HLEN', $k->('cold') . ":$full"), 127, 'a bucket one short');
 
 my $src = DQScripts::_load($s->{v2dir}, 'enqueue', 'prelude', 'cold');
 my @keys = ((map { $k->($_) } qw(tasks eta names stats wake)),
-            "dq:{$q}:names", $k->('cold'));
+            "dq:{$q}:names", $k->('cold'), $k->('due'));
 sub call { my ($hot, $cold, $at) = @_;
-    return $A->cmd('EVAL', $src, 7, @keys, 60000, 2, 0,
+    return $A->cmd('EVAL', $src, 8, @keys, 60000, 2, 0,
                    $hot, $env, $cold, $env, '', $at) }
 # what a call may write (the clock in stats is the one write before the
 # bucket reads, and is not a task)

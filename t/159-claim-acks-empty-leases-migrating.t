@@ -22,7 +22,7 @@ my ($t0) = DQScripts::claimed($r0);
 my ($id, $first) = ($t0->{id}, $t0->{first});
 is($id, 't1', 't1 claimed');
 # every declared key exists on A
-DQScripts::keys_exist($A, $q, qw(errors bucket conf names wake cold));
+DQScripts::keys_exist($A, $q, qw(errors bucket conf names wake cold due));
 my $slot = $c->migrating($c->slot($k->('tasks')), $A, $B);
 my $wake0 = $A->cmd('LLEN', $k->('wake'));
 my $rep = eval { cycle('c1', 1, $id, 'c0', $first, 0, '') };

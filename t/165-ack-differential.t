@@ -28,7 +28,7 @@ my $rounds = $ENV{DQ_FUZZ_ROUNDS} || 400;
 my $seed = $ENV{DQ_FUZZ_SEED} || time;
 srand($seed);
 diag("seed $seed, $rounds rounds");
-my @KINDS = qw(tasks eta leases stats wake errors conf bucket names cold);
+my @KINDS = qw(tasks eta leases stats wake errors conf bucket names cold due);
 sub key { DQTest::dq_key($_[0], $_[1]) }
 
 sub enq {

@@ -34,7 +34,7 @@ my ($QA, $QB) = ('eo', 'en');       # old, new
 sub keys_of {
     my ($q) = @_;
     return ((map { dq_key($q, $_) } qw(tasks eta names stats wake)),
-            "dq:{$q}:names", dq_key($q, 'cold'));
+            "dq:{$q}:names", dq_key($q, 'cold'), dq_key($q, 'due'));
 }
 my @t = $r->cmd('TIME');
 my $tm = $r->cmd('TIME');
@@ -122,8 +122,8 @@ sub snapshot {
 sub call_both {
     my ($what, @tasks) = @_;
     my @k = ([keys_of($QA)], [keys_of($QB)]);
-    my $a = $r->cmd('EVAL', $OLD, 7, @{ $k[0] }, args_old(@tasks));
-    my $b = $r->cmd('EVAL', $NEW, 7, @{ $k[1] }, args_new(@tasks));
+    my $a = $r->cmd('EVAL', $OLD, 7, @{ $k[0] }[0 .. 6], args_old(@tasks));
+    my $b = $r->cmd('EVAL', $NEW, 8, @{ $k[1] }, args_new(@tasks));
     my ($aa, $bb) = (answers($a, @tasks), answers($b, @tasks));
     my $ok = is($bb, $aa, "$what: the same answers");
     my ($sa, $sb) = (snapshot($QA), snapshot($QB));

@@ -27,7 +27,8 @@ $A->cmd('HSET', $k->('bucket'), 'zz', 'x');
 $A->cmd('HSET', $k->('names'), 'zz', 'x');
 $A->cmd('RPUSH', $k->('wake'), 'x');
 $A->cmd('ZADD', $k->('cold'), 9e15, 'x');
-for my $kind (qw(tasks eta leases stats wake errors conf bucket names cold)) {
+$A->cmd('RPUSH', $k->('due'), '@0');      # a due list's marker alone
+for my $kind (qw(tasks eta leases stats wake errors conf bucket names cold due)) {
   diag("$kind exists: " . $A->cmd('EXISTS', $k->($kind)));
 }
 my $slot = $c->slot($k->('tasks'));

@@ -39,8 +39,8 @@ $old{enqueue} = with_prelude($v1_dir, 'enqueue');
 
 # v2 keys "dq2:{q}:*" (lib/dq_cmd.c); v1 keys "dq:{q}:*" (v1: prefix)
 my %keys_new = (
-    enqueue => [qw(tasks eta names stats wake v1:names cold)],
-    claim   => [qw(tasks eta leases stats wake errors conf bucket names cold)],
+    enqueue => [qw(tasks eta names stats wake v1:names cold due)],
+    claim   => [qw(tasks eta leases stats wake errors conf bucket names cold due)],
     ack     => [qw(tasks eta leases stats wake errors conf names)],
     retry   => [qw(tasks eta leases stats errors wake conf)],
     bury    => [qw(tasks leases dead errors names stats conf wake)],
@@ -48,8 +48,8 @@ my %keys_new = (
     release => [qw(tasks eta leases stats wake conf unrunnable)],
     release_claim => [qw(tasks eta leases stats wake conf unrunnable)],
     requeue => [qw(tasks eta dead names stats wake errors)],
-    remove  => [qw(tasks eta leases dead errors names stats conf wake cold)],
-    status  => [qw(eta leases dead conf stats errors tasks)],
+    remove  => [qw(tasks eta leases dead errors names stats conf wake cold due)],
+    status  => [qw(eta leases dead conf stats errors tasks due)],
     migrate => [qw(tasks eta leases dead errors names stats wake conf unrunnable),
                 map { "v1:$_" } qw(tasks eta leases state dead errors names stats
                                    conf unrunnable lease wake bucket)],

@@ -2,7 +2,9 @@
 -- expired leases, then lease up to max_n due tasks.
 -- KEYS: 1 tasks, 2 eta, 3 leases, 4 stats, 5 wake, 6 errors, 7 conf,
 --       8 bucket, 9 names, 10 cold (the cold tier's index: read here,
---       declared so that Redis Cluster checks it before the script runs)
+--       declared so that Redis Cluster checks it before the script runs),
+--       11 due (the due list, prelude.lua dq_due_read: its tasks and eta's
+--       due ones are taken oldest ETA first)
 -- ARGV: 1 max_n (0: only ack and say when to look again), 2 lease_ms,
 --       3 reclaim_delay_ms (least delay of an expired lease), 4 rate
 --       (tasks/s across all workers, 0 = unlimited), 5 bucket_size
@@ -56,6 +58,13 @@ if not max_n or not lease_ms or lease_ms <= 0 or not reclaim_delay
     return redis.error_reply('ERR claim: bad arguments')
 end
 local now, h = dq_now(KEYS[4])
+-- this worker reads the due list: producers may write it until
+-- due_until (rewritten when less than half of DQ_DUE_HOLD_MS is left: one
+-- HSET per 30 s of a busy queue)
+local due_until = dq_num(h[7])
+if not due_until or due_until - now < DQ_DUE_HOLD_MS / 2 then
+    redis.call('HSET', KEYS[4], 'due_until', dq_int(now + DQ_DUE_HOLD_MS))
+end
 
 -- A queue configuration applied to Redis (deferred-cli config apply: conf
 -- field "cfg" set) is the fleet's one source of truth: its rate,
@@ -338,7 +347,14 @@ local taken = 0
 local more = false         -- due work remains after this claim
 local eta_next = nil       -- eta's first entry once the taken ones go
 local ids, leases, deadline
+local te = 0               -- of the taken: from eta (its first te)
+local dr = nil             -- the due list as read (dq_due_read)
+local due_left = false     -- the list may hold an id after this claim
 if want > 0 then
+    -- the due list's head: up to want ids, their runs' ETAs (the acks
+    -- above never touch the list: it exists if it did when the call
+    -- began, which Redis Cluster checks for a declared key)
+    dr, due_left = dq_due_read(KEYS[11], want)
     -- ids only: their ETAs come by runs (dq_etas)
     -- redis.pcall: acks that emptied eta (a late ack of its only task)
     -- deleted it, and on a MIGRATING slot Redis 7.0 refuses the read:
@@ -347,17 +363,65 @@ if want > 0 then
                                 dq_int(now), 'LIMIT', '0',
                                 dq_int(want + 1)))
     if not ids then
+        -- nothing is taken (the list's ids stay too)
         stall = true
         ids = {}
+        dr = nil
+        due_left = false
     end
-    taken = #ids
-    if taken > want then
-        taken = want
+    te = #ids
+    if te > want then
+        te = want
         more = true
         ids[want + 1] = nil
     end
+    local etas = nil
+    if te > 0 then etas = dq_etas(KEYS[2], ids, te) end
+    if dr and dr.n > 0 then
+        -- both sources: merged by ETA, the older first (equal: eta's),
+        -- until want are taken; each is taken from its head in order
+        local mi, me = {}, {}
+        local a, b, k = 1, 1, 0
+        local ea, eb = nil, nil     -- numbers of the current heads
+        local sa, sb = nil, nil     -- (converted once per run: by text)
+        while k < want and (a <= te or b <= dr.n) do
+            local from_eta
+            if a > te then
+                from_eta = false
+            elseif b > dr.n then
+                from_eta = true
+            else
+                if etas[a] ~= sa then sa = etas[a]; ea = tonumber(sa) end
+                if dr.etas[b] ~= sb then sb = dr.etas[b]; eb = tonumber(sb) end
+                from_eta = ea <= eb
+            end
+            k = k + 1
+            if from_eta then
+                mi[k], me[k] = ids[a], etas[a]
+                a = a + 1
+            else
+                mi[k], me[k] = dr.ids[b], dr.etas[b]
+                b = b + 1
+            end
+        end
+        if a <= te then more = true end
+        te = a - 1
+        if b <= dr.n then
+            -- ids read from the list but not taken: read again, as many
+            -- as were taken (the cut needs the read that took them)
+            dr = b > 1 and dq_due_read(KEYS[11], b - 1) or nil
+            due_left = true
+        end
+        ids, etas = mi, me
+        taken = k
+    else
+        taken = te
+        -- (a list of markers only, its runs' ids removed by id, stays:
+        -- the next enqueue's ids follow them, the next cut drops them)
+        dr = nil
+    end
+    if due_left then more = true end
     if taken > 0 then
-        local etas = dq_etas(KEYS[2], ids, taken)
         local vals = redis.call('HMGET', KEYS[1], unpack(ids))
         deadline = now + lease_ms
         local dl = dq_int(deadline)     -- formatted once, not per task
@@ -396,9 +460,16 @@ if want > 0 then
         -- script that reads a key missing on a MIGRATING slot, its writes
         -- kept (review R5)
         if not more then
-            eta_next = redis.call('ZRANGE', KEYS[2], dq_int(taken),
-                                  dq_int(taken), 'WITHSCORES')
+            eta_next = redis.call('ZRANGE', KEYS[2], dq_int(te),
+                                  dq_int(te), 'WITHSCORES')
         end
+    end
+else
+    -- nothing wanted (a limit, a pause, only acks): the list's ids are
+    -- due work (counted; or its last element an id: a count that drifted)
+    local tail = redis.call('LINDEX', KEYS[11], -1)
+    if (dq_num(h[8]) or 0) > 0 or (tail and string.byte(tail, 1) ~= 64) then
+        more = true
     end
 end
 
@@ -457,8 +528,20 @@ if taken > 0 then
     -- (ZRANGEBYSCORE -inf now LIMIT 0 gave them in rank order, and
     -- nothing wrote eta since): removed by rank, no member passed or
     -- looked up (was a ZREM of the ids: ~1,000 instructions a task more)
-    redis.call('ZREMRANGEBYRANK', KEYS[2], '0', dq_int(taken - 1))
+    if te > 0 then
+        redis.call('ZREMRANGEBYRANK', KEYS[2], '0', dq_int(te - 1))
+    end
     if l1s == nil or deadline < l1s then l1s = deadline end
+end
+-- then the ids taken from the due list leave it (after the leases: a list
+-- this empties is deleted, and nothing after writes it), and its count
+-- (deleted with the list: a count that drifted is reset there)
+if dr then
+    if dq_due_cut(KEYS[11], dr) then
+        redis.call('HDEL', KEYS[4], 'due_n')
+    elseif dr.n > 0 then
+        redis.call('HINCRBY', KEYS[4], 'due_n', -dr.n)
+    end
 end
 if rate > 0 then
     tokens = tokens - taken

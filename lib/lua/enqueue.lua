@@ -4,7 +4,7 @@
 --       taken there is taken here too; read only when the call has a named
 --       or keyed task, and then one EXISTS unless the key exists), 7 cold
 --       (the cold tier's index, lib/lua/cold.lua; its buckets' names are
---       built from it)
+--       built from it), 8 due (the due list: prelude.lua dq_due_read)
 -- ARGV: 1 tombstone_ms, 2 n, 3 m (how many of the tasks have a name or a
 --       client's id), then 2n values: id_i, envelope_i (i = 1..n), then n
 --       values: when_i ('' due now; decimal digits: the absolute ETA in ms;
@@ -82,8 +82,15 @@ for i = 1, n do
         plain[np] = ARGV[2 * i + 2]
     end
 end
-local now = dq_now(KEYS[4])
+local now, g = dq_now(KEYS[4])
 local nows = dq_int(now)
+-- the due list is on while a worker that reads it claims the queue (claim
+-- keeps stats "due_until" DQ_DUE_HOLD_MS ahead): then the plain tasks of
+-- the fast path below that are due now go to it, one RPUSH, instead of
+-- the ETA set; else the ETA set as before it existed, and what is left
+-- in the list moves back there (end of the script)
+local due_on = dq_num(g[7])
+due_on = due_on ~= nil and due_on > now
 
 -- the ETA of task i when stored now (its score: the string given for an
 -- absolute ETA)
@@ -198,12 +205,27 @@ local cold = false
 -- first one wins, as in the loop below). fast turns false (nothing
 -- written yet) at the first task that goes cold.
 local fast = m == 0 and not exist
+-- whether task i goes to the due list (fast path only): due now, the list
+-- on, an id that cannot read as a marker ('@' = 64)
+local function listed(i)
+    local v = wv[i]
+    return due_on and (v == nil or (v == 0 and wc[i]))
+           and string.byte(ARGV[2 * i + 2], 1) ~= 64
+end
+local dl, nd = {}, 0    -- the ids for the due list, in call order
 if fast then
     for i = 1, n do
         local v = wv[i]
         local id = ARGV[2 * i + 2]
         if v == nil or (v == 0 and wc[i]) then
-            zs[nz + 1] = nows
+            if due_on and string.byte(id, 1) ~= 64 then
+                nd = nd + 1
+                dl[nd] = id
+            else
+                zs[nz + 1] = nows
+                zs[nz + 2] = id
+                nz = nz + 2
+            end
             wake = true
         else
             local eta, score = eta_of(i)
@@ -212,10 +234,10 @@ if fast then
                 break
             end
             zs[nz + 1] = score
+            zs[nz + 2] = id
+            nz = nz + 2
             if not wake then wake = wakes(eta) end
         end
-        zs[nz + 2] = id
-        nz = nz + 2
     end
 end
 if fast then
@@ -234,6 +256,7 @@ if fast then
         reply = { now }
         stored = 0
         wake = false
+        dl, nd = {}, 0
         for i = 1, n do
             local id = ARGV[2 * i + 2]
             local f = first[id]
@@ -241,13 +264,18 @@ if fast then
                 reply[2 * i] = 1
                 reply[2 * i + 1] = (eta_of(f))
             else
-                local eta = eta_of(i)
+                local eta, score = eta_of(i)
                 first[id] = i
                 stored = stored + 1
                 fix[#fix + 1] = id
                 fix[#fix + 1] = ARGV[2 * i + 3]
-                z[#z + 1] = zs[2 * i - 1]
-                z[#z + 1] = id
+                if listed(i) then
+                    nd = nd + 1
+                    dl[nd] = id
+                else
+                    z[#z + 1] = score
+                    z[#z + 1] = id
+                end
                 reply[2 * i] = 0
                 reply[2 * i + 1] = eta
                 if not wake then wake = wakes(eta) end
@@ -301,7 +329,8 @@ for i = 1, fast and 0 or n do
         end
     end
     if status == 1 then
-        at = mine[id] or tonumber(redis.call('ZSCORE', KEYS[2], id) or '0')
+        at = mine[id] or tonumber(redis.call('ZSCORE', KEYS[2], id)
+                                  or dq_due_eta(KEYS[8], id) or '0')
     elseif status == 0 then
         local eta, score = eta_of(i)
         at = eta
@@ -360,12 +389,44 @@ for k = 1, nz, 2 * DQ_CHUNK do
     redis.call('ZADD', KEYS[2], unpack(zs, k, math.min(k + 2 * DQ_CHUNK - 1,
                                                        nz)))
 end
+-- the due list: one RPUSH per DQ_CHUNK ids, each headed by the marker of
+-- this call's now (the ETA the claim reports); then its count
+for k = 1, nd, DQ_CHUNK do
+    redis.call('RPUSH', KEYS[8], '@' .. nows,
+               unpack(dl, k, math.min(k + DQ_CHUNK - 1, nd)))
+end
 if cold then
     local _, w = dq_cold_store(KEYS[7], KEYS[4], byw, lens)
     if w then wake = true end
 end
+-- the list off (no worker that reads it claimed for DQ_DUE_HOLD_MS) and
+-- ids still in it (stats "due_n"): up to DQ_CHUNK of them back to the ETA
+-- set, each at its run's ETA, in the same call that takes them off the
+-- list (neither write can stop on a MIGRATING slot: both keys existed
+-- when the call began, Redis Cluster checks declared keys, and this call
+-- deleted neither); the list emptied is deleted and not written again
+if not due_on and g[8] and g[8] ~= '0' then
+    local r = dq_due_read(KEYS[8], DQ_CHUNK)
+    if r.n > 0 then
+        local z = {}
+        for i = 1, r.n do
+            z[2 * i - 1] = r.etas[i]
+            z[2 * i] = r.ids[i]
+        end
+        redis.call('ZADD', KEYS[2], unpack(z))
+        wake = true
+    end
+    if dq_due_cut(KEYS[8], r) then
+        redis.call('HDEL', KEYS[4], 'due_n')
+    elseif r.n > 0 then
+        redis.call('HINCRBY', KEYS[4], 'due_n', -r.n)
+    end
+end
 
 if stored > 0 then
+    if nd > 0 then
+        redis.call('HINCRBY', KEYS[4], 'due_n', nd)
+    end
     redis.call('HINCRBY', KEYS[4], 'enqueued', dq_int(stored))
 end
 if wake then dq_wake(KEYS[5]) end

@@ -8,11 +8,18 @@
 -- counts; reply 1.
 -- KEYS: 1 tasks, 2 eta, 3 leases, 4 dead, 5 errors, 6 names, 7 conf,
 --       8 stats, 9 wake, 10 bucket, 11 unrunnable, 12 cold (the cold
---       tier's index)
+--       tier's index), 13 due (the due list)
 -- ARGV: none
 for i = 1, 7 do
     if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
 if dq_cold_exists(KEYS[12]) then return 0 end
-redis.call('DEL', KEYS[8], KEYS[9], KEYS[10], KEYS[11])
+-- the due list: refused while it lists an id; a list of markers alone
+-- (its ids removed by id) goes with the rest
+local listed = redis.call('LRANGE', KEYS[13], 0, DQ_CHUNK - 1)
+for i = 1, #listed do
+    if string.byte(listed[i], 1) ~= 64 then return 0 end
+end
+if #listed == DQ_CHUNK then return 0 end
+redis.call('DEL', KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[13])
 return 1

@@ -55,13 +55,15 @@ end
 -- and a second jump soon after a larger first one is guarded too (review
 -- R1, finding 5).
 -- Returns now and the gap records as claim needs them: { clock, gap_from,
--- gap_to, jump_seen, gap2_from, gap2_to } as stored after this call (one
--- HMGET reads them all).
+-- gap_to, jump_seen, gap2_from, gap2_to } as stored after this call, then
+-- the due list's "due_until" and "due_n" (enqueue, claim: dq_due_read) as
+-- read (one HMGET reads them all).
 local function dq_now(stats)
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local g = redis.call('HMGET', stats, 'clock', 'gap_from', 'gap_to',
-                         'jump_seen', 'gap2_from', 'gap2_to')
+                         'jump_seen', 'gap2_from', 'gap2_to', 'due_until',
+                         'due_n')
     local clock = dq_num(g[1]) or 0
     if clock >= now and clock - now <= 60000 then return clock, g end
     -- written only when it moves (forward, or back after a clock error):
@@ -472,4 +474,102 @@ local function dq_ack(K, now, tomb, args, base, n)
         redis.call('HINCRBY', K.stats, 'done', dq_int(na))
     end
     return reply, nh, #gone
+end
+
+-- The due list (key "due", lib/dq_contract.h DQ_KEY_DUE): ids of plain
+-- tasks enqueued due now, oldest first, in runs each headed by a marker
+-- "@<eta ms>" (the queue's now at that enqueue: the run's ETA). A plain id
+-- is [A-Za-z0-9_-] (an id starting with '@' is never listed: enqueue keeps
+-- it on eta), so a marker never reads as an id. Every listed id has a
+-- marker before it; a marker may be followed by another (the ids of its
+-- run removed by id) or end the list: readers skip those. The stats field
+-- "due_n" counts the listed ids (status); "due_until" (claim, every 30 s)
+-- says until when a worker that reads the list claims the queue: enqueue
+-- lists tasks only before it (DQ_DUE_HOLD_MS).
+local DQ_DUE_HOLD_MS = 60000
+
+-- Up to want ids from the list's head, read with one LRANGE of 2 want + 1
+-- elements (a run of one task costs two: its marker and its id). Returns
+-- r = { ids, etas (each id's marker text without '@'), n (#ids), plus what
+-- dq_due_cut needs } and whether listed ids may remain after these.
+local function dq_due_read(key, want)
+    local els = redis.call('LRANGE', key, 0, 2 * want)
+    local ids, etas = {}, {}
+    -- q: index of the last id taken; cur: the run's ETA ('0' for an id
+    -- without a marker, which no script writes: taken first)
+    local n, q, cur = 0, 0, '0'
+    local rest = nil                  -- index of the first id not taken
+    for i = 1, #els do
+        local e = els[i]
+        if string.byte(e, 1) == 64 then              -- '@'
+            if n < want then cur = string.sub(e, 2) end
+        elseif n < want then
+            n = n + 1
+            ids[n] = e
+            etas[n] = cur
+            q = i
+        else
+            rest = i
+            break
+        end
+    end
+    local r = { ids = ids, etas = etas, n = n, q = q, rest = rest,
+                cur = cur, len = #els, full = #els == 2 * want + 1 }
+    return r, rest ~= nil or r.full
+end
+
+-- Take what dq_due_read read (r.n ids) off the list, a marker kept in
+-- front of the first id left: LTRIM (and LSET 0 when the first id left is
+-- in the run of the last id taken, or may be: the read ended on it). The
+-- list emptied is deleted (a script must not write it again afterwards:
+-- on a MIGRATING slot Redis 7.0 stops it there). Returns true when the
+-- list is gone.
+local function dq_due_cut(key, r)
+    if r.rest then
+        if r.rest - 1 > r.q then
+            -- a marker heads the rest already
+            if r.rest - 2 > 0 then
+                redis.call('LTRIM', key, r.rest - 2, -1)
+            end
+        else
+            redis.call('LTRIM', key, r.q - 1, -1)
+            redis.call('LSET', key, 0, '@' .. r.cur)
+        end
+        return false
+    end
+    if not r.full then
+        -- no listed id left: the list (and trailing markers) goes
+        if r.len > 0 then redis.call('DEL', key) end
+        return true
+    end
+    -- the read ended before the list did: keep from its last element,
+    -- made a marker when it is a taken id (what follows may be its run)
+    if r.q == r.len then
+        redis.call('LTRIM', key, r.q - 1, -1)
+        redis.call('LSET', key, 0, '@' .. r.cur)
+    elseif r.len - 1 > 0 then
+        redis.call('LTRIM', key, r.len - 1, -1)
+    end
+    return false
+end
+
+-- The ETA (a number) of id while it waits in the due list, else nil: LPOS
+-- (O(length of the list)), then back to its run's marker 100 elements at a
+-- time (rare paths only: an enqueue of an id already stored, lookups).
+local function dq_due_eta(key, id)
+    if string.byte(id, 1) == 64 then return nil end
+    local at = redis.call('LPOS', key, id)
+    if not at then return nil end
+    while at > 0 do
+        local from = at - 100
+        if from < 0 then from = 0 end
+        local els = redis.call('LRANGE', key, from, at - 1)
+        for i = #els, 1, -1 do
+            if string.byte(els[i], 1) == 64 then
+                return tonumber(string.sub(els[i], 2))
+            end
+        end
+        at = from
+    end
+    return 0
 end

@@ -6,7 +6,9 @@
 -- at once). A running task's worker finds its lease gone: its result is
 -- dropped (fenced), the function is not interrupted.
 -- KEYS: 1 tasks, 2 eta, 3 leases, 4 dead, 5 errors, 6 names, 7 stats,
---       8 conf, 9 wake, 10 cold (the cold tier's index)
+--       8 conf, 9 wake, 10 cold (the cold tier's index), 11 due (the due
+--       list: a task there is found by LREM, O(length of the list); its
+--       count, stats "due_n", follows)
 -- A running task's lease member ("id|claim|first_run_ms") is found with
 -- ZSCAN MATCH "id|*" (an operator's one-id delete only; ids of other
 -- characters than [A-Za-z0-9_-] are never leased).
@@ -111,6 +113,12 @@ if what == 'id' then
     else
         lease = lease_of(id)
         if lease then n = 2
+        elseif string.byte(id, 1) ~= 64
+               and redis.call('LREM', KEYS[11], 1, id) == 1 then
+            -- was waiting in the due list (its marker stays: a marker
+            -- without ids is skipped by the readers)
+            n = 1
+            redis.call('HINCRBY', KEYS[7], 'due_n', -1)
         elseif redis.call('HEXISTS', KEYS[1], id) == 0 then
             -- not hot: the cold tier (from ARGV[5] on, in bounded steps;
             -- without it every bucket in this call)
@@ -126,10 +134,19 @@ if what == 'id' then
 else
     -- a task is in one of eta, leases, dead: these are not leased
     local ids
-    if what == 'waiting' then
-        ids = redis.call('ZRANGE', KEYS[2], 0, max - 1)
+    -- waiting and due: the due list's head first (all due), then eta
+    local dr = nil
+    if what == 'waiting' or what == 'due' then
+        dr = dq_due_read(KEYS[11], max)
+    end
+    local left = max - (dr and dr.n or 0)
+    if left == 0 then
+        ids = {}
+    elseif what == 'waiting' then
+        ids = redis.call('ZRANGE', KEYS[2], 0, left - 1)
     elseif what == 'due' then
-        ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, max)
+        ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0,
+                         left)
     elseif what == 'delayed' then
         ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf',
                          'LIMIT', 0, max)
@@ -138,7 +155,19 @@ else
     else
         return redis.error_reply('ERR remove: unknown state ' .. what)
     end
+    if dr and dr.n > 0 then
+        -- one batch: each key touched once (drop_many; the list last, a
+        -- list this empties is deleted and not written again)
+        for i = 1, dr.n do ids[#ids + 1] = dr.ids[i] end
+    end
     drop_many(ids)                                  -- max <= DQ_CHUNK
+    if dr and (dr.n > 0 or dr.len > 0) then
+        if dq_due_cut(KEYS[11], dr) then
+            redis.call('HDEL', KEYS[7], 'due_n')
+        elseif dr.n > 0 then
+            redis.call('HINCRBY', KEYS[7], 'due_n', -dr.n)
+        end
+    end
     n = #ids
     if n < max and (what == 'waiting' or what == 'delayed') then
         -- then the cold tier's buckets, earliest first

@@ -1,7 +1,8 @@
 -- status: one queue's live state for the module's status, metrics and
 -- dashboard (read only: nothing is written, not even the clock).
--- KEYS: 1 eta, 2 lease, 3 dead, 4 conf, 5 stats, 6 errors, 7 tasks, then
---       contract v1's 8 eta, 9 leases, 10 lease (bare ids), 11 dead
+-- KEYS: 1 eta, 2 lease, 3 dead, 4 conf, 5 stats, 6 errors, 7 tasks, 8 due
+--       (the due list), then contract v1's 9 eta, 10 leases, 11 lease
+--       (bare ids), 12 dead
 -- ARGV: 1 dead_limit (newest dead tasks listed, 0..100)
 -- Reply: { now_ms, waiting (the cold tier included), due, running, dead,
 --          oldest_due_age_ms (-1: none due), conf (flat HGETALL),
@@ -13,14 +14,24 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 -- waiting counts the cold tier's tasks too (stats `cold`; never due: a
--- bucket is promoted before its window starts)
-local waiting = redis.call('ZCARD', KEYS[1])
-    + (tonumber(redis.call('HGET', KEYS[5], 'cold')) or 0)
-local due = redis.call('ZCOUNT', KEYS[1], '-inf', now)
+-- bucket is promoted before its window starts) and the due list's (stats
+-- `due_n`: all due; the oldest is the list's head marker's ETA)
+local cn = redis.call('HMGET', KEYS[5], 'cold', 'due_n')
+local listed = tonumber(cn[2]) or 0
+if listed < 0 then listed = 0 end
+local waiting = redis.call('ZCARD', KEYS[1]) + (tonumber(cn[1]) or 0)
+    + listed
+local due = redis.call('ZCOUNT', KEYS[1], '-inf', now) + listed
 local oldest = -1
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if first[2] and tonumber(first[2]) <= now then
     oldest = now - tonumber(first[2])
+end
+if listed > 0 then
+    local head = redis.call('LINDEX', KEYS[8], 0)
+    local at = head and string.byte(head, 1) == 64
+               and tonumber(string.sub(head, 2))
+    if at and now - at > oldest then oldest = math.max(0, now - at) end
 end
 
 local dead = {}
@@ -41,7 +52,7 @@ end
 
 local stats = redis.call('HGETALL', KEYS[5])
 local v1 = 0
-for i = 8, 11 do
+for i = 9, 12 do
     if KEYS[i] then v1 = v1 + redis.call('ZCARD', KEYS[i]) end
 end
 if v1 > 0 then

@@ -27,7 +27,7 @@ sub cold_bucket_moved {
     my $bucket = $s->cold_soon($q, 'cold1');
     ok($bucket, "bucket $bucket");
     # every declared key exists on A
-    DQScripts::keys_exist($A, $q, qw(errors bucket conf names wake));
+    DQScripts::keys_exist($A, $q, qw(errors bucket conf names wake due));
     my $slot = $c->migrating($c->slot($k->('tasks')), $A, $B);
     # the bucket moved first
     my $mv = $A->cmd('MIGRATE', '127.0.0.1', $B->{port}, $bucket, 0, 5000);

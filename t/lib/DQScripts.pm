@@ -37,9 +37,10 @@ my @MIG1 = qw(tasks eta leases state dead errors names stats conf unrunnable
               lease wake bucket);
 my %KEYS2 = (
     enqueue => [(map { [2, $_] } qw(tasks eta names stats wake)), [1, 'names'],
-                [2, 'cold']],
+                [2, 'cold'], [2, 'due']],
     claim   => [map { [2, $_] }
-                qw(tasks eta leases stats wake errors conf bucket names cold)],
+                qw(tasks eta leases stats wake errors conf bucket names cold
+                   due)],
     ack     => [map { [2, $_] }
                 qw(tasks eta leases stats wake errors conf names)],
     pause   => [map { [2, $_] } qw(conf wake)],
@@ -82,8 +83,9 @@ sub v2 {
     my $src = $self->{src}{"2$s"} //= _load($self->{v2dir}, $s, 'prelude', 'cold');
     my @k = map { $_->[0] == 1 ? "dq:{$q}:$_->[1]" : DQTest::dq_key($q, $_->[1]) }
             @{ $KEYS2{$s} };
-    # the enqueue of scripts before the cold index in KEYS had 6 KEYS,
-    # before the v1 names key 5
+    # the enqueue of scripts before the due list in KEYS had 7 KEYS,
+    # before the cold index 6, before the v1 names key 5
+    pop @k if $s eq 'enqueue' && $self->{src}{"2$s"} !~ /KEYS\[8\]/;
     pop @k if $s eq 'enqueue' && $self->{src}{"2$s"} !~ /KEYS\[7\]/;
     pop @k if $s eq 'enqueue' && $self->{src}{"2$s"} !~ /KEYS\[6\]/;
     return $self->_eval($src, \@k, @a);
@@ -195,6 +197,8 @@ my %FILL = (
     names  => ['ZADD', 9e15, 'zz'], eta => ['ZADD', 9e15, 'zz'],
     leases => ['ZADD', 9e15, 'zz'], dead => ['ZADD', 9e15, 'zz'],
     cold   => ['ZADD', 9e15, 'x'],  wake => ['RPUSH', 'x'],
+    # a marker alone (no task): readers skip it
+    due    => ['RPUSH', '@0'],
 );
 sub keys_exist {
     my ($node, $q, @names) = @_;

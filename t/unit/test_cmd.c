@@ -89,26 +89,27 @@ main(void)
     is_int(dq_cmd_enqueue(&c, dq_str_lit("q"), it, 2, 1000), DQ_OK,
            "enqueue built");
     s = dq_script(DQ_SCRIPT_ENQUEUE);
-    ok(arg_is(&c, 0, "EVALSHA") && arg_is(&c, 1, s->sha1) && arg_is(&c, 2, "7"),
-       "EVALSHA <sha1> 7");
+    ok(arg_is(&c, 0, "EVALSHA") && arg_is(&c, 1, s->sha1) && arg_is(&c, 2, "8"),
+       "EVALSHA <sha1> 8");
     ok(arg_is(&c, 3, "dq2:{q}:tasks") && arg_is(&c, 4, "dq2:{q}:eta")
        && arg_is(&c, 5, "dq2:{q}:names") && arg_is(&c, 6, "dq2:{q}:stats")
        && arg_is(&c, 7, "dq2:{q}:wake") && arg_is(&c, 8, "dq:{q}:names")
-       && arg_is(&c, 9, "dq2:{q}:cold"),
-       "keys in the script's order (contract v1's names, the cold index)");
-    ok(arg_is(&c, 10, "1000") && arg_is(&c, 11, "2") && arg_is(&c, 12, "1"),
+       && arg_is(&c, 9, "dq2:{q}:cold") && arg_is(&c, 10, "dq2:{q}:due"),
+       "keys in the script's order (contract v1's names, the cold index, "
+       "the due list)");
+    ok(arg_is(&c, 11, "1000") && arg_is(&c, 12, "2") && arg_is(&c, 13, "1"),
        "tombstone, n, m (named or keyed tasks)");
-    ok(arg_is(&c, 13, "a") && arg_is(&c, 14, "ENV") && arg_is(&c, 15, "b")
-       && arg_is(&c, 16, "ENV"), "id, envelope of each task");
-    ok(arg_is(&c, 17, "+1500") && arg_is(&c, 18, "1790000000000"),
+    ok(arg_is(&c, 14, "a") && arg_is(&c, 15, "ENV") && arg_is(&c, 16, "b")
+       && arg_is(&c, 17, "ENV"), "id, envelope of each task");
+    ok(arg_is(&c, 18, "+1500") && arg_is(&c, 19, "1790000000000"),
        "when of each task: +countdown, absolute ETA");
-    ok(arg_is(&c, 19, "2") && arg_is(&c, 20, "nm") && arg_is(&c, 21, "-1")
-       && c.argc == 22, "task 2 (named, keyed): index, name, window");
-    ok(c.argv[14] == it[0].envelope.ptr, "payloads are not copied");
+    ok(arg_is(&c, 20, "2") && arg_is(&c, 21, "nm") && arg_is(&c, 22, "-1")
+       && c.argc == 23, "task 2 (named, keyed): index, name, window");
+    ok(c.argv[15] == it[0].envelope.ptr, "payloads are not copied");
     dq_cmd_use_eval(&c);
     ok(arg_is(&c, 0, "EVAL") && c.argv[1] == s->source
-       && c.argvlen[1] == s->len && arg_is(&c, 2, "7"),
-       "use_eval: EVAL <source> 7 ...");
+       && c.argvlen[1] == s->len && arg_is(&c, 2, "8"),
+       "use_eval: EVAL <source> 8 ...");
     dq_cmd_use_eval(&c);
     ok(arg_is(&c, 0, "EVAL") && c.argv[1] == s->source, "use_eval twice: same");
 
@@ -189,14 +190,14 @@ main(void)
     li.history = 1;
     is_int(dq_cmd_cycle(&c, dq_str_lit("q"), "c8", 5, 1000, 0, NULL, NULL,
                         &li, 1, 60000), DQ_OK, "cycle built");
-    ok(c.argc == 3 + 10 + 12 + 4 && arg_is(&c, 2, "10")
+    ok(c.argc == 3 + 11 + 12 + 4 && arg_is(&c, 2, "11")
        && arg_is(&c, 3, "dq2:{q}:tasks") && arg_is(&c, 11, "dq2:{q}:names")
-       && arg_is(&c, 12, "dq2:{q}:cold")
-       && arg_is(&c, 13, "5") && arg_is(&c, 19, "c8")
-       && arg_is(&c, 23, "60000") && arg_is(&c, 24, "1")
-       && arg_is(&c, 25, "+inf") && arg_is(&c, 26, "id1|c7|1000")
-       && arg_is(&c, 27, "id1") && arg_is(&c, 28, "1"),
-       "cycle: 10 keys, claim arguments, tombstone, n, then \"+inf\", lease "
+       && arg_is(&c, 12, "dq2:{q}:cold") && arg_is(&c, 13, "dq2:{q}:due")
+       && arg_is(&c, 14, "5") && arg_is(&c, 20, "c8")
+       && arg_is(&c, 24, "60000") && arg_is(&c, 25, "1")
+       && arg_is(&c, 26, "+inf") && arg_is(&c, 27, "id1|c7|1000")
+       && arg_is(&c, 28, "id1") && arg_is(&c, 29, "1"),
+       "cycle: 11 keys, claim arguments, tombstone, n, then \"+inf\", lease "
        "member, id, history digit and name");
     li.name = dq_str_lit("nm");
     is_int(dq_cmd_ack(&c, dq_str_lit("q"), &li, 1, 0), DQ_OK, "ack built");
