@@ -69,6 +69,10 @@ usage_to(FILE *out)
         "v1 (dq:{Q}:*)\n"
         "                                  to v2 (dq2:{Q}:*); safe to run "
         "again\n"
+        "  unlist QUEUE...|--all           the due list off, its tasks back "
+        "to the ETA set\n"
+        "                                  (a rollback to workers before "
+        "the due list)\n"
         "  workers                         live workers (heartbeats)\n"
         "  config apply FILE [--dry-run]   queue blocks or App Engine "
         "queue.yaml -> Redis\n"
@@ -663,6 +667,7 @@ static const struct {
     { "resume",  dq_cli_pause },
     { "forget",  dq_cli_forget },
     { "migrate", dq_cli_migrate },
+    { "unlist",  dq_cli_unlist },
     { "workers", dq_cli_workers },
     { "config",  dq_cli_config },
     { "queue",   dq_cli_queue_cmd },

@@ -101,6 +101,7 @@ int dq_cli_purge(dq_cli_t *cli, int argc, char **argv);
 int dq_cli_pause(dq_cli_t *cli, int argc, char **argv);
 int dq_cli_forget(dq_cli_t *cli, int argc, char **argv);
 int dq_cli_migrate(dq_cli_t *cli, int argc, char **argv);
+int dq_cli_unlist(dq_cli_t *cli, int argc, char **argv);
 int dq_cli_workers(dq_cli_t *cli, int argc, char **argv);
 int dq_cli_config(dq_cli_t *cli, int argc, char **argv);
 int dq_cli_queue_cmd(dq_cli_t *cli, int argc, char **argv);

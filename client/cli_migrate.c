@@ -1,7 +1,7 @@
 /*
- * deferred-cli queue upkeep: forget (an empty queue out of dq:queues) and
- * migrate (a queue's tasks from contract v1 to v2), each through its
- * script of lib/lua.
+ * deferred-cli queue upkeep: forget (an empty queue out of dq:queues),
+ * migrate (a queue's tasks from contract v1 to v2) and unlist (the due
+ * list's tasks back to the ETA set), each through its script of lib/lua.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +184,124 @@ dq_cli_migrate(dq_cli_t *cli, int argc, char **argv)
                        "migrate again after they finish)", (long long) left);
             }
             printf("\n");
+        }
+    }
+    if (out) {
+        dq_cli_print_json(out);
+        out = NULL;
+    }
+done:
+    json_decref(out);
+    free(q);
+    freeReplyObject(names);
+    return ret;
+}
+
+/* unlist one queue (each shard of a sharded one): dq_cmd_unlist until the
+ * list is gone; -1 on an error (printed) */
+static int
+dq__unlist_one(dq_cli_t *cli, const char *queue, int64_t *moved)
+{
+    char        sq[DQ_SHARD_NAME_MAX + 1];
+    unsigned    ns = 1, sh;
+    int64_t     left;
+    dq_cmd_t    cmd;
+    redisReply *r;
+    int         rc, rounds;
+
+    *moved = 0;
+    if ((rc = dq_queue_shards(cli->c, queue, &ns)) != DQ_OK) {
+        (void) dq_cli_fail(cli, rc);
+        return -1;
+    }
+    for (sh = 0; sh < ns; sh++) {
+        dq_shard_name(sq, sizeof(sq), dq_str_c(queue), sh);
+        /* at most 1000 ids a call; a list a producer still writes (a
+         * worker that reads it claims again) is given up after 100,000
+         * calls */
+        for (rounds = 0, left = 1; left > 0 && rounds < 100000; rounds++) {
+            dq_cmd_init(&cmd);
+            rc = dq_cmd_unlist(&cmd, dq_str_c(sq));
+            if (rc != DQ_OK) {
+                dq_cmd_free(&cmd);
+                (void) dq_cli_fail(cli, rc);
+                return -1;
+            }
+            r = dq_cli_script(cli, &cmd);
+            dq_cmd_free(&cmd);
+            if (r == NULL) {
+                return -1;
+            }
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+                fprintf(stderr, "deferred-cli: unlist %s: unexpected "
+                        "reply\n", sq);
+                freeReplyObject(r);
+                return -1;
+            }
+            *moved += dq_reply_int(r->element[0]);
+            left = dq_reply_int(r->element[1]);
+            freeReplyObject(r);
+        }
+        if (left > 0) {
+            fprintf(stderr, "deferred-cli: unlist %s: the due list is "
+                    "still written (a worker that reads it claims this "
+                    "queue: stop it first)\n", sq);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* unlist QUEUE...|--all: the due list off and emptied into the ETA set
+ * (docs/OPERATIONS.md, rolling back past the due list) */
+int
+dq_cli_unlist(dq_cli_t *cli, int argc, char **argv)
+{
+    redisReply  *names = NULL;
+    json_t      *out = cli->json ? json_array() : NULL;
+    char       **q;
+    int64_t      moved;
+    size_t       i, n;
+    int          ret = DQ_CLI_OK;
+
+    if (argc < 2 || (strcmp(argv[1], "--all") == 0 && argc != 2)) {
+        json_decref(out);
+        return dq_cli_usage_error("unlist QUEUE...|--all");
+    }
+    if (strcmp(argv[1], "--all") == 0) {
+        q = dq_cli_queue_names(cli, &names, &n);
+    } else {
+        n = (size_t) argc - 1;
+        q = calloc(n + 1, sizeof(*q));
+        for (i = 0; q && i < n; i++) {
+            q[i] = argv[i + 1];
+        }
+    }
+    if (q == NULL) {
+        freeReplyObject(names);
+        json_decref(out);
+        return DQ_CLI_ERROR;
+    }
+    qsort(q, n, sizeof(*q), dq_cli_cmp_str);
+    for (i = 0; i < n; i++) {
+        if (!dq_cli_queue(q[i])) {
+            ret = DQ_CLI_USAGE;
+            goto done;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (dq__unlist_one(cli, q[i], &moved) != 0) {
+            ret = DQ_CLI_ERROR;
+            goto done;
+        }
+        if (out) {
+            json_t *o = json_object();
+            json_object_set_new(o, "queue", json_string(q[i]));
+            json_object_set_new(o, "moved", json_integer(moved));
+            json_array_append_new(out, o);
+        } else {
+            printf("queue %s: moved %lld tasks from the due list to the "
+                   "ETA set\n", q[i], (long long) moved);
         }
     }
     if (out) {

@@ -984,6 +984,17 @@ dq_cmd_forget(dq_cmd_t *c, dq_str_t queue)
                            DQ__KEYS(dq__keys_forget));
 }
 
+static const dq_key_kind_t dq__keys_unlist[] = {
+    DQ_KEY_ETA, DQ_KEY_DUE, DQ_KEY_STATS, DQ_KEY_WAKE
+};
+
+int
+dq_cmd_unlist(dq_cmd_t *c, dq_str_t queue)
+{
+    return dq__script_head(c, DQ_SCRIPT_UNLIST, queue,
+                           DQ__KEYS(dq__keys_unlist));
+}
+
 int
 dq_cmd_beat(dq_cmd_t *c, const char *id, int64_t ttl_ms, int trim)
 {

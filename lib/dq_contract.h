@@ -563,6 +563,7 @@ typedef enum {
     DQ_SCRIPT_FORGET,
     DQ_SCRIPT_BEAT,
     DQ_SCRIPT_MIGRATE,
+    DQ_SCRIPT_UNLIST,
     DQ_SCRIPT__COUNT
 } dq_script_id_t;
 
@@ -892,6 +893,9 @@ int dq_cmd_ready(dq_cmd_t *c);
 /* lib/lua/forget.lua: 1 when the queue was empty and its counters went,
  * 0 (nothing done) while it holds tasks, names or settings */
 int dq_cmd_forget(dq_cmd_t *c, dq_str_t queue);
+/* lib/lua/unlist.lua: the due list off (stats "due_until" deleted) and up
+ * to 1000 of its tasks back to the ETA set; replies { moved, left } */
+int dq_cmd_unlist(dq_cmd_t *c, dq_str_t queue);
 /* lib/lua/beat.lua: a worker child's member of DQ_WORKERS_KEY scored on
  * Redis' clock, members scored past trimmed when trim is non-zero;
  * replies Redis now in ms */

@@ -18,7 +18,7 @@ emit=
 if [ "$1" = --emit ]; then emit=$2; shift 2; set -- - "$1"; fi
 out=$1
 dir=$2
-names="enqueue claim ack retry bury extend release requeue pause release_claim remove status configure ready forget beat migrate"
+names="enqueue claim ack retry bury extend release requeue pause release_claim remove status configure ready forget beat migrate unlist"
 tmp="$out.tmp.$$"
 # prelude TEXT on stdin, the script's body in the file $1: the prelude
 # without the functions the script does not reach

@@ -46,6 +46,16 @@ my %KEYS2 = (
     pause   => [map { [2, $_] } qw(conf wake)],
     requeue => [map { [2, $_] } qw(tasks eta dead names stats wake errors)],
     migrate => [(map { [2, $_] } @MIG2), (map { [1, $_] } @MIG1)],
+    remove  => [map { [2, $_] }
+                qw(tasks eta leases dead errors names stats conf wake cold
+                   due)],
+    status  => [(map { [2, $_] } qw(eta leases dead conf stats errors tasks
+                                    due)),
+                (map { [1, $_] } qw(eta leases lease dead))],
+    forget  => [map { [2, $_] }
+                qw(tasks eta leases dead errors names conf stats wake bucket
+                   unrunnable cold due)],
+    unlist  => [map { [2, $_] } qw(eta due stats wake)],
 );
 
 sub _slurp { my $f = shift; open my $h, '<', $f or die "$f: $!"; local $/; <$h> }
