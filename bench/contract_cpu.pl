@@ -23,6 +23,9 @@
 # move the count); prints "callgrind_ir=N" (slow: use --n 5000).
 # --enqueue-only: stop after the enqueue (its count, to subtract).
 # --enq-batch N: tasks per enqueue call (500).
+# --no-list: scripts with the due list (issue #12) get no claim before the
+#   enqueue, so producers write the ETA set (no worker yet); by default one
+#   claim of nothing turns the list on, as a running worker keeps it.
 # --cg-server PATH: the redis-server run under callgrind (default: the one
 #   in PATH; a build with symbols splits the count by function);
 #   --cg-out FILE: keep callgrind's output there (callgrind_annotate).
@@ -36,10 +39,12 @@ use Getopt::Long;
 my ($n, $batch, $mode, $lua, $split, $cg, $enq_only, $cg_server, $cg_out) =
     (100000, 32, 'v2', undef, 0, 0, 0, undef, undef);
 my $eb = 500;              # tasks per enqueue call (--enq-batch)
+my $no_list = 0;           # --no-list: no claim before the enqueue
 GetOptions('n=i' => \$n, 'batch=i' => \$batch, 'mode=s' => \$mode,
            'lua=s' => \$lua, 'split' => \$split, 'callgrind' => \$cg,
            'enqueue-only' => \$enq_only, 'cg-server=s' => \$cg_server,
-           'cg-out=s' => \$cg_out, 'enq-batch=i' => \$eb) or die "usage\n";
+           'cg-out=s' => \$cg_out, 'enq-batch=i' => \$eb,
+           'no-list' => \$no_list) or die "usage\n";
 die "--split needs --mode v1 or v2 (cycle is one call)\n"
     if $split && $mode eq 'cycle';
 my $root = DQTest::root();
@@ -97,8 +102,10 @@ my %keys = $mode eq 'v1' ? (
     claim   => [k(qw(tasks eta leases state stats wake errors conf bucket lease))],
     ack     => [k(qw(tasks leases state names stats errors conf wake eta))],
 ) : (
-    enqueue => [k(qw(tasks eta names stats wake)), "dq:{$q}:names", k('cold')],
-    claim   => [k(qw(tasks eta leases stats wake errors conf bucket names cold))],
+    enqueue => [k(qw(tasks eta names stats wake)), "dq:{$q}:names", k('cold'),
+                k('due')],
+    claim   => [k(qw(tasks eta leases stats wake errors conf bucket names cold
+                     due))],
     ack     => [k(qw(tasks eta leases stats wake errors conf names))],
 );
 my %src = map { $_ => script($_) } qw(ack);
@@ -134,13 +141,27 @@ sub ev {
 my $env = "\x9a\x02\xa9bench.nop\x91\xd9\x30" . ('x' x 48) . "\xc0\xc0\xc0\x00\x00\xc0\xc0";
 # the enqueue arguments of issue #12 (3 per plain task) or before (6)
 my $enq3 = script('enqueue') =~ /T0 = 3 \+ 2 \* n/;
+pop @{ $keys{enqueue} } if $mode ne 'v1' && script('enqueue') !~ /KEYS\[8\]/;
 pop @{ $keys{enqueue} } if $mode ne 'v1' && script('enqueue') !~ /KEYS\[7\]/;
+# scripts with the due list (issue #12): producers write it only while a
+# worker that reads it claims the queue, as in production; one claim of
+# nothing first turns it on (--no-list: the ETA set, no worker yet)
+# (and again every 20 s, as a worker's claims keep it on: a slow run, one
+# task a call under callgrind, outlasts the 60 s a claim keeps it on for)
+my $list_on = $mode ne 'v1' && !$no_list && script('claim') =~ /due_until/;
+my $on_at = 0;
+sub list_on {
+    return unless $list_on && time - $on_at >= 20;
+    ev('claim', 0, 600000, 0, 0, 1, 0, 'c-on', 0, 0, 0, 60000, 0);
+    $on_at = time;
+}
 for (my $i = 0; $i < $n; $i += $eb) {
     my (@a, @w);
     for my $j ($i .. ($i + $eb - 1 < $n ? $i + $eb - 1 : $n - 1)) {
         if ($enq3) { push @a, sprintf('t%07d', $j), $env; push @w, '' }
         else { push @a, sprintf('t%07d', $j), $env, '', -1, -1, 0 }
     }
+    list_on();
     if ($enq3) { ev('enqueue', 60000, scalar @w, 0, @a, @w) }
     else { ev('enqueue', 60000, @a / 6, @a) }
 }

@@ -57,7 +57,7 @@ if not max_n or not lease_ms or lease_ms <= 0 or not reclaim_delay
    or (n_acks > 0 and not dq_ack_args_ok(ARGV, 13, n_acks)) then
     return redis.error_reply('ERR claim: bad arguments')
 end
-local now, h = dq_now(KEYS[4])
+local now, h = dq_now(KEYS[4], 'due_until', 'due_n')
 -- this worker reads the due list: producers may write it until
 -- due_until (rewritten when less than half of DQ_DUE_HOLD_MS is left: one
 -- HSET per 30 s of a busy queue)
@@ -377,7 +377,11 @@ if want > 0 then
     end
     local etas = nil
     if te > 0 then etas = dq_etas(KEYS[2], ids, te) end
-    if dr and dr.n > 0 then
+    if dr and dr.n > 0 and te == 0 then
+        -- the list alone (the usual when producers write it): its ids as
+        -- read, no merge
+        ids, etas, taken = dr.ids, dr.etas, dr.n
+    elseif dr and dr.n > 0 then
         -- both sources: merged by ETA, the older first (equal: eta's),
         -- until want are taken; each is taken from its head in order
         local mi, me = {}, {}

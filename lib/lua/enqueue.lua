@@ -82,7 +82,7 @@ for i = 1, n do
         plain[np] = ARGV[2 * i + 2]
     end
 end
-local now, g = dq_now(KEYS[4])
+local now, g = dq_now(KEYS[4], 'due_until', 'due_n', 'enqueued')
 local nows = dq_int(now)
 -- the due list is on while a worker that reads it claims the queue (claim
 -- keeps stats "due_until" DQ_DUE_HOLD_MS ahead): then the plain tasks of
@@ -205,13 +205,6 @@ local cold = false
 -- first one wins, as in the loop below). fast turns false (nothing
 -- written yet) at the first task that goes cold.
 local fast = m == 0 and not exist
--- whether task i goes to the due list (fast path only): due now, the list
--- on, an id that cannot read as a marker ('@' = 64)
-local function listed(i)
-    local v = wv[i]
-    return due_on and (v == nil or (v == 0 and wc[i]))
-           and string.byte(ARGV[2 * i + 2], 1) ~= 64
-end
 local dl, nd = {}, 0    -- the ids for the due list, in call order
 if fast then
     for i = 1, n do
@@ -253,6 +246,13 @@ if fast then
         -- written again, its ETA alone scheduled), the others answer 1
         -- (and the wake decided by the stored ones alone)
         local first, fix, z = {}, {}, {}
+        -- whether task i goes to the due list (as in the loop above: due
+        -- now, the list on, an id that cannot read as a marker, '@' = 64)
+        local function listed(i)
+            local v = wv[i]
+            return due_on and (v == nil or (v == 0 and wc[i]))
+                   and string.byte(ARGV[2 * i + 2], 1) ~= 64
+        end
         reply = { now }
         stored = 0
         wake = false
@@ -329,8 +329,25 @@ for i = 1, fast and 0 or n do
         end
     end
     if status == 1 then
-        at = mine[id] or tonumber(redis.call('ZSCORE', KEYS[2], id)
-                                  or dq_due_eta(KEYS[8], id) or '0')
+        at = mine[id] or tonumber(redis.call('ZSCORE', KEYS[2], id) or '0')
+        if at == 0 and string.byte(id, 1) ~= 64 then
+            -- waiting in the due list? Its run's ETA: LPOS (O(length of
+            -- the list): an enqueue of an id already stored, rare), then
+            -- back to the marker before it, 100 elements at a time
+            local p = redis.call('LPOS', KEYS[8], id)
+            while p and p > 0 do
+                local from = math.max(p - 100, 0)
+                local els = redis.call('LRANGE', KEYS[8], from, p - 1)
+                for j = #els, 1, -1 do
+                    if string.byte(els[j], 1) == 64 then
+                        at = tonumber(string.sub(els[j], 2))
+                        p = nil
+                        break
+                    end
+                end
+                if p then p = from end
+            end
+        end
     elseif status == 0 then
         local eta, score = eta_of(i)
         at = eta
@@ -423,10 +440,13 @@ if not due_on and g[8] and g[8] ~= '0' then
     end
 end
 
-if stored > 0 then
-    if nd > 0 then
-        redis.call('HINCRBY', KEYS[4], 'due_n', nd)
-    end
+if nd > 0 then
+    -- both counters in one HSET, from their values dq_now read (this call
+    -- changed neither before: the list is on, so nothing moved back)
+    redis.call('HSET', KEYS[4], 'enqueued',
+               dq_int((dq_num(g[9]) or 0) + stored), 'due_n',
+               dq_int((dq_num(g[8]) or 0) + nd))
+elseif stored > 0 then
     redis.call('HINCRBY', KEYS[4], 'enqueued', dq_int(stored))
 end
 if wake then dq_wake(KEYS[5]) end

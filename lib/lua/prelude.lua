@@ -56,14 +56,14 @@ end
 -- R1, finding 5).
 -- Returns now and the gap records as claim needs them: { clock, gap_from,
 -- gap_to, jump_seen, gap2_from, gap2_to } as stored after this call, then
--- the due list's "due_until" and "due_n" (enqueue, claim: dq_due_read) as
--- read (one HMGET reads them all).
-local function dq_now(stats)
+-- the values of the further stats fields named after `stats`, as read
+-- (one HMGET reads them all; each field more costs ~1.9k instructions a
+-- call, callgrind: only enqueue and claim name some).
+local function dq_now(stats, ...)
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local g = redis.call('HMGET', stats, 'clock', 'gap_from', 'gap_to',
-                         'jump_seen', 'gap2_from', 'gap2_to', 'due_until',
-                         'due_n')
+                         'jump_seen', 'gap2_from', 'gap2_to', ...)
     local clock = dq_num(g[1]) or 0
     if clock >= now and clock - now <= 60000 then return clock, g end
     -- written only when it moves (forward, or back after a clock error):
@@ -488,33 +488,53 @@ end
 -- lists tasks only before it (DQ_DUE_HOLD_MS).
 local DQ_DUE_HOLD_MS = 60000
 
--- Up to want ids from the list's head, read with one LRANGE of 2 want + 1
--- elements (a run of one task costs two: its marker and its id). Returns
--- r = { ids, etas (each id's marker text without '@'), n (#ids), plus what
--- dq_due_cut needs } and whether listed ids may remain after these.
+-- Up to want ids from the list's head. Read in rounds, each an LRANGE of
+-- the ids still wanted + 2 elements (one marker and one id past them: a
+-- list of long runs, the usual, takes one round; a list of runs of one
+-- task, a marker per id, about half as many ids a round), at most
+-- DQ_DUE_ROUNDS rounds (then fewer ids are taken). Each element read
+-- costs Redis and Lua ~1.5k instructions: reading 2 want + 1 in one round
+-- cost 4.7k a claimed task more (callgrind, docs/BENCHMARKS.md). Returns
+-- r = { ids, etas (each id's marker text without '@'), n (#ids), plus
+-- what dq_due_cut needs } and whether listed ids may remain after these.
+local DQ_DUE_ROUNDS = 6
 local function dq_due_read(key, want)
-    local els = redis.call('LRANGE', key, 0, 2 * want)
     local ids, etas = {}, {}
     -- q: index of the last id taken; cur: the run's ETA ('0' for an id
-    -- without a marker, which no script writes: taken first)
-    local n, q, cur = 0, 0, '0'
-    local rest = nil                  -- index of the first id not taken
-    for i = 1, #els do
-        local e = els[i]
-        if string.byte(e, 1) == 64 then              -- '@'
-            if n < want then cur = string.sub(e, 2) end
-        elseif n < want then
-            n = n + 1
-            ids[n] = e
-            etas[n] = cur
-            q = i
-        else
-            rest = i
+    -- without a marker, which no script writes: taken first); rest: index
+    -- of the first id not taken; len: elements read; full: the last read
+    -- got all it asked for (the list may go on)
+    local n, q, cur, rest, len, full = 0, 0, '0', nil, 0, true
+    for _ = 1, DQ_DUE_ROUNDS do
+        local cnt = want - n + 2
+        local els = redis.call('LRANGE', key, len, len + cnt - 1)
+        for i = 1, #els do
+            local e = els[i]
+            if string.byte(e, 1) == 64 then              -- '@'
+                if n < want then cur = string.sub(e, 2) end
+            elseif n < want then
+                n = n + 1
+                ids[n] = e
+                etas[n] = cur
+                q = len + i
+            else
+                rest = len + i
+                break
+            end
+        end
+        if rest then
+            len = rest
             break
         end
+        len = len + #els
+        if #els < cnt then
+            full = false
+            break
+        end
+        if n >= want then break end
     end
     local r = { ids = ids, etas = etas, n = n, q = q, rest = rest,
-                cur = cur, len = #els, full = #els == 2 * want + 1 }
+                cur = cur, len = len, full = full and not rest }
     return r, rest ~= nil or r.full
 end
 
@@ -551,25 +571,4 @@ local function dq_due_cut(key, r)
         redis.call('LTRIM', key, r.len - 1, -1)
     end
     return false
-end
-
--- The ETA (a number) of id while it waits in the due list, else nil: LPOS
--- (O(length of the list)), then back to its run's marker 100 elements at a
--- time (rare paths only: an enqueue of an id already stored, lookups).
-local function dq_due_eta(key, id)
-    if string.byte(id, 1) == 64 then return nil end
-    local at = redis.call('LPOS', key, id)
-    if not at then return nil end
-    while at > 0 do
-        local from = at - 100
-        if from < 0 then from = 0 end
-        local els = redis.call('LRANGE', key, from, at - 1)
-        for i = #els, 1, -1 do
-            if string.byte(els[i], 1) == 64 then
-                return tonumber(string.sub(els[i], 2))
-            end
-        end
-        at = from
-    end
-    return 0
 end
