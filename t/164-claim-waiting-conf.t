@@ -37,6 +37,7 @@ $A->cmd('HSET', $k->('bucket'), 'zz', 'x');
 $A->cmd('ZADD', $k->('names'), 9e15, 'zz');
 $A->cmd('RPUSH', $k->('wake'), 'x');
 $A->cmd('ZADD', $k->('cold'), 9e15, 'x');
+$A->cmd('RPUSH', $k->('due'), '@0');      # a due list's marker alone
 my $slot = $c->slot($k->('tasks'));
 is($B->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $c->id($A)), 'OK',
    'importing');

@@ -148,7 +148,7 @@ like($out, qr/queue pq was already paused/, 'pausing twice says already');
 DQWorker::defer($r, '-q', 'pq', 'ops.run', "$dir/p.rec") for 1 .. 5;
 sleep 1.0;
 is(scalar(DQWorker::lines("$dir/p.rec", 'R')), 0, 'a paused queue runs nothing');
-is($r->cmd('ZCARD', 'dq2:{pq}:eta'), 5, 'its tasks wait in the queue');
+is(DQWorker::waiting($r, 'pq'), 5, 'its tasks wait in the queue');
 my $t0 = time;
 ($rc, $out) = run('-r', $r->address, 'resume', 'pq');
 is($rc, 0, 'resume exits 0');

@@ -52,7 +52,7 @@ ok(@E > 0 && @E < $N, scalar(@E) . " of $N finished before the stop");
 is(scalar(grep { !$e{$_} } keys %s), 0, 'every task that started also finished (none cut off)');
 is(scalar(grep { $s{$_} > 1 } keys %s), 0, 'no task started twice');
 is($r->cmd('ZCARD', 'dq2:{busy}:leases'), 0, 'no lease left behind');
-is($r->cmd('ZCARD', 'dq2:{busy}:eta'), $N - scalar(keys %e), 'every unfinished task is back in the queue at once');
+is(DQWorker::waiting($r, 'busy'), $N - scalar(keys %e), 'every unfinished task is back in the queue at once');
 like(DQTest::slurp("$dir/busy.log"), qr/SIGTERM|Terminated/, 'the stop is logged');
 
 # a second worker finishes the rest: each ran exactly once
@@ -136,7 +136,7 @@ like(DQTest::slurp($w4->{log}), qr/child 1: stopped.*child 2: stopped|child 2: s
      '... through their graceful stop');
 is($r->cmd('ZCARD', 'dq2:{q4}:leases'), 0, 'no lease left behind (lease is 60 s): unstarted tasks released');
 my @o = DQWorker::lines("$dir/o.rec", 'E');
-is($r->cmd('ZCARD', 'dq2:{q4}:eta') + scalar(@o), 100, 'every task either ran or is back in the queue');
+is(DQWorker::waiting($r, 'q4') + scalar(@o), 100, 'every task either ran or is back in the queue');
 DQTest::log_clean_ok($w4->{log});
 
 DQTest::log_clean_ok("$dir/logs.out");

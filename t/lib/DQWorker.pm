@@ -272,6 +272,12 @@ sub key {
 
 # zcard / hlen helpers
 sub zcard { my ($r, $q, $k) = @_; return $r->cmd('ZCARD', key($q, $k)) }
+# tasks waiting hot: the ETA set and the due list (stats due_n; issue #12:
+# due-now tasks enqueued while a worker claims the queue wait there)
+sub waiting {
+    my ($r, $q) = @_;
+    return zcard($r, $q, 'eta') + ($r->cmd('HGET', key($q, 'stats'), 'due_n') // 0);
+}
 
 
 1;

@@ -66,7 +66,7 @@ main(int argc, char **argv)
     rint_("FLUSHALL");
     dq_cmd_init(&c);
 
-    /* enqueue: 7 KEYS, the 7th the cold index */
+    /* enqueue: 8 KEYS, the 7th the cold index (the 8th the due list) */
     memset(it, 0, sizeof(it));
     it[0].id = dq_str_lit("t1");
     it[0].envelope = dq_str_lit("E1");
@@ -77,7 +77,7 @@ main(int argc, char **argv)
     it[1].envelope = dq_str_lit("E2");
     is_int(dq_cmd_enqueue(&c, dq_str_c(Q), it, 2, 1000), DQ_OK,
            "enqueue built");
-    ok(arg_is(&c, 2, "7"), "enqueue: 7 KEYS");
+    ok(arg_is(&c, 2, "8"), "enqueue: 8 KEYS");
     ok(swap_key(&c, 7), "enqueue: KEYS[7] is the cold index (%s)", STD);
     r = run(&c);
     is_int(dq_reply_enqueue(r, it, 2, res, &err), DQ_OK, "enqueue ran");
@@ -95,19 +95,19 @@ main(int argc, char **argv)
            "the bucket is named from the index (%s)", bucket);
     is_int(rint_("HEXISTS dq2:{ck}:tasks t1"), 0, "the tasks went cold");
 
-    /* forget: 12 KEYS, the 12th the cold index; refuses while it exists */
+    /* forget: 13 KEYS, the 12th the cold index; refuses while it exists */
     is_int(dq_cmd_forget(&c, dq_str_c(Q)), DQ_OK, "forget built");
-    ok(arg_is(&c, 2, "12") && swap_key(&c, 12),
+    ok(arg_is(&c, 2, "13") && swap_key(&c, 12),
        "forget: KEYS[12] is the cold index");
     r = run(&c);
     ok(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0,
        "forget refuses: the index named in KEYS holds tasks");
     freeReplyObject(r);
 
-    /* remove: 10 KEYS, the 10th the cold index; finds the task there */
+    /* remove: 11 KEYS, the 10th the cold index; finds the task there */
     is_int(dq_cmd_remove(&c, dq_str_c(Q), "id", dq_str_lit("t1"), 1, 0),
            DQ_OK, "remove id built");
-    ok(arg_is(&c, 2, "10") && swap_key(&c, 10),
+    ok(arg_is(&c, 2, "11") && swap_key(&c, 10),
        "remove: KEYS[10] is the cold index");
     r = run(&c);
     ok(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1,
