@@ -137,18 +137,19 @@ reset_q();
 take($ncl, 1);
 my $tb = enq($new, qw(f1 f2))->[0];
 sleep 0.01;
-my $tc = enq($new, qw(f3))->[0];
-is(scalar @{ list() }, 5, 'two runs listed');
+my $tc = enq($new, qw(f3 f4))->[0];
+is(scalar @{ list() }, 6, 'two runs listed');
 $r->cmd('HSET', k('stats'), 'due_until', $tc - 1);   # 60 s without a new claim
 enq($new, 'g1');
 is($r->cmd('EXISTS', k('due')), 0, 'lapsed: the enqueue emptied the list');
 is($r->cmd('ZSCORE', k('eta'), 'f1'), $tb, 'f1 in eta at its run\'s ETA');
 is($r->cmd('ZSCORE', k('eta'), 'f2'), $tb, 'f2 too');
 is($r->cmd('ZSCORE', k('eta'), 'f3'), $tc, 'f3 at its own run\'s ETA');
+is($r->cmd('ZSCORE', k('eta'), 'f4'), $tc, 'f4 too');
 ok(defined $r->cmd('ZSCORE', k('eta'), 'g1'), 'the new task in eta');
 is(stat_of('due_n'), undef, 'due_n gone');
 ($c, $ids) = take($ocl, 10);
-is_deeply($ids, [qw(f1 f2 f3 g1)], 'an old claim takes them all, in ETA order');
+is_deeply($ids, [qw(f1 f2 f3 f4 g1)], 'an old claim takes them all, in ETA order');
 
 # ---- an id enqueued again while listed; remove by id; purge; forget
 reset_q();
@@ -191,8 +192,9 @@ is($new->v2($q, 'remove', 'id', 'h9', 1, 0), 0, 'h9: not found any more');
 $st = status();
 is($st->[1], 0, 'status: 0 waiting');
 # the last listed task removed by id: a marker alone stays, claims skip it
-$th = enq($new, qw(i1))->[0];
+$th = enq($new, qw(i1 i2))->[0];
 is($new->v2($q, 'remove', 'id', 'i1', 1, 0), 1, 'remove i1 by id');
+is($new->v2($q, 'remove', 'id', 'i2', 1, 0), 1, 'remove i2 by id');
 is_deeply(list(), ['@' . $th], 'a marker alone');
 ($c, $ids) = take($ncl, 5);
 is_deeply($ids, [], 'a claim takes nothing from it');
@@ -200,6 +202,11 @@ ok($c->[1] != 0, '... and does not say due work is left');
 $r->cmd('DEL', map { k($_) } qw(leases conf names dead errors));
 is($new->v2($q, 'forget'), 1, 'forget: a marker alone does not hold the queue');
 is($r->cmd('EXISTS', k('due')), 0, '... and goes with it');
+
+# ---- a call of one task: the ETA set (listing one costs more than it saves)
+$rep = enq($new, 'j1');
+is($r->cmd('ZSCORE', k('eta'), 'j1'), $rep->[0], 'one task a call: eta, the list on');
+is($r->cmd('EXISTS', k('due')), 0, '... nothing listed');
 
 # ---- a deep list: 2,500 in one call, claims of 32, each id once
 reset_q();

@@ -23,6 +23,7 @@ wl_client() {
         vals=(); ccpu=(); rcpu=()
         for i in $(seq 1 "$REPEAT"); do
             flush
+            due_list_on
             r0=$(redis_cpu_s)
             out=$("$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$N" -b "$b" -t 10 2>>"$TMP/enqueue.log") || true
             r1=$(redis_cpu_s)

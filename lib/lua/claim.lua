@@ -57,7 +57,7 @@ if not max_n or not lease_ms or lease_ms <= 0 or not reclaim_delay
    or (n_acks > 0 and not dq_ack_args_ok(ARGV, 13, n_acks)) then
     return redis.error_reply('ERR claim: bad arguments')
 end
-local now, h = dq_now(KEYS[4], 'due_until', 'due_n')
+local now, h = dq_now(KEYS[4], 'due_until')
 -- this worker reads the due list: producers may write it until
 -- due_until (rewritten when less than half of DQ_DUE_HOLD_MS is left: one
 -- HSET per 30 s of a busy queue)
@@ -472,7 +472,8 @@ else
     -- nothing wanted (a limit, a pause, only acks): the list's ids are
     -- due work (counted; or its last element an id: a count that drifted)
     local tail = redis.call('LINDEX', KEYS[11], -1)
-    if (dq_num(h[8]) or 0) > 0 or (tail and string.byte(tail, 1) ~= 64) then
+    if tail and (string.byte(tail, 1) ~= 64 or (dq_num(
+            redis.call('HGET', KEYS[4], 'due_n')) or 0) > 0) then
         more = true
     end
 end

@@ -82,15 +82,20 @@ for i = 1, n do
         plain[np] = ARGV[2 * i + 2]
     end
 end
-local now, g = dq_now(KEYS[4], 'due_until', 'due_n', 'enqueued')
+local now, g = dq_now(KEYS[4], 'due_until')
 local nows = dq_int(now)
 -- the due list is on while a worker that reads it claims the queue (claim
 -- keeps stats "due_until" DQ_DUE_HOLD_MS ahead): then the plain tasks of
 -- the fast path below that are due now go to it, one RPUSH, instead of
 -- the ETA set; else the ETA set as before it existed, and what is left
--- in the list moves back there (end of the script)
+-- in the list moves back there (end of the script: lapsed)
 local due_on = dq_num(g[7])
-due_on = due_on ~= nil and due_on > now
+local lapsed = g[7] and not (due_on and due_on > now)
+-- A call of one task writes the ETA set all the same: listing it cost
+-- ~7.8k instructions a call more than the ZADD (callgrind, a one-task
+-- call: 154.0k with the ETA set, 161.8k listed), which two tasks a call
+-- already repay (docs/BENCHMARKS.md)
+due_on = due_on ~= nil and due_on > now and n > 1
 
 -- the ETA of task i when stored now (its score: the string given for an
 -- absolute ETA)
@@ -416,13 +421,15 @@ if cold then
     local _, w = dq_cold_store(KEYS[7], KEYS[4], byw, lens)
     if w then wake = true end
 end
--- the list off (no worker that reads it claimed for DQ_DUE_HOLD_MS) and
--- ids still in it (stats "due_n"): up to DQ_CHUNK of them back to the ETA
+-- the list lapsed (stats due_until passed: no worker that reads it
+-- claimed for DQ_DUE_HOLD_MS): up to DQ_CHUNK of its ids back to the ETA
 -- set, each at its run's ETA, in the same call that takes them off the
 -- list (neither write can stop on a MIGRATING slot: both keys existed
 -- when the call began, Redis Cluster checks declared keys, and this call
--- deleted neither); the list emptied is deleted and not written again
-if not due_on and g[8] and g[8] ~= '0' then
+-- deleted neither); the list emptied is deleted and not written again,
+-- and due_until with it (the next calls skip this until a claim turns
+-- the list on again)
+if lapsed then
     local r = dq_due_read(KEYS[8], DQ_CHUNK)
     if r.n > 0 then
         local z = {}
@@ -433,20 +440,17 @@ if not due_on and g[8] and g[8] ~= '0' then
         redis.call('ZADD', KEYS[2], unpack(z))
         wake = true
     end
-    if dq_due_cut(KEYS[8], r) then
-        redis.call('HDEL', KEYS[4], 'due_n')
+    if r.len == 0 or dq_due_cut(KEYS[8], r) then
+        redis.call('HDEL', KEYS[4], 'due_n', 'due_until')
     elseif r.n > 0 then
         redis.call('HINCRBY', KEYS[4], 'due_n', -r.n)
     end
 end
 
-if nd > 0 then
-    -- both counters in one HSET, from their values dq_now read (this call
-    -- changed neither before: the list is on, so nothing moved back)
-    redis.call('HSET', KEYS[4], 'enqueued',
-               dq_int((dq_num(g[9]) or 0) + stored), 'due_n',
-               dq_int((dq_num(g[8]) or 0) + nd))
-elseif stored > 0 then
+-- (one HSET of both counters from values read by dq_now's HMGET cost
+-- ~8k instructions a call more than this HINCRBY: callgrind)
+if nd > 0 then redis.call('HINCRBY', KEYS[4], 'due_n', dq_int(nd)) end
+if stored > 0 then
     redis.call('HINCRBY', KEYS[4], 'enqueued', dq_int(stored))
 end
 if wake then dq_wake(KEYS[5]) end
