@@ -128,43 +128,66 @@ dq__migrate_one(dq_cli_t *cli, const char *queue, int64_t *moved,
     return 0;
 }
 
+/* The queues of "CMD QUEUE...|--all" (--all: every queue in dq:queues),
+ * sorted and checked; NULL with *ret set (usage, or a Redis error). Free
+ * the array and *names (the --all reply its strings point into). */
+static char **
+dq__queues_arg(dq_cli_t *cli, int argc, char **argv, const char *what,
+               redisReply **names, size_t *n, int *ret)
+{
+    char   **q;
+    size_t   i;
+
+    *names = NULL;
+    if (argc < 2 || (strcmp(argv[1], "--all") == 0 && argc != 2)) {
+        *ret = dq_cli_usage_error("%s QUEUE...|--all", what);
+        return NULL;
+    }
+    if (strcmp(argv[1], "--all") == 0) {
+        q = dq_cli_queue_names(cli, names, n);
+    } else {
+        *n = (size_t) argc - 1;
+        q = calloc(*n + 1, sizeof(*q));
+        for (i = 0; q && i < *n; i++) {
+            q[i] = argv[i + 1];
+        }
+    }
+    if (q == NULL) {
+        freeReplyObject(*names);
+        *ret = DQ_CLI_ERROR;
+        return NULL;
+    }
+    qsort(q, *n, sizeof(*q), dq_cli_cmp_str);
+    for (i = 0; i < *n; i++) {
+        if (!dq_cli_queue(q[i])) {
+            free(q);
+            freeReplyObject(*names);
+            *ret = DQ_CLI_USAGE;
+            return NULL;
+        }
+    }
+    *ret = DQ_CLI_OK;
+    return q;
+}
+
 /* migrate QUEUE...|--all: contract v1 -> v2 (docs/CONTRACT.md "Upgrading
  * from v1") */
 int
 dq_cli_migrate(dq_cli_t *cli, int argc, char **argv)
 {
-    redisReply  *names = NULL;
-    json_t      *out = cli->json ? json_array() : NULL;
+    redisReply  *names;
+    json_t      *out;
     char       **q;
     int64_t      moved, left;
     size_t       i, n;
-    int          ret = DQ_CLI_OK;
+    int          ret;
 
-    if (argc < 2 || (strcmp(argv[1], "--all") == 0 && argc != 2)) {
-        json_decref(out);
-        return dq_cli_usage_error("migrate QUEUE...|--all");
+    if ((q = dq__queues_arg(cli, argc, argv, "migrate", &names, &n, &ret))
+        == NULL)
+    {
+        return ret;
     }
-    if (strcmp(argv[1], "--all") == 0) {
-        q = dq_cli_queue_names(cli, &names, &n);
-    } else {
-        n = (size_t) argc - 1;
-        q = calloc(n + 1, sizeof(*q));
-        for (i = 0; q && i < n; i++) {
-            q[i] = argv[i + 1];
-        }
-    }
-    if (q == NULL) {
-        freeReplyObject(names);
-        json_decref(out);
-        return DQ_CLI_ERROR;
-    }
-    qsort(q, n, sizeof(*q), dq_cli_cmp_str);
-    for (i = 0; i < n; i++) {
-        if (!dq_cli_queue(q[i])) {
-            ret = DQ_CLI_USAGE;
-            goto done;
-        }
-    }
+    out = cli->json ? json_array() : NULL;
     for (i = 0; i < n; i++) {
         if (dq__migrate_one(cli, q[i], &moved, &left) != 0) {
             ret = DQ_CLI_ERROR;
@@ -257,38 +280,19 @@ dq__unlist_one(dq_cli_t *cli, const char *queue, int64_t *moved)
 int
 dq_cli_unlist(dq_cli_t *cli, int argc, char **argv)
 {
-    redisReply  *names = NULL;
-    json_t      *out = cli->json ? json_array() : NULL;
+    redisReply  *names;
+    json_t      *out;
     char       **q;
     int64_t      moved;
     size_t       i, n;
-    int          ret = DQ_CLI_OK;
+    int          ret;
 
-    if (argc < 2 || (strcmp(argv[1], "--all") == 0 && argc != 2)) {
-        json_decref(out);
-        return dq_cli_usage_error("unlist QUEUE...|--all");
+    if ((q = dq__queues_arg(cli, argc, argv, "unlist", &names, &n, &ret))
+        == NULL)
+    {
+        return ret;
     }
-    if (strcmp(argv[1], "--all") == 0) {
-        q = dq_cli_queue_names(cli, &names, &n);
-    } else {
-        n = (size_t) argc - 1;
-        q = calloc(n + 1, sizeof(*q));
-        for (i = 0; q && i < n; i++) {
-            q[i] = argv[i + 1];
-        }
-    }
-    if (q == NULL) {
-        freeReplyObject(names);
-        json_decref(out);
-        return DQ_CLI_ERROR;
-    }
-    qsort(q, n, sizeof(*q), dq_cli_cmp_str);
-    for (i = 0; i < n; i++) {
-        if (!dq_cli_queue(q[i])) {
-            ret = DQ_CLI_USAGE;
-            goto done;
-        }
-    }
+    out = cli->json ? json_array() : NULL;
     for (i = 0; i < n; i++) {
         if (dq__unlist_one(cli, q[i], &moved) != 0) {
             ret = DQ_CLI_ERROR;

@@ -33,9 +33,9 @@
 -- starts full and refills at `rate` per second up to bucket_size.
 -- A claimed task's lease is the member "id|claim id|first_run_ms"
 -- (prelude). Claim writes no state: the success path is ZRANGEBYSCORE and
--- ZREMRANGEBYRANK on `eta`, ZADD on `leases`, HMGET on `tasks` (4 element
--- operations a task), the ack 3 more (docs/CONTRACT.md: what a cycle
--- costs).
+-- ZREMRANGEBYRANK on `eta` (or LRANGE and LTRIM of the due list), ZADD on
+-- `leases`, HMGET on `tasks` (4 element operations a task), the ack 3
+-- more (docs/CONTRACT.md: what a cycle costs).
 -- Every argument is checked before the first write.
 local max_n = dq_num(ARGV[1])
 local lease_ms = dq_num(ARGV[2])
@@ -541,13 +541,7 @@ end
 -- then the ids taken from the due list leave it (after the leases: a list
 -- this empties is deleted, and nothing after writes it), and its count
 -- (deleted with the list: a count that drifted is reset there)
-if dr then
-    if dq_due_cut(KEYS[11], dr) then
-        redis.call('HDEL', KEYS[4], 'due_n')
-    elseif dr.n > 0 then
-        redis.call('HINCRBY', KEYS[4], 'due_n', -dr.n)
-    end
-end
+if dr then dq_due_drop(KEYS[11], KEYS[4], dr) end
 if rate > 0 then
     tokens = tokens - taken
     redis.call('HSET', KEYS[8], 'tokens', string.format('%.6f', tokens),

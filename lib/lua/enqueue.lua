@@ -430,21 +430,9 @@ end
 -- and due_until with it (the next calls skip this until a claim turns
 -- the list on again)
 if lapsed then
-    local r = dq_due_read(KEYS[8], DQ_CHUNK)
-    if r.n > 0 then
-        local z = {}
-        for i = 1, r.n do
-            z[2 * i - 1] = r.etas[i]
-            z[2 * i] = r.ids[i]
-        end
-        redis.call('ZADD', KEYS[2], unpack(z))
-        wake = true
-    end
-    if r.len == 0 or dq_due_cut(KEYS[8], r) then
-        redis.call('HDEL', KEYS[4], 'due_n', 'due_until')
-    elseif r.n > 0 then
-        redis.call('HINCRBY', KEYS[4], 'due_n', -r.n)
-    end
+    local moved, gone = dq_due_back(KEYS[2], KEYS[8], KEYS[4])
+    if moved > 0 then wake = true end
+    if gone then redis.call('HDEL', KEYS[4], 'due_until') end
 end
 
 -- (one HSET of both counters from values read by dq_now's HMGET cost

@@ -572,3 +572,31 @@ local function dq_due_cut(key, r)
     end
     return false
 end
+
+-- dq_due_cut, then the list's count: less the ids taken, or deleted with
+-- the list (a count that drifted is reset there). True when the list is
+-- gone.
+local function dq_due_drop(key, stats, r)
+    if dq_due_cut(key, r) then
+        redis.call('HDEL', stats, 'due_n')
+        return true
+    end
+    if r.n > 0 then redis.call('HINCRBY', stats, 'due_n', -r.n) end
+    return false
+end
+
+-- Up to DQ_CHUNK listed ids back to the ETA set (k_eta), each at its
+-- run's ETA, taken off the list by the same call (enqueue of a lapsed
+-- list, unlist). Returns how many moved and whether the list is gone.
+local function dq_due_back(k_eta, key, stats)
+    local r = dq_due_read(key, DQ_CHUNK)
+    if r.n > 0 then
+        local z = {}
+        for i = 1, r.n do
+            z[2 * i - 1] = r.etas[i]
+            z[2 * i] = r.ids[i]
+        end
+        redis.call('ZADD', k_eta, unpack(z))
+    end
+    return r.n, dq_due_drop(key, stats, r)
+end

@@ -162,11 +162,7 @@ else
     end
     drop_many(ids)                                  -- max <= DQ_CHUNK
     if dr and (dr.n > 0 or dr.len > 0) then
-        if dq_due_cut(KEYS[11], dr) then
-            redis.call('HDEL', KEYS[7], 'due_n')
-        elseif dr.n > 0 then
-            redis.call('HINCRBY', KEYS[7], 'due_n', -dr.n)
-        end
+        dq_due_drop(KEYS[11], KEYS[7], dr)
     end
     n = #ids
     if n < max and (what == 'waiting' or what == 'delayed') then

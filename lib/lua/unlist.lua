@@ -9,21 +9,6 @@
 -- ARGV: none
 -- Reply: { moved, left (elements still in the list: call again while > 0) }
 redis.call('HDEL', KEYS[3], 'due_until')
-local r = dq_due_read(KEYS[2], DQ_CHUNK)
-if r.n > 0 then
-    local z = {}
-    for i = 1, r.n do
-        z[2 * i - 1] = r.etas[i]
-        z[2 * i] = r.ids[i]
-    end
-    redis.call('ZADD', KEYS[1], unpack(z))
-    dq_wake(KEYS[4])
-end
-local gone = true
-if r.n > 0 or r.len > 0 then gone = dq_due_cut(KEYS[2], r) end
-if gone then
-    redis.call('HDEL', KEYS[3], 'due_n')
-    return { r.n, 0 }
-end
-if r.n > 0 then redis.call('HINCRBY', KEYS[3], 'due_n', -r.n) end
-return { r.n, redis.call('LLEN', KEYS[2]) }
+local moved, gone = dq_due_back(KEYS[1], KEYS[2], KEYS[3])
+if moved > 0 then dq_wake(KEYS[4]) end
+return { moved, gone and 0 or redis.call('LLEN', KEYS[2]) }
