@@ -335,6 +335,25 @@ ngx_http_deferred_reject(ngx_http_request_t *r, ngx_http_deferred_ctx_t *ctx,
 }
 
 
+/*
+ * A request that waits for Redis (a connection attempt, the setup, a
+ * reply) watches its client: one that leaves ends the request (499), and
+ * the request's pool cleanups take its tasks off the list if they were
+ * not sent yet (a sent call is stored all the same) or end an operator's
+ * wait. A body still being discarded keeps its handler: it notices a
+ * close too. The endpoint, deferred_enqueue and the operator locations.
+ */
+
+void
+ngx_http_deferred_watch_client(ngx_http_request_t *r)
+{
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
+    }
+}
+
+
 static void
 ngx_http_deferred_body_handler(ngx_http_request_t *r)
 {
@@ -538,6 +557,7 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     switch (ngx_http_deferred_batch_send(ctx)) {
 
     case NGX_AGAIN:
+        ngx_http_deferred_watch_client(r);
         return;
 
     case NGX_DECLINED:

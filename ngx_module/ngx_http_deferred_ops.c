@@ -206,12 +206,8 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
     ngx_add_timer(&op->timer, dlcf->timeout);
 
     /* a client that leaves is noticed while the op waits (499); its
-     * request's cleanup ends the wait (review RM). A body still being
-     * discarded keeps its handler (it notices a close too). */
-    if (!r->discard_body) {
-        r->read_event_handler = ngx_http_test_reading;
-        r->write_event_handler = ngx_http_request_empty_handler;
-    }
+     * request's cleanup ends the wait (review RM) */
+    ngx_http_deferred_watch_client(r);
 
     r->main->count++;
 
