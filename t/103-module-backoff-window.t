@@ -210,8 +210,8 @@ for my $form (qw(sentinel cluster)) {
 # request right after another one's failed attempt, while the outage is
 # young: a fresh nginx each try, up to 5, as a loaded machine may take
 # 100 ms between the two): a deferred_enqueue location, an operator
-# request and the deferred POST endpoint (before t/69's fix it answered
-# 503 when the attempt failed, to a client gone)
+# request and the deferred POST endpoint (before the fix of t/156 it
+# answered 503 when the attempt failed, to a client gone)
 {
     my $gate = free_port();
     for my $req (DQNginx::build_request('GET', '/enq'),
