@@ -208,6 +208,22 @@ $rep = enq($new, 'j1');
 is($r->cmd('ZSCORE', k('eta'), 'j1'), $rep->[0], 'one task a call: eta, the list on');
 is($r->cmd('EXISTS', k('due')), 0, '... nothing listed');
 
+# ---- a call whose due-now tasks come before one that goes cold: the fast
+# path is left at the cold task, so nothing it had planned is listed (the
+# general loop stores the call: due-now ones on eta)
+reset_q();
+take($ncl, 1);
+{
+    my $now = $r->cmd('TIME')->[0] * 1000;
+    $rep = $new->v2($q, 'enqueue', 60000, 3, 0, 'k1', $env, 'k2', $env,
+                    'k3', $env, '', '', $now + 3600000);
+    my @in = (scalar(grep { $_ eq 'k1' || $_ eq 'k2' } @{ list() }),
+              scalar(grep { defined $r->cmd('ZSCORE', k('eta'), $_) } qw(k1 k2)));
+    is("@in", '0 2', 'k1, k2: in eta only, not listed as well');
+    is(stat_of('due_n'), undef, 'due_n not counted');
+    is(stat_of('cold'), 1, 'k3 cold');
+}
+
 # ---- a deep list: 2,500 in one call, claims of 32, each id once
 reset_q();
 take($ncl, 1);

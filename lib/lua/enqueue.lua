@@ -293,7 +293,10 @@ if fast then
         zs, nz = z, #z
     end
 else
+    -- left at a task going cold: what the fast loop planned goes (the
+    -- loop below stores every task; none is listed twice)
     zs, nz, wake = {}, 0, false
+    dl, nd = {}, 0
 end
 for i = 1, fast and 0 or n do
     local id = ARGV[2 * i + 2]
