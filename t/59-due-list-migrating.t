@@ -45,7 +45,7 @@ sub setup {
     my $q = 'dm' . $n++;
     my ($A, $B, $s, $k) = DQScripts::at_owner($c, $q);
     my $cycle = $s->cycle($q);
-    $cycle->('c0', 0);                           # a worker: the list on
+    $cycle->('c0', 1);                           # a worker: the list on
     $s->v2($q, 'enqueue', 60000, scalar(@ids), 0,
            (map { ($_, DQScripts::env2()) } @ids), ('') x @ids) if @ids;
     # every declared key exists on A (the list: its marker stays)

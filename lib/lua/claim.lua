@@ -61,8 +61,14 @@ local now, h = dq_now(KEYS[4], 'due_until')
 -- this worker reads the due list: producers may write it until
 -- due_until (rewritten when less than half of DQ_DUE_HOLD_MS is left: one
 -- HSET per 30 s of a busy queue)
+-- Only a claim that wants tasks (max_n > 0: not a draining worker's
+-- acks-only cycle, which would turn the list back on after an unlist;
+-- review RR2, finding 8) renews it, and one that finds it further ahead
+-- than DQ_DUE_HOLD_MS (written on a clock since stepped back) pulls it in
+-- (finding 4).
 local due_until = dq_num(h[7])
-if not due_until or due_until - now < DQ_DUE_HOLD_MS / 2 then
+if max_n > 0 and (not due_until or due_until - now < DQ_DUE_HOLD_MS / 2
+                  or due_until - now > DQ_DUE_HOLD_MS) then
     redis.call('HSET', KEYS[4], 'due_until', dq_int(now + DQ_DUE_HOLD_MS))
 end
 
@@ -350,6 +356,8 @@ local ids, leases, deadline
 local te = 0               -- of the taken: from eta (its first te)
 local dr = nil             -- the due list as read (dq_due_read)
 local due_left = false     -- the list may hold an id after this claim
+local lst, lst_all = nil, false  -- the taken that came from the list
+local gone = 0             -- listed ids with no value: dropped
 if want > 0 then
     -- the due list's head: up to want ids, their runs' ETAs (the acks
     -- above never touch the list: it exists if it did when the call
@@ -381,10 +389,12 @@ if want > 0 then
         -- the list alone (the usual when producers write it): its ids as
         -- read, no merge
         ids, etas, taken = dr.ids, dr.etas, dr.n
+        lst_all = true
     elseif dr and dr.n > 0 then
         -- both sources: merged by ETA, the older first (equal: eta's),
         -- until want are taken; each is taken from its head in order
         local mi, me = {}, {}
+        lst = {}
         local a, b, k = 1, 1, 0
         local ea, eb = nil, nil     -- numbers of the current heads
         local sa, sb = nil, nil     -- (converted once per run: by text)
@@ -405,6 +415,7 @@ if want > 0 then
                 a = a + 1
             else
                 mi[k], me[k] = dr.ids[b], dr.etas[b]
+                lst[k] = true
                 b = b + 1
             end
         end
@@ -420,9 +431,11 @@ if want > 0 then
         taken = k
     else
         taken = te
-        -- (a list of markers only, its runs' ids removed by id, stays:
-        -- the next enqueue's ids follow them, the next cut drops them)
-        dr = nil
+        -- no listed id read: markers alone (their runs' ids removed by
+        -- id by an older build, or taken) are still cut, up to the
+        -- DQ_DUE_ROUNDS rounds read, so that every claim gets further
+        -- through a marker-only stretch (review RR2, finding 2)
+        if dr and dr.len == 0 then dr = nil end
     end
     if due_left then more = true end
     if taken > 0 then
@@ -433,32 +446,43 @@ if want > 0 then
         local fresh = tail .. dq_int(now) -- a task without history
         leases = {}
         local kr = #reply
+        local j = 0                     -- leased so far
         for i = 1, taken do
             local id = ids[i]
             local v = vals[i]
-            local e, r, f, x, c, nm = 0, 0, now, 0, nil, nil
-            leases[2 * i - 1] = dl
-            if v and string.byte(v, 1) == 83 then
-                e, r, f, x, c, nm, v = dq_split(v)
-                if f == 0 then f = now end
-                leases[2 * i] = id .. tail .. f
+            if not v and (lst_all or (lst and lst[i])) then
+                -- listed, its value gone (an older build's delete by id
+                -- takes the value and leaves the id listed): dropped with the
+                -- list's cut, counted as deleted, not leased (a worker would
+                -- bury it as "missing envelope"; review RR2, finding 5)
+                gone = gone + 1
             else
-                leases[2 * i] = id .. fresh
-            end
-            local k = kr
-            kr = kr + 4
-            reply[k + 1] = id
-            reply[k + 2] = v
-            reply[k + 3] = etas[i]        -- the score's text: C reads it
-            -- the state: 0 for a task without history (first run now),
-            -- else "retries:first_run_ms:runs:failed_ms"
-            if e == 0 and r == 0 and x == 0 and f == now then
-                reply[k + 4] = 0
-            else
-                reply[k + 4] = dq_int(r) .. ':' .. dq_int(f) .. ':'
-                               .. dq_int(e) .. ':' .. dq_int(x)
+                j = j + 1
+                local e, r, f, x, c, nm = 0, 0, now, 0, nil, nil
+                leases[2 * j - 1] = dl
+                if v and string.byte(v, 1) == 83 then
+                    e, r, f, x, c, nm, v = dq_split(v)
+                    if f == 0 then f = now end
+                    leases[2 * j] = id .. tail .. f
+                else
+                    leases[2 * j] = id .. fresh
+                end
+                local k = kr
+                kr = kr + 4
+                reply[k + 1] = id
+                reply[k + 2] = v
+                reply[k + 3] = etas[i]        -- the score's text: C reads it
+                -- the state: 0 for a task without history (first run now),
+                -- else "retries:first_run_ms:runs:failed_ms"
+                if e == 0 and r == 0 and x == 0 and f == now then
+                    reply[k + 4] = 0
+                else
+                    reply[k + 4] = dq_int(r) .. ':' .. dq_int(f) .. ':'
+                                   .. dq_int(e) .. ':' .. dq_int(x)
+                end
             end
         end
+        taken = j
         -- the entry after the taken ones is read before they leave eta:
         -- a ZREM that empties eta deletes the key, and Redis 7.0 stops a
         -- script that reads a key missing on a MIGRATING slot, its writes
@@ -543,6 +567,7 @@ end
 -- this empties is deleted, and nothing after writes it), and its count
 -- (deleted with the list: a count that drifted is reset there)
 if dr then dq_due_drop(KEYS[11], KEYS[4], dr) end
+if gone > 0 then redis.call('HINCRBY', KEYS[4], 'deleted', dq_int(gone)) end
 if rate > 0 then
     tokens = tokens - taken
     redis.call('HSET', KEYS[8], 'tokens', string.format('%.6f', tokens),

@@ -89,8 +89,14 @@ local nows = dq_int(now)
 -- the fast path below that are due now go to it, one RPUSH, instead of
 -- the ETA set; else the ETA set as before it existed, and what is left
 -- in the list moves back there (end of the script: lapsed)
+-- A due_until further ahead than DQ_DUE_HOLD_MS was written on a clock
+-- since stepped back (or is unlist's 1: past): not trusted, a lapse
+-- (review RR2, findings 4 and 7)
 local due_on = dq_num(g[7])
-local lapsed = g[7] and not (due_on and due_on > now)
+if due_on and (due_on <= now or due_on > now + DQ_DUE_HOLD_MS) then
+    due_on = nil
+end
+local lapsed = g[7] and not due_on
 -- A call of one task writes the ETA set all the same: listing it cost
 -- ~7.8k instructions a call more than the ZADD (callgrind, a one-task
 -- call: 154.0k with the ETA set, 161.8k listed), which two tasks a call
@@ -182,6 +188,8 @@ local earliest = false
 local wake = false
 -- whether a task stored at eta (not cold) wakes a sleeping worker: due
 -- now, or earlier than every task waiting before this call
+-- the due list's head as read by dq_due_head (at most once a call)
+local head = {}
 local function wakes(eta)
     if eta <= now then return true end
     if earliest == false then
@@ -338,23 +346,14 @@ for i = 1, fast and 0 or n do
     end
     if status == 1 then
         at = mine[id] or tonumber(redis.call('ZSCORE', KEYS[2], id) or '0')
-        if at == 0 and string.byte(id, 1) ~= 64 then
-            -- waiting in the due list? Its run's ETA: LPOS (O(length of
-            -- the list): an enqueue of an id already stored, rare), then
-            -- back to the marker before it, 100 elements at a time
-            local p = redis.call('LPOS', KEYS[8], id)
-            while p and p > 0 do
-                local from = math.max(p - 100, 0)
-                local els = redis.call('LRANGE', KEYS[8], from, p - 1)
-                for j = #els, 1, -1 do
-                    if string.byte(els[j], 1) == 64 then
-                        at = tonumber(string.sub(els[j], 2))
-                        p = nil
-                        break
-                    end
-                end
-                if p then p = from end
-            end
+        if at == 0 and not (names and names[i]) then
+            -- a plain id (only those are listed: never a named or keyed
+            -- one) stored, not on eta: waiting in the due list? Its run's
+            -- ETA from the list's head (dq_due_head: one bounded read a
+            -- call); past the head read, the call's now: a listed task is
+            -- due (review RR2, finding 1: was one LPOS of the whole list
+            -- a task)
+            at = dq_due_head(KEYS[8], head, id, now) or 0
         end
     elseif status == 0 then
         local eta, score = eta_of(i)

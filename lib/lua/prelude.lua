@@ -585,6 +585,61 @@ local function dq_due_drop(key, stats, r)
     return false
 end
 
+-- The ETA of a listed id (an enqueue that finds it stored, not on eta):
+-- the list's first DQ_DUE_LOOK elements are read once a call into h
+-- (h.at: id -> its run's ETA; h.more: the list goes on past them).
+-- Returns the run's ETA, the call's now when the id may be listed past
+-- them (a listed task is due), nil when it is not listed (running, dead).
+local DQ_DUE_LOOK = 1000
+local function dq_due_head(key, h, id, now)
+    if string.byte(id, 1) == 64 then return nil end     -- never listed
+    if not h.at then
+        h.at = {}
+        local els = redis.call('LRANGE', key, 0, DQ_DUE_LOOK - 1)
+        local cur = 0
+        for j = 1, #els do
+            local e = els[j]
+            if string.byte(e, 1) == 64 then
+                cur = tonumber(string.sub(e, 2)) or 0
+            else
+                h.at[e] = cur
+            end
+        end
+        h.more = #els == DQ_DUE_LOOK
+    end
+    local at = h.at[id]
+    if at then return at end
+    if h.more then return now end
+    return nil
+end
+
+-- One listed id off the list (remove by id; the caller knows the id is
+-- stored: a listed task always has its value, so an id that is not pays
+-- no scan). Its run's marker goes with it when the id was the run's last
+-- (no marker is left without ids: review RR2, finding 2): LPOS, the two
+-- neighbours, then one LREM (of the id, or of the id twice after the
+-- marker before it was overwritten with it). O(position in the list).
+-- Returns true when the id was listed.
+local function dq_due_remove(key, id)
+    if string.byte(id, 1) == 64 then return false end   -- never listed
+    local p = redis.call('LPOS', key, id)
+    if not p then return false end
+    local nb = redis.call('LRANGE', key, math.max(p - 1, 0), p + 1)
+    local before, after = nil, nb[#nb]
+    if p > 0 then before = nb[1] end
+    if #nb == (p > 0 and 2 or 1) then after = nil end
+    if before and string.byte(before, 1) == 64
+       and (not after or string.byte(after, 1) == 64) then
+        -- the run's last id: its marker goes too (the id is listed once,
+        -- at p: LPOS found its first place, so both are the first two)
+        redis.call('LSET', key, p - 1, id)
+        redis.call('LREM', key, 2, id)
+    else
+        redis.call('LREM', key, 1, id)
+    end
+    return true
+end
+
 -- Up to DQ_CHUNK listed ids back to the ETA set (k_eta), each at its
 -- run's ETA, taken off the list by the same call (enqueue of a lapsed
 -- list, unlist). Returns how many moved and whether the list is gone.

@@ -7,8 +7,9 @@
 -- dropped (fenced), the function is not interrupted.
 -- KEYS: 1 tasks, 2 eta, 3 leases, 4 dead, 5 errors, 6 names, 7 stats,
 --       8 conf, 9 wake, 10 cold (the cold tier's index), 11 due (the due
---       list: a task there is found by LREM, O(length of the list); its
---       count, stats "due_n", follows)
+--       list: a stored task found nowhere else is looked for there, LPOS
+--       and LREM, O(its place in the list); its count, stats "due_n",
+--       follows)
 -- A running task's lease member ("id|claim|first_run_ms") is found with
 -- ZSCAN MATCH "id|*" (an operator's one-id delete only; ids of other
 -- characters than [A-Za-z0-9_-] are never leased).
@@ -113,19 +114,20 @@ if what == 'id' then
     else
         lease = lease_of(id)
         if lease then n = 2
-        elseif string.byte(id, 1) ~= 64
-               and redis.call('LREM', KEYS[11], 1, id) == 1 then
-            -- was waiting in the due list (its marker stays: a marker
-            -- without ids is skipped by the readers)
-            n = 1
-            redis.call('HINCRBY', KEYS[7], 'due_n', -1)
         elseif redis.call('HEXISTS', KEYS[1], id) == 0 then
             -- not hot: the cold tier (from ARGV[5] on, in bounded steps;
-            -- without it every bucket in this call)
+            -- without it every bucket in this call). Looked at before the
+            -- due list: a listed task has its value, so an id not stored
+            -- scans no list (review RR2, finding 6)
             local c = dq_cold_remove_id(KEYS[10], KEYS[7], id, from)
             if c ~= 1 then return c end
             redis.call('HINCRBY', KEYS[7], 'deleted', 1)
             return 1
+        elseif dq_due_remove(KEYS[11], id) then
+            -- was waiting in the due list (its run's marker goes with its
+            -- last id)
+            n = 1
+            redis.call('HINCRBY', KEYS[7], 'due_n', -1)
         end
     end
     drop(id, lease)
