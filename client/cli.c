@@ -585,7 +585,10 @@ cmd_stats(dq_cli_t *cli, int argc, char **argv)
     if (rc == DQ_CLI_OK) {
         rc = stats_unrunnable(cli, queue);
     }
-    return rc != DQ_CLI_OK ? rc : stats_v1(cli, queue);
+    if (rc == DQ_CLI_OK) {
+        rc = stats_v1(cli, queue);
+    }
+    return rc != DQ_CLI_OK ? rc : dq_cli_due_check(cli, queue);
 }
 
 /* "dead [QUEUE]": "<id> <last error>" per dead task (oldest first). */

@@ -53,6 +53,61 @@ dq__pipeline(dq_cli_t *cli, size_t n, int *argcs, const char ***argvs,
     return DQ_OK;
 }
 
+/* ----------------------------------------------------- due list lapse */
+
+int
+dq_cli_due_warn(const char *sq, int64_t listed, const redisReply *until,
+                int64_t now)
+{
+    int64_t u = -1;
+
+    if (listed <= 0) {
+        return 0;
+    }
+    if (until != NULL && until->type == REDIS_REPLY_STRING) {
+        u = strtoll(until->str, NULL, 10);
+    }
+    if (u > now && u <= now + DQ_DUE_HOLD_MS) {
+        return 0;
+    }
+    fprintf(stderr, "deferred-cli: warning: queue %s: %lld tasks in the due "
+            "list and no worker that reads it claims (workers built before "
+            "it never take them): run \"deferred-cli unlist %s\" if only "
+            "such workers are left\n", sq, (long long) listed, sq);
+    return 1;
+}
+
+int
+dq_cli_due_check(dq_cli_t *cli, const char *queue)
+{
+    char         k[DQ_KEY_MAX], sq[DQ_SHARD_NAME_MAX + 1];
+    const char  *a[] = { "HMGET", k, "due_n", "due_until" };
+    redisReply  *r;
+    int64_t      now;
+    unsigned     n = 1, i;
+    int          rc;
+
+    if ((rc = dq_queue_shards(cli->c, queue, &n)) != DQ_OK) {
+        return dq_cli_fail(cli, rc);
+    }
+    if ((now = dq_cli_now(cli)) < 0) {
+        return DQ_CLI_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        dq_shard_name(sq, sizeof(sq), dq_str_c(queue), i);
+        dq__key(k, sq, DQ_KEY_STATS);
+        if ((r = dq_cli_cmd(cli, 4, a)) == NULL) {
+            return DQ_CLI_ERROR;
+        }
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+            dq_cli_due_warn(sq, dq_reply_int(r->element[0]),
+                            r->element[1], now);
+        }
+        freeReplyObject(r);
+    }
+    return DQ_CLI_OK;
+}
+
 /* -------------------------------------------------------------- queues */
 
 int
@@ -99,7 +154,8 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
                               "dead", "requeued", "deleted" };
         /* the cold tier's and the due list's tasks (both waiting; the
          * list's all due, its oldest ETA its head marker "@<ms>") */
-        const char  *a7[] = { "HMGET", k[4], "cold", "due_n" };
+        const char  *a7[] = { "HMGET", k[4], "cold", "due_n",
+                              "due_until" };
         const char  *a8[] = { "LINDEX", k[5], "0" };
         int64_t      waiting = 0, due = 0, running = 0, dead = 0,
                      oldest = -1, paused = 0, cnt[6] = { 0 };
@@ -130,7 +186,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             av[0] = a0; ac[0] = 2; av[1] = a1; ac[1] = 4; av[2] = a2;
             ac[2] = 2; av[3] = a3; ac[3] = 2; av[4] = a4; ac[4] = 5;
             av[5] = a5; ac[5] = 5; av[6] = a6; ac[6] = 8; av[7] = a7;
-            ac[7] = 4; av[8] = a8; ac[8] = 3;
+            ac[7] = 5; av[8] = a8; ac[8] = 3;
             if (dq__pipeline(cli, 9, ac, av, rep) != DQ_OK) {
                 free(q);
                 freeReplyObject(names);
@@ -139,8 +195,10 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             }
             waiting += dq_reply_int(rep[0]);
             due += dq_reply_int(rep[1]);
-            if (rep[7]->type == REDIS_REPLY_ARRAY && rep[7]->elements == 2) {
+            if (rep[7]->type == REDIS_REPLY_ARRAY && rep[7]->elements == 3) {
                 int64_t listed = dq_reply_int(rep[7]->element[1]);
+
+                dq_cli_due_warn(sq, listed, rep[7]->element[2], now);
 
                 waiting += dq_reply_int(rep[7]->element[0]);
                 if (listed > 0) {
@@ -150,7 +208,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             }
             if (rep[8]->type == REDIS_REPLY_STRING && rep[8]->len > 1
                 && rep[8]->str[0] == '@' && rep[7]->type == REDIS_REPLY_ARRAY
-                && rep[7]->elements == 2
+                && rep[7]->elements == 3
                 && dq_reply_int(rep[7]->element[1]) > 0)
             {
                 int64_t eta = strtoll(rep[8]->str + 1, NULL, 10);

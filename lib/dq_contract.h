@@ -896,9 +896,15 @@ int dq_cmd_ready(dq_cmd_t *c);
 /* lib/lua/forget.lua: 1 when the queue was empty and its counters went,
  * 0 (nothing done) while it holds tasks, names or settings */
 int dq_cmd_forget(dq_cmd_t *c, dq_str_t queue);
-/* lib/lua/unlist.lua: the due list off (stats "due_until" deleted) and up
- * to 1000 of its tasks back to the ETA set; replies { moved, left } */
+/* lib/lua/unlist.lua: the due list off (stats "due_until" set to 1, past;
+ * deleted with the list's last id) and up to 1000 of its tasks back to the
+ * ETA set; replies { moved, left } */
 int dq_cmd_unlist(dq_cmd_t *c, dq_str_t queue);
+/* The due list is on while stats "due_until" is in (now, now +
+ * DQ_DUE_HOLD_MS]: a claim that wants tasks keeps it there (lib/lua
+ * prelude.lua repeats it); listed ids while it is not are a lapse (no
+ * worker that reads the list claims: deferred-cli queues and stats warn) */
+#define DQ_DUE_HOLD_MS 60000
 /* lib/lua/beat.lua: a worker child's member of DQ_WORKERS_KEY scored on
  * Redis' clock, members scored past trimmed when trim is non-zero;
  * replies Redis now in ms */

@@ -14,7 +14,9 @@
 #     the rest;
 #  5. a listed id whose value went (an old tool's delete) is dropped by
 #     the claim, counted as deleted, not leased and buried;
-#  8. an acks-only claim (max_n 0) does not turn the list back on.
+#  8. an acks-only claim (max_n 0) does not turn the list back on;
+#  3. every new worker gone, old ones left, a quiet queue: the listed
+#     tasks wait; deferred-cli queues and stats say so and name unlist.
 # Each failed before its fix (commit messages of wip/6FRL).
 use strict;
 use warnings;
@@ -22,6 +24,7 @@ use lib 't/lib';
 use Test::More;
 use DQTest;
 use DQScripts;
+use DQWorker ();
 
 my $root = DQTest::root();
 my $r = DQTest::Redis->start(dir => DQTest::tmpdir());
@@ -169,5 +172,26 @@ is_deeply([map { $_->{id} } @t], [qw(d1 d3)], '5: the claim skips d2');
 is($r->cmd('ZCARD', k('leases')), 2, '5: d2 not leased');
 is(stat_of('deleted'), 1, '5: counted as deleted');
 is(stat_of('due_n'), undef, '5: the count follows');
+
+# ---- 3. the new workers gone, the queue quiet: the CLI warns
+$q = 'f3';
+reset_q();
+$new->cycle($q)->('c0', 1);
+enq(map { "w$_" } 1 .. 10);
+$r->cmd('SADD', 'dq:queues', $q);
+my ($rc, $out, $err) = DQWorker::cli($r, 'queues');
+is($rc, 0, '3: queues');
+unlike($err, qr/warning/, '3: the list on: no warning');
+$r->cmd('HSET', k('stats'), 'due_until', DQScripts::now_ms($r) - 1);
+($rc, $out, $err) = DQWorker::cli($r, 'queues');
+like($err, qr/warning: queue f3: 10 tasks in the due list.*deferred-cli unlist f3/,
+     '3: queues warns of a lapsed list with tasks');
+($rc, $out, $err) = DQWorker::cli($r, 'stats', $q);
+is($rc, 0, '3: stats');
+like($err, qr/warning: queue f3: 10 tasks in the due list/, '3: stats warns too');
+($rc, $out, $err) = DQWorker::cli($r, 'unlist', $q);
+is($rc, 0, '3: unlist') or diag($err);
+($rc, $out, $err) = DQWorker::cli($r, 'stats', $q);
+unlike($err, qr/warning/, '3: after unlist: no warning');
 
 done_testing();
