@@ -481,11 +481,13 @@ end
 -- "@<eta ms>" (the queue's now at that enqueue: the run's ETA). A plain id
 -- is [A-Za-z0-9_-] (an id starting with '@' is never listed: enqueue keeps
 -- it on eta), so a marker never reads as an id. Every listed id has a
--- marker before it; a marker may be followed by another (the ids of its
--- run removed by id) or end the list: readers skip those. The stats field
+-- marker before it; a marker may be followed by another or end the list
+-- (its run's ids removed by id by a build before review RR2: remove by id
+-- now takes a run's marker with its last id, dq_due_remove): readers skip
+-- those, and claim cuts the ones it read (dq_due_cut). The stats field
 -- "due_n" counts the listed ids (status); "due_until" (claim, every 30 s)
 -- says until when a worker that reads the list claims the queue: enqueue
--- lists tasks only before it (DQ_DUE_HOLD_MS).
+-- lists tasks only while now < due_until <= now + DQ_DUE_HOLD_MS.
 local DQ_DUE_HOLD_MS = 60000
 
 -- Up to want ids from the list's head. Read in rounds, each an LRANGE of
