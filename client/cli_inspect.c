@@ -793,6 +793,16 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
             a[n++] = "+inf";
             break;
         }
+        if (st == DQ_ST_WAITING || st == DQ_ST_DELAYED) {
+            char        skey[DQ_KEY_MAX];
+            const char *c[] = { "HGET", skey, "cold" };
+
+            dq__key(skey, sq, DQ_KEY_STATS);
+            if ((r = dq_cli_cmd(cli, 3, c)) != NULL) {
+                cold += dq_reply_int(r);
+                freeReplyObject(r);
+            }
+        }
         left = limit;
         if (st == DQ_ST_WAITING || st == DQ_ST_DUE) {
             /* the due list's tasks first (all due, the oldest) */
@@ -832,15 +842,6 @@ dq_cli_list(dq_cli_t *cli, int argc, char **argv)
             }
         }
         freeReplyObject(r);
-        if (st == DQ_ST_WAITING || st == DQ_ST_DELAYED) {
-            const char *c[] = { "HGET", key, "cold" };
-
-            dq__key(key, sq, DQ_KEY_STATS);
-            if ((r = dq_cli_cmd(cli, 3, c)) != NULL) {
-                cold += dq_reply_int(r);
-                freeReplyObject(r);
-            }
-        }
     }
     if (out) {
         dq_cli_print_json(out);

@@ -16,7 +16,11 @@
 # - remove by id, purge, status counts, the CLI's views, an enqueue of an
 #   id already listed, forget;
 # - a deep list (2,500 tasks in one call, 3 markers) drained by claims of
-#   32, each id once.
+#   32, each id once;
+# - a call of one task, and one left by the fast path at a cold task: not
+#   listed;
+# - end to end: a deferred-worker claiming, deferred-cli defer --count 300
+#   (paused: all listed), each task run once with its run's ETA.
 # Fails on 38667f0 (DQ_T_LUA=t/data/lua-prelist): nothing writes the list.
 use strict;
 use warnings;
@@ -270,5 +274,37 @@ for (1 .. 10) {
 }
 is(scalar(keys %seen), 1521, 'old claims take every task');
 is(scalar(grep { $_ != 1 } values %seen), 0, 'each once');
+
+# ---- end to end: a worker claims the queue, deferred-cli defers 300 due
+# tasks (one dq_defer_many call) while it is paused: they wait in the list;
+# resumed, each runs once, its recorded ETA its run's marker
+{
+    my $eq = 'dle';
+    my $ek = sub { DQTest::dq_key($eq, $_[0]) };
+    my $w = DQWorker::start_worker($r, $dir, name => 'w',
+                                   args => ['-q', $eq, '--concurrency', '8']);
+    ok(DQTest::wait_for(sub { defined $r->cmd('HGET', $ek->('stats'), 'due_until') }, 20),
+       'end to end: the worker turned the list on');
+    DQWorker::cli($r, 'pause', $eq);
+    my $rec = "$dir/e2e.rec";
+    my ($rc, $out, $err) = DQWorker::cli($r, 'defer', '-q', $eq, '--count', 300,
+                                         'record', $rec);
+    is($rc, 0, '300 deferred') or diag($err);
+    my @ids = split /\n/, $out;
+    my @l = grep { !/^@/ } @{ $r->cmd('LRANGE', $ek->('due'), 0, -1) };
+    is(scalar(@l) . ' ' . $r->cmd('ZCARD', $ek->('eta')), '300 0',
+       'paused: all 300 listed, none in eta');
+    my ($marker) = @{ $r->cmd('LRANGE', $ek->('due'), 0, 0) };
+    $marker =~ s/^@//;
+    DQWorker::cli($r, 'resume', $eq);
+    my @got = DQWorker::wait_records($rec, 300, 30);
+    my %once;
+    $once{ $_->{id} }++ for @got;
+    is(scalar(grep { ($once{$_} // 0) == 1 } @ids), 300, 'each ran once');
+    is(scalar(grep { $_->{eta} != $marker } @got), 0,
+       'each one\'s ETA as recorded: the marker of its run');
+    is($r->cmd('EXISTS', $ek->('due')), 0, 'the list drained and gone');
+    is(DQWorker::stop_worker($w), 0, 'the worker exits 0');
+}
 
 done_testing();
