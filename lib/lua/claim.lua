@@ -420,9 +420,13 @@ if want > 0 then
         taken = k
     else
         taken = te
-        -- (a list of markers only, its runs' ids removed by id, stays:
-        -- the next enqueue's ids follow them, the next cut drops them)
-        dr = nil
+        -- no id read: a short list of markers alone (its runs' ids removed
+        -- by id) stays (the next enqueue's ids follow them, the next cut
+        -- drops them); a read that ended before the list did (markers
+        -- alone all the way: ids may follow) drops what it read, keeping
+        -- the last marker (the list is never emptied here), or every
+        -- claim would read the same markers and never reach the ids
+        if not (dr and dr.full) then dr = nil end
     end
     if due_left then more = true end
     if taken > 0 then
