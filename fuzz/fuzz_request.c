@@ -1,8 +1,9 @@
 /*
  * libFuzzer: what an nginx endpoint does with an untrusted body. The first
  * byte picks JSON (even) or msgpack (odd); the rest is the body. JSON is
- * converted (dq_json_to_msgpack), msgpack strictly unpacked
- * (dq_msgpack_unpack), the requests parsed (dq_request_parse_body), each
+ * parsed into a tree (dq_json_parse, its strings pointing into the body),
+ * msgpack strictly unpacked (dq_msgpack_unpack), the requests parsed
+ * (dq_request_parse_body), each
  * encoded as an envelope and decoded back (dq_envelope_decode), whose
  * fields must equal the request's.
  */
@@ -19,7 +20,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     dq_limits_t      lim;
     dq_error_t       err;
-    msgpack_sbuffer  js, env;
+    msgpack_sbuffer  env;
     msgpack_zone     zone, zone2;
     msgpack_object   root;
     dq_request_t     reqs[16];
@@ -40,19 +41,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lim.max_items = 4096;
     lim.max_batch = 16;
 
-    msgpack_sbuffer_init(&js);
-    if (json) {
-        if (dq_json_to_msgpack(buf, len, &lim, &js, &err) != DQ_OK) {
-            msgpack_sbuffer_destroy(&js);
-            return 0;
-        }
-        buf = js.data ? js.data : "";
-        len = js.size;
-        lim.max_envelope = len > lim.max_envelope ? len : lim.max_envelope;
-    }
-
     msgpack_zone_init(&zone, 2048);
-    if (dq_msgpack_unpack(buf, len, &lim, &zone, &root, &err) == DQ_OK) {
+    if ((json ? dq_json_parse(buf, len, &lim, &zone, &root, &err)
+              : dq_msgpack_unpack(buf, len, &lim, &zone, &root, &err))
+        == DQ_OK)
+    {
         n = 0;
         if (dq_request_parse_body(&root, &lim, reqs, &n, &err) == DQ_OK) {
             for (i = 0; i < n; i++) {
@@ -85,6 +78,5 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     msgpack_zone_destroy(&zone);
-    msgpack_sbuffer_destroy(&js);
     return 0;
 }

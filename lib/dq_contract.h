@@ -182,9 +182,17 @@ int dq_msgpack_unpack(const char *buf, size_t len, const dq_limits_t *lim,
                       msgpack_zone *zone, msgpack_object *out,
                       dq_error_t *err);
 
-/* JSON text -> msgpack bytes appended to out (objects -> maps, arrays ->
- * arrays, integers -> int, reals -> float64, strings -> str, true/false/null).
- * Same limits as above; DQ_EDECODE with position on malformed JSON. */
+/* JSON text -> the msgpack_object tree dq_msgpack_unpack would give for the
+ * same value as msgpack (objects -> maps, arrays -> arrays, integers ->
+ * int, reals -> float64, strings -> str, true/false/null), built in `zone`
+ * in one pass (lib/dq_json.c). Strings without escapes point into `buf`:
+ * keep buf and zone alive. Same limits as above (the text's length
+ * against max_envelope); DQ_EDECODE with position on malformed JSON. */
+int dq_json_parse(const char *buf, size_t len, const dq_limits_t *lim,
+                  msgpack_zone *zone, msgpack_object *out, dq_error_t *err);
+
+/* The same tree packed as msgpack bytes appended to out (nothing appended
+ * on failure). */
 int dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
                        msgpack_sbuffer *out, dq_error_t *err);
 
