@@ -393,26 +393,29 @@ dq__id_bytes(unsigned char r[16])
     b->used += 16;
 }
 
+/* 128 bits -> 22 base64url digits (the last one holds 2 bits), three
+ * bytes to four digits at a time */
 void
 dq_id_new(char out[DQ_ID_SIZE])
 {
     static const char alpha[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned char r[17];
-    unsigned      bits = 0, acc = 0;
-    size_t        i, k = 0;
+    unsigned char r[16];
+    uint32_t      v;
+    size_t        i;
+    char         *p = out;
 
     dq__id_bytes(r);
-    r[16] = 0;
-    /* 128 bits -> 22 base64url digits (the last one holds 2 bits) */
-    for (i = 0; i < 17 && k < DQ_ID_LEN; i++) {
-        acc = (acc << 8) | r[i];
-        bits += 8;
-        while (bits >= 6 && k < DQ_ID_LEN) {
-            bits -= 6;
-            out[k++] = alpha[(acc >> bits) & 63];
-        }
+    for (i = 0; i < 15; i += 3) {
+        v = (uint32_t) r[i] << 16 | (uint32_t) r[i + 1] << 8 | r[i + 2];
+        p[0] = alpha[v >> 18];
+        p[1] = alpha[(v >> 12) & 63];
+        p[2] = alpha[(v >> 6) & 63];
+        p[3] = alpha[v & 63];
+        p += 4;
     }
+    p[0] = alpha[r[15] >> 2];
+    p[1] = alpha[(r[15] & 3) << 4];
     out[DQ_ID_LEN] = '\0';
 }
 
