@@ -892,16 +892,9 @@ ngx_int_t
 ngx_http_deferred_send_response(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx)
 {
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
     ngx_table_elt_t  *h;
 
-    r->headers_out.status = ctx->status;
-    r->headers_out.content_length_n = ctx->body.len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
+    static ngx_str_t  json = ngx_string("application/json");
 
     if (ctx->retry_after) {
         h = ngx_list_push(&r->headers_out.headers);
@@ -917,29 +910,5 @@ ngx_http_deferred_send_response(ngx_http_request_t *r,
         ngx_str_set(&h->value, NGX_HTTP_DEFERRED_RETRY_AFTER);
     }
 
-    if (ctx->body.len == 0 || r->method == NGX_HTTP_HEAD) {
-        r->header_only = 1;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = ctx->body.data;
-    b->last = ctx->body.data + ctx->body.len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_deferred_send_body(r, ctx->status, &json, &ctx->body);
 }

@@ -564,8 +564,7 @@ ngx_http_deferred_enqueue_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->read_event_handler = ngx_http_test_reading;
-    r->write_event_handler = ngx_http_request_empty_handler;
+    ngx_http_deferred_watch_client(r);
 
     return NGX_DONE;
 

@@ -335,6 +335,75 @@ ngx_http_deferred_reject(ngx_http_request_t *r, ngx_http_deferred_ctx_t *ctx,
 }
 
 
+/*
+ * An answer in one buffer: status, Content-Type, Content-Length, the
+ * header and the body (none for HEAD or an empty body). Any other header
+ * is the caller's, added before; the body must live until the request is
+ * finalized. The endpoint's and deferred_enqueue's answers
+ * (ngx_http_deferred_send_response) and the operator locations'.
+ */
+
+ngx_int_t
+ngx_http_deferred_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = body->len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (body->len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * A request that waits for Redis (a connection attempt, the setup, a
+ * reply) watches its client: one that leaves ends the request (499), and
+ * the request's pool cleanups take its tasks off the list if they were
+ * not sent yet (a sent call is stored all the same) or end an operator's
+ * wait. A body still being discarded keeps its handler: it notices a
+ * close too. The endpoint, deferred_enqueue and the operator locations.
+ */
+
+void
+ngx_http_deferred_watch_client(ngx_http_request_t *r)
+{
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
+    }
+}
+
+
 static void
 ngx_http_deferred_body_handler(ngx_http_request_t *r)
 {
@@ -518,6 +587,7 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     switch (ngx_http_deferred_batch_send(ctx)) {
 
     case NGX_AGAIN:
+        ngx_http_deferred_watch_client(r);
         return;
 
     case NGX_DECLINED:

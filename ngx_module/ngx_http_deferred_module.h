@@ -428,6 +428,9 @@ void ngx_http_deferred_log_safe(char *s);
 ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);
+ngx_int_t ngx_http_deferred_send_body(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, ngx_str_t *body);
+void ngx_http_deferred_watch_client(ngx_http_request_t *r);
 
 /* ngx_http_deferred_ops.c */
 extern ngx_uint_t  ngx_http_deferred_ops_kinds[];

@@ -206,12 +206,8 @@ ngx_http_deferred_ops_handler(ngx_http_request_t *r)
     ngx_add_timer(&op->timer, dlcf->timeout);
 
     /* a client that leaves is noticed while the op waits (499); its
-     * request's cleanup ends the wait (review RM). A body still being
-     * discarded keeps its handler (it notices a close too). */
-    if (!r->discard_body) {
-        r->read_event_handler = ngx_http_test_reading;
-        r->write_event_handler = ngx_http_request_empty_handler;
-    }
+     * request's cleanup ends the wait (review RM) */
+    ngx_http_deferred_watch_client(r);
 
     r->main->count++;
 
@@ -313,46 +309,16 @@ ngx_int_t
 ngx_http_deferred_ops_send(ngx_http_request_t *r, ngx_int_t status,
     const char *type, ngx_str_t *body)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_str_t  t;
 
     if (ngx_http_deferred_ops_headers(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = body->len;
-    r->headers_out.content_type.data = (u_char *) type;
-    r->headers_out.content_type.len = ngx_strlen(type);
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
+    t.data = (u_char *) type;
+    t.len = ngx_strlen(type);
 
-    if (body->len == 0 || r->method == NGX_HTTP_HEAD) {
-        r->header_only = 1;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = body->data;
-    b->last = body->data + body->len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_deferred_send_body(r, status, &t, body);
 }
 
 

@@ -83,6 +83,9 @@ typedef struct ngx_http_deferred_qstat_s {
                                                    keys (not migrated) */
     ngx_array_t                    dead_tasks;
     ngx_uint_t                     shards;      /* conf "shards" (0: 1) */
+    ngx_str_t                      unread;      /* Redis' refusal of its
+                                                   (or a shard's) status
+                                                   call: not shown */
     struct ngx_http_deferred_qstat_s  *parts;   /* a sharded queue: each
                                                    shard's own, the queue
                                                    their sums */

@@ -215,6 +215,25 @@ ngx_http_deferred_out_sample(ngx_http_deferred_out_t *o, const char *series,
 }
 
 
+/* how many queues Redis refused the status call of (not shown) */
+
+static ngx_uint_t
+ngx_http_deferred_unread(ngx_http_deferred_op_t *op)
+{
+    ngx_uint_t                  i, n;
+    ngx_http_deferred_qstat_t  *q;
+
+    q = op->queues.elts;
+    n = 0;
+
+    for (i = 0; i < op->queues.nelts; i++) {
+        n += q[i].unread.len != 0;
+    }
+
+    return n;
+}
+
+
 void
 ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
 {
@@ -234,10 +253,28 @@ ngx_http_deferred_render_status(ngx_http_deferred_op_t *op)
 
     ngx_http_deferred_out(&o, "{\"now_ms\":%L,\"redis\":\"up\","
                           "\"queues_not_shown\":%ui,"
-                          "\"queues_not_summed\":%ui,\"queues\":[",
-                          op->now_ms, op->dropped, op->unsummed);
+                          "\"queues_not_summed\":%ui,"
+                          "\"queues_not_read\":%ui,\"queues_unread\":[",
+                          op->now_ms, op->dropped, op->unsummed,
+                          ngx_http_deferred_unread(op));
 
     q = op->queues.elts;
+    n = 0;
+
+    /* the queues whose status call Redis refused, with its answer */
+    for (i = 0; i < op->queues.nelts; i++) {
+        if (q[i].unread.len == 0) {
+            continue;
+        }
+
+        ngx_http_deferred_out(&o, "%s{\"queue\":", n++ ? "," : "");
+        ngx_http_deferred_out_json(&o, &q[i].name);
+        ngx_http_deferred_out(&o, ",\"error\":");
+        ngx_http_deferred_out_json(&o, &q[i].unread);
+        ngx_http_deferred_out(&o, "}");
+    }
+
+    ngx_http_deferred_out(&o, "],\"queues\":[");
     n = 0;
 
     for (i = 0; i < op->queues.nelts; i++) {
@@ -578,6 +615,14 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
                           "# TYPE deferred_queues_not_summed gauge\n"
                           "deferred_queues_not_summed %ui\n",
                           NGX_HTTP_DEFERRED_MAX_SHARD_CALLS, op->unsummed);
+
+    ngx_http_deferred_out(&o, "# HELP deferred_queues_not_read Queues left "
+                          "out of this scrape: Redis refused their status "
+                          "call (TRYAGAIN while their slot migrates; the "
+                          "status page names them).\n"
+                          "# TYPE deferred_queues_not_read gauge\n"
+                          "deferred_queues_not_read %ui\n",
+                          ngx_http_deferred_unread(op));
 
     ngx_http_deferred_out(&o, "# HELP deferred_workers Live worker children "
                           "(heartbeat younger than %d s).\n"

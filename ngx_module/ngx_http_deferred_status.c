@@ -35,6 +35,9 @@ static void ngx_http_deferred_op_next(ngx_http_deferred_op_t *op);
 static void ngx_http_deferred_op_queue(ngx_http_deferred_op_t *op,
     ngx_http_deferred_qstat_t *q, redisReply *reply);
 static ngx_int_t ngx_http_deferred_op_shards(ngx_http_deferred_op_t *op);
+static void ngx_http_deferred_op_unread(ngx_http_deferred_op_t *op,
+    ngx_http_deferred_qstat_t *q, ngx_http_deferred_op_cmd_t *oc,
+    redisReply *reply);
 static void ngx_http_deferred_op_sum(ngx_http_deferred_op_t *op);
 static int ngx_libc_cdecl ngx_http_deferred_dead_cmp(const void *one,
     const void *two);
@@ -150,6 +153,37 @@ ngx_http_deferred_ops_start(ngx_http_deferred_op_t *op)
 }
 
 
+/*
+ * A queue whose status call (or one of its shards') Redis refused: not
+ * shown at all (a sharded queue summed without a shard would show its
+ * counters falling, a false reset), counted in queues_not_read and listed
+ * with Redis' answer; logged.
+ */
+
+static void
+ngx_http_deferred_op_unread(ngx_http_deferred_op_t *op,
+    ngx_http_deferred_qstat_t *q, ngx_http_deferred_op_cmd_t *oc,
+    redisReply *reply)
+{
+    q->ok = 0;
+
+    if (q->unread.len == 0) {
+        q->unread = ngx_http_deferred_op_copy(op, reply);
+    }
+
+    if (oc->what == NGX_HTTP_DEFERRED_OP_SHARD) {
+        ngx_log_error(NGX_LOG_WARN, op->request->connection->log, 0,
+                      "deferred status: queue \"%V\" not shown, shard %ui's "
+                      "status refused: %s", &q->name, oc->shard, reply->str);
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, op->request->connection->log, 0,
+                      "deferred status: queue \"%V\" not shown, its "
+                      "status refused: %s", &q->name, reply->str);
+    }
+}
+
+
 void
 ngx_http_deferred_op_reply(void *data, redisReply *reply)
 {
@@ -167,6 +201,19 @@ ngx_http_deferred_op_reply(void *data, redisReply *reply)
     if (op->request == NULL) {
         ngx_http_deferred_op_release(op);
         return;
+    }
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR
+        && (oc->what == NGX_HTTP_DEFERRED_OP_QUEUE
+            || oc->what == NGX_HTTP_DEFERRED_OP_SHARD))
+    {
+        /* Redis answered but refused this queue's call (TRYAGAIN: its
+         * slot is MIGRATING and the script's keys are not all on one
+         * node): that queue alone is left out, said so; the others are
+         * shown (review R6, t/50) */
+        q = (ngx_http_deferred_qstat_t *) op->queues.elts + oc->index;
+        ngx_http_deferred_op_unread(op, q, oc, reply);
+        goto next;
     }
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {

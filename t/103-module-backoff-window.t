@@ -209,14 +209,16 @@ for my $form (qw(sentinel cluster)) {
 # --- a client that leaves while it waits for the next attempt: 499 (its
 # request right after another one's failed attempt, while the outage is
 # young: a fresh nginx each try, up to 5, as a loaded machine may take
-# 100 ms between the two): a deferred_enqueue location and an operator
-# request (the deferred POST endpoint does not watch its client while it
-# waits)
+# 100 ms between the two): a deferred_enqueue location, an operator
+# request and the deferred POST endpoint (before the fix of t/156 it
+# answered 503 when the attempt failed, to a client gone)
 {
     my $gate = free_port();
     for my $req (DQNginx::build_request('GET', '/enq'),
-                 DQNginx::build_request('GET', '/s/status')) {
-        my ($path) = $req =~ /^GET (\S+)/;
+                 DQNginx::build_request('GET', '/s/status'),
+                 DQNginx::build_request('POST', '/ep',
+                     json => '{"func":"noop","queue":"left"}')) {
+        my ($method, $path) = $req =~ /^(\S+) (\S+)/;
         my ($left, $log) = (0, '');
         for (1 .. 5) {
             my $n = DQNginx->start(workers => 1, vars => { ADDR => "127.0.0.1:$gate" },
@@ -228,12 +230,12 @@ for my $form (qw(sentinel cluster)) {
             close $s;
             sleep 0.5;
             $log = slurp($n->dir . '/logs/bw.log');
-            $left = () = $log =~ /^\S+ 499 \S+ GET \Q$path\E /mg;
+            $left = () = $log =~ /^\S+ 499 \S+ \Q$method $path\E /mg;
             is($n->stop, 0, "young outage: nginx exited with status 0");
             last if $left;
         }
         ok($left, "young outage: a client that left while its request waited: 499 ($path)")
-            or diag join "", grep { /GET/ } split /^/m, $log;
+            or diag join "", grep { /GET|POST/ } split /^/m, $log;
     }
 }
 

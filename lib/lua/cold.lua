@@ -247,8 +247,21 @@ local function dq_cold_remove_id(idx, k_stats, id, from)
     end
     for i = 1, #ms, 2 do
         local key = idx .. ':' .. ms[i]
-        if redis.call('HDEL', key, id) == 1 then
-            if redis.call('EXISTS', key) == 0 then
+        -- on a MIGRATING slot a bucket the reshard moved first is not on
+        -- this node: refused before anything is written (the client
+        -- retries a TRYAGAIN), not stopped with a "non local key"
+        local got = dq_routed(redis.pcall('HDEL', key, id))
+        if not got then
+            return redis.error_reply('TRYAGAIN remove: a cold bucket of '
+                .. 'the queue is not on this node (its slot is migrating)')
+        end
+        if got == 1 then
+            -- the HDEL that emptied the bucket deleted it, and on a
+            -- MIGRATING slot Redis 7.0 refuses to touch it then: gone
+            -- as well (was a stop here, the task removed, its index entry
+            -- and the tier's count left: review R6, t/07)
+            local left = dq_routed(redis.pcall('EXISTS', key))
+            if not left or left == 0 then
                 redis.call('ZREM', idx, ms[i])
             end
             redis.call('HINCRBY', k_stats, 'cold', -1)
@@ -259,31 +272,56 @@ local function dq_cold_remove_id(idx, k_stats, id, from)
     return 0
 end
 
--- Remove whole buckets, earliest first, up to max tasks: the number
--- removed (cold tasks have no name, state or error to clean).
-local function dq_cold_remove_some(idx, k_stats, max)
-    local n = 0
-    while n < max do
-        local b = redis.call('ZRANGE', idx, 0, 0)
-        if not b[1] then break end
-        local key = idx .. ':' .. b[1]
-        local len = redis.call('HLEN', key)
-        if n + len > max then
-            -- a part of the bucket: its first fields
-            local kv = redis.call('HGETALL', key)
-            local ids = {}
-            for j = 1, 2 * (max - n), 2 do ids[#ids + 1] = kv[j] end
-            redis.call('HDEL', key, unpack(ids))
-            n = n + #ids
-            redis.call('HINCRBY', k_stats, 'cold', -#ids)
+-- What a bulk remove takes from the tier, read before the call's first
+-- write: whole buckets, earliest first, up to max tasks (the last one may
+-- be a part: its first fields). On a MIGRATING slot (Redis Cluster) a
+-- bucket the reshard moved first is not on this node: then moved = true
+-- and the caller refuses the call with nothing written; and the index is
+-- read once, here: a ZREM that empties it deletes it, and a read of it
+-- after that stopped the script, the tasks removed, "deleted" not counted
+-- (review R6, t/07). Cold tasks have no name, state or error to clean.
+-- Returns { ms = index members, keys = bucket keys, n = tasks, part =
+-- the ids of a last bucket taken in part (or nil), moved }.
+local function dq_cold_remove_plan(idx, max)
+    local plan = { ms = {}, keys = {}, n = 0 }
+    if max <= 0 then return plan end
+    -- a bucket in the index holds a task at least (max entries are enough)
+    local bs = redis.call('ZRANGE', idx, 0, max - 1)
+    for b = 1, #bs do
+        if plan.n >= max then break end
+        local key = idx .. ':' .. bs[b]
+        local len = dq_routed(redis.pcall('HLEN', key))
+        if not len then
+            plan.moved = true
             break
         end
-        redis.call('DEL', key)
-        redis.call('ZREM', idx, b[1])
-        if len > 0 then redis.call('HINCRBY', k_stats, 'cold', -len) end
-        n = n + len
+        if plan.n + len > max then
+            local kv = redis.call('HGETALL', key)
+            plan.part = {}
+            for j = 1, 2 * (max - plan.n), 2 do
+                plan.part[#plan.part + 1] = kv[j]
+            end
+            plan.partkey = key
+            plan.n = max
+            break
+        end
+        plan.ms[#plan.ms + 1] = bs[b]
+        plan.keys[#plan.keys + 1] = key
+        plan.n = plan.n + len
     end
-    return n
+    return plan
+end
+
+-- Remove what dq_cold_remove_plan read: the number of tasks removed. One
+-- variadic DEL and one ZREM of the index (nothing reads it after).
+local function dq_cold_remove_some(idx, k_stats, plan)
+    if #plan.keys > 0 then
+        redis.call('DEL', unpack(plan.keys))
+        redis.call('ZREM', idx, unpack(plan.ms))
+    end
+    if plan.part then redis.call('HDEL', plan.partkey, unpack(plan.part)) end
+    if plan.n > 0 then redis.call('HINCRBY', k_stats, 'cold', -plan.n) end
+    return plan.n
 end
 
 -- Whether the tier holds anything (forget refuses then).

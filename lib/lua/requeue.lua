@@ -26,12 +26,14 @@ if not ARGV[1] or not offset or not limit then
 end
 local now = dq_now(KEYS[5])
 
--- 0, 1 or 2 as above, for one id known to be in the dead set
+-- 0, 1 or 2 as above, for one id known to be in the dead set; it leaves
+-- `dead` (and, its envelope gone, `errors`) by left()
+local out, gone = {}, {}
 local function requeue(id)
     local v = redis.call('HGET', KEYS[1], id)
     if not v then
-        redis.call('ZREM', KEYS[3], id)
-        redis.call('HDEL', KEYS[7], id)
+        out[#out + 1] = id
+        gone[#gone + 1] = id
         return 0
     end
     local _, _, _, x, _, name, env = dq_split(v)
@@ -39,16 +41,27 @@ local function requeue(id)
         if redis.call('ZSCORE', KEYS[4], name) == 'inf' then return 2 end
         redis.call('ZADD', KEYS[4], 'inf', name)
     end
-    redis.call('ZREM', KEYS[3], id)
+    out[#out + 1] = id
     if x == 0 then x = now end
     redis.call('HSET', KEYS[1], id, dq_join(0, 0, 0, x, '', '', env))
     redis.call('ZADD', KEYS[2], now, id)
     return 1
 end
 
+-- the call's tasks leave `dead` and `errors` by one variadic call per key.
+-- One task after another touched them once per task: a drop that emptied
+-- one (`errors`: the error of the only gone envelope) deleted it, and on
+-- a MIGRATING slot Redis 7.0 stopped the script at the next touch of it,
+-- the tasks before requeued and not counted, no wake (review RS, t/78)
+local function left()
+    if #out > 0 then redis.call('ZREM', KEYS[3], unpack(out)) end
+    if #gone > 0 then redis.call('HDEL', KEYS[7], unpack(gone)) end
+end
+
 if ARGV[1] ~= '' then
     if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
     local r = requeue(ARGV[1])
+    left()
     if r == 1 then
         redis.call('HINCRBY', KEYS[5], 'requeued', 1)
         dq_wake(KEYS[6])
@@ -72,6 +85,7 @@ for i = 1, #ids do
         if r == 2 then conflicts = conflicts + 1 end
     end
 end
+left()                                              -- limit <= DQ_CHUNK
 if done > 0 then
     redis.call('HINCRBY', KEYS[5], 'requeued', done)
     dq_wake(KEYS[6])
