@@ -117,33 +117,41 @@ dq__json_nomem(dq__json_t *j)
 
 /* ------------------------------------------------------------- values */
 
+/* The stack is full: a block twice its size (the first one on the heap). */
+static int
+dq__json_grow(dq__json_t *j)
+{
+    msgpack_object *s;
+    size_t          cap = j->stk_cap * 2;
+
+    if (j->stk == j->stk_local) {
+        s = malloc(cap * sizeof(msgpack_object));
+        if (s != NULL) {
+            memcpy(s, j->stk, j->nstk * sizeof(msgpack_object));
+        }
+    } else {
+        s = realloc(j->stk, cap * sizeof(msgpack_object));
+    }
+    if (s == NULL) {
+        return -1;
+    }
+    j->stk = s;
+    j->stk_cap = cap;
+    return 0;
+}
+
 /* A new value on the stack (its type and content set by the caller), or
  * NULL without memory. Bounded: the stack holds the open containers'
  * elements, at most max_items + the depth. */
-static msgpack_object *
+static inline msgpack_object *
 dq__json_push(dq__json_t *j)
 {
-    msgpack_object *s;
-    size_t          cap;
-
-    if (j->nstk == j->stk_cap) {
-        cap = j->stk_cap * 2;
-        if (j->stk == j->stk_local) {
-            s = malloc(cap * sizeof(msgpack_object));
-            if (s != NULL) {
-                memcpy(s, j->stk, j->nstk * sizeof(msgpack_object));
-            }
-        } else {
-            s = realloc(j->stk, cap * sizeof(msgpack_object));
-        }
-        if (s == NULL) {
-            return NULL;
-        }
-        j->stk = s;
-        j->stk_cap = cap;
+    if (j->nstk == j->stk_cap && dq__json_grow(j) != 0) {
+        return NULL;
     }
     return &j->stk[j->nstk++];
 }
+
 /* ------------------------------------------------------------- strings */
 
 static int
@@ -480,15 +488,20 @@ dq__json_number(dq__json_t *j)
 }
 /* ---------------------------------------------------------- containers */
 
-static void
+/* JSON's four whitespace bytes */
+static const unsigned char dq__json_space[256] = {
+    [' '] = 1, ['\n'] = 1, ['\r'] = 1, ['\t'] = 1
+};
+
+static inline void
 dq__json_ws(dq__json_t *j)
 {
-    while (j->p < j->end
-           && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r'
-               || *j->p == '\t'))
-    {
-        j->p++;
+    const unsigned char *p = j->p, *end = j->end;
+
+    while (p < end && dq__json_space[*p]) {
+        p++;
     }
+    j->p = p;
 }
 
 static int
