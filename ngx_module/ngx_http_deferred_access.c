@@ -70,9 +70,10 @@ static ngx_int_t ngx_http_deferred_local_addr(struct sockaddr *sa);
 ngx_int_t
 ngx_http_deferred_local_client(ngx_http_request_t *r)
 {
-    ngx_str_t           v;
-    ngx_uint_t          i;
+    ngx_uint_t          i, k;
     ngx_addr_t          addr;
+    ngx_list_part_t    *part;
+    ngx_table_elt_t    *h;
     ngx_connection_t   *c;
     static ngx_str_t    forwarded[] = {
         ngx_string("X-Forwarded-For"),
@@ -81,9 +82,31 @@ ngx_http_deferred_local_client(ngx_http_request_t *r)
         ngx_string("Via")
     };
 
-    for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
-        if (ngx_http_deferred_header(r, &forwarded[i], &v) != NGX_DECLINED) {
-            return NGX_DECLINED;
+    /* any of them, once or more: one walk over the headers */
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        for (k = 0; k < sizeof(forwarded) / sizeof(forwarded[0]); k++) {
+            if (h[i].key.len == forwarded[k].len
+                && ngx_strncasecmp(h[i].key.data, forwarded[k].data,
+                                   forwarded[k].len)
+                   == 0)
+            {
+                return NGX_DECLINED;
+            }
         }
     }
 
