@@ -238,8 +238,8 @@ static const unsigned char dq__json_plain[256] = {
  * First pass: find the end, check escapes and UTF-8, count the decoded
  * length; second pass (only when it has escapes): decode.
  */
-static int
-dq__json_string(dq__json_t *j, int key)
+static __attribute__((noinline)) int
+dq__json_string_slow(dq__json_t *j, int key)
 {
     const unsigned char *p = j->p + 1, *s = p, *s0, *end = j->end;
     unsigned             cp, lo;
@@ -377,6 +377,32 @@ dq__json_string(dq__json_t *j, int key)
             *dst++ = (char) (0x80 | (cp & 0x3f));
         }
     }
+    return DQ_OK;
+}
+
+/* The common string (printable ASCII, no escapes): found by one table
+ * scan and pushed pointing into the text; anything else goes the long
+ * way above, from the start. */
+static inline int
+dq__json_string(dq__json_t *j, int key)
+{
+    const unsigned char *s = j->p + 1, *p = s, *end = j->end;
+    msgpack_object      *o;
+
+    while (p < end && dq__json_plain[*p]) {
+        p++;
+    }
+    if (p == end || *p != '"' || (size_t) (p - s) > 0xffffffffu) {
+        return dq__json_string_slow(j, key);
+    }
+    o = dq__json_push(j);
+    if (o == NULL) {
+        return dq__json_nomem(j);
+    }
+    o->type = MSGPACK_OBJECT_STR;
+    o->via.str.size = (uint32_t) (p - s);
+    o->via.str.ptr = (const char *) s;
+    j->p = p + 1;
     return DQ_OK;
 }
 
@@ -655,7 +681,7 @@ dq__json_close(dq__json_t *j, size_t base, int map)
 
 static int dq__json_value(dq__json_t *j, unsigned depth);
 
-static int
+static __attribute__((noinline)) int
 dq__json_container(dq__json_t *j, unsigned depth)
 {
     int    map = *j->p == '{';

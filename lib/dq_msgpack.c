@@ -343,13 +343,40 @@ dq_msgpack_size(const msgpack_object *o)
     }
 }
 
-static char *
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define dq__be16(v)  (v)
+#define dq__be32(v)  (v)
+#define dq__be64(v)  (v)
+#else
+#define dq__be16(v)  __builtin_bswap16(v)
+#define dq__be32(v)  __builtin_bswap32(v)
+#define dq__be64(v)  __builtin_bswap64(v)
+#endif
+
+/* v's low n bytes (1, 2, 4 or 8), big-endian */
+static inline char *
 dq__be_put(char *p, uint64_t v, unsigned n)
 {
-    while (n--) {
-        *p++ = (char) ((v >> (8 * n)) & 0xff);
+    uint16_t v16;
+    uint32_t v32;
+
+    switch (n) {
+    case 1:
+        *p = (char) v;
+        break;
+    case 2:
+        v16 = dq__be16((uint16_t) v);
+        memcpy(p, &v16, 2);
+        break;
+    case 4:
+        v32 = dq__be32((uint32_t) v);
+        memcpy(p, &v32, 4);
+        break;
+    default:
+        v = dq__be64(v);
+        memcpy(p, &v, 8);
     }
-    return p;
+    return p + n;
 }
 
 char *
