@@ -220,12 +220,23 @@ dq_envelope_decode(const char *buf, size_t len, dq_str_t id, dq_str_t queue,
 {
     msgpack_object        root;
     const msgpack_object *a;
+    dq_limits_t           own;
     int64_t               v;
     uint32_t              i, n;
     int                   rc;
 
     memset(env, 0, sizeof(*env));
-    rc = dq_msgpack_unpack(buf, len, lim, zone, &root, err);
+
+    /* a request may hold max_items elements; its envelope adds its own
+     * (the 10 fields, the 5 retry values): what the encoder wrote from an
+     * accepted request must decode */
+    if (lim == NULL) {
+        dq_limits_default(&own);
+        lim = &own;
+    }
+    own = *lim;
+    own.max_items = lim->max_items + DQ__ENV_FIELDS + 5;
+    rc = dq_msgpack_unpack(buf, len, &own, zone, &root, err);
     if (rc != DQ_OK) {
         return rc;
     }

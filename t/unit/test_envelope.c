@@ -427,6 +427,47 @@ test_same_bytes(void)
     msgpack_sbuffer_destroy(&want);
 }
 
+/* an accepted request's envelope decodes with the same limits, also when
+ * the request held all the elements max_items allows (the envelope adds
+ * its own fields; found by fuzz_request, 2026-11-30) */
+static void
+test_items_at_limit(void)
+{
+    static char     json[1024];
+    msgpack_sbuffer sb;
+    msgpack_zone    z;
+    dq_envelope_t   env;
+    dq_error_t      err;
+    size_t          off, k;
+    int             rc;
+
+    lim.max_items = 100;
+    off = (size_t) snprintf(json, sizeof(json),
+                            "{\"func\":\"f\",\"retry_options\":"
+                            "{\"max_doublings\":1},\"args\":[");
+    /* 2 + 2 + 2 + 2 items before the args' elements */
+    for (k = 0; k < 92; k++) {
+        off += (size_t) snprintf(json + off, sizeof(json) - off, "%s1",
+                                 k ? "," : "");
+    }
+    snprintf(json + off, sizeof(json) - off, "]}");
+    rc = parse(json, &err);
+    is_int(rc, DQ_OK, "a request of exactly max_items elements (%s)",
+           rc ? err.msg : "ok");
+    msgpack_sbuffer_init(&sb);
+    msgpack_zone_init(&z, 1024);
+    rc = rc ? rc : dq_envelope_encode(&reqs[0], "id", 1, &lim, &sb, &err);
+    rc = rc ? rc : dq_envelope_decode(sb.data, sb.size, dq_str_lit("id"),
+                                      dq_str_lit("q"), &lim, &z, &env,
+                                      &err);
+    ok(rc == DQ_OK && env.args->via.array.size == 92,
+       "its envelope decodes with the same limits (%s)",
+       rc ? err.msg : "ok");
+    msgpack_zone_destroy(&z);
+    msgpack_sbuffer_destroy(&sb);
+    dq_limits_default(&lim);
+}
+
 int
 main(void)
 {
@@ -436,6 +477,7 @@ main(void)
     test_envelope();
     test_decode_checks();
     test_same_bytes();
+    test_items_at_limit();
     msgpack_zone_destroy(&zone);
     return done_testing();
 }
