@@ -787,6 +787,11 @@ dq_cmd_configure(dq_cmd_t *c, dq_str_t queue, const char *const *fields,
             return DQ_ENOMEM;
         }
     }
+    /* a clear takes what the limits were split from with them: left
+     * alone it kept the conf hash, and forget refused the queue */
+    if (n == 0 && dq__arg(c, DQ_QCONF_SPLIT, sizeof(DQ_QCONF_SPLIT) - 1)) {
+        return DQ_ENOMEM;
+    }
     return DQ_OK;
 }
 

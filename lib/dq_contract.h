@@ -889,8 +889,11 @@ int dq_cmd_remove_from(dq_cmd_t *c, dq_str_t queue, const char *what,
 int dq_cmd_status(dq_cmd_t *c, dq_str_t queue, int64_t dead_limit);
 
 /* A queue's applied configuration (lib/lua/configure.lua): n field/value
- * pairs replace it (values: NULL-free strings), or n = 0 with values NULL
- * clears every DQ_QCONF_FIELDS field. The fields, in the conf hash: "cfg"
+ * pairs are written, the hash's other fields kept (values: NULL-free
+ * strings; a caller that replaces the configuration gives every field:
+ * deferred-cli config apply), or n = 0 with values NULL clears every
+ * DQ_QCONF_FIELDS field and DQ_QCONF_SPLIT. The fields, in the conf hash:
+ * "cfg"
  * (set: applied), "rate" (tasks/s, 0 unlimited), "bucket_size" (0 auto),
  * "max_concurrent" (0 unlimited), "retry_limit", "age_limit_ms",
  * "min_backoff_ms", "max_backoff_ms", "max_doublings" (resolved: never

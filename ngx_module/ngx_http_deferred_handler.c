@@ -10,7 +10,10 @@
  *   - the server-level endpoint: claims /_ah/queue/deferred in the
  *     precontent phase by putting the endpoint handler in place;
  *   - ngx_http_deferred_reject(): an error answer before or instead of
- *     reading the body (also used by deferred_enqueue locations).
+ *     reading the body (also used by deferred_enqueue locations);
+ *   - for every location of the module: ngx_http_deferred_send_body()
+ *     (an answer in one buffer) and ngx_http_deferred_watch_client() (a
+ *     client that leaves while its request waits for Redis ends it).
  */
 
 

@@ -215,6 +215,21 @@ ngx_http_deferred_out_sample(ngx_http_deferred_out_t *o, const char *series,
 }
 
 
+/*
+ * Whether a queue's counters (and lateness histogram) are exposed: read,
+ * and whole. A sharded queue past the shard calls' cap has shard 0's
+ * numbers only; as a counter, that would be the sum in one scrape and
+ * shard 0's in another (the cap's share moves as queues come), which
+ * Prometheus reads as a reset: left out instead (review R6, t/195).
+ */
+
+static ngx_uint_t
+ngx_http_deferred_counted(ngx_http_deferred_qstat_t *q)
+{
+    return q->ok && (q->shards <= 1 || q->parts != NULL);
+}
+
+
 /* how many queues Redis refused the status call of (not shown) */
 
 static ngx_uint_t
@@ -533,7 +548,7 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
                     ngx_http_deferred_counter_names[k]);
 
         for (i = 0; i < op->queues.nelts; i++) {
-            if (q[i].ok) {
+            if (ngx_http_deferred_counted(&q[i])) {
                 ngx_http_deferred_out_sample(&o, (char *) series, &q[i].name,
                                              "", q[i].counters[k], 0);
             }
@@ -551,7 +566,7 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
                     ngx_http_deferred_events[k].metric);
 
         for (i = 0; i < op->queues.nelts; i++) {
-            if (q[i].ok) {
+            if (ngx_http_deferred_counted(&q[i])) {
                 ngx_http_deferred_out_sample(&o, (char *) series, &q[i].name,
                                              "", q[i].events[k], 0);
             }
@@ -564,7 +579,7 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
                           "# TYPE deferred_task_lateness_seconds histogram\n");
 
     for (i = 0; i < op->queues.nelts; i++) {
-        if (!q[i].ok) {
+        if (!ngx_http_deferred_counted(&q[i])) {
             continue;
         }
 
@@ -611,7 +626,8 @@ ngx_http_deferred_render_metrics(ngx_http_deferred_op_t *op)
 
     ngx_http_deferred_out(&o, "# HELP deferred_queues_not_summed Sharded "
                           "queues shown with shard 0's numbers only (past "
-                          "%d shard status calls per scrape).\n"
+                          "%d shard status calls per scrape): gauges; "
+                          "their counters and lateness are left out.\n"
                           "# TYPE deferred_queues_not_summed gauge\n"
                           "deferred_queues_not_summed %ui\n",
                           NGX_HTTP_DEFERRED_MAX_SHARD_CALLS, op->unsummed);

@@ -80,9 +80,11 @@ const ngx_http_deferred_event_t
       "reclaim. Growing: check time sync (NTP) on the Redis host." },
 
     { "migrating_stalls", "migrating_stalls",
-      "Claims a MIGRATING cluster slot kept from part of their work. "
-      "Growing after a reshard should have ended: the slot was left open; "
-      "redis-cli --cluster check, then --cluster fix." }
+      "Claims that ran on a MIGRATING cluster slot and were kept from "
+      "part of their work. Most claims there are refused before they run "
+      "(TRYAGAIN, not counted): a slot left open shows as "
+      "deferred_queues_not_read; redis-cli --cluster check, then "
+      "--cluster fix." }
 };
 
 const int64_t  ngx_http_deferred_late_bounds[DQ_LATENESS_NBOUNDS] =

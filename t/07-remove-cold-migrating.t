@@ -15,7 +15,7 @@
 #     tier's count (stats cold, in every "waiting") one too high for good,
 #     the index entry dangling, the operator answered an error.
 use strict; use warnings; use lib 't/lib';
-use Test::More; use DQTest; use DQCluster; use DQScripts;
+use Test::More; use DQTest; use DQCluster; use DQScripts; use DQWorker;
 my $c = DQCluster->start(plain => 1);
 my $src = DQScripts::_load($ENV{DQ_T_LUA} || 'lib/lua', 'remove', 'prelude',
                            'cold');
@@ -69,6 +69,27 @@ sub setup {
     is($@, '', 'on the stable slot: no error');
     is($rep, 2, 'then both removed');
     is($A->cmd('HGET', $k->('stats'), 'cold'), 0, 'the tier counts 0');
+}
+
+{   # 2b. the same through deferred-cli purge (the operator's way): the
+    # client retries TRYAGAIN for about a second, then says so; nothing
+    # removed
+    my ($A, $B, $s, $k, $bucket, $keys) = setup('rc4');
+    my $slot = $c->migrating($c->slot($k->('tasks')), $A, $B);
+    $A->cmd('MIGRATE', '127.0.0.1', $B->{port}, $bucket, 0, 5000);
+    my ($rc, $out, $err) = DQWorker::cli($c, 'purge', 'rc4', '--yes');
+    $B->cmd('ASKING');
+    my $kv = $B->cmd('HGETALL', $bucket);
+    $c->stable($slot, $A, $B);
+    $A->cmd('HSET', $bucket, @$kv);
+    isnt($rc, 0, 'deferred-cli purge: fails') or diag $out;
+    like($err, qr/TRYAGAIN remove: a cold bucket/, '... saying why') or diag $err;
+    is($A->cmd('HEXISTS', $k->('tasks'), 'a'), 1, '... a kept');
+    is($A->cmd('HGET', $k->('stats'), 'deleted'), undef, '... nothing counted');
+    ($rc, $out, $err) = DQWorker::cli($c, 'purge', 'rc4', '--yes');
+    is($rc, 0, 'on the stable slot: purged') or diag $err;
+    # a, c1 and keys_exist's filler member of dead
+    like($out, qr/^purged 3 /, '... a, c1 (and the filler in dead)') or diag $out;
 }
 
 {   # 3. delete by id of a bucket's only task

@@ -17,15 +17,7 @@ use Test::More;
 
 my $dir = tmpdir();
 my $r = DQTest::Redis->start;
-my $n = DQNginx->start(redis => $r, dir => tmpdir(), http => <<'NGX');
-    deferred_redis %%REDIS%%;
-    deferred_timeout 2s;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location = /deferred/status  { deferred_status; }
-        location = /deferred/metrics { deferred_metrics; }
-    }
-NGX
+my $n = DQNginx->start_status($r);
 my $w = DQWorker::start_worker($r, $dir, name => 'w', args => ['-q', 'ops']);
 ok(DQTest::wait_for(sub { $r->cmd('ZCARD', 'dq:workers') == 1 }, 20),
    'the worker is in the live list');

@@ -19,16 +19,7 @@ my $dir = tmpdir();
 my $r = DQTest::Redis->start;
 my $ndir = tmpdir();
 { open my $fh, '>', "$ndir/htpasswd" or die; print {$fh} "ops:{PLAIN}s3cret\n"; close $fh; }
-my $n = DQNginx->start(redis => $r, dir => $ndir, http => <<'NGX');
-    deferred_redis %%REDIS%%;
-    deferred_timeout 2s;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location = /deferred/status  { deferred_status; }
-        location = /deferred/metrics { deferred_metrics; }
-        location = /deferred/admin   { deferred_admin; }
-        location /deferred/          { deferred_dashboard; }
-        location = /ready            { deferred_ready; }
+my $n = DQNginx->start_status($r, dir => $ndir, ops => 1, locations => q{
         location = /locked/admin {
             deferred_admin;
             auth_basic "queue admin";
@@ -38,8 +29,7 @@ my $n = DQNginx->start(redis => $r, dir => $ndir, http => <<'NGX');
             deny all;
             deferred_status;
         }
-    }
-NGX
+});
 sub key { DQTest::dq_key(@_) }
 sub cli { my @r = DQWorker::cli($r, @_); die "cli @_: $r[2]" if $r[0]; $r[1] }
 sub defer { (split ' ', cli('defer', @_))[0] }

@@ -3,7 +3,8 @@
 # that are not 0 (stats `clock_jumps`, written with HSET), the dead tasks and
 # the live worker; a click on "retry" of a dead task makes it run (checked
 # in Redis and in the task's record file), "pause" pauses the queue,
-# "delete" asks with confirm() first. The
+# "delete" asks with confirm() first; a queue Redis refuses the status
+# call of is named in the state line. The
 # page is written to docs/dashboard.png when DQ_SCREENSHOT=1.
 use strict;
 use warnings;
@@ -81,6 +82,19 @@ $b->run('window.confirm = function () { return true; };');
 $b->click($b->find(qq{#dead tr[data-id="$pid"] button.delete}));
 ok(DQTest::wait_for(sub { !$r->cmd('HEXISTS', key('mail', 'tasks'), $pid) }, 5),
    '... "yes" deletes the task');
+
+# a queue whose status call Redis refuses (here its stats hash is a
+# string: WRONGTYPE; on a cluster, TRYAGAIN while its slot migrates) is
+# named in the state line, the others still shown (review R6)
+$r->cmd('SADD', 'dq:queues', 'broken');
+$r->cmd('SET', key('broken', 'stats'), 'x');
+ok(DQTest::wait_for(sub { my $t = $b->run('return document.getElementById("state").textContent');
+                          ($t // '') =~ /not read: broken \(.*WRONGTYPE/ }, 5, 0.2),
+   'the state line names the queue not read, with Redis\' answer')
+    or diag $b->run('return document.getElementById("state").textContent');
+ok($b->find('#queues tr[data-queue="mail"]'), '... the other queues still shown');
+$r->cmd('DEL', key('broken', 'stats'));
+$r->cmd('SREM', 'dq:queues', 'broken');
 
 sleep 1;    # a few polls: any error they raise shows below
 my @errors = $b->console_errors;

@@ -26,16 +26,7 @@ use IO::Socket::INET;
 DQNginx::require_nginx();
 
 my $r = DQTest::Redis->start;
-my $n = DQNginx->start(redis => $r, http => <<'NGX');
-    deferred_redis %%REDIS%%;
-    deferred_timeout 2s;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location = /deferred/status  { deferred_status; }
-        location = /deferred/metrics { deferred_metrics; }
-        location = /deferred/admin   { deferred_admin; }
-        location /deferred/          { deferred_dashboard; }
-        location = /ready            { deferred_ready; }
+my $n = DQNginx->start_status($r, ops => 1, locations => q{
         location = /open/status      { deferred_status open; }
         location = /open/metrics     { deferred_metrics open; }
         location /open/              { deferred_dashboard status open admin; }
@@ -45,8 +36,7 @@ my $n = DQNginx->start(redis => $r, http => <<'NGX');
             deny all;
         }
         location = /t0/admin { deferred_admin; deferred_tombstone 0; }
-    }
-NGX
+});
 sub key { DQTest::dq_key(@_) }
 sub cli { my @r = DQWorker::cli($r, @_); die "cli @_: $r[2]" if $r[0]; $r[1] }
 sub defer { (split ' ', cli('defer', @_))[0] }

@@ -13,15 +13,7 @@ use JSON::PP;
 use Test::More;
 
 my $r = DQTest::Redis->start;
-my $n = DQNginx->start(redis => $r, dir => tmpdir(), http => <<'NGX');
-    deferred_redis %%REDIS%%;
-    deferred_timeout 2s;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location = /deferred/status  { deferred_status; }
-        location = /deferred/metrics { deferred_metrics; }
-    }
-NGX
+my $n = DQNginx->start_status($r);
 my $s = DQScripts->new($r);
 for my $id (qw(a b c)) {
     $s->v1('old', 'enqueue', 60000, 1, $id, DQScripts::env1($id, 'old'), '',

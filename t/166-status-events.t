@@ -16,15 +16,7 @@ use JSON::PP;
 use Test::More;
 
 my $r = DQTest::Redis->start;
-my $n = DQNginx->start(redis => $r, dir => tmpdir(), http => <<'NGX');
-    deferred_redis %%REDIS%%;
-    deferred_timeout 2s;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location = /deferred/status  { deferred_status; }
-        location = /deferred/metrics { deferred_metrics; }
-    }
-NGX
+my $n = DQNginx->start_status($r);
 sub cli { my @r = DQWorker::cli($r, @_); die "cli @_: $r[2]" if $r[0]; $r[1] }
 
 my %metric = (acked_late => 'deferred_tasks_acked_late_total',

@@ -89,10 +89,12 @@ is($post->(), 201, 'NOSCRIPT -> EVAL');
 
 kill 'STOP', $r->pid;
 is($post->(), 503, 'Redis frozen: 503 at the timeout');
-{
-    # a client that leaves while its request waits on Redis
+for my $req (DQNginx::build_request('GET', '/enqueue?k=x&i=1'),
+             DQNginx::build_request('POST', $EP, json => '{"func":"f","name":"gone"}')) {
+    # a client that leaves while its request waits on Redis (the
+    # deferred_enqueue location, the endpoint: both end it, 499)
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $n->port);
-    print {$s} DQNginx::build_request('GET', '/enqueue?k=x&i=1');
+    print {$s} $req;
     sleep 0.3;
     close $s;
 }

@@ -423,9 +423,10 @@ else
 end
 local held_back = d ~= nil and d <= 0 and limited
 -- a call a MIGRATING slot kept from part of its work (a stall, or a due
--- cold bucket not on the node) is counted: stats "migrating_stalls"; a
--- migration left open for good shows as a count that keeps growing (one
--- a call; a stalled call answers next_ms >= DQ_MIGRATING_RETRY_MS)
+-- cold bucket not on the node) is counted: stats "migrating_stalls" (one
+-- a call; a stalled call answers next_ms >= DQ_MIGRATING_RETRY_MS). Only
+-- calls that run count: Redis refuses most calls on a MIGRATING slot
+-- before they run (TRYAGAIN: a declared key missing; review R6)
 if stall or promo.moved then
     redis.call('HINCRBY', KEYS[4], 'migrating_stalls', 1)
 end

@@ -3,8 +3,12 @@
 -- reads rate, bucket_size, max_concurrent and the backoff from here when
 -- "cfg" is set; workers read every field with their live tick (5 s).
 -- KEYS: 1 conf, 2 wake
--- ARGV: 1 "set" then field, value pairs (the previous applied fields are
---       replaced), or "clear" then the field names to delete
+-- ARGV: 1 "set" then field, value pairs (written; the hash's other fields
+--       stay: a caller that replaces the applied configuration gives
+--       every field, as deferred-cli config apply does, the default for
+--       what the file leaves out; "shards" or "paused" alone leave the
+--       applied fields in place), or "clear" then the field names to
+--       delete (t/69)
 -- Reply: 1
 -- The field "shards" (a sharded queue's N, docs/SCALING.md) only grows:
 -- a value below the stored one is refused whole (nothing written), as a

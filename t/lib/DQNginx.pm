@@ -9,6 +9,7 @@ package DQNginx;
 #   my $n = DQNginx->start(redis => $r, http => <<'EOF');
 #       server { listen 127.0.0.1:%%PORT%%; deferred_endpoint on; }
 #   EOF
+#   my $n = DQNginx->start_status($r, ops => 1);      # operator locations
 #   my $res = $n->request('POST', '/_ah/queue/deferred',
 #                         json => '{"func":"f"}');    # {status, headers, body}
 #   my @res = $n->many(\@requests, conns => 50);      # keep-alive, concurrent
@@ -83,6 +84,31 @@ sub start {
         or die "nginx did not start:\n" . DQTest::slurp($self->error_log);
     DQTest::wait_for(sub { scalar($self->worker_pids) >= $self->{workers} }, 5);
     return $self;
+}
+
+# The status tests' nginx (t/114, t/140, t/143, t/145, t/166): one server
+# on $redis (deferred_timeout 2s) with /deferred/status and
+# /deferred/metrics; `ops => 1` adds /deferred/admin, the dashboard at
+# /deferred/ and /ready; `locations => TEXT` more of the server block.
+# Other options as start()'s.
+#   my $n = DQNginx->start_status($r, ops => 1, locations => q{...});
+sub start_status {
+    my ($class, $redis, %o) = @_;
+    my $more = delete $o{locations} // '';
+    my $ops = delete $o{ops} ? q{
+        location = /deferred/admin   { deferred_admin; }
+        location /deferred/          { deferred_dashboard; }
+        location = /ready            { deferred_ready; }} : '';
+    return $class->start(%o, redis => $redis, http => <<"NGX");
+    deferred_redis %%REDIS%%;
+    deferred_timeout 2s;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /deferred/status  { deferred_status; }
+        location = /deferred/metrics { deferred_metrics; }$ops
+$more
+    }
+NGX
 }
 
 sub write_conf {
