@@ -1,6 +1,7 @@
 /*
- * libFuzzer, differential: dq_json_to_msgpack (lib/dq_json.c, one pass, no
- * tree) against the reference it replaced: jansson's DOM
+ * libFuzzer, differential: dq_json_to_msgpack (lib/dq_json.c: the tree
+ * dq_json_parse builds in one pass, which the module's request parser
+ * walks, packed by msgpack-c) against the reference it replaced: jansson's DOM
  * (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY) walked into
  * msgpack with the same limits. On every input the two must agree:
  *   - accepted: jansson accepts too and the msgpack bytes are identical;

@@ -1,16 +1,18 @@
 /*
  * libFuzzer: what an nginx endpoint does with an untrusted body. The first
  * byte picks JSON (even) or msgpack (odd); the rest is the body. JSON is
- * converted (dq_json_to_msgpack), msgpack strictly unpacked
- * (dq_msgpack_unpack), the requests parsed (dq_request_parse_body), each
- * encoded as an envelope and decoded back (dq_envelope_decode), whose
- * fields must equal the request's.
+ * parsed into a tree (dq_json_parse, its strings pointing into the body),
+ * msgpack strictly unpacked (dq_msgpack_unpack), the requests parsed
+ * (dq_request_parse_body), each encoded as an envelope (the bytes must be
+ * the ones msgpack-c's packer writes: t/unit/ref_envelope.h) and decoded
+ * back (dq_envelope_decode), whose fields must equal the request's.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dq_contract.h"
+#include "../t/unit/ref_envelope.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -19,7 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     dq_limits_t      lim;
     dq_error_t       err;
-    msgpack_sbuffer  js, env;
+    msgpack_sbuffer  env, ref;
     msgpack_zone     zone, zone2;
     msgpack_object   root;
     dq_request_t     reqs[16];
@@ -40,19 +42,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lim.max_items = 4096;
     lim.max_batch = 16;
 
-    msgpack_sbuffer_init(&js);
-    if (json) {
-        if (dq_json_to_msgpack(buf, len, &lim, &js, &err) != DQ_OK) {
-            msgpack_sbuffer_destroy(&js);
-            return 0;
-        }
-        buf = js.data ? js.data : "";
-        len = js.size;
-        lim.max_envelope = len > lim.max_envelope ? len : lim.max_envelope;
-    }
-
     msgpack_zone_init(&zone, 2048);
-    if (dq_msgpack_unpack(buf, len, &lim, &zone, &root, &err) == DQ_OK) {
+    if ((json ? dq_json_parse(buf, len, &lim, &zone, &root, &err)
+              : dq_msgpack_unpack(buf, len, &lim, &zone, &root, &err))
+        == DQ_OK)
+    {
         n = 0;
         if (dq_request_parse_body(&root, &lim, reqs, &n, &err) == DQ_OK) {
             for (i = 0; i < n; i++) {
@@ -61,6 +55,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                        1700000000000LL, &lim, &env, &err)
                     == DQ_OK)
                 {
+                    msgpack_sbuffer_init(&ref);
+                    if (ref_envelope(&reqs[i], 1700000000000LL, &ref) != 0
+                        || ref.size != env.size
+                        || memcmp(ref.data, env.data, env.size) != 0)
+                    {
+                        abort();    /* not msgpack-c's bytes */
+                    }
+                    msgpack_sbuffer_destroy(&ref);
                     msgpack_zone_init(&zone2, 2048);
                     if (dq_envelope_decode(env.data, env.size,
                                            dq_str_lit("AAAAAAAAAAAAAAAAAAAAAA"),
@@ -85,6 +87,5 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     msgpack_zone_destroy(&zone);
-    msgpack_sbuffer_destroy(&js);
     return 0;
 }

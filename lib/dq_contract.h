@@ -182,11 +182,31 @@ int dq_msgpack_unpack(const char *buf, size_t len, const dq_limits_t *lim,
                       msgpack_zone *zone, msgpack_object *out,
                       dq_error_t *err);
 
-/* JSON text -> msgpack bytes appended to out (objects -> maps, arrays ->
- * arrays, integers -> int, reals -> float64, strings -> str, true/false/null).
- * Same limits as above; DQ_EDECODE with position on malformed JSON. */
+/* JSON text -> the msgpack_object tree dq_msgpack_unpack would give for the
+ * same value as msgpack (objects -> maps, arrays -> arrays, integers ->
+ * int, reals -> float64, strings -> str, true/false/null), built in `zone`
+ * in one pass (lib/dq_json.c). Strings without escapes point into `buf`:
+ * keep buf and zone alive. Same limits as above (the text's length
+ * against max_envelope); DQ_EDECODE with position on malformed JSON. */
+int dq_json_parse(const char *buf, size_t len, const dq_limits_t *lim,
+                  msgpack_zone *zone, msgpack_object *out, dq_error_t *err);
+
+/* The same tree packed as msgpack bytes appended to out (nothing appended
+ * on failure). */
 int dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
                        msgpack_sbuffer *out, dq_error_t *err);
+
+/* msgpack_pack_object's bytes, written straight: dq_msgpack_size gives
+ * their count, dq_msgpack_write writes them at p (that much room made by
+ * the caller) and returns the end; the _int/_uint/_str forms likewise (at
+ * most 9 bytes, 5 + n for a str). Byte for byte msgpack-c 4.0's smallest
+ * forms (lib/dq_msgpack.c). */
+size_t dq_msgpack_size(const msgpack_object *o);
+size_t dq_msgpack_int_size(int64_t v);
+char *dq_msgpack_write(char *p, const msgpack_object *o);
+char *dq_msgpack_write_int(char *p, int64_t v);
+char *dq_msgpack_write_uint(char *p, uint64_t v);
+char *dq_msgpack_write_str(char *p, const char *s, size_t n);
 
 /* Typed look-up in a msgpack map by string key (NULL if absent). */
 const msgpack_object *dq_map_get(const msgpack_object *map, const char *key);

@@ -17,90 +17,139 @@
 #define DQ__ENV_FIELDS_V1 12
 #define DQ__ID_MAX     64
 
-static int
-dq__pack_str(msgpack_packer *pk, dq_str_t s)
+/* bytes of a str, or of nil for an absent one */
+static size_t
+dq__str_size(dq_str_t s)
+{
+    msgpack_object o;
+
+    if (s.ptr == NULL) {
+        return 1;
+    }
+    o.type = MSGPACK_OBJECT_STR;
+    o.via.str.size = (uint32_t) s.len;
+    o.via.str.ptr = s.ptr;
+    return dq_msgpack_size(&o);
+}
+
+static char *
+dq__put_str(char *p, dq_str_t s)
 {
     if (s.ptr == NULL) {
-        return msgpack_pack_nil(pk);
+        *p++ = (char) 0xc0;
+        return p;
     }
-    if (msgpack_pack_str(pk, s.len) != 0) {
-        return -1;
-    }
-    return msgpack_pack_str_body(pk, s.ptr, s.len);
+    return dq_msgpack_write_str(p, s.ptr, s.len);
 }
 
 static int
-dq__pack_retry(msgpack_packer *pk, const dq_retry_t *r)
+dq__retry_set(const dq_retry_t *r)
 {
-    if (r->retry_limit < 0 && r->age_limit_ms < 0 && r->min_backoff_ms < 0
-        && r->max_backoff_ms < 0 && r->max_doublings < 0)
-    {
-        return msgpack_pack_nil(pk);
-    }
-    return msgpack_pack_array(pk, 5) || msgpack_pack_int64(pk, r->retry_limit)
-           || msgpack_pack_int64(pk, r->age_limit_ms)
-           || msgpack_pack_int64(pk, r->min_backoff_ms)
-           || msgpack_pack_int64(pk, r->max_backoff_ms)
-           || msgpack_pack_int64(pk, r->max_doublings);
+    return r->retry_limit >= 0 || r->age_limit_ms >= 0
+           || r->min_backoff_ms >= 0 || r->max_backoff_ms >= 0
+           || r->max_doublings >= 0;
 }
 
+/* an object, its pre-packed bytes, or `none` (one byte) */
+static size_t
+dq__part_size(const msgpack_object *o, dq_str_t raw)
+{
+    return o ? dq_msgpack_size(o) : raw.len ? raw.len : 1;
+}
+
+static char *
+dq__put_part(char *p, const msgpack_object *o, dq_str_t raw,
+             unsigned char none)
+{
+    if (o) {
+        return dq_msgpack_write(p, o);
+    }
+    if (raw.len) {
+        memcpy(p, raw.ptr, raw.len);
+        return p + raw.len;
+    }
+    *p++ = (char) none;
+    return p;
+}
+
+/*
+ * The envelope's size is known before a byte is written (the args,
+ * kwargs and headers trees are walked once for it): one check against
+ * the limit, one room reservation, then plain stores (no callback per
+ * element). The bytes are the ones msgpack-c's packer wrote here before
+ * (t/unit/test_envelope.c, fuzz/fuzz_request.c compare them).
+ */
 int
 dq_envelope_encode(const dq_request_t *req, const char *id,
                    int64_t created_ms, const dq_limits_t *lim,
                    msgpack_sbuffer *out, dq_error_t *err)
 {
-    msgpack_packer pk;
-    size_t         start = out->size, max;
-    int            rc;
-
-    max = lim ? lim->max_envelope : DQ_DEFAULT_MAX_ENVELOPE;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    static const dq_str_t none = { NULL, 0 };
+    size_t                max, n, cap;
+    int64_t               eta = req->eta_ms >= 0 ? req->eta_ms : 0;
+    int                   retry;
+    char                 *p, *data;
+    const dq_retry_t     *r = &req->retry;
 
     (void) id;                          /* the hash field: not stored */
-    rc = msgpack_pack_array(&pk, DQ__ENV_FIELDS)
-         || msgpack_pack_uint32(&pk, DQ_ENVELOPE_VERSION)
-         || dq__pack_str(&pk, req->func);
-    if (rc == 0) {
-        if (req->args) {
-            rc = msgpack_pack_object(&pk, *req->args);
-        } else if (req->args_raw.len) {
-            rc = msgpack_sbuffer_write(out, req->args_raw.ptr,
-                                       req->args_raw.len);
-        } else {
-            rc = msgpack_pack_array(&pk, 0);
-        }
+    max = lim ? lim->max_envelope : DQ_DEFAULT_MAX_ENVELOPE;
+    retry = dq__retry_set(r);
+
+    n = 1 + 1 + dq__str_size(req->func)        /* [ 2, func, */
+        + dq__part_size(req->args, req->args_raw)
+        + dq__part_size(req->kwargs, req->kwargs_raw)
+        + dq__str_size(req->name) + dq__str_size(req->url)
+        + dq_msgpack_int_size(created_ms) + dq_msgpack_int_size(eta)
+        + dq__part_size(req->headers, none)
+        + 1;
+    if (retry) {
+        n += dq_msgpack_int_size(r->retry_limit)
+             + dq_msgpack_int_size(r->age_limit_ms)
+             + dq_msgpack_int_size(r->min_backoff_ms)
+             + dq_msgpack_int_size(r->max_backoff_ms)
+             + dq_msgpack_int_size(r->max_doublings);
     }
-    if (rc == 0) {
-        if (req->kwargs) {
-            rc = msgpack_pack_object(&pk, *req->kwargs);
-        } else if (req->kwargs_raw.len) {
-            rc = msgpack_sbuffer_write(out, req->kwargs_raw.ptr,
-                                       req->kwargs_raw.len);
-        } else {
-            rc = msgpack_pack_nil(&pk);
-        }
-    }
-    if (rc == 0) {
-        rc = dq__pack_str(&pk, req->name)
-             || dq__pack_str(&pk, req->url)
-             || msgpack_pack_int64(&pk, created_ms)
-             || msgpack_pack_int64(&pk, req->eta_ms >= 0 ? req->eta_ms : 0)
-             || (req->headers ? msgpack_pack_object(&pk, *req->headers)
-                              : msgpack_pack_nil(&pk))
-             || dq__pack_retry(&pk, &req->retry);
-    }
-    if (rc != 0) {
-        out->size = start;
-        return dq_error_set(err, DQ_ENOMEM, NULL,
-                            "out of memory packing the envelope");
-    }
-    if (out->size - start > max) {
-        size_t n = out->size - start;
-        out->size = start;
+    if (n > max) {
         return dq_error_set(err, DQ_ETOOBIG, NULL,
                             "task envelope of %zu bytes over the limit of "
                             "%zu", n, max);
     }
+    if (out->alloc - out->size < n) {
+        cap = out->alloc ? out->alloc : MSGPACK_SBUFFER_INIT_SIZE;
+        while (cap - out->size < n) {
+            cap *= 2;
+        }
+        data = realloc(out->data, cap);
+        if (data == NULL) {
+            return dq_error_set(err, DQ_ENOMEM, NULL,
+                                "out of memory packing the envelope");
+        }
+        out->data = data;
+        out->alloc = cap;
+    }
+
+    p = out->data + out->size;
+    *p++ = (char) (0x90 | DQ__ENV_FIELDS);
+    p = dq_msgpack_write_uint(p, DQ_ENVELOPE_VERSION);
+    p = dq__put_str(p, req->func);
+    p = dq__put_part(p, req->args, req->args_raw, 0x90);
+    p = dq__put_part(p, req->kwargs, req->kwargs_raw, 0xc0);
+    p = dq__put_str(p, req->name);
+    p = dq__put_str(p, req->url);
+    p = dq_msgpack_write_int(p, created_ms);
+    p = dq_msgpack_write_int(p, eta);
+    p = dq__put_part(p, req->headers, none, 0xc0);
+    if (retry) {
+        *p++ = (char) 0x95;
+        p = dq_msgpack_write_int(p, r->retry_limit);
+        p = dq_msgpack_write_int(p, r->age_limit_ms);
+        p = dq_msgpack_write_int(p, r->min_backoff_ms);
+        p = dq_msgpack_write_int(p, r->max_backoff_ms);
+        p = dq_msgpack_write_int(p, r->max_doublings);
+    } else {
+        *p++ = (char) 0xc0;
+    }
+    out->size += n;
     return DQ_OK;
 }
 
@@ -171,12 +220,23 @@ dq_envelope_decode(const char *buf, size_t len, dq_str_t id, dq_str_t queue,
 {
     msgpack_object        root;
     const msgpack_object *a;
+    dq_limits_t           own;
     int64_t               v;
     uint32_t              i, n;
     int                   rc;
 
     memset(env, 0, sizeof(*env));
-    rc = dq_msgpack_unpack(buf, len, lim, zone, &root, err);
+
+    /* a request may hold max_items elements; its envelope adds its own
+     * (the 10 fields, the 5 retry values): what the encoder wrote from an
+     * accepted request must decode */
+    if (lim == NULL) {
+        dq_limits_default(&own);
+        lim = &own;
+    }
+    own = *lim;
+    own.max_items = lim->max_items + DQ__ENV_FIELDS + 5;
+    rc = dq_msgpack_unpack(buf, len, &own, zone, &root, err);
     if (rc != DQ_OK) {
         return rc;
     }

@@ -1,10 +1,12 @@
 /*
- * JSON request bodies -> msgpack, so one validator (dq_request_parse) and
- * one envelope format serve both.
+ * JSON request bodies -> the msgpack_object tree the request parser
+ * (dq_request_parse) walks, so one validator serves both body formats:
+ * dq_json_parse builds the tree straight from the text (no msgpack bytes
+ * and no second unpack on the module's path), dq_json_to_msgpack packs
+ * that tree (the tests and fuzz/fuzz_json.c compare its bytes).
  *
- * One pass over the text, no tree: each value is written to the output as
- * it is read (a SAX-style converter of our own, recursive descent bounded
- * by the depth limit). Why not a library: jansson builds a whole DOM
+ * One pass over the text (a recursive descent of our own, bounded by the
+ * depth limit). Why not a library: jansson builds a DOM of its own
  * (allocations per value, then a walk), and yajl 2.1, the streaming parser
  * Debian ships, turns a lone UTF-16 surrogate escape into "?", joins
  * "\ud800\u0041" into a wrong code point, refuses -9223372036854775808 and
@@ -18,21 +20,24 @@
  * are binary-safe) but not in object keys, duplicate keys refused (which
  * value would win is a guess), integers stay integers (beyond int64
  * refused, never rounded), reals become float64 (overflow refused),
- * true/false/null. The bytes written are the ones the jansson DOM walk
- * wrote (smallest integer and header forms, float64 reals, keys in text
- * order): fuzz/fuzz_json.c compares the two on every input.
+ * true/false/null. The tree is the one msgpack-c unpacks from the bytes
+ * the jansson DOM walk wrote (non-negative integers positive, reals
+ * float64, keys in text order): fuzz/fuzz_json.c compares the packed tree
+ * with that walk on every input.
  *
  * Bounded on hostile input: the text is at most max_envelope bytes, depth
  * at most min(max_depth, 32) (the C stack holds one small frame per
- * level), container elements at most max_items (a map pair counts 2), and
- * every allocation (output, the key list, the header fix-ups) is bounded by
- * those. A container's element count is known only at its end: its header
- * is written as one byte and, when 16 or more elements need a 3- or 5-byte
- * header, widened once at the end in a single backwards pass (every byte
- * moves at most once). Duplicate keys: a map's keys are compared as they
- * come while it has at most DQ__JSON_LINEAR keys; a larger map's keys are
- * sorted when it closes (n log n, no hash an attacker could flood), and
- * the error then points at the map's end.
+ * level), container elements at most max_items (a map pair counts 2). The
+ * elements of the open containers wait on a value stack (on the C stack
+ * up to DQ__JSON_STACK, then one growing heap block); a container's
+ * elements move into the zone when it closes, in one block of its final
+ * size. A string without escapes points into the text (keep it alive as
+ * long as the tree); a decoded one is written into the zone. So the zone
+ * holds at most max_items objects plus the text's length. Duplicate keys:
+ * a map's keys are compared as they come while it has at most
+ * DQ__JSON_LINEAR keys; a larger map's keys are sorted when it closes
+ * (n log n, no hash an attacker could flood), and the error then points
+ * at the map's end.
  */
 #include <errno.h>
 #include <math.h>
@@ -44,33 +49,27 @@
 
 #define DQ__JSON_DEPTH   32     /* msgpack-c's parser stack holds 32 */
 #define DQ__JSON_LINEAR  16     /* keys compared one by one up to this */
+#define DQ__JSON_STACK   64     /* values on the C stack before the heap */
 
 typedef struct {
-    uint32_t off;       /* the key's bytes in the output */
-    uint32_t len;
+    const char *ptr;    /* a key's bytes (sorting a large map's keys) */
+    uint32_t    len;
 } dq__jkey_t;
-
-typedef struct {
-    size_t   pos;       /* the one-byte header in the output */
-    uint32_t n;         /* elements */
-    uint8_t  map;
-} dq__jfix_t;
 
 typedef struct {
     const unsigned char *start;
     const unsigned char *p;
     const unsigned char *end;
-    msgpack_sbuffer     *out;
+    msgpack_zone        *zone;
     size_t               items;
     size_t               max_items;
     unsigned             max_depth;
-    dq__jkey_t          *keys;      /* keys of the open maps, innermost last */
-    size_t               nkeys;
+    msgpack_object      *stk;       /* the open containers' elements */
+    size_t               nstk;
+    size_t               stk_cap;
+    msgpack_object      *stk_local; /* stk's first block (the caller's) */
+    dq__jkey_t          *keys;      /* a large map's keys, to sort */
     size_t               keys_cap;
-    dq__jfix_t          *fix;       /* headers to widen at the end */
-    size_t               nfix;
-    size_t               fix_cap;
-    size_t               widen;     /* bytes the fix-ups add */
     dq_error_t          *err;
 } dq__json_t;
 
@@ -116,117 +115,41 @@ dq__json_nomem(dq__json_t *j)
                         "out of memory converting JSON");
 }
 
-/* ------------------------------------------------------------- output */
+/* ------------------------------------------------------------- values */
 
+/* The stack is full: a block twice its size (the first one on the heap). */
 static int
-dq__json_reserve(dq__json_t *j, size_t n)
+dq__json_grow(dq__json_t *j)
 {
-    msgpack_sbuffer *sb = j->out;
-    size_t           size;
-    char            *data;
+    msgpack_object *s;
+    size_t          cap = j->stk_cap * 2;
 
-    if (sb->alloc - sb->size >= n) {
-        return 0;
-    }
-    size = sb->alloc ? sb->alloc * 2 : 256;
-    while (size - sb->size < n) {
-        size *= 2;
-    }
-    data = realloc(sb->data, size);
-    if (data == NULL) {
-        return -1;
-    }
-    sb->data = data;
-    sb->alloc = size;
-    return 0;
-}
-
-#define dq__json_put(j, byte)                                                \
-    ((j)->out->data[(j)->out->size++] = (char) (byte))
-
-static void
-dq__json_be(dq__json_t *j, uint64_t v, unsigned bytes)
-{
-    while (bytes--) {
-        dq__json_put(j, (v >> (8 * bytes)) & 0xff);
-    }
-}
-
-/* msgpack_pack_int64's forms: the smallest that holds v. */
-static int
-dq__json_int(dq__json_t *j, int64_t v)
-{
-    if (dq__json_reserve(j, 9)) {
-        return -1;
-    }
-    if (v >= 0) {
-        if (v < 128) {
-            dq__json_put(j, v);
-        } else if (v < 256) {
-            dq__json_put(j, 0xcc);
-            dq__json_be(j, (uint64_t) v, 1);
-        } else if (v < 65536) {
-            dq__json_put(j, 0xcd);
-            dq__json_be(j, (uint64_t) v, 2);
-        } else if (v < 4294967296LL) {
-            dq__json_put(j, 0xce);
-            dq__json_be(j, (uint64_t) v, 4);
-        } else {
-            dq__json_put(j, 0xcf);
-            dq__json_be(j, (uint64_t) v, 8);
+    if (j->stk == j->stk_local) {
+        s = malloc(cap * sizeof(msgpack_object));
+        if (s != NULL) {
+            memcpy(s, j->stk, j->nstk * sizeof(msgpack_object));
         }
-    } else if (v >= -32) {
-        dq__json_put(j, (uint8_t) (int8_t) v);
-    } else if (v >= -128) {
-        dq__json_put(j, 0xd0);
-        dq__json_be(j, (uint64_t) v, 1);
-    } else if (v >= -32768) {
-        dq__json_put(j, 0xd1);
-        dq__json_be(j, (uint64_t) v, 2);
-    } else if (v >= -2147483648LL) {
-        dq__json_put(j, 0xd2);
-        dq__json_be(j, (uint64_t) v, 4);
     } else {
-        dq__json_put(j, 0xd3);
-        dq__json_be(j, (uint64_t) v, 8);
+        s = realloc(j->stk, cap * sizeof(msgpack_object));
     }
+    if (s == NULL) {
+        return -1;
+    }
+    j->stk = s;
+    j->stk_cap = cap;
     return 0;
 }
 
-static int
-dq__json_double(dq__json_t *j, double d)
+/* A new value on the stack (its type and content set by the caller), or
+ * NULL without memory. Bounded: the stack holds the open containers'
+ * elements, at most max_items + the depth. */
+static inline msgpack_object *
+dq__json_push(dq__json_t *j)
 {
-    uint64_t bits;
-
-    if (dq__json_reserve(j, 9)) {
-        return -1;
+    if (j->nstk == j->stk_cap && dq__json_grow(j) != 0) {
+        return NULL;
     }
-    memcpy(&bits, &d, sizeof(bits));
-    dq__json_put(j, 0xcb);
-    dq__json_be(j, bits, 8);
-    return 0;
-}
-
-/* A str header for n bytes, with room reserved for the bytes. */
-static int
-dq__json_str_head(dq__json_t *j, size_t n)
-{
-    if (n > 0xffffffffu || dq__json_reserve(j, n + 5)) {
-        return -1;
-    }
-    if (n < 32) {
-        dq__json_put(j, 0xa0 | n);
-    } else if (n < 256) {
-        dq__json_put(j, 0xd9);
-        dq__json_be(j, n, 1);
-    } else if (n < 65536) {
-        dq__json_put(j, 0xda);
-        dq__json_be(j, n, 2);
-    } else {
-        dq__json_put(j, 0xdb);
-        dq__json_be(j, n, 4);
-    }
-    return 0;
+    return &j->stk[j->nstk++];
 }
 
 /* ------------------------------------------------------------- strings */
@@ -309,19 +232,21 @@ static const unsigned char dq__json_plain[256] = {
 };
 
 /*
- * The string whose opening quote is at j->p, checked, then written as a
- * msgpack str. *off and *len give where its bytes landed in the output.
+ * The string whose opening quote is at j->p, checked, then pushed as a
+ * msgpack str: pointing into the text when it has no escapes, decoded
+ * into the zone when it has.
  * First pass: find the end, check escapes and UTF-8, count the decoded
  * length; second pass (only when it has escapes): decode.
  */
-static int
-dq__json_string(dq__json_t *j, int key, size_t *off, size_t *len)
+static __attribute__((noinline)) int
+dq__json_string_slow(dq__json_t *j, int key)
 {
     const unsigned char *p = j->p + 1, *s = p, *s0, *end = j->end;
     unsigned             cp, lo;
     size_t               n = 0, k;
     int                  esc = 0, nul = 0;
     char                *dst;
+    msgpack_object      *o;
 
     for (;;) {
         /* the plain run (printable ASCII but '"' and '\\'): one table
@@ -399,18 +324,21 @@ dq__json_string(dq__json_t *j, int key, size_t *off, size_t *len)
         return dq__json_fail(j, s - 1, "NUL byte in object key not "
                              "supported", NULL, 0);
     }
-    if (dq__json_str_head(j, n)) {
+    if (n > 0xffffffffu || (o = dq__json_push(j)) == NULL) {
         return dq__json_nomem(j);
     }
-    *off = j->out->size;
-    *len = n;
-    dst = j->out->data + j->out->size;
-    j->out->size += n;
+    o->type = MSGPACK_OBJECT_STR;
+    o->via.str.size = (uint32_t) n;
     j->p = p + 1;
     if (!esc) {
-        memcpy(dst, s, n);
+        o->via.str.ptr = (const char *) s;
         return DQ_OK;
     }
+    dst = msgpack_zone_malloc_no_align(j->zone, n);
+    if (dst == NULL) {
+        return dq__json_nomem(j);
+    }
+    o->via.str.ptr = dst;
     /* checked above: every escape is whole and valid */
     for (p = s; *p != '"'; ) {
         if (*p != '\\') {
@@ -452,6 +380,32 @@ dq__json_string(dq__json_t *j, int key, size_t *off, size_t *len)
     return DQ_OK;
 }
 
+/* The common string (printable ASCII, no escapes): found by one table
+ * scan and pushed pointing into the text; anything else goes the long
+ * way above, from the start. */
+static inline int
+dq__json_string(dq__json_t *j, int key)
+{
+    const unsigned char *s = j->p + 1, *p = s, *end = j->end;
+    msgpack_object      *o;
+
+    while (p < end && dq__json_plain[*p]) {
+        p++;
+    }
+    if (p == end || *p != '"' || (size_t) (p - s) > 0xffffffffu) {
+        return dq__json_string_slow(j, key);
+    }
+    o = dq__json_push(j);
+    if (o == NULL) {
+        return dq__json_nomem(j);
+    }
+    o->type = MSGPACK_OBJECT_STR;
+    o->via.str.size = (uint32_t) (p - s);
+    o->via.str.ptr = (const char *) s;
+    j->p = p + 1;
+    return DQ_OK;
+}
+
 /* ------------------------------------------------------------- numbers */
 
 /* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
@@ -464,6 +418,7 @@ dq__json_number(dq__json_t *j)
     double               d;
     char                 small[64], *text, *stop;
     size_t               n;
+    msgpack_object      *o;
 
     if (*p == '-') {
         neg = 1;
@@ -518,8 +473,16 @@ dq__json_number(dq__json_t *j)
                                      NULL, 0);
             }
         }
-        if (dq__json_int(j, neg ? (int64_t) (0 - u) : (int64_t) u)) {
+        o = dq__json_push(j);
+        if (o == NULL) {
             return dq__json_nomem(j);
+        }
+        if (neg && u != 0) {
+            o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o->via.i64 = (int64_t) (0 - u);
+        } else {
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = u;
         }
         return DQ_OK;
     }
@@ -541,35 +504,47 @@ dq__json_number(dq__json_t *j)
     if (!n) {
         return dq__json_fail(j, s, "real number overflow", NULL, 0);
     }
-    if (dq__json_double(j, d)) {
+    o = dq__json_push(j);
+    if (o == NULL) {
         return dq__json_nomem(j);
     }
+    o->type = MSGPACK_OBJECT_FLOAT64;
+    o->via.f64 = d;
     return DQ_OK;
 }
-
 /* ---------------------------------------------------------- containers */
 
-static void
+/* JSON's four whitespace bytes */
+static const unsigned char dq__json_space[256] = {
+    [' '] = 1, ['\n'] = 1, ['\r'] = 1, ['\t'] = 1
+};
+
+static inline void
 dq__json_ws(dq__json_t *j)
 {
-    while (j->p < j->end
-           && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r'
-               || *j->p == '\t'))
-    {
-        j->p++;
+    const unsigned char *p = j->p, *end = j->end;
+
+    while (p < end && dq__json_space[*p]) {
+        p++;
     }
+    j->p = p;
 }
 
 static int
-dq__json_literal(dq__json_t *j, const char *word, size_t len, int byte)
+dq__json_literal(dq__json_t *j, const char *word, size_t len,
+                 msgpack_object_type type, int truth)
 {
+    msgpack_object *o;
+
     if ((size_t) (j->end - j->p) < len || memcmp(j->p, word, len) != 0) {
         return dq__json_fail(j, j->p, "invalid token", NULL, 0);
     }
-    if (dq__json_reserve(j, 1)) {
+    o = dq__json_push(j);
+    if (o == NULL) {
         return dq__json_nomem(j);
     }
-    dq__json_put(j, byte);
+    o->type = type;
+    o->via.boolean = truth;
     j->p += len;
     return DQ_OK;
 }
@@ -586,9 +561,6 @@ dq__json_count(dq__json_t *j, size_t n)
     return DQ_OK;
 }
 
-/* the output while a map's keys are sorted (qsort has no context) */
-static __thread const char *dq__json_data;
-
 static int
 dq__json_key_cmp(const void *a, const void *b)
 {
@@ -597,44 +569,36 @@ dq__json_key_cmp(const void *a, const void *b)
     if (x->len != y->len) {
         return x->len < y->len ? -1 : 1;
     }
-    return memcmp(dq__json_data + x->off, dq__json_data + y->off, x->len);
+    return memcmp(x->ptr, y->ptr, x->len);
 }
 
-/* Remember a new key of the map whose keys start at base; refuse a
- * duplicate among the first DQ__JSON_LINEAR. */
 static int
-dq__json_key(dq__json_t *j, size_t base, size_t off, size_t len,
-             const unsigned char *at)
+dq__json_dup(dq__json_t *j, const unsigned char *at, const char *key,
+             size_t len)
 {
-    dq__jkey_t *k;
-    size_t      i;
+    return dq__json_fail(j, at, "duplicate object key \"%.*s\"", key,
+                         dq__json_cut(key, len, 60));
+}
 
-    if (j->nkeys - base < DQ__JSON_LINEAR) {
-        for (i = base; i < j->nkeys; i++) {
-            if (j->keys[i].len == len
-                && memcmp(j->out->data + j->keys[i].off, j->out->data + off,
-                          len) == 0)
-            {
-                return dq__json_fail(j, at, "duplicate object key \"%.*s\"",
-                                     (const char *) j->out->data + off,
-                                     dq__json_cut((const char *) j->out->data
-                                                  + off, len, 60));
-            }
+/* The key just pushed (the map's keys are every other value from base):
+ * refuse a duplicate among the first DQ__JSON_LINEAR. */
+static int
+dq__json_key(dq__json_t *j, size_t base, const unsigned char *at)
+{
+    const msgpack_object *k = &j->stk[j->nstk - 1], *o;
+    size_t                i;
+
+    if ((j->nstk - 1 - base) / 2 >= DQ__JSON_LINEAR) {
+        return DQ_OK;
+    }
+    for (i = base; i + 1 < j->nstk; i += 2) {
+        o = &j->stk[i];
+        if (o->via.str.size == k->via.str.size
+            && memcmp(o->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0)
+        {
+            return dq__json_dup(j, at, k->via.str.ptr, k->via.str.size);
         }
     }
-    if (j->nkeys == j->keys_cap) {
-        size_t cap = j->keys_cap ? j->keys_cap * 2 : 32;
-
-        k = realloc(j->keys, cap * sizeof(*k));
-        if (k == NULL) {
-            return dq__json_nomem(j);
-        }
-        j->keys = k;
-        j->keys_cap = cap;
-    }
-    j->keys[j->nkeys].off = (uint32_t) off;
-    j->keys[j->nkeys].len = (uint32_t) len;
-    j->nkeys++;
     return DQ_OK;
 }
 
@@ -652,66 +616,77 @@ dq__json_cut(const char *s, size_t len, size_t max)
     return max;
 }
 
-/* A large map ends: sort its keys, refuse a pair of equal ones. */
+/* A large map of n keys from base ends: sort its keys, refuse a pair of
+ * equal ones. */
 static int
-dq__json_keys_sorted(dq__json_t *j, size_t base, const unsigned char *at)
+dq__json_keys_sorted(dq__json_t *j, size_t base, size_t n,
+                     const unsigned char *at)
 {
-    size_t i, n = j->nkeys - base;
+    dq__jkey_t *k;
+    size_t      i;
 
     if (n <= DQ__JSON_LINEAR) {
         return DQ_OK;
     }
-    dq__json_data = j->out->data;
-    qsort(j->keys + base, n, sizeof(dq__jkey_t), dq__json_key_cmp);
-    for (i = base + 1; i < j->nkeys; i++) {
+    if (n > j->keys_cap) {
+        k = realloc(j->keys, n * sizeof(dq__jkey_t));
+        if (k == NULL) {
+            return dq__json_nomem(j);
+        }
+        j->keys = k;
+        j->keys_cap = n;
+    }
+    for (i = 0; i < n; i++) {
+        j->keys[i].ptr = j->stk[base + 2 * i].via.str.ptr;
+        j->keys[i].len = j->stk[base + 2 * i].via.str.size;
+    }
+    qsort(j->keys, n, sizeof(dq__jkey_t), dq__json_key_cmp);
+    for (i = 1; i < n; i++) {
         if (dq__json_key_cmp(&j->keys[i - 1], &j->keys[i]) == 0) {
-            return dq__json_fail(j, at, "duplicate object key \"%.*s\"",
-                                 (const char *) j->out->data
-                                 + j->keys[i].off,
-                                 dq__json_cut((const char *) j->out->data
-                                              + j->keys[i].off,
-                                              j->keys[i].len, 60));
+            return dq__json_dup(j, at, j->keys[i].ptr, j->keys[i].len);
         }
     }
     return DQ_OK;
 }
 
-/* The container whose one-byte header is at pos ends with n elements. */
+/* The container whose elements are on the stack from base ends: they
+ * move into the zone, the container's object (at base - 1, taken when it
+ * opened) points to them. */
 static int
-dq__json_close(dq__json_t *j, size_t pos, size_t n, int map)
+dq__json_close(dq__json_t *j, size_t base, int map)
 {
-    dq__jfix_t *f;
+    size_t          n = j->nstk - base;
+    msgpack_object *o = &j->stk[base - 1], *e = NULL;
 
-    if (n < 16) {
-        j->out->data[pos] = (char) ((map ? 0x80 : 0x90) | n);
-        return DQ_OK;
-    }
-    if (j->nfix == j->fix_cap) {
-        size_t cap = j->fix_cap ? j->fix_cap * 2 : 8;
-
-        f = realloc(j->fix, cap * sizeof(*f));
-        if (f == NULL) {
+    if (n) {
+        /* msgpack_object_kv is a key object then a value object */
+        e = msgpack_zone_malloc(j->zone, n * sizeof(msgpack_object));
+        if (e == NULL) {
             return dq__json_nomem(j);
         }
-        j->fix = f;
-        j->fix_cap = cap;
+        memcpy(e, &j->stk[base], n * sizeof(msgpack_object));
     }
-    j->fix[j->nfix].pos = pos;
-    j->fix[j->nfix].n = (uint32_t) n;
-    j->fix[j->nfix].map = (uint8_t) map;
-    j->nfix++;
-    j->widen += n < 65536 ? 2 : 4;
+    j->nstk = base;
+    if (map) {
+        o->type = MSGPACK_OBJECT_MAP;
+        o->via.map.size = (uint32_t) (n / 2);
+        o->via.map.ptr = (msgpack_object_kv *) e;
+    } else {
+        o->type = MSGPACK_OBJECT_ARRAY;
+        o->via.array.size = (uint32_t) n;
+        o->via.array.ptr = e;
+    }
     return DQ_OK;
 }
 
 static int dq__json_value(dq__json_t *j, unsigned depth);
 
-static int
+static __attribute__((noinline)) int
 dq__json_container(dq__json_t *j, unsigned depth)
 {
     int    map = *j->p == '{';
     char   close = map ? '}' : ']';
-    size_t pos, n = 0, base = j->nkeys, off, len;
+    size_t base = j->nstk;
     int    rc;
 
     if (depth + 1 > j->max_depth) {
@@ -719,16 +694,16 @@ dq__json_container(dq__json_t *j, unsigned depth)
                             "JSON nested deeper than %u levels",
                             j->max_depth);
     }
-    if (dq__json_reserve(j, 1)) {
+    /* the container's own object, filled when it closes */
+    if (dq__json_push(j) == NULL) {
         return dq__json_nomem(j);
     }
-    pos = j->out->size;
-    dq__json_put(j, 0);
+    base++;
     j->p++;
     dq__json_ws(j);
     if (j->p < j->end && *j->p == close) {
         j->p++;
-        return dq__json_close(j, pos, 0, map);
+        return dq__json_close(j, base, map);
     }
     for (;;) {
         rc = dq__json_count(j, map ? 2 : 1);
@@ -743,11 +718,11 @@ dq__json_container(dq__json_t *j, unsigned depth)
                                      ? "unexpected end of input"
                                      : "string or '}' expected", NULL, 0);
             }
-            rc = dq__json_string(j, 1, &off, &len);
+            rc = dq__json_string(j, 1);
             if (rc != DQ_OK) {
                 return rc;
             }
-            rc = dq__json_key(j, base, off, len, at);
+            rc = dq__json_key(j, base, at);
             if (rc != DQ_OK) {
                 return rc;
             }
@@ -761,7 +736,6 @@ dq__json_container(dq__json_t *j, unsigned depth)
         if (rc != DQ_OK) {
             return rc;
         }
-        n++;
         dq__json_ws(j);
         if (j->p < j->end && *j->p == ',') {
             j->p++;
@@ -777,21 +751,18 @@ dq__json_container(dq__json_t *j, unsigned depth)
                                    : "',' or ']' expected", NULL, 0);
     }
     if (map) {
-        rc = dq__json_keys_sorted(j, base, j->p);
+        rc = dq__json_keys_sorted(j, base, (j->nstk - base) / 2, j->p);
         if (rc != DQ_OK) {
             return rc;
         }
-        j->nkeys = base;
     }
     j->p++;
-    return dq__json_close(j, pos, n, map);
+    return dq__json_close(j, base, map);
 }
 
 static int
 dq__json_value(dq__json_t *j, unsigned depth)
 {
-    size_t off, len;
-
     dq__json_ws(j);
     if (j->p == j->end) {
         return dq__json_fail(j, j->p, "unexpected end of input", NULL, 0);
@@ -801,13 +772,13 @@ dq__json_value(dq__json_t *j, unsigned depth)
     case '[':
         return dq__json_container(j, depth);
     case '"':
-        return dq__json_string(j, 0, &off, &len);
+        return dq__json_string(j, 0);
     case 't':
-        return dq__json_literal(j, "true", 4, 0xc3);
+        return dq__json_literal(j, "true", 4, MSGPACK_OBJECT_BOOLEAN, 1);
     case 'f':
-        return dq__json_literal(j, "false", 5, 0xc2);
+        return dq__json_literal(j, "false", 5, MSGPACK_OBJECT_BOOLEAN, 0);
     case 'n':
-        return dq__json_literal(j, "null", 4, 0xc0);
+        return dq__json_literal(j, "null", 4, MSGPACK_OBJECT_NIL, 0);
     default:
         if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')) {
             return dq__json_number(j);
@@ -816,70 +787,18 @@ dq__json_value(dq__json_t *j, unsigned depth)
     }
 }
 
-/* Widen the headers of containers of 16+ elements, from the back. */
-static int
-dq__json_widen(dq__json_t *j)
-{
-    msgpack_sbuffer *sb = j->out;
-    size_t           i, end, shift, hdr;
-    dq__jfix_t      *f;
-
-    if (j->nfix == 0) {
-        return DQ_OK;
-    }
-    if (dq__json_reserve(j, j->widen)) {
-        return dq__json_nomem(j);
-    }
-    /* closed inner-first: order by position (each is unique) */
-    for (i = 1; i < j->nfix; i++) {
-        dq__jfix_t t = j->fix[i];
-        size_t     k = i;
-
-        if (j->fix[k - 1].pos < t.pos) {
-            continue;
-        }
-        /* a container closes after its descendants and lies before
-         * them: it moves past those only (at most depth - 1 levels of
-         * them), so the sort is O(32 nfix) */
-        while (k > 0 && j->fix[k - 1].pos > t.pos) {
-            j->fix[k] = j->fix[k - 1];
-            k--;
-        }
-        j->fix[k] = t;
-    }
-    end = sb->size;
-    shift = j->widen;
-    for (i = j->nfix; i-- > 0; ) {
-        f = &j->fix[i];
-        hdr = f->n < 65536 ? 2 : 4;
-        memmove(sb->data + f->pos + 1 + shift, sb->data + f->pos + 1,
-                end - f->pos - 1);
-        shift -= hdr;
-        sb->data[f->pos + shift] = (char) (f->map
-                                           ? (hdr == 2 ? 0xde : 0xdf)
-                                           : (hdr == 2 ? 0xdc : 0xdd));
-        {
-            size_t k;
-
-            for (k = 0; k < hdr; k++) {
-                sb->data[f->pos + shift + 1 + k] =
-                    (char) ((f->n >> (8 * (hdr - 1 - k))) & 0xff);
-            }
-        }
-        end = f->pos;
-    }
-    sb->size += j->widen;
-    return DQ_OK;
-}
+/* msgpack_object_kv is read as two msgpack_object (dq__json_close) */
+typedef char dq__json_kv_check[sizeof(msgpack_object_kv)
+                               == 2 * sizeof(msgpack_object) ? 1 : -1];
 
 int
-dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
-                   msgpack_sbuffer *out, dq_error_t *err)
+dq_json_parse(const char *buf, size_t len, const dq_limits_t *lim,
+              msgpack_zone *zone, msgpack_object *out, dq_error_t *err)
 {
-    dq_limits_t def;
-    dq__json_t  j;
-    size_t      start = out->size;
-    int         rc;
+    dq_limits_t    def;
+    dq__json_t     j;
+    msgpack_object local[DQ__JSON_STACK];
+    int            rc;
 
     if (lim == NULL) {
         dq_limits_default(&def);
@@ -894,17 +813,15 @@ dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
     j.start = (const unsigned char *) (buf ? buf : "");
     j.p = j.start;
     j.end = j.start + len;
-    j.out = out;
+    j.zone = zone;
     j.max_items = lim->max_items;
     j.max_depth = lim->max_depth < DQ__JSON_DEPTH ? lim->max_depth
                                                   : DQ__JSON_DEPTH;
+    j.stk = local;
+    j.stk_local = local;
+    j.stk_cap = DQ__JSON_STACK;
     j.err = err;
 
-    /* the msgpack form is rarely much larger than the text */
-    if (dq__json_reserve(&j, len + 16)) {
-        rc = dq__json_nomem(&j);
-        goto done;
-    }
     rc = dq__json_value(&j, 0);
     if (rc == DQ_OK) {
         dq__json_ws(&j);
@@ -913,14 +830,38 @@ dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
         }
     }
     if (rc == DQ_OK) {
-        rc = dq__json_widen(&j);
+        *out = j.stk[0];
     }
-
-done:
+    if (j.stk != local) {
+        free(j.stk);
+    }
     free(j.keys);
-    free(j.fix);
-    if (rc != DQ_OK) {
-        out->size = start;
+    return rc;
+}
+
+int
+dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
+                   msgpack_sbuffer *out, dq_error_t *err)
+{
+    msgpack_zone   zone;
+    msgpack_object root;
+    msgpack_packer pk;
+    size_t         start = out->size;
+    int            rc;
+
+    if (!msgpack_zone_init(&zone, 8192)) {
+        return dq_error_set(err, DQ_ENOMEM, NULL,
+                            "out of memory converting JSON");
     }
+    rc = dq_json_parse(buf, len, lim, &zone, &root, err);
+    if (rc == DQ_OK) {
+        msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+        if (msgpack_pack_object(&pk, root) != 0) {
+            out->size = start;
+            rc = dq_error_set(err, DQ_ENOMEM, NULL,
+                              "out of memory converting JSON");
+        }
+    }
+    msgpack_zone_destroy(&zone);
     return rc;
 }

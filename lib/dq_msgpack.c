@@ -243,3 +243,305 @@ dq_map_get(const msgpack_object *map, const char *key)
     }
     return NULL;
 }
+
+/* ------------------------------------------------------------------ pack */
+
+/*
+ * msgpack_pack_object's bytes without its per-element write callback: the
+ * size first (dq_msgpack_size), then the bytes into room the caller made
+ * (dq_msgpack_write). The forms are msgpack-c 4.0's, byte for byte (the
+ * smallest integer, str, bin, ext and container headers; FLOAT32 as a
+ * float, FLOAT64 as a double): t/unit/test_msgpack.c and fuzz/fuzz_request.c
+ * compare the two.
+ */
+
+size_t
+dq_msgpack_int_size(int64_t v)
+{
+    if (v < -(1LL << 5)) {
+        return v < -(1LL << 15) ? (v < -(1LL << 31) ? 9 : 5)
+                                : (v < -(1LL << 7) ? 3 : 2);
+    }
+    if (v < (1 << 7)) {
+        return 1;
+    }
+    return v < (1LL << 16) ? (v < (1 << 8) ? 2 : 3)
+                           : (v < (1LL << 32) ? 5 : 9);
+}
+
+static size_t
+dq__uint_size(uint64_t v)
+{
+    if (v < 128) {
+        return 1;
+    }
+    return v < 65536 ? (v < 256 ? 2 : 3)
+                     : (v < (UINT64_C(1) << 32) ? 5 : 9);
+}
+
+static size_t
+dq__head_size(size_t n, size_t fix)
+{
+    return n < fix ? 1 : n < 65536 ? 3 : 5;
+}
+
+static size_t
+dq__blob_head_size(msgpack_object_type type, size_t n)
+{
+    if (type == MSGPACK_OBJECT_STR) {
+        return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+    }
+    if (type == MSGPACK_OBJECT_BIN) {
+        return n < 256 ? 2 : n < 65536 ? 3 : 5;
+    }
+    /* ext: fixext 1/2/4/8/16, else ext 8/16/32 (a type byte each) */
+    if (n == 1 || n == 2 || n == 4 || n == 8 || n == 16) {
+        return 2;
+    }
+    return n < 256 ? 3 : n < 65536 ? 4 : 6;
+}
+
+size_t
+dq_msgpack_size(const msgpack_object *o)
+{
+    size_t   n;
+    uint32_t i;
+
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+    case MSGPACK_OBJECT_BOOLEAN:
+        return 1;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return dq__uint_size(o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return dq_msgpack_int_size(o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+        return 5;
+    case MSGPACK_OBJECT_FLOAT64:
+        return 9;
+    case MSGPACK_OBJECT_STR:
+        return dq__blob_head_size(o->type, o->via.str.size) + o->via.str.size;
+    case MSGPACK_OBJECT_BIN:
+        return dq__blob_head_size(o->type, o->via.bin.size) + o->via.bin.size;
+    case MSGPACK_OBJECT_EXT:
+        return dq__blob_head_size(o->type, o->via.ext.size) + o->via.ext.size;
+    case MSGPACK_OBJECT_ARRAY:
+        n = dq__head_size(o->via.array.size, 16);
+        for (i = 0; i < o->via.array.size; i++) {
+            n += dq_msgpack_size(&o->via.array.ptr[i]);
+        }
+        return n;
+    case MSGPACK_OBJECT_MAP:
+        n = dq__head_size(o->via.map.size, 16);
+        for (i = 0; i < o->via.map.size; i++) {
+            n += dq_msgpack_size(&o->via.map.ptr[i].key)
+                 + dq_msgpack_size(&o->via.map.ptr[i].val);
+        }
+        return n;
+    default:
+        return 0;
+    }
+}
+
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define dq__be16(v)  (v)
+#define dq__be32(v)  (v)
+#define dq__be64(v)  (v)
+#else
+#define dq__be16(v)  __builtin_bswap16(v)
+#define dq__be32(v)  __builtin_bswap32(v)
+#define dq__be64(v)  __builtin_bswap64(v)
+#endif
+
+/* v's low n bytes (1, 2, 4 or 8), big-endian */
+static inline char *
+dq__be_put(char *p, uint64_t v, unsigned n)
+{
+    uint16_t v16;
+    uint32_t v32;
+
+    switch (n) {
+    case 1:
+        *p = (char) v;
+        break;
+    case 2:
+        v16 = dq__be16((uint16_t) v);
+        memcpy(p, &v16, 2);
+        break;
+    case 4:
+        v32 = dq__be32((uint32_t) v);
+        memcpy(p, &v32, 4);
+        break;
+    default:
+        v = dq__be64(v);
+        memcpy(p, &v, 8);
+    }
+    return p + n;
+}
+
+char *
+dq_msgpack_write_uint(char *p, uint64_t v)
+{
+    if (v < 128) {
+        *p++ = (char) v;
+        return p;
+    }
+    if (v < 256) {
+        *p++ = (char) 0xcc;
+        return dq__be_put(p, v, 1);
+    }
+    if (v < 65536) {
+        *p++ = (char) 0xcd;
+        return dq__be_put(p, v, 2);
+    }
+    if (v < (UINT64_C(1) << 32)) {
+        *p++ = (char) 0xce;
+        return dq__be_put(p, v, 4);
+    }
+    *p++ = (char) 0xcf;
+    return dq__be_put(p, v, 8);
+}
+
+char *
+dq_msgpack_write_int(char *p, int64_t v)
+{
+    if (v >= 0) {
+        return dq_msgpack_write_uint(p, (uint64_t) v);
+    }
+    if (v >= -32) {
+        *p++ = (char) (int8_t) v;
+        return p;
+    }
+    if (v >= -128) {
+        *p++ = (char) 0xd0;
+        return dq__be_put(p, (uint64_t) v, 1);
+    }
+    if (v >= -32768) {
+        *p++ = (char) 0xd1;
+        return dq__be_put(p, (uint64_t) v, 2);
+    }
+    if (v >= -2147483648LL) {
+        *p++ = (char) 0xd2;
+        return dq__be_put(p, (uint64_t) v, 4);
+    }
+    *p++ = (char) 0xd3;
+    return dq__be_put(p, (uint64_t) v, 8);
+}
+
+char *
+dq_msgpack_write_str(char *p, const char *s, size_t n)
+{
+    if (n < 32) {
+        *p++ = (char) (0xa0 | n);
+    } else if (n < 256) {
+        *p++ = (char) 0xd9;
+        p = dq__be_put(p, n, 1);
+    } else if (n < 65536) {
+        *p++ = (char) 0xda;
+        p = dq__be_put(p, n, 2);
+    } else {
+        *p++ = (char) 0xdb;
+        p = dq__be_put(p, n, 4);
+    }
+    if (n) {
+        memcpy(p, s, n);
+    }
+    return p + n;
+}
+
+static char *
+dq__write_head(char *p, size_t n, unsigned char fix, unsigned char b16)
+{
+    if (n < 16) {
+        *p++ = (char) (fix | n);
+        return p;
+    }
+    if (n < 65536) {
+        *p++ = (char) b16;
+        return dq__be_put(p, n, 2);
+    }
+    *p++ = (char) (b16 + 1);
+    return dq__be_put(p, n, 4);
+}
+
+char *
+dq_msgpack_write(char *p, const msgpack_object *o)
+{
+    uint64_t bits;
+    uint32_t i, n;
+    float    f;
+
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        *p++ = (char) 0xc0;
+        return p;
+    case MSGPACK_OBJECT_BOOLEAN:
+        *p++ = (char) (o->via.boolean ? 0xc3 : 0xc2);
+        return p;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return dq_msgpack_write_uint(p, o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return dq_msgpack_write_int(p, o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+        f = (float) o->via.f64;
+        memcpy(&i, &f, 4);
+        *p++ = (char) 0xca;
+        return dq__be_put(p, i, 4);
+    case MSGPACK_OBJECT_FLOAT64:
+        memcpy(&bits, &o->via.f64, 8);
+        *p++ = (char) 0xcb;
+        return dq__be_put(p, bits, 8);
+    case MSGPACK_OBJECT_STR:
+        return dq_msgpack_write_str(p, o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_BIN:
+        n = o->via.bin.size;
+        if (n < 256) {
+            *p++ = (char) 0xc4;
+            p = dq__be_put(p, n, 1);
+        } else {
+            *p++ = (char) (n < 65536 ? 0xc5 : 0xc6);
+            p = dq__be_put(p, n, n < 65536 ? 2 : 4);
+        }
+        if (n) {
+            memcpy(p, o->via.bin.ptr, n);
+        }
+        return p + n;
+    case MSGPACK_OBJECT_EXT:
+        n = o->via.ext.size;
+        switch (n) {
+        case 1: *p++ = (char) 0xd4; break;
+        case 2: *p++ = (char) 0xd5; break;
+        case 4: *p++ = (char) 0xd6; break;
+        case 8: *p++ = (char) 0xd7; break;
+        case 16: *p++ = (char) 0xd8; break;
+        default:
+            if (n < 256) {
+                *p++ = (char) 0xc7;
+                p = dq__be_put(p, n, 1);
+            } else {
+                *p++ = (char) (n < 65536 ? 0xc8 : 0xc9);
+                p = dq__be_put(p, n, n < 65536 ? 2 : 4);
+            }
+        }
+        *p++ = (char) o->via.ext.type;
+        if (n) {
+            memcpy(p, o->via.ext.ptr, n);
+        }
+        return p + n;
+    case MSGPACK_OBJECT_ARRAY:
+        p = dq__write_head(p, o->via.array.size, 0x90, 0xdc);
+        for (i = 0; i < o->via.array.size; i++) {
+            p = dq_msgpack_write(p, &o->via.array.ptr[i]);
+        }
+        return p;
+    case MSGPACK_OBJECT_MAP:
+        p = dq__write_head(p, o->via.map.size, 0x80, 0xde);
+        for (i = 0; i < o->via.map.size; i++) {
+            p = dq_msgpack_write(p, &o->via.map.ptr[i].key);
+            p = dq_msgpack_write(p, &o->via.map.ptr[i].val);
+        }
+        return p;
+    default:
+        return p;
+    }
+}

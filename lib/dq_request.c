@@ -339,6 +339,41 @@ dq_client_id_valid(dq_str_t s)
     return 1;
 }
 
+enum {
+    DQ__F_UNKNOWN, DQ__F_FUNC, DQ__F_ARGS, DQ__F_KWARGS, DQ__F_QUEUE,
+    DQ__F_NAME, DQ__F_ID, DQ__F_COUNTDOWN, DQ__F_ETA, DQ__F_URL,
+    DQ__F_HEADERS, DQ__F_RETRY
+};
+
+/* The request field a key names (one compare per key, not a chain) */
+static int
+dq__field(const msgpack_object *k)
+{
+    static const struct {
+        const char *name;
+        size_t      len;
+        int         field;
+    } fields[] = {
+        { "func", 4, DQ__F_FUNC }, { "args", 4, DQ__F_ARGS },
+        { "kwargs", 6, DQ__F_KWARGS }, { "queue", 5, DQ__F_QUEUE },
+        { "name", 4, DQ__F_NAME }, { "id", 2, DQ__F_ID },
+        { "countdown", 9, DQ__F_COUNTDOWN }, { "eta", 3, DQ__F_ETA },
+        { "url", 3, DQ__F_URL }, { "headers", 7, DQ__F_HEADERS },
+        { "retry_options", 13, DQ__F_RETRY }
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (k->via.str.size == fields[i].len
+            && k->via.str.ptr[0] == fields[i].name[0]
+            && memcmp(k->via.str.ptr, fields[i].name, fields[i].len) == 0)
+        {
+            return fields[i].field;
+        }
+    }
+    return DQ__F_UNKNOWN;
+}
+
 void
 dq_request_init(dq_request_t *req)
 {
@@ -375,8 +410,9 @@ dq_request_parse(const msgpack_object *map, const char *prefix,
         const msgpack_object *k = &map->via.map.ptr[i].key;
         const msgpack_object *v = &map->via.map.ptr[i].val;
         dq_str_t              key = { k->via.str.ptr, k->via.str.size };
+        int                   field = dq__field(k);
 
-        if (dq_str_eq(key, "func")) {
+        if (field == DQ__F_FUNC) {
             fn = dq__name(&f, "func");
             if (!dq__str(v, &req->func) || !dq_func_name_valid(req->func)) {
                 return dq_error_set(err, DQ_EINVAL, fn,
@@ -385,25 +421,17 @@ dq_request_parse(const msgpack_object *map, const char *prefix,
             }
             continue;
         }
-        if (v->type == MSGPACK_OBJECT_NIL) {
-            /* null = absent, for every optional field we know */
-            if (dq_str_eq(key, "args") || dq_str_eq(key, "kwargs")
-                || dq_str_eq(key, "queue") || dq_str_eq(key, "name")
-                || dq_str_eq(key, "id") || dq_str_eq(key, "countdown") || dq_str_eq(key, "eta")
-                || dq_str_eq(key, "url") || dq_str_eq(key, "headers")
-                || dq_str_eq(key, "retry_options"))
-            {
-                continue;
-            }
+        if (v->type == MSGPACK_OBJECT_NIL && field != DQ__F_UNKNOWN) {
+            continue;   /* null = absent, for every optional field we know */
         }
-        if (dq_str_eq(key, "args")) {
+        if (field == DQ__F_ARGS) {
             fn = dq__name(&f, "args");
             if (v->type != MSGPACK_OBJECT_ARRAY) {
                 return dq_error_set(err, DQ_EINVAL, fn,
                                     "%s: must be an array", fn);
             }
             req->args = v;
-        } else if (dq_str_eq(key, "kwargs")) {
+        } else if (field == DQ__F_KWARGS) {
             fn = dq__name(&f, "kwargs");
             if (v->type != MSGPACK_OBJECT_MAP) {
                 return dq_error_set(err, DQ_EINVAL, fn, "%s: must be a map",
@@ -414,34 +442,34 @@ dq_request_parse(const msgpack_object *map, const char *prefix,
                 return rc;
             }
             req->kwargs = v;
-        } else if (dq_str_eq(key, "queue")) {
+        } else if (field == DQ__F_QUEUE) {
             fn = dq__name(&f, "queue");
             if (!dq__str(v, &req->queue) || !dq_queue_name_valid(req->queue)) {
                 return dq_error_set(err, DQ_EINVAL, fn,
                                     "%s: must be 1 to %d characters of "
                                     "[A-Za-z0-9_-]", fn, DQ_QUEUE_NAME_MAX);
             }
-        } else if (dq_str_eq(key, "name")) {
+        } else if (field == DQ__F_NAME) {
             fn = dq__name(&f, "name");
             if (!dq__str(v, &req->name) || !dq_task_name_valid(req->name)) {
                 return dq_error_set(err, DQ_EINVAL, fn,
                                     "%s: must be 1 to %d characters of "
                                     "[A-Za-z0-9_-]", fn, DQ_TASK_NAME_MAX);
             }
-        } else if (dq_str_eq(key, "id")) {
+        } else if (field == DQ__F_ID) {
             fn = dq__name(&f, "id");
             if (!dq__str(v, &req->id) || !dq_client_id_valid(req->id)) {
                 return dq_error_set(err, DQ_EINVAL, fn,
                                     "%s: must be 1 to %d characters of "
                                     "[A-Za-z0-9_-]", fn, DQ_CLIENT_ID_MAX);
             }
-        } else if (dq_str_eq(key, "countdown")) {
+        } else if (field == DQ__F_COUNTDOWN) {
             rc = dq__seconds(v, DQ__MAX_SECONDS, dq__name(&f, "countdown"),
                              &req->countdown_ms, err);
             if (rc != DQ_OK) {
                 return rc;
             }
-        } else if (dq_str_eq(key, "eta")) {
+        } else if (field == DQ__F_ETA) {
             fn = dq__name(&f, "eta");
             if (v->type == MSGPACK_OBJECT_STR) {
                 r = dq__rfc3339(v->via.str.ptr, v->via.str.size, &req->eta_ms);
@@ -462,7 +490,7 @@ dq_request_parse(const msgpack_object *map, const char *prefix,
                                     "%s: must be epoch seconds (>= 0) or an "
                                     "RFC 3339 string", fn);
             }
-        } else if (dq_str_eq(key, "url")) {
+        } else if (field == DQ__F_URL) {
             fn = dq__name(&f, "url");
             if (!dq__str(v, &req->url) || !dq_url_valid(req->url)) {
                 return dq_error_set(err, DQ_EINVAL, fn,
@@ -470,7 +498,7 @@ dq_request_parse(const msgpack_object *map, const char *prefix,
                                     "printable ASCII, at most %d bytes", fn,
                                     DQ_URL_MAX);
             }
-        } else if (dq_str_eq(key, "headers")) {
+        } else if (field == DQ__F_HEADERS) {
             fn = dq__name(&f, "headers");
             if (v->type != MSGPACK_OBJECT_MAP) {
                 return dq_error_set(err, DQ_EINVAL, fn, "%s: must be a map",
@@ -492,7 +520,7 @@ dq_request_parse(const msgpack_object *map, const char *prefix,
                 }
             }
             req->headers = v;
-        } else if (dq_str_eq(key, "retry_options")) {
+        } else if (field == DQ__F_RETRY) {
             rc = dq__retry_options(v, &f, &req->retry, err);
             if (rc != DQ_OK) {
                 return rc;

@@ -393,26 +393,29 @@ dq__id_bytes(unsigned char r[16])
     b->used += 16;
 }
 
+/* 128 bits -> 22 base64url digits (the last one holds 2 bits), three
+ * bytes to four digits at a time */
 void
 dq_id_new(char out[DQ_ID_SIZE])
 {
     static const char alpha[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned char r[17];
-    unsigned      bits = 0, acc = 0;
-    size_t        i, k = 0;
+    unsigned char r[16];
+    uint32_t      v;
+    size_t        i;
+    char         *p = out;
 
     dq__id_bytes(r);
-    r[16] = 0;
-    /* 128 bits -> 22 base64url digits (the last one holds 2 bits) */
-    for (i = 0; i < 17 && k < DQ_ID_LEN; i++) {
-        acc = (acc << 8) | r[i];
-        bits += 8;
-        while (bits >= 6 && k < DQ_ID_LEN) {
-            bits -= 6;
-            out[k++] = alpha[(acc >> bits) & 63];
-        }
+    for (i = 0; i < 15; i += 3) {
+        v = (uint32_t) r[i] << 16 | (uint32_t) r[i + 1] << 8 | r[i + 2];
+        p[0] = alpha[v >> 18];
+        p[1] = alpha[(v >> 12) & 63];
+        p[2] = alpha[(v >> 6) & 63];
+        p[3] = alpha[v & 63];
+        p += 4;
     }
+    p[0] = alpha[r[15] >> 2];
+    p[1] = alpha[(r[15] & 3) << 4];
     out[DQ_ID_LEN] = '\0';
 }
 
@@ -427,15 +430,26 @@ dq_limits_default(dq_limits_t *lim)
 
 /* ----------------------------------------------------------------- names */
 
-static int
-dq__name_char(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-           || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
-}
+/* name characters: 1 = [A-Za-z0-9_-], 2 = also in a function name (".:") */
+static const unsigned char dq__name_chars[256] = {
+    ['-'] = 3, ['_'] = 3, ['.'] = 2, [':'] = 2,
+    ['0'] = 3, ['1'] = 3, ['2'] = 3, ['3'] = 3, ['4'] = 3, ['5'] = 3,
+    ['6'] = 3, ['7'] = 3, ['8'] = 3, ['9'] = 3,
+    ['A'] = 3, ['B'] = 3, ['C'] = 3, ['D'] = 3, ['E'] = 3, ['F'] = 3,
+    ['G'] = 3, ['H'] = 3, ['I'] = 3, ['J'] = 3, ['K'] = 3, ['L'] = 3,
+    ['M'] = 3, ['N'] = 3, ['O'] = 3, ['P'] = 3, ['Q'] = 3, ['R'] = 3,
+    ['S'] = 3, ['T'] = 3, ['U'] = 3, ['V'] = 3, ['W'] = 3, ['X'] = 3,
+    ['Y'] = 3, ['Z'] = 3,
+    ['a'] = 3, ['b'] = 3, ['c'] = 3, ['d'] = 3, ['e'] = 3, ['f'] = 3,
+    ['g'] = 3, ['h'] = 3, ['i'] = 3, ['j'] = 3, ['k'] = 3, ['l'] = 3,
+    ['m'] = 3, ['n'] = 3, ['o'] = 3, ['p'] = 3, ['q'] = 3, ['r'] = 3,
+    ['s'] = 3, ['t'] = 3, ['u'] = 3, ['v'] = 3, ['w'] = 3, ['x'] = 3,
+    ['y'] = 3, ['z'] = 3,
+};
 
+/* 1..max characters, each with a bit of `set` in the table */
 static int
-dq__chars_valid(dq_str_t s, size_t max, const char *extra)
+dq__chars_valid(dq_str_t s, size_t max, unsigned set)
 {
     size_t i;
 
@@ -443,9 +457,7 @@ dq__chars_valid(dq_str_t s, size_t max, const char *extra)
         return 0;
     }
     for (i = 0; i < s.len; i++) {
-        unsigned char ch = (unsigned char) s.ptr[i];
-        if (!dq__name_char(ch) && (extra == NULL || ch == '\0'
-                                   || strchr(extra, ch) == NULL)) {
+        if (!(dq__name_chars[(unsigned char) s.ptr[i]] & set)) {
             return 0;
         }
     }
@@ -455,19 +467,19 @@ dq__chars_valid(dq_str_t s, size_t max, const char *extra)
 int
 dq_queue_name_valid(dq_str_t s)
 {
-    return dq__chars_valid(s, DQ_QUEUE_NAME_MAX, NULL);
+    return dq__chars_valid(s, DQ_QUEUE_NAME_MAX, 1);
 }
 
 int
 dq_task_name_valid(dq_str_t s)
 {
-    return dq__chars_valid(s, DQ_TASK_NAME_MAX, NULL);
+    return dq__chars_valid(s, DQ_TASK_NAME_MAX, 1);
 }
 
 int
 dq_func_name_valid(dq_str_t s)
 {
-    return dq__chars_valid(s, DQ_FUNC_NAME_MAX, ".:");
+    return dq__chars_valid(s, DQ_FUNC_NAME_MAX, 2);
 }
 
 /* The path (before '?') is the one the app will route on: no "//", no

@@ -65,13 +65,14 @@ ngx_http_deferred_error_name(int code)
  */
 
 static ngx_int_t ngx_http_deferred_local_addr(struct sockaddr *sa);
+static ngx_int_t ngx_http_deferred_header_any(ngx_http_request_t *r,
+    ngx_str_t *names, ngx_uint_t n, ngx_str_t *value);
 
 
 ngx_int_t
 ngx_http_deferred_local_client(ngx_http_request_t *r)
 {
     ngx_str_t           v;
-    ngx_uint_t          i;
     ngx_addr_t          addr;
     ngx_connection_t   *c;
     static ngx_str_t    forwarded[] = {
@@ -81,10 +82,14 @@ ngx_http_deferred_local_client(ngx_http_request_t *r)
         ngx_string("Via")
     };
 
-    for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
-        if (ngx_http_deferred_header(r, &forwarded[i], &v) != NGX_DECLINED) {
-            return NGX_DECLINED;
-        }
+    /* any of them, once or more: one walk over the headers */
+
+    if (ngx_http_deferred_header_any(r, forwarded,
+                                     sizeof(forwarded) / sizeof(forwarded[0]),
+                                     &v)
+        != NGX_DECLINED)
+    {
+        return NGX_DECLINED;
     }
 
     c = r->connection;
@@ -158,8 +163,19 @@ ngx_int_t
 ngx_http_deferred_header(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value)
 {
+    return ngx_http_deferred_header_any(r, name, 1, value);
+}
+
+
+/* the same for headers of any of n names, in one walk over the headers:
+ * NGX_BUSY when two headers have one of the names */
+
+static ngx_int_t
+ngx_http_deferred_header_any(ngx_http_request_t *r, ngx_str_t *names,
+    ngx_uint_t n, ngx_str_t *value)
+{
     ngx_int_t         rc;
-    ngx_uint_t        i;
+    ngx_uint_t        i, k;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
@@ -179,15 +195,20 @@ ngx_http_deferred_header(ngx_http_request_t *r, ngx_str_t *name,
             i = 0;
         }
 
-        if (h[i].key.len == name->len
-            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
-        {
-            if (rc == NGX_OK) {
-                return NGX_BUSY;
-            }
+        for (k = 0; k < n; k++) {
+            if (h[i].key.len == names[k].len
+                && ngx_strncasecmp(h[i].key.data, names[k].data,
+                                   names[k].len)
+                   == 0)
+            {
+                if (rc == NGX_OK) {
+                    return NGX_BUSY;
+                }
 
-            *value = h[i].value;
-            rc = NGX_OK;
+                *value = h[i].value;
+                rc = NGX_OK;
+                break;
+            }
         }
     }
 

@@ -69,8 +69,10 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     u_char                         *p;
     int64_t                         now;
     ngx_str_t                      *q;
+    size_t                          size;
     ngx_uint_t                      i, j, k, hash, nslots, *slots, *group,
-                                    rr, wait;
+                                    *index, rr, wait;
+    dq_enqueue_item_t              *items;
     dq_limits_t                     lim;
     dq_request_t                   *req;
     ngx_http_deferred_shard_memo_t  memo;
@@ -86,19 +88,31 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     dq_limits_default(&lim);
     lim.max_envelope = dlcf->max_body;
 
-    ctx->tasks = ngx_pcalloc(r->pool, n * sizeof(ngx_http_deferred_task_t));
-    ctx->groups = ngx_pcalloc(r->pool, n * sizeof(ngx_http_deferred_group_t));
-    if (ctx->tasks == NULL || ctx->groups == NULL) {
-        return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
-    }
-
     for (nslots = 4; nslots < 2 * n; nslots *= 2) { /* void */ }
 
-    slots = ngx_pcalloc(r->pool, nslots * sizeof(ngx_uint_t));
-    group = ngx_palloc(r->pool, n * sizeof(ngx_uint_t));
-    if (slots == NULL || group == NULL) {
+    /* one zeroed block: the tasks, the groups, the table of shard names,
+     * each task's group, and the groups' items and indexes (n of each in
+     * all, sliced per group below) */
+
+    size = ngx_align(n * sizeof(ngx_http_deferred_task_t), NGX_ALIGNMENT)
+           + ngx_align(n * sizeof(ngx_http_deferred_group_t), NGX_ALIGNMENT)
+           + ngx_align(n * sizeof(dq_enqueue_item_t), NGX_ALIGNMENT)
+           + (nslots + 2 * n) * sizeof(ngx_uint_t);
+
+    p = ngx_pcalloc(r->pool, size);
+    if (p == NULL) {
         return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
     }
+
+    ctx->tasks = (ngx_http_deferred_task_t *) p;
+    p += ngx_align(n * sizeof(ngx_http_deferred_task_t), NGX_ALIGNMENT);
+    ctx->groups = (ngx_http_deferred_group_t *) p;
+    p += ngx_align(n * sizeof(ngx_http_deferred_group_t), NGX_ALIGNMENT);
+    items = (dq_enqueue_item_t *) p;
+    p += ngx_align(n * sizeof(dq_enqueue_item_t), NGX_ALIGNMENT);
+    slots = (ngx_uint_t *) p;
+    group = slots + nslots;
+    index = group + n;
 
     ctx->ntasks = n;
     ctx->ngroups = 0;
@@ -169,27 +183,23 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             idlen = DQ_ID_LEN;
         }
 
-        p = ngx_pnalloc(r->pool, idlen);
-        if (p == NULL) {
-            return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
-        }
-
-        ngx_memcpy(p, id, idlen);
-
-        /* the worker process' scratch buffer: no malloc per task */
+        /* the worker process' scratch buffer: no malloc per task; the id
+         * and the envelope then share one pool block */
         sb = ngx_http_deferred_scratch(r);
 
         rc = dq_envelope_encode(req, id, now, &lim, sb, err);
 
         if (rc == DQ_OK) {
-            t->envelope.ptr = ngx_pnalloc(r->pool, sb->size);
+            p = ngx_pnalloc(r->pool, idlen + sb->size);
 
-            if (t->envelope.ptr == NULL) {
+            if (p == NULL) {
                 rc = dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
 
             } else {
-                ngx_memcpy((u_char *) t->envelope.ptr, sb->data, sb->size);
+                ngx_memcpy(p, id, idlen);
+                t->envelope.ptr = (const char *) p + idlen;
                 t->envelope.len = sb->size;
+                ngx_memcpy((u_char *) t->envelope.ptr, sb->data, sb->size);
             }
         }
 
@@ -256,11 +266,10 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     for (j = 0; j < ctx->ngroups; j++) {
         g = &ctx->groups[j];
 
-        g->items = ngx_pcalloc(r->pool, g->n * sizeof(dq_enqueue_item_t));
-        g->index = ngx_pcalloc(r->pool, g->n * sizeof(ngx_uint_t));
-        if (g->items == NULL || g->index == NULL) {
-            return dq_error_set(err, DQ_ENOMEM, NULL, "out of memory");
-        }
+        g->items = items;
+        g->index = index;
+        items += g->n;
+        index += g->n;
 
         g->n = 0;       /* counted again while filled */
     }

@@ -410,7 +410,7 @@ ngx_http_deferred_watch_client(ngx_http_request_t *r)
 static void
 ngx_http_deferred_body_handler(ngx_http_request_t *r)
 {
-    int                            rc, kind;
+    int                            rc;
     u_char                         mac[DQ_SIGN_MAC_LEN];
     size_t                         n, i;
     ngx_str_t                      body, url;
@@ -419,7 +419,6 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     dq_limits_t                    lim;
     dq_request_t                  *reqs;
     msgpack_object                 root;
-    msgpack_sbuffer               *sb;
     ngx_pool_cleanup_t            *cln;
     ngx_http_deferred_ctx_t       *ctx;
     ngx_http_deferred_zone_t      *zone;
@@ -464,36 +463,6 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     /* a batch may be up to deferred_max_batch tasks of a few fields each */
     lim.max_items = ngx_max(lim.max_items, dlcf->max_batch * 16);
 
-    kind = ctx->kind;
-
-    if (kind == NGX_HTTP_DEFERRED_JSON) {
-        sb = ngx_http_deferred_scratch(r);
-
-        rc = dq_json_to_msgpack((char *) body.data, body.len, &lim, sb,
-                                &err);
-
-        if (rc == DQ_OK) {
-            body.data = ngx_pnalloc(r->pool, sb->size ? sb->size : 1);
-
-            if (body.data == NULL) {
-                rc = dq_error_set(&err, DQ_ENOMEM, NULL, "out of memory");
-
-            } else {
-                ngx_memcpy(body.data, sb->data, sb->size);
-                body.len = sb->size;
-            }
-        }
-
-        ngx_http_deferred_scratch_trim(r);
-
-        if (rc != DQ_OK) {
-            goto failed;
-        }
-
-        /* the msgpack form may be larger than the JSON text */
-        lim.max_envelope = ngx_max(lim.max_envelope, body.len);
-    }
-
     cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_deferred_zone_t));
     if (cln == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -513,8 +482,19 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    rc = dq_msgpack_unpack((char *) body.data, body.len, &lim, zone->zone,
+    /* JSON: the tree straight from the text (its strings point into the
+     * body, which lives in the request's pool); msgpack: strictly
+     * unpacked. The same tree either way, for one validator. */
+
+    if (ctx->kind == NGX_HTTP_DEFERRED_JSON) {
+        rc = dq_json_parse((char *) body.data, body.len, &lim, zone->zone,
                            &root, &err);
+
+    } else {
+        rc = dq_msgpack_unpack((char *) body.data, body.len, &lim,
+                               zone->zone, &root, &err);
+    }
+
     if (rc != DQ_OK) {
         goto failed;
     }

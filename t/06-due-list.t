@@ -209,6 +209,25 @@ $r->cmd('DEL', map { k($_) } qw(leases conf names dead errors));
 is($new->v2($q, 'forget'), 1, 'forget: a marker alone does not hold the queue');
 is($r->cmd('EXISTS', k('due')), 0, '... and goes with it');
 
+# ---- many markers alone at the head (runs whose ids were all removed by
+# id) before listed ids: claims get through them (each drops what it read)
+reset_q();
+take($ncl, 1);
+$r->cmd('RPUSH', k('due'), ('@1') x 300, '@5', 'z1', 'z2');
+$r->cmd('HSET', k('tasks'), 'z1', $env, 'z2', $env);
+$r->cmd('HSET', k('stats'), 'due_n', 2);
+{
+    my @got;
+    my $calls = 0;
+    while (@got < 2 && $calls < 20) {
+        ($c, $ids) = take($ncl, 5);
+        push @got, @$ids;
+        $calls++;
+    }
+    is("@got", 'z1 z2', "z1, z2 claimed behind 300 markers ($calls claims)");
+    ok($calls <= 12, '... in a bounded number of claims');
+}
+
 # ---- a call of one task: the ETA set (listing one costs more than it saves)
 $rep = enq($new, 'j1');
 is($r->cmd('ZSCORE', k('eta'), 'j1'), $rep->[0], 'one task a call: eta, the list on');

@@ -4,11 +4,13 @@
  * decoder's checks of each element.
  */
 #define _GNU_SOURCE   /* memmem */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "dq_contract.h"
+#include "ref_envelope.h"
 #include "tap.h"
 
 static dq_limits_t  lim;
@@ -341,6 +343,131 @@ test_decode_checks(void)
     }
 }
 
+/* dq_envelope_encode writes the bytes msgpack-c's packer wrote (the
+ * reference in ref_envelope.h), for every part and every size form */
+static void
+test_same_bytes(void)
+{
+    static char     big[80000];
+    static char     json[90000];
+    static const char *bodies[] = {
+        "{\"func\":\"f\"}",
+        "{\"func\":\"bench.noop\",\"args\":[\"hello\",1]}",
+        "{\"func\":\"f\",\"args\":[0,-1,-32,-33,127,128,255,256,-128,"
+        "-129,65535,65536,-32768,-32769,4294967295,4294967296,-2147483648,"
+        "-2147483649,9223372036854775807,-9223372036854775808,1.5,-0.0,"
+        "1e300,true,false,null,\"\",[],{}],"
+        "\"kwargs\":{\"a\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17],"
+        "\"b\":{\"x\":{\"y\":[[[\"deep\"]]]}}},"
+        "\"name\":\"n-1\",\"url\":\"/x/y\",\"eta\":1700000000.5,"
+        "\"headers\":{\"X-A\":\"1\",\"X-B\":\"\"},"
+        "\"retry_options\":{\"task_retry_limit\":5,"
+        "\"task_age_limit\":86400,\"min_backoff_seconds\":0.1,"
+        "\"max_backoff_seconds\":3600,\"max_doublings\":16}}",
+        "{\"func\":\"f\",\"retry_options\":{\"max_doublings\":0}}",
+        "{\"func\":\"f\",\"countdown\":5}",
+    };
+    msgpack_sbuffer mine, want;
+    dq_error_t      err;
+    size_t          i, k, len[] = { 31, 32, 255, 256, 40000 };
+    int64_t         created[] = { 0, 1700000000123LL, -1, -40000, INT64_MAX };
+    int             rc;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]) + 5; i++) {
+        const char *js = bodies[i % (sizeof(bodies) / sizeof(bodies[0]))];
+
+        if (i >= sizeof(bodies) / sizeof(bodies[0])) {
+            /* a string argument of each str size form parse() keeps (str
+             * 32 in test_msgpack), and a map of 16+ */
+            k = len[i - sizeof(bodies) / sizeof(bodies[0])];
+            memset(big, 'a', k);
+            big[k] = '\0';
+            snprintf(json, sizeof(json), "{\"func\":\"f\",\"args\":[\"%s\"],"
+                     "\"kwargs\":{\"a\":1,\"b\":2,\"c\":3,\"d\":4,"
+                     "\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,"
+                     "\"k\":11,\"l\":12,\"m\":13,\"n\":14,\"o\":15,"
+                     "\"p\":16}}", big);
+            js = json;
+        }
+        rc = parse(js, &err);
+        if (rc != DQ_OK) {
+            ok(0, "parse %zu: %s", i, err.msg);
+            continue;
+        }
+        for (k = 0; k < sizeof(created) / sizeof(created[0]); k++) {
+            msgpack_sbuffer_init(&mine);
+            msgpack_sbuffer_init(&want);
+            msgpack_sbuffer_write(&mine, "pre", 3);
+            msgpack_sbuffer_write(&want, "pre", 3);
+            rc = dq_envelope_encode(&reqs[0], "id", created[k], NULL, &mine,
+                                    &err);
+            ok(rc == DQ_OK && ref_envelope(&reqs[0], created[k], &want) == 0
+               && mine.size == want.size
+               && memcmp(mine.data, want.data, mine.size) == 0,
+               "envelope %zu, created %lld: msgpack-c's bytes (%zu)", i,
+               (long long) created[k], mine.size);
+            msgpack_sbuffer_destroy(&mine);
+            msgpack_sbuffer_destroy(&want);
+        }
+    }
+
+    /* pre-packed args and kwargs (the C client's) are copied as they are */
+    dq_request_init(&reqs[0]);
+    reqs[0].func = dq_str_lit("f");
+    reqs[0].args_raw = dq_str_lit("\x92\x01\xa1x");
+    reqs[0].kwargs_raw = dq_str_lit("\x81\xa1k\xc3");
+    msgpack_sbuffer_init(&mine);
+    msgpack_sbuffer_init(&want);
+    rc = dq_envelope_encode(&reqs[0], "id", 5, NULL, &mine, &err);
+    ok(rc == DQ_OK && ref_envelope(&reqs[0], 5, &want) == 0
+       && mine.size == want.size
+       && memcmp(mine.data, want.data, mine.size) == 0,
+       "pre-packed args and kwargs: msgpack-c's bytes (%zu)", mine.size);
+    msgpack_sbuffer_destroy(&mine);
+    msgpack_sbuffer_destroy(&want);
+}
+
+/* an accepted request's envelope decodes with the same limits, also when
+ * the request held all the elements max_items allows (the envelope adds
+ * its own fields; found by fuzz_request, 2026-11-30) */
+static void
+test_items_at_limit(void)
+{
+    static char     json[1024];
+    msgpack_sbuffer sb;
+    msgpack_zone    z;
+    dq_envelope_t   env;
+    dq_error_t      err;
+    size_t          off, k;
+    int             rc;
+
+    lim.max_items = 100;
+    off = (size_t) snprintf(json, sizeof(json),
+                            "{\"func\":\"f\",\"retry_options\":"
+                            "{\"max_doublings\":1},\"args\":[");
+    /* 2 + 2 + 2 + 2 items before the args' elements */
+    for (k = 0; k < 92; k++) {
+        off += (size_t) snprintf(json + off, sizeof(json) - off, "%s1",
+                                 k ? "," : "");
+    }
+    snprintf(json + off, sizeof(json) - off, "]}");
+    rc = parse(json, &err);
+    is_int(rc, DQ_OK, "a request of exactly max_items elements (%s)",
+           rc ? err.msg : "ok");
+    msgpack_sbuffer_init(&sb);
+    msgpack_zone_init(&z, 1024);
+    rc = rc ? rc : dq_envelope_encode(&reqs[0], "id", 1, &lim, &sb, &err);
+    rc = rc ? rc : dq_envelope_decode(sb.data, sb.size, dq_str_lit("id"),
+                                      dq_str_lit("q"), &lim, &z, &env,
+                                      &err);
+    ok(rc == DQ_OK && env.args->via.array.size == 92,
+       "its envelope decodes with the same limits (%s)",
+       rc ? err.msg : "ok");
+    msgpack_zone_destroy(&z);
+    msgpack_sbuffer_destroy(&sb);
+    dq_limits_default(&lim);
+}
+
 int
 main(void)
 {
@@ -349,6 +476,8 @@ main(void)
     test_request();
     test_envelope();
     test_decode_checks();
+    test_same_bytes();
+    test_items_at_limit();
     msgpack_zone_destroy(&zone);
     return done_testing();
 }

@@ -36,6 +36,55 @@ make_ids(void *arg)
     return NULL;
 }
 
+/* The id's digits: base64url of 16 bytes, most significant bits first,
+ * read back and written again the way dq_id_new did before its
+ * three-bytes-at-a-time loop (issue #12): the same text. */
+static void
+test_format(void)
+{
+    static const char alpha[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char          id[DQ_ID_SIZE], again[DQ_ID_SIZE];
+    unsigned char r[17];
+    unsigned      bits, acc, seen[64] = { 0 };
+    size_t        i, k, n;
+    int           good = 1, all = 1;
+    const char   *c;
+
+    for (n = 0; n < 2000 && good; n++) {
+        dq_id_new(id);
+        good = strlen(id) == DQ_ID_LEN && strspn(id, alpha) == DQ_ID_LEN
+               && strchr("AQgw", id[DQ_ID_LEN - 1]) != NULL;
+        memset(r, 0, sizeof(r));
+        for (i = 0, bits = 0; good && i < DQ_ID_LEN; i++) {
+            c = strchr(alpha, id[i]);
+            seen[c - alpha]++;
+            for (k = 0; k < 6; k++, bits++) {
+                if ((c - alpha) >> (5 - k) & 1) {
+                    r[bits / 8] |= (unsigned char) (0x80 >> (bits % 8));
+                }
+            }
+        }
+        r[16] = 0;
+        for (i = 0, k = 0, bits = 0, acc = 0; i < 17 && k < DQ_ID_LEN; i++) {
+            acc = (acc << 8) | r[i];
+            bits += 8;
+            while (bits >= 6 && k < DQ_ID_LEN) {
+                bits -= 6;
+                again[k++] = alpha[(acc >> bits) & 63];
+            }
+        }
+        again[DQ_ID_LEN] = '\0';
+        good = good && strcmp(id, again) == 0;
+    }
+    ok(good, "ids: 22 base64url digits, 128 bits, the former encoding (%s)",
+       id);
+    for (i = 0; i < 64; i++) {
+        all = all && seen[i] > 0;
+    }
+    ok(all, "ids: every digit occurs");
+}
+
 static size_t
 dups(size_t n)
 {
@@ -102,5 +151,6 @@ main(void)
     is_int(dups(2 * FORKED), 0,
            "%d ids of parent and child after fork: all distinct",
            2 * FORKED);
+    test_format();
     return done_testing();
 }

@@ -7,6 +7,7 @@
  * headers widen (16+ and 65536+ elements, nested), duplicate keys in
  * large maps, all byte-compared with msgpack-c's own packer.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "dq_contract.h"
@@ -292,6 +293,83 @@ conv_len(const char *json, size_t len, msgpack_zone *zone, msgpack_object *o,
     return rc;
 }
 
+/* dq_json_parse's own tree: strings in the text or decoded in the zone,
+ * the value stack past its first block, empty containers */
+static void
+tree(void)
+{
+    static char     txt[4096];
+    const char     *js = "{\"plain\": \"abc\", \"esc\": \"a\\nb\", "
+                         "\"z\": -0, \"e\": [{}, []]}";
+    msgpack_zone    zone;
+    msgpack_object  o, v;
+    const msgpack_object *x;
+    dq_error_t      err;
+    size_t          off = 0;
+    int             k, good;
+
+    msgpack_zone_init(&zone, 1024);
+    is_int(dq_json_parse(js, strlen(js), &lim, &zone, &o, &err), DQ_OK,
+           "parse: a map");
+    x = dq_map_get(&o, "plain");
+    ok(x && x->type == MSGPACK_OBJECT_STR && x->via.str.size == 3
+       && x->via.str.ptr >= js && x->via.str.ptr < js + strlen(js)
+       && memcmp(x->via.str.ptr, "abc", 3) == 0,
+       "parse: a string without escapes points into the text");
+    x = dq_map_get(&o, "esc");
+    ok(x && x->via.str.size == 3
+       && !(x->via.str.ptr >= js && x->via.str.ptr < js + strlen(js))
+       && memcmp(x->via.str.ptr, "a\nb", 3) == 0,
+       "parse: an escaped one is decoded into the zone");
+    x = dq_map_get(&o, "z");
+    ok(x && x->type == MSGPACK_OBJECT_POSITIVE_INTEGER && x->via.u64 == 0,
+       "parse: -0 is the integer 0 (as msgpack-c unpacks it)");
+    x = dq_map_get(&o, "e");
+    ok(x && x->via.array.size == 2
+       && x->via.array.ptr[0].type == MSGPACK_OBJECT_MAP
+       && x->via.array.ptr[0].via.map.size == 0
+       && x->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY
+       && x->via.array.ptr[1].via.array.size == 0, "parse: empty containers");
+
+    /* 3 arrays of 100 and a map of 40 keys: more values open at once
+     * than the stack's first block holds */
+    txt[off++] = '[';
+    for (k = 0; k < 300; k++) {
+        off += (size_t) sprintf(txt + off, "%s%d", k % 100 ? "," : k ? "],["
+                                                                  : "[", k);
+    }
+    off += (size_t) sprintf(txt + off, "],{");
+    for (k = 0; k < 40; k++) {
+        off += (size_t) sprintf(txt + off, "%s\"k%d\":%d", k ? "," : "", k,
+                                -k);
+    }
+    off += (size_t) sprintf(txt + off, "}]");
+    is_int(dq_json_parse(txt, off, &lim, &zone, &o, &err), DQ_OK,
+           "parse: the value stack grows");
+    good = o.via.array.size == 4;
+    for (k = 0; good && k < 300; k++) {
+        v = o.via.array.ptr[k / 100].via.array.ptr[k % 100];
+        good = o.via.array.ptr[k / 100].via.array.size == 100
+               && v.type == MSGPACK_OBJECT_POSITIVE_INTEGER
+               && v.via.u64 == (uint64_t) k;
+    }
+    for (k = 0; good && k < 40; k++) {
+        char key[16];
+
+        sprintf(key, "k%d", k);
+        x = dq_map_get(&o.via.array.ptr[3], key);
+        good = o.via.array.ptr[3].via.map.size == 40 && x != NULL
+               && (k ? x->via.i64 == -k : x->via.u64 == 0);
+    }
+    ok(good, "parse: every element in its place");
+    memcpy(txt + off - 2, ",\"k7\":1}]", 10);
+    is_int(dq_json_parse(txt, off + 7, &lim, &zone, &o, &err), DQ_EDECODE,
+           "parse: a duplicate in a large map after the stack grew");
+    ok(strstr(err.msg, "duplicate object key \"k7\"") != NULL, "%s",
+       err.msg);
+    msgpack_zone_destroy(&zone);
+}
+
 int
 main(void)
 {
@@ -422,6 +500,7 @@ main(void)
     dq_limits_default(&lim);
 
     hostile(&zone, &o, &sb);
+    tree();
 
     msgpack_zone_destroy(&zone);
     msgpack_sbuffer_destroy(&sb);

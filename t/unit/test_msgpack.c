@@ -81,6 +81,135 @@ sample(msgpack_sbuffer *sb)
     msgpack_sbuffer_destroy(&args);
 }
 
+/* dq_msgpack_write == msgpack_pack_object, dq_msgpack_size its length */
+static int
+same_as_msgpack_c(const msgpack_object *o)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer  pk;
+    size_t          n = dq_msgpack_size(o);
+    char           *mine = malloc(n + 1), *end;
+    int             same;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    end = dq_msgpack_write(mine, o);
+    same = msgpack_pack_object(&pk, *o) == 0 && (size_t) (end - mine) == n
+           && sb.size == n && memcmp(sb.data, mine, n) == 0;
+    msgpack_sbuffer_destroy(&sb);
+    free(mine);
+    return same;
+}
+
+static void
+test_writer(void)
+{
+    static const int64_t ints[] = {
+        0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 4294967295LL,
+        4294967296LL, INT64_MAX, -1, -31, -32, -33, -127, -128, -129,
+        -32767, -32768, -32769, -2147483647LL, -2147483648LL,
+        -2147483649LL, INT64_MIN
+    };
+    static const size_t lens[] = {
+        0, 1, 2, 3, 4, 5, 8, 15, 16, 17, 31, 32, 255, 256, 65535, 65536
+    };
+    static char         bytes[70000];
+    msgpack_object      o, *elems;
+    msgpack_object_kv  *kvs;
+    size_t              i, k;
+    int                 good = 1;
+
+    for (i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        o.type = ints[i] < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
+                             : MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o.via.i64 = ints[i];
+        if (!same_as_msgpack_c(&o)) {
+            good = 0;
+            diag("integer %lld", (long long) ints[i]);
+        }
+    }
+    o.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o.via.u64 = UINT64_MAX;
+    good &= same_as_msgpack_c(&o);
+    ok(good, "writer: every integer form as msgpack-c packs it");
+
+    good = 1;
+    memset(bytes, 'b', sizeof(bytes));
+    for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        o.type = MSGPACK_OBJECT_STR;
+        o.via.str.size = (uint32_t) lens[i];
+        o.via.str.ptr = bytes;
+        good &= same_as_msgpack_c(&o);
+        o.type = MSGPACK_OBJECT_BIN;
+        o.via.bin.size = (uint32_t) lens[i];
+        o.via.bin.ptr = bytes;
+        good &= same_as_msgpack_c(&o);
+        o.type = MSGPACK_OBJECT_EXT;
+        o.via.ext.type = -7;
+        o.via.ext.size = (uint32_t) lens[i];
+        o.via.ext.ptr = bytes;
+        good &= same_as_msgpack_c(&o);
+        if (!good) {
+            diag("length %zu", lens[i]);
+            break;
+        }
+    }
+    ok(good, "writer: str, bin and ext of every header form");
+
+    o.type = MSGPACK_OBJECT_FLOAT64;
+    o.via.f64 = -1.25e300;
+    good = same_as_msgpack_c(&o);
+    o.type = MSGPACK_OBJECT_FLOAT32;
+    o.via.f64 = 3.5;
+    good &= same_as_msgpack_c(&o);
+    o.type = MSGPACK_OBJECT_NIL;
+    good &= same_as_msgpack_c(&o);
+    o.type = MSGPACK_OBJECT_BOOLEAN;
+    o.via.boolean = true;
+    good &= same_as_msgpack_c(&o);
+    o.via.boolean = false;
+    good &= same_as_msgpack_c(&o);
+    ok(good, "writer: floats, nil, booleans");
+
+    /* containers of 0, 15, 16, 65535 and 65536 elements, nested */
+    elems = calloc(65536, sizeof(msgpack_object));
+    kvs = calloc(65536, sizeof(msgpack_object_kv));
+    for (k = 0; k < 65536; k++) {
+        elems[k].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        elems[k].via.u64 = k;
+        kvs[k].key.type = MSGPACK_OBJECT_STR;
+        kvs[k].key.via.str.size = 3;
+        kvs[k].key.via.str.ptr = bytes;
+        kvs[k].val = elems[k];
+    }
+    good = 1;
+    for (i = 0; i < 5; i++) {
+        static const uint32_t sizes[] = { 0, 15, 16, 65535, 65536 };
+
+        o.type = MSGPACK_OBJECT_ARRAY;
+        o.via.array.size = sizes[i];
+        o.via.array.ptr = elems;
+        good &= same_as_msgpack_c(&o);
+        o.type = MSGPACK_OBJECT_MAP;
+        o.via.map.size = sizes[i];
+        o.via.map.ptr = kvs;
+        good &= same_as_msgpack_c(&o);
+    }
+    elems[3].type = MSGPACK_OBJECT_MAP;     /* [.., {.., [...]}, ..] */
+    elems[3].via.map.size = 20;
+    elems[3].via.map.ptr = kvs;
+    kvs[5].val.type = MSGPACK_OBJECT_ARRAY;
+    kvs[5].val.via.array.size = 17;
+    kvs[5].val.via.array.ptr = elems + 100;
+    o.type = MSGPACK_OBJECT_ARRAY;
+    o.via.array.size = 18;
+    o.via.array.ptr = elems;
+    good &= same_as_msgpack_c(&o);
+    ok(good, "writer: arrays and maps of every header form, nested");
+    free(elems);
+    free(kvs);
+}
+
 int
 main(void)
 {
@@ -220,5 +349,6 @@ main(void)
         msgpack_zone_destroy(&zone);
     }
     msgpack_sbuffer_destroy(&sb);
+    test_writer();
     return done_testing();
 }

@@ -22,9 +22,37 @@ repeat(char c, size_t n)
     return s;
 }
 
+/* every byte alone and inside a name: the table behind the validators
+ * (lib/dq_util.c) holds exactly [A-Za-z0-9_-], plus ".:" for functions */
+static void
+every_byte(void)
+{
+    char     name[3];
+    dq_str_t one = { name + 1, 1 }, mid = { name, 3 };
+    int      c, base, good = 1;
+
+    name[0] = 'a';
+    name[2] = 'z';
+    for (c = 0; c < 256; c++) {
+        name[1] = (char) c;
+        base = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+               || (c >= '0' && c <= '9') || c == '_' || c == '-';
+        if (dq_queue_name_valid(one) != base
+            || dq_task_name_valid(mid) != base
+            || dq_func_name_valid(one) != (base || c == '.' || c == ':')
+            || dq_func_name_valid(mid) != (base || c == '.' || c == ':'))
+        {
+            diag("byte 0x%02x", c);
+            good = 0;
+        }
+    }
+    ok(good, "every byte: queue, task and function name characters");
+}
+
 int
 main(void)
 {
+    every_byte();
     char           key[DQ_KEY_MAX], small[8];
     static char    ids[10000][DQ_ID_SIZE];
     dq_limits_t    lim;
