@@ -88,7 +88,7 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
     { "dead_age", DQ_CX_MAIN, DQ_CT_TIME, W(dead_age_ms), 0, 1000,
       3650 * DAY, 0, "30d", "TIME", "how long dead tasks are kept" },
     { "max_envelope", DQ_CX_MAIN, DQ_CT_SIZE, W(limits.max_envelope), 0,
-      64, 512LL * 1024 * 1024, 0, "1m", "SIZE",
+      DQ_MIN_ENVELOPE_LIMIT, DQ_MAX_ENVELOPE_LIMIT, 0, "1m", "SIZE",
       "largest task envelope accepted" },
     { "log_file", DQ_CX_MAIN, DQ_CT_STR, W(log_file), 0, 0, 0, DQ_CF_OFF,
       "stderr", "PATH|stderr", "where the log goes (SIGUSR1 reopens it)" },
