@@ -89,7 +89,7 @@ const dq_conf_cmd_t dq__conf_cmds[] = {
       3650 * DAY, 0, "30d", "TIME", "how long dead tasks are kept" },
     { "max_envelope", DQ_CX_MAIN, DQ_CT_SIZE, W(limits.max_envelope), 0,
       DQ_MIN_ENVELOPE_LIMIT, DQ_MAX_ENVELOPE_LIMIT, 0, "1m", "SIZE",
-      "largest task envelope accepted" },
+      "largest task envelope accepted (>= deferred_max_envelope)" },
     { "log_file", DQ_CX_MAIN, DQ_CT_STR, W(log_file), 0, 0, 0, DQ_CF_OFF,
       "stderr", "PATH|stderr", "where the log goes (SIGUSR1 reopens it)" },
     { "log_level", DQ_CX_MAIN, DQ_CT_LEVEL, W(log_level), 0, 0, 0, 0,
