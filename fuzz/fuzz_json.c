@@ -9,6 +9,14 @@
  *     (except a raw NUL byte, which jansson 2.14 skips after a number);
  *   - a limit (depth, elements): jansson refuses the text or the walk hits
  *     the same limit.
+ * And the tree itself (what dq_request_parse reads, by type: via.u64 for
+ * a POSITIVE_INTEGER, via.i64 for a NEGATIVE_INTEGER), not only its
+ * packed bytes, which hide a type (a NEGATIVE_INTEGER holding 5 packs as
+ * a positive 5): dq_json_parse gives the same verdict, and an accepted
+ * tree equals, node by node, the one msgpack-c unpacks from the
+ * reference bytes (same_tree: types, integers, floats bit for bit, bytes
+ * of strings, order of elements and pairs; msgpack_object_equal would
+ * let -0.0 equal 0.0).
  * Any disagreement aborts (a crash for libFuzzer).
  */
 #include <jansson.h>
@@ -92,6 +100,61 @@ ref_pack(ref_t *r, const json_t *v, unsigned depth)
     }
 }
 
+/* 1 if a and b are the same tree (stricter than msgpack_object_equal) */
+static int
+same_tree(const msgpack_object *a, const msgpack_object *b)
+{
+    uint32_t i;
+
+    if (a->type != b->type) {
+        return 0;
+    }
+    switch (a->type) {
+    case MSGPACK_OBJECT_NIL:
+        return 1;
+    case MSGPACK_OBJECT_BOOLEAN:
+        return a->via.boolean == b->via.boolean;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return a->via.u64 == b->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        /* msgpack-c gives this type to values < 0 only */
+        return a->via.i64 == b->via.i64 && a->via.i64 < 0;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return memcmp(&a->via.f64, &b->via.f64, sizeof(double)) == 0;
+    case MSGPACK_OBJECT_STR:
+        return a->via.str.size == b->via.str.size
+               && (a->via.str.size == 0
+                   || memcmp(a->via.str.ptr, b->via.str.ptr,
+                             a->via.str.size) == 0);
+    case MSGPACK_OBJECT_ARRAY:
+        if (a->via.array.size != b->via.array.size) {
+            return 0;
+        }
+        for (i = 0; i < a->via.array.size; i++) {
+            if (!same_tree(&a->via.array.ptr[i], &b->via.array.ptr[i])) {
+                return 0;
+            }
+        }
+        return 1;
+    case MSGPACK_OBJECT_MAP:
+        if (a->via.map.size != b->via.map.size) {
+            return 0;
+        }
+        for (i = 0; i < a->via.map.size; i++) {
+            if (!same_tree(&a->via.map.ptr[i].key, &b->via.map.ptr[i].key)
+                || !same_tree(&a->via.map.ptr[i].val,
+                              &b->via.map.ptr[i].val))
+            {
+                return 0;
+            }
+        }
+        return 1;
+    default:
+        return 0;               /* JSON makes no bin or ext */
+    }
+}
+
 static void
 disagree(const char *what, const uint8_t *data, size_t size, const char *msg)
 {
@@ -109,7 +172,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_error_t    jerr;
     json_t         *root;
     ref_t           r;
-    int             rc, rrc;
+    int             rc, rrc, trc;
+    size_t          off;
+    msgpack_zone    tz, uz;
+    msgpack_object  tree, unpacked;
+    dq_error_t      terr;
 
     dq_limits_default(&lim);
     lim.max_envelope = 64 * 1024;
@@ -129,6 +196,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == DQ_ENOMEM || size > lim.max_envelope) {
         msgpack_sbuffer_destroy(&mine);
         return 0;
+    }
+
+    /* the tree the module's parser walks: the same verdict */
+    if (!msgpack_zone_init(&tz, 4096)) {
+        abort();
+    }
+    memset(&terr, 0, sizeof(terr));
+    trc = dq_json_parse((const char *) data, size, &lim, &tz, &tree, &terr);
+    if (trc != rc && trc != DQ_ENOMEM) {
+        disagree("dq_json_parse and dq_json_to_msgpack differ", data, size,
+                 terr.msg);
     }
 
     root = json_loadb((const char *) data, size, JSON_REJECT_DUPLICATES
@@ -156,6 +234,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {
             disagree("different msgpack", data, size, "");
         }
+        if (trc == DQ_OK) {
+            if (!msgpack_zone_init(&uz, 4096)) {
+                abort();
+            }
+            off = 0;
+            if (msgpack_unpack(ref.data, ref.size, &off, &uz, &unpacked)
+                != MSGPACK_UNPACK_SUCCESS || off != ref.size)
+            {
+                disagree("the reference bytes do not unpack", data, size,
+                         "");
+            }
+            if (!same_tree(&tree, &unpacked)) {
+                disagree("a different tree", data, size, "");
+            }
+            msgpack_zone_destroy(&uz);
+        }
     } else if (strncmp(err.msg, "JSON at line ", 13) == 0) {
         /* jansson 2.14 lets a raw NUL byte through after a number ("0\0",
          * "[1\0]"); RFC 8259 does not, nor do we */
@@ -169,6 +263,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         disagree("unexpected error code", data, size, err.msg);
     }
+    msgpack_zone_destroy(&tz);
     msgpack_sbuffer_destroy(&ref);
     msgpack_sbuffer_destroy(&mine);
     return 0;

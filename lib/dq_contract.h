@@ -140,6 +140,15 @@ typedef struct {
 #define DQ_DEFAULT_MAX_ITEMS     65536
 #define DQ_DEFAULT_MAX_BATCH     1000
 
+/* The range of a task envelope's byte limit where one is configured (the
+ * worker's max_envelope, the module's deferred_max_envelope): an envelope
+ * is one Redis value, and Redis' proto-max-bulk-len is 512 MiB. The
+ * producers' limit (the module, the C client: DQ_DEFAULT_MAX_ENVELOPE
+ * unless told) must not exceed the workers' max_envelope, or a task is
+ * stored that no worker decodes (docs/OPERATIONS.md). */
+#define DQ_MIN_ENVELOPE_LIMIT    64
+#define DQ_MAX_ENVELOPE_LIMIT    (512LL * 1024 * 1024)
+
 /* Most tasks one script call of the worker's side handles: leases named
  * by an ack, release or extend, tasks taken by a claim, dead tasks looked
  * at by a requeue. Bounds each call's work; the scripts check it too
@@ -207,6 +216,11 @@ char *dq_msgpack_write(char *p, const msgpack_object *o);
 char *dq_msgpack_write_int(char *p, int64_t v);
 char *dq_msgpack_write_uint(char *p, uint64_t v);
 char *dq_msgpack_write_str(char *p, const char *s, size_t n);
+
+/* The container elements inside o as dq_msgpack_unpack's max_items counts
+ * them: each array element 1, each map pair 2, nested ones too (0 for a
+ * scalar). Never more than dq_msgpack_size(o) - 1. */
+size_t dq_msgpack_items(const msgpack_object *o);
 
 /* Typed look-up in a msgpack map by string key (NULL if absent). */
 const msgpack_object *dq_map_get(const msgpack_object *map, const char *key);
@@ -314,9 +328,15 @@ typedef struct {
 } dq_envelope_t;
 
 /* Validated request + created time -> envelope bytes (version 2) appended
- * to out. DQ_ETOOBIG above lim->max_envelope. id: not stored since
- * version 2 (the hash field is the id); kept in the signature for the
- * callers, may be NULL. */
+ * to out. DQ_ETOOBIG (nothing appended) when the envelope is over
+ * lim->max_envelope bytes, or when args, kwargs and headers hold more
+ * than lim->max_items elements together (dq_msgpack_items): an envelope
+ * this writes decodes with the same limits (dq_envelope_decode adds the
+ * envelope's own fields). The worker decodes with DQ_DEFAULT_MAX_ITEMS
+ * (it has no knob for it) and its max_envelope: producers encode with
+ * dq_limits_default's max_items and at most the worker's max_envelope.
+ * lim NULL: the defaults. id: not stored since version 2 (the hash field
+ * is the id); kept in the signature for the callers, may be NULL. */
 int dq_envelope_encode(const dq_request_t *req, const char *id,
                        int64_t created_ms, const dq_limits_t *lim,
                        msgpack_sbuffer *out, dq_error_t *err);

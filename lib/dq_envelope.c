@@ -85,7 +85,7 @@ dq_envelope_encode(const dq_request_t *req, const char *id,
                    msgpack_sbuffer *out, dq_error_t *err)
 {
     static const dq_str_t none = { NULL, 0 };
-    size_t                max, n, cap;
+    size_t                max, max_items, n, parts, items, cap;
     int64_t               eta = req->eta_ms >= 0 ? req->eta_ms : 0;
     int                   retry;
     char                 *p, *data;
@@ -93,14 +93,33 @@ dq_envelope_encode(const dq_request_t *req, const char *id,
 
     (void) id;                          /* the hash field: not stored */
     max = lim ? lim->max_envelope : DQ_DEFAULT_MAX_ENVELOPE;
+    max_items = lim ? lim->max_items : DQ_DEFAULT_MAX_ITEMS;
     retry = dq__retry_set(r);
 
+    parts = dq__part_size(req->args, req->args_raw)
+            + dq__part_size(req->kwargs, req->kwargs_raw)
+            + dq__part_size(req->headers, none);
+
+    /* every element takes a byte at least: only parts of more bytes than
+     * max_items can hold too many, and only those are counted (a raw part
+     * is deferred_enqueue's flat array of its directive's arguments, far
+     * below the limit: not counted) */
+    if (parts > max_items) {
+        items = (req->args ? dq_msgpack_items(req->args) : 0)
+                + (req->kwargs ? dq_msgpack_items(req->kwargs) : 0)
+                + (req->headers ? dq_msgpack_items(req->headers) : 0);
+        if (items > max_items) {
+            return dq_error_set(err, DQ_ETOOBIG, NULL,
+                                "task of %zu elements in args, kwargs and "
+                                "headers, more than %zu elements (the "
+                                "limit of one task)", items, max_items);
+        }
+    }
+
     n = 1 + 1 + dq__str_size(req->func)        /* [ 2, func, */
-        + dq__part_size(req->args, req->args_raw)
-        + dq__part_size(req->kwargs, req->kwargs_raw)
+        + parts
         + dq__str_size(req->name) + dq__str_size(req->url)
         + dq_msgpack_int_size(created_ms) + dq_msgpack_int_size(eta)
-        + dq__part_size(req->headers, none)
         + 1;
     if (retry) {
         n += dq_msgpack_int_size(r->retry_limit)

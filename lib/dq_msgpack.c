@@ -343,6 +343,27 @@ dq_msgpack_size(const msgpack_object *o)
     }
 }
 
+size_t
+dq_msgpack_items(const msgpack_object *o)
+{
+    size_t   n = 0;
+    uint32_t i;
+
+    if (o->type == MSGPACK_OBJECT_ARRAY) {
+        n = o->via.array.size;
+        for (i = 0; i < o->via.array.size; i++) {
+            n += dq_msgpack_items(&o->via.array.ptr[i]);
+        }
+    } else if (o->type == MSGPACK_OBJECT_MAP) {
+        n = 2 * (size_t) o->via.map.size;
+        for (i = 0; i < o->via.map.size; i++) {
+            n += dq_msgpack_items(&o->via.map.ptr[i].key)
+                 + dq_msgpack_items(&o->via.map.ptr[i].val);
+        }
+    }
+    return n;
+}
+
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define dq__be16(v)  (v)
 #define dq__be32(v)  (v)

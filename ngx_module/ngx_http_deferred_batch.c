@@ -20,6 +20,8 @@
 static void ngx_http_deferred_batch_timeout(ngx_event_t *ev);
 static void ngx_http_deferred_batch_field(char *field, ngx_uint_t batch,
     ngx_uint_t i, const char *name);
+static void ngx_http_deferred_batch_prefix(dq_error_t *err,
+    const char *field);
 static void ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_batch_cleanup(void *data);
 static void ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
@@ -85,8 +87,10 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     r = ctx->request;
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
 
+    /* each task's envelope within what the workers decode: the default
+     * max_items (they have no knob for it), deferred_max_envelope bytes */
     dq_limits_default(&lim);
-    lim.max_envelope = dlcf->max_body;
+    lim.max_envelope = dlcf->max_envelope;
 
     for (nslots = 4; nslots < 2 * n; nslots *= 2) { /* void */ }
 
@@ -206,6 +210,11 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         ngx_http_deferred_scratch_trim(r);
 
         if (rc != DQ_OK) {
+            if (rc == DQ_ETOOBIG && ctx->batch) {
+                ngx_sprintf((u_char *) field, "tasks[%ui]%Z", i);
+                ngx_http_deferred_batch_prefix(err, field);
+            }
+
             return rc;
         }
 
@@ -305,6 +314,18 @@ ngx_http_deferred_batch_field(char *field, ngx_uint_t batch, ngx_uint_t i,
     } else {
         ngx_sprintf((u_char *) field, "%s%Z", name);
     }
+}
+
+
+/* err names the task: field, and "field: " in front of its message */
+
+static void
+ngx_http_deferred_batch_prefix(dq_error_t *err, const char *field)
+{
+    char  msg[sizeof(err->msg)];
+
+    ngx_memcpy(msg, err->msg, sizeof(msg));
+    dq_error_set(err, err->code, field, "%s: %s", field, msg);
 }
 
 

@@ -460,7 +460,10 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     lim.max_envelope = dlcf->max_body;
     lim.max_batch = dlcf->max_batch;
 
-    /* a batch may be up to deferred_max_batch tasks of a few fields each */
+    /* a batch may be up to deferred_max_batch tasks of a few fields each;
+     * each task stays within the worker's decoder's bounds on its own
+     * (batch.c: dq_envelope_encode with the default max_items and
+     * deferred_max_envelope) */
     lim.max_items = ngx_max(lim.max_items, dlcf->max_batch * 16);
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_deferred_zone_t));

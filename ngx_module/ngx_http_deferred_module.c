@@ -119,6 +119,13 @@ static ngx_command_t  ngx_http_deferred_commands[] = {
       offsetof(ngx_http_deferred_loc_conf_t, max_body),
       NULL },
 
+    { ngx_string("deferred_max_envelope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_deferred_loc_conf_t, max_envelope),
+      NULL },
+
     { ngx_string("deferred_max_batch"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -426,6 +433,7 @@ ngx_http_deferred_create_loc_conf(ngx_conf_t *cf)
     dlcf->bounds = NGX_CONF_UNSET_PTR;
     dlcf->queues = NGX_CONF_UNSET_PTR;
     dlcf->max_body = NGX_CONF_UNSET_SIZE;
+    dlcf->max_envelope = NGX_CONF_UNSET_SIZE;
     dlcf->max_batch = NGX_CONF_UNSET_UINT;
     dlcf->timeout = NGX_CONF_UNSET_MSEC;
     dlcf->tombstone = NGX_CONF_UNSET_MSEC;
@@ -462,6 +470,8 @@ ngx_http_deferred_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->bounds, prev->bounds, &bounds);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body,
                               DQ_DEFAULT_MAX_ENVELOPE);
+    ngx_conf_merge_size_value(conf->max_envelope, prev->max_envelope,
+                              DQ_DEFAULT_MAX_ENVELOPE);
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch,
                               DQ_DEFAULT_MAX_BATCH);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 3000);
@@ -486,6 +496,20 @@ ngx_http_deferred_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->max_body == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"deferred_max_body\" must be more than 0");
+        return NGX_CONF_ERROR;
+    }
+
+    /* a task's envelope: within what a worker's max_envelope can be set
+     * to (the workers' must be at least this: docs/OPERATIONS.md) */
+
+    if (conf->max_envelope < DQ_MIN_ENVELOPE_LIMIT
+        || conf->max_envelope > (size_t) DQ_MAX_ENVELOPE_LIMIT)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"deferred_max_envelope\" must be %d to %uz "
+                           "bytes (the range of the worker's max_envelope)",
+                           DQ_MIN_ENVELOPE_LIMIT,
+                           (size_t) DQ_MAX_ENVELOPE_LIMIT);
         return NGX_CONF_ERROR;
     }
 

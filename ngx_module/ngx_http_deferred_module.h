@@ -247,6 +247,7 @@ typedef struct {
     ngx_uint_t                     ret_status;  /* deferred_return */
     ngx_http_complex_value_t      *ret_text;
     size_t                         max_body;
+    size_t                         max_envelope; /* of one task */
     ngx_uint_t                     max_batch;
     ngx_msec_t                     timeout;
     ngx_msec_t                     tombstone;

@@ -45,7 +45,9 @@ typedef struct {
     int         db;              /* SELECT, 0 default */
     int         timeout_ms;      /* connect and command timeout; 0 = 5000 */
     int64_t     tombstone_ms;    /* name dedup window; 0 = 7 days */
-    size_t      max_envelope;    /* 0 = 1 MiB */
+    size_t      max_envelope;    /* 0 = 1 MiB; at most the workers'
+                                    max_envelope (a larger task is
+                                    stored and never decoded) */
 } dq_client_opts_t;
 
 /* address: "HOST" (port 6379), "HOST:PORT", "[IPV6]:PORT",

@@ -14,6 +14,7 @@
 
 #include <deferred/client.h>
 
+#include "dq_contract.h"
 #include "redis_helper.h"
 
 static int         port;
@@ -255,6 +256,20 @@ test_bad_input(dq_client_t *c)
                dq_client_errstr(small));
         dq_client_free(small);
     }
+    /* more elements than a worker's decoder takes (DQ_DEFAULT_MAX_ITEMS):
+     * refused before anything is sent */
+    {
+        int i;
+
+        dq_args_clear(a);
+        for (i = 0; i < DQ_DEFAULT_MAX_ITEMS + 1; i++) {
+            dq_args_int(a, 0);
+        }
+        is_int(dq_defer(c, "f", a, NULL, NULL, NULL), DQ_ETOOBIG,
+               "a task of %d args refused: %s", DQ_DEFAULT_MAX_ITEMS + 1,
+               dq_client_errstr(c));
+    }
+    is_int(rint_("DBSIZE"), before, "nothing was written for big tasks");
     dq_args_free(a);
     dq_args_free(kw);
 }

@@ -468,6 +468,60 @@ test_items_at_limit(void)
     dq_limits_default(&lim);
 }
 
+/* A batch's raised max_items lets one task hold more elements than the
+ * worker's decoder takes: the encoder bounds each task's args, kwargs and
+ * headers by its own max_items (the module's 413, review6-RH2 1). */
+static void
+test_items_per_task(void)
+{
+    static char     json[1024];
+    msgpack_sbuffer sb;
+    msgpack_zone    z;
+    dq_envelope_t   env;
+    dq_limits_t     dec;
+    dq_error_t      err;
+    size_t          off, k, n;
+    int             rc;
+
+    for (n = 100; n <= 101; n++) {
+        lim.max_items = 1000;           /* the body's bound, raised */
+        off = (size_t) snprintf(json, sizeof(json),
+                                "{\"func\":\"f\",\"headers\":{\"a\":\"b\"},"
+                                "\"kwargs\":{\"k\":[1]},\"args\":[");
+        /* 2 (headers) + 3 (kwargs) + the args' elements */
+        for (k = 0; k < n - 5; k++) {
+            off += (size_t) snprintf(json + off, sizeof(json) - off, "%s1",
+                                     k ? "," : "");
+        }
+        snprintf(json + off, sizeof(json) - off, "]}");
+        rc = parse(json, &err);
+        is_int(rc, DQ_OK, "%zu elements parse under the raised bound", n);
+
+        lim.max_items = 100;            /* each task's: the decoder's */
+        msgpack_sbuffer_init(&sb);
+        rc = dq_envelope_encode(&reqs[0], "id", 1, &lim, &sb, &err);
+        if (n == 101) {
+            ok(rc == DQ_ETOOBIG && sb.size == 0
+               && strstr(err.msg, "101 elements") != NULL
+               && strstr(err.msg, "more than 100 elements") != NULL,
+               "101 elements: refused, nothing written (%s)", err.msg);
+        } else {
+            dec = lim;
+            msgpack_zone_init(&z, 1024);
+            rc = rc ? rc : dq_envelope_decode(sb.data, sb.size,
+                                              dq_str_lit("id"),
+                                              dq_str_lit("q"), &dec, &z,
+                                              &env, &err);
+            ok(rc == DQ_OK && env.args->via.array.size == 95,
+               "100 elements: encoded, and decodes with max_items 100 (%s)",
+               rc ? err.msg : "ok");
+            msgpack_zone_destroy(&z);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    dq_limits_default(&lim);
+}
+
 int
 main(void)
 {
@@ -478,6 +532,7 @@ main(void)
     test_decode_checks();
     test_same_bytes();
     test_items_at_limit();
+    test_items_per_task();
     msgpack_zone_destroy(&zone);
     return done_testing();
 }

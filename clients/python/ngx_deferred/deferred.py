@@ -45,7 +45,7 @@ __all__ = ["defer", "run", "serialize", "Handler", "Error",
 _DEFAULT_URL = taskqueue.DEFAULT_URL
 _DEFAULT_QUEUE = "default"
 _TASKQUEUE_HEADERS = {"Content-Type": "application/octet-stream"}
-MAX_PAYLOAD = 1000 * 1024   # the module's deferred_max_body 1m, less room
+MAX_PAYLOAD = 1000 * 1024   # one task: the module's deferred_max_envelope 1m
 _log_level = logging.INFO
 _local = threading.local()
 
