@@ -25,7 +25,8 @@
 # --enq-batch N: tasks per enqueue call (500).
 # --no-list: scripts with the due list (issue #12) get no claim before the
 #   enqueue, so producers write the ETA set (no worker yet); by default one
-#   claim of nothing turns the list on, as a running worker keeps it.
+#   due_until written as a claim that wants tasks writes it turns the list
+#   on, as a running worker keeps it.
 # --cg-server PATH: the redis-server run under callgrind (default: the one
 #   in PATH; a build with symbols splits the count by function);
 #   --cg-out FILE: keep callgrind's output there (callgrind_annotate).
@@ -147,12 +148,17 @@ pop @{ $keys{enqueue} } if $mode ne 'v1' && script('enqueue') !~ /KEYS\[7\]/;
 # worker that reads it claims the queue, as in production; one claim of
 # nothing first turns it on (--no-list: the ETA set, no worker yet)
 # (and again every 20 s, as a worker's claims keep it on: a slow run, one
-# task a call under callgrind, outlasts the 60 s a claim keeps it on for)
+# task a call under callgrind, outlasts the 60 s a claim keeps it on for).
+# Stats due_until is written as a claim that wants tasks writes it (now +
+# 59 s: within the 60 s window enqueue accepts): a claim of nothing
+# (max_n 0) no longer renews it (review RR2, finding 8), and a claim of one
+# would lease a task of the run.
 my $list_on = $mode ne 'v1' && !$no_list && script('claim') =~ /due_until/;
 my $on_at = 0;
 sub list_on {
     return unless $list_on && time - $on_at >= 20;
-    ev('claim', 0, 600000, 0, 0, 1, 0, 'c-on', 0, 0, 0, 60000, 0);
+    my $sec = $r->cmd('TIME')->[0];
+    $r->cmd('HSET', (k('stats'))[0], 'due_until', ($sec + 59) * 1000);
     $on_at = time;
 }
 for (my $i = 0; $i < $n; $i += $eb) {
