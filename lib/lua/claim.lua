@@ -57,7 +57,10 @@ if not max_n or not lease_ms or lease_ms <= 0 or not reclaim_delay
    or (n_acks > 0 and not dq_ack_args_ok(ARGV, 13, n_acks)) then
     return redis.error_reply('ERR claim: bad arguments')
 end
-local now, h = dq_now(KEYS[4], 'due_until')
+local now, h = dq_now(KEYS[4], 'due_until', 'deleted', 'due_seen')
+-- an older build deleted tasks since the list was last empty: the listed
+-- ids this claim takes are checked (prelude.lua dq_due_suspect)
+local suspect = dq_due_suspect(h[8], h[9])
 -- this worker reads the due list: producers may write it until
 -- due_until (rewritten when less than half of DQ_DUE_HOLD_MS is left: one
 -- HSET per 30 s of a busy queue)
@@ -358,11 +361,15 @@ local dr = nil             -- the due list as read (dq_due_read)
 local due_left = false     -- the list may hold an id after this claim
 local lst, lst_all = nil, false  -- the taken that came from the list
 local gone = 0             -- listed ids with no value: dropped
+local busy = nil           -- dq_due_busy, while suspect
+local skip_list = false    -- suspect, and a MIGRATING slot refused a read
+local list_empty = false   -- the list was read empty (suspect: see below)
 if want > 0 then
     -- the due list's head: up to want ids, their runs' ETAs (the acks
     -- above never touch the list: it exists if it did when the call
     -- began, which Redis Cluster checks for a declared key)
     dr, due_left = dq_due_read(KEYS[11], want)
+    list_empty = dr.len == 0
     -- ids only: their ETAs come by runs (dq_etas)
     -- redis.pcall: acks that emptied eta (a late ack of its only task)
     -- deleted it, and on a MIGRATING slot Redis 7.0 refuses the read:
@@ -438,6 +445,20 @@ if want > 0 then
         if dr and dr.len == 0 then dr = nil end
     end
     if due_left then more = true end
+    if suspect and taken > 0 and (lst_all or lst) then
+        -- the listed ids taken: their tasks elsewhere (eta, leases, dead)
+        -- or taken twice in this read are not leased (a duplicate entry
+        -- of an older build's delete and a resend)
+        local li = {}
+        for i = 1, taken do
+            if lst_all or lst[i] then li[#li + 1] = ids[i] end
+        end
+        busy = dq_due_busy(KEYS[2], li, #li)
+        if not busy then
+            skip_list = true
+            stall = true
+        end
+    end
     if taken > 0 then
         local vals = redis.call('HMGET', KEYS[1], unpack(ids))
         deadline = now + lease_ms
@@ -450,7 +471,11 @@ if want > 0 then
         for i = 1, taken do
             local id = ids[i]
             local v = vals[i]
-            if not v and (lst_all or (lst and lst[i])) then
+            local listed = lst_all or (lst and lst[i])
+            if listed and (skip_list or (busy and busy[id])) then
+                -- left in the list (a refused read: taken next time), or
+                -- a stale entry: cut with the others, not leased
+            elseif not v and listed then
                 -- listed, its value gone (an older build's delete by id
                 -- takes the value and leaves the id listed): dropped with the
                 -- list's cut, counted as deleted, not leased (a worker would
@@ -458,6 +483,7 @@ if want > 0 then
                 gone = gone + 1
             else
                 j = j + 1
+                if busy then busy[id] = true end
                 local e, r, f, x, c, nm = 0, 0, now, 0, nil, nil
                 leases[2 * j - 1] = dl
                 if v and string.byte(v, 1) == 83 then
@@ -566,8 +592,15 @@ end
 -- then the ids taken from the due list leave it (after the leases: a list
 -- this empties is deleted, and nothing after writes it), and its count
 -- (deleted with the list: a count that drifted is reset there)
-if dr then dq_due_drop(KEYS[11], KEYS[4], dr) end
-if gone > 0 then redis.call('HINCRBY', KEYS[4], 'deleted', dq_int(gone)) end
+if skip_list then
+    dr = nil
+    more = true
+end
+local list_out = list_empty
+if dr then list_out = dq_due_drop(KEYS[11], KEYS[4], dr) or list_empty end
+if gone > 0 then dq_deleted(KEYS[4], dq_int(gone)) end
+-- no stale id outlives the list
+if suspect and list_out then dq_due_seen(KEYS[4]) end
 if rate > 0 then
     tokens = tokens - taken
     redis.call('HSET', KEYS[8], 'tokens', string.format('%.6f', tokens),

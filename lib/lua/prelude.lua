@@ -587,13 +587,69 @@ local function dq_due_drop(key, stats, r)
     return false
 end
 
--- The ETA of a listed id (an enqueue that finds it stored, not on eta):
--- the list's first DQ_DUE_LOOK elements are read once a call into h
--- (h.at: id -> its run's ETA; h.more: the list goes on past them).
--- Returns the run's ETA, the call's now when the id may be listed past
--- them (a listed task is due), nil when it is not listed (running, dead).
+-- Another key of the same queue (same hash tag, so the same slot):
+-- "dq2:{q}:eta" -> "dq2:{q}:<name>" (the due list's rare paths read the
+-- tasks, leases and dead keys of a script that does not declare them).
+local function dq_sibling(key, name)
+    return (string.gsub(key, ':[%w_]+$', ':' .. name))
+end
+
+-- Stale listed ids. A build before the due list deletes a task by id
+-- with an HDEL of its value (it knows no list): the id stays listed with
+-- no value, and when the same plain id is enqueued again (an idempotent
+-- resend) it is listed twice, the task stored once. Such a build counts
+-- the delete in stats "deleted" only; every delete of this build counts
+-- it in "deleted" and "due_seen" alike (dq_deleted), so the two differ
+-- once an older build deleted something (by id or in bulk) since the
+-- list was last empty (dq_due_seen makes them equal again: no stale id
+-- outlives the list). While they differ, the list may hold an id twice,
+-- or an id whose task is elsewhere, and its readers check the ids they
+-- take (dq_due_busy); otherwise nothing is checked (the common path pays
+-- the two fields of its stats HMGET).
+local function dq_due_suspect(deleted, seen)
+    return (tonumber(deleted) or 0) ~= (tonumber(seen) or 0)
+end
+
+local function dq_deleted(stats, n)
+    redis.call('HINCRBY', stats, 'deleted', n)
+    redis.call('HINCRBY', stats, 'due_seen', n)
+end
+
+-- the list is gone (or was read empty): no stale id is left
+local function dq_due_seen(stats)
+    local d = redis.call('HGET', stats, 'deleted')
+    if d then
+        redis.call('HSET', stats, 'due_seen', d)
+    else
+        redis.call('HDEL', stats, 'due_seen')
+    end
+end
+
+-- Which of the listed ids ids[1..n] have their task elsewhere: waiting on
+-- eta, dead, or leased (the lease set read whole: O(leases), only while
+-- dq_due_suspect). A set id -> true, or nil when a MIGRATING slot refused
+-- a read (the caller takes nothing from the list this call).
+local function dq_due_busy(k_eta, ids, n)
+    local e = dq_routed(redis.pcall('ZMSCORE', k_eta, unpack(ids, 1, n)))
+    local d = e and dq_routed(redis.pcall('ZMSCORE', dq_sibling(k_eta, 'dead'),
+                                          unpack(ids, 1, n)))
+    local l = d and dq_routed(redis.pcall('ZRANGE',
+                                          dq_sibling(k_eta, 'leases'), 0, -1))
+    if not l then return nil end
+    local busy = {}
+    for i = 1, n do
+        if e[i] or d[i] then busy[ids[i]] = true end
+    end
+    for i = 1, #l do
+        local id = dq_member_parse(l[i])
+        if id then busy[id] = true end
+    end
+    return busy
+end
+
+-- (dq_due_head's read: the run's ETA, or now past the head, or nil)
 local DQ_DUE_LOOK = 1000
-local function dq_due_head(key, h, id, now)
+local function dq_due_head_read(key, h, id, now)
     if string.byte(id, 1) == 64 then return nil end     -- never listed
     if not h.at then
         h.at = {}
@@ -613,6 +669,36 @@ local function dq_due_head(key, h, id, now)
     if at then return at end
     if h.more then return now end
     return nil
+end
+
+-- The ETA of a listed id (an enqueue that finds it stored, not on eta):
+-- the list's first DQ_DUE_LOOK elements are read once a call into h
+-- (h.at: id -> its run's ETA; h.more: the list goes on past them).
+-- Returns the run's ETA, the call's now when the id is listed past them
+-- (a listed task is due), nil when it is not listed (running, dead).
+-- Past them, an id leased (the lease set read whole once a call, only
+-- then) or dead (ZSCORE) is not listed; one a MIGRATING slot keeps from
+-- being looked up reads as listed (now).
+local function dq_due_head(key, h, id, now, k_eta)
+    local at = dq_due_head_read(key, h, id, now)
+    if not h.more or (at and h.at[id]) then return at end
+    if h.leased == nil then
+        local l = dq_routed(redis.pcall('ZRANGE',
+                                        dq_sibling(k_eta, 'leases'), 0, -1))
+        h.leased = false
+        if l then
+            h.leased = {}
+            for i = 1, #l do
+                local lid = dq_member_parse(l[i])
+                if lid then h.leased[lid] = true end
+            end
+        end
+    end
+    if h.leased and h.leased[id] then return nil end
+    if dq_routed(redis.pcall('ZSCORE', dq_sibling(k_eta, 'dead'), id)) then
+        return nil
+    end
+    return now
 end
 
 -- One listed id off the list (remove by id; the caller knows the id is
@@ -644,16 +730,44 @@ end
 
 -- Up to DQ_CHUNK listed ids back to the ETA set (k_eta), each at its
 -- run's ETA, taken off the list by the same call (enqueue of a lapsed
--- list, unlist). Returns how many moved and whether the list is gone.
+-- list, unlist). A listed id whose value is gone (an older build's delete
+-- by id) is dropped and counted as deleted, as claim does (it would be
+-- leased and buried as "missing envelope": a dead task that never was);
+-- while dq_due_suspect, an id whose task is elsewhere (or taken twice) is
+-- dropped too. Every read comes before the first write; one a MIGRATING
+-- slot refuses moves nothing (the next call does). Returns how many moved
+-- and whether the list is gone.
 local function dq_due_back(k_eta, key, stats)
     local r = dq_due_read(key, DQ_CHUNK)
+    local nz, gone, busy, suspect = 0, 0, nil, false
     if r.n > 0 then
+        local vals = dq_routed(redis.pcall('HMGET', dq_sibling(k_eta, 'tasks'),
+                                           unpack(r.ids, 1, r.n)))
+        if not vals then return 0, false end
+        local s = redis.call('HMGET', stats, 'deleted', 'due_seen')
+        suspect = dq_due_suspect(s[1], s[2])
+        if suspect then
+            busy = dq_due_busy(k_eta, r.ids, r.n)
+            if not busy then return 0, false end
+        end
         local z = {}
         for i = 1, r.n do
-            z[2 * i - 1] = r.etas[i]
-            z[2 * i] = r.ids[i]
+            local id = r.ids[i]
+            if busy and busy[id] then
+                -- elsewhere, or listed twice: this entry goes
+            elseif not vals[i] then
+                gone = gone + 1
+            else
+                z[nz + 1] = r.etas[i]
+                z[nz + 2] = id
+                nz = nz + 2
+                if busy then busy[id] = true end
+            end
         end
-        redis.call('ZADD', k_eta, unpack(z))
+        if nz > 0 then redis.call('ZADD', k_eta, unpack(z)) end
     end
-    return r.n, dq_due_drop(key, stats, r)
+    local out = dq_due_drop(key, stats, r)
+    if gone > 0 then dq_deleted(stats, gone) end
+    if out and suspect then dq_due_seen(stats) end
+    return nz / 2, out
 end

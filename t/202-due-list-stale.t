@@ -1,0 +1,130 @@
+# The due list's stale entries (issue #12 follow-up, helper DL): an older
+# build's delete by id (38667f0's remove.lua: HDEL of the value, no look at
+# a list it does not know) leaves the id listed without a value. Attacked
+# script by script against a real redis-server (t/06's harness, as t/200):
+#  1. the same plain id enqueued again (an idempotent resend: the value is
+#     stored again, the id listed a second time) must never be leased
+#     twice: not by two claims (the first entry running), not by one claim
+#     that reads both entries, not after the first lease expired (the task
+#     back on eta), not while it is dead;
+#  2. the move back to eta (unlist, an enqueue that finds the list lapsed)
+#     must not put a listed id without a value on eta (a claim would lease
+#     it and the worker bury it as "missing envelope": a dead task that
+#     never existed for the user): dropped, counted as deleted.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use DQTest;
+use DQScripts;
+
+my $r = DQTest::Redis->start(dir => DQTest::tmpdir());
+my $new = DQScripts->new($r);
+my $env = DQScripts::env2();
+my $q;
+sub k { DQTest::dq_key($q, $_[0]) }
+sub enq {
+    my (@ids) = @_;
+    return $new->v2($q, 'enqueue', 60000, scalar(@ids), 0,
+                    (map { ($_, $env) } @ids), ('') x @ids);
+}
+sub stat_of { $r->cmd('HGET', k('stats'), $_[0]) }
+sub old_delete { $r->cmd('HDEL', k('tasks'), $_[0]) }  # 38667f0's remove
+sub ids_of { [map { $_->{id} } DQScripts::claimed($_[0])] }
+sub leased_ids {
+    [sort map { (split /\|/)[0] } @{ $r->cmd('ZRANGE', k('leases'), 0, -1) }]
+}
+my $cid = 0;
+
+# ---- 2. unlist: a listed id without a value is not moved to eta
+$q = 'b1';
+$new->cycle($q)->('c0', 1);                        # the list on
+enq(qw(a1 a2 a3));
+old_delete('a2');
+my $rep = $new->v2($q, 'unlist');
+is($rep->[1], 0, '2: unlist: the list emptied');
+is($r->cmd('ZSCORE', k('eta'), 'a2'), undef, '2: a2 (no value) not on eta');
+is($r->cmd('ZCARD', k('eta')), 2, '2: a1, a3 on eta');
+is(stat_of('deleted'), 1, '2: a2 counted as deleted');
+is(stat_of('due_n'), undef, '2: the count went with the list');
+
+# ---- 2. the lapse: an enqueue moves the list back, the same check
+$q = 'b2';
+$new->cycle($q)->('c0', 1);
+enq(qw(a1 a2 a3));
+old_delete('a3');
+$r->cmd('HSET', k('stats'), 'due_until', DQScripts::now_ms($r) - 1);
+enq(qw(a4 a5));                                    # lapsed: moves back
+is($r->cmd('EXISTS', k('due')), 0, '2: lapse: the list moved back');
+is($r->cmd('ZSCORE', k('eta'), 'a3'), undef, '2: lapse: a3 not on eta');
+is($r->cmd('ZCARD', k('eta')), 4, '2: lapse: a1 a2 a4 a5 on eta');
+is(stat_of('deleted'), 1, '2: lapse: a3 counted as deleted');
+
+# ---- 1. two claims: the stale entry leased, then the second entry
+$q = 'c1';
+my $cl = $new->cycle($q);
+$cl->('c0', 1);
+enq(qw(x1 x2));
+old_delete('x1');
+$r->cmd('HINCRBY', k('stats'), 'deleted', 1);      # as the old remove does
+enq(qw(x1 x3));                                    # the resend lists x1 again
+my @got = (@{ ids_of($cl->('c' . ++$cid, 1)) },    # the stale entry
+           @{ ids_of($cl->('c' . ++$cid, 10)) });  # x2, x1 again?, x3
+is(scalar(grep { $_ eq 'x1' } @got), 1, '1: x1 leased once by two claims')
+    or diag("claimed: @got");
+is_deeply(leased_ids(), [qw(x1 x2 x3)], '1: one lease each');
+is($r->cmd('EXISTS', k('due')), 0, '1: the list emptied');
+is(stat_of('due_n'), undef, '1: its count with it');
+
+# ---- 1. one claim that reads both entries
+$q = 'c2';
+$cl = $new->cycle($q);
+$cl->('c0', 1);
+enq(qw(y1 y2));
+old_delete('y1');
+$r->cmd('HINCRBY', k('stats'), 'deleted', 1);
+enq(qw(y1 y3));
+@got = @{ ids_of($cl->('c' . ++$cid, 10)) };
+is_deeply([sort @got], [qw(y1 y2 y3)], '1: one claim: y1 leased once')
+    or diag("claimed: @got");
+is_deeply(leased_ids(), [qw(y1 y2 y3)], '1: one claim: one lease each');
+
+# ---- 1. the first lease expired (the task back on eta): the second
+# entry is not leased beside it
+$q = 'c3';
+$cl = $new->cycle($q);
+$cl->('c0', 1);
+enq(qw(z1 z2));
+old_delete('z1');
+$r->cmd('HINCRBY', k('stats'), 'deleted', 1);
+enq(qw(z1 z3));
+@got = @{ ids_of($new->v2($q, 'claim', 1, 1, 0, 0, 1, 0, 'c' . ++$cid,
+                           0, 0, 0, 60000, DQScripts::acks())) };
+is_deeply(\@got, ['z1'], '1: z1 leased for 1 ms');
+select(undef, undef, undef, 0.05);
+@got = ();
+for (1 .. 4) {
+    push @got, @{ ids_of($cl->('c' . ++$cid, 10)) };
+}
+is(scalar(grep { $_ eq 'z1' } @got), 1,
+   '1: after its expiry z1 runs again once (from eta), not twice')
+    or diag("claimed: @got");
+is(scalar(grep { /^z1\|/ } @{ $r->cmd('ZRANGE', k('leases'), 0, -1) }), 1,
+   '1: one lease of z1');
+
+# ---- 1. the cost stays off the common claim: no old delete seen, a
+# claim of listed tasks reads no lease set
+$q = 'c4';
+$cl = $new->cycle($q);
+$cl->('c0', 1);
+$r->cmd('HDEL', k('stats'), 'deleted');
+enq(map { "n$_" } 1 .. 20);
+$r->cmd('CONFIG', 'RESETSTAT');
+is(scalar @{ ids_of($cl->('c' . ++$cid, 20)) }, 20, '1: 20 listed claimed');
+my ($zr) = $r->cmd('INFO', 'commandstats') =~ /cmdstat_zrange:calls=(\d+)/;
+my ($zm) = $r->cmd('INFO', 'commandstats') =~ /cmdstat_zmscore:calls=(\d+)/;
+is(($zm // 0), 0, '1: no ZMSCORE on the common path');
+cmp_ok(($zr // 0), '<=', 3,
+       '1: no read of the lease set beyond the usual (3: as before the fix)');
+
+done_testing();
