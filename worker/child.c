@@ -627,6 +627,96 @@ dq__grace_cb(uv_timer_t *t)
     _exit(1);
 }
 
+/* The due list handed back on a stop (lib/lua/unlist.lua per served
+ * queue, again while its reply says elements are left, at most
+ * DQ__UNLIST_CALLS calls a queue: an enqueue that finds the list off
+ * moves the rest, 1,000 ids a call). This worker read the list; the
+ * workers that remain may not (a rollback of the workers alone): the
+ * list is turned off (stats due_until past) and its tasks go back to the
+ * ETA set, which every build reads. A new worker that remains turns the
+ * list on again with its next claim (docs/CONTRACT.md "The due list"). */
+#define DQ__UNLIST_CALLS 64
+#define DQ__QUIT_FLUSH_MS 2000
+
+typedef struct {
+    dq_child_t *ch;
+    size_t      qi;
+    unsigned    calls;
+} dq__unlist_t;
+
+static void dq__unlist_send(dq__unlist_t *u);
+
+static void
+dq__unlist_reply(dq_conn_t *r, redisReply *reply, const char *errstr,
+                 void *data)
+{
+    dq__unlist_t *u = data;
+    dq_child_t   *ch = u->ch;
+
+    (void) r;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        dq_log_warn("queue %.*s: the due list not handed back on stop: %s",
+                    (int) ch->qs[u->qi].name.len, ch->qs[u->qi].name.ptr,
+                    errstr ? errstr
+                    : reply && reply->type == REDIS_REPLY_ERROR
+                      ? reply->str : "bad reply");
+    } else if (reply->element[1]->integer > 0
+               && u->calls < DQ__UNLIST_CALLS)
+    {
+        dq__unlist_send(u);         /* pending again: no finish below */
+        return;
+    } else if (reply->element[1]->integer > 0) {
+        dq_log_warn("queue %.*s: %lld elements left in the due list on "
+                    "stop: enqueues move them back",
+                    (int) ch->qs[u->qi].name.len, ch->qs[u->qi].name.ptr,
+                    (long long) reply->element[1]->integer);
+    }
+    free(u);
+    dq_child_maybe_finish(ch);
+}
+
+static void
+dq__unlist_send(dq__unlist_t *u)
+{
+    dq_child_t *ch = u->ch;
+    dq_cmd_t    cmd;
+    int         rc;
+
+    u->calls++;
+    dq_cmd_init(&cmd);
+    rc = dq_cmd_unlist(&cmd, ch->qs[u->qi].name);
+    if (rc != DQ_OK
+        || dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                            dq__unlist_reply, u) != 0)
+    {
+        free(u);
+    }
+    dq_cmd_free(&cmd);
+}
+
+static void
+dq__unlist_all(dq_child_t *ch)
+{
+    dq__unlist_t *u;
+    size_t        i;
+
+    if (!dq_conn_is_up(ch->cmd_conn)) {
+        return;
+    }
+    for (i = 0; i < ch->nq; i++) {
+        if ((u = malloc(sizeof(*u))) == NULL) {
+            return;
+        }
+        u->ch = ch;
+        u->qi = i;
+        u->calls = 0;
+        dq__unlist_send(u);
+    }
+}
+
 static void
 dq__stop(dq_child_t *ch, int fast)
 {
@@ -638,14 +728,18 @@ dq__stop(dq_child_t *ch, int fast)
     }
     ch->stopping = 1;
     dq_live_leave(ch);
+    dq__unlist_all(ch);
     dq_log_info("stopping%s: %zu tasks running", fast ? " now" : "",
                 ch->used);
     uv_timer_stop(&ch->due_timer);
     uv_timer_stop(&ch->blpop_retry);
     dq__close_wakes(ch);                /* BLPOP callbacks get NULL */
     dq_dispatch_stop(ch);
+    /* fast with no task running: the unlist and release replies get up
+     * to DQ__QUIT_FLUSH_MS (the loop ends as soon as they are in) */
     uv_timer_start(&ch->grace_timer, dq__grace_cb,
-                   fast ? 0 : (uint64_t) ch->conf->grace_ms, 0);
+                   fast ? (ch->tasks ? 0 : DQ__QUIT_FLUSH_MS)
+                        : (uint64_t) ch->conf->grace_ms, 0);
     uv_unref((uv_handle_t *) &ch->grace_timer);
     dq_child_maybe_finish(ch);
 }
