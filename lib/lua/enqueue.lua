@@ -353,7 +353,7 @@ for i = 1, fast and 0 or n do
             -- call); past the head read, the call's now: a listed task is
             -- due (review RR2, finding 1: was one LPOS of the whole list
             -- a task)
-            at = dq_due_head(KEYS[8], head, id, now) or 0
+            at = dq_due_head(KEYS[8], head, id, now, KEYS[2]) or 0
         end
     elseif status == 0 then
         local eta, score = eta_of(i)

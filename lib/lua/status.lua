@@ -15,22 +15,42 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 -- waiting counts the cold tier's tasks too (stats `cold`; never due: a
 -- bucket is promoted before its window starts) and the due list's (stats
--- `due_n`: all due; the oldest is the list's head marker's ETA)
-local cn = redis.call('HMGET', KEYS[5], 'cold', 'due_n')
-local listed = tonumber(cn[2]) or 0
+-- `due_n`: all due). The stats hash is read once (returned whole below).
+local stats = redis.call('HGETALL', KEYS[5])
+local cold, listed = 0, 0
+for i = 1, #stats, 2 do
+    local f = stats[i]
+    if f == 'cold' then
+        cold = tonumber(stats[i + 1]) or 0
+    elseif f == 'due_n' then
+        listed = tonumber(stats[i + 1]) or 0
+    end
+end
 if listed < 0 then listed = 0 end
-local waiting = redis.call('ZCARD', KEYS[1]) + (tonumber(cn[1]) or 0)
-    + listed
+local waiting = redis.call('ZCARD', KEYS[1]) + cold + listed
 local due = redis.call('ZCOUNT', KEYS[1], '-inf', now) + listed
 local oldest = -1
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if first[2] and tonumber(first[2]) <= now then
     oldest = now - tonumber(first[2])
 end
+-- the list's oldest run that still has an id: the marker before its
+-- first id in the list's first DQ_STATUS_LOOK elements (a marker alone,
+-- its run's ids gone, is skipped: review RR1, finding 4); none among
+-- them: the last marker read (every id further is as young or younger)
+local DQ_STATUS_LOOK = 100
 if listed > 0 then
-    local head = redis.call('LINDEX', KEYS[8], 0)
-    local at = head and string.byte(head, 1) == 64
-               and tonumber(string.sub(head, 2))
+    local els = redis.call('LRANGE', KEYS[8], 0, DQ_STATUS_LOOK - 1)
+    local at, id = nil, false
+    for i = 1, #els do
+        local e = els[i]
+        if string.byte(e, 1) ~= 64 then
+            id = true
+            break
+        end
+        at = tonumber(string.sub(e, 2))
+    end
+    if not id and #els < DQ_STATUS_LOOK then at = nil end
     if at and now - at > oldest then oldest = math.max(0, now - at) end
 end
 
@@ -50,7 +70,6 @@ if limit > 0 then
     end
 end
 
-local stats = redis.call('HGETALL', KEYS[5])
 local v1 = 0
 for i = 9, 12 do
     if KEYS[i] then v1 = v1 + redis.call('ZCARD', KEYS[i]) end

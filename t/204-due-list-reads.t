@@ -1,0 +1,68 @@
+# What the due list's readers answer (issue #12 follow-up, helper DL),
+# against a real redis-server (t/06's harness):
+#  3. status' oldest due age is the age of the oldest listed run that still
+#     has an id: a run's marker left alone at the head (an older build's
+#     removes by id, or a purge that ended on a run's last id) is not read
+#     as a task waiting since then (review RR1, finding 4);
+#  4. an enqueue that finds a plain id stored and not on eta, the list
+#     longer than the 1,000 elements it reads, answers 0 (not waiting)
+#     for a task that runs or is dead, and the call's now only for one that
+#     is listed further.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use DQTest;
+use DQScripts;
+
+my $r = DQTest::Redis->start(dir => DQTest::tmpdir());
+my $new = DQScripts->new($r);
+my $env = DQScripts::env2();
+my $q;
+sub k { DQTest::dq_key($q, $_[0]) }
+sub enq {
+    my (@ids) = @_;
+    return $new->v2($q, 'enqueue', 60000, scalar(@ids), 0,
+                    (map { ($_, $env) } @ids), ('') x @ids);
+}
+
+# ---- 3. markers alone at the head
+$q = 's1';
+$new->cycle($q)->('c0', 1);
+my $now = DQScripts::now_ms($r);
+$r->cmd('RPUSH', k('due'), map { '@' . ($now - 600_000 + $_) } 1 .. 40);
+enq(qw(a1 a2));
+my $st = $new->v2($q, 'status', 0);
+is($st->[2], 2, '3: 2 due');
+cmp_ok($st->[5], '<', 60_000,
+       '3: the oldest due age is a1\'s run\'s (not a marker alone)')
+    or diag("oldest_due_age_ms $st->[5]");
+# the oldest listed run that has an id: the age of its marker
+$r->cmd('DEL', k('due'));
+$r->cmd('RPUSH', k('due'), '@' . ($now - 900_000), '@' . ($now - 5000), 'b1');
+$r->cmd('HSET', k('tasks'), 'b1', $env);
+$r->cmd('HSET', k('stats'), 'due_n', 1);
+$st = $new->v2($q, 'status', 0);
+cmp_ok($st->[5], '>=', 5000, '3: b1 waits since its run\'s marker');
+cmp_ok($st->[5], '<', 60_000, '3: ... not since the marker alone before');
+# only markers: none listed, none due from the list
+$r->cmd('DEL', k('due'));
+$r->cmd('RPUSH', k('due'), '@' . ($now - 900_000));
+$r->cmd('HSET', k('stats'), 'due_n', 0);
+$st = $new->v2($q, 'status', 0);
+is($st->[5], -1, '3: markers alone: no oldest due age');
+
+# ---- 4. resends past the list's first 1,000 elements
+$q = 'r1';
+$new->cycle($q)->('c0', 1);
+enq(map { "L$_" } 1 .. 1500);                      # L1200 listed past 1,000
+$r->cmd('HSET', k('tasks'), map { ($_, $env) } qw(run1 dead1));
+$r->cmd('ZADD', k('leases'), DQScripts::now_ms($r) + 30000, 'run1|cX|1');
+$r->cmd('ZADD', k('dead'), DQScripts::now_ms($r), 'dead1');
+my $rep = $new->v2($q, 'enqueue', 60000, 3, 0,
+                   (map { ($_, $env) } qw(run1 dead1 L1200)), ('') x 3);
+is_deeply([@$rep[1 .. 6]], [1, 0, 1, 0, 1, $rep->[0]],
+          '4: running and dead answer 0, listed further the call\'s now');
+is($r->cmd('HGET', k('stats'), 'due_n'), 1500, '4: nothing listed again');
+
+done_testing();
