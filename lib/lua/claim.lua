@@ -361,7 +361,7 @@ local dr = nil             -- the due list as read (dq_due_read)
 local due_left = false     -- the list may hold an id after this claim
 local lst, lst_all = nil, false  -- the taken that came from the list
 local gone = 0             -- listed ids with no value: dropped
-local busy = nil           -- dq_due_busy, while suspect
+local skip = nil           -- suspect: indexes of the taken not leased
 local skip_list = false    -- suspect, and a MIGRATING slot refused a read
 local list_empty = false   -- the list was read empty (suspect: see below)
 if want > 0 then
@@ -453,10 +453,20 @@ if want > 0 then
         for i = 1, taken do
             if lst_all or lst[i] then li[#li + 1] = ids[i] end
         end
-        busy = dq_due_busy(KEYS[2], li, #li)
+        local busy = dq_due_busy(KEYS[2], li, #li)
+        skip = {}
         if not busy then
+            -- left in the list: taken by a later call
             skip_list = true
             stall = true
+            busy = {}
+        end
+        for i = 1, taken do
+            local id = ids[i]
+            if (lst_all or lst[i]) and (skip_list or busy[id]) then
+                skip[i] = true
+            end
+            busy[id] = true
         end
     end
     if taken > 0 then
@@ -471,11 +481,10 @@ if want > 0 then
         for i = 1, taken do
             local id = ids[i]
             local v = vals[i]
-            local listed = lst_all or (lst and lst[i])
-            if listed and (skip_list or (busy and busy[id])) then
-                -- left in the list (a refused read: taken next time), or
-                -- a stale entry: cut with the others, not leased
-            elseif not v and listed then
+            if skip and skip[i] then
+                -- a stale entry (cut with the others), or left in the
+                -- list (a refused read): not leased
+            elseif not v and (lst_all or (lst and lst[i])) then
                 -- listed, its value gone (an older build's delete by id
                 -- takes the value and leaves the id listed): dropped with the
                 -- list's cut, counted as deleted, not leased (a worker would
@@ -483,7 +492,6 @@ if want > 0 then
                 gone = gone + 1
             else
                 j = j + 1
-                if busy then busy[id] = true end
                 local e, r, f, x, c, nm = 0, 0, now, 0, nil, nil
                 leases[2 * j - 1] = dl
                 if v and string.byte(v, 1) == 83 then
