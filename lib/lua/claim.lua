@@ -59,8 +59,9 @@ if not max_n or not lease_ms or lease_ms <= 0 or not reclaim_delay
 end
 local now, h = dq_now(KEYS[4], 'due_until', 'deleted', 'due_seen')
 -- an older build deleted tasks since the list was last empty: the listed
--- ids this claim takes are checked (prelude.lua dq_due_suspect)
-local suspect = dq_due_suspect(h[8], h[9])
+-- ids this claim takes are checked ("suspect": prelude.lua, the due
+-- list's stale entries)
+local suspect = (tonumber(h[8]) or 0) ~= (tonumber(h[9]) or 0)
 -- this worker reads the due list: producers may write it until
 -- due_until (rewritten when less than half of DQ_DUE_HOLD_MS is left: one
 -- HSET per 30 s of a busy queue)
@@ -606,9 +607,10 @@ if skip_list then
 end
 local list_out = list_empty
 if dr then list_out = dq_due_drop(KEYS[11], KEYS[4], dr) or list_empty end
-if gone > 0 then dq_deleted(KEYS[4], dq_int(gone)) end
--- no stale id outlives the list
-if suspect and list_out then dq_due_seen(KEYS[4]) end
+-- (deletes counted; no stale id outlives the list)
+if gone > 0 or (suspect and list_out) then
+    dq_due_count(KEYS[4], gone, suspect and list_out)
+end
 if rate > 0 then
     tokens = tokens - taken
     redis.call('HSET', KEYS[8], 'tokens', string.format('%.6f', tokens),

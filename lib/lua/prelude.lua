@@ -587,54 +587,47 @@ local function dq_due_drop(key, stats, r)
     return false
 end
 
--- Another key of the same queue (same hash tag, so the same slot):
--- "dq2:{q}:eta" -> "dq2:{q}:<name>" (the due list's rare paths read the
--- tasks, leases and dead keys of a script that does not declare them).
-local function dq_sibling(key, name)
-    return (string.gsub(key, ':[%w_]+$', ':' .. name))
-end
-
 -- Stale listed ids. A build before the due list deletes a task by id
 -- with an HDEL of its value (it knows no list): the id stays listed with
 -- no value, and when the same plain id is enqueued again (an idempotent
 -- resend) it is listed twice, the task stored once. Such a build counts
 -- the delete in stats "deleted" only; every delete of this build counts
--- it in "deleted" and "due_seen" alike (dq_deleted), so the two differ
+-- it in "deleted" and "due_seen" alike (dq_due_count), so the two differ
 -- once an older build deleted something (by id or in bulk) since the
--- list was last empty (dq_due_seen makes them equal again: no stale id
--- outlives the list). While they differ, the list may hold an id twice,
--- or an id whose task is elsewhere, and its readers check the ids they
--- take (dq_due_busy); otherwise nothing is checked (the common path pays
--- the two fields of its stats HMGET).
-local function dq_due_suspect(deleted, seen)
-    return (tonumber(deleted) or 0) ~= (tonumber(seen) or 0)
-end
-
-local function dq_deleted(stats, n)
-    redis.call('HINCRBY', stats, 'deleted', n)
-    redis.call('HINCRBY', stats, 'due_seen', n)
-end
-
--- the list is gone (or was read empty): no stale id is left
-local function dq_due_seen(stats)
-    local d = redis.call('HGET', stats, 'deleted')
-    if d then
-        redis.call('HSET', stats, 'due_seen', d)
-    else
-        redis.call('HDEL', stats, 'due_seen')
+-- list was last empty; then ("suspect": claim and the move back compare
+-- the two as numbers, inline: a prelude function is a closure made on
+-- every call, ~1-2k instructions each, callgrind) the list may hold an id
+-- twice, or an id whose task is elsewhere, and its readers check the ids
+-- they take (below); otherwise nothing is checked (the common path
+-- pays the two fields of its stats HMGET).
+-- dq_due_count: n deletes counted (n may be 0); out: the list is gone (or
+-- was read empty) while suspect: "due_seen" made equal to "deleted" again
+-- (no stale id outlives the list).
+local function dq_due_count(stats, n, out)
+    if n > 0 then
+        redis.call('HINCRBY', stats, 'deleted', n)
+        redis.call('HINCRBY', stats, 'due_seen', n)
+    end
+    if out then
+        local d = redis.call('HGET', stats, 'deleted')
+        if d then
+            redis.call('HSET', stats, 'due_seen', d)
+        else
+            redis.call('HDEL', stats, 'due_seen')
+        end
     end
 end
 
 -- Which of the listed ids ids[1..n] have their task elsewhere: waiting on
 -- eta, dead, or leased (the lease set read whole: O(leases), only while
--- dq_due_suspect). A set id -> true, or nil when a MIGRATING slot refused
+-- suspect: dq_due_count). A set id -> true, or nil when a MIGRATING slot refused
 -- a read (the caller takes nothing from the list this call).
 local function dq_due_busy(k_eta, ids, n)
+    local pre = string.sub(k_eta, 1, -4)        -- "dq2:{q}:" of "...eta"
     local e = dq_routed(redis.pcall('ZMSCORE', k_eta, unpack(ids, 1, n)))
-    local d = e and dq_routed(redis.pcall('ZMSCORE', dq_sibling(k_eta, 'dead'),
+    local d = e and dq_routed(redis.pcall('ZMSCORE', pre .. 'dead',
                                           unpack(ids, 1, n)))
-    local l = d and dq_routed(redis.pcall('ZRANGE',
-                                          dq_sibling(k_eta, 'leases'), 0, -1))
+    local l = d and dq_routed(redis.pcall('ZRANGE', pre .. 'leases', 0, -1))
     if not l then return nil end
     local busy = {}
     for i = 1, n do
@@ -647,9 +640,17 @@ local function dq_due_busy(k_eta, ids, n)
     return busy
 end
 
--- (dq_due_head's read: the run's ETA, or now past the head, or nil)
+-- The ETA of a listed id (an enqueue that finds it stored, not on eta):
+-- the list's first DQ_DUE_LOOK elements are read once a call into h
+-- (h.at: id -> its run's ETA; h.more: the list goes on past them).
+-- Returns the run's ETA, the call's now when the id is listed past them
+-- (a listed task is due), nil when it is not listed (running, dead).
+-- Past them, an id leased (the lease set read whole once a call, only
+-- then) or dead (ZSCORE) is not listed; one a MIGRATING slot keeps from
+-- being looked up reads as listed (now). k_eta: "dq2:{q}:eta" (the lease
+-- set and the dead set are its siblings: the same hash tag).
 local DQ_DUE_LOOK = 1000
-local function dq_due_head_read(key, h, id, now)
+local function dq_due_head(key, h, id, now, k_eta)
     if string.byte(id, 1) == 64 then return nil end     -- never listed
     if not h.at then
         h.at = {}
@@ -667,24 +668,10 @@ local function dq_due_head_read(key, h, id, now)
     end
     local at = h.at[id]
     if at then return at end
-    if h.more then return now end
-    return nil
-end
-
--- The ETA of a listed id (an enqueue that finds it stored, not on eta):
--- the list's first DQ_DUE_LOOK elements are read once a call into h
--- (h.at: id -> its run's ETA; h.more: the list goes on past them).
--- Returns the run's ETA, the call's now when the id is listed past them
--- (a listed task is due), nil when it is not listed (running, dead).
--- Past them, an id leased (the lease set read whole once a call, only
--- then) or dead (ZSCORE) is not listed; one a MIGRATING slot keeps from
--- being looked up reads as listed (now).
-local function dq_due_head(key, h, id, now, k_eta)
-    local at = dq_due_head_read(key, h, id, now)
-    if not h.more or (at and h.at[id]) then return at end
+    if not h.more then return nil end
+    local pre = string.sub(k_eta, 1, -4)
     if h.leased == nil then
-        local l = dq_routed(redis.pcall('ZRANGE',
-                                        dq_sibling(k_eta, 'leases'), 0, -1))
+        local l = dq_routed(redis.pcall('ZRANGE', pre .. 'leases', 0, -1))
         h.leased = false
         if l then
             h.leased = {}
@@ -695,7 +682,7 @@ local function dq_due_head(key, h, id, now, k_eta)
         end
     end
     if h.leased and h.leased[id] then return nil end
-    if dq_routed(redis.pcall('ZSCORE', dq_sibling(k_eta, 'dead'), id)) then
+    if dq_routed(redis.pcall('ZSCORE', pre .. 'dead', id)) then
         return nil
     end
     return now
@@ -733,7 +720,7 @@ end
 -- list, unlist). A listed id whose value is gone (an older build's delete
 -- by id) is dropped and counted as deleted, as claim does (it would be
 -- leased and buried as "missing envelope": a dead task that never was);
--- while dq_due_suspect, an id whose task is elsewhere (or taken twice) is
+-- while suspect (dq_due_count), an id whose task is elsewhere (or taken twice) is
 -- dropped too. Every read comes before the first write; one a MIGRATING
 -- slot refuses moves nothing (the next call does). Returns how many moved
 -- and whether the list is gone.
@@ -741,11 +728,12 @@ local function dq_due_back(k_eta, key, stats)
     local r = dq_due_read(key, DQ_CHUNK)
     local nz, gone, busy, suspect = 0, 0, nil, false
     if r.n > 0 then
-        local vals = dq_routed(redis.pcall('HMGET', dq_sibling(k_eta, 'tasks'),
+        local vals = dq_routed(redis.pcall('HMGET',
+                                           string.sub(k_eta, 1, -4) .. 'tasks',
                                            unpack(r.ids, 1, r.n)))
         if not vals then return 0, false end
         local s = redis.call('HMGET', stats, 'deleted', 'due_seen')
-        suspect = dq_due_suspect(s[1], s[2])
+        suspect = (tonumber(s[1]) or 0) ~= (tonumber(s[2]) or 0)
         if suspect then
             busy = dq_due_busy(k_eta, r.ids, r.n)
             if not busy then return 0, false end
@@ -767,7 +755,6 @@ local function dq_due_back(k_eta, key, stats)
         if nz > 0 then redis.call('ZADD', k_eta, unpack(z)) end
     end
     local out = dq_due_drop(key, stats, r)
-    if gone > 0 then dq_deleted(stats, gone) end
-    if out and suspect then dq_due_seen(stats) end
+    dq_due_count(stats, gone, out and suspect)
     return nz / 2, out
 end
