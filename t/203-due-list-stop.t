@@ -13,7 +13,6 @@ use Test::More;
 use DQTest;
 use DQScripts;
 use DQWorker;
-use Time::HiRes qw(sleep time);
 
 my $root = DQTest::root();
 my $lib = DQWorker::ops_lib(1);
@@ -29,12 +28,6 @@ sub enq {
     my (@ids) = @_;
     return $new->v2($q, 'enqueue', 60000, scalar(@ids), 0,
                     (map { ($_, $env) } @ids), ('') x @ids);
-}
-sub wait_for {
-    my ($what, $t) = @_;
-    my $end = time + $t;
-    while (time < $end) { return 1 if $what->(); sleep 0.05 }
-    return 0;
 }
 
 for my $sig (qw(TERM QUIT)) {
