@@ -644,7 +644,7 @@ typedef struct {
     unsigned    calls;
 } dq__unlist_t;
 
-static void dq__unlist_send(dq__unlist_t *u);
+static int dq__unlist_send(dq__unlist_t *u);
 
 static void
 dq__unlist_reply(dq_conn_t *r, redisReply *reply, const char *errstr,
@@ -666,8 +666,9 @@ dq__unlist_reply(dq_conn_t *r, redisReply *reply, const char *errstr,
     } else if (reply->element[1]->integer > 0
                && u->calls < DQ__UNLIST_CALLS)
     {
-        dq__unlist_send(u);         /* pending again: no finish below */
-        return;
+        if (dq__unlist_send(u) == 0) {
+            return;                 /* pending again: no finish below */
+        }
     } else if (reply->element[1]->integer > 0) {
         dq_log_warn("queue %.*s: %lld elements left in the due list on "
                     "stop: enqueues move them back",
@@ -678,7 +679,8 @@ dq__unlist_reply(dq_conn_t *r, redisReply *reply, const char *errstr,
     dq_child_maybe_finish(ch);
 }
 
-static void
+/* 0 if sent (u is the callback's); else -1 (u still the caller's) */
+static int
 dq__unlist_send(dq__unlist_t *u)
 {
     dq_child_t *ch = u->ch;
@@ -688,13 +690,14 @@ dq__unlist_send(dq__unlist_t *u)
     u->calls++;
     dq_cmd_init(&cmd);
     rc = dq_cmd_unlist(&cmd, ch->qs[u->qi].name);
-    if (rc != DQ_OK
-        || dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+    if (rc == DQ_OK
+        && dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
                             dq__unlist_reply, u) != 0)
     {
-        free(u);
+        rc = DQ_EREDIS;
     }
     dq_cmd_free(&cmd);
+    return rc == DQ_OK ? 0 : -1;
 }
 
 static void
@@ -713,7 +716,9 @@ dq__unlist_all(dq_child_t *ch)
         u->ch = ch;
         u->qi = i;
         u->calls = 0;
-        dq__unlist_send(u);
+        if (dq__unlist_send(u) != 0) {
+            free(u);
+        }
     }
 }
 
