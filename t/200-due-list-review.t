@@ -34,11 +34,7 @@ $old->{v2dir} = "$root/t/data/lua-prelist";
 my $env = DQScripts::env2();
 my $q;
 sub k { DQTest::dq_key($q, $_[0]) }
-sub enq {
-    my (@ids) = @_;
-    return $new->v2($q, 'enqueue', 60000, scalar(@ids), 0,
-                    (map { ($_, $env) } @ids), ('') x @ids);
-}
+sub enq { $new->enqueue_plain($q, @_) }
 sub stat_of { $r->cmd('HGET', k('stats'), $_[0]) }
 sub calls {
     my ($cmd) = @_;

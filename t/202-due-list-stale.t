@@ -20,14 +20,9 @@ use DQScripts;
 
 my $r = DQTest::Redis->start(dir => DQTest::tmpdir());
 my $new = DQScripts->new($r);
-my $env = DQScripts::env2();
 my $q;
 sub k { DQTest::dq_key($q, $_[0]) }
-sub enq {
-    my (@ids) = @_;
-    return $new->v2($q, 'enqueue', 60000, scalar(@ids), 0,
-                    (map { ($_, $env) } @ids), ('') x @ids);
-}
+sub enq { $new->enqueue_plain($q, @_) }
 sub stat_of { $r->cmd('HGET', k('stats'), $_[0]) }
 sub old_delete { $r->cmd('HDEL', k('tasks'), $_[0]) }  # 38667f0's remove
 sub ids_of { [map { $_->{id} } DQScripts::claimed($_[0])] }
@@ -35,6 +30,19 @@ sub leased_ids {
     [sort map { (split /\|/)[0] } @{ $r->cmd('ZRANGE', k('leases'), 0, -1) }]
 }
 my $cid = 0;
+# queue $q with the list on, $a and $b listed, $a deleted by an older
+# build (its value, and stats "deleted" as it counts it), then $a and $c
+# enqueued again: $a listed twice. The claim function.
+sub stale_resend {
+    my ($a, $b, $c) = @_;
+    my $cl = $new->cycle($q);
+    $cl->('c0', 1);
+    enq($a, $b);
+    old_delete($a);
+    $r->cmd('HINCRBY', k('stats'), 'deleted', 1);
+    enq($a, $c);
+    return $cl;
+}
 
 # ---- 2. unlist: a listed id without a value is not moved to eta
 $q = 'b1';
@@ -62,12 +70,7 @@ is(stat_of('deleted'), 1, '2: lapse: a3 counted as deleted');
 
 # ---- 1. two claims: the stale entry leased, then the second entry
 $q = 'c1';
-my $cl = $new->cycle($q);
-$cl->('c0', 1);
-enq(qw(x1 x2));
-old_delete('x1');
-$r->cmd('HINCRBY', k('stats'), 'deleted', 1);      # as the old remove does
-enq(qw(x1 x3));                                    # the resend lists x1 again
+my $cl = stale_resend(qw(x1 x2 x3));
 my @got = (@{ ids_of($cl->('c' . ++$cid, 1)) },    # the stale entry
            @{ ids_of($cl->('c' . ++$cid, 10)) });  # x2, x1 again?, x3
 is(scalar(grep { $_ eq 'x1' } @got), 1, '1: x1 leased once by two claims')
@@ -78,12 +81,7 @@ is(stat_of('due_n'), undef, '1: its count with it');
 
 # ---- 1. one claim that reads both entries
 $q = 'c2';
-$cl = $new->cycle($q);
-$cl->('c0', 1);
-enq(qw(y1 y2));
-old_delete('y1');
-$r->cmd('HINCRBY', k('stats'), 'deleted', 1);
-enq(qw(y1 y3));
+$cl = stale_resend(qw(y1 y2 y3));
 @got = @{ ids_of($cl->('c' . ++$cid, 10)) };
 is_deeply([sort @got], [qw(y1 y2 y3)], '1: one claim: y1 leased once')
     or diag("claimed: @got");
@@ -92,12 +90,7 @@ is_deeply(leased_ids(), [qw(y1 y2 y3)], '1: one claim: one lease each');
 # ---- 1. the first lease expired (the task back on eta): the second
 # entry is not leased beside it
 $q = 'c3';
-$cl = $new->cycle($q);
-$cl->('c0', 1);
-enq(qw(z1 z2));
-old_delete('z1');
-$r->cmd('HINCRBY', k('stats'), 'deleted', 1);
-enq(qw(z1 z3));
+$cl = stale_resend(qw(z1 z2 z3));
 @got = @{ ids_of($new->v2($q, 'claim', 1, 1, 0, 0, 1, 0, 'c' . ++$cid,
                            0, 0, 0, 60000, DQScripts::acks())) };
 is_deeply(\@got, ['z1'], '1: z1 leased for 1 ms');

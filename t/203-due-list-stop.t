@@ -21,14 +21,9 @@ my $r = DQTest::Redis->start(dir => $dir);
 my $new = DQScripts->new($r);
 my $old = DQScripts->new($r);
 $old->{v2dir} = "$root/t/data/lua-prelist";
-my $env = DQScripts::env2();
 my $q;
 sub k { DQTest::dq_key($q, $_[0]) }
-sub enq {
-    my (@ids) = @_;
-    return $new->v2($q, 'enqueue', 60000, scalar(@ids), 0,
-                    (map { ($_, $env) } @ids), ('') x @ids);
-}
+sub enq { $new->enqueue_plain($q, @_) }
 
 for my $sig (qw(TERM QUIT)) {
     $q = "st$sig";

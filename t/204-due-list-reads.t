@@ -20,11 +20,7 @@ my $new = DQScripts->new($r);
 my $env = DQScripts::env2();
 my $q;
 sub k { DQTest::dq_key($q, $_[0]) }
-sub enq {
-    my (@ids) = @_;
-    return $new->v2($q, 'enqueue', 60000, scalar(@ids), 0,
-                    (map { ($_, $env) } @ids), ('') x @ids);
-}
+sub enq { $new->enqueue_plain($q, @_) }
 
 # ---- 3. markers alone at the head
 $q = 's1';
