@@ -7,7 +7,10 @@
 #  4. an enqueue that finds a plain id stored and not on eta, the list
 #     longer than the 1,000 elements it reads, answers 0 (not waiting)
 #     for a task that runs or is dead, and the call's now only for one that
-#     is listed further.
+#     is listed further;
+#  m. a claim merged from eta and the list cuts the list after what it
+#     took (a guard for the second read of the list such a claim makes,
+#     passes before and after).
 use strict;
 use warnings;
 use lib 't/lib';
@@ -60,5 +63,26 @@ my $rep = $new->v2($q, 'enqueue', 60000, 3, 0,
 is_deeply([@$rep[1 .. 6]], [1, 0, 1, 0, 1, $rep->[0]],
           '4: running and dead answer 0, listed further the call\'s now');
 is($r->cmd('HGET', k('stats'), 'due_n'), 1500, '4: nothing listed again');
+
+# ---- a claim that takes eta's older tasks and only part of the listed
+# ids it read cuts the list after the ones it took (claim reads the list
+# again for the cut: a guard for a change of that; passes as it is)
+$q = 'm1';
+my $cl = $new->cycle($q);
+$cl->('c0', 1);
+enq(qw(a1 a2 a3));
+my $t1 = substr($r->cmd('LINDEX', k('due'), 0), 1);
+$r->cmd('ZADD', k('eta'), $t1 - 10, 'e0', $t1, 'e1', $t1 + 1, 'e2');
+select(undef, undef, undef, 0.01);
+$rep = $cl->('c1', 3);
+is_deeply([map { $_->{id} } DQScripts::claimed($rep)], [qw(e0 e1 a1)],
+          'm: the older first, eta\'s on a tie');
+is_deeply($r->cmd('LRANGE', k('due'), 0, -1), ["\@$t1", 'a2', 'a3'],
+          'm: a1 cut, its run\'s marker kept before a2');
+is($r->cmd('HGET', k('stats'), 'due_n'), 2, 'm: the count follows');
+$rep = $cl->('c2', 3);
+is_deeply([map { $_->{id} } DQScripts::claimed($rep)], [qw(a2 a3 e2)],
+          'm: then the rest in ETA order');
+is($r->cmd('EXISTS', k('due')), 0, 'm: the list gone');
 
 done_testing();
