@@ -596,7 +596,7 @@ end
 -- once an older build deleted something (by id or in bulk) since the
 -- list was last empty; then ("suspect": claim and the move back compare
 -- the two as numbers, inline: a prelude function is a closure made on
--- every call, ~1-2k instructions each, callgrind) the list may hold an id
+-- every call, ~800 instructions, docs/BENCHMARKS.md) the list may hold an id
 -- twice, or an id whose task is elsewhere, and its readers check the ids
 -- they take (below); otherwise nothing is checked (the common path
 -- pays the two fields of its stats HMGET).
@@ -620,7 +620,7 @@ end
 
 -- Which of the listed ids ids[1..n] have their task elsewhere: waiting on
 -- eta, dead, or leased (the lease set read whole: O(leases), only while
--- suspect: dq_due_count). A set id -> true, or nil when a MIGRATING slot refused
+-- suspect, above). A set id -> true, or nil when a MIGRATING slot refused
 -- a read (the caller takes nothing from the list this call).
 local function dq_due_busy(k_eta, ids, n)
     local pre = string.sub(k_eta, 1, -4)        -- "dq2:{q}:" of "...eta"
