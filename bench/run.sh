@@ -225,6 +225,40 @@ redis_cpu_s() {
 
 flush() { rcli FLUSHALL >/dev/null; }
 
+# Evidence about a measured window that other load on the machine does not
+# change: Redis' latency events (latency-monitor-threshold 1 ms: fork,
+# expire-cycle, command...), its calls over 0.5 ms (SLOWLOG, wall time:
+# read with the next line), and its process' CPU time, time waiting for a
+# core (schedstat) and page faults over the window.
+redis_sched() {
+    local s f
+    read -r -a s <"/proc/$REDIS_PID/schedstat"
+    read -r f <"/proc/$REDIS_PID/stat"
+    f=${f##*) }
+    read -r -a f <<<"$f"
+    # run ns, runqueue wait ns, minor faults, major faults
+    echo "${s[0]} ${s[1]} ${f[7]} ${f[9]}"
+}
+REDIS_WIN0=
+redis_window_begin() {
+    rcli CONFIG SET latency-monitor-threshold 1 >/dev/null
+    rcli CONFIG SET slowlog-log-slower-than 500 slowlog-max-len 1024 >/dev/null
+    rcli LATENCY RESET >/dev/null
+    rcli SLOWLOG RESET >/dev/null
+    REDIS_WIN0=$(redis_sched)
+}
+redis_window_end() {
+    local name=$1 a b
+    read -r -a a <<<"$REDIS_WIN0"
+    read -r -a b <<<"$(redis_sched)"
+    log "$name: redis process over the window: cpu $(( (b[0] - a[0]) / 1000000 )) ms, waited for a core $(( (b[1] - a[1]) / 1000000 )) ms, faults minor $(( b[2] - a[2] )) major $(( b[3] - a[3] ))"
+    log "$name: latency events (event, at, latest ms, max ms): $(rcli LATENCY LATEST | tr '\n' ' ')"
+    rcli --json SLOWLOG GET 1024 >"$TMP/slowlog-$name.json"
+    log "$name: redis calls over 0.5 ms: $(python3 "$BENCH/results.py" slowlog "$TMP/slowlog-$name.json")"
+    rcli CONFIG SET latency-monitor-threshold 0 >/dev/null
+    rcli CONFIG SET slowlog-log-slower-than 10000 >/dev/null
+}
+
 # ------------------------------------------------------------------ nginx
 
 MODULE_SO=$BUILD/ngx_http_deferred_module.so

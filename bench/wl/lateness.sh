@@ -13,6 +13,7 @@ wl_lateness() {
     : >"$stamps"
     start_worker "$WORKER_PROCS" "$TASKS_SO"
     sleep 1   # the worker is up and asleep on an empty queue
+    redis_window_begin
     log "lateness: $LATENESS_N tasks with ETAs over ${LATENESS_SPREAD_MS} ms, worker idle before"
     "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$LATENESS_N" -b 1000 -f bench.stamp -s "$stamps" \
         -e "1000:$LATENESS_SPREAD_MS" -t 30 >/dev/null 2>>"$TMP/enqueue.log" ||
@@ -21,6 +22,7 @@ wl_lateness() {
           -t $((LATENESS_SPREAD_MS / 1000 + 20))) ||
         log "lateness: not all tasks ran ($out)"
     stop_spawned "$WORKER_PID"
+    redis_window_end lateness
     out=$(python3 "$BENCH/results.py" lateness "$stamps")
     log "lateness: $out"
     figure lateness.p50_ms "$(kv "$out" p50_ms)" ms
