@@ -122,12 +122,15 @@ def percentile(sorted_vals, p):
 
 def lateness(path):
     vals, etas = [], []
+    wmax = 0     # the slowest open + write + close of a line (us)
     with open(path) as f:
         for line in f:
             parts = line.split()
-            if len(parts) != 2:
+            if len(parts) not in (2, 3):
                 continue
             eta_ms, start_us = int(parts[0]), int(parts[1])
+            if len(parts) == 3:
+                wmax = max(wmax, int(parts[2]))
             vals.append(start_us / 1000.0 - eta_ms)
             etas.append((start_us / 1000.0 - eta_ms, eta_ms))
     vals.sort()
@@ -136,9 +139,10 @@ def lateness(path):
         print("n=0 p50_ms=n/a p99_ms=n/a max_ms=n/a min_ms=n/a")
         return
     # the latest five: ms late @ ETA (unix s.ms), to set beside the slowlog
-    print("n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f min_ms=%.2f worst=%s" % (
+    print("n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f min_ms=%.2f "
+          "write_max_ms=%.2f worst=%s" % (
         len(vals), percentile(vals, 50), percentile(vals, 99), vals[-1],
-        vals[0], ",".join("%.1f@%.3f" % (l, e / 1000.0) for l, e in etas[:5])))
+        vals[0], wmax / 1000.0, ",".join("%.1f@%.3f" % (l, e / 1000.0) for l, e in etas[:5])))
 
 
 def slowlog(path):

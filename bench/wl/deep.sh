@@ -11,7 +11,7 @@
 DEEP_N=${BENCH_DEEP_N:-1000000}
 PROMOTE=$BUILD/bench/dq-bench-promote
 wl_deep() {
-    local why m0 m1 r0 r1 pr0 out stamps=$TMP/stamps-deep.txt
+    local why m0 m1 r0 r1 pr0 out stamps=$STAMP_DIR/stamps-deep.txt
     if why=$(worker_missing); then na deep.bytes_per_task "$why"; return; fi
     flush
     rcli MEMORY PURGE >/dev/null 2>&1 || true

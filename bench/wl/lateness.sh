@@ -4,7 +4,7 @@
 
 # 6. ETA lateness: start - ETA of 2,000 tasks spread over 10 s
 wl_lateness() {
-    local why out stamps=$TMP/stamps.txt
+    local why out stamps=$STAMP_DIR/stamps.txt
     if why=$(worker_missing); then
         na lateness.p50_ms "$why"; na lateness.p99_ms "$why"; na lateness.max_ms "$why"
         return
