@@ -27,6 +27,8 @@
 #   enqueue, so producers write the ETA set (no worker yet); by default one
 #   due_until written as a claim that wants tasks writes it turns the list
 #   on, as a running worker keeps it.
+# --rdb FILE: Redis starts from this dump (e.g. a queue "bench" with a deep
+#   cold tier: bench/deep_cpu.sh), the run's tasks beside what it holds.
 # --cg-server PATH: the redis-server run under callgrind (default: the one
 #   in PATH; a build with symbols splits the count by function);
 #   --cg-out FILE: keep callgrind's output there (callgrind_annotate).
@@ -41,11 +43,12 @@ my ($n, $batch, $mode, $lua, $split, $cg, $enq_only, $cg_server, $cg_out) =
     (100000, 32, 'v2', undef, 0, 0, 0, undef, undef);
 my $eb = 500;              # tasks per enqueue call (--enq-batch)
 my $no_list = 0;           # --no-list: no claim before the enqueue
+my $rdb;                   # --rdb FILE: start from this dump
 GetOptions('n=i' => \$n, 'batch=i' => \$batch, 'mode=s' => \$mode,
            'lua=s' => \$lua, 'split' => \$split, 'callgrind' => \$cg,
            'enqueue-only' => \$enq_only, 'cg-server=s' => \$cg_server,
            'cg-out=s' => \$cg_out, 'enq-batch=i' => \$eb,
-           'no-list' => \$no_list) or die "usage\n";
+           'no-list' => \$no_list, 'rdb=s' => \$rdb) or die "usage\n";
 die "--split needs --mode v1 or v2 (cycle is one call)\n"
     if $split && $mode eq 'cycle';
 my $root = DQTest::root();
@@ -94,7 +97,13 @@ sub cg_total {
     print "callgrind_ir=$ir\n";
     system('cp', "$cgdir/cg.out", $cg_out) if defined $cg_out;
 }
-my $r = DQTest::Redis->start;
+my %ro;
+if (defined $rdb) {
+    my $d = DQTest::tmpdir();
+    system('cp', $rdb, "$d/dump.rdb") == 0 or die "cp $rdb: $?\n";
+    %ro = (dir => $d, args => ['--dbfilename', 'dump.rdb']);
+}
+my $r = DQTest::Redis->start(%ro);
 my %sha = map { $_ => $r->cmd('SCRIPT', 'LOAD', script($_)) } qw(enqueue claim ack);
 my $q = 'bench';
 sub k { map { "$pfx:{$q}:$_" } @_ }

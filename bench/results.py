@@ -121,21 +121,53 @@ def percentile(sorted_vals, p):
 
 
 def lateness(path):
-    vals = []
+    vals, etas = [], []
+    wmax = 0     # the slowest open + write + close of a line (us)
     with open(path) as f:
         for line in f:
             parts = line.split()
-            if len(parts) != 2:
+            if len(parts) not in (2, 3):
                 continue
             eta_ms, start_us = int(parts[0]), int(parts[1])
+            if len(parts) == 3:
+                wmax = max(wmax, int(parts[2]))
             vals.append(start_us / 1000.0 - eta_ms)
+            etas.append((start_us / 1000.0 - eta_ms, eta_ms))
     vals.sort()
+    etas.sort(reverse=True)
     if not vals:
         print("n=0 p50_ms=n/a p99_ms=n/a max_ms=n/a min_ms=n/a")
         return
-    print("n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f min_ms=%.2f" % (
+    # the latest five: ms late @ ETA (unix s.ms), to set beside the slowlog
+    print("n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f min_ms=%.2f "
+          "write_max_ms=%.2f worst=%s" % (
         len(vals), percentile(vals, 50), percentile(vals, 99), vals[-1],
-        vals[0]))
+        vals[0], wmax / 1000.0, ",".join("%.1f@%.3f" % (l, e / 1000.0) for l, e in etas[:5])))
+
+
+def slowlog(path):
+    """Summary of `redis-cli --json SLOWLOG GET n`: calls over the log's
+    threshold, the slowest first (a script's own commands show with
+    client ?:0, its EVALSHA separately)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        entries = json.load(f)
+    rows = []
+    for e in entries:
+        args = e[3]
+        if not args or args[0].upper() == "HELLO":
+            continue
+        name = args[0].upper()
+        if name in ("EVALSHA", "EVAL") and len(args) > 3:
+            what = "%s:%s" % (name, args[3])
+        else:
+            what = "%s:%s" % (name, args[1] if len(args) > 1 else "")
+        if e[4].startswith("?"):
+            what = "(in script) " + what
+        rows.append((e[2], e[1], what))
+    rows.sort(reverse=True)
+    print("n=%d max_us=%s slowest: %s" % (
+        len(rows), rows[0][0] if rows else 0,
+        "; ".join("%d us at %d %s" % r for r in rows[:8])))
 
 
 def proc_snapshot():
@@ -342,6 +374,8 @@ def record(figs_path, meta_path, doc):
 def main(argv):
     if len(argv) >= 3 and argv[1] == "bodies":
         bodies(argv[2])
+    elif len(argv) >= 3 and argv[1] == "slowlog":
+        slowlog(argv[2])
     elif len(argv) >= 3 and argv[1] == "lateness":
         lateness(argv[2])
     elif len(argv) >= 4 and argv[1] == "sample":

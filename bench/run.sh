@@ -28,7 +28,8 @@
 # workload's tasks), BENCH_CAP_HEADROOM (0.5: the share of a core the
 # capacity model lets a master use), BENCH_DUE_LIST (1: the client and
 # worker workloads enqueue as while a worker claims the queue, the due list
-# on; 0: as with no worker yet, the ETA set).
+# on; 0: as with no worker yet, the ETA set), BENCH_STAMP_DIR (where the
+# lateness recorder appends: default a temp dir on /dev/shm).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,6 +67,19 @@ IDLE_WORKERS=4
 IDLE_SECONDS=30     # one lease (the default 30 s): each child's idle look falls inside
 
 TMP=$(mktemp -d /tmp/dqbench-XXXXXX)
+# where bench.stamp appends its lines (lateness, deep): BENCH_STAMP_DIR, else
+# a directory on tmpfs (/dev/shm) when there is one, else $TMP. On the disk
+# a line's write took up to 6 ms while the disk wrote back (a dd loop beside
+# the run; 0.15 ms without), holding the task's pool thread, and with the
+# file's lock every thread appending to it: the recorder's own stall, not
+# the worker's (results.py lateness prints write_max_ms).
+STAMP_DIR=${BENCH_STAMP_DIR:-}
+if [ -z "$STAMP_DIR" ]; then
+    STAMP_DIR=$TMP
+    if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+        STAMP_DIR=$(mktemp -d /dev/shm/dqbench-XXXXXX) || STAMP_DIR=$TMP
+    fi
+fi
 FIGS=$TMP/figures.tsv
 META=$TMP/meta.txt
 : >"$FIGS"
@@ -97,8 +111,10 @@ cleanup() {
     done
     if [ "$KEEP" = 1 ] || [ $rc -ne 0 ]; then
         log "temp dir kept: $TMP"
+        [ "$STAMP_DIR" = "$TMP" ] || log "stamps kept: $STAMP_DIR"
     else
         rm -rf "$TMP"
+        [ -z "${BENCH_STAMP_DIR:-}" ] && [ "$STAMP_DIR" != "$TMP" ] && rm -rf "$STAMP_DIR"
     fi
     exit $rc
 }
@@ -224,6 +240,40 @@ redis_cpu_s() {
 }
 
 flush() { rcli FLUSHALL >/dev/null; }
+
+# Evidence about a measured window that other load on the machine does not
+# change: Redis' latency events (latency-monitor-threshold 1 ms: fork,
+# expire-cycle, command...), its calls over 0.5 ms (SLOWLOG, wall time:
+# read with the next line), and its process' CPU time, time waiting for a
+# core (schedstat) and page faults over the window.
+redis_sched() {
+    local s f
+    read -r -a s <"/proc/$REDIS_PID/schedstat"
+    read -r f <"/proc/$REDIS_PID/stat"
+    f=${f##*) }
+    read -r -a f <<<"$f"
+    # run ns, runqueue wait ns, minor faults, major faults
+    echo "${s[0]} ${s[1]} ${f[7]} ${f[9]}"
+}
+REDIS_WIN0=
+redis_window_begin() {
+    rcli CONFIG SET latency-monitor-threshold 1 >/dev/null
+    rcli CONFIG SET slowlog-log-slower-than 500 slowlog-max-len 1024 >/dev/null
+    rcli LATENCY RESET >/dev/null
+    rcli SLOWLOG RESET >/dev/null
+    REDIS_WIN0=$(redis_sched)
+}
+redis_window_end() {
+    local name=$1 a b
+    read -r -a a <<<"$REDIS_WIN0"
+    read -r -a b <<<"$(redis_sched)"
+    log "$name: redis process over the window: cpu $(( (b[0] - a[0]) / 1000000 )) ms, waited for a core $(( (b[1] - a[1]) / 1000000 )) ms, faults minor $(( b[2] - a[2] )) major $(( b[3] - a[3] ))"
+    log "$name: latency events (event, at, latest ms, max ms): $(rcli LATENCY LATEST | tr '\n' ' ')"
+    rcli --json SLOWLOG GET 1024 >"$TMP/slowlog-$name.json"
+    log "$name: redis calls over 0.5 ms: $(python3 "$BENCH/results.py" slowlog "$TMP/slowlog-$name.json")"
+    rcli CONFIG SET latency-monitor-threshold 0 >/dev/null
+    rcli CONFIG SET slowlog-log-slower-than 10000 >/dev/null
+}
 
 # ------------------------------------------------------------------ nginx
 

@@ -467,7 +467,7 @@ size_t dq_key_format_v1(char *buf, size_t size, dq_str_t queue,
 #define DQ_COLD_AFTER_MS  20000
 #define DQ_COLD_WINDOW_MS 10000
 #define DQ_COLD_BUCKET    128
-#define DQ_COLD_PROMOTE   2
+#define DQ_COLD_PROMOTE   1
 #define DQ_QUEUES_KEY "dq:queues"   /* set of queue names (informational) */
 /* Live workers: every worker child refreshes its heartbeat hash
  * DQ_WORKER_KEY_PREFIX + "<host>:<pid>" (fields host, pid, child, queues,

@@ -7,9 +7,12 @@
  *                       loop thread, no hand-off to its pool).
  *   bench.stamp(path)   the ETA-lateness recorder: reads the host's
  *                       CLOCK_REALTIME first thing, then appends one line
- *                       "<eta_ms> <start_us>\n" to the file `path` (O_APPEND:
- *                       one write(2) per line, so lines from several
- *                       threads and processes never interleave).
+ *                       "<eta_ms> <start_us> <us>\n" to the file `path`
+ *                       (O_APPEND: one write(2) per line, so lines from
+ *                       several threads and processes never interleave);
+ *                       <us> is how long the previous line of this thread
+ *                       took to open, write and close (its pool thread is
+ *                       held that long: a disk stall shows there).
  *
  * One clock: the ETA is absolute UTC ms; the enqueuer took it from this
  * host's CLOCK_REALTIME, and Redis TIME (which decides when a task is due)
@@ -35,7 +38,8 @@ bench_noop(dq_task_t *task, void *udata)
 static dq_task_result_t
 bench_stamp(dq_task_t *task, void *udata)
 {
-    struct timespec ts;
+    static __thread long long  prev_us;
+    struct timespec ts, te;
     const char     *p;
     size_t          len;
     char            path[512], line[64];
@@ -53,9 +57,10 @@ bench_stamp(dq_task_t *task, void *udata)
     memcpy(path, p, len);
     path[len] = '\0';
 
-    n = snprintf(line, sizeof(line), "%lld %lld\n",
+    n = snprintf(line, sizeof(line), "%lld %lld %lld\n",
                  (long long) dq_task_eta_ms(task),
-                 (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+                 (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+                 prev_us);
 
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -68,6 +73,9 @@ bench_stamp(dq_task_t *task, void *udata)
         return DQ_TASK_FAIL;
     }
     close(fd);
+    clock_gettime(CLOCK_REALTIME, &te);
+    prev_us = (long long) (te.tv_sec - ts.tv_sec) * 1000000
+              + (te.tv_nsec - ts.tv_nsec) / 1000;
     return DQ_TASK_OK;
 }
 

@@ -11,7 +11,7 @@
 DEEP_N=${BENCH_DEEP_N:-1000000}
 PROMOTE=$BUILD/bench/dq-bench-promote
 wl_deep() {
-    local why m0 m1 r0 r1 out stamps=$TMP/stamps-deep.txt
+    local why m0 m1 r0 r1 pr0 out stamps=$STAMP_DIR/stamps-deep.txt
     if why=$(worker_missing); then na deep.bytes_per_task "$why"; return; fi
     flush
     rcli MEMORY PURGE >/dev/null 2>&1 || true
@@ -43,6 +43,8 @@ wl_deep() {
     fi
     : >"$stamps"
     rcli CONFIG RESETSTAT >/dev/null
+    redis_window_begin
+    pr0=$(rcli HGET "$STATS_KEY" promoted)
     start_worker "$WORKER_PROCS" "$TASKS_SO"
     sleep 1
     log "deep: $LATENESS_N tasks with ETAs over ${LATENESS_SPREAD_MS} ms beside the deep queue"
@@ -53,6 +55,10 @@ wl_deep() {
           -t $((LATENESS_SPREAD_MS / 1000 + 20))) ||
         log "deep: not all tasks ran ($out)"
     stop_spawned "$WORKER_PID"
+    redis_window_end deep
+    # promotion out of the deep queue's cold tier during the window (its
+    # first window starts 2 min after the enqueue began: none expected)
+    log "deep: promoted during the window: $(( $(rcli HGET "$STATS_KEY" promoted) + 0 - ${pr0:-0} )) tasks"
     figure deep.evalsha_us_per_call "$(rcli INFO commandstats | tr -d '\r' |
         sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p')" us/call
     out=$(python3 "$BENCH/results.py" lateness "$stamps")

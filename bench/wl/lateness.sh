@@ -4,7 +4,7 @@
 
 # 6. ETA lateness: start - ETA of 2,000 tasks spread over 10 s
 wl_lateness() {
-    local why out stamps=$TMP/stamps.txt
+    local why out stamps=$STAMP_DIR/stamps.txt
     if why=$(worker_missing); then
         na lateness.p50_ms "$why"; na lateness.p99_ms "$why"; na lateness.max_ms "$why"
         return
@@ -13,6 +13,7 @@ wl_lateness() {
     : >"$stamps"
     start_worker "$WORKER_PROCS" "$TASKS_SO"
     sleep 1   # the worker is up and asleep on an empty queue
+    redis_window_begin
     log "lateness: $LATENESS_N tasks with ETAs over ${LATENESS_SPREAD_MS} ms, worker idle before"
     "$ENQ" -a "127.0.0.1:$REDIS_PORT" -n "$LATENESS_N" -b 1000 -f bench.stamp -s "$stamps" \
         -e "1000:$LATENESS_SPREAD_MS" -t 30 >/dev/null 2>>"$TMP/enqueue.log" ||
@@ -21,6 +22,7 @@ wl_lateness() {
           -t $((LATENESS_SPREAD_MS / 1000 + 20))) ||
         log "lateness: not all tasks ran ($out)"
     stop_spawned "$WORKER_PID"
+    redis_window_end lateness
     out=$(python3 "$BENCH/results.py" lateness "$stamps")
     log "lateness: $out"
     figure lateness.p50_ms "$(kv "$out" p50_ms)" ms

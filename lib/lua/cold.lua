@@ -23,7 +23,7 @@
 local DQ_COLD_AFTER_MS = 20000
 local DQ_COLD_WINDOW_MS = 10000
 local DQ_COLD_BUCKET = 128
-local DQ_COLD_PROMOTE = 2     -- buckets per claim: <= 256 tasks
+local DQ_COLD_PROMOTE = 1     -- buckets per claim: <= 128 tasks
 local DQ_COLD_DIGITS = '%04d' -- the ETA offset in a bucket value (< W)
 -- ms until a claim looks again at what a MIGRATING slot kept from it (a
 -- bucket or the lease set not on the node: lib/lua/claim.lua)
