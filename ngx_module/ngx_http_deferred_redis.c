@@ -94,10 +94,37 @@ ngx_http_deferred_redis_del_read(void *privdata)
 }
 
 
+/*
+ * A command on a connected context is written from a posted event, later
+ * in this loop iteration (the merged calls' flush is itself a posted
+ * event), not once epoll has said the socket is writable: no epoll_ctl to
+ * add the write event and none to remove it per command (two of the four
+ * system calls an nginx worker made per merged call: strace,
+ * docs/BENCHMARKS.md). Only a write that did not finish (hiredis asks
+ * again from inside the write handler) or a connect in progress waits for
+ * epoll, as before.
+ */
+
+static ngx_uint_t  ngx_http_deferred_redis_writing;
+
+
 static void
 ngx_http_deferred_redis_add_write(void *privdata)
 {
-    ngx_connection_t  *c = privdata;
+    ngx_connection_t   *c = privdata;
+    redisAsyncContext  *ac;
+
+    ac = c->data;
+
+    if (!c->write->active && !ngx_http_deferred_redis_writing
+        && (ac->c.flags & REDIS_CONNECTED))
+    {
+        if (!c->write->posted) {
+            ngx_post_event(c->write, &ngx_posted_events);
+        }
+
+        return;
+    }
 
     if (!c->write->active) {
         if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
@@ -151,7 +178,10 @@ ngx_http_deferred_redis_write_handler(ngx_event_t *ev)
 {
     ngx_connection_t  *c = ev->data;
 
+    /* c may be gone when this returns (a failed write disconnects) */
+    ngx_http_deferred_redis_writing = 1;
     redisAsyncHandleWrite(c->data);
+    ngx_http_deferred_redis_writing = 0;
 }
 
 
