@@ -407,7 +407,7 @@ machine_info() {
         echo "redis: $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')"
         echo "nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///')"
         echo "wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
-        echo "due list: ${BENCH_DUE_LIST:-1} (client and worker workloads)"
+        echo "due list: ${BENCH_DUE_LIST:-1} (client and worker workloads, http1_listed; http1 runs with it off)"
     echo "settings: N=$N repeat=$REPEAT (median) http=${HTTP_SECONDS}s wrk=${WRK_THREADS}t/${WRK_CONNS}c nginx_workers=$NGINX_WORKERS worker_procs=$WORKER_PROCS worker_opts=\"${WORKER_OPTS:-defaults}\" (and \"$WORKER_TUNED\" for worker_b256) lateness=${LATENESS_N}/${LATENESS_SPREAD_MS}ms idle=${IDLE_WORKERS}x${IDLE_SECONDS}s"
     } >>"$META"
 }

@@ -5,6 +5,9 @@
  *   ngx_http_deferred_module.c   directives, configuration, variables,
  *                                phase handlers registration, process hooks
  *   ngx_http_deferred_handler.c  the deferred POST endpoint
+ *   ngx_http_deferred_request.c  what every location shares: the context,
+ *                                reject, send_body, watch_client, the
+ *                                scratch buffer
  *   ngx_http_deferred_enqueue.c  deferred_enqueue: directive and locations
  *   ngx_http_deferred_batch.c    tasks of one request: ids, envelopes,
  *                                waiting for the store, results as JSON
@@ -14,14 +17,15 @@
  *                                worker, a task's shard, held groups
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
  *                                one connection per worker per Redis, its
- *                                setup (what comes meanwhile waits for
- *                                it), reconnect with backoff, EVALSHA/EVAL,
- *                                a question to a helper server on a
- *                                short-lived connection
+ *                                setup, EVALSHA/EVAL, a question to a
+ *                                helper server on a short-lived connection
+ *   ngx_http_deferred_backoff.c  the connection not ready: back-off, the
+ *                                attempt on a request's path, who waits
+ *                                for the setup
  *   ngx_http_deferred_sentinel.c the sentinels asked before each connect
  *   ngx_http_deferred_cluster.c  Redis Cluster: slot map, a connection per
  *                                master, routing by slot, MOVED/ASK
- *   ngx_http_deferred_redis.h    what those three share (internal)
+ *   ngx_http_deferred_redis.h    what those four share (internal)
  *   ngx_http_deferred_access.c   who may call the endpoint: local
  *                                addresses, signatures (lib/dq_sign.c),
  *                                functions and retry bounds
@@ -175,7 +179,11 @@ struct ngx_http_deferred_redis_s {
 };
 
 
-#define NGX_HTTP_DEFERRED_ZONES         32
+/* idle msgpack zones kept per worker process (8 KiB each once cleared):
+ * one per request in flight; past it a request pays a malloc and a free
+ * (32 made 42 % of the requests of one worker with 50 connections pay
+ * them: callgrind, docs/BENCHMARKS.md) */
+#define NGX_HTTP_DEFERRED_ZONES         128
 #define NGX_HTTP_DEFERRED_SCRATCH_KEEP  (64 * 1024)
 
 
@@ -363,7 +371,7 @@ ngx_int_t ngx_http_deferred_shards_task(ngx_http_deferred_ctx_t *ctx,
     ngx_http_deferred_shard_memo_t *memo);
 void ngx_http_deferred_shards_release(ngx_http_deferred_redis_t *rs);
 
-/* ngx_http_deferred_redis.c */
+/* ngx_http_deferred_backoff.c */
 ngx_int_t ngx_http_deferred_redis_usable(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_connecting(ngx_http_deferred_redis_t *rs);
 ngx_int_t ngx_http_deferred_redis_ready(ngx_http_deferred_redis_t *rs);
@@ -371,6 +379,8 @@ ngx_int_t ngx_http_deferred_redis_await(ngx_http_deferred_redis_t *rs,
     ngx_http_deferred_redis_waiter_t *w);
 void ngx_http_deferred_redis_await_cancel(
     ngx_http_deferred_redis_waiter_t *w);
+
+/* ngx_http_deferred_redis.c */
 ngx_int_t ngx_http_deferred_redis_register(ngx_http_deferred_redis_t *rs,
     dq_str_t queue, ngx_http_deferred_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
@@ -379,9 +389,6 @@ ngx_int_t ngx_http_deferred_redis_wait(ngx_http_deferred_redis_t *rs,
 ngx_int_t ngx_http_deferred_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_deferred_main_conf_t *dmcf);
 void ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf);
-msgpack_sbuffer *ngx_http_deferred_scratch(ngx_http_request_t *r);
-void ngx_http_deferred_scratch_trim(ngx_http_request_t *r);
-void ngx_http_deferred_scratch_free(ngx_http_deferred_main_conf_t *dmcf);
 ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_eval(
     ngx_http_deferred_redis_t *rs, dq_cmd_t *cmd,
     ngx_http_deferred_redis_handler_pt handler, void *data);
@@ -422,6 +429,8 @@ const char *ngx_http_deferred_error_name(int code);
 /* ngx_http_deferred_handler.c */
 ngx_int_t ngx_http_deferred_endpoint_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_deferred_precontent_handler(ngx_http_request_t *r);
+
+/* ngx_http_deferred_request.c */
 ngx_http_deferred_ctx_t *ngx_http_deferred_ctx_create(ngx_http_request_t *r);
 ngx_http_deferred_ctx_t *ngx_http_deferred_ctx_find(ngx_http_request_t *r,
     ngx_http_deferred_loc_conf_t *conf);
@@ -432,6 +441,9 @@ ngx_int_t ngx_http_deferred_reject(ngx_http_request_t *r,
 ngx_int_t ngx_http_deferred_send_body(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, ngx_str_t *body);
 void ngx_http_deferred_watch_client(ngx_http_request_t *r);
+msgpack_sbuffer *ngx_http_deferred_scratch(ngx_http_request_t *r);
+void ngx_http_deferred_scratch_trim(ngx_http_request_t *r);
+void ngx_http_deferred_scratch_free(ngx_http_deferred_main_conf_t *dmcf);
 
 /* ngx_http_deferred_ops.c */
 extern ngx_uint_t  ngx_http_deferred_ops_kinds[];

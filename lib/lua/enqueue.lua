@@ -82,7 +82,7 @@ for i = 1, n do
         plain[np] = ARGV[2 * i + 2]
     end
 end
-local now, g = dq_now(KEYS[4], 'due_until')
+local now, due_until = dq_now_field(KEYS[4], 'due_until')
 local nows = dq_int(now)
 -- the due list is on while a worker that reads it claims the queue (claim
 -- keeps stats "due_until" DQ_DUE_HOLD_MS ahead): then the plain tasks of
@@ -92,11 +92,11 @@ local nows = dq_int(now)
 -- A due_until further ahead than DQ_DUE_HOLD_MS was written on a clock
 -- since stepped back (or is unlist's 1: past): not trusted, a lapse
 -- (review RR2, findings 4 and 7)
-local due_on = dq_num(g[7])
+local due_on = dq_num(due_until)
 if due_on and (due_on <= now or due_on > now + DQ_DUE_HOLD_MS) then
     due_on = nil
 end
-local lapsed = g[7] and not due_on
+local lapsed = due_until and not due_on
 -- A call of one task writes the ETA set all the same: listing it cost
 -- ~7.8k instructions a call more than the ZADD (callgrind, a one-task
 -- call: 154.0k with the ETA set, 161.8k listed), which two tasks a call
