@@ -335,9 +335,11 @@ typedef struct {
  * envelope's own fields). The worker decodes with DQ_DEFAULT_MAX_ITEMS
  * (it has no knob for it) and its max_envelope: producers encode with
  * dq_limits_default's max_items and at most the worker's max_envelope.
- * lim NULL: the defaults. id: not stored since version 2 (the hash field
- * is the id); kept in the signature for the callers, may be NULL. */
-int dq_envelope_encode(const dq_request_t *req, const char *id,
+ * lim NULL: the defaults. task: the task's index in a batch, or -1 for
+ * a request of one task; an error names it as dq_request_parse_body does
+ * (err->field "tasks[3]" or "request", and "field: " before the message).
+ * (The id is not stored since version 2: the hash field is the id.) */
+int dq_envelope_encode(const dq_request_t *req, long task,
                        int64_t created_ms, const dq_limits_t *lim,
                        msgpack_sbuffer *out, dq_error_t *err);
 
