@@ -200,11 +200,6 @@ int dq_msgpack_unpack(const char *buf, size_t len, const dq_limits_t *lim,
 int dq_json_parse(const char *buf, size_t len, const dq_limits_t *lim,
                   msgpack_zone *zone, msgpack_object *out, dq_error_t *err);
 
-/* The same tree packed as msgpack bytes appended to out (nothing appended
- * on failure). */
-int dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
-                       msgpack_sbuffer *out, dq_error_t *err);
-
 /* msgpack_pack_object's bytes, written straight: dq_msgpack_size gives
  * their count, dq_msgpack_write writes them at p (that much room made by
  * the caller) and returns the end; the _int/_uint/_str forms likewise (at

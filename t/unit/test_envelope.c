@@ -11,6 +11,7 @@
 
 #include "dq_contract.h"
 #include "ref_envelope.h"
+#include "json_pack.h"
 #include "tap.h"
 
 static dq_limits_t  lim;
@@ -30,7 +31,7 @@ parse(const char *json, dq_error_t *err)
     char           *keep = body[nbody++ % 4];
 
     msgpack_sbuffer_init(&sb);
-    rc = dq_json_to_msgpack(json, strlen(json), &lim, &sb, err);
+    rc = test_json_pack(json, strlen(json), &lim, &sb, err);
     if (rc == DQ_OK) {
         memcpy(keep, sb.data, sb.size);
         rc = dq_msgpack_unpack(keep, sb.size, &lim, &zone, &root, err);
