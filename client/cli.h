@@ -50,8 +50,6 @@ redisReply *dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd);
  * DQ_DUE_HOLD_MS]): old workers never take them. 1 when it warned. */
 int dq_cli_due_warn(const char *sq, int64_t listed, const redisReply *until,
                     int64_t now);
-/* dq_cli_due_warn for every shard of queue (deferred-cli stats). */
-int dq_cli_due_check(dq_cli_t *cli, const char *queue);
 
 int dq_cli_queue(const char *s);              /* 1 if a valid queue name */
 /* "what QUEUE...": argv[first..argc) one or more valid queue names;

@@ -656,6 +656,13 @@ int dq_reply_is_noscript(const redisReply *r);
  * nil, errors and anything else (lib/dq_reply.c). */
 int64_t dq_reply_int(const redisReply *r);
 
+/* The waiting tasks outside the ETA set, from a shard's stats fields
+ * "cold" and "due_n" (HMGET replies): the cold tier's plus the due
+ * list's (a due_n below 0, a drift, counts 0; lib/lua/status.lua counts
+ * the same). *listed (may be NULL): the due list's, all of them due. */
+int64_t dq_reply_off_eta(const redisReply *cold, const redisReply *due_n,
+                         int64_t *listed);
+
 /* 1 if reply is an error saying Redis did not run the command and it
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,
  * OOM, MASTERDOWN, NOREPLICAS, TRYAGAIN, CLUSTERDOWN; lib/dq_server.c). */
