@@ -43,14 +43,7 @@ dq_cli_forget(dq_cli_t *cli, int argc, char **argv)
         }
         freeReplyObject(r);
         dq_cmd_init(&cmd);
-        rc = dq_cmd_forget(&cmd, dq_str_c(argv[i]));
-        if (rc != DQ_OK) {
-            dq_cmd_free(&cmd);
-            json_decref(out);
-            return dq_cli_fail(cli, rc);
-        }
-        r = dq_cli_script(cli, &cmd);
-        dq_cmd_free(&cmd);
+        r = dq_cli_script(cli, &cmd, dq_cmd_forget(&cmd, dq_str_c(argv[i])));
         if (r == NULL) {
             /* not known whether it ran: the queue stays listed */
             if ((r = dq_cli_cmd(cli, 3, sadd)) != NULL) {
@@ -105,14 +98,8 @@ dq__migrate_one(dq_cli_t *cli, const char *queue, int64_t *moved,
     *left = 0;
     do {
         dq_cmd_init(&cmd);
-        rc = dq_cmd_migrate(&cmd, dq_str_c(queue), cursor, 1000);
-        if (rc != DQ_OK) {
-            dq_cmd_free(&cmd);
-            (void) dq_cli_fail(cli, rc);
-            return -1;
-        }
-        r = dq_cli_script(cli, &cmd);
-        dq_cmd_free(&cmd);
+        r = dq_cli_script(cli, &cmd, dq_cmd_migrate(&cmd, dq_str_c(queue),
+                                                    cursor, 1000));
         if (r == NULL) {
             return -1;
         }
@@ -273,14 +260,7 @@ dq__unlist_one(dq_cli_t *cli, const char *queue, int64_t *moved)
          * calls */
         for (rounds = 0, left = 1; left > 0 && rounds < 100000; rounds++) {
             dq_cmd_init(&cmd);
-            rc = dq_cmd_unlist(&cmd, dq_str_c(sq));
-            if (rc != DQ_OK) {
-                dq_cmd_free(&cmd);
-                (void) dq_cli_fail(cli, rc);
-                return -1;
-            }
-            r = dq_cli_script(cli, &cmd);
-            dq_cmd_free(&cmd);
+            r = dq_cli_script(cli, &cmd, dq_cmd_unlist(&cmd, dq_str_c(sq)));
             if (r == NULL) {
                 return -1;
             }
