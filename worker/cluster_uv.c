@@ -18,10 +18,10 @@
  * redirects for one command: logged, and the caller gets the redirect
  * reply (an error: it is not run). TRYAGAIN (a multi-key command on a
  * slot being resharded, some of its keys moved): not run, sent again to
- * the slot's node after a back-off (DQ_CCL_TRYAGAIN_MS doubling, at most
- * DQ_CCL_TRYAGAIN_TRIES times) with the connection kept: no map refresh,
- * no "lost" (which made the worker re-read every queue's conf after each
- * map during a reshard). TRYAGAIN after the last try, and CLUSTERDOWN: the
+ * the slot's node after a back-off (DQ_CCL_TRYAGAIN_MS doubling up to a
+ * second, DQ_CCL_TRYAGAIN_TRIES times: ~6.5 s) with the connection kept:
+ * no map refresh, no "lost" (which made the worker re-read every queue's
+ * conf after each map during a reshard). TRYAGAIN after the last try, and CLUSTERDOWN: the
  * command was not run; the caller gets NULL with an errstr that says so
  * (DQ_CONN_NOT_RUN, dq_conn_not_run()): a claim refused so leased nothing.
  *
@@ -54,9 +54,11 @@
 #define DQ_CCL_SLOTS_TIMEOUT_MS 5000
 #define DQ_CCL_IDLE_CLOSE_MS 2000   /* after a map: a master no command
                                        went to since is disconnected */
-#define DQ_CCL_TRYAGAIN_TRIES 6     /* TRYAGAIN: sent again this often, */
-#define DQ_CCL_TRYAGAIN_MS  50      /* after 50, 100, ... 1600 ms (at the
-                                       next tick: 250 ms steps) */
+#define DQ_CCL_TRYAGAIN_TRIES 10    /* TRYAGAIN: sent again this often, */
+#define DQ_CCL_TRYAGAIN_MS  50      /* after 50, 100, ... 800, then 1000
+                                       ms each (at the next tick: 250 ms
+                                       steps) */
+#define DQ_CCL_TRYAGAIN_MAX 1000
 
 typedef struct dq__cnode_s  dq__cnode_t;
 typedef struct dq__creq_s   dq__creq_t;
@@ -551,11 +553,14 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         /* not run, the slot's keys part moved: the same command again
          * after a back-off, routed anew (ASK again if still needed), the
          * connection kept (no "lost", no map refresh) */
-        dq_log_debug("redis (%s): %s answered TRYAGAIN; again in %d ms",
-                     cl->label, q->f.name,
-                     DQ_CCL_TRYAGAIN_MS << q->tryagain);
-        q->retry_at = uv_now(cl->loop)
-                      + (uint64_t) (DQ_CCL_TRYAGAIN_MS << q->tryagain);
+        uint64_t ms = (uint64_t) DQ_CCL_TRYAGAIN_MS << q->tryagain;
+
+        if (ms > DQ_CCL_TRYAGAIN_MAX) {
+            ms = DQ_CCL_TRYAGAIN_MAX;
+        }
+        dq_log_debug("redis (%s): %s answered TRYAGAIN; again in %llu ms",
+                     cl->label, q->f.name, (unsigned long long) ms);
+        q->retry_at = uv_now(cl->loop) + ms;
         q->tryagain++;
         q->asking = 0;
         q->redirects = 0;
