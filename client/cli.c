@@ -493,82 +493,63 @@ stats_v1(dq_cli_t *cli, const char *queue)
     return DQ_CLI_OK;
 }
 
-/* The event counters dq_queue_stats_t does not carry (adding them would
- * change its size, the public ABI): "acked_late N", "clock_jumps N",
- * "migrating_stalls N", summed over the queue's shards. */
-static int
-stats_events(dq_cli_t *cli, const char *queue)
-{
-    static const char *f[3] = { "acked_late", "clock_jumps",
-                                "migrating_stalls" };
-    char        key[DQ_KEY_MAX], s[DQ_SHARD_NAME_MAX + 1];
-    const char *a[5] = { "HMGET", key, f[0], f[1], f[2] };
-    long long   sum[3] = { 0 };
-    redisReply *r;
-    unsigned    n = 1, k;
-    size_t      i;
-    int         rc;
-
-    if ((rc = dq_queue_shards(cli->c, queue, &n)) != DQ_OK) {
-        return dq_cli_fail(cli, rc);
-    }
-    for (k = 0; k < n; k++) {
-        dq_shard_name(s, sizeof(s), dq_str_c(queue), k);
-        dq_key_format(key, sizeof(key), dq_str_c(s), DQ_KEY_STATS);
-        if ((r = dq_cli_cmd(cli, 5, a)) == NULL) {
-            return DQ_CLI_ERROR;
-        }
-        for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < 3;
-             i++)
-        {
-            sum[i] += dq_reply_int(r->element[i]);
-        }
-        freeReplyObject(r);
-    }
-    for (i = 0; i < 3; i++) {
-        printf("%s %lld\n", f[i], sum[i]);
-    }
-    return DQ_CLI_OK;
-}
-
-/* A sharded queue's stats are the sums over its shards; this is the
- * breakdown: "shards N", then "shard I waiting W running R dead D done
- * X enqueued E" per shard. */
-static int
-stats_shards(dq_cli_t *cli, const char *queue)
-{
-    dq_queue_stats_t s;
-    unsigned         n = 1, i;
-    int              rc;
-
-    if ((rc = dq_queue_shards(cli->c, queue, &n)) != DQ_OK) {
-        return dq_cli_fail(cli, rc);
-    }
-    if (n <= 1) {
-        return DQ_CLI_OK;
-    }
-    printf("shards %u\n", n);
-    for (i = 0; i < n; i++) {
-        if ((rc = dq_queue_stats_shard(cli->c, queue, i, &s)) != DQ_OK) {
-            return dq_cli_fail(cli, rc);
-        }
-        printf("shard %u waiting %lld running %lld dead %lld done %lld "
-               "enqueued %lld\n", i, (long long) s.waiting,
-               (long long) s.running, (long long) s.dead, (long long) s.done,
-               (long long) s.enqueued);
-    }
-    return DQ_CLI_OK;
-}
-
+/*
+ * "stats [QUEUE]": the counts and counters (dq_queue_stats_t), the event
+ * counters dq_queue_stats_t does not carry (adding them would change its
+ * size, the public ABI: "acked_late N", "clock_jumps N", "migrating_stalls
+ * N"), all summed over a sharded queue's shards, then its breakdown
+ * ("shards N", then "shard I waiting W running R dead D done X enqueued E"
+ * per shard), the unrunnable functions, contract v1's leftovers and a due
+ * list no worker claims (a warning). Two reads of each shard's stats hash:
+ * dq_queue_stats_shard's and one HMGET of the fields it does not read.
+ */
 static int
 cmd_stats(dq_cli_t *cli, int argc, char **argv)
 {
-    dq_queue_stats_t s;
-    const char      *queue = argc > 1 ? argv[1] : DQ_DEFAULT_QUEUE;
-    int              rc = dq_queue_stats(cli->c, queue, &s);
+    static const char *f[3] = { "acked_late", "clock_jumps",
+                                "migrating_stalls" };
+    dq_queue_stats_t   s, sh[DQ_MAX_SHARDS];
+    const char        *queue = argc > 1 ? argv[1] : DQ_DEFAULT_QUEUE;
+    char               key[DQ_KEY_MAX], sq[DQ_SHARD_NAME_MAX + 1];
+    const char        *a[] = { "HMGET", key, f[0], f[1], f[2], "due_n",
+                               "due_until" };
+    redisReply        *ev[DQ_MAX_SHARDS] = { NULL };
+    long long          sum[3] = { 0 };
+    int64_t            now;
+    unsigned           n = 1, i, k;
+    int                rc;
 
-    if (rc != DQ_OK) {
+    if ((rc = dq_queue_shards(cli->c, queue, &n)) != DQ_OK) {
         return dq_cli_fail(cli, rc);
+    }
+    memset(&s, 0, sizeof(s));
+    for (i = 0; i < n; i++) {
+        if ((rc = dq_queue_stats_shard(cli->c, queue, i, &sh[i])) != DQ_OK) {
+            rc = dq_cli_fail(cli, rc);
+            goto done;
+        }
+        s.waiting += sh[i].waiting;
+        s.running += sh[i].running;
+        s.dead += sh[i].dead;
+        s.enqueued += sh[i].enqueued;
+        s.done += sh[i].done;
+        s.retried += sh[i].retried;
+        s.dead_total += sh[i].dead_total;
+        s.reclaimed += sh[i].reclaimed;
+        s.released += sh[i].released;
+        s.unrunnable += sh[i].unrunnable;
+        s.dead_over_max += sh[i].dead_over_max;
+        dq_shard_name(sq, sizeof(sq), dq_str_c(queue), i);
+        dq_key_format(key, sizeof(key), dq_str_c(sq), DQ_KEY_STATS);
+        if ((ev[i] = dq_cli_cmd(cli, 7, a)) == NULL) {
+            rc = DQ_CLI_ERROR;
+            goto done;
+        }
+        for (k = 0; ev[i]->type == REDIS_REPLY_ARRAY && k < 3
+                    && k < ev[i]->elements; k++)
+        {
+            sum[k] += dq_reply_int(ev[i]->element[k]);
+        }
     }
     printf("queue %s\nwaiting %lld\nrunning %lld\ndead %lld\nenqueued %lld\n"
            "done %lld\nretried %lld\ndead_total %lld\nreclaimed %lld\n"
@@ -578,17 +559,42 @@ cmd_stats(dq_cli_t *cli, int argc, char **argv)
            (long long) s.dead_total, (long long) s.reclaimed,
            (long long) s.released, (long long) s.unrunnable,
            (long long) s.dead_over_max);
-    rc = stats_events(cli, queue);
-    if (rc == DQ_CLI_OK) {
-        rc = stats_shards(cli, queue);
+    for (k = 0; k < 3; k++) {
+        printf("%s %lld\n", f[k], sum[k]);
     }
-    if (rc == DQ_CLI_OK) {
-        rc = stats_unrunnable(cli, queue);
+    if (n > 1) {
+        printf("shards %u\n", n);
+        for (i = 0; i < n; i++) {
+            printf("shard %u waiting %lld running %lld dead %lld done %lld "
+                   "enqueued %lld\n", i, (long long) sh[i].waiting,
+                   (long long) sh[i].running, (long long) sh[i].dead,
+                   (long long) sh[i].done, (long long) sh[i].enqueued);
+        }
     }
+    rc = stats_unrunnable(cli, queue);
     if (rc == DQ_CLI_OK) {
         rc = stats_v1(cli, queue);
     }
-    return rc != DQ_CLI_OK ? rc : dq_cli_due_check(cli, queue);
+    if (rc == DQ_CLI_OK) {
+        if ((now = dq_cli_now(cli)) < 0) {
+            rc = DQ_CLI_ERROR;
+            goto done;
+        }
+        for (i = 0; i < n; i++) {
+            if (ev[i]->type == REDIS_REPLY_ARRAY && ev[i]->elements == 5) {
+                dq_shard_name(sq, sizeof(sq), dq_str_c(queue), i);
+                dq_cli_due_warn(sq, dq_reply_int(ev[i]->element[3]),
+                                ev[i]->element[4], now);
+            }
+        }
+    }
+done:
+    for (i = 0; i < n; i++) {
+        if (ev[i]) {
+            freeReplyObject(ev[i]);
+        }
+    }
+    return rc;
 }
 
 /* "dead [QUEUE]": "<id> <last error>" per dead task (oldest first). */

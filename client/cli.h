@@ -42,16 +42,16 @@ int dq_cli_usage_error(const char *fmt, ...) DQ_PRINTF(1, 2);
 redisReply *dq_cli_cmd(dq_cli_t *cli, int argc, const char **argv);
 /* Redis TIME in ms (the clock the scripts use), or -1 after an error. */
 int64_t dq_cli_now(dq_cli_t *cli);
-/* A script call built by lib/dq_cmd.c (NOSCRIPT handled). */
-redisReply *dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd);
+/* A script call built by lib/dq_cmd.c (NOSCRIPT handled); built: the
+ * builder's answer (not DQ_OK: not sent). cmd is freed; NULL after an
+ * error (printed). */
+redisReply *dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd, int built);
 
 /* On stderr: queue (or shard) sq lists `listed` tasks while its due list
  * is off (stats "due_until", until: NULL or its reply, not in (now, now +
  * DQ_DUE_HOLD_MS]): old workers never take them. 1 when it warned. */
 int dq_cli_due_warn(const char *sq, int64_t listed, const redisReply *until,
                     int64_t now);
-/* dq_cli_due_warn for every shard of queue (deferred-cli stats). */
-int dq_cli_due_check(dq_cli_t *cli, const char *queue);
 
 int dq_cli_queue(const char *s);              /* 1 if a valid queue name */
 /* "what QUEUE...": argv[first..argc) one or more valid queue names;

@@ -121,21 +121,16 @@ dq__remove(dq_cli_t *cli, const char *queue, const char *what,
 {
     dq_cmd_t    cmd;
     redisReply *r;
-    int         rc;
     int64_t     from = strcmp(what, "id") == 0 ? 0 : -1;
 
     /* one id: the cold tier is looked at in bounded steps (a reply < 0
      * says where to go on), so Redis is never busy for long */
     do {
         dq_cmd_init(&cmd);
-        rc = dq_cmd_remove_from(&cmd, dq_str_c(queue), what,
-                                dq_str_c(id ? id : ""), 1000, tomb, from);
-        if (rc != DQ_OK) {
-            dq_cmd_free(&cmd);
-            return dq_cli_fail(cli, rc), rc;
-        }
-        r = dq_cli_script(cli, &cmd);
-        dq_cmd_free(&cmd);
+        r = dq_cli_script(cli, &cmd,
+                          dq_cmd_remove_from(&cmd, dq_str_c(queue), what,
+                                             dq_str_c(id ? id : ""), 1000,
+                                             tomb, from));
         if (r == NULL) {
             return DQ_EREDIS;
         }

@@ -77,37 +77,6 @@ dq_cli_due_warn(const char *sq, int64_t listed, const redisReply *until,
     return 1;
 }
 
-int
-dq_cli_due_check(dq_cli_t *cli, const char *queue)
-{
-    char         k[DQ_KEY_MAX], sq[DQ_SHARD_NAME_MAX + 1];
-    const char  *a[] = { "HMGET", k, "due_n", "due_until" };
-    redisReply  *r;
-    int64_t      now;
-    unsigned     n = 1, i;
-    int          rc;
-
-    if ((rc = dq_queue_shards(cli->c, queue, &n)) != DQ_OK) {
-        return dq_cli_fail(cli, rc);
-    }
-    if ((now = dq_cli_now(cli)) < 0) {
-        return DQ_CLI_ERROR;
-    }
-    for (i = 0; i < n; i++) {
-        dq_shard_name(sq, sizeof(sq), dq_str_c(queue), i);
-        dq__key(k, sq, DQ_KEY_STATS);
-        if ((r = dq_cli_cmd(cli, 4, a)) == NULL) {
-            return DQ_CLI_ERROR;
-        }
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-            dq_cli_due_warn(sq, dq_reply_int(r->element[0]),
-                            r->element[1], now);
-        }
-        freeReplyObject(r);
-    }
-    return DQ_CLI_OK;
-}
-
 /* -------------------------------------------------------------- queues */
 
 int
@@ -158,7 +127,7 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
                               "due_until" };
         const char  *a8[] = { "LINDEX", k[5], "0" };
         int64_t      waiting = 0, due = 0, running = 0, dead = 0,
-                     oldest = -1, paused = 0, cnt[6] = { 0 };
+                     oldest = -1, paused = 0, cnt[6] = { 0 }, listed;
         const char  *rate = "-";
         char         rbuf[48], sq[DQ_SHARD_NAME_MAX + 1];
         double       rsum = 0;
@@ -195,21 +164,15 @@ dq_cli_queues(dq_cli_t *cli, int argc, char **argv)
             }
             waiting += dq_reply_int(rep[0]);
             due += dq_reply_int(rep[1]);
+            listed = 0;
             if (rep[7]->type == REDIS_REPLY_ARRAY && rep[7]->elements == 3) {
-                int64_t listed = dq_reply_int(rep[7]->element[1]);
-
+                waiting += dq_reply_off_eta(rep[7]->element[0],
+                                            rep[7]->element[1], &listed);
+                due += listed;
                 dq_cli_due_warn(sq, listed, rep[7]->element[2], now);
-
-                waiting += dq_reply_int(rep[7]->element[0]);
-                if (listed > 0) {
-                    waiting += listed;
-                    due += listed;
-                }
             }
             if (rep[8]->type == REDIS_REPLY_STRING && rep[8]->len > 1
-                && rep[8]->str[0] == '@' && rep[7]->type == REDIS_REPLY_ARRAY
-                && rep[7]->elements == 3
-                && dq_reply_int(rep[7]->element[1]) > 0)
+                && rep[8]->str[0] == '@' && listed > 0)
             {
                 int64_t eta = strtoll(rep[8]->str + 1, NULL, 10);
                 if (eta <= now && now - eta > oldest) {

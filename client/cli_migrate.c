@@ -43,14 +43,7 @@ dq_cli_forget(dq_cli_t *cli, int argc, char **argv)
         }
         freeReplyObject(r);
         dq_cmd_init(&cmd);
-        rc = dq_cmd_forget(&cmd, dq_str_c(argv[i]));
-        if (rc != DQ_OK) {
-            dq_cmd_free(&cmd);
-            json_decref(out);
-            return dq_cli_fail(cli, rc);
-        }
-        r = dq_cli_script(cli, &cmd);
-        dq_cmd_free(&cmd);
+        r = dq_cli_script(cli, &cmd, dq_cmd_forget(&cmd, dq_str_c(argv[i])));
         if (r == NULL) {
             /* not known whether it ran: the queue stays listed */
             if ((r = dq_cli_cmd(cli, 3, sadd)) != NULL) {
@@ -105,14 +98,8 @@ dq__migrate_one(dq_cli_t *cli, const char *queue, int64_t *moved,
     *left = 0;
     do {
         dq_cmd_init(&cmd);
-        rc = dq_cmd_migrate(&cmd, dq_str_c(queue), cursor, 1000);
-        if (rc != DQ_OK) {
-            dq_cmd_free(&cmd);
-            (void) dq_cli_fail(cli, rc);
-            return -1;
-        }
-        r = dq_cli_script(cli, &cmd);
-        dq_cmd_free(&cmd);
+        r = dq_cli_script(cli, &cmd, dq_cmd_migrate(&cmd, dq_str_c(queue),
+                                                    cursor, 1000));
         if (r == NULL) {
             return -1;
         }
@@ -170,43 +157,41 @@ dq__queues_arg(dq_cli_t *cli, int argc, char **argv, const char *what,
     return q;
 }
 
-/* migrate QUEUE...|--all: contract v1 -> v2 (docs/CONTRACT.md "Upgrading
- * from v1") */
-int
-dq_cli_migrate(dq_cli_t *cli, int argc, char **argv)
+/* A command's run over its queue arguments: fn per queue, given the
+ * queue's JSON object to fill (--json; "queue" already set) or NULL (fn
+ * prints its line). fn: 0, or -1 on an error (printed), which ends the
+ * run. */
+typedef int (*dq__queue_fn)(dq_cli_t *cli, const char *queue, json_t *o);
+
+static int
+dq__each_queue(dq_cli_t *cli, int argc, char **argv, const char *command,
+               dq__queue_fn fn)
 {
     redisReply  *names;
-    json_t      *out;
+    json_t      *out, *o;
     char       **q;
-    int64_t      moved, left;
     size_t       i, n;
     int          ret;
 
-    if ((q = dq__queues_arg(cli, argc, argv, "migrate", &names, &n, &ret))
+    if ((q = dq__queues_arg(cli, argc, argv, command, &names, &n, &ret))
         == NULL)
     {
         return ret;
     }
     out = cli->json ? json_array() : NULL;
     for (i = 0; i < n; i++) {
-        if (dq__migrate_one(cli, q[i], &moved, &left) != 0) {
+        o = NULL;
+        if (out) {
+            o = json_object();
+            json_object_set_new(o, "queue", json_string(q[i]));
+        }
+        if (fn(cli, q[i], o) != 0) {
+            json_decref(o);
             ret = DQ_CLI_ERROR;
             goto done;
         }
-        if (out) {
-            json_t *o = json_object();
-            json_object_set_new(o, "queue", json_string(q[i]));
-            json_object_set_new(o, "moved", json_integer(moved));
-            json_object_set_new(o, "left", json_integer(left));
+        if (o) {
             json_array_append_new(out, o);
-        } else {
-            printf("queue %s: moved %lld tasks from contract v1", q[i],
-                   (long long) moved);
-            if (left > 0) {
-                printf(" (%lld left in v1: leased by v1 workers; run "
-                       "migrate again after they finish)", (long long) left);
-            }
-            printf("\n");
         }
     }
     if (out) {
@@ -218,6 +203,37 @@ done:
     free(q);
     freeReplyObject(names);
     return ret;
+}
+
+/* migrate QUEUE...|--all: contract v1 -> v2 (docs/CONTRACT.md "Upgrading
+ * from v1") */
+static int
+dq__migrate_queue(dq_cli_t *cli, const char *queue, json_t *o)
+{
+    int64_t moved, left;
+
+    if (dq__migrate_one(cli, queue, &moved, &left) != 0) {
+        return -1;
+    }
+    if (o) {
+        json_object_set_new(o, "moved", json_integer(moved));
+        json_object_set_new(o, "left", json_integer(left));
+        return 0;
+    }
+    printf("queue %s: moved %lld tasks from contract v1", queue,
+           (long long) moved);
+    if (left > 0) {
+        printf(" (%lld left in v1: leased by v1 workers; run migrate again "
+               "after they finish)", (long long) left);
+    }
+    printf("\n");
+    return 0;
+}
+
+int
+dq_cli_migrate(dq_cli_t *cli, int argc, char **argv)
+{
+    return dq__each_queue(cli, argc, argv, "migrate", dq__migrate_queue);
 }
 
 /* unlist one queue (each shard of a sharded one): dq_cmd_unlist until the
@@ -244,14 +260,7 @@ dq__unlist_one(dq_cli_t *cli, const char *queue, int64_t *moved)
          * calls */
         for (rounds = 0, left = 1; left > 0 && rounds < 100000; rounds++) {
             dq_cmd_init(&cmd);
-            rc = dq_cmd_unlist(&cmd, dq_str_c(sq));
-            if (rc != DQ_OK) {
-                dq_cmd_free(&cmd);
-                (void) dq_cli_fail(cli, rc);
-                return -1;
-            }
-            r = dq_cli_script(cli, &cmd);
-            dq_cmd_free(&cmd);
+            r = dq_cli_script(cli, &cmd, dq_cmd_unlist(&cmd, dq_str_c(sq)));
             if (r == NULL) {
                 return -1;
             }
@@ -277,44 +286,25 @@ dq__unlist_one(dq_cli_t *cli, const char *queue, int64_t *moved)
 
 /* unlist QUEUE...|--all: the due list off and emptied into the ETA set
  * (docs/OPERATIONS.md, rolling back past the due list) */
+static int
+dq__unlist_queue(dq_cli_t *cli, const char *queue, json_t *o)
+{
+    int64_t moved;
+
+    if (dq__unlist_one(cli, queue, &moved) != 0) {
+        return -1;
+    }
+    if (o) {
+        json_object_set_new(o, "moved", json_integer(moved));
+    } else {
+        printf("queue %s: moved %lld tasks from the due list to the ETA "
+               "set\n", queue, (long long) moved);
+    }
+    return 0;
+}
+
 int
 dq_cli_unlist(dq_cli_t *cli, int argc, char **argv)
 {
-    redisReply  *names;
-    json_t      *out;
-    char       **q;
-    int64_t      moved;
-    size_t       i, n;
-    int          ret;
-
-    if ((q = dq__queues_arg(cli, argc, argv, "unlist", &names, &n, &ret))
-        == NULL)
-    {
-        return ret;
-    }
-    out = cli->json ? json_array() : NULL;
-    for (i = 0; i < n; i++) {
-        if (dq__unlist_one(cli, q[i], &moved) != 0) {
-            ret = DQ_CLI_ERROR;
-            goto done;
-        }
-        if (out) {
-            json_t *o = json_object();
-            json_object_set_new(o, "queue", json_string(q[i]));
-            json_object_set_new(o, "moved", json_integer(moved));
-            json_array_append_new(out, o);
-        } else {
-            printf("queue %s: moved %lld tasks from the due list to the "
-                   "ETA set\n", q[i], (long long) moved);
-        }
-    }
-    if (out) {
-        dq_cli_print_json(out);
-        out = NULL;
-    }
-done:
-    json_decref(out);
-    free(q);
-    freeReplyObject(names);
-    return ret;
+    return dq__each_queue(cli, argc, argv, "unlist", dq__unlist_queue);
 }

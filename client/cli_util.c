@@ -79,14 +79,16 @@ dq_cli_cmd(dq_cli_t *cli, int argc, const char **argv)
 }
 
 redisReply *
-dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd)
+dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd, int built)
 {
-    redisReply *r;
-    int         rc;
+    redisReply *r = NULL;
+    int         rc = built;
 
-    if ((rc = dq__ready(cli->c)) != DQ_OK
-        || (rc = dq__run(cli->c, cmd, &r)) != DQ_OK)
-    {
+    if (rc == DQ_OK && (rc = dq__ready(cli->c)) == DQ_OK) {
+        rc = dq__run(cli->c, cmd, &r);
+    }
+    dq_cmd_free(cmd);
+    if (rc != DQ_OK) {
         dq_cli_fail(cli, rc);
         return NULL;
     }

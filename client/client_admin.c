@@ -98,10 +98,7 @@ dq__stats_one(dq_client_t *c, dq_str_t q, dq_queue_stats_t *out)
             out->released = dq_reply_int(r->element[5]);
             out->unrunnable = dq_reply_int(r->element[6]);
             out->dead_over_max = dq_reply_int(r->element[7]);
-            v[0] += dq_reply_int(r->element[8]);
-            if (dq_reply_int(r->element[9]) > 0) {
-                v[0] += dq_reply_int(r->element[9]);
-            }
+            v[0] += dq_reply_off_eta(r->element[8], r->element[9], NULL);
         }
         freeReplyObject(r);
     }

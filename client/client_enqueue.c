@@ -137,10 +137,11 @@ typedef struct {
     int      keyed;               /* id given by the caller */
 } dq__prep_t;
 
-/* Validate one call and append its envelope to envs. */
+/* Validate one call and append its envelope to envs. field: "tasks[i]"
+ * (task i of a batch) or "" (one task). */
 static int
 dq__prepare(dq_client_t *c, const char *func, const dq_args_t *args,
-            const dq_defer_opts_t *opts, const char *field,
+            const dq_defer_opts_t *opts, const char *field, long task,
             msgpack_sbuffer *envs, dq__prep_t *p)
 {
     static const dq_defer_opts_t defaults = DQ_DEFER_OPTS_INIT;
@@ -205,7 +206,7 @@ dq__prepare(dq_client_t *c, const char *func, const dq_args_t *args,
             dq_id_new(p->id);
         }
         p->env_off = envs->size;
-        rc = dq_envelope_encode(&req, p->id, dq_now_ms(), &c->lim, envs,
+        rc = dq_envelope_encode(&req, task, dq_now_ms(), &c->lim, envs,
                                 &err);
         p->env_len = envs->size - p->env_off;
     }
@@ -523,7 +524,8 @@ dq__defer_many(dq_client_t *c, const dq_defer_req_t *reqs, size_t n,
             snprintf(field, sizeof(field), "tasks[%zu]", i);
         }
         statuses[i] = dq__prepare(c, reqs[i].func, reqs[i].args,
-                                  reqs[i].opts, field, &envs, &preps[i]);
+                                  reqs[i].opts, field, n > 1 ? (long) i : -1,
+                                  &envs, &preps[i]);
         if (statuses[i] != DQ_OK) {
             preps[i].sent = 1;      /* invalid: never sent */
             if (first_bad == n) {

@@ -1,7 +1,7 @@
 /*
- * libFuzzer, differential: dq_json_to_msgpack (lib/dq_json.c: the tree
- * dq_json_parse builds in one pass, which the module's request parser
- * walks, packed by msgpack-c) against the reference it replaced: jansson's DOM
+ * libFuzzer, differential: test_json_pack (t/unit/json_pack.h: the tree
+ * lib/dq_json.c's dq_json_parse builds in one pass, which the module's
+ * request parser walks, packed by msgpack-c) against the reference it replaced: jansson's DOM
  * (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY) walked into
  * msgpack with the same limits. On every input the two must agree:
  *   - accepted: jansson accepts too and the msgpack bytes are identical;
@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "dq_contract.h"
+#include "../t/unit/json_pack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -186,7 +187,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msgpack_sbuffer_init(&mine);
     msgpack_sbuffer_write(&mine, "pre", 3);     /* appended after, kept */
     memset(&err, 0, sizeof(err));
-    rc = dq_json_to_msgpack((const char *) data, size, &lim, &mine, &err);
+    rc = test_json_pack((const char *) data, size, &lim, &mine, &err);
     if (mine.size < 3 || memcmp(mine.data, "pre", 3) != 0
         || (rc != DQ_OK && mine.size != 3))
     {
@@ -205,7 +206,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&terr, 0, sizeof(terr));
     trc = dq_json_parse((const char *) data, size, &lim, &tz, &tree, &terr);
     if (trc != rc && trc != DQ_ENOMEM) {
-        disagree("dq_json_parse and dq_json_to_msgpack differ", data, size,
+        disagree("dq_json_parse and test_json_pack differ", data, size,
                  terr.msg);
     }
 

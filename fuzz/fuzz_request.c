@@ -61,7 +61,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (dq_request_parse_body(&root, &lim, reqs, &n, &err) == DQ_OK) {
             for (i = 0; i < n; i++) {
                 msgpack_sbuffer_init(&env);
-                rc = dq_envelope_encode(&reqs[i], "AAAAAAAAAAAAAAAAAAAAAA",
+                rc = dq_envelope_encode(&reqs[i], (long) i,
                                         1700000000000LL, &enc, &env, &err);
                 if (rc != DQ_OK && (rc != DQ_ETOOBIG || env.size != 0)) {
                     abort();    /* refused only for size, nothing written */

@@ -200,11 +200,6 @@ int dq_msgpack_unpack(const char *buf, size_t len, const dq_limits_t *lim,
 int dq_json_parse(const char *buf, size_t len, const dq_limits_t *lim,
                   msgpack_zone *zone, msgpack_object *out, dq_error_t *err);
 
-/* The same tree packed as msgpack bytes appended to out (nothing appended
- * on failure). */
-int dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
-                       msgpack_sbuffer *out, dq_error_t *err);
-
 /* msgpack_pack_object's bytes, written straight: dq_msgpack_size gives
  * their count, dq_msgpack_write writes them at p (that much room made by
  * the caller) and returns the end; the _int/_uint/_str forms likewise (at
@@ -335,9 +330,11 @@ typedef struct {
  * envelope's own fields). The worker decodes with DQ_DEFAULT_MAX_ITEMS
  * (it has no knob for it) and its max_envelope: producers encode with
  * dq_limits_default's max_items and at most the worker's max_envelope.
- * lim NULL: the defaults. id: not stored since version 2 (the hash field
- * is the id); kept in the signature for the callers, may be NULL. */
-int dq_envelope_encode(const dq_request_t *req, const char *id,
+ * lim NULL: the defaults. task: the task's index in a batch, or -1 for
+ * a request of one task; an error names it as dq_request_parse_body does
+ * (err->field "tasks[3]" or "request", and "field: " before the message).
+ * (The id is not stored since version 2: the hash field is the id.) */
+int dq_envelope_encode(const dq_request_t *req, long task,
                        int64_t created_ms, const dq_limits_t *lim,
                        msgpack_sbuffer *out, dq_error_t *err);
 
@@ -658,6 +655,13 @@ int dq_reply_is_noscript(const redisReply *r);
 /* An integer reply, or a string holding one (HGET of a counter); 0 for
  * nil, errors and anything else (lib/dq_reply.c). */
 int64_t dq_reply_int(const redisReply *r);
+
+/* The waiting tasks outside the ETA set, from a shard's stats fields
+ * "cold" and "due_n" (HMGET replies): the cold tier's plus the due
+ * list's (a due_n below 0, a drift, counts 0; lib/lua/status.lua counts
+ * the same). *listed (may be NULL): the due list's, all of them due. */
+int64_t dq_reply_off_eta(const redisReply *cold, const redisReply *due_n,
+                         int64_t *listed);
 
 /* 1 if reply is an error saying Redis did not run the command and it
  * should be sent again on a fresh connection (READONLY, LOADING, BUSY,

@@ -9,6 +9,8 @@
  * them) and checks every element. Then the state prefix of a stored value
  * (dq_task_value_split).
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dq_contract.h"
@@ -79,8 +81,27 @@ dq__put_part(char *p, const msgpack_object *o, dq_str_t raw,
  * element). The bytes are the ones msgpack-c's packer wrote here before
  * (t/unit/test_envelope.c, fuzz/fuzz_request.c compare them).
  */
+/* a refused task: err names it ("tasks[3]", or "request" for one task,
+ * dq_request_parse_body's names), the field in front of the message */
+static int DQ_PRINTF(3, 4)
+dq__too_big(dq_error_t *err, long task, const char *fmt, ...)
+{
+    char    field[32], msg[sizeof(err->msg)];
+    va_list ap;
+
+    if (task >= 0) {
+        snprintf(field, sizeof(field), "tasks[%ld]", task);
+    } else {
+        snprintf(field, sizeof(field), "request");
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return dq_error_set(err, DQ_ETOOBIG, field, "%s: %s", field, msg);
+}
+
 int
-dq_envelope_encode(const dq_request_t *req, const char *id,
+dq_envelope_encode(const dq_request_t *req, long task,
                    int64_t created_ms, const dq_limits_t *lim,
                    msgpack_sbuffer *out, dq_error_t *err)
 {
@@ -91,7 +112,6 @@ dq_envelope_encode(const dq_request_t *req, const char *id,
     char                 *p, *data;
     const dq_retry_t     *r = &req->retry;
 
-    (void) id;                          /* the hash field: not stored */
     max = lim ? lim->max_envelope : DQ_DEFAULT_MAX_ENVELOPE;
     max_items = lim ? lim->max_items : DQ_DEFAULT_MAX_ITEMS;
     retry = dq__retry_set(r);
@@ -109,10 +129,10 @@ dq_envelope_encode(const dq_request_t *req, const char *id,
                 + (req->kwargs ? dq_msgpack_items(req->kwargs) : 0)
                 + (req->headers ? dq_msgpack_items(req->headers) : 0);
         if (items > max_items) {
-            return dq_error_set(err, DQ_ETOOBIG, NULL,
-                                "task of %zu elements in args, kwargs and "
-                                "headers, more than %zu elements (the "
-                                "limit of one task)", items, max_items);
+            return dq__too_big(err, task,
+                               "task of %zu elements in args, kwargs and "
+                               "headers, more than %zu elements (the "
+                               "limit of one task)", items, max_items);
         }
     }
 
@@ -129,9 +149,9 @@ dq_envelope_encode(const dq_request_t *req, const char *id,
              + dq_msgpack_int_size(r->max_doublings);
     }
     if (n > max) {
-        return dq_error_set(err, DQ_ETOOBIG, NULL,
-                            "task envelope of %zu bytes over the limit of "
-                            "%zu", n, max);
+        return dq__too_big(err, task,
+                           "task envelope of %zu bytes over the limit of "
+                           "%zu", n, max);
     }
     if (out->alloc - out->size < n) {
         cap = out->alloc ? out->alloc : MSGPACK_SBUFFER_INIT_SIZE;

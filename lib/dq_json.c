@@ -2,8 +2,9 @@
  * JSON request bodies -> the msgpack_object tree the request parser
  * (dq_request_parse) walks, so one validator serves both body formats:
  * dq_json_parse builds the tree straight from the text (no msgpack bytes
- * and no second unpack on the module's path), dq_json_to_msgpack packs
- * that tree (the tests and fuzz/fuzz_json.c compare its bytes).
+ * and no second unpack on the module's path; the tests and
+ * fuzz/fuzz_json.c pack that tree with t/unit/json_pack.h to compare
+ * bytes).
  *
  * One pass over the text (a recursive descent of our own, bounded by the
  * depth limit). Why not a library: jansson builds a DOM of its own
@@ -836,32 +837,5 @@ dq_json_parse(const char *buf, size_t len, const dq_limits_t *lim,
         free(j.stk);
     }
     free(j.keys);
-    return rc;
-}
-
-int
-dq_json_to_msgpack(const char *buf, size_t len, const dq_limits_t *lim,
-                   msgpack_sbuffer *out, dq_error_t *err)
-{
-    msgpack_zone   zone;
-    msgpack_object root;
-    msgpack_packer pk;
-    size_t         start = out->size;
-    int            rc;
-
-    if (!msgpack_zone_init(&zone, 8192)) {
-        return dq_error_set(err, DQ_ENOMEM, NULL,
-                            "out of memory converting JSON");
-    }
-    rc = dq_json_parse(buf, len, lim, &zone, &root, err);
-    if (rc == DQ_OK) {
-        msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-        if (msgpack_pack_object(&pk, root) != 0) {
-            out->size = start;
-            rc = dq_error_set(err, DQ_ENOMEM, NULL,
-                              "out of memory converting JSON");
-        }
-    }
-    msgpack_zone_destroy(&zone);
     return rc;
 }

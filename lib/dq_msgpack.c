@@ -272,11 +272,14 @@ dq_msgpack_int_size(int64_t v)
 static size_t
 dq__uint_size(uint64_t v)
 {
-    if (v < 128) {
-        return 1;
-    }
-    return v < 65536 ? (v < 256 ? 2 : 3)
-                     : (v < (UINT64_C(1) << 32) ? 5 : 9);
+    return v <= INT64_MAX ? dq_msgpack_int_size((int64_t) v) : 9;
+}
+
+/* a length of 1, 2 or 4 bytes and its type byte (dq__write_len) */
+static size_t
+dq__len_size(size_t n)
+{
+    return n < 256 ? 2 : n < 65536 ? 3 : 5;
 }
 
 static size_t
@@ -289,16 +292,16 @@ static size_t
 dq__blob_head_size(msgpack_object_type type, size_t n)
 {
     if (type == MSGPACK_OBJECT_STR) {
-        return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+        return n < 32 ? 1 : dq__len_size(n);
     }
     if (type == MSGPACK_OBJECT_BIN) {
-        return n < 256 ? 2 : n < 65536 ? 3 : 5;
+        return dq__len_size(n);
     }
     /* ext: fixext 1/2/4/8/16, else ext 8/16/32 (a type byte each) */
     if (n == 1 || n == 2 || n == 4 || n == 8 || n == 16) {
         return 2;
     }
-    return n < 256 ? 3 : n < 65536 ? 4 : 6;
+    return dq__len_size(n) + 1;
 }
 
 size_t
@@ -449,25 +452,41 @@ dq_msgpack_write_int(char *p, int64_t v)
     return dq__be_put(p, (uint64_t) v, 8);
 }
 
+/* n in 1, 2 or 4 bytes after the first, second or third of three
+ * consecutive type bytes from b8 (str 8/16/32 0xd9, bin 0xc4, ext 0xc7) */
+static char *
+dq__write_len(char *p, size_t n, unsigned char b8)
+{
+    if (n < 256) {
+        *p++ = (char) b8;
+        return dq__be_put(p, n, 1);
+    }
+    if (n < 65536) {
+        *p++ = (char) (b8 + 1);
+        return dq__be_put(p, n, 2);
+    }
+    *p++ = (char) (b8 + 2);
+    return dq__be_put(p, n, 4);
+}
+
+static char *
+dq__put_bytes(char *p, const char *s, size_t n)
+{
+    if (n) {
+        memcpy(p, s, n);
+    }
+    return p + n;
+}
+
 char *
 dq_msgpack_write_str(char *p, const char *s, size_t n)
 {
     if (n < 32) {
         *p++ = (char) (0xa0 | n);
-    } else if (n < 256) {
-        *p++ = (char) 0xd9;
-        p = dq__be_put(p, n, 1);
-    } else if (n < 65536) {
-        *p++ = (char) 0xda;
-        p = dq__be_put(p, n, 2);
     } else {
-        *p++ = (char) 0xdb;
-        p = dq__be_put(p, n, 4);
+        p = dq__write_len(p, n, 0xd9);
     }
-    if (n) {
-        memcpy(p, s, n);
-    }
-    return p + n;
+    return dq__put_bytes(p, s, n);
 }
 
 static char *
@@ -515,18 +534,8 @@ dq_msgpack_write(char *p, const msgpack_object *o)
     case MSGPACK_OBJECT_STR:
         return dq_msgpack_write_str(p, o->via.str.ptr, o->via.str.size);
     case MSGPACK_OBJECT_BIN:
-        n = o->via.bin.size;
-        if (n < 256) {
-            *p++ = (char) 0xc4;
-            p = dq__be_put(p, n, 1);
-        } else {
-            *p++ = (char) (n < 65536 ? 0xc5 : 0xc6);
-            p = dq__be_put(p, n, n < 65536 ? 2 : 4);
-        }
-        if (n) {
-            memcpy(p, o->via.bin.ptr, n);
-        }
-        return p + n;
+        p = dq__write_len(p, o->via.bin.size, 0xc4);
+        return dq__put_bytes(p, o->via.bin.ptr, o->via.bin.size);
     case MSGPACK_OBJECT_EXT:
         n = o->via.ext.size;
         switch (n) {
@@ -536,19 +545,10 @@ dq_msgpack_write(char *p, const msgpack_object *o)
         case 8: *p++ = (char) 0xd7; break;
         case 16: *p++ = (char) 0xd8; break;
         default:
-            if (n < 256) {
-                *p++ = (char) 0xc7;
-                p = dq__be_put(p, n, 1);
-            } else {
-                *p++ = (char) (n < 65536 ? 0xc8 : 0xc9);
-                p = dq__be_put(p, n, n < 65536 ? 2 : 4);
-            }
+            p = dq__write_len(p, n, 0xc7);
         }
         *p++ = (char) o->via.ext.type;
-        if (n) {
-            memcpy(p, o->via.ext.ptr, n);
-        }
-        return p + n;
+        return dq__put_bytes(p, o->via.ext.ptr, n);
     case MSGPACK_OBJECT_ARRAY:
         p = dq__write_head(p, o->via.array.size, 0x90, 0xdc);
         for (i = 0; i < o->via.array.size; i++) {

@@ -20,3 +20,18 @@ dq_reply_int(const redisReply *r)
     }
     return 0;
 }
+
+int64_t
+dq_reply_off_eta(const redisReply *cold, const redisReply *due_n,
+                 int64_t *listed)
+{
+    int64_t n = dq_reply_int(due_n);
+
+    if (n < 0) {
+        n = 0;
+    }
+    if (listed) {
+        *listed = n;
+    }
+    return dq_reply_int(cold) + n;
+}

@@ -20,8 +20,6 @@
 static void ngx_http_deferred_batch_timeout(ngx_event_t *ev);
 static void ngx_http_deferred_batch_field(char *field, ngx_uint_t batch,
     ngx_uint_t i, const char *name);
-static void ngx_http_deferred_batch_prefix(dq_error_t *err,
-    const char *field);
 static void ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_batch_cleanup(void *data);
 static void ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
@@ -191,7 +189,8 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
          * and the envelope then share one pool block */
         sb = ngx_http_deferred_scratch(r);
 
-        rc = dq_envelope_encode(req, id, now, &lim, sb, err);
+        rc = dq_envelope_encode(req, ctx->batch ? (long) i : -1, now, &lim,
+                                sb, err);
 
         if (rc == DQ_OK) {
             p = ngx_pnalloc(r->pool, idlen + sb->size);
@@ -210,11 +209,6 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         ngx_http_deferred_scratch_trim(r);
 
         if (rc != DQ_OK) {
-            if (rc == DQ_ETOOBIG && ctx->batch) {
-                ngx_sprintf((u_char *) field, "tasks[%ui]%Z", i);
-                ngx_http_deferred_batch_prefix(err, field);
-            }
-
             return rc;
         }
 
@@ -314,18 +308,6 @@ ngx_http_deferred_batch_field(char *field, ngx_uint_t batch, ngx_uint_t i,
     } else {
         ngx_sprintf((u_char *) field, "%s%Z", name);
     }
-}
-
-
-/* err names the task: field, and "field: " in front of its message */
-
-static void
-ngx_http_deferred_batch_prefix(dq_error_t *err, const char *field)
-{
-    char  msg[sizeof(err->msg)];
-
-    ngx_memcpy(msg, err->msg, sizeof(msg));
-    dq_error_set(err, err->code, field, "%s: %s", field, msg);
 }
 
 

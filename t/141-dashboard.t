@@ -25,6 +25,10 @@ my $n = DQNginx->start(redis => $r, http => <<'NGX');
         location = /deferred/status { deferred_status; }
         location = /deferred/admin  { deferred_admin; }
         location /deferred/         { deferred_dashboard; }
+        # the page over a status answer saved and edited by the test
+        location = /saved/status    { default_type application/json;
+                                      alias %%DIR%%/saved.json; }
+        location /saved/            { deferred_dashboard status /deferred/admin; }
     }
 NGX
 my $b = DQBrowser->start;
@@ -95,6 +99,26 @@ ok(DQTest::wait_for(sub { my $t = $b->run('return document.getElementById("state
 ok($b->find('#queues tr[data-queue="mail"]'), '... the other queues still shown');
 $r->cmd('DEL', key('broken', 'stats'));
 $r->cmd('SREM', 'dq:queues', 'broken');
+
+# queues past the 1,000 shown, and sharded queues shown with shard 0's
+# numbers only (past the scrape's shard-call cap): counted in the state
+# line (the status JSON's queues_not_shown / queues_not_summed; making
+# them for real takes 1,001 queues and 1,000 shard calls: t/144, t/195)
+my $saved = $n->request('GET', '/deferred/status')->{body};
+$saved =~ s/"queues_not_shown":0,/"queues_not_shown":7,/ or die $saved;
+$saved =~ s/"queues_not_summed":0,/"queues_not_summed":2,/ or die $saved;
+open my $sf, '>', "$n->{dir}/saved.json" or die;
+print {$sf} $saved;
+close $sf;
+$b->get('http://127.0.0.1:' . $n->port . '/saved/?interval=500');
+my $state = '';
+DQTest::wait_for(sub {
+    $state = $b->run('return document.getElementById("state").textContent') // '';
+    $state =~ /^updated/ }, 10, 0.2);
+like($state, qr/; 7 more queues not shown; 2 sharded queues with shard 0's numbers only/,
+     'the state line counts the queues not shown and not summed') or diag $state;
+is($b->run('return document.getElementById("state").className'), 'bad',
+   '... in red (numbers not summed)');
 
 sleep 1;    # a few polls: any error they raise shows below
 my @errors = $b->console_errors;

@@ -297,16 +297,8 @@ SKIP: {
     require DQNginx;
     my ($rc, $out, $err) = cli('queue', 'web', '--shards', '4');
     is($rc, 0, 'web: 4 shards, set before nginx starts') or diag $err;
-    my $n = DQNginx->start(redis => $r, workers => 2, http => q{
-        deferred_redis %%REDIS%%;
-        server {
-            listen 127.0.0.1:%%PORT%%;
-            deferred_endpoint on;
-            location = /deferred/status  { deferred_status; }
-            location = /deferred/metrics { deferred_metrics; }
-            location = /deferred/admin   { deferred_admin; }
-        }
-    });
+    my $n = DQNginx->start_status($r, workers => 2, ops => 1,
+                                  locations => 'deferred_endpoint on;');
     my $wr = "$dir/web.rec";
     # a few unnamed ones first (each nginx worker's first request naming
     # web waits one round trip for its shard count)

@@ -18,13 +18,8 @@ use Test::More;
 my $dir = tmpdir();
 my $r = DQTest::Redis->start;
 sub cli { DQWorker::cli($r, @_) }
-my $n = DQNginx->start(redis => $r, workers => 1, http => q{
-    deferred_redis %%REDIS%%;
-    deferred_timeout 10s;
-    server { listen 127.0.0.1:%%PORT%%; deferred_endpoint on;
-        location = /deferred/status  { deferred_status; }
-        location = /deferred/metrics { deferred_metrics; } }
-});
+my $n = DQNginx->start_status($r, workers => 1, timeout => '10s',
+                              locations => 'deferred_endpoint on;');
 sub status { JSON::PP::decode_json($n->request('GET', '/deferred/status')->{body}) }
 sub evalshas { my ($c) = $r->cmd('INFO', 'commandstats') =~ /cmdstat_evalsha:calls=(\d+)/; $c // 0 }
 

@@ -23,6 +23,8 @@ my $body = '{"func":"noop","args":[' . join(',', (0) x 70000) . ']}';
 my $res = $n->request('POST', $url, json => $body);
 is($res->{status}, 413, 'one task of 70000 args: 413');
 like($res->{body}, qr/more than 65536 elements/, '... naming the limit');
+like($res->{body}, qr/"field":"request","message":"request: task of 70000 /,
+     '... and the task, as other errors of one task do ("request")');
 is($r->cmd('HLEN', $tasks), 0, '... nothing stored');
 
 # in a batch: the error names the task; the batch's other tasks are not
@@ -31,7 +33,8 @@ $body = '[{"func":"noop"},{"func":"noop","kwargs":{'
       . join(',', map { "\"k$_\":0" } 1 .. 33000) . '}}]';
 $res = $n->request('POST', $url, json => $body);
 is($res->{status}, 413, 'a batch whose task 1 holds 66000 elements: 413');
-like($res->{body}, qr/tasks\[1\]/, '... naming tasks[1]');
+like($res->{body}, qr/"field":"tasks\[1\]","message":"tasks\[1\]: task of /,
+     '... naming tasks[1]');
 is($r->cmd('HLEN', $tasks), 0, '... nothing of the batch stored');
 like(DQTest::slurp($n->error_log), qr/413 rejected task: tasks\[1\]/,
      '... and logged');

@@ -27,13 +27,18 @@ my $res = $n->request('POST', '/_ah/queue/deferred',
                       json => "{\"func\":\"noop\",\"args\":[$big]}");
 is($res->{status}, 413, 'a task with a 2 MiB arg under deferred_max_body 4m: 413');
 like($res->{body}, qr/over the limit of 1048576/, '... naming the limit');
+like($res->{body}, qr/"field":"request","message":"request: task envelope /,
+     '... and the task, as other errors of one task do ("request")');
+like(DQTest::slurp($n->error_log), qr/413 rejected task: request: task envelope/,
+     '... logged');
 is($r->cmd('HLEN', $tasks), 0, '... nothing stored');
 
 # in a batch: the task named, the small task beside it not stored
 $res = $n->request('POST', '/_ah/queue/deferred',
                    json => "[{\"func\":\"noop\"},{\"func\":\"noop\",\"args\":[$big]}]");
 is($res->{status}, 413, 'the same task as tasks[1] of a batch: 413');
-like($res->{body}, qr/tasks\[1\]/, '... naming tasks[1]');
+like($res->{body}, qr/"field":"tasks\[1\]","message":"tasks\[1\]: task envelope /,
+     '... naming tasks[1]');
 is($r->cmd('HLEN', $tasks), 0, '... nothing of the batch stored');
 like(DQTest::slurp($n->error_log), qr/413 rejected task: tasks\[1\]: .*1048576/,
      '... and logged');

@@ -16,13 +16,18 @@
  * per DQ_CCL_REFRESH_MS); ASK sends ASKING and then the command to the
  * node named, once, the map untouched. More than DQ_CCL_REDIRECTS
  * redirects for one command: logged, and the caller gets the redirect
- * reply (an error: it is not run). TRYAGAIN and CLUSTERDOWN: the command
- * was not run; the caller gets NULL with an errstr that says so
+ * reply (an error: it is not run). TRYAGAIN (a multi-key command on a
+ * slot being resharded, some of its keys moved): not run, sent again to
+ * the slot's node after a back-off (DQ_CCL_TRYAGAIN_MS doubling up to a
+ * second, DQ_CCL_TRYAGAIN_TRIES times: ~6.5 s) with the connection kept:
+ * no map refresh, no "lost" (which made the worker re-read every queue's
+ * conf after each map during a reshard). TRYAGAIN after the last try, and CLUSTERDOWN: the
+ * command was not run; the caller gets NULL with an errstr that says so
  * (DQ_CONN_NOT_RUN, dq_conn_not_run()): a claim refused so leased nothing.
  *
- * A lost reply (a node connection dropped, a command timed out, TRYAGAIN,
- * CLUSTERDOWN, a wait that ended, a slot unserved) is the owner's
- * "connection lost": its state callback hears up = 0, the map is asked
+ * A lost reply (a node connection dropped, a command timed out, TRYAGAIN
+ * after its tries, CLUSTERDOWN, a wait that ended, a slot unserved) is the
+ * owner's "connection lost": its state callback hears up = 0, the map is asked
  * again, and once a map came (or a node connected) it hears up = 1, when
  * the worker sends its undelivered results again, exactly as after a
  * reconnect to one server. dq_conn_is_up() is 1 from the first map on:
@@ -49,6 +54,11 @@
 #define DQ_CCL_SLOTS_TIMEOUT_MS 5000
 #define DQ_CCL_IDLE_CLOSE_MS 2000   /* after a map: a master no command
                                        went to since is disconnected */
+#define DQ_CCL_TRYAGAIN_TRIES 10    /* TRYAGAIN: sent again this often, */
+#define DQ_CCL_TRYAGAIN_MS  50      /* after 50, 100, ... 800, then 1000
+                                       ms each (at the next tick: 250 ms
+                                       steps) */
+#define DQ_CCL_TRYAGAIN_MAX 1000
 
 typedef struct dq__cnode_s  dq__cnode_t;
 typedef struct dq__creq_s   dq__creq_t;
@@ -77,6 +87,9 @@ struct dq__creq_s {
     int               asking;           /* ASK: ASKING first */
     int               internal;         /* CLUSTER SLOTS */
     int               waiting;
+    int               tryagain;         /* TRYAGAIN answers so far */
+    uint64_t          retry_at;         /* waits for this time, not for
+                                           its node (0: not) */
     dq_conn_fmt_t     f;                /* formatted once, its RESP in this
                                            block: resent as is after a
                                            redirect */
@@ -144,8 +157,8 @@ dq__ccl_node_state(dq_conn_t *sub, int up, void *data)
     /* what waited for this node goes now, in the order it came */
     for (q = cl->whead; q; q = next) {
         next = q->next;
-        if (q->node != n) {
-            continue;
+        if (q->node != n || q->retry_at != 0) {
+            continue;                   /* (a TRYAGAIN waits its time) */
         }
         dq__ccl_unwait(cl, q);
         if (q->asking) {
@@ -352,6 +365,28 @@ dq__ccl_lost(dq_ccl_t *cl)
     dq__ccl_refresh(cl);
 }
 
+/* q on the waiting list (for its node, or for its time: retry_at) */
+static void
+dq__ccl_wait(dq__creq_t *q)
+{
+    dq_ccl_t *cl = q->cl;
+
+    if (!q->waiting) {
+        q->waiting = 1;
+        q->wait_since = uv_now(cl->loop);
+        q->prev = cl->wtail;
+        q->next = NULL;
+        if (cl->wtail) {
+            cl->wtail->next = q;
+        } else {
+            cl->whead = q;
+        }
+        cl->wtail = q;
+        cl->nwait++;
+    }
+    dq__ccl_tick_on(cl);
+}
+
 /* Send q to node n now if it is up, else wait for it. */
 static void
 dq__ccl_go(dq__creq_t *q, dq__cnode_t *n)
@@ -359,6 +394,7 @@ dq__ccl_go(dq__creq_t *q, dq__cnode_t *n)
     dq_ccl_t *cl = q->cl;
 
     q->node = n;
+    q->retry_at = 0;
     n->used = 1;
     if (n->up) {
         if (q->asking) {
@@ -381,21 +417,8 @@ dq__ccl_go(dq__creq_t *q, dq__cnode_t *n)
             return;
         }
     }
-    if (!q->waiting) {
-        q->waiting = 1;
-        q->wait_since = uv_now(cl->loop);
-        q->prev = cl->wtail;
-        q->next = NULL;
-        if (cl->wtail) {
-            cl->wtail->next = q;
-        } else {
-            cl->whead = q;
-        }
-        cl->wtail = q;
-        cl->nwait++;
-    }
     dq__ccl_node_start(n);
-    dq__ccl_tick_on(cl);
+    dq__ccl_wait(q);
 }
 
 static void
@@ -475,6 +498,7 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
               void *data)
 {
     static const char *const  unblocked[] = { "UNBLOCKED" };
+    static const char *const  tryagain[] = { "TRYAGAIN" };
     dq__creq_t               *q = data;
     dq_ccl_t                 *cl = q->cl;
     dq_cluster_redirect_t     rd;
@@ -523,6 +547,26 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         dq__ccl_go(q, n);
         return;
     }
+    if (rep != NULL && q->tryagain < DQ_CCL_TRYAGAIN_TRIES
+        && dq_reply_error_is(rep, tryagain, 1))
+    {
+        /* not run, the slot's keys part moved: the same command again
+         * after a back-off, routed anew (ASK again if still needed), the
+         * connection kept (no "lost", no map refresh) */
+        uint64_t ms = (uint64_t) DQ_CCL_TRYAGAIN_MS << q->tryagain;
+
+        if (ms > DQ_CCL_TRYAGAIN_MAX) {
+            ms = DQ_CCL_TRYAGAIN_MAX;
+        }
+        dq_log_debug("redis (%s): %s answered TRYAGAIN; again in %llu ms",
+                     cl->label, q->f.name, (unsigned long long) ms);
+        q->retry_at = uv_now(cl->loop) + ms;
+        q->tryagain++;
+        q->asking = 0;
+        q->redirects = 0;
+        dq__ccl_wait(q);
+        return;
+    }
     if (rep != NULL
         && (dq_cluster_is_retry(rep)
             || dq_reply_error_is(rep, unblocked, 1)))
@@ -561,6 +605,15 @@ dq__ccl_tick_cb(uv_timer_t *t)
                                           : DQ_CCL_WAIT_MS;
 
         next = q->next;
+        if (q->retry_at != 0) {
+            if (now >= q->retry_at) {   /* a TRYAGAIN's time came */
+                dq__cnode_t *n = q->slot >= 0 ? dq__ccl_route(cl, q->slot)
+                                              : NULL;
+
+                dq__ccl_go(q, n ? n : q->node);
+            }
+            continue;
+        }
         if (now - q->wait_since >= most) {
             dq_log_warn("redis (%s): %s:%d not connected after %llu ms: "
                         "%s not sent", cl->label, q->node->host,

@@ -87,21 +87,22 @@ sub start {
 }
 
 # The status tests' nginx (t/114, t/140, t/143, t/145, t/166): one server
-# on $redis (deferred_timeout 2s) with /deferred/status and
-# /deferred/metrics; `ops => 1` adds /deferred/admin, the dashboard at
-# /deferred/ and /ready; `locations => TEXT` more of the server block.
-# Other options as start()'s.
+# on $redis (deferred_timeout 2s, or `timeout => '10s'`) with
+# /deferred/status and /deferred/metrics; `ops => 1` adds /deferred/admin,
+# the dashboard at /deferred/ and /ready; `locations => TEXT` more of the
+# server block (`deferred_endpoint on;` too). Other options as start()'s.
 #   my $n = DQNginx->start_status($r, ops => 1, locations => q{...});
 sub start_status {
     my ($class, $redis, %o) = @_;
     my $more = delete $o{locations} // '';
+    my $timeout = delete $o{timeout} // '2s';
     my $ops = delete $o{ops} ? q{
         location = /deferred/admin   { deferred_admin; }
         location /deferred/          { deferred_dashboard; }
         location = /ready            { deferred_ready; }} : '';
     return $class->start(%o, redis => $redis, http => <<"NGX");
     deferred_redis %%REDIS%%;
-    deferred_timeout 2s;
+    deferred_timeout $timeout;
     server {
         listen 127.0.0.1:%%PORT%%;
         location = /deferred/status  { deferred_status; }

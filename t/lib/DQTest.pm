@@ -234,10 +234,25 @@ sub stop_pid {
         if ($r < 0)     { delete $children{$pid}; return undef; }
         sleep 0.01;
     }
+    # missed its time: say where it stood, for the next flake's reader
+    # (t/190 and t/142's nginx under valgrind, seen once under load)
+    my $st = slurp_quiet("/proc/$pid/status");
+    my ($state) = $st =~ /^State:\s*(.*)$/m;
+    my $wchan = slurp_quiet("/proc/$pid/wchan");
+    Test::More::diag("pid $pid still running $timeout s after SIG$sig "
+                     . "(state " . ($state // '?') . ", wchan "
+                     . ($wchan || '?') . "): killed");
     kill 'KILL', $pid;
     waitpid($pid, 0);
     delete $children{$pid};
     return $?;
+}
+
+sub slurp_quiet {
+    my ($f) = @_;
+    open my $fh, '<', $f or return '';
+    local $/;
+    return <$fh> // '';
 }
 
 # Reap without signalling: status if it has exited, undef if running.

@@ -11,6 +11,7 @@
 
 #include "dq_contract.h"
 #include "ref_envelope.h"
+#include "json_pack.h"
 #include "tap.h"
 
 static dq_limits_t  lim;
@@ -30,7 +31,7 @@ parse(const char *json, dq_error_t *err)
     char           *keep = body[nbody++ % 4];
 
     msgpack_sbuffer_init(&sb);
-    rc = dq_json_to_msgpack(json, strlen(json), &lim, &sb, err);
+    rc = test_json_pack(json, strlen(json), &lim, &sb, err);
     if (rc == DQ_OK) {
         memcpy(keep, sb.data, sb.size);
         rc = dq_msgpack_unpack(keep, sb.size, &lim, &zone, &root, err);
@@ -209,7 +210,7 @@ test_envelope(void)
                "\"headers\":{\"X-A\":\"b\"},"
                "\"retry_options\":{\"task_retry_limit\":2}}", &err);
     is_int(rc, DQ_OK, "full request");
-    rc = dq_envelope_encode(&reqs[0], "ID0123456789abcdefghij", 1700000000001LL,
+    rc = dq_envelope_encode(&reqs[0], -1, 1700000000001LL,
                             &lim, &sb, &err);
     is_int(rc, DQ_OK, "encoded");
     ok(memmem(sb.data, sb.size, "ID0123456789abcdefghij", 22) == NULL
@@ -238,7 +239,7 @@ test_envelope(void)
 
     msgpack_sbuffer_clear(&sb);
     parse("{\"func\":\"f\"}", &err);
-    dq_envelope_encode(&reqs[0], "x", 5, &lim, &sb, &err);
+    dq_envelope_encode(&reqs[0], -1, 5, &lim, &sb, &err);
     is_int(dq_envelope_decode(sb.data, sb.size, dq_str_lit("x"),
                               dq_str_lit("q"), &lim, &zone, &env, &err),
            DQ_OK, "minimal envelope");
@@ -252,8 +253,15 @@ test_envelope(void)
     parse("{\"func\":\"f\",\"args\":[\"0123456789012345678901234567890123456"
           "789012345678901234567890123456789\"]}", &err);
     lim.max_envelope = 64;
-    rc = dq_envelope_encode(&reqs[0], "x", 5, &lim, &sb, &err);
+    rc = dq_envelope_encode(&reqs[0], -1, 5, &lim, &sb, &err);
     ok(rc == DQ_ETOOBIG && sb.size == 0, "over max_envelope: %s", err.msg);
+    ok(strcmp(err.field, "request") == 0
+       && strncmp(err.msg, "request: task envelope of ", 26) == 0,
+       "one task: named \"request\" in field and message");
+    rc = dq_envelope_encode(&reqs[0], 7, 5, &lim, &sb, &err);
+    ok(rc == DQ_ETOOBIG && sb.size == 0 && strcmp(err.field, "tasks[7]") == 0
+       && strncmp(err.msg, "tasks[7]: task envelope of ", 27) == 0,
+       "task 7 of a batch: named \"tasks[7]\" (%s)", err.msg);
     dq_limits_default(&lim);
     msgpack_sbuffer_destroy(&sb);
 }
@@ -399,7 +407,7 @@ test_same_bytes(void)
             msgpack_sbuffer_init(&want);
             msgpack_sbuffer_write(&mine, "pre", 3);
             msgpack_sbuffer_write(&want, "pre", 3);
-            rc = dq_envelope_encode(&reqs[0], "id", created[k], NULL, &mine,
+            rc = dq_envelope_encode(&reqs[0], -1, created[k], NULL, &mine,
                                     &err);
             ok(rc == DQ_OK && ref_envelope(&reqs[0], created[k], &want) == 0
                && mine.size == want.size
@@ -418,7 +426,7 @@ test_same_bytes(void)
     reqs[0].kwargs_raw = dq_str_lit("\x81\xa1k\xc3");
     msgpack_sbuffer_init(&mine);
     msgpack_sbuffer_init(&want);
-    rc = dq_envelope_encode(&reqs[0], "id", 5, NULL, &mine, &err);
+    rc = dq_envelope_encode(&reqs[0], -1, 5, NULL, &mine, &err);
     ok(rc == DQ_OK && ref_envelope(&reqs[0], 5, &want) == 0
        && mine.size == want.size
        && memcmp(mine.data, want.data, mine.size) == 0,
@@ -456,7 +464,7 @@ test_items_at_limit(void)
            rc ? err.msg : "ok");
     msgpack_sbuffer_init(&sb);
     msgpack_zone_init(&z, 1024);
-    rc = rc ? rc : dq_envelope_encode(&reqs[0], "id", 1, &lim, &sb, &err);
+    rc = rc ? rc : dq_envelope_encode(&reqs[0], -1, 1, &lim, &sb, &err);
     rc = rc ? rc : dq_envelope_decode(sb.data, sb.size, dq_str_lit("id"),
                                       dq_str_lit("q"), &lim, &z, &env,
                                       &err);
@@ -499,7 +507,7 @@ test_items_per_task(void)
 
         lim.max_items = 100;            /* each task's: the decoder's */
         msgpack_sbuffer_init(&sb);
-        rc = dq_envelope_encode(&reqs[0], "id", 1, &lim, &sb, &err);
+        rc = dq_envelope_encode(&reqs[0], -1, 1, &lim, &sb, &err);
         if (n == 101) {
             ok(rc == DQ_ETOOBIG && sb.size == 0
                && strstr(err.msg, "101 elements") != NULL

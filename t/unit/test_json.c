@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "dq_contract.h"
+#include "json_pack.h"
 #include "tap.h"
 
 static dq_limits_t lim;
@@ -25,7 +26,7 @@ conv(const char *json, msgpack_zone *zone, msgpack_object *o,
     int rc;
 
     msgpack_sbuffer_clear(sb);
-    rc = dq_json_to_msgpack(json, strlen(json), &lim, sb, err);
+    rc = test_json_pack(json, strlen(json), &lim, sb, err);
     if (rc == DQ_OK) {
         rc = dq_msgpack_unpack(sb->data, sb->size, &lim, zone, o, err);
     }
@@ -42,7 +43,7 @@ refused(const char *json, size_t len, const char *what, const char *name)
 
     msgpack_sbuffer_init(&sb);
     msgpack_sbuffer_write(&sb, "x", 1);
-    rc = dq_json_to_msgpack(json, len, &lim, &sb, &err);
+    rc = test_json_pack(json, len, &lim, &sb, &err);
     ok(rc == DQ_EDECODE && strstr(err.msg, what) != NULL && sb.size == 1,
        "%s: %s", name, rc == DQ_OK ? "accepted" : err.msg);
     msgpack_sbuffer_destroy(&sb);
@@ -58,7 +59,7 @@ same_bytes(const char *json, size_t len, const msgpack_sbuffer *want,
     int             rc;
 
     msgpack_sbuffer_init(&sb);
-    rc = dq_json_to_msgpack(json, len, &lim, &sb, &err);
+    rc = test_json_pack(json, len, &lim, &sb, &err);
     ok(rc == DQ_OK && sb.size == want->size
        && memcmp(sb.data, want->data, sb.size) == 0, "%s (%zu bytes%s%s)",
        name, sb.size, rc == DQ_OK ? "" : ": ", rc == DQ_OK ? "" : err.msg);
@@ -286,7 +287,7 @@ conv_len(const char *json, size_t len, msgpack_zone *zone, msgpack_object *o,
     int rc;
 
     msgpack_sbuffer_clear(sb);
-    rc = dq_json_to_msgpack(json, len, &lim, sb, err);
+    rc = test_json_pack(json, len, &lim, sb, err);
     if (rc == DQ_OK) {
         rc = dq_msgpack_unpack(sb->data, sb->size, &lim, zone, o, err);
     }
@@ -437,7 +438,7 @@ main(void)
     }
     deep[66] = '\0';
     msgpack_sbuffer_clear(&sb);
-    is_int(dq_json_to_msgpack(deep, 66, &lim, &sb, &err), DQ_EDECODE,
+    is_int(test_json_pack(deep, 66, &lim, &sb, &err), DQ_EDECODE,
            "33 nested arrays refused");
     ok(sb.size == 0, "nothing appended on failure (%s)", err.msg);
     is_int(conv(deep + 1, &zone, &o, &sb, &err), DQ_EDECODE,

@@ -76,7 +76,7 @@ sample(msgpack_sbuffer *sb)
     req.kwargs_raw = dq_str_lit("\x81\xa1x\x01");
     req.eta_ms = 1790000000123LL;
     req.retry.retry_limit = 3;
-    dq_envelope_encode(&req, "abcdefghijklmnopqrstuv", 1700000000000LL, &lim,
+    dq_envelope_encode(&req, -1, 1700000000000LL, &lim,
                        sb, &err);
     msgpack_sbuffer_destroy(&args);
 }

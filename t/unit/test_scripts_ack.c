@@ -59,7 +59,7 @@ test_bury_requeue(void)
         req.func = dq_str_lit("f");
         req.name = dq_str_lit("dn");
         msgpack_sbuffer_init(&sb);
-        dq_envelope_encode(&req, "d4", 1, NULL, &sb, &err);
+        dq_envelope_encode(&req, -1, 1, NULL, &sb, &err);
         memset(&it, 0, sizeof(it));
         it.id = dq_str_lit("d4");
         it.envelope.ptr = sb.data;
