@@ -28,7 +28,7 @@
 #   due_until written as a claim that wants tasks writes it turns the list
 #   on, as a running worker keeps it.
 # --rdb FILE: Redis starts from this dump (e.g. a queue "bench" with a deep
-#   cold tier: bench/deep_cpu.sh), the run's tasks beside what it holds.
+#   cold tier: bench/deep_rdb.sh), the run's tasks beside what it holds.
 # --cg-server PATH: the redis-server run under callgrind (default: the one
 #   in PATH; a build with symbols splits the count by function);
 #   --cg-out FILE: keep callgrind's output there (callgrind_annotate).

@@ -255,10 +255,15 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
         q->more = !woken;
     } else if (res.next_ms < 0) {
         q->due_at = DQ_NEVER;                 /* empty: the wake list says */
+    } else if (res.next_ms == 0) {
+        /* due work remains (cold buckets to promote, CONTRACT.md
+         * "next_ms"): claim again in this loop, not 1 ms later (review
+         * RLT: a dense window promoted at half the rate) */
+        q->due_at = now;
     } else {
         /* next_ms counts from the script's TIME (res.now_ms) */
         q->due_at = dq__due_loop_ms(c->sent_ms, res.now_ms,
-                                    res.next_ms > 0 ? res.next_ms : 1);
+                                    res.next_ms);
         /* no jitter here: next_ms is an ETA or a lease deadline, and a
          * wake after it is that much lateness (0-10 % late, up to 100 ms,
          * was measured as the lateness max: 83-98 ms). Children that
