@@ -770,7 +770,7 @@ ngx_http_deferred_pack_args(ngx_http_request_t *r, ngx_array_t *args,
 
     a = args->elts;
 
-    /* the worker process' scratch buffer (handler.c), copied out below */
+    /* the worker process' scratch buffer (request.c), copied out below */
     sb = ngx_http_deferred_scratch(r);
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 

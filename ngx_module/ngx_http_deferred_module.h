@@ -191,7 +191,7 @@ typedef struct {
     ngx_array_t                    servers;     /* of redis_t * */
 
     /* per worker process: reused by every request, so that a request or
-     * a task allocates no msgpack buffer or zone of its own (handler.c) */
+     * a task allocates no msgpack buffer or zone of its own (request.c) */
     msgpack_sbuffer                scratch;
     msgpack_zone                  *zones[NGX_HTTP_DEFERRED_ZONES]; /* idle */
     ngx_uint_t                     nzones;

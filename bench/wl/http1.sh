@@ -34,9 +34,18 @@ wl_http1() {
     figure http1.tasks_per_call "$(median "${tpc[@]}")" tasks
     if [ "${BENCH_DUE_LIST:-1}" = 1 ]; then
         if out=$(http1_run "http1 due list on" due_list_on); then
+            local lerrs=0 listed
+            for e in connect read write status timeout; do lerrs=$((lerrs + $(kv "$out" $e))); done
+            # the share of the run's tasks that went to the list: due_until
+            # is written once, 59 s ahead, so a run longer than that (or a
+            # clock step) measures the ETA set for the rest (review RH3)
+            listed=$(rcli HGET "$STATS_KEY" due_n)
             figure http1_listed.tasks_per_s "$(kv "$out" tasks_per_s)" tasks/s ceiling.nginx_return_202
+            figure http1_listed.errors "$lerrs" errors
             figure http1_listed.redis_cpu_us_per_task "$(kv "$out" rcpu)" us/task
             figure http1_listed.tasks_per_call "$(kv "$out" tpc)" tasks
+            figure http1_listed.listed_share "$(awk -v l="${listed:-0}" -v n="$(rcli HGET "$STATS_KEY" enqueued)" \
+                'BEGIN { printf "%.3f", (n > 0 ? l / n : 0) }')" share
         fi
     fi
     flush
