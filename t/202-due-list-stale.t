@@ -95,6 +95,22 @@ is_deeply([sort @got], [qw(y1 y2 y3)], '1: one claim: y1 leased once')
     or diag("claimed: @got");
 is_deeply(leased_ids(), [qw(y1 y2 y3)], '1: one claim: one lease each');
 
+# ---- 1. one claim reads both entries and leaves ids listed: the reply
+# and the leases hold w1 once, due_n stays exact (the extra entry cut)
+$q = 'c5';
+$cl = stale_resend(qw(w1 w2 w3));
+enq(qw(w4 w5 w6));
+# a lease held first: the claim below adds to a lease set that exists
+$new->enqueue2($q, 60000, 'p0', DQScripts::env2(),
+               eta => DQScripts::now_ms($r) - 60000);
+is("@{ ids_of($cl->('c' . ++$cid, 1)) }", 'p0', '1: p0 leased first');
+@got = @{ ids_of($cl->('c' . ++$cid, 4)) };
+is("@got", 'w1 w2 w3', '1: one claim of 4: w1 w2 w3 (w1 once)');
+is_deeply(leased_ids(), [qw(p0 w1 w2 w3)], '1: one claim of 4: one lease each');
+is(stat_of('due_n'), 3, '1: due_n 3: w4 w5 w6 left');
+is(scalar(grep { !/^@/ } @{ $r->cmd('LRANGE', k('due'), 0, -1) }), 3,
+   '1: three ids listed');
+
 # ---- 1. the common claim pays nothing for it: a claim of listed tasks
 # reads no lease set, looks up no id (the within-one-read check is a Lua
 # table)
