@@ -1,5 +1,5 @@
 # Review RDL finding 7 (wip/7DL, failed there): an older build's delete by id of a listed task
-# (f93d5d2's remove.lua: HDEL of the value, stats deleted + 1) is counted
+# (38667f0's remove.lua: HDEL of the value, stats deleted + 1) is counted
 # again when the move back (unlist, a lapsed enqueue) or a claim drops
 # the valueless id: one task, "deleted" 2.
 use strict; use warnings; use lib 't/lib';
@@ -8,7 +8,7 @@ my $root = DQTest::root();
 my $r = DQTest::Redis->start(dir => DQTest::tmpdir());
 my $new = DQScripts->new($r);
 my $old = DQScripts->new($r);
-$old->{v2dir} = "$root/t/data/lua-prelist-remove";
+$old->{v2dir} = "$root/t/data/lua-prelist";
 for my $how (qw(unlist claim)) {
     my $q = "dt$how";
     my $k = sub { DQTest::dq_key($q, $_[0]) };

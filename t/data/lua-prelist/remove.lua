@@ -138,20 +138,12 @@ else
     else
         return redis.error_reply('ERR remove: unknown state ' .. what)
     end
-    -- then the cold tier's buckets, earliest first: read before the
-    -- first write (a bucket not on a MIGRATING slot's node: refused, the
-    -- client retries TRYAGAIN, nothing removed: review R6, t/07)
-    local plan = nil
-    if #ids < max and (what == 'waiting' or what == 'delayed') then
-        plan = dq_cold_remove_plan(KEYS[10], max - #ids)
-        if plan.moved then
-            return redis.error_reply('TRYAGAIN remove: a cold bucket of '
-                .. 'the queue is not on this node (its slot is migrating)')
-        end
-    end
     drop_many(ids)                                  -- max <= DQ_CHUNK
     n = #ids
-    if plan then n = n + dq_cold_remove_some(KEYS[10], KEYS[7], plan) end
+    if n < max and (what == 'waiting' or what == 'delayed') then
+        -- then the cold tier's buckets, earliest first
+        n = n + dq_cold_remove_some(KEYS[10], KEYS[7], max - n)
+    end
     if n > 0 then redis.call('HINCRBY', KEYS[7], 'deleted', n) end
 end
 -- a freed max_concurrent slot wakes a worker held back by it (as ack does)
