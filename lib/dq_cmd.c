@@ -989,8 +989,10 @@ dq_cmd_forget(dq_cmd_t *c, dq_str_t queue)
                            DQ__KEYS(dq__keys_forget));
 }
 
+/* tasks: read by the move back (its value check); declared so that a
+ * Cluster slot migration refuses the call (TRYAGAIN) before it runs */
 static const dq_key_kind_t dq__keys_unlist[] = {
-    DQ_KEY_ETA, DQ_KEY_DUE, DQ_KEY_STATS, DQ_KEY_WAKE
+    DQ_KEY_ETA, DQ_KEY_DUE, DQ_KEY_STATS, DQ_KEY_WAKE, DQ_KEY_TASKS
 };
 
 int

@@ -654,7 +654,14 @@ dq__unlist_reply(dq_conn_t *r, redisReply *reply, const char *errstr,
     dq_child_t   *ch = u->ch;
 
     (void) r;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+    if (reply == NULL && !dq_conn_not_run(errstr)) {
+        /* timed out or the connection lost: the call may still run (it
+         * sits in the socket of a frozen Redis) */
+        dq_log_warn("queue %.*s: the due list may not have been handed "
+                    "back on stop: %s",
+                    (int) ch->qs[u->qi].name.len, ch->qs[u->qi].name.ptr,
+                    errstr ? errstr : "no reply");
+    } else if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 2
         || reply->element[1]->type != REDIS_REPLY_INTEGER)
     {
@@ -707,6 +714,11 @@ dq__unlist_all(dq_child_t *ch)
     size_t        i;
 
     if (!dq_conn_is_up(ch->cmd_conn)) {
+        if (ch->nq > 0) {
+            dq_log_warn("the due list not handed back on stop: the command "
+                        "connection is down (deferred-cli unlist moves it "
+                        "back)");
+        }
         return;
     }
     for (i = 0; i < ch->nq; i++) {

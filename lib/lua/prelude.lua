@@ -609,68 +609,16 @@ local function dq_due_drop(key, stats, r)
     return false
 end
 
--- Stale listed ids. A build before the due list deletes a task by id
--- with an HDEL of its value (it knows no list): the id stays listed with
--- no value, and when the same plain id is enqueued again (an idempotent
--- resend) it is listed twice, the task stored once. Such a build counts
--- the delete in stats "deleted" only; every delete of this build counts
--- it in "deleted" and "due_seen" alike (dq_due_count), so the two differ
--- once an older build deleted something (by id or in bulk) since the
--- list was last empty; then ("suspect": claim and the move back compare
--- the two as numbers, inline: a prelude function is a closure made on
--- every call, ~800 instructions, docs/BENCHMARKS.md) the list may hold an id
--- twice, or an id whose task is elsewhere, and its readers check the ids
--- they take (below); otherwise nothing is checked (the common path
--- pays the two fields of its stats HMGET).
--- dq_due_count: n deletes counted (n may be 0); out: the list is gone (or
--- was read empty) while suspect: "due_seen" made equal to "deleted" again
--- (no stale id outlives the list).
-local function dq_due_count(stats, n, out)
-    if n > 0 then
-        redis.call('HINCRBY', stats, 'deleted', n)
-        redis.call('HINCRBY', stats, 'due_seen', n)
-    end
-    if out then
-        local d = redis.call('HGET', stats, 'deleted')
-        if d then
-            redis.call('HSET', stats, 'due_seen', d)
-        else
-            redis.call('HDEL', stats, 'due_seen')
-        end
-    end
-end
-
--- Which of the listed ids ids[1..n] have their task elsewhere: waiting on
--- eta, dead, or leased (the lease set read whole: O(leases), only while
--- suspect, above). A set id -> true, or nil when a MIGRATING slot refused
--- a read (the caller takes nothing from the list this call).
-local function dq_due_busy(k_eta, ids, n)
-    local pre = string.sub(k_eta, 1, -4)        -- "dq2:{q}:" of "...eta"
-    local e = dq_routed(redis.pcall('ZMSCORE', k_eta, unpack(ids, 1, n)))
-    local d = e and dq_routed(redis.pcall('ZMSCORE', pre .. 'dead',
-                                          unpack(ids, 1, n)))
-    local l = d and dq_routed(redis.pcall('ZRANGE', pre .. 'leases', 0, -1))
-    if not l then return nil end
-    local busy = {}
-    for i = 1, n do
-        if e[i] or d[i] then busy[ids[i]] = true end
-    end
-    for i = 1, #l do
-        local id = dq_member_parse(l[i])
-        if id then busy[id] = true end
-    end
-    return busy
-end
-
 -- The ETA of a listed id (an enqueue that finds it stored, not on eta):
 -- the list's first DQ_DUE_LOOK elements are read once a call into h
 -- (h.at: id -> its run's ETA; h.more: the list goes on past them).
--- Returns the run's ETA, the call's now when the id is listed past them
--- (a listed task is due), nil when it is not listed (running, dead).
--- Past them, an id leased (the lease set read whole once a call, only
--- then) or dead (ZSCORE) is not listed; one a MIGRATING slot keeps from
--- being looked up reads as listed (now). k_eta: "dq2:{q}:eta" (the lease
--- set and the dead set are its siblings: the same hash tag).
+-- Returns the run's ETA, the call's now when the id may be listed past
+-- them (a listed task is due), nil when it is not listed (running, dead).
+-- Past them, an id dead (one ZSCORE) is not listed; a running one is not
+-- looked up (its lease set is not read: O(leases) an enqueue, review RDL
+-- finding 3) and answers now too, as does one a MIGRATING slot keeps
+-- from being looked up. k_eta: "dq2:{q}:eta" (the dead set is its
+-- sibling: the same hash tag).
 local DQ_DUE_LOOK = 1000
 local function dq_due_head(key, h, id, now, k_eta)
     if string.byte(id, 1) == 64 then return nil end     -- never listed
@@ -691,20 +639,8 @@ local function dq_due_head(key, h, id, now, k_eta)
     local at = h.at[id]
     if at then return at end
     if not h.more then return nil end
-    local pre = string.sub(k_eta, 1, -4)
-    if h.leased == nil then
-        local l = dq_routed(redis.pcall('ZRANGE', pre .. 'leases', 0, -1))
-        h.leased = false
-        if l then
-            h.leased = {}
-            for i = 1, #l do
-                local lid = dq_member_parse(l[i])
-                if lid then h.leased[lid] = true end
-            end
-        end
-    end
-    if h.leased and h.leased[id] then return nil end
-    if dq_routed(redis.pcall('ZSCORE', pre .. 'dead', id)) then
+    if dq_routed(redis.pcall('ZSCORE', string.sub(k_eta, 1, -4) .. 'dead',
+                             id)) then
         return nil
     end
     return now
@@ -739,44 +675,30 @@ end
 
 -- Up to DQ_CHUNK listed ids back to the ETA set (k_eta), each at its
 -- run's ETA, taken off the list by the same call (enqueue of a lapsed
--- list, unlist). A listed id whose value is gone (an older build's delete
--- by id) is dropped and counted as deleted, as claim does (it would be
--- leased and buried as "missing envelope": a dead task that never was);
--- while suspect (dq_due_count), an id whose task is elsewhere (or taken twice) is
--- dropped too. Every read comes before the first write; one a MIGRATING
--- slot refuses moves nothing (the next call does). Returns how many moved
--- and whether the list is gone.
+-- list, unlist). A listed id whose value is gone (a build before the
+-- list deleted it by id: it took the value and counted the delete in
+-- stats "deleted") is dropped, not counted again (review RDL finding 7),
+-- and not moved (a claim would lease it and the worker bury it as
+-- "missing envelope": a dead task that never was). Every read comes
+-- before the first write; one a MIGRATING slot refuses moves nothing (the
+-- next call does). Returns how many moved and whether the list is gone.
 local function dq_due_back(k_eta, key, stats)
     local r = dq_due_read(key, DQ_CHUNK)
-    local nz, gone, busy, suspect = 0, 0, nil, false
+    local nz = 0
     if r.n > 0 then
         local vals = dq_routed(redis.pcall('HMGET',
                                            string.sub(k_eta, 1, -4) .. 'tasks',
                                            unpack(r.ids, 1, r.n)))
         if not vals then return 0, false end
-        local s = redis.call('HMGET', stats, 'deleted', 'due_seen')
-        suspect = (tonumber(s[1]) or 0) ~= (tonumber(s[2]) or 0)
-        if suspect then
-            busy = dq_due_busy(k_eta, r.ids, r.n)
-            if not busy then return 0, false end
-        end
         local z = {}
         for i = 1, r.n do
-            local id = r.ids[i]
-            if busy and busy[id] then
-                -- elsewhere, or listed twice: this entry goes
-            elseif not vals[i] then
-                gone = gone + 1
-            else
+            if vals[i] then
                 z[nz + 1] = r.etas[i]
-                z[nz + 2] = id
+                z[nz + 2] = r.ids[i]
                 nz = nz + 2
-                if busy then busy[id] = true end
             end
         end
         if nz > 0 then redis.call('ZADD', k_eta, unpack(z)) end
     end
-    local out = dq_due_drop(key, stats, r)
-    dq_due_count(stats, gone, out and suspect)
-    return nz / 2, out
+    return nz / 2, dq_due_drop(key, stats, r)
 end

@@ -121,7 +121,7 @@ if what == 'id' then
             -- scans no list (review RR2, finding 6)
             local c = dq_cold_remove_id(KEYS[10], KEYS[7], id, from)
             if c ~= 1 then return c end
-            dq_due_count(KEYS[7], 1)
+            redis.call('HINCRBY', KEYS[7], 'deleted', 1)
             return 1
         elseif dq_due_remove(KEYS[11], id) then
             -- was waiting in the due list (its run's marker goes with its
@@ -132,7 +132,7 @@ if what == 'id' then
     end
     drop(id, lease)
     if n == 0 then n = 1 end
-    dq_due_count(KEYS[7], 1)
+    redis.call('HINCRBY', KEYS[7], 'deleted', 1)
 else
     -- a task is in one of eta, leases, dead: these are not leased
     local ids
@@ -179,7 +179,7 @@ else
     end
     n = #ids
     if plan then n = n + dq_cold_remove_some(KEYS[10], KEYS[7], plan) end
-    if n > 0 then dq_due_count(KEYS[7], n) end
+    if n > 0 then redis.call('HINCRBY', KEYS[7], 'deleted', n) end
 end
 -- a freed max_concurrent slot wakes a worker held back by it (as ack does)
 if freed then dq_slot_freed(KEYS[8], KEYS[9]) end

@@ -7,7 +7,9 @@
 -- them off the list), and wakes a sleeping worker. "due_until" is deleted
 -- with the list's last id: an unlist stopped between calls leaves it past,
 -- so the next enqueue goes on moving the list back (review RR2, finding 7).
--- KEYS: 1 eta, 2 due, 3 stats, 4 wake
+-- KEYS: 1 eta, 2 due, 3 stats, 4 wake, 5 tasks (read by dq_due_back's
+-- value check: declared so that on a Cluster slot migration the call is
+-- refused with TRYAGAIN before it runs, review RDL finding 6)
 -- ARGV: none
 -- Reply: { moved, left (elements still in the list: call again while > 0) }
 redis.call('HSET', KEYS[3], 'due_until', '1')

@@ -55,7 +55,7 @@ my %KEYS2 = (
     forget  => [map { [2, $_] }
                 qw(tasks eta leases dead errors names conf stats wake bucket
                    unrunnable cold due)],
-    unlist  => [map { [2, $_] } qw(eta due stats wake)],
+    unlist  => [map { [2, $_] } qw(eta due stats wake tasks)],
 );
 
 sub _slurp { my $f = shift; open my $h, '<', $f or die "$f: $!"; local $/; <$h> }
