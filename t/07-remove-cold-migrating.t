@@ -88,8 +88,9 @@ sub setup {
     is($A->cmd('HGET', $k->('stats'), 'deleted'), undef, '... nothing counted');
     ($rc, $out, $err) = DQWorker::cli($c, 'purge', 'rc4', '--yes');
     is($rc, 0, 'on the stable slot: purged') or diag $err;
-    # a, c1 and keys_exist's filler member of dead
-    like($out, qr/^purged 3 /, '... a, c1 (and the filler in dead)') or diag $out;
+    # a and c1; keys_exist's filler member of dead has no value: removed,
+    # not counted (a bulk delete counts the tasks it removed: review RFDL)
+    like($out, qr/^purged 2 /, '... a, c1 (not the filler in dead)') or diag $out;
 }
 
 {   # 3. delete by id of a bucket's only task

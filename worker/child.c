@@ -678,7 +678,9 @@ dq__unlist_reply(dq_conn_t *r, redisReply *reply, const char *errstr,
         }
     } else if (reply->element[1]->integer > 0) {
         dq_log_warn("queue %.*s: %lld elements left in the due list on "
-                    "stop: enqueues move them back",
+                    "stop: workers that read the list claim them, or "
+                    "enqueues move them back once it lapses (deferred-cli "
+                    "unlist does it at once)",
                     (int) ch->qs[u->qi].name.len, ch->qs[u->qi].name.ptr,
                     (long long) reply->element[1]->integer);
     }

@@ -80,11 +80,19 @@ end
 -- a drop that emptied one (`errors`, `names`, ...) deleted it, and on a
 -- MIGRATING slot Redis 7.0 stopped the script at the next drop's touch
 -- of it, part of the batch removed and not counted (review RS, t/05)
+-- Returns how many of ids were tasks: distinct ids with a value. A listed
+-- id whose value a build before the due list deleted (its delete counted
+-- it already), or an id read twice (listed and on eta), is not counted
+-- again (review RFDL, finding 2: claim and dq_due_back count them so).
 local function drop_many(ids)
-    if #ids == 0 then return end
+    if #ids == 0 then return 0 end
     local vals = redis.call('HMGET', KEYS[1], unpack(ids))
-    local zs, names = {}, {}
+    local zs, names, seen, had = {}, {}, {}, 0
     for i = 1, #ids do
+        if vals[i] and not seen[ids[i]] then
+            seen[ids[i]] = true
+            had = had + 1
+        end
         local _, name = dq_env_func_name(vals[i])
         if name then
             names[#names + 1] = name
@@ -103,6 +111,7 @@ local function drop_many(ids)
     redis.call('ZREM', KEYS[4], unpack(ids))
     redis.call('HDEL', KEYS[1], unpack(ids))
     redis.call('HDEL', KEYS[5], unpack(ids))
+    return had
 end
 
 local n = 0
@@ -173,11 +182,10 @@ else
                 .. 'the queue is not on this node (its slot is migrating)')
         end
     end
-    drop_many(ids)                                  -- max <= DQ_CHUNK
+    n = drop_many(ids)                              -- max <= DQ_CHUNK
     if dr and (dr.n > 0 or dr.len > 0) then
         dq_due_drop(KEYS[11], KEYS[7], dr)
     end
-    n = #ids
     if plan then n = n + dq_cold_remove_some(KEYS[10], KEYS[7], plan) end
     if n > 0 then redis.call('HINCRBY', KEYS[7], 'deleted', n) end
 end
