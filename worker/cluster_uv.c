@@ -88,6 +88,8 @@ struct dq__creq_s {
     int               internal;         /* CLUSTER SLOTS */
     int               waiting;
     int               tryagain;         /* TRYAGAIN answers so far */
+    int               once;             /* TRYAGAIN: not run at once, not
+                                           tried again (a claim) */
     uint64_t          retry_at;         /* waits for this time, not for
                                            its node (0: not) */
     dq_conn_fmt_t     f;                /* formatted once, its RESP in this
@@ -122,6 +124,8 @@ struct dq_ccl_s {
     int                want_refresh;
     uint64_t           last_refresh;
     int                lost;            /* up = 0 said, up = 1 not yet */
+    int                no_retry;        /* the owner stops: TRYAGAIN is
+                                           not tried again */
     uint64_t           prune_at;        /* close unused masters (0: no) */
     int                closing;
 };
@@ -547,6 +551,22 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         dq__ccl_go(q, n);
         return;
     }
+    if (rep != NULL && (q->once || cl->no_retry)
+        && dq_reply_error_is(rep, tryagain, 1))
+    {
+        /* not run, and not tried again here: a claim (it has its own
+         * "again in 1 s" and leases nothing so; retried here it kept a
+         * stopping child alive through the back-off and could lease it
+         * tasks: review RLO finding 1), or anything once the owner stops
+         * (dq_ccl_stop_retries). The connection is fine: no "lost", no
+         * map refresh. */
+        snprintf(why, sizeof(why), DQ_CONN_NOT_RUN "%s answered: %.*s",
+                 q->f.name, (int) (rep->len > 120 ? 120 : rep->len),
+                 rep->str);
+        dq_log_debug("redis (%s): %s", cl->label, why);
+        dq__ccl_finish(q, NULL, why);
+        return;
+    }
     if (rep != NULL && q->tryagain < DQ_CCL_TRYAGAIN_TRIES
         && dq_reply_error_is(rep, tryagain, 1))
     {
@@ -805,7 +825,7 @@ dq_ccl_routable(const dq_ccl_t *cl, int argc, const char **argv,
 
 int
 dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
-            const size_t *argvlen, int64_t timeout_ms,
+            const size_t *argvlen, int64_t timeout_ms, int once,
             dq_conn_reply_cb cb, void *data)
 {
     dq__creq_t  *q;
@@ -843,9 +863,33 @@ dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
     q->data = data;
     q->timeout_ms = timeout_ms;
     q->slot = slot;
+    q->once = once;
     cl->nreqs++;
     dq__ccl_go(q, n);
     return 0;
+}
+
+void
+dq_ccl_stop_retries(dq_ccl_t *cl)
+{
+    dq__creq_t *q, *next;
+
+    if (cl->closing || cl->no_retry) {
+        return;
+    }
+    cl->no_retry = 1;
+    /* what waits out a TRYAGAIN back-off goes now, once: an ack or an
+     * extend that lands spares the task a second run; refused again it
+     * is "not run" (the child keeps the result as undelivered) */
+    for (q = cl->whead; q; q = next) {
+        next = q->next;
+        if (q->retry_at != 0) {
+            dq__cnode_t *n = q->slot >= 0 ? dq__ccl_route(cl, q->slot)
+                                          : NULL;
+
+            dq__ccl_go(q, n ? n : q->node);
+        }
+    }
 }
 
 static void
