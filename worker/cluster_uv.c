@@ -502,6 +502,30 @@ dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
     }
 }
 
+/* q refused unrun by its node (rep an error reply): its caller hears "not
+ * run: ..." (dq_conn_not_run) */
+static void
+dq__ccl_not_run(dq__creq_t *q, redisReply *rep)
+{
+    char why[200];
+
+    snprintf(why, sizeof(why), DQ_CONN_NOT_RUN "%s answered: %.*s",
+             q->f.name, (int) (rep->len > 120 ? 120 : rep->len), rep->str);
+    dq_log_debug("redis (%s): %s", q->cl->label, why);   /* the caller
+                                                           says it too */
+    dq__ccl_finish(q, NULL, why);
+}
+
+/* q's TRYAGAIN back-off is over (or cut short): sent where the map now
+ * says */
+static void
+dq__ccl_retry(dq_ccl_t *cl, dq__creq_t *q)
+{
+    dq__cnode_t *n = q->slot >= 0 ? dq__ccl_route(cl, q->slot) : NULL;
+
+    dq__ccl_go(q, n ? n : q->node);
+}
+
 static void
 dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
               void *data)
@@ -512,7 +536,6 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
     dq_ccl_t                 *cl = q->cl;
     dq_cluster_redirect_t     rd;
     dq__cnode_t              *n;
-    char                      why[200];
 
     (void) sub;
     if (q->internal) {
@@ -565,11 +588,7 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
          * tasks: review RLO finding 1), or anything once the owner stops
          * (dq_ccl_stop_retries). The connection is fine: no "lost", no
          * map refresh. */
-        snprintf(why, sizeof(why), DQ_CONN_NOT_RUN "%s answered: %.*s",
-                 q->f.name, (int) (rep->len > 120 ? 120 : rep->len),
-                 rep->str);
-        dq_log_debug("redis (%s): %s", cl->label, why);
-        dq__ccl_finish(q, NULL, why);
+        dq__ccl_not_run(q, rep);
         return;
     }
     if (rep != NULL && q->tryagain < DQ_CCL_TRYAGAIN_TRIES
@@ -600,12 +619,7 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
          * says it again, and a claim refused so is no lost claim);
          * UNBLOCKED: a blocked BLPOP whose master became a replica
          * (failover) */
-        snprintf(why, sizeof(why), DQ_CONN_NOT_RUN "%s answered: %.*s",
-                 q->f.name, (int) (rep->len > 120 ? 120 : rep->len),
-                 rep->str);
-        dq_log_debug("redis (%s): %s", cl->label, why);   /* the caller
-                                                            says it too */
-        dq__ccl_finish(q, NULL, why);
+        dq__ccl_not_run(q, rep);
         dq__ccl_lost(cl);
         return;
     }
@@ -632,10 +646,7 @@ dq__ccl_tick_cb(uv_timer_t *t)
         next = q->next;
         if (q->retry_at != 0) {
             if (now >= q->retry_at) {   /* a TRYAGAIN's time came */
-                dq__cnode_t *n = q->slot >= 0 ? dq__ccl_route(cl, q->slot)
-                                              : NULL;
-
-                dq__ccl_go(q, n ? n : q->node);
+                dq__ccl_retry(cl, q);
             }
             continue;
         }
@@ -889,10 +900,7 @@ dq_ccl_stop_retries(dq_ccl_t *cl)
     for (q = cl->whead; q; q = next) {
         next = q->next;
         if (q->retry_at != 0) {
-            dq__cnode_t *n = q->slot >= 0 ? dq__ccl_route(cl, q->slot)
-                                          : NULL;
-
-            dq__ccl_go(q, n ? n : q->node);
+            dq__ccl_retry(cl, q);
         }
     }
 }
