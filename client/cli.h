@@ -44,8 +44,10 @@ redisReply *dq_cli_cmd(dq_cli_t *cli, int argc, const char **argv);
 int64_t dq_cli_now(dq_cli_t *cli);
 /* A script call built by lib/dq_cmd.c (NOSCRIPT handled); built: the
  * builder's answer (not DQ_OK: not sent). cmd is freed; NULL after an
- * error (printed). */
-redisReply *dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd, int built);
+ * error (printed), its exit code (dq_cli_exit_code: a builder's DQ_EINVAL
+ * is a usage error) in *code unless code is NULL. */
+redisReply *dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd, int built,
+                          int *code);
 
 /* On stderr: queue (or shard) sq lists `listed` tasks while its due list
  * is off (stats "due_until", until: NULL or its reply, not in (now, now +

@@ -130,7 +130,7 @@ dq__remove(dq_cli_t *cli, const char *queue, const char *what,
         r = dq_cli_script(cli, &cmd,
                           dq_cmd_remove_from(&cmd, dq_str_c(queue), what,
                                              dq_str_c(id ? id : ""), 1000,
-                                             tomb, from));
+                                             tomb, from), NULL);
         if (r == NULL) {
             return DQ_EREDIS;
         }

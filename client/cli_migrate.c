@@ -43,14 +43,17 @@ dq_cli_forget(dq_cli_t *cli, int argc, char **argv)
         }
         freeReplyObject(r);
         dq_cmd_init(&cmd);
-        r = dq_cli_script(cli, &cmd, dq_cmd_forget(&cmd, dq_str_c(argv[i])));
+        r = dq_cli_script(cli, &cmd, dq_cmd_forget(&cmd, dq_str_c(argv[i])),
+                          &rc);
         if (r == NULL) {
-            /* not known whether it ran: the queue stays listed */
+            /* not known whether it ran: the queue stays listed; the exit
+             * code the builder's or the call's (review RLO finding 4: a
+             * builder's code was lost to DQ_CLI_ERROR) */
             if ((r = dq_cli_cmd(cli, 3, sadd)) != NULL) {
                 freeReplyObject(r);
             }
             json_decref(out);
-            return DQ_CLI_ERROR;
+            return rc;
         }
         done = dq_reply_int(r);
         freeReplyObject(r);
@@ -99,7 +102,7 @@ dq__migrate_one(dq_cli_t *cli, const char *queue, int64_t *moved,
     do {
         dq_cmd_init(&cmd);
         r = dq_cli_script(cli, &cmd, dq_cmd_migrate(&cmd, dq_str_c(queue),
-                                                    cursor, 1000));
+                                                    cursor, 1000), NULL);
         if (r == NULL) {
             return -1;
         }
@@ -260,7 +263,8 @@ dq__unlist_one(dq_cli_t *cli, const char *queue, int64_t *moved)
          * calls */
         for (rounds = 0, left = 1; left > 0 && rounds < 100000; rounds++) {
             dq_cmd_init(&cmd);
-            r = dq_cli_script(cli, &cmd, dq_cmd_unlist(&cmd, dq_str_c(sq)));
+            r = dq_cli_script(cli, &cmd, dq_cmd_unlist(&cmd, dq_str_c(sq)),
+                              NULL);
             if (r == NULL) {
                 return -1;
             }

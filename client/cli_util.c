@@ -79,18 +79,24 @@ dq_cli_cmd(dq_cli_t *cli, int argc, const char **argv)
 }
 
 redisReply *
-dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd, int built)
+dq_cli_script(dq_cli_t *cli, dq_cmd_t *cmd, int built, int *code)
 {
     redisReply *r = NULL;
-    int         rc = built;
+    int         rc = built, ec;
 
     if (rc == DQ_OK && (rc = dq__ready(cli->c)) == DQ_OK) {
         rc = dq__run(cli->c, cmd, &r);
     }
     dq_cmd_free(cmd);
     if (rc != DQ_OK) {
-        dq_cli_fail(cli, rc);
+        ec = dq_cli_fail(cli, rc);
+        if (code != NULL) {
+            *code = ec;
+        }
         return NULL;
+    }
+    if (code != NULL) {
+        *code = DQ_CLI_ERROR;           /* an error reply, if NULL below */
     }
     if (r->type == REDIS_REPLY_ERROR) {
         dq__fail(cli->c, DQ_EREDIS, "redis: %s", r->str);

@@ -137,6 +137,37 @@ typedef struct {
     int      keyed;               /* id given by the caller */
 } dq__prep_t;
 
+/* err's text names the task as nginx's 413 does (review RLO finding 3):
+ * "tasks[i]: ..." in a batch (the checks shared with the module, such as
+ * dq_msgpack_unpack's size refusal, name none), and no "request: " for
+ * one task (dq_envelope_encode's name for it; the client's own one-task
+ * errors name the field alone: "func: required"). */
+static void
+dq__name_task(dq_error_t *err, const char *field)
+{
+    static const char  one[] = "request: ";
+    char               msg[sizeof(err->msg)];
+    size_t             fl = strlen(field);
+
+    if (fl == 0) {
+        if (strncmp(err->msg, one, sizeof(one) - 1) == 0) {
+            memmove(err->msg, err->msg + sizeof(one) - 1,
+                    strlen(err->msg + sizeof(one) - 1) + 1);
+        }
+    } else if (fl + 3 < sizeof(msg) && strncmp(err->msg, field, fl) != 0) {
+        size_t ml = strlen(err->msg);
+
+        if (fl + 2 + ml >= sizeof(msg)) {
+            ml = sizeof(msg) - fl - 3;          /* cut at the end */
+        }
+        memcpy(msg, field, fl);
+        memcpy(msg + fl, ": ", 2);
+        memcpy(msg + fl + 2, err->msg, ml);
+        msg[fl + 2 + ml] = '\0';
+        memcpy(err->msg, msg, sizeof(msg));
+    }
+}
+
 /* Validate one call and append its envelope to envs. field: "tasks[i]"
  * (task i of a batch) or "" (one task). */
 static int
@@ -227,6 +258,7 @@ dq__prepare(dq_client_t *c, const char *func, const dq_args_t *args,
     msgpack_zone_destroy(&zone);
     msgpack_sbuffer_destroy(&reqbuf);
     if (rc != DQ_OK) {
+        dq__name_task(&err, field);
         return dq__fail_err(c, &err);
     }
     return DQ_OK;

@@ -753,6 +753,8 @@ dq__stop(dq_child_t *ch, int fast)
     uv_timer_stop(&ch->due_timer);
     uv_timer_stop(&ch->blpop_retry);
     dq__close_wakes(ch);                /* BLPOP callbacks get NULL */
+    dq_conn_stop_retries(ch->cmd_conn); /* no TRYAGAIN back-off outlives
+                                           the stop (review RLO) */
     dq_dispatch_stop(ch);
     /* fast with no task running: the unlist and release replies get up
      * to DQ__QUIT_FLUSH_MS (the loop ends as soon as they are in) */

@@ -328,8 +328,8 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
                       ch->conf->lease_ms, ch->conf->reclaim_delay_ms,
                       &q->qc->retry, &lim, items, k, ch->conf->tombstone_ms);
     if (rc != DQ_OK
-        || dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
-                            dq__claim_reply, c) != 0)
+        || dq_conn_send_cmd_once(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                                 dq__claim_reply, c) != 0)
     {
         free(c->acks);            /* the acks stay queued */
         free(c);

@@ -21,7 +21,12 @@
  * the slot's node after a back-off (DQ_CCL_TRYAGAIN_MS doubling up to a
  * second, DQ_CCL_TRYAGAIN_TRIES times: ~6.5 s) with the connection kept:
  * no map refresh, no "lost" (which made the worker re-read every queue's
- * conf after each map during a reshard). TRYAGAIN after the last try, and CLUSTERDOWN: the
+ * conf after each map during a reshard). Not so for a command sent "once"
+ * (dq_conn_send_cmd_once: a claim, which tries again itself in 1 s and
+ * leases nothing when refused) nor after dq_ccl_stop_retries (the owner
+ * stops: what waits out a back-off goes at once): their TRYAGAIN is "not
+ * run" at once, the connection kept (no "lost", no map asked). TRYAGAIN
+ * after the last try, and CLUSTERDOWN: the
  * command was not run; the caller gets NULL with an errstr that says so
  * (DQ_CONN_NOT_RUN, dq_conn_not_run()): a claim refused so leased nothing.
  *
@@ -88,6 +93,8 @@ struct dq__creq_s {
     int               internal;         /* CLUSTER SLOTS */
     int               waiting;
     int               tryagain;         /* TRYAGAIN answers so far */
+    int               once;             /* TRYAGAIN: not run at once, not
+                                           tried again (a claim) */
     uint64_t          retry_at;         /* waits for this time, not for
                                            its node (0: not) */
     dq_conn_fmt_t     f;                /* formatted once, its RESP in this
@@ -122,6 +129,8 @@ struct dq_ccl_s {
     int                want_refresh;
     uint64_t           last_refresh;
     int                lost;            /* up = 0 said, up = 1 not yet */
+    int                no_retry;        /* the owner stops: TRYAGAIN is
+                                           not tried again */
     uint64_t           prune_at;        /* close unused masters (0: no) */
     int                closing;
 };
@@ -493,6 +502,30 @@ dq__ccl_slots_reply(dq__creq_t *q, redisReply *rep, const char *errstr)
     }
 }
 
+/* q refused unrun by its node (rep an error reply): its caller hears "not
+ * run: ..." (dq_conn_not_run) */
+static void
+dq__ccl_not_run(dq__creq_t *q, redisReply *rep)
+{
+    char why[200];
+
+    snprintf(why, sizeof(why), DQ_CONN_NOT_RUN "%s answered: %.*s",
+             q->f.name, (int) (rep->len > 120 ? 120 : rep->len), rep->str);
+    dq_log_debug("redis (%s): %s", q->cl->label, why);   /* the caller
+                                                           says it too */
+    dq__ccl_finish(q, NULL, why);
+}
+
+/* q's TRYAGAIN back-off is over (or cut short): sent where the map now
+ * says */
+static void
+dq__ccl_retry(dq_ccl_t *cl, dq__creq_t *q)
+{
+    dq__cnode_t *n = q->slot >= 0 ? dq__ccl_route(cl, q->slot) : NULL;
+
+    dq__ccl_go(q, n ? n : q->node);
+}
+
 static void
 dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
               void *data)
@@ -503,7 +536,6 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
     dq_ccl_t                 *cl = q->cl;
     dq_cluster_redirect_t     rd;
     dq__cnode_t              *n;
-    char                      why[200];
 
     (void) sub;
     if (q->internal) {
@@ -547,6 +579,18 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         dq__ccl_go(q, n);
         return;
     }
+    if (rep != NULL && (q->once || cl->no_retry)
+        && dq_reply_error_is(rep, tryagain, 1))
+    {
+        /* not run, and not tried again here: a claim (it has its own
+         * "again in 1 s" and leases nothing so; retried here it kept a
+         * stopping child alive through the back-off and could lease it
+         * tasks: review RLO finding 1), or anything once the owner stops
+         * (dq_ccl_stop_retries). The connection is fine: no "lost", no
+         * map refresh. */
+        dq__ccl_not_run(q, rep);
+        return;
+    }
     if (rep != NULL && q->tryagain < DQ_CCL_TRYAGAIN_TRIES
         && dq_reply_error_is(rep, tryagain, 1))
     {
@@ -575,12 +619,7 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
          * says it again, and a claim refused so is no lost claim);
          * UNBLOCKED: a blocked BLPOP whose master became a replica
          * (failover) */
-        snprintf(why, sizeof(why), DQ_CONN_NOT_RUN "%s answered: %.*s",
-                 q->f.name, (int) (rep->len > 120 ? 120 : rep->len),
-                 rep->str);
-        dq_log_debug("redis (%s): %s", cl->label, why);   /* the caller
-                                                            says it too */
-        dq__ccl_finish(q, NULL, why);
+        dq__ccl_not_run(q, rep);
         dq__ccl_lost(cl);
         return;
     }
@@ -607,10 +646,7 @@ dq__ccl_tick_cb(uv_timer_t *t)
         next = q->next;
         if (q->retry_at != 0) {
             if (now >= q->retry_at) {   /* a TRYAGAIN's time came */
-                dq__cnode_t *n = q->slot >= 0 ? dq__ccl_route(cl, q->slot)
-                                              : NULL;
-
-                dq__ccl_go(q, n ? n : q->node);
+                dq__ccl_retry(cl, q);
             }
             continue;
         }
@@ -805,7 +841,7 @@ dq_ccl_routable(const dq_ccl_t *cl, int argc, const char **argv,
 
 int
 dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
-            const size_t *argvlen, int64_t timeout_ms,
+            const size_t *argvlen, int64_t timeout_ms, int once,
             dq_conn_reply_cb cb, void *data)
 {
     dq__creq_t  *q;
@@ -843,9 +879,30 @@ dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
     q->data = data;
     q->timeout_ms = timeout_ms;
     q->slot = slot;
+    q->once = once;
     cl->nreqs++;
     dq__ccl_go(q, n);
     return 0;
+}
+
+void
+dq_ccl_stop_retries(dq_ccl_t *cl)
+{
+    dq__creq_t *q, *next;
+
+    if (cl->closing || cl->no_retry) {
+        return;
+    }
+    cl->no_retry = 1;
+    /* what waits out a TRYAGAIN back-off goes now, once: an ack or an
+     * extend that lands spares the task a second run; refused again it
+     * is "not run" (the child keeps the result as undelivered) */
+    for (q = cl->whead; q; q = next) {
+        next = q->next;
+        if (q->retry_at != 0) {
+            dq__ccl_retry(cl, q);
+        }
+    }
 }
 
 static void

@@ -25,9 +25,12 @@ size_t dq_ccl_pending(const dq_ccl_t *c);
  * slot (dq_ccl_send would report the cluster lost), else 1. */
 int dq_ccl_routable(const dq_ccl_t *c, int argc, const char **argv,
                     const size_t *argvlen);
+/* once: a TRYAGAIN answer is "not run" at once (dq_conn_send_cmd_once) */
 int dq_ccl_send(dq_ccl_t *c, int argc, const char **argv,
-                const size_t *argvlen, int64_t timeout_ms,
+                const size_t *argvlen, int64_t timeout_ms, int once,
                 dq_conn_reply_cb cb, void *data);
+/* The owner stops: see dq_conn_stop_retries. */
+void dq_ccl_stop_retries(dq_ccl_t *c);
 /* Every pending callback gets NULL ("connection closing"); once the last
  * has run and the handles are closed, dq_conn_cluster_done(owner) frees
  * the owner (redis_uv.c). */

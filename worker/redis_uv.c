@@ -430,7 +430,8 @@ dq_conn_send(dq_conn_t *r, int argc, const char **argv,
              dq_conn_reply_cb cb, void *data)
 {
     if (r->cl != NULL) {
-        return dq_ccl_send(r->cl, argc, argv, argvlen, timeout_ms, cb, data);
+        return dq_ccl_send(r->cl, argc, argv, argvlen, timeout_ms, 0, cb,
+                           data);
     }
     if (r->state != DQ_RS_UP) {
         return -1;
@@ -462,6 +463,25 @@ dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
 {
     return dq_conn_send(r, c->argc, c->argv, c->argvlen, timeout_ms, cb,
                         data);
+}
+
+int
+dq_conn_send_cmd_once(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
+                      dq_conn_reply_cb cb, void *data)
+{
+    if (r->cl != NULL) {
+        return dq_ccl_send(r->cl, c->argc, c->argv, c->argvlen, timeout_ms,
+                           1, cb, data);
+    }
+    return dq_conn_send_cmd(r, c, timeout_ms, cb, data);
+}
+
+void
+dq_conn_stop_retries(dq_conn_t *r)
+{
+    if (r != NULL && r->cl != NULL) {
+        dq_ccl_stop_retries(r->cl);
+    }
 }
 
 int

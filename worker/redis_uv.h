@@ -80,6 +80,17 @@ int dq_conn_send(dq_conn_t *r, int argc, const char **argv,
                  dq_conn_reply_cb cb, void *data);
 int dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
                      dq_conn_reply_cb cb, void *data);
+/* dq_conn_send_cmd, but on a cluster a TRYAGAIN answer is not tried
+ * again after a back-off: the callback hears it at once as not run
+ * (DQ_CONN_NOT_RUN), the connection not reported lost. For a claim, which
+ * tries again itself and leases nothing when refused. */
+int dq_conn_send_cmd_once(dq_conn_t *r, const dq_cmd_t *c,
+                          int64_t timeout_ms, dq_conn_reply_cb cb,
+                          void *data);
+/* The owner stops (a cluster; else nothing): a command waiting out a
+ * TRYAGAIN back-off is sent at once, and a TRYAGAIN answer from now on is
+ * "not run" at once, so no command outlives the stop by seconds. */
+void dq_conn_stop_retries(dq_conn_t *r);
 /* 0 if a cluster connection's map has no master for the command's slot:
  * dq_conn_send would fail AND report the cluster lost (map asked again,
  * results resent); a best-effort command checks first (review RF
