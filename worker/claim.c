@@ -327,9 +327,20 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     rc = dq_cmd_cycle(&cmd, q->name, c->claim, (int64_t) n,
                       ch->conf->lease_ms, ch->conf->reclaim_delay_ms,
                       &q->qc->retry, &lim, items, k, ch->conf->tombstone_ms);
+    /* A claim alone is sent once: refused unrun (TRYAGAIN, a slot that
+     * migrates) it ends here and its own "again in 1 s" takes over, and a
+     * stopping child does not wait out the cluster layer's back-off (review
+     * RLO). A claim that carries acks keeps that layer's retry: refused
+     * unrun, its acks would wait the redo back-off (1 s and more) while
+     * their leases run out, and a claim that took the task back ran it
+     * twice (review RFLO, t/223); the retry sends them as soon as the
+     * slot settles, and a stop still cuts it short. */
     if (rc != DQ_OK
-        || dq_conn_send_cmd_once(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
-                                 dq__claim_reply, c) != 0)
+        || (k > 0 ? dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                                     dq__claim_reply, c)
+                  : dq_conn_send_cmd_once(ch->cmd_conn, &cmd,
+                                          DQ_CMD_TIMEOUT_MS,
+                                          dq__claim_reply, c)) != 0)
     {
         free(c->acks);            /* the acks stay queued */
         free(c);

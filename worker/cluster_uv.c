@@ -22,8 +22,8 @@
  * second, DQ_CCL_TRYAGAIN_TRIES times: ~6.5 s) with the connection kept:
  * no map refresh, no "lost" (which made the worker re-read every queue's
  * conf after each map during a reshard). Not so for a command sent "once"
- * (dq_conn_send_cmd_once: a claim, which tries again itself in 1 s and
- * leases nothing when refused) nor after dq_ccl_stop_retries (the owner
+ * (dq_conn_send_cmd_once: a claim without acks, which tries again itself
+ * in 1 s and leases nothing when refused) nor after dq_ccl_stop_retries (the owner
  * stops: what waits out a back-off goes at once): their TRYAGAIN is "not
  * run" at once, the connection kept (no "lost", no map asked). TRYAGAIN
  * after the last try, and CLUSTERDOWN: the
