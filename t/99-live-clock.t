@@ -59,6 +59,13 @@ SKIP: {
         or diag explain workers();
     my %pids = map { $_->{pid} => 1 } @{ workers() };
     is_deeply([keys %pids], [1], '... both pid 1 (the case that collided)');
+    # unshare --fork passes no signal on: it blocks SIGTERM while it waits
+    # for its child, and stop_pid's SIGTERM to it sat out the 20 s before
+    # SIGKILL; the worker (unshare's child) is told itself
+    for my $u (@w) {
+        my $kids = DQTest::slurp_quiet("/proc/$u/task/$u/children");
+        kill 'TERM', split ' ', $kids;
+    }
     stop_pid($_, 'TERM', 20) for @w;
 }
 done_testing;
