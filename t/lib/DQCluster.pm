@@ -72,13 +72,24 @@ sub start {
     for my $i (1 .. 6) {
         my $d = "$dir/n$i";
         mkdir $d;
-        push @n, DQTest::Redis->start(dir => $d, port => _port_pair(),
-                                      args => ['--cluster-enabled', 'yes',
-                                               '--cluster-config-file', "$d/nodes.conf",
-                                               '--cluster-node-timeout', '2000',
-                                               $o{plain} ? ()
-                                               : ('--appendonly', 'yes',
-                                                  '--appendfsync', 'always')]);
+        # the pair is free when picked, but a test running beside this
+        # one may bind either port before redis-server does (seen once
+        # in CI: "Failed listening on port N (cluster), aborting"): a new
+        # pair then, a few times
+        for my $try (1 .. 5) {
+            my $r = eval {
+                DQTest::Redis->start(dir => $d, port => _port_pair(),
+                                     args => ['--cluster-enabled', 'yes',
+                                              '--cluster-config-file', "$d/nodes.conf",
+                                              '--cluster-node-timeout', '2000',
+                                              $o{plain} ? ()
+                                              : ('--appendonly', 'yes',
+                                                 '--appendfsync', 'always')])
+            };
+            if ($r) { push @n, $r; last }
+            die $@ if $try == 5 || $@ !~ /Address already in use/;
+            unlink "$d/nodes.conf";
+        }
     }
     my ($rc, $out, $err) = DQTest::capture('redis-cli', '--cluster', 'create',
         (map { '127.0.0.1:' . $_->port } @n), '--cluster-replicas', '1',
