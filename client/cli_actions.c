@@ -115,9 +115,14 @@ dq__tombstone(const char *s, int64_t *ms)
     return DQ_CLI_OK;
 }
 
+/* One remove call (what "id": followed through the cold tier's steps).
+ * *out: for "id", the script's answer (0 not found, 1 waiting, 2 running,
+ * 3 dead); else the tasks removed, and *more 1 when entries of that state
+ * may be left (the reply { removed, more }: a call that took entries
+ * holding no task removed fewer than it took, review RV8 finding 1). */
 static int
 dq__remove(dq_cli_t *cli, const char *queue, const char *what,
-           const char *id, int64_t tomb, int64_t *out)
+           const char *id, int64_t tomb, int64_t *out, int *more)
 {
     dq_cmd_t    cmd;
     redisReply *r;
@@ -133,6 +138,17 @@ dq__remove(dq_cli_t *cli, const char *queue, const char *what,
                                              tomb, from), NULL);
         if (r == NULL) {
             return DQ_EREDIS;
+        }
+        if (more) {
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+                freeReplyObject(r);
+                return dq__fail(cli->c, DQ_EREDIS, "remove %s: unexpected "
+                                "reply", what);
+            }
+            *out = dq_reply_int(r->element[0]);
+            *more = dq_reply_int(r->element[1]) != 0;
+            freeReplyObject(r);
+            return DQ_OK;
         }
         *out = dq_reply_int(r);
         freeReplyObject(r);
@@ -168,7 +184,7 @@ dq_cli_delete(dq_cli_t *cli, int argc, char **argv)
     /* a sharded queue: the shard that holds it */
     for (i = 0, n = 0; i < ns && (n < 1 || n > 3); i++) {
         dq_shard_name(s, sizeof(s), dq_str_c(argv[1]), i);
-        if (dq__remove(cli, s, "id", argv[2], tomb, &n) != DQ_OK) {
+        if (dq__remove(cli, s, "id", argv[2], tomb, &n, NULL) != DQ_OK) {
             return DQ_CLI_ERROR;
         }
     }
@@ -195,7 +211,7 @@ dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
 {
     dq_cli_state_t  st = DQ_ST_ALL;
     const char     *queue = NULL;
-    int             yes = 0, i, s;
+    int             yes = 0, i, s, more;
     long long       total = 0;
     int64_t         n, tomb = cli->c->tombstone_ms;
     json_t         *o;
@@ -246,13 +262,14 @@ dq_cli_purge(dq_cli_t *cli, int argc, char **argv)
                 continue;
             }
             do {
-                if (dq__remove(cli, sname, dq_cli_states[s], NULL, tomb, &n)
+                if (dq__remove(cli, sname, dq_cli_states[s], NULL, tomb, &n,
+                               &more)
                     != DQ_OK)
                 {
                     return DQ_CLI_ERROR;
                 }
                 total += n;
-            } while (n == 1000);
+            } while (more);
         }
     }
     if (cli->json) {

@@ -148,15 +148,24 @@ claim(const char *q, int64_t max_n)
     return (int) res.n;
 }
 
+/* a bulk remove's "more" (its reply { removed, more }) */
+static long long remove_more = -999;
+
 static long long
 remove_(const char *q, const char *what, const char *id, int64_t max)
 {
     redisReply *r;
-    long long   v;
+    long long   v = -999;
 
     dq_cmd_remove(&C, dq_str_c(q), what, dq_str_c(id), max, TOMB);
     r = run(&C);
-    v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -999;
+    remove_more = -999;
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        v = r->integer;
+    } else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        v = r->element[0]->integer;
+        remove_more = r->element[1]->integer;
+    }
     freeReplyObject(r);
     return v;
 }
@@ -426,10 +435,12 @@ test_remove(void)
     is_int(rint_("HGET %s cold", key("c7", DQ_KEY_STATS)), 299, "cold 299");
     ok(all_listpack("c7", &buckets, &sum) && sum == 299, "299 in buckets");
     is_int(remove_("c7", "delayed", "", 200), 200, "remove 200 delayed");
+    is_int(remove_more, 1, "... more may be left (it took max)");
     is_int(rint_("HGET %s cold", key("c7", DQ_KEY_STATS)), 99, "cold 99");
     ok(all_listpack("c7", &buckets, &sum) && sum == 99, "99 in buckets");
     is_int(remove_("c7", "due", "", 1000), 0, "none due");
     is_int(remove_("c7", "waiting", "", 1000), 99, "remove the waiting 99");
+    is_int(remove_more, 0, "... none left");
     is_int(rint_("EXISTS %s", idx("c7")), 0, "index gone");
     is_int(rint_("HGET %s deleted", key("c7", DQ_KEY_STATS)), 300,
            "deleted 300");
