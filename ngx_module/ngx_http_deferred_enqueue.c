@@ -631,12 +631,14 @@ static ngx_int_t
 ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
     ngx_http_deferred_loc_conf_t *dlcf, dq_request_t *reqs, dq_error_t *err)
 {
+    char                          field[64];
     ngx_str_t                     v;
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, batch;
     dq_request_t                 *req;
     ngx_http_deferred_enqueue_t  *e;
 
     e = dlcf->enqueues->elts;
+    batch = dlcf->enqueues->nelts > 1;     /* as ctx->batch */
 
     for (i = 0; i < dlcf->enqueues->nelts; i++) {
         req = &reqs[i];
@@ -654,6 +656,14 @@ ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
             if (v.len) {
                 req->queue.ptr = (const char *) v.data;
                 req->queue.len = v.len;
+
+                if (!dq_queue_name_valid(req->queue)) {
+                    ngx_http_deferred_batch_field(field, batch, i, "queue");
+                    return dq_error_set(err, DQ_EINVAL, field,
+                                        "%s: must be 1 to %d characters of "
+                                        "[A-Za-z0-9_-]", field,
+                                        DQ_QUEUE_NAME_MAX);
+                }
             }
         }
 
@@ -665,6 +675,14 @@ ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
             if (v.len) {
                 req->name.ptr = (const char *) v.data;
                 req->name.len = v.len;
+
+                if (!dq_task_name_valid(req->name)) {
+                    ngx_http_deferred_batch_field(field, batch, i, "name");
+                    return dq_error_set(err, DQ_EINVAL, field,
+                                        "%s: must be 1 to %d characters of "
+                                        "[A-Za-z0-9_-]", field,
+                                        DQ_TASK_NAME_MAX);
+                }
             }
         }
 

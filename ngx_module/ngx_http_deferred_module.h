@@ -406,6 +406,8 @@ ngx_int_t ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     dq_request_t *reqs, ngx_uint_t n, dq_str_t default_url,
     dq_error_t *err);
 ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
+void ngx_http_deferred_batch_field(char *field, ngx_uint_t batch,
+    ngx_uint_t i, const char *name);
 void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
     dq_enqueue_result_t *res, const char *failure);
