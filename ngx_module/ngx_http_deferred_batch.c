@@ -544,7 +544,8 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
         if (emit) {
             /* the id, queue and name were checked to be [A-Za-z0-9_-]
-             * (batch_prepare, dq_request): nothing to escape */
+             * (dq_request, ngx_http_deferred_enqueue_build): nothing to
+             * escape */
             b = ngx_cpymem(b, "{\"id\":", sizeof("{\"id\":") - 1);
             b = (t->result.status == DQ_OK)
                 ? ngx_http_deferred_json_plain(b, t->id)
