@@ -70,7 +70,7 @@ sub _git_lua {
     my ($rev, $name) = @_;
     die "bad revision '$rev'\n" unless $rev =~ /\A[0-9a-f]{7,40}\z/;
     die "bad script name '$name'\n" unless $name =~ /\A\w+\z/;
-    my $root = DQTest::root();
+    (my $root = DQTest::root()) =~ s/'/'\\''/g;    # for the shell
     my $path = "$rev:lib/lua/$name.lua";
     return undef
         if system("git -C '$root' cat-file -e '$path' >/dev/null 2>&1") != 0;
@@ -112,10 +112,10 @@ use constant PRELIST => '38667f0b7b4f7026c1b32e6d6838c236d23517e5';
 # whole test is skipped, saying why: call it before the first check.
 sub at_rev {
     my ($class, $r, $rev) = @_;
-    if (!defined eval { _git_lua($rev, 'claim') }) {
-        Test::More::plan(skip_all => "needs commit $rev (lib/lua of an older build) in "
-            . "the checkout's git history: not a git clone, or a shallow "
-            . "one (git fetch --unshallow)");
+    if (!defined _git_lua($rev, 'claim')) {
+        Test::More::plan(skip_all => "needs commit $rev (lib/lua of an "
+            . "older build) in the checkout's git history: not a git "
+            . "clone, or a shallow one (git fetch --unshallow)");
     }
     my $self = $class->new($r);
     $self->{v2dir} = "git:$rev";
