@@ -8,8 +8,9 @@
  * failed attempt, and who waits for the connection's setup: operator
  * requests (ngx_http_deferred_redis_await, woken by
  * ngx_http_deferred_redis_wake) and the merged enqueues (merge.c, failed
- * through ngx_http_deferred_redis_failed). The connection itself, its
- * setup and its commands are ngx_http_deferred_redis.c's.
+ * through ngx_http_deferred_redis_failed). The connection itself and its
+ * commands are ngx_http_deferred_redis.c's, its connect and setup
+ * ngx_http_deferred_connect.c's.
  *
  * Invariants: a waiter's handler runs exactly once, with NGX_OK once the
  * setup answered OK or NGX_ERROR once the attempt failed, unless it

@@ -18,8 +18,6 @@
 
 
 static void ngx_http_deferred_batch_timeout(ngx_event_t *ev);
-static void ngx_http_deferred_batch_field(char *field, ngx_uint_t batch,
-    ngx_uint_t i, const char *name);
 static void ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_batch_cleanup(void *data);
 static void ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
@@ -130,15 +128,11 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         req = &reqs[i];
         t = &ctx->tasks[i];
 
-        /* (the field's name is formatted only for an error: one
-         * ngx_sprintf a task was 5 % of a 1,000-task batch) */
-
-        if (!dq_queue_name_valid(req->queue)) {
-            ngx_http_deferred_batch_field(field, ctx->batch, i, "queue");
-            return dq_error_set(err, DQ_EINVAL, field,
-                                "%s: must be 1 to %d characters of "
-                                "[A-Za-z0-9_-]", field, DQ_QUEUE_NAME_MAX);
-        }
+        /* the queue's and the task's names are valid: checked where they
+         * were read (lib/dq_request.c for the endpoint's body,
+         * ngx_http_deferred_enqueue_build for deferred_enqueue); the
+         * field's name is formatted only for an error (one ngx_sprintf a
+         * task was 5 % of a 1,000-task batch) */
 
         if (dlcf->queues) {
             q = dlcf->queues->elts;
@@ -158,13 +152,6 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
                                     field, (int) req->queue.len,
                                     req->queue.ptr);
             }
-        }
-
-        if (req->name.ptr && !dq_task_name_valid(req->name)) {
-            ngx_http_deferred_batch_field(field, ctx->batch, i, "name");
-            return dq_error_set(err, DQ_EINVAL, field,
-                                "%s: must be 1 to %d characters of "
-                                "[A-Za-z0-9_-]", field, DQ_TASK_NAME_MAX);
         }
 
         if (req->url.ptr == NULL && default_url.len) {
@@ -298,7 +285,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
 
 /* an error's field: "tasks[i].name" in a batch, else "name" (64 bytes) */
 
-static void
+void
 ngx_http_deferred_batch_field(char *field, ngx_uint_t batch, ngx_uint_t i,
     const char *name)
 {
@@ -557,7 +544,8 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
         if (emit) {
             /* the id, queue and name were checked to be [A-Za-z0-9_-]
-             * (batch_prepare, dq_request): nothing to escape */
+             * (dq_request, ngx_http_deferred_enqueue_build): nothing to
+             * escape */
             b = ngx_cpymem(b, "{\"id\":", sizeof("{\"id\":") - 1);
             b = (t->result.status == DQ_OK)
                 ? ngx_http_deferred_json_plain(b, t->id)

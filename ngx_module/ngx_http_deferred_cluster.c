@@ -1,7 +1,7 @@
 
 /*
  * ngx_http_deferred_module: Redis Cluster, over the connections of
- * ngx_http_deferred_redis.c.
+ * ngx_http_deferred_redis.c and ngx_http_deferred_connect.c.
  */
 
 
@@ -27,12 +27,13 @@ static void ngx_http_deferred_cluster_masters(ngx_http_deferred_redis_t *rs);
 /*
  * Redis Cluster. The configured redis_t routes; each master the slot map
  * names is a node: a redis_t of its own with the connection of
- * ngx_http_deferred_redis.c (same setup pipeline, AUTH on every node,
+ * ngx_http_deferred_connect.c (same setup pipeline, AUTH on every node,
  * never SELECT), opened when a command for one of its slots comes and
  * again, after a failure, when the next one comes (at most once per
- * BACKOFF_MIN: ngx_http_deferred_backoff.c). The map is asked (AUTH, CLUSTER SLOTS on a short-lived
- * connection, ngx_http_deferred_redis_ask_at: the seeds first, then the
- * nodes known) at init_process, and again on MOVED, on CLUSTERDOWN and
+ * BACKOFF_MIN: ngx_http_deferred_backoff.c). The map is asked (AUTH,
+ * CLUSTER SLOTS on a short-lived connection,
+ * ngx_http_deferred_redis_ask_at: the seeds first, then the nodes known)
+ * at init_process, and again on MOVED, on CLUSTERDOWN and
  * when a node's connection fails, at most once per MAP_MIN. A command
  * goes to the node of its slot (dq_cluster_cmd_slot); MOVED re-sends it
  * at once to the node named (and moves that slot in the map), ASK sends

@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
 static ngx_int_t ngx_http_deferred_pack_args(ngx_http_request_t *r,
     ngx_array_t *args, dq_str_t *out, dq_error_t *err);
 static ngx_int_t ngx_http_deferred_seconds(ngx_str_t *v, int64_t *ms);
+static ngx_int_t ngx_http_deferred_bad_name(dq_error_t *err, ngx_uint_t batch,
+    ngx_uint_t i, const char *what, int max);
 
 
 /* the directive */
@@ -627,16 +629,35 @@ ngx_http_deferred_enqueue_done(ngx_http_deferred_ctx_t *ctx)
 }
 
 
+/* a queue or task name from a variable that is not 1 to max characters
+ * of [A-Za-z0-9_-] (as lib/dq_request.c says it for the endpoint's
+ * body): the field names the task when the location enqueues several */
+
+static ngx_int_t
+ngx_http_deferred_bad_name(dq_error_t *err, ngx_uint_t batch, ngx_uint_t i,
+    const char *what, int max)
+{
+    char  field[64];
+
+    ngx_http_deferred_batch_field(field, batch, i, what);
+
+    return dq_error_set(err, DQ_EINVAL, field,
+                        "%s: must be 1 to %d characters of [A-Za-z0-9_-]",
+                        field, max);
+}
+
+
 static ngx_int_t
 ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
     ngx_http_deferred_loc_conf_t *dlcf, dq_request_t *reqs, dq_error_t *err)
 {
     ngx_str_t                     v;
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, batch;
     dq_request_t                 *req;
     ngx_http_deferred_enqueue_t  *e;
 
     e = dlcf->enqueues->elts;
+    batch = dlcf->enqueues->nelts > 1;     /* as ctx->batch */
 
     for (i = 0; i < dlcf->enqueues->nelts; i++) {
         req = &reqs[i];
@@ -654,6 +675,11 @@ ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
             if (v.len) {
                 req->queue.ptr = (const char *) v.data;
                 req->queue.len = v.len;
+
+                if (!dq_queue_name_valid(req->queue)) {
+                    return ngx_http_deferred_bad_name(err, batch, i, "queue",
+                                                      DQ_QUEUE_NAME_MAX);
+                }
             }
         }
 
@@ -665,6 +691,11 @@ ngx_http_deferred_enqueue_build(ngx_http_request_t *r,
             if (v.len) {
                 req->name.ptr = (const char *) v.data;
                 req->name.len = v.len;
+
+                if (!dq_task_name_valid(req->name)) {
+                    return ngx_http_deferred_bad_name(err, batch, i, "name",
+                                                      DQ_TASK_NAME_MAX);
+                }
             }
         }
 

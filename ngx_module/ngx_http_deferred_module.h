@@ -16,16 +16,19 @@
  *   ngx_http_deferred_shards.c   a sharded queue: its shard count per
  *                                worker, a task's shard, held groups
  *   ngx_http_deferred_redis.c    hiredis on nginx's event loop: the adapter,
- *                                one connection per worker per Redis, its
- *                                setup, EVALSHA/EVAL, a question to a
- *                                helper server on a short-lived connection
+ *                                one connection per worker per Redis,
+ *                                its commands, EVALSHA/EVAL
+ *   ngx_http_deferred_connect.c  reaching a Redis: connect, the setup
+ *                                pipeline and its replies, connection
+ *                                lost, a question to a helper server on
+ *                                a short-lived connection
  *   ngx_http_deferred_backoff.c  the connection not ready: back-off, the
  *                                attempt on a request's path, who waits
  *                                for the setup
  *   ngx_http_deferred_sentinel.c the sentinels asked before each connect
  *   ngx_http_deferred_cluster.c  Redis Cluster: slot map, a connection per
  *                                master, routing by slot, MOVED/ASK
- *   ngx_http_deferred_redis.h    what those four share (internal)
+ *   ngx_http_deferred_redis.h    what those five share (internal)
  *   ngx_http_deferred_access.c   who may call the endpoint: local
  *                                addresses, signatures (lib/dq_sign.c),
  *                                functions and retry bounds
@@ -403,6 +406,8 @@ ngx_int_t ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     dq_request_t *reqs, ngx_uint_t n, dq_str_t default_url,
     dq_error_t *err);
 ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
+void ngx_http_deferred_batch_field(char *field, ngx_uint_t batch,
+    ngx_uint_t i, const char *name);
 void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
     dq_enqueue_result_t *res, const char *failure);

@@ -1,7 +1,8 @@
 
 /*
  * ngx_http_deferred_module: what the Redis layer's files share
- * (ngx_http_deferred_redis.c: the adapter and one connection;
+ * (ngx_http_deferred_redis.c: the adapter and the commands;
+ * ngx_http_deferred_connect.c: reaching a Redis and the setup;
  * ngx_http_deferred_backoff.c: its back-off and who waits for it;
  * ngx_http_deferred_sentinel.c: asking the sentinels where it is;
  * ngx_http_deferred_cluster.c: a Redis Cluster), not the rest of the
@@ -51,17 +52,20 @@ struct ngx_http_deferred_redis_cmd_s {
 
 
 /* ngx_http_deferred_redis.c */
-ngx_int_t ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs);
-ngx_int_t ngx_http_deferred_redis_connect_to(
-    ngx_http_deferred_redis_t *rs);
 ngx_uint_t ngx_http_deferred_redis_level(ngx_http_deferred_redis_t *rs);
 redisAsyncContext *ngx_http_deferred_redis_open(
     ngx_http_deferred_redis_t *rs, const char *host, in_port_t port);
-void ngx_http_deferred_redis_timer_handler(ngx_event_t *ev);
 void ngx_http_deferred_redis_reply_cb(redisAsyncContext *ac, void *r,
     void *privdata);
 ngx_http_deferred_redis_cmd_t *ngx_http_deferred_redis_cmd_new(ngx_log_t *log,
     dq_cmd_t *cmd, ngx_http_deferred_redis_handler_pt handler, void *data);
+
+/* ngx_http_deferred_connect.c */
+ngx_int_t ngx_http_deferred_redis_connect(ngx_http_deferred_redis_t *rs);
+ngx_int_t ngx_http_deferred_redis_connect_to(
+    ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_redis_drop(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_redis_timer_handler(ngx_event_t *ev);
 void ngx_http_deferred_redis_ask_at(ngx_http_deferred_redis_t *rs,
     const char *host, in_port_t port, ngx_uint_t auth, int argc,
     const char **argv, const size_t *argvlen);

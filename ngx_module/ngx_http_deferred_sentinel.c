@@ -1,7 +1,7 @@
 
 /*
  * ngx_http_deferred_module: Redis Sentinel, for the connection of
- * ngx_http_deferred_redis.c: before every connect the sentinels are asked
+ * ngx_http_deferred_connect.c: before every connect the sentinels are asked
  * where the primary is, one at a time, each question on a short-lived
  * connection of its own (ngx_http_deferred_redis_ask_at).
  */

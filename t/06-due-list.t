@@ -3,7 +3,7 @@
 # into the ETA set, while a worker that reads the list claims the queue.
 # Driven script by script (DQScripts: lib/lua as Redis runs them) against
 # a real redis-server, an "old" worker and producer being main's scripts
-# before the list (t/data/lua-prelist):
+# before the list (38667f0, DQScripts::PRELIST, read from git history):
 # - deploy producers before workers: a new enqueue with no new claim (or
 #   only old ones) writes the ETA set, and old claims take every task;
 # - a new claim turns the list on (stats due_until); due-now tasks go to
@@ -21,7 +21,7 @@
 #   listed;
 # - end to end: a deferred-worker claiming, deferred-cli defer --count 300
 #   (paused: all listed), each task run once with its run's ETA.
-# Fails on 38667f0 (DQ_T_LUA=t/data/lua-prelist): nothing writes the list.
+# Fails on 38667f0 (DQ_T_LUA=git:38667f0): nothing writes the list.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -31,12 +31,10 @@ use DQScripts;
 use DQWorker ();
 use Time::HiRes qw(sleep);
 
-my $root = DQTest::root();
 my $dir = DQTest::tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
 my $new = DQScripts->new($r);
-my $old = DQScripts->new($r);
-$old->{v2dir} = "$root/t/data/lua-prelist";
+my $old = DQScripts->at_rev($r, DQScripts::PRELIST);
 my $env = DQScripts::env2();
 my $q = 'dl';
 sub k { DQTest::dq_key($q, $_[0]) }

@@ -6,8 +6,8 @@
 # again by a second claim, or given back) are built once, copied to a
 # second queue key by key, and the same ack or cycle call (acks: held,
 # late, fenced, a wrong first_run_ms, duplicates, unknown ids; cycles with
-# max_concurrent) runs on one copy with the scripts of 70e31b6
-# (t/data/lua-p1-old) and on the other with lib/lua, both seeing the same
+# max_concurrent) runs on one copy with the scripts of 70e31b6 (read
+# from the git history: DQScripts->at_rev) and on the other with lib/lua, both seeing the same
 # time (the queue's stored clock, a few seconds ahead). The replies and
 # every key's content must be the same. DQ_FUZZ_ROUNDS (default 400)
 # sets the rounds; DQ_FUZZ_SEED the seed.
@@ -20,10 +20,8 @@ my $r = DQTest::Redis->start;
 # a call
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 setsockopt($r->_sock, IPPROTO_TCP, TCP_NODELAY, 1);
-my $root = DQTest::root();
 my $new = DQScripts->new($r);
-my $old = DQScripts->new($r);
-$old->{v2dir} = "$root/t/data/lua-p1-old";
+my $old = DQScripts->at_rev($r, '70e31b61cea6fc1219109697fc1d59d26fdadb01');
 my $rounds = $ENV{DQ_FUZZ_ROUNDS} || 400;
 my $seed = $ENV{DQ_FUZZ_SEED} || time;
 srand($seed);

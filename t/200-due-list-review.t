@@ -1,7 +1,7 @@
 # Review RR2 of issue #12's due list (docs/CONTRACT.md "The due list"),
 # each finding attacked the way operations meet it, script by script
 # against a real redis-server (t/06's harness: DQScripts runs lib/lua as
-# Redis does; t/data/lua-prelist is an "old" worker's scripts):
+# Redis does; DQScripts::PRELIST an "old" worker's scripts):
 #  2. markers left by removes by id hide the ids behind them from every
 #     claim and the workers spin (next_ms 0): a claim must cut through
 #     marker-only stretches, and a remove by id leaves no marker alone;
@@ -27,11 +27,9 @@ use DQTest;
 use DQScripts;
 use DQWorker ();
 
-my $root = DQTest::root();
 my $r = DQTest::Redis->start(dir => DQTest::tmpdir());
 my $new = DQScripts->new($r);
-my $old = DQScripts->new($r);
-$old->{v2dir} = "$root/t/data/lua-prelist";
+my $old = DQScripts->at_rev($r, DQScripts::PRELIST);
 my $env = DQScripts::env2();
 my $q;
 sub k { DQTest::dq_key($q, $_[0]) }

@@ -3,7 +3,7 @@
 # back: stats due_until past, every listed id back on the ETA set, so the
 # workers that remain find them even when they are older builds that
 # never read the list (a rollback of the workers alone) and no producer
-# enqueues again. The "old worker" is 38667f0's claim (t/data/lua-prelist,
+# enqueues again. The "old worker" is 38667f0's claim (DQScripts::PRELIST,
 # as in t/06): it reads eta only. Before the fix the tasks stayed listed
 # and the old claim found none of them.
 use strict;
@@ -14,13 +14,11 @@ use DQTest;
 use DQScripts;
 use DQWorker;
 
-my $root = DQTest::root();
 my $lib = DQWorker::ops_lib(1);
 my $dir = DQTest::tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
 my $new = DQScripts->new($r);
-my $old = DQScripts->new($r);
-$old->{v2dir} = "$root/t/data/lua-prelist";
+my $old = DQScripts->at_rev($r, DQScripts::PRELIST);
 my $q;
 sub k { DQTest::dq_key($q, $_[0]) }
 sub enq { $new->enqueue_plain($q, @_) }

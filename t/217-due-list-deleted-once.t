@@ -4,11 +4,9 @@
 # the valueless id: one task, "deleted" 2.
 use strict; use warnings; use lib 't/lib';
 use Test::More; use DQTest; use DQScripts;
-my $root = DQTest::root();
 my $r = DQTest::Redis->start(dir => DQTest::tmpdir());
 my $new = DQScripts->new($r);
-my $old = DQScripts->new($r);
-$old->{v2dir} = "$root/t/data/lua-prelist";
+my $old = DQScripts->at_rev($r, DQScripts::PRELIST);
 for my $how (qw(unlist claim)) {
     my $q = "dt$how";
     my $k = sub { DQTest::dq_key($q, $_[0]) };

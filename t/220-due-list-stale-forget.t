@@ -1,5 +1,5 @@
 # Review RDL finding 4 (wip/7DL: x1 and x2 leased twice each). A build
-# before the list (38667f0: t/data/lua-prelist) deletes the listed
+# before the list (38667f0: DQScripts::PRELIST) deletes the listed
 # tasks by id (their values only) and then forgets the queue (its forget
 # knows no list: it DELs stats and leaves the list). The producer's
 # idempotent resend of the same batch goes to eta (due_until gone). A
@@ -13,11 +13,9 @@ use Test::More;
 use DQTest;
 use DQScripts;
 
-my $root = DQTest::root();
 my $r = DQTest::Redis->start(dir => DQTest::tmpdir());
 my $new = DQScripts->new($r);
-my $old = DQScripts->new($r);
-$old->{v2dir} = "$root/t/data/lua-prelist";
+my $old = DQScripts->at_rev($r, DQScripts::PRELIST);
 my $q = 'of';
 sub k { DQTest::dq_key($q, $_[0]) }
 

@@ -17,11 +17,9 @@ use Test::More;
 use DQTest;
 use DQScripts;
 
-my $root = DQTest::root();
 my $r = DQTest::Redis->start(dir => DQTest::tmpdir());
 my $new = DQScripts->new($r);
-my $old = DQScripts->new($r);
-$old->{v2dir} = "$root/t/data/lua-prelist";
+my $old = DQScripts->at_rev($r, DQScripts::PRELIST);
 
 {
     my $q = 'pa';

@@ -29,6 +29,11 @@ my $n = DQNginx->start(redis => $r, http => q{
                              countdown=$arg_c args=$arg_a int:$arg_i;
             deferred_return 200 "stored $deferred_task_id\n";
         }
+        location = /enqueue2 {
+            deferred_enqueue noop;
+            deferred_enqueue noop queue=$arg_q name=$arg_n;
+            deferred_return 200 "stored\n";
+        }
     }
 });
 
@@ -117,6 +122,13 @@ err_ok($n->request('GET', '/enqueue?a=x&i=ten'),
        400, 'InvalidTask', 'args', 'enqueue: int: argument not an integer');
 err_ok($n->request('GET', '/enqueue?n=no/slash&a=x&i=1'),
        400, 'InvalidTask', 'name', 'enqueue: bad task name');
+# two deferred_enqueue: the error names the task
+$res = $n->request('GET', '/enqueue2?q=bad.queue');
+err_ok($res, 400, 'InvalidTask', 'tasks[1].queue', 'enqueue x2: bad queue');
+like($res->{body}, qr/tasks\[1\]\.queue: must be 1 to \d+ characters of \[A-Za-z0-9_-\]/,
+     'enqueue x2: bad queue: the message');
+err_ok($n->request('GET', '/enqueue2?n=no/slash'),
+       400, 'InvalidTask', 'tasks[1].name', 'enqueue x2: bad task name');
 
 is_deeply([DQNginx::redis_keys($r)], [], 'Redis is untouched by refused requests');
 

@@ -12,7 +12,7 @@
 # - deferred-cli unlist's script;
 # and with the list already moved to the target (MIGRATE of the due key
 # alone): claim and enqueue are refused before they run, nothing written.
-# On 38667f0 (DQ_T_LUA=t/data/lua-prelist) the scripts never write the list.
+# On 38667f0 (DQ_T_LUA=git:38667f0) the scripts never write the list.
 use strict; use warnings; use lib 't/lib';
 use Test::More; use DQTest; use DQCluster; use DQScripts;
 my $c = DQCluster->start(plain => 1);

@@ -9,7 +9,7 @@ WORKER_SRCS := worker/main.c \
                worker/heartbeat.c worker/redis_uv.c worker/sentinel_uv.c \
                worker/loader.c worker/task.c worker/log.c worker/timeout.c \
                worker/tasklet_task.c worker/live.c worker/live_conf.c worker/notify.c \
-               worker/pool.c worker/migrate.c \
+               worker/pool.c worker/migrate.c worker/unlist.c \
                worker/cluster_uv.c
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(B)/%.o)
 

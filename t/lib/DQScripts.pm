@@ -15,8 +15,11 @@ package DQScripts;
 #   $s->two_leases($cycle, $q, $lease_y)      X expired and taken back, Y held
 #   $s->cold_soon($q, $id)           a cold task whose bucket is due soon
 #   DQScripts::now_ms($node)          the node's clock (TIME) in ms
-# DQ_T_LUA (a directory) replaces lib/lua: run a test against other
-# scripts (an older commit's, to watch it fail there).
+#   my $old = DQScripts->at_rev($redis, $rev)   lib/lua of commit $rev
+#       (DQScripts::PRELIST: the last build before the due list)
+# DQ_T_LUA (a directory, or git:REV for lib/lua of commit REV) replaces
+# lib/lua: run a test against other scripts (an older commit's, to watch
+# it fail there).
 use strict;
 use warnings;
 use DQTest;
@@ -60,10 +63,33 @@ my %KEYS2 = (
 
 sub _slurp { my $f = shift; open my $h, '<', $f or die "$f: $!"; local $/; <$h> }
 
+# lib/lua/$name.lua of commit $rev from the checkout's git history, or
+# undef if that commit has no such file (or git, or the commit, is not
+# there)
+sub _git_lua {
+    my ($rev, $name) = @_;
+    die "bad revision '$rev'\n" unless $rev =~ /\A[0-9a-f]{7,40}\z/;
+    die "bad script name '$name'\n" unless $name =~ /\A\w+\z/;
+    (my $root = DQTest::root()) =~ s/'/'\\''/g;    # for the shell
+    my $path = "$rev:lib/lua/$name.lua";
+    return undef
+        if system("git -C '$root' cat-file -e '$path' >/dev/null 2>&1") != 0;
+    my $src = `git -C '$root' show '$path'`;
+    die "git show $path failed\n" if $? != 0;
+    return $src;
+}
+
+# a script of $dir ("git:REV": lib/lua of commit REV), undef if absent
+sub _read {
+    my ($dir, $name) = @_;
+    return _git_lua($1, $name) if $dir =~ /\Agit:(.+)\z/;
+    return -f "$dir/$name.lua" ? _slurp("$dir/$name.lua") : undef;
+}
+
 sub _load {
     my ($dir, $name, @pre) = @_;
-    my $pre = join '', map { -f "$dir/$_.lua" ? _slurp("$dir/$_.lua") : '' } @pre;
-    my $body = _slurp("$dir/$name.lua");
+    my $pre = join '', map { _read($dir, $_) // '' } @pre;
+    my $body = _read($dir, $name) // die "$dir: no $name.lua\n";
     return $body =~ s/\A(#!lua[^\n]*\n)// ? $1 . $pre . $body : $pre . $body;
 }
 
@@ -73,6 +99,27 @@ sub new {
     return bless { r => $r, v1dir => "$root/t/data/lua-v1",
                    v2dir => $ENV{DQ_T_LUA} || "$root/lib/lua", src => {} },
                  $class;
+}
+
+# main before the due list (issue #12): the old build of the due list's
+# mixed-fleet tests (an old worker's claim, an old admin tool's remove
+# and forget)
+use constant PRELIST => '38667f0b7b4f7026c1b32e6d6838c236d23517e5';
+
+# An older build's scripts, read from the checkout's git history
+# (lib/lua of commit $rev): the "old" worker, producer or admin tool of a
+# mixed-fleet test. Without that history (a tarball, a shallow clone) the
+# whole test is skipped, saying why: call it before the first check.
+sub at_rev {
+    my ($class, $r, $rev) = @_;
+    if (!defined _git_lua($rev, 'claim')) {
+        Test::More::plan(skip_all => "needs commit $rev (lib/lua of an "
+            . "older build) in the checkout's git history: not a git "
+            . "clone, or a shallow one (git fetch --unshallow)");
+    }
+    my $self = $class->new($r);
+    $self->{v2dir} = "git:$rev";
+    return $self;
 }
 
 sub _eval {
