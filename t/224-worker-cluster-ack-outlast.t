@@ -59,7 +59,14 @@ while (1) {
 DQWorker::wait_lines($rec, 'E', $n, 20);
 sleep $hold - (time - $t0) if time - $t0 < $hold;
 $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $c->id($dst)) for ($dst, $src, @m);
-diag(sprintf("MIGRATING for %.2f s", time - $t0));
+my $t1 = time;
+diag(sprintf("MIGRATING for %.2f s", $t1 - $t0));
+# a measurement, not asserted: how soon the acks landed once it settled
+DQTest::wait_for(sub {
+    ($dst->cmd('HGET', DQWorker::key($q, 'stats'), 'done') // 0) >= $n }, 10,
+    0.002);
+diag(sprintf("the acks landed %.0f ms after the slot settled",
+             1000 * (time - $t1)));
 # every lease long expired: whichever call lands first takes them back
 DQTest::wait_for(sub { !$dst->cmd('EXISTS', DQWorker::key($q, 'leases')) }, 10);
 sleep 1.5;
@@ -67,6 +74,8 @@ my %runs = %{ DQWorker::count_by_id($rec, 'S') };
 my $log = DQTest::slurp($w->{log});
 diag("runs: " . join(' ', map { $runs{$_} // 0 } @ids));
 diag("log: $_") for grep { /lease lost|finished|reclaim/ } split /\n/, $log;
+my %st = @{ $dst->cmd('HGETALL', DQWorker::key($q, 'stats')) || [] };
+diag(join ' ', map { "$_=" . ($st{$_} // 0) } qw(done acked_late reclaimed));
 is(scalar(grep { ($runs{$_} // 0) != 1 } @ids), 0, 'each task ran once');
 unlike($log, qr/lease lost/, 'no ack refused');
 like($log, qr/answered TRYAGAIN/, 'the acks met TRYAGAIN');
