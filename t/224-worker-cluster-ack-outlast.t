@@ -14,7 +14,10 @@
 # until then.
 # 4 children, concurrency 1, 2 tasks of 400 ms (2 children hold acks, 2 are
 # idle), lease 500 ms, every key of the slot moved and the slot MIGRATING
-# for 2.5 s (5 leases).
+# for 2.5 s (5 leases). Prints the TRYAGAIN answers the nodes gave while
+# the slot migrated (the retry's load) and how soon the acks landed once it
+# settled (measurements, not asserted). RF_PROCS, RF_N, RF_CONC, RF_HOLD
+# change the scenario.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -32,9 +35,10 @@ my $q = 'rq1';
 my $procs = $ENV{RF_PROCS} || 4;
 my $hold = $ENV{RF_HOLD} || 2.5;
 my $n = $ENV{RF_N} || 2;
+my $conc = $ENV{RF_CONC} || 1;
 my $conf = "log_level debug;\nredis cluster:" . $m[0]->address
          . ";\nlibrary \"$lib\";\nprocesses $procs;\nthreads 1;\n"
-         . "concurrency 1;\nlease 500ms;\n"
+         . "concurrency $conc;\nlease 500ms;\n"
          . "queue $q { retry_limit 20; min_backoff 100ms; "
          . "max_backoff 200ms; }\n";
 my $w = DQWorker::start_master(undef, $dir, name => "w", wait => 0,
@@ -48,6 +52,16 @@ my $rec = "$dir/t.rec";
 my @ids = map { scalar DQWorker::defer($src, "-q", $q, "ops.span", $rec, 400) }
           1 .. $n;
 DQWorker::wait_lines($rec, 'S', $n, 20);
+# TRYAGAIN answers while the slot migrates (INFO errorstats): the load
+sub tryagains {
+    my $e = 0;
+    for my $x (@m) {
+        my ($k) = ($x->cmd('INFO', 'errorstats') // '') =~ /errorstat_TRYAGAIN:count=(\d+)/;
+        $e += $k // 0;
+    }
+    return $e;
+}
+my $e0 = tryagains();
 my $t0 = time;
 $c->migrating($slot, $src, $dst);
 while (1) {
@@ -60,7 +74,8 @@ DQWorker::wait_lines($rec, 'E', $n, 20);
 sleep $hold - (time - $t0) if time - $t0 < $hold;
 $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $c->id($dst)) for ($dst, $src, @m);
 my $t1 = time;
-diag(sprintf("MIGRATING for %.2f s", $t1 - $t0));
+diag(sprintf("MIGRATING for %.2f s: %d TRYAGAIN answers", $t1 - $t0,
+             tryagains() - $e0));
 # a measurement, not asserted: how soon the acks landed once it settled
 DQTest::wait_for(sub {
     ($dst->cmd('HGET', DQWorker::key($q, 'stats'), 'done') // 0) >= $n }, 10,
