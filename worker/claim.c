@@ -330,14 +330,17 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     /* A claim alone is sent once: refused unrun (TRYAGAIN, a slot that
      * migrates) it ends here and its own "again in 1 s" takes over, and a
      * stopping child does not wait out the cluster layer's back-off (review
-     * RLO). A claim that carries acks keeps that layer's retry: refused
-     * unrun, its acks would wait the redo back-off (1 s and more) while
-     * their leases run out, and a claim that took the task back ran it
-     * twice (review RFLO, t/223); the retry sends them as soon as the
-     * slot settles, and a stop still cuts it short. */
+     * RLO). A claim that carries acks is sent to settle: refused unrun,
+     * its acks would wait the redo back-off (1 s and more) while their
+     * leases run out, and a claim that took the task back ran it twice
+     * (review RFLO, t/223); on the cluster layer's own 1 s steps a claim
+     * alone still won that race once the slot settled after the lease
+     * (review RV8, t/224). Sent again every 50 ms, they land as soon as
+     * the slot settles; a stop still cuts it short. */
     if (rc != DQ_OK
-        || (k > 0 ? dq_conn_send_cmd(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
-                                     dq__claim_reply, c)
+        || (k > 0 ? dq_conn_send_cmd_settle(ch->cmd_conn, &cmd,
+                                            DQ_CMD_TIMEOUT_MS,
+                                            dq__claim_reply, c)
                   : dq_conn_send_cmd_once(ch->cmd_conn, &cmd,
                                           DQ_CMD_TIMEOUT_MS,
                                           dq__claim_reply, c)) != 0)

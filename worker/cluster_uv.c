@@ -21,14 +21,25 @@
  * the slot's node after a back-off (DQ_CCL_TRYAGAIN_MS doubling up to a
  * second, DQ_CCL_TRYAGAIN_TRIES times: ~6.5 s) with the connection kept:
  * no map refresh, no "lost" (which made the worker re-read every queue's
- * conf after each map during a reshard). Not so for a command sent "once"
- * (dq_conn_send_cmd_once: a claim without acks, which tries again itself
- * in 1 s and leases nothing when refused) nor after dq_ccl_stop_retries (the owner
- * stops: what waits out a back-off goes at once): their TRYAGAIN is "not
- * run" at once, the connection kept (no "lost", no map asked). TRYAGAIN
- * after the last try, and CLUSTERDOWN: the
- * command was not run; the caller gets NULL with an errstr that says so
- * (DQ_CONN_NOT_RUN, dq_conn_not_run()): a claim refused so leased nothing.
+ * conf after each map during a reshard). A command sent to settle leases
+ * (DQ_CCL_SETTLE, dq_conn_send_cmd_settle: an ack, retry or bury, alone
+ * or riding a claim) is sent again every DQ_CCL_SETTLE_MS instead, with
+ * no cap on the tries: it lands within that step of the slot settling,
+ * before a claim that takes its expired lease back can claim the task
+ * again (the queue's backoff, at least; review RV8 finding 2: on the 1 s
+ * steps a claim alone won that race). At most one such command per
+ * queue's claim and per report call of a child is in flight: the load is
+ * that many TRYAGAIN answers (refused before any script runs) every
+ * DQ_CCL_SETTLE_MS while the slot migrates. A back-off ends at its own
+ * deadline (the tick is set for the earliest), not at a 250 ms tick.
+ * Not so for a command sent "once" (DQ_CCL_ONCE, dq_conn_send_cmd_once: a
+ * claim without acks, which tries again itself in 1 s and leases nothing
+ * when refused) nor after dq_ccl_stop_retries (the owner stops: what
+ * waits out a back-off goes at once): their TRYAGAIN is "not run" at
+ * once, the connection kept (no "lost", no map asked). TRYAGAIN after the
+ * last try, and CLUSTERDOWN: the command was not run; the caller gets
+ * NULL with an errstr that says so (DQ_CONN_NOT_RUN, dq_conn_not_run()):
+ * a claim refused so leased nothing.
  *
  * A lost reply (a node connection dropped, a command timed out, TRYAGAIN
  * after its tries, CLUSTERDOWN, a wait that ended, a slot unserved) is the
@@ -61,9 +72,13 @@
                                        went to since is disconnected */
 #define DQ_CCL_TRYAGAIN_TRIES 10    /* TRYAGAIN: sent again this often, */
 #define DQ_CCL_TRYAGAIN_MS  50      /* after 50, 100, ... 800, then 1000
-                                       ms each (at the next tick: 250 ms
-                                       steps) */
+                                       ms each */
 #define DQ_CCL_TRYAGAIN_MAX 1000
+#define DQ_CCL_SETTLE_MS    50      /* DQ_CCL_SETTLE: TRYAGAIN sent again
+                                       after this, until it runs; under the
+                                       least queue backoff that makes sense
+                                       (100 ms in the docs' examples) */
+#define DQ_CCL_SETTLE_LOG   20      /* its debug line every this many */
 
 typedef struct dq__cnode_s  dq__cnode_t;
 typedef struct dq__creq_s   dq__creq_t;
@@ -93,8 +108,8 @@ struct dq__creq_s {
     int               internal;         /* CLUSTER SLOTS */
     int               waiting;
     int               tryagain;         /* TRYAGAIN answers so far */
-    int               once;             /* TRYAGAIN: not run at once, not
-                                           tried again (a claim) */
+    int               mode;             /* DQ_CCL_RETRY, _ONCE, _SETTLE:
+                                           what a TRYAGAIN does */
     uint64_t          retry_at;         /* waits for this time, not for
                                            its node (0: not) */
     dq_conn_fmt_t     f;                /* formatted once, its RESP in this
@@ -137,6 +152,7 @@ struct dq_ccl_s {
 
 static void dq__ccl_refresh(dq_ccl_t *cl);
 static void dq__ccl_tick_on(dq_ccl_t *cl);
+static void dq__ccl_tick_at(dq_ccl_t *cl, uint64_t at);
 static void dq__ccl_reply(dq_conn_t *sub, redisReply *rep,
                           const char *errstr, void *data);
 static void dq__ccl_maybe_free(dq_ccl_t *cl);
@@ -393,7 +409,11 @@ dq__ccl_wait(dq__creq_t *q)
         cl->wtail = q;
         cl->nwait++;
     }
-    dq__ccl_tick_on(cl);
+    if (q->retry_at != 0) {
+        dq__ccl_tick_at(cl, q->retry_at);
+    } else {
+        dq__ccl_tick_on(cl);
+    }
 }
 
 /* Send q to node n now if it is up, else wait for it. */
@@ -579,7 +599,7 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         dq__ccl_go(q, n);
         return;
     }
-    if (rep != NULL && (q->once || cl->no_retry)
+    if (rep != NULL && (q->mode == DQ_CCL_ONCE || cl->no_retry)
         && dq_reply_error_is(rep, tryagain, 1))
     {
         /* not run, and not tried again here: a claim (it has its own
@@ -591,19 +611,27 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         dq__ccl_not_run(q, rep);
         return;
     }
-    if (rep != NULL && q->tryagain < DQ_CCL_TRYAGAIN_TRIES
+    if (rep != NULL
+        && (q->mode == DQ_CCL_SETTLE || q->tryagain < DQ_CCL_TRYAGAIN_TRIES)
         && dq_reply_error_is(rep, tryagain, 1))
     {
         /* not run, the slot's keys part moved: the same command again
          * after a back-off, routed anew (ASK again if still needed), the
          * connection kept (no "lost", no map refresh) */
-        uint64_t ms = (uint64_t) DQ_CCL_TRYAGAIN_MS << q->tryagain;
+        uint64_t ms = DQ_CCL_SETTLE_MS;
 
-        if (ms > DQ_CCL_TRYAGAIN_MAX) {
-            ms = DQ_CCL_TRYAGAIN_MAX;
+        if (q->mode != DQ_CCL_SETTLE) {
+            ms = (uint64_t) DQ_CCL_TRYAGAIN_MS << q->tryagain;
+            if (ms > DQ_CCL_TRYAGAIN_MAX) {
+                ms = DQ_CCL_TRYAGAIN_MAX;
+            }
         }
-        dq_log_debug("redis (%s): %s answered TRYAGAIN; again in %llu ms",
-                     cl->label, q->f.name, (unsigned long long) ms);
+        if (q->mode != DQ_CCL_SETTLE || q->tryagain % DQ_CCL_SETTLE_LOG == 0)
+        {
+            dq_log_debug("redis (%s): %s answered TRYAGAIN (%d); again in "
+                         "%llu ms", cl->label, q->f.name, q->tryagain + 1,
+                         (unsigned long long) ms);
+        }
         q->retry_at = uv_now(cl->loop) + ms;
         q->tryagain++;
         q->asking = 0;
@@ -676,6 +704,12 @@ dq__ccl_tick_cb(uv_timer_t *t)
     }
     if (cl->nwait == 0 && !cl->want_refresh && cl->prune_at == 0) {
         uv_timer_stop(&cl->tick);
+        return;
+    }
+    for (q = cl->whead; q; q = q->next) {
+        if (q->retry_at != 0) {
+            dq__ccl_tick_at(cl, q->retry_at);   /* sooner than a tick */
+        }
     }
 }
 
@@ -685,6 +719,22 @@ dq__ccl_tick_on(dq_ccl_t *cl)
     if (!cl->closing && !uv_is_active((uv_handle_t *) &cl->tick)) {
         uv_timer_start(&cl->tick, dq__ccl_tick_cb, DQ_CCL_TICK_MS,
                        DQ_CCL_TICK_MS);
+    }
+}
+
+/* The tick runs no later than at (a TRYAGAIN back-off's end), and every
+ * DQ_CCL_TICK_MS after. */
+static void
+dq__ccl_tick_at(dq_ccl_t *cl, uint64_t at)
+{
+    uint64_t now = uv_now(cl->loop);
+    uint64_t in = at > now ? at - now : 0;
+
+    if (!cl->closing
+        && (!uv_is_active((uv_handle_t *) &cl->tick)
+            || uv_timer_get_due_in(&cl->tick) > in))
+    {
+        uv_timer_start(&cl->tick, dq__ccl_tick_cb, in, DQ_CCL_TICK_MS);
     }
 }
 
@@ -841,7 +891,7 @@ dq_ccl_routable(const dq_ccl_t *cl, int argc, const char **argv,
 
 int
 dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
-            const size_t *argvlen, int64_t timeout_ms, int once,
+            const size_t *argvlen, int64_t timeout_ms, int mode,
             dq_conn_reply_cb cb, void *data)
 {
     dq__creq_t  *q;
@@ -879,7 +929,7 @@ dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
     q->data = data;
     q->timeout_ms = timeout_ms;
     q->slot = slot;
-    q->once = once;
+    q->mode = mode;
     cl->nreqs++;
     dq__ccl_go(q, n);
     return 0;

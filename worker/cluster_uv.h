@@ -25,9 +25,15 @@ size_t dq_ccl_pending(const dq_ccl_t *c);
  * slot (dq_ccl_send would report the cluster lost), else 1. */
 int dq_ccl_routable(const dq_ccl_t *c, int argc, const char **argv,
                     const size_t *argvlen);
-/* once: a TRYAGAIN answer is "not run" at once (dq_conn_send_cmd_once) */
+/* What a TRYAGAIN answer does to a command (cluster_uv.c): */
+#define DQ_CCL_RETRY    0   /* sent again after 50, 100, ... 1000 ms, 10
+                               times, then "not run" (dq_conn_send_cmd) */
+#define DQ_CCL_ONCE     1   /* "not run" at once (dq_conn_send_cmd_once) */
+#define DQ_CCL_SETTLE   2   /* sent again every DQ_CCL_SETTLE_MS until it
+                               runs or the owner stops
+                               (dq_conn_send_cmd_settle) */
 int dq_ccl_send(dq_ccl_t *c, int argc, const char **argv,
-                const size_t *argvlen, int64_t timeout_ms, int once,
+                const size_t *argvlen, int64_t timeout_ms, int mode,
                 dq_conn_reply_cb cb, void *data);
 /* The owner stops: see dq_conn_stop_retries. */
 void dq_ccl_stop_retries(dq_ccl_t *c);

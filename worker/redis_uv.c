@@ -430,8 +430,8 @@ dq_conn_send(dq_conn_t *r, int argc, const char **argv,
              dq_conn_reply_cb cb, void *data)
 {
     if (r->cl != NULL) {
-        return dq_ccl_send(r->cl, argc, argv, argvlen, timeout_ms, 0, cb,
-                           data);
+        return dq_ccl_send(r->cl, argc, argv, argvlen, timeout_ms,
+                           DQ_CCL_RETRY, cb, data);
     }
     if (r->state != DQ_RS_UP) {
         return -1;
@@ -465,15 +465,29 @@ dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
                         data);
 }
 
+static int
+dq__send_cmd_mode(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
+                  int mode, dq_conn_reply_cb cb, void *data)
+{
+    if (r->cl != NULL) {
+        return dq_ccl_send(r->cl, c->argc, c->argv, c->argvlen, timeout_ms,
+                           mode, cb, data);
+    }
+    return dq_conn_send_cmd(r, c, timeout_ms, cb, data);
+}
+
 int
 dq_conn_send_cmd_once(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
                       dq_conn_reply_cb cb, void *data)
 {
-    if (r->cl != NULL) {
-        return dq_ccl_send(r->cl, c->argc, c->argv, c->argvlen, timeout_ms,
-                           1, cb, data);
-    }
-    return dq_conn_send_cmd(r, c, timeout_ms, cb, data);
+    return dq__send_cmd_mode(r, c, timeout_ms, DQ_CCL_ONCE, cb, data);
+}
+
+int
+dq_conn_send_cmd_settle(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
+                        dq_conn_reply_cb cb, void *data)
+{
+    return dq__send_cmd_mode(r, c, timeout_ms, DQ_CCL_SETTLE, cb, data);
 }
 
 void

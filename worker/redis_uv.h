@@ -87,6 +87,15 @@ int dq_conn_send_cmd(dq_conn_t *r, const dq_cmd_t *c, int64_t timeout_ms,
 int dq_conn_send_cmd_once(dq_conn_t *r, const dq_cmd_t *c,
                           int64_t timeout_ms, dq_conn_reply_cb cb,
                           void *data);
+/* dq_conn_send_cmd, but on a cluster a TRYAGAIN answer is tried again on
+ * a short flat step (cluster_uv.c DQ_CCL_SETTLE_MS), with no cap on the
+ * tries until dq_conn_stop_retries: for a call that settles leases (an
+ * ack, retry or bury, alone or riding a claim), which must land as soon
+ * as the slot settles, before a claim takes the expired lease and runs
+ * the task again (review RV8 finding 2). */
+int dq_conn_send_cmd_settle(dq_conn_t *r, const dq_cmd_t *c,
+                            int64_t timeout_ms, dq_conn_reply_cb cb,
+                            void *data);
 /* The owner stops (a cluster; else nothing): a command waiting out a
  * TRYAGAIN back-off is sent at once, and a TRYAGAIN answer from now on is
  * "not run" at once, so no command outlives the stop by seconds. */

@@ -210,14 +210,18 @@ dq__report_new(dq_child_t *ch, dq_op_t op, size_t n)
     return b;
 }
 
-/* Send cmd for the report; on failure, answer through the same path. */
+/* Send cmd for the report; on failure, answer through the same path.
+ * Sent to settle (dq_conn_send_cmd_settle): on a slot that migrates it
+ * lands as soon as the slot settles, before a claim can take the task
+ * again (review RV8 finding 2). */
 void
 dq__report_send(dq__report_t *b, dq_cmd_t *cmd, int built)
 {
     if (built != DQ_OK) {
         dq__report_reply(NULL, NULL, DQ__NOT_BUILT, b);
-    } else if (dq_conn_send_cmd(b->ch->cmd_conn, cmd, DQ_CMD_TIMEOUT_MS,
-                                dq__report_reply, b) != 0)
+    } else if (dq_conn_send_cmd_settle(b->ch->cmd_conn, cmd,
+                                       DQ_CMD_TIMEOUT_MS, dq__report_reply,
+                                       b) != 0)
     {
         dq__report_reply(NULL, NULL, DQ_CONN_NOT_SENT, b);
     }

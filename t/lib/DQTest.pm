@@ -334,27 +334,58 @@ sub start {
     return $self;
 }
 
+# Start this server (its port, dir and args) and wait until it is ready:
+# its child is alive, this try's part of the log (redis.log is appended to
+# by every start in the dir) says "Ready to accept connections" (redis
+# binds the client port before the cluster bus port and aborts only then:
+# a PING can be answered in between), and the port answers PING (PONG, or
+# NOAUTH with requirepass), by our pid when INFO says (another test's
+# server on the port is not ours). Dies with a DQTest::LaunchError at once
+# if the child exits (exited: its status, log: this try's lines), or after
+# 10 s (the child stopped).
 sub _launch {
     my ($self) = @_;
     $self->{log} = "$self->{dir}/redis.log";
-    $self->{pid} = DQTest::spawn(
+    my $from = -s $self->{log} // 0;
+    my $pid = $self->{pid} = DQTest::spawn(
         name => 'redis-server', log => $self->{log},
         cmd  => [$self->{server}, '--port', $self->{port}, '--bind', '127.0.0.1',
                  '--save', '', '--appendonly', 'no', '--dir', $self->{dir},
                  '--daemonize', 'no', '--protected-mode', 'no',
                  @{ $self->{args} }]);
-    DQTest::wait_port($self->{port}, 10)
-        or die "redis-server did not start on port $self->{port}:\n"
-               . DQTest::slurp($self->{log});
     delete $self->{sock};
-    # ready: answers PING (PONG, or NOAUTH with requirepass), not
-    # "-LOADING" while it reads its AOF/RDB back
-    DQTest::wait_for(sub {
+    my $exited;
+    my $ready = DQTest::wait_for(sub {
+        return 1 if defined($exited = DQTest::reaped($pid));
+        return 0 unless $self->_log_since($from) =~ /Ready to accept connections/;
         my $p = eval { $self->cmd('PING') } // { err => 'no answer' };
-        my $ready = !ref $p || ($p->{err} // '') =~ /^NOAUTH/;
+        my $ok = !ref $p || ($p->{err} // '') =~ /^NOAUTH/;
+        if ($ok && !ref $p) {
+            my $info = eval { $self->cmd('INFO', 'server') } // '';
+            my ($who) = ref $info ? () : $info =~ /^process_id:(\d+)/m;
+            $ok = defined $who && $who == $pid;
+        }
         delete $self->{sock};
-        $ready;
-    }, 10) or die "redis-server on port $self->{port} never answered PING\n";
+        $ok;
+    }, 10, 0.01);
+    return if $ready && !defined $exited;
+    DQTest::stop_pid($pid, 'KILL') unless defined $exited;
+    $self->{pid} = undef;
+    die DQTest::LaunchError->new(
+        port => $self->{port}, exited => $exited,
+        log => $self->_log_since($from),
+        msg => "redis-server on port $self->{port} "
+               . (defined $exited ? "exited (status $exited) before it was ready"
+                                  : "not ready after 10 s (killed)"));
+}
+
+# the log's text from byte $from on
+sub _log_since {
+    my ($self, $from) = @_;
+    open my $fh, '<', $self->{log} or return '';
+    seek $fh, $from, 0;
+    local $/;
+    return <$fh> // '';
 }
 
 sub port    { $_[0]{port} }
@@ -422,5 +453,15 @@ sub _read {
     }
     die "redis: bad reply line '$l'";
 }
+
+# ------------------------------------------------------- a failed start
+
+# What DQTest::Redis->start or _launch dies with: port, exited (the wait
+# status, undef if it was killed when it never got ready), log (that try's
+# lines); as a string, the message and the log.
+package DQTest::LaunchError;
+use overload '""' => sub { "$_[0]{msg}:\n$_[0]{log}" }, fallback => 1;
+
+sub new { my ($class, %o) = @_; return bless {%o}, $class }
 
 1;
