@@ -142,8 +142,11 @@ dq__remove(dq_cli_t *cli, const char *queue, const char *what,
         if (more) {
             if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
                 freeReplyObject(r);
-                return dq__fail(cli->c, DQ_EREDIS, "remove %s: unexpected "
-                                "reply", what);
+                /* (the caller exits with DQ_CLI_ERROR: the text printed
+                 * here, as for a failed call) */
+                (void) dq_cli_fail(cli, dq__fail(cli->c, DQ_EREDIS,
+                                   "remove %s: unexpected reply", what));
+                return DQ_EREDIS;
             }
             *out = dq_reply_int(r->element[0]);
             *more = dq_reply_int(r->element[1]) != 0;

@@ -903,8 +903,10 @@ int dq_cmd_pause(dq_cmd_t *c, dq_str_t queue, int paused);
 /* Operator deletes (lib/lua/remove.lua): what = "id" removes task `id` in
  * any state (reply 0 not found, 1 waiting, 2 running, 3 dead); what =
  * "waiting" | "due" | "delayed" | "dead" removes up to max (1..1000) tasks
- * of that state (reply: how many; fewer than max = none left). A removed
- * name stays taken for tombstone_ms. */
+ * of that state (reply { removed, more }: the tasks removed, and 1 when
+ * entries of that state may be left: call again while more is 1; an entry
+ * that held no task is taken off, not counted). A removed name stays
+ * taken for tombstone_ms. */
 int dq_cmd_remove(dq_cmd_t *c, dq_str_t queue, const char *what,
                   dq_str_t id, int64_t max, int64_t tombstone_ms);
 /* The same; for what = "id", cold_from >= 0 looks at the cold tier in

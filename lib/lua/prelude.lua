@@ -235,7 +235,7 @@ end
 -- One wake token for a sleeping worker. The list holds at most 16: past
 -- that it is cut back to 8, so a list nobody pops (no worker sleeping: a
 -- busy fleet, or producers running before any worker) costs one LTRIM
--- every 8 pushes, not one a push (~5.5k instructions a call)
+-- every 9 pushes, not one a push (~5.5k instructions a call)
 local function dq_wake(wake)
     if redis.call('LPUSH', wake, '1') > 16 then
         redis.call('LTRIM', wake, 0, 7)

@@ -199,8 +199,11 @@ else
     -- that removed fewer than max tasks)
     local taken = #ids
     if plan then
+        -- an index member whose bucket held no task is an entry taken
+        -- too: a plan that read every member it asked for may leave more
         local c = dq_cold_remove_some(KEYS[10], KEYS[7], plan)
-        had, taken = had + c, taken + c
+        had = had + c
+        taken = taken + math.max(c, #plan.ms)
     end
     if had > 0 then redis.call('HINCRBY', KEYS[7], 'deleted', had) end
     bulk = { had, (taken >= max or listed) and 1 or 0 }

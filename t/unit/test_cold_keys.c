@@ -118,8 +118,9 @@ main(int argc, char **argv)
            DQ_OK, "remove delayed built");
     ok(swap_key(&c, 10), "remove delayed: KEYS[10] is the cold index");
     r = run(&c);
-    ok(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1,
-       "remove delayed takes the last cold task");
+    ok(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+       && r->element[0]->integer == 1 && r->element[1]->integer == 0,
+       "remove delayed takes the last cold task ({ 1, 0 })");
     freeReplyObject(r);
     is_int(rint_("EXISTS %s", IDX), 0, "the index is gone with its bucket");
     is_int(rint_("HGET dq2:{ck}:stats cold"), 0, "stats cold back to 0");
