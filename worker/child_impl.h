@@ -1,7 +1,8 @@
 /*
  * deferred-worker — one child's state, shared by child.c (loop, signals,
- * wake-ups, heartbeat, shutdown), claim.c (claim), dispatch.c (run) and
- * report.c (ack/retry/bury/release). Internal to the worker.
+ * wake-ups, heartbeat, shutdown), claim.c (claim), dispatch.c (run),
+ * report.c (ack/retry/bury/release) and unlist.c (the due list handed
+ * back on stop). Internal to the worker.
  *
  * Slots: `used` counts tasks claimed and not yet finished running (they
  * occupy the pool); `reserved` counts tasks asked for by claims in flight.

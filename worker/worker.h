@@ -9,6 +9,7 @@
  *   notify.c      systemd: READY/RELOADING/STOPPING, the watchdog
  *   child.c       one child: libuv loop, Redis connections, stop
  *   claim.c       claims (the acks ride them), lost claims given back
+ *   unlist.c      the due list handed back on a child's stop
  *   dispatch.c    checks before running, run, a task's result
  *   report.c      ack/retry/bury/release calls, their replies, resend
  *   heartbeat.c   lease extension of the tasks a child holds

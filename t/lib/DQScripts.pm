@@ -66,14 +66,30 @@ sub _slurp { my $f = shift; open my $h, '<', $f or die "$f: $!"; local $/; <$h> 
 # lib/lua/$name.lua of commit $rev from the checkout's git history, or
 # undef if that commit has no such file (or git, or the commit, is not
 # there)
+# why the last _git_lua found nothing (git's own words)
+our $GIT_WHY = '';
+
 sub _git_lua {
     my ($rev, $name) = @_;
-    die "bad revision '$rev'\n" unless $rev =~ /\A[0-9a-f]{7,40}\z/;
+    die "bad revision '$rev'\n" unless $rev =~ /\A[\w.^~\/-]{1,100}\z/;
     die "bad script name '$name'\n" unless $name =~ /\A\w+\z/;
     (my $root = DQTest::root()) =~ s/'/'\\''/g;    # for the shell
-    my $path = "$rev:lib/lua/$name.lua";
-    return undef
-        if system("git -C '$root' cat-file -e '$path' >/dev/null 2>&1") != 0;
+    # a revision as git reads it (c883358^, main, a hex id)
+    my $id = `git -C '$root' rev-parse --verify --quiet '$rev^{commit}' 2>&1`;
+    chomp $id;
+    if ($? != 0 || $id !~ /\A[0-9a-f]{40}\z/) {
+        $GIT_WHY = "git rev-parse $rev: " . ($id ne '' ? $id
+            : 'no such commit here (not a git clone, or a shallow one: '
+              . 'git fetch --unshallow)');
+        return undef;
+    }
+    my $path = "$id:lib/lua/$name.lua";
+    my $err = `git -C '$root' cat-file -e '$path' 2>&1`;
+    if ($? != 0) {
+        chomp $err;
+        $GIT_WHY = "git cat-file $path: $err";
+        return undef;
+    }
     my $src = `git -C '$root' show '$path'`;
     die "git show $path failed\n" if $? != 0;
     return $src;
@@ -106,16 +122,33 @@ sub new {
 # and forget)
 use constant PRELIST => '38667f0b7b4f7026c1b32e6d6838c236d23517e5';
 
+# '' when commit $rev's lib/lua can be read, else why not
+sub rev_missing {
+    my ($rev) = @_;
+    return '' if defined _git_lua($rev, 'claim');
+    return "needs commit $rev (lib/lua of an older build) in the "
+        . "checkout's git history: $GIT_WHY";
+}
+
+# Under CI (DQTest::strict) a missing history is a failure, unless the run
+# says it has none (DQ_NO_GIT_HISTORY=1: tests run from a tarball).
+sub history_required { DQTest::strict() && !$ENV{DQ_NO_GIT_HISTORY} }
+
 # An older build's scripts, read from the checkout's git history
 # (lib/lua of commit $rev): the "old" worker, producer or admin tool of a
 # mixed-fleet test. Without that history (a tarball, a shallow clone) the
-# whole test is skipped, saying why: call it before the first check.
+# whole test fails under CI (history_required) and is skipped otherwise,
+# saying why: call it before the first check.
 sub at_rev {
     my ($class, $r, $rev) = @_;
-    if (!defined _git_lua($rev, 'claim')) {
-        Test::More::plan(skip_all => "needs commit $rev (lib/lua of an "
-            . "older build) in the checkout's git history: not a git "
-            . "clone, or a shallow one (git fetch --unshallow)");
+    if (my $why = rev_missing($rev)) {
+        if (history_required()) {
+            Test::More::plan(tests => 1);
+            Test::More::fail("$why (set DQ_NO_GIT_HISTORY=1 to skip the "
+                . 'tests that run an older build)');
+            exit 1;
+        }
+        Test::More::plan(skip_all => $why);
     }
     my $self = $class->new($r);
     $self->{v2dir} = "git:$rev";
