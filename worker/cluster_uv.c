@@ -75,9 +75,9 @@
                                        ms each */
 #define DQ_CCL_TRYAGAIN_MAX 1000
 #define DQ_CCL_SETTLE_MS    50      /* DQ_CCL_SETTLE: TRYAGAIN sent again
-                                       after this, until it runs; under the
-                                       least queue backoff that makes sense
-                                       (100 ms in the docs' examples) */
+                                       after this, until it runs; half the
+                                       default min_backoff
+                                       (DQ_DEFAULT_MIN_BACKOFF_MS) */
 #define DQ_CCL_SETTLE_LOG   20      /* its debug line every this many */
 
 typedef struct dq__cnode_s  dq__cnode_t;
