@@ -187,6 +187,22 @@ struct ngx_http_deferred_redis_s {
 #define NGX_HTTP_DEFERRED_SCRATCH_KEEP  (64 * 1024)
 
 
+/*
+ * One deferred_timeout timer for the requests that wait for Redis with the
+ * same deadline: those sent in one event loop iteration (ngx_current_msec
+ * is the iteration's) by locations with the same deferred_timeout. It
+ * fires where their own timers would have, and fails them in the order
+ * they came, as nginx would have run their timers (batch.c).
+ */
+typedef struct {
+    ngx_event_t                    ev;
+    ngx_queue_t                    ctxs;        /* of ctx_t, by tlink */
+    ngx_msec_t                     deadline;
+    ngx_queue_t                    link;        /* in tfree while unused */
+    unsigned                       firing:1;
+} ngx_http_deferred_timeout_t;
+
+
 typedef struct {
     ngx_array_t                    servers;     /* of redis_t * */
 
@@ -195,6 +211,10 @@ typedef struct {
     msgpack_sbuffer                scratch;
     msgpack_zone                  *zones[NGX_HTTP_DEFERRED_ZONES]; /* idle */
     ngx_uint_t                     nzones;
+
+    /* per worker process: the deferred_timeout timers (batch.c) */
+    ngx_http_deferred_timeout_t   *tlast;       /* the newest, to join */
+    ngx_queue_t                    tfree;       /* unused ones */
 } ngx_http_deferred_main_conf_t;
 
 
@@ -270,6 +290,9 @@ typedef struct ngx_http_deferred_group_s  ngx_http_deferred_group_t;
 struct ngx_http_deferred_group_s {
     ngx_http_deferred_ctx_t       *ctx;
     dq_str_t                       queue;       /* the shard's name */
+    ngx_uint_t                     hash;        /* ngx_hash_key of queue,
+                                                   set when it joins the
+                                                   merger's list */
     dq_enqueue_item_t             *items;
     ngx_uint_t                    *index;       /* item -> task number */
     ngx_uint_t                     n;
@@ -338,7 +361,10 @@ struct ngx_http_deferred_ctx_s {
 
     ngx_http_deferred_redis_t     *redis;
     void                         (*done)(ngx_http_deferred_ctx_t *ctx);
-    ngx_event_t                    timer;       /* deferred_timeout */
+    ngx_http_deferred_timeout_t   *timeout;     /* deferred_timeout: the
+                                                   timer it shares */
+    ngx_queue_t                    tlink;       /* in timeout->ctxs */
+    ngx_uint_t                     timed_out;
     ngx_int_t                      status;      /* response when done */
     ngx_str_t                      body;        /* response body (JSON) */
     ngx_uint_t                     retry_after;

@@ -491,6 +491,7 @@ ngx_http_deferred_shards_split(ngx_http_deferred_group_t *g, ngx_uint_t n)
 
     g->n = m;
     g->queue = name[keep];
+    g->hash = ngx_hash_key((u_char *) g->queue.ptr, g->queue.len);
     ctx->ngroups = next;
 
     for (s = 0; s < n; s++) {
