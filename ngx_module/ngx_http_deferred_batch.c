@@ -219,7 +219,14 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         t->id.len = idlen;
         t->queue = req->queue;
         t->name = req->name;
-        t->url = req->url.ptr ? req->url : dq_str_lit(DQ_DEFAULT_URL);
+        if (req->url.ptr) {
+            t->url = req->url;
+
+        } else {
+            t->url = dq_str_lit(DQ_DEFAULT_URL);
+            t->url_default = 1;
+        }
+
         t->eta_ms = req->eta_ms;
         t->countdown_ms = req->countdown_ms;
 
@@ -250,6 +257,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
                 g = &ctx->groups[ctx->ngroups];
                 g->ctx = ctx;
                 g->queue = t->shard;
+                g->hash = hash;
                 g->shard_wait = wait;
                 slots[j] = ++ctx->ngroups;
                 break;
@@ -693,8 +701,15 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
             b = t->name.ptr ? ngx_http_deferred_json_plain(b, t->name)
                             : ngx_cpymem(b, "null", 4);
 
-            b = ngx_cpymem(b, ",\"url\":", sizeof(",\"url\":") - 1);
-            b = ngx_http_deferred_json_string(b, t->url);
+            if (t->url_default) {
+                /* nothing to escape there (where most tasks go) */
+                b = ngx_cpymem(b, ",\"url\":\"" DQ_DEFAULT_URL "\"",
+                               sizeof(",\"url\":\"" DQ_DEFAULT_URL "\"") - 1);
+
+            } else {
+                b = ngx_cpymem(b, ",\"url\":", sizeof(",\"url\":") - 1);
+                b = ngx_http_deferred_json_string(b, t->url);
+            }
         }
 
         if (t->result.status == DQ_OK) {

@@ -126,8 +126,8 @@ ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g)
 {
     ngx_http_deferred_redis_t  *rs = g->ctx->redis;
 
-    /* hashed once, not at each flush it waits through */
-    g->hash = ngx_hash_key((u_char *) g->queue.ptr, g->queue.len);
+    /* (g->hash: its queue's, set where the group was made, not at each
+     * flush it waits through) */
 
     ngx_queue_insert_tail(&rs->queued, &g->link);
     g->queued = 1;

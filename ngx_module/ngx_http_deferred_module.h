@@ -291,8 +291,7 @@ struct ngx_http_deferred_group_s {
     ngx_http_deferred_ctx_t       *ctx;
     dq_str_t                       queue;       /* the shard's name */
     ngx_uint_t                     hash;        /* ngx_hash_key of queue,
-                                                   set when it joins the
-                                                   merger's list */
+                                                   set with it */
     dq_enqueue_item_t             *items;
     ngx_uint_t                    *index;       /* item -> task number */
     ngx_uint_t                     n;
@@ -321,6 +320,7 @@ typedef struct {
     int64_t                        eta_ms;      /* requested, -1 none */
     int64_t                        countdown_ms;
     int                            keyed;       /* id from the client */
+    int                            url_default; /* url is DQ_DEFAULT_URL */
     int64_t                        key_window_ms;
     dq_enqueue_result_t            result;
 } ngx_http_deferred_task_t;
