@@ -394,7 +394,6 @@ ngx_http_deferred_batch_timer(ngx_http_deferred_ctx_t *ctx,
     if (t == NULL || !t->ev.timer_set
         || t->deadline != ngx_current_msec + timeout)
     {
-
         if (!ngx_queue_empty(&dmcf->tfree)) {
             q = ngx_queue_head(&dmcf->tfree);
             ngx_queue_remove(q);
