@@ -17,6 +17,9 @@
 #include "ngx_http_deferred_module.h"
 
 
+static ngx_int_t ngx_http_deferred_batch_timer(ngx_http_deferred_ctx_t *ctx,
+    ngx_msec_t timeout);
+static void ngx_http_deferred_batch_untimer(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_batch_timeout(ngx_event_t *ev);
 static void ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_batch_cleanup(void *data);
@@ -203,7 +206,14 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         t->id.len = idlen;
         t->queue = req->queue;
         t->name = req->name;
-        t->url = req->url.ptr ? req->url : dq_str_lit(DQ_DEFAULT_URL);
+        if (req->url.ptr) {
+            t->url = req->url;
+
+        } else {
+            t->url = dq_str_lit(DQ_DEFAULT_URL);
+            t->url_default = 1;
+        }
+
         t->eta_ms = req->eta_ms;
         t->countdown_ms = req->countdown_ms;
 
@@ -234,6 +244,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
                 g = &ctx->groups[ctx->ngroups];
                 g->ctx = ctx;
                 g->queue = t->shard;
+                g->hash = hash;
                 g->shard_wait = wait;
                 slots[j] = ++ctx->ngroups;
                 break;
@@ -327,9 +338,9 @@ ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
     cln->handler = ngx_http_deferred_batch_cleanup;
     cln->data = ctx;
 
-    ctx->timer.handler = ngx_http_deferred_batch_timeout;
-    ctx->timer.data = ctx;
-    ctx->timer.log = r->connection->log;
+    if (ngx_http_deferred_batch_timer(ctx, dlcf->timeout) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     ctx->state = NGX_HTTP_DEFERRED_WAITING;
     ctx->waiting = ctx->ngroups;
@@ -341,9 +352,100 @@ ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
         ngx_http_deferred_merge_add(&ctx->groups[i]);
     }
 
-    ngx_add_timer(&ctx->timer, dlcf->timeout);
-
     return NGX_AGAIN;
+}
+
+
+/*
+ * The request's deferred_timeout: the timer of the requests sent before it
+ * in this loop iteration with the same deferred_timeout (the same
+ * deadline, to the millisecond: ngx_current_msec is the iteration's), or a
+ * new one. One rbtree insert and delete per iteration, not per request.
+ */
+
+static ngx_int_t
+ngx_http_deferred_batch_timer(ngx_http_deferred_ctx_t *ctx,
+    ngx_msec_t timeout)
+{
+    ngx_queue_t                    *q;
+    ngx_http_deferred_timeout_t    *t;
+    ngx_http_deferred_main_conf_t  *dmcf;
+
+    ngx_http_deferred_batch_untimer(ctx);      /* (a ctx sent again) */
+
+    dmcf = ngx_http_get_module_main_conf(ctx->request,
+                                         ngx_http_deferred_module);
+
+    t = dmcf->tlast;
+
+    if (t == NULL || !t->ev.timer_set
+        || t->deadline != ngx_current_msec + timeout)
+    {
+        if (!ngx_queue_empty(&dmcf->tfree)) {
+            q = ngx_queue_head(&dmcf->tfree);
+            ngx_queue_remove(q);
+            t = ngx_queue_data(q, ngx_http_deferred_timeout_t, link);
+
+        } else {
+            /* the cycle's pool: kept for reuse until the worker exits */
+            t = ngx_pcalloc(ngx_cycle->pool,
+                            sizeof(ngx_http_deferred_timeout_t));
+            if (t == NULL) {
+                return NGX_ERROR;
+            }
+
+            t->ev.handler = ngx_http_deferred_batch_timeout;
+            t->ev.data = t;
+            t->ev.log = ngx_cycle->log;
+        }
+
+        ngx_queue_init(&t->ctxs);
+        t->deadline = ngx_current_msec + timeout;
+        ngx_add_timer(&t->ev, timeout);
+
+        dmcf->tlast = t;
+    }
+
+    ngx_queue_insert_tail(&t->ctxs, &ctx->tlink);
+    ctx->timeout = t;
+
+    return NGX_OK;
+}
+
+
+/* the request no longer waits: its timer goes when no one else waits */
+
+static void
+ngx_http_deferred_batch_untimer(ngx_http_deferred_ctx_t *ctx)
+{
+    ngx_http_deferred_timeout_t    *t;
+    ngx_http_deferred_main_conf_t  *dmcf;
+
+    t = ctx->timeout;
+
+    if (t == NULL) {
+        return;
+    }
+
+    ngx_queue_remove(&ctx->tlink);
+    ctx->timeout = NULL;
+
+    if (!ngx_queue_empty(&t->ctxs) || t->firing) {
+        return;
+    }
+
+    if (t->ev.timer_set) {
+        ngx_del_timer(&t->ev);
+    }
+
+    dmcf = ngx_http_get_module_main_conf(ctx->request,
+                                         ngx_http_deferred_module);
+
+    if (dmcf->tlast == t) {
+        dmcf->tlast = NULL;
+    }
+
+    ngx_queue_insert_head(&dmcf->tfree, &t->link);
 }
 
 
@@ -386,27 +488,57 @@ ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
         return;
     }
 
-    if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
-    }
+    ngx_http_deferred_batch_untimer(ctx);
 
     ctx->state = NGX_HTTP_DEFERRED_STORED;
     ctx->done(ctx);
 }
 
 
+/* the requests still waiting at the deadline, one by one in the order
+ * they came (a failure may end others': a stuck connection is dropped) */
+
 static void
 ngx_http_deferred_batch_timeout(ngx_event_t *ev)
 {
-    ngx_http_deferred_ctx_t  *ctx = ev->data;
+    ngx_http_deferred_timeout_t *t = ev->data;
 
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "deferred: redis %V: no reply within deferred_timeout",
-                  &ctx->redis->name);
+    ngx_queue_t                    *q;
+    ngx_http_deferred_ctx_t        *ctx;
+    ngx_http_deferred_main_conf_t  *dmcf;
 
-    ngx_http_deferred_batch_fail(ctx, "Redis did not answer in time");
+    dmcf = NULL;
+    t->firing = 1;
 
-    /* after done(): the request may be gone, the connection is not */
+    while (!ngx_queue_empty(&t->ctxs)) {
+        q = ngx_queue_head(&t->ctxs);
+        ctx = ngx_queue_data(q, ngx_http_deferred_ctx_t, tlink);
+
+        ngx_queue_remove(q);
+        ctx->timeout = NULL;
+        ctx->timed_out = 1;
+
+        dmcf = ngx_http_get_module_main_conf(ctx->request,
+                                             ngx_http_deferred_module);
+
+        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
+                      "deferred: redis %V: no reply within deferred_timeout",
+                      &ctx->redis->name);
+
+        ngx_http_deferred_batch_fail(ctx, "Redis did not answer in time");
+
+        /* after done(): the request may be gone, the connection is not */
+    }
+
+    t->firing = 0;
+
+    if (dmcf) {
+        if (dmcf->tlast == t) {
+            dmcf->tlast = NULL;
+        }
+
+        ngx_queue_insert_head(&dmcf->tfree, &t->link);
+    }
 }
 
 
@@ -417,7 +549,7 @@ ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
     ngx_uint_t                  timed_out;
     ngx_http_deferred_redis_t  *rs;
 
-    timed_out = ctx->timer.timedout;
+    timed_out = ctx->timed_out;
     rs = ctx->redis;
 
     ngx_http_deferred_batch_cancel(ctx);
@@ -446,9 +578,7 @@ ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx)
         ngx_http_deferred_merge_cancel(&ctx->groups[i]);
     }
 
-    if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
-    }
+    ngx_http_deferred_batch_untimer(ctx);
 }
 
 
@@ -558,8 +688,15 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
             b = t->name.ptr ? ngx_http_deferred_json_plain(b, t->name)
                             : ngx_cpymem(b, "null", 4);
 
-            b = ngx_cpymem(b, ",\"url\":", sizeof(",\"url\":") - 1);
-            b = ngx_http_deferred_json_string(b, t->url);
+            if (t->url_default) {
+                /* nothing to escape there (where most tasks go) */
+                b = ngx_cpymem(b, ",\"url\":\"" DQ_DEFAULT_URL "\"",
+                               sizeof(",\"url\":\"" DQ_DEFAULT_URL "\"") - 1);
+
+            } else {
+                b = ngx_cpymem(b, ",\"url\":", sizeof(",\"url\":") - 1);
+                b = ngx_http_deferred_json_string(b, t->url);
+            }
         }
 
         if (t->result.status == DQ_OK) {
@@ -819,16 +956,40 @@ ngx_http_deferred_json_text(u_char *p, dq_str_t s)
 static u_char *
 ngx_http_deferred_int(u_char *p, int64_t v, ngx_uint_t width)
 {
-    u_char    buf[NGX_INT64_LEN], *q;
-    uint64_t  u;
+    u_char         buf[NGX_INT64_LEN], *q;
+    uint64_t       u;
+    ngx_uint_t     d;
+
+    static u_char  pairs[] = "00010203040506070809"
+                             "10111213141516171819"
+                             "20212223242526272829"
+                             "30313233343536373839"
+                             "40414243444546474849"
+                             "50515253545556575859"
+                             "60616263646566676869"
+                             "70717273747576777879"
+                             "80818283848586878889"
+                             "90919293949596979899";
 
     u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
     q = buf + sizeof(buf);
 
-    do {
-        *--q = (u_char) ('0' + u % 10);
-        u /= 10;
-    } while (u || (ngx_uint_t) (buf + sizeof(buf) - q) < width);
+    /* two digits a division */
+
+    while (u >= 10) {
+        d = (ngx_uint_t) (u % 100) * 2;
+        u /= 100;
+        *--q = pairs[d + 1];
+        *--q = pairs[d];
+    }
+
+    if (u || q == buf + sizeof(buf)) {
+        *--q = (u_char) ('0' + u);
+    }
+
+    while ((ngx_uint_t) (buf + sizeof(buf) - q) < width) {
+        *--q = '0';
+    }
 
     if (v < 0) {
         *p++ = '-';

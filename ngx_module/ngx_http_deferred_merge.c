@@ -45,6 +45,8 @@
 #define NGX_HTTP_DEFERRED_MERGE_BYTES  (4 * 1024 * 1024)
 #define NGX_HTTP_DEFERRED_QKEYS        64
 #define NGX_HTTP_DEFERRED_REGISTER_MS  1000
+#define NGX_HTTP_DEFERRED_SORT_STACK   64  /* groups a flush sorts in a
+                                              table on its stack */
 #define NGX_HTTP_DEFERRED_INFLIGHT     1    /* enqueue calls a queue has
                                                out on a connection */
 
@@ -85,6 +87,7 @@ struct ngx_http_deferred_merged_s {
 
 
 static void ngx_http_deferred_merge_flush(ngx_event_t *ev);
+static void ngx_http_deferred_merge_sort_free(void *heads, void *stack);
 static ngx_uint_t ngx_http_deferred_merge_fit(ngx_http_deferred_group_t *first,
     ngx_uint_t *np, size_t *bytesp, ngx_uint_t *nmembersp);
 static ngx_int_t ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
@@ -122,6 +125,9 @@ void
 ngx_http_deferred_merge_add(ngx_http_deferred_group_t *g)
 {
     ngx_http_deferred_redis_t  *rs = g->ctx->redis;
+
+    /* (g->hash: its queue's, set where the group was made, not at each
+     * flush it waits through) */
 
     ngx_queue_insert_tail(&rs->queued, &g->link);
     g->queued = 1;
@@ -190,6 +196,7 @@ ngx_http_deferred_merge_flush(ngx_event_t *ev)
     ngx_http_deferred_qkeys_t    *qk;
     ngx_http_deferred_group_t   **heads, **tails, *g, *chain;
     ngx_http_deferred_merged_t   *m;
+    ngx_http_deferred_group_t    *stack[NGX_HTTP_DEFERRED_SORT_STACK * 5];
 
     if (ngx_http_deferred_redis_ready(rs) != NGX_OK) {
 
@@ -226,8 +233,17 @@ again:
 
     for (nslots = 4; nslots < 2 * count; nslots *= 2) { /* void */ }
 
-    heads = ngx_calloc(2 * nslots * sizeof(ngx_http_deferred_group_t *)
-                       + count * sizeof(ngx_uint_t), rs->log);
+    /* up to NGX_HTTP_DEFERRED_SORT_STACK groups on the stack (the usual
+     * flush: no malloc and free per call) */
+    if (nslots <= NGX_HTTP_DEFERRED_SORT_STACK * 2) {
+        heads = stack;
+        ngx_memzero(heads, nslots * sizeof(ngx_http_deferred_group_t *));
+
+    } else {
+        heads = ngx_calloc(2 * nslots * sizeof(ngx_http_deferred_group_t *)
+                           + count * sizeof(ngx_uint_t), rs->log);
+    }
+
     if (heads == NULL) {
         ngx_http_deferred_batch_deliver(
             ngx_queue_data(ngx_queue_head(&rs->queued),
@@ -251,8 +267,7 @@ again:
             continue;                   /* held: its shard count */
         }
 
-        j = (ngx_hash_key((u_char *) g->queue.ptr, g->queue.len)
-             ^ (ngx_uint_t) g->tombstone) & (nslots - 1);
+        j = (g->hash ^ (ngx_uint_t) g->tombstone) & (nslots - 1);
 
         for ( ;; ) {
             if (heads[j] == NULL) {
@@ -262,10 +277,11 @@ again:
                 break;
             }
 
-            if (heads[j]->tombstone == g->tombstone
+            if (heads[j]->hash == g->hash
+                && heads[j]->tombstone == g->tombstone
                 && heads[j]->queue.len == g->queue.len
-                && ngx_strncmp(heads[j]->queue.ptr, g->queue.ptr,
-                               g->queue.len)
+                && ngx_memcmp(heads[j]->queue.ptr, g->queue.ptr,
+                              g->queue.len)
                    == 0)
             {
                 tails[j]->bucket_next = g;
@@ -307,7 +323,7 @@ again:
 
                 /* a failure may have taken other groups off the list:
                  * the chains are rebuilt */
-                ngx_free(heads);
+                ngx_http_deferred_merge_sort_free(heads, stack);
                 goto again;
             }
 
@@ -318,7 +334,7 @@ again:
                 ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                               "deferred: redis %V unavailable", &rs->name);
 
-                ngx_free(heads);
+                ngx_http_deferred_merge_sort_free(heads, stack);
                 ngx_http_deferred_merge_deliver(m, NULL,
                                                 "Redis is not reachable");
                 ngx_http_deferred_merge_free(m);
@@ -369,7 +385,16 @@ again:
         }
     }
 
-    ngx_free(heads);
+    ngx_http_deferred_merge_sort_free(heads, stack);
+}
+
+
+static void
+ngx_http_deferred_merge_sort_free(void *heads, void *stack)
+{
+    if (heads != stack) {
+        ngx_free(heads);
+    }
 }
 
 

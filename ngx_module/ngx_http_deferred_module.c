@@ -374,6 +374,8 @@ ngx_http_deferred_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    ngx_queue_init(&dmcf->tfree);
+
     return dmcf;
 }
 

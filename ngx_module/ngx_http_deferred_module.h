@@ -190,6 +190,22 @@ struct ngx_http_deferred_redis_s {
 #define NGX_HTTP_DEFERRED_SCRATCH_KEEP  (64 * 1024)
 
 
+/*
+ * One deferred_timeout timer for the requests that wait for Redis with the
+ * same deadline: those sent in one event loop iteration (ngx_current_msec
+ * is the iteration's) by locations with the same deferred_timeout. It
+ * fires where their own timers would have, and fails them in the order
+ * they came, as nginx would have run their timers (batch.c).
+ */
+typedef struct {
+    ngx_event_t                    ev;
+    ngx_queue_t                    ctxs;        /* of ctx_t, by tlink */
+    ngx_msec_t                     deadline;
+    ngx_queue_t                    link;        /* in tfree while unused */
+    unsigned                       firing:1;
+} ngx_http_deferred_timeout_t;
+
+
 typedef struct {
     ngx_array_t                    servers;     /* of redis_t * */
 
@@ -198,6 +214,10 @@ typedef struct {
     msgpack_sbuffer                scratch;
     msgpack_zone                  *zones[NGX_HTTP_DEFERRED_ZONES]; /* idle */
     ngx_uint_t                     nzones;
+
+    /* per worker process: the deferred_timeout timers (batch.c) */
+    ngx_http_deferred_timeout_t   *tlast;       /* the newest, to join */
+    ngx_queue_t                    tfree;       /* unused ones */
 } ngx_http_deferred_main_conf_t;
 
 
@@ -273,6 +293,8 @@ typedef struct ngx_http_deferred_group_s  ngx_http_deferred_group_t;
 struct ngx_http_deferred_group_s {
     ngx_http_deferred_ctx_t       *ctx;
     dq_str_t                       queue;       /* the shard's name */
+    ngx_uint_t                     hash;        /* ngx_hash_key of queue,
+                                                   set with it */
     dq_enqueue_item_t             *items;
     ngx_uint_t                    *index;       /* item -> task number */
     ngx_uint_t                     n;
@@ -301,6 +323,7 @@ typedef struct {
     int64_t                        eta_ms;      /* requested, -1 none */
     int64_t                        countdown_ms;
     int                            keyed;       /* id from the client */
+    int                            url_default; /* url is DQ_DEFAULT_URL */
     int64_t                        key_window_ms;
     dq_enqueue_result_t            result;
 } ngx_http_deferred_task_t;
@@ -341,7 +364,10 @@ struct ngx_http_deferred_ctx_s {
 
     ngx_http_deferred_redis_t     *redis;
     void                         (*done)(ngx_http_deferred_ctx_t *ctx);
-    ngx_event_t                    timer;       /* deferred_timeout */
+    ngx_http_deferred_timeout_t   *timeout;     /* deferred_timeout: the
+                                                   timer it shares */
+    ngx_queue_t                    tlink;       /* in timeout->ctxs */
+    ngx_uint_t                     timed_out;
     ngx_int_t                      status;      /* response when done */
     ngx_str_t                      body;        /* response body (JSON) */
     ngx_uint_t                     retry_after;

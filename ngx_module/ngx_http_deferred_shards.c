@@ -461,6 +461,7 @@ ngx_http_deferred_shards_split(ngx_http_deferred_group_t *g, ngx_uint_t n)
         ng[s]->ctx = ctx;
         ng[s]->tombstone = g->tombstone;
         ng[s]->queue = name[s];
+        ng[s]->hash = ngx_hash_key((u_char *) name[s].ptr, name[s].len);
         ng[s]->items = ngx_pcalloc(r->pool,
                                    cnt[s] * sizeof(dq_enqueue_item_t));
         ng[s]->index = ngx_pcalloc(r->pool, cnt[s] * sizeof(ngx_uint_t));
@@ -491,6 +492,7 @@ ngx_http_deferred_shards_split(ngx_http_deferred_group_t *g, ngx_uint_t n)
 
     g->n = m;
     g->queue = name[keep];
+    g->hash = ngx_hash_key((u_char *) g->queue.ptr, g->queue.len);
     ctx->ngroups = next;
 
     for (s = 0; s < n; s++) {
