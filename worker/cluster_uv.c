@@ -22,24 +22,27 @@
  * second, DQ_CCL_TRYAGAIN_TRIES times: ~6.5 s) with the connection kept:
  * no map refresh, no "lost" (which made the worker re-read every queue's
  * conf after each map during a reshard). A command sent to settle leases
- * (DQ_CCL_SETTLE, dq_conn_send_cmd_settle: an ack, retry or bury, alone
- * or riding a claim) is sent again every DQ_CCL_SETTLE_MS instead, with
- * no cap on the tries: it lands within that step of the slot settling,
- * before a claim that takes its expired lease back can claim the task
- * again (the queue's backoff, at least; review RV8 finding 2: on the 1 s
- * steps a claim alone won that race). At most one such command per
- * queue's claim and per report call of a child is in flight: the load is
- * that many TRYAGAIN answers (refused before any script runs) every
- * DQ_CCL_SETTLE_MS while the slot migrates. A back-off ends at its own
- * deadline (the tick is set for the earliest), not at a 250 ms tick.
- * Not so for a command sent "once" (DQ_CCL_ONCE, dq_conn_send_cmd_once: a
- * claim without acks, which tries again itself in 1 s and leases nothing
- * when refused) nor after dq_ccl_stop_retries (the owner stops: what
- * waits out a back-off goes at once): their TRYAGAIN is "not run" at
- * once, the connection kept (no "lost", no map asked). TRYAGAIN after the
- * last try, and CLUSTERDOWN: the command was not run; the caller gets
- * NULL with an errstr that says so (DQ_CONN_NOT_RUN, dq_conn_not_run()):
- * a claim refused so leased nothing.
+ * (DQ_CCL_SETTLE, dq_conn_send_cmd_settle: an ack, retry or bury) is
+ * sent again every DQ_CCL_SETTLE_MS instead, with no cap on the tries,
+ * also once the owner stops (its grace bounds it): it lands within that
+ * step of the slot settling, before a claim that takes its expired lease
+ * back can claim the task again (the queue's backoff, at least; review
+ * RV8 finding 2: on the 1 s steps a claim alone won that race; review RF8
+ * finding 1: "not run" at once after a stop, an ack waited the worker's
+ * 1 s redo). At most one such command per report call of a child is in
+ * flight: the load is that many TRYAGAIN answers (refused before any
+ * script runs) every DQ_CCL_SETTLE_MS while the slot migrates. A back-off
+ * ends at its own deadline (the tick is set for the earliest), not at a
+ * 250 ms tick. Not so for a command sent "once" (DQ_CCL_ONCE,
+ * dq_conn_send_cmd_once: a claim, which tries again itself in 1 s and
+ * leases nothing when refused; acks that rode it are then sent alone, to
+ * settle) nor, after dq_ccl_stop_retries (the owner stops: what waits out
+ * a back-off goes at once), for any command but a settling one: their
+ * TRYAGAIN is "not run" at once, the connection kept (no "lost", no map
+ * asked). TRYAGAIN after the last try, and CLUSTERDOWN: the command was
+ * not run; the caller gets NULL with an errstr that says so
+ * (DQ_CONN_NOT_RUN, dq_conn_not_run()): a claim refused so leased
+ * nothing.
  *
  * A lost reply (a node connection dropped, a command timed out, TRYAGAIN
  * after its tries, CLUSTERDOWN, a wait that ended, a slot unserved) is the
@@ -599,15 +602,21 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         dq__ccl_go(q, n);
         return;
     }
-    if (rep != NULL && (q->mode == DQ_CCL_ONCE || cl->no_retry)
+    if (rep != NULL
+        && (q->mode == DQ_CCL_ONCE
+            || (cl->no_retry && q->mode != DQ_CCL_SETTLE))
         && dq_reply_error_is(rep, tryagain, 1))
     {
         /* not run, and not tried again here: a claim (it has its own
          * "again in 1 s" and leases nothing so; retried here it kept a
          * stopping child alive through the back-off and could lease it
-         * tasks: review RLO finding 1), or anything once the owner stops
-         * (dq_ccl_stop_retries). The connection is fine: no "lost", no
-         * map refresh. */
+         * tasks: review RLO finding 1), or, once the owner stops
+         * (dq_ccl_stop_retries), anything but a call that settles leases:
+         * that one keeps its step, the stopping child staying for it at
+         * most its grace (review RF8 finding 1: "not run" at once, an ack
+         * waited the redo back-off, 1 s and more, and a claim elsewhere
+         * ran its task again). The connection is fine: no "lost", no map
+         * refresh. */
         dq__ccl_not_run(q, rep);
         return;
     }
@@ -944,9 +953,11 @@ dq_ccl_stop_retries(dq_ccl_t *cl)
         return;
     }
     cl->no_retry = 1;
-    /* what waits out a TRYAGAIN back-off goes now, once: an ack or an
-     * extend that lands spares the task a second run; refused again it
-     * is "not run" (the child keeps the result as undelivered) */
+    /* what waits out a TRYAGAIN back-off goes now: an extend that lands
+     * spares the task a second run; refused again it is "not run" (the
+     * child keeps the result as undelivered). A call that settles leases
+     * (DQ_CCL_SETTLE) keeps its DQ_CCL_SETTLE_MS step until it runs: the
+     * owner's grace bounds the wait. */
     for (q = cl->whead; q; q = next) {
         next = q->next;
         if (q->retry_at != 0) {
