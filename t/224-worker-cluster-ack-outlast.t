@@ -6,9 +6,10 @@
 # first, took the expired lease back, claimed the task again and ran it a
 # second time while the ack was still waiting ("lease lost: ack ... refused",
 # 4 of 5 runs of t/223 with 3 children and a 2.5 s hold). Now a command that
-# settles a lease (an ack, retry or bury, alone or riding a claim) is sent
-# again every DQ_CCL_SETTLE_MS on TRYAGAIN, without a cap while the child
-# runs, so it lands within that step of the slot settling; a lease taken
+# settles a lease (an ack, retry or bury; acks that rode a claim refused
+# so are sent again at once alone: review RF8, t/229) is sent again on
+# TRYAGAIN without a cap (one probe per queue every DQ_CCL_SETTLE_MS, the
+# others right after it: t/231), so it lands within that step of the slot settling; a lease taken
 # back meanwhile waits the queue's backoff (100 ms here) before a claim can
 # take the task, and a late ack of the expired claim is still accepted
 # until then.
