@@ -27,15 +27,11 @@ my $c = DQCluster->start(dir => $dir, plain => 1);
 my @m = $c->masters;
 my ($q, $q2) = ('rq1', 'zz2');
 my $conc = $ENV{T229_CONC} || 1;
-my $conf = "log_level debug;\nredis cluster:" . $m[0]->address
-         . ";\nlibrary \"$lib\";\nprocesses 1;\nthreads 1;\n"
-         . "concurrency $conc;\nlease 2s;\n"
-         . "queue $q { retry_limit 20; min_backoff 100ms; "
-         . "max_backoff 200ms; }\n"
-         . "queue $q2 { retry_limit 20; }\n";
-my $w = DQWorker::start_master(undef, $dir, name => "w", wait => 0,
-                               conf => $conf);
-DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /cluster map from/ }, 20);
+my $w = DQWorker::cluster_master($c, $dir, conf =>
+    "log_level debug;\nlibrary \"$lib\";\nthreads 1;\n"
+    . "concurrency $conc;\nlease 2s;\n"
+    . "queue $q { retry_limit 20; min_backoff 100ms; max_backoff 200ms; }\n"
+    . "queue $q2 { retry_limit 20; }\n");
 my $src = $c->owner($q);
 my ($dst) = grep { $_->port != $src->port } @m;
 my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$q}");
@@ -43,13 +39,7 @@ isnt($src->cmd('CLUSTER', 'KEYSLOT', "{$q2}"), $slot, 'two slots');
 my $rec = "$dir/t.rec";
 my $id = DQWorker::defer($src, "-q", $q, "ops.span", $rec, 600);
 DQWorker::wait_lines($rec, 'S', 1, 20);
-$c->migrating($slot, $src, $dst);
-while (1) {
-    my $keys = $src->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
-    last unless @$keys;
-    $src->cmd('MIGRATE', '127.0.0.1', $dst->port, '', 0, 5000, 'KEYS',
-              @$keys);
-}
+$c->freeze($slot, $src, $dst);
 DQWorker::wait_lines($rec, 'E', 1, 20);
 sleep 0.3;
 my $o2 = $c->owner($q2);
@@ -60,8 +50,7 @@ my $ok = DQTest::wait_for(sub { DQWorker::lines($rec, 'E') >= 4 }, 8);
 diag(sprintf("zz2's 3 tasks %s after %.1f s while rq1's slot migrated",
              $ok ? 'ran' : 'NOT run', time - $t0));
 ok($ok, "zz2 served while rq1's slot migrates");
-$_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $c->id($dst))
-    for ($dst, $src, @m);
+$c->settle($slot, $dst);
 my $t1 = time;
 ok(DQTest::wait_for(sub {
        ($dst->cmd('HGET', DQWorker::key($q, 'stats'), 'done') // 0) >= 1

@@ -24,36 +24,24 @@ my $c = DQCluster->start(dir => $dir, plain => 1);
 my @m = $c->masters;
 my $q = 'rq1';
 my $stop = $ENV{T230_STOP} // 1;
-my $conf = "log_level debug;\nredis cluster:" . $m[0]->address
-         . ";\nlibrary \"$lib\";\nprocesses 1;\nthreads 1;\n"
+my $conf = "log_level debug;\nlibrary \"$lib\";\nthreads 1;\n"
          . "concurrency 1;\nlease 500ms;\ngrace 20s;\n"
          . "queue $q { retry_limit 20; min_backoff 100ms; "
          . "max_backoff 200ms; }\n";
-my $a = DQWorker::start_master(undef, $dir, name => "a", wait => 0,
-                               conf => $conf);
-DQTest::wait_for(sub { DQTest::slurp($a->{log}) =~ /cluster map from/ }, 20);
+my $a = DQWorker::cluster_master($c, $dir, name => "a", conf => $conf);
 my $src = $c->owner($q);
 my ($dst) = grep { $_->port != $src->port } @m;
 my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$q}");
 my $rec = "$dir/t.rec";
 my $id = DQWorker::defer($src, "-q", $q, "ops.span", $rec, 1500);
 DQWorker::wait_lines($rec, 'S', 1, 20);
-my $b = DQWorker::start_master(undef, $dir, name => "b", wait => 0,
-                               conf => $conf);
-DQTest::wait_for(sub { DQTest::slurp($b->{log}) =~ /cluster map from/ }, 20);
-$c->migrating($slot, $src, $dst);
-while (1) {
-    my $keys = $src->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
-    last unless @$keys;
-    $src->cmd('MIGRATE', '127.0.0.1', $dst->port, '', 0, 5000, 'KEYS',
-              @$keys);
-}
+my $b = DQWorker::cluster_master($c, $dir, name => "b", conf => $conf);
+$c->freeze($slot, $src, $dst);
 kill 'TERM', $a->{pid} if $stop;
 DQWorker::wait_lines($rec, 'E', 1, 20);
 my $tE = time;
 sleep($ENV{T230_SETTLE} // 1.3);
-$_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $c->id($dst))
-    for ($dst, $src, @m);
+$c->settle($slot, $dst);
 my $t1 = time;
 diag(sprintf("slot settled %.2f s after the task finished", $t1 - $tE));
 ok(DQTest::wait_for(sub {

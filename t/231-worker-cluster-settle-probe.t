@@ -33,15 +33,10 @@ my $procs = $ENV{T231_PROCS} || 2;
 my $conc = $ENV{T231_CONC} || 16;
 my $n = $ENV{T231_N} || 32;
 my $stuck = $ENV{T231_STUCK} || 11;
-my $conf = "log_level " . ($ENV{T231_LOG} || "info") . ";\nredis cluster:" . $m[0]->address
-         . ";\nlibrary \"$lib\";\nprocesses $procs;\nthreads 16;\n"
-         . "concurrency $conc;\nlease 2s;\n"
-         . "queue $q { retry_limit 20; min_backoff 100ms; "
-         . "max_backoff 200ms; }\n";
-my $w = DQWorker::start_master(undef, $dir, name => "w", wait => 0,
-                               conf => $conf);
-DQTest::wait_for(sub {
-    (() = DQTest::slurp($w->{log}) =~ /cluster map from/g) >= $procs }, 20);
+my $w = DQWorker::cluster_master($c, $dir, procs => $procs, conf =>
+    "log_level " . ($ENV{T231_LOG} || "info") . ";\nlibrary \"$lib\";\n"
+    . "threads 16;\nconcurrency $conc;\nlease 2s;\n"
+    . "queue $q { retry_limit 20; min_backoff 100ms; max_backoff 200ms; }\n");
 my $src = $c->owner($q);
 my ($dst) = grep { $_->port != $src->port } @m;
 my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$q}");
@@ -49,31 +44,16 @@ my $rec = "$dir/t.rec";
 my @ids = map { scalar DQWorker::defer($src, "-q", $q, "ops.span", $rec,
                                       400 + 25 * $_) } 1 .. $n;
 DQWorker::wait_lines($rec, 'S', $n, 30);
-sub tryagains {
-    my $e = 0;
-    for my $x (@m) {
-        my ($k) = ($x->cmd('INFO', 'errorstats') // '')
-            =~ /errorstat_TRYAGAIN:count=(\d+)/;
-        $e += $k // 0;
-    }
-    return $e;
-}
-$c->migrating($slot, $src, $dst);
-while (1) {
-    my $keys = $src->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
-    last unless @$keys;
-    $src->cmd('MIGRATE', '127.0.0.1', $dst->port, '', 0, 5000, 'KEYS',
-              @$keys);
-}
+$c->freeze($slot, $src, $dst);
 DQWorker::wait_lines($rec, 'E', $n, 30);
 sleep 1;
-my $e0 = tryagains();
+my $e0 = $c->tryagains;
 my $t0 = time;
 my $warned = DQTest::wait_for(sub {
     DQTest::slurp($w->{log}) =~ /\[warn\].*settle leases.*TRYAGAIN for \d+ s/
 }, $stuck);
 sleep 1 if $warned;
-my $e1 = tryagains();
+my $e1 = $c->tryagains;
 my $dt = time - $t0;
 my $rate = ($e1 - $e0) / $dt;
 diag(sprintf("stuck %.1f s: %d TRYAGAIN answers = %.0f/s (%d procs x %d "
@@ -88,8 +68,7 @@ if ($ENV{T231_KILL}) {           # every connection dropped mid-retry
     $_->cmd('CLIENT', 'KILL', 'TYPE', 'normal') for @m;
     sleep 1;
 }
-$_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $c->id($dst))
-    for ($dst, $src, @m);
+$c->settle($slot, $dst);
 my $t1 = time;
 ok(DQTest::wait_for(sub {
        ($dst->cmd('HGET', DQWorker::key($q, 'stats'), 'done') // 0) >= $n
