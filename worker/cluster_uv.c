@@ -39,16 +39,16 @@
  * every 50 ms was ~640 answers a second for 32 acks). Settling calls
  * refused DQ_CCL_SETTLE_WARN_MS: one warning per connection, and an info
  * line when none is refused any more. A back-off ends at its own
- * deadline (the tick is set for the earliest), not at a 250 ms tick. Not so for a command sent "once" (DQ_CCL_ONCE,
- * dq_conn_send_cmd_once: a claim, which tries again itself in 1 s and
- * leases nothing when refused; acks that rode it are then sent alone, to
- * settle) nor, after dq_ccl_stop_retries (the owner stops: what waits out
- * a back-off goes at once), for any command but a settling one: their
- * TRYAGAIN is "not run" at once, the connection kept (no "lost", no map
- * asked). TRYAGAIN after the last try, and CLUSTERDOWN: the command was
- * not run; the caller gets NULL with an errstr that says so
- * (DQ_CONN_NOT_RUN, dq_conn_not_run()): a claim refused so leased
- * nothing.
+ * deadline (the tick is set for the earliest), not at a 250 ms tick.
+ * Not so for a command sent "once" (DQ_CCL_ONCE, dq_conn_send_cmd_once:
+ * a claim, which tries again itself in 1 s and leases nothing when
+ * refused; acks that rode it are then sent alone, to settle) nor, after
+ * dq_ccl_stop_retries (the owner stops: what waits out a back-off goes at
+ * once), for any command but a settling one: their TRYAGAIN is "not run"
+ * at once, the connection kept (no "lost", no map asked). TRYAGAIN
+ * after the last try, and CLUSTERDOWN: the command was not run; the
+ * caller gets NULL with an errstr that says so (DQ_CONN_NOT_RUN,
+ * dq_conn_not_run()): a claim refused so leased nothing.
  *
  * A lost reply (a node connection dropped, a command timed out, TRYAGAIN
  * after its tries, CLUSTERDOWN, a wait that ended, a slot unserved) is the
