@@ -76,8 +76,9 @@ dq__is(const char *s, size_t len, const char *name)
     return strlen(name) == len && strncasecmp(s, name, len) == 0;
 }
 
-int
-dq_cluster_cmd_slot(int argc, const char *const *argv, const size_t *argvlen)
+const char *
+dq_cluster_cmd_key(int argc, const char *const *argv, const size_t *argvlen,
+                   size_t *len)
 {
     static const char *const keyless[] = {
         "PING", "INFO", "TIME", "SCRIPT", "CLUSTER", "ROLE", "AUTH",
@@ -88,11 +89,11 @@ dq_cluster_cmd_slot(int argc, const char *const *argv, const size_t *argvlen)
     char   num[24];
 
     if (argc < 1) {
-        return -1;
+        return NULL;
     }
     for (i = 0; i < sizeof(keyless) / sizeof(keyless[0]); i++) {
         if (dq__is(argv[0], argvlen[0], keyless[i])) {
-            return -1;
+            return NULL;
         }
     }
     if (dq__is(argv[0], argvlen[0], "EVALSHA")
@@ -102,14 +103,31 @@ dq_cluster_cmd_slot(int argc, const char *const *argv, const size_t *argvlen)
         || dq__is(argv[0], argvlen[0], "FCALL"))
     {
         if (argc < 4 || argvlen[2] == 0 || argvlen[2] >= sizeof(num)) {
-            return -1;
+            return NULL;
         }
         memcpy(num, argv[2], argvlen[2]);
         num[argvlen[2]] = '\0';
         n = strtoul(num, NULL, 10);
-        return n > 0 ? (int) dq_cluster_slot(argv[3], argvlen[3]) : -1;
+        if (n == 0) {
+            return NULL;
+        }
+        *len = argvlen[3];
+        return argv[3];
     }
-    return argc >= 2 ? (int) dq_cluster_slot(argv[1], argvlen[1]) : -1;
+    if (argc < 2) {
+        return NULL;
+    }
+    *len = argvlen[1];
+    return argv[1];
+}
+
+int
+dq_cluster_cmd_slot(int argc, const char *const *argv, const size_t *argvlen)
+{
+    size_t      len;
+    const char *key = dq_cluster_cmd_key(argc, argv, argvlen, &len);
+
+    return key != NULL ? (int) dq_cluster_slot(key, len) : -1;
 }
 
 void

@@ -711,6 +711,9 @@ unsigned dq_cluster_slot(const char *key, size_t len);
  * CONFIG, COMMAND, DBSIZE, SCAN, QUIT): -1, any node will do. */
 int dq_cluster_cmd_slot(int argc, const char *const *argv,
                         const size_t *argvlen);
+/* That first key (*len its length), or NULL: keyless. */
+const char *dq_cluster_cmd_key(int argc, const char *const *argv,
+                               const size_t *argvlen, size_t *len);
 
 typedef struct {
     char  host[DQ_CLUSTER_HOST];

@@ -2,9 +2,10 @@
 # RFLO of the TRYAGAIN changes): a claim refused unrun with TRYAGAIN used to
 # end at once and leave its acks to the redo back-off (>= 1 s); the slot
 # settled meanwhile, a claim took the finished task's expired lease back
-# (lease 500 ms) and the task ran twice. A claim that carries acks now
-# keeps the cluster layer's retry, which sends them as soon as the slot
-# settles. 2 children, concurrency 1, 5 tasks of 400 ms, every key of the
+# (lease 500 ms) and the task ran twice. The acks of a claim refused so
+# are now sent again at once, alone, in the cluster layer's retry for
+# results, which sends them as soon as the slot settles (review RF8: the
+# claim itself is sent once again, t/229). 2 children, concurrency 1, 5 tasks of 400 ms, every key of the
 # slot moved and the slot MIGRATING for 0.6 s.
 use strict;
 use warnings;

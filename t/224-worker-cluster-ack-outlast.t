@@ -6,9 +6,10 @@
 # first, took the expired lease back, claimed the task again and ran it a
 # second time while the ack was still waiting ("lease lost: ack ... refused",
 # 4 of 5 runs of t/223 with 3 children and a 2.5 s hold). Now a command that
-# settles a lease (an ack, retry or bury, alone or riding a claim) is sent
-# again every DQ_CCL_SETTLE_MS on TRYAGAIN, without a cap while the child
-# runs, so it lands within that step of the slot settling; a lease taken
+# settles a lease (an ack, retry or bury; acks that rode a claim refused
+# so are sent again at once alone: review RF8, t/229) is sent again on
+# TRYAGAIN without a cap (one probe per queue every DQ_CCL_SETTLE_MS, the
+# others right after it: t/231), so it lands within that step of the slot settling; a lease taken
 # back meanwhile waits the queue's backoff (100 ms here) before a claim can
 # take the task, and a late ack of the expired claim is still accepted
 # until then.
@@ -36,15 +37,10 @@ my $procs = $ENV{RF_PROCS} || 4;
 my $hold = $ENV{RF_HOLD} || 2.5;
 my $n = $ENV{RF_N} || 2;
 my $conc = $ENV{RF_CONC} || 1;
-my $conf = "log_level debug;\nredis cluster:" . $m[0]->address
-         . ";\nlibrary \"$lib\";\nprocesses $procs;\nthreads 1;\n"
-         . "concurrency $conc;\nlease 500ms;\n"
-         . "queue $q { retry_limit 20; min_backoff 100ms; "
-         . "max_backoff 200ms; }\n";
-my $w = DQWorker::start_master(undef, $dir, name => "w", wait => 0,
-                               conf => $conf);
-DQTest::wait_for(sub {
-    (() = DQTest::slurp($w->{log}) =~ /cluster map from/g) >= $procs }, 20);
+my $w = DQWorker::cluster_master($c, $dir, procs => $procs, conf =>
+    "log_level debug;\nlibrary \"$lib\";\nthreads 1;\n"
+    . "concurrency $conc;\nlease 500ms;\n"
+    . "queue $q { retry_limit 20; min_backoff 100ms; max_backoff 200ms; }\n");
 my $src = $c->owner($q);
 my ($dst) = grep { $_->port != $src->port } @m;
 my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$q}");
@@ -53,29 +49,16 @@ my @ids = map { scalar DQWorker::defer($src, "-q", $q, "ops.span", $rec, 400) }
           1 .. $n;
 DQWorker::wait_lines($rec, 'S', $n, 20);
 # TRYAGAIN answers while the slot migrates (INFO errorstats): the load
-sub tryagains {
-    my $e = 0;
-    for my $x (@m) {
-        my ($k) = ($x->cmd('INFO', 'errorstats') // '') =~ /errorstat_TRYAGAIN:count=(\d+)/;
-        $e += $k // 0;
-    }
-    return $e;
-}
-my $e0 = tryagains();
+my $e0 = $c->tryagains;
 my $t0 = time;
-$c->migrating($slot, $src, $dst);
-while (1) {
-    my $keys = $src->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
-    last unless @$keys;
-    $src->cmd('MIGRATE', '127.0.0.1', $dst->port, '', 0, 5000, 'KEYS', @$keys);
-}
+$c->freeze($slot, $src, $dst);
 # the tasks finish while the slot migrates: their acks are refused TRYAGAIN
 DQWorker::wait_lines($rec, 'E', $n, 20);
 sleep $hold - (time - $t0) if time - $t0 < $hold;
-$_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $c->id($dst)) for ($dst, $src, @m);
+$c->settle($slot, $dst);
 my $t1 = time;
 diag(sprintf("MIGRATING for %.2f s: %d TRYAGAIN answers", $t1 - $t0,
-             tryagains() - $e0));
+             $c->tryagains - $e0));
 # a measurement, not asserted: how soon the acks landed once it settled
 DQTest::wait_for(sub {
     ($dst->cmd('HGET', DQWorker::key($q, 'stats'), 'done') // 0) >= $n }, 10,

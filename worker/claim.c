@@ -155,7 +155,17 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
             dq__claim_lost(q, c->claim, c->held);  /* it did land */
             c->held = 0;
         }
-        if (c->acks != NULL) {
+        if (c->acks != NULL && rep == NULL && dq_conn_not_run(errstr)) {
+            /* not run (a TRYAGAIN on a slot that migrates: the claim is
+             * sent once): the acks go again at once, alone, to settle
+             * (every 50 ms until the slot settles, before a claim can
+             * take their expired leases back), while the claim half
+             * gives its reservation back and tries again in 1 s (review
+             * RF8 finding 2: held in the cluster layer's retry, it
+             * starved the child's other queues) */
+            dq__report_send_acks(c->acks, q);
+            c->acks = NULL;
+        } else if (c->acks != NULL) {
             /* no answer (or none we can read): the acks are said again
              * once Redis is back, as a lost ack call's are; an error
              * reply: kept too and sent alone after a back-off (only the
@@ -327,23 +337,17 @@ dq_dispatch_claim(dq_cqueue_t *q, size_t n)
     rc = dq_cmd_cycle(&cmd, q->name, c->claim, (int64_t) n,
                       ch->conf->lease_ms, ch->conf->reclaim_delay_ms,
                       &q->qc->retry, &lim, items, k, ch->conf->tombstone_ms);
-    /* A claim alone is sent once: refused unrun (TRYAGAIN, a slot that
-     * migrates) it ends here and its own "again in 1 s" takes over, and a
-     * stopping child does not wait out the cluster layer's back-off (review
-     * RLO). A claim that carries acks is sent to settle: refused unrun,
-     * its acks would wait the redo back-off (1 s and more) while their
-     * leases run out, and a claim that took the task back ran it twice
-     * (review RFLO, t/223); on the cluster layer's own 1 s steps a claim
-     * alone still won that race once the slot settled after the lease
-     * (review RV8, t/224). Sent again every 50 ms, they land as soon as
-     * the slot settles; a stop still cuts it short. */
+    /* A claim is sent once: refused unrun (TRYAGAIN, a slot that
+     * migrates) it ends here, its reservation given back, and its own
+     * "again in 1 s" takes over; a stopping child does not wait out the
+     * cluster layer's back-off (review RLO). Acks riding it are then sent
+     * again at once, alone, to settle (dq__claim_reply): on a 1 s step a
+     * claim that took their expired leases back ran tasks twice (reviews
+     * RFLO, RV8: t/223, t/224), and a claim held in a 50 ms retry kept its
+     * reserved concurrency while the slot migrated (review RF8: t/229). */
     if (rc != DQ_OK
-        || (k > 0 ? dq_conn_send_cmd_settle(ch->cmd_conn, &cmd,
-                                            DQ_CMD_TIMEOUT_MS,
-                                            dq__claim_reply, c)
-                  : dq_conn_send_cmd_once(ch->cmd_conn, &cmd,
-                                          DQ_CMD_TIMEOUT_MS,
-                                          dq__claim_reply, c)) != 0)
+        || dq_conn_send_cmd_once(ch->cmd_conn, &cmd, DQ_CMD_TIMEOUT_MS,
+                                 dq__claim_reply, c) != 0)
     {
         free(c->acks);            /* the acks stay queued */
         free(c);

@@ -22,24 +22,33 @@
  * second, DQ_CCL_TRYAGAIN_TRIES times: ~6.5 s) with the connection kept:
  * no map refresh, no "lost" (which made the worker re-read every queue's
  * conf after each map during a reshard). A command sent to settle leases
- * (DQ_CCL_SETTLE, dq_conn_send_cmd_settle: an ack, retry or bury, alone
- * or riding a claim) is sent again every DQ_CCL_SETTLE_MS instead, with
- * no cap on the tries: it lands within that step of the slot settling,
- * before a claim that takes its expired lease back can claim the task
- * again (the queue's backoff, at least; review RV8 finding 2: on the 1 s
- * steps a claim alone won that race). At most one such command per
- * queue's claim and per report call of a child is in flight: the load is
- * that many TRYAGAIN answers (refused before any script runs) every
- * DQ_CCL_SETTLE_MS while the slot migrates. A back-off ends at its own
+ * (DQ_CCL_SETTLE, dq_conn_send_cmd_settle: an ack, retry or bury) is
+ * sent again every DQ_CCL_SETTLE_MS instead, with no cap on the tries,
+ * also once the owner stops (its grace bounds it): it lands within that
+ * step of the slot settling, before a claim that takes its expired lease
+ * back can claim the task again (the queue's backoff, at least; review
+ * RV8 finding 2: on the 1 s steps a claim alone won that race; review RF8
+ * finding 1: "not run" at once after a stop, an ack waited the worker's
+ * 1 s redo). One such command per key (slot and first key: a queue) is
+ * the probe, sent again every DQ_CCL_SETTLE_MS; the others on that key
+ * wait behind it and go as soon as it gets an answer that is neither
+ * TRYAGAIN nor a redirect (else every DQ_CCL_FOLLOW_MS): the load while a
+ * slot migrates is one TRYAGAIN answer (refused before any script runs)
+ * per connection and queue every DQ_CCL_SETTLE_MS plus one per waiting
+ * call every DQ_CCL_FOLLOW_MS (review RF8 finding 3: each waiting call
+ * every 50 ms was ~640 answers a second for 32 acks). Settling calls
+ * refused DQ_CCL_SETTLE_WARN_MS: one warning per connection, and an info
+ * line when none is refused any more. A back-off ends at its own
  * deadline (the tick is set for the earliest), not at a 250 ms tick.
- * Not so for a command sent "once" (DQ_CCL_ONCE, dq_conn_send_cmd_once: a
- * claim without acks, which tries again itself in 1 s and leases nothing
- * when refused) nor after dq_ccl_stop_retries (the owner stops: what
- * waits out a back-off goes at once): their TRYAGAIN is "not run" at
- * once, the connection kept (no "lost", no map asked). TRYAGAIN after the
- * last try, and CLUSTERDOWN: the command was not run; the caller gets
- * NULL with an errstr that says so (DQ_CONN_NOT_RUN, dq_conn_not_run()):
- * a claim refused so leased nothing.
+ * Not so for a command sent "once" (DQ_CCL_ONCE, dq_conn_send_cmd_once:
+ * a claim, which tries again itself in 1 s and leases nothing when
+ * refused; acks that rode it are then sent alone, to settle) nor, after
+ * dq_ccl_stop_retries (the owner stops: what waits out a back-off goes at
+ * once), for any command but a settling one: their TRYAGAIN is "not run"
+ * at once, the connection kept (no "lost", no map asked). TRYAGAIN
+ * after the last try, and CLUSTERDOWN: the command was not run; the
+ * caller gets NULL with an errstr that says so (DQ_CONN_NOT_RUN,
+ * dq_conn_not_run()): a claim refused so leased nothing.
  *
  * A lost reply (a node connection dropped, a command timed out, TRYAGAIN
  * after its tries, CLUSTERDOWN, a wait that ended, a slot unserved) is the
@@ -79,6 +88,11 @@
                                        default min_backoff
                                        (DQ_DEFAULT_MIN_BACKOFF_MS) */
 #define DQ_CCL_SETTLE_LOG   20      /* its debug line every this many */
+#define DQ_CCL_FOLLOW_MS    1000    /* a settling call behind another's
+                                       probe (same key) is sent again
+                                       after this, unless released */
+#define DQ_CCL_SETTLE_WARN_MS 10000 /* settling calls refused this long:
+                                       warned, once per connection */
 
 typedef struct dq__cnode_s  dq__cnode_t;
 typedef struct dq__creq_s   dq__creq_t;
@@ -110,6 +124,10 @@ struct dq__creq_s {
     int               tryagain;         /* TRYAGAIN answers so far */
     int               mode;             /* DQ_CCL_RETRY, _ONCE, _SETTLE:
                                            what a TRYAGAIN does */
+    int               follow;           /* DQ_CCL_SETTLE, waiting: behind
+                                           another's probe (same key) */
+    uint64_t          keyh;             /* its first key's hash */
+    uint64_t          tryagain_since;   /* its first TRYAGAIN */
     uint64_t          retry_at;         /* waits for this time, not for
                                            its node (0: not) */
     dq_conn_fmt_t     f;                /* formatted once, its RESP in this
@@ -146,6 +164,10 @@ struct dq_ccl_s {
     int                lost;            /* up = 0 said, up = 1 not yet */
     int                no_retry;        /* the owner stops: TRYAGAIN is
                                            not tried again */
+    size_t             nsettle;         /* DQ_CCL_SETTLE calls alive that
+                                           met TRYAGAIN */
+    uint64_t           settle_warned;   /* the warning said: the first
+                                           TRYAGAIN it named (0: not) */
     uint64_t           prune_at;        /* close unused masters (0: no) */
     int                closing;
 };
@@ -360,6 +382,17 @@ dq__ccl_finish(dq__creq_t *q, redisReply *rep, const char *errstr)
     if (q->waiting) {
         dq__ccl_unwait(cl, q);
     }
+    if (q->mode == DQ_CCL_SETTLE && q->tryagain > 0
+        && --cl->nsettle == 0 && cl->settle_warned != 0)
+    {
+        if (!cl->closing) {
+            dq_log_info("redis (%s): the calls that settle leases answered "
+                        "TRYAGAIN no more, %llu s after the first", cl->label,
+                        (unsigned long long) ((uv_now(cl->loop)
+                                               - cl->settle_warned) / 1000));
+        }
+        cl->settle_warned = 0;
+    }
     if (q->internal) {
         cl->ninternal--;
     } else {
@@ -424,6 +457,7 @@ dq__ccl_go(dq__creq_t *q, dq__cnode_t *n)
 
     q->node = n;
     q->retry_at = 0;
+    q->follow = 0;
     n->used = 1;
     if (n->up) {
         if (q->asking) {
@@ -546,6 +580,75 @@ dq__ccl_retry(dq_ccl_t *cl, dq__creq_t *q)
     dq__ccl_go(q, n ? n : q->node);
 }
 
+/* A settling call on q's key (slot and first key: one queue) that waits
+ * out a TRYAGAIN as the probe, not behind one; NULL: none. */
+static dq__creq_t *
+dq__ccl_probe(dq_ccl_t *cl, const dq__creq_t *q)
+{
+    dq__creq_t *w;
+
+    for (w = cl->whead; w; w = w->next) {
+        if (w != q && w->mode == DQ_CCL_SETTLE && w->retry_at != 0
+            && !w->follow && w->slot == q->slot && w->keyh == q->keyh)
+        {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+/* A settling call on this key that met TRYAGAIN got another answer (it
+ * ran, an error, none; not a redirect): the calls behind its probe go
+ * now. */
+static void
+dq__ccl_release(dq_ccl_t *cl, int slot, uint64_t keyh)
+{
+    dq__creq_t *w, *next;
+
+    for (w = cl->whead; w; w = next) {
+        next = w->next;
+        if (w->follow && w->retry_at != 0 && w->slot == slot
+            && w->keyh == keyh)
+        {
+            dq__ccl_retry(cl, w);
+            if (cl->closing) {
+                return;                 /* closed from a callback */
+            }
+        }
+    }
+}
+
+/* q, a settling call, answered TRYAGAIN: sent again in DQ_CCL_SETTLE_MS
+ * as its key's probe, or, behind another call's probe, when that one
+ * gets another answer (at most DQ_CCL_FOLLOW_MS): one call per key every
+ * DQ_CCL_SETTLE_MS, not each waiting one (review RF8 finding 3: 32 acks
+ * of one queue made ~640 TRYAGAIN answers a second). Warned once per
+ * connection after DQ_CCL_SETTLE_WARN_MS. */
+static uint64_t
+dq__ccl_settle_step(dq_ccl_t *cl, dq__creq_t *q)
+{
+    uint64_t now = uv_now(cl->loop);
+
+    if (q->tryagain == 0) {
+        q->tryagain_since = now;
+        cl->nsettle++;
+    }
+    if (cl->settle_warned == 0
+        && now - q->tryagain_since >= DQ_CCL_SETTLE_WARN_MS)
+    {
+        cl->settle_warned = q->tryagain_since ? q->tryagain_since : 1;
+        dq_log_warn("redis (%s): %zu calls that settle leases (acks, "
+                    "retries, burials) refused with TRYAGAIN for %llu s on "
+                    "slot %d (%s:%d), sent again until it runs: a slot "
+                    "migration stuck? (CLUSTER SETSLOT %d NODE ... on "
+                    "every master ends it)", cl->label, cl->nsettle,
+                    (unsigned long long) ((now - q->tryagain_since) / 1000),
+                    q->slot, q->node->host, q->node->port, q->slot);
+    }
+    q->follow = dq__ccl_probe(cl, q) != NULL;
+    return q->follow ? DQ_CCL_FOLLOW_MS : DQ_CCL_SETTLE_MS;
+}
+
 static void
 dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
               void *data)
@@ -599,15 +702,32 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         dq__ccl_go(q, n);
         return;
     }
-    if (rep != NULL && (q->mode == DQ_CCL_ONCE || cl->no_retry)
+    if (q->mode == DQ_CCL_SETTLE && q->tryagain > 0
+        && (rep == NULL || !dq_reply_error_is(rep, tryagain, 1)))
+    {
+        /* not a redirect (on a migrating slot an ASK comes before each
+         * TRYAGAIN), not TRYAGAIN: the calls behind it go now */
+        dq__ccl_release(cl, q->slot, q->keyh);
+        if (cl->closing) {
+            dq__ccl_finish(q, rep, rep ? NULL : "connection closing");
+            return;
+        }
+    }
+    if (rep != NULL
+        && (q->mode == DQ_CCL_ONCE
+            || (cl->no_retry && q->mode != DQ_CCL_SETTLE))
         && dq_reply_error_is(rep, tryagain, 1))
     {
         /* not run, and not tried again here: a claim (it has its own
          * "again in 1 s" and leases nothing so; retried here it kept a
          * stopping child alive through the back-off and could lease it
-         * tasks: review RLO finding 1), or anything once the owner stops
-         * (dq_ccl_stop_retries). The connection is fine: no "lost", no
-         * map refresh. */
+         * tasks: review RLO finding 1), or, once the owner stops
+         * (dq_ccl_stop_retries), anything but a call that settles leases:
+         * that one keeps its step, the stopping child staying for it at
+         * most its grace (review RF8 finding 1: "not run" at once, an ack
+         * waited the redo back-off, 1 s and more, and a claim elsewhere
+         * ran its task again). The connection is fine: no "lost", no map
+         * refresh. */
         dq__ccl_not_run(q, rep);
         return;
     }
@@ -618,9 +738,11 @@ dq__ccl_reply(dq_conn_t *sub, redisReply *rep, const char *errstr,
         /* not run, the slot's keys part moved: the same command again
          * after a back-off, routed anew (ASK again if still needed), the
          * connection kept (no "lost", no map refresh) */
-        uint64_t ms = DQ_CCL_SETTLE_MS;
+        uint64_t ms = 0;
 
-        if (q->mode != DQ_CCL_SETTLE) {
+        if (q->mode == DQ_CCL_SETTLE) {
+            ms = dq__ccl_settle_step(cl, q);
+        } else {
             ms = (uint64_t) DQ_CCL_TRYAGAIN_MS << q->tryagain;
             if (ms > DQ_CCL_TRYAGAIN_MAX) {
                 ms = DQ_CCL_TRYAGAIN_MAX;
@@ -896,13 +1018,16 @@ dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
 {
     dq__creq_t  *q;
     dq__cnode_t *n;
-    size_t       total;
+    const char  *key;
+    size_t       total, klen = 0;
+    uint64_t     keyh;
     int          slot;
 
     if (!dq_ccl_is_up(cl) || argc < 1) {
         return -1;
     }
-    slot = dq_cluster_cmd_slot(argc, argv, argvlen);
+    key = dq_cluster_cmd_key(argc, argv, argvlen, &klen);
+    slot = key != NULL ? (int) dq_cluster_slot(key, klen) : -1;
     n = dq__ccl_route(cl, slot);
     if (n == NULL) {
         if (slot >= 0) {
@@ -930,6 +1055,10 @@ dq_ccl_send(dq_ccl_t *cl, int argc, const char **argv,
     q->timeout_ms = timeout_ms;
     q->slot = slot;
     q->mode = mode;
+    for (keyh = 14695981039346656037ULL; key != NULL && klen > 0; klen--) {
+        keyh = (keyh ^ (unsigned char) *key++) * 1099511628211ULL;
+    }
+    q->keyh = keyh;                     /* FNV-1a */
     cl->nreqs++;
     dq__ccl_go(q, n);
     return 0;
@@ -944,9 +1073,11 @@ dq_ccl_stop_retries(dq_ccl_t *cl)
         return;
     }
     cl->no_retry = 1;
-    /* what waits out a TRYAGAIN back-off goes now, once: an ack or an
-     * extend that lands spares the task a second run; refused again it
-     * is "not run" (the child keeps the result as undelivered) */
+    /* what waits out a TRYAGAIN back-off goes now: an extend that lands
+     * spares the task a second run; refused again it is "not run" (the
+     * child keeps the result as undelivered). A call that settles leases
+     * (DQ_CCL_SETTLE) keeps its DQ_CCL_SETTLE_MS step until it runs: the
+     * owner's grace bounds the wait. */
     for (q = cl->whead; q; q = next) {
         next = q->next;
         if (q->retry_at != 0) {

@@ -32,6 +32,7 @@ dq__report_t *dq__report_new(dq_child_t *ch, dq_op_t op, size_t n);
 dq__report_t *dq__report_one(dq_child_t *ch, dq_task_t *t, dq_op_t op,
                              dq_lease_item_t *it);
 void dq__report_send(dq__report_t *b, dq_cmd_t *cmd, int built);
+void dq__report_send_acks(dq__report_t *b, dq_cqueue_t *q);
 void dq__report_done(dq__report_t *b, const int *st, const char *why);
 void dq__report_unanswered(dq__report_t *b, const char *lost,
                            const char *why);

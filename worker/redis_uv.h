@@ -89,16 +89,18 @@ int dq_conn_send_cmd_once(dq_conn_t *r, const dq_cmd_t *c,
                           void *data);
 /* dq_conn_send_cmd, but on a cluster a TRYAGAIN answer is tried again on
  * a short flat step (cluster_uv.c DQ_CCL_SETTLE_MS), with no cap on the
- * tries until dq_conn_stop_retries: for a call that settles leases (an
- * ack, retry or bury, alone or riding a claim), which must land as soon
- * as the slot settles, before a claim takes the expired lease and runs
- * the task again (review RV8 finding 2). */
+ * tries, dq_conn_stop_retries or not: for a call that settles leases (an
+ * ack, retry or bury), which must land as soon as the slot settles,
+ * before a claim takes the expired lease and runs the task again (review
+ * RV8 finding 2, review RF8 finding 1). */
 int dq_conn_send_cmd_settle(dq_conn_t *r, const dq_cmd_t *c,
                             int64_t timeout_ms, dq_conn_reply_cb cb,
                             void *data);
 /* The owner stops (a cluster; else nothing): a command waiting out a
  * TRYAGAIN back-off is sent at once, and a TRYAGAIN answer from now on is
- * "not run" at once, so no command outlives the stop by seconds. */
+ * "not run" at once, so no command outlives the stop by seconds; but a
+ * settling one (dq_conn_send_cmd_settle) keeps its step: the owner stays
+ * for it, at most its grace. */
 void dq_conn_stop_retries(dq_conn_t *r);
 /* 0 if a cluster connection's map has no master for the command's slot:
  * dq_conn_send would fail AND report the cluster lost (map asked again,

@@ -313,6 +313,23 @@ dq__retry(dq_child_t *ch, dq_task_t *t, int64_t delay_ms)
 
 /* --------------------------------------------------------- report calls */
 
+/* b's acks (tasks of queue q) sent in one call, to settle
+ * (dq__report_send). */
+void
+dq__report_send_acks(dq__report_t *b, dq_cqueue_t *q)
+{
+    dq_lease_item_t items[DQ_MAX_LEASE_ITEMS];
+    dq_cmd_t        cmd;
+    size_t          i;
+
+    for (i = 0; i < b->n; i++) {
+        dq_dispatch_lease_item(&items[i], b->tasks[i]);
+    }
+    dq_cmd_init(&cmd);
+    dq__report_send(b, &cmd, dq_cmd_ack(&cmd, q->name, items, b->n,
+                                        b->ch->conf->tombstone_ms));
+}
+
 static void
 dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
                size_t n)
@@ -322,7 +339,6 @@ dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
     dq_lease_item_t items[DQ_MAX_LEASE_ITEMS];
     dq__report_t   *b;
     dq_cmd_t        cmd;
-    int             rc;
 
     for (off = 0; off < n; off += k) {
         k = n - off < max ? n - off : max;
@@ -336,15 +352,17 @@ dq__flush_list(dq_child_t *ch, dq_cqueue_t *q, dq_op_t op, dq_task_t **list,
         }
         for (i = 0; i < k; i++) {
             b->tasks[i] = list[off + i];
+        }
+        if (op == DQ_OP_ACK) {
+            dq__report_send_acks(b, q);
+            continue;
+        }
+        for (i = 0; i < k; i++) {
             dq_dispatch_lease_item(&items[i], list[off + i]);
         }
         dq_cmd_init(&cmd);
-        if (op == DQ_OP_ACK) {
-            rc = dq_cmd_ack(&cmd, q->name, items, k, ch->conf->tombstone_ms);
-        } else {
-            rc = dq_cmd_release(&cmd, q->name, items, k, 0, NULL);
-        }
-        dq__report_send(b, &cmd, rc);
+        dq__report_send(b, &cmd, dq_cmd_release(&cmd, q->name, items, k, 0,
+                                                NULL));
     }
 }
 

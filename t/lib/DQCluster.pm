@@ -25,6 +25,15 @@ package DQCluster;
 #                              $code run (in an eval) while the slot is
 #                              MIGRATING, the slot stable after it:
 #                              ($code's result, its error or '')
+#   $c->freeze($slot, $from, $to)
+#                              migrating(), then every key of the slot
+#                              MIGRATEd to $to: a reshard stopped before
+#                              its SETSLOT NODE (every script on the slot's
+#                              queues answers ASK, then TRYAGAIN)
+#   $c->settle($slot, $to)     CLUSTER SETSLOT $slot NODE $to on $to, then
+#                              on every other master: the slot is $to's
+#   $c->tryagains              TRYAGAIN answers the masters gave so far
+#                              (INFO errorstats, summed)
 #   $c->replica_of($master)    a node replicating that master
 #   $c->wait_ok($timeout)      every live node answers cluster_state:ok and all
 #                              agree on who serves every slot
@@ -182,6 +191,35 @@ sub migrating {
     $to->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $self->id($from));
     $from->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $self->id($to));
     return $slot;
+}
+
+sub freeze {
+    my ($self, $slot, $from, $to) = @_;
+    $self->migrating($slot, $from, $to);
+    while (1) {
+        my $keys = $from->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
+        last unless ref $keys eq 'ARRAY' && @$keys;
+        $from->cmd('MIGRATE', '127.0.0.1', $to->port, '', 0, 5000, 'KEYS',
+                   @$keys);
+    }
+    return $slot;
+}
+
+sub settle {
+    my ($self, $slot, $to) = @_;
+    $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $self->id($to))
+        for $to, grep { $_->port != $to->port } $self->masters;
+}
+
+sub tryagains {
+    my ($self) = @_;
+    my $e = 0;
+    for my $x ($self->masters) {
+        my ($k) = ($x->cmd('INFO', 'errorstats') // '')
+            =~ /errorstat_TRYAGAIN:count=(\d+)/;
+        $e += $k // 0;
+    }
+    return $e;
 }
 
 sub stable {

@@ -179,6 +179,23 @@ sub stats {
 
 # ---- masters started from a config file (the production tests)
 
+# cluster_master($cluster, $dir, name =>, procs => N, conf => text): a
+# master of N children (1) on a DQCluster (its first master the seed),
+# conf the directives after `redis` and `processes`; returns once each
+# child logged its first cluster map.
+sub cluster_master {
+    my ($c, $dir, %o) = @_;
+    my $procs = $o{procs} || 1;
+    my $w = start_master(undef, $dir, name => $o{name} || 'w', wait => 0,
+                         conf => "redis cluster:" . ($c->masters)[0]->address
+                                 . ";\nprocesses $procs;\n"
+                                 . ($o{conf} // ''));
+    DQTest::wait_for(sub {
+        (() = DQTest::slurp($w->{log}) =~ /cluster map from/g) >= $procs
+    }, 20);
+    return $w;
+}
+
 # start_master($redis, $dir, name =>, conf => text, args => [], fast => 0,
 #              env => {}, wait => number of children to wait for,
 #              prefix => [...] (run under it: DQHosts' `ip netns exec`))

@@ -141,6 +141,18 @@ main(int argc, char **argv)
         is_int(cmd_slot(1, ping), -1, "PING: any node");
         is_int(cmd_slot(2, info), -1, "INFO: any node");
         is_int(cmd_slot(3, script), -1, "SCRIPT LOAD: any node");
+        {
+            size_t      l5[] = { 7, 3, 1, 15, 1 }, l3[] = { 5, 14, 1 };
+            size_t      l4[] = { 7, 3, 1, 1 }, len = 0;
+            const char *k;
+
+            k = dq_cluster_cmd_key(5, ev, l5, &len);
+            ok(k == ev[3] && len == 15, "cmd_key: EVALSHA's first key");
+            k = dq_cluster_cmd_key(3, bl, l3, &len);
+            ok(k == bl[1] && len == 14, "cmd_key: BLPOP's argv[1]");
+            ok(dq_cluster_cmd_key(4, ev0, l4, &len) == NULL,
+               "cmd_key: EVALSHA with no keys: none");
+        }
     }
 
     /* CLUSTER SLOTS: three masters with a replica each; one master says
