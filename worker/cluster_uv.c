@@ -22,7 +22,7 @@
  * second, DQ_CCL_TRYAGAIN_TRIES times: ~6.5 s) with the connection kept:
  * no map refresh, no "lost" (which made the worker re-read every queue's
  * conf after each map during a reshard). A command sent to settle leases
- * (DQ_CCL_SETTLE, dq_conn_send_cmd_settle: an ack, retry or bury) is
+ * (DQ_CCL_SETTLE, dq_conn_send_cmd_settle: an ack, retry, bury or release) is
  * sent again every DQ_CCL_SETTLE_MS instead, with no cap on the tries,
  * also once the owner stops (its grace bounds it): it lands within that
  * step of the slot settling, before a claim that takes its expired lease

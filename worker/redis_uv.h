@@ -90,7 +90,7 @@ int dq_conn_send_cmd_once(dq_conn_t *r, const dq_cmd_t *c,
 /* dq_conn_send_cmd, but on a cluster a TRYAGAIN answer is tried again on
  * a short flat step (cluster_uv.c DQ_CCL_SETTLE_MS), with no cap on the
  * tries, dq_conn_stop_retries or not: for a call that settles leases (an
- * ack, retry or bury), which must land as soon as the slot settles,
+ * ack, retry, bury or release), which must land as soon as the slot settles,
  * before a claim takes the expired lease and runs the task again (review
  * RV8 finding 2, review RF8 finding 1). */
 int dq_conn_send_cmd_settle(dq_conn_t *r, const dq_cmd_t *c,

@@ -95,11 +95,11 @@ dq__keep_report(dq__report_t *b, const char *lost, const char *refused)
     if (lost != NULL && strncmp(lost, DQ_CONN_NOT_RUN,
                                 sizeof(DQ_CONN_NOT_RUN) - 1) == 0)
     {
-        /* refused unrun by a cluster node (TRYAGAIN, CLUSTERDOWN): the
-         * back-off sends it again; no "Redis is back" need come (a
-         * stopping child's TRYAGAIN leaves the connection up), though
-         * the "up" after the map asked again may send it sooner (review
-         * RFLO finding 2, t/205) */
+        /* refused unrun by a cluster node (CLUSTERDOWN; a TRYAGAIN only
+         * on paths other than a result's 50 ms step): the back-off sends
+         * it again; no "Redis is back" need come (the connection stays
+         * up), though the "up" after the map asked again may send it
+         * sooner (review RFLO finding 2) */
         dq_log_warn("%s of %zu tasks %s; sent again within %llu ms",
                     dq__op_names[b->op], b->n, lost,
                     (unsigned long long) dq__redo_later(b->ch));

@@ -196,13 +196,16 @@ sub migrating {
 sub freeze {
     my ($self, $slot, $from, $to) = @_;
     $self->migrating($slot, $from, $to);
-    while (1) {
+    for my $round (1 .. 1000) {
         my $keys = $from->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
-        last unless ref $keys eq 'ARRAY' && @$keys;
-        $from->cmd('MIGRATE', '127.0.0.1', $to->port, '', 0, 5000, 'KEYS',
-                   @$keys);
+        return $slot unless ref $keys eq 'ARRAY' && @$keys;
+        my $rep = $from->cmd('MIGRATE', '127.0.0.1', $to->port, '', 0, 5000,
+                             'KEYS', @$keys);
+        # an error reply (BUSYKEY, IOERR ...) would repeat for ever
+        die "freeze: MIGRATE of slot $slot: $rep->{err}\n"
+            if ref $rep eq 'HASH' && $rep->{err};
     }
-    return $slot;
+    die "freeze: slot $slot still has keys after 1000 MIGRATE rounds\n";
 }
 
 sub settle {
