@@ -31,10 +31,7 @@ my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$q}");
 my $rec = "$dir/t.rec";
 DQWorker::defer($src, '-q', $q, 'ops.span', $rec, 10);
 DQWorker::wait_lines($rec, 'E', 1, 20);
-$c->migrating($slot, $src, $dst);
-my $keys = $src->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
-$src->cmd('MIGRATE', '127.0.0.1', $dst->port, '', 0, 5000, 'KEYS', @$keys)
-    if @$keys;
+$c->freeze($slot, $src, $dst);
 my $maps = () = DQTest::slurp($w->{log}) =~ /cluster map from/g;
 # an idle child's claim is due within 1 s (idle look, wake): refused as
 # not run (the old code said so only after its ten tries, ~6.5 s)

@@ -32,21 +32,12 @@ my $src = $c->owner($q);
 my ($dst) = grep { $_->port != $src->port } @m;
 my $slot = $src->cmd('CLUSTER', 'KEYSLOT', "{$q}");
 my $rec = "$dir/t.rec";
-sub migrate_all {
-    $c->migrating($slot, $src, $dst);
-    while (1) {
-        my $keys = $src->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
-        last unless @$keys;
-        $src->cmd('MIGRATE', '127.0.0.1', $dst->port, '', 0, 5000, 'KEYS', @$keys);
-    }
-}
-sub finish { $_->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $c->id($dst)) for ($dst, $src, @m) }
 my @ids = map { scalar DQWorker::defer($src, "-q", $q, "ops.span", $rec, $span) } 1 .. ($ENV{RF_N} || 5);
 DQWorker::wait_lines($rec, 'S', 1, 20);
 my $t0 = time;
-migrate_all();
+$c->freeze($slot, $src, $dst);
 sleep $hold;
-finish();
+$c->settle($slot, $dst);
 diag(sprintf("MIGRATING for %.2f s", time - $t0));
 DQWorker::wait_lines($rec, 'E', scalar @ids, 20);
 sleep 4;
