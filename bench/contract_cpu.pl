@@ -23,6 +23,9 @@
 # move the count); prints "callgrind_ir=N" (slow: use --n 5000).
 # --enqueue-only: stop after the enqueue (its count, to subtract).
 # --enq-batch N: tasks per enqueue call (500).
+# --fresh: enqueue calls as the module and the C client send tasks due now
+#   with ids they made up: ARGV[2] -n (every plain id new: no HMGET of
+#   the ids) and no when_i (every task due now).
 # --no-list: scripts with the due list (issue #12) get no claim before the
 #   enqueue, so producers write the ETA set (no worker yet); by default one
 #   due_until written as a claim that wants tasks writes it turns the list
@@ -43,12 +46,14 @@ my ($n, $batch, $mode, $lua, $split, $cg, $enq_only, $cg_server, $cg_out) =
     (100000, 32, 'v2', undef, 0, 0, 0, undef, undef);
 my $eb = 500;              # tasks per enqueue call (--enq-batch)
 my $no_list = 0;           # --no-list: no claim before the enqueue
+my $fresh = 0;             # --fresh: -n and no when_i (as our callers send)
 my $rdb;                   # --rdb FILE: start from this dump
 GetOptions('n=i' => \$n, 'batch=i' => \$batch, 'mode=s' => \$mode,
            'lua=s' => \$lua, 'split' => \$split, 'callgrind' => \$cg,
            'enqueue-only' => \$enq_only, 'cg-server=s' => \$cg_server,
            'cg-out=s' => \$cg_out, 'enq-batch=i' => \$eb,
-           'no-list' => \$no_list, 'rdb=s' => \$rdb) or die "usage\n";
+           'no-list' => \$no_list, 'rdb=s' => \$rdb,
+           'fresh' => \$fresh) or die "usage\n";
 die "--split needs --mode v1 or v2 (cycle is one call)\n"
     if $split && $mode eq 'cycle';
 my $root = DQTest::root();
@@ -177,7 +182,8 @@ for (my $i = 0; $i < $n; $i += $eb) {
         else { push @a, sprintf('t%07d', $j), $env, '', -1, -1, 0 }
     }
     list_on();
-    if ($enq3) { ev('enqueue', 60000, scalar @w, 0, @a, @w) }
+    if ($enq3 && $fresh) { ev('enqueue', 60000, -@w, 0, @a) }
+    elsif ($enq3) { ev('enqueue', 60000, scalar @w, 0, @a, @w) }
     else { ev('enqueue', 60000, @a / 6, @a) }
 }
 my ($cpu_u, $cpu_s) = (0, 0);     # the last INFO cpu read: user, sys

@@ -407,6 +407,7 @@ dq__enqueue(dq_client_t *c, dq__prep_t *preps, size_t n,
             items[m].name = dq_str_c(preps[j].name);
             items[m].eta_ms = preps[j].eta_ms;
             items[m].countdown_ms = preps[j].countdown_ms;
+            items[m].fresh = !preps[j].keyed;   /* dq_id_new's */
             items[m].keyed = preps[j].keyed;
             call_n[ncalls - 1]++;
             m++;

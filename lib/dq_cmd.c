@@ -557,17 +557,25 @@ dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
                     int64_t tombstone_ms)
 {
     size_t i, m = 0;
-    int    rc;
+    int    rc, fresh = 1, when = 0;
 
     if (n == 0) {
         return DQ_EINVAL;
     }
     for (i = 0; i < n; i++) {
         m += dq__special(&items[i]);
+        if (!items[i].fresh && !dq__special(&items[i])) {
+            fresh = 0;
+        }
+        if (items[i].eta_ms >= 0 || items[i].countdown_ms > 0) {
+            when = 1;
+        }
     }
-    /* EVALSHA sha numkeys, the keys, tombstone, n, m, 3 per task, 3 per
-     * named or keyed task */
-    if (dq__reserve(c, 3 + DQ_ENQUEUE_NKEYS + 3 + 3 * n + 3 * m)) {
+    /* EVALSHA sha numkeys, the keys, tombstone, n, m, 3 per task (2 when
+     * every task is due now: no when_i), 3 per named or keyed task */
+    if (dq__reserve(c, 3 + DQ_ENQUEUE_NKEYS + 3 + (when ? 3 : 2) * n
+                       + 3 * m))
+    {
         return DQ_ENOMEM;
     }
     rc = dq__script_start(c, DQ_SCRIPT_ENQUEUE, DQ_ENQUEUE_NKEYS);
@@ -579,7 +587,9 @@ dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
             return DQ_ENOMEM;
         }
     }
-    if (dq__arg_int(c, tombstone_ms) || dq__arg_int(c, (int64_t) n)
+    /* -n: every plain task's id is new (lib/lua/enqueue.lua) */
+    if (dq__arg_int(c, tombstone_ms)
+        || dq__arg_int(c, fresh ? -(int64_t) n : (int64_t) n)
         || dq__arg_int(c, (int64_t) m))
     {
         return DQ_ENOMEM;
@@ -590,7 +600,7 @@ dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
             return DQ_ENOMEM;
         }
     }
-    for (i = 0; i < n; i++) {
+    for (i = 0; when && i < n; i++) {
         if (dq__arg_when(c, &items[i])) {
             return DQ_ENOMEM;
         }

@@ -802,6 +802,11 @@ typedef struct {
                                key_window_ms (0: tombstone_ms) after its
                                ETA */
     int64_t  key_window_ms;
+    int      fresh;         /* 1: the id was made up for this call
+                               (dq_id_new) and is never sent again after
+                               a lost reply: when every plain task of a
+                               call is fresh, the script skips looking
+                               whether one is stored already */
 } dq_enqueue_item_t;
 
 int dq_cmd_enqueue(dq_cmd_t *c, dq_str_t queue, const dq_enqueue_item_t *items,

@@ -286,6 +286,7 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
         g->items[k].eta_ms = t->eta_ms;
         g->items[k].countdown_ms = t->countdown_ms;
         g->items[k].keyed = t->keyed;
+        g->items[k].fresh = !t->keyed;      /* dq_id_new's: never re-sent */
         g->items[k].key_window_ms = t->key_window_ms;
         g->index[k] = i;
     }

@@ -5,14 +5,22 @@
 --       or keyed task, and then one EXISTS unless the key exists), 7 cold
 --       (the cold tier's index, lib/lua/cold.lua; its buckets' names are
 --       built from it), 8 due (the due list: prelude.lua dq_due_read)
--- ARGV: 1 tombstone_ms, 2 n, 3 m (how many of the tasks have a name or a
---       client's id), then 2n values: id_i, envelope_i (i = 1..n), then n
---       values: when_i ('' due now; decimal digits: the absolute ETA in ms;
---       '+' and digits: a countdown in ms from the queue's now), then 3m
+-- ARGV: 1 tombstone_ms, 2 n, or -n when every plain task's id is new
+--       (made up for this call by its caller, dq_id_new, and never sent
+--       before: a lost reply is never re-sent), so none can be stored
+--       already and the HMGET that looks is skipped (~10 us a call of 12
+--       into a deep tasks hash: docs/BENCHMARKS.md), 3 m (how many of the
+--       tasks have a name or a client's id), then 2n values: id_i,
+--       envelope_i (i = 1..n), then n values: when_i ('' due now; decimal
+--       digits: the absolute ETA in ms; '+' and digits: a countdown in ms
+--       from the queue's now; the n values are left out when every task
+--       is due now, '': Redis makes a Lua string of each argument, ~1k
+--       instructions), then 3m
 --       values, by ascending task index: i, name ('' = none), keyed (0:
 --       not; else the id came from the client (idempotent enqueue) and is
 --       remembered in the names set as '#' .. id until this many ms after
---       the task's ETA, -1: tombstone_ms). A plain task costs 3 values.
+--       the task's ETA, -1: tombstone_ms). A plain task costs 3 values,
+--       2 in a call of tasks all due now.
 -- Reply: { now_ms } when every task was stored now (status 0 below: the
 --   caller knows each ETA: its eta_ms, now_ms + its countdown, or now_ms),
 --   else { now_ms, status_1, eta_1, ..., status_n, eta_n }
@@ -27,13 +35,23 @@
 -- conversion).
 local n = dq_num(ARGV[2])
 local m = dq_num(ARGV[3])
+local fresh = n and n < 0
+if fresh then n = -n end
 local tomb = dq_num(ARGV[1])
-if not n or n < 1 or not m or m < 0 or m > n
-   or #ARGV ~= 3 + 3 * n + 3 * m or not tomb then
+-- T0: when_i = ARGV[T0 + i]; nil: no when_i, every task due now
+local T0 = false
+if n and m and n == math.floor(n) and m == math.floor(m) then
+    if #ARGV == 3 + 3 * n + 3 * m then
+        T0 = 3 + 2 * n
+    elseif #ARGV == 3 + 2 * n + 3 * m then
+        T0 = nil
+    end
+end
+if not n or n < 1 or not m or m < 0 or m > n or T0 == false
+   or not tomb then
     return redis.error_reply('ERR enqueue: bad arguments')
 end
-local T0 = 3 + 2 * n     -- when_i = ARGV[T0 + i]
-local S0 = 3 + 3 * n     -- the m named or keyed tasks
+local S0 = 3 + (T0 and 3 or 2) * n     -- the m named or keyed tasks
 
 -- named or keyed tasks by index (nil: a plain task)
 local names, kws = nil, nil
@@ -59,7 +77,7 @@ local plain = {}
 local np = 0
 local far = false       -- a task whose ETA may be past the cold horizon
 for i = 1, n do
-    local w = ARGV[T0 + i]
+    local w = T0 and ARGV[T0 + i] or ''
     if w ~= '' then
         local v
         if string.byte(w, 1) == 43 then        -- '+'
@@ -79,7 +97,7 @@ for i = 1, n do
     end
     if not names or not names[i] then
         np = np + 1
-        plain[np] = ARGV[2 * i + 2]
+        if not fresh then plain[np] = ARGV[2 * i + 2] end
     end
 end
 local now, due_until = dq_now_field(KEYS[4], 'due_until')
@@ -168,9 +186,10 @@ end
 
 -- the plain tasks' ids already stored: one HMGET per DQ_CHUNK ids (their
 -- envelopes are then written with one variadic HSET after the loop,
--- instead of one HSETNX per task); exist stays nil when none is
+-- instead of one HSETNX per task); exist stays nil when none is, or when
+-- the ids are new (ARGV[2] -n: plain is empty)
 local exist = nil
-for k = 1, np, DQ_CHUNK do
+for k = 1, fresh and 0 or np, DQ_CHUNK do
     local last = math.min(k + DQ_CHUNK - 1, np)
     local got = redis.call('HMGET', KEYS[1], unpack(plain, k, last))
     for j = 1, #got do

@@ -10,7 +10,7 @@ static void
 test_noscript(void)
 {
     dq_enqueue_item_t   it = { dq_str_lit("ns1"), dq_str_lit("e"),
-                               { NULL, 0 }, -1, -1, 0, 0 };
+                               { NULL, 0 }, -1, -1, 0, 0, 0 };
     dq_enqueue_result_t res;
     dq_error_t          err;
     redisReply         *r;

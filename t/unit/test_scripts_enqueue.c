@@ -145,7 +145,10 @@ test_batch(void)
     ok(rc == DQ_OK && res[0].status == DQ_OK && res[1].status == DQ_EDUPLICATE
        && res[2].status == DQ_OK, "per task status in a batch");
 
-    /* a malformed task anywhere: nothing is written */
+    /* a malformed task anywhere: nothing is written (a countdown: the
+     * call carries its when_i, which a call of tasks all due now leaves
+     * out) */
+    it[2].countdown_ms = 1000;
     dq_cmd_enqueue(&C, dq_str_lit("bb"), it, 3, TOMB);
     /* the last task's when: before the 2 named tasks' 3 values each */
     C.argv[C.argc - 7] = "x";
@@ -409,6 +412,117 @@ test_keyed(void)
     is_int(rint_("HLEN %s", key("ky", DQ_KEY_TASKS)), 1, "stored");
 }
 
+/* The call's two short forms (lib/lua/enqueue.lua): no when_i when every
+ * task is due now, and -n when every plain id is new (made up by the
+ * caller): no look for stored ids. The long forms stay accepted (callers
+ * of the contract that are not ours), a length that fits neither is
+ * refused, and a fresh call still stores a repeated id once. */
+static void
+test_short_forms(void)
+{
+    dq_enqueue_item_t   it[3];
+    dq_enqueue_result_t res[3];
+    dq_error_t          err;
+    redisReply         *r;
+    char                tk[128], ek[128], sk[128];
+    int                 i, rc;
+
+    snprintf(tk, sizeof(tk), "%s", key("sf", DQ_KEY_TASKS));
+    snprintf(ek, sizeof(ek), "%s", key("sf", DQ_KEY_ETA));
+    snprintf(sk, sizeof(sk), "%s", key("sf", DQ_KEY_STATS));
+    memset(it, 0, sizeof(it));
+    for (i = 0; i < 3; i++) {
+        it[i].id = i == 0 ? dq_str_lit("sf0") : i == 1 ? dq_str_lit("sf1")
+                                                       : dq_str_lit("sf2");
+        it[i].envelope = dq_str_lit("env");
+        it[i].eta_ms = -1;
+        it[i].countdown_ms = -1;
+    }
+
+    /* due now, not fresh: 2 values a task, n positive */
+    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
+    is_int((int64_t) C.argc, 3 + DQ_ENQUEUE_NKEYS + 3 + 2 * 2,
+           "all due now: no when_i sent");
+    is_str(C.argv[3 + DQ_ENQUEUE_NKEYS + 1], "2", "ids not fresh: n as is");
+    r = run(&C);
+    rc = dq_reply_enqueue(r, it, 2, res, &err);
+    freeReplyObject(r);
+    ok(rc == DQ_OK && !res[0].existed && !res[1].existed,
+       "the short form stores");
+    is_int(rint_("ZCARD %s", ek), 2, "both on eta");
+
+    /* the same ids again without the fresh mark: found stored */
+    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
+    r = run(&C);
+    rc = dq_reply_enqueue(r, it, 2, res, &err);
+    freeReplyObject(r);
+    ok(rc == DQ_OK && res[0].existed && res[1].existed,
+       "not fresh: stored ids are found (idempotent)");
+
+    /* fresh, with a countdown: n negative, when_i sent */
+    it[0].id = dq_str_lit("sf3");
+    it[1].id = dq_str_lit("sf4");
+    it[1].countdown_ms = 10000;     /* within the cold horizon: on eta */
+    for (i = 0; i < 3; i++) {
+        it[i].fresh = 1;
+    }
+    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
+    is_int((int64_t) C.argc, 3 + DQ_ENQUEUE_NKEYS + 3 + 3 * 2,
+           "a countdown: when_i sent");
+    is_str(C.argv[3 + DQ_ENQUEUE_NKEYS + 1], "-2", "fresh ids: -n");
+    r = run(&C);
+    rc = dq_reply_enqueue(r, it, 2, res, &err);
+    freeReplyObject(r);
+    ok(rc == DQ_OK && !res[0].existed && !res[1].existed, "fresh: stored");
+    ok(rint_("ZSCORE %s sf4", ek) > rint_("ZSCORE %s sf3", ek) + 5000,
+       "its countdown kept");
+
+    /* fresh and one id twice in the call: stored once, the second answers
+     * existed (HSET's count of new fields) */
+    it[1].countdown_ms = -1;
+    it[0].id = dq_str_lit("sf5");
+    it[1].id = dq_str_lit("sf5");
+    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
+    r = run(&C);
+    rc = dq_reply_enqueue(r, it, 2, res, &err);
+    freeReplyObject(r);
+    ok(rc == DQ_OK && !res[0].existed && res[1].existed,
+       "fresh, the same id twice: the first stored, the second existed");
+    is_int(rint_("HGET %s enqueued", sk), 5, "5 tasks counted");
+
+    /* a keyed task in the call: n stays positive (its id is the client's) */
+    it[1].id = dq_str_lit("sf6");
+    it[1].keyed = 1;
+    it[1].fresh = 0;
+    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
+    is_str(C.argv[3 + DQ_ENQUEUE_NKEYS + 1], "-2",
+           "a keyed task does not unmark the plain ids");
+    it[0].fresh = 0;
+    it[1].keyed = 0;
+    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
+    is_str(C.argv[3 + DQ_ENQUEUE_NKEYS + 1], "2",
+           "one plain id not fresh: n positive");
+
+    /* a length that fits neither form, and a non-integer n */
+    r = redisCommand(R, "EVAL %s 8 %s %s k3 %s k5 k6 k7 k8 1000 2 0 a e b e x",
+                     dq_script(DQ_SCRIPT_ENQUEUE)->source, tk, ek, sk);
+    ok(r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "bad arguments"),
+       "2 tasks with 1 when: bad arguments");
+    freeReplyObject(r);
+    r = redisCommand(R, "EVAL %s 8 %s %s k3 %s k5 k6 k7 k8 1000 1.5 0 a e b",
+                     dq_script(DQ_SCRIPT_ENQUEUE)->source, tk, ek, sk);
+    ok(r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "bad arguments"),
+       "n 1.5: bad arguments");
+    freeReplyObject(r);
+    /* the long form with every when "" (other callers of the contract) */
+    r = redisCommand(R, "EVAL %s 8 %s %s k3 %s k5 k6 k7 k8 1000 2 0 "
+                     "sf7 e sf8 e %s %s",
+                     dq_script(DQ_SCRIPT_ENQUEUE)->source, tk, ek, sk, "", "");
+    ok(r && r->type == REDIS_REPLY_ARRAY, "the long form, whens \"\": stored");
+    freeReplyObject(r);
+    ok(rint_("ZSCORE %s sf8", ek) > 0, "on eta");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -426,6 +540,7 @@ main(int argc, char **argv)
     test_big_batch();
     test_names_bounded();
     test_keyed();
+    test_short_forms();
 
     return scripts_done();
 }
