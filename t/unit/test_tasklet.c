@@ -160,9 +160,12 @@ t_any(dq_future_t *self, void *arg)
     int          idx, rc;
 
     (void) arg;
-    fs[0] = dq_sleep(0.08);
+    /* far apart: a loop held up by a loaded host (t/62 failed once with
+     * 0.04 s here, its timer due by the time the 0.01 s one ran) must not
+     * find the next one due as well */
+    fs[0] = dq_sleep(0.5);
     fs[1] = dq_sleep(0.01);
-    fs[2] = dq_sleep(0.04);
+    fs[2] = dq_sleep(0.3);
     idx = dq_future_wait_any(fs, 3);
     ok(idx == 1 && !dq_future_done(fs[0]) && !dq_future_done(fs[2]),
        "wait_any in a tasklet returns the first done (%d)", idx);
