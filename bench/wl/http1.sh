@@ -3,7 +3,9 @@
 # shellcheck shell=bash
 
 # 1. one task per POST. http1: the due list off (no worker claims here: the
-# figure recorded since the start); http1_listed: one more run with the due
+# figure recorded since the start), each run right after a return 202 run
+# of the same length (http1.adjacent_ratio: the median of the pairs'
+# ratios, which the machine's drift between workloads does not move); http1_listed: one more run with the due
 # list on (BENCH_DUE_LIST, default 1; 0 skips it), as whenever workers of
 # this version claim the queue: due-now plain ids of calls of >= 2 tasks go
 # to the list, not the ETA set
@@ -15,11 +17,23 @@ wl_http1() {
         na http1.errors "$why"
         return
     fi
-    log "http1: one task per POST (wrk ${WRK_THREADS}t ${WRK_CONNS}c ${HTTP_SECONDS}s)"
-    local rcpu=() ncpu=() tpc=() r0 r1 n0 n1 tasks
+    log "http1: one task per POST (wrk ${WRK_THREADS}t ${WRK_CONNS}c ${HTTP_SECONDS}s), each run right after a return 202 run"
+    local rcpu=() ncpu=() tpc=() adj=() pairs=() r0 r1 n0 n1 tasks c
     for i in $(seq 1 "$REPEAT"); do
+        # the ceiling again, right before: the machine's speed drifts
+        # over the minutes between the ceilings workload and this one
+        # (the pair's ratio is a second figure; the target's ratio stays
+        # against ceiling.nginx_return_202)
+        c=$(wrk_run ceiling /ceiling "$TMP/body1.json" application/json 0 "$HTTP_SECONDS")
+        c=$(awk -v r="$(kv "$c" requests)" -v d="$(kv "$c" duration_us)" \
+            'BEGIN { if (d > 0) printf "%.0f", r / (d / 1e6) }')
         out=$(http1_run "http1 run $i") || continue
         vals+=("$(kv "$out" tasks_per_s)")
+        if [ -n "$c" ] && [ "$c" -gt 0 ]; then
+            adj+=("$c")
+            pairs+=("$(awk -v a="$(kv "$out" tasks_per_s)" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
+            log "http1 run $i: return 202 just before $c req/s, ratio ${pairs[-1]}"
+        fi
         rcpu+=("$(kv "$out" rcpu)"); ncpu+=("$(kv "$out" ncpu)"); tpc+=("$(kv "$out" tpc)")
         p50s+=("$(kv "$out" p50_us)"); p99s+=("$(kv "$out" p99_us)")
         for e in connect read write status timeout; do errs=$((errs + $(kv "$out" $e))); done
@@ -32,6 +46,10 @@ wl_http1() {
     figure http1.redis_cpu_us_per_task "$(median "${rcpu[@]}")" us/task
     figure http1.nginx_cpu_us_per_task "$(median "${ncpu[@]}")" us/task
     figure http1.tasks_per_call "$(median "${tpc[@]}")" tasks
+    if [ ${#pairs[@]} -gt 0 ]; then
+        figure http1.adjacent_return_202 "$(median "${adj[@]}")" req/s
+        figure http1.adjacent_ratio "$(median "${pairs[@]}")" ratio
+    fi
     if [ "${BENCH_DUE_LIST:-1}" = 1 ]; then
         if out=$(http1_run "http1 due list on" due_list_on); then
             local lerrs=0 listed
