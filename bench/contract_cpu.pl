@@ -167,6 +167,8 @@ pop @{ $keys{enqueue} } if $mode ne 'v1' && script('enqueue') !~ /KEYS\[7\]/;
 # 59 s: within the 60 s window enqueue accepts): a claim of nothing
 # (max_n 0) no longer renews it (review RR2, finding 8), and a claim of one
 # would lease a task of the run.
+die "--fresh: the enqueue script loaded has no short forms (an older --lua?)\n"
+    if $fresh && script('enqueue') !~ /\bfresh\b/;
 my $list_on = $mode ne 'v1' && !$no_list && script('claim') =~ /due_until/;
 my $on_at = 0;
 sub list_on {

@@ -571,6 +571,9 @@ dq_cmd_enqueue_keys(dq_cmd_t *c, const dq_enqueue_keys_t *k,
             when = 1;
         }
     }
+    if (m == n) {
+        fresh = 0;      /* no plain task: -n would say nothing */
+    }
     /* EVALSHA sha numkeys, the keys, tombstone, n, m, 3 per task (2 when
      * every task is due now: no when_i), 3 per named or keyed task */
     if (dq__reserve(c, 3 + DQ_ENQUEUE_NKEYS + 3 + (when ? 3 : 2) * n

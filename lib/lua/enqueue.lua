@@ -8,8 +8,10 @@
 -- ARGV: 1 tombstone_ms, 2 n, or -n when every plain task's id is new
 --       (made up for this call by its caller, dq_id_new, and never sent
 --       before: a lost reply is never re-sent), so none can be stored
---       already and the HMGET that looks is skipped (~10 us a call of 12
---       into a deep tasks hash: docs/BENCHMARKS.md), 3 m (how many of the
+--       already and the HMGET that looks is skipped (docs/CONTRACT.md,
+--       docs/BENCHMARKS.md: what it costs in a deep tasks hash; an id
+--       stored all the same is counted in stats fresh_collisions), 3 m
+--       (how many of the
 --       tasks have a name or a client's id), then 2n values: id_i,
 --       envelope_i (i = 1..n), then n values: when_i ('' due now; decimal
 --       digits: the absolute ETA in ms; '+' and digits: a countdown in ms
@@ -318,6 +320,18 @@ if fast then
                        unpack(fix, k, math.min(k + 2 * DQ_CHUNK - 1, #fix)))
         end
         zs, nz = z, #z
+        if fresh and stored > new then
+            -- ids sent as fresh (ARGV[2] -n) that were stored already: no
+            -- caller of ours sends one (docs/CONTRACT.md), but if one did,
+            -- its envelope was overwritten above and it is scheduled
+            -- again (a running task can run twice): counted and logged,
+            -- never silent (review 9X, finding 1)
+            redis.call('HINCRBY', KEYS[4], 'fresh_collisions',
+                       dq_int(stored - new))
+            redis.log(redis.LOG_WARNING, 'deferred: enqueue: '
+                      .. dq_int(stored - new) .. ' id(s) sent as fresh '
+                      .. 'were stored already in ' .. KEYS[1])
+        end
     end
 else
     -- left at a task going cold: what the fast loop planned goes (the

@@ -497,11 +497,26 @@ test_short_forms(void)
     dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
     is_str(C.argv[3 + DQ_ENQUEUE_NKEYS + 1], "-2",
            "a keyed task does not unmark the plain ids");
+    it[0].keyed = 1;
+    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
+    is_str(C.argv[3 + DQ_ENQUEUE_NKEYS + 1], "2",
+           "keyed tasks only (no plain id): n positive");
     it[0].fresh = 0;
+    it[0].keyed = 0;
     it[1].keyed = 0;
     dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
     is_str(C.argv[3 + DQ_ENQUEUE_NKEYS + 1], "2",
            "one plain id not fresh: n positive");
+
+    /* a call that says fresh but carries a stored id (no caller of ours
+     * does): not silent, counted (review 9X, finding 1) */
+    r = redisCommand(R, "EVAL %s 8 %s %s k3 %s k5 k6 k7 k8 1000 -2 0 "
+                     "sf0 e sf9 e",
+                     dq_script(DQ_SCRIPT_ENQUEUE)->source, tk, ek, sk);
+    ok(r && r->type == REDIS_REPLY_ARRAY, "a stored id sent as fresh: ran");
+    freeReplyObject(r);
+    is_int(rint_("HGET %s fresh_collisions", sk), 1,
+           "counted in stats fresh_collisions");
 
     /* a length that fits neither form, and a non-integer n */
     r = redisCommand(R, "EVAL %s 8 %s %s k3 %s k5 k6 k7 k8 1000 2 0 a e b e x",
