@@ -609,7 +609,11 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
         m->counted = NULL;
 
         if (!ngx_queue_empty(&rs->queued) && !rs->flush.posted) {
+#if (nginx_version >= 1017005)
             ngx_post_event(&rs->flush, &ngx_posted_next_events);
+#else
+            ngx_post_event(&rs->flush, &ngx_posted_events);
+#endif
         }
     }
 
