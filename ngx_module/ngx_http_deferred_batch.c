@@ -32,6 +32,7 @@ static u_char *ngx_http_deferred_json_member(u_char *p, u_char *first,
     const char *key, const char *value);
 static u_char *ngx_http_deferred_rfc3339(u_char *p, int64_t ms);
 static u_char *ngx_http_deferred_int(u_char *p, int64_t v, ngx_uint_t width);
+static const u_char *ngx_http_deferred_eta_text(int64_t ms, size_t *len);
 
 
 ngx_int_t
@@ -236,7 +237,11 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             continue;
         }
 
-        hash = ngx_hash_key((u_char *) t->shard.ptr, t->shard.len);
+        /* the queue's hash, taken once for its shard count (memo), when
+         * the task's group is its queue's (not a shard's) */
+        hash = (t->shard.ptr == t->queue.ptr && t->shard.len == t->queue.len)
+               ? memo.hash
+               : ngx_hash_key((u_char *) t->shard.ptr, t->shard.len);
 
         for (j = hash & (nslots - 1); /* void */; j = (j + 1) & (nslots - 1))
         {
@@ -605,8 +610,9 @@ ngx_http_deferred_batch_cleanup(void *data)
 void
 ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 {
-    u_char                    *p, *e, *b, num[NGX_INT64_LEN];
+    u_char                    *p, *e, *b;
     size_t                     size, eta;
+    const u_char              *num;
     ngx_int_t                  status;
     ngx_uint_t                 i, stored, conflict, emit;
     const char                *what;
@@ -701,7 +707,7 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
         if (t->result.status == DQ_OK) {
             stored++;
-            eta = ngx_http_deferred_int(num, t->result.eta_ms, 1) - num;
+            num = ngx_http_deferred_eta_text(t->result.eta_ms, &eta);
             e = ngx_cpymem(e, num, eta);
 
             if (emit) {
@@ -996,6 +1002,28 @@ ngx_http_deferred_int(u_char *p, int64_t v, ngx_uint_t width)
     }
 
     return ngx_cpymem(p, q, buf + sizeof(buf) - q);
+}
+
+
+/* an ETA's decimal digits (eta_ms), kept for the next ETA of the same
+ * millisecond: the tasks of one merged call stored now share the call's
+ * clock, so one conversion a call, not one a task */
+
+static const u_char *
+ngx_http_deferred_eta_text(int64_t ms, size_t *len)
+{
+    static size_t   n;
+    static int64_t  cached = -1;
+    static u_char   text[NGX_INT64_LEN + 1];
+
+    if (ms != cached || n == 0) {
+        n = ngx_http_deferred_int(text, ms, 1) - text;
+        cached = ms;
+    }
+
+    *len = n;
+
+    return text;
 }
 
 

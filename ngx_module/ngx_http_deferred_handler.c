@@ -79,7 +79,7 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
     ngx_http_deferred_loc_conf_t  *dlcf;
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
-    ngx_memzero(&err, sizeof(dq_error_t));
+    ngx_http_deferred_error_init(&err);
 
     ctx = ngx_http_deferred_ctx_create(r);
     if (ctx == NULL) {
@@ -195,7 +195,9 @@ ngx_http_deferred_content_type(ngx_http_request_t *r)
 
     ct = &r->headers_in.content_type->value;
 
-    p = ngx_strlchr(ct->data, ct->data + ct->len, ';');
+    /* libc's memchr, not ngx_strlchr's byte loop (~80 instructions for
+     * "application/json") */
+    p = memchr(ct->data, ';', ct->len);
     len = (p ? p : ct->data + ct->len) - ct->data;
 
     while (len && (ct->data[len - 1] == ' ' || ct->data[len - 1] == '\t')) {
@@ -247,7 +249,7 @@ ngx_http_deferred_body_handler(ngx_http_request_t *r)
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_deferred_module);
 
-    ngx_memzero(&err, sizeof(dq_error_t));
+    ngx_http_deferred_error_init(&err);
 
     ctx->reading = 0;
     body.data = ctx->raw ? ctx->raw : (u_char *) "";
