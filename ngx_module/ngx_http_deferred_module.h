@@ -365,6 +365,8 @@ struct ngx_http_deferred_ctx_s {
     ngx_uint_t                     ntasks;
     ngx_uint_t                     batch;       /* body was an array */
     ngx_int_t                      kind;        /* _JSON or _MSGPACK */
+    msgpack_zone                  *zone;        /* the body's tree: given
+                                                   back by the cleanup */
     ngx_http_deferred_group_t     *groups;
     ngx_uint_t                     ngroups;
     ngx_uint_t                     waiting;     /* groups without reply */

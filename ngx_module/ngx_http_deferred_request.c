@@ -87,7 +87,29 @@ ngx_http_deferred_ctx_find(ngx_http_request_t *r,
 static void
 ngx_http_deferred_ctx_cleanup(void *data)
 {
-    /* a marker: the context lives in the pool */
+    ngx_http_deferred_ctx_t        *ctx = data;
+    ngx_http_deferred_main_conf_t  *dmcf;
+
+    /* a marker (the context lives in the pool), and the body's msgpack
+     * zone back to the worker process' idle ones (one cleanup a request
+     * fewer than a zone's own) */
+
+    if (ctx->zone == NULL) {
+        return;
+    }
+
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_deferred_module);
+
+    if (dmcf->nzones < NGX_HTTP_DEFERRED_ZONES) {
+        msgpack_zone_clear(ctx->zone);
+        dmcf->zones[dmcf->nzones++] = ctx->zone;
+
+    } else {
+        msgpack_zone_free(ctx->zone);
+    }
+
+    ctx->zone = NULL;
 }
 
 
