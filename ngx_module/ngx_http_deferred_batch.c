@@ -22,7 +22,6 @@ static ngx_int_t ngx_http_deferred_batch_timer(ngx_http_deferred_ctx_t *ctx,
 static void ngx_http_deferred_batch_untimer(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_batch_timeout(ngx_event_t *ev);
 static void ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx);
-static void ngx_http_deferred_batch_cleanup(void *data);
 static void ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
     const char *message);
 static u_char *ngx_http_deferred_json_string(u_char *p, dq_str_t s);
@@ -318,7 +317,6 @@ ngx_int_t
 ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
 {
     ngx_uint_t                     i;
-    ngx_pool_cleanup_t            *cln;
     ngx_http_request_t            *r;
     ngx_http_deferred_loc_conf_t  *dlcf;
 
@@ -335,13 +333,10 @@ ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_deferred_batch_cleanup;
-    cln->data = ctx;
+    /* the groups leave the merger and the timer's list when the request
+     * goes: by the context's pool cleanup (ngx_http_deferred_ctx_cleanup),
+     * not one of their own */
+    ctx->sent = 1;
 
     if (ngx_http_deferred_batch_timer(ctx, dlcf->timeout) != NGX_OK) {
         return NGX_ERROR;
@@ -587,10 +582,10 @@ ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx)
 }
 
 
-static void
-ngx_http_deferred_batch_cleanup(void *data)
+void
+ngx_http_deferred_batch_cleanup(ngx_http_deferred_ctx_t *ctx)
 {
-    ngx_http_deferred_batch_cancel(data);
+    ngx_http_deferred_batch_cancel(ctx);
 }
 
 

@@ -367,6 +367,8 @@ struct ngx_http_deferred_ctx_s {
     ngx_int_t                      kind;        /* _JSON or _MSGPACK */
     msgpack_zone                  *zone;        /* the body's tree: given
                                                    back by the cleanup */
+    ngx_uint_t                     sent;        /* batch_send: its groups
+                                                   cancelled by the cleanup */
     ngx_http_deferred_group_t     *groups;
     ngx_uint_t                     ngroups;
     ngx_uint_t                     waiting;     /* groups without reply */
@@ -441,6 +443,7 @@ ngx_int_t ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     dq_request_t *reqs, ngx_uint_t n, dq_str_t default_url,
     dq_error_t *err);
 ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
+void ngx_http_deferred_batch_cleanup(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_field(char *field, ngx_uint_t batch,
     ngx_uint_t i, const char *name);
 void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);

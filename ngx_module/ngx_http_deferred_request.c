@@ -90,9 +90,14 @@ ngx_http_deferred_ctx_cleanup(void *data)
     ngx_http_deferred_ctx_t        *ctx = data;
     ngx_http_deferred_main_conf_t  *dmcf;
 
-    /* a marker (the context lives in the pool), and the body's msgpack
-     * zone back to the worker process' idle ones (one cleanup a request
-     * fewer than a zone's own) */
+    /* a marker (the context lives in the pool); the batch's groups off
+     * the merger and its timer's list; the body's msgpack zone back to the
+     * worker process' idle ones (one cleanup a request, not three) */
+
+    if (ctx->sent) {
+        ngx_http_deferred_batch_cleanup(ctx);
+        ctx->sent = 0;
+    }
 
     if (ctx->zone == NULL) {
         return;
