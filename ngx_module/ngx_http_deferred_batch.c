@@ -22,7 +22,6 @@ static ngx_int_t ngx_http_deferred_batch_timer(ngx_http_deferred_ctx_t *ctx,
 static void ngx_http_deferred_batch_untimer(ngx_http_deferred_ctx_t *ctx);
 static void ngx_http_deferred_batch_timeout(ngx_event_t *ev);
 static void ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx);
-static void ngx_http_deferred_batch_cleanup(void *data);
 static void ngx_http_deferred_batch_fail(ngx_http_deferred_ctx_t *ctx,
     const char *message);
 static u_char *ngx_http_deferred_json_string(u_char *p, dq_str_t s);
@@ -32,6 +31,7 @@ static u_char *ngx_http_deferred_json_member(u_char *p, u_char *first,
     const char *key, const char *value);
 static u_char *ngx_http_deferred_rfc3339(u_char *p, int64_t ms);
 static u_char *ngx_http_deferred_int(u_char *p, int64_t v, ngx_uint_t width);
+static const u_char *ngx_http_deferred_eta_text(int64_t ms, size_t *len);
 
 
 ngx_int_t
@@ -236,7 +236,11 @@ ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
             continue;
         }
 
-        hash = ngx_hash_key((u_char *) t->shard.ptr, t->shard.len);
+        /* the queue's hash, taken once for its shard count (memo), when
+         * the task's group is its queue's (not a shard's) */
+        hash = (t->shard.ptr == t->queue.ptr && t->shard.len == t->queue.len)
+               ? memo.hash
+               : ngx_hash_key((u_char *) t->shard.ptr, t->shard.len);
 
         for (j = hash & (nslots - 1); /* void */; j = (j + 1) & (nslots - 1))
         {
@@ -314,7 +318,6 @@ ngx_int_t
 ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
 {
     ngx_uint_t                     i;
-    ngx_pool_cleanup_t            *cln;
     ngx_http_request_t            *r;
     ngx_http_deferred_loc_conf_t  *dlcf;
 
@@ -331,13 +334,10 @@ ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_deferred_batch_cleanup;
-    cln->data = ctx;
+    /* the groups leave the merger and the timer's list when the request
+     * goes: by the context's pool cleanup (ngx_http_deferred_ctx_cleanup),
+     * not one of their own */
+    ctx->sent = 1;
 
     if (ngx_http_deferred_batch_timer(ctx, dlcf->timeout) != NGX_OK) {
         return NGX_ERROR;
@@ -583,10 +583,10 @@ ngx_http_deferred_batch_cancel(ngx_http_deferred_ctx_t *ctx)
 }
 
 
-static void
-ngx_http_deferred_batch_cleanup(void *data)
+void
+ngx_http_deferred_batch_cleanup(ngx_http_deferred_ctx_t *ctx)
 {
-    ngx_http_deferred_batch_cancel(data);
+    ngx_http_deferred_batch_cancel(ctx);
 }
 
 
@@ -606,8 +606,9 @@ ngx_http_deferred_batch_cleanup(void *data)
 void
 ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 {
-    u_char                    *p, *e, *b, num[NGX_INT64_LEN];
+    u_char                    *p, *e, *b;
     size_t                     size, eta;
+    const u_char              *num;
     ngx_int_t                  status;
     ngx_uint_t                 i, stored, conflict, emit;
     const char                *what;
@@ -702,7 +703,7 @@ ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx)
 
         if (t->result.status == DQ_OK) {
             stored++;
-            eta = ngx_http_deferred_int(num, t->result.eta_ms, 1) - num;
+            num = ngx_http_deferred_eta_text(t->result.eta_ms, &eta);
             e = ngx_cpymem(e, num, eta);
 
             if (emit) {
@@ -997,6 +998,28 @@ ngx_http_deferred_int(u_char *p, int64_t v, ngx_uint_t width)
     }
 
     return ngx_cpymem(p, q, buf + sizeof(buf) - q);
+}
+
+
+/* an ETA's decimal digits (eta_ms), kept for the next ETA of the same
+ * millisecond: the tasks of one merged call stored now share the call's
+ * clock, so one conversion a call, not one a task */
+
+static const u_char *
+ngx_http_deferred_eta_text(int64_t ms, size_t *len)
+{
+    static size_t   n;
+    static int64_t  cached = -1;
+    static u_char   text[NGX_INT64_LEN + 1];
+
+    if (ms != cached || n == 0) {
+        n = ngx_http_deferred_int(text, ms, 1) - text;
+        cached = ms;
+    }
+
+    *len = n;
+
+    return text;
 }
 
 

@@ -104,7 +104,7 @@ static void ngx_http_deferred_merge_deliver(ngx_http_deferred_merged_t *m,
     dq_enqueue_result_t *res, const char *failure);
 static void ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m);
 static ngx_http_deferred_qkeys_t *ngx_http_deferred_merge_qkeys(
-    ngx_http_deferred_redis_t *rs, dq_str_t queue);
+    ngx_http_deferred_redis_t *rs, dq_str_t queue, ngx_uint_t hash);
 
 
 void
@@ -302,7 +302,7 @@ again:
 
         while (chain) {
 
-            qk = ngx_http_deferred_merge_qkeys(rs, chain->queue);
+            qk = ngx_http_deferred_merge_qkeys(rs, chain->queue, chain->hash);
 
             if (qk && qk->inflight >= NGX_HTTP_DEFERRED_INFLIGHT
                 && !ngx_http_deferred_merge_fit(chain, &n, &bytes,
@@ -540,7 +540,7 @@ ngx_http_deferred_merge_build(ngx_http_deferred_redis_t *rs,
 
     dq_cmd_init(&m->cmd);
 
-    qk = ngx_http_deferred_merge_qkeys(rs, queue);
+    qk = ngx_http_deferred_merge_qkeys(rs, queue, first->hash);
     m->qk = qk;
 
     if (qk) {
@@ -767,17 +767,15 @@ ngx_http_deferred_merge_free(ngx_http_deferred_merged_t *m)
  */
 
 static ngx_http_deferred_qkeys_t *
-ngx_http_deferred_merge_qkeys(ngx_http_deferred_redis_t *rs, dq_str_t queue)
+ngx_http_deferred_merge_qkeys(ngx_http_deferred_redis_t *rs, dq_str_t queue,
+    ngx_uint_t hash)
 {
-    ngx_uint_t                  hash;
     ngx_queue_t                *q;
     ngx_http_deferred_qkeys_t  *qk;
 
     if (!dq_shard_name_valid(queue)) {
         return NULL;
     }
-
-    hash = ngx_hash_key((u_char *) queue.ptr, queue.len);
 
     for (q = ngx_queue_head(&rs->qlru);
          q != ngx_queue_sentinel(&rs->qlru);

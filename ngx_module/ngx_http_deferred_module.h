@@ -329,9 +329,16 @@ typedef struct {
 } ngx_http_deferred_task_t;
 
 
+/* an empty dq_error_t (no code, field or message): what a zeroed one
+ * reads as, without writing its 356 bytes twice a request */
+#define ngx_http_deferred_error_init(e)                                       \
+    ((e)->code = 0, (e)->field[0] = '\0', (e)->msg[0] = '\0')
+
+
 /* one request's last queue: ngx_http_deferred_shards_task */
 typedef struct {
     dq_str_t                       queue;
+    ngx_uint_t                     hash;        /* ngx_hash_key of it */
     ngx_uint_t                     n;           /* its shard count */
     ngx_uint_t                     guessed;
     dq_str_t                       spread;      /* its unnamed tasks'
@@ -358,6 +365,10 @@ struct ngx_http_deferred_ctx_s {
     ngx_uint_t                     ntasks;
     ngx_uint_t                     batch;       /* body was an array */
     ngx_int_t                      kind;        /* _JSON or _MSGPACK */
+    msgpack_zone                  *zone;        /* the body's tree: given
+                                                   back by the cleanup */
+    ngx_uint_t                     sent;        /* batch_send: its groups
+                                                   cancelled by the cleanup */
     ngx_http_deferred_group_t     *groups;
     ngx_uint_t                     ngroups;
     ngx_uint_t                     waiting;     /* groups without reply */
@@ -394,7 +405,7 @@ void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
 /* ngx_http_deferred_shards.c */
 void ngx_http_deferred_shards_init(ngx_http_deferred_redis_t *rs);
 ngx_uint_t ngx_http_deferred_shards_count(ngx_http_deferred_redis_t *rs,
-    dq_str_t queue, ngx_uint_t *guessed);
+    dq_str_t queue, ngx_uint_t hash, ngx_uint_t *guessed);
 ngx_int_t ngx_http_deferred_shards_task(ngx_http_deferred_ctx_t *ctx,
     ngx_http_deferred_task_t *t, ngx_uint_t rr, ngx_uint_t *wait,
     ngx_http_deferred_shard_memo_t *memo);
@@ -432,6 +443,7 @@ ngx_int_t ngx_http_deferred_batch_prepare(ngx_http_deferred_ctx_t *ctx,
     dq_request_t *reqs, ngx_uint_t n, dq_str_t default_url,
     dq_error_t *err);
 ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
+void ngx_http_deferred_batch_cleanup(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_field(char *field, ngx_uint_t batch,
     ngx_uint_t i, const char *name);
 void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);

@@ -87,7 +87,34 @@ ngx_http_deferred_ctx_find(ngx_http_request_t *r,
 static void
 ngx_http_deferred_ctx_cleanup(void *data)
 {
-    /* a marker: the context lives in the pool */
+    ngx_http_deferred_ctx_t        *ctx = data;
+    ngx_http_deferred_main_conf_t  *dmcf;
+
+    /* a marker (the context lives in the pool); the batch's groups off
+     * the merger and its timer's list; the body's msgpack zone back to the
+     * worker process' idle ones (one cleanup a request, not three) */
+
+    if (ctx->sent) {
+        ngx_http_deferred_batch_cleanup(ctx);
+        ctx->sent = 0;
+    }
+
+    if (ctx->zone == NULL) {
+        return;
+    }
+
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_deferred_module);
+
+    if (dmcf->nzones < NGX_HTTP_DEFERRED_ZONES) {
+        msgpack_zone_clear(ctx->zone);
+        dmcf->zones[dmcf->nzones++] = ctx->zone;
+
+    } else {
+        msgpack_zone_free(ctx->zone);
+    }
+
+    ctx->zone = NULL;
 }
 
 

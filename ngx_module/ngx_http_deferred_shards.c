@@ -66,16 +66,16 @@ ngx_http_deferred_shards_init(ngx_http_deferred_redis_t *rs)
  * DQ_SHARDS_TTL_MS old. *guessed: the 1 returned is not read (the last
  * read failed, or no memory for the entry): good enough for a task free
  * to go to any shard, not for a named or keyed one (merge_flush fails
- * those with 503). */
+ * those with 503). hash: ngx_hash_key of the queue (the caller's, which
+ * it keeps for the group). */
 
 ngx_uint_t
 ngx_http_deferred_shards_count(ngx_http_deferred_redis_t *rs, dq_str_t queue,
-    ngx_uint_t *guessed)
+    ngx_uint_t hash, ngx_uint_t *guessed)
 {
-    ngx_uint_t                   i, hash;
+    ngx_uint_t                   i;
     ngx_http_deferred_shards_t  *e, *lru;
 
-    hash = ngx_hash_key((u_char *) queue.ptr, queue.len);
     e = NULL;
     lru = NULL;
     *guessed = 0;
@@ -249,10 +249,11 @@ ngx_http_deferred_shards_task(ngx_http_deferred_ctx_t *ctx,
                                             ngx_http_deferred_module);
 
         memo->queue = t->queue;
+        memo->hash = ngx_hash_key((u_char *) t->queue.ptr, t->queue.len);
         memo->guessed = 0;
         memo->n = dlcf->redis
                   ? ngx_http_deferred_shards_count(dlcf->redis, t->queue,
-                                                   &memo->guessed)
+                                                   memo->hash, &memo->guessed)
                   : 1;
         memo->spread.ptr = NULL;
         memo->spread.len = 0;
@@ -326,7 +327,7 @@ ngx_http_deferred_shards_release(ngx_http_deferred_redis_t *rs)
             continue;
         }
 
-        n = ngx_http_deferred_shards_count(rs, g->queue, &guessed);
+        n = ngx_http_deferred_shards_count(rs, g->queue, g->hash, &guessed);
         if (n == 0) {
             continue;                   /* still held */
         }
