@@ -404,6 +404,7 @@ void ngx_http_deferred_merge_fail_queued(ngx_http_deferred_redis_t *rs,
 
 /* ngx_http_deferred_shards.c */
 void ngx_http_deferred_shards_init(ngx_http_deferred_redis_t *rs);
+void ngx_http_deferred_shards_exit(ngx_http_deferred_redis_t *rs);
 ngx_uint_t ngx_http_deferred_shards_count(ngx_http_deferred_redis_t *rs,
     dq_str_t queue, ngx_uint_t hash, ngx_uint_t *guessed);
 ngx_int_t ngx_http_deferred_shards_task(ngx_http_deferred_ctx_t *ctx,

@@ -256,6 +256,8 @@ ngx_http_deferred_redis_exit_process(ngx_http_deferred_main_conf_t *dmcf)
             ac->onConnect = NULL;
             redisAsyncFree(ac);
         }
+
+        ngx_http_deferred_shards_exit(rs);
     }
 }
 

@@ -59,6 +59,21 @@ ngx_http_deferred_shards_init(ngx_http_deferred_redis_t *rs)
 }
 
 
+/* the worker exits (its connections already freed: no reply can come):
+ * the entries' command buffers, which are heap, not the cycle's pool
+ * (review 9N, finding 2) */
+
+void
+ngx_http_deferred_shards_exit(ngx_http_deferred_redis_t *rs)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < rs->nshards; i++) {
+        dq_cmd_free(&rs->shards[i].cmd);
+    }
+}
+
+
 /* How many shards the queue has, as this worker process knows it, or 0
  * while it is not known (the groups of such a queue are held: merge_flush;
  * also when every entry is being read: an answer wakes them);
