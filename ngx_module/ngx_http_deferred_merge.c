@@ -20,10 +20,6 @@
  * connection, its groups that make a partial call wait on the list, and
  * the reply posts the flush that sends them together, one bigger call
  * instead of one per loop iteration (Redis pays a fixed cost per call).
- * The reply posts it for the NEXT loop iteration (ngx_posted_next_events:
- * that iteration's epoll_wait does not sleep), so the requests its
- * answers bring back while they are written join the call too, instead
- * of making the call after it (docs/BENCHMARKS.md).
  * Groups that fill a call (a cap reached, or the next group does not
  * fit: waiting cannot make it bigger) go at once, calls out or not: a
  * round trip per full call would hold batches past deferred_timeout on
@@ -609,11 +605,7 @@ ngx_http_deferred_merge_reply(void *data, redisReply *reply)
         m->counted = NULL;
 
         if (!ngx_queue_empty(&rs->queued) && !rs->flush.posted) {
-#if (nginx_version >= 1017005)
-            ngx_post_event(&rs->flush, &ngx_posted_next_events);
-#else
             ngx_post_event(&rs->flush, &ngx_posted_events);
-#endif
         }
     }
 
