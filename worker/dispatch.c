@@ -272,6 +272,7 @@ typedef struct {
     uint64_t  wall_ns;
     uint64_t  cpu_ns;
     long      nvcsw;
+    int       ok;         /* both read */
 } dq__clocks_t;
 
 #define DQ__LOOP_MARK_NS  100000
@@ -285,12 +286,14 @@ dq__clocks(dq__clocks_t *c, uint64_t wall_ns)
     c->wall_ns = wall_ns;
     c->cpu_ns = 0;
     c->nvcsw = 0;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) {
+    c->ok = 0;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0
+        && getrusage(RUSAGE_THREAD, &ru) == 0)
+    {
         c->cpu_ns = (uint64_t) ts.tv_sec * 1000000000u
                     + (uint64_t) ts.tv_nsec;
-    }
-    if (getrusage(RUSAGE_THREAD, &ru) == 0) {
         c->nvcsw = ru.ru_nvcsw;
+        c->ok = 1;
     }
 }
 
@@ -301,22 +304,25 @@ dq__clocks(dq__clocks_t *c, uint64_t wall_ns)
  * The CPU figure is a lower bound: the mark's CPU before the call is at
  * most its wall time (exact unless preempted in between, then low by at
  * most DQ__LOOP_MARK_NS). The waits counted since the mark may be an
- * earlier call's (within DQ__LOOP_MARK_NS). *mark moves to now. */
+ * earlier call's (within DQ__LOOP_MARK_NS). Either clock unread: the
+ * wall time alone decides (blocked). *mark moves to now. */
 static int
 dq__loop_blocked(dq__clocks_t *mark, uint64_t start_ns, uint64_t end_ns,
                  uint64_t *cpu_us, long *waits)
 {
     dq__clocks_t now;
     uint64_t     before, cpu;
+    int          ok;
 
     dq__clocks(&now, end_ns);
+    ok = now.ok && mark->ok;
     before = start_ns - mark->wall_ns;
-    cpu = now.cpu_ns - mark->cpu_ns;
+    cpu = ok ? now.cpu_ns - mark->cpu_ns : 0;
     cpu = cpu > before ? cpu - before : 0;
     *cpu_us = cpu / 1000;
-    *waits = now.nvcsw - mark->nvcsw;
+    *waits = ok ? now.nvcsw - mark->nvcsw : 0;
     *mark = now;
-    return *cpu_us > DQ_FN_LOOP_MAX_US || *waits > 0;
+    return !ok || *cpu_us > DQ_FN_LOOP_MAX_US || *waits > 0;
 }
 
 /* The DQ_FN_LOOP functions' tasks of a claim, run right here on the loop
