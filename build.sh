@@ -35,7 +35,8 @@ PACKAGES=(gcc make pkg-config perl dpkg-dev
           curl valgrind clang libclang-rt-14-dev debhelper prometheus
           chromium chromium-driver libsystemd-dev libcurl4-openssl-dev gunicorn
           python3-django python3-redis python3-setuptools python3-wheel
-          python3-pip python3-venv faketime redis-sentinel iproute2 strace git)
+          python3-pip python3-venv faketime redis-sentinel iproute2 strace git
+          util-linux)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }

@@ -25,7 +25,7 @@ my $conf = "redis " . $c->address . ";\nlibrary \"$lib\";\nprocesses 1;\nthreads
          . "lease 60s;\nqueue hot { }\n";
 my $w = DQWorker::start_master(undef, $dir, name => 'w', wait => 0, conf => $conf);
 ok(DQTest::wait_for(sub { DQTest::slurp($w->{log}) =~ /serving 16 shards/ }, 20),
-   'serving 16 shards');
+   'serving 16 shards') or diag(DQTest::slurp($w->{log}));
 my $A = $m[1];
 my ($R) = grep { my $i = eval { $_->cmd('INFO', 'replication') } // '';
                  $i =~ /role:slave/ && $i =~ /master_port:${\ $A->port }\b/ } $c->nodes;
@@ -34,7 +34,8 @@ $c->kill_node($A);
 $c->kill_node($R);
 my $down = sub { my $i = eval { $m[0]->cmd('CLUSTER', 'INFO') } // '';
                  $i =~ /cluster_state:fail/ };
-ok(DQTest::wait_for($down, 20), 'cluster_state:fail (CLUSTERDOWN everywhere)');
+ok(DQTest::wait_for($down, 20), 'cluster_state:fail (CLUSTERDOWN everywhere)')
+    or diag(eval { $m[0]->cmd('CLUSTER', 'INFO') } // "CLUSTER INFO: $@");
 sleep 1;
 my $l0 = length DQTest::slurp($w->{log});
 sleep 8;
@@ -44,7 +45,7 @@ my $ntoo = () = $log =~ /too many lost claim/g;
 my $nref = () = $log =~ /claim on queue \S+ failed: (?:not run: )?\S+ answered: (?:CLUSTERDOWN|TRYAGAIN)/g;
 diag("worker log in 8 s of CLUSTERDOWN: " . length($log) . " bytes; claims refused unrun "
      . "$nref; 'giving back claim ... failed' $nrel; 'too many lost claim replies' $ntoo");
-ok($nref > 0, 'claims were refused (CLUSTERDOWN) meanwhile');
+ok($nref > 0, 'claims were refused (CLUSTERDOWN) meanwhile') or diag($log);
 is($ntoo, 0, 'no refused claim filed as lost (none pushed out)');
 DQTest::stop_pid($w->{pid});
 DQTest::log_clean_ok($w->{log}, 'the worker log (sanitizers)');

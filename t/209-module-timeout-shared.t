@@ -34,17 +34,7 @@ my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
 my $arm = "$dir/arm";
 
-my $p = DQProxy::start($r->port,
-    request => sub {
-        my ($buf, $st) = @_;
-        $st->{eval} = 1 if $buf =~ /EVALSHA/i && -e $arm;
-    },
-    reply => sub {
-        my ($buf, $st) = @_;
-        return 1 unless $st->{eval} && -e $arm;
-        $st->{eval} = 0;
-        return { delay => 6 };
-    });
+my $p = DQProxy::hold_evalsha($r->port, $arm, delay => 6);
 
 # under valgrind when it is there: a request that leaves the shared timer
 # (its client gone, its reply in) must leave no pointer behind

@@ -32,22 +32,9 @@ my $dir = tmpdir();
 my $r = DQTest::Redis->start(dir => $dir);
 my $arm = "$dir/arm";
 
-# armed: the first reply after an EVALSHA on a connection is held 1.5 s
-# ("slow") or dropped with the connection ("drop"); disarmed by that
-my $p = DQProxy::start($r->port,
-    request => sub {
-        my ($buf, $st) = @_;
-        $st->{eval} = 1 if $buf =~ /EVALSHA/i && -e $arm;
-    },
-    reply => sub {
-        my ($buf, $st) = @_;
-        return 1 unless $st->{eval} && -e $arm;
-        my $how = DQTest::slurp($arm);
-        unlink $arm;
-        $st->{eval} = 0;
-        return 0 if $how =~ /drop/;
-        return { delay => 1.5 };
-    });
+# armed: the first reply after an EVALSHA on a connection is held 1.5 s;
+# disarmed by that
+my $p = DQProxy::hold_evalsha($r->port, $arm, delay => 1.5, once => 1);
 
 my $n = DQNginx->start(redis => $r, workers => 1, http => qq{
     server {

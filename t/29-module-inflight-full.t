@@ -33,20 +33,8 @@ my $eta = dq_key('default', 'eta');
 
 # every reply 50 ms late ("late" exists), or, armed, the first reply after an
 # EVALSHA held 1.5 s (then disarmed)
-my $p = DQProxy::start($r->port,
-    request => sub {
-        my ($buf, $st) = @_;
-        $st->{eval} = 1 if $buf =~ /EVALSHA/i && -e $arm;
-    },
-    reply => sub {
-        my ($buf, $st) = @_;
-        if ($st->{eval} && -e $arm) {
-            unlink $arm;
-            $st->{eval} = 0;
-            return { delay => 1.5 };
-        }
-        return -e "$dir/late" ? { delay => 0.05 } : 1;
-    });
+my $p = DQProxy::hold_evalsha($r->port, $arm, delay => 1.5, once => 1,
+    other => sub { -e "$dir/late" ? { delay => 0.05 } : 1 });
 
 # /e answers within 1 s (part 1), /slow within 10 s (part 2)
 my $locations = join '', map { qq{

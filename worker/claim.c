@@ -253,9 +253,7 @@ dq__claim_reply(dq_conn_t *r, redisReply *rep, const char *errstr,
     }
     dq_pool_submit(ch->pool, started, npool);
     /* the loop tasks once the pool has the claim's other tasks */
-    for (i = 0; i < nloop; i++) {
-        dq__run_on_loop(ch, started[c->asked + i]);
-    }
+    dq__run_on_loop(ch, started + c->asked, nloop);
     free(started);
 
     if (res.n >= c->asked || woken) {

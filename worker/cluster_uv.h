@@ -25,7 +25,7 @@ size_t dq_ccl_pending(const dq_ccl_t *c);
  * slot (dq_ccl_send would report the cluster lost), else 1. */
 int dq_ccl_routable(const dq_ccl_t *c, int argc, const char **argv,
                     const size_t *argvlen);
-/* What a TRYAGAIN answer does to a command (cluster_uv.c): */
+/* What a TRYAGAIN answer does to a command (cluster_tryagain.c): */
 #define DQ_CCL_RETRY    0   /* sent again after 50, 100, ... 1000 ms, 10
                                times, then "not run" (dq_conn_send_cmd) */
 #define DQ_CCL_ONCE     1   /* "not run" at once (dq_conn_send_cmd_once) */

@@ -14,14 +14,18 @@
  *            the loop thread once the claim's pool tasks are handed over,
  *            timed (judged against their timeout when they return),
  *            moved to the pool in every child (master.h) if one call runs
- *            past DQ_FN_LOOP_MAX_US;
+ *            past DQ_FN_LOOP_MAX_US and blocked the loop (on the CPU that
+ *            long, or waiting: a preempted call is not demoted);
  *   result   ok -> ack, queued per queue for the next claim or flush
  *            (report.c); fail / retry-quietly -> retry after
  *            dq_backoff_ms, or bury once exhausted; permanent -> bury.
  */
+#define _GNU_SOURCE     /* RUSAGE_THREAD */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/resource.h>
 
 #include "child_impl.h"
 #include "dispatch_impl.h"
@@ -258,40 +262,130 @@ dq_dispatch_done(dq_child_t *ch, dq_task_t *t, int canceled)
     dq_child_kick(ch);
 }
 
-/* A DQ_FN_LOOP function's task, run right here on the loop thread (no
- * hand-off), timed: a call longer than DQ_FN_LOOP_MAX_US moves the
- * function to the pool for the rest of this child's life (logged once).
- * No timer can stop a call on the loop thread, so its time limit
- * (timeout / function_timeout) is judged when it returns: past it, the
- * task fails as timed out whatever it returned (charged, retried or
- * buried, the pool's error text; timeout.c). */
-void
-dq__run_on_loop(dq_child_t *ch, dq_task_t *t)
-{
-    uint64_t t0 = uv_hrtime(), us;
-    int64_t  limit;
+/* The loop thread's own clocks at one moment: the wall clock, its CPU
+ * time (CLOCK_THREAD_CPUTIME_ID, exact; getrusage's CPU figures move only
+ * at scheduler ticks, up to a tick late) and how many times it left the
+ * CPU to wait (getrusage RUSAGE_THREAD ru_nvcsw: a sleep, I/O, a lock;
+ * a preemption is counted in ru_nivcsw, not here). Two system calls: taken
+ * once per run of loop calls, or per DQ__LOOP_MARK_NS of them. */
+typedef struct {
+    uint64_t  wall_ns;
+    uint64_t  cpu_ns;
+    long      nvcsw;
+    int       ok;         /* both read */
+} dq__clocks_t;
 
-    dq_loop_enter(t->func);         /* the master reads it if we die */
-    dq__run(t);
-    dq_loop_enter(NULL);
-    us = (uv_hrtime() - t0) / 1000;
-    limit = dq_conf_timeout(ch->conf, t->q->qc, t->func);
-    if (limit > 0 && us / 1000 >= (uint64_t) limit) {
-        t->result = DQ_TASK_FAIL;
-        snprintf(t->error, sizeof(t->error), "timed out after %llu ms "
-                 "(timeout %lld ms); a DQ_FN_LOOP call cannot be stopped: "
-                 "judged when it returned", (unsigned long long) (us / 1000),
-                 (long long) limit);
+#define DQ__LOOP_MARK_NS  100000
+
+static void
+dq__clocks(dq__clocks_t *c, uint64_t wall_ns)
+{
+    struct timespec ts;
+    struct rusage   ru;
+
+    c->wall_ns = wall_ns;
+    c->cpu_ns = 0;
+    c->nvcsw = 0;
+    c->ok = 0;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0
+        && getrusage(RUSAGE_THREAD, &ru) == 0)
+    {
+        c->cpu_ns = (uint64_t) ts.tv_sec * 1000000000u
+                    + (uint64_t) ts.tv_nsec;
+        c->nvcsw = ru.ru_nvcsw;
+        c->ok = 1;
     }
-    if (us > DQ_FN_LOOP_MAX_US && !t->fn->loop_demoted) {
-        ((dq_fn_entry_t *) t->fn)->loop_demoted = 1;
-        (void) dq_loop_demote(t->func);     /* for every child */
-        dq_log_warn("function \"%s\" (flagged DQ_FN_LOOP) ran %llu us on "
-                    "the loop thread, more than %d us: it runs on the pool "
-                    "from now on, in every child (logged once)", t->func,
-                    (unsigned long long) us, DQ_FN_LOOP_MAX_US);
+}
+
+/* Did a DQ_FN_LOOP call of wall_us (> DQ_FN_LOOP_MAX_US), started at
+ * start_ns, block the loop? Only when it ran on the CPU for longer than
+ * DQ_FN_LOOP_MAX_US or left the CPU to wait: a call preempted on a busy
+ * host (its wall time is someone else's CPU) is not the function's fault.
+ * The CPU figure is a lower bound: the mark's CPU before the call is at
+ * most its wall time (exact unless preempted in between, then low by at
+ * most DQ__LOOP_MARK_NS). The waits counted since the mark may be an
+ * earlier call's (within DQ__LOOP_MARK_NS). Either clock unread: the
+ * wall time alone decides (blocked). *mark moves to now. */
+static int
+dq__loop_blocked(dq__clocks_t *mark, uint64_t start_ns, uint64_t end_ns,
+                 uint64_t *cpu_us, long *waits)
+{
+    dq__clocks_t now;
+    uint64_t     before, cpu;
+    int          ok;
+
+    dq__clocks(&now, end_ns);
+    ok = now.ok && mark->ok;
+    before = start_ns - mark->wall_ns;
+    cpu = ok ? now.cpu_ns - mark->cpu_ns : 0;
+    cpu = cpu > before ? cpu - before : 0;
+    *cpu_us = cpu / 1000;
+    *waits = ok ? now.nvcsw - mark->nvcsw : 0;
+    *mark = now;
+    return !ok || *cpu_us > DQ_FN_LOOP_MAX_US || *waits > 0;
+}
+
+/* The DQ_FN_LOOP functions' tasks of a claim, run right here on the loop
+ * thread (no hand-off), one after the other, timed: a call longer than
+ * DQ_FN_LOOP_MAX_US that blocked the loop (dq__loop_blocked: on the CPU
+ * that long, or waiting) moves the function to the pool for the rest of
+ * this child's life (logged once); one only preempted for that long stays
+ * (a debug line). No timer can stop a call on the loop thread, so its
+ * time limit (timeout / function_timeout) is judged on the wall clock when
+ * it returns: past it, the task fails as timed out whatever it returned
+ * (charged, retried or buried, the pool's error text; timeout.c). */
+void
+dq__run_on_loop(dq_child_t *ch, dq_task_t **ts, size_t n)
+{
+    dq__clocks_t mark;
+    dq_task_t   *t;
+    uint64_t     t0, t1, us, cpu_us;
+    int64_t      limit;
+    long         waits;
+    size_t       i;
+
+    mark.wall_ns = 0;
+    for (i = 0; i < n; i++) {
+        t = ts[i];
+        t0 = uv_hrtime();
+        if (i == 0 || t0 - mark.wall_ns > DQ__LOOP_MARK_NS) {
+            dq__clocks(&mark, t0);
+        }
+        dq_loop_enter(t->func);     /* the master reads it if we die */
+        dq__run(t);
+        dq_loop_enter(NULL);
+        t1 = uv_hrtime();
+        us = (t1 - t0) / 1000;
+        limit = dq_conf_timeout(ch->conf, t->q->qc, t->func);
+        if (limit > 0 && us / 1000 >= (uint64_t) limit) {
+            t->result = DQ_TASK_FAIL;
+            snprintf(t->error, sizeof(t->error), "timed out after %llu ms "
+                     "(timeout %lld ms); a DQ_FN_LOOP call cannot be "
+                     "stopped: judged when it returned",
+                     (unsigned long long) (us / 1000), (long long) limit);
+        }
+        if (us > DQ_FN_LOOP_MAX_US && !t->fn->loop_demoted) {
+            if (dq__loop_blocked(&mark, t0, t1, &cpu_us, &waits))
+            {
+                ((dq_fn_entry_t *) t->fn)->loop_demoted = 1;
+                (void) dq_loop_demote(t->func);     /* for every child */
+                dq_log_warn("function \"%s\" (flagged DQ_FN_LOOP) ran %llu "
+                            "us on the loop thread, more than %d us: it runs "
+                            "on the pool from now on, in every child (logged "
+                            "once; %llu us of it on the CPU, off the CPU to "
+                            "wait %ld times)", t->func,
+                            (unsigned long long) us, DQ_FN_LOOP_MAX_US,
+                            (unsigned long long) cpu_us, waits);
+            } else {
+                dq_log_debug("function \"%s\" (flagged DQ_FN_LOOP) ran %llu "
+                             "us on the loop thread, %llu us of it on the "
+                             "CPU, no wait: preempted, it stays there",
+                             t->func, (unsigned long long) us,
+                             (unsigned long long) cpu_us);
+            }
+        }
+        dq_dispatch_done(ch, t, 0);
     }
-    dq_dispatch_done(ch, t, 0);
 }
 
 /* May this DQ_FN_LOOP function run on the loop thread? Not once it was

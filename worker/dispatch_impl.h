@@ -46,7 +46,8 @@ int  dq__push(dq_task_t ***arr, size_t *n, size_t *cap, dq_task_t *t);
 
 /* dispatch.c */
 int  dq__start(dq_child_t *ch, dq_task_t *t, int64_t now_ms);
-void dq__run_on_loop(dq_child_t *ch, dq_task_t *t);
+/* runs and reports the n DQ_FN_LOOP tasks ts[] on the loop thread */
+void dq__run_on_loop(dq_child_t *ch, dq_task_t **ts, size_t n);
 void dq__unrunnable(dq_child_t *ch, dq_task_t *t);
 
 /* claim.c */

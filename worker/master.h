@@ -43,9 +43,9 @@ dq_child_stats_t *dq_child_stats(void);
 
 /* ------------------------------------------- DQ_FN_LOOP functions demoted
  *
- * A DQ_FN_LOOP function that broke its promise (a call longer than
- * DQ_FN_LOOP_MAX_US or than its timeout, or one that was running on the
- * loop thread when its child was killed) runs on the pool in every child
+ * A DQ_FN_LOOP function that broke its promise (a call that blocked the
+ * loop for longer than DQ_FN_LOOP_MAX_US, dispatch.c, or one that was
+ * running on the loop thread when its child was killed) runs on the pool in every child
  * of this worker from then on: the set lives in memory shared by the
  * master and its children (a private one without a master), so a new
  * child does not run a hanging function on its loop again. Names are

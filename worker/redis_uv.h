@@ -88,7 +88,7 @@ int dq_conn_send_cmd_once(dq_conn_t *r, const dq_cmd_t *c,
                           int64_t timeout_ms, dq_conn_reply_cb cb,
                           void *data);
 /* dq_conn_send_cmd, but on a cluster a TRYAGAIN answer is tried again on
- * a short flat step (cluster_uv.c DQ_CCL_SETTLE_MS), with no cap on the
+ * a short flat step (cluster_tryagain.c DQ_CCL_SETTLE_MS), with no cap on the
  * tries, dq_conn_stop_retries or not: for a call that settles leases (an
  * ack, retry, bury or release), which must land as soon as the slot settles,
  * before a claim takes the expired lease and runs the task again (review

@@ -10,7 +10,7 @@ WORKER_SRCS := worker/main.c \
                worker/loader.c worker/task.c worker/log.c worker/timeout.c \
                worker/tasklet_task.c worker/live.c worker/live_conf.c worker/notify.c \
                worker/pool.c worker/migrate.c worker/unlist.c \
-               worker/cluster_uv.c
+               worker/cluster_uv.c worker/cluster_tryagain.c
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(B)/%.o)
 
 $(WORKER_OBJS): $(GEN)/dq_scripts.c

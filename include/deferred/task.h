@@ -58,9 +58,10 @@ typedef dq_task_result_t (*dq_task_fn)(dq_task_t *task, void *udata);
 /* May run on the worker's loop thread itself, right where its claim
  * arrives, with no hand-off to a pool thread: for short functions that
  * never block (no I/O, no sleep, no lock held for long). The worker times
- * every such call; a call longer than DQ_FN_LOOP_MAX_US moves the function
- * to the pool for the rest of that worker's life, in all its children
- * (logged once per child). Such a call is not preemptible: the queue's
+ * every such call; a call longer than DQ_FN_LOOP_MAX_US that was on the
+ * CPU that long or waited (slept, did I/O, met a contended lock) moves the
+ * function to the pool for the rest of that worker's life, in all its
+ * children (logged once per child); a call only preempted does not. Such a call is not preemptible: the queue's
  * `timeout` (or `function_timeout`) is judged when it returns, and a call
  * past it fails the task as "timed out" whatever it returned (charged,
  * retried or buried); while it runs its child does nothing else.

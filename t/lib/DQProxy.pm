@@ -88,6 +88,31 @@ sub start {
     return { pid => $pid, port => $port };
 }
 
+# hold_evalsha($target, $arm, delay => S, once => 1, other => sub {...}):
+# a proxy that, while the file $arm exists, holds the first reply after an
+# EVALSHA on a connection (one sent while armed) for S seconds (1.5);
+# once: $arm is removed as that reply is held (one reply per arming). Any
+# other reply passes, or other->($buf, $st) decides as `reply` would
+# (t/28, t/29, t/209).
+sub hold_evalsha {
+    my ($target, $arm, %o) = @_;
+    my $delay = $o{delay} // 1.5;
+    return start($target, ($o{port} ? (port => $o{port}) : ()),
+        request => sub {
+            my ($buf, $st) = @_;
+            $st->{eval} = 1 if $buf =~ /EVALSHA/i && -e $arm;
+        },
+        reply => sub {
+            my ($buf, $st) = @_;
+            if ($st->{eval} && -e $arm) {
+                unlink $arm if $o{once};
+                $st->{eval} = 0;
+                return { delay => $delay };
+            }
+            return $o{other} ? $o{other}->($buf, $st) : 1;
+        });
+}
+
 sub stop {
     my ($p) = @_;
     kill 'KILL', $p->{pid};
