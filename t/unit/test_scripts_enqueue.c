@@ -412,6 +412,21 @@ test_keyed(void)
     is_int(rint_("HLEN %s", key("ky", DQ_KEY_TASKS)), 1, "stored");
 }
 
+/* dq_cmd_enqueue of it[0..1] on queue "sf", run, its reply read into res */
+static int
+sf_send2(dq_enqueue_item_t *it, dq_enqueue_result_t *res)
+{
+    dq_error_t  err;
+    redisReply *r;
+    int         rc;
+
+    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
+    r = run(&C);
+    rc = dq_reply_enqueue(r, it, 2, res, &err);
+    freeReplyObject(r);
+    return rc;
+}
+
 /* The call's two short forms (lib/lua/enqueue.lua): no when_i when every
  * task is due now, and -n when every plain id is new (made up by the
  * caller): no look for stored ids. The long forms stay accepted (callers
@@ -422,7 +437,6 @@ test_short_forms(void)
 {
     dq_enqueue_item_t   it[3];
     dq_enqueue_result_t res[3];
-    dq_error_t          err;
     redisReply         *r;
     char                tk[128], ek[128], sk[128];
     int                 i, rc;
@@ -440,22 +454,16 @@ test_short_forms(void)
     }
 
     /* due now, not fresh: 2 values a task, n positive */
-    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
+    rc = sf_send2(it, res);
     is_int((int64_t) C.argc, 3 + DQ_ENQUEUE_NKEYS + 3 + 2 * 2,
            "all due now: no when_i sent");
     is_str(C.argv[3 + DQ_ENQUEUE_NKEYS + 1], "2", "ids not fresh: n as is");
-    r = run(&C);
-    rc = dq_reply_enqueue(r, it, 2, res, &err);
-    freeReplyObject(r);
     ok(rc == DQ_OK && !res[0].existed && !res[1].existed,
        "the short form stores");
     is_int(rint_("ZCARD %s", ek), 2, "both on eta");
 
     /* the same ids again without the fresh mark: found stored */
-    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
-    r = run(&C);
-    rc = dq_reply_enqueue(r, it, 2, res, &err);
-    freeReplyObject(r);
+    rc = sf_send2(it, res);
     ok(rc == DQ_OK && res[0].existed && res[1].existed,
        "not fresh: stored ids are found (idempotent)");
 
@@ -466,13 +474,10 @@ test_short_forms(void)
     for (i = 0; i < 3; i++) {
         it[i].fresh = 1;
     }
-    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
+    rc = sf_send2(it, res);
     is_int((int64_t) C.argc, 3 + DQ_ENQUEUE_NKEYS + 3 + 3 * 2,
            "a countdown: when_i sent");
     is_str(C.argv[3 + DQ_ENQUEUE_NKEYS + 1], "-2", "fresh ids: -n");
-    r = run(&C);
-    rc = dq_reply_enqueue(r, it, 2, res, &err);
-    freeReplyObject(r);
     ok(rc == DQ_OK && !res[0].existed && !res[1].existed, "fresh: stored");
     ok(rint_("ZSCORE %s sf4", ek) > rint_("ZSCORE %s sf3", ek) + 5000,
        "its countdown kept");
@@ -482,10 +487,7 @@ test_short_forms(void)
     it[1].countdown_ms = -1;
     it[0].id = dq_str_lit("sf5");
     it[1].id = dq_str_lit("sf5");
-    dq_cmd_enqueue(&C, dq_str_lit("sf"), it, 2, TOMB);
-    r = run(&C);
-    rc = dq_reply_enqueue(r, it, 2, res, &err);
-    freeReplyObject(r);
+    rc = sf_send2(it, res);
     ok(rc == DQ_OK && !res[0].existed && res[1].existed,
        "fresh, the same id twice: the first stored, the second existed");
     is_int(rint_("HGET %s enqueued", sk), 5, "5 tasks counted");
