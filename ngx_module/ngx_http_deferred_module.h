@@ -10,7 +10,9 @@
  *                                scratch buffer
  *   ngx_http_deferred_enqueue.c  deferred_enqueue: directive and locations
  *   ngx_http_deferred_batch.c    tasks of one request: ids, envelopes,
- *                                waiting for the store, results as JSON
+ *                                waiting for the store (deferred_timeout)
+ *   ngx_http_deferred_reply.c    the results as status, JSON body and
+ *                                variables; error bodies; the response
  *   ngx_http_deferred_merge.c    the tasks of concurrent requests merged
  *                                into one script call per queue
  *   ngx_http_deferred_shards.c   a sharded queue: its shard count per
@@ -447,15 +449,17 @@ ngx_int_t ngx_http_deferred_batch_send(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_cleanup(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_field(char *field, ngx_uint_t batch,
     ngx_uint_t i, const char *name);
-void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);
 void ngx_http_deferred_batch_deliver(ngx_http_deferred_group_t *g,
     dq_enqueue_result_t *res, const char *failure);
+ngx_int_t ngx_http_deferred_status_of(int code);
+
+/* ngx_http_deferred_reply.c */
+void ngx_http_deferred_batch_results(ngx_http_deferred_ctx_t *ctx);
 ngx_int_t ngx_http_deferred_error_body(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx, ngx_int_t status, const char *error,
     const char *field, const char *message);
 ngx_int_t ngx_http_deferred_send_response(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx);
-ngx_int_t ngx_http_deferred_status_of(int code);
 
 /* ngx_http_deferred_access.c */
 ngx_int_t ngx_http_deferred_local_client(ngx_http_request_t *r);
