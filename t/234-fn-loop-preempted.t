@@ -48,7 +48,7 @@ DQWorker::defer($r, 'ops.loop', $rec, 300) for 1 .. $N;
 @L = DQWorker::wait_lines($rec, 'L', $N + 1, 60);
 is(scalar(@L), $N + 1, "$N calls of 300 us ran beside the hogs");
 my $log = DQWorker::log_text($w);
-my $pre = () = $log =~ /function "ops\.loop" \(flagged DQ_FN_LOOP\) ran \d+ us on the loop thread, \d+ us of it on the CPU, no wait: preempted, it stays there/g;
+my $pre = () = $log =~ /function "ops\.loop" \(flagged DQ_FN_LOOP\) ran \d+ us on the loop thread, \d+ us of it on the CPU, no wait, switched out \d+ times: preempted, it stays there/g;
 ok($pre >= 1, "calls were preempted past 1 ms ($pre of them)")
     or diag($log);
 is(join('', map { $_->[1] } @L[1 .. $#L]), '1' x $N,
@@ -60,7 +60,7 @@ unlike($log, qr/"ops\.loop" \(flagged DQ_FN_LOOP\) ran \d+ us on the loop thread
 DQWorker::defer($r, 'ops.hang', $rec, 5);
 my @H = DQWorker::wait_lines($rec, 'H', 1, 30);
 is($H[0][1] // '', 1, 'a 5 ms sleep ran on the loop thread');
-ok(DQTest::wait_for(sub { DQWorker::log_text($w) =~ /function "ops\.hang" \(flagged DQ_FN_LOOP\) ran \d+ us on the loop thread, more than 1000 us: it runs on the pool from now on, in every child \(logged once; \d+ us of it on the CPU, off the CPU to wait [1-9]\d* times\)/ }, 10),
+ok(DQTest::wait_for(sub { DQWorker::log_text($w) =~ /function "ops\.hang" \(flagged DQ_FN_LOOP\) ran \d+ us on the loop thread, more than 1000 us: it runs on the pool from now on, in every child \(logged once; \d+ us of it on the CPU, off the CPU to wait [1-9]\d* times, switched out \d+ times\)/ }, 10),
    'and moved ops.hang to the pool (it waited)')
     or diag(DQWorker::log_text($w));
 

@@ -272,6 +272,7 @@ typedef struct {
     uint64_t  wall_ns;
     uint64_t  cpu_ns;
     long      nvcsw;
+    long      nivcsw;
     int       ok;         /* both read */
 } dq__clocks_t;
 
@@ -286,6 +287,7 @@ dq__clocks(dq__clocks_t *c, uint64_t wall_ns)
     c->wall_ns = wall_ns;
     c->cpu_ns = 0;
     c->nvcsw = 0;
+    c->nivcsw = 0;
     c->ok = 0;
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0
         && getrusage(RUSAGE_THREAD, &ru) == 0)
@@ -293,14 +295,17 @@ dq__clocks(dq__clocks_t *c, uint64_t wall_ns)
         c->cpu_ns = (uint64_t) ts.tv_sec * 1000000000u
                     + (uint64_t) ts.tv_nsec;
         c->nvcsw = ru.ru_nvcsw;
+        c->nivcsw = ru.ru_nivcsw;
         c->ok = 1;
     }
 }
 
 /* Did a DQ_FN_LOOP call of wall_us (> DQ_FN_LOOP_MAX_US), started at
  * start_ns, block the loop? Only when it ran on the CPU for longer than
- * DQ_FN_LOOP_MAX_US or left the CPU to wait: a call preempted on a busy
- * host (its wall time is someone else's CPU) is not the function's fault.
+ * DQ_FN_LOOP_MAX_US, left the CPU to wait, or was switched out more than
+ * once (ru_nivcsw: a sched_yield() wait counts there): a call preempted
+ * once on a busy host (its wall time is someone else's CPU) is not the
+ * function's fault.
  * The CPU figure is a lower bound: the mark's CPU before the call is at
  * most its wall time (exact unless preempted in between, then low by at
  * most DQ__LOOP_MARK_NS). The waits counted since the mark may be an
@@ -308,7 +313,7 @@ dq__clocks(dq__clocks_t *c, uint64_t wall_ns)
  * wall time alone decides (blocked). *mark moves to now. */
 static int
 dq__loop_blocked(dq__clocks_t *mark, uint64_t start_ns, uint64_t end_ns,
-                 uint64_t *cpu_us, long *waits)
+                 uint64_t *cpu_us, long *waits, long *yields)
 {
     dq__clocks_t now;
     uint64_t     before, cpu;
@@ -321,8 +326,14 @@ dq__loop_blocked(dq__clocks_t *mark, uint64_t start_ns, uint64_t end_ns,
     cpu = cpu > before ? cpu - before : 0;
     *cpu_us = cpu / 1000;
     *waits = ok ? now.nvcsw - mark->nvcsw : 0;
+    /* a sched_yield() that gives the CPU away counts as involuntary: a
+     * call that waits by yielding (a spin-then-yield lock, a wait for
+     * another thread on a busy CPU) switches out again and again, where
+     * a preemption is one switch (review 9Z, finding 1) */
+    *yields = ok ? now.nivcsw - mark->nivcsw : 0;
     *mark = now;
-    return !ok || *cpu_us > DQ_FN_LOOP_MAX_US || *waits > 0;
+    return !ok || *cpu_us > DQ_FN_LOOP_MAX_US || *waits > 0
+           || *yields > 1;
 }
 
 /* The DQ_FN_LOOP functions' tasks of a claim, run right here on the loop
@@ -341,7 +352,7 @@ dq__run_on_loop(dq_child_t *ch, dq_task_t **ts, size_t n)
     dq_task_t   *t;
     uint64_t     t0, t1, us, cpu_us;
     int64_t      limit;
-    long         waits;
+    long         waits, yields;
     size_t       i;
 
     mark.wall_ns = 0;
@@ -365,7 +376,7 @@ dq__run_on_loop(dq_child_t *ch, dq_task_t **ts, size_t n)
                      (unsigned long long) (us / 1000), (long long) limit);
         }
         if (us > DQ_FN_LOOP_MAX_US && !t->fn->loop_demoted) {
-            if (dq__loop_blocked(&mark, t0, t1, &cpu_us, &waits))
+            if (dq__loop_blocked(&mark, t0, t1, &cpu_us, &waits, &yields))
             {
                 ((dq_fn_entry_t *) t->fn)->loop_demoted = 1;
                 (void) dq_loop_demote(t->func);     /* for every child */
@@ -373,15 +384,17 @@ dq__run_on_loop(dq_child_t *ch, dq_task_t **ts, size_t n)
                             "us on the loop thread, more than %d us: it runs "
                             "on the pool from now on, in every child (logged "
                             "once; %llu us of it on the CPU, off the CPU to "
-                            "wait %ld times)", t->func,
-                            (unsigned long long) us, DQ_FN_LOOP_MAX_US,
-                            (unsigned long long) cpu_us, waits);
+                            "wait %ld times, switched out %ld times)",
+                            t->func, (unsigned long long) us,
+                            DQ_FN_LOOP_MAX_US, (unsigned long long) cpu_us,
+                            waits, yields);
             } else {
                 dq_log_debug("function \"%s\" (flagged DQ_FN_LOOP) ran %llu "
                              "us on the loop thread, %llu us of it on the "
-                             "CPU, no wait: preempted, it stays there",
+                             "CPU, no wait, switched out %ld times: "
+                             "preempted, it stays there",
                              t->func, (unsigned long long) us,
-                             (unsigned long long) cpu_us);
+                             (unsigned long long) cpu_us, yields);
             }
         }
         dq_dispatch_done(ch, t, 0);

@@ -16,9 +16,18 @@
  *                          for us microseconds (DQ_FN_LOOP)
  *   ops.hang(path, ms)     "H <id> <1 on the loop thread|0>", then sleeps
  *                          ms (DQ_FN_LOOP breaking its promise: blocks)
+ *   ops.ywait(path, us)    "W <id> <1 on the loop thread|0>", then waits
+ *                          for a thread of its own that computes for us
+ *                          microseconds, by sched_yield() (DQ_FN_LOOP
+ *                          breaking its promise without a voluntary
+ *                          switch: a yield counts as involuntary)
  * <ms> is CLOCK_REALTIME in ms.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -203,8 +212,58 @@ fn_hang(dq_task_t *t, void *u)
     return DQ_TASK_OK;
 }
 
+/* ops.ywait's helper: computes for us microseconds, then raises the flag */
+static atomic_int ywait_done;
+
+static void *
+ywait_helper(void *arg)
+{
+    int64_t         us = (int64_t) (intptr_t) arg;
+    struct timespec a, b;
+
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    } while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000
+             < us);
+    atomic_store(&ywait_done, 1);
+    return NULL;
+}
+
+/* ops.ywait(path, us): "W <id> <on the loop thread: 1|0>", then yields
+ * the CPU until its helper thread computed for us microseconds: holds the
+ * loop thread without being on the CPU and without a voluntary switch
+ * (review 9Z, finding 1) */
+static dq_task_result_t
+fn_ywait(dq_task_t *t, void *u)
+{
+    int64_t    us;
+    pthread_t  th;
+
+    (void) u;
+    if (dq_task_arg_int(t, 1, &us) != DQ_OK || us < 0 || us > 1000000) {
+        return DQ_TASK_PERMANENT;
+    }
+    if (put_line(t, "W %s %d\n", dq_task_id(t),
+                 (long) syscall(SYS_gettid) == (long) getpid() ? 1 : 0) != 0)
+    {
+        return DQ_TASK_FAIL;
+    }
+    atomic_store(&ywait_done, 0);
+    if (pthread_create(&th, NULL, ywait_helper, (void *) (intptr_t) us) != 0)
+    {
+        return DQ_TASK_FAIL;
+    }
+    while (!atomic_load(&ywait_done)) {
+        sched_yield();
+    }
+    pthread_join(th, NULL);
+    return DQ_TASK_OK;
+}
+
 static const dq_function_t functions[] = {
     { "ops.hang", fn_hang, DQ_FN_LOOP, NULL },
+    { "ops.ywait", fn_ywait, DQ_FN_LOOP, NULL },
     { "ops.loop", fn_loop, DQ_FN_LOOP, NULL },
     { "ops.run", fn_run, 0, NULL },
     { "ops.segv", fn_segv, 0, NULL },
