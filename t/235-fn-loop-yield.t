@@ -36,5 +36,9 @@ like($log, qr/function "ops\.ywait" \(flagged DQ_FN_LOOP\) ran \d+ us on the loo
     or diag(($log =~ /^.*ops\.ywait.*$/mg)[0 .. 2]);
 is(join('', map { $_->[1] } @W[1 .. $#W]), '0' x ($N - 1),
    'the later calls ran on the pool');
+# the loop call's log line says how long it held the loop (it said
+# duration_ms=0 for every loop call: review 9Z, finding 4)
+my ($d) = $log =~ /task finished: queue=\S+ id=\Q$W[0][0]\E function=ops\.ywait attempt=1 duration_ms=(\d+)/;
+ok(defined $d && $d >= 3, 'the loop call logged its duration (' . ($d // 'none') . ' ms)');
 is(DQWorker::stop_worker($w), 0, 'worker exits 0');
 done_testing();
