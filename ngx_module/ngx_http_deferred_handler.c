@@ -68,9 +68,11 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     dq_error_t                     err;
-    ngx_table_elt_t               *h;
     ngx_http_deferred_ctx_t       *ctx;
     ngx_http_deferred_loc_conf_t  *dlcf;
+
+    static ngx_str_t  allow = ngx_string("Allow");
+    static ngx_str_t  post = ngx_string("POST");
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_deferred_module);
     ngx_http_deferred_error_init(&err);
@@ -109,17 +111,9 @@ ngx_http_deferred_endpoint_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & NGX_HTTP_POST)) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_deferred_header_add(r, &allow, &post) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        ngx_str_set(&h->key, "Allow");
-        ngx_str_set(&h->value, "POST");
 
         return ngx_http_deferred_reject(r, ctx, NGX_HTTP_NOT_ALLOWED,
                                         "MethodNotAllowed", NULL,
@@ -713,8 +707,6 @@ ngx_http_deferred_signed_ids(ngx_http_request_t *r, dq_request_t *reqs,
 
     return NGX_OK;
 }
-
-
 
 
 static void

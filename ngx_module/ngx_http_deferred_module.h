@@ -491,6 +491,8 @@ ngx_int_t ngx_http_deferred_send_body(ngx_http_request_t *r,
 void ngx_http_deferred_watch_client(ngx_http_request_t *r);
 msgpack_sbuffer *ngx_http_deferred_scratch(ngx_http_request_t *r);
 void ngx_http_deferred_scratch_trim(ngx_http_request_t *r);
+ngx_int_t ngx_http_deferred_header_add(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *value);
 void ngx_http_deferred_scratch_free(ngx_http_deferred_main_conf_t *dmcf);
 
 /* ngx_http_deferred_ops.c */

@@ -273,7 +273,6 @@ static ngx_int_t
 ngx_http_deferred_ops_headers(ngx_http_request_t *r)
 {
     ngx_uint_t         i;
-    ngx_table_elt_t   *h;
 
     static ngx_keyval_t  hdrs[] = {
         { ngx_string("X-Frame-Options"), ngx_string("DENY") },
@@ -288,17 +287,11 @@ ngx_http_deferred_ops_headers(ngx_http_request_t *r)
     };
 
     for (i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_deferred_header_add(r, &hdrs[i].key, &hdrs[i].value)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
-
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        h->key = hdrs[i].key;
-        h->value = hdrs[i].value;
     }
 
     return NGX_OK;

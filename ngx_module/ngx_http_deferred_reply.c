@@ -510,22 +510,16 @@ ngx_int_t
 ngx_http_deferred_send_response(ngx_http_request_t *r,
     ngx_http_deferred_ctx_t *ctx)
 {
-    ngx_table_elt_t  *h;
-
     static ngx_str_t  json = ngx_string("application/json");
+    static ngx_str_t  retry_after = ngx_string("Retry-After");
+    static ngx_str_t  retry_after_s =
+                          ngx_string(NGX_HTTP_DEFERRED_RETRY_AFTER);
 
-    if (ctx->retry_after) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, NGX_HTTP_DEFERRED_RETRY_AFTER);
+    if (ctx->retry_after
+        && ngx_http_deferred_header_add(r, &retry_after, &retry_after_s)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_http_deferred_send_body(r, ctx->status, &json, &ctx->body);

@@ -279,3 +279,28 @@ ngx_http_deferred_scratch_free(ngx_http_deferred_main_conf_t *dmcf)
         msgpack_zone_free(dmcf->zones[--dmcf->nzones]);
     }
 }
+
+
+/* one response header (key and value must outlive the request: static
+ * strings or the request's pool) */
+
+ngx_int_t
+ngx_http_deferred_header_add(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    h->key = *key;
+    h->value = *value;
+
+    return NGX_OK;
+}

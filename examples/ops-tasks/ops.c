@@ -161,14 +161,26 @@ fn_version(dq_task_t *t, void *u)
     return DQ_TASK_OK;
 }
 
+/* busy on the CPU for us microseconds (ops.loop, ops.ywait's helper) */
+static void
+spin_us(int64_t us)
+{
+    struct timespec a, b;
+
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    } while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000
+             < us);
+}
+
 /* ops.loop(path, us): "L <id> <on the loop thread: 1|0>", then spins
  * for us microseconds; flagged DQ_FN_LOOP (the worker child's loop thread
  * is its process's main thread: its tid == the pid). */
 static dq_task_result_t
 fn_loop(dq_task_t *t, void *u)
 {
-    int64_t         us;
-    struct timespec a, b;
+    int64_t  us;
 
     (void) u;
     if (dq_task_arg_int(t, 1, &us) != DQ_OK || us < 0 || us > 1000000) {
@@ -179,11 +191,7 @@ fn_loop(dq_task_t *t, void *u)
     {
         return DQ_TASK_FAIL;
     }
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    do {
-        clock_gettime(CLOCK_MONOTONIC, &b);
-    } while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000
-             < us);
+    spin_us(us);
     return DQ_TASK_OK;
 }
 
@@ -218,14 +226,7 @@ static atomic_int ywait_done;
 static void *
 ywait_helper(void *arg)
 {
-    int64_t         us = (int64_t) (intptr_t) arg;
-    struct timespec a, b;
-
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    do {
-        clock_gettime(CLOCK_MONOTONIC, &b);
-    } while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000
-             < us);
+    spin_us((int64_t) (intptr_t) arg);
     atomic_store(&ywait_done, 1);
     return NULL;
 }
