@@ -362,16 +362,18 @@ dq__run_on_loop(dq_child_t *ch, dq_task_t **ts, size_t n)
         if (i == 0 || t0 - mark.wall_ns > DQ__LOOP_MARK_NS) {
             dq__clocks(&mark, t0);
         }
-        t->start_loop_ms = uv_now(&ch->loop);   /* its log's duration_ms */
+        /* the loop's clock read before each call and after a call of a
+         * ms or more: its log line's duration_ms is its own, and the
+         * timers set after it start from now, not from the claim's
+         * reply (review 9Z finding 4, review 9L finding 1) */
+        uv_update_time(&ch->loop);
+        t->start_loop_ms = uv_now(&ch->loop);
         dq_loop_enter(t->func);     /* the master reads it if we die */
         dq__run(t);
         dq_loop_enter(NULL);
         t1 = uv_hrtime();
         us = (t1 - t0) / 1000;
         if (us >= 1000) {
-            /* the loop's clock moves on with a call of a ms or more (its
-             * log line's duration_ms, the next call's start, the timers
-             * set after it): it was the claim's (review 9Z, finding 4) */
             uv_update_time(&ch->loop);
         }
         limit = dq_conf_timeout(ch->conf, t->q->qc, t->func);

@@ -220,14 +220,20 @@ fn_hang(dq_task_t *t, void *u)
     return DQ_TASK_OK;
 }
 
-/* ops.ywait's helper: computes for us microseconds, then raises the flag */
-static atomic_int ywait_done;
+/* ops.ywait's helper: computes for its call's us, then raises its call's
+ * flag (each call its own: calls on the pool run at once) */
+typedef struct {
+    int64_t     us;
+    atomic_int  done;
+} ywait_t;
 
 static void *
 ywait_helper(void *arg)
 {
-    spin_us((int64_t) (intptr_t) arg);
-    atomic_store(&ywait_done, 1);
+    ywait_t *w = arg;
+
+    spin_us(w->us);
+    atomic_store(&w->done, 1);
     return NULL;
 }
 
@@ -238,11 +244,13 @@ ywait_helper(void *arg)
 static dq_task_result_t
 fn_ywait(dq_task_t *t, void *u)
 {
-    int64_t    us;
+    ywait_t    w;
     pthread_t  th;
 
     (void) u;
-    if (dq_task_arg_int(t, 1, &us) != DQ_OK || us < 0 || us > 1000000) {
+    if (dq_task_arg_int(t, 1, &w.us) != DQ_OK || w.us < 0
+        || w.us > 1000000)
+    {
         return DQ_TASK_PERMANENT;
     }
     if (put_line(t, "W %s %d\n", dq_task_id(t),
@@ -250,15 +258,14 @@ fn_ywait(dq_task_t *t, void *u)
     {
         return DQ_TASK_FAIL;
     }
-    atomic_store(&ywait_done, 0);
-    if (pthread_create(&th, NULL, ywait_helper, (void *) (intptr_t) us) != 0)
-    {
+    atomic_init(&w.done, 0);
+    if (pthread_create(&th, NULL, ywait_helper, &w) != 0) {
         return DQ_TASK_FAIL;
     }
-    while (!atomic_load(&ywait_done)) {
+    while (!atomic_load(&w.done)) {
         sched_yield();
     }
-    pthread_join(th, NULL);
+    pthread_join(th, NULL);     /* before w goes */
     return DQ_TASK_OK;
 }
 
